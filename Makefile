@@ -1,0 +1,75 @@
+# Forward Pass: every command a reader, a student or an instructor needs.
+# `make book` and `make test` are the two that matter; both create .venv on first use.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+VENV_STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+# nbgrader shells out to `alembic` when it first creates a gradebook: keep the venv's bin on PATH.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test lint pytest release references grade lab bench bench-grade clean
+
+help:
+	@echo "make book            build the web book into _build/html (student edition)"
+	@echo "make test            run every check: ruff, unit, parity, notebooks, grading, book in a browser"
+	@echo "make book-instructor build the instructor edition (solutions collapsed) into _build/instructor/html"
+	@echo "make lab             open the chapters in JupyterLab"
+	@echo "make release         regenerate chapters/ (student notebooks) from solutions/ with nbgrader"
+	@echo "make references      regenerate the graders' reference outputs from lib"
+	@echo "make grade SUBMISSIONS=dir-or-zip [OUT=grading]   autograde a class"
+	@echo "make bench           lib vs PyTorch on GPT-2-small-shaped weights"
+	@echo "make bench-grade     parallel grading vs plain nbgrader on a synthetic class"
+
+# ---- environment ---------------------------------------------------------------------------
+$(VENV_STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements.lock
+	$(PIP) install --quiet --no-deps -e .
+	touch $@
+
+# PyTorch is pinned exactly (a CPU build) and only the tests and benchmarks use it.
+$(TEST_STAMP): $(VENV_STAMP) requirements-test.lock
+	$(PIP) install --quiet -r requirements-test.lock
+	touch $@
+
+venv: $(VENV_STAMP)
+
+# ---- checks --------------------------------------------------------------------------------
+test: $(TEST_STAMP) book-assets
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+lint: $(TEST_STAMP)
+	$(VENV)/bin/ruff check .
+
+# ---- course --------------------------------------------------------------------------------
+release: $(VENV_STAMP)
+	$(PY) -m grader release
+
+references: $(VENV_STAMP)
+	$(PY) -m grader references
+
+SUBMISSIONS ?= submissions
+OUT ?= grading
+grade: $(VENV_STAMP)
+	$(PY) -m grader autograde $(SUBMISSIONS) --out $(OUT)
+
+lab: $(VENV_STAMP)
+	$(VENV)/bin/jupyter lab chapters/
+
+bench: $(TEST_STAMP)
+	$(PY) benchmarks/bench_lib.py
+
+bench-grade: $(VENV_STAMP)
+	$(PY) benchmarks/bench_grade.py
+
+clean:
+	rm -rf _build .pytest_cache grading
+
+-include book/book.mk

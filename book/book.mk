@@ -1,0 +1,39 @@
+# The web book. Included by the top-level Makefile, which defines VENV, PY and VENV_STAMP.
+#   make book             student edition, from chapters/, into _build/html
+#   make book-instructor  instructor edition, from solutions/, into _build/instructor/html
+#   make book-assets      MathJax, RequireJS and the widget manager from npm into book/_static
+#   make book-clean       remove the built book and its execution caches
+
+BOOK_STATIC := book/_static
+BOOK_ASSETS_STAMP := $(BOOK_STATIC)/.installed
+BOOK_NPM := book/node_modules
+HTML_MANAGER := $(BOOK_NPM)/@jupyter-widgets/html-manager
+
+.PHONY: book book-instructor book-assets book-clean
+
+book-assets: $(BOOK_ASSETS_STAMP)
+
+# Pages load these from _static/, never from a CDN. embed-amd.js loads its fonts from beside itself.
+$(BOOK_ASSETS_STAMP): book/package.json book/package-lock.json
+	cd book && npm ci --ignore-scripts --no-audit --no-fund
+	rm -rf $(BOOK_STATIC)
+	mkdir -p $(BOOK_STATIC)/requirejs $(BOOK_STATIC)/html-manager
+	cp -R $(BOOK_NPM)/mathjax/es5 $(BOOK_STATIC)/mathjax
+	cp $(BOOK_NPM)/mathjax/LICENSE $(BOOK_STATIC)/mathjax/
+	cp $(BOOK_NPM)/requirejs/require.js $(BOOK_STATIC)/requirejs/
+	cp $(HTML_MANAGER)/dist/embed-amd.js $(HTML_MANAGER)/dist/*.woff2 $(HTML_MANAGER)/dist/*.woff \
+	   $(HTML_MANAGER)/dist/*.ttf $(HTML_MANAGER)/dist/*.eot $(HTML_MANAGER)/dist/*.svg \
+	   $(BOOK_STATIC)/html-manager/
+	touch $@
+
+book: $(VENV_STAMP) $(BOOK_ASSETS_STAMP)
+	@start=$$(date +%s); \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/jupyter-book build . -W --keep-going || exit 1; \
+	echo "Book built in $$(( $$(date +%s) - start )) s. Open _build/html/index.html"
+
+book-instructor: $(VENV_STAMP) $(BOOK_ASSETS_STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) tools/instructor_edition.py
+
+book-clean:
+	rm -rf _build/html _build/.doctrees _build/.jupyter_cache \
+	       _build/instructor _build/instructor-src _build/screenshots

@@ -1,0 +1,118 @@
+"""What a notebook calls: ``check`` for immediate feedback, ``record`` for the autograder.
+
+``check("01-embeddings/embed", embed)`` runs the student's function on the visible cases, compares
+with the stored references and either prints a short confirmation or raises ``CheckFailed`` with a
+message that says what is wrong (a known mistake, a shape or dtype, the first intermediate station
+that differs). The exception shows as that message alone, without a Python traceback.
+
+``record(...)`` runs every case, visible and hidden, and emits the outputs as one display output;
+the autograder grades them outside the kernel, where a notebook cannot reach.
+"""
+
+import traceback
+
+import numpy as np
+
+from . import exercises, references
+from .compare import MIME, diagnose, encode
+from .exercise import Exercise
+
+
+class CheckFailed(AssertionError):
+    """A wrong answer: rendered in Jupyter as its message only."""
+
+    def _render_traceback_(self):
+        return [f"\x1b[1;31m✘ {line}\x1b[0m" if i == 0 else line for i, line in enumerate(str(self).splitlines())]
+
+
+class NotWrittenYet(CheckFailed):
+    """The stub still raises ``NotImplementedError``."""
+
+    def _render_traceback_(self):
+        return [f"\x1b[1;33m✎ {self}\x1b[0m"]
+
+
+def _call(fn, inputs: dict):
+    return fn(**{k: v.copy() if isinstance(v, np.ndarray) else v for k, v in inputs.items()})
+
+
+def _visible_cases(exercise: Exercise):
+    return [case for case in exercise.cases() if not case.hidden]
+
+
+def check(exercise_id: str, fn, **helpers) -> None:
+    """Check ``fn`` on the visible cases of ``exercise_id``.
+
+    ``helpers`` are the student's functions for the exercise's intermediate stations (e.g.
+    ``token_embedding=token_embedding``): when the final output is wrong, each is tried on the
+    reference inputs of its station and the first one that differs is named.
+    """
+    exercise = exercises.get(exercise_id)
+    if exercise.kind == "choice":
+        return _check_choice(exercise, fn)
+    stored = references.load(exercise_id, hidden=False)
+    cases = _visible_cases(exercise)
+    for case in cases:
+        try:
+            actual = _call(fn, case.inputs)
+        except NotImplementedError:
+            raise NotWrittenYet(
+                f"`{exercise.name}` is not written yet: replace `raise NotImplementedError()` "
+                "with your code, run that cell, then this one."
+            ) from None
+        except Exception as err:
+            where = traceback.extract_tb(err.__traceback__)[-1]
+            hints = [hint for fragment, hint in exercise.error_hints.items() if fragment in str(err)]
+            raise CheckFailed(
+                f"`{exercise.name}` raised {type(err).__name__}: {err}\n"
+                f"  (line {where.lineno}: {where.line})" + "".join(f"\n  Hint: {h}" for h in hints)
+            ) from None
+        message = diagnose(exercise, case.name, actual, stored)
+        if message:
+            station = _first_bad_station(exercise, case, stored, helpers)
+            raise CheckFailed(f"`{exercise.name}` on case '{case.name}': {message}" + (f"\n{station}" if station else ""))
+    print(f"✔ {exercise.name} matches the reference on {len(cases)} visible case(s).")
+
+
+def _first_bad_station(exercise: Exercise, case, stored: dict, helpers: dict) -> str:
+    for part in exercise.parts:
+        helper = helpers.get(part.helper)
+        expected = stored.get(f"{case.name}::station::{part.station}")
+        if helper is None or expected is None:
+            continue
+        stations = {k.split("::")[-1]: v for k, v in stored.items() if k.startswith(f"{case.name}::station::")}
+        try:
+            actual = np.asarray(helper(**part.args(case.inputs, stations)))
+        except Exception as err:
+            return f"  First station that fails: {part.station} (your `{part.helper}` raised {type(err).__name__}: {err})"
+        if actual.shape != expected.shape or not np.allclose(actual, expected, rtol=exercise.rtol, atol=exercise.atol):
+            return f"  First station that differs from the reference: {part.station} (computed by your `{part.helper}`)"
+    if exercise.parts and helpers:
+        return "  Every station before the output matches: look at how they are combined."
+    return ""
+
+
+def _check_choice(exercise: Exercise, answer) -> None:
+    if answer is ...:
+        raise NotWrittenYet("set your answer above, then run this cell.")
+    if answer not in exercise.choices:
+        raise CheckFailed(f"answer with one of {', '.join(map(repr, exercise.choices))}; got {answer!r}")
+    print(f"✔ answer {answer!r} recorded: it is graded when you submit.")
+
+
+def record(exercise_id: str, fn) -> None:
+    """Run every case of ``exercise_id`` and emit the outputs for the autograder (no verdict here)."""
+    from IPython.display import display
+
+    exercise = exercises.get(exercise_id)
+    answers = {}
+    if exercise.kind == "choice":
+        answers["answer"] = encode(fn) if isinstance(fn, str) else {"error": f"answer is {fn!r}"}
+    else:
+        for case in exercise.cases():
+            try:
+                answers[case.name] = encode(_call(fn, case.inputs))
+            except Exception as err:  # KeyboardInterrupt (a timeout) is left to propagate
+                answers[case.name] = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
+    display({MIME: {"exercise": exercise_id, "answers": answers},
+             "text/plain": f"answers to {exercise_id} recorded for grading"}, raw=True)

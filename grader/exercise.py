@@ -1,0 +1,85 @@
+"""What an exercise is: inputs, the right answer, the wrong answers we know, and their names.
+
+An ``Exercise`` is data. Its ``cases`` build seeded inputs; ``reference`` is the correct
+function (it calls ``lib``); each ``Mistake`` is a wrong function with the hint to give when a
+student's output equals its output. ``python -m grader references`` runs them all once and stores
+the outputs, so checks never call ``lib`` live. ``parts`` name the intermediate stations of a
+multi-step exercise and the student's helper function that computes each one.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Case:
+    """One set of keyword arguments for the student's function.
+
+    ``describe`` is what a student may be told about a hidden case (never its values).
+    """
+
+    name: str
+    inputs: dict
+    hidden: bool = False
+    describe: str = ""
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A known wrong implementation (same signature as the exercise) and what to say about it."""
+
+    name: str
+    wrong: Callable
+    hint: str
+
+
+@dataclass(frozen=True)
+class Part:
+    """An intermediate station: the student's ``helper`` called with ``args(inputs, stations)``
+    should give the stored station ``station`` (a name from ``lib``'s trace where there is one)."""
+
+    station: str
+    helper: str
+    args: Callable[[dict, dict], dict]
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """A graded exercise: ``name`` is the student's function and the nbgrader ``grade_id``.
+
+    ``kind`` is ``"array"`` (compare arrays and numbers), ``"text"`` (compare strings) or
+    ``"choice"`` (a concept check answered with one of ``choices``; ``explain`` is shown after
+    grading). ``error_hints`` maps a fragment of an exception's message to advice, for errors a
+    common mistake raises instead of returning a wrong value.
+    """
+
+    name: str
+    cases: Callable[[], list[Case]]
+    reference: Callable
+    mistakes: tuple[Mistake, ...] = ()
+    stations: Callable[[dict], dict] | None = None
+    parts: tuple[Part, ...] = ()
+    kind: str = "array"
+    choices: tuple[str, ...] = ()
+    explain: str = ""
+    atol: float = 1e-5
+    rtol: float = 1e-5
+    check_dtype: bool = True
+    error_hints: dict[str, str] = field(default_factory=dict)
+
+
+def choice(name: str, answer: str, choices: tuple[str, ...], explain: str) -> Exercise:
+    """A concept check: the student assigns one of ``choices`` to a variable."""
+    if answer not in choices:
+        raise ValueError(f"{name}: answer {answer!r} is not among {choices}")
+    return Exercise(
+        name=name, cases=lambda: [Case("answer", {})], reference=lambda: answer, kind="choice",
+        choices=choices, explain=explain,
+    )
+
+
+def rng(seed: int) -> np.random.Generator:
+    """The generator every case builder uses, so inputs are reproducible."""
+    return np.random.default_rng(seed)

@@ -1,0 +1,168 @@
+"""Stored reference outputs: made once from ``lib``, then only read.
+
+Layout: ``references/visible/<assignment>/<exercise>.safetensors`` holds the outputs for the cases a
+student's notebook checks (the kernel reads them); ``references/hidden/...`` holds everything the
+autograder needs beyond that (hidden cases, concept-check answers) and is never readable from a
+grading kernel. Keys are ``<case>::expected``, ``<case>::mistake::<name>`` and
+``<case>::station::<name>``. ``SHA256SUMS`` lists every file's checksum.
+
+``python -m grader references`` rewrites them; ``--check`` recomputes everything in memory and
+fails if a stored output differs (beyond float rounding) or a checksum does not match.
+"""
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from . import exercises
+from .exercise import Exercise
+
+ROOT = Path(__file__).parent / "references"
+SUMS = ROOT / "SHA256SUMS"
+
+
+def path(exercise_id: str, hidden: bool) -> Path:
+    return ROOT / ("hidden" if hidden else "visible") / f"{exercise_id}.safetensors"
+
+
+def load(exercise_id: str, hidden: bool) -> dict[str, np.ndarray]:
+    """The stored arrays of one exercise (visible or hidden part); ``{}`` if there are none."""
+    file = path(exercise_id, hidden)
+    return load_file(file) if file.is_file() else {}
+
+
+def load_answer(exercise_id: str) -> str:
+    """The stored answer of a concept check (hidden)."""
+    with open(path(exercise_id, hidden=True), "rb") as f:
+        header = f.read(8 + int.from_bytes(f.read(8), "little"))[8:]
+    return json.loads(header)["__metadata__"]["answer"]
+
+
+def compute(exercise: Exercise) -> tuple[dict, dict, dict]:
+    """Run the reference, the mistakes and the stations on every case: (visible, hidden, metadata)."""
+    visible, hidden = {}, {}
+    for case in exercise.cases():
+        if exercise.kind == "choice":
+            continue
+        out = hidden if case.hidden else visible
+        out[f"{case.name}::expected"] = as_stored(exercise.reference(**_copy(case.inputs)))
+        for mistake in exercise.mistakes:
+            try:
+                signature = as_stored(mistake.wrong(**_copy(case.inputs)))
+            except Exception:  # a mistake that cannot even run on this input leaves no signature
+                continue
+            if signature.dtype != object:
+                out[f"{case.name}::mistake::{mistake.name}"] = signature
+        if exercise.stations is not None:
+            for station, value in exercise.stations(_copy(case.inputs)).items():
+                out[f"{case.name}::station::{station}"] = np.asarray(value)
+    metadata = {"kind": exercise.kind}
+    if exercise.kind == "choice":
+        metadata["answer"] = exercise.reference()
+    return visible, hidden, metadata
+
+
+def as_stored(value) -> np.ndarray:
+    """Arrays as they are; text as its UTF-8 bytes (safetensors stores numbers only)."""
+    return np.frombuffer(value.encode("utf-8"), np.uint8) if isinstance(value, str) else np.asarray(value)
+
+
+def _copy(inputs: dict) -> dict:
+    return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
+
+
+def sha256(file: Path) -> str:
+    return hashlib.sha256(file.read_bytes()).hexdigest()
+
+
+def write_all() -> list[Path]:
+    """Regenerate every reference file and the checksum list."""
+    written = []
+    for exercise_id, exercise in sorted(exercises.registry().items()):
+        visible, hidden, metadata = compute(exercise)
+        for arrays, is_hidden in ((visible, False), (hidden, True)):
+            if not arrays and not (is_hidden and exercise.kind == "choice"):
+                continue
+            file = path(exercise_id, is_hidden)
+            file.parent.mkdir(parents=True, exist_ok=True)
+            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(file), metadata)
+            written.append(file)
+    stale = {p for p in ROOT.rglob("*.safetensors")} - set(written)
+    for file in stale:
+        file.unlink()
+    SUMS.write_text("".join(f"{sha256(f)}  {f.relative_to(ROOT)}\n" for f in sorted(written)))
+    return written
+
+
+def verify_checksums() -> list[str]:
+    """Problems with the stored files: a missing file or a checksum that does not match."""
+    problems = []
+    if not SUMS.is_file():
+        return [f"{SUMS} is missing: run `python -m grader references`"]
+    listed = {}
+    for line in SUMS.read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        listed[name] = digest
+        file = ROOT / name
+        if not file.is_file():
+            problems.append(f"{name}: listed in SHA256SUMS but missing")
+        elif sha256(file) != digest:
+            problems.append(f"{name}: checksum does not match SHA256SUMS (edited or corrupted)")
+    for file in ROOT.rglob("*.safetensors"):
+        if str(file.relative_to(ROOT)) not in listed:
+            problems.append(f"{file.relative_to(ROOT)}: not listed in SHA256SUMS")
+    return problems
+
+
+def differences() -> list[str]:
+    """Recompute every reference in memory and list what differs from the stored files."""
+    problems = verify_checksums()
+    for exercise_id, exercise in sorted(exercises.registry().items()):
+        visible, hidden, metadata = compute(exercise)
+        if exercise.kind == "choice":
+            try:
+                if load_answer(exercise_id) != metadata["answer"]:
+                    problems.append(f"{exercise_id}: stored answer differs")
+            except FileNotFoundError:
+                problems.append(f"{exercise_id}: no stored answer")
+            continue
+        for arrays, is_hidden in ((visible, False), (hidden, True)):
+            stored = load(exercise_id, is_hidden)
+            for key in sorted(set(arrays) | set(stored)):
+                if key not in stored or key not in arrays:
+                    problems.append(f"{exercise_id} {key}: {'not stored' if key not in stored else 'no longer computed'}")
+                elif not _same(arrays[key], stored[key]):
+                    problems.append(f"{exercise_id} {key}: stored output differs from lib's")
+    return problems
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.kind == "f":
+        return bool(np.allclose(a, b, rtol=1e-6, atol=1e-6, equal_nan=True))
+    return bool(np.array_equal(a, b))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grader references", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="recompute and compare; write nothing")
+    args = parser.parse_args(argv)
+    if args.check:
+        problems = differences()
+        for line in problems:
+            print(line, file=sys.stderr)
+        print(f"references: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+        return 1 if problems else 0
+    written = write_all()
+    print(f"wrote {len(written)} reference files under {ROOT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
