@@ -22,7 +22,9 @@ class CheckFailed(AssertionError):
     """A wrong answer: rendered in Jupyter as its message only."""
 
     def _render_traceback_(self):
-        return [f"\x1b[1;31m✘ {line}\x1b[0m" if i == 0 else line for i, line in enumerate(str(self).splitlines())]
+        return [
+            f"\x1b[1;31m✘ {line}\x1b[0m" if i == 0 else line for i, line in enumerate(str(self).splitlines())
+        ]
 
 
 class NotWrittenYet(CheckFailed):
@@ -70,7 +72,9 @@ def check(exercise_id: str, fn, **helpers) -> None:
         message = diagnose(exercise, case.name, actual, stored)
         if message:
             station = _first_bad_station(exercise, case, stored, helpers)
-            raise CheckFailed(f"`{exercise.name}` on case '{case.name}': {message}" + (f"\n{station}" if station else ""))
+            raise CheckFailed(
+                f"`{exercise.name}` on case '{case.name}': {message}" + (f"\n{station}" if station else "")
+            )
     print(f"✔ {exercise.name} matches the reference on {len(cases)} visible case(s).")
 
 
@@ -80,12 +84,16 @@ def _first_bad_station(exercise: Exercise, case, stored: dict, helpers: dict) ->
         expected = stored.get(f"{case.name}::station::{part.station}")
         if helper is None or expected is None:
             continue
-        stations = {k.split("::")[-1]: v for k, v in stored.items() if k.startswith(f"{case.name}::station::")}
+        stations = {
+            k.split("::")[-1]: v for k, v in stored.items() if k.startswith(f"{case.name}::station::")
+        }
         try:
             actual = np.asarray(helper(**part.args(case.inputs, stations)))
         except Exception as err:
             return f"  First station that fails: {part.station} (your `{part.helper}` raised {type(err).__name__}: {err})"
-        if actual.shape != expected.shape or not np.allclose(actual, expected, rtol=exercise.rtol, atol=exercise.atol):
+        if actual.shape != expected.shape or not np.allclose(
+            actual, expected, rtol=exercise.rtol, atol=exercise.atol
+        ):
             return f"  First station that differs from the reference: {part.station} (computed by your `{part.helper}`)"
     if exercise.parts and helpers:
         return "  Every station before the output matches: look at how they are combined."
@@ -114,5 +122,10 @@ def record(exercise_id: str, fn) -> None:
                 answers[case.name] = encode(_call(fn, case.inputs))
             except Exception as err:  # KeyboardInterrupt (a timeout) is left to propagate
                 answers[case.name] = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
-    display({MIME: {"exercise": exercise_id, "answers": answers},
-             "text/plain": f"answers to {exercise_id} recorded for grading"}, raw=True)
+    display(
+        {
+            MIME: {"exercise": exercise_id, "answers": answers},
+            "text/plain": f"answers to {exercise_id} recorded for grading",
+        },
+        raw=True,
+    )

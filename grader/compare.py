@@ -78,14 +78,15 @@ def _diagnose_text(exercise: Exercise, case: str, actual, stored: dict) -> str |
         signature = stored.get(f"{case}::mistake::{mistake.name}")
         if signature is not None and actual == bytes(signature).decode("utf-8"):
             return mistake.hint
-    i = next((i for i, (a, b) in enumerate(zip(actual, expected)) if a != b), min(len(actual), len(expected)))
+    i = next((i for i, (a, b) in enumerate(zip(actual, expected, strict=False)) if a != b), min(len(actual), len(expected)))
     return (
-        f"text differs from character {i} on: expected {expected[i:i + 12]!r}, got {actual[i:i + 12]!r} "
+        f"text differs from character {i} on: expected {expected[i : i + 12]!r}, got {actual[i : i + 12]!r} "
         f"(lengths {len(expected)} and {len(actual)})"
     )
 
 
 # ---- answers recorded in the kernel, graded outside it ----------------------------------------
+
 
 def encode(value) -> dict:
     """A JSON-safe record of one output."""
@@ -95,8 +96,13 @@ def encode(value) -> dict:
     if array.dtype.kind not in "biuf":
         return {"error": f"TypeError: returned {type(value).__name__}, not an array or number"}
     array = np.ascontiguousarray(array)
-    return {"array": {"dtype": array.dtype.str, "shape": list(array.shape),
-                      "b64": base64.b64encode(array.tobytes()).decode("ascii")}}
+    return {
+        "array": {
+            "dtype": array.dtype.str,
+            "shape": list(array.shape),
+            "b64": base64.b64encode(array.tobytes()).decode("ascii"),
+        }
+    }
 
 
 def decode(record: dict):

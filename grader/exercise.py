@@ -75,8 +75,12 @@ def choice(name: str, answer: str, choices: tuple[str, ...], explain: str) -> Ex
     if answer not in choices:
         raise ValueError(f"{name}: answer {answer!r} is not among {choices}")
     return Exercise(
-        name=name, cases=lambda: [Case("answer", {})], reference=lambda: answer, kind="choice",
-        choices=choices, explain=explain,
+        name=name,
+        cases=lambda: [Case("answer", {})],
+        reference=lambda: answer,
+        kind="choice",
+        choices=choices,
+        explain=explain,
     )
 
 

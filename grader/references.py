@@ -80,10 +80,15 @@ def sha256(file: Path) -> str:
     return hashlib.sha256(file.read_bytes()).hexdigest()
 
 
-def write_all() -> list[Path]:
-    """Regenerate every reference file and the checksum list."""
+def selected(only: str | None) -> dict:
+    """Every exercise, or those of one assignment."""
+    return exercises.registry() if only is None else exercises.assignment_exercises(only)
+
+
+def write_all(only: str | None = None) -> list[Path]:
+    """Regenerate the reference files (of one assignment with ``only``) and the checksum list."""
     written = []
-    for exercise_id, exercise in sorted(exercises.registry().items()):
+    for exercise_id, exercise in sorted(selected(only).items()):
         visible, hidden, metadata = compute(exercise)
         for arrays, is_hidden in ((visible, False), (hidden, True)):
             if not arrays and not (is_hidden and exercise.kind == "choice"):
@@ -92,10 +97,11 @@ def write_all() -> list[Path]:
             file.parent.mkdir(parents=True, exist_ok=True)
             save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(file), metadata)
             written.append(file)
-    stale = {p for p in ROOT.rglob("*.safetensors")} - set(written)
-    for file in stale:
+    scope = "*.safetensors" if only is None else f"*/{only}/*.safetensors"
+    for file in set(ROOT.glob(scope)) - set(written):
         file.unlink()
-    SUMS.write_text("".join(f"{sha256(f)}  {f.relative_to(ROOT)}\n" for f in sorted(written)))
+    every = sorted(ROOT.rglob("*.safetensors"))
+    SUMS.write_text("".join(f"{sha256(f)}  {f.relative_to(ROOT)}\n" for f in every))
     return written
 
 
@@ -119,10 +125,10 @@ def verify_checksums() -> list[str]:
     return problems
 
 
-def differences() -> list[str]:
-    """Recompute every reference in memory and list what differs from the stored files."""
+def differences(only: str | None = None) -> list[str]:
+    """Recompute the references in memory and list what differs from the stored files."""
     problems = verify_checksums()
-    for exercise_id, exercise in sorted(exercises.registry().items()):
+    for exercise_id, exercise in sorted(selected(only).items()):
         visible, hidden, metadata = compute(exercise)
         if exercise.kind == "choice":
             try:
@@ -135,7 +141,9 @@ def differences() -> list[str]:
             stored = load(exercise_id, is_hidden)
             for key in sorted(set(arrays) | set(stored)):
                 if key not in stored or key not in arrays:
-                    problems.append(f"{exercise_id} {key}: {'not stored' if key not in stored else 'no longer computed'}")
+                    problems.append(
+                        f"{exercise_id} {key}: {'not stored' if key not in stored else 'no longer computed'}"
+                    )
                 elif not _same(arrays[key], stored[key]):
                     problems.append(f"{exercise_id} {key}: stored output differs from lib's")
     return problems
@@ -152,14 +160,15 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader references", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="recompute and compare; write nothing")
+    parser.add_argument("--only", metavar="ASSIGNMENT", help="one assignment, e.g. 02-transformer-block")
     args = parser.parse_args(argv)
     if args.check:
-        problems = differences()
+        problems = differences(args.only)
         for line in problems:
             print(line, file=sys.stderr)
         print(f"references: {'OK' if not problems else f'{len(problems)} problem(s)'}")
         return 1 if problems else 0
-    written = write_all()
+    written = write_all(args.only)
     print(f"wrote {len(written)} reference files under {ROOT}")
     return 0
 

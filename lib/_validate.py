@@ -17,21 +17,20 @@ def as_float_array(x, name: str, min_ndim: int = 1) -> np.ndarray:
 
 def check_last_dim(x: np.ndarray, size: int, name: str, expected: str) -> None:
     if x.shape[-1] != size:
-        raise ValueError(
-            f"{name} has shape {x.shape}: its last axis must be {expected} = {size}"
-        )
+        raise ValueError(f"{name} has shape {x.shape}: its last axis must be {expected} = {size}")
 
 
 def as_token_ids(ids, vocab_size: int | None = None, name: str = "ids") -> np.ndarray:
     """Validate token ids: integers, shape (T,) or (B, T), every id in [0, vocab_size)."""
     arr = np.asarray(ids)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.integer)
-    ):
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer)):
         raise TypeError(
             f"{name} must be integer token ids, got dtype {arr.dtype}"
-            + (" (cast with .astype(np.int64) only if the values are whole numbers)"
-               if np.issubdtype(arr.dtype, np.floating) else "")
+            + (
+                " (cast with .astype(np.int64) only if the values are whole numbers)"
+                if np.issubdtype(arr.dtype, np.floating)
+                else ""
+            )
         )
     if arr.ndim not in (1, 2):
         raise ValueError(f"{name} must have shape (T,) or (B, T), got shape {arr.shape}")
@@ -42,7 +41,6 @@ def as_token_ids(ids, vocab_size: int | None = None, name: str = "ids") -> np.nd
         if bad.any():
             where = tuple(int(i) for i in np.argwhere(bad)[0])
             raise ValueError(
-                f"{name}{list(where)} = {int(arr[where])} is outside the vocabulary "
-                f"[0, {vocab_size})"
+                f"{name}{list(where)} = {int(arr[where])} is outside the vocabulary [0, {vocab_size})"
             )
     return arr.astype(np.int64, copy=False)

@@ -119,9 +119,7 @@ def _causal_attention_fast(q, k, v, n_rep: int):
         mask = causal_mask(stop - start, visible)
         scores[..., ~mask] = -np.inf
         probs = softmax(scores, axis=-1).reshape(B, KV, n_rep * (stop - start), visible)
-        out[:, :, :, start:stop] = (probs @ v[:, :, :visible]).reshape(
-            B, KV, n_rep, stop - start, d_head
-        )
+        out[:, :, :, start:stop] = (probs @ v[:, :, :visible]).reshape(B, KV, n_rep, stop - start, d_head)
     return out.reshape(B, H, T, d_head)
 
 
@@ -188,7 +186,7 @@ def multi_head_attention(
     else:
         mask = causal_mask(T, k.shape[-2])
         stations = _attend(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), mask)
-        for name, value in zip(("scores_raw", "scores_scaled", "scores_masked", "probs", "heads"), stations):
+        for name, value in zip(("scores_raw", "scores_scaled", "scores_masked", "probs", "heads"), stations, strict=True):
             trace[f"{prefix}.{name}"] = value
         heads = stations[-1]
     merged = merge_heads(heads)  # [B, T, H * d_head]

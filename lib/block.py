@@ -19,7 +19,13 @@ def norm(x, params: dict, config) -> np.ndarray:
 
 
 def block(
-    x, params: dict, config, *, positions=None, kv_cache=None, trace: dict | None = None,
+    x,
+    params: dict,
+    config,
+    *,
+    positions=None,
+    kv_cache=None,
+    trace: dict | None = None,
     prefix: str = "h.0",
 ) -> np.ndarray:
     """A pre-norm block.
@@ -43,8 +49,15 @@ def block(
     if trace is not None:
         trace[f"{prefix}.ln_1"] = h
     attn = multi_head_attention(
-        h, params["attn"], config.n_head, config.n_kv_head, positions=positions,
-        rope_theta=rope_theta, kv_cache=kv_cache, trace=trace, prefix=f"{prefix}.attn",
+        h,
+        params["attn"],
+        config.n_head,
+        config.n_kv_head,
+        positions=positions,
+        rope_theta=rope_theta,
+        kv_cache=kv_cache,
+        trace=trace,
+        prefix=f"{prefix}.attn",
     )
     x = x + attn  # first residual
     h = norm(x, params["ln_2"], config)

@@ -55,16 +55,27 @@ def config_from_hf(hf: dict) -> Config:
     """Translate a Hugging Face ``config.json`` into a ``Config``."""
     arch = (hf.get("architectures") or [None])[0]
     if arch == GPT2 or hf.get("model_type") == "gpt2":
-        _refuse(hf, {"scale_attn_by_inverse_layer_idx": True, "reorder_and_upcast_attn": True,
-                     "scale_attn_weights": False})
+        _refuse(
+            hf,
+            {
+                "scale_attn_by_inverse_layer_idx": True,
+                "reorder_and_upcast_attn": True,
+                "scale_attn_weights": False,
+            },
+        )
         act = hf.get("activation_function", "gelu_new")
         gelu = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "exact"}.get(act)
         if gelu is None:
             raise ValueError(f"unsupported GPT-2 activation_function {act!r}")
         return Config(
-            vocab_size=hf["vocab_size"], n_ctx=hf["n_positions"], d_model=hf["n_embd"],
-            n_layer=hf["n_layer"], n_head=hf["n_head"], d_ff=hf.get("n_inner") or 4 * hf["n_embd"],
-            gelu=gelu, norm_eps=hf.get("layer_norm_epsilon", 1e-5),
+            vocab_size=hf["vocab_size"],
+            n_ctx=hf["n_positions"],
+            d_model=hf["n_embd"],
+            n_layer=hf["n_layer"],
+            n_head=hf["n_head"],
+            d_ff=hf.get("n_inner") or 4 * hf["n_embd"],
+            gelu=gelu,
+            norm_eps=hf.get("layer_norm_epsilon", 1e-5),
             tie_embeddings=hf.get("tie_word_embeddings", True),
         )
     if arch == LLAMA or hf.get("model_type") == "llama":
@@ -79,11 +90,19 @@ def config_from_hf(hf: dict) -> Config:
         if head_dim * n_head != hf["hidden_size"]:
             raise ValueError(f"unsupported head_dim {head_dim} != hidden_size / num_attention_heads")
         return Config(
-            vocab_size=hf["vocab_size"], n_ctx=hf["max_position_embeddings"], d_model=hf["hidden_size"],
-            n_layer=hf["num_hidden_layers"], n_head=n_head,
-            n_kv_head=hf.get("num_key_value_heads") or n_head, d_ff=hf["intermediate_size"],
-            norm="rmsnorm", positions="rope", mlp="swiglu", bias=False,
-            tie_embeddings=hf.get("tie_word_embeddings", False), norm_eps=hf.get("rms_norm_eps", 1e-6),
+            vocab_size=hf["vocab_size"],
+            n_ctx=hf["max_position_embeddings"],
+            d_model=hf["hidden_size"],
+            n_layer=hf["num_hidden_layers"],
+            n_head=n_head,
+            n_kv_head=hf.get("num_key_value_heads") or n_head,
+            d_ff=hf["intermediate_size"],
+            norm="rmsnorm",
+            positions="rope",
+            mlp="swiglu",
+            bias=False,
+            tie_embeddings=hf.get("tie_word_embeddings", False),
+            norm_eps=hf.get("rms_norm_eps", 1e-6),
             rope_theta=rope.get("rope_theta", hf.get("rope_theta", 10000.0)),
         )
     raise ValueError(
@@ -105,7 +124,9 @@ def family(config: Config) -> str:
         return GPT2
     if llama:
         return LLAMA
-    raise ValueError(f"this config mixes the two families and has no Hugging Face checkpoint format: {config}")
+    raise ValueError(
+        f"this config mixes the two families and has no Hugging Face checkpoint format: {config}"
+    )
 
 
 def checkpoint_layout(config: Config) -> dict[str, tuple[tuple[int, ...], tuple]]:
@@ -120,12 +141,16 @@ def checkpoint_layout(config: Config) -> dict[str, tuple[tuple[int, ...], tuple]
         for i in range(c.n_layer):
             p = f"{t}h.{i}."
             for hf_name, path, shape in [
-                ("ln_1", ("ln_1",), (d,)), ("ln_2", ("ln_2",), (d,)),
+                ("ln_1", ("ln_1",), (d,)),
+                ("ln_2", ("ln_2",), (d,)),
             ]:
                 layout[p + hf_name + ".weight"] = (shape, ("h", i, *path, "g"), False)
                 layout[p + hf_name + ".bias"] = (shape, ("h", i, *path, "b"), False)
             for hf_name, d_in, d_out in [
-                ("attn.c_attn", d, 3 * d), ("attn.c_proj", d, d), ("mlp.c_fc", d, ff), ("mlp.c_proj", ff, d),
+                ("attn.c_attn", d, 3 * d),
+                ("attn.c_proj", d, d),
+                ("mlp.c_fc", d, ff),
+                ("mlp.c_proj", ff, d),
             ]:
                 path = ("h", i, *hf_name.split("."))
                 layout[p + hf_name + ".weight"] = ((d_in, d_out), (*path, "w"), False)
@@ -247,19 +272,37 @@ def hf_config(config: Config) -> dict:
     c = config
     if family(c) == GPT2:
         return {
-            "architectures": [GPT2], "model_type": "gpt2", "vocab_size": c.vocab_size,
-            "n_positions": c.n_ctx, "n_embd": c.d_model, "n_layer": c.n_layer, "n_head": c.n_head,
-            "n_inner": c.d_ff, "activation_function": {"tanh": "gelu_new", "exact": "gelu"}[c.gelu],
-            "layer_norm_epsilon": c.norm_eps, "tie_word_embeddings": c.tie_embeddings,
-            "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
+            "architectures": [GPT2],
+            "model_type": "gpt2",
+            "vocab_size": c.vocab_size,
+            "n_positions": c.n_ctx,
+            "n_embd": c.d_model,
+            "n_layer": c.n_layer,
+            "n_head": c.n_head,
+            "n_inner": c.d_ff,
+            "activation_function": {"tanh": "gelu_new", "exact": "gelu"}[c.gelu],
+            "layer_norm_epsilon": c.norm_eps,
+            "tie_word_embeddings": c.tie_embeddings,
+            "resid_pdrop": 0.0,
+            "embd_pdrop": 0.0,
+            "attn_pdrop": 0.0,
         }
     return {
-        "architectures": [LLAMA], "model_type": "llama", "vocab_size": c.vocab_size,
-        "max_position_embeddings": c.n_ctx, "hidden_size": c.d_model, "num_hidden_layers": c.n_layer,
-        "num_attention_heads": c.n_head, "num_key_value_heads": c.n_kv_head,
-        "intermediate_size": c.d_ff, "hidden_act": "silu", "rms_norm_eps": c.norm_eps,
-        "rope_theta": c.rope_theta, "tie_word_embeddings": c.tie_embeddings,
-        "attention_bias": False, "mlp_bias": False,
+        "architectures": [LLAMA],
+        "model_type": "llama",
+        "vocab_size": c.vocab_size,
+        "max_position_embeddings": c.n_ctx,
+        "hidden_size": c.d_model,
+        "num_hidden_layers": c.n_layer,
+        "num_attention_heads": c.n_head,
+        "num_key_value_heads": c.n_kv_head,
+        "intermediate_size": c.d_ff,
+        "hidden_act": "silu",
+        "rms_norm_eps": c.norm_eps,
+        "rope_theta": c.rope_theta,
+        "tie_word_embeddings": c.tie_embeddings,
+        "attention_bias": False,
+        "mlp_bias": False,
     }
 
 

@@ -83,13 +83,9 @@ class Config:
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"Config.{name}={value!r}: expected a positive integer")
         if self.d_model % self.n_head:
-            raise ValueError(
-                f"d_model={self.d_model} is not divisible by n_head={self.n_head}"
-            )
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_head={self.n_head}")
         if self.n_head % self.n_kv_head:
-            raise ValueError(
-                f"n_head={self.n_head} is not a multiple of n_kv_head={self.n_kv_head}"
-            )
+            raise ValueError(f"n_head={self.n_head} is not a multiple of n_kv_head={self.n_kv_head}")
         if self.positions == "rope" and self.d_head % 2:
             raise ValueError(f"RoPE needs an even d_head, got {self.d_head}")
 
@@ -107,9 +103,19 @@ class Config:
     def llama(cls, **overrides) -> "Config":
         """A Llama-style block: RMSNorm, RoPE, SwiGLU, no biases, untied head."""
         base = dict(
-            vocab_size=32000, n_ctx=2048, d_model=512, n_layer=8, n_head=8, n_kv_head=2,
-            d_ff=1376, norm="rmsnorm", positions="rope", mlp="swiglu", bias=False,
-            tie_embeddings=False, norm_eps=1e-6,
+            vocab_size=32000,
+            n_ctx=2048,
+            d_model=512,
+            n_layer=8,
+            n_head=8,
+            n_kv_head=2,
+            d_ff=1376,
+            norm="rmsnorm",
+            positions="rope",
+            mlp="swiglu",
+            bias=False,
+            tie_embeddings=False,
+            norm_eps=1e-6,
         )
         return cls(**{**base, **overrides})
 

@@ -54,10 +54,15 @@ def swiglu(x, params: dict, *, trace: dict | None = None, prefix="mlp"):
     hidden = act * up
     out = linear(hidden, params["down_proj"]["w"], params["down_proj"].get("b"))  # [..., d]
     if trace is not None:
-        trace.update({
-            f"{prefix}.pre_act": gate, f"{prefix}.post_act": act, f"{prefix}.up": up,
-            f"{prefix}.gated": hidden, f"{prefix}.out": out,
-        })
+        trace.update(
+            {
+                f"{prefix}.pre_act": gate,
+                f"{prefix}.post_act": act,
+                f"{prefix}.up": up,
+                f"{prefix}.gated": hidden,
+                f"{prefix}.out": out,
+            }
+        )
     return out
 
 

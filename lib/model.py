@@ -127,7 +127,12 @@ class Model:
 
         for i, layer in enumerate(self.params["h"]):
             x = block(
-                x, layer, c, positions=positions, trace=record, prefix=f"h.{i}",
+                x,
+                layer,
+                c,
+                positions=positions,
+                trace=record,
+                prefix=f"h.{i}",
                 kv_cache=None if cache is None else cache.layers[i],
             )  # [B, T, d]
 

@@ -72,7 +72,9 @@ def top_p_filter(logits, p: float | None) -> np.ndarray:
     probs = np.take_along_axis(softmax(logits, axis=-1), order, axis=-1)
     mass_before = np.cumsum(probs, axis=-1) - probs  # probability ranked strictly above
     out = logits.copy()
-    np.put_along_axis(out, order, np.where(mass_before < p, np.take_along_axis(logits, order, -1), -np.inf), -1)
+    np.put_along_axis(
+        out, order, np.where(mass_before < p, np.take_along_axis(logits, order, -1), -np.inf), -1
+    )
     return out
 
 
@@ -85,8 +87,12 @@ def filtered_probs(logits, temperature: float = 1.0, top_k: int | None = None, t
 
 
 def sample_next(
-    logits, rng: np.random.Generator | None = None, *, temperature: float = 1.0,
-    top_k: int | None = None, top_p: float | None = None,
+    logits,
+    rng: np.random.Generator | None = None,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
 ):
     """Draw the next token id from ``logits`` of shape (V,) (or one per row of (B, V)).
 
@@ -104,9 +110,18 @@ def sample_next(
 
 
 def generate(
-    model, ids, max_new_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,
-    top_p: float | None = None, seed: int | None = None, rng: np.random.Generator | None = None,
-    stop_token: int | None = None, return_probs: bool = False, use_cache: bool = True,
+    model,
+    ids,
+    max_new_tokens: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    rng: np.random.Generator | None = None,
+    stop_token: int | None = None,
+    return_probs: bool = False,
+    use_cache: bool = True,
 ):
     """Extend ``ids`` (shape (T,)) token by token with a KV cache.
 

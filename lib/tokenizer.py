@@ -74,5 +74,7 @@ class Tokenizer:
             return None
         for position, char in enumerate(text):
             if char not in self.vocab:
-                return f"character {char!r} (U+{ord(char):04X}) at position {position} is not in the vocabulary"
+                return (
+                    f"character {char!r} (U+{ord(char):04X}) at position {position} is not in the vocabulary"
+                )
         return None

@@ -1,0 +1,110 @@
+"""lib against PyTorch on the same random GPT-2-small-shaped weights, in one run.
+
+Prints, for prefill (last-position logits) at T = 128, 512, 1024 and for KV-cache decoding of 64
+tokens after a 128-token prompt: each time, the ratio lib / torch, and the limits measured in this
+same run (FLOPs / float32 GEMM rate for prefill; weight bytes / memory bandwidth for decoding).
+Targets: lib no slower than PyTorch at any T; decoding at >= 60% of the bandwidth limit.
+"""
+
+import argparse
+import tempfile
+import time
+
+import numpy as np
+import torch
+import transformers
+
+import lib
+
+torch.set_num_threads(2)
+
+
+def best_of(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def gemm_rate(n: int = 2048) -> float:
+    a, b = np.random.default_rng(0).standard_normal((2, n, n), dtype=np.float32)
+    return 2 * n**3 / best_of(lambda: a @ b, 5)
+
+
+def bandwidth(mib: int = 512) -> float:
+    """Effective bytes/s of a float32 GEMV that streams ``mib`` MiB of weights."""
+    rows = mib * 2**20 // 4 // 4096
+    w = np.random.default_rng(0).standard_normal((rows, 4096), dtype=np.float32)
+    x = np.ones(4096, np.float32)
+    return w.nbytes / best_of(lambda: w @ x, 5)
+
+
+def prefill_flops(c: lib.Config, T: int) -> float:
+    per_layer = 2 * T * (c.d_model * 3 * c.d_model + c.d_model * c.d_model + 2 * c.d_model * c.d_ff)
+    attention = 2 * T * T * c.d_model  # q k^T and probs v, causal half of 2 T^2 d each
+    return c.n_layer * (per_layer + attention) + 2 * c.d_model * c.vocab_size  # last-position head
+
+
+def decode_lib(model, prompt, n):
+    cache = model.new_cache()
+    logits = model.forward(prompt, cache=cache, last_only=True)[-1]
+    start = time.perf_counter()
+    for _ in range(n):
+        token = np.array([int(np.argmax(logits))])
+        logits = model.forward(token, cache=cache, last_only=True)[-1]
+    return time.perf_counter() - start
+
+
+@torch.inference_mode()
+def decode_torch(hf, prompt, n):
+    out = hf(torch.tensor(prompt[None]), use_cache=True, logits_to_keep=1)
+    start = time.perf_counter()
+    for _ in range(n):
+        token = out.logits[:, -1].argmax(-1, keepdim=True)
+        out = hf(token, past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1)
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 1024])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--decode", type=int, default=64)
+    args = parser.parse_args()
+
+    config = lib.Config.gpt2()
+    print(f"building random GPT-2-small weights ({config.n_layer} layers, d={config.d_model}, V={config.vocab_size})")
+    model = lib.Model(config, lib.init_params(config, seed=0))
+    with tempfile.TemporaryDirectory() as tmp:
+        lib.save_pretrained(model, tmp)
+        hf = transformers.GPT2LMHeadModel.from_pretrained(tmp, torch_dtype=torch.float32).eval()
+    rng = np.random.default_rng(0)
+
+    flops_rate, bytes_rate = gemm_rate(), bandwidth()
+    print(f"machine, measured now: float32 GEMM {flops_rate / 1e9:.0f} GFLOP/s, GEMV bandwidth {bytes_rate / 1e9:.1f} GB/s\n")
+    print(f"{'prefill':<12}{'lib s':>9}{'torch s':>9}{'lib/torch':>11}{'limit s':>9}{'lib % of limit':>16}")
+    for T in args.lengths:
+        ids = rng.integers(0, config.vocab_size, size=T)
+        ours = best_of(lambda ids=ids: model.forward(ids, last_only=True), args.repeats)
+        with torch.inference_mode():
+            theirs = best_of(lambda ids=ids: hf(torch.tensor(ids[None]), logits_to_keep=1), args.repeats)
+        limit = prefill_flops(config, T) / flops_rate
+        print(f"T={T:<10}{ours:>9.3f}{theirs:>9.3f}{ours / theirs:>11.2f}{limit:>9.3f}{100 * limit / ours:>15.0f}%")
+
+    prompt = rng.integers(0, config.vocab_size, size=128)
+    n = args.decode
+    ours = min(decode_lib(model, prompt, n) for _ in range(2))
+    theirs = min(decode_torch(hf, prompt, n) for _ in range(2))
+    weight_bytes = (model.num_params() - config.n_ctx * config.d_model) * 4  # every weight but wpe, once a token
+    limit_tps = bytes_rate / weight_bytes
+    print(f"\n{'decode':<12}{'lib tok/s':>10}{'torch tok/s':>12}{'lib/torch time':>16}{'limit tok/s':>13}{'lib % of limit':>16}")
+    print(
+        f"{n} tokens   {n / ours:>10.1f}{n / theirs:>12.1f}{ours / theirs:>16.2f}{limit_tps:>13.1f}"
+        f"{100 * (n / ours) / limit_tps:>15.0f}%"
+    )
+
+
+if __name__ == "__main__":
+    main()

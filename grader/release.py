@@ -1,0 +1,125 @@
+"""``python -m grader release``: regenerate the student notebooks in ``chapters/`` from ``solutions/``.
+
+For each assignment ``solutions/<a>/``: a jupytext text source ``<slug>.py`` (if there is one)
+becomes the nbgrader source notebook ``solutions/<a>/<slug>.ipynb``; nbgrader's
+``generate_assignment`` (with a throwaway gradebook) turns the source notebooks into
+``chapters/<a>/`` and copies the other files. Output is normalized so that a second run writes
+byte-identical files; ``--check`` writes nothing and lists every file that is out of date.
+"""
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import jupytext
+import nbformat
+from nbgrader.apps.api import NbGraderAPI
+
+from . import course
+
+KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+# What must never reach a student: nbgrader removes these regions, this makes sure it did.
+FORBIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS", "### BEGIN SOLUTION", "### END SOLUTION")
+
+
+class ReleaseError(RuntimeError):
+    pass
+
+
+def normalized(nb: nbformat.NotebookNode) -> bytes:
+    """The notebook as nbformat writes it, with a fixed kernelspec and stable cell ids."""
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata.pop("language_info", None)
+    used = set()
+    for index, cell in enumerate(nb.cells):
+        cell.id = _stable_id(cell, index, used)
+    return (nbformat.writes(nb, version=4) + "\n").encode()
+
+
+def _stable_id(cell, index: int, used: set) -> str:
+    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+    candidate = re.sub(r"[^A-Za-z0-9_-]", "-", grade_id)[:64] or f"cell-{index}"
+    if candidate in used:
+        candidate = f"cell-{index}"
+    used.add(candidate)
+    return candidate
+
+
+def source_notebook(text_source: Path) -> bytes:
+    """A jupytext ``py:percent`` chapter as its nbgrader source notebook."""
+    return normalized(jupytext.read(text_source, fmt="py:percent"))
+
+
+def build(solutions: Path, work: Path) -> dict[str, bytes]:
+    """Every released file, by path relative to the repository root (``solutions/...`` for the
+    source notebooks made from text, ``chapters/...`` for the student versions)."""
+    outputs = {}
+    source = work / "source"
+    for assignment in course.assignments(solutions):
+        folder = source / assignment
+        shutil.copytree(solutions / assignment, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+        for text in sorted((solutions / assignment).glob("*.py")):
+            data = source_notebook(text)
+            (folder / f"{text.stem}.ipynb").write_bytes(data)
+            outputs[f"solutions/{assignment}/{text.stem}.ipynb"] = data
+    release = work / "release"
+    generate(source, release, work / "gradebook.db")
+    for path in sorted(p for p in release.rglob("*") if p.is_file()):
+        relative = path.relative_to(release).as_posix()
+        outputs[f"chapters/{relative}"] = _student_file(path)
+    return outputs
+
+
+def generate(source: Path, release: Path, db: Path) -> None:
+    """nbgrader ``generate_assignment`` for every assignment of ``source``."""
+    config = course.nbgrader_config(
+        root=source.parent, source_directory=source, release_directory=release, db=db
+    )
+    api = NbGraderAPI(config=config)
+    for assignment in course.assignments(source):
+        result = api.generate_assignment(assignment, force=True, create=True)
+        if not result["success"]:
+            raise ReleaseError(f"generate_assignment {assignment} failed:\n{result.get('error') or result['log']}")
+
+
+def _student_file(path: Path) -> bytes:
+    if path.suffix != ".ipynb":
+        return path.read_bytes()
+    data = normalized(nbformat.read(path, as_version=4))
+    text = data.decode()
+    leaked = [marker for marker in FORBIDDEN if marker in text]
+    if leaked:
+        raise ReleaseError(f"{path.name}: the student version still contains {', '.join(leaked)}")
+    return data
+
+
+def out_of_date(outputs: dict[str, bytes], root: Path) -> list[str]:
+    return [name for name, data in outputs.items() if not _same(root / name, data)]
+
+
+def _same(path: Path, data: bytes) -> bool:
+    return path.is_file() and path.read_bytes() == data
+
+
+def release(root: Path = course.ROOT, check: bool = False) -> list[str]:
+    """Regenerate (or with ``check``, only compare) the released files; returns those out of date."""
+    with tempfile.TemporaryDirectory(prefix="forwardpass-release-") as tmp:
+        outputs = build(root / "solutions", Path(tmp))
+    stale = out_of_date(outputs, root)
+    if not check:
+        for name in stale:
+            target = root / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(outputs[name])
+    return stale
+
+
+def main(check: bool = False) -> int:
+    stale = release(check=check)
+    if check and stale:
+        print("out of date (run `make release`):\n  " + "\n  ".join(stale))
+        return 1
+    verb = "would update" if check else "updated"
+    print(f"{verb} {len(stale)} file(s)" + "".join(f"\n  {name}" for name in stale))
+    return 0
