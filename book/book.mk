@@ -13,8 +13,9 @@ HTML_MANAGER := $(BOOK_NPM)/@jupyter-widgets/html-manager
 
 book-assets: $(BOOK_ASSETS_STAMP)
 
-# Pages load these from _static/, never from a CDN. embed-amd.js loads its fonts from beside itself.
-$(BOOK_ASSETS_STAMP): book/package.json book/package-lock.json
+# Pages load these from _static/, never from a CDN (see _config.yml). embed-amd.js loads its fonts
+# from beside itself, once book/widgets-setup.js has told RequireJS where that is.
+$(BOOK_ASSETS_STAMP): book/package.json book/package-lock.json book/widgets-setup.js
 	cd book && npm ci --ignore-scripts --no-audit --no-fund
 	rm -rf $(BOOK_STATIC)
 	mkdir -p $(BOOK_STATIC)/requirejs $(BOOK_STATIC)/html-manager
@@ -24,16 +25,19 @@ $(BOOK_ASSETS_STAMP): book/package.json book/package-lock.json
 	cp $(HTML_MANAGER)/dist/embed-amd.js $(HTML_MANAGER)/dist/*.woff2 $(HTML_MANAGER)/dist/*.woff \
 	   $(HTML_MANAGER)/dist/*.ttf $(HTML_MANAGER)/dist/*.eot $(HTML_MANAGER)/dist/*.svg \
 	   $(BOOK_STATIC)/html-manager/
+	cp book/widgets-setup.js $(BOOK_STATIC)/html-manager/setup.js
 	touch $@
 
 book: $(VENV_STAMP) $(BOOK_ASSETS_STAMP)
 	@start=$$(date +%s); \
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/jupyter-book build . -W --keep-going || exit 1; \
+	$(VENV)/bin/jupyter-book build . -W --keep-going || exit 1; \
 	echo "Book built in $$(( $$(date +%s) - start )) s. Open _build/html/index.html"
 
 book-instructor: $(VENV_STAMP) $(BOOK_ASSETS_STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) tools/instructor_edition.py
+	@start=$$(date +%s); \
+	$(PY) tools/instructor_edition.py || exit 1; \
+	echo "Instructor edition built in $$(( $$(date +%s) - start )) s. Open _build/instructor/html/index.html"
 
 book-clean:
-	rm -rf _build/html _build/.doctrees _build/.jupyter_cache \
+	rm -rf _build/html _build/.doctrees _build/.jupyter_cache _build/jupyter_execute \
 	       _build/instructor _build/instructor-src _build/screenshots

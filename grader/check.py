@@ -64,7 +64,11 @@ def check(exercise_id: str, fn, **helpers) -> None:
             ) from None
         except Exception as err:
             where = traceback.extract_tb(err.__traceback__)[-1]
-            hints = [hint for fragment, hint in exercise.error_hints.items() if fragment in str(err)]
+            hints = [
+                h
+                for fragment, h in exercise.error_hints.items()
+                if fragment in f"{type(err).__name__}: {err}"
+            ]
             raise CheckFailed(
                 f"`{exercise.name}` raised {type(err).__name__}: {err}\n"
                 f"  (line {where.lineno}: {where.line})" + "".join(f"\n  Hint: {h}" for h in hints)
@@ -101,31 +105,33 @@ def _first_bad_station(exercise: Exercise, case, stored: dict, helpers: dict) ->
 
 
 def _check_choice(exercise: Exercise, answer) -> None:
-    if answer is ...:
+    if answer is ... or answer is None:
         raise NotWrittenYet("set your answer above, then run this cell.")
     if answer not in exercise.choices:
         raise CheckFailed(f"answer with one of {', '.join(map(repr, exercise.choices))}; got {answer!r}")
     print(f"✔ answer {answer!r} recorded: it is graded when you submit.")
 
 
+def answers(exercise_id: str, fn) -> dict:
+    """The payload ``record`` emits: every case's output (or error), encoded for JSON."""
+    exercise = exercises.get(exercise_id)
+    if exercise.kind == "choice":
+        given = {"answer": encode(fn) if isinstance(fn, str) else {"error": f"answer is {fn!r}"}}
+        return {"exercise": exercise_id, "answers": given}
+    outputs = {}
+    for case in exercise.cases():
+        try:
+            outputs[case.name] = encode(_call(fn, case.inputs))
+        except Exception as err:  # KeyboardInterrupt (a timeout) is left to propagate
+            outputs[case.name] = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
+    return {"exercise": exercise_id, "answers": outputs}
+
+
 def record(exercise_id: str, fn) -> None:
     """Run every case of ``exercise_id`` and emit the outputs for the autograder (no verdict here)."""
     from IPython.display import display
 
-    exercise = exercises.get(exercise_id)
-    answers = {}
-    if exercise.kind == "choice":
-        answers["answer"] = encode(fn) if isinstance(fn, str) else {"error": f"answer is {fn!r}"}
-    else:
-        for case in exercise.cases():
-            try:
-                answers[case.name] = encode(_call(fn, case.inputs))
-            except Exception as err:  # KeyboardInterrupt (a timeout) is left to propagate
-                answers[case.name] = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
     display(
-        {
-            MIME: {"exercise": exercise_id, "answers": answers},
-            "text/plain": f"answers to {exercise_id} recorded for grading",
-        },
+        {MIME: answers(exercise_id, fn), "text/plain": f"answers to {exercise_id} recorded for grading"},
         raw=True,
     )

@@ -57,14 +57,23 @@ def diagnose(exercise: Exercise, case: str, actual, stored: dict) -> str | None:
     if actual.shape != expected.shape:
         hint = " (transposed?)" if actual.shape == expected.shape[::-1] and actual.ndim > 1 else ""
         return f"wrong shape{hint}: expected {expected.shape}, got {actual.shape}"
-    if actual.dtype.kind == "f" and not np.isfinite(actual).all():
-        return "your output contains NaN or inf where the reference is finite"
-    error = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    if actual.dtype.kind == "f" and (np.isfinite(actual) != np.isfinite(expected)).any():
+        where = np.argwhere(np.isfinite(actual) != np.isfinite(expected))[0]
+        return (
+            f"NaN or inf in the wrong places: at index {tuple(int(i) for i in where)} you have "
+            f"{actual[tuple(where)]}, the reference has {expected[tuple(where)]}"
+        )
+    both = (
+        np.isfinite(expected) & np.isfinite(actual)
+        if actual.dtype.kind == "f"
+        else np.ones(actual.shape, bool)
+    )
+    error = np.where(both, np.abs(actual.astype(np.float64) - expected.astype(np.float64)), 0.0)
     where = np.unravel_index(np.argmax(error), error.shape)
+    wrong = error > exercise.atol + exercise.rtol * np.where(both, np.abs(expected), 0)
     return (
         f"values differ: largest error {error[where]:.3g} at index {tuple(int(i) for i in where)} "
-        f"({int((error > exercise.atol + exercise.rtol * np.abs(expected)).sum())} of {error.size} "
-        "entries wrong)"
+        f"({int(wrong.sum())} of {error.size} entries wrong)"
     )
 
 
@@ -78,7 +87,10 @@ def _diagnose_text(exercise: Exercise, case: str, actual, stored: dict) -> str |
         signature = stored.get(f"{case}::mistake::{mistake.name}")
         if signature is not None and actual == bytes(signature).decode("utf-8"):
             return mistake.hint
-    i = next((i for i, (a, b) in enumerate(zip(actual, expected, strict=False)) if a != b), min(len(actual), len(expected)))
+    i = next(
+        (i for i, (a, b) in enumerate(zip(actual, expected, strict=False)) if a != b),
+        min(len(actual), len(expected)),
+    )
     return (
         f"text differs from character {i} on: expected {expected[i : i + 12]!r}, got {actual[i : i + 12]!r} "
         f"(lengths {len(expected)} and {len(actual)})"
@@ -95,7 +107,7 @@ def encode(value) -> dict:
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
         return {"error": f"TypeError: returned {type(value).__name__}, not an array or number"}
-    array = np.ascontiguousarray(array)
+    array = np.require(array, requirements="C")  # keeps 0-d shapes (ascontiguousarray makes them 1-d)
     return {
         "array": {
             "dtype": array.dtype.str,

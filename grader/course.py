@@ -1,12 +1,20 @@
 """The course directory as nbgrader sees it: the config file, the assignments and their notebooks."""
 
+import logging
+import os
+import tempfile
 from pathlib import Path
 
+import sqlalchemy
+from alembic.script import ScriptDirectory
+from nbgrader.api import Base
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.dbutil import ALEMBIC_DIR
+from nbgrader.utils import capture_log
 from traitlets.config import Config, PyFileConfigLoader
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
-CHAPTERS = ROOT / "chapters"
 CONFIG_FILE = Path(__file__).with_name("nbgrader_config.py")
 
 
@@ -41,3 +49,43 @@ def notebooks(source: Path = SOLUTIONS) -> dict[str, str]:
         for path in [*folder.glob("*.ipynb"), *folder.glob("*.py")]:
             found[path.stem] = assignment
     return found
+
+
+def run(
+    converter: type, config: Config, log: logging.Logger, assignment: str, student: str = "", **flags
+) -> dict:
+    """Run an nbgrader converter (``GenerateAssignment``, ``Autograde``) as ``NbGraderAPI`` does,
+    without its exchange set-up; returns ``{"success", "log", "error"}``."""
+    coursedir = CourseDirectory(config=config, assignment_id=assignment, student_id=student)
+    app = converter(coursedir=coursedir, config=config, log=log)
+    for name, value in flags.items():
+        setattr(app, name, value)
+    return capture_log(app)
+
+
+def quiet_logger(name: str) -> logging.Logger:
+    """A logger that keeps nbgrader's messages out of the terminal (``capture_log`` collects them)."""
+    log = logging.getLogger(name)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return log
+
+
+def scratch(prefix: str) -> tempfile.TemporaryDirectory:
+    """A temporary folder in memory (``/dev/shm``) where there is one. Throwaway gradebooks live
+    there: nbgrader commits cell by cell, and on disk each commit waits tens of ms for a sync."""
+    memory = "/dev/shm"
+    where = memory if os.path.isdir(memory) and os.access(memory, os.W_OK) else None
+    return tempfile.TemporaryDirectory(prefix=prefix, dir=where)
+
+
+def new_gradebook(path: Path) -> None:
+    """An empty nbgrader gradebook, made as ``nbgrader.api.Gradebook`` makes one but without the
+    ``alembic`` subprocess it runs to learn the schema version (seconds per run)."""
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(bind=engine)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+        head = ScriptDirectory(ALEMBIC_DIR).get_current_head()
+        connection.execute(sqlalchemy.text("INSERT INTO alembic_version VALUES (:head)"), {"head": head})
+    engine.dispose()

@@ -3,9 +3,9 @@
 Stock nbgrader fails the whole assignment when the kernel dies (``os._exit``, a crash) or ignores
 the interrupt after a timeout, and throws away the notebook, so exercises that were already
 answered lose their points too. Here the cell where it happened gets an error output naming the
-cause (``KernelDied`` or ``KernelUnresponsive``), the kernel is shut down, the remaining cells stay
-unexecuted, and the notebook is written as usual. The kernel is shut down at once (killed) rather
-than asked to exit: its state is of no further use.
+cause (``KernelDied`` or ``KernelUnresponsive``), the remaining cells stay unexecuted, and the
+notebook is written as usual. Kernels are always shut down at once (killed) rather than asked to
+exit: their state is of no further use, and one that ignores interrupts would not exit either.
 """
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError

@@ -15,7 +15,8 @@ cannot fake a right answer; what it cannot see is a right answer computed by ``l
   exercises that reach the function; at the top level of a cell, every exercise of the notebook.
 
 Only the student's cells are scanned: code cells other than the locked cells nbgrader restores,
-skipping cells left exactly as released.
+skipping cells left exactly as released. One check looks at the executed notebook instead: a test
+cell must hold exactly one set of answers, the one ``record`` emits (``duplicate_answers``).
 """
 
 import ast
@@ -23,6 +24,8 @@ import re
 from dataclasses import dataclass
 
 from IPython.core.inputtransformer2 import TransformerManager
+
+from .results import answers, test_cells
 
 PATCHABLE = ("numpy", "lib", "grader")
 FORBIDDEN_MODULES = {
@@ -90,6 +93,18 @@ def scan(nb, released_sources: set[str], exercises: list[str]) -> list[Finding]:
     return sorted(set(findings), key=lambda f: (f.cell, f.line, f.reason))
 
 
+def duplicate_answers(nb) -> list[Finding]:
+    """Test cells with more than one set of answers: the student's code displayed its own."""
+    found = []
+    for test in test_cells(nb):
+        count = len(answers(nb.cells[test.index]))
+        if count > 1:
+            found.append(
+                Finding((test.name,), f"the test cell emitted {count} sets of answers", test.index, 1, "")
+            )
+    return found
+
+
 def _parse(index: int, source: str) -> _Cell | None:
     try:
         return _Cell(index, source, ast.parse(TransformerManager().transform_cell(source)))
@@ -113,7 +128,9 @@ def _aliases(cells: list[_Cell]) -> dict[str, str]:
     for node in nodes:
         if isinstance(node, ast.Import):
             for alias in node.names:
-                aliases[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+                aliases[alias.asname or alias.name.split(".")[0]] = (
+                    alias.name if alias.asname else alias.name.split(".")[0]
+                )
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             for alias in node.names:
                 aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
@@ -136,7 +153,7 @@ def _dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
     if isinstance(node, ast.Subscript):
         return _dotted(node.value, aliases)
     if isinstance(node, ast.Call):
-        if isinstance(node.func, ast.Name) and node.func.id == "getattr" and len(node.args) >= 2:
+        if _calls(node, "getattr") and len(node.args) >= 2:
             base = _dotted(node.args[0], aliases)
             name = node.args[1]
             attribute = name.value if isinstance(name, ast.Constant) and isinstance(name.value, str) else "?"
@@ -220,23 +237,31 @@ def _tampering(statement: ast.stmt, aliases: dict):
                     if module == forbidden or module.startswith(forbidden + "."):
                         yield node, reason
             if isinstance(node, ast.ImportFrom) and node.module == "lib" and node.names[0].name == "*":
-                yield node, "imports everything from lib (which of its functions are used?)"
+                yield node, "imports everything from lib"
         elif isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Delete):
             targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else [node.target]
             for target in targets:
                 if isinstance(target, ast.Attribute | ast.Subscript):
-                    yield from _patch(node, _dotted(target.value, aliases))
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr"):
-            if node.args:
-                yield from _patch(node, _dotted(node.args[0], aliases))
+                    yield from _patch(node, _dotted(target, aliases))
+        elif _calls(node, "setattr", "delattr") and node.args:
+            base = _dotted(node.args[0], aliases)
+            yield from _patch(node, base and f"{base}.?")
         elif isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:
             yield node, f"uses {node.id}"
         elif isinstance(node, ast.Attribute) and node.attr in ESCAPES:
             yield node, f"reaches into {node.attr}"
         elif isinstance(node, ast.Attribute) and (_dotted(node, aliases) or "").startswith("sys.modules"):
             yield node, "uses sys.modules"
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and REFERENCE_PATH.search(node.value):
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and REFERENCE_PATH.search(node.value)
+        ):
             yield node, "reads the stored references"
+
+
+def _calls(node: ast.AST, *names: str) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names
 
 
 def _patch(node: ast.AST, path: str | None):

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
 from . import exercises
@@ -37,10 +38,9 @@ def load(exercise_id: str, hidden: bool) -> dict[str, np.ndarray]:
 
 
 def load_answer(exercise_id: str) -> str:
-    """The stored answer of a concept check (hidden)."""
-    with open(path(exercise_id, hidden=True), "rb") as f:
-        header = f.read(8 + int.from_bytes(f.read(8), "little"))[8:]
-    return json.loads(header)["__metadata__"]["answer"]
+    """The stored answer of a concept check (kept in the hidden file's metadata)."""
+    with safe_open(path(exercise_id, hidden=True), framework="np") as f:
+        return f.metadata()["answer"]
 
 
 def compute(exercise: Exercise) -> tuple[dict, dict, dict]:
@@ -95,7 +95,7 @@ def write_all(only: str | None = None) -> list[Path]:
                 continue
             file = path(exercise_id, is_hidden)
             file.parent.mkdir(parents=True, exist_ok=True)
-            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(file), metadata)
+            save_file({k: np.require(v, requirements="C") for k, v in arrays.items()}, str(file), metadata)
             written.append(file)
     scope = "*.safetensors" if only is None else f"*/{only}/*.safetensors"
     for file in set(ROOT.glob(scope)) - set(written):
@@ -132,7 +132,7 @@ def differences(only: str | None = None) -> list[str]:
         visible, hidden, metadata = compute(exercise)
         if exercise.kind == "choice":
             try:
-                if load_answer(exercise_id) != metadata["answer"]:
+                if load_answer(exercise_id) != exercise.reference():
                     problems.append(f"{exercise_id}: stored answer differs")
             except FileNotFoundError:
                 problems.append(f"{exercise_id}: no stored answer")

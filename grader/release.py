@@ -7,20 +7,23 @@ becomes the nbgrader source notebook ``solutions/<a>/<slug>.ipynb``; nbgrader's
 byte-identical files; ``--check`` writes nothing and lists every file that is out of date.
 """
 
+import hashlib
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import jupytext
 import nbformat
-from nbgrader.apps.api import NbGraderAPI
+from nbgrader.converters import GenerateAssignment
 
 from . import course
 
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 # What must never reach a student: nbgrader removes these regions, this makes sure it did.
 FORBIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS", "### BEGIN SOLUTION", "### END SOLUTION")
+
+
+GRADEBOOK = "gradebook.db"
 
 
 class ReleaseError(RuntimeError):
@@ -38,10 +41,12 @@ def normalized(nb: nbformat.NotebookNode) -> bytes:
 
 
 def _stable_id(cell, index: int, used: set) -> str:
-    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
-    candidate = re.sub(r"[^A-Za-z0-9_-]", "-", grade_id)[:64] or f"cell-{index}"
+    """The nbgrader grade_id, else a hash of the cell's content: ids change only where cells do."""
+    grade_id = re.sub(r"[^A-Za-z0-9_-]", "-", cell.metadata.get("nbgrader", {}).get("grade_id", ""))[:64]
+    content = hashlib.sha1(f"{cell.cell_type}\0{cell.source}".encode()).hexdigest()[:8]
+    candidate = grade_id or content
     if candidate in used:
-        candidate = f"cell-{index}"
+        candidate = f"{content}-{index}"
     used.add(candidate)
     return candidate
 
@@ -51,12 +56,18 @@ def source_notebook(text_source: Path) -> bytes:
     return normalized(jupytext.read(text_source, fmt="py:percent"))
 
 
-def build(solutions: Path, work: Path) -> dict[str, bytes]:
+def build(solutions: Path, work: Path, only: set[str] | None = None) -> dict[str, bytes]:
     """Every released file, by path relative to the repository root (``solutions/...`` for the
-    source notebooks made from text, ``chapters/...`` for the student versions)."""
+    source notebooks made from text, ``chapters/...`` for the student versions).
+
+    Leaves in ``work``: ``source/`` (the nbgrader source tree), ``release/`` (nbgrader's output)
+    and ``gradebook.db`` (every assignment, or those in ``only``; no students).
+    """
     outputs = {}
     source = work / "source"
     for assignment in course.assignments(solutions):
+        if only is not None and assignment not in only:
+            continue
         folder = source / assignment
         shutil.copytree(solutions / assignment, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
         for text in sorted((solutions / assignment).glob("*.py")):
@@ -64,7 +75,7 @@ def build(solutions: Path, work: Path) -> dict[str, bytes]:
             (folder / f"{text.stem}.ipynb").write_bytes(data)
             outputs[f"solutions/{assignment}/{text.stem}.ipynb"] = data
     release = work / "release"
-    generate(source, release, work / "gradebook.db")
+    generate(source, release, work / GRADEBOOK)
     for path in sorted(p for p in release.rglob("*") if p.is_file()):
         relative = path.relative_to(release).as_posix()
         outputs[f"chapters/{relative}"] = _student_file(path)
@@ -73,14 +84,18 @@ def build(solutions: Path, work: Path) -> dict[str, bytes]:
 
 def generate(source: Path, release: Path, db: Path) -> None:
     """nbgrader ``generate_assignment`` for every assignment of ``source``."""
+    if not db.exists():
+        course.new_gradebook(db)
     config = course.nbgrader_config(
         root=source.parent, source_directory=source, release_directory=release, db=db
     )
-    api = NbGraderAPI(config=config)
+    log = course.quiet_logger("grader.release")
     for assignment in course.assignments(source):
-        result = api.generate_assignment(assignment, force=True, create=True)
+        result = course.run(GenerateAssignment, config, log, assignment, force=True, create_assignment=True)
         if not result["success"]:
-            raise ReleaseError(f"generate_assignment {assignment} failed:\n{result.get('error') or result['log']}")
+            raise ReleaseError(
+                f"generate_assignment {assignment} failed:\n{result.get('error') or result['log']}"
+            )
 
 
 def _student_file(path: Path) -> bytes:
@@ -104,7 +119,7 @@ def _same(path: Path, data: bytes) -> bool:
 
 def release(root: Path = course.ROOT, check: bool = False) -> list[str]:
     """Regenerate (or with ``check``, only compare) the released files; returns those out of date."""
-    with tempfile.TemporaryDirectory(prefix="forwardpass-release-") as tmp:
+    with course.scratch("forwardpass-release-") as tmp:
         outputs = build(root / "solutions", Path(tmp))
     stale = out_of_date(outputs, root)
     if not check:

@@ -52,7 +52,9 @@ def install_kernel(directory: Path, hide: list[Path], show: list[Path], memory: 
     if isolation_available():
         argv = ["unshare", "-rnm", "--", *argv, "--isolate"]
     else:
-        warnings.warn("unshare is not available: student code runs without network or file isolation")
+        warnings.warn(
+            "unshare is not available: student code runs without network or file isolation", stacklevel=2
+        )
     argv += ["--", sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     spec = {"argv": argv, "display_name": "Python 3 (grading sandbox)", "language": "python"}
     target = directory / "kernels" / KERNEL_NAME
@@ -75,7 +77,7 @@ def isolate(hide: list[str], show: list[str], writable: list[str]) -> None:
             _mount("-t", "tmpfs", "-o", "mode=755,size=1m", "tmpfs", path)
         else:
             fd = handles[path]
-            _mount("--bind", f"/proc/self/fd/{fd}", path, fd=fd)
+            _mount("--no-canonicalize", "--bind", f"/proc/self/fd/{fd}", path, fd=fd)
     for target, options in _mounts():
         if target not in writable and "ro" not in options and not target.startswith(("/proc", "/sys")):
             _mount("-o", "remount,bind,ro", target)

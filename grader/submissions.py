@@ -12,9 +12,9 @@ Accepted layouts (``<notebook>`` is a chapter notebook's file name, e.g. ``embed
   - Blackboard, the pattern nbgrader's ``zip_collect`` documents:
     ``<assignment>_<student>_attempt_<timestamp>_<notebook>``
 
-A zip (or folder) may hold any of these below a top folder of its own. A notebook maps to its assignment by
-file name; names an LMS gives resubmissions (``embeddings-1.ipynb``, ``embeddings (1).ipynb``) are
-understood, and the highest number wins when a student has several.
+A zip (or folder) may hold any of these below a top folder of its own. A notebook maps to its
+assignment by file name; the names an LMS gives resubmissions (``embeddings-1.ipynb``,
+``embeddings (1).ipynb``) are understood, and the highest number wins when a student has several.
 """
 
 import re

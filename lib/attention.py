@@ -142,7 +142,7 @@ def multi_head_attention(
 
     Parameters
     ----------
-    x : array, shape (B, T, d)
+    x : array, shape (T, d) or (B, T, d)
     params : dict
         ``{"c_attn": {"w": (d, (n_head + 2 n_kv_head) d_head), "b"?}, "c_proj": {"w": (d, d), "b"?}}``
     n_head, n_kv_head : int
@@ -158,8 +158,22 @@ def multi_head_attention(
 
     Returns
     -------
-    array, shape (B, T, d)
+    array, shape (T, d) or (B, T, d), as ``x``
     """
+    x = as_float_array(x, "x", min_ndim=2)
+    if x.ndim == 2:  # one sequence: run it as a batch of one
+        out = multi_head_attention(
+            x[None],
+            params,
+            n_head,
+            n_kv_head,
+            positions=positions,
+            rope_theta=rope_theta,
+            kv_cache=kv_cache,
+            trace=trace,
+            prefix=prefix,
+        )
+        return out[0]
     n_kv_head = n_head if n_kv_head is None else n_kv_head
     B, T, d = x.shape
     qkv = linear(x, params["c_attn"]["w"], params["c_attn"].get("b"))  # [B, T, (H + 2KV) d_head]
@@ -186,7 +200,9 @@ def multi_head_attention(
     else:
         mask = causal_mask(T, k.shape[-2])
         stations = _attend(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), mask)
-        for name, value in zip(("scores_raw", "scores_scaled", "scores_masked", "probs", "heads"), stations, strict=True):
+        for name, value in zip(
+            ("scores_raw", "scores_scaled", "scores_masked", "probs", "heads"), stations, strict=True
+        ):
             trace[f"{prefix}.{name}"] = value
         heads = stations[-1]
     merged = merge_heads(heads)  # [B, T, H * d_head]

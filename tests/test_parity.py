@@ -60,8 +60,12 @@ def test_greedy_generation_identical(pair):
     ours = lib.generate(model, prompt, 20, temperature=0)
     with torch.inference_mode():
         theirs = hf.generate(
-            torch.tensor(prompt[None]), max_new_tokens=20, do_sample=False, min_new_tokens=20,
-            pad_token_id=0, eos_token_id=None,
+            torch.tensor(prompt[None]),
+            max_new_tokens=20,
+            do_sample=False,
+            min_new_tokens=20,
+            pad_token_id=0,
+            eos_token_id=None,
         )[0].numpy()
     np.testing.assert_array_equal(ours, theirs)
 
@@ -105,7 +109,9 @@ def t(x):
 
 def test_layer_norm():
     x, g, b = RNG.normal(size=(3, 5, 16)), RNG.normal(size=16), RNG.normal(size=16)
-    np.testing.assert_allclose(lib.layer_norm(x, g, b), F.layer_norm(t(x), (16,), t(g), t(b)).numpy(), atol=1e-12)
+    np.testing.assert_allclose(
+        lib.layer_norm(x, g, b), F.layer_norm(t(x), (16,), t(g), t(b)).numpy(), atol=1e-12
+    )
 
 
 def test_rms_norm():
@@ -118,8 +124,10 @@ def test_rms_norm():
 def test_activations(name):
     x = RNG.normal(size=(6, 11)) * 4
     expected = {
-        "gelu": lambda: F.gelu(t(x), approximate="tanh"), "gelu_exact": lambda: F.gelu(t(x)),
-        "silu": lambda: F.silu(t(x)), "softmax": lambda: F.softmax(t(x), -1),
+        "gelu": lambda: F.gelu(t(x), approximate="tanh"),
+        "gelu_exact": lambda: F.gelu(t(x)),
+        "silu": lambda: F.silu(t(x)),
+        "softmax": lambda: F.softmax(t(x), -1),
         "log_softmax": lambda: F.log_softmax(t(x), -1),
     }[name]().numpy()
     np.testing.assert_allclose(getattr(lib, name)(x), expected, atol=1e-12, rtol=1e-12)
@@ -141,7 +149,9 @@ def test_scaled_dot_product_attention(masked):
 def test_causal_mask_matches_is_causal():
     q, k, v = (RNG.normal(size=(1, 2, 9, 4)) for _ in range(3))
     expected = F.scaled_dot_product_attention(t(q), t(k), t(v), is_causal=True).numpy()
-    np.testing.assert_allclose(lib.scaled_dot_product_attention(q, k, v, lib.causal_mask(9)), expected, atol=1e-12)
+    np.testing.assert_allclose(
+        lib.scaled_dot_product_attention(q, k, v, lib.causal_mask(9)), expected, atol=1e-12
+    )
 
 
 def test_rope_matches_transformers():

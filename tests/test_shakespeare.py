@@ -81,14 +81,14 @@ def test_heldout_loss_stays_under_the_recorded_bound(model, heldout, facts):
 
 
 def add_noise(params: dict) -> dict:
-    """Every block's weights plus Gaussian noise a third the size of their own spread."""
+    """Every block's weight matrices plus Gaussian noise as large as their own spread."""
     rng = np.random.default_rng(0)
     noisy = copy.deepcopy(params)
     for layer in noisy["h"]:
         for part in ("attn", "mlp"):
             for linear in layer[part].values():
                 w = linear["w"]
-                linear["w"] = w + rng.normal(0, w.std() / 3, w.shape).astype(w.dtype)
+                linear["w"] = w + rng.normal(0, w.std(), w.shape).astype(w.dtype)
     return noisy
 
 

@@ -5,13 +5,11 @@ counterpart under ``solutions/`` with the hidden tests deleted and the solution 
 solution cells are set to render collapsed, and the staging folder is built like the student
 edition (``jupyter-book build -W --keep-going``) into ``_build/instructor/html``.
 
-Usage: ``python tools/instructor_edition.py [--stage-only]``
+Usage: ``python tools/instructor_edition.py`` (or ``make book-instructor``)
 """
 
-import argparse
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -92,60 +90,48 @@ def staged_config():
     config["title"] += " (instructor edition)"
     config.setdefault("html", {})["announcement"] = ANNOUNCEMENT
     sphinx_config = config["sphinx"]["config"]
-    sphinx_config["html_static_path"] = [
-        str(ROOT / path) for path in sphinx_config["html_static_path"]
-    ]
+    sphinx_config["html_static_path"] = [str(ROOT / path) for path in sphinx_config["html_static_path"]]
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def stage(stage_dir=STAGE):
-    """Write the instructor edition's sources into ``stage_dir``."""
-    write_if_changed(stage_dir / "_config.yml", staged_config())
-    write_if_changed(stage_dir / "_toc.yml", (ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    copy_tree(ROOT / "book", stage_dir / "book", ignore={"node_modules", "_static"})
+def stage():
+    """Write the instructor edition's sources into the staging folder."""
+    write_if_changed(STAGE / "_config.yml", staged_config())
+    write_if_changed(STAGE / "_toc.yml", (ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    copy_tree(ROOT / "book", STAGE / "book", ignore={"node_modules", "_static"})
     solutions = {
         path.relative_to(ROOT / "solutions")
         for path in (ROOT / "solutions").rglob("*.ipynb")
         if ".ipynb_checkpoints" not in path.parts
     }
-    copy_tree(
-        ROOT / "chapters", stage_dir / "chapters", ignore={".ipynb_checkpoints"}, skip=solutions
-    )
+    copy_tree(ROOT / "chapters", STAGE / "chapters", ignore={".ipynb_checkpoints"}, skip=solutions)
     for rel in sorted(solutions):
         nb = nbformat.read(ROOT / "solutions" / rel, as_version=4)
         nb = instructor_notebook(nb, f"solutions/{rel}")
-        write_if_changed(stage_dir / "chapters" / rel, nbformat.writes(nb) + "\n")
+        write_if_changed(STAGE / "chapters" / rel, nbformat.writes(nb) + "\n")
 
 
-def build(stage_dir=STAGE, out=OUT):
-    """Build the staged book into ``out``, with warnings as errors; return Sphinx's status."""
+def build():
+    """Build the staged book, with warnings as errors, as the CLI would; return Sphinx's status."""
     return build_sphinx(
-        stage_dir,
-        out,
-        path_config=str(stage_dir / "_config.yml"),
-        confoverrides={"external_toc_path": str(stage_dir / "_toc.yml")},
+        STAGE,
+        OUT,
+        noconfig=True,
+        path_config=str(STAGE / "_config.yml"),
+        confoverrides={
+            "external_toc_path": str(STAGE / "_toc.yml"),
+            "latex_individualpages": False,
+        },
         warningiserror=True,
         keep_going=True,
     )
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage-only", action="store_true", help="write the sources, no build")
-    args = parser.parse_args()
-    start = time.monotonic()
     stage()
-    if args.stage_only:
-        print(f"Instructor edition sources written to {STAGE.relative_to(ROOT)}")
-        return 0
-    status = build()
-    if status:
+    if build():
         print("The instructor edition did not build: see the messages above.", file=sys.stderr)
         return 1
-    print(
-        f"Instructor edition built in {time.monotonic() - start:.0f} s: "
-        f"open {(OUT / 'index.html').relative_to(ROOT)}"
-    )
     return 0
 
 

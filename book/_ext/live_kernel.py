@@ -7,6 +7,7 @@ kernel. Tag such a cell ``live-kernel`` and the page says so, and points to the 
 from docutils import nodes
 
 TAG_CLASS = "tag_live-kernel"
+TITLE = "Needs a live kernel"
 MESSAGE = (
     "The output of this cell was saved when the book was built: moving its controls here changes "
     "nothing. To run it, open this page with a launch button (the rocket icon at the top)."
@@ -16,7 +17,8 @@ MESSAGE = (
 def add_notes(app, doctree):
     for cell in list(doctree.findall(nodes.container)):
         if TAG_CLASS in cell["classes"]:
-            note = nodes.note(classes=["live-kernel"])
+            note = nodes.admonition(classes=["note", "live-kernel"])
+            note += nodes.title(text=TITLE)
             note += nodes.paragraph(text=MESSAGE)
             cell += note
 

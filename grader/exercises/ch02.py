@@ -164,7 +164,7 @@ def _score_cases():
     ]
 
 
-def _scores(q, k, *, scale="sqrt", diagonal=0, fill="-inf", upper=False):
+def _scores(q, k, *, scale="sqrt", diagonal=0, fill="-inf", upper=False, inverted=False):
     raw = q @ k.swapaxes(-1, -2)  # [..., T, S]
     d_head = q.shape[-1]
     scaled = {"sqrt": raw / math.sqrt(d_head), "none": raw, "d": raw / d_head}[scale]
@@ -172,9 +172,11 @@ def _scores(q, k, *, scale="sqrt", diagonal=0, fill="-inf", upper=False):
     mask = np.tri(T, T, k=diagonal, dtype=bool)
     if upper:
         mask = mask.T
+    if inverted:
+        mask = ~mask
     if fill == "zero":
         return (scaled * mask).astype(q.dtype)
-    value = -1e9 if fill == "big" else -np.inf
+    value = {"big": -1e9, "+inf": np.inf}.get(fill, -np.inf)
     return np.where(mask, scaled, value).astype(q.dtype)
 
 
@@ -216,6 +218,17 @@ MASKED_SCORES = Exercise(
             lambda q, k: _scores(q, k, upper=True),
             "the mask is transposed: query i (a row) may see keys j <= i (the lower triangle); you "
             "kept the upper triangle",
+        ),
+        Mistake(
+            "inverted-mask",
+            lambda q, k: _scores(q, k, inverted=True),
+            "the mask is inverted: you kept the future keys (j > i) and hid the allowed ones; "
+            "keep the scores where j <= i and put -inf where j > i",
+        ),
+        Mistake(
+            "plus-inf",
+            lambda q, k: _scores(q, k, fill="+inf"),
+            "the masked entries are +inf: softmax would give them ALL the weight; use -np.inf",
         ),
         Mistake(
             "zero-fill",
@@ -409,8 +422,14 @@ MERGE_HEADS = Exercise(
 
 def _attn_params(g, d, dtype):
     return {
-        "c_attn": {"w": _normal(g, d, 3 * d, dtype=dtype, scale=d**-0.5), "b": _normal(g, 3 * d, dtype=dtype, scale=0.1)},
-        "c_proj": {"w": _normal(g, d, d, dtype=dtype, scale=d**-0.5), "b": _normal(g, d, dtype=dtype, scale=0.1)},
+        "c_attn": {
+            "w": _normal(g, d, 3 * d, dtype=dtype, scale=d**-0.5),
+            "b": _normal(g, 3 * d, dtype=dtype, scale=0.1),
+        },
+        "c_proj": {
+            "w": _normal(g, d, d, dtype=dtype, scale=d**-0.5),
+            "b": _normal(g, d, dtype=dtype, scale=0.1),
+        },
     }
 
 
@@ -477,7 +496,11 @@ MULTI_HEAD_ATTENTION = Exercise(
             "split_heads",
             lambda inp, st: {"x": _qkv(inp["x"], inp["params"])[0], "n_head": inp["n_head"]},
         ),
-        Part("attn.heads", "attention", lambda inp, st: {"q": st["attn.q"], "k": st["attn.k"], "v": st["attn.v"]}),
+        Part(
+            "attn.heads",
+            "attention",
+            lambda inp, st: {"q": st["attn.q"], "k": st["attn.k"], "v": st["attn.v"]},
+        ),
         Part("attn.merged", "merge_heads", lambda inp, st: {"x": st["attn.heads"]}),
     ),
     mistakes=(
@@ -508,7 +531,9 @@ MULTI_HEAD_ATTENTION = Exercise(
         ),
         Mistake(
             "interleaved",
-            lambda x, params, n_head: _mha_variant(x, params, n_head, split="interleaved", merge="interleaved"),
+            lambda x, params, n_head: _mha_variant(
+                x, params, n_head, split="interleaved", merge="interleaved"
+            ),
             "features are dealt to the heads in the wrong order (a reshape to (T, d_head, n_head)): "
             "head h owns the consecutive features h*d_head .. (h+1)*d_head - 1",
         ),
@@ -568,7 +593,10 @@ def _gelu_cases():
     ]
 
 
-def _gelu_tanh(x, cube=3, c=math.sqrt(2 / math.pi)):
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+
+
+def _gelu_tanh(x, cube=3, c=_SQRT_2_OVER_PI):
     return (0.5 * x * (1 + np.tanh(c * (x + 0.044715 * x**cube)))).astype(x.dtype)
 
 
@@ -583,7 +611,9 @@ GELU = Exercise(
             "this is the exact GELU (with erf): GPT-2 uses the tanh approximation "
             "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
         ),
-        Mistake("relu", lambda x: np.maximum(x, 0), "this is ReLU: GELU is x times a smooth gate, not max(x, 0)"),
+        Mistake(
+            "relu", lambda x: np.maximum(x, 0), "this is ReLU: GELU is x times a smooth gate, not max(x, 0)"
+        ),
         Mistake(
             "square",
             lambda x: _gelu_tanh(x, cube=2),
@@ -606,8 +636,14 @@ GELU = Exercise(
 def _mlp_params(g, d, dtype, d_ff=None):
     d_ff = 4 * d if d_ff is None else d_ff
     return {
-        "c_fc": {"w": _normal(g, d, d_ff, dtype=dtype, scale=d**-0.5), "b": _normal(g, d_ff, dtype=dtype, scale=0.1)},
-        "c_proj": {"w": _normal(g, d_ff, d, dtype=dtype, scale=d_ff**-0.5), "b": _normal(g, d, dtype=dtype, scale=0.1)},
+        "c_fc": {
+            "w": _normal(g, d, d_ff, dtype=dtype, scale=d**-0.5),
+            "b": _normal(g, d_ff, dtype=dtype, scale=0.1),
+        },
+        "c_proj": {
+            "w": _normal(g, d_ff, d, dtype=dtype, scale=d_ff**-0.5),
+            "b": _normal(g, d, dtype=dtype, scale=0.1),
+        },
     }
 
 
@@ -620,7 +656,14 @@ def _mlp_cases():
     cases = []
     for i, (name, lead, d, dtype, hidden, describe) in enumerate(specs):
         g = rng(270 + i)
-        cases.append(Case(name, {"x": _normal(g, *lead, d, dtype=dtype), "params": _mlp_params(g, d, dtype)}, hidden, describe))
+        cases.append(
+            Case(
+                name,
+                {"x": _normal(g, *lead, d, dtype=dtype), "params": _mlp_params(g, d, dtype)},
+                hidden,
+                describe,
+            )
+        )
     return cases
 
 
@@ -819,7 +862,11 @@ def _rms_cases():
         ),
         Case(
             "batch-eps",
-            {"x": _normal(g2, 2, 5, 16, scale=0.1, loc=0.5), "g": _normal(g2, 16, loc=1.0, scale=0.2), "eps": 1e-2},
+            {
+                "x": _normal(g2, 2, 5, 16, scale=0.1, loc=0.5),
+                "g": _normal(g2, 16, loc=1.0, scale=0.2),
+                "eps": 1e-2,
+            },
             hidden=True,
             describe="a batch (2, 5, 16) with eps=1e-2 passed in",
         ),
@@ -948,7 +995,9 @@ APPLY_ROPE = Exercise(
             "starts later)",
         ),
     ),
-    error_hints={"broadcast": "the angles have shape (T, d_head): one row per position, one column per feature"},
+    error_hints={
+        "broadcast": "the angles have shape (T, d_head): one row per position, one column per feature"
+    },
 )
 
 

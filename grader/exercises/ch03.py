@@ -82,8 +82,9 @@ LM_HEAD = Exercise(
         ),
         Mistake(
             "norm-without-bias",
-            lambda x, ln_f, wte, w_unembed=None: lib.layer_norm(x, ln_f["g"])
-            @ (wte.T if w_unembed is None else w_unembed),
+            lambda x, ln_f, wte, w_unembed=None: (
+                lib.layer_norm(x, ln_f["g"]) @ (wte.T if w_unembed is None else w_unembed)
+            ),
             "close: the final LayerNorm has a bias too; pass ln_f['b'] as well as ln_f['g']",
         ),
         Mistake(
@@ -127,7 +128,9 @@ def _softmax_cases():
             "large",
             {"x": (84.0 + 4.0 * rng(42).random((2, 16))).astype(np.float32)},
         ),
-        Case("3d", {"x": _logits(43, (2, 3, 5), np.float64)}, hidden=True, describe="shape (2, 3, 5), float64"),
+        Case(
+            "3d", {"x": _logits(43, (2, 3, 5), np.float64)}, hidden=True, describe="shape (2, 3, 5), float64"
+        ),
         Case(
             "huge64",
             {"x": _logits(44, (2, 6), np.float64, scale=3.0, shift=800.0)},
@@ -209,7 +212,9 @@ def _log_softmax_cases():
         Case("rows", {"x": _logits(51, (3, 7))}),
         Case("large", {"x": _logits(52, (2, 8), scale=1.0, shift=100.0)}),
         Case("gaps", {"x": gaps}),
-        Case("3d", {"x": _logits(53, (2, 4, 6), np.float64)}, hidden=True, describe="shape (2, 4, 6), float64"),
+        Case(
+            "3d", {"x": _logits(53, (2, 4, 6), np.float64)}, hidden=True, describe="shape (2, 4, 6), float64"
+        ),
         Case(
             "huge64",
             {"x": _logits(54, (3, 5), np.float64, scale=2.0, shift=900.0)},

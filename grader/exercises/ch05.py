@@ -115,14 +115,21 @@ TOY_EMBED = Exercise(
 
 def _ln_cases():
     def build(stream, norm, eps=EPS):
-        return lambda ids, p, tr: {"x": tr[stream].copy(), "g": _get(p, norm)["g"], "b": _get(p, norm)["b"], "eps": eps}
+        return lambda ids, p, tr: {
+            "x": tr[stream].copy(),
+            "g": _get(p, norm)["g"],
+            "b": _get(p, norm)["b"],
+            "eps": eps,
+        }
 
     cases = _cases(build("embed.out", ("h", 0, "ln_1")))
     name, ids, params, trace, _, _ = _runs()[0]
     cases.insert(1, Case("big-eps", build("embed.out", ("h", 0, "ln_1"), eps=0.5)(ids, params, trace)))
     name, ids, params, trace, _, _ = _runs()[2]
     cases.append(
-        Case("ln_2", build("h.0.resid_mid", ("h", 0, "ln_2"))(ids, params, trace), True, "LayerNorm 2, float64")
+        Case(
+            "ln_2", build("h.0.resid_mid", ("h", 0, "ln_2"))(ids, params, trace), True, "LayerNorm 2, float64"
+        )
     )
     cases.append(Case("ln_f", build("h.0.resid_post", ("ln_f",))(ids, params, trace), True, "the final norm"))
     return cases
@@ -245,7 +252,9 @@ TOY_QKV = Exercise(
             "keys, the last d the values",
         ),
     ),
-    error_hints={"cannot reshape": "split x @ w + b into three blocks of d columns first, then each into heads"},
+    error_hints={
+        "cannot reshape": "split x @ w + b into three blocks of d columns first, then each into heads"
+    },
 )
 
 # ---- attention probabilities -------------------------------------------------------------------
@@ -254,7 +263,16 @@ TOY_QKV = Exercise(
 def _probs_cases():
     cases = _cases(lambda ids, p, tr: {"q": tr["h.0.attn.q"].copy(), "k": tr["h.0.attn.k"].copy()})
     g = rng(500)
-    cases.insert(0, Case("random", {"q": g.standard_normal((2, 3, 4)).astype(np.float32), "k": g.standard_normal((2, 3, 4)).astype(np.float32)}))
+    cases.insert(
+        0,
+        Case(
+            "random",
+            {
+                "q": g.standard_normal((2, 3, 4)).astype(np.float32),
+                "k": g.standard_normal((2, 3, 4)).astype(np.float32),
+            },
+        ),
+    )
     g = rng(501)
     cases.append(
         Case(
@@ -435,7 +453,9 @@ TOY_MLP = Exercise(
         ),
         Mistake(
             "no-biases",
-            lambda x, w_fc, b_fc, w_proj, b_proj: _mlp_variant(lib.gelu)(x, w_fc, 0 * b_fc, w_proj, 0 * b_proj),
+            lambda x, w_fc, b_fc, w_proj, b_proj: _mlp_variant(lib.gelu)(
+                x, w_fc, 0 * b_fc, w_proj, 0 * b_proj
+            ),
             "the biases are missing: both linear maps are x @ w + b",
         ),
     ),
@@ -446,7 +466,7 @@ TOY_MLP = Exercise(
 
 def _loss_cases():
     cases = []
-    for name, ids, params, trace, hidden, describe in _runs():
+    for name, ids, _params, trace, hidden, describe in _runs():
         if name == "ai-rocks":
             targets = np.array([1, 2])  # "rocks" after "AI", "<eos>" after "AI rocks"
         else:
@@ -500,7 +520,9 @@ TOY_LOSS = Exercise(
         ),
         Mistake(
             "softmax-positions",
-            lambda logits, targets: -_pick(lib.log_softmax(logits.astype(np.float64), axis=-2), targets).mean(),
+            lambda logits, targets: (
+                -_pick(lib.log_softmax(logits.astype(np.float64), axis=-2), targets).mean()
+            ),
             "the softmax runs over positions (axis -2): each position's distribution is over the "
             "vocabulary, the last axis",
         ),

@@ -1,0 +1,126 @@
+"""The student's feedback page: their graded notebook as HTML, with no hidden-test code in it.
+
+nbgrader's own feedback shows the test cells as they ran, hidden tests included. Here every test
+cell shows its released source (what the student saw), the outputs that ``record`` produced (its
+answers, anything printed while it ran the hidden cases) are dropped, an error in a test cell shows
+only its last line (IPython's traceback quotes the surrounding source), and the verdict is written
+under each test cell with a summary at the top.
+
+The page is rendered here rather than with nbconvert's HTML exporter, which spends most of a
+second per notebook on syntax highlighting, sanitizing and re-parsing its own output. Everything a
+student controls is escaped: their markdown is rendered with raw HTML escaped, and outputs are
+shown only as text or PNG/JPEG images.
+"""
+
+import html
+
+import mistune
+from nbconvert.filters import markdown2html, strip_ansi
+
+from .compare import MIME
+from .results import Row, test_cells
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }}
+pre {{ background: #f6f8fa; padding: .6rem; overflow-x: auto; border-radius: 4px; }}
+pre.output {{ background: #fff; border-left: 3px solid #ddd; }}
+pre.error {{ background: #fff0f0; }}
+.verdict {{ padding: .5rem .8rem; border-radius: 4px; margin: .5rem 0 1.5rem; }}
+.graded {{ background: #e8f5e9; }} .not-graded {{ background: #fdecea; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ddd; padding: .2rem .5rem; text-align: left; }}
+img {{ max-width: 100%; }}
+</style>
+<script>window.MathJax = {{ tex: {{ inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]] }} }};</script>
+<script async src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>
+</head><body><main>
+<h1>{title}</h1>
+{body}
+</main></body></html>
+"""
+student_markdown = mistune.create_markdown(escape=True, plugins=["strikethrough", "table"])
+
+
+def render(nb, release_nb, rows: list[Row], title: str) -> str:
+    """The feedback page of an autograded notebook (``release_nb``: the version students got)."""
+    released = {
+        cell.metadata["nbgrader"]["grade_id"]: cell.source
+        for cell in release_nb.cells
+        if cell.metadata.get("nbgrader", {}).get("grade_id")
+    }
+    trusted = {cell.source for cell in release_nb.cells if cell.cell_type == "markdown"}
+    verdicts = {row.exercise: row for row in rows}
+    tests = {test.index: test.name for test in test_cells(nb)}
+    body = [_summary(rows)]
+    for index, cell in enumerate(nb.cells):
+        if index in tests:
+            name = tests[index]
+            body.append(_code(released.get(name, ""), _test_outputs(cell.outputs)))
+            if name in verdicts:
+                body.append(_verdict(verdicts[name]))
+        elif cell.cell_type == "code":
+            body.append(_code(cell.source, cell.outputs))
+        elif cell.cell_type == "markdown":
+            body.append(
+                markdown2html(cell.source) if cell.source in trusted else student_markdown(cell.source)
+            )
+    return PAGE.format(title=html.escape(title), body="\n".join(body))
+
+
+def summary_page(title: str, rows: list[Row]) -> str:
+    """A page for a submission that could not be run (invalid notebook, nbgrader error)."""
+    return PAGE.format(title=html.escape(title), body=_summary(rows))
+
+
+def _test_outputs(outputs: list) -> list[dict]:
+    """What ``check`` showed: the outputs after ``record``'s answers; errors as their last line."""
+    recorded = [i for i, out in enumerate(outputs) if MIME in out.get("data", {})]
+    kept = outputs[recorded[-1] + 1 :] if recorded else [out for out in outputs if out.output_type == "error"]
+    return [
+        {"output_type": "stream", "name": "stderr", "text": f"{out.ename}: {out.evalue}"}
+        if out.output_type == "error"
+        else out
+        for out in kept
+    ]
+
+
+def _code(source: str, outputs: list) -> str:
+    return f'<pre class="input">{html.escape(source)}</pre>' + "".join(map(_output, outputs))
+
+
+def _output(out) -> str:
+    kind = out["output_type"]
+    if kind == "stream":
+        return _pre(out["text"], "output")
+    if kind == "error":
+        return _pre("\n".join(out["traceback"]), "output error")
+    data = out.get("data", {})
+    for mime in ("image/png", "image/jpeg"):
+        if mime in data:
+            return f'<img alt="figure" src="data:{mime};base64,{"".join(data[mime].split())}">'
+    return _pre(data["text/plain"], "output") if "text/plain" in data else ""
+
+
+def _pre(text: str, css: str) -> str:
+    return f'<pre class="{css}">{html.escape(strip_ansi(text))}</pre>'
+
+
+def _verdict(row: Row) -> str:
+    mark, css = ("✔", "graded") if row.status == "graded" else ("✘", "not-graded")
+    return (
+        f'<div class="verdict {css}"><strong>{mark} {html.escape(row.exercise)}: {row.score:g} / '
+        f"{row.max_score:g}</strong> ({row.status}): {html.escape(row.reason)}</div>"
+    )
+
+
+def _summary(rows: list[Row]) -> str:
+    total, out_of = sum(r.score for r in rows), sum(r.max_score for r in rows)
+    lines = [f"<p><strong>Score: {total:g} / {out_of:g}</strong></p>", "<table>"]
+    lines.append("<tr><th>exercise</th><th>score</th><th>status</th><th>reason</th></tr>")
+    lines += [
+        f"<tr><td>{html.escape(r.exercise)}</td><td>{r.score:g} / {r.max_score:g}</td>"
+        f"<td>{r.status}</td><td>{html.escape(r.reason)}</td></tr>"
+        for r in rows
+    ]
+    return "\n".join([*lines, "</table>"])

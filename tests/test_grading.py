@@ -1,0 +1,460 @@
+"""The instructor's grading path: ``python -m grader release`` and ``python -m grader autograde``.
+
+The end-to-end tests grade one synthetic class, built from chapter 1's real notebooks, with real
+nbgrader on 2 workers (a module fixture, about a minute); each test then reads its outputs.
+"""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from grader import integrity, submissions
+
+ROOT = Path(__file__).parents[1]
+ASSIGNMENT = "01-embeddings"
+SOLUTION = ROOT / "solutions" / ASSIGNMENT / "embeddings.ipynb"
+RELEASED = ROOT / "chapters" / ASSIGNMENT / "embeddings.ipynb"
+TIMEOUT = 8
+
+
+def grader(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        [sys.executable, "-m", "grader", *args], cwd=ROOT, env=env, capture_output=True, text=True, **kwargs
+    )
+
+
+def autograde(submitted: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    done = grader(
+        "autograde", str(submitted), "--out", str(out), "--jobs", "2", "--timeout", str(TIMEOUT), *extra
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def read_grades(out: Path) -> dict[tuple[str, str], dict]:
+    with open(out / "grades.csv") as f:
+        return {(row["student"], row["exercise"]): row for row in csv.DictReader(f)}
+
+
+# ---- building students ---------------------------------------------------------------------------
+
+
+def solution():
+    return nbformat.read(SOLUTION, as_version=4)
+
+
+def index_of(nb, grade_id: str) -> int:
+    return next(
+        i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id
+    )
+
+
+def answer(name: str, source: str, nb=None):
+    """The solution notebook with the student's own code for exercise ``name``."""
+    nb = nb or solution()
+    nb.cells[index_of(nb, f"{name}-answer")].source = source
+    return nb
+
+
+def insert_after(grade_id: str, source: str, nb=None):
+    nb = nb or solution()
+    nb.cells.insert(index_of(nb, grade_id) + 1, new_code_cell(source))
+    return nb
+
+
+ONE_BASED = "def encode(text, stoi):\n    return np.array([stoi[ch] for ch in text]) + 1"
+OFF_BY_ONE = "def embed(ids, wte, wpe):\n    return token_embedding(ids, wte) + wpe[1 : ids.shape[-1] + 1]"
+SIN_COS_SWAPPED = """def sinusoidal_positions(n_tokens, d):
+    angles = np.arange(n_tokens)[:, None] / 10000 ** (np.arange(0, d, 2) / d)
+    table = np.empty((n_tokens, d))
+    table[:, 0::2], table[:, 1::2] = np.cos(angles), np.sin(angles)
+    return table"""
+ENDLESS = "def encode(text, stoi):\n    while True:\n        pass"
+IGNORES_INTERRUPT = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
+MEMORY_HOG = "def token_embedding(ids, wte):\n    np.ones(2**40)\n    return wte[ids]"
+LIB_EMBED = "def embed(ids, wte, wpe):\n    return lib.embed(ids, wte, wpe)"
+FAKE_ANSWERS = """def encode(text, stoi):
+    from IPython.display import display
+
+    display({"application/vnd.forwardpass.answers+json": {"exercise": "01-embeddings/encode", "answers": {}}}, raw=True)
+    return np.array([stoi[ch] for ch in text], dtype=np.int64)"""
+READS_REFERENCES = f"""def decode(ids, itos):
+    open("{ROOT}/grader/references/visible/01-embeddings/decode.safetensors", "rb").read()
+    return "".join(itos[int(i)] for i in ids)"""
+PROBE = f"""import os, socket
+try:
+    socket.create_connection(("1.1.1.1", 80), timeout=3)
+    print("network: open")
+except OSError as err:
+    print("network: blocked", err)
+for target in ["{ROOT}/pwned", "{ROOT / "grader" / "pwned"}", "/tmp/pwned-by-a-student"]:
+    try:
+        open(target, "w").write("x")
+        print("write: open", target)
+    except OSError:
+        print("write: blocked", target)
+print("hidden:", os.listdir(os.path.join("{ROOT}/grader", "refer" + "ences", "hidden")))
+print("solutions:", os.listdir("{ROOT}/solutions") if os.path.isdir("{ROOT}/solutions") else [])
+open("scratch.txt", "w").write("the working folder is writable")"""
+
+
+def endless_and_hungry():
+    """An endless loop in ``encode`` and in a cell of its own, memory bombs in ``token_embedding``
+    and in a cell of its own."""
+    nb = answer("token_embedding", MEMORY_HOG, answer("encode", ENDLESS))
+    return insert_after(
+        "decode", "while True:\n    pass", insert_after("decode", "hog = bytearray(2**34)", nb)
+    )
+
+
+def probe_with_deleted_tests():
+    """Tries the sandbox's walls; ``embed``'s test cell deleted, ``decode``'s emptied (nbgrader
+    restores both)."""
+    nb = insert_after("decode", PROBE)
+    nb.cells[index_of(nb, "decode")].source = "pass"
+    del nb.cells[index_of(nb, "embed")]
+    return nb
+
+
+CLASS = {
+    "perfect": solution,
+    "blank": lambda: nbformat.read(RELEASED, as_version=4),
+    "mistakes": lambda: answer(
+        "sinusoidal_positions", SIN_COS_SWAPPED, answer("embed", OFF_BY_ONE, answer("encode", ONE_BASED))
+    ),
+    "endless": endless_and_hungry,
+    "deaf": lambda: insert_after("decode", IGNORES_INTERRUPT),
+    "dies": lambda: insert_after("token_embedding", "import os\nos._exit(1)"),
+    "probe": probe_with_deleted_tests,
+    "cheats": lambda: answer(
+        "decode", READS_REFERENCES, answer("encode", FAKE_ANSWERS, answer("embed", LIB_EMBED))
+    ),
+    "patcher": lambda: insert_after("decode", "np.allclose = lambda *args, **kwargs: True"),
+}
+# (exercise, status, words in the reason) for each exercise that must not get full marks.
+EXPECTED = {
+    "mistakes": [
+        ("encode", "wrong", "one too large"),
+        ("embed", "wrong", "off-by-one"),
+        ("sinusoidal_positions", "wrong", "sin and cos are swapped"),
+    ],
+    "endless": [
+        ("encode", "timeout", f"longer than {TIMEOUT} s"),
+        ("token_embedding", "wrong", "MemoryError"),
+        ("embed", "wrong", "MemoryError"),
+    ],
+    "probe": [],
+    "cheats": [
+        ("embed", "integrity", "lib's own embed"),
+        ("encode", "integrity", "sets of answers"),
+        ("decode", "integrity", "stored references"),
+    ],
+}
+# Students an LMS export names its own way (Canvas), in the same zip.
+CANVAS = {
+    "smithjohn_1234_5678_embeddings.ipynb": solution,
+    "doejane_LATE_999_111_embeddings (1).ipynb": CLASS["blank"],
+}
+
+
+def write_class(archive: Path) -> None:
+    """The class as a zip: ``class/<student>/embeddings.ipynb`` and Canvas-named files."""
+    with zipfile.ZipFile(archive, "w") as zf:
+        for student, build in CLASS.items():
+            zf.writestr(f"class/{student}/embeddings.ipynb", nbformat.writes(build()))
+        for name, build in CANVAS.items():
+            zf.writestr(f"class/{name}", nbformat.writes(build()))
+        zf.writestr("class/broken/embeddings.ipynb", '{"cells": [')
+        zf.writestr("class/stray/homework.ipynb", nbformat.writes(new_notebook()))
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    base = tmp_path_factory.mktemp("class")
+    write_class(base / "class.zip")
+    done = autograde(base / "class.zip", base / "out")
+    return base, read_grades(base / "out"), done
+
+
+@pytest.fixture(scope="module")
+def exercises() -> dict[str, float]:
+    nb = solution()
+    return {
+        c.metadata.nbgrader["grade_id"]: c.metadata.nbgrader["points"]
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade")
+    }
+
+
+# ---- release ---------------------------------------------------------------------------------------
+
+
+def test_release_check_passes_on_the_committed_tree():
+    done = grader("release", "--check")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_released_notebooks_hold_no_hidden_tests():
+    for notebook in ROOT.glob("chapters/*/*.ipynb"):
+        assert "BEGIN HIDDEN TESTS" not in notebook.read_text(), notebook
+
+
+# ---- submissions and integrity (fast) ----------------------------------------------------------------
+
+
+def test_submission_layouts_and_lms_names(tmp_path):
+    known = {"embeddings": "01-embeddings", "sampling": "04-sampling"}
+    files = [
+        "alice/embeddings.ipynb",
+        "bob/01-embeddings/embeddings.ipynb",
+        "export/smithjohn_1234_5678_embeddings.ipynb",
+        "export/smithjohn_1234_5690_embeddings-1.ipynb",
+        "export/doejane_LATE_999_111_sampling (2).ipynb",
+        "export/01-embeddings_carol_attempt_2026-11-02-10-00-00_embeddings.ipynb",
+        "dave/notes.ipynb",
+        "loose.ipynb",
+        "alice/.ipynb_checkpoints/embeddings-checkpoint.ipynb",
+    ]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    found, unclear = submissions.find(tmp_path, known)
+    summary = {s: [(x.notebook, x.assignment, x.path.name) for x in subs] for s, subs in found.items()}
+    assert summary == {
+        "alice": [("embeddings", "01-embeddings", "embeddings.ipynb")],
+        "bob": [("embeddings", "01-embeddings", "embeddings.ipynb")],
+        "1234": [("embeddings", "01-embeddings", "smithjohn_1234_5690_embeddings-1.ipynb")],
+        "999": [("sampling", "04-sampling", "doejane_LATE_999_111_sampling (2).ipynb")],
+        "carol": [
+            (
+                "embeddings",
+                "01-embeddings",
+                "01-embeddings_carol_attempt_2026-11-02-10-00-00_embeddings.ipynb",
+            )
+        ],
+        "dave": [("notes", None, "notes.ipynb")],
+    }
+    assert [p.name for p in unclear] == ["loose.ipynb"]
+
+
+def scan(*sources: str, exercises=("embed",)) -> list[tuple[tuple, str]]:
+    nb = new_notebook(cells=[new_code_cell("import numpy as np\nimport lib"), *map(new_code_cell, sources)])
+    return [
+        (f.exercises, f.reason)
+        for f in integrity.scan(nb, {"import numpy as np\nimport lib"}, list(exercises))
+    ]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def embed(ids, wte, wpe):\n    return lib.embed(ids, wte, wpe)",
+        "from lib import embed",
+        "embed = lib.embed",
+        "from lib import embed as e\ndef embed(*args):\n    return e(*args)",
+        "def helper(*args):\n    return lib.embedding.embed(*args)\ndef embed(*args):\n    return helper(*args)",
+        "f = getattr(lib, 'em' + 'bed')\ndef embed(*args):\n    return f(*args)",
+    ],
+)
+def test_integrity_flags_lib_own_implementation(source):
+    found = scan(source)
+    assert found
+    assert all(
+        exercises == ("embed",) and reason.startswith("uses lib's own embed") for exercises, reason in found
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def embed(ids, wte, wpe):\n    return lib.token_embedding(ids, wte) + wpe[: ids.shape[-1]]",
+        "def embed(ids, wte, wpe):\n    return wte[ids] + wpe[: ids.shape[-1]]\nassert np.allclose(embed(*x), lib.embed(*x))",
+        "x = np.zeros(3)\nx[0] = 1\nx += 1",
+        "%timeit np.zeros(3)",
+    ],
+)
+def test_integrity_leaves_honest_code_alone(source):
+    assert scan(source) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("np.allclose = lambda *a, **k: True", "changes numpy.allclose"),
+        ("import grader.check\ngrader.check.record = print", "changes grader.check.record"),
+        ("setattr(lib, 'embed', print)", "changes lib.?"),
+        ("import sys\nsys.modules['lib'] = None", "changes sys.modules"),
+        ("import importlib", "uses importlib"),
+        ("eval('1')", "uses eval"),
+        ("__import__('os')", "uses __import__"),
+        ("open('grader/references/hidden/x.safetensors')", "reads the stored references"),
+        ("from lib import *", "imports everything from lib"),
+    ],
+)
+def test_integrity_flags_tampering_for_every_exercise(source, reason):
+    found = scan(source, exercises=("embed", "encode"))
+    assert (("embed", "encode"), reason) in found
+
+
+def test_tampering_inside_an_unused_function_voids_nothing():
+    assert scan("def never_called():\n    np.allclose = None") == [((), "changes numpy.allclose")]
+
+
+# ---- the class, graded end to end --------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_solution_gets_full_marks_and_blank_gets_zero(graded, exercises):
+    _, grades, _ = graded
+    for name, points in exercises.items():
+        assert grades[("perfect", name)]["status"] == "graded"
+        assert float(grades[("perfect", name)]["score"]) == points
+        assert grades[("blank", name)]["status"] == "wrong"
+        assert float(grades[("blank", name)]["score"]) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("student", sorted(EXPECTED))
+def test_each_mistake_loses_points_on_its_exercise_only(graded, exercises, student):
+    _, grades, _ = graded
+    expected = {name: (status, words) for name, status, words in EXPECTED[student]}
+    for name, points in exercises.items():
+        row = grades[(student, name)]
+        status, words = expected.get(name, ("graded", ""))
+        assert (row["status"], float(row["score"])) == (status, points if status == "graded" else 0), row
+        assert words in row["reason"], row
+
+
+@pytest.mark.slow
+def test_deleted_and_edited_test_cells_are_restored(graded, exercises):
+    _, grades, _ = graded
+    assert all(grades[("probe", name)]["status"] == "graded" for name in exercises)
+
+
+@pytest.mark.slow
+def test_a_dead_or_deaf_kernel_keeps_the_scores_before_it(graded, exercises):
+    _, grades, _ = graded
+    order = list(exercises)
+    for student, last_good, status in [
+        ("dies", "token_embedding", "kernel_died"),
+        ("deaf", "decode", "timeout"),
+    ]:
+        cut = order.index(last_good) + 1
+        assert [grades[(student, n)]["status"] for n in order[:cut]] == ["graded"] * cut
+        assert {grades[(student, n)]["status"] for n in order[cut:]} == {status}
+
+
+@pytest.mark.slow
+def test_tampering_earns_nothing(graded, exercises):
+    base, grades, _ = graded
+    assert {grades[("patcher", name)]["status"] for name in exercises} == {"integrity"}
+    with open(base / "out" / "integrity.csv") as f:
+        flagged = {row["student"] for row in csv.DictReader(f)}
+    assert flagged == {"patcher", "cheats"}
+
+
+@pytest.mark.slow
+def test_the_sandbox_blocks_network_writes_and_hidden_files(graded, exercises):
+    base, grades, _ = graded
+    assert all(grades[("probe", name)]["status"] == "graded" for name in exercises)
+    nb = nbformat.read(base / "out" / "autograded" / "probe" / ASSIGNMENT / "embeddings.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "network: blocked" in printed and "network: open" not in printed
+    assert "write: open" not in printed and printed.count("write: blocked") == 3
+    assert "hidden: []" in printed and "solutions: []" in printed
+    assert not (ROOT / "pwned").exists() and not Path("/tmp/pwned-by-a-student").exists()
+
+
+@pytest.mark.slow
+def test_broken_unknown_and_missing_notebooks_get_rows(graded, exercises):
+    _, grades, _ = graded
+    assert {grades[("broken", name)]["status"] for name in exercises} == {"invalid_notebook"}
+    assert grades[("stray", "homework")]["status"] == "unknown_assignment"
+    assert {grades[("stray", name)]["status"] for name in exercises} == {"missing"}
+
+
+@pytest.mark.slow
+def test_feedback_shows_no_hidden_test_code(graded):
+    base, _, _ = graded
+    pages = list((base / "out" / "feedback").glob("*/*.html"))
+    assert len(pages) == len(CLASS) + len(CANVAS) + 1  # every embeddings notebook, broken included
+    for page in pages:
+        text = page.read_text()
+        assert "HIDDEN TESTS" not in text and "record(" not in text, page
+    perfect = (base / "out" / "feedback" / "perfect" / f"{ASSIGNMENT}.html").read_text()
+    assert "Score: 12 / 12" in perfect
+    assert "off-by-one" in (base / "out" / "feedback" / "mistakes" / f"{ASSIGNMENT}.html").read_text()
+
+
+@pytest.mark.slow
+def test_class_gradebook_holds_the_out_of_kernel_scores(graded, exercises):
+    from nbgrader.api import Gradebook
+
+    base, grades, _ = graded
+    with Gradebook(f"sqlite:///{base / 'out' / 'gradebook.db'}") as gb:
+        for student in ("perfect", "blank", "mistakes", "cheats"):
+            submission = gb.find_submission(ASSIGNMENT, student)
+            expected = sum(float(grades[(student, name)]["score"]) for name in exercises)
+            assert submission.score == expected, student
+
+
+@pytest.mark.slow
+def test_running_again_skips_what_is_graded(graded):
+    base, grades, _ = graded
+    before = (base / "out" / "gradebook.db").stat().st_size
+    done = autograde(base / "class.zip", base / "out")
+    assert f"{len(CLASS) + len(CANVAS) + 2} student(s) already graded" in done.stdout
+    assert read_grades(base / "out") == grades
+    assert (base / "out" / "gradebook.db").stat().st_size == before
+
+
+@pytest.mark.slow
+def test_canvas_names_in_a_zip(graded, exercises):
+    _, grades, _ = graded
+    assert {grades[("1234", name)]["status"] for name in exercises} == {"graded"}
+    assert {grades[("999", name)]["status"] for name in exercises} == {"wrong"}
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_without_losing_or_repeating(tmp_path):
+    for student in ("a", "b"):
+        (tmp_path / "class" / student).mkdir(parents=True)
+        nbformat.write(solution(), tmp_path / "class" / student / "embeddings.ipynb")
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "grader",
+        "autograde",
+        str(tmp_path / "class"),
+        "--out",
+        str(out),
+        "--jobs",
+        "1",
+    ]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list((out / "results").glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130
+    finished = {p.stem for p in (out / "results").glob("*.json")}
+    assert finished == {"a"}
+    done = autograde(tmp_path / "class", out)
+    assert f"{len(finished)} student(s) already graded" in done.stdout
+    with open(out / "grades.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * len({r["exercise"] for r in rows})
+    assert {r["status"] for r in rows} == {"graded"}
+    assert json.loads((out / "results" / "b.json").read_text())["complete"]

@@ -1,0 +1,274 @@
+"""Chapter 2's exercises: the reference passes, every known mistake is named, hard-coding fails.
+
+Wrong-implementation tests for ``grader/exercises/ch02.py``: each ``Mistake`` must be caught by the
+visible ``check`` with its own hint, a function that returns the visible answer whatever its input
+must fail the hidden cases, and a wrong helper must be named as the first station that differs.
+"""
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+import lib
+from grader import references
+from grader.check import CheckFailed, NotWrittenYet, check
+from grader.compare import encode, grade_answers
+from grader.exercises import ch02
+
+A = ch02.ASSIGNMENT
+ARRAYS = [e for e in ch02.EXERCISES if e.kind != "choice"]
+CHOICES = [e for e in ch02.EXERCISES if e.kind == "choice"]
+MISTAKES = [(e, m) for e in ARRAYS for m in e.mistakes]
+
+
+def eid(exercise):
+    return f"{A}/{exercise.name}"
+
+
+def payload(exercise, fn):
+    """What ``record`` would emit for ``fn`` on every case."""
+    answers = {}
+    for case in exercise.cases():
+        try:
+            answers[case.name] = encode(fn(**case.inputs))
+        except Exception as err:
+            answers[case.name] = {"error": f"{type(err).__name__}: {err}"}
+    return {"exercise": eid(exercise), "answers": answers}
+
+
+def test_assignment_is_registered():
+    names = [e.name for e in ch02.EXERCISES]
+    assert len(names) == len(set(names))
+    assert {"layer_norm", "masked_scores", "attention", "multi_head_attention", "block", "apply_rope"} <= set(
+        names
+    )
+
+
+def test_references_are_current():
+    """Stored outputs equal lib's (problems in other chapters' files are their tests' business)."""
+    assert [p for p in references.differences(A) if A in p] == []
+
+
+@pytest.mark.parametrize("exercise", ARRAYS, ids=lambda e: e.name)
+def test_reference_passes_check_quickly(exercise, capsys):
+    start = time.perf_counter()
+    check(eid(exercise), exercise.reference)
+    assert time.perf_counter() - start < 1.0
+    assert "✔" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("exercise", ARRAYS, ids=lambda e: e.name)
+def test_reference_passes_grading(exercise):
+    verdict = grade_answers(eid(exercise), payload(exercise, exercise.reference))
+    assert verdict.ok, verdict.reason
+
+
+@pytest.mark.parametrize("exercise", ARRAYS, ids=lambda e: e.name)
+def test_cases_vary_dtype_and_hidden_cases_exist(exercise):
+    cases = exercise.cases()
+    assert any(c.hidden for c in cases) and any(not c.hidden for c in cases)
+    assert all(c.describe for c in cases if c.hidden)
+    dtypes = {str(exercise.reference(**c.inputs).dtype) for c in cases}
+    assert dtypes == {"float32", "float64"}, dtypes
+
+
+@pytest.mark.parametrize("exercise,mistake", MISTAKES, ids=lambda x: getattr(x, "name", ""))
+def test_mistake_is_named(exercise, mistake):
+    with pytest.raises(CheckFailed) as err:
+        check(eid(exercise), mistake.wrong)
+    assert mistake.hint in str(err.value)
+
+
+@pytest.mark.parametrize("exercise,mistake", MISTAKES, ids=lambda x: getattr(x, "name", ""))
+def test_mistake_fails_grading(exercise, mistake):
+    assert not grade_answers(eid(exercise), payload(exercise, mistake.wrong)).ok
+
+
+@pytest.mark.parametrize("exercise", ARRAYS, ids=lambda e: e.name)
+def test_hard_coded_visible_answer_fails_hidden_cases(exercise):
+    cases = exercise.cases()
+    visible = [c for c in cases if not c.hidden]
+    canned = {c.name: exercise.reference(**c.inputs) for c in visible}
+    first = canned[visible[0].name]
+    answers = {c.name: encode(canned.get(c.name, first)) for c in cases}
+    verdict = grade_answers(eid(exercise), {"exercise": eid(exercise), "answers": answers})
+    assert not verdict.ok
+    assert "hidden case" in verdict.reason
+
+
+@pytest.mark.parametrize("exercise", ARRAYS, ids=lambda e: e.name)
+def test_stub_says_not_written(exercise):
+    def stub(**kwargs):
+        raise NotImplementedError()
+
+    with pytest.raises(NotWrittenYet):
+        check(eid(exercise), stub)
+
+
+@pytest.mark.parametrize("exercise", CHOICES, ids=lambda e: e.name)
+def test_concept_check(exercise):
+    right = exercise.reference()
+    wrong = next(c for c in exercise.choices if c != right)
+    ok = grade_answers(eid(exercise), {"exercise": eid(exercise), "answers": {"answer": encode(right)}})
+    assert ok.ok, ok.reason
+    bad = grade_answers(eid(exercise), {"exercise": eid(exercise), "answers": {"answer": encode(wrong)}})
+    assert not bad.ok
+    with pytest.raises(NotWrittenYet):
+        check(eid(exercise), ...)
+    with pytest.raises(CheckFailed):
+        check(eid(exercise), "z")
+
+
+# ---- the first station that differs names the student's helper --------------------------------
+
+
+def good_split(x, n_head):
+    return lib.split_heads(x, n_head)
+
+
+def good_merge(x):
+    return lib.merge_heads(x)
+
+
+def good_attention(q, k, v):
+    return lib.scaled_dot_product_attention(q, k, v, lib.causal_mask(q.shape[-2]))
+
+
+def mha_from(split_heads, attention, merge_heads):
+    def mha(x, params, n_head):
+        q, k, v = np.split(x @ params["c_attn"]["w"] + params["c_attn"]["b"], 3, axis=-1)
+        heads = attention(split_heads(q, n_head), split_heads(k, n_head), split_heads(v, n_head))
+        return merge_heads(heads) @ params["c_proj"]["w"] + params["c_proj"]["b"]
+
+    return mha
+
+
+def test_mha_names_a_wrong_split():
+    def bad_split(x, n_head):
+        return -lib.split_heads(x, n_head)  # wrong in a way no Mistake knows
+
+    fn = mha_from(bad_split, good_attention, good_merge)
+    with pytest.raises(CheckFailed) as err:
+        check(
+            f"{A}/multi_head_attention",
+            fn,
+            split_heads=bad_split,
+            attention=good_attention,
+            merge_heads=good_merge,
+        )
+    assert "attn.q" in str(err.value) and "split_heads" in str(err.value)
+
+
+def test_mha_names_a_wrong_attention():
+    def bad_attention(q, k, v):
+        return good_attention(q, k, v) * 2
+
+    fn = mha_from(good_split, bad_attention, good_merge)
+    with pytest.raises(CheckFailed) as err:
+        check(
+            f"{A}/multi_head_attention",
+            fn,
+            split_heads=good_split,
+            attention=bad_attention,
+            merge_heads=good_merge,
+        )
+    assert "attn.heads" in str(err.value) and "`attention`" in str(err.value)
+
+
+def test_mha_names_a_wrong_merge():
+    def bad_merge(x):
+        return lib.merge_heads(x[..., ::-1, :, :])  # heads in reverse order
+
+    fn = mha_from(good_split, good_attention, bad_merge)
+    with pytest.raises(CheckFailed) as err:
+        check(
+            f"{A}/multi_head_attention",
+            fn,
+            split_heads=good_split,
+            attention=good_attention,
+            merge_heads=bad_merge,
+        )
+    assert "attn.merged" in str(err.value) and "merge_heads" in str(err.value)
+
+
+def test_attention_names_wrong_scores():
+    def bad_scores(q, k):
+        s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1]) + 1
+        return np.where(lib.causal_mask(q.shape[-2]), s, -np.inf)
+
+    def fn(q, k, v):
+        return lib.softmax(bad_scores(q, k) * 1.5, axis=-1) @ v
+
+    with pytest.raises(CheckFailed) as err:
+        check(f"{A}/attention", fn, masked_scores=bad_scores)
+    assert "attn.scores_masked" in str(err.value)
+
+
+def block_from(layer_norm, mha, mlp):
+    def block(x, params, n_head):
+        x = x + mha(layer_norm(x, **params["ln_1"]), params["attn"], n_head)
+        return x + mlp(layer_norm(x, **params["ln_2"]), params["mlp"])
+
+    return block
+
+
+def good_ln(x, g, b, eps=1e-5):
+    return lib.layer_norm(x, g, b, eps)
+
+
+def good_mha(x, params, n_head):
+    return mha_from(good_split, good_attention, good_merge)(x, params, n_head)
+
+
+def good_mlp(x, params):
+    return lib.mlp(x, params)
+
+
+@pytest.mark.parametrize("broken", ["layer_norm", "multi_head_attention", "mlp"])
+def test_block_names_the_wrong_sublayer(broken):
+    helpers = {"layer_norm": good_ln, "multi_head_attention": good_mha, "mlp": good_mlp}
+    good = helpers[broken]
+    helpers[broken] = lambda *args, **kwargs: good(*args, **kwargs) * 0.5
+    fn = block_from(helpers["layer_norm"], helpers["multi_head_attention"], helpers["mlp"])
+    with pytest.raises(CheckFailed) as err:
+        check(f"{A}/block", fn, **helpers)
+    station = {"layer_norm": "ln_1", "multi_head_attention": "attn.out", "mlp": "mlp.out"}[broken]
+    assert f"reference: {station} (computed by your `{broken}`)" in str(err.value)
+
+
+def test_mlp_names_a_wrong_gelu():
+    def bad_gelu(x):
+        return lib.gelu(x) + 0.01
+
+    def fn(x, params):
+        return (
+            bad_gelu(x @ params["c_fc"]["w"] + params["c_fc"]["b"]) @ params["c_proj"]["w"]
+            + params["c_proj"]["b"]
+        )
+
+    with pytest.raises(CheckFailed) as err:
+        check(f"{A}/mlp", fn, gelu=bad_gelu)
+    assert "mlp.post_act" in str(err.value)
+
+
+def test_dtype_upcast_is_reported():
+    """A float64 scale constant (np.sqrt of an int) turns float32 scores into float64."""
+
+    def upcast(q, k):
+        s = q @ k.swapaxes(-1, -2) / np.sqrt(q.shape[-1])
+        return np.where(np.tri(q.shape[-2], dtype=bool), s, -np.inf)
+
+    with pytest.raises(CheckFailed) as err:
+        check(f"{A}/masked_scores", upcast)
+    assert "dtype" in str(err.value)
+
+
+def test_rope_layout_is_lib_halves():
+    """The exercise follows lib: pairs (j, j + d_head/2), not the paper's neighbours."""
+    x = np.zeros((2, 4))
+    x[1, 0] = 1.0  # e_0 at position 1
+    out = lib.apply_rope(x, np.arange(2))
+    # feature 0 pairs with feature 2 = 0 + d_head/2: turning e_0 moves weight into feature 2 only
+    assert np.allclose(out[1], [math.cos(1), 0, math.sin(1), 0])
