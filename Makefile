@@ -50,7 +50,6 @@ lint: $(TEST_STAMP)
 
 # ---- course --------------------------------------------------------------------------------
 release: $(VENV_STAMP)
-	$(VENV)/bin/jupytext --quiet --to ipynb solutions/*/*.py
 	$(PY) -m grader release
 
 references: $(VENV_STAMP)

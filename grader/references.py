@@ -12,7 +12,6 @@ fails if a stored output differs (beyond float rounding) or a checksum does not 
 
 import argparse
 import hashlib
-import json
 import sys
 from pathlib import Path
 

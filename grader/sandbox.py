@@ -79,7 +79,8 @@ def isolate(hide: list[str], show: list[str], writable: list[str]) -> None:
             fd = handles[path]
             _mount("--no-canonicalize", "--bind", f"/proc/self/fd/{fd}", path, fd=fd)
     for target, options in _mounts():
-        if target not in writable and "ro" not in options and not target.startswith(("/proc", "/sys")):
+        virtual = any(target == top or target.startswith(f"{top}/") for top in ("/proc", "/sys"))
+        if target not in writable and "ro" not in options and not virtual:
             _mount("-o", "remount,bind,ro", target)
 
 
