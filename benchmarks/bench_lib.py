@@ -75,7 +75,9 @@ def main():
     args = parser.parse_args()
 
     config = lib.Config.gpt2()
-    print(f"building random GPT-2-small weights ({config.n_layer} layers, d={config.d_model}, V={config.vocab_size})")
+    print(
+        f"building random GPT-2-small weights ({config.n_layer} layers, d={config.d_model}, V={config.vocab_size})"
+    )
     model = lib.Model(config, lib.init_params(config, seed=0))
     with tempfile.TemporaryDirectory() as tmp:
         lib.save_pretrained(model, tmp)
@@ -83,7 +85,9 @@ def main():
     rng = np.random.default_rng(0)
 
     flops_rate, bytes_rate = gemm_rate(), bandwidth()
-    print(f"machine, measured now: float32 GEMM {flops_rate / 1e9:.0f} GFLOP/s, GEMV bandwidth {bytes_rate / 1e9:.1f} GB/s\n")
+    print(
+        f"machine, measured now: float32 GEMM {flops_rate / 1e9:.0f} GFLOP/s, GEMV bandwidth {bytes_rate / 1e9:.1f} GB/s\n"
+    )
     print(f"{'prefill':<12}{'lib s':>9}{'torch s':>9}{'lib/torch':>11}{'limit s':>9}{'lib % of limit':>16}")
     for T in args.lengths:
         ids = rng.integers(0, config.vocab_size, size=T)
@@ -91,15 +95,21 @@ def main():
         with torch.inference_mode():
             theirs = best_of(lambda ids=ids: hf(torch.tensor(ids[None]), logits_to_keep=1), args.repeats)
         limit = prefill_flops(config, T) / flops_rate
-        print(f"T={T:<10}{ours:>9.3f}{theirs:>9.3f}{ours / theirs:>11.2f}{limit:>9.3f}{100 * limit / ours:>15.0f}%")
+        print(
+            f"T={T:<10}{ours:>9.3f}{theirs:>9.3f}{ours / theirs:>11.2f}{limit:>9.3f}{100 * limit / ours:>15.0f}%"
+        )
 
     prompt = rng.integers(0, config.vocab_size, size=128)
     n = args.decode
     ours = min(decode_lib(model, prompt, n) for _ in range(2))
     theirs = min(decode_torch(hf, prompt, n) for _ in range(2))
-    weight_bytes = (model.num_params() - config.n_ctx * config.d_model) * 4  # every weight but wpe, once a token
+    weight_bytes = (
+        model.num_params() - config.n_ctx * config.d_model
+    ) * 4  # every weight but wpe, once a token
     limit_tps = bytes_rate / weight_bytes
-    print(f"\n{'decode':<12}{'lib tok/s':>10}{'torch tok/s':>12}{'lib/torch time':>16}{'limit tok/s':>13}{'lib % of limit':>16}")
+    print(
+        f"\n{'decode':<12}{'lib tok/s':>10}{'torch tok/s':>12}{'lib/torch time':>16}{'limit tok/s':>13}{'lib % of limit':>16}"
+    )
     print(
         f"{n} tokens   {n / ours:>10.1f}{n / theirs:>12.1f}{ours / theirs:>16.2f}{limit_tps:>13.1f}"
         f"{100 * (n / ours) / limit_tps:>15.0f}%"

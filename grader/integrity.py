@@ -124,16 +124,17 @@ def _finding(exercises, reason: str, cell: _Cell, node: ast.AST) -> Finding:
 def _aliases(cells: list[_Cell]) -> dict[str, str]:
     """Name -> the dotted thing it stands for (``np`` -> ``numpy``, ``E`` -> ``lib.embed``)."""
     aliases: dict[str, str] = {}
-    nodes = [node for cell in cells for node in ast.walk(cell.tree)]
+    # Only what runs at the top level of a cell binds a notebook-wide name; a function's own
+    # names are resolved in its scope (``_scoped``).
+    nodes = [
+        node
+        for cell in cells
+        for s in cell.tree.body
+        if not isinstance(s, DEFINITIONS)
+        for node in ast.walk(s)
+    ]
     for node in nodes:
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                aliases[alias.asname or alias.name.split(".")[0]] = (
-                    alias.name if alias.asname else alias.name.split(".")[0]
-                )
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            for alias in node.names:
-                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        aliases.update(_import_aliases(node))
     for _ in range(3):  # assignments may refer to each other
         for node in nodes:
             if isinstance(node, ast.Assign) and (path := _dotted(node.value, aliases)):
@@ -141,6 +142,36 @@ def _aliases(cells: list[_Cell]) -> dict[str, str]:
                     if isinstance(target, ast.Name):
                         aliases[target.id] = path
     return aliases
+
+
+def _import_aliases(node: ast.AST) -> dict[str, str]:
+    """The names an import statement binds, and what each stands for."""
+    if isinstance(node, ast.Import):
+        return {
+            alias.asname or alias.name.split(".")[0]: alias.name if alias.asname else alias.name.split(".")[0]
+            for alias in node.names
+        }
+    if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+        return {alias.asname or alias.name: f"{node.module}.{alias.name}" for alias in node.names}
+    return {}
+
+
+def _scoped(statement: ast.stmt, aliases: dict[str, str]) -> dict[str, str]:
+    """The aliases seen inside a function: its parameters and local names shadow the notebook's,
+    and its own imports and assignments add to them."""
+    if not isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+        return aliases
+    local = _local_names(statement)
+    scoped = {name: path for name, path in aliases.items() if name not in local}
+    for node in ast.walk(statement):
+        scoped.update(_import_aliases(node))
+    for _ in range(3):  # local assignments may refer to each other
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Assign) and (path := _dotted(node.value, scoped)):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        scoped[target.id] = path
+    return scoped
 
 
 def _dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
@@ -199,8 +230,24 @@ def _reachable(names: list[str], definitions: dict) -> set[str]:
             continue
         seen.add(current)
         for _, statement in definitions[current]:
-            todo += [n.id for n in ast.walk(statement) if isinstance(n, ast.Name)]
+            todo += _free_names(statement)
     return seen
+
+
+def _local_names(statement: ast.stmt) -> set[str]:
+    """A function's parameters and the names it assigns: they shadow the notebook's names."""
+    if not isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+        return set()
+    args = statement.args
+    params = [*args.posonlyargs, *args.args, *args.kwonlyargs, *filter(None, [args.vararg, args.kwarg])]
+    stores = {n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return {a.arg for a in params} | stores
+
+
+def _free_names(statement: ast.stmt) -> list[str]:
+    """The notebook-level names a statement uses."""
+    local = _local_names(statement)
+    return [n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and n.id not in local]
 
 
 # ---- what is flagged ------------------------------------------------------------------------------
@@ -210,8 +257,9 @@ def _lib_uses(name: str, reachable: set[str], definitions: dict, aliases: dict):
     """(cell, node, path) for each use of ``lib``'s ``name`` in the code reachable from ``name``."""
     for reached in sorted(reachable):
         for cell, statement in definitions[reached]:
+            scoped = _scoped(statement, aliases)
             for node in ast.walk(statement):
-                path = _imported_path(node) or _dotted(node, aliases)
+                path = _imported_path(node) or _dotted(node, scoped)
                 if path and _is_lib_name(path, name):
                     yield cell, node, path.replace("()", "")
 

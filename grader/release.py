@@ -19,11 +19,9 @@ from nbgrader.converters import GenerateAssignment
 from . import course
 
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+GRADEBOOK = "gradebook.db"
 # What must never reach a student: nbgrader removes these regions, this makes sure it did.
 FORBIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS", "### BEGIN SOLUTION", "### END SOLUTION")
-
-
-GRADEBOOK = "gradebook.db"
 
 
 class ReleaseError(RuntimeError):

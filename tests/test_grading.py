@@ -6,7 +6,6 @@ nbgrader on 2 workers (a module fixture, about a minute); each test then reads i
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -27,17 +26,12 @@ RELEASED = ROOT / "chapters" / ASSIGNMENT / "embeddings.ipynb"
 TIMEOUT = 8
 
 
-def grader(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(
-        [sys.executable, "-m", "grader", *args], cwd=ROOT, env=env, capture_output=True, text=True, **kwargs
-    )
+def grader(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=ROOT, capture_output=True, text=True)
 
 
-def autograde(submitted: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    done = grader(
-        "autograde", str(submitted), "--out", str(out), "--jobs", "2", "--timeout", str(TIMEOUT), *extra
-    )
+def autograde(submitted: Path, out: Path) -> subprocess.CompletedProcess:
+    done = grader("autograde", str(submitted), "--out", str(out), "--jobs", "2", "--timeout", str(TIMEOUT))
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 
@@ -183,8 +177,8 @@ def write_class(archive: Path) -> None:
 def graded(tmp_path_factory):
     base = tmp_path_factory.mktemp("class")
     write_class(base / "class.zip")
-    done = autograde(base / "class.zip", base / "out")
-    return base, read_grades(base / "out"), done
+    autograde(base / "class.zip", base / "out")
+    return base, read_grades(base / "out")
 
 
 @pytest.fixture(scope="module")
@@ -316,7 +310,7 @@ def test_tampering_inside_an_unused_function_voids_nothing():
 
 @pytest.mark.slow
 def test_solution_gets_full_marks_and_blank_gets_zero(graded, exercises):
-    _, grades, _ = graded
+    _, grades = graded
     for name, points in exercises.items():
         assert grades[("perfect", name)]["status"] == "graded"
         assert float(grades[("perfect", name)]["score"]) == points
@@ -327,7 +321,7 @@ def test_solution_gets_full_marks_and_blank_gets_zero(graded, exercises):
 @pytest.mark.slow
 @pytest.mark.parametrize("student", sorted(EXPECTED))
 def test_each_mistake_loses_points_on_its_exercise_only(graded, exercises, student):
-    _, grades, _ = graded
+    _, grades = graded
     expected = {name: (status, words) for name, status, words in EXPECTED[student]}
     for name, points in exercises.items():
         row = grades[(student, name)]
@@ -338,13 +332,13 @@ def test_each_mistake_loses_points_on_its_exercise_only(graded, exercises, stude
 
 @pytest.mark.slow
 def test_deleted_and_edited_test_cells_are_restored(graded, exercises):
-    _, grades, _ = graded
+    _, grades = graded
     assert all(grades[("probe", name)]["status"] == "graded" for name in exercises)
 
 
 @pytest.mark.slow
 def test_a_dead_or_deaf_kernel_keeps_the_scores_before_it(graded, exercises):
-    _, grades, _ = graded
+    _, grades = graded
     order = list(exercises)
     for student, last_good, status in [
         ("dies", "token_embedding", "kernel_died"),
@@ -357,7 +351,7 @@ def test_a_dead_or_deaf_kernel_keeps_the_scores_before_it(graded, exercises):
 
 @pytest.mark.slow
 def test_tampering_earns_nothing(graded, exercises):
-    base, grades, _ = graded
+    base, grades = graded
     assert {grades[("patcher", name)]["status"] for name in exercises} == {"integrity"}
     with open(base / "out" / "integrity.csv") as f:
         flagged = {row["student"] for row in csv.DictReader(f)}
@@ -366,7 +360,7 @@ def test_tampering_earns_nothing(graded, exercises):
 
 @pytest.mark.slow
 def test_the_sandbox_blocks_network_writes_and_hidden_files(graded, exercises):
-    base, grades, _ = graded
+    base, grades = graded
     assert all(grades[("probe", name)]["status"] == "graded" for name in exercises)
     nb = nbformat.read(base / "out" / "autograded" / "probe" / ASSIGNMENT / "embeddings.ipynb", as_version=4)
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
@@ -378,7 +372,7 @@ def test_the_sandbox_blocks_network_writes_and_hidden_files(graded, exercises):
 
 @pytest.mark.slow
 def test_broken_unknown_and_missing_notebooks_get_rows(graded, exercises):
-    _, grades, _ = graded
+    _, grades = graded
     assert {grades[("broken", name)]["status"] for name in exercises} == {"invalid_notebook"}
     assert grades[("stray", "homework")]["status"] == "unknown_assignment"
     assert {grades[("stray", name)]["status"] for name in exercises} == {"missing"}
@@ -386,7 +380,7 @@ def test_broken_unknown_and_missing_notebooks_get_rows(graded, exercises):
 
 @pytest.mark.slow
 def test_feedback_shows_no_hidden_test_code(graded):
-    base, _, _ = graded
+    base, _ = graded
     pages = list((base / "out" / "feedback").glob("*/*.html"))
     assert len(pages) == len(CLASS) + len(CANVAS) + 1  # every embeddings notebook, broken included
     for page in pages:
@@ -401,7 +395,7 @@ def test_feedback_shows_no_hidden_test_code(graded):
 def test_class_gradebook_holds_the_out_of_kernel_scores(graded, exercises):
     from nbgrader.api import Gradebook
 
-    base, grades, _ = graded
+    base, grades = graded
     with Gradebook(f"sqlite:///{base / 'out' / 'gradebook.db'}") as gb:
         for student in ("perfect", "blank", "mistakes", "cheats"):
             submission = gb.find_submission(ASSIGNMENT, student)
@@ -411,7 +405,7 @@ def test_class_gradebook_holds_the_out_of_kernel_scores(graded, exercises):
 
 @pytest.mark.slow
 def test_running_again_skips_what_is_graded(graded):
-    base, grades, _ = graded
+    base, grades = graded
     before = (base / "out" / "gradebook.db").stat().st_size
     done = autograde(base / "class.zip", base / "out")
     assert f"{len(CLASS) + len(CANVAS) + 2} student(s) already graded" in done.stdout
@@ -421,7 +415,7 @@ def test_running_again_skips_what_is_graded(graded):
 
 @pytest.mark.slow
 def test_canvas_names_in_a_zip(graded, exercises):
-    _, grades, _ = graded
+    _, grades = graded
     assert {grades[("1234", name)]["status"] for name in exercises} == {"graded"}
     assert {grades[("999", name)]["status"] for name in exercises} == {"wrong"}
 

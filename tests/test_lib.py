@@ -53,7 +53,14 @@ def test_trace_names_are_ordered_and_complete(model):
     for i in range(model.config.n_layer):
         block = [n for n in names if n.startswith(f"h.{i}.")]
         assert block[0] == f"h.{i}.ln_1" and block[-1] == f"h.{i}.resid_post"
-        for station in ["attn.q", "attn.scores_raw", "attn.scores_masked", "attn.probs", "attn.heads", "resid_mid"]:
+        for station in [
+            "attn.q",
+            "attn.scores_raw",
+            "attn.scores_masked",
+            "attn.probs",
+            "attn.heads",
+            "resid_mid",
+        ]:
             assert f"h.{i}.{station}" in trace
     H, T = model.config.n_head, 6
     assert trace["h.0.attn.probs"].shape == (H, T, T)
@@ -131,13 +138,19 @@ LOGITS = np.log(np.array([0.05, 0.4, 0.05, 0.3, 0.2]))
 
 
 def test_top_k_exact_distribution():
-    np.testing.assert_allclose(lib.filtered_probs(LOGITS, top_k=2), [0, 0.4 / 0.7, 0, 0.3 / 0.7, 0], atol=1e-12)
+    np.testing.assert_allclose(
+        lib.filtered_probs(LOGITS, top_k=2), [0, 0.4 / 0.7, 0, 0.3 / 0.7, 0], atol=1e-12
+    )
 
 
 def test_top_p_keeps_the_token_that_crosses_the_threshold():
     # ranked 0.4, 0.3, 0.2, ...: 0.4 < 0.6, then 0.7 crosses 0.6: keep {1, 3}
-    np.testing.assert_allclose(lib.filtered_probs(LOGITS, top_p=0.6), [0, 0.4 / 0.7, 0, 0.3 / 0.7, 0], atol=1e-12)
-    np.testing.assert_allclose(lib.filtered_probs(LOGITS, top_p=0.7000001), [0, 4 / 9, 0, 3 / 9, 2 / 9], atol=1e-9)
+    np.testing.assert_allclose(
+        lib.filtered_probs(LOGITS, top_p=0.6), [0, 0.4 / 0.7, 0, 0.3 / 0.7, 0], atol=1e-12
+    )
+    np.testing.assert_allclose(
+        lib.filtered_probs(LOGITS, top_p=0.7000001), [0, 4 / 9, 0, 3 / 9, 2 / 9], atol=1e-9
+    )
     assert (lib.filtered_probs(LOGITS, top_p=1e-9) > 0).sum() == 1
 
 
@@ -258,7 +271,9 @@ def test_bad_checkpoints(tmp_path):
     with pytest.raises(ValueError, match=r"unexpected transformer\.h\.2\.ln_1\.weight"):
         lib.load_pretrained(extra)
     shape = variant("shape", lambda t: {**t, "transformer.wpe.weight": np.ones((47, 32), np.float32)})
-    with pytest.raises(ValueError, match=r"transformer\.wpe\.weight has shape \(47, 32\), expected \(48, 32\)"):
+    with pytest.raises(
+        ValueError, match=r"transformer\.wpe\.weight has shape \(47, 32\), expected \(48, 32\)"
+    ):
         lib.load_pretrained(shape)
     bert = tmp_path / "bert"
     bert.mkdir()

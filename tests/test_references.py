@@ -1,0 +1,18 @@
+"""The graders' stored reference outputs are what `lib` computes today.
+
+(`tests/test_grading.py` checks the other half of the committed tree: that `chapters/` and
+`solutions/*.ipynb` are what `make release` makes from the sources.)
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_reference_outputs_are_up_to_date():
+    result = subprocess.run(
+        [sys.executable, "-m", "grader", "references", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
