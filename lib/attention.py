@@ -108,6 +108,10 @@ def _causal_attention_fast(q, k, v, n_rep: int):
     B, H, T, d_head = q.shape
     S = k.shape[-2]
     KV = H // n_rep
+    if T == 1:  # one new token (decoding) sees every key: no mask, no chunks
+        q = (q * (1.0 / math.sqrt(d_head))).reshape(B, KV, n_rep, d_head)
+        probs = softmax(q @ k.swapaxes(-1, -2), axis=-1)  # [B, KV, rep, S]
+        return (probs @ v).reshape(B, H, 1, d_head)
     q = (q * (1.0 / math.sqrt(d_head))).reshape(B, KV, n_rep, T, d_head)
     out = np.empty_like(q)
     for start in range(0, T, CHUNK):
