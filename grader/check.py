@@ -64,11 +64,7 @@ def check(exercise_id: str, fn, **helpers) -> None:
             ) from None
         except Exception as err:
             where = traceback.extract_tb(err.__traceback__)[-1]
-            hints = [
-                h
-                for fragment, h in exercise.error_hints.items()
-                if fragment in f"{type(err).__name__}: {err}"
-            ]
+            hints = exercise.hints_for(f"{type(err).__name__}: {err}")
             raise CheckFailed(
                 f"`{exercise.name}` raised {type(err).__name__}: {err}\n"
                 f"  (line {where.lineno}: {where.line})" + "".join(f"\n  Hint: {h}" for h in hints)

@@ -149,7 +149,7 @@ def grade_answers(exercise_id: str, payload: dict | None) -> Verdict:
         if record is None:
             return Verdict(False, f"{label}: no answer recorded")
         if "error" in record:
-            hints = "".join(f" Hint: {h}" for f, h in exercise.error_hints.items() if f in record["error"])
+            hints = "".join(f" Hint: {h}" for h in exercise.hints_for(record["error"]))
             return Verdict(False, f"{label}: your function raised {record['error']}{hints}")
         try:
             actual = decode(record)

@@ -69,6 +69,10 @@ class Exercise:
     check_dtype: bool = True
     error_hints: dict[str, str] = field(default_factory=dict)
 
+    def hints_for(self, error: str) -> list[str]:
+        """The advice for an error, given as ``"<ExceptionType>: <message>"``."""
+        return [hint for fragment, hint in self.error_hints.items() if fragment in error]
+
 
 def choice(name: str, answer: str, choices: tuple[str, ...], explain: str) -> Exercise:
     """A concept check: the student assigns one of ``choices`` to a variable."""

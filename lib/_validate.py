@@ -23,7 +23,7 @@ def check_last_dim(x: np.ndarray, size: int, name: str, expected: str) -> None:
 def as_token_ids(ids, vocab_size: int | None = None, name: str = "ids") -> np.ndarray:
     """Validate token ids: integers, shape (T,) or (B, T), every id in [0, vocab_size)."""
     arr = np.asarray(ids)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer)):
+    if not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(
             f"{name} must be integer token ids, got dtype {arr.dtype}"
             + (

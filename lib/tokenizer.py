@@ -11,6 +11,8 @@ import numpy as np
 from tokenizers import ByteLevelBPETokenizer
 from tokenizers import Tokenizer as HFTokenizer
 
+from ._validate import as_token_ids
+
 
 class Tokenizer:
     """Encode text to ids and decode ids to text; unknown input raises ``ValueError``."""
@@ -51,13 +53,9 @@ class Tokenizer:
 
     def decode(self, ids) -> str:
         """``int array of shape (T,) -> str``; ids outside the vocabulary raise ``ValueError``."""
-        ids = np.asarray(ids)
-        if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
-            raise TypeError(f"decode expects a 1-D array of integer ids, got {ids.dtype} {ids.shape}")
-        bad = (ids < 0) | (ids >= self.vocab_size)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise ValueError(f"ids[{i}] = {int(ids[i])} is outside the vocabulary [0, {self.vocab_size})")
+        ids = as_token_ids(ids, self.vocab_size)
+        if ids.ndim != 1:
+            raise ValueError(f"decode takes one sequence of shape (T,), got shape {ids.shape}")
         return self.backend.decode(ids.tolist(), skip_special_tokens=False)
 
     def token(self, i: int) -> str:
