@@ -2,7 +2,8 @@
 
 Prints, for prefill (last-position logits) at T = 128, 512, 1024 and for KV-cache decoding of 64
 tokens after a 128-token prompt: each time, the ratio lib / torch, and the limits measured in this
-same run (FLOPs / float32 GEMM rate for prefill; weight bytes / memory bandwidth for decoding).
+same run (the least FLOPs that give the last position's logits / float32 GEMM rate for prefill;
+weight bytes / memory bandwidth for decoding).
 Targets: lib no slower than PyTorch at any T; decoding at >= 60% of the bandwidth limit.
 """
 
@@ -48,9 +49,16 @@ def bandwidth(mib: int = 512) -> float:
 
 
 def prefill_flops(c: lib.Config, T: int) -> float:
-    per_layer = 2 * T * (c.d_model * 3 * c.d_model + c.d_model * c.d_model + 2 * c.d_model * c.d_ff)
-    attention = 2 * T * T * c.d_model  # q k^T and probs v, causal half of 2 T^2 d each
-    return c.n_layer * (per_layer + attention) + 2 * c.d_model * c.vocab_size  # last-position head
+    """The least work for the last position's logits: every layer but the last runs on all T
+    positions; the last needs keys and values of all of them, everything else for one."""
+    d, ff = c.d_model, c.d_ff
+
+    def layer(n_out: int) -> int:  # a layer whose outputs are wanted at its last n_out positions
+        projections = 2 * T * d * 2 * d + 2 * n_out * (d * d + d * d + 2 * d * ff)  # k, v | q, o, MLP
+        keys_seen = n_out * T - n_out * (n_out - 1) // 2  # causal: query at position p sees p + 1
+        return projections + 2 * 2 * d * keys_seen  # q k^T and probs v
+
+    return (c.n_layer - 1) * layer(T) + layer(1) + 2 * d * c.vocab_size  # + last-position head
 
 
 def decode_lib(model, prompt, n):

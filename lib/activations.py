@@ -16,14 +16,16 @@ def gelu(x) -> np.ndarray:
     ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``
     """
     x = as_float_array(x, "x", min_ndim=0)
-    inner = np.multiply(x, x, out=np.empty_like(x))  # new buffer, updated in place below
-    inner *= 0.044715 * x
-    inner += x
+    inner = np.multiply(x, x, out=np.empty_like(x))  # one new buffer (also for 0-d x), reused below
+    inner *= 0.044715
+    inner += 1.0
+    inner *= x  # x + 0.044715 x^3
     inner *= _SQRT_2_OVER_PI
     np.tanh(inner, out=inner)
     inner += 1.0
+    inner *= x
     inner *= 0.5
-    return inner * x
+    return inner
 
 
 def gelu_exact(x) -> np.ndarray:

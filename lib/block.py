@@ -25,6 +25,7 @@ def block(
     *,
     positions=None,
     kv_cache=None,
+    last_n: int | None = None,
     trace: dict | None = None,
     prefix: str = "h.0",
 ) -> np.ndarray:
@@ -37,12 +38,14 @@ def block(
     params : dict
         ``{"ln_1", "attn", "ln_2", "mlp"}`` for this block.
     config : Config
-    positions, kv_cache, trace :
-        As in ``multi_head_attention``.
+    positions, kv_cache, last_n, trace :
+        As in ``multi_head_attention``. With ``last_n``, only the last ``last_n`` positions leave
+        the block: everything after attention works on each position alone, so the others are
+        not computed.
 
     Returns
     -------
-    array, shape (B, T, d)
+    array, shape (B, T, d) (``last_n`` positions instead of T if given)
     """
     rope_theta = config.rope_theta if config.positions == "rope" else None
     h = norm(x, params["ln_1"], config)
@@ -56,9 +59,12 @@ def block(
         positions=positions,
         rope_theta=rope_theta,
         kv_cache=kv_cache,
+        last_n=last_n,
         trace=trace,
         prefix=f"{prefix}.attn",
     )
+    if last_n is not None:
+        x = x[:, -last_n:]
     x = x + attn  # first residual
     h = norm(x, params["ln_2"], config)
     if trace is not None:

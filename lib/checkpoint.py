@@ -29,6 +29,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from .config import Config
+from .linear import streaming_order
 from .model import Model
 from .tokenizer import Tokenizer
 
@@ -248,12 +249,18 @@ def params_from_tensors(config: Config, tensors: dict, source: str = "checkpoint
         value = tensors[key]
         if value.shape != shape:
             raise ValueError(f"{source}: {key} has shape {value.shape}, expected {shape}")
-        _put(params, path, np.ascontiguousarray(value.T if transpose else value))
+        value = value.T if transpose else value
+        _put(params, path, streaming_order(value) if path[-1] in _STREAMED else np.ascontiguousarray(value))
     if family(config) == LLAMA:
         for layer in params["h"]:
             attn = layer["attn"]
-            attn["c_attn"] = {"w": np.concatenate([attn.pop("q"), attn.pop("k"), attn.pop("v")], axis=1)}
+            qkv = np.concatenate([attn.pop("q"), attn.pop("k"), attn.pop("v")], axis=1)
+            attn["c_attn"] = {"w": streaming_order(qkv)}
     return params
+
+
+# Matrices that decoding multiplies by one vector per token (``linear.streaming_order``).
+_STREAMED = ("w", "wte", "lm_head")
 
 
 def _put(tree: dict, path: tuple, value) -> None:

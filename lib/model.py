@@ -44,6 +44,7 @@ from .cache import KVCache
 from .config import Config
 from .embedding import position_embedding, token_embedding
 from .head import lm_head
+from .linear import streaming_order
 
 
 class Model:
@@ -125,6 +126,9 @@ class Model:
         if record is not None:
             record["embed.out"] = x
 
+        # With last_only the final block computes its last position alone (it still caches every
+        # position's keys and values); a trace keeps every position of every block.
+        skip = last_only and record is None
         for i, layer in enumerate(self.params["h"]):
             x = block(
                 x,
@@ -134,6 +138,7 @@ class Model:
                 trace=record,
                 prefix=f"h.{i}",
                 kv_cache=None if cache is None else cache.layers[i],
+                last_n=1 if skip and i == c.n_layer - 1 else None,
             )  # [B, T, d]
 
         if last_only:
@@ -177,7 +182,7 @@ def init_params(config: Config, seed: int = 0, dtype=np.float32, std: float = 0.
         return (rng.standard_normal(shape) * std).astype(dtype)
 
     def lin(d_in, d_out):
-        layer = {"w": normal(d_in, d_out)}
+        layer = {"w": streaming_order(normal(d_in, d_out))}
         if c.bias:
             layer["b"] = normal(d_out)
         return layer
@@ -193,7 +198,7 @@ def init_params(config: Config, seed: int = 0, dtype=np.float32, std: float = 0.
             return {"gate_proj": lin(d, c.d_ff), "up_proj": lin(d, c.d_ff), "down_proj": lin(c.d_ff, d)}
         return {"c_fc": lin(d, c.d_ff), "c_proj": lin(c.d_ff, d)}
 
-    params = {"wte": normal(c.vocab_size, d)}
+    params = {"wte": streaming_order(normal(c.vocab_size, d))}
     if c.positions == "learned":
         params["wpe"] = normal(c.n_ctx, d)
     params["h"] = [
@@ -207,5 +212,5 @@ def init_params(config: Config, seed: int = 0, dtype=np.float32, std: float = 0.
     ]
     params["ln_f"] = norm_params()
     if not c.tie_embeddings:
-        params["lm_head"] = normal(d, c.vocab_size)
+        params["lm_head"] = streaming_order(normal(d, c.vocab_size))
     return params
