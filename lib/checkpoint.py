@@ -4,6 +4,7 @@ How checkpoint tensors map onto ``lib``'s weights (``i`` is the block index). ``
 linear weight input-major, ``(d_in, d_out)``, so ``y = x @ w``. GPT-2's ``Conv1D`` layers are
 already stored that way; PyTorch ``nn.Linear`` layers (Llama) are ``(d_out, d_in)`` and are
 transposed on load. Llama's separate q/k/v projections are concatenated into one ``c_attn``.
+Matrices are kept in the memory order ``linear.streaming_order`` picks, which changes only speed.
 
 ==============================  =======================================  ===========================
 lib                             GPT2LMHeadModel                          LlamaForCausalLM

@@ -1,17 +1,23 @@
-"""Chapter 4 (sampling and generation): the solutions pass, every known mistake is recognised with
-its hint, answers hard-coded to the visible cases fail on the hidden ones, and the runners that
-the check wraps around `sample_next` and `attend_with_cache` behave."""
+"""Chapter 4 (sampling and generation), what is particular to it: the notebook's own solution
+functions pass the check and get full marks; `sample_next` written the ways students write it is
+accepted or told what is wrong; the runners that the check wraps around `sample_next` and
+`attend_with_cache` behave; and the cached attention equals the full recomputation.
+
+What every exercise guarantees (the reference passes, each known mistake is named, hard-coded
+answers fail the hidden cases, stubs, float32 and float64 cases, concept checks) is in
+test_exercises.py.
+"""
 
 from pathlib import Path
 
-import jupytext
 import numpy as np
 import pytest
+from helpers import as_checked, solution_functions
 
 import lib
-from grader import exercises, references
-from grader.check import CheckFailed, check
-from grader.compare import close, encode, grade_answers
+from grader import exercises
+from grader.check import CheckFailed, answers, check
+from grader.compare import grade_answers
 from grader.exercises.ch04 import ToyLM, packed, sampler
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,17 +33,6 @@ FUNCTIONS = [
     "attend_with_cache",
 ]
 CHOICES = ["q_top_p", "q_cache", "q_memory"]
-
-
-def solution_functions(path: Path, namespace: dict) -> dict:
-    """The functions defined in the chapter's solution cells, exactly as the notebook has them."""
-    for cell in jupytext.read(path).cells:
-        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
-            if cell.source.lstrip().startswith("def "):
-                exec(cell.source, namespace)
-    return namespace
-
-
 SOLUTION = solution_functions(
     SOURCE,
     {
@@ -47,31 +42,10 @@ SOLUTION = solution_functions(
         "scaled_dot_product_attention": lib.scaled_dot_product_attention,
     },
 )
-# What the notebook's test cells pass to `check` and `record`.
-AS_CHECKED = {
-    **{name: SOLUTION[name] for name in FUNCTIONS},
-    "sample_next": sampler(SOLUTION["sample_next"]),
-    "attend_with_cache": packed(SOLUTION["attend_with_cache"]),
-}
 
 
 def exercise_id(name):
     return f"{ASSIGNMENT}/{name}"
-
-
-def run_case(fn, case):
-    return fn(**{k: v.copy() if isinstance(v, np.ndarray) else v for k, v in case.inputs.items()})
-
-
-def payload(name, fn):
-    """What ``record`` would emit for ``fn``: every case's output, or its error."""
-    answers = {}
-    for case in exercises.get(exercise_id(name)).cases():
-        try:
-            answers[case.name] = encode(run_case(fn, case))
-        except Exception as err:
-            answers[case.name] = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
-    return {"exercise": exercise_id(name), "answers": answers}
 
 
 def failure(name, fn):
@@ -88,32 +62,12 @@ def test_every_exercise_is_in_the_notebook():
 
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_solution_passes(name, capsys):
-    check(exercise_id(name), AS_CHECKED[name])
+    """As the notebook's test cells call them: `sample_next` and `attend_with_cache` in their runners."""
+    solution = as_checked(exercise_id(name), SOLUTION[name])
+    check(exercise_id(name), solution)
     assert "✔" in capsys.readouterr().out
-    verdict = grade_answers(exercise_id(name), payload(name, AS_CHECKED[name]))
+    verdict = grade_answers(exercise_id(name), answers(exercise_id(name), solution))
     assert verdict.ok, verdict.reason
-
-
-MISTAKES = [(e.name, m) for e in exercises.chapter(ASSIGNMENT).EXERCISES for m in e.mistakes]
-
-
-@pytest.mark.parametrize("name, mistake", MISTAKES, ids=[f"{n}-{m.name}" for n, m in MISTAKES])
-def test_mistake_is_recognised(name, mistake):
-    """The autograder names the mistake; so does the visible check when a visible case shows it."""
-    exercise = exercises.get(exercise_id(name))
-    verdict = grade_answers(exercise_id(name), payload(name, mistake.wrong))
-    assert not verdict.ok
-    assert mistake.hint in verdict.reason, verdict.reason
-    stored = references.load(exercise_id(name), hidden=False)
-    shown = [
-        c.name
-        for c in exercise.cases()
-        if not c.hidden
-        and f"{c.name}::mistake::{mistake.name}" in stored
-        and not close(exercise, stored[f"{c.name}::mistake::{mistake.name}"], stored[f"{c.name}::expected"])
-    ]
-    if shown:  # a visible case tells this mistake apart: the student's own check names it
-        assert mistake.hint in failure(name, mistake.wrong)
 
 
 # ---- sample_next, written the ways students write it --------------------------------------------
@@ -231,35 +185,3 @@ def test_cached_attention_matches_full_recomputation():
     out, k_all, v_all = SOLUTION["attend_with_cache"](q[:, 6:], k[:, 6:], v[:, 6:], k[:, :6], v[:, :6])
     np.testing.assert_allclose(out, full[:, 6:], atol=1e-12)
     np.testing.assert_array_equal(k_all, k)
-
-
-# ---- every exercise ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", FUNCTIONS)
-def test_hard_coded_visible_answers_fail_hidden_cases(name):
-    """Answers copied from the visible references (and reused for every hidden case) fail."""
-    exercise = exercises.get(exercise_id(name))
-    stored = references.load(exercise_id(name), hidden=False)
-    cases = exercise.cases()
-    visible = [c.name for c in cases if not c.hidden]
-    assert any(c.hidden for c in cases)
-    answers = {c.name: encode(stored[f"{c.name if not c.hidden else visible[0]}::expected"]) for c in cases}
-    verdict = grade_answers(exercise_id(name), {"exercise": exercise_id(name), "answers": answers})
-    assert not verdict.ok
-    assert "hidden case" in verdict.reason
-
-
-@pytest.mark.parametrize("name", CHOICES)
-def test_concept_checks(name):
-    exercise = exercises.get(exercise_id(name))
-    right = exercise.reference()
-    ok = grade_answers(
-        exercise_id(name), {"exercise": exercise_id(name), "answers": {"answer": {"value": right}}}
-    )
-    assert ok.ok, ok.reason
-    wrong = next(c for c in exercise.choices if c != right)
-    bad = grade_answers(
-        exercise_id(name), {"exercise": exercise_id(name), "answers": {"answer": {"value": wrong}}}
-    )
-    assert not bad.ok
