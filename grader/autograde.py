@@ -183,7 +183,6 @@ def grade_all(run: Run, todo: dict[str, list[submissions.Submission]], jobs: int
     """Grade every student in ``todo`` in a forked process, ``jobs`` at a time, merging each result
     as it arrives. On Ctrl-C (or SIGTERM) the running processes are killed; their kernels die with
     them (``sandbox.die_with_parent``)."""
-    fork = multiprocessing.get_context("fork")
     pending = list(todo.items())
     running: dict[int, tuple] = {}
     bar = tqdm(total=len(pending), unit="student", disable=not progress, file=sys.stderr)
@@ -191,8 +190,7 @@ def grade_all(run: Run, todo: dict[str, list[submissions.Submission]], jobs: int
         while pending or running:
             while pending and len(running) < jobs:
                 student, subs = pending.pop(0)
-                process = fork.Process(target=_worker, args=(run, student, subs), name=f"grade {student}")
-                process.start()
+                process = _fork(_worker, run, student, subs, name=f"grade {student}")
                 running[process.sentinel] = (process, student, subs, time.monotonic() + run.time_limit(subs))
             for sentinel in wait(list(running), timeout=5):
                 process, student, subs, _ = running.pop(sentinel)
@@ -206,6 +204,25 @@ def grade_all(run: Run, todo: dict[str, list[submissions.Submission]], jobs: int
             process.kill()
             process.join()
         bar.close()
+
+
+CTRL_C = {signal.SIGINT, signal.SIGTERM}
+
+
+def _fork(target, *args, name: str) -> multiprocessing.Process:
+    """Start ``target(*args)`` in a forked process, holding Ctrl-C until the fork is done.
+
+    Python runs at-fork handlers (``logging``'s lock among them) around a fork, and a
+    KeyboardInterrupt raised inside one is printed and dropped: the run would go on. Held, the
+    signal arrives just after the fork, where it stops the run as anywhere else.
+    """
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, CTRL_C)
+    try:
+        process = multiprocessing.get_context("fork").Process(target=target, args=args, name=name)
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    return process
 
 
 def _finish(run: Run, process, student: str, subs: list[submissions.Submission]) -> None:
@@ -229,6 +246,7 @@ def _merge(run: Run, student: str) -> None:
 def _worker(run: Run, student: str, subs: list[submissions.Submission]) -> None:
     sandbox.die_with_parent()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, CTRL_C)  # held by _fork across the fork
     _log_to(run.out / "logs" / f"{student}.log")
     try:
         _write_result(run.out, grade_student(run, student, subs))

@@ -460,3 +460,24 @@ def test_an_interrupted_run_resumes_without_losing_or_repeating(tmp_path):
     assert len(rows) == 2 * len({r["exercise"] for r in rows})
     assert {r["status"] for r in rows} == {"graded"}
     assert json.loads((out / "results" / "b.json").read_text())["complete"]
+
+
+def test_ctrl_c_during_a_fork_stops_the_run():
+    """A signal that arrives while Python runs its at-fork handlers is not dropped."""
+    script = """
+import os, signal, sys
+from grader.autograde import _fork
+os.register_at_fork(before=lambda: os.kill(os.getpid(), signal.SIGINT))  # Ctrl-C mid-fork
+try:
+    _fork(sys.exit, 0, name="child").join()
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert done.returncode == 130, done.stderr
