@@ -206,6 +206,8 @@ def multi_head_attention(
     if kv_cache is not None:
         k, v = kv_cache.extend(k, v)  # [B, KV, S, d_head] with S = past + T
     if last_n is not None:
+        if not 1 <= last_n <= T:
+            raise ValueError(f"last_n must be between 1 and the {T} new positions, got {last_n}")
         q = q[:, :, -last_n:]  # [B, H, last_n, d_head]: the queries whose outputs are wanted
     n_rep = n_head // n_kv_head
     if trace is None:

@@ -66,6 +66,9 @@ def test_block_last_n_is_the_tail_of_the_full_block(model):
     x = np.random.default_rng(5).standard_normal((2, 9, 32)).astype(np.float32)
     layer, c = model.params["h"][0], model.config
     np.testing.assert_allclose(lib.block(x, layer, c, last_n=3), lib.block(x, layer, c)[:, -3:], atol=1e-6)
+    for bad in (0, 10):
+        with pytest.raises(ValueError, match=f"last_n must be between 1 and the 9 new positions, got {bad}"):
+            lib.block(x, layer, c, last_n=bad)
 
 
 def test_batch_equals_one_sequence_at_a_time(model):
