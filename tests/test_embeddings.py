@@ -1,11 +1,11 @@
-"""Chapter 1 (tokens and embeddings), what is particular to it: its stored references are current
-and small; each known mistake is named on every case where it shows (chapter 1's mistakes never
-coincide with one another); the error hints fire for the errors they describe; `embed` names the
-first wrong station; and the notebook has every exercise, in order, with stubs documented alike.
+"""Chapter 1 (tokens and embeddings), what is particular to it: each known mistake is named on every
+case where it shows (chapter 1's mistakes never coincide with one another); the error hints fire for
+the errors they describe; `embed` names the first wrong station; and the notebook has every
+exercise, in order, with stubs documented alike.
 
 What every exercise guarantees (the reference passes, each known mistake is named, hard-coded
 answers fail the hidden cases, stubs, float32 and float64 cases, concept checks) is in
-test_exercises.py.
+test_exercises.py; that its references are current and small, in test_references.py.
 """
 
 import json
@@ -31,12 +31,6 @@ HELPERS = {
         "position_embedding": lambda n_tokens, wpe: lib.position_embedding(n_tokens, wpe),
     }
 }
-
-
-def test_reference_files_are_current_and_small():
-    assert references.differences(ASSIGNMENT) == []
-    for file in (references.ROOT).glob(f"*/{ASSIGNMENT}/*.safetensors"):
-        assert file.stat().st_size < 200_000, file
 
 
 MISTAKES = [(eid, m) for eid, e in sorted(ALL.items()) for m in e.mistakes]
