@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import exercises, references
+from . import exercises, keys, references
 from .exercise import Exercise
 
 MIME = "application/vnd.forwardpass.answers+json"
@@ -164,7 +164,7 @@ def grade_answers(exercise_id: str, payload: dict | None) -> Verdict:
 def _grade_choice(exercise_id: str, exercise: Exercise, record: dict | None) -> Verdict:
     if not record or "value" not in record:
         return Verdict(False, "no answer given")
-    correct = references.load_answer(exercise_id)
-    if record["value"] == correct:
-        return Verdict(True, f"correct. {exercise.explain}")
-    return Verdict(False, f"{record['value']!r} is not the answer. {exercise.explain}")
+    key = keys.concept(exercise_id)
+    if record["value"] == key.answer:
+        return Verdict(True, f"correct. {key.explain}")
+    return Verdict(False, f"{record['value']!r} is not the answer. {key.explain}")

@@ -50,8 +50,8 @@ class Exercise:
     """A graded exercise: ``name`` is the student's function and the nbgrader ``grade_id``.
 
     ``kind`` is ``"array"`` (compare arrays and numbers), ``"text"`` (compare strings) or
-    ``"choice"`` (a concept check answered with one of ``choices``; ``explain`` is shown after
-    grading). ``error_hints`` maps a fragment of an exception's message to advice, for errors a
+    ``"choice"`` (a concept check answered with one of ``choices``; its answer and explanation
+    are private, in ``grader.keys``). ``error_hints`` maps a fragment of an exception's message to advice, for errors a
     common mistake raises instead of returning a wrong value.
     """
 
@@ -63,7 +63,6 @@ class Exercise:
     parts: tuple[Part, ...] = ()
     kind: str = "array"
     choices: tuple[str, ...] = ()
-    explain: str = ""
     atol: float = 1e-5
     rtol: float = 1e-5
     check_dtype: bool = True
@@ -74,18 +73,23 @@ class Exercise:
         return [hint for fragment, hint in self.error_hints.items() if fragment in error]
 
 
-def choice(name: str, answer: str, choices: tuple[str, ...], explain: str) -> Exercise:
-    """A concept check: the student assigns one of ``choices`` to a variable."""
-    if answer not in choices:
-        raise ValueError(f"{name}: answer {answer!r} is not among {choices}")
+def choice(name: str, choices: tuple[str, ...]) -> Exercise:
+    """A concept check: the student assigns one of ``choices`` to a variable.
+
+    Its answer and explanation are private (``grader.keys``): nothing a notebook can import knows
+    them.
+    """
     return Exercise(
         name=name,
         cases=lambda: [Case("answer", {})],
-        reference=lambda: answer,
+        reference=_no_public_reference,
         kind="choice",
         choices=choices,
-        explain=explain,
     )
+
+
+def _no_public_reference():
+    raise LookupError("a concept check's answer is private: see grader.keys")
 
 
 def rng(seed: int) -> np.random.Generator:

@@ -2,8 +2,8 @@
 
 Layout: ``references/visible/<assignment>/<exercise>.safetensors`` holds the outputs for the cases a
 student's notebook checks (the kernel reads them); ``references/hidden/...`` holds everything the
-autograder needs beyond that (hidden cases, concept-check answers) and is never readable from a
-grading kernel. Keys are ``<case>::expected``, ``<case>::mistake::<name>`` and
+autograder needs beyond that (hidden cases) and is never readable from a grading kernel.
+Concept checks have no stored outputs: their keys are private (``grader.keys``). Keys are ``<case>::expected``, ``<case>::mistake::<name>`` and
 ``<case>::station::<name>``. ``SHA256SUMS`` lists every file's checksum.
 
 ``python -m grader references`` rewrites them; ``--check`` recomputes everything in memory and
@@ -16,10 +16,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
-from . import exercises
+from . import exercises, keys
 from .exercise import Exercise
 
 ROOT = Path(__file__).parent / "references"
@@ -34,12 +33,6 @@ def load(exercise_id: str, hidden: bool) -> dict[str, np.ndarray]:
     """The stored arrays of one exercise (visible or hidden part); ``{}`` if there are none."""
     file = path(exercise_id, hidden)
     return load_file(file) if file.is_file() else {}
-
-
-def load_answer(exercise_id: str) -> str:
-    """The stored answer of a concept check (kept in the hidden file's metadata)."""
-    with safe_open(path(exercise_id, hidden=True), framework="np") as f:
-        return f.metadata()["answer"]
 
 
 def compute(exercise: Exercise) -> tuple[dict, dict, dict]:
@@ -60,10 +53,7 @@ def compute(exercise: Exercise) -> tuple[dict, dict, dict]:
         if exercise.stations is not None:
             for station, value in exercise.stations(_copy(case.inputs)).items():
                 out[f"{case.name}::station::{station}"] = np.asarray(value)
-    metadata = {"kind": exercise.kind}
-    if exercise.kind == "choice":
-        metadata["answer"] = exercise.reference()
-    return visible, hidden, metadata
+    return visible, hidden, {"kind": exercise.kind}
 
 
 def as_stored(value) -> np.ndarray:
@@ -90,7 +80,7 @@ def write_all(only: str | None = None) -> list[Path]:
     for exercise_id, exercise in sorted(selected(only).items()):
         visible, hidden, metadata = compute(exercise)
         for arrays, is_hidden in ((visible, False), (hidden, True)):
-            if not arrays and not (is_hidden and exercise.kind == "choice"):
+            if not arrays:
                 continue
             file = path(exercise_id, is_hidden)
             file.parent.mkdir(parents=True, exist_ok=True)
@@ -130,11 +120,7 @@ def differences(only: str | None = None) -> list[str]:
     for exercise_id, exercise in sorted(selected(only).items()):
         visible, hidden, metadata = compute(exercise)
         if exercise.kind == "choice":
-            try:
-                if load_answer(exercise_id) != exercise.reference():
-                    problems.append(f"{exercise_id}: stored answer differs")
-            except FileNotFoundError:
-                problems.append(f"{exercise_id}: no stored answer")
+            problems += _key_problems(exercise_id, exercise)
             continue
         for arrays, is_hidden in ((visible, False), (hidden, True)):
             stored = load(exercise_id, is_hidden)
@@ -146,6 +132,16 @@ def differences(only: str | None = None) -> list[str]:
                 elif not _same(arrays[key], stored[key]):
                     problems.append(f"{exercise_id} {key}: stored output differs from lib's")
     return problems
+
+
+def _key_problems(exercise_id: str, exercise: Exercise) -> list[str]:
+    try:
+        key = keys.concept(exercise_id)
+    except KeyError as err:
+        return [str(err)]
+    if key.answer not in exercise.choices:
+        return [f"{exercise_id}: the key {key.answer!r} is not among the choices {exercise.choices}"]
+    return []
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:

@@ -10,15 +10,18 @@ and float64. What is particular to one chapter stays in that chapter's test file
 
 import importlib
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import as_checked
 
-from grader import exercises, references
+from grader import exercises, keys, references
 from grader.check import CheckFailed, NotWrittenYet, answers, check
 from grader.compare import grade_answers
 
+ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = exercises.registry()
 FUNCTIONS = sorted(eid for eid, e in REGISTRY.items() if e.kind != "choice")
 CHOICES = sorted(eid for eid, e in REGISTRY.items() if e.kind == "choice")
@@ -154,7 +157,7 @@ def test_float_cases_come_in_float32_and_float64(exercise_id):
 
 @pytest.mark.parametrize("exercise_id", CHOICES)
 def test_concept_check_takes_its_answer_only(exercise_id, capsys):
-    answer = REGISTRY[exercise_id].reference()
+    answer = keys.concept(exercise_id).answer
     with pytest.raises(NotWrittenYet):
         check(exercise_id, ...)
     with pytest.raises(CheckFailed, match="answer with one of"):
@@ -167,10 +170,33 @@ def test_concept_check_takes_its_answer_only(exercise_id, capsys):
 
 @pytest.mark.parametrize("exercise_id", CHOICES)
 def test_concept_check_explains_a_wrong_answer(exercise_id):
-    exercise = REGISTRY[exercise_id]
-    wrong = [c for c in exercise.choices if c != exercise.reference()]
-    assert wrong and exercise.explain
+    exercise, key = REGISTRY[exercise_id], keys.concept(exercise_id)
+    wrong = [c for c in exercise.choices if c != key.answer]
+    assert wrong and key.explain
     for choice in wrong:
         verdict = grade_answers(exercise_id, answers(exercise_id, choice))
         assert not verdict.ok
-        assert exercise.explain in verdict.reason, verdict.reason
+        assert key.explain in verdict.reason, verdict.reason
+
+
+def test_every_concept_check_has_a_key_among_its_choices():
+    assert set(keys.all_concepts()) == set(CHOICES)
+    for exercise_id in CHOICES:
+        assert keys.concept(exercise_id).answer in REGISTRY[exercise_id].choices, exercise_id
+
+
+def test_nothing_public_knows_a_concept_key():
+    """The answers live only in grader/private: no public exercise definition carries one."""
+    for exercise_id in CHOICES:
+        with pytest.raises(LookupError):
+            REGISTRY[exercise_id].reference()
+
+
+def test_the_solution_notebooks_answer_with_the_keys():
+    """Each chapter's solution cell sets ``answer_<name>`` to the private key's answer."""
+    found = {}
+    for source in sorted((ROOT / "solutions").glob("*/*.py")):
+        assignment = source.parent.name
+        for name, answer in re.findall(r'^answer_(\w+) = "(\w)"$', source.read_text(), re.M):
+            found[f"{assignment}/{name}"] = answer
+    assert found == {exercise_id: keys.concept(exercise_id).answer for exercise_id in CHOICES}

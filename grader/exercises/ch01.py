@@ -190,30 +190,11 @@ TOKEN_EMBEDDING = Exercise(
 
 # ---- concept checks ----------------------------------------------------------------------------
 
-Q_TIED = choice(
-    "q_tied",
-    "a",
-    ("a", "b", "c", "d"),
-    explain="A separate head would be a (d, V) matrix; tying reuses wte (V, d) transposed, so the "
-    "model stores V x d fewer weights. For a large vocabulary that is a big share of a small model.",
-)
+Q_TIED = choice("q_tied", ("a", "b", "c", "d"))
 
-Q_POSITIONS = choice(
-    "q_positions",
-    "b",
-    ("a", "b", "c"),
-    explain="The token embedding is a pure lookup: the same id always gives the same row, wherever "
-    "it stands. Only something added for the position (a learned or sinusoidal table) or applied "
-    "inside attention (rotary positions) can tell the first 'o' from the last.",
-)
+Q_POSITIONS = choice("q_positions", ("a", "b", "c"))
 
-Q_BATCH_SHAPE = choice(
-    "q_batch_shape",
-    "a",
-    ("a", "b", "c", "d"),
-    explain="wte[ids] replaces every id by a row of d numbers, so (B, T) becomes (B, T, d); the "
-    "(T, d) position rows broadcast over the batch axis and the sum keeps (B, T, d).",
-)
+Q_BATCH_SHAPE = choice("q_batch_shape", ("a", "b", "c", "d"))
 
 # ---- learned positions -------------------------------------------------------------------------
 

@@ -1070,31 +1070,11 @@ SWIGLU = Exercise(
 
 # ---- concept checks ----------------------------------------------------------------------------
 
-Q_SCALE = choice(
-    "q_scale",
-    "b",
-    ("a", "b", "c"),
-    explain="With entries of variance 1, q . k sums d_head products, so its standard deviation grows "
-    "like sqrt(d_head); dividing by sqrt(d_head) brings it back to about 1, and the softmax does not "
-    "collapse onto one key (where its gradients vanish).",
-)
+Q_SCALE = choice("q_scale", ("a", "b", "c"))
 
-Q_CAUSAL = choice(
-    "q_causal",
-    "b",
-    ("a", "b", "c"),
-    explain="With the causal mask, position t only reads positions 0..t, so a change at position 7 "
-    "reaches the logits at positions 7, 8, ... and never the ones before it. That is why training "
-    "can score every position of a sequence in one forward pass.",
-)
+Q_CAUSAL = choice("q_causal", ("a", "b", "c"))
 
-Q_MIXING = choice(
-    "q_mixing",
-    "b",
-    ("a", "b", "c"),
-    explain="Attention is the only sublayer whose output at one position depends on other positions; "
-    "LayerNorm and the MLP act on each position's vector alone.",
-)
+Q_MIXING = choice("q_mixing", ("a", "b", "c"))
 
 EXERCISES = [
     LAYER_NORM,

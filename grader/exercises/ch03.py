@@ -414,30 +414,10 @@ PERPLEXITY = Exercise(
 
 # ---- concept checks ----------------------------------------------------------------------------
 
-Q_UNIFORM = choice(
-    "q_uniform",
-    "b",
-    ("a", "b", "c", "d"),
-    explain="A model that spreads its probability evenly gives every target probability 1/V, so its "
-    "loss is log V and its perplexity exp(log V) = V: it is as unsure as a fair V-sided die.",
-)
+Q_UNIFORM = choice("q_uniform", ("a", "b", "c", "d"))
 
-Q_TIED = choice(
-    "q_tied",
-    "a",
-    ("a", "b", "c"),
-    explain="A tied head computes x @ wte.T: the logit of token v is the dot product of the "
-    "final-normed stream with row v of wte, the very vector that embeds token v on the way in.",
-)
+Q_TIED = choice("q_tied", ("a", "b", "c"))
 
-Q_POSITIONS = choice(
-    "q_positions",
-    "c",
-    ("a", "b", "c"),
-    explain="The causal mask lets position t see only tokens 0..t, so its logits are a genuine "
-    "prediction of token t + 1. One forward pass over a training text therefore yields T - 1 "
-    "honest predictions at once; generation only needs the last one, the only one whose next "
-    "token is unknown.",
-)
+Q_POSITIONS = choice("q_positions", ("a", "b", "c"))
 
 EXERCISES = [LM_HEAD, SOFTMAX, LOG_SOFTMAX, CROSS_ENTROPY, PERPLEXITY, Q_UNIFORM, Q_TIED, Q_POSITIONS]

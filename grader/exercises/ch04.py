@@ -987,31 +987,11 @@ ATTEND_WITH_CACHE = Exercise(
 
 # ---- concept checks ----------------------------------------------------------------------------
 
-Q_TOP_P = choice(
-    "q_top_p",
-    "b",
-    ("a", "b", "c"),
-    explain="Top-p keeps a token while the probability ranked above it is below p: 0 < 0.7 keeps the "
-    "first, 0.5 < 0.7 keeps the second (it crosses the threshold), 0.8 >= 0.7 drops the third.",
-)
+Q_TOP_P = choice("q_top_p", ("a", "b", "c"))
 
-Q_CACHE = choice(
-    "q_cache",
-    "b",
-    ("a", "b", "c"),
-    explain="With a causal mask, the key and value of position s depend only on tokens 0..s, so a "
-    "later token can never change them: computing them once and reading them back gives exactly "
-    "what recomputation would.",
-)
+Q_CACHE = choice("q_cache", ("a", "b", "c"))
 
-Q_MEMORY = choice(
-    "q_memory",
-    "b",
-    ("a", "b", "c"),
-    explain="At batch 1 every weight is read from memory once per token and used for about 2 "
-    "operations; processors do far more than 2 operations in the time it takes to read 4 bytes, so "
-    "the step waits on memory. Batching many sequences reuses each weight read.",
-)
+Q_MEMORY = choice("q_memory", ("a", "b", "c"))
 
 EXERCISES = [
     APPLY_TEMPERATURE,

@@ -703,27 +703,9 @@ TOY_FORWARD = Exercise(
 
 # ---- concept checks ----------------------------------------------------------------------------
 
-Q_MASK = choice(
-    "q_mask",
-    "b",
-    ("a", "b", "c"),
-    explain="The causal mask stops position 0 from seeing position 1, and every other station works "
-    "on each position alone, so nothing at position 0 depends on the second token.",
-)
-Q_TIED = choice(
-    "q_tied",
-    "a",
-    ("a", "b", "c"),
-    explain="The head is tied: logits = ln_f(x) @ wte.T, so the logit of token v is the dot product "
-    "of the final-normed vector with row v of wte.",
-)
-Q_UNIFORM = choice(
-    "q_uniform",
-    "b",
-    ("a", "b", "c"),
-    explain="A uniform distribution gives every target probability 1/3, so the loss is -ln(1/3) = "
-    "ln 3, about 1.10 nats, at every position.",
-)
+Q_MASK = choice("q_mask", ("a", "b", "c"))
+Q_TIED = choice("q_tied", ("a", "b", "c"))
+Q_UNIFORM = choice("q_uniform", ("a", "b", "c"))
 
 EXERCISES = [
     TOY_EMBED,

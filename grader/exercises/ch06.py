@@ -336,27 +336,8 @@ KV_CACHE_BYTES = Exercise(
 
 # ---- concept checks ----------------------------------------------------------------------------
 
-Q_TWO = choice(
-    "q_two",
-    "b",
-    ("a", "b", "c"),
-    explain="Each weight takes part in one multiply-add per token: one multiplication and one "
-    "addition, 2 FLOPs. The backward pass is what turns 2N into 6N for training.",
-)
-Q_DECODE = choice(
-    "q_decode",
-    "b",
-    ("a", "b", "c"),
-    explain="Decoding one token at batch 1 reads every weight (and the cache) once and does about 2 "
-    "FLOPs per weight: far fewer FLOPs per byte than the machine can sustain, so memory traffic "
-    "sets the pace.",
-)
-Q_GQA = choice(
-    "q_gqa",
-    "b",
-    ("a", "b", "c"),
-    explain="The cache holds n_kv_head heads of keys and values per layer: 8 instead of 32 is 4 "
-    "times smaller; the number of query heads does not enter.",
-)
+Q_TWO = choice("q_two", ("a", "b", "c"))
+Q_DECODE = choice("q_decode", ("a", "b", "c"))
+Q_GQA = choice("q_gqa", ("a", "b", "c"))
 
 EXERCISES = [COUNT_PARAMS, FLOPS_PER_TOKEN, KV_CACHE_BYTES, Q_TWO, Q_DECODE, Q_GQA]
