@@ -206,22 +206,30 @@ def grade_all(run: Run, todo: dict[str, list[submissions.Submission]], jobs: int
         bar.close()
 
 
-CTRL_C = {signal.SIGINT, signal.SIGTERM}
+CTRL_C = (signal.SIGINT, signal.SIGTERM)
 
 
 def _fork(target, *args, name: str) -> multiprocessing.Process:
     """Start ``target(*args)`` in a forked process, holding Ctrl-C until the fork is done.
 
     Python runs at-fork handlers (``logging``'s lock among them) around a fork, and a
-    KeyboardInterrupt raised inside one is printed and dropped: the run would go on. Held, the
-    signal arrives just after the fork, where it stops the run as anywhere else.
+    KeyboardInterrupt raised inside one is printed and dropped: the run would go on. Blocking the
+    signal is not enough (NumPy's BLAS threads do not block it, and any thread that takes it makes
+    the main thread run the handler), so during the fork the handlers only note the signal; it is
+    acted on once the fork is done, and the new process is killed with the run.
     """
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, CTRL_C)
+    noted = []
+    previous = {number: signal.signal(number, lambda n, _: noted.append(n)) for number in CTRL_C}
     try:
         process = multiprocessing.get_context("fork").Process(target=target, args=args, name=name)
         process.start()
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if noted:
+        process.kill()
+        process.join()
+        signal.raise_signal(noted[0])  # through the handler restored above, as if it came now
     return process
 
 
@@ -246,7 +254,7 @@ def _merge(run: Run, student: str) -> None:
 def _worker(run: Run, student: str, subs: list[submissions.Submission]) -> None:
     sandbox.die_with_parent()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, CTRL_C)  # held by _fork across the fork
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # _fork's noting handler came along
     _log_to(run.out / "logs" / f"{student}.log")
     try:
         _write_result(run.out, grade_student(run, student, subs))
