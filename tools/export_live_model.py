@@ -29,7 +29,22 @@ import lib
 
 DTYPE = np.dtype("<f4")
 # Keys of lib's parameter tree in the order the forward pass reads them (the manifest's order).
-FORWARD_ORDER = ("wte", "wpe", "h", "ln_1", "attn", "c_attn", "ln_2", "mlp", "c_fc", "c_proj", "ln_f", "w", "g", "b")
+FORWARD_ORDER = (
+    "wte",
+    "wpe",
+    "h",
+    "ln_1",
+    "attn",
+    "c_attn",
+    "ln_2",
+    "mlp",
+    "c_fc",
+    "c_proj",
+    "ln_f",
+    "w",
+    "g",
+    "b",
+)
 
 
 def named_tensors(params: dict, prefix: str = "") -> dict[str, np.ndarray]:

@@ -128,7 +128,7 @@ class LiveModel {
     this.length = h("input", { type: "number", id: id("length"), min: 1, max: 250, step: 1, value: 100, inputmode: "numeric" });
     this.generateButton = h("button", { type: "button", class: "fp-button" }, "Generate");
     this.generateButton.addEventListener("click", () => this.generate());
-    this.sampleCaption = h("p", { class: "fp-hint" });
+    this.sampleCaption = h("p", { class: "fp-hint fp-sample-caption" });
     this.sample = h("p", { class: "fp-sample", "aria-live": "polite" });
     return h(
       "div",

@@ -55,7 +55,8 @@ export function encode(model, text) {
     const id = model.ids.get(char);
     if (id === undefined) {
       const code = char.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
-      throw new RangeError(`character ${JSON.stringify(char)} (U+${code}) at position ${ids.length} is not in the vocabulary`);
+      const quoted = `'${JSON.stringify(char).slice(1, -1)}'`; // as Python's repr quotes it
+      throw new RangeError(`character ${quoted} (U+${code}) at position ${ids.length} is not in the vocabulary`);
     }
     ids.push(id);
   }
@@ -126,6 +127,15 @@ export class Cache {
   }
 }
 
+/** Position t's query, key and value (the thirds of `c_attn`'s output); k and v join the cache. */
+function queryKeyValue(x, w, kv, t) {
+  const d = x.length;
+  const qkv = linear(x, w("attn.c_attn.w"), w("attn.c_attn.b")); // [3d]: q | k | v
+  kv.k.set(qkv.subarray(d, 2 * d), t * d);
+  kv.v.set(qkv.subarray(2 * d), t * d);
+  return qkv.slice(0, d);
+}
+
 /**
  * Causal self-attention of position t, whose keys and values go into the cache first: [d] -> [d].
  *
@@ -139,10 +149,7 @@ function attention(x, w, kv, t, nHead, record, prefix) {
   const dHead = d / nHead;
   const S = t + 1; // keys this query sees
   const T = t + 1; // positions in lib's trace of the whole prompt
-  const qkv = linear(x, w("attn.c_attn.w"), w("attn.c_attn.b")); // [3d]: q | k | v
-  const q = qkv.slice(0, d);
-  kv.k.set(qkv.subarray(d, 2 * d), t * d);
-  kv.v.set(qkv.subarray(2 * d), t * d);
+  const q = queryKeyValue(x, w, kv, t);
 
   const raw = new Float64Array(nHead * S); // [H, S]: q . k for every head and key
   for (let h = 0; h < nHead; h++) {
@@ -194,9 +201,12 @@ function mlp(x, w, record, prefix) {
 }
 
 /** One pre-norm block: `x + attn(ln_1(x))`, then `+ mlp(ln_2(.))`: [d] -> [d]. */
+/** Block i's weights by their names within the block: `w("ln_1.g")` is `h.i.ln_1.g`. */
+const blockWeights = (model, i) => (name) => model.params[`h.${i}.${name}`];
+
 function block(x, model, i, kv, t, record) {
   const prefix = `h.${i}`;
-  const w = (name) => model.params[`${prefix}.${name}`];
+  const w = blockWeights(model, i);
   const eps = model.config.norm_eps;
   const h1 = layerNorm(x, w("ln_1.g"), w("ln_1.b"), eps);
   record?.(`${prefix}.ln_1`, h1, [h1.length]);
@@ -209,8 +219,13 @@ function block(x, model, i, kv, t, record) {
   return out;
 }
 
-/** The next position (the cache's length): embed token `id`, run every block, then the head. */
-function step(model, cache, id, record) {
+/**
+ * The next position (the cache's length): embed token `id`, run every block, then the head.
+ * With `wanted` false (a position of the prompt before its last), nothing reads this position's
+ * output, only later positions' attention reads its keys and values: the last block stores
+ * them and stops, and there are no logits (lib's `last_only` does the same).
+ */
+function step(model, cache, id, record, wanted = true) {
   const { config: c, params: p } = model;
   const d = c.d_model;
   const t = cache.length;
@@ -221,7 +236,14 @@ function step(model, cache, id, record) {
   record?.("embed.pos", Float64Array.from(pos), [d]);
   record?.("embed.out", x, [d]);
   cache.ids.push(id);
-  for (let i = 0; i < c.n_layer; i++) x = block(x, model, i, cache.layers[i], t, record);
+  const last = c.n_layer - 1;
+  for (let i = 0; i < last; i++) x = block(x, model, i, cache.layers[i], t, record);
+  if (!wanted) {
+    const w = blockWeights(model, last);
+    queryKeyValue(layerNorm(x, w("ln_1.g"), w("ln_1.b"), c.norm_eps), w, cache.layers[last], t);
+    return null;
+  }
+  x = block(x, model, last, cache.layers[last], t, record);
   x = layerNorm(x, p["ln_f.g"], p["ln_f.b"], c.norm_eps);
   const logits = new Float64Array(c.vocab_size); // tied head: logit v is x . (row v of wte)
   for (let v = 0; v < c.vocab_size; v++) {
@@ -255,7 +277,7 @@ export function forward(model, ids, cache, { trace = false } = {}) {
     const T = cache.length + 1;
     // A per-position station of width n has shape (T, n) in lib's trace; a per-head one (H, T, n).
     const record = stations && ((name, value, shape) => stations.set(name, { value, shape: shape.length === 1 ? [T, ...shape] : shape }));
-    logits = step(model, cache, ids[i], record);
+    logits = step(model, cache, ids[i], record, last);
   }
   return { logits, trace: stations };
 }
