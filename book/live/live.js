@@ -222,7 +222,7 @@ class LiveModel {
     const { logits, trace } = forward(this.model, ids.slice(reused), cache, { trace: true });
     const ms = performance.now() - start;
     this.result = { text, ids, logits, trace };
-    this.host.dataset.prompt = text;
+    this.host.dataset.shown = text; // the prompt whose results are on show
     this.say(`${ids.length} characters: read ${ids.length - reused} new position${ids.length - reused === 1 ? "" : "s"} `
       + `(${reused} from the cache) in ${ms.toFixed(1)} ms.`);
     this.host.dataset.ms = ms.toFixed(2);
