@@ -26,7 +26,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from test_book import CHROMIUM, CHROMIUM_ARGS, HTML, PAGES, SCREENSHOTS, chromium, make, open_page
+from test_book import CHROMIUM, CHROMIUM_ARGS, HTML, PAGES, SCREENSHOTS, make, open_page
 
 import lib
 
@@ -292,11 +292,21 @@ INTRO_HOST = ".fp-live"  # the introduction has one component
 
 
 @pytest.fixture(scope="module")
-def intro(site):
-    with chromium() as context:
-        reader = Reader(context, site + INTRO)
-        yield reader
-        reader.page.close()
+def browser(site):
+    """One headless Chromium for the module (Playwright's sync API allows one at a time)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def intro(browser, site):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield Reader(context, site + INTRO)
+    context.close()
 
 
 def check_next(reader, model, prompt, temperature=1.0, top_k=None, top_p=None):
@@ -593,55 +603,49 @@ def expected_focus_order(parts):
 @pytest.mark.browser
 @pytest.mark.parametrize("path", COMPONENT_PAGES)
 @pytest.mark.parametrize("width", [1280, 390])
-def test_live_pages_are_accessible_and_fit_the_screen(site, model, path, width):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": width, "height": 900}, has_touch=width < 800)
-            reader = Reader(context, site + path)
-            page = reader.page
-            hosts = page.locator(".fp-live")
-            assert hosts.count() >= 1
-            # Each component shows its own prompt's distribution, as lib computes it.
-            for i in range(hosts.count()):
-                host = hosts.nth(i)
-                prompt = host.get_attribute("data-prompt")
-                if host.locator(".fp-next").count():
-                    rows = host.locator(".fp-next tbody tr").evaluate_all(
-                        "rs => rs.map(r => Number(r.dataset.token))"
-                    )
-                    assert rows == lib_top(model, prompt)[2].tolist(), path
-                assert host.evaluate("el => el.scrollWidth <= el.clientWidth"), (
-                    "the component overflows sideways"
+def test_live_pages_are_accessible_and_fit_the_screen(browser, site, model, path, width):
+    context = browser.new_context(viewport={"width": width, "height": 900}, has_touch=width < 800)
+    try:
+        reader = Reader(context, site + path)
+        page = reader.page
+        hosts = page.locator(".fp-live")
+        assert hosts.count() >= 1
+        # Each component shows its own prompt's distribution, as lib computes it.
+        for i in range(hosts.count()):
+            host = hosts.nth(i)
+            prompt = host.get_attribute("data-prompt")
+            if host.locator(".fp-next").count():
+                rows = host.locator(".fp-next tbody tr").evaluate_all(
+                    "rs => rs.map(r => Number(r.dataset.token))"
                 )
-            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (
-                "the page overflows"
-            )
-            page.eval_on_selector_all(".fp-live details", "ds => ds.forEach(d => d.open = true)")
+                assert rows == lib_top(model, prompt)[2].tolist(), path
+            assert host.evaluate("el => el.scrollWidth <= el.clientWidth"), "the component overflows sideways"
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (
+            "the page overflows"
+        )
+        page.eval_on_selector_all(".fp-live details", "ds => ds.forEach(d => d.open = true)")
 
-            # Touch targets and visible focus, in the order the keyboard reaches the controls.
-            first = hosts.first
-            parts = set((first.get_attribute("data-parts") or "next sample attention trace").split())
-            assert keyboard_walk(page, first) == expected_focus_order(parts)
+        # Touch targets and visible focus, in the order the keyboard reaches the controls.
+        first = hosts.first
+        parts = set((first.get_attribute("data-parts") or "next sample attention trace").split())
+        assert keyboard_walk(page, first) == expected_focus_order(parts)
 
-            if path == INTRO and width < 800:  # a finger: tap the box, type, tap Generate
-                first.locator("textarea").tap()
-                page.keyboard.press("End")
-                page.keyboard.type("A")
-                reader.shown_prompt(first.locator("textarea").input_value())
-                first.get_by_role("button", name="Generate").tap()
-                first.locator(".fp-sample[data-state='done']").wait_for(timeout=120_000)
+        if path == INTRO and width < 800:  # a finger: tap the box, type, tap Generate
+            first.locator("textarea").tap()
+            page.keyboard.press("End")
+            page.keyboard.type("A")
+            reader.shown_prompt(first.locator("textarea").input_value())
+            first.get_by_role("button", name="Generate").tap()
+            first.locator(".fp-sample[data-state='done']").wait_for(timeout=120_000)
 
-            stem = Path(path).stem
-            screenshot(page, f"live-{stem}-{width}.png")
-            assert run_axe(page) == [], "axe-core, light mode"
-            page.evaluate(
-                "document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'"
-            )
-            screenshot(page, f"live-{stem}-{width}-dark.png")
-            assert run_axe(page) == [], "axe-core, dark mode"
-            reader.clean()
-        finally:
-            browser.close()
+        stem = Path(path).stem
+        screenshot(page, f"live-{stem}-{width}.png")
+        assert run_axe(page) == [], "axe-core, light mode"
+        page.evaluate(
+            "document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'"
+        )
+        screenshot(page, f"live-{stem}-{width}-dark.png")
+        assert run_axe(page) == [], "axe-core, dark mode"
+        reader.clean()
+    finally:
+        context.close()
