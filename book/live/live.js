@@ -25,7 +25,7 @@ import { filteredProbs, generate } from "./sampling.js";
 const MANIFEST = new URL("shakespeare.json", import.meta.url);
 const PARTS = ["next", "sample", "attention", "trace"];
 const TOP = 10;
-const SHOWN_VALUES = 4; // values per station in the trace table
+const SHOWN_VALUES = 3; // values per station in the trace table
 
 let modelPromise = null; // one download, shared by every component on the page
 const sharedModel = () => (modelPromise ??= loadModel(MANIFEST));
@@ -164,8 +164,8 @@ class LiveModel {
     const table = h(
       "table",
       { class: "fp-trace" },
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "station"), h("th", { scope: "col" }, "shape in lib's trace"),
-        h("th", { scope: "col" }, `first ${SHOWN_VALUES} values at the last position`), h("th", { scope: "col" }, "norm"))),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "station"), h("th", { scope: "col" }, "shape"),
+        h("th", { scope: "col" }, `last position: first ${SHOWN_VALUES} values`), h("th", { scope: "col" }, "norm"))),
       this.traceRows,
     );
     const scroll = h("div", { class: "fp-scroll", tabindex: 0, role: "region", "aria-label": "Trace at the last position" }, table);
