@@ -113,4 +113,7 @@ def _readable_json(manifest: dict) -> str:
 if __name__ == "__main__":
     if len(sys.argv) not in (2, 3):
         sys.exit(__doc__.split("\n\n")[1])
-    print(f"wrote {export(*sys.argv[1:])}")
+    try:
+        print(f"wrote {export(*sys.argv[1:])}")
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"export_live_model: {error}")
