@@ -419,6 +419,37 @@ def test_generate_draws_what_lib_generate_draws_for_the_seed(
     intro.clean()
 
 
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    "prompt, seed, length, message",
+    [
+        ("ROMEO:", "-1", "10", "The seed must be a whole number, 0 or more."),
+        ("ROMEO:", "2.5", "10", "The seed must be a whole number, 0 or more."),
+        ("ROMEO:", "1", "0", "Characters: a whole number from 1 to 250."),
+        ("ROMEO:", "1", "", "Characters: a whole number from 1 to 250."),
+        ("", "1", "10", "Type at least one character."),
+    ],
+)
+def test_generate_says_what_is_wrong_and_keeps_the_last_text(intro, prompt, seed, length, message):
+    intro.set_prompt("ROMEO:")
+    intro.page.locator(f"{INTRO_HOST} input[id$='-seed']").fill("1")
+    intro.page.locator(f"{INTRO_HOST} input[id$='-length']").fill("5")
+    intro.page.get_by_role("button", name="Generate").click()
+    sample = intro.page.locator(f"{INTRO_HOST} .fp-sample[data-state='done']")
+    sample.wait_for()
+    before = sample.text_content()
+    intro.page.locator(f"{INTRO_HOST} textarea").fill(prompt)
+    intro.page.locator(f"{INTRO_HOST} input[id$='-seed']").fill(seed)
+    intro.page.locator(f"{INTRO_HOST} input[id$='-length']").fill(length)
+    intro.page.get_by_role("button", name="Generate").click()
+    caption = intro.page.locator(f"{INTRO_HOST} .fp-sample-caption.fp-problem")
+    caption.wait_for()
+    assert caption.inner_text() == message
+    assert sample.text_content() == before
+    intro.clean()
+
+
 @pytest.fixture
 def trace(intro, model):
     """The introduction showing a two-line prompt, and lib's trace of that prompt."""

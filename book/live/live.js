@@ -128,7 +128,7 @@ class LiveModel {
     this.length = h("input", { type: "number", id: id("length"), min: 1, max: 250, step: 1, value: 100, inputmode: "numeric" });
     this.generateButton = h("button", { type: "button", class: "fp-button" }, "Generate");
     this.generateButton.addEventListener("click", () => this.generate());
-    this.sampleCaption = h("p", { class: "fp-hint fp-sample-caption" });
+    this.sampleCaption = h("p", { class: "fp-hint fp-sample-caption", role: "status" });
     this.sample = h("p", { class: "fp-sample", "aria-live": "polite" });
     return h(
       "div",
@@ -172,9 +172,10 @@ class LiveModel {
     return h("details", { class: "fp-section" }, this.traceSummary, scroll);
   }
 
-  say(message, problem = false) {
-    this.status.textContent = message;
-    this.status.classList.toggle("fp-problem", problem);
+  /** Show `message` in the status line (or `where`), marked as a problem or not. */
+  say(message, problem = false, where = this.status) {
+    where.textContent = message;
+    where.classList.toggle("fp-problem", problem);
   }
 
   // ---- once the weights are here ----------------------------------------------------------------
@@ -203,13 +204,21 @@ class LiveModel {
     this.read();
   }
 
+  /** The prompt's token ids, or an error that says what the model cannot read. */
+  encodePrompt(text) {
+    const ids = encode(this.model, text);
+    const n = this.model.config.n_ctx;
+    if (ids.length === 0) throw new RangeError("Type at least one character.");
+    if (ids.length > n) throw new RangeError(`The model reads at most ${n} characters; this prompt has ${ids.length}.`);
+    return ids;
+  }
+
   /** Tokenize the prompt and run the forward pass on what the cache does not hold yet. */
   read() {
     const text = this.prompt.value;
     let ids;
     try {
-      ids = encode(this.model, text);
-      if (ids.length === 0) throw new RangeError("Type at least one character.");
+      ids = this.encodePrompt(text);
     } catch (error) {
       this.say(error.message, true);
       return;
@@ -294,14 +303,14 @@ class LiveModel {
     if (this.busy || !this.model) return;
     const seed = Number(this.seed.value);
     const length = Number(this.length.value);
-    if (!Number.isSafeInteger(seed) || seed < 0) return this.say("The seed must be a whole number, 0 or more.", true);
-    if (!Number.isSafeInteger(length) || length < 1 || length > 250) return this.say("Characters: a whole number from 1 to 250.", true);
+    const problem = (message) => this.say(message, true, this.sampleCaption);
+    if (!Number.isSafeInteger(seed) || seed < 0) return problem("The seed must be a whole number, 0 or more.");
+    if (!Number.isSafeInteger(length) || length < 1 || length > 250) return problem("Characters: a whole number from 1 to 250.");
     let ids;
     try {
-      ids = encode(this.model, this.prompt.value);
-      if (ids.length === 0) throw new RangeError("Type at least one character.");
+      ids = this.encodePrompt(this.prompt.value);
     } catch (error) {
-      return this.say(error.message, true);
+      return problem(error.message);
     }
     const options = this.options();
     this.busy = true;
@@ -311,7 +320,7 @@ class LiveModel {
     this.sample.replaceChildren(h("span", { class: "fp-prompt" }, this.prompt.value), continuation);
     this.sample.dataset.state = "running";
     const settings = `seed ${seed}, temperature ${options.temperature}, top-k ${options.topK ?? "off"}, top-p ${options.topP ?? "off"}`;
-    this.sampleCaption.textContent = `Sampled with ${settings} (lib.generate draws the same characters with the same settings).`;
+    this.say(`Sampled with ${settings} (lib.generate draws the same characters with the same settings).`, false, this.sampleCaption);
     const tokens = [];
     let shown = performance.now();
     for (const token of generate(this.model, ids, length, new Generator(seed), options)) {

@@ -200,10 +200,10 @@ function mlp(x, w, record, prefix) {
   return out;
 }
 
-/** One pre-norm block: `x + attn(ln_1(x))`, then `+ mlp(ln_2(.))`: [d] -> [d]. */
 /** Block i's weights by their names within the block: `w("ln_1.g")` is `h.i.ln_1.g`. */
 const blockWeights = (model, i) => (name) => model.params[`h.${i}.${name}`];
 
+/** One pre-norm block: `x + attn(ln_1(x))`, then `+ mlp(ln_2(.))`: [d] -> [d]. */
 function block(x, model, i, kv, t, record) {
   const prefix = `h.${i}`;
   const w = blockWeights(model, i);
@@ -236,14 +236,14 @@ function step(model, cache, id, record, wanted = true) {
   record?.("embed.pos", Float64Array.from(pos), [d]);
   record?.("embed.out", x, [d]);
   cache.ids.push(id);
-  const last = c.n_layer - 1;
-  for (let i = 0; i < last; i++) x = block(x, model, i, cache.layers[i], t, record);
+  const final = c.n_layer - 1;
+  for (let i = 0; i < final; i++) x = block(x, model, i, cache.layers[i], t, record);
   if (!wanted) {
-    const w = blockWeights(model, last);
-    queryKeyValue(layerNorm(x, w("ln_1.g"), w("ln_1.b"), c.norm_eps), w, cache.layers[last], t);
+    const w = blockWeights(model, final);
+    queryKeyValue(layerNorm(x, w("ln_1.g"), w("ln_1.b"), c.norm_eps), w, cache.layers[final], t);
     return null;
   }
-  x = block(x, model, last, cache.layers[last], t, record);
+  x = block(x, model, final, cache.layers[final], t, record);
   x = layerNorm(x, p["ln_f.g"], p["ln_f.b"], c.norm_eps);
   const logits = new Float64Array(c.vocab_size); // tied head: logit v is x . (row v of wte)
   for (let v = 0; v < c.vocab_size; v++) {
