@@ -267,6 +267,9 @@ class Reader:
 
     def __init__(self, context, url):
         self.page, self.errors, self.failed, self.foreign = open_page(context, url)
+        hosts = self.page.locator(".fp-live")
+        for i in range(hosts.count()):  # a component starts when it comes near the screen
+            hosts.nth(i).scroll_into_view_if_needed()
         self.page.wait_for_function(
             "() => [...document.querySelectorAll('.fp-live')].every(el => el.dataset.state === 'ready' && el.dataset.shown !== undefined)",
             timeout=120_000,
@@ -317,6 +320,29 @@ def intro(browser, site):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     yield Reader(context, site + INTRO)
     context.close()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_weights_load_only_when_the_component_comes_into_view(browser, site):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page, errors, failed, foreign = open_page(context, site + INTRO)
+        requested = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.wait_for_load_state("networkidle")
+        host = page.locator(".fp-live")
+        assert host.get_attribute("data-state") == "waiting" and not any(
+            "shakespeare" in u for u in requested
+        )
+        host.scroll_into_view_if_needed()
+        page.wait_for_function(
+            "document.querySelector('.fp-live').dataset.state === 'ready'", timeout=120_000
+        )
+        assert any("shakespeare.bin" in url for url in requested)
+        assert not (errors or failed or foreign), (errors, failed, foreign)
+    finally:
+        context.close()
 
 
 def check_next(reader, model, prompt, temperature=1.0, top_k=None, top_p=None):

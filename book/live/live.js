@@ -72,7 +72,7 @@ class LiveModel {
     const id = this.id;
     this.prompt = h("textarea", { id: id("prompt"), rows: 3, spellcheck: "false", autocapitalize: "off", autocomplete: "off", "aria-describedby": id("hint") });
     this.prompt.value = prompt;
-    this.status = h("p", { class: "fp-status", role: "status" }, "Loading the model's weights…");
+    this.status = h("p", { class: "fp-status", role: "status" }, "The model loads when this box comes into view.");
     const sections = [
       h("p", { class: "fp-title" }, h("strong", {}, "Live: "), "the course's Shakespeare model, computed in this page."),
       h("label", { for: id("prompt") }, "Prompt"),
@@ -88,7 +88,7 @@ class LiveModel {
     this.host.replaceChildren(...sections);
     this.host.setAttribute("role", "group");
     this.host.setAttribute("aria-label", "The Shakespeare model, live");
-    this.host.dataset.state = "loading";
+    this.host.dataset.state = "waiting"; // for the screen: then loading, ready (or error)
   }
 
   slider(name, label, attributes) {
@@ -181,6 +181,8 @@ class LiveModel {
   // ---- once the weights are here ----------------------------------------------------------------
 
   async start() {
+    this.host.dataset.state = "loading";
+    this.say("Loading the model's weights…");
     try {
       this.model = await sharedModel();
     } catch (error) {
@@ -340,10 +342,22 @@ class LiveModel {
   }
 }
 
-const hosts = document.querySelectorAll(".fp-live");
-hosts.forEach((host, n) => {
+// A component starts (downloads the weights, reads its prompt) when it comes near the screen: a
+// reader who never scrolls to it costs nothing, and the page's first paint waits for nothing.
+const waiting = new Map();
+const nearScreen = new IntersectionObserver(
+  (entries) => {
+    for (const entry of entries.filter((e) => e.isIntersecting)) {
+      nearScreen.unobserve(entry.target);
+      waiting.get(entry.target).start();
+    }
+  },
+  { rootMargin: "600px 0px" },
+);
+document.querySelectorAll(".fp-live").forEach((host, n) => {
   try {
-    new LiveModel(host, n).start();
+    waiting.set(host, new LiveModel(host, n));
+    nearScreen.observe(host);
   } catch (error) {
     host.append(h("p", { class: "fp-status fp-problem" }, `This live demo could not start: ${error.message}`));
     throw error;
