@@ -250,6 +250,13 @@ if not GRADING:
     plt.show()
 
 # %% [markdown]
+# In the web book, the same ten bars for a prompt of your own, computed in the page as you type:
+#
+# <div class="fp-live" data-prompt="To be, or not to be" data-parts="next">
+# <p><em>The live model runs in the web book's version of this page.</em></p>
+# </div>
+
+# %% [markdown]
 # ## A softmax that does not overflow
 #
 # Computed as written, the softmax breaks on large logits. A float32 number cannot exceed about

@@ -618,6 +618,15 @@ if not GRADING:
     display(widgets.VBox([*controls.values(), button, text_out]))
 
 # %% [markdown]
+# In the web book, the same controls run in the page, without a kernel: the bars show the raw and
+# the filtered distribution of the next character, and "Generate" draws with the seed shown, the
+# same characters `lib.generate` draws with that seed and those settings.
+#
+# <div class="fp-live" data-prompt="JULIET.&#10;O Romeo, Romeo!" data-parts="next sample">
+# <p><em>The live model runs in the web book's version of this page.</em></p>
+# </div>
+
+# %% [markdown]
 # ## The KV cache
 #
 # Run naively, the loop recomputes everything at every step: to get the logits after $t$ tokens
