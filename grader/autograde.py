@@ -80,6 +80,7 @@ class Run:
     template_db: Path
     kernels: Path  # JUPYTER_PATH entry holding the sandboxed kernelspec
     timeout: int
+    memory: int = 3 * 2**30  # bytes a kernel may use (for Dask workers, which prepare their own run)
 
     def release_notebook(self, assignment: str, notebook: str):
         return nbformat.read(self.release / assignment / f"{notebook}.ipynb", as_version=4)
@@ -241,7 +242,7 @@ def prepare(
     shown = [p for p in shown if any(p.is_relative_to(h) for h in hidden)]
     threads = max(1, (os.cpu_count() or 1) // jobs)
     kernels = sandbox.install_kernel(tmp / "jupyter", hidden, shown, memory, threads)
-    return Run(out, tmp, tmp / "source", tmp / "release", tmp / release.GRADEBOOK, kernels, timeout)
+    return Run(out, tmp, tmp / "source", tmp / "release", tmp / release.GRADEBOOK, kernels, timeout, memory)
 
 
 def _update_class_gradebook(class_db: Path, tmp: Path) -> None:
@@ -325,9 +326,9 @@ def grade_here(run: Run, todo: dict[str, list[submissions.Submission]], jobs: in
             process.join()
 
 
-def grade_one(run: Run, student: str, subs: list[submissions.Submission]) -> tuple[dict, str]:
+def grade_one(run: Run, student: str, subs: list[submissions.Submission], context: str = "fork") -> tuple[dict, str]:
     """Grade one student in a process of their own, here, within the time limit: (result, log)."""
-    process = start(run, student, subs)
+    process = start(run, student, subs, context)
     process.join(run.time_limit(subs))
     if process.exitcode is None:
         process.kill()
@@ -337,9 +338,10 @@ def grade_one(run: Run, student: str, subs: list[submissions.Submission]) -> tup
 CTRL_C = {signal.SIGINT, signal.SIGTERM}
 
 
-def start(run: Run, student: str, subs: list[submissions.Submission]) -> multiprocessing.Process:
+def start(run: Run, student: str, subs: list[submissions.Submission], context: str = "fork") -> multiprocessing.Process:
+    """The process that grades one student (``_worker``), started."""
     _result_path(run, student).unlink(missing_ok=True)
-    return _fork(_worker, run, student, subs, name=f"grade {student}")
+    return _fork(_worker, run, student, subs, name=f"grade {student}", context=context)
 
 
 def _fork(target, *args, name: str, context: str = "fork") -> multiprocessing.Process:
@@ -365,7 +367,7 @@ def finish(run: Run, process, student: str, subs: list[submissions.Submission]) 
     result = _read_result(run, student)
     if process.exitcode != 0 or not result or result["fingerprint"] != _fingerprint(subs):
         reason = f"the grading process failed (exit code {process.exitcode}); see logs/{student}.log"
-        result = _failed_result(run, student, subs, reason)
+        result = failed_result(run, student, subs, reason)
     log = _log_path(run, student)
     return result, log.read_text(errors="replace") if log.exists() else ""
 
@@ -563,7 +565,7 @@ def _without_run(run: Run, student: str, sub: submissions.Submission, status: st
     return _entry(sub, rows, [])
 
 
-def _failed_result(run: Run, student: str, subs: list[submissions.Submission], reason: str) -> dict:
+def failed_result(run: Run, student: str, subs: list[submissions.Submission], reason: str) -> dict:
     entries = [
         _unknown(student, sub) if sub.assignment is None else _without_run(run, student, sub, "error", reason)
         for sub in subs
