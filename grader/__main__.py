@@ -48,12 +48,18 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument(
         "--memory", type=float, default=3, help="GiB of address space for a kernel (default: 3)"
     )
-    grade.add_argument("--force", action="store_true", help="regrade notebooks already graded with the same file")
+    grade.add_argument(
+        "--force", action="store_true", help="regrade notebooks already graded with the same file"
+    )
     grade.add_argument(
         "--student", action="append", default=[], metavar="ID", help="grade only this student (repeatable)"
     )
     grade.add_argument(
-        "--assignment", action="append", default=[], metavar="NAME", help="grade only this assignment (repeatable)"
+        "--assignment",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="grade only this assignment (repeatable)",
     )
     grade.add_argument(
         "--scheduler",
@@ -71,7 +77,9 @@ def parser() -> argparse.ArgumentParser:
     adjust.add_argument("exercise", help="the exercise, e.g. embed or 01-embeddings/embed")
     adjust.add_argument("score", nargs="?", type=float, help="the score to give (omit with --clear)")
     adjust.add_argument("--reason", help="why (required unless --clear): shown to the student")
-    adjust.add_argument("--clear", action="store_true", help="remove the override: the computed score counts again")
+    adjust.add_argument(
+        "--clear", action="store_true", help="remove the override: the computed score counts again"
+    )
     adjust.add_argument("--out", type=Path, default=Path("grading"), help="grading folder (default: grading)")
 
     report = commands.add_parser(

@@ -28,15 +28,22 @@ def main(out: Path, student: str, exercise: str, score: float | None, reason: st
                 print("error: give the score and --reason (the student sees it), or --clear", file=sys.stderr)
                 return 2
             if not 0 <= score <= max_score:
-                print(f"error: {assignment}/{name} is worth 0 to {max_score:g} points, not {score:g}", file=sys.stderr)
+                print(
+                    f"error: {assignment}/{name} is worth 0 to {max_score:g} points, not {score:g}",
+                    file=sys.stderr,
+                )
                 return 2
             book.set_override(*key, score, reason.strip(), "command")
         view = _remake(out, book, {student})
-    line = next(line for line in view.lines if (line.row.student, line.row.assignment, line.row.exercise) == key)
+    line = next(
+        line for line in view.lines if (line.row.student, line.row.assignment, line.row.exercise) == key
+    )
     total = next(t for t in view.totals if (t.student, t.assignment) == (student, assignment))
     why = f" ({line.override.reason})" if line.override else " (computed; no override)"
     print(f"{student} {assignment}/{name}: {line.row.score:g} / {line.row.max_score:g}{why}")
-    print(f"{student} {assignment}: {total.final:g} / {total.max_score:g} after late penalty; reports in {out}")
+    print(
+        f"{student} {assignment}: {total.final:g} / {total.max_score:g} after late penalty; reports in {out}"
+    )
     return 0
 
 

@@ -151,7 +151,10 @@ def autograde(
             assignments = {sub.assignment for subs in by_student.values() for sub in subs if sub.assignment}
             run = prepare(out, source.resolve(), assignments, tmp, timeout, memory, jobs)
             learn_exercises(run, book, assignments)
-            todo = {s: [sub for sub in subs if force or not _up_to_date(book, sub)] for s, subs in by_student.items()}
+            todo = {
+                s: [sub for sub in subs if force or not _up_to_date(book, sub)]
+                for s, subs in by_student.items()
+            }
             todo = {s: subs for s, subs in todo.items() if subs}
             skipped = sum(map(len, by_student.values())) - sum(map(len, todo.values()))
             if skipped:
@@ -187,7 +190,11 @@ def _find(
         print(f"warning: no submission of student {student!r} in {submitted}", file=sys.stderr)
     chosen = {}
     for student, subs in by_student.items():
-        subs = [lms.describe(sub, times, term.timezone) for sub in subs if (student, sub.assignment or "") in selection]
+        subs = [
+            lms.describe(sub, times, term.timezone)
+            for sub in subs
+            if (student, sub.assignment or "") in selection
+        ]
         if subs:
             chosen[student] = subs
     return chosen
@@ -197,7 +204,9 @@ def import_formgrader_scores(out: Path, book: gradebook.Gradebook) -> None:
     """Scores changed in nbgrader's formgrader since the last command become overrides."""
     for manual in formgrader.manual_scores(out / formgrader.FILE, book.overrides()):
         reason = manual.comment or "score set in nbgrader's formgrader"
-        book.set_override(manual.student, manual.assignment, manual.exercise, manual.score, reason, "formgrader")
+        book.set_override(
+            manual.student, manual.assignment, manual.exercise, manual.score, reason, "formgrader"
+        )
         what = "cleared" if manual.score is None else f"set to {manual.score:g}"
         print(f"formgrader: {manual.student} {manual.assignment}/{manual.exercise} {what}")
 
@@ -302,7 +311,9 @@ def grade_all(
         bar.close()
 
 
-def grade_here(run: Run, todo: dict[str, list[submissions.Submission]], jobs: int, persist: Persist, bar) -> None:
+def grade_here(
+    run: Run, todo: dict[str, list[submissions.Submission]], jobs: int, persist: Persist, bar
+) -> None:
     """Each student in a forked process, ``jobs`` at a time. On Ctrl-C (or SIGTERM) the running
     processes are killed; their kernels die with them (``sandbox.die_with_parent``)."""
     pending = list(todo.items())
@@ -326,7 +337,9 @@ def grade_here(run: Run, todo: dict[str, list[submissions.Submission]], jobs: in
             process.join()
 
 
-def grade_one(run: Run, student: str, subs: list[submissions.Submission], context: str = "fork") -> tuple[dict, str]:
+def grade_one(
+    run: Run, student: str, subs: list[submissions.Submission], context: str = "fork"
+) -> tuple[dict, str]:
     """Grade one student in a process of their own, here, within the time limit: (result, log)."""
     process = start(run, student, subs, context)
     process.join(run.time_limit(subs))
@@ -338,7 +351,9 @@ def grade_one(run: Run, student: str, subs: list[submissions.Submission], contex
 CTRL_C = {signal.SIGINT, signal.SIGTERM}
 
 
-def start(run: Run, student: str, subs: list[submissions.Submission], context: str = "fork") -> multiprocessing.Process:
+def start(
+    run: Run, student: str, subs: list[submissions.Submission], context: str = "fork"
+) -> multiprocessing.Process:
     """The process that grades one student (``_worker``), started."""
     _result_path(run, student).unlink(missing_ok=True)
     return _fork(_worker, run, student, subs, name=f"grade {student}", context=context)
@@ -573,7 +588,9 @@ def failed_result(run: Run, student: str, subs: list[submissions.Submission], re
     return {"student": student, "fingerprint": _fingerprint(subs), "complete": False, "notebooks": entries}
 
 
-def _entry(sub: submissions.Submission, rows: list[Row], findings: list[dict], autograded: str | None = None) -> dict:
+def _entry(
+    sub: submissions.Submission, rows: list[Row], findings: list[dict], autograded: str | None = None
+) -> dict:
     return {
         "assignment": sub.assignment,
         "notebook": sub.notebook,

@@ -126,7 +126,13 @@ def _run_for(job: Job) -> autograde.Run:
             out = tmp / "out"  # what local grading hides as its output folder; nothing is kept here
             out.mkdir()
             run = autograde.prepare(
-                out, course.SOLUTIONS, set(job.assignments), tmp, job.timeout, job.memory, jobs=multiprocessing.cpu_count()
+                out,
+                course.SOLUTIONS,
+                set(job.assignments),
+                tmp,
+                job.timeout,
+                job.memory,
+                jobs=multiprocessing.cpu_count(),
             )
             _runs[key] = (run, scratch)
         return _runs[key][0]

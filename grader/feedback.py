@@ -92,7 +92,12 @@ def _test_outputs(outputs: list) -> list[dict]:
     """What ``check`` showed: the outputs after ``record``'s answers; errors as their last line."""
     recorded = [i for i, out in enumerate(outputs) if MIME in out.get("data", {})]
     kept = outputs[recorded[-1] + 1 :] if recorded else [out for out in outputs if out.output_type == "error"]
-    return [{"output_type": "stream", "name": "stderr", "text": _error_text(out)} if out.output_type == "error" else out for out in kept]
+    return [
+        {"output_type": "stream", "name": "stderr", "text": _error_text(out)}
+        if out.output_type == "error"
+        else out
+        for out in kept
+    ]
 
 
 def _error_text(out) -> str:

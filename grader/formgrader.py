@@ -65,9 +65,9 @@ def copy(db: Path, student: str, units: list[Unit]) -> None:
             for row in unit.rows:
                 _set_grade(gb, unit, row)
             try:
-                gb.find_submission_notebook(unit.notebook, unit.assignment, student).late_submission_penalty = (
-                    unit.late_penalty or None
-                )
+                gb.find_submission_notebook(
+                    unit.notebook, unit.assignment, student
+                ).late_submission_penalty = unit.late_penalty or None
             except MissingEntry:
                 pass
         gb.db.commit()
@@ -114,9 +114,15 @@ def manual_scores(db: Path, overrides: dict[tuple[str, str, str], Override]) -> 
                     for grade in submitted.grades:
                         key = (student, assignment.name, grade.name)
                         override = overrides.get(key)
-                        if grade.manual_score is not None and (override is None or override.score != grade.manual_score):
+                        if grade.manual_score is not None and (
+                            override is None or override.score != grade.manual_score
+                        ):
                             changed.append(Manual(*key, grade.manual_score, _comment(submitted, grade.name)))
-                        elif grade.manual_score is None and override is not None and override.source == "formgrader":
+                        elif (
+                            grade.manual_score is None
+                            and override is not None
+                            and override.source == "formgrader"
+                        ):
                             changed.append(Manual(*key, None, ""))
     return changed
 

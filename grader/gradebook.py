@@ -185,7 +185,9 @@ def lock(out: Path):
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "another process"
-            raise GradebookError(f"{out} is in use by another grader command ({holder}); wait for it to finish") from None
+            raise GradebookError(
+                f"{out} is in use by another grader command ({holder}); wait for it to finish"
+            ) from None
         f.truncate(0)
         f.write(f"pid {os.getpid()}")
         f.flush()
@@ -207,7 +209,9 @@ class Gradebook:
         if new or version == 0:  # executescript commits first: the script is its own transaction
             self.db.executescript(f"BEGIN;\n{SCHEMA}\nPRAGMA user_version = {VERSION};\nCOMMIT;")
         elif version != VERSION:
-            raise GradebookError(f"{self.path} has schema version {version}; this grader reads version {VERSION}")
+            raise GradebookError(
+                f"{self.path} has schema version {version}; this grader reads version {VERSION}"
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -250,7 +254,9 @@ class Gradebook:
     def set_exercises(self, assignment: str, notebook: str, tests: Iterable[tuple[str, float]]) -> None:
         """The graded cells of a released notebook, in order (replacing what was known)."""
         with self.transaction():
-            self.db.execute("DELETE FROM exercises WHERE assignment = ? AND notebook = ?", (assignment, notebook))
+            self.db.execute(
+                "DELETE FROM exercises WHERE assignment = ? AND notebook = ?", (assignment, notebook)
+            )
             self.db.executemany(
                 "INSERT INTO exercises VALUES (?, ?, ?, ?, ?)",
                 [(assignment, notebook, name, points, i) for i, (name, points) in enumerate(tests)],
@@ -276,11 +282,16 @@ class Gradebook:
                 key = (student, entry["assignment"] or "", entry["notebook"])
                 unit = units[key[1:]]
                 for table in ("scores", "findings"):
-                    self.db.execute(f"DELETE FROM {table} WHERE student = ? AND assignment = ? AND notebook = ?", key)
+                    self.db.execute(
+                        f"DELETE FROM {table} WHERE student = ? AND assignment = ? AND notebook = ?", key
+                    )
                 rows = [Row(**row) for row in entry["rows"]]
                 self.db.executemany(
                     "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(*key, r.exercise, r.score, r.max_score, r.status, r.reason, i) for i, r in enumerate(rows)],
+                    [
+                        (*key, r.exercise, r.score, r.max_score, r.status, r.reason, i)
+                        for i, r in enumerate(rows)
+                    ],
                 )
                 self.db.executemany(
                     "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -314,7 +325,9 @@ class Gradebook:
 
     # ---- overrides -------------------------------------------------------------------------------
 
-    def set_override(self, student: str, assignment: str, exercise: str, score: float | None, reason: str, source: str) -> None:
+    def set_override(
+        self, student: str, assignment: str, exercise: str, score: float | None, reason: str, source: str
+    ) -> None:
         """Set (or with ``score=None`` clear) the instructor's score for one exercise."""
         at = now()
         with self.transaction():
@@ -337,7 +350,10 @@ class Gradebook:
 
     def students(self) -> dict[str, tuple[str, str]]:
         """Student id -> (name, LMS id)."""
-        return {s: (name, lms_id) for s, name, lms_id in self.db.execute("SELECT * FROM students ORDER BY student")}
+        return {
+            s: (name, lms_id)
+            for s, name, lms_id in self.db.execute("SELECT * FROM students ORDER BY student")
+        }
 
     def exercises(self) -> list[Exercise]:
         query = "SELECT assignment, notebook, exercise, max_score FROM exercises ORDER BY assignment, notebook, position"
@@ -362,7 +378,8 @@ class Gradebook:
     def findings(self) -> list[dict]:
         query = "SELECT student, assignment, notebook, finding FROM findings ORDER BY student, assignment, notebook, position"
         return [
-            {"student": s, "assignment": a, "notebook": n, **json.loads(f)} for s, a, n, f in self.db.execute(query)
+            {"student": s, "assignment": a, "notebook": n, **json.loads(f)}
+            for s, a, n, f in self.db.execute(query)
         ]
 
     def overrides(self) -> dict[tuple[str, str, str], Override]:
@@ -375,7 +392,7 @@ class Gradebook:
         for table in ("scores", "submissions"):
             for row in self.db.execute(f"SELECT * FROM {table} ORDER BY student, assignment, notebook"):
                 if keep(row[0], row[1]):
-                    digest.update(repr(row[:3] + row[3:10 if table == "submissions" else None]).encode())
+                    digest.update(repr(row[:3] + row[3 : 10 if table == "submissions" else None]).encode())
         return digest.hexdigest()
 
     def runs(self) -> list[tuple]:

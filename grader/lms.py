@@ -44,12 +44,17 @@ def describe(sub: Submission, zip_times: dict[Path, datetime], zone: tzinfo | No
     if stamp.is_file():
         when, source = _exchange_time(stamp), "nbgrader exchange (timestamp.txt)"
     elif blackboard:
-        when, source = _local(datetime.strptime(blackboard["timestamp"], "%Y-%m-%d-%H-%M-%S"), zone), "Blackboard file name"
+        when, source = (
+            _local(datetime.strptime(blackboard["timestamp"], "%Y-%m-%d-%H-%M-%S"), zone),
+            "Blackboard file name",
+        )
     elif sub.path in zip_times:
         when, source = _local(zip_times[sub.path], zone), "time of the file in the zip"
     else:
         when, source = datetime.fromtimestamp(sub.path.stat().st_mtime).astimezone(), "file modification time"
-    return dataclasses.replace(sub, name=name, lms_id=lms_id, late=late, submitted_at=when, time_source=source)
+    return dataclasses.replace(
+        sub, name=name, lms_id=lms_id, late=late, submitted_at=when, time_source=source
+    )
 
 
 def zip_times(archive: Path, unpacked: Path) -> dict[Path, datetime]:
@@ -58,7 +63,9 @@ def zip_times(archive: Path, unpacked: Path) -> dict[Path, datetime]:
     import zipfile
 
     with zipfile.ZipFile(archive) as zf:
-        return {unpacked / info.filename: datetime(*info.date_time) for info in zf.infolist() if not info.is_dir()}
+        return {
+            unpacked / info.filename: datetime(*info.date_time) for info in zf.infolist() if not info.is_dir()
+        }
 
 
 def _exchange_time(path: Path) -> datetime | None:
@@ -111,12 +118,20 @@ def match(student: str, roster: list[Person]) -> Person | None:
     return next((person for person in roster if student in person.ids()), None)
 
 
-def canvas_rows(people: dict[str, Person], columns: dict[str, str], finals: dict[tuple[str, str], float]) -> list[dict]:
+def canvas_rows(
+    people: dict[str, Person], columns: dict[str, str], finals: dict[tuple[str, str], float]
+) -> list[dict]:
     """Canvas import rows: ``people`` by student id, ``columns`` the title of each assignment's
     column, ``finals`` the score of each (student, assignment) after the late penalty."""
     rows = []
     for student, person in sorted(people.items(), key=lambda item: (item[1].name.lower(), item[0])):
-        row = dict(zip(IDENTITY, (person.name, person.canvas_id, person.sis_user_id, person.sis_login_id, person.section), strict=True))
+        row = dict(
+            zip(
+                IDENTITY,
+                (person.name, person.canvas_id, person.sis_user_id, person.sis_login_id, person.section),
+                strict=True,
+            )
+        )
         for assignment, title in columns.items():
             score = finals.get((student, assignment))
             row[title] = "" if score is None else f"{score:g}"

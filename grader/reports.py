@@ -43,6 +43,17 @@ TOTALS_FIELDS = (
 )  # fmt: skip
 INTEGRITY_FIELDS = ("student", "assignment", "notebook", "exercises", "reason", "cell", "line", "code")
 MATHJAX = course.ROOT / "book" / "_static" / "mathjax"
+# What tex-mml-chtml.js loads from beside itself: fonts, TeX extensions on demand, the menu's
+# accessibility parts (2.5 MB, not the 24 MB of every MathJax build).
+MATHJAX_PARTS = (
+    "tex-mml-chtml.js",
+    "LICENSE",
+    "output/chtml/fonts/woff-v2",
+    "input/tex/extensions",
+    "a11y",
+    "ui",
+    "adaptors",
+)
 PAGE_VERSION = "1"  # change to rewrite every feedback page at the next report
 
 
@@ -129,7 +140,9 @@ def _missing(student: str, expected: list[Exercise], overrides: dict) -> list[Li
     for e in expected:
         override = overrides.get((student, e.assignment, e.name))
         row = Row(student, e.assignment, e.name, 0.0, e.max_score, "missing", reason)
-        lines.append(Line(e.notebook, row if override is None else replace(row, score=override.score), 0.0, override))
+        lines.append(
+            Line(e.notebook, row if override is None else replace(row, score=override.score), 0.0, override)
+        )
     return lines
 
 
@@ -147,7 +160,12 @@ def _total(
     first = subs[0] if subs else None
     lateness = (
         late.assess(
-            settings.late, settings.due_for(assignment, student), first.submitted_at, first.lms_late, score, max_score
+            settings.late,
+            settings.due_for(assignment, student),
+            first.submitted_at,
+            first.lms_late,
+            score,
+            max_score,
         )
         if first
         else late.ON_TIME
@@ -243,10 +261,14 @@ def write_feedback(out: Path, book: Gradebook, view: View) -> None:
         if unit.page_digest != digest or not page.exists():
             _write_text(page, assignment_page(out, unit, lines, total))
             book.set_page_digest(unit.student, unit.assignment, unit.notebook, digest)
-    students = {t.student for t in view.totals if t.submitted} | {l.row.student for l in view.lines if not l.row.assignment}
+    students = {t.student for t in view.totals if t.submitted} | {
+        l.row.student for l in view.lines if not l.row.assignment
+    }
     for student in students:
         mine = [t for t in view.totals if t.student == student]
-        _write_text(out / "feedback" / student / "index.html", index_page(student, view.people[student], mine))
+        _write_text(
+            out / "feedback" / student / "index.html", index_page(student, view.people[student], mine)
+        )
 
 
 def _page_digest(unit: Submitted, lines: list[Line], total: Total) -> str:
@@ -271,7 +293,9 @@ def _shown(line: Line) -> Row:
     """The row as the student sees it: an override says so, with its reason."""
     if line.override is None:
         return line.row
-    changed = f"changed by your instructor from {line.auto_score:g} to {line.row.score:g}: {line.override.reason}"
+    changed = (
+        f"changed by your instructor from {line.auto_score:g} to {line.row.score:g}: {line.override.reason}"
+    )
     return replace(line.row, reason=f"{line.row.reason} ({changed})")
 
 
@@ -303,7 +327,9 @@ def index_page(student: str, person: lms.Person, totals: list[Total]) -> str:
 
 
 def _status_words(t: Total) -> str:
-    words = {"graded": "graded", "failed": "could not be graded: see the page", "missing": "not submitted"}[t.status]
+    words = {"graded": "graded", "failed": "could not be graded: see the page", "missing": "not submitted"}[
+        t.status
+    ]
     if t.lateness.days:
         words += f", {t.lateness.days} day{'s' * (t.lateness.days > 1)} late"
     if t.overrides:
@@ -324,7 +350,13 @@ def _install_mathjax(static: Path) -> None:
     if (target / entry).exists() and (target / entry).stat().st_size == (MATHJAX / entry).stat().st_size:
         return
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(MATHJAX, target, ignore=shutil.ignore_patterns("sre", "*.map"))
+    for part in MATHJAX_PARTS:
+        source = MATHJAX / part
+        if source.is_dir():
+            shutil.copytree(source, target / part)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target / part)
 
 
 # ---- the class at a glance ------------------------------------------------------------------------
@@ -398,8 +430,12 @@ def summary_text(view: View) -> str:
             f"{assignment}: {counts['graded']} graded, {counts['failed']} failed, {counts['missing']} missing, "
             f"{counts['flagged']} flagged, {counts['late']} late; mean {mean:.1f} / {out_of:g}"
         )
-        lines.append(f"  {'exercise (hardest first)':30} {'points':>6} {'mean':>6} {'full':>5} {'not tried':>9}  scores")
-        mine = sorted((s for s in stats if s.assignment == assignment), key=lambda s: s.mean / (s.max_score or 1))
+        lines.append(
+            f"  {'exercise (hardest first)':30} {'points':>6} {'mean':>6} {'full':>5} {'not tried':>9}  scores"
+        )
+        mine = sorted(
+            (s for s in stats if s.assignment == assignment), key=lambda s: s.mean / (s.max_score or 1)
+        )
         for s in mine:
             spread = " ".join(f"{score:g}:{n}" for score, n in sorted(s.scores.items()))
             lines.append(
@@ -450,13 +486,21 @@ def _stats_table(stats: list[ExerciseStats]) -> str:
 def _students_table(view: View) -> str:
     assignments = sorted(view.exercises)
     finals = {(t.student, t.assignment): t for t in view.totals}
-    head = "<tr><th>student</th><th>name</th>" + "".join(f"<th>{html.escape(a)}</th>" for a in assignments) + "<th>total</th></tr>"
+    head = (
+        "<tr><th>student</th><th>name</th>"
+        + "".join(f"<th>{html.escape(a)}</th>" for a in assignments)
+        + "<th>total</th></tr>"
+    )
     rows = []
     for student, person in sorted(view.people.items()):
         cells = [finals.get((student, a)) for a in assignments]
-        shown = "".join(f"<td class=n>{t.final:g}{'*' * (t.lateness.days > 0)}</td>" if t else "<td></td>" for t in cells)
+        shown = "".join(
+            f"<td class=n>{t.final:g}{'*' * (t.lateness.days > 0)}</td>" if t else "<td></td>" for t in cells
+        )
         total = sum(t.final for t in cells if t)
-        rows.append(f"<tr><td>{html.escape(student)}</td><td>{html.escape(person.name)}</td>{shown}<td class=n>{total:g}</td></tr>")
+        rows.append(
+            f"<tr><td>{html.escape(student)}</td><td>{html.escape(person.name)}</td>{shown}<td class=n>{total:g}</td></tr>"
+        )
     note = "<p>Final scores, after late penalties (* late).</p>"
     return "\n".join(["<h2>Students</h2>", note, "<table>", head, *rows, "</table>"])
 
@@ -464,11 +508,24 @@ def _students_table(view: View) -> str:
 def outcomes(s: ExerciseStats) -> dict[str, float]:
     """The share of students per outcome of one exercise (summing to 1)."""
     failed = sum(s.share(x) for x in ("timeout", "kernel_died", "error", "invalid_notebook"))
-    shares = {"full marks": _full(s), "not attempted": s.share("not_attempted"), "timeout, crash, error": failed}
-    return {"full marks": shares["full marks"], "less than full marks": max(0.0, 1 - sum(shares.values())), **shares}
+    shares = {
+        "full marks": _full(s),
+        "not attempted": s.share("not_attempted"),
+        "timeout, crash, error": failed,
+    }
+    return {
+        "full marks": shares["full marks"],
+        "less than full marks": max(0.0, 1 - sum(shares.values())),
+        **shares,
+    }
 
 
-COLOURS = {"full marks": "#4caf50", "less than full marks": "#e57373", "not attempted": "#bdbdbd", "timeout, crash, error": "#ffb74d"}
+COLOURS = {
+    "full marks": "#4caf50",
+    "less than full marks": "#e57373",
+    "not attempted": "#bdbdbd",
+    "timeout, crash, error": "#ffb74d",
+}
 
 
 def exercise_figure(assignment: str, stats: list[ExerciseStats]) -> str:

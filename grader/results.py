@@ -21,7 +21,7 @@ from .execute import KERNEL_DIED, KERNEL_UNRESPONSIVE
 
 FIELDS = ("student", "assignment", "exercise", "score", "max_score", "status", "reason")
 TIMEOUT = "CellTimeoutError"
-NOT_ATTEMPTED = "not attempted: the function still raises NotImplementedError, or no answer is set"
+NOT_ATTEMPTED = "not attempted"
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,13 @@ def _unwritten(payload: dict) -> bool:
     """Every case raised NotImplementedError (the stub), or a concept check has no answer."""
     answers = (payload or {}).get("answers") or {}
     errors = [record.get("error", "") for record in answers.values() if isinstance(record, dict)]
-    return bool(errors) and len(errors) == len(answers) and all(
-        e.startswith("NotImplementedError") or e in ("answer is Ellipsis", "answer is None") for e in errors
+    return (
+        bool(errors)
+        and len(errors) == len(answers)
+        and all(
+            e.startswith("NotImplementedError") or e in ("answer is Ellipsis", "answer is None")
+            for e in errors
+        )
     )
 
 

@@ -97,7 +97,9 @@ def _zone(name, path: Path) -> tzinfo | None:
     try:
         return ZoneInfo(str(name))
     except (ZoneInfoNotFoundError, ValueError):
-        raise SettingsError(f"{path}: timezone {name!r} is not a time zone name such as 'Europe/London'") from None
+        raise SettingsError(
+            f"{path}: timezone {name!r} is not a time zone name such as 'Europe/London'"
+        ) from None
 
 
 def _when(value, zone: tzinfo | None, path: Path, where: str) -> datetime:
@@ -106,9 +108,11 @@ def _when(value, zone: tzinfo | None, path: Path, where: str) -> datetime:
         try:
             value = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise SettingsError(f'{path}: {where} = "{value}" is not a date such as "2026-10-09 23:59"') from None
+            raise SettingsError(
+                f'{path}: {where} = "{value}" is not a date such as "2026-10-09 23:59"'
+            ) from None
     if not isinstance(value, datetime):
-        raise SettingsError(f"{path}: {where} must be a date and time, such as \"2026-10-09 23:59\"")
+        raise SettingsError(f'{path}: {where} must be a date and time, such as "2026-10-09 23:59"')
     if value.tzinfo:
         return value
     return value.replace(tzinfo=zone) if zone else value.astimezone()  # naive: local time
@@ -122,7 +126,9 @@ def _late(raw: dict, path: Path) -> LatePolicy:
         grace_minutes=_number(raw, "grace_minutes", LatePolicy.grace_minutes, path),
     )
     if policy.policy not in POLICIES:
-        raise SettingsError(f"{path}: late.policy must be one of {', '.join(POLICIES)}, not {policy.policy!r}")
+        raise SettingsError(
+            f"{path}: late.policy must be one of {', '.join(POLICIES)}, not {policy.policy!r}"
+        )
     return policy
 
 

@@ -1,0 +1,371 @@
+"""An instructor's term, end to end with real nbgrader: weekly zips graded into one folder, a late
+Canvas submission, an override, a one-student regrade, a score changed in nbgrader's gradebook as
+formgrader changes it, the feedback pages in Chromium, and the same class graded on a Dask cluster.
+
+The term is one module fixture that advances step by step (each step is a real
+``python -m grader`` command); each test reads the outputs one step left.
+"""
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from test_book import CHROMIUM, chromium, open_page
+from test_grading import ONE_BASED, RELEASED, ROOT, answer, solution
+
+ASSIGNMENT = "01-embeddings"
+WEEK2 = "06-cost"
+COURSE_TOML = """
+timezone = "UTC"
+
+[due]
+"01-embeddings" = "2026-10-09 23:59"
+"06-cost" = "2026-10-16 23:59"
+
+[late]
+policy = "per-day"
+penalty_per_day = 10
+max_penalty = 50
+grace_minutes = 30
+
+[canvas]
+"01-embeddings" = "Embeddings (9001)"
+"""
+# (file in the zip, notebook, time of the zip entry)
+WEEK1 = {
+    "alice/embeddings.ipynb": (solution, (2026, 10, 9, 20, 0, 0)),
+    "bob/embeddings.ipynb": (
+        lambda: nbformat.read(RELEASED, as_version=4),
+        (2026, 10, 10, 0, 15, 0),
+    ),  # in grace
+    "carolsmith_LATE_555_777_embeddings.ipynb": (solution, (2026, 10, 11, 10, 0, 0)),  # 2 days late
+    "dansmith_556_778_embeddings.ipynb": (solution, (2026, 10, 20, 9, 0, 0)),  # Canvas says on time
+}
+
+
+def week2():
+    return nbformat.read(ROOT / "solutions" / WEEK2 / "cost.ipynb", as_version=4)
+
+
+def write_zip(path: Path, files: dict) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, (build, when) in files.items():
+            zf.writestr(zipfile.ZipInfo(f"export/{name}", date_time=when), nbformat.writes(build()))
+    return path
+
+
+def grader(*args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "grader", *args], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def autograde(submitted: Path, out: Path, *more: str) -> subprocess.CompletedProcess:
+    return grader("autograde", str(submitted), "--out", str(out), "--jobs", "2", *more)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def grades(out: Path) -> dict[tuple[str, str, str], dict]:
+    return {(r["student"], r["assignment"], r["exercise"]): r for r in read_csv(out / "grades.csv")}
+
+
+def totals(out: Path) -> dict[tuple[str, str], dict]:
+    return {(r["student"], r["assignment"]): r for r in read_csv(out / "totals.csv")}
+
+
+def of(rows: dict, student: str) -> dict:
+    return {key: row for key, row in rows.items() if key[0] == student}
+
+
+@pytest.fixture(scope="module")
+def term(tmp_path_factory):
+    """Every step of the term, with the outputs as each step left them."""
+    base = tmp_path_factory.mktemp("term")
+    out = base / "out"
+    out.mkdir()
+    (out / "course.toml").write_text(COURSE_TOML)
+    steps = {}
+    week1 = write_zip(base / "week1.zip", WEEK1)
+    steps["week1"] = (autograde(week1, out), grades(out), totals(out))
+    week2_zip = write_zip(base / "week2.zip", {"alice/cost.ipynb": (week2, (2026, 10, 16, 12, 0, 0))})
+    steps["week2"] = (autograde(week2_zip, out), grades(out), totals(out))
+    adjusted = grader(
+        "adjust", "bob", "encode", "1", "--reason", "right idea, wrong offset", "--out", str(out)
+    )
+    steps["adjust"] = (adjusted, grades(out), totals(out))
+    steps["regrade bob"] = (autograde(week1, out, "--student", "bob", "--force"), grades(out), totals(out))
+    fixed = write_zip(
+        base / "alice-fix.zip",
+        {"alice/embeddings.ipynb": (lambda: answer("encode", ONE_BASED), (2026, 10, 9, 21, 0, 0))},
+    )
+    steps["alice resubmits"] = (autograde(fixed, out), grades(out), totals(out))
+    return out, steps
+
+
+@pytest.mark.slow
+def test_week_by_week_keeps_every_earlier_grade(term):
+    out, steps = term
+    done, after, _ = steps["week2"]
+    _, before, _ = steps["week1"]
+    assert {k: v for k, v in after.items() if k[1] == ASSIGNMENT} == before
+    assert {after[("alice", WEEK2, e)]["status"] for (s, a, e) in after if (s, a) == ("alice", WEEK2)} == {
+        "graded"
+    }
+    for student in ("bob", "555", "556"):
+        assert {row["status"] for key, row in after.items() if key[:2] == (student, WEEK2)} == {"missing"}
+    assert "graded 1 notebook(s) this run" in done.stdout
+    assert "every grade outside this run's selection is unchanged" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_late_canvas_submission_is_penalised_as_configured(term):
+    _, steps = term
+    _, _, week1 = steps["week1"]
+    carol = week1[("555", ASSIGNMENT)]
+    assert (carol["name"], carol["lms_id"]) == ("carolsmith", "555")
+    assert carol["time_source"] == "time of the file in the zip"
+    assert (carol["days_late"], carol["score"], carol["late_penalty"], carol["final_score"]) == (
+        "2",
+        "12",
+        "2.4",
+        "9.6",
+    )
+    bob = week1[("bob", ASSIGNMENT)]
+    assert (bob["days_late"], bob["late_penalty"]) == ("0", "0") and "grace" in bob["late_note"]
+    dan = week1[("556", ASSIGNMENT)]  # after the due date by the zip's clock, but Canvas says on time
+    assert (dan["days_late"], dan["final_score"]) == ("0", "12")
+
+
+@pytest.mark.slow
+def test_an_override_is_kept_with_its_reason_and_survives_a_regrade(term):
+    _, steps = term
+    done, adjusted, adjusted_totals = steps["adjust"]
+    row = adjusted[("bob", ASSIGNMENT, "encode")]
+    assert (row["score"], row["auto_score"], row["override_reason"]) == (
+        "1.0",
+        "0.0",
+        "right idea, wrong offset",
+    )
+    assert adjusted_totals[("bob", ASSIGNMENT)]["score"] == "1"
+    assert "right idea, wrong offset" in done.stdout
+    _, regraded, regraded_totals = steps["regrade bob"]
+    assert regraded[("bob", ASSIGNMENT, "encode")] == row
+    assert regraded_totals[("bob", ASSIGNMENT)] == adjusted_totals[("bob", ASSIGNMENT)]
+
+
+@pytest.mark.slow
+def test_regrading_one_student_changes_only_that_student(term):
+    out, steps = term
+    done, after, _ = steps["regrade bob"]
+    _, before, _ = steps["adjust"]
+    assert "graded 1 notebook(s) this run" in done.stdout
+    assert "every grade outside this run's selection is unchanged" in done.stdout
+    assert {k: v for k, v in after.items() if k[0] != "bob"} == {
+        k: v for k, v in before.items() if k[0] != "bob"
+    }
+    with sqlite3.connect(out / "grades.sqlite") as db:
+        runs = db.execute("SELECT count(DISTINCT run) FROM history WHERE student = 'bob'").fetchone()[0]
+    assert runs == 2  # graded in week 1 and again: both kept in the history
+
+
+@pytest.mark.slow
+def test_a_resubmitted_chapter_keeps_the_other_chapters(term):
+    _, steps = term
+    _, after, after_totals = steps["alice resubmits"]
+    _, before, before_totals = steps["regrade bob"]
+    assert after[("alice", ASSIGNMENT, "encode")]["status"] == "wrong"
+    assert after_totals[("alice", WEEK2)] == before_totals[("alice", WEEK2)]
+    assert after_totals[("alice", WEEK2)]["status"] == "graded"
+    assert {k: v for k, v in after.items() if k[0] != "alice"} == {
+        k: v for k, v in before.items() if k[0] != "alice"
+    }
+
+
+@pytest.mark.slow
+def test_totals_and_the_canvas_file_match_the_exercise_rows(term):
+    out, _ = term
+    rows, sums = read_csv(out / "grades.csv"), {}
+    for row in rows:
+        if row["assignment"]:
+            key = (row["student"], row["assignment"])
+            sums[key] = sums.get(key, 0) + float(row["score"])
+    by_unit = totals(out)
+    assert set(by_unit) == set(sums)
+    for key, total in by_unit.items():
+        assert float(total["score"]) == pytest.approx(sums[key]), key
+        assert float(total["final_score"]) == pytest.approx(
+            float(total["score"]) - float(total["late_penalty"])
+        )
+    canvas = read_csv(out / "canvas.csv")
+    assert list(canvas[0])[:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+    assert list(canvas[0])[5:] == ["Embeddings (9001)", WEEK2]
+    students = {r["ID"] or r["Student"]: r for r in canvas}
+    assert set(students) == {"alice", "bob", "555", "556"}
+    assert students["555"]["Student"] == "carolsmith"
+    for (student, assignment), total in by_unit.items():
+        column = "Embeddings (9001)" if assignment == ASSIGNMENT else assignment
+        assert float(students[student][column]) == pytest.approx(float(total["final_score"])), (
+            student,
+            assignment,
+        )
+
+
+@pytest.mark.slow
+def test_a_score_changed_in_nbgraders_gradebook_becomes_an_override(term):
+    """What formgrader does when a score is typed in: nbgrader's API sets the manual score."""
+    from nbgrader.api import Gradebook
+
+    out, _ = term
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        gb.find_grade("decode", "embeddings", ASSIGNMENT, "556").manual_score = 0.5
+        gb.find_comment(
+            "decode-answer", "embeddings", ASSIGNMENT, "556"
+        ).manual_comment = "half: see the docstring"
+        gb.db.commit()
+    done = grader("report", "--out", str(out))
+    assert "formgrader: 556 01-embeddings/decode set to 0.5" in done.stdout
+    row = grades(out)[("556", ASSIGNMENT, "decode")]
+    assert (row["score"], row["override_reason"]) == ("0.5", "half: see the docstring")
+    again = grader("report", "--out", str(out))  # imported once, then nothing more to import
+    assert "formgrader:" not in again.stdout
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:  # and bob's override went the other way
+        assert gb.find_grade("encode", "embeddings", ASSIGNMENT, "bob").manual_score == 1
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_feedback_pages_work_offline_in_chromium(term):
+    if CHROMIUM is None:
+        pytest.skip("no Chromium")
+    out, _ = term
+    folder = out / "feedback" / "bob"
+    with chromium() as context:
+        page, errors, failed, foreign = open_page(context, (folder / f"{ASSIGNMENT}.html").as_uri())
+        page.evaluate("() => MathJax.startup.promise")
+        typeset = page.locator("mjx-container").count()
+        text = page.inner_text("body")
+        page.click("text=All your grades")
+        page.wait_for_load_state()
+        index = page.inner_text("body")
+        requests = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.reload()
+        page.wait_for_load_state("networkidle")
+    assert typeset > 10, "MathJax did not typeset the page's math"
+    assert not foreign and not errors and not failed, (foreign, errors, failed)
+    assert all(url.startswith("file://") for url in requests), requests
+    assert "not attempted" in text and "NotImplementedError" not in text.split("Tokens and embeddings")[0]
+    assert "changed by your instructor from 0 to 1: right idea, wrong offset" in text
+    assert "not submitted" in index and "Grades of bob" in index
+
+
+# ---- a Dask cluster ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A scheduler and two workers on 127.0.0.1, as real processes; yields the scheduler's address."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    scheduler_file = tmp_path / "scheduler.json"
+    common = ["--no-dashboard"]
+    processes = [
+        subprocess.Popen(
+            [
+                bin_dir / "dask",
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--scheduler-file",
+                scheduler_file,
+                *common,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "scheduler.log", "w"),
+            env=env,
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        for i in range(2):
+            processes.append(
+                subprocess.Popen(
+                    [
+                        bin_dir / "dask",
+                        "worker",
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--memory-limit",
+                        "0",
+                        "--host",
+                        "127.0.0.1",
+                        *common,
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=open(tmp_path / f"worker{i}.log", "w"),
+                    env=env,
+                    cwd=tmp_path,
+                )
+            )
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.send_signal(signal.SIGINT)
+        for process in reversed(processes):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.mark.slow
+def test_the_dask_path_gives_the_same_grades_as_the_local_one(tmp_path, dask_cluster):
+    folder = tmp_path / "class"
+    students = {
+        "perfect": solution(),
+        "mistakes": answer("encode", ONE_BASED),
+        "blank": nbformat.read(RELEASED, as_version=4),
+    }
+    for student, nb in students.items():
+        (folder / student).mkdir(parents=True)
+        nbformat.write(nb, folder / student / "embeddings.ipynb")
+    local = autograde(folder, tmp_path / "local")
+    remote = autograde(folder, tmp_path / "dask", "--scheduler", dask_cluster)
+    assert (
+        "graded 3 notebook(s) this run" in local.stdout and "graded 3 notebook(s) this run" in remote.stdout
+    )
+    assert read_csv(tmp_path / "dask" / "grades.csv") == read_csv(tmp_path / "local" / "grades.csv")
+    assert {r["status"] for r in read_csv(tmp_path / "dask" / "grades.csv")} == {
+        "graded",
+        "wrong",
+        "not_attempted",
+    }
+    pages = sorted(
+        p.relative_to(tmp_path / "dask") for p in (tmp_path / "dask" / "feedback").glob("*/*.html")
+    )
+    assert pages == sorted(
+        p.relative_to(tmp_path / "local") for p in (tmp_path / "local" / "feedback").glob("*/*.html")
+    )
+    assert sorted(p.name for p in (tmp_path / "dask" / "logs").iterdir()) == [
+        f"{s}.log" for s in sorted(students)
+    ]
