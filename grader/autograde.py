@@ -151,8 +151,9 @@ def autograde(
             assignments = {sub.assignment for subs in by_student.values() for sub in subs if sub.assignment}
             run = prepare(out, source.resolve(), assignments, tmp, timeout, memory, jobs)
             learn_exercises(run, book, assignments)
+            known = book.submissions()
             todo = {
-                s: [sub for sub in subs if force or not _up_to_date(book, sub)]
+                s: [sub for sub in subs if force or not _up_to_date(known, sub)]
                 for s, subs in by_student.items()
             }
             todo = {s: subs for s, subs in todo.items() if subs}
@@ -277,9 +278,10 @@ def _fingerprint(subs: list[submissions.Submission]) -> str:
     return digest.hexdigest()
 
 
-def _up_to_date(book: gradebook.Gradebook, sub: submissions.Submission) -> bool:
-    known = book.submissions().get((sub.student, sub.assignment or "", sub.notebook))
-    return bool(known and known.complete and known.sha256 == sha256(sub.path))
+def _up_to_date(known: dict[tuple[str, str, str], gradebook.Submitted], sub: submissions.Submission) -> bool:
+    """Graded completely before, from a file with the same content."""
+    unit = known.get((sub.student, sub.assignment or "", sub.notebook))
+    return bool(unit and unit.complete and unit.sha256 == sha256(sub.path))
 
 
 # ---- the class, in parallel ------------------------------------------------------------------------

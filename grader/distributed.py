@@ -18,12 +18,19 @@ with ``DASK_DISTRIBUTED__WORKER__DAEMON=False`` (Dask's worker processes are dae
 and a daemon may not have children).
 """
 
+import contextlib
 import functools
 import hashlib
+import json
 import multiprocessing
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,3 +143,56 @@ def _run_for(job: Job) -> autograde.Run:
             )
             _runs[key] = (run, scratch)
         return _runs[key][0]
+
+
+# ---- a cluster on this machine (tests, benchmarks, trying it out) -------------------------------
+
+
+@contextlib.contextmanager
+def local_cluster(workers: int = 2, logs: Path | None = None):
+    """A Dask scheduler and ``workers`` workers on 127.0.0.1, each a process of its own started
+    with the ``dask`` command as on a real cluster; yields the scheduler's address."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    with tempfile.TemporaryDirectory(prefix="forwardpass-dask-") as tmp:
+        logs = Path(logs or tmp)
+        scheduler_file = Path(tmp) / "scheduler.json"
+        started = []
+
+        def launch(name: str, *args) -> None:
+            log = open(logs / f"{name}.log", "w")
+            started.append(
+                subprocess.Popen([bin_dir / "dask", *args], stdout=log, stderr=log, env=env, cwd=tmp)
+            )
+            log.close()
+
+        try:
+            launch("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                   "--scheduler-file", scheduler_file)  # fmt: skip
+            deadline = time.monotonic() + 120
+            while not scheduler_file.exists():
+                if time.monotonic() > deadline or started[0].poll() is not None:
+                    raise RuntimeError(f"the Dask scheduler did not start; see {logs / 'scheduler.log'}")
+                time.sleep(0.2)
+            address = json.loads(scheduler_file.read_text())["address"]
+            for i in range(workers):
+                launch(f"worker{i}", "worker", address, "--nthreads", "1", "--memory-limit", "0",
+                       "--host", "127.0.0.1", "--no-dashboard")  # fmt: skip
+            _wait_for_workers(address, workers)
+            yield address
+        finally:
+            for process in reversed(started):
+                process.send_signal(signal.SIGINT)
+            for process in reversed(started):
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def _wait_for_workers(address: str, workers: int) -> None:
+    from distributed import Client
+
+    with Client(address, timeout=CONNECT_TIMEOUT) as client:
+        client.wait_for_workers(workers, timeout=300)

@@ -261,14 +261,14 @@ def write_feedback(out: Path, book: Gradebook, view: View) -> None:
         if unit.page_digest != digest or not page.exists():
             _write_text(page, assignment_page(out, unit, lines, total))
             book.set_page_digest(unit.student, unit.assignment, unit.notebook, digest)
-    students = {t.student for t in view.totals if t.submitted} | {
-        l.row.student for l in view.lines if not l.row.assignment
-    }
-    for student in students:
-        mine = [t for t in view.totals if t.student == student]
-        _write_text(
-            out / "feedback" / student / "index.html", index_page(student, view.people[student], mine)
-        )
+    by_student: dict[str, list[Total]] = defaultdict(list)
+    for total in view.totals:
+        by_student[total.student].append(total)
+    with_pages = {t.student for t in view.totals if t.submitted}
+    with_pages |= {line.row.student for line in view.lines if not line.row.assignment}
+    for student in sorted(with_pages):
+        page = index_page(student, view.people[student], by_student[student])
+        _write_text(out / "feedback" / student / "index.html", page)
 
 
 def _page_digest(unit: Submitted, lines: list[Line], total: Total) -> str:

@@ -7,13 +7,9 @@ The term is one module fixture that advances step by step (each step is a real
 """
 
 import csv
-import json
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -21,6 +17,8 @@ import nbformat
 import pytest
 from test_book import CHROMIUM, chromium, open_page
 from test_grading import ONE_BASED, RELEASED, ROOT, answer, solution
+
+from grader.distributed import local_cluster
 
 ASSIGNMENT = "01-embeddings"
 WEEK2 = "06-cost"
@@ -278,64 +276,8 @@ def test_feedback_pages_work_offline_in_chromium(term):
 @pytest.fixture
 def dask_cluster(tmp_path):
     """A scheduler and two workers on 127.0.0.1, as real processes; yields the scheduler's address."""
-    bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-    scheduler_file = tmp_path / "scheduler.json"
-    common = ["--no-dashboard"]
-    processes = [
-        subprocess.Popen(
-            [
-                bin_dir / "dask",
-                "scheduler",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--scheduler-file",
-                scheduler_file,
-                *common,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(tmp_path / "scheduler.log", "w"),
-            env=env,
-        )
-    ]
-    try:
-        deadline = time.monotonic() + 120
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        address = json.loads(scheduler_file.read_text())["address"]
-        for i in range(2):
-            processes.append(
-                subprocess.Popen(
-                    [
-                        bin_dir / "dask",
-                        "worker",
-                        address,
-                        "--nthreads",
-                        "1",
-                        "--memory-limit",
-                        "0",
-                        "--host",
-                        "127.0.0.1",
-                        *common,
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=open(tmp_path / f"worker{i}.log", "w"),
-                    env=env,
-                    cwd=tmp_path,
-                )
-            )
+    with local_cluster(workers=2, logs=tmp_path) as address:
         yield address
-    finally:
-        for process in reversed(processes):
-            process.send_signal(signal.SIGINT)
-        for process in reversed(processes):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.mark.slow
