@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return release.main(check=args.check)
     from . import gradebook, settings
+    from .distributed import SchedulerError
 
     try:
         if args.command == "adjust":
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return adjust.report(args.out)
         return autograde(args, argv)
-    except (gradebook.GradebookError, settings.SettingsError) as err:
+    except (gradebook.GradebookError, settings.SettingsError, SchedulerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

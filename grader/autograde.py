@@ -169,6 +169,9 @@ def autograde(
                 book.finish_run(run_id, "interrupted")
                 write_reports(out, book, term, todo)
                 raise
+            except BaseException:
+                book.finish_run(run_id, "failed")
+                raise
             book.finish_run(run_id, "finished")
             others_changed = book.units_digest(untouched) != before
             view = write_reports(out, book, term, todo)

@@ -39,6 +39,10 @@ from . import autograde, course, submissions
 CONNECT_TIMEOUT = "30s"
 
 
+class SchedulerError(RuntimeError):
+    """The Dask scheduler cannot be reached."""
+
+
 @dataclass(frozen=True)
 class Job:
     """One student, as a worker needs them."""
@@ -69,7 +73,11 @@ def grade_all(scheduler: str, run: autograde.Run, todo: dict[str, list], persist
 
     assignments = frozenset(s.assignment for subs in todo.values() for s in subs if s.assignment)
     version = course_version()
-    with Client(scheduler, timeout=CONNECT_TIMEOUT) as client:
+    try:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as err:
+        raise SchedulerError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
+    with client:
         futures = {}
         for student, subs in todo.items():
             notebooks = tuple((s.notebook, s.assignment, s.path.name, s.path.read_bytes()) for s in subs)

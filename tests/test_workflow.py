@@ -7,6 +7,7 @@ The term is one module fixture that advances step by step (each step is a real
 """
 
 import csv
+import re
 import sqlite3
 import subprocess
 import sys
@@ -311,3 +312,91 @@ def test_the_dask_path_gives_the_same_grades_as_the_local_one(tmp_path, dask_clu
     assert sorted(p.name for p in (tmp_path / "dask" / "logs").iterdir()) == [
         f"{s}.log" for s in sorted(students)
     ]
+
+
+# ---- the parts, without nbgrader ----------------------------------------------------------------------
+
+
+def test_only_a_unit_inside_the_selection_changes_its_digest(tmp_path):
+    from grader.gradebook import Gradebook
+
+    def result(student: str, score: float) -> dict:
+        row = {"student": student, "assignment": "a", "exercise": "e", "score": score, "max_score": 1.0,
+               "status": "graded", "reason": ""}  # fmt: skip
+        return {"student": student, "complete": True, "notebooks": [
+            {"assignment": "a", "notebook": "n", "rows": [row], "findings": []}]}  # fmt: skip
+
+    units = {("a", "n"): {"file": "n.ipynb", "sha256": "0"}}
+    with Gradebook(tmp_path) as book:
+        run = book.start_run("test", "all")
+        for student in ("alice", "bob"):
+            book.record(run, result(student, 1.0), units)
+        outside_alice = lambda student, assignment: student != "alice"  # noqa: E731
+        before = book.units_digest(outside_alice)
+        book.record(run, result("alice", 0.0), units)
+        assert book.units_digest(outside_alice) == before
+        book.record(run, result("bob", 0.0), units)
+        assert book.units_digest(outside_alice) != before
+        assert [row.score for _, row in book.scores()] == [0.0, 0.0]  # replaced, never added
+
+
+@pytest.mark.parametrize(
+    ("policy", "submitted", "lms_late", "days", "penalty"),
+    [
+        ({"policy": "per-day"}, (10, 1, 0), None, 1, 1.2),  # one minute late is a day
+        ({"policy": "per-day"}, (12, 0, 1), None, 3, 3.6),  # two days and a minute
+        ({"policy": "per-day", "max_penalty": 20}, (20, 0, 0), None, 10, 2.4),  # capped
+        ({"policy": "per-day", "grace_minutes": 30}, (10, 0, 29), None, 0, 0.0),  # in the grace period
+        ({"policy": "per-day", "grace_minutes": 30}, (10, 0, 31), None, 1, 1.2),  # past it: from the due date
+        ({"policy": "none"}, (12, 0, 0), None, 2, 0.0),  # reported, free
+        ({"policy": "per-day"}, (12, 0, 0), False, 0, 0.0),  # the LMS says on time
+        ({"policy": "per-day"}, (9, 12, 0), True, 1, 1.2),  # the LMS says late; its time does not
+        ({"policy": "per-day"}, None, None, 0, 0.0),  # no time known
+    ],
+)
+def test_late_policy(policy, submitted, lms_late, days, penalty):
+    from datetime import UTC, datetime
+
+    from grader import late, settings
+
+    rules = settings.parse({"timezone": "UTC", "late": policy}, Path("course.toml")).late
+    due = datetime(2026, 10, 10, 0, 0, tzinfo=UTC)
+    when = datetime(2026, 10, submitted[0], submitted[1], submitted[2], tzinfo=UTC) if submitted else None
+    lateness = late.assess(rules, due, when, lms_late, score=12, max_score=12)
+    assert (lateness.days, lateness.penalty) == (days, pytest.approx(penalty))
+
+
+def test_a_penalty_never_takes_a_score_below_zero():
+    from datetime import UTC, datetime
+
+    from grader import late, settings
+
+    rules = settings.LatePolicy(policy="per-day", penalty_per_day=50, max_penalty=100)
+    due = datetime(2026, 10, 10, tzinfo=UTC)
+    assert late.assess(rules, due, datetime(2026, 10, 12, tzinfo=UTC), None, 1, 12).penalty == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('[due]\n"01-embeddings" = "next friday"', 'due.01-embeddings = "next friday" is not a date'),
+        ('[late]\npolicy = "harsh"', "late.policy must be one of none, per-day"),
+        ("[late]\npenalty_per_day = -5", "late.penalty_per_day must be a number >= 0"),
+        ('timezone = "Mars/Olympus"', "timezone 'Mars/Olympus' is not a time zone name"),
+        ("[due", "not valid TOML"),
+    ],
+)
+def test_a_mistake_in_course_toml_is_named(tmp_path, text, words):
+    from grader import settings
+
+    (tmp_path / "course.toml").write_text(text)
+    with pytest.raises(settings.SettingsError, match=re.escape(words)):
+        settings.load(tmp_path)
+
+
+def test_the_template_course_toml_loads_as_no_policy(tmp_path):
+    from grader import settings
+
+    settings.ensure(tmp_path)
+    loaded = settings.load(tmp_path)
+    assert loaded.due == {} and loaded.late.policy == "none" and loaded.roster is None
