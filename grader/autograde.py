@@ -164,17 +164,19 @@ def autograde(
             before = book.units_digest(untouched)
             run_id = book.start_run(command, str(selection))
             try:
-                grade_all(run, todo, jobs, progress, lambda *a: persist(out, book, run_id, *a), scheduler)
+                grade_all(
+                    run, todo, jobs, progress, lambda *a: persist(out, book, term, run_id, *a), scheduler
+                )
             except KeyboardInterrupt:
                 book.finish_run(run_id, "interrupted")
-                write_reports(out, book, term, todo)
+                reports.write(out, book, term)
                 raise
             except BaseException:
                 book.finish_run(run_id, "failed")
                 raise
             book.finish_run(run_id, "finished")
             others_changed = book.units_digest(untouched) != before
-            view = write_reports(out, book, term, todo)
+            view = reports.write(out, book, term)
     return Outcome(view, sum(map(len, todo.values())), skipped, others_changed)
 
 
@@ -393,10 +395,18 @@ def finish(run: Run, process, student: str, subs: list[submissions.Submission]) 
 
 
 def persist(
-    out: Path, book: gradebook.Gradebook, run_id: int, student: str, subs: list, result: dict, log: str
+    out: Path,
+    book: gradebook.Gradebook,
+    term: settings.Settings,
+    run_id: int,
+    student: str,
+    subs: list,
+    result: dict,
+    log: str,
 ) -> None:
     """Keep one student's result: autograded notebooks and log first, then the gradebook in one
-    transaction (which is what marks the units graded)."""
+    transaction (which is what marks the units graded), then the student's feedback pages and
+    nbgrader's copy, while the other students are still being graded."""
     _atomic_write(out / "logs" / f"{student}.log", log.encode())
     for entry in result["notebooks"]:
         if not entry["assignment"]:
@@ -407,6 +417,9 @@ def persist(
         else:
             _atomic_write(path, entry["autograded"].encode())
     book.record(run_id, result, {(sub.assignment or "", sub.notebook): _unit(sub) for sub in subs})
+    view = reports.build(book, term, only={student})
+    reports.write_feedback(out, book, view)
+    copy_to_nbgrader(out, view, {student})
 
 
 def _unit(sub: submissions.Submission) -> dict:

@@ -95,9 +95,12 @@ class View:
     exercises: dict[str, list[Exercise]]  # by assignment
 
 
-def build(book: Gradebook, settings: Settings) -> View:
+def build(book: Gradebook, settings: Settings, only: set[str] | None = None) -> View:
+    """The gradebook as the reports show it (for the students in ``only``, if given)."""
     roster = lms.read_roster(settings.roster) if settings.roster else []
     people = _people(book.students(), roster)
+    if only is not None:
+        people = {student: person for student, person in people.items() if student in only}
     exercises: dict[str, list[Exercise]] = defaultdict(list)
     for exercise in book.exercises():
         exercises[exercise.assignment].append(exercise)
@@ -187,9 +190,21 @@ def write(out: Path, book: Gradebook, settings: Settings) -> View:
     finals = {(t.student, t.assignment): t.final for t in view.totals}
     canvas = lms.canvas_rows(view.people, columns, finals)
     _write_csv(out / "canvas.csv", (*lms.IDENTITY, *columns.values()), canvas)
-    _write_text(out / "summary.html", summary_page(view))
+    _write_summary(out / "summary.html", view)
     write_feedback(out, book, view)
     return view
+
+
+def _write_summary(path: Path, view: View) -> None:
+    """``summary.html``, remade (with its figures, which take a second) only when its content has
+    changed since it was last written."""
+    content = [PAGE_VERSION, [(line.row.as_dict(), line.notebook) for line in view.lines]]
+    content += [(t.student, t.assignment, t.status, t.final, t.lateness.days, t.flags) for t in view.totals]
+    content += [sorted(view.people.items())]
+    stamp = f"<!-- content {hashlib.sha256(json.dumps(content, default=str).encode()).hexdigest()} -->"
+    if path.exists() and stamp in path.read_text(encoding="utf-8"):
+        return
+    _write_text(path, summary_page(view) + stamp + "\n")
 
 
 def _grade_record(line: Line) -> dict:
@@ -368,15 +383,33 @@ class ExerciseStats:
     exercise: str
     max_score: float
     mean: float
-    statuses: Counter  # status -> students (full marks counted as "graded")
+    outcomes: Counter  # OUTCOMES label -> students
     scores: Counter  # score -> students
 
     @property
     def students(self) -> int:
-        return sum(self.statuses.values())
+        return sum(self.outcomes.values())
 
-    def share(self, status: str) -> float:
-        return self.statuses[status] / self.students if self.students else 0.0
+    def share(self, outcome: str) -> float:
+        return self.outcomes[outcome] / self.students if self.students else 0.0
+
+
+OUTCOMES = {  # label -> colour in the figure
+    "full marks": "#4caf50",
+    "less than full marks": "#e57373",
+    "not attempted": "#bdbdbd",
+    "timeout, crash, error": "#ffb74d",
+}
+RUN_FAILED = {"timeout", "kernel_died", "error", "invalid_notebook"}
+
+
+def outcome(line: Line) -> str:
+    """Which OUTCOMES label a student's exercise falls under (an override counts as its score)."""
+    if line.row.score >= line.row.max_score:
+        return "full marks"
+    if line.row.status == "not_attempted":
+        return "not attempted"
+    return "timeout, crash, error" if line.row.status in RUN_FAILED else "less than full marks"
 
 
 def exercise_stats(view: View) -> list[ExerciseStats]:
@@ -397,7 +430,7 @@ def exercise_stats(view: View) -> list[ExerciseStats]:
                     e.name,
                     e.max_score,
                     sum(scores) / len(scores) if scores else 0.0,
-                    Counter(line.row.status for line in lines),
+                    Counter(map(outcome, lines)),
                     Counter(scores),
                 )
             )
@@ -439,13 +472,9 @@ def summary_text(view: View) -> str:
         for s in mine:
             spread = " ".join(f"{score:g}:{n}" for score, n in sorted(s.scores.items()))
             lines.append(
-                f"  {s.exercise:30} {s.max_score:6g} {s.mean:6.2f} {_full(s):5.0%} {s.share('not_attempted'):9.0%}  {spread}"
+                f"  {s.exercise:30} {s.max_score:6g} {s.mean:6.2f} {s.share('full marks'):5.0%} {s.share('not attempted'):9.0%}  {spread}"
             )
     return "\n".join(lines)
-
-
-def _full(s: ExerciseStats) -> float:
-    return s.scores[s.max_score] / s.students if s.students else 0.0
 
 
 SUMMARY_CSS = """body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; }
@@ -476,7 +505,7 @@ def _stats_table(stats: list[ExerciseStats]) -> str:
     head = "<tr><th>exercise</th><th>points</th><th>mean</th><th>full marks</th><th>not attempted</th><th>scores (students)</th></tr>"
     rows = [
         f"<tr><td>{html.escape(s.exercise)}</td><td class=n>{s.max_score:g}</td><td class=n>{s.mean:.2f}</td>"
-        f"<td class=n>{_full(s):.0%}</td><td class=n>{s.share('not_attempted'):.0%}</td>"
+        f"<td class=n>{s.share('full marks'):.0%}</td><td class=n>{s.share('not attempted'):.0%}</td>"
         f"<td>{html.escape(', '.join(f'{k:g}: {n}' for k, n in sorted(s.scores.items())))}</td></tr>"
         for s in stats
     ]
@@ -505,29 +534,6 @@ def _students_table(view: View) -> str:
     return "\n".join(["<h2>Students</h2>", note, "<table>", head, *rows, "</table>"])
 
 
-def outcomes(s: ExerciseStats) -> dict[str, float]:
-    """The share of students per outcome of one exercise (summing to 1)."""
-    failed = sum(s.share(x) for x in ("timeout", "kernel_died", "error", "invalid_notebook"))
-    shares = {
-        "full marks": _full(s),
-        "not attempted": s.share("not_attempted"),
-        "timeout, crash, error": failed,
-    }
-    return {
-        "full marks": shares["full marks"],
-        "less than full marks": max(0.0, 1 - sum(shares.values())),
-        **shares,
-    }
-
-
-COLOURS = {
-    "full marks": "#4caf50",
-    "less than full marks": "#e57373",
-    "not attempted": "#bdbdbd",
-    "timeout, crash, error": "#ffb74d",
-}
-
-
 def exercise_figure(assignment: str, stats: list[ExerciseStats]) -> str:
     """A horizontal stacked bar per exercise: the share of students with full marks, less, no
     attempt, or a run that failed; inline SVG, made offline with matplotlib."""
@@ -540,10 +546,9 @@ def exercise_figure(assignment: str, stats: list[ExerciseStats]) -> str:
     fig = Figure(figsize=(7, 0.4 * len(stats) + 1.4))
     ax = fig.add_subplot()
     names = [s.exercise for s in reversed(stats)]
-    shares = [outcomes(s) for s in reversed(stats)]
     left = [0.0] * len(stats)
-    for label, colour in COLOURS.items():
-        widths = [share[label] for share in shares]
+    for label, colour in OUTCOMES.items():
+        widths = [s.share(label) for s in reversed(stats)]
         ax.barh(names, widths, left=left, color=colour, label=label)
         left = [a + b for a, b in zip(left, widths, strict=True)]
     ax.set_xlim(0, 1)
