@@ -194,6 +194,11 @@ def _find(
         print(f"warning: cannot tell whose notebook {path} is; skipped", file=sys.stderr)
     for student in sorted(selection.students - set(by_student)):
         print(f"warning: no submission of student {student!r} in {submitted}", file=sys.stderr)
+    for assignment in sorted(selection.assignments - set(known.values())):
+        print(
+            f"warning: no chapter is called {assignment!r}; known: {', '.join(sorted(set(known.values())))}",
+            file=sys.stderr,
+        )
     chosen = {}
     for student, subs in by_student.items():
         subs = [
@@ -306,6 +311,8 @@ def grade_all(
     """Grade every student in ``todo``, calling ``persist(student, subs, result, log)`` in this
     process as each result arrives: on this machine (forked processes, ``jobs`` at a time), or
     with ``scheduler`` on a Dask cluster (``grader.distributed``)."""
+    if not todo:
+        return
     bar = tqdm(total=len(todo), unit="student", disable=not progress, file=sys.stderr)
     try:
         if scheduler:

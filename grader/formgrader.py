@@ -13,6 +13,7 @@ which ``write_config`` writes.
 
 import warnings
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
@@ -61,7 +62,9 @@ def copy(db: Path, student: str, units: list[Unit]) -> None:
         for unit in units:
             submission = gb.update_or_create_submission(unit.assignment, student)
             if unit.timestamp is not None:
-                submission.timestamp = unit.timestamp.astimezone().replace(tzinfo=None)
+                submission.timestamp = unit.timestamp.astimezone(UTC).replace(
+                    tzinfo=None
+                )  # as nbgrader keeps it
             for row in unit.rows:
                 _set_grade(gb, unit, row)
             try:

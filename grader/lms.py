@@ -13,6 +13,7 @@ a title without an id makes Canvas offer to create a new assignment.
 
 import csv
 import dataclasses
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -43,11 +44,8 @@ def describe(sub: Submission, zip_times: dict[Path, datetime], zone: tzinfo | No
         name, lms_id, late = canvas["name"], canvas["student"], bool(canvas["late"])
     if stamp.is_file():
         when, source = _exchange_time(stamp), "nbgrader exchange (timestamp.txt)"
-    elif blackboard:
-        when, source = (
-            _local(datetime.strptime(blackboard["timestamp"], "%Y-%m-%d-%H-%M-%S"), zone),
-            "Blackboard file name",
-        )
+    elif blackboard and (named := _blackboard_time(blackboard["timestamp"])):
+        when, source = _local(named, zone), "Blackboard file name"
     elif sub.path in zip_times:
         when, source = _local(zip_times[sub.path], zone), "time of the file in the zip"
     else:
@@ -60,12 +58,17 @@ def describe(sub: Submission, zip_times: dict[Path, datetime], zone: tzinfo | No
 def zip_times(archive: Path, unpacked: Path) -> dict[Path, datetime]:
     """The time recorded for each file of a zip (naive: zips have no time zone), by its path
     where it was unpacked."""
-    import zipfile
-
     with zipfile.ZipFile(archive) as zf:
         return {
             unpacked / info.filename: datetime(*info.date_time) for info in zf.infolist() if not info.is_dir()
         }
+
+
+def _blackboard_time(text: str) -> datetime | None:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d-%H-%M-%S")
+    except ValueError:  # not the pattern Blackboard writes: the next source decides
+        return None
 
 
 def _exchange_time(path: Path) -> datetime | None:

@@ -400,3 +400,57 @@ def test_the_template_course_toml_loads_as_no_policy(tmp_path):
     settings.ensure(tmp_path)
     loaded = settings.load(tmp_path)
     assert loaded.due == {} and loaded.late.policy == "none" and loaded.roster is None
+
+
+def test_what_an_lms_export_says_about_a_submission(tmp_path):
+    from datetime import UTC, datetime
+
+    from grader import lms
+    from grader.submissions import Submission
+
+    def describe(relative: str, zip_time=None) -> Submission:
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+        times = {path: zip_time} if zip_time else {}
+        return lms.describe(Submission("x", path, "embeddings", ASSIGNMENT), times, UTC)
+
+    canvas = describe("a/doejane_LATE_999_111_embeddings.ipynb", datetime(2026, 10, 11, 9, 30))
+    assert (canvas.name, canvas.lms_id, canvas.late) == ("doejane", "999", True)
+    assert (canvas.submitted_at, canvas.time_source) == (
+        datetime(2026, 10, 11, 9, 30, tzinfo=UTC),
+        "time of the file in the zip",
+    )
+    blackboard = describe("b/01-embeddings_carol_attempt_2026-11-02-10-00-00_embeddings.ipynb")
+    assert (blackboard.submitted_at, blackboard.time_source) == (
+        datetime(2026, 11, 2, 10, tzinfo=UTC),
+        "Blackboard file name",
+    )
+    (tmp_path / "c" / "bob" / ASSIGNMENT).mkdir(parents=True)
+    (tmp_path / "c" / "bob" / ASSIGNMENT / "timestamp.txt").write_text("2026-10-09 21:33:12.123456 UTC")
+    exchange = describe(f"c/bob/{ASSIGNMENT}/embeddings.ipynb")
+    assert exchange.submitted_at == datetime(2026, 10, 9, 21, 33, 12, 123456, tzinfo=UTC)
+    assert exchange.time_source == "nbgrader exchange (timestamp.txt)" and exchange.late is None
+    plain = describe("d/alice/embeddings.ipynb")
+    assert plain.time_source == "file modification time" and plain.submitted_at is not None
+
+
+def test_a_canvas_roster_names_the_class(tmp_path):
+    from grader import lms
+
+    export = tmp_path / "export.csv"
+    export.write_text(
+        "Student,ID,SIS User ID,SIS Login ID,Section,Embeddings (9001)\n"
+        "    Points Possible,,,,,12\n"
+        '"Doe, Jane",999,S999,jdoe,Section A,\n'
+        '"Student, Test",1,,,Section A,\n',
+        encoding="utf-8-sig",
+    )
+    roster = lms.read_roster(export)
+    assert roster == [lms.Person("Doe, Jane", "999", "S999", "jdoe", "Section A")]
+    assert lms.match("jdoe", roster) == lms.match("999", roster) == roster[0]
+    rows = lms.canvas_rows(
+        {"jdoe": roster[0]}, {ASSIGNMENT: "Embeddings (9001)"}, {("jdoe", ASSIGNMENT): 9.6}
+    )
+    assert rows == [{"Student": "Doe, Jane", "ID": "999", "SIS User ID": "S999", "SIS Login ID": "jdoe",
+                     "Section": "Section A", "Embeddings (9001)": "9.6"}]  # fmt: skip
