@@ -247,6 +247,7 @@ def _sigterm_as_ctrl_c():
 def prepare(
     out: Path, solutions: Path, assignments: set[str], tmp: Path, timeout: int, memory: int, jobs: int
 ) -> Run:
+    (tmp / "source").mkdir(parents=True, exist_ok=True)  # empty when only unknown notebooks are graded
     release.build(solutions, tmp, only=assignments)  # tmp/source, tmp/release, tmp/gradebook.db
     _update_class_gradebook(out / "gradebook.db", tmp)
     formgrader.write_config(out, solutions)
