@@ -35,6 +35,11 @@
 # | logits $= \mathrm{LN}(x)\,W_U$ | $(T, V)$ |
 # | probabilities $= \mathrm{softmax}(\text{logits})$ | $(T, V)$, each row sums to 1 |
 # | loss | a single number |
+#
+# Before you submit, restart the kernel and run every cell, then run `nbgrader validate
+# lm_head.ipynb` in a terminal in this folder (or the **Validate** button of JupyterLab's assignment
+# list): it runs the notebook from a fresh kernel, as the grader does, and prints every check that
+# fails with its whole message.
 
 # %%
 import os

@@ -26,6 +26,11 @@
 #
 # Every rule here follows `lib/sampling.py` exactly, down to how ties are broken, so your
 # functions can be compared with `lib`'s draw for draw.
+#
+# Before you submit, restart the kernel and run every cell, then run `nbgrader validate
+# sampling.ipynb` in a terminal in this folder (or the **Validate** button of JupyterLab's assignment
+# list): it runs the notebook from a fresh kernel, as the grader does, and prints every check that
+# fails with its whole message.
 
 # %%
 import os
