@@ -12,9 +12,12 @@ Grade a class with nbgrader: every student in a sandboxed process of their own, 
 scores from the recorded answers compared with the references outside the kernel.
 
 Writes OUT/grades.csv (student, assignment, exercise, score, max_score, status, reason),
-OUT/integrity.csv, OUT/feedback/<student>/<assignment>.html, OUT/autograded/ and the class
-gradebook OUT/gradebook.db (for nbgrader export and formgrader). Students already graded with the
-same files are skipped unless --force.
+OUT/integrity.csv (what deserves a look, with evidence, and pairs of students with near-identical
+code; scores are kept unless --zero-flagged), OUT/feedback/<student>/<assignment>.html,
+OUT/autograded/ and the class gradebook OUT/gradebook.db (for nbgrader export and formgrader).
+Students already graded with the same files are skipped unless --force. A file that cannot be
+graded (an unsafe zip entry, a link, a second notebook for the same student) is a warning and a
+row of grades.csv; the rest of the class is graded.
 
 {submissions.__doc__.partition(chr(10) * 2)[2]}"""
 
@@ -46,6 +49,11 @@ def parser() -> argparse.ArgumentParser:
         "--memory", type=float, default=3, help="GiB of address space for a kernel (default: 3)"
     )
     grade.add_argument("--force", action="store_true", help="regrade students already graded")
+    grade.add_argument(
+        "--zero-flagged",
+        action="store_true",
+        help="score 0 for every exercise with an integrity finding (default: report them only)",
+    )
 
     # Its options (--check, --only, -h) are grader.references.main's.
     commands.add_parser("references", help="regenerate the reference outputs from lib", add_help=False)
@@ -69,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def autograde(args: argparse.Namespace) -> int:
-    from . import autograde
+    from . import autograde, submissions
 
     if not args.submissions.exists():
         print(f"no such file or folder: {args.submissions}", file=sys.stderr)
@@ -82,7 +90,11 @@ def autograde(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             memory=int(args.memory * 2**30),
             force=args.force,
+            zero_flagged=args.zero_flagged,
         )
+    except submissions.SubmissionsError as err:
+        print(err, file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: run the same command again to finish", file=sys.stderr)
         return 130

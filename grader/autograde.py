@@ -1,32 +1,37 @@
 """``python -m grader autograde SUBMISSIONS --out OUT``: grade a class with nbgrader, in parallel,
 with the students' code in a sandbox and the scores computed outside it.
 
-1. The submissions are found (``grader.submissions``) and each student's files fingerprinted; a
-   student whose files are unchanged since a complete earlier run is skipped (unless ``force``).
+1. The submissions are found and their names made safe (``grader.submissions``); what cannot be
+   graded is a warning and a row. Each student's files are fingerprinted; a student whose files
+   are unchanged since a complete earlier run is skipped (unless ``force``).
 2. Once per run, nbgrader ``generate_assignment`` builds a template gradebook (every assignment,
    no students) and the released notebooks; the class gradebook ``OUT/gradebook.db`` is created
    from it or updated; the sandboxed kernelspec is installed (``grader.sandbox``).
 3. Each student is graded in a process of their own, forked from this one (nbgrader is imported
-   once), ``jobs`` at a time: a private course folder with a copy of the template gradebook, real
-   nbgrader ``Autograde`` per assignment with ``grader.execute.ResilientExecute`` running the
-   kernel in the sandbox, then, outside the kernel, the integrity scan, the comparison of the
-   recorded answers with the references (``grader.compare``) and the feedback page. The result is
-   written atomically to ``OUT/results/<student>.json``, last.
-4. This process alone merges each result into the class gradebook (one transaction, an upsert)
-   and finally writes ``OUT/grades.csv`` and ``OUT/integrity.csv`` from all results.
+   once), ``jobs`` at a time: a private course folder with a copy of the template gradebook, each
+   notebook cleaned against its release (``grader.clean``), real nbgrader ``Autograde`` per
+   assignment with ``grader.execute.ResilientExecute`` running the kernel in the sandbox, then,
+   outside the kernel, the integrity review (``grader.integrity``: findings for the instructor,
+   which zero nothing unless ``zero_flagged``), the comparison of the recorded answers with the
+   references (``grader.compare``), the outputs capped (``grader.outputs``) and the feedback page.
+   The result is written atomically to ``OUT/results/<student>.json``, last.
+4. This process alone merges each result into the class gradebook (one transaction, an upsert),
+   adds each student's submission problems to their result, and finally writes ``OUT/grades.csv``
+   and ``OUT/integrity.csv`` (with the pairs of students whose code is near-identical) from all
+   results.
 
 An interruption loses at most the students being graded at that moment: they have no result file
 and are graded again by the next run; nothing is counted twice because every write is a replace.
 """
 
 import csv
+import dataclasses
 import hashlib
 import itertools
 import json
 import logging
 import multiprocessing
 import os
-import re
 import shutil
 import signal
 import sys
@@ -43,12 +48,25 @@ from nbgrader.converters import Autograde
 from nbgrader.preprocessors import Execute
 from tqdm import tqdm
 
-from . import course, feedback, gradebook, integrity, release, results, sandbox, submissions
+from . import (
+    clean,
+    course,
+    failures,
+    feedback,
+    gradebook,
+    integrity,
+    outputs,
+    release,
+    results,
+    sandbox,
+    submissions,
+)
 from .execute import ResilientExecute
 from .results import FIELDS, Row
 
 KERNEL_START_LIMIT = 60  # seconds added to each notebook's time limit
 NBGRADER_LOG = "grader.nbgrader"
+PROBLEMS = "(submission problems)"  # the notebook name of a result's entry of problem rows
 
 
 @dataclass(frozen=True)
@@ -62,9 +80,13 @@ class Run:
     template_db: Path
     kernels: Path  # JUPYTER_PATH entry holding the sandboxed kernelspec
     timeout: int
+    zero_flagged: bool = False  # flagged exercises score 0 (the instructor's option)
 
     def release_notebook(self, assignment: str, notebook: str):
         return nbformat.read(self.release / assignment / f"{notebook}.ipynb", as_version=4)
+
+    def source_notebook(self, assignment: str, notebook: str):
+        return nbformat.read(self.source / assignment / f"{notebook}.ipynb", as_version=4)
 
     def time_limit(self, subs: list[submissions.Submission]) -> float:
         """Wall-clock limit for a student: kernel start plus the timeout for every code cell."""
@@ -85,26 +107,29 @@ def autograde(
     memory: int = 3 * 2**30,
     force: bool = False,
     progress: bool = True,
+    zero_flagged: bool = False,
 ) -> list[Row]:
     """Grade every submission under ``submitted`` (a folder or a .zip) into ``out``; returns the
-    rows of ``out/grades.csv``."""
+    rows of ``out/grades.csv``. ``zero_flagged``: exercises with an integrity finding score 0."""
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     known = course.notebooks(source)
     with _sigterm_as_ctrl_c(), course.scratch("forwardpass-grading-") as tmp:
         tmp = Path(tmp)
-        folder = submissions.unpack(submitted, tmp / "unzipped") if submitted.suffix == ".zip" else submitted
-        by_student, unclear = submissions.find(folder, known)
-        for path in unclear:
-            print(f"warning: cannot tell whose notebook {path} is; skipped", file=sys.stderr)
+        found = submissions.find(submitted, known, tmp / "unzipped")
+        for problem in found.problems:
+            print(f"warning: {problem.file or problem.name}: {problem.reason}", file=sys.stderr)
+        by_student = found.by_student
         assignments = {sub.assignment for subs in by_student.values() for sub in subs if sub.assignment}
         run = prepare(out, source.resolve(), assignments, tmp, timeout, memory, jobs)
+        run = dataclasses.replace(run, zero_flagged=zero_flagged)
         todo = {s: subs for s, subs in by_student.items() if force or not _up_to_date(run, s, subs)}
         for student in sorted(set(by_student) - set(todo)):
             _merge(run, student)
         if len(todo) < len(by_student):
             print(f"{len(by_student) - len(todo)} student(s) already graded (use --force to regrade)")
         grade_all(run, todo, jobs, progress)
+        _record_problems(out, set(by_student), found.problems)
     return write_reports(out)
 
 
@@ -173,7 +198,12 @@ def _read_result(out: Path, student: str) -> dict | None:
 
 def _up_to_date(run: Run, student: str, subs: list[submissions.Submission]) -> bool:
     result = _read_result(run.out, student)
-    return bool(result and result["complete"] and result["fingerprint"] == _fingerprint(subs))
+    return bool(
+        result
+        and result["complete"]
+        and result["fingerprint"] == _fingerprint(subs)
+        and result.get("zero_flagged", False) == run.zero_flagged
+    )
 
 
 # ---- the class, in parallel ------------------------------------------------------------------------
@@ -234,6 +264,35 @@ def _finish(run: Run, process, student: str, subs: list[submissions.Submission])
     _merge(run, student)
 
 
+def _record_problems(out: Path, graded: set[str], problems: list[submissions.Problem]) -> None:
+    """Put each student's submission problems (rows saying what was not graded, or graded under
+    another id, and why) in their result, replacing those of an earlier run; a student with
+    nothing graded gets a result of problem rows alone."""
+    by_student: dict[str, list] = {}
+    for problem in problems:
+        by_student.setdefault(problem.student, []).append(problem)
+    for student in sorted(graded | set(by_student)):
+        mine = by_student.get(student, [])
+        result = _read_result(out, student)
+        if result is None and not mine:
+            continue
+        result = result or {
+            "student": student,
+            "name": mine[0].name,
+            "fingerprint": "",
+            "complete": True,
+            "notebooks": [],
+        }
+        entries = [entry for entry in result["notebooks"] if entry["notebook"] != PROBLEMS]
+        if mine:
+            rows = [Row(p.name, "", p.file, 0, 0, p.status, p.reason).as_dict() for p in mine]
+            entries.append(
+                {"assignment": None, "notebook": PROBLEMS, "file": "", "rows": rows, "findings": []}
+            )
+        if entries != result["notebooks"]:
+            _write_result(out, {**result, "notebooks": entries})
+
+
 def _merge(run: Run, student: str) -> None:
     result = _read_result(run.out, student)
     graded = [entry for entry in result["notebooks"] if entry["assignment"] and entry["rows"]]
@@ -283,7 +342,14 @@ def grade_student(run: Run, student: str, subs: list[submissions.Submission]) ->
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
-    return {"student": student, "fingerprint": _fingerprint(subs), "complete": True, "notebooks": notebooks}
+    return {
+        "student": student,
+        "name": subs[0].name,
+        "fingerprint": _fingerprint(subs),
+        "complete": True,
+        "zero_flagged": run.zero_flagged,
+        "notebooks": notebooks,
+    }
 
 
 def _assignment_key(sub: submissions.Submission) -> tuple[str, str]:
@@ -297,12 +363,15 @@ def grade_assignment(
         return [_unknown(student, sub) for sub in subs]
     entries, valid = [], []
     for sub in subs:
-        problem = _invalid(sub.path)
-        if problem:
-            entries.append(_without_run(run, student, sub, "invalid_notebook", problem))
-        else:
-            submissions.copy_to(sub, work / "submitted" / student / assignment)
-            valid.append(sub)
+        target = work / "submitted" / student / assignment / f"{sub.notebook}.ipynb"
+        try:
+            changes = clean.clean_file(sub.path, run.release_notebook(assignment, sub.notebook), target)
+        except clean.NotANotebook as err:
+            entries.append(_without_run(run, student, sub, "invalid_notebook", str(err)))
+            continue
+        for change in changes:  # to the student's log
+            print(f"{sub.file}: cell {change.cell}: {change.what}")
+        valid.append((sub, changes))
     if not valid:
         return entries
     outcome = course.run(
@@ -314,12 +383,13 @@ def grade_assignment(
         force=True,
         create_student=True,
     )
-    for sub in valid:
+    for sub, changes in valid:
         graded = work / "autograded" / student / assignment / f"{sub.notebook}.ipynb"
         if graded.exists():
-            entries.append(grade_notebook(run, student, sub, graded))
+            entries.append(grade_notebook(run, student, sub, graded, changes))
         else:
-            entries.append(_without_run(run, student, sub, "error", _nbgrader_error(outcome)))
+            reason = failures.reason(outcome, f"logs/{student}.log")
+            entries.append(_without_run(run, student, sub, "error", reason))
     return entries
 
 
@@ -342,53 +412,36 @@ def nbgrader_settings(run: Run, work: Path, runtime: Path):
     return config
 
 
-def grade_notebook(run: Run, student: str, sub: submissions.Submission, graded: Path) -> dict:
-    """Integrity scan, out-of-kernel scores and feedback for one autograded notebook."""
+def grade_notebook(run: Run, student: str, sub: submissions.Submission, graded: Path, changes=()) -> dict:
+    """Integrity review, out-of-kernel scores, capped outputs and feedback for one autograded
+    notebook (``changes``: what cleaning it changed)."""
     nb = nbformat.read(graded, as_version=4)
     released = run.release_notebook(sub.assignment, sub.notebook)
-    sources = {cell.source for cell in released.cells}
     names = [test.name for test in results.test_cells(nb)]
-    findings = integrity.scan(nb, sources, names) + integrity.duplicate_answers(nb)
-    flagged: dict[str, list[str]] = {}
-    for finding in findings:
-        for name in finding.exercises:
-            flagged.setdefault(name, []).append(
-                f"{finding.reason} (cell {finding.cell}, line {finding.line})"
-            )
-    rows = results.score(nb, student, sub.assignment, flagged, run.timeout)
-    page = feedback.render(nb, released, rows, _title(student, sub))
+    source = run.source_notebook(sub.assignment, sub.notebook)
+    review = integrity.review(nb, released, source, names, sub.assignment, changes)
+    rows = results.score(nb, sub.name, sub.assignment, {}, run.timeout)
+    if run.zero_flagged:
+        rows = integrity.zeroed(rows, review.findings)
+    outputs.capped(nb)
+    page = feedback.render(nb, released, rows, _title(sub))
     _atomic_write(run.out / "feedback" / student / f"{sub.assignment}.html", page.encode())
-    _atomic_write(run.out / "autograded" / student / sub.assignment / graded.name, graded.read_bytes())
-    return _entry(sub, rows, [f.__dict__ for f in findings])
-
-
-def _invalid(path: Path) -> str | None:
-    try:
-        nbformat.validate(nbformat.read(path, as_version=4))
-    except Exception as err:  # not JSON, not a notebook, not valid: all the same to the student
-        return f"not a valid notebook: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
-    return None
-
-
-def _nbgrader_error(outcome: dict) -> str:
-    """The first exception named in nbgrader's log (not its closing "see the traceback above")."""
-    lines = f"{outcome.get('log', '')}\n{outcome.get('error') or ''}".splitlines()
-    causes = [
-        line for line in lines if re.match(r"[\w.]+(Error|Exception): ", line) and "NbGrader" not in line
-    ]
-    return f"nbgrader could not grade the notebook: {(causes or ['unknown error'])[0][:300]}"
+    _atomic_write(
+        run.out / "autograded" / student / sub.assignment / graded.name, nbformat.writes(nb).encode()
+    )
+    return _entry(sub, rows, integrity.as_dicts(review.findings), review.fingerprints)
 
 
 def _unknown(student: str, sub: submissions.Submission) -> dict:
-    reason = f"{sub.path.name}: no chapter has a notebook named {sub.notebook}.ipynb"
-    return _entry(sub, [Row(student, "", sub.notebook, 0, 0, "unknown_assignment", reason)], [])
+    reason = f"{sub.file}: no chapter has a notebook named {sub.notebook}.ipynb"
+    return _entry(sub, [Row(sub.name, "", sub.notebook, 0, 0, "unknown_assignment", reason)], [])
 
 
 def _without_run(run: Run, student: str, sub: submissions.Submission, status: str, reason: str) -> dict:
     """Zero for every exercise of a notebook that could not be run, with a page saying why."""
     tests = results.test_cells(run.release_notebook(sub.assignment, sub.notebook))
-    rows = [Row(student, sub.assignment, t.name, 0, t.points, status, reason) for t in tests]
-    page = feedback.summary_page(_title(student, sub), rows)
+    rows = [Row(sub.name, sub.assignment, t.name, 0, t.points, status, reason) for t in tests]
+    page = feedback.summary_page(_title(sub), rows)
     _atomic_write(run.out / "feedback" / student / f"{sub.assignment}.html", page.encode())
     return _entry(sub, rows, [])
 
@@ -398,21 +451,30 @@ def _failed_result(run: Run, student: str, subs: list[submissions.Submission], r
         _unknown(student, sub) if sub.assignment is None else _without_run(run, student, sub, "error", reason)
         for sub in subs
     ]
-    return {"student": student, "fingerprint": _fingerprint(subs), "complete": False, "notebooks": entries}
-
-
-def _entry(sub: submissions.Submission, rows: list[Row], findings: list[dict]) -> dict:
     return {
-        "assignment": sub.assignment,
-        "notebook": sub.notebook,
-        "file": sub.path.name,
-        "rows": [row.as_dict() for row in rows],
-        "findings": findings,
+        "student": student,
+        "name": subs[0].name,
+        "fingerprint": _fingerprint(subs),
+        "complete": False,
+        "notebooks": entries,
     }
 
 
-def _title(student: str, sub: submissions.Submission) -> str:
-    return f"{sub.assignment}: feedback for {student}"
+def _entry(sub: submissions.Submission, rows: list[Row], findings: list[dict], fingerprints=None) -> dict:
+    """A notebook's part of a result: its rows, its integrity findings and, by exercise, the
+    fingerprint of the student's code (``integrity.report`` pairs students with them)."""
+    return {
+        "assignment": sub.assignment,
+        "notebook": sub.notebook,
+        "file": sub.file,
+        "rows": [row.as_dict() for row in rows],
+        "findings": findings,
+        "fingerprints": fingerprints or {},
+    }
+
+
+def _title(sub: submissions.Submission) -> str:
+    return f"{sub.assignment}: feedback for {sub.name}"
 
 
 def _write_result(out: Path, result: dict) -> None:
@@ -437,16 +499,7 @@ def write_reports(out: Path) -> list[Row]:
     rows += _missing(rows)
     rows.sort(key=lambda r: (r.student, r.assignment, r.exercise))
     _write_csv(out / "grades.csv", FIELDS, [r.as_dict() for r in rows])
-    flagged = [
-        {"student": result["student"], "assignment": entry["assignment"], **finding}
-        for result in saved
-        for entry in result["notebooks"]
-        for finding in entry["findings"]
-    ]
-    for finding in flagged:
-        finding["exercises"] = " ".join(finding["exercises"])
-    fields = ("student", "assignment", "exercises", "reason", "cell", "line", "code")
-    _write_csv(out / "integrity.csv", fields, flagged)
+    _write_csv(out / "integrity.csv", integrity.FIELDS, integrity.report(saved))
     return rows
 
 
