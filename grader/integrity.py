@@ -160,7 +160,7 @@ def review(nb, released, source, exercises: list[str], assignment: str, changes=
         for function, theirs in _lib_implementations(assignment, name):
             share = similarity.containment(similarity.fingerprint(theirs, boilerplate), mine)
             if share is not None and share >= similarity.NEAR:
-                reason = f"near-identical to lib's {function} ({share:.0%} of its own token sequence)"
+                reason = f"near-identical to {function} ({share:.0%} of its own token sequence)"
                 result.findings.append(_finding((name,), reason, cell, node))
         hashes = similarity.fingerprint(similarity.bodies(text), boilerplate)
         result.fingerprints[name] = {"cell": cell.index, "line": cell.line(node), "hashes": sorted(hashes)}

@@ -5,11 +5,12 @@ A student's cell may print 500 MB or display a huge image; kept whole it would b
 in the autograded notebook and in the page. nbgrader's ``LimitOutput`` counts lines, so one long
 line passes it. Here each output is measured in bytes:
 
-- text (a stream, an error's message and traceback, a ``text/*`` representation) over
+- text (a stream, an error's message and traceback, a ``text/plain`` representation) over
   ``MAX_TEXT`` bytes keeps its first and last ``MAX_TEXT / 2`` bytes around a line
   ``... N bytes cut ...``;
-- an image over ``MAX_IMAGE`` bytes, and any other representation (HTML, JSON, a widget) over
-  ``MAX_TEXT``, is dropped, and a ``text/plain`` note says what was there;
+- an image over ``MAX_IMAGE`` bytes, and any other representation (HTML, markdown, JSON, a
+  widget: cut, they would be broken) over ``MAX_TEXT``, is dropped, and a ``text/plain`` note
+  says what was there;
 - output metadata over ``MAX_TEXT`` bytes is emptied;
 - a cell keeps its first and last ``MAX_OUTPUTS / 2`` outputs, with a note for those between.
 """
@@ -72,7 +73,7 @@ def _data(data: dict) -> dict:
     kept, notes = {}, []
     for mime, value in data.items():
         size = _size(value)
-        if mime.startswith("text/") and isinstance(value, str):
+        if mime == "text/plain" and isinstance(value, str):
             kept[mime] = cut(value)
         elif size <= (MAX_IMAGE if mime.startswith("image/") else MAX_TEXT):
             kept[mime] = value
