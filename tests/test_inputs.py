@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from nbgrader.converters import Autograde
-from test_grading import ASSIGNMENT, RELEASED, autograde, grader, index_of, read_grades, solution
+from test_grading import ASSIGNMENT, RELEASED, grader, index_of, read_grades, solution
 
 from grader import clean, course, failures, integrity, outputs, release, similarity, submissions
 
@@ -42,8 +42,12 @@ def source():
 
 def careless():
     """The test of embed pasted twice, decode's test with its metadata emptied, no cell ids,
-    another kernel: nbgrader alone gives this notebook nothing."""
+    another kernel, 20 MB of output saved in the file: nbgrader alone gives this notebook
+    nothing."""
     nb = solution()
+    nb.cells[index_of(nb, "encode-answer")].outputs = [
+        new_output("stream", name="stdout", text="y" * 20_000_000)
+    ]
     nb.cells.insert(index_of(nb, "embed") + 1, copy.deepcopy(nb.cells[index_of(nb, "embed")]))
     nb.cells[index_of(nb, "decode")].metadata.nbgrader = {}
     nb.nbformat_minor = 4
@@ -54,8 +58,14 @@ def careless():
 
 
 def remarked():
+    """embed's test marked as a solution, sinusoidal_positions's turned into text, encode's
+    edited."""
     nb = solution()
     nb.cells[index_of(nb, "embed")].metadata.nbgrader["solution"] = True
+    test = nb.cells[index_of(nb, "sinusoidal_positions")]
+    test.cell_type = "markdown"
+    del test["outputs"], test["execution_count"]
+    nb.cells[index_of(nb, "encode")].source = "print('all good')"
     return nb
 
 
@@ -123,7 +133,11 @@ def write_bad_class(archive: Path) -> None:
 def bad_class(tmp_path_factory):
     base = tmp_path_factory.mktemp("bad-class")
     write_bad_class(base / "class.zip")
-    done = autograde(base / "class.zip", base / "out")
+    # A cell limit far above what any cell here needs: printing HUGE bytes must not race a clock.
+    done = grader(
+        "autograde", str(base / "class.zip"), "--out", str(base / "out"), "--jobs", "2", "--timeout", "900"
+    )
+    assert done.returncode == 0, done.stderr
     with open(base / "out" / "grades.csv") as f:
         rows = list(csv.DictReader(f))
     with open(base / "out" / "integrity.csv") as f:
@@ -183,6 +197,7 @@ def test_tampered_metadata_is_reported_not_rewarded(bad_class, points):
     assert total == {s: sum(points.values()) for s in FLAGGED}
     said = {(r["student"], r["exercises"], r["reason"]) for r in flagged}
     assert any(s == "remarked" and e == "embed" and "solution True instead of False" in r for s, e, r in said)
+    assert any(s == "remarked" and e == "sinusoidal_positions" and "markdown" in r for s, e, r in said)
     assert any(s == "inventor" and e == "encode" and "points 100 instead of 1" in r for s, e, r in said)
     assert any(s == "inventor" and "grade_id='bonus'" in r for s, _, r in said)
     assert not {r["student"] for r in flagged} & set(HONEST)
@@ -220,7 +235,15 @@ def test_zero_flagged_zeroes_what_was_flagged_and_pairs_copies(tmp_path, points)
         nb = with_body("embed", body) if body else solution()
         nbformat.write(nb, tmp_path / "class" / student / "embeddings.ipynb")
     done = grader(
-        "autograde", str(tmp_path / "class"), "--out", str(tmp_path / "out"), "--jobs", "2", "--zero-flagged"
+        "autograde",
+        str(tmp_path / "class"),
+        "--out",
+        str(tmp_path / "out"),
+        "--jobs",
+        "2",
+        "--zero-flagged",
+        "--timeout",
+        "900",
     )
     assert done.returncode == 0, done.stderr
     grades = read_grades(tmp_path / "out")
