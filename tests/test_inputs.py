@@ -20,7 +20,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from nbgrader.converters import Autograde
 from test_grading import ASSIGNMENT, RELEASED, grader, index_of, read_grades, solution
 
-from grader import clean, course, failures, integrity, outputs, release, similarity, submissions
+from grader import clean, course, failures, integrity, outputs, release, results, similarity, submissions
 
 KNOWN = {"embeddings": ASSIGNMENT}
 LONG_NAME = "long" + "x" * 236  # 240 bytes: fine for the file system, too long for an id
@@ -31,6 +31,10 @@ HUGE = 50_000_000  # bytes one cell prints
 
 def released():
     return nbformat.read(RELEASED, as_version=4)
+
+
+def points() -> dict[str, float]:
+    return {test.name: test.points for test in results.test_cells(released())}
 
 
 def source():
@@ -145,25 +149,15 @@ def bad_class(tmp_path_factory):
     return base / "out", rows, flagged, done.stderr
 
 
-@pytest.fixture(scope="module")
-def points() -> dict[str, float]:
-    nb = released()
-    return {
-        c.metadata.nbgrader["grade_id"]: c.metadata.nbgrader["points"]
-        for c in nb.cells
-        if c.metadata.get("nbgrader", {}).get("grade")
-    }
-
-
 # ---- the class, end to end -----------------------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_honest_and_careless_students_keep_full_marks(bad_class, points):
+def test_honest_and_careless_students_keep_full_marks(bad_class):
     out, rows, _, _ = bad_class
     grades = read_grades(out)
     for student in [*HONEST, *FLAGGED]:
-        for name, most in points.items():
+        for name, most in points().items():
             row = grades[(student, name)]
             assert (row["status"], float(row["score"])) == ("graded", most), row
 
@@ -191,10 +185,10 @@ def test_safe_ids_name_the_files_and_the_reports_keep_the_names(bad_class):
 
 
 @pytest.mark.slow
-def test_tampered_metadata_is_reported_not_rewarded(bad_class, points):
+def test_tampered_metadata_is_reported_not_rewarded(bad_class):
     out, rows, flagged, _ = bad_class
     total = {s: sum(float(r["score"]) for r in rows if r["student"] == s) for s in FLAGGED}
-    assert total == {s: sum(points.values()) for s in FLAGGED}
+    assert total == {s: sum(points().values()) for s in FLAGGED}
     said = {(r["student"], r["exercises"], r["reason"]) for r in flagged}
     assert any(s == "remarked" and e == "embed" and "solution True instead of False" in r for s, e, r in said)
     assert any(s == "remarked" and e == "sinusoidal_positions" and "markdown" in r for s, e, r in said)
@@ -223,7 +217,7 @@ def test_careless_notebook_runs_each_test_once(bad_class):
 
 
 @pytest.mark.slow
-def test_zero_flagged_zeroes_what_was_flagged_and_pairs_copies(tmp_path, points):
+def test_zero_flagged_zeroes_what_was_flagged_and_pairs_copies(tmp_path):
     copies = [
         "    h = token_embedding(ids, wte)  # [..., T, d]\n    if wpe is None:\n        return h\n"
         "    return h + position_embedding(h.shape[-2], wpe)",
@@ -251,7 +245,7 @@ def test_zero_flagged_zeroes_what_was_flagged_and_pairs_copies(tmp_path, points)
         row = grades[(student, "embed")]
         assert (row["status"], float(row["score"])) == ("integrity", 0), row
         assert "near-identical to lib.embed" in grades[(student, "embed")]["reason"]
-    assert {grades[("honest", name)]["status"] for name in points} == {"graded"}
+    assert {grades[("honest", name)]["status"] for name in points()} == {"graded"}
     with open(tmp_path / "out" / "integrity.csv") as f:
         pairs = [r for r in csv.DictReader(f) if "near-identical to echo's embed" in r["reason"]]
     assert [r["student"] for r in pairs] == ["copier"]
