@@ -23,9 +23,10 @@ leaving the whole notebook without grades: a test cell pasted twice or with empt
 4. A released test with no match is put back after the cell matched to the graded cell before it
    in the release (nbgrader's own re-adding fails when that one is missing too). A missing answer
    cell is not put back: its stub could only replace a definition the student wrote elsewhere.
-5. The notebook's metadata (kernelspec, language) is the release's. Outputs and execution counts
-   are cleared (the notebook is executed again), markdown attachments over ``MAX_ATTACHMENT``
-   bytes are dropped, a cell of an unknown type becomes a raw cell, and every cell gets a valid,
+5. The notebook's metadata (kernelspec, language) is the release's. Each cell is rebuilt with
+   its type, id, metadata and source only: outputs and execution counts are cleared (the notebook
+   is executed again), unknown fields dropped, a cell of an unknown type becomes a raw cell,
+   markdown attachments over ``MAX_ATTACHMENT`` bytes are dropped, and every cell gets a valid,
    unique id (graded cells the released one): nbformat 4.5.
 
 What changed is returned as ``Change`` records. Those that would have moved points had nbgrader
@@ -47,7 +48,12 @@ from IPython.core.inputtransformer2 import TransformerManager
 MAX_ATTACHMENT = 2**20  # bytes of one markdown attachment (base64)
 CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 FLAGS = ("grade", "solution", "locked", "task", "points")
-CELL_TYPES = ("code", "markdown", "raw")
+NEW_CELL = {
+    "code": nbformat.v4.new_code_cell,
+    "markdown": nbformat.v4.new_markdown_cell,
+    "raw": nbformat.v4.new_raw_cell,
+}
+CELL_TYPES = tuple(NEW_CELL)
 
 
 class NotANotebook(ValueError):
@@ -127,47 +133,62 @@ def _is_test(cell) -> bool:
 
 
 def _plain(cell):
-    """A copy of a cell with no outputs, of a known type, with no oversized attachment."""
-    cell = copy.deepcopy(cell)
-    if cell.get("cell_type") not in CELL_TYPES:
-        cell.cell_type = "raw"
-    if cell.cell_type == "code":
-        cell.outputs, cell.execution_count = [], None
-    else:
-        cell.pop("outputs", None)
-        cell.pop("execution_count", None)
-    for name, data in list(cell.get("attachments", {}).items()):
-        if len(str(data)) > MAX_ATTACHMENT:
-            del cell.attachments[name]
-    return cell
+    """A fresh cell of a known type with the cell's id, metadata and source and nothing else: no
+    outputs, no unknown fields, no oversized attachment."""
+    kind = cell.get("cell_type") if cell.get("cell_type") in CELL_TYPES else "raw"
+    metadata = copy.deepcopy(cell["metadata"]) if isinstance(cell.get("metadata"), dict) else {}
+    plain = NEW_CELL[kind](source=_text(cell.get("source")) or "", metadata=metadata)
+    plain.id = _text(cell.get("id")) or ""  # made valid and unique by _unique_ids
+    attachments = (
+        cell.get("attachments") if kind != "code" and isinstance(cell.get("attachments"), dict) else {}
+    )
+    kept = {name: data for name, data in attachments.items() if len(str(data)) <= MAX_ATTACHMENT}
+    if kept:
+        plain.attachments = copy.deepcopy(kept)
+    return plain
 
 
 def _match(cells: list, graded: dict) -> dict[str, int]:
     """Released grade id -> index of the submitted cell that is its instance (rule 1)."""
-    tiers = (
-        lambda cell, released: _grade_id(cell) == _grade_id(released),
-        lambda cell, released: cell.get("id") == released.get("id"),
-        lambda cell, released: _is_test(released) and cell.source == released.source,
-        lambda cell, released: not _is_test(released) and _defines(released) == _defines(cell) != set(),
+    tiers = (  # (what identifies a submitted cell, what identifies a released one, or None)
+        (_grade_id, _grade_id),
+        (lambda cell: _text(cell.get("id")), lambda released: released.get("id")),
+        (
+            lambda cell: _text(cell.get("source")),
+            lambda released: released.source if _is_test(released) else None,
+        ),
+        (_defines, lambda released: None if _is_test(released) else _defines(released)),
     )
     matched: dict[str, int] = {}
-    for same in tiers:
+    for submitted_key, released_key in tiers:
+        wanted: dict = {}
         for grade_id, released in graded.items():
-            taken = set(matched.values())
-            hits = [i for i, cell in enumerate(cells) if i not in taken and same(cell, released)]
-            if grade_id not in matched and hits:
-                matched[grade_id] = hits[-1]
+            key = released_key(released) if grade_id not in matched else None
+            if key:
+                wanted.setdefault(key, grade_id)
+        if not wanted:
+            continue
+        taken = set(matched.values())
+        last = {}
+        for index, cell in enumerate(cells):
+            if index not in taken and (key := submitted_key(cell)) and key in wanted:
+                last[key] = index
+        matched.update({wanted[key]: index for key, index in last.items()})
     return matched
 
 
-def _defines(cell) -> set[str]:
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _defines(cell) -> frozenset[str]:
     """The names a code cell binds at its top level (functions, classes, assignments)."""
     if cell.cell_type != "code":
-        return set()
+        return frozenset()
     try:
         tree = ast.parse(TransformerManager().transform_cell(cell.source))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return set()
+        return frozenset()
     names = set()
     for statement in tree.body:
         if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -175,7 +196,7 @@ def _defines(cell) -> set[str]:
         elif isinstance(statement, ast.Assign | ast.AnnAssign):
             targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
             names |= {target.id for target in targets if isinstance(target, ast.Name)}
-    return names
+    return frozenset(names)
 
 
 def _as_released(cell, released):

@@ -48,6 +48,7 @@ import inspect
 import pickletools
 import re
 from dataclasses import asdict, dataclass, field, replace
+from functools import cache
 
 from IPython.core.inputtransformer2 import TransformerManager
 
@@ -156,13 +157,14 @@ def review(nb, released, source, exercises: list[str], assignment: str, changes=
             continue
         cell, node, text = code
         boilerplate = (_answer_code(released, name), _answer_code(source, name))
-        mine = similarity.fingerprint(similarity.bodies(text))
+        body = similarity.bodies(text)
+        mine = similarity.fingerprint(body)
         for function, theirs in _lib_implementations(assignment, name):
             share = similarity.containment(similarity.fingerprint(theirs, boilerplate), mine)
             if share is not None and share >= similarity.NEAR:
                 reason = f"near-identical to {function} ({share:.0%} of its own token sequence)"
                 result.findings.append(_finding((name,), reason, cell, node))
-        hashes = similarity.fingerprint(similarity.bodies(text), boilerplate)
+        hashes = similarity.fingerprint(body, boilerplate)
         result.fingerprints[name] = {"cell": cell.index, "line": cell.line(node), "hashes": sorted(hashes)}
     result.findings = sorted(set(result.findings), key=lambda f: (f.cell, f.line, f.reason))
     return result
@@ -780,6 +782,7 @@ def _answer_code(nb, name: str) -> str:
     return "\n".join(sources)
 
 
+@cache
 def _lib_implementations(assignment: str, name: str) -> list[tuple[str, str]]:
     """(name, body) of the functions of ``lib`` that implement exercise ``name``: the one of the
     same name, and those its reference calls."""
