@@ -16,29 +16,29 @@ A zip (or folder) may hold any of these below a top folder of its own. A noteboo
 assignment by file name; the names an LMS gives resubmissions (``embeddings-1.ipynb``,
 ``embeddings (1).ipynb``) are understood.
 
-No input stops the class. A file that cannot be graded as it is becomes a ``Problem``: a warning
-and a row of ``grades.csv`` saying what happened to it; the rest is graded.
+No input stops the class. A file that cannot be graded as it is gets a warning and a row of
+grades.csv saying what happened to it; the rest is graded.
 
 - Reading: a folder is walked without following symbolic links. A zip is read entry by entry and
   only its notebooks are extracted, each to a file name chosen here, so an entry's own path never
   reaches the file system; a backslash in an entry's path is a folder separator (Windows tools
-  write them). Not read, with an ``invalid_submission`` row each: a zip entry with an absolute
-  path or a ``..`` in it, a symbolic link (in a folder or a zip), anything else that is not a
-  regular file, an encrypted or damaged entry, a notebook over ``MAX_NOTEBOOK`` bytes, entries
-  past ``MAX_ENTRIES`` or past ``MAX_UNZIPPED`` bytes in all, a notebook whose student is unclear.
-- Names: a name is decoded as UTF-8 (bytes that are not are shown as ``\\xNN``), normalised to
-  NFC (a name typed on a Mac is the same name from the LMS) and its control characters shown as
-  escapes: that is the student's ``name`` in the reports. Their ``student`` id, used for every
-  folder and file name and in the gradebook, is the name itself when it holds only letters,
-  digits, ``_ - . @`` and inner spaces in at most ``MAX_ID_BYTES`` bytes; otherwise the name with
-  every other character replaced by ``_``, shortened, and followed by ``-`` and 10 hex digits of
-  its SHA-256, so ids stay readable and distinct. Such a student is graded as usual, with a
-  ``renamed`` row saying why; so is a name written in two Unicode forms. Two names that would get
-  the same id (which takes a deliberate effort) keep it for the first; the other is not graded.
+  write them). Not read, with an invalid_submission row each: a zip entry with an absolute path
+  or a ".." in it, a symbolic link (in a folder or a zip), anything else that is not a regular
+  file, an encrypted or damaged entry, a notebook over 1 GiB, entries past the first 20,000 or
+  past 2 GiB unpacked in all, a notebook whose student is unclear.
+- Names: a name is decoded as UTF-8 (bytes that are not are shown as \\xNN), normalised to NFC
+  (a name typed on a Mac is the same name from the LMS) and its control characters shown as
+  escapes: that is the student's name in the reports. Their id, used for every folder and file
+  name and in the gradebook, is the name itself when it holds only letters, digits, _ - . @ and
+  inner spaces in at most 64 bytes; otherwise the name with every other character replaced by _,
+  shortened, and followed by - and 10 hex digits of its SHA-256, so ids stay readable and
+  distinct. Such a student is graded as usual, with a renamed row saying why; so is a name written
+  in two Unicode forms. Two names that would get the same id (which takes a deliberate effort)
+  keep it for the first; the other is not graded.
 - One notebook per student and chapter: when a student has several files for one notebook (a
   folder and an LMS file, two LMS submissions, resubmissions), the latest is graded (highest
   resubmission number, then LMS submission id, then modification time) and every other one gets a
-  ``duplicate_submission`` row naming it.
+  duplicate_submission row naming it.
 """
 
 import hashlib
