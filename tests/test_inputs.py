@@ -281,6 +281,29 @@ def test_a_folder_with_links_odd_names_and_duplicates(tmp_path):
     assert "not valid UTF-8" in renamed and "control" in renamed
 
 
+def test_names_that_meet_after_normalising(tmp_path):
+    """One name in two Unicode forms is one student; a name equal to another's id is refused."""
+    root = tmp_path / "class"
+    taken = submissions.student_id("a?")
+    for name in [
+        "caf\u00e9/embeddings.ipynb",
+        "cafe\u0301/sampling.ipynb",
+        "a?/embeddings.ipynb",
+        f"{taken}/embeddings.ipynb",
+    ]:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("{}")
+    found = submissions.find(root, {**KNOWN, "sampling": "04-sampling"}, tmp_path / "scratch")
+    assert {s: sorted(x.notebook for x in subs) for s, subs in found.by_student.items()} == {
+        "café": ["embeddings", "sampling"],
+        taken: ["embeddings"],
+    }
+    assert found.by_student[taken][0].name == "a?"
+    problems = {(p.name, p.status): p.reason for p in found.problems}
+    assert "written in 2 different ways" in problems[("café", "renamed")]
+    assert "would get the same id as 'a?'" in problems[(taken, "invalid_submission")]
+
+
 def test_ids_are_safe_readable_distinct_and_stable():
     names = ["alice", "a b", "a_b", "café", "x" * 240, "..", "-rf", "a/b", "a\\b", "ctl\\x07", "日本語"]
     ids = [submissions.student_id(n) for n in names]
