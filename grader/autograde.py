@@ -407,10 +407,10 @@ def nbgrader_settings(run: Run, work: Path, runtime: Path):
     config.Autograde.autograde_preprocessors = [ResilientExecute if p is Execute else p for p in stock]
     config.Execute.kernel_name = sandbox.KERNEL_NAME  # whatever kernel the notebook asks for
     config.ExecutePreprocessor.timeout = run.timeout
-    # A cell's outputs may take as long to arrive as the cell may run (a 50 MB print on a busy
-    # machine takes more than nbclient's 4 s), and slow outputs must not stop the notebook.
+    # A cell's outputs may take as long to arrive as the cell may run: a 50 MB print on a busy
+    # machine takes more than nbclient's 4 s. Outputs that never end still stop the notebook (a
+    # kernel that ignores the interrupt is found that way).
     config.Execute.iopub_timeout = run.timeout
-    config.Execute.raise_on_iopub_timeout = False
     config.KernelManager.transport = "ipc"  # the kernel has no network, not even loopback
     config.KernelManager.connection_file = str(runtime / "kernel.json")
     return config
