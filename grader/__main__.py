@@ -15,9 +15,13 @@ references outside the kernel.
 Every run adds to the class gradebook OUT/grades.sqlite: it grades only the submissions it finds
 (narrowed by --student and --assignment) and keeps every other grade. Notebooks already graded
 with the same file are skipped unless --force. Then every report is made from the gradebook:
-OUT/grades.csv, totals.csv, integrity.csv, canvas.csv, summary.html, feedback/<student>/, and
-nbgrader's copy OUT/gradebook.db (for formgrader and nbgrader export). Due dates and the late
-policy are in OUT/course.toml. The instructor guide describes every file and column.
+OUT/grades.csv, totals.csv, integrity.csv (what deserves a look, with evidence, and pairs of
+students with near-identical code; scores are kept unless --zero-flagged), canvas.csv,
+summary.html, feedback/<student>/, and nbgrader's copy OUT/gradebook.db (for formgrader and
+nbgrader export). Due dates and the late policy are in OUT/course.toml. A file that cannot be
+graded (an unsafe zip entry, a link, a second notebook for the same student) is a warning and a
+row of grades.csv; the rest of the class is graded. The instructor guide describes every file
+and column.
 
 {submissions.__doc__.partition(chr(10) * 2)[2]}"""
 
@@ -50,6 +54,11 @@ def parser() -> argparse.ArgumentParser:
     )
     grade.add_argument(
         "--force", action="store_true", help="regrade notebooks already graded with the same file"
+    )
+    grade.add_argument(
+        "--zero-flagged",
+        action="store_true",
+        help="score 0 for every exercise with an integrity finding (default: report them only)",
     )
     grade.add_argument(
         "--student", action="append", default=[], metavar="ID", help="grade only this student (repeatable)"
@@ -141,7 +150,11 @@ def autograde(args: argparse.Namespace, argv: list[str] | None) -> int:
             selection=autograde.Selection(frozenset(args.student), frozenset(args.assignment)),
             scheduler=args.scheduler,
             command=" ".join(["python -m grader", *(sys.argv[1:] if argv is None else argv)]),
+            zero_flagged=args.zero_flagged,
         )
+    except submissions.SubmissionsError as err:
+        print(err, file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: run the same command again to finish", file=sys.stderr)
         return 130

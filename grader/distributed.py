@@ -19,6 +19,7 @@ and a daemon may not have children).
 """
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -48,11 +49,12 @@ class Job:
     """One student, as a worker needs them."""
 
     student: str
-    notebooks: tuple[tuple[str, str | None, str, bytes], ...]  # (notebook, assignment, file name, bytes)
+    notebooks: tuple[tuple[str, str | None, str, bytes], ...]  # (notebook, assignment, file as found, bytes)
     assignments: frozenset[str]
     timeout: int
     memory: int
     version: str
+    zero_flagged: bool = False
 
 
 @functools.cache
@@ -80,8 +82,8 @@ def grade_all(scheduler: str, run: autograde.Run, todo: dict[str, list], persist
     with client:
         futures = {}
         for student, subs in todo.items():
-            notebooks = tuple((s.notebook, s.assignment, s.path.name, s.path.read_bytes()) for s in subs)
-            job = Job(student, notebooks, assignments, run.timeout, run.memory, version)
+            notebooks = tuple((s.notebook, s.assignment, s.file, s.path.read_bytes()) for s in subs)
+            job = Job(student, notebooks, assignments, run.timeout, run.memory, version, run.zero_flagged)
             futures[client.submit(grade_remote, job, pure=False)] = (student, subs)
         try:
             for future in as_completed(futures):
@@ -115,15 +117,14 @@ def grade_remote(job: Job) -> tuple[dict, str]:
             "this Dask worker is a daemon process and cannot start the grading process: start it "
             "with DASK_DISTRIBUTED__WORKER__DAEMON=False (see the instructor guide)"
         )
-    run = _run_for(job)
+    run = dataclasses.replace(_run_for(job), zero_flagged=job.zero_flagged)
     folder = Path(tempfile.mkdtemp(prefix="student-", dir=run.scratch))
     try:
         subs = []
-        for index, (notebook, assignment, name, data) in enumerate(job.notebooks):
-            path = folder / str(index) / name
-            path.parent.mkdir()
+        for index, (notebook, assignment, file, data) in enumerate(job.notebooks):
+            path = folder / f"{index}.ipynb"
             path.write_bytes(data)
-            subs.append(submissions.Submission(job.student, path, notebook, assignment))
+            subs.append(submissions.Submission(job.student, job.student, path, file, notebook, assignment))
         return autograde.grade_one(run, job.student, subs, context="forkserver")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
