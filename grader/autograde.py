@@ -5,13 +5,17 @@ with the students' code in a sandbox and the scores computed outside it.
    student whose files are unchanged since a complete earlier run is skipped (unless ``force``).
 2. Once per run, nbgrader ``generate_assignment`` builds a template gradebook (every assignment,
    no students) and the released notebooks; the class gradebook ``OUT/gradebook.db`` is created
-   from it or updated; the sandboxed kernelspec is installed (``grader.sandbox``).
+   from it or updated. Every kernel of the run will run in a sandbox (``grader.sandbox``): its
+   view (the course's public files), its limits (per notebook: CPU time and time asleep of the
+   whole process tree, memory, processes) and one cgroup scope that holds all of them, removed
+   with whatever is left in it when the run ends, interrupted or not.
 3. Each student is graded in a process of their own, forked from this one (nbgrader is imported
-   once), ``jobs`` at a time: a private course folder with a copy of the template gradebook, real
-   nbgrader ``Autograde`` per assignment with ``grader.execute.ResilientExecute`` running the
-   kernel in the sandbox, then, outside the kernel, the integrity scan, the comparison of the
-   recorded answers with the references (``grader.compare``) and the feedback page. The result is
-   written atomically to ``OUT/results/<student>.json``, last.
+   once), ``jobs`` at a time: a private course folder with a copy of the template gradebook, the
+   sandboxed kernelspec with the student's own socket folder, real nbgrader ``Autograde`` per
+   assignment with ``grader.execute.ResilientExecute`` running the kernel in the sandbox, then,
+   outside the kernel, the integrity scan, the comparison of the recorded answers with the
+   references (``grader.compare``) and the feedback page. The result is written atomically to
+   ``OUT/results/<student>.json``, last.
 4. This process alone merges each result into the class gradebook (one transaction, an upsert)
    and finally writes ``OUT/grades.csv`` and ``OUT/integrity.csv`` from all results.
 
@@ -20,6 +24,7 @@ and are graded again by the next run; nothing is counted twice because every wri
 """
 
 import csv
+import ctypes
 import hashlib
 import itertools
 import json
@@ -34,7 +39,7 @@ import tempfile
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -48,7 +53,12 @@ from .execute import ResilientExecute
 from .results import FIELDS, Row
 
 KERNEL_START_LIMIT = 60  # seconds added to each notebook's time limit
+PIDS = 128  # processes and threads of a kernel's tree
+TMPFS = 256 * 2**20  # bytes a kernel may write (its working folder and home)
+FILE_SIZE = 256 * 2**20
+MATPLOTLIB_CACHE = "/tmp/home/.cache/matplotlib"  # inside the sandbox
 NBGRADER_LOG = "grader.nbgrader"
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -60,20 +70,18 @@ class Run:
     source: Path  # nbgrader source folder
     release: Path  # the student versions generate_assignment made, this run
     template_db: Path
-    kernels: Path  # JUPYTER_PATH entry holding the sandboxed kernelspec
-    timeout: int
+    view: sandbox.View  # what kernels see (each student's socket folder is added)
+    limits: sandbox.Limits  # per notebook
+    isolate: bool  # False with --no-sandbox
+    timeout: int  # per cell, wall clock: the backstop
 
     def release_notebook(self, assignment: str, notebook: str):
         return nbformat.read(self.release / assignment / f"{notebook}.ipynb", as_version=4)
 
     def time_limit(self, subs: list[submissions.Submission]) -> float:
-        """Wall-clock limit for a student: kernel start plus the timeout for every code cell."""
-        cells = sum(
-            sum(c.cell_type == "code" for c in self.release_notebook(s.assignment, s.notebook).cells)
-            for s in subs
-            if s.assignment
-        )
-        return KERNEL_START_LIMIT * (1 + len(subs)) + self.timeout * cells
+        """Wall-clock limit for a student: every notebook's wall-clock limit and kernel start,
+        twice (a notebook may run again)."""
+        return KERNEL_START_LIMIT + 2 * len(subs) * (self.limits.wall_seconds + KERNEL_START_LIMIT)
 
 
 def autograde(
@@ -81,24 +89,35 @@ def autograde(
     out: Path,
     source: Path = course.SOLUTIONS,
     jobs: int = 2,
-    timeout: int = 20,
+    timeout: int = 300,
+    cpu: float = 60,
+    idle: float = 60,
     memory: int = 3 * 2**30,
+    sandboxed: bool = True,
     force: bool = False,
     progress: bool = True,
 ) -> list[Row]:
     """Grade every submission under ``submitted`` (a folder or a .zip) into ``out``; returns the
-    rows of ``out/grades.csv``."""
+    rows of ``out/grades.csv``. Per notebook, ``cpu`` seconds of CPU time and ``idle`` seconds
+    asleep for the kernel's whole process tree, ``memory`` bytes; ``timeout`` seconds per cell is
+    a wall-clock backstop. Raises ``SandboxUnavailable`` if students' code cannot be sandboxed
+    here, unless ``sandboxed=False``."""
+    if sandboxed and sandbox.available():
+        raise SandboxUnavailable(sandbox.available())
+    _warn_about_limits(sandboxed)
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     known = course.notebooks(source)
-    with _sigterm_as_ctrl_c(), course.scratch("forwardpass-grading-") as tmp:
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    limits = kernel_limits(cpu, idle, memory, threads)
+    with _sigterm_as_ctrl_c(), course.scratch("forwardpass-grading-") as tmp, sandbox.scope():
         tmp = Path(tmp)
         folder = submissions.unpack(submitted, tmp / "unzipped") if submitted.suffix == ".zip" else submitted
         by_student, unclear = submissions.find(folder, known)
         for path in unclear:
             print(f"warning: cannot tell whose notebook {path} is; skipped", file=sys.stderr)
         assignments = {sub.assignment for subs in by_student.values() for sub in subs if sub.assignment}
-        run = prepare(out, source.resolve(), assignments, tmp, timeout, memory, jobs)
+        run = prepare(out, source.resolve(), assignments, tmp, timeout, limits, sandboxed)
         todo = {s: subs for s, subs in by_student.items() if force or not _up_to_date(run, s, subs)}
         for student in sorted(set(by_student) - set(todo)):
             _merge(run, student)
@@ -106,6 +125,39 @@ def autograde(
             print(f"{len(by_student) - len(todo)} student(s) already graded (use --force to regrade)")
         grade_all(run, todo, jobs, progress)
     return write_reports(out)
+
+
+class SandboxUnavailable(RuntimeError):
+    """Students' code cannot be sandboxed on this machine (the message says why)."""
+
+
+def _warn_about_limits(sandboxed: bool) -> None:
+    if not sandboxed:
+        print(
+            "WARNING: --no-sandbox: students' code runs with the grader's rights. It can read and "
+            "write every file the grader can (solutions, hidden references, other students' "
+            "work, the grades), use the network, and signal or outlive the grader; only the "
+            "time limits and a cleared environment apply. Use it only for code you trust.",
+            file=sys.stderr,
+        )
+    problem = sandbox.not_enforced()
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr)
+
+
+def kernel_limits(cpu: float, idle: float, memory: int, threads: int) -> sandbox.Limits:
+    """A kernel's limits for one notebook; the wall-clock limit only backs up the CPU and idle
+    budgets (a notebook that uses all of its CPU time on a machine ten times oversubscribed)."""
+    return sandbox.Limits(
+        memory=memory,
+        pids=PIDS,
+        cpu_seconds=cpu,
+        wall_seconds=10 * cpu + idle,
+        tmpfs=TMPFS,
+        file_size=FILE_SIZE,
+        threads=threads,
+        idle_seconds=idle,
+    )
 
 
 @contextmanager
@@ -122,23 +174,35 @@ def _sigterm_as_ctrl_c():
 
 
 def prepare(
-    out: Path, solutions: Path, assignments: set[str], tmp: Path, timeout: int, memory: int, jobs: int
+    out: Path,
+    solutions: Path,
+    assignments: set[str],
+    tmp: Path,
+    timeout: int,
+    limits: sandbox.Limits,
+    isolate: bool,
 ) -> Run:
     release.build(solutions, tmp, only=assignments)  # tmp/source, tmp/release, tmp/gradebook.db
     _update_class_gradebook(out / "gradebook.db", tmp)
-    hidden = [
-        course.ROOT,
-        out,
-        Path(tempfile.gettempdir()),
-        tmp,
-        solutions,
-        course.ROOT / "grader" / "references" / "hidden",
-    ]
-    shown = [course.ROOT / "lib", course.ROOT / "grader", Path(sys.prefix), Path(sys.base_prefix)]
-    shown = [p for p in shown if any(p.is_relative_to(h) for h in hidden)]
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    kernels = sandbox.install_kernel(tmp / "jupyter", hidden, shown, memory, threads)
-    return Run(out, tmp, tmp / "source", tmp / "release", tmp / release.GRADEBOOK, kernels, timeout)
+    fonts = _matplotlib_font_cache()
+    view = sandbox.View(
+        read_only=tuple(course.public_paths()),
+        env={"NBGRADER_EXECUTION": "autograde", "MPLCONFIGDIR": MATPLOTLIB_CACHE},
+        read_only_at={f"{MATPLOTLIB_CACHE}/{fonts.name}": fonts} if fonts else {},
+    )
+    return Run(
+        out, tmp, tmp / "source", tmp / "release", tmp / release.GRADEBOOK, view, limits, isolate, timeout
+    )
+
+
+def _matplotlib_font_cache() -> Path | None:
+    """matplotlib's font list (made here if there is none), shown to every kernel: otherwise each
+    kernel that imports pyplot would build it again, a second or more."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    path = Path(matplotlib.get_cachedir(), f"fontlist-v{font_manager.FontManager.__version__}.json")
+    return path if path.is_file() else None
 
 
 def _update_class_gradebook(class_db: Path, tmp: Path) -> None:
@@ -181,8 +245,9 @@ def _up_to_date(run: Run, student: str, subs: list[submissions.Submission]) -> b
 
 def grade_all(run: Run, todo: dict[str, list[submissions.Submission]], jobs: int, progress: bool) -> None:
     """Grade every student in ``todo`` in a forked process, ``jobs`` at a time, merging each result
-    as it arrives. On Ctrl-C (or SIGTERM) the running processes are killed; their kernels die with
-    them (``sandbox.die_with_parent``)."""
+    as it arrives. On Ctrl-C (or SIGTERM) the running processes are killed; their kernels'
+    supervisors then end their sandboxes (they get SIGTERM when their parent dies), and the run's
+    cgroup scope removes whatever is left."""
     pending = list(todo.items())
     running: dict[int, tuple] = {}
     bar = tqdm(total=len(pending), unit="student", disable=not progress, file=sys.stderr)
@@ -244,7 +309,7 @@ def _merge(run: Run, student: str) -> None:
 
 
 def _worker(run: Run, student: str, subs: list[submissions.Submission]) -> None:
-    sandbox.die_with_parent()
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the grader
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, CTRL_C)  # held by _fork across the fork
     _log_to(run.out / "logs" / f"{student}.log")
@@ -273,7 +338,10 @@ def grade_student(run: Run, student: str, subs: list[submissions.Submission]) ->
     work.mkdir(parents=True)
     shutil.copyfile(run.template_db, work / "gradebook.db")
     runtime = Path(tempfile.mkdtemp(prefix="k-", dir=run.scratch))  # a Unix socket path has < 108 bytes
-    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(run.kernels), os.environ.get("JUPYTER_PATH", "")])
+    (runtime / "sockets").mkdir()
+    view = replace(run.view, writable=(runtime / "sockets",))
+    kernels = sandbox.install_kernel(work / "jupyter", view, run.limits, isolate=run.isolate)
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(kernels), os.environ.get("JUPYTER_PATH", "")])
     try:
         notebooks = []
         for assignment, group in itertools.groupby(
@@ -325,7 +393,8 @@ def grade_assignment(
 
 def nbgrader_settings(run: Run, work: Path, runtime: Path):
     """The course's nbgrader config for a private course folder, with the sandboxed kernel
-    talking over Unix sockets next to its connection file in ``runtime``."""
+    talking over Unix sockets in ``runtime/sockets`` (the one folder it may write to) and its
+    connection file and supervisor's report in ``runtime`` (out of its reach)."""
     config = course.nbgrader_config(
         root=work,
         source_directory=run.source,
@@ -337,8 +406,12 @@ def nbgrader_settings(run: Run, work: Path, runtime: Path):
     config.Autograde.autograde_preprocessors = [ResilientExecute if p is Execute else p for p in stock]
     config.Execute.kernel_name = sandbox.KERNEL_NAME  # whatever kernel the notebook asks for
     config.ExecutePreprocessor.timeout = run.timeout
+    config.Execute.raise_on_iopub_timeout = False  # an output dropped for its size loses its "idle" too
+    config.ResilientExecute.release_directory = str(run.release)
     config.KernelManager.transport = "ipc"  # the kernel has no network, not even loopback
     config.KernelManager.connection_file = str(runtime / "kernel.json")
+    config.KernelManager.ip = str(runtime / "sockets" / "kernel")
+    config.KernelManager.client_class = "grader.execute.CappedKernelClient"
     return config
 
 
