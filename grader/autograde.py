@@ -39,7 +39,7 @@ import tempfile
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -48,7 +48,7 @@ from nbgrader.converters import Autograde
 from nbgrader.preprocessors import Execute
 from tqdm import tqdm
 
-from . import course, feedback, gradebook, integrity, release, results, sandbox, submissions
+from . import course, execute, feedback, gradebook, integrity, release, results, sandbox, submissions
 from .execute import ResilientExecute
 from .results import FIELDS, Row
 
@@ -338,9 +338,7 @@ def grade_student(run: Run, student: str, subs: list[submissions.Submission]) ->
     work.mkdir(parents=True)
     shutil.copyfile(run.template_db, work / "gradebook.db")
     runtime = Path(tempfile.mkdtemp(prefix="k-", dir=run.scratch))  # a Unix socket path has < 108 bytes
-    (runtime / "sockets").mkdir()
-    view = replace(run.view, writable=(runtime / "sockets",))
-    kernels = sandbox.install_kernel(work / "jupyter", view, run.limits, isolate=run.isolate)
+    kernels = execute.sandboxed_kernel(runtime, run.view, run.limits, run.isolate)
     os.environ["JUPYTER_PATH"] = os.pathsep.join([str(kernels), os.environ.get("JUPYTER_PATH", "")])
     try:
         notebooks = []
@@ -404,14 +402,7 @@ def nbgrader_settings(run: Run, work: Path, runtime: Path):
     )
     stock = Autograde.class_traits()["autograde_preprocessors"].default()
     config.Autograde.autograde_preprocessors = [ResilientExecute if p is Execute else p for p in stock]
-    config.Execute.kernel_name = sandbox.KERNEL_NAME  # whatever kernel the notebook asks for
-    config.ExecutePreprocessor.timeout = run.timeout
-    config.Execute.raise_on_iopub_timeout = False  # an output dropped for its size loses its "idle" too
-    config.ResilientExecute.release_directory = str(run.release)
-    config.KernelManager.transport = "ipc"  # the kernel has no network, not even loopback
-    config.KernelManager.connection_file = str(runtime / "kernel.json")
-    config.KernelManager.ip = str(runtime / "sockets" / "kernel")
-    config.KernelManager.client_class = "grader.execute.CappedKernelClient"
+    execute.kernel_settings(config, runtime, run.release, run.timeout)
     return config
 
 

@@ -24,16 +24,19 @@ import copy
 import os
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
+from queue import Empty
 
 import nbformat
 import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_core.utils import run_sync
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.exceptions import CellExecutionComplete, CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
 from traitlets import Unicode
+from traitlets.config import Config
 
 from . import sandbox
 
@@ -57,13 +60,42 @@ LIMIT_ERRORS = {
 MAX_MESSAGE = 16 * 2**20  # bytes of one message from the kernel
 MAX_OUTPUT = 64 * 2**20  # bytes of outputs kept per notebook
 SHUTDOWN_WAIT = 5.0  # seconds the supervisor gets to end the sandbox
+IOPUB_WAIT = 30  # seconds to wait for a cell's outputs after its reply
+QUIET_AFTER_DROP = 3  # seconds
+
+
+def sandboxed_kernel(runtime: Path, view: sandbox.View, limits: sandbox.Limits, isolate: bool = True) -> Path:
+    """Install the sandboxed kernelspec for kernels whose files live in ``runtime`` (their
+    connection files and supervisors' reports there, out of the sandbox's reach; their sockets in
+    ``runtime/sockets``, the one folder they may write). Returns the folder to put first on
+    ``JUPYTER_PATH``."""
+    (runtime / "sockets").mkdir(exist_ok=True)
+    view = replace(view, writable=(*view.writable, runtime / "sockets"))
+    return sandbox.install_kernel(runtime / "jupyter", view, limits, isolate=isolate)
+
+
+def kernel_settings(config: Config, runtime: Path, release: Path, timeout: int) -> None:
+    """nbgrader's execution settings for the kernel ``sandboxed_kernel`` installed in ``runtime``:
+    that kernel whatever the notebook asks for, Unix sockets (it has no network, not even
+    loopback), ``timeout`` seconds per cell, the release folder (what is not the student's)."""
+    config.Execute.kernel_name = sandbox.KERNEL_NAME
+    config.ExecutePreprocessor.timeout = timeout
+    # After a cell's reply, its last outputs may lag on a busy machine (or behind an output too
+    # large to keep, whose "idle" may be lost with it): wait for them, then go on regardless.
+    config.Execute.iopub_timeout = IOPUB_WAIT
+    config.Execute.raise_on_iopub_timeout = False
+    config.ResilientExecute.release_directory = str(release)
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.connection_file = str(runtime / "kernel.json")
+    config.KernelManager.ip = str(runtime / "sockets" / "kernel")
+    config.KernelManager.client_class = f"{__name__}.CappedKernelClient"
 
 
 class CappedKernelClient(AsyncKernelClient):
     """A kernel client whose sockets refuse messages larger than ``MAX_MESSAGE``: ZeroMQ reads a
-    frame's size from its header and drops the connection without reading it (the socket then
-    reconnects), so a 500 MB print never reaches the grader's memory. A monitor on the output
-    socket counts those drops."""
+    frame's size from its header and drops the connection without reading the rest, so a 500 MB
+    print never reaches the grader's memory. ZeroMQ does not reconnect after such a drop; a
+    watcher on the output socket's monitor reconnects it at once and counts the drops."""
 
     def _context_default(self):
         context = super()._context_default()
@@ -72,24 +104,34 @@ class CappedKernelClient(AsyncKernelClient):
 
     def start_channels(self, *args, **kwargs):
         super().start_channels(*args, **kwargs)
+        self.dropped = 0
         monitor = self.iopub_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-        self._monitor = (monitor, zmq.Socket.shadow(monitor.underlying))  # the second, synchronous
+        self._watcher = asyncio.ensure_future(self._reconnect_after_drops(monitor))
+
+    async def _reconnect_after_drops(self, monitor) -> None:
+        url = self._make_url("iopub")
+        try:
+            while True:
+                await monitor.recv_multipart()  # the output stream was cut (or the kernel died)
+                self.dropped += 1
+                try:
+                    self.iopub_channel.socket.disconnect(url)
+                except zmq.ZMQError:
+                    pass
+                self.iopub_channel.socket.connect(url)
+        finally:
+            monitor.close(linger=0)
 
     def drops(self) -> int:
         """How many times the output stream was cut since the last call."""
-        monitor = getattr(self, "_monitor", None)
-        count = 0
-        while monitor and monitor[1].poll(0):
-            monitor[1].recv_multipart()
-            count += 1
+        count, self.dropped = self.dropped, 0
         return count
 
     def stop_channels(self):
-        monitor = getattr(self, "_monitor", None)
-        if monitor:
-            self.iopub_channel.socket.disable_monitor()
-            monitor[0].close(linger=0)
-            self._monitor = None
+        watcher = getattr(self, "_watcher", None)
+        if watcher is not None:
+            watcher.cancel()
+            self._watcher = None
         super().stop_channels()
 
 
@@ -143,7 +185,7 @@ class ResilientExecute(Execute):
             self._stop(cell, *self._death(index))
         except CellTimeoutError:
             self._stop(cell, KERNEL_UNRESPONSIVE, f"the kernel stopped responding in cell {index + 1}")
-        if self.kc is not None and self.kc.drops():
+        if not self._stopped and self.kc is not None and self.kc.drops():
             cell.outputs.append(_note(f"an output larger than {MAX_MESSAGE // 2**20} MiB was not kept"))
         return cell, resources
 
@@ -159,6 +201,22 @@ class ResilientExecute(Execute):
         self.log.warning("%s: %s; the remaining cells are not run", name, message)
         cell.outputs.append(new_output("error", ename=name, evalue=message, traceback=[f"{name}: {message}"]))
         self._stopped = True
+
+    async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index) -> None:
+        """nbclient's loop over a cell's outputs, until the kernel says it is idle; but once the
+        output stream was cut, that "idle" may have been lost with the message that was too
+        large: then it ends when the stream stays quiet for ``QUIET_AFTER_DROP`` seconds."""
+        while True:
+            quiet = QUIET_AFTER_DROP if self.kc.dropped else None
+            try:
+                msg = await self.kc.iopub_channel.get_msg(timeout=quiet)
+            except Empty:
+                return
+            if msg["parent_header"].get("msg_id") == parent_msg_id:
+                try:
+                    self.process_message(msg, cell, cell_index)
+                except CellExecutionComplete:
+                    return
 
     def output(self, outs, msg, display_id, cell_index):
         self._output_bytes += _size(msg.get("content", {}))

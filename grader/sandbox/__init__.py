@@ -127,6 +127,7 @@ def wrap(
         "view": view.as_dict(),
         "limits": limits.as_dict(),
         "python": [str(p) for p in python],
+        "hidden": [str(p) for p in bwrap.hidden(view.python)],
         "env": bwrap.environment(view, limits, bins),
         "isolate": isolate,
         "relay": limits.file_size if relay is None else relay,
@@ -212,13 +213,13 @@ def finish(report: Path | str) -> dict:
     and if it was killed, ends what is left of the tree, reads the group's counters and removes
     the group. An empty dict if the supervisor never wrote one."""
     path = Path(report)
-    content = _read_json(path)
+    content = read_report(path)
     deadline = time.monotonic() + 5
     while content.get("state") not in (None, "ended") and _alive(content["launcher"]):
         if time.monotonic() > deadline:
             break
         time.sleep(0.02)
-        content = _read_json(path)
+        content = read_report(path)
     if not content or content.get("state") == "ended":
         return content
     version = 2 if content.get("guard") == "cgroup v2" else 1
@@ -235,9 +236,10 @@ def finish(report: Path | str) -> dict:
     return content
 
 
-def _read_json(path: Path) -> dict:
+def read_report(path: Path | str) -> dict:
+    """A supervisor's report as it is now (empty if there is none yet)."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return {}
 

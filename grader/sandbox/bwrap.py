@@ -65,13 +65,12 @@ def system() -> tuple[list[Path], dict[str, str]]:
 
 def python(mode: str) -> list[Path]:
     """What the interpreter needs: ``full``, the installation and the virtual environment;
-    ``minimal``, the interpreter, its shared library and the standard library only."""
+    ``minimal``, the interpreter, its shared library and the standard library (whose
+    ``site-packages`` is hidden: ``hidden``)."""
     if mode == "full":
         found = [Path(sys.base_prefix), Path(sys.prefix)]
     elif mode == "minimal":
-        stdlib = Path(sysconfig.get_paths()["stdlib"])
-        found = [interpreter(mode)]
-        found += [p for p in stdlib.iterdir() if p.name != "site-packages"]
+        found = [interpreter(mode), Path(sysconfig.get_paths()["stdlib"])]
         library = sysconfig.get_config_var("LDLIBRARY")
         libdir = sysconfig.get_config_var("LIBDIR")
         if library and libdir and ".so" in library and Path(libdir, library).exists():
@@ -79,6 +78,16 @@ def python(mode: str) -> list[Path]:
     else:
         raise ValueError(f"View.python must be 'full' or 'minimal', not {mode!r}")
     return [p for p in _outermost(found) if not p.is_relative_to("/usr")]
+
+
+def hidden(mode: str) -> list[Path]:
+    """Folders inside ``python(mode)`` covered by an empty read-only tmpfs: the base
+    installation's ``site-packages`` for ``minimal`` (one bind and one cover cost far less than a
+    bind per standard-library entry; the cover cannot be lifted without capabilities)."""
+    if mode != "minimal":
+        return []
+    site = Path(sysconfig.get_paths()["stdlib"], "site-packages")
+    return [site] if site.is_dir() else []
 
 
 def interpreter(mode: str) -> Path:
@@ -124,9 +133,18 @@ def sources(view, python: list[Path], work: list[Path]) -> tuple[list[Path], lis
     return [p for p in read_only if p.exists()], [p for p in view.writable if p.exists()]
 
 
-def inner(view, limits, python: list[Path], env: dict[str, str], work: list[Path], copies: dict[str, int]):
-    """The arguments of the (unprivileged) bubblewrap that isolates: ``python`` are the paths of
-    the interpreter (``python()``, from the grader's process), ``env`` the whole environment,
+def inner(
+    view,
+    limits,
+    python: list[Path],
+    hidden: list[Path],
+    env: dict[str, str],
+    work: list[Path],
+    copies: dict[str, int],
+) -> list[str]:
+    """The arguments of the (unprivileged) bubblewrap that isolates: ``python`` and ``hidden`` the
+    interpreter's paths (``python()`` and ``hidden()``, from the grader's process, whose virtual
+    environment the supervisor does not know), ``env`` the whole environment,
     ``work`` the entries to show in the working folder, ``copies`` paths and the descriptors that
     hold their content."""
     args = [
@@ -148,6 +166,8 @@ def inner(view, limits, python: list[Path], env: dict[str, str], work: list[Path
         args += ["--symlink", target, path]
     for path in _outermost([*paths, *python]):
         args += ["--ro-bind", str(path), str(path)]
+    for path in hidden:
+        args += ["--size", "4096", "--tmpfs", str(path), "--remount-ro", str(path)]
     args += ["--proc", "/proc", "--tmpfs", "/dev"]
     for device in DEVICES:
         args += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]

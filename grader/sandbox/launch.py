@@ -62,13 +62,18 @@ def main(argv: list[str]) -> int:
             os.close(fd)
         tree = Tree(group, process.pid)
         report.write(state="running")
-        limit = Supervisor(process, tree, limits, stop, spec["relay"]).run()
+        supervisor = Supervisor(process, tree, limits, stop, spec["relay"])
+        limit = supervisor.run()
         report.write(state="ending", limit=limit)
         tree.kill()
         process.wait()
         events = tree.events()
+        usage = {
+            "cpu_seconds": round(tree.cpu_seconds(), 3),
+            "idle_seconds": round(supervisor.asleep.seconds, 3),
+        }
         limit = limit or limit_from_events(events, process.returncode)
-        report.write(state="ended", limit=limit, returncode=process.returncode, **events)
+        report.write(state="ended", limit=limit, returncode=process.returncode, **events, **usage)
         return _status(process.returncode)
     finally:
         if group is not None:
@@ -140,7 +145,8 @@ def _start(command, view, limits, group, spec: dict, copies: list[str], home: Pa
             command = ["/usr/bin/prlimit", f"--nproc={limits.pids}", "--", *command]
         python, work = [Path(p) for p in spec["python"]], _work_entries(view.work)
         copied = {path: _memfd(Path(path).read_bytes(), fds) for path in copies}
-        inner = bwrap.inner(view, limits, python, spec["env"], work, copied)
+        hidden = [Path(p) for p in spec["hidden"]]
+        inner = bwrap.inner(view, limits, python, hidden, spec["env"], work, copied)
         argv = [bwrap.BWRAP, "--args", str(_memfd(_nul_separated(inner), fds)), "--", *command]
         if os.geteuid() == 0:
             for path in view.writable:
@@ -170,11 +176,12 @@ def _start(command, view, limits, group, spec: dict, copies: list[str], home: Pa
 
 def _set_rlimits(limits: Limits, bounded: bool) -> None:
     """Per process, inherited by the whole tree: the file size, no core dumps, and the address
-    space (one allocation past the memory limit fails with MemoryError in the process that asked,
-    where the group's limit would kill the largest process of the tree)."""
+    space (an absurd allocation fails with MemoryError in the process that asked for it, where
+    the group's limit would kill the largest process of the tree)."""
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size, limits.file_size))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory, limits.memory))
+    space = limits.memory * (2 if bounded else 1)  # reserved address space is not yet memory
+    resource.setrlimit(resource.RLIMIT_AS, (space, space))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing
     if not bounded:  # the best there is without a group
         seconds = int(limits.cpu_seconds) + 1
