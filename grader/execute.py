@@ -179,12 +179,18 @@ class ResilientExecute(Execute):
         if self._stopped:
             return cell, resources
         self._student_started |= self._is_student_code(cell)
+        report = self._report_path()
         try:
+            if report:
+                sandbox.cell_starts(report)
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
             self._stop(cell, *self._death(index))
         except CellTimeoutError:
             self._stop(cell, KERNEL_UNRESPONSIVE, f"the kernel stopped responding in cell {index + 1}")
+        finally:
+            if report:
+                sandbox.cell_ends(report)
         if not self._stopped and self.kc is not None and self.kc.drops():
             cell.outputs.append(_note(f"an output larger than {MAX_MESSAGE // 2**20} MiB was not kept"))
         return cell, resources
@@ -229,16 +235,21 @@ class ResilientExecute(Execute):
             )
         return None
 
+    def _supervisor(self) -> int | None:
+        """The kernel's supervisor's pid, while it runs."""
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        return process.pid if process is not None and process.poll() is None else None
+
     def _report_path(self) -> str | None:
         connection_file = getattr(self.km, "connection_file", None)
         return sandbox.report_for(connection_file) if connection_file else None
 
     async def _async_cleanup_kernel(self) -> None:
         """End the sandbox through its supervisor, then clean up as nbclient does."""
-        report = self._report_path()
-        process = getattr(getattr(self.km, "provisioner", None), "process", None)
-        if process is not None and process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
+        report, supervisor = self._report_path(), self._supervisor()
+        if supervisor:
+            process = self.km.provisioner.process
+            os.kill(supervisor, signal.SIGTERM)
             deadline = time.monotonic() + SHUTDOWN_WAIT
             while process.poll() is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.005)

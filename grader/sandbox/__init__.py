@@ -112,13 +112,16 @@ def wrap(
     copies: tuple[str, ...] = (),
     keep: tuple[int, ...] = (),
     relay: int | None = None,
+    idle_in_cells: bool = False,
     isolate: bool = True,
 ) -> list[str]:
     """The command line that runs ``argv`` in a sandbox under a supervisor, which writes its
     report to ``report``. ``copies`` are host files written read-only into the sandbox at their
     path (a path may be a template such as ``{connection_file}``); ``relay`` caps the bytes of
     stdout and stderr passed on (default: ``limits.file_size``); ``keep`` are descriptors passed
-    through to the program. ``isolate=False`` runs the
+    through to the program. With ``idle_in_cells``, time asleep counts only while a cell runs
+    (between ``cell_starts`` and ``cell_ends``).
+    ``isolate=False`` runs the
     program with the limits and the cleared environment but without bubblewrap (``--no-sandbox``).
     """
     python = bwrap.python(view.python)  # here: the supervisor runs without site, venv unknown
@@ -130,6 +133,7 @@ def wrap(
         "hidden": [str(p) for p in bwrap.hidden(view.python)],
         "env": bwrap.environment(view, limits, bins),
         "isolate": isolate,
+        "idle": "cells" if idle_in_cells else "always",
         "relay": limits.file_size if relay is None else relay,
     }
     bootstrap = (
@@ -178,8 +182,9 @@ def install_kernel(directory: Path, view: View, limits: Limits, *, isolate: bool
     """Write the sandboxed kernelspec ``KERNEL_NAME`` under ``directory`` (put it first on
     ``JUPYTER_PATH``). The kernel's connection file is copied in; its socket folder must be one of
     ``view.writable``; its working folder shows its notebook's folder; interrupts are messages
-    (a signal to the supervisor's process group would not reach into the sandbox). The report is
-    written next to the connection file (``report_for``)."""
+    (a signal to the supervisor's process group would not reach into the sandbox); time asleep
+    counts only while a cell runs (``cell_starts``, ``cell_ends``). The report is written next
+    to the connection file (``report_for``)."""
     kernel = [str(bwrap.interpreter(view.python)), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     argv = wrap(
         kernel,
@@ -188,6 +193,7 @@ def install_kernel(directory: Path, view: View, limits: Limits, *, isolate: bool
         report_for("{connection_file}"),
         copies=("{connection_file}",),
         relay=2**20,
+        idle_in_cells=True,
         isolate=isolate,
     )
     spec = {
@@ -201,6 +207,22 @@ def install_kernel(directory: Path, view: View, limits: Limits, *, isolate: bool
     target.mkdir(parents=True, exist_ok=True)
     (target / "kernel.json").write_text(json.dumps(spec, indent=1))
     return directory
+
+
+def cell_starts(report: str | Path) -> None:
+    """Tell the supervisor of a kernel (by its report's path) that a cell runs: its time asleep
+    counts from now."""
+    Path(cell_flag(report)).touch()
+
+
+def cell_ends(report: str | Path) -> None:
+    """Tell the supervisor that the cell is done: the grader's own pace is not the student's."""
+    Path(cell_flag(report)).unlink(missing_ok=True)
+
+
+def cell_flag(report: str | Path) -> str:
+    """The file that exists while a kernel's cell runs (next to its report, out of its reach)."""
+    return f"{report}.cell"
 
 
 def report_for(connection_file: str | Path) -> str:

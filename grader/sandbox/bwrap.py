@@ -99,12 +99,12 @@ def interpreter(mode: str) -> Path:
 
 def _outermost(paths: list[Path]) -> list[Path]:
     """The paths, without those inside another of them, in a stable order."""
-    unique = sorted({Path(os.path.abspath(p)) for p in paths}, key=lambda p: (len(p.parts), str(p)))
-    kept: list[Path] = []
+    unique = sorted({os.path.abspath(p) for p in paths}, key=lambda p: (p.count("/"), p))
+    kept: list[str] = []
     for path in unique:
-        if not any(path.is_relative_to(k) for k in kept):
+        if not any(path == k or path.startswith(k.rstrip("/") + "/") for k in kept):
             kept.append(path)
-    return kept
+    return [Path(p) for p in kept]
 
 
 def environment(view, limits, bins: list[str]) -> dict[str, str]:

@@ -9,16 +9,19 @@ every member at once. Two kinds of machine are served:
 - cgroup v2: a unified hierarchy where a group we may write to delegates the ``memory`` and
   ``pids`` controllers to its children (``memory.max``, ``pids.max``, ``cpu.stat``,
   ``cgroup.kill``);
-- cgroup v1: separate ``memory`` and ``pids`` hierarchies, with ``cpuacct`` and ``freezer`` when
-  mounted (``memory.limit_in_bytes``, ``pids.max``, ``cpuacct.usage``, ``freezer.state``).
+- cgroup v1: separate ``memory`` and ``pids`` hierarchies, with ``cpuacct`` when mounted
+  (``memory.limit_in_bytes``, ``pids.max``, ``cpuacct.usage``). Without v2's ``cgroup.kill``,
+  members are killed until none is left; the sandbox's PID namespace already ends them all when
+  its first process dies, so no fork can outrun that.
 
 v2 is preferred when it has both controllers. Groups are made inside the caller's own group (or
 inside the run's ``scope``, itself inside it), so whatever bounds the instructor's session has
 still apply. Where neither works, ``open_group`` returns None and the supervisor falls back to
 per-process rlimits (see ``grader.sandbox.launch``).
 
-All of it is a few files per group, written directly: a library or ``cgexec`` would add a process
-per operation and still not know about v1's freezer or v2's ``cgroup.kill``.
+All of it is a few files per group, written directly: ``cgcreate``/``cgexec`` (cgroup-tools) would
+add a process per operation, know nothing of v2's ``cgroup.kill`` or of the counters read here,
+and still need this code to choose a hierarchy.
 """
 
 import os
@@ -27,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-V1_CONTROLLERS = ("memory", "pids", "cpuacct", "freezer")
+V1_CONTROLLERS = ("memory", "pids", "cpuacct")
 REQUIRED = ("memory", "pids")
 GONE_WAIT = 5.0  # seconds to wait for killed members to leave the group
 
@@ -238,42 +241,11 @@ class Group:
         """SIGKILL every member, the ones forked meanwhile included, and wait until none is left."""
         if self.version == 2 and (self.paths[0] / "cgroup.kill").exists():
             _write(self.paths[0] / "cgroup.kill", 1)
-        else:
-            frozen = self._freeze()
-            for pid in self.members():
-                _signal(pid, signal.SIGKILL)
-            if frozen:
-                self._thaw()
         deadline = time.monotonic() + GONE_WAIT
-        while self.members() and time.monotonic() < deadline:
-            for pid in self.members():  # without a freezer, a fork may have raced the first round
+        while (members := self.members()) and time.monotonic() < deadline:
+            for pid in members:
                 _signal(pid, signal.SIGKILL)
-            time.sleep(0.01)
-
-    def _freeze(self) -> bool:
-        if self.version == 2:
-            target, state, value = self.paths[0] / "cgroup.freeze", self.paths[0] / "cgroup.events", "1"
-        elif "freezer" in self.dirs:
-            target = state = self.dirs["freezer"] / "freezer.state"
-            value = "FROZEN"
-        else:
-            return False
-        if not target.exists():
-            return False
-        _write(target, value)
-        deadline = time.monotonic() + 1
-        while time.monotonic() < deadline:
-            text = _read(state)
-            if ("frozen 1" in text) if self.version == 2 else (text.strip() == "FROZEN"):
-                break
             time.sleep(0.005)
-        return True
-
-    def _thaw(self) -> None:
-        if self.version == 2:
-            _write(self.paths[0] / "cgroup.freeze", 0)
-        else:
-            _write(self.dirs["freezer"] / "freezer.state", "THAWED")
 
     def remove(self) -> None:
         """Kill what is left and remove the group's directories."""

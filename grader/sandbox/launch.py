@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import SCOPE_VARIABLE, Limits, View, bwrap, cgroup, limit_from_events
+from . import SCOPE_VARIABLE, Limits, View, bwrap, cell_flag, cgroup, limit_from_events
 
 TICK = 0.2  # seconds between two looks at the tree
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -51,6 +51,7 @@ def main(argv: list[str]) -> int:
     view, limits = View.from_dict(spec["view"]), Limits(**spec["limits"])
     report = Report(Path(args["report"]), limits)
     stop = _catch_stop_signals()
+    asleep = Asleep(None if spec["idle"] == "always" else Path(cell_flag(args["report"])))
     group = _make_group(limits)
     cgroups = {c: str(d) for c, d in group.dirs.items()} if group else {}
     report.write(state="starting", guard=group.kind if group else "rlimits", cgroups=cgroups)
@@ -62,7 +63,7 @@ def main(argv: list[str]) -> int:
             os.close(fd)
         tree = Tree(group, process.pid)
         report.write(state="running")
-        supervisor = Supervisor(process, tree, limits, stop, spec["relay"])
+        supervisor = Supervisor(process, tree, limits, stop, spec["relay"], asleep)
         limit = supervisor.run()
         report.write(state="ending", limit=limit)
         tree.kill()
@@ -289,11 +290,10 @@ def _read(path: str) -> str:
 class Supervisor:
     """The loop: relay output, look at the tree every tick, stop at the first limit reached."""
 
-    def __init__(self, process: subprocess.Popen, tree: Tree, limits: Limits, stop: list[int], relay: int):
-        self.process, self.tree, self.limits, self.stop = process, tree, limits, stop
+    def __init__(self, process, tree: Tree, limits: Limits, stop: list[int], relay: int, asleep: "Asleep"):
+        self.process, self.tree, self.limits, self.stop, self.asleep = process, tree, limits, stop, asleep
         self.budget = {process.stdout.fileno(): relay, process.stderr.fileno(): relay}
         self.targets = {process.stdout.fileno(): 1, process.stderr.fileno(): 2}
-        self.asleep = Asleep()
 
     def run(self) -> str | None:
         """The limit that ended the sandbox, or None if it ended by itself or was stopped."""
@@ -366,10 +366,13 @@ class Supervisor:
 
 class Asleep:
     """Seconds the tree spent neither running nor waiting to run: a sleeping student's, which a
-    busy machine does not inflate. From each thread's run time and run-queue delay."""
+    busy machine does not inflate. From each thread's run time and run-queue delay, counted
+    always, or (a kernel) only while its grader says a cell runs (``flag`` exists): the grader's
+    own pace between cells is not the student's."""
 
-    def __init__(self):
+    def __init__(self, flag: Path | None):
         self.seconds = 0.0
+        self.flag = flag
         self.last: dict[int, int] = {}
         self.at = time.monotonic()
 
@@ -383,7 +386,7 @@ class Asleep:
                 current[tid] = int(fields[0]) + int(fields[1])
                 active += current[tid] - self.last.get(tid, 0)
         self.last = current
-        if elapsed > 0:
+        if (self.flag is None or self.flag.exists()) and elapsed > 0:
             self.seconds += elapsed * (1 - min(1.0, active / 1e9 / elapsed))
 
 
