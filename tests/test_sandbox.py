@@ -309,7 +309,7 @@ def test_a_sleeper_is_stopped_by_the_idle_budget():
     limits = Limits(**{**LIMITS.as_dict(), "idle_seconds": 2})
     outcome = python("import time\ntime.sleep(600)", limits=limits)
     assert outcome.report["limit"] == "idle", outcome.report
-    assert sandbox.describe(outcome.report) == "spent 2 s asleep, its budget for waiting"
+    assert sandbox.describe(outcome.report) == "used its 2 s of time asleep"
 
 
 def test_the_wall_clock_backstop():
@@ -470,9 +470,9 @@ def test_the_cpu_budget_stops_the_notebook_and_says_where(tmp_path):
 def test_the_idle_budget_stops_a_sleeping_notebook(tmp_path):
     sleeps = ["import time\ntime.sleep(3)"] * 20
     nb, _, _ = run_notebook(tmp_path, sleeps, idle_seconds=7)
-    stopped = [i for i, cell in enumerate(nb.cells) if "asleep" in text(cell)]
+    stopped = [i for i, cell in enumerate(nb.cells) if "time asleep" in text(cell)]
     assert len(stopped) == 1 and stopped[0] <= 3, [text(c) for c in nb.cells]
-    assert text(nb.cells[stopped[0]]).startswith("the notebook spent 7 s asleep")
+    assert text(nb.cells[stopped[0]]) == f"the notebook used its 7 s of time asleep in cell {stopped[0] + 1}"
 
 
 @needs_cgroup

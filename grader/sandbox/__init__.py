@@ -299,9 +299,9 @@ def describe(report: dict) -> str:
     if limit == "cpu":
         return f"used its {limits['cpu_seconds']:g} s of CPU time"
     if limit == "idle":
-        return f"spent {limits['idle_seconds']:g} s asleep, its budget for waiting"
+        return f"used its {limits['idle_seconds']:g} s of time asleep"
     if limit == "wall":
-        return f"ran for {limits['wall_seconds']:g} s, its wall-clock limit"
+        return f"used its {limits['wall_seconds']:g} s of wall-clock time"
     if limit == "memory":
         return f"reached its memory limit of {limits['memory'] / GiB:g} GiB"
     if limit == "pids":
