@@ -7,6 +7,7 @@ limits are far above what any machine needs. A machine without bubblewrap skips 
 with bubblewrap where the sandbox fails, fails it.
 """
 
+import csv
 import json
 import os
 import socket
@@ -514,3 +515,87 @@ def test_the_kernel_cannot_flood_the_worker_log(tmp_path):
     nb, _, stderr = run_notebook(tmp_path, ["import os\nos.write(2, b'z' * 8 * 2**20)", "print('ok')"])
     assert text(nb.cells[1]) == "ok\n"
     assert stderr.count("z") <= MiB and "the rest of this output was dropped" in stderr
+
+
+# ---- without a cgroup, and without a sandbox ----------------------------------------------------------
+
+
+def without_cgroups(argv: list[str], limits: Limits, tmp_path) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run ``argv`` under a supervisor that finds no cgroup, as on a machine without one."""
+    report = tmp_path / "report.json"
+    command = sandbox.wrap(argv, PUBLIC, limits, report)
+    args = command[command.index("-c") + 2 :]
+    bootstrap = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import grader.sandbox.cgroup as cgroup; "
+        "cgroup.parent = lambda scope=None: None; from grader.sandbox.launch import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", bootstrap, *args], capture_output=True, text=True
+    )
+    return done, sandbox.finish(report)
+
+
+def test_without_a_cgroup_rlimits_still_bound_each_process(tmp_path):
+    word = marker()
+    code = """import os, sys
+try:
+    bytearray(2 * 2**30)
+    print("allocated", flush=True)
+except MemoryError:
+    print("MemoryError", flush=True)
+while True:
+    try:
+        os.fork()
+    except OSError:
+        pass"""
+    limits = Limits(**{**LIMITS.as_dict(), "cpu_seconds": 5, "pids": 32})
+    done, report = without_cgroups([PY, "-c", code, word], limits, tmp_path)
+    assert report["guard"] == "rlimits" and report["limit"] == "cpu", report
+    assert done.stdout.startswith("MemoryError")  # the address space of one process is capped
+    assert survivors(word) == []
+
+
+def test_the_warning_names_what_is_not_enforced():
+    assert (sandbox.not_enforced() is None) == (GROUP is not None)
+    message = sandbox.not_enforced() or ""
+    assert message == "" or ("not for the whole process tree" in message and "RLIMIT_NPROC" in message)
+
+
+def test_autograde_refuses_to_run_without_a_sandbox(tmp_path):
+    (tmp_path / "class" / "a").mkdir(parents=True)
+    nbformat.write(new_notebook(), tmp_path / "class" / "a" / "embeddings.ipynb")
+    script = (
+        "import sys; import grader.sandbox.bwrap as bwrap; bwrap.BWRAP = '/nonexistent/bwrap'; "
+        "from grader.__main__ import main; sys.exit(main(sys.argv[1:]))"
+    )
+    command = [
+        sys.executable,
+        "-c",
+        script,
+        "autograde",
+        str(tmp_path / "class"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "bubblewrap is not installed (/nonexistent/bwrap" in done.stderr and "--no-sandbox" in done.stderr
+    assert not (tmp_path / "out" / "grades.csv").exists()
+
+
+@pytest.mark.slow
+def test_no_sandbox_grades_with_a_loud_warning(tmp_path):
+    (tmp_path / "class" / "a").mkdir(parents=True)
+    nbformat.write(
+        nbformat.read(ROOT / "solutions" / "01-embeddings" / "embeddings.ipynb", as_version=4),
+        tmp_path / "class" / "a" / "embeddings.ipynb",
+    )
+    command = ["autograde", str(tmp_path / "class"), "--out", str(tmp_path / "out"), "--no-sandbox"]
+    done = subprocess.run(
+        [sys.executable, "-m", "grader", *command], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "WARNING: --no-sandbox" in done.stderr and "read and write every file" in done.stderr
+    with open(tmp_path / "out" / "grades.csv") as f:
+        assert {row["status"] for row in csv.DictReader(f)} == {"graded"}

@@ -257,19 +257,32 @@ class Tree:
         return self.group.events()
 
     def kill(self) -> None:
-        pids = self.pids()
-        try:
-            os.kill(self.root, signal.SIGKILL)  # bubblewrap: its PID namespace goes with it
-        except ProcessLookupError:
-            pass
+        """Kill every process of the tree and wait until they are gone. Without a group, the
+        processes found now are killed, bubblewrap's PID namespace's first process among them:
+        it exits only once the kernel has killed the rest of its namespace."""
         if self.group is not None:
+            _kill(self.root)  # bubblewrap; its PID namespace goes with it
             self.group.kill()
-        else:
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            return
+        pids = self.pids()
+        for pid in pids:
+            _kill(pid)
+        deadline = time.monotonic() + cgroup.GONE_WAIT
+        while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    state = _read(f"/proc/{pid}/stat").rpartition(")")[2].split()[:1]
+    return bool(state) and state[0] not in ("Z", "X")
 
 
 def _listdir(path: str) -> list[str]:
