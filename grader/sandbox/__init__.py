@@ -14,12 +14,15 @@ The pieces:
 - ``launch``: the supervisor, a trusted process outside the sandbox that starts bubblewrap in the
   group, enforces the CPU, idle and wall-clock budgets, kills the tree and writes a report.
 
+- ``report``: the supervisor's report, and the files through which a grader talks to it.
+
 This module is the interface: ``Limits`` and ``View`` describe a sandbox; ``wrap`` gives the
 command line that runs a program in one (what a kernelspec holds: ``install_kernel``), ``run``
 runs a program to its end and returns its outcome; ``finish`` completes a report (and removes
 what is left) after the supervisor was killed; ``describe`` says in words which limit ended a
-sandbox; ``scope`` groups a run's sandboxes so that a run can remove all of them at once; and
-``available`` says why there is no sandbox here, if there is none.
+sandbox; ``scope`` groups a run's sandboxes so that a run can remove all of them at once;
+``available`` says why there is no sandbox here, if there is none, and ``not_enforced`` what the
+limits cannot cover.
 """
 
 import json
@@ -28,7 +31,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -36,9 +38,39 @@ from functools import cache
 from pathlib import Path
 
 from . import bwrap, cgroup
+from .report import (
+    cell_ends,
+    cell_flag,
+    cell_starts,
+    describe,
+    finish,
+    limit_from_events,
+    read_report,
+    report_for,
+)
+
+__all__ = [
+    "KERNEL_NAME",
+    "Limits",
+    "Outcome",
+    "View",
+    "available",
+    "cell_ends",
+    "cell_flag",
+    "cell_starts",
+    "describe",
+    "finish",
+    "install_kernel",
+    "limit_from_events",
+    "not_enforced",
+    "read_report",
+    "report_for",
+    "run",
+    "scope",
+    "wrap",
+]
 
 KERNEL_NAME = "forwardpass-sandbox"
-REPORT_SUFFIX = ".sandbox.json"
 SCOPE_VARIABLE = "FORWARDPASS_SANDBOX_SCOPE"
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds ``grader``
 GiB = 2**30
@@ -120,10 +152,8 @@ def wrap(
     path (a path may be a template such as ``{connection_file}``); ``relay`` caps the bytes of
     stdout and stderr passed on (default: ``limits.file_size``); ``keep`` are descriptors passed
     through to the program. With ``idle_in_cells``, time asleep counts only while a cell runs
-    (between ``cell_starts`` and ``cell_ends``).
-    ``isolate=False`` runs the
-    program with the limits and the cleared environment but without bubblewrap (``--no-sandbox``).
-    """
+    (between ``cell_starts`` and ``cell_ends``). ``isolate=False`` runs the program with the
+    limits and the cleared environment but without bubblewrap (``--no-sandbox``)."""
     python = bwrap.python(view.python)  # here: the supervisor runs without site, venv unknown
     bins = [str(bwrap.interpreter(view.python).parent)] if view.python == "full" else []
     spec = {
@@ -161,7 +191,7 @@ def run(
     budget plus a margin) stops the supervisor in any case. ``pass_fds`` are passed to the
     program, through the supervisor and bubblewrap."""
     with tempfile.TemporaryDirectory(prefix="sandbox-report-") as folder:
-        report = Path(folder) / f"run{REPORT_SUFFIX}"
+        report = Path(folder) / "run.json"
         command = wrap(argv, view, limits, report, keep=pass_fds, isolate=isolate)
         process = subprocess.Popen(
             command,
@@ -207,106 +237,6 @@ def install_kernel(directory: Path, view: View, limits: Limits, *, isolate: bool
     target.mkdir(parents=True, exist_ok=True)
     (target / "kernel.json").write_text(json.dumps(spec, indent=1))
     return directory
-
-
-def cell_starts(report: str | Path) -> None:
-    """Tell the supervisor of a kernel (by its report's path) that a cell runs: its time asleep
-    counts from now."""
-    Path(cell_flag(report)).touch()
-
-
-def cell_ends(report: str | Path) -> None:
-    """Tell the supervisor that the cell is done: the grader's own pace is not the student's."""
-    Path(cell_flag(report)).unlink(missing_ok=True)
-
-
-def cell_flag(report: str | Path) -> str:
-    """The file that exists while a kernel's cell runs (next to its report, out of its reach)."""
-    return f"{report}.cell"
-
-
-def report_for(connection_file: str | Path) -> str:
-    """Where the supervisor of a kernel writes its report."""
-    return f"{connection_file}{REPORT_SUFFIX}"
-
-
-def finish(report: Path | str) -> dict:
-    """The completed report of a sandbox whose supervisor is gone or going: waits briefly for it,
-    and if it was killed, ends what is left of the tree, reads the group's counters and removes
-    the group. An empty dict if the supervisor never wrote one."""
-    path = Path(report)
-    content = read_report(path)
-    deadline = time.monotonic() + 5
-    while content.get("state") not in (None, "ended") and _alive(content["launcher"]):
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
-        content = read_report(path)
-    if not content or content.get("state") == "ended":
-        return content
-    version = 2 if content.get("guard") == "cgroup v2" else 1
-    dirs = {c: Path(d) for c, d in content.get("cgroups", {}).items() if _is_sandbox_group(Path(d))}
-    if dirs and {"memory", "pids"} <= set(dirs):
-        group = cgroup.Group(version, dirs)
-        group.kill()
-        content.update(group.events())
-        group.remove()
-    content.update(
-        state="ended", limit=content.get("limit") or limit_from_events(content, -9), returncode=None
-    )
-    path.write_text(json.dumps(content))
-    return content
-
-
-def read_report(path: Path | str) -> dict:
-    """A supervisor's report as it is now (empty if there is none yet)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-
-
-def _is_sandbox_group(path: Path) -> bool:
-    """Only a sandbox's own group under the cgroup file system is ever removed from a report."""
-    return (
-        path.is_relative_to("/sys/fs/cgroup") and path.name.startswith("sandbox-") and ".." not in path.parts
-    )
-
-
-def limit_from_events(events: Mapping, returncode: int) -> str | None:
-    """The limit the kernel enforced (memory, processes), if the program did not end well."""
-    if returncode == 0:
-        return None
-    if events.get("oom_kills"):
-        return "memory"
-    if events.get("pids_refused"):
-        return "pids"
-    return None
-
-
-def describe(report: dict) -> str:
-    """Which limit ended the sandbox, as the end of a sentence whose subject is the program:
-    "used its 60 s of CPU time", "reached its memory limit of 3 GiB"."""
-    limits, limit = report.get("limits", {}), report.get("limit")
-    if limit == "cpu":
-        return f"used its {limits['cpu_seconds']:g} s of CPU time"
-    if limit == "idle":
-        return f"used its {limits['idle_seconds']:g} s of time asleep"
-    if limit == "wall":
-        return f"used its {limits['wall_seconds']:g} s of wall-clock time"
-    if limit == "memory":
-        return f"reached its memory limit of {limits['memory'] / GiB:g} GiB"
-    if limit == "pids":
-        return f"reached its limit of {limits['pids']} processes and threads"
-    return "ended"
 
 
 def not_enforced() -> str | None:

@@ -16,8 +16,10 @@ every member at once. Two kinds of machine are served:
 
 v2 is preferred when it has both controllers. Groups are made inside the caller's own group (or
 inside the run's ``scope``, itself inside it), so whatever bounds the instructor's session has
-still apply. Where neither works, ``open_group`` returns None and the supervisor falls back to
-per-process rlimits (see ``grader.sandbox.launch``).
+still apply. Where neither works, ``parent`` returns None and the supervisor falls back to
+per-process rlimits (see ``grader.sandbox.launch``). An out-of-memory kill takes the largest
+process of the group, under both versions (v2's ``memory.oom.group`` is left off so that a
+kernel survives a child that ran out of memory, as under v1).
 
 All of it is a few files per group, written directly: ``cgcreate``/``cgexec`` (cgroup-tools) would
 add a process per operation, know nothing of v2's ``cgroup.kill`` or of the counters read here,
@@ -98,7 +100,7 @@ def _number(path: Path) -> int | None:
 
 @dataclass(frozen=True)
 class Parent:
-    """Where groups are made: one directory per hierarchy used (v2: one; v1: up to four)."""
+    """Where groups are made: one directory per hierarchy used (v2: one; v1: two or three)."""
 
     version: int
     dirs: dict[str, Path]  # controller -> directory (v2: every controller -> the same one)
@@ -185,7 +187,6 @@ class Group:
         if group.version == 2:
             _write(group.dirs["memory"] / "memory.max", memory)
             _write(group.dirs["memory"] / "memory.swap.max", 0, missing_ok=True)
-            _write(group.dirs["memory"] / "memory.oom.group", 1, missing_ok=True)
         else:
             _write(group.dirs["memory"] / "memory.limit_in_bytes", memory)
             _write(group.dirs["memory"] / "memory.memsw.limit_in_bytes", memory, missing_ok=True)
@@ -206,7 +207,7 @@ class Group:
             (directory / "cgroup.procs").write_text(str(os.getpid()))
 
     def members(self) -> list[int]:
-        return [int(p) for p in _read(self.paths[0] / "cgroup.procs").split()]
+        return [int(p) for p in _read(self.dirs["pids"] / "cgroup.procs").split()]
 
     def threads(self) -> list[int]:
         """Every thread of every member (host thread ids)."""

@@ -37,7 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import SCOPE_VARIABLE, Limits, View, bwrap, cell_flag, cgroup, limit_from_events
+from . import SCOPE_VARIABLE, Limits, View, bwrap, cgroup
+from .report import cell_flag, limit_from_events
 
 TICK = 0.2  # seconds between two looks at the tree
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -52,30 +53,30 @@ def main(argv: list[str]) -> int:
     report = Report(Path(args["report"]), limits)
     stop = _catch_stop_signals()
     asleep = Asleep(None if spec["idle"] == "always" else Path(cell_flag(args["report"])))
-    group = _make_group(limits)
-    cgroups = {c: str(d) for c, d in group.dirs.items()} if group else {}
-    report.write(state="starting", guard=group.kind if group else "rlimits", cgroups=cgroups)
-    home = None if spec["isolate"] else Path(tempfile.mkdtemp(prefix="sandbox-home-"))
-    keep = [int(fd) for fd in args.get("keep", "").split(",") if fd]
+    group = home = None
     try:
+        group = _make_group(limits)
+        cgroups = {c: str(d) for c, d in group.dirs.items()} if group else {}
+        report.write(state="starting", guard=group.kind if group else "rlimits", cgroups=cgroups)
+        home = None if spec["isolate"] else Path(tempfile.mkdtemp(prefix="sandbox-home-"))
+        keep = [int(fd) for fd in args.get("keep", "").split(",") if fd]
         process, fds = _start(command, view, limits, group, spec, args["copy"], home, keep)
         for fd in fds:
             os.close(fd)
         tree = Tree(group, process.pid)
         report.write(state="running")
-        supervisor = Supervisor(process, tree, limits, stop, spec["relay"], asleep)
-        limit = supervisor.run()
+        limit = Supervisor(process, tree, limits, stop, spec["relay"], asleep).run()
         report.write(state="ending", limit=limit)
         tree.kill()
         process.wait()
         events = tree.events()
-        usage = {
-            "cpu_seconds": round(tree.cpu_seconds(), 3),
-            "idle_seconds": round(supervisor.asleep.seconds, 3),
-        }
+        usage = {"cpu_seconds": round(tree.cpu_seconds(), 3), "idle_seconds": round(asleep.seconds, 3)}
         limit = limit or limit_from_events(events, process.returncode)
         report.write(state="ended", limit=limit, returncode=process.returncode, **events, **usage)
         return _status(process.returncode)
+    except Exception as err:
+        report.write(state="ended", error=f"{type(err).__name__}: {err}")
+        raise
     finally:
         if group is not None:
             group.remove()
