@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from attacks import DOUBLE_FORK, FORK_BOMB, marker, survivors
 from nbformat.v4 import new_code_cell, new_notebook
 
 from grader import course, sandbox
@@ -55,23 +56,6 @@ def shell(script: str, view: View = PUBLIC, limits: Limits = LIMITS) -> sandbox.
 def printed(outcome: sandbox.Outcome) -> dict:
     assert outcome.returncode == 0, outcome.stderr
     return json.loads(outcome.stdout)
-
-
-def marker() -> str:
-    """A word to find the processes of one attack by (their command lines hold it)."""
-    return f"redteam-{uuid.uuid4().hex}"
-
-
-def survivors(word: str) -> list[int]:
-    """Processes anywhere on the machine whose command line holds ``word``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and word.encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            pass
-    return [pid for pid in found if pid != os.getpid()]
 
 
 def groups_removed(report: dict) -> bool:
@@ -286,14 +270,7 @@ print(json.dumps(found))"""
 
 def test_a_setsid_double_fork_does_not_survive():
     word = marker()
-    code = """import os, sys, time
-if os.fork() == 0:
-    os.setsid()
-    if os.fork() == 0:
-        time.sleep(600)  # the daemon
-    os._exit(0)
-print("parent exits")"""
-    outcome = python(code, word)
+    outcome = python(DOUBLE_FORK + "\nprint('parent exits')", word)
     assert outcome.stdout == b"parent exits\n"
     assert survivors(word) == [] and groups_removed(outcome.report)
 
@@ -322,14 +299,8 @@ def test_the_wall_clock_backstop():
 @needs_cgroup
 def test_a_fork_bomb_is_contained_and_leaves_nothing():
     word = marker()
-    code = """import os
-while True:
-    try:
-        os.fork()
-    except OSError:
-        pass"""
     limits = Limits(**{**LIMITS.as_dict(), "cpu_seconds": 5, "pids": 32})
-    outcome = python(code, word, limits=limits)
+    outcome = python(FORK_BOMB, word, limits=limits)
     assert outcome.report["limit"] == "cpu" and outcome.report["pids_refused"] > 0, outcome.report
     assert survivors(word) == [] and groups_removed(outcome.report)
 
@@ -538,17 +509,15 @@ def without_cgroups(argv: list[str], limits: Limits, tmp_path) -> tuple[subproce
 
 def test_without_a_cgroup_rlimits_still_bound_each_process(tmp_path):
     word = marker()
-    code = """import os, sys
-try:
+    code = (
+        """try:
     bytearray(2 * 2**30)
     print("allocated", flush=True)
 except MemoryError:
     print("MemoryError", flush=True)
-while True:
-    try:
-        os.fork()
-    except OSError:
-        pass"""
+"""
+        + FORK_BOMB
+    )
     limits = Limits(**{**LIMITS.as_dict(), "cpu_seconds": 5, "pids": 32})
     done, report = without_cgroups([PY, "-c", code, word], limits, tmp_path)
     assert report["guard"] == "rlimits" and report["limit"] == "cpu", report

@@ -13,11 +13,11 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import nbformat
 import pytest
+from attacks import DOUBLE_FORK, FORK_BOMB, marker, survivors
 from nbformat.v4 import new_code_cell
 
 from grader.sandbox import bwrap, cgroup
@@ -25,16 +25,12 @@ from grader.sandbox import bwrap, cgroup
 ROOT = Path(__file__).parents[1]
 SOLUTION = ROOT / "solutions" / "01-embeddings" / "embeddings.ipynb"
 ASSIGNMENT = "01-embeddings"
-MARKER = f"redteam-{uuid.uuid4().hex}"  # in the command line of every process an attacker starts
+MARKER = marker()  # in the command line of every process an attacker starts
 CPU, IDLE = 15, 20  # seconds per notebook
 
 if not os.path.exists(bwrap.BWRAP):
     pytest.skip(f"bubblewrap is not installed ({bwrap.BWRAP})", allow_module_level=True)
 
-FORK_BOMB = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
-DOUBLE_FORK = (
-    "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(600)"
-)
 BOMB = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {FORK_BOMB!r}, {MARKER!r}])"
 DAEMON = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {DOUBLE_FORK!r}, {MARKER!r}])"
 SPREAD = """import subprocess, sys
@@ -99,17 +95,6 @@ def fingerprint(*folders: Path) -> dict[str, tuple]:
             digest = hashlib.sha256(path.read_bytes()).hexdigest() if stat.st_size < 2**20 else ""
             found[str(path)] = (stat.st_size, stat.st_mtime_ns, digest)
     return found
-
-
-def survivors() -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and MARKER.encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            pass
-    return [pid for pid in found if pid != os.getpid()]
 
 
 def scopes(grader_pid: int) -> list[Path]:
@@ -211,7 +196,7 @@ def test_a_snooping_kernel_sees_no_neighbour(graded):
 
 @pytest.mark.slow
 def test_nothing_survives_the_run(graded):
-    assert survivors() == []
+    assert survivors(MARKER) == []
     assert scopes(graded["pid"]) == []
 
 
@@ -230,15 +215,15 @@ def test_an_interrupted_run_leaves_nothing(tmp_path):
     nbformat.write(sleeper, tmp_path / "class" / "sleeper" / "embeddings.ipynb")
     process = grade(tmp_path / "class", tmp_path / "out", "--jobs", "1", "--idle", "600")
     deadline = time.monotonic() + 300
-    while not survivors() and time.monotonic() < deadline:
+    while not survivors(MARKER) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert survivors(), "the sleeper never started"
+    assert survivors(MARKER), "the sleeper never started"
     assert scopes(process.pid)  # the run's scope exists while it runs
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-3000:]
     deadline = time.monotonic() + 10
-    while survivors() and time.monotonic() < deadline:
+    while survivors(MARKER) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert survivors() == []
+    assert survivors(MARKER) == []
     assert scopes(process.pid) == []
