@@ -30,7 +30,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -190,6 +189,8 @@ def run(
     """Run ``argv`` in a sandbox to its end (or its limits'); ``timeout`` (default: the wall
     budget plus a margin) stops the supervisor in any case. ``pass_fds`` are passed to the
     program, through the supervisor and bubblewrap."""
+    import tempfile  # here: the supervisor imports this module and starts up on every kernel
+
     with tempfile.TemporaryDirectory(prefix="sandbox-report-") as folder:
         report = Path(folder) / "run.json"
         command = wrap(argv, view, limits, report, keep=pass_fds, isolate=isolate)

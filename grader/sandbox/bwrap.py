@@ -28,7 +28,6 @@ unprivileged one can reach paths such as a Python installation under ``/root``.
 
 import os
 import sys
-import sysconfig
 from pathlib import Path
 
 BWRAP = "/usr/bin/bwrap"
@@ -67,6 +66,8 @@ def python(mode: str) -> list[Path]:
     """What the interpreter needs: ``full``, the installation and the virtual environment;
     ``minimal``, the interpreter, its shared library and the standard library (whose
     ``site-packages`` is hidden: ``hidden``)."""
+    import sysconfig  # the grader's process only: the supervisor gets the result
+
     if mode == "full":
         found = [Path(sys.base_prefix), Path(sys.prefix)]
     elif mode == "minimal":
@@ -86,6 +87,8 @@ def hidden(mode: str) -> list[Path]:
     bind per standard-library entry; the cover cannot be lifted without capabilities)."""
     if mode != "minimal":
         return []
+    import sysconfig
+
     site = Path(sysconfig.get_paths()["stdlib"], "site-packages")
     return [site] if site.is_dir() else []
 

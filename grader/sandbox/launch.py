@@ -29,11 +29,9 @@ import json
 import os
 import resource
 import selectors
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -58,7 +56,7 @@ def main(argv: list[str]) -> int:
         group = _make_group(limits)
         cgroups = {c: str(d) for c, d in group.dirs.items()} if group else {}
         report.write(state="starting", guard=group.kind if group else "rlimits", cgroups=cgroups)
-        home = None if spec["isolate"] else Path(tempfile.mkdtemp(prefix="sandbox-home-"))
+        home = None if spec["isolate"] else _private_home()
         keep = [int(fd) for fd in args.get("keep", "").split(",") if fd]
         process, fds = _start(command, view, limits, group, spec, args["copy"], home, keep)
         for fd in fds:
@@ -81,6 +79,8 @@ def main(argv: list[str]) -> int:
         if group is not None:
             group.remove()
         if home is not None:
+            import shutil
+
             shutil.rmtree(home, ignore_errors=True)
 
 
@@ -210,9 +210,18 @@ def _nul_separated(args: list[str]) -> bytes:
     return b"".join(arg.encode() + b"\0" for arg in args)
 
 
+def _private_home() -> Path:
+    """Home and temporary folder of a program run without isolation (``--no-sandbox``)."""
+    import tempfile  # only then: start-up time
+
+    return Path(tempfile.mkdtemp(prefix="sandbox-home-"))
+
+
 def _unisolated_environment(view: View, env: dict[str, str], home: Path) -> dict[str, str]:
     """The allowed variables for a program run without isolation (``--no-sandbox``): the
     sandbox's home and temporary folders become a private folder on the host."""
+    import shutil
+
     for inside, host in view.read_only_at.items():
         target = home / Path(inside).relative_to(bwrap.TMP)
         target.parent.mkdir(parents=True, exist_ok=True)
