@@ -12,9 +12,13 @@ interrupts a cell. On top of nbgrader's ``Execute``:
   points.
 - A notebook whose kernel failed to start, or stopped before any cell the student wrote or
   changed had started, is run once more from the start: a busy machine must not zero it.
+- Time asleep counts against the notebook only while one of its cells runs (a flag file the
+  supervisor reads, ``grader.sandbox.cell_starts``): the grader's own pace between cells is not
+  the student's.
 - What the kernel sends is capped before the grader holds it: ZeroMQ refuses any message larger
-  than ``MAX_MESSAGE`` unread, and outputs beyond ``MAX_OUTPUT`` bytes per notebook are not kept;
-  a note in the cell says so either way.
+  than ``MAX_MESSAGE`` unread (``CappedKernelClient``), and outputs beyond ``MAX_OUTPUT`` bytes per
+  notebook are not kept; a note in the cell says so either way. Outputs a cell sends after a
+  refused one, while the connection is restored, may be lost with it.
 - The kernel is ended by SIGTERM to its supervisor, which kills the tree, removes its cgroup and
   writes its report; ``grader.sandbox.finish`` then removes whatever a killed supervisor left.
 """
