@@ -4,13 +4,14 @@ course folders: ``python tests/sandboxed_notebook.py SPEC.json``.
 SPEC holds ``notebook``, ``out`` (where the executed notebook goes), ``runtime`` (the kernel's
 folder), ``release`` (a release folder holding ``a/n.ipynb``), ``timeout`` (per cell), ``limits``
 (``grader.sandbox.Limits`` fields) and ``public`` (read-only paths). Prints a JSON line with this
-process's peak RSS in bytes: the grading worker's memory, which no output may blow up.
+process's peak RSS in bytes: the grading worker's memory, which no output may blow up. (From
+``VmHWM``: ``getrusage``'s ``ru_maxrss`` keeps the high-water mark of the process it was forked
+from, across ``exec``, so a large test runner would hide the worker's own.)
 """
 
 import json
 import logging
 import os
-import resource
 import sys
 from pathlib import Path
 
@@ -37,7 +38,12 @@ def main(spec_path: str) -> None:
     logging.basicConfig(level=logging.WARNING)
     ResilientExecute(config=config, log=logging.getLogger("sandboxed_notebook")).preprocess(nb, resources)
     nbformat.write(nb, spec["out"])
-    print(json.dumps({"maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+    print(json.dumps({"maxrss": peak_rss()}))
+
+
+def peak_rss() -> int:
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return int(status["VmHWM"].split()[0]) * 1024
 
 
 if __name__ == "__main__":
