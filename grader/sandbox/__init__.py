@@ -16,6 +16,9 @@ The pieces:
 
 - ``report``: the supervisor's report, and the files through which a grader talks to it.
 
+``interpreter(view.python)`` is the Python to name in a sandboxed command line: the virtual
+environment's for ``"full"``, the base installation's for ``"minimal"``.
+
 This module is the interface: ``Limits`` and ``View`` describe a sandbox; ``wrap`` gives the
 command line that runs a program in one (what a kernelspec holds: ``install_kernel``), ``run``
 runs a program to its end and returns its outcome; ``finish`` completes a report (and removes
@@ -37,6 +40,7 @@ from functools import cache
 from pathlib import Path
 
 from . import bwrap, cgroup
+from .bwrap import interpreter
 from .report import (
     cell_ends,
     cell_flag,
@@ -60,6 +64,7 @@ __all__ = [
     "describe",
     "finish",
     "install_kernel",
+    "interpreter",
     "limit_from_events",
     "not_enforced",
     "read_report",
