@@ -6,7 +6,8 @@ loader's cache, the time zone), the Python installation (``python="full"``: the 
 and the virtual environment; ``"minimal"``: the interpreter and the standard library without
 ``site-packages``) and the caller's ``read_only`` paths, each bound on its own so that nothing
 next to them shows. Then a fresh ``/proc`` for the new PID namespace, a read-only ``/dev`` with
-``null``, ``zero``, ``full``, ``random`` and ``urandom`` only, and one size-capped tmpfs at
+``null``, ``zero``, ``full``, ``random`` and ``urandom`` only (``/dev/shm`` is read-only: no
+POSIX semaphores, so ``multiprocessing``'s locks fail), and one size-capped tmpfs at
 ``/tmp`` holding the working folder ``/tmp/work`` (the current directory, with the entries of
 ``View.work`` bound read-only into it) and the home folder ``/tmp/home``. The caller's
 ``writable`` folders are bound last; ``copies`` are small files (a kernel's connection file)

@@ -5,8 +5,9 @@
 
 1. makes the sandbox's cgroup (``grader.sandbox.cgroup``), or, where there is none, notes which
    limits fall back to per-process rlimits;
-2. starts bubblewrap (``grader.sandbox.bwrap``) inside that group, with rlimits for file size and
-   core dumps (and, without a group, address space, CPU time and processes);
+2. starts bubblewrap (``grader.sandbox.bwrap``) inside that group, with rlimits for file size,
+   core dumps and address space (and, without a group, CPU time per process and, through
+   ``prlimit`` inside the sandbox's user namespace, the number of processes);
 3. watches the whole tree every ``TICK``: its CPU time, the time it spent asleep (neither running
    nor waiting for a CPU, read from every thread's ``/proc/<tid>/schedstat``, so that a busy
    machine does not count against it) and its wall-clock time; it passes the sandbox's stdout and
