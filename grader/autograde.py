@@ -7,13 +7,16 @@ with the students' code in a sandbox and the scores computed outside it.
    ``--assignment``. A unit (student, assignment, notebook) whose file is unchanged since it was
    last graded completely is skipped (unless ``force``).
 2. Once per run, nbgrader ``generate_assignment`` builds a template gradebook (every assignment,
-   no students) and the released notebooks; the sandboxed kernelspec is installed
-   (``grader.sandbox``); the gradebook learns each assignment's exercises.
+   no students) and the released notebooks; the gradebook learns each assignment's exercises.
+   Every kernel of the run will run in a sandbox (``grader.sandbox``): its view (the course's
+   public files), its limits (per notebook: CPU time and time asleep of the whole process tree,
+   memory, processes) and one cgroup scope that holds all of them, removed with whatever is left
+   in it when the run ends, interrupted or not.
 3. Each student is graded in a process of their own, ``jobs`` at a time, forked from this one
    (nbgrader is imported once), or on a Dask cluster (``grader.distributed``), which calls the
    same per-student function on its workers: a private course folder with a copy of the template
-   gradebook, each notebook cleaned against its release (``grader.clean``), real nbgrader
-   ``Autograde`` per assignment with ``grader.execute.ResilientExecute`` running the kernel in the
+   gradebook, the sandboxed kernelspec with the student's own socket folder, each notebook
+   cleaned against its release (``grader.clean``), real nbgrader ``Autograde`` per assignment with ``grader.execute.ResilientExecute`` running the kernel in the
    sandbox, then, outside the kernel, the integrity review (``grader.integrity``: findings for the
    instructor, which zero nothing unless ``zero_flagged``), the comparison of the recorded answers
    with the references (``grader.compare``) and the outputs capped (``grader.outputs``). The
@@ -30,6 +33,7 @@ earlier grades and are graded again by the next run; nothing is counted twice be
 rows are replaced, never added to.
 """
 
+import ctypes
 import dataclasses
 import hashlib
 import itertools
@@ -58,6 +62,7 @@ from tqdm import tqdm
 from . import (
     clean,
     course,
+    execute,
     failures,
     formgrader,
     gradebook,
@@ -75,7 +80,12 @@ from .execute import ResilientExecute
 from .results import Row
 
 KERNEL_START_LIMIT = 60  # seconds added to each notebook's time limit
+PIDS = 128  # processes and threads of a kernel's tree
+TMPFS = 256 * 2**20  # bytes a kernel may write (its working folder and home)
+FILE_SIZE = 256 * 2**20
+MATPLOTLIB_CACHE = "/tmp/home/.cache/matplotlib"  # inside the sandbox
 NBGRADER_LOG = "grader.nbgrader"
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -87,9 +97,10 @@ class Run:
     source: Path  # nbgrader source folder
     release: Path  # the student versions generate_assignment made, this run
     template_db: Path
-    kernels: Path  # JUPYTER_PATH entry holding the sandboxed kernelspec
-    timeout: int
-    memory: int = 3 * 2**30  # bytes a kernel may use (for Dask workers, which prepare their own run)
+    view: sandbox.View  # what kernels see (each student's socket folder is added)
+    limits: sandbox.Limits  # per notebook
+    isolate: bool  # False with --no-sandbox
+    timeout: int  # per cell, wall clock: the backstop
     zero_flagged: bool = False  # flagged exercises score 0 (the instructor's option)
 
     def release_notebook(self, assignment: str, notebook: str):
@@ -99,13 +110,9 @@ class Run:
         return nbformat.read(self.source / assignment / f"{notebook}.ipynb", as_version=4)
 
     def time_limit(self, subs: list[submissions.Submission]) -> float:
-        """Wall-clock limit for a student: kernel start plus the timeout for every code cell."""
-        cells = sum(
-            sum(c.cell_type == "code" for c in self.release_notebook(s.assignment, s.notebook).cells)
-            for s in subs
-            if s.assignment
-        )
-        return KERNEL_START_LIMIT * (1 + len(subs)) + self.timeout * cells
+        """Wall-clock limit for a student: every notebook's wall-clock limit and kernel start,
+        twice (a notebook may run again)."""
+        return KERNEL_START_LIMIT + 2 * len(subs) * (self.limits.wall_seconds + KERNEL_START_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -142,8 +149,11 @@ def autograde(
     out: Path,
     source: Path = course.SOLUTIONS,
     jobs: int = 2,
-    timeout: int = 20,
+    timeout: int = 300,
+    cpu: float = 60,
+    idle: float = 60,
     memory: int = 3 * 2**30,
+    sandboxed: bool = True,
     force: bool = False,
     progress: bool = True,
     selection: Selection = Selection(),
@@ -152,19 +162,26 @@ def autograde(
     zero_flagged: bool = False,
 ) -> Outcome:
     """Grade the submissions under ``submitted`` (a folder or a .zip) that ``selection`` names into
-    the gradebook of ``out``, then write every report from it. ``zero_flagged``: exercises with an
-    integrity finding score 0 (in the notebooks this run grades)."""
+    the gradebook of ``out``, then write every report from it. Per notebook, ``cpu`` seconds of CPU
+    time and ``idle`` seconds asleep for the kernel's whole process tree, ``memory`` bytes;
+    ``timeout`` seconds per cell is a wall-clock backstop. ``zero_flagged``: exercises with an
+    integrity finding score 0 (in the notebooks this run grades). Raises ``SandboxUnavailable`` if
+    students' code cannot be sandboxed here, unless ``sandboxed=False``."""
+    if sandboxed and sandbox.available():
+        raise SandboxUnavailable(sandbox.available())
+    _warn_about_limits(sandboxed)
     out = out.resolve()
     settings.ensure(out)
     term = settings.load(out)
     known = course.notebooks(source)
-    with gradebook.lock(out), _sigterm_as_ctrl_c(), course.scratch("forwardpass-grading-") as tmp:
+    limits = kernel_limits(cpu, idle, memory, max(1, (os.cpu_count() or 1) // jobs))
+    with gradebook.lock(out), _sigterm_as_ctrl_c(), course.scratch("forwardpass-grading-") as tmp, sandbox.scope():
         tmp = Path(tmp)
         with gradebook.Gradebook(out) as book:
             import_formgrader_scores(out, book)
             by_student, problems = _find(submitted, tmp, known, term, selection)
             assignments = {sub.assignment for subs in by_student.values() for sub in subs if sub.assignment}
-            run = prepare(out, source.resolve(), assignments, tmp, timeout, memory, jobs)
+            run = prepare(out, source.resolve(), assignments, tmp, timeout, limits, sandboxed)
             run = dataclasses.replace(run, zero_flagged=zero_flagged)
             learn_exercises(run, book, assignments)
             known = book.submissions()
@@ -260,6 +277,39 @@ def learn_exercises(run: "Run", book: gradebook.Gradebook, assignments: set[str]
             _atomic_write(run.out / "release" / assignment / path.name, path.read_bytes())
 
 
+class SandboxUnavailable(RuntimeError):
+    """Students' code cannot be sandboxed on this machine (the message says why)."""
+
+
+def _warn_about_limits(sandboxed: bool) -> None:
+    if not sandboxed:
+        print(
+            "WARNING: --no-sandbox: students' code runs with the grader's rights. It can read and "
+            "write every file the grader can (solutions, hidden references, other students' "
+            "work, the grades), use the network, and signal or outlive the grader; only the "
+            "time limits and a cleared environment apply. Use it only for code you trust.",
+            file=sys.stderr,
+        )
+    problem = sandbox.not_enforced()
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr)
+
+
+def kernel_limits(cpu: float, idle: float, memory: int, threads: int) -> sandbox.Limits:
+    """A kernel's limits for one notebook; the wall-clock limit only backs up the CPU and idle
+    budgets (a notebook that uses all of its CPU time on a machine ten times oversubscribed)."""
+    return sandbox.Limits(
+        memory=memory,
+        pids=PIDS,
+        cpu_seconds=cpu,
+        wall_seconds=10 * cpu + idle,
+        tmpfs=TMPFS,
+        file_size=FILE_SIZE,
+        threads=threads,
+        idle_seconds=idle,
+    )
+
+
 @contextmanager
 def _sigterm_as_ctrl_c():
     """``kill`` cleans up as Ctrl-C does (workers killed, temporary files removed)."""
@@ -274,25 +324,37 @@ def _sigterm_as_ctrl_c():
 
 
 def prepare(
-    out: Path, solutions: Path, assignments: set[str], tmp: Path, timeout: int, memory: int, jobs: int
+    out: Path,
+    solutions: Path,
+    assignments: set[str],
+    tmp: Path,
+    timeout: int,
+    limits: sandbox.Limits,
+    isolate: bool,
 ) -> Run:
     (tmp / "source").mkdir(parents=True, exist_ok=True)  # empty when only unknown notebooks are graded
     release.build(solutions, tmp, only=assignments)  # tmp/source, tmp/release, tmp/gradebook.db
     _update_class_gradebook(out / "gradebook.db", tmp)
     formgrader.write_config(out, solutions)
-    hidden = [
-        course.ROOT,
-        out,
-        Path(tempfile.gettempdir()),
-        tmp,
-        solutions,
-        course.ROOT / "grader" / "references" / "hidden",
-    ]
-    shown = [course.ROOT / "lib", course.ROOT / "grader", Path(sys.prefix), Path(sys.base_prefix)]
-    shown = [p for p in shown if any(p.is_relative_to(h) for h in hidden)]
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    kernels = sandbox.install_kernel(tmp / "jupyter", hidden, shown, memory, threads)
-    return Run(out, tmp, tmp / "source", tmp / "release", tmp / release.GRADEBOOK, kernels, timeout, memory)
+    fonts = _matplotlib_font_cache()
+    view = sandbox.View(
+        read_only=tuple(course.public_paths()),
+        env={"NBGRADER_EXECUTION": "autograde", "MPLCONFIGDIR": MATPLOTLIB_CACHE},
+        read_only_at={f"{MATPLOTLIB_CACHE}/{fonts.name}": fonts} if fonts else {},
+    )
+    return Run(
+        out, tmp, tmp / "source", tmp / "release", tmp / release.GRADEBOOK, view, limits, isolate, timeout
+    )
+
+
+def _matplotlib_font_cache() -> Path | None:
+    """matplotlib's font list (made here if there is none), shown to every kernel: otherwise each
+    kernel that imports pyplot would build it again, a second or more."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    path = Path(matplotlib.get_cachedir(), f"fontlist-v{font_manager.FontManager.__version__}.json")
+    return path if path.is_file() else None
 
 
 def _update_class_gradebook(class_db: Path, tmp: Path) -> None:
@@ -359,7 +421,8 @@ def grade_here(
     run: Run, todo: dict[str, list[submissions.Submission]], jobs: int, persist: Persist, bar
 ) -> None:
     """Each student in a forked process, ``jobs`` at a time. On Ctrl-C (or SIGTERM) the running
-    processes are killed; their kernels die with them (``sandbox.die_with_parent``)."""
+    processes are killed; their kernels' supervisors then end their sandboxes (they get SIGTERM
+    when their parent dies), and the run's cgroup scope removes whatever is left."""
     pending = list(todo.items())
     running: dict[int, tuple] = {}
     try:
@@ -502,7 +565,7 @@ def _read_result(run: Run, student: str) -> dict | None:
 
 
 def _worker(run: Run, student: str, subs: list[submissions.Submission]) -> None:
-    sandbox.die_with_parent()
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the grader
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # _fork's noting handler came along
     _log_to(_log_path(run, student))
@@ -531,7 +594,8 @@ def grade_student(run: Run, student: str, subs: list[submissions.Submission]) ->
     work.mkdir(parents=True)
     shutil.copyfile(run.template_db, work / "gradebook.db")
     runtime = Path(tempfile.mkdtemp(prefix="k-", dir=run.scratch))  # a Unix socket path has < 108 bytes
-    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(run.kernels), os.environ.get("JUPYTER_PATH", "")])
+    kernels = execute.sandboxed_kernel(runtime, run.view, run.limits, run.isolate)
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(kernels), os.environ.get("JUPYTER_PATH", "")])
     try:
         notebooks = []
         for assignment, group in itertools.groupby(
@@ -587,7 +651,8 @@ def grade_assignment(
 
 def nbgrader_settings(run: Run, work: Path, runtime: Path):
     """The course's nbgrader config for a private course folder, with the sandboxed kernel
-    talking over Unix sockets next to its connection file in ``runtime``."""
+    talking over Unix sockets in ``runtime/sockets`` (the one folder it may write to) and its
+    connection file and supervisor's report in ``runtime`` (out of its reach)."""
     config = course.nbgrader_config(
         root=work,
         source_directory=run.source,
@@ -597,14 +662,7 @@ def nbgrader_settings(run: Run, work: Path, runtime: Path):
     )
     stock = Autograde.class_traits()["autograde_preprocessors"].default()
     config.Autograde.autograde_preprocessors = [ResilientExecute if p is Execute else p for p in stock]
-    config.Execute.kernel_name = sandbox.KERNEL_NAME  # whatever kernel the notebook asks for
-    config.ExecutePreprocessor.timeout = run.timeout
-    # A cell's outputs may take as long to arrive as the cell may run: a 50 MB print on a busy
-    # machine takes more than nbclient's 4 s. Outputs that never end still stop the notebook (a
-    # kernel that ignores the interrupt is found that way).
-    config.Execute.iopub_timeout = run.timeout
-    config.KernelManager.transport = "ipc"  # the kernel has no network, not even loopback
-    config.KernelManager.connection_file = str(runtime / "kernel.json")
+    execute.kernel_settings(config, runtime, run.release, run.timeout)
     return config
 
 
