@@ -222,7 +222,10 @@ def test_a_huge_output_is_capped_where_it_is_stored_and_shown(bad_class):
     page = out / "feedback" / "printer" / f"{ASSIGNMENT}.html"
     for path in (stored, page):
         assert path.stat().st_size < 2 * outputs.MAX_TEXT + 2**19, path
-        assert "bytes cut ..." in path.read_text()
+        # A message over the client's cap never reaches the grader (``grader.execute``); a smaller
+        # one is cut to its head and tail (``grader.outputs``). Either way the page says so.
+        text = path.read_text()
+        assert "bytes cut ..." in text or "was not kept" in text
 
 
 @pytest.mark.slow
