@@ -5,13 +5,19 @@ with the students' code in a sandbox and the scores computed outside it.
    student whose files are unchanged since a complete earlier run is skipped (unless ``force``).
 2. Once per run, nbgrader ``generate_assignment`` builds a template gradebook (every assignment,
    no students) and the released notebooks; the class gradebook ``OUT/gradebook.db`` is created
-   from it or updated; the sandboxed kernelspec is installed (``grader.sandbox``).
+   from it or updated; the sandboxed kernelspec is installed (``grader.sandbox``); the course's
+   secret ``OUT/.secret`` is read, or made on the first run, and the scorer's read-only view is
+   written to scratch space (``grader.scoring``: its harness, and per assignment the ``lib`` that
+   the chapter lends, ``grader.lending``). Neither the kernels nor the scorers can see ``OUT``.
 3. Each student is graded in a process of their own, forked from this one (nbgrader is imported
    once), ``jobs`` at a time: a private course folder with a copy of the template gradebook, real
    nbgrader ``Autograde`` per assignment with ``grader.execute.ResilientExecute`` running the
-   kernel in the sandbox, then, outside the kernel, the integrity scan, the comparison of the
-   recorded answers with the references (``grader.compare``) and the feedback page. The result is
-   written atomically to ``OUT/results/<student>.json``, last.
+   kernel in the sandbox (its outputs make the feedback page; they score nothing). Then, for each
+   notebook, the integrity scan, and the scorer: a second, minimal sandboxed process that runs the
+   student's code again and calls their functions on the visible cases and on hidden cases drawn
+   from the secret; their outputs are compared here, outside it, with references that ``lib``
+   computes here (``grader.scoring``, ``grader.compare``). The result is written atomically to
+   ``OUT/results/<student>.json``, last.
 4. This process alone merges each result into the class gradebook (one transaction, an upsert)
    and finally writes ``OUT/grades.csv`` and ``OUT/integrity.csv`` from all results.
 
@@ -43,7 +49,7 @@ from nbgrader.converters import Autograde
 from nbgrader.preprocessors import Execute
 from tqdm import tqdm
 
-from . import course, feedback, gradebook, integrity, release, results, sandbox, submissions
+from . import course, feedback, gradebook, integrity, release, results, sandbox, scoring, submissions
 from .execute import ResilientExecute
 from .results import FIELDS, Row
 
@@ -62,6 +68,7 @@ class Run:
     template_db: Path
     kernels: Path  # JUPYTER_PATH entry holding the sandboxed kernelspec
     timeout: int
+    scorer: scoring.Scorer
 
     def release_notebook(self, assignment: str, notebook: str):
         return nbformat.read(self.release / assignment / f"{notebook}.ipynb", as_version=4)
@@ -132,13 +139,15 @@ def prepare(
         Path(tempfile.gettempdir()),
         tmp,
         solutions,
-        course.ROOT / "grader" / "references" / "hidden",
     ]
     shown = [course.ROOT / "lib", course.ROOT / "grader", Path(sys.prefix), Path(sys.base_prefix)]
     shown = [p for p in shown if any(p.is_relative_to(h) for h in hidden)]
     threads = max(1, (os.cpu_count() or 1) // jobs)
     kernels = sandbox.install_kernel(tmp / "jupyter", hidden, shown, memory, threads)
-    return Run(out, tmp, tmp / "source", tmp / "release", tmp / release.GRADEBOOK, kernels, timeout)
+    scorer = scoring.Scorer(tmp / "scorer", scoring.course_secret(out), scoring.Limits(memory, timeout, threads))
+    for assignment in assignments:
+        scorer.lend(assignment)
+    return Run(out, tmp, tmp / "source", tmp / "release", tmp / release.GRADEBOOK, kernels, timeout, scorer)
 
 
 def _update_class_gradebook(class_db: Path, tmp: Path) -> None:
@@ -343,19 +352,20 @@ def nbgrader_settings(run: Run, work: Path, runtime: Path):
 
 
 def grade_notebook(run: Run, student: str, sub: submissions.Submission, graded: Path) -> dict:
-    """Integrity scan, out-of-kernel scores and feedback for one autograded notebook."""
+    """Integrity scan, scores from the scorer and feedback for one autograded notebook."""
     nb = nbformat.read(graded, as_version=4)
     released = run.release_notebook(sub.assignment, sub.notebook)
     sources = {cell.source for cell in released.cells}
     names = [test.name for test in results.test_cells(nb)]
-    findings = integrity.scan(nb, sources, names) + integrity.duplicate_answers(nb)
+    findings = integrity.scan(nb, sources, names)
     flagged: dict[str, list[str]] = {}
     for finding in findings:
         for name in finding.exercises:
             flagged.setdefault(name, []).append(
                 f"{finding.reason} (cell {finding.cell}, line {finding.line})"
             )
-    rows = results.score(nb, student, sub.assignment, flagged, run.timeout)
+    verdicts = run.scorer.score(nb, released, sub.assignment, student)
+    rows = results.score(released, student, sub.assignment, flagged, verdicts)
     page = feedback.render(nb, released, rows, _title(student, sub))
     _atomic_write(run.out / "feedback" / student / f"{sub.assignment}.html", page.encode())
     _atomic_write(run.out / "autograded" / student / sub.assignment / graded.name, graded.read_bytes())

@@ -1,25 +1,28 @@
-"""Compare a student's output with the stored reference, and say what is wrong.
+"""Compare a student's output with the reference, and say what is wrong.
 
-The same code serves the visible checks (inside the student's kernel) and the autograder (outside
-it, on answers the kernel recorded). A diagnosis goes from the most specific to the most general:
-a known mistake, then shape, then dtype, then the size and place of the largest error.
+The same code serves the visible checks (inside the student's kernel, against the stored
+references) and the grader (outside every sandbox, on the outputs the scorer returned, against
+references computed there). A diagnosis goes from the most specific to the most general: a known
+mistake, then shape, then dtype, then the size and place of the largest error.
 """
 
-import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import exercises, keys, references
-from .exercise import Exercise
-
-MIME = "application/vnd.forwardpass.answers+json"
+from . import exercises, keys
+from .exercise import Case, Exercise
+from .wire import decode
 
 
 @dataclass(frozen=True)
 class Verdict:
+    """``status`` is a ``results.Row`` status: ``graded``, ``wrong``, ``timeout`` or ``kernel_died``."""
+
     ok: bool
     reason: str
+    status: str
 
 
 def describe(a: np.ndarray) -> str:
@@ -32,7 +35,7 @@ def close(exercise: Exercise, actual: np.ndarray, expected: np.ndarray) -> bool:
     )
 
 
-def diagnose(exercise: Exercise, case: str, actual, stored: dict) -> str | None:
+def diagnose(exercise: Exercise, case: str, actual, stored: Mapping) -> str | None:
     """``None`` if ``actual`` is right for ``case``, else a message for the student."""
     expected = stored[f"{case}::expected"]
     if exercise.kind == "text":
@@ -77,7 +80,7 @@ def diagnose(exercise: Exercise, case: str, actual, stored: dict) -> str | None:
     )
 
 
-def _diagnose_text(exercise: Exercise, case: str, actual, stored: dict) -> str | None:
+def _diagnose_text(exercise: Exercise, case: str, actual, stored: Mapping) -> str | None:
     expected = bytes(stored[f"{case}::expected"]).decode("utf-8")
     if not isinstance(actual, str):
         return f"expected a str, got {type(actual).__name__}"
@@ -97,74 +100,52 @@ def _diagnose_text(exercise: Exercise, case: str, actual, stored: dict) -> str |
     )
 
 
-# ---- answers recorded in the kernel, graded outside it ----------------------------------------
+# ---- outputs the scorer returned, graded outside it ---------------------------------------------
 
 
-def encode(value) -> dict:
-    """A JSON-safe record of one output."""
-    if isinstance(value, str):
-        return {"value": value}
-    array = np.asarray(value)
-    if array.dtype.kind not in "biuf":
-        return {"error": f"TypeError: returned {type(value).__name__}, not an array or number"}
-    array = np.require(array, requirements="C")  # keeps 0-d shapes (ascontiguousarray makes them 1-d)
-    return {
-        "array": {
-            "dtype": array.dtype.str,
-            "shape": list(array.shape),
-            "b64": base64.b64encode(array.tobytes()).decode("ascii"),
-        }
-    }
+def grade(
+    exercise_id: str,
+    cases: list[Case],
+    answers: dict[str, dict],
+    references: Mapping,
+    missing: tuple[str, str] = ("wrong", "no answer came back"),
+) -> Verdict:
+    """Grade the answers the scorer returned for one exercise, case by case, in order.
 
-
-def decode(record: dict):
-    """Inverse of ``encode``; raises ``ValueError`` on a malformed record."""
-    if "array" in record:
-        spec = record["array"]
-        dtype = np.dtype(spec["dtype"])
-        if dtype.kind not in "biuf":
-            raise ValueError(f"dtype {dtype} is not numeric")
-        return np.frombuffer(base64.b64decode(spec["b64"]), dtype=dtype).reshape(spec["shape"])
-    if "value" in record:
-        return record["value"]
-    raise ValueError("record has neither an array nor a value")
-
-
-def grade_answers(exercise_id: str, payload: dict | None) -> Verdict:
-    """Grade the answers a kernel recorded for one exercise against the stored references.
-
-    The reason is safe to show a student: hidden cases appear only by their description.
+    ``answers`` maps a case name to what came back for it: ``{"output": record}`` (a ``wire``
+    record), ``{"error": "TypeError: ...", "line": ...}`` or ``{"timeout": seconds}``. A case with
+    nothing gets ``missing`` (its status and why). The reason is safe to show a student: hidden
+    cases appear only by their description.
     """
     exercise = exercises.get(exercise_id)
-    if not payload or payload.get("exercise") != exercise_id:
-        return Verdict(False, "no answers were recorded: the test cell did not run to its end")
-    answers = payload.get("answers") or {}
     if exercise.kind == "choice":
         return _grade_choice(exercise_id, exercise, answers.get("answer"))
-    stored = {**references.load(exercise_id, hidden=False), **references.load(exercise_id, hidden=True)}
-    cases = exercise.cases()
     for case in cases:
         label = f"hidden case ({case.describe})" if case.hidden else f"case '{case.name}'"
-        record = answers.get(case.name)
-        if record is None:
-            return Verdict(False, f"{label}: no answer recorded")
-        if "error" in record:
-            hints = "".join(f" Hint: {h}" for h in exercise.hints_for(record["error"]))
-            return Verdict(False, f"{label}: your function raised {record['error']}{hints}")
+        answer = answers.get(case.name)
+        if not answer:
+            return Verdict(False, f"{label}: {missing[1]}", missing[0])
+        if "timeout" in answer:
+            return Verdict(False, f"{label}: your function ran longer than {answer['timeout']:g} s and was interrupted", "timeout")
+        if "error" in answer:
+            hints = "".join(f" Hint: {h}" for h in exercise.hints_for(answer["error"]))
+            where = f" (line {answer['line']})" if answer.get("line") else ""
+            return Verdict(False, f"{label}: your function raised {answer['error']}{where}{hints}", "wrong")
         try:
-            actual = decode(record)
-        except (ValueError, KeyError, TypeError) as err:
-            return Verdict(False, f"{label}: unreadable answer ({err})")
-        message = diagnose(exercise, case.name, actual, stored)
+            actual = decode(answer.get("output"))
+        except ValueError as err:
+            return Verdict(False, f"{label}: unreadable answer ({err})", "wrong")
+        message = diagnose(exercise, case.name, actual, references)
         if message:
-            return Verdict(False, f"{label}: {message}")
-    return Verdict(True, f"all {len(cases)} cases match the reference")
+            return Verdict(False, f"{label}: {message}", "wrong")
+    return Verdict(True, f"all {len(cases)} cases match the reference", "graded")
 
 
-def _grade_choice(exercise_id: str, exercise: Exercise, record: dict | None) -> Verdict:
-    if not record or "value" not in record:
-        return Verdict(False, "no answer given")
+def _grade_choice(exercise_id: str, exercise: Exercise, answer: dict | None) -> Verdict:
+    given = (answer or {}).get("output") or {}
+    if not isinstance(given.get("value"), str):
+        return Verdict(False, (answer or {}).get("error") or "no answer given", "wrong")
     key = keys.concept(exercise_id)
-    if record["value"] == key.answer:
-        return Verdict(True, f"correct. {key.explain}")
-    return Verdict(False, f"{record['value']!r} is not the answer. {key.explain}")
+    if given["value"] == key.answer:
+        return Verdict(True, f"correct. {key.explain}", "graded")
+    return Verdict(False, f"{given['value'][:20]!r} is not the answer. {key.explain}", "wrong")

@@ -1,10 +1,16 @@
 """What an exercise is: inputs, the right answer, the wrong answers we know, and their names.
 
-An ``Exercise`` is data. Its ``cases`` build seeded inputs; ``reference`` is the correct
-function (it calls ``lib``); each ``Mistake`` is a wrong function with the hint to give when a
-student's output equals its output. ``python -m grader references`` runs them all once and stores
-the outputs, so checks never call ``lib`` live. ``parts`` name the intermediate stations of a
-multi-step exercise and the student's helper function that computes each one.
+An ``Exercise`` is data. Its cases come in two halves. ``visible`` builds the fixed, seeded inputs
+a student's notebook checks against (their outputs are stored in ``grader/references/visible``);
+``hidden`` draws fresh inputs from a generator, within the kind each case describes, so the
+grader can ask for new ones at every grading (``cases(secret)``) and nothing about them can be
+known, let alone precomputed, in advance. ``reference`` is the correct function (it calls
+``lib``); each ``Mistake`` is a wrong function with the hint to give when a student's output
+equals its output; the grader runs both live, outside the sandbox, on the hidden inputs.
+``parts`` name the intermediate stations of a multi-step exercise and the student's helper
+function that computes each one. ``runner`` turns a student's function into a function of a
+case's inputs, for answers that are not one array (``grader.runners``); the reference and the
+mistakes are such functions already.
 """
 
 from collections.abc import Callable
@@ -17,7 +23,8 @@ import numpy as np
 class Case:
     """One set of keyword arguments for the student's function.
 
-    ``describe`` is what a student may be told about a hidden case (never its values).
+    ``describe`` is what a student may be told about a hidden case (its kind and sizes, never its
+    values).
     """
 
     name: str
@@ -51,16 +58,18 @@ class Exercise:
 
     ``kind`` is ``"array"`` (compare arrays and numbers), ``"text"`` (compare strings) or
     ``"choice"`` (a concept check answered with one of ``choices``; its answer and explanation
-    are private, in ``grader.keys``). ``error_hints`` maps a fragment of an exception's message to advice, for errors a
-    common mistake raises instead of returning a wrong value.
+    are private, in ``grader.keys``). ``error_hints`` maps a fragment of an exception's message to
+    advice, for errors a common mistake raises instead of returning a wrong value.
     """
 
     name: str
-    cases: Callable[[], list[Case]]
+    visible: Callable[[], list[Case]]
     reference: Callable
+    hidden: Callable[[np.random.Generator], list[Case]] | None = None
     mistakes: tuple[Mistake, ...] = ()
     stations: Callable[[dict], dict] | None = None
     parts: tuple[Part, ...] = ()
+    runner: Callable[[Callable], Callable] | None = None
     kind: str = "array"
     choices: tuple[str, ...] = ()
     atol: float = 1e-5
@@ -68,9 +77,27 @@ class Exercise:
     check_dtype: bool = True
     error_hints: dict[str, str] = field(default_factory=dict)
 
+    def cases(self, secret: int | None = None) -> list[Case]:
+        """The visible cases; with a ``secret``, followed by the hidden ones drawn from it.
+
+        The same secret gives the same hidden inputs (a regrade is reproducible); the visible
+        cases never depend on it.
+        """
+        visible = self.visible()
+        if secret is None or self.hidden is None:
+            return visible
+        hidden = self.hidden(np.random.default_rng(secret))
+        if any(case.hidden for case in visible) or not all(case.hidden and case.describe for case in hidden):
+            raise ValueError(f"{self.name}: visible cases must not be hidden, hidden ones must say what they are")
+        return visible + hidden
+
     def hints_for(self, error: str) -> list[str]:
         """The advice for an error, given as ``"<ExceptionType>: <message>"``."""
         return [hint for fragment, hint in self.error_hints.items() if fragment in error]
+
+    def called(self, fn: Callable) -> Callable:
+        """``fn`` as the cases call it: through the runner, if the exercise has one."""
+        return fn if self.runner is None else self.runner(fn)
 
 
 def choice(name: str, choices: tuple[str, ...]) -> Exercise:
@@ -81,7 +108,7 @@ def choice(name: str, choices: tuple[str, ...]) -> Exercise:
     """
     return Exercise(
         name=name,
-        cases=lambda: [Case("answer", {})],
+        visible=lambda: [Case("answer", {})],
         reference=_no_public_reference,
         kind="choice",
         choices=choices,
@@ -93,5 +120,17 @@ def _no_public_reference():
 
 
 def rng(seed: int) -> np.random.Generator:
-    """The generator every case builder uses, so inputs are reproducible."""
+    """The generator every visible case builder uses, so inputs are reproducible."""
     return np.random.default_rng(seed)
+
+
+def hidden(name: str, describe: str, inputs: dict) -> Case:
+    """A hidden case (what ``Exercise.hidden`` builders return)."""
+    return Case(name, inputs, hidden=True, describe=describe)
+
+
+def dtype_of(g: np.random.Generator, float64: bool | None = None):
+    """float64 if asked, float32 if not, either (drawn) if ``None``."""
+    if float64 is None:
+        float64 = bool(g.integers(2))
+    return np.float64 if float64 else np.float32

@@ -15,8 +15,7 @@ cannot fake a right answer; what it cannot see is a right answer computed by ``l
   exercises that reach the function; at the top level of a cell, every exercise of the notebook.
 
 Only the student's cells are scanned: code cells other than the locked cells nbgrader restores,
-skipping cells left exactly as released. One check looks at the executed notebook instead: a test
-cell must hold exactly one set of answers, the one ``record`` emits (``duplicate_answers``).
+skipping cells left exactly as released.
 """
 
 import ast
@@ -24,8 +23,6 @@ import re
 from dataclasses import dataclass
 
 from IPython.core.inputtransformer2 import TransformerManager
-
-from .results import answers, test_cells
 
 PATCHABLE = ("numpy", "lib", "grader")
 FORBIDDEN_MODULES = {
@@ -91,18 +88,6 @@ def scan(nb, released_sources: set[str], exercises: list[str]) -> list[Finding]:
         for cell, node, path in _lib_uses(name, reach[name], definitions, aliases):
             findings.append(_finding((name,), f"uses lib's own {name} ({path})", cell, node))
     return sorted(set(findings), key=lambda f: (f.cell, f.line, f.reason))
-
-
-def duplicate_answers(nb) -> list[Finding]:
-    """Test cells with more than one set of answers: the student's code displayed its own."""
-    found = []
-    for test in test_cells(nb):
-        count = len(answers(nb.cells[test.index]))
-        if count > 1:
-            found.append(
-                Finding((test.name,), f"the test cell emitted {count} sets of answers", test.index, 1, "")
-            )
-    return found
 
 
 def _parse(index: int, source: str) -> _Cell | None:

@@ -3,23 +3,24 @@
 Parametrized over ``grader.exercises.registry()``: ids such as ``"03-lm-head/softmax"``, and
 ``"03-lm-head/softmax:no-keepdims"`` for one of its known mistakes. The reference passes the visible
 check and gets full marks; every known mistake fails grading with its hint, and the visible check
-names it too; answers hard-coded to the visible cases fail a hidden case; a stub is "not written
-yet"; a concept check takes its answer only and explains a wrong one; float cases come in float32
-and float64. What is particular to one chapter stays in that chapter's test file.
+names it too; answers hard-coded to the visible cases fail a hidden case, whatever the secret the
+hidden cases are drawn from; the hidden inputs change with the secret and the visible ones do not;
+a stub is "not written yet"; a concept check takes its answer only and explains a wrong one; float
+cases come in float32 and float64. Grading here is ``helpers.graded``: the scorer's calls and
+comparison, in this process. What is particular to one chapter stays in that chapter's test file.
 """
 
 import importlib
-import json
+import pickle
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import as_checked
+from helpers import SECRETS, answers, everything_lent, graded
 
 from grader import exercises, keys, references
-from grader.check import CheckFailed, NotWrittenYet, answers, check
-from grader.compare import grade_answers
+from grader.check import CheckFailed, NotWrittenYet, check, check_called
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = exercises.registry()
@@ -43,7 +44,14 @@ def float_dtypes(value) -> set[str]:
     return set()
 
 
-FLOAT_CASES = [eid for eid in FUNCTIONS if any(float_dtypes(c.inputs) for c in REGISTRY[eid].cases())]
+FLOAT_CASES = [eid for eid in FUNCTIONS if any(float_dtypes(c.inputs) for c in REGISTRY[eid].cases(SECRETS[0]))]
+
+
+@pytest.fixture(autouse=True)
+def lib_is_lent():
+    """The references and mistakes are built on lib; the lending watch is test_lending's."""
+    with everything_lent():
+        yield
 
 
 def student_making(exercise_id: str, mistake):
@@ -78,14 +86,14 @@ def test_each_chapter_exercise_has_its_own_id(module):
 
 @pytest.mark.parametrize("exercise_id", FUNCTIONS)
 def test_reference_passes_the_check(exercise_id, capsys):
-    check(exercise_id, REGISTRY[exercise_id].reference)
+    check_called(exercise_id, REGISTRY[exercise_id].reference)
     assert "✔" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("exercise_id", FUNCTIONS)
-def test_reference_gets_full_marks(exercise_id):
-    recorded = json.loads(json.dumps(answers(exercise_id, REGISTRY[exercise_id].reference)))
-    verdict = grade_answers(exercise_id, recorded)
+@pytest.mark.parametrize("secret", SECRETS)
+def test_reference_gets_full_marks(exercise_id, secret):
+    verdict = graded(exercise_id, REGISTRY[exercise_id].reference, secret, runner=False)
     assert verdict.ok, verdict.reason
 
 
@@ -95,16 +103,17 @@ def test_reference_gets_full_marks(exercise_id):
 @pytest.mark.parametrize("mistake_id", sorted(MISTAKES))
 def test_grading_names_each_mistake(mistake_id):
     exercise_id, mistake = MISTAKES[mistake_id]
-    verdict = grade_answers(exercise_id, answers(exercise_id, student_making(exercise_id, mistake)))
-    assert not verdict.ok
-    assert names_the_mistake(verdict.reason, exercise_id, mistake), verdict.reason
+    for secret in SECRETS:
+        verdict = graded(exercise_id, student_making(exercise_id, mistake), secret, runner=False)
+        assert not verdict.ok
+        assert names_the_mistake(verdict.reason, exercise_id, mistake), verdict.reason
 
 
 @pytest.mark.parametrize("mistake_id", sorted(set(MISTAKES) - UNSEEN_BY_THE_CHECK))
 def test_the_check_names_each_mistake(mistake_id):
     exercise_id, mistake = MISTAKES[mistake_id]
     with pytest.raises(CheckFailed) as failed:
-        check(exercise_id, student_making(exercise_id, mistake))
+        check_called(exercise_id, student_making(exercise_id, mistake))
     assert names_the_mistake(str(failed.value), exercise_id, mistake), str(failed.value)
 
 
@@ -112,23 +121,45 @@ def test_the_check_names_each_mistake(mistake_id):
 def test_mistakes_unseen_by_the_check_pass_it(mistake_id, capsys):
     """Keeps UNSEEN_BY_THE_CHECK true: a mistake that a visible case starts to show leaves it."""
     exercise_id, mistake = MISTAKES[mistake_id]
-    check(exercise_id, student_making(exercise_id, mistake))
+    check_called(exercise_id, student_making(exercise_id, mistake))
     assert "✔" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("exercise_id", FUNCTIONS)
-def test_answers_hard_coded_to_the_visible_cases_fail_a_hidden_case(exercise_id):
+@pytest.mark.parametrize("secret", SECRETS)
+def test_answers_hard_coded_to_the_visible_cases_fail_a_hidden_case(exercise_id, secret):
     """Right on every visible case, and the first visible case's answer on every hidden one."""
-    cases = REGISTRY[exercise_id].cases()
+    cases = REGISTRY[exercise_id].cases(secret)
     visible = [c.name for c in cases if not c.hidden]
     hidden = [c for c in cases if c.hidden]
     assert visible and hidden and all(c.describe for c in hidden)
-    recorded = answers(exercise_id, REGISTRY[exercise_id].reference)
+    given = answers(exercise_id, REGISTRY[exercise_id].reference, secret, runner=False)
     for case in hidden:
-        recorded["answers"][case.name] = recorded["answers"][visible[0]]
-    verdict = grade_answers(exercise_id, recorded)
+        given[case.name] = given[visible[0]]
+    verdict = graded(exercise_id, None, secret, given)
     assert not verdict.ok
     assert verdict.reason.startswith("hidden case ("), verdict.reason
+
+
+@pytest.mark.parametrize("exercise_id", FUNCTIONS)
+def test_hidden_inputs_change_with_the_secret_and_visible_ones_do_not(exercise_id):
+    """Nothing about a hidden case can be computed before grading draws it; the visible cases are
+    the ones the notebook checks against, stored once."""
+    exercise = REGISTRY[exercise_id]
+    draws = [exercise.cases(secret) for secret in SECRETS]
+    assert all([c.name for c in cases] == [c.name for c in draws[0]] for cases in draws)
+    for position, case in enumerate(draws[0]):
+        inputs = {pickle.dumps(cases[position].inputs) for cases in draws}
+        assert len(inputs) > 1 if case.hidden else len(inputs) == 1, case.name
+    assert [c.name for c in draws[0] if not c.hidden] == [c.name for c in exercise.cases()]
+    assert {key.partition("::")[0] for key in references.load(exercise_id)} == {c.name for c in exercise.cases()}
+
+
+@pytest.mark.parametrize("exercise_id", FUNCTIONS)
+def test_the_same_secret_draws_the_same_hidden_cases(exercise_id):
+    """A regrade of the same files gives the same inputs, hence the same verdict."""
+    first, again = REGISTRY[exercise_id].cases(SECRETS[0]), REGISTRY[exercise_id].cases(SECRETS[0])
+    assert [pickle.dumps(c.inputs) for c in first] == [pickle.dumps(c.inputs) for c in again]
 
 
 @pytest.mark.parametrize("exercise_id", FUNCTIONS)
@@ -137,7 +168,7 @@ def test_a_stub_is_not_written_yet(exercise_id):
         raise NotImplementedError()
 
     with pytest.raises(NotWrittenYet, match="not written yet"):
-        check(exercise_id, as_checked(exercise_id, stub))
+        check(exercise_id, stub)
 
 
 @pytest.mark.parametrize("exercise_id", FLOAT_CASES)
@@ -145,11 +176,11 @@ def test_float_cases_come_in_float32_and_float64(exercise_id):
     """So an answer that works in one precision only fails; where grading compares dtypes, the
     expected outputs come in both precisions too, so an answer that upcasts fails."""
     exercise = REGISTRY[exercise_id]
-    cases = exercise.cases()
+    cases = exercise.cases(SECRETS[0])
     assert set().union(*(float_dtypes(c.inputs) for c in cases)) == {"float32", "float64"}
     if exercise.check_dtype:
-        stored = {**references.load(exercise_id, hidden=False), **references.load(exercise_id, hidden=True)}
-        assert {str(stored[f"{c.name}::expected"].dtype) for c in cases} == {"float32", "float64"}
+        expected = references.for_grading(exercise_id, exercise, cases)
+        assert {str(expected[f"{c.name}::expected"].dtype) for c in cases} == {"float32", "float64"}
 
 
 # ---- concept checks ----------------------------------------------------------------------------
@@ -164,7 +195,7 @@ def test_concept_check_takes_its_answer_only(exercise_id, capsys):
         check(exercise_id, "z")
     check(exercise_id, answer)
     assert "recorded" in capsys.readouterr().out
-    verdict = grade_answers(exercise_id, answers(exercise_id, answer))
+    verdict = graded(exercise_id, answer)
     assert verdict.ok, verdict.reason
 
 
@@ -174,7 +205,7 @@ def test_concept_check_explains_a_wrong_answer(exercise_id):
     wrong = [c for c in exercise.choices if c != key.answer]
     assert wrong and key.explain
     for choice in wrong:
-        verdict = grade_answers(exercise_id, answers(exercise_id, choice))
+        verdict = graded(exercise_id, choice)
         assert not verdict.ok
         assert key.explain in verdict.reason, verdict.reason
 

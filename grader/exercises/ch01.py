@@ -9,20 +9,18 @@ import numpy as np
 
 import lib
 
-from ..exercise import Case, Exercise, Mistake, Part, choice, rng
+from ..exercise import Case, Exercise, Mistake, Part, choice, hidden, rng
 
 ASSIGNMENT = "01-embeddings"
+# The lib functions the scorer lends this chapter's students (``grader.lending``): none, every one
+# they could build on here is an exercise. ``GRADED``: the lib functions that compute this
+# chapter's exercises, which the scorer's lib must never hold.
+LENDS: tuple[str, ...] = ()
+GRADED = ("token_embedding", "position_embedding", "embed", "sinusoidal_positions", "Tokenizer")
 
 TEXT = "to be, or not to be"
 VOCAB = sorted(set("abcdefghijklmnopqrstuvwxyz ,.!?'\n"))
 STOI = {ch: i for i, ch in enumerate(VOCAB)}
-ITOS = dict(enumerate(VOCAB))
-
-# A second vocabulary in another order and with capitals: a function that ignores the table it is
-# given (``ord(ch) - 97``, a global ``stoi``) fails on it.
-_SHUFFLED = [VOCAB[i] for i in rng(11).permutation(len(VOCAB))] + list("TMW")
-STOI_SHUFFLED = {ch: i for i, ch in enumerate(_SHUFFLED)}
-ITOS_SHUFFLED = dict(enumerate(_SHUFFLED))
 
 
 def _tables(seed: int, V: int, n_ctx: int, d: int, dtype=np.float32):
@@ -41,39 +39,52 @@ def _decode(ids, itos):
     return "".join(itos[int(i)] for i in ids)
 
 
-def _text_cases():
+def _text_visible():
+    return [Case("hamlet", {"text": TEXT, "stoi": STOI})]
+
+
+def _words(g, letters: str, n: int) -> str:
+    """``n`` made-up words of 1 to 7 letters, some followed by a punctuation mark."""
+    words = []
+    for _ in range(n):
+        word = "".join(g.choice(list(letters), size=int(g.integers(1, 8))))
+        words.append(word + (str(g.choice(list(",.!?'"))) if g.random() < 0.3 else ""))
+    return " ".join(words)
+
+
+def _text_hidden(g):
+    """Made-up words; the last case has a vocabulary of its own, shuffled and with capitals, so a
+    function that ignores the table it is given (``ord(ch) - 97``, a global ``stoi``) fails on it."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    capitals = "".join(g.choice(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), size=4, replace=False))
+    other = [VOCAB[i] for i in g.permutation(len(VOCAB))] + list(capitals)
+    other_stoi = {ch: i for i, ch in enumerate(g.permutation(other).tolist())}
+    two_lines = f"{_words(g, letters, int(g.integers(3, 7)))}?\n{_words(g, letters, int(g.integers(3, 7)))}"
+    capitalised = _words(g, letters + capitals, int(g.integers(8, 14))) + ".\n" + capitals
     return [
-        Case("hamlet", {"text": TEXT, "stoi": STOI}),
-        Case(
-            "punctuation",
-            {"text": "what's in a name?\nthat which we call a rose", "stoi": STOI},
-            hidden=True,
-            describe="a two-line text with punctuation",
-        ),
-        Case("one-char", {"text": "o", "stoi": STOI}, hidden=True, describe="a single character"),
-        Case(
+        hidden("punctuation", "a two-line text with punctuation", {"text": two_lines, "stoi": STOI}),
+        hidden("one-char", "a single character", {"text": str(g.choice(VOCAB[7:])), "stoi": STOI}),
+        hidden(
             "other-vocabulary",
-            {"text": "To be, or not to be, that is the question.\nWhat's in a name?", "stoi": STOI_SHUFFLED},
-            hidden=True,
-            describe="another vocabulary, in another order and with capitals",
+            "another vocabulary, in another order and with capitals",
+            {"text": capitalised, "stoi": other_stoi},
         ),
     ]
 
 
-def _ids_cases():
-    cases = []
-    for c in _text_cases():
-        stoi = c.inputs["stoi"]
-        itos = ITOS_SHUFFLED if stoi is STOI_SHUFFLED else ITOS
-        cases.append(
-            Case(c.name, {"ids": _encode(c.inputs["text"], stoi), "itos": itos}, c.hidden, c.describe)
-        )
-    return cases
+def _as_ids(cases):
+    """The encode cases as decode cases: their ids and the inverse table."""
+    out = []
+    for c in cases:
+        itos = {i: ch for ch, i in c.inputs["stoi"].items()}
+        out.append(Case(c.name, {"ids": _encode(c.inputs["text"], c.inputs["stoi"]), "itos": itos}, c.hidden, c.describe))
+    return out
 
 
 ENCODE = Exercise(
     name="encode",
-    cases=_text_cases,
+    visible=_text_visible,
+    hidden=_text_hidden,
     reference=_encode,
     mistakes=(
         Mistake(
@@ -104,7 +115,8 @@ ENCODE = Exercise(
 DECODE = Exercise(
     name="decode",
     kind="text",
-    cases=_ids_cases,
+    visible=lambda: _as_ids(_text_visible()),
+    hidden=lambda g: _as_ids(_text_hidden(g)),
     reference=_decode,
     mistakes=(
         Mistake(
@@ -128,30 +140,41 @@ DECODE = Exercise(
 # ---- the token embedding -----------------------------------------------------------------------
 
 
-def _lookup_cases():
+def _lookup_visible():
     wte, _ = _tables(1, V=20, n_ctx=16, d=8)
-    wte64, _ = _tables(2, V=50, n_ctx=32, d=12, dtype=np.float64)
     return [
         Case("short", {"ids": np.array([3, 1, 4, 1, 5]), "wte": wte}),
         Case("batch", {"ids": rng(10).integers(0, 20, size=(3, 4)), "wte": wte}),
-        Case(
+    ]
+
+
+def _table(g, rows: int, d: int, dtype) -> np.ndarray:
+    return g.normal(size=(rows, d)).astype(dtype)
+
+
+def _lookup_hidden(g):
+    B, T, d = int(g.integers(2, 5)), int(g.integers(3, 9)), int(g.integers(4, 13))
+    V = int(g.integers(2 * d, 4 * d))
+    wte64 = _table(g, V, d, np.float64)
+    large = np.concatenate([g.integers(d, V, size=3), g.integers(0, V, size=int(g.integers(1, 5)))])
+    return [
+        hidden(
             "batch64",
-            {"ids": rng(3).integers(0, 50, size=(2, 7)), "wte": wte64},
-            hidden=True,
-            describe="a batch of 2 sequences of 7 ids, float64 table",
+            f"a batch of {B} sequences of {T} ids, float64 table",
+            {"ids": g.integers(0, V, size=(B, T)), "wte": wte64},
         ),
-        Case(
+        hidden(
             "large-ids",
-            {"ids": np.array([49, 0, 48, 17]), "wte": wte64},
-            hidden=True,
-            describe="ids larger than the width d, float64 table",
+            "ids larger than the width d, float64 table",
+            {"ids": g.permutation(large), "wte": wte64},
         ),
     ]
 
 
 TOKEN_EMBEDDING = Exercise(
     name="token_embedding",
-    cases=_lookup_cases,
+    visible=_lookup_visible,
+    hidden=_lookup_hidden,
     reference=lambda ids, wte: lib.token_embedding(ids, wte),
     mistakes=(
         Mistake(
@@ -199,25 +222,30 @@ Q_BATCH_SHAPE = choice("q_batch_shape", ("a", "b", "c", "d"))
 # ---- learned positions -------------------------------------------------------------------------
 
 
-def _position_cases():
+def _position_visible():
     _, wpe = _tables(4, V=20, n_ctx=16, d=8)
-    _, wpe64 = _tables(5, V=20, n_ctx=40, d=6, dtype=np.float64)
+    return [Case("five", {"n_tokens": 5, "wpe": wpe})]
+
+
+def _position_hidden(g):
+    n_ctx, d = int(g.integers(24, 48)), int(g.integers(4, 10))
+    wpe64 = _table(g, n_ctx, d, np.float64)
+    most = int(g.integers(n_ctx // 2, n_ctx - 1))
     return [
-        Case("five", {"n_tokens": 5, "wpe": wpe}),
-        Case(
+        hidden(
             "full-context",
-            {"n_tokens": 40, "wpe": wpe64},
-            hidden=True,
-            describe="every position of a 40-row table, float64",
+            f"every position of a {n_ctx}-row table, float64",
+            {"n_tokens": n_ctx, "wpe": wpe64},
         ),
-        Case("one", {"n_tokens": 1, "wpe": wpe}, hidden=True, describe="a single token"),
-        Case("most", {"n_tokens": 33, "wpe": wpe64}, hidden=True, describe="33 of 40 positions, float64"),
+        hidden("one", "a single token", {"n_tokens": 1, "wpe": _table(g, int(g.integers(8, 20)), d, np.float32)}),
+        hidden("most", f"{most} of {n_ctx} positions, float64", {"n_tokens": most, "wpe": wpe64}),
     ]
 
 
 POSITION_EMBEDDING = Exercise(
     name="position_embedding",
-    cases=_position_cases,
+    visible=_position_visible,
+    hidden=_position_hidden,
     reference=lambda n_tokens, wpe: lib.position_embedding(n_tokens, wpe),
     mistakes=(
         Mistake(
@@ -248,29 +276,35 @@ POSITION_EMBEDDING = Exercise(
 # ---- token + position --------------------------------------------------------------------------
 
 
-def _embed_cases():
+def _embed_visible():
     wte, wpe = _tables(6, V=20, n_ctx=16, d=8)
-    wte64, wpe64 = _tables(7, V=30, n_ctx=12, d=6, dtype=np.float64)
     return [
         Case("short", {"ids": np.array([7, 2, 2, 9, 0, 11]), "wte": wte, "wpe": wpe}),
         Case("batch", {"ids": rng(8).integers(0, 20, size=(3, 5)), "wte": wte, "wpe": wpe}),
-        Case(
+    ]
+
+
+def _embed_hidden(g):
+    V, n_ctx, d = int(g.integers(20, 40)), int(g.integers(8, 14)), int(g.integers(4, 9))
+    wte64, wpe64 = _table(g, V, d, np.float64), _table(g, n_ctx, d, np.float64)
+    wte, wpe = _table(g, V, d, np.float32), _table(g, n_ctx, d, np.float32)
+    B, T = int(g.integers(2, 4)), int(g.integers(2, 5))
+    square = int(g.integers(3, 6))
+    return [
+        hidden(
             "batch64",
-            {"ids": rng(9).integers(0, 30, size=(2, 12)), "wte": wte64, "wpe": wpe64},
-            hidden=True,
-            describe="a batch of 2 full-context sequences, float64",
+            f"a batch of {B} full-context sequences, float64",
+            {"ids": g.integers(0, V, size=(B, n_ctx)), "wte": wte64, "wpe": wpe64},
         ),
-        Case(
+        hidden(
             "single64",
-            {"ids": np.array([29, 3, 0]), "wte": wte64, "wpe": wpe64},
-            hidden=True,
-            describe="one sequence of 3 tokens, float64",
+            f"one sequence of {T} tokens, float64",
+            {"ids": g.integers(0, V, size=T), "wte": wte64, "wpe": wpe64},
         ),
-        Case(
+        hidden(
             "square-batch",
-            {"ids": rng(12).integers(0, 20, size=(4, 4)), "wte": wte, "wpe": wpe},
-            hidden=True,
-            describe="a batch of 4 sequences of 4 ids (B = T)",
+            f"a batch of {square} sequences of {square} ids (B = T)",
+            {"ids": g.integers(0, V, size=(square, square)), "wte": wte, "wpe": wpe},
         ),
     ]
 
@@ -292,7 +326,8 @@ def _positions_by_batch(ids, wte, wpe):
 
 EMBED = Exercise(
     name="embed",
-    cases=_embed_cases,
+    visible=_embed_visible,
+    hidden=_embed_hidden,
     reference=lambda ids, wte, wpe: lib.embed(ids, wte, wpe),
     stations=_embed_stations,
     parts=(
@@ -338,12 +373,18 @@ EMBED = Exercise(
 # ---- sinusoidal positions ----------------------------------------------------------------------
 
 
-def _sinusoid_cases():
+def _sinusoid_visible():
+    return [Case("small", {"n_tokens": 6, "d": 8})]
+
+
+def _sinusoid_hidden(g):
+    wide = (int(g.integers(20, 40)), 2 * int(g.integers(16, 32)))
+    tall = (int(g.integers(80, 140)), 2 * int(g.integers(3, 7)))
+    pair = int(g.integers(5, 15))
     return [
-        Case("small", {"n_tokens": 6, "d": 8}),
-        Case("wide", {"n_tokens": 32, "d": 48}, hidden=True, describe="32 positions, d = 48"),
-        Case("one-pair", {"n_tokens": 9, "d": 2}, hidden=True, describe="d = 2, a single sin/cos pair"),
-        Case("tall", {"n_tokens": 100, "d": 10}, hidden=True, describe="100 positions, d = 10"),
+        hidden("wide", f"{wide[0]} positions, d = {wide[1]}", {"n_tokens": wide[0], "d": wide[1]}),
+        hidden("one-pair", "d = 2, a single sin/cos pair", {"n_tokens": pair, "d": 2}),
+        hidden("tall", f"{tall[0]} positions, d = {tall[1]}", {"n_tokens": tall[0], "d": tall[1]}),
     ]
 
 
@@ -360,7 +401,8 @@ def _two_j_over_d(d):
 
 SINUSOIDAL = Exercise(
     name="sinusoidal_positions",
-    cases=_sinusoid_cases,
+    visible=_sinusoid_visible,
+    hidden=_sinusoid_hidden,
     reference=lambda n_tokens, d: lib.sinusoidal_positions(n_tokens, d),
     mistakes=(
         Mistake(

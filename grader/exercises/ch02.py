@@ -11,13 +11,38 @@ import numpy as np
 
 import lib
 
-from ..exercise import Case, Exercise, Mistake, Part, choice, rng
+from ..exercise import Case, Exercise, Mistake, Part, choice, hidden, rng
 
 ASSIGNMENT = "02-transformer-block"
+# The lib functions the scorer lends this chapter's students (``grader.lending``): the softmax,
+# which the chapter's attention builds on. ``GRADED``: the lib functions that compute this
+# chapter's exercises, which the scorer's lib must never hold.
+LENDS = ("softmax",)
+GRADED = (
+    "layer_norm",
+    "attention_scores",
+    "causal_mask",
+    "scaled_dot_product_attention",
+    "split_heads",
+    "merge_heads",
+    "multi_head_attention",
+    "gelu",
+    "mlp",
+    "block",
+    "rms_norm",
+    "apply_rope",
+    "rope_angles",
+    "swiglu",
+)
 
 
 def _normal(g, *shape, dtype=np.float32, scale=1.0, loc=0.0):
     return (loc + scale * g.standard_normal(shape)).astype(dtype)
+
+
+def _size(g, low, high):
+    """An int drawn from ``low .. high`` (both included)."""
+    return int(g.integers(low, high + 1))
 
 
 def _lead(x):
@@ -30,8 +55,8 @@ def _lead(x):
 # ---- LayerNorm ---------------------------------------------------------------------------------
 
 
-def _ln_cases():
-    g0, g1, g2, g3 = rng(200), rng(201), rng(202), rng(203)
+def _ln_visible():
+    g0, g1 = rng(200), rng(201)
     return [
         Case(
             "small",
@@ -49,26 +74,30 @@ def _ln_cases():
                 "b": _normal(g1, 8, dtype=np.float64, scale=0.2),
             },
         ),
-        Case(
+    ]
+
+
+def _ln_hidden(g):
+    shape, rows, wide = (_size(g, 2, 3), _size(g, 4, 7), _size(g, 12, 20)), _size(g, 2, 5), _size(g, 48, 80)
+    return [
+        hidden(
             "batch-eps",
+            f"a batch {shape} with its own eps passed in",
             {
-                "x": _normal(g2, 2, 5, 16, scale=0.1),
-                "g": _normal(g2, 16, loc=1.0, scale=0.2),
-                "b": _normal(g2, 16, scale=0.2),
-                "eps": 1e-2,
+                "x": _normal(g, *shape, scale=0.1),
+                "g": _normal(g, shape[-1], loc=1.0, scale=0.2),
+                "b": _normal(g, shape[-1], scale=0.2),
+                "eps": float(10 ** g.uniform(-2.5, -1.5)),
             },
-            hidden=True,
-            describe="a batch (2, 5, 16) with eps=1e-2 passed in",
         ),
-        Case(
+        hidden(
             "wide64",
+            f"{rows} rows of width {wide}, float64",
             {
-                "x": _normal(g3, 3, 64, dtype=np.float64, loc=-2.0, scale=3.0),
-                "g": _normal(g3, 64, dtype=np.float64, loc=1.0, scale=0.2),
-                "b": _normal(g3, 64, dtype=np.float64, scale=0.2),
+                "x": _normal(g, rows, wide, dtype=np.float64, loc=-2.0, scale=3.0),
+                "g": _normal(g, wide, dtype=np.float64, loc=1.0, scale=0.2),
+                "b": _normal(g, wide, dtype=np.float64, scale=0.2),
             },
-            hidden=True,
-            describe="3 rows of width 64, float64",
         ),
     ]
 
@@ -87,7 +116,8 @@ def _ln_variant(x, g, b, eps=1e-5, *, axis=-1, ddof=0, eps_where="inside", affin
 
 LAYER_NORM = Exercise(
     name="layer_norm",
-    cases=_ln_cases,
+    visible=_ln_visible,
+    hidden=_ln_hidden,
     reference=lambda x, g, b, eps=1e-5: lib.layer_norm(x, g, b, eps),
     mistakes=(
         Mistake(
@@ -130,38 +160,30 @@ LAYER_NORM = Exercise(
 # ---- scores: scaled and causally masked ---------------------------------------------------------
 
 
-def _qk_cases(seed, specs):
-    cases = []
-    for i, (name, lead, T, d_head, dtype, hidden, describe) in enumerate(specs):
-        g = rng(seed + i)
-        cases.append(
-            Case(
-                name,
-                {
-                    "q": _normal(g, *lead, T, d_head, dtype=dtype),
-                    "k": _normal(g, *lead, T, d_head, dtype=dtype),
-                    "v": _normal(g, *lead, T, d_head, dtype=dtype),
-                },
-                hidden,
-                describe,
-            )
-        )
-    return cases
+def _qkv_arrays(g, lead, T, d_head, dtype):
+    return {name: _normal(g, *lead, T, d_head, dtype=dtype) for name in "qkv"}
 
 
-_QK_SPECS = [
-    ("one-head", (), 5, 4, np.float32, False, ""),
-    ("two-heads", (2,), 5, 4, np.float32, False, ""),
-    ("batch-heads64", (2, 3), 7, 8, np.float64, True, "batch 2, 3 heads, T=7, d_head=8, float64"),
-    ("long", (1,), 9, 16, np.float32, True, "one head, T=9, d_head=16"),
-]
+def _qk_visible(seed):
+    specs = [("one-head", ()), ("two-heads", (2,))]
+    return [Case(name, _qkv_arrays(rng(seed + i), lead, 5, 4, np.float32)) for i, (name, lead) in enumerate(specs)]
 
 
-def _score_cases():
+def _qk_hidden(g):
+    B, H, T, d_head = _size(g, 2, 3), _size(g, 2, 4), _size(g, 5, 9), 4 * _size(g, 1, 3)
+    T_long, d_long = _size(g, 8, 12), _size(g, 12, 20)
     return [
-        Case(c.name, {"q": c.inputs["q"], "k": c.inputs["k"]}, c.hidden, c.describe)
-        for c in _qk_cases(210, _QK_SPECS)
+        hidden(
+            "batch-heads64",
+            f"batch {B}, {H} heads, T={T}, d_head={d_head}, float64",
+            _qkv_arrays(g, (B, H), T, d_head, np.float64),
+        ),
+        hidden("long", f"one head, T={T_long}, d_head={d_long}", _qkv_arrays(g, (1,), T_long, d_long, np.float32)),
     ]
+
+
+def _without_v(cases):
+    return [Case(c.name, {"q": c.inputs["q"], "k": c.inputs["k"]}, c.hidden, c.describe) for c in cases]
 
 
 def _scores(q, k, *, scale="sqrt", diagonal=0, fill="-inf", upper=False, inverted=False):
@@ -188,7 +210,8 @@ def _masked_scores_ref(q, k):
 
 MASKED_SCORES = Exercise(
     name="masked_scores",
-    cases=_score_cases,
+    visible=lambda: _without_v(_qk_visible(210)),
+    hidden=lambda g: _without_v(_qk_hidden(g)),
     reference=_masked_scores_ref,
     mistakes=(
         Mistake(
@@ -271,7 +294,8 @@ def _attention_stations(inputs):
 
 ATTENTION = Exercise(
     name="attention",
-    cases=lambda: _qk_cases(220, _QK_SPECS),
+    visible=lambda: _qk_visible(220),
+    hidden=_qk_hidden,
     reference=_attention_ref,
     stations=_attention_stations,
     parts=(Part("attn.scores_masked", "masked_scores", lambda inp, st: {"q": inp["q"], "k": inp["k"]}),),
@@ -335,42 +359,44 @@ def _merge(x, mode="ok"):
     raise ValueError(mode)
 
 
-def _split_cases():
-    g0, g1, g2 = rng(230), rng(231), rng(232)
+def _split_visible():
+    return [Case("two-heads", {"x": _normal(rng(230), 5, 8), "n_head": 2})]
+
+
+def _split_hidden(g):
+    batch = (_size(g, 2, 3), _size(g, 5, 8), 3 * _size(g, 3, 5))
+    four = (_size(g, 6, 9), 4 * _size(g, 3, 5))
     return [
-        Case("two-heads", {"x": _normal(g0, 5, 8), "n_head": 2}),
-        Case(
+        hidden(
             "batch-three64",
-            {"x": _normal(g1, 2, 6, 12, dtype=np.float64), "n_head": 3},
-            hidden=True,
-            describe="a batch (2, 6, 12) into 3 heads, float64",
+            f"a batch {batch} into 3 heads, float64",
+            {"x": _normal(g, *batch, dtype=np.float64), "n_head": 3},
         ),
-        Case(
-            "four",
-            {"x": _normal(g2, 7, 16), "n_head": 4},
-            hidden=True,
-            describe="(7, 16) into 4 heads",
-        ),
+        hidden("four", f"{four} into 4 heads", {"x": _normal(g, *four), "n_head": 4}),
     ]
 
 
-def _merge_cases():
-    g0, g1, g2 = rng(240), rng(241), rng(242)
+def _merge_visible():
+    return [Case("two-heads", {"x": _normal(rng(240), 2, 5, 4)})]
+
+
+def _merge_hidden(g):
+    B, T, d_head = _size(g, 2, 3), _size(g, 5, 8), _size(g, 3, 5)
+    T4, d4 = _size(g, 6, 9), _size(g, 2, 3)
     return [
-        Case("two-heads", {"x": _normal(g0, 2, 5, 4)}),
-        Case(
+        hidden(
             "batch-three64",
-            {"x": _normal(g1, 2, 3, 6, 4, dtype=np.float64)},
-            hidden=True,
-            describe="batch 2, 3 heads of (6, 4), float64",
+            f"batch {B}, 3 heads of ({T}, {d_head}), float64",
+            {"x": _normal(g, B, 3, T, d_head, dtype=np.float64)},
         ),
-        Case("four", {"x": _normal(g2, 4, 7, 2)}, hidden=True, describe="4 heads of (7, 2)"),
+        hidden("four", f"4 heads of ({T4}, {d4})", {"x": _normal(g, 4, T4, d4)}),
     ]
 
 
 SPLIT_HEADS = Exercise(
     name="split_heads",
-    cases=_split_cases,
+    visible=_split_visible,
+    hidden=_split_hidden,
     reference=lambda x, n_head: lib.split_heads(x, n_head),
     mistakes=(
         Mistake(
@@ -399,7 +425,8 @@ SPLIT_HEADS = Exercise(
 
 MERGE_HEADS = Exercise(
     name="merge_heads",
-    cases=_merge_cases,
+    visible=_merge_visible,
+    hidden=_merge_hidden,
     reference=lambda x: lib.merge_heads(x),
     mistakes=(
         Mistake(
@@ -433,20 +460,33 @@ def _attn_params(g, d, dtype):
     }
 
 
-def _mha_cases():
-    specs = [
-        ("single", (), 5, 8, 2, np.float32, False, ""),
-        ("batch", (2,), 5, 8, 2, np.float32, False, ""),
-        ("three64", (2,), 7, 12, 3, np.float64, True, "a batch of 2 sequences, T=7, d=12, 3 heads, float64"),
-        ("four", (), 6, 16, 4, np.float32, True, "one sequence, T=6, d=16, 4 heads"),
-        ("tiny-heads", (1,), 4, 8, 4, np.float64, True, "d=8 in 4 heads of 2, float64"),
+def _mha_inputs(g, lead, T, d, H, dtype):
+    x = _normal(g, *lead, T, d, dtype=dtype)
+    return {"x": x, "params": _attn_params(g, d, dtype), "n_head": H}
+
+
+def _mha_visible():
+    specs = [("single", ()), ("batch", (2,))]
+    return [Case(name, _mha_inputs(rng(250 + i), lead, 5, 8, 2, np.float32)) for i, (name, lead) in enumerate(specs)]
+
+
+def _mha_hidden(g):
+    B, T3, d3 = _size(g, 2, 3), _size(g, 5, 8), 3 * _size(g, 3, 5)
+    T4, d4 = _size(g, 5, 8), 4 * _size(g, 3, 5)
+    T2, H2 = _size(g, 3, 6), _size(g, 3, 5)
+    return [
+        hidden(
+            "three64",
+            f"a batch of {B} sequences, T={T3}, d={d3}, 3 heads, float64",
+            _mha_inputs(g, (B,), T3, d3, 3, np.float64),
+        ),
+        hidden("four", f"one sequence, T={T4}, d={d4}, 4 heads", _mha_inputs(g, (), T4, d4, 4, np.float32)),
+        hidden(
+            "tiny-heads",
+            f"d={2 * H2} in {H2} heads of 2, float64",
+            _mha_inputs(g, (1,), T2, 2 * H2, H2, np.float64),
+        ),
     ]
-    cases = []
-    for i, (name, lead, T, d, H, dtype, hidden, describe) in enumerate(specs):
-        g = rng(250 + i)
-        x = _normal(g, *lead, T, d, dtype=dtype)
-        cases.append(Case(name, {"x": x, "params": _attn_params(g, d, dtype), "n_head": H}, hidden, describe))
-    return cases
 
 
 def _mha_ref(x, params, n_head):
@@ -487,7 +527,8 @@ def _mha_variant(
 
 MULTI_HEAD_ATTENTION = Exercise(
     name="multi_head_attention",
-    cases=_mha_cases,
+    visible=_mha_visible,
+    hidden=_mha_hidden,
     reference=_mha_ref,
     stations=_mha_stations,
     parts=(
@@ -579,18 +620,17 @@ MULTI_HEAD_ATTENTION = Exercise(
 # ---- GELU and the MLP --------------------------------------------------------------------------
 
 
-def _gelu_cases():
+def _gelu_visible():
     g = rng(260)
     return [
         Case("line", {"x": np.linspace(-4, 4, 17, dtype=np.float32)}),
         Case("grid", {"x": _normal(g, 3, 5, scale=2.0)}),
-        Case(
-            "wide64",
-            {"x": _normal(g, 2, 4, 8, dtype=np.float64, scale=3.0)},
-            hidden=True,
-            describe="a (2, 4, 8) float64 array",
-        ),
     ]
+
+
+def _gelu_hidden(g):
+    shape = (_size(g, 2, 3), _size(g, 3, 6), _size(g, 6, 12))
+    return [hidden("wide64", f"a {shape} float64 array", {"x": _normal(g, *shape, dtype=np.float64, scale=3.0)})]
 
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
@@ -602,7 +642,8 @@ def _gelu_tanh(x, cube=3, c=_SQRT_2_OVER_PI):
 
 GELU = Exercise(
     name="gelu",
-    cases=_gelu_cases,
+    visible=_gelu_visible,
+    hidden=_gelu_hidden,
     reference=lambda x: lib.gelu(x),
     mistakes=(
         Mistake(
@@ -647,24 +688,21 @@ def _mlp_params(g, d, dtype, d_ff=None):
     }
 
 
-def _mlp_cases():
-    specs = [
-        ("single", (5,), 8, np.float32, False, ""),
-        ("batch64", (2, 6), 12, np.float64, True, "a batch (2, 6, 12), float64"),
-        ("wide", (3,), 16, np.float32, True, "(3, 16)"),
+def _mlp_inputs(g, shape, dtype):
+    return {"x": _normal(g, *shape, dtype=dtype), "params": _mlp_params(g, shape[-1], dtype)}
+
+
+def _mlp_visible():
+    return [Case("single", _mlp_inputs(rng(270), (5, 8), np.float32))]
+
+
+def _mlp_hidden(g):
+    batch = (_size(g, 2, 3), _size(g, 4, 7), _size(g, 8, 14))
+    wide = (_size(g, 2, 5), _size(g, 14, 20))
+    return [
+        hidden("batch64", f"a batch {batch}, float64", _mlp_inputs(g, batch, np.float64)),
+        hidden("wide", f"{wide}", _mlp_inputs(g, wide, np.float32)),
     ]
-    cases = []
-    for i, (name, lead, d, dtype, hidden, describe) in enumerate(specs):
-        g = rng(270 + i)
-        cases.append(
-            Case(
-                name,
-                {"x": _normal(g, *lead, d, dtype=dtype), "params": _mlp_params(g, d, dtype)},
-                hidden,
-                describe,
-            )
-        )
-    return cases
 
 
 def _mlp_variant(x, params, act=lib.gelu, bias=True):
@@ -681,7 +719,8 @@ def _mlp_stations(inputs):
 
 MLP = Exercise(
     name="mlp",
-    cases=_mlp_cases,
+    visible=_mlp_visible,
+    hidden=_mlp_hidden,
     reference=lambda x, params: lib.mlp(x, params),
     stations=_mlp_stations,
     parts=(Part("mlp.post_act", "gelu", lambda inp, st: {"x": st["mlp.pre_act"]}),),
@@ -720,25 +759,33 @@ def _ln_params(g, d, dtype):
     return {"g": _normal(g, d, dtype=dtype, loc=1.0, scale=0.2), "b": _normal(g, d, dtype=dtype, scale=0.2)}
 
 
-def _block_cases():
-    specs = [
-        ("single", (), 5, 8, 2, np.float32, False, ""),
-        ("batch", (2,), 5, 8, 2, np.float32, False, ""),
-        ("three64", (2,), 6, 12, 3, np.float64, True, "a batch of 2, T=6, d=12, 3 heads, float64"),
-        ("four", (), 7, 16, 4, np.float32, True, "T=7, d=16, 4 heads"),
+def _block_inputs(g, lead, T, d, H, dtype):
+    x = _normal(g, *lead, T, d, dtype=dtype, scale=2.0)
+    params = {
+        "ln_1": _ln_params(g, d, dtype),
+        "attn": _attn_params(g, d, dtype),
+        "ln_2": _ln_params(g, d, dtype),
+        "mlp": _mlp_params(g, d, dtype),
+    }
+    return {"x": x, "params": params, "n_head": H}
+
+
+def _block_visible():
+    specs = [("single", ()), ("batch", (2,))]
+    return [Case(name, _block_inputs(rng(280 + i), lead, 5, 8, 2, np.float32)) for i, (name, lead) in enumerate(specs)]
+
+
+def _block_hidden(g):
+    B, T3, d3 = _size(g, 2, 3), _size(g, 4, 7), 3 * _size(g, 3, 5)
+    T4, d4 = _size(g, 5, 8), 4 * _size(g, 3, 5)
+    return [
+        hidden(
+            "three64",
+            f"a batch of {B}, T={T3}, d={d3}, 3 heads, float64",
+            _block_inputs(g, (B,), T3, d3, 3, np.float64),
+        ),
+        hidden("four", f"T={T4}, d={d4}, 4 heads", _block_inputs(g, (), T4, d4, 4, np.float32)),
     ]
-    cases = []
-    for i, (name, lead, T, d, H, dtype, hidden, describe) in enumerate(specs):
-        g = rng(280 + i)
-        x = _normal(g, *lead, T, d, dtype=dtype, scale=2.0)
-        params = {
-            "ln_1": _ln_params(g, d, dtype),
-            "attn": _attn_params(g, d, dtype),
-            "ln_2": _ln_params(g, d, dtype),
-            "mlp": _mlp_params(g, d, dtype),
-        }
-        cases.append(Case(name, {"x": x, "params": params, "n_head": H}, hidden, describe))
-    return cases
 
 
 def _block_ref(x, params, n_head):
@@ -795,7 +842,8 @@ def _block_mistake(mode, hint):
 
 BLOCK = Exercise(
     name="block",
-    cases=_block_cases,
+    visible=_block_visible,
+    hidden=_block_hidden,
     reference=_block_ref,
     stations=_block_stations,
     parts=(
@@ -849,8 +897,8 @@ BLOCK = Exercise(
 # ---- the modern block: RMSNorm, RoPE, SwiGLU ----------------------------------------------------
 
 
-def _rms_cases():
-    g0, g1, g2 = rng(290), rng(291), rng(292)
+def _rms_visible():
+    g0, g1 = rng(290), rng(291)
     return [
         Case("small", {"x": _normal(g0, 5, 8, loc=1.0, scale=2.0), "g": _normal(g0, 8, loc=1.0, scale=0.2)}),
         Case(
@@ -860,16 +908,21 @@ def _rms_cases():
                 "g": _normal(g1, 8, dtype=np.float64, loc=1.0, scale=0.2),
             },
         ),
-        Case(
+    ]
+
+
+def _rms_hidden(g):
+    shape = (_size(g, 2, 3), _size(g, 4, 7), _size(g, 12, 20))
+    return [
+        hidden(
             "batch-eps",
+            f"a batch {shape} with its own eps passed in",
             {
-                "x": _normal(g2, 2, 5, 16, scale=0.1, loc=0.5),
-                "g": _normal(g2, 16, loc=1.0, scale=0.2),
-                "eps": 1e-2,
+                "x": _normal(g, *shape, scale=0.1, loc=0.5),
+                "g": _normal(g, shape[-1], loc=1.0, scale=0.2),
+                "eps": float(10 ** g.uniform(-2.5, -1.5)),
             },
-            hidden=True,
-            describe="a batch (2, 5, 16) with eps=1e-2 passed in",
-        ),
+        )
     ]
 
 
@@ -888,7 +941,8 @@ def _rms_variant(x, g, eps=1e-6, mode="ok"):
 
 RMS_NORM = Exercise(
     name="rms_norm",
-    cases=_rms_cases,
+    visible=_rms_visible,
+    hidden=_rms_hidden,
     reference=lambda x, g, eps=1e-6: lib.rms_norm(x, g, eps),
     mistakes=(
         Mistake(
@@ -920,22 +974,32 @@ RMS_NORM = Exercise(
 )
 
 
-def _rope_cases():
-    g0, g1, g2, g3 = rng(300), rng(301), rng(302), rng(303)
+def _rope_visible():
+    g0, g1 = rng(300), rng(301)
     return [
         Case("start", {"x": _normal(g0, 5, 8), "positions": np.arange(5)}),
         Case("continued", {"x": _normal(g1, 2, 5, 8), "positions": np.arange(3, 8)}),
-        Case(
+    ]
+
+
+def _rope_hidden(g):
+    B, H, T, d_head = _size(g, 2, 3), _size(g, 2, 4), _size(g, 4, 8), 4 * _size(g, 2, 4)
+    start = _size(g, 5, 40)
+    T_even, d_even = _size(g, 5, 9), 2 * _size(g, 2, 3)
+    return [
+        hidden(
             "batch64",
-            {"x": _normal(g2, 2, 3, 6, 16, dtype=np.float64), "positions": np.arange(10, 16)},
-            hidden=True,
-            describe="(batch 2, 3 heads, 6 tokens, d_head 16) at positions 10..15, float64",
+            f"(batch {B}, {H} heads, {T} tokens, d_head {d_head}) at positions {start}..{start + T - 1}, float64",
+            {"x": _normal(g, B, H, T, d_head, dtype=np.float64), "positions": np.arange(start, start + T)},
         ),
-        Case(
+        hidden(
             "theta",
-            {"x": _normal(g3, 7, 4), "positions": np.array([0, 2, 4, 6, 8, 10, 12]), "theta": 500.0},
-            hidden=True,
-            describe="7 tokens at even positions, d_head 4, theta=500 passed in",
+            f"{T_even} tokens at even positions, d_head {d_even}, its own theta passed in",
+            {
+                "x": _normal(g, T_even, d_even),
+                "positions": 2 * np.arange(T_even),
+                "theta": float(g.uniform(100.0, 2000.0)),
+            },
         ),
     ]
 
@@ -966,7 +1030,8 @@ def _rope_mistake(mode, hint):
 
 APPLY_ROPE = Exercise(
     name="apply_rope",
-    cases=_rope_cases,
+    visible=_rope_visible,
+    hidden=_rope_hidden,
     reference=lambda x, positions, theta=10000.0: lib.apply_rope(x, positions, theta),
     mistakes=(
         _rope_mistake(
@@ -1009,21 +1074,24 @@ def _swiglu_params(g, d, d_ff, dtype):
     }
 
 
-def _swiglu_cases():
-    g0, g1, g2 = rng(310), rng(311), rng(312)
+def _swiglu_visible():
+    g0 = rng(310)
+    return [Case("single", {"x": _normal(g0, 5, 8), "params": _swiglu_params(g0, 8, 20, np.float32)})]
+
+
+def _swiglu_hidden(g):
+    batch, d_ff = (_size(g, 2, 3), _size(g, 3, 6), _size(g, 10, 14)), _size(g, 24, 40)
+    wide, wide_ff = (_size(g, 2, 5), _size(g, 14, 20)), _size(g, 36, 56)
     return [
-        Case("single", {"x": _normal(g0, 5, 8), "params": _swiglu_params(g0, 8, 20, np.float32)}),
-        Case(
+        hidden(
             "batch64",
-            {"x": _normal(g1, 2, 4, 12, dtype=np.float64), "params": _swiglu_params(g1, 12, 32, np.float64)},
-            hidden=True,
-            describe="a batch (2, 4, 12), d_ff=32, float64",
+            f"a batch {batch}, d_ff={d_ff}, float64",
+            {"x": _normal(g, *batch, dtype=np.float64), "params": _swiglu_params(g, batch[-1], d_ff, np.float64)},
         ),
-        Case(
+        hidden(
             "wide",
-            {"x": _normal(g2, 3, 16), "params": _swiglu_params(g2, 16, 44, np.float32)},
-            hidden=True,
-            describe="(3, 16), d_ff=44",
+            f"{wide}, d_ff={wide_ff}",
+            {"x": _normal(g, *wide), "params": _swiglu_params(g, wide[-1], wide_ff, np.float32)},
         ),
     ]
 
@@ -1048,7 +1116,8 @@ def _swiglu_mistake(mode, hint):
 
 SWIGLU = Exercise(
     name="swiglu",
-    cases=_swiglu_cases,
+    visible=_swiglu_visible,
+    hidden=_swiglu_hidden,
     reference=lambda x, params: lib.swiglu(x, params),
     mistakes=(
         _swiglu_mistake(

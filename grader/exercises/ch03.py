@@ -16,9 +16,14 @@ import numpy as np
 
 import lib
 
-from ..exercise import Case, Exercise, Mistake, choice, rng
+from ..exercise import Case, Exercise, Mistake, choice, hidden, rng
 
 ASSIGNMENT = "03-lm-head"
+# The lib functions the scorer lends this chapter's students (``grader.lending``): the LayerNorm
+# of chapter 2, which the head applies first. ``GRADED``: the lib functions that compute this
+# chapter's exercises, which the scorer's lib must never hold.
+LENDS = ("layer_norm",)
+GRADED = ("lm_head", "softmax", "log_softmax", "cross_entropy", "perplexity")
 LN2 = float(np.log(2.0))
 
 
@@ -34,7 +39,10 @@ def _lm_head(x, ln_f, wte, w_unembed=None):
 
 
 def _head_inputs(seed, lead, d, V, dtype=np.float32, tied=True):
-    g = rng(seed)
+    return _head_arrays(rng(seed), lead, d, V, dtype, tied)
+
+
+def _head_arrays(g, lead, d, V, dtype, tied):
     x = (3.0 * g.normal(size=(*lead, d)) + 1.0).astype(dtype)  # an un-normalised stream
     ln_f = {"g": (1.0 + 0.2 * g.normal(size=d)).astype(dtype), "b": (0.3 * g.normal(size=d)).astype(dtype)}
     wte = (0.5 * g.normal(size=(V, d))).astype(dtype)
@@ -44,34 +52,45 @@ def _head_inputs(seed, lead, d, V, dtype=np.float32, tied=True):
     return inputs
 
 
-def _lm_head_cases():
+def _lm_head_visible():
     return [
         Case("tied", _head_inputs(31, (5,), d=8, V=11)),
         Case("untied", _head_inputs(32, (4,), d=8, V=11, tied=False)),
-        Case(
+    ]
+
+
+def _size(g, low, high):
+    """An int drawn from ``low .. high`` (both included)."""
+    return int(g.integers(low, high + 1))
+
+
+def _lm_head_hidden(g):
+    B, T, d, V = _size(g, 2, 3), _size(g, 4, 7), _size(g, 8, 14), _size(g, 16, 24)
+    square = _size(g, 6, 12)
+    T_untied, d_untied, V_untied = _size(g, 4, 8), _size(g, 4, 8), _size(g, 9, 14)
+    return [
+        hidden(
             "batch64",
-            _head_inputs(33, (2, 6), d=12, V=20, dtype=np.float64),
-            hidden=True,
-            describe="a batch of 2 x 6 positions, tied, float64",
+            f"a batch of {B} x {T} positions, tied, float64",
+            _head_arrays(g, (B, T), d, V, np.float64, tied=True),
         ),
-        Case(
+        hidden(
             "square",
-            _head_inputs(34, (3,), d=10, V=10),
-            hidden=True,
-            describe="a tied head with d = V, so the shapes alone cannot tell wte from wte.T",
+            "a tied head with d = V, so the shapes alone cannot tell wte from wte.T",
+            _head_arrays(g, (_size(g, 2, 5),), square, square, np.float32, tied=True),
         ),
-        Case(
+        hidden(
             "untied64",
-            _head_inputs(35, (7,), d=6, V=9, dtype=np.float64, tied=False),
-            hidden=True,
-            describe="an untied head, float64",
+            "an untied head, float64",
+            _head_arrays(g, (T_untied,), d_untied, V_untied, np.float64, tied=False),
         ),
     ]
 
 
 LM_HEAD = Exercise(
     name="lm_head",
-    cases=_lm_head_cases,
+    visible=_lm_head_visible,
+    hidden=_lm_head_hidden,
     reference=_lm_head,
     mistakes=(
         Mistake(
@@ -117,10 +136,14 @@ LM_HEAD = Exercise(
 
 
 def _logits(seed, shape, dtype=np.float32, scale=2.0, shift=0.0):
-    return (scale * rng(seed).normal(size=shape) + shift).astype(dtype)
+    return _drawn(rng(seed), shape, dtype, scale, shift)
 
 
-def _softmax_cases():
+def _drawn(g, shape, dtype=np.float32, scale=2.0, shift=0.0):
+    return (scale * g.normal(size=shape) + shift).astype(dtype)
+
+
+def _softmax_visible():
     return [
         Case("rows", {"x": _logits(41, (3, 7))}),
         Case(
@@ -128,21 +151,26 @@ def _softmax_cases():
             "large",
             {"x": (84.0 + 4.0 * rng(42).random((2, 16))).astype(np.float32)},
         ),
-        Case(
-            "3d", {"x": _logits(43, (2, 3, 5), np.float64)}, hidden=True, describe="shape (2, 3, 5), float64"
-        ),
-        Case(
+    ]
+
+
+def _softmax_hidden(g):
+    shape3, square = (_size(g, 2, 3), _size(g, 2, 4), _size(g, 4, 7)), _size(g, 4, 7)
+    shift = float(g.uniform(600.0, 1000.0))
+    rows, cols = _size(g, 3, 5), _size(g, 5, 8)
+    allowed = np.tri(rows, cols, k=_size(g, 0, 2), dtype=bool)
+    return [
+        hidden("3d", f"shape {shape3}, float64", {"x": _drawn(g, shape3, np.float64)}),
+        hidden(
             "huge64",
-            {"x": _logits(44, (2, 6), np.float64, scale=3.0, shift=800.0)},
-            hidden=True,
-            describe="float64 logits around 800",
+            f"float64 logits around {shift:.0f}",
+            {"x": _drawn(g, (_size(g, 2, 3), _size(g, 5, 8)), np.float64, scale=3.0, shift=shift)},
         ),
-        Case("square", {"x": _logits(45, (5, 5))}, hidden=True, describe="a square (5, 5) input"),
-        Case(
+        hidden("square", f"a square ({square}, {square}) input", {"x": _drawn(g, (square, square))}),
+        hidden(
             "masked",
-            {"x": np.where(np.tri(4, 6, k=2, dtype=bool), _logits(46, (4, 6)), np.float32(-np.inf))},
-            hidden=True,
-            describe="rows with some logits equal to -inf (masked out)",
+            "rows with some logits equal to -inf (masked out)",
+            {"x": np.where(allowed, _drawn(g, (rows, cols)), np.float32(-np.inf))},
         ),
     ]
 
@@ -170,7 +198,8 @@ def _softmax_no_keepdims(x):
 
 SOFTMAX = Exercise(
     name="softmax",
-    cases=_softmax_cases,
+    visible=_softmax_visible,
+    hidden=_softmax_hidden,
     reference=lambda x: lib.softmax(x, axis=-1),
     mistakes=(
         Mistake(
@@ -206,22 +235,26 @@ SOFTMAX = Exercise(
 )
 
 
-def _log_softmax_cases():
+def _log_softmax_visible():
     gaps = np.array([[30.0, 0.0, -50.0, -120.0, 5.0], [1.0, 2.0, 3.0, -200.0, 0.0]], dtype=np.float32)
     return [
         Case("rows", {"x": _logits(51, (3, 7))}),
         Case("large", {"x": _logits(52, (2, 8), scale=1.0, shift=100.0)}),
         Case("gaps", {"x": gaps}),
-        Case(
-            "3d", {"x": _logits(53, (2, 4, 6), np.float64)}, hidden=True, describe="shape (2, 4, 6), float64"
-        ),
-        Case(
+    ]
+
+
+def _log_softmax_hidden(g):
+    shape3, square = (_size(g, 2, 3), _size(g, 3, 5), _size(g, 5, 8)), _size(g, 5, 8)
+    shift = float(g.uniform(700.0, 1000.0))
+    return [
+        hidden("3d", f"shape {shape3}, float64", {"x": _drawn(g, shape3, np.float64)}),
+        hidden(
             "huge64",
-            {"x": _logits(54, (3, 5), np.float64, scale=2.0, shift=900.0)},
-            hidden=True,
-            describe="float64 logits around 900",
+            f"float64 logits around {shift:.0f}",
+            {"x": _drawn(g, (_size(g, 2, 4), _size(g, 4, 7)), np.float64, shift=shift)},
         ),
-        Case("square", {"x": _logits(55, (6, 6))}, hidden=True, describe="a square (6, 6) input"),
+        hidden("square", f"a square ({square}, {square}) input", {"x": _drawn(g, (square, square))}),
     ]
 
 
@@ -237,7 +270,8 @@ def _log_of_softmax(x):
 
 LOG_SOFTMAX = Exercise(
     name="log_softmax",
-    cases=_log_softmax_cases,
+    visible=_log_softmax_visible,
+    hidden=_log_softmax_hidden,
     reference=lambda x: lib.log_softmax(x, axis=-1),
     mistakes=(
         Mistake(
@@ -274,28 +308,35 @@ LOG_SOFTMAX = Exercise(
 
 
 def _loss_inputs(seed, lead, V, dtype=np.float32, scale=2.0, shift=0.0):
-    g = rng(seed)
+    return _loss_arrays(rng(seed), lead, V, dtype, scale, shift)
+
+
+def _loss_arrays(g, lead, V, dtype=np.float32, scale=2.0, shift=0.0):
     logits = (scale * g.normal(size=(*lead, V)) + shift).astype(dtype)
     ids = g.integers(0, V, size=lead)
     return {"logits": logits, "ids": ids}
 
 
-def _loss_cases():
+def _loss_visible():
     return [
         Case("sentence", _loss_inputs(61, (9,), V=12)),
         Case("batch", _loss_inputs(62, (2, 6), V=10)),
-        Case(
+    ]
+
+
+def _loss_hidden(g):
+    B, T, shift = _size(g, 2, 4), _size(g, 5, 9), float(g.uniform(100.0, 130.0))
+    return [
+        hidden(
             "batch64",
-            _loss_inputs(63, (3, 7), V=20, dtype=np.float64),
-            hidden=True,
-            describe="a batch of 3 sequences of 7 tokens, float64",
+            f"a batch of {B} sequences of {T} tokens, float64",
+            _loss_arrays(g, (B, T), V=_size(g, 12, 24), dtype=np.float64),
         ),
-        Case("two", _loss_inputs(64, (2,), V=5), hidden=True, describe="a sequence of 2 tokens"),
-        Case(
+        hidden("two", "a sequence of 2 tokens", _loss_arrays(g, (2,), V=_size(g, 4, 8))),
+        hidden(
             "large",
-            _loss_inputs(65, (8,), V=16, scale=3.0, shift=120.0),
-            hidden=True,
-            describe="float32 logits around 120",
+            f"float32 logits around {shift:.0f}",
+            _loss_arrays(g, (_size(g, 6, 10),), V=_size(g, 12, 20), scale=3.0, shift=shift),
         ),
     ]
 
@@ -325,7 +366,8 @@ def _probability_loss(logits, ids):
 
 CROSS_ENTROPY = Exercise(
     name="cross_entropy",
-    cases=_loss_cases,
+    visible=_loss_visible,
+    hidden=_loss_hidden,
     reference=_cross_entropy,
     mistakes=(
         Mistake(
@@ -376,7 +418,8 @@ CROSS_ENTROPY = Exercise(
 
 PERPLEXITY = Exercise(
     name="perplexity",
-    cases=_loss_cases,
+    visible=_loss_visible,
+    hidden=_loss_hidden,
     reference=lambda logits, ids: lib.perplexity(_cross_entropy(logits, ids)),
     mistakes=(
         Mistake(

@@ -5,15 +5,16 @@ tokens at ``-inf``; they combine as temperature, then top-k, then top-p, then so
 the lower id first (a stable sort); top-p keeps the token that crosses the threshold;
 ``temperature=0`` and ``top_k=1`` are greedy and draw no random number.
 
-Three exercises are checked through a small runner that the notebook's test cell wraps around the
-student's function, because their answer is not a single array:
+Two exercises are checked through a runner (``grader.runners``) that the check and the scorer
+wrap around the student's function, because their answer is not a single array:
 
 - ``sampler(sample_next)`` draws ``n`` tokens from one seeded generator and returns them (mode
   ``"draws"``, compared exactly with ``lib``'s draws) or their frequencies (mode
   ``"frequencies"``, compared with the exact filtered distribution within ``atol``);
 - ``packed(attend_with_cache)`` checks the shapes of ``(out, cache_k, cache_v)`` and concatenates
-  them into one array;
-- ``generate`` is called directly, with a tiny fixed "model" (``ToyLM``) as ``next_logits``.
+  them into one array.
+
+``generate`` is called directly, with a tiny fixed "model" (``runners.ToyLM``) as ``next_logits``.
 """
 
 import copy
@@ -22,14 +23,48 @@ import numpy as np
 
 import lib
 
-from ..exercise import Case, Exercise, Mistake, choice, rng
+from ..exercise import Case, Exercise, Mistake, choice, hidden, rng
+from ..runners import ToyLM, draw, packed, sampler
 
 ASSIGNMENT = "04-sampling"
+# The lib functions the scorer lends this chapter's students (``grader.lending``): the softmax of
+# chapter 3 and the attention of chapter 2, which the chapter's setup cell imports for them.
+# ``GRADED``: the lib functions that compute this chapter's exercises, which it never lends.
+LENDS = ("softmax", "causal_mask", "scaled_dot_product_attention")
+GRADED = (
+    "apply_temperature",
+    "top_k_filter",
+    "top_p_filter",
+    "filtered_probs",
+    "sample_next",
+    "generate",
+    "KVCache",
+    "multi_head_attention",
+)
 NEG_INF = -np.inf
 
 
 def _logits(seed, shape, dtype=np.float32, scale=2.0):
-    return (scale * rng(seed).normal(size=shape)).astype(dtype)
+    return _drawn(rng(seed), shape, dtype, scale)
+
+
+def _drawn(g, shape, dtype=np.float32, scale=2.0):
+    return (scale * g.normal(size=shape)).astype(dtype)
+
+
+def _size(g, low, high):
+    """An int drawn from ``low .. high`` (both included)."""
+    return int(g.integers(low, high + 1))
+
+
+def _with_tie_at_max(g, shape, dtype=np.float32):
+    """Logits whose largest value occurs twice in every row, at drawn places."""
+    x = _drawn(g, shape, np.float64)
+    rows = x.reshape(-1, shape[-1])
+    for row in rows:
+        first, second = g.choice(shape[-1], size=2, replace=False)
+        row[first] = row[second] = row.max() + 0.5
+    return rows.reshape(shape).astype(dtype)
 
 
 def _from_probs(probs, order, dtype=np.float32):
@@ -54,31 +89,34 @@ def _rank(x):
 # ---- temperature -------------------------------------------------------------------------------
 
 
-def _temperature_cases():
-    tie = np.array([1.0, 3.0, 0.0, 3.0, 2.0, -1.0], dtype=np.float32)
+def _temperature_visible():
     zero = _logits(72, (8,))
     zero[5] = zero.max()  # two equal largest logits: T = 0 keeps the lower id only
     return [
         Case("cool", {"logits": _logits(71, (8,)), "temperature": 0.5}),
         Case("zero", {"logits": zero, "temperature": 0.0}),
-        Case(
+    ]
+
+
+def _temperature_hidden(g):
+    B, hot = _size(g, 2, 4), round(float(g.uniform(1.5, 3.5)), 2)
+    B0 = _size(g, 2, 4)
+    return [
+        hidden(
             "hot64",
-            {"logits": _logits(73, (3, 10), np.float64), "temperature": 2.5},
-            hidden=True,
-            describe="a batch of 3 rows, float64, T = 2.5",
+            f"a batch of {B} rows, float64, T = {hot}",
+            {"logits": _drawn(g, (B, _size(g, 8, 12)), np.float64), "temperature": hot},
         ),
-        Case("one", {"logits": _logits(74, (9,)), "temperature": 1.0}, hidden=True, describe="T = 1"),
-        Case(
+        hidden("one", "T = 1", {"logits": _drawn(g, (_size(g, 6, 12),)), "temperature": 1.0}),
+        hidden(
             "zero-tie",
-            {"logits": tie, "temperature": 0.0},
-            hidden=True,
-            describe="T = 0 with two equal largest logits",
+            "T = 0 with two equal largest logits",
+            {"logits": _with_tie_at_max(g, (_size(g, 5, 9),)), "temperature": 0.0},
         ),
-        Case(
+        hidden(
             "zero-batch64",
-            {"logits": _logits(75, (2, 7), np.float64), "temperature": 0.0},
-            hidden=True,
-            describe="T = 0 on a batch of 2 rows, float64",
+            f"T = 0 on a batch of {B0} rows, float64",
+            {"logits": _drawn(g, (B0, _size(g, 5, 9)), np.float64), "temperature": 0.0},
         ),
     ]
 
@@ -96,7 +134,8 @@ def _zero_keeps_ties(logits, temperature):
 
 APPLY_TEMPERATURE = Exercise(
     name="apply_temperature",
-    cases=_temperature_cases,
+    visible=_temperature_visible,
+    hidden=_temperature_hidden,
     reference=lambda logits, temperature: lib.apply_temperature(logits, temperature),
     mistakes=(
         Mistake(
@@ -139,26 +178,44 @@ APPLY_TEMPERATURE = Exercise(
 # ---- top-k -------------------------------------------------------------------------------------
 
 
-def _top_k_cases():
+def _top_k_visible():
     tie = np.array([2.0, 1.0, 3.0, 1.0, 0.5, 1.0, -1.0], dtype=np.float32)
-    ties64 = np.round(rng(81).normal(size=(2, 9)) * 1.5).astype(np.float64)
     return [
         Case("k3", {"logits": _logits(82, (10,)), "k": 3}),
         Case("tie-at-k", {"logits": tie, "k": 3}),
-        Case(
+    ]
+
+
+def _ties_at_k(g, rows, V, k):
+    """Rows of whole numbers where the k-th and the (k+1)-th largest are equal."""
+    x = np.round(g.normal(size=(rows, V)) * 1.5)
+    for row in x:
+        order = np.argsort(-row, kind="stable")
+        row[order[k]] = row[order[k - 1]]
+    return x
+
+
+def _top_k_hidden(g):
+    B, k = _size(g, 2, 4), _size(g, 3, 5)
+    V_small = _size(g, 5, 8)
+    k_ties = _size(g, 3, 5)
+    return [
+        hidden(
             "batch64",
-            {"logits": _logits(83, (3, 12), np.float64), "k": 4},
-            hidden=True,
-            describe="a batch of 3 rows, float64, k = 4",
+            f"a batch of {B} rows, float64, k = {k}",
+            {"logits": _drawn(g, (B, _size(g, 10, 14)), np.float64), "k": k},
         ),
-        Case("k1", {"logits": _logits(84, (11,)), "k": 1}, hidden=True, describe="k = 1"),
-        Case("k-equals-V", {"logits": _logits(85, (6,)), "k": 6}, hidden=True, describe="k = V"),
-        Case("k-above-V", {"logits": _logits(86, (6,)), "k": 9}, hidden=True, describe="k > V"),
-        Case(
+        hidden("k1", "k = 1", {"logits": _drawn(g, (_size(g, 8, 12),)), "k": 1}),
+        hidden("k-equals-V", "k = V", {"logits": _drawn(g, (V_small,)), "k": V_small}),
+        hidden(
+            "k-above-V",
+            "k > V",
+            {"logits": _drawn(g, (V_small,)), "k": V_small + _size(g, 1, 4)},
+        ),
+        hidden(
             "ties-batch64",
-            {"logits": ties64, "k": 4},
-            hidden=True,
-            describe="rows of whole numbers with ties around the k-th place, float64",
+            "rows of whole numbers with ties around the k-th place, float64",
+            {"logits": _ties_at_k(g, _size(g, 2, 3), _size(g, 8, 11), k_ties), "k": k_ties},
         ),
     ]
 
@@ -190,7 +247,8 @@ def _ranked(logits):
 
 TOP_K_FILTER = Exercise(
     name="top_k_filter",
-    cases=_top_k_cases,
+    visible=_top_k_visible,
+    hidden=_top_k_hidden,
     reference=lambda logits, k: lib.top_k_filter(logits, k),
     mistakes=(
         Mistake(
@@ -243,34 +301,47 @@ TOP_K_FILTER = Exercise(
 NUCLEUS_PROBS = np.array([0.35, 0.25, 0.15, 0.10, 0.07, 0.05, 0.02, 0.01])
 
 
-def _top_p_cases():
+def _top_p_visible():
     clean = _from_probs(NUCLEUS_PROBS, [3, 0, 6, 1, 7, 2, 5, 4])
     peaked = _from_probs(np.array([0.6, 0.2, 0.1, 0.05, 0.05]), [2, 0, 4, 1, 3])
-    tie = _from_probs(np.array([0.3, 0.2, 0.2, 0.2, 0.1]), [4, 3, 0, 1, 2], np.float64)
-    masked = _logits(91, (10,))
-    masked[[1, 4, 8]] = -np.inf
     return [
         Case("p0.7", {"logits": clean, "p": 0.7}),
         Case("one-token", {"logits": peaked, "p": 0.5}),
-        Case(
+    ]
+
+
+def _tie_at_boundary(g):
+    """Float64 logits with one likeliest token, then several equally likely ones at drawn ids, then
+    less likely ones, and a ``p`` that keeps exactly one of the tied: the lowest id, by lib's
+    ranking."""
+    top, tied = float(g.uniform(0.25, 0.4)), float(g.uniform(0.1, 0.15))
+    probs = np.array([top, *[tied] * _size(g, 2, 4), *(tied * g.uniform(0.1, 0.9, size=_size(g, 1, 3)))])
+    p = (top + tied * float(g.uniform(0.3, 0.7))) / probs.sum()
+    return _from_probs(probs / probs.sum(), g.permutation(len(probs)), np.float64), p
+
+
+def _top_p_hidden(g):
+    B, p = _size(g, 2, 4), round(float(g.uniform(0.8, 0.95)), 2)
+    tie, p_tie = _tie_at_boundary(g)
+    masked = _drawn(g, (_size(g, 8, 12),))
+    masked[g.choice(len(masked), size=3, replace=False)] = -np.inf
+    return [
+        hidden(
             "batch64",
-            {"logits": _logits(92, (4, 12), np.float64), "p": 0.9},
-            hidden=True,
-            describe="a batch of 4 rows, float64, p = 0.9",
+            f"a batch of {B} rows, float64, p = {p}",
+            {"logits": _drawn(g, (B, _size(g, 10, 14)), np.float64), "p": p},
         ),
-        Case("p-one", {"logits": _logits(93, (9,)), "p": 1.0}, hidden=True, describe="p = 1.0"),
-        Case(
-            "tie-at-boundary",
-            {"logits": tie, "p": 0.45},
-            hidden=True,
-            describe="equal probabilities at the boundary, float64",
+        hidden("p-one", "p = 1.0", {"logits": _drawn(g, (_size(g, 7, 11),)), "p": 1.0}),
+        hidden("tie-at-boundary", "equal probabilities at the boundary, float64", {"logits": tie, "p": p_tie}),
+        hidden(
+            "tiny-p",
+            "a p below the largest probability",
+            {"logits": _drawn(g, (_size(g, 5, 9),)), "p": round(float(g.uniform(0.005, 0.03)), 3)},
         ),
-        Case("tiny-p", {"logits": _logits(94, (7,)), "p": 0.01}, hidden=True, describe="p = 0.01"),
-        Case(
+        hidden(
             "after-top-k",
-            {"logits": masked, "p": 0.8},
-            hidden=True,
-            describe="logits where some tokens are already -inf",
+            "logits where some tokens are already -inf",
+            {"logits": masked, "p": round(float(g.uniform(0.7, 0.9)), 2)},
         ),
     ]
 
@@ -295,7 +366,8 @@ def _unsorted(logits, p):
 
 TOP_P_FILTER = Exercise(
     name="top_p_filter",
-    cases=_top_p_cases,
+    visible=_top_p_visible,
+    hidden=_top_p_hidden,
     reference=lambda logits, p: lib.top_p_filter(logits, p),
     mistakes=(
         Mistake(
@@ -353,33 +425,42 @@ TOP_P_FILTER = Exercise(
 # ---- the three together ------------------------------------------------------------------------
 
 
-def _filtered_cases():
+def _filtered_visible():
     return [
         Case("all-three", {"logits": _logits(301, (12,)), "temperature": 1.5, "top_k": 5, "top_p": 0.75}),
         Case("defaults", {"logits": _logits(102, (9,)), "temperature": 1.0, "top_k": None, "top_p": None}),
-        Case(
+    ]
+
+
+def _filtered_hidden(g):
+    B, T, k, p = _size(g, 2, 4), round(float(g.uniform(1.2, 2.0)), 2), _size(g, 6, 9), round(float(g.uniform(0.7, 0.9)), 2)
+    hot = round(float(g.uniform(1.5, 3.0)), 2)
+    V_small = _size(g, 5, 8)
+    return [
+        hidden(
             "batch64",
-            {"logits": _logits(103, (3, 15), np.float64), "temperature": 1.5, "top_k": 8, "top_p": 0.8},
-            hidden=True,
-            describe="a batch of 3 rows, float64, T = 1.5, k = 8, p = 0.8",
+            f"a batch of {B} rows, float64, T = {T}, k = {k}, p = {p}",
+            {"logits": _drawn(g, (B, _size(g, 12, 16)), np.float64), "temperature": T, "top_k": k, "top_p": p},
         ),
-        Case(
+        hidden(
             "greedy",
-            {"logits": _logits(104, (10,)), "temperature": 0.0, "top_k": 5, "top_p": 0.9},
-            hidden=True,
-            describe="T = 0",
+            "T = 0",
+            {"logits": _drawn(g, (_size(g, 8, 12),)), "temperature": 0.0, "top_k": _size(g, 3, 6), "top_p": 0.9},
         ),
-        Case(
+        hidden(
             "hot-top-p",
-            {"logits": _logits(105, (14,)), "temperature": 2.0, "top_k": None, "top_p": 0.6},
-            hidden=True,
-            describe="T = 2 with top-p only",
+            f"T = {hot} with top-p only",
+            {"logits": _drawn(g, (_size(g, 12, 16),)), "temperature": hot, "top_k": None, "top_p": round(float(g.uniform(0.5, 0.7)), 2)},
         ),
-        Case(
+        hidden(
             "k-above-V",
-            {"logits": _logits(106, (6,), np.float64), "temperature": 0.8, "top_k": 10, "top_p": 0.95},
-            hidden=True,
-            describe="k > V, float64",
+            "k > V, float64",
+            {
+                "logits": _drawn(g, (V_small,), np.float64),
+                "temperature": round(float(g.uniform(0.6, 1.0)), 2),
+                "top_k": V_small + _size(g, 1, 5),
+                "top_p": 0.95,
+            },
         ),
     ]
 
@@ -406,7 +487,8 @@ def _no_renormalise(logits, temperature=1.0, top_k=None, top_p=None):
 
 FILTERED_PROBS = Exercise(
     name="filtered_probs",
-    cases=_filtered_cases,
+    visible=_filtered_visible,
+    hidden=_filtered_hidden,
     reference=_filtered,
     mistakes=(
         Mistake(
@@ -440,43 +522,6 @@ FILTERED_PROBS = Exercise(
 # ---- drawing a token ---------------------------------------------------------------------------
 
 
-def _one_id(token):
-    arr = np.asarray(token)
-    if arr.size != 1 or arr.dtype.kind not in "iu":
-        raise TypeError(f"sample_next must return one integer token id, got {token!r}")
-    return int(arr.reshape(-1)[0])
-
-
-def _draw(sample_next, logits, seed, n, settings):
-    generator = np.random.default_rng(seed)
-    out = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        out[i] = _one_id(sample_next(logits.copy(), generator, **settings[i % len(settings)]))
-    return out
-
-
-def sampler(sample_next):
-    """How the check calls ``sample_next``: ``n`` draws from one generator seeded with ``seed``.
-
-    ``settings`` is a list of keyword dicts (temperature, top_k, top_p) used in turn. Mode
-    ``"draws"`` returns the token ids (and first makes sure the same seed gives the same draws);
-    mode ``"frequencies"`` returns how often each token was drawn.
-    """
-
-    def run(logits, seed, n, mode, settings):
-        draws = _draw(sample_next, logits, seed, n, settings)
-        if mode == "frequencies":
-            return np.bincount(draws, minlength=logits.shape[-1]) / n
-        if not np.array_equal(draws, _draw(sample_next, logits, seed, n, settings)):
-            raise RuntimeError(
-                "two runs from the same seed gave different draws: sample_next must take its random "
-                "numbers from the rng it is given"
-            )
-        return draws
-
-    return run
-
-
 def _lib_sample(logits, rng, temperature=1.0, top_k=None, top_p=None):
     return lib.sample_next(logits, rng, temperature=temperature, top_k=top_k, top_p=top_p)
 
@@ -500,7 +545,7 @@ def _wrong_sampler(distribution, greedy_uses_rng=False):
         if mode == "frequencies":
             s = settings[0]
             return distribution(logits, s.get("temperature", 1.0), s.get("top_k"), s.get("top_p"))
-        return _draw(sample, logits, seed, n, settings)
+        return draw(sample, logits, seed, n, settings)
 
     return run
 
@@ -515,7 +560,7 @@ def _multinomial_run(logits, seed, n, mode, settings):
     if mode == "frequencies":
         s = settings[0]
         return _filtered(logits, s.get("temperature", 1.0), s.get("top_k"), s.get("top_p")).astype(np.float64)
-    return _draw(sample, logits, seed, n, settings)
+    return draw(sample, logits, seed, n, settings)
 
 
 def _drops_boundary(logits, temperature, top_k, top_p):
@@ -537,10 +582,13 @@ SAMPLE_LOGITS = _from_probs(
 )
 
 
-def _sample_cases():
-    def case(name, logits, seed, n, mode, settings, hidden=False, describe=""):
-        inputs = {"logits": logits, "seed": seed, "n": n, "mode": mode, "settings": settings}
-        return Case(name, inputs, hidden, describe)
+def _sample_inputs(logits, seed, n, mode, settings):
+    return {"logits": logits, "seed": seed, "n": n, "mode": mode, "settings": settings}
+
+
+def _sample_visible():
+    def case(name, logits, seed, n, mode, settings):
+        return Case(name, _sample_inputs(logits, seed, n, mode, settings))
 
     return [
         case("frequencies", SAMPLE_LOGITS, 1, 6000, "frequencies", [{"temperature": 0.8, "top_p": 0.75}]),
@@ -561,42 +609,63 @@ def _sample_cases():
             "draws",
             [{"temperature": 0.0}, {}, {"top_k": 1}, {"top_p": 0.8}],
         ),
-        case(
+    ]
+
+
+FREQUENCY_DRAWS = 3000  # in the hidden frequency case (the visible one has 6000)
+SAMPLE_ATOL = 0.025
+
+
+def _fair_seed(g, logits, settings, atol):
+    """A seed whose ``FREQUENCY_DRAWS`` draws, made as lib makes them, come within ``atol / 2`` of
+    the exact distribution: a function that draws as the docstring says passes for sure, and any
+    other correct sampler almost surely."""
+    probs = _filtered(logits, **settings).astype(np.float64)
+    cdf = np.cumsum(probs)
+    while True:
+        seed = int(g.integers(2**31))
+        u = np.random.default_rng(seed).random(FREQUENCY_DRAWS) * cdf[-1]  # one number per draw
+        draws = np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
+        if np.abs(np.bincount(draws, minlength=len(cdf)) / FREQUENCY_DRAWS - probs).max() <= atol / 2:
+            return seed
+
+
+def _sample_hidden(g):
+    V, T, k = _size(g, 6, 10), round(float(g.uniform(1.2, 2.0)), 2), _size(g, 3, 5)
+    frequent = _from_probs(g.dirichlet(np.full(V, 2.0)), g.permutation(V))
+    settings = [{"temperature": T, "top_k": k}]
+    V64, n64 = _size(g, 20, 40), _size(g, 20, 40)
+    alternating = [{"temperature": round(float(g.uniform(1.1, 1.6)), 2)}, {"top_p": round(float(g.uniform(0.5, 0.8)), 2)}]
+    return [
+        hidden(
             "frequencies-hidden",
-            SAMPLE_LOGITS[::-1].copy(),
-            5,
-            6000,
-            "frequencies",
-            [{"temperature": 1.5, "top_k": 4}],
-            hidden=True,
-            describe="6000 draws with T = 1.5 and top-k = 4",
+            f"{FREQUENCY_DRAWS} draws with T = {T} and top-k = {k}",
+            _sample_inputs(frequent, _fair_seed(g, frequent, settings[0], SAMPLE_ATOL), FREQUENCY_DRAWS, "frequencies", settings),
         ),
-        case(
+        hidden(
             "draws64",
-            _logits(114, (30,), np.float64, scale=0.7),
-            6,
-            30,
-            "draws",
-            [{"temperature": 1.3}, {"top_p": 0.6}],
-            hidden=True,
-            describe="30 draws over 30 tokens, float64, alternating settings",
+            f"{n64} draws over {V64} tokens, float64, alternating settings",
+            _sample_inputs(_drawn(g, (V64,), np.float64, scale=0.7), int(g.integers(2**31)), n64, "draws", alternating),
         ),
-        case(
+        hidden(
             "greedy-ties",
-            np.array([0.5, 2.0, 2.0, -1.0, 1.0], dtype=np.float32),
-            7,
-            6,
-            "draws",
-            [{"temperature": 0.0}, {"temperature": 1.0}],
-            hidden=True,
-            describe="greedy steps on equal largest logits, between sampled steps",
+            "greedy steps on equal largest logits, between sampled steps",
+            _sample_inputs(
+                _with_tie_at_max(g, (_size(g, 5, 8),)),
+                int(g.integers(2**31)),
+                _size(g, 6, 10),
+                "draws",
+                [{"temperature": 0.0}, {"temperature": 1.0}],
+            ),
         ),
     ]
 
 
 SAMPLE_NEXT = Exercise(
     name="sample_next",
-    cases=_sample_cases,
+    visible=_sample_visible,
+    hidden=_sample_hidden,
+    runner=sampler,
     reference=_exact,
     mistakes=(
         Mistake(
@@ -632,7 +701,7 @@ SAMPLE_NEXT = Exercise(
             "top_k, top_p)",
         ),
     ),
-    atol=0.025,
+    atol=SAMPLE_ATOL,
     rtol=0.0,
     check_dtype=False,
     error_hints={
@@ -650,77 +719,74 @@ SAMPLE_NEXT = Exercise(
 # ---- the generation loop -----------------------------------------------------------------------
 
 
-class ToyLM:
-    """A tiny fixed stand-in for a model: next-token logits from the last token and the length.
-
-    ``ToyLM(seed, V)(ids)`` returns logits of shape (V,) for the sequence ``ids`` (shape (T,)).
-    """
-
-    def __init__(self, seed: int, V: int, dtype=np.float32):
-        g = rng(seed)
-        self.table = (2.0 * g.normal(size=(V, V))).astype(dtype)
-        self.by_length = g.normal(size=(7, V)).astype(dtype)
-
-    def __call__(self, ids):
-        ids = np.asarray(ids)
-        if ids.ndim != 1 or len(ids) == 0:
-            raise ValueError(
-                f"next_logits takes the whole sequence so far, shape (T,), got shape {ids.shape}"
-            )
-        return self.table[ids[-1]] + self.by_length[len(ids) % 7]
-
-    def __repr__(self):
-        return f"ToyLM(V={self.table.shape[0]})"
+def _generate_inputs(model, ids, n, seed, settings, stop=None):
+    return {
+        "next_logits": model,
+        "ids": np.array(ids, dtype=np.int64),
+        "max_new_tokens": n,
+        "rng": np.random.default_rng(seed),
+        **settings,
+        "stop_token": stop,
+    }
 
 
-def _generate_cases():
-    def case(name, seed, V, ids, n, settings, stop=None, dtype=np.float32, hidden=False, describe=""):
-        inputs = {
-            "next_logits": ToyLM(seed, V, dtype),
-            "ids": np.array(ids, dtype=np.int64),
-            "max_new_tokens": n,
-            "rng": np.random.default_rng(seed + 1000),
-            **settings,
-            "stop_token": stop,
-        }
-        return Case(name, inputs, hidden, describe)
+def _generate_visible():
+    def case(name, seed, V, ids, n, settings, stop=None):
+        return Case(name, _generate_inputs(ToyLM(rng(seed), V), ids, n, seed + 1000, settings, stop))
 
     return [
         case("budget", 121, 12, [3, 1, 4], 10, {"temperature": 1.0}),
         case("stop", 122, 12, [5, 9], 20, {"temperature": 0.9, "top_k": 6}, stop=7),
-        case(
+    ]
+
+
+def _greedy_tokens(model, ids, n):
+    """The tokens greedy decoding appends to ``ids``, ``n`` of them."""
+    out = list(ids)
+    for _ in range(n):
+        out.append(int(np.argmax(model(np.array(out)))))
+    return out[len(ids) :]
+
+
+def _generate_hidden(g):
+    def prompt(V):
+        return g.integers(0, V, size=_size(g, 1, 4)).tolist()
+
+    def seed():
+        return int(g.integers(2**31))
+
+    greedy, greedy_ids, budget = ToyLM(g, _size(g, 12, 20)), None, _size(g, 12, 18)
+    greedy_ids = prompt(greedy.table.shape[0])
+    emitted = _greedy_tokens(greedy, greedy_ids, budget)
+    stop = emitted[_size(g, 2, budget - 1)]  # a token greedy decoding emits after a few steps
+    first = ToyLM(g, _size(g, 6, 10))
+    first_ids = prompt(first.table.shape[0])
+    V64, V0 = _size(g, 16, 24), _size(g, 8, 12)
+    filtered = {
+        "temperature": round(float(g.uniform(1.0, 1.4)), 2),
+        "top_k": _size(g, 6, 10),
+        "top_p": round(float(g.uniform(0.85, 0.95)), 2),
+    }
+    return [
+        hidden(
             "greedy-stop",
-            123,
-            16,
-            [0, 2],
-            15,
-            {"temperature": 0.0},
-            stop=4,
-            hidden=True,
-            describe="greedy decoding with a stop token",
+            "greedy decoding with a stop token",
+            _generate_inputs(greedy, greedy_ids, budget, seed(), {"temperature": 0.0}, stop),
         ),
-        case(
+        hidden(
             "filtered64",
-            124,
-            20,
-            [1, 2, 3, 4],
-            12,
-            {"temperature": 1.2, "top_k": 8, "top_p": 0.9},
-            dtype=np.float64,
-            hidden=True,
-            describe="T, top-k and top-p together, float64, no stop token",
+            "T, top-k and top-p together, float64, no stop token",
+            _generate_inputs(ToyLM(g, V64, np.float64), prompt(V64), _size(g, 8, 14), seed(), filtered),
         ),
-        case("zero-budget", 125, 10, [6, 6], 0, {}, stop=2, hidden=True, describe="max_new_tokens = 0"),
-        case(
+        hidden(
+            "zero-budget",
+            "max_new_tokens = 0",
+            _generate_inputs(ToyLM(g, V0), prompt(V0), 0, seed(), {}, stop=_size(g, 0, V0 - 1)),
+        ),
+        hidden(
             "stop-first",
-            126,
-            8,
-            [1],
-            9,
-            {"temperature": 0.0},
-            stop=0,
-            hidden=True,
-            describe="the very first new token is the stop token",
+            "the very first new token is the stop token",
+            _generate_inputs(first, first_ids, _size(g, 5, 10), seed(), {"temperature": 0.0}, _greedy_tokens(first, first_ids, 1)[0]),
         ),
     ]
 
@@ -780,7 +846,8 @@ def _wrong(**how):
 
 GENERATE = Exercise(
     name="generate",
-    cases=_generate_cases,
+    visible=_generate_visible,
+    hidden=_generate_hidden,
     reference=_generate,
     mistakes=(
         Mistake(
@@ -832,37 +899,6 @@ GENERATE = Exercise(
 # ---- the KV cache ------------------------------------------------------------------------------
 
 
-def packed(attend_with_cache):
-    """How the check calls ``attend_with_cache``: check the three results, then stack them.
-
-    Returns ``out``, the grown ``cache_k`` and ``cache_v`` concatenated along the sequence axis.
-    """
-
-    def run(q_new, k_new, v_new, cache_k, cache_v):
-        result = attend_with_cache(q_new, k_new, v_new, cache_k, cache_v)
-        if not isinstance(result, tuple | list) or len(result) != 3:
-            raise TypeError("attend_with_cache must return three arrays: (out, cache_k, cache_v)")
-        out, new_k, new_v = (np.asarray(r) for r in result)
-        H, T, d_head = q_new.shape
-        S = cache_k.shape[-2]
-        if out.shape != (H, T, d_head):
-            raise ValueError(f"out has shape {out.shape}: expected {(H, T, d_head)}, one row per new query")
-        for name, grown in (("cache_k", new_k), ("cache_v", new_v)):
-            if grown.shape == (H, S, d_head) and T > 0:
-                raise ValueError(
-                    f"the returned {name} has the old shape {grown.shape}: the cache was not appended "
-                    "to. Concatenate the new keys/values after the cached ones"
-                )
-            if grown.shape != (H, S + T, d_head):
-                raise ValueError(
-                    f"the returned {name} has shape {grown.shape}: expected {(H, S + T, d_head)}, the "
-                    "old and the new entries along the sequence axis (-2)"
-                )
-        return np.concatenate([out, new_k, new_v], axis=-2)
-
-    return run
-
-
 def _attend_with_cache(q_new, k_new, v_new, cache_k, cache_v):
     k = np.concatenate([cache_k, k_new], axis=-2)
     v = np.concatenate([cache_v, v_new], axis=-2)
@@ -902,48 +938,43 @@ def _no_scale(q_new, k_new, v_new, cache_k, cache_v):
     return lib.scaled_dot_product_attention(q, k, v, mask=lib.causal_mask(q.shape[-2], k.shape[-2])), k, v
 
 
-def _cache_cases():
-    def case(name, seed, H, S, T, d_head, dtype=np.float32, hidden=False, describe=""):
-        g = rng(seed)
+def _cache_inputs(g, H, S, T, d_head, dtype=np.float32):
+    def arr(n):
+        return g.normal(size=(H, n, d_head)).astype(dtype)
 
-        def arr(n):
-            return g.normal(size=(H, n, d_head)).astype(dtype)
+    return {"q_new": arr(T), "k_new": arr(T), "v_new": arr(T), "cache_k": arr(S), "cache_v": arr(S)}
 
-        inputs = {"q_new": arr(T), "k_new": arr(T), "v_new": arr(T), "cache_k": arr(S), "cache_v": arr(S)}
-        return Case(name, inputs, hidden, describe)
 
+def _cache_visible():
     return [
-        case("one-step", 131, H=2, S=5, T=1, d_head=4),
-        case("chunk", 132, H=2, S=3, T=3, d_head=4),
-        case(
+        Case("one-step", _cache_inputs(rng(131), H=2, S=5, T=1, d_head=4)),
+        Case("chunk", _cache_inputs(rng(132), H=2, S=3, T=3, d_head=4)),
+    ]
+
+
+def _cache_hidden(g):
+    T0, H0, d0 = _size(g, 3, 6), _size(g, 2, 4), _size(g, 3, 6)
+    S_long, H_long = _size(g, 8, 16), _size(g, 3, 5)
+    return [
+        hidden(
             "empty-cache64",
-            133,
-            H=3,
-            S=0,
-            T=4,
-            d_head=5,
-            dtype=np.float64,
-            hidden=True,
-            describe="an empty cache and 4 new tokens, float64",
+            f"an empty cache and {T0} new tokens, float64",
+            _cache_inputs(g, H0, 0, T0, d0, np.float64),
         ),
-        case(
+        hidden(
             "long64",
-            134,
-            H=4,
-            S=12,
-            T=1,
-            d_head=8,
-            dtype=np.float64,
-            hidden=True,
-            describe="12 cached tokens, 4 heads, float64",
+            f"{S_long} cached tokens, {H_long} heads, float64",
+            _cache_inputs(g, H_long, S_long, 1, 2 * _size(g, 2, 5), np.float64),
         ),
-        case("one-head", 135, H=1, S=6, T=2, d_head=3, hidden=True, describe="one head, 2 new tokens"),
+        hidden("one-head", "one head, 2 new tokens", _cache_inputs(g, 1, _size(g, 4, 8), 2, _size(g, 3, 6))),
     ]
 
 
 ATTEND_WITH_CACHE = Exercise(
     name="attend_with_cache",
-    cases=_cache_cases,
+    visible=_cache_visible,
+    hidden=_cache_hidden,
+    runner=packed,
     reference=packed(_attend_with_cache),
     mistakes=(
         Mistake(

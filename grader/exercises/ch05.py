@@ -1,7 +1,8 @@
 """Chapter 5, every number of one forward pass: the toy model's stations, recomputed by hand.
 
 The cases run the toy model shipped in ``lib/models/toy`` (one block, d = 4, two heads, three
-tokens) on "AI rocks" and, hidden, on other inputs, in float64, and with perturbed weights. Station
+tokens) on "AI rocks" and "rocks AI" and, hidden, on drawn inputs, in float64, and with drawn
+perturbations of its weights. Station
 names are ``lib``'s trace names (see ``lib/model.py``); ``h.0.attn.qkv`` is the three of
 ``h.0.attn.q``, ``.k`` and ``.v`` stacked, the output of ``toy_qkv``.
 """
@@ -14,9 +15,27 @@ import numpy as np
 
 import lib
 
-from ..exercise import Case, Exercise, Mistake, Part, choice, rng
+from ..exercise import Case, Exercise, Mistake, Part, choice, hidden, rng
 
 ASSIGNMENT = "05-worked-toy"
+# The lib functions the scorer lends this chapter's students (``grader.lending``): none, the
+# chapter recomputes every number by hand. ``GRADED``: the lib functions that compute this
+# chapter's exercises, which the scorer's lib must never hold.
+LENDS: tuple[str, ...] = ()
+GRADED = (
+    "embed",
+    "layer_norm",
+    "linear",
+    "split_heads",
+    "merge_heads",
+    "causal_mask",
+    "scaled_dot_product_attention",
+    "softmax",
+    "log_softmax",
+    "mlp",
+    "cross_entropy",
+    "Model",
+)
 
 AI_ROCKS = np.array([0, 1])  # "AI rocks": the inputs; the targets are [1, 2] ("rocks <eos>")
 EPS = 1e-5
@@ -27,11 +46,11 @@ def _toy(dtype=np.float32) -> lib.Model:
     return lib.load_pretrained("toy", dtype=dtype)
 
 
-def toy_params(dtype=np.float32, perturb_seed: int | None = None, scale: float = 0.3) -> dict:
-    """A fresh copy of the toy's weights; with ``perturb_seed``, seeded noise added to every one."""
+def toy_params(dtype=np.float32, perturb: np.random.Generator | None = None, scale: float = 0.3) -> dict:
+    """A fresh copy of the toy's weights; with ``perturb``, noise drawn from it added to every one."""
     params = copy.deepcopy(_toy(dtype).params)
-    if perturb_seed is not None:
-        g = rng(perturb_seed)
+    if perturb is not None:
+        g = perturb
 
         def shake(tree):
             if isinstance(tree, dict):
@@ -50,45 +69,49 @@ def toy_trace(ids, params) -> dict:
     return model.forward(np.asarray(ids), trace=True)[1]
 
 
-# The inputs every exercise is checked on: (name, ids, dtype, perturbation seed, hidden, describe).
-_RUNS = [
-    ("ai-rocks", [0, 1], np.float32, None, False, ""),
-    ("rocks-ai", [1, 0], np.float32, None, False, ""),
-    ("three64", [0, 0, 1], np.float64, None, True, 'the input "AI AI rocks", float64'),
-    ("perturbed", [0, 1, 2, 0], np.float32, 11, True, "four tokens with perturbed weights"),
-    ("perturbed64", [2, 1], np.float64, 12, True, "other weights, float64"),
-]
+def _run(name, ids, dtype, perturb=None, describe=""):
+    """One input of the toy: (name, ids, params, trace, hidden, describe)."""
+    params = toy_params(dtype, perturb)
+    ids = np.array(ids)
+    return name, ids, params, toy_trace(ids, params), bool(describe), describe
 
 
 @functools.cache
-def _runs():
-    """Each run's ids, params and trace (computed once per process; cases copy what they use)."""
-    out = []
-    for name, ids, dtype, seed, hidden, describe in _RUNS:
-        params = toy_params(dtype, seed)
-        ids = np.array(ids)
-        out.append((name, ids, params, toy_trace(ids, params), hidden, describe))
-    return out
+def _visible_runs():
+    """"AI rocks" and "rocks AI" with the toy's own weights (computed once per process; cases copy
+    what they use)."""
+    return (_run("ai-rocks", [0, 1], np.float32), _run("rocks-ai", [1, 0], np.float32))
 
 
-def _cases(build):
+def _hidden_runs(g):
+    """Drawn inputs: three tokens in float64, four tokens with perturbed weights, and two or three
+    tokens with other perturbed weights in float64."""
+    return (
+        _run("three64", g.integers(0, 3, size=3), np.float64, describe="three tokens, float64"),
+        _run("perturbed", g.integers(0, 3, size=4), np.float32, g, "four tokens with perturbed weights"),
+        _run("perturbed64", g.integers(0, 3, size=int(g.integers(2, 4))), np.float64, g, "other weights, float64"),
+    )
+
+
+def _cases(runs, build):
     """One case per run: ``build(ids, params, trace)`` gives its inputs."""
     return [
         Case(name, build(ids, copy.deepcopy(params), trace), hidden, describe)
-        for name, ids, params, trace, hidden, describe in _runs()
+        for name, ids, params, trace, hidden, describe in runs
     ]
+
+
+def _both(build):
+    """The visible and the hidden builder of an exercise checked on every run of the toy."""
+    return {"visible": lambda: _cases(_visible_runs(), build), "hidden": lambda g: _cases(_hidden_runs(g), build)}
 
 
 # ---- embeddings --------------------------------------------------------------------------------
 
 
-def _embed_cases():
-    return _cases(lambda ids, p, tr: {"ids": ids.copy(), "wte": p["wte"], "wpe": p["wpe"]})
-
-
 TOY_EMBED = Exercise(
     name="toy_embed",
-    cases=_embed_cases,
+    **_both(lambda ids, p, tr: {"ids": ids.copy(), "wte": p["wte"], "wpe": p["wpe"]}),
     reference=lambda ids, wte, wpe: lib.embed(ids, wte, wpe),
     mistakes=(
         Mistake(
@@ -113,26 +136,29 @@ TOY_EMBED = Exercise(
 # ---- LayerNorm ---------------------------------------------------------------------------------
 
 
-def _ln_cases():
-    def build(stream, norm, eps=EPS):
-        return lambda ids, p, tr: {
-            "x": tr[stream].copy(),
-            "g": _get(p, norm)["g"],
-            "b": _get(p, norm)["b"],
-            "eps": eps,
-        }
+def _ln_build(stream, norm, eps=EPS):
+    return lambda ids, p, tr: {
+        "x": tr[stream].copy(),
+        "g": _get(p, norm)["g"],
+        "b": _get(p, norm)["b"],
+        "eps": eps,
+    }
 
-    cases = _cases(build("embed.out", ("h", 0, "ln_1")))
-    name, ids, params, trace, _, _ = _runs()[0]
-    cases.insert(1, Case("big-eps", build("embed.out", ("h", 0, "ln_1"), eps=0.5)(ids, params, trace)))
-    name, ids, params, trace, _, _ = _runs()[2]
-    cases.append(
-        Case(
-            "ln_2", build("h.0.resid_mid", ("h", 0, "ln_2"))(ids, params, trace), True, "LayerNorm 2, float64"
-        )
-    )
-    cases.append(Case("ln_f", build("h.0.resid_post", ("ln_f",))(ids, params, trace), True, "the final norm"))
+
+def _ln_visible():
+    cases = _cases(_visible_runs(), _ln_build("embed.out", ("h", 0, "ln_1")))
+    _, ids, params, trace, _, _ = _visible_runs()[0]
+    cases.insert(1, Case("big-eps", _ln_build("embed.out", ("h", 0, "ln_1"), eps=0.5)(ids, params, trace)))
     return cases
+
+
+def _ln_hidden(g):
+    runs = _hidden_runs(g)
+    cases = _cases(runs, _ln_build("embed.out", ("h", 0, "ln_1")))
+    _, ids, params, trace, _, _ = runs[0]
+    ln_2 = _ln_build("h.0.resid_mid", ("h", 0, "ln_2"))(ids, params, trace)
+    ln_f = _ln_build("h.0.resid_post", ("ln_f",))(ids, params, trace)
+    return [*cases, hidden("ln_2", "LayerNorm 2, float64", ln_2), hidden("ln_f", "the final norm", ln_f)]
 
 
 def _get(tree, path):
@@ -152,7 +178,8 @@ def _ln_variant(x, g, b, eps, *, ddof=0, eps_where="inside", affine=True, centre
 
 TOY_LAYER_NORM = Exercise(
     name="toy_layer_norm",
-    cases=_ln_cases,
+    visible=_ln_visible,
+    hidden=_ln_hidden,
     reference=lambda x, g, b, eps: lib.layer_norm(x, g, b, eps),
     mistakes=(
         Mistake(
@@ -190,15 +217,13 @@ TOY_LAYER_NORM = Exercise(
 # ---- queries, keys, values ---------------------------------------------------------------------
 
 
-def _qkv_cases():
-    return _cases(
-        lambda ids, p, tr: {
-            "x": tr["h.0.ln_1"].copy(),
-            "w": p["h"][0]["attn"]["c_attn"]["w"],
-            "b": p["h"][0]["attn"]["c_attn"]["b"],
-            "n_head": 2,
-        }
-    )
+def _qkv_inputs(ids, p, tr):
+    return {
+        "x": tr["h.0.ln_1"].copy(),
+        "w": p["h"][0]["attn"]["c_attn"]["w"],
+        "b": p["h"][0]["attn"]["c_attn"]["b"],
+        "n_head": 2,
+    }
 
 
 def _qkv_ref(x, w, b, n_head):
@@ -225,7 +250,7 @@ def _qkv_variant(x, w, b, n_head, *, split="ok", bias=True, order=(0, 1, 2)):
 
 TOY_QKV = Exercise(
     name="toy_qkv",
-    cases=_qkv_cases,
+    **_both(_qkv_inputs),
     reference=_qkv_ref,
     mistakes=(
         Mistake(
@@ -260,29 +285,23 @@ TOY_QKV = Exercise(
 # ---- attention probabilities -------------------------------------------------------------------
 
 
-def _probs_cases():
-    cases = _cases(lambda ids, p, tr: {"q": tr["h.0.attn.q"].copy(), "k": tr["h.0.attn.k"].copy()})
+def _probs_inputs(ids, p, tr):
+    return {"q": tr["h.0.attn.q"].copy(), "k": tr["h.0.attn.k"].copy()}
+
+
+def _probs_visible():
     g = rng(500)
-    cases.insert(
-        0,
-        Case(
-            "random",
-            {
-                "q": g.standard_normal((2, 3, 4)).astype(np.float32),
-                "k": g.standard_normal((2, 3, 4)).astype(np.float32),
-            },
-        ),
-    )
-    g = rng(501)
-    cases.append(
-        Case(
-            "random64",
-            {"q": g.standard_normal((3, 5, 4)), "k": g.standard_normal((3, 5, 4))},
-            True,
-            "3 heads, T = 5, d_head = 4, float64",
-        )
-    )
-    return cases
+    random = {
+        "q": g.standard_normal((2, 3, 4)).astype(np.float32),
+        "k": g.standard_normal((2, 3, 4)).astype(np.float32),
+    }
+    return [Case("random", random), *_cases(_visible_runs(), _probs_inputs)]
+
+
+def _probs_hidden(g):
+    H, T = int(g.integers(2, 5)), int(g.integers(4, 8))
+    random64 = {"q": g.standard_normal((H, T, 4)), "k": g.standard_normal((H, T, 4))}
+    return [*_cases(_hidden_runs(g), _probs_inputs), hidden("random64", f"{H} heads, T = {T}, d_head = 4, float64", random64)]
 
 
 def _probs_ref(q, k):
@@ -311,7 +330,8 @@ def _probs_variant(q, k, *, scale="sqrt", mask="before", axis=-1, fill=-np.inf):
 
 TOY_ATTENTION_PROBS = Exercise(
     name="toy_attention_probs",
-    cases=_probs_cases,
+    visible=_probs_visible,
+    hidden=_probs_hidden,
     reference=_probs_ref,
     mistakes=(
         Mistake(
@@ -359,15 +379,13 @@ TOY_ATTENTION_PROBS = Exercise(
 # ---- heads, merge, output projection -----------------------------------------------------------
 
 
-def _attn_out_cases():
-    return _cases(
-        lambda ids, p, tr: {
-            "probs": tr["h.0.attn.probs"].copy(),
-            "v": tr["h.0.attn.v"].copy(),
-            "w": p["h"][0]["attn"]["c_proj"]["w"],
-            "b": p["h"][0]["attn"]["c_proj"]["b"],
-        }
-    )
+def _attn_out_inputs(ids, p, tr):
+    return {
+        "probs": tr["h.0.attn.probs"].copy(),
+        "v": tr["h.0.attn.v"].copy(),
+        "w": p["h"][0]["attn"]["c_proj"]["w"],
+        "b": p["h"][0]["attn"]["c_proj"]["b"],
+    }
 
 
 def _attn_out_ref(probs, v, w, b):
@@ -383,7 +401,7 @@ def _attn_out_variant(probs, v, w, b, *, merge="ok", bias=True, transpose=False)
 
 TOY_ATTENTION_OUTPUT = Exercise(
     name="toy_attention_output",
-    cases=_attn_out_cases,
+    **_both(_attn_out_inputs),
     reference=_attn_out_ref,
     mistakes=(
         Mistake(
@@ -409,18 +427,15 @@ TOY_ATTENTION_OUTPUT = Exercise(
 # ---- the MLP -----------------------------------------------------------------------------------
 
 
-def _mlp_cases():
-    def build(ids, p, tr):
-        m = p["h"][0]["mlp"]
-        return {
-            "x": tr["h.0.ln_2"].copy(),
-            "w_fc": m["c_fc"]["w"],
-            "b_fc": m["c_fc"]["b"],
-            "w_proj": m["c_proj"]["w"],
-            "b_proj": m["c_proj"]["b"],
-        }
-
-    return _cases(build)
+def _mlp_inputs(ids, p, tr):
+    m = p["h"][0]["mlp"]
+    return {
+        "x": tr["h.0.ln_2"].copy(),
+        "w_fc": m["c_fc"]["w"],
+        "b_fc": m["c_fc"]["b"],
+        "w_proj": m["c_proj"]["w"],
+        "b_proj": m["c_proj"]["b"],
+    }
 
 
 def _mlp_ref(x, w_fc, b_fc, w_proj, b_proj):
@@ -436,7 +451,7 @@ def _mlp_variant(act):
 
 TOY_MLP = Exercise(
     name="toy_mlp",
-    cases=_mlp_cases,
+    **_both(_mlp_inputs),
     reference=_mlp_ref,
     mistakes=(
         Mistake("relu", _mlp_variant(lambda h: np.maximum(h, 0)), "this is ReLU: GPT-2's MLP uses GELU"),
@@ -464,24 +479,24 @@ TOY_MLP = Exercise(
 # ---- the loss ----------------------------------------------------------------------------------
 
 
-def _loss_cases():
+def _loss_cases(runs):
     cases = []
-    for name, ids, _params, trace, hidden, describe in _runs():
+    for name, ids, _params, trace, is_hidden, describe in runs:
         if name == "ai-rocks":
             targets = np.array([1, 2])  # "rocks" after "AI", "<eos>" after "AI rocks"
         else:
             targets = np.roll(ids, -1)
-        cases.append(Case(name, {"logits": trace["logits"].copy(), "targets": targets}, hidden, describe))
-    g = rng(502)
-    cases.append(
-        Case(
-            "batch64",
-            {"logits": 3 * g.standard_normal((2, 5, 7)), "targets": g.integers(0, 7, size=(2, 5))},
-            True,
-            "a batch of 2 sequences of 5 tokens, 7-token vocabulary, float64",
-        )
-    )
+        cases.append(Case(name, {"logits": trace["logits"].copy(), "targets": targets}, is_hidden, describe))
     return cases
+
+
+def _loss_hidden(g):
+    B, T, V = int(g.integers(2, 4)), int(g.integers(4, 7)), int(g.integers(5, 9))
+    batch = {"logits": 3 * g.standard_normal((B, T, V)), "targets": g.integers(0, V, size=(B, T))}
+    return [
+        *_loss_cases(_hidden_runs(g)),
+        hidden("batch64", f"a batch of {B} sequences of {T} tokens, {V}-token vocabulary, float64", batch),
+    ]
 
 
 def _logp(logits):
@@ -494,7 +509,8 @@ def _pick(a, targets):
 
 TOY_LOSS = Exercise(
     name="toy_loss",
-    cases=_loss_cases,
+    visible=lambda: _loss_cases(_visible_runs()),
+    hidden=_loss_hidden,
     reference=lambda logits, targets: lib.cross_entropy(logits, targets),
     mistakes=(
         Mistake(
@@ -533,8 +549,6 @@ TOY_LOSS = Exercise(
 # ---- the whole pass ----------------------------------------------------------------------------
 
 
-def _forward_cases():
-    return _cases(lambda ids, p, tr: {"ids": ids.copy(), "params": p})
 
 
 def _forward_ref(ids, params):
@@ -656,7 +670,7 @@ def variant_forward(
 
 TOY_FORWARD = Exercise(
     name="toy_forward",
-    cases=_forward_cases,
+    **_both(lambda ids, p, tr: {"ids": ids.copy(), "params": p}),
     reference=_forward_ref,
     stations=_forward_stations,
     parts=FORWARD_PARTS,

@@ -1,7 +1,7 @@
 """Chapter 6, what a forward pass costs: parameters, FLOPs per token, KV-cache bytes.
 
 Every case is a ``lib.Config`` (GPT-2 and Llama families, tied and untied heads, multi-head and
-grouped-query attention); the answers are exact integers. The references come from ``lib``: the
+grouped-query attention; the hidden ones drawn with their sizes); the answers are exact integers. The references come from ``lib``: the
 parameter count lists every tensor of the config's checkpoint (``lib.checkpoint.checkpoint_layout``,
 the same table ``lib.load_pretrained`` checks a file against), so no weights are ever allocated.
 """
@@ -13,9 +13,14 @@ import numpy as np
 import lib
 from lib.checkpoint import checkpoint_layout
 
-from ..exercise import Case, Exercise, Mistake, choice
+from ..exercise import Case, Exercise, Mistake, choice, hidden
 
 ASSIGNMENT = "06-cost"
+# The lib functions the scorer lends this chapter's students (``grader.lending``): ``Config``, the
+# object every exercise reads its sizes from. ``GRADED``: the lib functions that compute this
+# chapter's exercises, which the scorer's lib must never hold.
+LENDS = ("Config",)
+GRADED = ("checkpoint_layout", "KVCache", "Model", "init_params", "load_pretrained")
 
 # Keys of the checkpoint that hold vocabulary or position embeddings (and an untied LM head):
 # what Kaplan et al. leave out of N.
@@ -78,6 +83,42 @@ LLAMA_70B = lib.Config.llama(
 )
 
 
+
+def _size(g, low, high):
+    """An int drawn from ``low .. high`` (both included)."""
+    return int(g.integers(low, high + 1))
+
+
+def gpt2_config(g, **fixed) -> lib.Config:
+    """A GPT-2-style config with drawn sizes (``fixed`` overrides any field)."""
+    n_head = _size(g, 4, 16)
+    sizes = dict(
+        vocab_size=_size(g, 1000, 60000),
+        n_ctx=2 ** _size(g, 8, 11),
+        d_model=n_head * 16 * _size(g, 2, 8),
+        n_layer=_size(g, 2, 24),
+        n_head=n_head,
+    )
+    return lib.Config.gpt2(**{**sizes, **fixed})
+
+
+def llama_config(g, grouped: bool, **fixed) -> lib.Config:
+    """A Llama-style config with drawn sizes; ``grouped``: fewer KV heads than query heads."""
+    n_kv_head = _size(g, 1, 8)
+    n_head = n_kv_head * (_size(g, 2, 8) if grouped else 1)
+    d_model = n_head * 16 * _size(g, 4, 8)
+    sizes = dict(
+        vocab_size=_size(g, 1000, 130000),
+        n_ctx=2 ** _size(g, 10, 13),
+        d_model=d_model,
+        n_layer=_size(g, 4, 48),
+        n_head=n_head,
+        n_kv_head=n_kv_head,
+        d_ff=16 * _size(g, d_model // 8, d_model // 4),
+    )
+    return lib.Config.llama(**{**sizes, **fixed})
+
+
 # ---- count_params ------------------------------------------------------------------------------
 
 
@@ -113,26 +154,28 @@ def count_variant(
     return int(total)
 
 
-def _count_cases():
+def _count_visible():
+    return [Case("toy", {"config": TOY}), Case("small-llama", {"config": SMALL_LLAMA})]
+
+
+def _count_hidden(g):
     return [
-        Case("toy", {"config": TOY}),
-        Case("small-llama", {"config": SMALL_LLAMA}),
-        Case("gpt2-small", {"config": GPT2_SMALL}, True, "GPT-2 small"),
-        Case("gpt2-medium", {"config": GPT2_MEDIUM}, True, "GPT-2 medium"),
-        Case("gpt2-untied", {"config": GPT2_UNTIED}, True, "a GPT-2-style config with an untied head"),
-        Case("llama-7b", {"config": LLAMA_7B}, True, "a 7B Llama config (32 KV heads)"),
-        Case(
+        hidden("gpt2", "a GPT-2 config", {"config": gpt2_config(g)}),
+        hidden("gpt2-wide", "a GPT-2 config with its own MLP width", {"config": gpt2_config(g, d_ff=64 * _size(g, 8, 64))}),
+        hidden("gpt2-untied", "a GPT-2-style config with an untied head", {"config": gpt2_config(g, tie_embeddings=False)}),
+        hidden("llama-mha", "a Llama config with as many KV heads as query heads", {"config": llama_config(g, grouped=False)}),
+        hidden(
             "llama-gqa-tied",
-            {"config": LLAMA_GQA_TIED},
-            True,
-            "a Llama config with 8 KV heads and a tied head",
+            "a Llama config with grouped KV heads and a tied head",
+            {"config": llama_config(g, grouped=True, tie_embeddings=True)},
         ),
     ]
 
 
 COUNT_PARAMS = Exercise(
     name="count_params",
-    cases=_count_cases,
+    visible=_count_visible,
+    hidden=_count_hidden,
     reference=lambda config: lib_param_count(config),
     mistakes=(
         Mistake(
@@ -192,24 +235,17 @@ def _n_nonembedding(config) -> int:
     return lib_param_count(config) - lib_embedding_count(config)
 
 
-def _flops_cases():
+def _flops_visible():
+    return [Case("toy", {"config": TOY, "T": 4}), Case("gpt2-small", {"config": GPT2_SMALL, "T": 1024})]
+
+
+def _flops_hidden(g):
+    llama, grouped, small = llama_config(g, grouped=False), llama_config(g, grouped=True, tie_embeddings=True), gpt2_config(g)
     return [
-        Case("toy", {"config": TOY, "T": 4}),
-        Case("gpt2-small", {"config": GPT2_SMALL, "T": 1024}),
-        Case("llama-7b", {"config": LLAMA_7B, "T": 4096}, True, "a 7B Llama config at T = 4096"),
-        Case(
-            "gqa-tied",
-            {"config": LLAMA_GQA_TIED, "T": 2048},
-            True,
-            "a Llama config with 8 KV heads, T = 2048",
-        ),
-        Case("untied-one", {"config": GPT2_UNTIED, "T": 1}, True, "an untied GPT-2-style config at T = 1"),
-        Case(
-            "shakespeare",
-            {"config": SHAKESPEARE, "T": 256},
-            True,
-            "the Shakespeare model's config at T = 256",
-        ),
+        hidden("llama", "a Llama config at its full context", {"config": llama, "T": llama.n_ctx}),
+        hidden("gqa-tied", "a Llama config with grouped KV heads and a tied head", {"config": grouped, "T": _size(g, 1, grouped.n_ctx)}),
+        hidden("untied-one", "an untied GPT-2-style config at T = 1", {"config": gpt2_config(g, tie_embeddings=False), "T": 1}),
+        hidden("gpt2", "a GPT-2 config", {"config": small, "T": _size(g, 2, small.n_ctx)}),
     ]
 
 
@@ -219,7 +255,8 @@ def _attn(config, T, factor=2, layers=True):
 
 FLOPS_PER_TOKEN = Exercise(
     name="flops_per_token",
-    cases=_flops_cases,
+    visible=_flops_visible,
+    hidden=_flops_hidden,
     reference=lambda config, T: lib_flops_per_token(config, T),
     mistakes=(
         Mistake(
@@ -264,30 +301,23 @@ FLOPS_PER_TOKEN = Exercise(
 # ---- kv_cache_bytes ----------------------------------------------------------------------------
 
 
-def _kv_cases():
-    f16, f32, f64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
+F16, F32, F64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
+
+
+def _kv_visible():
     return [
-        Case("small-llama", {"config": SMALL_LLAMA, "T": 100, "dtype": f16}),
-        Case("toy", {"config": TOY, "T": 3, "dtype": f32}),
-        Case(
-            "llama-7b",
-            {"config": LLAMA_7B, "T": 4096, "dtype": f16},
-            True,
-            "a 7B Llama config, 4096 tokens, float16",
-        ),
-        Case(
-            "llama-70b",
-            {"config": LLAMA_70B, "T": 1000, "dtype": f16},
-            True,
-            "an 80-layer config with 8 KV heads",
-        ),
-        Case(
-            "gpt2-small",
-            {"config": GPT2_SMALL, "T": 1024, "dtype": f32},
-            True,
-            "GPT-2 small, full context, float32",
-        ),
-        Case("one-token64", {"config": LLAMA_GQA_TIED, "T": 1, "dtype": f64}, True, "one token, float64"),
+        Case("small-llama", {"config": SMALL_LLAMA, "T": 100, "dtype": F16}),
+        Case("toy", {"config": TOY, "T": 3, "dtype": F32}),
+    ]
+
+
+def _kv_hidden(g):
+    mha, deep, gpt2 = llama_config(g, grouped=False), llama_config(g, grouped=True, n_layer=_size(g, 60, 96)), gpt2_config(g)
+    return [
+        hidden("llama-mha", "a Llama config at its full context, float16", {"config": mha, "T": mha.n_ctx, "dtype": F16}),
+        hidden("deep-gqa", "a deep config with grouped KV heads, float16", {"config": deep, "T": _size(g, 100, 4000), "dtype": F16}),
+        hidden("gpt2", "a GPT-2 config, full context, float32", {"config": gpt2, "T": gpt2.n_ctx, "dtype": F32}),
+        hidden("one-token64", "one token, float64", {"config": llama_config(g, grouped=True), "T": 1, "dtype": F64}),
     ]
 
 
@@ -298,7 +328,8 @@ def _kv(config, T, itemsize, *, kv=True, heads=None, layers=True):
 
 KV_CACHE_BYTES = Exercise(
     name="kv_cache_bytes",
-    cases=_kv_cases,
+    visible=_kv_visible,
+    hidden=_kv_hidden,
     reference=lambda config, T, dtype: lib_kv_cache_bytes(config, T, dtype),
     mistakes=(
         Mistake(
