@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import exercises, lending, references
-from .compare import diagnose
+from . import diagnosis, exercises, lending, references
+from .compare import diagnose, must_raise
 from .exercise import Exercise
 
 
@@ -50,42 +50,46 @@ def check(exercise_id: str, fn, **helpers) -> None:
 
     ``helpers`` are the student's functions for the exercise's intermediate stations (e.g.
     ``token_embedding=token_embedding``): when the final output is wrong, each is tried on the
-    reference inputs of its station and the first one that differs is named.
+    reference inputs of its station, and watched as ``fn`` calls it, and the first station that
+    differs is named.
     """
     exercise = exercises.get(exercise_id)
     if exercise.kind == "choice":
         return _check_choice(exercise, fn)
-    return check_called(exercise_id, exercise.called(fn), **helpers)
+    namespace = getattr(fn, "__globals__", None)
+    return check_called(exercise_id, exercise.called(fn), _namespace=namespace, **helpers)
 
 
-def check_called(exercise_id: str, called, **helpers) -> None:
+def check_called(exercise_id: str, called, _namespace: dict | None = None, **helpers) -> None:
     """``check`` for a function of the cases' inputs (the exercise's runner already applied, as
     the references and the known mistakes are)."""
     exercise = exercises.get(exercise_id)
     stored = references.load(exercise_id)
     cases = exercise.cases()
+    student = diagnosis.InKernel(called, helpers, _namespace, [p.helper for p in exercise.parts])
     with lending.unlent_calls(exercise_id.partition("/")[0]) as unlent:
         for case in cases:
             try:
-                actual = _call(called, case.inputs)
+                actual, error = _call(called, case.inputs), None
             except NotImplementedError:
                 raise NotWrittenYet(
                     f"`{exercise.name}` is not written yet: replace `raise NotImplementedError()` "
                     "with your code, run that cell, then this one."
                 ) from None
             except Exception as err:
-                where = _students_line(err)
-                hints = exercise.hints_for(f"{type(err).__name__}: {err}")
-                raise CheckFailed(
-                    f"`{exercise.name}` raised {type(err).__name__}: {err}"
-                    + (f"\n  (line {where.lineno}: {where.line})" if where else "")
-                    + "".join(f"\n  Hint: {h}" for h in hints)
-                ) from None
-            message = diagnose(exercise, case.name, actual, stored)
+                if case.raises is None:
+                    raise _raised(exercise, case, err, stored, student) from None
+                actual, error = None, f"{type(err).__name__}: {err}"
+            if case.raises is not None:
+                message = must_raise(exercise, case, error, actual, stored)
+                if message:
+                    raise CheckFailed(f"`{exercise.name}` on case '{case.name}': {message}")
+                continue
+            message = diagnose(exercise, case, actual, stored, student)
             if message:
-                station = _first_bad_station(exercise, case, stored, helpers)
+                station = diagnosis.stations(exercise, case, stored, student)
                 raise CheckFailed(
-                    f"`{exercise.name}` on case '{case.name}': {message}" + (f"\n{station}" if station else "")
+                    f"`{exercise.name}` on case '{case.name}': {message}" + (f"\n  {station}" if station else "")
                 )
     if unlent:
         raise CheckFailed(
@@ -96,6 +100,18 @@ def check_called(exercise_id: str, called, **helpers) -> None:
     print(f"✔ {exercise.name} matches the reference on {len(cases)} visible case(s).")
 
 
+def _raised(exercise: Exercise, case, err: Exception, stored, student) -> CheckFailed:
+    where = _students_line(err)
+    hints = exercise.hints_for(f"{type(err).__name__}: {err}")
+    more = diagnosis.explain_error(exercise, case, stored, student)
+    return CheckFailed(
+        f"`{exercise.name}` raised {type(err).__name__}: {err}"
+        + (f"\n  (line {where.lineno}: {where.line})" if where else "")
+        + "".join(f"\n  Hint: {h}" for h in hints)
+        + (f"\n {more}" if more else "")
+    )
+
+
 def _students_line(err: BaseException):
     """The last frame of the traceback in the student's code (not in the grader's, nor lib's)."""
     frames = [f for f in traceback.extract_tb(err.__traceback__) if not f.filename.startswith(_COURSE_CODE)]
@@ -103,28 +119,6 @@ def _students_line(err: BaseException):
 
 
 _COURSE_CODE = (str(Path(__file__).resolve().parent), str(lending.LIB))
-
-
-def _first_bad_station(exercise: Exercise, case, stored: dict, helpers: dict) -> str:
-    for part in exercise.parts:
-        helper = helpers.get(part.helper)
-        expected = stored.get(f"{case.name}::station::{part.station}")
-        if helper is None or expected is None:
-            continue
-        stations = {
-            k.split("::")[-1]: v for k, v in stored.items() if k.startswith(f"{case.name}::station::")
-        }
-        try:
-            actual = np.asarray(helper(**part.args(case.inputs, stations)))
-        except Exception as err:
-            return f"  First station that fails: {part.station} (your `{part.helper}` raised {type(err).__name__}: {err})"
-        if actual.shape != expected.shape or not np.allclose(
-            actual, expected, rtol=exercise.rtol, atol=exercise.atol
-        ):
-            return f"  First station that differs from the reference: {part.station} (computed by your `{part.helper}`)"
-    if exercise.parts and helpers:
-        return "  Every station before the output matches: look at how they are combined."
-    return ""
 
 
 def _check_choice(exercise: Exercise, answer) -> None:

@@ -3,7 +3,9 @@
 The same code serves the visible checks (inside the student's kernel, against the stored
 references) and the grader (outside every sandbox, on the outputs the scorer returned, against
 references computed there). A diagnosis goes from the most specific to the most general: a known
-mistake, then shape, then dtype, then the size and place of the largest error.
+mistake, then a structural explanation that needs no list (``grader.diagnosis``), then shape,
+dtype, and the size and place of the largest error. A case that must raise is right when the
+function raises one of the errors it expects, naming what it should.
 """
 
 from collections.abc import Mapping
@@ -11,18 +13,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import exercises, keys
+from . import diagnosis, exercises, keys
 from .exercise import Case, Exercise
 from .wire import decode
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """``status`` is a ``results.Row`` status: ``graded``, ``wrong``, ``timeout`` or ``kernel_died``."""
+    """``status`` is a ``results.Row`` status: ``graded``, ``wrong``, ``timeout`` or ``kernel_died``;
+    ``case`` names the first case that came out wrong (``""`` if none did)."""
 
     ok: bool
     reason: str
     status: str
+    case: str = ""
 
 
 def describe(a: np.ndarray) -> str:
@@ -35,11 +39,18 @@ def close(exercise: Exercise, actual: np.ndarray, expected: np.ndarray) -> bool:
     )
 
 
-def diagnose(exercise: Exercise, case: str, actual, stored: Mapping) -> str | None:
-    """``None`` if ``actual`` is right for ``case``, else a message for the student."""
-    expected = stored[f"{case}::expected"]
+def diagnose(exercise: Exercise, case: Case | str, actual, stored: Mapping, student=None) -> str | None:
+    """``None`` if ``actual`` is right for ``case``, else a message for the student.
+
+    ``student`` (a ``diagnosis.Student``) answers the questions a structural diagnosis asks of
+    the student's function; without it, only what the output itself shows is explained.
+    """
+    case = case if isinstance(case, Case) else _visible_case(exercise, case)
+    if case.raises is not None:
+        return must_raise(exercise, case, None, actual, stored)
+    expected = stored[f"{case.name}::expected"]
     if exercise.kind == "text":
-        return _diagnose_text(exercise, case, actual, stored)
+        return _diagnose_text(exercise, case, actual, stored, student)
     try:
         actual = np.asarray(actual)
         if actual.dtype.kind not in "biuf":
@@ -47,24 +58,55 @@ def diagnose(exercise: Exercise, case: str, actual, stored: Mapping) -> str | No
     except (TypeError, ValueError):
         return f"expected an array ({describe(expected)}), got {type(actual).__name__}"
     if close(exercise, actual, expected):
-        if exercise.check_dtype and actual.dtype != expected.dtype:
-            return (
-                f"the values are right but the dtype is {actual.dtype}, expected {expected.dtype}: "
-                "keep the input's dtype (a float64 constant or np.float64 scalar can upcast float32)"
-            )
-        return None
+        return _dtype_message(exercise, actual, expected)
+    known = _known_mistake(exercise, case, actual, stored)
+    if known:
+        return known
+    return diagnosis.explain(exercise, case, actual, stored, student) or _difference(exercise, actual, expected)
+
+
+def _visible_case(exercise: Exercise, name: str) -> Case:
+    return next((c for c in exercise.cases() if c.name == name), Case(name, {}))
+
+
+def _dtype_message(exercise: Exercise, actual: np.ndarray, expected: np.ndarray) -> str | None:
+    if exercise.check_dtype is True and actual.dtype != expected.dtype:
+        return (
+            f"the values are right but the dtype is {actual.dtype}, expected {expected.dtype}: "
+            "keep the input's dtype (a float64 constant or np.float64 scalar can upcast float32)"
+        )
+    if exercise.check_dtype == "kind" and (actual.dtype.kind in "iu") != (expected.dtype.kind in "iu"):
+        return (
+            f"the values are right but they are {actual.dtype}: these are "
+            f"{'integers (build the array with dtype=np.int64)' if expected.dtype.kind in 'iu' else 'floats'}"
+        )
+    return None
+
+
+def _known_mistake(exercise: Exercise, case: Case, actual, stored: Mapping) -> str | None:
     for mistake in exercise.mistakes:
-        signature = stored.get(f"{case}::mistake::{mistake.name}")
-        if signature is not None and close(exercise, actual, signature):
-            return mistake.hint
+        signature = stored.get(f"{case.name}::mistake::{mistake.name}")
+        try:
+            if signature is not None and np.shape(actual) == signature.shape and np.allclose(
+                actual, signature, rtol=exercise.rtol, atol=exercise.atol, equal_nan=True
+            ):
+                return mistake.hint
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _difference(exercise: Exercise, actual: np.ndarray, expected: np.ndarray) -> str:
+    """What is wrong when nothing more specific is known: the shape, NaN and inf, or the largest error."""
     if actual.shape != expected.shape:
         hint = " (transposed?)" if actual.shape == expected.shape[::-1] and actual.ndim > 1 else ""
         return f"wrong shape{hint}: expected {expected.shape}, got {actual.shape}"
     if actual.dtype.kind == "f" and (np.isfinite(actual) != np.isfinite(expected)).any():
-        where = np.argwhere(np.isfinite(actual) != np.isfinite(expected))[0]
+        places = np.isfinite(actual) != np.isfinite(expected)
+        where = tuple(int(i) for i in np.argwhere(places)[0])
         return (
-            f"NaN or inf in the wrong places: at index {tuple(int(i) for i in where)} you have "
-            f"{actual[tuple(where)]}, the reference has {expected[tuple(where)]}"
+            f"NaN or inf in the wrong places: {int(places.sum())} entries, the first at index {where}, where you "
+            f"have {actual[where]} and the reference has {'a finite number' if np.isfinite(expected[where]) else 'NaN or inf'}"
         )
     both = (
         np.isfinite(expected) & np.isfinite(actual)
@@ -80,16 +122,31 @@ def diagnose(exercise: Exercise, case: str, actual, stored: Mapping) -> str | No
     )
 
 
-def _diagnose_text(exercise: Exercise, case: str, actual, stored: Mapping) -> str | None:
-    expected = bytes(stored[f"{case}::expected"]).decode("utf-8")
+def must_raise(exercise: Exercise, case: Case, error: str | None, actual, stored: Mapping) -> str | None:
+    """``None`` if the function failed on ``case`` as it must (``error``: ``"Type: message"``),
+    else what to tell the student."""
+    expected = " or ".join(case.raises.errors)
+    if error is not None:
+        if case.raises.accepts(error):
+            return None
+        return f"your function raised {error[:120]}, but here it must raise {expected} naming {case.raises.mentions!r}"
+    known = _known_mistake(exercise, case, actual, stored)
+    return known or case.raises.because
+
+
+def _diagnose_text(exercise: Exercise, case: Case, actual, stored: Mapping, student) -> str | None:
+    expected = bytes(stored[f"{case.name}::expected"]).decode("utf-8")
     if not isinstance(actual, str):
         return f"expected a str, got {type(actual).__name__}"
     if actual == expected:
         return None
     for mistake in exercise.mistakes:
-        signature = stored.get(f"{case}::mistake::{mistake.name}")
+        signature = stored.get(f"{case.name}::mistake::{mistake.name}")
         if signature is not None and actual == bytes(signature).decode("utf-8"):
             return mistake.hint
+    structural = diagnosis.explain(exercise, case, actual, stored, student)
+    if structural:
+        return structural
     i = next(
         (i for i, (a, b) in enumerate(zip(actual, expected, strict=False)) if a != b),
         min(len(actual), len(expected)),
@@ -120,25 +177,43 @@ def grade(
     exercise = exercises.get(exercise_id)
     if exercise.kind == "choice":
         return _grade_choice(exercise_id, exercise, answers.get("answer"))
+    student = diagnosis.Returned(answers)
     for case in cases:
         label = f"hidden case ({case.describe})" if case.hidden else f"case '{case.name}'"
         answer = answers.get(case.name)
         if not answer:
-            return Verdict(False, f"{label}: {missing[1]}", missing[0])
+            return Verdict(False, f"{label}: {missing[1]}", missing[0], case.name)
         if "timeout" in answer:
-            return Verdict(False, f"{label}: your function ran longer than {answer['timeout']:g} s and was interrupted", "timeout")
+            return Verdict(False, f"{label}: your function ran longer than {answer['timeout']:g} s and was interrupted", "timeout", case.name)
+        if case.raises is not None:
+            message = _graded_raise(exercise, case, answer, references)
+            if message:
+                return Verdict(False, f"{label}: {message}", "wrong", case.name)
+            continue
         if "error" in answer:
             hints = "".join(f" Hint: {h}" for h in exercise.hints_for(answer["error"]))
             where = f" (line {answer['line']})" if answer.get("line") else ""
-            return Verdict(False, f"{label}: your function raised {answer['error']}{where}{hints}", "wrong")
+            more = diagnosis.explain_error(exercise, case, references, student)
+            return Verdict(False, f"{label}: your function raised {answer['error']}{where}{hints}{more}", "wrong", case.name)
         try:
             actual = decode(answer.get("output"))
         except ValueError as err:
-            return Verdict(False, f"{label}: unreadable answer ({err})", "wrong")
-        message = diagnose(exercise, case.name, actual, references)
+            return Verdict(False, f"{label}: unreadable answer ({err})", "wrong", case.name)
+        message = diagnose(exercise, case, actual, references, student)
         if message:
-            return Verdict(False, f"{label}: {message}", "wrong")
+            station = diagnosis.stations(exercise, case, references, student)
+            return Verdict(False, f"{label}: {message}" + (f" {station}" if station else ""), "wrong", case.name)
     return Verdict(True, f"all {len(cases)} cases match the reference", "graded")
+
+
+def _graded_raise(exercise: Exercise, case: Case, answer: dict, references: Mapping) -> str | None:
+    if "error" in answer:
+        return must_raise(exercise, case, answer["error"], None, references)
+    try:
+        actual = decode(answer.get("output"))
+    except ValueError as err:
+        return f"unreadable answer ({err})"
+    return must_raise(exercise, case, None, actual, references)
 
 
 def _grade_choice(exercise_id: str, exercise: Exercise, answer: dict | None) -> Verdict:

@@ -11,12 +11,33 @@ equals its output; the grader runs both live, outside the sandbox, on the hidden
 function that computes each one. ``runner`` turns a student's function into a function of a
 case's inputs, for answers that are not one array (``grader.runners``); the reference and the
 mistakes are such functions already.
+
+Every case has kinds (``grader.kinds``: declared by its builder, or derived from its inputs),
+and the visible cases hold every kind the hidden ones use, so that a ✔ in the notebook means full
+marks. A case may be one where the function must raise (``Raises``).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from . import kinds as input_kinds
+
+
+@dataclass(frozen=True)
+class Raises:
+    """What a case on which the function must fail expects: an exception named in ``errors``
+    whose message mentions ``mentions``; ``because`` is what a function that returns is told."""
+
+    errors: tuple[str, ...]
+    mentions: str
+    because: str
+
+    def accepts(self, error: str) -> bool:
+        """Whether ``"<ExceptionType>: <message>"`` is one of the errors expected."""
+        kind, _, message = error.partition(": ")
+        return kind in self.errors and self.mentions in message
 
 
 @dataclass(frozen=True)
@@ -24,13 +45,19 @@ class Case:
     """One set of keyword arguments for the student's function.
 
     ``describe`` is what a student may be told about a hidden case (its kind and sizes, never its
-    values).
+    values); ``kinds`` are the kinds of input it is that only its builder knows (``grader.kinds``
+    derives the others); ``raises``, if set, says the function must fail on it.
     """
 
     name: str
     inputs: dict
     hidden: bool = False
     describe: str = ""
+    kinds: frozenset[str] = frozenset()
+    raises: Raises | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "kinds", frozenset(self.kinds))
 
 
 @dataclass(frozen=True)
@@ -58,8 +85,10 @@ class Exercise:
 
     ``kind`` is ``"array"`` (compare arrays and numbers), ``"text"`` (compare strings) or
     ``"choice"`` (a concept check answered with one of ``choices``; its answer and explanation
-    are private, in ``grader.keys``). ``error_hints`` maps a fragment of an exception's message to
-    advice, for errors a common mistake raises instead of returning a wrong value.
+    are private, in ``grader.keys``). ``check_dtype`` is ``True`` (the dtype must be the
+    reference's), ``"kind"`` (integers must be integers, floats floats) or ``False``.
+    ``error_hints`` maps a fragment of an exception's message to advice, for errors a common
+    mistake raises instead of returning a wrong value.
     """
 
     name: str
@@ -74,7 +103,7 @@ class Exercise:
     choices: tuple[str, ...] = ()
     atol: float = 1e-5
     rtol: float = 1e-5
-    check_dtype: bool = True
+    check_dtype: bool | str = True
     error_hints: dict[str, str] = field(default_factory=dict)
 
     def cases(self, secret: int | None = None) -> list[Case]:
@@ -89,7 +118,13 @@ class Exercise:
         hidden = self.hidden(np.random.default_rng(secret))
         if any(case.hidden for case in visible) or not all(case.hidden and case.describe for case in hidden):
             raise ValueError(f"{self.name}: visible cases must not be hidden, hidden ones must say what they are")
+        if len({case.name for case in visible + hidden}) != len(visible + hidden):
+            raise ValueError(f"{self.name}: two cases share a name")
         return visible + hidden
+
+    def kinds(self, case: Case) -> frozenset[str]:
+        """Every kind of input ``case`` is: declared by its builder or derived from its inputs."""
+        return case.kinds | input_kinds.derived(self.reference, case)
 
     def hints_for(self, error: str) -> list[str]:
         """The advice for an error, given as ``"<ExceptionType>: <message>"``."""
@@ -124,9 +159,18 @@ def rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def hidden(name: str, describe: str, inputs: dict) -> Case:
-    """A hidden case (what ``Exercise.hidden`` builders return)."""
-    return Case(name, inputs, hidden=True, describe=describe)
+def hidden(
+    name: str, inputs: dict, *, kinds: Iterable[str] = (), about: str = "", sizes: bool = True, raises: Raises | None = None
+) -> Case:
+    """A hidden case (what ``Exercise.hidden`` builders return), described by ``about`` and, with
+    ``sizes``, its inputs' shapes and numbers. Its name starts with ``hidden-``, so it never
+    shares one with a visible case (answers and references are found by case name)."""
+    describe = input_kinds.describe(inputs, about) if sizes else about
+    name = name if name.startswith(HIDDEN) else HIDDEN + name
+    return Case(name, inputs, hidden=True, describe=describe, kinds=kinds, raises=raises)
+
+
+HIDDEN = "hidden-"
 
 
 def dtype_of(g: np.random.Generator, float64: bool | None = None):

@@ -5,11 +5,14 @@ Started by ``grader.scoring`` as::
     python -I -S harness.py --path DIR [--path DIR ...] --job JOB --fd FD --limit SECONDS
 
 with nothing on ``sys.path`` but the standard library and the ``--path`` folders: NumPy's, this
-file's own (``wire``, ``runners``) and the generated, lent ``lib`` (``grader.lending``). No
-IPython, no ``grader``, no nbgrader. ``JOB`` (a pickle written by the grader) holds the program,
-in notebook order: code cells, each with the top-level statements to run, and probes, each with
-the name of the student's function (or concept-check variable), the exercise's runner and the
-calls to make, every case's inputs pickled on their own.
+file's own (``wire``, ``runners``, ``watch``) and the generated, lent ``lib``
+(``grader.lending``). No IPython, no ``grader``, no nbgrader. ``JOB`` (a pickle written by the
+grader) holds the program, in notebook order: code cells, each with the top-level statements to
+run, and probes, each with the name of the student's function (or concept-check variable), the
+exercise's runner and the calls to make, every case's inputs pickled on their own. A call may
+name another of the student's functions to call instead (``"function"``: a helper, without the
+runner) and helpers to watch while it runs (``"watch"``, see ``grader.watch``); what the watched
+helpers were given and returned comes back as ``"seen"``.
 
 The harness runs the program statement by statement in one namespace, as a notebook would: a
 statement that raises is reported and skipped, and the rest goes on. Each statement and each call
@@ -112,9 +115,10 @@ class Program:
     """The student's program and its probes, run in one namespace (``runners`` and ``wire``:
     those modules, imported before any of the student's code runs)."""
 
-    def __init__(self, job: dict, report: Report, limit: float, runners, wire):
+    def __init__(self, job: dict, report: Report, limit: float, runners, wire, watch):
         self.cells = {cell["index"]: cell["source"] for cell in job["program"] if "source" in cell}
         self.job, self.report, self.limit, self.runners, self.wire = job, report, limit, runners, wire
+        self.watch = watch
         self.namespace = {"__name__": "__main__", "__builtins__": builtins}
         shell = Shell(self.namespace)
         self.namespace["get_ipython"] = lambda: shell
@@ -156,21 +160,22 @@ class Program:
             else:
                 self.report(probe=number, case="answer", error=f"{name} is {_short(value)}, not one of the letters")
             return
-        fn = self.namespace.get(name)
         runner = getattr(self.runners, item["runner"]) if item.get("runner") else None
         for call in item["calls"]:
-            case = call["case"]
+            case, target = call["case"], call.get("function", name)
+            fn = self.namespace.get(target)
             if not callable(fn):
-                self.report(probe=number, case=case, error=f"NameError: no function `{name}` is defined")
+                self.report(probe=number, case=case, error=f"NameError: no function `{target}` is defined")
                 continue
             try:
                 given = inputs(call["inputs"])
             except Exception as err:
                 self.report(probe=number, case=case, error=f"the grader could not set up this case ({_error(err)})")
                 continue
+            seen = []
             try:
-                with Limit(self.limit):
-                    called = fn if runner is None else runner(fn)
+                with Limit(self.limit), self.watch.watching(self.namespace, call.get("watch", ()), seen):
+                    called = fn if runner is None or "function" in call else runner(fn)
                     record = self.wire.encode(called(**given))
             except Timeout:
                 self.report(probe=number, case=case, timeout=self.limit)
@@ -178,7 +183,8 @@ class Program:
             except BaseException as err:
                 self.report(probe=number, case=case, error=_error(err), line=self.line(err))
                 continue
-            self.report(probe=number, case=case, **({"output": record} if "error" not in record else record))
+            extra = {"seen": self.watch.encoded(seen, self.wire.encode)} if seen else {}
+            self.report(probe=number, case=case, **({"output": record} if "error" not in record else record), **extra)
 
     def line(self, err: BaseException) -> str | None:
         """The student's line where ``err`` was raised: the last frame in one of their cells."""
@@ -211,6 +217,7 @@ def main(argv: list[str]) -> None:
     sys.path[:0] = args.path
     import numpy  # noqa: F401 (imported before any student code: a failure here is the harness's)
     import runners
+    import watch
     import wire
 
     signal.signal(signal.SIGPROF, _expired)
@@ -219,7 +226,7 @@ def main(argv: list[str]) -> None:
         job = pickle.load(f)
     sink = open(os.devnull, "w")
     sys.stdout = sys.stderr = sink  # the student's prints go nowhere (nbgrader's run shows them)
-    Program(job, Report(args.fd), args.limit, runners, wire).run()
+    Program(job, Report(args.fd), args.limit, runners, wire, watch).run()
     os._exit(0)  # without waiting for threads the student's code may have left running
 
 

@@ -4,10 +4,12 @@ The visible cases are fixed, so their outputs are made once from ``lib`` and sto
 ``references/visible/<assignment>/<exercise>.safetensors``: a student's notebook checks against
 them without ``lib`` computing what it grades. The hidden cases are drawn anew at every grading
 (``Exercise.cases(secret)``), so their references are computed live by ``lib`` in the grading
-process, outside the sandbox, and only on demand (``live``): a known mistake's output is computed
-only when a student's output is wrong. Concept checks have no outputs: their keys are private
-(``grader.keys``). Keys are ``<case>::expected``, ``<case>::mistake::<name>`` and
-``<case>::station::<name>``. ``SHA256SUMS`` lists every stored file's checksum.
+process, outside the sandbox, and only on demand (``Live``): a known mistake's output, a station
+or a variant's output (``grader.variants``) is computed only when a student's output is wrong.
+Concept checks have no outputs: their keys are private (``grader.keys``). Keys are
+``<case>::expected``, ``<case>::mistake::<name>``, ``<case>::station::<name>``,
+``<case>~<variant>::expected`` and, for a case on which the function must raise,
+``<case>::raises`` (the errors it expects). ``SHA256SUMS`` lists every stored file's checksum.
 
 ``python -m grader references`` rewrites the stored files; ``--check`` recomputes them in memory
 and fails if a stored output differs (beyond float rounding) or a checksum does not match.
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from . import exercises, keys
+from . import exercises, keys, variants
 from .exercise import Case, Exercise
 
 ROOT = Path(__file__).parent / "references"
@@ -41,63 +43,94 @@ def load(exercise_id: str) -> dict[str, np.ndarray]:
 
 
 def compute(exercise: Exercise, cases: list[Case]) -> dict[str, np.ndarray]:
-    """Run the reference, the mistakes and the stations on ``cases``, all of it at once."""
+    """Run the reference, the mistakes, the stations and the variants on ``cases``, all at once."""
     if exercise.kind == "choice":
         return {}
     out = {}
     for case in cases:
         table = Live(exercise, [case])
-        out[f"{case.name}::expected"] = table[f"{case.name}::expected"]
-        for mistake in exercise.mistakes:
-            signature = table.get(f"{case.name}::mistake::{mistake.name}")
-            if signature is not None:
-                out[f"{case.name}::mistake::{mistake.name}"] = signature
-        if exercise.stations is not None:
-            for station, value in exercise.stations(_copy(case.inputs)).items():
-                out[f"{case.name}::station::{station}"] = np.asarray(value)
+        out.update({key: table[key] for key in table if key in table})
     return out
 
 
 class Live(Mapping):
-    """The expected output and the known mistakes' outputs of ``cases``, each computed by ``lib``
-    the first time it is asked for (no stations: grading does not need them)."""
+    """What ``compare.diagnose`` needs for ``cases``, each entry computed by ``lib`` the first time
+    it is asked for: the expected output, the known mistakes' outputs, the stations and the
+    variants' expected outputs (an entry that cannot be computed is absent)."""
 
     def __init__(self, exercise: Exercise, cases: list[Case]):
         self.exercise = exercise
         self.cases = {case.name: case for case in cases}
         self.mistakes = {mistake.name: mistake for mistake in exercise.mistakes}
+        self.variants: dict[str, dict[str, variants.Variant]] = {}
+        self.stations: dict[str, dict] = {}
         self.computed: dict[str, np.ndarray | None] = {}
 
-    def _key_parts(self, key: str) -> tuple[Case, str, str] | None:
-        case, _, what = key.partition("::")
-        kind, _, name = what.partition("::")
-        if case not in self.cases or (kind, bool(name)) not in {("expected", False), ("mistake", True)}:
+    def _variants_of(self, case: Case) -> dict[str, variants.Variant]:
+        if case.name not in self.variants:
+            self.variants[case.name] = {v.name: v for v in variants.of(self.exercise, case)}
+        return self.variants[case.name]
+
+    def _stations_of(self, case: Case) -> dict:
+        if case.name not in self.stations:
+            found = {}
+            if self.exercise.stations is not None and case.raises is None:
+                found = {k: np.asarray(v) for k, v in self.exercise.stations(_copy(case.inputs)).items()}
+            self.stations[case.name] = found
+        return self.stations[case.name]
+
+    def _compute(self, key: str) -> np.ndarray | None:
+        name, _, what = key.partition("::")
+        kind, _, detail = what.partition("::")
+        case = self.cases.get(variants.case_of(name))
+        if case is None:
             return None
-        if kind == "mistake" and name not in self.mistakes:
-            return None
-        return self.cases[case], kind, name
+        if name != case.name:
+            variant = self._variants_of(case).get(name)
+            return None if variant is None or kind != "expected" or detail else _output(self.exercise.reference, variant.inputs)
+        if kind == "expected" and not detail:
+            return None if case.raises is not None else as_stored(self.exercise.reference(**_copy(case.inputs)))
+        if kind == "raises" and not detail:
+            return None if case.raises is None else as_stored(" ".join(case.raises.errors))
+        if kind == "mistake" and detail in self.mistakes:
+            return _signature(self.mistakes[detail], case)
+        if kind == "station" and detail:
+            return self._stations_of(case).get(detail)
+        return None
 
     def __getitem__(self, key: str) -> np.ndarray:
         if key not in self.computed:
-            parts = self._key_parts(key)
-            if parts is None:
-                raise KeyError(key)
-            case, kind, name = parts
-            if kind == "expected":
-                self.computed[key] = as_stored(self.exercise.reference(**_copy(case.inputs)))
-            else:
-                self.computed[key] = _signature(self.mistakes[name], case)
+            self.computed[key] = self._compute(key)
         if self.computed[key] is None:
-            raise KeyError(key)  # a mistake that cannot even run on this input leaves no signature
+            raise KeyError(key)  # e.g. a mistake that cannot even run on this input leaves no signature
         return self.computed[key]
 
+    def __contains__(self, key) -> bool:
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
     def __iter__(self):
-        for case in self.cases:
-            yield f"{case}::expected"
-            yield from (f"{case}::mistake::{name}" for name in self.mistakes)
+        for case in self.cases.values():
+            yield f"{case.name}::raises" if case.raises is not None else f"{case.name}::expected"
+            yield from (f"{case.name}::mistake::{name}" for name in self.mistakes)
+            yield from (f"{case.name}::station::{name}" for name in self._stations_of(case))
+            yield from (f"{name}::expected" for name in self._variants_of(case))
 
     def __len__(self) -> int:
-        return len(self.cases) * (1 + len(self.mistakes))
+        return sum(1 for _ in self)
+
+
+def _output(reference, inputs: dict) -> np.ndarray | None:
+    """The reference's output on ``inputs``, or ``None`` where it refuses them."""
+    try:
+        with np.errstate(all="ignore"):
+            out = as_stored(reference(**_copy(inputs)))
+    except Exception:
+        return None
+    return None if out.dtype == object else out
 
 
 def _signature(mistake, case: Case) -> np.ndarray | None:
@@ -121,6 +154,9 @@ class _Both(Mapping):
 
     def __getitem__(self, key):
         return self.stored[key] if key in self.stored else self.live[key]
+
+    def __contains__(self, key) -> bool:
+        return key in self.stored or key in self.live
 
     def __iter__(self):
         yield from self.stored

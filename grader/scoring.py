@@ -18,6 +18,8 @@ page and nothing else. The score comes from here:
 3. Outside again: the references of the hidden cases are computed live by ``lib``, and every
    returned output is compared with them (``grader.compare``), which names a known mistake as the
    notebook's check does and shows a hidden case only by its description.
+4. For the exercises that came back wrong, a second run asks for what explains the first wrong
+   case (``grader.followup``); it changes the reasons of those verdicts, never a score.
 
 Why forging the transport is harmless: whatever the student's code does in either process
 (display fake answers, patch the checks, write its own lines to the pipe), the only thing that
@@ -50,12 +52,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import compare, exercises, lending, program, references
+from . import compare, exercises, followup, lending, program, references
 from .compare import Verdict
 from .exercise import Case
 
 HERE = Path(__file__).resolve().parent
-SHIPPED = ("harness.py", "wire.py", "runners.py")  # what the harness needs from the grader
+SHIPPED = ("harness.py", "wire.py", "runners.py", "watch.py")  # what the harness needs from the grader
 SECRET = ".secret"
 MAX_BYTES = 64 * 2**20  # of answers read back from one notebook's scorer
 TMPFS = 64 * 2**20
@@ -134,10 +136,11 @@ class Scorer:
             item["runner"] = exercise.runner.__name__ if exercise.runner else None
             item["calls"] = [{"case": c.name, "inputs": pickle.dumps(c.inputs)} for c in cases[item["probe"]]]
         run = self.run(items, assignment, self.limits.for_probes(len(probes)))
-        return {
+        verdicts = {
             item["grade_id"]: _verdict(item["exercise"], cases[item["probe"]], run.answers.get(item["probe"], {}), run)
             for item in probes
         }
+        return followup.explain(self, items, cases, run, verdicts, assignment)
 
     def run(self, items: list[dict], assignment: str, limits: Limits) -> "Run":
         """Run the harness on a program; what came back."""
@@ -215,7 +218,7 @@ class Run:
             if event.get("done") is True:
                 done = True
             elif isinstance(event.get("probe"), int) and isinstance(event.get("case"), str):
-                answer = {k: event[k] for k in ("output", "error", "line", "timeout") if k in event}
+                answer = {k: event[k] for k in ("output", "error", "line", "timeout", "seen") if k in event}
                 answers.setdefault(event["probe"], {}).setdefault(event["case"], _checked(answer))
             elif isinstance(event.get("cell"), int):
                 last_cell = event["cell"]
@@ -244,6 +247,8 @@ def _checked(answer: dict) -> dict:
             kept["line"] = answer["line"][:250]
     if isinstance(answer.get("timeout"), int | float) and not isinstance(answer.get("timeout"), bool):
         kept["timeout"] = float(answer["timeout"])
+    if isinstance(answer.get("seen"), list):
+        kept["seen"] = answer["seen"]  # what watched helpers were given (grader.diagnosis reads it warily)
     return kept
 
 

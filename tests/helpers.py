@@ -3,7 +3,8 @@ in this process the way the scorer grades it.
 
 ``graded`` makes the calls the scorer's harness makes (every case, visible and hidden ones drawn
 from ``secret``, through the exercise's runner), turns each output into the JSON record the
-harness streams back, and compares outside as the grader does. What it leaves out is the sandbox
+harness streams back, and compares outside as the grader does; ``explained`` adds the grader's
+diagnosis pass (``grader.followup``), its calls made here too. What they leave out is the sandbox
 and the program around the function: ``tests/test_scoring.py`` runs the real harness.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import jupytext
 
-from grader import compare, exercises, lending, references, wire
+from grader import compare, exercises, followup, lending, references, watch, wire
 
 SECRETS = (1, 2**64 + 7, 31337)  # hidden cases are checked for several draws
 
@@ -54,6 +55,33 @@ def graded(
     cases = exercise.cases(secret)
     given = answers(exercise_id, fn, secret, runner) if given is None else given
     return compare.grade(exercise_id, cases, given, references.for_grading(exercise_id, exercise, cases))
+
+
+def explained(exercise_id: str, fn, secret: int = SECRETS[0], helpers: dict | None = None, runner: bool = True) -> compare.Verdict:
+    """The grader's verdict on ``fn`` with its diagnosis pass: the calls of the scorer's second run
+    made here, on ``fn`` and the student's ``helpers`` (found by ``fn`` in its module's globals,
+    as a notebook's functions find each other)."""
+    exercise = exercises.get(exercise_id)
+    cases = exercise.cases(secret)
+    table = references.for_grading(exercise_id, exercise, cases)
+    first = answers(exercise_id, fn, secret, runner)
+    verdict = compare.grade(exercise_id, cases, first, table)
+    more = {}
+    for call in followup.questions(exercise_id, cases, first, table, verdict):
+        target = (helpers or {}).get(call["function"]) if "function" in call else (exercise.called(fn) if runner else fn)
+        if target is None:
+            continue
+        seen = []
+        try:
+            with watch.watching(getattr(fn, "__globals__", {}), call.get("watch", ()), seen):
+                record = wire.encode(target(**copy.deepcopy(call["inputs"])))
+        except Exception as err:
+            record = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
+        answer = {"output": record} if "error" not in record else record
+        if seen:
+            answer["seen"] = watch.encoded(seen, wire.encode)
+        more[call["case"]] = json.loads(json.dumps(answer))
+    return followup.refine(exercise_id, cases, first, more, table, verdict)
 
 
 @contextmanager
