@@ -85,7 +85,7 @@ def check_called(exercise_id: str, called, _namespace: dict | None = None, **hel
                 if message:
                     raise CheckFailed(f"`{exercise.name}` on case '{case.name}': {message}")
                 continue
-            message = diagnose(exercise, case, actual, stored, student)
+            message = diagnose(exercise, case, actual, stored, student, cases)
             if message:
                 station = diagnosis.stations(exercise, case, stored, student)
                 raise CheckFailed(

@@ -39,11 +39,12 @@ def close(exercise: Exercise, actual: np.ndarray, expected: np.ndarray) -> bool:
     )
 
 
-def diagnose(exercise: Exercise, case: Case | str, actual, stored: Mapping, student=None) -> str | None:
+def diagnose(exercise: Exercise, case: Case | str, actual, stored: Mapping, student=None, cases=()) -> str | None:
     """``None`` if ``actual`` is right for ``case``, else a message for the student.
 
     ``student`` (a ``diagnosis.Student``) answers the questions a structural diagnosis asks of
-    the student's function; without it, only what the output itself shows is explained.
+    the student's function, and ``cases`` are the exercise's others; without them, only what
+    the output itself shows is explained.
     """
     case = case if isinstance(case, Case) else _visible_case(exercise, case)
     if case.raises is not None:
@@ -62,7 +63,7 @@ def diagnose(exercise: Exercise, case: Case | str, actual, stored: Mapping, stud
     known = _known_mistake(exercise, case, actual, stored)
     if known:
         return known
-    return diagnosis.explain(exercise, case, actual, stored, student) or _difference(exercise, actual, expected)
+    return diagnosis.explain(exercise, case, actual, stored, student, cases) or _difference(exercise, actual, expected)
 
 
 def _visible_case(exercise: Exercise, name: str) -> Case:
@@ -199,7 +200,7 @@ def grade(
             actual = decode(answer.get("output"))
         except ValueError as err:
             return Verdict(False, f"{label}: unreadable answer ({err})", "wrong", case.name)
-        message = diagnose(exercise, case, actual, references, student)
+        message = diagnose(exercise, case, actual, references, student, cases)
         if message:
             station = diagnosis.stations(exercise, case, references, student)
             return Verdict(False, f"{label}: {message}" + (f" {station}" if station else ""), "wrong", case.name)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import variants, watch
+from . import kinds, variants, watch
 from .wire import decode
 
 RTOL, ATOL = 1e-4, 1e-5  # for relations computed from the reference, looser than a plain check
@@ -65,6 +65,10 @@ class Student:
     def watched(self, case) -> list[dict] | None:
         return None
 
+    def on(self, case) -> Outcome | None:
+        """What the function did on another case of the exercise."""
+        return None
+
 
 class InKernel(Student):
     """The notebook's check: ``called`` is the student's function of a case's inputs, ``helpers``
@@ -76,6 +80,9 @@ class InKernel(Student):
 
     def run(self, variant):
         return _outcome(lambda: self.called(**copy.deepcopy(variant.inputs)))
+
+    def on(self, case):
+        return _outcome(lambda: self.called(**copy.deepcopy(case.inputs)))
 
     def helper(self, case, part, inputs):
         helper = self.helpers.get(part.helper)
@@ -107,6 +114,9 @@ class Returned(Student):
 
     def run(self, variant):
         return self._outcome(variant.name)
+
+    def on(self, case):
+        return self._outcome(case.name)
 
     def helper(self, case, part, inputs):
         return self._outcome(part_call(case, part))
@@ -175,6 +185,7 @@ class _Wrong:
     expected: np.ndarray
     table: Mapping
     student: Student
+    cases: tuple = ()
     _variants: list | None = None
 
     def variant(self, what: str) -> list[variants.Variant]:
@@ -196,13 +207,14 @@ class _Wrong:
         return _matches(self.exercise, outcome.value, reference)
 
 
-def explain(exercise, case, actual, table: Mapping, student: Student | None = None) -> str | None:
-    """A structural explanation of why ``actual`` is wrong for ``case``, or ``None``."""
+def explain(exercise, case, actual, table: Mapping, student: Student | None = None, cases=()) -> str | None:
+    """A structural explanation of why ``actual`` is wrong for ``case``, or ``None``; ``cases``
+    are the exercise's others, to tell what sets this one apart."""
     expected = np.asarray(table[f"{case.name}::expected"])
     if exercise.kind == "text":
         return _text(exercise, case, actual, bytes(expected).decode("utf-8"), table, student or Student())
-    wrong = _Wrong(exercise, case, np.asarray(actual), expected, table, student or Student())
-    for rule in (_shape, _non_finite, _overflow, _ignored, _batch, _precision, _relation, _localized):
+    wrong = _Wrong(exercise, case, np.asarray(actual), expected, table, student or Student(), cases)
+    for rule in (_shape, _non_finite, _overflow, _ignored, _batch, _precision, _relation, _apart, _localized):
         message = rule(wrong)
         if message:
             return message
@@ -233,10 +245,13 @@ def _shape(w: _Wrong) -> str | None:
         return f"an axis of size 1 too many or too few: expected {e.shape}, got {a.shape} (keepdims? a [None]?)"
     if a.ndim == e.ndim:
         off = [i for i in range(e.ndim) if a.shape[i] != e.shape[i]]
-        if len(off) == 1 and abs(a.shape[off[0]] - e.shape[off[0]]) == 1:
-            axis = off[0] - e.ndim
-            more = "one entry too many" if a.shape[off[0]] > e.shape[off[0]] else "one entry too few"
-            return f"{more} along axis {axis} (expected {e.shape}, got {a.shape}): an off-by-one in a slice or a range?"
+        if len(off) == 1:
+            axis, n = off[0] - e.ndim, a.shape[off[0]] - e.shape[off[0]]
+            if abs(n) == 1:
+                more = "one entry too many" if n > 0 else "one entry too few"
+                return f"{more} along axis {axis} (expected {e.shape}, got {a.shape}): an off-by-one in a slice or a range?"
+            more = f"{n} entries too many" if n > 0 else f"{-n} entries too few"
+            return f"{more} along axis {axis} (expected {e.shape}, got {a.shape}): is your code {'repeating' if n > 0 else 'skipping'} some?"
     return None
 
 
@@ -252,6 +267,11 @@ def _non_finite(w: _Wrong) -> str | None:
     if a.shape != e.shape or a.dtype.kind != "f" or e.dtype.kind != "f":
         return None
     bad = ~np.isfinite(a) & np.isfinite(e)
+    if np.isnan(a).all() and a.size > 1:
+        return (
+            "your output is NaN everywhere: an infinity met a 0 (0 * inf) or another infinity (inf - inf); "
+            "build a mask with np.where(mask, x, -np.inf), not with arithmetic on infinities"
+        )
     if bad.any() and np.isnan(a[bad]).all():
         zero = np.isfinite(e) & (e == 0)
         if zero.any() and np.array_equal(bad, zero):
@@ -377,7 +397,14 @@ def _relation(w: _Wrong) -> str | None:
     a, e = w.actual, w.expected
     if a.shape != e.shape or a.dtype.kind not in "iuf" or e.dtype.kind not in "iuf":
         return None
+    loose = _near(a, e)
     a, e = a.astype(np.float64), e.astype(np.float64)
+    if loose:
+        dtypes = f" (your output's dtype is {w.actual.dtype}, the reference's {w.expected.dtype})" if w.actual.dtype != w.expected.dtype else ""
+        return (
+            f"close, but not within the tolerance (rtol {w.exercise.rtol:g}, atol {w.exercise.atol:g}){dtypes}: "
+            "precision is lost somewhere (float32 arithmetic, a rounded constant, a small eps?)"
+        )
     if e.ndim >= 2:
         for perm in itertools.permutations(range(e.ndim)):
             if perm != tuple(range(e.ndim)) and e.transpose(perm).shape == a.shape and _near(a, e.transpose(perm)):
@@ -427,9 +454,22 @@ def _relation(w: _Wrong) -> str | None:
                     "each row of your output is the reference times a factor of its own: a per-row "
                     "normalisation (dividing by the row's sum?) is missing or wrong"
                 )
+        rows = d.reshape(-1, d.shape[-1])
+        if _near(rows, np.broadcast_to(rows[:1], rows.shape)):
+            return (
+                "every row of your output is off by the same vector (one value per feature): a term "
+                "added at every position is missing or extra (a bias?)"
+            )
+        if (e != 0).all():
+            ratios = (a / e).reshape(-1, e.shape[-1])
+            if _near(ratios, np.broadcast_to(ratios[:1], ratios.shape)):
+                return (
+                    "every row of your output is the reference's times the same factor per feature: a "
+                    "per-feature factor is missing or extra (a gain?)"
+                )
         if _near(a, _softmax(e)):
             return "you returned probabilities (a softmax over the last axis) where logits or scores are asked for"
-        if (a > 0).all() and _near(_softmax(a), e) and not _near(a, e):
+        if _near(_softmax(a), e) and not _near(a, e):
             return "the softmax of your output is the reference: apply the softmax (or drop a step that undoes it)"
         with np.errstate(all="ignore"):
             if _near(a, np.exp(e)):
@@ -437,6 +477,28 @@ def _relation(w: _Wrong) -> str | None:
             if (e > 0).all() and _near(a, np.log(e)):
                 return "your output is the log of the reference: logs where probabilities are asked for?"
     return None
+
+
+def _apart(w: _Wrong) -> str | None:
+    """What kinds of input (``grader.kinds``) this case has that every case the function gets
+    right lacks, if there are a few."""
+    right = []
+    for case in w.cases:
+        if case.name == w.case.name or case.raises is not None or f"{case.name}::expected" not in w.table:
+            continue
+        outcome = w.student.on(case)
+        if outcome is not None and not outcome.error and _matches(w.exercise, outcome.value, w.table[f"{case.name}::expected"], dtype=True):
+            right.append(case)
+    if not right:
+        return None
+    apart = w.exercise.kinds(w.case) - set().union(*(w.exercise.kinds(c) for c in right))
+    if not apart or len(apart) > 5:
+        return None
+    named = ", ".join(kinds.words(kind) for kind in sorted(apart))
+    return (
+        f"your function is right on {len(right)} other case(s) but not on this one, which has what they do not: "
+        f"{named}; look at how your code handles {'that' if len(apart) == 1 else 'those'}"
+    )
 
 
 def _localized(w: _Wrong) -> str | None:
@@ -456,24 +518,28 @@ def _localized(w: _Wrong) -> str | None:
         ):
             if (wrong <= test).all():
                 return f"your output is wrong {text}: look at your mask"
+    found = []
     for axis in range(e.ndim):
-        n = e.shape[axis]
-        if n < 2:
-            continue
-        bad = wrong.any(axis=tuple(i for i in range(e.ndim) if i != axis))
-        position = axis - e.ndim
-        last = n - 1
-        patterns = [
-            (bad.tolist() == [True] + [False] * last, f"only the first entry along axis {position} (index 0) is wrong: look at how your code starts"),
-            (bad.tolist() == [False] * last + [True], f"only the last entry along axis {position} (index {last}) is wrong: look at how your code ends (a range or slice one short?)"),
-            (n >= 3 and bad.tolist() == [False] + [True] * last, f"everything but the first entry along axis {position} is wrong: only index 0 comes out right"),
-            (n >= 4 and bad.tolist() == [i % 2 == 1 for i in range(n)], f"only the odd entries along axis {position} (1, 3, ...) are wrong"),
-            (n >= 4 and bad.tolist() == [i % 2 == 0 for i in range(n)], f"only the even entries along axis {position} (0, 2, ...) are wrong"),
-        ]
-        for found, text in patterns:
-            if found:
-                return text
+        bad = wrong.any(axis=tuple(i for i in range(e.ndim) if i != axis)).tolist()
+        text = _pattern(bad, axis - e.ndim)
+        if text:
+            found.append(text)
+    if found:
+        return f"your output is wrong {' and '.join(found[-2:])}: look at what your code does there"
     return None
+
+
+def _pattern(bad: list[bool], axis: int) -> str | None:
+    """Where along one axis the wrong entries are, if that is one of a few telling patterns."""
+    n = len(bad)
+    patterns = (
+        (2, [True] + [False] * (n - 1), "only at index 0 along axis {a} (the start)"),
+        (2, [False] * (n - 1) + [True], "only at the last index along axis {a} (the end: a range or slice one short?)"),
+        (3, [False] + [True] * (n - 1), "everywhere but index 0 along axis {a}"),
+        (4, [i % 2 == 1 for i in range(n)], "only at the odd indices along axis {a}"),
+        (4, [i % 2 == 0 for i in range(n)], "only at the even indices along axis {a}"),
+    )
+    return next((text.format(a=axis) for least, pattern, text in patterns if n >= least and bad == pattern), None)
 
 
 # ---- text ----------------------------------------------------------------------------------------
@@ -528,20 +594,27 @@ def stations(exercise, case, table: Mapping, student: Student) -> str:
             return f"First station that differs from the reference: {part.station} (computed by your `{part.helper}`)"
         k = called.get(part.helper, 0)
         called[part.helper] = k + 1
-        fed = [entry for entry in seen or [] if entry["helper"] == part.helper]
-        if outcome is not None and k < len(fed):
-            for name, needed in inputs.items():
-                given = fed[k]["args"].get(name)
-                if isinstance(needed, np.ndarray) and given is not None and not _matches(exercise, given, needed):
-                    what = _which(given, known, case.inputs)
-                    want = _which(needed, known, case.inputs) or "what the reference gives it"
-                    return (
-                        f"Your `{part.helper}` is right, but `{exercise.name}` feeds it {what or 'something else'} "
-                        f"where it needs {want} (its `{name}`)"
-                    )
+        fed = [entry["args"] for entry in seen or [] if entry["helper"] == part.helper]
+        needed = {name: value for name, value in inputs.items() if isinstance(value, np.ndarray)}
+        if outcome is None or not fed or not needed or any(_fed_alike(exercise, args, needed) for args in fed):
+            continue
+        args = fed[min(k, len(fed) - 1)]
+        for name, value in needed.items():
+            given = args.get(name)
+            if given is not None and not _matches(exercise, given, value):
+                what = _which(given, known, case.inputs)
+                want = _which(value, known, case.inputs) or "what the reference gives it"
+                return (
+                    f"Your `{part.helper}` is right, but `{exercise.name}` feeds it "
+                    f"{what or f'something that is not {want}'} where it needs {want} (its `{name}`)"
+                )
     if not compared:
         return ""
     return "Every station before the output matches: look at how they are combined."
+
+
+def _fed_alike(exercise, args: dict, needed: dict) -> bool:
+    return all(name in args and _matches(exercise, args[name], value) for name, value in needed.items())
 
 
 def _stations(table: Mapping, case) -> dict:
@@ -563,13 +636,16 @@ def _which(value, known: dict, inputs: dict) -> str | None:
 # ---- comparing -------------------------------------------------------------------------------------
 
 
-def _matches(exercise, value, reference, exact=False) -> bool:
-    """``value`` equals ``reference`` within the exercise's tolerance (text: exactly)."""
+def _matches(exercise, value, reference, exact=False, dtype=False) -> bool:
+    """``value`` equals ``reference`` within the exercise's tolerance (text: exactly); with
+    ``dtype``, in the dtype the exercise asks for too."""
     if isinstance(reference, str) or isinstance(value, str):
         return value == reference
     try:
         value, reference = np.asarray(value), np.asarray(reference)
         if value.dtype.kind not in "biuf" or value.shape != reference.shape:
+            return False
+        if dtype and exercise.check_dtype is True and value.dtype != reference.dtype:
             return False
         rtol, atol = (0.0, 0.0) if exact else (exercise.rtol, exercise.atol)
         return bool(np.allclose(value, reference, rtol=rtol, atol=atol, equal_nan=True))

@@ -34,7 +34,7 @@ def derived(reference: Callable, case) -> frozenset[str]:
     for value in _leaves(case.inputs):
         if isinstance(value, np.ndarray) and value.dtype.kind == "f":
             found.add(str(value.dtype))
-    defaults = _defaults(reference)
+    optional = defaults(reference)
     for name, value in case.inputs.items():
         if isinstance(value, np.ndarray):
             found.add(f"{name}.ndim={value.ndim}")
@@ -54,11 +54,26 @@ def derived(reference: Callable, case) -> frozenset[str]:
             found.add(f"{name}=None")
         elif _number(value) and value in EDGE_VALUES:
             found.add(f"{name}={value:g}")
-        if name in defaults and not _same(value, defaults[name]):
+        if name in optional and not same(value, optional[name]):
             found.add(f"{name} given")
     if case.raises is not None:
         found.add("raises")
     return frozenset(found)
+
+
+def words(kind: str) -> str:
+    """A derived kind as a student reads it (``x.ndim=3``: "`x` with 3 axes"); a declared one as
+    it is."""
+    name, _, rest = kind.partition(".ndim=")
+    if rest:
+        return f"`{name}` with {rest} axes"
+    for suffix, text in ((" given", "given"), (" empty", "empty"), (" has -inf", "holding -inf")):
+        if kind.endswith(suffix) and " " not in kind[: -len(suffix)]:
+            return f"`{kind[: -len(suffix)]}` {text}"
+    name, equals, value = kind.partition("=")
+    if equals and " " not in name:
+        return f"`{name}` = {value}"
+    return kind
 
 
 def describe(inputs: dict, about: str = "") -> str:
@@ -96,7 +111,8 @@ def _leaves(value) -> Iterator:
         yield value
 
 
-def _defaults(fn: Callable) -> dict:
+def defaults(fn: Callable) -> dict:
+    """The optional parameters of ``fn`` and their defaults."""
     try:
         parameters = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
@@ -108,7 +124,8 @@ def _number(value) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
-def _same(value, default) -> bool:
+def same(value, default) -> bool:
+    """``value`` is ``default`` (a number equal to it, or both ``None``)."""
     if value is None or default is None:
         return value is default
     if _number(value) and _number(default):

@@ -5,8 +5,9 @@ the student's function on it directly, the grader asks the scorer for it (``grad
 and the reference of a variant is stored with its visible case (``grader.references``) or
 computed live by ``lib`` for a hidden one. ``grader.diagnosis`` reads the answers:
 
-- ``changed:<unit>``: one argument, or one group of weights (``params['ln_2']``), changed. If the
-  student's output stays the same while the reference's changes, the function ignores it;
+- ``changed:<unit>``: one argument, or one group of weights (``params['ln_2']``), changed (an
+  optional argument given a value of its own: set back to its default). If the student's output
+  stays the same while the reference's changes, the function ignores it;
 - ``one-sequence``: the first sequence of a batch without its batch axes (the axes that the
   exercise's visible cases show to be optional);
 - ``float32`` / ``float64``: every float array in the other precision;
@@ -21,6 +22,8 @@ import hashlib
 from collections.abc import Iterator
 
 import numpy as np
+
+from . import kinds
 
 SEPARATOR = "~"
 SMALL = 8.0  # values up to this size are "small": exp(8) and its sums are far from overflow
@@ -42,7 +45,11 @@ def of(exercise, case) -> list[Variant]:
     """Every variant of ``case`` (a must-raise case has none)."""
     if case.raises is not None or exercise.kind == "choice":
         return []
-    found = [_changed(case, path, label) for path, label in units(case.inputs, arrays_only=exercise.runner is not None)]
+    defaults = kinds.defaults(exercise.reference)
+    found = [
+        _changed(case, path, label, defaults)
+        for path, label in units(case.inputs, arrays_only=exercise.runner is not None, optional=set(defaults))
+    ]
     one = one_sequence(exercise, case)
     if one is not None:
         found.append(Variant(f"{case.name}{SEPARATOR}one-sequence", "one-sequence", one))
@@ -69,14 +76,15 @@ def case_of(name: str) -> str:
 # ---- one argument changed ----------------------------------------------------------------------
 
 
-def units(inputs: dict, arrays_only: bool = False) -> list[tuple[tuple, str]]:
+def units(inputs: dict, arrays_only: bool = False, optional=frozenset()) -> list[tuple[tuple, str]]:
     """The parts of the inputs that can be changed one at a time, as (path, label): every
-    argument, except that a dict of dicts is split into its groups (``params['ln_2']``)."""
+    argument (an ``optional`` one even when it is ``None``), except that a dict of dicts is split
+    into its groups (``params['ln_2']``)."""
     found = []
     for name, value in inputs.items():
         if arrays_only and not isinstance(value, np.ndarray):
             continue
-        found += _units_in(value, (name,), name)
+        found += [((name,), name)] if name in optional else _units_in(value, (name,), name)
     return found[:MAX_UNITS]
 
 
@@ -102,10 +110,18 @@ def _changeable(value) -> bool:
     return isinstance(value, int | float | np.dtype) and not isinstance(value, bool)
 
 
-def _changed(case, path: tuple, label: str) -> Variant | None:
-    g = np.random.default_rng(int.from_bytes(hashlib.sha256(f"{case.name}/{label}".encode()).digest()[:8], "big"))
+def _changed(case, path: tuple, label: str, defaults: dict) -> Variant | None:
+    """The case with one unit changed: an optional argument given a value of its own goes back to
+    its default (so the change is the one that matters); anything else is changed a little."""
     inputs = dict(case.inputs)
-    inputs[path[0]] = _replace(case.inputs[path[0]], path[1:], g)
+    name = path[0]
+    if name in defaults and len(path) == 1 and not kinds.same(inputs[name], defaults[name]):
+        inputs[name] = defaults[name]
+    else:
+        if inputs[name] is None or not (_changeable(inputs[name]) or isinstance(inputs[name], dict | list)):
+            return None
+        g = np.random.default_rng(int.from_bytes(hashlib.sha256(f"{case.name}/{label}".encode()).digest()[:8], "big"))
+        inputs[name] = _replace(case.inputs[name], path[1:], g)
     return Variant(f"{case.name}{SEPARATOR}changed:{label}", "changed", inputs, label)
 
 
@@ -136,7 +152,7 @@ def _change(value, g):
         return np.dtype({2: "float32", 4: "float64"}.get(value.itemsize, "float16"))
     if isinstance(value, float):
         return 0.5 if value < 0.1 else value / 2 if value <= 1 else 2 * value
-    return value + 1
+    return value - 1 if value > 1 else value + 1  # 1 head still divides any width; k = 1 is still a k
 
 
 # ---- without the batch axes ---------------------------------------------------------------------

@@ -45,7 +45,7 @@ def test_mistake_is_named_on_every_case_it_shows(exercise_id, mistake):
     cases = exercise.cases(SECRETS[0])
     stored = references.for_grading(exercise_id, exercise, cases)
     messages = {
-        case.name: diagnose(exercise, case.name, mistake.wrong(**references._copy(case.inputs)), stored)
+        case.name: diagnose(exercise, case, mistake.wrong(**references._copy(case.inputs)), stored)
         for case in cases
         if f"{case.name}::mistake::{mistake.name}" in stored
     }

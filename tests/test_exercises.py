@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from helpers import SECRETS, answers, everything_lent, graded
 
-from grader import exercises, keys, references
+from grader import exercises, keys, references, variants
 from grader.check import CheckFailed, NotWrittenYet, check, check_called
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,6 +130,32 @@ def test_the_visible_cases_hold_every_kind_of_input_the_hidden_ones_use(exercise
         for case in exercise.cases(secret):
             if case.hidden:
                 assert exercise.kinds(case) <= visible, (case.name, exercise.kinds(case) - visible)
+
+
+def depends_on(exercise, case) -> set[str]:
+    """The inputs (arguments, groups of weights) whose change changes the reference's output on
+    ``case``: its ``changed`` variants (``grader.variants``) whose output differs."""
+    expected = references._output(exercise.reference, case.inputs)
+    found = set()
+    for variant in variants.of(exercise, case):
+        if variant.what == "changed":
+            out = references._output(exercise.reference, variant.inputs)
+            if out is not None and (out.shape != expected.shape or not np.allclose(out, expected, equal_nan=True)):
+                found.add(variant.unit)
+    return found
+
+
+@pytest.mark.parametrize("exercise_id", FUNCTIONS)
+def test_every_input_a_hidden_case_depends_on_a_visible_case_depends_on_too(exercise_id):
+    """An optional argument given in a hidden case changes some visible case's answer too (top_p
+    given where top-k has already removed what it would: not enough), and so does every other
+    input: a function that ignores one fails the notebook's check, not only the grade."""
+    exercise = REGISTRY[exercise_id]
+    visible = set().union(*(depends_on(exercise, c) for c in exercise.cases()))
+    for secret in SECRETS:
+        for case in exercise.cases(secret):
+            if case.hidden:
+                assert depends_on(exercise, case) <= visible, (case.name, depends_on(exercise, case) - visible)
 
 
 MUST_RAISE = sorted(eid for eid in FUNCTIONS if any(c.raises for c in REGISTRY[eid].cases(SECRETS[0])))

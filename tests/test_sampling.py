@@ -185,7 +185,7 @@ def test_hidden_frequency_cases_are_fair():
     the tolerance of the exact distribution."""
     exercise = exercises.get(exercise_id("sample_next"))
     for secret in range(20):
-        case = next(c for c in exercise.cases(secret) if c.name == "frequencies-hidden")
+        case = next(c for c in exercise.cases(secret) if c.name == "hidden-frequencies")
         expected = exercise.reference(**case.inputs)
         for sample_next in (SOLUTION["sample_next"], make_sample_next("choice")):
             drawn = sampler(sample_next)(**case.inputs)

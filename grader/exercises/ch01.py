@@ -387,6 +387,10 @@ EMBED_MISTAKES = {
     "off-by-one": ({"positions": "shifted"}, "off-by-one positions: the token at position 0 must get row 0 of wpe"),
     "no-positions": ({"positions": "none"}, "you returned the token embeddings only: add the position embeddings"),
     "positions-only": ({"tokens": False}, "you returned the position embeddings only: add the token embeddings wte[ids]"),
+    "positions-by-id": (
+        {"positions": "by-id"},
+        "you looked up positions by token id (wpe[ids]): the token at position t gets row t of wpe, whatever its id",
+    ),
 }
 
 EMBED = Exercise(
@@ -415,8 +419,8 @@ EMBED = Exercise(
         },
     ),
     error_hints={
-        "out of bounds": "an id is larger than d: are you indexing columns (wte[:, ids]) instead of rows? "
-        "Token i is ROW i of wte",
+        "out of bounds": "an index is out of bounds: are you indexing columns (wte[:, ids]) instead of rows? "
+        "Token i is ROW i of wte; and positions pick rows of wpe by position, 0 .. T-1 (wpe[:T], not wpe[ids])",
         "could not be broadcast": "adding positions of the wrong length? You need one position row per "
         "token: ids.shape[-1] rows (the sequence length), not len(ids) or ids.shape[0] (the batch) "
         "or the whole table",

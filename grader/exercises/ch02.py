@@ -166,7 +166,7 @@ ATTENTION = Exercise(
     reference=_attention_ref,
     stations=_attention_stations,
     parts=(Part("attn.scores_masked", "masked_scores", lambda inp, st: {"q": inp["q"], "k": inp["k"]}),),
-    mistakes=table(wrong.attention, {**wrong.WEIGHTS, **wrong.SCALE, **wrong.MASK_SHAPE, **wrong.FILL}),
+    mistakes=table(wrong.attention, {**wrong.WEIGHTS, **wrong.WEIGHTS_TRANSPOSED, **wrong.SCALE, **wrong.MASK_SHAPE, **wrong.FILL}),
 )
 
 # ---- splitting and merging heads ---------------------------------------------------------------
@@ -325,6 +325,7 @@ MULTI_HEAD_ATTENTION = Exercise(
             **wrong.SCALE_D_MODEL,
             **wrong.SCALE,
             **wrong.WEIGHTS,
+            **wrong.WEIGHTS_TRANSPOSED,
             "no-bias": ({"bias": False}, "the biases are missing: c_attn and c_proj are affine, x @ w + b"),
         },
     ),
@@ -369,6 +370,11 @@ GELU = Exercise(
             "square": ({"act": "square"}, "the correction term is 0.044715 x^3 (a cube), not x^2"),
             "constant": ({"act": "constant"}, "the constant inside the tanh is sqrt(2/pi), not sqrt(pi/2)"),
             "sigmoid": ({"act": "sigmoid"}, "this is the sigmoid approximation x * sigmoid(1.702 x): use the tanh form"),
+            "silu": ({"act": "silu"}, "this is SiLU, x * sigmoid(x) (Llama's activation): GELU is 0.5 x (1 + tanh(...))"),
+            "cube-only": (
+                {"act": "cube-only"},
+                "inside the tanh goes sqrt(2/pi) * (x + 0.044715 x^3): you left out the x + part",
+            ),
         },
     ),
 )
@@ -662,14 +668,14 @@ def _swiglu_hidden(g):
     ]
 
 
-def _swiglu_variant(x, params, *, gate="silu", branch="gate", up=True):
+def _swiglu_variant(x, params, *, gate="silu", branch="gate", up=True, both=False):
     """SwiGLU; ``gate`` is the activation (``"silu"``, ``"gelu"``, ``"sigmoid"``, ``"relu"``),
-    ``branch="up"`` puts it on the up branch, ``up=False`` drops the up branch."""
+    ``branch="up"`` puts it on the up branch, ``both`` on both, ``up=False`` drops the up branch."""
     a, b = x @ params["gate_proj"]["w"], x @ params["up_proj"]["w"]
     if branch == "up":
         a, b = b, a
     act = {"silu": lib.silu, "gelu": lib.gelu, "sigmoid": lambda z: 1 / (1 + np.exp(-z)), "relu": lambda z: np.maximum(z, 0)}[gate]
-    h = act(a) * b if up else act(a)
+    h = act(a) * (act(b) if both else b) if up else act(a)
     return (h @ params["down_proj"]["w"]).astype(x.dtype)
 
 
@@ -688,6 +694,10 @@ SWIGLU = Exercise(
                 "the gate is a plain sigmoid (that is the original GLU): SwiGLU uses SiLU, z * sigmoid(z)",
             ),
             "relu": ({"gate": "relu"}, "the gate uses ReLU (that is ReGLU): SwiGLU uses SiLU, z * sigmoid(z)"),
+            "silu-both": (
+                {"both": True},
+                "the SiLU is on both branches: only the gate gets it, silu(x @ W_gate) * (x @ W_up)",
+            ),
             "no-up": (
                 {"up": False},
                 "the up branch is missing: multiply the SiLU gate element-wise by x @ W_up before the down projection",

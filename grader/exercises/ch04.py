@@ -469,9 +469,14 @@ def _filtered(logits, temperature=1.0, top_k=None, top_p=None):
     return lib.filtered_probs(logits, temperature, top_k, top_p)
 
 
-def _filtered_variant(logits, temperature=1.0, top_k=None, top_p=None, *, order=("temperature", "top_k", "top_p"), renormalise=True):
+def _filtered_variant(
+    logits, temperature=1.0, top_k=None, top_p=None, *, order=("temperature", "top_k", "top_p"), renormalise=True, on_probabilities=False
+):
     """The three filters in another ``order``; ``renormalise=False`` zeroes the removed tokens'
-    probabilities after one softmax instead of taking the softmax of the filtered logits."""
+    probabilities after one softmax instead of taking the softmax of the filtered logits;
+    ``on_probabilities`` divides the filtered probabilities by T and takes a softmax again."""
+    if on_probabilities and temperature:
+        return lib.softmax(_filtered_variant(logits, 1.0, top_k, top_p) / logits.dtype.type(temperature))
     steps = {
         "temperature": lambda z: lib.apply_temperature(z, temperature),
         "top_k": lambda z: lib.top_k_filter(z, top_k),
@@ -509,6 +514,11 @@ FILTERED_PROBS = Exercise(
                 {"renormalise": False},
                 "the probabilities do not sum to 1: you computed the softmax before filtering and then "
                 "zeroed tokens. Filter the logits first (removed ones at -inf), then take the softmax",
+            ),
+            "temperature-on-probabilities": (
+                {"on_probabilities": True},
+                "the temperature divides the LOGITS: dividing probabilities by T and taking a softmax again "
+                "is not the same distribution; apply_temperature comes first, on the logits",
             ),
             "no-temperature": (
                 {"order": ("top_k", "top_p")},
@@ -646,7 +656,7 @@ def _sample_hidden(g):
     alternating = [{"temperature": round(float(g.uniform(1.1, 1.6)), 2)}, {"top_p": round(float(g.uniform(0.5, 0.8)), 2)}]
     return [
         hidden(
-            "frequencies-hidden",
+            "frequencies",
             _sample_inputs(frequent, _fair_seed(g, frequent, settings[0], SAMPLE_ATOL), FREQUENCY_DRAWS, "frequencies", settings),
             about=f"{FREQUENCY_DRAWS} draws with T = {T} and top-k = {k}",
             sizes=False,
@@ -757,7 +767,7 @@ def _generate_visible():
         case("budget", 121, 12, [3, 1, 4], 10, {"temperature": 1.0}),
         case("stop", 122, 12, [5, 9], 20, {"temperature": 0.9, "top_k": 6}, stop=7),
         case("greedy-stop", 123, 14, [2], 12, {"temperature": 0.0}, stop=4),
-        case("filtered64", 124, 16, [1, 8], 9, {"temperature": 1.2, "top_k": 7, "top_p": 0.9}, dtype=np.float64),
+        case("filtered64", 124, 16, [1, 8], 9, {"temperature": 1.2, "top_k": 7, "top_p": 0.6}, dtype=np.float64),
         case("zero-budget", 125, 9, [4, 4], 0, {}, stop=1),
         case("stop-zero", 128, 10, [3], 8, {"temperature": 0.0}, stop=0),
         case("stop-first", 126, 8, [6, 0, 2], 7, {"temperature": 0.0}, stop="first", kinds={STOP_FIRST}),

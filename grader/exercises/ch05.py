@@ -126,11 +126,6 @@ TOY_EMBED = Exercise(
         wrong.embed,
         {
             **EMBED_MISTAKES,
-            "positions-by-id": (
-                {"positions": "by-id"},
-                "you looked up positions by token id (wpe[ids]): the token at position t gets row t of "
-                "wpe, whatever its id",
-            ),
         },
     ),
 )
@@ -335,12 +330,27 @@ def _loss_hidden(g):
     return [*_loss_cases(_hidden_runs(g)), hidden("batch64", _loss_batch(g, B, T, V))]
 
 
+def _toy_loss_variant(logits, targets, *, shift=False, **knobs):
+    """``wrong.nll`` on the targets given, or (``shift``) on them shifted once more."""
+    return wrong.nll(logits[..., :-1, :], targets[..., 1:], **knobs) if shift else wrong.nll(logits, targets, **knobs)
+
+
 TOY_LOSS = Exercise(
     name="toy_loss",
     visible=lambda: [*_loss_cases(_visible_runs()), Case("batch64", _loss_batch(rng(502), 2, 4, 5))],
     hidden=_loss_hidden,
     reference=lambda logits, targets: lib.cross_entropy(logits, targets),
-    mistakes=table(wrong.nll, {k: v for k, v in wrong.LOSS.items() if k != "per-position"}),
+    mistakes=table(
+        _toy_loss_variant,
+        {
+            **{k: v for k, v in wrong.LOSS.items() if k != "per-position"},
+            "shifted": (
+                {"shift": True},
+                "the targets are already the next tokens (targets[t] follows position t): score logits[t] "
+                "against targets[t]; do not shift them again",
+            ),
+        },
+    ),
     check_dtype=False,
 )
 

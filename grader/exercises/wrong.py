@@ -109,9 +109,11 @@ def probs(q, k, *, mask="before", axis=-1, **score_knobs):
     return p.astype(q.dtype)
 
 
-def attention(q, k, v, **knobs):
-    """Causal attention, ``probs(q, k) @ v``, with any knob of ``probs`` and ``scores``."""
-    return (probs(q, k, **knobs) @ v).astype(q.dtype)
+def attention(q, k, v, *, weights_transposed=False, **knobs):
+    """Causal attention, ``probs(q, k) @ v``, with any knob of ``probs`` and ``scores``;
+    ``weights_transposed`` multiplies the values by the weights' transpose."""
+    p = probs(q, k, **knobs)
+    return ((p.swapaxes(-1, -2) if weights_transposed else p) @ v).astype(q.dtype)
 
 
 def split(x, n_head, mode="ok"):
@@ -183,6 +185,8 @@ ACTIVATIONS = {
     "square": lambda x: _tanh_gelu(x, cube=2),
     "constant": lambda x: _tanh_gelu(x, c=math.sqrt(math.pi / 2)),
     "sigmoid": lambda x: x / (1 + np.exp(-1.702 * x)),
+    "silu": lambda x: x / (1 + np.exp(-x)),
+    "cube-only": lambda x: 0.5 * x * (1 + np.tanh(SQRT_2_OVER_PI * 0.044715 * x**3)),
     "identity": lambda x: x,
 }
 
@@ -329,6 +333,14 @@ WEIGHTS = {
         "take it over the last axis (keys), axis=-1",
     ),
 }
+# How the weights meet the values: a knob of ``attention``.
+WEIGHTS_TRANSPOSED = {
+    "weights-transposed": (
+        {"weights_transposed": True},
+        "you multiplied the values by the transposed weights: row i of the weights (query i) mixes the "
+        "value rows, so the output is weights @ v",
+    ),
+}
 # LayerNorm: knobs of ``layer_norm``.
 LAYER_NORM = {
     "eps-outside": (
@@ -405,6 +417,11 @@ MLP = {
     ),
     "gelu-square": ({"act": "square"}, "in the GELU, the correction term is 0.044715 h^3 (a cube), not h^2"),
     "gelu-constant": ({"act": "constant"}, "in the GELU, the constant inside the tanh is sqrt(2/pi), not sqrt(pi/2)"),
+    "gelu-sigmoid": (
+        {"act": "sigmoid"},
+        "the activation is the sigmoid approximation h * sigmoid(1.702 h): GPT-2 uses the tanh form of GELU",
+    ),
+    "silu": ({"act": "silu"}, "the activation is SiLU, h * sigmoid(h) (Llama's): GPT-2's MLP uses GELU, the tanh form"),
     "no-bias": ({"bias": False}, "the biases are missing: both layers are affine, h @ w + b"),
 }
 # The block's wiring: knobs of ``block`` (and of chapter 5's whole forward pass).
