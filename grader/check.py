@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import diagnosis, exercises, lending, references
-from .compare import diagnose, must_raise
+from . import diagnosis, exercises, lending, references, watch
+from .compare import diagnose, impure, must_raise
 from .exercise import Exercise
 
 
@@ -42,7 +42,9 @@ class NotWrittenYet(CheckFailed):
 
 
 def _call(fn, inputs: dict):
-    return fn(**{k: v.copy() if isinstance(v, np.ndarray) else v for k, v in inputs.items()})
+    """``fn`` on a copy of ``inputs``: its output and the copy, as the call left it."""
+    given = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
+    return fn(**given), given
 
 
 def check(exercise_id: str, fn, **helpers) -> None:
@@ -70,7 +72,7 @@ def check_called(exercise_id: str, called, _namespace: dict | None = None, **hel
     with lending.unlent_calls(exercise_id.partition("/")[0]) as unlent:
         for case in cases:
             try:
-                actual, error = _call(called, case.inputs), None
+                (actual, given), error = _call(called, case.inputs), None
             except NotImplementedError:
                 raise NotWrittenYet(
                     f"`{exercise.name}` is not written yet: replace `raise NotImplementedError()` "
@@ -85,7 +87,9 @@ def check_called(exercise_id: str, called, _namespace: dict | None = None, **hel
                 if message:
                     raise CheckFailed(f"`{exercise.name}` on case '{case.name}': {message}")
                 continue
-            message = diagnose(exercise, case, actual, stored, student, cases)
+            message = diagnose(exercise, case, actual, stored, student, cases) or impure(
+                exercise, exercise.pure and watch.interfered(given, case.inputs, actual)
+            )
             if message:
                 station = diagnosis.stations(exercise, case, stored, student)
                 raise CheckFailed(
@@ -106,7 +110,7 @@ def _raised(exercise: Exercise, case, err: Exception, stored, student) -> CheckF
     more = diagnosis.explain_error(exercise, case, stored, student)
     return CheckFailed(
         f"`{exercise.name}` raised {type(err).__name__}: {err}"
-        + (f"\n  (line {where.lineno}: {where.line})" if where else "")
+        + (f"\n  (line {where.lineno}{': ' + where.line if where.line else ''})" if where else "")
         + "".join(f"\n  Hint: {h}" for h in hints)
         + (f"\n {more}" if more else "")
     )

@@ -123,6 +123,14 @@ def _difference(exercise: Exercise, actual: np.ndarray, expected: np.ndarray) ->
     )
 
 
+def impure(exercise: Exercise, what: str | None) -> str | None:
+    """What to tell a student whose function did not leave its arguments alone (``what``, from
+    ``watch.interfered``), for an exercise that asks it to."""
+    if not exercise.pure or not what:
+        return None
+    return f"right values, but your function {what}: work on a copy (x.copy()) and return a new array, as the docstring asks"
+
+
 def must_raise(exercise: Exercise, case: Case, error: str | None, actual, stored: Mapping) -> str | None:
     """``None`` if the function failed on ``case`` as it must (``error``: ``"Type: message"``),
     else what to tell the student."""
@@ -200,7 +208,7 @@ def grade(
             actual = decode(answer.get("output"))
         except ValueError as err:
             return Verdict(False, f"{label}: unreadable answer ({err})", "wrong", case.name)
-        message = diagnose(exercise, case, actual, references, student, cases)
+        message = diagnose(exercise, case, actual, references, student, cases) or impure(exercise, answer.get("impure"))
         if message:
             station = diagnosis.stations(exercise, case, references, student)
             return Verdict(False, f"{label}: {message}" + (f" {station}" if station else ""), "wrong", case.name)

@@ -214,7 +214,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
     if exercise.kind == "text":
         return _text(exercise, case, actual, bytes(expected).decode("utf-8"), table, student or Student())
     wrong = _Wrong(exercise, case, np.asarray(actual), expected, table, student or Student(), cases)
-    for rule in (_shape, _non_finite, _overflow, _ignored, _batch, _precision, _relation, _apart, _localized):
+    for rule in (_shape, _overflow, _ignored, _batch, _precision, _non_finite, _relation, _apart, _localized):
         message = rule(wrong)
         if message:
             return message
@@ -297,20 +297,33 @@ def _non_finite(w: _Wrong) -> str | None:
                 "0 where the reference has -inf: a removed or masked entry must be -inf (0 is an ordinary "
                 "value that a softmax still gives weight to)"
             )
-    if a.ndim >= 1 and (masked.any() or np.isneginf(a).any()):
-        kept_a, kept_e = np.isfinite(a).sum(axis=-1), np.isfinite(e).sum(axis=-1)
-        difference = np.unique(kept_a - kept_e)
+    support = _support(a, e)
+    if support is not None:
+        kept_a, kept_e, removed = support
+        difference = np.unique(kept_a.sum(axis=-1) - kept_e.sum(axis=-1))
         if len(difference) == 1 and difference[0] != 0:
             n = int(difference[0])
             return (
                 f"you keep {abs(n)} {'more' if n > 0 else 'fewer'} entr{'y' if abs(n) == 1 else 'ies'} per row "
-                "than the reference (the others at -inf): a <= where < belongs, or an off-by-one in a count?"
+                f"than the reference (the others {removed}): a <= where < belongs, or an off-by-one in a count?"
             )
-        if (kept_a == kept_e).all() and not np.array_equal(np.isfinite(a), np.isfinite(e)):
+        if (kept_a.sum(axis=-1) == kept_e.sum(axis=-1)).all() and not np.array_equal(kept_a, kept_e):
             return (
                 "you keep as many entries per row as the reference, but not the same ones: look at the order "
                 "you rank them in (largest first, and among equal values the lower index first)"
             )
+    return None
+
+
+def _support(a, e):
+    """Which entries each keeps, for outputs that remove some (at -inf, or at probability 0 in a
+    distribution), and how removed ones are written."""
+    if a.ndim == 0:
+        return None
+    if np.isneginf(e).any() or np.isneginf(a).any():
+        return np.isfinite(a), np.isfinite(e), "at -inf"
+    if np.isfinite(a).all() and (e >= 0).all() and (a >= 0).all() and ((e == 0).any() or (a == 0).any()):
+        return a > 0, e > 0, "at probability 0"
     return None
 
 
@@ -319,9 +332,15 @@ def _overflow(w: _Wrong) -> str | None:
     if a.shape != e.shape or a.dtype.kind != "f" or not (~np.isfinite(a) & np.isfinite(e)).any():
         return None
     smaller = w.variant("smaller")
-    largest = max((float(np.abs(v[np.isfinite(v)]).max()) for v in w.case.inputs.values()
-                   if isinstance(v, np.ndarray) and v.dtype.kind == "f" and np.isfinite(v).any()), default=0.0)
-    if (smaller and w.right_on(smaller[0])) or largest > 50:
+    if not smaller:
+        return None
+    largest = max(
+        float(np.abs(v[np.isfinite(v)]).max())
+        for v in w.case.inputs.values()
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f" and np.isfinite(v).any()
+    )
+    unknown = w.student.run(smaller[0]) is None  # the first pass of grading: judge by the sizes
+    if w.right_on(smaller[0]) or (unknown and largest > 50):
         return (
             f"NaN or inf on large values (up to about {largest:.0f} here), right on small ones: an np.exp "
             "overflows; subtract each row's maximum first (it does not change the result)"
@@ -330,6 +349,8 @@ def _overflow(w: _Wrong) -> str | None:
 
 
 def _ignored(w: _Wrong) -> str | None:
+    if w.actual.dtype.kind == "f" and np.isnan(w.actual).any():
+        return None  # NaN stays NaN whatever changes: that says nothing about the inputs
     changed = w.variant("changed")
     ignored = []
     for variant in changed:
@@ -397,7 +418,7 @@ def _relation(w: _Wrong) -> str | None:
     a, e = w.actual, w.expected
     if a.shape != e.shape or a.dtype.kind not in "iuf" or e.dtype.kind not in "iuf":
         return None
-    loose = _near(a, e)
+    loose = _near(a, e) and (w.exercise.atol > 0 or w.exercise.rtol > 0)
     a, e = a.astype(np.float64), e.astype(np.float64)
     if loose:
         dtypes = f" (your output's dtype is {w.actual.dtype}, the reference's {w.expected.dtype})" if w.actual.dtype != w.expected.dtype else ""
@@ -405,77 +426,93 @@ def _relation(w: _Wrong) -> str | None:
             f"close, but not within the tolerance (rtol {w.exercise.rtol:g}, atol {w.exercise.atol:g}){dtypes}: "
             "precision is lost somewhere (float32 arithmetic, a rounded constant, a small eps?)"
         )
+    return _rearranged(a, e) or _scaled(a, e) or _per_row(a, e) or _transformed(a, e)
+
+
+def _rearranged(a, e) -> str | None:
+    """The reference's entries in another place: axes permuted, reversed or shifted by one."""
     if e.ndim >= 2:
         for perm in itertools.permutations(range(e.ndim)):
             if perm != tuple(range(e.ndim)) and e.transpose(perm).shape == a.shape and _near(a, e.transpose(perm)):
                 return _permuted(perm)
     for axis in range(-e.ndim, 0):
         n = e.shape[axis]
-        if n < 2:
-            continue
-        if _near(a, np.flip(e, axis)):
+        if n >= 2 and _near(a, np.flip(e, axis)):
             return f"your output is the reference reversed along axis {axis}: keep the order"
-        if n >= 3:
-            later, earlier = _slice(a, axis, 1, None), _slice(e, axis, None, -1)
-            if _near(later, earlier):
+        for later, step in ((True, "i - 1"), (False, "i + 1")):
+            if n >= 3 and _near(_slice(a, axis, 1 if later else None, None if later else -1), _slice(e, axis, None if later else 1, -1 if later else None)):
                 return (
                     f"your output is the reference shifted by one along axis {axis} (entry i holds the "
-                    "reference's i - 1): an off-by-one in an index or a slice"
+                    f"reference's {step}): an off-by-one in an index or a slice"
                 )
-            if _near(_slice(a, axis, None, -1), _slice(e, axis, 1, None)):
-                return (
-                    f"your output is the reference shifted by one along axis {axis} (entry i holds the "
-                    "reference's i + 1): an off-by-one in an index or a slice"
-                )
+    return None
+
+
+def _scaled(a, e) -> str | None:
+    """The reference times a constant, or plus one."""
     finite = np.isfinite(e)
     if not np.array_equal(np.isfinite(a), finite):
         return None
     af, ef = a[finite], e[finite]
-    if ef.size and (ef != 0).any():
-        c = float(af @ ef / (ef @ ef))
-        name = _named(c)
-        if c != 0 and not math.isclose(c, 1, rel_tol=1e-4) and _near(af, c * ef) and (name or ef.size >= 4):
-            return f"your output is the reference times {c:.4g}{f' (= {name})' if name else ''} everywhere: a missing or extra constant factor"
-        if ef.size >= 2:
-            offset = float((af - ef).mean())
-            if not math.isclose(offset, 0, abs_tol=1e-6) and _near(af, ef + offset):
-                return f"your output is the reference plus {offset:.4g} everywhere: a missing or extra constant term"
-    if e.ndim >= 1 and e.shape[-1] >= 2 and finite.all() and e[..., 0].size >= 2:
-        d = a - e
-        if _near(d, np.broadcast_to(d[..., :1], d.shape)) and not _near(d[..., 0], np.full(d.shape[:-1], d.flat[0])):
+    if not ef.size or not (ef != 0).any():
+        return None
+    c = float(af @ ef / (ef @ ef))
+    name = _named(c)
+    if c != 0 and not math.isclose(c, 1, rel_tol=1e-4) and _near(af, c * ef) and (name or ef.size >= 4):
+        return f"your output is the reference times {c:.4g}{f' (= {name})' if name else ''} everywhere: a missing or extra constant factor"
+    offset = float((af - ef).mean())
+    if ef.size >= 2 and not math.isclose(offset, 0, abs_tol=1e-6) and _near(af, ef + offset):
+        return f"your output is the reference plus {offset:.4g} everywhere: a missing or extra constant term"
+    return None
+
+
+def _per_row(a, e) -> str | None:
+    """The reference off by a constant or a factor of each row's own, or by one vector (a value
+    per feature) on every row. A row of its own needs two rows off: one wrong row is a place."""
+    if e.ndim == 0 or e.shape[-1] < 2 or not np.isfinite(e).all() or e[..., 0].size < 2:
+        return None
+    d, rows = a - e, (a - e).reshape(-1, e.shape[-1])
+    off = ~np.isclose(rows, 0, atol=ATOL * max(1.0, float(np.abs(e).max()))).all(axis=-1)
+    if off.sum() >= 2 and _near(d, np.broadcast_to(d[..., :1], d.shape)) and not _near(d[..., 0], np.full(d.shape[:-1], d.flat[0])):
+        return (
+            "each row of your output is off by a constant of its own (along the last axis): a per-row "
+            "term is missing or extra (a row's maximum? a log-sum-exp?)"
+        )
+    if (e != 0).all():
+        r = a / e
+        if off.sum() >= 2 and _near(r, np.broadcast_to(r[..., :1], r.shape)) and not _near(r[..., 0], np.full(r.shape[:-1], r.flat[0])):
             return (
-                "each row of your output is off by a constant of its own (along the last axis): a per-row "
-                "term is missing or extra (a row's maximum? a log-sum-exp?)"
+                "each row of your output is the reference times a factor of its own: a per-row "
+                "normalisation (dividing by the row's sum?) is missing or wrong"
             )
-        if (e != 0).all():
-            r = a / e
-            if _near(r, np.broadcast_to(r[..., :1], r.shape)) and not _near(r[..., 0], np.full(r.shape[:-1], r.flat[0])):
-                return (
-                    "each row of your output is the reference times a factor of its own: a per-row "
-                    "normalisation (dividing by the row's sum?) is missing or wrong"
-                )
-        rows = d.reshape(-1, d.shape[-1])
-        if _near(rows, np.broadcast_to(rows[:1], rows.shape)):
+    if _near(rows, np.broadcast_to(rows[:1], rows.shape)):
+        return (
+            "every row of your output is off by the same vector (one value per feature): a term "
+            "added at every position is missing or extra (a bias?)"
+        )
+    if (e != 0).all():
+        ratios = (a / e).reshape(-1, e.shape[-1])
+        if _near(ratios, np.broadcast_to(ratios[:1], ratios.shape)):
             return (
-                "every row of your output is off by the same vector (one value per feature): a term "
-                "added at every position is missing or extra (a bias?)"
+                "every row of your output is the reference's times the same factor per feature: a "
+                "per-feature factor is missing or extra (a gain?)"
             )
-        if (e != 0).all():
-            ratios = (a / e).reshape(-1, e.shape[-1])
-            if _near(ratios, np.broadcast_to(ratios[:1], ratios.shape)):
-                return (
-                    "every row of your output is the reference's times the same factor per feature: a "
-                    "per-feature factor is missing or extra (a gain?)"
-                )
-        if _near(a, _softmax(e)):
-            return "you returned probabilities (a softmax over the last axis) where logits or scores are asked for"
-        if _near(_softmax(a), e) and not _near(a, e):
-            return "the softmax of your output is the reference: apply the softmax (or drop a step that undoes it)"
-        with np.errstate(all="ignore"):
-            if _near(a, np.exp(e)):
-                return "your output is exp of the reference: probabilities where logs are asked for?"
-            if (e > 0).all() and _near(a, np.log(e)):
-                return "your output is the log of the reference: logs where probabilities are asked for?"
+    return None
+
+
+def _transformed(a, e) -> str | None:
+    """The reference through exp, log or a softmax over the last axis (or the other way)."""
+    if e.ndim == 0 or e.shape[-1] < 2 or not np.isfinite(e).all():
+        return None
+    with np.errstate(all="ignore"):
+        if _near(a, np.exp(e)):
+            return "your output is exp of the reference: probabilities where logs are asked for?"
+        if (e > 0).all() and _near(a, np.log(e)):
+            return "your output is the log of the reference: logs where probabilities are asked for?"
+    if _near(a, _softmax(e)):
+        return "you returned probabilities (a softmax over the last axis) where logits or scores are asked for"
+    if _near(_softmax(a), e) and not _near(a, e):
+        return "the softmax of your output is the reference: apply the softmax (or drop a step that undoes it)"
     return None
 
 
@@ -508,7 +545,7 @@ def _localized(w: _Wrong) -> str | None:
     wrong = ~_near_each(w.exercise, a, e)
     if not wrong.any() or wrong.all():
         return None
-    if e.ndim >= 2 and e.shape[-1] == e.shape[-2] >= 3:
+    if e.ndim >= 2 and min(e.shape[-2:]) >= 2 and max(e.shape[-2:]) >= 3:
         rows, cols = np.indices(e.shape[-2:])
         where = np.broadcast_to(cols - rows, e.shape)
         for test, text in (
@@ -578,7 +615,7 @@ def stations(exercise, case, table: Mapping, student: Student) -> str:
     if not known:
         return ""
     seen = student.watched(case)
-    called, compared = {}, False
+    used, compared = {}, False
     for part in exercise.parts:
         if part.station not in known:
             continue
@@ -592,15 +629,17 @@ def stations(exercise, case, table: Mapping, student: Student) -> str:
             return f"First station that fails: {part.station} (your `{part.helper}` raised {outcome.error})"
         if outcome is not None and not _matches(exercise, outcome.value, known[part.station]):
             return f"First station that differs from the reference: {part.station} (computed by your `{part.helper}`)"
-        k = called.get(part.helper, 0)
-        called[part.helper] = k + 1
         fed = [entry["args"] for entry in seen or [] if entry["helper"] == part.helper]
+        unused = [i for i in range(len(fed)) if i not in used.setdefault(part.helper, set())]
         needed = {name: value for name, value in inputs.items() if isinstance(value, np.ndarray)}
-        if outcome is None or not fed or not needed or any(_fed_alike(exercise, args, needed) for args in fed):
+        if outcome is None or not unused or not needed:
             continue
-        args = fed[min(k, len(fed) - 1)]
+        alike = next((i for i in unused if _fed_alike(exercise, fed[i], needed)), None)
+        used[part.helper].add(unused[0] if alike is None else alike)
+        if alike is not None:
+            continue
         for name, value in needed.items():
-            given = args.get(name)
+            given = fed[unused[0]].get(name)
             if given is not None and not _matches(exercise, given, value):
                 what = _which(given, known, case.inputs)
                 want = _which(value, known, case.inputs) or "what the reference gives it"

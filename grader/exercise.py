@@ -88,7 +88,8 @@ class Exercise:
     are private, in ``grader.keys``). ``check_dtype`` is ``True`` (the dtype must be the
     reference's), ``"kind"`` (integers must be integers, floats floats) or ``False``.
     ``error_hints`` maps a fragment of an exception's message to advice, for errors a common
-    mistake raises instead of returning a wrong value.
+    mistake raises instead of returning a wrong value. ``pure``: the function must leave its
+    arguments as they are and return a new array (its docstring says so).
     """
 
     name: str
@@ -105,6 +106,7 @@ class Exercise:
     rtol: float = 1e-5
     check_dtype: bool | str = True
     error_hints: dict[str, str] = field(default_factory=dict)
+    pure: bool = False
 
     def cases(self, secret: int | None = None) -> list[Case]:
         """The visible cases; with a ``secret``, followed by the hidden ones drawn from it.

@@ -12,7 +12,8 @@ run, and probes, each with the name of the student's function (or concept-check 
 exercise's runner and the calls to make, every case's inputs pickled on their own. A call may
 name another of the student's functions to call instead (``"function"``: a helper, without the
 runner) and helpers to watch while it runs (``"watch"``, see ``grader.watch``); what the watched
-helpers were given and returned comes back as ``"seen"``.
+helpers were given and returned comes back as ``"seen"``. For a probe marked ``"pure"``, a call
+that changes its arguments in place or returns one of them comes back with ``"impure"``.
 
 The harness runs the program statement by statement in one namespace, as a notebook would: a
 statement that raises is reported and skipped, and the rest goes on. Each statement and each call
@@ -172,11 +173,12 @@ class Program:
             except Exception as err:
                 self.report(probe=number, case=case, error=f"the grader could not set up this case ({_error(err)})")
                 continue
-            seen = []
+            seen, before = [], inputs(call["inputs"]) if item.get("pure") else None
             try:
                 with Limit(self.limit), self.watch.watching(self.namespace, call.get("watch", ()), seen):
                     called = fn if runner is None or "function" in call else runner(fn)
-                    record = self.wire.encode(called(**given))
+                    output = called(**given)
+                    record = self.wire.encode(output)
             except Timeout:
                 self.report(probe=number, case=case, timeout=self.limit)
                 return  # the exercise is lost already: no more waiting on it
@@ -184,6 +186,9 @@ class Program:
                 self.report(probe=number, case=case, error=_error(err), line=self.line(err))
                 continue
             extra = {"seen": self.watch.encoded(seen, self.wire.encode)} if seen else {}
+            if before is not None:
+                impure = self.watch.interfered(given, before, output)
+                extra.update({"impure": impure} if impure else {})
             self.report(probe=number, case=case, **({"output": record} if "error" not in record else record), **extra)
 
     def line(self, err: BaseException) -> str | None:

@@ -134,6 +134,7 @@ class Scorer:
             cases[item["probe"]] = exercise.cases(case_secret(self.secret, student, item["exercise"]))
             item["kind"] = exercise.kind
             item["runner"] = exercise.runner.__name__ if exercise.runner else None
+            item["pure"] = exercise.pure
             item["calls"] = [{"case": c.name, "inputs": pickle.dumps(c.inputs)} for c in cases[item["probe"]]]
         run = self.run(items, assignment, self.limits.for_probes(len(probes)))
         verdicts = {
@@ -218,7 +219,7 @@ class Run:
             if event.get("done") is True:
                 done = True
             elif isinstance(event.get("probe"), int) and isinstance(event.get("case"), str):
-                answer = {k: event[k] for k in ("output", "error", "line", "timeout", "seen") if k in event}
+                answer = {k: event[k] for k in ("output", "error", "line", "timeout", "seen", "impure") if k in event}
                 answers.setdefault(event["probe"], {}).setdefault(event["case"], _checked(answer))
             elif isinstance(event.get("cell"), int):
                 last_cell = event["cell"]
@@ -247,6 +248,8 @@ def _checked(answer: dict) -> dict:
             kept["line"] = answer["line"][:250]
     if isinstance(answer.get("timeout"), int | float) and not isinstance(answer.get("timeout"), bool):
         kept["timeout"] = float(answer["timeout"])
+    if isinstance(answer.get("impure"), str):
+        kept["impure"] = answer["impure"][:120]
     if isinstance(answer.get("seen"), list):
         kept["seen"] = answer["seen"]  # what watched helpers were given (grader.diagnosis reads it warily)
     return kept

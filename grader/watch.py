@@ -5,7 +5,8 @@ namespace the student's function looks its helpers up in (its module globals: th
 namespace) by recorders, for the duration of the block, and appends to ``seen`` one entry per
 call, in the order the calls start: ``{"helper", "args": {parameter: array}, "output": array}``
 (arrays only; the first ``MAX_CALLS`` calls). ``grader.diagnosis`` compares them with the
-reference's stations: "your `mlp` is right, but `block` feeds it ...".
+reference's stations: "your `mlp` is right, but `block` feeds it ...". ``interfered`` tells how a
+function that must leave its arguments alone (``Exercise.pure``) did not.
 
 Used by the notebook's check (``grader.check``) and by the scorer's harness, inside the sandbox,
 where it is loaded as ``watch``: NumPy and the standard library only.
@@ -69,6 +70,18 @@ def _array(value):
     if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf" or value.size > MAX_ELEMENTS:
         return None
     return value.copy()
+
+
+def interfered(given: dict, before: dict, output) -> str | None:
+    """How a function did not leave its arguments alone: ``given`` as it was called with (after the
+    call), ``before`` an untouched copy; ``None`` if it did."""
+    for name, value in given.items():
+        if isinstance(value, np.ndarray):
+            if value.shape != before[name].shape or not np.array_equal(value, before[name], equal_nan=True):
+                return f"changed its argument `{name}` in place"
+            if isinstance(output, np.ndarray) and np.shares_memory(output, value):
+                return f"returned its argument `{name}` itself (or a view of it), not a new array"
+    return None
 
 
 def encoded(seen: list, encode) -> list:

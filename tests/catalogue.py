@@ -158,7 +158,7 @@ def decode_drops_last(ids, itos):
 
 
 def decode_global_table(ids, itos):
-    mine = dict(enumerate(sorted(set("abcdefghijklmnopqrstuvwxyz ,.!?'\n"))))
+    mine = dict(enumerate(sorted(set("abcdefghijklmnopqrstuvwxyz ,.!?'\n")) + list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")))
     return "".join(mine[int(i)] for i in ids)
 
 

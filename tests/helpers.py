@@ -39,11 +39,15 @@ def answers(exercise_id: str, fn, secret: int, runner: bool = True) -> dict[str,
         return {"answer": given}
     found = {}
     for case in exercise.cases(secret):
+        given, impure = copy.deepcopy(case.inputs), None
         try:
-            record = wire.encode(called(**copy.deepcopy(case.inputs)))
+            output = called(**given)
+            record = wire.encode(output)
+            impure = watch.interfered(given, case.inputs, output) if exercise.pure else None
         except Exception as err:
             record = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
-        found[case.name] = json.loads(json.dumps({"output": record} if "error" not in record else record))
+        answer = {"output": record} if "error" not in record else record
+        found[case.name] = json.loads(json.dumps({**answer, **({"impure": impure} if impure else {})}))
     return found
 
 

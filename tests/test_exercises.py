@@ -132,6 +132,28 @@ def test_the_visible_cases_hold_every_kind_of_input_the_hidden_ones_use(exercise
                 assert exercise.kinds(case) <= visible, (case.name, exercise.kinds(case) - visible)
 
 
+def sizes(cases) -> dict[tuple[str, int], set[int]]:
+    """The sizes of the last two axes of every array argument, by (argument, axis)."""
+    found = {}
+    for case in cases:
+        for name, value in case.inputs.items():
+            if isinstance(value, np.ndarray):
+                for axis in range(-min(value.ndim, 2), 0):
+                    found.setdefault((name, axis), set()).add(value.shape[axis])
+    return found
+
+
+@pytest.mark.parametrize("exercise_id", FUNCTIONS)
+def test_the_visible_cases_vary_the_sizes_the_hidden_ones_vary(exercise_id):
+    """A size the hidden cases change (a width d, a length T, a vocabulary V) takes two values in
+    the visible cases, so a function that hard-codes it fails the check."""
+    exercise = REGISTRY[exercise_id]
+    visible = sizes(exercise.cases())
+    for secret in SECRETS:
+        for key, found in sizes([c for c in exercise.cases(secret) if c.hidden]).items():
+            assert found <= visible.get(key, set()) or len(visible.get(key, set())) >= 2, (key, visible.get(key), found)
+
+
 def depends_on(exercise, case) -> set[str]:
     """The inputs (arguments, groups of weights) whose change changes the reference's output on
     ``case``: its ``changed`` variants (``grader.variants``) whose output differs."""
@@ -191,6 +213,32 @@ def test_a_case_that_must_raise_takes_the_error_it_names_only(exercise_id, capsy
             assert not verdict.ok and expected in verdict.reason, verdict.reason
     check_called(exercise_id, exercise.reference)
     assert "✔" in capsys.readouterr().out
+
+
+PURE = sorted(eid for eid in FUNCTIONS if REGISTRY[eid].pure)
+
+
+@pytest.mark.parametrize("exercise_id", PURE)
+def test_a_function_that_must_leave_its_arguments_alone_does(exercise_id):
+    """The filters' docstrings ask for a new array: changing the logits in place, or returning them
+    (for k=None, p=None, T=1), fails the check and the grade, with what to do instead."""
+    reference = REGISTRY[exercise_id].reference
+
+    def scribbles(**inputs):
+        out = reference(**inputs)
+        inputs["logits"][..., 0] = 0.0
+        return out
+
+    def returns_its_input(**inputs):
+        out = reference(**inputs)
+        return inputs["logits"] if out.shape == inputs["logits"].shape and np.array_equal(out, inputs["logits"]) else out
+
+    wrong = [(scribbles, "in place")] + ([(returns_its_input, "itself")] if exercise_id != "04-sampling/filtered_probs" else [])
+    for fn, said in wrong:
+        with pytest.raises(CheckFailed, match=said):
+            check_called(exercise_id, fn)
+        verdict = graded(exercise_id, fn, runner=False)
+        assert not verdict.ok and said in verdict.reason, verdict.reason
 
 
 def test_encode_ids_are_integers():

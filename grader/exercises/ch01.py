@@ -211,7 +211,7 @@ def _lookup_visible():
     return [
         Case("short", {"ids": np.array([3, 1, 4, 1, 5]), "wte": wte}),
         Case("batch", {"ids": rng(10).integers(0, 20, size=(3, 4)), "wte": wte}, kinds={LARGE_IDS}),
-        Case("large-ids64", {"ids": np.array([23, 7, 19, 0, 6]), "wte": wte64}, kinds={LARGE_IDS}),
+        Case("large-ids64", {"ids": np.array([[23, 7, 19], [0, 6, 22]]), "wte": wte64}, kinds={LARGE_IDS}),
     ]
 
 
@@ -347,11 +347,11 @@ SQUARE = "as many sequences as tokens (B = T)"
 
 def _embed_visible():
     wte, wpe = _tables(6, V=20, n_ctx=16, d=8)
-    wte64, wpe64 = _tables(7, V=20, n_ctx=6, d=8, dtype=np.float64)
+    wte64, wpe64 = _tables(7, V=24, n_ctx=6, d=6, dtype=np.float64)
     return [
         Case("short", {"ids": np.array([7, 2, 2, 9, 0, 11]), "wte": wte, "wpe": wpe}),
         Case("batch", {"ids": rng(8).integers(0, 20, size=(3, 5)), "wte": wte, "wpe": wpe}),
-        Case("full-context64", {"ids": rng(9).integers(0, 20, size=(2, 6)), "wte": wte64, "wpe": wpe64}, kinds={FULL_CONTEXT}),
+        Case("full-context64", {"ids": rng(9).integers(0, 24, size=(2, 6)), "wte": wte64, "wpe": wpe64}, kinds={FULL_CONTEXT}),
         Case("square", {"ids": rng(11).integers(0, 20, size=(4, 4)), "wte": wte, "wpe": wpe}, kinds={SQUARE}),
     ]
 

@@ -100,7 +100,7 @@ def _temperature_visible():
         Case("zero", {"logits": zero, "temperature": 0.0}, kinds={TIE_AT_MAX}),
         Case("hot64", {"logits": _logits(73, (3, 9), np.float64), "temperature": 2.5}),
         Case("one", {"logits": _logits(74, (7,)), "temperature": 1.0}),
-        Case("zero-batch64", {"logits": _with_tie_at_max(rng(75), (3, 6), np.float64), "temperature": 0.0}, kinds={TIE_AT_MAX}),
+        Case("zero-batch64", {"logits": _with_tie_at_max(rng(75), (2, 6), np.float64), "temperature": 0.0}, kinds={TIE_AT_MAX}),
     ]
 
 
@@ -170,6 +170,7 @@ APPLY_TEMPERATURE = Exercise(
         "division by zero": "T = 0 cannot be a division: it is the greedy limit. Keep the largest "
         "logit as it is and set every other logit to -inf",
     },
+    pure=True,
 )
 
 
@@ -285,6 +286,7 @@ TOP_K_FILTER = Exercise(
         "out of bounds": "k >= V keeps every token: return a copy of the logits unchanged",
         "NoneType": "k=None keeps every token: return a copy of the logits unchanged",
     },
+    pure=True,
 )
 
 
@@ -311,8 +313,8 @@ def _top_p_visible():
     peaked = _from_probs(np.array([0.6, 0.2, 0.1, 0.05, 0.05]), [2, 0, 4, 1, 3])
     tie, p_tie = _tie_at_boundary(rng(91))
     exact, p_exact = _exact_masses(rng(92), 11, 8)
-    masked = _logits(93, (9,))
-    masked[[1, 4, 6]] = -np.inf
+    masked = _logits(93, (2, 9))
+    masked[0, [1, 4, 6]] = masked[1, [0, 2, 7]] = -np.inf
     return [
         Case("p0.7", {"logits": clean, "p": 0.7}),
         Case("one-token", {"logits": peaked, "p": 0.5}, kinds={BELOW_TOP}),
@@ -423,6 +425,7 @@ TOP_P_FILTER = Exercise(
         },
     ),
     error_hints={"NoneType": "p=None keeps every token: return a copy of the logits unchanged"},
+    pure=True,
 )
 
 
@@ -435,7 +438,7 @@ def _filtered_visible():
         Case("defaults", {"logits": _logits(102, (9,)), "temperature": 1.0, "top_k": None, "top_p": None}),
         Case("batch64", {"logits": _logits(103, (3, 12), np.float64), "temperature": 1.4, "top_k": 7, "top_p": 0.8}),
         Case("greedy", {"logits": _logits(104, (9,)), "temperature": 0.0, "top_k": 4, "top_p": 0.9}),
-        Case("hot-top-p", {"logits": _logits(105, (14,)), "temperature": 2.2, "top_k": None, "top_p": 0.6}),
+        Case("hot-top-p", {"logits": _logits(105, (2, 14)), "temperature": 2.2, "top_k": None, "top_p": 0.6}),
         Case("k-above-V64", {"logits": _logits(106, (6,), np.float64), "temperature": 0.8, "top_k": 9, "top_p": 0.95}, kinds={K_ABOVE_V}),
     ]
 
@@ -526,6 +529,7 @@ FILTERED_PROBS = Exercise(
             ),
         },
     ),
+    pure=True,
 )
 
 

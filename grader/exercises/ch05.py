@@ -337,7 +337,11 @@ def _toy_loss_variant(logits, targets, *, shift=False, **knobs):
 
 TOY_LOSS = Exercise(
     name="toy_loss",
-    visible=lambda: [*_loss_cases(_visible_runs()), Case("batch64", _loss_batch(rng(502), 2, 4, 5))],
+    visible=lambda: [
+        *_loss_cases(_visible_runs()),
+        Case("batch64", _loss_batch(rng(502), 2, 4, 5)),
+        Case("batch-three", {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in _loss_batch(rng(503), 3, 3, 6).items()}),
+    ],
     hidden=_loss_hidden,
     reference=lambda logits, targets: lib.cross_entropy(logits, targets),
     mistakes=table(
