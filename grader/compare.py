@@ -52,6 +52,8 @@ def diagnose(exercise: Exercise, case: Case | str, actual, stored: Mapping, stud
     expected = stored[f"{case.name}::expected"]
     if exercise.kind == "text":
         return _diagnose_text(exercise, case, actual, stored, student)
+    if actual is None:
+        return "your function returned None: is a `return` missing?"
     try:
         actual = np.asarray(actual)
         if actual.dtype.kind not in "biuf":
@@ -145,6 +147,10 @@ def must_raise(exercise: Exercise, case: Case, error: str | None, actual, stored
 
 def _diagnose_text(exercise: Exercise, case: Case, actual, stored: Mapping, student) -> str | None:
     expected = bytes(stored[f"{case.name}::expected"]).decode("utf-8")
+    if actual is None:
+        return "your function returned None: is a `return` missing?"
+    if isinstance(actual, list | tuple | np.ndarray) and all(isinstance(a, str) for a in actual):
+        return f"expected one str, got a {type(actual).__name__} of strings: join them, \"\".join(...)"
     if not isinstance(actual, str):
         return f"expected a str, got {type(actual).__name__}"
     if actual == expected:
@@ -199,6 +205,10 @@ def grade(
             if message:
                 return Verdict(False, f"{label}: {message}", "wrong", case.name)
             continue
+        if answer.get("error", "").startswith(UNSENDABLE):
+            returned = answer["error"][len(UNSENDABLE) :].partition(",")[0]
+            nothing = ": is a `return` missing?" if returned == "NoneType" else ""
+            return Verdict(False, f"{label}: your function returned a {returned}, not an array, a number or a str{nothing}", "wrong", case.name)
         if "error" in answer:
             hints = "".join(f" Hint: {h}" for h in exercise.hints_for(answer["error"]))
             where = f" (line {answer['line']})" if answer.get("line") else ""
@@ -223,6 +233,9 @@ def _graded_raise(exercise: Exercise, case: Case, answer: dict, references: Mapp
     except ValueError as err:
         return f"unreadable answer ({err})"
     return must_raise(exercise, case, None, actual, references)
+
+
+UNSENDABLE = "TypeError: returned "  # how ``wire.encode`` reports an output it cannot send
 
 
 def _grade_choice(exercise_id: str, exercise: Exercise, answer: dict | None) -> Verdict:

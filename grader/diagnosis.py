@@ -4,25 +4,29 @@
 in this order, explanations that need no list, and returns the first that fits, as one line that
 says what to look at without showing an expected value:
 
-1. the shape: axes permuted, a batch axis lost (and the first sequence alone is right), an axis
-   of size 1 too many, one entry too many or too few along an axis;
-2. where NaN and -inf are: NaN exactly where the reference masks, whole rows of NaN, large finite
-   numbers or zeros where the reference has -inf, more or fewer entries kept per row;
-3. overflow: NaN or inf on large inputs, while the same inputs scaled down come out right;
-4. an argument that changes nothing: the output stays the same when it changes, while the
+1. the shape: axes permuted, a batch axis lost (the first sequence alone is right), an axis of
+   size 1 too many, entries too many or too few along one axis;
+2. overflow: NaN or inf on large inputs, while the same inputs scaled down come out right;
+3. an argument that changes nothing: the output stays the same when it changes, while the
    reference's does not ("your function ignores `eps`");
-5. a batch axis: right on one sequence, wrong on a batch;
-6. the precision: right in float64 and not in float32, or the reverse;
-7. an exact relation: transposed, axes permuted, reversed or shifted by one along an axis, a
-   constant factor or offset (overall or per row), probabilities for logits, exp or log of it;
-8. where it is wrong: only the first or last entry along an axis, only above, below or on the
-   diagonal, only the even or odd entries.
+4. a batch axis: right on one sequence, wrong on a batch;
+5. the precision: right in float64 and not in float32, or the reverse;
+6. where NaN and -inf are: NaN everywhere, NaN exactly where the reference masks, whole rows of
+   NaN, large finite numbers or zeros where the reference has -inf, more or fewer entries kept per
+   row (at -inf, or at probability 0), as many but not the same ones;
+7. an exact relation: close but outside the tolerance, transposed or axes permuted, reversed or
+   shifted by one along an axis, a constant factor or offset, a constant or factor per row, one
+   vector (a bias) or one factor per feature on every row, exp, log or softmax of the reference;
+8. what sets the case apart: the kinds of input (``grader.kinds``) it has and every case the
+   function gets right lacks ("`stop_token` = 0");
+9. where it is wrong: only the first or last entry along an axis, everywhere but the first, only
+   the odd or even entries, only above, below or on the diagonal.
 
-1-3 and 7-8 compare the output with the reference; 3-6 call the student's function on variants
-of the case (``grader.variants``). For an exercise with parts, ``stations`` finds the first
-intermediate that differs: a helper of the student's that is wrong on the reference's inputs,
-or one that is right but is fed something else by the function that calls it ("your `mlp` is
-right, but `block` feeds it resid_mid where it needs ln_2").
+1, 6 and 7 compare the output with the reference; 2-5 call the student's function on variants of
+the case (``grader.variants``), 8 on the exercise's other cases. For an exercise with parts,
+``stations`` finds the first intermediate that differs: a helper of the student's that is wrong
+on the reference's inputs, or one that is right but is fed something else by the function that
+calls it ("your `mlp` is right, but `block` feeds it resid_mid where it needs ln_2").
 
 The student's side comes through a ``Student``: ``InKernel`` calls the functions (the notebook's
 check), ``Returned`` reads what the scorer sent back (the grader; ``grader.followup`` asks for it).

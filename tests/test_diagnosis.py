@@ -379,3 +379,23 @@ def test_the_grader_without_its_second_pass_still_explains_what_the_output_shows
     """The first pass has no variants: relations that the output shows are named already."""
     fn = changed(f"{C2}/gelu", "tripled", lambda out, inputs: out * out.dtype.type(3))
     assert "times 3 " in graded(f"{C2}/gelu", fn).reason
+
+
+@pytest.mark.parametrize("exercise_id", [f"{C2}/layer_norm", f"{C3}/softmax", f"{C1}/decode", f"{C6}/count_params"])
+def test_a_missing_return_is_named(exercise_id):
+    reference = REGISTRY[exercise_id].reference
+
+    def forgets_to_return(**inputs):
+        reference(**inputs)
+
+    assert "is a `return` missing?" in check_message(exercise_id, forgets_to_return, {})
+    verdict = explained(exercise_id, forgets_to_return)
+    assert not verdict.ok and "is a `return` missing?" in verdict.reason, verdict.reason
+
+
+def test_characters_not_joined_are_named():
+    def characters(ids, itos):
+        return [itos[int(i)] for i in ids]
+
+    assert '"".join' in check_message(f"{C1}/decode", characters, {})
+    assert "returned a list" in explained(f"{C1}/decode", characters).reason

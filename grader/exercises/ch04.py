@@ -770,7 +770,7 @@ def _generate_visible():
     return [
         case("budget", 121, 12, [3, 1, 4], 10, {"temperature": 1.0}),
         case("stop", 122, 12, [5, 9], 20, {"temperature": 0.9, "top_k": 6}, stop=7),
-        case("greedy-stop", 123, 14, [2], 12, {"temperature": 0.0}, stop=4),
+        case("greedy-stop", 123, 14, [2], 12, {"temperature": 0.0}, stop=9),
         case("filtered64", 124, 16, [1, 8], 9, {"temperature": 1.2, "top_k": 7, "top_p": 0.6}, dtype=np.float64),
         case("zero-budget", 125, 9, [4, 4], 0, {}, stop=1),
         case("stop-zero", 128, 10, [3], 8, {"temperature": 0.0}, stop=0),
