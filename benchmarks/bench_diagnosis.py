@@ -12,8 +12,9 @@ ratio, all measured in the same run (the best of ``--repeats``).
 """
 
 import argparse
+import functools
 import tempfile
-import time
+import timeit
 from pathlib import Path
 
 import nbformat
@@ -43,15 +44,6 @@ def broken(nb, assignment: str, n: int = 2):
     return nb
 
 
-def best(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -67,11 +59,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             scorer = scoring.Scorer(Path(tmp), b"b" * 32, scoring.Limits(2**32, 20.0, 1))
             scorer.lend(assignment)
-            right = best(lambda: scorer.score(solution, released, assignment, "bench"), args.repeats)
-            twice = best(lambda: scorer.score(wrong, released, assignment, "bench"), args.repeats)
+            score = functools.partial(scorer.score, released=released, assignment=assignment, student="bench")
+            right = min(timeit.repeat(functools.partial(score, solution), number=1, repeat=args.repeats))
+            twice = min(timeit.repeat(functools.partial(score, wrong), number=1, repeat=args.repeats))
             followup.explain = lambda scorer, items, cases, first, verdicts, assignment: verdicts
             try:
-                once = best(lambda: scorer.score(wrong, released, assignment, "bench"), args.repeats)
+                once = min(timeit.repeat(functools.partial(score, wrong), number=1, repeat=args.repeats))
             finally:
                 followup.explain = explain
         print(f"{assignment:24} {right:7.2f}s {once:13.2f}s {twice:15.2f}s {twice / once:5.2f}x")

@@ -31,7 +31,7 @@ EDGE_VALUES = (0, 1)
 def derived(reference: Callable, case) -> frozenset[str]:
     """The kinds of ``case`` that its inputs show (see the module docstring)."""
     found = set()
-    for value in _leaves(case.inputs):
+    for value in leaves(case.inputs):
         if isinstance(value, np.ndarray) and value.dtype.kind == "f":
             found.add(str(value.dtype))
     optional = defaults(reference)
@@ -90,23 +90,23 @@ def describe(inputs: dict, about: str = "") -> str:
         elif isinstance(value, np.dtype):
             parts.append(f"{name} = {value}")
         elif isinstance(value, dict):
-            dtypes = {str(v.dtype) for v in _leaves(value) if isinstance(v, np.ndarray) and v.dtype.kind == "f"}
+            dtypes = {str(v.dtype) for v in leaves(value) if isinstance(v, np.ndarray) and v.dtype.kind == "f"}
             if len(dtypes) == 1:
                 parts.append(f"{name} {dtypes.pop()}")
     return "; ".join(p for p in (about, ", ".join(parts)) if p)
 
 
-def _leaves(value) -> Iterator:
-    """Every value inside dicts, lists, tuples and plain objects (an object's attributes)."""
+def leaves(value, objects: bool = True) -> Iterator:
+    """Every value inside dicts, lists, tuples and (with ``objects``) plain objects' attributes."""
     if isinstance(value, dict):
         for v in value.values():
-            yield from _leaves(v)
+            yield from leaves(v, objects)
     elif isinstance(value, list | tuple):
         for v in value:
-            yield from _leaves(v)
-    elif hasattr(value, "__dict__") and not isinstance(value, type | np.random.Generator):
+            yield from leaves(v, objects)
+    elif objects and hasattr(value, "__dict__") and not isinstance(value, type | np.random.Generator):
         for v in vars(value).values():
-            yield from _leaves(v)
+            yield from leaves(v, objects)
     else:
         yield value
 

@@ -214,14 +214,7 @@ def scaled_down(inputs: dict) -> dict | None:
 
 
 def _arrays(value) -> Iterator[np.ndarray]:
-    if isinstance(value, np.ndarray):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _arrays(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from _arrays(v)
+    return (v for v in kinds.leaves(value, objects=False) if isinstance(v, np.ndarray))
 
 
 def _map_arrays(value, fn):

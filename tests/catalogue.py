@@ -120,12 +120,13 @@ TOY_HELPERS = {
 }
 
 
-def toy_forward_with(ids, params, *, mlp_input="ln_2", first="attn", head="wte"):
+def toy_forward_with(ids, params, *, mlp_input="ln_2", head="wte", probs=None):
     layer = params["h"][0]
     x = toy_embed(ids, params["wte"], params["wpe"])
     h = toy_layer_norm(x, layer["ln_1"]["g"], layer["ln_1"]["b"], 1e-5)
     q, k, v = toy_qkv(h, layer["attn"]["c_attn"]["w"], layer["attn"]["c_attn"]["b"], 2)
-    x = x + toy_attention_output(toy_attention_probs(q, k), v, layer["attn"]["c_proj"]["w"], layer["attn"]["c_proj"]["b"])
+    weights = (probs or toy_attention_probs)(q, k)
+    x = x + toy_attention_output(weights, v, layer["attn"]["c_proj"]["w"], layer["attn"]["c_proj"]["b"])
     h2 = toy_layer_norm(x, layer["ln_2"]["g"], layer["ln_2"]["b"], 1e-5) if mlp_input == "ln_2" else x
     m = layer["mlp"]
     x = x + toy_mlp(h2, m["c_fc"]["w"], m["c_fc"]["b"], m["c_proj"]["w"], m["c_proj"]["b"])
@@ -877,14 +878,7 @@ def toy_embed_take(ids, wte, wpe):
 
 
 def toy_forward_big_negative(ids, params):
-    layer = params["h"][0]
-    x = toy_embed(ids, params["wte"], params["wpe"])
-    h = toy_layer_norm(x, layer["ln_1"]["g"], layer["ln_1"]["b"], 1e-5)
-    q, k, v = toy_qkv(h, layer["attn"]["c_attn"]["w"], layer["attn"]["c_attn"]["b"], 2)
-    x = x + toy_attention_output(toy_attention_probs_big_negative(q, k), v, layer["attn"]["c_proj"]["w"], layer["attn"]["c_proj"]["b"])
-    m = layer["mlp"]
-    x = x + toy_mlp(toy_layer_norm(x, layer["ln_2"]["g"], layer["ln_2"]["b"], 1e-5), m["c_fc"]["w"], m["c_fc"]["b"], m["c_proj"]["w"], m["c_proj"]["b"])
-    return toy_layer_norm(x, params["ln_f"]["g"], params["ln_f"]["b"], 1e-5) @ params["wte"].T
+    return toy_forward_with(ids, params, probs=toy_attention_probs_big_negative)
 
 
 def toy_loss_take(logits, targets):
