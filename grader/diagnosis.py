@@ -241,7 +241,7 @@ def _shape(w: _Wrong) -> str | None:
         for perm in itertools.permutations(range(e.ndim)):
             if e.transpose(perm).shape == a.shape and _near(a, e.transpose(perm)):
                 return _permuted(perm)
-        return f"wrong shape: expected {e.shape}, got {a.shape}: the axes are in another order"
+        return f"wrong shape: expected {e.shape}, got {a.shape}, the same sizes in another order (a transpose? a reshape?)"
     if a.shape == e.shape[1:]:
         first = " (it is the result for the first sequence only)" if _near(a, e[0]) else ""
         return f"a leading axis is missing: expected {e.shape}, got {a.shape}{first}; keep every leading (batch) axis"
