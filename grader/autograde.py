@@ -11,15 +11,22 @@ with the students' code in a sandbox and the scores computed outside it.
    Every kernel of the run will run in a sandbox (``grader.sandbox``): its view (the course's
    public files), its limits (per notebook: CPU time and time asleep of the whole process tree,
    memory, processes) and one cgroup scope that holds all of them, removed with whatever is left
-   in it when the run ends, interrupted or not.
+   in it when the run ends, interrupted or not. The course's secret ``OUT/.secret`` is read, or
+   made on the first run, and the scorer's read-only view is written to scratch space
+   (``grader.scoring``: its harness, and per assignment the ``lib`` that the chapter lends,
+   ``grader.lending``). Neither the kernels nor the scorers can see ``OUT``.
 3. Each student is graded in a process of their own, ``jobs`` at a time, forked from this one
    (nbgrader is imported once), or on a Dask cluster (``grader.distributed``), which calls the
    same per-student function on its workers: a private course folder with a copy of the template
    gradebook, the sandboxed kernelspec with the student's own socket folder, each notebook
-   cleaned against its release (``grader.clean``), real nbgrader ``Autograde`` per assignment with ``grader.execute.ResilientExecute`` running the kernel in the
-   sandbox, then, outside the kernel, the integrity review (``grader.integrity``: findings for the
-   instructor, which zero nothing unless ``zero_flagged``), the comparison of the recorded answers
-   with the references (``grader.compare``) and the outputs capped (``grader.outputs``). The
+   cleaned against its release (``grader.clean``), real nbgrader ``Autograde`` per assignment with
+   ``grader.execute.ResilientExecute`` running the kernel in the
+   sandbox (its outputs make the feedback page; they score nothing). Then, for each notebook, the
+   integrity review (``grader.integrity``: findings for the instructor, which zero nothing unless
+   ``zero_flagged``), and the scorer: a second, minimal sandboxed process that runs the student's
+   code again and calls their functions on the visible cases and on hidden cases drawn from the
+   secret; their outputs are compared outside it with references that ``lib`` computes here
+   (``grader.scoring``, ``grader.compare``); the outputs are capped (``grader.outputs``). The
    result, with the autograded notebooks in it, comes back to this process.
 4. This process alone persists each result as it arrives (``persist``): the autograded notebooks,
    then one transaction in the class gradebook ``OUT/grades.sqlite`` (``grader.gradebook``),
@@ -73,6 +80,7 @@ from . import (
     reports,
     results,
     sandbox,
+    scoring,
     settings,
     submissions,
 )
@@ -101,6 +109,7 @@ class Run:
     limits: sandbox.Limits  # per notebook
     isolate: bool  # False with --no-sandbox
     timeout: int  # per cell, wall clock: the backstop
+    scorer: scoring.Scorer
     zero_flagged: bool = False  # flagged exercises score 0 (the instructor's option)
 
     def release_notebook(self, assignment: str, notebook: str):
@@ -175,7 +184,12 @@ def autograde(
     term = settings.load(out)
     known = course.notebooks(source)
     limits = kernel_limits(cpu, idle, memory, max(1, (os.cpu_count() or 1) // jobs))
-    with gradebook.lock(out), _sigterm_as_ctrl_c(), course.scratch("forwardpass-grading-") as tmp, sandbox.scope():
+    with (
+        gradebook.lock(out),
+        _sigterm_as_ctrl_c(),
+        course.scratch("forwardpass-grading-") as tmp,
+        sandbox.scope(),
+    ):
         tmp = Path(tmp)
         with gradebook.Gradebook(out) as book:
             import_formgrader_scores(out, book)
@@ -342,8 +356,26 @@ def prepare(
         env={"NBGRADER_EXECUTION": "autograde", "MPLCONFIGDIR": MATPLOTLIB_CACHE},
         read_only_at={f"{MATPLOTLIB_CACHE}/{fonts.name}": fonts} if fonts else {},
     )
+    per_call = min(timeout, limits.cpu_seconds / 3)  # CPU seconds for one statement or call
+    scorer = scoring.Scorer(
+        tmp / "scorer",
+        scoring.course_secret(out),
+        scoring.Limits(limits.memory, per_call, limits.threads, idle_seconds=limits.idle_seconds),
+        isolate,
+    )
+    for assignment in assignments:
+        scorer.lend(assignment)
     return Run(
-        out, tmp, tmp / "source", tmp / "release", tmp / release.GRADEBOOK, view, limits, isolate, timeout
+        out,
+        tmp,
+        tmp / "source",
+        tmp / "release",
+        tmp / release.GRADEBOOK,
+        view,
+        limits,
+        isolate,
+        timeout,
+        scorer,
     )
 
 
@@ -667,7 +699,7 @@ def nbgrader_settings(run: Run, work: Path, runtime: Path):
 
 
 def grade_notebook(run: Run, student: str, sub: submissions.Submission, graded: Path, changes=()) -> dict:
-    """Integrity review and out-of-kernel scores for one autograded notebook (``changes``: what
+    """Integrity review and the scorer's verdicts for one autograded notebook (``changes``: what
     cleaning it changed); the entry carries the notebook itself, its outputs capped, back to the
     grading process (which stores it and makes the feedback page from it)."""
     nb = nbformat.read(graded, as_version=4)
@@ -675,7 +707,8 @@ def grade_notebook(run: Run, student: str, sub: submissions.Submission, graded: 
     names = [test.name for test in results.test_cells(nb)]
     source = run.source_notebook(sub.assignment, sub.notebook)
     review = integrity.review(nb, released, source, names, sub.assignment, changes)
-    rows = results.score(nb, student, sub.assignment, {}, run.timeout)
+    verdicts = run.scorer.score(nb, released, sub.assignment, student)
+    rows = results.score(released, student, sub.assignment, {}, verdicts)
     if run.zero_flagged:
         rows = integrity.zeroed(rows, review.findings)
     outputs.capped(nb)

@@ -1,21 +1,28 @@
-"""What a notebook calls: ``check`` for immediate feedback, ``record`` for the autograder.
+"""What a notebook calls: ``check``, for immediate feedback on the visible cases.
 
-``check("01-embeddings/embed", embed)`` runs the student's function on the visible cases, compares
-with the stored references and either prints a short confirmation or raises ``CheckFailed`` with a
-message that says what is wrong (a known mistake, a shape or dtype, the first intermediate station
-that differs). The exception shows as that message alone, without a Python traceback.
+``check("01-embeddings/embed", embed)`` runs the student's function on the visible cases
+(through the exercise's runner, if it has one), compares with the stored references and either
+prints a short confirmation or raises ``CheckFailed`` with a message that says what is wrong (a
+known mistake, a shape or dtype, the first intermediate station that differs). The exception shows
+as that message alone, without a Python traceback.
 
-``record(...)`` runs every case, visible and hidden, and emits the outputs as one display output;
-the autograder grades them outside the kernel, where a notebook cannot reach.
+A ✔ means the function will get full marks when graded, as far as the notebook can tell: the
+visible cases cover the kinds of input the hidden ones use, and a function that calls a ``lib``
+function the grader does not lend in this chapter (``grader.lending``) fails here, with what to
+write instead, rather than later in the scorer, where that function does not exist.
+
+Grading does not go through this module: the scorer calls the student's functions itself, in a
+process of its own (``grader.scoring``), so a test cell is this one call and nothing else.
 """
 
 import textwrap
 import traceback
+from pathlib import Path
 
 import numpy as np
 
-from . import exercises, references
-from .compare import MIME, diagnose, encode
+from . import diagnosis, exercises, lending, references, watch
+from .compare import diagnose, impure, must_raise
 from .exercise import Exercise
 
 MESSAGE_WIDTH = 80  # nbgrader validate cuts longer lines (its Validator.width, 90, less indentation)
@@ -48,11 +55,9 @@ def _wrapped(message: str) -> list[str]:
 
 
 def _call(fn, inputs: dict):
-    return fn(**{k: v.copy() if isinstance(v, np.ndarray) else v for k, v in inputs.items()})
-
-
-def _visible_cases(exercise: Exercise):
-    return [case for case in exercise.cases() if not case.hidden]
+    """``fn`` on a copy of ``inputs``: its output and the copy, as the call left it."""
+    given = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
+    return fn(**given), given
 
 
 def check(exercise_id: str, fn, **helpers) -> None:
@@ -60,57 +65,77 @@ def check(exercise_id: str, fn, **helpers) -> None:
 
     ``helpers`` are the student's functions for the exercise's intermediate stations (e.g.
     ``token_embedding=token_embedding``): when the final output is wrong, each is tried on the
-    reference inputs of its station and the first one that differs is named.
+    reference inputs of its station, and watched as ``fn`` calls it, and the first station that
+    differs is named.
     """
     exercise = exercises.get(exercise_id)
     if exercise.kind == "choice":
         return _check_choice(exercise, fn)
-    stored = references.load(exercise_id, hidden=False)
-    cases = _visible_cases(exercise)
-    for case in cases:
-        try:
-            actual = _call(fn, case.inputs)
-        except NotImplementedError:
-            raise NotWrittenYet(
-                f"`{exercise.name}` is not written yet: replace `raise NotImplementedError()` "
-                "with your code, run that cell, then this one."
-            ) from None
-        except Exception as err:
-            where = traceback.extract_tb(err.__traceback__)[-1]
-            hints = exercise.hints_for(f"{type(err).__name__}: {err}")
-            raise CheckFailed(
-                f"`{exercise.name}` raised {type(err).__name__}: {err}\n"
-                f"  (line {where.lineno}: {where.line})" + "".join(f"\n  Hint: {h}" for h in hints)
-            ) from None
-        message = diagnose(exercise, case.name, actual, stored)
-        if message:
-            station = _first_bad_station(exercise, case, stored, helpers)
-            raise CheckFailed(
-                f"`{exercise.name}` on case '{case.name}': {message}" + (f"\n{station}" if station else "")
+    namespace = getattr(fn, "__globals__", None)
+    return check_called(exercise_id, exercise.called(fn), _namespace=namespace, **helpers)
+
+
+def check_called(exercise_id: str, called, _namespace: dict | None = None, **helpers) -> None:
+    """``check`` for a function of the cases' inputs (the exercise's runner already applied, as
+    the references and the known mistakes are)."""
+    exercise = exercises.get(exercise_id)
+    stored = references.load(exercise_id)
+    cases = exercise.cases()
+    student = diagnosis.InKernel(called, helpers, _namespace, [p.helper for p in exercise.parts])
+    with lending.unlent_calls(exercise_id.partition("/")[0]) as unlent:
+        for case in cases:
+            try:
+                (actual, given), error = _call(called, case.inputs), None
+            except NotImplementedError:
+                raise NotWrittenYet(
+                    f"`{exercise.name}` is not written yet: replace `raise NotImplementedError()` "
+                    "with your code, run that cell, then this one."
+                ) from None
+            except Exception as err:
+                if case.raises is None:
+                    raise _raised(exercise, case, err, stored, student) from None
+                actual, error = None, f"{type(err).__name__}: {err}"
+            if case.raises is not None:
+                message = must_raise(exercise, case, error, actual, stored)
+                if message:
+                    raise CheckFailed(f"`{exercise.name}` on case '{case.name}': {message}")
+                continue
+            message = diagnose(exercise, case, actual, stored, student, cases) or impure(
+                exercise, exercise.pure and watch.interfered(given, case.inputs, actual)
             )
+            if message:
+                station = diagnosis.stations(exercise, case, stored, student)
+                raise CheckFailed(
+                    f"`{exercise.name}` on case '{case.name}': {message}" + (f"\n  {station}" if station else "")
+                )
+    if unlent:
+        raise CheckFailed(
+            f"`{exercise.name}` is right, but it calls {', '.join(unlent)}, which the grader does not lend in "
+            "this chapter, so it would fail when graded: write that step yourself with NumPy (or with your "
+            "own functions from this chapter)."
+        )
     print(f"✔ {exercise.name} matches the reference on {len(cases)} visible case(s).")
 
 
-def _first_bad_station(exercise: Exercise, case, stored: dict, helpers: dict) -> str:
-    for part in exercise.parts:
-        helper = helpers.get(part.helper)
-        expected = stored.get(f"{case.name}::station::{part.station}")
-        if helper is None or expected is None:
-            continue
-        stations = {
-            k.split("::")[-1]: v for k, v in stored.items() if k.startswith(f"{case.name}::station::")
-        }
-        try:
-            actual = np.asarray(helper(**part.args(case.inputs, stations)))
-        except Exception as err:
-            return f"  First station that fails: {part.station} (your `{part.helper}` raised {type(err).__name__}: {err})"
-        if actual.shape != expected.shape or not np.allclose(
-            actual, expected, rtol=exercise.rtol, atol=exercise.atol
-        ):
-            return f"  First station that differs from the reference: {part.station} (computed by your `{part.helper}`)"
-    if exercise.parts and helpers:
-        return "  Every station before the output matches: look at how they are combined."
-    return ""
+def _raised(exercise: Exercise, case, err: Exception, stored, student) -> CheckFailed:
+    where = _students_line(err)
+    hints = exercise.hints_for(f"{type(err).__name__}: {err}")
+    more = diagnosis.explain_error(exercise, case, stored, student)
+    return CheckFailed(
+        f"`{exercise.name}` raised {type(err).__name__}: {err}"
+        + (f"\n  (line {where.lineno}{': ' + where.line if where.line else ''})" if where else "")
+        + "".join(f"\n  Hint: {h}" for h in hints)
+        + (f"\n {more}" if more else "")
+    )
+
+
+def _students_line(err: BaseException):
+    """The last frame of the traceback in the student's code (not in the grader's, nor lib's)."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if not f.filename.startswith(_COURSE_CODE)]
+    return frames[-1] if frames else None
+
+
+_COURSE_CODE = (str(Path(__file__).resolve().parent), str(lending.LIB))
 
 
 def _check_choice(exercise: Exercise, answer) -> None:
@@ -119,28 +144,3 @@ def _check_choice(exercise: Exercise, answer) -> None:
     if answer not in exercise.choices:
         raise CheckFailed(f"answer with one of {', '.join(map(repr, exercise.choices))}; got {answer!r}")
     print(f"✔ answer {answer!r} recorded: it is graded when you submit.")
-
-
-def answers(exercise_id: str, fn) -> dict:
-    """The payload ``record`` emits: every case's output (or error), encoded for JSON."""
-    exercise = exercises.get(exercise_id)
-    if exercise.kind == "choice":
-        given = {"answer": encode(fn) if isinstance(fn, str) else {"error": f"answer is {fn!r}"}}
-        return {"exercise": exercise_id, "answers": given}
-    outputs = {}
-    for case in exercise.cases():
-        try:
-            outputs[case.name] = encode(_call(fn, case.inputs))
-        except Exception as err:  # KeyboardInterrupt (a timeout) is left to propagate
-            outputs[case.name] = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
-    return {"exercise": exercise_id, "answers": outputs}
-
-
-def record(exercise_id: str, fn) -> None:
-    """Run every case of ``exercise_id`` and emit the outputs for the autograder (no verdict here)."""
-    from IPython.display import display
-
-    display(
-        {MIME: answers(exercise_id, fn), "text/plain": f"answers to {exercise_id} recorded for grading"},
-        raw=True,
-    )

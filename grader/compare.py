@@ -1,25 +1,32 @@
-"""Compare a student's output with the stored reference, and say what is wrong.
+"""Compare a student's output with the reference, and say what is wrong.
 
-The same code serves the visible checks (inside the student's kernel) and the autograder (outside
-it, on answers the kernel recorded). A diagnosis goes from the most specific to the most general:
-a known mistake, then shape, then dtype, then the size and place of the largest error.
+The same code serves the visible checks (inside the student's kernel, against the stored
+references) and the grader (outside every sandbox, on the outputs the scorer returned, against
+references computed there). A diagnosis goes from the most specific to the most general: a known
+mistake, then a structural explanation that needs no list (``grader.diagnosis``), then shape,
+dtype, and the size and place of the largest error. A case that must raise is right when the
+function raises one of the errors it expects, naming what it should.
 """
 
-import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import exercises, keys, references
-from .exercise import Exercise
-
-MIME = "application/vnd.forwardpass.answers+json"
+from . import diagnosis, exercises, keys
+from .exercise import Case, Exercise
+from .wire import decode
 
 
 @dataclass(frozen=True)
 class Verdict:
+    """``status`` is a ``results.Row`` status: ``graded``, ``wrong``, ``timeout`` or ``kernel_died``;
+    ``case`` names the first case that came out wrong (``""`` if none did)."""
+
     ok: bool
     reason: str
+    status: str
+    case: str = ""
 
 
 def describe(a: np.ndarray) -> str:
@@ -32,11 +39,23 @@ def close(exercise: Exercise, actual: np.ndarray, expected: np.ndarray) -> bool:
     )
 
 
-def diagnose(exercise: Exercise, case: str, actual, stored: dict) -> str | None:
-    """``None`` if ``actual`` is right for ``case``, else a message for the student."""
-    expected = stored[f"{case}::expected"]
+def diagnose(
+    exercise: Exercise, case: Case | str, actual, stored: Mapping, student=None, cases=()
+) -> str | None:
+    """``None`` if ``actual`` is right for ``case``, else a message for the student.
+
+    ``student`` (a ``diagnosis.Student``) answers the questions a structural diagnosis asks of
+    the student's function, and ``cases`` are the exercise's others; without them, only what
+    the output itself shows is explained.
+    """
+    case = case if isinstance(case, Case) else _visible_case(exercise, case)
+    if case.raises is not None:
+        return must_raise(exercise, case, None, actual, stored)
+    expected = stored[f"{case.name}::expected"]
     if exercise.kind == "text":
-        return _diagnose_text(exercise, case, actual, stored)
+        return _diagnose_text(exercise, case, actual, stored, student)
+    if actual is None:
+        return "your function returned None: is a `return` missing?"
     try:
         actual = np.asarray(actual)
         if actual.dtype.kind not in "biuf":
@@ -44,24 +63,59 @@ def diagnose(exercise: Exercise, case: str, actual, stored: dict) -> str | None:
     except (TypeError, ValueError):
         return f"expected an array ({describe(expected)}), got {type(actual).__name__}"
     if close(exercise, actual, expected):
-        if exercise.check_dtype and actual.dtype != expected.dtype:
-            return (
-                f"the values are right but the dtype is {actual.dtype}, expected {expected.dtype}: "
-                "keep the input's dtype (a float64 constant or np.float64 scalar can upcast float32)"
-            )
-        return None
+        return _dtype_message(exercise, actual, expected)
+    known = _known_mistake(exercise, case, actual, stored)
+    if known:
+        return known
+    return diagnosis.explain(exercise, case, actual, stored, student, cases) or _difference(
+        exercise, actual, expected
+    )
+
+
+def _visible_case(exercise: Exercise, name: str) -> Case:
+    return next((c for c in exercise.cases() if c.name == name), Case(name, {}))
+
+
+def _dtype_message(exercise: Exercise, actual: np.ndarray, expected: np.ndarray) -> str | None:
+    if exercise.check_dtype is True and actual.dtype != expected.dtype:
+        return (
+            f"the values are right but the dtype is {actual.dtype}, expected {expected.dtype}: "
+            "keep the input's dtype (a float64 constant or np.float64 scalar can upcast float32)"
+        )
+    if exercise.check_dtype == "kind" and (actual.dtype.kind in "iu") != (expected.dtype.kind in "iu"):
+        return (
+            f"the values are right but they are {actual.dtype}: these are "
+            f"{'integers (build the array with dtype=np.int64)' if expected.dtype.kind in 'iu' else 'floats'}"
+        )
+    return None
+
+
+def _known_mistake(exercise: Exercise, case: Case, actual, stored: Mapping) -> str | None:
     for mistake in exercise.mistakes:
-        signature = stored.get(f"{case}::mistake::{mistake.name}")
-        if signature is not None and close(exercise, actual, signature):
-            return mistake.hint
+        signature = stored.get(f"{case.name}::mistake::{mistake.name}")
+        try:
+            if (
+                signature is not None
+                and np.shape(actual) == signature.shape
+                and np.allclose(actual, signature, rtol=exercise.rtol, atol=exercise.atol, equal_nan=True)
+            ):
+                return mistake.hint
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _difference(exercise: Exercise, actual: np.ndarray, expected: np.ndarray) -> str:
+    """What is wrong when nothing more specific is known: the shape, NaN and inf, or the largest error."""
     if actual.shape != expected.shape:
         hint = " (transposed?)" if actual.shape == expected.shape[::-1] and actual.ndim > 1 else ""
         return f"wrong shape{hint}: expected {expected.shape}, got {actual.shape}"
     if actual.dtype.kind == "f" and (np.isfinite(actual) != np.isfinite(expected)).any():
-        where = np.argwhere(np.isfinite(actual) != np.isfinite(expected))[0]
+        places = np.isfinite(actual) != np.isfinite(expected)
+        where = tuple(int(i) for i in np.argwhere(places)[0])
         return (
-            f"NaN or inf in the wrong places: at index {tuple(int(i) for i in where)} you have "
-            f"{actual[tuple(where)]}, the reference has {expected[tuple(where)]}"
+            f"NaN or inf in the wrong places: {int(places.sum())} entries, the first at index {where}, where you "
+            f"have {actual[where]} and the reference has {'a finite number' if np.isfinite(expected[where]) else 'NaN or inf'}"
         )
     both = (
         np.isfinite(expected) & np.isfinite(actual)
@@ -77,16 +131,43 @@ def diagnose(exercise: Exercise, case: str, actual, stored: dict) -> str | None:
     )
 
 
-def _diagnose_text(exercise: Exercise, case: str, actual, stored: dict) -> str | None:
-    expected = bytes(stored[f"{case}::expected"]).decode("utf-8")
+def impure(exercise: Exercise, what: str | None) -> str | None:
+    """What to tell a student whose function did not leave its arguments alone (``what``, from
+    ``watch.interfered``), for an exercise that asks it to."""
+    if not exercise.pure or not what:
+        return None
+    return f"right values, but your function {what}: work on a copy (x.copy()) and return a new array, as the docstring asks"
+
+
+def must_raise(exercise: Exercise, case: Case, error: str | None, actual, stored: Mapping) -> str | None:
+    """``None`` if the function failed on ``case`` as it must (``error``: ``"Type: message"``),
+    else what to tell the student."""
+    expected = " or ".join(case.raises.errors)
+    if error is not None:
+        if case.raises.accepts(error):
+            return None
+        return f"your function raised {error[:120]}, but here it must raise {expected} naming {case.raises.mentions!r}"
+    known = _known_mistake(exercise, case, actual, stored)
+    return known or case.raises.because
+
+
+def _diagnose_text(exercise: Exercise, case: Case, actual, stored: Mapping, student) -> str | None:
+    expected = bytes(stored[f"{case.name}::expected"]).decode("utf-8")
+    if actual is None:
+        return "your function returned None: is a `return` missing?"
+    if isinstance(actual, list | tuple | np.ndarray) and all(isinstance(a, str) for a in actual):
+        return f'expected one str, got a {type(actual).__name__} of strings: join them, "".join(...)'
     if not isinstance(actual, str):
         return f"expected a str, got {type(actual).__name__}"
     if actual == expected:
         return None
     for mistake in exercise.mistakes:
-        signature = stored.get(f"{case}::mistake::{mistake.name}")
+        signature = stored.get(f"{case.name}::mistake::{mistake.name}")
         if signature is not None and actual == bytes(signature).decode("utf-8"):
             return mistake.hint
+    structural = diagnosis.explain(exercise, case, actual, stored, student)
+    if structural:
+        return structural
     i = next(
         (i for i, (a, b) in enumerate(zip(actual, expected, strict=False)) if a != b),
         min(len(actual), len(expected)),
@@ -97,74 +178,111 @@ def _diagnose_text(exercise: Exercise, case: str, actual, stored: dict) -> str |
     )
 
 
-# ---- answers recorded in the kernel, graded outside it ----------------------------------------
+# ---- outputs the scorer returned, graded outside it ---------------------------------------------
 
 
-def encode(value) -> dict:
-    """A JSON-safe record of one output."""
-    if isinstance(value, str):
-        return {"value": value}
-    array = np.asarray(value)
-    if array.dtype.kind not in "biuf":
-        return {"error": f"TypeError: returned {type(value).__name__}, not an array or number"}
-    array = np.require(array, requirements="C")  # keeps 0-d shapes (ascontiguousarray makes them 1-d)
-    return {
-        "array": {
-            "dtype": array.dtype.str,
-            "shape": list(array.shape),
-            "b64": base64.b64encode(array.tobytes()).decode("ascii"),
-        }
-    }
+def grade(
+    exercise_id: str,
+    cases: list[Case],
+    answers: dict[str, dict],
+    references: Mapping,
+    missing: tuple[str, str] = ("wrong", "no answer came back"),
+) -> Verdict:
+    """Grade the answers the scorer returned for one exercise, case by case, in order.
 
-
-def decode(record: dict):
-    """Inverse of ``encode``; raises ``ValueError`` on a malformed record."""
-    if "array" in record:
-        spec = record["array"]
-        dtype = np.dtype(spec["dtype"])
-        if dtype.kind not in "biuf":
-            raise ValueError(f"dtype {dtype} is not numeric")
-        return np.frombuffer(base64.b64decode(spec["b64"]), dtype=dtype).reshape(spec["shape"])
-    if "value" in record:
-        return record["value"]
-    raise ValueError("record has neither an array nor a value")
-
-
-def grade_answers(exercise_id: str, payload: dict | None) -> Verdict:
-    """Grade the answers a kernel recorded for one exercise against the stored references.
-
-    The reason is safe to show a student: hidden cases appear only by their description.
+    ``answers`` maps a case name to what came back for it: ``{"output": record}`` (a ``wire``
+    record), ``{"error": "TypeError: ...", "line": ...}`` or ``{"timeout": seconds}``. A case with
+    nothing gets ``missing`` (its status and why). The reason is safe to show a student: hidden
+    cases appear only by their description.
     """
     exercise = exercises.get(exercise_id)
-    if not payload or payload.get("exercise") != exercise_id:
-        return Verdict(False, "no answers were recorded: the test cell did not run to its end")
-    answers = payload.get("answers") or {}
+    if _unwritten(exercise, cases, answers):
+        return Verdict(False, NOT_ATTEMPTED, "not_attempted")
     if exercise.kind == "choice":
         return _grade_choice(exercise_id, exercise, answers.get("answer"))
-    stored = {**references.load(exercise_id, hidden=False), **references.load(exercise_id, hidden=True)}
-    cases = exercise.cases()
+    student = diagnosis.Returned(answers)
     for case in cases:
         label = f"hidden case ({case.describe})" if case.hidden else f"case '{case.name}'"
-        record = answers.get(case.name)
-        if record is None:
-            return Verdict(False, f"{label}: no answer recorded")
-        if "error" in record:
-            hints = "".join(f" Hint: {h}" for h in exercise.hints_for(record["error"]))
-            return Verdict(False, f"{label}: your function raised {record['error']}{hints}")
+        answer = answers.get(case.name)
+        if not answer:
+            return Verdict(False, f"{label}: {missing[1]}", missing[0], case.name)
+        if "timeout" in answer:
+            return Verdict(
+                False,
+                f"{label}: your function ran longer than {answer['timeout']:g} s and was interrupted",
+                "timeout",
+                case.name,
+            )
+        if case.raises is not None:
+            message = _graded_raise(exercise, case, answer, references)
+            if message:
+                return Verdict(False, f"{label}: {message}", "wrong", case.name)
+            continue
+        if answer.get("error", "").startswith(UNSENDABLE):
+            returned = answer["error"][len(UNSENDABLE) :].partition(",")[0]
+            nothing = ": is a `return` missing?" if returned == "NoneType" else ""
+            return Verdict(
+                False,
+                f"{label}: your function returned a {returned}, not an array, a number or a str{nothing}",
+                "wrong",
+                case.name,
+            )
+        if "error" in answer:
+            hints = "".join(f" Hint: {h}" for h in exercise.hints_for(answer["error"]))
+            where = f" (line {answer['line']})" if answer.get("line") else ""
+            more = diagnosis.explain_error(exercise, case, references, student)
+            return Verdict(
+                False,
+                f"{label}: your function raised {answer['error']}{where}{hints}{more}",
+                "wrong",
+                case.name,
+            )
         try:
-            actual = decode(record)
-        except (ValueError, KeyError, TypeError) as err:
-            return Verdict(False, f"{label}: unreadable answer ({err})")
-        message = diagnose(exercise, case.name, actual, stored)
+            actual = decode(answer.get("output"))
+        except ValueError as err:
+            return Verdict(False, f"{label}: unreadable answer ({err})", "wrong", case.name)
+        message = diagnose(exercise, case, actual, references, student, cases) or impure(
+            exercise, answer.get("impure")
+        )
         if message:
-            return Verdict(False, f"{label}: {message}")
-    return Verdict(True, f"all {len(cases)} cases match the reference")
+            station = diagnosis.stations(exercise, case, references, student)
+            return Verdict(
+                False, f"{label}: {message}" + (f" {station}" if station else ""), "wrong", case.name
+            )
+    return Verdict(True, f"all {len(cases)} cases match the reference", "graded")
 
 
-def _grade_choice(exercise_id: str, exercise: Exercise, record: dict | None) -> Verdict:
-    if not record or "value" not in record:
-        return Verdict(False, "no answer given")
+def _graded_raise(exercise: Exercise, case: Case, answer: dict, references: Mapping) -> str | None:
+    if "error" in answer:
+        return must_raise(exercise, case, answer["error"], None, references)
+    try:
+        actual = decode(answer.get("output"))
+    except ValueError as err:
+        return f"unreadable answer ({err})"
+    return must_raise(exercise, case, None, actual, references)
+
+
+UNSENDABLE = "TypeError: returned "  # how ``wire.encode`` reports an output it cannot send
+
+
+NOT_ATTEMPTED = "not attempted"
+
+
+def _unwritten(exercise: Exercise, cases: list[Case], answers: dict[str, dict]) -> bool:
+    """The stub was left as released (every case raised ``NotImplementedError``), or a concept
+    check has no answer (still ``...`` or ``None``)."""
+    if exercise.kind == "choice":
+        error = (answers.get("answer") or {}).get("error", "")
+        return error.endswith((" is Ellipsis, not one of the letters", " is None, not one of the letters"))
+    errors = [(answers.get(case.name) or {}).get("error", "") for case in cases]
+    return bool(errors) and all(e.startswith("NotImplementedError") for e in errors)
+
+
+def _grade_choice(exercise_id: str, exercise: Exercise, answer: dict | None) -> Verdict:
+    given = (answer or {}).get("output") or {}
+    if not isinstance(given.get("value"), str):
+        return Verdict(False, (answer or {}).get("error") or "no answer given", "wrong")
     key = keys.concept(exercise_id)
-    if record["value"] == key.answer:
-        return Verdict(True, f"correct. {key.explain}")
-    return Verdict(False, f"{record['value']!r} is not the answer. {key.explain}")
+    if given["value"] == key.answer:
+        return Verdict(True, f"correct. {key.explain}", "graded")
+    return Verdict(False, f"{given['value'][:20]!r} is not the answer. {key.explain}", "wrong")

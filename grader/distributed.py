@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import autograde, course, sandbox, submissions
+from . import autograde, course, sandbox, scoring, submissions
 
 CONNECT_TIMEOUT = "30s"
 
@@ -56,6 +56,7 @@ class Job:
     limits: sandbox.Limits
     isolate: bool
     version: str
+    secret: bytes  # the course's (``grader.scoring``): the same hidden cases on every worker
     zero_flagged: bool = False
 
 
@@ -86,7 +87,15 @@ def grade_all(scheduler: str, run: autograde.Run, todo: dict[str, list], persist
         for student, subs in todo.items():
             notebooks = tuple((s.notebook, s.assignment, s.file, s.path.read_bytes()) for s in subs)
             job = Job(
-                student, notebooks, assignments, run.timeout, run.limits, run.isolate, version, run.zero_flagged
+                student,
+                notebooks,
+                assignments,
+                run.timeout,
+                run.limits,
+                run.isolate,
+                version,
+                run.scorer.secret,
+                run.zero_flagged,
             )
             futures[client.submit(grade_remote, job, pure=False)] = (student, subs)
         try:
@@ -137,7 +146,7 @@ def grade_remote(job: Job) -> tuple[dict, str]:
 def _run_for(job: Job) -> autograde.Run:
     """This worker's prepared run for the job's assignments and limits (made once, then kept for
     the life of the worker process; its scratch folder goes with it)."""
-    key = (job.assignments, job.timeout, job.limits, job.isolate)
+    key = (job.assignments, job.timeout, job.limits, job.isolate, job.secret)
     with _prepare_lock:
         if key not in _runs:
             if job.isolate and sandbox.available():
@@ -151,6 +160,7 @@ def _run_for(job: Job) -> autograde.Run:
             atexit.register(scratch.close)
             out = tmp / "out"  # what local grading hides as its output folder; nothing is kept here
             out.mkdir()
+            (out / scoring.SECRET).write_bytes(job.secret)
             run = autograde.prepare(
                 out, course.SOLUTIONS, set(job.assignments), tmp, job.timeout, job.limits, job.isolate
             )

@@ -1,29 +1,63 @@
 """What an exercise is: inputs, the right answer, the wrong answers we know, and their names.
 
-An ``Exercise`` is data. Its ``cases`` build seeded inputs; ``reference`` is the correct
-function (it calls ``lib``); each ``Mistake`` is a wrong function with the hint to give when a
-student's output equals its output. ``python -m grader references`` runs them all once and stores
-the outputs, so checks never call ``lib`` live. ``parts`` name the intermediate stations of a
-multi-step exercise and the student's helper function that computes each one.
+An ``Exercise`` is data. Its cases come in two halves. ``visible`` builds the fixed, seeded inputs
+a student's notebook checks against (their outputs are stored in ``grader/references/visible``);
+``hidden`` draws fresh inputs from a generator, within the kind each case describes, so the
+grader can ask for new ones at every grading (``cases(secret)``) and nothing about them can be
+known, let alone precomputed, in advance. ``reference`` is the correct function (it calls
+``lib``); each ``Mistake`` is a wrong function with the hint to give when a student's output
+equals its output; the grader runs both live, outside the sandbox, on the hidden inputs.
+``parts`` name the intermediate stations of a multi-step exercise and the student's helper
+function that computes each one. ``runner`` turns a student's function into a function of a
+case's inputs, for answers that are not one array (``grader.runners``); the reference and the
+mistakes are such functions already.
+
+Every case has kinds (``grader.kinds``: declared by its builder, or derived from its inputs),
+and the visible cases hold every kind the hidden ones use, so that a ✔ in the notebook means full
+marks. A case may be one where the function must raise (``Raises``).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from . import kinds as input_kinds
+
+
+@dataclass(frozen=True)
+class Raises:
+    """What a case on which the function must fail expects: an exception named in ``errors``
+    whose message mentions ``mentions``; ``because`` is what a function that returns is told."""
+
+    errors: tuple[str, ...]
+    mentions: str
+    because: str
+
+    def accepts(self, error: str) -> bool:
+        """Whether ``"<ExceptionType>: <message>"`` is one of the errors expected."""
+        kind, _, message = error.partition(": ")
+        return kind in self.errors and self.mentions in message
 
 
 @dataclass(frozen=True)
 class Case:
     """One set of keyword arguments for the student's function.
 
-    ``describe`` is what a student may be told about a hidden case (never its values).
+    ``describe`` is what a student may be told about a hidden case (its kind and sizes, never its
+    values); ``kinds`` are the kinds of input it is that only its builder knows (``grader.kinds``
+    derives the others); ``raises``, if set, says the function must fail on it.
     """
 
     name: str
     inputs: dict
     hidden: bool = False
     describe: str = ""
+    kinds: frozenset[str] = frozenset()
+    raises: Raises | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "kinds", frozenset(self.kinds))
 
 
 @dataclass(frozen=True)
@@ -51,26 +85,56 @@ class Exercise:
 
     ``kind`` is ``"array"`` (compare arrays and numbers), ``"text"`` (compare strings) or
     ``"choice"`` (a concept check answered with one of ``choices``; its answer and explanation
-    are private, in ``grader.keys``). ``error_hints`` maps a fragment of an exception's message to advice, for errors a
-    common mistake raises instead of returning a wrong value.
+    are private, in ``grader.keys``). ``check_dtype`` is ``True`` (the dtype must be the
+    reference's), ``"kind"`` (integers must be integers, floats floats) or ``False``.
+    ``error_hints`` maps a fragment of an exception's message to advice, for errors a common
+    mistake raises instead of returning a wrong value. ``pure``: the function must leave its
+    arguments as they are and return a new array (its docstring says so).
     """
 
     name: str
-    cases: Callable[[], list[Case]]
+    visible: Callable[[], list[Case]]
     reference: Callable
+    hidden: Callable[[np.random.Generator], list[Case]] | None = None
     mistakes: tuple[Mistake, ...] = ()
     stations: Callable[[dict], dict] | None = None
     parts: tuple[Part, ...] = ()
+    runner: Callable[[Callable], Callable] | None = None
     kind: str = "array"
     choices: tuple[str, ...] = ()
     atol: float = 1e-5
     rtol: float = 1e-5
-    check_dtype: bool = True
+    check_dtype: bool | str = True
     error_hints: dict[str, str] = field(default_factory=dict)
+    pure: bool = False
+
+    def cases(self, secret: int | None = None) -> list[Case]:
+        """The visible cases; with a ``secret``, followed by the hidden ones drawn from it.
+
+        The same secret gives the same hidden inputs (a regrade is reproducible); the visible
+        cases never depend on it.
+        """
+        visible = self.visible()
+        if secret is None or self.hidden is None:
+            return visible
+        hidden = self.hidden(np.random.default_rng(secret))
+        if any(case.hidden for case in visible) or not all(case.hidden and case.describe for case in hidden):
+            raise ValueError(f"{self.name}: visible cases must not be hidden, hidden ones must say what they are")
+        if len({case.name for case in visible + hidden}) != len(visible + hidden):
+            raise ValueError(f"{self.name}: two cases share a name")
+        return visible + hidden
+
+    def kinds(self, case: Case) -> frozenset[str]:
+        """Every kind of input ``case`` is: declared by its builder or derived from its inputs."""
+        return case.kinds | input_kinds.derived(self.reference, case)
 
     def hints_for(self, error: str) -> list[str]:
         """The advice for an error, given as ``"<ExceptionType>: <message>"``."""
         return [hint for fragment, hint in self.error_hints.items() if fragment in error]
+
+    def called(self, fn: Callable) -> Callable:
+        """``fn`` as the cases call it: through the runner, if the exercise has one."""
+        return fn if self.runner is None else self.runner(fn)
 
 
 def choice(name: str, choices: tuple[str, ...]) -> Exercise:
@@ -81,7 +145,7 @@ def choice(name: str, choices: tuple[str, ...]) -> Exercise:
     """
     return Exercise(
         name=name,
-        cases=lambda: [Case("answer", {})],
+        visible=lambda: [Case("answer", {})],
         reference=_no_public_reference,
         kind="choice",
         choices=choices,
@@ -93,5 +157,26 @@ def _no_public_reference():
 
 
 def rng(seed: int) -> np.random.Generator:
-    """The generator every case builder uses, so inputs are reproducible."""
+    """The generator every visible case builder uses, so inputs are reproducible."""
     return np.random.default_rng(seed)
+
+
+def hidden(
+    name: str, inputs: dict, *, kinds: Iterable[str] = (), about: str = "", sizes: bool = True, raises: Raises | None = None
+) -> Case:
+    """A hidden case (what ``Exercise.hidden`` builders return), described by ``about`` and, with
+    ``sizes``, its inputs' shapes and numbers. Its name starts with ``hidden-``, so it never
+    shares one with a visible case (answers and references are found by case name)."""
+    describe = input_kinds.describe(inputs, about) if sizes else about
+    name = name if name.startswith(HIDDEN) else HIDDEN + name
+    return Case(name, inputs, hidden=True, describe=describe, kinds=kinds, raises=raises)
+
+
+HIDDEN = "hidden-"
+
+
+def dtype_of(g: np.random.Generator, float64: bool | None = None):
+    """float64 if asked, float32 if not, either (drawn) if ``None``."""
+    if float64 is None:
+        float64 = bool(g.integers(2))
+    return np.float64 if float64 else np.float32

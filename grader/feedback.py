@@ -1,11 +1,9 @@
 """The student's feedback page: their graded notebook as HTML, with no hidden-test code in it.
 
-nbgrader's own feedback shows the test cells as they ran, hidden tests included. Here every test
-cell shows its released source (what the student saw), the outputs that ``record`` produced (its
-answers, anything printed while it ran the hidden cases) are dropped, an error in a test cell shows
-only its last line (IPython's traceback quotes the surrounding source), and the verdict is written
-under each test cell with a summary at the top. A check's failure reads as in the notebook: its
-own message, without a traceback.
+nbgrader's own feedback shows the test cells as they ran. Here every test cell shows its released
+source (what the student saw), an error in a test cell shows only its last line (IPython's
+traceback quotes the surrounding source), and the verdict is written under each test cell with a
+summary at the top.
 
 Pages work offline: MathJax comes from ``../_static/mathjax`` beside them (a copy of the book's,
 made by ``grader.reports``), never from a CDN.
@@ -21,7 +19,6 @@ import html
 import mistune
 from nbconvert.filters import markdown2html, strip_ansi
 
-from .compare import MIME
 from .results import Row, test_cells
 
 PAGE = """<!DOCTYPE html>
@@ -89,14 +86,12 @@ def page(title: str, body: str, header: str = "", static: str = "../_static") ->
 
 
 def _test_outputs(outputs: list) -> list[dict]:
-    """What ``check`` showed: the outputs after ``record``'s answers; errors as their last line."""
-    recorded = [i for i, out in enumerate(outputs) if MIME in out.get("data", {})]
-    kept = outputs[recorded[-1] + 1 :] if recorded else [out for out in outputs if out.output_type == "error"]
+    """What ``check`` showed, with errors as their last line."""
     return [
         {"output_type": "stream", "name": "stderr", "text": _error_text(out)}
         if out.output_type == "error"
         else out
-        for out in kept
+        for out in outputs
     ]
 
 

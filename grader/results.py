@@ -1,15 +1,16 @@
-"""Score an autograded notebook: one row per exercise, from answers compared outside the kernel.
+"""Score a graded notebook: one row per exercise, from the scorer's verdicts.
 
-An exercise is a test cell (nbgrader ``grade: true`` code cell that is not a solution); its
-``grade_id`` is the exercise's name and the answers ``record`` emitted there are its only evidence.
-nbgrader's own pass/fail of the cell is ignored. Statuses:
+An exercise is a test cell of the released notebook (nbgrader ``grade: true`` code cell that is
+not a solution); its ``grade_id`` is the exercise's name. The scorer (``grader.scoring``) is its
+only evidence: nbgrader's own pass/fail of the cell, and anything the notebook displayed, are
+ignored. Statuses:
 
-- ``graded``: full marks; ``wrong``: the answers differ, or none were recorded;
-- ``not_attempted``: the stub was left as released (it raises ``NotImplementedError``), or a
-  concept check has no answer;
-- ``timeout``: the test ran past the time limit, or the kernel stopped answering or used up the
-  notebook's time budget before or during it;
-- ``kernel_died``: the kernel died, or reached its memory or process limit, before or during it;
+- ``graded``: full marks; ``wrong``: an answer differs, raised, or never came back;
+- ``not_attempted``: the stub was left as released (every case raised
+  ``NotImplementedError``), or a concept check has no answer;
+- ``timeout``: a call ran past the time limit, or the scorer stopped responding before it;
+- ``kernel_died``: the student's code ended the scorer (or reached its memory or process
+  limit) before the test ran;
 - ``integrity``: the code was flagged (``grader.integrity``);
 - set by ``grader.autograde``: ``error`` (nbgrader itself failed), ``invalid_notebook``,
   ``unknown_assignment`` and ``missing`` (no notebook for an assignment the class submitted).
@@ -17,12 +18,10 @@ nbgrader's own pass/fail of the cell is ignored. Statuses:
 
 from dataclasses import asdict, dataclass
 
-from .compare import MIME, grade_answers
-from .execute import STOPS
+from .compare import Verdict
 
 FIELDS = ("student", "assignment", "exercise", "score", "max_score", "status", "reason")
-TIMEOUT = "CellTimeoutError"
-NOT_ATTEMPTED = "not attempted"
+UNREAD = Verdict(False, "the scorer has no verdict for this test", "error")
 
 
 @dataclass(frozen=True)
@@ -55,75 +54,21 @@ def test_cells(nb) -> list[TestCell]:
     return found
 
 
-def answers(cell) -> list[dict]:
-    """The payloads ``record`` emitted in a cell (one, unless the student's code faked more)."""
-    return [
-        out.data[MIME]
-        for out in cell.get("outputs", [])
-        if out.output_type in ("display_data", "execute_result") and MIME in out.get("data", {})
-    ]
-
-
-def errors(cell) -> list[tuple[str, str]]:
-    return [(out.ename, out.evalue) for out in cell.get("outputs", []) if out.output_type == "error"]
-
-
-def score(nb, student: str, assignment: str, flagged: dict[str, list[str]], timeout: float) -> list[Row]:
-    """Rows for every exercise of an autograded notebook; ``flagged`` maps exercise names to the
+def score(
+    released, student: str, assignment: str, flagged: dict[str, list[str]], verdicts: dict[str, Verdict]
+) -> list[Row]:
+    """Rows for every exercise of the released notebook; ``flagged`` maps exercise names to the
     integrity findings that void them (those score 0 whatever their answers)."""
-    stop = _kernel_stop(nb)
     rows = []
-    for test in test_cells(nb):
-        points, status, reason = _verdict(nb.cells[test.index], test, assignment, flagged, stop, timeout)
-        rows.append(Row(student, assignment, test.name, points, test.points, status, reason))
+    for test in test_cells(released):
+        if test.name in flagged:
+            rows.append(
+                Row(
+                    student, assignment, test.name, 0, test.points, "integrity", "; ".join(flagged[test.name])
+                )
+            )
+            continue
+        verdict = verdicts.get(test.name, UNREAD)
+        points = test.points if verdict.ok else 0
+        rows.append(Row(student, assignment, test.name, points, test.points, verdict.status, verdict.reason))
     return rows
-
-
-def _verdict(cell, test: TestCell, assignment: str, flagged: dict, stop, timeout: float) -> tuple:
-    if test.name in flagged:
-        return 0, "integrity", "; ".join(flagged[test.name])
-    payloads = answers(cell)
-    if not payloads:
-        return 0, *_why_no_answers(cell, test.index, stop, timeout)
-    if _unwritten(payloads[-1]):
-        return 0, "not_attempted", NOT_ATTEMPTED
-    verdict = grade_answers(f"{assignment}/{test.name}", payloads[-1])
-    return (test.points, "graded", verdict.reason) if verdict.ok else (0, "wrong", verdict.reason)
-
-
-def _unwritten(payload: dict) -> bool:
-    """Every case raised NotImplementedError (the stub), or a concept check has no answer."""
-    answers = (payload or {}).get("answers") or {}
-    errors = [record.get("error", "") for record in answers.values() if isinstance(record, dict)]
-    return (
-        bool(errors)
-        and len(errors) == len(answers)
-        and all(
-            e.startswith("NotImplementedError") or e in ("answer is Ellipsis", "answer is None")
-            for e in errors
-        )
-    )
-
-
-def _kernel_stop(nb) -> tuple[int, str, str] | None:
-    """(cell index, error name, what happened) where the kernel stopped, if it did."""
-    for index, cell in enumerate(nb.cells):
-        for name, message in errors(cell):
-            if name in STOPS:
-                return index, name, message
-    return None
-
-
-def _why_no_answers(cell, index: int, stop, timeout: float) -> tuple[str, str]:
-    names = dict(errors(cell))
-    if stop and stop[0] <= index:
-        where = "" if stop[0] == index else ", before this test ran"
-        return STOPS[stop[1]], f"{stop[2]}{where}; no answers were recorded"
-    if TIMEOUT in names:
-        return "timeout", f"the test ran longer than {timeout:g} s and was interrupted"
-    if set(names) & {"NotImplementedError", "NotWrittenYet"}:
-        return "not_attempted", NOT_ATTEMPTED
-    if names:
-        name, value = next(iter(names.items()))
-        return "wrong", f"no answers were recorded: the test cell raised {name}: {value[:200]}"
-    return "wrong", "no answers were recorded: the test cell did not run to its end"

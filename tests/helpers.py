@@ -1,21 +1,23 @@
-"""Helpers shared by the chapter tests: a chapter's notebook functions, and how its cells call `check`."""
+"""Helpers shared by the chapter tests: a chapter's notebook functions, and grading one function
+in this process the way the scorer grades it.
 
+``graded`` makes the calls the scorer's harness makes (every case, visible and hidden ones drawn
+from ``secret``, through the exercise's runner), turns each output into the JSON record the
+harness streams back, and compares outside as the grader does; ``explained`` adds the grader's
+diagnosis pass (``grader.followup``), its calls made here too. What they leave out is the sandbox
+and the program around the function: ``tests/test_scoring.py`` runs the real harness.
+"""
+
+import copy
+import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import jupytext
 
-from grader.exercises.ch04 import packed, sampler
+from grader import compare, exercises, followup, lending, references, watch, wire
 
-# The notebooks hand a student's function to `check` and `record` as it is, except where a chapter
-# wraps it in a runner (chapter 4, for answers that are not one array). The exercises' references
-# and mistakes come wrapped already; a student's function, or a stub, has to be wrapped here.
-RUNNERS = {"04-sampling/sample_next": sampler, "04-sampling/attend_with_cache": packed}
-
-
-def as_checked(exercise_id: str, fn):
-    """``fn`` as the notebook's test cell passes it to ``check``."""
-    runner = RUNNERS.get(exercise_id)
-    return fn if runner is None else runner(fn)
+SECRETS = (1, 2**64 + 7, 31337)  # hidden cases are checked for several draws
 
 
 def solution_functions(path: Path, namespace: dict) -> dict:
@@ -25,3 +27,79 @@ def solution_functions(path: Path, namespace: dict) -> dict:
             if cell.source.lstrip().startswith("def "):
                 exec(cell.source, namespace)
     return namespace
+
+
+def answers(exercise_id: str, fn, secret: int, runner: bool = True) -> dict[str, dict]:
+    """What the harness would send back for ``fn`` on every case, by case name; ``runner=False``
+    for a function of the cases' inputs already (a reference or a known mistake)."""
+    exercise = exercises.get(exercise_id)
+    called = exercise.called(fn) if runner else fn
+    if exercise.kind == "choice":
+        given = {"output": {"value": fn}} if isinstance(fn, str) else {"error": f"answer is {fn!r}"}
+        return {"answer": given}
+    found = {}
+    for case in exercise.cases(secret):
+        given, impure = copy.deepcopy(case.inputs), None
+        try:
+            output = called(**given)
+            record = wire.encode(output)
+            impure = watch.interfered(given, case.inputs, output) if exercise.pure else None
+        except Exception as err:
+            record = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
+        answer = {"output": record} if "error" not in record else record
+        found[case.name] = json.loads(json.dumps({**answer, **({"impure": impure} if impure else {})}))
+    return found
+
+
+def graded(
+    exercise_id: str, fn, secret: int = SECRETS[0], given: dict | None = None, runner: bool = True
+) -> compare.Verdict:
+    """The grader's verdict on ``fn`` (or on the ``given`` answers instead)."""
+    exercise = exercises.get(exercise_id)
+    cases = exercise.cases(secret)
+    given = answers(exercise_id, fn, secret, runner) if given is None else given
+    return compare.grade(exercise_id, cases, given, references.for_grading(exercise_id, exercise, cases))
+
+
+def explained(exercise_id: str, fn, secret: int = SECRETS[0], helpers: dict | None = None, runner: bool = True) -> compare.Verdict:
+    """The grader's verdict on ``fn`` with its diagnosis pass: the calls of the scorer's second run
+    made here, on ``fn`` and the student's ``helpers`` (found by ``fn`` in its module's globals,
+    as a notebook's functions find each other)."""
+    exercise = exercises.get(exercise_id)
+    cases = exercise.cases(secret)
+    table = references.for_grading(exercise_id, exercise, cases)
+    first = answers(exercise_id, fn, secret, runner)
+    verdict = compare.grade(exercise_id, cases, first, table)
+    more = {}
+    for call in followup.questions(exercise_id, cases, first, table, verdict):
+        target = (helpers or {}).get(call["function"]) if "function" in call else (exercise.called(fn) if runner else fn)
+        if target is None:
+            continue
+        seen = []
+        try:
+            with watch.watching(getattr(fn, "__globals__", {}), call.get("watch", ()), seen):
+                record = wire.encode(target(**copy.deepcopy(call["inputs"])))
+        except Exception as err:
+            record = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
+        answer = {"output": record} if "error" not in record else record
+        if seen:
+            answer["seen"] = watch.encoded(seen, wire.encode)
+        more[call["case"]] = json.loads(json.dumps(answer))
+    return followup.refine(exercise_id, cases, first, more, table, verdict)
+
+
+@contextmanager
+def everything_lent():
+    """``check`` without its lending watch, for functions built on ``lib`` itself (the exercises'
+    references and mistakes): the watch is about a student's code and is tested on its own."""
+    saved = lending.lent_definitions
+    lending.lent_definitions = lambda assignment: _Everything()
+    try:
+        yield
+    finally:
+        lending.lent_definitions = saved
+
+
+class _Everything:
+    def __contains__(self, item):
+        return True

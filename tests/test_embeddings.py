@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import SECRETS, graded
 
 import lib
 from grader import exercises, references
-from grader.check import CheckFailed, answers, check
-from grader.compare import diagnose, grade_answers
+from grader.check import CheckFailed, check
+from grader.compare import diagnose
 
 ASSIGNMENT = "01-embeddings"
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,10 +42,11 @@ def test_mistake_is_named_on_every_case_it_shows(exercise_id, mistake):
     """Wherever a mistake leaves a signature, its output gets its own hint (or none, where the
     mistake coincides with the answer), never another mistake's."""
     exercise = ALL[exercise_id]
-    stored = {**references.load(exercise_id, hidden=False), **references.load(exercise_id, hidden=True)}
+    cases = exercise.cases(SECRETS[0])
+    stored = references.for_grading(exercise_id, exercise, cases)
     messages = {
-        case.name: diagnose(exercise, case.name, mistake.wrong(**references._copy(case.inputs)), stored)
-        for case in exercise.cases()
+        case.name: diagnose(exercise, case, mistake.wrong(**references._copy(case.inputs)), stored)
+        for case in cases
         if f"{case.name}::mistake::{mistake.name}" in stored
     }
     assert mistake.hint in messages.values(), f"{mistake.name} is never recognised on any case"
@@ -90,7 +92,7 @@ def test_error_hint_in_check(name, wrong, fragment):
         check(exercise_id, wrong)
     except CheckFailed as err:
         check_failed = str(err)
-    verdict = grade_answers(exercise_id, answers(exercise_id, wrong))
+    verdict = graded(exercise_id, wrong)
     assert not verdict.ok
     assert fragment in verdict.reason, verdict.reason
     assert check_failed is not None and fragment in check_failed, check_failed
@@ -98,7 +100,7 @@ def test_error_hint_in_check(name, wrong, fragment):
 
 def test_error_hint_in_grading_for_key_error():
     exercise_id = f"{ASSIGNMENT}/encode"
-    verdict = grade_answers(exercise_id, answers(exercise_id, whole_text_key))
+    verdict = graded(exercise_id, whole_text_key)
     assert not verdict.ok and "look up each character" in verdict.reason
 
 

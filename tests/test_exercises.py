@@ -3,23 +3,24 @@
 Parametrized over ``grader.exercises.registry()``: ids such as ``"03-lm-head/softmax"``, and
 ``"03-lm-head/softmax:no-keepdims"`` for one of its known mistakes. The reference passes the visible
 check and gets full marks; every known mistake fails grading with its hint, and the visible check
-names it too; answers hard-coded to the visible cases fail a hidden case; a stub is "not written
-yet"; a concept check takes its answer only and explains a wrong one; float cases come in float32
-and float64. What is particular to one chapter stays in that chapter's test file.
+names it too; answers hard-coded to the visible cases fail a hidden case, whatever the secret the
+hidden cases are drawn from; the hidden inputs change with the secret and the visible ones do not;
+a stub is "not written yet"; a concept check takes its answer only and explains a wrong one; float
+cases come in float32 and float64. Grading here is ``helpers.graded``: the scorer's calls and
+comparison, in this process. What is particular to one chapter stays in that chapter's test file.
 """
 
 import importlib
-import json
+import pickle
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import as_checked
+from helpers import SECRETS, answers, everything_lent, graded
 
-from grader import exercises, keys, references
-from grader.check import CheckFailed, NotWrittenYet, answers, check
-from grader.compare import grade_answers
+from grader import exercises, keys, references, variants
+from grader.check import CheckFailed, NotWrittenYet, check, check_called
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = exercises.registry()
@@ -27,9 +28,6 @@ FUNCTIONS = sorted(eid for eid, e in REGISTRY.items() if e.kind != "choice")
 CHOICES = sorted(eid for eid, e in REGISTRY.items() if e.kind == "choice")
 MISTAKES = {f"{eid}:{m.name}": (eid, m) for eid in FUNCTIONS for m in REGISTRY[eid].mistakes}
 
-# Mistakes that no visible case tells apart from the answer: the student's check passes, and only
-# the hidden cases catch them.
-UNSEEN_BY_THE_CHECK = {"04-sampling/top_p_filter:ties-higher-id"}
 
 
 def float_dtypes(value) -> set[str]:
@@ -43,7 +41,14 @@ def float_dtypes(value) -> set[str]:
     return set()
 
 
-FLOAT_CASES = [eid for eid in FUNCTIONS if any(float_dtypes(c.inputs) for c in REGISTRY[eid].cases())]
+FLOAT_CASES = [eid for eid in FUNCTIONS if any(float_dtypes(c.inputs) for c in REGISTRY[eid].cases(SECRETS[0]))]
+
+
+@pytest.fixture(autouse=True)
+def lib_is_lent():
+    """The references and mistakes are built on lib; the lending watch is test_lending's."""
+    with everything_lent():
+        yield
 
 
 def student_making(exercise_id: str, mistake):
@@ -78,14 +83,14 @@ def test_each_chapter_exercise_has_its_own_id(module):
 
 @pytest.mark.parametrize("exercise_id", FUNCTIONS)
 def test_reference_passes_the_check(exercise_id, capsys):
-    check(exercise_id, REGISTRY[exercise_id].reference)
+    check_called(exercise_id, REGISTRY[exercise_id].reference)
     assert "✔" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("exercise_id", FUNCTIONS)
-def test_reference_gets_full_marks(exercise_id):
-    recorded = json.loads(json.dumps(answers(exercise_id, REGISTRY[exercise_id].reference)))
-    verdict = grade_answers(exercise_id, recorded)
+@pytest.mark.parametrize("secret", SECRETS)
+def test_reference_gets_full_marks(exercise_id, secret):
+    verdict = graded(exercise_id, REGISTRY[exercise_id].reference, secret, runner=False)
     assert verdict.ok, verdict.reason
 
 
@@ -95,40 +100,196 @@ def test_reference_gets_full_marks(exercise_id):
 @pytest.mark.parametrize("mistake_id", sorted(MISTAKES))
 def test_grading_names_each_mistake(mistake_id):
     exercise_id, mistake = MISTAKES[mistake_id]
-    verdict = grade_answers(exercise_id, answers(exercise_id, student_making(exercise_id, mistake)))
-    assert not verdict.ok
-    assert names_the_mistake(verdict.reason, exercise_id, mistake), verdict.reason
+    for secret in SECRETS:
+        verdict = graded(exercise_id, student_making(exercise_id, mistake), secret, runner=False)
+        assert not verdict.ok
+        assert names_the_mistake(verdict.reason, exercise_id, mistake), verdict.reason
 
 
-@pytest.mark.parametrize("mistake_id", sorted(set(MISTAKES) - UNSEEN_BY_THE_CHECK))
+@pytest.mark.parametrize("mistake_id", sorted(MISTAKES))
 def test_the_check_names_each_mistake(mistake_id):
+    """Every known mistake shows on a visible case: none is told ✔ and then loses points."""
     exercise_id, mistake = MISTAKES[mistake_id]
     with pytest.raises(CheckFailed) as failed:
-        check(exercise_id, student_making(exercise_id, mistake))
+        check_called(exercise_id, student_making(exercise_id, mistake))
     assert names_the_mistake(str(failed.value), exercise_id, mistake), str(failed.value)
 
 
-@pytest.mark.parametrize("mistake_id", sorted(UNSEEN_BY_THE_CHECK))
-def test_mistakes_unseen_by_the_check_pass_it(mistake_id, capsys):
-    """Keeps UNSEEN_BY_THE_CHECK true: a mistake that a visible case starts to show leaves it."""
-    exercise_id, mistake = MISTAKES[mistake_id]
-    check(exercise_id, student_making(exercise_id, mistake))
-    assert "✔" in capsys.readouterr().out
+# ---- a ✔ means full marks ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("exercise_id", FUNCTIONS)
-def test_answers_hard_coded_to_the_visible_cases_fail_a_hidden_case(exercise_id):
+def test_the_visible_cases_hold_every_kind_of_input_the_hidden_ones_use(exercise_id):
+    """Leading batch axes, float32 and float64, each optional argument at a value of its own, the
+    edge values (k=None, k >= V, p hit exactly, T = 0 ...), cases that must raise: whatever the
+    secret, every kind a hidden case is (``grader.kinds``) is a kind some visible case is too, so
+    only an answer hard-coded to the visible cases can pass the notebook's check and lose points."""
+    exercise = REGISTRY[exercise_id]
+    visible = set().union(*(exercise.kinds(c) for c in exercise.cases()))
+    for secret in range(20):
+        for case in exercise.cases(secret):
+            if case.hidden:
+                assert exercise.kinds(case) <= visible, (case.name, exercise.kinds(case) - visible)
+
+
+def sizes(cases) -> dict[tuple[str, int], set[int]]:
+    """The sizes of the last two axes of every array argument, by (argument, axis)."""
+    found = {}
+    for case in cases:
+        for name, value in case.inputs.items():
+            if isinstance(value, np.ndarray):
+                for axis in range(-min(value.ndim, 2), 0):
+                    found.setdefault((name, axis), set()).add(value.shape[axis])
+    return found
+
+
+@pytest.mark.parametrize("exercise_id", FUNCTIONS)
+def test_the_visible_cases_vary_the_sizes_the_hidden_ones_vary(exercise_id):
+    """A size the hidden cases change (a width d, a length T, a vocabulary V) takes two values in
+    the visible cases, so a function that hard-codes it fails the check."""
+    exercise = REGISTRY[exercise_id]
+    visible = sizes(exercise.cases())
+    for secret in SECRETS:
+        for key, found in sizes([c for c in exercise.cases(secret) if c.hidden]).items():
+            assert found <= visible.get(key, set()) or len(visible.get(key, set())) >= 2, (key, visible.get(key), found)
+
+
+def depends_on(exercise, case) -> set[str]:
+    """The inputs (arguments, groups of weights) whose change changes the reference's output on
+    ``case``: its ``changed`` variants (``grader.variants``) whose output differs."""
+    expected = references._output(exercise.reference, case.inputs)
+    found = set()
+    for variant in variants.of(exercise, case):
+        if variant.what == "changed":
+            out = references._output(exercise.reference, variant.inputs)
+            if out is not None and (out.shape != expected.shape or not np.allclose(out, expected, equal_nan=True)):
+                found.add(variant.unit)
+    return found
+
+
+@pytest.mark.parametrize("exercise_id", FUNCTIONS)
+def test_every_input_a_hidden_case_depends_on_a_visible_case_depends_on_too(exercise_id):
+    """An optional argument given in a hidden case changes some visible case's answer too (top_p
+    given where top-k has already removed what it would: not enough), and so does every other
+    input: a function that ignores one fails the notebook's check, not only the grade."""
+    exercise = REGISTRY[exercise_id]
+    visible = set().union(*(depends_on(exercise, c) for c in exercise.cases()))
+    for secret in SECRETS:
+        for case in exercise.cases(secret):
+            if case.hidden:
+                assert depends_on(exercise, case) <= visible, (case.name, depends_on(exercise, case) - visible)
+
+
+MUST_RAISE = sorted(eid for eid in FUNCTIONS if any(c.raises for c in REGISTRY[eid].cases(SECRETS[0])))
+
+
+def test_some_exercises_have_cases_that_must_raise():
+    assert "01-embeddings/encode" in MUST_RAISE
+
+
+@pytest.mark.parametrize("exercise_id", MUST_RAISE)
+def test_a_case_that_must_raise_takes_the_error_it_names_only(exercise_id, capsys):
+    """Returning a value there, or raising another error, fails in the check and in grading; the
+    reference's own error passes."""
+    exercise = REGISTRY[exercise_id]
+
+    def returns_instead(**inputs):
+        try:
+            return exercise.reference(**inputs)
+        except Exception:
+            return np.zeros(3, dtype=np.int64)
+
+    def raises_another(**inputs):
+        try:
+            return exercise.reference(**inputs)
+        except Exception:
+            raise TypeError("something else") from None
+
+    for wrong, expected in ((returns_instead, "must raise"), (raises_another, "TypeError")):
+        with pytest.raises(CheckFailed, match=expected):
+            check_called(exercise_id, wrong)
+        for secret in SECRETS:
+            verdict = graded(exercise_id, wrong, secret, runner=False)
+            assert not verdict.ok and expected in verdict.reason, verdict.reason
+    check_called(exercise_id, exercise.reference)
+    assert "✔" in capsys.readouterr().out
+
+
+PURE = sorted(eid for eid in FUNCTIONS if REGISTRY[eid].pure)
+
+
+@pytest.mark.parametrize("exercise_id", PURE)
+def test_a_function_that_must_leave_its_arguments_alone_does(exercise_id):
+    """The filters' docstrings ask for a new array: changing the logits in place, or returning them
+    (for k=None, p=None, T=1), fails the check and the grade, with what to do instead."""
+    reference = REGISTRY[exercise_id].reference
+
+    def scribbles(**inputs):
+        out = reference(**inputs)
+        inputs["logits"][..., 0] = 0.0
+        return out
+
+    def returns_its_input(**inputs):
+        out = reference(**inputs)
+        return inputs["logits"] if out.shape == inputs["logits"].shape and np.array_equal(out, inputs["logits"]) else out
+
+    wrong = [(scribbles, "in place")] + ([(returns_its_input, "itself")] if exercise_id != "04-sampling/filtered_probs" else [])
+    for fn, said in wrong:
+        with pytest.raises(CheckFailed, match=said):
+            check_called(exercise_id, fn)
+        verdict = graded(exercise_id, fn, runner=False)
+        assert not verdict.ok and said in verdict.reason, verdict.reason
+
+
+def test_encode_ids_are_integers():
+    """Float ids are not ids: the dtype of encode's answer is checked (its kind: any integer)."""
+    exercise_id = "01-embeddings/encode"
+
+    def float_ids(text, stoi):
+        return np.array([stoi[ch] for ch in text], dtype=np.float64)
+
+    with pytest.raises(CheckFailed, match="integers"):
+        check(exercise_id, float_ids)
+    assert not graded(exercise_id, float_ids).ok
+    assert graded(exercise_id, lambda text, stoi: np.array([stoi[ch] for ch in text], dtype=np.int32)).ok
+
+
+@pytest.mark.parametrize("exercise_id", FUNCTIONS)
+@pytest.mark.parametrize("secret", SECRETS)
+def test_answers_hard_coded_to_the_visible_cases_fail_a_hidden_case(exercise_id, secret):
     """Right on every visible case, and the first visible case's answer on every hidden one."""
-    cases = REGISTRY[exercise_id].cases()
+    cases = REGISTRY[exercise_id].cases(secret)
     visible = [c.name for c in cases if not c.hidden]
     hidden = [c for c in cases if c.hidden]
     assert visible and hidden and all(c.describe for c in hidden)
-    recorded = answers(exercise_id, REGISTRY[exercise_id].reference)
+    given = answers(exercise_id, REGISTRY[exercise_id].reference, secret, runner=False)
     for case in hidden:
-        recorded["answers"][case.name] = recorded["answers"][visible[0]]
-    verdict = grade_answers(exercise_id, recorded)
+        given[case.name] = given[visible[0]]
+    verdict = graded(exercise_id, None, secret, given)
     assert not verdict.ok
     assert verdict.reason.startswith("hidden case ("), verdict.reason
+
+
+@pytest.mark.parametrize("exercise_id", FUNCTIONS)
+def test_hidden_inputs_change_with_the_secret_and_visible_ones_do_not(exercise_id):
+    """Nothing about a hidden case can be computed before grading draws it; the visible cases are
+    the ones the notebook checks against, stored once."""
+    exercise = REGISTRY[exercise_id]
+    draws = [exercise.cases(secret) for secret in SECRETS]
+    assert all([c.name for c in cases] == [c.name for c in draws[0]] for cases in draws)
+    for position, case in enumerate(draws[0]):
+        inputs = {pickle.dumps(cases[position].inputs) for cases in draws}
+        assert len(inputs) > 1 if case.hidden else len(inputs) == 1, case.name
+    assert [c.name for c in draws[0] if not c.hidden] == [c.name for c in exercise.cases()]
+    stored = {key.partition("::")[0].partition("~")[0] for key in references.load(exercise_id)}
+    assert stored == {c.name for c in exercise.cases()}
+
+
+@pytest.mark.parametrize("exercise_id", FUNCTIONS)
+def test_the_same_secret_draws_the_same_hidden_cases(exercise_id):
+    """A regrade of the same files gives the same inputs, hence the same verdict."""
+    first, again = REGISTRY[exercise_id].cases(SECRETS[0]), REGISTRY[exercise_id].cases(SECRETS[0])
+    assert [pickle.dumps(c.inputs) for c in first] == [pickle.dumps(c.inputs) for c in again]
 
 
 @pytest.mark.parametrize("exercise_id", FUNCTIONS)
@@ -137,7 +298,7 @@ def test_a_stub_is_not_written_yet(exercise_id):
         raise NotImplementedError()
 
     with pytest.raises(NotWrittenYet, match="not written yet"):
-        check(exercise_id, as_checked(exercise_id, stub))
+        check(exercise_id, stub)
 
 
 @pytest.mark.parametrize("exercise_id", FLOAT_CASES)
@@ -145,11 +306,11 @@ def test_float_cases_come_in_float32_and_float64(exercise_id):
     """So an answer that works in one precision only fails; where grading compares dtypes, the
     expected outputs come in both precisions too, so an answer that upcasts fails."""
     exercise = REGISTRY[exercise_id]
-    cases = exercise.cases()
+    cases = exercise.cases(SECRETS[0])
     assert set().union(*(float_dtypes(c.inputs) for c in cases)) == {"float32", "float64"}
     if exercise.check_dtype:
-        stored = {**references.load(exercise_id, hidden=False), **references.load(exercise_id, hidden=True)}
-        assert {str(stored[f"{c.name}::expected"].dtype) for c in cases} == {"float32", "float64"}
+        expected = references.for_grading(exercise_id, exercise, cases)
+        assert {str(expected[f"{c.name}::expected"].dtype) for c in cases} == {"float32", "float64"}
 
 
 # ---- concept checks ----------------------------------------------------------------------------
@@ -164,7 +325,7 @@ def test_concept_check_takes_its_answer_only(exercise_id, capsys):
         check(exercise_id, "z")
     check(exercise_id, answer)
     assert "recorded" in capsys.readouterr().out
-    verdict = grade_answers(exercise_id, answers(exercise_id, answer))
+    verdict = graded(exercise_id, answer)
     assert verdict.ok, verdict.reason
 
 
@@ -174,7 +335,7 @@ def test_concept_check_explains_a_wrong_answer(exercise_id):
     wrong = [c for c in exercise.choices if c != key.answer]
     assert wrong and key.explain
     for choice in wrong:
-        verdict = grade_answers(exercise_id, answers(exercise_id, choice))
+        verdict = graded(exercise_id, choice)
         assert not verdict.ok
         assert key.explain in verdict.reason, verdict.reason
 

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import solution_functions
+from helpers import graded, solution_functions
 
 import lib
 from grader import exercises
-from grader.check import CheckFailed, answers, check
-from grader.compare import grade_answers
+from grader.check import CheckFailed, check
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "03-lm-head"
@@ -39,7 +38,7 @@ def test_every_exercise_is_in_the_notebook():
 def test_solution_passes(name, capsys):
     check(exercise_id(name), SOLUTION[name])
     assert "✔" in capsys.readouterr().out
-    verdict = grade_answers(exercise_id(name), answers(exercise_id(name), SOLUTION[name]))
+    verdict = graded(exercise_id(name), SOLUTION[name])
     assert verdict.ok, verdict.reason
 
 

@@ -1,7 +1,8 @@
 """Chapter 4 (sampling and generation), what is particular to it: the notebook's own solution
 functions pass the check and get full marks; `sample_next` written the ways students write it is
 accepted or told what is wrong; the runners that the check wraps around `sample_next` and
-`attend_with_cache` behave; and the cached attention equals the full recomputation.
+`attend_with_cache` behave; the hidden frequency cases are fair to a sampler that draws as
+documented; and the cached attention equals the full recomputation.
 
 What every exercise guarantees (the reference passes, each known mistake is named, hard-coded
 answers fail the hidden cases, stubs, float32 and float64 cases, concept checks) is in
@@ -12,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import as_checked, solution_functions
+from helpers import SECRETS, graded, solution_functions
 
 import lib
 from grader import exercises
-from grader.check import CheckFailed, answers, check
-from grader.compare import grade_answers
-from grader.exercises.ch04 import ToyLM, packed, sampler
+from grader.check import CheckFailed, check
+from grader.runners import ToyLM, sampler
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "04-sampling"
@@ -62,12 +62,12 @@ def test_every_exercise_is_in_the_notebook():
 
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_solution_passes(name, capsys):
-    """As the notebook's test cells call them: `sample_next` and `attend_with_cache` in their runners."""
-    solution = as_checked(exercise_id(name), SOLUTION[name])
-    check(exercise_id(name), solution)
+    """As the notebook's test cells call them (the check and the grader apply the runners)."""
+    check(exercise_id(name), SOLUTION[name])
     assert "✔" in capsys.readouterr().out
-    verdict = grade_answers(exercise_id(name), answers(exercise_id(name), solution))
-    assert verdict.ok, verdict.reason
+    for secret in SECRETS:
+        verdict = graded(exercise_id(name), SOLUTION[name], secret)
+        assert verdict.ok, verdict.reason
 
 
 # ---- sample_next, written the ways students write it --------------------------------------------
@@ -82,6 +82,7 @@ def make_sample_next(kind):
             rng = np.random.default_rng()
         if greedy and kind != "greedy-draws":
             return int(np.argmax(logits))
+        filtered_probs = SOLUTION["filtered_probs"]
         if kind == "drops-boundary":
             z = lib.top_k_filter(lib.apply_temperature(logits, temperature), top_k)
             if top_p is not None:
@@ -90,12 +91,12 @@ def make_sample_next(kind):
                 z[order[np.cumsum(p) >= top_p]] = -np.inf
             probs = lib.softmax(z)
         elif kind == "no-temperature":
-            probs = lib.filtered_probs(logits, 1.0, top_k, top_p)
+            probs = filtered_probs(logits, 1.0, top_k, top_p)
         elif kind == "no-renormalise":
             kept = np.isfinite(lib.top_p_filter(lib.top_k_filter(logits / temperature, top_k), top_p))
             probs = np.where(kept, lib.softmax(logits / temperature), 0)
         else:
-            probs = lib.filtered_probs(logits, temperature, top_k, top_p)
+            probs = filtered_probs(logits, temperature, top_k, top_p)
         probs = probs.astype(np.float64)
         if kind == "global-random":
             return int(np.searchsorted(np.cumsum(probs), np.random.random(), side="right"))
@@ -108,18 +109,18 @@ def make_sample_next(kind):
 
 
 def test_rng_choice_is_accepted(capsys):
-    check(exercise_id("sample_next"), sampler(make_sample_next("choice")))
+    check(exercise_id("sample_next"), make_sample_next("choice"))
     assert "✔" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("kind", ["unseeded", "global-random"])
 def test_unseeded_draws_are_caught(kind):
-    message = failure("sample_next", sampler(make_sample_next(kind)))
+    message = failure("sample_next", make_sample_next(kind))
     assert exercises.get(exercise_id("sample_next")).error_hints["same seed"] in message
 
 
 def test_unnormalised_probabilities_are_caught():
-    message = failure("sample_next", sampler(make_sample_next("no-renormalise")))
+    message = failure("sample_next", make_sample_next("no-renormalise"))
     assert exercises.get(exercise_id("sample_next")).error_hints["do not sum to 1"] in message
 
 
@@ -134,7 +135,7 @@ def test_unnormalised_probabilities_are_caught():
 )
 def test_student_sampler_mistakes(kind, mistake):
     hint = next(m.hint for m in exercises.get(exercise_id("sample_next")).mistakes if m.name == mistake)
-    assert hint in failure("sample_next", sampler(make_sample_next(kind)))
+    assert hint in failure("sample_next", make_sample_next(kind))
 
 
 def test_lib_draws_are_reproduced_exactly():
@@ -150,7 +151,7 @@ def test_lib_draws_are_reproduced_exactly():
 
 
 def test_toy_model_needs_the_whole_sequence():
-    toy = ToyLM(0, 5)
+    toy = ToyLM(np.random.default_rng(0), 5)
     assert toy([1, 2]).shape == (5,)
     assert not np.allclose(toy([1, 2]), toy([2]))
 
@@ -163,7 +164,7 @@ def test_cache_not_appended_is_caught():
         out = lib.scaled_dot_product_attention(q_new, k, v, mask=lib.causal_mask(T, k.shape[-2]))
         return out, cache_k, cache_v
 
-    message = failure("attend_with_cache", packed(not_appended))
+    message = failure("attend_with_cache", not_appended)
     assert "not appended" in message
     assert exercises.get(exercise_id("attend_with_cache")).error_hints["not appended"] in message
 
@@ -175,7 +176,20 @@ def test_cache_concatenated_on_the_wrong_axis_is_caught():
         return q_new, k, v
 
     hint = exercises.get(exercise_id("attend_with_cache")).error_hints["concatenation axis"]
-    assert hint in failure("attend_with_cache", packed(wrong_axis))
+    assert hint in failure("attend_with_cache", wrong_axis)
+
+
+def test_hidden_frequency_cases_are_fair():
+    """A sampler that draws as the docstring says (lib's way, or rng.choice) passes the hidden
+    frequency case whatever the secret: its seed is chosen so that those draws come within half
+    the tolerance of the exact distribution."""
+    exercise = exercises.get(exercise_id("sample_next"))
+    for secret in range(20):
+        case = next(c for c in exercise.cases(secret) if c.name == "hidden-frequencies")
+        expected = exercise.reference(**case.inputs)
+        for sample_next in (SOLUTION["sample_next"], make_sample_next("choice")):
+            drawn = sampler(sample_next)(**case.inputs)
+            assert np.abs(drawn - expected).max() <= exercise.atol / 2
 
 
 def test_cached_attention_matches_full_recomputation():

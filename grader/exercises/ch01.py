@@ -9,20 +9,22 @@ import numpy as np
 
 import lib
 
-from ..exercise import Case, Exercise, Mistake, Part, choice, rng
+from ..exercise import Case, Exercise, Mistake, Part, Raises, choice, hidden, rng
+from . import wrong
+from .wrong import table
 
 ASSIGNMENT = "01-embeddings"
+# The lib functions the scorer lends this chapter's students (``grader.lending``): none, every one
+# they could build on here is an exercise. ``GRADED``: the lib functions that compute this
+# chapter's exercises, which the scorer's lib must never hold.
+LENDS: tuple[str, ...] = ()
+GRADED = ("token_embedding", "position_embedding", "embed", "sinusoidal_positions", "Tokenizer")
 
 TEXT = "to be, or not to be"
 VOCAB = sorted(set("abcdefghijklmnopqrstuvwxyz ,.!?'\n"))
 STOI = {ch: i for i, ch in enumerate(VOCAB)}
-ITOS = dict(enumerate(VOCAB))
-
-# A second vocabulary in another order and with capitals: a function that ignores the table it is
-# given (``ord(ch) - 97``, a global ``stoi``) fails on it.
-_SHUFFLED = [VOCAB[i] for i in rng(11).permutation(len(VOCAB))] + list("TMW")
-STOI_SHUFFLED = {ch: i for i, ch in enumerate(_SHUFFLED)}
-ITOS_SHUFFLED = dict(enumerate(_SHUFFLED))
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+CAPITALS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def _tables(seed: int, V: int, n_ctx: int, d: int, dtype=np.float32):
@@ -41,39 +43,99 @@ def _decode(ids, itos):
     return "".join(itos[int(i)] for i in ids)
 
 
-def _text_cases():
+def _words(g, letters: str, n: int) -> str:
+    """``n`` made-up words of 1 to 7 letters, some followed by a punctuation mark."""
+    words = []
+    for _ in range(n):
+        word = "".join(g.choice(list(letters), size=int(g.integers(1, 8))))
+        words.append(word + (str(g.choice(list(",.!?'"))) if g.random() < 0.3 else ""))
+    return " ".join(words)
+
+
+def _other_vocabulary(g):
+    """A vocabulary of its own, shuffled and with four capitals, and a text in it: a function that
+    ignores the table it is given (``ord(ch) - 97``, a global ``stoi``) fails on it."""
+    capitals = "".join(g.choice(list(CAPITALS), size=4, replace=False))
+    stoi = {ch: i for i, ch in enumerate(g.permutation(VOCAB + list(capitals)).tolist())}
+    return _words(g, LETTERS + capitals, int(g.integers(8, 14))) + ".\n" + capitals, stoi
+
+
+def _unknown(g, stoi):
+    """A text with one character that ``stoi`` does not hold (a capital or a digit)."""
+    missing = [ch for ch in CAPITALS + "0123456789" if ch not in stoi]
+    ch = str(g.choice(missing))
+    words = _words(g, LETTERS, int(g.integers(2, 5)))
+    at = int(g.integers(0, len(words) + 1))
+    return words[:at] + ch + words[at:], ch
+
+
+def _raises(ch):
+    return Raises(
+        ("KeyError", "ValueError"),
+        ch,
+        f"this text holds {ch!r}, which is not in stoi: encode must raise an error (a KeyError is fine), "
+        "not invent an id for it",
+    )
+
+
+KIND = {
+    "lines": "two lines, with punctuation",
+    "other": "another vocabulary, in another order and with capitals",
+    "one": "a single character",
+    "unknown": "a character missing from stoi",
+}
+
+
+def _text_visible():
+    g = rng(100)
+    other, other_stoi = _other_vocabulary(g)
+    unknown, ch = _unknown(g, STOI)
     return [
         Case("hamlet", {"text": TEXT, "stoi": STOI}),
-        Case(
-            "punctuation",
-            {"text": "what's in a name?\nthat which we call a rose", "stoi": STOI},
-            hidden=True,
-            describe="a two-line text with punctuation",
-        ),
-        Case("one-char", {"text": "o", "stoi": STOI}, hidden=True, describe="a single character"),
-        Case(
-            "other-vocabulary",
-            {"text": "To be, or not to be, that is the question.\nWhat's in a name?", "stoi": STOI_SHUFFLED},
-            hidden=True,
-            describe="another vocabulary, in another order and with capitals",
+        Case("two-lines", {"text": "to be?\nay, there's the rub", "stoi": STOI}, kinds={KIND["lines"]}),
+        Case("one-char", {"text": "q", "stoi": STOI}, kinds={KIND["one"]}),
+        Case("other-vocabulary", {"text": other, "stoi": other_stoi}, kinds={KIND["other"]}),
+        Case("unknown", {"text": unknown, "stoi": STOI}, kinds={KIND["unknown"]}, raises=_raises(ch)),
+    ]
+
+
+def _text_hidden(g):
+    two_lines = f"{_words(g, LETTERS, int(g.integers(3, 7)))}?\n{_words(g, LETTERS, int(g.integers(3, 7)))}"
+    other, other_stoi = _other_vocabulary(g)
+    unknown, ch = _unknown(g, other_stoi)
+    return [
+        hidden("punctuation", {"text": two_lines, "stoi": STOI}, kinds={KIND["lines"]}, about=KIND["lines"]),
+        hidden("one-char", {"text": str(g.choice(VOCAB[7:])), "stoi": STOI}, kinds={KIND["one"]}, about=KIND["one"]),
+        hidden("other-vocabulary", {"text": other, "stoi": other_stoi}, kinds={KIND["other"]}, about=KIND["other"]),
+        hidden(
+            "unknown",
+            {"text": unknown, "stoi": other_stoi},
+            kinds={KIND["other"], KIND["unknown"]},
+            about=KIND["unknown"],
+            raises=_raises(ch),
         ),
     ]
 
 
-def _ids_cases():
-    cases = []
-    for c in _text_cases():
-        stoi = c.inputs["stoi"]
-        itos = ITOS_SHUFFLED if stoi is STOI_SHUFFLED else ITOS
-        cases.append(
-            Case(c.name, {"ids": _encode(c.inputs["text"], stoi), "itos": itos}, c.hidden, c.describe)
-        )
-    return cases
+def _as_ids(cases):
+    """The encode cases as decode cases: their ids and the inverse table (cases that must raise
+    have no ids)."""
+    out = []
+    for c in cases:
+        if c.raises is None:
+            itos = {i: ch for ch, i in c.inputs["stoi"].items()}
+            inputs = {"ids": _encode(c.inputs["text"], c.inputs["stoi"]), "itos": itos}
+            if c.hidden:
+                out.append(hidden(c.name, inputs, kinds=c.kinds, about=", ".join(sorted(c.kinds))))
+            else:
+                out.append(Case(c.name, inputs, kinds=c.kinds))
+    return out
 
 
 ENCODE = Exercise(
     name="encode",
-    cases=_text_cases,
+    visible=_text_visible,
+    hidden=_text_hidden,
     reference=_encode,
     mistakes=(
         Mistake(
@@ -93,8 +155,20 @@ ENCODE = Exercise(
             "these are Unicode code points (ord): the ids come from the vocabulary, look each "
             "character up in stoi",
         ),
+        Mistake(
+            "unknown-to-zero",
+            lambda text, stoi: np.array([stoi.get(ch, 0) for ch in text], dtype=np.int64),
+            "a character missing from stoi became id 0 (stoi.get(ch, 0)): that invents a token; look it "
+            "up with stoi[ch], which raises a KeyError",
+        ),
+        Mistake(
+            "unknown-skipped",
+            lambda text, stoi: np.array([stoi[ch] for ch in text if ch in stoi], dtype=np.int64),
+            "a character missing from stoi was silently skipped: the text would not round-trip; look "
+            "every character up with stoi[ch], which raises a KeyError",
+        ),
     ),
-    check_dtype=False,
+    check_dtype="kind",
     error_hints={
         "KeyError": "a key is missing from stoi: look up each character of the text, stoi[ch]",
         "unhashable": "stoi maps single characters to ids: look up one character at a time",
@@ -104,7 +178,8 @@ ENCODE = Exercise(
 DECODE = Exercise(
     name="decode",
     kind="text",
-    cases=_ids_cases,
+    visible=lambda: _as_ids(_text_visible()),
+    hidden=lambda g: _as_ids(_text_hidden(g)),
     reference=_decode,
     mistakes=(
         Mistake(
@@ -127,31 +202,38 @@ DECODE = Exercise(
 
 # ---- the token embedding -----------------------------------------------------------------------
 
+LARGE_IDS = "ids larger than the width d"
 
-def _lookup_cases():
+
+def _lookup_visible():
     wte, _ = _tables(1, V=20, n_ctx=16, d=8)
-    wte64, _ = _tables(2, V=50, n_ctx=32, d=12, dtype=np.float64)
+    wte64, _ = _tables(2, V=24, n_ctx=16, d=6, dtype=np.float64)
     return [
         Case("short", {"ids": np.array([3, 1, 4, 1, 5]), "wte": wte}),
-        Case("batch", {"ids": rng(10).integers(0, 20, size=(3, 4)), "wte": wte}),
-        Case(
-            "batch64",
-            {"ids": rng(3).integers(0, 50, size=(2, 7)), "wte": wte64},
-            hidden=True,
-            describe="a batch of 2 sequences of 7 ids, float64 table",
-        ),
-        Case(
-            "large-ids",
-            {"ids": np.array([49, 0, 48, 17]), "wte": wte64},
-            hidden=True,
-            describe="ids larger than the width d, float64 table",
-        ),
+        Case("batch", {"ids": rng(10).integers(0, 20, size=(3, 4)), "wte": wte}, kinds={LARGE_IDS}),
+        Case("large-ids64", {"ids": np.array([[23, 7, 19], [0, 6, 22]]), "wte": wte64}, kinds={LARGE_IDS}),
+    ]
+
+
+def _table(g, rows: int, d: int, dtype) -> np.ndarray:
+    return g.normal(size=(rows, d)).astype(dtype)
+
+
+def _lookup_hidden(g):
+    B, T, d = int(g.integers(2, 5)), int(g.integers(3, 9)), int(g.integers(4, 13))
+    V = int(g.integers(2 * d, 4 * d))
+    wte64 = _table(g, V, d, np.float64)
+    large = np.concatenate([g.integers(d, V, size=3), g.integers(0, V, size=int(g.integers(1, 5)))])
+    return [
+        hidden("batch64", {"ids": g.integers(d, V, size=(B, T)), "wte": wte64}, kinds={LARGE_IDS}),
+        hidden("large-ids", {"ids": g.permutation(large), "wte": wte64}, kinds={LARGE_IDS}, about=LARGE_IDS),
     ]
 
 
 TOKEN_EMBEDDING = Exercise(
     name="token_embedding",
-    cases=_lookup_cases,
+    visible=_lookup_visible,
+    hidden=_lookup_hidden,
     reference=lambda ids, wte: lib.token_embedding(ids, wte),
     mistakes=(
         Mistake(
@@ -198,26 +280,34 @@ Q_BATCH_SHAPE = choice("q_batch_shape", ("a", "b", "c", "d"))
 
 # ---- learned positions -------------------------------------------------------------------------
 
+WHOLE_TABLE = "every position of the table (n_tokens = n_ctx)"
 
-def _position_cases():
+
+def _position_visible():
     _, wpe = _tables(4, V=20, n_ctx=16, d=8)
-    _, wpe64 = _tables(5, V=20, n_ctx=40, d=6, dtype=np.float64)
+    _, wpe64 = _tables(5, V=20, n_ctx=12, d=6, dtype=np.float64)
     return [
         Case("five", {"n_tokens": 5, "wpe": wpe}),
-        Case(
-            "full-context",
-            {"n_tokens": 40, "wpe": wpe64},
-            hidden=True,
-            describe="every position of a 40-row table, float64",
-        ),
-        Case("one", {"n_tokens": 1, "wpe": wpe}, hidden=True, describe="a single token"),
-        Case("most", {"n_tokens": 33, "wpe": wpe64}, hidden=True, describe="33 of 40 positions, float64"),
+        Case("whole-table64", {"n_tokens": 12, "wpe": wpe64}, kinds={WHOLE_TABLE}),
+        Case("one", {"n_tokens": 1, "wpe": wpe}),
+    ]
+
+
+def _position_hidden(g):
+    n_ctx, d = int(g.integers(24, 48)), int(g.integers(4, 10))
+    wpe64 = _table(g, n_ctx, d, np.float64)
+    most = int(g.integers(n_ctx // 2, n_ctx - 1))
+    return [
+        hidden("full-context", {"n_tokens": n_ctx, "wpe": wpe64}, kinds={WHOLE_TABLE}, about=WHOLE_TABLE),
+        hidden("one", {"n_tokens": 1, "wpe": _table(g, int(g.integers(8, 20)), d, np.float32)}),
+        hidden("most", {"n_tokens": most, "wpe": wpe64}),
     ]
 
 
 POSITION_EMBEDDING = Exercise(
     name="position_embedding",
-    cases=_position_cases,
+    visible=_position_visible,
+    hidden=_position_hidden,
     reference=lambda n_tokens, wpe: lib.position_embedding(n_tokens, wpe),
     mistakes=(
         Mistake(
@@ -232,7 +322,7 @@ POSITION_EMBEDDING = Exercise(
         ),
         Mistake(
             "one-row",
-            lambda n_tokens, wpe: wpe[n_tokens],
+            lambda n_tokens, wpe: wpe[n_tokens] if n_tokens < len(wpe) else None,
             "you returned one row: wpe[n_tokens] is the row of position n_tokens; you need rows "
             "0 .. n_tokens - 1, a slice",
         ),
@@ -243,35 +333,44 @@ POSITION_EMBEDDING = Exercise(
             "n_tokens - 1",
         ),
     ),
+    error_hints={
+        "out of bounds": "wpe[n_tokens] is one row, past the end when n_tokens = n_ctx: take the first n_tokens "
+        "rows with a slice, wpe[:n_tokens]",
+    },
 )
 
 # ---- token + position --------------------------------------------------------------------------
 
+FULL_CONTEXT = "sequences as long as the context (T = n_ctx)"
+SQUARE = "as many sequences as tokens (B = T)"
 
-def _embed_cases():
+
+def _embed_visible():
     wte, wpe = _tables(6, V=20, n_ctx=16, d=8)
-    wte64, wpe64 = _tables(7, V=30, n_ctx=12, d=6, dtype=np.float64)
+    wte64, wpe64 = _tables(7, V=24, n_ctx=6, d=6, dtype=np.float64)
     return [
         Case("short", {"ids": np.array([7, 2, 2, 9, 0, 11]), "wte": wte, "wpe": wpe}),
         Case("batch", {"ids": rng(8).integers(0, 20, size=(3, 5)), "wte": wte, "wpe": wpe}),
-        Case(
+        Case("full-context64", {"ids": rng(9).integers(0, 24, size=(2, 6)), "wte": wte64, "wpe": wpe64}, kinds={FULL_CONTEXT}),
+        Case("square", {"ids": rng(11).integers(0, 20, size=(4, 4)), "wte": wte, "wpe": wpe}, kinds={SQUARE}),
+    ]
+
+
+def _embed_hidden(g):
+    V, n_ctx, d = int(g.integers(20, 40)), int(g.integers(8, 14)), int(g.integers(4, 9))
+    wte64, wpe64 = _table(g, V, d, np.float64), _table(g, n_ctx, d, np.float64)
+    wte, wpe = _table(g, V, d, np.float32), _table(g, n_ctx, d, np.float32)
+    B, T = int(g.integers(2, 4)), int(g.integers(2, 5))
+    square = int(g.integers(3, 6))
+    return [
+        hidden(
             "batch64",
-            {"ids": rng(9).integers(0, 30, size=(2, 12)), "wte": wte64, "wpe": wpe64},
-            hidden=True,
-            describe="a batch of 2 full-context sequences, float64",
+            {"ids": g.integers(0, V, size=(B, n_ctx)), "wte": wte64, "wpe": wpe64},
+            kinds={FULL_CONTEXT},
+            about=FULL_CONTEXT,
         ),
-        Case(
-            "single64",
-            {"ids": np.array([29, 3, 0]), "wte": wte64, "wpe": wpe64},
-            hidden=True,
-            describe="one sequence of 3 tokens, float64",
-        ),
-        Case(
-            "square-batch",
-            {"ids": rng(12).integers(0, 20, size=(4, 4)), "wte": wte, "wpe": wpe},
-            hidden=True,
-            describe="a batch of 4 sequences of 4 ids (B = T)",
-        ),
+        hidden("single64", {"ids": g.integers(0, V, size=T), "wte": wte64, "wpe": wpe64}),
+        hidden("square-batch", {"ids": g.integers(0, V, size=(square, square)), "wte": wte, "wpe": wpe}, kinds={SQUARE}, about=SQUARE),
     ]
 
 
@@ -283,16 +382,21 @@ def _embed_stations(inputs):
     }
 
 
-def _positions_by_batch(ids, wte, wpe):
-    """Position rows taken by the batch index (ids.shape[0]) instead of the sequence length."""
-    if ids.ndim != 2:
-        return None
-    return wte[ids] + wpe[: ids.shape[0], None, :]
-
+# Shared with chapter 5's toy_embed.
+EMBED_MISTAKES = {
+    "off-by-one": ({"positions": "shifted"}, "off-by-one positions: the token at position 0 must get row 0 of wpe"),
+    "no-positions": ({"positions": "none"}, "you returned the token embeddings only: add the position embeddings"),
+    "positions-only": ({"tokens": False}, "you returned the position embeddings only: add the token embeddings wte[ids]"),
+    "positions-by-id": (
+        {"positions": "by-id"},
+        "you looked up positions by token id (wpe[ids]): the token at position t gets row t of wpe, whatever its id",
+    ),
+}
 
 EMBED = Exercise(
     name="embed",
-    cases=_embed_cases,
+    visible=_embed_visible,
+    hidden=_embed_hidden,
     reference=lambda ids, wte, wpe: lib.embed(ids, wte, wpe),
     stations=_embed_stations,
     parts=(
@@ -303,32 +407,20 @@ EMBED = Exercise(
             lambda inp, st: {"n_tokens": inp["ids"].shape[-1], "wpe": inp["wpe"]},
         ),
     ),
-    mistakes=(
-        Mistake(
-            "off-by-one",
-            lambda ids, wte, wpe: wte[ids] + wpe[1 : ids.shape[-1] + 1],
-            "off-by-one positions: the token at position 0 must get row 0 of wpe",
-        ),
-        Mistake(
-            "no-positions",
-            lambda ids, wte, wpe: wte[ids],
-            "you returned the token embeddings only: add the position embeddings",
-        ),
-        Mistake(
-            "positions-only",
-            lambda ids, wte, wpe: np.broadcast_to(wpe[: ids.shape[-1]], ids.shape + wpe.shape[-1:]),
-            "you returned the position embeddings only: add the token embeddings wte[ids]",
-        ),
-        Mistake(
-            "positions-by-batch",
-            _positions_by_batch,
-            "the positions follow the batch axis: each sequence must get rows 0 .. T-1 of wpe along its "
-            "tokens (T = ids.shape[-1]); a (T, d) array broadcasts over the batch by itself",
-        ),
+    mistakes=table(
+        wrong.embed,
+        {
+            **EMBED_MISTAKES,
+            "positions-by-batch": (
+                {"positions": "by-batch"},
+                "the positions follow the batch axis: each sequence must get rows 0 .. T-1 of wpe along its "
+                "tokens (T = ids.shape[-1]); a (T, d) array broadcasts over the batch by itself",
+            ),
+        },
     ),
     error_hints={
-        "out of bounds": "an id is larger than d: are you indexing columns (wte[:, ids]) instead of rows? "
-        "Token i is ROW i of wte",
+        "out of bounds": "an index is out of bounds: are you indexing columns (wte[:, ids]) instead of rows? "
+        "Token i is ROW i of wte; and positions pick rows of wpe by position, 0 .. T-1 (wpe[:T], not wpe[ids])",
         "could not be broadcast": "adding positions of the wrong length? You need one position row per "
         "token: ids.shape[-1] rows (the sequence length), not len(ids) or ids.shape[0] (the batch) "
         "or the whole table",
@@ -337,63 +429,62 @@ EMBED = Exercise(
 
 # ---- sinusoidal positions ----------------------------------------------------------------------
 
+ONE_PAIR = "d = 2, a single sin/cos pair"
 
-def _sinusoid_cases():
+
+def _sinusoid_visible():
+    return [Case("small", {"n_tokens": 6, "d": 8}), Case("one-pair", {"n_tokens": 5, "d": 2}, kinds={ONE_PAIR})]
+
+
+def _sinusoid_hidden(g):
+    wide = (int(g.integers(20, 40)), 2 * int(g.integers(16, 32)))
+    tall = (int(g.integers(80, 140)), 2 * int(g.integers(3, 7)))
     return [
-        Case("small", {"n_tokens": 6, "d": 8}),
-        Case("wide", {"n_tokens": 32, "d": 48}, hidden=True, describe="32 positions, d = 48"),
-        Case("one-pair", {"n_tokens": 9, "d": 2}, hidden=True, describe="d = 2, a single sin/cos pair"),
-        Case("tall", {"n_tokens": 100, "d": 10}, hidden=True, describe="100 positions, d = 10"),
+        hidden("wide", {"n_tokens": wide[0], "d": wide[1]}),
+        hidden("one-pair", {"n_tokens": int(g.integers(5, 15)), "d": 2}, kinds={ONE_PAIR}, about=ONE_PAIR),
+        hidden("tall", {"n_tokens": tall[0], "d": tall[1]}),
     ]
 
 
-def _sinusoid(n_tokens, d, exponent, first=np.sin, second=np.cos):
-    angles = np.arange(n_tokens)[:, None] / 10000 ** exponent(d)
+def _sinusoid(n_tokens, d, *, exponent="2j/d", first=np.sin, second=np.cos, layout="alternate", divide=True):
+    """The sinusoidal table; ``exponent`` of pair j: ``"2j/d"`` (right), ``"j/d"``, ``"(2j+1)/d"``;
+    ``layout="halves"`` puts the sines in the first half; ``divide=False`` multiplies."""
+    j = np.arange(d // 2)
+    power = {"2j/d": 2 * j / d, "j/d": j / d, "(2j+1)/d": (2 * j + 1) / d}[exponent]
+    angles = np.arange(n_tokens)[:, None] / 10000 ** (power if divide else -power)
+    if layout == "halves":
+        return np.concatenate([first(angles), second(angles)], axis=1)
     table = np.empty((n_tokens, d))
     table[:, 0::2], table[:, 1::2] = first(angles), second(angles)
     return table
 
 
-def _two_j_over_d(d):
-    return np.arange(0, d, 2) / d
-
-
 SINUSOIDAL = Exercise(
     name="sinusoidal_positions",
-    cases=_sinusoid_cases,
+    visible=_sinusoid_visible,
+    hidden=_sinusoid_hidden,
     reference=lambda n_tokens, d: lib.sinusoidal_positions(n_tokens, d),
-    mistakes=(
-        Mistake(
-            "sin-cos-halves",
-            lambda n_tokens, d: np.concatenate(
-                [
-                    np.sin(np.arange(n_tokens)[:, None] / 10000 ** _two_j_over_d(d)),
-                    np.cos(np.arange(n_tokens)[:, None] / 10000 ** _two_j_over_d(d)),
-                ],
-                axis=1,
+    mistakes=table(
+        _sinusoid,
+        {
+            "sin-cos-halves": (
+                {"layout": "halves"},
+                "sines and cosines must alternate (even columns sin, odd columns cos), not fill two halves",
             ),
-            "sines and cosines must alternate (even columns sin, odd columns cos), not fill two halves",
-        ),
-        Mistake(
-            "cos-sin-swapped",
-            lambda n_tokens, d: _sinusoid(n_tokens, d, _two_j_over_d, np.cos, np.sin),
-            "sin and cos are swapped: even columns (0, 2, 4, ...) hold the sines, odd columns the cosines",
-        ),
-        Mistake(
-            "exponent-j-over-d",
-            lambda n_tokens, d: _sinusoid(n_tokens, d, lambda d: np.arange(d // 2) / d),
-            "the frequency of pair j is 1 / 10000**(2j/d): you used j/d",
-        ),
-        Mistake(
-            "exponent-every-column",
-            lambda n_tokens, d: _sinusoid(n_tokens, d, lambda d: np.arange(1, d, 2) / d),
-            "the exponent of pair j is 2j/d with j = 0, 1, 2, ...: you used the odd column index (2j+1)/d",
-        ),
-        Mistake(
-            "multiplied",
-            lambda n_tokens, d: _sinusoid(n_tokens, d, lambda d: -_two_j_over_d(d)),
-            "the angle is m / 10000**(2j/d): you multiplied by 10000**(2j/d) instead of dividing",
-        ),
+            "cos-sin-swapped": (
+                {"first": np.cos, "second": np.sin},
+                "sin and cos are swapped: even columns (0, 2, 4, ...) hold the sines, odd columns the cosines",
+            ),
+            "exponent-j-over-d": ({"exponent": "j/d"}, "the frequency of pair j is 1 / 10000**(2j/d): you used j/d"),
+            "exponent-every-column": (
+                {"exponent": "(2j+1)/d"},
+                "the exponent of pair j is 2j/d with j = 0, 1, 2, ...: you used the odd column index (2j+1)/d",
+            ),
+            "multiplied": (
+                {"divide": False},
+                "the angle is m / 10000**(2j/d): you multiplied by 10000**(2j/d) instead of dividing",
+            ),
+        },
     ),
     atol=1e-9,
     rtol=1e-9,

@@ -11,13 +11,40 @@ import numpy as np
 
 import lib
 
-from ..exercise import Case, Exercise, Mistake, Part, choice, rng
+from ..exercise import Case, Exercise, Part, choice, hidden, rng
+from . import wrong
+from .wrong import table
 
 ASSIGNMENT = "02-transformer-block"
+# The lib functions the scorer lends this chapter's students (``grader.lending``): the softmax,
+# which the chapter's attention builds on. ``GRADED``: the lib functions that compute this
+# chapter's exercises, which the scorer's lib must never hold.
+LENDS = ("softmax",)
+GRADED = (
+    "layer_norm",
+    "attention_scores",
+    "causal_mask",
+    "scaled_dot_product_attention",
+    "split_heads",
+    "merge_heads",
+    "multi_head_attention",
+    "gelu",
+    "mlp",
+    "block",
+    "rms_norm",
+    "apply_rope",
+    "rope_angles",
+    "swiglu",
+)
 
 
 def _normal(g, *shape, dtype=np.float32, scale=1.0, loc=0.0):
     return (loc + scale * g.standard_normal(shape)).astype(dtype)
+
+
+def _size(g, low, high):
+    """An int drawn from ``low .. high`` (both included)."""
+    return int(g.integers(low, high + 1))
 
 
 def _lead(x):
@@ -30,154 +57,67 @@ def _lead(x):
 # ---- LayerNorm ---------------------------------------------------------------------------------
 
 
-def _ln_cases():
-    g0, g1, g2, g3 = rng(200), rng(201), rng(202), rng(203)
+def _ln_inputs(g, shape, dtype=np.float32, scale=1.0, loc=0.0, eps=None):
+    inputs = {
+        "x": _normal(g, *shape, dtype=dtype, loc=loc, scale=scale),
+        "g": _normal(g, shape[-1], dtype=dtype, loc=1.0, scale=0.2),
+        "b": _normal(g, shape[-1], dtype=dtype, scale=0.2),
+    }
+    return inputs if eps is None else {**inputs, "eps": eps}
+
+
+QUIET = "a tiny variance, where eps matters"
+
+
+def _ln_visible():
     return [
-        Case(
-            "small",
-            {
-                "x": _normal(g0, 5, 8, loc=1.0, scale=2.0),
-                "g": _normal(g0, 8, loc=1.0, scale=0.2),
-                "b": _normal(g0, 8, scale=0.2),
-            },
-        ),
-        Case(
-            "quiet",
-            {
-                "x": _normal(g1, 4, 8, dtype=np.float64, scale=1e-3),
-                "g": _normal(g1, 8, dtype=np.float64, loc=1.0, scale=0.2),
-                "b": _normal(g1, 8, dtype=np.float64, scale=0.2),
-            },
-        ),
-        Case(
-            "batch-eps",
-            {
-                "x": _normal(g2, 2, 5, 16, scale=0.1),
-                "g": _normal(g2, 16, loc=1.0, scale=0.2),
-                "b": _normal(g2, 16, scale=0.2),
-                "eps": 1e-2,
-            },
-            hidden=True,
-            describe="a batch (2, 5, 16) with eps=1e-2 passed in",
-        ),
-        Case(
-            "wide64",
-            {
-                "x": _normal(g3, 3, 64, dtype=np.float64, loc=-2.0, scale=3.0),
-                "g": _normal(g3, 64, dtype=np.float64, loc=1.0, scale=0.2),
-                "b": _normal(g3, 64, dtype=np.float64, scale=0.2),
-            },
-            hidden=True,
-            describe="3 rows of width 64, float64",
-        ),
+        Case("small", _ln_inputs(rng(200), (5, 8), loc=1.0, scale=2.0)),
+        Case("quiet", _ln_inputs(rng(201), (4, 8), np.float64, scale=1e-3), kinds={QUIET}),
+        Case("batch-eps", _ln_inputs(rng(202), (2, 3, 6), scale=0.1, eps=0.02)),
     ]
 
 
-def _ln_variant(x, g, b, eps=1e-5, *, axis=-1, ddof=0, eps_where="inside", affine=True):
-    mean = x.mean(axis=axis, keepdims=True)
-    var = x.var(axis=axis, keepdims=True, ddof=ddof)
-    if eps_where == "inside":
-        y = (x - mean) / np.sqrt(var + eps)
-    elif eps_where == "outside":
-        y = (x - mean) / (np.sqrt(var) + eps)
-    else:
-        y = (x - mean) / np.sqrt(var)
-    return (y * g + b if affine else y).astype(x.dtype)
+def _ln_hidden(g):
+    shape, rows, wide = (_size(g, 2, 3), _size(g, 4, 7), _size(g, 12, 20)), _size(g, 2, 5), _size(g, 48, 80)
+    return [
+        hidden("batch-eps", _ln_inputs(g, shape, scale=0.1, eps=float(10 ** g.uniform(-2.5, -1.5)))),
+        hidden("wide64", _ln_inputs(g, (rows, wide), np.float64, loc=-2.0, scale=3.0)),
+        hidden("quiet", _ln_inputs(g, (rows, _size(g, 6, 12)), scale=2e-3), kinds={QUIET}, about=QUIET),
+    ]
 
 
 LAYER_NORM = Exercise(
     name="layer_norm",
-    cases=_ln_cases,
+    visible=_ln_visible,
+    hidden=_ln_hidden,
     reference=lambda x, g, b, eps=1e-5: lib.layer_norm(x, g, b, eps),
-    mistakes=(
-        Mistake(
-            "eps-outside",
-            lambda x, g, b, eps=1e-5: _ln_variant(x, g, b, eps, eps_where="outside"),
-            "epsilon is outside the square root: divide by sqrt(var + eps), not sqrt(var) + eps "
-            "(it only shows when the variance is tiny, as in this case)",
-        ),
-        Mistake(
-            "no-eps",
-            lambda x, g, b, eps=1e-5: _ln_variant(x, g, b, eps, eps_where="none"),
-            "epsilon is missing: divide by sqrt(var + eps); without it a row with tiny variance blows up",
-        ),
-        Mistake(
-            "unbiased",
-            lambda x, g, b, eps=1e-5: _ln_variant(x, g, b, eps, ddof=1),
-            "you used the unbiased variance (dividing by d - 1, ddof=1): LayerNorm divides by d "
-            "(np.var's default ddof=0)",
-        ),
-        Mistake(
-            "wrong-axis",
-            lambda x, g, b, eps=1e-5: _ln_variant(x, g, b, eps, axis=0),
-            "you normalised over the wrong axis (axis 0, across tokens or the batch): each token's "
-            "vector is normalised on its own, over its d features, the last axis (axis=-1, keepdims=True)",
-        ),
-        Mistake(
-            "all-axes",
-            lambda x, g, b, eps=1e-5: _ln_variant(x, g, b, eps, axis=None),
-            "you took one mean and variance over the whole array: compute them per token, over the "
-            "last axis (axis=-1, keepdims=True)",
-        ),
-        Mistake(
-            "no-affine",
-            lambda x, g, b, eps=1e-5: _ln_variant(x, g, b, eps, affine=False),
-            "the normalisation is right but the gain and bias are missing: multiply by g, then add b",
-        ),
-    ),
+    mistakes=table(wrong.layer_norm, wrong.LAYER_NORM),
 )
 
 # ---- scores: scaled and causally masked ---------------------------------------------------------
 
 
-def _qk_cases(seed, specs):
-    cases = []
-    for i, (name, lead, T, d_head, dtype, hidden, describe) in enumerate(specs):
-        g = rng(seed + i)
-        cases.append(
-            Case(
-                name,
-                {
-                    "q": _normal(g, *lead, T, d_head, dtype=dtype),
-                    "k": _normal(g, *lead, T, d_head, dtype=dtype),
-                    "v": _normal(g, *lead, T, d_head, dtype=dtype),
-                },
-                hidden,
-                describe,
-            )
-        )
-    return cases
+def _qkv_arrays(g, lead, T, d_head, dtype):
+    return {name: _normal(g, *lead, T, d_head, dtype=dtype) for name in "qkv"}
 
 
-_QK_SPECS = [
-    ("one-head", (), 5, 4, np.float32, False, ""),
-    ("two-heads", (2,), 5, 4, np.float32, False, ""),
-    ("batch-heads64", (2, 3), 7, 8, np.float64, True, "batch 2, 3 heads, T=7, d_head=8, float64"),
-    ("long", (1,), 9, 16, np.float32, True, "one head, T=9, d_head=16"),
-]
+def _qk_visible(seed):
+    specs = [("one-head", (), 5, 4, np.float32), ("two-heads", (2,), 5, 4, np.float32), ("batch-heads64", (2, 2), 6, 8, np.float64)]
+    return [Case(name, _qkv_arrays(rng(seed + i), lead, T, d, dtype)) for i, (name, lead, T, d, dtype) in enumerate(specs)]
 
 
-def _score_cases():
+def _qk_hidden(g):
+    B, H, T, d_head = _size(g, 2, 3), _size(g, 2, 4), _size(g, 5, 9), 4 * _size(g, 1, 3)
+    T_long, d_long = _size(g, 8, 12), _size(g, 12, 20)
     return [
-        Case(c.name, {"q": c.inputs["q"], "k": c.inputs["k"]}, c.hidden, c.describe)
-        for c in _qk_cases(210, _QK_SPECS)
+        hidden("batch-heads64", _qkv_arrays(g, (B, H), T, d_head, np.float64)),
+        hidden("long", _qkv_arrays(g, (1,), T_long, d_long, np.float32)),
     ]
 
 
-def _scores(q, k, *, scale="sqrt", diagonal=0, fill="-inf", upper=False, inverted=False):
-    raw = q @ k.swapaxes(-1, -2)  # [..., T, S]
-    d_head = q.shape[-1]
-    scaled = {"sqrt": raw / math.sqrt(d_head), "none": raw, "d": raw / d_head}[scale]
-    T = q.shape[-2]
-    mask = np.tri(T, T, k=diagonal, dtype=bool)
-    if upper:
-        mask = mask.T
-    if inverted:
-        mask = ~mask
-    if fill == "zero":
-        return (scaled * mask).astype(q.dtype)
-    value = {"big": -1e9, "+inf": np.inf}.get(fill, -np.inf)
-    return np.where(mask, scaled, value).astype(q.dtype)
+def _without_v(cases):
+    qk = [{"q": c.inputs["q"], "k": c.inputs["k"]} for c in cases]
+    return [hidden(c.name, inputs) if c.hidden else Case(c.name, inputs) for c, inputs in zip(cases, qk, strict=True)]
 
 
 def _masked_scores_ref(q, k):
@@ -188,75 +128,25 @@ def _masked_scores_ref(q, k):
 
 MASKED_SCORES = Exercise(
     name="masked_scores",
-    cases=_score_cases,
+    visible=lambda: _without_v(_qk_visible(210)),
+    hidden=lambda g: _without_v(_qk_hidden(g)),
     reference=_masked_scores_ref,
-    mistakes=(
-        Mistake(
-            "no-scale",
-            lambda q, k: _scores(q, k, scale="none"),
-            "the scores are not scaled: divide q @ k^T by sqrt(d_head) (q.shape[-1]) before masking",
-        ),
-        Mistake(
-            "scale-d",
-            lambda q, k: _scores(q, k, scale="d"),
-            "you divided by d_head: the scale is 1 / sqrt(d_head) (math.sqrt(q.shape[-1]))",
-        ),
-        Mistake(
-            "no-self",
-            lambda q, k: _scores(q, k, diagonal=-1),
-            "the mask's diagonal is off by one: a token must see itself (key j = query i is allowed); "
-            "only keys j > i are masked",
-        ),
-        Mistake(
-            "one-future",
-            lambda q, k: _scores(q, k, diagonal=1),
-            "the mask's diagonal is off by one: each query also sees the next token; mask every key "
-            "j > i (np.triu(..., k=1) marks exactly those)",
-        ),
-        Mistake(
-            "transposed-mask",
-            lambda q, k: _scores(q, k, upper=True),
-            "the mask is transposed: query i (a row) may see keys j <= i (the lower triangle); you "
-            "kept the upper triangle",
-        ),
-        Mistake(
-            "inverted-mask",
-            lambda q, k: _scores(q, k, inverted=True),
-            "the mask is inverted: you kept the future keys (j > i) and hid the allowed ones; "
-            "keep the scores where j <= i and put -inf where j > i",
-        ),
-        Mistake(
-            "plus-inf",
-            lambda q, k: _scores(q, k, fill="+inf"),
-            "the masked entries are +inf: softmax would give them ALL the weight; use -np.inf",
-        ),
-        Mistake(
-            "zero-fill",
-            lambda q, k: _scores(q, k, fill="zero"),
-            "masked scores are 0: a score of 0 is an ordinary score that softmax still gives weight to; "
-            "set the masked entries to -inf (e.g. np.where(mask, scores, -np.inf))",
-        ),
-        Mistake(
-            "big-negative",
-            lambda q, k: _scores(q, k, fill="big"),
-            "you filled the masked entries with a large negative number: softmax would be nearly "
-            "right, but this function must return exactly -inf there (-np.inf)",
-        ),
+    mistakes=table(
+        wrong.scores,
+        {
+            **wrong.SCALE,
+            **wrong.MASK_SHAPE,
+            **wrong.FILL,
+            "big-negative": (
+                {"fill": "big"},
+                "you filled the masked entries with a large negative number: softmax would be nearly "
+                "right, but this function must return exactly -inf there (-np.inf)",
+            ),
+        },
     ),
 )
 
 # ---- single-head attention ---------------------------------------------------------------------
-
-
-def _attn(q, k, v, *, scale="sqrt", mask="before", axis=-1, diagonal=0):
-    scores = _scores(q, k, scale=scale, diagonal=diagonal) if mask == "before" else None
-    if mask in ("after", "none"):
-        raw = q @ k.swapaxes(-1, -2)
-        scores = raw / math.sqrt(q.shape[-1])
-    probs = lib.softmax(scores, axis=axis)
-    if mask == "after":
-        probs = probs * np.tri(q.shape[-2], k.shape[-2], dtype=bool)
-    return (probs @ v).astype(q.dtype)
 
 
 def _attention_ref(q, k, v):
@@ -271,150 +161,74 @@ def _attention_stations(inputs):
 
 ATTENTION = Exercise(
     name="attention",
-    cases=lambda: _qk_cases(220, _QK_SPECS),
+    visible=lambda: _qk_visible(220),
+    hidden=_qk_hidden,
     reference=_attention_ref,
     stations=_attention_stations,
     parts=(Part("attn.scores_masked", "masked_scores", lambda inp, st: {"q": inp["q"], "k": inp["k"]}),),
-    mistakes=(
-        Mistake(
-            "mask-after-softmax",
-            lambda q, k, v: _attn(q, k, v, mask="after"),
-            "the mask is applied after the softmax: the future keys then keep their share of the "
-            "softmax's denominator and each row of weights sums to less than 1; mask the scores "
-            "(-inf), then take the softmax",
-        ),
-        Mistake(
-            "no-mask",
-            lambda q, k, v: _attn(q, k, v, mask="none"),
-            "there is no causal mask: every query attends to future keys too; use your masked_scores",
-        ),
-        Mistake(
-            "softmax-queries",
-            lambda q, k, v: _attn(q, k, v, axis=-2),
-            "the softmax runs over queries (axis=-2): each query's weights over the keys must sum to 1, "
-            "so take it over the last axis (keys), axis=-1",
-        ),
-        Mistake(
-            "no-scale",
-            lambda q, k, v: _attn(q, k, v, scale="none"),
-            "the scores are not scaled: divide by sqrt(d_head) before the softmax",
-        ),
-        Mistake(
-            "one-future",
-            lambda q, k, v: _attn(q, k, v, diagonal=1),
-            "the mask lets each query see one future token: only keys j <= i are allowed",
-        ),
-    ),
+    mistakes=table(wrong.attention, {**wrong.WEIGHTS, **wrong.WEIGHTS_TRANSPOSED, **wrong.SCALE, **wrong.MASK_SHAPE, **wrong.FILL}),
 )
 
 # ---- splitting and merging heads ---------------------------------------------------------------
 
 
-def _split(x, n_head, mode="ok"):
-    *lead, T, d = x.shape
-    d_head = d // n_head
-    if mode == "ok":
-        return x.reshape(*lead, T, n_head, d_head).swapaxes(-2, -3)
-    if mode == "reshape":
-        return x.reshape(*lead, n_head, T, d_head)
-    if mode == "interleaved":
-        return np.moveaxis(x.reshape(*lead, T, d_head, n_head), -1, -3)
-    if mode == "no-transpose":
-        return x.reshape(*lead, T, n_head, d_head)
-    raise ValueError(mode)
-
-
-def _merge(x, mode="ok"):
-    *lead, H, T, d_head = x.shape
-    if mode == "ok":
-        return x.swapaxes(-2, -3).reshape(*lead, T, H * d_head)
-    if mode == "reshape":
-        return x.reshape(*lead, T, H * d_head)
-    if mode == "interleaved":
-        return np.moveaxis(x, -3, -1).reshape(*lead, T, d_head * H)
-    raise ValueError(mode)
-
-
-def _split_cases():
-    g0, g1, g2 = rng(230), rng(231), rng(232)
+def _split_visible():
     return [
-        Case("two-heads", {"x": _normal(g0, 5, 8), "n_head": 2}),
-        Case(
-            "batch-three64",
-            {"x": _normal(g1, 2, 6, 12, dtype=np.float64), "n_head": 3},
-            hidden=True,
-            describe="a batch (2, 6, 12) into 3 heads, float64",
-        ),
-        Case(
-            "four",
-            {"x": _normal(g2, 7, 16), "n_head": 4},
-            hidden=True,
-            describe="(7, 16) into 4 heads",
-        ),
+        Case("two-heads", {"x": _normal(rng(230), 5, 8), "n_head": 2}),
+        Case("batch-three64", {"x": _normal(rng(231), 2, 4, 9, dtype=np.float64), "n_head": 3}),
     ]
 
 
-def _merge_cases():
-    g0, g1, g2 = rng(240), rng(241), rng(242)
+def _split_hidden(g):
+    batch = (_size(g, 2, 3), _size(g, 5, 8), 3 * _size(g, 3, 5))
+    four = (_size(g, 6, 9), 4 * _size(g, 3, 5))
     return [
-        Case("two-heads", {"x": _normal(g0, 2, 5, 4)}),
-        Case(
-            "batch-three64",
-            {"x": _normal(g1, 2, 3, 6, 4, dtype=np.float64)},
-            hidden=True,
-            describe="batch 2, 3 heads of (6, 4), float64",
-        ),
-        Case("four", {"x": _normal(g2, 4, 7, 2)}, hidden=True, describe="4 heads of (7, 2)"),
+        hidden("batch-three64", {"x": _normal(g, *batch, dtype=np.float64), "n_head": 3}),
+        hidden("four", {"x": _normal(g, *four), "n_head": 4}),
+    ]
+
+
+def _merge_visible():
+    return [
+        Case("two-heads", {"x": _normal(rng(240), 2, 5, 4)}),
+        Case("batch-three64", {"x": _normal(rng(241), 2, 3, 4, 3, dtype=np.float64)}),
+    ]
+
+
+def _merge_hidden(g):
+    B, T, d_head = _size(g, 2, 3), _size(g, 5, 8), _size(g, 3, 5)
+    T4, d4 = _size(g, 6, 9), _size(g, 2, 3)
+    return [
+        hidden("batch-three64", {"x": _normal(g, B, 3, T, d_head, dtype=np.float64)}),
+        hidden("four", {"x": _normal(g, 4, T4, d4)}),
     ]
 
 
 SPLIT_HEADS = Exercise(
     name="split_heads",
-    cases=_split_cases,
+    visible=_split_visible,
+    hidden=_split_hidden,
     reference=lambda x, n_head: lib.split_heads(x, n_head),
-    mistakes=(
-        Mistake(
-            "reshape-only",
-            lambda x, n_head: _split(x, n_head, "reshape"),
-            "you reshaped straight to (n_head, T, d_head): that cuts the (T, d) array in memory order, "
-            "so a 'head' gets whole tokens, not a slice of features. Reshape to (T, n_head, d_head), "
-            "then swap the T and head axes",
-        ),
-        Mistake(
-            "interleaved",
-            lambda x, n_head: _split(x, n_head, "interleaved"),
-            "the features are dealt out to the heads in the wrong order (a reshape to (T, d_head, "
-            "n_head)): head h owns the consecutive features h*d_head .. (h+1)*d_head - 1, so reshape "
-            "to (T, n_head, d_head)",
-        ),
-        Mistake(
-            "no-transpose",
-            lambda x, n_head: _split(x, n_head, "no-transpose"),
-            "the head axis is after T: after reshaping to (..., T, n_head, d_head), swap the last "
-            "two-but-one axes so the result is (..., n_head, T, d_head)",
-        ),
+    mistakes=table(
+        lambda x, n_head, split_mode: wrong.split(x, n_head, split_mode),
+        {
+            **wrong.SPLIT,
+            "no-transpose": (
+                {"split_mode": "no-transpose"},
+                "the head axis is after T: after reshaping to (..., T, n_head, d_head), swap the last "
+                "two-but-one axes so the result is (..., n_head, T, d_head)",
+            ),
+        },
     ),
     error_hints={"cannot reshape": "reshape (..., T, d) to (..., T, n_head, d // n_head) first"},
 )
 
 MERGE_HEADS = Exercise(
     name="merge_heads",
-    cases=_merge_cases,
+    visible=_merge_visible,
+    hidden=_merge_hidden,
     reference=lambda x: lib.merge_heads(x),
-    mistakes=(
-        Mistake(
-            "reshape-only",
-            lambda x: _merge(x, "reshape"),
-            "you reshaped (n_head, T, d_head) straight to (T, d): first move the head axis next to "
-            "d_head (swap the head and T axes), then reshape",
-        ),
-        Mistake(
-            "interleaved",
-            lambda x: _merge(x, "interleaved"),
-            "the heads' features are interleaved: the merged vector holds all of head 0's d_head "
-            "features first, then head 1's; put the axes in the order (T, n_head, d_head) before reshaping",
-        ),
-    ),
+    mistakes=table(lambda x, merge_mode: wrong.merge(x, merge_mode), wrong.MERGE),
 )
 
 # ---- multi-head attention ----------------------------------------------------------------------
@@ -433,20 +247,25 @@ def _attn_params(g, d, dtype):
     }
 
 
-def _mha_cases():
-    specs = [
-        ("single", (), 5, 8, 2, np.float32, False, ""),
-        ("batch", (2,), 5, 8, 2, np.float32, False, ""),
-        ("three64", (2,), 7, 12, 3, np.float64, True, "a batch of 2 sequences, T=7, d=12, 3 heads, float64"),
-        ("four", (), 6, 16, 4, np.float32, True, "one sequence, T=6, d=16, 4 heads"),
-        ("tiny-heads", (1,), 4, 8, 4, np.float64, True, "d=8 in 4 heads of 2, float64"),
+def _mha_inputs(g, lead, T, d, H, dtype):
+    x = _normal(g, *lead, T, d, dtype=dtype)
+    return {"x": x, "params": _attn_params(g, d, dtype), "n_head": H}
+
+
+def _mha_visible():
+    specs = [("single", (), 5, 8, 2, np.float32), ("batch", (2,), 5, 8, 2, np.float32), ("batch-three64", (2,), 6, 9, 3, np.float64)]
+    return [Case(name, _mha_inputs(rng(250 + i), lead, T, d, H, dtype)) for i, (name, lead, T, d, H, dtype) in enumerate(specs)]
+
+
+def _mha_hidden(g):
+    B, T3, d3 = _size(g, 2, 3), _size(g, 5, 8), 3 * _size(g, 3, 5)
+    T4, d4 = _size(g, 5, 8), 4 * _size(g, 3, 5)
+    T2, H2 = _size(g, 3, 6), _size(g, 3, 5)
+    return [
+        hidden("three64", _mha_inputs(g, (B,), T3, d3, 3, np.float64)),
+        hidden("four", _mha_inputs(g, (), T4, d4, 4, np.float32)),
+        hidden("tiny-heads", _mha_inputs(g, (1,), T2, 2 * H2, H2, np.float64), about="heads of 2 features"),
     ]
-    cases = []
-    for i, (name, lead, T, d, H, dtype, hidden, describe) in enumerate(specs):
-        g = rng(250 + i)
-        x = _normal(g, *lead, T, d, dtype=dtype)
-        cases.append(Case(name, {"x": x, "params": _attn_params(g, d, dtype), "n_head": H}, hidden, describe))
-    return cases
 
 
 def _mha_ref(x, params, n_head):
@@ -462,40 +281,19 @@ def _mha_stations(inputs):
     return {name: undo(trace[name]) for name in names}
 
 
-def _qkv(x, params, bias=True):
-    c = params["c_attn"]
-    qkv = x @ c["w"] + (c["b"] if bias else 0)
-    return np.split(qkv, 3, axis=-1)
-
-
-def _mha_variant(
-    x, params, n_head, *, split="ok", merge="ok", scale="sqrt", mask="before", axis=-1, proj=True, bias=True
-):
-    q, k, v = (_split(t, n_head, split) for t in _qkv(x, params, bias))
-    if scale == "d_model":
-        raw = q @ k.swapaxes(-1, -2) / math.sqrt(x.shape[-1])
-        scores = np.where(np.tri(q.shape[-2], dtype=bool), raw, -np.inf)
-        heads = lib.softmax(scores.astype(x.dtype), axis=-1) @ v
-    else:
-        heads = _attn(q, k, v, scale=scale, mask=mask, axis=axis)
-    merged = _merge(heads, merge)
-    if not proj:
-        return merged.astype(x.dtype)
-    c = params["c_proj"]
-    return (merged @ c["w"] + (c["b"] if bias else 0)).astype(x.dtype)
+def _q_of(inp):
+    c = inp["params"]["c_attn"]
+    return np.split(inp["x"] @ c["w"] + c["b"], 3, axis=-1)[0]
 
 
 MULTI_HEAD_ATTENTION = Exercise(
     name="multi_head_attention",
-    cases=_mha_cases,
+    visible=_mha_visible,
+    hidden=_mha_hidden,
     reference=_mha_ref,
     stations=_mha_stations,
     parts=(
-        Part(
-            "attn.q",
-            "split_heads",
-            lambda inp, st: {"x": _qkv(inp["x"], inp["params"])[0], "n_head": inp["n_head"]},
-        ),
+        Part("attn.q", "split_heads", lambda inp, st: {"x": _q_of(inp), "n_head": inp["n_head"]}),
         Part(
             "attn.heads",
             "attention",
@@ -503,71 +301,33 @@ MULTI_HEAD_ATTENTION = Exercise(
         ),
         Part("attn.merged", "merge_heads", lambda inp, st: {"x": st["attn.heads"]}),
     ),
-    mistakes=(
-        Mistake(
-            "no-projection",
-            lambda x, params, n_head: _mha_variant(x, params, n_head, proj=False),
-            "the output projection is missing: after merging the heads, apply c_proj "
-            "(merged @ params['c_proj']['w'] + params['c_proj']['b']); it is what mixes the heads",
-        ),
-        Mistake(
-            "split-reshape",
-            lambda x, params, n_head: _mha_variant(x, params, n_head, split="reshape"),
-            "the heads are split with a plain reshape to (n_head, T, d_head): reshape to (T, n_head, "
-            "d_head) and swap the T and head axes (your split_heads)",
-        ),
-        Mistake(
-            "merge-reshape",
-            lambda x, params, n_head: _mha_variant(x, params, n_head, merge="reshape"),
-            "the heads are merged with a plain reshape of (n_head, T, d_head): swap the head and T "
-            "axes first, then reshape to (T, d) (your merge_heads)",
-        ),
-        Mistake(
-            "both-reshape",
-            lambda x, params, n_head: _mha_variant(x, params, n_head, split="reshape", merge="reshape"),
-            "the heads are split and merged with plain reshapes: the two undo each other, but in "
-            "between each 'head' held whole tokens instead of a slice of every token's features. "
-            "Swap the T and head axes in split_heads and merge_heads",
-        ),
-        Mistake(
-            "interleaved",
-            lambda x, params, n_head: _mha_variant(
-                x, params, n_head, split="interleaved", merge="interleaved"
+    mistakes=table(
+        wrong.multi_head_attention,
+        {
+            "no-projection": (
+                {"proj": False},
+                "the output projection is missing: after merging the heads, apply c_proj "
+                "(merged @ params['c_proj']['w'] + params['c_proj']['b']); it is what mixes the heads",
             ),
-            "features are dealt to the heads in the wrong order (a reshape to (T, d_head, n_head)): "
-            "head h owns the consecutive features h*d_head .. (h+1)*d_head - 1",
-        ),
-        Mistake(
-            "scale-d_model",
-            lambda x, params, n_head: _mha_variant(x, params, n_head, scale="d_model"),
-            "the scores are divided by sqrt(d_model): each head's scores are dot products of length "
-            "d_head, so divide by sqrt(d_head) = sqrt(d_model / n_head)",
-        ),
-        Mistake(
-            "no-scale",
-            lambda x, params, n_head: _mha_variant(x, params, n_head, scale="none"),
-            "the scores are not scaled: divide them by sqrt(d_head) before the softmax",
-        ),
-        Mistake(
-            "mask-after-softmax",
-            lambda x, params, n_head: _mha_variant(x, params, n_head, mask="after"),
-            "the mask is applied after the softmax: mask the scores with -inf, then take the softmax",
-        ),
-        Mistake(
-            "no-mask",
-            lambda x, params, n_head: _mha_variant(x, params, n_head, mask="none"),
-            "there is no causal mask: each token attends to later tokens too",
-        ),
-        Mistake(
-            "softmax-queries",
-            lambda x, params, n_head: _mha_variant(x, params, n_head, axis=-2),
-            "the softmax runs over queries (axis=-2): take it over the keys, the last axis",
-        ),
-        Mistake(
-            "no-bias",
-            lambda x, params, n_head: _mha_variant(x, params, n_head, bias=False),
-            "the biases are missing: c_attn and c_proj are affine, x @ w + b",
-        ),
+            **wrong.SPLIT,
+            **wrong.MERGE,
+            "both-reshape": (
+                {"split_mode": "reshape", "merge_mode": "reshape"},
+                "the heads are split and merged with plain reshapes: the two undo each other, but in "
+                "between each 'head' held whole tokens instead of a slice of every token's features. "
+                "Swap the T and head axes in split_heads and merge_heads",
+            ),
+            "q-k-swapped": (
+                {"order": (1, 0, 2)},
+                "q and k are swapped: the first d columns of x @ w + b are the queries, the next d the "
+                "keys, the last d the values",
+            ),
+            **wrong.SCALE_D_MODEL,
+            **wrong.SCALE,
+            **wrong.WEIGHTS,
+            **wrong.WEIGHTS_TRANSPOSED,
+            "no-bias": ({"bias": False}, "the biases are missing: c_attn and c_proj are affine, x @ w + b"),
+        },
     ),
     error_hints={
         "cannot reshape": "split q, k and v first (three d-wide column blocks of x @ w + b), then split each "
@@ -579,56 +339,43 @@ MULTI_HEAD_ATTENTION = Exercise(
 # ---- GELU and the MLP --------------------------------------------------------------------------
 
 
-def _gelu_cases():
+def _gelu_visible():
     g = rng(260)
     return [
         Case("line", {"x": np.linspace(-4, 4, 17, dtype=np.float32)}),
         Case("grid", {"x": _normal(g, 3, 5, scale=2.0)}),
-        Case(
-            "wide64",
-            {"x": _normal(g, 2, 4, 8, dtype=np.float64, scale=3.0)},
-            hidden=True,
-            describe="a (2, 4, 8) float64 array",
-        ),
+        Case("batch64", {"x": _normal(g, 2, 4, 5, dtype=np.float64, scale=3.0)}),
     ]
 
 
-_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
-
-
-def _gelu_tanh(x, cube=3, c=_SQRT_2_OVER_PI):
-    return (0.5 * x * (1 + np.tanh(c * (x + 0.044715 * x**cube)))).astype(x.dtype)
+def _gelu_hidden(g):
+    shape = (_size(g, 2, 3), _size(g, 3, 6), _size(g, 6, 12))
+    return [hidden("wide64", {"x": _normal(g, *shape, dtype=np.float64, scale=3.0)})]
 
 
 GELU = Exercise(
     name="gelu",
-    cases=_gelu_cases,
+    visible=_gelu_visible,
+    hidden=_gelu_hidden,
     reference=lambda x: lib.gelu(x),
-    mistakes=(
-        Mistake(
-            "exact",
-            lambda x: lib.gelu_exact(x),
-            "this is the exact GELU (with erf): GPT-2 uses the tanh approximation "
-            "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
-        ),
-        Mistake(
-            "relu", lambda x: np.maximum(x, 0), "this is ReLU: GELU is x times a smooth gate, not max(x, 0)"
-        ),
-        Mistake(
-            "square",
-            lambda x: _gelu_tanh(x, cube=2),
-            "the correction term is 0.044715 x^3 (a cube), not x^2",
-        ),
-        Mistake(
-            "constant",
-            lambda x: _gelu_tanh(x, c=math.sqrt(math.pi / 2)),
-            "the constant inside the tanh is sqrt(2/pi), not sqrt(pi/2)",
-        ),
-        Mistake(
-            "sigmoid",
-            lambda x: (x / (1 + np.exp(-1.702 * x))).astype(x.dtype),
-            "this is the sigmoid approximation x * sigmoid(1.702 x): use the tanh form",
-        ),
+    mistakes=table(
+        wrong.gelu,
+        {
+            "exact": (
+                {"act": "exact"},
+                "this is the exact GELU (with erf): GPT-2 uses the tanh approximation "
+                "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
+            ),
+            "relu": ({"act": "relu"}, "this is ReLU: GELU is x times a smooth gate, not max(x, 0)"),
+            "square": ({"act": "square"}, "the correction term is 0.044715 x^3 (a cube), not x^2"),
+            "constant": ({"act": "constant"}, "the constant inside the tanh is sqrt(2/pi), not sqrt(pi/2)"),
+            "sigmoid": ({"act": "sigmoid"}, "this is the sigmoid approximation x * sigmoid(1.702 x): use the tanh form"),
+            "silu": ({"act": "silu"}, "this is SiLU, x * sigmoid(x) (Llama's activation): GELU is 0.5 x (1 + tanh(...))"),
+            "cube-only": (
+                {"act": "cube-only"},
+                "inside the tanh goes sqrt(2/pi) * (x + 0.044715 x^3): you left out the x + part",
+            ),
+        },
     ),
 )
 
@@ -647,30 +394,21 @@ def _mlp_params(g, d, dtype, d_ff=None):
     }
 
 
-def _mlp_cases():
-    specs = [
-        ("single", (5,), 8, np.float32, False, ""),
-        ("batch64", (2, 6), 12, np.float64, True, "a batch (2, 6, 12), float64"),
-        ("wide", (3,), 16, np.float32, True, "(3, 16)"),
+def _mlp_inputs(g, shape, dtype):
+    return {"x": _normal(g, *shape, dtype=dtype), "params": _mlp_params(g, shape[-1], dtype)}
+
+
+def _mlp_visible():
+    return [
+        Case("single", _mlp_inputs(rng(270), (5, 8), np.float32)),
+        Case("batch64", _mlp_inputs(rng(271), (2, 3, 6), np.float64)),
     ]
-    cases = []
-    for i, (name, lead, d, dtype, hidden, describe) in enumerate(specs):
-        g = rng(270 + i)
-        cases.append(
-            Case(
-                name,
-                {"x": _normal(g, *lead, d, dtype=dtype), "params": _mlp_params(g, d, dtype)},
-                hidden,
-                describe,
-            )
-        )
-    return cases
 
 
-def _mlp_variant(x, params, act=lib.gelu, bias=True):
-    fc, proj = params["c_fc"], params["c_proj"]
-    h = act(x @ fc["w"] + (fc["b"] if bias else 0))
-    return (h @ proj["w"] + (proj["b"] if bias else 0)).astype(x.dtype)
+def _mlp_hidden(g):
+    batch = (_size(g, 2, 3), _size(g, 4, 7), _size(g, 8, 14))
+    wide = (_size(g, 2, 5), _size(g, 14, 20))
+    return [hidden("batch64", _mlp_inputs(g, batch, np.float64)), hidden("wide", _mlp_inputs(g, wide, np.float32))]
 
 
 def _mlp_stations(inputs):
@@ -681,32 +419,12 @@ def _mlp_stations(inputs):
 
 MLP = Exercise(
     name="mlp",
-    cases=_mlp_cases,
+    visible=_mlp_visible,
+    hidden=_mlp_hidden,
     reference=lambda x, params: lib.mlp(x, params),
     stations=_mlp_stations,
     parts=(Part("mlp.post_act", "gelu", lambda inp, st: {"x": st["mlp.pre_act"]}),),
-    mistakes=(
-        Mistake(
-            "relu",
-            lambda x, params: _mlp_variant(x, params, act=lambda h: np.maximum(h, 0)),
-            "the activation is ReLU: GPT-2's MLP uses GELU (your gelu)",
-        ),
-        Mistake(
-            "exact",
-            lambda x, params: _mlp_variant(x, params, act=lib.gelu_exact),
-            "the activation is the exact (erf) GELU: use the tanh approximation (your gelu)",
-        ),
-        Mistake(
-            "no-activation",
-            lambda x, params: _mlp_variant(x, params, act=lambda h: h),
-            "there is no activation between the two layers: apply gelu to the d_ff-wide hidden layer",
-        ),
-        Mistake(
-            "no-bias",
-            lambda x, params: _mlp_variant(x, params, bias=False),
-            "the biases are missing: both layers are affine, h @ w + b",
-        ),
-    ),
+    mistakes=table(wrong.mlp, wrong.MLP),
 )
 
 # ---- the block ---------------------------------------------------------------------------------
@@ -720,25 +438,29 @@ def _ln_params(g, d, dtype):
     return {"g": _normal(g, d, dtype=dtype, loc=1.0, scale=0.2), "b": _normal(g, d, dtype=dtype, scale=0.2)}
 
 
-def _block_cases():
-    specs = [
-        ("single", (), 5, 8, 2, np.float32, False, ""),
-        ("batch", (2,), 5, 8, 2, np.float32, False, ""),
-        ("three64", (2,), 6, 12, 3, np.float64, True, "a batch of 2, T=6, d=12, 3 heads, float64"),
-        ("four", (), 7, 16, 4, np.float32, True, "T=7, d=16, 4 heads"),
+def _block_inputs(g, lead, T, d, H, dtype):
+    x = _normal(g, *lead, T, d, dtype=dtype, scale=2.0)
+    params = {
+        "ln_1": _ln_params(g, d, dtype),
+        "attn": _attn_params(g, d, dtype),
+        "ln_2": _ln_params(g, d, dtype),
+        "mlp": _mlp_params(g, d, dtype),
+    }
+    return {"x": x, "params": params, "n_head": H}
+
+
+def _block_visible():
+    specs = [("single", (), 5, 8, 2, np.float32), ("batch", (2,), 5, 8, 2, np.float32), ("batch-three64", (2,), 6, 9, 3, np.float64)]
+    return [Case(name, _block_inputs(rng(280 + i), lead, T, d, H, dtype)) for i, (name, lead, T, d, H, dtype) in enumerate(specs)]
+
+
+def _block_hidden(g):
+    B, T3, d3 = _size(g, 2, 3), _size(g, 4, 7), 3 * _size(g, 3, 5)
+    T4, d4 = _size(g, 5, 8), 4 * _size(g, 3, 5)
+    return [
+        hidden("three64", _block_inputs(g, (B,), T3, d3, 3, np.float64)),
+        hidden("four", _block_inputs(g, (), T4, d4, 4, np.float32)),
     ]
-    cases = []
-    for i, (name, lead, T, d, H, dtype, hidden, describe) in enumerate(specs):
-        g = rng(280 + i)
-        x = _normal(g, *lead, T, d, dtype=dtype, scale=2.0)
-        params = {
-            "ln_1": _ln_params(g, d, dtype),
-            "attn": _attn_params(g, d, dtype),
-            "ln_2": _ln_params(g, d, dtype),
-            "mlp": _mlp_params(g, d, dtype),
-        }
-        cases.append(Case(name, {"x": x, "params": params, "n_head": H}, hidden, describe))
-    return cases
 
 
 def _block_ref(x, params, n_head):
@@ -755,47 +477,10 @@ def _block_stations(inputs):
     return {name: undo(trace[f"h.0.{name}"]) for name in names}
 
 
-def _block_variant(x, params, n_head, mode):
-    def ln(t, p):
-        return lib.layer_norm(t, p["g"], p["b"])
-
-    def attn(t):
-        return _mha_ref(t, params["attn"], n_head)
-
-    def ff(t):
-        return lib.mlp(t, params["mlp"])
-
-    if mode == "post-norm":
-        mid = ln(x + attn(x), params["ln_1"])
-        return ln(mid + ff(mid), params["ln_2"])
-    if mode == "no-first-residual":
-        mid = attn(ln(x, params["ln_1"]))
-        return mid + ff(ln(mid, params["ln_2"]))
-    mid = x + attn(ln(x, params["ln_1"]))
-    if mode == "no-second-residual":
-        return ff(ln(mid, params["ln_2"]))
-    if mode == "no-residuals":
-        mid = attn(ln(x, params["ln_1"]))
-        return ff(ln(mid, params["ln_2"]))
-    if mode == "same-norm":
-        return mid + ff(ln(mid, params["ln_1"]))
-    if mode == "normed-residual":
-        h = ln(x, params["ln_1"])
-        mid = h + attn(h)
-        h2 = ln(mid, params["ln_2"])
-        return h2 + ff(h2)
-    if mode == "parallel":
-        return mid + ff(ln(x, params["ln_2"]))
-    raise ValueError(mode)
-
-
-def _block_mistake(mode, hint):
-    return Mistake(mode, lambda x, params, n_head: _block_variant(x, params, n_head, mode), hint)
-
-
 BLOCK = Exercise(
     name="block",
-    cases=_block_cases,
+    visible=_block_visible,
+    hidden=_block_hidden,
     reference=_block_ref,
     stations=_block_stations,
     parts=(
@@ -808,196 +493,153 @@ BLOCK = Exercise(
         Part("ln_2", "layer_norm", lambda inp, st: {"x": st["resid_mid"], **inp["params"]["ln_2"]}),
         Part("mlp.out", "mlp", lambda inp, st: {"x": st["ln_2"], "params": inp["params"]["mlp"]}),
     ),
-    mistakes=(
-        _block_mistake(
-            "post-norm",
-            "this is a post-norm block (norm after adding, as in the 2017 Transformer): GPT-2 is pre-norm, "
-            "x = x + attn(ln_1(x)); x = x + mlp(ln_2(x)), and the stream itself is never normalised",
-        ),
-        _block_mistake(
-            "no-first-residual",
-            "the first residual connection is missing: add the attention output to the stream, "
-            "x + attn(ln_1(x)), instead of replacing the stream with it",
-        ),
-        _block_mistake(
-            "no-second-residual",
-            "the second residual connection is missing: return resid_mid + mlp(ln_2(resid_mid)), "
-            "not the MLP's output alone",
-        ),
-        _block_mistake(
-            "no-residuals",
-            "both residual connections are missing: each sublayer's output is added to the stream, "
-            "x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x))",
-        ),
-        _block_mistake(
-            "same-norm",
-            "the second norm uses ln_1's gain and bias: the MLP's norm has its own, params['ln_2']",
-        ),
-        _block_mistake(
-            "normed-residual",
-            "you added the sublayer's output to the normalised stream: the residual adds to the raw "
-            "stream x, x + attn(ln_1(x)); the norm only feeds the sublayer",
-        ),
-        _block_mistake(
-            "parallel",
-            "the MLP reads the block's input instead of the stream after attention (a 'parallel' "
-            "block, as in GPT-J): GPT-2's MLP reads resid_mid = x + attn(ln_1(x))",
-        ),
-    ),
+    mistakes=table(wrong.block, wrong.BLOCK),
 )
 
 # ---- the modern block: RMSNorm, RoPE, SwiGLU ----------------------------------------------------
 
 
-def _rms_cases():
-    g0, g1, g2 = rng(290), rng(291), rng(292)
+def _rms_inputs(g, shape, dtype=np.float32, scale=1.0, loc=0.0, eps=None):
+    inputs = {"x": _normal(g, *shape, dtype=dtype, loc=loc, scale=scale), "g": _normal(g, shape[-1], dtype=dtype, loc=1.0, scale=0.2)}
+    return inputs if eps is None else {**inputs, "eps": eps}
+
+
+def _rms_visible():
     return [
-        Case("small", {"x": _normal(g0, 5, 8, loc=1.0, scale=2.0), "g": _normal(g0, 8, loc=1.0, scale=0.2)}),
-        Case(
-            "quiet",
-            {
-                "x": _normal(g1, 4, 8, dtype=np.float64, scale=1e-3),
-                "g": _normal(g1, 8, dtype=np.float64, loc=1.0, scale=0.2),
-            },
-        ),
-        Case(
-            "batch-eps",
-            {
-                "x": _normal(g2, 2, 5, 16, scale=0.1, loc=0.5),
-                "g": _normal(g2, 16, loc=1.0, scale=0.2),
-                "eps": 1e-2,
-            },
-            hidden=True,
-            describe="a batch (2, 5, 16) with eps=1e-2 passed in",
-        ),
+        Case("small", _rms_inputs(rng(290), (5, 8), loc=1.0, scale=2.0)),
+        Case("quiet", _rms_inputs(rng(291), (4, 8), np.float64, scale=1e-3), kinds={QUIET}),
+        Case("batch-eps", _rms_inputs(rng(292), (2, 3, 6), scale=0.1, loc=0.5, eps=0.02)),
     ]
 
 
-def _rms_variant(x, g, eps=1e-6, mode="ok"):
-    if mode == "centred":
+def _rms_hidden(g):
+    shape = (_size(g, 2, 3), _size(g, 4, 7), _size(g, 12, 20))
+    return [
+        hidden("batch-eps", _rms_inputs(g, shape, scale=0.1, loc=0.5, eps=float(10 ** g.uniform(-2.5, -1.5)))),
+        hidden("quiet64", _rms_inputs(g, (_size(g, 2, 5), _size(g, 6, 12)), np.float64, scale=2e-3), kinds={QUIET}, about=QUIET),
+    ]
+
+
+def _rms_variant(x, g, eps=1e-6, *, centre=False, mean=True, eps_where="inside", root=True, gain=True):
+    """RMSNorm; ``centre`` subtracts the mean first, ``mean=False`` sums the squares, ``root=False``
+    divides by the mean square itself."""
+    if centre:
         x = x - x.mean(axis=-1, keepdims=True)
-    ms = (x * x).sum(axis=-1, keepdims=True) if mode == "sum" else (x * x).mean(axis=-1, keepdims=True)
-    if mode == "eps-outside":
-        y = x / (np.sqrt(ms) + eps)
-    elif mode == "no-sqrt":
-        y = x / (ms + eps)
-    else:
-        y = x / np.sqrt(ms + eps)
-    return (y if mode == "no-gain" else y * g).astype(x.dtype)
+    ms = (x * x).mean(axis=-1, keepdims=True) if mean else (x * x).sum(axis=-1, keepdims=True)
+    denominator = (np.sqrt(ms + eps) if eps_where == "inside" else np.sqrt(ms) + eps) if root else ms + eps
+    y = x / denominator
+    return (y * g if gain else y).astype(x.dtype)
 
 
 RMS_NORM = Exercise(
     name="rms_norm",
-    cases=_rms_cases,
+    visible=_rms_visible,
+    hidden=_rms_hidden,
     reference=lambda x, g, eps=1e-6: lib.rms_norm(x, g, eps),
-    mistakes=(
-        Mistake(
-            "centred",
-            lambda x, g, eps=1e-6: _rms_variant(x, g, eps, "centred"),
-            "you subtracted the mean: RMSNorm does not centre, it divides x by sqrt(mean(x**2) + eps)",
-        ),
-        Mistake(
-            "eps-outside",
-            lambda x, g, eps=1e-6: _rms_variant(x, g, eps, "eps-outside"),
-            "epsilon is outside the square root: sqrt(mean(x**2) + eps)",
-        ),
-        Mistake(
-            "sum",
-            lambda x, g, eps=1e-6: _rms_variant(x, g, eps, "sum"),
-            "you summed the squares: RMS is the root of their MEAN over the last axis",
-        ),
-        Mistake(
-            "no-sqrt",
-            lambda x, g, eps=1e-6: _rms_variant(x, g, eps, "no-sqrt"),
-            "you divided by the mean square: divide by its square root",
-        ),
-        Mistake(
-            "no-gain",
-            lambda x, g, eps=1e-6: _rms_variant(x, g, eps, "no-gain"),
-            "the gain is missing: multiply by g",
-        ),
+    mistakes=table(
+        _rms_variant,
+        {
+            "centred": (
+                {"centre": True},
+                "you subtracted the mean: RMSNorm does not centre, it divides x by sqrt(mean(x**2) + eps)",
+            ),
+            "eps-outside": ({"eps_where": "outside"}, "epsilon is outside the square root: sqrt(mean(x**2) + eps)"),
+            "sum": ({"mean": False}, "you summed the squares: RMS is the root of their MEAN over the last axis"),
+            "no-sqrt": ({"root": False}, "you divided by the mean square: divide by its square root"),
+            "no-gain": ({"gain": False}, "the gain is missing: multiply by g"),
+        },
     ),
 )
 
+LATER = "positions that do not start at 0"
 
-def _rope_cases():
-    g0, g1, g2, g3 = rng(300), rng(301), rng(302), rng(303)
+
+def _rope_visible():
+    g0, g1, g2 = rng(300), rng(301), rng(302)
     return [
         Case("start", {"x": _normal(g0, 5, 8), "positions": np.arange(5)}),
-        Case("continued", {"x": _normal(g1, 2, 5, 8), "positions": np.arange(3, 8)}),
+        Case("continued", {"x": _normal(g1, 2, 5, 8), "positions": np.arange(3, 8)}, kinds={LATER}),
         Case(
-            "batch64",
-            {"x": _normal(g2, 2, 3, 6, 16, dtype=np.float64), "positions": np.arange(10, 16)},
-            hidden=True,
-            describe="(batch 2, 3 heads, 6 tokens, d_head 16) at positions 10..15, float64",
-        ),
-        Case(
-            "theta",
-            {"x": _normal(g3, 7, 4), "positions": np.array([0, 2, 4, 6, 8, 10, 12]), "theta": 500.0},
-            hidden=True,
-            describe="7 tokens at even positions, d_head 4, theta=500 passed in",
+            "batch-heads64",
+            {"x": _normal(g2, 2, 2, 4, 4, dtype=np.float64), "positions": np.arange(6, 10), "theta": 500.0},
+            kinds={LATER},
         ),
     ]
 
 
-def _rope_variant(x, positions, theta=10000.0, mode="ok"):
+def _rope_hidden(g):
+    B, H, T, d_head = _size(g, 2, 3), _size(g, 2, 4), _size(g, 4, 8), 4 * _size(g, 2, 4)
+    start = _size(g, 5, 40)
+    T_even, d_even = _size(g, 5, 9), 2 * _size(g, 2, 3)
+    return [
+        hidden(
+            "batch64",
+            {"x": _normal(g, B, H, T, d_head, dtype=np.float64), "positions": np.arange(start, start + T)},
+            kinds={LATER},
+            about=f"positions {start}..{start + T - 1}",
+        ),
+        hidden(
+            "theta",
+            {"x": _normal(g, T_even, d_even), "positions": 2 * np.arange(T_even), "theta": float(g.uniform(100.0, 2000.0))},
+            about="even positions",
+        ),
+    ]
+
+
+def _rope_variant(x, positions, theta=10000.0, *, pairs="halves", angles="concatenated", sign=1.0, exponent="2j/d", given=True):
+    """RoPE; ``pairs="neighbours"`` rotates (2j, 2j+1), ``angles="repeated"`` lays the angles out
+    [a0, a0, a1, a1, ...], ``sign=-1`` turns the other way, ``exponent="j/d"`` halves the
+    frequencies' exponent, ``given=False`` uses positions 0..T-1."""
     d = x.shape[-1]
     j = np.arange(d // 2)
-    exponent = -j / d if mode == "freq" else -2 * j / d
-    if mode == "ignore-positions":
-        positions = np.arange(x.shape[-2])
-    angles = np.asarray(positions, dtype=np.float64)[:, None] * theta**exponent  # [T, d/2]
-    sign = -1.0 if mode == "direction" else 1.0
-    if mode == "interleaved":
+    power = -j / d if exponent == "j/d" else -2 * j / d
+    positions = np.asarray(positions if given else np.arange(x.shape[-2]), dtype=np.float64)
+    a = positions[:, None] * theta**power  # [T, d/2]
+    if pairs == "neighbours":
         x1, x2 = x[..., 0::2], x[..., 1::2]
-        cos, sin = np.cos(angles), sign * np.sin(angles)
+        cos, sin = np.cos(a), sign * np.sin(a)
         out = np.empty_like(x)
         out[..., 0::2] = x1 * cos - x2 * sin
         out[..., 1::2] = x1 * sin + x2 * cos
         return out
-    full = np.repeat(angles, 2, axis=-1) if mode == "repeat" else np.concatenate([angles, angles], axis=-1)
+    full = np.repeat(a, 2, axis=-1) if angles == "repeated" else np.concatenate([a, a], axis=-1)
     cos, sin = np.cos(full), sign * np.sin(full)
     return (x * cos + lib.rotate_half(x) * sin).astype(x.dtype)
 
 
-def _rope_mistake(mode, hint):
-    return Mistake(mode, lambda x, positions, theta=10000.0: _rope_variant(x, positions, theta, mode), hint)
-
-
 APPLY_ROPE = Exercise(
     name="apply_rope",
-    cases=_rope_cases,
+    visible=_rope_visible,
+    hidden=_rope_hidden,
     reference=lambda x, positions, theta=10000.0: lib.apply_rope(x, positions, theta),
-    mistakes=(
-        _rope_mistake(
-            "interleaved",
-            "you paired neighbouring features (2j, 2j+1), the RoFormer paper's 'interleaved' layout: "
-            "lib (like Hugging Face Llama) pairs feature j with feature j + d_head/2, the two halves",
-        ),
-        _rope_mistake(
-            "repeat",
-            "the angles are repeated element by element ([a0, a0, a1, a1, ...]), the interleaved "
-            "layout's order, while the rotation pairs the halves: concatenate the angles with "
-            "themselves ([a0, a1, ..., a0, a1, ...]) so features j and j + d_head/2 share angle j",
-        ),
-        _rope_mistake(
-            "direction",
-            "the rotation goes the wrong way (sin has the wrong sign): the first half becomes "
-            "x1 cos - x2 sin and the second half x2 cos + x1 sin",
-        ),
-        _rope_mistake(
-            "freq",
-            "the frequencies are wrong: pair j turns at theta ** (-2j / d_head), you used -j / d_head",
-        ),
-        _rope_mistake(
-            "ignore-positions",
-            "you used positions 0..T-1 instead of the positions you were given (a continued sequence "
-            "starts later)",
-        ),
+    mistakes=table(
+        _rope_variant,
+        {
+            "interleaved": (
+                {"pairs": "neighbours"},
+                "you paired neighbouring features (2j, 2j+1), the RoFormer paper's 'interleaved' layout: lib "
+                "(like Hugging Face Llama) pairs feature j with feature j + d_head/2, the two halves",
+            ),
+            "repeat": (
+                {"angles": "repeated"},
+                "the angles are repeated element by element ([a0, a0, a1, a1, ...]), the interleaved "
+                "layout's order, while the rotation pairs the halves: concatenate the angles with "
+                "themselves ([a0, a1, ..., a0, a1, ...]) so features j and j + d_head/2 share angle j",
+            ),
+            "direction": (
+                {"sign": -1.0},
+                "the rotation goes the wrong way (sin has the wrong sign): the first half becomes "
+                "x1 cos - x2 sin and the second half x2 cos + x1 sin",
+            ),
+            "freq": ({"exponent": "j/d"}, "the frequencies are wrong: pair j turns at theta ** (-2j / d_head), you used -j / d_head"),
+            "ignore-positions": (
+                {"given": False},
+                "you used positions 0..T-1 instead of the positions you were given (a continued sequence "
+                "starts later)",
+            ),
+        },
     ),
-    error_hints={
-        "broadcast": "the angles have shape (T, d_head): one row per position, one column per feature"
-    },
+    error_hints={"broadcast": "the angles have shape (T, d_head): one row per position, one column per feature"},
 )
 
 
@@ -1009,62 +651,58 @@ def _swiglu_params(g, d, d_ff, dtype):
     }
 
 
-def _swiglu_cases():
-    g0, g1, g2 = rng(310), rng(311), rng(312)
+def _swiglu_visible():
+    g0, g1 = rng(310), rng(311)
     return [
         Case("single", {"x": _normal(g0, 5, 8), "params": _swiglu_params(g0, 8, 20, np.float32)}),
-        Case(
-            "batch64",
-            {"x": _normal(g1, 2, 4, 12, dtype=np.float64), "params": _swiglu_params(g1, 12, 32, np.float64)},
-            hidden=True,
-            describe="a batch (2, 4, 12), d_ff=32, float64",
-        ),
-        Case(
-            "wide",
-            {"x": _normal(g2, 3, 16), "params": _swiglu_params(g2, 16, 44, np.float32)},
-            hidden=True,
-            describe="(3, 16), d_ff=44",
-        ),
+        Case("batch64", {"x": _normal(g1, 2, 3, 6, dtype=np.float64), "params": _swiglu_params(g1, 6, 16, np.float64)}),
     ]
 
 
-def _swiglu_variant(x, params, mode):
-    gate = x @ params["gate_proj"]["w"]
-    up = x @ params["up_proj"]["w"]
-    if mode == "swapped":
-        gate, up = up, gate
-    act = {
-        "gelu": lib.gelu,
-        "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
-        "relu": lambda z: np.maximum(z, 0),
-    }.get(mode, lib.silu)
-    hidden = act(gate) if mode == "no-up" else act(gate) * up
-    return (hidden @ params["down_proj"]["w"]).astype(x.dtype)
+def _swiglu_hidden(g):
+    batch, d_ff = (_size(g, 2, 3), _size(g, 3, 6), _size(g, 10, 14)), _size(g, 24, 40)
+    wide, wide_ff = (_size(g, 2, 5), _size(g, 14, 20)), _size(g, 36, 56)
+    return [
+        hidden("batch64", {"x": _normal(g, *batch, dtype=np.float64), "params": _swiglu_params(g, batch[-1], d_ff, np.float64)}),
+        hidden("wide", {"x": _normal(g, *wide), "params": _swiglu_params(g, wide[-1], wide_ff, np.float32)}),
+    ]
 
 
-def _swiglu_mistake(mode, hint):
-    return Mistake(mode, lambda x, params: _swiglu_variant(x, params, mode), hint)
+def _swiglu_variant(x, params, *, gate="silu", branch="gate", up=True, both=False):
+    """SwiGLU; ``gate`` is the activation (``"silu"``, ``"gelu"``, ``"sigmoid"``, ``"relu"``),
+    ``branch="up"`` puts it on the up branch, ``both`` on both, ``up=False`` drops the up branch."""
+    a, b = x @ params["gate_proj"]["w"], x @ params["up_proj"]["w"]
+    if branch == "up":
+        a, b = b, a
+    act = {"silu": lib.silu, "gelu": lib.gelu, "sigmoid": lambda z: 1 / (1 + np.exp(-z)), "relu": lambda z: np.maximum(z, 0)}[gate]
+    h = act(a) * (act(b) if both else b) if up else act(a)
+    return (h @ params["down_proj"]["w"]).astype(x.dtype)
 
 
 SWIGLU = Exercise(
     name="swiglu",
-    cases=_swiglu_cases,
+    visible=_swiglu_visible,
+    hidden=_swiglu_hidden,
     reference=lambda x, params: lib.swiglu(x, params),
-    mistakes=(
-        _swiglu_mistake(
-            "swapped",
-            "the SiLU is on the up branch: it goes on the gate, silu(x @ W_gate) * (x @ W_up)",
-        ),
-        _swiglu_mistake("gelu", "the gate uses GELU: SwiGLU's gate is SiLU, z * sigmoid(z)"),
-        _swiglu_mistake(
-            "sigmoid",
-            "the gate is a plain sigmoid (that is the original GLU): SwiGLU uses SiLU, z * sigmoid(z)",
-        ),
-        _swiglu_mistake("relu", "the gate uses ReLU (that is ReGLU): SwiGLU uses SiLU, z * sigmoid(z)"),
-        _swiglu_mistake(
-            "no-up",
-            "the up branch is missing: multiply the SiLU gate element-wise by x @ W_up before the down projection",
-        ),
+    mistakes=table(
+        _swiglu_variant,
+        {
+            "swapped": ({"branch": "up"}, "the SiLU is on the up branch: it goes on the gate, silu(x @ W_gate) * (x @ W_up)"),
+            "gelu": ({"gate": "gelu"}, "the gate uses GELU: SwiGLU's gate is SiLU, z * sigmoid(z)"),
+            "sigmoid": (
+                {"gate": "sigmoid"},
+                "the gate is a plain sigmoid (that is the original GLU): SwiGLU uses SiLU, z * sigmoid(z)",
+            ),
+            "relu": ({"gate": "relu"}, "the gate uses ReLU (that is ReGLU): SwiGLU uses SiLU, z * sigmoid(z)"),
+            "silu-both": (
+                {"both": True},
+                "the SiLU is on both branches: only the gate gets it, silu(x @ W_gate) * (x @ W_up)",
+            ),
+            "no-up": (
+                {"up": False},
+                "the up branch is missing: multiply the SiLU gate element-wise by x @ W_up before the down projection",
+            ),
+        },
     ),
 )
 

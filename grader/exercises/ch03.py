@@ -12,14 +12,30 @@ Conventions the notebook states and the checks follow:
 - ``perplexity(logits, ids)`` is ``exp(cross_entropy(logits, ids))``.
 """
 
+import math
+
 import numpy as np
 
 import lib
 
-from ..exercise import Case, Exercise, Mistake, choice, rng
+from ..exercise import Case, Exercise, choice, hidden, rng
+from . import wrong
+from .wrong import table
 
 ASSIGNMENT = "03-lm-head"
+# The lib functions the scorer lends this chapter's students (``grader.lending``): the LayerNorm
+# of chapter 2, which the head applies first. ``GRADED``: the lib functions that compute this
+# chapter's exercises, which the scorer's lib must never hold.
+LENDS = ("layer_norm",)
+GRADED = ("lm_head", "softmax", "log_softmax", "cross_entropy", "perplexity")
 LN2 = float(np.log(2.0))
+SQUARE = "a square input, so the shapes alone cannot tell one axis from the other"
+LARGE = "large logits, where a naive exp overflows"
+
+
+def _size(g, low, high):
+    """An int drawn from ``low .. high`` (both included)."""
+    return int(g.integers(low, high + 1))
 
 
 # ---- lm_head -----------------------------------------------------------------------------------
@@ -33,8 +49,7 @@ def _lm_head(x, ln_f, wte, w_unembed=None):
     return lib.lm_head(_ln(x, ln_f), wte.T if w_unembed is None else w_unembed)
 
 
-def _head_inputs(seed, lead, d, V, dtype=np.float32, tied=True):
-    g = rng(seed)
+def _head_arrays(g, lead, d, V, dtype, tied):
     x = (3.0 * g.normal(size=(*lead, d)) + 1.0).astype(dtype)  # an un-normalised stream
     ln_f = {"g": (1.0 + 0.2 * g.normal(size=d)).astype(dtype), "b": (0.3 * g.normal(size=d)).astype(dtype)}
     wte = (0.5 * g.normal(size=(V, d))).astype(dtype)
@@ -44,65 +59,67 @@ def _head_inputs(seed, lead, d, V, dtype=np.float32, tied=True):
     return inputs
 
 
-def _lm_head_cases():
+D_IS_V = "a tied head with d = V, so the shapes alone cannot tell wte from wte.T"
+
+
+def _lm_head_visible():
     return [
-        Case("tied", _head_inputs(31, (5,), d=8, V=11)),
-        Case("untied", _head_inputs(32, (4,), d=8, V=11, tied=False)),
-        Case(
-            "batch64",
-            _head_inputs(33, (2, 6), d=12, V=20, dtype=np.float64),
-            hidden=True,
-            describe="a batch of 2 x 6 positions, tied, float64",
-        ),
-        Case(
-            "square",
-            _head_inputs(34, (3,), d=10, V=10),
-            hidden=True,
-            describe="a tied head with d = V, so the shapes alone cannot tell wte from wte.T",
-        ),
-        Case(
-            "untied64",
-            _head_inputs(35, (7,), d=6, V=9, dtype=np.float64, tied=False),
-            hidden=True,
-            describe="an untied head, float64",
-        ),
+        Case("tied", _head_arrays(rng(31), (5,), 8, 11, np.float32, tied=True)),
+        Case("untied", _head_arrays(rng(32), (4,), 8, 11, np.float32, tied=False)),
+        Case("batch64", _head_arrays(rng(33), (2, 3), 6, 9, np.float64, tied=False)),
+        Case("square", _head_arrays(rng(34), (3,), 7, 7, np.float32, tied=True), kinds={D_IS_V}),
     ]
+
+
+def _lm_head_hidden(g):
+    B, T, d, V = _size(g, 2, 3), _size(g, 4, 7), _size(g, 8, 14), _size(g, 16, 24)
+    square = _size(g, 6, 12)
+    T_untied, d_untied, V_untied = _size(g, 4, 8), _size(g, 4, 8), _size(g, 9, 14)
+    return [
+        hidden("batch64", _head_arrays(g, (B, T), d, V, np.float64, tied=True)),
+        hidden("square", _head_arrays(g, (_size(g, 2, 5),), square, square, np.float32, tied=True), kinds={D_IS_V}, about=D_IS_V),
+        hidden("untied64", _head_arrays(g, (T_untied,), d_untied, V_untied, np.float64, tied=False)),
+    ]
+
+
+def _head_variant(x, ln_f, wte, w_unembed=None, *, norm="layer_norm", bias=True, unembed="given", probabilities=False):
+    """The head; ``norm="none"`` skips the final norm, ``bias=False`` leaves its bias out;
+    ``unembed``: ``"given"`` (right), ``"wte"`` (not transposed), ``"tied"`` (wte.T even when
+    w_unembed is given)."""
+    h = x if norm == "none" else lib.layer_norm(x, ln_f["g"], ln_f["b"] if bias else None)
+    matrix = {"given": wte.T if w_unembed is None else w_unembed, "wte": wte if w_unembed is None else w_unembed, "tied": wte.T}[unembed]
+    logits = h @ matrix
+    return lib.softmax(logits) if probabilities else logits
 
 
 LM_HEAD = Exercise(
     name="lm_head",
-    cases=_lm_head_cases,
+    visible=_lm_head_visible,
+    hidden=_lm_head_hidden,
     reference=_lm_head,
-    mistakes=(
-        Mistake(
-            "no-final-norm",
-            lambda x, ln_f, wte, w_unembed=None: x @ (wte.T if w_unembed is None else w_unembed),
-            "the logits are off because the final norm is missing: apply layer_norm with ln_f's g "
-            "and b to x first, then unembed",
-        ),
-        Mistake(
-            "norm-without-bias",
-            lambda x, ln_f, wte, w_unembed=None: (
-                lib.layer_norm(x, ln_f["g"]) @ (wte.T if w_unembed is None else w_unembed)
+    mistakes=table(
+        _head_variant,
+        {
+            "no-final-norm": (
+                {"norm": "none"},
+                "the logits are off because the final norm is missing: apply layer_norm with ln_f's g "
+                "and b to x first, then unembed",
             ),
-            "close: the final LayerNorm has a bias too; pass ln_f['b'] as well as ln_f['g']",
-        ),
-        Mistake(
-            "wte-not-transposed",
-            lambda x, ln_f, wte, w_unembed=None: _ln(x, ln_f) @ (wte if w_unembed is None else w_unembed),
-            "a tied head multiplies by wte.T, not wte: wte is (V, d), one row per token, and the "
-            "logit of token v is the dot product of x with row v",
-        ),
-        Mistake(
-            "untied-ignored",
-            lambda x, ln_f, wte, w_unembed=None: _ln(x, ln_f) @ wte.T,
-            "when w_unembed is given the head is untied: multiply by w_unembed (d, V), not by wte.T",
-        ),
-        Mistake(
-            "probabilities",
-            lambda x, ln_f, wte, w_unembed=None: lib.softmax(_lm_head(x, ln_f, wte, w_unembed)),
-            "you returned probabilities: the LM head returns logits, the softmax comes after it",
-        ),
+            "norm-without-bias": ({"bias": False}, "close: the final LayerNorm has a bias too; pass ln_f['b'] as well as ln_f['g']"),
+            "wte-not-transposed": (
+                {"unembed": "wte"},
+                "a tied head multiplies by wte.T, not wte: wte is (V, d), one row per token, and the "
+                "logit of token v is the dot product of x with row v",
+            ),
+            "untied-ignored": (
+                {"unembed": "tied"},
+                "when w_unembed is given the head is untied: multiply by w_unembed (d, V), not by wte.T",
+            ),
+            "probabilities": (
+                {"probabilities": True},
+                "you returned probabilities: the LM head returns logits, the softmax comes after it",
+            ),
+        },
     ),
     error_hints={
         "mismatch in its core dimension": "the inner dimensions of the product do not match: wte has "
@@ -116,88 +133,82 @@ LM_HEAD = Exercise(
 # ---- softmax and log-softmax -------------------------------------------------------------------
 
 
-def _logits(seed, shape, dtype=np.float32, scale=2.0, shift=0.0):
-    return (scale * rng(seed).normal(size=shape) + shift).astype(dtype)
+def _drawn(g, shape, dtype=np.float32, scale=2.0, shift=0.0):
+    return (scale * g.normal(size=shape) + shift).astype(dtype)
 
 
-def _softmax_cases():
+def _masked(g, rows, cols, dtype=np.float32):
+    allowed = np.tri(rows, cols, k=_size(g, 0, 2), dtype=bool)
+    return np.where(allowed, _drawn(g, (rows, cols), dtype), dtype(-np.inf))
+
+
+def _softmax_visible():
     return [
-        Case("rows", {"x": _logits(41, (3, 7))}),
+        Case("rows", {"x": _drawn(rng(41), (3, 7))}),
         Case(
             # Logits in [84, 88]: every exp is finite in float32, but their sum overflows to inf.
             "large",
             {"x": (84.0 + 4.0 * rng(42).random((2, 16))).astype(np.float32)},
+            kinds={LARGE},
         ),
-        Case(
-            "3d", {"x": _logits(43, (2, 3, 5), np.float64)}, hidden=True, describe="shape (2, 3, 5), float64"
-        ),
-        Case(
-            "huge64",
-            {"x": _logits(44, (2, 6), np.float64, scale=3.0, shift=800.0)},
-            hidden=True,
-            describe="float64 logits around 800",
-        ),
-        Case("square", {"x": _logits(45, (5, 5))}, hidden=True, describe="a square (5, 5) input"),
-        Case(
-            "masked",
-            {"x": np.where(np.tri(4, 6, k=2, dtype=bool), _logits(46, (4, 6)), np.float32(-np.inf))},
-            hidden=True,
-            describe="rows with some logits equal to -inf (masked out)",
-        ),
+        Case("huge64", {"x": _drawn(rng(43), (2, 2, 6), np.float64, scale=3.0, shift=750.0)}, kinds={LARGE}),
+        Case("square", {"x": _drawn(rng(44), (5, 5))}, kinds={SQUARE}),
+        Case("masked", {"x": _masked(rng(45), 4, 6)}),
     ]
 
 
-def _naive_softmax(x):
+def _softmax_hidden(g):
+    shape3, square = (_size(g, 2, 3), _size(g, 2, 4), _size(g, 4, 7)), _size(g, 4, 7)
+    shift = float(g.uniform(600.0, 1000.0))
+    return [
+        hidden("3d", {"x": _drawn(g, shape3, np.float64)}),
+        hidden("huge64", {"x": _drawn(g, (_size(g, 2, 3), _size(g, 5, 8)), np.float64, scale=3.0, shift=shift)}, kinds={LARGE}, about=f"logits around {shift:.0f}"),
+        hidden("square", {"x": _drawn(g, (square, square))}, kinds={SQUARE}, about="a square input"),
+        hidden("masked", {"x": _masked(g, _size(g, 3, 5), _size(g, 5, 8))}, about="rows with some logits at -inf (masked out)"),
+    ]
+
+
+def _softmax_variant(x, *, shift=True, axis=-1, keepdims=True, total="row"):
+    """Softmax; ``shift=False`` exponentiates x as it is, ``axis`` normalises another axis,
+    ``keepdims=False`` broadcasts the row's max and sum along the wrong axis, ``total="all"``
+    divides by the sum of the whole array."""
     with np.errstate(over="ignore", invalid="ignore"):
-        e = np.exp(x)
-        return e / e.sum(axis=-1, keepdims=True)
-
-
-def _softmax_axis0(x):
-    e = np.exp(x - x.max(axis=0, keepdims=True))
-    return e / e.sum(axis=0, keepdims=True)
-
-
-def _softmax_whole(x):
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum()
-
-
-def _softmax_no_keepdims(x):
-    e = np.exp(x - x.max(axis=-1))
-    return e / e.sum(axis=-1)
+        m = x.max(axis=axis, keepdims=keepdims) if shift else 0
+        e = np.exp(x - m)
+        s = e.sum() if total == "all" else e.sum(axis=axis, keepdims=keepdims)
+        return e / s
 
 
 SOFTMAX = Exercise(
     name="softmax",
-    cases=_softmax_cases,
+    visible=_softmax_visible,
+    hidden=_softmax_hidden,
     reference=lambda x: lib.softmax(x, axis=-1),
-    mistakes=(
-        Mistake(
-            "no-max-subtraction",
-            _naive_softmax,
-            "on large logits your probabilities come out 0 or NaN: np.exp overflows float32 above "
-            "about 88.7, so the sum is inf. Subtract each row's maximum before exponentiating "
-            "(shifting a row does not change its softmax)",
-        ),
-        Mistake(
-            "axis-0",
-            _softmax_axis0,
-            "softmax over the wrong axis: each row (one position's scores for every token, the last "
-            "axis) must sum to 1; use axis=-1",
-        ),
-        Mistake(
-            "whole-array",
-            _softmax_whole,
-            "you divided by the sum of the whole array: divide each row by its own sum, "
-            "e.sum(axis=-1, keepdims=True)",
-        ),
-        Mistake(
-            "no-keepdims",
-            _softmax_no_keepdims,
-            "the max and the sum are broadcast along the wrong axis: use keepdims=True so a (T, 1) "
-            "column is subtracted from (and divides) each row",
-        ),
+    mistakes=table(
+        _softmax_variant,
+        {
+            "no-max-subtraction": (
+                {"shift": False},
+                "on large logits your probabilities come out 0 or NaN: np.exp overflows float32 above "
+                "about 88.7, so the sum is inf. Subtract each row's maximum before exponentiating "
+                "(shifting a row does not change its softmax)",
+            ),
+            "axis-0": (
+                {"axis": 0},
+                "softmax over the wrong axis: each row (one position's scores for every token, the last "
+                "axis) must sum to 1; use axis=-1",
+            ),
+            "whole-array": (
+                {"total": "all"},
+                "you divided by the sum of the whole array: divide each row by its own sum, "
+                "e.sum(axis=-1, keepdims=True)",
+            ),
+            "no-keepdims": (
+                {"keepdims": False},
+                "the max and the sum are broadcast along the wrong axis: use keepdims=True so a (T, 1) "
+                "column is subtracted from (and divides) each row",
+            ),
+        },
     ),
     error_hints={
         "could not be broadcast": "use keepdims=True in max and sum, so the (T, 1) result lines up "
@@ -206,62 +217,61 @@ SOFTMAX = Exercise(
 )
 
 
-def _log_softmax_cases():
+def _log_softmax_visible():
     gaps = np.array([[30.0, 0.0, -50.0, -120.0, 5.0], [1.0, 2.0, 3.0, -200.0, 0.0]], dtype=np.float32)
     return [
-        Case("rows", {"x": _logits(51, (3, 7))}),
-        Case("large", {"x": _logits(52, (2, 8), scale=1.0, shift=100.0)}),
+        Case("rows", {"x": _drawn(rng(51), (3, 7))}),
+        Case("large", {"x": _drawn(rng(52), (2, 8), scale=1.0, shift=100.0)}, kinds={LARGE}),
         Case("gaps", {"x": gaps}),
-        Case(
-            "3d", {"x": _logits(53, (2, 4, 6), np.float64)}, hidden=True, describe="shape (2, 4, 6), float64"
-        ),
-        Case(
-            "huge64",
-            {"x": _logits(54, (3, 5), np.float64, scale=2.0, shift=900.0)},
-            hidden=True,
-            describe="float64 logits around 900",
-        ),
-        Case("square", {"x": _logits(55, (6, 6))}, hidden=True, describe="a square (6, 6) input"),
+        Case("huge64", {"x": _drawn(rng(53), (2, 3, 5), np.float64, shift=800.0)}, kinds={LARGE}),
+        Case("square", {"x": _drawn(rng(54), (6, 6))}, kinds={SQUARE}),
     ]
 
 
-def _naive_log_softmax(x):
+def _log_softmax_hidden(g):
+    shape3, square = (_size(g, 2, 3), _size(g, 3, 5), _size(g, 5, 8)), _size(g, 5, 8)
+    shift = float(g.uniform(700.0, 1000.0))
+    return [
+        hidden("3d", {"x": _drawn(g, shape3, np.float64)}),
+        hidden("huge64", {"x": _drawn(g, (_size(g, 2, 4), _size(g, 4, 7)), np.float64, shift=shift)}, kinds={LARGE}, about=f"logits around {shift:.0f}"),
+        hidden("square", {"x": _drawn(g, (square, square))}, kinds={SQUARE}, about="a square input"),
+    ]
+
+
+def _log_softmax_variant(x, *, shift=True, via="direct", axis=-1, base="e"):
+    """Log-softmax; ``shift=False`` sums np.exp(x) as it is, ``via="softmax"`` takes the log of
+    the softmax, ``base="2"`` in bits."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
-
-
-def _log_of_softmax(x):
-    with np.errstate(divide="ignore"):
-        return np.log(lib.softmax(x, axis=-1))
+        if via == "softmax":
+            out = np.log(lib.softmax(x, axis=axis))
+        elif shift:
+            out = lib.log_softmax(x, axis=axis)
+        else:
+            out = x - np.log(np.exp(x).sum(axis=axis, keepdims=True))
+    return out / np.asarray(LN2, x.dtype) if base == "2" else out
 
 
 LOG_SOFTMAX = Exercise(
     name="log_softmax",
-    cases=_log_softmax_cases,
+    visible=_log_softmax_visible,
+    hidden=_log_softmax_hidden,
     reference=lambda x: lib.log_softmax(x, axis=-1),
-    mistakes=(
-        Mistake(
-            "no-max-subtraction",
-            _naive_log_softmax,
-            "every entry came out -inf on large logits: the sum of np.exp(x) overflowed. Subtract the "
-            "row maximum m first: log_softmax(x) = (x - m) - log(sum(exp(x - m)))",
-        ),
-        Mistake(
-            "log-of-softmax",
-            _log_of_softmax,
-            "you took the log of the softmax: probabilities smaller than float32 can hold round to 0 "
-            "and their log is -inf. Compute (x - m) - log(sum(exp(x - m))) directly",
-        ),
-        Mistake(
-            "log2",
-            lambda x: lib.log_softmax(x, axis=-1) / np.asarray(LN2, x.dtype),
-            "you used log base 2: log-probabilities here are natural logs (np.log), in nats",
-        ),
-        Mistake(
-            "axis-0",
-            lambda x: lib.log_softmax(x, axis=0),
-            "log-softmax over the wrong axis: normalise over the last axis (the vocabulary)",
-        ),
+    mistakes=table(
+        _log_softmax_variant,
+        {
+            "no-max-subtraction": (
+                {"shift": False},
+                "every entry came out -inf on large logits: the sum of np.exp(x) overflowed. Subtract the "
+                "row maximum m first: log_softmax(x) = (x - m) - log(sum(exp(x - m)))",
+            ),
+            "log-of-softmax": (
+                {"via": "softmax"},
+                "you took the log of the softmax: probabilities smaller than float32 can hold round to 0 "
+                "and their log is -inf. Compute (x - m) - log(sum(exp(x - m))) directly",
+            ),
+            "log2": ({"base": "2"}, "you used log base 2: log-probabilities here are natural logs (np.log), in nats"),
+            "axis-0": ({"axis": 0}, "log-softmax over the wrong axis: normalise over the last axis (the vocabulary)"),
+        },
     ),
     error_hints={
         "could not be broadcast": "use keepdims=True in max and sum, so the (T, 1) result lines up "
@@ -272,99 +282,73 @@ LOG_SOFTMAX = Exercise(
 
 # ---- cross-entropy and perplexity --------------------------------------------------------------
 
+TWO = "a sequence of 2 tokens (one prediction)"
 
-def _loss_inputs(seed, lead, V, dtype=np.float32, scale=2.0, shift=0.0):
-    g = rng(seed)
+
+def _loss_arrays(g, lead, V, dtype=np.float32, scale=2.0, shift=0.0):
     logits = (scale * g.normal(size=(*lead, V)) + shift).astype(dtype)
     ids = g.integers(0, V, size=lead)
     return {"logits": logits, "ids": ids}
 
 
-def _loss_cases():
+def _loss_visible():
     return [
-        Case("sentence", _loss_inputs(61, (9,), V=12)),
-        Case("batch", _loss_inputs(62, (2, 6), V=10)),
-        Case(
-            "batch64",
-            _loss_inputs(63, (3, 7), V=20, dtype=np.float64),
-            hidden=True,
-            describe="a batch of 3 sequences of 7 tokens, float64",
-        ),
-        Case("two", _loss_inputs(64, (2,), V=5), hidden=True, describe="a sequence of 2 tokens"),
-        Case(
-            "large",
-            _loss_inputs(65, (8,), V=16, scale=3.0, shift=120.0),
-            hidden=True,
-            describe="float32 logits around 120",
-        ),
+        Case("sentence", _loss_arrays(rng(61), (9,), V=12)),
+        Case("batch", _loss_arrays(rng(62), (2, 6), V=10)),
+        Case("batch64", _loss_arrays(rng(63), (3, 5), V=8, dtype=np.float64)),
+        Case("two", _loss_arrays(rng(64), (2,), V=6), kinds={TWO}),
+        Case("large", _loss_arrays(rng(65), (7,), V=12, scale=3.0, shift=110.0), kinds={LARGE}),
     ]
 
 
-def _nll(logits, ids):
-    """Per-position negative log-likelihood of the next token: shape (..., T - 1)."""
-    logp = lib.log_softmax(logits[..., :-1, :], axis=-1)
-    return -np.take_along_axis(logp, ids[..., 1:, None], axis=-1)[..., 0]
+def _loss_hidden(g):
+    B, T, shift = _size(g, 2, 4), _size(g, 5, 9), float(g.uniform(100.0, 130.0))
+    return [
+        hidden("batch64", _loss_arrays(g, (B, T), V=_size(g, 12, 24), dtype=np.float64)),
+        hidden("two", _loss_arrays(g, (2,), V=_size(g, 4, 8)), kinds={TWO}, about=TWO),
+        hidden("large", _loss_arrays(g, (_size(g, 6, 10),), V=_size(g, 12, 20), scale=3.0, shift=shift), kinds={LARGE}, about=f"logits around {shift:.0f}"),
+    ]
 
 
 def _cross_entropy(logits, ids):
     return lib.cross_entropy(logits[..., :-1, :], ids[..., 1:])
 
 
-def _not_shifted(logits, ids):
-    return lib.cross_entropy(logits, ids)
+def _shifted(logits, ids, shift):
+    """The (logits, targets) pairs a loss scores: ``"next"`` (right: row t with ids[t + 1]),
+    ``"none"`` (row t with ids[t]) or ``"back"`` (row t + 1 with ids[t])."""
+    return {
+        "next": (logits[..., :-1, :], ids[..., 1:]),
+        "none": (logits, ids),
+        "back": (logits[..., 1:, :], ids[..., :-1]),
+    }[shift]
 
 
-def _shift_backwards(logits, ids):
-    return lib.cross_entropy(logits[..., 1:, :], ids[..., :-1])
+def _loss_variant(logits, ids, *, shift="next", **knobs):
+    """Cross-entropy with any knob of ``wrong.nll`` and a ``shift`` of the targets."""
+    return wrong.nll(*_shifted(logits, ids, shift), **knobs)
 
 
-def _probability_loss(logits, ids):
-    p = lib.softmax(logits[..., :-1, :], axis=-1)
-    return float(-np.take_along_axis(p, ids[..., 1:, None], axis=-1).mean())
-
-
+SHIFTS = {
+    "not-shifted": (
+        {"shift": "none"},
+        "the targets are not shifted: position t predicts token t + 1, so score logits[:-1] against "
+        "ids[1:] (the last position has no target)",
+    ),
+    "shifted-backwards": (
+        {"shift": "back"},
+        "shifted the wrong way: logits at position t predict the NEXT token, so pair logits[:-1] with "
+        "ids[1:], not logits[1:] with ids[:-1]",
+    ),
+}
 CROSS_ENTROPY = Exercise(
     name="cross_entropy",
-    cases=_loss_cases,
+    visible=_loss_visible,
+    hidden=_loss_hidden,
     reference=_cross_entropy,
-    mistakes=(
-        Mistake(
-            "not-shifted",
-            _not_shifted,
-            "the targets are not shifted: position t predicts token t + 1, so score logits[:-1] "
-            "against ids[1:] (the last position has no target)",
-        ),
-        Mistake(
-            "shifted-backwards",
-            _shift_backwards,
-            "shifted the wrong way: logits at position t predict the NEXT token, so pair "
-            "logits[:-1] with ids[1:], not logits[1:] with ids[:-1]",
-        ),
-        Mistake(
-            "sum",
-            lambda logits, ids: float(_nll(logits, ids).sum()),
-            "you summed the losses: the cross-entropy is the mean over the predicted positions",
-        ),
-        Mistake(
-            "log2",
-            lambda logits, ids: _cross_entropy(logits, ids) / LN2,
-            "you measured in bits (log base 2): the loss is in nats, with the natural log",
-        ),
-        Mistake(
-            "per-position",
-            _nll,
-            "you returned one loss per position: return their mean, a single number",
-        ),
-        Mistake(
-            "sign",
-            lambda logits, ids: -_cross_entropy(logits, ids),
-            "the loss is negative: cross-entropy is the NEGATIVE mean log-probability of the targets",
-        ),
-        Mistake(
-            "probabilities",
-            _probability_loss,
-            "you averaged probabilities: take the log-probabilities (log_softmax) of the targets",
-        ),
+    mistakes=table(
+        _loss_variant,
+        {**SHIFTS, **{k: v for k, v in wrong.LOSS.items() if k in ("sum", "bits", "per-position", "sign", "probabilities")}},
     ),
     check_dtype=False,
     error_hints={
@@ -374,39 +358,44 @@ CROSS_ENTROPY = Exercise(
 )
 
 
+def _perplexity_variant(logits, ids, *, base=math.e, sign=1.0, reduce="mean", shift="next"):
+    """exp of the mean loss; ``base=2``, ``sign=-1`` (exp(-loss)), ``reduce``: ``"mean-of-exps"``
+    (mean of the per-position perplexities) or ``"sum"`` (exp of the summed loss)."""
+    losses = wrong.nll(*_shifted(logits, ids, shift), reduce="none")
+    if reduce == "mean-of-exps":
+        return float(np.exp(losses).mean())
+    loss = losses.sum() if reduce == "sum" else losses.mean()
+    return float(base ** (sign * loss))
+
+
 PERPLEXITY = Exercise(
     name="perplexity",
-    cases=_loss_cases,
+    visible=_loss_visible,
+    hidden=_loss_hidden,
     reference=lambda logits, ids: lib.perplexity(_cross_entropy(logits, ids)),
-    mistakes=(
-        Mistake(
-            "base-2",
-            lambda logits, ids: float(2.0 ** _cross_entropy(logits, ids)),
-            "the loss is in nats, so its perplexity is e ** loss (np.exp), not 2 ** loss",
-        ),
-        Mistake(
-            "mean-of-exps",
-            lambda logits, ids: float(np.exp(_nll(logits, ids)).mean()),
-            "you averaged the per-position perplexities: perplexity is exp of the MEAN loss "
-            "(a geometric mean of 1 / p), not the mean of exp(loss_t)",
-        ),
-        Mistake(
-            "exp-of-sum",
-            lambda logits, ids: float(np.exp(_nll(logits, ids).sum())),
-            "you exponentiated the summed loss: use the mean loss, so the perplexity does not grow "
-            "with the length of the text",
-        ),
-        Mistake(
-            "exp-minus",
-            lambda logits, ids: float(np.exp(-_cross_entropy(logits, ids))),
-            "exp(-loss) is the geometric-mean probability of the targets; perplexity is its inverse, "
-            "exp(+loss)",
-        ),
-        Mistake(
-            "not-shifted",
-            lambda logits, ids: lib.perplexity(_not_shifted(logits, ids)),
-            "the targets are not shifted: use your cross_entropy, which scores logits[:-1] against ids[1:]",
-        ),
+    mistakes=table(
+        _perplexity_variant,
+        {
+            "base-2": ({"base": 2.0}, "the loss is in nats, so its perplexity is e ** loss (np.exp), not 2 ** loss"),
+            "mean-of-exps": (
+                {"reduce": "mean-of-exps"},
+                "you averaged the per-position perplexities: perplexity is exp of the MEAN loss (a "
+                "geometric mean of 1 / p), not the mean of exp(loss_t)",
+            ),
+            "exp-of-sum": (
+                {"reduce": "sum"},
+                "you exponentiated the summed loss: use the mean loss, so the perplexity does not grow "
+                "with the length of the text",
+            ),
+            "exp-minus": (
+                {"sign": -1.0},
+                "exp(-loss) is the geometric-mean probability of the targets; perplexity is its inverse, exp(+loss)",
+            ),
+            "not-shifted": (
+                {"shift": "none"},
+                "the targets are not shifted: use your cross_entropy, which scores logits[:-1] against ids[1:]",
+            ),
+        },
     ),
     check_dtype=False,
 )

@@ -5,15 +5,16 @@ tokens at ``-inf``; they combine as temperature, then top-k, then top-p, then so
 the lower id first (a stable sort); top-p keeps the token that crosses the threshold;
 ``temperature=0`` and ``top_k=1`` are greedy and draw no random number.
 
-Three exercises are checked through a small runner that the notebook's test cell wraps around the
-student's function, because their answer is not a single array:
+Two exercises are checked through a runner (``grader.runners``) that the check and the scorer
+wrap around the student's function, because their answer is not a single array:
 
 - ``sampler(sample_next)`` draws ``n`` tokens from one seeded generator and returns them (mode
   ``"draws"``, compared exactly with ``lib``'s draws) or their frequencies (mode
   ``"frequencies"``, compared with the exact filtered distribution within ``atol``);
 - ``packed(attend_with_cache)`` checks the shapes of ``(out, cache_k, cache_v)`` and concatenates
-  them into one array;
-- ``generate`` is called directly, with a tiny fixed "model" (``ToyLM``) as ``next_logits``.
+  them into one array.
+
+``generate`` is called directly, with a tiny fixed "model" (``runners.ToyLM``) as ``next_logits``.
 """
 
 import copy
@@ -22,14 +23,49 @@ import numpy as np
 
 import lib
 
-from ..exercise import Case, Exercise, Mistake, choice, rng
+from ..exercise import Case, Exercise, Mistake, choice, hidden, rng
+from ..runners import ToyLM, draw, packed, sampler
+from .wrong import table
 
 ASSIGNMENT = "04-sampling"
+# The lib functions the scorer lends this chapter's students (``grader.lending``): the softmax of
+# chapter 3 and the attention of chapter 2, which the chapter's setup cell imports for them.
+# ``GRADED``: the lib functions that compute this chapter's exercises, which it never lends.
+LENDS = ("softmax", "causal_mask", "scaled_dot_product_attention")
+GRADED = (
+    "apply_temperature",
+    "top_k_filter",
+    "top_p_filter",
+    "filtered_probs",
+    "sample_next",
+    "generate",
+    "KVCache",
+    "multi_head_attention",
+)
 NEG_INF = -np.inf
 
 
 def _logits(seed, shape, dtype=np.float32, scale=2.0):
-    return (scale * rng(seed).normal(size=shape)).astype(dtype)
+    return _drawn(rng(seed), shape, dtype, scale)
+
+
+def _drawn(g, shape, dtype=np.float32, scale=2.0):
+    return (scale * g.normal(size=shape)).astype(dtype)
+
+
+def _size(g, low, high):
+    """An int drawn from ``low .. high`` (both included)."""
+    return int(g.integers(low, high + 1))
+
+
+def _with_tie_at_max(g, shape, dtype=np.float32):
+    """Logits whose largest value occurs twice in every row, at drawn places."""
+    x = _drawn(g, shape, np.float64)
+    rows = x.reshape(-1, shape[-1])
+    for row in rows:
+        first, second = g.choice(shape[-1], size=2, replace=False)
+        row[first] = row[second] = row.max() + 0.5
+    return rows.reshape(shape).astype(dtype)
 
 
 def _from_probs(probs, order, dtype=np.float32):
@@ -53,112 +89,136 @@ def _rank(x):
 
 # ---- temperature -------------------------------------------------------------------------------
 
+TIE_AT_MAX = "two equal largest logits"
 
-def _temperature_cases():
-    tie = np.array([1.0, 3.0, 0.0, 3.0, 2.0, -1.0], dtype=np.float32)
+
+def _temperature_visible():
     zero = _logits(72, (8,))
     zero[5] = zero.max()  # two equal largest logits: T = 0 keeps the lower id only
     return [
         Case("cool", {"logits": _logits(71, (8,)), "temperature": 0.5}),
-        Case("zero", {"logits": zero, "temperature": 0.0}),
-        Case(
-            "hot64",
-            {"logits": _logits(73, (3, 10), np.float64), "temperature": 2.5},
-            hidden=True,
-            describe="a batch of 3 rows, float64, T = 2.5",
-        ),
-        Case("one", {"logits": _logits(74, (9,)), "temperature": 1.0}, hidden=True, describe="T = 1"),
-        Case(
-            "zero-tie",
-            {"logits": tie, "temperature": 0.0},
-            hidden=True,
-            describe="T = 0 with two equal largest logits",
-        ),
-        Case(
-            "zero-batch64",
-            {"logits": _logits(75, (2, 7), np.float64), "temperature": 0.0},
-            hidden=True,
-            describe="T = 0 on a batch of 2 rows, float64",
-        ),
+        Case("zero", {"logits": zero, "temperature": 0.0}, kinds={TIE_AT_MAX}),
+        Case("hot64", {"logits": _logits(73, (3, 9), np.float64), "temperature": 2.5}),
+        Case("one", {"logits": _logits(74, (7,)), "temperature": 1.0}),
+        Case("zero-batch64", {"logits": _with_tie_at_max(rng(75), (2, 6), np.float64), "temperature": 0.0}, kinds={TIE_AT_MAX}),
     ]
 
 
-def _zero_divide(logits, temperature):
+def _temperature_hidden(g):
+    B, hot = _size(g, 2, 4), round(float(g.uniform(1.5, 3.5)), 2)
+    B0 = _size(g, 2, 4)
+    return [
+        hidden("hot64", {"logits": _drawn(g, (B, _size(g, 8, 12)), np.float64), "temperature": hot}),
+        hidden("one", {"logits": _drawn(g, (_size(g, 6, 12),)), "temperature": 1.0}),
+        hidden("zero-tie", {"logits": _with_tie_at_max(g, (_size(g, 5, 9),)), "temperature": 0.0}, kinds={TIE_AT_MAX}, about=TIE_AT_MAX),
+        hidden("zero-batch64", {"logits": _drawn(g, (B0, _size(g, 5, 9)), np.float64), "temperature": 0.0}),
+    ]
+
+
+def _temperature_variant(logits, temperature, *, op="divide", zero="first-max", on="logits"):
+    """Temperature; ``op="multiply"``, ``zero``: ``"first-max"`` (right), ``"divide"`` (a plain
+    division by 0) or ``"every-max"`` (ties all kept); ``on="probabilities"`` divides the softmax,
+    ``on="returned-probabilities"`` returns the softmax of the right logits."""
+    if on == "probabilities":
+        return lib.softmax(logits) / logits.dtype.type(temperature or 1.0)
+    if on == "returned-probabilities":
+        return lib.softmax(lib.apply_temperature(logits, temperature))
+    if temperature == 0 and zero != "divide":
+        if zero == "every-max":
+            return _dropped(logits, logits == logits.max(axis=-1, keepdims=True))
+        return lib.apply_temperature(logits, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return logits / logits.dtype.type(temperature)
-
-
-def _zero_keeps_ties(logits, temperature):
-    if temperature == 0:
-        return _dropped(logits, logits == logits.max(axis=-1, keepdims=True))
-    return lib.apply_temperature(logits, temperature)
+        t = logits.dtype.type(temperature)
+        return logits * t if op == "multiply" else logits / t
 
 
 APPLY_TEMPERATURE = Exercise(
     name="apply_temperature",
-    cases=_temperature_cases,
+    visible=_temperature_visible,
+    hidden=_temperature_hidden,
     reference=lambda logits, temperature: lib.apply_temperature(logits, temperature),
-    mistakes=(
-        Mistake(
-            "multiply",
-            lambda logits, temperature: logits * logits.dtype.type(temperature),
-            "you multiplied by the temperature: divide the logits by T (T < 1 sharpens, T > 1 flattens)",
-        ),
-        Mistake(
-            "on-probabilities",
-            lambda logits, temperature: lib.softmax(logits) / logits.dtype.type(temperature or 1.0),
-            "temperature divides the LOGITS, before any softmax: dividing probabilities by T changes "
-            "nothing once they are renormalised",
-        ),
-        Mistake(
-            "returns-probabilities",
-            lambda logits, temperature: lib.softmax(lib.apply_temperature(logits, temperature)),
-            "return logits, not probabilities: logits / T (for T = 0 the argmax keeps its logit and "
-            "every other token gets -inf); the filters and the softmax come later",
-        ),
-        Mistake(
-            "zero-divide",
-            _zero_divide,
-            "T = 0 cannot be a division: it is the greedy limit. Keep the largest logit as it is and "
-            "set every other logit to -inf",
-        ),
-        Mistake(
-            "zero-keeps-ties",
-            _zero_keeps_ties,
-            "with T = 0 keep exactly one token: among equal largest logits, the lowest id "
-            "(np.argmax returns the first maximum)",
-        ),
+    mistakes=table(
+        _temperature_variant,
+        {
+            "multiply": (
+                {"op": "multiply", "zero": "divide"},
+                "you multiplied by the temperature: divide the logits by T (T < 1 sharpens, T > 1 flattens)",
+            ),
+            "on-probabilities": (
+                {"on": "probabilities"},
+                "temperature divides the LOGITS, before any softmax: dividing probabilities by T changes "
+                "nothing once they are renormalised",
+            ),
+            "returns-probabilities": (
+                {"on": "returned-probabilities"},
+                "return logits, not probabilities: logits / T (for T = 0 the argmax keeps its logit and "
+                "every other token gets -inf); the filters and the softmax come later",
+            ),
+            "zero-divide": (
+                {"zero": "divide"},
+                "T = 0 cannot be a division: it is the greedy limit. Keep the largest logit as it is and "
+                "set every other logit to -inf",
+            ),
+            "zero-keeps-ties": (
+                {"zero": "every-max"},
+                "with T = 0 keep exactly one token: among equal largest logits, the lowest id "
+                "(np.argmax returns the first maximum)",
+            ),
+        },
     ),
     error_hints={
         "division by zero": "T = 0 cannot be a division: it is the greedy limit. Keep the largest "
         "logit as it is and set every other logit to -inf",
     },
+    pure=True,
 )
 
 
 # ---- top-k -------------------------------------------------------------------------------------
 
+K_IS_V = "k = V"
+K_ABOVE_V = "k > V"
+TIES_AT_K = "ties around the k-th place"
 
-def _top_k_cases():
+
+def _top_k_visible():
     tie = np.array([2.0, 1.0, 3.0, 1.0, 0.5, 1.0, -1.0], dtype=np.float32)
-    ties64 = np.round(rng(81).normal(size=(2, 9)) * 1.5).astype(np.float64)
     return [
         Case("k3", {"logits": _logits(82, (10,)), "k": 3}),
-        Case("tie-at-k", {"logits": tie, "k": 3}),
-        Case(
-            "batch64",
-            {"logits": _logits(83, (3, 12), np.float64), "k": 4},
-            hidden=True,
-            describe="a batch of 3 rows, float64, k = 4",
-        ),
-        Case("k1", {"logits": _logits(84, (11,)), "k": 1}, hidden=True, describe="k = 1"),
-        Case("k-equals-V", {"logits": _logits(85, (6,)), "k": 6}, hidden=True, describe="k = V"),
-        Case("k-above-V", {"logits": _logits(86, (6,)), "k": 9}, hidden=True, describe="k > V"),
-        Case(
+        Case("tie-at-k", {"logits": tie, "k": 3}, kinds={TIES_AT_K}),
+        Case("batch64", {"logits": _logits(83, (3, 9), np.float64), "k": 4}),
+        Case("k1", {"logits": _logits(84, (8,)), "k": 1}),
+        Case("k-equals-V", {"logits": _logits(85, (6,)), "k": 6}, kinds={K_IS_V}),
+        Case("k-above-V", {"logits": _logits(86, (5,)), "k": 8}, kinds={K_ABOVE_V}),
+        Case("k-none", {"logits": _logits(87, (7,)), "k": None}),
+        Case("ties-batch64", {"logits": _ties_at_k(rng(88), 2, 9, 4), "k": 4}, kinds={TIES_AT_K}),
+    ]
+
+
+def _ties_at_k(g, rows, V, k):
+    """Rows of whole numbers where the k-th and the (k+1)-th largest are equal."""
+    x = np.round(g.normal(size=(rows, V)) * 1.5)
+    for row in x:
+        order = np.argsort(-row, kind="stable")
+        row[order[k]] = row[order[k - 1]]
+    return x
+
+
+def _top_k_hidden(g):
+    B, k = _size(g, 2, 4), _size(g, 3, 5)
+    V_small = _size(g, 5, 8)
+    k_ties = _size(g, 3, 5)
+    return [
+        hidden("batch64", {"logits": _drawn(g, (B, _size(g, 10, 14)), np.float64), "k": k}),
+        hidden("k1", {"logits": _drawn(g, (_size(g, 8, 12),)), "k": 1}),
+        hidden("k-equals-V", {"logits": _drawn(g, (V_small,)), "k": V_small}, kinds={K_IS_V}, about=K_IS_V),
+        hidden("k-above-V", {"logits": _drawn(g, (V_small,)), "k": V_small + _size(g, 1, 4)}, kinds={K_ABOVE_V}, about=K_ABOVE_V),
+        hidden("k-none", {"logits": _drawn(g, (_size(g, 5, 9),), np.float64), "k": None}),
+        hidden(
             "ties-batch64",
-            {"logits": ties64, "k": 4},
-            hidden=True,
-            describe="rows of whole numbers with ties around the k-th place, float64",
+            {"logits": _ties_at_k(g, _size(g, 2, 3), _size(g, 8, 11), k_ties), "k": k_ties},
+            kinds={TIES_AT_K},
+            about=TIES_AT_K,
         ),
     ]
 
@@ -169,72 +229,64 @@ def _keep_ranked(logits, n_keep, order):
     return _dropped(logits, keep)
 
 
-def _threshold_ties(logits, k):
-    if k >= logits.shape[-1]:
-        return logits.copy()
-    kth = -np.sort(-logits, axis=-1)[..., k - 1 : k]
-    return _dropped(logits, logits >= kth)
-
-
-def _ties_higher_id(logits, k):
-    return _keep_ranked(logits, k, np.argsort(logits, axis=-1, kind="stable")[..., ::-1])
-
-
-def _smallest_k(logits, k):
-    return _keep_ranked(logits, k, np.argsort(logits, axis=-1, kind="stable"))
-
-
 def _ranked(logits):
     return np.argsort(-logits, axis=-1, kind="stable")
 
 
+ORDERS = {
+    "largest-first": _ranked,
+    "ties-higher-id": lambda logits: np.argsort(logits, axis=-1, kind="stable")[..., ::-1],
+    "smallest-first": lambda logits: np.argsort(logits, axis=-1, kind="stable"),
+}
+
+
+def _top_k_variant(logits, k, *, extra=0, order="largest-first", threshold=False, removed="-inf", probabilities=False):
+    """Top-k; ``extra`` tokens more (or fewer), another ``order``, ``threshold=True`` keeps every
+    logit >= the k-th largest, ``removed="zero"`` puts 0 instead of -inf, ``probabilities=True``
+    returns the softmax."""
+    if k is None or k >= logits.shape[-1]:
+        out = logits.copy()
+    elif threshold:
+        kth = -np.sort(-logits, axis=-1)[..., k - 1 : k]
+        out = _dropped(logits, logits >= kth)
+    else:
+        out = _keep_ranked(logits, k + extra, ORDERS[order](logits))
+    if removed == "zero":
+        out = np.where(np.isneginf(out), 0, out).astype(logits.dtype)
+    return lib.softmax(out) if probabilities else out
+
+
 TOP_K_FILTER = Exercise(
     name="top_k_filter",
-    cases=_top_k_cases,
+    visible=_top_k_visible,
+    hidden=_top_k_hidden,
     reference=lambda logits, k: lib.top_k_filter(logits, k),
-    mistakes=(
-        Mistake(
-            "threshold-keeps-ties",
-            _threshold_ties,
-            "you kept every logit >= the k-th largest, so ties at the k-th place keep more than k "
-            "tokens: keep exactly k, and among equal logits the lower id first "
-            "(np.argsort(-logits, kind='stable'))",
-        ),
-        Mistake(
-            "ties-higher-id",
-            _ties_higher_id,
-            "ties are broken the wrong way: among equal logits the LOWER id ranks first. Reversing an "
-            "ascending argsort puts the higher id first; sort -logits with kind='stable' instead",
-        ),
-        Mistake(
-            "smallest-k",
-            _smallest_k,
-            "you kept the k SMALLEST logits: sort in decreasing order (argsort of -logits)",
-        ),
-        Mistake(
-            "k-plus-one",
-            lambda logits, k: _keep_ranked(logits, k + 1, _ranked(logits)),
-            "off by one: you kept k + 1 tokens; keep exactly k",
-        ),
-        Mistake(
-            "k-minus-one",
-            lambda logits, k: _keep_ranked(logits, k - 1, _ranked(logits)),
-            "off by one: you kept k - 1 tokens; keep exactly k",
-        ),
-        Mistake(
-            "zero-not-inf",
-            lambda logits, k: np.where(np.isinf(lib.top_k_filter(logits, k)), 0, logits).astype(logits.dtype),
-            "removed tokens must get -inf, not 0: a logit of 0 still has probability e^0 / Z > 0",
-        ),
-        Mistake(
-            "probabilities",
-            lambda logits, k: lib.softmax(lib.top_k_filter(logits, k)),
-            "return the filtered LOGITS (removed ones at -inf), not probabilities",
-        ),
+    mistakes=table(
+        _top_k_variant,
+        {
+            "threshold-keeps-ties": (
+                {"threshold": True},
+                "you kept every logit >= the k-th largest, so ties at the k-th place keep more than k "
+                "tokens: keep exactly k, and among equal logits the lower id first "
+                "(np.argsort(-logits, kind='stable'))",
+            ),
+            "ties-higher-id": (
+                {"order": "ties-higher-id"},
+                "ties are broken the wrong way: among equal logits the LOWER id ranks first. Reversing an "
+                "ascending argsort puts the higher id first; sort -logits with kind='stable' instead",
+            ),
+            "smallest-k": ({"order": "smallest-first"}, "you kept the k SMALLEST logits: sort in decreasing order (argsort of -logits)"),
+            "k-plus-one": ({"extra": 1}, "off by one: you kept k + 1 tokens; keep exactly k"),
+            "k-minus-one": ({"extra": -1}, "off by one: you kept k - 1 tokens; keep exactly k"),
+            "zero-not-inf": ({"removed": "zero"}, "removed tokens must get -inf, not 0: a logit of 0 still has probability e^0 / Z > 0"),
+            "probabilities": ({"probabilities": True}, "return the filtered LOGITS (removed ones at -inf), not probabilities"),
+        },
     ),
     error_hints={
         "out of bounds": "k >= V keeps every token: return a copy of the logits unchanged",
+        "NoneType": "k=None keeps every token: return a copy of the logits unchanged",
     },
+    pure=True,
 )
 
 
@@ -243,143 +295,175 @@ TOP_K_FILTER = Exercise(
 NUCLEUS_PROBS = np.array([0.35, 0.25, 0.15, 0.10, 0.07, 0.05, 0.02, 0.01])
 
 
-def _top_p_cases():
+TIED_BOUNDARY = "equal probabilities at the boundary"
+P_EXACT = "the probability ranked above a token equal to p exactly"
+BELOW_TOP = "a p below the largest probability"
+
+
+def _exact_masses(g, V, n, dtype=np.float32):
+    """Logits where ``n`` (a power of 2) drawn tokens are equally likely and the rest are -inf, and
+    a ``p`` that the mass of the first ones hits exactly (every sum of 1/n is exact in float)."""
+    logits = np.full(V, -np.inf)
+    logits[g.choice(V, size=n, replace=False)] = float(g.normal())
+    return logits.astype(dtype), _size(g, 1, n - 1) / n
+
+
+def _top_p_visible():
     clean = _from_probs(NUCLEUS_PROBS, [3, 0, 6, 1, 7, 2, 5, 4])
     peaked = _from_probs(np.array([0.6, 0.2, 0.1, 0.05, 0.05]), [2, 0, 4, 1, 3])
-    tie = _from_probs(np.array([0.3, 0.2, 0.2, 0.2, 0.1]), [4, 3, 0, 1, 2], np.float64)
-    masked = _logits(91, (10,))
-    masked[[1, 4, 8]] = -np.inf
+    tie, p_tie = _tie_at_boundary(rng(91))
+    exact, p_exact = _exact_masses(rng(92), 11, 8)
+    masked = _logits(93, (2, 9))
+    masked[0, [1, 4, 6]] = masked[1, [0, 2, 7]] = -np.inf
     return [
         Case("p0.7", {"logits": clean, "p": 0.7}),
-        Case("one-token", {"logits": peaked, "p": 0.5}),
-        Case(
-            "batch64",
-            {"logits": _logits(92, (4, 12), np.float64), "p": 0.9},
-            hidden=True,
-            describe="a batch of 4 rows, float64, p = 0.9",
-        ),
-        Case("p-one", {"logits": _logits(93, (9,)), "p": 1.0}, hidden=True, describe="p = 1.0"),
-        Case(
-            "tie-at-boundary",
-            {"logits": tie, "p": 0.45},
-            hidden=True,
-            describe="equal probabilities at the boundary, float64",
-        ),
-        Case("tiny-p", {"logits": _logits(94, (7,)), "p": 0.01}, hidden=True, describe="p = 0.01"),
-        Case(
-            "after-top-k",
-            {"logits": masked, "p": 0.8},
-            hidden=True,
-            describe="logits where some tokens are already -inf",
-        ),
+        Case("one-token", {"logits": peaked, "p": 0.5}, kinds={BELOW_TOP}),
+        Case("batch64", {"logits": _logits(94, (3, 10), np.float64), "p": 0.85}),
+        Case("p-one", {"logits": _logits(95, (7,)), "p": 1.0}),
+        Case("p-none", {"logits": _logits(96, (6,)), "p": None}),
+        Case("tie-at-boundary", {"logits": tie, "p": p_tie}, kinds={TIED_BOUNDARY}),
+        Case("p-exact", {"logits": exact, "p": p_exact}, kinds={P_EXACT}),
+        Case("after-top-k", {"logits": masked, "p": 0.8}),
     ]
 
 
-def _nucleus(logits, p, keep_rule, order=None):
-    """Keep tokens by ``keep_rule(mass_before, cumulative)`` along ``order`` (lib's by default)."""
-    if p >= 1.0:
+def _tie_at_boundary(g):
+    """Float64 logits with one likeliest token, then several equally likely ones at drawn ids, then
+    less likely ones, and a ``p`` that keeps exactly one of the tied: the lowest id, by lib's
+    ranking."""
+    top, tied = float(g.uniform(0.25, 0.4)), float(g.uniform(0.1, 0.15))
+    probs = np.array([top, *[tied] * _size(g, 2, 4), *(tied * g.uniform(0.1, 0.9, size=_size(g, 1, 3)))])
+    p = (top + tied * float(g.uniform(0.3, 0.7))) / probs.sum()
+    return _from_probs(probs / probs.sum(), g.permutation(len(probs)), np.float64), p
+
+
+def _top_p_hidden(g):
+    B, p = _size(g, 2, 4), round(float(g.uniform(0.8, 0.95)), 2)
+    tie, p_tie = _tie_at_boundary(g)
+    n = int(2 ** _size(g, 2, 3))
+    exact, p_exact = _exact_masses(g, n + _size(g, 1, 5), n, np.float64)
+    masked = _drawn(g, (_size(g, 8, 12),))
+    masked[g.choice(len(masked), size=3, replace=False)] = -np.inf
+    return [
+        hidden("batch64", {"logits": _drawn(g, (B, _size(g, 10, 14)), np.float64), "p": p}),
+        hidden("p-one", {"logits": _drawn(g, (_size(g, 7, 11),)), "p": 1.0}),
+        hidden("p-none", {"logits": _drawn(g, (_size(g, 5, 9),)), "p": None}),
+        hidden("tie-at-boundary", {"logits": tie, "p": p_tie}, kinds={TIED_BOUNDARY}, about=TIED_BOUNDARY),
+        hidden("p-exact", {"logits": exact, "p": p_exact}, kinds={P_EXACT}, about=P_EXACT),
+        hidden(
+            "tiny-p",
+            {"logits": _drawn(g, (_size(g, 5, 9),)), "p": round(float(g.uniform(0.005, 0.03)), 3)},
+            kinds={BELOW_TOP},
+            about=BELOW_TOP,
+        ),
+        hidden("after-top-k", {"logits": masked, "p": round(float(g.uniform(0.7, 0.9)), 2)}),
+    ]
+
+
+KEEP_RULES = {
+    "before<p": lambda before, cum, p: before < p,
+    "before<=p": lambda before, cum, p: before <= p,
+    "cum<p": lambda before, cum, p: cum < p,
+    "cum<=p": lambda before, cum, p: cum <= p,
+}
+
+
+def _nucleus(logits, p, rule="before<p", order="largest-first"):
+    """Keep tokens by ``KEEP_RULES[rule](mass_before, cumulative, p)`` along ``ORDERS[order]`` or,
+    with ``order="id"``, in token-id order."""
+    if p is None or p >= 1.0:
         return logits.copy()
-    order = _ranked(logits) if order is None else order
-    probs = np.take_along_axis(lib.softmax(logits), order, axis=-1)
+    ranked = np.broadcast_to(np.arange(logits.shape[-1]), logits.shape) if order == "id" else ORDERS[order](logits)
+    probs = np.take_along_axis(lib.softmax(logits), ranked, axis=-1)
     cumulative = np.cumsum(probs, axis=-1)
-    keep_sorted = keep_rule(cumulative - probs, cumulative)
+    keep_sorted = KEEP_RULES[rule](cumulative - probs, cumulative, p)
     keep = np.zeros(logits.shape, dtype=bool)
-    np.put_along_axis(keep, order, keep_sorted, axis=-1)
+    np.put_along_axis(keep, ranked, keep_sorted, axis=-1)
     return _dropped(logits, keep)
 
 
-def _unsorted(logits, p):
-    order = np.broadcast_to(np.arange(logits.shape[-1]), logits.shape)
-    return _nucleus(logits, p, lambda before, cum: before < p, order)
+def _top_p_variant(logits, p, *, removed="-inf", probabilities=False, **nucleus):
+    out = _nucleus(logits, p, **nucleus)
+    if removed == "zero":
+        out = np.where(np.isneginf(out) & ~np.isneginf(logits), 0, out).astype(logits.dtype)
+    return lib.softmax(out) if probabilities else out
 
+
+DROPS_CROSSING = (
+    "you dropped the token that crosses p: keep a token while the probability ranked ABOVE it is still "
+    "below p (so the crossing token stays, and at least one token always does)"
+)
 
 TOP_P_FILTER = Exercise(
     name="top_p_filter",
-    cases=_top_p_cases,
+    visible=_top_p_visible,
+    hidden=_top_p_hidden,
     reference=lambda logits, p: lib.top_p_filter(logits, p),
-    mistakes=(
-        Mistake(
-            "drops-crossing",
-            lambda logits, p: _nucleus(logits, p, lambda before, cum: cum < p),
-            "you dropped the token that crosses p: keep a token while the probability ranked ABOVE "
-            "it is still below p (so the crossing token stays, and at least one token always does)",
-        ),
-        Mistake(
-            "drops-crossing-le",
-            lambda logits, p: _nucleus(logits, p, lambda before, cum: cum <= p),
-            "you dropped the token that crosses p: keep a token while the probability ranked ABOVE "
-            "it is still below p (so the crossing token stays, and at least one token always does)",
-        ),
-        Mistake(
-            "unsorted",
-            _unsorted,
-            "you accumulated probabilities in token-id order: sort the tokens from most to least "
-            "likely first, then accumulate",
-        ),
-        Mistake(
-            "ascending",
-            lambda logits, p: _nucleus(
-                logits, p, lambda before, cum: before < p, np.argsort(logits, axis=-1, kind="stable")
+    mistakes=table(
+        _top_p_variant,
+        {
+            "drops-crossing": ({"rule": "cum<p"}, DROPS_CROSSING),
+            "drops-crossing-le": ({"rule": "cum<=p"}, DROPS_CROSSING),
+            "keeps-at-p": (
+                {"rule": "before<=p"},
+                "a token whose mass ranked above it is exactly p was kept: keep a token only while that "
+                "mass is strictly below p (<, not <=)",
             ),
-            "you accumulated from the LEAST likely token: sort in decreasing probability",
-        ),
-        Mistake(
-            "ties-higher-id",
-            lambda logits, p: _nucleus(
-                logits,
-                p,
-                lambda before, cum: before < p,
-                np.argsort(logits, axis=-1, kind="stable")[..., ::-1],
+            "unsorted": (
+                {"order": "id"},
+                "you accumulated probabilities in token-id order: sort the tokens from most to least "
+                "likely first, then accumulate",
             ),
-            "ties are broken the wrong way: among equal probabilities the LOWER id ranks first; sort "
-            "-logits with kind='stable' rather than reversing an ascending sort",
-        ),
-        Mistake(
-            "zero-not-inf",
-            lambda logits, p: np.where(np.isneginf(lib.top_p_filter(logits, p)), 0, logits).astype(
-                logits.dtype
+            "ascending": ({"order": "smallest-first"}, "you accumulated from the LEAST likely token: sort in decreasing probability"),
+            "ties-higher-id": (
+                {"order": "ties-higher-id"},
+                "ties are broken the wrong way: among equal probabilities the LOWER id ranks first; sort "
+                "-logits with kind='stable' rather than reversing an ascending sort",
             ),
-            "removed tokens must get -inf, not 0: a logit of 0 still has probability e^0 / Z > 0",
-        ),
-        Mistake(
-            "probabilities",
-            lambda logits, p: lib.softmax(lib.top_p_filter(logits, p)),
-            "return the filtered LOGITS (removed ones at -inf), not probabilities",
-        ),
+            "zero-not-inf": ({"removed": "zero"}, "removed tokens must get -inf, not 0: a logit of 0 still has probability e^0 / Z > 0"),
+            "probabilities": ({"probabilities": True}, "return the filtered LOGITS (removed ones at -inf), not probabilities"),
+        },
     ),
+    error_hints={"NoneType": "p=None keeps every token: return a copy of the logits unchanged"},
+    pure=True,
 )
 
 
 # ---- the three together ------------------------------------------------------------------------
 
 
-def _filtered_cases():
+def _filtered_visible():
     return [
         Case("all-three", {"logits": _logits(301, (12,)), "temperature": 1.5, "top_k": 5, "top_p": 0.75}),
         Case("defaults", {"logits": _logits(102, (9,)), "temperature": 1.0, "top_k": None, "top_p": None}),
-        Case(
-            "batch64",
-            {"logits": _logits(103, (3, 15), np.float64), "temperature": 1.5, "top_k": 8, "top_p": 0.8},
-            hidden=True,
-            describe="a batch of 3 rows, float64, T = 1.5, k = 8, p = 0.8",
-        ),
-        Case(
-            "greedy",
-            {"logits": _logits(104, (10,)), "temperature": 0.0, "top_k": 5, "top_p": 0.9},
-            hidden=True,
-            describe="T = 0",
-        ),
-        Case(
+        Case("batch64", {"logits": _logits(103, (3, 12), np.float64), "temperature": 1.4, "top_k": 7, "top_p": 0.8}),
+        Case("greedy", {"logits": _logits(104, (9,)), "temperature": 0.0, "top_k": 4, "top_p": 0.9}),
+        Case("hot-top-p", {"logits": _logits(105, (2, 14)), "temperature": 2.2, "top_k": None, "top_p": 0.6}),
+        Case("k-above-V64", {"logits": _logits(106, (6,), np.float64), "temperature": 0.8, "top_k": 9, "top_p": 0.95}, kinds={K_ABOVE_V}),
+    ]
+
+
+def _filtered_hidden(g):
+    B, T, k, p = _size(g, 2, 4), round(float(g.uniform(1.2, 2.0)), 2), _size(g, 6, 9), round(float(g.uniform(0.7, 0.9)), 2)
+    hot = round(float(g.uniform(1.5, 3.0)), 2)
+    V_small = _size(g, 5, 8)
+    return [
+        hidden("batch64", {"logits": _drawn(g, (B, _size(g, 12, 16)), np.float64), "temperature": T, "top_k": k, "top_p": p}),
+        hidden("greedy", {"logits": _drawn(g, (_size(g, 8, 12),)), "temperature": 0.0, "top_k": _size(g, 3, 6), "top_p": 0.9}),
+        hidden(
             "hot-top-p",
-            {"logits": _logits(105, (14,)), "temperature": 2.0, "top_k": None, "top_p": 0.6},
-            hidden=True,
-            describe="T = 2 with top-p only",
+            {"logits": _drawn(g, (_size(g, 12, 16),)), "temperature": hot, "top_k": None, "top_p": round(float(g.uniform(0.5, 0.7)), 2)},
         ),
-        Case(
+        hidden(
             "k-above-V",
-            {"logits": _logits(106, (6,), np.float64), "temperature": 0.8, "top_k": 10, "top_p": 0.95},
-            hidden=True,
-            describe="k > V, float64",
+            {
+                "logits": _drawn(g, (V_small,), np.float64),
+                "temperature": round(float(g.uniform(0.6, 1.0)), 2),
+                "top_k": V_small + _size(g, 1, 5),
+                "top_p": 0.95,
+            },
+            kinds={K_ABOVE_V},
+            about=K_ABOVE_V,
         ),
     ]
 
@@ -388,93 +472,68 @@ def _filtered(logits, temperature=1.0, top_k=None, top_p=None):
     return lib.filtered_probs(logits, temperature, top_k, top_p)
 
 
-def _temperature_last(logits, temperature=1.0, top_k=None, top_p=None):
-    z = lib.top_p_filter(lib.top_k_filter(logits, top_k), top_p)
-    return lib.softmax(lib.apply_temperature(z, temperature))
-
-
-def _p_before_k(logits, temperature=1.0, top_k=None, top_p=None):
-    z = lib.apply_temperature(logits, temperature)
-    return lib.softmax(lib.top_k_filter(lib.top_p_filter(z, top_p), top_k))
-
-
-def _no_renormalise(logits, temperature=1.0, top_k=None, top_p=None):
-    z = lib.apply_temperature(logits, temperature)
-    kept = np.isfinite(lib.top_p_filter(lib.top_k_filter(z, top_k), top_p))
-    return np.where(kept, lib.softmax(z), 0).astype(logits.dtype)
+def _filtered_variant(
+    logits, temperature=1.0, top_k=None, top_p=None, *, order=("temperature", "top_k", "top_p"), renormalise=True, on_probabilities=False
+):
+    """The three filters in another ``order``; ``renormalise=False`` zeroes the removed tokens'
+    probabilities after one softmax instead of taking the softmax of the filtered logits;
+    ``on_probabilities`` divides the filtered probabilities by T and takes a softmax again."""
+    if on_probabilities and temperature:
+        return lib.softmax(_filtered_variant(logits, 1.0, top_k, top_p) / logits.dtype.type(temperature))
+    steps = {
+        "temperature": lambda z: lib.apply_temperature(z, temperature),
+        "top_k": lambda z: lib.top_k_filter(z, top_k),
+        "top_p": lambda z: lib.top_p_filter(z, top_p),
+        "none": lambda z: z,
+    }
+    z = logits
+    for step in order:
+        z = steps[step](z)
+    if renormalise:
+        return lib.softmax(z)
+    tempered = lib.apply_temperature(logits, temperature)
+    return np.where(np.isfinite(z), lib.softmax(tempered), 0).astype(logits.dtype)
 
 
 FILTERED_PROBS = Exercise(
     name="filtered_probs",
-    cases=_filtered_cases,
+    visible=_filtered_visible,
+    hidden=_filtered_hidden,
     reference=_filtered,
-    mistakes=(
-        Mistake(
-            "temperature-last",
-            _temperature_last,
-            "temperature comes FIRST: it changes the probabilities that top-p measures, so apply "
-            "it before top-k and top-p",
-        ),
-        Mistake(
-            "top-p-before-top-k",
-            _p_before_k,
-            "top-k comes before top-p: top-p measures the probabilities of the tokens top-k kept "
-            "(renormalised among them)",
-        ),
-        Mistake(
-            "no-renormalise",
-            _no_renormalise,
-            "the probabilities do not sum to 1: you computed the softmax before filtering and then "
-            "zeroed tokens. Filter the logits first (removed ones at -inf), then take the softmax",
-        ),
-        Mistake(
-            "no-temperature",
-            lambda logits, temperature=1.0, top_k=None, top_p=None: _filtered(logits, 1.0, top_k, top_p),
-            "the temperature has no effect: divide the logits by T (with your apply_temperature) "
-            "before filtering",
-        ),
+    mistakes=table(
+        _filtered_variant,
+        {
+            "temperature-last": (
+                {"order": ("top_k", "top_p", "temperature")},
+                "temperature comes FIRST: it changes the probabilities that top-p measures, so apply it "
+                "before top-k and top-p",
+            ),
+            "top-p-before-top-k": (
+                {"order": ("temperature", "top_p", "top_k")},
+                "top-k comes before top-p: top-p measures the probabilities of the tokens top-k kept "
+                "(renormalised among them)",
+            ),
+            "no-renormalise": (
+                {"renormalise": False},
+                "the probabilities do not sum to 1: you computed the softmax before filtering and then "
+                "zeroed tokens. Filter the logits first (removed ones at -inf), then take the softmax",
+            ),
+            "temperature-on-probabilities": (
+                {"on_probabilities": True},
+                "the temperature divides the LOGITS: dividing probabilities by T and taking a softmax again "
+                "is not the same distribution; apply_temperature comes first, on the logits",
+            ),
+            "no-temperature": (
+                {"order": ("top_k", "top_p")},
+                "the temperature has no effect: divide the logits by T (with your apply_temperature) before filtering",
+            ),
+        },
     ),
+    pure=True,
 )
 
 
 # ---- drawing a token ---------------------------------------------------------------------------
-
-
-def _one_id(token):
-    arr = np.asarray(token)
-    if arr.size != 1 or arr.dtype.kind not in "iu":
-        raise TypeError(f"sample_next must return one integer token id, got {token!r}")
-    return int(arr.reshape(-1)[0])
-
-
-def _draw(sample_next, logits, seed, n, settings):
-    generator = np.random.default_rng(seed)
-    out = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        out[i] = _one_id(sample_next(logits.copy(), generator, **settings[i % len(settings)]))
-    return out
-
-
-def sampler(sample_next):
-    """How the check calls ``sample_next``: ``n`` draws from one generator seeded with ``seed``.
-
-    ``settings`` is a list of keyword dicts (temperature, top_k, top_p) used in turn. Mode
-    ``"draws"`` returns the token ids (and first makes sure the same seed gives the same draws);
-    mode ``"frequencies"`` returns how often each token was drawn.
-    """
-
-    def run(logits, seed, n, mode, settings):
-        draws = _draw(sample_next, logits, seed, n, settings)
-        if mode == "frequencies":
-            return np.bincount(draws, minlength=logits.shape[-1]) / n
-        if not np.array_equal(draws, _draw(sample_next, logits, seed, n, settings)):
-            raise RuntimeError(
-                "two runs from the same seed gave different draws: sample_next must take its random "
-                "numbers from the rng it is given"
-            )
-        return draws
-
-    return run
 
 
 def _lib_sample(logits, rng, temperature=1.0, top_k=None, top_p=None):
@@ -500,7 +559,7 @@ def _wrong_sampler(distribution, greedy_uses_rng=False):
         if mode == "frequencies":
             s = settings[0]
             return distribution(logits, s.get("temperature", 1.0), s.get("top_k"), s.get("top_p"))
-        return _draw(sample, logits, seed, n, settings)
+        return draw(sample, logits, seed, n, settings)
 
     return run
 
@@ -515,13 +574,13 @@ def _multinomial_run(logits, seed, n, mode, settings):
     if mode == "frequencies":
         s = settings[0]
         return _filtered(logits, s.get("temperature", 1.0), s.get("top_k"), s.get("top_p")).astype(np.float64)
-    return _draw(sample, logits, seed, n, settings)
+    return draw(sample, logits, seed, n, settings)
 
 
 def _drops_boundary(logits, temperature, top_k, top_p):
     z = lib.top_k_filter(lib.apply_temperature(logits, temperature), top_k)
     if top_p is not None and top_p < 1.0:
-        z = _nucleus(z, top_p, lambda before, cum: cum < top_p)
+        z = _nucleus(z, top_p, "cum<p")
     return lib.softmax(z).astype(np.float64)
 
 
@@ -537,66 +596,103 @@ SAMPLE_LOGITS = _from_probs(
 )
 
 
-def _sample_cases():
-    def case(name, logits, seed, n, mode, settings, hidden=False, describe=""):
-        inputs = {"logits": logits, "seed": seed, "n": n, "mode": mode, "settings": settings}
-        return Case(name, inputs, hidden, describe)
+def _sample_inputs(logits, seed, n, mode, settings):
+    return {"logits": logits, "seed": seed, "n": n, "mode": mode, "settings": settings}
+
+
+GREEDY_TIES = "greedy steps on equal largest logits, between sampled steps"
+CHANGING = "settings that change from one draw to the next"
+
+
+def _sample_visible():
+    def case(name, logits, seed, n, mode, settings, kinds=()):
+        return Case(name, _sample_inputs(logits, seed, n, mode, settings), kinds=kinds)
 
     return [
         case("frequencies", SAMPLE_LOGITS, 1, 6000, "frequencies", [{"temperature": 0.8, "top_p": 0.75}]),
         case("plain", _logits(111, (10,), scale=0.7), 2, 20, "draws", [{}]),
-        case(
-            "filtered",
-            _logits(112, (12,), scale=0.7),
-            3,
-            20,
-            "draws",
-            [{"temperature": 0.7, "top_k": 5, "top_p": 0.9}],
-        ),
-        case(
-            "mixed",
-            _logits(113, (10,), scale=0.7),
-            4,
-            12,
-            "draws",
-            [{"temperature": 0.0}, {}, {"top_k": 1}, {"top_p": 0.8}],
-        ),
-        case(
-            "frequencies-hidden",
-            SAMPLE_LOGITS[::-1].copy(),
-            5,
-            6000,
-            "frequencies",
-            [{"temperature": 1.5, "top_k": 4}],
-            hidden=True,
-            describe="6000 draws with T = 1.5 and top-k = 4",
-        ),
+        case("filtered", _logits(112, (12,), scale=0.7), 3, 20, "draws", [{"temperature": 0.7, "top_k": 5, "top_p": 0.9}]),
+        case("mixed", _logits(113, (10,), scale=0.7), 4, 12, "draws", [{"temperature": 0.0}, {}, {"top_k": 1}, {"top_p": 0.8}], {CHANGING}),
         case(
             "draws64",
-            _logits(114, (30,), np.float64, scale=0.7),
-            6,
-            30,
+            _logits(114, (24,), np.float64, scale=0.7),
+            5,
+            16,
             "draws",
             [{"temperature": 1.3}, {"top_p": 0.6}],
-            hidden=True,
-            describe="30 draws over 30 tokens, float64, alternating settings",
+            {CHANGING},
         ),
         case(
             "greedy-ties",
-            np.array([0.5, 2.0, 2.0, -1.0, 1.0], dtype=np.float32),
-            7,
+            _with_tie_at_max(rng(115), (6,)),
             6,
+            8,
             "draws",
             [{"temperature": 0.0}, {"temperature": 1.0}],
-            hidden=True,
-            describe="greedy steps on equal largest logits, between sampled steps",
+            {GREEDY_TIES, CHANGING},
+        ),
+    ]
+
+
+FREQUENCY_DRAWS = 3000  # in the hidden frequency case (the visible one has 6000)
+SAMPLE_ATOL = 0.025
+
+
+def _fair_seed(g, logits, settings, atol):
+    """A seed whose ``FREQUENCY_DRAWS`` draws, made as lib makes them, come within ``atol / 2`` of
+    the exact distribution: a function that draws as the docstring says passes for sure, and any
+    other correct sampler almost surely."""
+    probs = _filtered(logits, **settings).astype(np.float64)
+    cdf = np.cumsum(probs)
+    while True:
+        seed = int(g.integers(2**31))
+        u = np.random.default_rng(seed).random(FREQUENCY_DRAWS) * cdf[-1]  # one number per draw
+        draws = np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
+        if np.abs(np.bincount(draws, minlength=len(cdf)) / FREQUENCY_DRAWS - probs).max() <= atol / 2:
+            return seed
+
+
+def _sample_hidden(g):
+    V, T, k = _size(g, 6, 10), round(float(g.uniform(1.2, 2.0)), 2), _size(g, 3, 5)
+    frequent = _from_probs(g.dirichlet(np.full(V, 2.0)), g.permutation(V))
+    settings = [{"temperature": T, "top_k": k}]
+    V64, n64 = _size(g, 20, 40), _size(g, 20, 40)
+    alternating = [{"temperature": round(float(g.uniform(1.1, 1.6)), 2)}, {"top_p": round(float(g.uniform(0.5, 0.8)), 2)}]
+    return [
+        hidden(
+            "frequencies",
+            _sample_inputs(frequent, _fair_seed(g, frequent, settings[0], SAMPLE_ATOL), FREQUENCY_DRAWS, "frequencies", settings),
+            about=f"{FREQUENCY_DRAWS} draws with T = {T} and top-k = {k}",
+            sizes=False,
+        ),
+        hidden(
+            "draws64",
+            _sample_inputs(_drawn(g, (V64,), np.float64, scale=0.7), int(g.integers(2**31)), n64, "draws", alternating),
+            kinds={CHANGING},
+            about=f"{n64} draws over {V64} tokens, float64, alternating settings",
+            sizes=False,
+        ),
+        hidden(
+            "greedy-ties",
+            _sample_inputs(
+                _with_tie_at_max(g, (_size(g, 5, 8),)),
+                int(g.integers(2**31)),
+                _size(g, 6, 10),
+                "draws",
+                [{"temperature": 0.0}, {"temperature": 1.0}],
+            ),
+            kinds={GREEDY_TIES, CHANGING},
+            about=GREEDY_TIES,
+            sizes=False,
         ),
     ]
 
 
 SAMPLE_NEXT = Exercise(
     name="sample_next",
-    cases=_sample_cases,
+    visible=_sample_visible,
+    hidden=_sample_hidden,
+    runner=sampler,
     reference=_exact,
     mistakes=(
         Mistake(
@@ -632,7 +728,7 @@ SAMPLE_NEXT = Exercise(
             "top_k, top_p)",
         ),
     ),
-    atol=0.025,
+    atol=SAMPLE_ATOL,
     rtol=0.0,
     check_dtype=False,
     error_hints={
@@ -650,77 +746,82 @@ SAMPLE_NEXT = Exercise(
 # ---- the generation loop -----------------------------------------------------------------------
 
 
-class ToyLM:
-    """A tiny fixed stand-in for a model: next-token logits from the last token and the length.
-
-    ``ToyLM(seed, V)(ids)`` returns logits of shape (V,) for the sequence ``ids`` (shape (T,)).
-    """
-
-    def __init__(self, seed: int, V: int, dtype=np.float32):
-        g = rng(seed)
-        self.table = (2.0 * g.normal(size=(V, V))).astype(dtype)
-        self.by_length = g.normal(size=(7, V)).astype(dtype)
-
-    def __call__(self, ids):
-        ids = np.asarray(ids)
-        if ids.ndim != 1 or len(ids) == 0:
-            raise ValueError(
-                f"next_logits takes the whole sequence so far, shape (T,), got shape {ids.shape}"
-            )
-        return self.table[ids[-1]] + self.by_length[len(ids) % 7]
-
-    def __repr__(self):
-        return f"ToyLM(V={self.table.shape[0]})"
+def _generate_inputs(model, ids, n, seed, settings, stop=None):
+    return {
+        "next_logits": model,
+        "ids": np.array(ids, dtype=np.int64),
+        "max_new_tokens": n,
+        "rng": np.random.default_rng(seed),
+        **settings,
+        "stop_token": stop,
+    }
 
 
-def _generate_cases():
-    def case(name, seed, V, ids, n, settings, stop=None, dtype=np.float32, hidden=False, describe=""):
-        inputs = {
-            "next_logits": ToyLM(seed, V, dtype),
-            "ids": np.array(ids, dtype=np.int64),
-            "max_new_tokens": n,
-            "rng": np.random.default_rng(seed + 1000),
-            **settings,
-            "stop_token": stop,
-        }
-        return Case(name, inputs, hidden, describe)
+STOP_FIRST = "the very first new token is the stop token"
+
+
+def _generate_visible():
+    def case(name, seed, V, ids, n, settings, stop=None, dtype=np.float32, kinds=()):
+        model = ToyLM(rng(seed), V, dtype)
+        if stop == "first":
+            stop = _greedy_tokens(model, ids, 1)[0]
+        return Case(name, _generate_inputs(model, ids, n, seed + 1000, settings, stop), kinds=kinds)
 
     return [
         case("budget", 121, 12, [3, 1, 4], 10, {"temperature": 1.0}),
         case("stop", 122, 12, [5, 9], 20, {"temperature": 0.9, "top_k": 6}, stop=7),
-        case(
+        case("greedy-stop", 123, 14, [2], 12, {"temperature": 0.0}, stop=9),
+        case("filtered64", 124, 16, [1, 8], 9, {"temperature": 1.2, "top_k": 7, "top_p": 0.6}, dtype=np.float64),
+        case("zero-budget", 125, 9, [4, 4], 0, {}, stop=1),
+        case("stop-zero", 128, 10, [3], 8, {"temperature": 0.0}, stop=0),
+        case("stop-first", 126, 8, [6, 0, 2], 7, {"temperature": 0.0}, stop="first", kinds={STOP_FIRST}),
+    ]
+
+
+def _greedy_tokens(model, ids, n):
+    """The tokens greedy decoding appends to ``ids``, ``n`` of them."""
+    out = list(ids)
+    for _ in range(n):
+        out.append(int(np.argmax(model(np.array(out)))))
+    return out[len(ids) :]
+
+
+def _generate_hidden(g):
+    def prompt(V):
+        return g.integers(0, V, size=_size(g, 1, 4)).tolist()
+
+    def seed():
+        return int(g.integers(2**31))
+
+    greedy, greedy_ids, budget = ToyLM(g, _size(g, 12, 20)), None, _size(g, 12, 18)
+    greedy_ids = prompt(greedy.table.shape[0])
+    emitted = _greedy_tokens(greedy, greedy_ids, budget)
+    stop = emitted[_size(g, 2, budget - 1)]  # a token greedy decoding emits after a few steps
+    first = ToyLM(g, _size(g, 6, 10))
+    first_ids = prompt(first.table.shape[0])
+    V64, V0 = _size(g, 16, 24), _size(g, 8, 12)
+    filtered = {
+        "temperature": round(float(g.uniform(1.0, 1.4)), 2),
+        "top_k": _size(g, 6, 10),
+        "top_p": round(float(g.uniform(0.85, 0.95)), 2),
+    }
+    return [
+        hidden(
             "greedy-stop",
-            123,
-            16,
-            [0, 2],
-            15,
-            {"temperature": 0.0},
-            stop=4,
-            hidden=True,
-            describe="greedy decoding with a stop token",
+            _generate_inputs(greedy, greedy_ids, budget, seed(), {"temperature": 0.0}, stop),
+            about="greedy decoding with a stop token",
         ),
-        case(
+        hidden(
             "filtered64",
-            124,
-            20,
-            [1, 2, 3, 4],
-            12,
-            {"temperature": 1.2, "top_k": 8, "top_p": 0.9},
-            dtype=np.float64,
-            hidden=True,
-            describe="T, top-k and top-p together, float64, no stop token",
+            _generate_inputs(ToyLM(g, V64, np.float64), prompt(V64), _size(g, 8, 14), seed(), filtered),
+            about="T, top-k and top-p together, float64, no stop token",
         ),
-        case("zero-budget", 125, 10, [6, 6], 0, {}, stop=2, hidden=True, describe="max_new_tokens = 0"),
-        case(
+        hidden("zero-budget", _generate_inputs(ToyLM(g, V0), prompt(V0), 0, seed(), {}, stop=_size(g, 0, V0 - 1))),
+        hidden(
             "stop-first",
-            126,
-            8,
-            [1],
-            9,
-            {"temperature": 0.0},
-            stop=0,
-            hidden=True,
-            describe="the very first new token is the stop token",
+            _generate_inputs(first, first_ids, _size(g, 5, 10), seed(), {"temperature": 0.0}, _greedy_tokens(first, first_ids, 1)[0]),
+            kinds={STOP_FIRST},
+            about=STOP_FIRST,
         ),
     ]
 
@@ -780,87 +881,40 @@ def _wrong(**how):
 
 GENERATE = Exercise(
     name="generate",
-    cases=_generate_cases,
+    visible=_generate_visible,
+    hidden=_generate_hidden,
     reference=_generate,
-    mistakes=(
-        Mistake(
-            "drops-stop",
-            _wrong(include_stop=False),
-            "you stopped one token early: append the stop token to the output, THEN stop",
-        ),
-        Mistake(
-            "ignores-stop",
-            _wrong(stop=False),
-            "the loop ran past the stop token: stop right after emitting stop_token",
-        ),
-        Mistake(
-            "one-extra",
-            _wrong(budget_extra=1),
-            "one token too many: the budget max_new_tokens counts new tokens only",
-        ),
-        Mistake(
-            "one-short",
-            _wrong(budget_extra=-1),
-            "one token too few: make max_new_tokens new tokens (unless the stop token comes first)",
-        ),
-        Mistake(
-            "new-only",
-            _wrong(only_new=True),
-            "return the whole sequence, the prompt ids followed by the new tokens",
-        ),
-        Mistake(
-            "last-token-only",
-            _wrong(last_only=True),
-            "next_logits needs the whole sequence so far, not only its last token (a transformer "
-            "attends to every earlier position)",
-        ),
-        Mistake(
-            "greedy",
-            _wrong(pick=lambda logits: int(np.argmax(logits))),
-            "you always took the argmax: draw each token with your sample_next(logits, rng, ...)",
-        ),
-        Mistake(
-            "settings-ignored",
-            _wrong(defaults=True),
-            "pass temperature, top_k and top_p on to sample_next: your tokens were drawn with the defaults",
-        ),
+    mistakes=table(
+        lambda *args, how, **kwargs: _wrong(**how)(*args, **kwargs),
+        {
+            "drops-stop": ({"how": {"include_stop": False}}, "you stopped one token early: append the stop token to the output, THEN stop"),
+            "ignores-stop": ({"how": {"stop": False}}, "the loop ran past the stop token: stop right after emitting stop_token"),
+            "one-extra": ({"how": {"budget_extra": 1}}, "one token too many: the budget max_new_tokens counts new tokens only"),
+            "one-short": (
+                {"how": {"budget_extra": -1}},
+                "one token too few: make max_new_tokens new tokens (unless the stop token comes first)",
+            ),
+            "new-only": ({"how": {"only_new": True}}, "return the whole sequence, the prompt ids followed by the new tokens"),
+            "last-token-only": (
+                {"how": {"last_only": True}},
+                "next_logits needs the whole sequence so far, not only its last token (a transformer "
+                "attends to every earlier position)",
+            ),
+            "greedy": (
+                {"how": {"pick": lambda logits: int(np.argmax(logits))}},
+                "you always took the argmax: draw each token with your sample_next(logits, rng, ...)",
+            ),
+            "settings-ignored": (
+                {"how": {"defaults": True}},
+                "pass temperature, top_k and top_p on to sample_next: your tokens were drawn with the defaults",
+            ),
+        },
     ),
-    check_dtype=False,
+    check_dtype="kind",
 )
 
 
 # ---- the KV cache ------------------------------------------------------------------------------
-
-
-def packed(attend_with_cache):
-    """How the check calls ``attend_with_cache``: check the three results, then stack them.
-
-    Returns ``out``, the grown ``cache_k`` and ``cache_v`` concatenated along the sequence axis.
-    """
-
-    def run(q_new, k_new, v_new, cache_k, cache_v):
-        result = attend_with_cache(q_new, k_new, v_new, cache_k, cache_v)
-        if not isinstance(result, tuple | list) or len(result) != 3:
-            raise TypeError("attend_with_cache must return three arrays: (out, cache_k, cache_v)")
-        out, new_k, new_v = (np.asarray(r) for r in result)
-        H, T, d_head = q_new.shape
-        S = cache_k.shape[-2]
-        if out.shape != (H, T, d_head):
-            raise ValueError(f"out has shape {out.shape}: expected {(H, T, d_head)}, one row per new query")
-        for name, grown in (("cache_k", new_k), ("cache_v", new_v)):
-            if grown.shape == (H, S, d_head) and T > 0:
-                raise ValueError(
-                    f"the returned {name} has the old shape {grown.shape}: the cache was not appended "
-                    "to. Concatenate the new keys/values after the cached ones"
-                )
-            if grown.shape != (H, S + T, d_head):
-                raise ValueError(
-                    f"the returned {name} has shape {grown.shape}: expected {(H, S + T, d_head)}, the "
-                    "old and the new entries along the sequence axis (-2)"
-                )
-        return np.concatenate([out, new_k, new_v], axis=-2)
-
-    return run
 
 
 def _attend_with_cache(q_new, k_new, v_new, cache_k, cache_v):
@@ -870,111 +924,81 @@ def _attend_with_cache(q_new, k_new, v_new, cache_k, cache_v):
     return out, k, v
 
 
-def _old_keys_only(q_new, k_new, v_new, cache_k, cache_v):
-    out = lib.scaled_dot_product_attention(q_new, cache_k, cache_v)
-    return out, np.concatenate([cache_k, k_new], -2), np.concatenate([cache_v, v_new], -2)
-
-
-def _prepended(q_new, k_new, v_new, cache_k, cache_v):
-    k = np.concatenate([k_new, cache_k], axis=-2)
-    v = np.concatenate([v_new, cache_v], axis=-2)
+def _cache_variant(q_new, k_new, v_new, cache_k, cache_v, *, keys="all", place="after", mask="offset", scale=True):
+    """Cached attention; ``keys="cached"`` attends to the old keys only, ``place="before"`` puts
+    the new keys before the cached ones, ``mask``: ``"offset"`` (right), ``"no-offset"`` (the
+    mask of T queries over the first T keys) or ``"none"``; ``scale=False`` skips 1/sqrt(d_head)."""
+    new_k, new_v = ([cache_k, k_new], [cache_v, v_new]) if place == "after" else ([k_new, cache_k], [v_new, cache_v])
+    k, v = np.concatenate(new_k, axis=-2), np.concatenate(new_v, axis=-2)
     T, S = q_new.shape[-2], k.shape[-2]
-    return lib.scaled_dot_product_attention(q_new, k, v, mask=lib.causal_mask(T, S)), k, v
+    q = q_new if scale else q_new * q_new.dtype.type(np.sqrt(q_new.shape[-1]))  # undoes the 1/sqrt(d_head) inside
+    if keys == "cached":
+        return lib.scaled_dot_product_attention(q, cache_k, cache_v), k, v
+    allowed = {"offset": lambda: lib.causal_mask(T, S), "no-offset": lambda: np.tri(T, S, dtype=bool), "none": lambda: None}[mask]()
+    return lib.scaled_dot_product_attention(q, k, v, mask=allowed), k, v
 
 
-def _no_mask(q_new, k_new, v_new, cache_k, cache_v):
-    k = np.concatenate([cache_k, k_new], axis=-2)
-    v = np.concatenate([cache_v, v_new], axis=-2)
-    return lib.scaled_dot_product_attention(q_new, k, v), k, v
+def _cache_inputs(g, H, S, T, d_head, dtype=np.float32):
+    def arr(n):
+        return g.normal(size=(H, n, d_head)).astype(dtype)
+
+    return {"q_new": arr(T), "k_new": arr(T), "v_new": arr(T), "cache_k": arr(S), "cache_v": arr(S)}
 
 
-def _mask_no_offset(q_new, k_new, v_new, cache_k, cache_v):
-    k = np.concatenate([cache_k, k_new], axis=-2)
-    v = np.concatenate([cache_v, v_new], axis=-2)
-    mask = np.tri(q_new.shape[-2], k.shape[-2], dtype=bool)
-    return lib.scaled_dot_product_attention(q_new, k, v, mask=mask), k, v
+ONE_HEAD = "one head"
 
 
-def _no_scale(q_new, k_new, v_new, cache_k, cache_v):
-    k = np.concatenate([cache_k, k_new], axis=-2)
-    v = np.concatenate([cache_v, v_new], axis=-2)
-    q = q_new * q_new.dtype.type(np.sqrt(q_new.shape[-1]))  # undoes the 1/sqrt(d_head) inside
-    return lib.scaled_dot_product_attention(q, k, v, mask=lib.causal_mask(q.shape[-2], k.shape[-2])), k, v
-
-
-def _cache_cases():
-    def case(name, seed, H, S, T, d_head, dtype=np.float32, hidden=False, describe=""):
-        g = rng(seed)
-
-        def arr(n):
-            return g.normal(size=(H, n, d_head)).astype(dtype)
-
-        inputs = {"q_new": arr(T), "k_new": arr(T), "v_new": arr(T), "cache_k": arr(S), "cache_v": arr(S)}
-        return Case(name, inputs, hidden, describe)
-
+def _cache_visible():
     return [
-        case("one-step", 131, H=2, S=5, T=1, d_head=4),
-        case("chunk", 132, H=2, S=3, T=3, d_head=4),
-        case(
-            "empty-cache64",
-            133,
-            H=3,
-            S=0,
-            T=4,
-            d_head=5,
-            dtype=np.float64,
-            hidden=True,
-            describe="an empty cache and 4 new tokens, float64",
-        ),
-        case(
-            "long64",
-            134,
-            H=4,
-            S=12,
-            T=1,
-            d_head=8,
-            dtype=np.float64,
-            hidden=True,
-            describe="12 cached tokens, 4 heads, float64",
-        ),
-        case("one-head", 135, H=1, S=6, T=2, d_head=3, hidden=True, describe="one head, 2 new tokens"),
+        Case("one-step", _cache_inputs(rng(131), H=2, S=5, T=1, d_head=4)),
+        Case("chunk", _cache_inputs(rng(132), H=2, S=3, T=3, d_head=4)),
+        Case("empty-cache64", _cache_inputs(rng(133), H=2, S=0, T=3, d_head=4, dtype=np.float64)),
+        Case("one-head", _cache_inputs(rng(134), H=1, S=4, T=2, d_head=3), kinds={ONE_HEAD}),
+    ]
+
+
+def _cache_hidden(g):
+    T0, H0, d0 = _size(g, 3, 6), _size(g, 2, 4), _size(g, 3, 6)
+    S_long, H_long = _size(g, 8, 16), _size(g, 3, 5)
+    return [
+        hidden("empty-cache64", _cache_inputs(g, H0, 0, T0, d0, np.float64), about="an empty cache"),
+        hidden("long64", _cache_inputs(g, H_long, S_long, 1, 2 * _size(g, 2, 5), np.float64)),
+        hidden("one-head", _cache_inputs(g, 1, _size(g, 4, 8), 2, _size(g, 3, 6)), kinds={ONE_HEAD}, about=ONE_HEAD),
     ]
 
 
 ATTEND_WITH_CACHE = Exercise(
     name="attend_with_cache",
-    cases=_cache_cases,
+    visible=_cache_visible,
+    hidden=_cache_hidden,
+    runner=packed,
     reference=packed(_attend_with_cache),
-    mistakes=(
-        Mistake(
-            "old-keys-only",
-            packed(_old_keys_only),
-            "the new tokens attended only to the cached keys: append k_new and v_new FIRST, so each "
-            "new token also attends to itself",
-        ),
-        Mistake(
-            "prepended",
-            packed(_prepended),
-            "the new keys/values went BEFORE the cached ones: append them at the end, so the cache "
-            "stays in position order",
-        ),
-        Mistake(
-            "no-mask",
-            packed(_no_mask),
-            "with several new tokens, new token i may only see keys up to position past + i: use "
-            "causal_mask(T, S + T) (one new token needs no mask)",
-        ),
-        Mistake(
-            "mask-no-offset",
-            packed(_mask_no_offset),
-            "the mask is not offset by the cache: the new queries are the LAST T of S + T positions, "
-            "so causal_mask(T, S + T) lets query i see keys 0 .. S + i",
-        ),
-        Mistake(
-            "no-scale",
-            packed(_no_scale),
-            "the scores are not scaled: divide q k^T by sqrt(d_head) (or use scaled_dot_product_attention)",
-        ),
+    mistakes=table(
+        _cache_variant,
+        {
+            "old-keys-only": (
+                {"keys": "cached"},
+                "the new tokens attended only to the cached keys: append k_new and v_new FIRST, so each "
+                "new token also attends to itself",
+            ),
+            "prepended": (
+                {"place": "before"},
+                "the new keys/values went BEFORE the cached ones: append them at the end, so the cache "
+                "stays in position order",
+            ),
+            "no-mask": (
+                {"mask": "none"},
+                "with several new tokens, new token i may only see keys up to position past + i: use "
+                "causal_mask(T, S + T) (one new token needs no mask)",
+            ),
+            "mask-no-offset": (
+                {"mask": "no-offset"},
+                "the mask is not offset by the cache: the new queries are the LAST T of S + T positions, "
+                "so causal_mask(T, S + T) lets query i see keys 0 .. S + i",
+            ),
+            "no-scale": ({"scale": False}, "the scores are not scaled: divide q k^T by sqrt(d_head) (or use scaled_dot_product_attention)"),
+        },
+        wrap=packed,
     ),
     error_hints={
         "not appended": "the cache must grow by the new tokens: return np.concatenate([cache_k, k_new], "

@@ -1,7 +1,8 @@
 """Chapter 5, every number of one forward pass: the toy model's stations, recomputed by hand.
 
 The cases run the toy model shipped in ``lib/models/toy`` (one block, d = 4, two heads, three
-tokens) on "AI rocks" and, hidden, on other inputs, in float64, and with perturbed weights. Station
+tokens) on "AI rocks" and "rocks AI" and, hidden, on drawn inputs, in float64, and with drawn
+perturbations of its weights. Station
 names are ``lib``'s trace names (see ``lib/model.py``); ``h.0.attn.qkv`` is the three of
 ``h.0.attn.q``, ``.k`` and ``.v`` stacked, the output of ``toy_qkv``.
 """
@@ -14,12 +15,34 @@ import numpy as np
 
 import lib
 
-from ..exercise import Case, Exercise, Mistake, Part, choice, rng
+from ..exercise import Case, Exercise, Part, choice, hidden, rng
+from . import wrong
+from .ch01 import EMBED_MISTAKES
+from .wrong import table
 
 ASSIGNMENT = "05-worked-toy"
+# The lib functions the scorer lends this chapter's students (``grader.lending``): none, the
+# chapter recomputes every number by hand. ``GRADED``: the lib functions that compute this
+# chapter's exercises, which the scorer's lib must never hold.
+LENDS: tuple[str, ...] = ()
+GRADED = (
+    "embed",
+    "layer_norm",
+    "linear",
+    "split_heads",
+    "merge_heads",
+    "causal_mask",
+    "scaled_dot_product_attention",
+    "softmax",
+    "log_softmax",
+    "mlp",
+    "cross_entropy",
+    "Model",
+)
 
 AI_ROCKS = np.array([0, 1])  # "AI rocks": the inputs; the targets are [1, 2] ("rocks <eos>")
 EPS = 1e-5
+PERTURBED = "perturbed weights"
 
 
 @functools.cache
@@ -27,11 +50,11 @@ def _toy(dtype=np.float32) -> lib.Model:
     return lib.load_pretrained("toy", dtype=dtype)
 
 
-def toy_params(dtype=np.float32, perturb_seed: int | None = None, scale: float = 0.3) -> dict:
-    """A fresh copy of the toy's weights; with ``perturb_seed``, seeded noise added to every one."""
+def toy_params(dtype=np.float32, perturb: np.random.Generator | None = None, scale: float = 0.3) -> dict:
+    """A fresh copy of the toy's weights; with ``perturb``, noise drawn from it added to every one."""
     params = copy.deepcopy(_toy(dtype).params)
-    if perturb_seed is not None:
-        g = rng(perturb_seed)
+    if perturb is not None:
+        g = perturb
 
         def shake(tree):
             if isinstance(tree, dict):
@@ -50,89 +73,89 @@ def toy_trace(ids, params) -> dict:
     return model.forward(np.asarray(ids), trace=True)[1]
 
 
-# The inputs every exercise is checked on: (name, ids, dtype, perturbation seed, hidden, describe).
-_RUNS = [
-    ("ai-rocks", [0, 1], np.float32, None, False, ""),
-    ("rocks-ai", [1, 0], np.float32, None, False, ""),
-    ("three64", [0, 0, 1], np.float64, None, True, 'the input "AI AI rocks", float64'),
-    ("perturbed", [0, 1, 2, 0], np.float32, 11, True, "four tokens with perturbed weights"),
-    ("perturbed64", [2, 1], np.float64, 12, True, "other weights, float64"),
-]
+def _run(name, ids, dtype, perturb=None, describe=""):
+    """One input of the toy: (name, ids, params, trace, hidden, describe)."""
+    params = toy_params(dtype, perturb)
+    ids = np.array(ids)
+    return name, ids, params, toy_trace(ids, params), bool(describe), describe
 
 
 @functools.cache
-def _runs():
-    """Each run's ids, params and trace (computed once per process; cases copy what they use)."""
-    out = []
-    for name, ids, dtype, seed, hidden, describe in _RUNS:
-        params = toy_params(dtype, seed)
-        ids = np.array(ids)
-        out.append((name, ids, params, toy_trace(ids, params), hidden, describe))
-    return out
+def _visible_runs():
+    """"AI rocks" and "rocks AI" with the toy's own weights, and three tokens with perturbed
+    weights in float64 (computed once per process; cases copy what they use)."""
+    return (
+        _run("ai-rocks", [0, 1], np.float32),
+        _run("rocks-ai", [1, 0], np.float32),
+        _run("perturbed64", [2, 0, 1], np.float64, rng(500)),
+    )
 
 
-def _cases(build):
+def _hidden_runs(g):
+    """Drawn inputs: three tokens in float64, four tokens with perturbed weights, and two or three
+    tokens with other perturbed weights in float64."""
+    return (
+        _run("three64", g.integers(0, 3, size=3), np.float64, describe="three tokens, float64"),
+        _run("perturbed", g.integers(0, 3, size=4), np.float32, g, "four tokens with perturbed weights"),
+        _run("perturbed64", g.integers(0, 3, size=int(g.integers(2, 4))), np.float64, g, "other weights, float64"),
+    )
+
+
+def _cases(runs, build):
     """One case per run: ``build(ids, params, trace)`` gives its inputs."""
-    return [
-        Case(name, build(ids, copy.deepcopy(params), trace), hidden, describe)
-        for name, ids, params, trace, hidden, describe in _runs()
-    ]
+    cases = []
+    for name, ids, params, trace, is_hidden, describe in runs:
+        inputs, kinds = build(ids, copy.deepcopy(params), trace), {PERTURBED} if "perturbed" in name else set()
+        cases.append(hidden(name, inputs, kinds=kinds, about=describe, sizes=False) if is_hidden else Case(name, inputs, kinds=kinds))
+    return cases
+
+
+def _both(build):
+    """The visible and the hidden builder of an exercise checked on every run of the toy."""
+    return {"visible": lambda: _cases(_visible_runs(), build), "hidden": lambda g: _cases(_hidden_runs(g), build)}
 
 
 # ---- embeddings --------------------------------------------------------------------------------
 
 
-def _embed_cases():
-    return _cases(lambda ids, p, tr: {"ids": ids.copy(), "wte": p["wte"], "wpe": p["wpe"]})
-
-
 TOY_EMBED = Exercise(
     name="toy_embed",
-    cases=_embed_cases,
+    **_both(lambda ids, p, tr: {"ids": ids.copy(), "wte": p["wte"], "wpe": p["wpe"]}),
     reference=lambda ids, wte, wpe: lib.embed(ids, wte, wpe),
-    mistakes=(
-        Mistake(
-            "no-positions",
-            lambda ids, wte, wpe: wte[ids],
-            "these are the token rows only (embed.tok): add the position rows wpe[:T] (embed.pos)",
-        ),
-        Mistake(
-            "positions-by-id",
-            lambda ids, wte, wpe: wte[ids] + wpe[ids],
-            "you looked up positions by token id (wpe[ids]): the token at position t gets row t of "
-            "wpe, whatever its id",
-        ),
-        Mistake(
-            "off-by-one",
-            lambda ids, wte, wpe: wte[ids] + wpe[1 : len(ids) + 1],
-            "positions are off by one: the first token is at position 0 and gets row 0 of wpe",
-        ),
+    mistakes=table(
+        wrong.embed,
+        {
+            **EMBED_MISTAKES,
+        },
     ),
 )
 
 # ---- LayerNorm ---------------------------------------------------------------------------------
 
 
-def _ln_cases():
-    def build(stream, norm, eps=EPS):
-        return lambda ids, p, tr: {
-            "x": tr[stream].copy(),
-            "g": _get(p, norm)["g"],
-            "b": _get(p, norm)["b"],
-            "eps": eps,
-        }
+def _ln_build(stream, norm, eps=EPS):
+    return lambda ids, p, tr: {
+        "x": tr[stream].copy(),
+        "g": _get(p, norm)["g"],
+        "b": _get(p, norm)["b"],
+        "eps": eps,
+    }
 
-    cases = _cases(build("embed.out", ("h", 0, "ln_1")))
-    name, ids, params, trace, _, _ = _runs()[0]
-    cases.insert(1, Case("big-eps", build("embed.out", ("h", 0, "ln_1"), eps=0.5)(ids, params, trace)))
-    name, ids, params, trace, _, _ = _runs()[2]
-    cases.append(
-        Case(
-            "ln_2", build("h.0.resid_mid", ("h", 0, "ln_2"))(ids, params, trace), True, "LayerNorm 2, float64"
-        )
-    )
-    cases.append(Case("ln_f", build("h.0.resid_post", ("ln_f",))(ids, params, trace), True, "the final norm"))
+
+def _ln_visible():
+    cases = _cases(_visible_runs(), _ln_build("embed.out", ("h", 0, "ln_1")))
+    _, ids, params, trace, _, _ = _visible_runs()[0]
+    cases.insert(1, Case("big-eps", _ln_build("embed.out", ("h", 0, "ln_1"), eps=0.5)(ids, params, trace)))
     return cases
+
+
+def _ln_hidden(g):
+    runs = _hidden_runs(g)
+    cases = _cases(runs, _ln_build("embed.out", ("h", 0, "ln_1")))
+    _, ids, params, trace, _, _ = runs[0]
+    ln_2 = _ln_build("h.0.resid_mid", ("h", 0, "ln_2"))(ids, params, trace)
+    ln_f = _ln_build("h.0.resid_post", ("ln_f",))(ids, params, trace)
+    return [*cases, hidden("ln_2", ln_2, about="LayerNorm 2"), hidden("ln_f", ln_f, about="the final norm")]
 
 
 def _get(tree, path):
@@ -141,64 +164,24 @@ def _get(tree, path):
     return tree
 
 
-def _ln_variant(x, g, b, eps, *, ddof=0, eps_where="inside", affine=True, centre=True, axis=-1):
-    mean = x.mean(axis=axis, keepdims=True) if centre else 0
-    var = ((x - x.mean(axis=axis, keepdims=True)) ** 2).sum(axis=axis, keepdims=True) / (x.shape[axis] - ddof)
-    if not centre:
-        var = (x * x).mean(axis=axis, keepdims=True)
-    y = (x - mean) / (np.sqrt(var + eps) if eps_where == "inside" else np.sqrt(var) + eps)
-    return (y * g + b if affine else y).astype(x.dtype)
-
-
 TOY_LAYER_NORM = Exercise(
     name="toy_layer_norm",
-    cases=_ln_cases,
+    visible=_ln_visible,
+    hidden=_ln_hidden,
     reference=lambda x, g, b, eps: lib.layer_norm(x, g, b, eps),
-    mistakes=(
-        Mistake(
-            "no-affine",
-            lambda x, g, b, eps: _ln_variant(x, g, b, eps, affine=False),
-            "this is the normalised vector before the gain and bias: multiply by g, then add b",
-        ),
-        Mistake(
-            "unbiased",
-            lambda x, g, b, eps: _ln_variant(x, g, b, eps, ddof=1),
-            "you divided the squared deviations by d - 1 (the unbiased variance, ddof=1): LayerNorm "
-            "divides by d, here 4",
-        ),
-        Mistake(
-            "eps-outside",
-            lambda x, g, b, eps: _ln_variant(x, g, b, eps, eps_where="outside"),
-            "epsilon is outside the square root (the case with eps = 0.5 shows it): divide by "
-            "sqrt(var + eps)",
-        ),
-        Mistake(
-            "no-centre",
-            lambda x, g, b, eps: _ln_variant(x, g, b, eps, centre=False),
-            "the mean is not subtracted: that is RMSNorm; LayerNorm centres each row first, then "
-            "divides by the standard deviation",
-        ),
-        Mistake(
-            "wrong-axis",
-            lambda x, g, b, eps: _ln_variant(x, g, b, eps, axis=0),
-            "you normalised each feature across the tokens (axis 0): normalise each token's row over "
-            "its d features (axis=-1, keepdims=True)",
-        ),
-    ),
+    mistakes=table(wrong.layer_norm, wrong.LAYER_NORM),
 )
 
 # ---- queries, keys, values ---------------------------------------------------------------------
 
 
-def _qkv_cases():
-    return _cases(
-        lambda ids, p, tr: {
-            "x": tr["h.0.ln_1"].copy(),
-            "w": p["h"][0]["attn"]["c_attn"]["w"],
-            "b": p["h"][0]["attn"]["c_attn"]["b"],
-            "n_head": 2,
-        }
-    )
+def _qkv_inputs(ids, p, tr):
+    return {
+        "x": tr["h.0.ln_1"].copy(),
+        "w": p["h"][0]["attn"]["c_attn"]["w"],
+        "b": p["h"][0]["attn"]["c_attn"]["b"],
+        "n_head": 2,
+    }
 
 
 def _qkv_ref(x, w, b, n_head):
@@ -206,83 +189,47 @@ def _qkv_ref(x, w, b, n_head):
     return np.stack([lib.split_heads(t, n_head) for t in (q, k, v)])  # [3, H, T, d_head]
 
 
-def _qkv_variant(x, w, b, n_head, *, split="ok", bias=True, order=(0, 1, 2)):
-    qkv = x @ w + (b if bias else 0)
-    parts = np.split(qkv, 3, axis=-1)
-    T, d = parts[0].shape
-    dh = d // n_head
-    heads = []
-    for i in order:
-        t = parts[i]
-        if split == "ok":
-            heads.append(t.reshape(T, n_head, dh).swapaxes(0, 1))
-        elif split == "reshape":
-            heads.append(t.reshape(n_head, T, dh))
-        elif split == "interleaved":
-            heads.append(np.moveaxis(t.reshape(T, dh, n_head), -1, 0))
-    return np.stack(heads).astype(x.dtype)
-
-
 TOY_QKV = Exercise(
     name="toy_qkv",
-    cases=_qkv_cases,
+    **_both(_qkv_inputs),
     reference=_qkv_ref,
-    mistakes=(
-        Mistake(
-            "split-reshape",
-            lambda x, w, b, n_head: _qkv_variant(x, w, b, n_head, split="reshape"),
-            "the heads are split with a plain reshape to (n_head, T, d_head), which hands each head "
-            "whole tokens: reshape q to (T, n_head, d_head), then swap the first two axes",
-        ),
-        Mistake(
-            "interleaved",
-            lambda x, w, b, n_head: _qkv_variant(x, w, b, n_head, split="interleaved"),
-            "features are dealt to the heads alternately: head h owns the consecutive columns "
-            "h*d_head .. (h+1)*d_head - 1 of q (and of k and v)",
-        ),
-        Mistake(
-            "no-bias",
-            lambda x, w, b, n_head: _qkv_variant(x, w, b, n_head, bias=False),
-            "the bias of c_attn is missing: x @ w + b",
-        ),
-        Mistake(
-            "kqv",
-            lambda x, w, b, n_head: _qkv_variant(x, w, b, n_head, order=(1, 0, 2)),
-            "q and k are swapped: the first d columns of x @ w + b are the queries, the next d the "
-            "keys, the last d the values",
-        ),
+    mistakes=table(
+        wrong.qkv,
+        {
+            **wrong.SPLIT,
+            "no-bias": ({"bias": False}, "the bias of c_attn is missing: x @ w + b"),
+            "kqv": (
+                {"order": (1, 0, 2)},
+                "q and k are swapped: the first d columns of x @ w + b are the queries, the next d the "
+                "keys, the last d the values",
+            ),
+        },
     ),
-    error_hints={
-        "cannot reshape": "split x @ w + b into three blocks of d columns first, then each into heads"
-    },
+    error_hints={"cannot reshape": "split x @ w + b into three blocks of d columns first, then each into heads"},
 )
 
 # ---- attention probabilities -------------------------------------------------------------------
 
 
-def _probs_cases():
-    cases = _cases(lambda ids, p, tr: {"q": tr["h.0.attn.q"].copy(), "k": tr["h.0.attn.k"].copy()})
-    g = rng(500)
-    cases.insert(
-        0,
-        Case(
-            "random",
-            {
-                "q": g.standard_normal((2, 3, 4)).astype(np.float32),
-                "k": g.standard_normal((2, 3, 4)).astype(np.float32),
-            },
-        ),
-    )
-    g = rng(501)
-    cases.append(
-        Case(
-            "random64",
-            {"q": g.standard_normal((3, 5, 4)), "k": g.standard_normal((3, 5, 4))},
-            True,
-            "3 heads, T = 5, d_head = 4, float64",
-        )
-    )
-    return cases
+def _probs_inputs(ids, p, tr):
+    return {"q": tr["h.0.attn.q"].copy(), "k": tr["h.0.attn.k"].copy()}
+
+
+def _random_qk(g, H, T, dtype):
+    return {"q": g.standard_normal((H, T, 4)).astype(dtype), "k": g.standard_normal((H, T, 4)).astype(dtype)}
+
+
+def _probs_visible():
+    return [
+        Case("random", _random_qk(rng(500), 2, 3, np.float32)),
+        *_cases(_visible_runs(), _probs_inputs),
+        Case("random64", _random_qk(rng(501), 3, 5, np.float64)),
+    ]
+
+
+def _probs_hidden(g):
+    H, T = int(g.integers(2, 5)), int(g.integers(4, 8))
+    return [*_cases(_hidden_runs(g), _probs_inputs), hidden("random64", _random_qk(g, H, T, np.float64))]
 
 
 def _probs_ref(q, k):
@@ -291,250 +238,127 @@ def _probs_ref(q, k):
     return lib.softmax(masked, axis=-1)
 
 
-def _probs_variant(q, k, *, scale="sqrt", mask="before", axis=-1, fill=-np.inf):
-    raw = q @ k.swapaxes(-1, -2)
-    d_head, n_head = q.shape[-1], q.shape[-3]
-    scaled = {
-        "sqrt": raw / math.sqrt(d_head),
-        "none": raw,
-        "d": raw / d_head,
-        "d_model": raw / math.sqrt(d_head * n_head),
-    }[scale]
-    allowed = np.tri(q.shape[-2], k.shape[-2], dtype=bool)
-    if mask == "before":
-        scaled = np.where(allowed, scaled, fill)
-    probs = lib.softmax(scaled.astype(q.dtype), axis=axis)
-    if mask == "after":
-        probs = probs * allowed
-    return probs.astype(q.dtype)
-
-
 TOY_ATTENTION_PROBS = Exercise(
     name="toy_attention_probs",
-    cases=_probs_cases,
+    visible=_probs_visible,
+    hidden=_probs_hidden,
     reference=_probs_ref,
-    mistakes=(
-        Mistake(
-            "no-scale",
-            lambda q, k: _probs_variant(q, k, scale="none"),
-            "the scores are not scaled: divide q k^T by sqrt(d_head) before the softmax",
-        ),
-        Mistake(
-            "scale-d_head",
-            lambda q, k: _probs_variant(q, k, scale="d"),
-            "you divided by d_head: the scale is 1 / sqrt(d_head)",
-        ),
-        Mistake(
-            "scale-d_model",
-            lambda q, k: _probs_variant(q, k, scale="d_model"),
-            "you divided by sqrt(d_model): each head's dot products have d_head terms, so divide by "
-            "sqrt(d_head) (q.shape[-1])",
-        ),
-        Mistake(
-            "no-mask",
-            lambda q, k: _probs_variant(q, k, mask="none"),
-            "there is no causal mask: 'AI' (query 0) must not see 'rocks' (key 1); set the scores "
-            "above the diagonal to -inf before the softmax",
-        ),
-        Mistake(
-            "zero-fill",
-            lambda q, k: _probs_variant(q, k, fill=0.0),
-            "the masked scores are 0, and exp(0) = 1 still gives the future a share: set them to -inf",
-        ),
-        Mistake(
-            "mask-after-softmax",
-            lambda q, k: _probs_variant(q, k, mask="after"),
-            "the mask is applied after the softmax, so a row no longer sums to 1: mask the scores "
-            "with -inf first, then take the softmax",
-        ),
-        Mistake(
-            "softmax-queries",
-            lambda q, k: _probs_variant(q, k, axis=-2),
-            "the softmax runs over the queries (axis -2): each query's weights over the keys sum to "
-            "1, so take it over the last axis",
-        ),
-    ),
+    mistakes=table(wrong.probs, {**wrong.SCALE, **wrong.SCALE_D_MODEL, **wrong.WEIGHTS, **wrong.MASK_SHAPE, **wrong.FILL}),
 )
 
 # ---- heads, merge, output projection -----------------------------------------------------------
 
 
-def _attn_out_cases():
-    return _cases(
-        lambda ids, p, tr: {
-            "probs": tr["h.0.attn.probs"].copy(),
-            "v": tr["h.0.attn.v"].copy(),
-            "w": p["h"][0]["attn"]["c_proj"]["w"],
-            "b": p["h"][0]["attn"]["c_proj"]["b"],
-        }
-    )
+def _attn_out_inputs(ids, p, tr):
+    return {
+        "probs": tr["h.0.attn.probs"].copy(),
+        "v": tr["h.0.attn.v"].copy(),
+        "w": p["h"][0]["attn"]["c_proj"]["w"],
+        "b": p["h"][0]["attn"]["c_proj"]["b"],
+    }
 
 
 def _attn_out_ref(probs, v, w, b):
     return lib.linear(lib.merge_heads(probs @ v), w, b)
 
 
-def _attn_out_variant(probs, v, w, b, *, merge="ok", bias=True, transpose=False):
-    heads = (probs.swapaxes(-1, -2) if transpose else probs) @ v
-    H, T, dh = heads.shape
-    merged = heads.swapaxes(0, 1).reshape(T, H * dh) if merge == "ok" else heads.reshape(T, H * dh)
-    return (merged @ w + (b if bias else 0)).astype(v.dtype)
-
-
 TOY_ATTENTION_OUTPUT = Exercise(
     name="toy_attention_output",
-    cases=_attn_out_cases,
+    **_both(_attn_out_inputs),
     reference=_attn_out_ref,
-    mistakes=(
-        Mistake(
-            "merge-reshape",
-            lambda probs, v, w, b: _attn_out_variant(probs, v, w, b, merge="reshape"),
-            "the heads are merged with a plain reshape of (n_head, T, d_head): swap the head and T "
-            "axes first, so each token's row holds head 0's features, then head 1's",
-        ),
-        Mistake(
-            "no-bias",
-            lambda probs, v, w, b: _attn_out_variant(probs, v, w, b, bias=False),
-            "the bias of the output projection is missing: merged @ w + b",
-        ),
-        Mistake(
-            "probs-transposed",
-            lambda probs, v, w, b: _attn_out_variant(probs, v, w, b, transpose=True),
-            "you used the transposed weights: row i of probs (query i) mixes the value rows, so "
-            "each head's output is probs @ v",
-        ),
+    mistakes=table(
+        lambda probs, v, w, b, **knobs: wrong.attention_output(probs, v, w, b, **knobs),
+        {
+            **wrong.MERGE,
+            "no-bias": ({"bias": False}, "the bias of the output projection is missing: merged @ w + b"),
+            "no-projection": ({"proj": False}, "the output projection is missing: after merging the heads, apply merged @ w + b"),
+            "probs-transposed": (
+                {"transpose": True},
+                "you used the transposed weights: row i of probs (query i) mixes the value rows, so each "
+                "head's output is probs @ v",
+            ),
+        },
     ),
 )
 
 # ---- the MLP -----------------------------------------------------------------------------------
 
 
-def _mlp_cases():
-    def build(ids, p, tr):
-        m = p["h"][0]["mlp"]
-        return {
-            "x": tr["h.0.ln_2"].copy(),
-            "w_fc": m["c_fc"]["w"],
-            "b_fc": m["c_fc"]["b"],
-            "w_proj": m["c_proj"]["w"],
-            "b_proj": m["c_proj"]["b"],
-        }
-
-    return _cases(build)
+def _mlp_inputs(ids, p, tr):
+    m = p["h"][0]["mlp"]
+    return {
+        "x": tr["h.0.ln_2"].copy(),
+        "w_fc": m["c_fc"]["w"],
+        "b_fc": m["c_fc"]["b"],
+        "w_proj": m["c_proj"]["w"],
+        "b_proj": m["c_proj"]["b"],
+    }
 
 
 def _mlp_ref(x, w_fc, b_fc, w_proj, b_proj):
     return lib.mlp(x, {"c_fc": {"w": w_fc, "b": b_fc}, "c_proj": {"w": w_proj, "b": b_proj}}, "tanh")
 
 
-def _mlp_variant(act):
-    def wrong(x, w_fc, b_fc, w_proj, b_proj):
-        return (act(x @ w_fc + b_fc) @ w_proj + b_proj).astype(x.dtype)
-
-    return wrong
-
-
 TOY_MLP = Exercise(
     name="toy_mlp",
-    cases=_mlp_cases,
+    **_both(_mlp_inputs),
     reference=_mlp_ref,
-    mistakes=(
-        Mistake("relu", _mlp_variant(lambda h: np.maximum(h, 0)), "this is ReLU: GPT-2's MLP uses GELU"),
-        Mistake(
-            "exact-gelu",
-            _mlp_variant(lib.gelu_exact),
-            "this is the exact GELU (with erf): GPT-2 uses the tanh approximation "
-            "0.5 h (1 + tanh(sqrt(2/pi) (h + 0.044715 h^3)))",
-        ),
-        Mistake(
-            "no-activation",
-            _mlp_variant(lambda h: h),
-            "there is no nonlinearity: apply GELU to the hidden layer, between the two linear maps",
-        ),
-        Mistake(
-            "no-biases",
-            lambda x, w_fc, b_fc, w_proj, b_proj: _mlp_variant(lib.gelu)(
-                x, w_fc, 0 * b_fc, w_proj, 0 * b_proj
-            ),
-            "the biases are missing: both linear maps are x @ w + b",
-        ),
-    ),
+    mistakes=table(wrong.toy_mlp, wrong.MLP),
 )
 
 # ---- the loss ----------------------------------------------------------------------------------
 
 
-def _loss_cases():
+def _loss_cases(runs):
     cases = []
-    for name, ids, _params, trace, hidden, describe in _runs():
+    for name, ids, _params, trace, is_hidden, describe in runs:
         if name == "ai-rocks":
             targets = np.array([1, 2])  # "rocks" after "AI", "<eos>" after "AI rocks"
         else:
             targets = np.roll(ids, -1)
-        cases.append(Case(name, {"logits": trace["logits"].copy(), "targets": targets}, hidden, describe))
-    g = rng(502)
-    cases.append(
-        Case(
-            "batch64",
-            {"logits": 3 * g.standard_normal((2, 5, 7)), "targets": g.integers(0, 7, size=(2, 5))},
-            True,
-            "a batch of 2 sequences of 5 tokens, 7-token vocabulary, float64",
-        )
-    )
+        inputs = {"logits": trace["logits"].copy(), "targets": targets}
+        cases.append(hidden(name, inputs, about=describe, sizes=False) if is_hidden else Case(name, inputs))
     return cases
 
 
-def _logp(logits):
-    return lib.log_softmax(logits.astype(np.float64), axis=-1)
+def _loss_batch(g, B, T, V):
+    return {"logits": 3 * g.standard_normal((B, T, V)), "targets": g.integers(0, V, size=(B, T))}
 
 
-def _pick(a, targets):
-    return np.take_along_axis(a, targets[..., None], axis=-1)[..., 0]
+def _loss_hidden(g):
+    B, T, V = int(g.integers(2, 4)), int(g.integers(4, 7)), int(g.integers(5, 9))
+    return [*_loss_cases(_hidden_runs(g)), hidden("batch64", _loss_batch(g, B, T, V))]
+
+
+def _toy_loss_variant(logits, targets, *, shift=False, **knobs):
+    """``wrong.nll`` on the targets given, or (``shift``) on them shifted once more."""
+    return wrong.nll(logits[..., :-1, :], targets[..., 1:], **knobs) if shift else wrong.nll(logits, targets, **knobs)
 
 
 TOY_LOSS = Exercise(
     name="toy_loss",
-    cases=_loss_cases,
+    visible=lambda: [
+        *_loss_cases(_visible_runs()),
+        Case("batch64", _loss_batch(rng(502), 2, 4, 5)),
+        Case("batch-three", {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in _loss_batch(rng(503), 3, 3, 6).items()}),
+    ],
+    hidden=_loss_hidden,
     reference=lambda logits, targets: lib.cross_entropy(logits, targets),
-    mistakes=(
-        Mistake(
-            "sum",
-            lambda logits, targets: -_pick(_logp(logits), targets).sum(),
-            "you summed over the positions: the loss is the MEAN of -log p(target) over them",
-        ),
-        Mistake(
-            "bits",
-            lambda logits, targets: -_pick(_logp(logits), targets).mean() / math.log(2),
-            "this is in bits (log base 2): the loss is in nats, with the natural log (np.log)",
-        ),
-        Mistake(
-            "raw-logits",
-            lambda logits, targets: -_pick(logits.astype(np.float64), targets).mean(),
-            "you used the logits themselves: turn each row into log-probabilities first "
-            "(log-softmax: logits - max - log(sum(exp(logits - max))))",
-        ),
-        Mistake(
-            "sign",
-            lambda logits, targets: _pick(_logp(logits), targets).mean(),
-            "the sign is wrong: the loss is MINUS the mean log-probability, a positive number",
-        ),
-        Mistake(
-            "softmax-positions",
-            lambda logits, targets: (
-                -_pick(lib.log_softmax(logits.astype(np.float64), axis=-2), targets).mean()
+    mistakes=table(
+        _toy_loss_variant,
+        {
+            **{k: v for k, v in wrong.LOSS.items() if k != "per-position"},
+            "shifted": (
+                {"shift": True},
+                "the targets are already the next tokens (targets[t] follows position t): score logits[t] "
+                "against targets[t]; do not shift them again",
             ),
-            "the softmax runs over positions (axis -2): each position's distribution is over the "
-            "vocabulary, the last axis",
-        ),
+        },
     ),
     check_dtype=False,
 )
 
 # ---- the whole pass ----------------------------------------------------------------------------
-
-
-def _forward_cases():
-    return _cases(lambda ids, p, tr: {"ids": ids.copy(), "params": p})
 
 
 def _forward_ref(ids, params):
@@ -610,45 +434,12 @@ FORWARD_PARTS = (
 )
 
 
-def variant_forward(
-    ids,
-    params,
-    *,
-    mask=True,
-    residual=True,
-    order=("attn", "mlp"),
-    post_norm=False,
-    final_norm=True,
-    positions=True,
-):
-    """The toy's forward pass with one thing changed, built from lib's stage functions.
-
-    ``mask=False`` lets every token see every other; ``residual=False`` replaces the stream by each
-    sublayer's output instead of adding to it; ``order=("mlp", "attn")`` swaps the sublayers (each
-    keeps its own norm and weights); ``post_norm=True`` normalises after each residual instead of
-    before each sublayer; ``final_norm=False`` drops ``ln_f``; ``positions=False`` drops ``wpe``.
-    """
-    layer, n_head = params["h"][0], 2
+def variant_forward(ids, params, *, final_norm=True, positions=True, **block_knobs):
+    """The toy's forward pass with one thing changed, built from lib's stage functions: any knob of
+    ``wrong.block`` (``mode``, ``mask``), ``final_norm=False`` drops ``ln_f``,
+    ``positions=False`` drops ``wpe``."""
     x = lib.embed(ids, params["wte"], params["wpe"] if positions else None)
-
-    def attention(h):
-        qkv = lib.linear(h, layer["attn"]["c_attn"]["w"], layer["attn"]["c_attn"]["b"])
-        q, k, v = (lib.split_heads(t, n_head) for t in np.split(qkv, 3, axis=-1))
-        allowed = lib.causal_mask(len(ids)) if mask else None
-        heads = lib.scaled_dot_product_attention(q, k, v, allowed)
-        return lib.linear(lib.merge_heads(heads), layer["attn"]["c_proj"]["w"], layer["attn"]["c_proj"]["b"])
-
-    sublayers = {
-        "attn": (attention, layer["ln_1"]),
-        "mlp": (lambda h: lib.mlp(h, layer["mlp"]), layer["ln_2"]),
-    }
-    for name in order:
-        f, norm = sublayers[name]
-        if post_norm:
-            x = lib.layer_norm(x + f(x), norm["g"], norm["b"], EPS)
-        else:
-            out = f(lib.layer_norm(x, norm["g"], norm["b"], EPS))
-            x = x + out if residual else out
+    x = wrong.block(x, params["h"][0], 2, eps=EPS, **block_knobs)
     if final_norm:
         x = lib.layer_norm(x, params["ln_f"]["g"], params["ln_f"]["b"], EPS)
     return lib.lm_head(x, params["wte"].T)
@@ -656,44 +447,17 @@ def variant_forward(
 
 TOY_FORWARD = Exercise(
     name="toy_forward",
-    cases=_forward_cases,
+    **_both(lambda ids, p, tr: {"ids": ids.copy(), "params": p}),
     reference=_forward_ref,
     stations=_forward_stations,
     parts=FORWARD_PARTS,
-    mistakes=(
-        Mistake(
-            "no-mask",
-            lambda ids, params: variant_forward(ids, params, mask=False),
-            "the first position's logits depend on later tokens: the causal mask is missing in attention",
-        ),
-        Mistake(
-            "no-residual",
-            lambda ids, params: variant_forward(ids, params, residual=False),
-            "the residual connections are missing: each sublayer ADDS its output to the stream, "
-            "x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x))",
-        ),
-        Mistake(
-            "swapped",
-            lambda ids, params: variant_forward(ids, params, order=("mlp", "attn")),
-            "the sublayers are in the wrong order: attention (with ln_1) comes first, then the MLP "
-            "(with ln_2)",
-        ),
-        Mistake(
-            "post-norm",
-            lambda ids, params: variant_forward(ids, params, post_norm=True),
-            "you normalised after each residual (post-norm, the original transformer's order): GPT-2 "
-            "normalises the INPUT of each sublayer, x = x + attn(ln_1(x))",
-        ),
-        Mistake(
-            "no-final-norm",
-            lambda ids, params: variant_forward(ids, params, final_norm=False),
-            "the final LayerNorm ln_f is missing: normalise the stream before the LM head",
-        ),
-        Mistake(
-            "no-positions",
-            lambda ids, params: variant_forward(ids, params, positions=False),
-            "the position embeddings are missing: the stream starts as wte[ids] + wpe[:T]",
-        ),
+    mistakes=table(
+        variant_forward,
+        {
+            **wrong.BLOCK,
+            "no-final-norm": ({"final_norm": False}, "the final LayerNorm ln_f is missing: normalise the stream before the LM head"),
+            "no-positions": ({"positions": False}, "the position embeddings are missing: the stream starts as wte[ids] + wpe[:T]"),
+        },
     ),
     error_hints={
         "matmul": "the LM head is tied: logits = ln_f(x) @ wte.T, a (T, d) @ (d, V) product",

@@ -1,7 +1,7 @@
 """Chapter 6, what a forward pass costs: parameters, FLOPs per token, KV-cache bytes.
 
 Every case is a ``lib.Config`` (GPT-2 and Llama families, tied and untied heads, multi-head and
-grouped-query attention); the answers are exact integers. The references come from ``lib``: the
+grouped-query attention; the hidden ones drawn with their sizes); the answers are exact integers. The references come from ``lib``: the
 parameter count lists every tensor of the config's checkpoint (``lib.checkpoint.checkpoint_layout``,
 the same table ``lib.load_pretrained`` checks a file against), so no weights are ever allocated.
 """
@@ -13,9 +13,15 @@ import numpy as np
 import lib
 from lib.checkpoint import checkpoint_layout
 
-from ..exercise import Case, Exercise, Mistake, choice
+from ..exercise import Case, Exercise, choice, hidden
+from .wrong import table
 
 ASSIGNMENT = "06-cost"
+# The lib functions the scorer lends this chapter's students (``grader.lending``): ``Config``, the
+# object every exercise reads its sizes from. ``GRADED``: the lib functions that compute this
+# chapter's exercises, which the scorer's lib must never hold.
+LENDS = ("Config",)
+GRADED = ("checkpoint_layout", "KVCache", "Model", "init_params", "load_pretrained")
 
 # Keys of the checkpoint that hold vocabulary or position embeddings (and an untied LM head):
 # what Kaplan et al. leave out of N.
@@ -78,6 +84,42 @@ LLAMA_70B = lib.Config.llama(
 )
 
 
+
+def _size(g, low, high):
+    """An int drawn from ``low .. high`` (both included)."""
+    return int(g.integers(low, high + 1))
+
+
+def gpt2_config(g, **fixed) -> lib.Config:
+    """A GPT-2-style config with drawn sizes (``fixed`` overrides any field)."""
+    n_head = _size(g, 4, 16)
+    sizes = dict(
+        vocab_size=_size(g, 1000, 60000),
+        n_ctx=2 ** _size(g, 8, 11),
+        d_model=n_head * 16 * _size(g, 2, 8),
+        n_layer=_size(g, 2, 24),
+        n_head=n_head,
+    )
+    return lib.Config.gpt2(**{**sizes, **fixed})
+
+
+def llama_config(g, grouped: bool, **fixed) -> lib.Config:
+    """A Llama-style config with drawn sizes; ``grouped``: fewer KV heads than query heads."""
+    n_kv_head = _size(g, 1, 8)
+    n_head = n_kv_head * (_size(g, 2, 8) if grouped else 1)
+    d_model = n_head * 16 * _size(g, 4, 8)
+    sizes = dict(
+        vocab_size=_size(g, 1000, 130000),
+        n_ctx=2 ** _size(g, 10, 13),
+        d_model=d_model,
+        n_layer=_size(g, 4, 48),
+        n_head=n_head,
+        n_kv_head=n_kv_head,
+        d_ff=16 * _size(g, d_model // 8, d_model // 4),
+    )
+    return lib.Config.llama(**{**sizes, **fixed})
+
+
 # ---- count_params ------------------------------------------------------------------------------
 
 
@@ -88,23 +130,27 @@ def count_variant(
     norms=True,
     final_norm=True,
     positions=True,
-    kv_heads=None,
+    kv_heads="n_kv_head",
     swiglu_matrices=3,
     untied_head=True,
     tied_twice=False,
+    d_ff=None,
 ) -> int:
-    """A parameter count from the config's switches, with one thing optionally done wrong."""
+    """A parameter count from the config's switches, with one thing optionally done wrong:
+    ``kv_heads="n_head"`` gives keys and values as many heads as queries, ``d_ff="4d"`` takes
+    the MLP's width to be 4 d."""
     c = config
     d, dh, L, V = c.d_model, c.d_head, c.n_layer, c.vocab_size
-    kv = c.n_kv_head if kv_heads is None else kv_heads
+    kv = c.n_head if kv_heads == "n_head" else c.n_kv_head
+    width = 4 * d if d_ff == "4d" else c.d_ff
     bias = c.bias and biases
     norm = (2 * d if c.norm == "layernorm" and c.bias else d) if norms else 0
     qkv = (c.n_head + 2 * kv) * dh
     per_layer = 2 * norm + d * qkv + bias * qkv + d * d + bias * d
     if c.mlp == "swiglu":
-        per_layer += swiglu_matrices * d * c.d_ff + bias * (2 * c.d_ff + d)
+        per_layer += swiglu_matrices * d * width + bias * (2 * width + d)
     else:
-        per_layer += 2 * d * c.d_ff + bias * (c.d_ff + d)
+        per_layer += 2 * d * width + bias * (width + d)
     total = V * d + L * per_layer + (norm if final_norm else 0)
     if c.positions == "learned" and positions:
         total += c.n_ctx * d
@@ -113,72 +159,85 @@ def count_variant(
     return int(total)
 
 
-def _count_cases():
+def config_kinds(config) -> set[str]:
+    """What only a config's sizes tell: grouped-query attention, and an MLP width other than 4 d."""
+    found = {"grouped KV heads" if config.n_kv_head < config.n_head else "as many KV heads as heads"}
+    if config.mlp == "gelu":
+        found.add("a GPT-2 MLP of width 4 d" if config.d_ff == 4 * config.d_model else "a GPT-2 MLP of its own width")
+    return found
+
+
+def _case(name, inputs, about=None):
+    """A visible case (``about`` None) or a hidden one, with its config's kinds."""
+    kinds = config_kinds(inputs["config"])
+    return Case(name, inputs, kinds=kinds) if about is None else hidden(name, inputs, kinds=kinds, about=about)
+
+
+def _count_visible():
     return [
-        Case("toy", {"config": TOY}),
-        Case("small-llama", {"config": SMALL_LLAMA}),
-        Case("gpt2-small", {"config": GPT2_SMALL}, True, "GPT-2 small"),
-        Case("gpt2-medium", {"config": GPT2_MEDIUM}, True, "GPT-2 medium"),
-        Case("gpt2-untied", {"config": GPT2_UNTIED}, True, "a GPT-2-style config with an untied head"),
-        Case("llama-7b", {"config": LLAMA_7B}, True, "a 7B Llama config (32 KV heads)"),
-        Case(
+        _case("toy", {"config": TOY}),
+        _case("small-llama", {"config": SMALL_LLAMA}),
+        _case("gpt2-untied", {"config": GPT2_UNTIED}),
+    ]
+
+
+def _count_hidden(g):
+    return [
+        _case("gpt2", {"config": gpt2_config(g)}, "a GPT-2 config"),
+        _case("gpt2-wide", {"config": gpt2_config(g, d_ff=64 * _size(g, 8, 64))}, "a GPT-2 config with its own MLP width"),
+        _case("gpt2-untied", {"config": gpt2_config(g, tie_embeddings=False)}, "a GPT-2-style config with an untied head"),
+        _case("llama-mha", {"config": llama_config(g, grouped=False)}, "a Llama config with as many KV heads as query heads"),
+        _case(
             "llama-gqa-tied",
-            {"config": LLAMA_GQA_TIED},
-            True,
-            "a Llama config with 8 KV heads and a tied head",
+            {"config": llama_config(g, grouped=True, tie_embeddings=True)},
+            "a Llama config with grouped KV heads and a tied head",
         ),
     ]
 
 
 COUNT_PARAMS = Exercise(
     name="count_params",
-    cases=_count_cases,
+    visible=_count_visible,
+    hidden=_count_hidden,
     reference=lambda config: lib_param_count(config),
-    mistakes=(
-        Mistake(
-            "tied-twice",
-            lambda config: count_variant(config, tied_twice=True),
-            "you counted the LM head as well as wte, but this config ties them "
-            "(config.tie_embeddings): the head IS wte.T and adds no weights",
-        ),
-        Mistake(
-            "untied-missing",
-            lambda config: count_variant(config, untied_head=False),
-            "the LM head is missing: with config.tie_embeddings False it is a separate (d, V) matrix",
-        ),
-        Mistake(
-            "no-biases",
-            lambda config: count_variant(config, biases=False),
-            "the biases of the linear layers are missing (config.bias): c_attn, c_proj, c_fc and the "
-            "MLP's c_proj each have one bias per output",
-        ),
-        Mistake(
-            "no-norms",
-            lambda config: count_variant(config, norms=False),
-            "the norms' weights are missing: each LayerNorm has a gain and a bias (d each), each "
-            "RMSNorm a gain (d); there are two per block and a final one",
-        ),
-        Mistake(
-            "no-final-norm",
-            lambda config: count_variant(config, final_norm=False),
-            "the final norm ln_f is missing (one norm after the last block)",
-        ),
-        Mistake(
-            "no-positions",
-            lambda config: count_variant(config, positions=False),
-            "the learned position table wpe (n_ctx x d) is missing (config.positions == 'learned')",
-        ),
-        Mistake(
-            "gqa-as-mha",
-            lambda config: count_variant(config, kv_heads=config.n_head),
-            "you gave the keys and values n_head heads: they have n_kv_head heads (grouped-query "
-            "attention), so c_attn has (n_head + 2 n_kv_head) * d_head columns",
-        ),
-        Mistake(
-            "swiglu-two",
-            lambda config: count_variant(config, swiglu_matrices=2),
-            "SwiGLU has THREE matrices (gate, up and down), not two",
-        ),
+    mistakes=table(
+        count_variant,
+        {
+            "tied-twice": (
+                {"tied_twice": True},
+                "you counted the LM head as well as wte, but this config ties them (config.tie_embeddings): "
+                "the head IS wte.T and adds no weights",
+            ),
+            "untied-missing": (
+                {"untied_head": False},
+                "the LM head is missing: with config.tie_embeddings False it is a separate (d, V) matrix",
+            ),
+            "no-biases": (
+                {"biases": False},
+                "the biases of the linear layers are missing (config.bias): c_attn, c_proj, c_fc and the "
+                "MLP's c_proj each have one bias per output",
+            ),
+            "no-norms": (
+                {"norms": False},
+                "the norms' weights are missing: each LayerNorm has a gain and a bias (d each), each "
+                "RMSNorm a gain (d); there are two per block and a final one",
+            ),
+            "no-final-norm": ({"final_norm": False}, "the final norm ln_f is missing (one norm after the last block)"),
+            "no-positions": (
+                {"positions": False},
+                "the learned position table wpe (n_ctx x d) is missing (config.positions == 'learned')",
+            ),
+            "gqa-as-mha": (
+                {"kv_heads": "n_head"},
+                "you gave the keys and values n_head heads: they have n_kv_head heads (grouped-query "
+                "attention), so c_attn has (n_head + 2 n_kv_head) * d_head columns",
+            ),
+            "swiglu-two": ({"swiglu_matrices": 2}, "SwiGLU has THREE matrices (gate, up and down), not two"),
+            "d_ff-4d": (
+                {"d_ff": "4d"},
+                "the MLP's width is config.d_ff, not always 4 * d_model: read it from the config",
+            ),
+        },
     ),
     atol=0,
     rtol=0,
@@ -187,74 +246,72 @@ COUNT_PARAMS = Exercise(
 
 # ---- flops_per_token ---------------------------------------------------------------------------
 
+FULL_CONTEXT = "a pass over the whole context (T = n_ctx)"
+
 
 def _n_nonembedding(config) -> int:
     return lib_param_count(config) - lib_embedding_count(config)
 
 
-def _flops_cases():
+def _flops_visible():
     return [
-        Case("toy", {"config": TOY, "T": 4}),
-        Case("gpt2-small", {"config": GPT2_SMALL, "T": 1024}),
-        Case("llama-7b", {"config": LLAMA_7B, "T": 4096}, True, "a 7B Llama config at T = 4096"),
-        Case(
-            "gqa-tied",
-            {"config": LLAMA_GQA_TIED, "T": 2048},
-            True,
-            "a Llama config with 8 KV heads, T = 2048",
-        ),
-        Case("untied-one", {"config": GPT2_UNTIED, "T": 1}, True, "an untied GPT-2-style config at T = 1"),
-        Case(
-            "shakespeare",
-            {"config": SHAKESPEARE, "T": 256},
-            True,
-            "the Shakespeare model's config at T = 256",
-        ),
+        _case("toy", {"config": TOY, "T": 4}),
+        Case("gpt2-small", {"config": GPT2_SMALL, "T": 1024}, kinds=config_kinds(GPT2_SMALL) | {FULL_CONTEXT}),
+        _case("llama-gqa", {"config": SMALL_LLAMA, "T": 37}),
+        _case("untied-one", {"config": GPT2_UNTIED, "T": 1}),
     ]
 
 
-def _attn(config, T, factor=2, layers=True):
-    return factor * (config.n_layer if layers else 1) * T * config.d_model
+def _flops_hidden(g):
+    llama, grouped, small = llama_config(g, grouped=False), llama_config(g, grouped=True, tie_embeddings=True), gpt2_config(g)
+    return [
+        hidden("llama", {"config": llama, "T": llama.n_ctx}, kinds=config_kinds(llama) | {FULL_CONTEXT}, about="a Llama config at its full context"),
+        _case("gqa-tied", {"config": grouped, "T": _size(g, 1, grouped.n_ctx)}, "a Llama config with grouped KV heads and a tied head"),
+        _case("untied-one", {"config": gpt2_config(g, tie_embeddings=False), "T": 1}, "an untied GPT-2-style config"),
+        _case("gpt2", {"config": small, "T": _size(g, 2, small.n_ctx)}, "a GPT-2 config"),
+    ]
+
+
+def _flops_variant(config, T, *, n="non-embedding", factor=2, attention=2, layers=True):
+    """``factor * N + attention * n_layer * T * d_model``; ``n="all"`` counts the embeddings in N,
+    ``layers=False`` counts the attention term once."""
+    N = lib_param_count(config) if n == "all" else _n_nonembedding(config)
+    return factor * N + attention * (config.n_layer if layers else 1) * T * config.d_model
 
 
 FLOPS_PER_TOKEN = Exercise(
     name="flops_per_token",
-    cases=_flops_cases,
+    visible=_flops_visible,
+    hidden=_flops_hidden,
     reference=lambda config, T: lib_flops_per_token(config, T),
-    mistakes=(
-        Mistake(
-            "no-attention",
-            lambda config, T: 2 * _n_nonembedding(config),
-            "this is 2N alone: add the attention term 2 * n_layer * T * d_model (the q k^T and "
-            "weights @ v products, which grow with the context T and use no weights)",
-        ),
-        Mistake(
-            "with-embeddings",
-            lambda config, T: 2 * lib_param_count(config) + _attn(config, T),
-            "N here excludes the embeddings (token, position and an untied LM head): a lookup is not "
-            "a multiplication. Subtract them from the parameter count",
-        ),
-        Mistake(
-            "macs",
-            lambda config, T: _n_nonembedding(config) + _attn(config, T, factor=1),
-            "you counted multiply-adds: each is 2 FLOPs (a multiply and an add), so both terms double",
-        ),
-        Mistake(
-            "training",
-            lambda config, T: 6 * _n_nonembedding(config) + _attn(config, T, factor=6),
-            "6N is a training step (forward and backward): a forward pass is 2N plus the attention term",
-        ),
-        Mistake(
-            "attention-4",
-            lambda config, T: 2 * _n_nonembedding(config) + _attn(config, T, factor=4),
-            "the attention term is 2 * n_layer * T * d_model: you counted every query against all T "
-            "keys, but under the causal mask query t sees t + 1 keys, about T / 2 on average",
-        ),
-        Mistake(
-            "attention-one-layer",
-            lambda config, T: 2 * _n_nonembedding(config) + _attn(config, T, layers=False),
-            "the attention term happens in every block: 2 * n_layer * T * d_model",
-        ),
+    mistakes=table(
+        _flops_variant,
+        {
+            "no-attention": (
+                {"attention": 0},
+                "this is 2N alone: add the attention term 2 * n_layer * T * d_model (the q k^T and "
+                "weights @ v products, which grow with the context T and use no weights)",
+            ),
+            "with-embeddings": (
+                {"n": "all"},
+                "N here excludes the embeddings (token, position and an untied LM head): a lookup is not "
+                "a multiplication. Subtract them from the parameter count",
+            ),
+            "macs": (
+                {"factor": 1, "attention": 1},
+                "you counted multiply-adds: each is 2 FLOPs (a multiply and an add), so both terms double",
+            ),
+            "training": (
+                {"factor": 6, "attention": 6},
+                "6N is a training step (forward and backward): a forward pass is 2N plus the attention term",
+            ),
+            "attention-4": (
+                {"attention": 4},
+                "the attention term is 2 * n_layer * T * d_model: you counted every query against all T "
+                "keys, but under the causal mask query t sees t + 1 keys, about T / 2 on average",
+            ),
+            "attention-one-layer": ({"layers": False}, "the attention term happens in every block: 2 * n_layer * T * d_model"),
+        },
     ),
     atol=0,
     rtol=0,
@@ -264,69 +321,54 @@ FLOPS_PER_TOKEN = Exercise(
 # ---- kv_cache_bytes ----------------------------------------------------------------------------
 
 
-def _kv_cases():
-    f16, f32, f64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
+F16, F32, F64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
+
+
+def _kv_visible():
     return [
-        Case("small-llama", {"config": SMALL_LLAMA, "T": 100, "dtype": f16}),
-        Case("toy", {"config": TOY, "T": 3, "dtype": f32}),
-        Case(
-            "llama-7b",
-            {"config": LLAMA_7B, "T": 4096, "dtype": f16},
-            True,
-            "a 7B Llama config, 4096 tokens, float16",
-        ),
-        Case(
-            "llama-70b",
-            {"config": LLAMA_70B, "T": 1000, "dtype": f16},
-            True,
-            "an 80-layer config with 8 KV heads",
-        ),
-        Case(
-            "gpt2-small",
-            {"config": GPT2_SMALL, "T": 1024, "dtype": f32},
-            True,
-            "GPT-2 small, full context, float32",
-        ),
-        Case("one-token64", {"config": LLAMA_GQA_TIED, "T": 1, "dtype": f64}, True, "one token, float64"),
+        _case("small-llama", {"config": SMALL_LLAMA, "T": 100, "dtype": F16}),
+        _case("toy", {"config": TOY, "T": 3, "dtype": F32}),
+        _case("one-token64", {"config": GPT2_UNTIED, "T": 1, "dtype": F64}),
     ]
 
 
-def _kv(config, T, itemsize, *, kv=True, heads=None, layers=True):
-    heads = config.n_kv_head if heads is None else heads
-    return (2 if kv else 1) * (config.n_layer if layers else 1) * heads * config.d_head * T * itemsize
+def _kv_hidden(g):
+    mha, deep, gpt2 = llama_config(g, grouped=False), llama_config(g, grouped=True, n_layer=_size(g, 60, 96)), gpt2_config(g)
+    return [
+        _case("llama-mha", {"config": mha, "T": mha.n_ctx, "dtype": F16}, "a Llama config at its full context"),
+        _case("deep-gqa", {"config": deep, "T": _size(g, 100, 4000), "dtype": F16}, "a deep config with grouped KV heads"),
+        _case("gpt2", {"config": gpt2, "T": gpt2.n_ctx, "dtype": F32}, "a GPT-2 config, full context"),
+        _case("one-token64", {"config": llama_config(g, grouped=True), "T": 1, "dtype": F64}, "one token"),
+    ]
+
+
+def _kv_variant(config, T, dtype, *, kv=True, heads="n_kv_head", layers=True, unit="bytes", tokens="T"):
+    """The cache's size; ``kv=False`` keys only, ``heads="n_head"``, ``layers=False`` one block,
+    ``unit="bits"``, ``tokens="n_ctx"``."""
+    itemsize = np.dtype(dtype).itemsize * (8 if unit == "bits" else 1)
+    n_heads = config.n_head if heads == "n_head" else config.n_kv_head
+    n_tokens = config.n_ctx if tokens == "n_ctx" else T
+    return (2 if kv else 1) * (config.n_layer if layers else 1) * n_heads * config.d_head * n_tokens * itemsize
 
 
 KV_CACHE_BYTES = Exercise(
     name="kv_cache_bytes",
-    cases=_kv_cases,
+    visible=_kv_visible,
+    hidden=_kv_hidden,
     reference=lambda config, T, dtype: lib_kv_cache_bytes(config, T, dtype),
-    mistakes=(
-        Mistake(
-            "k-only",
-            lambda config, T, dtype: _kv(config, T, np.dtype(dtype).itemsize, kv=False),
-            "that is half the cache: it keeps the keys AND the values (a factor 2)",
-        ),
-        Mistake(
-            "n-head",
-            lambda config, T, dtype: _kv(config, T, np.dtype(dtype).itemsize, heads=config.n_head),
-            "you used n_head (or d_model): keys and values have n_kv_head heads, fewer than the query "
-            "heads under grouped-query attention; that is the point of it",
-        ),
-        Mistake(
-            "bits",
-            lambda config, T, dtype: _kv(config, T, np.dtype(dtype).itemsize * 8),
-            "this is in bits: a number of dtype takes np.dtype(dtype).itemsize BYTES (8 bits each)",
-        ),
-        Mistake(
-            "one-layer",
-            lambda config, T, dtype: _kv(config, T, np.dtype(dtype).itemsize, layers=False),
-            "every block keeps its own keys and values: multiply by n_layer",
-        ),
-        Mistake(
-            "n-ctx",
-            lambda config, T, dtype: _kv(config, config.n_ctx, np.dtype(dtype).itemsize),
-            "you used the whole context n_ctx: count the T tokens in the cache",
-        ),
+    mistakes=table(
+        _kv_variant,
+        {
+            "k-only": ({"kv": False}, "that is half the cache: it keeps the keys AND the values (a factor 2)"),
+            "n-head": (
+                {"heads": "n_head"},
+                "you used n_head (or d_model): keys and values have n_kv_head heads, fewer than the query "
+                "heads under grouped-query attention; that is the point of it",
+            ),
+            "bits": ({"unit": "bits"}, "this is in bits: a number of dtype takes np.dtype(dtype).itemsize BYTES (8 bits each)"),
+            "one-layer": ({"layers": False}, "every block keeps its own keys and values: multiply by n_layer"),
+            "n-ctx": ({"tokens": "n_ctx"}, "you used the whole context n_ctx: count the T tokens in the cache"),
+        },
     ),
     atol=0,
     rtol=0,

@@ -299,8 +299,10 @@ check("01-embeddings/token_embedding", lib.token_embedding)
 # %% [markdown]
 # **Grading.** The check cell under an exercise is the visible half of the grader's test. When you
 # submit a notebook, the grader runs the same functions on more inputs that you do not see: other
-# shapes, other random seeds, float32 and float64 arrays. A function that is right in general
-# passes them; one tailored to the visible example does not. Concept checks, where you set a
+# shapes, other random seeds, float32 and float64 arrays. The check's own cases are of every kind
+# the grader's are (batches, both precisions, every optional argument, the edge cases), so a ✔
+# means full marks for a function that is right in general; one tailored to the visible examples
+# fails. Concept checks, where you set a
 # variable to a letter, are graded at submission too. Before you submit, restart the kernel, run
 # every cell, and run nbgrader's validation (`nbgrader validate <notebook>.ipynb` in a terminal,
 # or the Validate button in JupyterLab's assignment list), which executes the notebook the way

@@ -109,11 +109,6 @@ def encode(text, stoi):
 
 
 # %% nbgrader={"grade": true, "grade_id": "encode", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("01-embeddings/encode", encode)
-### END HIDDEN TESTS
 check("01-embeddings/encode", encode)
 
 
@@ -135,11 +130,6 @@ def decode(ids, itos):
 
 
 # %% nbgrader={"grade": true, "grade_id": "decode", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("01-embeddings/decode", decode)
-### END HIDDEN TESTS
 check("01-embeddings/decode", decode)
 
 # %% [markdown]
@@ -232,11 +222,6 @@ def token_embedding(ids, wte):
 
 
 # %% nbgrader={"grade": true, "grade_id": "token_embedding", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("01-embeddings/token_embedding", token_embedding)
-### END HIDDEN TESTS
 check("01-embeddings/token_embedding", token_embedding)
 
 # %% [markdown]
@@ -341,11 +326,6 @@ answer_q_tied = "a"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_tied", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("01-embeddings/q_tied", answer_q_tied)
-### END HIDDEN TESTS
 check("01-embeddings/q_tied", answer_q_tied)
 
 # %% [markdown]
@@ -396,11 +376,6 @@ answer_q_positions = "b"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_positions", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("01-embeddings/q_positions", answer_q_positions)
-### END HIDDEN TESTS
 check("01-embeddings/q_positions", answer_q_positions)
 
 # %% [markdown]
@@ -442,11 +417,6 @@ def position_embedding(n_tokens, wpe):
 
 
 # %% nbgrader={"grade": true, "grade_id": "position_embedding", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("01-embeddings/position_embedding", position_embedding)
-### END HIDDEN TESTS
 check("01-embeddings/position_embedding", position_embedding)
 
 # %% [markdown]
@@ -483,11 +453,6 @@ answer_q_batch_shape = "a"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_batch_shape", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("01-embeddings/q_batch_shape", answer_q_batch_shape)
-### END HIDDEN TESTS
 check("01-embeddings/q_batch_shape", answer_q_batch_shape)
 
 
@@ -513,11 +478,6 @@ def embed(ids, wte, wpe):
 
 
 # %% nbgrader={"grade": true, "grade_id": "embed", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("01-embeddings/embed", embed)
-### END HIDDEN TESTS
 check("01-embeddings/embed", embed, token_embedding=token_embedding, position_embedding=position_embedding)
 
 # %% [markdown]
@@ -574,11 +534,6 @@ def sinusoidal_positions(n_tokens, d):
 
 
 # %% nbgrader={"grade": true, "grade_id": "sinusoidal_positions", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("01-embeddings/sinusoidal_positions", sinusoidal_positions)
-### END HIDDEN TESTS
 check("01-embeddings/sinusoidal_positions", sinusoidal_positions)
 
 # %% [markdown]

@@ -147,11 +147,6 @@ def layer_norm(x, g, b, eps=1e-5):
 
 
 # %% nbgrader={"grade": true, "grade_id": "layer_norm", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("02-transformer-block/layer_norm", layer_norm)
-### END HIDDEN TESTS
 check("02-transformer-block/layer_norm", layer_norm)
 
 # %% [markdown]
@@ -262,11 +257,6 @@ answer_q_scale = "b"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_scale", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("02-transformer-block/q_scale", answer_q_scale)
-### END HIDDEN TESTS
 check("02-transformer-block/q_scale", answer_q_scale)
 
 # %% [markdown]
@@ -307,11 +297,6 @@ def masked_scores(q, k):
 
 
 # %% nbgrader={"grade": true, "grade_id": "masked_scores", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("02-transformer-block/masked_scores", masked_scores)
-### END HIDDEN TESTS
 check("02-transformer-block/masked_scores", masked_scores)
 
 # %% [markdown]
@@ -345,11 +330,6 @@ def attention(q, k, v):
 
 
 # %% nbgrader={"grade": true, "grade_id": "attention", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("02-transformer-block/attention", attention)
-### END HIDDEN TESTS
 check("02-transformer-block/attention", attention, masked_scores=masked_scores)
 
 # %% [markdown]
@@ -396,11 +376,6 @@ def split_heads(x, n_head):
 
 
 # %% nbgrader={"grade": true, "grade_id": "split_heads", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("02-transformer-block/split_heads", split_heads)
-### END HIDDEN TESTS
 check("02-transformer-block/split_heads", split_heads)
 
 
@@ -420,11 +395,6 @@ def merge_heads(x):
 
 
 # %% nbgrader={"grade": true, "grade_id": "merge_heads", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("02-transformer-block/merge_heads", merge_heads)
-### END HIDDEN TESTS
 check("02-transformer-block/merge_heads", merge_heads)
 
 
@@ -451,11 +421,6 @@ def multi_head_attention(x, params, n_head):
 
 
 # %% nbgrader={"grade": true, "grade_id": "multi_head_attention", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("02-transformer-block/multi_head_attention", multi_head_attention)
-### END HIDDEN TESTS
 check(
     "02-transformer-block/multi_head_attention",
     multi_head_attention,
@@ -612,11 +577,6 @@ def gelu(x):
 
 
 # %% nbgrader={"grade": true, "grade_id": "gelu", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("02-transformer-block/gelu", gelu)
-### END HIDDEN TESTS
 check("02-transformer-block/gelu", gelu)
 
 
@@ -637,11 +597,6 @@ def mlp(x, params):
 
 
 # %% nbgrader={"grade": true, "grade_id": "mlp", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("02-transformer-block/mlp", mlp)
-### END HIDDEN TESTS
 check("02-transformer-block/mlp", mlp, gelu=gelu)
 
 # %% [markdown]
@@ -659,11 +614,6 @@ answer_q_mixing = "b"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_mixing", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("02-transformer-block/q_mixing", answer_q_mixing)
-### END HIDDEN TESTS
 check("02-transformer-block/q_mixing", answer_q_mixing)
 
 # %% [markdown]
@@ -699,11 +649,6 @@ def block(x, params, n_head):
 
 
 # %% nbgrader={"grade": true, "grade_id": "block", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("02-transformer-block/block", block)
-### END HIDDEN TESTS
 check(
     "02-transformer-block/block",
     block,
@@ -874,11 +819,6 @@ def rms_norm(x, g, eps=1e-6):
 
 
 # %% nbgrader={"grade": true, "grade_id": "rms_norm", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("02-transformer-block/rms_norm", rms_norm)
-### END HIDDEN TESTS
 check("02-transformer-block/rms_norm", rms_norm)
 
 # %% [markdown]
@@ -938,11 +878,6 @@ def apply_rope(x, positions, theta=10000.0):
 
 
 # %% nbgrader={"grade": true, "grade_id": "apply_rope", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("02-transformer-block/apply_rope", apply_rope)
-### END HIDDEN TESTS
 check("02-transformer-block/apply_rope", apply_rope)
 
 # %% [markdown]
@@ -1010,11 +945,6 @@ def swiglu(x, params):
 
 
 # %% nbgrader={"grade": true, "grade_id": "swiglu", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("02-transformer-block/swiglu", swiglu)
-### END HIDDEN TESTS
 check("02-transformer-block/swiglu", swiglu)
 
 # %% [markdown]
@@ -1098,11 +1028,6 @@ answer_q_causal = "b"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_causal", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("02-transformer-block/q_causal", answer_q_causal)
-### END HIDDEN TESTS
 check("02-transformer-block/q_causal", answer_q_causal)
 
 # %% [markdown]

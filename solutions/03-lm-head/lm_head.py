@@ -147,11 +147,6 @@ def lm_head(x, ln_f, wte, w_unembed=None):
 
 
 # %% nbgrader={"grade": true, "grade_id": "lm_head", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("03-lm-head/lm_head", lm_head)
-### END HIDDEN TESTS
 check("03-lm-head/lm_head", lm_head)
 
 # %% [markdown]
@@ -177,11 +172,6 @@ answer_q_tied = "a"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_tied", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("03-lm-head/q_tied", answer_q_tied)
-### END HIDDEN TESTS
 check("03-lm-head/q_tied", answer_q_tied)
 
 # %% [markdown]
@@ -223,11 +213,6 @@ answer_q_positions = "c"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_positions", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("03-lm-head/q_positions", answer_q_positions)
-### END HIDDEN TESTS
 check("03-lm-head/q_positions", answer_q_positions)
 
 # %% [markdown]
@@ -313,11 +298,6 @@ def softmax(x):
 
 
 # %% nbgrader={"grade": true, "grade_id": "softmax", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("03-lm-head/softmax", softmax)
-### END HIDDEN TESTS
 check("03-lm-head/softmax", softmax)
 
 # %% [markdown]
@@ -356,11 +336,6 @@ def log_softmax(x):
 
 
 # %% nbgrader={"grade": true, "grade_id": "log_softmax", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("03-lm-head/log_softmax", log_softmax)
-### END HIDDEN TESTS
 check("03-lm-head/log_softmax", log_softmax)
 
 # %% [markdown]
@@ -411,11 +386,6 @@ def cross_entropy(logits, ids):
 
 
 # %% nbgrader={"grade": true, "grade_id": "cross_entropy", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("03-lm-head/cross_entropy", cross_entropy)
-### END HIDDEN TESTS
 check("03-lm-head/cross_entropy", cross_entropy)
 
 # %% [markdown]
@@ -461,11 +431,6 @@ def perplexity(logits, ids):
 
 
 # %% nbgrader={"grade": true, "grade_id": "perplexity", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("03-lm-head/perplexity", perplexity)
-### END HIDDEN TESTS
 check("03-lm-head/perplexity", perplexity)
 
 # %% [markdown]
@@ -484,11 +449,6 @@ answer_q_uniform = "b"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_uniform", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("03-lm-head/q_uniform", answer_q_uniform)
-### END HIDDEN TESTS
 check("03-lm-head/q_uniform", answer_q_uniform)
 
 # %% [markdown]

@@ -163,11 +163,6 @@ def apply_temperature(logits, temperature):
 
 
 # %% nbgrader={"grade": true, "grade_id": "apply_temperature", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("04-sampling/apply_temperature", apply_temperature)
-### END HIDDEN TESTS
 check("04-sampling/apply_temperature", apply_temperature)
 
 # %% [markdown]
@@ -219,11 +214,6 @@ def top_k_filter(logits, k):
 
 
 # %% nbgrader={"grade": true, "grade_id": "top_k_filter", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("04-sampling/top_k_filter", top_k_filter)
-### END HIDDEN TESTS
 check("04-sampling/top_k_filter", top_k_filter)
 
 # %% [markdown]
@@ -294,11 +284,6 @@ def top_p_filter(logits, p):
 
 
 # %% nbgrader={"grade": true, "grade_id": "top_p_filter", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("04-sampling/top_p_filter", top_p_filter)
-### END HIDDEN TESTS
 check("04-sampling/top_p_filter", top_p_filter)
 
 # %% [markdown]
@@ -316,11 +301,6 @@ answer_q_top_p = "b"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_top_p", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("04-sampling/q_top_p", answer_q_top_p)
-### END HIDDEN TESTS
 check("04-sampling/q_top_p", answer_q_top_p)
 
 # %% [markdown]
@@ -370,11 +350,6 @@ def filtered_probs(logits, temperature=1.0, top_k=None, top_p=None):
 
 
 # %% nbgrader={"grade": true, "grade_id": "filtered_probs", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("04-sampling/filtered_probs", filtered_probs)
-### END HIDDEN TESTS
 check("04-sampling/filtered_probs", filtered_probs)
 
 # %% [markdown]
@@ -497,14 +472,7 @@ def sample_next(logits, rng, temperature=1.0, top_k=None, top_p=None):
 
 
 # %% nbgrader={"grade": true, "grade_id": "sample_next", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-from grader.exercises.ch04 import sampler
-
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("04-sampling/sample_next", sampler(sample_next))
-### END HIDDEN TESTS
-check("04-sampling/sample_next", sampler(sample_next))
+check("04-sampling/sample_next", sample_next)
 
 # %% [markdown]
 # Many draws from one seeded generator reproduce the distribution they come from. Here are the
@@ -565,11 +533,6 @@ def generate(next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None,
 
 
 # %% nbgrader={"grade": true, "grade_id": "generate", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("04-sampling/generate", generate)
-### END HIDDEN TESTS
 check("04-sampling/generate", generate)
 
 # %% [markdown]
@@ -690,14 +653,7 @@ def attend_with_cache(q_new, k_new, v_new, cache_k, cache_v):
 
 
 # %% nbgrader={"grade": true, "grade_id": "attend_with_cache", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-from grader.exercises.ch04 import packed
-
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("04-sampling/attend_with_cache", packed(attend_with_cache))
-### END HIDDEN TESTS
-check("04-sampling/attend_with_cache", packed(attend_with_cache))
+check("04-sampling/attend_with_cache", attend_with_cache)
 
 # %% [markdown]
 # **Concept check.** Why does decoding with a KV cache give the same tokens as recomputing the
@@ -715,11 +671,6 @@ answer_q_cache = "b"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_cache", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("04-sampling/q_cache", answer_q_cache)
-### END HIDDEN TESTS
 check("04-sampling/q_cache", answer_q_cache)
 
 # %% [markdown]
@@ -840,11 +791,6 @@ answer_q_memory = "b"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_memory", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("04-sampling/q_memory", answer_q_memory)
-### END HIDDEN TESTS
 check("04-sampling/q_memory", answer_q_memory)
 
 # %% [markdown]

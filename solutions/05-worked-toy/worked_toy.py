@@ -245,11 +245,6 @@ def toy_embed(ids, wte, wpe):
 
 
 # %% nbgrader={"grade": true, "grade_id": "toy_embed", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("05-worked-toy/toy_embed", toy_embed)
-### END HIDDEN TESTS
 check("05-worked-toy/toy_embed", toy_embed)
 
 # %% [markdown]
@@ -307,11 +302,6 @@ def toy_layer_norm(x, g, b, eps):
 
 
 # %% nbgrader={"grade": true, "grade_id": "toy_layer_norm", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("05-worked-toy/toy_layer_norm", toy_layer_norm)
-### END HIDDEN TESTS
 check("05-worked-toy/toy_layer_norm", toy_layer_norm)
 
 # %% [markdown]
@@ -361,11 +351,6 @@ def toy_qkv(x, w, b, n_head):
 
 
 # %% nbgrader={"grade": true, "grade_id": "toy_qkv", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("05-worked-toy/toy_qkv", toy_qkv)
-### END HIDDEN TESTS
 check("05-worked-toy/toy_qkv", toy_qkv)
 
 # %% [markdown]
@@ -437,11 +422,6 @@ def toy_attention_probs(q, k):
 
 
 # %% nbgrader={"grade": true, "grade_id": "toy_attention_probs", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("05-worked-toy/toy_attention_probs", toy_attention_probs)
-### END HIDDEN TESTS
 check("05-worked-toy/toy_attention_probs", toy_attention_probs)
 
 # %% [markdown]
@@ -459,11 +439,6 @@ answer_q_mask = "b"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_mask", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("05-worked-toy/q_mask", answer_q_mask)
-### END HIDDEN TESTS
 check("05-worked-toy/q_mask", answer_q_mask)
 
 # %% [markdown]
@@ -517,11 +492,6 @@ def toy_attention_output(probs, v, w, b):
 
 
 # %% nbgrader={"grade": true, "grade_id": "toy_attention_output", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("05-worked-toy/toy_attention_output", toy_attention_output)
-### END HIDDEN TESTS
 check("05-worked-toy/toy_attention_output", toy_attention_output)
 
 # %% [markdown]
@@ -602,11 +572,6 @@ def toy_mlp(x, w_fc, b_fc, w_proj, b_proj):
 
 
 # %% nbgrader={"grade": true, "grade_id": "toy_mlp", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("05-worked-toy/toy_mlp", toy_mlp)
-### END HIDDEN TESTS
 check("05-worked-toy/toy_mlp", toy_mlp)
 
 # %% [markdown]
@@ -658,11 +623,6 @@ answer_q_tied = "a"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_tied", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("05-worked-toy/q_tied", answer_q_tied)
-### END HIDDEN TESTS
 check("05-worked-toy/q_tied", answer_q_tied)
 
 # %% [markdown]
@@ -711,11 +671,6 @@ def toy_loss(logits, targets):
 
 
 # %% nbgrader={"grade": true, "grade_id": "toy_loss", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("05-worked-toy/toy_loss", toy_loss)
-### END HIDDEN TESTS
 check("05-worked-toy/toy_loss", toy_loss)
 
 # %% [markdown]
@@ -733,11 +688,6 @@ answer_q_uniform = "b"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_uniform", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("05-worked-toy/q_uniform", answer_q_uniform)
-### END HIDDEN TESTS
 check("05-worked-toy/q_uniform", answer_q_uniform)
 
 # %% [markdown]
@@ -777,11 +727,6 @@ def toy_forward(ids, params):
 
 
 # %% nbgrader={"grade": true, "grade_id": "toy_forward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("05-worked-toy/toy_forward", toy_forward)
-### END HIDDEN TESTS
 check(
     "05-worked-toy/toy_forward",
     toy_forward,

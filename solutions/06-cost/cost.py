@@ -138,11 +138,6 @@ def count_params(config):
 
 
 # %% nbgrader={"grade": true, "grade_id": "count_params", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("06-cost/count_params", count_params)
-### END HIDDEN TESTS
 check("06-cost/count_params", count_params)
 
 # %% [markdown]
@@ -286,11 +281,6 @@ def flops_per_token(config, T):
 
 
 # %% nbgrader={"grade": true, "grade_id": "flops_per_token", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("06-cost/flops_per_token", flops_per_token)
-### END HIDDEN TESTS
 check("06-cost/flops_per_token", flops_per_token)
 
 
@@ -347,11 +337,6 @@ answer_q_two = "b"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_two", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("06-cost/q_two", answer_q_two)
-### END HIDDEN TESTS
 check("06-cost/q_two", answer_q_two)
 
 # %% [markdown]
@@ -438,11 +423,6 @@ def kv_cache_bytes(config, T, dtype):
 
 
 # %% nbgrader={"grade": true, "grade_id": "kv_cache_bytes", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("06-cost/kv_cache_bytes", kv_cache_bytes)
-### END HIDDEN TESTS
 check("06-cost/kv_cache_bytes", kv_cache_bytes)
 
 # %% [markdown]
@@ -497,11 +477,6 @@ answer_q_gqa = "b"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_gqa", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("06-cost/q_gqa", answer_q_gqa)
-### END HIDDEN TESTS
 check("06-cost/q_gqa", answer_q_gqa)
 
 # %% [markdown]
@@ -596,11 +571,6 @@ answer_q_decode = "b"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_decode", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-### BEGIN HIDDEN TESTS
-from grader.check import record
-
-record("06-cost/q_decode", answer_q_decode)
-### END HIDDEN TESTS
 check("06-cost/q_decode", answer_q_decode)
 
 # %% [markdown]

@@ -1,0 +1,733 @@
+"""Naming a mistake nobody listed: structural explanations of a wrong answer.
+
+``grader.compare`` names an exercise's known mistakes first. When none matches, ``explain`` tries,
+in this order, explanations that need no list, and returns the first that fits, as one line that
+says what to look at without showing an expected value:
+
+1. the shape: axes permuted, a batch axis lost (the first sequence alone is right), an axis of
+   size 1 too many, entries too many or too few along one axis;
+2. overflow: NaN or inf on large inputs, while the same inputs scaled down come out right;
+3. an argument that changes nothing: the output stays the same when it changes, while the
+   reference's does not ("your function ignores `eps`");
+4. a batch axis: right on one sequence, wrong on a batch;
+5. the precision: right in float64 and not in float32, or the reverse;
+6. where NaN and -inf are: NaN everywhere, NaN exactly where the reference masks, whole rows of
+   NaN, large finite numbers or zeros where the reference has -inf, more or fewer entries kept per
+   row (at -inf, or at probability 0), as many but not the same ones;
+7. an exact relation: close but outside the tolerance, transposed or axes permuted, reversed or
+   shifted by one along an axis, a constant factor or offset, a constant or factor per row, one
+   vector (a bias) or one factor per feature on every row, exp, log or softmax of the reference;
+8. what sets the case apart: the kinds of input (``grader.kinds``) it has and every case the
+   function gets right lacks ("`stop_token` = 0");
+9. where it is wrong: only the first or last entry along an axis, everywhere but the first, only
+   the odd or even entries, only above, below or on the diagonal.
+
+1, 6 and 7 compare the output with the reference; 2-5 call the student's function on variants of
+the case (``grader.variants``), 8 on the exercise's other cases. For an exercise with parts,
+``stations`` finds the first intermediate that differs: a helper of the student's that is wrong
+on the reference's inputs, or one that is right but is fed something else by the function that
+calls it ("your `mlp` is right, but `block` feeds it resid_mid where it needs ln_2").
+
+The student's side comes through a ``Student``: ``InKernel`` calls the functions (the notebook's
+check), ``Returned`` reads what the scorer sent back (the grader; ``grader.followup`` asks for it).
+"""
+
+import copy
+import itertools
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import kinds, variants, watch
+from .wire import decode
+
+RTOL, ATOL = 1e-4, 1e-5  # for relations computed from the reference, looser than a plain check
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the student's function did: returned ``value``, or raised ``error`` (``"Type: msg"``)."""
+
+    value: object = None
+    error: str | None = None
+
+
+# ---- the student's side --------------------------------------------------------------------------
+
+
+class Student:
+    """Answers to the questions a diagnosis asks; ``None`` where there is no answer."""
+
+    def run(self, variant: variants.Variant) -> Outcome | None:
+        return None
+
+    def helper(self, case, part, inputs: dict) -> Outcome | None:
+        return None
+
+    def watched(self, case) -> list[dict] | None:
+        return None
+
+    def on(self, case) -> Outcome | None:
+        """What the function did on another case of the exercise."""
+        return None
+
+
+class InKernel(Student):
+    """The notebook's check: ``called`` is the student's function of a case's inputs, ``helpers``
+    their functions for the exercise's parts, ``namespace`` where ``called`` looks them up."""
+
+    def __init__(self, called: Callable, helpers: dict, namespace: dict | None, watched_names=()):
+        self.called, self.helpers, self.namespace = called, helpers, namespace
+        self.names = [n for n in watched_names if namespace is not None and namespace.get(n) is helpers.get(n)]
+
+    def run(self, variant):
+        return _outcome(lambda: self.called(**copy.deepcopy(variant.inputs)))
+
+    def on(self, case):
+        return _outcome(lambda: self.called(**copy.deepcopy(case.inputs)))
+
+    def helper(self, case, part, inputs):
+        helper = self.helpers.get(part.helper)
+        return None if helper is None else _outcome(lambda: helper(**copy.deepcopy(inputs)))
+
+    def watched(self, case):
+        if not self.names:
+            return None
+        seen = []
+        with watch.watching(self.namespace, self.names, seen):
+            _outcome(lambda: self.called(**copy.deepcopy(case.inputs)))
+        return seen
+
+
+class Returned(Student):
+    """The grader: the answers the scorer sent back, by call name (see ``calls``)."""
+
+    def __init__(self, answers: Mapping):
+        self.answers = answers
+
+    def _outcome(self, name: str) -> Outcome | None:
+        answer = self.answers.get(name) or {}
+        if "error" in answer:
+            return Outcome(error=answer["error"])
+        try:
+            return Outcome(decode(answer["output"])) if "output" in answer else None
+        except ValueError:
+            return None
+
+    def run(self, variant):
+        return self._outcome(variant.name)
+
+    def on(self, case):
+        return self._outcome(case.name)
+
+    def helper(self, case, part, inputs):
+        return self._outcome(part_call(case, part))
+
+    def watched(self, case):
+        seen = (self.answers.get(watched_call(case)) or {}).get("seen")
+        if not isinstance(seen, list):
+            return None
+        try:
+            return [
+                {
+                    "helper": str(entry["helper"]),
+                    "args": {str(k): decode(v) for k, v in entry["args"].items()},
+                    "output": None if entry.get("output") is None else decode(entry["output"]),
+                }
+                for entry in seen
+            ]
+        except (KeyError, TypeError, AttributeError, ValueError):
+            return None
+
+
+def _outcome(call) -> Outcome:
+    try:
+        with np.errstate(all="ignore"):
+            return Outcome(call())
+    except Exception as err:  # the student's code: any error is an answer
+        return Outcome(error=f"{type(err).__name__}: {err}")
+
+
+def part_call(case, part) -> str:
+    return f"{case.name}@{part.station}"
+
+
+def watched_call(case) -> str:
+    return f"{case.name}@watched"
+
+
+def calls(exercise, case, table: Mapping) -> list[dict]:
+    """What the grader asks the scorer for to diagnose ``case`` (``table``: its references):
+    every variant, each part's helper on the reference's inputs, and the function watched calling
+    its helpers. Each call is ``{"case": name, "inputs": kwargs}``, with ``"function"`` to call a
+    helper instead, or ``"watch"``: the helpers to watch."""
+    out = [{"case": v.name, "inputs": v.inputs} for v in variants.of(exercise, case)]
+    stations = {key.partition("::station::")[2]: value for key, value in _stations(table, case).items()}
+    if exercise.parts and stations:
+        for part in exercise.parts:
+            try:
+                inputs = part.args(case.inputs, stations)
+            except (KeyError, IndexError, TypeError):
+                continue
+            out.append({"case": part_call(case, part), "inputs": inputs, "function": part.helper})
+        out.append({"case": watched_call(case), "inputs": case.inputs, "watch": sorted({p.helper for p in exercise.parts})})
+    return out
+
+
+# ---- the explanations ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Wrong:
+    """One wrong answer and what there is to compare it with."""
+
+    exercise: object
+    case: object
+    actual: np.ndarray
+    expected: np.ndarray
+    table: Mapping
+    student: Student
+    cases: tuple = ()
+    _variants: list | None = None
+
+    def variant(self, what: str) -> list[variants.Variant]:
+        if self._variants is None:
+            self._variants = variants.of(self.exercise, self.case)
+        return [v for v in self._variants if v.what == what]
+
+    def reference(self, variant) -> np.ndarray | None:
+        try:
+            return np.asarray(self.table[f"{variant.name}::expected"])
+        except (KeyError, ValueError, TypeError, ArithmeticError, IndexError):
+            return None
+
+    def right_on(self, variant) -> bool:
+        """The student's function is right on ``variant`` (``False`` if it cannot be told)."""
+        outcome, reference = self.student.run(variant), self.reference(variant)
+        if outcome is None or outcome.error or reference is None:
+            return False
+        return _matches(self.exercise, outcome.value, reference)
+
+
+def explain(exercise, case, actual, table: Mapping, student: Student | None = None, cases=()) -> str | None:
+    """A structural explanation of why ``actual`` is wrong for ``case``, or ``None``; ``cases``
+    are the exercise's others, to tell what sets this one apart."""
+    expected = np.asarray(table[f"{case.name}::expected"])
+    if exercise.kind == "text":
+        return _text(exercise, case, actual, bytes(expected).decode("utf-8"), table, student or Student())
+    wrong = _Wrong(exercise, case, np.asarray(actual), expected, table, student or Student(), cases)
+    for rule in (_shape, _overflow, _ignored, _batch, _precision, _non_finite, _relation, _apart, _localized):
+        message = rule(wrong)
+        if message:
+            return message
+    return None
+
+
+def _shape(w: _Wrong) -> str | None:
+    a, e = w.actual, w.expected
+    if a.shape == e.shape:
+        return None
+    batch = w.variant("one-sequence")
+    if batch and w.right_on(batch[0]):
+        return (
+            f"right on one sequence, but on a batch your output has shape {a.shape}, not {e.shape}: count axes "
+            "from the end (axis=-1, x.shape[-1]) and keep every leading axis"
+        )
+    if e.ndim == 0:
+        return f"expected a single number, got an array of shape {a.shape}: reduce it (a mean? a sum?)"
+    if a.ndim == e.ndim and sorted(a.shape) == sorted(e.shape):
+        for perm in itertools.permutations(range(e.ndim)):
+            if e.transpose(perm).shape == a.shape and _near(a, e.transpose(perm)):
+                return _permuted(perm)
+        return f"wrong shape: expected {e.shape}, got {a.shape}, the same sizes in another order (a transpose? a reshape?)"
+    if a.shape == e.shape[1:]:
+        first = " (it is the result for the first sequence only)" if _near(a, e[0]) else ""
+        return f"a leading axis is missing: expected {e.shape}, got {a.shape}{first}; keep every leading (batch) axis"
+    if a.size == e.size and np.squeeze(a).shape == np.squeeze(e).shape:
+        return f"an axis of size 1 too many or too few: expected {e.shape}, got {a.shape} (keepdims? a [None]?)"
+    if a.ndim == e.ndim:
+        off = [i for i in range(e.ndim) if a.shape[i] != e.shape[i]]
+        if len(off) == 1:
+            axis, n = off[0] - e.ndim, a.shape[off[0]] - e.shape[off[0]]
+            if abs(n) == 1:
+                more = "one entry too many" if n > 0 else "one entry too few"
+                return f"{more} along axis {axis} (expected {e.shape}, got {a.shape}): an off-by-one in a slice or a range?"
+            more = f"{n} entries too many" if n > 0 else f"{-n} entries too few"
+            return f"{more} along axis {axis} (expected {e.shape}, got {a.shape}): is your code {'repeating' if n > 0 else 'skipping'} some?"
+    return None
+
+
+def _permuted(perm) -> str:
+    if list(perm[:-2]) == list(range(len(perm) - 2)):
+        return "your output is the reference transposed (its last two axes swapped): check which axis is which"
+    order = ", ".join(str(p - len(perm)) for p in perm)
+    return f"your output is the reference with its axes in the order ({order}): check which axis is which"
+
+
+def _non_finite(w: _Wrong) -> str | None:
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or a.dtype.kind != "f" or e.dtype.kind != "f":
+        return None
+    bad = ~np.isfinite(a) & np.isfinite(e)
+    if np.isnan(a).all() and a.size > 1:
+        return (
+            "your output is NaN everywhere: an infinity met a 0 (0 * inf) or another infinity (inf - inf); "
+            "build a mask with np.where(mask, x, -np.inf), not with arithmetic on infinities"
+        )
+    if bad.any() and np.isnan(a[bad]).all():
+        zero = np.isfinite(e) & (e == 0)
+        if zero.any() and np.array_equal(bad, zero):
+            return (
+                "NaN exactly where the reference has 0 (the masked entries): 0 * inf and -inf - (-inf) are NaN; "
+                "mask the scores with -np.inf before the softmax and compute nothing else with infinities"
+            )
+        if a.ndim >= 1 and np.array_equal(np.isnan(a).all(axis=-1), bad.any(axis=-1)):
+            return (
+                "whole rows are NaN: every entry of those rows was -inf before the softmax (a mask that hides "
+                "too much, even a token from itself?) or inf (an overflow)"
+            )
+    masked = np.isneginf(e)
+    if masked.any() and not np.isneginf(a[masked]).all():
+        kept = a[masked & ~np.isneginf(a)]
+        if np.isfinite(kept).all() and (kept <= -1e4).all():
+            return (
+                "where the reference has -inf, yours has large negative numbers: this function must put "
+                "exactly -np.inf there"
+            )
+        if (kept == 0).all():
+            return (
+                "0 where the reference has -inf: a removed or masked entry must be -inf (0 is an ordinary "
+                "value that a softmax still gives weight to)"
+            )
+    support = _support(a, e)
+    if support is not None:
+        kept_a, kept_e, removed = support
+        difference = np.unique(kept_a.sum(axis=-1) - kept_e.sum(axis=-1))
+        if len(difference) == 1 and difference[0] != 0:
+            n = int(difference[0])
+            return (
+                f"you keep {abs(n)} {'more' if n > 0 else 'fewer'} entr{'y' if abs(n) == 1 else 'ies'} per row "
+                f"than the reference (the others {removed}): a <= where < belongs, or an off-by-one in a count?"
+            )
+        if (kept_a.sum(axis=-1) == kept_e.sum(axis=-1)).all() and not np.array_equal(kept_a, kept_e):
+            return (
+                "you keep as many entries per row as the reference, but not the same ones: look at the order "
+                "you rank them in (largest first, and among equal values the lower index first)"
+            )
+    return None
+
+
+def _support(a, e):
+    """Which entries each keeps, for outputs that remove some (at -inf, or at probability 0 in a
+    distribution), and how removed ones are written."""
+    if a.ndim == 0:
+        return None
+    if np.isneginf(e).any() or np.isneginf(a).any():
+        return np.isfinite(a), np.isfinite(e), "at -inf"
+    if np.isfinite(a).all() and (e >= 0).all() and (a >= 0).all() and ((e == 0).any() or (a == 0).any()):
+        return a > 0, e > 0, "at probability 0"
+    return None
+
+
+def _overflow(w: _Wrong) -> str | None:
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or a.dtype.kind != "f" or not (~np.isfinite(a) & np.isfinite(e)).any():
+        return None
+    smaller = w.variant("smaller")
+    if not smaller:
+        return None
+    largest = max(
+        float(np.abs(v[np.isfinite(v)]).max())
+        for v in w.case.inputs.values()
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f" and np.isfinite(v).any()
+    )
+    unknown = w.student.run(smaller[0]) is None  # the first pass of grading: judge by the sizes
+    if w.right_on(smaller[0]) or (unknown and largest > 50):
+        return (
+            f"NaN or inf on large values (up to about {largest:.0f} here), right on small ones: an np.exp "
+            "overflows; subtract each row's maximum first (it does not change the result)"
+        )
+    return None
+
+
+def _ignored(w: _Wrong) -> str | None:
+    if w.actual.dtype.kind == "f" and np.isnan(w.actual).any():
+        return None  # NaN stays NaN whatever changes: that says nothing about the inputs
+    changed = w.variant("changed")
+    ignored = []
+    for variant in changed:
+        outcome, reference = w.student.run(variant), w.reference(variant)
+        if outcome is None or outcome.error or reference is None:
+            continue
+        if _matches(w.exercise, outcome.value, w.actual, exact=True) and not _matches(w.exercise, reference, w.expected):
+            ignored.append(variant.unit)
+    if not ignored:
+        return None
+    if len(ignored) == len(changed) > 1:
+        return "your output does not change when any input does: does your function return a constant?"
+    unit = ignored[0]
+    return (
+        f"your function ignores `{unit}`: changing it leaves your output as it is, while the reference's "
+        f"changes; use the {unit} you are given (not a default, a constant or a global)"
+    )
+
+
+def _batch(w: _Wrong) -> str | None:
+    one = w.variant("one-sequence")
+    if one and w.right_on(one[0]):
+        return (
+            "right on one sequence, wrong on a batch: treat every leading axis as a batch axis, and count "
+            "axes from the end (axis=-1, x.shape[-1]), not from the front (axis=0, len(x), x.shape[0])"
+        )
+    return None
+
+
+def _precision(w: _Wrong) -> str | None:
+    for variant in w.variant("float64") + w.variant("float32"):
+        if w.right_on(variant):
+            if variant.what == "float64":
+                return (
+                    "right in float64, wrong in float32: float32 keeps about 7 digits and overflows sooner "
+                    "(np.exp above about 88); keep intermediate values in range"
+                )
+            return (
+                "right in float32, wrong in float64: does your code force float32 somewhere (np.float32, "
+                ".astype(np.float32), a float32 constant)?"
+            )
+    return None
+
+
+NAMED = {
+    -1.0: "-1: the sign is flipped",
+    2.0: "2",
+    0.5: "1/2",
+    math.log(2): "ln 2",
+    1 / math.log(2): "1/ln 2: a log base 2?",
+    math.e: "e",
+    1 / math.e: "1/e",
+    8.0: "8: bits for bytes?",
+    0.125: "1/8",
+}
+NAMED.update({math.sqrt(n): f"sqrt({n})" for n in range(2, 1025) if math.isqrt(n) ** 2 != n})
+NAMED.update({1 / math.sqrt(n): f"1/sqrt({n})" for n in range(2, 1025) if math.isqrt(n) ** 2 != n})
+
+
+def _named(c: float) -> str | None:
+    return next((name for value, name in NAMED.items() if math.isclose(c, value, rel_tol=1e-4)), None)
+
+
+def _relation(w: _Wrong) -> str | None:
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or a.dtype.kind not in "iuf" or e.dtype.kind not in "iuf":
+        return None
+    loose = _near(a, e) and (w.exercise.atol > 0 or w.exercise.rtol > 0)
+    a, e = a.astype(np.float64), e.astype(np.float64)
+    if loose:
+        dtypes = f" (your output's dtype is {w.actual.dtype}, the reference's {w.expected.dtype})" if w.actual.dtype != w.expected.dtype else ""
+        return (
+            f"close, but not within the tolerance (rtol {w.exercise.rtol:g}, atol {w.exercise.atol:g}){dtypes}: "
+            "precision is lost somewhere (float32 arithmetic, a rounded constant, a small eps?)"
+        )
+    return _rearranged(a, e) or _scaled(a, e) or _per_row(a, e) or _transformed(a, e)
+
+
+def _rearranged(a, e) -> str | None:
+    """The reference's entries in another place: axes permuted, reversed or shifted by one."""
+    if e.ndim >= 2:
+        for perm in itertools.permutations(range(e.ndim)):
+            if perm != tuple(range(e.ndim)) and e.transpose(perm).shape == a.shape and _near(a, e.transpose(perm)):
+                return _permuted(perm)
+    for axis in range(-e.ndim, 0):
+        n = e.shape[axis]
+        if n >= 2 and _near(a, np.flip(e, axis)):
+            return f"your output is the reference reversed along axis {axis}: keep the order"
+        for later, step in ((True, "i - 1"), (False, "i + 1")):
+            if n >= 3 and _near(_slice(a, axis, 1 if later else None, None if later else -1), _slice(e, axis, None if later else 1, -1 if later else None)):
+                return (
+                    f"your output is the reference shifted by one along axis {axis} (entry i holds the "
+                    f"reference's {step}): an off-by-one in an index or a slice"
+                )
+    return None
+
+
+def _scaled(a, e) -> str | None:
+    """The reference times a constant, or plus one."""
+    finite = np.isfinite(e)
+    if not np.array_equal(np.isfinite(a), finite):
+        return None
+    af, ef = a[finite], e[finite]
+    if not ef.size or not (ef != 0).any():
+        return None
+    c = float(af @ ef / (ef @ ef))
+    name = _named(c)
+    if c != 0 and not math.isclose(c, 1, rel_tol=1e-4) and _near(af, c * ef) and (name or ef.size >= 4):
+        return f"your output is the reference times {c:.4g}{f' (= {name})' if name else ''} everywhere: a missing or extra constant factor"
+    offset = float((af - ef).mean())
+    if ef.size >= 2 and not math.isclose(offset, 0, abs_tol=1e-6) and _near(af, ef + offset):
+        return f"your output is the reference plus {offset:.4g} everywhere: a missing or extra constant term"
+    return None
+
+
+def _per_row(a, e) -> str | None:
+    """The reference off by a constant or a factor of each row's own, or by one vector (a value
+    per feature) on every row. A row of its own needs two rows off: one wrong row is a place."""
+    if e.ndim == 0 or e.shape[-1] < 2 or not np.isfinite(e).all() or e[..., 0].size < 2:
+        return None
+    d, rows = a - e, (a - e).reshape(-1, e.shape[-1])
+    off = ~np.isclose(rows, 0, atol=ATOL * max(1.0, float(np.abs(e).max()))).all(axis=-1)
+    if off.sum() >= 2 and _near(d, np.broadcast_to(d[..., :1], d.shape)) and not _near(d[..., 0], np.full(d.shape[:-1], d.flat[0])):
+        return (
+            "each row of your output is off by a constant of its own (along the last axis): a per-row "
+            "term is missing or extra (a row's maximum? a log-sum-exp?)"
+        )
+    if (e != 0).all():
+        r = a / e
+        if off.sum() >= 2 and _near(r, np.broadcast_to(r[..., :1], r.shape)) and not _near(r[..., 0], np.full(r.shape[:-1], r.flat[0])):
+            return (
+                "each row of your output is the reference times a factor of its own: a per-row "
+                "normalisation (dividing by the row's sum?) is missing or wrong"
+            )
+    if _near(rows, np.broadcast_to(rows[:1], rows.shape)):
+        return (
+            "every row of your output is off by the same vector (one value per feature): a term "
+            "added at every position is missing or extra (a bias?)"
+        )
+    if (e != 0).all():
+        ratios = (a / e).reshape(-1, e.shape[-1])
+        if _near(ratios, np.broadcast_to(ratios[:1], ratios.shape)):
+            return (
+                "every row of your output is the reference's times the same factor per feature: a "
+                "per-feature factor is missing or extra (a gain?)"
+            )
+    return None
+
+
+def _transformed(a, e) -> str | None:
+    """The reference through exp, log or a softmax over the last axis (or the other way)."""
+    if e.ndim == 0 or e.shape[-1] < 2 or not np.isfinite(e).all():
+        return None
+    with np.errstate(all="ignore"):
+        if _near(a, np.exp(e)):
+            return "your output is exp of the reference: probabilities where logs are asked for?"
+        if (e > 0).all() and _near(a, np.log(e)):
+            return "your output is the log of the reference: logs where probabilities are asked for?"
+    if _near(a, _softmax(e)):
+        return "you returned probabilities (a softmax over the last axis) where logits or scores are asked for"
+    if _near(_softmax(a), e) and not _near(a, e):
+        return "the softmax of your output is the reference: apply the softmax (or drop a step that undoes it)"
+    return None
+
+
+def _apart(w: _Wrong) -> str | None:
+    """What kinds of input (``grader.kinds``) this case has that every case the function gets
+    right lacks, if there are a few."""
+    right = []
+    for case in w.cases:
+        if case.name == w.case.name or case.raises is not None or f"{case.name}::expected" not in w.table:
+            continue
+        outcome = w.student.on(case)
+        if outcome is not None and not outcome.error and _matches(w.exercise, outcome.value, w.table[f"{case.name}::expected"], dtype=True):
+            right.append(case)
+    if not right:
+        return None
+    apart = w.exercise.kinds(w.case) - set().union(*(w.exercise.kinds(c) for c in right))
+    if not apart or len(apart) > 5:
+        return None
+    named = ", ".join(kinds.words(kind) for kind in sorted(apart))
+    return (
+        f"your function is right on {len(right)} other case(s) but not on this one, which has what they do not: "
+        f"{named}; look at how your code handles {'that' if len(apart) == 1 else 'those'}"
+    )
+
+
+def _localized(w: _Wrong) -> str | None:
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or e.ndim == 0 or e.size < 2:
+        return None
+    wrong = ~_near_each(w.exercise, a, e)
+    if not wrong.any() or wrong.all():
+        return None
+    if e.ndim >= 2 and min(e.shape[-2:]) >= 2 and max(e.shape[-2:]) >= 3:
+        rows, cols = np.indices(e.shape[-2:])
+        where = np.broadcast_to(cols - rows, e.shape)
+        for test, text in (
+            (where > 0, "only above the diagonal (the entries a causal mask hides)"),
+            (where < 0, "only below the diagonal"),
+            (where == 0, "only on the diagonal (each position with itself)"),
+        ):
+            if (wrong <= test).all():
+                return f"your output is wrong {text}: look at your mask"
+    found = []
+    for axis in range(e.ndim):
+        bad = wrong.any(axis=tuple(i for i in range(e.ndim) if i != axis)).tolist()
+        text = _pattern(bad, axis - e.ndim)
+        if text:
+            found.append(text)
+    if found:
+        return f"your output is wrong {' and '.join(found[-2:])}: look at what your code does there"
+    return None
+
+
+def _pattern(bad: list[bool], axis: int) -> str | None:
+    """Where along one axis the wrong entries are, if that is one of a few telling patterns."""
+    n = len(bad)
+    patterns = (
+        (2, [True] + [False] * (n - 1), "only at index 0 along axis {a} (the start)"),
+        (2, [False] * (n - 1) + [True], "only at the last index along axis {a} (the end: a range or slice one short?)"),
+        (3, [False] + [True] * (n - 1), "everywhere but index 0 along axis {a}"),
+        (4, [i % 2 == 1 for i in range(n)], "only at the odd indices along axis {a}"),
+        (4, [i % 2 == 0 for i in range(n)], "only at the even indices along axis {a}"),
+    )
+    return next((text.format(a=axis) for least, pattern, text in patterns if n >= least and bad == pattern), None)
+
+
+# ---- text ----------------------------------------------------------------------------------------
+
+
+def _text(exercise, case, actual, expected: str, table, student) -> str | None:
+    if not isinstance(actual, str):
+        return None
+    for variant in variants.of(exercise, case):
+        if variant.what != "changed":
+            continue
+        outcome = student.run(variant)
+        try:
+            reference = bytes(table[f"{variant.name}::expected"]).decode("utf-8")
+        except (KeyError, TypeError, ValueError):
+            continue
+        if outcome is not None and outcome.value == actual and reference != expected:
+            return f"your function ignores `{variant.unit}`: changing it leaves your text as it is; use the {variant.unit} you are given"
+    if actual == expected[1:] or actual == expected[:-1]:
+        return f"your text is the reference without its {'first' if actual == expected[1:] else 'last'} character: an off-by-one?"
+    if actual[1:] == expected or actual[:-1] == expected:
+        return "your text has one character too many: an off-by-one?"
+    if actual.lower() == expected.lower():
+        return "the letters are right but not their case: keep each character as the table gives it"
+    return None
+
+
+# ---- the first intermediate that differs ----------------------------------------------------------
+
+
+def stations(exercise, case, table: Mapping, student: Student) -> str:
+    """For an exercise with parts: the first station where the student's work differs, and why."""
+    if not exercise.parts:
+        return ""
+    known = {name.partition("::station::")[2]: value for name, value in _stations(table, case).items()}
+    if not known:
+        return ""
+    seen = student.watched(case)
+    used, compared = {}, False
+    for part in exercise.parts:
+        if part.station not in known:
+            continue
+        try:
+            inputs = part.args(case.inputs, known)
+        except (KeyError, IndexError, TypeError):
+            continue
+        outcome = student.helper(case, part, inputs)
+        compared = compared or outcome is not None
+        if outcome is not None and outcome.error:
+            return f"First station that fails: {part.station} (your `{part.helper}` raised {outcome.error})"
+        if outcome is not None and not _matches(exercise, outcome.value, known[part.station]):
+            return f"First station that differs from the reference: {part.station} (computed by your `{part.helper}`)"
+        fed = [entry["args"] for entry in seen or [] if entry["helper"] == part.helper]
+        unused = [i for i in range(len(fed)) if i not in used.setdefault(part.helper, set())]
+        needed = {name: value for name, value in inputs.items() if isinstance(value, np.ndarray)}
+        if outcome is None or not unused or not needed:
+            continue
+        alike = next((i for i in unused if _fed_alike(exercise, fed[i], needed)), None)
+        used[part.helper].add(unused[0] if alike is None else alike)
+        if alike is not None:
+            continue
+        for name, value in needed.items():
+            given = fed[unused[0]].get(name)
+            if given is not None and not _matches(exercise, given, value):
+                what = _which(given, known, case.inputs)
+                want = _which(value, known, case.inputs) or "what the reference gives it"
+                return (
+                    f"Your `{part.helper}` is right, but `{exercise.name}` feeds it "
+                    f"{what or f'something that is not {want}'} where it needs {want} (its `{name}`)"
+                )
+    if not compared:
+        return ""
+    return "Every station before the output matches: look at how they are combined."
+
+
+def _fed_alike(exercise, args: dict, needed: dict) -> bool:
+    return all(name in args and _matches(exercise, args[name], value) for name, value in needed.items())
+
+
+def _stations(table: Mapping, case) -> dict:
+    prefix = f"{case.name}::station::"
+    try:
+        return {key: table[key] for key in table if key.startswith(prefix)}
+    except (KeyError, TypeError):
+        return {}
+
+
+def _which(value, known: dict, inputs: dict) -> str | None:
+    for name, candidate in list(known.items()) + [(n, v) for n, v in inputs.items() if isinstance(v, np.ndarray)]:
+        candidate = np.asarray(candidate)
+        if candidate.shape == np.shape(value) and _near(np.asarray(value, np.float64), candidate.astype(np.float64)):
+            return name if name in known else f"the input `{name}`"
+    return None
+
+
+# ---- comparing -------------------------------------------------------------------------------------
+
+
+def _matches(exercise, value, reference, exact=False, dtype=False) -> bool:
+    """``value`` equals ``reference`` within the exercise's tolerance (text: exactly); with
+    ``dtype``, in the dtype the exercise asks for too."""
+    if isinstance(reference, str) or isinstance(value, str):
+        return value == reference
+    try:
+        value, reference = np.asarray(value), np.asarray(reference)
+        if value.dtype.kind not in "biuf" or value.shape != reference.shape:
+            return False
+        if dtype and exercise.check_dtype is True and value.dtype != reference.dtype:
+            return False
+        rtol, atol = (0.0, 0.0) if exact else (exercise.rtol, exercise.atol)
+        return bool(np.allclose(value, reference, rtol=rtol, atol=atol, equal_nan=True))
+    except (TypeError, ValueError):
+        return False
+
+
+def _near(a, b) -> bool:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape or a.size == 0:
+        return False
+    scale = float(np.abs(b[np.isfinite(b)]).max()) if np.isfinite(b).any() else 1.0
+    return bool(np.allclose(a, b, rtol=RTOL, atol=ATOL * max(1.0, scale), equal_nan=True))
+
+
+def _near_each(exercise, a, b) -> np.ndarray:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isclose(a, b, rtol=exercise.rtol, atol=exercise.atol, equal_nan=True)
+
+
+def _slice(a, axis, start, stop):
+    index = [slice(None)] * a.ndim
+    index[axis] = slice(start, stop)
+    return a[tuple(index)]
+
+
+def _softmax(x):
+    with np.errstate(all="ignore"):
+        z = np.exp(x - x.max(axis=-1, keepdims=True))
+        return z / z.sum(axis=-1, keepdims=True)
+
+
+def explain_error(exercise, case, table: Mapping, student: Student) -> str:
+    """What the variants show when the function raised on ``case`` (``""`` if nothing)."""
+    w = _Wrong(exercise, case, np.zeros(0), np.zeros(0), table, student)
+    if any(w.right_on(v) for v in w.variant("one-sequence")):
+        return " It works on one sequence: treat every leading axis as a batch axis (count axes from the end)."
+    for variant in w.variant("float64") + w.variant("float32"):
+        if w.right_on(variant):
+            return f" It works in {variant.what}: look for what depends on the dtype."
+    return ""

@@ -1,0 +1,239 @@
+"""The scorer's harness: runs a student's program and calls their functions, inside the sandbox.
+
+Started by ``grader.scoring`` as::
+
+    python -I -S harness.py --path DIR [--path DIR ...] --job JOB --fd FD --limit SECONDS
+
+with nothing on ``sys.path`` but the standard library and the ``--path`` folders: NumPy's, this
+file's own (``wire``, ``runners``, ``watch``) and the generated, lent ``lib``
+(``grader.lending``). No IPython, no ``grader``, no nbgrader. ``JOB`` (a pickle written by the
+grader) holds the program, in notebook order: code cells, each with the top-level statements to
+run, and probes, each with the name of the student's function (or concept-check variable), the
+exercise's runner and the calls to make, every case's inputs pickled on their own. A call may
+name another of the student's functions to call instead (``"function"``: a helper, without the
+runner) and helpers to watch while it runs (``"watch"``, see ``grader.watch``); what the watched
+helpers were given and returned comes back as ``"seen"``. For a probe marked ``"pure"``, a call
+that changes its arguments in place or returns one of them comes back with ``"impure"``.
+
+The harness runs the program statement by statement in one namespace, as a notebook would: a
+statement that raises is reported and skipped, and the rest goes on. Each statement and each call
+has its own limit (``--limit`` seconds of CPU time, twice that of wall-clock time, with
+``setitimer``), so an endless loop costs only itself. At a probe it calls the student's function
+on each case, with fresh inputs (unpickled anew), through the runner if there is one. It writes
+one JSON line to ``FD`` per event: ``{"cell": i}`` when a cell starts, ``{"cell": i, "line": n,
+"error": ...}`` when a statement fails, ``{"probe": k, "case": name, "output": <wire record>}``
+(or ``"error"``, or ``"timeout"``) per call, ``{"done": true}`` at the end.
+
+Nothing here is trusted: the student's code runs in this process and may change any of it, or
+write lines of its own. That is harmless by design: what comes back is only ever the student's
+outputs, the cases are drawn afresh at every grading, and their references and the comparison
+stay in the grading process (see ``grader.scoring``).
+"""
+
+import argparse
+import ast
+import builtins
+import io
+import json
+import os
+import pickle
+import signal
+import sys
+import traceback
+
+WALL_FACTOR = 2  # wall-clock seconds allowed per CPU second: a sleeping statement ends too
+
+
+class Timeout(BaseException):
+    """A statement or a call ran past its limit (a BaseException: ``except Exception`` in the
+    student's code does not swallow it)."""
+
+
+def _expired(signum, frame):
+    raise Timeout
+
+
+class Limit:
+    """``with Limit(seconds):`` raises ``Timeout`` in the block after ``seconds`` of CPU time (or
+    ``WALL_FACTOR`` times as many of wall-clock time)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __enter__(self):
+        signal.setitimer(signal.ITIMER_PROF, self.seconds)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds * WALL_FACTOR)
+
+    def __exit__(self, *exc):
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        return False
+
+
+class Report:
+    """One JSON line per event, written straight to the grader's pipe."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __call__(self, **event):
+        data = (json.dumps(event) + "\n").encode()
+        try:
+            while data:
+                data = data[os.write(self.fd, data) :]
+        except OSError:  # the grader stopped reading (its byte cap): nothing more will be heard
+            os._exit(3)
+
+
+class Shell:
+    """What ``get_ipython()`` returns here: ``%%capture`` and ``%%time`` run their body, every
+    other magic and every shell command does nothing."""
+
+    def __init__(self, namespace: dict):
+        self._namespace = namespace
+
+    def run_cell_magic(self, name, line, body):
+        if name in ("capture", "time"):
+            exec(compile(body, "<cell magic>", "exec"), self._namespace)
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+class Inputs(pickle.Unpickler):
+    """The grader's pickles name the stand-ins of ``grader.runners``; here that module is
+    ``runners``. Everything else (NumPy, the lent ``lib``) is found as named."""
+
+    def find_class(self, module, name):
+        return super().find_class("runners" if module == "grader.runners" else module, name)
+
+
+def inputs(data: bytes) -> dict:
+    return Inputs(io.BytesIO(data)).load()
+
+
+class Program:
+    """The student's program and its probes, run in one namespace (``runners`` and ``wire``:
+    those modules, imported before any of the student's code runs)."""
+
+    def __init__(self, job: dict, report: Report, limit: float, runners, wire, watch):
+        self.cells = {cell["index"]: cell["source"] for cell in job["program"] if "source" in cell}
+        self.job, self.report, self.limit, self.runners, self.wire = job, report, limit, runners, wire
+        self.watch = watch
+        self.namespace = {"__name__": "__main__", "__builtins__": builtins}
+        shell = Shell(self.namespace)
+        self.namespace["get_ipython"] = lambda: shell
+
+    def run(self):
+        for item in self.job["program"]:
+            if "probe" in item:
+                self.probe(item)
+            else:
+                self.cell(item)
+        self.report(done=True)
+
+    def cell(self, item: dict):
+        index = item["index"]
+        self.report(cell=index)
+        try:
+            tree = ast.parse(item["source"], f"<cell {index}>")
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+            self.report(cell=index, line=getattr(err, "lineno", None), error=_error(err))
+            return
+        chosen = item.get("statements")
+        for position, statement in enumerate(tree.body):
+            if chosen is not None and position not in chosen:
+                continue
+            try:
+                with Limit(self.limit):
+                    exec(compile(ast.Module([statement], []), f"<cell {index}>", "exec"), self.namespace)
+            except Timeout:
+                self.report(cell=index, line=statement.lineno, error=f"ran longer than {self.limit:g} s", timeout=True)
+            except BaseException as err:  # as a notebook goes on after an error cell
+                self.report(cell=index, line=statement.lineno, error=_error(err))
+
+    def probe(self, item: dict):
+        number, name = item["probe"], item["name"]
+        if item["kind"] == "choice":
+            value = self.namespace.get(name)
+            if isinstance(value, str):
+                self.report(probe=number, case="answer", output={"value": value[:1000]})
+            else:
+                self.report(probe=number, case="answer", error=f"{name} is {_short(value)}, not one of the letters")
+            return
+        runner = getattr(self.runners, item["runner"]) if item.get("runner") else None
+        for call in item["calls"]:
+            case, target = call["case"], call.get("function", name)
+            fn = self.namespace.get(target)
+            if not callable(fn):
+                self.report(probe=number, case=case, error=f"NameError: no function `{target}` is defined")
+                continue
+            try:
+                given = inputs(call["inputs"])
+            except Exception as err:
+                self.report(probe=number, case=case, error=f"the grader could not set up this case ({_error(err)})")
+                continue
+            seen, before = [], inputs(call["inputs"]) if item.get("pure") else None
+            try:
+                with Limit(self.limit), self.watch.watching(self.namespace, call.get("watch", ()), seen):
+                    called = fn if runner is None or "function" in call else runner(fn)
+                    output = called(**given)
+                    record = self.wire.encode(output)
+            except Timeout:
+                self.report(probe=number, case=case, timeout=self.limit)
+                return  # the exercise is lost already: no more waiting on it
+            except BaseException as err:
+                self.report(probe=number, case=case, error=_error(err), line=self.line(err))
+                continue
+            extra = {"seen": self.watch.encoded(seen, self.wire.encode)} if seen else {}
+            if before is not None:
+                impure = self.watch.interfered(given, before, output)
+                extra.update({"impure": impure} if impure else {})
+            self.report(probe=number, case=case, **({"output": record} if "error" not in record else record), **extra)
+
+    def line(self, err: BaseException) -> str | None:
+        """The student's line where ``err`` was raised: the last frame in one of their cells."""
+        for frame in reversed(traceback.extract_tb(err.__traceback__)):
+            if frame.filename.startswith("<cell ") and frame.filename[6:-1].isdigit():
+                lines = self.cells.get(int(frame.filename[6:-1]), "").splitlines()
+                if 0 < (frame.lineno or 0) <= len(lines):
+                    return f"{frame.lineno}: {lines[frame.lineno - 1].strip()[:200]}"
+        return None
+
+
+def _error(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err)[:300]}"
+
+
+def _short(value) -> str:
+    try:
+        return repr(value)[:40]
+    except Exception:
+        return type(value).__name__
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--path", action="append", default=[])
+    parser.add_argument("--job", required=True)
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--limit", type=float, required=True)
+    args = parser.parse_args(argv)
+    sys.path[:0] = args.path
+    import numpy  # noqa: F401 (imported before any student code: a failure here is the harness's)
+    import runners
+    import watch
+    import wire
+
+    signal.signal(signal.SIGPROF, _expired)
+    signal.signal(signal.SIGALRM, _expired)
+    with open(args.job, "rb") as f:
+        job = pickle.load(f)
+    sink = open(os.devnull, "w")
+    sys.stdout = sys.stderr = sink  # the student's prints go nowhere (nbgrader's run shows them)
+    Program(job, Report(args.fd), args.limit, runners, wire, watch).run()
+    os._exit(0)  # without waiting for threads the student's code may have left running
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,263 @@
+"""What the scorer lends a chapter's students: a ``lib`` with only what they may build on.
+
+Each chapter module declares ``LENDS``, the ``lib`` functions its course cells give students to
+build on (``softmax`` in chapter 2, ``Config`` in chapter 6), and ``GRADED``, the ``lib``
+functions that compute its exercises. The scorer's ``lib`` is made from ``lib``'s own source at
+grading time: the lent names, and every top-level definition of ``lib`` they reference, followed
+transitively through the package's modules and imports (an AST closure), written out as a package
+with ``lib``'s module layout. Everything else, the graded stages and all that composes them
+(``Model.forward``, ``generate``, ``block``), is absent by construction, not removed by a list;
+``closure`` refuses a lending that would reach a graded name.
+
+Inside the student's kernel, ``check`` watches the calls the student's function makes while the
+visible cases run (``unlent_calls``): a call from the student's code into ``lib`` outside the
+closure would fail when graded, and is reported at once.
+
+The closure is built from source with ``ast`` and ``symtable``, so it follows ``lib`` as it is
+refactored: it needs only that ``lib`` is a package of modules whose top-level statements bind
+names (imports, assignments, ``def``, ``class``). A name reached only dynamically (``getattr``
+with a computed string) is not followed; ``tests/test_lending.py`` runs every lent function in
+the generated package against the real one.
+"""
+
+import ast
+import functools
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lib
+
+from . import exercises, names
+
+LIB = Path(lib.__file__).resolve().parent
+PACKAGE = "lib"
+
+
+@dataclass
+class _Statement:
+    """One top-level statement of a module, and what it needs."""
+
+    node: ast.stmt
+    binds: set[str]
+    uses: set[str] = field(default_factory=set)  # top-level names of its own module it reads
+    reaches: set[tuple[str, str]] = field(default_factory=set)  # (module, name) read through a module alias
+    imports: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # alias -> what it imports
+
+
+class Source:
+    """``lib``'s modules, parsed: for every top-level statement, what it binds and needs."""
+
+    def __init__(self, root: Path = LIB, package: str = PACKAGE):
+        self.root, self.package = root, package
+        trees = {}
+        for path in sorted(root.rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
+            is_package = parts[-1] == "__init__"
+            name = ".".join((package, *(parts[:-1] if is_package else parts)))
+            trees[name] = (ast.parse(path.read_text(), str(path)), is_package)
+        self.packages = {name for name, (_, is_package) in trees.items() if is_package}
+        self.docstrings = {name: ast.get_docstring(tree, clean=False) for name, (tree, _) in trees.items()}
+        self.modules: dict[str, list[_Statement]] = {}
+        for name, (tree, is_package) in trees.items():
+            self.modules[name] = [self._statement(name, node, is_package, set(trees)) for node in tree.body]
+        for statements in self.modules.values():
+            aliases = {alias: target for s in statements for alias, (target, attr) in s.imports.items() if attr is None and target in self.modules}
+            for stmt in statements:
+                for sub in ast.walk(stmt.node):
+                    if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id in aliases and not stmt.imports:
+                        stmt.reaches.add((aliases[sub.value.id], sub.attr))
+
+    def _statement(self, module: str, node: ast.stmt, is_package: bool, modules: set[str]) -> _Statement:
+        node = _without_annotations(node)
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            imports = _import_targets(node, module, is_package, modules, self.package)
+            return _Statement(node, set(imports), imports=imports)
+        source = ast.unparse(node)
+        return _Statement(node, names.bound(source), uses=names.read(source))
+
+    def closure(self, lent: Iterable[str], graded: Iterable[str] = ()) -> dict[str, dict[int, set[str] | None]]:
+        """For each module to write, the statements to keep by index: ``None`` for a definition,
+        the aliases it must still bind for an import. Raises ``ValueError`` if a name is not in
+        the package or the closure would reach a ``graded`` name."""
+        graded = set(graded)
+        kept: dict[str, dict[int, set[str] | None]] = {self.package: {}}
+        todo = [(self.package, name) for name in lent]
+        for module, name in todo:
+            if not self._binders(module, name):
+                raise ValueError(f"{self.package} has no {name!r} to lend")
+        seen: set[tuple[str, str]] = set()
+        while todo:
+            module, name = todo.pop()
+            if (module, name) in seen:
+                continue
+            seen.add((module, name))
+            for index in self._binders(module, name):
+                stmt = self.modules[module][index]
+                kept.setdefault(module, {})
+                if stmt.imports:
+                    kept[module].setdefault(index, set()).add(name)
+                    target, attr = stmt.imports[name]
+                    if target in self.modules:
+                        kept.setdefault(target, {})
+                        if attr is not None:
+                            todo.append((target, attr))
+                    continue
+                if stmt.binds & graded:
+                    raise ValueError(f"lending reaches {sorted(stmt.binds & graded)} in {module}, graded here")
+                if index not in kept[module]:
+                    kept[module][index] = None
+                    todo += [(module, used) for used in stmt.uses]
+                    todo += list(stmt.reaches)
+        return kept
+
+    def _binders(self, module: str, name: str) -> list[int]:
+        return [i for i, stmt in enumerate(self.modules.get(module, [])) if name in stmt.binds]
+
+    def write(self, lent: Iterable[str], target: Path, graded: Iterable[str] = ()) -> Path:
+        """The package lending ``lent``, written under ``target`` (as ``target/lib/...``)."""
+        for module, statements in self.closure(lent, graded).items():
+            body = [_only(self.modules[module][i].node, aliases) for i, aliases in sorted(statements.items())]
+            if self.docstrings.get(module) is not None:
+                body.insert(0, ast.Expr(ast.Constant(self.docstrings[module])))
+            parts = module.split(".")
+            path = target.joinpath(*parts, "__init__.py") if module in self.packages else target.joinpath(*parts[:-1], f"{parts[-1]}.py")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(ast.unparse(ast.fix_missing_locations(ast.Module(body, []))) + "\n")
+        for package in self.packages:  # every package on the way to a module is importable
+            folder = target.joinpath(*package.split("."))
+            if folder.is_dir() and not (folder / "__init__.py").exists():
+                (folder / "__init__.py").write_text("")
+        return target / self.package
+
+    def defined(self, module: str, index: int) -> set[str]:
+        return self.modules[module][index].binds
+
+
+def _import_targets(node, module: str, is_package: bool, modules: set[str], package: str) -> dict:
+    """What each alias of an import stands for: ``(module, name)`` for a name imported from a
+    module of the package, ``(module, None)`` for a module of the package itself, and
+    ``("", name)`` for anything from outside the package."""
+    if isinstance(node, ast.Import):
+        return {alias.asname or alias.name.split(".")[0]: ("", alias.name) for alias in node.names}
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    if node.level:
+        base = base[: len(base) - node.level + 1]
+        source = ".".join(base + ([node.module] if node.module else []))
+    else:
+        source = node.module
+    found = {}
+    for alias in node.names:
+        bound = alias.asname or alias.name
+        if source.split(".")[0] != package:
+            found[bound] = ("", alias.name)
+        elif f"{source}.{alias.name}" in modules:
+            found[bound] = (f"{source}.{alias.name}", None)
+        else:
+            found[bound] = (source, alias.name)
+    return found
+
+
+def _only(node: ast.stmt, aliases: set[str] | None) -> ast.stmt:
+    """An import statement reduced to the aliases still needed (other statements as they are)."""
+    if aliases is None:
+        return node
+    kept = [a for a in node.names if (a.asname or a.name.split(".")[0]) in aliases]
+    if isinstance(node, ast.Import):
+        return ast.Import(kept)
+    return ast.ImportFrom(node.module, kept, node.level)
+
+
+def _without_annotations(node: ast.stmt) -> ast.stmt:
+    """The statement with every function's argument and return annotations removed: they are
+    evaluated when the ``def`` runs, and would pull in names the code itself never uses. (A
+    class's field annotations stay: a dataclass reads them.)"""
+    node = ast.parse(ast.unparse(node)).body[0]  # a private copy
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.FunctionDef | ast.AsyncFunctionDef):
+            sub.returns = None
+            for arg in [*sub.args.posonlyargs, *sub.args.args, *sub.args.kwonlyargs, sub.args.vararg, sub.args.kwarg]:
+                if arg is not None:
+                    arg.annotation = None
+    return node
+
+
+# ---- per assignment ----------------------------------------------------------------------------
+
+
+@functools.cache
+def source() -> Source:
+    return Source()
+
+
+def lends(assignment: str) -> tuple[str, ...]:
+    return tuple(getattr(exercises.chapter(assignment), "LENDS", ()))
+
+
+def graded(assignment: str) -> tuple[str, ...]:
+    return tuple(getattr(exercises.chapter(assignment), "GRADED", ()))
+
+
+def write(assignment: str, target: Path) -> Path:
+    """The scorer's ``lib`` for ``assignment``, written under ``target``; returns its folder."""
+    return source().write(lends(assignment), target, graded(assignment))
+
+
+@functools.cache
+def lent_definitions(assignment: str) -> frozenset[tuple[str, str]]:
+    """``(module, name)`` of every top-level definition the scorer's lib for ``assignment`` holds."""
+    src = source()
+    kept = src.closure(lends(assignment), graded(assignment))
+    return frozenset(
+        (module, name)
+        for module, statements in kept.items()
+        for index, aliases in statements.items()
+        if aliases is None
+        for name in src.defined(module, index)
+    )
+
+
+# ---- the notebook side: calls into lib that grading will not lend -----------------------------
+
+
+def _definition(code) -> tuple[str, str] | None:
+    """``(module, top-level name)`` of a code object of ``lib``, ``None`` for any other code."""
+    try:
+        relative = Path(code.co_filename).resolve().relative_to(LIB)
+    except ValueError:
+        return None
+    parts = relative.with_suffix("").parts
+    module = ".".join((PACKAGE, *(parts[:-1] if parts[-1] == "__init__" else parts)))
+    top = code.co_qualname.split(".")[0]
+    return None if top.startswith("<") else (module, top)
+
+
+@contextmanager
+def unlent_calls(assignment: str) -> Iterator[list[str]]:
+    """Collect, as ``lib.<name>``, the lib functions called from outside lib while the block runs
+    that the scorer's lib for ``assignment`` will not have."""
+    lent, seen, known = lent_definitions(assignment), [], {}
+
+    def where(code):
+        if code not in known:
+            known[code] = _definition(code)
+        return known[code]
+
+    def profile(frame, event, arg):
+        if event != "call":
+            return
+        called = where(frame.f_code)
+        if called is None or called in lent or frame.f_back is None or where(frame.f_back.f_code) is not None:
+            return
+        name = called[1] if hasattr(lib, called[1]) else f"{called[0].removeprefix(PACKAGE + '.')}.{called[1]}"
+        if f"lib.{name}" not in seen:
+            seen.append(f"lib.{name}")
+
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        yield seen
+    finally:
+        sys.setprofile(previous)

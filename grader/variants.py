@@ -1,0 +1,227 @@
+"""Variants of a case: its inputs with one thing changed, to explain a wrong answer.
+
+A variant is data derived from a case, the same wherever it is made: the notebook's check calls
+the student's function on it directly, the grader asks the scorer for it (``grader.followup``),
+and the reference of a variant is stored with its visible case (``grader.references``) or
+computed live by ``lib`` for a hidden one. ``grader.diagnosis`` reads the answers:
+
+- ``changed:<unit>``: one argument, or one group of weights (``params['ln_2']``), changed (an
+  optional argument given a value of its own: set back to its default). If the student's output
+  stays the same while the reference's changes, the function ignores it;
+- ``one-sequence``: the first sequence of a batch without its batch axes (the axes that the
+  exercise's visible cases show to be optional);
+- ``float32`` / ``float64``: every float array in the other precision;
+- ``smaller``: the large float arguments scaled down to at most ``SMALL`` in size.
+
+A variant's name is ``<case>~<what>``. Changes are fixed by the case (a generator seeded from the
+case's and the unit's names), never drawn anew.
+"""
+
+import dataclasses
+import hashlib
+from collections.abc import Iterator
+
+import numpy as np
+
+from . import kinds
+
+SEPARATOR = "~"
+SMALL = 8.0  # values up to this size are "small": exp(8) and its sums are far from overflow
+MAX_UNITS = 12
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """``what`` is ``"changed"``, ``"one-sequence"``, ``"float32"``, ``"float64"`` or
+    ``"smaller"``; ``unit`` is the changed argument as the student writes it."""
+
+    name: str
+    what: str
+    inputs: dict
+    unit: str = ""
+
+
+def of(exercise, case) -> list[Variant]:
+    """Every variant of ``case`` (a must-raise case has none)."""
+    if case.raises is not None or exercise.kind == "choice":
+        return []
+    defaults = kinds.defaults(exercise.reference)
+    found = [
+        _changed(case, path, label, defaults)
+        for path, label in units(case.inputs, arrays_only=exercise.runner is not None, optional=set(defaults))
+    ]
+    one = one_sequence(exercise, case)
+    if one is not None:
+        found.append(Variant(f"{case.name}{SEPARATOR}one-sequence", "one-sequence", one))
+    other = other_dtype(case.inputs)
+    if other is not None:
+        dtype, inputs = other
+        found.append(Variant(f"{case.name}{SEPARATOR}{dtype}", dtype, inputs))
+    smaller = scaled_down(case.inputs)
+    if smaller is not None:
+        found.append(Variant(f"{case.name}{SEPARATOR}smaller", "smaller", smaller))
+    return [v for v in found if v is not None]
+
+
+def named(exercise, case, name: str) -> Variant | None:
+    """The variant of ``case`` called ``name``, if there is one."""
+    return next((v for v in of(exercise, case) if v.name == name), None)
+
+
+def case_of(name: str) -> str:
+    """The case a variant's name belongs to (a case's own name is its own)."""
+    return name.partition(SEPARATOR)[0]
+
+
+# ---- one argument changed ----------------------------------------------------------------------
+
+
+def units(inputs: dict, arrays_only: bool = False, optional=frozenset()) -> list[tuple[tuple, str]]:
+    """The parts of the inputs that can be changed one at a time, as (path, label): every
+    argument (an ``optional`` one even when it is ``None``), except that a dict of dicts is split
+    into its groups (``params['ln_2']``)."""
+    found = []
+    for name, value in inputs.items():
+        if arrays_only and not isinstance(value, np.ndarray):
+            continue
+        found += [((name,), name)] if name in optional else _units_in(value, (name,), name)
+    return found[:MAX_UNITS]
+
+
+def _units_in(value, path: tuple, label: str) -> list[tuple[tuple, str]]:
+    if isinstance(value, dict) and value and any(isinstance(v, dict | list) for v in value.values()):
+        out = []
+        for key, inner in value.items():
+            out += _units_in(inner, (*path, key), f"{label}[{key!r}]")
+        return out
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        out = []
+        for i, inner in enumerate(value):
+            out += _units_in(inner, (*path, i), f"{label}[{i}]")
+        return out
+    return [(path, label)] if _changeable(value) else []
+
+
+def _changeable(value) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "biuf" and value.size > 0
+    if isinstance(value, dict):
+        return bool(value) and all(isinstance(v, np.ndarray | int | str) for v in value.values())
+    return isinstance(value, int | float | np.dtype) and not isinstance(value, bool)
+
+
+def _changed(case, path: tuple, label: str, defaults: dict) -> Variant | None:
+    """The case with one unit changed: an optional argument given a value of its own goes back to
+    its default (so the change is the one that matters); anything else is changed a little."""
+    inputs = dict(case.inputs)
+    name = path[0]
+    if name in defaults and len(path) == 1 and not kinds.same(inputs[name], defaults[name]):
+        inputs[name] = defaults[name]
+    else:
+        if inputs[name] is None or not (_changeable(inputs[name]) or isinstance(inputs[name], dict | list)):
+            return None
+        g = np.random.default_rng(int.from_bytes(hashlib.sha256(f"{case.name}/{label}".encode()).digest()[:8], "big"))
+        inputs[name] = _replace(case.inputs[name], path[1:], g)
+    return Variant(f"{case.name}{SEPARATOR}changed:{label}", "changed", inputs, label)
+
+
+def _replace(value, path: tuple, g):
+    """``value`` with the part at ``path`` changed (containers copied on the way down)."""
+    if path:
+        container = dict(value) if isinstance(value, dict) else list(value)
+        container[path[0]] = _replace(value[path[0]], path[1:], g)
+        return container
+    return _change(value, g)
+
+
+def _change(value, g):
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f":
+            finite = np.isfinite(value)
+            spread = float(value[finite].std()) if finite.any() else 0.0
+            noise = (0.5 * (spread or 1.0) * g.standard_normal(value.shape)).astype(value.dtype)
+            return np.where(finite, value + noise, value)
+        rolled = np.roll(value, 1, axis=-1)
+        return rolled if not np.array_equal(rolled, value) else value + 1
+    if isinstance(value, dict):
+        if all(isinstance(v, np.ndarray) for v in value.values()):
+            return {k: _change(v, g) for k, v in value.items()}
+        keys = list(value)
+        return dict(zip(keys, [value[k] for k in keys[1:] + keys[:1]], strict=True))
+    if isinstance(value, np.dtype):
+        return np.dtype({2: "float32", 4: "float64"}.get(value.itemsize, "float16"))
+    if isinstance(value, float):
+        return 0.5 if value < 0.1 else value / 2 if value <= 1 else 2 * value
+    return value - 1 if value > 1 else value + 1  # 1 head still divides any width; k = 1 is still a k
+
+
+# ---- without the batch axes ---------------------------------------------------------------------
+
+
+def batch_axes(exercise) -> dict[str, int]:
+    """The arrays whose leading axes are optional, with their number of axes without them: the
+    fewest a visible case gives them, for the arrays whose number of axes varies among the
+    visible cases."""
+    cached = _BATCH.get(id(exercise))
+    if cached is None or cached[0] is not exercise:
+        ndims: dict[str, set[int]] = {}
+        for case in exercise.visible():
+            for name, value in case.inputs.items():
+                if isinstance(value, np.ndarray):
+                    ndims.setdefault(name, set()).add(value.ndim)
+        cached = (exercise, {name: min(found) for name, found in ndims.items() if len(found) > 1})
+        _BATCH[id(exercise)] = cached
+    return cached[1]
+
+
+_BATCH: dict[int, tuple] = {}
+
+
+def one_sequence(exercise, case) -> dict | None:
+    """The case's first sequence without its batch axes, if it has any."""
+    core = batch_axes(exercise)
+    extra = {name: case.inputs[name].ndim - n for name, n in core.items() if name in case.inputs}
+    if not any(n > 0 for n in extra.values()):
+        return None
+    inputs = dict(case.inputs)
+    for name, n in extra.items():
+        if n > 0:
+            inputs[name] = case.inputs[name][(0,) * n]
+    return inputs
+
+
+# ---- the other precision, smaller values ---------------------------------------------------------
+
+
+def other_dtype(inputs: dict) -> tuple[str, dict] | None:
+    """The inputs with every float array in the other precision, if they are all of one."""
+    dtypes = {v.dtype for v in _arrays(inputs) if v.dtype.kind == "f"}
+    if dtypes not in ({np.dtype(np.float32)}, {np.dtype(np.float64)}):
+        return None
+    target = np.dtype(np.float64 if dtypes == {np.dtype(np.float32)} else np.float32)
+    return target.name, _map_arrays(inputs, lambda a: a.astype(target) if a.dtype.kind == "f" else a)
+
+
+def scaled_down(inputs: dict) -> dict | None:
+    """The inputs with each large top-level float array scaled to at most ``SMALL``, if any is."""
+    large = {}
+    for name, value in inputs.items():
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+            finite = value[np.isfinite(value)]
+            if finite.size and np.abs(finite).max() > SMALL:
+                large[name] = (value * (SMALL / np.abs(finite).max())).astype(value.dtype)
+    return {**inputs, **large} if large else None
+
+
+def _arrays(value) -> Iterator[np.ndarray]:
+    return (v for v in kinds.leaves(value, objects=False) if isinstance(v, np.ndarray))
+
+
+def _map_arrays(value, fn):
+    if isinstance(value, np.ndarray):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: _map_arrays(v, fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_arrays(v, fn) for v in value]
+    return value

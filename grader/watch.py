@@ -1,0 +1,96 @@
+"""Watch a student's function call their own helpers: what each call was given and returned.
+
+``with watching(namespace, ["mlp", "layer_norm"], seen):`` replaces those functions in the
+namespace the student's function looks its helpers up in (its module globals: the notebook's
+namespace) by recorders, for the duration of the block, and appends to ``seen`` one entry per
+call, in the order the calls start: ``{"helper", "args": {parameter: array}, "output": array}``
+(arrays only; the first ``MAX_CALLS`` calls). ``grader.diagnosis`` compares them with the
+reference's stations: "your `mlp` is right, but `block` feeds it ...". ``interfered`` tells how a
+function that must leave its arguments alone (``Exercise.pure``) did not.
+
+Used by the notebook's check (``grader.check``) and by the scorer's harness, inside the sandbox,
+where it is loaded as ``watch``: NumPy and the standard library only.
+"""
+
+import functools
+import inspect
+from contextlib import contextmanager
+
+import numpy as np
+
+MAX_CALLS = 12
+MAX_ELEMENTS = 2**16
+
+
+@contextmanager
+def watching(namespace: dict, names, seen: list):
+    originals = {name: namespace[name] for name in names if callable(namespace.get(name))}
+    for name, fn in originals.items():
+        namespace[name] = _recorder(name, fn, seen)
+    try:
+        yield
+    finally:
+        namespace.update(originals)
+
+
+def _recorder(name: str, fn, seen: list):
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        signature = None
+
+    @functools.wraps(fn)
+    def recorded(*args, **kwargs):
+        entry = None
+        if len(seen) < MAX_CALLS:
+            entry = {"helper": name, "args": _arguments(signature, args, kwargs), "output": None}
+            seen.append(entry)
+        out = fn(*args, **kwargs)
+        if entry is not None:
+            entry["output"] = _array(out)
+        return out
+
+    return recorded
+
+
+def _arguments(signature, args, kwargs) -> dict:
+    try:
+        bound = signature.bind(*args, **kwargs).arguments if signature else dict(kwargs)
+    except TypeError:
+        bound = dict(kwargs)
+    found = {}
+    for name, value in bound.items():
+        array = _array(value)
+        if array is not None:
+            found[name] = array
+    return found
+
+
+def _array(value):
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf" or value.size > MAX_ELEMENTS:
+        return None
+    return value.copy()
+
+
+def interfered(given: dict, before: dict, output) -> str | None:
+    """How a function did not leave its arguments alone: ``given`` as it was called with (after the
+    call), ``before`` an untouched copy; ``None`` if it did."""
+    for name, value in given.items():
+        if isinstance(value, np.ndarray):
+            if value.shape != before[name].shape or not np.array_equal(value, before[name], equal_nan=True):
+                return f"changed its argument `{name}` in place"
+            if isinstance(output, np.ndarray) and np.shares_memory(output, value):
+                return f"returned its argument `{name}` itself (or a view of it), not a new array"
+    return None
+
+
+def encoded(seen: list, encode) -> list:
+    """``seen`` as JSON-safe records (``encode``: ``wire.encode``)."""
+    return [
+        {
+            "helper": entry["helper"],
+            "args": {name: encode(array) for name, array in entry["args"].items()},
+            "output": None if entry["output"] is None else encode(entry["output"]),
+        }
+        for entry in seen
+    ]

@@ -1,0 +1,57 @@
+"""What crosses the scorer's wall: one output of a student's function as a JSON-safe record.
+
+Arrays and numbers are ``{"array": {"dtype", "shape", "b64"}}`` (numeric dtypes only), text is
+``{"value": str}``. ``encode`` runs inside the sandbox (the scorer's harness loads this module
+there, as ``wire``), ``decode`` in the grading process, where every record is untrusted input:
+a malformed one raises ``ValueError`` and counts as no answer.
+
+NumPy and the standard library only.
+"""
+
+import base64
+import binascii
+
+import numpy as np
+
+MAX_ELEMENTS = 2**24  # far beyond any answer; a record claiming more is refused unread
+
+
+def encode(value) -> dict:
+    """A JSON-safe record of one output."""
+    if isinstance(value, str):
+        return {"value": value}
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        return {"error": f"TypeError: returned {type(value).__name__}, not an array or number"}
+    if array.size > MAX_ELEMENTS:
+        return {"error": f"ValueError: returned {array.size} numbers, far more than any answer has"}
+    array = np.require(array, requirements="C")  # keeps 0-d shapes (ascontiguousarray makes them 1-d)
+    return {
+        "array": {
+            "dtype": array.dtype.str,
+            "shape": list(array.shape),
+            "b64": base64.b64encode(array.tobytes()).decode("ascii"),
+        }
+    }
+
+
+def decode(record):
+    """Inverse of ``encode``; raises ``ValueError`` on anything malformed."""
+    if not isinstance(record, dict):
+        raise ValueError("a record is a JSON object")
+    if isinstance(record.get("value"), str):
+        return record["value"]
+    spec = record.get("array")
+    if not isinstance(spec, dict):
+        raise ValueError("record has neither an array nor a value")
+    try:
+        dtype = np.dtype(spec["dtype"])
+        shape = tuple(spec["shape"])
+        data = base64.b64decode(spec["b64"], validate=True)
+    except (KeyError, TypeError, binascii.Error) as err:
+        raise ValueError(f"malformed array record ({type(err).__name__})") from None
+    if dtype.kind not in "biuf" or dtype.hasobject:
+        raise ValueError(f"dtype {dtype} is not numeric")
+    if not all(isinstance(n, int) and 0 <= n for n in shape) or np.prod(shape, dtype=np.float64) > MAX_ELEMENTS:
+        raise ValueError(f"shape {shape} is not a shape of an answer")
+    return np.frombuffer(data, dtype=dtype).reshape(shape)

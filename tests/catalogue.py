@@ -1,0 +1,917 @@
+"""A catalogue of plausible answers to the exercises, written from their docstrings alone.
+
+``WRONG``: implementations a student could write after reading an exercise's docstring, each with
+one mistake, and ``names``, a pattern that a message naming that mistake contains (written with
+the mistake, for what it is, before any message was seen). ``RIGHT``: correct implementations the
+docstrings allow that differ from the references' way (a -1e9 mask, float64 inside and cast back,
+``einsum``, ``np.take``, loops): they must keep full marks. ``tests/test_catalogue.py`` runs both
+through the check and the grader and reports how the feedback does.
+
+Plain NumPy throughout, as a student writes it; a composite function finds its helpers in this
+module's globals, as a notebook's functions find each other.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Entry:
+    exercise: str
+    fn: object
+    names: str = ""  # a regular expression a message naming the mistake matches
+    helpers: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.exercise.partition('/')[2]}:{self.fn.__name__}"
+
+
+# ---- the right helpers a composite exercise is built from ----------------------------------------
+
+
+def softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def token_embedding(ids, wte):
+    return wte[ids]
+
+
+def position_embedding(n_tokens, wpe):
+    return wpe[:n_tokens]
+
+
+def layer_norm(x, g, b, eps=1e-5):
+    mean = x.mean(axis=-1, keepdims=True)
+    var = x.var(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * g + b
+
+
+def masked_scores(q, k):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])
+    return np.where(np.tril(np.ones((T, T), dtype=bool)), s, -np.inf)
+
+
+def attention(q, k, v):
+    return softmax(masked_scores(q, k)) @ v
+
+
+def split_heads(x, n_head):
+    return x.reshape(*x.shape[:-1], n_head, x.shape[-1] // n_head).swapaxes(-2, -3)
+
+
+def merge_heads(x):
+    x = x.swapaxes(-2, -3)
+    return x.reshape(*x.shape[:-2], -1)
+
+
+def multi_head_attention(x, params, n_head):
+    q, k, v = np.split(x @ params["c_attn"]["w"] + params["c_attn"]["b"], 3, axis=-1)
+    heads = attention(split_heads(q, n_head), split_heads(k, n_head), split_heads(v, n_head))
+    return merge_heads(heads) @ params["c_proj"]["w"] + params["c_proj"]["b"]
+
+
+def gelu(x):
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def mlp(x, params):
+    return gelu(x @ params["c_fc"]["w"] + params["c_fc"]["b"]) @ params["c_proj"]["w"] + params["c_proj"]["b"]
+
+
+def toy_embed(ids, wte, wpe):
+    return wte[ids] + wpe[: len(ids)]
+
+
+def toy_layer_norm(x, g, b, eps):
+    return layer_norm(x, g, b, eps)
+
+
+def toy_qkv(x, w, b, n_head):
+    return np.stack([split_heads(t, n_head) for t in np.split(x @ w + b, 3, axis=-1)])
+
+
+def toy_attention_probs(q, k):
+    return softmax(masked_scores(q, k))
+
+
+def toy_attention_output(probs, v, w, b):
+    return merge_heads(probs @ v) @ w + b
+
+
+def toy_mlp(x, w_fc, b_fc, w_proj, b_proj):
+    return gelu(x @ w_fc + b_fc) @ w_proj + b_proj
+
+
+BLOCK_HELPERS = {"layer_norm": layer_norm, "multi_head_attention": multi_head_attention, "mlp": mlp}
+MHA_HELPERS = {"split_heads": split_heads, "attention": attention, "merge_heads": merge_heads}
+TOY_HELPERS = {
+    "toy_embed": toy_embed,
+    "toy_layer_norm": toy_layer_norm,
+    "toy_qkv": toy_qkv,
+    "toy_attention_probs": toy_attention_probs,
+    "toy_attention_output": toy_attention_output,
+    "toy_mlp": toy_mlp,
+}
+
+
+def toy_forward_with(ids, params, *, mlp_input="ln_2", head="wte", probs=None):
+    layer = params["h"][0]
+    x = toy_embed(ids, params["wte"], params["wpe"])
+    h = toy_layer_norm(x, layer["ln_1"]["g"], layer["ln_1"]["b"], 1e-5)
+    q, k, v = toy_qkv(h, layer["attn"]["c_attn"]["w"], layer["attn"]["c_attn"]["b"], 2)
+    weights = (probs or toy_attention_probs)(q, k)
+    x = x + toy_attention_output(weights, v, layer["attn"]["c_proj"]["w"], layer["attn"]["c_proj"]["b"])
+    h2 = toy_layer_norm(x, layer["ln_2"]["g"], layer["ln_2"]["b"], 1e-5) if mlp_input == "ln_2" else x
+    m = layer["mlp"]
+    x = x + toy_mlp(h2, m["c_fc"]["w"], m["c_fc"]["b"], m["c_proj"]["w"], m["c_proj"]["b"])
+    x = toy_layer_norm(x, params["ln_f"]["g"], params["ln_f"]["b"], 1e-5)
+    return x @ params[head].T if head == "wte" else x @ params[head][: params["wte"].shape[0]].T
+
+
+# ---- chapter 1 ----------------------------------------------------------------------------------
+
+
+def encode_unknown_to_minus_one(text, stoi):
+    return np.array([stoi.get(ch, -1) for ch in text])
+
+
+def encode_float_ids(text, stoi):
+    return np.array([stoi[ch] for ch in text], dtype=np.float32)
+
+
+def encode_own_vocabulary(text, stoi):
+    mine = {ch: i for i, ch in enumerate(sorted(set("abcdefghijklmnopqrstuvwxyz ,.!?'\n")))}
+    return np.array([mine[ch] for ch in text], dtype=np.int64)
+
+
+def encode_skips_spaces(text, stoi):
+    return np.array([stoi[ch] for ch in text if ch != " "], dtype=np.int64)
+
+
+def decode_drops_last(ids, itos):
+    return "".join(itos[int(i)] for i in ids[:-1])
+
+
+def decode_global_table(ids, itos):
+    mine = dict(enumerate(sorted(set("abcdefghijklmnopqrstuvwxyz ,.!?'\n")) + list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")))
+    return "".join(mine[int(i)] for i in ids)
+
+
+def decode_upper(ids, itos):
+    return "".join(itos[int(i)] for i in ids).upper()
+
+
+def token_embedding_flat_reshape(ids, wte):
+    return wte[ids.reshape(-1)].reshape(ids.shape[0], -1)
+
+
+def token_embedding_float32(ids, wte):
+    return wte[ids].astype(np.float32)
+
+
+def token_embedding_reversed(ids, wte):
+    return wte[ids[..., ::-1]]
+
+
+def position_embedding_one_short(n_tokens, wpe):
+    return wpe[: n_tokens - 1]
+
+
+def position_embedding_transposed(n_tokens, wpe):
+    return wpe[:n_tokens].T
+
+
+def position_embedding_float32(n_tokens, wpe):
+    return wpe[:n_tokens].astype(np.float32)
+
+
+def embed_positions_by_id(ids, wte, wpe):
+    return wte[ids] + wpe[ids % len(wpe)]
+
+
+def embed_float32(ids, wte, wpe):
+    return (wte[ids] + wpe[: ids.shape[-1]]).astype(np.float32)
+
+
+def sinusoidal_every_column_own_frequency(n_tokens, d):
+    angles = np.arange(n_tokens)[:, None] / 10000 ** (np.arange(d) / d)
+    table = np.empty((n_tokens, d))
+    table[:, 0::2], table[:, 1::2] = np.sin(angles[:, 0::2]), np.cos(angles[:, 1::2])
+    return table
+
+
+def sinusoidal_positions_from_one(n_tokens, d):
+    angles = np.arange(1, n_tokens + 1)[:, None] / 10000 ** (np.arange(0, d, 2) / d)
+    table = np.empty((n_tokens, d))
+    table[:, 0::2], table[:, 1::2] = np.sin(angles), np.cos(angles)
+    return table
+
+
+def sinusoidal_float32(n_tokens, d):
+    angles = np.arange(n_tokens)[:, None] / 10000 ** (np.arange(0, d, 2) / d)
+    table = np.empty((n_tokens, d), dtype=np.float32)
+    table[:, 0::2], table[:, 1::2] = np.sin(angles), np.cos(angles)
+    return table
+
+
+# ---- chapter 2 ----------------------------------------------------------------------------------
+
+
+def layer_norm_fixed_eps(x, g, b, eps=1e-5):
+    return layer_norm(x, g, b, 1e-5)
+
+
+def layer_norm_no_bias(x, g, b, eps=1e-5):
+    return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps) * g
+
+
+def layer_norm_axis_one(x, g, b, eps=1e-5):
+    mean, var = x.mean(axis=1, keepdims=True), x.var(axis=1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * g + b
+
+
+def layer_norm_upcast(x, g, b, eps=1e-5):
+    return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + np.float64(eps)) * g + b
+
+
+def masked_scores_big_unscaled(q, k):
+    T = q.shape[-2]
+    return np.where(np.tril(np.ones((T, T), dtype=bool)), q @ k.swapaxes(-1, -2), -1e9).astype(q.dtype)
+
+
+def masked_scores_scale_by_T(q, k):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(T)
+    return np.where(np.tril(np.ones((T, T), dtype=bool)), s, -np.inf)
+
+
+def masked_scores_mask_from_first_axis(q, k):
+    T = q.shape[0]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])
+    return np.where(np.tril(np.ones((T, T), dtype=bool)), s, -np.inf)
+
+
+def attention_weights_transposed(q, k, v):
+    return softmax(masked_scores(q, k)).swapaxes(-1, -2) @ v
+
+
+def attention_scaled_after(q, k, v):
+    T = q.shape[-2]
+    s = np.where(np.tril(np.ones((T, T), dtype=bool)), q @ k.swapaxes(-1, -2), -np.inf)
+    return softmax(s) @ v / math.sqrt(q.shape[-1])
+
+
+def split_heads_fixed_axes(x, n_head):
+    return x.reshape(x.shape[0], n_head, -1).transpose(1, 0, 2)
+
+
+def merge_heads_fixed_axes(x):
+    return x.transpose(1, 0, 2).reshape(x.shape[1], -1)
+
+
+def mha_two_heads(x, params, n_head):
+    return multi_head_attention(x, params, 2)
+
+
+def mha_no_output_bias(x, params, n_head):
+    q, k, v = np.split(x @ params["c_attn"]["w"] + params["c_attn"]["b"], 3, axis=-1)
+    heads = attention(split_heads(q, n_head), split_heads(k, n_head), split_heads(v, n_head))
+    return merge_heads(heads) @ params["c_proj"]["w"]
+
+
+def gelu_no_half(x):
+    return x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def gelu_silu(x):
+    return x / (1 + np.exp(-x))
+
+
+def gelu_tanh_of_cube_only(x):
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * 0.044715 * x**3))
+
+
+def mlp_no_output_bias(x, params):
+    return gelu(x @ params["c_fc"]["w"] + params["c_fc"]["b"]) @ params["c_proj"]["w"]
+
+
+def mlp_gelu_twice(x, params):
+    return gelu(gelu(x @ params["c_fc"]["w"] + params["c_fc"]["b"]) @ params["c_proj"]["w"] + params["c_proj"]["b"])
+
+
+def block_mlp_unnormalised(x, params, n_head):
+    x = x + multi_head_attention(layer_norm(x, **params["ln_1"]), params["attn"], n_head)
+    return x + mlp(x, params["mlp"])
+
+
+def block_attention_unnormalised(x, params, n_head):
+    x = x + multi_head_attention(x, params["attn"], n_head)
+    return x + mlp(layer_norm(x, **params["ln_2"]), params["mlp"])
+
+
+def block_forgets_mlp(x, params, n_head):
+    return x + multi_head_attention(layer_norm(x, **params["ln_1"]), params["attn"], n_head)
+
+
+def rms_norm_fixed_eps(x, g, eps=1e-6):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + 1e-6) * g
+
+
+def rms_norm_float64(x, g, eps=1e-6):
+    x64 = x.astype(np.float64)
+    return x64 / np.sqrt(np.mean(x64 * x64, axis=-1, keepdims=True) + eps) * g
+
+
+def _rope(x, positions, theta, sign=1.0, cast=True):
+    d = x.shape[-1]
+    inv = theta ** (-np.arange(0, d, 2) / d)
+    angles = np.asarray(positions)[:, None] * inv
+    angles = np.concatenate([angles, angles], axis=-1)
+    x1, x2 = x[..., : d // 2], x[..., d // 2 :]
+    rotated = np.concatenate([-x2, x1], axis=-1)
+    out = x * np.cos(angles) + sign * rotated * np.sin(angles)
+    return out.astype(x.dtype) if cast else out
+
+
+def rope_fixed_theta(x, positions, theta=10000.0):
+    return _rope(x, positions, 10000.0)
+
+
+def rope_no_cast(x, positions, theta=10000.0):
+    return _rope(x, positions, theta, cast=False)
+
+
+def swiglu_silu_both(x, params):
+    def silu(z):
+        return z / (1 + np.exp(-z))
+
+    return (silu(x @ params["gate_proj"]["w"]) * silu(x @ params["up_proj"]["w"])) @ params["down_proj"]["w"]
+
+
+# ---- chapter 3 ----------------------------------------------------------------------------------
+
+
+def lm_head_flattened(x, ln_f, wte, w_unembed=None):
+    h = layer_norm(x, ln_f["g"], ln_f["b"]).reshape(-1, x.shape[-1])
+    return h @ (wte.T if w_unembed is None else w_unembed)
+
+
+def lm_head_norm_after(x, ln_f, wte, w_unembed=None):
+    logits = x @ (wte.T if w_unembed is None else w_unembed)
+    return layer_norm(logits, 1.0, 0.0)
+
+
+def softmax_float64(x):
+    e = np.exp(x.astype(np.float64) - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_returns_logits_shifted(x):
+    return x - x.max(axis=-1, keepdims=True)
+
+
+def log_softmax_no_logsumexp(x):
+    return x - x.max(axis=-1, keepdims=True)
+
+
+def log_softmax_log10(x):
+    m = x.max(axis=-1, keepdims=True)
+    return ((x - m) - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))) / np.log(10).astype(x.dtype)
+
+
+def _log_softmax(x):
+    m = x.max(axis=-1, keepdims=True)
+    return (x - m) - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+
+
+def cross_entropy_shift_first_axis(logits, ids):
+    logp = _log_softmax(logits[:-1])
+    return -np.take_along_axis(logp, ids[1:][..., None], axis=-1).mean()
+
+
+def cross_entropy_mean_over_vocabulary(logits, ids):
+    return -_log_softmax(logits[..., :-1, :]).mean()
+
+
+def perplexity_of_sum(logits, ids):
+    logp = _log_softmax(logits[..., :-1, :])
+    return float(np.exp(-np.take_along_axis(logp, ids[..., 1:, None], axis=-1).sum()))
+
+
+# ---- chapter 4 ----------------------------------------------------------------------------------
+
+
+def temperature_zero_last_of_ties(logits, temperature):
+    if temperature == 0:
+        out = np.full_like(logits, -np.inf)
+        last = logits.shape[-1] - 1 - np.argmax(logits[..., ::-1], axis=-1, keepdims=True)
+        np.put_along_axis(out, last, np.take_along_axis(logits, last, -1), -1)
+        return out
+    return logits / temperature
+
+
+def temperature_zero_one_hot(logits, temperature):
+    if temperature == 0:
+        out = np.zeros_like(logits)
+        np.put_along_axis(out, np.argmax(logits, axis=-1)[..., None], 1.0, -1)
+        return out
+    return logits / temperature
+
+
+def temperature_upcast(logits, temperature):
+    if temperature == 0:
+        out = np.full_like(logits, -np.inf)
+        i = np.argmax(logits, axis=-1)[..., None]
+        np.put_along_axis(out, i, np.take_along_axis(logits, i, -1), -1)
+        return out
+    return logits / np.float64(temperature)
+
+
+def temperature_zero_flat_argmax(logits, temperature):
+    if temperature == 0:
+        out = np.full(logits.size, -np.inf, dtype=logits.dtype)
+        i = int(np.argmax(logits))
+        out[i] = logits.reshape(-1)[i]
+        return out.reshape(logits.shape)
+    return logits / temperature
+
+
+def top_k_none_breaks(logits, k):
+    if k >= logits.shape[-1]:
+        return logits.copy()
+    drop = np.argsort(-logits, axis=-1, kind="stable")[..., k:]
+    out = logits.copy()
+    np.put_along_axis(out, drop, -np.inf, axis=-1)
+    return out
+
+
+def top_k_big_negative(logits, k):
+    if k is None or k >= logits.shape[-1]:
+        return logits.copy()
+    drop = np.argsort(-logits, axis=-1, kind="stable")[..., k:]
+    out = logits.copy()
+    np.put_along_axis(out, drop, -1e9, axis=-1)
+    return out
+
+
+def top_k_unstable_sort(logits, k):
+    if k is None or k >= logits.shape[-1]:
+        return logits.copy()
+    drop = np.argsort(-logits, axis=-1, kind="quicksort")[..., ::-1][..., : logits.shape[-1] - k]
+    out = logits.copy()
+    np.put_along_axis(out, drop, -np.inf, axis=-1)
+    return out
+
+
+def _nucleus(logits, p, keep):
+    if p is None or p >= 1:
+        return logits.copy()
+    order = np.argsort(-logits, axis=-1, kind="stable")
+    probs = np.take_along_axis(softmax(logits), order, axis=-1)
+    cum = np.cumsum(probs, axis=-1)
+    kept = np.zeros(logits.shape, dtype=bool)
+    np.put_along_axis(kept, order, keep(cum - probs, cum, p), axis=-1)
+    return np.where(kept, logits, -np.inf)
+
+
+def top_p_inclusive(logits, p):
+    return _nucleus(logits, p, lambda before, cum, p: before <= p)
+
+
+def top_p_none_breaks(logits, p):
+    if p >= 1:
+        return logits.copy()
+    return _nucleus(logits, p, lambda before, cum, p: before < p)
+
+
+def top_p_keeps_one_more(logits, p):
+    return _nucleus(logits, p, lambda before, cum, p: (before < p) | (np.roll(before, 1, axis=-1) < p))
+
+
+def filtered_probs_ignores_top_k(logits, temperature=1.0, top_k=None, top_p=None):
+    z = logits / temperature if temperature else logits
+    if temperature == 0:
+        z = np.where(np.arange(logits.shape[-1]) == np.argmax(logits, axis=-1)[..., None], logits, -np.inf)
+    return softmax(_nucleus(z, top_p, lambda before, cum, p: before < p))
+
+
+def filtered_probs_temperature_on_probabilities(logits, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    z = lib.top_p_filter(lib.top_k_filter(logits, top_k), top_p)
+    p = softmax(z)
+    if temperature == 0:
+        return (np.arange(p.shape[-1]) == np.argmax(logits, axis=-1)[..., None]).astype(p.dtype)
+    return softmax(p / temperature)
+
+
+def sample_next_ties_last(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return int(len(logits) - 1 - np.argmax(logits[::-1]))
+    probs = lib.filtered_probs(logits, temperature, top_k, top_p).astype(np.float64)
+    return int(rng.choice(len(probs), p=probs / probs.sum()))
+
+
+def _sample(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return int(np.argmax(logits))
+    probs = lib.filtered_probs(logits, temperature, top_k, top_p).astype(np.float64)
+    return int(rng.choice(len(probs), p=probs / probs.sum()))
+
+
+def generate_truthy_stop(next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None):
+    out = list(ids)
+    for _ in range(max_new_tokens):
+        token = _sample(next_logits(np.array(out)), rng, temperature, top_k, top_p)
+        out.append(token)
+        if stop_token and token == stop_token:
+            break
+    return np.array(out, dtype=np.int64)
+
+
+def generate_float_ids(next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None):
+    out = np.asarray(ids, dtype=np.float64)
+    for _ in range(max_new_tokens):
+        token = _sample(next_logits(out.astype(np.int64)), rng, temperature, top_k, top_p)
+        out = np.append(out, token)
+        if token == stop_token:
+            break
+    return out
+
+
+def generate_forgets_top_p(next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None):
+    out = list(ids)
+    for _ in range(max_new_tokens):
+        token = _sample(next_logits(np.array(out)), rng, temperature, top_k)
+        out.append(token)
+        if token == stop_token:
+            break
+    return np.array(out, dtype=np.int64)
+
+
+def attend_with_cache_mask_over_new(q_new, k_new, v_new, cache_k, cache_v):
+    k = np.concatenate([cache_k, k_new], axis=-2)
+    v = np.concatenate([cache_v, v_new], axis=-2)
+    T, S = q_new.shape[-2], k.shape[-2]
+    scores = q_new @ k.swapaxes(-1, -2) / math.sqrt(q_new.shape[-1])
+    allowed = np.ones((T, S), dtype=bool)
+    allowed[:, S - T :] = np.tril(np.ones((T, T), dtype=bool)) if S > T else allowed[:, S - T :]
+    return softmax(np.where(allowed, scores, -np.inf)) @ v, k, v
+
+
+def attend_with_cache_float64(q_new, k_new, v_new, cache_k, cache_v):
+    k = np.concatenate([cache_k, k_new], axis=-2)
+    v = np.concatenate([cache_v, v_new], axis=-2)
+    T, S = q_new.shape[-2], k.shape[-2]
+    scores = q_new.astype(np.float64) @ k.swapaxes(-1, -2) / np.sqrt(q_new.shape[-1])
+    allowed = np.tri(T, S, k=S - T, dtype=bool)
+    return softmax(np.where(allowed, scores, -np.inf)) @ v, k, v
+
+
+# ---- chapter 5 ----------------------------------------------------------------------------------
+
+
+def toy_layer_norm_fixed_eps(x, g, b, eps):
+    return layer_norm(x, g, b, 1e-5)
+
+
+def toy_qkv_no_transpose(x, w, b, n_head):
+    T, d = x.shape
+    return np.stack([t.reshape(T, n_head, d // n_head) for t in np.split(x @ w + b, 3, axis=-1)])
+
+
+def toy_qkv_reversed(x, w, b, n_head):
+    return toy_qkv(x, w, b, n_head)[::-1]
+
+
+def toy_attention_probs_no_max(q, k):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])
+    e = np.exp(s) * np.tril(np.ones((T, T)))
+    return (e / e.sum(-1, keepdims=True)).astype(q.dtype)
+
+
+def toy_attention_probs_zero_times_inf(q, k):
+    T = q.shape[-2]
+    allowed = np.tril(np.ones((T, T)))
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])
+    with np.errstate(invalid="ignore"):
+        return softmax(s * allowed + (1 - allowed) * -np.inf).astype(q.dtype)
+
+
+def toy_attention_output_heads_reversed(probs, v, w, b):
+    return merge_heads((probs @ v)[::-1]) @ w + b
+
+
+def toy_mlp_sigmoid_gelu(x, w_fc, b_fc, w_proj, b_proj):
+    h = x @ w_fc + b_fc
+    return (h / (1 + np.exp(-1.702 * h))) @ w_proj + b_proj
+
+
+def toy_mlp_no_output_bias(x, w_fc, b_fc, w_proj, b_proj):
+    return gelu(x @ w_fc + b_fc) @ w_proj
+
+
+def toy_loss_shifted(logits, targets):
+    logp = _log_softmax(logits[..., :-1, :].astype(np.float64))
+    return float(-np.take_along_axis(logp, targets[..., 1:, None], axis=-1).mean())
+
+
+def toy_loss_float32(logits, targets):
+    logp = _log_softmax(logits.astype(np.float32))
+    return -np.take_along_axis(logp, targets[..., None], axis=-1).mean()
+
+
+def toy_forward_mlp_unnormalised(ids, params):
+    return toy_forward_with(ids, params, mlp_input="stream")
+
+
+def toy_forward_head_wpe(ids, params):
+    return toy_forward_with(ids, params, head="wpe")
+
+
+# ---- chapter 6 ----------------------------------------------------------------------------------
+
+
+def _count(config, *, bias=None, final=True):
+    d, L, V, dh = config.d_model, config.n_layer, config.vocab_size, config.d_head
+    biased = config.bias if bias is None else bias
+    norm = 2 * d if config.norm == "layernorm" and config.bias else d
+    qkv = (config.n_head + 2 * config.n_kv_head) * dh
+    block = 2 * norm + d * qkv + d * d + biased * (qkv + d)
+    if config.mlp == "swiglu":
+        block += 3 * d * config.d_ff + biased * (2 * config.d_ff + d)
+    else:
+        block += 2 * d * config.d_ff + biased * (config.d_ff + d)
+    total = V * d + L * block + (norm if final else 0)
+    total += config.n_ctx * d if config.positions == "learned" else 0
+    return total + (0 if config.tie_embeddings else V * d)
+
+
+def count_params_biases_always(config):
+    return _count(config, bias=True)
+
+
+def count_params_embeddings_twice(config):
+    return _count(config) + config.vocab_size * config.d_model
+
+
+def flops_per_token_T_squared(config, T):
+    n = _count(config) - config.vocab_size * config.d_model * (1 if config.tie_embeddings else 2)
+    n -= config.n_ctx * config.d_model if config.positions == "learned" else 0
+    return 2 * n + 2 * config.n_layer * T * T
+
+
+def kv_cache_bytes_float32(config, T, dtype):
+    return 2 * config.n_layer * config.n_kv_head * config.d_head * T * 4
+
+
+def kv_cache_bytes_one_more_token(config, T, dtype):
+    return 2 * config.n_layer * config.n_kv_head * config.d_head * (T + 1) * np.dtype(dtype).itemsize
+
+
+def _entry(exercise, fn, names="", helpers=None):
+    return Entry(exercise, fn, names, helpers or {})
+
+
+C1, C2, C3, C4, C5, C6 = "01-embeddings", "02-transformer-block", "03-lm-head", "04-sampling", "05-worked-toy", "06-cost"
+
+WRONG = [
+    _entry(f"{C1}/encode", encode_unknown_to_minus_one, r"raise|missing from stoi|invent"),
+    _entry(f"{C1}/encode", encode_float_ids, r"integer"),
+    _entry(f"{C1}/encode", encode_own_vocabulary, r"ignores `stoi`|vocabulary you are given|stoi"),
+    _entry(f"{C1}/encode", encode_skips_spaces, r"skip|too few|missing"),
+    _entry(f"{C1}/decode", decode_drops_last, r"last character"),
+    _entry(f"{C1}/decode", decode_global_table, r"ignores `itos`"),
+    _entry(f"{C1}/decode", decode_upper, r"case"),
+    _entry(f"{C1}/token_embedding", token_embedding_flat_reshape, r"batch|leading axis|axis of size|axes"),
+    _entry(f"{C1}/token_embedding", token_embedding_float32, r"dtype"),
+    _entry(f"{C1}/token_embedding", token_embedding_reversed, r"revers|order"),
+    _entry(f"{C1}/position_embedding", position_embedding_one_short, r"too few|off-by-one|one entr"),
+    _entry(f"{C1}/position_embedding", position_embedding_transposed, r"transpos|axes"),
+    _entry(f"{C1}/position_embedding", position_embedding_float32, r"dtype"),
+    _entry(f"{C1}/embed", embed_positions_by_id, r"position|wpe"),
+    _entry(f"{C1}/embed", embed_float32, r"dtype"),
+    _entry(f"{C1}/sinusoidal_positions", sinusoidal_every_column_own_frequency, r"odd|column|exponent"),
+    _entry(f"{C1}/sinusoidal_positions", sinusoidal_positions_from_one, r"shift|off-by-one|position 0"),
+    _entry(f"{C1}/sinusoidal_positions", sinusoidal_float32, r"dtype"),
+    _entry(f"{C2}/layer_norm", layer_norm_fixed_eps, r"eps"),
+    _entry(f"{C2}/layer_norm", layer_norm_no_bias, r"bias|same vector|ignores `b`"),
+    _entry(f"{C2}/layer_norm", layer_norm_axis_one, r"batch|leading axis|axis"),
+    _entry(f"{C2}/layer_norm", layer_norm_upcast, r"dtype"),
+    _entry(f"{C2}/masked_scores", masked_scores_big_unscaled, r"-inf|large negative|scale"),
+    _entry(f"{C2}/masked_scores", masked_scores_scale_by_T, r"scale|factor|sqrt"),
+    _entry(f"{C2}/masked_scores", masked_scores_mask_from_first_axis, r"batch|one sequence|leading axis"),
+    _entry(f"{C2}/attention", attention_weights_transposed, r"transpos", {"masked_scores": masked_scores}),
+    _entry(f"{C2}/attention", attention_scaled_after, r"factor|scale", {"masked_scores": masked_scores}),
+    _entry(f"{C2}/split_heads", split_heads_fixed_axes, r"batch|one sequence|leading axis"),
+    _entry(f"{C2}/merge_heads", merge_heads_fixed_axes, r"batch|one sequence|leading axis"),
+    _entry(f"{C2}/multi_head_attention", mha_two_heads, r"n_head", MHA_HELPERS),
+    _entry(f"{C2}/multi_head_attention", mha_no_output_bias, r"bias|same vector", MHA_HELPERS),
+    _entry(f"{C2}/gelu", gelu_no_half, r"factor|1/2|half"),
+    _entry(f"{C2}/gelu", gelu_silu, r"silu|sigmoid"),
+    _entry(f"{C2}/gelu", gelu_tanh_of_cube_only, r"x \+ 0\.044715|inside the tanh"),
+    _entry(f"{C2}/mlp", mlp_no_output_bias, r"bias|same vector", {"gelu": gelu}),
+    _entry(f"{C2}/mlp", mlp_gelu_twice, r"activation|gelu", {"gelu": gelu}),
+    _entry(f"{C2}/block", block_mlp_unnormalised, r"ln_2|resid_mid|normalised", BLOCK_HELPERS),
+    _entry(f"{C2}/block", block_attention_unnormalised, r"ln_1", BLOCK_HELPERS),
+    _entry(f"{C2}/block", block_forgets_mlp, r"mlp|ln_2", BLOCK_HELPERS),
+    _entry(f"{C2}/rms_norm", rms_norm_fixed_eps, r"eps"),
+    _entry(f"{C2}/rms_norm", rms_norm_float64, r"dtype"),
+    _entry(f"{C2}/apply_rope", rope_fixed_theta, r"theta"),
+    _entry(f"{C2}/apply_rope", rope_no_cast, r"dtype"),
+    _entry(f"{C2}/swiglu", swiglu_silu_both, r"up branch|gate"),
+    _entry(f"{C3}/lm_head", lm_head_flattened, r"batch|leading axis|axis of size|axes"),
+    _entry(f"{C3}/lm_head", lm_head_norm_after, r"norm|ln_f"),
+    _entry(f"{C3}/softmax", softmax_float64, r"dtype"),
+    _entry(f"{C3}/softmax", softmax_returns_logits_shifted, r"probabilit|softmax|exp"),
+    _entry(f"{C3}/log_softmax", log_softmax_no_logsumexp, r"per-row|each row|log-sum-exp"),
+    _entry(f"{C3}/log_softmax", log_softmax_log10, r"factor|log10|base"),
+    _entry(f"{C3}/cross_entropy", cross_entropy_shift_first_axis, r"batch|one sequence|leading axis"),
+    _entry(f"{C3}/cross_entropy", cross_entropy_mean_over_vocabulary, r"target|pick|ignores `ids`"),
+    _entry(f"{C3}/perplexity", perplexity_of_sum, r"sum|mean"),
+    _entry(f"{C4}/apply_temperature", temperature_zero_last_of_ties, r"tie|lower|lowest|order"),
+    _entry(f"{C4}/apply_temperature", temperature_zero_one_hot, r"-inf"),
+    _entry(f"{C4}/apply_temperature", temperature_upcast, r"dtype"),
+    _entry(f"{C4}/apply_temperature", temperature_zero_flat_argmax, r"batch|row|one sequence"),
+    _entry(f"{C4}/top_k_filter", top_k_none_breaks, r"None"),
+    _entry(f"{C4}/top_k_filter", top_k_big_negative, r"-inf"),
+    _entry(f"{C4}/top_k_filter", top_k_unstable_sort, r"tie|lower|order"),
+    _entry(f"{C4}/top_p_filter", top_p_inclusive, r"<=|strictly|exactly p"),
+    _entry(f"{C4}/top_p_filter", top_p_none_breaks, r"None"),
+    _entry(f"{C4}/top_p_filter", top_p_keeps_one_more, r"more|crossing|one more"),
+    _entry(f"{C4}/filtered_probs", filtered_probs_ignores_top_k, r"top_k|top-k"),
+    _entry(f"{C4}/filtered_probs", filtered_probs_temperature_on_probabilities, r"temperature"),
+    _entry(f"{C4}/sample_next", sample_next_ties_last, r"tie|lower|greedy|argmax"),
+    _entry(f"{C4}/generate", generate_truthy_stop, r"stop"),
+    _entry(f"{C4}/generate", generate_float_ids, r"integer"),
+    _entry(f"{C4}/generate", generate_forgets_top_p, r"top_p|settings"),
+    _entry(f"{C4}/attend_with_cache", attend_with_cache_mask_over_new, r"mask|offset"),
+    _entry(f"{C4}/attend_with_cache", attend_with_cache_float64, r"dtype|float"),
+    _entry(f"{C5}/toy_layer_norm", toy_layer_norm_fixed_eps, r"eps"),
+    _entry(f"{C5}/toy_qkv", toy_qkv_no_transpose, r"transpos|axes"),
+    _entry(f"{C5}/toy_qkv", toy_qkv_reversed, r"revers|order|swap"),
+    _entry(f"{C5}/toy_attention_probs", toy_attention_probs_zero_times_inf, r"NaN|mask"),
+    _entry(f"{C5}/toy_attention_output", toy_attention_output_heads_reversed, r"head|order|revers"),
+    _entry(f"{C5}/toy_mlp", toy_mlp_sigmoid_gelu, r"sigmoid|tanh|GELU"),
+    _entry(f"{C5}/toy_mlp", toy_mlp_no_output_bias, r"bias|same vector|ignores `b_proj`"),
+    _entry(f"{C5}/toy_loss", toy_loss_shifted, r"shift|target"),
+    _entry(f"{C5}/toy_forward", toy_forward_mlp_unnormalised, r"ln_2|resid_mid|normalised", TOY_HELPERS),
+    _entry(f"{C5}/toy_forward", toy_forward_head_wpe, r"wte|head|tied", TOY_HELPERS),
+    _entry(f"{C6}/count_params", count_params_biases_always, r"bias"),
+    _entry(f"{C6}/count_params", count_params_embeddings_twice, r"LM head|tie|wte"),
+    _entry(f"{C6}/flops_per_token", flops_per_token_T_squared, r"attention term|T"),
+    _entry(f"{C6}/kv_cache_bytes", kv_cache_bytes_float32, r"ignores `dtype`|itemsize|dtype"),
+    _entry(f"{C6}/kv_cache_bytes", kv_cache_bytes_one_more_token, r"token|T"),
+]
+
+
+# ---- right answers written another way ----------------------------------------------------------
+
+
+def encode_loop(text, stoi):
+    ids = np.empty(len(text), dtype=np.int32)
+    for i, ch in enumerate(text):
+        ids[i] = stoi[ch]
+    return ids
+
+
+def token_embedding_take(ids, wte):
+    return np.take(wte, ids, axis=0)
+
+
+def embed_take(ids, wte, wpe):
+    return np.take(wte, ids, axis=0) + np.take(wpe, np.arange(ids.shape[-1]), axis=0)
+
+
+def position_embedding_stack(n_tokens, wpe):
+    return np.stack([wpe[t] for t in range(n_tokens)])
+
+
+def layer_norm_float64_inside(x, g, b, eps=1e-5):
+    x64 = x.astype(np.float64)
+    mean = x64.mean(-1, keepdims=True)
+    var = ((x64 - mean) ** 2).mean(-1, keepdims=True)
+    return ((x64 - mean) / np.sqrt(var + eps) * g + b).astype(x.dtype)
+
+
+def masked_scores_einsum(q, k):
+    T = q.shape[-2]
+    s = np.einsum("...td,...sd->...ts", q, k) / math.sqrt(q.shape[-1])
+    return np.where(np.triu(np.ones((T, T), dtype=bool), k=1), -np.inf, s)
+
+
+def attention_big_negative(q, k, v):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])
+    return softmax(np.where(np.tril(np.ones((T, T), dtype=bool)), s, -1e9)) @ v
+
+
+def attention_einsum(q, k, v):
+    return np.einsum("...ts,...sd->...td", softmax(masked_scores(q, k)), v)
+
+
+def mha_big_negative(x, params, n_head):
+    q, k, v = np.split(x @ params["c_attn"]["w"] + params["c_attn"]["b"], 3, axis=-1)
+    return merge_heads(attention_big_negative(split_heads(q, n_head), split_heads(k, n_head), split_heads(v, n_head))) @ params["c_proj"]["w"] + params["c_proj"]["b"]
+
+
+def gelu_float64_inside(x):
+    x64 = x.astype(np.float64)
+    return (0.5 * x64 * (1 + np.tanh(np.sqrt(2 / np.pi) * (x64 + 0.044715 * x64**3)))).astype(x.dtype)
+
+
+def mlp_einsum(x, params):
+    h = np.einsum("...d,df->...f", x, params["c_fc"]["w"]) + params["c_fc"]["b"]
+    return np.einsum("...f,fd->...d", gelu(h), params["c_proj"]["w"]) + params["c_proj"]["b"]
+
+
+def lm_head_einsum(x, ln_f, wte, w_unembed=None):
+    h = layer_norm(x, ln_f["g"], ln_f["b"])
+    return np.einsum("...d,vd->...v", h, wte) if w_unembed is None else h @ w_unembed
+
+
+def softmax_float64_inside(x):
+    x64 = x.astype(np.float64)
+    e = np.exp(x64 - x64.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(x.dtype)
+
+
+def cross_entropy_take(logits, ids):
+    logp = _log_softmax(logits[..., :-1, :])
+    V = logp.shape[-1]
+    flat = logp.reshape(-1, V)
+    return -np.take(flat.reshape(-1), np.arange(len(flat)) * V + ids[..., 1:].reshape(-1)).mean()
+
+
+def top_k_threshold_then_ties(logits, k):
+    if k is None or k >= logits.shape[-1]:
+        return logits.copy()
+    ranks = np.argsort(np.argsort(-logits, axis=-1, kind="stable"), axis=-1, kind="stable")
+    return np.where(ranks < k, logits, -np.inf)
+
+
+def toy_attention_probs_big_negative(q, k):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])
+    return softmax(np.where(np.tril(np.ones((T, T), dtype=bool)), s, -1e9))
+
+
+def toy_qkv_einsum(x, w, b, n_head):
+    qkv = np.einsum("td,de->te", x, w) + b
+    T, d = x.shape
+    return qkv.reshape(T, 3, n_head, d // n_head).transpose(1, 2, 0, 3)
+
+
+def toy_embed_take(ids, wte, wpe):
+    return np.take(wte, ids, axis=0) + wpe[: len(ids)]
+
+
+def toy_forward_big_negative(ids, params):
+    return toy_forward_with(ids, params, probs=toy_attention_probs_big_negative)
+
+
+def toy_loss_take(logits, targets):
+    logp = _log_softmax(logits.astype(np.float64))
+    V = logp.shape[-1]
+    flat = logp.reshape(-1, V)
+    return float(-np.take(flat.reshape(-1), np.arange(len(flat)) * V + targets.reshape(-1)).mean())
+
+
+def kv_cache_bytes_itemsize(config, T, dtype):
+    return 2 * config.n_layer * T * config.n_kv_head * config.d_head * np.zeros(1, dtype).itemsize
+
+
+RIGHT = [
+    _entry(f"{C1}/encode", encode_loop),
+    _entry(f"{C1}/token_embedding", token_embedding_take),
+    _entry(f"{C1}/position_embedding", position_embedding_stack),
+    _entry(f"{C1}/embed", embed_take, helpers={"token_embedding": token_embedding, "position_embedding": position_embedding}),
+    _entry(f"{C2}/layer_norm", layer_norm_float64_inside),
+    _entry(f"{C2}/masked_scores", masked_scores_einsum),
+    _entry(f"{C2}/attention", attention_big_negative, helpers={"masked_scores": masked_scores}),
+    _entry(f"{C2}/attention", attention_einsum, helpers={"masked_scores": masked_scores}),
+    _entry(f"{C2}/multi_head_attention", mha_big_negative, helpers=MHA_HELPERS),
+    _entry(f"{C2}/gelu", gelu_float64_inside),
+    _entry(f"{C2}/mlp", mlp_einsum, helpers={"gelu": gelu}),
+    _entry(f"{C3}/lm_head", lm_head_einsum),
+    _entry(f"{C3}/softmax", softmax_float64_inside),
+    _entry(f"{C3}/cross_entropy", cross_entropy_take),
+    _entry(f"{C4}/top_k_filter", top_k_threshold_then_ties),
+    _entry(f"{C5}/toy_embed", toy_embed_take),
+    _entry(f"{C5}/toy_qkv", toy_qkv_einsum),
+    _entry(f"{C5}/toy_attention_probs", toy_attention_probs_big_negative),
+    _entry(f"{C5}/toy_forward", toy_forward_big_negative, helpers=TOY_HELPERS),
+    _entry(f"{C5}/toy_loss", toy_loss_take),
+    _entry(f"{C6}/kv_cache_bytes", kv_cache_bytes_itemsize),
+]

@@ -1,0 +1,401 @@
+"""Each structural diagnosis (``grader.diagnosis``) names a mistake that no exercise lists.
+
+For every diagnosis, wrong implementations in at least three exercises, made from the exercise's
+reference by one structural change (an argument ignored, the first sequence's answer used for the
+whole batch, every row off by its own constant, ...), get a message naming that change: from the
+notebook's check, and from the grader, through ``compare.grade`` with its diagnosis pass
+(``helpers.explained``). None of them is one of the exercise's known mistakes.
+"""
+
+import numpy as np
+import pytest
+from catalogue import (
+    BLOCK_HELPERS,
+    MHA_HELPERS,
+    TOY_HELPERS,
+    block_mlp_unnormalised,
+    decode_drops_last,
+    decode_global_table,
+    decode_upper,
+    gelu,
+    masked_scores,
+    merge_heads,
+    split_heads,
+    toy_forward_mlp_unnormalised,
+)
+from helpers import everything_lent, explained, graded
+
+from grader import exercises, variants
+from grader.check import CheckFailed, check
+
+REGISTRY = exercises.registry()
+C1, C2, C3, C4, C5, C6 = "01-embeddings", "02-transformer-block", "03-lm-head", "04-sampling", "05-worked-toy", "06-cost"
+
+
+# ---- wrong implementations made from a reference -------------------------------------------------
+
+
+def student(exercise_id, name, answer):
+    """A function of the exercise's inputs: ``answer(reference, inputs)``."""
+    reference = REGISTRY[exercise_id].reference
+
+    def fn(**inputs):
+        with np.errstate(all="ignore"):
+            return answer(reference, inputs)
+
+    fn.__name__ = name
+    return fn
+
+
+def changed(exercise_id, name, change):
+    """The reference's answer changed by ``change(output, inputs)``."""
+    return student(exercise_id, name, lambda ref, inputs: change(np.array(ref(**inputs)), inputs))
+
+
+def ignoring(exercise_id, argument, value):
+    """Always ``value`` for ``argument``, whatever is passed."""
+    return student(exercise_id, f"ignores_{argument}", lambda ref, inputs: ref(**{**inputs, argument: value}))
+
+
+def first_sequence_everywhere(exercise_id):
+    """The first sequence's answer for every sequence of a batch."""
+    core = variants.batch_axes(REGISTRY[exercise_id])
+
+    def answer(ref, inputs):
+        extra = {n: inputs[n].ndim - k for n, k in core.items() if n in inputs and inputs[n].ndim > k}
+        out = np.asarray(ref(**inputs))
+        if not extra:
+            return out
+        first = np.asarray(ref(**{**inputs, **{n: inputs[n][(0,) * k] for n, k in extra.items()}}))
+        return np.broadcast_to(first, out.shape).copy()
+
+    return student(exercise_id, "first_sequence_everywhere", answer)
+
+
+def in_dtype_only(exercise_id, dtype):
+    """Off by a little when the inputs are of ``dtype``."""
+
+    def change(out, inputs):
+        arrays = [v for v in inputs.values() if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+        return (out * 1.01).astype(out.dtype) if arrays and arrays[0].dtype == dtype else out
+
+    return changed(exercise_id, f"wrong_in_{np.dtype(dtype).name}", change)
+
+
+def overflowing(exercise_id):
+    def change(out, inputs):
+        large = any(isinstance(v, np.ndarray) and v.dtype.kind == "f" and np.abs(v[np.isfinite(v)]).max() > 50 for v in inputs.values())
+        return np.full_like(out, np.nan, dtype=float).astype(out.dtype) if large else out
+
+    return changed(exercise_id, "overflows", change)
+
+
+def only_where(exercise_id, name, when, change):
+    """The reference's answer, changed only on the cases ``when(inputs)`` picks."""
+    return changed(exercise_id, name, lambda out, inputs: change(out, inputs) if when(inputs) else out)
+
+
+def noisy(out, inputs):
+    g = np.random.default_rng(0)
+    return (out + g.normal(size=out.shape)).astype(out.dtype) if out.dtype.kind == "f" else out + 7
+
+
+def _rows(out):
+    return out.reshape(-1, out.shape[-1])
+
+
+def restore(n):
+    """``n`` more kept entries per row: the largest removed logits come back."""
+
+    def change(out, inputs):
+        logits = np.broadcast_to(inputs["logits"], out.shape)
+        result, flat = _rows(out).copy(), _rows(logits)
+        for row, source in zip(result, flat, strict=True):
+            removed = np.flatnonzero(np.isneginf(row) & np.isfinite(source))
+            for best in removed[np.argsort(-source[removed], kind="stable")][:n]:
+                row[best] = source[best]
+        return result.reshape(out.shape)
+
+    return change
+
+
+def roll_kept(out, inputs):
+    """As many kept entries per row, moved one place along (with their values)."""
+    return np.roll(out, 1, axis=-1) if np.isneginf(out).any() else out
+
+
+def one_more_token(out, inputs):
+    """One more token per row gets a probability (then every row renormalised)."""
+    result = _rows(out).copy()
+    for row in result:
+        zero = np.flatnonzero(row == 0)
+        if len(zero):
+            row[zero[0]] = row.max() / 2
+    result /= result.sum(axis=-1, keepdims=True)
+    return result.reshape(out.shape).astype(out.dtype)
+
+
+def first_neg_inf_to_zero(out, inputs):
+    result = _rows(out).copy()
+    for row in result:
+        masked = np.flatnonzero(np.isneginf(row))
+        if len(masked):
+            row[masked[0]] = 0.0
+    return result.reshape(out.shape)
+
+
+def at(axis, index, out):
+    """``out`` with noise at ``index`` along ``axis`` (the last axis for a 1-D output)."""
+    result = out.astype(np.float64).copy()
+    moved = np.moveaxis(result, axis if out.ndim >= -axis else -1, 0)
+    moved[index] += np.random.default_rng(1).normal(size=moved[index].shape)
+    return result.astype(out.dtype)
+
+
+def shifted(out, inputs):
+    return np.roll(out, 1, axis=-2 if out.ndim >= 2 else -1)
+
+
+def per_row(out):
+    rows = np.arange(int(np.prod(out.shape[:-1]))).reshape(out.shape[:-1] + (1,))
+    return rows
+
+
+def triangle(above):
+    """Noise above (or below) the diagonal of the last two axes."""
+
+    def change(out, inputs):
+        rows, cols = np.indices(out.shape[-2:])
+        noise = np.abs(np.random.default_rng(2).normal(size=out.shape)) * 0.1 + 0.01
+        return np.where(cols > rows if above else cols < rows, out + noise, out).astype(out.dtype)
+
+    return change
+
+
+# ---- helpers fed the wrong inputs ------------------------------------------------------------------
+
+
+def mha_merges_the_queries(x, params, n_head):
+    q, k, v = np.split(x @ params["c_attn"]["w"] + params["c_attn"]["b"], 3, axis=-1)
+    return merge_heads(split_heads(q, n_head)) @ params["c_proj"]["w"] + params["c_proj"]["b"]
+
+
+def mlp_gelu_without_bias(x, params):
+    return gelu(x @ params["c_fc"]["w"]) @ params["c_proj"]["w"] + params["c_proj"]["b"]
+
+
+def attention_scores_of_k_and_q(q, k, v):
+    s = masked_scores(k, q)
+    e = np.exp(s - s.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)) @ v
+
+
+# ---- the table: a fragment the message must hold, and the wrong implementations -------------------
+
+DIAGNOSES = {
+    "ignores `": [
+        (f"{C2}/layer_norm", ignoring(f"{C2}/layer_norm", "eps", 1e-5), {}),
+        (f"{C2}/rms_norm", ignoring(f"{C2}/rms_norm", "eps", 1e-6), {}),
+        (f"{C2}/apply_rope", ignoring(f"{C2}/apply_rope", "theta", 10000.0), {}),
+        (f"{C4}/generate", ignoring(f"{C4}/generate", "top_p", None), {}),
+        (f"{C4}/filtered_probs", ignoring(f"{C4}/filtered_probs", "top_k", None), {}),
+        (f"{C6}/kv_cache_bytes", ignoring(f"{C6}/kv_cache_bytes", "dtype", np.dtype("float32")), {}),
+    ],
+    "right on one sequence": [
+        (eid, first_sequence_everywhere(eid), {})
+        for eid in (f"{C2}/layer_norm", f"{C1}/token_embedding", f"{C3}/softmax", f"{C3}/cross_entropy", f"{C4}/top_k_filter")
+    ],
+    "right in float64, wrong in float32": [
+        (eid, in_dtype_only(eid, np.float32), {}) for eid in (f"{C2}/layer_norm", f"{C2}/gelu", f"{C3}/softmax")
+    ],
+    "right in float32, wrong in float64": [
+        (eid, in_dtype_only(eid, np.float64), {}) for eid in (f"{C2}/layer_norm", f"{C2}/gelu", f"{C3}/log_softmax")
+    ],
+    "NaN or inf on large values": [
+        (eid, overflowing(eid), {}) for eid in (f"{C3}/softmax", f"{C3}/log_softmax", f"{C3}/cross_entropy", f"{C3}/perplexity")
+    ],
+    "transposed": [
+        (eid, changed(eid, "transposed", lambda out, inputs: np.swapaxes(out, -1, -2).copy()), {})
+        for eid in (f"{C2}/masked_scores", f"{C1}/position_embedding", f"{C2}/layer_norm", f"{C5}/toy_attention_probs")
+    ],
+    "axes in the order": [
+        (f"{C5}/toy_qkv", changed(f"{C5}/toy_qkv", "axes", lambda out, inputs: out.transpose(1, 0, 2, 3).copy()), {}),
+        (f"{C2}/split_heads", changed(f"{C2}/split_heads", "axes", lambda out, inputs: np.moveaxis(out, -1, -3).copy()), {}),
+        (f"{C5}/toy_attention_probs", changed(f"{C5}/toy_attention_probs", "axes", lambda out, inputs: np.moveaxis(out, -1, 0).copy()), {}),
+    ],
+    "reversed along axis": [
+        (eid, changed(eid, "reversed", lambda out, inputs: np.flip(out, -2).copy()), {})
+        for eid in (f"{C1}/token_embedding", f"{C2}/layer_norm", f"{C1}/embed")
+    ],
+    "shifted by one": [
+        (eid, changed(eid, "shifted", shifted), {})
+        for eid in (f"{C1}/embed", f"{C1}/sinusoidal_positions", f"{C2}/layer_norm", f"{C2}/gelu")
+    ],
+    "times 3 ": [
+        (eid, changed(eid, "tripled", lambda out, inputs: out * out.dtype.type(3)), {})
+        for eid in (f"{C2}/gelu", f"{C3}/softmax", f"{C2}/layer_norm", f"{C2}/mlp")
+    ],
+    "plus 0.3 everywhere": [
+        (eid, changed(eid, "offset", lambda out, inputs: out + out.dtype.type(0.3)), {})
+        for eid in (f"{C2}/gelu", f"{C2}/layer_norm", f"{C3}/lm_head", f"{C3}/log_softmax")
+    ],
+    "off by a constant of its own": [
+        (eid, changed(eid, "row_offset", lambda out, inputs: (out + 0.1 * per_row(out)).astype(out.dtype)), {})
+        for eid in (f"{C3}/log_softmax", f"{C3}/lm_head", f"{C2}/layer_norm")
+    ],
+    "times a factor of its own": [
+        (eid, changed(eid, "row_factor", lambda out, inputs: (out * (1 + 0.1 * per_row(out))).astype(out.dtype)), {})
+        for eid in (f"{C3}/softmax", f"{C2}/layer_norm", f"{C2}/mlp")
+    ],
+    "off by the same vector": [
+        (eid, changed(eid, "bias", lambda out, inputs: (out + np.linspace(-1, 1, out.shape[-1])).astype(out.dtype)), {})
+        for eid in (f"{C2}/layer_norm", f"{C2}/mlp", f"{C5}/toy_mlp", f"{C1}/embed")
+    ],
+    "same factor per feature": [
+        (eid, changed(eid, "gain", lambda out, inputs: (out * np.linspace(0.5, 1.5, out.shape[-1])).astype(out.dtype)), {})
+        for eid in (f"{C2}/layer_norm", f"{C2}/mlp", f"{C1}/token_embedding")
+    ],
+    "you returned probabilities": [
+        (eid, changed(eid, "softmaxed", lambda out, inputs: (np.exp(out - out.max(-1, keepdims=True)) / np.exp(out - out.max(-1, keepdims=True)).sum(-1, keepdims=True)).astype(out.dtype)), {})
+        for eid in (f"{C5}/toy_mlp", f"{C2}/gelu", f"{C2}/swiglu")
+    ],
+    "exp of the reference": [
+        (eid, changed(eid, "exp", lambda out, inputs: np.exp(out)), {}) for eid in (f"{C3}/log_softmax", f"{C2}/layer_norm", f"{C2}/gelu")
+    ],
+    "close, but not within the tolerance": [
+        (eid, changed(eid, "rounded", lambda out, inputs: (out * (1 + 3e-5)).astype(out.dtype)), {})
+        for eid in (f"{C1}/sinusoidal_positions", f"{C2}/gelu", f"{C2}/layer_norm")
+    ],
+    "only at index 0 along axis": [
+        (eid, changed(eid, "first", lambda out, inputs: at(-2, 0, out)), {}) for eid in (f"{C2}/layer_norm", f"{C1}/embed", f"{C2}/mlp")
+    ],
+    "only at the last index along axis": [
+        (eid, changed(eid, "last", lambda out, inputs: at(-2, -1, out)), {}) for eid in (f"{C2}/layer_norm", f"{C1}/embed", f"{C2}/mlp")
+    ],
+    "only at the odd indices along axis -1": [
+        (eid, changed(eid, "odd", lambda out, inputs: at(-1, slice(1, None, 2), out)), {})
+        for eid in (f"{C2}/layer_norm", f"{C2}/gelu", f"{C1}/sinusoidal_positions")
+    ],
+    "only below the diagonal": [
+        (eid, changed(eid, "below", triangle(above=False)), {}) for eid in (f"{C2}/masked_scores", f"{C3}/softmax", f"{C3}/log_softmax")
+    ],
+    "only above the diagonal": [
+        (eid, changed(eid, "above", triangle(above=True)), {}) for eid in (f"{C5}/toy_attention_probs", f"{C3}/softmax", f"{C2}/layer_norm")
+    ],
+    "NaN exactly where the reference has 0": [
+        (eid, only_where(eid, "nan_at_zero", lambda inputs: True, lambda out, inputs: np.where(out == 0, np.nan, out).astype(out.dtype)), {})
+        for eid in (f"{C5}/toy_attention_probs", f"{C4}/filtered_probs", f"{C3}/softmax")
+    ],
+    "whole rows are NaN": [
+        (eid, changed(eid, "nan_row", lambda out, inputs: np.where(per_row(out) == 0, np.nan, out).astype(out.dtype)), {})
+        for eid in (f"{C5}/toy_attention_probs", f"{C3}/softmax", f"{C2}/layer_norm")
+    ],
+    "NaN everywhere": [
+        (eid, changed(eid, "nan", lambda out, inputs: np.full_like(out, np.nan)), {}) for eid in (f"{C3}/softmax", f"{C2}/gelu", f"{C2}/mlp")
+    ],
+    "large negative numbers": [
+        (eid, changed(eid, "big", lambda out, inputs: np.where(np.isneginf(out), -1e9, out).astype(out.dtype)), {})
+        for eid in (f"{C4}/top_k_filter", f"{C4}/top_p_filter", f"{C4}/apply_temperature")
+    ],
+    "0 where the reference has -inf": [
+        (eid, changed(eid, "zero", first_neg_inf_to_zero), {})
+        for eid in (f"{C2}/masked_scores", f"{C4}/top_k_filter", f"{C4}/top_p_filter", f"{C4}/apply_temperature")
+    ],
+    "more entr": [
+        (f"{C4}/top_k_filter", changed(f"{C4}/top_k_filter", "two_more", restore(2)), {}),
+        (f"{C4}/top_p_filter", changed(f"{C4}/top_p_filter", "one_more", restore(1)), {}),
+        (f"{C4}/filtered_probs", changed(f"{C4}/filtered_probs", "one_more", one_more_token), {}),
+    ],
+    "but not the same ones": [
+        (eid, changed(eid, "moved", roll_kept), {}) for eid in (f"{C4}/top_k_filter", f"{C4}/top_p_filter", f"{C4}/apply_temperature")
+    ],
+    "which has what they do not": [
+        (f"{C6}/kv_cache_bytes", only_where(f"{C6}/kv_cache_bytes", "one", lambda i: i["T"] == 1, noisy), {}),
+        (f"{C6}/flops_per_token", only_where(f"{C6}/flops_per_token", "one", lambda i: i["T"] == 1, noisy), {}),
+        (f"{C4}/generate", only_where(f"{C4}/generate", "stop0", lambda i: i["stop_token"] == 0, lambda out, i: out + (np.arange(len(out)) == len(out) - 1)), {}),
+        (f"{C2}/layer_norm", only_where(f"{C2}/layer_norm", "quiet", lambda i: np.abs(i["x"]).max() < 0.05, noisy), {}),
+    ],
+    "entries too few along axis": [
+        (f"{C1}/position_embedding", changed(f"{C1}/position_embedding", "short", lambda out, inputs: out[:-2]), {}),
+        (f"{C1}/embed", changed(f"{C1}/embed", "short", lambda out, inputs: out[..., :-2, :]), {}),
+        (f"{C1}/sinusoidal_positions", changed(f"{C1}/sinusoidal_positions", "short", lambda out, inputs: out[:, :-2]), {}),
+    ],
+    "one entry too few along axis": [
+        (f"{C2}/layer_norm", changed(f"{C2}/layer_norm", "short", lambda out, inputs: out[..., :-1]), {}),
+        (f"{C1}/embed", changed(f"{C1}/embed", "short", lambda out, inputs: out[..., :-1, :]), {}),
+        (f"{C1}/sinusoidal_positions", changed(f"{C1}/sinusoidal_positions", "short", lambda out, inputs: out[:, :-1]), {}),
+    ],
+    "is right, but `": [
+        (f"{C2}/block", block_mlp_unnormalised, BLOCK_HELPERS),
+        (f"{C5}/toy_forward", toy_forward_mlp_unnormalised, TOY_HELPERS),
+        (f"{C2}/multi_head_attention", mha_merges_the_queries, MHA_HELPERS),
+        (f"{C2}/mlp", mlp_gelu_without_bias, {"gelu": gelu}),
+        (f"{C2}/attention", attention_scores_of_k_and_q, {"masked_scores": masked_scores}),
+    ],
+}
+# Text has one exercise, decode: its three diagnoses are tested there only.
+TEXT = [
+    ("ignores `itos`", decode_global_table),
+    ("without its last character", decode_drops_last),
+    ("not their case", decode_upper),
+]
+CASES = [(fragment, eid, fn, helpers) for fragment, entries in DIAGNOSES.items() for eid, fn, helpers in entries]
+
+
+def check_message(exercise_id, fn, helpers) -> str:
+    with everything_lent(), pytest.raises(CheckFailed) as failed:
+        check(exercise_id, fn, **helpers)
+    return str(failed.value)
+
+
+def known_hints(exercise_id) -> list[str]:
+    exercise = REGISTRY[exercise_id]
+    return [m.hint for m in exercise.mistakes]
+
+
+def test_each_diagnosis_is_tested_in_three_exercises():
+    for fragment, entries in DIAGNOSES.items():
+        assert len({eid for eid, _, _ in entries}) >= 3, fragment
+
+
+@pytest.mark.parametrize("fragment, exercise_id, fn, helpers", CASES, ids=[f"{f.strip('` ')}-{e}-{fn.__name__}" for f, e, fn, _ in CASES])
+def test_the_diagnosis_names_the_mistake_in_the_check_and_in_grading(fragment, exercise_id, fn, helpers):
+    message = check_message(exercise_id, fn, helpers)
+    assert fragment in message, message
+    verdict = explained(exercise_id, fn, helpers=helpers)
+    assert not verdict.ok and fragment in verdict.reason, verdict.reason
+    assert not any(hint in message or hint in verdict.reason for hint in known_hints(exercise_id)), "a listed mistake"
+
+
+@pytest.mark.parametrize("fragment, fn", TEXT, ids=[fn.__name__ for _, fn in TEXT])
+def test_text_diagnoses(fragment, fn):
+    exercise_id = f"{C1}/decode"
+    assert fragment in check_message(exercise_id, fn, {})
+    verdict = explained(exercise_id, fn)
+    assert not verdict.ok and fragment in verdict.reason, verdict.reason
+
+
+def test_the_grader_without_its_second_pass_still_explains_what_the_output_shows():
+    """The first pass has no variants: relations that the output shows are named already."""
+    fn = changed(f"{C2}/gelu", "tripled", lambda out, inputs: out * out.dtype.type(3))
+    assert "times 3 " in graded(f"{C2}/gelu", fn).reason
+
+
+@pytest.mark.parametrize("exercise_id", [f"{C2}/layer_norm", f"{C3}/softmax", f"{C1}/decode", f"{C6}/count_params"])
+def test_a_missing_return_is_named(exercise_id):
+    reference = REGISTRY[exercise_id].reference
+
+    def forgets_to_return(**inputs):
+        reference(**inputs)
+
+    assert "is a `return` missing?" in check_message(exercise_id, forgets_to_return, {})
+    verdict = explained(exercise_id, forgets_to_return)
+    assert not verdict.ok and "is a `return` missing?" in verdict.reason, verdict.reason
+
+
+def test_characters_not_joined_are_named():
+    def characters(ids, itos):
+        return [itos[int(i)] for i in ids]
+
+    assert '"".join' in check_message(f"{C1}/decode", characters, {})
+    assert "returned a list" in explained(f"{C1}/decode", characters).reason
