@@ -118,15 +118,17 @@ def grade(
     cases appear only by their description.
     """
     exercise = exercises.get(exercise_id)
-    if exercise.kind == "choice":
-        return _grade_choice(exercise_id, exercise, answers.get("answer"))
     for case in cases:
         label = f"hidden case ({case.describe})" if case.hidden else f"case '{case.name}'"
         answer = answers.get(case.name)
         if not answer:
-            return Verdict(False, f"{label}: {missing[1]}", missing[0])
+            return Verdict(False, missing[1] if exercise.kind == "choice" else f"{label}: {missing[1]}", missing[0])
+        if exercise.kind == "choice":
+            return _grade_choice(exercise_id, exercise, answer)
         if "timeout" in answer:
             return Verdict(False, f"{label}: your function ran longer than {answer['timeout']:g} s and was interrupted", "timeout")
+        if answer.get("error", "").startswith("NotImplementedError"):
+            return Verdict(False, f"{label}: not written yet (your function still raises NotImplementedError)", "wrong")
         if "error" in answer:
             hints = "".join(f" Hint: {h}" for h in exercise.hints_for(answer["error"]))
             where = f" (line {answer['line']})" if answer.get("line") else ""
@@ -141,10 +143,10 @@ def grade(
     return Verdict(True, f"all {len(cases)} cases match the reference", "graded")
 
 
-def _grade_choice(exercise_id: str, exercise: Exercise, answer: dict | None) -> Verdict:
-    given = (answer or {}).get("output") or {}
+def _grade_choice(exercise_id: str, exercise: Exercise, answer: dict) -> Verdict:
+    given = answer.get("output") or {}
     if not isinstance(given.get("value"), str):
-        return Verdict(False, (answer or {}).get("error") or "no answer given", "wrong")
+        return Verdict(False, answer.get("error") or "no answer given", "wrong")
     key = keys.concept(exercise_id)
     if given["value"] == key.answer:
         return Verdict(True, f"correct. {key.explain}", "graded")

@@ -154,7 +154,7 @@ class Program:
             if isinstance(value, str):
                 self.report(probe=number, case="answer", output={"value": value[:1000]})
             else:
-                self.report(probe=number, case="answer", error=f"{name} is {_short(value)}, not one of the letters")
+                self.report(probe=number, case="answer", error=f"no answer given ({name} is {_short(value)})")
             return
         fn = self.namespace.get(name)
         runner = getattr(self.runners, item["runner"]) if item.get("runner") else None

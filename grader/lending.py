@@ -135,6 +135,13 @@ class Source:
     def defined(self, module: str, index: int) -> set[str]:
         return self.modules[module][index].binds
 
+    def home(self, name: str) -> str | None:
+        """The module whose top level defines ``name`` (not merely imports it)."""
+        return next(
+            (m for m, statements in self.modules.items() for s in statements if name in s.binds and not s.imports),
+            None,
+        )
+
 
 def _import_targets(node, module: str, is_package: bool, modules: set[str], package: str) -> dict:
     """What each alias of an import stands for: ``(module, name)`` for a name imported from a

@@ -297,7 +297,7 @@ def _run_sandboxed(argv: list[str], read_only: tuple[Path, ...], limits: Limits,
                 command += ["--ro-bind", top, top]
         for path in read_only:
             command += ["--ro-bind", str(path), str(path)]
-        command += ["--chdir", "/tmp", "--", *argv]
+        command += ["--remount-ro", "/", "--chdir", "/tmp", "--", *argv]
     else:
         warnings.warn("bwrap is not installed: the scorer runs student code without isolation", stacklevel=2)
         cwd = tempfile.mkdtemp(prefix="scorer-")
