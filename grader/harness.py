@@ -83,7 +83,8 @@ class Report:
 
 class Shell:
     """What ``get_ipython()`` returns here: ``%%capture`` and ``%%time`` run their body, every
-    other magic and every shell command does nothing."""
+    other magic and every shell command does nothing. (IPython's ``display`` builtin, likewise,
+    shows nothing.)"""
 
     def __init__(self, namespace: dict):
         self._namespace = namespace
@@ -118,6 +119,7 @@ class Program:
         self.namespace = {"__name__": "__main__", "__builtins__": builtins}
         shell = Shell(self.namespace)
         self.namespace["get_ipython"] = lambda: shell
+        self.namespace["display"] = lambda *args, **kwargs: None  # a builtin in IPython kernels
 
     def run(self):
         for item in self.job["program"]:
