@@ -4,7 +4,9 @@ Builds a synthetic class (copies of every chapter's solution notebook; every stu
 their own and every third one leaves an exercise unwritten), grades it with both, and prints
 seconds per notebook and per student, the speed-up, and our per-notebook overhead beyond what a
 notebook costs anyway (starting its kernel and running it, measured by executing each solution
-notebook directly with nbclient).
+notebook directly with nbclient). Then the scorer's share (``grader.scoring``): per chapter, the
+seconds of its sandboxed process (of which the start: sandbox, ``python -I -S``, NumPy) and of the
+references and comparison outside it, scoring each solution notebook alone.
 
     make bench-grade                                   # 30 students, every chapter
     python benchmarks/bench_grade.py --students 6 --assignments 01-embeddings
@@ -24,7 +26,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 
-from grader import course, release
+from grader import course, release, results, scoring
 
 BIN = str(Path(sys.executable).parent)
 
@@ -118,6 +120,40 @@ def plain_nbgrader(work: Path, class_dir: Path) -> tuple[float, float]:
     )  # fmt: skip
 
 
+def scorer_share(work: Path, assignments: list[str], repeat: int = 3) -> dict[str, tuple[float, float, float]]:
+    """Per assignment: (seconds of the sandboxed process, of which its start, seconds outside it)
+    to score the solution notebook, the mean of ``repeat`` runs."""
+    scorer = scoring.Scorer(work / "scorer-bench", b"bench" * 8, scoring.Limits(3 * 2**30, per_call=20))
+    timed, run = [], scorer.run
+
+    def run_timed(*args):
+        began = time.perf_counter()
+        try:
+            return run(*args)
+        finally:
+            timed.append(time.perf_counter() - began)
+
+    scorer.run = run_timed
+    shares = {}
+    for assignment in assignments:
+        for path in sorted((work / "source" / assignment).glob("*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            released = nbformat.read(work / "release" / assignment / path.name, as_version=4)
+            if not results.test_cells(released):
+                continue
+            scorer.lend(assignment)
+            for _ in range(repeat):
+                run_timed([], assignment, scorer.limits.for_probes(0))  # the start alone
+            starts, timed[:] = timed[:], []
+            began = time.perf_counter()
+            for _ in range(repeat):
+                scorer.score(nb, released, assignment, "bench")
+            total = (time.perf_counter() - began) / repeat
+            inside = sum(timed) / repeat
+            shares[assignment] = (inside, sum(starts) / repeat, total - inside)
+    return shares
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=30)
@@ -152,6 +188,16 @@ def main() -> None:
         print(
             f"per notebook, per worker: {worker_seconds:.2f} s = {direct:.2f} s (kernel start + run) "
             f"+ {worker_seconds - direct:.2f} s overhead (sandbox, nbgrader, scoring, feedback, run set-up)"
+        )
+        shares = scorer_share(work, args.assignments)
+        print("scorer, per solution notebook alone: sandboxed process (of which its start) + outside")
+        for assignment, (inside, start, outside) in shares.items():
+            print(f"  {assignment:22s} {inside:5.2f} s ({start:4.2f} s) + {outside:4.2f} s")
+        mean_inside = sum(inside for inside, _, _ in shares.values()) / len(shares)
+        mean_outside = sum(outside for _, _, outside in shares.values()) / len(shares)
+        print(
+            f"scorer mean: {mean_inside:.2f} s sandboxed + {mean_outside:.2f} s outside per notebook = "
+            f"{(mean_inside + mean_outside) / worker_seconds:.0%} of a worker's seconds per notebook"
         )
 
 

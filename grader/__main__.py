@@ -8,8 +8,10 @@ from pathlib import Path
 from . import submissions
 
 AUTOGRADE_HELP = f"""\
-Grade a class with nbgrader: every student in a sandboxed process of their own, --jobs at a time,
-scores from the recorded answers compared with the references outside the kernel.
+Grade a class with nbgrader: every student in a sandboxed process of their own, --jobs at a time.
+The scores come from a second sandboxed process per notebook that calls the student's functions on
+the visible cases and on hidden ones drawn from OUT/.secret (made on the first run; keep it to
+regrade with the same cases), compared outside it with references lib computes.
 
 Writes OUT/grades.csv (student, assignment, exercise, score, max_score, status, reason),
 OUT/integrity.csv, OUT/feedback/<student>/<assignment>.html, OUT/autograded/ and the class
@@ -40,7 +42,11 @@ def parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=os.cpu_count() or 1, help="students graded at once (default: cores)"
     )
     grade.add_argument(
-        "--timeout", type=int, default=20, help="seconds per cell before it is interrupted (default: 20)"
+        "--timeout",
+        type=int,
+        default=20,
+        help="seconds per cell before it is interrupted, and of CPU time per statement or call when scored "
+        "(default: 20)",
     )
     grade.add_argument(
         "--memory", type=float, default=3, help="GiB of address space for a kernel (default: 3)"

@@ -200,11 +200,19 @@ def source() -> Source:
 
 
 def lends(assignment: str) -> tuple[str, ...]:
-    return tuple(getattr(exercises.chapter(assignment), "LENDS", ()))
+    """What the chapter lends (nothing, for an assignment without exercises)."""
+    return _declared(assignment, "LENDS")
 
 
 def graded(assignment: str) -> tuple[str, ...]:
-    return tuple(getattr(exercises.chapter(assignment), "GRADED", ()))
+    return _declared(assignment, "GRADED")
+
+
+def _declared(assignment: str, name: str) -> tuple[str, ...]:
+    try:
+        return tuple(getattr(exercises.chapter(assignment), name))
+    except ModuleNotFoundError:
+        return ()
 
 
 def write(assignment: str, target: Path) -> Path:
