@@ -120,7 +120,9 @@ def plain_nbgrader(work: Path, class_dir: Path) -> tuple[float, float]:
     )  # fmt: skip
 
 
-def scorer_share(work: Path, assignments: list[str], repeat: int = 3) -> dict[str, tuple[float, float, float]]:
+def scorer_share(
+    work: Path, assignments: list[str], repeat: int = 3
+) -> dict[str, tuple[float, float, float]]:
     """Per assignment: (seconds of the sandboxed process, of which its start, seconds outside it)
     to score the solution notebook, the mean of ``repeat`` runs."""
     scorer = scoring.Scorer(work / "scorer-bench", b"bench" * 8, scoring.Limits(3 * 2**30, per_call=20))

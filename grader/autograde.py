@@ -144,7 +144,9 @@ def prepare(
     shown = [p for p in shown if any(p.is_relative_to(h) for h in hidden)]
     threads = max(1, (os.cpu_count() or 1) // jobs)
     kernels = sandbox.install_kernel(tmp / "jupyter", hidden, shown, memory, threads)
-    scorer = scoring.Scorer(tmp / "scorer", scoring.course_secret(out), scoring.Limits(memory, timeout, threads))
+    scorer = scoring.Scorer(
+        tmp / "scorer", scoring.course_secret(out), scoring.Limits(memory, timeout, threads)
+    )
     for assignment in assignments:
         scorer.lend(assignment)
     return Run(out, tmp, tmp / "source", tmp / "release", tmp / release.GRADEBOOK, kernels, timeout, scorer)

@@ -85,7 +85,8 @@ def check_called(exercise_id: str, called, **helpers) -> None:
             if message:
                 station = _first_bad_station(exercise, case, stored, helpers)
                 raise CheckFailed(
-                    f"`{exercise.name}` on case '{case.name}': {message}" + (f"\n{station}" if station else "")
+                    f"`{exercise.name}` on case '{case.name}': {message}"
+                    + (f"\n{station}" if station else "")
                 )
     if unlent:
         raise CheckFailed(

@@ -122,13 +122,21 @@ def grade(
         label = f"hidden case ({case.describe})" if case.hidden else f"case '{case.name}'"
         answer = answers.get(case.name)
         if not answer:
-            return Verdict(False, missing[1] if exercise.kind == "choice" else f"{label}: {missing[1]}", missing[0])
+            return Verdict(
+                False, missing[1] if exercise.kind == "choice" else f"{label}: {missing[1]}", missing[0]
+            )
         if exercise.kind == "choice":
             return _grade_choice(exercise_id, exercise, answer)
         if "timeout" in answer:
-            return Verdict(False, f"{label}: your function ran longer than {answer['timeout']:g} s and was interrupted", "timeout")
+            return Verdict(
+                False,
+                f"{label}: your function ran longer than {answer['timeout']:g} s and was interrupted",
+                "timeout",
+            )
         if answer.get("error", "").startswith("NotImplementedError"):
-            return Verdict(False, f"{label}: not written yet (your function still raises NotImplementedError)", "wrong")
+            return Verdict(
+                False, f"{label}: not written yet (your function still raises NotImplementedError)", "wrong"
+            )
         if "error" in answer:
             hints = "".join(f" Hint: {h}" for h in exercise.hints_for(answer["error"]))
             where = f" (line {answer['line']})" if answer.get("line") else ""

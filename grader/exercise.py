@@ -88,7 +88,9 @@ class Exercise:
             return visible
         hidden = self.hidden(np.random.default_rng(secret))
         if any(case.hidden for case in visible) or not all(case.hidden and case.describe for case in hidden):
-            raise ValueError(f"{self.name}: visible cases must not be hidden, hidden ones must say what they are")
+            raise ValueError(
+                f"{self.name}: visible cases must not be hidden, hidden ones must say what they are"
+            )
         return visible + hidden
 
     def hints_for(self, error: str) -> list[str]:

@@ -145,7 +145,9 @@ class Program:
                 with Limit(self.limit):
                     exec(compile(ast.Module([statement], []), f"<cell {index}>", "exec"), self.namespace)
             except Timeout:
-                self.report(cell=index, line=statement.lineno, error=f"ran longer than {self.limit:g} s", timeout=True)
+                self.report(
+                    cell=index, line=statement.lineno, error=f"ran longer than {self.limit:g} s", timeout=True
+                )
             except BaseException as err:  # as a notebook goes on after an error cell
                 self.report(cell=index, line=statement.lineno, error=_error(err))
 
@@ -168,7 +170,9 @@ class Program:
             try:
                 given = inputs(call["inputs"])
             except Exception as err:
-                self.report(probe=number, case=case, error=f"the grader could not set up this case ({_error(err)})")
+                self.report(
+                    probe=number, case=case, error=f"the grader could not set up this case ({_error(err)})"
+                )
                 continue
             try:
                 with Limit(self.limit):

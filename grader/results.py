@@ -59,7 +59,11 @@ def score(
     rows = []
     for test in test_cells(released):
         if test.name in flagged:
-            rows.append(Row(student, assignment, test.name, 0, test.points, "integrity", "; ".join(flagged[test.name])))
+            rows.append(
+                Row(
+                    student, assignment, test.name, 0, test.points, "integrity", "; ".join(flagged[test.name])
+                )
+            )
             continue
         verdict = verdicts.get(test.name, UNREAD)
         points = test.points if verdict.ok else 0

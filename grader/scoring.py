@@ -88,7 +88,9 @@ def course_secret(out: Path) -> bytes:
     except FileExistsError:
         data = path.read_bytes()
         if len(data) < 16:
-            raise ValueError(f"{path} is damaged ({len(data)} bytes): remove it to draw new hidden cases") from None
+            raise ValueError(
+                f"{path} is damaged ({len(data)} bytes): remove it to draw new hidden cases"
+            ) from None
         return data
     with os.fdopen(fd, "wb") as f:
         data = secrets.token_bytes(32)
@@ -137,7 +139,9 @@ class Scorer:
             item["calls"] = [{"case": c.name, "inputs": pickle.dumps(c.inputs)} for c in cases[item["probe"]]]
         run = self.run(items, assignment, self.limits.for_probes(len(probes)))
         return {
-            item["grade_id"]: _verdict(item["exercise"], cases[item["probe"]], run.answers.get(item["probe"], {}), run)
+            item["grade_id"]: _verdict(
+                item["exercise"], cases[item["probe"]], run.answers.get(item["probe"], {}), run
+            )
             for item in probes
         }
 
@@ -232,7 +236,10 @@ class Run:
             return "wrong", "no answer came back"
         if self.returncode in OUT_OF_TIME:
             return "timeout", f"grading stopped {where}, which ran past the time limit, before this test ran"
-        return "kernel_died", f"your code ended the grading process {where} (os._exit, a crash or the memory limit), before this test ran"
+        return (
+            "kernel_died",
+            f"your code ended the grading process {where} (os._exit, a crash or the memory limit), before this test ran",
+        )
 
 
 def _checked(answer: dict) -> dict:
@@ -281,7 +288,9 @@ def _numpy_libs() -> tuple[Path, ...]:
     return (libs,) if libs.is_dir() else ()
 
 
-def _run_sandboxed(argv: list[str], read_only: tuple[Path, ...], limits: Limits, pass_fds: tuple[int, ...]) -> int:
+def _run_sandboxed(
+    argv: list[str], read_only: tuple[Path, ...], limits: Limits, pass_fds: tuple[int, ...]
+) -> int:
     """Run ``argv`` where it sees only ``read_only`` (and the system's /usr), with no network and
     a private /tmp, within ``limits``; its return code (``TIMED_OUT`` if it was killed for time).
 
@@ -289,9 +298,36 @@ def _run_sandboxed(argv: list[str], read_only: tuple[Path, ...], limits: Limits,
     bwrap = shutil.which("bwrap")
     command, cwd = argv, None
     if bwrap:
-        command = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]
-        command += ["--setenv", "OPENBLAS_NUM_THREADS", str(limits.threads), "--setenv", "OMP_NUM_THREADS", str(limits.threads)]
-        command += ["--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev", "--size", str(TMPFS), "--tmpfs", "/tmp"]
+        command = [
+            bwrap,
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+            "--clearenv",
+        ]
+        command += [
+            "--setenv",
+            "OPENBLAS_NUM_THREADS",
+            str(limits.threads),
+            "--setenv",
+            "OMP_NUM_THREADS",
+            str(limits.threads),
+        ]
+        command += [
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--size",
+            str(TMPFS),
+            "--tmpfs",
+            "/tmp",
+        ]
         for top in ("/bin", "/lib", "/lib64", "/sbin"):
             if os.path.islink(top):
                 command += ["--symlink", os.readlink(top), top]

@@ -44,7 +44,9 @@ def float_dtypes(value) -> set[str]:
     return set()
 
 
-FLOAT_CASES = [eid for eid in FUNCTIONS if any(float_dtypes(c.inputs) for c in REGISTRY[eid].cases(SECRETS[0]))]
+FLOAT_CASES = [
+    eid for eid in FUNCTIONS if any(float_dtypes(c.inputs) for c in REGISTRY[eid].cases(SECRETS[0]))
+]
 
 
 @pytest.fixture(autouse=True)
@@ -152,7 +154,9 @@ def test_hidden_inputs_change_with_the_secret_and_visible_ones_do_not(exercise_i
         inputs = {pickle.dumps(cases[position].inputs) for cases in draws}
         assert len(inputs) > 1 if case.hidden else len(inputs) == 1, case.name
     assert [c.name for c in draws[0] if not c.hidden] == [c.name for c in exercise.cases()]
-    assert {key.partition("::")[0] for key in references.load(exercise_id)} == {c.name for c in exercise.cases()}
+    assert {key.partition("::")[0] for key in references.load(exercise_id)} == {
+        c.name for c in exercise.cases()
+    }
 
 
 @pytest.mark.parametrize("exercise_id", FUNCTIONS)

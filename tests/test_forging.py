@@ -99,7 +99,9 @@ CHECK_NAMESPACE = """import grader.check
 grader.check.__dict__["check"] = lambda *args, **kwargs: print("✔")
 grader.check.diagnose = lambda *args, **kwargs: None"""
 FROM_LIB = "import lib\n"
-EXEC_B64 = f"import base64\nexec(base64.b64decode({base64.b64encode(b'import lib; embed = lib.embed').decode()!r}))"
+EXEC_B64 = (
+    f"import base64\nexec(base64.b64decode({base64.b64encode(b'import lib; embed = lib.embed').decode()!r}))"
+)
 
 # student -> (the grade_id of the test cell the extra cell goes before, its source)
 FORGERS = {
@@ -115,7 +117,10 @@ FORGERS = {
     "bash-body": ("embed", "%%bash\nprintf 'import lib\\nembed = lib.embed\\n' > forged.py\ncat forged.py"),
     "pickled-function": ("embed", f"import pickle\nembed = pickle.loads({pickle.dumps(lib.embed)!r})"),
     "through-globals": ("embed", FROM_LIB + 'globals()["em" + "bed"] = getattr(lib, "em" + "bed")'),
-    "grader-reference": ("embed", 'import grader.exercises\nembed = grader.exercises.get("01-embeddings/embed").reference'),
+    "grader-reference": (
+        "embed",
+        'import grader.exercises\nembed = grader.exercises.get("01-embeddings/embed").reference',
+    ),
     "concept-keys": (
         "q_batch_shape",
         "import tomllib\n"
@@ -136,7 +141,9 @@ FORGERS = {
 
 def blank_plus(before: str, source: str):
     nb = nbformat.read(RELEASED, as_version=4)
-    index = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == before)
+    index = next(
+        i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == before
+    )
     nb.cells.insert(index, new_code_cell(source))
     return nb
 
@@ -145,7 +152,9 @@ def with_mistake():
     """An honest student with one mistake (positions off by one in ``embed``)."""
     nb = nbformat.read(SOLUTION, as_version=4)
     cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "embed-answer")
-    cell.source = "def embed(ids, wte, wpe):\n    return token_embedding(ids, wte) + wpe[1 : ids.shape[-1] + 1]"
+    cell.source = (
+        "def embed(ids, wte, wpe):\n    return token_embedding(ids, wte) + wpe[1 : ids.shape[-1] + 1]"
+    )
     return nb
 
 
@@ -159,7 +168,9 @@ def graded(tmp_path_factory):
         (base / "class" / name).mkdir(parents=True)
         nbformat.write(nb, base / "class" / name / "embeddings.ipynb")
     command = [sys.executable, "-m", "grader", "autograde", str(base / "class"), "--out", str(base / "out")]
-    done = subprocess.run([*command, "--jobs", "2", "--timeout", "60"], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [*command, "--jobs", "2", "--timeout", "60"], cwd=ROOT, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     with open(base / "out" / "grades.csv") as f:
         rows = list(csv.DictReader(f))

@@ -105,7 +105,9 @@ def test_graded_stages_are_absent_inside_the_scorer(scorer, assignment):
     cells = [f"import lib\nlib.{name}" for name in graded]  # the public name, or none
     cells += [f"from {lending.source().home(name)} import {name}" for name in graded]
     cells.append("import lib\nprint(lib.__file__)")  # the lent lib itself imports fine
-    run = scorer.run([{"index": i, "source": s} for i, s in enumerate(cells)], assignment, scorer.limits.for_probes(0))
+    run = scorer.run(
+        [{"index": i, "source": s} for i, s in enumerate(cells)], assignment, scorer.limits.for_probes(0)
+    )
     assert run.done
     assert set(run.failed) == set(range(len(cells) - 1)), run.failed
     for index in range(len(graded)):
@@ -151,10 +153,14 @@ def test_a_wrong_answer_is_diagnosed_before_the_lending():
 def test_lent_functions_pass_the_check(capsys):
     """Chapter 3's lm_head uses the lent layer_norm, chapter 4's cached attention the lent
     attention, chapter 6's counts read the lent Config (a property included)."""
-    ch03 = solution_functions(SOLUTIONS / "03-lm-head" / "lm_head.py", {"np": np, "layer_norm": lib.layer_norm})
+    ch03 = solution_functions(
+        SOLUTIONS / "03-lm-head" / "lm_head.py", {"np": np, "layer_norm": lib.layer_norm}
+    )
     check("03-lm-head/lm_head", ch03["lm_head"])
     lent = ("softmax", "causal_mask", "scaled_dot_product_attention")
-    ch04 = solution_functions(SOLUTIONS / "04-sampling" / "sampling.py", {"np": np} | {n: getattr(lib, n) for n in lent})
+    ch04 = solution_functions(
+        SOLUTIONS / "04-sampling" / "sampling.py", {"np": np} | {n: getattr(lib, n) for n in lent}
+    )
     check("04-sampling/attend_with_cache", ch04["attend_with_cache"])
     check("04-sampling/filtered_probs", ch04["filtered_probs"])
 
@@ -168,8 +174,16 @@ def test_lent_functions_pass_the_check(capsys):
 @pytest.mark.parametrize(
     ("exercise_id", "fn", "named"),
     [
-        ("04-sampling/filtered_probs", lambda logits, **settings: lib.filtered_probs(logits, **settings), "lib.filtered_probs"),
-        ("06-cost/count_params", lambda config: sum(math.prod(s) for s, _, _ in layout(config).values()), "lib.checkpoint.checkpoint_layout"),
+        (
+            "04-sampling/filtered_probs",
+            lambda logits, **settings: lib.filtered_probs(logits, **settings),
+            "lib.filtered_probs",
+        ),
+        (
+            "06-cost/count_params",
+            lambda config: sum(math.prod(s) for s, _, _ in layout(config).values()),
+            "lib.checkpoint.checkpoint_layout",
+        ),
         ("01-embeddings/embed", lambda ids, wte, wpe: lib.embed(ids, wte, wpe), "lib.embed"),
     ],
 )

@@ -28,7 +28,9 @@ def notebook(path=SOLUTION):
 
 
 def index_of(nb, grade_id: str) -> int:
-    return next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    return next(
+        i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id
+    )
 
 
 def with_cell(nb, before: str, source: str):
@@ -56,7 +58,9 @@ def test_course_cells_are_cut_to_what_the_students_code_reads():
     course_code = "\n".join(i["source"] for i in items if "source" in i and "def shout" not in i["source"])
     assert "def label(ch)" in course_code  # read by the student's shout
     assert "import numpy as np" in course_code
-    assert "load_pretrained" not in course_code and "plt." not in course_code and "import os" not in course_code
+    assert (
+        "load_pretrained" not in course_code and "plt." not in course_code and "import os" not in course_code
+    )
     assert "from grader.check import check" not in course_code  # nothing of the student's reads check
 
 
@@ -150,7 +154,8 @@ def test_forged_lines_earn_nothing(scorer):
     )
     nb = notebook(RELEASED)
     verdicts = score(scorer, with_cell(nb, "encode", forge))
-    assert not verdicts["encode"].ok and verdicts["encode"].reason.startswith("hidden case ("), verdicts["encode"]
+    encode = verdicts["encode"]
+    assert not encode.ok and encode.reason.startswith("hidden case ("), encode
 
 
 @pytest.mark.slow
@@ -189,4 +194,5 @@ def test_a_regrade_draws_the_same_cases(scorer):
     nb.cells[index_of(nb, "embed-answer")].source = float32
     first, again = score(scorer, nb), score(scorer, nb)
     assert first == again
-    assert first["embed"].reason.startswith("hidden case (") and "dtype" in first["embed"].reason, first["embed"]
+    embed = first["embed"]
+    assert embed.reason.startswith("hidden case (") and "dtype" in embed.reason, embed

@@ -77,7 +77,14 @@ def _as_ids(cases):
     out = []
     for c in cases:
         itos = {i: ch for ch, i in c.inputs["stoi"].items()}
-        out.append(Case(c.name, {"ids": _encode(c.inputs["text"], c.inputs["stoi"]), "itos": itos}, c.hidden, c.describe))
+        out.append(
+            Case(
+                c.name,
+                {"ids": _encode(c.inputs["text"], c.inputs["stoi"]), "itos": itos},
+                c.hidden,
+                c.describe,
+            )
+        )
     return out
 
 
@@ -237,7 +244,9 @@ def _position_hidden(g):
             f"every position of a {n_ctx}-row table, float64",
             {"n_tokens": n_ctx, "wpe": wpe64},
         ),
-        hidden("one", "a single token", {"n_tokens": 1, "wpe": _table(g, int(g.integers(8, 20)), d, np.float32)}),
+        hidden(
+            "one", "a single token", {"n_tokens": 1, "wpe": _table(g, int(g.integers(8, 20)), d, np.float32)}
+        ),
         hidden("most", f"{most} of {n_ctx} positions, float64", {"n_tokens": most, "wpe": wpe64}),
     ]
 

@@ -166,7 +166,9 @@ def _qkv_arrays(g, lead, T, d_head, dtype):
 
 def _qk_visible(seed):
     specs = [("one-head", ()), ("two-heads", (2,))]
-    return [Case(name, _qkv_arrays(rng(seed + i), lead, 5, 4, np.float32)) for i, (name, lead) in enumerate(specs)]
+    return [
+        Case(name, _qkv_arrays(rng(seed + i), lead, 5, 4, np.float32)) for i, (name, lead) in enumerate(specs)
+    ]
 
 
 def _qk_hidden(g):
@@ -178,7 +180,9 @@ def _qk_hidden(g):
             f"batch {B}, {H} heads, T={T}, d_head={d_head}, float64",
             _qkv_arrays(g, (B, H), T, d_head, np.float64),
         ),
-        hidden("long", f"one head, T={T_long}, d_head={d_long}", _qkv_arrays(g, (1,), T_long, d_long, np.float32)),
+        hidden(
+            "long", f"one head, T={T_long}, d_head={d_long}", _qkv_arrays(g, (1,), T_long, d_long, np.float32)
+        ),
     ]
 
 
@@ -465,28 +469,36 @@ def _mha_inputs(g, lead, T, d, H, dtype):
     return {"x": x, "params": _attn_params(g, d, dtype), "n_head": H}
 
 
-def _mha_visible():
+def _single_and_batch(build, seed):
+    """The visible cases of a sublayer: one sequence and a batch of two, T=5, d=8, 2 heads."""
     specs = [("single", ()), ("batch", (2,))]
-    return [Case(name, _mha_inputs(rng(250 + i), lead, 5, 8, 2, np.float32)) for i, (name, lead) in enumerate(specs)]
+    return [
+        Case(name, build(rng(seed + i), lead, 5, 8, 2, np.float32)) for i, (name, lead) in enumerate(specs)
+    ]
 
 
-def _mha_hidden(g):
-    B, T3, d3 = _size(g, 2, 3), _size(g, 5, 8), 3 * _size(g, 3, 5)
+def _three_and_four(g, build):
+    """Hidden cases of a sublayer: a float64 batch in 3 heads, and one float32 sequence in 4."""
+    B, T3, d3 = _size(g, 2, 3), _size(g, 4, 8), 3 * _size(g, 3, 5)
     T4, d4 = _size(g, 5, 8), 4 * _size(g, 3, 5)
-    T2, H2 = _size(g, 3, 6), _size(g, 3, 5)
     return [
         hidden(
             "three64",
             f"a batch of {B} sequences, T={T3}, d={d3}, 3 heads, float64",
-            _mha_inputs(g, (B,), T3, d3, 3, np.float64),
+            build(g, (B,), T3, d3, 3, np.float64),
         ),
-        hidden("four", f"one sequence, T={T4}, d={d4}, 4 heads", _mha_inputs(g, (), T4, d4, 4, np.float32)),
-        hidden(
-            "tiny-heads",
-            f"d={2 * H2} in {H2} heads of 2, float64",
-            _mha_inputs(g, (1,), T2, 2 * H2, H2, np.float64),
-        ),
+        hidden("four", f"one sequence, T={T4}, d={d4}, 4 heads", build(g, (), T4, d4, 4, np.float32)),
     ]
+
+
+def _mha_hidden(g):
+    T2, H2 = _size(g, 3, 6), _size(g, 3, 5)
+    tiny = hidden(
+        "tiny-heads",
+        f"d={2 * H2} in {H2} heads of 2, float64",
+        _mha_inputs(g, (1,), T2, 2 * H2, H2, np.float64),
+    )
+    return [*_three_and_four(g, _mha_inputs), tiny]
 
 
 def _mha_ref(x, params, n_head):
@@ -527,7 +539,7 @@ def _mha_variant(
 
 MULTI_HEAD_ATTENTION = Exercise(
     name="multi_head_attention",
-    visible=_mha_visible,
+    visible=lambda: _single_and_batch(_mha_inputs, 250),
     hidden=_mha_hidden,
     reference=_mha_ref,
     stations=_mha_stations,
@@ -630,7 +642,9 @@ def _gelu_visible():
 
 def _gelu_hidden(g):
     shape = (_size(g, 2, 3), _size(g, 3, 6), _size(g, 6, 12))
-    return [hidden("wide64", f"a {shape} float64 array", {"x": _normal(g, *shape, dtype=np.float64, scale=3.0)})]
+    return [
+        hidden("wide64", f"a {shape} float64 array", {"x": _normal(g, *shape, dtype=np.float64, scale=3.0)})
+    ]
 
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
@@ -770,24 +784,6 @@ def _block_inputs(g, lead, T, d, H, dtype):
     return {"x": x, "params": params, "n_head": H}
 
 
-def _block_visible():
-    specs = [("single", ()), ("batch", (2,))]
-    return [Case(name, _block_inputs(rng(280 + i), lead, 5, 8, 2, np.float32)) for i, (name, lead) in enumerate(specs)]
-
-
-def _block_hidden(g):
-    B, T3, d3 = _size(g, 2, 3), _size(g, 4, 7), 3 * _size(g, 3, 5)
-    T4, d4 = _size(g, 5, 8), 4 * _size(g, 3, 5)
-    return [
-        hidden(
-            "three64",
-            f"a batch of {B}, T={T3}, d={d3}, 3 heads, float64",
-            _block_inputs(g, (B,), T3, d3, 3, np.float64),
-        ),
-        hidden("four", f"T={T4}, d={d4}, 4 heads", _block_inputs(g, (), T4, d4, 4, np.float32)),
-    ]
-
-
 def _block_ref(x, params, n_head):
     xb, undo = _lead(x)
     return undo(lib.block(xb, params, _config(x.shape[-1], n_head)))
@@ -842,8 +838,8 @@ def _block_mistake(mode, hint):
 
 BLOCK = Exercise(
     name="block",
-    visible=_block_visible,
-    hidden=_block_hidden,
+    visible=lambda: _single_and_batch(_block_inputs, 280),
+    hidden=lambda g: _three_and_four(g, _block_inputs),
     reference=_block_ref,
     stations=_block_stations,
     parts=(
@@ -1086,7 +1082,10 @@ def _swiglu_hidden(g):
         hidden(
             "batch64",
             f"a batch {batch}, d_ff={d_ff}, float64",
-            {"x": _normal(g, *batch, dtype=np.float64), "params": _swiglu_params(g, batch[-1], d_ff, np.float64)},
+            {
+                "x": _normal(g, *batch, dtype=np.float64),
+                "params": _swiglu_params(g, batch[-1], d_ff, np.float64),
+            },
         ),
         hidden(
             "wide",

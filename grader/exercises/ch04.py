@@ -332,7 +332,9 @@ def _top_p_hidden(g):
             {"logits": _drawn(g, (B, _size(g, 10, 14)), np.float64), "p": p},
         ),
         hidden("p-one", "p = 1.0", {"logits": _drawn(g, (_size(g, 7, 11),)), "p": 1.0}),
-        hidden("tie-at-boundary", "equal probabilities at the boundary, float64", {"logits": tie, "p": p_tie}),
+        hidden(
+            "tie-at-boundary", "equal probabilities at the boundary, float64", {"logits": tie, "p": p_tie}
+        ),
         hidden(
             "tiny-p",
             "a p below the largest probability",
@@ -433,24 +435,44 @@ def _filtered_visible():
 
 
 def _filtered_hidden(g):
-    B, T, k, p = _size(g, 2, 4), round(float(g.uniform(1.2, 2.0)), 2), _size(g, 6, 9), round(float(g.uniform(0.7, 0.9)), 2)
+    B, T, k, p = (
+        _size(g, 2, 4),
+        round(float(g.uniform(1.2, 2.0)), 2),
+        _size(g, 6, 9),
+        round(float(g.uniform(0.7, 0.9)), 2),
+    )
     hot = round(float(g.uniform(1.5, 3.0)), 2)
     V_small = _size(g, 5, 8)
     return [
         hidden(
             "batch64",
             f"a batch of {B} rows, float64, T = {T}, k = {k}, p = {p}",
-            {"logits": _drawn(g, (B, _size(g, 12, 16)), np.float64), "temperature": T, "top_k": k, "top_p": p},
+            {
+                "logits": _drawn(g, (B, _size(g, 12, 16)), np.float64),
+                "temperature": T,
+                "top_k": k,
+                "top_p": p,
+            },
         ),
         hidden(
             "greedy",
             "T = 0",
-            {"logits": _drawn(g, (_size(g, 8, 12),)), "temperature": 0.0, "top_k": _size(g, 3, 6), "top_p": 0.9},
+            {
+                "logits": _drawn(g, (_size(g, 8, 12),)),
+                "temperature": 0.0,
+                "top_k": _size(g, 3, 6),
+                "top_p": 0.9,
+            },
         ),
         hidden(
             "hot-top-p",
             f"T = {hot} with top-p only",
-            {"logits": _drawn(g, (_size(g, 12, 16),)), "temperature": hot, "top_k": None, "top_p": round(float(g.uniform(0.5, 0.7)), 2)},
+            {
+                "logits": _drawn(g, (_size(g, 12, 16),)),
+                "temperature": hot,
+                "top_k": None,
+                "top_p": round(float(g.uniform(0.5, 0.7)), 2),
+            },
         ),
         hidden(
             "k-above-V",
@@ -635,17 +657,28 @@ def _sample_hidden(g):
     frequent = _from_probs(g.dirichlet(np.full(V, 2.0)), g.permutation(V))
     settings = [{"temperature": T, "top_k": k}]
     V64, n64 = _size(g, 20, 40), _size(g, 20, 40)
-    alternating = [{"temperature": round(float(g.uniform(1.1, 1.6)), 2)}, {"top_p": round(float(g.uniform(0.5, 0.8)), 2)}]
+    alternating = [
+        {"temperature": round(float(g.uniform(1.1, 1.6)), 2)},
+        {"top_p": round(float(g.uniform(0.5, 0.8)), 2)},
+    ]
     return [
         hidden(
             "frequencies-hidden",
             f"{FREQUENCY_DRAWS} draws with T = {T} and top-k = {k}",
-            _sample_inputs(frequent, _fair_seed(g, frequent, settings[0], SAMPLE_ATOL), FREQUENCY_DRAWS, "frequencies", settings),
+            _sample_inputs(
+                frequent,
+                _fair_seed(g, frequent, settings[0], SAMPLE_ATOL),
+                FREQUENCY_DRAWS,
+                "frequencies",
+                settings,
+            ),
         ),
         hidden(
             "draws64",
             f"{n64} draws over {V64} tokens, float64, alternating settings",
-            _sample_inputs(_drawn(g, (V64,), np.float64, scale=0.7), int(g.integers(2**31)), n64, "draws", alternating),
+            _sample_inputs(
+                _drawn(g, (V64,), np.float64, scale=0.7), int(g.integers(2**31)), n64, "draws", alternating
+            ),
         ),
         hidden(
             "greedy-ties",
@@ -786,7 +819,14 @@ def _generate_hidden(g):
         hidden(
             "stop-first",
             "the very first new token is the stop token",
-            _generate_inputs(first, first_ids, _size(g, 5, 10), seed(), {"temperature": 0.0}, _greedy_tokens(first, first_ids, 1)[0]),
+            _generate_inputs(
+                first,
+                first_ids,
+                _size(g, 5, 10),
+                seed(),
+                {"temperature": 0.0},
+                _greedy_tokens(first, first_ids, 1)[0],
+            ),
         ),
     ]
 

@@ -78,7 +78,7 @@ def _run(name, ids, dtype, perturb=None, describe=""):
 
 @functools.cache
 def _visible_runs():
-    """"AI rocks" and "rocks AI" with the toy's own weights (computed once per process; cases copy
+    """ "AI rocks" and "rocks AI" with the toy's own weights (computed once per process; cases copy
     what they use)."""
     return (_run("ai-rocks", [0, 1], np.float32), _run("rocks-ai", [1, 0], np.float32))
 
@@ -89,7 +89,13 @@ def _hidden_runs(g):
     return (
         _run("three64", g.integers(0, 3, size=3), np.float64, describe="three tokens, float64"),
         _run("perturbed", g.integers(0, 3, size=4), np.float32, g, "four tokens with perturbed weights"),
-        _run("perturbed64", g.integers(0, 3, size=int(g.integers(2, 4))), np.float64, g, "other weights, float64"),
+        _run(
+            "perturbed64",
+            g.integers(0, 3, size=int(g.integers(2, 4))),
+            np.float64,
+            g,
+            "other weights, float64",
+        ),
     )
 
 
@@ -103,7 +109,10 @@ def _cases(runs, build):
 
 def _both(build):
     """The visible and the hidden builder of an exercise checked on every run of the toy."""
-    return {"visible": lambda: _cases(_visible_runs(), build), "hidden": lambda g: _cases(_hidden_runs(g), build)}
+    return {
+        "visible": lambda: _cases(_visible_runs(), build),
+        "hidden": lambda g: _cases(_hidden_runs(g), build),
+    }
 
 
 # ---- embeddings --------------------------------------------------------------------------------
@@ -301,7 +310,10 @@ def _probs_visible():
 def _probs_hidden(g):
     H, T = int(g.integers(2, 5)), int(g.integers(4, 8))
     random64 = {"q": g.standard_normal((H, T, 4)), "k": g.standard_normal((H, T, 4))}
-    return [*_cases(_hidden_runs(g), _probs_inputs), hidden("random64", f"{H} heads, T = {T}, d_head = 4, float64", random64)]
+    return [
+        *_cases(_hidden_runs(g), _probs_inputs),
+        hidden("random64", f"{H} heads, T = {T}, d_head = 4, float64", random64),
+    ]
 
 
 def _probs_ref(q, k):
@@ -547,8 +559,6 @@ TOY_LOSS = Exercise(
 )
 
 # ---- the whole pass ----------------------------------------------------------------------------
-
-
 
 
 def _forward_ref(ids, params):

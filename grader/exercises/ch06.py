@@ -83,7 +83,6 @@ LLAMA_70B = lib.Config.llama(
 )
 
 
-
 def _size(g, low, high):
     """An int drawn from ``low .. high`` (both included)."""
     return int(g.integers(low, high + 1))
@@ -161,9 +160,21 @@ def _count_visible():
 def _count_hidden(g):
     return [
         hidden("gpt2", "a GPT-2 config", {"config": gpt2_config(g)}),
-        hidden("gpt2-wide", "a GPT-2 config with its own MLP width", {"config": gpt2_config(g, d_ff=64 * _size(g, 8, 64))}),
-        hidden("gpt2-untied", "a GPT-2-style config with an untied head", {"config": gpt2_config(g, tie_embeddings=False)}),
-        hidden("llama-mha", "a Llama config with as many KV heads as query heads", {"config": llama_config(g, grouped=False)}),
+        hidden(
+            "gpt2-wide",
+            "a GPT-2 config with its own MLP width",
+            {"config": gpt2_config(g, d_ff=64 * _size(g, 8, 64))},
+        ),
+        hidden(
+            "gpt2-untied",
+            "a GPT-2-style config with an untied head",
+            {"config": gpt2_config(g, tie_embeddings=False)},
+        ),
+        hidden(
+            "llama-mha",
+            "a Llama config with as many KV heads as query heads",
+            {"config": llama_config(g, grouped=False)},
+        ),
         hidden(
             "llama-gqa-tied",
             "a Llama config with grouped KV heads and a tied head",
@@ -240,11 +251,23 @@ def _flops_visible():
 
 
 def _flops_hidden(g):
-    llama, grouped, small = llama_config(g, grouped=False), llama_config(g, grouped=True, tie_embeddings=True), gpt2_config(g)
+    llama, grouped, small = (
+        llama_config(g, grouped=False),
+        llama_config(g, grouped=True, tie_embeddings=True),
+        gpt2_config(g),
+    )
     return [
         hidden("llama", "a Llama config at its full context", {"config": llama, "T": llama.n_ctx}),
-        hidden("gqa-tied", "a Llama config with grouped KV heads and a tied head", {"config": grouped, "T": _size(g, 1, grouped.n_ctx)}),
-        hidden("untied-one", "an untied GPT-2-style config at T = 1", {"config": gpt2_config(g, tie_embeddings=False), "T": 1}),
+        hidden(
+            "gqa-tied",
+            "a Llama config with grouped KV heads and a tied head",
+            {"config": grouped, "T": _size(g, 1, grouped.n_ctx)},
+        ),
+        hidden(
+            "untied-one",
+            "an untied GPT-2-style config at T = 1",
+            {"config": gpt2_config(g, tie_embeddings=False), "T": 1},
+        ),
         hidden("gpt2", "a GPT-2 config", {"config": small, "T": _size(g, 2, small.n_ctx)}),
     ]
 
@@ -312,12 +335,30 @@ def _kv_visible():
 
 
 def _kv_hidden(g):
-    mha, deep, gpt2 = llama_config(g, grouped=False), llama_config(g, grouped=True, n_layer=_size(g, 60, 96)), gpt2_config(g)
+    mha, deep, gpt2 = (
+        llama_config(g, grouped=False),
+        llama_config(g, grouped=True, n_layer=_size(g, 60, 96)),
+        gpt2_config(g),
+    )
     return [
-        hidden("llama-mha", "a Llama config at its full context, float16", {"config": mha, "T": mha.n_ctx, "dtype": F16}),
-        hidden("deep-gqa", "a deep config with grouped KV heads, float16", {"config": deep, "T": _size(g, 100, 4000), "dtype": F16}),
-        hidden("gpt2", "a GPT-2 config, full context, float32", {"config": gpt2, "T": gpt2.n_ctx, "dtype": F32}),
-        hidden("one-token64", "one token, float64", {"config": llama_config(g, grouped=True), "T": 1, "dtype": F64}),
+        hidden(
+            "llama-mha",
+            "a Llama config at its full context, float16",
+            {"config": mha, "T": mha.n_ctx, "dtype": F16},
+        ),
+        hidden(
+            "deep-gqa",
+            "a deep config with grouped KV heads, float16",
+            {"config": deep, "T": _size(g, 100, 4000), "dtype": F16},
+        ),
+        hidden(
+            "gpt2", "a GPT-2 config, full context, float32", {"config": gpt2, "T": gpt2.n_ctx, "dtype": F32}
+        ),
+        hidden(
+            "one-token64",
+            "one token, float64",
+            {"config": llama_config(g, grouped=True), "T": 1, "dtype": F64},
+        ),
     ]
 
 
