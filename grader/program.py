@@ -98,6 +98,11 @@ def python(source: str) -> str:
     if first.split(maxsplit=1)[:1] and first.split(maxsplit=1)[0] in RUN_BODY:
         source = rest
     try:
+        ast.parse(source)
+        return source  # plain Python already (most cells): nothing to transform
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        pass
+    try:
         return TransformerManager().transform_cell(source)
     except Exception:  # the harness reports the syntax error, as the notebook did
         return source

@@ -58,6 +58,7 @@ HERE = Path(__file__).resolve().parent
 SHIPPED = ("harness.py", "wire.py", "runners.py")  # what the harness needs from the grader
 SECRET = ".secret"
 MAX_BYTES = 64 * 2**20  # of answers read back from one notebook's scorer
+READ_GRACE = 5  # seconds to finish reading once the scorer has ended
 TMPFS = 64 * 2**20
 FILE_SIZE = 16 * 2**20
 
@@ -170,10 +171,10 @@ class Scorer:
                 returncode = _run_sandboxed(argv, read_only, limits, pass_fds=(write,))
             finally:
                 os.close(write)
-                reader.join()
+                reader.join(timeout=READ_GRACE)  # whatever came back by then is all there is
         finally:
             shutil.rmtree(job_dir, ignore_errors=True)
-        return Run.parse(reader.data, returncode)
+        return Run.parse(reader.data, returncode, reader.capped)
 
 
 class _Reader(threading.Thread):
@@ -181,20 +182,26 @@ class _Reader(threading.Thread):
 
     def __init__(self, fd: int):
         super().__init__(daemon=True)
-        self.fd, self.data = fd, b""
+        self.fd, self.chunks, self.size = fd, [], 0
 
     def run(self):
-        chunks, size = [], 0
         try:
-            while size < MAX_BYTES:
+            while self.size < MAX_BYTES:
                 chunk = os.read(self.fd, 2**16)
                 if not chunk:
                     break
-                chunks.append(chunk)
-                size += len(chunk)
+                self.chunks.append(chunk)
+                self.size += len(chunk)
         finally:
             os.close(self.fd)
-            self.data = b"".join(chunks)[:MAX_BYTES]
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.chunks)[:MAX_BYTES]
+
+    @property
+    def capped(self) -> bool:
+        return self.size >= MAX_BYTES
 
 
 @dataclass
@@ -207,9 +214,10 @@ class Run:
     failed: dict[int, str]
     done: bool
     returncode: int
+    capped: bool = False
 
     @classmethod
-    def parse(cls, data: bytes, returncode: int) -> "Run":
+    def parse(cls, data: bytes, returncode: int, capped: bool = False) -> "Run":
         answers, failed, last_cell, done = {}, {}, None, False
         for line in data.split(b"\n"):
             try:
@@ -227,13 +235,15 @@ class Run:
                 last_cell = event["cell"]
                 if isinstance(event.get("error"), str):
                     failed.setdefault(event["cell"], event["error"][:300])
-        return cls(answers, last_cell, failed, done, returncode)
+        return cls(answers, last_cell, failed, done, returncode, capped)
 
     def missing(self) -> tuple[str, str]:
         """The status and reason for a case that got no answer."""
         where = f"in cell {self.last_cell}" if self.last_cell is not None else "before your code ran"
         if self.done:
             return "wrong", "no answer came back"
+        if self.capped:
+            return "wrong", f"grading stopped {where}: your code sent back more than {MAX_BYTES:,} bytes"
         if self.returncode in OUT_OF_TIME:
             return "timeout", f"grading stopped {where}, which ran past the time limit, before this test ran"
         return (
@@ -370,6 +380,8 @@ def _run_sandboxed(
         returncode = process.wait()
     finally:
         timer.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # anything the student's code left running
         if cwd:
             shutil.rmtree(cwd, ignore_errors=True)
     return TIMED_OUT if expired.is_set() else returncode

@@ -138,7 +138,7 @@ def test_what_comes_back_is_capped(scorer, monkeypatch):
     flood = "import os, sys\nfd = int([a for a in sys.argv if a.startswith('--fd=')][0][5:])\nos.write(fd, b'x' * 10**6)"
     verdicts = score(scorer, with_cell(notebook(), "decode", flood))
     assert verdicts["encode"].status == "graded"  # sent before the flood
-    assert verdicts["decode"].status != "graded"
+    assert verdicts["decode"].status == "wrong" and "more than" in verdicts["decode"].reason
 
 
 @pytest.mark.slow
