@@ -123,19 +123,13 @@ def plain_nbgrader(work: Path, class_dir: Path) -> tuple[float, float]:
 def scorer_share(
     work: Path, assignments: list[str], repeat: int = 3
 ) -> dict[str, tuple[float, float, float]]:
-    """Per assignment: (seconds of the sandboxed process, of which its start, seconds outside it)
-    to score the solution notebook, the mean of ``repeat`` runs."""
+    """Per assignment, scoring its solution notebook alone (the mean of ``repeat`` runs): CPU
+    seconds of the sandboxed process (as its harness reports them), of which its start (Python and
+    NumPy: an empty program), and CPU seconds spent outside it (program, cases, references,
+    comparison). CPU seconds, unlike wall-clock ones, do not depend on how busy the machine is."""
     scorer = scoring.Scorer(work / "scorer-bench", b"bench" * 8, scoring.Limits(3 * 2**30, per_call=20))
-    timed, run = [], scorer.run
-
-    def run_timed(*args):
-        began = time.perf_counter()
-        try:
-            return run(*args)
-        finally:
-            timed.append(time.perf_counter() - began)
-
-    scorer.run = run_timed
+    runs, run = [], scorer.run
+    scorer.run = lambda *args: runs.append(run(*args)) or runs[-1]
     shares = {}
     for assignment in assignments:
         for path in sorted((work / "source" / assignment).glob("*.ipynb")):
@@ -144,15 +138,19 @@ def scorer_share(
             if not results.test_cells(released):
                 continue
             scorer.lend(assignment)
+            runs.clear()
             for _ in range(repeat):
-                run_timed([], assignment, scorer.limits.for_probes(0))  # the start alone
-            starts, timed[:] = timed[:], []
-            began = time.perf_counter()
+                scorer.run([], assignment, scorer.limits.for_probes(0))  # the start alone
+            start = sum(r.cpu for r in runs) / repeat
+            runs.clear()
+            own = time.process_time()
             for _ in range(repeat):
                 scorer.score(nb, released, assignment, "bench")
-            total = (time.perf_counter() - began) / repeat
-            inside = sum(timed) / repeat
-            shares[assignment] = (inside, sum(starts) / repeat, total - inside)
+            shares[assignment] = (
+                sum(r.cpu for r in runs) / repeat,
+                start,
+                (time.process_time() - own) / repeat,
+            )
     return shares
 
 
@@ -192,14 +190,14 @@ def main() -> None:
             f"+ {worker_seconds - direct:.2f} s overhead (sandbox, nbgrader, scoring, feedback, run set-up)"
         )
         shares = scorer_share(work, args.assignments)
-        print("scorer, per solution notebook alone: sandboxed process (of which its start) + outside")
+        print("scorer, CPU seconds per solution notebook: sandboxed process (of which its start) + outside")
         for assignment, (inside, start, outside) in shares.items():
             print(f"  {assignment:22s} {inside:5.2f} s ({start:4.2f} s) + {outside:4.2f} s")
-        mean_inside = sum(inside for inside, _, _ in shares.values()) / len(shares)
-        mean_outside = sum(outside for _, _, outside in shares.values()) / len(shares)
+        inside = sum(i for i, _, _ in shares.values()) / len(shares)
+        outside = sum(o for _, _, o in shares.values()) / len(shares)
         print(
-            f"scorer mean: {mean_inside:.2f} s sandboxed + {mean_outside:.2f} s outside per notebook = "
-            f"{(mean_inside + mean_outside) / worker_seconds:.0%} of a worker's seconds per notebook"
+            f"scorer mean: {inside:.2f} s sandboxed + {outside:.2f} s outside = "
+            f"{(inside + outside) / (ours_cpu / notebooks):.0%} of our CPU seconds per notebook"
         )
 
 

@@ -18,7 +18,7 @@ has its own limit (``--limit`` seconds of CPU time, twice that of wall-clock tim
 on each case, with fresh inputs (unpickled anew), through the runner if there is one. It writes
 one JSON line to ``FD`` per event: ``{"cell": i}`` when a cell starts, ``{"cell": i, "line": n,
 "error": ...}`` when a statement fails, ``{"probe": k, "case": name, "output": <wire record>}``
-(or ``"error"``, or ``"timeout"``) per call, ``{"done": true}`` at the end.
+(or ``"error"``, or ``"timeout"``) per call, ``{"done": true, "cpu": seconds}`` at the end.
 
 Nothing here is trusted: the student's code runs in this process and may change any of it, or
 write lines of its own. That is harmless by design: what comes back is only ever the student's
@@ -35,6 +35,7 @@ import os
 import pickle
 import signal
 import sys
+import time
 import traceback
 
 WALL_FACTOR = 2  # wall-clock seconds allowed per CPU second: a sleeping statement ends too
@@ -127,7 +128,7 @@ class Program:
                 self.probe(item)
             else:
                 self.cell(item)
-        self.report(done=True)
+        self.report(done=True, cpu=time.process_time())
 
     def cell(self, item: dict):
         index = item["index"]

@@ -215,10 +215,11 @@ class Run:
     done: bool
     returncode: int
     capped: bool = False
+    cpu: float | None = None  # CPU seconds the harness says it used (for benchmarks; unverified)
 
     @classmethod
     def parse(cls, data: bytes, returncode: int, capped: bool = False) -> "Run":
-        answers, failed, last_cell, done = {}, {}, None, False
+        answers, failed, last_cell, done, cpu = {}, {}, None, False, None
         for line in data.split(b"\n"):
             try:
                 event = json.loads(line)
@@ -228,6 +229,7 @@ class Run:
                 continue
             if event.get("done") is True:
                 done = True
+                cpu = event.get("cpu") if isinstance(event.get("cpu"), float) else None
             elif isinstance(event.get("probe"), int) and isinstance(event.get("case"), str):
                 answer = {k: event[k] for k in ("output", "error", "line", "timeout") if k in event}
                 answers.setdefault(event["probe"], {}).setdefault(event["case"], _checked(answer))
@@ -235,7 +237,7 @@ class Run:
                 last_cell = event["cell"]
                 if isinstance(event.get("error"), str):
                     failed.setdefault(event["cell"], event["error"][:300])
-        return cls(answers, last_cell, failed, done, returncode, capped)
+        return cls(answers, last_cell, failed, done, returncode, capped, cpu)
 
     def missing(self) -> tuple[str, str]:
         """The status and reason for a case that got no answer."""
