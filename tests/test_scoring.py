@@ -79,7 +79,8 @@ def test_probes_come_from_the_released_test_cells():
 
 def test_magics_become_python():
     assert program.python("%%capture\nx = 1\n") == "x = 1\n"
-    assert program.python("%%time\ny = 2") == "y = 2\n"
+    assert program.python("%%time\ny = 2") == "y = 2"
+    assert program.python("x = 1  # plain Python") == "x = 1  # plain Python"
     assert "run_cell_magic('bash'" in program.python("%%bash\nrm -rf /")
     assert "get_ipython().system" in program.python("!ls")
 
