@@ -122,7 +122,10 @@ class Scorer:
         if not folder.exists():
             partial = Path(tempfile.mkdtemp(dir=self.work))
             lending.write(assignment, partial)
-            partial.rename(folder)
+            try:
+                partial.rename(folder)
+            except OSError:  # another worker made it first
+                shutil.rmtree(partial, ignore_errors=True)
         return folder
 
     def score(self, nb, released, assignment: str, student: str) -> dict[str, Verdict]:
@@ -300,6 +303,28 @@ def _numpy_libs() -> tuple[Path, ...]:
     return (libs,) if libs.is_dir() else ()
 
 
+BWRAP = "--unshare-all --die-with-parent --new-session --cap-drop ALL --clearenv".split()
+
+
+def _bwrap_root(read_only: tuple[Path, ...], threads: int) -> list[str]:
+    """bubblewrap's options for an allow-list root: the system's /usr, a new /proc and /dev, a
+    private size-capped /tmp (the working folder), ``read_only`` at their own paths, and nothing
+    else; the rest of the root read-only too."""
+    options = [*BWRAP]
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        options += ["--setenv", name, str(threads)]
+    options += ["--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev"]
+    options += ["--size", str(TMPFS), "--tmpfs", "/tmp"]
+    for top in ("/bin", "/lib", "/lib64", "/sbin"):
+        if os.path.islink(top):
+            options += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            options += ["--ro-bind", top, top]
+    for path in read_only:
+        options += ["--ro-bind", str(path), str(path)]
+    return [*options, "--remount-ro", "/", "--chdir", "/tmp"]
+
+
 def _run_sandboxed(
     argv: list[str], read_only: tuple[Path, ...], limits: Limits, pass_fds: tuple[int, ...]
 ) -> int:
@@ -310,44 +335,7 @@ def _run_sandboxed(
     bwrap = shutil.which("bwrap")
     command, cwd = argv, None
     if bwrap:
-        command = [
-            bwrap,
-            "--unshare-all",
-            "--die-with-parent",
-            "--new-session",
-            "--cap-drop",
-            "ALL",
-            "--clearenv",
-        ]
-        command += [
-            "--setenv",
-            "OPENBLAS_NUM_THREADS",
-            str(limits.threads),
-            "--setenv",
-            "OMP_NUM_THREADS",
-            str(limits.threads),
-        ]
-        command += [
-            "--ro-bind",
-            "/usr",
-            "/usr",
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--size",
-            str(TMPFS),
-            "--tmpfs",
-            "/tmp",
-        ]
-        for top in ("/bin", "/lib", "/lib64", "/sbin"):
-            if os.path.islink(top):
-                command += ["--symlink", os.readlink(top), top]
-            elif os.path.isdir(top):
-                command += ["--ro-bind", top, top]
-        for path in read_only:
-            command += ["--ro-bind", str(path), str(path)]
-        command += ["--remount-ro", "/", "--chdir", "/tmp", "--", *argv]
+        command = [bwrap, *_bwrap_root(read_only, limits.threads), "--", *argv]
     else:
         warnings.warn("bwrap is not installed: the scorer runs student code without isolation", stacklevel=2)
         cwd = tempfile.mkdtemp(prefix="scorer-")
