@@ -7,6 +7,9 @@ notebook costs anyway (starting its kernel and running it, measured by executing
 notebook directly with nbclient). Then it grades the same class twice on a Dask cluster of two
 workers on this machine (``--scheduler``): with new workers (each prepares the run: the release,
 the kernelspec) and again with the same workers, and prints each time against the local pool's.
+Then the scorer's share (``grader.scoring``): per chapter, the seconds of its sandboxed process (of
+which the start: sandbox, ``python -I -S``, NumPy) and of the references and comparison outside
+it, scoring each solution notebook alone.
 
     make bench-grade                                   # 30 students, every chapter
     python benchmarks/bench_grade.py --students 6 --assignments 01-embeddings
@@ -26,7 +29,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 
-from grader import course, release
+from grader import course, release, results, scoring
 from grader.distributed import local_cluster
 
 BIN = str(Path(sys.executable).parent)
@@ -121,6 +124,40 @@ def plain_nbgrader(work: Path, class_dir: Path) -> tuple[float, float]:
     )  # fmt: skip
 
 
+def scorer_share(
+    work: Path, assignments: list[str], repeat: int = 3
+) -> dict[str, tuple[float, float, float]]:
+    """Per assignment, scoring its solution notebook alone (the mean of ``repeat`` runs): CPU
+    seconds of the sandboxed process (as its harness reports them), of which its start (Python and
+    NumPy: an empty program), and CPU seconds spent outside it (program, cases, references,
+    comparison). CPU seconds, unlike wall-clock ones, do not depend on how busy the machine is."""
+    scorer = scoring.Scorer(work / "scorer-bench", b"bench" * 8, scoring.Limits(3 * 2**30, per_call=20))
+    runs, run = [], scorer.run
+    scorer.run = lambda *args: runs.append(run(*args)) or runs[-1]
+    shares = {}
+    for assignment in assignments:
+        for path in sorted((work / "source" / assignment).glob("*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            released = nbformat.read(work / "release" / assignment / path.name, as_version=4)
+            if not results.test_cells(released):
+                continue
+            scorer.lend(assignment)
+            runs.clear()
+            for _ in range(repeat):
+                scorer.run([], assignment, scorer.limits.for_probes(0))  # the start alone
+            start = sum(r.cpu for r in runs) / repeat
+            runs.clear()
+            own = time.process_time()
+            for _ in range(repeat):
+                scorer.score(nb, released, assignment, "bench")
+            shares[assignment] = (
+                sum(r.cpu for r in runs) / repeat,
+                start,
+                (time.process_time() - own) / repeat,
+            )
+    return shares
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=30)
@@ -155,6 +192,16 @@ def main() -> None:
         print(
             f"per notebook, per worker: {worker_seconds:.2f} s = {direct:.2f} s (kernel start + run) "
             f"+ {worker_seconds - direct:.2f} s overhead (sandbox, nbgrader, scoring, feedback, run set-up)"
+        )
+        shares = scorer_share(work, args.assignments)
+        print("scorer, CPU seconds per solution notebook: sandboxed process (of which its start) + outside")
+        for assignment, (inside, start, outside) in shares.items():
+            print(f"  {assignment:22s} {inside:5.2f} s ({start:4.2f} s) + {outside:4.2f} s")
+        inside = sum(i for i, _, _ in shares.values()) / len(shares)
+        outside = sum(o for _, _, o in shares.values()) / len(shares)
+        print(
+            f"scorer mean: {inside:.2f} s sandboxed + {outside:.2f} s outside = "
+            f"{(inside + outside) / (ours_cpu / notebooks):.0%} of our CPU seconds per notebook"
         )
         with local_cluster(workers=2) as scheduler:  # a new cluster prepares its run once, then keeps it
             for label in ("new workers", "warm workers"):

@@ -11,9 +11,11 @@ AUTOGRADE_HELP = f"""\
 Grade a class with nbgrader: every student in a process of their own, --jobs at a time
 (or on a Dask cluster with --scheduler), every notebook's kernel in a sandbox (bubblewrap:
 only the course's public files, no network, nothing left running; per notebook --cpu seconds
-of CPU time, --idle seconds asleep and --memory GiB for the kernel and all it starts), scores
-from the recorded answers compared with the references outside the kernel. Without a sandbox
-(bubblewrap missing, not Linux) it refuses to run students' code unless --no-sandbox.
+of CPU time, --idle seconds asleep and --memory GiB for the kernel and all it starts). The
+scores come from a second sandboxed process per notebook that calls the student's functions on
+the visible cases and on hidden ones drawn from OUT/.secret (made on the first run; keep it to
+regrade with the same cases), compared outside it with references lib computes. Without a
+sandbox (bubblewrap missing, not Linux) it refuses to run students' code unless --no-sandbox.
 
 Every run adds to the class gradebook OUT/grades.sqlite: it grades only the submissions it finds
 (narrowed by --student and --assignment) and keeps every other grade. Notebooks already graded

@@ -199,7 +199,9 @@ def grade(
     if _unwritten(exercise, cases, answers):
         return Verdict(False, NOT_ATTEMPTED, "not_attempted")
     if exercise.kind == "choice":
-        return _grade_choice(exercise_id, exercise, answers.get("answer"))
+        if not answers.get("answer"):
+            return Verdict(False, missing[1], missing[0])
+        return _grade_choice(exercise_id, exercise, answers["answer"])
     student = diagnosis.Returned(answers)
     for case in cases:
         label = f"hidden case ({case.describe})" if case.hidden else f"case '{case.name}'"
@@ -218,6 +220,13 @@ def grade(
             if message:
                 return Verdict(False, f"{label}: {message}", "wrong", case.name)
             continue
+        if answer.get("error", "").startswith("NotImplementedError"):
+            return Verdict(
+                False,
+                f"{label}: not written yet (your function still raises NotImplementedError)",
+                "wrong",
+                case.name,
+            )
         if answer.get("error", "").startswith(UNSENDABLE):
             returned = answer["error"][len(UNSENDABLE) :].partition(",")[0]
             nothing = ": is a `return` missing?" if returned == "NoneType" else ""
@@ -278,10 +287,10 @@ def _unwritten(exercise: Exercise, cases: list[Case], answers: dict[str, dict]) 
     return bool(errors) and all(e.startswith("NotImplementedError") for e in errors)
 
 
-def _grade_choice(exercise_id: str, exercise: Exercise, answer: dict | None) -> Verdict:
-    given = (answer or {}).get("output") or {}
+def _grade_choice(exercise_id: str, exercise: Exercise, answer: dict) -> Verdict:
+    given = answer.get("output") or {}
     if not isinstance(given.get("value"), str):
-        return Verdict(False, (answer or {}).get("error") or "no answer given", "wrong")
+        return Verdict(False, answer.get("error") or "no answer given", "wrong")
     key = keys.concept(exercise_id)
     if given["value"] == key.answer:
         return Verdict(True, f"correct. {key.explain}", "graded")

@@ -22,7 +22,7 @@ has its own limit (``--limit`` seconds of CPU time, twice that of wall-clock tim
 on each case, with fresh inputs (unpickled anew), through the runner if there is one. It writes
 one JSON line to ``FD`` per event: ``{"cell": i}`` when a cell starts, ``{"cell": i, "line": n,
 "error": ...}`` when a statement fails, ``{"probe": k, "case": name, "output": <wire record>}``
-(or ``"error"``, or ``"timeout"``) per call, ``{"done": true}`` at the end.
+(or ``"error"``, or ``"timeout"``) per call, ``{"done": true, "cpu": seconds}`` at the end.
 
 Nothing here is trusted: the student's code runs in this process and may change any of it, or
 write lines of its own. That is harmless by design: what comes back is only ever the student's
@@ -39,6 +39,7 @@ import os
 import pickle
 import signal
 import sys
+import time
 import traceback
 
 WALL_FACTOR = 2  # wall-clock seconds allowed per CPU second: a sleeping statement ends too
@@ -87,7 +88,8 @@ class Report:
 
 class Shell:
     """What ``get_ipython()`` returns here: ``%%capture`` and ``%%time`` run their body, every
-    other magic and every shell command does nothing."""
+    other magic and every shell command does nothing. (IPython's ``display`` builtin, likewise,
+    shows nothing.)"""
 
     def __init__(self, namespace: dict):
         self._namespace = namespace
@@ -123,6 +125,7 @@ class Program:
         self.namespace = {"__name__": "__main__", "__builtins__": builtins}
         shell = Shell(self.namespace)
         self.namespace["get_ipython"] = lambda: shell
+        self.namespace["display"] = lambda *args, **kwargs: None  # a builtin in IPython kernels
 
     def run(self):
         for item in self.job["program"]:
@@ -130,7 +133,7 @@ class Program:
                 self.probe(item)
             else:
                 self.cell(item)
-        self.report(done=True)
+        self.report(done=True, cpu=time.process_time())
 
     def cell(self, item: dict):
         index = item["index"]
@@ -148,7 +151,9 @@ class Program:
                 with Limit(self.limit):
                     exec(compile(ast.Module([statement], []), f"<cell {index}>", "exec"), self.namespace)
             except Timeout:
-                self.report(cell=index, line=statement.lineno, error=f"ran longer than {self.limit:g} s", timeout=True)
+                self.report(
+                    cell=index, line=statement.lineno, error=f"ran longer than {self.limit:g} s", timeout=True
+                )
             except BaseException as err:  # as a notebook goes on after an error cell
                 self.report(cell=index, line=statement.lineno, error=_error(err))
 
@@ -159,7 +164,7 @@ class Program:
             if isinstance(value, str):
                 self.report(probe=number, case="answer", output={"value": value[:1000]})
             else:
-                self.report(probe=number, case="answer", error=f"{name} is {_short(value)}, not one of the letters")
+                self.report(probe=number, case="answer", error=f"no answer given ({name} is {_short(value)})")
             return
         runner = getattr(self.runners, item["runner"]) if item.get("runner") else None
         for call in item["calls"]:
@@ -171,7 +176,9 @@ class Program:
             try:
                 given = inputs(call["inputs"])
             except Exception as err:
-                self.report(probe=number, case=case, error=f"the grader could not set up this case ({_error(err)})")
+                self.report(
+                    probe=number, case=case, error=f"the grader could not set up this case ({_error(err)})"
+                )
                 continue
             seen, before = [], inputs(call["inputs"]) if item.get("pure") else None
             try:

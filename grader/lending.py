@@ -64,10 +64,20 @@ class Source:
         for name, (tree, is_package) in trees.items():
             self.modules[name] = [self._statement(name, node, is_package, set(trees)) for node in tree.body]
         for statements in self.modules.values():
-            aliases = {alias: target for s in statements for alias, (target, attr) in s.imports.items() if attr is None and target in self.modules}
+            aliases = {
+                alias: target
+                for s in statements
+                for alias, (target, attr) in s.imports.items()
+                if attr is None and target in self.modules
+            }
             for stmt in statements:
                 for sub in ast.walk(stmt.node):
-                    if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id in aliases and not stmt.imports:
+                    if (
+                        isinstance(sub, ast.Attribute)
+                        and isinstance(sub.value, ast.Name)
+                        and sub.value.id in aliases
+                        and not stmt.imports
+                    ):
                         stmt.reaches.add((aliases[sub.value.id], sub.attr))
 
     def _statement(self, module: str, node: ast.stmt, is_package: bool, modules: set[str]) -> _Statement:
@@ -78,7 +88,9 @@ class Source:
         source = ast.unparse(node)
         return _Statement(node, names.bound(source), uses=names.read(source))
 
-    def closure(self, lent: Iterable[str], graded: Iterable[str] = ()) -> dict[str, dict[int, set[str] | None]]:
+    def closure(
+        self, lent: Iterable[str], graded: Iterable[str] = ()
+    ) -> dict[str, dict[int, set[str] | None]]:
         """For each module to write, the statements to keep by index: ``None`` for a definition,
         the aliases it must still bind for an import. Raises ``ValueError`` if a name is not in
         the package or the closure would reach a ``graded`` name."""
@@ -106,7 +118,9 @@ class Source:
                             todo.append((target, attr))
                     continue
                 if stmt.binds & graded:
-                    raise ValueError(f"lending reaches {sorted(stmt.binds & graded)} in {module}, graded here")
+                    raise ValueError(
+                        f"lending reaches {sorted(stmt.binds & graded)} in {module}, graded here"
+                    )
                 if index not in kept[module]:
                     kept[module][index] = None
                     todo += [(module, used) for used in stmt.uses]
@@ -123,7 +137,11 @@ class Source:
             if self.docstrings.get(module) is not None:
                 body.insert(0, ast.Expr(ast.Constant(self.docstrings[module])))
             parts = module.split(".")
-            path = target.joinpath(*parts, "__init__.py") if module in self.packages else target.joinpath(*parts[:-1], f"{parts[-1]}.py")
+            path = (
+                target.joinpath(*parts, "__init__.py")
+                if module in self.packages
+                else target.joinpath(*parts[:-1], f"{parts[-1]}.py")
+            )
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(ast.unparse(ast.fix_missing_locations(ast.Module(body, []))) + "\n")
         for package in self.packages:  # every package on the way to a module is importable
@@ -134,6 +152,18 @@ class Source:
 
     def defined(self, module: str, index: int) -> set[str]:
         return self.modules[module][index].binds
+
+    def home(self, name: str) -> str | None:
+        """The module whose top level defines ``name`` (not merely imports it)."""
+        return next(
+            (
+                m
+                for m, statements in self.modules.items()
+                for s in statements
+                if name in s.binds and not s.imports
+            ),
+            None,
+        )
 
 
 def _import_targets(node, module: str, is_package: bool, modules: set[str], package: str) -> dict:
@@ -178,7 +208,13 @@ def _without_annotations(node: ast.stmt) -> ast.stmt:
     for sub in ast.walk(node):
         if isinstance(sub, ast.FunctionDef | ast.AsyncFunctionDef):
             sub.returns = None
-            for arg in [*sub.args.posonlyargs, *sub.args.args, *sub.args.kwonlyargs, sub.args.vararg, sub.args.kwarg]:
+            for arg in [
+                *sub.args.posonlyargs,
+                *sub.args.args,
+                *sub.args.kwonlyargs,
+                sub.args.vararg,
+                sub.args.kwarg,
+            ]:
                 if arg is not None:
                     arg.annotation = None
     return node
@@ -193,11 +229,19 @@ def source() -> Source:
 
 
 def lends(assignment: str) -> tuple[str, ...]:
-    return tuple(getattr(exercises.chapter(assignment), "LENDS", ()))
+    """What the chapter lends (nothing, for an assignment without exercises)."""
+    return _declared(assignment, "LENDS")
 
 
 def graded(assignment: str) -> tuple[str, ...]:
-    return tuple(getattr(exercises.chapter(assignment), "GRADED", ()))
+    return _declared(assignment, "GRADED")
+
+
+def _declared(assignment: str, name: str) -> tuple[str, ...]:
+    try:
+        return tuple(getattr(exercises.chapter(assignment), name))
+    except ModuleNotFoundError:
+        return ()
 
 
 def write(assignment: str, target: Path) -> Path:
@@ -251,7 +295,9 @@ def unlent_calls(assignment: str) -> Iterator[list[str]]:
         called = where(frame.f_code)
         if called is None or called in lent or frame.f_back is None or where(frame.f_back.f_code) is not None:
             return
-        name = called[1] if hasattr(lib, called[1]) else f"{called[0].removeprefix(PACKAGE + '.')}.{called[1]}"
+        name = (
+            called[1] if hasattr(lib, called[1]) else f"{called[0].removeprefix(PACKAGE + '.')}.{called[1]}"
+        )
         if f"lib.{name}" not in seen:
             seen.append(f"lib.{name}")
 

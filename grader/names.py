@@ -12,7 +12,9 @@ def bound(source: str) -> set[str]:
     table = _table(source)
     if table is None:
         return set()
-    return {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
+    return {
+        s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()
+    }
 
 
 def read(source: str) -> set[str]:

@@ -56,6 +56,7 @@ HERE = Path(__file__).resolve().parent
 SHIPPED = ("harness.py", "wire.py", "runners.py", "watch.py")  # what the harness needs from the grader
 SECRET = ".secret"
 MAX_BYTES = 64 * 2**20  # of answers read back from one notebook's scorer
+READ_GRACE = 5  # seconds to finish reading once the scorer has ended
 TMPFS = 64 * 2**20
 PIDS = 32  # processes and threads of a scorer's tree
 FILE_SIZE = 16 * 2**20
@@ -122,13 +123,18 @@ class Scorer:
         if not folder.exists():
             partial = Path(tempfile.mkdtemp(dir=self.work))
             lending.write(assignment, partial)
-            partial.rename(folder)
+            try:
+                partial.rename(folder)
+            except OSError:  # another worker made it first
+                shutil.rmtree(partial, ignore_errors=True)
         return folder
 
     def score(self, nb, released, assignment: str, student: str) -> dict[str, Verdict]:
         """A verdict for every test cell of the released notebook, by ``grade_id``."""
         items = program.build(nb, released)
         probes = [item for item in items if "exercise" in item]
+        if not probes:
+            return {}
         cases = {}
         for item in probes:
             exercise = exercises.get(item["exercise"])
@@ -171,10 +177,10 @@ class Scorer:
                 returncode = _run_sandboxed(argv, read_only, limits, (write,), self.isolate)
             finally:
                 os.close(write)
-                reader.join()
+                reader.join(timeout=READ_GRACE)  # whatever came back by then is all there is
         finally:
             shutil.rmtree(job_dir, ignore_errors=True)
-        return Run.parse(reader.data, returncode)
+        return Run.parse(reader.data, returncode, reader.capped)
 
 
 class _Reader(threading.Thread):
@@ -182,20 +188,26 @@ class _Reader(threading.Thread):
 
     def __init__(self, fd: int):
         super().__init__(daemon=True)
-        self.fd, self.data = fd, b""
+        self.fd, self.chunks, self.size = fd, [], 0
 
     def run(self):
-        chunks, size = [], 0
         try:
-            while size < MAX_BYTES:
+            while self.size < MAX_BYTES:
                 chunk = os.read(self.fd, 2**16)
                 if not chunk:
                     break
-                chunks.append(chunk)
-                size += len(chunk)
+                self.chunks.append(chunk)
+                self.size += len(chunk)
         finally:
             os.close(self.fd)
-            self.data = b"".join(chunks)[:MAX_BYTES]
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.chunks)[:MAX_BYTES]
+
+    @property
+    def capped(self) -> bool:
+        return self.size >= MAX_BYTES
 
 
 @dataclass
@@ -208,10 +220,12 @@ class Run:
     failed: dict[int, str]
     done: bool
     returncode: int
+    capped: bool = False
+    cpu: float | None = None  # CPU seconds the harness says it used (for benchmarks; unverified)
 
     @classmethod
-    def parse(cls, data: bytes, returncode: int) -> "Run":
-        answers, failed, last_cell, done = {}, {}, None, False
+    def parse(cls, data: bytes, returncode: int, capped: bool = False) -> "Run":
+        answers, failed, last_cell, done, cpu = {}, {}, None, False, None
         for line in data.split(b"\n"):
             try:
                 event = json.loads(line)
@@ -221,6 +235,7 @@ class Run:
                 continue
             if event.get("done") is True:
                 done = True
+                cpu = event.get("cpu") if isinstance(event.get("cpu"), float) else None
             elif isinstance(event.get("probe"), int) and isinstance(event.get("case"), str):
                 answer = {
                     k: event[k]
@@ -232,13 +247,15 @@ class Run:
                 last_cell = event["cell"]
                 if isinstance(event.get("error"), str):
                     failed.setdefault(event["cell"], event["error"][:300])
-        return cls(answers, last_cell, failed, done, returncode)
+        return cls(answers, last_cell, failed, done, returncode, capped, cpu)
 
     def missing(self) -> tuple[str, str]:
         """The status and reason for a case that got no answer."""
         where = f"in cell {self.last_cell}" if self.last_cell is not None else "before your code ran"
         if self.done:
             return "wrong", "no answer came back"
+        if self.capped:
+            return "wrong", f"grading stopped {where}: your code sent back more than {MAX_BYTES:,} bytes"
         if self.returncode in OUT_OF_TIME:
             return "timeout", f"grading stopped {where}, which ran past the time limit, before this test ran"
         return (

@@ -52,6 +52,9 @@ def decode(record):
         raise ValueError(f"malformed array record ({type(err).__name__})") from None
     if dtype.kind not in "biuf" or dtype.hasobject:
         raise ValueError(f"dtype {dtype} is not numeric")
-    if not all(isinstance(n, int) and 0 <= n for n in shape) or np.prod(shape, dtype=np.float64) > MAX_ELEMENTS:
+    if (
+        not all(isinstance(n, int) and 0 <= n for n in shape)
+        or np.prod(shape, dtype=np.float64) > MAX_ELEMENTS
+    ):
         raise ValueError(f"shape {shape} is not a shape of an answer")
     return np.frombuffer(data, dtype=dtype).reshape(shape)

@@ -41,7 +41,9 @@ def float_dtypes(value) -> set[str]:
     return set()
 
 
-FLOAT_CASES = [eid for eid in FUNCTIONS if any(float_dtypes(c.inputs) for c in REGISTRY[eid].cases(SECRETS[0]))]
+FLOAT_CASES = [
+    eid for eid in FUNCTIONS if any(float_dtypes(c.inputs) for c in REGISTRY[eid].cases(SECRETS[0]))
+]
 
 
 @pytest.fixture(autouse=True)

@@ -282,7 +282,7 @@ print("\nthe toy after 'AI rocks':", {toy_names[i]: round(float(p), 3) for i, p 
 # matrix, positions off by one, a softmax over the wrong axis), the message names it and says
 # what to look at. When a multi-step function is wrong, the message names the first intermediate
 # result that differs. Here is a check at work on the first exercise of chapter 1, given a wrong
-# function and then `lib`'s own:
+# function and then a right one:
 
 # %%
 def token_embedding(ids, wte):
@@ -294,7 +294,12 @@ try:
 except CheckFailed as failure:
     print("✘", failure)
 
-check("01-embeddings/token_embedding", lib.token_embedding)
+
+def token_embedding(ids, wte):
+    return wte[ids]  # one row per token id
+
+
+check("01-embeddings/token_embedding", token_embedding)
 
 # %% [markdown]
 # **Grading.** The check cell under an exercise is the visible half of the grader's test. When you
@@ -302,7 +307,9 @@ check("01-embeddings/token_embedding", lib.token_embedding)
 # shapes, other random seeds, float32 and float64 arrays. The check's own cases are of every kind
 # the grader's are (batches, both precisions, every optional argument, the edge cases), so a ✔
 # means full marks for a function that is right in general; one tailored to the visible examples
-# fails. Concept checks, where you set a
+# fails. Build on your own functions and on what a chapter's setup cell imports for you: the
+# grader runs your code with only those parts of `lib`, so a check fails at once if your function
+# calls a `lib` function that does the exercise's work. Concept checks, where you set a
 # variable to a letter, are graded at submission too. Before you submit, restart the kernel, run
 # every cell, and run nbgrader's validation (`nbgrader validate <notebook>.ipynb` in a terminal,
 # or the Validate button in JupyterLab's assignment list), which executes the notebook the way

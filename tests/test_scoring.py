@@ -1,0 +1,199 @@
+"""The scorer (``grader.scoring``, ``grader.program``, ``grader.harness``): the program it builds
+from a notebook, and what the real sandboxed harness sends back, on chapter 1's notebooks.
+
+nbgrader is not involved here (tests/test_grading.py and tests/test_forging.py run it): the
+"autograded" notebook is the solution or the released notebook with cells changed or added.
+"""
+
+import os
+import stat
+
+import nbformat
+import numpy as np
+import pytest
+from nbformat.v4 import new_code_cell
+
+from grader import course, program, scoring, wire
+from grader.exercises import ch01
+
+ASSIGNMENT = "01-embeddings"
+SOLUTION = course.ROOT / "solutions" / ASSIGNMENT / "embeddings.ipynb"
+RELEASED = course.ROOT / "chapters" / ASSIGNMENT / "embeddings.ipynb"
+ENDLESS = "while True:\n    pass"
+ENDLESS_DEF = "def {}(**inputs):\n    while True:\n        pass"
+
+
+def notebook(path=SOLUTION):
+    return nbformat.read(path, as_version=4)
+
+
+def index_of(nb, grade_id: str) -> int:
+    return next(
+        i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id
+    )
+
+
+def with_cell(nb, before: str, source: str):
+    """``nb`` with a code cell of the student's just before the cell whose grade_id is ``before``."""
+    nb.cells.insert(index_of(nb, before), new_code_cell(source))
+    return nb
+
+
+@pytest.fixture(scope="module")
+def scorer(tmp_path_factory):
+    return scoring.Scorer(tmp_path_factory.mktemp("scorer"), b"k" * 32, scoring.Limits(2**30, per_call=2))
+
+
+def score(scorer, nb, student="alice"):
+    return scorer.score(nb, notebook(RELEASED), ASSIGNMENT, student)
+
+
+# ---- the program -------------------------------------------------------------------------------
+
+
+def test_course_cells_are_cut_to_what_the_students_code_reads():
+    nb = notebook()
+    nb.cells.insert(3, new_code_cell("def shout(ch):\n    return label(ch).upper()"))
+    items = program.build(nb, notebook(RELEASED))
+    course_code = "\n".join(i["source"] for i in items if "source" in i and "def shout" not in i["source"])
+    assert "def label(ch)" in course_code  # read by the student's shout
+    assert "import numpy as np" in course_code
+    assert (
+        "load_pretrained" not in course_code and "plt." not in course_code and "import os" not in course_code
+    )
+    assert "from grader.check import check" not in course_code  # nothing of the student's reads check
+
+
+def test_probes_come_from_the_released_test_cells():
+    nb = notebook()
+    nb.cells[index_of(nb, "embed")].source = 'check("01-embeddings/encode", encode)'  # edited by the student
+    probes = [i for i in program.build(nb, notebook(RELEASED)) if "exercise" in i]
+    assert [(p["grade_id"], p["exercise"], p["name"]) for p in probes][-2:] == [
+        ("embed", "01-embeddings/embed", "embed"),
+        ("sinusoidal_positions", "01-embeddings/sinusoidal_positions", "sinusoidal_positions"),
+    ]
+    del nb.cells[index_of(nb, "encode")]
+    probes = [i for i in program.build(nb, notebook(RELEASED)) if "exercise" in i]
+    assert probes[-1]["grade_id"] == "encode" and probes[-1]["index"] == len(nb.cells)  # at the end
+
+
+def test_magics_become_python():
+    assert program.python("%%capture\nx = 1\n") == "x = 1\n"
+    assert program.python("%%time\ny = 2") == "y = 2"
+    assert program.python("x = 1  # plain Python") == "x = 1  # plain Python"
+    assert "run_cell_magic('bash'" in program.python("%%bash\nrm -rf /")
+    assert "get_ipython().system" in program.python("!ls")
+
+
+# ---- the harness, in the sandbox ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_solution_gets_every_point(scorer):
+    verdicts = score(scorer, notebook())
+    assert {v.status for v in verdicts.values()} == {"graded"}, verdicts
+    assert len(verdicts) == 9
+
+
+@pytest.mark.slow
+def test_a_failing_cell_or_an_endless_one_costs_only_itself(scorer):
+    nb = with_cell(notebook(), "encode", "1 / 0")
+    nb = with_cell(nb, "decode", ENDLESS)
+    nb = with_cell(nb, "embed", ENDLESS_DEF.format("sinusoidal_positions"))
+    verdicts = score(scorer, nb)
+    assert verdicts["sinusoidal_positions"].status == "graded"  # redefined by its own solution cell later
+    assert {v.status for v in verdicts.values()} == {"graded"}, verdicts
+
+
+@pytest.mark.slow
+def test_an_endless_function_times_out_alone(scorer):
+    nb = notebook()
+    nb.cells[index_of(nb, "decode-answer")].source = ENDLESS_DEF.format("decode")
+    verdicts = score(scorer, nb)
+    assert verdicts["decode"].status == "timeout" and "longer than 2 s" in verdicts["decode"].reason
+    assert all(v.status == "graded" for name, v in verdicts.items() if name != "decode")
+
+
+@pytest.mark.slow
+def test_a_process_that_exits_keeps_the_answers_it_sent(scorer):
+    verdicts = score(scorer, with_cell(notebook(), "position_embedding", "import os\nos._exit(0)"))
+    order = list(verdicts)
+    cut = order.index("position_embedding")
+    assert [verdicts[n].status for n in order[:cut]] == ["graded"] * cut
+    assert {verdicts[n].status for n in order[cut:]} == {"kernel_died"}
+    assert "ended the grading process" in verdicts["embed"].reason
+
+
+@pytest.mark.slow
+def test_a_stalled_process_keeps_the_answers_it_sent(scorer):
+    """The student's code blocks the time limits: the process is killed at the whole budget."""
+    stall = "import signal\nsignal.signal(signal.SIGPROF, signal.SIG_IGN)\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+    verdicts = score(scorer, with_cell(notebook(), "embed", stall + ENDLESS))
+    assert verdicts["position_embedding"].status == "graded"
+    assert verdicts["embed"].status == "timeout" and "time limit" in verdicts["embed"].reason
+
+
+@pytest.mark.slow
+def test_what_comes_back_is_capped(scorer, monkeypatch):
+    monkeypatch.setattr(scoring, "MAX_BYTES", 20_000)
+    flood = "import os, sys\nfd = int([a for a in sys.argv if a.startswith('--fd=')][0][5:])\nos.write(fd, b'x' * 10**6)"
+    verdicts = score(scorer, with_cell(notebook(), "decode", flood))
+    assert verdicts["encode"].status == "graded"  # sent before the flood
+    assert verdicts["decode"].status == "wrong" and "more than" in verdicts["decode"].reason
+
+
+@pytest.mark.slow
+def test_forged_lines_earn_nothing(scorer):
+    """The student's code writes its own answer lines for the next probe, ahead of the harness:
+    the visible answer for every case, hidden ones included."""
+    visible = wire.encode(np.array([ch01.STOI[ch] for ch in ch01.TEXT]))
+    forge = (
+        "import json, os, sys\n"
+        "fd = int([a for a in sys.argv if a.startswith('--fd=')][0][5:])\n"
+        "for case in ['hamlet', 'punctuation', 'one-char', 'other-vocabulary']:\n"
+        f"    os.write(fd, (json.dumps({{'probe': 0, 'case': case, 'output': {visible!r}}}) + '\\n').encode())\n"
+    )
+    nb = notebook(RELEASED)
+    verdicts = score(scorer, with_cell(nb, "encode", forge))
+    encode = verdicts["encode"]
+    assert not encode.ok and encode.reason.startswith("hidden case ("), encode
+
+
+@pytest.mark.slow
+def test_the_scorer_sees_no_grader_no_keys_no_solutions(scorer):
+    probes = [
+        "import grader",
+        "import IPython",
+        "import nbgrader",
+        f"open({str(course.ROOT / 'grader' / 'private' / 'concepts.toml')!r}).read()",
+        f"import os\nos.listdir({str(course.ROOT / 'solutions')!r})",
+        "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=2)",
+        f"open({str(course.ROOT / 'pwned')!r}, 'w')",
+    ]
+    items = [{"index": i, "source": s} for i, s in enumerate(probes)]
+    run = scorer.run(items, ASSIGNMENT, scorer.limits.for_probes(0))
+    assert run.done and set(run.failed) == set(range(len(probes))), run.failed
+    assert not (course.ROOT / "pwned").exists()
+
+
+# ---- the secret --------------------------------------------------------------------------------
+
+
+def test_the_course_secret_is_made_once_and_kept_private(tmp_path):
+    first = scoring.course_secret(tmp_path)
+    assert len(first) == 32 and scoring.course_secret(tmp_path) == first
+    assert stat.S_IMODE(os.stat(tmp_path / scoring.SECRET).st_mode) == 0o600
+    assert scoring.case_secret(first, "alice", "a/x") != scoring.case_secret(first, "bob", "a/x")
+    assert scoring.case_secret(first, "alice", "a/x") != scoring.case_secret(first, "alice", "a/y")
+    assert scoring.case_secret(first, "alice", "a/x") == scoring.case_secret(first, "alice", "a/x")
+
+
+@pytest.mark.slow
+def test_a_regrade_draws_the_same_cases(scorer):
+    nb = notebook()
+    float32 = "def embed(ids, wte, wpe):\n    return (wte[ids] + wpe[: ids.shape[-1]]).astype(np.float32)"
+    nb.cells[index_of(nb, "embed-answer")].source = float32
+    first, again = score(scorer, nb), score(scorer, nb)
+    assert first == again
+    embed = first["embed"]
+    assert embed.reason.startswith("hidden case (") and "dtype" in embed.reason, embed
