@@ -58,6 +58,7 @@ SECRET = ".secret"
 MAX_BYTES = 64 * 2**20  # of answers read back from one notebook's scorer
 READ_GRACE = 5  # seconds to finish reading once the scorer has ended
 TMPFS = 64 * 2**20
+READABLE = 0o755  # the sandbox runs as another user (nobody, when the grader is root)
 PIDS = 32  # processes and threads of a scorer's tree
 FILE_SIZE = 16 * 2**20
 
@@ -114,14 +115,17 @@ class Scorer:
         self.work, self.secret, self.limits, self.isolate = work, secret, limits, isolate
         self.view = work / "view"
         self.view.mkdir(parents=True, exist_ok=True)
+        self.view.chmod(READABLE)
         for name in SHIPPED:
             shutil.copyfile(HERE / name, self.view / name)
+            (self.view / name).chmod(0o644)
 
     def lend(self, assignment: str) -> Path:
         """The folder holding the scorer's ``lib`` for ``assignment`` (made once)."""
         folder = self.work / f"lib-{assignment}"
         if not folder.exists():
             partial = Path(tempfile.mkdtemp(dir=self.work))
+            partial.chmod(READABLE)
             lending.write(assignment, partial)
             try:
                 partial.rename(folder)
@@ -155,9 +159,11 @@ class Scorer:
     def run(self, items: list[dict], assignment: str, limits: Limits) -> "Run":
         """Run the harness on a program; what came back."""
         job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=self.work))
+        job_dir.chmod(READABLE)
         try:
             with open(job_dir / "job.pickle", "wb") as f:
                 pickle.dump({"program": items}, f)
+            (job_dir / "job.pickle").chmod(0o644)
             read, write = os.pipe()
             reader = _Reader(read)
             reader.start()
