@@ -282,7 +282,7 @@ def _unwritten(exercise: Exercise, cases: list[Case], answers: dict[str, dict]) 
     check has no answer (still ``...`` or ``None``)."""
     if exercise.kind == "choice":
         error = (answers.get("answer") or {}).get("error", "")
-        return error.endswith((" is Ellipsis, not one of the letters", " is None, not one of the letters"))
+        return error.startswith("no answer given") and error.endswith((" is Ellipsis)", " is None)"))
     errors = [(answers.get(case.name) or {}).get("error", "") for case in cases]
     return bool(errors) and all(e.startswith("NotImplementedError") for e in errors)
 

@@ -195,6 +195,7 @@ def write_all(only: str | None = None) -> list[Path]:
         file.parent.mkdir(parents=True, exist_ok=True)
         metadata = {"kind": exercise.kind}
         save_file({k: np.require(v, requirements="C") for k, v in arrays.items()}, str(file), metadata)
+        file.chmod(0o644)  # safetensors writes 0600; the sandboxed kernels read these as another user
         written.append(file)
     scope = "*.safetensors" if only is None else f"*/{only}/*.safetensors"
     for file in set(ROOT.rglob(scope)) - set(written):

@@ -100,6 +100,8 @@ for target in ["{ROOT}/pwned", "{ROOT / "grader" / "pwned"}", "/usr/pwned-by-a-s
     except OSError:
         print("write: blocked", target)
 print("solutions:", os.listdir("{ROOT}/solutions") if os.path.isdir("{ROOT}/solutions") else [])
+private = os.path.join("{ROOT}/grader", "priv" + "ate")
+print("private:", os.listdir(private) if os.path.isdir(private) else [])
 open("scratch.txt", "w").write("the working folder is writable")"""
 
 
@@ -151,7 +153,8 @@ EXPECTED = {
     "probe": [],
     # encode displays a fake set of answers from IPython, which the scorer does not have; embed
     # calls lib's own embed, which the scorer does not lend.
-    "cheats": [("embed", "wrong", ""), ("encode", "wrong", "IPython")],
+    # decode reads the stored references, which the scorer cannot see.
+    "cheats": [("embed", "wrong", ""), ("encode", "wrong", "IPython"), ("decode", "wrong", "")],
 }
 # (student, exercise, words in the finding) that integrity.csv must report; scores are kept.
 FLAGGED = {
@@ -392,7 +395,7 @@ def test_the_sandbox_blocks_network_writes_and_hidden_files(graded, exercises):
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "network: blocked" in printed and "network: open" not in printed
     assert "write: open" not in printed and printed.count("write: blocked") == 3
-    assert "solutions: []" in printed
+    assert "solutions: []" in printed and "private: []" in printed
     assert not (ROOT / "pwned").exists() and not Path("/usr/pwned-by-a-student").exists()
 
 

@@ -161,19 +161,20 @@ def test_honest_neighbours_keep_full_marks(graded):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("student", "status", "words"),
+    ("student", "words"),
     [
-        ("hog", "timeout", f"the notebook used its {CPU} s of CPU time in cell 11"),
-        ("bomb", "timeout", f"the notebook used its {CPU} s of CPU time in cell 11"),
-        ("sleeper", "timeout", f"the notebook used its {IDLE} s of time asleep in cell 11"),
+        ("hog", f"the notebook used its {CPU} s of CPU time in cell 11"),
+        ("bomb", f"the notebook used its {CPU} s of CPU time in cell 11"),
+        ("sleeper", f"the notebook used its {IDLE} s of time asleep in cell 11"),
     ],
 )
-def test_a_limit_stops_the_attack_where_it_ran(graded, student, status, words):
+def test_a_limit_stops_the_attack_where_it_ran(graded, student, words):
+    """The kernel's budget ends the attack and the feedback says which limit and where; the
+    scorer stops the attack's statement at its own limits and goes on, so the student's right
+    functions keep their points and the attack costs only itself."""
+    assert words in outputs(graded["out"], student)
     rows = exercises(graded["rows"], student)
-    assert {rows[name]["status"] for name in ("encode", "decode")} == {"graded"}
-    stopped = [row for name, row in rows.items() if name not in ("encode", "decode")]
-    assert {row["status"] for row in stopped} == {status}, rows
-    assert all(words in row["reason"] for row in stopped), stopped[0]["reason"]
+    assert rows and {row["status"] for row in rows.values()} == {"graded"}, rows
 
 
 @pytest.mark.slow
