@@ -53,7 +53,9 @@ def check_broadcasts_to(shape: tuple, target: tuple, name: str, target_name: str
     except ValueError:
         fits = False
     if not fits:
-        raise ValueError(f"{name} has shape {shape}, which does not broadcast to {target_name} {tuple(target)}")
+        raise ValueError(
+            f"{name} has shape {shape}, which does not broadcast to {target_name} {tuple(target)}"
+        )
 
 
 def as_model_input(ids, config, cache=None) -> tuple[np.ndarray, int]:

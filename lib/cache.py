@@ -48,7 +48,8 @@ class KVCache:
     def __init__(self, config, batch: int | None = None, dtype=np.float32):
         lead = () if batch is None else (batch,)
         self.layers = [
-            LayerCache(lead, config.n_kv_head, config.n_ctx, config.d_head, dtype) for _ in range(config.n_layer)
+            LayerCache(lead, config.n_kv_head, config.n_ctx, config.d_head, dtype)
+            for _ in range(config.n_layer)
         ]
 
     @property

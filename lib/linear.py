@@ -28,4 +28,3 @@ def linear(x, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     if b is not None:
         y += b
     return y
-

@@ -39,7 +39,9 @@ def test_kv_cache_for_a_batch(model):
     cache = model.new_cache(3)
     pieces = [model.forward(ids[:, :11], cache=cache), model.forward(ids[:, 11:], cache=cache)]
     np.testing.assert_allclose(np.concatenate(pieces, axis=1), model.forward(ids), atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match=r"the cache serves inputs with leading axes \(3,\), ids has shape \(5,\)"):
+    with pytest.raises(
+        ValueError, match=r"the cache serves inputs with leading axes \(3,\), ids has shape \(5,\)"
+    ):
         model.forward(np.arange(5), cache=cache)
 
 
@@ -359,7 +361,9 @@ def test_bad_shapes_name_the_problem():
     q = np.zeros((2, 3, 4, 8))
     with pytest.raises(TypeError, match="mask must be boolean"):
         lib.scaled_dot_product_attention(q, q, q, np.zeros((4, 4)))
-    with pytest.raises(ValueError, match=r"mask has shape \(2, 4, 4\), which does not broadcast to the scores"):
+    with pytest.raises(
+        ValueError, match=r"mask has shape \(2, 4, 4\), which does not broadcast to the scores"
+    ):
         lib.scaled_dot_product_attention(q, q, q, np.ones((2, 4, 4), bool))
     with pytest.raises(ValueError, match="rope_pairing='interleaved' has no Hugging Face checkpoint format"):
         lib.checkpoint.family(LLAMA.replace(rope_pairing="interleaved"))
