@@ -39,6 +39,9 @@ KV-cache decoding, for both families.
 """
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 
@@ -49,7 +52,6 @@ from .embedding import embed
 from .head import lm_head
 from .linear import linear
 from .mlp import mlp, swiglu
-from .norms import norm
 from .rope import apply_rope
 from .trace import record, scope
 
@@ -97,7 +99,7 @@ class Engine:
             with scope(f"h.{i}"):
                 kv_cache = None if cache is None else cache.layers[i]
                 x = _block(x, layer, c, positions, kv_cache, n_out)  # [..., n_out, d]
-        x = record("ln_f", norm(x, p["ln_f"], c))
+        x = record("ln_f", _norm(x, p["ln_f"], c))
         return record("logits", lm_head(x, self.w_unembed))  # [..., n_out, V]
 
 
@@ -106,11 +108,11 @@ def _block(x, params: dict, config, positions, kv_cache, n_out: int) -> np.ndarr
 
     ``[..., T, d] -> [..., n_out, d]``
     """
-    h = record("ln_1", norm(x, params["ln_1"], config))
+    h = record("ln_1", _norm(x, params["ln_1"], config))
     with scope("attn"):
         attn = _attention(h, params["attn"], config, positions, kv_cache, n_out)
     x = record("resid_mid", x[..., -n_out:, :] + attn)  # everything from here on works per position
-    h = record("ln_2", norm(x, params["ln_2"], config))
+    h = record("ln_2", _norm(x, params["ln_2"], config))
     with scope("mlp"):
         if config.mlp == "swiglu":
             out = swiglu(h, params["mlp"])
@@ -163,25 +165,91 @@ def causal_attention(q, k, v) -> np.ndarray:
         visible = S - T + stop  # keys the chunk's last query can see; earlier queries see fewer
         qc = q[..., start:stop, :].reshape(*lead, KV, rep * t, d_head)
         scores = qc @ k[..., :visible, :].swapaxes(-1, -2)  # [..., KV, rep * t, visible]
-        scores = scores.reshape(*lead, KV, rep, t, visible)
-        scores[..., visible - t :] += future[:t, :t]  # only the chunk's own keys can be in the future
-        probs = softmax(scores, axis=-1).reshape(*lead, KV, rep * t, visible)
-        out[..., start:stop, :] = (probs @ v[..., :visible, :]).reshape(*lead, KV, rep, t, d_head)
+        scores.reshape(*lead, KV, rep, t, visible)[..., visible - t :] += future[:t, :t]  # own keys
+        totals = np.empty(scores.shape[:-1] + (1,), scores.dtype)  # [..., KV, rep * t, 1]
+        _on_all_cores(_exp_shifted, scores, totals)  # scores -> exp(scores - row max), and row sums
+        heads = scores @ v[..., :visible, :]  # [..., KV, rep * t, d_head], not yet normalised
+        heads /= totals  # the softmax's division, on d_head columns instead of `visible`
+        out[..., start:stop, :] = heads.reshape(*lead, KV, rep, t, d_head)
     return out.reshape(*lead, H, T, d_head)
+
+
+def _exp_shifted(scores: np.ndarray, totals: np.ndarray) -> None:
+    """The softmax's numerator in place, ``exp(s - max s)`` per row, and its row sums into ``totals``."""
+    scores -= scores.max(axis=-1, keepdims=True)
+    np.exp(scores, out=scores)
+    np.sum(scores, axis=-1, keepdims=True, out=totals)
+
+
+def _norm(x: np.ndarray, params: dict, config) -> np.ndarray:
+    """``lib.norm`` into one new buffer, rows split over the cores."""
+    rms = config.norm == "rmsnorm"
+    out = np.empty_like(x)
+    _on_all_cores(partial(_norm_rows, g=params["g"], b=params.get("b"), eps=config.norm_eps, rms=rms), x, out)
+    return out
+
+
+def _norm_rows(x: np.ndarray, out: np.ndarray, g, b, eps: float, rms: bool) -> None:
+    """LayerNorm (or RMSNorm) of the rows of ``x``, written into ``out`` in place."""
+    d = x.shape[-1]
+    if rms:  # no centring
+        np.multiply(x, 1.0 / np.sqrt(np.vecdot(x, x)[..., None] / d + eps), out=out)
+    else:
+        np.subtract(x, np.add.reduce(x, axis=-1, keepdims=True) / d, out=out)  # centred
+        out *= 1.0 / np.sqrt(np.vecdot(out, out)[..., None] / d + eps)  # / sqrt(variance + eps)
+    out *= g
+    if b is not None:
+        out += b
 
 
 def gelu_in_place(x: np.ndarray) -> np.ndarray:
     """``lib.gelu`` (the tanh approximation) as nine passes over one new buffer; ``x`` is kept."""
-    inner = np.multiply(x, x, out=np.empty_like(x))  # x^2
-    inner *= 0.044715
-    inner += 1.0
-    inner *= x  # x + 0.044715 x^3
-    inner *= math.sqrt(2.0 / math.pi)
-    np.tanh(inner, out=inner)
-    inner += 1.0
-    inner *= x
-    inner *= 0.5
-    return inner
+    out = np.empty_like(x)
+    _on_all_cores(_gelu_into, x, out)
+    return out
+
+
+def _gelu_into(x: np.ndarray, out: np.ndarray) -> None:
+    np.multiply(x, x, out=out)  # x^2
+    out *= 0.044715
+    out += 1.0
+    out *= x  # x + 0.044715 x^3
+    out *= math.sqrt(2.0 / math.pi)
+    np.tanh(out, out=out)
+    out += 1.0
+    out *= x
+    out *= 0.5
+
+
+_CORES = os.cpu_count() or 1
+_WORTH_THREADS = 1 << 16  # elements: below this (decoding), threads cost more than they save
+_PARALLEL = True
+
+
+def _new_helpers():
+    global _helpers
+    _helpers = ThreadPoolExecutor(_CORES - 1, "lib-engine") if _CORES > 1 else None
+
+
+_new_helpers()
+os.register_at_fork(after_in_child=_new_helpers)  # a forked child has none of its parent's threads
+
+
+def _on_all_cores(fn, *arrays: np.ndarray) -> None:
+    """``fn(*arrays)`` for arrays that ``fn`` fills row by row, split into one block of rows per core.
+
+    NumPy's element-wise loops run on one core, but they release the GIL: ``fn`` on blocks of rows
+    in threads runs on all cores at once. Small arrays (decoding) are not worth the threads.
+    """
+    rows = [a.reshape(-1, a.shape[-1]) for a in arrays]  # views: fn writes into the arrays
+    if not _PARALLEL or _helpers is None or arrays[0].size < _WORTH_THREADS:
+        fn(*rows)
+        return
+    blocks = [np.array_split(r, _CORES) for r in rows]
+    pending = [_helpers.submit(fn, *parts) for parts in list(zip(*blocks, strict=True))[1:]]
+    fn(*(b[0] for b in blocks))
+    for job in pending:
+        job.result()
 
 
 _FAST_GELUS = {"tanh": gelu_in_place, "exact": gelu_exact}

@@ -5,6 +5,8 @@
 be float rounding.
 """
 
+import multiprocessing
+
 import numpy as np
 import pytest
 
@@ -131,3 +133,26 @@ def test_engine_errors_name_the_problem(engine):
     cache = engine.new_cache()
     with pytest.raises(ValueError, match="leading axes"):
         engine.decode(np.array([1, 2]), cache)
+
+
+def test_splitting_over_cores_changes_nothing(model, engine, monkeypatch):
+    """The element-wise work the engine spreads over cores gives the same bits as in one piece."""
+    ids = ids_of((2, CHUNK + 30), seed=6)
+    split = engine.forward(ids)
+    monkeypatch.setattr(lib.engine, "_WORTH_THREADS", np.inf)
+    np.testing.assert_array_equal(engine.forward(ids), split)
+
+
+def test_the_engine_works_in_a_forked_child(engine):
+    """Helper threads do not survive a fork: the child makes its own instead of waiting forever."""
+    ids = ids_of((2, CHUNK + 30), seed=7)
+    expected = engine.forward(ids)  # the parent's helper threads are running now
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=lambda: results.put(engine.forward(ids)))
+    child.start()
+    try:
+        np.testing.assert_array_equal(results.get(timeout=120), expected)
+    finally:
+        child.join(timeout=10)
+        child.kill()
