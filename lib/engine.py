@@ -115,9 +115,9 @@ def _block(x, params: dict, config, positions, kv_cache, n_out: int) -> np.ndarr
     h = record("ln_2", _norm(x, params["ln_2"], config))
     with scope("mlp"):
         if config.mlp == "swiglu":
-            out = swiglu(h, params["mlp"])
+            out = swiglu(h, params["mlp"], ACTIVATIONS["silu"])
         else:
-            out = mlp(h, params["mlp"], _FAST_GELUS[config.gelu])
+            out = mlp(h, params["mlp"], ACTIVATIONS[config.gelu])
     return record("resid_post", x + out)
 
 
@@ -202,14 +202,8 @@ def _norm_rows(x: np.ndarray, out: np.ndarray, g, b, eps: float, rms: bool) -> N
         out += b
 
 
-def gelu_in_place(x: np.ndarray) -> np.ndarray:
-    """``lib.gelu`` (the tanh approximation) as nine passes over one new buffer; ``x`` is kept."""
-    out = np.empty_like(x)
-    _on_all_cores(_gelu_into, x, out)
-    return out
-
-
 def _gelu_into(x: np.ndarray, out: np.ndarray) -> None:
+    """``lib.gelu`` (the tanh approximation) of ``x`` in nine passes over ``out``."""
     np.multiply(x, x, out=out)  # x^2
     out *= 0.044715
     out += 1.0
@@ -221,9 +215,27 @@ def _gelu_into(x: np.ndarray, out: np.ndarray) -> None:
     out *= 0.5
 
 
+def _silu_into(x: np.ndarray, out: np.ndarray) -> None:
+    """``lib.silu`` of ``x`` in four passes over ``out``."""
+    np.negative(x, out=out)
+    np.exp(out, out=out)
+    out += 1.0
+    np.divide(x, out, out=out)  # x / (1 + exp(-x))
+
+
+def _activation(fill):
+    """The activation ``x -> fill(x, out)`` into one new buffer, its rows split over the cores."""
+
+    def activation(x: np.ndarray) -> np.ndarray:
+        out = np.empty_like(x)
+        _on_all_cores(fill, x, out)
+        return out
+
+    return activation
+
+
 _CORES = os.cpu_count() or 1
 _WORTH_THREADS = 1 << 16  # elements: below this (decoding), threads cost more than they save
-_PARALLEL = True
 
 
 def _new_helpers():
@@ -242,7 +254,7 @@ def _on_all_cores(fn, *arrays: np.ndarray) -> None:
     in threads runs on all cores at once. Small arrays (decoding) are not worth the threads.
     """
     rows = [a.reshape(-1, a.shape[-1]) for a in arrays]  # views: fn writes into the arrays
-    if not _PARALLEL or _helpers is None or arrays[0].size < _WORTH_THREADS:
+    if _helpers is None or arrays[0].size < _WORTH_THREADS:
         fn(*rows)
         return
     blocks = [np.array_split(r, _CORES) for r in rows]
@@ -252,7 +264,7 @@ def _on_all_cores(fn, *arrays: np.ndarray) -> None:
         job.result()
 
 
-_FAST_GELUS = {"tanh": gelu_in_place, "exact": gelu_exact}
+ACTIVATIONS = {"tanh": _activation(_gelu_into), "exact": gelu_exact, "silu": _activation(_silu_into)}
 
 
 def streaming_order(w: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ def mlp(x, params: dict, activation: Callable = gelu) -> np.ndarray:
     return record("out", linear(post, params["c_proj"]["w"], params["c_proj"].get("b")))  # [..., d]
 
 
-def swiglu(x, params: dict) -> np.ndarray:
+def swiglu(x, params: dict, activation: Callable = silu) -> np.ndarray:
     """SwiGLU (Shazeer 2020): a SiLU gate multiplies a second, linear branch.
 
     ``out = (silu(x @ W_gate) * (x @ W_up)) @ W_down``
@@ -43,13 +43,15 @@ def swiglu(x, params: dict) -> np.ndarray:
     x : array, shape (..., d)
     params : dict
         ``{"gate_proj": {"w": (d, d_ff)}, "up_proj": {"w": (d, d_ff)}, "down_proj": {"w": (d_ff, d)}}``
+    activation : function
+        The gate's nonlinearity: ``silu`` unless given (``gelu`` makes GeGLU).
 
     Returns
     -------
     array, shape (..., d)
     """
     gate = record("pre_act", linear(x, params["gate_proj"]["w"], params["gate_proj"].get("b")))  # [..., d_ff]
-    act = record("post_act", silu(gate))
+    act = record("post_act", activation(gate))
     up = record("up", linear(x, params["up_proj"]["w"], params["up_proj"].get("b")))  # [..., d_ff]
     hidden = record("gated", act * up)
     return record("out", linear(hidden, params["down_proj"]["w"], params["down_proj"].get("b")))  # [..., d]
