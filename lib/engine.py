@@ -4,7 +4,8 @@
 arrays, exactly as the chapters teach it. Generation asks for less than that, the next token's
 logits, again and again, and here the lesson's way is slow. The engine is a second
 implementation of the same forward pass that changes how things are computed, never what: its
-logits equal ``Model.forward``'s up to float rounding. ``make bench`` times both, beside PyTorch.
+logits equal ``Model.forward``'s up to float rounding. ``make bench`` times both, beside PyTorch,
+and undoes the changes one at a time to show what each buys.
 
 What it changes, and why:
 
@@ -21,16 +22,20 @@ What it changes, and why:
    heads it serves (``repeat_kv``). The engine reshapes those query heads into one matrix that
    meets their shared keys in a single matmul.
 4. **One new token** (decoding) sees every cached key: no mask, no chunks.
-5. **Scaled queries.** ``1 / sqrt(d_head)`` multiplies the T x d_head queries, not the T x S
-   scores.
+5. **A shorter softmax.** ``1 / sqrt(d_head)`` multiplies the T x d_head queries instead of the
+   T x S scores, and the division by each row's sum waits until after the weighted sum of the
+   values, where a row has d_head numbers instead of S.
 6. **Weights laid out for decoding.** Decoding multiplies one vector by every weight matrix, so
    each token reads all the weights from memory once and runs at the speed of memory. OpenBLAS's
-   matrix-vector kernels read a matrix fastest along a long contiguous axis: for GPT-2's
-   (3072, 768) MLP down-projection and for ``wte`` used as the LM head, about 30% faster. The
-   engine keeps a copy of every matrix in that order (``streaming_order``); where a matrix is
-   laid out so already, the copy is the same array.
-7. **GELU in place.** The tanh approximation as nine passes over one buffer instead of a new
-   array for every operation.
+   matrix-vector kernels read a matrix fastest along a long contiguous axis (GPT-2's (3072, 768)
+   MLP down-projection, and ``wte`` used as the LM head). The engine keeps a copy of every
+   matrix in that order (``streaming_order``); where a matrix is laid out so already, the copy is
+   the same array.
+7. **Element-wise work in place, on all cores.** The norms, GELU, SiLU and the softmax's
+   exponentials write into one buffer instead of a new array for every operation. And while
+   BLAS runs the matrix products on every core, NumPy's element-wise loops run on one; they
+   release the GIL, though, so the engine splits large ones into one block of rows per core and
+   runs the blocks on helper threads (``_on_all_cores``).
 
 The engine records the same trace stations as the stage functions wherever it computes them
 (all but the attention scores and weights, which it never holds whole), so
@@ -122,7 +127,7 @@ def _block(x, params: dict, config, positions, kv_cache, n_out: int) -> np.ndarr
 
 
 def _attention(x, params: dict, config, positions, kv_cache, n_out: int) -> np.ndarray:
-    """``lib.multi_head_attention`` with ``causal_attention`` and queries of the last ``n_out``
+    """``lib.multi_head_attention`` with ``causal_attention`` and the queries of the last ``n_out``
     positions only. ``[..., T, d] -> [..., n_out, d]``"""
     H, KV, d_head = config.n_head, config.n_kv_head, config.d_head
     qkv = linear(x, params["c_attn"]["w"], params["c_attn"].get("b"))  # [..., T, (H + 2 KV) d_head]
@@ -144,7 +149,7 @@ def causal_attention(q, k, v) -> np.ndarray:
     """Causal attention of queries that are the last T of S positions, computing only what is seen.
 
     The same result as ``scaled_dot_product_attention(q, repeat_kv(k, rep), repeat_kv(v, rep),
-    causal_mask(T, S))`` up to float rounding, with changes 2 to 5 of the module docstring.
+    causal_mask(T, S))`` up to float rounding, with changes 2 to 5 and 7 of the module docstring.
 
     ``q: [..., H, T, d_head]; k, v: [..., KV, S, d_head] -> [..., H, T, d_head]``
     """
@@ -181,6 +186,9 @@ def _exp_shifted(scores: np.ndarray, totals: np.ndarray) -> None:
     np.sum(scores, axis=-1, keepdims=True, out=totals)
 
 
+# ---- element-wise work: in place, on all cores (change 7) ----------------------------------------
+
+
 def _norm(x: np.ndarray, params: dict, config) -> np.ndarray:
     """``lib.norm`` into one new buffer, rows split over the cores."""
     rms = config.norm == "rmsnorm"
@@ -193,10 +201,10 @@ def _norm_rows(x: np.ndarray, out: np.ndarray, g, b, eps: float, rms: bool) -> N
     """LayerNorm (or RMSNorm) of the rows of ``x``, written into ``out`` in place."""
     d = x.shape[-1]
     if rms:  # no centring
-        np.multiply(x, 1.0 / np.sqrt(np.vecdot(x, x)[..., None] / d + eps), out=out)
+        np.multiply(x, 1.0 / np.sqrt(_sum_squares(x) / d + eps), out=out)
     else:
         np.subtract(x, np.add.reduce(x, axis=-1, keepdims=True) / d, out=out)  # centred
-        out *= 1.0 / np.sqrt(np.vecdot(out, out)[..., None] / d + eps)  # / sqrt(variance + eps)
+        out *= 1.0 / np.sqrt(_sum_squares(out) / d + eps)  # / sqrt(variance + eps)
     out *= g
     if b is not None:
         out += b
@@ -234,6 +242,17 @@ def _activation(fill):
     return activation
 
 
+ACTIVATIONS = {"tanh": _activation(_gelu_into), "exact": gelu_exact, "silu": _activation(_silu_into)}
+
+
+def _sum_squares(x: np.ndarray) -> np.ndarray:
+    """Row sums of ``x * x`` without a temporary, and without BLAS: helper threads must never call
+    BLAS, whose own threads serialise (or worse) concurrent callers."""
+    return np.einsum("ij,ij->i", x, x)[:, None]  # [rows, 1]
+
+
+# ---- the cores ------------------------------------------------------------------------------
+
 _CORES = os.cpu_count() or 1
 _WORTH_THREADS = 1 << 16  # elements: below this (decoding), threads cost more than they save
 
@@ -251,7 +270,8 @@ def _on_all_cores(fn, *arrays: np.ndarray) -> None:
     """``fn(*arrays)`` for arrays that ``fn`` fills row by row, split into one block of rows per core.
 
     NumPy's element-wise loops run on one core, but they release the GIL: ``fn`` on blocks of rows
-    in threads runs on all cores at once. Small arrays (decoding) are not worth the threads.
+    in threads runs on all cores at once. Small arrays (decoding) are not worth the threads. The
+    arrays must be C-contiguous (so that their rows are views), and ``fn`` must not call BLAS.
     """
     rows = [a.reshape(-1, a.shape[-1]) for a in arrays]  # views: fn writes into the arrays
     if _helpers is None or arrays[0].size < _WORTH_THREADS:
@@ -264,7 +284,7 @@ def _on_all_cores(fn, *arrays: np.ndarray) -> None:
         job.result()
 
 
-ACTIVATIONS = {"tanh": _activation(_gelu_into), "exact": gelu_exact, "silu": _activation(_silu_into)}
+# ---- weights laid out for decoding (change 6) ------------------------------------------------
 
 
 def streaming_order(w: np.ndarray) -> np.ndarray:
