@@ -13,7 +13,7 @@ from ._validate import as_float_array, check_broadcasts_to
 from .activations import softmax
 from .linear import linear
 from .rope import apply_rope
-from .trace import record
+from .trace import traced
 
 
 def causal_mask(n_queries: int, n_keys: int | None = None) -> np.ndarray:
@@ -83,12 +83,12 @@ def scaled_dot_product_attention(q, k, v, mask=None) -> np.ndarray:
             f"attention: q {q.shape}, k {k.shape}, v {v.shape} do not fit: q and k need the same "
             "d_head, k and v the same number of keys S"
         )
-    raw = record("scores_raw", attention_scores(q, k))  # [..., T, S]
-    scaled = record("scores_scaled", raw / math.sqrt(q.shape[-1]))
+    raw = traced("scores_raw", attention_scores(q, k))  # [..., T, S]
+    scaled = traced("scores_scaled", raw / math.sqrt(q.shape[-1]))
     allowed = True if mask is None else _as_mask(mask, scaled.shape)
-    masked = record("scores_masked", np.where(allowed, scaled, q.dtype.type(-np.inf)))  # before the softmax
-    probs = record("probs", softmax(masked, axis=-1))  # over keys: each row sums to 1
-    return record("heads", probs @ v)  # [..., T, S] @ [..., S, d_head] -> [..., T, d_head]
+    masked = traced("scores_masked", np.where(allowed, scaled, q.dtype.type(-np.inf)))  # before the softmax
+    probs = traced("probs", softmax(masked, axis=-1))  # over keys: each row sums to 1
+    return traced("heads", probs @ v)  # [..., T, S] @ [..., S, d_head] -> [..., T, d_head]
 
 
 def _as_mask(mask, scores_shape: tuple) -> np.ndarray:
@@ -145,20 +145,20 @@ def multi_head_attention(
     qkv = linear(x, params["c_attn"]["w"], params["c_attn"].get("b"))  # [..., T, (H + 2 KV) d_head]
     d_head = qkv.shape[-1] // (n_head + 2 * n_kv_head)
     q, k, v = np.split(qkv, [n_head * d_head, (n_head + n_kv_head) * d_head], axis=-1)
-    q = record("q", split_heads(q, n_head))  # [..., H, T, d_head]
-    k = record("k", split_heads(k, n_kv_head))  # [..., KV, T, d_head]
-    v = record("v", split_heads(v, n_kv_head))  # [..., KV, T, d_head]
+    q = traced("q", split_heads(q, n_head))  # [..., H, T, d_head]
+    k = traced("k", split_heads(k, n_kv_head))  # [..., KV, T, d_head]
+    v = traced("v", split_heads(v, n_kv_head))  # [..., KV, T, d_head]
     if rope_theta is not None:
         if positions is None:
             past = 0 if kv_cache is None else kv_cache.length
             positions = np.arange(past, past + T)
         positions = np.asarray(positions)[..., None, :]  # [..., 1, T]: the same for every head
-        q = record("q_rot", apply_rope(q, positions, rope_theta, rope_pairing))
-        k = record("k_rot", apply_rope(k, positions, rope_theta, rope_pairing))
+        q = traced("q_rot", apply_rope(q, positions, rope_theta, rope_pairing))
+        k = traced("k_rot", apply_rope(k, positions, rope_theta, rope_pairing))
     if kv_cache is not None:
         k, v = kv_cache.extend(k, v)  # [..., KV, S, d_head]: every token so far, S = past + T
     n_rep = n_head // n_kv_head
     k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # [..., H, S, d_head]
     heads = scaled_dot_product_attention(q, k, v, causal_mask(T, k.shape[-2]))  # [..., H, T, d_head]
-    merged = record("merged", merge_heads(heads))  # [..., T, H * d_head]
-    return record("out", linear(merged, params["c_proj"]["w"], params["c_proj"].get("b")))  # [..., T, d]
+    merged = traced("merged", merge_heads(heads))  # [..., T, H * d_head]
+    return traced("out", linear(merged, params["c_proj"]["w"], params["c_proj"].get("b")))  # [..., T, d]

@@ -9,7 +9,7 @@ import numpy as np
 from .attention import multi_head_attention
 from .mlp import feed_forward
 from .norms import norm
-from .trace import record, scope
+from .trace import scope, traced
 
 
 def block(x, params: dict, config, *, positions=None, kv_cache=None) -> np.ndarray:
@@ -30,7 +30,7 @@ def block(x, params: dict, config, *, positions=None, kv_cache=None) -> np.ndarr
     array, shape (..., T, d), as ``x``
     """
     rope_theta = config.rope_theta if config.positions == "rope" else None
-    h = record("ln_1", norm(x, params["ln_1"], config))
+    h = traced("ln_1", norm(x, params["ln_1"], config))
     with scope("attn"):
         attn = multi_head_attention(
             h,
@@ -42,8 +42,8 @@ def block(x, params: dict, config, *, positions=None, kv_cache=None) -> np.ndarr
             rope_pairing=config.rope_pairing,
             kv_cache=kv_cache,
         )
-    x = record("resid_mid", x + attn)  # first residual
-    h = record("ln_2", norm(x, params["ln_2"], config))
+    x = traced("resid_mid", x + attn)  # first residual
+    h = traced("ln_2", norm(x, params["ln_2"], config))
     with scope("mlp"):
         out = feed_forward(h, params["mlp"], config)
-    return record("resid_post", x + out)  # second residual
+    return traced("resid_post", x + out)  # second residual

@@ -58,7 +58,7 @@ from .head import lm_head
 from .linear import linear
 from .mlp import mlp, swiglu
 from .rope import apply_rope
-from .trace import record, scope
+from .trace import scope, traced
 
 CHUNK = 128  # queries per step of the chunked attention (fastest in make bench)
 _STREAMED = ("w", "wte", "lm_head")  # the matrices decoding multiplies by one vector per token
@@ -104,8 +104,8 @@ class Engine:
             with scope(f"h.{i}"):
                 kv_cache = None if cache is None else cache.layers[i]
                 x = _block(x, layer, c, positions, kv_cache, n_out)  # [..., n_out, d]
-        x = record("ln_f", _norm(x, p["ln_f"], c))
-        return record("logits", lm_head(x, self.w_unembed))  # [..., n_out, V]
+        x = traced("ln_f", _norm(x, p["ln_f"], c))
+        return traced("logits", lm_head(x, self.w_unembed))  # [..., n_out, V]
 
 
 def _block(x, params: dict, config, positions, kv_cache, n_out: int) -> np.ndarray:
@@ -113,17 +113,17 @@ def _block(x, params: dict, config, positions, kv_cache, n_out: int) -> np.ndarr
 
     ``[..., T, d] -> [..., n_out, d]``
     """
-    h = record("ln_1", _norm(x, params["ln_1"], config))
+    h = traced("ln_1", _norm(x, params["ln_1"], config))
     with scope("attn"):
         attn = _attention(h, params["attn"], config, positions, kv_cache, n_out)
-    x = record("resid_mid", x[..., -n_out:, :] + attn)  # everything from here on works per position
-    h = record("ln_2", _norm(x, params["ln_2"], config))
+    x = traced("resid_mid", x[..., -n_out:, :] + attn)  # everything from here on works per position
+    h = traced("ln_2", _norm(x, params["ln_2"], config))
     with scope("mlp"):
         if config.mlp == "swiglu":
             out = swiglu(h, params["mlp"], ACTIVATIONS["silu"])
         else:
             out = mlp(h, params["mlp"], ACTIVATIONS[config.gelu])
-    return record("resid_post", x + out)
+    return traced("resid_post", x + out)
 
 
 def _attention(x, params: dict, config, positions, kv_cache, n_out: int) -> np.ndarray:
@@ -132,17 +132,17 @@ def _attention(x, params: dict, config, positions, kv_cache, n_out: int) -> np.n
     H, KV, d_head = config.n_head, config.n_kv_head, config.d_head
     qkv = linear(x, params["c_attn"]["w"], params["c_attn"].get("b"))  # [..., T, (H + 2 KV) d_head]
     q, k, v = np.split(qkv, [H * d_head, (H + KV) * d_head], axis=-1)
-    q = record("q", split_heads(q, H))  # [..., H, T, d_head]
-    k = record("k", split_heads(k, KV))  # [..., KV, T, d_head]
-    v = record("v", split_heads(v, KV))
+    q = traced("q", split_heads(q, H))  # [..., H, T, d_head]
+    k = traced("k", split_heads(k, KV))  # [..., KV, T, d_head]
+    v = traced("v", split_heads(v, KV))
     if config.positions == "rope":
-        q = record("q_rot", apply_rope(q, positions, config.rope_theta, config.rope_pairing))
-        k = record("k_rot", apply_rope(k, positions, config.rope_theta, config.rope_pairing))
+        q = traced("q_rot", apply_rope(q, positions, config.rope_theta, config.rope_pairing))
+        k = traced("k_rot", apply_rope(k, positions, config.rope_theta, config.rope_pairing))
     if kv_cache is not None:
         k, v = kv_cache.extend(k, v)  # [..., KV, S, d_head]
-    heads = record("heads", causal_attention(q[..., -n_out:, :], k, v))  # [..., H, n_out, d_head]
-    merged = record("merged", merge_heads(heads))  # [..., n_out, H * d_head]
-    return record("out", linear(merged, params["c_proj"]["w"], params["c_proj"].get("b")))  # [..., n_out, d]
+    heads = traced("heads", causal_attention(q[..., -n_out:, :], k, v))  # [..., H, n_out, d_head]
+    merged = traced("merged", merge_heads(heads))  # [..., n_out, H * d_head]
+    return traced("out", linear(merged, params["c_proj"]["w"], params["c_proj"].get("b")))  # [..., n_out, d]
 
 
 def causal_attention(q, k, v) -> np.ndarray:

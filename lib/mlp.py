@@ -6,7 +6,7 @@ import numpy as np
 
 from .activations import gelu, gelu_exact, silu
 from .linear import linear
-from .trace import record
+from .trace import traced
 
 GELUS = {"tanh": gelu, "exact": gelu_exact}  # Config.gelu -> the function
 
@@ -28,9 +28,9 @@ def mlp(x, params: dict, activation: Callable = gelu) -> np.ndarray:
     -------
     array, shape (..., d)
     """
-    pre = record("pre_act", linear(x, params["c_fc"]["w"], params["c_fc"].get("b")))  # [..., d_ff]
-    post = record("post_act", activation(pre))
-    return record("out", linear(post, params["c_proj"]["w"], params["c_proj"].get("b")))  # [..., d]
+    pre = traced("pre_act", linear(x, params["c_fc"]["w"], params["c_fc"].get("b")))  # [..., d_ff]
+    post = traced("post_act", activation(pre))
+    return traced("out", linear(post, params["c_proj"]["w"], params["c_proj"].get("b")))  # [..., d]
 
 
 def swiglu(x, params: dict, activation: Callable = silu) -> np.ndarray:
@@ -50,11 +50,11 @@ def swiglu(x, params: dict, activation: Callable = silu) -> np.ndarray:
     -------
     array, shape (..., d)
     """
-    gate = record("pre_act", linear(x, params["gate_proj"]["w"], params["gate_proj"].get("b")))  # [..., d_ff]
-    act = record("post_act", activation(gate))
-    up = record("up", linear(x, params["up_proj"]["w"], params["up_proj"].get("b")))  # [..., d_ff]
-    hidden = record("gated", act * up)
-    return record("out", linear(hidden, params["down_proj"]["w"], params["down_proj"].get("b")))  # [..., d]
+    gate = traced("pre_act", linear(x, params["gate_proj"]["w"], params["gate_proj"].get("b")))  # [..., d_ff]
+    act = traced("post_act", activation(gate))
+    up = traced("up", linear(x, params["up_proj"]["w"], params["up_proj"].get("b")))  # [..., d_ff]
+    hidden = traced("gated", act * up)
+    return traced("out", linear(hidden, params["down_proj"]["w"], params["down_proj"].get("b")))  # [..., d]
 
 
 def feed_forward(x, params: dict, config) -> np.ndarray:

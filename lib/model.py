@@ -48,7 +48,7 @@ from .config import Config
 from .embedding import embed
 from .head import lm_head
 from .norms import norm
-from .trace import record, scope, tracing
+from .trace import scope, traced, tracing
 
 
 class Model:
@@ -117,8 +117,8 @@ class Model:
                 with scope(f"h.{i}"):
                     kv_cache = None if cache is None else cache.layers[i]
                     x = block(x, layer, c, positions=positions, kv_cache=kv_cache)  # [..., T, d]
-            x = record("ln_f", norm(x, p["ln_f"], c))
-            logits = record("logits", lm_head(x, self.w_unembed))  # [..., T, V]
+            x = traced("ln_f", norm(x, p["ln_f"], c))
+            logits = traced("logits", lm_head(x, self.w_unembed))  # [..., T, V]
         return (logits, stations) if trace else logits
 
     __call__ = forward

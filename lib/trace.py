@@ -1,14 +1,14 @@
 """Recording named intermediates without passing anything around.
 
-A stage function marks each intermediate worth seeing with one line, ``record("probs", probs)``,
-and otherwise ignores tracing. Outside a ``tracing()`` block ``record`` does nothing; inside one it
+A stage function marks each intermediate worth seeing with one line, ``traced("probs", probs)``,
+and otherwise ignores tracing. Outside a ``tracing()`` block ``traced`` does nothing; inside one it
 stores the value under the current scope's name. The caller of a stage names its scope after the
 weights it hands over, so trace names follow the checkpoint's tree::
 
     with tracing() as stations:            # stations: a dict, filled in the order computed
         with scope("h.0"):                 # the block that owns params["h"][0]
             with scope("attn"):            # ... and its params["h"][0]["attn"]
-                record("probs", probs)     # -> stations["h.0.attn.probs"]
+                traced("probs", probs)     # -> stations["h.0.attn.probs"]
 
 The state lives in a ``contextvars.ContextVar``, so threads and nested ``tracing()`` blocks each
 see their own recorder.
@@ -22,7 +22,7 @@ from contextvars import ContextVar
 _recorder: ContextVar[tuple[dict, str] | None] = ContextVar("lib_recorder", default=None)
 
 
-def record(name: str, value):
+def traced(name: str, value):
     """Store ``value`` as the station ``name`` of the current scope, if tracing; return ``value``."""
     state = _recorder.get()
     if state is not None:

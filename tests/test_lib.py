@@ -209,10 +209,10 @@ def test_tracing_a_single_stage():
     with lib.tracing() as outer:
         with lib.tracing() as inner:
             lib.softmax(np.zeros(3))
-            lib.trace.record("x", np.zeros(1))
-        lib.trace.record("y", np.zeros(1))
+            lib.trace.traced("x", np.zeros(1))
+        lib.trace.traced("y", np.zeros(1))
     assert list(inner) == ["x"] and list(outer) == ["y"]
-    assert lib.trace.record("z", 5) == 5  # not tracing: nothing is kept, the value passes through
+    assert lib.trace.traced("z", 5) == 5  # not tracing: nothing is kept, the value passes through
 
 
 # ---- sampling --------------------------------------------------------------------------------
