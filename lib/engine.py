@@ -131,10 +131,9 @@ def _attention(x, params: dict, config, positions, kv_cache, n_out: int) -> np.n
     positions only. ``[..., T, d] -> [..., n_out, d]``"""
     H, KV, d_head = config.n_head, config.n_kv_head, config.d_head
     qkv = linear(x, params["c_attn"]["w"], params["c_attn"].get("b"))  # [..., T, (H + 2 KV) d_head]
-    q, k, v = np.split(qkv, [H * d_head, (H + KV) * d_head], axis=-1)
-    q = traced("q", split_heads(q, H))  # [..., H, T, d_head]
-    k = traced("k", split_heads(k, KV))  # [..., KV, T, d_head]
-    v = traced("v", split_heads(v, KV))
+    q = traced("q", split_heads(qkv[..., : H * d_head], H))  # [..., H, T, d_head]
+    k = traced("k", split_heads(qkv[..., H * d_head : (H + KV) * d_head], KV))  # [..., KV, T, d_head]
+    v = traced("v", split_heads(qkv[..., (H + KV) * d_head :], KV))
     if config.positions == "rope":
         q = traced("q_rot", apply_rope(q, positions, config.rope_theta, config.rope_pairing))
         k = traced("k_rot", apply_rope(k, positions, config.rope_theta, config.rope_pairing))
