@@ -30,7 +30,8 @@ What it changes, and why:
    matrix-vector kernels read a matrix fastest along a long contiguous axis (GPT-2's (3072, 768)
    MLP down-projection, and ``wte`` used as the LM head). The engine keeps a copy of every
    matrix in that order (``streaming_order``); where a matrix is laid out so already, the copy is
-   the same array.
+   the same array. (The embedding still looks up rows of the model's own ``wte``, where each
+   token's row is contiguous.)
 7. **Element-wise work in place, on all cores.** The norms, GELU, SiLU and the softmax's
    exponentials write into one buffer instead of a new array for every operation. And while
    BLAS runs the matrix products on every core, NumPy's element-wise loops run on one; they
@@ -61,7 +62,6 @@ from .rope import apply_rope
 from .trace import scope, traced
 
 CHUNK = 128  # queries per step of the chunked attention (fastest in make bench)
-_STREAMED = ("w", "wte", "lm_head")  # the matrices decoding multiplies by one vector per token
 
 
 class Engine:
@@ -75,8 +75,8 @@ class Engine:
     def __init__(self, model):
         self.config = model.config
         self.new_cache = model.new_cache
-        self.params = _streaming_layout(model.params)
-        self.w_unembed = self.params["wte"].T if self.config.tie_embeddings else self.params["lm_head"]
+        self.params = _streaming_layout(model.params)  # the embedding keeps wte's rows contiguous
+        self.w_unembed = streaming_order(model.w_unembed)  # (d, V)
 
     def forward(self, ids, cache=None) -> np.ndarray:
         """Logits of every position of ``ids`` (T,) or (B, T): (T, V) or (B, T, V)."""
@@ -297,9 +297,9 @@ def streaming_order(w: np.ndarray) -> np.ndarray:
 
 
 def _streaming_layout(tree, key=None):
-    """The weight tree with every streamed matrix in ``streaming_order``."""
+    """The weight tree with the matrix ``w`` of every linear layer in ``streaming_order``."""
     if isinstance(tree, dict):
         return {k: _streaming_layout(v, k) for k, v in tree.items()}
     if isinstance(tree, list):
         return [_streaming_layout(v) for v in tree]
-    return streaming_order(tree) if key in _STREAMED else tree
+    return streaming_order(tree) if key == "w" else tree
