@@ -8,16 +8,23 @@ from pathlib import Path
 from . import submissions
 
 AUTOGRADE_HELP = f"""\
-Grade a class with nbgrader: every student in a sandboxed process of their own, --jobs at a time
-(or on a Dask cluster with --scheduler), scores from the recorded answers compared with the
-references outside the kernel.
+Grade a class with nbgrader: every student in a process of their own, --jobs at a time
+(or on a Dask cluster with --scheduler), every notebook's kernel in a sandbox (bubblewrap:
+only the course's public files, no network, nothing left running; per notebook --cpu seconds
+of CPU time, --idle seconds asleep and --memory GiB for the kernel and all it starts), scores
+from the recorded answers compared with the references outside the kernel. Without a sandbox
+(bubblewrap missing, not Linux) it refuses to run students' code unless --no-sandbox.
 
 Every run adds to the class gradebook OUT/grades.sqlite: it grades only the submissions it finds
 (narrowed by --student and --assignment) and keeps every other grade. Notebooks already graded
 with the same file are skipped unless --force. Then every report is made from the gradebook:
-OUT/grades.csv, totals.csv, integrity.csv, canvas.csv, summary.html, feedback/<student>/, and
-nbgrader's copy OUT/gradebook.db (for formgrader and nbgrader export). Due dates and the late
-policy are in OUT/course.toml. The instructor guide describes every file and column.
+OUT/grades.csv, totals.csv, integrity.csv (what deserves a look, with evidence, and pairs of
+students with near-identical code; scores are kept unless --zero-flagged), canvas.csv,
+summary.html, feedback/<student>/, and nbgrader's copy OUT/gradebook.db (for formgrader and
+nbgrader export). Due dates and the late policy are in OUT/course.toml. A file that cannot be
+graded (an unsafe zip entry, a link, a second notebook for the same student) is a warning and a
+row of grades.csv; the rest of the class is graded. The instructor guide describes every file
+and column.
 
 {submissions.__doc__.partition(chr(10) * 2)[2]}"""
 
@@ -43,13 +50,44 @@ def parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=os.cpu_count() or 1, help="students graded at once (default: cores)"
     )
     grade.add_argument(
-        "--timeout", type=int, default=20, help="seconds per cell before it is interrupted (default: 20)"
+        "--cpu",
+        type=float,
+        default=60,
+        help="seconds of CPU time per notebook, for the kernel and every process it starts (default: 60)",
     )
     grade.add_argument(
-        "--memory", type=float, default=3, help="GiB of address space for a kernel (default: 3)"
+        "--idle",
+        type=float,
+        default=60,
+        help="seconds a notebook's kernel may spend asleep, neither computing nor waiting for a "
+        "CPU (default: 60)",
+    )
+    grade.add_argument(
+        "--memory",
+        type=float,
+        default=3,
+        help="GiB of memory per notebook, for the kernel and every process it starts (default: 3)",
+    )
+    grade.add_argument(
+        "--timeout",
+        type=int,
+        default=300,
+        help="seconds of wall-clock time per cell before it is interrupted: a backstop, the "
+        "budgets above are the limits that count (default: 300)",
+    )
+    grade.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run students' code without the sandbox, where there is none (another OS): it can "
+        "then read and change anything the grader can; only for code you trust",
     )
     grade.add_argument(
         "--force", action="store_true", help="regrade notebooks already graded with the same file"
+    )
+    grade.add_argument(
+        "--zero-flagged",
+        action="store_true",
+        help="score 0 for every exercise with an integrity finding (default: report them only)",
     )
     grade.add_argument(
         "--student", action="append", default=[], metavar="ID", help="grade only this student (repeatable)"
@@ -136,12 +174,26 @@ def autograde(args: argparse.Namespace, argv: list[str] | None) -> int:
             args.out,
             jobs=max(1, args.jobs),
             timeout=args.timeout,
+            cpu=args.cpu,
+            idle=args.idle,
             memory=int(args.memory * 2**30),
+            sandboxed=not args.no_sandbox,
             force=args.force,
             selection=autograde.Selection(frozenset(args.student), frozenset(args.assignment)),
             scheduler=args.scheduler,
             command=" ".join(["python -m grader", *(sys.argv[1:] if argv is None else argv)]),
+            zero_flagged=args.zero_flagged,
         )
+    except submissions.SubmissionsError as err:
+        print(err, file=sys.stderr)
+        return 2
+    except autograde.SandboxUnavailable as err:
+        print(
+            f"cannot grade: students' code needs a sandbox and there is none here: {err}. "
+            "Pass --no-sandbox to grade without one (only for code you trust).",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("interrupted: run the same command again to finish", file=sys.stderr)
         return 130

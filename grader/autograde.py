@@ -1,41 +1,51 @@
 """``python -m grader autograde SUBMISSIONS --out OUT``: grade a class with nbgrader, in parallel,
 with the students' code in a sandbox and the scores computed outside it.
 
-1. The submissions are found (``grader.submissions``), described with what the LMS export carried
-   (``grader.lms``: names, ids, late verdicts, submission times) and narrowed to ``--student`` and
+1. The submissions are found and their names made safe (``grader.submissions``: what cannot be
+   graded is a warning and a row), described with what the LMS export carried (``grader.lms``:
+   names, ids, late verdicts, submission times) and narrowed to ``--student`` and
    ``--assignment``. A unit (student, assignment, notebook) whose file is unchanged since it was
    last graded completely is skipped (unless ``force``).
 2. Once per run, nbgrader ``generate_assignment`` builds a template gradebook (every assignment,
-   no students) and the released notebooks; the sandboxed kernelspec is installed
-   (``grader.sandbox``); the gradebook learns each assignment's exercises.
+   no students) and the released notebooks; the gradebook learns each assignment's exercises.
+   Every kernel of the run will run in a sandbox (``grader.sandbox``): its view (the course's
+   public files), its limits (per notebook: CPU time and time asleep of the whole process tree,
+   memory, processes) and one cgroup scope that holds all of them, removed with whatever is left
+   in it when the run ends, interrupted or not.
 3. Each student is graded in a process of their own, ``jobs`` at a time, forked from this one
    (nbgrader is imported once), or on a Dask cluster (``grader.distributed``), which calls the
    same per-student function on its workers: a private course folder with a copy of the template
-   gradebook, real nbgrader ``Autograde`` per assignment with ``grader.execute.ResilientExecute``
-   running the kernel in the sandbox, then, outside the kernel, the integrity scan and the
-   comparison of the recorded answers with the references (``grader.compare``). The result, with
-   the autograded notebooks in it, comes back to this process.
+   gradebook, the sandboxed kernelspec with the student's own socket folder, each notebook
+   cleaned against its release (``grader.clean``), real nbgrader ``Autograde`` per assignment with ``grader.execute.ResilientExecute`` running the kernel in the
+   sandbox, then, outside the kernel, the integrity review (``grader.integrity``: findings for the
+   instructor, which zero nothing unless ``zero_flagged``), the comparison of the recorded answers
+   with the references (``grader.compare``) and the outputs capped (``grader.outputs``). The
+   result, with the autograded notebooks in it, comes back to this process.
 4. This process alone persists each result as it arrives (``persist``): the autograded notebooks,
-   then one transaction in the class gradebook ``OUT/grades.sqlite`` (``grader.gradebook``). At the
-   end it makes every report from the gradebook (``grader.reports``), updates nbgrader's copy for
-   formgrader (``grader.formgrader``) and checks that no unit outside the selection changed.
+   then one transaction in the class gradebook ``OUT/grades.sqlite`` (``grader.gradebook``),
+   submission problems included. At the end it makes every report from the gradebook
+   (``grader.reports``: grades, totals, the integrity report with the pairs of students whose code
+   is near-identical, the LMS file, the summary and the feedback pages), updates nbgrader's copy
+   for formgrader (``grader.formgrader``) and checks that no unit outside the selection changed.
 
 An interruption loses at most the students being graded at that moment: their units keep their
 earlier grades and are graded again by the next run; nothing is counted twice because a unit's
 rows are replaced, never added to.
 """
 
+import ctypes
+import dataclasses
 import hashlib
 import itertools
 import json
 import logging
 import multiprocessing
 import os
-import re
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -50,11 +60,15 @@ from nbgrader.preprocessors import Execute
 from tqdm import tqdm
 
 from . import (
+    clean,
     course,
+    execute,
+    failures,
     formgrader,
     gradebook,
     integrity,
     lms,
+    outputs,
     release,
     reports,
     results,
@@ -66,7 +80,12 @@ from .execute import ResilientExecute
 from .results import Row
 
 KERNEL_START_LIMIT = 60  # seconds added to each notebook's time limit
+PIDS = 128  # processes and threads of a kernel's tree
+TMPFS = 256 * 2**20  # bytes a kernel may write (its working folder and home)
+FILE_SIZE = 256 * 2**20
+MATPLOTLIB_CACHE = "/tmp/home/.cache/matplotlib"  # inside the sandbox
 NBGRADER_LOG = "grader.nbgrader"
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -78,21 +97,22 @@ class Run:
     source: Path  # nbgrader source folder
     release: Path  # the student versions generate_assignment made, this run
     template_db: Path
-    kernels: Path  # JUPYTER_PATH entry holding the sandboxed kernelspec
-    timeout: int
-    memory: int = 3 * 2**30  # bytes a kernel may use (for Dask workers, which prepare their own run)
+    view: sandbox.View  # what kernels see (each student's socket folder is added)
+    limits: sandbox.Limits  # per notebook
+    isolate: bool  # False with --no-sandbox
+    timeout: int  # per cell, wall clock: the backstop
+    zero_flagged: bool = False  # flagged exercises score 0 (the instructor's option)
 
     def release_notebook(self, assignment: str, notebook: str):
         return nbformat.read(self.release / assignment / f"{notebook}.ipynb", as_version=4)
 
+    def source_notebook(self, assignment: str, notebook: str):
+        return nbformat.read(self.source / assignment / f"{notebook}.ipynb", as_version=4)
+
     def time_limit(self, subs: list[submissions.Submission]) -> float:
-        """Wall-clock limit for a student: kernel start plus the timeout for every code cell."""
-        cells = sum(
-            sum(c.cell_type == "code" for c in self.release_notebook(s.assignment, s.notebook).cells)
-            for s in subs
-            if s.assignment
-        )
-        return KERNEL_START_LIMIT * (1 + len(subs)) + self.timeout * cells
+        """Wall-clock limit for a student: every notebook's wall-clock limit and kernel start,
+        twice (a notebook may run again)."""
+        return KERNEL_START_LIMIT + 2 * len(subs) * (self.limits.wall_seconds + KERNEL_START_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -129,27 +149,40 @@ def autograde(
     out: Path,
     source: Path = course.SOLUTIONS,
     jobs: int = 2,
-    timeout: int = 20,
+    timeout: int = 300,
+    cpu: float = 60,
+    idle: float = 60,
     memory: int = 3 * 2**30,
+    sandboxed: bool = True,
     force: bool = False,
     progress: bool = True,
     selection: Selection = Selection(),
     scheduler: str | None = None,
     command: str = "",
+    zero_flagged: bool = False,
 ) -> Outcome:
     """Grade the submissions under ``submitted`` (a folder or a .zip) that ``selection`` names into
-    the gradebook of ``out``, then write every report from it."""
+    the gradebook of ``out``, then write every report from it. Per notebook, ``cpu`` seconds of CPU
+    time and ``idle`` seconds asleep for the kernel's whole process tree, ``memory`` bytes;
+    ``timeout`` seconds per cell is a wall-clock backstop. ``zero_flagged``: exercises with an
+    integrity finding score 0 (in the notebooks this run grades). Raises ``SandboxUnavailable`` if
+    students' code cannot be sandboxed here, unless ``sandboxed=False``."""
+    if sandboxed and sandbox.available():
+        raise SandboxUnavailable(sandbox.available())
+    _warn_about_limits(sandboxed)
     out = out.resolve()
     settings.ensure(out)
     term = settings.load(out)
     known = course.notebooks(source)
-    with gradebook.lock(out), _sigterm_as_ctrl_c(), course.scratch("forwardpass-grading-") as tmp:
+    limits = kernel_limits(cpu, idle, memory, max(1, (os.cpu_count() or 1) // jobs))
+    with gradebook.lock(out), _sigterm_as_ctrl_c(), course.scratch("forwardpass-grading-") as tmp, sandbox.scope():
         tmp = Path(tmp)
         with gradebook.Gradebook(out) as book:
             import_formgrader_scores(out, book)
-            by_student = _find(submitted, tmp, known, term, selection)
+            by_student, problems = _find(submitted, tmp, known, term, selection)
             assignments = {sub.assignment for subs in by_student.values() for sub in subs if sub.assignment}
-            run = prepare(out, source.resolve(), assignments, tmp, timeout, memory, jobs)
+            run = prepare(out, source.resolve(), assignments, tmp, timeout, limits, sandboxed)
+            run = dataclasses.replace(run, zero_flagged=zero_flagged)
             learn_exercises(run, book, assignments)
             known = book.submissions()
             todo = {
@@ -164,6 +197,7 @@ def autograde(
             before = book.units_digest(untouched)
             run_id = book.start_run(command, str(selection))
             try:
+                _record_problems(book, run_id, by_student, problems)
                 grade_all(
                     run, todo, jobs, progress, lambda *a: persist(out, book, term, run_id, *a), scheduler
                 )
@@ -182,17 +216,14 @@ def autograde(
 
 def _find(
     submitted: Path, tmp: Path, known: dict[str, str], term: settings.Settings, selection: Selection
-) -> dict[str, list[submissions.Submission]]:
-    """The selected submissions by student, with what their LMS export carried."""
-    if submitted.suffix == ".zip":
-        folder = submissions.unpack(submitted, tmp / "unzipped")
-        times = lms.zip_times(submitted, folder)
-    else:
-        folder, times = submitted, {}
-    by_student, unclear = submissions.find(folder, known)
-    for path in unclear:
-        print(f"warning: cannot tell whose notebook {path} is; skipped", file=sys.stderr)
-    for student in sorted(selection.students - set(by_student)):
+) -> tuple[dict[str, list[submissions.Submission]], list[submissions.Problem]]:
+    """The selected submissions by student, with what their LMS export carried, and the
+    problems met among the selected students' files (each also a warning here)."""
+    found = submissions.find(submitted, known, tmp / "unzipped")
+    problems = [p for p in found.problems if p.student in selection.students or not selection.students]
+    for problem in problems:
+        print(f"warning: {problem.file or problem.name}: {problem.reason}", file=sys.stderr)
+    for student in sorted(selection.students - set(found.by_student)):
         print(f"warning: no submission of student {student!r} in {submitted}", file=sys.stderr)
     for assignment in sorted(selection.assignments - set(known.values())):
         print(
@@ -200,15 +231,30 @@ def _find(
             file=sys.stderr,
         )
     chosen = {}
-    for student, subs in by_student.items():
+    for student, subs in found.by_student.items():
         subs = [
-            lms.describe(sub, times, term.timezone)
-            for sub in subs
-            if (student, sub.assignment or "") in selection
+            lms.describe(sub, term.timezone) for sub in subs if (student, sub.assignment or "") in selection
         ]
         if subs:
             chosen[student] = subs
-    return chosen
+    return chosen, problems
+
+
+def _record_problems(
+    book: gradebook.Gradebook,
+    run_id: int,
+    by_student: dict[str, list[submissions.Submission]],
+    problems: list[submissions.Problem],
+) -> None:
+    """Each student's submission problems (rows saying what was not graded, or graded under another
+    id, and why), replacing those of an earlier run that saw the student's files."""
+    mine: dict[str, list[submissions.Problem]] = {}
+    for problem in problems:
+        mine.setdefault(problem.student, []).append(problem)
+    for student in sorted(set(by_student) | set(mine)):
+        rows = [Row(student, "", p.file, 0, 0, p.status, p.reason) for p in mine.get(student, [])]
+        name = next((p.name for p in mine.get(student, [])), "")
+        book.set_problems(run_id, student, rows, name)
 
 
 def import_formgrader_scores(out: Path, book: gradebook.Gradebook) -> None:
@@ -231,6 +277,39 @@ def learn_exercises(run: "Run", book: gradebook.Gradebook, assignments: set[str]
             _atomic_write(run.out / "release" / assignment / path.name, path.read_bytes())
 
 
+class SandboxUnavailable(RuntimeError):
+    """Students' code cannot be sandboxed on this machine (the message says why)."""
+
+
+def _warn_about_limits(sandboxed: bool) -> None:
+    if not sandboxed:
+        print(
+            "WARNING: --no-sandbox: students' code runs with the grader's rights. It can read and "
+            "write every file the grader can (solutions, hidden references, other students' "
+            "work, the grades), use the network, and signal or outlive the grader; only the "
+            "time limits and a cleared environment apply. Use it only for code you trust.",
+            file=sys.stderr,
+        )
+    problem = sandbox.not_enforced()
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr)
+
+
+def kernel_limits(cpu: float, idle: float, memory: int, threads: int) -> sandbox.Limits:
+    """A kernel's limits for one notebook; the wall-clock limit only backs up the CPU and idle
+    budgets (a notebook that uses all of its CPU time on a machine ten times oversubscribed)."""
+    return sandbox.Limits(
+        memory=memory,
+        pids=PIDS,
+        cpu_seconds=cpu,
+        wall_seconds=10 * cpu + idle,
+        tmpfs=TMPFS,
+        file_size=FILE_SIZE,
+        threads=threads,
+        idle_seconds=idle,
+    )
+
+
 @contextmanager
 def _sigterm_as_ctrl_c():
     """``kill`` cleans up as Ctrl-C does (workers killed, temporary files removed)."""
@@ -245,25 +324,37 @@ def _sigterm_as_ctrl_c():
 
 
 def prepare(
-    out: Path, solutions: Path, assignments: set[str], tmp: Path, timeout: int, memory: int, jobs: int
+    out: Path,
+    solutions: Path,
+    assignments: set[str],
+    tmp: Path,
+    timeout: int,
+    limits: sandbox.Limits,
+    isolate: bool,
 ) -> Run:
     (tmp / "source").mkdir(parents=True, exist_ok=True)  # empty when only unknown notebooks are graded
     release.build(solutions, tmp, only=assignments)  # tmp/source, tmp/release, tmp/gradebook.db
     _update_class_gradebook(out / "gradebook.db", tmp)
     formgrader.write_config(out, solutions)
-    hidden = [
-        course.ROOT,
-        out,
-        Path(tempfile.gettempdir()),
-        tmp,
-        solutions,
-        course.ROOT / "grader" / "references" / "hidden",
-    ]
-    shown = [course.ROOT / "lib", course.ROOT / "grader", Path(sys.prefix), Path(sys.base_prefix)]
-    shown = [p for p in shown if any(p.is_relative_to(h) for h in hidden)]
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    kernels = sandbox.install_kernel(tmp / "jupyter", hidden, shown, memory, threads)
-    return Run(out, tmp, tmp / "source", tmp / "release", tmp / release.GRADEBOOK, kernels, timeout, memory)
+    fonts = _matplotlib_font_cache()
+    view = sandbox.View(
+        read_only=tuple(course.public_paths()),
+        env={"NBGRADER_EXECUTION": "autograde", "MPLCONFIGDIR": MATPLOTLIB_CACHE},
+        read_only_at={f"{MATPLOTLIB_CACHE}/{fonts.name}": fonts} if fonts else {},
+    )
+    return Run(
+        out, tmp, tmp / "source", tmp / "release", tmp / release.GRADEBOOK, view, limits, isolate, timeout
+    )
+
+
+def _matplotlib_font_cache() -> Path | None:
+    """matplotlib's font list (made here if there is none), shown to every kernel: otherwise each
+    kernel that imports pyplot would build it again, a second or more."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    path = Path(matplotlib.get_cachedir(), f"fontlist-v{font_manager.FontManager.__version__}.json")
+    return path if path.is_file() else None
 
 
 def _update_class_gradebook(class_db: Path, tmp: Path) -> None:
@@ -330,7 +421,8 @@ def grade_here(
     run: Run, todo: dict[str, list[submissions.Submission]], jobs: int, persist: Persist, bar
 ) -> None:
     """Each student in a forked process, ``jobs`` at a time. On Ctrl-C (or SIGTERM) the running
-    processes are killed; their kernels die with them (``sandbox.die_with_parent``)."""
+    processes are killed; their kernels' supervisors then end their sandboxes (they get SIGTERM
+    when their parent dies), and the run's cgroup scope removes whatever is left."""
     pending = list(todo.items())
     running: dict[int, tuple] = {}
     try:
@@ -382,12 +474,16 @@ def _fork(target, *args, name: str, context: str = "fork") -> multiprocessing.Pr
     KeyboardInterrupt raised inside one is printed and dropped: the run would go on. Blocking the
     signal is not enough (NumPy's BLAS threads do not block it, and any thread that takes it makes
     the main thread run the handler), so during the fork the handlers only note the signal; it is
-    acted on once the fork is done, and the new process is killed with the run.
+    acted on once the fork is done, and the new process is killed with the run. Off the main
+    thread (a Dask worker's task) signals are not ours to handle, and the fork is plain.
     """
+    process = multiprocessing.get_context(context).Process(target=target, args=args, name=name)
+    if threading.current_thread() is not threading.main_thread():
+        process.start()
+        return process
     noted = []
     previous = {number: signal.signal(number, lambda n, _: noted.append(n)) for number in CTRL_C}
     try:
-        process = multiprocessing.get_context(context).Process(target=target, args=args, name=name)
         process.start()
     finally:
         for number, handler in previous.items():
@@ -440,9 +536,9 @@ def persist(
 
 def _unit(sub: submissions.Submission) -> dict:
     return {
-        "file": sub.path.name,
+        "file": sub.file,
         "sha256": sha256(sub.path),
-        "name": sub.name,
+        "name": sub.lms_name or sub.name,
         "lms_id": sub.lms_id,
         "late": sub.late,
         "submitted_at": sub.submitted_at,
@@ -469,7 +565,7 @@ def _read_result(run: Run, student: str) -> dict | None:
 
 
 def _worker(run: Run, student: str, subs: list[submissions.Submission]) -> None:
-    sandbox.die_with_parent()
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the grader
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # _fork's noting handler came along
     _log_to(_log_path(run, student))
@@ -498,7 +594,8 @@ def grade_student(run: Run, student: str, subs: list[submissions.Submission]) ->
     work.mkdir(parents=True)
     shutil.copyfile(run.template_db, work / "gradebook.db")
     runtime = Path(tempfile.mkdtemp(prefix="k-", dir=run.scratch))  # a Unix socket path has < 108 bytes
-    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(run.kernels), os.environ.get("JUPYTER_PATH", "")])
+    kernels = execute.sandboxed_kernel(runtime, run.view, run.limits, run.isolate)
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(kernels), os.environ.get("JUPYTER_PATH", "")])
     try:
         notebooks = []
         for assignment, group in itertools.groupby(
@@ -522,12 +619,15 @@ def grade_assignment(
         return [_unknown(student, sub) for sub in subs]
     entries, valid = [], []
     for sub in subs:
-        problem = _invalid(sub.path)
-        if problem:
-            entries.append(_without_run(run, student, sub, "invalid_notebook", problem))
-        else:
-            submissions.copy_to(sub, work / "submitted" / student / assignment)
-            valid.append(sub)
+        target = work / "submitted" / student / assignment / f"{sub.notebook}.ipynb"
+        try:
+            changes = clean.clean_file(sub.path, run.release_notebook(assignment, sub.notebook), target)
+        except clean.NotANotebook as err:
+            entries.append(_without_run(run, student, sub, "invalid_notebook", str(err)))
+            continue
+        for change in changes:  # to the student's log
+            print(f"{sub.file}: cell {change.cell}: {change.what}")
+        valid.append((sub, changes))
     if not valid:
         return entries
     outcome = course.run(
@@ -539,18 +639,20 @@ def grade_assignment(
         force=True,
         create_student=True,
     )
-    for sub in valid:
+    for sub, changes in valid:
         graded = work / "autograded" / student / assignment / f"{sub.notebook}.ipynb"
         if graded.exists():
-            entries.append(grade_notebook(run, student, sub, graded))
+            entries.append(grade_notebook(run, student, sub, graded, changes))
         else:
-            entries.append(_without_run(run, student, sub, "error", _nbgrader_error(outcome)))
+            reason = failures.reason(outcome, f"logs/{student}.log")
+            entries.append(_without_run(run, student, sub, "error", reason))
     return entries
 
 
 def nbgrader_settings(run: Run, work: Path, runtime: Path):
     """The course's nbgrader config for a private course folder, with the sandboxed kernel
-    talking over Unix sockets next to its connection file in ``runtime``."""
+    talking over Unix sockets in ``runtime/sockets`` (the one folder it may write to) and its
+    connection file and supervisor's report in ``runtime`` (out of its reach)."""
     config = course.nbgrader_config(
         root=work,
         source_directory=run.source,
@@ -560,50 +662,29 @@ def nbgrader_settings(run: Run, work: Path, runtime: Path):
     )
     stock = Autograde.class_traits()["autograde_preprocessors"].default()
     config.Autograde.autograde_preprocessors = [ResilientExecute if p is Execute else p for p in stock]
-    config.Execute.kernel_name = sandbox.KERNEL_NAME  # whatever kernel the notebook asks for
-    config.ExecutePreprocessor.timeout = run.timeout
-    config.KernelManager.transport = "ipc"  # the kernel has no network, not even loopback
-    config.KernelManager.connection_file = str(runtime / "kernel.json")
+    execute.kernel_settings(config, runtime, run.release, run.timeout)
     return config
 
 
-def grade_notebook(run: Run, student: str, sub: submissions.Submission, graded: Path) -> dict:
-    """Integrity scan and out-of-kernel scores for one autograded notebook; the entry carries the
-    notebook itself back to the grading process (which makes the feedback page from it)."""
+def grade_notebook(run: Run, student: str, sub: submissions.Submission, graded: Path, changes=()) -> dict:
+    """Integrity review and out-of-kernel scores for one autograded notebook (``changes``: what
+    cleaning it changed); the entry carries the notebook itself, its outputs capped, back to the
+    grading process (which stores it and makes the feedback page from it)."""
     nb = nbformat.read(graded, as_version=4)
     released = run.release_notebook(sub.assignment, sub.notebook)
-    sources = {cell.source for cell in released.cells}
     names = [test.name for test in results.test_cells(nb)]
-    findings = integrity.scan(nb, sources, names) + integrity.duplicate_answers(nb)
-    flagged: dict[str, list[str]] = {}
-    for finding in findings:
-        for name in finding.exercises:
-            flagged.setdefault(name, []).append(
-                f"{finding.reason} (cell {finding.cell}, line {finding.line})"
-            )
-    rows = results.score(nb, student, sub.assignment, flagged, run.timeout)
-    return _entry(sub, rows, [f.__dict__ for f in findings], graded.read_text())
-
-
-def _invalid(path: Path) -> str | None:
-    try:
-        nbformat.validate(nbformat.read(path, as_version=4))
-    except Exception as err:  # not JSON, not a notebook, not valid: all the same to the student
-        return f"not a valid notebook: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
-    return None
-
-
-def _nbgrader_error(outcome: dict) -> str:
-    """The first exception named in nbgrader's log (not its closing "see the traceback above")."""
-    lines = f"{outcome.get('log', '')}\n{outcome.get('error') or ''}".splitlines()
-    causes = [
-        line for line in lines if re.match(r"[\w.]+(Error|Exception): ", line) and "NbGrader" not in line
-    ]
-    return f"nbgrader could not grade the notebook: {(causes or ['unknown error'])[0][:300]}"
+    source = run.source_notebook(sub.assignment, sub.notebook)
+    review = integrity.review(nb, released, source, names, sub.assignment, changes)
+    rows = results.score(nb, student, sub.assignment, {}, run.timeout)
+    if run.zero_flagged:
+        rows = integrity.zeroed(rows, review.findings)
+    outputs.capped(nb)
+    findings = integrity.as_dicts(review.findings)
+    return _entry(sub, rows, findings, nbformat.writes(nb), review.fingerprints)
 
 
 def _unknown(student: str, sub: submissions.Submission) -> dict:
-    reason = f"{sub.path.name}: no chapter has a notebook named {sub.notebook}.ipynb"
+    reason = f"{sub.file}: no chapter has a notebook named {sub.notebook}.ipynb"
     return _entry(sub, [Row(student, "", sub.notebook, 0, 0, "unknown_assignment", reason)], [])
 
 
@@ -623,15 +704,22 @@ def failed_result(run: Run, student: str, subs: list[submissions.Submission], re
 
 
 def _entry(
-    sub: submissions.Submission, rows: list[Row], findings: list[dict], autograded: str | None = None
+    sub: submissions.Submission,
+    rows: list[Row],
+    findings: list[dict],
+    autograded: str | None = None,
+    fingerprints: dict | None = None,
 ) -> dict:
+    """A notebook's part of a result: its rows, its integrity findings, the autograded notebook
+    and, by exercise, the fingerprint of the student's code (the reports pair students with them)."""
     return {
         "assignment": sub.assignment,
         "notebook": sub.notebook,
-        "file": sub.path.name,
+        "file": sub.file,
         "rows": [row.as_dict() for row in rows],
         "findings": findings,
         "autograded": autograded,
+        "fingerprints": fingerprints or {},
     }
 
 

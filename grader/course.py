@@ -18,6 +18,21 @@ SOLUTIONS = ROOT / "solutions"
 CONFIG_FILE = Path(__file__).with_name("nbgrader_config.py")
 
 
+def public_paths() -> list[Path]:
+    """The course's files that students' code may read: ``lib/``, ``chapters/``, and in
+    ``grader/`` the Python modules, ``exercises/`` and ``references/visible/``. Each is shown to
+    the sandboxes on its own (``grader.sandbox.View.read_only``), so anything added elsewhere
+    (``solutions/``, ``grader/private/``, the hidden references) stays private until listed here."""
+    grader = ROOT / "grader"
+    return [
+        ROOT / "lib",
+        ROOT / "chapters",
+        *sorted(grader.glob("*.py")),
+        grader / "exercises",
+        grader / "references" / "visible",
+    ]
+
+
 def nbgrader_config(**course_directory) -> Config:
     """``grader/nbgrader_config.py``, with ``CourseDirectory`` settings overridden by keyword.
 

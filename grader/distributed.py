@@ -5,7 +5,7 @@ The submitting process sends one task per student: the student's notebooks (thei
 run's limits and the course's version (a digest of ``solutions/``, ``grader/`` and ``lib/``). On a
 worker, ``grade_remote`` prepares a run once per worker process and set of assignments, exactly as
 local grading does (``grader.autograde.prepare``: the release, the template gradebook, the
-sandboxed kernelspec), writes the notebooks into its scratch space and calls
+sandbox's view and limits; the worker's sandboxes are held in one cgroup scope), writes the notebooks into its scratch space and calls
 ``grader.autograde.grade_one``, the same per-student function local grading runs, in a process of
 its own with the same sandbox and time limit. That process is started by a fork server (a Dask
 worker has threads of its own, whose locks a plain fork would copy). The task's value is the
@@ -18,7 +18,9 @@ with ``DASK_DISTRIBUTED__WORKER__DAEMON=False`` (Dask's worker processes are dae
 and a daemon may not have children).
 """
 
+import atexit
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -34,7 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import autograde, course, submissions
+from . import autograde, course, sandbox, submissions
 
 CONNECT_TIMEOUT = "30s"
 
@@ -48,11 +50,13 @@ class Job:
     """One student, as a worker needs them."""
 
     student: str
-    notebooks: tuple[tuple[str, str | None, str, bytes], ...]  # (notebook, assignment, file name, bytes)
+    notebooks: tuple[tuple[str, str | None, str, bytes], ...]  # (notebook, assignment, file as found, bytes)
     assignments: frozenset[str]
     timeout: int
-    memory: int
+    limits: sandbox.Limits
+    isolate: bool
     version: str
+    zero_flagged: bool = False
 
 
 @functools.cache
@@ -80,8 +84,10 @@ def grade_all(scheduler: str, run: autograde.Run, todo: dict[str, list], persist
     with client:
         futures = {}
         for student, subs in todo.items():
-            notebooks = tuple((s.notebook, s.assignment, s.path.name, s.path.read_bytes()) for s in subs)
-            job = Job(student, notebooks, assignments, run.timeout, run.memory, version)
+            notebooks = tuple((s.notebook, s.assignment, s.file, s.path.read_bytes()) for s in subs)
+            job = Job(
+                student, notebooks, assignments, run.timeout, run.limits, run.isolate, version, run.zero_flagged
+            )
             futures[client.submit(grade_remote, job, pure=False)] = (student, subs)
         try:
             for future in as_completed(futures):
@@ -99,7 +105,7 @@ def grade_all(scheduler: str, run: autograde.Run, todo: dict[str, list], persist
 
 # ---- on a worker ---------------------------------------------------------------------------------
 
-_runs: dict[tuple, tuple[autograde.Run, tempfile.TemporaryDirectory]] = {}
+_runs: dict[tuple, tuple[autograde.Run, contextlib.ExitStack]] = {}
 _prepare_lock = threading.Lock()
 
 
@@ -115,15 +121,14 @@ def grade_remote(job: Job) -> tuple[dict, str]:
             "this Dask worker is a daemon process and cannot start the grading process: start it "
             "with DASK_DISTRIBUTED__WORKER__DAEMON=False (see the instructor guide)"
         )
-    run = _run_for(job)
+    run = dataclasses.replace(_run_for(job), zero_flagged=job.zero_flagged)
     folder = Path(tempfile.mkdtemp(prefix="student-", dir=run.scratch))
     try:
         subs = []
-        for index, (notebook, assignment, name, data) in enumerate(job.notebooks):
-            path = folder / str(index) / name
-            path.parent.mkdir()
+        for index, (notebook, assignment, file, data) in enumerate(job.notebooks):
+            path = folder / f"{index}.ipynb"
             path.write_bytes(data)
-            subs.append(submissions.Submission(job.student, path, notebook, assignment))
+            subs.append(submissions.Submission(job.student, job.student, path, file, notebook, assignment))
         return autograde.grade_one(run, job.student, subs, context="forkserver")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -132,22 +137,22 @@ def grade_remote(job: Job) -> tuple[dict, str]:
 def _run_for(job: Job) -> autograde.Run:
     """This worker's prepared run for the job's assignments and limits (made once, then kept for
     the life of the worker process; its scratch folder goes with it)."""
-    key = (job.assignments, job.timeout, job.memory)
+    key = (job.assignments, job.timeout, job.limits, job.isolate)
     with _prepare_lock:
         if key not in _runs:
+            if job.isolate and sandbox.available():
+                raise RuntimeError(f"this worker cannot sandbox students' code: {sandbox.available()}")
             multiprocessing.set_forkserver_preload(["grader.autograde"])
-            scratch = course.scratch("forwardpass-worker-")
-            tmp = Path(scratch.name)
+            scratch = contextlib.ExitStack()
+            tmp = Path(scratch.enter_context(course.scratch("forwardpass-worker-")))
+            # Every sandbox this worker starts is held in one group, removed when the worker exits
+            # (set before the fork server starts, which passes its environment on).
+            scratch.enter_context(sandbox.scope())
+            atexit.register(scratch.close)
             out = tmp / "out"  # what local grading hides as its output folder; nothing is kept here
             out.mkdir()
             run = autograde.prepare(
-                out,
-                course.SOLUTIONS,
-                set(job.assignments),
-                tmp,
-                job.timeout,
-                job.memory,
-                jobs=multiprocessing.cpu_count(),
+                out, course.SOLUTIONS, set(job.assignments), tmp, job.timeout, job.limits, job.isolate
             )
             _runs[key] = (run, scratch)
         return _runs[key][0]

@@ -1,39 +1,279 @@
-"""nbgrader's ``Execute`` preprocessor, made to survive a kernel that dies or stops answering.
+"""nbgrader's ``Execute`` preprocessor, made to run a sandboxed kernel fairly and to survive it.
 
-Stock nbgrader fails the whole assignment when the kernel dies (``os._exit``, a crash) or ignores
-the interrupt after a timeout, and throws away the notebook, so exercises that were already
-answered lose their points too. Here the cell where it happened gets an error output naming the
-cause (``KernelDied`` or ``KernelUnresponsive``), the remaining cells stay unexecuted, and the
-notebook is written as usual. Kernels are always shut down at once (killed) rather than asked to
-exit: their state is of no further use, and one that ignores interrupts would not exit either.
+The kernel runs under a supervisor (``grader.sandbox``) that bounds the notebook as a whole: the
+CPU time of the kernel's whole process tree, its time asleep, its memory and processes. The
+per-cell timeout (``ExecutePreprocessor.timeout``) is only a generous wall-clock backstop that
+interrupts a cell. On top of nbgrader's ``Execute``:
+
+- When the kernel dies, stops answering or is ended by a limit, the cell where it happened gets
+  an error output that says what and where ("the notebook used its 60 s of CPU time in cell 14",
+  from the supervisor's report; ``STOPS`` maps the error names to statuses), the remaining cells
+  stay unexecuted, and the notebook is written as usual: exercises answered before keep their
+  points.
+- A notebook whose kernel failed to start, or stopped before any cell the student wrote or
+  changed had started, is run once more from the start: a busy machine must not zero it.
+- Time asleep counts against the notebook only while one of its cells runs (a flag file the
+  supervisor reads, ``grader.sandbox.cell_starts``): the grader's own pace between cells is not
+  the student's.
+- What the kernel sends is capped before the grader holds it: ZeroMQ refuses any message larger
+  than ``MAX_MESSAGE`` unread (``CappedKernelClient``), and outputs beyond ``MAX_OUTPUT`` bytes per
+  notebook are not kept; a note in the cell says so either way. Outputs a cell sends after a
+  refused one, while the connection is restored, may be lost with it.
+- The kernel is ended by SIGTERM to its supervisor, which kills the tree, removes its cgroup and
+  writes its report; ``grader.sandbox.finish`` then removes whatever a killed supervisor left.
 """
 
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
+import asyncio
+import copy
+import os
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+from queue import Empty
+
+import nbformat
+import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_core.utils import run_sync
+from nbclient.exceptions import CellExecutionComplete, CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
+from traitlets import Unicode
+from traitlets.config import Config
+
+from . import sandbox
 
 KERNEL_DIED = "KernelDied"
 KERNEL_UNRESPONSIVE = "KernelUnresponsive"
+TIME_LIMIT = "TimeLimitReached"
+RESOURCE_LIMIT = "ResourceLimitReached"
+STOPS = {
+    KERNEL_DIED: "kernel_died",
+    KERNEL_UNRESPONSIVE: "timeout",
+    TIME_LIMIT: "timeout",
+    RESOURCE_LIMIT: "kernel_died",
+}
+LIMIT_ERRORS = {
+    "cpu": TIME_LIMIT,
+    "idle": TIME_LIMIT,
+    "wall": TIME_LIMIT,
+    "memory": RESOURCE_LIMIT,
+    "pids": RESOURCE_LIMIT,
+}
+MAX_MESSAGE = 16 * 2**20  # bytes of one message from the kernel
+MAX_OUTPUT = 64 * 2**20  # bytes of outputs kept per notebook
+SHUTDOWN_WAIT = 5.0  # seconds the supervisor gets to end the sandbox
+IOPUB_WAIT = 30  # seconds to wait for a cell's outputs after its reply
+QUIET_AFTER_DROP = 3  # seconds
+
+
+def sandboxed_kernel(runtime: Path, view: sandbox.View, limits: sandbox.Limits, isolate: bool = True) -> Path:
+    """Install the sandboxed kernelspec for kernels whose files live in ``runtime`` (their
+    connection files and supervisors' reports there, out of the sandbox's reach; their sockets in
+    ``runtime/sockets``, the one folder they may write). Returns the folder to put first on
+    ``JUPYTER_PATH``."""
+    (runtime / "sockets").mkdir(exist_ok=True)
+    view = replace(view, writable=(*view.writable, runtime / "sockets"))
+    return sandbox.install_kernel(runtime / "jupyter", view, limits, isolate=isolate)
+
+
+def kernel_settings(config: Config, runtime: Path, release: Path, timeout: int) -> None:
+    """nbgrader's execution settings for the kernel ``sandboxed_kernel`` installed in ``runtime``:
+    that kernel whatever the notebook asks for, Unix sockets (it has no network, not even
+    loopback), ``timeout`` seconds per cell, the release folder (what is not the student's)."""
+    config.Execute.kernel_name = sandbox.KERNEL_NAME
+    config.ExecutePreprocessor.timeout = timeout
+    # After a cell's reply, its last outputs may lag on a busy machine (or behind an output too
+    # large to keep, whose "idle" may be lost with it): wait for them, then go on regardless.
+    config.Execute.iopub_timeout = IOPUB_WAIT
+    config.Execute.raise_on_iopub_timeout = False
+    config.ResilientExecute.release_directory = str(release)
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.connection_file = str(runtime / "kernel.json")
+    config.KernelManager.ip = str(runtime / "sockets" / "kernel")
+    config.KernelManager.client_class = f"{__name__}.CappedKernelClient"
+
+
+class CappedKernelClient(AsyncKernelClient):
+    """A kernel client whose sockets refuse messages larger than ``MAX_MESSAGE``: ZeroMQ reads a
+    frame's size from its header and drops the connection without reading the rest, so a 500 MB
+    print never reaches the grader's memory. ZeroMQ does not reconnect after such a drop; a
+    watcher on the output socket's monitor reconnects it at once and counts the drops."""
+
+    def _context_default(self):
+        context = super()._context_default()
+        context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
+        return context
+
+    def start_channels(self, *args, **kwargs):
+        super().start_channels(*args, **kwargs)
+        self.dropped = 0
+        monitor = self.iopub_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._watcher = asyncio.ensure_future(self._reconnect_after_drops(monitor))
+
+    async def _reconnect_after_drops(self, monitor) -> None:
+        url = self._make_url("iopub")
+        try:
+            while True:
+                await monitor.recv_multipart()  # the output stream was cut (or the kernel died)
+                self.dropped += 1
+                try:
+                    self.iopub_channel.socket.disconnect(url)
+                except zmq.ZMQError:
+                    pass
+                self.iopub_channel.socket.connect(url)
+        finally:
+            monitor.close(linger=0)
+
+    def drops(self) -> int:
+        """How many times the output stream was cut since the last call."""
+        count, self.dropped = self.dropped, 0
+        return count
+
+    def stop_channels(self):
+        watcher = getattr(self, "_watcher", None)
+        if watcher is not None:
+            watcher.cancel()
+            self._watcher = None
+        super().stop_channels()
 
 
 class ResilientExecute(Execute):
+    release_directory = Unicode(
+        "", help="nbgrader's release folder: its cells, unchanged, are not the student's code"
+    ).tag(config=True)
+
     def preprocess(self, nb, resources, km=None):
-        self._stopped = False
+        """Run the notebook; once more if it stopped before any student code ran."""
         self.shutdown_kernel = "immediate"
-        return super().preprocess(nb, resources, km)
+        self._released = self._released_sources(resources)
+        pristine = copy.deepcopy(nb.cells)
+        for attempt in (1, 2):
+            self._stopped = self._student_started = self._capped = False
+            self._output_bytes = 0
+            try:
+                result = super().preprocess(nb, resources, km)
+                if not self._stopped or self._student_started or attempt == 2:
+                    return result
+            except Exception:  # the kernel did not start, or stalled while it did
+                if self._student_started or attempt == 2:
+                    raise  # nbgrader reports the notebook as failed
+            self.log.warning("the kernel failed before any student code ran; running the notebook again")
+            nb.cells = copy.deepcopy(pristine)
+
+    def _released_sources(self, resources) -> set[str]:
+        names = resources.get("nbgrader", {})
+        path = Path(self.release_directory, names.get("assignment", ""), f"{names.get('notebook', '')}.ipynb")
+        if not self.release_directory or not path.is_file():
+            return set()
+        return {cell.source for cell in nbformat.read(path, as_version=4).cells}
+
+    def _is_student_code(self, cell) -> bool:
+        if cell.cell_type != "code" or not cell.source.strip():
+            return False
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            return True
+        if meta.get("grade") or meta.get("locked"):
+            return False  # nbgrader restored it from the instructor's source
+        return cell.source not in self._released
 
     def preprocess_cell(self, cell, resources, index):
         if self._stopped:
             return cell, resources
+        self._student_started |= self._is_student_code(cell)
+        report = self._report_path()
         try:
-            return super().preprocess_cell(cell, resources, index)
+            if report:
+                sandbox.cell_starts(report)
+            cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
-            self._stop(cell, KERNEL_DIED, "the kernel died while running this cell")
+            self._stop(cell, *self._death(index))
         except CellTimeoutError:
-            self._stop(cell, KERNEL_UNRESPONSIVE, "the kernel did not stop when interrupted")
+            self._stop(cell, KERNEL_UNRESPONSIVE, f"the kernel stopped responding in cell {index + 1}")
+        finally:
+            if report:
+                sandbox.cell_ends(report)
+        if not self._stopped and self.kc is not None and self.kc.drops():
+            cell.outputs.append(_note(f"an output larger than {MAX_MESSAGE // 2**20} MiB was not kept"))
         return cell, resources
 
+    def _death(self, index: int) -> tuple[str, str]:
+        """The error name and message for a kernel that died in cell ``index``."""
+        report = sandbox.finish(self._report_path()) if self._report_path() else {}
+        limit = report.get("limit")
+        if limit in LIMIT_ERRORS:
+            return LIMIT_ERRORS[limit], f"the notebook {sandbox.describe(report)} in cell {index + 1}"
+        return KERNEL_DIED, f"the kernel died in cell {index + 1}"
+
     def _stop(self, cell, name: str, message: str) -> None:
-        self.log.warning("%s in a cell; the remaining cells are not run", name)
+        self.log.warning("%s: %s; the remaining cells are not run", name, message)
         cell.outputs.append(new_output("error", ename=name, evalue=message, traceback=[f"{name}: {message}"]))
         self._stopped = True
+
+    async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index) -> None:
+        """nbclient's loop over a cell's outputs, until the kernel says it is idle; but once the
+        output stream was cut, that "idle" may have been lost with the message that was too
+        large: then it ends when the stream stays quiet for ``QUIET_AFTER_DROP`` seconds."""
+        while True:
+            quiet = QUIET_AFTER_DROP if self.kc.dropped else None
+            try:
+                msg = await self.kc.iopub_channel.get_msg(timeout=quiet)
+            except Empty:
+                return
+            if msg["parent_header"].get("msg_id") == parent_msg_id:
+                try:
+                    self.process_message(msg, cell, cell_index)
+                except CellExecutionComplete:
+                    return
+
+    def output(self, outs, msg, display_id, cell_index):
+        self._output_bytes += _size(msg.get("content", {}))
+        if self._output_bytes <= MAX_OUTPUT:
+            return super().output(outs, msg, display_id, cell_index)
+        if not self._capped:
+            self._capped = True
+            outs.append(
+                _note(f"the notebook's outputs passed {MAX_OUTPUT // 2**20} MiB; the rest was not kept")
+            )
+        return None
+
+    def _supervisor(self) -> int | None:
+        """The kernel's supervisor's pid, while it runs."""
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        return process.pid if process is not None and process.poll() is None else None
+
+    def _report_path(self) -> str | None:
+        connection_file = getattr(self.km, "connection_file", None)
+        return sandbox.report_for(connection_file) if connection_file else None
+
+    async def _async_cleanup_kernel(self) -> None:
+        """End the sandbox through its supervisor, then clean up as nbclient does."""
+        report, supervisor = self._report_path(), self._supervisor()
+        if supervisor:
+            process = self.km.provisioner.process
+            os.kill(supervisor, signal.SIGTERM)
+            deadline = time.monotonic() + SHUTDOWN_WAIT
+            while process.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+        await super()._async_cleanup_kernel()
+        if report:
+            sandbox.finish(report)
+
+    _cleanup_kernel = run_sync(_async_cleanup_kernel)
+
+
+def _size(content: dict) -> int:
+    """Roughly the bytes an output message holds."""
+    if "text" in content:
+        return len(content["text"])
+    if "data" in content:
+        return sum(
+            len(value) if isinstance(value, str) else len(str(value)) for value in content["data"].values()
+        )
+    return sum(len(line) for line in content.get("traceback", []))
+
+
+def _note(text: str):
+    return new_output("stream", name="stderr", text=f"[grader: {text}]\n")

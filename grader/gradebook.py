@@ -22,6 +22,9 @@ assignment ``""`` for a notebook no chapter has):
   feedback page last written for it;
 - ``scores``: the computed score of each exercise of each unit (``grader.results.Row``);
 - ``findings``: integrity findings of each unit, each a JSON object;
+- ``fingerprints``: by exercise, the fingerprint of the code the student wrote for it (where it
+  is, and its token hashes: ``grader.similarity``), from which the reports pair students whose
+  code is near-identical;
 - ``overrides``: the instructor's score for an exercise, with a reason and where it was given
   (``command`` or ``formgrader``); an override outlives every regrade until cleared;
 - ``history``: every score every run computed; ``adjustments``: every override set or cleared.
@@ -41,6 +44,7 @@ from pathlib import Path
 from .results import Row
 
 FILE = "grades.sqlite"
+PROBLEMS = "(submission problems)"  # the notebook of a unit of submission problem rows
 VERSION = 1
 SCHEMA = """
 CREATE TABLE runs (
@@ -97,6 +101,15 @@ CREATE TABLE findings (
     notebook TEXT NOT NULL,
     position INTEGER NOT NULL,
     finding TEXT NOT NULL
+);
+CREATE TABLE fingerprints (
+    student TEXT NOT NULL,
+    assignment TEXT NOT NULL,
+    notebook TEXT NOT NULL,
+    exercise TEXT NOT NULL,
+    cell INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    hashes TEXT NOT NULL
 );
 CREATE TABLE overrides (
     student TEXT NOT NULL,
@@ -281,7 +294,7 @@ class Gradebook:
             for entry in result["notebooks"]:
                 key = (student, entry["assignment"] or "", entry["notebook"])
                 unit = units[key[1:]]
-                for table in ("scores", "findings"):
+                for table in ("scores", "findings", "fingerprints"):
                     self.db.execute(
                         f"DELETE FROM {table} WHERE student = ? AND assignment = ? AND notebook = ?", key
                     )
@@ -301,6 +314,13 @@ class Gradebook:
                     "INSERT INTO findings VALUES (?, ?, ?, ?, ?)",
                     [(*key, i, json.dumps(f, default=str)) for i, f in enumerate(entry["findings"])],
                 )
+                self.db.executemany(
+                    "INSERT INTO fingerprints VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (*key, name, f["cell"], f["line"], json.dumps(f["hashes"]))
+                        for name, f in entry.get("fingerprints", {}).items()
+                    ],
+                )
                 when = unit.get("submitted_at")
                 self.db.execute(
                     "INSERT OR REPLACE INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')",
@@ -315,6 +335,39 @@ class Gradebook:
                         run,
                     ),
                 )
+
+    def set_problems(self, run: int, student: str, rows: list[Row], name: str = "") -> None:
+        """The rows of a student's submission problems (files not graded, or graded under another
+        id, and why), as the unit (student, "", ``PROBLEMS``), replacing earlier ones; no rows
+        removes the unit."""
+        key = (student, "", PROBLEMS)
+        with self.transaction():
+            for table in ("scores", "submissions"):
+                self.db.execute(
+                    f"DELETE FROM {table} WHERE student = ? AND assignment = ? AND notebook = ?", key
+                )
+            if not rows:
+                return
+            self.db.execute("INSERT OR IGNORE INTO students (student, name) VALUES (?, ?)", (student, name))
+            self.db.executemany(
+                "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*key, r.exercise, r.score, r.max_score, r.status, r.reason, i) for i, r in enumerate(rows)],
+            )
+            self.db.execute(
+                "INSERT INTO submissions VALUES (?, ?, ?, '', '', NULL, '', NULL, 1, ?, '')", (*key, run)
+            )
+
+    def fingerprints(self) -> dict[tuple[str, str], dict[str, dict]]:
+        """By (assignment, exercise), each student's fingerprint: ``{"cell", "line", "hashes"}``."""
+        found: dict[tuple[str, str], dict[str, dict]] = {}
+        query = "SELECT student, assignment, exercise, cell, line, hashes FROM fingerprints"
+        for student, assignment, exercise, cell, line, hashes in self.db.execute(query):
+            found.setdefault((assignment, exercise), {})[student] = {
+                "cell": cell,
+                "line": line,
+                "hashes": json.loads(hashes),
+            }
+        return found
 
     def set_page_digest(self, student: str, assignment: str, notebook: str, digest: str) -> None:
         with self.transaction():

@@ -1,31 +1,62 @@
-"""A static scan of a student's code for ways to earn points without doing the exercise.
+"""The integrity report: what in a student's notebook deserves an instructor's look, with its
+evidence (the cell, the line, the code, what matched).
 
-Scores come from comparing recorded outputs outside the kernel, so patching numpy or the checks
-cannot fake a right answer; what it cannot see is a right answer computed by ``lib`` itself. So:
+Scores cannot be forged: they are computed outside the student's kernel, by a process with no
+implementation of the graded stages. So a finding changes no score unless the instructor asks for
+it (``python -m grader autograde ... --zero-flagged``, see ``zeroed``): it is a row of
+``integrity.csv`` and of the instructor's feedback index. Only the student's cells are scanned:
+code cells other than the tests nbgrader restores, and not cells left exactly as released. A
+finding names the exercises it concerns: inside a function, those whose function reaches it
+(through the student's own functions and names, transitively); at the top level of a cell, every
+exercise of the notebook.
 
-- **lib's own implementation**: for each exercise, the scan follows the student's definition of
-  the exercise's function (and every function or name of theirs it uses, transitively) and flags
-  any use of ``lib`` that reaches a name equal to the exercise's (``lib.embed``,
-  ``from lib import embed``, ``lib.embedding.embed``, ``getattr(lib, ...)``, an alias of any).
-  ``lib`` used elsewhere (other stages, a self-test comparing with ``lib.embed``) is fine.
-- **tampering and escapes**, anywhere in the student's cells: assigning to attributes of numpy,
-  ``lib`` or ``grader`` (also via ``setattr``), ``sys.modules``, ``importlib``, ``__import__``,
-  ``exec``, ``eval``, ``compile``, ``ctypes``, the course's reference modules, paths into the
-  stored references, and ``__globals__``-style escapes. Inside a function such a finding voids the
-  exercises that reach the function; at the top level of a cell, every exercise of the notebook.
+Reported:
 
-Only the student's cells are scanned: code cells other than the locked cells nbgrader restores,
-skipping cells left exactly as released. One check looks at the executed notebook instead: a test
-cell must hold exactly one set of answers, the one ``record`` emits (``duplicate_answers``).
+- lib's own implementation: an exercise's function reaches a name of ``lib`` equal to the
+  exercise's: ``lib.embed``, ``from lib import embed``, ``lib.embedding.embed``, an alias, or the
+  same reached dynamically (``getattr(lib, "em" + "bed")``, ``vars(lib)[...]``,
+  ``lib.__dict__[...]``, ``importlib.import_module("lib.embedding")``, ``sys.modules[...]``, a
+  name bound through ``globals()``; a name only known at run time counts as any name); or a
+  ``from lib... import *`` that provides the exercise's name with no definition of the student's
+  after it.
+- near-identical code: the exercise's function, with the helpers it uses, contains ``lib``'s
+  implementation of the stage, renamed or not (``grader.similarity``, ``NEAR`` of the part of
+  ``lib``'s token sequence that neither the stub nor the course's solution has).
+- tampering: assigning to attributes of numpy, ``lib`` or ``grader`` (also with ``setattr``) or
+  to ``sys.modules``; importing ``importlib``, ``ctypes`` or the grader's private parts (exercise
+  definitions and references, keys, comparison); ``__globals__``-style escapes; notebook names
+  bound through ``globals()``.
+- private files: a string, or a constant expression, naming the stored references, the solutions,
+  the grader's private keys or a process's ``/proc`` entry, in code or in a shell command.
+- hidden code: ``exec``, ``eval`` and ``compile`` (also as ``builtins.exec``); when the code is a
+  constant string, or its base64, hex or bytes, it is decoded and scanned as a cell of its own
+  (its definitions count as the student's). Loading a pickle or marshalled code, naming the
+  modules and attributes a constant pickle refers to.
+- cell magics: the body of a ``%%capture``, ``%%time``, ``%%timeit``, ``%%prun`` or ``%%python``
+  cell is scanned as Python; shell cells and ``!`` lines are strings, scanned for private files.
+- grading metadata changed in a way that would have moved points (``grader.clean``).
+
+Pairs of students with near-identical code for one exercise (stub and course solution left out)
+are found when the reports are written (``report``).
 """
 
 import ast
+import base64
+import binascii
+import importlib
+import inspect
+import pickletools
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
+from functools import cache
 
 from IPython.core.inputtransformer2 import TransformerManager
 
-from .results import answers, test_cells
+import lib
+
+from . import exercises as course_exercises
+from . import similarity
+from .results import Row
 
 PATCHABLE = ("numpy", "lib", "grader")
 FORBIDDEN_MODULES = {
@@ -33,16 +64,40 @@ FORBIDDEN_MODULES = {
     "ctypes": "uses ctypes",
     "grader.references": "reads the stored references",
     "grader.compare": "imports the grader's comparison",
+    "grader.exercises": "imports the grader's exercise definitions (with their references)",
+    "grader.keys": "imports the grader's answer keys",
+    "grader.private": "imports the grader's private files",
 }
+PRIVATE_GRADER = {"references", "compare", "exercises", "keys", "private", "reference"}
 FORBIDDEN_NAMES = {"exec", "eval", "compile", "__import__"}
 ESCAPES = {"__globals__", "__builtins__", "__subclasses__", "__code__", "__closure__"}
-REFERENCE_PATH = re.compile(r"references[/\\]|\.safetensors|(^|[/\\])references$")
+PRIVATE_PATH = re.compile(
+    r"references[/\\]|\.safetensors|(^|[/\\])references$|solutions[/\\]|grader[/\\]private"
+    r"|concepts\.toml|/proc/(\d+|self)/(cmdline|environ|root|cwd|fd|mem)"
+)
+PATH_JOINS = {"os.path.join()", "posixpath.join()", "pathlib.Path()", "pathlib.PurePath()"}
+PYTHON_MAGICS = {"capture", "time", "timeit", "prun", "python", "python3"}
+PICKLERS = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib", "marshal", "shelve"}
+DECODERS = {
+    "b64decode": base64.b64decode,
+    "standard_b64decode": base64.standard_b64decode,
+    "urlsafe_b64decode": base64.urlsafe_b64decode,
+    "decodebytes": base64.decodebytes,
+    "b32decode": base64.b32decode,
+    "b16decode": base64.b16decode,
+    "a85decode": base64.a85decode,
+    "b85decode": base64.b85decode,
+    "unhexlify": binascii.unhexlify,
+    "fromhex": bytes.fromhex,
+}
+MAX_DECODED = 3  # levels of exec(decode(...)) followed
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+FIELDS = ("student", "assignment", "exercises", "reason", "cell", "line", "code")
 
 
 @dataclass(frozen=True)
 class Finding:
-    """Suspicious code; ``exercises`` are the exercise names it voids."""
+    """Suspicious code; ``exercises`` are the exercise names it concerns."""
 
     exercises: tuple[str, ...]
     reason: str
@@ -53,9 +108,25 @@ class Finding:
 
 @dataclass(frozen=True)
 class _Cell:
+    """Code to scan: a cell, the body of a Python cell magic, or code a cell runs with ``exec``."""
+
     index: int
-    source: str
+    source: str  # as written (the evidence quotes it)
     tree: ast.Module
+    offset: int = 0  # lines before ``source`` in the cell (a cell magic's first line)
+    run_at: int = 0  # for code run by exec: the line of the exec in the cell
+    decoded: str = ""  # for code run by exec: its first line, quoted in the reasons
+
+    def line(self, node: ast.AST) -> int:
+        return self.run_at or getattr(node, "lineno", 1) + self.offset
+
+
+@dataclass
+class Review:
+    """One notebook's findings and, by exercise, the fingerprint of the student's code for it."""
+
+    findings: list[Finding] = field(default_factory=list)
+    fingerprints: dict[str, dict] = field(default_factory=dict)  # {"cell", "line", "hashes"}
 
 
 def student_cells(nb, released_sources: set[str]) -> list[tuple[int, str]]:
@@ -69,56 +140,218 @@ def student_cells(nb, released_sources: set[str]) -> list[tuple[int, str]]:
     return cells
 
 
-def scan(nb, released_sources: set[str], exercises: list[str]) -> list[Finding]:
-    """Findings in the student's cells of an executed notebook, for the given exercise names."""
-    code = [_parse(i, cell.source) for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
-    every = [cell for cell in code if cell]
-    student_indices = {index for index, _ in student_cells(nb, released_sources)}
-    student = [cell for cell in every if cell.index in student_indices]
-    aliases = _aliases(every)
-    definitions = _definitions(student)
-    reach = {name: _reachable([name], definitions) for name in exercises}
-    top_level = _reachable(_top_level_names(student), definitions)
-    findings = []
-    for cell in student:
-        for statement in cell.tree.body:
-            owner = statement.name if isinstance(statement, DEFINITIONS) else None
-            runs_anyway = owner is None or owner in top_level
-            voided = tuple(n for n in exercises if runs_anyway or owner in reach[n])
-            for node, reason in _tampering(statement, aliases):
-                findings.append(_finding(voided, reason, cell, node))
+def review(nb, released, source, exercises: list[str], assignment: str, changes=()) -> Review:
+    """Everything the report says about an executed notebook: ``released`` is the student
+    version, ``source`` the instructor's (its solutions are what honest code looks like),
+    ``changes`` what ``grader.clean`` changed."""
+    sources = {cell.source for cell in released.cells}
+    everything, cells, unscanned = _parse_cells(nb, sources)
+    result = Review(unscanned + _static(everything, cells, exercises) + _metadata(changes, exercises))
+    definitions = _definitions(cells)
     for name in exercises:
-        for cell, node, path in _lib_uses(name, reach[name], definitions, aliases):
-            findings.append(_finding((name,), f"uses lib's own {name} ({path})", cell, node))
-    return sorted(set(findings), key=lambda f: (f.cell, f.line, f.reason))
+        try:
+            code = _exercise_code(name, definitions, set(exercises))
+        except RecursionError:
+            continue
+        if code is None:
+            continue
+        cell, node, text = code
+        boilerplate = (_answer_code(released, name), _answer_code(source, name))
+        body = similarity.bodies(text)
+        mine = similarity.fingerprint(body)
+        for function, theirs in _lib_implementations(assignment, name):
+            share = similarity.containment(similarity.fingerprint(theirs, boilerplate), mine)
+            if share is not None and share >= similarity.NEAR:
+                reason = f"near-identical to {function} ({share:.0%} of its own token sequence)"
+                result.findings.append(_finding((name,), reason, cell, node))
+        hashes = similarity.fingerprint(body, boilerplate)
+        result.fingerprints[name] = {"cell": cell.index, "line": cell.line(node), "hashes": sorted(hashes)}
+    result.findings = sorted(set(result.findings), key=lambda f: (f.cell, f.line, f.reason))
+    return result
 
 
-def duplicate_answers(nb) -> list[Finding]:
-    """Test cells with more than one set of answers: the student's code displayed its own."""
+def scan(nb, released_sources: set[str], exercises: list[str]) -> list[Finding]:
+    """The static findings in the student's cells of a notebook, for the given exercise names."""
+    everything, cells, unscanned = _parse_cells(nb, released_sources)
+    return sorted(
+        set(unscanned + _static(everything, cells, exercises)), key=lambda f: (f.cell, f.line, f.reason)
+    )
+
+
+def zeroed(rows: list[Row], findings: list[Finding]) -> list[Row]:
+    """``rows`` with every exercise a finding concerns at 0, status ``integrity`` (the
+    instructor's ``--zero-flagged``)."""
+    reasons: dict[str, list[str]] = {}
+    for finding in findings:
+        for name in finding.exercises:
+            reasons.setdefault(name, []).append(
+                f"{finding.reason} (cell {finding.cell}, line {finding.line})"
+            )
+    return [
+        replace(row, score=0, status="integrity", reason="; ".join(reasons[row.exercise]))
+        if row.exercise in reasons
+        else row
+        for row in rows
+    ]
+
+
+def pairs(code: dict[tuple[str, str], dict[str, dict]]) -> list[dict]:
+    """Findings for the pairs of students whose code for an exercise is near-identical.
+
+    ``code`` maps (assignment, exercise) to each student's fingerprint (``Review.fingerprints``).
+    """
     found = []
-    for test in test_cells(nb):
-        count = len(answers(nb.cells[test.index]))
-        if count > 1:
+    for (assignment, name), by_student in sorted(code.items()):
+        hashes = {student: set(fp["hashes"]) for student, fp in by_student.items()}
+        for a, b, share in similarity.pairs(hashes):
+            theirs, ours = by_student[b], by_student[a]
+            reason = (
+                f"near-identical to {b}'s {name} (cell {theirs['cell']}, line {theirs['line']}):"
+                f" {share:.0%} of their uncommon token sequences are shared"
+            )
             found.append(
-                Finding((test.name,), f"the test cell emitted {count} sets of answers", test.index, 1, "")
+                {
+                    "student": a,
+                    "assignment": assignment,
+                    "exercises": [name],
+                    "reason": reason,
+                    "cell": ours["cell"],
+                    "line": ours["line"],
+                    "code": "",
+                }
             )
     return found
 
 
-def _parse(index: int, source: str) -> _Cell | None:
+def as_dicts(findings: list[Finding]) -> list[dict]:
+    return [asdict(finding) for finding in findings]
+
+
+# ---- cells --------------------------------------------------------------------------------------------
+
+
+def _parse_cells(nb, released_sources: set[str]) -> tuple[list[_Cell], list[_Cell], list[Finding]]:
+    """Every code cell parsed (what the notebook's names mean depends on all of them), the
+    student's among them, and a finding for each student cell too large or deep to parse. A cell
+    that is not Python is skipped: it cannot run either."""
+    everything, unscanned = [], []
+    students = {index for index, _ in student_cells(nb, released_sources)}
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        try:
+            everything += _parse(index, cell.source)
+        except (RecursionError, MemoryError):
+            if index in students:
+                reason = "the cell is nested too deeply to be scanned"
+                unscanned.append(Finding((), reason, index, 1, cell.source.partition("\n")[0][:200]))
+    return everything, [cell for cell in everything if cell.index in students], unscanned
+
+
+def _parse(index: int, source: str, depth: int = 0, run_at: int = 0, decoded: str = "") -> list[_Cell]:
+    """A cell (or a cell magic's Python body), then the code it runs with exec, decoded."""
+    first, _, body = source.partition("\n")
+    magic = re.match(r"\s*%%(\w+)", first)
+    python_body = bool(magic and magic[1] in PYTHON_MAGICS)
+    text, offset = (body, 1) if python_body else (source, 0)
     try:
-        return _Cell(index, source, ast.parse(TransformerManager().transform_cell(source)))
-    except SyntaxError:
-        return None  # it cannot run either
+        tree = ast.parse(TransformerManager().transform_cell(text))
+    except (SyntaxError, ValueError):
+        return []
+    cell = _Cell(index, source, tree, offset, run_at, decoded)
+    cells = [cell]
+    if depth < MAX_DECODED:
+        for node in ast.walk(tree):
+            if _calls_exec(node) and node.args and (code := _decoded(node.args[0])):
+                quoted = code.strip().partition("\n")[0][:80]
+                cells += _parse(index, code, depth + 1, run_at or cell.line(node), decoded or quoted)
+    return cells
 
 
 def _finding(exercises, reason: str, cell: _Cell, node: ast.AST) -> Finding:
-    line = getattr(node, "lineno", 1)
-    code = cell.source.splitlines()[line - 1].strip() if cell.source.splitlines() else ""
-    return Finding(tuple(exercises), reason, cell.index, line, code[:200])
+    """A finding with its evidence: the line of the cell, or for code run by exec, the line of
+    the exec and the decoded line."""
+    lines = cell.source.splitlines()
+    at = getattr(node, "lineno", 1) + cell.offset
+    code = lines[at - 1].strip() if 0 < at <= len(lines) else ""
+    if cell.decoded:
+        reason = f"{reason}, in code run by exec ({cell.decoded!r})"
+    return Finding(tuple(exercises), reason, cell.index, cell.line(node), code[:200])
 
 
-# ---- names ---------------------------------------------------------------------------------------
+# ---- constants the code computes ------------------------------------------------------------------------
+
+
+def _constant(node: ast.AST) -> str | bytes | None:
+    """The value of a constant expression built from strings: literals, ``+``, f-strings of
+    constants, ``"".join`` of constants, ``.decode()``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str | bytes):
+        return node.value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _constant(node.left), _constant(node.right)
+        if left is not None and right is not None and type(left) is type(right):
+            return left + right
+    if isinstance(node, ast.JoinedStr):
+        parts = [_constant(v.value if isinstance(v, ast.FormattedValue) else v) for v in node.values]
+        return "".join(parts) if all(isinstance(p, str) for p in parts) else None
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        base = _constant(node.func.value)
+        if node.func.attr == "join" and isinstance(base, str) and node.args:
+            items = node.args[0].elts if isinstance(node.args[0], ast.List | ast.Tuple) else []
+            values = [_constant(item) for item in items]
+            return base.join(values) if items and all(isinstance(v, str) for v in values) else None
+        if node.func.attr == "decode" and isinstance(base, bytes):
+            return base.decode("utf-8", "replace")
+    return None
+
+
+def _decoded(node: ast.AST) -> str | None:
+    """Code given to exec as a constant, or as the base64, base32, hex or bytes of one."""
+    value = _constant(node)
+    if value is None and isinstance(node, ast.Call):
+        function = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if function == "decode" and isinstance(node.func, ast.Attribute):
+            value = _decoded_bytes(node.func.value)
+        elif function in DECODERS:
+            value = _decoded_bytes(node)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value
+
+
+def _decoded_bytes(node: ast.AST) -> bytes | None:
+    value = _constant(node)
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bytes):
+        return value
+    if isinstance(node, ast.Call) and node.args:
+        function = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        inner = _decoded_bytes(node.args[0])
+        if function in DECODERS and inner is not None:
+            try:
+                return DECODERS[function](inner.decode("ascii") if function == "fromhex" else inner)
+            except (ValueError, binascii.Error, UnicodeDecodeError):
+                return None
+    return None
+
+
+def _calls_exec(node: ast.AST) -> bool:
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    return (isinstance(func, ast.Name) and func.id in FORBIDDEN_NAMES - {"__import__"}) or (
+        isinstance(func, ast.Attribute)
+        and func.attr in FORBIDDEN_NAMES - {"__import__"}
+        and _is_builtins(func.value)
+    )
+
+
+def _is_builtins(node: ast.AST) -> bool:
+    return isinstance(node, ast.Name) and node.id in ("builtins", "__builtins__")
+
+
+# ---- names ----------------------------------------------------------------------------------------------
 
 
 def _aliases(cells: list[_Cell]) -> dict[str, str]:
@@ -136,24 +369,68 @@ def _aliases(cells: list[_Cell]) -> dict[str, str]:
     for node in nodes:
         aliases.update(_import_aliases(node))
     for _ in range(3):  # assignments may refer to each other
-        for node in nodes:
-            if isinstance(node, ast.Assign) and (path := _dotted(node.value, aliases)):
-                for target in node.targets:
-                    if isinstance(target, ast.Name):
-                        aliases[target.id] = path
+        for name, value in _assignments(nodes):
+            if path := _dotted(value, aliases):
+                aliases[name] = path
     return aliases
 
 
 def _import_aliases(node: ast.AST) -> dict[str, str]:
-    """The names an import statement binds, and what each stands for."""
+    """The names an import statement binds, and what each stands for (star imports: none)."""
     if isinstance(node, ast.Import):
         return {
             alias.asname or alias.name.split(".")[0]: alias.name if alias.asname else alias.name.split(".")[0]
             for alias in node.names
         }
     if isinstance(node, ast.ImportFrom) and node.module and not node.level:
-        return {alias.asname or alias.name: f"{node.module}.{alias.name}" for alias in node.names}
+        return {
+            alias.asname or alias.name: f"{node.module}.{alias.name}"
+            for alias in node.names
+            if alias.name != "*"
+        }
     return {}
+
+
+def _assignments(nodes) -> list[tuple[str, ast.AST]]:
+    """(name, value) for every name the nodes bind to a value: ``x = v``, ``globals()["x"] = v``,
+    ``globals().update(x=v)``, ``globals().update({"x": v})``, ``globals().__setitem__("x", v)``
+    (a name only known at run time is ``?``)."""
+    found = []
+    for node in nodes:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    found.append((target.id, node.value))
+                elif _is_globals_item(target):
+                    found.append((_name_or_any(target.slice), node.value))
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and _is_globals(node.func.value)
+        ):
+            if node.func.attr == "update":
+                found += [(k.arg, k.value) for k in node.keywords if k.arg]
+                for arg in node.args:
+                    if isinstance(arg, ast.Dict):
+                        found += [
+                            (_name_or_any(k), v) for k, v in zip(arg.keys, arg.values, strict=True) if k
+                        ]
+            elif node.func.attr in ("__setitem__", "setdefault") and len(node.args) == 2:
+                found.append((_name_or_any(node.args[0]), node.args[1]))
+    return found
+
+
+def _is_globals(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "globals"
+
+
+def _is_globals_item(node: ast.AST) -> bool:
+    return isinstance(node, ast.Subscript) and _is_globals(node.value)
+
+
+def _name_or_any(node: ast.AST) -> str:
+    value = _constant(node)
+    return value if isinstance(value, str) else "?"
 
 
 def _scoped(statement: ast.stmt, aliases: dict[str, str]) -> dict[str, str]:
@@ -163,35 +440,51 @@ def _scoped(statement: ast.stmt, aliases: dict[str, str]) -> dict[str, str]:
         return aliases
     local = _local_names(statement)
     scoped = {name: path for name, path in aliases.items() if name not in local}
-    for node in ast.walk(statement):
+    nodes = list(ast.walk(statement))
+    for node in nodes:
         scoped.update(_import_aliases(node))
     for _ in range(3):  # local assignments may refer to each other
-        for node in ast.walk(statement):
-            if isinstance(node, ast.Assign) and (path := _dotted(node.value, scoped)):
-                for target in node.targets:
-                    if isinstance(target, ast.Name):
-                        scoped[target.id] = path
+        for name, value in _assignments(nodes):
+            if path := _dotted(value, scoped):
+                scoped[name] = path
     return scoped
 
 
 def _dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
-    """What an expression refers to, as a dotted path through known modules, or ``None``."""
+    """What an expression refers to, as a dotted path through known modules, or ``None``; an
+    attribute whose name is only known at run time is ``?``."""
     if isinstance(node, ast.Name):
         return aliases.get(node.id)
     if isinstance(node, ast.Attribute):
         base = _dotted(node.value, aliases)
         return f"{base}.{node.attr}" if base else None
     if isinstance(node, ast.Subscript):
-        return _dotted(node.value, aliases)
+        base = _dotted(node.value, aliases)
+        if base and base.endswith(".__dict__"):  # vars(lib)["embed"], lib.__dict__["embed"]
+            return f"{base.removesuffix('.__dict__')}.{_name_or_any(node.slice)}"
+        if base == "sys.modules":  # sys.modules["lib.embedding"]
+            key = _name_or_any(node.slice)
+            return key if key != "?" else "sys.modules.?"
+        return base
     if isinstance(node, ast.Call):
-        if _calls(node, "getattr") and len(node.args) >= 2:
-            base = _dotted(node.args[0], aliases)
-            name = node.args[1]
-            attribute = name.value if isinstance(name, ast.Constant) and isinstance(name.value, str) else "?"
-            return f"{base}.{attribute}" if base else None
-        base = _dotted(node.func, aliases)
-        return f"{base}()" if base else None
+        return _called(node, aliases)
     return None
+
+
+def _called(node: ast.Call, aliases: dict[str, str]) -> str | None:
+    func = node.func.id if isinstance(node.func, ast.Name) and node.func.id not in aliases else None
+    if func == "getattr" and len(node.args) >= 2:
+        base = _dotted(node.args[0], aliases)
+        return f"{base}.{_name_or_any(node.args[1])}" if base else None
+    if func == "vars" and node.args:
+        base = _dotted(node.args[0], aliases)
+        return f"{base}.__dict__" if base else None
+    if func == "__import__" and node.args:
+        return _name_or_any(node.args[0]).split(".")[0]
+    base = _dotted(node.func, aliases)
+    if base in ("importlib.import_module", "importlib.__import__") and node.args:
+        return _name_or_any(node.args[0])
+    return f"{base}()" if base else None
 
 
 def _definitions(cells: list[_Cell]) -> dict[str, list[tuple[_Cell, ast.AST]]]:
@@ -208,11 +501,18 @@ def _bound_names(statement: ast.stmt) -> list[str]:
     if isinstance(statement, DEFINITIONS):
         return [statement.name]
     if isinstance(statement, ast.Import | ast.ImportFrom):
-        return [alias.asname or alias.name.split(".")[0] for alias in statement.names]
-    if isinstance(statement, ast.Assign | ast.AnnAssign | ast.AugAssign):
-        targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
-        return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
-    return []
+        return [alias.asname or alias.name.split(".")[0] for alias in statement.names if alias.name != "*"]
+    names = [name for name, _ in _assignments(ast.walk(statement))]
+    if isinstance(statement, ast.AnnAssign | ast.AugAssign) and isinstance(statement.target, ast.Name):
+        names.append(statement.target.id)
+    if isinstance(statement, ast.Assign):
+        names += [
+            n.id
+            for t in statement.targets
+            for n in ast.walk(t)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+        ]
+    return list(dict.fromkeys(names))
 
 
 def _top_level_names(cells: list[_Cell]) -> list[str]:
@@ -222,8 +522,9 @@ def _top_level_names(cells: list[_Cell]) -> list[str]:
 
 
 def _reachable(names: list[str], definitions: dict) -> set[str]:
-    """The student's top-level names reachable from ``names`` through the names each one uses."""
-    seen, todo = set(), list(names)
+    """The student's top-level names reachable from ``names`` through the names each one uses;
+    a name bound at run time (``?``) is reached from anywhere."""
+    seen, todo = set(), [*names, "?"]
     while todo:
         current = todo.pop()
         if current in seen or current not in definitions:
@@ -250,7 +551,31 @@ def _free_names(statement: ast.stmt) -> list[str]:
     return [n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and n.id not in local]
 
 
-# ---- what is flagged ------------------------------------------------------------------------------
+# ---- what is reported -----------------------------------------------------------------------------------
+
+
+def _static(everything: list[_Cell], cells: list[_Cell], exercises: list[str]) -> list[Finding]:
+    """The findings in the student's ``cells``, names resolved over ``everything``."""
+    aliases = _aliases(everything)
+    definitions = _definitions(cells)
+    reach = {name: _reachable([name], definitions) for name in exercises}
+    top_level = _reachable(_top_level_names(cells), definitions)
+    findings = []
+    for cell in cells:
+        for statement in cell.tree.body:
+            owner = statement.name if isinstance(statement, DEFINITIONS) else None
+            runs_anyway = owner is None or owner in top_level
+            concerned = tuple(n for n in exercises if runs_anyway or owner in reach[n])
+            try:
+                for node, reason in _tampering(statement, _scoped(statement, aliases)):
+                    findings.append(_finding(concerned, reason, cell, node))
+            except RecursionError:
+                findings.append(_finding(concerned, "code nested too deeply to be scanned", cell, statement))
+    for name in exercises:
+        for cell, node, path in _lib_uses(name, reach[name], definitions, aliases):
+            findings.append(_finding((name,), f"uses lib's own {name} ({path})", cell, node))
+        findings += _star_imports(name, cells, definitions)
+    return findings
 
 
 def _lib_uses(name: str, reachable: set[str], definitions: dict, aliases: dict):
@@ -258,15 +583,18 @@ def _lib_uses(name: str, reachable: set[str], definitions: dict, aliases: dict):
     for reached in sorted(reachable):
         for cell, statement in definitions[reached]:
             scoped = _scoped(statement, aliases)
-            for node in ast.walk(statement):
-                path = _imported_path(node) or _dotted(node, scoped)
-                if path and _is_lib_name(path, name):
-                    yield cell, node, path.replace("()", "")
+            try:
+                for node in ast.walk(statement):
+                    path = _imported_path(node) or _dotted(node, scoped)
+                    if path and _is_lib_name(path, name):
+                        yield cell, node, path.replace("()", "")
+            except RecursionError:
+                continue
 
 
 def _imported_path(node: ast.AST) -> str | None:
     if isinstance(node, ast.ImportFrom) and node.module and not node.level:
-        return " ".join(f"{node.module}.{alias.name}" for alias in node.names)
+        return " ".join(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*") or None
     return None
 
 
@@ -275,8 +603,39 @@ def _is_lib_name(path: str, name: str) -> bool:
     return parts[0] == "lib" and (name in parts or "?" in parts)
 
 
+def _star_imports(name: str, cells: list[_Cell], definitions: dict) -> list[Finding]:
+    """``from lib... import *`` providing ``name``, with no definition of the student's after it."""
+    own = [(cell.index, cell.line(s)) for cell, s in definitions.get(name, [])]
+    found = []
+    for cell in cells:
+        for statement in cell.tree.body:
+            if not (isinstance(statement, ast.ImportFrom) and statement.module and _star(statement)):
+                continue
+            if name in _exported(statement.module) and not any(
+                place > (cell.index, cell.line(statement)) for place in own
+            ):
+                reason = f"uses lib's own {name} (from {statement.module} import *, not redefined after it)"
+                found.append(_finding((name,), reason, cell, statement))
+    return found
+
+
+def _star(statement: ast.ImportFrom) -> bool:
+    return any(alias.name == "*" for alias in statement.names)
+
+
+def _exported(module: str) -> set[str]:
+    """The public names of a module of ``lib`` (the course's own code, safe to import)."""
+    if module.split(".")[0] != "lib":
+        return set()
+    try:
+        loaded = importlib.import_module(module)
+    except ImportError:
+        return set()
+    return set(getattr(loaded, "__all__", None) or (n for n in dir(loaded) if not n.startswith("_")))
+
+
 def _tampering(statement: ast.stmt, aliases: dict):
-    """(node, reason) for every tampering or escape in a statement."""
+    """(node, reason) for everything suspicious in a statement but uses of lib's implementation."""
     for node in ast.walk(statement):
         if isinstance(node, ast.Import | ast.ImportFrom):
             modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
@@ -284,32 +643,80 @@ def _tampering(statement: ast.stmt, aliases: dict):
                 for forbidden, reason in FORBIDDEN_MODULES.items():
                     if module == forbidden or module.startswith(forbidden + "."):
                         yield node, reason
-            if isinstance(node, ast.ImportFrom) and node.module == "lib" and node.names[0].name == "*":
-                yield node, "imports everything from lib"
         elif isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Delete):
             targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else [node.target]
             for target in targets:
-                if isinstance(target, ast.Attribute | ast.Subscript):
+                if _is_globals_item(target):
+                    yield node, f"binds the notebook name {_name_or_any(target.slice)!r} through globals()"
+                elif isinstance(target, ast.Subscript) and _dotted(target.value, aliases) == "sys.modules":
+                    yield node, "changes sys.modules"
+                elif isinstance(target, ast.Attribute | ast.Subscript):
                     yield from _patch(node, _dotted(target, aliases))
-        elif _calls(node, "setattr", "delattr") and node.args:
-            base = _dotted(node.args[0], aliases)
-            yield from _patch(node, base and f"{base}.?")
-        elif isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:
+        elif isinstance(node, ast.Call):
+            yield from _suspicious_call(node, aliases)
+        elif isinstance(node, ast.Name) and (node.id in FORBIDDEN_NAMES or node.id == "__builtins__"):
             yield node, f"uses {node.id}"
-        elif isinstance(node, ast.Attribute) and node.attr in ESCAPES:
-            yield node, f"reaches into {node.attr}"
-        elif isinstance(node, ast.Attribute) and (_dotted(node, aliases) or "").startswith("sys.modules"):
-            yield node, "uses sys.modules"
-        elif (
-            isinstance(node, ast.Constant)
-            and isinstance(node.value, str)
-            and REFERENCE_PATH.search(node.value)
-        ):
-            yield node, "reads the stored references"
+        elif isinstance(node, ast.Attribute):
+            yield from _suspicious_attribute(node, aliases)
+        elif isinstance(node, ast.Constant | ast.BinOp | ast.JoinedStr):
+            yield from _private_path(node)
 
 
-def _calls(node: ast.AST, *names: str) -> bool:
-    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names
+def _suspicious_call(node: ast.Call, aliases: dict):
+    if isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr") and node.args:
+        base = _dotted(node.args[0], aliases)
+        yield from _patch(node, base and f"{base}.?")
+    if isinstance(node.func, ast.Attribute) and _is_globals(node.func.value):
+        if node.func.attr in ("update", "__setitem__", "setdefault"):
+            names = [name for name, _ in _assignments([node])] or ["?"]
+            yield node, f"binds the notebook name(s) {', '.join(map(repr, names))} through globals()"
+    path = _dotted(node, aliases) or ""
+    module, _, function = path.removesuffix("()").rpartition(".")
+    if module.split(".")[0] in PICKLERS and function in ("loads", "load", "Unpickler", "open"):
+        yield (
+            node,
+            f"loads {'compiled code' if module == 'marshal' else 'pickled objects'} ({path}){_pickle_refs(node)}",
+        )
+    if path in PATH_JOINS and node.args:
+        parts = [_constant(arg) for arg in node.args]
+        if all(isinstance(p, str) for p in parts) and PRIVATE_PATH.search("/".join(parts)):
+            yield node, "reads a private file of the course"
+
+
+def _suspicious_attribute(node: ast.Attribute, aliases: dict):
+    if node.attr in ESCAPES:
+        yield node, f"reaches into {node.attr}"
+    elif node.attr in FORBIDDEN_NAMES and _is_builtins(node.value):
+        yield node, f"uses builtins.{node.attr}"
+    path = _dotted(node, aliases) or ""
+    if path.startswith("sys.modules"):
+        yield node, "uses sys.modules"
+    if path.startswith("grader.") and node.attr in PRIVATE_GRADER:
+        yield node, f"reaches the grader's private parts ({path.replace('()', '')})"
+
+
+def _private_path(node: ast.AST):
+    value = _constant(node)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str) and (match := PRIVATE_PATH.search(value)):
+        start = value.rfind("\n", 0, match.start()) + 1
+        end = value.find("\n", match.end())
+        line = value[start : end if end >= 0 else None].strip()[:120]
+        yield node, f"reads a private file of the course ({match[0]!r} in {line!r})"
+
+
+def _pickle_refs(node: ast.Call) -> str:
+    """The module and attribute names a constant pickle argument refers to, as evidence."""
+    data = _decoded_bytes(node.args[0]) if node.args else None
+    if data is None:
+        return ""
+    try:
+        names = [arg for op, arg, _ in pickletools.genops(data) if isinstance(arg, str)]
+    except Exception:  # a damaged pickle: pickletools raises what it meets
+        return ": not a readable pickle"
+    named = [n for n in names if re.fullmatch(r"[\w.]+", n)][:6]
+    return f": it names {' '.join(named)}" if named else ""
 
 
 def _patch(node: ast.AST, path: str | None):
@@ -320,3 +727,65 @@ def _patch(node: ast.AST, path: str | None):
         yield node, f"changes {path}"
     elif path.startswith("sys.modules"):
         yield node, "changes sys.modules"
+
+
+def _metadata(changes, exercises: list[str]) -> list[Finding]:
+    """``grader.clean``'s suspicious changes, as findings about the exercise of the cell."""
+    found = []
+    for change in changes:
+        if change.suspicious:
+            name = change.grade_id.removesuffix("-answer")
+            concerned = (name,) if name in exercises else ()
+            found.append(Finding(concerned, f"grading metadata: {change.what}", change.cell, 0, ""))
+    return found
+
+
+# ---- near-identical code ----------------------------------------------------------------------------------
+
+
+def _exercise_code(name: str, definitions: dict, exercises: set[str]):
+    """(cell, node, source) of the student's last definition of ``name`` followed by the
+    functions of theirs it uses that are not exercises themselves; ``None`` if they wrote none."""
+    own = [(cell, s) for cell, s in definitions.get(name, []) if isinstance(s, ast.FunctionDef)]
+    if not own:
+        return None
+    cell, node = own[-1]
+    helpers = _reachable([name], definitions) - exercises - {name}
+    parts = [(cell, node)] + [
+        (c, s) for helper in sorted(helpers) for c, s in definitions[helper] if isinstance(s, ast.FunctionDef)
+    ]
+    text = "\n".join(ast.unparse(s) for _, s in parts)
+    return cell, node, text
+
+
+def _answer_code(nb, name: str) -> str:
+    """The source of the answer cells of ``nb`` (the release's stub, the instructor's solution)
+    that define ``name``."""
+    sources = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if (
+            cell.cell_type == "code"
+            and meta.get("solution")
+            and re.search(rf"\bdef {re.escape(name)}\b", cell.source)
+        ):
+            sources.append(similarity.bodies(cell.source))
+    return "\n".join(sources)
+
+
+@cache
+def _lib_implementations(assignment: str, name: str) -> list[tuple[str, str]]:
+    """(name, body) of the functions of ``lib`` that implement exercise ``name``: the one of the
+    same name, and those its reference calls."""
+    names = [name]
+    try:
+        reference = getattr(course_exercises.get(f"{assignment}/{name}"), "reference", None)
+        names += re.findall(r"\blib\.(\w+)", inspect.getsource(reference)) if reference else []
+    except (KeyError, TypeError, OSError):
+        pass
+    found = []
+    for function in dict.fromkeys(names):
+        implementation = getattr(lib, function, None)
+        if inspect.isfunction(implementation) and implementation.__module__.startswith("lib"):
+            found.append((f"lib.{function}", similarity.bodies(inspect.getsource(implementation))))
+    return found

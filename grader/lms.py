@@ -13,10 +13,9 @@ a title without an id makes Canvas offer to create a new assignment.
 
 import csv
 import dataclasses
-import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from nbgrader.utils import parse_utc
 
@@ -27,7 +26,7 @@ IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 EXCHANGE_TIMESTAMP = "timestamp.txt"  # what nbgrader's submit writes and collect keeps
 
 
-def describe(sub: Submission, zip_times: dict[Path, datetime], zone: tzinfo | None) -> Submission:
+def describe(sub: Submission, zone: tzinfo | None) -> Submission:
     """``sub`` with the name, id, late verdict and submission time its export carried.
 
     The time comes from, in order: nbgrader's ``timestamp.txt`` beside the notebook, a Blackboard
@@ -37,8 +36,9 @@ def describe(sub: Submission, zip_times: dict[Path, datetime], zone: tzinfo | No
     name = lms_id = ""
     late = None
     when, source = None, ""
-    canvas = CANVAS.match(sub.path.name)
-    blackboard = BLACKBOARD.match(sub.path.name)
+    file_name = PurePosixPath(sub.file).name  # as the export named it (a zip's are extracted anew)
+    canvas = CANVAS.match(file_name)
+    blackboard = BLACKBOARD.match(file_name)
     stamp = sub.path.parent / EXCHANGE_TIMESTAMP
     if canvas:
         name, lms_id, late = canvas["name"], canvas["student"], bool(canvas["late"])
@@ -46,22 +46,13 @@ def describe(sub: Submission, zip_times: dict[Path, datetime], zone: tzinfo | No
         when, source = _exchange_time(stamp), "nbgrader exchange (timestamp.txt)"
     elif blackboard and (named := _blackboard_time(blackboard["timestamp"])):
         when, source = _local(named, zone), "Blackboard file name"
-    elif sub.path in zip_times:
-        when, source = _local(zip_times[sub.path], zone), "time of the file in the zip"
-    else:
-        when, source = datetime.fromtimestamp(sub.path.stat().st_mtime).astimezone(), "file modification time"
+    elif sub.listed is not None and sub.listed.tzinfo is None:
+        when, source = _local(sub.listed, zone), "time of the file in the zip"
+    elif sub.listed is not None:
+        when, source = sub.listed, "file modification time"
     return dataclasses.replace(
-        sub, name=name, lms_id=lms_id, late=late, submitted_at=when, time_source=source
+        sub, lms_name=name, lms_id=lms_id, late=late, submitted_at=when, time_source=source
     )
-
-
-def zip_times(archive: Path, unpacked: Path) -> dict[Path, datetime]:
-    """The time recorded for each file of a zip (naive: zips have no time zone), by its path
-    where it was unpacked."""
-    with zipfile.ZipFile(archive) as zf:
-        return {
-            unpacked / info.filename: datetime(*info.date_time) for info in zf.infolist() if not info.is_dir()
-        }
 
 
 def _blackboard_time(text: str) -> datetime | None:

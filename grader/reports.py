@@ -30,8 +30,8 @@ from pathlib import Path
 
 import nbformat
 
-from . import course, feedback, late, lms
-from .gradebook import Exercise, Gradebook, Override, Submitted
+from . import course, feedback, integrity, late, lms
+from .gradebook import PROBLEMS, Exercise, Gradebook, Override, Submitted
 from .results import FIELDS, Row
 from .settings import Settings
 
@@ -106,7 +106,7 @@ def build(book: Gradebook, settings: Settings, only: set[str] | None = None) -> 
         exercises[exercise.assignment].append(exercise)
     units = book.submissions()
     overrides = book.overrides()
-    findings = book.findings()
+    findings = book.findings() + integrity.pairs(book.fingerprints())
     scored: dict[tuple[str, str], list[Line]] = defaultdict(list)
     for notebook, row in book.scores():
         override = overrides.get((row.student, row.assignment, row.exercise))
@@ -115,7 +115,9 @@ def build(book: Gradebook, settings: Settings, only: set[str] | None = None) -> 
     flags = Counter((f["student"], f["assignment"]) for f in findings)
     lines, totals = [], []
     for student in sorted(people):
-        lines += scored.get((student, ""), [])  # notebooks no chapter has
+        lines += scored.get((student, ""), [])  # notebooks no chapter has, and submission problems
+        if not any(k[0] == student and k[2] != PROBLEMS for k in units) and (student, "") in scored:
+            continue  # only files that could not be graded (a name nobody has): nothing is missing
         for assignment, expected in sorted(exercises.items()):
             mine = scored.get((student, assignment)) or _missing(student, expected, overrides)
             lines += mine

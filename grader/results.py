@@ -7,8 +7,9 @@ nbgrader's own pass/fail of the cell is ignored. Statuses:
 - ``graded``: full marks; ``wrong``: the answers differ, or none were recorded;
 - ``not_attempted``: the stub was left as released (it raises ``NotImplementedError``), or a
   concept check has no answer;
-- ``timeout``: the test ran past the time limit, or the kernel stopped answering before it;
-- ``kernel_died``: the kernel died before or during the test;
+- ``timeout``: the test ran past the time limit, or the kernel stopped answering or used up the
+  notebook's time budget before or during it;
+- ``kernel_died``: the kernel died, or reached its memory or process limit, before or during it;
 - ``integrity``: the code was flagged (``grader.integrity``);
 - set by ``grader.autograde``: ``error`` (nbgrader itself failed), ``invalid_notebook``,
   ``unknown_assignment`` and ``missing`` (no notebook for an assignment the class submitted).
@@ -17,7 +18,7 @@ nbgrader's own pass/fail of the cell is ignored. Statuses:
 from dataclasses import asdict, dataclass
 
 from .compare import MIME, grade_answers
-from .execute import KERNEL_DIED, KERNEL_UNRESPONSIVE
+from .execute import STOPS
 
 FIELDS = ("student", "assignment", "exercise", "score", "max_score", "status", "reason")
 TIMEOUT = "CellTimeoutError"
@@ -104,22 +105,20 @@ def _unwritten(payload: dict) -> bool:
     )
 
 
-def _kernel_stop(nb) -> tuple[int, str] | None:
-    """(cell index, error name) where the kernel died or stopped responding, if it did."""
+def _kernel_stop(nb) -> tuple[int, str, str] | None:
+    """(cell index, error name, what happened) where the kernel stopped, if it did."""
     for index, cell in enumerate(nb.cells):
-        for name, _ in errors(cell):
-            if name in (KERNEL_DIED, KERNEL_UNRESPONSIVE):
-                return index, name
+        for name, message in errors(cell):
+            if name in STOPS:
+                return index, name, message
     return None
 
 
 def _why_no_answers(cell, index: int, stop, timeout: float) -> tuple[str, str]:
     names = dict(errors(cell))
     if stop and stop[0] <= index:
-        status = "kernel_died" if stop[1] == KERNEL_DIED else "timeout"
-        where = "in this test" if stop[0] == index else f"in cell {stop[0]}, before this test ran"
-        what = "the kernel died" if stop[1] == KERNEL_DIED else "the kernel stopped responding"
-        return status, f"{what} {where}; no answers were recorded"
+        where = "" if stop[0] == index else ", before this test ran"
+        return STOPS[stop[1]], f"{stop[2]}{where}; no answers were recorded"
     if TIMEOUT in names:
         return "timeout", f"the test ran longer than {timeout:g} s and was interrupted"
     if set(names) & {"NotImplementedError", "NotWrittenYet"}:

@@ -14,13 +14,41 @@ Accepted layouts (``<notebook>`` is a chapter notebook's file name, e.g. ``embed
 
 A zip (or folder) may hold any of these below a top folder of its own. A notebook maps to its
 assignment by file name; the names an LMS gives resubmissions (``embeddings-1.ipynb``,
-``embeddings (1).ipynb``) are understood, and the highest number wins when a student has several.
+``embeddings (1).ipynb``) are understood.
+
+No input stops the class. A file that cannot be graded as it is gets a warning and a row of
+grades.csv saying what happened to it; the rest is graded.
+
+- Reading: a folder is walked without following symbolic links. A zip is read entry by entry and
+  only its notebooks are extracted, each to a file name chosen here, so an entry's own path never
+  reaches the file system; a backslash in an entry's path is a folder separator (Windows tools
+  write them). Not read, with an invalid_submission row each: a zip entry with an absolute path
+  or a ".." in it, a symbolic link (in a folder or a zip), anything else that is not a regular
+  file, an encrypted or damaged entry, a notebook over 1 GiB, entries past the first 20,000 or
+  past 2 GiB unpacked in all, a notebook whose student is unclear.
+- Names: a name is decoded as UTF-8 (bytes that are not are shown as \\xNN), normalised to NFC
+  (a name typed on a Mac is the same name from the LMS) and its control characters shown as
+  escapes: that is the student's name in the reports. Their id, used for every folder and file
+  name and in the gradebook, is the name itself when it holds only letters, digits, _ - . @ and
+  inner spaces in at most 64 bytes; otherwise the name with every other character replaced by _,
+  shortened, and followed by - and 10 hex digits of its SHA-256, so ids stay readable and
+  distinct. Such a student is graded as usual, with a renamed row saying why; so is a name written
+  in two Unicode forms. Two names that would get the same id (which takes a deliberate effort)
+  keep it for the first; the other is not graded.
+- One notebook per student and chapter: when a student has several files for one notebook (a
+  folder and an LMS file, two LMS submissions, resubmissions), the latest is graded (highest
+  resubmission number, then LMS submission id, then modification time) and every other one gets a
+  duplicate_submission row naming it.
 """
 
+import hashlib
+import os
 import re
-import shutil
+import stat
+import unicodedata
 import zipfile
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -29,62 +57,325 @@ LMS_PATTERNS = (
     re.compile(r"^(?P<assignment>.+?)_(?P<student>\w+?)_attempt_(?P<timestamp>[0-9-]+)_(?P<file>.+)$"),
 )
 RESUBMISSION = re.compile(r"^(?P<stem>.+?)(?:-(?P<n>\d+)| \((?P<m>\d+)\))$")
-MAX_UNZIPPED = 2 * 2**30
+MAX_UNZIPPED = 2 * 2**30  # bytes extracted from one archive
+MAX_NOTEBOOK = 2**30  # bytes of one notebook
+MAX_ENTRIES = 20_000  # entries of one archive looked at
+MAX_DEPTH = 8  # folder levels below the submissions folder
+MAX_ID_BYTES = 64
+SUFFIX = ".ipynb"
+
+
+class SubmissionsError(Exception):
+    """The submissions as a whole cannot be read (not a zip, not a folder)."""
 
 
 @dataclass(frozen=True)
 class Submission:
     """One notebook of one student; ``assignment`` is ``None`` when no chapter has that name."""
 
-    student: str
-    path: Path
+    student: str  # the id: folder and file names, nbgrader, the gradebook
+    name: str  # the student as found, printable: what the reports show
+    path: Path  # where to read it
+    file: str  # the file as found, relative to the submissions, printable
     notebook: str  # the chapter notebook's name, e.g. "embeddings" (the file's stem if unknown)
     assignment: str | None
     attempt: int = 0
+    listed: datetime | None = None  # the time its listing gave: a zip entry's (no zone) or the file's
     # What the LMS export carried (``grader.lms.describe`` fills these in):
-    name: str = ""  # the student's name as the LMS wrote it
+    lms_name: str = ""  # the student's name as the LMS wrote it
     lms_id: str = ""  # the student's id in the LMS
     late: bool | None = None  # the LMS's own verdict (Canvas's _LATE_), if it gave one
     submitted_at: datetime | None = None
     time_source: str = ""  # where submitted_at came from
 
 
-def find(root: Path, known: dict[str, str]) -> tuple[dict[str, list[Submission]], list[Path]]:
-    """Submissions under ``root`` by student, and the notebooks whose student is unclear.
+@dataclass(frozen=True)
+class Problem:
+    """A file or a name that was not graded as it is, and why."""
 
-    ``known`` maps notebook names to assignments.
-    """
-    found: dict[tuple[str, str], Submission] = {}
-    unclear = []
-    for path in sorted(root.rglob("*.ipynb")):
-        parts = path.relative_to(root).parts
-        if any(part.startswith(".") or part == "__MACOSX" for part in parts):
+    student: str  # id
+    name: str
+    file: str
+    status: str  # invalid_submission, duplicate_submission or renamed
+    reason: str
+
+
+@dataclass
+class Found:
+    by_student: dict[str, list[Submission]] = field(default_factory=dict)  # by id
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _File:
+    """A notebook as listed: its path's names relative to the submissions, raw."""
+
+    parts: tuple[bytes, ...]
+    path: Path | None  # None when it is not read
+    mtime: float = 0
+    refused: str = ""  # why it is not read
+    listed: datetime | None = None  # a zip entry's time (no zone), or the file's (local zone)
+
+
+def find(submitted: Path, known: dict[str, str], scratch: Path) -> Found:
+    """Every notebook under ``submitted`` (a folder or a .zip, extracted into ``scratch``), by
+    student id, and the problems met. ``known`` maps notebook names to assignments."""
+    if submitted.is_file() and zipfile.is_zipfile(submitted):
+        files = _unzip(submitted, scratch)
+    elif submitted.is_dir():
+        files = _walk(submitted)
+    else:
+        raise SubmissionsError(f"{submitted} is neither a folder nor a readable zip file")
+    return _identify(files, known)
+
+
+# ---- listing ----------------------------------------------------------------------------------------
+
+
+def _walk(root: Path) -> list[_File]:
+    """The notebooks of a folder; symbolic links are listed as refused, never followed."""
+    found: list[_File] = []
+    pending = [(root, ())]
+    while pending:
+        folder, parts = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as err:
+            found.append(_File((*parts, b""), None, refused=f"its folder cannot be read ({err.strerror})"))
             continue
-        identified = _student_and_name(parts, set(known.values()))
-        if identified is None:
-            unclear.append(path)
+        for entry in entries:
+            raw = os.fsencode(entry.name)
+            here = (*parts, raw)
+            if _skipped(raw):
+                continue
+            if entry.is_symlink():
+                if raw.endswith(SUFFIX.encode()) or entry.is_dir():
+                    found.append(_File(here, None, refused="it is a symbolic link, which is never followed"))
+            elif entry.is_dir(follow_symlinks=False):
+                if len(here) <= MAX_DEPTH:
+                    pending.append((Path(entry.path), here))
+            elif raw.endswith(SUFFIX.encode()):
+                found.append(_regular_file(entry, here))
+    return sorted(found, key=lambda f: f.parts)
+
+
+def _regular_file(entry: os.DirEntry, parts: tuple[bytes, ...]) -> _File:
+    info = entry.stat(follow_symlinks=False)
+    if not stat.S_ISREG(info.st_mode):
+        return _File(parts, None, refused="it is not a regular file")
+    if info.st_size > MAX_NOTEBOOK:
+        return _File(parts, None, refused=f"it is {info.st_size} bytes, over the {MAX_NOTEBOOK}-byte limit")
+    return _File(
+        parts, Path(entry.path), info.st_mtime, listed=datetime.fromtimestamp(info.st_mtime).astimezone()
+    )
+
+
+def _unzip(archive: Path, destination: Path) -> list[_File]:
+    """Extract the notebooks of a zip one by one to ``destination/<n>.ipynb``."""
+    destination.mkdir(parents=True, exist_ok=True)
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, ValueError) as err:
+        raise SubmissionsError(f"{archive} cannot be read as a zip file: {err}") from None
+    found: list[_File] = []
+    total = 0
+    with zf:
+        entries = zf.infolist()
+        for index, info in enumerate(entries[:MAX_ENTRIES]):
+            parts = _entry_parts(info)
+            if info.is_dir() or not parts[-1].endswith(SUFFIX.encode()) or any(map(_skipped, parts)):
+                continue
+            mtime = _zip_time(info)
+            refused = _refusal(info, total)
+            if refused:
+                found.append(_File(parts, None, mtime, refused))
+                continue
+            target = destination / f"{index}{SUFFIX}"
+            try:
+                total += _extract(zf, info, target)
+            except (
+                zipfile.BadZipFile,
+                zlib.error,
+                EOFError,
+                OSError,
+                NotImplementedError,
+                ValueError,
+            ) as err:
+                target.unlink(missing_ok=True)
+                found.append(_File(parts, None, mtime, f"the zip entry is damaged ({err})"))
+                continue
+            found.append(_File(parts, target, mtime, listed=_zip_datetime(info)))
+        if len(entries) > MAX_ENTRIES:
+            reason = f"the archive has {len(entries)} entries; only the first {MAX_ENTRIES} were read"
+            found.append(_File((os.fsencode(archive.name),), None, refused=reason))
+    return found
+
+
+def _entry_parts(info: zipfile.ZipInfo) -> tuple[bytes, ...]:
+    """The raw names of a zip entry's path: bytes as stored (UTF-8 if the entry says so, else
+    anything), split at ``/`` and ``\\``."""
+    raw = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+    return tuple(re.split(rb"[/\\]", raw))
+
+
+def _refusal(info: zipfile.ZipInfo, total: int) -> str:
+    raw = _entry_parts(info)
+    if raw[0] == b"" or re.match(rb"^[A-Za-z]:$", raw[0]):
+        return "the zip entry has an absolute path"
+    if b".." in raw:
+        return "the zip entry's path leads outside the archive (..)"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "the zip entry is a symbolic link, which is never followed"
+    if info.flag_bits & 0x1:
+        return "the zip entry is encrypted"
+    if info.file_size > MAX_NOTEBOOK:
+        return f"it is {info.file_size} bytes, over the {MAX_NOTEBOOK}-byte limit"
+    if total + info.file_size > MAX_UNZIPPED:
+        return f"the archive unpacks to more than {MAX_UNZIPPED} bytes; this entry was not extracted"
+    return ""
+
+
+def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> int:
+    """Copy one entry's bytes to ``target`` (zipfile checks its size and CRC); returns its size."""
+    copied = 0
+    with zf.open(info) as source, open(target, "wb") as sink:
+        while chunk := source.read(2**20):
+            copied += len(chunk)
+            if copied > MAX_NOTEBOOK:
+                raise ValueError(f"it unpacks to more than {MAX_NOTEBOOK} bytes")
+            sink.write(chunk)
+    return copied
+
+
+def _zip_time(info: zipfile.ZipInfo) -> float:
+    when = _zip_datetime(info)
+    return when.timestamp() if when else 0
+
+
+def _zip_datetime(info: zipfile.ZipInfo) -> datetime | None:
+    """The time a zip stores for an entry: a local time with no zone."""
+    try:
+        return datetime(*info.date_time)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _skipped(raw: bytes) -> bool:
+    """Hidden files and folders (``.ipynb_checkpoints``) and macOS's ``__MACOSX`` metadata."""
+    return raw.startswith(b".") and raw not in (b".", b"..") or raw == b"__MACOSX"
+
+
+# ---- names --------------------------------------------------------------------------------------------
+
+
+def printable(raw: bytes) -> str:
+    """A name as the reports show it: UTF-8 (other bytes as ``\\xNN``), NFC, control characters
+    as escapes."""
+    text = unicodedata.normalize("NFC", raw.decode("utf-8", "backslashreplace"))
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def student_id(name: str) -> str:
+    """The id of a student named ``name`` (see the module docstring)."""
+    if _is_safe(name):
+        return name
+    kept = "".join(ch if ch.isalnum() or ch in "_-.@" else "_" for ch in name).lstrip("_-.")
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    head = kept.encode()[: MAX_ID_BYTES - len(digest) - 1].decode("utf-8", "ignore")
+    return f"{head}-{digest}" if head else digest
+
+
+def _is_safe(name: str) -> bool:
+    return (
+        0 < len(name.encode()) <= MAX_ID_BYTES
+        and name == name.strip()
+        and not name.startswith((".", "-"))
+        and all(ch.isalnum() or ch in "_-.@ " for ch in name)
+    )
+
+
+def _name_issues(raw: bytes) -> list[str]:
+    """What makes a raw name unusable as it is, in words."""
+    issues = []
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        issues.append("is not valid UTF-8")
+        text = raw.decode("utf-8", "replace")
+    if any(not ch.isprintable() for ch in text):
+        issues.append("has control or invisible characters")
+    if len(raw) > MAX_ID_BYTES:
+        issues.append(f"is {len(raw)} bytes long (at most {MAX_ID_BYTES} are kept)")
+    if re.search(r"[\\/:*?\"<>|,+]", text):
+        issues.append("has characters that are unsafe in a file name")
+    if not issues and not _is_safe(printable(raw)):
+        issues.append("has characters other than letters, digits, _ - . @ and inner spaces")
+    return issues
+
+
+# ---- whose notebook is it ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    submission: Submission
+    raw_name: bytes
+    order: tuple  # the latest sorts last
+
+
+def _identify(files: list[_File], known: dict[str, str]) -> Found:
+    found = Found()
+    candidates = []
+    for listed in files:
+        shown = "/".join(map(printable, listed.parts))
+        parts = tuple(p for p in listed.parts if p not in (b"", b".", b".."))
+        identified = _student_and_name(parts, [printable(p) for p in parts], set(known.values()))
+        if listed.refused or identified is None:
+            reason = (
+                listed.refused
+                or "cannot tell whose notebook this is (put it in a folder named after the student)"
+            )
+            student = printable(identified[0]) if identified else shown
+            found.problems.append(
+                Problem(student_id(student), student, shown, "invalid_submission", f"not graded: {reason}")
+            )
             continue
-        stem, attempt = _strip_resubmission(Path(identified[1]).stem, known)
-        submission = Submission(identified[0], path, stem, known.get(stem), attempt)
-        key = (submission.student, submission.notebook)
-        if key not in found or submission.attempt > found[key].attempt:
-            found[key] = submission
-    by_student: dict[str, list[Submission]] = {}
-    for (student, _), submission in sorted(found.items()):
-        by_student.setdefault(student, []).append(submission)
-    return by_student, unclear
+        raw_name, file_name, lms_submission = identified
+        stem, attempt = _strip_resubmission(Path(file_name).stem, known)
+        name = printable(raw_name)
+        sub = Submission(
+            student_id(name), name, listed.path, shown, stem, known.get(stem), attempt, listed.listed
+        )
+        candidates.append(_Candidate(sub, raw_name, (attempt, lms_submission, listed.mtime, shown)))
+    candidates = _one_name_per_id(candidates, found.problems)
+    latest: dict[tuple[str, str], _Candidate] = {}
+    for candidate in sorted(candidates, key=lambda c: c.order):
+        latest[(candidate.submission.student, candidate.submission.notebook)] = candidate
+    for candidate in candidates:
+        graded = latest[(candidate.submission.student, candidate.submission.notebook)]
+        if graded is not candidate:
+            found.problems.append(_superseded(candidate.submission, graded.submission))
+    for (student, _), candidate in sorted(latest.items()):
+        found.by_student.setdefault(student, []).append(candidate.submission)
+    return found
 
 
-def _student_and_name(parts: tuple[str, ...], assignments: set[str]) -> tuple[str, str] | None:
-    """(student, notebook file name) from a path relative to the submissions folder; any folders
-    above the student's (an archive's top folder) are ignored."""
-    match = next((m for p in LMS_PATTERNS if (m := p.match(parts[-1]))), None)
+def _student_and_name(
+    parts: tuple[bytes, ...], names: list[str], assignments: set[str]
+) -> tuple[bytes, str, int] | None:
+    """(student's raw name, notebook file name, LMS submission id or -1) from a path relative to
+    the submissions; any folders above the student's (an archive's top folder) are ignored."""
+    if not parts or not names[-1].endswith(SUFFIX):
+        return None
+    match = next((m for p in LMS_PATTERNS if (m := p.match(names[-1]))), None)
     if match:
-        return match["student"], match["file"]
-    if len(parts) >= 3 and parts[-2] in assignments:
-        return parts[-3], parts[-1]
+        submission = int(match["submission"]) if "submission" in match.groupdict() else -1
+        return match["student"].encode(), match["file"], submission
+    if len(parts) >= 3 and names[-2] in assignments:
+        return parts[-3], names[-1], -1
     if len(parts) >= 2:
-        return parts[-2], parts[-1]
+        return parts[-2], names[-1], -1
     return None
 
 
@@ -97,21 +388,40 @@ def _strip_resubmission(stem: str, known: dict[str, str]) -> tuple[str, int]:
     return stem, 0
 
 
-def unpack(archive: Path, destination: Path) -> Path:
-    """Extract a zip safely (no paths outside ``destination``, bounded size)."""
-    with zipfile.ZipFile(archive) as zf:
-        if sum(info.file_size for info in zf.infolist()) > MAX_UNZIPPED:
-            raise ValueError(f"{archive} unpacks to more than {MAX_UNZIPPED} bytes")
-        for info in zf.infolist():
-            if not (destination / info.filename).resolve().is_relative_to(destination.resolve()):
-                raise ValueError(f"{archive}: refusing to extract {info.filename!r} outside the folder")
-        zf.extractall(destination)
-    return destination
+def _one_name_per_id(candidates: list[_Candidate], problems: list[Problem]) -> list[_Candidate]:
+    """Candidates whose id is theirs alone, with a ``renamed`` problem for every student whose id
+    is not their name or whose name was written in several ways."""
+    by_id: dict[str, dict[str, set[bytes]]] = {}
+    for candidate in candidates:
+        sub = candidate.submission
+        by_id.setdefault(sub.student, {}).setdefault(sub.name, set()).add(candidate.raw_name)
+    kept = []
+    for candidate in candidates:
+        sub = candidate.submission
+        owner = min(by_id[sub.student])
+        if sub.name == owner:
+            kept.append(candidate)
+        else:
+            reason = (
+                f"not graded: its student {sub.name!r} would get the same id as {owner!r} ({sub.student})"
+            )
+            problems.append(Problem(student_id(sub.file), sub.name, sub.file, "invalid_submission", reason))
+    for student, names in sorted(by_id.items()):
+        name = min(names)
+        raws = sorted(names[name])
+        issues = list(dict.fromkeys(issue for raw in raws for issue in _name_issues(raw)))
+        if len(raws) > 1:
+            issues.append(f"is written in {len(raws)} different ways (Unicode forms); they are one student")
+        if student != name or len(raws) > 1:
+            what = " and ".join(issues) or "is not usable as a file name"
+            reason = f"the name {what}; graded under the id {student!r} (its folders and gradebook entry)"
+            problems.append(Problem(student, name, "", "renamed", reason))
+    return kept
 
 
-def copy_to(submission: Submission, folder: Path) -> Path:
-    """Copy a submission as ``folder/<notebook>.ipynb`` (the name nbgrader expects)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{submission.notebook}.ipynb"
-    shutil.copyfile(submission.path, target)
-    return target
+def _superseded(older: Submission, graded: Submission) -> Problem:
+    reason = (
+        f"not graded: the same student's {graded.file} is a later {graded.notebook}{SUFFIX} and was"
+        " graded instead"
+    )
+    return Problem(older.student, older.name, older.file, "duplicate_submission", reason)

@@ -92,13 +92,14 @@ try:
     print("network: open")
 except OSError as err:
     print("network: blocked", err)
-for target in ["{ROOT}/pwned", "{ROOT / "grader" / "pwned"}", "/tmp/pwned-by-a-student"]:
+for target in ["{ROOT}/pwned", "{ROOT / "grader" / "pwned"}", "/usr/pwned-by-a-student"]:
     try:
         open(target, "w").write("x")
         print("write: open", target)
     except OSError:
         print("write: blocked", target)
-print("hidden:", os.listdir(os.path.join("{ROOT}/grader", "refer" + "ences", "hidden")))
+hidden = os.path.join("{ROOT}/grader", "refer" + "ences", "hidden")
+print("hidden:", os.listdir(hidden) if os.path.isdir(hidden) else [])
 print("solutions:", os.listdir("{ROOT}/solutions") if os.path.isdir("{ROOT}/solutions") else [])
 open("scratch.txt", "w").write("the working folder is writable")"""
 
@@ -149,11 +150,13 @@ EXPECTED = {
         ("embed", "wrong", "MemoryError"),
     ],
     "probe": [],
-    "cheats": [
-        ("embed", "integrity", "lib's own embed"),
-        ("encode", "integrity", "sets of answers"),
-        ("decode", "integrity", "stored references"),
-    ],
+}
+# (student, exercise, words in the finding) that integrity.csv must report; scores are kept.
+FLAGGED = {
+    ("cheats", "embed", "lib's own embed"),
+    ("cheats", "decode", "private file of the course"),
+    ("patcher", "embed", "changes numpy.allclose"),
+    ("probe", "embed", "private file of the course"),
 }
 # Students an LMS export names its own way (Canvas), in the same zip.
 CANVAS = {
@@ -223,8 +226,10 @@ def test_submission_layouts_and_lms_names(tmp_path):
     for name in files:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("{}")
-    found, unclear = submissions.find(tmp_path, known)
-    summary = {s: [(x.notebook, x.assignment, x.path.name) for x in subs] for s, subs in found.items()}
+    found = submissions.find(tmp_path, known, tmp_path / "scratch")
+    summary = {
+        s: [(x.notebook, x.assignment, x.path.name) for x in subs] for s, subs in found.by_student.items()
+    }
     assert summary == {
         "alice": [("embeddings", "01-embeddings", "embeddings.ipynb")],
         "bob": [("embeddings", "01-embeddings", "embeddings.ipynb")],
@@ -239,7 +244,10 @@ def test_submission_layouts_and_lms_names(tmp_path):
         ],
         "dave": [("notes", None, "notes.ipynb")],
     }
-    assert [p.name for p in unclear] == ["loose.ipynb"]
+    assert sorted((p.file, p.status) for p in found.problems) == [
+        ("export/smithjohn_1234_5678_embeddings.ipynb", "duplicate_submission"),
+        ("loose.ipynb", "invalid_submission"),
+    ]
 
 
 def scan(*sources: str, exercises=("embed",)) -> list[tuple[tuple, str]]:
@@ -259,6 +267,7 @@ def scan(*sources: str, exercises=("embed",)) -> list[tuple[tuple, str]]:
         "from lib import embed as e\ndef embed(*args):\n    return e(*args)",
         "def helper(*args):\n    return lib.embedding.embed(*args)\ndef embed(*args):\n    return helper(*args)",
         "f = getattr(lib, 'em' + 'bed')\ndef embed(*args):\n    return f(*args)",
+        "from lib import *",
     ],
 )
 def test_integrity_flags_lib_own_implementation(source):
@@ -292,13 +301,14 @@ def test_integrity_leaves_honest_code_alone(source):
         ("import importlib", "uses importlib"),
         ("eval('1')", "uses eval"),
         ("__import__('os')", "uses __import__"),
-        ("open('grader/references/hidden/x.safetensors')", "reads the stored references"),
-        ("from lib import *", "imports everything from lib"),
+        ("open('grader/references/hidden/x.safetensors')", "reads a private file of the course"),
     ],
 )
 def test_integrity_flags_tampering_for_every_exercise(source, reason):
     found = scan(source, exercises=("embed", "encode"))
-    assert (("embed", "encode"), reason) in found
+    assert any(exercises == ("embed", "encode") and said.startswith(reason) for exercises, said in found), (
+        found
+    )
 
 
 def test_tampering_inside_an_unused_function_voids_nothing():
@@ -351,12 +361,21 @@ def test_a_dead_or_deaf_kernel_keeps_the_scores_before_it(graded, exercises):
 
 
 @pytest.mark.slow
-def test_tampering_earns_nothing(graded, exercises):
+def test_suspicious_code_is_reported_with_evidence_and_keeps_its_score(graded, exercises):
     base, grades = graded
-    assert {grades[("patcher", name)]["status"] for name in exercises} == {"integrity"}
+    assert {grades[("patcher", name)]["status"] for name in exercises} == {"graded"}
+    assert "integrity" not in {row["status"] for row in grades.values()}
     with open(base / "out" / "integrity.csv") as f:
-        flagged = {row["student"] for row in csv.DictReader(f)}
-    assert flagged == {"patcher", "cheats"}
+        rows = list(csv.DictReader(f))
+    assert {row["student"] for row in rows} == {student for student, _, _ in FLAGGED}
+    for student, exercise, words in FLAGGED:
+        assert any(
+            r["student"] == student
+            and exercise in r["exercises"].split()
+            and words in r["reason"]
+            and r["code"]
+            for r in rows
+        ), (student, exercise, words)
 
 
 @pytest.mark.slow
@@ -368,7 +387,7 @@ def test_the_sandbox_blocks_network_writes_and_hidden_files(graded, exercises):
     assert "network: blocked" in printed and "network: open" not in printed
     assert "write: open" not in printed and printed.count("write: blocked") == 3
     assert "hidden: []" in printed and "solutions: []" in printed
-    assert not (ROOT / "pwned").exists() and not Path("/tmp/pwned-by-a-student").exists()
+    assert not (ROOT / "pwned").exists() and not Path("/usr/pwned-by-a-student").exists()
 
 
 @pytest.mark.slow

@@ -412,11 +412,12 @@ def test_what_an_lms_export_says_about_a_submission(tmp_path):
         path = tmp_path / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("{}")
-        times = {path: zip_time} if zip_time else {}
-        return lms.describe(Submission("x", path, "embeddings", ASSIGNMENT), times, UTC)
+        listed = zip_time or datetime.fromtimestamp(path.stat().st_mtime).astimezone()
+        sub = Submission("x", "x", path, relative, "embeddings", ASSIGNMENT, listed=listed)
+        return lms.describe(sub, UTC)
 
     canvas = describe("a/doejane_LATE_999_111_embeddings.ipynb", datetime(2026, 10, 11, 9, 30))
-    assert (canvas.name, canvas.lms_id, canvas.late) == ("doejane", "999", True)
+    assert (canvas.lms_name, canvas.lms_id, canvas.late) == ("doejane", "999", True)
     assert (canvas.submitted_at, canvas.time_source) == (
         datetime(2026, 10, 11, 9, 30, tzinfo=UTC),
         "time of the file in the zip",

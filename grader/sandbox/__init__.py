@@ -1,0 +1,297 @@
+"""Running students' code: a bubblewrap sandbox per process tree, with limits for the whole tree.
+
+Threat model: a student controls every byte of their notebook and runs any code, shell magics
+included, for as long as the limits allow. What runs in a sandbox must not read anything but the
+course's public files and its own working folder, write anything but that folder (a capped tmpfs)
+and the folders the grader hands it (a kernel's socket folder), reach the network, the grader or
+another sandbox (processes, signals, ptrace, sockets), gain a capability or a user namespace, or
+leave anything running; and it shares the machine fairly.
+
+The pieces:
+
+- ``bwrap``: the file system and namespaces (an allow-list root, see its docstring);
+- ``cgroup``: memory, processes and CPU time of the whole tree;
+- ``launch``: the supervisor, a trusted process outside the sandbox that starts bubblewrap in the
+  group, enforces the CPU, idle and wall-clock budgets, kills the tree and writes a report.
+
+- ``report``: the supervisor's report, and the files through which a grader talks to it.
+
+``interpreter(view.python)`` is the Python to name in a sandboxed command line: the virtual
+environment's for ``"full"``, the base installation's for ``"minimal"``.
+
+This module is the interface: ``Limits`` and ``View`` describe a sandbox; ``wrap`` gives the
+command line that runs a program in one (what a kernelspec holds: ``install_kernel``), ``run``
+runs a program to its end and returns its outcome; ``finish`` completes a report (and removes
+what is left) after the supervisor was killed; ``describe`` says in words which limit ended a
+sandbox; ``scope`` groups a run's sandboxes so that a run can remove all of them at once;
+``available`` says why there is no sandbox here, if there is none, and ``not_enforced`` what the
+limits cannot cover.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from functools import cache
+from pathlib import Path
+
+from . import bwrap, cgroup
+from .bwrap import interpreter
+from .report import (
+    cell_ends,
+    cell_flag,
+    cell_starts,
+    describe,
+    finish,
+    limit_from_events,
+    read_report,
+    report_for,
+)
+
+__all__ = [
+    "KERNEL_NAME",
+    "Limits",
+    "Outcome",
+    "View",
+    "available",
+    "cell_ends",
+    "cell_flag",
+    "cell_starts",
+    "describe",
+    "finish",
+    "install_kernel",
+    "interpreter",
+    "limit_from_events",
+    "not_enforced",
+    "read_report",
+    "report_for",
+    "run",
+    "scope",
+    "wrap",
+]
+
+KERNEL_NAME = "forwardpass-sandbox"
+SCOPE_VARIABLE = "FORWARDPASS_SANDBOX_SCOPE"
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds ``grader``
+GiB = 2**30
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one sandbox may use, for its whole process tree."""
+
+    memory: int  # bytes, the tree's RAM and its tmpfs pages together
+    pids: int  # processes and threads at once
+    cpu_seconds: float  # CPU time of the tree, all processes together
+    wall_seconds: float  # elapsed time: the backstop
+    tmpfs: int  # bytes writable in the sandbox (/tmp: the working folder and home)
+    file_size: int  # the largest file a process may write, and what stdout/stderr may carry
+    threads: int = 1  # BLAS/OpenMP threads, set in the environment
+    idle_seconds: float = math.inf  # time asleep (neither running nor waiting for a CPU)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class View:
+    """What a sandbox sees beyond the system's programs and libraries."""
+
+    read_only: tuple[Path, ...] = ()  # host paths, visible read-only at the same path
+    writable: tuple[Path, ...] = ()  # host folders, writable (keep it to a kernel's socket folder)
+    env: Mapping[str, str] = field(default_factory=dict)  # variables beyond the sandbox's own
+    python: str = "full"  # "full": installation and virtual environment; "minimal": standard library
+    read_only_at: Mapping[str, Path] = field(default_factory=dict)  # path inside -> host file
+    work: Path | None = None  # folder whose entries show read-only in the working folder;
+    # a relative path is the supervisor's working directory (a kernel's: its notebook's folder)
+
+    def as_dict(self) -> dict:
+        return {
+            "read_only": [str(p) for p in self.read_only],
+            "writable": [str(p) for p in self.writable],
+            "env": dict(self.env),
+            "python": self.python,
+            "read_only_at": {inside: str(host) for inside, host in self.read_only_at.items()},
+            "work": None if self.work is None else str(self.work),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "View":
+        return cls(
+            read_only=tuple(map(Path, d["read_only"])),
+            writable=tuple(map(Path, d["writable"])),
+            env=d["env"],
+            python=d["python"],
+            read_only_at={inside: Path(host) for inside, host in d["read_only_at"].items()},
+            work=None if d["work"] is None else Path(d["work"]),
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    returncode: int  # the program's exit status (128 + signal if a signal ended it)
+    report: dict  # the supervisor's report (see ``describe``)
+    stdout: bytes
+    stderr: str  # its last 64 KiB
+
+
+def wrap(
+    argv: list[str],
+    view: View,
+    limits: Limits,
+    report: Path | str,
+    *,
+    copies: tuple[str, ...] = (),
+    keep: tuple[int, ...] = (),
+    relay: int | None = None,
+    idle_in_cells: bool = False,
+    isolate: bool = True,
+) -> list[str]:
+    """The command line that runs ``argv`` in a sandbox under a supervisor, which writes its
+    report to ``report``. ``copies`` are host files written read-only into the sandbox at their
+    path (a path may be a template such as ``{connection_file}``); ``relay`` caps the bytes of
+    stdout and stderr passed on (default: ``limits.file_size``); ``keep`` are descriptors passed
+    through to the program. With ``idle_in_cells``, time asleep counts only while a cell runs
+    (between ``cell_starts`` and ``cell_ends``). ``isolate=False`` runs the program with the
+    limits and the cleared environment but without bubblewrap (``--no-sandbox``)."""
+    python = bwrap.python(view.python)  # here: the supervisor runs without site, venv unknown
+    bins = [str(bwrap.interpreter(view.python).parent)] if view.python == "full" else []
+    spec = {
+        "view": view.as_dict(),
+        "limits": limits.as_dict(),
+        "python": [str(p) for p in python],
+        "hidden": [str(p) for p in bwrap.hidden(view.python)],
+        "env": bwrap.environment(view, limits, bins),
+        "isolate": isolate,
+        "idle": "cells" if idle_in_cells else "always",
+        "relay": limits.file_size if relay is None else relay,
+    }
+    bootstrap = (
+        f"import sys; sys.path.insert(0, {str(PACKAGE_ROOT)!r}); "
+        "from grader.sandbox.launch import main; sys.exit(main(sys.argv[1:]))"
+    )
+    options = ["--spec", json.dumps(spec), "--report", str(report)]
+    for path in copies:
+        options += ["--copy", path]
+    if keep:
+        options += ["--keep", ",".join(map(str, keep))]
+    return [sys.executable, "-I", "-S", "-c", bootstrap, *options, "--", *argv]
+
+
+def run(
+    argv: list[str],
+    view: View,
+    limits: Limits,
+    *,
+    pass_fds: tuple[int, ...] = (),
+    timeout: float | None = None,
+    isolate: bool = True,
+) -> Outcome:
+    """Run ``argv`` in a sandbox to its end (or its limits'); ``timeout`` (default: the wall
+    budget plus a margin) stops the supervisor in any case. ``pass_fds`` are passed to the
+    program, through the supervisor and bubblewrap."""
+    import tempfile  # here: the supervisor imports this module and starts up on every kernel
+
+    with tempfile.TemporaryDirectory(prefix="sandbox-report-") as folder:
+        report = Path(folder) / "run.json"
+        command = wrap(argv, view, limits, report, keep=pass_fds, isolate=isolate)
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=pass_fds,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            stdout, stderr = process.communicate(timeout=timeout or limits.wall_seconds + 30)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            stdout, stderr = process.communicate()
+        return Outcome(process.returncode, finish(report), stdout, stderr[-65536:].decode(errors="replace"))
+
+
+def install_kernel(directory: Path, view: View, limits: Limits, *, isolate: bool = True) -> Path:
+    """Write the sandboxed kernelspec ``KERNEL_NAME`` under ``directory`` (put it first on
+    ``JUPYTER_PATH``). The kernel's connection file is copied in; its socket folder must be one of
+    ``view.writable``; its working folder shows its notebook's folder; interrupts are messages
+    (a signal to the supervisor's process group would not reach into the sandbox); time asleep
+    counts only while a cell runs (``cell_starts``, ``cell_ends``). The report is written next
+    to the connection file (``report_for``)."""
+    kernel = [str(bwrap.interpreter(view.python)), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    argv = wrap(
+        kernel,
+        replace(view, work=Path(".")),
+        limits,
+        report_for("{connection_file}"),
+        copies=("{connection_file}",),
+        relay=2**20,
+        idle_in_cells=True,
+        isolate=isolate,
+    )
+    spec = {
+        "argv": argv,
+        "display_name": "Python 3 (grading sandbox)",
+        "language": "python",
+        "interrupt_mode": "message",
+        "metadata": {"debugger": False},
+    }
+    target = directory / "kernels" / KERNEL_NAME
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "kernel.json").write_text(json.dumps(spec, indent=1))
+    return directory
+
+
+def not_enforced() -> str | None:
+    """What the limits cannot cover on this machine (no cgroup with memory and pids), or None."""
+    if cgroup.parent() is not None:
+        return None
+    return (
+        "no cgroup with the memory and pids controllers is writable here, so limits fall back to "
+        "rlimits per process: memory is capped per process (address space), not for the whole "
+        "process tree, and a sandbox's tmpfs is capped only by its own size; CPU time is counted "
+        "for the processes alive at each look (children reaped without waiting escape it, each "
+        "capped at the same CPU seconds); the number of processes is capped through RLIMIT_NPROC "
+        "inside the sandbox's user namespace"
+    )
+
+
+@contextmanager
+def scope():
+    """Hold every sandbox started meanwhile (by this process and its children) in one group, and
+    remove the group with whatever is left in it at the end, interrupted or not."""
+    name = f"forwardpass-{os.getpid()}-{os.urandom(3).hex()}"
+    group = cgroup.make_scope(name)
+    previous = os.environ.get(SCOPE_VARIABLE)
+    if group is not None:
+        os.environ[SCOPE_VARIABLE] = name
+    try:
+        yield group
+    finally:
+        if previous is None:
+            os.environ.pop(SCOPE_VARIABLE, None)
+        else:
+            os.environ[SCOPE_VARIABLE] = previous
+        if group is not None:
+            cgroup.remove_scope(group)
+
+
+@cache
+def available() -> str | None:
+    """None if a sandbox works here, else why not (checked once, by running one)."""
+    if not sys.platform.startswith("linux"):
+        return f"the sandbox needs Linux (bubblewrap, namespaces, cgroups); this is {sys.platform}"
+    if not os.path.exists(bwrap.BWRAP):
+        return f"bubblewrap is not installed ({bwrap.BWRAP}; Debian/Ubuntu: apt-get install bubblewrap)"
+    if os.geteuid() == 0 and not os.path.exists(bwrap.SETPRIV):
+        return (
+            f"setpriv is missing ({bwrap.SETPRIV}, util-linux): as root, sandboxes run as nobody through it"
+        )
+    limits = Limits(GiB, 64, 30, 60, 2**20, 2**20)
+    probe = run([str(bwrap.interpreter("full")), "-c", "print('ok')"], View(), limits, timeout=60)
+    if probe.stdout.strip() != b"ok":
+        return f"a test sandbox failed (exit status {probe.returncode}): {probe.stderr.strip()[-500:]}"
+    return None

@@ -1,0 +1,121 @@
+"""The supervisor's report, and the files through which a grader and a supervisor talk.
+
+The report is a JSON file the supervisor (``grader.sandbox.launch``) replaces whole at each step,
+in a folder the sandbox cannot reach: ``state`` (``starting``, ``running``, ``ending``,
+``ended``), ``launcher`` (its pid), ``limits`` (``Limits`` as a dict), ``guard`` (``cgroup v2``,
+``cgroup v1`` or ``rlimits``), ``cgroups`` (controller -> the group's folder), and at the end
+``limit`` (``cpu``, ``idle``, ``wall``, ``memory``, ``pids`` or null: which limit ended the
+sandbox), ``returncode``, ``cpu_seconds``, ``idle_seconds``, ``wall_seconds``, ``memory_peak``,
+``oom_kills`` and ``pids_refused`` (null where unknown). A kernel's report lies next to its
+connection file (``report_for``); while one of its cells runs, ``cell_flag`` exists beside it.
+"""
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from . import cgroup
+
+GiB = 2**30
+REPORT_SUFFIX = ".sandbox.json"
+SUPERVISOR_WAIT = 5.0  # seconds ``finish`` waits for a supervisor that is still ending
+
+
+def report_for(connection_file: str | Path) -> str:
+    """Where the supervisor of a kernel writes its report."""
+    return f"{connection_file}{REPORT_SUFFIX}"
+
+
+def cell_flag(report: str | Path) -> str:
+    """The file that exists while a kernel's cell runs (next to its report, out of its reach)."""
+    return f"{report}.cell"
+
+
+def cell_starts(report: str | Path) -> None:
+    """Tell the supervisor of a kernel (by its report's path) that a cell runs: its time asleep
+    counts from now."""
+    Path(cell_flag(report)).touch()
+
+
+def cell_ends(report: str | Path) -> None:
+    """Tell the supervisor that the cell is done: the grader's own pace is not the student's."""
+    Path(cell_flag(report)).unlink(missing_ok=True)
+
+
+def read_report(path: Path | str) -> dict:
+    """A supervisor's report as it is now (empty if there is none yet)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def finish(report: Path | str) -> dict:
+    """The completed report of a sandbox whose supervisor is gone or going: waits briefly for it,
+    and if it was killed, ends what is left of the tree, reads the group's counters and removes
+    the group. An empty dict if the supervisor never wrote one."""
+    path = Path(report)
+    content = read_report(path)
+    deadline = time.monotonic() + SUPERVISOR_WAIT
+    while content.get("state") not in (None, "ended") and _alive(content["launcher"]):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+        content = read_report(path)
+    if not content or content.get("state") == "ended":
+        return content
+    dirs = {c: Path(d) for c, d in content.get("cgroups", {}).items() if _is_sandbox_group(Path(d))}
+    if {"memory", "pids"} <= set(dirs):
+        group = cgroup.Group(2 if content.get("guard") == "cgroup v2" else 1, dirs)
+        group.kill()
+        content.update(group.events())
+        group.remove()
+    limit = content.get("limit") or limit_from_events(content, -9)
+    content.update(state="ended", limit=limit, returncode=None)
+    path.write_text(json.dumps(content))
+    return content
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _is_sandbox_group(path: Path) -> bool:
+    """Only a sandbox's own group, under the cgroup file system, is ever removed from a report."""
+    return (
+        path.is_relative_to("/sys/fs/cgroup") and path.name.startswith("sandbox-") and ".." not in path.parts
+    )
+
+
+def limit_from_events(events: Mapping, returncode: int) -> str | None:
+    """The limit the kernel enforced (memory, processes), if the program did not end well."""
+    if returncode == 0:
+        return None
+    if events.get("oom_kills"):
+        return "memory"
+    if events.get("pids_refused"):
+        return "pids"
+    return None
+
+
+def describe(report: Mapping) -> str:
+    """Which limit ended the sandbox, as the end of a sentence whose subject is the program:
+    "used its 60 s of CPU time", "reached its memory limit of 3 GiB"."""
+    limits, limit = report.get("limits", {}), report.get("limit")
+    if limit == "cpu":
+        return f"used its {limits['cpu_seconds']:g} s of CPU time"
+    if limit == "idle":
+        return f"used its {limits['idle_seconds']:g} s of time asleep"
+    if limit == "wall":
+        return f"used its {limits['wall_seconds']:g} s of wall-clock time"
+    if limit == "memory":
+        return f"reached its memory limit of {limits['memory'] / GiB:g} GiB"
+    if limit == "pids":
+        return f"reached its limit of {limits['pids']} processes and threads"
+    return "ended"

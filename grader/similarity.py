@@ -1,0 +1,124 @@
+"""How alike two pieces of Python code are, whatever their names: token k-gram fingerprints.
+
+Code is read with Python's own ``tokenize`` and normalised so that renaming changes nothing:
+every name a programmer chooses (variables, parameters, functions) becomes ``N``, every number
+``0`` and every string ``S``; keywords, operators, builtins and attribute names (``.shape``,
+``np.einsum``: what a copier cannot rename without changing the program) stay, and so does the
+layout (newlines and indentation). The fingerprint of a piece of code is the set of hashes of
+its runs of ``K`` consecutive tokens, minus those of some boilerplate (the released stub, the
+course's own solution: what every honest student writes too).
+
+Two measures use it, both on fingerprints from which the boilerplate is gone:
+
+- ``containment(lib, student)``: the share of ``lib``'s fingerprint found in the student's code.
+  A renamed copy of ``lib``'s implementation contains all of it; an honest solution contains what
+  any solution shares with ``lib``, which the boilerplate (the course's solution) removes.
+- ``jaccard(a, b)``: two students' code, for the pairs of the report.
+
+Short code looks alike whoever wrote it: ``containment`` needs ``MIN_KGRAMS`` hashes of ``lib``'s
+own, and a pair needs ``MIN_SHARED`` hashes in common that few students of the class have (at most
+``COMMON`` of them, or a tenth: a construction half the class writes is not a sign of copying). A library (``copydetect``, MOSS's winnowing on whole files,
+with all names one letter and numbers kept) was considered; the pieces compared here are single
+functions of a few dozen tokens, where keeping every k-gram costs nothing and attribute names
+carry most of the meaning.
+"""
+
+import ast
+import builtins
+import hashlib
+import io
+import keyword
+import textwrap
+import tokenize
+
+K = 5
+MIN_KGRAMS = 8
+MIN_SHARED = 15
+COMMON = 2
+NEAR = 0.8  # a share of a fingerprint above which code is near-identical
+SKIPPED = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
+KEPT_NAMES = set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))
+
+
+def tokens(source: str) -> list[str]:
+    """The normalised tokens of ``source`` (up to where it stops being valid Python)."""
+    found: list[str] = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type in SKIPPED:
+                continue
+            found.append(_normalised(token, found[-1] if found else ""))
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return found
+
+
+def _normalised(token: tokenize.TokenInfo, previous: str) -> str:
+    if token.type == tokenize.NAME:
+        return token.string if token.string in KEPT_NAMES or previous == "." else "N"
+    if token.type == tokenize.NUMBER:
+        return "0"
+    if token.type == tokenize.STRING:
+        return "S"
+    if token.type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+        return tokenize.tok_name[token.type]
+    return token.string
+
+
+def bodies(source: str) -> str:
+    """The bodies of the functions defined at the top level of ``source``, without their
+    signatures and docstrings (which a copier keeps from the stub), dedented, one after another."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return ""
+    lines = source.splitlines()
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+            if body:
+                found.append(textwrap.dedent("\n".join(lines[body[0].lineno - 1 : node.end_lineno])))
+    return "\n".join(found)
+
+
+def fingerprint(source: str, boilerplate: tuple[str, ...] = ()) -> set[int]:
+    """The hashes of ``source``'s token k-grams that no piece of ``boilerplate`` has."""
+    common = set().union(*(_kgrams(tokens(text)) for text in boilerplate))
+    return _kgrams(tokens(source)) - common
+
+
+def _kgrams(sequence: list[str]) -> set[int]:
+    return {
+        int.from_bytes(hashlib.blake2b("\0".join(sequence[i : i + K]).encode(), digest_size=8).digest())
+        for i in range(len(sequence) - K + 1)
+    }
+
+
+def containment(part: set[int], whole: set[int]) -> float | None:
+    """The share of ``part`` found in ``whole``; ``None`` when ``part`` is too short to tell."""
+    if len(part) < MIN_KGRAMS:
+        return None
+    return len(part & whole) / len(part)
+
+
+def pairs(fingerprints: dict[str, set[int]]) -> list[tuple[str, str, float]]:
+    """(a, b, similarity) for every two owners whose fingerprints are near-identical: Jaccard of
+    their uncommon hashes at least ``NEAR``, with at least ``MIN_SHARED`` of them shared."""
+    owners: dict[int, list[str]] = {}
+    for owner, hashes in sorted(fingerprints.items()):
+        for value in hashes:
+            owners.setdefault(value, []).append(owner)
+    rare = {value for value, who in owners.items() if len(who) <= max(COMMON, len(fingerprints) // 10)}
+    shared: dict[tuple[str, str], int] = {}
+    for value in rare:
+        who = owners[value]
+        for i, a in enumerate(who):
+            for b in who[i + 1 :]:
+                shared[(a, b)] = shared.get((a, b), 0) + 1
+    found = []
+    for (a, b), count in sorted(shared.items()):
+        union = len((fingerprints[a] | fingerprints[b]) & rare)
+        if count >= MIN_SHARED and count / union >= NEAR:
+            found.append((a, b, count / union))
+    return found

@@ -1,0 +1,578 @@
+"""Bad inputs never stop the class: unsafe archives, odd names, damaged grading metadata, huge
+outputs, nbgrader's own failures; and the integrity report says what it saw without zeroing.
+
+The end-to-end tests grade one class of bad inputs with honest neighbours through the real
+``python -m grader autograde`` (real nbgrader, 2 jobs; a module fixture), and a small class with
+``--zero-flagged``. The rest run ``grader.submissions``, ``clean``, ``failures``, ``outputs`` and
+``integrity`` directly, nbgrader included where it is the subject.
+"""
+
+import copy
+import csv
+import os
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from nbgrader.converters import Autograde
+from test_grading import ASSIGNMENT, RELEASED, grader, index_of, read_grades, solution
+
+from grader import (
+    clean,
+    course,
+    failures,
+    gradebook,
+    integrity,
+    outputs,
+    release,
+    results,
+    similarity,
+    submissions,
+)
+
+KNOWN = {"embeddings": ASSIGNMENT}
+LONG_NAME = "long" + "x" * 236  # 240 bytes: fine for the file system, too long for an id
+NOT_UTF8 = b"Jos\xe9_Mar"  # Latin-1, as a Windows zip tool writes it
+PLACEHOLDER = b"NONUTF8_"  # the same length, replaced in the zip's bytes
+HUGE = 50_000_000  # bytes one cell prints
+
+
+def released():
+    return nbformat.read(RELEASED, as_version=4)
+
+
+def points() -> dict[str, float]:
+    return {test.name: test.points for test in results.test_cells(released())}
+
+
+def source():
+    return solution()
+
+
+# ---- students ----------------------------------------------------------------------------------------
+
+
+def careless():
+    """The test of embed pasted twice, decode's test with its metadata emptied, no cell ids,
+    another kernel, 20 MB of output saved in the file: nbgrader alone gives this notebook
+    nothing."""
+    nb = solution()
+    nb.cells[index_of(nb, "encode-answer")].outputs = [
+        new_output("stream", name="stdout", text="y" * 20_000_000)
+    ]
+    nb.cells.insert(index_of(nb, "embed") + 1, copy.deepcopy(nb.cells[index_of(nb, "embed")]))
+    nb.cells[index_of(nb, "decode")].metadata.nbgrader = {}
+    nb.nbformat_minor = 4
+    for cell in nb.cells:
+        cell.pop("id", None)
+    nb.metadata.kernelspec = {"name": "my-conda-env", "display_name": "Python (course)", "language": "python"}
+    return nb
+
+
+def remarked():
+    """embed's test marked as a solution, sinusoidal_positions's turned into text, encode's
+    edited."""
+    nb = solution()
+    nb.cells[index_of(nb, "embed")].metadata.nbgrader["solution"] = True
+    test = nb.cells[index_of(nb, "sinusoidal_positions")]
+    test.cell_type = "markdown"
+    del test["outputs"], test["execution_count"]
+    nb.cells[index_of(nb, "encode")].source = "print('all good')"
+    return nb
+
+
+def inventor():
+    nb = solution()
+    nb.cells[index_of(nb, "encode")].metadata.nbgrader["points"] = 100
+    bonus = {"grade": True, "grade_id": "bonus", "points": 100, "locked": True, "solution": False}
+    nb.cells.insert(3, new_code_cell("print('bonus')", metadata={"nbgrader": bonus}))
+    return nb
+
+
+def printer():
+    nb = solution()
+    nb.cells.insert(index_of(nb, "decode") + 1, new_code_cell(f"print('x' * {HUGE})"))
+    return nb
+
+
+def blank():
+    return released()
+
+
+HONEST = {  # student (as the reports name them) -> notebook; every one keeps full marks
+    "perfect": solution,
+    "careless": careless,
+    "printer": printer,
+    LONG_NAME: solution,
+    "Jos\\xe9_Mar": solution,  # NOT_UTF8 as the reports show it
+    "4242": solution,  # graded from its Canvas file; its folder holds an older blank notebook
+}
+FLAGGED = {"remarked": remarked, "inventor": inventor}  # reported, and scored as computed
+PROBLEMS = {  # (student, file or "", status, words in the reason)
+    ("../evil.ipynb", "../evil.ipynb", "invalid_submission", "leads outside the archive"),
+    ("mallory", "/abs/mallory/embeddings.ipynb", "invalid_submission", "absolute path"),
+    ("linker", "class/linker/embeddings.ipynb", "invalid_submission", "symbolic link"),
+    ("4242", "class/4242/embeddings.ipynb", "duplicate_submission", "class/doe_4242_77_embeddings.ipynb"),
+    (LONG_NAME, "", "renamed", "240 bytes long"),
+    ("Jos\\xe9_Mar", "", "renamed", "not valid UTF-8"),
+}
+
+
+def write_bad_class(archive: Path) -> None:
+    with zipfile.ZipFile(archive, "w") as zf:
+        for student, build in {
+            "perfect": solution,
+            "careless": careless,
+            "printer": printer,
+            **FLAGGED,
+        }.items():
+            zf.writestr(f"class/{student}/embeddings.ipynb", nbformat.writes(build()))
+        zf.writestr(f"class/{LONG_NAME}/embeddings.ipynb", nbformat.writes(solution()))
+        zf.writestr(f"class/{PLACEHOLDER.decode()}/embeddings.ipynb", nbformat.writes(solution()))
+        zf.writestr("class/4242/embeddings.ipynb", nbformat.writes(blank()))
+        zf.writestr("class/doe_4242_77_embeddings.ipynb", nbformat.writes(solution()))
+        zf.writestr("../evil.ipynb", nbformat.writes(solution()))
+        zf.writestr("/abs/mallory/embeddings.ipynb", nbformat.writes(solution()))
+        link = zipfile.ZipInfo("class/linker/embeddings.ipynb")
+        link.external_attr = 0o120777 << 16
+        zf.writestr(link, "../../../../etc/passwd")
+    data = archive.read_bytes()
+    assert data.count(PLACEHOLDER) == 2  # the entry's local header and the central directory
+    archive.write_bytes(data.replace(PLACEHOLDER, NOT_UTF8))
+
+
+@pytest.fixture(scope="module")
+def bad_class(tmp_path_factory):
+    base = tmp_path_factory.mktemp("bad-class")
+    write_bad_class(base / "class.zip")
+    # A cell limit far above what any cell here needs: printing HUGE bytes must not race a clock.
+    done = grader(
+        "autograde", str(base / "class.zip"), "--out", str(base / "out"), "--jobs", "2", "--timeout", "900"
+    )
+    assert done.returncode == 0, done.stderr
+    with open(base / "out" / "grades.csv") as f:
+        rows = list(csv.DictReader(f))
+    with open(base / "out" / "integrity.csv") as f:
+        flagged = list(csv.DictReader(f))
+    return base / "out", rows, flagged, done.stderr
+
+
+# ---- the class, end to end -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_honest_and_careless_students_keep_full_marks(bad_class):
+    out, rows, _, _ = bad_class
+    grades = read_grades(out)
+    for student in [*HONEST, *FLAGGED]:
+        for name, most in points().items():
+            row = grades[(submissions.student_id(student), name)]
+            assert (row["status"], float(row["score"])) == ("graded", most), row
+
+
+@pytest.mark.slow
+def test_every_bad_input_has_its_row_and_a_warning(bad_class):
+    _, rows, _, stderr = bad_class
+    for student, file, status, words in PROBLEMS:
+        found = [
+            r
+            for r in rows
+            if r["student"] == submissions.student_id(student)
+            and r["exercise"] == file
+            and r["status"] == status
+        ]
+        assert len(found) == 1 and words in found[0]["reason"], (student, file, status, found)
+        assert words in stderr
+    assert all(r["reason"] and "unknown error" not in r["reason"] for r in rows)
+
+
+@pytest.mark.slow
+def test_safe_ids_name_the_files_and_the_reports_keep_the_names(bad_class):
+    out, rows, _, _ = bad_class
+    with gradebook.Gradebook(out) as book:
+        students = book.students()
+    assert all(len(i.encode()) <= submissions.MAX_ID_BYTES and "\\" not in i for i in students)
+    assert {LONG_NAME, "Jos\\xe9_Mar", "../evil.ipynb"} <= {name for name, _ in students.values()}
+    assert {r["student"] for r in rows} <= set(students)
+    with open(out / "totals.csv") as f:
+        named = {r["student"]: r["name"] for r in csv.DictReader(f)}
+    assert named[submissions.student_id(LONG_NAME)] == LONG_NAME
+    assert (out / "feedback" / submissions.student_id(LONG_NAME) / f"{ASSIGNMENT}.html").exists()
+
+
+@pytest.mark.slow
+def test_tampered_metadata_is_reported_not_rewarded(bad_class):
+    out, rows, flagged, _ = bad_class
+    total = {s: sum(float(r["score"]) for r in rows if r["student"] == s) for s in FLAGGED}
+    assert total == {s: sum(points().values()) for s in FLAGGED}
+    said = {(r["student"], r["exercises"], r["reason"]) for r in flagged}
+    assert any(s == "remarked" and e == "embed" and "solution True instead of False" in r for s, e, r in said)
+    assert any(s == "remarked" and e == "sinusoidal_positions" and "markdown" in r for s, e, r in said)
+    assert any(s == "inventor" and e == "encode" and "points 100 instead of 1" in r for s, e, r in said)
+    assert any(s == "inventor" and "grade_id='bonus'" in r for s, _, r in said)
+    assert not {r["student"] for r in flagged} & set(HONEST)
+
+
+@pytest.mark.slow
+def test_a_huge_output_is_capped_where_it_is_stored_and_shown(bad_class):
+    out, _, _, _ = bad_class
+    stored = out / "autograded" / "printer" / ASSIGNMENT / "embeddings.ipynb"
+    page = out / "feedback" / "printer" / f"{ASSIGNMENT}.html"
+    for path in (stored, page):
+        assert path.stat().st_size < 2 * outputs.MAX_TEXT + 2**19, path
+        assert "bytes cut ..." in path.read_text()
+
+
+@pytest.mark.slow
+def test_careless_notebook_runs_each_test_once(bad_class):
+    out, _, _, _ = bad_class
+    nb = nbformat.read(out / "autograded" / "careless" / ASSIGNMENT / "embeddings.ipynb", as_version=4)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    graded = [i for i in ids if i]
+    assert len(graded) == len(set(graded)) and {"embed", "decode"} <= set(graded)
+
+
+@pytest.mark.slow
+def test_zero_flagged_zeroes_what_was_flagged_and_pairs_copies(tmp_path):
+    copies = [
+        "    h = token_embedding(ids, wte)  # [..., T, d]\n    if wpe is None:\n        return h\n"
+        "    return h + position_embedding(h.shape[-2], wpe)",
+        "    out = token_embedding(ids, wte)\n    if wpe is None:\n        return out\n"
+        "    return out + position_embedding(out.shape[-2], wpe)",
+    ]
+    for student, body in [("copier", copies[0]), ("echo", copies[1]), ("honest", None)]:
+        (tmp_path / "class" / student).mkdir(parents=True)
+        nb = with_body("embed", body) if body else solution()
+        nbformat.write(nb, tmp_path / "class" / student / "embeddings.ipynb")
+    done = grader(
+        "autograde",
+        str(tmp_path / "class"),
+        "--out",
+        str(tmp_path / "out"),
+        "--jobs",
+        "2",
+        "--zero-flagged",
+        "--timeout",
+        "900",
+    )
+    assert done.returncode == 0, done.stderr
+    grades = read_grades(tmp_path / "out")
+    for student in ("copier", "echo"):
+        row = grades[(student, "embed")]
+        assert (row["status"], float(row["score"])) == ("integrity", 0), row
+        assert "near-identical to lib.embed" in grades[(student, "embed")]["reason"]
+    assert {grades[("honest", name)]["status"] for name in points()} == {"graded"}
+    with open(tmp_path / "out" / "integrity.csv") as f:
+        pairs = [r for r in csv.DictReader(f) if "near-identical to echo's embed" in r["reason"]]
+    assert [r["student"] for r in pairs] == ["copier"]
+
+
+# ---- finding submissions -------------------------------------------------------------------------------
+
+
+def test_a_folder_with_links_odd_names_and_duplicates(tmp_path):
+    root = tmp_path / "class"
+    for name in ["ann/embeddings.ipynb", "ann/01-embeddings/embeddings.ipynb", "bo b/embeddings.ipynb"]:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("{}")
+    os.utime(root / "ann/01-embeddings/embeddings.ipynb", (2e9, 2e9))  # the later one
+    (root / "eve").symlink_to("/etc")
+    (root / "ann" / "sampling.ipynb").symlink_to("/etc/passwd")
+    weird = root / os.fsdecode(b"ctl\x07\xff")
+    weird.mkdir()
+    (weird / "embeddings.ipynb").write_text("{}")
+    os.mkfifo(root / "bo b" / "fifo.ipynb")
+    found = submissions.find(root, KNOWN, tmp_path / "scratch")
+    assert {s: [x.file for x in subs] for s, subs in found.by_student.items()} == {
+        "ann": ["ann/01-embeddings/embeddings.ipynb"],
+        "bo b": ["bo b/embeddings.ipynb"],
+        submissions.student_id("ctl\\x07\\xff"): ["ctl\\x07\\xff/embeddings.ipynb"],
+    }
+    problems = {(p.name, p.file, p.status): p.reason for p in found.problems}
+    assert "symbolic link" in problems[("eve", "eve", "invalid_submission")]
+    assert "symbolic link" in problems[("ann", "ann/sampling.ipynb", "invalid_submission")]
+    assert "not a regular file" in problems[("bo b", "bo b/fifo.ipynb", "invalid_submission")]
+    assert "later" in problems[("ann", "ann/embeddings.ipynb", "duplicate_submission")]
+    renamed = problems[("ctl\\x07\\xff", "", "renamed")]
+    assert "not valid UTF-8" in renamed and "control" in renamed
+
+
+def test_names_that_meet_after_normalising(tmp_path):
+    """One name in two Unicode forms is one student; a name equal to another's id is refused."""
+    root = tmp_path / "class"
+    taken = submissions.student_id("a?")
+    for name in [
+        "caf\u00e9/embeddings.ipynb",
+        "cafe\u0301/sampling.ipynb",
+        "a?/embeddings.ipynb",
+        f"{taken}/embeddings.ipynb",
+    ]:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("{}")
+    found = submissions.find(root, {**KNOWN, "sampling": "04-sampling"}, tmp_path / "scratch")
+    assert {s: sorted(x.notebook for x in subs) for s, subs in found.by_student.items()} == {
+        "café": ["embeddings", "sampling"],
+        taken: ["embeddings"],
+    }
+    assert found.by_student[taken][0].name == "a?"
+    problems = {(p.name, p.status): p.reason for p in found.problems}
+    assert "written in 2 different ways" in problems[("café", "renamed")]
+    assert "would get the same id as 'a?'" in problems[(taken, "invalid_submission")]
+
+
+def test_ids_are_safe_readable_distinct_and_stable():
+    names = ["alice", "a b", "a_b", "café", "x" * 240, "..", "-rf", "a/b", "a\\b", "ctl\\x07", "日本語"]
+    ids = [submissions.student_id(n) for n in names]
+    assert len(set(ids)) == len(ids)
+    assert ids[:4] == ["alice", "a b", "a_b", "café"] and ids[-1] == "日本語"
+    for i in ids:
+        assert 0 < len(i.encode()) <= submissions.MAX_ID_BYTES and not i.startswith((".", "-"))
+        assert all(ch.isalnum() or ch in "_-.@ " for ch in i)
+    assert ids == [submissions.student_id(n) for n in names]
+
+
+def test_a_zip_bomb_and_too_many_entries_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(submissions, "MAX_UNZIPPED", 10_000)
+    monkeypatch.setattr(submissions, "MAX_ENTRIES", 5)
+    with zipfile.ZipFile(tmp_path / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("c/a/embeddings.ipynb", "{}")
+        zf.writestr("c/b/embeddings.ipynb", " " * 20_000)  # compresses to almost nothing
+        for n in range(5):
+            zf.writestr(f"c/s{n}/embeddings.ipynb", "{}")
+    found = submissions.find(tmp_path / "bomb.zip", KNOWN, tmp_path / "out")
+    assert sorted(found.by_student) == ["a", "s0", "s1", "s2"]
+    reasons = {p.name: p.reason for p in found.problems}
+    assert "more than 10000 bytes" in reasons["b"]
+    assert "only the first 5 were read" in reasons["bomb.zip"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "0.ipynb",
+        "2.ipynb",
+        "3.ipynb",
+        "4.ipynb",
+    ]
+
+
+def test_an_unreadable_archive_is_one_clear_error(tmp_path):
+    (tmp_path / "class.zip").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(submissions.SubmissionsError, match="neither a folder nor a readable zip"):
+        submissions.find(tmp_path / "class.zip", KNOWN, tmp_path / "out")
+
+
+# ---- cleaning ----------------------------------------------------------------------------------------------
+
+
+def graded_ids(nb) -> list[str]:
+    return [clean._grade_id(c) for c in nb.cells if clean._grade_id(c)]
+
+
+def test_cleaning_restores_the_released_grading_cells():
+    rel = released()
+    nb = careless()
+    test = nb.cells[index_of(nb, "sinusoidal_positions")]
+    test.cell_type = "markdown"  # a test turned into text
+    del test["outputs"], test["execution_count"]
+    del nb.cells[index_of(nb, "position_embedding")]  # a deleted test
+    nb.cells[index_of(nb, "encode-answer")].metadata.nbgrader["points"] = 5  # points on an answer
+    nb.cells.append(
+        new_markdown_cell("![x](attachment:big.png)", attachments={"big.png": {"image/png": "A" * 2**21}})
+    )
+    cleaned, changes = clean.clean(nb, rel)
+    nbformat.validate(cleaned)
+    assert graded_ids(cleaned) == graded_ids(rel)
+    by_id = {clean._grade_id(c): c for c in cleaned.cells if clean._grade_id(c)}
+    for cell in rel.cells:
+        if clean._grade_id(cell):
+            mine = by_id[clean._grade_id(cell)]
+            assert (mine.cell_type, mine.metadata, mine.id) == (cell.cell_type, cell.metadata, cell.id)
+            if clean._is_test(cell):
+                assert mine.source == cell.source
+    assert by_id["embed-answer"].source == nb.cells[index_of(nb, "embed-answer")].source
+    assert cleaned.metadata == rel.metadata and cleaned.nbformat_minor == 5
+    assert len({c.id for c in cleaned.cells}) == len(cleaned.cells)
+    assert "attachments" not in cleaned.cells[-1]
+    suspicious = {c.grade_id: c.what for c in changes if c.suspicious}
+    assert suspicious.keys() == {"sinusoidal_positions", "encode-answer"}
+    assert "turned into a markdown cell" in suspicious["sinusoidal_positions"]
+    assert "points 5 instead of None" in suspicious["encode-answer"]
+    assert any("put back" in c.what and c.grade_id == "position_embedding" for c in changes)
+    assert any("second copy" in c.what for c in changes)
+
+
+def test_an_answer_cell_whose_metadata_was_lost_is_found_by_what_it_defines():
+    nb = solution()
+    answer = nb.cells[index_of(nb, "embed-answer")]
+    del answer.metadata["nbgrader"]
+    answer.id = "renamed-cell"
+    cleaned, changes = clean.clean(nb, released())
+    restored = next(c for c in cleaned.cells if clean._grade_id(c) == "embed-answer")
+    assert restored.source == answer.source
+    assert [c.what for c in changes if c.grade_id == "embed-answer"] == [
+        "its grading metadata was missing or emptied and is restored"
+    ]
+
+
+def test_a_file_that_is_no_notebook_is_refused_with_its_reason(tmp_path):
+    (tmp_path / "a.ipynb").write_bytes(b"\xff\xfe not json")
+    with pytest.raises(clean.NotANotebook, match="not a valid notebook: UnicodeDecodeError"):
+        clean.clean_file(tmp_path / "a.ipynb", released(), tmp_path / "out.ipynb")
+
+
+# ---- nbgrader on uncleaned notebooks: its failures explained -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def course_copy(tmp_path_factory):
+    """A release of chapter 1 with its gradebook, as ``autograde`` makes one."""
+    base = tmp_path_factory.mktemp("course")
+    release.build(course.SOLUTIONS, base, only={ASSIGNMENT})
+    return base
+
+
+def nbgrader_outcome(base: Path, name: str, nb, kernel: str = "python3") -> dict:
+    """Stock nbgrader ``Autograde`` (no cleaning) on ``nb`` as student ``name``."""
+    work = base / name
+    (work / "submitted" / name / ASSIGNMENT).mkdir(parents=True)
+    (work / "gradebook.db").write_bytes((base / release.GRADEBOOK).read_bytes())
+    nbformat.write(nb, work / "submitted" / name / ASSIGNMENT / "embeddings.ipynb")
+    config = course.nbgrader_config(
+        root=work,
+        source_directory=base / "source",
+        submitted_directory=work / "submitted",
+        autograded_directory=work / "autograded",
+        db=work / "gradebook.db",
+    )
+    config.Execute.kernel_name = kernel
+    log = course.quiet_logger("test.nbgrader")
+    return course.run(Autograde, config, log, ASSIGNMENT, name, force=True, create_student=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "build", "kernel", "words"),
+    [
+        ("pasted", careless, "python3", "its grading metadata is damaged (KeyError: 'grade_id')"),
+        ("remarked", remarked, "python3", "a locked cell was changed in a way nbgrader could not undo"),
+        ("nokernel", solution, "no-such-kernel", "the grading kernel is not installed"),
+    ],
+)
+def test_nbgrader_failures_have_reasons_a_person_understands(course_copy, name, build, kernel, words):
+    outcome = nbgrader_outcome(course_copy, name, build(), kernel)
+    assert not outcome["success"]
+    said = failures.reason(outcome, "logs/x.log")
+    assert words in said and "logs/x.log" in said and "unknown" not in said, said
+
+
+@pytest.mark.slow
+def test_cleaned_notebooks_pass_stock_nbgrader(course_copy, tmp_path):
+    for name, build in [
+        ("pasted-clean", careless),
+        ("remarked-clean", remarked),
+        ("inventor-clean", inventor),
+    ]:
+        nbformat.write(build(), tmp_path / f"{name}.ipynb")
+        clean.clean_file(tmp_path / f"{name}.ipynb", released(), tmp_path / f"{name}-clean.ipynb")
+        nb = nbformat.read(tmp_path / f"{name}-clean.ipynb", as_version=4)
+        nb.cells = [c for c in nb.cells if c.cell_type != "code" or clean._grade_id(c)]  # no kernel work
+        assert nbgrader_outcome(course_copy, name, nb)["success"], name
+
+
+def test_a_log_without_a_traceback_still_gives_a_reason():
+    assert "no graded notebook" in failures.reason({"success": True, "log": ""})
+    said = failures.reason(
+        {"success": False, "log": "[ERROR] No notebooks were matched\n[ERROR] Please see the"}
+    )
+    assert "No notebooks were matched" in said
+
+
+# ---- outputs --------------------------------------------------------------------------------------------
+
+
+def test_outputs_are_cut_to_head_and_tail_and_big_images_dropped():
+    big = "head" + "é" * outputs.MAX_TEXT + "tail"
+    cell = new_code_cell("x")
+    cell.outputs = [
+        new_output("stream", name="stdout", text=big),
+        new_output(
+            "display_data", data={"image/png": "A" * (outputs.MAX_IMAGE + 1), "text/plain": "<Figure>"}
+        ),
+        new_output("execute_result", data={"text/html": "<p>" * outputs.MAX_TEXT, "text/plain": "ok"}),
+        new_output("error", ename="ValueError", evalue="v" * 10**6, traceback=["line"] * 10**5),
+        *[new_output("stream", name="stdout", text="n") for _ in range(500)],
+    ]
+    nb = outputs.capped(new_notebook(cells=[cell]))
+    stream, image, html, error, *_ = nb.cells[0].outputs
+    assert stream.text.startswith("head") and stream.text.endswith("tail") and " bytes cut ..." in stream.text
+    assert len(stream.text.encode()) <= outputs.MAX_TEXT + 100
+    assert "image/png" not in image.data and "dropped" in image.data["text/plain"]
+    assert "text/html" not in html.data and html.data["text/plain"].startswith("ok")
+    assert (
+        len(error.evalue) < outputs.MAX_TEXT + 100
+        and len("\n".join(error.traceback)) < outputs.MAX_TEXT + 100
+    )
+    assert len(nb.cells[0].outputs) == outputs.MAX_OUTPUTS + 1
+    assert nb.cells[0].outputs[outputs.MAX_OUTPUTS // 2].text == "... 404 outputs cut ...\n"
+
+
+# ---- similarity ------------------------------------------------------------------------------------------
+
+
+def with_body(name: str, body: str):
+    """The solution notebook with the released stub of ``name`` given ``body``."""
+    nb = solution()
+    stub = released().cells[index_of(released(), f"{name}-answer")].source
+    nb.cells[index_of(nb, f"{name}-answer")].source = stub.replace(
+        "    # YOUR CODE HERE\n    raise NotImplementedError()", body
+    )
+    return nb
+
+
+LIB_EMBED_RENAMED = (
+    "    h = token_embedding(ids, wte)  # [..., T, d]\n    if wpe is None:\n        return h\n"
+    "    return h + position_embedding(h.shape[-2], wpe)"
+)
+LIB_EMBED_RENAMED_AGAIN = (
+    "    rows = token_embedding(ids, wte)\n    if wpe is None:\n        return rows\n"
+    "    return rows + position_embedding(rows.shape[-2], wpe)"
+)
+HONEST_EMBED = "    tok = wte[ids]\n    pos = wpe[: ids.shape[-1]]\n    return tok + pos"
+
+
+def review(nb):
+    names = [
+        c.metadata.nbgrader.grade_id for c in released().cells if c.metadata.get("nbgrader", {}).get("grade")
+    ]
+    return integrity.review(nb, released(), source(), names, ASSIGNMENT)
+
+
+def test_a_renamed_copy_of_lib_is_near_identical_and_an_honest_solution_is_not():
+    copied = review(with_body("embed", LIB_EMBED_RENAMED)).findings
+    assert [(f.exercises, f.reason.split(" (")[0]) for f in copied] == [
+        (("embed",), "near-identical to lib.embed")
+    ]
+    assert copied[0].code == "def embed(ids, wte, wpe):"
+    assert review(with_body("embed", HONEST_EMBED)).findings == []
+    assert review(solution()).findings == []
+
+
+def test_two_students_renamed_copies_are_paired():
+    code = {}
+    for student, nb in [
+        ("ann", with_body("embed", LIB_EMBED_RENAMED)),
+        ("bob", with_body("embed", LIB_EMBED_RENAMED_AGAIN)),
+        ("cy", with_body("embed", HONEST_EMBED)),
+        ("di", solution()),
+    ]:
+        for exercise, fingerprint in review(nb).fingerprints.items():
+            code.setdefault((ASSIGNMENT, exercise), {})[student] = fingerprint
+    rows = integrity.pairs(code)
+    assert [(r["student"], r["exercises"]) for r in rows] == [("ann", ["embed"])]
+    assert "near-identical to bob's embed" in rows[0]["reason"]
+
+
+def test_normalised_tokens_ignore_names_and_literals_but_keep_attributes():
+    a = similarity.tokens("y = np.einsum('ij', x) + 1  # comment")
+    b = similarity.tokens('out = np.einsum("kl", inp) + 2')
+    assert a == b == ["N", "=", "N", ".", "einsum", "(", "S", ",", "N", ")", "+", "0", "NEWLINE"]
+    assert similarity.tokens("y = np.matmul(x)") != similarity.tokens("y = np.einsum(x)")

@@ -1,0 +1,570 @@
+"""The grading sandbox, attacked for real: each escape and resource attack runs inside a real
+bubblewrap sandbox, directly (``sandbox.run``) and through a real kernel (``ResilientExecute``
+with the sandboxed kernelspec, as a grading worker runs it).
+
+Nothing here depends on speed: limits are CPU seconds, time asleep or sizes, and the wall-clock
+limits are far above what any machine needs. A machine without bubblewrap skips this module; one
+with bubblewrap where the sandbox fails, fails it.
+"""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import nbformat
+import pytest
+from attacks import DOUBLE_FORK, FORK_BOMB, marker, survivors
+from nbformat.v4 import new_code_cell, new_notebook
+
+from grader import course, sandbox
+from grader.sandbox import Limits, View, bwrap, cgroup
+
+ROOT = Path(__file__).parents[1]
+MiB, GiB = 2**20, 2**30
+PY = str(bwrap.interpreter("full"))
+LIMITS = Limits(
+    memory=GiB, pids=64, cpu_seconds=30, wall_seconds=600, tmpfs=64 * MiB, file_size=GiB, idle_seconds=60
+)
+PUBLIC = View(read_only=tuple(course.public_paths()))
+
+if not os.path.exists(bwrap.BWRAP):
+    pytest.skip(f"bubblewrap is not installed ({bwrap.BWRAP})", allow_module_level=True)
+GROUP = cgroup.parent()
+needs_cgroup = pytest.mark.skipif(
+    GROUP is None, reason="no writable cgroup with memory and pids: only per-process rlimits apply here"
+)
+
+
+def test_the_sandbox_works_here():
+    assert sandbox.available() is None
+
+
+def python(code: str, *args: str, view: View = PUBLIC, limits: Limits = LIMITS) -> sandbox.Outcome:
+    return sandbox.run([PY, "-c", code, *args], view, limits)
+
+
+def shell(script: str, view: View = PUBLIC, limits: Limits = LIMITS) -> sandbox.Outcome:
+    return sandbox.run(["/bin/sh", "-c", script], view, limits)
+
+
+def printed(outcome: sandbox.Outcome) -> dict:
+    assert outcome.returncode == 0, outcome.stderr
+    return json.loads(outcome.stdout)
+
+
+def groups_removed(report: dict) -> bool:
+    return not any(Path(p).exists() for p in report.get("cgroups", {}).values())
+
+
+# ---- walls ------------------------------------------------------------------------------------------
+
+
+def test_no_user_namespace_mount_or_remount():
+    out = shell(
+        "unshare -r true; echo unshare-r=$?; unshare -U true; echo unshare-U=$?; unshare -m true; "
+        "echo unshare-m=$?; umount /usr; echo umount=$?; mount -o remount,rw /; echo remount=$?; "
+        "mount -t tmpfs none /tmp/work; echo mount=$?"
+    )
+    results = dict(line.split("=") for line in out.stdout.decode().split())
+    assert results and all(code != "0" for code in results.values()), results
+
+
+def test_private_files_are_out_of_reach(tmp_path):
+    peer = tmp_path / "peer" / "embeddings.ipynb"
+    grades = tmp_path / "out" / "grades.csv"
+    for path in (peer, grades):
+        path.parent.mkdir(parents=True)
+        path.write_text("secret")
+    private = [
+        ROOT / "solutions",
+        ROOT / "grader" / "private" / "concepts.toml",
+        ROOT / "grader" / "references" / "hidden",
+        ROOT / ".git",
+        ROOT / "Makefile",
+        peer,
+        grades,
+    ]
+    public = [ROOT / "lib" / "__init__.py", ROOT / "grader" / "check.py", ROOT / "grader" / "exercises"]
+    code = """import json, os, sys
+paths = sys.argv[1:]
+print(json.dumps({
+    "exists": {p: os.path.exists(p) for p in paths},
+    "root": sorted(os.listdir(paths[0])),
+    "grader": sorted(os.listdir(os.path.join(paths[0], "grader"))),
+    "references": sorted(os.listdir(os.path.join(paths[0], "grader", "references"))),
+}))"""
+    seen = printed(python(code, str(ROOT), *map(str, private), *map(str, public)))
+    assert [p for p in private if seen["exists"][str(p)]] == []
+    assert all(seen["exists"][str(p)] for p in public)
+    assert set(seen["root"]) <= {"lib", "chapters", "grader", ".venv"}  # .venv: the Python it runs
+    assert {name for name in seen["grader"] if not name.endswith(".py")} == {"exercises", "references"}
+    assert seen["references"] == ["visible"]
+
+
+def test_public_paths_name_no_private_file():
+    private = [ROOT / "solutions", ROOT / "grader" / "private", ROOT / "grader" / "references" / "hidden"]
+    for path in course.public_paths():
+        assert path.exists(), path
+        assert not any(path.is_relative_to(p) or p.is_relative_to(path) for p in private), path
+
+
+def test_proc_shows_only_the_sandbox():
+    code = """import json, os
+print(json.dumps({"pids": [int(p) for p in os.listdir("/proc") if p.isdigit()],
+                  "init": open("/proc/1/cmdline", "rb").read().split(b"\\0")[0].decode(),
+                  "environ": open("/proc/1/environ", "rb").read().decode()}))"""
+    seen = printed(python(code))
+    assert os.getpid() not in seen["pids"] and max(seen["pids"]) < 20, seen
+    assert seen["init"] == bwrap.BWRAP
+    assert {entry.split("=")[0] for entry in seen["environ"].split("\0") if entry} <= {"PWD"}
+
+
+def test_environment_holds_only_allowed_variables(monkeypatch):
+    monkeypatch.setenv("FORWARDPASS_SECRET", "grader-only")
+    view = View(env={"NBGRADER_EXECUTION": "autograde"})
+    env = printed(python("import json, os; print(json.dumps(dict(os.environ)))", view=view))
+    allowed = {"PATH", "HOME", "TMPDIR", "LANG", "USER", "LOGNAME", "PWD", "PYTHONDONTWRITEBYTECODE"}
+    allowed |= {*bwrap.THREAD_VARIABLES, "NBGRADER_EXECUTION"}
+    assert set(env) <= allowed, set(env) - allowed
+    assert env["OMP_NUM_THREADS"] == "1" and env["HOME"] == "/tmp/home"
+
+
+def test_no_network_and_no_host_socket(tmp_path):
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    name = f"forwardpass-{uuid.uuid4().hex}"
+    listener.bind(f"\0{name}")  # an abstract socket: reachable from the host's network namespace only
+    listener.listen()
+    code = """import json, socket, sys
+found = {}
+for what, family, address in [("internet", socket.AF_INET, ("1.1.1.1", 80)),
+                               ("loopback", socket.AF_INET, ("127.0.0.1", 22)),
+                               ("abstract", socket.AF_UNIX, "\\0" + sys.argv[1])]:
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(address)
+        found[what] = "open"
+    except OSError as err:
+        found[what] = type(err).__name__
+found["interfaces"] = [line.split(":")[0].strip() for line in open("/proc/net/dev").readlines()[2:]]
+print(json.dumps(found))"""
+    try:
+        seen = printed(python(code, name))
+    finally:
+        listener.close()
+    assert "open" not in seen.values(), seen
+    assert seen["interfaces"] == ["lo"]
+
+
+def test_no_capabilities_and_not_root_on_the_host():
+    code = """import json
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+try:
+    value = open("/proc/sys/vm/swappiness").read()
+    open("/proc/sys/vm/swappiness", "w").write(value)  # the same value: harmless if it worked
+    sysctl = "written"
+except OSError as err:
+    sysctl = type(err).__name__
+print(json.dumps({key: status[key].strip() for key in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs")}
+                 | {"uid_map": open("/proc/self/uid_map").read().split(), "sysctl": sysctl}))"""
+    seen = printed(python(code))
+    assert seen["CapEff"] == seen["CapPrm"] == seen["CapBnd"] == "0000000000000000"
+    assert seen["NoNewPrivs"] == "1"
+    inside, outside, _ = seen["uid_map"]
+    assert inside == str(bwrap.UID) and outside != "0"
+    assert seen["sysctl"] != "written"
+
+
+def test_writes_land_only_in_the_working_tmpfs():
+    targets = [
+        "/x",
+        "/usr/x",
+        "/etc/x",
+        "/dev/x",
+        "/dev/shm/x",
+        f"{ROOT}/lib/x",
+        "/tmp/work/x",
+        "/tmp/home/x",
+    ]
+    code = """import json, sys
+found = {}
+for path in sys.argv[1:]:
+    try:
+        open(path, "w").write("x")
+        found[path] = "written"
+    except OSError as err:
+        found[path] = type(err).__name__
+print(json.dumps(found))"""
+    seen = printed(python(code, *targets))
+    assert [p for p, result in seen.items() if result == "written"] == ["/tmp/work/x", "/tmp/home/x"]
+    assert not (ROOT / "lib" / "x").exists()
+
+
+def test_the_tmpfs_cap_holds_and_counts_as_memory():
+    out = shell("dd if=/dev/zero of=/tmp/work/big bs=1M count=2048 2>&1; echo status=$?")
+    assert "No space left on device" in out.stdout.decode() and "status=0" not in out.stdout.decode()
+    if out.report["memory_peak"] is not None:
+        assert out.report["memory_peak"] < LIMITS.memory
+
+
+def test_stdout_is_passed_on_up_to_the_file_size_limit():
+    limits = Limits(**{**LIMITS.as_dict(), "file_size": MiB})
+    out = python("import sys; sys.stdout.write('x' * 8 * 2**20)", limits=limits)
+    assert MiB <= len(out.stdout) < MiB + 100 and out.stdout.endswith(b"dropped]\n")
+
+
+def test_descriptors_can_be_passed_in():
+    read, write = os.pipe()
+    try:
+        outcome = sandbox.run(
+            [PY, "-c", f"import os; os.write({write}, b'through')"], PUBLIC, LIMITS, pass_fds=(write,)
+        )
+        os.close(write)
+        assert outcome.returncode == 0 and os.read(read, 100) == b"through"
+    finally:
+        os.close(read)
+
+
+def test_minimal_python_has_the_standard_library_only():
+    view = View(python="minimal")
+    code = """import json, os, sys
+try:
+    import numpy
+    numpy_found = True
+except ImportError:
+    numpy_found = False
+print(json.dumps({"numpy": numpy_found, "venv": os.path.exists(sys.argv[1])}))"""
+    outcome = sandbox.run(
+        [str(bwrap.interpreter("minimal")), "-I", "-S", "-c", code, str(ROOT / ".venv")], view, LIMITS
+    )
+    assert printed(outcome) == {"numpy": False, "venv": False}
+
+
+# ---- processes ---------------------------------------------------------------------------------------
+
+
+def test_the_sandbox_cannot_signal_the_grader():
+    code = """import json, os, signal, sys
+found = {}
+for pid in map(int, sys.argv[1:]):
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        found[pid] = "signalled"
+    except OSError as err:
+        found[pid] = type(err).__name__
+try:
+    os.kill(-1, signal.SIGKILL)  # everything it may signal: none but itself and its namespace's init
+    found["all"] = "signalled"
+except OSError as err:
+    found["all"] = type(err).__name__
+print(json.dumps(found))"""
+    seen = printed(python(code, str(os.getpid()), str(os.getppid())))
+    assert set(seen.values()) == {"ProcessLookupError"}
+
+
+def test_a_setsid_double_fork_does_not_survive():
+    word = marker()
+    outcome = python(DOUBLE_FORK + "\nprint('parent exits')", word)
+    assert outcome.stdout == b"parent exits\n"
+    assert survivors(word) == [] and groups_removed(outcome.report)
+
+
+def test_the_cpu_budget_ends_a_busy_loop():
+    limits = Limits(**{**LIMITS.as_dict(), "cpu_seconds": 3})
+    outcome = python("while True:\n    pass", limits=limits)
+    assert outcome.report["limit"] == "cpu", outcome.report
+    assert sandbox.describe(outcome.report) == "used its 3 s of CPU time"
+    assert outcome.report["cpu_seconds"] >= 3 and groups_removed(outcome.report)
+
+
+def test_a_sleeper_is_stopped_by_the_idle_budget():
+    limits = Limits(**{**LIMITS.as_dict(), "idle_seconds": 2})
+    outcome = python("import time\ntime.sleep(600)", limits=limits)
+    assert outcome.report["limit"] == "idle", outcome.report
+    assert sandbox.describe(outcome.report) == "used its 2 s of time asleep"
+
+
+def test_the_wall_clock_backstop():
+    limits = Limits(**{**LIMITS.as_dict(), "wall_seconds": 2, "idle_seconds": float("inf")})
+    outcome = python("import time\ntime.sleep(600)", limits=limits)
+    assert outcome.report["limit"] == "wall", outcome.report
+
+
+@needs_cgroup
+def test_a_fork_bomb_is_contained_and_leaves_nothing():
+    word = marker()
+    limits = Limits(**{**LIMITS.as_dict(), "cpu_seconds": 5, "pids": 32})
+    outcome = python(FORK_BOMB, word, limits=limits)
+    assert outcome.report["limit"] == "cpu" and outcome.report["pids_refused"] > 0, outcome.report
+    assert survivors(word) == [] and groups_removed(outcome.report)
+
+
+@needs_cgroup
+def test_memory_spread_over_children_is_capped_in_total():
+    code = """import os, time
+children = []
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        block = bytearray(400 * 2**20)  # written: every page is touched
+        time.sleep(2)
+        os._exit(0)
+    children.append(pid)
+print(sorted(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children))"""
+    limits = Limits(**{**LIMITS.as_dict(), "memory": 768 * MiB})
+    outcome = python(code, limits=limits)
+    assert outcome.report["oom_kills"] >= 1, outcome.report
+    assert outcome.report["memory_peak"] <= limits.memory
+    assert "-9" in outcome.stdout.decode()  # a child was killed for the group's memory
+
+
+def test_a_killed_supervisor_leaves_nothing_after_finish(tmp_path):
+    word = marker()
+    report = tmp_path / "report.json"
+    argv = sandbox.wrap([PY, "-c", "import time; time.sleep(600)", word], PUBLIC, LIMITS, report)
+    supervisor = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while sandbox.read_report(report).get("state") != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox.read_report(report).get("state") == "running", "the sandbox did not start"
+    supervisor.kill()  # as jupyter_client kills a kernel
+    supervisor.wait()
+    final = sandbox.finish(report)
+    assert final["state"] == "ended" and groups_removed(final)
+    deadline = time.monotonic() + 10
+    while survivors(word) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert survivors(word) == []
+
+
+# ---- through a kernel --------------------------------------------------------------------------------
+
+
+def run_notebook(tmp_path, sources: list[str], released: list[str] = (), timeout: int = 300, **limits):
+    """Execute a notebook of these cells in the sandboxed kernel, in a worker process of its own;
+    returns (the executed notebook, the worker's peak RSS, its stderr)."""
+    folder = tmp_path / "notebook"
+    folder.mkdir(exist_ok=True)
+    nbformat.write(new_notebook(cells=[new_code_cell(s) for s in sources]), folder / "n.ipynb")
+    (tmp_path / "release" / "a").mkdir(parents=True, exist_ok=True)
+    nbformat.write(
+        new_notebook(cells=[new_code_cell(s) for s in released]), tmp_path / "release" / "a" / "n.ipynb"
+    )
+    spec = {
+        "notebook": str(folder / "n.ipynb"),
+        "out": str(tmp_path / "executed.ipynb"),
+        "runtime": str(runtime(tmp_path)),
+        "release": str(tmp_path / "release"),
+        "timeout": timeout,
+        "limits": {**LIMITS.as_dict(), **limits},
+        "public": [str(p) for p in course.public_paths()],
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "sandboxed_notebook.py"), str(tmp_path / "spec.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    maxrss = json.loads(done.stdout.splitlines()[-1])["maxrss"]  # after the kernel's banner
+    return nbformat.read(tmp_path / "executed.ipynb", as_version=4), maxrss, done.stderr
+
+
+def runtime(tmp_path) -> Path:
+    path = tmp_path / "k"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def text(cell) -> str:
+    return "".join(o.get("text", "") + o.get("evalue", "") for o in cell.outputs)
+
+
+def test_kernel_walls(tmp_path):
+    neighbour = tmp_path / "neighbour" / "sockets"
+    neighbour.mkdir(parents=True)
+    (neighbour / "kernel-1").write_text("another student's kernel")
+    probe = f"""import json, os, signal
+own = "{runtime(tmp_path)}"
+found = {{
+    "neighbour": os.path.exists("{neighbour}"),
+    "runtime": sorted(os.listdir(own)),
+    "connection": os.path.exists(own + "/kernel.json"),
+    "pids": [int(p) for p in os.listdir("/proc") if p.isdigit()],
+    "ppid": os.getppid(),
+    "env": sorted(os.environ),
+}}
+for name in ("kernel.json", "kernel.json.sandbox.json", "sockets/extra"):
+    try:
+        open(os.path.join(own, name), "a").close()
+        found[name] = "written"
+    except OSError as err:
+        found[name] = type(err).__name__
+try:
+    os.kill({os.getpid()}, signal.SIGSTOP)
+    found["signal"] = "sent"
+except OSError as err:
+    found["signal"] = type(err).__name__
+print(json.dumps(found))"""
+    nb, _, _ = run_notebook(tmp_path, [probe])
+    seen = json.loads(text(nb.cells[0]))
+    assert not seen["neighbour"] and seen["runtime"] == ["kernel.json", "sockets"] and seen["connection"]
+    assert seen["kernel.json"] != "written"
+    report = sandbox.read_report(runtime(tmp_path) / "kernel.json.sandbox.json")  # the host's, intact
+    assert report["state"] == "ended" and report["limit"] is None
+    assert seen["sockets/extra"] == "written"  # its own socket folder: the one place it may write
+    assert seen["signal"] == "ProcessLookupError" and seen["ppid"] == 1 and max(seen["pids"]) < 40
+    assert "NBGRADER_EXECUTION" in seen["env"] and "JPY_PARENT_PID" not in seen["env"]
+
+
+def test_an_endless_cell_is_interrupted_and_the_next_cells_run(tmp_path):
+    nb, _, _ = run_notebook(tmp_path, ["while True:\n    pass", "print('next cell ran')"], timeout=5)
+    assert [o.ename for o in nb.cells[0].outputs if o.output_type == "error"][-1] in (
+        "KeyboardInterrupt",
+        "CellTimeoutError",
+    )
+    assert text(nb.cells[1]) == "next cell ran\n"
+
+
+def test_the_cpu_budget_stops_the_notebook_and_says_where(tmp_path):
+    nb, _, _ = run_notebook(tmp_path, ["x = 1", "while True:\n    pass", "print('never')"], cpu_seconds=8)
+    assert text(nb.cells[1]) == "the notebook used its 8 s of CPU time in cell 2"
+    assert nb.cells[2].outputs == []
+
+
+def test_the_idle_budget_stops_a_sleeping_notebook(tmp_path):
+    sleeps = ["import time\ntime.sleep(3)"] * 20
+    nb, _, _ = run_notebook(tmp_path, sleeps, idle_seconds=7)
+    stopped = [i for i, cell in enumerate(nb.cells) if "time asleep" in text(cell)]
+    assert len(stopped) == 1 and stopped[0] <= 3, [text(c) for c in nb.cells]
+    assert text(nb.cells[stopped[0]]) == f"the notebook used its 7 s of time asleep in cell {stopped[0] + 1}"
+
+
+@needs_cgroup
+def test_the_memory_limit_stops_the_notebook_and_says_where(tmp_path):
+    hog = """import subprocess, sys, time
+mine = bytearray(600 * 2**20)
+child = subprocess.Popen([sys.executable, "-c", "b = bytearray(500 * 2**20); import time; time.sleep(60)"])
+time.sleep(30)"""
+    nb, _, _ = run_notebook(tmp_path, ["x = 1", hog, "print('never')"], memory=GiB)
+    assert text(nb.cells[1]) == "the notebook reached its memory limit of 1 GiB in cell 2"
+
+
+def test_a_kernel_that_fails_before_student_code_runs_again(tmp_path):
+    flag = runtime(tmp_path) / "sockets" / "first-attempt"
+    course_cell = (
+        f"import os\nif not os.path.exists('{flag}'):\n    open('{flag}', 'w').close()\n    os._exit(1)"
+    )
+    nb, _, stderr = run_notebook(tmp_path, [course_cell, "print('student code ran')"], released=[course_cell])
+    assert text(nb.cells[0]) == "" and text(nb.cells[1]) == "student code ran\n"
+    assert "running the notebook again" in stderr
+
+
+def test_a_kernel_that_dies_in_student_code_is_not_run_again(tmp_path):
+    count = runtime(tmp_path) / "sockets" / "attempts"
+    student = f"open('{count}', 'a').write('x')\nimport os\nos._exit(1)"
+    nb, _, _ = run_notebook(tmp_path, ["x = 1", student, "print('never')"], released=["x = 1"])
+    assert text(nb.cells[1]) == "the kernel died in cell 2" and count.read_text() == "x"
+
+
+def test_a_huge_output_does_not_reach_the_worker(tmp_path):
+    cells = ["print('x' * 300_000_000)", "print('next cell ran')"]
+    nb, maxrss, _ = run_notebook(tmp_path, cells, memory=3 * GiB, file_size=GiB)
+    assert "an output larger than 16 MiB was not kept" in text(nb.cells[0])
+    assert text(nb.cells[1]) == "next cell ran\n"
+    assert maxrss < 300 * MiB, maxrss  # taking the message would have cost twice its size
+
+
+def test_the_kernel_cannot_flood_the_worker_log(tmp_path):
+    nb, _, stderr = run_notebook(tmp_path, ["import os\nos.write(2, b'z' * 8 * 2**20)", "print('ok')"])
+    assert text(nb.cells[1]) == "ok\n"
+    assert stderr.count("z") <= MiB and "the rest of this output was dropped" in stderr
+
+
+# ---- without a cgroup, and without a sandbox ----------------------------------------------------------
+
+
+def without_cgroups(argv: list[str], limits: Limits, tmp_path) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run ``argv`` under a supervisor that finds no cgroup, as on a machine without one."""
+    report = tmp_path / "report.json"
+    command = sandbox.wrap(argv, PUBLIC, limits, report)
+    args = command[command.index("-c") + 2 :]
+    bootstrap = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import grader.sandbox.cgroup as cgroup; "
+        "cgroup.parent = lambda scope=None: None; from grader.sandbox.launch import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", bootstrap, *args], capture_output=True, text=True
+    )
+    return done, sandbox.finish(report)
+
+
+def test_without_a_cgroup_rlimits_still_bound_each_process(tmp_path):
+    word = marker()
+    code = (
+        """try:
+    bytearray(2 * 2**30)
+    print("allocated", flush=True)
+except MemoryError:
+    print("MemoryError", flush=True)
+"""
+        + FORK_BOMB
+    )
+    limits = Limits(**{**LIMITS.as_dict(), "cpu_seconds": 5, "pids": 32})
+    done, report = without_cgroups([PY, "-c", code, word], limits, tmp_path)
+    assert report["guard"] == "rlimits" and report["limit"] == "cpu", report
+    assert done.stdout.startswith("MemoryError")  # the address space of one process is capped
+    assert survivors(word) == []
+
+
+def test_the_warning_names_what_is_not_enforced():
+    assert (sandbox.not_enforced() is None) == (GROUP is not None)
+    message = sandbox.not_enforced() or ""
+    assert message == "" or ("not for the whole process tree" in message and "RLIMIT_NPROC" in message)
+
+
+def test_autograde_refuses_to_run_without_a_sandbox(tmp_path):
+    (tmp_path / "class" / "a").mkdir(parents=True)
+    nbformat.write(new_notebook(), tmp_path / "class" / "a" / "embeddings.ipynb")
+    script = (
+        "import sys; import grader.sandbox.bwrap as bwrap; bwrap.BWRAP = '/nonexistent/bwrap'; "
+        "from grader.__main__ import main; sys.exit(main(sys.argv[1:]))"
+    )
+    command = [
+        sys.executable,
+        "-c",
+        script,
+        "autograde",
+        str(tmp_path / "class"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "bubblewrap is not installed (/nonexistent/bwrap" in done.stderr and "--no-sandbox" in done.stderr
+    assert not (tmp_path / "out" / "grades.csv").exists()
+
+
+@pytest.mark.slow
+def test_no_sandbox_grades_with_a_loud_warning(tmp_path):
+    (tmp_path / "class" / "a").mkdir(parents=True)
+    nbformat.write(
+        nbformat.read(ROOT / "solutions" / "01-embeddings" / "embeddings.ipynb", as_version=4),
+        tmp_path / "class" / "a" / "embeddings.ipynb",
+    )
+    command = ["autograde", str(tmp_path / "class"), "--out", str(tmp_path / "out"), "--no-sandbox"]
+    done = subprocess.run(
+        [sys.executable, "-m", "grader", *command], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "WARNING: --no-sandbox" in done.stderr and "read and write every file" in done.stderr
+    with open(tmp_path / "out" / "grades.csv") as f:
+        assert {row["status"] for row in csv.DictReader(f)} == {"graded"}

@@ -1,0 +1,229 @@
+"""The sandbox's red team, graded by the real ``python -m grader autograde``: a class where each
+attacker tries one thing from inside its notebook's kernel, next to honest students.
+
+Every honest neighbour keeps full marks; every attack is stopped by the limit meant for it, and
+the rows say which and where; nothing survives the run (no process, no cgroup); nothing outside
+the run's own folders changes. An interrupted run leaves nothing behind either.
+"""
+
+import csv
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from attacks import DOUBLE_FORK, FORK_BOMB, marker, survivors
+from nbformat.v4 import new_code_cell
+
+from grader.sandbox import bwrap, cgroup
+
+ROOT = Path(__file__).parents[1]
+SOLUTION = ROOT / "solutions" / "01-embeddings" / "embeddings.ipynb"
+ASSIGNMENT = "01-embeddings"
+MARKER = marker()  # in the command line of every process an attacker starts
+CPU, IDLE = 15, 20  # seconds per notebook
+
+if not os.path.exists(bwrap.BWRAP):
+    pytest.skip(f"bubblewrap is not installed ({bwrap.BWRAP})", allow_module_level=True)
+
+BOMB = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {FORK_BOMB!r}, {MARKER!r}])"
+DAEMON = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {DOUBLE_FORK!r}, {MARKER!r}])"
+SPREAD = """import subprocess, sys
+hog = "b = bytearray(1200 * 2**20); import time; time.sleep(5)"
+children = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(3)]
+print("children:", sorted(child.wait() for child in children))"""
+FILLER = """try:
+    with open("big", "wb") as f:
+        for _ in range(2048):
+            f.write(bytes(2**20))
+    print("filler: wrote 2 GB")
+except OSError as err:
+    print("filler:", err)"""
+SLEEPER = "import time\nwhile True:\n    time.sleep(1)"
+HOG = "while True:\n    pass"
+
+
+def snoop(out: Path) -> str:
+    return f"""import os, signal
+cmdlines = [open(f"/proc/{{p}}/cmdline", "rb").read() for p in os.listdir("/proc") if p.isdigit()]
+argv = open("/proc/self/cmdline", "rb").read().split(b"\\0")
+connection = argv[argv.index(b"-f") + 1].decode()
+scratch = os.path.dirname(os.path.dirname(connection))
+print("processes:", len(cmdlines), b" ".join(cmdlines)[:2000])
+print("scratch:", sorted(os.listdir(scratch)) if os.path.isdir(scratch) else None)
+print("work:", os.path.exists(os.path.join(scratch, "work")))
+print("out:", os.path.exists("{out}"), os.path.exists("{out}/grades.csv"))
+for pid in (1, os.getppid()):
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except OSError as err:
+        print("signal:", pid, err)"""
+
+
+def after_decode(source: str):
+    nb = nbformat.read(SOLUTION, as_version=4)
+    decode = next(
+        i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "decode"
+    )
+    nb.cells.insert(decode + 1, new_code_cell(source))
+    return nb
+
+
+def attackers(out: Path) -> dict:
+    return {
+        "bomb": BOMB,
+        "spread": SPREAD,
+        "daemon": DAEMON,
+        "filler": FILLER,
+        "snoop": snoop(out),
+        "sleeper": SLEEPER,
+        "hog": HOG,
+    }
+
+
+def fingerprint(*folders: Path) -> dict[str, tuple]:
+    """(size, mtime, sha256 of small files) of every file under ``folders``."""
+    found = {}
+    for folder in folders:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            stat = path.stat()
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if stat.st_size < 2**20 else ""
+            found[str(path)] = (stat.st_size, stat.st_mtime_ns, digest)
+    return found
+
+
+def scopes(grader_pid: int) -> list[Path]:
+    """The run's cgroup scopes (``grader.sandbox.scope``) under this process's own groups."""
+    return [p for h in cgroup.hierarchies() for p in h.own.glob(f"forwardpass-{grader_pid}-*")]
+
+
+def grade(submissions: Path, out: Path, *options: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "grader", "autograde", str(submissions), "--out", str(out), *options]
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # Ctrl-C as in a terminal
+    )
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    base = tmp_path_factory.mktemp("redteam")
+    out = base / "out"
+    peer = base / "peer"  # another course's files on the same machine
+    peer.mkdir()
+    (peer / "grades.csv").write_text("someone,else,1\n")
+    students = {
+        "honest-a": nbformat.read(SOLUTION, as_version=4),
+        "honest-b": nbformat.read(SOLUTION, as_version=4),
+    }
+    students |= {name: after_decode(source) for name, source in attackers(out).items()}
+    for name, nb in students.items():
+        (base / "class" / name).mkdir(parents=True)
+        nbformat.write(nb, base / "class" / name / "embeddings.ipynb")
+    watched = [ROOT / "lib", ROOT / "grader", ROOT / "solutions", ROOT / "chapters", peer, base / "class"]
+    before = fingerprint(*watched)
+    options = ("--jobs", "2", "--cpu", str(CPU), "--idle", str(IDLE), "--timeout", "900", "--memory", "3")
+    process = grade(base / "class", out, *options)
+    stdout, stderr = process.communicate()
+    assert process.returncode == 0, stdout + stderr[-5000:]
+    with open(out / "grades.csv") as f:
+        rows = {(row["student"], row["exercise"]): row for row in csv.DictReader(f)}
+    return {"out": out, "rows": rows, "pid": process.pid, "before": before, "after": fingerprint(*watched)}
+
+
+def outputs(out: Path, student: str) -> str:
+    nb = nbformat.read(out / "autograded" / student / ASSIGNMENT / "embeddings.ipynb", as_version=4)
+    return "".join(
+        o.get("text", "") + o.get("evalue", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+    )
+
+
+def exercises(rows, student: str) -> dict[str, dict]:
+    return {exercise: row for (name, exercise), row in rows.items() if name == student}
+
+
+@pytest.mark.slow
+def test_honest_neighbours_keep_full_marks(graded):
+    for student in ("honest-a", "honest-b", "spread", "daemon", "filler", "snoop"):
+        rows = exercises(graded["rows"], student)
+        assert rows and all(row["status"] == "graded" for row in rows.values()), (student, rows)
+        assert all(float(row["score"]) == float(row["max_score"]) for row in rows.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("student", "status", "words"),
+    [
+        ("hog", "timeout", f"the notebook used its {CPU} s of CPU time in cell 11"),
+        ("bomb", "timeout", f"the notebook used its {CPU} s of CPU time in cell 11"),
+        ("sleeper", "timeout", f"the notebook used its {IDLE} s of time asleep in cell 11"),
+    ],
+)
+def test_a_limit_stops_the_attack_where_it_ran(graded, student, status, words):
+    rows = exercises(graded["rows"], student)
+    assert {rows[name]["status"] for name in ("encode", "decode")} == {"graded"}
+    stopped = [row for name, row in rows.items() if name not in ("encode", "decode")]
+    assert {row["status"] for row in stopped} == {status}, rows
+    assert all(words in row["reason"] for row in stopped), stopped[0]["reason"]
+
+
+@pytest.mark.slow
+def test_memory_spread_over_children_is_capped(graded):
+    assert "-9" in outputs(graded["out"], "spread")  # the group's memory limit killed a child
+
+
+@pytest.mark.slow
+def test_the_working_folder_is_capped(graded):
+    assert "filler: [Errno 28] No space left on device" in outputs(graded["out"], "filler")
+
+
+@pytest.mark.slow
+def test_a_snooping_kernel_sees_no_neighbour(graded):
+    printed = outputs(graded["out"], "snoop")
+    assert "processes: 2 " in printed  # bubblewrap's init and the kernel itself
+    assert "work: False" in printed and "out: False False" in printed
+    assert not any(name in printed for name in ("honest-a", "honest-b", "sleeper", "gradebook"))
+
+
+@pytest.mark.slow
+def test_nothing_survives_the_run(graded):
+    assert survivors(MARKER) == []
+    assert scopes(graded["pid"]) == []
+
+
+@pytest.mark.slow
+def test_nothing_outside_the_run_changed(graded):
+    assert graded["after"] == graded["before"]
+    assert not (ROOT / "pwned").exists()
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_leaves_nothing(tmp_path):
+    sleep = "import time; time.sleep(600)"
+    source = f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', {sleep!r}, {MARKER!r}])"
+    sleeper = after_decode(f"{source}\ntime.sleep(600)")
+    (tmp_path / "class" / "sleeper").mkdir(parents=True)
+    nbformat.write(sleeper, tmp_path / "class" / "sleeper" / "embeddings.ipynb")
+    process = grade(tmp_path / "class", tmp_path / "out", "--jobs", "1", "--idle", "600")
+    deadline = time.monotonic() + 300
+    while not survivors(MARKER) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert survivors(MARKER), "the sleeper never started"
+    assert scopes(process.pid)  # the run's scope exists while it runs
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    deadline = time.monotonic() + 10
+    while survivors(MARKER) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert survivors(MARKER) == []
+    assert scopes(process.pid) == []
