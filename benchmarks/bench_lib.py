@@ -1,13 +1,17 @@
-"""lib against PyTorch on the same random GPT-2-small-shaped weights, in one run.
+"""lib's engine against PyTorch on the same random GPT-2-small-shaped weights, in one run.
 
 Prints, for prefill (last-position logits) at T = 128, 512, 1024 and for KV-cache decoding of 64
-tokens after a 128-token prompt: each time, the ratio lib / torch, and the limits measured in this
-same run (the least FLOPs that give the last position's logits / float32 GEMM rate for prefill;
-weight bytes / memory bandwidth for decoding).
-Targets: lib no slower than PyTorch at any T; decoding at >= 60% of the bandwidth limit.
+tokens after a 128-token prompt: the times of ``lib.Engine`` and of PyTorch (``transformers``),
+their ratio, and the limits measured in this same run (the least FLOPs that give the last
+position's logits / float32 GEMM rate for prefill; weight bytes / memory bandwidth for decoding).
+Beside them, the textbook path (``Model.forward``) and the engine with one of its changes undone
+at a time (``lib/engine.py`` numbers them), so a reader sees what each one buys.
+Targets: the engine at most 0.9x PyTorch's prefill time and at >= 75% of the GEMM-bound limit;
+decoding at >= 1.5x PyTorch's speed and >= 80% of the bandwidth limit.
 """
 
 import argparse
+import contextlib
 import tempfile
 import time
 
@@ -16,6 +20,7 @@ import torch
 import transformers
 
 import lib
+import lib.engine
 
 torch.set_num_threads(2)
 
@@ -29,10 +34,10 @@ def best_of(fn, repeats: int) -> float:
     return min(times)
 
 
-def best_of_pair(a, b, repeats: int) -> tuple[float, float]:
-    """Best times of ``a`` and ``b``, run alternately so a noisy moment hits both alike."""
-    pairs = [(best_of(a, 1), best_of(b, 1)) for _ in range(repeats)]
-    return min(p[0] for p in pairs), min(p[1] for p in pairs)
+def best_of_each(fns: list, repeats: int) -> list[float]:
+    """Best time of each function, run in turn so that a noisy moment hits them all alike."""
+    rounds = [[best_of(fn, 1) for fn in fns] for _ in range(repeats)]
+    return [min(column) for column in zip(*rounds, strict=True)]
 
 
 def gemm_rate(n: int = 2048) -> float:
@@ -61,13 +66,66 @@ def prefill_flops(c: lib.Config, T: int) -> float:
     return (c.n_layer - 1) * layer(T) + layer(1) + 2 * d * c.vocab_size  # + last-position head
 
 
-def decode_lib(model, prompt, n):
-    cache = model.new_cache()
-    logits = model.forward(prompt, cache=cache, last_only=True)[-1]
+# ---- the engine with one change undone (numbers as in lib/engine.py) ---------------------------
+
+
+def _masked_softmax_attention(q, k, v):
+    """The textbook attention in place of the engine's chunked one (undoes changes 2 to 5 and the
+    softmax's part of 7)."""
+    rep = q.shape[-3] // k.shape[-3]
+    mask = lib.causal_mask(q.shape[-2], k.shape[-2])
+    return lib.scaled_dot_product_attention(q, lib.repeat_kv(k, rep), lib.repeat_kv(v, rep), mask)
+
+
+@contextlib.contextmanager
+def patched(module, name, value):
+    old = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, old)
+
+
+def textbook_layout(model) -> lib.Engine:
+    """An engine on the model's own arrays, as loaded (undoes change 6)."""
+    engine = lib.Engine(model)
+    engine.params, engine.w_unembed = model.params, model.w_unembed
+    return engine
+
+
+UNDONE = {
+    "2-5 textbook attention": lambda: patched(lib.engine, "causal_attention", _masked_softmax_attention),
+    "7 one core": lambda: patched(lib.engine, "_WORTH_THREADS", np.inf),
+    "7 textbook norms, activations": lambda: _textbook_element_wise(),
+}
+
+
+@contextlib.contextmanager
+def _textbook_element_wise():
+    with patched(lib.engine, "ACTIVATIONS", {"tanh": lib.gelu, "silu": lib.silu}):
+        with patched(lib.engine, "_norm", lib.norm):
+            yield
+
+
+# ---- decoding --------------------------------------------------------------------------------
+
+
+def decode_engine(engine, prompt, n):
+    cache = engine.new_cache()
+    logits = engine.prefill(prompt, cache)
     start = time.perf_counter()
     for _ in range(n):
-        token = np.array([int(np.argmax(logits))])
-        logits = model.forward(token, cache=cache, last_only=True)[-1]
+        logits = engine.decode(int(np.argmax(logits)), cache)
+    return time.perf_counter() - start
+
+
+def decode_textbook(model, prompt, n):
+    cache = model.new_cache()
+    logits = model.forward(prompt, cache=cache)[-1]
+    start = time.perf_counter()
+    for _ in range(n):
+        logits = model.forward(np.array([np.argmax(logits)]), cache=cache)[-1]
     return time.perf_counter() - start
 
 
@@ -93,46 +151,70 @@ def main():
         f"building random GPT-2-small weights ({config.n_layer} layers, d={config.d_model}, V={config.vocab_size})"
     )
     model = lib.Model(config, lib.init_params(config, seed=0))
+    engine = lib.Engine(model)
     with tempfile.TemporaryDirectory() as tmp:
         lib.save_pretrained(model, tmp)
-        hf = transformers.GPT2LMHeadModel.from_pretrained(tmp, torch_dtype=torch.float32).eval()
+        hf = transformers.GPT2LMHeadModel.from_pretrained(tmp, dtype=torch.float32).eval()
     rng = np.random.default_rng(0)
 
     flops_rate, bytes_rate = gemm_rate(), bandwidth()
     print(
         f"machine at the start: float32 GEMM {flops_rate / 1e9:.0f} GFLOP/s, GEMV bandwidth {bytes_rate / 1e9:.1f} GB/s\n"
     )
-    print(f"{'prefill':<12}{'lib s':>9}{'torch s':>9}{'lib/torch':>11}{'limit s':>9}{'lib % of limit':>16}")
+    print(
+        f"{'prefill':<10}{'engine s':>9}{'torch s':>9}{'engine/torch':>14}{'limit s':>9}{'% of limit':>12}"
+        f"{'textbook s':>12}"
+    )
+    undone = {}
     for T in args.lengths:
         ids = rng.integers(0, config.vocab_size, size=T)
         with torch.inference_mode():
-            ours, theirs = best_of_pair(
-                lambda ids=ids: model.forward(ids, last_only=True),
-                lambda ids=ids: hf(torch.tensor(ids[None]), logits_to_keep=1),
+            ours, theirs = best_of_each(
+                [
+                    lambda ids=ids: engine.prefill(ids),
+                    lambda ids=ids: hf(torch.tensor(ids[None]), logits_to_keep=1),
+                ],
                 args.repeats,
             )
+        textbook = best_of(lambda ids=ids: model.forward(ids)[-1], 2)
+        undone[T] = {"1 every position": best_of(lambda ids=ids: engine.forward(ids)[-1], 2)}
+        for name, undo in UNDONE.items():
+            with undo():
+                undone[T][name] = best_of(lambda ids=ids: engine.prefill(ids), 2)
         flops_rate = max(flops_rate, gemm_rate())  # the best the machine showed so far in this run
         limit = prefill_flops(config, T) / flops_rate
         print(
-            f"T={T:<10}{ours:>9.3f}{theirs:>9.3f}{ours / theirs:>11.2f}{limit:>9.3f}{100 * limit / ours:>15.0f}%"
+            f"T={T:<8}{ours:>9.3f}{theirs:>9.3f}{ours / theirs:>14.2f}{limit:>9.3f}{100 * limit / ours:>11.0f}%"
+            f"{textbook:>12.3f}"
         )
+        undone[T]["engine"] = ours
 
     prompt = rng.integers(0, config.vocab_size, size=128)
     n = args.decode
-    runs = [(decode_lib(model, prompt, n), decode_torch(hf, prompt, n)) for _ in range(3)]
+    runs = [(decode_engine(engine, prompt, n), decode_torch(hf, prompt, n)) for _ in range(3)]
     ours, theirs = min(r[0] for r in runs), min(r[1] for r in runs)
+    textbook = decode_textbook(model, prompt, n // 4) * 4
+    layout_undone = min(decode_engine(textbook_layout(model), prompt, n) for _ in range(2))
     bytes_rate = max(bytes_rate, bandwidth())  # the best the machine showed in this run
     weight_bytes = (
         model.num_params() - config.n_ctx * config.d_model
     ) * 4  # every weight but wpe, once a token
     limit_tps = bytes_rate / weight_bytes
     print(
-        f"\n{'decode':<12}{'lib tok/s':>10}{'torch tok/s':>12}{'lib/torch time':>16}{'limit tok/s':>13}{'lib % of limit':>16}"
+        f"\n{'decode':<10}{'engine tok/s':>13}{'torch tok/s':>12}{'speed vs torch':>16}{'limit tok/s':>13}"
+        f"{'% of limit':>12}{'textbook tok/s':>16}"
     )
     print(
-        f"{n} tokens   {n / ours:>10.1f}{n / theirs:>12.1f}{ours / theirs:>16.2f}{limit_tps:>13.1f}"
-        f"{100 * (n / ours) / limit_tps:>15.0f}%"
+        f"{n} tokens {n / ours:>13.1f}{n / theirs:>12.1f}{theirs / ours:>15.2f}x{limit_tps:>13.1f}"
+        f"{100 * (n / ours) / limit_tps:>11.0f}%{n / textbook:>16.1f}"
     )
+
+    print("\nwhat each change buys: the engine's time with one change undone, / the engine's time")
+    print(f"{'undone':<32}" + "".join(f"{f'T={T}':>10}" for T in args.lengths) + f"{'decode':>10}")
+    for name in ["1 every position", *UNDONE]:
+        cells = "".join(f"{undone[T][name] / undone[T]['engine']:>9.2f}x" for T in args.lengths)
+        print(f"{name:<32}{cells}{'':>10}")
+    print(f"{'6 textbook layout':<32}{'':>{10 * len(args.lengths)}}{layout_undone / ours:>9.2f}x")
     print(
         f"\nlimits use the best rates seen in this run: GEMM {flops_rate / 1e9:.0f} GFLOP/s, "
         f"bandwidth {bytes_rate / 1e9:.1f} GB/s"

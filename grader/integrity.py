@@ -787,5 +787,20 @@ def _lib_implementations(assignment: str, name: str) -> list[tuple[str, str]]:
     for function in dict.fromkeys(names):
         implementation = getattr(lib, function, None)
         if inspect.isfunction(implementation) and implementation.__module__.startswith("lib"):
-            found.append((f"lib.{function}", similarity.bodies(inspect.getsource(implementation))))
+            found.append((f"lib.{function}", similarity.bodies(_untraced(inspect.getsource(implementation)))))
     return found
+
+
+class _Untraced(ast.NodeTransformer):
+    """``traced("probs", value)`` -> ``value``: lib's trace records compute nothing, and a copy of
+    lib's function made in a notebook leaves them out (``lib.trace``)."""
+
+    def visit_Call(self, node: ast.Call):
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id == "traced" and len(node.args) == 2:
+            return node.args[1]
+        return node
+
+
+def _untraced(source: str) -> str:
+    return ast.unparse(_Untraced().visit(ast.parse(source)))

@@ -6,8 +6,10 @@ and explicit weights, so a notebook can call any of them alone::
     ids -> embedding -> [block: norm, attention, residual, norm, MLP, residual] x L
         -> final norm -> LM head -> logits -> sampling
 
-``load_pretrained`` reads Hugging Face GPT-2 and Llama checkpoints, or a model shipped with the
-course by name (``"shakespeare"``, ``"toy"``).
+``Model.forward`` runs exactly these stages, and ``model.forward(ids, trace=True)`` returns every
+intermediate by name (``lib.trace``). ``Engine(model)`` computes the same logits faster, for
+generation (``lib.engine`` says how). ``load_pretrained`` reads Hugging Face GPT-2 and Llama
+checkpoints, or a model shipped with the course by name (``"shakespeare"``, ``"toy"``).
 """
 
 from .activations import gelu, gelu_exact, log_softmax, silu, softmax
@@ -20,17 +22,18 @@ from .attention import (
     scaled_dot_product_attention,
     split_heads,
 )
-from .block import block, norm
+from .block import block
 from .cache import KVCache
 from .checkpoint import load_pretrained, save_pretrained
 from .config import Config
 from .embedding import embed, position_embedding, sinusoidal_positions, token_embedding
+from .engine import Engine
 from .head import cross_entropy, lm_head, perplexity
 from .linear import linear
 from .mlp import feed_forward, mlp, swiglu
 from .model import Model, init_params
-from .norms import layer_norm, rms_norm
-from .rope import apply_rope, rope_angles, rotate_half
+from .norms import layer_norm, norm, rms_norm
+from .rope import apply_rope, rope_angles, rotate_half, rotate_interleaved
 from .sampling import (
     apply_temperature,
     filtered_probs,
@@ -40,10 +43,12 @@ from .sampling import (
     top_p_filter,
 )
 from .tokenizer import Tokenizer
+from .trace import scope, tracing
 
 __all__ = [
     "Config",
     "Model",
+    "Engine",
     "KVCache",
     "Tokenizer",
     "init_params",
@@ -71,6 +76,7 @@ __all__ = [
     "multi_head_attention",
     "rope_angles",
     "rotate_half",
+    "rotate_interleaved",
     "apply_rope",
     "mlp",
     "swiglu",
@@ -85,4 +91,6 @@ __all__ = [
     "filtered_probs",
     "sample_next",
     "generate",
+    "tracing",
+    "scope",
 ]

@@ -44,3 +44,34 @@ def as_token_ids(ids, vocab_size: int | None = None, name: str = "ids") -> np.nd
                 f"{name}{list(where)} = {int(arr[where])} is outside the vocabulary [0, {vocab_size})"
             )
     return arr.astype(np.int64, copy=False)
+
+
+def check_broadcasts_to(shape: tuple, target: tuple, name: str, target_name: str) -> None:
+    """Raise unless an array of ``shape`` broadcasts to ``target`` without changing it."""
+    try:
+        fits = np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"{name} has shape {shape}, which does not broadcast to {target_name} {tuple(target)}"
+        )
+
+
+def as_model_input(ids, config, cache=None) -> tuple[np.ndarray, int]:
+    """Check the ids (and the cache they continue) for a forward pass; return them and ``start``.
+
+    ``start`` is the position of the first new token: the number of tokens already in the cache.
+    """
+    ids = as_token_ids(ids, config.vocab_size)
+    start = 0 if cache is None else cache.length
+    if start + ids.shape[-1] > config.n_ctx:
+        raise ValueError(
+            f"sequence too long: {start} cached + {ids.shape[-1]} new tokens > context length n_ctx={config.n_ctx}"
+        )
+    if cache is not None and cache.batch != ids.shape[:-1]:
+        raise ValueError(
+            f"the cache serves inputs with leading axes {cache.batch}, ids has shape {ids.shape} "
+            "(model.new_cache() is for one sequence (T,), model.new_cache(B) for B sequences (B, T))"
+        )
+    return ids, start

@@ -11,25 +11,16 @@ _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
 def gelu(x) -> np.ndarray:
-    """GELU, tanh approximation (GPT-2's ``gelu_new``).
+    """GELU, tanh approximation (GPT-2's; Hugging Face calls it ``gelu_new``).
 
     ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``
     """
     x = as_float_array(x, "x", min_ndim=0)
-    inner = np.multiply(x, x, out=np.empty_like(x))  # one new buffer (also for 0-d x), reused below
-    inner *= 0.044715
-    inner += 1.0
-    inner *= x  # x + 0.044715 x^3
-    inner *= _SQRT_2_OVER_PI
-    np.tanh(inner, out=inner)
-    inner += 1.0
-    inner *= x
-    inner *= 0.5
-    return inner
+    return 0.5 * x * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3)))
 
 
 def gelu_exact(x) -> np.ndarray:
-    """GELU with the Gaussian CDF: ``x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))``.
+    """GELU with the Gaussian CDF (Hugging Face's ``gelu``): ``x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))``.
 
     Uses ``math.erf`` element by element: exact, but slow on large arrays.
     """

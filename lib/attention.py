@@ -1,19 +1,19 @@
 """Causal self-attention: scores, mask, softmax over keys, weighted sum of values; many heads.
 
 Shapes use ``T`` for queries (new tokens) and ``S`` for keys (every token so far: ``S = T``
-without a cache, ``S = past + T`` with one).
+without a cache, ``S = past + T`` with one). ``...`` is any number of leading axes: none for one
+sequence, (B,) for a batch.
 """
 
 import math
 
 import numpy as np
 
-from ._validate import as_float_array
+from ._validate import as_float_array, check_broadcasts_to
 from .activations import softmax
 from .linear import linear
 from .rope import apply_rope
-
-CHUNK = 128  # queries per step in the fast path: bounds the (T, S) score matrix (fastest in make bench)
+from .trace import traced
 
 
 def causal_mask(n_queries: int, n_keys: int | None = None) -> np.ndarray:
@@ -60,73 +60,43 @@ def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     return q @ k.swapaxes(-1, -2)
 
 
-def scaled_dot_product_attention(q, k, v, mask: np.ndarray | None = None) -> np.ndarray:
+def scaled_dot_product_attention(q, k, v, mask=None) -> np.ndarray:
     """``softmax(q k^T / sqrt(d_head), over keys) @ v``, with masked scores set to -inf first.
 
     Parameters
     ----------
     q : array, shape (..., T, d_head)
     k, v : arrays, shape (..., S, d_head)
-    mask : bool array broadcastable to (..., T, S), optional
-        True where attention is allowed (the convention of ``causal_mask``).
+        The leading axes of q, k and v broadcast together.
+    mask : bool array, optional
+        True where attention is allowed (the convention of ``causal_mask``). Any shape that
+        broadcasts to the scores' (..., T, S) without changing it: (T, S), (B, 1, T, S),
+        (B, H, T, S), ...
 
     Returns
     -------
     array, shape (..., T, d_head)
     """
-    return _attend(q, k, v, mask)[-1]
-
-
-def _attend(q, k, v, mask):
-    """Every station of one attention, in order: raw, scaled, masked, probs, output."""
-    q = as_float_array(q, "q", min_ndim=2)
+    q, k, v = (as_float_array(a, name, min_ndim=2) for a, name in ((q, "q"), (k, "k"), (v, "v")))
     if k.shape[-1] != q.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ValueError(
             f"attention: q {q.shape}, k {k.shape}, v {v.shape} do not fit: q and k need the same "
             "d_head, k and v the same number of keys S"
         )
-    raw = attention_scores(q, k)  # [..., T, S]
-    scaled = raw / math.sqrt(q.shape[-1])
-    if mask is None:
-        masked = scaled
-    else:
-        if mask.shape[-2:] != raw.shape[-2:]:
-            raise ValueError(f"mask has shape {mask.shape}, scores have shape {raw.shape}")
-        masked = np.where(mask, scaled, q.dtype.type(-np.inf))  # before the softmax
-    probs = softmax(masked, axis=-1)  # over keys
-    return raw, scaled, masked, probs, probs @ v  # [..., T, d_head]
+    raw = traced("scores_raw", attention_scores(q, k))  # [..., T, S]
+    scaled = traced("scores_scaled", raw / math.sqrt(q.shape[-1]))
+    allowed = True if mask is None else _as_mask(mask, scaled.shape)
+    masked = traced("scores_masked", np.where(allowed, scaled, q.dtype.type(-np.inf)))  # before the softmax
+    probs = traced("probs", softmax(masked, axis=-1))  # over keys: each row sums to 1
+    return traced("heads", probs @ v)  # [..., T, S] @ [..., S, d_head] -> [..., T, d_head]
 
 
-def _causal_attention_fast(q, k, v, n_rep: int):
-    """The same result as ``_attend`` with a causal mask, computing only what is needed.
-
-    Query heads sharing a key/value head are stacked so one matmul serves the group, queries go
-    in chunks of ``CHUNK``, and each chunk only looks at the keys it can see. Only the chunk's
-    last ``t`` keys (its own tokens) can be in some query's future: the mask is added there alone.
-
-    q: [B, H, T, d_head]; k, v: [B, KV, S, d_head] -> [B, H, T, d_head]
-    """
-    B, H, T, d_head = q.shape
-    S = k.shape[-2]
-    KV = H // n_rep
-    if T == 1:  # one new token (decoding) sees every key: no mask, no chunks
-        q = (q * (1.0 / math.sqrt(d_head))).reshape(B, KV, n_rep, d_head)
-        probs = softmax(q @ k.swapaxes(-1, -2), axis=-1)  # [B, KV, rep, S]
-        return (probs @ v).reshape(B, H, 1, d_head)
-    q = (q * (1.0 / math.sqrt(d_head))).reshape(B, KV, n_rep, T, d_head)
-    future = np.triu(np.full((CHUNK, CHUNK), -np.inf, q.dtype), k=1)  # -inf above the diagonal
-    out = np.empty_like(q)
-    for start in range(0, T, CHUNK):
-        stop = min(start + CHUNK, T)
-        t = stop - start
-        visible = S - T + stop  # keys the last query of this chunk can see
-        qc = q[:, :, :, start:stop].reshape(B, KV, n_rep * t, d_head)
-        scores = qc @ k[:, :, :visible].swapaxes(-1, -2)  # [B, KV, rep*t, visible]
-        scores = scores.reshape(B, KV, n_rep, t, visible)
-        scores[..., visible - t :] += future[:t, :t]  # the chunk's own keys: causal triangle
-        probs = softmax(scores, axis=-1).reshape(B, KV, n_rep * t, visible)
-        out[:, :, :, start:stop] = (probs @ v[:, :, :visible]).reshape(B, KV, n_rep, t, d_head)
-    return out.reshape(B, H, T, d_head)
+def _as_mask(mask, scores_shape: tuple) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.dtype != bool:
+        raise TypeError(f"mask must be boolean, True where attention is allowed; got dtype {mask.dtype}")
+    check_broadcasts_to(mask.shape, scores_shape, "mask", "the scores")
+    return mask
 
 
 def multi_head_attention(
@@ -135,93 +105,60 @@ def multi_head_attention(
     n_head: int,
     n_kv_head: int | None = None,
     *,
-    positions: np.ndarray | None = None,
+    positions=None,
     rope_theta: float | None = None,
+    rope_pairing: str = "halves",
     kv_cache=None,
-    last_n: int | None = None,
-    trace: dict | None = None,
-    prefix: str = "attn",
 ) -> np.ndarray:
-    """Causal multi-head self-attention: project, split heads, attend, merge, project.
+    """Causal multi-head self-attention: project, split, RoPE, cache, attend, merge, project.
 
-    ``q, k, v = x @ W_qkv`` (fused, as GPT-2's ``c_attn``); ``heads = softmax(q k^T / sqrt(d_head)
-    + mask) v`` per head; ``out = merge(heads) @ W_o`` (``c_proj``).
+    ``q, k, v = x @ W_qkv`` (fused, as GPT-2's ``c_attn``); each head attends,
+    ``softmax(q k^T / sqrt(d_head) + mask) v``; ``out = merge(heads) @ W_o`` (``c_proj``).
 
     Parameters
     ----------
-    x : array, shape (T, d) or (B, T, d)
+    x : array, shape (..., T, d)
+        One sequence (T, d), a batch (B, T, d), or more leading axes.
     params : dict
         ``{"c_attn": {"w": (d, (n_head + 2 n_kv_head) d_head), "b"?}, "c_proj": {"w": (d, d), "b"?}}``
     n_head, n_kv_head : int
-        Query heads and key/value heads (equal for plain multi-head attention).
-    positions : int array, shape (T,), optional
-        Absolute positions of the T tokens (needed with RoPE or a cache; default ``0..T-1``).
+        Query heads and key/value heads (equal for plain multi-head attention; fewer key/value
+        heads for grouped-query attention, each serving ``n_head // n_kv_head`` query heads).
+    positions : int array, shape (T,) or (..., T), optional
+        Absolute positions of the T tokens, for RoPE (default ``past .. past + T - 1``, with
+        ``past`` the tokens already in ``kv_cache``). Leading axes give each sequence its own.
     rope_theta : float, optional
-        If given, rotate queries and keys with RoPE.
+        If given, rotate queries and keys with RoPE (``apply_rope``) with this base.
+    rope_pairing : {"halves", "interleaved"}
+        RoPE's pairing of features (see ``lib.rope``).
     kv_cache : ``LayerCache``, optional
-        Keys and values of earlier tokens; this call appends its own.
-    last_n : int, optional
-        Output only the last ``last_n`` positions. Their queries still attend to the keys and
-        values of every position (and all of them go into the cache).
-    trace : dict, optional
-        If given, every intermediate is stored under ``f"{prefix}.<name>"``.
+        Keys and values of earlier tokens, with the same leading axes as ``x``; this call appends
+        its own, and its queries attend to all of them.
 
     Returns
     -------
-    array, shape (T, d) or (B, T, d), as ``x`` (``last_n`` rows instead of T if given)
+    array, shape (..., T, d), as ``x``
     """
     x = as_float_array(x, "x", min_ndim=2)
-    if x.ndim == 2:  # one sequence: run it as a batch of one
-        out = multi_head_attention(
-            x[None],
-            params,
-            n_head,
-            n_kv_head,
-            positions=positions,
-            rope_theta=rope_theta,
-            kv_cache=kv_cache,
-            last_n=last_n,
-            trace=trace,
-            prefix=prefix,
-        )
-        return out[0]
     n_kv_head = n_head if n_kv_head is None else n_kv_head
-    B, T, d = x.shape
-    qkv = linear(x, params["c_attn"]["w"], params["c_attn"].get("b"))  # [B, T, (H + 2KV) d_head]
+    T = x.shape[-2]
+    qkv = linear(x, params["c_attn"]["w"], params["c_attn"].get("b"))  # [..., T, (H + 2 KV) d_head]
     d_head = qkv.shape[-1] // (n_head + 2 * n_kv_head)
     q, k, v = np.split(qkv, [n_head * d_head, (n_head + n_kv_head) * d_head], axis=-1)
-    q = split_heads(q, n_head)  # [B, H, T, d_head]
-    k = split_heads(k, n_kv_head)  # [B, KV, T, d_head]
-    v = split_heads(v, n_kv_head)
-    if positions is None:
-        start = 0 if kv_cache is None else kv_cache.length
-        positions = np.arange(start, start + T)
-    if trace is not None:
-        trace[f"{prefix}.q"], trace[f"{prefix}.k"], trace[f"{prefix}.v"] = q, k, v
+    q = traced("q", split_heads(q, n_head))  # [..., H, T, d_head]
+    k = traced("k", split_heads(k, n_kv_head))  # [..., KV, T, d_head]
+    v = traced("v", split_heads(v, n_kv_head))  # [..., KV, T, d_head]
     if rope_theta is not None:
-        q = apply_rope(q, positions, rope_theta)
-        k = apply_rope(k, positions, rope_theta)
-        if trace is not None:
-            trace[f"{prefix}.q_rot"], trace[f"{prefix}.k_rot"] = q, k
+        if positions is None:
+            past = 0 if kv_cache is None else kv_cache.length
+            positions = np.arange(past, past + T)
+        positions = np.asarray(positions)[..., None, :]  # [..., 1, T]: the same for every head
+        q = traced("q_rot", apply_rope(q, positions, rope_theta, rope_pairing))
+        k = traced("k_rot", apply_rope(k, positions, rope_theta, rope_pairing))
     if kv_cache is not None:
-        k, v = kv_cache.extend(k, v)  # [B, KV, S, d_head] with S = past + T
-    if last_n is not None:
-        if not 1 <= last_n <= T:
-            raise ValueError(f"last_n must be between 1 and the {T} new positions, got {last_n}")
-        q = q[:, :, -last_n:]  # [B, H, last_n, d_head]: the queries whose outputs are wanted
+        k, v = kv_cache.extend(k, v)  # [..., KV, S, d_head]: every token so far, S = past + T
     n_rep = n_head // n_kv_head
-    if trace is None:
-        heads = _causal_attention_fast(q, k, v, n_rep)
-    else:
-        mask = causal_mask(q.shape[-2], k.shape[-2])
-        stations = _attend(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), mask)
-        for name, value in zip(
-            ("scores_raw", "scores_scaled", "scores_masked", "probs", "heads"), stations, strict=True
-        ):
-            trace[f"{prefix}.{name}"] = value
-        heads = stations[-1]
-    merged = merge_heads(heads)  # [B, T, H * d_head]
-    out = linear(merged, params["c_proj"]["w"], params["c_proj"].get("b"))  # [B, T, d]
-    if trace is not None:
-        trace[f"{prefix}.merged"], trace[f"{prefix}.out"] = merged, out
-    return out
+    k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # [..., H, S, d_head]
+    heads = scaled_dot_product_attention(q, k, v, causal_mask(T, k.shape[-2]))  # [..., H, T, d_head]
+    merged = traced("merged", merge_heads(heads))  # [..., T, H * d_head]
+    return traced("out", linear(merged, params["c_proj"]["w"], params["c_proj"].get("b")))  # [..., T, d]

@@ -8,35 +8,47 @@ import numpy as np
 
 
 class LayerCache:
-    """Keys and values of one layer: buffers of shape (B, n_kv_head, n_ctx, d_head)."""
+    """Keys and values of one layer: buffers of shape (*batch, n_kv_head, n_ctx, d_head).
 
-    def __init__(self, batch: int, n_kv_head: int, n_ctx: int, d_head: int, dtype):
-        self.k = np.zeros((batch, n_kv_head, n_ctx, d_head), dtype)
+    ``batch`` is ``()`` for one sequence and ``(B,)`` for a batch of B: the leading axes of the
+    inputs it serves.
+    """
+
+    def __init__(self, batch: tuple, n_kv_head: int, n_ctx: int, d_head: int, dtype):
+        self.k = np.zeros((*batch, n_kv_head, n_ctx, d_head), dtype)
         self.v = np.zeros_like(self.k)
         self.length = 0
 
     def extend(self, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Append the new tokens' keys and values; return views of all of them.
 
-        ``[B, KV, T, d_head] -> [B, KV, past + T, d_head]``
+        ``[..., KV, T, d_head] -> [..., KV, past + T, d_head]``
         """
-        if k.shape[0] != self.k.shape[0]:
-            raise ValueError(f"cache was made for batch {self.k.shape[0]}, got keys of shape {k.shape}")
+        if k.shape[:-2] != self.k.shape[:-2] or k.shape[-1] != self.k.shape[-1]:
+            raise ValueError(
+                f"cache holds keys of shape (..., n_ctx, d_head) = {self.k.shape}, got new keys of shape "
+                f"{k.shape}: the axes before the last two (batch and key/value heads) and d_head must match"
+            )
         stop = self.length + k.shape[-2]
         if stop > self.k.shape[-2]:
             raise ValueError(f"KV cache full: {stop} tokens exceed the context of {self.k.shape[-2]}")
-        self.k[:, :, self.length : stop] = k
-        self.v[:, :, self.length : stop] = v
+        self.k[..., self.length : stop, :] = k
+        self.v[..., self.length : stop, :] = v
         self.length = stop
-        return self.k[:, :, :stop], self.v[:, :, :stop]
+        return self.k[..., :stop, :], self.v[..., :stop, :]
 
 
 class KVCache:
-    """One ``LayerCache`` per block; ``length`` is the number of tokens already processed."""
+    """One ``LayerCache`` per block; ``length`` is the number of tokens already processed.
 
-    def __init__(self, config, batch: int = 1, dtype=np.float32):
+    ``batch=None`` keeps one sequence (ids of shape (T,)); ``batch=B`` keeps B sequences (ids of
+    shape (B, T)).
+    """
+
+    def __init__(self, config, batch: int | None = None, dtype=np.float32):
+        lead = () if batch is None else (batch,)
         self.layers = [
-            LayerCache(batch, config.n_kv_head, config.n_ctx, config.d_head, dtype)
+            LayerCache(lead, config.n_kv_head, config.n_ctx, config.d_head, dtype)
             for _ in range(config.n_layer)
         ]
 
@@ -45,9 +57,10 @@ class KVCache:
         return self.layers[0].length
 
     @property
-    def batch(self) -> int:
-        return self.layers[0].k.shape[0]
+    def batch(self) -> tuple:
+        """The leading axes of the inputs this cache serves: ``()`` or ``(B,)``."""
+        return self.layers[0].k.shape[:-3]
 
     def nbytes(self) -> int:
         """Bytes of the keys and values stored so far."""
-        return sum(2 * layer.k[:, :, : layer.length].nbytes for layer in self.layers)
+        return sum(2 * layer.k[..., : layer.length, :].nbytes for layer in self.layers)

@@ -4,7 +4,6 @@ How checkpoint tensors map onto ``lib``'s weights (``i`` is the block index). ``
 linear weight input-major, ``(d_in, d_out)``, so ``y = x @ w``. GPT-2's ``Conv1D`` layers are
 already stored that way; PyTorch ``nn.Linear`` layers (Llama) are ``(d_out, d_in)`` and are
 transposed on load. Llama's separate q/k/v projections are concatenated into one ``c_attn``.
-Matrices are kept in the memory order ``linear.streaming_order`` picks, which changes only speed.
 
 ==============================  =======================================  ===========================
 lib                             GPT2LMHeadModel                          LlamaForCausalLM
@@ -30,7 +29,6 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from .config import Config
-from .linear import streaming_order
 from .model import Model
 from .tokenizer import Tokenizer
 
@@ -120,12 +118,18 @@ def _refuse(hf: dict, unsupported: dict) -> None:
 
 def family(config: Config) -> str:
     """Which Hugging Face architecture can hold this config."""
-    gpt2 = (config.norm, config.positions, config.mlp, config.bias) == ("layernorm", "learned", "gelu", True)
-    llama = (config.norm, config.positions, config.mlp, config.bias) == ("rmsnorm", "rope", "swiglu", False)
+    switches = (config.norm, config.positions, config.mlp, config.bias)
+    gpt2 = switches == ("layernorm", "learned", "gelu", True)
+    llama = switches == ("rmsnorm", "rope", "swiglu", False)
     if gpt2 and config.n_kv_head == config.n_head:
         return GPT2
-    if llama:
+    if llama and config.rope_pairing == "halves":
         return LLAMA
+    if llama:
+        raise ValueError(
+            f"rope_pairing={config.rope_pairing!r} has no Hugging Face checkpoint format: Llama "
+            "checkpoints are stored for the 'halves' pairing"
+        )
     raise ValueError(
         f"this config mixes the two families and has no Hugging Face checkpoint format: {config}"
     )
@@ -250,18 +254,12 @@ def params_from_tensors(config: Config, tensors: dict, source: str = "checkpoint
         value = tensors[key]
         if value.shape != shape:
             raise ValueError(f"{source}: {key} has shape {value.shape}, expected {shape}")
-        value = value.T if transpose else value
-        _put(params, path, streaming_order(value) if path[-1] in _STREAMED else np.ascontiguousarray(value))
+        _put(params, path, np.ascontiguousarray(value.T if transpose else value))
     if family(config) == LLAMA:
         for layer in params["h"]:
             attn = layer["attn"]
-            qkv = np.concatenate([attn.pop("q"), attn.pop("k"), attn.pop("v")], axis=1)
-            attn["c_attn"] = {"w": streaming_order(qkv)}
+            attn["c_attn"] = {"w": np.concatenate([attn.pop("q"), attn.pop("k"), attn.pop("v")], axis=1)}
     return params
-
-
-# Matrices that decoding multiplies by one vector per token (``linear.streaming_order``).
-_STREAMED = ("w", "wte", "lm_head")
 
 
 def _put(tree: dict, path: tuple, value) -> None:

@@ -7,6 +7,8 @@ so a reader can change one thing at a time and watch what happens.
 
 from dataclasses import asdict, dataclass, replace
 
+from .rope import PAIRINGS
+
 NORMS = ("layernorm", "rmsnorm")
 POSITIONS = ("learned", "rope")
 MLPS = ("gelu", "swiglu")
@@ -38,7 +40,8 @@ class Config:
     positions : {"learned", "rope"}
     mlp : {"gelu", "swiglu"}
     gelu : {"tanh", "exact"}
-        Which GELU the GELU MLP uses (GPT-2 uses the tanh approximation).
+        Which GELU the GELU MLP uses: the tanh approximation (GPT-2's, Hugging Face's
+        ``gelu_new``) or the exact one with erf (Hugging Face's ``gelu``).
     bias : bool
         Whether linear layers and norms carry biases.
     tie_embeddings : bool
@@ -47,6 +50,8 @@ class Config:
         The epsilon added to the variance (LayerNorm) or mean square (RMSNorm).
     rope_theta : float
         Base of the RoPE frequencies.
+    rope_pairing : {"halves", "interleaved"}
+        Which features RoPE rotates together (``lib.rope``); Hugging Face checkpoints use halves.
     """
 
     vocab_size: int
@@ -64,6 +69,7 @@ class Config:
     tie_embeddings: bool = True
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0
+    rope_pairing: str = "halves"
 
     def __post_init__(self):
         if self.n_kv_head is None:
@@ -75,6 +81,7 @@ class Config:
             ("positions", POSITIONS),
             ("mlp", MLPS),
             ("gelu", GELUS),
+            ("rope_pairing", PAIRINGS),
         ]:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Config.{name}={getattr(self, name)!r}: expected one of {allowed}")

@@ -3,6 +3,7 @@
 import numpy as np
 
 from ._validate import as_float_array, as_token_ids
+from .trace import traced
 
 
 def token_embedding(ids, wte: np.ndarray) -> np.ndarray:
@@ -59,10 +60,10 @@ def embed(ids, wte: np.ndarray, wpe: np.ndarray | None = None, start: int = 0) -
     -------
     array, shape (T, d) or (B, T, d)
     """
-    x = token_embedding(ids, wte)  # [..., T, d]
-    if wpe is None:
-        return x
-    return x + position_embedding(x.shape[-2], wpe, start)  # broadcast over the batch
+    x = traced("tok", token_embedding(ids, wte))  # [..., T, d]
+    if wpe is not None:
+        x = x + traced("pos", position_embedding(x.shape[-2], wpe, start))  # + [T, d], for every sequence
+    return traced("out", x)
 
 
 def sinusoidal_positions(n_tokens: int, d: int, base: float = 10000.0) -> np.ndarray:

@@ -28,20 +28,3 @@ def linear(x, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     if b is not None:
         y += b
     return y
-
-
-def streaming_order(w: np.ndarray) -> np.ndarray:
-    """``w`` with the same shape and values, laid out in memory so its longer axis is contiguous.
-
-    Generating one token multiplies a single vector by every weight matrix, so each matrix is
-    read from memory once per token and decoding runs at the speed of memory. OpenBLAS's
-    matrix-vector kernels read a matrix fastest along a long contiguous axis: about 30% faster
-    for GPT-2's ``(3072, 768)`` MLP down-projection and for ``wte`` used as the LM head
-    (``make bench``). ``x @ w`` is the same product either way (equal up to float rounding).
-
-    Returns ``w`` itself when it is already laid out so, a copy otherwise.
-    """
-    if w.ndim != 2:
-        raise ValueError(f"streaming_order: expected a matrix, got shape {w.shape}")
-    rows, cols = w.shape
-    return np.ascontiguousarray(w) if cols >= rows else np.asfortranarray(w)

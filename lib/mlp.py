@@ -1,15 +1,18 @@
 """The position-wise feed-forward sublayer: GELU MLP (GPT-2) and SwiGLU (Llama)."""
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .activations import gelu, gelu_exact, silu
 from .linear import linear
+from .trace import traced
 
-ACTIVATIONS = {"tanh": gelu, "exact": gelu_exact}
+GELUS = {"tanh": gelu, "exact": gelu_exact}  # Config.gelu -> the function
 
 
-def mlp(x, params: dict, activation: str = "tanh", *, trace: dict | None = None, prefix="mlp"):
-    """Expand, GELU, project, applied to each position on its own.
+def mlp(x, params: dict, activation: Callable = gelu) -> np.ndarray:
+    """Expand, activate, project, applied to each position on its own.
 
     ``out = gelu(x @ W_fc + b_fc) @ W_proj + b_proj``
 
@@ -18,22 +21,19 @@ def mlp(x, params: dict, activation: str = "tanh", *, trace: dict | None = None,
     x : array, shape (..., d)
     params : dict
         ``{"c_fc": {"w": (d, d_ff), "b"?}, "c_proj": {"w": (d_ff, d), "b"?}}``
-    activation : {"tanh", "exact"}
-        Which GELU.
+    activation : function
+        ``gelu`` (the tanh approximation, GPT-2's) unless given, e.g. ``gelu_exact``.
 
     Returns
     -------
     array, shape (..., d)
     """
-    pre = linear(x, params["c_fc"]["w"], params["c_fc"].get("b"))  # [..., d_ff]
-    post = ACTIVATIONS[activation](pre)
-    out = linear(post, params["c_proj"]["w"], params["c_proj"].get("b"))  # [..., d]
-    if trace is not None:
-        trace[f"{prefix}.pre_act"], trace[f"{prefix}.post_act"], trace[f"{prefix}.out"] = pre, post, out
-    return out
+    pre = traced("pre_act", linear(x, params["c_fc"]["w"], params["c_fc"].get("b")))  # [..., d_ff]
+    post = traced("post_act", activation(pre))
+    return traced("out", linear(post, params["c_proj"]["w"], params["c_proj"].get("b")))  # [..., d]
 
 
-def swiglu(x, params: dict, *, trace: dict | None = None, prefix="mlp"):
+def swiglu(x, params: dict, activation: Callable = silu) -> np.ndarray:
     """SwiGLU (Shazeer 2020): a SiLU gate multiplies a second, linear branch.
 
     ``out = (silu(x @ W_gate) * (x @ W_up)) @ W_down``
@@ -43,31 +43,22 @@ def swiglu(x, params: dict, *, trace: dict | None = None, prefix="mlp"):
     x : array, shape (..., d)
     params : dict
         ``{"gate_proj": {"w": (d, d_ff)}, "up_proj": {"w": (d, d_ff)}, "down_proj": {"w": (d_ff, d)}}``
+    activation : function
+        The gate's nonlinearity: ``silu`` unless given (``gelu`` makes GeGLU).
 
     Returns
     -------
     array, shape (..., d)
     """
-    gate = linear(x, params["gate_proj"]["w"], params["gate_proj"].get("b"))  # [..., d_ff]
-    up = linear(x, params["up_proj"]["w"], params["up_proj"].get("b"))  # [..., d_ff]
-    act = silu(gate)
-    hidden = act * up
-    out = linear(hidden, params["down_proj"]["w"], params["down_proj"].get("b"))  # [..., d]
-    if trace is not None:
-        trace.update(
-            {
-                f"{prefix}.pre_act": gate,
-                f"{prefix}.post_act": act,
-                f"{prefix}.up": up,
-                f"{prefix}.gated": hidden,
-                f"{prefix}.out": out,
-            }
-        )
-    return out
+    gate = traced("pre_act", linear(x, params["gate_proj"]["w"], params["gate_proj"].get("b")))  # [..., d_ff]
+    act = traced("post_act", activation(gate))
+    up = traced("up", linear(x, params["up_proj"]["w"], params["up_proj"].get("b")))  # [..., d_ff]
+    hidden = traced("gated", act * up)
+    return traced("out", linear(hidden, params["down_proj"]["w"], params["down_proj"].get("b")))  # [..., d]
 
 
-def feed_forward(x, params: dict, config, *, trace=None, prefix="mlp") -> np.ndarray:
-    """The MLP the config asks for (``config.mlp``)."""
+def feed_forward(x, params: dict, config) -> np.ndarray:
+    """The MLP ``config.mlp`` names, with the GELU ``config.gelu`` names."""
     if config.mlp == "swiglu":
-        return swiglu(x, params, trace=trace, prefix=prefix)
-    return mlp(x, params, config.gelu, trace=trace, prefix=prefix)
+        return swiglu(x, params)
+    return mlp(x, params, GELUS[config.gelu])

@@ -2,9 +2,12 @@
 
 Trace names
 -----------
-``model.forward(ids, trace=True)`` also returns an ordered dict of every intermediate, in the
-order they are computed. Shapes below are for one sequence of T tokens (a batch adds a leading
-B); H is ``n_head``, KV is ``n_kv_head``, ``i`` is the block index.
+``model.forward(ids, trace=True)`` also returns a dict of every intermediate, in the order they
+are computed. Shapes below are for one sequence of T tokens (a batch adds a leading B, except to
+``embed.pos``, which every sequence shares); H is ``n_head``, KV is ``n_kv_head``, S the number of
+keys (T, plus the cached tokens with a cache), ``i`` the block index. Each stage records its own
+stations (``lib.trace``), named after the weights it owns: ``h.0.attn.probs`` comes from the
+attention of ``params["h"][0]["attn"]``.
 
 =================================  =====================  ==========================================
 name                               shape                  what
@@ -34,17 +37,18 @@ name                               shape                  what
 =================================  =====================  ==========================================
 """
 
-from collections import OrderedDict
+from contextlib import nullcontext
 
 import numpy as np
 
-from ._validate import as_token_ids
-from .block import block, norm
+from ._validate import as_model_input
+from .block import block
 from .cache import KVCache
 from .config import Config
-from .embedding import position_embedding, token_embedding
+from .embedding import embed
 from .head import lm_head
-from .linear import streaming_order
+from .norms import norm
+from .trace import scope, traced, tracing
 
 
 class Model:
@@ -53,6 +57,9 @@ class Model:
     ``params`` mirrors the checkpoint (GPT-2 names): ``wte``, ``wpe`` (learned positions),
     ``h`` (a list of blocks, each ``{"ln_1", "attn": {"c_attn", "c_proj"}, "ln_2", "mlp"}``),
     ``ln_f`` and, for an untied head, ``lm_head`` of shape (d, V).
+
+    ``forward`` is the textbook forward pass, stage by stage. ``lib.Engine(model)`` computes the
+    same logits faster, for generation (``lib.engine``).
     """
 
     def __init__(self, config: Config, params: dict, tokenizer=None):
@@ -77,88 +84,44 @@ class Model:
         """Number of distinct weights (a tied head counts once)."""
         return sum(a.size for a in _leaves(self.params))
 
-    def new_cache(self, batch: int = 1) -> KVCache:
-        """An empty KV cache for ``batch`` sequences."""
+    def new_cache(self, batch: int | None = None) -> KVCache:
+        """An empty KV cache for one sequence, or for ``batch`` sequences."""
         return KVCache(self.config, batch, self.dtype)
 
-    def forward(self, ids, *, trace: bool = False, cache: KVCache | None = None, last_only=False):
-        """Logits for every position (or the last one) of ``ids``.
+    def forward(self, ids, *, trace: bool = False, cache: KVCache | None = None):
+        """Logits for every position of ``ids``.
 
         Parameters
         ----------
         ids : int array, shape (T,) or (B, T)
         trace : bool
-            Also return an ordered dict of every intermediate (see the module docstring).
+            Also return a dict of every intermediate, in the order computed (see the module
+            docstring).
         cache : KVCache, optional
-            Keys and values of earlier tokens; ``ids`` continue that sequence and the cache is
-            extended with them.
-        last_only : bool
-            Compute logits for the last position only (all generation needs).
+            Keys and values of earlier tokens (``new_cache()`` for ids of shape (T,),
+            ``new_cache(B)`` for (B, T)); ``ids`` continue that sequence and the cache is extended
+            with them.
 
         Returns
         -------
-        logits : array, shape (T, V) or (B, T, V) (T = 1 with ``last_only``)
-        trace : OrderedDict, only with ``trace=True``
+        logits : array, shape (T, V) or (B, T, V)
+        trace : dict, only with ``trace=True``
         """
-        c = self.config
-        ids = as_token_ids(ids, c.vocab_size)
-        single = ids.ndim == 1
-        ids = ids[None] if single else ids  # [B, T]
-        B, T = ids.shape
-        start = 0 if cache is None else cache.length
-        if start + T > c.n_ctx:
-            raise ValueError(
-                f"sequence too long: {start} cached + {T} new tokens > context length n_ctx={c.n_ctx}"
-            )
-        if cache is not None and cache.batch != B:
-            raise ValueError(f"cache holds {cache.batch} sequences, ids has {B}")
-        record = OrderedDict() if trace else None
-        positions = np.arange(start, start + T)
-
-        x = token_embedding(ids, self.params["wte"])  # [B, T, d]
-        if record is not None:
-            record["embed.tok"] = x
-        if c.positions == "learned":
-            pos = position_embedding(T, self.params["wpe"], start)  # [T, d]
-            x = x + pos
-            if record is not None:
-                record["embed.pos"] = pos
-        if record is not None:
-            record["embed.out"] = x
-
-        # With last_only the final block computes its last position alone (it still caches every
-        # position's keys and values); a trace keeps every position of every block.
-        skip = last_only and record is None
-        for i, layer in enumerate(self.params["h"]):
-            x = block(
-                x,
-                layer,
-                c,
-                positions=positions,
-                trace=record,
-                prefix=f"h.{i}",
-                kv_cache=None if cache is None else cache.layers[i],
-                last_n=1 if skip and i == c.n_layer - 1 else None,
-            )  # [B, T, d]
-
-        if last_only:
-            x = x[:, -1:]
-        x = norm(x, self.params["ln_f"], c)
-        logits = lm_head(x, self.w_unembed)  # [B, T, V]
-        if record is not None:
-            record["ln_f"] = x
-            record["logits"] = logits
-        if single:
-            logits = logits[0]
-            if record is not None:
-                record = OrderedDict((k, _drop_batch(k, v)) for k, v in record.items())
-        return (logits, record) if trace else logits
+        c, p = self.config, self.params
+        ids, start = as_model_input(ids, c, cache)  # [..., T]
+        positions = np.arange(start, start + ids.shape[-1])  # [T]: where the new tokens sit
+        with tracing() if trace else nullcontext() as stations:
+            with scope("embed"):
+                x = embed(ids, p["wte"], p.get("wpe"), start)  # [..., T, d]
+            for i, layer in enumerate(p["h"]):
+                with scope(f"h.{i}"):
+                    kv_cache = None if cache is None else cache.layers[i]
+                    x = block(x, layer, c, positions=positions, kv_cache=kv_cache)  # [..., T, d]
+            x = traced("ln_f", norm(x, p["ln_f"], c))
+            logits = traced("logits", lm_head(x, self.w_unembed))  # [..., T, V]
+        return (logits, stations) if trace else logits
 
     __call__ = forward
-
-
-def _drop_batch(name: str, value: np.ndarray) -> np.ndarray:
-    return value if name == "embed.pos" else value[0]
 
 
 def _leaves(tree):
@@ -182,7 +145,7 @@ def init_params(config: Config, seed: int = 0, dtype=np.float32, std: float = 0.
         return (rng.standard_normal(shape) * std).astype(dtype)
 
     def lin(d_in, d_out):
-        layer = {"w": streaming_order(normal(d_in, d_out))}
+        layer = {"w": normal(d_in, d_out)}
         if c.bias:
             layer["b"] = normal(d_out)
         return layer
@@ -198,7 +161,7 @@ def init_params(config: Config, seed: int = 0, dtype=np.float32, std: float = 0.
             return {"gate_proj": lin(d, c.d_ff), "up_proj": lin(d, c.d_ff), "down_proj": lin(c.d_ff, d)}
         return {"c_fc": lin(d, c.d_ff), "c_proj": lin(c.d_ff, d)}
 
-    params = {"wte": streaming_order(normal(c.vocab_size, d))}
+    params = {"wte": normal(c.vocab_size, d)}
     if c.positions == "learned":
         params["wpe"] = normal(c.n_ctx, d)
     params["h"] = [
@@ -212,5 +175,5 @@ def init_params(config: Config, seed: int = 0, dtype=np.float32, std: float = 0.
     ]
     params["ln_f"] = norm_params()
     if not c.tie_embeddings:
-        params["lm_head"] = streaming_order(normal(d, c.vocab_size))
+        params["lm_head"] = normal(d, c.vocab_size)
     return params

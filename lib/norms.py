@@ -49,3 +49,10 @@ def rms_norm(x, g: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     check_last_dim(x, np.shape(g)[-1], "x", "the size of the gain g")
     mean_square = np.mean(x * x, axis=-1, keepdims=True)  # [..., 1]
     return x / np.sqrt(mean_square + x.dtype.type(eps)) * g.astype(x.dtype, copy=False)
+
+
+def norm(x, params: dict, config) -> np.ndarray:
+    """The norm ``config.norm`` names: LayerNorm (``params = {"g", "b"?}``) or RMSNorm (``{"g"}``)."""
+    if config.norm == "rmsnorm":
+        return rms_norm(x, params["g"], config.norm_eps)
+    return layer_norm(x, params["g"], params.get("b"), config.norm_eps)

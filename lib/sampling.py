@@ -15,8 +15,9 @@ Edge cases, by definition here:
 
 import numpy as np
 
-from ._validate import as_float_array
+from ._validate import as_float_array, as_token_ids
 from .activations import softmax
+from .engine import Engine
 
 
 def _ranking(logits: np.ndarray) -> np.ndarray:
@@ -117,16 +118,25 @@ def generate(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
-    seed: int | None = None,
     rng: np.random.Generator | None = None,
     stop_token: int | None = None,
     return_probs: bool = False,
     use_cache: bool = True,
 ):
-    """Extend ``ids`` (shape (T,)) token by token with a KV cache.
+    """Extend ``ids`` (shape (T,)) token by token: ``sample_next`` in a loop, run by ``lib.Engine``.
 
     Stops after ``max_new_tokens`` or right after emitting ``stop_token``, and never runs past the
     model's context.
+
+    Parameters
+    ----------
+    rng : np.random.Generator
+        The source of every random draw, as for ``sample_next`` (not needed when greedy).
+        ``np.random.default_rng(seed)`` makes a run reproducible; passing the same generator to
+        several calls continues one stream of draws.
+    use_cache : bool
+        Keep a KV cache (the default): the prompt fills it once ("prefill") and each step runs
+        one new token against it ("decode"). Without it, every step runs the whole sequence.
 
     Returns
     -------
@@ -134,27 +144,25 @@ def generate(
     probs : float array, shape (n_new, V), only with ``return_probs``; row ``t`` is the filtered
         distribution the ``t``-th new token was drawn from.
     """
-    ids = np.asarray(ids, dtype=np.int64)
+    ids = as_token_ids(ids, model.config.vocab_size)
     if ids.ndim != 1:
         raise ValueError(f"generate takes one sequence of shape (T,), got shape {ids.shape}")
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    if rng is None and seed is not None:
-        rng = np.random.default_rng(seed)
-    budget = min(max_new_tokens, model.config.n_ctx - len(ids))
+    engine = Engine(model)
     cache = model.new_cache() if use_cache else None
-    out, steps = list(ids), []
-    pending = ids
-    for _ in range(budget):
+    out, steps = ids.tolist(), []
+    for _ in range(min(max_new_tokens, model.config.n_ctx - len(ids))):
         if cache is None:
-            logits = model.forward(np.array(out), last_only=True)[-1]
+            logits = engine.prefill(np.array(out))  # the whole sequence, every step
+        elif cache.length == 0:
+            logits = engine.prefill(ids, cache)  # the prompt fills the cache
         else:
-            logits = model.forward(pending, cache=cache, last_only=True)[-1]  # [V]
+            logits = engine.decode(out[-1], cache)  # the newest token against the cache
         if return_probs:
             steps.append(filtered_probs(logits, temperature, top_k, top_p))
         token = int(sample_next(logits, rng, temperature=temperature, top_k=top_k, top_p=top_p))
         out.append(token)
-        pending = np.array([token])
         if token == stop_token:
             break
     result = np.array(out, dtype=np.int64)

@@ -239,12 +239,7 @@ def test_careless_notebook_runs_each_test_once(bad_class):
 
 @pytest.mark.slow
 def test_zero_flagged_zeroes_what_was_flagged_and_pairs_copies(tmp_path):
-    copies = [
-        "    h = token_embedding(ids, wte)  # [..., T, d]\n    if wpe is None:\n        return h\n"
-        "    return h + position_embedding(h.shape[-2], wpe)",
-        "    out = token_embedding(ids, wte)\n    if wpe is None:\n        return out\n"
-        "    return out + position_embedding(out.shape[-2], wpe)",
-    ]
+    copies = [LIB_EMBED_RENAMED, LIB_EMBED_RENAMED_AGAIN]
     for student, body in [("copier", copies[0]), ("echo", copies[1]), ("honest", None)]:
         (tmp_path / "class" / student).mkdir(parents=True)
         nb = with_body("embed", body) if body else solution()
@@ -531,13 +526,13 @@ def with_body(name: str, body: str):
     return nb
 
 
-LIB_EMBED_RENAMED = (
-    "    h = token_embedding(ids, wte)  # [..., T, d]\n    if wpe is None:\n        return h\n"
-    "    return h + position_embedding(h.shape[-2], wpe)"
+LIB_EMBED_RENAMED = (  # lib.embed with other names, without its trace records and its cache offset
+    "    h = token_embedding(ids, wte)  # [..., T, d]\n    if wpe is not None:\n"
+    "        h = h + position_embedding(h.shape[-2], wpe)\n    return h"
 )
 LIB_EMBED_RENAMED_AGAIN = (
-    "    rows = token_embedding(ids, wte)\n    if wpe is None:\n        return rows\n"
-    "    return rows + position_embedding(rows.shape[-2], wpe)"
+    "    rows = token_embedding(ids, wte)\n    if wpe is not None:\n"
+    "        rows = rows + position_embedding(rows.shape[-2], wpe)\n    return rows"
 )
 HONEST_EMBED = "    tok = wte[ids]\n    pos = wpe[: ids.shape[-1]]\n    return tok + pos"
 

@@ -1,5 +1,7 @@
 """lib on its own: KV cache, properties, sampling rules, edge cases and error messages."""
 
+import copy
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -32,43 +34,26 @@ def test_kv_cache_matches_full_recomputation(model):
     assert cache.length == 40
 
 
-@pytest.mark.parametrize("past", [0, 50])
-@pytest.mark.parametrize("n_kv_head", [4, 2])
-def test_chunked_attention_equals_the_textbook_one(past, n_kv_head):
-    """Long inputs take the chunked causal path; the traced path is the plain masked softmax."""
-    from lib.attention import CHUNK
-    from lib.cache import LayerCache
-
-    config = lib.Config.llama(d_model=32, n_head=4, n_kv_head=n_kv_head, n_ctx=1024)
-    layer = lib.init_params(config.replace(n_layer=1), seed=5)["h"][0]["attn"]
-    T = 2 * CHUNK + 37  # two full chunks and a partial one
-    x = np.random.default_rng(2).standard_normal((2, past + T, 32)).astype(np.float32)
-
-    def attend(trace):
-        cache = LayerCache(2, n_kv_head, 1024, 8, np.float32)
-        if past:
-            lib.multi_head_attention(x[:, :past], layer, 4, n_kv_head, kv_cache=cache)
-        return lib.multi_head_attention(x[:, past:], layer, 4, n_kv_head, kv_cache=cache, trace=trace)
-
-    np.testing.assert_allclose(attend(None), attend({}), atol=1e-6, rtol=0)
+def test_kv_cache_for_a_batch(model):
+    ids = np.random.default_rng(6).integers(0, 61, size=(3, 20))
+    cache = model.new_cache(3)
+    pieces = [model.forward(ids[:, :11], cache=cache), model.forward(ids[:, 11:], cache=cache)]
+    np.testing.assert_allclose(np.concatenate(pieces, axis=1), model.forward(ids), atol=1e-5, rtol=0)
+    with pytest.raises(
+        ValueError, match=r"the cache serves inputs with leading axes \(3,\), ids has shape \(5,\)"
+    ):
+        model.forward(np.arange(5), cache=cache)
 
 
-def test_last_only_prefill_still_caches_every_position(model):
-    ids = np.random.default_rng(4).integers(0, 61, size=(2, 30))
-    full = model.forward(ids)
-    cache = model.new_cache(batch=2)
-    steps = [model.forward(ids[:, :12], cache=cache, last_only=True)]
-    steps += [model.forward(ids[:, t : t + 1], cache=cache, last_only=True) for t in range(12, 30)]
-    np.testing.assert_allclose(np.concatenate(steps, axis=1), full[:, 11:], atol=1e-5, rtol=0)
-
-
-def test_block_last_n_is_the_tail_of_the_full_block(model):
+def test_block_takes_one_sequence_or_a_batch(model):
     x = np.random.default_rng(5).standard_normal((2, 9, 32)).astype(np.float32)
     layer, c = model.params["h"][0], model.config
-    np.testing.assert_allclose(lib.block(x, layer, c, last_n=3), lib.block(x, layer, c)[:, -3:], atol=1e-6)
-    for bad in (0, 10):
-        with pytest.raises(ValueError, match=f"last_n must be between 1 and the 9 new positions, got {bad}"):
-            lib.block(x, layer, c, last_n=bad)
+    batch = lib.block(x, layer, c)
+    assert batch.shape == (2, 9, 32)
+    for b in range(2):
+        np.testing.assert_allclose(lib.block(x[b], layer, c), batch[b], atol=1e-6, rtol=0)
+    deeper = lib.block(np.stack([x, x[::-1]]), layer, c)  # (2, 2, T, d): any leading axes
+    np.testing.assert_allclose(deeper[0], batch, atol=1e-6, rtol=0)
 
 
 def test_batch_equals_one_sequence_at_a_time(model):
@@ -77,11 +62,6 @@ def test_batch_equals_one_sequence_at_a_time(model):
     assert batch.shape == (3, 12, 61)
     for b in range(3):
         np.testing.assert_allclose(batch[b], model.forward(ids[b]), atol=1e-6)
-
-
-def test_last_only_is_the_last_row(model):
-    ids = np.arange(20) % 61
-    np.testing.assert_allclose(model.forward(ids, last_only=True)[0], model.forward(ids)[-1], atol=1e-6)
 
 
 def test_trace_names_are_ordered_and_complete(model):
@@ -171,6 +151,70 @@ def test_rope_preserves_norms_and_depends_on_distance():
     np.testing.assert_allclose(rq(7) @ rk(3).T, rq(14) @ rk(10).T, atol=1e-12)
 
 
+def test_interleaved_rope_is_halves_on_reordered_features():
+    """Interleaved pairs (2j, 2j+1) are the halves pairs (j, j + d/2) with the features reordered."""
+    x = np.random.default_rng(1).normal(size=(2, 5, 8))
+    order = np.stack([np.arange(4), np.arange(4, 8)], axis=-1).reshape(-1)  # 0, 4, 1, 5, 2, 6, 3, 7
+    positions = np.arange(3, 8)
+    np.testing.assert_allclose(
+        lib.apply_rope(x[..., order], positions, pairing="interleaved"),
+        lib.apply_rope(x, positions)[..., order],
+        atol=1e-12,
+    )
+
+
+def test_interleaved_model_is_the_halves_model_with_reordered_weights():
+    """Config.rope_pairing reaches every block: reorder each head's query and key columns of
+    c_attn the same way, and an interleaved model computes the halves model's logits."""
+    halves = lib.Model(LLAMA, lib.init_params(LLAMA, seed=8))
+    d_head, H, KV = LLAMA.d_head, LLAMA.n_head, LLAMA.n_kv_head
+    half = d_head // 2
+    within = np.stack([np.arange(half), np.arange(half, d_head)], axis=-1).reshape(-1)
+    columns = np.arange((H + 2 * KV) * d_head)
+    for head in range(H + KV):  # query heads, then key heads; values keep their order
+        columns[head * d_head : (head + 1) * d_head] = head * d_head + within
+    params = copy.deepcopy(halves.params)
+    for layer in params["h"]:
+        layer["attn"]["c_attn"]["w"] = layer["attn"]["c_attn"]["w"][:, columns]
+    interleaved = lib.Model(LLAMA.replace(rope_pairing="interleaved"), params)
+    ids = np.arange(20) % 61
+    np.testing.assert_allclose(interleaved.forward(ids), halves.forward(ids), atol=1e-5, rtol=0)
+
+
+def test_attention_positions_per_sequence():
+    """positions (B, T) give each sequence its own; the same as running each sequence alone."""
+    params = lib.init_params(LLAMA, seed=9)["h"][0]["attn"]
+    x = np.random.default_rng(2).standard_normal((2, 6, 32)).astype(np.float32)
+    positions = np.array([np.arange(6), np.arange(10, 16)])
+
+    def attend(x, positions):
+        return lib.multi_head_attention(x, params, 4, 2, positions=positions, rope_theta=10000.0)
+
+    batch = attend(x, positions)
+    for b in range(2):
+        np.testing.assert_allclose(batch[b], attend(x[b], positions[b]), atol=1e-6, rtol=0)
+    deeper = attend(np.stack([x, x]), np.stack([positions, positions]))  # (2, 2, T, d)
+    np.testing.assert_allclose(deeper[1], batch, atol=1e-6, rtol=0)
+
+
+def test_tracing_a_single_stage():
+    """Any stage can be traced on its own; scope() prefixes the names it records."""
+    params = lib.init_params(GPT2, seed=2)["h"][0]
+    x = np.random.default_rng(3).standard_normal((5, 32)).astype(np.float32)
+    with lib.tracing() as trace, lib.scope("h.0"):
+        out = lib.block(x, params, GPT2)
+    assert list(trace)[:2] == ["h.0.ln_1", "h.0.attn.q"] and list(trace)[-1] == "h.0.resid_post"
+    np.testing.assert_array_equal(trace["h.0.resid_post"], out)
+    assert trace["h.0.attn.probs"].shape == (4, 5, 5)
+    with lib.tracing() as outer:
+        with lib.tracing() as inner:
+            lib.softmax(np.zeros(3))
+            lib.trace.traced("x", np.zeros(1))
+        lib.trace.traced("y", np.zeros(1))
+    assert list(inner) == ["x"] and list(outer) == ["y"]
+    assert lib.trace.traced("z", 5) == 5  # not tracing: nothing is kept, the value passes through
+
+
 # ---- sampling --------------------------------------------------------------------------------
 
 LOGITS = np.log(np.array([0.05, 0.4, 0.05, 0.3, 0.2]))
@@ -238,16 +282,37 @@ def test_seeded_sampling_frequencies_and_reproducibility():
 
 def test_generate_budget_stop_token_and_probs(model):
     prompt = np.array([1, 2, 3])
-    out, probs = lib.generate(model, prompt, 10, seed=0, return_probs=True)
+
+    def run(**kw):
+        return lib.generate(model, prompt, 10, rng=np.random.default_rng(0), **kw)
+
+    out, probs = run(return_probs=True)
     assert len(out) == 13 and probs.shape == (10, 61)
     np.testing.assert_allclose(probs.sum(-1), 1, atol=1e-5)
-    again = lib.generate(model, prompt, 10, seed=0)
-    np.testing.assert_array_equal(out, again)
-    np.testing.assert_array_equal(lib.generate(model, prompt, 10, seed=0, use_cache=False), out)
+    np.testing.assert_array_equal(run(), out)
+    np.testing.assert_array_equal(run(use_cache=False), out)
     stop = int(out[5])
-    stopped = lib.generate(model, prompt, 10, seed=0, stop_token=stop)
+    stopped = run(stop_token=stop)
     assert stopped[-1] == stop and len(stopped) == 3 + list(out[3:]).index(stop) + 1
     assert len(lib.generate(model, np.arange(45) % 61, 10, temperature=0)) == 48  # context is 48
+
+
+def test_generate_continues_a_shared_generator(model):
+    """One generator passed to two calls gives one stream of draws: the second call differs."""
+    rng = np.random.default_rng(4)
+    first = lib.generate(model, np.array([7]), 12, rng=rng)
+    second = lib.generate(model, np.array([7]), 12, rng=rng)
+    np.testing.assert_array_equal(first, lib.generate(model, np.array([7]), 12, rng=np.random.default_rng(4)))
+    assert not np.array_equal(first, second)
+    with pytest.raises(ValueError, match="needs a random generator"):
+        lib.generate(model, np.array([7]), 3)
+
+
+def test_greedy_generation_is_the_argmax_of_the_textbook_forward(model):
+    """generate runs on the engine; step for step it picks what Model.forward ranks first."""
+    out = lib.generate(model, np.array([3, 1, 4]), 30, temperature=0)
+    for t in range(3, len(out)):
+        assert out[t] == np.argmax(model.forward(out[:t])[-1])
 
 
 # ---- bad input -------------------------------------------------------------------------------
@@ -287,6 +352,21 @@ def test_bad_shapes_name_the_problem():
         lib.top_p_filter(LOGITS, 0)
     with pytest.raises(ValueError, match="needs a random generator"):
         lib.sample_next(LOGITS)
+    with pytest.raises(ValueError, match=r"positions of shape \(4,\) for x with 5 tokens"):
+        lib.apply_rope(np.zeros((5, 8)), np.arange(4))
+    with pytest.raises(ValueError, match=r"positions has shape \(3, 5\), which does not broadcast"):
+        lib.apply_rope(np.zeros((2, 5, 8)), np.zeros((3, 5), int))
+    with pytest.raises(ValueError, match="pairing='pairs'"):
+        lib.apply_rope(np.zeros((5, 8)), np.arange(5), pairing="pairs")
+    q = np.zeros((2, 3, 4, 8))
+    with pytest.raises(TypeError, match="mask must be boolean"):
+        lib.scaled_dot_product_attention(q, q, q, np.zeros((4, 4)))
+    with pytest.raises(
+        ValueError, match=r"mask has shape \(2, 4, 4\), which does not broadcast to the scores"
+    ):
+        lib.scaled_dot_product_attention(q, q, q, np.ones((2, 4, 4), bool))
+    with pytest.raises(ValueError, match="rope_pairing='interleaved' has no Hugging Face checkpoint format"):
+        lib.checkpoint.family(LLAMA.replace(rope_pairing="interleaved"))
 
 
 def test_bad_checkpoints(tmp_path):

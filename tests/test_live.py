@@ -231,7 +231,13 @@ def test_js_generate_draws_libs_text_for_each_seed(node, model):
     )
     for (prompt, n, seed, t, k, p), text in zip(GENERATIONS, answers, strict=True):
         ids = lib.generate(
-            model, model.tokenizer.encode(prompt), n, temperature=t, top_k=k, top_p=p, seed=seed
+            model,
+            model.tokenizer.encode(prompt),
+            n,
+            temperature=t,
+            top_k=k,
+            top_p=p,
+            rng=np.random.default_rng(seed),
         )
         assert text == model.tokenizer.decode(ids), (prompt, seed)
 
@@ -436,7 +442,13 @@ def test_generate_draws_what_lib_generate_draws_for_the_seed(
     sample.wait_for(timeout=120_000)
     t, k, p = controls(intro, V)
     ids = lib.generate(
-        model, model.tokenizer.encode(prompt), length, temperature=t, top_k=k, top_p=p, seed=seed
+        model,
+        model.tokenizer.encode(prompt),
+        length,
+        temperature=t,
+        top_k=k,
+        top_p=p,
+        rng=np.random.default_rng(seed),
     )
     assert sample.text_content() == model.tokenizer.decode(ids)
     assert f"seed {seed}," in intro.page.locator(f"{INTRO_HOST} .fp-sample-caption").inner_text()

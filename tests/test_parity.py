@@ -40,17 +40,19 @@ def hf_logits(hf, ids):
 def test_logits_match(pair):
     hf, model = pair
     ids = np.random.default_rng(1).integers(0, 97, size=(2, 40))
+    expected = hf_logits(hf, ids)
     got = model.forward(ids)
     assert got.dtype == np.float32
-    np.testing.assert_allclose(got, hf_logits(hf, ids), atol=1e-4, rtol=0)
-    np.testing.assert_allclose(model.forward(ids[0]), hf_logits(hf, ids[:1])[0], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(model.forward(ids[0]), expected[0], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(lib.Engine(model).forward(ids), expected, atol=1e-4, rtol=0)
 
 
-def test_trace_logits_equal_fast_path(pair):
+def test_trace_does_not_change_the_logits(pair):
     _, model = pair
     ids = np.arange(30) % 97
     logits, trace = model.forward(ids, trace=True)
-    np.testing.assert_allclose(logits, model.forward(ids), atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(logits, model.forward(ids))
     np.testing.assert_array_equal(trace["logits"], logits)
 
 
@@ -154,16 +156,67 @@ def test_causal_mask_matches_is_causal():
     )
 
 
-def test_rope_matches_transformers():
+def hf_rope(q, k, position_ids, theta=10000.0):
+    """transformers' rotation (halves) with cos and sin made in float64 as LlamaRotaryEmbedding
+    makes them (it works in float32): one angle per pair, the angles repeated for both halves."""
     from transformers.models.llama import modeling_llama as ml
 
+    d = q.shape[-1]
+    inv_freq = 1.0 / theta ** (torch.arange(0, d, 2, dtype=torch.float64) / d)  # [d/2]
+    angles = t(position_ids).double()[..., None] * inv_freq  # [B, T, d/2]
+    emb = torch.cat([angles, angles], dim=-1)  # [B, T, d]
+    return ml.apply_rotary_pos_emb(t(q), t(k), emb.cos(), emb.sin())  # unsqueezed over heads
+
+
+def test_rope_matches_transformers():
     q, k = RNG.normal(size=(1, 2, 6, 8)), RNG.normal(size=(1, 2, 6, 8))
     positions = np.arange(3, 9)
-    angles = np.concatenate([lib.rope_angles(positions, 8)] * 2, -1)
-    cos, sin = t(np.cos(angles))[None], t(np.sin(angles))[None]
-    q_hf, k_hf = ml.apply_rotary_pos_emb(t(q), t(k), cos, sin)
+    q_hf, k_hf = hf_rope(q, k, positions[None])
     np.testing.assert_allclose(lib.apply_rope(q, positions), q_hf.numpy(), atol=1e-12)
     np.testing.assert_allclose(lib.apply_rope(k, positions), k_hf.numpy(), atol=1e-12)
+
+
+def test_rope_per_sequence_positions():
+    """Positions (B, T): each sequence of the batch at its own offsets (as after left padding)."""
+    q, k = RNG.normal(size=(3, 2, 5, 8)), RNG.normal(size=(3, 2, 5, 8))
+    positions = np.array([np.arange(5), np.arange(7, 12), np.arange(100, 105)])  # [B, T]
+    q_hf, k_hf = hf_rope(q, k, positions)
+    np.testing.assert_allclose(lib.apply_rope(q, positions[:, None, :]), q_hf.numpy(), atol=1e-12)
+    np.testing.assert_allclose(lib.apply_rope(k, positions[:, None, :]), k_hf.numpy(), atol=1e-12)
+
+
+def roformer_rope(x, positions, theta=10000.0):
+    """RoFormer's formula as Meta's original Llama code writes it: neighbouring features (2j, 2j+1)
+    are one complex number, multiplied by exp(i m theta^(-2j/d))."""
+    d = x.shape[-1]
+    freqs = theta ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)  # [d/2]
+    angles = t(positions).double()[..., None] * freqs  # [..., T, d/2]
+    rotations = torch.polar(torch.ones_like(angles), angles)
+    pairs = torch.view_as_complex(t(x).reshape(*x.shape[:-1], d // 2, 2).contiguous())
+    return torch.view_as_real(pairs * rotations).flatten(-2).numpy()
+
+
+@pytest.mark.parametrize("positions_shape", ["shared", "per-sequence"])
+def test_interleaved_rope_matches_roformer(positions_shape):
+    x = RNG.normal(size=(2, 3, 6, 8))  # [B, H, T, d_head]
+    if positions_shape == "shared":
+        positions = np.arange(10, 16)  # [T]
+    else:
+        positions = np.stack([np.arange(6), np.arange(40, 46)])[:, None, :]  # [B, 1, T]
+    expected = roformer_rope(x, positions, theta=500.0)
+    np.testing.assert_allclose(lib.apply_rope(x, positions, 500.0, "interleaved"), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "mask_shape", [(7, 9), (2, 1, 7, 9), (2, 3, 7, 9), (1, 3, 1, 9)], ids=["TS", "B1TS", "BHTS", "1H1S"]
+)
+def test_boolean_masks_broadcast_like_torch(mask_shape):
+    q = RNG.normal(size=(2, 3, 7, 8))
+    k, v = RNG.normal(size=(2, 2, 3, 9, 8))
+    mask = RNG.random(mask_shape) < 0.6
+    mask[..., 0] = True  # every query sees at least one key (else both give NaN)
+    expected = F.scaled_dot_product_attention(t(q), t(k), t(v), attn_mask=t(mask)).numpy()
+    np.testing.assert_allclose(lib.scaled_dot_product_attention(q, k, v, mask), expected, atol=1e-12)
 
 
 def test_cross_entropy_and_perplexity():

@@ -1,5 +1,5 @@
 // NumPy's `np.random.default_rng(seed).random()`, number for number, so that the book's "generate"
-// button draws what `lib.generate(model, ids, n, seed=seed)` draws.
+// button draws what `lib.generate(model, ids, n, rng=np.random.default_rng(seed))` draws.
 //
 // `default_rng(seed)` is a PCG64 generator whose 256 bits of initial state come from a
 // SeedSequence, and `random()` turns the generator's next 64 bits into a double in [0, 1). Both are

@@ -275,8 +275,8 @@ def _mha_ref(x, params, n_head):
 
 def _mha_stations(inputs):
     xb, undo = _lead(inputs["x"])
-    trace = {}
-    lib.multi_head_attention(xb, inputs["params"], inputs["n_head"], trace=trace, prefix="attn")
+    with lib.tracing() as trace, lib.scope("attn"):
+        lib.multi_head_attention(xb, inputs["params"], inputs["n_head"])
     names = ("attn.q", "attn.k", "attn.v", "attn.probs", "attn.heads", "attn.merged", "attn.out")
     return {name: undo(trace[name]) for name in names}
 
@@ -412,8 +412,8 @@ def _mlp_hidden(g):
 
 
 def _mlp_stations(inputs):
-    trace = {}
-    lib.mlp(inputs["x"], inputs["params"], trace=trace, prefix="mlp")
+    with lib.tracing() as trace, lib.scope("mlp"):
+        lib.mlp(inputs["x"], inputs["params"])
     return trace
 
 
@@ -471,8 +471,8 @@ def _block_ref(x, params, n_head):
 def _block_stations(inputs):
     x = inputs["x"]
     xb, undo = _lead(x)
-    trace = {}
-    lib.block(xb, inputs["params"], _config(x.shape[-1], inputs["n_head"]), trace=trace, prefix="h.0")
+    with lib.tracing() as trace, lib.scope("h.0"):
+        lib.block(xb, inputs["params"], _config(x.shape[-1], inputs["n_head"]))
     names = ("ln_1", "attn.out", "resid_mid", "ln_2", "mlp.out", "resid_post")
     return {name: undo(trace[f"h.0.{name}"]) for name in names}
 

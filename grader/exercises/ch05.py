@@ -296,7 +296,7 @@ def _mlp_inputs(ids, p, tr):
 
 
 def _mlp_ref(x, w_fc, b_fc, w_proj, b_proj):
-    return lib.mlp(x, {"c_fc": {"w": w_fc, "b": b_fc}, "c_proj": {"w": w_proj, "b": b_proj}}, "tanh")
+    return lib.mlp(x, {"c_fc": {"w": w_fc, "b": b_fc}, "c_proj": {"w": w_proj, "b": b_proj}}, lib.gelu)
 
 
 TOY_MLP = Exercise(

@@ -202,7 +202,7 @@ if not GRADING:
 prompt = "ROMEO:\n"
 prompt_ids = tokenizer.encode(prompt)
 greedy = lib.generate(model, prompt_ids, 120, temperature=0)
-sampled = lib.generate(model, prompt_ids, 120, temperature=1.0, seed=1)
+sampled = lib.generate(model, prompt_ids, 120, temperature=1.0, rng=np.random.default_rng(1))
 print("--- greedy ---")
 print(tokenizer.decode(greedy))
 print("\n--- sampled (temperature 1, seed 1) ---")

@@ -666,10 +666,10 @@ check(
 
 # %%
 p = model.params
-x = lib.embed(ids, p["wte"], p["wpe"])[None]  # [1, T, d]: lib's blocks take a batch axis
+x = lib.embed(ids, p["wte"], p["wpe"])  # [T, d]: lib's blocks take one sequence, or a batch (B, T, d)
 for layer in p["h"]:
-    x = lib.block(x, layer, config)  # [1, T, d] -> [1, T, d]
-by_hand = lib.lm_head(lib.layer_norm(x, p["ln_f"]["g"], p["ln_f"]["b"]), p["wte"].T)[0]  # [T, V]
+    x = lib.block(x, layer, config)  # [T, d] -> [T, d]
+by_hand = lib.lm_head(lib.layer_norm(x, p["ln_f"]["g"], p["ln_f"]["b"]), p["wte"].T)  # [T, V]
 print("shape of the stream after the last block:", x.shape)
 print("largest difference from model.forward:", np.abs(by_hand - model.forward(ids)).max())
 
@@ -979,8 +979,8 @@ print("repeat_kv:", k_small.shape, "->", lib.repeat_kv(k_small, llama.n_head // 
 small = lib.Config.llama(vocab_size=64, n_ctx=32, d_model=32, n_layer=1, n_head=4, n_kv_head=2, d_ff=88)
 small_params = lib.init_params(small, seed=0)
 x_small = rng.standard_normal((1, 6, small.d_model)).astype(np.float32)
-small_trace = {}
-y_small = lib.block(x_small, small_params["h"][0], small, trace=small_trace, prefix="h.0")
+with lib.tracing() as small_trace, lib.scope("h.0"):  # record the block's stations, named h.0.*
+    y_small = lib.block(x_small, small_params["h"][0], small)
 print("in:", x_small.shape, " out:", y_small.shape)
 for name, value in small_trace.items():
     print(f"{name:>18} {value.shape}")

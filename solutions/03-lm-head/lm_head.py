@@ -181,16 +181,17 @@ check("03-lm-head/q_tied", answer_q_tied)
 # from tokens $0, \dots, t$ only, so it is the model's guess for token $t+1$. Two uses follow:
 #
 # - **Generation** needs only the last row: it is the only one whose next token we do not know
-#   yet. `model.forward(ids, last_only=True)` skips the head everywhere else, and most of the
-#   last block too: there, only the keys and values are needed at every position.
+#   yet. `lib.Engine(model).prefill(ids)`, the fast path generation runs on, skips the head
+#   everywhere else, and most of the last block too: there, only the keys and values are needed
+#   at every position.
 # - **Training** uses every row at once: the text itself supplies the answer for rows
 #   $0, \dots, T-2$, so one forward pass scores $T-1$ predictions (teacher forcing). The last row
 #   has no target inside the text.
 
 # %%
-only_last = model.forward(ids, last_only=True)
-print("full logits:", logits.shape, " last_only:", only_last.shape)
-print("the last rows agree:", np.allclose(logits[-1], only_last[-1], atol=1e-5))
+only_last = lib.Engine(model).prefill(ids)
+print("full logits:", logits.shape, " prefill:", only_last.shape)
+print("the last rows agree:", np.allclose(logits[-1], only_last, atol=1e-5))
 for t in range(3):
     guess = tok.decode(np.array([np.argmax(logits[t])]))
     print(

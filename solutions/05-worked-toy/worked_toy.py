@@ -80,7 +80,7 @@ def table(values, rows=None, cols=None, title="", digits=3):
         f'<tr><th style="{pad}text-align:left">{escape(str(r))}</th>'
         + "".join(f'<td style="{pad}text-align:right;font-family:monospace">{cell(v, digits)}</td>' for v in row)
         + "</tr>"
-        for r, row in zip(rows, values)
+        for r, row in zip(rows, values, strict=True)
     )
     caption = f'<caption style="caption-side:top;text-align:left"><code>{escape(title)}</code></caption>'
     return f'<table style="border-collapse:collapse;margin:0">{caption if title else ""}<thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>'
@@ -155,12 +155,12 @@ if not GRADING:
     spots = diagram_positions(len(DIAGRAM))
     fig, ax = plt.subplots(figsize=(9.5, 4.2))
     w, h = 1.7, 0.8
-    for (name, what), (x, y) in zip(DIAGRAM, spots):
+    for (name, what), (x, y) in zip(DIAGRAM, spots, strict=True):
         colour = "#fde6c8" if "resid" in name else ("#dbe9f6" if "attn" in name else "#e8f3e1")
         ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02", fc=colour, ec="0.3", lw=0.8))
         ax.text(x, y + 0.13, name, ha="center", va="center", fontsize=7, family="monospace", weight="bold")
         ax.text(x, y - 0.17, what, ha="center", va="center", fontsize=6.5)
-    for (x0, y0), (x1, y1) in zip(spots, spots[1:]):
+    for (x0, y0), (x1, y1) in zip(spots, spots[1:], strict=False):
         if y0 == y1:
             start, end = (x0 + np.sign(x1 - x0) * w / 2, y0), (x1 - np.sign(x1 - x0) * w / 2, y1)
         else:

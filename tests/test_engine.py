@@ -1,0 +1,158 @@
+"""The engine against the textbook path: logits, every trace station, KV-cache decoding.
+
+``Model.forward`` is the reference here, as ``transformers`` is for ``Model.forward`` in
+``test_parity.py``: the engine computes the same numbers another way, so every difference must
+be float rounding.
+"""
+
+import multiprocessing
+
+import numpy as np
+import pytest
+
+import lib
+from lib.engine import CHUNK, causal_attention, streaming_order
+
+GPT2 = lib.Config.gpt2(vocab_size=61, n_ctx=400, d_model=32, n_layer=3, n_head=4)
+LLAMA = lib.Config.llama(vocab_size=61, n_ctx=400, d_model=32, n_layer=3, n_head=4, n_kv_head=2, d_ff=40)
+CONFIGS = {
+    "gpt2": GPT2,
+    "gpt2-exact-gelu": GPT2.replace(gelu="exact"),
+    "llama": LLAMA,
+    "llama-mha": LLAMA.replace(n_kv_head=4),
+    "llama-interleaved": LLAMA.replace(rope_pairing="interleaved"),
+}
+ATOL = 2e-5  # float32 logits of order 1, computed in a different order
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def model(request):
+    config = CONFIGS[request.param]
+    return lib.Model(config, lib.init_params(config, seed=11))
+
+
+@pytest.fixture(scope="module")
+def engine(model):
+    return lib.Engine(model)
+
+
+def ids_of(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 61, size=shape)
+
+
+@pytest.mark.parametrize("shape", [(9,), (2, 9), (CHUNK + 70,), (2, 2 * CHUNK + 5)])
+def test_logits(model, engine, shape):
+    """One sequence and a batch, short and longer than a chunk of queries."""
+    ids = ids_of(shape)
+    np.testing.assert_allclose(engine.forward(ids), model.forward(ids), atol=ATOL, rtol=0)
+
+
+def test_every_trace_station(model, engine):
+    """The engine records what it computes under the textbook's names, with the same values.
+
+    It never holds the whole score matrix, so the attention scores and weights are the only
+    stations it does not record.
+    """
+    ids = ids_of((2, CHUNK + 20), seed=1)
+    _, textbook = model.forward(ids, trace=True)
+    with lib.tracing() as fast:
+        engine.forward(ids)
+    inside = ("scores_raw", "scores_scaled", "scores_masked", "probs")
+    assert list(fast) == [n for n in textbook if n.rsplit(".", 1)[-1] not in inside]
+    for name, value in fast.items():
+        assert value.shape == textbook[name].shape, name
+        np.testing.assert_allclose(value, textbook[name], atol=ATOL, rtol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("batch", [None, 2])
+def test_kv_cache_decoding(model, engine, batch):
+    """Prefill a prompt, then decode token by token: each step's logits are the textbook's row."""
+    ids = ids_of((40,) if batch is None else (batch, 40), seed=2)
+    full = model.forward(ids)
+    cache = engine.new_cache(batch)
+    steps = [engine.prefill(ids[..., :25], cache)]
+    steps += [engine.decode(ids[..., t], cache) for t in range(25, 40)]
+    np.testing.assert_allclose(np.stack(steps, axis=-2), full[..., 24:, :], atol=ATOL, rtol=0)
+    assert cache.length == 40
+
+
+def test_prefill_without_a_cache_is_the_last_row(model, engine):
+    ids = ids_of((3, 30), seed=3)
+    np.testing.assert_allclose(engine.prefill(ids), model.forward(ids)[:, -1], atol=ATOL, rtol=0)
+
+
+def test_caches_are_shared_with_the_textbook(model, engine):
+    """A cache the model filled can be continued by the engine, and the other way round."""
+    ids = ids_of(30, seed=4)
+    full = model.forward(ids)
+    cache = model.new_cache()
+    model.forward(ids[:10], cache=cache)
+    engine.forward(ids[10:20], cache)
+    last = model.forward(ids[20:], cache=cache)
+    np.testing.assert_allclose(last, full[20:], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("past", [0, 50])
+@pytest.mark.parametrize("n_kv_head", [4, 2, 1])
+@pytest.mark.parametrize("T", [1, 7, 2 * CHUNK + 37])
+def test_causal_attention_is_the_masked_softmax(past, n_kv_head, T):
+    """Chunks (two full and a partial one), stacked heads, the one-token path."""
+    g = np.random.default_rng(5)
+    q = g.standard_normal((2, 4, T, 8)).astype(np.float32)
+    k, v = g.standard_normal((2, 2, n_kv_head, past + T, 8)).astype(np.float32)
+    rep = 4 // n_kv_head
+    expected = lib.scaled_dot_product_attention(
+        q, lib.repeat_kv(k, rep), lib.repeat_kv(v, rep), lib.causal_mask(T, past + T)
+    )
+    np.testing.assert_allclose(causal_attention(q, k, v), expected, atol=1e-6, rtol=0)
+
+
+def test_the_engine_leaves_the_model_alone(model):
+    """The engine lays out its own copies: the model's arrays keep their values and layout."""
+    before = {id(a): (a.flags["C_CONTIGUOUS"], a.copy()) for a in lib.model._leaves(model.params)}
+    lib.Engine(model).forward(ids_of(5))
+    for a in lib.model._leaves(model.params):
+        contiguous, values = before[id(a)]
+        assert a.flags["C_CONTIGUOUS"] == contiguous
+        np.testing.assert_array_equal(a, values)
+
+
+def test_streaming_order_keeps_values_and_shape():
+    w = np.arange(12.0).reshape(4, 3)
+    tall, wide = streaming_order(w), streaming_order(w.T)
+    assert tall.flags["F_CONTIGUOUS"] and wide.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(tall, w)
+    np.testing.assert_array_equal(wide, w.T)
+    contiguous = np.ascontiguousarray(w.T)
+    assert streaming_order(contiguous) is contiguous  # already laid out so: no copy
+
+
+def test_engine_errors_name_the_problem(engine):
+    with pytest.raises(ValueError, match="sequence too long"):
+        engine.prefill(np.zeros(401, int))
+    cache = engine.new_cache()
+    with pytest.raises(ValueError, match="leading axes"):
+        engine.decode(np.array([1, 2]), cache)
+
+
+def test_splitting_over_cores_changes_nothing(model, engine, monkeypatch):
+    """The element-wise work the engine spreads over cores gives the same bits as in one piece."""
+    ids = ids_of((2, CHUNK + 30), seed=6)
+    split = engine.forward(ids)
+    monkeypatch.setattr(lib.engine, "_WORTH_THREADS", np.inf)
+    np.testing.assert_array_equal(engine.forward(ids), split)
+
+
+def test_the_engine_works_in_a_forked_child(engine):
+    """Helper threads do not survive a fork: the child makes its own instead of waiting forever."""
+    ids = ids_of((2, CHUNK + 30), seed=7)
+    expected = engine.forward(ids)  # the parent's helper threads are running now
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=lambda: results.put(engine.forward(ids)))
+    child.start()
+    try:
+        np.testing.assert_array_equal(results.get(timeout=120), expected)
+    finally:
+        child.join(timeout=10)
+        child.kill()
