@@ -81,6 +81,7 @@ from . import (
     results,
     sandbox,
     scoring,
+    scrub,
     settings,
     submissions,
 )
@@ -212,9 +213,7 @@ def autograde(
             run_id = book.start_run(command, str(selection))
             try:
                 _record_problems(book, run_id, by_student, problems)
-                grade_all(
-                    run, todo, jobs, progress, lambda *a: persist(out, book, term, run_id, *a), scheduler
-                )
+                grade_all(run, todo, jobs, progress, lambda *a: keep(run, book, term, run_id, *a), scheduler)
             except KeyboardInterrupt:
                 book.finish_run(run_id, "interrupted")
                 reports.write(out, book, term)
@@ -538,6 +537,29 @@ def finish(run: Run, process, student: str, subs: list[submissions.Submission]) 
     return result, log.read_text(errors="replace") if log.exists() else ""
 
 
+def keep(
+    run: Run,
+    book: gradebook.Gradebook,
+    term: settings.Settings,
+    run_id: int,
+    student: str,
+    subs: list,
+    result: dict,
+    log: str,
+) -> None:
+    """``persist`` one student's result, its strings made safe first (``grader.scrub``: they come
+    from the student's code). If keeping it fails all the same, the student's notebooks are kept
+    as failed, with the reason, and the rest of the class goes on."""
+    try:
+        persist(run.out, book, term, run_id, student, subs, scrub.strings(result), scrub.text(log))
+    except Exception as err:
+        traceback.print_exc()
+        reason = f"the grader could not keep this result ({type(err).__name__}: {str(err)[:200]})"
+        print(f"warning: {student}: {reason}", file=sys.stderr)
+        failed = failed_result(run, student, subs, scrub.text(reason))
+        persist(run.out, book, term, run_id, student, subs, failed, scrub.text(log))
+
+
 def persist(
     out: Path,
     book: gradebook.Gradebook,
@@ -706,8 +728,12 @@ def grade_notebook(run: Run, student: str, sub: submissions.Submission, graded: 
     released = run.release_notebook(sub.assignment, sub.notebook)
     names = [test.name for test in results.test_cells(nb)]
     source = run.source_notebook(sub.assignment, sub.notebook)
-    review = integrity.review(nb, released, source, names, sub.assignment, changes)
-    verdicts = run.scorer.score(nb, released, sub.assignment, student)
+    try:
+        review = integrity.review(nb, released, source, names, sub.assignment, changes)
+    except Exception as err:  # the scan is a report: it never costs the student a score
+        reason = f"the integrity scan could not read this notebook ({type(err).__name__}): look at it"
+        review = integrity.Review([integrity.Finding((), reason, 0, 1, "")])
+    verdicts = run.scorer.score(nb, released, sub.assignment, student, submission=sha256(sub.path))
     rows = results.score(released, student, sub.assignment, {}, verdicts)
     if run.zero_flagged:
         rows = integrity.zeroed(rows, review.findings)

@@ -77,10 +77,11 @@ def clean_file(path: Path, released, target: Path) -> list[Change]:
     try:
         cleaned, changes = clean(nb, released)
         nbformat.validate(cleaned)
+        text = nbformat.writes(cleaned).encode("utf-8")  # a lone surrogate escape fails here
     except Exception as err:
         raise NotANotebook(f"not a valid notebook, even after cleaning: {_first_line(err)}") from None
     target.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(cleaned, target)
+    target.write_bytes(text)
     return changes
 
 

@@ -146,7 +146,10 @@ def must_raise(exercise: Exercise, case: Case, error: str | None, actual, stored
     if error is not None:
         if case.raises.accepts(error):
             return None
-        return f"your function raised {error[:120]}, but here it must raise {expected} naming {case.raises.mentions!r}"
+        shown = error.partition(":")[0] if case.hidden else error[:120]
+        return (
+            f"your function raised {shown}, but here it must raise {expected} naming {case.raises.mentions!r}"
+        )
     known = _known_mistake(exercise, case, actual, stored)
     return known or case.raises.because
 
@@ -172,6 +175,8 @@ def _diagnose_text(exercise: Exercise, case: Case, actual, stored: Mapping, stud
         (i for i, (a, b) in enumerate(zip(actual, expected, strict=False)) if a != b),
         min(len(actual), len(expected)),
     )
+    if case.hidden:  # its values are the grader's: say where, not what
+        return f"text differs from character {i} on (lengths {len(expected)} and {len(actual)})"
     return (
         f"text differs from character {i} on: expected {expected[i : i + 12]!r}, got {actual[i : i + 12]!r} "
         f"(lengths {len(expected)} and {len(actual)})"
@@ -240,15 +245,18 @@ def grade(
             hints = "".join(f" Hint: {h}" for h in exercise.hints_for(answer["error"]))
             where = f" (line {answer['line']})" if answer.get("line") else ""
             more = diagnosis.explain_error(exercise, case, references, student)
+            # A hidden case's error shows its type only: a message could carry the case's inputs
+            # out to the student, whose next submission would then know them.
+            raised = answer["error"].partition(":")[0] if case.hidden else answer["error"]
             return Verdict(
                 False,
-                f"{label}: your function raised {answer['error']}{where}{hints}{more}",
+                f"{label}: your function raised {raised}{where}{hints}{more}",
                 "wrong",
                 case.name,
             )
         try:
             actual = decode(answer.get("output"))
-        except ValueError as err:
+        except Exception as err:  # whatever the student's line holds: unreadable is all it is
             return Verdict(False, f"{label}: unreadable answer ({err})", "wrong", case.name)
         message = diagnose(exercise, case, actual, references, student, cases) or impure(
             exercise, answer.get("impure")
@@ -266,7 +274,7 @@ def _graded_raise(exercise: Exercise, case: Case, answer: dict, references: Mapp
         return must_raise(exercise, case, answer["error"], None, references)
     try:
         actual = decode(answer.get("output"))
-    except ValueError as err:
+    except Exception as err:  # whatever the student's line holds: unreadable is all it is
         return f"unreadable answer ({err})"
     return must_raise(exercise, case, None, actual, references)
 
@@ -294,4 +302,8 @@ def _grade_choice(exercise_id: str, exercise: Exercise, answer: dict) -> Verdict
     key = keys.concept(exercise_id)
     if given["value"] == key.answer:
         return Verdict(True, f"correct. {key.explain}", "graded")
-    return Verdict(False, f"{given['value'][:20]!r} is not the answer. {key.explain}", "wrong")
+    # The explanation gives the answer away, so only a right answer earns it: a wrong one could
+    # otherwise be corrected by a resubmission, and the explanation passed round the class.
+    return Verdict(
+        False, f"{given['value'][:20]!r} is not the answer: reread the section it asks about", "wrong"
+    )

@@ -15,6 +15,7 @@ shown only as text or PNG/JPEG images.
 """
 
 import html
+import re
 
 import mistune
 from nbconvert.filters import markdown2html, strip_ansi
@@ -43,6 +44,8 @@ img {{ max-width: 100%; }}
 {body}
 </main></body></html>
 """
+MAX_MARKDOWN = 20_000  # characters of a student's markdown cell rendered as markdown
+BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 CHECK_ERRORS = {"CheckFailed", "NotWrittenYet"}  # grader.check's: their traceback is the message
 student_markdown = mistune.create_markdown(escape=True, plugins=["strikethrough", "table"])
 
@@ -68,9 +71,7 @@ def render(nb, release_nb, rows: list[Row], title: str, header: str = "") -> str
         elif cell.cell_type == "code":
             body.append(_code(cell.source, cell.outputs))
         elif cell.cell_type == "markdown":
-            body.append(
-                markdown2html(cell.source) if cell.source in trusted else student_markdown(cell.source)
-            )
+            body.append(markdown2html(cell.source) if cell.source in trusted else _students(cell.source))
     return page(title, "\n".join(body), header)
 
 
@@ -102,6 +103,16 @@ def _error_text(out) -> str:
     return f"{out.ename}: {out.evalue}"
 
 
+def _students(source: str) -> str:
+    """A student's markdown cell; a very long one as plain text (a parser's time grows faster than
+    the text on some inputs, and this runs in the process that keeps the whole class's results)."""
+    if len(source) > MAX_MARKDOWN:
+        return _pre(
+            source[:MAX_MARKDOWN] + f"\n... {len(source) - MAX_MARKDOWN} characters cut ...", "output"
+        )
+    return student_markdown(source)
+
+
 def _code(source: str, outputs: list) -> str:
     return f'<pre class="input">{html.escape(source)}</pre>' + "".join(map(_output, outputs))
 
@@ -115,7 +126,10 @@ def _output(out) -> str:
     data = out.get("data", {})
     for mime in ("image/png", "image/jpeg"):
         if mime in data:
-            return f'<img alt="figure" src="data:{mime};base64,{"".join(data[mime].split())}">'
+            encoded = "".join(str(data[mime]).split())
+            if not BASE64.fullmatch(encoded):  # not an image: the student's text, never markup
+                return _pre(f"[an output claiming to be {mime} that is not base64 was left out]", "output")
+            return f'<img alt="figure" src="data:{mime};base64,{encoded}">'
     return _pre(data["text/plain"], "output") if "text/plain" in data else ""
 
 

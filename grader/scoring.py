@@ -6,9 +6,9 @@ page and nothing else. The score comes from here:
 1. Outside, in the grading worker (trusted): ``grader.program`` builds the notebook's program (the
    student's cells, the course statements they need, a probe at each test cell), and each probe
    gets its calls: every case of its exercise, the visible ones and hidden ones drawn from a
-   secret (``OUT/.secret``, made on the first run, mixed with the student and the exercise id, so
-   a regrade of the same files draws the same inputs and no earlier run tells anything about
-   them). The job goes to a folder of its own.
+   secret (``OUT/.secret``, made on the first run, mixed with the student, the exercise id and
+   the submitted file's digest, so a regrade of the same file draws the same inputs and what one
+   submission learns about them is of no use to another). The job goes to a folder of its own.
 2. Inside, sandboxed (untrusted): ``python -I -S grader/harness.py`` runs the program and calls
    the student's functions, and streams back their outputs, one JSON line per call, over a pipe
    that the grader reads up to ``MAX_BYTES``. The process can see the standard library, NumPy,
@@ -101,9 +101,12 @@ def course_secret(out: Path) -> bytes:
     return data
 
 
-def case_secret(secret: bytes, student: str, exercise_id: str) -> int:
-    """The seed of one student's hidden cases of one exercise."""
-    digest = hashlib.sha256(b"\0".join([secret, student.encode(), exercise_id.encode()])).digest()
+def case_secret(secret: bytes, student: str, exercise_id: str, submission: str = "") -> int:
+    """The seed of one student's hidden cases of one exercise, for one submitted file (its
+    digest): a regrade of the same file draws the same cases, and any other file new ones, so
+    what one submission learns about its hidden cases is of no use to the next."""
+    parts = [secret, student.encode(), exercise_id.encode(), submission.encode()]
+    digest = hashlib.sha256(b"\0".join(parts)).digest()
     return int.from_bytes(digest[:16], "big")
 
 
@@ -133,7 +136,7 @@ class Scorer:
                 shutil.rmtree(partial, ignore_errors=True)
         return folder
 
-    def score(self, nb, released, assignment: str, student: str) -> dict[str, Verdict]:
+    def score(self, nb, released, assignment: str, student: str, submission: str = "") -> dict[str, Verdict]:
         """A verdict for every test cell of the released notebook, by ``grade_id``."""
         items = program.build(nb, released)
         probes = [item for item in items if "exercise" in item]
@@ -142,7 +145,9 @@ class Scorer:
         cases = {}
         for item in probes:
             exercise = exercises.get(item["exercise"])
-            cases[item["probe"]] = exercise.cases(case_secret(self.secret, student, item["exercise"]))
+            cases[item["probe"]] = exercise.cases(
+                case_secret(self.secret, student, item["exercise"], submission)
+            )
             item["kind"] = exercise.kind
             item["runner"] = exercise.runner.__name__ if exercise.runner else None
             item["pure"] = exercise.pure
@@ -289,9 +294,15 @@ def _checked(answer: dict) -> dict:
 
 
 def _verdict(exercise_id: str, cases: list[Case], answers: dict, run: Run) -> Verdict:
+    """The comparison of one exercise's answers; if it fails on what came back (anything the
+    student's code sent), the exercise alone is an error that says so."""
     exercise = exercises.get(exercise_id)
     table = references.for_grading(exercise_id, exercise, cases)
-    return compare.grade(exercise_id, cases, answers, table, missing=run.missing())
+    try:
+        return compare.grade(exercise_id, cases, answers, table, missing=run.missing())
+    except Exception as err:
+        reason = f"the grader could not compare your answers ({type(err).__name__}); tell your instructor"
+        return Verdict(False, reason, "error")
 
 
 # ---- running the harness in the sandbox ----------------------------------------------------------

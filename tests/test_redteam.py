@@ -1,0 +1,144 @@
+"""What a red-team review of the integrated grader found, kept fixed: text that UTF-8 cannot carry
+and control characters from students' code, markup in outputs, a notebook that breaks the
+integrity scan or nbgrader's writer, and hidden cases that a resubmission could learn.
+
+One class is graded end to end by the real ``python -m grader autograde``, with an honest
+neighbour who must keep full marks; the rest are checks of the parts concerned.
+"""
+
+import csv
+import json
+
+import nbformat
+import pytest
+from test_grading import ASSIGNMENT, RELEASED, answer, grader, insert_after, read_grades, solution
+
+from grader import compare, exercises, feedback, references, results, scoring, scrub, wire
+
+# Raised only where the scores come from (the scorer runs ``harness.py``): the kernel's check passes.
+UNSTORABLE = """import sys
+def encode(text, stoi):
+    if sys.argv[0].endswith("harness.py"):
+        raise ValueError("\\ud800 a\\x00b\\r\\nc\\x1b[31m\\u2028d")
+    return np.array([stoi[ch] for ch in text], dtype=np.int64)"""
+MARKUP = """from IPython.display import publish_display_data
+publish_display_data({"image/png": '"><script>document.title="PWNED"</script><b x="', "text/plain": "fig"})"""
+UNSCANNABLE = 'import base64\ntry:\n    exec(base64.b64decode("\\ud800"))\nexcept Exception:\n    pass'
+
+
+def unwritable() -> str:
+    """A notebook whose markdown holds a lone surrogate, as a JSON escape: valid JSON, valid
+    nbformat, and no UTF-8 writer can write it."""
+    text = nbformat.writes(solution())
+    assert '"# ' in text  # a markdown heading's first line, inside a JSON string
+    return text.replace('"# ', '"# \\ud800 ', 1)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    base = tmp_path_factory.mktemp("redteam")
+    students = {
+        "honest": solution(),
+        "unstorable": answer("encode", UNSTORABLE),
+        "markup": insert_after("decode", MARKUP),
+        "unscannable": insert_after("decode", UNSCANNABLE),
+    }
+    for name, nb in students.items():
+        (base / "class" / name).mkdir(parents=True)
+        nbformat.write(nb, base / "class" / name / "embeddings.ipynb")
+    (base / "class" / "unwritable").mkdir()
+    (base / "class" / "unwritable" / "embeddings.ipynb").write_text(unwritable())
+    out = base / "out"
+    done = grader("autograde", str(base / "class"), "--out", str(out), "--jobs", "2")
+    assert done.returncode == 0, done.stdout + done.stderr[-5000:]
+    return out
+
+
+def points() -> dict[str, float]:
+    return {t.name: t.points for t in results.test_cells(nbformat.read(RELEASED, as_version=4))}
+
+
+@pytest.mark.slow
+def test_the_class_is_graded_and_the_honest_neighbour_keeps_full_marks(graded):
+    grades = read_grades(graded)
+    for name, most in points().items():
+        assert (grades[("honest", name)]["status"], float(grades[("honest", name)]["score"])) == (
+            "graded",
+            most,
+        )
+    for student in ("markup", "unscannable"):  # their functions are right: nothing costs them a point
+        assert {grades[(student, name)]["status"] for name in points()} == {"graded"}, student
+
+
+@pytest.mark.slow
+def test_unstorable_text_is_stored_as_plain_text(graded):
+    (graded / "grades.csv").read_bytes().decode("utf-8")  # strict: no lone surrogate got in
+    grades = read_grades(graded)
+    assert all(
+        ch not in value for row in grades.values() for value in row.values() for ch in "\x00\r\x1b\u2028"
+    )
+    row = grades[("unstorable", "encode")]
+    assert row["status"] == "wrong" and "ValueError" in row["reason"], row
+
+
+@pytest.mark.slow
+def test_markup_in_an_output_stays_text(graded):
+    page = (graded / "feedback" / "markup" / f"{ASSIGNMENT}.html").read_text()
+    assert "<script>document.title" not in page
+    assert "that is not base64 was left out" in page
+
+
+@pytest.mark.slow
+def test_a_notebook_that_breaks_the_scan_is_reported_not_zeroed(graded):
+    with open(graded / "integrity.csv") as f:
+        flagged = [row for row in csv.DictReader(f) if row["student"] == "unscannable"]
+    assert flagged, "the exec of undecodable text should be reported"
+
+
+@pytest.mark.slow
+def test_a_notebook_no_writer_can_write_is_invalid_with_its_reason(graded):
+    rows = [row for (student, _), row in read_grades(graded).items() if student == "unwritable"]
+    assert rows and {row["status"] for row in rows} == {"invalid_notebook"}, rows
+    assert all("not a valid notebook" in row["reason"] for row in rows)
+
+
+# ---- the parts -----------------------------------------------------------------------------------------
+
+
+def test_scrub_leaves_plain_text_and_cleans_the_rest():
+    assert scrub.text("tab\tand\nnewline, é, ✔") == "tab\tand\nnewline, é, ✔"
+    assert scrub.text("a\ud800b\x00c\r\x1b[1m\u2028") == "a\ufffdbc[1m"
+    cleaned = scrub.strings({"k\udfff": ["x\x00", 1, None, {"y": "\ud800"}]})
+    assert json.dumps(cleaned, ensure_ascii=False).encode("utf-8")
+
+
+def test_another_submission_draws_other_hidden_cases():
+    secret = b"s" * 32
+    same = scoring.case_secret(secret, "ann", "a/x", "digest-1")
+    assert same == scoring.case_secret(secret, "ann", "a/x", "digest-1")  # a regrade draws the same
+    assert same != scoring.case_secret(secret, "ann", "a/x", "digest-2")
+
+
+def test_a_hidden_case_shows_the_type_of_an_error_not_its_message():
+    exercise_id = f"{ASSIGNMENT}/encode"
+    exercise = exercises.get(exercise_id)
+    cases = exercise.cases(1234)
+    hidden = next(c for c in cases if c.hidden and c.raises is None)
+    right = {
+        c.name: {"output": wire.encode(exercise.reference(**c.inputs))} for c in cases if c.raises is None
+    }
+    for c in cases:
+        if c.raises:
+            right[c.name] = {"error": f"{c.raises.errors[0]}: {c.raises.mentions}"}
+    leaked = "the hidden text was: secret stuff"
+    answers = right | {hidden.name: {"error": f"ValueError: {leaked}"}}
+    table = references.for_grading(exercise_id, exercise, cases)
+    verdict = compare.grade(exercise_id, cases, answers, table)
+    assert not verdict.ok and "ValueError" in verdict.reason and leaked not in verdict.reason, verdict
+
+
+def test_an_image_that_is_not_base64_is_left_out():
+    out = {"output_type": "display_data", "data": {"image/png": '"><script>x()</script>'}}
+    assert "<script>" not in feedback._output(out)
+    png = {"output_type": "display_data", "data": {"image/png": "iVBORw0KGgo=\n"}}
+    assert feedback._output(png) == '<img alt="figure" src="data:image/png;base64,iVBORw0KGgo=">'
