@@ -11,6 +11,7 @@ and float64. What is particular to one chapter stays in that chapter's test file
 import importlib
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -157,9 +158,12 @@ def test_float_cases_come_in_float32_and_float64(exercise_id):
 
 @pytest.mark.parametrize("exercise_id", CHOICES)
 def test_concept_check_takes_its_answer_only(exercise_id, capsys):
+    """An unanswered question prints a note (a fresh notebook runs to the end) and scores 0."""
     answer = keys.concept(exercise_id).answer
-    with pytest.raises(NotWrittenYet):
-        check(exercise_id, ...)
+    for unanswered in (..., None):
+        check(exercise_id, unanswered)
+        assert "not answered yet" in capsys.readouterr().out
+        assert not grade_answers(exercise_id, answers(exercise_id, unanswered)).ok
     with pytest.raises(CheckFailed, match="answer with one of"):
         check(exercise_id, "z")
     check(exercise_id, answer)
@@ -183,6 +187,24 @@ def test_every_concept_check_has_a_key_among_its_choices():
     assert set(keys.all_concepts()) == set(CHOICES)
     for exercise_id in CHOICES:
         assert keys.concept(exercise_id).answer in REGISTRY[exercise_id].choices, exercise_id
+
+
+def test_concept_check_answers_are_spread_evenly_over_the_choices():
+    """Every question offers (a) to (d), and each letter answers as many questions as any other,
+    give or take one: answering one letter everywhere earns about a quarter of the points."""
+    assert {REGISTRY[eid].choices for eid in CHOICES} == {("a", "b", "c", "d")}
+    counts = Counter(keys.concept(eid).answer for eid in CHOICES)
+    spread = [counts[letter] for letter in "abcd"]
+    assert max(spread) - min(spread) <= 1, dict(counts)
+
+
+def test_each_chapter_asks_two_to_four_questions_of_its_own():
+    """2 to 4 concept checks per graded chapter, and no question (by name) in two chapters."""
+    per_chapter = Counter(eid.partition("/")[0] for eid in CHOICES)
+    graded = {eid.partition("/")[0] for eid in REGISTRY}
+    assert {chapter: per_chapter[chapter] for chapter in graded if not 2 <= per_chapter[chapter] <= 4} == {}
+    names = Counter(eid.partition("/")[2] for eid in CHOICES)
+    assert [name for name, n in names.items() if n > 1] == []
 
 
 def test_nothing_public_knows_a_concept_key():
