@@ -25,9 +25,9 @@ RC = {
     "ytick.labelsize": MIN_FONT,
     "legend.fontsize": MIN_FONT,
     "figure.titlesize": 11,
+    # Text stays text; the SVG names DejaVu Sans (which matplotlib measured it with) and then the
+    # rest of rcParams["font.sans-serif"], down to the browser's own sans-serif.
     "svg.fonttype": "none",
-    # A family the reader's browser has, after the one matplotlib measured the text with.
-    "font.family": ["DejaVu Sans", "Arial", "Helvetica", "sans-serif"],
 }
 
 

@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 from helpers import as_checked
@@ -187,6 +188,22 @@ def test_every_concept_check_has_a_key_among_its_choices():
     assert set(keys.all_concepts()) == set(CHOICES)
     for exercise_id in CHOICES:
         assert keys.concept(exercise_id).answer in REGISTRY[exercise_id].choices, exercise_id
+
+
+def test_an_unanswered_question_runs_to_the_end_in_the_student_notebook(capsys):
+    """A released concept stub only assigns ``...`` (nbgrader's ``raise NotImplementedError()`` is
+    taken out of it), and its check prints a note: "Run All" on a fresh notebook meets no error."""
+    stubs = {}
+    for notebook in sorted((ROOT / "chapters").glob("*/*.ipynb")):
+        for cell in nbformat.read(notebook, as_version=4).cells:
+            if cell.metadata.get("nbgrader", {}).get("solution") and cell.source.startswith("answer_"):
+                stubs[f"{notebook.parent.name}/{cell.source.split()[0][len('answer_'):]}"] = cell.source
+    assert set(stubs) == set(CHOICES)
+    for exercise_id, source in stubs.items():
+        namespace = {}
+        exec(source, namespace)
+        check(exercise_id, namespace[f"answer_{exercise_id.partition('/')[2]}"])
+        assert "not answered yet" in capsys.readouterr().out, exercise_id
 
 
 def test_concept_check_answers_are_spread_evenly_over_the_choices():

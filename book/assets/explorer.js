@@ -9,7 +9,7 @@
 
   const SVG = "http://www.w3.org/2000/svg";
   const CHART_HEIGHT = 200;
-  const MARGIN = { left: 44, right: 8, top: 10, bottom: 26 };
+  const MARGIN = { left: 52, right: 8, top: 10, bottom: 26 };
   const MIN_BAR = 11; // CSS pixels per bar that has a text label; narrower charts scroll sideways
 
   function svgElement(name, attributes, parent) {
@@ -19,8 +19,9 @@
     return node;
   }
 
+  // A tick label: three significant digits at most, no trailing zeros ("0", "0.5", "1", "0.125").
   function number(x) {
-    return Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toFixed(3);
+    return String(Number(x.toPrecision(3)));
   }
 
   function bars(panel, title, width) {
@@ -79,7 +80,7 @@
     }
     if (panel.ylabel) {
       const t = svgElement("text", {
-        x: 0, y: 0, transform: `translate(11 ${MARGIN.top + CHART_HEIGHT / 2}) rotate(-90)`,
+        x: 0, y: 0, transform: `translate(12 ${MARGIN.top + CHART_HEIGHT / 2}) rotate(-90)`,
         "text-anchor": "middle", class: "fp-axis-label",
       }, svg);
       t.textContent = panel.ylabel;
@@ -178,7 +179,7 @@
     if (panel.colorbar) {
       const note = document.createElement("p");
       note.className = "fp-legend";
-      note.textContent = `Colour: ${panel.colorbar}, from ${number(panel.vmin)} (dark) to ${number(panel.vmax)} (yellow).`;
+      note.textContent = `Colour: ${panel.colorbar}, from ${number(panel.vmin)} (dark purple) to ${number(panel.vmax)} (yellow).`;
       frame.appendChild(note);
     }
     return frame;

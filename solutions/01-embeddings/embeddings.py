@@ -257,21 +257,19 @@ check("01-embeddings/token_embedding", token_embedding)
 # the $d$ features running down. The figure in the next section, and the explorer at the end of
 # the chapter, look at single characters.
 
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Heatmap of the Shakespeare model's token embedding matrix: one column per character of the vocabulary, grouped under the labels punctuation and digits, capitals and lower case, and one row per embedding feature; colour is the value of the weight."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Heatmap of the Shakespeare model's token embedding matrix: one column per character of the vocabulary in id order, with the blocks of capitals A–Z and lower-case letters a–z marked, and one row per embedding feature; colour is the value of the weight."}}
 if not GRADING:
     V, d = wte.shape
     limit = np.abs(wte).max()
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     image = ax.imshow(wte.T, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
-    kinds = [("↵ ␣", lambda c: c in "\n "), ("punctuation, digits", lambda c: not c.isalpha() and c not in "\n "),
-             ("A–Z", str.isupper), ("a–z", str.islower)]
-    for name, member in kinds:  # a label under each group of columns, and a line between groups
+    for name, member in [("A–Z", str.isupper), ("a–z", str.islower)]:  # label the two alphabets
         columns = [i for i in range(V) if member(model_itos[i])]
-        if columns:
-            ax.text((columns[0] + columns[-1]) / 2, d + 2, name, ha="center", va="top")
-            ax.axvline(columns[0] - 0.5, color="k", lw=0.6)
+        ax.text((columns[0] + columns[-1]) / 2, d + 2, name, ha="center", va="top")
+        for edge in (columns[0] - 0.5, columns[-1] + 0.5):
+            ax.axvline(edge, color="k", lw=0.6)
     ax.set_xticks([])
-    ax.set_xlabel(f"token id (V = {V}), grouped", labelpad=22)
+    ax.set_xlabel("token id: ↵ ␣, punctuation, digits first", labelpad=20)
     ax.set_ylabel(f"feature (d = {d})")
     ax.set_title("wte, transposed: one column per character")
     fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="weight")
@@ -357,7 +355,7 @@ if not GRADING:
 # - (c) Nothing: the final LayerNorm separates the two rows before the scores are computed.
 # - (d) The model can no longer read either character as input, only predict it.
 
-# %% nbgrader={"grade": false, "grade_id": "q_tied-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
+# %% nbgrader={"grade": false, "grade_id": "q_tied-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 answer_q_tied = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_tied = "a"
@@ -415,7 +413,7 @@ print("their rows are identical:", all(np.array_equal(rows[t], rows[where_o[0]])
 # - (d) Each letter gets exactly the same output vector in both words, only in another order: the
 #   model cannot tell the two words apart.
 
-# %% nbgrader={"grade": false, "grade_id": "q_positions-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
+# %% nbgrader={"grade": false, "grade_id": "q_positions-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 answer_q_positions = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_positions = "d"
@@ -503,7 +501,7 @@ print("each sequence got the same positions:", all(np.allclose((tok + pos)[b] - 
 #   the same line would run, and silently give every token of sequence $b$ the position row $b$.
 # - (d) The token rows alone: slicing `wpe` past the batch gives an empty array, which adds nothing.
 
-# %% nbgrader={"grade": false, "grade_id": "q_batch_shape-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
+# %% nbgrader={"grade": false, "grade_id": "q_batch_shape-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 answer_q_batch_shape = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_batch_shape = "c"

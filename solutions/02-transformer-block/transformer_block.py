@@ -272,7 +272,7 @@ if not GRADING:
 # - (d) They are sharper: the scores spread twice as wide, so more of the weight goes to the top
 #   key.
 
-# %% nbgrader={"grade": false, "grade_id": "q_scale-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
+# %% nbgrader={"grade": false, "grade_id": "q_scale-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 answer_q_scale = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_scale = "d"
@@ -764,7 +764,7 @@ if not GRADING:
 # - (c) Only what block 0 wrote: the embedding travelled inside block 1 and is lost with it.
 # - (d) Exactly what it reads normally, because the final LayerNorm undoes block 1's additions.
 
-# %% nbgrader={"grade": false, "grade_id": "q_skip_block-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
+# %% nbgrader={"grade": false, "grade_id": "q_skip_block-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 answer_q_skip_block = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_skip_block = "b"
@@ -1108,7 +1108,7 @@ for name, value in small_trace.items():
 # - (c) positions 0 to 7
 # - (d) position 7 only
 
-# %% nbgrader={"grade": false, "grade_id": "q_causal-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
+# %% nbgrader={"grade": false, "grade_id": "q_causal-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 answer_q_causal = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_causal = "a"

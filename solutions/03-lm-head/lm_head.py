@@ -193,8 +193,8 @@ print("same logits as model.forward:", np.allclose(ours, logits, atol=1e-5))
 # - (c) row 4, the full stop
 # - (d) row 0, the only row that sees the start of the text
 
-# %% nbgrader={"grade": false, "grade_id": "q_next_row-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_next_row = None  # "a", "b", "c" or "d"
+# %% nbgrader={"grade": false, "grade_id": "q_next_row-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_next_row = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_next_row = "c"
 ### END SOLUTION
@@ -254,8 +254,8 @@ if not GRADING:
 # - (c) of the same shape, with a different most likely token
 # - (d) sharper, with the same most likely token: every logit doubles
 
-# %% nbgrader={"grade": false, "grade_id": "q_final_norm-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_final_norm = None  # "a", "b", "c" or "d"
+# %% nbgrader={"grade": false, "grade_id": "q_final_norm-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_final_norm = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_final_norm = "d"
 ### END SOLUTION
@@ -485,8 +485,8 @@ check("03-lm-head/perplexity", perplexity)
 # - (c) loss $\ln 2$ nats, perplexity $V / 2$
 # - (d) loss 1 nat, perplexity $e$
 
-# %% nbgrader={"grade": false, "grade_id": "q_uniform-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_uniform = None  # "a", "b", "c" or "d"
+# %% nbgrader={"grade": false, "grade_id": "q_uniform-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_uniform = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_uniform = "a"
 ### END SOLUTION

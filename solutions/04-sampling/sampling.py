@@ -317,8 +317,8 @@ check("04-sampling/top_p_filter", top_p_filter)
 # - (c) the first three
 # - (d) all four
 
-# %% nbgrader={"grade": false, "grade_id": "q_top_p-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_top_p = None  # "a", "b", "c" or "d"
+# %% nbgrader={"grade": false, "grade_id": "q_top_p-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_top_p = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_top_p = "c"
 ### END SOLUTION
@@ -341,8 +341,8 @@ check("04-sampling/q_top_p", answer_q_top_p)
 # - (c) It matters for neither: both filters look only at the order of the logits.
 # - (d) It matters for top-k only.
 
-# %% nbgrader={"grade": false, "grade_id": "q_order-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_order = None  # "a", "b", "c" or "d"
+# %% nbgrader={"grade": false, "grade_id": "q_order-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_order = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_order = "a"
 ### END SOLUTION
@@ -763,8 +763,8 @@ check("04-sampling/attend_with_cache", packed(attend_with_cache))
 # - (c) All of them: a key depends only on the token at its own position.
 # - (d) None at all, not even layer 0's: every entry of the cache depends on every token.
 
-# %% nbgrader={"grade": false, "grade_id": "q_cache-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_cache = None  # "a", "b", "c" or "d"
+# %% nbgrader={"grade": false, "grade_id": "q_cache-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_cache = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_cache = "b"
 ### END SOLUTION

@@ -428,7 +428,7 @@ check("05-worked-toy/toy_attention_probs", toy_attention_probs)
 # - (c) the same as now: the weights depend on the query only
 # - (d) $[0, 1]$: a token prefers itself
 
-# %% nbgrader={"grade": false, "grade_id": "q_equal_keys-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
+# %% nbgrader={"grade": false, "grade_id": "q_equal_keys-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 answer_q_equal_keys = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_equal_keys = "b"
@@ -631,7 +631,7 @@ if not GRADING:
 #   every sublayer and the head read it through a LayerNorm, which removes the shift, so the logits
 #   stay exactly the same.
 
-# %% nbgrader={"grade": false, "grade_id": "q_ln_shift-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
+# %% nbgrader={"grade": false, "grade_id": "q_ln_shift-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 answer_q_ln_shift = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_ln_shift = "d"

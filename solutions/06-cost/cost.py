@@ -346,7 +346,7 @@ if not GRADING:
 # - (c) $1.4 \times 10^{13}$
 # - (d) $4.2 \times 10^{13}$
 
-# %% nbgrader={"grade": false, "grade_id": "q_two-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
+# %% nbgrader={"grade": false, "grade_id": "q_two-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 answer_q_two = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_two = "c"
@@ -500,7 +500,7 @@ for name, c in rows:
 # - (c) Nothing shrinks, since the queries still have 32 heads.
 # - (d) The KV cache shrinks 8 times.
 
-# %% nbgrader={"grade": false, "grade_id": "q_gqa-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
+# %% nbgrader={"grade": false, "grade_id": "q_gqa-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 answer_q_gqa = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_gqa = "b"
@@ -525,7 +525,7 @@ check("06-cost/q_gqa", answer_q_gqa)
 # - (c) the softmax over the vocabulary
 # - (d) the number of layers, which must run one after the other
 
-# %% nbgrader={"grade": false, "grade_id": "q_decode-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
+# %% nbgrader={"grade": false, "grade_id": "q_decode-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 answer_q_decode = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_decode = "a"
