@@ -255,9 +255,9 @@ OVERFLOW = """() => {
     const text = el => el.textContent.replace(/\\s+/g, ' ').trim().slice(0, 60);
     return {
         page: document.documentElement.scrollWidth - document.documentElement.clientWidth,
-        hiddenMath: [...document.querySelectorAll('div.math')]
+        hiddenMath: [...document.querySelectorAll('div.math, div.math mjx-container')]
             .filter(m => m.scrollWidth > m.clientWidth + 1 && !m.classList.contains('fp-scrolls')).map(text),
-        scrollingMath: [...document.querySelectorAll('div.math.fp-scrolls')].map(text),
+        scrollingMath: [...document.querySelectorAll('div.math .fp-scrolls')].map(text),
         inlineMath: [...document.querySelectorAll('span.math mjx-container')]
             .filter(m => m.getBoundingClientRect().right > right + 1).map(text),
         scrollingCode: [...document.querySelectorAll('.cell_input pre, div.highlight-python pre')]

@@ -40,10 +40,10 @@
     }
   }
 
-  // A wide equation scrolls sideways inside its block; say so, and let a keyboard reach it.
-  // (MathJax 3 cannot break display math across lines; the chapters keep equations narrow.)
+  // A wide equation scrolls sideways inside MathJax's container; say so, and let a keyboard reach
+  // it. (MathJax 3 cannot break display math across lines; the chapters keep equations narrow.)
   function markScrollingMath() {
-    for (const block of document.querySelectorAll("div.math")) {
+    for (const block of document.querySelectorAll('div.math mjx-container[display="true"]')) {
       const scrolls = block.scrollWidth > block.clientWidth + 1;
       block.classList.toggle("fp-scrolls", scrolls);
       if (scrolls) {

@@ -26,8 +26,10 @@
 # This chapter builds that first stage of the forward pass, from a string to an array of shape
 # $(T, d)$, one row per token:
 #
-# $$\text{text} \;\xrightarrow{\text{tokenizer}}\; (i_0, \dots, i_{T-1}) \;\xrightarrow{\;E,\;P\;}\;
-# x_t = E_{i_t} + P_t \in \mathbb{R}^{d}.$$
+# $$\begin{aligned}
+# \text{text} &\xrightarrow{\text{tokenizer}} (i_0, \dots, i_{T-1}) \\
+# &\xrightarrow{\;E,\;P\;} x_t = E_{i_t} + P_t \in \mathbb{R}^{d}.
+# \end{aligned}$$
 #
 # You will write the tokenizer's two directions (`encode`, `decode`), the token embedding lookup,
 # the learned position embedding, their sum, and the fixed sinusoidal positions of the original
@@ -563,8 +565,11 @@ print("embed.out == wte[ids] + wpe[:T]:", np.array_equal(trace["embed.out"], lib
 # one down. Columns come in pairs $(2j, 2j+1)$, and pair $j$ holds a sine and a cosine of the
 # position $m$ at its own frequency $\omega_j$:
 #
-# $$P_{m,\,2j} = \sin(\omega_j m), \qquad P_{m,\,2j+1} = \cos(\omega_j m), \qquad
-# \omega_j = 10000^{-2j/d}, \quad j = 0, \dots, \tfrac{d}{2} - 1.$$
+# $$\begin{aligned}
+# P_{m,\,2j} &= \sin(\omega_j m), \\
+# P_{m,\,2j+1} &= \cos(\omega_j m), \\
+# \omega_j &= 10000^{-2j/d}, \quad j = 0, \dots, \tfrac{d}{2} - 1.
+# \end{aligned}$$
 #
 # Think of each pair as the hand of a clock: the first pair turns by one radian per position, the
 # last barely moves over thousands of positions, and together the $d/2$ hands give every position
@@ -572,8 +577,11 @@ print("embed.out == wte[ids] + wpe[:T]:", np.array_equal(trace["embed.out"], lib
 # $m$. And because moving $k$ positions turns every hand by a fixed angle $\omega_j k$, the dot
 # product of two position vectors depends only on how far apart they are:
 #
-# $$P_m \cdot P_n = \sum_{j} \big(\sin\omega_j m \,\sin\omega_j n + \cos\omega_j m\,\cos\omega_j n\big)
-# = \sum_j \cos\big(\omega_j (m - n)\big).$$
+# $$\begin{aligned}
+# P_m \cdot P_n &= \sum_{j} \big(\sin\omega_j m \,\sin\omega_j n \\
+# &\qquad\quad + \cos\omega_j m\,\cos\omega_j n\big) \\
+# &= \sum_j \cos\big(\omega_j (m - n)\big).
+# \end{aligned}$$
 
 
 # %% nbgrader={"grade": false, "grade_id": "sinusoidal_positions-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}

@@ -28,8 +28,11 @@
 # A block is a function from $(T, d)$ to $(T, d)$. Because it keeps the shape, the same design can
 # be applied again and again, $L$ times, each time with its own weights:
 #
-# $$X^{(0)} = \text{embed}(\text{ids}), \qquad X^{(\ell+1)} = \text{block}_\ell\big(X^{(\ell)}\big),
-# \qquad \ell = 0, \dots, L-1.$$
+# $$\begin{aligned}
+# X^{(0)} &= \text{embed}(\text{ids}), \\
+# X^{(\ell+1)} &= \text{block}_\ell\big(X^{(\ell)}\big), \\
+# \ell &= 0, \dots, L-1.
+# \end{aligned}$$
 #
 # Inside, a block has two **sublayers**. *Attention* is the one place where positions exchange
 # information: row $t$ gathers from rows $0, \dots, t$. The *MLP* then works on every row on its
@@ -131,8 +134,10 @@ print(f"T = {len(ids)} tokens, d = {config.d_model}, L = {config.n_layer} blocks
 # token's vector $x \in \mathbb{R}^d$ at a time, removes its mean, divides by its standard
 # deviation, then applies a learned gain $g$ and bias $b$ (both of shape $(d,)$):
 #
-# $$\mu = \frac1d \sum_{j=1}^d x_j, \qquad \sigma^2 = \frac1d \sum_{j=1}^d (x_j - \mu)^2, \qquad
-# \operatorname{LN}(x) = \frac{x - \mu}{\sqrt{\sigma^2 + \varepsilon}} \odot g + b.$$
+# $$\begin{aligned}
+# \mu &= \frac1d \sum_{j=1}^d x_j, \qquad \sigma^2 = \frac1d \sum_{j=1}^d (x_j - \mu)^2, \\
+# \operatorname{LN}(x) &= \frac{x - \mu}{\sqrt{\sigma^2 + \varepsilon}} \odot g + b.
+# \end{aligned}$$
 #
 # Three details matter, and each is a classic bug. The statistics are taken over the **features**
 # of one token (the last axis), never across tokens. The variance is the *biased* one, dividing
@@ -214,7 +219,9 @@ if not GRADING:
 # Attention lets row $t$ of the stream collect information from rows $0, \dots, t$. From the
 # normalised stream $X$ (shape $(T, d)$), three linear maps make three arrays:
 #
-# $$Q = X W_Q, \qquad K = X W_K, \qquad V = X W_V \qquad (\text{each } T \times d_\text{head}).$$
+# $$Q = X W_Q, \quad K = X W_K, \quad V = X W_V,$$
+#
+# each of shape $T \times d_\text{head}$.
 #
 # Row $t$ of $Q$ is a **query**, what position $t$ is looking for; row $s$ of $K$ is a **key**, what
 # position $s$ offers; row $s$ of $V$ is the **value**, what position $s$ hands over when it is
@@ -337,8 +344,10 @@ check("02-transformer-block/masked_scores", masked_scores)
 # Each row of masked scores becomes a probability distribution over the keys, and the output of
 # position $t$ is the average of the values under that distribution:
 #
-# $$A = \operatorname{softmax}_\text{rows}(\tilde S), \qquad A_{ts} = \frac{e^{\tilde S_{ts}}}{\sum_{s'} e^{\tilde S_{ts'}}},
-# \qquad \text{out} = A V \quad (T \times d_\text{head}).$$
+# $$\begin{aligned}
+# A &= \operatorname{softmax}_\text{rows}(\tilde S), \qquad A_{ts} = \frac{e^{\tilde S_{ts}}}{\sum_{s'} e^{\tilde S_{ts'}}}, \\
+# \text{out} &= A V \qquad (T \times d_\text{head}).
+# \end{aligned}$$
 #
 # The softmax runs along each **row** (over keys $s$, the last axis): query $t$ distributes one
 # unit of attention among the positions it may see. Row $t$ of the output is a mixture of the
@@ -389,7 +398,10 @@ check("02-transformer-block/attention", attention, masked_scores=masked_scores)
 # 5. **Project** with `c_proj` (weight $(d, d)$, bias $(d,)$). This output projection is what mixes
 #    the heads: each output feature reads from every head.
 #
-# $$\operatorname{MHA}(X) = \big[\operatorname{head}_0 \,\|\, \operatorname{head}_1 \,\|\, \cdots \,\|\, \operatorname{head}_{h-1}\big] W_O + b_O.$$
+# $$\begin{aligned}
+# \operatorname{MHA}(X) &= H\, W_O + b_O, \\
+# H &= \big[\operatorname{head}_0 \,\|\, \cdots \,\|\, \operatorname{head}_{h-1}\big].
+# \end{aligned}$$
 #
 # The split and the merge are the step where most implementations go wrong. A plain
 # `reshape(n_head, T, d_head)` runs without error but cuts the array in memory order, handing
@@ -593,7 +605,10 @@ if not GRADING:
 # The second sublayer is a small two-layer network applied to every position **on its own**,
 # with the same weights at every position:
 #
-# $$\operatorname{MLP}(x) = \operatorname{GELU}(x W_\text{fc} + b_\text{fc})\, W_\text{proj} + b_\text{proj},$$
+# $$\begin{aligned}
+# \operatorname{MLP}(x) &= h\, W_\text{proj} + b_\text{proj}, \\
+# h &= \operatorname{GELU}(x W_\text{fc} + b_\text{fc}),
+# \end{aligned}$$
 #
 # with `c_fc` of shape $(d, d_\text{ff})$ and `c_proj` of shape $(d_\text{ff}, d)$; GPT-2 uses
 # $d_\text{ff} = 4d$. The MLP holds about two thirds of a block's weights ($8d^2$ of roughly $12d^2$). Attention decides
@@ -604,7 +619,10 @@ if not GRADING:
 # ones to zero, and dips slightly below zero in between. GPT-2 computes it with a
 # tanh approximation, and a checkpoint trained with it should be run with it:
 #
-# $$\operatorname{GELU}(x) \approx \tfrac12 x \Big(1 + \tanh\!\Big(\sqrt{2/\pi}\,\big(x + 0.044715\, x^3\big)\Big)\Big).$$
+# $$\begin{aligned}
+# \operatorname{GELU}(x) &\approx \tfrac12 x \big(1 + \tanh u\big), \\
+# u &= \sqrt{2/\pi}\,\big(x + 0.044715\, x^3\big).
+# \end{aligned}$$
 #
 # Llama's MLP uses a close cousin, **SiLU** $x \sigma(x)$, which we meet again with SwiGLU.
 
@@ -677,9 +695,12 @@ check("02-transformer-block/mlp", mlp, gelu=gelu)
 # Put the pieces together in the pre-norm order, with both residual connections:
 #
 # $$\begin{aligned}
-# \mathrm{resid\_mid} &= X + \operatorname{MHA}\big(\operatorname{LN}_1(X)\big) \\
-# \mathrm{resid\_post} &= \mathrm{resid\_mid} + \operatorname{MLP}\big(\operatorname{LN}_2(\mathrm{resid\_mid})\big)
+# r_\text{mid} &= X + \operatorname{MHA}\big(\operatorname{LN}_1(X)\big) \\
+# r_\text{post} &= r_\text{mid} + \operatorname{MLP}\big(\operatorname{LN}_2(r_\text{mid})\big)
 # \end{aligned}$$
+#
+# where $r_\text{mid}$ and $r_\text{post}$ are the stream between the two sublayers and after the
+# second, `resid_mid` and `resid_post` in `lib`'s trace.
 #
 # A block's parameters mirror the checkpoint: `params = {"ln_1": {"g", "b"}, "attn": {"c_attn",
 # "c_proj"}, "ln_2": {"g", "b"}, "mlp": {"c_fc", "c_proj"}}`. The check names the intermediate
@@ -943,10 +964,12 @@ check("02-transformer-block/rms_norm", rms_norm)
 # reordered for halves, so a loader of those checkpoints must rotate halves. With halves the
 # rotation of all pairs at once reads
 #
-# $$x' = x \odot \cos\phi + \operatorname{rotate\_half}(x) \odot \sin\phi, \qquad
-# \operatorname{rotate\_half}([x_1, x_2]) = [-x_2, x_1],$$
+# $$\begin{aligned}
+# x' &= x \odot \cos\phi + \rho(x) \odot \sin\phi, \\
+# \rho([x_1, x_2]) &= [-x_2, x_1],
+# \end{aligned}$$
 #
-# where $x_1, x_2$ are the two halves of $x$, and $\phi$ lists the angles
+# where $\rho$ is `rotate_half`, $x_1, x_2$ are the two halves of $x$, and $\phi$ lists the angles
 # $m\theta_0, \dots, m\theta_{d_\text{head}/2-1}$ twice, once for each half.
 
 # %% nbgrader={"grade": false, "grade_id": "apply_rope-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -1023,8 +1046,11 @@ print("interleaved == halves on reordered features:", np.allclose(rope_interleav
 # are computed side by side, one goes through SiLU and acts as a gate that multiplies the other
 # element by element, and a third matrix projects back:
 #
-# $$\operatorname{SwiGLU}(x) = \big(\operatorname{SiLU}(x W_\text{gate}) \odot x W_\text{up}\big) W_\text{down},
-# \qquad \operatorname{SiLU}(z) = z\,\sigma(z) = \frac{z}{1 + e^{-z}}.$$
+# $$\begin{aligned}
+# \operatorname{SwiGLU}(x) &= \big(g \odot x W_\text{up}\big)\, W_\text{down}, \\
+# g &= \operatorname{SiLU}(x W_\text{gate}), \\
+# \operatorname{SiLU}(z) &= z\,\sigma(z) = \frac{z}{1 + e^{-z}}.
+# \end{aligned}$$
 #
 # With three matrices instead of two, $d_\text{ff}$ is usually shrunk to about $\tfrac83 d$ so that
 # the parameter count matches a $4d$ GELU MLP.

@@ -107,8 +107,10 @@ for name in stages:
 # position $t$; its **logits** are
 #
 # $$
-# z_t = \hat x_t \, W_U, \qquad W_U \in \mathbb{R}^{d \times V},
-# \qquad z_{t,v} = \hat x_t \cdot W_U[:, v],
+# \begin{aligned}
+# z_t &= \hat x_t \, W_U, \qquad W_U \in \mathbb{R}^{d \times V}, \\
+# z_{t,v} &= \hat x_t \cdot W_U[:, v],
+# \end{aligned}
 # $$
 #
 # one score per token: the dot product of the stream with that token's column of $W_U$. The token
@@ -333,7 +335,10 @@ check("03-lm-head/softmax", softmax)
 # $-\infty$, although the true log-probability is an ordinary number. Work in log space instead:
 #
 # $$
-# \log \mathrm{softmax}(z)_v = (z_v - m) - \log \sum_u e^{z_u - m} .
+# \begin{aligned}
+# \log \mathrm{softmax}(z)_v &= (z_v - m) \\
+# &\quad - \log \sum_u e^{z_u - m} .
+# \end{aligned}
 # $$
 
 # %%
@@ -379,8 +384,10 @@ check("03-lm-head/log_softmax", log_softmax)
 # log-probability the model gave to the token that actually came next:
 #
 # $$
-# \mathcal{L} = -\frac{1}{T-1} \sum_{t=0}^{T-2} \log p_t(x_{t+1}),
-# \qquad p_t = \mathrm{softmax}(z_t).
+# \begin{aligned}
+# \mathcal{L} &= -\frac{1}{T-1} \sum_{t=0}^{T-2} \log p_t(x_{t+1}), \\
+# p_t &= \mathrm{softmax}(z_t).
+# \end{aligned}
 # $$
 #
 # With the natural log the unit is the **nat**; divided by $\ln 2$ it is in bits. A model that

@@ -233,8 +233,10 @@ check("05-worked-toy/toy_embed", toy_embed)
 # {cite}`ba2016layer`: subtract the row's mean $\mu_t$, divide by its standard deviation, then
 # scale by the gain $g$ and shift by the bias $b$ (both learned, one entry per feature):
 #
-# $$\mu_t = \frac1d \sum_j x_{tj}, \qquad \sigma_t^2 = \frac1d \sum_j (x_{tj} - \mu_t)^2, \qquad
-# y_{tj} = g_j \, \frac{x_{tj} - \mu_t}{\sqrt{\sigma_t^2 + \epsilon}} + b_j ,$$
+# $$\begin{aligned}
+# \mu_t &= \frac1d \sum_j x_{tj}, \qquad \sigma_t^2 = \frac1d \sum_j (x_{tj} - \mu_t)^2, \\
+# y_{tj} &= g_j \, \frac{x_{tj} - \mu_t}{\sqrt{\sigma_t^2 + \epsilon}} + b_j ,
+# \end{aligned}$$
 #
 # with $\epsilon = 10^{-5}$ so that a constant row does not divide by zero. The gain and bias of
 # this first norm:
@@ -507,8 +509,11 @@ check("05-worked-toy/toy_attention_output", toy_attention_output)
 # and bias), expands each row to $d_\text{ff} = 16$ features, applies GELU
 # {cite}`hendrycks2016gelu` to each of them, and projects back to $d$:
 #
-# $$\text{mlp}(y) = \text{GELU}(y\,W_\text{fc} + b_\text{fc})\,W_\text{proj} + b_\text{proj},
-# \qquad \text{GELU}(u) \approx \tfrac12 u \left(1 + \tanh\!\big(\sqrt{2/\pi}\,(u + 0.044715\,u^3)\big)\right).$$
+# $$\begin{aligned}
+# \text{mlp}(y) &= \text{GELU}(y\,W_\text{fc} + b_\text{fc})\,W_\text{proj} + b_\text{proj}, \\
+# \text{GELU}(u) &\approx \tfrac12 u \big(1 + \tanh v\big), \\
+# v &= \sqrt{2/\pi}\,(u + 0.044715\,u^3).
+# \end{aligned}$$
 #
 # GPT-2 uses this tanh approximation of $u\,\Phi(u)$. The weights (the projection is shown
 # transposed, so that both are 4 rows of 16):
@@ -593,7 +598,10 @@ check("05-worked-toy/toy_mlp", toy_mlp)
 # {cite}`press2017using`: it is the token embedding matrix, transposed, so the logit of token $v$
 # is the dot product of the final row with token $v$'s own embedding $E_v$:
 #
-# $$\text{logits}_t = \text{LN}_f(x_t)\, E^\top, \qquad p_t = \operatorname{softmax}(\text{logits}_t).$$
+# $$\begin{aligned}
+# \text{logits}_t &= \text{LN}_f(x_t)\, E^\top, \\
+# p_t &= \operatorname{softmax}(\text{logits}_t).
+# \end{aligned}$$
 
 # %%
 ln_f = params["ln_f"]

@@ -255,9 +255,9 @@ if not GRADING:
 # Attention adds work that uses no weights at all. A query at position $t$ takes a dot product with
 # each of the $t + 1$ keys it may see, and then a weighted sum of as many values: $2(t + 1) d$
 # multiply-adds over all heads of a layer, $4(t + 1)d$ FLOPs. Averaged over the positions of a
-# $T$-token pass that is about $2Td$ per layer, so
+# $T$-token pass that is about $2Td$ per layer, so a forward pass costs, in FLOPs per token,
 #
-# $$C_\text{forward} \approx 2N + 2\, n_\text{layer}\, T\, d \quad \text{FLOPs per token},$$
+# $$C_\text{forward} \approx 2N + 2\, n_\text{layer}\, T\, d,$$
 #
 # the count of Kaplan et al. {cite}`kaplan2020scaling`. It leaves out the norms, the softmax and
 # GELU (a few FLOPs per number, not per weight) and, by convention, the LM head's $2dV$, which is
@@ -420,9 +420,9 @@ if not GRADING:
 # earlier token, in every layer. They do not change (a token's key depends only on the tokens up
 # to it), so instead of recomputing them, a decoder keeps them: the **KV cache**. For each token it
 # stores one key and one value vector per key/value head per layer, so one sequence of $T$ tokens
-# needs
+# needs, with $b$ bytes per number,
 #
-# $$2 \cdot n_\text{layer} \cdot h_{kv} \cdot d_\text{head} \cdot T \cdot (\text{bytes per number})$$
+# $$2 \cdot n_\text{layer} \cdot h_{kv} \cdot d_\text{head} \cdot T \cdot b$$
 #
 # bytes. **Grouped-query attention** {cite}`ainslie2023gqa` lets several query heads share one
 # key/value head, which divides this by $h / h_{kv}$ and barely changes the model's quality.
@@ -544,10 +544,12 @@ check("06-cost/q_decode", answer_q_decode)
 # $T$ tokens through the model in one pass, filling the cache. **Decoding** then runs one token at
 # a time. Both read every weight from memory once per pass, but they do very different amounts of
 # arithmetic with it. The ratio is the **arithmetic intensity**, FLOPs per byte read; with 4-byte
-# weights and the $2N$ rule:
+# weights and the $2N$ rule, in FLOPs per byte:
 #
-# $$\text{prefill: } \frac{2N \cdot T}{4N} = \frac{T}{2}, \qquad
-# \text{decoding: } \frac{2N}{4N} = \frac12 \quad \text{FLOPs per byte}$$
+# $$\begin{aligned}
+# \text{prefill: } & \frac{2N \cdot T}{4N} = \frac{T}{2}, \\
+# \text{decoding: } & \frac{2N}{4N} = \frac12
+# \end{aligned}$$
 #
 # (decoding also reads the cache, which lowers its intensity further). A machine does at most
 # $F$ FLOPs per second and reads at most $B$ bytes per second, so a computation of intensity $I$
