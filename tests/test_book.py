@@ -260,7 +260,7 @@ OVERFLOW = """() => {
         scrollingMath: [...document.querySelectorAll('div.math .fp-scrolls')].map(text),
         inlineMath: [...document.querySelectorAll('span.math mjx-container')]
             .filter(m => m.getBoundingClientRect().right > right + 1).map(text),
-        scrollingCode: [...document.querySelectorAll('.cell_input pre, div.highlight-python pre')]
+        scrollingCode: [...article.querySelectorAll('pre')]
             .filter(p => p.scrollWidth > p.clientWidth + 1).map(text),
     };
 }"""
@@ -451,7 +451,7 @@ def test_axe_finds_no_serious_or_critical_violation(visits, edition):
 def test_nothing_is_wider_than_the_column(visits, edition, width):
     """No page scrolls sideways; a display equation wider than the column scrolls inside its block
     and shows that it does (shadows at its edges, focusable); no inline equation sticks out; at
-    desktop width no code cell scrolls sideways (long lines wrap)."""
+    desktop width no code block or output scrolls sideways (long lines wrap)."""
     problems = {}
     for path in PAGES:
         overflow = seen(visits, edition, width, path).overflow
@@ -459,7 +459,7 @@ def test_nothing_is_wider_than_the_column(visits, edition, width):
             "page scrolls sideways by (px)": overflow["page"] if overflow["page"] > 0 else None,
             "equations cut off": overflow["hiddenMath"],
             "inline equations past the column": overflow["inlineMath"],
-            "code cells scrolling sideways": overflow["scrollingCode"] if width == DESKTOP else [],
+            "code blocks scrolling sideways": overflow["scrollingCode"] if width == DESKTOP else [],
         }
         found = {k: v for k, v in found.items() if v}
         if found:

@@ -41,6 +41,8 @@ import numpy as np
 import yaml
 from nbformat.v4 import new_markdown_cell
 
+from grader import exercises, keys
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
 
@@ -143,7 +145,7 @@ def printed(value) -> str:
     """A result as NumPy prints it, summarised when large."""
     if isinstance(value, tuple | list) and all(isinstance(v, np.ndarray) for v in value):
         return "\n".join(printed(v) for v in value)
-    with np.printoptions(precision=4, suppress=True, threshold=40, edgeitems=3, linewidth=72):
+    with np.printoptions(precision=4, suppress=True, threshold=40, edgeitems=3, linewidth=64):
         return repr(value) if not isinstance(value, str) else repr(value)
 
 
@@ -169,8 +171,6 @@ def harness(test_source: str, exercise) -> str:
 def example(exercise_id_: str, stub: str, test_source: str) -> str:
     """Markdown: what a correct implementation returns on the first visible case of the check,
     computed with the exercise's reference (``lib``) now."""
-    from grader import exercises
-
     exercise = exercises.get(exercise_id_)
     case = next(c for c in exercise.cases() if not c.hidden)
     result = exercise.reference(**{k: copy.deepcopy(v) for k, v in case.inputs.items()})
@@ -188,16 +188,12 @@ def example(exercise_id_: str, stub: str, test_source: str) -> str:
 
 
 def concept_answer(exercise_id_: str) -> str:
-    from grader import keys
-
     key = keys.concept(exercise_id_)
     return f"**({key.answer})** {key.explain}"
 
 
 def hidden_cases(exercise_id_: str) -> str:
     """Markdown for the instructor: the hidden cases of a function, or a concept check's key."""
-    from grader import exercises
-
     exercise = exercises.get(exercise_id_)
     if exercise.kind == "choice":
         return admonition(f"Key of `{exercise.name}`", concept_answer(exercise_id_))
@@ -213,19 +209,24 @@ def by_grade_id(nb) -> dict:
     return {nbgrader(c)["grade_id"]: c for c in nb.cells if nbgrader(c).get("grade_id")}
 
 
-def reader_notebook(solution, student, name: str):
-    """The reader edition of one chapter (the inputs are not changed)."""
-    stubs = by_grade_id(student)
-    cells = []
+def cleaned(solution, name: str):
+    """Copies of a solution notebook's cells without hidden tests, solution markers or the tags
+    only students need, each with where it comes from (for error messages)."""
     for index, original in enumerate(solution.cells):
         where = f"{name}, cell {index}"
         cell = copy.deepcopy(original)
         cell.source = strip_source(cell.source, where)
         set_tags(cell)
+        yield cell, where
+
+
+def reader_notebook(solution, student, name: str):
+    """The reader edition of one chapter (the inputs are not changed)."""
+    stubs = by_grade_id(student)
+    cells = []
+    for cell, where in cleaned(solution, name):
         if is_test(cell):
             eid = exercise_id(cell, where)
-            from grader import exercises
-
             if exercises.get(eid).kind == "choice":
                 cells.append(new_markdown_cell(f":::{{dropdown}} Show the answer\n{concept_answer(eid)}\n:::"))
             else:
@@ -259,11 +260,7 @@ def class_notebook(solution, student, name: str):
 def instructor_notebook(solution, student, name: str):
     """The instructor edition: solutions folded, checks run, hidden cases described."""
     cells = []
-    for index, original in enumerate(solution.cells):
-        where = f"{name}, cell {index}"
-        cell = copy.deepcopy(original)
-        cell.source = strip_source(cell.source, where)
-        set_tags(cell)
+    for cell, where in cleaned(solution, name):
         if is_test(cell):
             cells += [cell, new_markdown_cell(hidden_cases(exercise_id(cell, where)))]
         elif is_solution(cell) and cell.cell_type == "code":

@@ -568,7 +568,8 @@ print("embed.out == wte[ids] + wpe[:T]:", np.array_equal(trace["embed.out"], lib
 # $$\begin{aligned}
 # P_{m,\,2j} &= \sin(\omega_j m), \\
 # P_{m,\,2j+1} &= \cos(\omega_j m), \\
-# \omega_j &= 10000^{-2j/d}, \quad j = 0, \dots, \tfrac{d}{2} - 1.
+# \omega_j &= 10000^{-2j/d}, \\
+# j &= 0, \dots, \tfrac{d}{2} - 1.
 # \end{aligned}$$
 #
 # Think of each pair as the hand of a clock: the first pair turns by one radian per position, the

@@ -135,7 +135,8 @@ print(f"T = {len(ids)} tokens, d = {config.d_model}, L = {config.n_layer} blocks
 # deviation, then applies a learned gain $g$ and bias $b$ (both of shape $(d,)$):
 #
 # $$\begin{aligned}
-# \mu &= \frac1d \sum_{j=1}^d x_j, \qquad \sigma^2 = \frac1d \sum_{j=1}^d (x_j - \mu)^2, \\
+# \mu &= \frac1d \sum_{j=1}^d x_j, \\
+# \sigma^2 &= \frac1d \sum_{j=1}^d (x_j - \mu)^2, \\
 # \operatorname{LN}(x) &= \frac{x - \mu}{\sqrt{\sigma^2 + \varepsilon}} \odot g + b.
 # \end{aligned}$$
 #
@@ -345,7 +346,8 @@ check("02-transformer-block/masked_scores", masked_scores)
 # position $t$ is the average of the values under that distribution:
 #
 # $$\begin{aligned}
-# A &= \operatorname{softmax}_\text{rows}(\tilde S), \qquad A_{ts} = \frac{e^{\tilde S_{ts}}}{\sum_{s'} e^{\tilde S_{ts'}}}, \\
+# A &= \operatorname{softmax}_\text{rows}(\tilde S), \\
+# A_{ts} &= \frac{e^{\tilde S_{ts}}}{\sum_{s'} e^{\tilde S_{ts'}}}, \\
 # \text{out} &= A V \qquad (T \times d_\text{head}).
 # \end{aligned}$$
 #

@@ -234,7 +234,8 @@ check("05-worked-toy/toy_embed", toy_embed)
 # scale by the gain $g$ and shift by the bias $b$ (both learned, one entry per feature):
 #
 # $$\begin{aligned}
-# \mu_t &= \frac1d \sum_j x_{tj}, \qquad \sigma_t^2 = \frac1d \sum_j (x_{tj} - \mu_t)^2, \\
+# \mu_t &= \frac1d \sum_j x_{tj}, \\
+# \sigma_t^2 &= \frac1d \sum_j (x_{tj} - \mu_t)^2, \\
 # y_{tj} &= g_j \, \frac{x_{tj} - \mu_t}{\sqrt{\sigma_t^2 + \epsilon}} + b_j ,
 # \end{aligned}$$
 #
@@ -510,7 +511,8 @@ check("05-worked-toy/toy_attention_output", toy_attention_output)
 # {cite}`hendrycks2016gelu` to each of them, and projects back to $d$:
 #
 # $$\begin{aligned}
-# \text{mlp}(y) &= \text{GELU}(y\,W_\text{fc} + b_\text{fc})\,W_\text{proj} + b_\text{proj}, \\
+# \text{mlp}(y) &= h\,W_\text{proj} + b_\text{proj}, \\
+# h &= \text{GELU}(y\,W_\text{fc} + b_\text{fc}), \\
 # \text{GELU}(u) &\approx \tfrac12 u \big(1 + \tanh v\big), \\
 # v &= \sqrt{2/\pi}\,(u + 0.044715\,u^3).
 # \end{aligned}$$
