@@ -336,14 +336,21 @@ def visit(context, url, screenshot=None):
 
 
 def plan():
-    """(edition, width, page) to visit: every page of every edition at desktop width, and the
-    pages of the table of contents at phone width too."""
+    """(edition, width, page) to visit: every page of the table of contents of every edition at
+    desktop and phone widths, and the reader edition's other pages (the API's source pages, the
+    indexes, search) at desktop width. Those other pages are generated from the same sources in
+    every edition and differ only in the header, which the table of contents' pages cover."""
     jobs = []
     for edition in EDITIONS:
-        html = built(edition)
-        jobs += [(edition, DESKTOP, page) for page in all_pages(html)]
-        jobs += [(edition, PHONE, page) for page in PAGES]
+        built(edition)
+        jobs += [(edition, width, page) for page in PAGES for width in (DESKTOP, PHONE)]
+    jobs += [("reader", DESKTOP, page) for page in all_pages(built("reader")) if page not in PAGES]
     return jobs
+
+
+def visited(edition: str) -> list[str]:
+    """The pages of an edition that ``plan`` visits at desktop width."""
+    return all_pages(built(edition)) if edition == "reader" else PAGES
 
 
 @pytest.fixture(scope="session")
@@ -366,7 +373,9 @@ def visits(browser_ready, sites):
                         edition, width, path = todo.get_nowait()
                     except queue.Empty:
                         return
-                    shot = SCREENSHOTS / f"{edition}-{width}" / f"{Path(path).stem}.png" if path in PAGES else None
+                    shot = None
+                    if edition == "reader" and path in PAGES:  # what a reader sees, for people to look at
+                        shot = SCREENSHOTS / f"{edition}-{width}" / f"{Path(path).stem}.png"
                     try:
                         found[edition, width, path] = visit(contexts[width], sites(edition) + path, shot)
                     except Exception as error:  # reported by that page's test
@@ -396,7 +405,7 @@ def seen(visits, edition, width, path) -> Visit:
 def test_every_page_loads_offline_cleanly(visits, sites, edition):
     site = sites(edition)
     problems = {}
-    for path in all_pages(built(edition)):
+    for path in visited(edition):
         page = seen(visits, edition, DESKTOP, path)
         found = []
         found += [f"request left 127.0.0.1: {u}" for u in page.foreign]
@@ -435,7 +444,7 @@ def broken_links(hrefs, site):
 @pytest.mark.browser
 @pytest.mark.parametrize("edition", list(EDITIONS))
 def test_axe_finds_no_serious_or_critical_violation(visits, edition):
-    """On every page at desktop width, and on the table of contents' pages at phone width too."""
+    """On every visited page (see ``plan``), at both widths."""
     found = {
         f"{path} at {width} px": page.axe
         for (e, width, path), page in visits.items()
@@ -758,15 +767,16 @@ def test_keyboard_focus_reaches_every_control(browser_ready, site, width):
         for path in explorer_pages("reader"):
             page, _, _, _ = open_page(context, site + path)
             wanted = set(page.evaluate(FOCUSABLE))
-            reached = set()
+            page.evaluate(
+                """() => { window.reachedProbes = new Set();
+                document.addEventListener('focusin', e => {
+                    if (e.target.dataset.focusProbe !== undefined) reachedProbes.add(+e.target.dataset.focusProbe);
+                }); }"""
+            )
             total = page.evaluate("() => document.querySelectorAll('a[href], button, input, select, summary, [tabindex]').length")
             for _ in range(total + 20):
                 page.keyboard.press("Tab")
-                probe = page.evaluate("() => document.activeElement && document.activeElement.dataset.focusProbe")
-                if probe is not None:
-                    reached.add(int(probe))
-                if reached >= wanted:
-                    break
+            reached = set(page.evaluate("() => [...reachedProbes]"))
             assert wanted and reached >= wanted, (path, sorted(wanted - reached))
             page.close()
 
