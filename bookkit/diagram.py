@@ -9,7 +9,7 @@ that the diagram looks the same in a notebook and in the book.
 import html
 from dataclasses import dataclass
 
-COLOURS = {"pass": "#dbe9f6", "outside": "#f6e6d1", "residual": "#fde6c8", "mlp": "#e8f3e1"}
+COLOURS = {"pass": "#dbe9f6", "outside": "#ececec", "residual": "#fbd9b0", "mlp": "#e0f0d6"}
 BORDER = "#34495e"
 
 

@@ -27,16 +27,28 @@
   // pydata-sphinx-theme 0.17.1's header buttons have a spoken name that differs from what they
   // show (WCAG 2.5.3, "label in name"; axe-core's label-content-name-mismatch): the search button
   // shows "Search Ctrl+K" and is called "Search", and the colour-mode button's icons carry titles
-  // ("Light", "Dark") that are read as its text. Speech-control users say what they see.
+  // ("Light", "Dark") that are read as its text. Speech-control users say what they see. The icons
+  // are redrawn by Font Awesome's script (an <i> becomes an <svg> with a <title>) whenever it gets
+  // to them, so they are kept quiet as often as they change.
+  function quietIcons(button) {
+    for (const icon of button.querySelectorAll(".theme-switch")) {
+      icon.removeAttribute("title");
+      icon.removeAttribute("aria-labelledby");
+      icon.removeAttribute("role");
+      icon.setAttribute("aria-hidden", "true");
+      icon.querySelectorAll("title").forEach((title) => title.remove());
+    }
+  }
+
   function nameHeaderButtons() {
     for (const button of document.querySelectorAll(".search-button__button")) {
       const shown = button.textContent.replace(/\s+/g, " ").trim();
       if (shown) button.setAttribute("aria-label", shown);
       button.setAttribute("aria-keyshortcuts", "Control+K");
     }
-    for (const icon of document.querySelectorAll(".theme-switch-button .theme-switch")) {
-      icon.removeAttribute("title");
-      icon.setAttribute("aria-hidden", "true");
+    for (const button of document.querySelectorAll(".theme-switch-button")) {
+      quietIcons(button);
+      new MutationObserver(() => quietIcons(button)).observe(button, { childList: true, subtree: true });
     }
   }
 

@@ -216,7 +216,7 @@ print("\nthe toy after 'AI rocks':", {toy_names[i]: round(float(p), 3) for i, p 
 #
 # **Reading.** Each chapter is a page of prose, math, code and figures, and you can read the book
 # without running anything. Every figure is drawn right after the code that computes it; on the
-# web page that code is folded away under a "Show code" button. Some figures have controls (a
+# web page that code is folded away under "Show code cell source". Some figures have controls (a
 # slider, a drop-down): on the web page every setting was computed when the book was built, so
 # they work without Python; in a notebook they are drawn live, by your own functions once you have
 # written them.
