@@ -618,7 +618,8 @@ def test_the_instructor_edition_describes_the_hidden_tests():
         heading = f"Key of {name}" if exercise.kind == "choice" else f"Hidden tests of {name}"
         assert heading in texts[page], exercise_id
         if exercise.kind != "choice":
-            assert all(c.describe in texts[page] for c in exercise.cases() if c.hidden), exercise_id
+            hidden = load_editions().hidden_cases(exercise)
+            assert hidden and all(c.describe in texts[page] for c in hidden), exercise_id
     assert SOLUTION_FOLD in page_sources(built("instructor"))[CHAPTERS[1]]
 
 
@@ -889,8 +890,8 @@ def test_instructor_notebook_runs_checks_and_describes_hidden_tests(form):
     assert not LEAKS.search(text)
     check = next(c for c in nb.cells if "check(" in c.source and "encode" in c.source)
     assert check.source.strip().endswith("encode)") and "skip-execution" not in check.metadata.get("tags", [])
-    hidden = [c.describe for c in exercises.get("01-embeddings/encode").cases() if c.hidden]
-    assert all(d in text for d in hidden) and "Hidden tests of `encode`" in text
+    hidden = [c.describe for c in editions.hidden_cases(exercises.get("01-embeddings/encode"))]
+    assert hidden and all(d in text for d in hidden) and "Hidden tests of `encode`" in text
     assert "Key of `q_tied`" in text
 
 

@@ -158,14 +158,25 @@ def parameters(source: str, name: str) -> list[str] | None:
 
 
 def harness(test_source: str, exercise) -> str:
-    """How a test cell calls its function, when it wraps it (``check(id, sampler(sample_next))``):
-    the first sentence of the wrapper's docstring, or "" for a plain ``check(id, fn)``."""
-    found = re.search(r"""\bcheck\(\s*["'][^"']+["']\s*,\s*(\w+)\(\s*\w+\s*\)""", test_source)
-    if not found:
-        return ""
-    module = sys.modules[exercise.reference.__module__]
-    doc = inspect.getdoc(getattr(module, found[1], None)) or f"`{found[1]}`"
+    """How the check calls its function when it does not call it directly: the first paragraph of
+    the docstring of the exercise's runner, or of the wrapper in the test cell
+    (``check(id, sampler(sample_next))``); "" when the check calls the function itself."""
+    runner = getattr(exercise, "runner", None)
+    if runner is None:
+        found = re.search(r"""\bcheck\(\s*["'][^"']+["']\s*,\s*(\w+)\(\s*\w+\s*\)""", test_source)
+        if not found:
+            return ""
+        runner = getattr(sys.modules[exercise.reference.__module__], found[1], None)
+    doc = inspect.getdoc(runner) or "The check calls it through a harness."
     return doc.split("\n\n")[0].replace("\n", " ").replace("``", "`")
+
+
+def hidden_cases(exercise) -> list:
+    """The hidden cases of an exercise: listed by ``cases()``, or drawn by ``cases(secret=...)``
+    where the grader makes them afresh for each grading run (any secret gives their kinds)."""
+    if "secret" in inspect.signature(exercise.cases).parameters:
+        return [c for c in exercise.cases(secret=0) if c.hidden]
+    return [c for c in exercise.cases() if c.hidden]
 
 
 def example(exercise_id_: str, stub: str, test_source: str) -> str:
@@ -192,12 +203,12 @@ def concept_answer(exercise_id_: str) -> str:
     return f"**({key.answer})** {key.explain}"
 
 
-def hidden_cases(exercise_id_: str) -> str:
+def grading_note(exercise_id_: str) -> str:
     """Markdown for the instructor: the hidden cases of a function, or a concept check's key."""
     exercise = exercises.get(exercise_id_)
     if exercise.kind == "choice":
         return admonition(f"Key of `{exercise.name}`", concept_answer(exercise_id_))
-    described = [c.describe for c in exercise.cases() if c.hidden]
+    described = [c.describe for c in hidden_cases(exercise)]
     body = "When grading, the function also runs on:\n\n" + "\n".join(f"- {d}" for d in described)
     return admonition(f"Hidden tests of `{exercise.name}`", body)
 
@@ -262,7 +273,7 @@ def instructor_notebook(solution, student, name: str):
     cells = []
     for cell, where in cleaned(solution, name):
         if is_test(cell):
-            cells += [cell, new_markdown_cell(hidden_cases(exercise_id(cell, where)))]
+            cells += [cell, new_markdown_cell(grading_note(exercise_id(cell, where)))]
         elif is_solution(cell) and cell.cell_type == "code":
             cells.append(folded(cell, "Show solution", "Hide solution"))
         elif is_solution(cell):
