@@ -29,6 +29,7 @@ Usage: ``python tools/editions.py {reader,class,instructor}``
 
 import argparse
 import copy
+import html
 import inspect
 import os
 import re
@@ -118,6 +119,11 @@ def folded(cell, show: str, hide: str):
     return cell
 
 
+def as_text(text: str) -> str:
+    """``text`` for a Markdown cell, shown as written: "<eos>" is a token, not an HTML tag."""
+    return html.escape(text, quote=False)
+
+
 def admonition(title: str, body: str, kind: str = "note") -> str:
     return f"::::{{admonition}} {title}\n:class: {kind}\n{body}\n::::"
 
@@ -200,7 +206,7 @@ def example(exercise_id_: str, stub: str, test_source: str) -> str:
 
 def concept_answer(exercise_id_: str) -> str:
     key = keys.concept(exercise_id_)
-    return f"**({key.answer})** {key.explain}"
+    return f"**({key.answer})** {as_text(key.explain)}"
 
 
 def grading_note(exercise_id_: str) -> str:
@@ -209,7 +215,7 @@ def grading_note(exercise_id_: str) -> str:
     if exercise.kind == "choice":
         return admonition(f"Key of `{exercise.name}`", concept_answer(exercise_id_))
     described = [c.describe for c in hidden_cases(exercise)]
-    body = "When grading, the function also runs on:\n\n" + "\n".join(f"- {d}" for d in described)
+    body = "When grading, the function also runs on:\n\n" + "\n".join(f"- {as_text(d)}" for d in described)
     return admonition(f"Hidden tests of `{exercise.name}`", body)
 
 
