@@ -39,12 +39,14 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
-import bookkit
 import lib
 from grader.check import CheckFailed, check
 
 GRADING = "NBGRADER_EXECUTION" in os.environ  # nothing is graded here; kept for uniformity
-bookkit.style.use()  # figures as SVG, sized to read on a phone
+if not GRADING:  # presentation only: grading neither needs it nor sees it
+    import bookkit
+
+    bookkit.style.use()  # figures as SVG, sized to read on a phone
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=3, suppress=True, linewidth=100)
 
@@ -95,20 +97,21 @@ def label(ch):
 
 # %% tags=["hide-input"]
 T_demo, d, V, L = len(tokenizer.encode(line)), model.config.d_model, model.config.vocab_size, model.config.n_layer
-bookkit.flow(
-    [
-        bookkit.Step("text", "a string", "outside"),
-        bookkit.Step("tokenizer", f"ids ({T_demo},)"),
-        bookkit.Step("embedding", f"({T_demo}, {d})"),
-        bookkit.Step(f"{L} blocks", f"({T_demo}, {d}) each"),
-        bookkit.Step("final norm + LM head", f"last position: logits ({V},)"),
-        bookkit.Step("softmax", f"p(next) ({V},)"),
-        bookkit.Step("sampling", "one new id", "outside"),
-    ],
-    label="One forward pass, then one step of generation",
-    legend={"pass": "the forward pass", "outside": "before and after it"},
-    loop="Generation appends the new id to the ids and runs the forward pass again.",
-)
+if not GRADING:
+    bookkit.flow(
+        [
+            bookkit.Step("text", "a string", "outside"),
+            bookkit.Step("tokenizer", f"ids ({T_demo},)"),
+            bookkit.Step("embedding", f"({T_demo}, {d})"),
+            bookkit.Step(f"{L} blocks", f"({T_demo}, {d}) each"),
+            bookkit.Step("final norm + LM head", f"last position: logits ({V},)"),
+            bookkit.Step("softmax", f"p(next) ({V},)"),
+            bookkit.Step("sampling", "one new id", "outside"),
+        ],
+        label="One forward pass, then one step of generation",
+        legend={"pass": "the forward pass", "outside": "before and after it"},
+        loop="Generation appends the new id to the ids and runs the forward pass again.",
+    )
 
 # %% [markdown]
 # ## The forward pass, live

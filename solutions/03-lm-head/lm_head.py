@@ -54,7 +54,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-import bookkit
 import lib
 from grader.check import check
 from lib import layer_norm
@@ -62,7 +61,10 @@ from lib import layer_norm
 GRADING = "NBGRADER_EXECUTION" in os.environ
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=4, suppress=True)
-bookkit.style.use()  # figures as SVG, sized to read on a phone
+if not GRADING:  # presentation only: grading neither needs it nor sees it
+    import bookkit
+
+    bookkit.style.use()  # figures as SVG, sized to read on a phone
 
 # %% [markdown]
 # Every number on this page comes from the course's shipped model: a small GPT-2-style network
