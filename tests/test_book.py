@@ -870,11 +870,15 @@ def test_reader_notebook_shows_task_example_and_folded_solution(form):
     assert len({c.id for c in nb.cells}) == len(nb.cells)
 
 
+def edition_of(kind: str, form: str):
+    """The ``kind`` edition ("reader", "class", "instructor") of a chapter with one test form."""
+    solution, student = chapter_pair(TEST_FORMS[form])
+    return getattr(load_editions(), f"{kind}_notebook")(solution, student, "test.ipynb")
+
+
 @pytest.mark.parametrize("form", list(TEST_FORMS))
 def test_class_notebook_shows_the_stubs_and_does_not_run_the_checks(form):
-    editions = load_editions()
-    solution, student = chapter_pair(TEST_FORMS[form])
-    nb = editions.class_notebook(solution, student, "test.ipynb")
+    nb = edition_of("class", form)
     text = nbformat.writes(nb)
     assert "return np.array" not in text and 'answer_q_tied = "a"' not in text
     checks = [c for c in nb.cells if "check(" in c.source]
@@ -886,14 +890,11 @@ def test_class_notebook_shows_the_stubs_and_does_not_run_the_checks(form):
 def test_instructor_notebook_runs_checks_and_describes_hidden_tests(form):
     from grader import exercises
 
-    editions = load_editions()
-    solution, student = chapter_pair(TEST_FORMS[form])
-    nb = editions.instructor_notebook(solution, student, "test.ipynb")
-    text = nbformat.writes(nb)
+    text = nbformat.writes(edition_of("instructor", form))
     assert not LEAKS.search(text)
-    check = next(c for c in nb.cells if "check(" in c.source and "encode" in c.source)
+    check = next(c for c in nbformat.reads(text, as_version=4).cells if "check(" in c.source and "encode" in c.source)
     assert check.source.strip().endswith("encode)") and "skip-execution" not in check.metadata.get("tags", [])
-    hidden = [c.describe for c in editions.hidden_cases(exercises.get("01-embeddings/encode"))]
+    hidden = [c.describe for c in load_editions().hidden_cases(exercises.get("01-embeddings/encode"))]
     assert hidden and all(d in text for d in hidden) and "Hidden tests of `encode`" in text
     assert "Key of `q_tied`" in text
 
