@@ -22,7 +22,7 @@ help:
 	@echo "make lab             open the chapters in JupyterLab"
 	@echo "make release         regenerate chapters/ (student notebooks) from solutions/ with nbgrader"
 	@echo "make references      regenerate the graders' reference outputs from lib"
-	@echo "make grade SUBMISSIONS=dir-or-zip [OUT=grading]   autograde a class"
+	@echo "make grade SUBMISSIONS=dir-or-zip [OUT=grading]   autograde a class into the gradebook OUT"
 	@echo "make bench           lib vs PyTorch on GPT-2-small-shaped weights"
 	@echo "make bench-grade     parallel grading vs plain nbgrader on a synthetic class"
 
@@ -58,11 +58,17 @@ references: $(VENV_STAMP)
 
 SUBMISSIONS ?= submissions
 OUT ?= grading
-grade: $(VENV_STAMP)
+# Feedback pages load MathJax from beside them, copied from book/_static (book-assets).
+grade: $(VENV_STAMP) book-assets
 	$(PY) -m grader autograde $(SUBMISSIONS) --out $(OUT)
 
+# As root (a container, a CI machine) JupyterLab refuses to start without --allow-root: say so and pass it.
+LAB_ARGS ?=
 lab: $(VENV_STAMP)
-	$(VENV)/bin/jupyter lab chapters/
+	@if [ "$$(id -u)" = 0 ]; then \
+	  echo "note: running JupyterLab as root with --allow-root (fine in a container; on a shared machine, run it as your own user)"; \
+	fi
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) chapters/
 
 bench: $(TEST_STAMP)
 	$(PY) benchmarks/bench_lib.py

@@ -4,7 +4,9 @@ Builds a synthetic class (copies of every chapter's solution notebook; every stu
 their own and every third one leaves an exercise unwritten), grades it with both, and prints
 seconds per notebook and per student, the speed-up, and our per-notebook overhead beyond what a
 notebook costs anyway (starting its kernel and running it, measured by executing each solution
-notebook directly with nbclient).
+notebook directly with nbclient). Then it grades the same class twice on a Dask cluster of two
+workers on this machine (``--scheduler``): with new workers (each prepares the run: the release,
+the kernelspec) and again with the same workers, and prints each time against the local pool's.
 
     make bench-grade                                   # 30 students, every chapter
     python benchmarks/bench_grade.py --students 6 --assignments 01-embeddings
@@ -25,6 +27,7 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 
 from grader import course, release
+from grader.distributed import local_cluster
 
 BIN = str(Path(sys.executable).parent)
 
@@ -92,9 +95,9 @@ def measured(command: list[str], **kwargs) -> tuple[float, float]:
     return wall, after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
 
 
-def ours(submissions: Path, out: Path, jobs: int) -> tuple[float, float]:
+def ours(submissions: Path, out: Path, jobs: int, *more: str) -> tuple[float, float]:
     command = [sys.executable, "-m", "grader", "autograde", str(submissions), "--out", str(out)]
-    return measured([*command, "--jobs", str(jobs)])
+    return measured([*command, "--jobs", str(jobs), *more])
 
 
 def plain_nbgrader(work: Path, class_dir: Path) -> tuple[float, float]:
@@ -153,6 +156,13 @@ def main() -> None:
             f"per notebook, per worker: {worker_seconds:.2f} s = {direct:.2f} s (kernel start + run) "
             f"+ {worker_seconds - direct:.2f} s overhead (sandbox, nbgrader, scoring, feedback, run set-up)"
         )
+        with local_cluster(workers=2) as scheduler:  # a new cluster prepares its run once, then keeps it
+            for label in ("new workers", "warm workers"):
+                dask_wall, _ = ours(class_dir, work / f"out-dask-{label[:3]}", args.jobs, "--scheduler", scheduler)
+                print(
+                    f"Dask, 2 local workers ({label}): {dask_wall:7.1f} s total, {dask_wall / notebooks:5.2f} "
+                    f"s/notebook; local pool time / Dask time: {ours_wall / dask_wall:.2f}"
+                )
 
 
 if __name__ == "__main__":

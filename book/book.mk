@@ -4,6 +4,7 @@
 #   make book-class       class edition, for a graded course (no solutions), into _build/class/html
 #   make book-instructor  instructor edition (solutions, hidden tests), into _build/instructor/html
 #   make book-assets      MathJax, RequireJS, the widget manager (and axe-core for the tests) from npm
+#   make book-live        the live model of the pages (book/live/ and its weights) into book/_static/live
 #   make book-clean       remove the built books and their execution caches
 
 BOOK_STATIC := book/_static
@@ -11,7 +12,7 @@ BOOK_ASSETS_STAMP := $(BOOK_STATIC)/.installed
 BOOK_NPM := book/node_modules
 HTML_MANAGER := $(BOOK_NPM)/@jupyter-widgets/html-manager
 
-.PHONY: book book-class book-instructor book-assets book-clean
+.PHONY: book book-class book-instructor book-assets book-live book-clean
 
 book-assets: $(BOOK_ASSETS_STAMP)
 
@@ -30,13 +31,28 @@ $(BOOK_ASSETS_STAMP): book/package.json book/package-lock.json book/widgets-setu
 	cp book/widgets-setup.js $(BOOK_STATIC)/html-manager/setup.js
 	touch $@
 
-book: $(VENV_STAMP) $(BOOK_ASSETS_STAMP)
+# The live model (book/live/live.js): its modules, and the shipped model's weights exported from
+# lib/models/ (never committed twice). Rebuilt after book-assets, which empties book/_static.
+LIVE_DIR := $(BOOK_STATIC)/live
+LIVE_STAMP := $(LIVE_DIR)/.built
+LIVE_SOURCES := $(wildcard book/live/*.js book/live/*.css)
+LIVE_MODEL := $(wildcard lib/models/shakespeare/*.json lib/models/shakespeare/*.safetensors)
+
+book-live: $(LIVE_STAMP)
+
+$(LIVE_STAMP): $(BOOK_ASSETS_STAMP) $(VENV_STAMP) tools/export_live_model.py lib/checkpoint.py $(LIVE_MODEL) $(LIVE_SOURCES)
+	rm -rf $(LIVE_DIR)
+	$(PY) tools/export_live_model.py $(LIVE_DIR) shakespeare
+	cp $(LIVE_SOURCES) $(LIVE_DIR)/
+	touch $@
+
+book: $(VENV_STAMP) $(BOOK_ASSETS_STAMP) $(LIVE_STAMP)
 	@$(MAKE) --no-print-directory book-edition EDITION=reader
 
-book-class: $(VENV_STAMP) $(BOOK_ASSETS_STAMP)
+book-class: $(VENV_STAMP) $(BOOK_ASSETS_STAMP) $(LIVE_STAMP)
 	@$(MAKE) --no-print-directory book-edition EDITION=class
 
-book-instructor: $(VENV_STAMP) $(BOOK_ASSETS_STAMP)
+book-instructor: $(VENV_STAMP) $(BOOK_ASSETS_STAMP) $(LIVE_STAMP)
 	@$(MAKE) --no-print-directory book-edition EDITION=instructor
 
 .PHONY: book-edition

@@ -1,4 +1,4 @@
-"""``python -m grader {release,autograde,references}``: the instructor's commands."""
+"""``python -m grader {release,autograde,adjust,report,references}``: the instructor's commands."""
 
 import argparse
 import os
@@ -8,13 +8,16 @@ from pathlib import Path
 from . import submissions
 
 AUTOGRADE_HELP = f"""\
-Grade a class with nbgrader: every student in a sandboxed process of their own, --jobs at a time,
-scores from the recorded answers compared with the references outside the kernel.
+Grade a class with nbgrader: every student in a sandboxed process of their own, --jobs at a time
+(or on a Dask cluster with --scheduler), scores from the recorded answers compared with the
+references outside the kernel.
 
-Writes OUT/grades.csv (student, assignment, exercise, score, max_score, status, reason),
-OUT/integrity.csv, OUT/feedback/<student>/<assignment>.html, OUT/autograded/ and the class
-gradebook OUT/gradebook.db (for nbgrader export and formgrader). Students already graded with the
-same files are skipped unless --force.
+Every run adds to the class gradebook OUT/grades.sqlite: it grades only the submissions it finds
+(narrowed by --student and --assignment) and keeps every other grade. Notebooks already graded
+with the same file are skipped unless --force. Then every report is made from the gradebook:
+OUT/grades.csv, totals.csv, integrity.csv, canvas.csv, summary.html, feedback/<student>/, and
+nbgrader's copy OUT/gradebook.db (for formgrader and nbgrader export). Due dates and the late
+policy are in OUT/course.toml. The instructor guide describes every file and column.
 
 {submissions.__doc__.partition(chr(10) * 2)[2]}"""
 
@@ -45,7 +48,45 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument(
         "--memory", type=float, default=3, help="GiB of address space for a kernel (default: 3)"
     )
-    grade.add_argument("--force", action="store_true", help="regrade students already graded")
+    grade.add_argument(
+        "--force", action="store_true", help="regrade notebooks already graded with the same file"
+    )
+    grade.add_argument(
+        "--student", action="append", default=[], metavar="ID", help="grade only this student (repeatable)"
+    )
+    grade.add_argument(
+        "--assignment",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="grade only this assignment (repeatable)",
+    )
+    grade.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:8786",
+        help="run the students on this Dask scheduler's workers (see the instructor guide) instead of here",
+    )
+
+    adjust = commands.add_parser(
+        "adjust",
+        help="set or clear the instructor's score for one exercise of one student",
+        description="Override the computed score of one exercise. The override is kept in the gradebook "
+        "with its reason, shown in every report and on the student's feedback page, and survives regrades.",
+    )
+    adjust.add_argument("student")
+    adjust.add_argument("exercise", help="the exercise, e.g. embed or 01-embeddings/embed")
+    adjust.add_argument("score", nargs="?", type=float, help="the score to give (omit with --clear)")
+    adjust.add_argument("--reason", help="why (required unless --clear): shown to the student")
+    adjust.add_argument(
+        "--clear", action="store_true", help="remove the override: the computed score counts again"
+    )
+    adjust.add_argument("--out", type=Path, default=Path("grading"), help="grading folder (default: grading)")
+
+    report = commands.add_parser(
+        "report",
+        help="remake every report of a grading folder from its gradebook and print the class summary",
+    )
+    report.add_argument("--out", type=Path, default=Path("grading"), help="grading folder (default: grading)")
 
     # Its options (--check, --only, -h) are grader.references.main's.
     commands.add_parser("references", help="regenerate the reference outputs from lib", add_help=False)
@@ -65,34 +106,63 @@ def main(argv: list[str] | None = None) -> int:
         from . import release
 
         return release.main(check=args.check)
-    return autograde(args)
+    from . import gradebook, settings
+    from .distributed import SchedulerError
+
+    try:
+        if args.command == "adjust":
+            from . import adjust
+
+            return adjust.main(args.out, args.student, args.exercise, args.score, args.reason, args.clear)
+        if args.command == "report":
+            from . import adjust
+
+            return adjust.report(args.out)
+        return autograde(args, argv)
+    except (gradebook.GradebookError, settings.SettingsError, SchedulerError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
-def autograde(args: argparse.Namespace) -> int:
-    from . import autograde
+def autograde(args: argparse.Namespace, argv: list[str] | None) -> int:
+    from . import autograde, reports
 
     if not args.submissions.exists():
         print(f"no such file or folder: {args.submissions}", file=sys.stderr)
         return 2
     try:
-        rows = autograde.autograde(
+        outcome = autograde.autograde(
             args.submissions,
             args.out,
             jobs=max(1, args.jobs),
             timeout=args.timeout,
             memory=int(args.memory * 2**30),
             force=args.force,
+            selection=autograde.Selection(frozenset(args.student), frozenset(args.assignment)),
+            scheduler=args.scheduler,
+            command=" ".join(["python -m grader", *(sys.argv[1:] if argv is None else argv)]),
         )
     except KeyboardInterrupt:
         print("interrupted: run the same command again to finish", file=sys.stderr)
         return 130
+    print(reports.summary_text(outcome.view))
+    view = outcome.view
     statuses = {}
-    for row in rows:
-        statuses[row.status] = statuses.get(row.status, 0) + 1
+    for line in view.lines:
+        statuses[line.row.status] = statuses.get(line.row.status, 0) + 1
     summary = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
     print(
-        f"{len({r.student for r in rows})} students, {len(rows)} rows ({summary}): {args.out / 'grades.csv'}"
+        f"graded {outcome.graded} notebook(s) this run; the gradebook has {len(view.people)} students, "
+        f"{len(view.lines)} rows ({summary}): {args.out / 'grades.csv'}"
     )
+    if outcome.others_changed:
+        print(
+            "WARNING: this run changed grades outside what it selected to grade; this is a bug: "
+            f"compare {args.out / 'grades.csv'} with the previous run's history in grades.sqlite",
+            file=sys.stderr,
+        )
+    else:
+        print("every grade outside this run's selection is unchanged")
     return 0
 
 

@@ -1,25 +1,30 @@
 """``python -m grader autograde SUBMISSIONS --out OUT``: grade a class with nbgrader, in parallel,
 with the students' code in a sandbox and the scores computed outside it.
 
-1. The submissions are found (``grader.submissions``) and each student's files fingerprinted; a
-   student whose files are unchanged since a complete earlier run is skipped (unless ``force``).
+1. The submissions are found (``grader.submissions``), described with what the LMS export carried
+   (``grader.lms``: names, ids, late verdicts, submission times) and narrowed to ``--student`` and
+   ``--assignment``. A unit (student, assignment, notebook) whose file is unchanged since it was
+   last graded completely is skipped (unless ``force``).
 2. Once per run, nbgrader ``generate_assignment`` builds a template gradebook (every assignment,
-   no students) and the released notebooks; the class gradebook ``OUT/gradebook.db`` is created
-   from it or updated; the sandboxed kernelspec is installed (``grader.sandbox``).
-3. Each student is graded in a process of their own, forked from this one (nbgrader is imported
-   once), ``jobs`` at a time: a private course folder with a copy of the template gradebook, real
-   nbgrader ``Autograde`` per assignment with ``grader.execute.ResilientExecute`` running the
-   kernel in the sandbox, then, outside the kernel, the integrity scan, the comparison of the
-   recorded answers with the references (``grader.compare``) and the feedback page. The result is
-   written atomically to ``OUT/results/<student>.json``, last.
-4. This process alone merges each result into the class gradebook (one transaction, an upsert)
-   and finally writes ``OUT/grades.csv`` and ``OUT/integrity.csv`` from all results.
+   no students) and the released notebooks; the sandboxed kernelspec is installed
+   (``grader.sandbox``); the gradebook learns each assignment's exercises.
+3. Each student is graded in a process of their own, ``jobs`` at a time, forked from this one
+   (nbgrader is imported once), or on a Dask cluster (``grader.distributed``), which calls the
+   same per-student function on its workers: a private course folder with a copy of the template
+   gradebook, real nbgrader ``Autograde`` per assignment with ``grader.execute.ResilientExecute``
+   running the kernel in the sandbox, then, outside the kernel, the integrity scan and the
+   comparison of the recorded answers with the references (``grader.compare``). The result, with
+   the autograded notebooks in it, comes back to this process.
+4. This process alone persists each result as it arrives (``persist``): the autograded notebooks,
+   then one transaction in the class gradebook ``OUT/grades.sqlite`` (``grader.gradebook``). At the
+   end it makes every report from the gradebook (``grader.reports``), updates nbgrader's copy for
+   formgrader (``grader.formgrader``) and checks that no unit outside the selection changed.
 
-An interruption loses at most the students being graded at that moment: they have no result file
-and are graded again by the next run; nothing is counted twice because every write is a replace.
+An interruption loses at most the students being graded at that moment: their units keep their
+earlier grades and are graded again by the next run; nothing is counted twice because a unit's
+rows are replaced, never added to.
 """
 
-import csv
 import hashlib
 import itertools
 import json
@@ -33,8 +38,9 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -43,9 +49,21 @@ from nbgrader.converters import Autograde
 from nbgrader.preprocessors import Execute
 from tqdm import tqdm
 
-from . import course, feedback, gradebook, integrity, release, results, sandbox, submissions
+from . import (
+    course,
+    formgrader,
+    gradebook,
+    integrity,
+    lms,
+    release,
+    reports,
+    results,
+    sandbox,
+    settings,
+    submissions,
+)
 from .execute import ResilientExecute
-from .results import FIELDS, Row
+from .results import Row
 
 KERNEL_START_LIMIT = 60  # seconds added to each notebook's time limit
 NBGRADER_LOG = "grader.nbgrader"
@@ -62,6 +80,7 @@ class Run:
     template_db: Path
     kernels: Path  # JUPYTER_PATH entry holding the sandboxed kernelspec
     timeout: int
+    memory: int = 3 * 2**30  # bytes a kernel may use (for Dask workers, which prepare their own run)
 
     def release_notebook(self, assignment: str, notebook: str):
         return nbformat.read(self.release / assignment / f"{notebook}.ipynb", as_version=4)
@@ -76,6 +95,35 @@ class Run:
         return KERNEL_START_LIMIT * (1 + len(subs)) + self.timeout * cells
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What a run grades: every submission found, or only these students and assignments."""
+
+    students: frozenset[str] = frozenset()
+    assignments: frozenset[str] = frozenset()
+
+    def __contains__(self, unit: tuple[str, str]) -> bool:
+        student, assignment = unit
+        return (not self.students or student in self.students) and (
+            not self.assignments or assignment in self.assignments
+        )
+
+    def __str__(self) -> str:
+        students = ", ".join(sorted(self.students)) or "all"
+        assignments = ", ".join(sorted(self.assignments)) or "all"
+        return f"students: {students}; assignments: {assignments}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run did, for the end-of-run lines."""
+
+    view: reports.View
+    graded: int  # units graded by this run
+    skipped: int  # units already graded with the same file
+    others_changed: bool  # a unit outside the selection changed (it never should)
+
+
 def autograde(
     submitted: Path,
     out: Path,
@@ -85,27 +133,102 @@ def autograde(
     memory: int = 3 * 2**30,
     force: bool = False,
     progress: bool = True,
-) -> list[Row]:
-    """Grade every submission under ``submitted`` (a folder or a .zip) into ``out``; returns the
-    rows of ``out/grades.csv``."""
+    selection: Selection = Selection(),
+    scheduler: str | None = None,
+    command: str = "",
+) -> Outcome:
+    """Grade the submissions under ``submitted`` (a folder or a .zip) that ``selection`` names into
+    the gradebook of ``out``, then write every report from it."""
     out = out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    settings.ensure(out)
+    term = settings.load(out)
     known = course.notebooks(source)
-    with _sigterm_as_ctrl_c(), course.scratch("forwardpass-grading-") as tmp:
+    with gradebook.lock(out), _sigterm_as_ctrl_c(), course.scratch("forwardpass-grading-") as tmp:
         tmp = Path(tmp)
-        folder = submissions.unpack(submitted, tmp / "unzipped") if submitted.suffix == ".zip" else submitted
-        by_student, unclear = submissions.find(folder, known)
-        for path in unclear:
-            print(f"warning: cannot tell whose notebook {path} is; skipped", file=sys.stderr)
-        assignments = {sub.assignment for subs in by_student.values() for sub in subs if sub.assignment}
-        run = prepare(out, source.resolve(), assignments, tmp, timeout, memory, jobs)
-        todo = {s: subs for s, subs in by_student.items() if force or not _up_to_date(run, s, subs)}
-        for student in sorted(set(by_student) - set(todo)):
-            _merge(run, student)
-        if len(todo) < len(by_student):
-            print(f"{len(by_student) - len(todo)} student(s) already graded (use --force to regrade)")
-        grade_all(run, todo, jobs, progress)
-    return write_reports(out)
+        with gradebook.Gradebook(out) as book:
+            import_formgrader_scores(out, book)
+            by_student = _find(submitted, tmp, known, term, selection)
+            assignments = {sub.assignment for subs in by_student.values() for sub in subs if sub.assignment}
+            run = prepare(out, source.resolve(), assignments, tmp, timeout, memory, jobs)
+            learn_exercises(run, book, assignments)
+            known = book.submissions()
+            todo = {
+                s: [sub for sub in subs if force or not _up_to_date(known, sub)]
+                for s, subs in by_student.items()
+            }
+            todo = {s: subs for s, subs in todo.items() if subs}
+            skipped = sum(map(len, by_student.values())) - sum(map(len, todo.values()))
+            if skipped:
+                print(f"{skipped} notebook(s) already graded with the same file (use --force to regrade)")
+            untouched = lambda student, assignment: (student, assignment) not in selection  # noqa: E731
+            before = book.units_digest(untouched)
+            run_id = book.start_run(command, str(selection))
+            try:
+                grade_all(
+                    run, todo, jobs, progress, lambda *a: persist(out, book, term, run_id, *a), scheduler
+                )
+            except KeyboardInterrupt:
+                book.finish_run(run_id, "interrupted")
+                reports.write(out, book, term)
+                raise
+            except BaseException:
+                book.finish_run(run_id, "failed")
+                raise
+            book.finish_run(run_id, "finished")
+            others_changed = book.units_digest(untouched) != before
+            view = reports.write(out, book, term)
+    return Outcome(view, sum(map(len, todo.values())), skipped, others_changed)
+
+
+def _find(
+    submitted: Path, tmp: Path, known: dict[str, str], term: settings.Settings, selection: Selection
+) -> dict[str, list[submissions.Submission]]:
+    """The selected submissions by student, with what their LMS export carried."""
+    if submitted.suffix == ".zip":
+        folder = submissions.unpack(submitted, tmp / "unzipped")
+        times = lms.zip_times(submitted, folder)
+    else:
+        folder, times = submitted, {}
+    by_student, unclear = submissions.find(folder, known)
+    for path in unclear:
+        print(f"warning: cannot tell whose notebook {path} is; skipped", file=sys.stderr)
+    for student in sorted(selection.students - set(by_student)):
+        print(f"warning: no submission of student {student!r} in {submitted}", file=sys.stderr)
+    for assignment in sorted(selection.assignments - set(known.values())):
+        print(
+            f"warning: no chapter is called {assignment!r}; known: {', '.join(sorted(set(known.values())))}",
+            file=sys.stderr,
+        )
+    chosen = {}
+    for student, subs in by_student.items():
+        subs = [
+            lms.describe(sub, times, term.timezone)
+            for sub in subs
+            if (student, sub.assignment or "") in selection
+        ]
+        if subs:
+            chosen[student] = subs
+    return chosen
+
+
+def import_formgrader_scores(out: Path, book: gradebook.Gradebook) -> None:
+    """Scores changed in nbgrader's formgrader since the last command become overrides."""
+    for manual in formgrader.manual_scores(out / formgrader.FILE, book.overrides()):
+        reason = manual.comment or "score set in nbgrader's formgrader"
+        book.set_override(
+            manual.student, manual.assignment, manual.exercise, manual.score, reason, "formgrader"
+        )
+        what = "cleared" if manual.score is None else f"set to {manual.score:g}"
+        print(f"formgrader: {manual.student} {manual.assignment}/{manual.exercise} {what}")
+
+
+def learn_exercises(run: "Run", book: gradebook.Gradebook, assignments: set[str]) -> None:
+    """Record each released notebook's exercises, and keep a copy of it for feedback pages."""
+    for assignment in sorted(assignments):
+        for path in sorted((run.release / assignment).glob("*.ipynb")):
+            tests = results.test_cells(nbformat.read(path, as_version=4))
+            book.set_exercises(assignment, path.stem, [(t.name, t.points) for t in tests])
+            _atomic_write(run.out / "release" / assignment / path.name, path.read_bytes())
 
 
 @contextmanager
@@ -124,8 +247,10 @@ def _sigterm_as_ctrl_c():
 def prepare(
     out: Path, solutions: Path, assignments: set[str], tmp: Path, timeout: int, memory: int, jobs: int
 ) -> Run:
+    (tmp / "source").mkdir(parents=True, exist_ok=True)  # empty when only unknown notebooks are graded
     release.build(solutions, tmp, only=assignments)  # tmp/source, tmp/release, tmp/gradebook.db
     _update_class_gradebook(out / "gradebook.db", tmp)
+    formgrader.write_config(out, solutions)
     hidden = [
         course.ROOT,
         out,
@@ -138,12 +263,12 @@ def prepare(
     shown = [p for p in shown if any(p.is_relative_to(h) for h in hidden)]
     threads = max(1, (os.cpu_count() or 1) // jobs)
     kernels = sandbox.install_kernel(tmp / "jupyter", hidden, shown, memory, threads)
-    return Run(out, tmp, tmp / "source", tmp / "release", tmp / release.GRADEBOOK, kernels, timeout)
+    return Run(out, tmp, tmp / "source", tmp / "release", tmp / release.GRADEBOOK, kernels, timeout, memory)
 
 
 def _update_class_gradebook(class_db: Path, tmp: Path) -> None:
-    """Create the class gradebook from the template, or add this run's assignments to it (in
-    scratch space, then moved into place whole)."""
+    """Create nbgrader's class gradebook from the template, or add this run's assignments to it
+    (in scratch space, then moved into place whole)."""
     updated = tmp / "class.db"
     if class_db.exists():
         shutil.copyfile(class_db, updated)
@@ -153,91 +278,191 @@ def _update_class_gradebook(class_db: Path, tmp: Path) -> None:
     _atomic_write(class_db, updated.read_bytes())
 
 
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _fingerprint(subs: list[submissions.Submission]) -> str:
     digest = hashlib.sha256()
     for sub in sorted(subs, key=lambda s: s.notebook):
-        digest.update(f"{sub.notebook}\0".encode() + hashlib.sha256(sub.path.read_bytes()).digest())
+        digest.update(f"{sub.notebook}\0{sha256(sub.path)}".encode())
     return digest.hexdigest()
 
 
-def _result_path(out: Path, student: str) -> Path:
-    return out / "results" / f"{student}.json"
-
-
-def _read_result(out: Path, student: str) -> dict | None:
-    try:
-        return json.loads(_result_path(out, student).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _up_to_date(run: Run, student: str, subs: list[submissions.Submission]) -> bool:
-    result = _read_result(run.out, student)
-    return bool(result and result["complete"] and result["fingerprint"] == _fingerprint(subs))
+def _up_to_date(known: dict[tuple[str, str, str], gradebook.Submitted], sub: submissions.Submission) -> bool:
+    """Graded completely before, from a file with the same content."""
+    unit = known.get((sub.student, sub.assignment or "", sub.notebook))
+    return bool(unit and unit.complete and unit.sha256 == sha256(sub.path))
 
 
 # ---- the class, in parallel ------------------------------------------------------------------------
 
 
-def grade_all(run: Run, todo: dict[str, list[submissions.Submission]], jobs: int, progress: bool) -> None:
-    """Grade every student in ``todo`` in a forked process, ``jobs`` at a time, merging each result
-    as it arrives. On Ctrl-C (or SIGTERM) the running processes are killed; their kernels die with
-    them (``sandbox.die_with_parent``)."""
+Persist = Callable[[str, list[submissions.Submission], dict, str], None]
+
+
+def grade_all(
+    run: Run,
+    todo: dict[str, list[submissions.Submission]],
+    jobs: int,
+    progress: bool,
+    persist: Persist,
+    scheduler: str | None = None,
+) -> None:
+    """Grade every student in ``todo``, calling ``persist(student, subs, result, log)`` in this
+    process as each result arrives: on this machine (forked processes, ``jobs`` at a time), or
+    with ``scheduler`` on a Dask cluster (``grader.distributed``)."""
+    if not todo:
+        return
+    bar = tqdm(total=len(todo), unit="student", disable=not progress, file=sys.stderr)
+    try:
+        if scheduler:
+            from . import distributed
+
+            distributed.grade_all(scheduler, run, todo, persist, bar)
+        else:
+            grade_here(run, todo, jobs, persist, bar)
+    finally:
+        bar.close()
+
+
+def grade_here(
+    run: Run, todo: dict[str, list[submissions.Submission]], jobs: int, persist: Persist, bar
+) -> None:
+    """Each student in a forked process, ``jobs`` at a time. On Ctrl-C (or SIGTERM) the running
+    processes are killed; their kernels die with them (``sandbox.die_with_parent``)."""
     pending = list(todo.items())
     running: dict[int, tuple] = {}
-    bar = tqdm(total=len(pending), unit="student", disable=not progress, file=sys.stderr)
     try:
         while pending or running:
             while pending and len(running) < jobs:
                 student, subs = pending.pop(0)
-                process = _fork(_worker, run, student, subs, name=f"grade {student}")
+                process = start(run, student, subs)
                 running[process.sentinel] = (process, student, subs, time.monotonic() + run.time_limit(subs))
             for sentinel in wait(list(running), timeout=5):
                 process, student, subs, _ = running.pop(sentinel)
-                _finish(run, process, student, subs)
+                persist(student, subs, *finish(run, process, student, subs))
                 bar.update()
             for process, *_, deadline in running.values():
                 if time.monotonic() > deadline:
-                    process.kill()  # _finish records it at the next wait
+                    process.kill()  # finished at the next wait
     finally:
         for process, *_ in running.values():
             process.kill()
             process.join()
-        bar.close()
 
 
-CTRL_C = {signal.SIGINT, signal.SIGTERM}
+def grade_one(
+    run: Run, student: str, subs: list[submissions.Submission], context: str = "fork"
+) -> tuple[dict, str]:
+    """Grade one student in a process of their own, here, within the time limit: (result, log)."""
+    process = start(run, student, subs, context)
+    process.join(run.time_limit(subs))
+    if process.exitcode is None:
+        process.kill()
+    return finish(run, process, student, subs)
 
 
-def _fork(target, *args, name: str) -> multiprocessing.Process:
-    """Start ``target(*args)`` in a forked process, holding Ctrl-C until the fork is done.
+CTRL_C = (signal.SIGINT, signal.SIGTERM)
+
+
+def start(
+    run: Run, student: str, subs: list[submissions.Submission], context: str = "fork"
+) -> multiprocessing.Process:
+    """The process that grades one student (``_worker``), started."""
+    _result_path(run, student).unlink(missing_ok=True)
+    return _fork(_worker, run, student, subs, name=f"grade {student}", context=context)
+
+
+def _fork(target, *args, name: str, context: str = "fork") -> multiprocessing.Process:
+    """Start ``target(*args)`` in a new process (forked by default), holding Ctrl-C until the fork
+    is done.
 
     Python runs at-fork handlers (``logging``'s lock among them) around a fork, and a
-    KeyboardInterrupt raised inside one is printed and dropped: the run would go on. Held, the
-    signal arrives just after the fork, where it stops the run as anywhere else.
+    KeyboardInterrupt raised inside one is printed and dropped: the run would go on. Blocking the
+    signal is not enough (NumPy's BLAS threads do not block it, and any thread that takes it makes
+    the main thread run the handler), so during the fork the handlers only note the signal; it is
+    acted on once the fork is done, and the new process is killed with the run.
     """
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, CTRL_C)
+    noted = []
+    previous = {number: signal.signal(number, lambda n, _: noted.append(n)) for number in CTRL_C}
     try:
-        process = multiprocessing.get_context("fork").Process(target=target, args=args, name=name)
+        process = multiprocessing.get_context(context).Process(target=target, args=args, name=name)
         process.start()
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if noted:
+        process.kill()
+        process.join()
+        signal.raise_signal(noted[0])  # through the handler restored above, as if it came now
     return process
 
 
-def _finish(run: Run, process, student: str, subs: list[submissions.Submission]) -> None:
+def finish(run: Run, process, student: str, subs: list[submissions.Submission]) -> tuple[dict, str]:
+    """The result a worker wrote, or a failed one, and its log."""
     process.join()
-    result = _read_result(run.out, student)
+    result = _read_result(run, student)
     if process.exitcode != 0 or not result or result["fingerprint"] != _fingerprint(subs):
         reason = f"the grading process failed (exit code {process.exitcode}); see logs/{student}.log"
-        _write_result(run.out, _failed_result(run, student, subs, reason))
-    _merge(run, student)
+        result = failed_result(run, student, subs, reason)
+    log = _log_path(run, student)
+    return result, log.read_text(errors="replace") if log.exists() else ""
 
 
-def _merge(run: Run, student: str) -> None:
-    result = _read_result(run.out, student)
-    graded = [entry for entry in result["notebooks"] if entry["assignment"] and entry["rows"]]
-    gradebook.merge(run.out / "gradebook.db", student, graded)
+def persist(
+    out: Path,
+    book: gradebook.Gradebook,
+    term: settings.Settings,
+    run_id: int,
+    student: str,
+    subs: list,
+    result: dict,
+    log: str,
+) -> None:
+    """Keep one student's result: autograded notebooks and log first, then the gradebook in one
+    transaction (which is what marks the units graded), then the student's feedback pages and
+    nbgrader's copy, while the other students are still being graded."""
+    _atomic_write(out / "logs" / f"{student}.log", log.encode())
+    for entry in result["notebooks"]:
+        if not entry["assignment"]:
+            continue
+        path = out / "autograded" / student / entry["assignment"] / f"{entry['notebook']}.ipynb"
+        if entry.get("autograded") is None:
+            path.unlink(missing_ok=True)
+        else:
+            _atomic_write(path, entry["autograded"].encode())
+    book.record(run_id, result, {(sub.assignment or "", sub.notebook): _unit(sub) for sub in subs})
+    view = reports.build(book, term, only={student})
+    reports.write_feedback(out, book, view)
+    copy_to_nbgrader(out, view, {student})
+
+
+def _unit(sub: submissions.Submission) -> dict:
+    return {
+        "file": sub.path.name,
+        "sha256": sha256(sub.path),
+        "name": sub.name,
+        "lms_id": sub.lms_id,
+        "late": sub.late,
+        "submitted_at": sub.submitted_at,
+        "time_source": sub.time_source,
+    }
+
+
+def _result_path(run: Run, student: str) -> Path:
+    return run.scratch / "results" / f"{student}.json"
+
+
+def _log_path(run: Run, student: str) -> Path:
+    return run.scratch / "logs" / f"{student}.log"
+
+
+def _read_result(run: Run, student: str) -> dict | None:
+    try:
+        return json.loads(_result_path(run, student).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 # ---- one student, in a process of its own ---------------------------------------------------------
@@ -246,10 +471,10 @@ def _merge(run: Run, student: str) -> None:
 def _worker(run: Run, student: str, subs: list[submissions.Submission]) -> None:
     sandbox.die_with_parent()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, CTRL_C)  # held by _fork across the fork
-    _log_to(run.out / "logs" / f"{student}.log")
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # _fork's noting handler came along
+    _log_to(_log_path(run, student))
     try:
-        _write_result(run.out, grade_student(run, student, subs))
+        _write_result(run, grade_student(run, student, subs))
     except BaseException:
         traceback.print_exc()
         raise
@@ -343,7 +568,8 @@ def nbgrader_settings(run: Run, work: Path, runtime: Path):
 
 
 def grade_notebook(run: Run, student: str, sub: submissions.Submission, graded: Path) -> dict:
-    """Integrity scan, out-of-kernel scores and feedback for one autograded notebook."""
+    """Integrity scan and out-of-kernel scores for one autograded notebook; the entry carries the
+    notebook itself back to the grading process (which makes the feedback page from it)."""
     nb = nbformat.read(graded, as_version=4)
     released = run.release_notebook(sub.assignment, sub.notebook)
     sources = {cell.source for cell in released.cells}
@@ -356,10 +582,7 @@ def grade_notebook(run: Run, student: str, sub: submissions.Submission, graded: 
                 f"{finding.reason} (cell {finding.cell}, line {finding.line})"
             )
     rows = results.score(nb, student, sub.assignment, flagged, run.timeout)
-    page = feedback.render(nb, released, rows, _title(student, sub))
-    _atomic_write(run.out / "feedback" / student / f"{sub.assignment}.html", page.encode())
-    _atomic_write(run.out / "autograded" / student / sub.assignment / graded.name, graded.read_bytes())
-    return _entry(sub, rows, [f.__dict__ for f in findings])
+    return _entry(sub, rows, [f.__dict__ for f in findings], graded.read_text())
 
 
 def _invalid(path: Path) -> str | None:
@@ -385,15 +608,13 @@ def _unknown(student: str, sub: submissions.Submission) -> dict:
 
 
 def _without_run(run: Run, student: str, sub: submissions.Submission, status: str, reason: str) -> dict:
-    """Zero for every exercise of a notebook that could not be run, with a page saying why."""
+    """Zero for every exercise of a notebook that could not be run, saying why."""
     tests = results.test_cells(run.release_notebook(sub.assignment, sub.notebook))
     rows = [Row(student, sub.assignment, t.name, 0, t.points, status, reason) for t in tests]
-    page = feedback.summary_page(_title(student, sub), rows)
-    _atomic_write(run.out / "feedback" / student / f"{sub.assignment}.html", page.encode())
     return _entry(sub, rows, [])
 
 
-def _failed_result(run: Run, student: str, subs: list[submissions.Submission], reason: str) -> dict:
+def failed_result(run: Run, student: str, subs: list[submissions.Submission], reason: str) -> dict:
     entries = [
         _unknown(student, sub) if sub.assignment is None else _without_run(run, student, sub, "error", reason)
         for sub in subs
@@ -401,22 +622,21 @@ def _failed_result(run: Run, student: str, subs: list[submissions.Submission], r
     return {"student": student, "fingerprint": _fingerprint(subs), "complete": False, "notebooks": entries}
 
 
-def _entry(sub: submissions.Submission, rows: list[Row], findings: list[dict]) -> dict:
+def _entry(
+    sub: submissions.Submission, rows: list[Row], findings: list[dict], autograded: str | None = None
+) -> dict:
     return {
         "assignment": sub.assignment,
         "notebook": sub.notebook,
         "file": sub.path.name,
         "rows": [row.as_dict() for row in rows],
         "findings": findings,
+        "autograded": autograded,
     }
 
 
-def _title(student: str, sub: submissions.Submission) -> str:
-    return f"{sub.assignment}: feedback for {student}"
-
-
-def _write_result(out: Path, result: dict) -> None:
-    _atomic_write(_result_path(out, result["student"]), json.dumps(result, indent=1).encode())
+def _write_result(run: Run, result: dict) -> None:
+    _atomic_write(_result_path(run, result["student"]), json.dumps(result).encode())
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -429,48 +649,40 @@ def _atomic_write(path: Path, data: bytes) -> None:
 # ---- reports ---------------------------------------------------------------------------------------
 
 
-def write_reports(out: Path) -> list[Row]:
-    """``grades.csv`` (with ``missing`` rows for assignments the class submitted and a student did
-    not) and ``integrity.csv``, from every result in ``out/results``."""
-    saved = [json.loads(p.read_text()) for p in sorted((out / "results").glob("*.json"))]
-    rows = [Row(**row) for result in saved for entry in result["notebooks"] for row in entry["rows"]]
-    rows += _missing(rows)
-    rows.sort(key=lambda r: (r.student, r.assignment, r.exercise))
-    _write_csv(out / "grades.csv", FIELDS, [r.as_dict() for r in rows])
-    flagged = [
-        {"student": result["student"], "assignment": entry["assignment"], **finding}
-        for result in saved
-        for entry in result["notebooks"]
-        for finding in entry["findings"]
-    ]
-    for finding in flagged:
-        finding["exercises"] = " ".join(finding["exercises"])
-    fields = ("student", "assignment", "exercises", "reason", "cell", "line", "code")
-    _write_csv(out / "integrity.csv", fields, flagged)
-    return rows
+def write_reports(out: Path, book: gradebook.Gradebook, term: settings.Settings, students) -> reports.View:
+    """Every report from the gradebook, and nbgrader's copy of it for ``students``."""
+    view = reports.write(out, book, term)
+    copy_to_nbgrader(out, view, set(students))
+    return view
 
 
-def _missing(rows: list[Row]) -> list[Row]:
-    """Zero rows for each assignment a student did not submit and someone else did."""
-    exercises: dict[str, dict[str, float]] = {}
-    for row in rows:
-        if row.assignment:
-            exercises.setdefault(row.assignment, {})[row.exercise] = row.max_score
-    submitted = {(row.student, row.assignment) for row in rows}
-    students = sorted({row.student for row in rows})
-    return [
-        Row(student, assignment, name, 0, points, "missing", "no notebook was submitted for this assignment")
-        for assignment, names in sorted(exercises.items())
-        for student in students
-        if (student, assignment) not in submitted
-        for name, points in names.items()
-    ]
-
-
-def _write_csv(path: Path, fields, records: list[dict]) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(records)
-    os.replace(partial, path)
+def copy_to_nbgrader(out: Path, view: reports.View, students: set[str]) -> None:
+    """nbgrader's gradebook (for formgrader, ``nbgrader export``) gets these students' units as the
+    gradebook has them: scores, overrides, submission time and late penalty."""
+    db = out / formgrader.FILE
+    if not db.exists():
+        return
+    lines: dict[tuple[str, str, str], list] = {}
+    for line in view.lines:
+        if line.row.student in students and line.row.assignment:
+            lines.setdefault((line.row.student, line.row.assignment, line.notebook), []).append(line)
+    totals = {(t.student, t.assignment): t for t in view.totals if t.submitted}
+    for student in sorted(students):
+        units = []
+        for (who, assignment, notebook), mine in lines.items():
+            total = totals.get((who, assignment))
+            if who != student or total is None:
+                continue
+            units.append(
+                formgrader.Unit(
+                    student,
+                    assignment,
+                    notebook,
+                    [replace(line.row, score=line.auto_score) for line in mine],
+                    {line.row.exercise: line.override for line in mine if line.override},
+                    total.submitted.submitted_at,
+                    total.lateness.penalty,
+                )
+            )
+        if units:
+            formgrader.copy(db, student, units)

@@ -9,6 +9,7 @@ that differs). The exception shows as that message alone, without a Python trace
 the autograder grades them outside the kernel, where a notebook cannot reach.
 """
 
+import textwrap
 import traceback
 
 import numpy as np
@@ -17,21 +18,33 @@ from . import exercises, references
 from .compare import MIME, diagnose, encode
 from .exercise import Exercise
 
+MESSAGE_WIDTH = 80  # nbgrader validate cuts longer lines (its Validator.width, 90, less indentation)
+
 
 class CheckFailed(AssertionError):
-    """A wrong answer: rendered in Jupyter as its message only."""
+    """A wrong answer: rendered in Jupyter as its message only, wrapped so that ``nbgrader validate``
+    prints every word of it."""
+
+    mark, colour = "✘", "1;31"
 
     def _render_traceback_(self):
-        return [
-            f"\x1b[1;31m✘ {line}\x1b[0m" if i == 0 else line for i, line in enumerate(str(self).splitlines())
-        ]
+        lines = _wrapped(f"{self.mark} {self}")
+        return [f"\x1b[{self.colour}m{lines[0]}\x1b[0m", *lines[1:]]
 
 
 class NotWrittenYet(CheckFailed):
     """The stub still raises ``NotImplementedError``."""
 
-    def _render_traceback_(self):
-        return [f"\x1b[1;33m✎ {self}\x1b[0m"]
+    mark, colour = "✎", "1;33"
+
+
+def _wrapped(message: str) -> list[str]:
+    """Each line of ``message`` wrapped at ``MESSAGE_WIDTH``, continuations indented as it is."""
+    lines = []
+    for line in message.splitlines():
+        indent = " " * (len(line) - len(line.lstrip()) + 2)
+        lines += textwrap.wrap(line, MESSAGE_WIDTH, subsequent_indent=indent, break_on_hyphens=False) or [""]
+    return lines
 
 
 def _call(fn, inputs: dict):

@@ -4,7 +4,11 @@ nbgrader's own feedback shows the test cells as they ran, hidden tests included.
 cell shows its released source (what the student saw), the outputs that ``record`` produced (its
 answers, anything printed while it ran the hidden cases) are dropped, an error in a test cell shows
 only its last line (IPython's traceback quotes the surrounding source), and the verdict is written
-under each test cell with a summary at the top.
+under each test cell with a summary at the top. A check's failure reads as in the notebook: its
+own message, without a traceback.
+
+Pages work offline: MathJax comes from ``../_static/mathjax`` beside them (a copy of the book's,
+made by ``grader.reports``), never from a CDN.
 
 The page is rendered here rather than with nbconvert's HTML exporter, which spends most of a
 second per notebook on syntax highlighting, sanitizing and re-parsing its own output. Everything a
@@ -29,21 +33,26 @@ pre.output {{ background: #fff; border-left: 3px solid #ddd; }}
 pre.error {{ background: #fff0f0; }}
 .verdict {{ padding: .5rem .8rem; border-radius: 4px; margin: .5rem 0 1.5rem; }}
 .graded {{ background: #e8f5e9; }} .not-graded {{ background: #fdecea; }}
+.note {{ background: #fff8e1; padding: .5rem .8rem; border-radius: 4px; }}
+nav {{ margin-bottom: 1rem; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ddd; padding: .2rem .5rem; text-align: left; }}
 img {{ max-width: 100%; }}
 </style>
 <script>window.MathJax = {{ tex: {{ inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]] }} }};</script>
-<script async src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>
+<script async src="{static}/mathjax/tex-mml-chtml.js"></script>
 </head><body><main>
 <h1>{title}</h1>
+{header}
 {body}
 </main></body></html>
 """
+CHECK_ERRORS = {"CheckFailed", "NotWrittenYet"}  # grader.check's: their traceback is the message
 student_markdown = mistune.create_markdown(escape=True, plugins=["strikethrough", "table"])
 
 
-def render(nb, release_nb, rows: list[Row], title: str) -> str:
-    """The feedback page of an autograded notebook (``release_nb``: the version students got)."""
+def render(nb, release_nb, rows: list[Row], title: str, header: str = "") -> str:
+    """The feedback page of an autograded notebook (``release_nb``: the version students got);
+    ``header``: HTML shown above the scores (the link to the student's index, a late penalty)."""
     released = {
         cell.metadata["nbgrader"]["grade_id"]: cell.source
         for cell in release_nb.cells
@@ -65,12 +74,18 @@ def render(nb, release_nb, rows: list[Row], title: str) -> str:
             body.append(
                 markdown2html(cell.source) if cell.source in trusted else student_markdown(cell.source)
             )
-    return PAGE.format(title=html.escape(title), body="\n".join(body))
+    return page(title, "\n".join(body), header)
 
 
-def summary_page(title: str, rows: list[Row]) -> str:
+def summary_page(title: str, rows: list[Row], header: str = "") -> str:
     """A page for a submission that could not be run (invalid notebook, nbgrader error)."""
-    return PAGE.format(title=html.escape(title), body=_summary(rows))
+    return page(title, _summary(rows), header)
+
+
+def page(title: str, body: str, header: str = "", static: str = "../_static") -> str:
+    """A page of the feedback folder: ``body`` and ``header`` are HTML; MathJax is loaded from
+    ``static`` (relative to the page), a copy of the book's that ``grader.reports`` puts there."""
+    return PAGE.format(title=html.escape(title), body=body, header=header, static=static)
 
 
 def _test_outputs(outputs: list) -> list[dict]:
@@ -78,11 +93,18 @@ def _test_outputs(outputs: list) -> list[dict]:
     recorded = [i for i, out in enumerate(outputs) if MIME in out.get("data", {})]
     kept = outputs[recorded[-1] + 1 :] if recorded else [out for out in outputs if out.output_type == "error"]
     return [
-        {"output_type": "stream", "name": "stderr", "text": f"{out.ename}: {out.evalue}"}
+        {"output_type": "stream", "name": "stderr", "text": _error_text(out)}
         if out.output_type == "error"
         else out
         for out in kept
     ]
+
+
+def _error_text(out) -> str:
+    """A check's message as the notebook shows it (its own lines); other errors as one line."""
+    if out.ename in CHECK_ERRORS:
+        return "\n".join(out.get("traceback", [])) or out.evalue
+    return f"{out.ename}: {out.evalue}"
 
 
 def _code(source: str, outputs: list) -> str:

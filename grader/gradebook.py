@@ -1,42 +1,399 @@
-"""Merge one student's results into the class gradebook (``OUT/gradebook.db``).
+"""The class gradebook, ``OUT/grades.sqlite``: the one source of truth that every report is made from.
 
-Each student is graded with a throwaway gradebook of their own; only the grading process writes
-the class gradebook, one student per transaction, so an interruption leaves it consistent.
-Merging is an upsert: running it twice gives the same gradebook. The out-of-kernel scores go in
-as nbgrader's *auto* scores (nbgrader's own verdict on the cell is discarded), which leaves the
-manual score free for an instructor's override in formgrader; the verdict goes into the comment
-of the exercise's solution cell (``<exercise>-answer``) when there is one.
+Every grading run adds to it and never starts it over: a result replaces the rows of exactly the
+(student, assignment, notebook) it grades, in one transaction, so grading a subset changes only
+that subset, and an interrupted run leaves every unit either as it was or fully graded. It holds
+what nbgrader's own gradebook cannot: each exercise's status and reason, the instructor's
+overrides with their reasons, the submission time and where it came from, the LMS's name, id and
+late verdict, integrity findings, and the history of every run. Only the process that runs a
+command writes it (SQLite, one writer: ``lock``); grading workers, local or on a Dask cluster, send
+their results back to it.
+
+Schema (``PRAGMA user_version`` = ``VERSION``; a unit is (student, assignment, notebook), with
+assignment ``""`` for a notebook no chapter has):
+
+- ``runs``: one row per command that changed grades (started, finished, command line, what it
+  selected, how many units it graded, its outcome: running, finished or interrupted);
+- ``students``: the student id used everywhere, and the name and LMS id the export carried;
+- ``exercises``: every graded cell of every assignment graded so far (from the release), with its
+  points and position: what a student who submitted nothing is missing;
+- ``submissions``: one row per unit graded: the file, its SHA-256, the submission time and its
+  source, the LMS's late verdict, whether grading completed, the run, and the digest of the
+  feedback page last written for it;
+- ``scores``: the computed score of each exercise of each unit (``grader.results.Row``);
+- ``findings``: integrity findings of each unit, each a JSON object;
+- ``overrides``: the instructor's score for an exercise, with a reason and where it was given
+  (``command`` or ``formgrader``); an override outlives every regrade until cleared;
+- ``history``: every score every run computed; ``adjustments``: every override set or cleared.
 """
 
-import warnings
+import fcntl
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from nbgrader.api import Gradebook, MissingEntry
-from sqlalchemy.exc import SAWarning
+from .results import Row
+
+FILE = "grades.sqlite"
+VERSION = 1
+SCHEMA = """
+CREATE TABLE runs (
+    run INTEGER PRIMARY KEY,
+    started TEXT NOT NULL,
+    finished TEXT,
+    command TEXT NOT NULL,
+    selection TEXT NOT NULL,
+    graded INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT NOT NULL DEFAULT 'running'
+);
+CREATE TABLE students (
+    student TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    lms_id TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE exercises (
+    assignment TEXT NOT NULL,
+    notebook TEXT NOT NULL,
+    exercise TEXT NOT NULL,
+    max_score REAL NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (assignment, notebook, exercise)
+);
+CREATE TABLE submissions (
+    student TEXT NOT NULL REFERENCES students,
+    assignment TEXT NOT NULL,
+    notebook TEXT NOT NULL,
+    file TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    submitted_at TEXT,
+    time_source TEXT NOT NULL DEFAULT '',
+    lms_late INTEGER,
+    complete INTEGER NOT NULL,
+    run INTEGER NOT NULL REFERENCES runs,
+    page_digest TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (student, assignment, notebook)
+);
+CREATE TABLE scores (
+    student TEXT NOT NULL,
+    assignment TEXT NOT NULL,
+    notebook TEXT NOT NULL,
+    exercise TEXT NOT NULL,
+    score REAL NOT NULL,
+    max_score REAL NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (student, assignment, notebook, exercise)
+);
+CREATE TABLE findings (
+    student TEXT NOT NULL,
+    assignment TEXT NOT NULL,
+    notebook TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    finding TEXT NOT NULL
+);
+CREATE TABLE overrides (
+    student TEXT NOT NULL,
+    assignment TEXT NOT NULL,
+    exercise TEXT NOT NULL,
+    score REAL NOT NULL,
+    reason TEXT NOT NULL,
+    source TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (student, assignment, exercise)
+);
+CREATE TABLE history (
+    run INTEGER NOT NULL REFERENCES runs,
+    student TEXT NOT NULL,
+    assignment TEXT NOT NULL,
+    notebook TEXT NOT NULL,
+    exercise TEXT NOT NULL,
+    score REAL NOT NULL,
+    max_score REAL NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE TABLE adjustments (
+    at TEXT NOT NULL,
+    student TEXT NOT NULL,
+    assignment TEXT NOT NULL,
+    exercise TEXT NOT NULL,
+    score REAL,
+    reason TEXT NOT NULL,
+    source TEXT NOT NULL
+);
+"""
 
 
-def merge(db: Path, student: str, notebooks: list[dict]) -> None:
-    """``notebooks``: ``{"assignment", "notebook", "rows": [Row as dict, ...]}`` each."""
-    with Gradebook(f"sqlite:///{db}") as gb, warnings.catch_warnings():
-        warnings.simplefilter("ignore", SAWarning)  # nbgrader's own autoflush noise
-        gb.update_or_create_student(student)
-        for entry in notebooks:
-            assignment, notebook = entry["assignment"], entry["notebook"]
-            gb.update_or_create_submission(assignment, student)
-            for row in entry["rows"]:
-                _set_score(gb, row, notebook, assignment, student)
-        gb.db.commit()
+class GradebookError(RuntimeError):
+    """A gradebook that cannot be used (another command holds it, a newer schema, a bad name)."""
 
 
-def _set_score(gb: Gradebook, row: dict, notebook: str, assignment: str, student: str) -> None:
-    try:
-        grade = gb.find_grade(row["exercise"], notebook, assignment, student)
-    except MissingEntry:
-        return  # not a cell of the current source (it changed since)
-    grade.auto_score = row["score"]
-    grade.needs_manual_grade = False
-    try:
-        comment = gb.find_comment(f"{row['exercise']}-answer", notebook, assignment, student)
-    except MissingEntry:
-        return
-    comment.auto_comment = f"{row['status']}: {row['reason']}"
+@dataclass(frozen=True)
+class Submitted:
+    """A unit's row of ``submissions``."""
+
+    student: str
+    assignment: str
+    notebook: str
+    file: str
+    sha256: str
+    submitted_at: datetime | None
+    time_source: str
+    lms_late: bool | None
+    complete: bool
+    run: int
+    page_digest: str
+
+
+@dataclass(frozen=True)
+class Override:
+    student: str
+    assignment: str
+    exercise: str
+    score: float
+    reason: str
+    source: str
+    at: str
+
+
+@dataclass(frozen=True)
+class Exercise:
+    assignment: str
+    notebook: str
+    name: str
+    max_score: float
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@contextmanager
+def lock(out: Path):
+    """Hold ``OUT/.lock`` for a command that writes grades: a second command on the same folder
+    stops with a clear message instead of interleaving with the first."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise GradebookError(
+                f"{out} is in use by another grader command ({holder}); wait for it to finish"
+            ) from None
+        f.truncate(0)
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.truncate(0)
+
+
+class Gradebook:
+    """``OUT/grades.sqlite``, opened (and created on first use)."""
+
+    def __init__(self, out: Path):
+        self.path = out / FILE
+        new = not self.path.exists()
+        self.db = sqlite3.connect(self.path, isolation_level=None)  # transactions are explicit
+        self.db.execute("PRAGMA foreign_keys = ON")
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if new or version == 0:  # executescript commits first: the script is its own transaction
+            self.db.executescript(f"BEGIN;\n{SCHEMA}\nPRAGMA user_version = {VERSION};\nCOMMIT;")
+        elif version != VERSION:
+            raise GradebookError(
+                f"{self.path} has schema version {version}; this grader reads version {VERSION}"
+            )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @contextmanager
+    def transaction(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---- runs ------------------------------------------------------------------------------------
+
+    def start_run(self, command: str, selection: str) -> int:
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO runs (started, command, selection) VALUES (?, ?, ?)", (now(), command, selection)
+            )
+        return cursor.lastrowid
+
+    def finish_run(self, run: int, outcome: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE runs SET finished = ?, outcome = ?, "
+                "graded = (SELECT count(*) FROM submissions WHERE run = ?) WHERE run = ?",
+                (now(), outcome, run, run),
+            )
+
+    # ---- what grading writes ---------------------------------------------------------------------
+
+    def set_exercises(self, assignment: str, notebook: str, tests: Iterable[tuple[str, float]]) -> None:
+        """The graded cells of a released notebook, in order (replacing what was known)."""
+        with self.transaction():
+            self.db.execute(
+                "DELETE FROM exercises WHERE assignment = ? AND notebook = ?", (assignment, notebook)
+            )
+            self.db.executemany(
+                "INSERT INTO exercises VALUES (?, ?, ?, ?, ?)",
+                [(assignment, notebook, name, points, i) for i, (name, points) in enumerate(tests)],
+            )
+
+    def record(self, run: int, result: dict, units: dict[tuple[str, str], dict]) -> None:
+        """One student's result (``grader.autograde``'s format), in one transaction.
+
+        ``units`` describes each graded notebook by (assignment or "", notebook): ``file``,
+        ``sha256``, and the LMS details ``name``, ``lms_id``, ``late``, ``submitted_at``,
+        ``time_source``.
+        """
+        student = result["student"]
+        with self.transaction():
+            names = [u for u in units.values() if u.get("name") or u.get("lms_id")]
+            self.db.execute("INSERT OR IGNORE INTO students (student) VALUES (?)", (student,))
+            if names:
+                self.db.execute(
+                    "UPDATE students SET name = ?, lms_id = ? WHERE student = ?",
+                    (names[-1]["name"], names[-1]["lms_id"], student),
+                )
+            for entry in result["notebooks"]:
+                key = (student, entry["assignment"] or "", entry["notebook"])
+                unit = units[key[1:]]
+                for table in ("scores", "findings"):
+                    self.db.execute(
+                        f"DELETE FROM {table} WHERE student = ? AND assignment = ? AND notebook = ?", key
+                    )
+                rows = [Row(**row) for row in entry["rows"]]
+                self.db.executemany(
+                    "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (*key, r.exercise, r.score, r.max_score, r.status, r.reason, i)
+                        for i, r in enumerate(rows)
+                    ],
+                )
+                self.db.executemany(
+                    "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(run, *key, r.exercise, r.score, r.max_score, r.status) for r in rows],
+                )
+                self.db.executemany(
+                    "INSERT INTO findings VALUES (?, ?, ?, ?, ?)",
+                    [(*key, i, json.dumps(f, default=str)) for i, f in enumerate(entry["findings"])],
+                )
+                when = unit.get("submitted_at")
+                self.db.execute(
+                    "INSERT OR REPLACE INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')",
+                    (
+                        *key,
+                        unit["file"],
+                        unit["sha256"],
+                        when.isoformat() if when else None,
+                        unit.get("time_source", ""),
+                        None if unit.get("late") is None else int(unit["late"]),
+                        int(result["complete"]),
+                        run,
+                    ),
+                )
+
+    def set_page_digest(self, student: str, assignment: str, notebook: str, digest: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE submissions SET page_digest = ? WHERE student = ? AND assignment = ? AND notebook = ?",
+                (digest, student, assignment, notebook),
+            )
+
+    # ---- overrides -------------------------------------------------------------------------------
+
+    def set_override(
+        self, student: str, assignment: str, exercise: str, score: float | None, reason: str, source: str
+    ) -> None:
+        """Set (or with ``score=None`` clear) the instructor's score for one exercise."""
+        at = now()
+        with self.transaction():
+            if score is None:
+                self.db.execute(
+                    "DELETE FROM overrides WHERE student = ? AND assignment = ? AND exercise = ?",
+                    (student, assignment, exercise),
+                )
+            else:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO overrides VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (student, assignment, exercise, score, reason, source, at),
+                )
+            self.db.execute(
+                "INSERT INTO adjustments VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (at, student, assignment, exercise, score, reason, source),
+            )
+
+    # ---- reading ---------------------------------------------------------------------------------
+
+    def students(self) -> dict[str, tuple[str, str]]:
+        """Student id -> (name, LMS id)."""
+        return {
+            s: (name, lms_id)
+            for s, name, lms_id in self.db.execute("SELECT * FROM students ORDER BY student")
+        }
+
+    def exercises(self) -> list[Exercise]:
+        query = "SELECT assignment, notebook, exercise, max_score FROM exercises ORDER BY assignment, notebook, position"
+        return [Exercise(*row) for row in self.db.execute(query)]
+
+    def submissions(self) -> dict[tuple[str, str, str], Submitted]:
+        found = {}
+        for row in self.db.execute("SELECT * FROM submissions"):
+            when = datetime.fromisoformat(row[5]) if row[5] else None
+            late = None if row[7] is None else bool(row[7])
+            found[row[:3]] = Submitted(*row[:5], when, row[6], late, bool(row[8]), row[9], row[10])
+        return found
+
+    def scores(self) -> list[tuple[str, Row]]:
+        """(notebook, row) for every computed score, in each unit's order."""
+        query = (
+            "SELECT notebook, student, assignment, exercise, score, max_score, status, reason FROM scores "
+            "ORDER BY student, assignment, notebook, position"
+        )
+        return [(row[0], Row(*row[1:])) for row in self.db.execute(query)]
+
+    def findings(self) -> list[dict]:
+        query = "SELECT student, assignment, notebook, finding FROM findings ORDER BY student, assignment, notebook, position"
+        return [
+            {"student": s, "assignment": a, "notebook": n, **json.loads(f)}
+            for s, a, n, f in self.db.execute(query)
+        ]
+
+    def overrides(self) -> dict[tuple[str, str, str], Override]:
+        return {row[:3]: Override(*row) for row in self.db.execute("SELECT * FROM overrides")}
+
+    def units_digest(self, keep) -> str:
+        """A digest of the scores and submissions of every unit for which ``keep(student,
+        assignment)`` is true: equal before and after a run that graded none of them."""
+        digest = hashlib.sha256()
+        for table in ("scores", "submissions"):
+            for row in self.db.execute(f"SELECT * FROM {table} ORDER BY student, assignment, notebook"):
+                if keep(row[0], row[1]):
+                    digest.update(repr(row[:3] + row[3 : 10 if table == "submissions" else None]).encode())
+        return digest.hexdigest()
+
+    def runs(self) -> list[tuple]:
+        return list(self.db.execute("SELECT * FROM runs ORDER BY run"))

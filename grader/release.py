@@ -3,7 +3,8 @@
 For each assignment ``solutions/<a>/``: a jupytext text source ``<slug>.py`` (if there is one)
 becomes the nbgrader source notebook ``solutions/<a>/<slug>.ipynb``; nbgrader's
 ``generate_assignment`` (with a throwaway gradebook) turns the source notebooks into
-``chapters/<a>/`` and copies the other files. Output is normalized so that a second run writes
+``chapters/<a>/`` and copies the other files; ``chapters/<a>/nbgrader_config.py`` is added for
+students who run ``nbgrader validate`` there. Output is normalized so that a second run writes
 byte-identical files; ``--check`` writes nothing and lists every file that is out of date.
 """
 
@@ -20,6 +21,8 @@ from . import course
 
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 GRADEBOOK = "gradebook.db"
+# Beside each released notebook, for `nbgrader validate` run in the chapter's folder.
+STUDENT_CONFIG = Path(__file__).with_name("student_nbgrader_config.py")
 # What must never reach a student: nbgrader removes these regions, this makes sure it did.
 FORBIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS", "### BEGIN SOLUTION", "### END SOLUTION")
 
@@ -77,6 +80,8 @@ def build(solutions: Path, work: Path, only: set[str] | None = None) -> dict[str
     for path in sorted(p for p in release.rglob("*") if p.is_file()):
         relative = path.relative_to(release).as_posix()
         outputs[f"chapters/{relative}"] = _student_file(path)
+    for assignment in sorted(p.name for p in source.iterdir() if p.is_dir()):
+        outputs[f"chapters/{assignment}/nbgrader_config.py"] = STUDENT_CONFIG.read_bytes()
     return outputs
 
 

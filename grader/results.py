@@ -5,6 +5,8 @@ An exercise is a test cell (nbgrader ``grade: true`` code cell that is not a sol
 nbgrader's own pass/fail of the cell is ignored. Statuses:
 
 - ``graded``: full marks; ``wrong``: the answers differ, or none were recorded;
+- ``not_attempted``: the stub was left as released (it raises ``NotImplementedError``), or a
+  concept check has no answer;
 - ``timeout``: the test ran past the time limit, or the kernel stopped answering before it;
 - ``kernel_died``: the kernel died before or during the test;
 - ``integrity``: the code was flagged (``grader.integrity``);
@@ -19,6 +21,7 @@ from .execute import KERNEL_DIED, KERNEL_UNRESPONSIVE
 
 FIELDS = ("student", "assignment", "exercise", "score", "max_score", "status", "reason")
 TIMEOUT = "CellTimeoutError"
+NOT_ATTEMPTED = "not attempted"
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,24 @@ def _verdict(cell, test: TestCell, assignment: str, flagged: dict, stop, timeout
     payloads = answers(cell)
     if not payloads:
         return 0, *_why_no_answers(cell, test.index, stop, timeout)
+    if _unwritten(payloads[-1]):
+        return 0, "not_attempted", NOT_ATTEMPTED
     verdict = grade_answers(f"{assignment}/{test.name}", payloads[-1])
     return (test.points, "graded", verdict.reason) if verdict.ok else (0, "wrong", verdict.reason)
+
+
+def _unwritten(payload: dict) -> bool:
+    """Every case raised NotImplementedError (the stub), or a concept check has no answer."""
+    answers = (payload or {}).get("answers") or {}
+    errors = [record.get("error", "") for record in answers.values() if isinstance(record, dict)]
+    return (
+        bool(errors)
+        and len(errors) == len(answers)
+        and all(
+            e.startswith("NotImplementedError") or e in ("answer is Ellipsis", "answer is None")
+            for e in errors
+        )
+    )
 
 
 def _kernel_stop(nb) -> tuple[int, str] | None:
@@ -103,6 +122,8 @@ def _why_no_answers(cell, index: int, stop, timeout: float) -> tuple[str, str]:
         return status, f"{what} {where}; no answers were recorded"
     if TIMEOUT in names:
         return "timeout", f"the test ran longer than {timeout:g} s and was interrupted"
+    if set(names) & {"NotImplementedError", "NotWrittenYet"}:
+        return "not_attempted", NOT_ATTEMPTED
     if names:
         name, value = next(iter(names.items()))
         return "wrong", f"no answers were recorded: the test cell raised {name}: {value[:200]}"

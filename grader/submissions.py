@@ -21,10 +21,11 @@ import re
 import shutil
 import zipfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 LMS_PATTERNS = (
-    re.compile(r"^(?P<name>.+?)_(?:late_)?(?P<student>\d+)_(?P<submission>\d+)_(?P<file>.+)$", re.I),
+    re.compile(r"^(?P<name>.+?)_(?P<late>late_)?(?P<student>\d+)_(?P<submission>\d+)_(?P<file>.+)$", re.I),
     re.compile(r"^(?P<assignment>.+?)_(?P<student>\w+?)_attempt_(?P<timestamp>[0-9-]+)_(?P<file>.+)$"),
 )
 RESUBMISSION = re.compile(r"^(?P<stem>.+?)(?:-(?P<n>\d+)| \((?P<m>\d+)\))$")
@@ -40,6 +41,12 @@ class Submission:
     notebook: str  # the chapter notebook's name, e.g. "embeddings" (the file's stem if unknown)
     assignment: str | None
     attempt: int = 0
+    # What the LMS export carried (``grader.lms.describe`` fills these in):
+    name: str = ""  # the student's name as the LMS wrote it
+    lms_id: str = ""  # the student's id in the LMS
+    late: bool | None = None  # the LMS's own verdict (Canvas's _LATE_), if it gave one
+    submitted_at: datetime | None = None
+    time_source: str = ""  # where submitted_at came from
 
 
 def find(root: Path, known: dict[str, str]) -> tuple[dict[str, list[Submission]], list[Path]]:

@@ -58,8 +58,9 @@ DESKTOP, PHONE, TABLET = 1280, 390, 800
 # Text in a figure shown at phone width must be at least this many CSS pixels high.
 MIN_FIGURE_TEXT_PX = 8.0
 
+HTML = ROOT / "_build" / "html"  # the reader edition, `make book`
 EDITIONS = {
-    "reader": ("book", ROOT / "_build" / "html"),
+    "reader": ("book", HTML),
     "class": ("book-class", ROOT / "_build" / "class" / "html"),
     "instructor": ("book-instructor", ROOT / "_build" / "instructor" / "html"),
 }

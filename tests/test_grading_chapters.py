@@ -62,7 +62,7 @@ def test_solutions_get_full_marks_and_blanks_get_zero(grades, source):
         perfect = grades[("perfect", assignment, exercise)]
         assert float(perfect["score"]) == max_score, perfect
         blank = grades[("blank", assignment, exercise)]
-        assert float(blank["score"]) == 0 and blank["status"] in {"wrong", "missing"}, blank
+        assert float(blank["score"]) == 0 and blank["status"] in {"not_attempted", "wrong", "missing"}, blank
 
 
 def test_integrity_resolves_names_in_the_functions_scope():

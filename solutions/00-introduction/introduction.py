@@ -189,6 +189,19 @@ print(tokenizer.decode(sampled))
 # seed. How to steer between the two (temperature, top-k, top-p) is chapter 4.
 
 # %% [markdown]
+# ### The model in this page
+#
+# In the web book, the box below runs the same model in your browser: its forward pass rewritten
+# in a few hundred lines of plain JavaScript (`book/live/model.js` in the repository), whose
+# numbers the course's tests compare with `lib`'s. Type a prompt (try `ROMEO:`, one key at a
+# time) and the bars follow every key; the sliders filter the distribution as chapter 4 explains,
+# and "Generate" draws the same characters as `lib.generate` with the same seed.
+#
+# <div class="fp-live" data-prompt="ROMEO:">
+# <p><em>The live model runs in the web book's version of this page.</em></p>
+# </div>
+
+# %% [markdown]
 # ## Two running examples
 #
 # The book works with two models, both loaded by `lib.load_pretrained`.

@@ -604,6 +604,15 @@ if not GRADING:
     )
 
 # %% [markdown]
+# In the web book the model also runs in the page. Type any line, choose a layer and a head, and
+# see where the last character's query puts its weight; the table under it lists every station of
+# `lib`'s trace at that last position, under the names used above.
+#
+# <div class="fp-live" data-prompt="But, soft! what light" data-parts="attention trace">
+# <p><em>The live model runs in the web book's version of this page.</em></p>
+# </div>
+
+# %% [markdown]
 # ## The MLP
 #
 # The second sublayer is a small two-layer network applied to every position **on its own**,

@@ -46,6 +46,11 @@
 # | logits $= \mathrm{LN}(x)\,W_U$ | $(T, V)$ |
 # | probabilities $= \mathrm{softmax}(\text{logits})$ | $(T, V)$, each row sums to 1 |
 # | loss | a single number |
+#
+# Before you submit, restart the kernel and run every cell, then run `nbgrader validate
+# lm_head.ipynb` in a terminal in this folder (or the **Validate** button of JupyterLab's assignment
+# list): it runs the notebook from a fresh kernel, as the grader does, and prints every check that
+# fails with its whole message.
 
 # %%
 import os
@@ -247,6 +252,13 @@ if not GRADING:
     ax.set_title(f"next character after {prompt[-20:]!r}")
     fig.tight_layout()
     plt.show()
+
+# %% [markdown]
+# In the web book, the same ten bars for a prompt of your own, computed in the page as you type:
+#
+# <div class="fp-live" data-prompt="To be, or not to be" data-parts="next">
+# <p><em>The live model runs in the web book's version of this page.</em></p>
+# </div>
 
 # %% [markdown]
 # **Concept check.** Suppose the model had no final norm, and at some position the stream leaving

@@ -36,6 +36,11 @@
 #
 # Every rule here follows `lib/sampling.py` exactly, down to how ties are broken, so your
 # functions can be compared with `lib`'s draw for draw.
+#
+# Before you submit, restart the kernel and run every cell, then run `nbgrader validate
+# sampling.ipynb` in a terminal in this folder (or the **Validate** button of JupyterLab's assignment
+# list): it runs the notebook from a fresh kernel, as the grader does, and prints every check that
+# fails with its whole message.
 
 # %%
 import os
@@ -685,6 +690,16 @@ elif not GRADING:
     button.on_click(on_click)
     on_click()
     display(widgets.VBox([*controls.values(), button, text_out]))
+
+# %% [markdown]
+# In the web book, the model itself also runs in the page, without a kernel, with every control of
+# the notebook's version: the bars show the raw and the filtered distribution of the next
+# character, and "Generate" draws with the seed shown, the same characters `lib.generate` draws
+# with that seed and those settings.
+#
+# <div class="fp-live" data-prompt="JULIET.&#10;O Romeo, Romeo!" data-parts="next sample">
+# <p><em>The live model runs in the web book's version of this page.</em></p>
+# </div>
 
 # %% [markdown]
 # ## The KV cache

@@ -42,6 +42,8 @@
 # check below it: it prints ✔ or names the mistake it recognises. When you submit, the grader runs
 # your functions on inputs you do not see (other token sequences, float64, other weights), so a
 # function that only reproduces the visible numbers fails there.
+# Before you submit, run `nbgrader validate worked_toy.ipynb` in a terminal in this folder: it runs the
+# notebook from a fresh kernel, as the grader does, and prints every check that fails.
 # :::
 
 # %%

@@ -38,6 +38,8 @@
 # configs and recognises the usual slips (a tied head counted twice, a forgotten attention term,
 # bits instead of bytes, ...); the grader adds configs you do not see, from GPT-2 small to a
 # 70-billion-parameter Llama.
+# Before you submit, run `nbgrader validate cost.ipynb` in a terminal in this folder: it runs the
+# notebook from a fresh kernel, as the grader does, and prints every check that fails.
 # :::
 
 # %%

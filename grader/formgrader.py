@@ -1,0 +1,152 @@
+"""nbgrader's gradebook (``OUT/gradebook.db``), kept as a copy of ``OUT/grades.sqlite`` for
+nbgrader's formgrader and ``nbgrader export``, and the scores an instructor enters there.
+
+``copy`` writes one student's units into it: the computed scores as nbgrader's *auto* scores
+(nbgrader's own verdict on the cell is discarded), each override as the cell's *manual* score, the
+verdict as the comment of the exercise's solution cell (``<exercise>-answer``), the submission
+time and the late penalty. ``manual_scores`` reads back the manual scores that differ from the
+overrides, so that a score changed in formgrader becomes an override (with the formgrader
+comment, if any, as its reason) at the next command; a manual score cleared in formgrader clears
+an override that came from formgrader. Formgrader finds this folder through ``OUT/nbgrader_config.py``,
+which ``write_config`` writes.
+"""
+
+import warnings
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+
+from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy.exc import SAWarning
+
+from .gradebook import Override
+
+FILE = "gradebook.db"
+CONFIG = """\
+# Written by `python -m grader`: nbgrader's formgrader on this grading folder. Start JupyterLab here
+# (`jupyter lab` in this folder) and open Nbgrader > Formgrader; scores entered there become
+# overrides in grades.sqlite at the next `python -m grader` command on this folder.
+c = get_config()  # noqa: F821
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.source_directory = {source!r}
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "nbgrader-feedback"
+c.CourseDirectory.db_url = {db!r}
+"""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One student's notebook as nbgrader's gradebook should show it."""
+
+    student: str
+    assignment: str
+    notebook: str
+    rows: list  # grader.results.Row, computed scores
+    overrides: dict[str, Override]  # by exercise
+    timestamp: object  # datetime or None
+    late_penalty: float
+
+
+def write_config(out: Path, source: Path) -> None:
+    text = CONFIG.format(root=str(out), source=str(source), db=f"sqlite:///{out / FILE}")
+    path = out / "nbgrader_config.py"
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def copy(db: Path, student: str, units: list[Unit]) -> None:
+    """Write a student's units into nbgrader's gradebook (one transaction; an upsert)."""
+    with _gradebook(db) as gb:
+        gb.update_or_create_student(student)
+        for unit in units:
+            submission = gb.update_or_create_submission(unit.assignment, student)
+            if unit.timestamp is not None:
+                submission.timestamp = unit.timestamp.astimezone(UTC).replace(
+                    tzinfo=None
+                )  # as nbgrader keeps it
+            for row in unit.rows:
+                _set_grade(gb, unit, row)
+            try:
+                gb.find_submission_notebook(
+                    unit.notebook, unit.assignment, student
+                ).late_submission_penalty = unit.late_penalty or None
+            except MissingEntry:
+                pass
+        gb.db.commit()
+
+
+def _set_grade(gb: Gradebook, unit: Unit, row) -> None:
+    try:
+        grade = gb.find_grade(row.exercise, unit.notebook, unit.assignment, unit.student)
+    except MissingEntry:
+        return  # not a cell of the current source (it changed since)
+    override = unit.overrides.get(row.exercise)
+    grade.auto_score = row.score
+    grade.manual_score = None if override is None else override.score
+    grade.needs_manual_grade = False
+    try:
+        comment = gb.find_comment(f"{row.exercise}-answer", unit.notebook, unit.assignment, unit.student)
+    except MissingEntry:
+        return
+    comment.auto_comment = f"{row.status}: {row.reason}"
+
+
+@dataclass(frozen=True)
+class Manual:
+    """A score as formgrader has it: ``score`` None when the manual score was cleared."""
+
+    student: str
+    assignment: str
+    exercise: str
+    score: float | None
+    comment: str
+
+
+def manual_scores(db: Path, overrides: dict[tuple[str, str, str], Override]) -> list[Manual]:
+    """Manual scores in nbgrader's gradebook that differ from the overrides: set or changed in
+    formgrader, or cleared there (for overrides that came from formgrader)."""
+    if not db.exists():
+        return []
+    changed = []
+    with _gradebook(db) as gb:
+        for assignment in gb.assignments:
+            for notebook in assignment.notebooks:
+                for submitted in notebook.submissions:
+                    student = submitted.student.id
+                    for grade in submitted.grades:
+                        key = (student, assignment.name, grade.name)
+                        override = overrides.get(key)
+                        if grade.manual_score is not None and (
+                            override is None or override.score != grade.manual_score
+                        ):
+                            changed.append(Manual(*key, grade.manual_score, _comment(submitted, grade.name)))
+                        elif (
+                            grade.manual_score is None
+                            and override is not None
+                            and override.source == "formgrader"
+                        ):
+                            changed.append(Manual(*key, None, ""))
+    return changed
+
+
+def _comment(submitted, exercise: str) -> str:
+    comment = next((c for c in submitted.comments if c.name == f"{exercise}-answer"), None)
+    return (comment.manual_comment or "").strip() if comment else ""
+
+
+class _gradebook:
+    """nbgrader's ``Gradebook`` without its SQLAlchemy autoflush warnings."""
+
+    def __init__(self, db: Path):
+        self.gb = Gradebook(f"sqlite:///{db}")
+        self.warnings = warnings.catch_warnings()
+
+    def __enter__(self) -> Gradebook:
+        self.warnings.__enter__()
+        warnings.simplefilter("ignore", SAWarning)
+        return self.gb
+
+    def __exit__(self, *exc):
+        self.warnings.__exit__(*exc)
+        self.gb.close()

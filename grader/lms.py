@@ -1,0 +1,142 @@
+"""What a learning management system's export says about a submission, and the file it imports.
+
+In: the student's name and LMS id, the LMS's own late verdict, and the submission time, with
+where each came from (``describe``); an optional roster, Canvas's gradebook export, for the names,
+SIS ids and sections of the whole class (``read_roster``).
+
+Out: Canvas's gradebook import file (``canvas_rows``): the columns ``Student``, ``ID``,
+``SIS User ID``, ``SIS Login ID``, ``Section``, then one column per assignment titled as Canvas
+titles it, ``Name (id)``. Canvas matches a row to a student by ``ID`` (its user id, which its
+submission file names carry) or the SIS ids, and a column to an assignment by the id in its title;
+a title without an id makes Canvas offer to create a new assignment.
+"""
+
+import csv
+import dataclasses
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+
+from nbgrader.utils import parse_utc
+
+from .submissions import LMS_PATTERNS, Submission
+
+CANVAS, BLACKBOARD = LMS_PATTERNS
+IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
+EXCHANGE_TIMESTAMP = "timestamp.txt"  # what nbgrader's submit writes and collect keeps
+
+
+def describe(sub: Submission, zip_times: dict[Path, datetime], zone: tzinfo | None) -> Submission:
+    """``sub`` with the name, id, late verdict and submission time its export carried.
+
+    The time comes from, in order: nbgrader's ``timestamp.txt`` beside the notebook, a Blackboard
+    file name, the notebook's entry in the zip, the file's modification time. Times written
+    without a zone (Blackboard's, a zip's) are read in ``zone`` (None: this machine's).
+    """
+    name = lms_id = ""
+    late = None
+    when, source = None, ""
+    canvas = CANVAS.match(sub.path.name)
+    blackboard = BLACKBOARD.match(sub.path.name)
+    stamp = sub.path.parent / EXCHANGE_TIMESTAMP
+    if canvas:
+        name, lms_id, late = canvas["name"], canvas["student"], bool(canvas["late"])
+    if stamp.is_file():
+        when, source = _exchange_time(stamp), "nbgrader exchange (timestamp.txt)"
+    elif blackboard and (named := _blackboard_time(blackboard["timestamp"])):
+        when, source = _local(named, zone), "Blackboard file name"
+    elif sub.path in zip_times:
+        when, source = _local(zip_times[sub.path], zone), "time of the file in the zip"
+    else:
+        when, source = datetime.fromtimestamp(sub.path.stat().st_mtime).astimezone(), "file modification time"
+    return dataclasses.replace(
+        sub, name=name, lms_id=lms_id, late=late, submitted_at=when, time_source=source
+    )
+
+
+def zip_times(archive: Path, unpacked: Path) -> dict[Path, datetime]:
+    """The time recorded for each file of a zip (naive: zips have no time zone), by its path
+    where it was unpacked."""
+    with zipfile.ZipFile(archive) as zf:
+        return {
+            unpacked / info.filename: datetime(*info.date_time) for info in zf.infolist() if not info.is_dir()
+        }
+
+
+def _blackboard_time(text: str) -> datetime | None:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d-%H-%M-%S")
+    except ValueError:  # not the pattern Blackboard writes: the next source decides
+        return None
+
+
+def _exchange_time(path: Path) -> datetime | None:
+    try:
+        utc = parse_utc(path.read_text().strip())
+    except (OSError, ValueError, OverflowError):
+        return None
+    return utc.replace(tzinfo=UTC) if utc else None
+
+
+def _local(naive: datetime, zone: tzinfo | None) -> datetime:
+    return naive.replace(tzinfo=zone) if zone else naive.astimezone()
+
+
+# ---- the class as the LMS knows it ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Person:
+    """A student as Canvas lists them."""
+
+    name: str
+    canvas_id: str = ""
+    sis_user_id: str = ""
+    sis_login_id: str = ""
+    section: str = ""
+
+    def ids(self) -> set[str]:
+        return {i for i in (self.canvas_id, self.sis_user_id, self.sis_login_id) if i}
+
+
+def read_roster(path: Path) -> list[Person]:
+    """The students of a Canvas gradebook export (its "Points Possible" row and test student
+    skipped)."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [column for column in IDENTITY[:2] if column not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: not a Canvas gradebook export (no {', '.join(missing)} column)")
+        people = [
+            Person(*(row.get(column, "").strip() for column in IDENTITY))
+            for row in reader
+            if row.get("ID", "").strip() and "Points Possible" not in row.get("Student", "")
+        ]
+    return [p for p in people if p.name != "Student, Test"]
+
+
+def match(student: str, roster: list[Person]) -> Person | None:
+    """The roster entry whose Canvas ID or SIS id is the grader's student id."""
+    return next((person for person in roster if student in person.ids()), None)
+
+
+def canvas_rows(
+    people: dict[str, Person], columns: dict[str, str], finals: dict[tuple[str, str], float]
+) -> list[dict]:
+    """Canvas import rows: ``people`` by student id, ``columns`` the title of each assignment's
+    column, ``finals`` the score of each (student, assignment) after the late penalty."""
+    rows = []
+    for student, person in sorted(people.items(), key=lambda item: (item[1].name.lower(), item[0])):
+        row = dict(
+            zip(
+                IDENTITY,
+                (person.name, person.canvas_id, person.sis_user_id, person.sis_login_id, person.section),
+                strict=True,
+            )
+        )
+        for assignment, title in columns.items():
+            score = finals.get((student, assignment))
+            row[title] = "" if score is None else f"{score:g}"
+        rows.append(row)
+    return rows

@@ -1,0 +1,563 @@
+"""Every report of a grading folder, made from the gradebook (``OUT/grades.sqlite``) and the term's
+settings (``OUT/course.toml``) alone, so that no two of them can disagree.
+
+``build`` turns the gradebook into lines (one per student and exercise: the computed score, or the
+instructor's override of it) and totals (one per student and assignment, with the late penalty);
+``write`` makes every file from them:
+
+- ``grades.csv``, ``totals.csv``, ``integrity.csv``, ``canvas.csv`` (see the instructor guide for
+  their columns);
+- ``summary.html``: the class at a glance, with a figure of how each exercise went;
+- ``feedback/<student>/index.html`` and ``feedback/<student>/<assignment>.html``: what a student
+  gets back, rewritten only when what they show has changed (a digest kept in the gradebook);
+- ``feedback/_static/mathjax``: the book's MathJax, so that feedback pages work offline.
+
+A student who submitted nothing for an assignment that has been graded for anyone (or who is on
+the Canvas roster) gets ``missing`` lines, with that assignment's exercises and points.
+"""
+
+import csv
+import hashlib
+import html
+import io
+import json
+import os
+import shutil
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import nbformat
+
+from . import course, feedback, late, lms
+from .gradebook import Exercise, Gradebook, Override, Submitted
+from .results import FIELDS, Row
+from .settings import Settings
+
+FAILED = {"error", "invalid_notebook"}  # the grader could not grade the notebook
+GRADES_FIELDS = (*FIELDS, "auto_score", "override_reason")
+TOTALS_FIELDS = (
+    "student", "name", "lms_id", "assignment", "status", "score", "max_score", "days_late",
+    "late_penalty", "final_score", "submitted_at", "time_source", "late_note", "overrides", "flags",
+)  # fmt: skip
+INTEGRITY_FIELDS = ("student", "assignment", "notebook", "exercises", "reason", "cell", "line", "code")
+MATHJAX = course.ROOT / "book" / "_static" / "mathjax"
+# What tex-mml-chtml.js loads from beside itself: fonts, TeX extensions on demand, the menu's
+# accessibility parts (2.5 MB, not the 24 MB of every MathJax build).
+MATHJAX_PARTS = (
+    "tex-mml-chtml.js",
+    "LICENSE",
+    "output/chtml/fonts/woff-v2",
+    "input/tex/extensions",
+    "a11y",
+    "ui",
+    "adaptors",
+)
+PAGE_VERSION = "1"  # change to rewrite every feedback page at the next report
+
+
+@dataclass(frozen=True)
+class Line:
+    """One exercise of one student, as every report shows it."""
+
+    notebook: str
+    row: Row  # the score that counts: the override's when there is one
+    auto_score: float  # what the grader computed
+    override: Override | None
+
+
+@dataclass(frozen=True)
+class Total:
+    """One assignment of one student."""
+
+    student: str
+    assignment: str
+    status: str  # graded, failed or missing
+    score: float  # before the late penalty
+    max_score: float
+    lateness: late.Lateness
+    submitted: Submitted | None
+    overrides: int
+    flags: int
+
+    @property
+    def final(self) -> float:
+        return round(self.score - self.lateness.penalty, 6)
+
+
+@dataclass(frozen=True)
+class View:
+    lines: list[Line]
+    totals: list[Total]
+    people: dict[str, lms.Person]
+    findings: list[dict]
+    exercises: dict[str, list[Exercise]]  # by assignment
+
+
+def build(book: Gradebook, settings: Settings, only: set[str] | None = None) -> View:
+    """The gradebook as the reports show it (for the students in ``only``, if given)."""
+    roster = lms.read_roster(settings.roster) if settings.roster else []
+    people = _people(book.students(), roster)
+    if only is not None:
+        people = {student: person for student, person in people.items() if student in only}
+    exercises: dict[str, list[Exercise]] = defaultdict(list)
+    for exercise in book.exercises():
+        exercises[exercise.assignment].append(exercise)
+    units = book.submissions()
+    overrides = book.overrides()
+    findings = book.findings()
+    scored: dict[tuple[str, str], list[Line]] = defaultdict(list)
+    for notebook, row in book.scores():
+        override = overrides.get((row.student, row.assignment, row.exercise))
+        counted = row if override is None else replace(row, score=override.score)
+        scored[(row.student, row.assignment)].append(Line(notebook, counted, row.score, override))
+    flags = Counter((f["student"], f["assignment"]) for f in findings)
+    lines, totals = [], []
+    for student in sorted(people):
+        lines += scored.get((student, ""), [])  # notebooks no chapter has
+        for assignment, expected in sorted(exercises.items()):
+            mine = scored.get((student, assignment)) or _missing(student, expected, overrides)
+            lines += mine
+            subs = [units[k] for k in sorted(units) if k[:2] == (student, assignment)]
+            totals.append(_total(student, assignment, mine, subs, flags[(student, assignment)], settings))
+    return View(lines, totals, people, findings, dict(exercises))
+
+
+def _people(students: dict[str, tuple[str, str]], roster: list[lms.Person]) -> dict[str, lms.Person]:
+    """Everyone in the gradebook, as the roster (or else their submissions) names them, and
+    everyone on the roster."""
+    people = {}
+    for student, (name, lms_id) in students.items():
+        people[student] = lms.match(student, roster) or lms.Person(name or student, canvas_id=lms_id)
+    matched = set(people.values())
+    for person in roster:
+        if person not in matched:
+            people[person.sis_login_id or person.canvas_id] = person
+    return people
+
+
+def _missing(student: str, expected: list[Exercise], overrides: dict) -> list[Line]:
+    reason = "no notebook was submitted for this assignment"
+    lines = []
+    for e in expected:
+        override = overrides.get((student, e.assignment, e.name))
+        row = Row(student, e.assignment, e.name, 0.0, e.max_score, "missing", reason)
+        lines.append(
+            Line(e.notebook, row if override is None else replace(row, score=override.score), 0.0, override)
+        )
+    return lines
+
+
+def _total(
+    student: str, assignment: str, lines: list[Line], subs: list[Submitted], flags: int, settings: Settings
+) -> Total:
+    score = round(sum(line.row.score for line in lines), 6)
+    max_score = sum(line.row.max_score for line in lines)
+    if not subs:
+        status = "missing"
+    elif any(line.row.status in FAILED for line in lines) or not all(s.complete for s in subs):
+        status = "failed"
+    else:
+        status = "graded"
+    first = subs[0] if subs else None
+    lateness = (
+        late.assess(
+            settings.late,
+            settings.due_for(assignment, student),
+            first.submitted_at,
+            first.lms_late,
+            score,
+            max_score,
+        )
+        if first
+        else late.ON_TIME
+    )
+    overrides = sum(line.override is not None for line in lines)
+    return Total(student, assignment, status, score, max_score, lateness, first, overrides, flags)
+
+
+# ---- files -----------------------------------------------------------------------------------------
+
+
+def write(out: Path, book: Gradebook, settings: Settings) -> View:
+    """Every report file of ``out`` (see the module docstring); returns what they were made from."""
+    view = build(book, settings)
+    _write_csv(out / "grades.csv", GRADES_FIELDS, [_grade_record(line) for line in view.lines])
+    _write_csv(out / "totals.csv", TOTALS_FIELDS, [_total_record(t, view.people) for t in view.totals])
+    _write_csv(out / "integrity.csv", INTEGRITY_FIELDS, [_finding_record(f) for f in view.findings])
+    columns = {a: settings.canvas_columns.get(a, a) for a in sorted(view.exercises)}
+    finals = {(t.student, t.assignment): t.final for t in view.totals}
+    canvas = lms.canvas_rows(view.people, columns, finals)
+    _write_csv(out / "canvas.csv", (*lms.IDENTITY, *columns.values()), canvas)
+    _write_summary(out / "summary.html", view)
+    write_feedback(out, book, view)
+    return view
+
+
+def _write_summary(path: Path, view: View) -> None:
+    """``summary.html``, remade (with its figures, which take a second) only when its content has
+    changed since it was last written."""
+    content = [PAGE_VERSION, [(line.row.as_dict(), line.notebook) for line in view.lines]]
+    content += [(t.student, t.assignment, t.status, t.final, t.lateness.days, t.flags) for t in view.totals]
+    content += [sorted(view.people.items())]
+    stamp = f"<!-- content {hashlib.sha256(json.dumps(content, default=str).encode()).hexdigest()} -->"
+    if path.exists() and stamp in path.read_text(encoding="utf-8"):
+        return
+    _write_text(path, summary_page(view) + stamp + "\n")
+
+
+def _grade_record(line: Line) -> dict:
+    return {
+        **line.row.as_dict(),
+        "auto_score": line.auto_score,
+        "override_reason": line.override.reason if line.override else "",
+    }
+
+
+def _total_record(t: Total, people: dict[str, lms.Person]) -> dict:
+    when = t.submitted.submitted_at if t.submitted else None
+    return {
+        "student": t.student,
+        "name": people[t.student].name,
+        "lms_id": people[t.student].canvas_id,
+        "assignment": t.assignment,
+        "status": t.status,
+        "score": f"{t.score:g}",
+        "max_score": f"{t.max_score:g}",
+        "days_late": t.lateness.days,
+        "late_penalty": f"{t.lateness.penalty:g}",
+        "final_score": f"{t.final:g}",
+        "submitted_at": when.isoformat(timespec="seconds") if when else "",
+        "time_source": t.submitted.time_source if t.submitted else "",
+        "late_note": t.lateness.note,
+        "overrides": t.overrides,
+        "flags": t.flags,
+    }
+
+
+def _finding_record(finding: dict) -> dict:
+    exercises = finding.get("exercises", [])
+    return {**finding, "exercises": " ".join(exercises) if isinstance(exercises, list) else exercises}
+
+
+def _write_csv(path: Path, fields, records: list[dict]) -> None:
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(records)
+    _write_text(path, buffer.getvalue())
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Written whole or not at all (a reader never sees half a report)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+# ---- feedback ----------------------------------------------------------------------------------
+
+
+def write_feedback(out: Path, book: Gradebook, view: View) -> None:
+    """Each student's index page, and every assignment page whose content has changed."""
+    _install_mathjax(out / "feedback" / "_static")
+    by_unit: dict[tuple[str, str], list[Line]] = defaultdict(list)
+    for line in view.lines:
+        by_unit[(line.row.student, line.row.assignment)].append(line)
+    for total in view.totals:
+        if total.submitted is None:
+            continue
+        unit = total.submitted
+        lines = by_unit[(total.student, total.assignment)]
+        digest = _page_digest(unit, lines, total)
+        page = out / "feedback" / total.student / f"{total.assignment}.html"
+        if unit.page_digest != digest or not page.exists():
+            _write_text(page, assignment_page(out, unit, lines, total))
+            book.set_page_digest(unit.student, unit.assignment, unit.notebook, digest)
+    by_student: dict[str, list[Total]] = defaultdict(list)
+    for total in view.totals:
+        by_student[total.student].append(total)
+    with_pages = {t.student for t in view.totals if t.submitted}
+    with_pages |= {line.row.student for line in view.lines if not line.row.assignment}
+    for student in sorted(with_pages):
+        page = index_page(student, view.people[student], by_student[student])
+        _write_text(out / "feedback" / student / "index.html", page)
+
+
+def _page_digest(unit: Submitted, lines: list[Line], total: Total) -> str:
+    content = [PAGE_VERSION, unit.run, unit.sha256, total.lateness.__dict__]
+    content += [(line.row.as_dict(), line.override.reason if line.override else None) for line in lines]
+    return hashlib.sha256(json.dumps(content, default=str).encode()).hexdigest()
+
+
+def assignment_page(out: Path, unit: Submitted, lines: list[Line], total: Total) -> str:
+    title = f"{unit.assignment}: feedback for {unit.student}"
+    rows = [_shown(line) for line in lines]
+    header = '<nav><a href="index.html">All your grades</a></nav>' + _late_note(total)
+    graded = out / "autograded" / unit.student / unit.assignment / f"{unit.notebook}.ipynb"
+    released = out / "release" / unit.assignment / f"{unit.notebook}.ipynb"
+    if graded.exists() and released.exists():
+        nb = nbformat.read(graded, as_version=4)
+        return feedback.render(nb, nbformat.read(released, as_version=4), rows, title, header)
+    return feedback.summary_page(title, rows, header)
+
+
+def _shown(line: Line) -> Row:
+    """The row as the student sees it: an override says so, with its reason."""
+    if line.override is None:
+        return line.row
+    changed = (
+        f"changed by your instructor from {line.auto_score:g} to {line.row.score:g}: {line.override.reason}"
+    )
+    return replace(line.row, reason=f"{line.row.reason} ({changed})")
+
+
+def _late_note(total: Total) -> str:
+    if not total.lateness.note:
+        return ""
+    cost = (
+        f" Late penalty: {total.lateness.penalty:g} points; score after it: {total.final:g} / {total.max_score:g}."
+        if total.lateness.penalty
+        else ""
+    )
+    return f'<p class="note">Submitted {html.escape(total.lateness.note)}.{cost}</p>'
+
+
+def index_page(student: str, person: lms.Person, totals: list[Total]) -> str:
+    head = "<tr><th>assignment</th><th>score</th><th>late penalty</th><th>final</th><th>status</th></tr>"
+    rows = []
+    for t in totals:
+        name = html.escape(t.assignment)
+        link = f'<a href="{html.escape(t.assignment)}.html">{name}</a>' if t.submitted else name
+        rows.append(
+            f"<tr><td>{link}</td><td>{t.score:g} / {t.max_score:g}</td><td>{t.lateness.penalty:g}</td>"
+            f"<td>{t.final:g}</td><td>{_status_words(t)}</td></tr>"
+        )
+    final, out_of = sum(t.final for t in totals), sum(t.max_score for t in totals)
+    rows.append(f"<tr><th>total</th><td></td><td></td><th>{final:g} / {out_of:g}</th><td></td></tr>")
+    body = "\n".join(["<table>", head, *rows, "</table>"])
+    return feedback.page(f"Grades of {person.name or student}", body, static="../_static")
+
+
+def _status_words(t: Total) -> str:
+    words = {"graded": "graded", "failed": "could not be graded: see the page", "missing": "not submitted"}[
+        t.status
+    ]
+    if t.lateness.days:
+        words += f", {t.lateness.days} day{'s' * (t.lateness.days > 1)} late"
+    if t.overrides:
+        words += f", {t.overrides} score(s) changed by your instructor"
+    return words
+
+
+def _install_mathjax(static: Path) -> None:
+    """The book's MathJax (``make book-assets``) beside the feedback pages, copied once."""
+    target = static / "mathjax"
+    entry = "tex-mml-chtml.js"
+    if not (MATHJAX / entry).exists():
+        print(
+            f"warning: {MATHJAX} is missing (run `make book-assets`): feedback pages show math as TeX source",
+            file=sys.stderr,
+        )
+        return
+    if (target / entry).exists() and (target / entry).stat().st_size == (MATHJAX / entry).stat().st_size:
+        return
+    shutil.rmtree(target, ignore_errors=True)
+    for part in MATHJAX_PARTS:
+        source = MATHJAX / part
+        if source.is_dir():
+            shutil.copytree(source, target / part)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target / part)
+
+
+# ---- the class at a glance ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExerciseStats:
+    assignment: str
+    exercise: str
+    max_score: float
+    mean: float
+    outcomes: Counter  # OUTCOMES label -> students
+    scores: Counter  # score -> students
+
+    @property
+    def students(self) -> int:
+        return sum(self.outcomes.values())
+
+    def share(self, outcome: str) -> float:
+        return self.outcomes[outcome] / self.students if self.students else 0.0
+
+
+OUTCOMES = {  # label -> colour in the figure
+    "full marks": "#4caf50",
+    "less than full marks": "#e57373",
+    "not attempted": "#bdbdbd",
+    "timeout, crash, error": "#ffb74d",
+}
+RUN_FAILED = {"timeout", "kernel_died", "error", "invalid_notebook"}
+
+
+def outcome(line: Line) -> str:
+    """Which OUTCOMES label a student's exercise falls under (an override counts as its score)."""
+    if line.row.score >= line.row.max_score:
+        return "full marks"
+    if line.row.status == "not_attempted":
+        return "not attempted"
+    return "timeout, crash, error" if line.row.status in RUN_FAILED else "less than full marks"
+
+
+def exercise_stats(view: View) -> list[ExerciseStats]:
+    """How each exercise went, over the students who submitted its assignment."""
+    submitted = {(t.student, t.assignment) for t in view.totals if t.status != "missing"}
+    by_exercise: dict[tuple[str, str], list[Line]] = defaultdict(list)
+    for line in view.lines:
+        if (line.row.student, line.row.assignment) in submitted:
+            by_exercise[(line.row.assignment, line.row.exercise)].append(line)
+    stats = []
+    for assignment, expected in sorted(view.exercises.items()):
+        for e in expected:
+            lines = by_exercise.get((assignment, e.name), [])
+            scores = [line.row.score for line in lines]
+            stats.append(
+                ExerciseStats(
+                    assignment,
+                    e.name,
+                    e.max_score,
+                    sum(scores) / len(scores) if scores else 0.0,
+                    Counter(map(outcome, lines)),
+                    Counter(scores),
+                )
+            )
+    return stats
+
+
+def assignment_counts(view: View, assignment: str) -> dict[str, int]:
+    totals = [t for t in view.totals if t.assignment == assignment]
+    counts = Counter(t.status for t in totals)
+    return {
+        "graded": counts["graded"],
+        "failed": counts["failed"],
+        "missing": counts["missing"],
+        "flagged": sum(t.flags > 0 for t in totals),
+        "late": sum(t.lateness.days > 0 for t in totals),
+    }
+
+
+def summary_text(view: View) -> str:
+    """The class summary printed at the end of a run: per assignment, how many were graded,
+    failed, missing and flagged, then each exercise, hardest first."""
+    lines = [f"Class summary: {len(view.people)} students, {len(view.exercises)} assignment(s)"]
+    stats = exercise_stats(view)
+    for assignment in sorted(view.exercises):
+        counts = assignment_counts(view, assignment)
+        done = [t for t in view.totals if t.assignment == assignment and t.status != "missing"]
+        out_of = sum(e.max_score for e in view.exercises[assignment])
+        mean = sum(t.final for t in done) / len(done) if done else 0.0
+        lines.append(
+            f"{assignment}: {counts['graded']} graded, {counts['failed']} failed, {counts['missing']} missing, "
+            f"{counts['flagged']} flagged, {counts['late']} late; mean {mean:.1f} / {out_of:g}"
+        )
+        lines.append(
+            f"  {'exercise (hardest first)':30} {'points':>6} {'mean':>6} {'full':>5} {'not tried':>9}  scores"
+        )
+        mine = sorted(
+            (s for s in stats if s.assignment == assignment), key=lambda s: s.mean / (s.max_score or 1)
+        )
+        for s in mine:
+            spread = " ".join(f"{score:g}:{n}" for score, n in sorted(s.scores.items()))
+            lines.append(
+                f"  {s.exercise:30} {s.max_score:6g} {s.mean:6.2f} {s.share('full marks'):5.0%} {s.share('not attempted'):9.0%}  {spread}"
+            )
+    return "\n".join(lines)
+
+
+SUMMARY_CSS = """body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; }
+table { border-collapse: collapse; margin: .5rem 0 1.5rem; } td, th { border: 1px solid #ddd; padding: .2rem .5rem; }
+td.n { text-align: right; } svg { max-width: 100%; height: auto; }"""
+
+
+def summary_page(view: View) -> str:
+    """``summary.html``: per assignment, the counts, a figure and a table of the exercises; then
+    every student's final scores."""
+    stats = exercise_stats(view)
+    parts = [f"<h1>Class summary</h1><p>{len(view.people)} students.</p>"]
+    for assignment in sorted(view.exercises):
+        counts = assignment_counts(view, assignment)
+        mine = [s for s in stats if s.assignment == assignment]
+        parts.append(f"<h2>{html.escape(assignment)}</h2>")
+        parts.append("<p>" + ", ".join(f"{n} {word}" for word, n in counts.items()) + "</p>")
+        parts.append(exercise_figure(assignment, mine))
+        parts.append(_stats_table(mine))
+    parts.append(_students_table(view))
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Class summary</title>'
+        f"<style>{SUMMARY_CSS}</style></head><body><main>\n" + "\n".join(parts) + "\n</main></body></html>\n"
+    )
+
+
+def _stats_table(stats: list[ExerciseStats]) -> str:
+    head = "<tr><th>exercise</th><th>points</th><th>mean</th><th>full marks</th><th>not attempted</th><th>scores (students)</th></tr>"
+    rows = [
+        f"<tr><td>{html.escape(s.exercise)}</td><td class=n>{s.max_score:g}</td><td class=n>{s.mean:.2f}</td>"
+        f"<td class=n>{s.share('full marks'):.0%}</td><td class=n>{s.share('not attempted'):.0%}</td>"
+        f"<td>{html.escape(', '.join(f'{k:g}: {n}' for k, n in sorted(s.scores.items())))}</td></tr>"
+        for s in stats
+    ]
+    return "\n".join(["<table>", head, *rows, "</table>"])
+
+
+def _students_table(view: View) -> str:
+    assignments = sorted(view.exercises)
+    finals = {(t.student, t.assignment): t for t in view.totals}
+    head = (
+        "<tr><th>student</th><th>name</th>"
+        + "".join(f"<th>{html.escape(a)}</th>" for a in assignments)
+        + "<th>total</th></tr>"
+    )
+    rows = []
+    for student, person in sorted(view.people.items()):
+        cells = [finals.get((student, a)) for a in assignments]
+        shown = "".join(
+            f"<td class=n>{t.final:g}{'*' * (t.lateness.days > 0)}</td>" if t else "<td></td>" for t in cells
+        )
+        total = sum(t.final for t in cells if t)
+        rows.append(
+            f"<tr><td>{html.escape(student)}</td><td>{html.escape(person.name)}</td>{shown}<td class=n>{total:g}</td></tr>"
+        )
+    note = "<p>Final scores, after late penalties (* late).</p>"
+    return "\n".join(["<h2>Students</h2>", note, "<table>", head, *rows, "</table>"])
+
+
+def exercise_figure(assignment: str, stats: list[ExerciseStats]) -> str:
+    """A horizontal stacked bar per exercise: the share of students with full marks, less, no
+    attempt, or a run that failed; inline SVG, made offline with matplotlib."""
+    from matplotlib import rcParams
+    from matplotlib.figure import Figure
+
+    if not stats:
+        return ""
+    rcParams["svg.hashsalt"] = "forward-pass"  # the same figure gives the same file
+    fig = Figure(figsize=(7, 0.4 * len(stats) + 1.4))
+    ax = fig.add_subplot()
+    names = [s.exercise for s in reversed(stats)]
+    left = [0.0] * len(stats)
+    for label, colour in OUTCOMES.items():
+        widths = [s.share(label) for s in reversed(stats)]
+        ax.barh(names, widths, left=left, color=colour, label=label)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of the students who submitted")
+    ax.set_title(f"{assignment}: how each exercise went")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=4, fontsize="small", frameon=False)
+    fig.tight_layout()
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    svg = buffer.getvalue()
+    label = html.escape(f"{assignment}: share of students per outcome, per exercise")
+    return f'<figure role="img" aria-label="{label}">{svg[svg.index("<svg") :]}</figure>'

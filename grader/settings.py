@@ -1,0 +1,139 @@
+"""The settings an instructor edits for a term: ``OUT/course.toml`` (due dates, extensions, the late
+policy, Canvas column titles and roster), next to the gradebook they apply to.
+
+The first grading run into a folder copies the commented template ``grader/course.toml`` there.
+The settings are read afresh by every command, so a due date changed after grading changes the
+reports at the next ``python -m grader report`` without regrading anybody.
+"""
+
+import shutil
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+TEMPLATE = Path(__file__).with_name("course.toml")
+FILE = "course.toml"
+POLICIES = ("none", "per-day")
+
+
+class SettingsError(ValueError):
+    """A mistake in ``course.toml``; the message names the file and the setting."""
+
+
+@dataclass(frozen=True)
+class LatePolicy:
+    policy: str = "none"
+    penalty_per_day: float = 10.0  # percent of the assignment's points
+    max_penalty: float = 50.0  # percent
+    grace_minutes: float = 0.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    timezone: tzinfo | None = None  # None: the machine's local zone
+    due: dict[str, datetime] = field(default_factory=dict)
+    extensions: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (assignment, student)
+    late: LatePolicy = LatePolicy()
+    canvas_columns: dict[str, str] = field(default_factory=dict)
+    roster: Path | None = None
+
+    def due_for(self, assignment: str, student: str) -> datetime | None:
+        return self.extensions.get((assignment, student), self.due.get(assignment))
+
+
+def ensure(out: Path) -> Path:
+    """``OUT/course.toml``, copied from the template if the folder has none yet."""
+    path = out / FILE
+    if not path.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(TEMPLATE, path)
+    return path
+
+
+def load(out: Path) -> Settings:
+    path = out / FILE
+    if not path.exists():
+        return Settings()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise SettingsError(f"{path}: not valid TOML: {err}") from None
+    return parse(raw, path)
+
+
+def parse(raw: dict, path: Path) -> Settings:
+    zone = _zone(raw.get("timezone"), path)
+    due = {str(a): _when(v, zone, path, f"due.{a}") for a, v in _table(raw, "due", path).items()}
+    extensions = {}
+    for assignment, students in _table(raw, "extensions", path).items():
+        if not isinstance(students, dict):
+            raise SettingsError(f'{path}: extensions."{assignment}" must be a table of student = date')
+        for student, value in students.items():
+            extensions[(assignment, student)] = _when(value, zone, path, f"extensions.{assignment}.{student}")
+    canvas = _table(raw, "canvas", path)
+    roster = canvas.get("roster")
+    return Settings(
+        timezone=zone,
+        due=due,
+        extensions=extensions,
+        late=_late(_table(raw, "late", path), path),
+        canvas_columns={str(k): str(v) for k, v in canvas.items() if k != "roster"},
+        roster=(path.parent / roster) if roster else None,
+    )
+
+
+def _table(raw: dict, name: str, path: Path) -> dict:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise SettingsError(f"{path}: [{name}] must be a table")
+    return value
+
+
+def _zone(name, path: Path) -> tzinfo | None:
+    if name is None:
+        return None
+    try:
+        return ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"{path}: timezone {name!r} is not a time zone name such as 'Europe/London'"
+        ) from None
+
+
+def _when(value, zone: tzinfo | None, path: Path, where: str) -> datetime:
+    """An aware datetime from a TOML date-time or a string; a naive one is in ``zone``."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise SettingsError(
+                f'{path}: {where} = "{value}" is not a date such as "2026-10-09 23:59"'
+            ) from None
+    if not isinstance(value, datetime):
+        raise SettingsError(f'{path}: {where} must be a date and time, such as "2026-10-09 23:59"')
+    if value.tzinfo:
+        return value
+    return value.replace(tzinfo=zone) if zone else value.astimezone()  # naive: local time
+
+
+def _late(raw: dict, path: Path) -> LatePolicy:
+    policy = LatePolicy(
+        policy=str(raw.get("policy", "none")),
+        penalty_per_day=_number(raw, "penalty_per_day", LatePolicy.penalty_per_day, path),
+        max_penalty=_number(raw, "max_penalty", LatePolicy.max_penalty, path),
+        grace_minutes=_number(raw, "grace_minutes", LatePolicy.grace_minutes, path),
+    )
+    if policy.policy not in POLICIES:
+        raise SettingsError(
+            f"{path}: late.policy must be one of {', '.join(POLICIES)}, not {policy.policy!r}"
+        )
+    return policy
+
+
+def _number(raw: dict, key: str, default: float, path: Path) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise SettingsError(f"{path}: late.{key} must be a number >= 0, not {value!r}")
+    return float(value)

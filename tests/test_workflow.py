@@ -1,0 +1,456 @@
+"""An instructor's term, end to end with real nbgrader: weekly zips graded into one folder, a late
+Canvas submission, an override, a one-student regrade, a score changed in nbgrader's gradebook as
+formgrader changes it, the feedback pages in Chromium, and the same class graded on a Dask cluster.
+
+The term is one module fixture that advances step by step (each step is a real
+``python -m grader`` command); each test reads the outputs one step left.
+"""
+
+import csv
+import re
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from test_book import CHROMIUM, chromium, open_page
+from test_grading import ONE_BASED, RELEASED, ROOT, answer, solution
+
+from grader.distributed import local_cluster
+
+ASSIGNMENT = "01-embeddings"
+WEEK2 = "06-cost"
+COURSE_TOML = """
+timezone = "UTC"
+
+[due]
+"01-embeddings" = "2026-10-09 23:59"
+"06-cost" = "2026-10-16 23:59"
+
+[late]
+policy = "per-day"
+penalty_per_day = 10
+max_penalty = 50
+grace_minutes = 30
+
+[canvas]
+"01-embeddings" = "Embeddings (9001)"
+"""
+# (file in the zip, notebook, time of the zip entry)
+WEEK1 = {
+    "alice/embeddings.ipynb": (solution, (2026, 10, 9, 20, 0, 0)),
+    "bob/embeddings.ipynb": (
+        lambda: nbformat.read(RELEASED, as_version=4),
+        (2026, 10, 10, 0, 15, 0),
+    ),  # in grace
+    "carolsmith_LATE_555_777_embeddings.ipynb": (solution, (2026, 10, 11, 10, 0, 0)),  # 2 days late
+    "dansmith_556_778_embeddings.ipynb": (solution, (2026, 10, 20, 9, 0, 0)),  # Canvas says on time
+}
+
+
+def week2():
+    return nbformat.read(ROOT / "solutions" / WEEK2 / "cost.ipynb", as_version=4)
+
+
+def write_zip(path: Path, files: dict) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, (build, when) in files.items():
+            zf.writestr(zipfile.ZipInfo(f"export/{name}", date_time=when), nbformat.writes(build()))
+    return path
+
+
+def grader(*args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "grader", *args], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def autograde(submitted: Path, out: Path, *more: str) -> subprocess.CompletedProcess:
+    return grader("autograde", str(submitted), "--out", str(out), "--jobs", "2", *more)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def grades(out: Path) -> dict[tuple[str, str, str], dict]:
+    return {(r["student"], r["assignment"], r["exercise"]): r for r in read_csv(out / "grades.csv")}
+
+
+def totals(out: Path) -> dict[tuple[str, str], dict]:
+    return {(r["student"], r["assignment"]): r for r in read_csv(out / "totals.csv")}
+
+
+def of(rows: dict, student: str) -> dict:
+    return {key: row for key, row in rows.items() if key[0] == student}
+
+
+@pytest.fixture(scope="module")
+def term(tmp_path_factory):
+    """Every step of the term, with the outputs as each step left them."""
+    base = tmp_path_factory.mktemp("term")
+    out = base / "out"
+    out.mkdir()
+    (out / "course.toml").write_text(COURSE_TOML)
+    steps = {}
+    week1 = write_zip(base / "week1.zip", WEEK1)
+    steps["week1"] = (autograde(week1, out), grades(out), totals(out))
+    week2_zip = write_zip(base / "week2.zip", {"alice/cost.ipynb": (week2, (2026, 10, 16, 12, 0, 0))})
+    steps["week2"] = (autograde(week2_zip, out), grades(out), totals(out))
+    adjusted = grader(
+        "adjust", "bob", "encode", "1", "--reason", "right idea, wrong offset", "--out", str(out)
+    )
+    steps["adjust"] = (adjusted, grades(out), totals(out))
+    steps["regrade bob"] = (autograde(week1, out, "--student", "bob", "--force"), grades(out), totals(out))
+    fixed = write_zip(
+        base / "alice-fix.zip",
+        {"alice/embeddings.ipynb": (lambda: answer("encode", ONE_BASED), (2026, 10, 9, 21, 0, 0))},
+    )
+    steps["alice resubmits"] = (autograde(fixed, out), grades(out), totals(out))
+    return out, steps
+
+
+@pytest.mark.slow
+def test_week_by_week_keeps_every_earlier_grade(term):
+    out, steps = term
+    done, after, _ = steps["week2"]
+    _, before, _ = steps["week1"]
+    assert {k: v for k, v in after.items() if k[1] == ASSIGNMENT} == before
+    assert {after[("alice", WEEK2, e)]["status"] for (s, a, e) in after if (s, a) == ("alice", WEEK2)} == {
+        "graded"
+    }
+    for student in ("bob", "555", "556"):
+        assert {row["status"] for key, row in after.items() if key[:2] == (student, WEEK2)} == {"missing"}
+    assert "graded 1 notebook(s) this run" in done.stdout
+    assert "every grade outside this run's selection is unchanged" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_late_canvas_submission_is_penalised_as_configured(term):
+    _, steps = term
+    _, _, week1 = steps["week1"]
+    carol = week1[("555", ASSIGNMENT)]
+    assert (carol["name"], carol["lms_id"]) == ("carolsmith", "555")
+    assert carol["time_source"] == "time of the file in the zip"
+    assert (carol["days_late"], carol["score"], carol["late_penalty"], carol["final_score"]) == (
+        "2",
+        "12",
+        "2.4",
+        "9.6",
+    )
+    bob = week1[("bob", ASSIGNMENT)]
+    assert (bob["days_late"], bob["late_penalty"]) == ("0", "0") and "grace" in bob["late_note"]
+    dan = week1[("556", ASSIGNMENT)]  # after the due date by the zip's clock, but Canvas says on time
+    assert (dan["days_late"], dan["final_score"]) == ("0", "12")
+
+
+@pytest.mark.slow
+def test_an_override_is_kept_with_its_reason_and_survives_a_regrade(term):
+    _, steps = term
+    done, adjusted, adjusted_totals = steps["adjust"]
+    row = adjusted[("bob", ASSIGNMENT, "encode")]
+    assert (row["score"], row["auto_score"], row["override_reason"]) == (
+        "1.0",
+        "0.0",
+        "right idea, wrong offset",
+    )
+    assert adjusted_totals[("bob", ASSIGNMENT)]["score"] == "1"
+    assert "right idea, wrong offset" in done.stdout
+    _, regraded, regraded_totals = steps["regrade bob"]
+    assert regraded[("bob", ASSIGNMENT, "encode")] == row
+    assert regraded_totals[("bob", ASSIGNMENT)] == adjusted_totals[("bob", ASSIGNMENT)]
+
+
+@pytest.mark.slow
+def test_regrading_one_student_changes_only_that_student(term):
+    out, steps = term
+    done, after, _ = steps["regrade bob"]
+    _, before, _ = steps["adjust"]
+    assert "graded 1 notebook(s) this run" in done.stdout
+    assert "every grade outside this run's selection is unchanged" in done.stdout
+    assert {k: v for k, v in after.items() if k[0] != "bob"} == {
+        k: v for k, v in before.items() if k[0] != "bob"
+    }
+    with sqlite3.connect(out / "grades.sqlite") as db:
+        runs = db.execute("SELECT count(DISTINCT run) FROM history WHERE student = 'bob'").fetchone()[0]
+    assert runs == 2  # graded in week 1 and again: both kept in the history
+
+
+@pytest.mark.slow
+def test_a_resubmitted_chapter_keeps_the_other_chapters(term):
+    _, steps = term
+    _, after, after_totals = steps["alice resubmits"]
+    _, before, before_totals = steps["regrade bob"]
+    assert after[("alice", ASSIGNMENT, "encode")]["status"] == "wrong"
+    assert after_totals[("alice", WEEK2)] == before_totals[("alice", WEEK2)]
+    assert after_totals[("alice", WEEK2)]["status"] == "graded"
+    assert {k: v for k, v in after.items() if k[0] != "alice"} == {
+        k: v for k, v in before.items() if k[0] != "alice"
+    }
+
+
+@pytest.mark.slow
+def test_totals_and_the_canvas_file_match_the_exercise_rows(term):
+    out, _ = term
+    rows, sums = read_csv(out / "grades.csv"), {}
+    for row in rows:
+        if row["assignment"]:
+            key = (row["student"], row["assignment"])
+            sums[key] = sums.get(key, 0) + float(row["score"])
+    by_unit = totals(out)
+    assert set(by_unit) == set(sums)
+    for key, total in by_unit.items():
+        assert float(total["score"]) == pytest.approx(sums[key]), key
+        assert float(total["final_score"]) == pytest.approx(
+            float(total["score"]) - float(total["late_penalty"])
+        )
+    canvas = read_csv(out / "canvas.csv")
+    assert list(canvas[0])[:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+    assert list(canvas[0])[5:] == ["Embeddings (9001)", WEEK2]
+    students = {r["ID"] or r["Student"]: r for r in canvas}
+    assert set(students) == {"alice", "bob", "555", "556"}
+    assert students["555"]["Student"] == "carolsmith"
+    for (student, assignment), total in by_unit.items():
+        column = "Embeddings (9001)" if assignment == ASSIGNMENT else assignment
+        assert float(students[student][column]) == pytest.approx(float(total["final_score"])), (
+            student,
+            assignment,
+        )
+
+
+@pytest.mark.slow
+def test_a_score_changed_in_nbgraders_gradebook_becomes_an_override(term):
+    """What formgrader does when a score is typed in: nbgrader's API sets the manual score."""
+    from nbgrader.api import Gradebook
+
+    out, _ = term
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        gb.find_grade("decode", "embeddings", ASSIGNMENT, "556").manual_score = 0.5
+        gb.find_comment(
+            "decode-answer", "embeddings", ASSIGNMENT, "556"
+        ).manual_comment = "half: see the docstring"
+        gb.db.commit()
+    done = grader("report", "--out", str(out))
+    assert "formgrader: 556 01-embeddings/decode set to 0.5" in done.stdout
+    row = grades(out)[("556", ASSIGNMENT, "decode")]
+    assert (row["score"], row["override_reason"]) == ("0.5", "half: see the docstring")
+    again = grader("report", "--out", str(out))  # imported once, then nothing more to import
+    assert "formgrader:" not in again.stdout
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:  # and bob's override went the other way
+        assert gb.find_grade("encode", "embeddings", ASSIGNMENT, "bob").manual_score == 1
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_feedback_pages_work_offline_in_chromium(term):
+    if CHROMIUM is None:
+        pytest.skip("no Chromium")
+    out, _ = term
+    folder = out / "feedback" / "bob"
+    with chromium() as context:
+        page, errors, failed, foreign = open_page(context, (folder / f"{ASSIGNMENT}.html").as_uri())
+        page.evaluate("() => MathJax.startup.promise")
+        typeset = page.locator("mjx-container").count()
+        text = page.inner_text("body")
+        page.click("text=All your grades")
+        page.wait_for_load_state()
+        index = page.inner_text("body")
+        requests = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.reload()
+        page.wait_for_load_state("networkidle")
+    assert typeset > 10, "MathJax did not typeset the page's math"
+    assert not foreign and not errors and not failed, (foreign, errors, failed)
+    assert all(url.startswith("file://") for url in requests), requests
+    assert "not attempted" in text and "NotImplementedError" not in text.split("Tokens and embeddings")[0]
+    assert "changed by your instructor from 0 to 1: right idea, wrong offset" in text
+    assert "not submitted" in index and "Grades of bob" in index
+
+
+# ---- a Dask cluster ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A scheduler and two workers on 127.0.0.1, as real processes; yields the scheduler's address."""
+    with local_cluster(workers=2, logs=tmp_path) as address:
+        yield address
+
+
+@pytest.mark.slow
+def test_the_dask_path_gives_the_same_grades_as_the_local_one(tmp_path, dask_cluster):
+    folder = tmp_path / "class"
+    students = {
+        "perfect": solution(),
+        "mistakes": answer("encode", ONE_BASED),
+        "blank": nbformat.read(RELEASED, as_version=4),
+    }
+    for student, nb in students.items():
+        (folder / student).mkdir(parents=True)
+        nbformat.write(nb, folder / student / "embeddings.ipynb")
+    local = autograde(folder, tmp_path / "local")
+    remote = autograde(folder, tmp_path / "dask", "--scheduler", dask_cluster)
+    assert (
+        "graded 3 notebook(s) this run" in local.stdout and "graded 3 notebook(s) this run" in remote.stdout
+    )
+    assert read_csv(tmp_path / "dask" / "grades.csv") == read_csv(tmp_path / "local" / "grades.csv")
+    assert {r["status"] for r in read_csv(tmp_path / "dask" / "grades.csv")} == {
+        "graded",
+        "wrong",
+        "not_attempted",
+    }
+    pages = sorted(
+        p.relative_to(tmp_path / "dask") for p in (tmp_path / "dask" / "feedback").glob("*/*.html")
+    )
+    assert pages == sorted(
+        p.relative_to(tmp_path / "local") for p in (tmp_path / "local" / "feedback").glob("*/*.html")
+    )
+    assert sorted(p.name for p in (tmp_path / "dask" / "logs").iterdir()) == [
+        f"{s}.log" for s in sorted(students)
+    ]
+
+
+# ---- the parts, without nbgrader ----------------------------------------------------------------------
+
+
+def test_only_a_unit_inside_the_selection_changes_its_digest(tmp_path):
+    from grader.gradebook import Gradebook
+
+    def result(student: str, score: float) -> dict:
+        row = {"student": student, "assignment": "a", "exercise": "e", "score": score, "max_score": 1.0,
+               "status": "graded", "reason": ""}  # fmt: skip
+        return {"student": student, "complete": True, "notebooks": [
+            {"assignment": "a", "notebook": "n", "rows": [row], "findings": []}]}  # fmt: skip
+
+    units = {("a", "n"): {"file": "n.ipynb", "sha256": "0"}}
+    with Gradebook(tmp_path) as book:
+        run = book.start_run("test", "all")
+        for student in ("alice", "bob"):
+            book.record(run, result(student, 1.0), units)
+        outside_alice = lambda student, assignment: student != "alice"  # noqa: E731
+        before = book.units_digest(outside_alice)
+        book.record(run, result("alice", 0.0), units)
+        assert book.units_digest(outside_alice) == before
+        book.record(run, result("bob", 0.0), units)
+        assert book.units_digest(outside_alice) != before
+        assert [row.score for _, row in book.scores()] == [0.0, 0.0]  # replaced, never added
+
+
+@pytest.mark.parametrize(
+    ("policy", "submitted", "lms_late", "days", "penalty"),
+    [
+        ({"policy": "per-day"}, (10, 1, 0), None, 1, 1.2),  # one minute late is a day
+        ({"policy": "per-day"}, (12, 0, 1), None, 3, 3.6),  # two days and a minute
+        ({"policy": "per-day", "max_penalty": 20}, (20, 0, 0), None, 10, 2.4),  # capped
+        ({"policy": "per-day", "grace_minutes": 30}, (10, 0, 29), None, 0, 0.0),  # in the grace period
+        ({"policy": "per-day", "grace_minutes": 30}, (10, 0, 31), None, 1, 1.2),  # past it: from the due date
+        ({"policy": "none"}, (12, 0, 0), None, 2, 0.0),  # reported, free
+        ({"policy": "per-day"}, (12, 0, 0), False, 0, 0.0),  # the LMS says on time
+        ({"policy": "per-day"}, (9, 12, 0), True, 1, 1.2),  # the LMS says late; its time does not
+        ({"policy": "per-day"}, None, None, 0, 0.0),  # no time known
+    ],
+)
+def test_late_policy(policy, submitted, lms_late, days, penalty):
+    from datetime import UTC, datetime
+
+    from grader import late, settings
+
+    rules = settings.parse({"timezone": "UTC", "late": policy}, Path("course.toml")).late
+    due = datetime(2026, 10, 10, 0, 0, tzinfo=UTC)
+    when = datetime(2026, 10, submitted[0], submitted[1], submitted[2], tzinfo=UTC) if submitted else None
+    lateness = late.assess(rules, due, when, lms_late, score=12, max_score=12)
+    assert (lateness.days, lateness.penalty) == (days, pytest.approx(penalty))
+
+
+def test_a_penalty_never_takes_a_score_below_zero():
+    from datetime import UTC, datetime
+
+    from grader import late, settings
+
+    rules = settings.LatePolicy(policy="per-day", penalty_per_day=50, max_penalty=100)
+    due = datetime(2026, 10, 10, tzinfo=UTC)
+    assert late.assess(rules, due, datetime(2026, 10, 12, tzinfo=UTC), None, 1, 12).penalty == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('[due]\n"01-embeddings" = "next friday"', 'due.01-embeddings = "next friday" is not a date'),
+        ('[late]\npolicy = "harsh"', "late.policy must be one of none, per-day"),
+        ("[late]\npenalty_per_day = -5", "late.penalty_per_day must be a number >= 0"),
+        ('timezone = "Mars/Olympus"', "timezone 'Mars/Olympus' is not a time zone name"),
+        ("[due", "not valid TOML"),
+    ],
+)
+def test_a_mistake_in_course_toml_is_named(tmp_path, text, words):
+    from grader import settings
+
+    (tmp_path / "course.toml").write_text(text)
+    with pytest.raises(settings.SettingsError, match=re.escape(words)):
+        settings.load(tmp_path)
+
+
+def test_the_template_course_toml_loads_as_no_policy(tmp_path):
+    from grader import settings
+
+    settings.ensure(tmp_path)
+    loaded = settings.load(tmp_path)
+    assert loaded.due == {} and loaded.late.policy == "none" and loaded.roster is None
+
+
+def test_what_an_lms_export_says_about_a_submission(tmp_path):
+    from datetime import UTC, datetime
+
+    from grader import lms
+    from grader.submissions import Submission
+
+    def describe(relative: str, zip_time=None) -> Submission:
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+        times = {path: zip_time} if zip_time else {}
+        return lms.describe(Submission("x", path, "embeddings", ASSIGNMENT), times, UTC)
+
+    canvas = describe("a/doejane_LATE_999_111_embeddings.ipynb", datetime(2026, 10, 11, 9, 30))
+    assert (canvas.name, canvas.lms_id, canvas.late) == ("doejane", "999", True)
+    assert (canvas.submitted_at, canvas.time_source) == (
+        datetime(2026, 10, 11, 9, 30, tzinfo=UTC),
+        "time of the file in the zip",
+    )
+    blackboard = describe("b/01-embeddings_carol_attempt_2026-11-02-10-00-00_embeddings.ipynb")
+    assert (blackboard.submitted_at, blackboard.time_source) == (
+        datetime(2026, 11, 2, 10, tzinfo=UTC),
+        "Blackboard file name",
+    )
+    (tmp_path / "c" / "bob" / ASSIGNMENT).mkdir(parents=True)
+    (tmp_path / "c" / "bob" / ASSIGNMENT / "timestamp.txt").write_text("2026-10-09 21:33:12.123456 UTC")
+    exchange = describe(f"c/bob/{ASSIGNMENT}/embeddings.ipynb")
+    assert exchange.submitted_at == datetime(2026, 10, 9, 21, 33, 12, 123456, tzinfo=UTC)
+    assert exchange.time_source == "nbgrader exchange (timestamp.txt)" and exchange.late is None
+    plain = describe("d/alice/embeddings.ipynb")
+    assert plain.time_source == "file modification time" and plain.submitted_at is not None
+
+
+def test_a_canvas_roster_names_the_class(tmp_path):
+    from grader import lms
+
+    export = tmp_path / "export.csv"
+    export.write_text(
+        "Student,ID,SIS User ID,SIS Login ID,Section,Embeddings (9001)\n"
+        "    Points Possible,,,,,12\n"
+        '"Doe, Jane",999,S999,jdoe,Section A,\n'
+        '"Student, Test",1,,,Section A,\n',
+        encoding="utf-8-sig",
+    )
+    roster = lms.read_roster(export)
+    assert roster == [lms.Person("Doe, Jane", "999", "S999", "jdoe", "Section A")]
+    assert lms.match("jdoe", roster) == lms.match("999", roster) == roster[0]
+    rows = lms.canvas_rows(
+        {"jdoe": roster[0]}, {ASSIGNMENT: "Embeddings (9001)"}, {("jdoe", ASSIGNMENT): 9.6}
+    )
+    assert rows == [{"Student": "Doe, Jane", "ID": "999", "SIS User ID": "S999", "SIS Login ID": "jdoe",
+                     "Section": "Section A", "Embeddings (9001)": "9.6"}]  # fmt: skip
