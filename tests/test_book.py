@@ -606,9 +606,9 @@ def test_the_class_edition_shows_tasks_and_no_solution_anywhere():
         assert page_text(text).count("# YOUR CODE HERE") == len(function_exercises(chapter)), chapter
     answered = re.compile(r'answer_\w+ = \\?"[a-d]\\?"')
     assert [name for name, text in sources.items() if answered.search(text)] == []
-    # The reader edition's sources do answer, so the search above can find an answer.
-    reader_sources = (built("reader") / "_sources").rglob("*.ipynb")
-    assert any(answered.search(p.read_text()) for p in reader_sources)
+    # The instructor edition's sources do answer, so the search above can find an answer.
+    instructor_sources = (built("instructor") / "_sources").rglob("*.ipynb")
+    assert any(answered.search(p.read_text()) for p in instructor_sources)
 
 
 @pytest.mark.slow
