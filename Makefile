@@ -15,9 +15,10 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: help venv test lint pytest release references grade lab bench bench-grade clean
 
 help:
-	@echo "make book            build the web book into _build/html (student edition)"
+	@echo "make book            build the web book into _build/html (reader edition: solutions folded)"
 	@echo "make test            run every check: ruff, unit, parity, notebooks, grading, book in a browser"
-	@echo "make book-instructor build the instructor edition (solutions collapsed) into _build/instructor/html"
+	@echo "make book-class      build the class edition (for graded courses: no solutions) into _build/class/html"
+	@echo "make book-instructor build the instructor edition (solutions, hidden tests) into _build/instructor/html"
 	@echo "make lab             open the chapters in JupyterLab"
 	@echo "make release         regenerate chapters/ (student notebooks) from solutions/ with nbgrader"
 	@echo "make references      regenerate the graders' reference outputs from lib"

@@ -1,16 +1,18 @@
 # The web book. Included by the top-level Makefile, which defines VENV, PY and VENV_STAMP.
-#   make book             student edition, from chapters/, into _build/html
-#   make book-instructor  instructor edition, from solutions/, into _build/instructor/html
-#   make book-assets      MathJax, RequireJS and the widget manager from npm into book/_static
+# tools/editions.py stages and builds each edition (its docstring says what each one shows):
+#   make book             reader edition, for people reading alone (solutions folded), into _build/html
+#   make book-class       class edition, for a graded course (no solutions), into _build/class/html
+#   make book-instructor  instructor edition (solutions, hidden tests), into _build/instructor/html
+#   make book-assets      MathJax, RequireJS, the widget manager (and axe-core for the tests) from npm
 #   make book-live        the live model of the pages (book/live/ and its weights) into book/_static/live
-#   make book-clean       remove the built book and its execution caches
+#   make book-clean       remove the built books and their execution caches
 
 BOOK_STATIC := book/_static
 BOOK_ASSETS_STAMP := $(BOOK_STATIC)/.installed
 BOOK_NPM := book/node_modules
 HTML_MANAGER := $(BOOK_NPM)/@jupyter-widgets/html-manager
 
-.PHONY: book book-instructor book-assets book-live book-clean
+.PHONY: book book-class book-instructor book-assets book-live book-clean
 
 book-assets: $(BOOK_ASSETS_STAMP)
 
@@ -45,15 +47,20 @@ $(LIVE_STAMP): $(BOOK_ASSETS_STAMP) $(VENV_STAMP) tools/export_live_model.py lib
 	touch $@
 
 book: $(VENV_STAMP) $(BOOK_ASSETS_STAMP) $(LIVE_STAMP)
-	@start=$$(date +%s); \
-	$(VENV)/bin/jupyter-book build . -W --keep-going || exit 1; \
-	echo "Book built in $$(( $$(date +%s) - start )) s. Open _build/html/index.html"
+	@$(MAKE) --no-print-directory book-edition EDITION=reader
+
+book-class: $(VENV_STAMP) $(BOOK_ASSETS_STAMP) $(LIVE_STAMP)
+	@$(MAKE) --no-print-directory book-edition EDITION=class
 
 book-instructor: $(VENV_STAMP) $(BOOK_ASSETS_STAMP) $(LIVE_STAMP)
+	@$(MAKE) --no-print-directory book-edition EDITION=instructor
+
+.PHONY: book-edition
+book-edition:
 	@start=$$(date +%s); \
-	$(PY) tools/instructor_edition.py || exit 1; \
-	echo "Instructor edition built in $$(( $$(date +%s) - start )) s. Open _build/instructor/html/index.html"
+	$(PY) tools/editions.py $(EDITION) || exit 1; \
+	echo "The $(EDITION) edition built in $$(( $$(date +%s) - start )) s."
 
 book-clean:
 	rm -rf _build/html _build/.doctrees _build/.jupyter_cache _build/jupyter_execute \
-	       _build/instructor _build/instructor-src _build/screenshots
+	       _build/class _build/instructor _build/*-src _build/screenshots

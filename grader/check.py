@@ -139,8 +139,12 @@ _COURSE_CODE = (str(Path(__file__).resolve().parent), str(lending.LIB))
 
 
 def _check_choice(exercise: Exercise, answer) -> None:
+    """A letter among the choices is recorded; none yet is a note, not an error, so that "Run All"
+    on a fresh notebook goes on (the grader scores a missing answer 0); anything else is wrong."""
     if answer is ... or answer is None:
-        raise NotWrittenYet("set your answer above, then run this cell.")
+        print(f"✎ {exercise.name} is not answered yet: set answer_{exercise.name} above to one of "
+              f"{', '.join(map(repr, exercise.choices))}, then run this cell.")
+        return
     if answer not in exercise.choices:
         raise CheckFailed(f"answer with one of {', '.join(map(repr, exercise.choices))}; got {answer!r}")
     print(f"✔ answer {answer!r} recorded: it is graded when you submit.")

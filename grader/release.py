@@ -101,10 +101,21 @@ def generate(source: Path, release: Path, db: Path) -> None:
             )
 
 
+# nbgrader replaces every solution region with one stub, `raise NotImplementedError()`. Inside a
+# function that raises only when the function is called; after a concept check's `answer_x = ...`
+# it would raise at once and stop "Run All" with a traceback. The check cell says an unanswered
+# question is waiting, and the grader scores it 0, so the stub keeps only the assignment.
+ANSWER_STUB = re.compile(r"^(answer_\w+ = \.\.\.[^\n]*)\n# YOUR CODE HERE\nraise NotImplementedError\(\)$")
+
+
 def _student_file(path: Path) -> bytes:
     if path.suffix != ".ipynb":
         return path.read_bytes()
-    data = normalized(nbformat.read(path, as_version=4))
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = ANSWER_STUB.sub(r"\1", cell.source)
+    data = normalized(nb)
     text = data.decode()
     leaked = [marker for marker in FORBIDDEN if marker in text]
     if leaked:

@@ -35,7 +35,7 @@ def answers(exercise_id: str, fn, secret: int, runner: bool = True) -> dict[str,
     exercise = exercises.get(exercise_id)
     called = exercise.called(fn) if runner else fn
     if exercise.kind == "choice":
-        given = {"output": {"value": fn}} if isinstance(fn, str) else {"error": f"answer is {fn!r}"}
+        given = {"output": {"value": fn}} if isinstance(fn, str) else {"error": f"no answer given (the answer is {fn!r})"}
         return {"answer": given}
     found = {}
     for case in exercise.cases(secret):

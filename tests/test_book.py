@@ -1,13 +1,21 @@
-"""The web book: built from the repository, served on 127.0.0.1, opened in headless Chromium.
+"""The web book in its three editions: built from the repository, served on 127.0.0.1, opened in
+headless Chromium at a desktop width (1280 px) and a phone width (390 px).
 
-The session builds both editions with `make book` and `make book-instructor`. Both builds are
-incremental and cache executed notebooks, so when the Makefile has just built the book they
-take seconds, and the test never looks at a stale book.
+The session builds the editions with `make book`, `make book-class` and `make book-instructor`.
+The builds are incremental and cache executed notebooks, so when the Makefile has just built the
+books they take seconds, and the test never looks at a stale book.
+
+Every page of every edition is opened once per width and what a reader meets is recorded (console
+errors, requests, math, images, axe-core's accessibility findings, what overflows the column);
+the tests below then judge the records. Widgets, the menu and the keyboard are driven separately.
+axe-core comes from npm through book/package.json and is injected from disk: nothing is fetched.
 """
 
 import contextlib
 import functools
+import html as html_lib
 import importlib.util
+import json
 import os
 import queue
 import re
@@ -15,7 +23,7 @@ import shutil
 import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,9 +37,8 @@ import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
-HTML = ROOT / "_build" / "html"
-INSTRUCTOR_HTML = ROOT / "_build" / "instructor" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
+AXE = ROOT / "book" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = [
     "--headless",
@@ -44,9 +51,26 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 BROWSERS = min(2, os.cpu_count() or 1)
+# Playwright's waits are a safety net against a page that never gets there, not a speed test: on a
+# machine busy with other work a long page takes its time.
+PATIENCE_MS = 240_000
+DESKTOP, PHONE, TABLET = 1280, 390, 800
+# Text in a figure shown at phone width must be at least this many CSS pixels high.
+MIN_FIGURE_TEXT_PX = 8.0
+
+HTML = ROOT / "_build" / "html"  # the reader edition, `make book`
+EDITIONS = {
+    "reader": ("book", HTML),
+    "class": ("book-class", ROOT / "_build" / "class" / "html"),
+    "instructor": ("book-instructor", ROOT / "_build" / "instructor" / "html"),
+}
 # Hidden tests (the grader's `record(` calls) and solution markers.
 LEAKS = re.compile(r"BEGIN HIDDEN TESTS|\brecord\(|### (BEGIN|END) SOLUTION")
 MISSING_WIDGET_STATE = re.compile(r"widget state (could )?not (be )?found", re.IGNORECASE)
+# What a reader must never meet in a cell's output: a traceback, or a stub's or a check's
+# complaint (error and stderr outputs are found by their class, see CellOutputs).
+# (Outputs that print an error on purpose, such as chapter 1's unknown character, are text.)
+ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|is not written yet|not answered yet")
 
 
 def toc_pages():
@@ -59,6 +83,18 @@ def toc_pages():
 
 
 PAGES = toc_pages()
+CHAPTERS = [p for p in PAGES if p.startswith("chapters/")]
+
+
+def all_pages(html: Path) -> list[str]:
+    """Every HTML page of a built edition: the table of contents, the API's source pages, the
+    indexes and the search page (not the root index.html, a redirect to the first page)."""
+    pages = []
+    for path in html.rglob("*.html"):
+        rel = path.relative_to(html)
+        if "_static" not in rel.parts and rel.as_posix() != "index.html":
+            pages.append(rel.as_posix())
+    return sorted(pages)
 
 
 def make(target):
@@ -67,45 +103,74 @@ def make(target):
         pytest.fail(f"`make {target}` failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
 
 
+@functools.cache
+def built(edition: str) -> Path:
+    target, html = EDITIONS[edition]
+    make(target)
+    return html
+
+
 @pytest.fixture(scope="session")
 def book():
-    make("book")
-    return HTML
+    return built("reader")
+
+
+@pytest.fixture(scope="session")
+def class_book():
+    return built("class")
 
 
 @pytest.fixture(scope="session")
 def instructor_book():
-    make("book-instructor")
-    return INSTRUCTOR_HTML
+    return built("instructor")
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
 
 
 @pytest.fixture(scope="session")
-def site(book):
-    """The student edition served over HTTP on 127.0.0.1; yields its base URL."""
+def sites():
+    """``sites(edition)``: the base URL of that edition, built and served on 127.0.0.1."""
+    servers = {}
 
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
+    def serve(edition):
+        if edition not in servers:
+            html = built(edition)
+            server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=html))
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            servers[edition] = server
+        return f"http://127.0.0.1:{servers[edition].server_port}/"
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=book))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/"
-    server.shutdown()
-    server.server_close()
+    yield serve
+    for server in servers.values():
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def site(sites):
+    return sites("reader")
 
 
 @contextlib.contextmanager
-def chromium():
+def chromium(width=DESKTOP):
     """A browser context in a fresh headless Chromium (Playwright's sync API keeps to one thread)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            yield browser.new_context(viewport={"width": 1280, "height": 900})
+            yield new_context(browser, width)
         finally:
             browser.close()
+
+
+def new_context(browser, width):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    context.set_default_timeout(PATIENCE_MS)
+    return context
 
 
 @pytest.fixture(scope="session")
@@ -113,6 +178,8 @@ def browser_ready():
     if CHROMIUM is None:
         pytest.skip("No Chromium found on PATH (chromium, chromium-browser): browser tests skipped")
     pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+    if not AXE.is_file():
+        pytest.fail(f"{AXE.relative_to(ROOT)} is missing: run `make book-assets`")
 
 
 class _Anchors(HTMLParser):
@@ -157,6 +224,7 @@ def open_page(context, url):
 
     page.route(re.compile(r"^https?://"), only_local)
     page.goto(url)
+    page.evaluate(WAIT_FOR_MATHJAX)
     return page, errors, failed, foreign
 
 
@@ -177,17 +245,60 @@ BAD_IMAGES = """imgs => imgs.flatMap(img => {
     const problems = [];
     if (!img.complete || img.naturalWidth === 0 || img.naturalHeight === 0)
         problems.push(`${where}: not loaded`);
-    // Widget outputs are drawn in the browser from saved state: nothing can give them alt text.
     const alt = (img.getAttribute('alt') || '').trim();
-    if (!img.closest('.jupyter-widgets') && (!alt || /\\.(png|jpe?g|gif|svg)$/i.test(alt)))
+    if (!alt || /\\.(png|jpe?g|gif|svg)$/i.test(alt))
         problems.push(`${where}: alt text is ${JSON.stringify(alt)}`);
     return problems;
 })"""
 
+AXE_RUN = """async () => {
+    const result = await axe.run(document, {resultTypes: ['violations']});
+    return result.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+        .map(v => `${v.impact} ${v.id} (${v.nodes.length}): ` +
+             v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '));
+}"""
+
+# What is wider than the column: the page itself, display equations that scroll without showing
+# it, inline equations that stick out of their paragraph, code cells that scroll sideways.
+OVERFLOW = """() => {
+    const article = document.querySelector('article.bd-article') || document.body;
+    const right = article.getBoundingClientRect().right;
+    const text = el => el.textContent.replace(/\\s+/g, ' ').trim().slice(0, 60);
+    return {
+        page: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        hiddenMath: [...document.querySelectorAll('div.math, div.math mjx-container')]
+            .filter(m => m.scrollWidth > m.clientWidth + 1 && !m.classList.contains('fp-scrolls')).map(text),
+        scrollingMath: [...document.querySelectorAll('div.math .fp-scrolls')].map(text),
+        inlineMath: [...document.querySelectorAll('span.math mjx-container')]
+            .filter(m => m.getBoundingClientRect().right > right + 1).map(text),
+        scrollingCode: [...article.querySelectorAll('pre')]
+            .filter(p => p.scrollWidth > p.clientWidth + 1).map(text),
+    };
+}"""
+
+# The smallest text in each SVG figure, in CSS pixels as shown: the font size in the figure's own
+# units times the scale at which the image is drawn.
+FIGURE_TEXT = """async () => {
+    const sizes = [];
+    for (const img of document.querySelectorAll('img[src$=".svg"]')) {
+        const svg = new DOMParser().parseFromString(await (await fetch(img.src)).text(), 'image/svg+xml')
+            .documentElement;
+        const box = svg.viewBox.baseVal;
+        const width = box && box.width ? box.width : parseFloat(svg.getAttribute('width'));
+        const fonts = [...svg.querySelectorAll('text')].map(t => {
+            const found = /font-size:\\s*([\\d.]+)px/.exec(t.getAttribute('style') || '');
+            return found ? parseFloat(found[1]) : NaN;
+        }).filter(x => !isNaN(x));
+        if (fonts.length)
+            sizes.push([img.getAttribute('src'), Math.min(...fonts) * img.clientWidth / width]);
+    }
+    return sizes;
+}"""
+
 
 @dataclass
 class Visit:
-    """What a reader's browser met on one page."""
+    """What a reader's browser met on one page at one width."""
 
     errors: list
     failed: list
@@ -198,19 +309,26 @@ class Visit:
     text: str
     hrefs: list
     has_icon: bool
+    axe: list
+    overflow: dict
+    figure_text: list = field(default_factory=list)
 
 
-def visit(context, url, screenshot):
+def visit(context, url, screenshot=None):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     page, errors, failed, foreign = open_page(context, url)
     try:
-        page.evaluate(WAIT_FOR_MATHJAX)
         with contextlib.suppress(PlaywrightTimeout):  # then counted as unrendered
-            page.wait_for_function(f"() => ({UNRENDERED_WIDGETS})() === 0", timeout=15_000)
-        page.screenshot(path=screenshot, full_page=True)
+            page.wait_for_function(f"() => ({UNRENDERED_WIDGETS})() === 0", timeout=60_000)
         # So that what loads late (fonts, the favicon) is counted too.
         page.wait_for_load_state("networkidle")
+        page.evaluate(WAIT_FOR_MATHJAX)
+        if screenshot:  # for people to look at; a page too long to picture is no failure
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(PlaywrightTimeout):
+                page.screenshot(path=screenshot, full_page=True)
+        page.add_script_tag(path=str(AXE))
         return Visit(
             errors,
             failed,
@@ -221,58 +339,108 @@ def visit(context, url, screenshot):
             page.inner_text("body"),
             page.eval_on_selector_all("a[href], link[href]", "links => links.map(a => a.href)"),
             page.locator('link[rel="icon"]').count() > 0,
+            page.evaluate(AXE_RUN),
+            page.evaluate(OVERFLOW),
+            page.evaluate(FIGURE_TEXT),
         )
     finally:
         page.close()
 
 
+def plan():
+    """(edition, width, page) to visit: every page of the table of contents of every edition at
+    desktop and phone widths, and the reader edition's other pages (the API's source pages, the
+    indexes, search) at desktop width. Those other pages are generated from the same sources in
+    every edition and differ only in the header, which the table of contents' pages cover."""
+    jobs = []
+    for edition in EDITIONS:
+        built(edition)
+        jobs += [(edition, width, page) for page in PAGES for width in (DESKTOP, PHONE)]
+    jobs += [("reader", DESKTOP, page) for page in all_pages(built("reader")) if page not in PAGES]
+    return jobs
+
+
+def visited(edition: str) -> list[str]:
+    """The pages of an edition that ``plan`` visits at desktop width."""
+    return all_pages(built(edition)) if edition == "reader" else PAGES
+
+
 @pytest.fixture(scope="session")
-def visits(browser_ready, site):
-    """Every page of the table of contents, opened by two browsers side by side (2 cores)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def visits(browser_ready, sites):
+    """Every planned page, opened by two browsers side by side (2 cores)."""
+    from playwright.sync_api import sync_playwright
+
     todo = queue.SimpleQueue()
-    for path in PAGES:
-        todo.put(path)
-    seen = {}
+    for job in plan():
+        todo.put(job)
+    found = {}
 
     def work():
-        with chromium() as context:
-            while True:
-                try:
-                    path = todo.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    seen[path] = visit(context, site + path, SCREENSHOTS / f"{Path(path).stem}.png")
-                except Exception as error:  # reported by that page's test
-                    seen[path] = error
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            contexts = {w: new_context(browser, w) for w in (DESKTOP, PHONE)}
+            try:
+                while True:
+                    try:
+                        edition, width, path = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    shot = None
+                    if edition == "reader" and width == PHONE and path in PAGES:  # for people to look at
+                        shot = SCREENSHOTS / f"{edition}-{width}" / f"{Path(path).stem}.png"
+                    try:
+                        found[edition, width, path] = visit(contexts[width], sites(edition) + path, shot)
+                    except Exception as error:  # reported by that page's test
+                        found[edition, width, path] = error
+            finally:
+                browser.close()
 
     with ThreadPoolExecutor(BROWSERS) as pool:
         for future in [pool.submit(work) for _ in range(BROWSERS)]:
             future.result()
-    return seen
+    return found
+
+
+def seen(visits, edition, width, path) -> Visit:
+    found = visits[edition, width, path]
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
+# ---- every page of every edition -----------------------------------------------------------
 
 
 @pytest.mark.slow
 @pytest.mark.browser
-@pytest.mark.parametrize("path", PAGES)
-def test_page(visits, site, path):
-    seen = visits[path]
-    if isinstance(seen, Exception):
-        raise seen
-    assert not seen.foreign, f"requests left 127.0.0.1: {seen.foreign}"
-    assert not seen.failed, f"failed requests: {seen.failed}"
-    assert not seen.errors, f"console errors: {seen.errors}"
-    assert seen.untypeset_math == [], "math that MathJax did not typeset"
-    assert seen.bad_images == []
-    assert seen.unrendered_widgets == 0, "widget views that did not render"
-    assert not MISSING_WIDGET_STATE.search(seen.text), "a widget's saved state is missing"
-    assert "Traceback (most recent call last)" not in seen.text, "a raw Python traceback shows"
-    # Without one, the browser asks for /favicon.ico on its own, after the page has loaded.
-    assert seen.has_icon, "no <link rel=icon>"
+@pytest.mark.parametrize("edition", list(EDITIONS))
+def test_every_page_loads_offline_cleanly(visits, sites, edition):
+    site = sites(edition)
+    problems = {}
+    for path in visited(edition):
+        page = seen(visits, edition, DESKTOP, path)
+        found = []
+        found += [f"request left 127.0.0.1: {u}" for u in page.foreign]
+        found += [f"failed request: {u}" for u in page.failed]
+        found += [f"console error: {e}" for e in page.errors]
+        found += [f"math not typeset: {m}" for m in page.untypeset_math]
+        found += page.bad_images
+        if page.unrendered_widgets:
+            found.append(f"{page.unrendered_widgets} widget views did not render")
+        if MISSING_WIDGET_STATE.search(page.text):
+            found.append("a widget's saved state is missing")
+        # Without one, the browser asks for /favicon.ico on its own, after the page has loaded.
+        if not page.has_icon:
+            found.append("no <link rel=icon>")
+        found += [f"broken internal link: {b}" for b in broken_links(page.hrefs, site)]
+        if found:
+            problems[path] = found
+    assert problems == {}
 
+
+def broken_links(hrefs, site):
     broken = []
-    for href in seen.hrefs:
+    for href in hrefs:
         target, anchor = urldefrag(href)
         if not target.startswith(site):
             continue
@@ -281,36 +449,190 @@ def test_page(visits, site, path):
             broken.append(f"{href} ({status})")
         elif anchor and target.endswith(".html") and anchor not in ids:
             broken.append(f"{href} (no such anchor)")
-    assert not broken, f"broken internal links: {broken}"
+    return broken
 
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_search_finds_a_chapter(browser_ready, book, site):
-    chapter = PAGES[1]
-    title = re.search(r"<h1[^>]*>([^<]*)", (book / chapter).read_text(encoding="utf-8"))[1]
-    word = max(re.findall(r"[A-Za-z]+", title), key=len)
-    with chromium() as context:
-        page, errors, failed, foreign = open_page(context, f"{site}search.html?q={word}")
-        page.wait_for_selector("#search-results li a", timeout=15_000)
-        results = page.eval_on_selector_all(
-            "#search-results li a", "links => links.map(a => a.getAttribute('href'))"
-        )
-    assert any(chapter in href for href in results), f"searching {word!r} found {results}"
-    assert not (errors or failed or foreign), (errors, failed, foreign)
-
-
-def published_files(html):
-    """The pages and page sources a reader can download from a built edition."""
-    pages = [p for p in html.rglob("*.html") if "_static" not in p.relative_to(html).parts]
-    return pages + [p for p in (html / "_sources").rglob("*") if p.is_file()]
+@pytest.mark.parametrize("edition", list(EDITIONS))
+def test_axe_finds_no_serious_or_critical_violation(visits, edition):
+    """On every visited page (see ``plan``), at both widths."""
+    found = {
+        f"{path} at {width} px": page.axe
+        for (e, width, path), page in visits.items()
+        if e == edition and not isinstance(page, Exception) and page.axe
+    }
+    assert found == {}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("edition", ["book", "instructor_book"])
-def test_no_hidden_tests_or_solution_markers_are_published(request, edition):
-    html = request.getfixturevalue(edition)
-    files = published_files(html)
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [DESKTOP, PHONE])
+@pytest.mark.parametrize("edition", list(EDITIONS))
+def test_nothing_is_wider_than_the_column(visits, edition, width):
+    """No page scrolls sideways; a display equation wider than the column scrolls inside its block
+    and shows that it does (shadows at its edges, focusable); no inline equation sticks out; at
+    desktop width no code block or output scrolls sideways (long lines wrap)."""
+    problems = {}
+    for path in PAGES:
+        overflow = seen(visits, edition, width, path).overflow
+        found = {
+            "page scrolls sideways by (px)": overflow["page"] if overflow["page"] > 0 else None,
+            "equations cut off": overflow["hiddenMath"],
+            "inline equations past the column": overflow["inlineMath"],
+            "code blocks scrolling sideways": overflow["scrollingCode"] if width == DESKTOP else [],
+        }
+        found = {k: v for k, v in found.items() if v}
+        if found:
+            problems[path] = found
+    assert problems == {}
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_few_equations_need_to_scroll_on_a_phone(visits):
+    """Equations are written to fit a phone's column; the few that cannot say that they scroll."""
+    scrolling = {
+        path: seen(visits, "reader", PHONE, path).overflow["scrollingMath"] for path in PAGES
+    }
+    scrolling = {path: maths for path, maths in scrolling.items() if maths}
+    assert sum(map(len, scrolling.values())) <= 3, scrolling
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_figure_text_is_readable_on_a_phone(visits):
+    small = {}
+    for path in PAGES:
+        for src, px in seen(visits, "reader", PHONE, path).figure_text:
+            if px < MIN_FIGURE_TEXT_PX:
+                small[f"{path}: {src}"] = round(px, 1)
+    assert small == {}
+    figures = sum(len(seen(visits, "reader", PHONE, p).figure_text) for p in PAGES)
+    assert figures >= 20, "the figures are no longer SVG with text: this test would measure nothing"
+
+
+# ---- what each edition shows -------------------------------------------------------------------
+
+
+SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})
+
+
+def page_text(page_html: str) -> str:
+    """A page's text without its tags (code is highlighted token by token, in many spans), with
+    Sphinx's typographic quotes back to plain ones."""
+    return html_lib.unescape(re.sub(r"<[^>]+>", "", page_html)).translate(SMART_QUOTES)
+
+
+def page_sources(html: Path) -> dict[str, str]:
+    return {
+        p.relative_to(html).as_posix(): p.read_text(encoding="utf-8")
+        for p in html.rglob("*.html")
+        if "_static" not in p.relative_to(html).parts
+    }
+
+
+class CellOutputs(HTMLParser):
+    """The text of a page's cell outputs, and the classes of its error and stderr outputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.depth = 0  # > 0 inside a cell's output
+        self.text, self.errors = [], []
+
+    def handle_starttag(self, tag, attrs):
+        classes = (dict(attrs).get("class") or "").split()
+        if self.depth:
+            self.depth += tag == "div"
+        elif tag == "div" and "cell_output" in classes:
+            self.depth = 1
+        if self.depth and "output" in classes and {"error", "traceback", "stderr"} & set(classes):
+            self.errors.append(" ".join(classes))
+
+    def handle_endtag(self, tag):
+        if self.depth and tag == "div":
+            self.depth -= 1
+
+    def handle_data(self, data):
+        if self.depth:
+            self.text.append(data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edition", list(EDITIONS))
+def test_no_page_shows_an_error_or_a_traceback(edition):
+    found = {}
+    for path, html in page_sources(built(edition)).items():
+        outputs = CellOutputs()
+        outputs.feed(html)
+        complaints = outputs.errors + ERROR_TEXT.findall("".join(outputs.text))
+        if complaints:
+            found[path] = complaints
+    assert found == {}
+
+
+SOLUTION_FOLD = '<p class="collapsed admonition-title">Show solution</p>'
+
+
+def function_exercises(chapter_page: str) -> list[str]:
+    """The function exercises of a chapter, from its student notebook."""
+    nb = nbformat.read(ROOT / chapter_page.replace(".html", ".ipynb"), as_version=4)
+    return [
+        c.metadata.nbgrader["grade_id"]
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("solution") and c.source.lstrip().startswith("def ")
+    ]
+
+
+@pytest.mark.slow
+def test_the_reader_edition_folds_a_solution_under_every_exercise():
+    pages = page_sources(built("reader"))
+    for chapter in CHAPTERS:
+        exercises = function_exercises(chapter)
+        text = pages[chapter]
+        assert text.count(SOLUTION_FOLD) == len(exercises), chapter
+        assert text.count("What a correct") == len(exercises), chapter
+        assert page_text(text).count("# YOUR CODE HERE") == len(exercises), chapter  # each task
+
+
+@pytest.mark.slow
+def test_the_class_edition_shows_tasks_and_no_solution_anywhere():
+    html = built("class")
+    pages = page_sources(html)
+    sources = {p.relative_to(html).as_posix(): p.read_text() for p in (html / "_sources").rglob("*.ipynb")}
+    for chapter in CHAPTERS:
+        text = pages[chapter]
+        assert SOLUTION_FOLD not in text and "Show the answer" not in text, chapter
+        assert page_text(text).count("# YOUR CODE HERE") == len(function_exercises(chapter)), chapter
+    answered = re.compile(r'answer_\w+ = \\?"[a-d]\\?"')
+    assert [name for name, text in sources.items() if answered.search(text)] == []
+    # The instructor edition's sources do answer, so the search above can find an answer.
+    instructor_sources = (built("instructor") / "_sources").rglob("*.ipynb")
+    assert any(answered.search(p.read_text()) for p in instructor_sources)
+
+
+@pytest.mark.slow
+def test_the_instructor_edition_describes_the_hidden_tests():
+    from grader import exercises
+
+    texts = {path: page_text(html) for path, html in page_sources(built("instructor")).items()}
+    for exercise_id, exercise in exercises.registry().items():
+        assignment, _, name = exercise_id.partition("/")
+        page = next(p for p in CHAPTERS if p.split("/")[1] == assignment)
+        heading = f"Key of {name}" if exercise.kind == "choice" else f"Hidden tests of {name}"
+        assert heading in texts[page], exercise_id
+        if exercise.kind != "choice":
+            hidden = load_editions().hidden_cases(exercise)
+            assert hidden and all(c.describe in texts[page] for c in hidden), exercise_id
+    assert SOLUTION_FOLD in page_sources(built("instructor"))[CHAPTERS[1]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edition", list(EDITIONS))
+def test_no_hidden_tests_or_solution_markers_are_published(edition):
+    html = built(edition)
+    pages = [p for p in html.rglob("*.html") if "_static" not in p.relative_to(html).parts]
+    files = pages + [p for p in (html / "_sources").rglob("*") if p.is_file()]
     assert any(p.suffix == ".ipynb" for p in files), f"no notebook sources under {html}"
     leaks = [
         str(p.relative_to(ROOT))
@@ -329,44 +651,303 @@ def test_api_reference_documents_every_public_name(book):
     assert [name for name in lib.__all__ if f"lib.{name}" not in anchors.ids] == []
 
 
-def load_instructor_edition():
-    spec = importlib.util.spec_from_file_location(
-        "instructor_edition", ROOT / "tools" / "instructor_edition.py"
-    )
+# ---- search, menu, widgets, keyboard -----------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_search_finds_a_chapter(browser_ready, book, site):
+    chapter = CHAPTERS[0]
+    title = re.search(r"<h1[^>]*>([^<]*)", (book / chapter).read_text(encoding="utf-8"))[1]
+    word = max(re.findall(r"[A-Za-z]+", title), key=len)
+    with chromium() as context:
+        page, errors, failed, foreign = open_page(context, f"{site}search.html?q={word}")
+        page.wait_for_selector("#search-results li a", timeout=15_000)
+        results = page.eval_on_selector_all(
+            "#search-results li a", "links => links.map(a => a.getAttribute('href'))"
+        )
+    assert any(chapter in href for href in results), f"searching {word!r} found {results}"
+    assert not (errors or failed or foreign), (errors, failed, foreign)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [PHONE, TABLET])
+def test_the_menu_opens_the_sidebar_and_its_links_work(browser_ready, site, width):
+    """Below the wide breakpoint the visible menu button opens the sidebar as a dialog (it did not:
+    pydata-sphinx-theme issue 2451), and a link in it leads to its page."""
+    with chromium(width) as context:
+        page, errors, _, _ = open_page(context, site + CHAPTERS[0])
+        menu = page.locator(".primary-toggle:visible")
+        assert menu.count() == 1
+        menu.click()
+        dialog = page.locator("#pst-primary-sidebar-modal")
+        dialog.locator("a.reference.internal").first.wait_for(state="visible", timeout=5_000)
+        assert dialog.evaluate("d => d.open")
+        target = dialog.locator("a.reference.internal", has_text="Sampling")
+        target.first.click()
+        page.wait_for_url(re.compile(r"04-sampling/sampling\.html"), timeout=10_000)
+        # The menu works on the new page too, and Escape closes it.
+        page.locator(".primary-toggle:visible").click()
+        page.locator("#pst-primary-sidebar-modal").locator("a.reference.internal").first.wait_for(
+            state="visible", timeout=5_000
+        )
+        page.keyboard.press("Escape")
+        assert not page.locator("#pst-primary-sidebar-modal").evaluate("d => d.open")
+    assert errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_menu_button_folds_the_sidebar_on_a_desktop(browser_ready, site):
+    with chromium(DESKTOP) as context:
+        page, errors, _, _ = open_page(context, site + CHAPTERS[0])
+        shown = "() => getComputedStyle(document.querySelector('#pst-primary-sidebar')).visibility"
+        assert page.evaluate(shown) == "visible"
+        page.locator(".primary-toggle:visible").click()
+        page.wait_for_function(f"() => ({shown})() === 'hidden'")
+        page.locator(".primary-toggle:visible").click()
+        page.wait_for_function(f"() => ({shown})() === 'visible'")
+    assert errors == []
+
+
+EXPLORER_STATE = """root => ({
+    key: root.dataset.state,
+    title: root.querySelector('.fp-title').textContent,
+    view: root.querySelector('.fp-view').innerHTML,
+    shown: [...root.querySelectorAll('.fp-control')].map(c => {
+        const select = c.querySelector('select');
+        return select ? select.selectedOptions[0].textContent : c.querySelector('output').textContent;
+    }),
+})"""
+
+
+def explorer_pages(edition):
+    html = built(edition)
+    return [p for p in PAGES if 'class="fp-explorer"' in (html / p).read_text(encoding="utf-8")]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("edition", ["reader", "class"])
+@pytest.mark.parametrize("width", [DESKTOP, PHONE])
+def test_every_control_changes_its_figure_and_the_title_agrees(browser_ready, sites, edition, width):
+    """For every figure with controls on every page: moving each control (with the keyboard for a
+    slider, by choosing an option for a drop-down) changes what is drawn, and the title names the
+    option every control shows."""
+    pages = explorer_pages(edition)
+    assert len(pages) >= 4, pages
+    moved = 0
+    with chromium(width) as context:
+        for path in pages:
+            page, errors, failed, foreign = open_page(context, sites(edition) + path)
+            explorers = page.locator(".fp-explorer")
+            for e in range(explorers.count()):
+                root = explorers.nth(e)
+                root.scroll_into_view_if_needed()
+                for c in range(root.locator(".fp-control").count()):
+                    before = root.evaluate(EXPLORER_STATE)
+                    control = root.locator(".fp-control").nth(c)
+                    changed = False
+                    for _ in range(12):  # a few steps: some neighbouring states look alike
+                        if control.locator("select").count():
+                            select = control.locator("select")
+                            options = select.locator("option").count()
+                            current = int(select.input_value())
+                            select.select_option(str((current + 1) % options))
+                        else:
+                            slider = control.locator("input[type=range]")
+                            slider.focus()
+                            at_end = slider.input_value() == slider.get_attribute("max")
+                            page.keyboard.press("Home" if at_end else "ArrowRight")
+                        after = root.evaluate(EXPLORER_STATE)
+                        for shown in after["shown"]:
+                            assert shown in after["title"], (path, shown, after["title"])
+                        if after["view"] != before["view"] and after["key"] != before["key"]:
+                            changed = True
+                            break
+                    assert changed, f"{path}: moving control {c} of figure {e} changed nothing"
+                    moved += 1
+            assert not (errors or failed or foreign), (path, errors, failed, foreign)
+            page.close()
+    assert moved >= 10
+
+
+FOCUSABLE = """() => [...document.querySelectorAll(
+    '.fp-control input, .fp-control select, .primary-toggle, details.hide summary, .fp-chart[tabindex]')]
+    .filter(el => el.checkVisibility()).map((el, i) => { el.dataset.focusProbe = i; return i; })"""
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [DESKTOP, PHONE])
+def test_keyboard_focus_reaches_every_control(browser_ready, site, width):
+    """Tabbing through a page reaches every control of its figures, every "Show solution" fold and
+    the menu button."""
+    with chromium(width) as context:
+        for path in explorer_pages("reader"):
+            page, _, _, _ = open_page(context, site + path)
+            wanted = set(page.evaluate(FOCUSABLE))
+            page.evaluate(
+                """() => { window.reachedProbes = new Set();
+                document.addEventListener('focusin', e => {
+                    if (e.target.dataset.focusProbe !== undefined) reachedProbes.add(+e.target.dataset.focusProbe);
+                }); }"""
+            )
+            total = page.evaluate("() => document.querySelectorAll('a[href], button, input, select, summary, [tabindex]').length")
+            for _ in range(total + 20):
+                page.keyboard.press("Tab")
+            reached = set(page.evaluate("() => [...reachedProbes]"))
+            assert wanted and reached >= wanted, (path, sorted(wanted - reached))
+            page.close()
+
+
+# ---- the editions tool -------------------------------------------------------------------------
+
+
+def load_editions():
+    spec = importlib.util.spec_from_file_location("editions", ROOT / "tools" / "editions.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_instructor_notebook_shows_solutions_folded_and_no_hidden_tests():
-    solution = {"nbgrader": {"grade_id": "f-answer", "solution": True, "grade": False}}
-    test = {"nbgrader": {"grade_id": "f", "solution": False, "grade": True, "points": 1}}
-    nb = new_notebook(
+SOLUTION = {"nbgrader": {"grade_id": "encode-answer", "solution": True, "grade": False}}
+TEST = {"nbgrader": {"grade_id": "encode", "solution": False, "grade": True, "points": 1}}
+CONCEPT = {"nbgrader": {"grade_id": "q_tied-answer", "solution": True, "grade": False}}
+CONCEPT_TEST = {"nbgrader": {"grade_id": "q_tied", "solution": False, "grade": True, "points": 1}}
+ENCODE = 'def encode(text, stoi):\n    """Task: ..."""\n'
+# The two forms of a test cell: with a hidden-tests region, and the one-line check.
+TEST_FORMS = {
+    "hidden region": "### BEGIN HIDDEN TESTS\nrecord('01-embeddings/encode', encode)\n### END HIDDEN TESTS\n"
+    "check('01-embeddings/encode', encode)",
+    "one line": 'check("01-embeddings/encode", encode)',
+}
+
+
+def chapter_pair(test_source):
+    """A solution notebook and its student notebook, as nbgrader would make them."""
+    tagged = {"tags": ["raises-exception"]}
+    solution = new_notebook(
         cells=[
+            new_markdown_cell("Write `encode`."),
             new_code_cell(
-                "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION", metadata=solution
+                ENCODE + "    ### BEGIN SOLUTION\n    return np.array([stoi[c] for c in text])\n    ### END SOLUTION",
+                metadata=SOLUTION,
             ),
-            new_code_cell(
-                "### BEGIN HIDDEN TESTS\nrecord('ch/f', f)\n### END HIDDEN TESTS\ncheck('ch/f', f)",
-                metadata={**test, "tags": ["raises-exception"]},
-            ),
-            new_markdown_cell("Because the mask is causal.", metadata=solution),
+            new_code_cell(test_source, metadata={**TEST, **tagged}),
+            new_code_cell('answer_q_tied = ...\n### BEGIN SOLUTION\nanswer_q_tied = "a"\n### END SOLUTION',
+                          metadata={**CONCEPT, **tagged}),
+            new_code_cell("check('01-embeddings/q_tied', answer_q_tied)", metadata={**CONCEPT_TEST, **tagged}),
         ]
     )
-    before = nbformat.writes(nb)
-    out = load_instructor_edition().instructor_notebook(nb, "test.ipynb")
+    student = new_notebook(
+        cells=[
+            new_markdown_cell("Write `encode`."),
+            new_code_cell(ENCODE + "    # YOUR CODE HERE\n    raise NotImplementedError()", metadata=SOLUTION),
+            new_code_cell("check('01-embeddings/encode', encode)", metadata={**TEST, **tagged}),
+            new_code_cell("answer_q_tied = ...", metadata={**CONCEPT, **tagged}),
+            new_code_cell("check('01-embeddings/q_tied', answer_q_tied)", metadata={**CONCEPT_TEST, **tagged}),
+        ]
+    )
+    return solution, student
 
-    assert nbformat.writes(nb) == before, "the input notebook was changed"
-    answer, check, written = out.cells
-    assert answer.source == "def f():\n    return 1"
+
+@pytest.mark.parametrize("form", list(TEST_FORMS))
+def test_reader_notebook_shows_task_example_and_folded_solution(form):
+    editions = load_editions()
+    solution, student = chapter_pair(TEST_FORMS[form])
+    before = nbformat.writes(solution), nbformat.writes(student)
+    nb = editions.reader_notebook(solution, student, "test.ipynb")
+    assert (nbformat.writes(solution), nbformat.writes(student)) == before, "an input was changed"
+    intro, task, answer, example, concept = nb.cells
+    assert "raise NotImplementedError" in task.source and task.metadata.tags == ["skip-execution"]
+    assert "### " not in answer.source and "return np.array" in answer.source
     assert answer.metadata.tags == ["hide-input"]
     assert answer.metadata.mystnb["code_prompt_show"] == "Show solution"
-    assert check.source == "check('ch/f', f)"
-    assert check.metadata.tags == ["raises-exception"]
-    assert written.source.startswith("::::{dropdown}") and "Because" in written.source
+    assert "What a correct `encode` gives" in example.source and "array([" in example.source
+    assert concept.source.startswith(":::{dropdown} Show the answer") and "**(a)**" in concept.source
+    assert all("raises-exception" not in c.metadata.get("tags", []) for c in nb.cells)
+    assert len({c.id for c in nb.cells}) == len(nb.cells)
+
+
+def edition_of(kind: str, form: str):
+    """The ``kind`` edition ("reader", "class", "instructor") of a chapter with one test form."""
+    solution, student = chapter_pair(TEST_FORMS[form])
+    return getattr(load_editions(), f"{kind}_notebook")(solution, student, "test.ipynb")
+
+
+@pytest.mark.parametrize("form", list(TEST_FORMS))
+def test_class_notebook_shows_the_stubs_and_does_not_run_the_checks(form):
+    nb = edition_of("class", form)
+    text = nbformat.writes(nb)
+    assert "return np.array" not in text and 'answer_q_tied = "a"' not in text
+    checks = [c for c in nb.cells if "check(" in c.source]
+    assert checks and all(c.metadata.tags == ["skip-execution"] for c in checks)
+    assert "raises-exception" not in text
+
+
+@pytest.mark.parametrize("form", list(TEST_FORMS))
+def test_instructor_notebook_runs_checks_and_describes_hidden_tests(form):
+    from grader import exercises
+
+    text = nbformat.writes(edition_of("instructor", form))
+    assert not LEAKS.search(text)
+    check = next(c for c in nbformat.reads(text, as_version=4).cells if "check(" in c.source and "encode" in c.source)
+    assert check.source.strip().endswith("encode)") and "skip-execution" not in check.metadata.get("tags", [])
+    hidden = [c.describe for c in load_editions().hidden_cases(exercises.get("01-embeddings/encode"))]
+    assert hidden and all(d in text for d in hidden) and "Hidden tests of `encode`" in text
+    assert "Key of `q_tied`" in text
 
 
 def test_an_unclosed_hidden_test_region_is_an_error():
-    nb = new_notebook(cells=[new_code_cell("### BEGIN HIDDEN TESTS\nrecord('ch/f', f)")])
+    editions = load_editions()
+    solution, student = chapter_pair("### BEGIN HIDDEN TESTS\nrecord('01-embeddings/encode', encode)")
     with pytest.raises(ValueError, match="never closed"):
-        load_instructor_edition().instructor_notebook(nb, "test.ipynb")
+        editions.instructor_notebook(solution, student, "test.ipynb")
+
+
+def test_a_test_cell_without_a_check_is_an_error():
+    editions = load_editions()
+    solution, student = chapter_pair("print('no check here')")
+    with pytest.raises(ValueError, match="without a check"):
+        editions.reader_notebook(solution, student, "test.ipynb")
+
+
+# ---- figures with controls, on their own -------------------------------------------------------
+
+
+def test_an_explorer_stores_every_state_and_each_shared_part_once():
+    import bookkit
+
+    controls = [bookkit.Slider("layer", range(2)), bookkit.Select("query", [("0: a", 0), ("1: b", 1), ("2: c", 2)])]
+
+    def state(layer, query):
+        heat = bookkit.Heatmap([[layer, 0], [1, layer]], ["a", "b"], ["a", "b"], highlight_row=query % 2)
+        bars = bookkit.Bars({"w": [layer, query]}, labels=["a", "b"], ymax=1)
+        return bookkit.State(f"layer {layer}, query {query}: {'abc'[query]}", [heat, bars])
+
+    data = bookkit.Explorer(controls, state).data()
+    assert len(data["states"]) == 6
+    assert data["shared"][1]["labels"] == ["a", "b"]  # the same in every state: stored once
+    assert "labels" not in data["pool"][data["states"]["0,0"]["panels"][1]]
+    heatmaps = {data["states"][k]["panels"][0] for k in data["states"]}
+    assert len(heatmaps) == 4  # (layer, highlighted row) pairs; not one per state
+    html = bookkit.Explorer(controls, state)._repr_html_()
+    assert 'class="fp-explorer"' in html and "</script></div>" in html
+
+
+def test_an_explorer_whose_title_does_not_name_a_control_is_refused():
+    import bookkit
+
+    with pytest.raises(ValueError, match="does not name"):
+        bookkit.Explorer([bookkit.Slider("head", range(2))], lambda head: bookkit.State("a head", []))
+
+
+def test_an_explorer_never_closes_its_script_early():
+    import bookkit
+
+    explorer = bookkit.Explorer([bookkit.Slider("x", [0])], lambda x: bookkit.State(f"x {x}", [bookkit.Html("</script>")]))
+    html = explorer._repr_html_()
+    payload = html.split('class="fp-data">', 1)[1].rsplit("</script>", 1)[0]
+    assert "</" not in payload and json.loads(payload.replace("<\\/", "</"))

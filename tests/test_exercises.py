@@ -13,8 +13,10 @@ comparison, in this process. What is particular to one chapter stays in that cha
 import importlib
 import pickle
 import re
+from collections import Counter
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 from helpers import SECRETS, answers, everything_lent, graded
@@ -320,9 +322,13 @@ def test_float_cases_come_in_float32_and_float64(exercise_id):
 
 @pytest.mark.parametrize("exercise_id", CHOICES)
 def test_concept_check_takes_its_answer_only(exercise_id, capsys):
+    """An unanswered question prints a note (a fresh notebook runs to the end) and scores 0."""
     answer = keys.concept(exercise_id).answer
-    with pytest.raises(NotWrittenYet):
-        check(exercise_id, ...)
+    for unanswered in (..., None):
+        check(exercise_id, unanswered)
+        assert "not answered yet" in capsys.readouterr().out
+        verdict = graded(exercise_id, unanswered)
+        assert (verdict.ok, verdict.status) == (False, "not_attempted"), verdict
     with pytest.raises(CheckFailed, match="answer with one of"):
         check(exercise_id, "z")
     check(exercise_id, answer)
@@ -332,20 +338,55 @@ def test_concept_check_takes_its_answer_only(exercise_id, capsys):
 
 
 @pytest.mark.parametrize("exercise_id", CHOICES)
-def test_concept_check_explains_a_wrong_answer(exercise_id):
+def test_concept_check_explains_only_a_right_answer(exercise_id):
+    """The explanation gives the answer away: a wrong answer is told so, without it."""
     exercise, key = REGISTRY[exercise_id], keys.concept(exercise_id)
     wrong = [c for c in exercise.choices if c != key.answer]
     assert wrong and key.explain
     for choice in wrong:
         verdict = graded(exercise_id, choice)
-        assert not verdict.ok
-        assert key.explain in verdict.reason, verdict.reason
+        assert not verdict.ok and key.explain not in verdict.reason, verdict.reason
+    assert key.explain in graded(exercise_id, key.answer).reason
 
 
 def test_every_concept_check_has_a_key_among_its_choices():
     assert set(keys.all_concepts()) == set(CHOICES)
     for exercise_id in CHOICES:
         assert keys.concept(exercise_id).answer in REGISTRY[exercise_id].choices, exercise_id
+
+
+def test_an_unanswered_question_runs_to_the_end_in_the_student_notebook(capsys):
+    """A released concept stub only assigns ``...`` (nbgrader's ``raise NotImplementedError()`` is
+    taken out of it), and its check prints a note: "Run All" on a fresh notebook meets no error."""
+    stubs = {}
+    for notebook in sorted((ROOT / "chapters").glob("*/*.ipynb")):
+        for cell in nbformat.read(notebook, as_version=4).cells:
+            if cell.metadata.get("nbgrader", {}).get("solution") and cell.source.startswith("answer_"):
+                stubs[f"{notebook.parent.name}/{cell.source.split()[0][len('answer_'):]}"] = cell.source
+    assert set(stubs) == set(CHOICES)
+    for exercise_id, source in stubs.items():
+        namespace = {}
+        exec(source, namespace)
+        check(exercise_id, namespace[f"answer_{exercise_id.partition('/')[2]}"])
+        assert "not answered yet" in capsys.readouterr().out, exercise_id
+
+
+def test_concept_check_answers_are_spread_evenly_over_the_choices():
+    """Every question offers (a) to (d), and each letter answers as many questions as any other,
+    give or take one: answering one letter everywhere earns about a quarter of the points."""
+    assert {REGISTRY[eid].choices for eid in CHOICES} == {("a", "b", "c", "d")}
+    counts = Counter(keys.concept(eid).answer for eid in CHOICES)
+    spread = [counts[letter] for letter in "abcd"]
+    assert max(spread) - min(spread) <= 1, dict(counts)
+
+
+def test_each_chapter_asks_two_to_four_questions_of_its_own():
+    """2 to 4 concept checks per graded chapter, and no question (by name) in two chapters."""
+    per_chapter = Counter(eid.partition("/")[0] for eid in CHOICES)
+    graded = {eid.partition("/")[0] for eid in REGISTRY}
+    assert {chapter: per_chapter[chapter] for chapter in graded if not 2 <= per_chapter[chapter] <= 4} == {}
+    names = Counter(eid.partition("/")[2] for eid in CHOICES)
+    assert [name for name, n in names.items() if n > 1] == []
 
 
 def test_nothing_public_knows_a_concept_key():

@@ -26,13 +26,12 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from test_book import CHROMIUM, CHROMIUM_ARGS, HTML, PAGES, SCREENSHOTS, make, open_page
+from test_book import AXE, CHROMIUM, CHROMIUM_ARGS, HTML, PAGES, SCREENSHOTS, make, open_page
 
 import lib
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "tests" / "live_harness.mjs"
-AXE = ROOT / "book" / "node_modules" / "axe-core" / "axe.min.js"
 INTRO = "chapters/00-introduction/introduction.html"
 
 
@@ -247,7 +246,7 @@ def test_js_generate_draws_libs_text_for_each_seed(node, model):
 
 @pytest.fixture(scope="module")
 def site():
-    """The student edition, built by ``make book`` and served on 127.0.0.1."""
+    """The reader edition, built by ``make book`` and served on 127.0.0.1."""
     import functools
     import threading
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "03-lm-head"
 SOURCE = ROOT / "solutions" / ASSIGNMENT / "lm_head.py"
 FUNCTIONS = ["lm_head", "softmax", "log_softmax", "cross_entropy", "perplexity"]
-CHOICES = ["q_tied", "q_positions", "q_uniform"]
+CHOICES = ["q_next_row", "q_final_norm", "q_uniform"]
 SOLUTION = solution_functions(SOURCE, {"np": np, "layer_norm": lib.layer_norm})
 
 

@@ -32,7 +32,7 @@ FUNCTIONS = [
     "generate",
     "attend_with_cache",
 ]
-CHOICES = ["q_top_p", "q_cache", "q_memory"]
+CHOICES = ["q_top_p", "q_order", "q_cache"]
 SOLUTION = solution_functions(
     SOURCE,
     {

@@ -274,7 +274,7 @@ TOKEN_EMBEDDING = Exercise(
 
 Q_TIED = choice("q_tied", ("a", "b", "c", "d"))
 
-Q_POSITIONS = choice("q_positions", ("a", "b", "c"))
+Q_POSITIONS = choice("q_positions", ("a", "b", "c", "d"))
 
 Q_BATCH_SHAPE = choice("q_batch_shape", ("a", "b", "c", "d"))
 

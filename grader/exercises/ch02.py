@@ -708,11 +708,11 @@ SWIGLU = Exercise(
 
 # ---- concept checks ----------------------------------------------------------------------------
 
-Q_SCALE = choice("q_scale", ("a", "b", "c"))
+Q_SCALE = choice("q_scale", ("a", "b", "c", "d"))
 
-Q_CAUSAL = choice("q_causal", ("a", "b", "c"))
+Q_CAUSAL = choice("q_causal", ("a", "b", "c", "d"))
 
-Q_MIXING = choice("q_mixing", ("a", "b", "c"))
+Q_SKIP_BLOCK = choice("q_skip_block", ("a", "b", "c", "d"))
 
 EXERCISES = [
     LAYER_NORM,
@@ -729,5 +729,5 @@ EXERCISES = [
     SWIGLU,
     Q_SCALE,
     Q_CAUSAL,
-    Q_MIXING,
+    Q_SKIP_BLOCK,
 ]

@@ -403,10 +403,10 @@ PERPLEXITY = Exercise(
 
 # ---- concept checks ----------------------------------------------------------------------------
 
+Q_NEXT_ROW = choice("q_next_row", ("a", "b", "c", "d"))
+
+Q_FINAL_NORM = choice("q_final_norm", ("a", "b", "c", "d"))
+
 Q_UNIFORM = choice("q_uniform", ("a", "b", "c", "d"))
 
-Q_TIED = choice("q_tied", ("a", "b", "c"))
-
-Q_POSITIONS = choice("q_positions", ("a", "b", "c"))
-
-EXERCISES = [LM_HEAD, SOFTMAX, LOG_SOFTMAX, CROSS_ENTROPY, PERPLEXITY, Q_UNIFORM, Q_TIED, Q_POSITIONS]
+EXERCISES = [LM_HEAD, SOFTMAX, LOG_SOFTMAX, CROSS_ENTROPY, PERPLEXITY, Q_NEXT_ROW, Q_FINAL_NORM, Q_UNIFORM]

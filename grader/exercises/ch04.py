@@ -1011,11 +1011,11 @@ ATTEND_WITH_CACHE = Exercise(
 
 # ---- concept checks ----------------------------------------------------------------------------
 
-Q_TOP_P = choice("q_top_p", ("a", "b", "c"))
+Q_TOP_P = choice("q_top_p", ("a", "b", "c", "d"))
 
-Q_CACHE = choice("q_cache", ("a", "b", "c"))
+Q_ORDER = choice("q_order", ("a", "b", "c", "d"))
 
-Q_MEMORY = choice("q_memory", ("a", "b", "c"))
+Q_CACHE = choice("q_cache", ("a", "b", "c", "d"))
 
 EXERCISES = [
     APPLY_TEMPERATURE,
@@ -1026,6 +1026,6 @@ EXERCISES = [
     GENERATE,
     ATTEND_WITH_CACHE,
     Q_TOP_P,
+    Q_ORDER,
     Q_CACHE,
-    Q_MEMORY,
 ]

@@ -467,9 +467,8 @@ TOY_FORWARD = Exercise(
 
 # ---- concept checks ----------------------------------------------------------------------------
 
-Q_MASK = choice("q_mask", ("a", "b", "c"))
-Q_TIED = choice("q_tied", ("a", "b", "c"))
-Q_UNIFORM = choice("q_uniform", ("a", "b", "c"))
+Q_EQUAL_KEYS = choice("q_equal_keys", ("a", "b", "c", "d"))
+Q_LN_SHIFT = choice("q_ln_shift", ("a", "b", "c", "d"))
 
 EXERCISES = [
     TOY_EMBED,
@@ -480,7 +479,6 @@ EXERCISES = [
     TOY_MLP,
     TOY_LOSS,
     TOY_FORWARD,
-    Q_MASK,
-    Q_TIED,
-    Q_UNIFORM,
+    Q_EQUAL_KEYS,
+    Q_LN_SHIFT,
 ]

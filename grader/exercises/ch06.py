@@ -378,8 +378,8 @@ KV_CACHE_BYTES = Exercise(
 
 # ---- concept checks ----------------------------------------------------------------------------
 
-Q_TWO = choice("q_two", ("a", "b", "c"))
-Q_DECODE = choice("q_decode", ("a", "b", "c"))
-Q_GQA = choice("q_gqa", ("a", "b", "c"))
+Q_TWO = choice("q_two", ("a", "b", "c", "d"))
+Q_DECODE = choice("q_decode", ("a", "b", "c", "d"))
+Q_GQA = choice("q_gqa", ("a", "b", "c", "d"))
 
 EXERCISES = [COUNT_PARAMS, FLOPS_PER_TOKEN, KV_CACHE_BYTES, Q_TWO, Q_DECODE, Q_GQA]

@@ -9,6 +9,16 @@
 # %% [markdown]
 # # Introduction: one forward pass
 #
+# :::{admonition} In this chapter
+# :class: note
+# - **You will be able to** name the three stages of a forward pass (embedding, a stack of blocks,
+#   the LM head), say what shape the data has between them, and run the course's model on a line of
+#   text.
+# - **It assumes** Python, and NumPy arrays at the level of indexing and matrix products. No
+#   machine learning is assumed.
+# - **Time:** about 20 minutes of reading; there are no exercises.
+# :::
+#
 # A language model is a function. It takes a sequence of token ids and returns, for the position
 # after the last one, a probability for every token in its vocabulary: how likely each is to come
 # next. Computing that function once, from ids to probabilities, is a **forward pass**. The name
@@ -28,12 +38,15 @@ import os
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 import lib
 from grader.check import CheckFailed, check
 
 GRADING = "NBGRADER_EXECUTION" in os.environ  # nothing is graded here; kept for uniformity
+if not GRADING:  # presentation only: grading neither needs it nor sees it
+    import bookkit
+
+    bookkit.style.use()  # figures as SVG, sized to read on a phone
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=3, suppress=True, linewidth=100)
 
@@ -82,60 +95,23 @@ def label(ch):
 # **sampling** (chapter 4): pick one token from the distribution, append it to the input, and run
 # the forward pass again for the next one.
 
-# %% mystnb={"image": {"alt": "Diagram of the forward pass: text goes through the tokenizer to token ids, the embedding layer, a stack of L blocks that keep the shape T by d, the final norm and LM head at the last position giving V logits, the softmax giving next-token probabilities, and sampling, whose new token is appended to the ids for the next pass."}}
+# %% tags=["hide-input"]
 T_demo, d, V, L = len(tokenizer.encode(line)), model.config.d_model, model.config.vocab_size, model.config.n_layer
-
-stages = [  # (name, what comes out, column, row)
-    ("text", "a string", 0, 1),
-    ("tokenizer", f"ids  ({T_demo},)", 1, 1),
-    ("embedding", f"({T_demo}, {d})", 2, 1),
-    (f"{L} blocks", f"({T_demo}, {d}) each", 3, 1),
-    ("final norm +\nLM head", f"logits  ({V},)", 3, 0),
-    ("softmax", f"p(next)  ({V},)", 2, 0),
-    ("sampling", "one new id", 1, 0),
-]
 if not GRADING:
-    fig, ax = plt.subplots(figsize=(8, 3.4))
-    width, height, gap_x, gap_y = 1.6, 0.8, 2.1, 1.5
-    centre = {}
-    for name, out, col, row in stages:
-        x, y = col * gap_x, row * gap_y
-        centre[name] = (x, y)
-        colour = "#dbe9f6" if name not in ("sampling", "text") else "#f6e6d1"
-        ax.add_patch(
-            FancyBboxPatch(
-                (x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.05", fc=colour, ec="#34495e"
-            )
-        )
-        ax.text(x, y + 0.13, name, ha="center", va="center", fontsize=9, weight="bold")
-        ax.text(x, y - 0.22, out, ha="center", va="center", fontsize=8, family="monospace")
-
-    def arrow(a, b, text="", bend=0.0, dy=0.0):
-        (x0, y0), (x1, y1) = centre[a], centre[b]
-        if y0 == y1:  # horizontal: leave from the side of the box
-            sign = 1 if x1 > x0 else -1
-            start, end = (x0 + sign * (width / 2 + 0.05), y0), (x1 - sign * (width / 2 + 0.05), y1)
-        else:  # vertical
-            sign = 1 if y1 > y0 else -1
-            start, end = (x0, y0 + sign * (height / 2 + 0.05)), (x1, y1 - sign * (height / 2 + 0.05))
-        ax.add_patch(
-            FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, color="#34495e",
-                            connectionstyle=f"arc3,rad={bend}")
-        )
-        if text:
-            ax.text((start[0] + end[0]) / 2 + 0.12, (start[1] + end[1]) / 2 + dy, text, fontsize=7.5,
-                    style="italic", color="#7f4f24", va="center")
-
-    names = [s[0] for s in stages]
-    for a, b in zip(names, names[1:], strict=False):
-        arrow(a, b, "last position" if a.endswith("blocks") else "")
-    arrow("sampling", "tokenizer", "append,\nrun again")
-    ax.set_xlim(-1.0, 3 * gap_x + 1.0)
-    ax.set_ylim(-0.7, gap_y + 0.7)
-    ax.axis("off")
-    ax.set_title("One forward pass (blue), then one step of generation (orange)", fontsize=10)
-    fig.tight_layout()
-    plt.show()
+    bookkit.flow(
+        [
+            bookkit.Step("text", "a string", "outside"),
+            bookkit.Step("tokenizer", f"ids ({T_demo},)"),
+            bookkit.Step("embedding", f"({T_demo}, {d})"),
+            bookkit.Step(f"{L} blocks", f"({T_demo}, {d}) each"),
+            bookkit.Step("final norm + LM head", f"last position: logits ({V},)"),
+            bookkit.Step("softmax", f"p(next) ({V},)"),
+            bookkit.Step("sampling", "one new id", "outside"),
+        ],
+        label="One forward pass, then one step of generation",
+        legend={"pass": "the forward pass", "outside": "before and after it"},
+        loop="Generation appends the new id to the ids and runs the forward pass again.",
+    )
 
 # %% [markdown]
 # ## The forward pass, live
@@ -173,7 +149,7 @@ assert all(trace[name].shape == trace["embed.out"].shape for name in stations[:-
 # $V$. The row of logits at the last position is the model's prediction for the character after
 # "breaks?". The softmax turns it into probabilities; here are the five most likely:
 
-# %% mystnb={"image": {"alt": "Bar chart of the five most likely next characters after the line, with their probabilities according to the Shakespeare model."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Bar chart of the five most likely next characters after the line, with their probabilities according to the Shakespeare model."}}
 probs = lib.softmax(logits[-1].astype(np.float64))
 top = np.argsort(-probs, kind="stable")[:5]
 for i in top:
@@ -181,11 +157,11 @@ for i in top:
 print(f"the probabilities of all {V} characters sum to {probs.sum():.6f}")
 
 if not GRADING:
-    fig, ax = plt.subplots(figsize=(5.5, 3))
+    fig, ax = plt.subplots(figsize=(5, 3))
     ax.bar([f"{label(tokenizer.token(i))}" for i in top], probs[top], color="tab:blue")
     ax.set_ylabel("probability")
-    ax.set_xlabel("next character (↵ is a newline, ␣ a space)")
-    ax.set_title(f"Top 5 of {V}: what comes after {line.split()[-1]!r}?", fontsize=10)
+    ax.set_xlabel("next character (↵ newline, ␣ space)")
+    ax.set_title(f"Top 5 of {V}: what comes after {line.split()[-1]!r}?")
     fig.tight_layout()
     plt.show()
 
@@ -240,38 +216,40 @@ print(tokenizer.decode(sampled))
 # Most figures in the book are drawn from its weights.
 
 # %%
-try:
-    toy = lib.load_pretrained("toy")
-except FileNotFoundError:  # while chapter 5's model is not shipped: the same shape, random weights
-    toy_config = lib.Config(vocab_size=3, n_ctx=4, d_model=4, n_layer=1, n_head=2)
-    toy = lib.Model(toy_config, lib.init_params(toy_config, seed=0))
+toy = lib.load_pretrained("toy")
 for name, m in [("toy", toy), ("Shakespeare", model)]:
     c = m.config
     print(f"{name:12} L = {c.n_layer}  d = {c.d_model:3}  heads = {c.n_head}  V = {c.vocab_size:2}  "
           f"context = {c.n_ctx:3}  weights = {m.num_params():,}")
 
-if toy.tokenizer is not None:
-    toy_ids = toy.tokenizer.encode("AI rocks")
-    toy_names = {i: tok for tok, i in toy.tokenizer.vocab.items()}
-else:
-    toy_ids, toy_names = np.array([0, 1]), {0: "AI", 1: "rocks", 2: "<eos>"}
+toy_ids = toy.tokenizer.encode("AI rocks")
+toy_names = {i: tok for tok, i in toy.tokenizer.vocab.items()}
 toy_probs = lib.softmax(toy.forward(toy_ids)[-1].astype(np.float64))
 print("\nthe toy after 'AI rocks':", {toy_names[i]: round(float(p), 3) for i, p in enumerate(toy_probs)})
 
 # %% [markdown]
 # ## How to use this book
 #
-# **Reading.** Each chapter is a page of prose, math, code and figures. Every figure is drawn
-# right after the code that computes it, and you can read the book without running anything.
-# Some pages carry a small interactive control (a slider, a drop-down); on the web page it shows
-# the state saved when the book was built, and it comes alive in a running notebook.
+# **Reading.** Each chapter is a page of prose, math, code and figures, and you can read the book
+# without running anything. Every figure is drawn right after the code that computes it; on the
+# web page that code is folded away under "Show code cell source". Some figures have controls (a
+# slider, a drop-down): on the web page every setting was computed when the book was built, so
+# they work without Python; in a notebook they are drawn live, by your own functions once you have
+# written them.
 #
-# **Running.** Each page is a Jupyter notebook. The launch buttons at the top of each page (the
-# rocket icon) open it on Binder, Colab or your course's JupyterHub. To work on your own machine,
-# clone the repository and use the `Makefile` (the README lists every command):
+# **Editions.** This web book comes in three editions, built from the same notebooks. The one for
+# readers on their own, which you are probably reading, shows each exercise's task, what a correct
+# answer returns on an example, and the solution folded under "Show solution". Courses that grade
+# the exercises publish the class edition, which has the tasks and no solutions; the instructors'
+# edition adds the grader's hidden tests.
+#
+# **Running.** Each page is a Jupyter notebook. The launch button at the top of each page (the
+# rocket icon) opens it on Binder, or on your course's JupyterHub if your instructors have set one
+# up. (There is no Colab button: a Colab runtime has neither `lib` nor the grader.) To work on your
+# own machine, clone the repository and use the `Makefile` (the README lists every command):
 #
 # - `make lab` creates the Python environment on first use and opens the chapters in JupyterLab;
-# - `make book` builds this web book into `_build/html`;
+# - `make book` builds this web book into `_build/html` (`make book-class` the class edition);
 # - `make test` runs every test of the course, including the checks of every exercise.
 #
 # **Exercises and checks.** An exercise is a function whose docstring says, in this order, the
@@ -281,8 +259,8 @@ print("\nthe toy after 'AI rocks':", {toy_names[i]: round(float(p), 3) for i, p 
 # ✔, or one short message. When your output matches a mistake the course knows (a transposed
 # matrix, positions off by one, a softmax over the wrong axis), the message names it and says
 # what to look at. When a multi-step function is wrong, the message names the first intermediate
-# result that differs. Here is a check at work on the first exercise of chapter 1, given a wrong
-# function and then a right one:
+# result that differs. Here is the check of `token_embedding`, the third exercise of chapter 1, at
+# work: first given a wrong function, then `lib`'s own:
 
 # %%
 def token_embedding(ids, wte):
@@ -310,7 +288,8 @@ check("01-embeddings/token_embedding", token_embedding)
 # fails. Build on your own functions and on what a chapter's setup cell imports for you: the
 # grader runs your code with only those parts of `lib`, so a check fails at once if your function
 # calls a `lib` function that does the exercise's work. Concept checks, where you set a
-# variable to a letter, are graded at submission too. Before you submit, restart the kernel, run
+# variable to a letter, are graded at submission too; until you answer one, its check cell only
+# reminds you that it is waiting. Before you submit, restart the kernel, run
 # every cell, and run nbgrader's validation (`nbgrader validate <notebook>.ipynb` in a terminal,
 # or the Validate button in JupyterLab's assignment list), which executes the notebook the way
 # the grader will.

@@ -9,6 +9,16 @@
 # %% [markdown]
 # # Tokens and embeddings
 #
+# :::{admonition} In this chapter
+# :class: note
+# - **You will be able to** turn text into token ids and back, look up the vectors of a sequence
+#   or a batch of sequences, add learned or sinusoidal positions, and explain why a model that only
+#   looked tokens up could not tell "dog bites man" from "man bites dog".
+# - **It assumes** the introduction, and NumPy: integer-array indexing, slicing, broadcasting.
+# - **Time:** about 1.5 hours: 30 minutes of reading, an hour for six exercises and three
+#   questions.
+# :::
+#
 # A language model never reads text. It reads integers, one per token, and the first thing it does
 # with each integer is replace it by a vector of $d$ numbers. Everything after that, every block,
 # every attention head, the final distribution over the next token, works on those vectors.
@@ -16,8 +26,10 @@
 # This chapter builds that first stage of the forward pass, from a string to an array of shape
 # $(T, d)$, one row per token:
 #
-# $$\text{text} \;\xrightarrow{\text{tokenizer}}\; (i_0, \dots, i_{T-1}) \;\xrightarrow{\;E,\;P\;}\;
-# x_t = E_{i_t} + P_t \in \mathbb{R}^{d}.$$
+# $$\begin{aligned}
+# \text{text} &\xrightarrow{\text{tokenizer}} (i_0, \dots, i_{T-1}) \\
+# &\xrightarrow{\;E,\;P\;} x_t = E_{i_t} + P_t \in \mathbb{R}^{d}.
+# \end{aligned}$$
 #
 # You will write the tokenizer's two directions (`encode`, `decode`), the token embedding lookup,
 # the learned position embedding, their sum, and the fixed sinusoidal positions of the original
@@ -52,7 +64,11 @@ from grader.check import check
 
 GRADING = "NBGRADER_EXECUTION" in os.environ  # the autograder skips figures and widgets
 rng = np.random.default_rng(0)
-np.set_printoptions(precision=3, suppress=True, linewidth=100)
+np.set_printoptions(precision=3, suppress=True, linewidth=90)
+if not GRADING:  # presentation only: grading neither needs it nor sees it
+    import bookkit
+
+    bookkit.style.use()  # figures as SVG, sized to read on a phone
 
 model = lib.load_pretrained("shakespeare")
 tokenizer = model.tokenizer
@@ -226,19 +242,26 @@ check("01-embeddings/token_embedding", token_embedding)
 
 # %% [markdown]
 # Here is the shipped model's whole embedding matrix. It is drawn transposed, one *column* per
-# character in id order (newline, space, punctuation, digits, capitals, lower case), with the $d$
-# features running down:
+# character in id order (newline and space, punctuation and digits, capitals, lower case), with
+# the $d$ features running down. The figure in the next section, and the explorer at the end of
+# the chapter, look at single characters.
 
-# %% mystnb={"image": {"alt": "Heatmap of the Shakespeare model's token embedding matrix: one column per character of the vocabulary, labelled with the character, and one row per embedding feature; colour is the value of the weight."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Heatmap of the Shakespeare model's token embedding matrix: one column per character of the vocabulary in id order, with the blocks of capitals A–Z and lower-case letters a–z marked, and one row per embedding feature; colour is the value of the weight."}}
 if not GRADING:
     V, d = wte.shape
     limit = np.abs(wte).max()
-    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
     image = ax.imshow(wte.T, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
-    ax.set_xticks(range(V), [label(model_itos[i]) for i in range(V)], fontsize=5.5)
+    for name, member in [("A–Z", str.isupper), ("a–z", str.islower)]:  # label the two alphabets
+        columns = [i for i in range(V) if member(model_itos[i])]
+        ax.text((columns[0] + columns[-1]) / 2, d + 2, name, ha="center", va="top")
+        for edge in (columns[0] - 0.5, columns[-1] + 0.5):
+            ax.axvline(edge, color="k", lw=0.6)
+    ax.set_xticks([])
+    ax.set_xlabel("token id: ↵ ␣, punctuation, digits first", labelpad=20)
     ax.set_ylabel(f"feature (d = {d})")
-    ax.set_title("Token embedding matrix wte, transposed: one column per character", fontsize=10)
-    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
+    ax.set_title("wte, transposed: one column per character")
+    fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="weight")
     fig.tight_layout()
     plt.show()
 
@@ -275,7 +298,7 @@ for ch in ["e", "o", "T", "s", ",", ".", "?"]:
 # consonants, capitals and punctuation marks; the printed averages compare pairs inside a group
 # with pairs from different groups.
 
-# %% mystnb={"image": {"alt": "Heatmap of cosine similarities between the embedding rows of twenty characters grouped as vowels, consonants, capitals and punctuation, with the groups separated by lines."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Heatmap of cosine similarities between the embedding rows of twenty characters grouped as vowels, consonants, capitals and punctuation, with the groups separated by lines."}}
 groups = {"vowels": "aeiou", "consonants": "tnsrh", "capitals": "AEIOT", "punctuation": ",.;!?"}
 picked = [vocab[ch] for chars_ in groups.values() for ch in chars_]
 block = similarity[np.ix_(picked, picked)]
@@ -287,7 +310,7 @@ print(f"mean cosine between groups:      {block[~same].mean():+.3f}")
 print(f"mean cosine over all token pairs: {similarity[~np.eye(len(similarity), dtype=bool)].mean():+.3f}")
 
 if not GRADING:
-    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    fig, ax = plt.subplots(figsize=(5, 4.4))
     image = ax.imshow(block, cmap="RdBu_r", vmin=-1, vmax=1)
     names = [label(model_itos[i]) for i in picked]
     ax.set_xticks(range(len(picked)), names)
@@ -295,8 +318,8 @@ if not GRADING:
     for edge in np.cumsum([len(g) for g in groups.values()])[:-1] - 0.5:
         ax.axhline(edge, color="k", lw=0.8)
         ax.axvline(edge, color="k", lw=0.8)
-    ax.set_title("Cosine similarity of embedding rows", fontsize=10)
-    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_title("Cosine similarity of embedding rows")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="cosine")
     fig.tight_layout()
     plt.show()
 
@@ -311,15 +334,17 @@ if not GRADING:
 # embedding row.
 
 # %% [markdown]
-# **Concept check.** The Shakespeare model ties its output layer to `wte`. Compared with a model
-# that has a separate output matrix of shape $(d, V)$, how many weights does tying save?
+# **Concept check.** The Shakespeare model ties its output layer to `wte`: the score of token $v$
+# is $h \cdot E_v$. Suppose training had left two characters with exactly the same row of `wte`.
+# What follows for the model's predictions?
 #
-# - (a) $V \cdot d$
-# - (b) $d \cdot d$
-# - (c) $n_\text{ctx} \cdot d$
-# - (d) none: the transposed matrix still has to be stored
+# - (a) The two characters get the same score at every position, whatever $h$ is: the model can
+#   never make one of them more likely than the other.
+# - (b) Nothing: the position embeddings keep the two apart at the output.
+# - (c) Nothing: the final LayerNorm separates the two rows before the scores are computed.
+# - (d) The model can no longer read either character as input, only predict it.
 
-# %% nbgrader={"grade": false, "grade_id": "q_tied-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
+# %% nbgrader={"grade": false, "grade_id": "q_tied-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 answer_q_tied = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_tied = "a"
@@ -329,8 +354,8 @@ answer_q_tied = "a"
 check("01-embeddings/q_tied", answer_q_tied)
 
 # %% [markdown]
-# For the record, here is what tying saves in the shipped model and in GPT-2 small, whose
-# vocabulary is far larger:
+# Tying also saves a whole matrix, $V \cdot d$ weights. Here is what that is in the shipped model
+# and in GPT-2 small, whose vocabulary is far larger:
 
 # %%
 for name, config in [("Shakespeare", model.config), ("GPT-2 small", lib.Config.gpt2())]:
@@ -361,18 +386,21 @@ print("their rows are identical:", all(np.array_equal(rows[t], rows[where_o[0]])
 # with an explicit position signal.)
 
 # %% [markdown]
-# **Concept check.** Suppose the embedding layer used token embeddings only, no positions. What
-# does it produce for the four "o"s of "to be, or not to be"?
+# **Concept check.** Imagine a model with no position information at all, whose attention lets
+# every token read every other (no causal mask). It reads the word "stop", then the word "pots".
+# How do its outputs compare?
 #
-# - (a) four different vectors, because they stand at different places in the text
-# - (b) the same vector four times, so only something added later can tell the first "o" from the
-#   last
-# - (c) vectors that depend on the neighbouring letters, so "to" and "or" give different "o"s
+# - (a) They differ everywhere, because the lookup of "s" gives a different row when "s" comes
+#   first.
+# - (b) They differ, because attention weights depend on how far apart two tokens are.
+# - (c) The model cannot run: a sequence without positions has no order to process.
+# - (d) Each letter gets exactly the same output vector in both words, only in another order: the
+#   model cannot tell the two words apart.
 
-# %% nbgrader={"grade": false, "grade_id": "q_positions-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_positions = ...  # "a", "b" or "c"
+# %% nbgrader={"grade": false, "grade_id": "q_positions-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_positions = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
-answer_q_positions = "b"
+answer_q_positions = "d"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_positions", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
@@ -438,18 +466,19 @@ print("ids", batch.shape, "-> token rows", tok.shape, "+ position rows", pos.sha
 print("each sequence got the same positions:", all(np.allclose((tok + pos)[b] - tok[b], pos) for b in range(len(batch))))
 
 # %% [markdown]
-# **Concept check.** `ids` has shape $(B, T)$, `wte` has shape $(V, d)$ and `wpe` has shape
-# $(n_\text{ctx}, d)$. What is the shape of `wte[ids] + wpe[:T]`?
+# **Concept check.** A batch `ids` of shape $(B, T) = (4, 16)$ is embedded with
+# `wte[ids] + wpe[:len(ids)]`. What happens?
 #
-# - (a) $(B, T, d)$
-# - (b) $(B \cdot T, d)$
-# - (c) $(T, d)$
-# - (d) $(B, T, V)$
+# - (a) The right result: `len(ids)` is the sequence length.
+# - (b) A `(4, d)` array: one vector per sequence.
+# - (c) An error: `len(ids)` is $B = 4$, and `(4, 16, d) + (4, d)` cannot broadcast. With $B = T$
+#   the same line would run, and silently give every token of sequence $b$ the position row $b$.
+# - (d) The token rows alone: slicing `wpe` past the batch gives an empty array, which adds nothing.
 
-# %% nbgrader={"grade": false, "grade_id": "q_batch_shape-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
+# %% nbgrader={"grade": false, "grade_id": "q_batch_shape-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 answer_q_batch_shape = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
-answer_q_batch_shape = "a"
+answer_q_batch_shape = "c"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_batch_shape", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
@@ -498,8 +527,12 @@ print("embed.out == wte[ids] + wpe[:T]:", np.array_equal(trace["embed.out"], lib
 # one down. Columns come in pairs $(2j, 2j+1)$, and pair $j$ holds a sine and a cosine of the
 # position $m$ at its own frequency $\omega_j$:
 #
-# $$P_{m,\,2j} = \sin(\omega_j m), \qquad P_{m,\,2j+1} = \cos(\omega_j m), \qquad
-# \omega_j = 10000^{-2j/d}, \quad j = 0, \dots, \tfrac{d}{2} - 1.$$
+# $$\begin{aligned}
+# P_{m,\,2j} &= \sin(\omega_j m), \\
+# P_{m,\,2j+1} &= \cos(\omega_j m), \\
+# \omega_j &= 10000^{-2j/d}, \\
+# j &= 0, \dots, \tfrac{d}{2} - 1.
+# \end{aligned}$$
 #
 # Think of each pair as the hand of a clock: the first pair turns by one radian per position, the
 # last barely moves over thousands of positions, and together the $d/2$ hands give every position
@@ -507,8 +540,11 @@ print("embed.out == wte[ids] + wpe[:T]:", np.array_equal(trace["embed.out"], lib
 # $m$. And because moving $k$ positions turns every hand by a fixed angle $\omega_j k$, the dot
 # product of two position vectors depends only on how far apart they are:
 #
-# $$P_m \cdot P_n = \sum_{j} \big(\sin\omega_j m \,\sin\omega_j n + \cos\omega_j m\,\cos\omega_j n\big)
-# = \sum_j \cos\big(\omega_j (m - n)\big).$$
+# $$\begin{aligned}
+# P_m \cdot P_n &= \sum_{j} \big(\sin\omega_j m \,\sin\omega_j n \\
+# &\qquad\quad + \cos\omega_j m\,\cos\omega_j n\big) \\
+# &= \sum_j \cos\big(\omega_j (m - n)\big).
+# \end{aligned}$$
 
 
 # %% nbgrader={"grade": false, "grade_id": "sinusoidal_positions-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -540,18 +576,19 @@ check("01-embeddings/sinusoidal_positions", sinusoidal_positions)
 # A few columns of the table for the Shakespeare model's width $d$, over its whole context. The
 # period of pair $j$ is $2\pi / \omega_j$ positions:
 
-# %% mystnb={"image": {"alt": "Line plot of four columns of the sinusoidal position table against position: the sine of pairs with increasing index, whose periods grow from a few positions to hundreds."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Line plot of four columns of the sinusoidal position table against position: the sine of pairs with increasing index, whose periods grow from a few positions to hundreds."}}
 n_ctx, d = model.config.n_ctx, model.config.d_model
 sinusoid = lib.sinusoidal_positions(n_ctx, d)
 if not GRADING:
-    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for column in [0, d // 8, d // 4, d // 2]:
         period = 2 * np.pi * 10000 ** (column / d)
         ax.plot(sinusoid[:, column], lw=1, label=f"column {column}: period {period:.0f}")
     ax.set_xlabel("position m")
     ax.set_ylabel("P[m, column]")
-    ax.legend(fontsize=7, loc="lower left")
-    ax.set_title("Sinusoidal positions: each pair is a clock at its own speed", fontsize=10)
+    ax.set_ylim(-1.1, 1.9)
+    ax.legend(loc="upper center", ncol=2, fontsize=9)
+    ax.set_title("Each pair is a clock at its own speed")
     fig.tight_layout()
     plt.show()
 
@@ -574,15 +611,15 @@ for name, sim in [("learned", learned_sim), ("sinusoidal", sinusoid_sim)]:
     near, far = sim[distance == 1].mean(), sim[distance >= n_ctx // 4].mean()
     print(f"{name:10}  neighbours (|m-n| = 1): {near:+.3f}   far apart (|m-n| >= {n_ctx // 4}): {far:+.3f}")
 
-# %% mystnb={"image": {"alt": "Two heatmaps side by side of cosine similarity between position vectors, position against position: on the left the learned position embeddings of the Shakespeare model, on the right sinusoidal positions of the same size, which are constant along each diagonal."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two heatmaps side by side of cosine similarity between position vectors, position against position: on the left the learned position embeddings of the Shakespeare model, on the right sinusoidal positions of the same size, which are constant along each diagonal."}}
 if not GRADING:
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(5.5, 3.1))
     for ax, sim, title in [(axes[0], learned_sim, "learned (wpe)"), (axes[1], sinusoid_sim, "sinusoidal")]:
         image = ax.imshow(sim, cmap="RdBu_r", vmin=-1, vmax=1)
-        ax.set_title(f"{title}: cos(P_m, P_n)", fontsize=10)
+        ax.set_title(title)
         ax.set_xlabel("position n")
     axes[0].set_ylabel("position m")
-    fig.colorbar(image, ax=axes, fraction=0.025)
+    fig.colorbar(image, ax=axes, fraction=0.03, label="cos(P_m, P_n)")
     plt.show()
 
 # %% [markdown]
@@ -611,45 +648,53 @@ for m, n in [(3, 0), (50, 47), (200, 197), (5, 0), (90, 85)]:
 # %% [markdown]
 # ## Explore: one token's embedding and its neighbours
 #
-# Pick a character: the bars are its row of `wte` (computed with your `token_embedding` once it
-# works), and the panel on the right lists the five characters whose rows are closest by cosine
-# similarity.
-#
-# :::{note}
-# Moving this control needs a live kernel: open the notebook with the launch button at the top of
-# the page.
-# :::
+# Pick a character: the bars are its row of `wte`, and the list under them names the five
+# characters whose rows are closest to it by cosine similarity. In a notebook the row is computed
+# by your `token_embedding` once it works (by `lib`'s until then, and the title says which); on
+# the web page every character was computed with `lib` when the book was built.
 
-# %%
+# %% tags=["hide-input"]
+def embedding_row(i):
+    """Row i of wte with the reader's token_embedding, or lib's while that is not written."""
+    try:
+        return np.asarray(token_embedding(np.array([i]), wte))[0], "your token_embedding"
+    except NotImplementedError:
+        return lib.token_embedding(np.array([i]), wte)[0], "lib.token_embedding (yours is not written yet)"
+    except Exception as err:  # a bug in the reader's function should not break the figure
+        return lib.token_embedding(np.array([i]), wte)[0], f"lib.token_embedding (yours raised {type(err).__name__})"
+
+
+def token_title(i):
+    return f"{label(model_itos[i])} (id {i}): its row of wte, and the five characters nearest to it"
+
+
+def neighbours_text(i):
+    return "nearest by cosine: " + ", ".join(f"{label(ch)} {s:+.2f}" for ch, s in nearest(i))
+
+
+def show_token(i):
+    row, source = embedding_row(i)
+    fig, ax = plt.subplots(figsize=(5.5, 2.8))
+    ax.bar(np.arange(len(row)), row, width=1.0, color="tab:blue")
+    ax.set_xlabel("feature")
+    ax.set_title(f"{token_title(i)}\n[{source}]", fontsize=10)
+    fig.tight_layout()
+    plt.show()
+    print(neighbours_text(i))
+
+
+def token_state(i):
+    row = lib.token_embedding(np.array([i]), wte)[0]
+    limit = float(np.abs(wte).max())
+    bars = bookkit.Bars({"row of wte": row}, ticks=range(0, len(row), 32), ymin=-limit, ymax=limit,
+                        xlabel="feature", ylabel="weight")
+    return bookkit.State(token_title(i), [bars, bookkit.Text(neighbours_text(i))])
+
+
 if not GRADING:
-    import ipywidgets as widgets
-
-    def embedding_row(i):
-        """Row i of wte with the reader's token_embedding, or lib's while that is not written."""
-        try:
-            return np.asarray(token_embedding(np.array([i]), wte))[0], "your token_embedding"
-        except NotImplementedError:
-            return lib.token_embedding(np.array([i]), wte)[0], "lib.token_embedding (yours is not written yet)"
-        except Exception as err:  # a bug in the reader's function should not break the widget
-            return lib.token_embedding(np.array([i]), wte)[0], f"lib.token_embedding (yours raised {type(err).__name__})"
-
-    def show_token(i):
-        row, source = embedding_row(i)
-        neighbours = nearest(i)
-        print(f"token {label(model_itos[i])!s} (id {i}): its row computed by {source}")
-        fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3), gridspec_kw={"width_ratios": [3, 1]})
-        left.bar(np.arange(len(row)), row, width=1.0, color="tab:blue")
-        left.set_xlabel("feature")
-        left.set_title(f"row {i} of wte: the embedding of {label(model_itos[i])!s}", fontsize=9)
-        right.barh(range(5)[::-1], [s for _, s in neighbours], color="tab:orange")
-        right.set_yticks(range(5)[::-1], [label(ch) for ch, _ in neighbours])
-        right.set_xlim(-1, 1)
-        right.set_title("5 nearest (cosine)", fontsize=9)
-        fig.tight_layout()
-        plt.show()
-
-    options = [(f"{label(model_itos[i])}  (id {i})", i) for i in range(tokenizer.vocab_size)]
-    widgets.interact(show_token, i=widgets.Dropdown(options=options, value=vocab["e"], description="token"))
+    token = bookkit.Select("i", [(f"{label(model_itos[i])} (id {i})", i) for i in range(tokenizer.vocab_size)],
+                           value=vocab["e"], label="token")
+    bookkit.explore([token], live=show_token, static=token_state)
 
 # %% [markdown]
 # ## Summary

@@ -9,6 +9,17 @@
 # %% [markdown]
 # # The transformer block
 #
+# :::{admonition} In this chapter
+# :class: note
+# - **You will be able to** write every part of a GPT-2 block (LayerNorm, causal multi-head
+#   attention, the GELU MLP, the residual connections) and the parts modern models swap in
+#   (RMSNorm, rotary positions, SwiGLU), and predict what breaks when one of them is removed.
+# - **It assumes** chapter 1, matrix products and the softmax (which chapter 3 studies in detail;
+#   here `lib.softmax` is enough).
+# - **Time:** about 3 hours: an hour of reading, two hours for twelve exercises and three
+#   questions. It is the longest chapter; its sections can be done in more than one sitting.
+# :::
+#
 # After chapter 1, a text of $T$ tokens is an array $X$ of shape $(T, d)$: row $t$ says "token
 # $i_t$, at position $t$", and nothing else; no row knows anything about its neighbours. The
 # next-token prediction at position $t$ needs much more: which words came before,
@@ -17,8 +28,11 @@
 # A block is a function from $(T, d)$ to $(T, d)$. Because it keeps the shape, the same design can
 # be applied again and again, $L$ times, each time with its own weights:
 #
-# $$X^{(0)} = \text{embed}(\text{ids}), \qquad X^{(\ell+1)} = \text{block}_\ell\big(X^{(\ell)}\big),
-# \qquad \ell = 0, \dots, L-1.$$
+# $$\begin{aligned}
+# X^{(0)} &= \text{embed}(\text{ids}), \\
+# X^{(\ell+1)} &= \text{block}_\ell\big(X^{(\ell)}\big), \\
+# \ell &= 0, \dots, L-1.
+# \end{aligned}$$
 #
 # Inside, a block has two **sublayers**. *Attention* is the one place where positions exchange
 # information: row $t$ gathers from rows $0, \dots, t$. The *MLP* then works on every row on its
@@ -61,7 +75,11 @@ from grader.check import check
 
 GRADING = "NBGRADER_EXECUTION" in os.environ  # the autograder skips figures and widgets
 rng = np.random.default_rng(0)
-np.set_printoptions(precision=3, suppress=True, linewidth=100)
+np.set_printoptions(precision=3, suppress=True, linewidth=90)
+if not GRADING:  # presentation only: grading neither needs it nor sees it
+    import bookkit
+
+    bookkit.style.use()  # figures as SVG, sized to read on a phone
 
 model = lib.load_pretrained("shakespeare")
 config = model.config
@@ -118,8 +136,11 @@ print(f"T = {len(ids)} tokens, d = {config.d_model}, L = {config.n_layer} blocks
 # token's vector $x \in \mathbb{R}^d$ at a time, removes its mean, divides by its standard
 # deviation, then applies a learned gain $g$ and bias $b$ (both of shape $(d,)$):
 #
-# $$\mu = \frac1d \sum_{j=1}^d x_j, \qquad \sigma^2 = \frac1d \sum_{j=1}^d (x_j - \mu)^2, \qquad
-# \operatorname{LN}(x) = \frac{x - \mu}{\sqrt{\sigma^2 + \varepsilon}} \odot g + b.$$
+# $$\begin{aligned}
+# \mu &= \frac1d \sum_{j=1}^d x_j, \\
+# \sigma^2 &= \frac1d \sum_{j=1}^d (x_j - \mu)^2, \\
+# \operatorname{LN}(x) &= \frac{x - \mu}{\sqrt{\sigma^2 + \varepsilon}} \odot g + b.
+# \end{aligned}$$
 #
 # Three details matter, and each is a classic bug. The statistics are taken over the **features**
 # of one token (the last axis), never across tokens. The variance is the *biased* one, dividing
@@ -156,7 +177,7 @@ check("02-transformer-block/layer_norm", layer_norm)
 # which is what the attention sublayer actually reads. The printed statistics are per token,
 # averaged over the line.
 
-# %% mystnb={"image": {"alt": "Three histograms side by side: the values of the residual stream entering the last block of the Shakespeare model, the same values normalised per token to mean 0 and variance 1, and the normalised values after the learned gain and bias."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Three histograms, one above the other: the values of the residual stream entering the last block of the Shakespeare model, the same values normalised per token to mean 0 and variance 1, and the normalised values after the learned gain and bias."}}
 if not GRADING:
     last = config.n_layer - 1
     stream = trace[f"h.{last - 1}.resid_post"] if last > 0 else trace["embed.out"]  # (T, d)
@@ -169,12 +190,12 @@ if not GRADING:
         ("normalised (gain 1, bias 0)", normalised),
         ("after gain and bias: ln_1", after),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+    fig, axes = plt.subplots(3, 1, figsize=(5.5, 5.6))
     for ax, (title, values) in zip(axes, panels, strict=True):
         ax.hist(values.ravel(), bins=80, color="tab:blue")
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("value")
-    axes[0].set_ylabel("count")
+        ax.set_title(title)
+        ax.set_ylabel("count")
+    axes[-1].set_xlabel("value")
     fig.tight_layout()
     plt.show()
     for title, values in panels:
@@ -196,7 +217,9 @@ if not GRADING:
 # Attention lets row $t$ of the stream collect information from rows $0, \dots, t$. From the
 # normalised stream $X$ (shape $(T, d)$), three linear maps make three arrays:
 #
-# $$Q = X W_Q, \qquad K = X W_K, \qquad V = X W_V \qquad (\text{each } T \times d_\text{head}).$$
+# $$Q = X W_Q, \quad K = X W_K, \quad V = X W_V,$$
+#
+# each of shape $T \times d_\text{head}$.
 #
 # Row $t$ of $Q$ is a **query**, what position $t$ is looking for; row $s$ of $K$ is a **key**, what
 # position $s$ offers; row $s$ of $V$ is the **value**, what position $s$ hands over when it is
@@ -216,7 +239,7 @@ if not GRADING:
 # The experiment below draws random queries and keys and measures how much weight the softmax puts
 # on its favourite key, over 64 keys:
 
-# %% mystnb={"image": {"alt": "Line plot against the head size d_head on a logarithmic axis from 2 to 1024: without scaling, the weight on the largest key climbs towards 1 as d_head grows; with the 1/sqrt(d_head) scale it stays flat and low."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Line plot against the head size d_head on a logarithmic axis from 2 to 1024: without scaling, the weight on the largest key climbs towards 1 as d_head grows; with the 1/sqrt(d_head) scale it stays flat and low."}}
 if not GRADING:
     sizes = 2 ** np.arange(1, 11)
     n_keys, trials = 64, 200
@@ -228,7 +251,7 @@ if not GRADING:
         spread.append(raw.std())
         top_raw.append(lib.softmax(raw, axis=-1).max(-1).mean())
         top_scaled.append(lib.softmax(raw / math.sqrt(d_head), axis=-1).max(-1).mean())
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
     ax.plot(sizes, top_raw, "o-", label=r"$q\cdot k$ (no scale)")
     ax.plot(sizes, top_scaled, "s-", label=r"$q\cdot k/\sqrt{d_\mathrm{head}}$")
     ax.axhline(1 / n_keys, color="gray", lw=0.8, ls=":", label="uniform (1/64)")
@@ -236,24 +259,28 @@ if not GRADING:
     ax.set_xlabel(r"$d_\mathrm{head}$")
     ax.set_ylabel("mean weight on the top key")
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=8)
+    ax.legend()
     fig.tight_layout()
     plt.show()
     for d_head, s in zip(sizes[::3], spread[::3], strict=True):
         print(f"d_head = {d_head:4d}: std of raw scores {s:6.2f}, sqrt(d_head) = {math.sqrt(d_head):6.2f}")
 
 # %% [markdown]
-# **Concept check.** Why are attention scores divided by $\sqrt{d_\text{head}}$?
+# **Concept check.** A head with $d_\text{head} = 64$ divides its scores by $\sqrt{64} = 8$.
+# Someone widens it to $d_\text{head} = 256$ and forgets to change the divisor, which stays 8.
+# With queries and keys whose entries are independent with variance 1, how do its attention
+# weights compare with those of a correctly scaled head of width 256?
 #
-# - (a) So that each row of attention weights sums to 1.
-# - (b) So that the scores keep a spread of about 1 as $d_\text{head}$ grows, and the softmax does
-#   not collapse onto a single key.
-# - (c) So that a query cannot attend to later positions.
+# - (a) They are the same: the softmax only cares about which key has the largest score.
+# - (b) They are flatter, closer to uniform over the keys.
+# - (c) They no longer sum to one.
+# - (d) They are sharper: the scores spread twice as wide, so more of the weight goes to the top
+#   key.
 
-# %% nbgrader={"grade": false, "grade_id": "q_scale-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_scale = ...  # "a", "b" or "c"
+# %% nbgrader={"grade": false, "grade_id": "q_scale-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_scale = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
-answer_q_scale = "b"
+answer_q_scale = "d"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_scale", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
@@ -305,8 +332,11 @@ check("02-transformer-block/masked_scores", masked_scores)
 # Each row of masked scores becomes a probability distribution over the keys, and the output of
 # position $t$ is the average of the values under that distribution:
 #
-# $$A = \operatorname{softmax}_\text{rows}(\tilde S), \qquad A_{ts} = \frac{e^{\tilde S_{ts}}}{\sum_{s'} e^{\tilde S_{ts'}}},
-# \qquad \text{out} = A V \quad (T \times d_\text{head}).$$
+# $$\begin{aligned}
+# A &= \operatorname{softmax}_\text{rows}(\tilde S), \\
+# A_{ts} &= \frac{e^{\tilde S_{ts}}}{\sum_{s'} e^{\tilde S_{ts'}}}, \\
+# \text{out} &= A V \qquad (T \times d_\text{head}).
+# \end{aligned}$$
 #
 # The softmax runs along each **row** (over keys $s$, the last axis): query $t$ distributes one
 # unit of attention among the positions it may see. Row $t$ of the output is a mixture of the
@@ -352,7 +382,10 @@ check("02-transformer-block/attention", attention, masked_scores=masked_scores)
 # 5. **Project** with `c_proj` (weight $(d, d)$, bias $(d,)$). This output projection is what mixes
 #    the heads: each output feature reads from every head.
 #
-# $$\operatorname{MHA}(X) = \big[\operatorname{head}_0 \,\|\, \operatorname{head}_1 \,\|\, \cdots \,\|\, \operatorname{head}_{h-1}\big] W_O + b_O.$$
+# $$\begin{aligned}
+# \operatorname{MHA}(X) &= H\, W_O + b_O, \\
+# H &= \big[\operatorname{head}_0 \,\|\, \cdots \,\|\, \operatorname{head}_{h-1}\big].
+# \end{aligned}$$
 #
 # The split and the merge are the step where most implementations go wrong. A plain
 # `reshape(n_head, T, d_head)` runs without error but cuts the array in memory order, handing
@@ -436,84 +469,103 @@ check(
 #
 # ### What the shipped model's heads look at
 #
-# Here are the attention weights `h.{i}.attn.probs` of every head of the Shakespeare model on our
-# held-out line. Row $t$ of a heatmap is query $t$'s distribution over the keys; the upper triangle
-# is empty because of the mask. Look for heads that put their weight just below the diagonal (the
-# previous character), on the diagonal (the character itself), or in vertical stripes: a few key
-# characters, often spaces or capitals, that many later queries read. The table under the figure
-# gives each head's average weight on the character itself and on the one before it.
+# Each head of each layer of the Shakespeare model has its own attention weights
+# `h.{i}.attn.probs` on our held-out line. Row $t$ of a head's matrix is query $t$'s distribution
+# over the keys; the upper triangle is zero because of the mask. Some heads put their weight just
+# below the diagonal (the previous character), some on the diagonal (the character itself), some in
+# vertical stripes: a few key characters, often spaces or capitals, that many later queries read.
+# The table gives every head's average weight on the character itself and on the one before it;
+# the figure draws the head that looks most at the previous character, on the first characters of
+# the line.
 
-# %% mystnb={"image": {"alt": "A grid of heatmaps, one row per layer and one column per head of the Shakespeare model, each showing the attention weights of every query character (rows) over the key characters (columns) of one held-out line; all are lower triangular."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Heatmap of the attention weights of the head of the Shakespeare model that looks most at the previous character, on the first 24 characters of a held-out line: query characters down, key characters across, each labelled with its character; the weight sits mostly just below the diagonal; a colour bar gives the scale from 0 to 1."}}
 if not GRADING:
     L, H = config.n_layer, config.n_head
-    fig, axes = plt.subplots(L, H, figsize=(2 * H, 2 * L), squeeze=False)
-    for i in range(L):
-        for j in range(H):
-            ax = axes[i, j]
-            ax.imshow(trace[f"h.{i}.attn.probs"][j], cmap="viridis", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(f"head {j}", fontsize=9)
-            if j == 0:
-                ax.set_ylabel(f"layer {i}", fontsize=9)
-    fig.suptitle(f"attention weights on {line[:40]!r}...", fontsize=9)
-    fig.tight_layout()
-    plt.show()
     print("mean weight on (itself, previous character), per head:")
     for i in range(L):
         probs = trace[f"h.{i}.attn.probs"]  # [H, T, T]
         cells = [f"({np.diagonal(probs[j]).mean():.2f}, {np.diagonal(probs[j], -1).mean():.2f})" for j in range(H)]
         print(f"  layer {i}: " + "  ".join(cells))
+    previous = np.array([[np.diagonal(trace[f"h.{i}.attn.probs"][j], -1).mean() for j in range(H)] for i in range(L)])
+    i, j = np.unravel_index(previous.argmax(), previous.shape)
+    n = 24
+    chars = [label(c) for c in line[:n]]
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    image = ax.imshow(trace[f"h.{i}.attn.probs"][j, :n, :n], cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(n), chars)
+    ax.set_yticks(range(n), chars)
+    ax.set_xlabel("key: the character read")
+    ax.set_ylabel("query: the character reading")
+    ax.set_title(f"layer {i}, head {j}: the previous-character head")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="attention weight")
+    fig.tight_layout()
+    plt.show()
 
 # %% [markdown]
-# Pick a layer, a head and a query character to see that query's row as bars over the characters
-# it can see. Once your `masked_scores` works, the row is recomputed with it (and `lib.softmax`)
-# from the model's own queries and keys; until then the widget shows `lib`'s row and says so.
-#
-# :::{note}
-# Moving this control needs a live kernel: open the notebook with the launch button at the top of
-# the page.
-# :::
+# Every head of every layer is in the figure below: pick a layer, a head and a query character.
+# The matrix is that head's weights on the whole line, with the query's row outlined, and the bars
+# are that row: how the query shares its attention among the characters it may read. In a notebook
+# the row is recomputed with your `masked_scores` (and `lib.softmax`) from the model's own queries
+# and keys once your function works, and the title says so; on the web page every choice was
+# computed with `lib` when the book was built.
 
-# %%
+# %% tags=["hide-input"]
+def attention_row(layer, head, query):
+    """Query `query`'s weights in one head: with the reader's masked_scores, or lib's trace."""
+    q, k = trace[f"h.{layer}.attn.q"][head], trace[f"h.{layer}.attn.k"][head]  # [T, d_head]
+    try:
+        row = lib.softmax(np.asarray(masked_scores(q, k)), axis=-1)[query]
+        return row, "your masked_scores + lib.softmax"
+    except NotImplementedError:
+        source = "lib's trace (your masked_scores is not written yet)"
+    except Exception as err:  # a bug in the reader's function should not break the figure
+        source = f"lib's trace (your masked_scores raised {type(err).__name__})"
+    return trace[f"h.{layer}.attn.probs"][head, query], source
+
+
+def row_title(layer, head, query):
+    return f"layer {layer}, head {head}, query {query}: {label(line[query])}, reading the characters up to it"
+
+
+def show_row(layer, head, query):
+    row, source = attention_row(layer, head, query)
+    chars = [label(c) for c in line]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 9), gridspec_kw={"height_ratios": [3, 1]})
+    image = top.imshow(trace[f"h.{layer}.attn.probs"][head], cmap="viridis", vmin=0, vmax=1)
+    top.axhline(query, color="tab:orange", lw=1)
+    top.set_xticks(range(len(line)), chars, fontsize=7)
+    top.set_yticks(range(len(line)), chars, fontsize=7)
+    top.set_xlabel("key")
+    top.set_ylabel("query")
+    fig.colorbar(image, ax=top, fraction=0.046, label="attention weight")
+    bottom.bar(np.arange(len(line)), row, color="tab:blue")
+    bottom.bar([query], [row[query]], color="tab:orange")
+    bottom.set_xticks(np.arange(len(line)), chars, fontsize=7)
+    bottom.set_ylim(0, 1)
+    bottom.set_ylabel("weight")
+    top.set_title(f"{row_title(layer, head, query)}\n[{source}]", fontsize=10)
+    fig.tight_layout()
+    plt.show()
+
+
+def row_state(layer, head, query):
+    probs = trace[f"h.{layer}.attn.probs"][head]  # [T, T]
+    chars = [label(c) for c in line]
+    heatmap = bookkit.Heatmap(probs, chars, chars, highlight_row=query, xlabel="key", ylabel="query",
+                              colorbar="attention weight")
+    bars = bookkit.Bars({"weight": probs[query]}, labels=chars, highlight=query, ymax=1, ylabel="weight")
+    return bookkit.State(row_title(layer, head, query), [heatmap, bars])
+
+
 if not GRADING:
-    import ipywidgets as widgets
-
-    def attention_row(layer, head, query):
-        """Query `query`'s weights in one head: with the reader's masked_scores, or lib's trace."""
-        q, k = trace[f"h.{layer}.attn.q"][head], trace[f"h.{layer}.attn.k"][head]  # [T, d_head]
-        try:
-            row = lib.softmax(np.asarray(masked_scores(q, k)), axis=-1)[query]
-            return row, "your masked_scores + lib.softmax"
-        except NotImplementedError:
-            source = "lib's trace (your masked_scores is not written yet)"
-        except Exception as err:  # a bug in the reader's function should not break the widget
-            source = f"lib's trace (your masked_scores raised {type(err).__name__})"
-        return trace[f"h.{layer}.attn.probs"][head, query], source
-
-    def show_row(layer, head, query):
-        row, source = attention_row(layer, head, query)
-        fig, ax = plt.subplots(figsize=(8, 3))
-        ax.bar(np.arange(len(line)), row, color="tab:blue")
-        ax.bar([query], [row[query]], color="tab:orange")
-        ax.set_xticks(np.arange(len(line)), [label(c) for c in line], fontsize=8)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("weight")
-        ax.set_title(
-            f"layer {layer}, head {head}: query {query} ({label(line[query])!s}) over its keys  [{source}]",
-            fontsize=9,
-        )
-        fig.tight_layout()
-        plt.show()
-
-    widgets.interact(
-        show_row,
-        layer=widgets.IntSlider(value=0, min=0, max=config.n_layer - 1, description="layer"),
-        head=widgets.IntSlider(value=0, min=0, max=config.n_head - 1, description="head"),
-        query=widgets.Dropdown(
-            options=[(f"{t}: {label(c)}", t) for t, c in enumerate(line)], value=len(line) - 1, description="query"
-        ),
+    bookkit.explore(
+        [
+            bookkit.Slider("layer", range(config.n_layer)),
+            bookkit.Slider("head", range(config.n_head)),
+            bookkit.Select("query", [(f"{t}: {label(c)}", t) for t, c in enumerate(line)], value=len(line) - 1),
+        ],
+        live=show_row,
+        static=row_state,
     )
 
 # %% [markdown]
@@ -531,7 +583,10 @@ if not GRADING:
 # The second sublayer is a small two-layer network applied to every position **on its own**,
 # with the same weights at every position:
 #
-# $$\operatorname{MLP}(x) = \operatorname{GELU}(x W_\text{fc} + b_\text{fc})\, W_\text{proj} + b_\text{proj},$$
+# $$\begin{aligned}
+# \operatorname{MLP}(x) &= h\, W_\text{proj} + b_\text{proj}, \\
+# h &= \operatorname{GELU}(x W_\text{fc} + b_\text{fc}),
+# \end{aligned}$$
 #
 # with `c_fc` of shape $(d, d_\text{ff})$ and `c_proj` of shape $(d_\text{ff}, d)$; GPT-2 uses
 # $d_\text{ff} = 4d$. The MLP holds about two thirds of a block's weights ($8d^2$ of roughly $12d^2$). Attention decides
@@ -542,20 +597,23 @@ if not GRADING:
 # ones to zero, and dips slightly below zero in between. GPT-2 computes it with a
 # tanh approximation, and a checkpoint trained with it should be run with it:
 #
-# $$\operatorname{GELU}(x) \approx \tfrac12 x \Big(1 + \tanh\!\Big(\sqrt{2/\pi}\,\big(x + 0.044715\, x^3\big)\Big)\Big).$$
+# $$\begin{aligned}
+# \operatorname{GELU}(x) &\approx \tfrac12 x \big(1 + \tanh u\big), \\
+# u &= \sqrt{2/\pi}\,\big(x + 0.044715\, x^3\big).
+# \end{aligned}$$
 #
 # Llama's MLP uses a close cousin, **SiLU** $x \sigma(x)$, which we meet again with SwiGLU.
 
-# %% mystnb={"image": {"alt": "Curves of ReLU, GELU (tanh approximation) and SiLU for inputs from -4 to 4: all three are near zero for negative inputs and near the identity for positive ones; GELU and SiLU are smooth and dip slightly below zero."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Curves of ReLU, GELU (tanh approximation) and SiLU for inputs from -4 to 4: all three are near zero for negative inputs and near the identity for positive ones; GELU and SiLU are smooth and dip slightly below zero."}}
 if not GRADING:
     z = np.linspace(-4, 4, 401)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
     ax.plot(z, np.maximum(z, 0), color="gray", ls="--", label="ReLU")
     ax.plot(z, lib.gelu(z), label="GELU (tanh approximation)")
     ax.plot(z, lib.silu(z), label=r"SiLU $x\,\sigma(x)$")
     ax.axhline(0, color="black", lw=0.5)
     ax.set_xlabel("x")
-    ax.legend(fontsize=8)
+    ax.legend()
     fig.tight_layout()
     plt.show()
     print(f"max |GELU tanh - GELU exact| on [-4, 4]: {np.abs(lib.gelu(z) - lib.gelu_exact(z)).max():.1e}")
@@ -600,31 +658,17 @@ def mlp(x, params):
 check("02-transformer-block/mlp", mlp, gelu=gelu)
 
 # %% [markdown]
-# **Concept check.** In a block, which sublayer can make the output at position $t$ depend on the
-# tokens at other positions?
-#
-# - (a) LayerNorm
-# - (b) attention
-# - (c) the MLP
-
-# %% nbgrader={"grade": false, "grade_id": "q_mixing-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_mixing = ...  # "a", "b" or "c"
-### BEGIN SOLUTION
-answer_q_mixing = "b"
-### END SOLUTION
-
-# %% nbgrader={"grade": true, "grade_id": "q_mixing", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-check("02-transformer-block/q_mixing", answer_q_mixing)
-
-# %% [markdown]
 # ## The whole block
 #
 # Put the pieces together in the pre-norm order, with both residual connections:
 #
 # $$\begin{aligned}
-# \mathrm{resid\_mid} &= X + \operatorname{MHA}\big(\operatorname{LN}_1(X)\big) \\
-# \mathrm{resid\_post} &= \mathrm{resid\_mid} + \operatorname{MLP}\big(\operatorname{LN}_2(\mathrm{resid\_mid})\big)
+# r_\text{mid} &= X + \operatorname{MHA}\big(\operatorname{LN}_1(X)\big) \\
+# r_\text{post} &= r_\text{mid} + \operatorname{MLP}\big(\operatorname{LN}_2(r_\text{mid})\big)
 # \end{aligned}$$
+#
+# where $r_\text{mid}$ and $r_\text{post}$ are the stream between the two sublayers and after the
+# second, `resid_mid` and `resid_post` in `lib`'s trace.
 #
 # A block's parameters mirror the checkpoint: `params = {"ln_1": {"g", "b"}, "attn": {"c_attn",
 # "c_proj"}, "ln_2": {"g", "b"}, "mlp": {"c_fc", "c_proj"}}`. The check names the intermediate
@@ -678,37 +722,58 @@ print("largest difference from model.forward:", np.abs(by_hand - model.forward(i
 # while every sublayer reads a normalised copy of it. The figure shows the average length
 # $\lVert x_t \rVert$ of the stream vectors after each write, and the length of each write itself.
 
-# %% mystnb={"image": {"alt": "Line plot of the average norm of the residual stream vectors after the embedding and after each attention and MLP write of the Shakespeare model, with bars for the norm of each sublayer's output."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Line plot of the average norm of the residual stream vectors after the embedding and after each attention and MLP write of the Shakespeare model, with bars for the norm of each sublayer's output."}}
 if not GRADING:
     points = ["embed.out"] + [f"h.{i}.{s}" for i in range(config.n_layer) for s in ("resid_mid", "resid_post")]
     writes = [f"h.{i}.{s}" for i in range(config.n_layer) for s in ("attn.out", "mlp.out")]
     stream_norm = [np.linalg.norm(trace[n], axis=-1).mean() for n in points]
     write_norm = [np.linalg.norm(trace[n], axis=-1).mean() for n in writes]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.bar(np.arange(1, len(points)), write_norm, color="tab:orange", alpha=0.6, label="sublayer output")
     ax.plot(np.arange(len(points)), stream_norm, "o-", color="tab:blue", label="residual stream")
     names = ["embed"] + [f"{i}.{'attn' if s == 'resid_mid' else 'mlp'}" for i in range(config.n_layer) for s in ("resid_mid", "resid_post")]
-    ax.set_xticks(np.arange(len(points)), names, rotation=45, fontsize=8)
+    ax.set_xticks(np.arange(len(points)), names, rotation=60)
     ax.set_ylabel(r"mean $\|x_t\|$")
-    ax.legend(fontsize=8)
+    ax.legend()
     fig.tight_layout()
     plt.show()
+
+# %% [markdown]
+# **Concept check.** The Shakespeare model runs its four blocks in turn. Suppose you skip block 1:
+# the stream that block 0 returns goes straight into block 2. What does block 2 then read?
+#
+# - (a) Nothing it can use: block 2 only accepts what block 1 returns, so the forward pass fails.
+# - (b) The embedding plus block 0's writes: everything block 1 would have passed on except block
+#   1's own additions. The model still runs, and predicts worse.
+# - (c) Only what block 0 wrote: the embedding travelled inside block 1 and is lost with it.
+# - (d) Exactly what it reads normally, because the final LayerNorm undoes block 1's additions.
+
+# %% nbgrader={"grade": false, "grade_id": "q_skip_block-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_skip_block = ...  # "a", "b", "c" or "d"
+### BEGIN SOLUTION
+answer_q_skip_block = "b"
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "q_skip_block", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
+check("02-transformer-block/q_skip_block", answer_q_skip_block)
 
 # %% [markdown]
 # ## Break it
 #
 # Each design choice of this chapter can be switched off in a copy of the forward pass, keeping the
-# trained weights. The function below rebuilds the model from `lib`'s stage functions, with three
-# switches: the causal mask, the $1/\sqrt{d_\text{head}}$ scale, and the residual connections.
-# With every switch on it reproduces `model.forward`.
+# trained weights. The function below rebuilds the model from `lib`'s stage functions, with four
+# switches: the causal mask, the $1/\sqrt{d_\text{head}}$ scale, the residual connections, and
+# the blocks to skip. With every switch at its default it reproduces `model.forward`.
 
 # %%
-def forward_variant(ids, *, mask=True, scale=True, residual=True):
-    """The shipped model's logits, optionally without the mask, the scale or the residuals."""
+def forward_variant(ids, *, mask=True, scale=True, residual=True, skip=()):
+    """The shipped model's logits, optionally without the mask, the scale, the residuals or some blocks."""
     p, H = model.params, config.n_head
     x = lib.embed(ids, p["wte"], p["wpe"])  # [..., T, d]
     T = x.shape[-2]
-    for layer in p["h"]:
+    for index, layer in enumerate(p["h"]):
+        if index in skip:
+            continue
         h = lib.layer_norm(x, layer["ln_1"]["g"], layer["ln_1"]["b"])
         qkv = lib.linear(h, layer["attn"]["c_attn"]["w"], layer["attn"]["c_attn"]["b"])
         q, k, v = (lib.split_heads(a, H) for a in np.split(qkv, 3, axis=-1))  # [..., H, T, d_head]
@@ -733,7 +798,7 @@ print("all switches on, largest difference from model.forward:", np.abs(forward_
 # negative log-probability of each next character, lower is better) and ask it for its favourite
 # next character after a prompt.
 
-# %% mystnb={"image": {"alt": "Bar chart of the held-out loss of the Shakespeare model as it is, and with the causal mask, the attention scale or the residual connections removed."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Bar chart of the held-out loss of the Shakespeare model as it is, and with the causal mask, the attention scale or the residual connections removed, or block 1 skipped, against the loss of a uniform guess."}}
 if not GRADING:
     n_ctx = config.n_ctx
     starts = np.linspace(0, len(heldout) - n_ctx - 2, 4).astype(int)
@@ -745,6 +810,7 @@ if not GRADING:
         "no mask": {"mask": False},
         "no scale": {"scale": False},
         "no residual": {"residual": False},
+        "skip block 1": {"skip": (1,)},
     }
     losses = {}
     for name, switches in variants.items():
@@ -754,11 +820,12 @@ if not GRADING:
         top = np.argsort(probs)[::-1][:3]
         guesses = ", ".join(f"{label(model.tokenizer.decode(np.array([i])))!s} {probs[i]:.2f}" for i in top)
         print(f"{name:>12}: held-out loss {losses[name]:.3f} nats/char; after {prompt[-12:]!r}: {guesses}")
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar(list(losses), list(losses.values()), color=["tab:blue"] + ["tab:red"] * 3)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.bar(list(losses), list(losses.values()), color=["tab:blue"] + ["tab:red"] * (len(losses) - 1))
     ax.axhline(math.log(config.vocab_size), color="gray", ls=":", lw=1, label="uniform guess, log V")
-    ax.set_ylabel("held-out loss (nats per character)")
-    ax.legend(fontsize=8)
+    ax.set_ylabel("held-out loss (nats/char)")
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend(loc="upper left")
     fig.tight_layout()
     plt.show()
 
@@ -777,6 +844,10 @@ if not GRADING:
 # - **No residual.** Each sublayer's output replaces the stream instead of being added to it: the
 #   embedding is thrown away after the first sublayer, and every later sublayer receives an input
 #   unlike anything it saw in training.
+# - **Skip block 1.** Block 2 reads the embedding and block 0's writes, all of
+#   what it normally reads except block 1's additions, so the model keeps working, only less well:
+#   each block refines a shared stream rather than handing the next block something only it can
+#   read.
 #
 # ## The modern block
 #
@@ -846,11 +917,13 @@ check("02-transformer-block/rms_norm", rms_norm)
 # reordered for halves, so a loader of those checkpoints must rotate halves. With halves the
 # rotation of all pairs at once reads
 #
-# $$x' = x \odot \cos\phi + \operatorname{rotate\_half}(x) \odot \sin\phi, \qquad
-# \operatorname{rotate\_half}([x_1, x_2]) = [-x_2, x_1],$$
+# $$\begin{aligned}
+# x' &= x \odot \cos\phi + \rho(x) \odot \sin\phi, \\
+# \rho([x_1, x_2]) &= [-x_2, x_1],
+# \end{aligned}$$
 #
-# where $x_1, x_2$ are the two halves of $x$ and $\phi = [m\theta_0, \dots, m\theta_{d_\text{head}/2-1},
-# m\theta_0, \dots, m\theta_{d_\text{head}/2-1}]$ repeats the angles once for each half.
+# where $\rho$ is `rotate_half`, $x_1, x_2$ are the two halves of $x$, and $\phi$ lists the angles
+# $m\theta_0, \dots, m\theta_{d_\text{head}/2-1}$ twice, once for each half.
 
 # %% nbgrader={"grade": false, "grade_id": "apply_rope-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def apply_rope(x, positions, theta=10000.0):
@@ -921,8 +994,11 @@ print("interleaved == halves on reordered features:", np.allclose(rope_interleav
 # are computed side by side, one goes through SiLU and acts as a gate that multiplies the other
 # element by element, and a third matrix projects back:
 #
-# $$\operatorname{SwiGLU}(x) = \big(\operatorname{SiLU}(x W_\text{gate}) \odot x W_\text{up}\big) W_\text{down},
-# \qquad \operatorname{SiLU}(z) = z\,\sigma(z) = \frac{z}{1 + e^{-z}}.$$
+# $$\begin{aligned}
+# \operatorname{SwiGLU}(x) &= \big(g \odot x W_\text{up}\big)\, W_\text{down}, \\
+# g &= \operatorname{SiLU}(x W_\text{gate}), \\
+# \operatorname{SiLU}(z) &= z\,\sigma(z) = \frac{z}{1 + e^{-z}}.
+# \end{aligned}$$
 #
 # With three matrices instead of two, $d_\text{ff}$ is usually shrunk to about $\tfrac83 d$ so that
 # the parameter count matches a $4d$ GELU MLP.
@@ -990,45 +1066,49 @@ for name, value in small_trace.items():
 #
 # ### Every position at once
 #
-# The causal mask has a consequence that shapes how language models are trained. Because
-# position $t$ only ever reads positions $0, \dots, t$, the logits at position $t$ are exactly what
-# the model would compute if the text stopped at $t$. So one forward pass over a text of $T$
-# tokens yields $T$ predictions, each made from its own prefix, and training scores all of them at
-# once against the next tokens (chapter 3). Below, the end of our line is replaced by different
+# The causal mask has a consequence that shapes how language models are trained. Predict it before
+# reading on.
+#
+# **Concept check.** In a text of 20 tokens, the token at position 7 is changed and the model is
+# run again, with its causal mask. Which positions' logits can change?
+#
+# - (a) positions 7 to 19
+# - (b) all 20 positions
+# - (c) positions 0 to 7
+# - (d) position 7 only
+
+# %% nbgrader={"grade": false, "grade_id": "q_causal-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_causal = ...  # "a", "b", "c" or "d"
+### BEGIN SOLUTION
+answer_q_causal = "a"
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "q_causal", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
+check("02-transformer-block/q_causal", answer_q_causal)
+
+# %% [markdown]
+# Position $t$ only ever reads positions $0, \dots, t$, so the logits at position $t$ are exactly
+# what the model would compute if the text stopped at $t$: a change at position 7 reaches
+# positions 7 to 19 and nothing before. One forward pass over a text of $T$ tokens therefore
+# yields $T$ predictions, each made from its own prefix, and training scores all of them at once
+# against the next tokens (chapter 3). Below, the end of our line is replaced by different
 # characters, and we measure how much the logits change at each position.
 
-# %% mystnb={"image": {"alt": "Bar chart of the largest change in the logits at each position of the line when its last characters are replaced: zero at every position before the first replaced character, large from there on."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Bar chart of the largest change in the logits at each position of the line when its last characters are replaced: zero at every position before the first replaced character, large from there on."}}
 if not GRADING:
     cut = len(line) - 10
     other = line[:cut] + "my lord, I"[: len(line) - cut]
     logits_other = model.forward(model.tokenizer.encode(other))
     change = np.abs(logits_other - model.forward(ids)).max(axis=-1)  # [T]
-    fig, ax = plt.subplots(figsize=(7, 3))
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
     ax.bar(np.arange(len(line)), change, color=np.where(np.arange(len(line)) < cut, "tab:blue", "tab:red"))
     ax.axvline(cut - 0.5, color="gray", ls=":")
     ax.set_xlabel("position")
     ax.set_ylabel("max |change in logits|")
-    ax.set_title(f"{line[cut:]!r} replaced by {other[cut:]!r}", fontsize=9)
+    ax.set_title(f"{line[cut:]!r} replaced by\n{other[cut:]!r}")
     fig.tight_layout()
     plt.show()
     print(f"largest change before position {cut}: {change[:cut].max()}")
-
-# %% [markdown]
-# **Concept check.** In a text of 20 tokens, the token at position 7 is changed and the model is
-# run again with the causal mask. Which positions' logits can change?
-#
-# - (a) all 20 positions
-# - (b) positions 7 to 19
-# - (c) position 7 only
-
-# %% nbgrader={"grade": false, "grade_id": "q_causal-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_causal = ...  # "a", "b" or "c"
-### BEGIN SOLUTION
-answer_q_causal = "b"
-### END SOLUTION
-
-# %% nbgrader={"grade": true, "grade_id": "q_causal", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-check("02-transformer-block/q_causal", answer_q_causal)
 
 # %% [markdown]
 # Generation is different: the next token is not known until it has been sampled, so a model
@@ -1083,7 +1163,7 @@ for node in graph(y):
 # named intermediates of each stage and not the temporaries inside LayerNorm, GELU or the softmax.
 # For one full window of the shipped model it already holds this much:
 
-# %% mystnb={"image": {"alt": "Horizontal bar chart comparing memory in megabytes: the model's weights, the named intermediates of one forward pass over a full window recorded by the trace, and the keys and values an inference pass keeps for the same tokens."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Horizontal bar chart comparing memory in megabytes: the model's weights, the named intermediates of one forward pass over a full window recorded by the trace, and the keys and values an inference pass keeps for the same tokens."}}
 if not GRADING:
     window = windows[:1]  # [1, n_ctx]
     _, full_trace = model.forward(window, trace=True)
@@ -1094,11 +1174,11 @@ if not GRADING:
     print(f"{len(full_trace)} named intermediates for {window.shape[1]} tokens: {trace_bytes / 2**20:.1f} MiB")
     print(f"  of which attention scores and weights (T x T per head): {scores_bytes / 2**20:.1f} MiB")
     print(f"weights: {weight_bytes / 2**20:.1f} MiB; keys and values of every layer: {kv_cache_bytes / 2**20:.2f} MiB")
-    fig, ax = plt.subplots(figsize=(6, 2.5))
+    fig, ax = plt.subplots(figsize=(5.5, 2.6))
     bars = {
         "weights": weight_bytes,
-        "trace (training-style record)": trace_bytes,
-        "keys + values (inference)": kv_cache_bytes,
+        "trace\n(training-style)": trace_bytes,
+        "keys + values\n(inference)": kv_cache_bytes,
     }
     ax.barh(list(bars)[::-1], np.array(list(bars.values())[::-1]) / 2**20, color=["tab:green", "tab:red", "tab:blue"])
     ax.set_xlabel("MiB")

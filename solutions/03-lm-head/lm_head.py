@@ -13,6 +13,17 @@
 # %% [markdown]
 # # The LM head: from a vector to a distribution
 #
+# :::{admonition} In this chapter
+# :class: note
+# - **You will be able to** turn the last block's output into logits and probabilities, compute a
+#   softmax and a log-softmax that never overflow, score a text with its cross-entropy and
+#   perplexity, and read a prediction forming inside the model with the logit lens.
+# - **It assumes** chapters 1 and 2 (the final stream, tied embeddings, LayerNorm), and logarithms
+#   and exponentials.
+# - **Time:** about 1.5 hours: 40 minutes of reading, 50 minutes for five exercises and three
+#   questions.
+# :::
+#
 # The blocks of the previous chapter leave one vector of width $d$ at every position: the
 # residual stream. A language model must turn that vector into something it can be judged on: a
 # probability for every token of the vocabulary, $V$ numbers that sum to one. This chapter builds
@@ -55,6 +66,10 @@ from lib import layer_norm
 GRADING = "NBGRADER_EXECUTION" in os.environ
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=4, suppress=True)
+if not GRADING:  # presentation only: grading neither needs it nor sees it
+    import bookkit
+
+    bookkit.style.use()  # figures as SVG, sized to read on a phone
 
 # %% [markdown]
 # Every number on this page comes from the course's shipped model: a small GPT-2-style network
@@ -99,8 +114,10 @@ for name in stages:
 # position $t$; its **logits** are
 #
 # $$
-# z_t = \hat x_t \, W_U, \qquad W_U \in \mathbb{R}^{d \times V},
-# \qquad z_{t,v} = \hat x_t \cdot W_U[:, v],
+# \begin{aligned}
+# z_t &= \hat x_t \, W_U, \qquad W_U \in \mathbb{R}^{d \times V}, \\
+# z_{t,v} &= \hat x_t \cdot W_U[:, v],
+# \end{aligned}
 # $$
 #
 # one score per token: the dot product of the stream with that token's column of $W_U$. The token
@@ -159,22 +176,6 @@ ours = lib.lm_head(lib.norm(last, model.params["ln_f"], model.config), model.w_u
 print("same logits as model.forward:", np.allclose(ours, logits, atol=1e-5))
 
 # %% [markdown]
-# **Concept check.** With a tied head, the logit of token $v$ at position $t$ is
-#
-# - (a) the dot product of the final-normed stream $\hat x_t$ with **row** $v$ of `wte`;
-# - (b) the dot product of $\hat x_t$ with **column** $v$ of `wte`;
-# - (c) the distance between $\hat x_t$ and the embedding of the token at position $t$.
-
-# %% nbgrader={"grade": false, "grade_id": "q_tied-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_tied = None  # "a", "b" or "c"
-### BEGIN SOLUTION
-answer_q_tied = "a"
-### END SOLUTION
-
-# %% nbgrader={"grade": true, "grade_id": "q_tied", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-check("03-lm-head/q_tied", answer_q_tied)
-
-# %% [markdown]
 # ## Which position predicts what
 #
 # The logits have one row per *input* position. Because of the causal mask, row $t$ was computed
@@ -187,6 +188,27 @@ check("03-lm-head/q_tied", answer_q_tied)
 # - **Training** uses every row at once: the text itself supplies the answer for rows
 #   $0, \dots, T-2$, so one forward pass scores $T-1$ predictions (teacher forcing). The last row
 #   has no target inside the text.
+#
+# **Concept check.** `ids = tok.encode("KING.\nMy lord")` holds 13 tokens, and
+# `logits = model.forward(ids)` has shape $(13, V)$. Which row is the model's prediction for the
+# character that comes right after "KING."?
+#
+# - (a) row 5, the line break that follows "KING."
+# - (b) row 12, the last one: only the last row predicts anything
+# - (c) row 4, the full stop
+# - (d) row 0, the only row that sees the start of the text
+
+# %% nbgrader={"grade": false, "grade_id": "q_next_row-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_next_row = ...  # "a", "b", "c" or "d"
+### BEGIN SOLUTION
+answer_q_next_row = "c"
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "q_next_row", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
+check("03-lm-head/q_next_row", answer_q_next_row)
+
+# %% [markdown]
+# Here are the first rows of our prompt, and `last_only`, which computes the last row alone:
 
 # %%
 only_last = lib.Engine(model).prefill(ids)
@@ -197,24 +219,6 @@ for t in range(3):
     print(
         f"row {t} has seen {prompt[: t + 1]!r}: it predicts token {t + 1}, {prompt[t + 1]!r} (top guess {guess!r})"
     )
-
-# %% [markdown]
-# **Concept check.** Why can one forward pass over a training text score a prediction at every
-# position, with no leakage of the answers?
-#
-# - (a) Because the model processes the tokens one at a time, left to right.
-# - (b) Because the loss ignores every position except the last.
-# - (c) Because the causal mask lets position $t$ see only tokens $0..t$, so its logits are an
-#   honest prediction of token $t+1$.
-
-# %% nbgrader={"grade": false, "grade_id": "q_positions-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_positions = None  # "a", "b" or "c"
-### BEGIN SOLUTION
-answer_q_positions = "c"
-### END SOLUTION
-
-# %% nbgrader={"grade": true, "grade_id": "q_positions", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-check("03-lm-head/q_positions", answer_q_positions)
 
 # %% [markdown]
 # ## Logits and the next token
@@ -228,11 +232,11 @@ check("03-lm-head/q_positions", answer_q_positions)
 #
 # Here are the ten most likely next characters after our prompt:
 
-# %% mystnb={"image": {"alt": "Bar chart of the ten most probable next characters after the prompt, with their probabilities under the shipped Shakespeare model."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Bar chart of the ten most probable next characters after the prompt, with their probabilities under the shipped Shakespeare model."}}
 if not GRADING:
     probs = lib.softmax(logits[-1])
     top = np.argsort(-probs, kind="stable")[:10]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
     ax.bar(range(10), probs[top], color="tab:blue")
     ax.set_xticks(range(10), [show(tok.decode(np.array([i]))) for i in top])
     ax.set_ylabel("probability")
@@ -246,6 +250,25 @@ if not GRADING:
 # <div class="fp-live" data-prompt="To be, or not to be" data-parts="next">
 # <p><em>The live model runs in the web book's version of this page.</em></p>
 # </div>
+
+# %% [markdown]
+# **Concept check.** Suppose the model had no final norm, and at some position the stream leaving
+# the last block pointed in its usual direction but was twice as long. Compared with the usual
+# length, the next-token distribution at that position would be
+#
+# - (a) the same, because the softmax normalises whatever it is given
+# - (b) flatter, closer to uniform
+# - (c) of the same shape, with a different most likely token
+# - (d) sharper, with the same most likely token: every logit doubles
+
+# %% nbgrader={"grade": false, "grade_id": "q_final_norm-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_final_norm = ...  # "a", "b", "c" or "d"
+### BEGIN SOLUTION
+answer_q_final_norm = "d"
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "q_final_norm", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
+check("03-lm-head/q_final_norm", answer_q_final_norm)
 
 # %% [markdown]
 # ## A softmax that does not overflow
@@ -307,7 +330,10 @@ check("03-lm-head/softmax", softmax)
 # $-\infty$, although the true log-probability is an ordinary number. Work in log space instead:
 #
 # $$
-# \log \mathrm{softmax}(z)_v = (z_v - m) - \log \sum_u e^{z_u - m} .
+# \begin{aligned}
+# \log \mathrm{softmax}(z)_v &= (z_v - m) \\
+# &\quad - \log \sum_u e^{z_u - m} .
+# \end{aligned}
 # $$
 
 # %%
@@ -348,8 +374,10 @@ check("03-lm-head/log_softmax", log_softmax)
 # log-probability the model gave to the token that actually came next:
 #
 # $$
-# \mathcal{L} = -\frac{1}{T-1} \sum_{t=0}^{T-2} \log p_t(x_{t+1}),
-# \qquad p_t = \mathrm{softmax}(z_t).
+# \begin{aligned}
+# \mathcal{L} &= -\frac{1}{T-1} \sum_{t=0}^{T-2} \log p_t(x_{t+1}), \\
+# p_t &= \mathrm{softmax}(z_t).
+# \end{aligned}
 # $$
 #
 # With the natural log the unit is the **nat**; divided by $\ln 2$ it is in bits. A model that
@@ -435,18 +463,19 @@ def perplexity(logits, ids):
 check("03-lm-head/perplexity", perplexity)
 
 # %% [markdown]
-# **Concept check.** A model over $V$ tokens outputs all-zero logits at every position. Its
-# perplexity on any text is
+# **Concept check.** On a long text, a model always hesitates between exactly two characters: it
+# gives each of them probability $1/2$, and the right character is always one of the two. What are
+# its loss and its perplexity?
 #
-# - (a) 1
-# - (b) $V$
-# - (c) $\ln V$
-# - (d) $V / 2$
+# - (a) loss $\ln 2 \approx 0.69$ nats, perplexity 2
+# - (b) loss $0.5$ nats, perplexity 2
+# - (c) loss $\ln 2$ nats, perplexity $V / 2$
+# - (d) loss 1 nat, perplexity $e$
 
-# %% nbgrader={"grade": false, "grade_id": "q_uniform-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_uniform = None  # "a", "b", "c" or "d"
+# %% nbgrader={"grade": false, "grade_id": "q_uniform-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_uniform = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
-answer_q_uniform = "b"
+answer_q_uniform = "a"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_uniform", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
@@ -477,16 +506,16 @@ if not GRADING:
         f"mean loss {loss:.3f} nats/char = {loss / np.log(2):.3f} bits/char, perplexity {lib.perplexity(loss):.2f} (V = {V})"
     )
 
-# %% mystnb={"image": {"alt": "Line plot of the model's loss in nats at each position of a held-out Shakespeare passage, with a running mean; spikes mark hard characters."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Line plot of the model's loss in nats at each position of a held-out Shakespeare passage, with a running mean; spikes mark hard characters."}}
 if not GRADING:
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.plot(nll, lw=0.8, color="tab:gray", label="loss at position t")
     running = np.convolve(nll, np.ones(16) / 16, mode="valid")
     ax.plot(np.arange(15, n_ctx), running, color="tab:red", label="mean of the last 16")
     ax.axhline(np.log(V), ls="--", color="k", lw=0.8, label="uniform guess, ln V")
     ax.set_xlabel("position t (predicting character t + 1)")
     ax.set_ylabel("loss (nats)")
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(loc="upper right", fontsize=9)
     fig.tight_layout()
     plt.show()
 
@@ -507,13 +536,13 @@ if not GRADING:
 # the model "would make" if it stopped there {cite}`nostalgebraist2020logitlens`. This works
 # because every block only *adds* to the same residual stream {cite}`elhage2021mathematical`, so
 # all of them write in a shared space that the head knows how to read. Below, each cell is one
-# position of a held-out line (columns) read after one stage (rows); its colour is the probability
-# of the character that really comes next, and its label is the character the lens ranks first.
-# The last row is the model's actual output.
+# position of the first characters of a held-out line (columns) read after one stage (rows); its
+# colour is the probability of the character that really comes next, and its label is the
+# character the lens ranks first. The last row is the model's actual output.
 
 # %%
 if not GRADING:
-    lens_text = heldout[start : start + 33]
+    lens_text = heldout[start : start + 17]
     lens_ids = tok.encode(lens_text)
     _, lens_trace = model.forward(lens_ids[:-1], trace=True)
     rows = ["embed.out"] + [f"h.{i}.resid_post" for i in range(model.config.n_layer)]
@@ -530,19 +559,19 @@ if not GRADING:
     for r, p in zip(rows, p_true.mean(axis=1), strict=True):
         print(f"  after {r:>14}: {p:.3f}")
 
-# %% mystnb={"image": {"alt": "Logit-lens heatmap: rows are the embedding and each block, columns are the positions of a held-out line; colour is the probability of the true next character and each cell shows the lens's top guess."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Logit-lens heatmap: rows are the embedding and each block, columns are the positions of the first sixteen characters of a held-out line; colour is the probability of the true next character and each cell shows the lens's top guess."}}
 if not GRADING:
     T_lens = len(lens_ids) - 1
-    fig, ax = plt.subplots(figsize=(9, 3.2))
+    fig, ax = plt.subplots(figsize=(5.5, 3))
     im = ax.imshow(p_true, aspect="auto", cmap="viridis", vmin=0, vmax=1)
     for s in range(len(rows)):
         for t in range(T_lens):
             ch = show(tok.decode(top_char[s, t : t + 1]))
-            ax.text(t, s, ch, ha="center", va="center", fontsize=7, color="w" if p_true[s, t] < 0.6 else "k")
+            ax.text(t, s, ch, ha="center", va="center", color="w" if p_true[s, t] < 0.6 else "k")
     ax.set_yticks(range(len(rows)), ["embed"] + [f"block {i}" for i in range(model.config.n_layer)])
-    ax.set_xticks(range(T_lens), [show(c) for c in lens_text[:-1]], fontsize=7)
-    ax.set_xlabel("input character at position t (the lens predicts the one after)")
-    fig.colorbar(im, ax=ax, label="p(true next char)")
+    ax.set_xticks(range(T_lens), [show(c) for c in lens_text[:-1]])
+    ax.set_xlabel("input character (the lens predicts the next)")
+    fig.colorbar(im, ax=ax, label="p(true next char)", fraction=0.04)
     fig.tight_layout()
     plt.show()
 

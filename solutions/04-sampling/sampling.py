@@ -13,6 +13,16 @@
 # %% [markdown]
 # # Sampling and generation: from a distribution to text
 #
+# :::{admonition} In this chapter
+# :class: note
+# - **You will be able to** reshape a next-token distribution with temperature, top-k and top-p,
+#   draw from it reproducibly with a seed, write the generation loop, and explain what the KV cache
+#   saves and why decoding one token is limited by memory rather than arithmetic.
+# - **It assumes** chapter 3 (logits, the softmax) and chapter 2's causal mask and keys and values.
+# - **Time:** about 2.5 hours: 50 minutes of reading, 1 hour 40 minutes for seven exercises and
+#   three questions.
+# :::
+#
 # The forward pass ends with a probability for every token (chapter 3). To write text, something
 # must choose one token, append it to the input, and run the model again, over and over. This
 # chapter builds that loop:
@@ -53,6 +63,10 @@ from lib import causal_mask, scaled_dot_product_attention, softmax
 GRADING = "NBGRADER_EXECUTION" in os.environ
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=4, suppress=True)
+if not GRADING:  # presentation only: grading neither needs it nor sees it
+    import bookkit
+
+    bookkit.style.use()  # figures as SVG, sized to read on a phone
 
 # %%
 model = lib.load_pretrained("shakespeare")
@@ -115,22 +129,22 @@ if not GRADING:
 # $p_v$ again. It must divide the logits. (Raising probabilities to the power $1/T$ is the same
 # thing as dividing logits, written the other way.)
 
-# %% mystnb={"image": {"alt": "Left: the next-character distribution after the prompt at temperatures 0.5, 1 and 2, for the 15 most likely characters. Right: the entropy of the distribution in bits as the temperature grows, approaching log2 V."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Top: the next-character distribution after the prompt at temperatures 0.5, 1 and 2, for the 15 most likely characters. Bottom: the entropy of the distribution in bits as the temperature grows, approaching log2 V."}}
 if not GRADING:
     top15 = np.argsort(-logits, kind="stable")[:15]
     temps = np.geomspace(0.1, 20, 60)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5), gridspec_kw={"width_ratios": [1.6, 1]})
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(5.5, 6))
     for j, T in enumerate([0.5, 1.0, 2.0]):
         p = lib.filtered_probs(logits, temperature=T)
         ax1.bar(np.arange(15) + (j - 1) * 0.27, p[top15], width=0.27, label=f"T = {T}")
     ax1.set_xticks(range(15), [label(i) for i in top15])
     ax1.set_ylabel("probability")
-    ax1.legend(fontsize=8)
+    ax1.legend()
     ax2.semilogx(temps, [entropy_bits(lib.filtered_probs(logits, temperature=T)) for T in temps])
     ax2.axhline(np.log2(V), ls="--", color="k", lw=0.8, label="uniform: log2 V")
     ax2.set_xlabel("temperature T")
     ax2.set_ylabel("entropy (bits)")
-    ax2.legend(fontsize=8)
+    ax2.legend()
     fig.tight_layout()
     plt.show()
 
@@ -233,23 +247,23 @@ check("04-sampling/top_k_filter", top_k_filter)
 # ranked above it): top-p never keeps zero tokens. $p = 1$ keeps everything. Ties are ranked by
 # id, as in top-k. The figure shows the rule on our prompt's distribution.
 
-# %% mystnb={"image": {"alt": "Bars of the most likely next characters sorted by probability, with the cumulative probability as a line and the threshold p = 0.8 as a dashed line; kept tokens are coloured, including the one whose bar crosses the threshold."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Bars of the most likely next characters sorted by probability, with the cumulative probability as a line and the threshold p = 0.8 as a dashed line; kept tokens are coloured, including the one whose bar crosses the threshold."}}
 if not GRADING:
     top_p_demo = 0.8
     probs = lib.softmax(logits)
     kept = np.isfinite(lib.top_p_filter(logits, top_p_demo))
-    n_show = int(min(V, max(12, kept.sum() + 4)))  # every kept token and a few dropped ones
+    n_show = int(min(V, 24, max(12, kept.sum() + 4)))  # the kept tokens and a few dropped ones
     ranked = np.argsort(-logits, kind="stable")[:n_show]
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.bar(range(n_show), probs[ranked], color=["tab:blue" if kept[i] else "lightgray" for i in ranked])
     ax.step(
         range(n_show), np.cumsum(probs[ranked]), where="mid", color="tab:red", label="cumulative probability"
     )
     ax.axhline(top_p_demo, ls="--", color="k", lw=0.8, label=f"p = {top_p_demo}")
-    ax.set_xticks(range(n_show), [label(i) for i in ranked], fontsize=7 if n_show > 25 else 10)
+    ax.set_xticks(range(n_show), [label(i) for i in ranked])
     ax.set_ylabel("probability")
     ax.set_title(f"top-p keeps {int(kept.sum())} of {V} tokens (blue)")
-    ax.legend(fontsize=8, loc="center right")
+    ax.legend(loc="center right")
     fig.tight_layout()
     plt.show()
 
@@ -287,21 +301,41 @@ def top_p_filter(logits, p):
 check("04-sampling/top_p_filter", top_p_filter)
 
 # %% [markdown]
-# **Concept check.** Sorted probabilities are 0.5, 0.3, 0.15 and 0.05, and `top_p=0.7`. Which
-# tokens does top-p (as defined above) keep?
+# **Concept check.** Four tokens have probabilities 0.4, 0.3, 0.2 and 0.1, in that order, and
+# `top_p=0.75`. Which tokens does top-p (as defined above) keep?
 #
-# - (a) only the first;
-# - (b) the first two;
-# - (c) the first three.
+# - (a) only the first
+# - (b) the first two
+# - (c) the first three
+# - (d) all four
 
-# %% nbgrader={"grade": false, "grade_id": "q_top_p-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_top_p = None  # "a", "b" or "c"
+# %% nbgrader={"grade": false, "grade_id": "q_top_p-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_top_p = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
-answer_q_top_p = "b"
+answer_q_top_p = "c"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_top_p", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 check("04-sampling/q_top_p", answer_q_top_p)
+
+# %% [markdown]
+# **Concept check.** Temperature is one of three rules that reshape the logits; the next section
+# chains them. With a temperature $T > 0$, does it matter whether the logits are divided by $T$
+# before or after top-k? Before or after top-p?
+#
+# - (a) It matters for top-p only.
+# - (b) It matters for both.
+# - (c) It matters for neither: both filters look only at the order of the logits.
+# - (d) It matters for top-k only.
+
+# %% nbgrader={"grade": false, "grade_id": "q_order-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_order = ...  # "a", "b", "c" or "d"
+### BEGIN SOLUTION
+answer_q_order = "a"
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "q_order", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
+check("04-sampling/q_order", answer_q_order)
 
 # %% [markdown]
 # ## Putting the rules together
@@ -314,8 +348,10 @@ check("04-sampling/q_top_p", answer_q_top_p)
 # \xrightarrow{\text{softmax}}\; p .
 # $$
 #
-# The order matters. Temperature comes first because it changes the probabilities that top-p
-# measures: at a high temperature more tokens are needed to reach $p$. Top-p comes after top-k,
+# The order matters. Dividing by $T > 0$ keeps the ranking of the logits, so top-k keeps the same
+# tokens whether temperature comes before it or after. But temperature changes the probabilities
+# that top-p adds up: at a high temperature more tokens are needed to reach $p$, so temperature
+# comes first, and top-p sees the distribution that will be sampled. Top-p comes after top-k,
 # so it measures probabilities renormalised among the $k$ survivors. And the softmax comes last,
 # once: taking it first and then zeroing the removed tokens leaves a "distribution" that no longer
 # sums to one.
@@ -357,16 +393,13 @@ check("04-sampling/filtered_probs", filtered_probs)
 #
 # Move the controls to reshape the distribution of the next character after the prompt. The bars
 # are the 25 most likely characters; grey shows the raw distribution ($T = 1$, no filter), blue
-# the filtered one, and the title its entropy. The widget calls **your** `apply_temperature`,
-# `top_k_filter` and `top_p_filter` (and says so); while one of them is not written yet it uses
-# `lib`'s instead.
-#
-# :::{note}
-# Moving this control needs a live kernel: open the notebook with the launch button at the top of the page.
-# :::
+# the filtered one, and the title the number of characters kept and the entropy. In a notebook the
+# figure calls **your** `apply_temperature`, `top_k_filter` and `top_p_filter` (and says so; while
+# one is not written yet it uses `lib`'s instead). On the web page, every setting of the grid was
+# computed with `lib` when the book was built.
 
 
-# %%
+# %% tags=["hide-input"]
 def reader_or_lib(name, *args):
     """Call the reader's function ``name``; fall back to lib's while it is not written or fails."""
     try:
@@ -377,34 +410,50 @@ def reader_or_lib(name, *args):
         return getattr(lib, name)(*args), f"lib's (yours raised {type(err).__name__})"
 
 
-def draw_filtered(temperature=1.0, top_k=V, top_p=1.0):
+SHOWN = np.argsort(-logits, kind="stable")[:25]  # the 25 most likely characters, raw
+
+
+def filter_title(temperature, top_k, top_p, probs):
+    k = "all" if top_k >= V else top_k
+    return (
+        f"T = {temperature}, top-k = {k}, top-p = {top_p}: {int((probs > 0).sum())} characters kept, "
+        f"entropy {entropy_bits(probs):.2f} bits (raw {entropy_bits(lib.softmax(logits)):.2f})"
+    )
+
+
+def draw_filtered(temperature, top_k, top_p):
     z, src_t = reader_or_lib("apply_temperature", logits, temperature)
     z, src_k = reader_or_lib("top_k_filter", z, int(top_k))
     z, src_p = reader_or_lib("top_p_filter", z, top_p)
     probs = lib.softmax(z)
-    raw = lib.softmax(logits)
-    shown = np.argsort(-logits, kind="stable")[:25]
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.bar(range(25), raw[shown], color="lightgray", label="raw")
-    ax.bar(range(25), probs[shown], width=0.5, color="tab:blue", label="filtered")
-    ax.set_xticks(range(25), [label(i) for i in shown])
+    ax.bar(range(25), lib.softmax(logits)[SHOWN], color="lightgray", label="raw")
+    ax.bar(range(25), probs[SHOWN], width=0.5, color="tab:blue", label="filtered")
+    ax.set_xticks(range(25), [label(i) for i in SHOWN])
     ax.set_ylim(0, 1)
-    ax.set_title(
-        f"{int((probs > 0).sum())} tokens kept, entropy {entropy_bits(probs):.2f} bits "
-        f"(raw {entropy_bits(raw):.2f})"
-    )
-    ax.legend(fontsize=8)
+    ax.set_title(filter_title(temperature, top_k, top_p, probs), fontsize=10)
+    ax.legend()
     fig.tight_layout()
     plt.show()
     print(f"temperature: {src_t}\ntop-k: {src_k}\ntop-p: {src_p}")
 
 
+def filtered_state(temperature, top_k, top_p):
+    probs = lib.filtered_probs(logits, temperature=temperature, top_k=None if top_k >= V else top_k, top_p=top_p)
+    bars = bookkit.Bars({"raw (T = 1, no filter)": lib.softmax(logits)[SHOWN], "filtered": probs[SHOWN]},
+                        labels=[label(i) for i in SHOWN], ymax=1, ylabel="probability")
+    return bookkit.State(filter_title(temperature, top_k, top_p, probs), [bars])
+
+
 if not GRADING:
-    widgets.interact(
-        draw_filtered,
-        temperature=widgets.FloatSlider(value=1.0, min=0.0, max=3.0, step=0.05, description="T"),
-        top_k=widgets.IntSlider(value=V, min=1, max=V, description="top-k"),
-        top_p=widgets.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top-p"),
+    bookkit.explore(
+        [
+            bookkit.Slider("temperature", [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0], value=1.0, label="T"),
+            bookkit.Slider("top_k", [1, 3, 5, 10, 20, V], value=V, label="top-k", fmt=lambda k: "all" if k >= V else str(k)),
+            bookkit.Slider("top_p", [0.5, 0.75, 0.9, 0.95, 1.0], value=1.0, label="top-p"),
+        ],
+        live=draw_filtered,
+        static=filtered_state,
     )
 
 # %% [markdown]
@@ -478,7 +527,7 @@ check("04-sampling/sample_next", sample_next)
 # Many draws from one seeded generator reproduce the distribution they come from. Here are the
 # frequencies of 3000 draws with `lib.sample_next` next to the filtered probabilities:
 
-# %% mystnb={"image": {"alt": "Paired bars for the 12 most likely next characters: the filtered probability at temperature 0.8 with top-p 0.95, and the frequency among 3000 seeded draws; the two agree closely."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Paired bars for the 12 most likely next characters: the filtered probability at temperature 0.8 with top-p 0.95, and the frequency among 3000 seeded draws; the two agree closely."}}
 if not GRADING:
     gen = np.random.default_rng(7)
     settings = {"temperature": 0.8, "top_p": 0.95}
@@ -486,11 +535,11 @@ if not GRADING:
     freq = np.bincount(draws, minlength=V) / len(draws)
     target = lib.filtered_probs(logits, **settings)
     shown = np.argsort(-target, kind="stable")[:12]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
     ax.bar(np.arange(12) - 0.2, target[shown], width=0.4, label="filtered probability")
     ax.bar(np.arange(12) + 0.2, freq[shown], width=0.4, label="frequency in 3000 draws")
     ax.set_xticks(range(12), [label(i) for i in shown])
-    ax.legend(fontsize=8)
+    ax.legend()
     fig.tight_layout()
     plt.show()
     print(f"largest gap between frequency and probability: {np.abs(freq - target).max():.4f}")
@@ -538,16 +587,14 @@ check("04-sampling/generate", generate)
 # %% [markdown]
 # ### Try it: generate from the Shakespeare model
 #
-# Choose the settings and press the button: `lib.generate` continues the prompt for the chosen
-# number of characters, or until it writes a line break if "stop at ⏎" is ticked (the line break
-# is then the stop token).
-#
-# :::{note}
-# Moving this control needs a live kernel: open the notebook with the launch button at the top of the page.
-# :::
+# In a notebook, choose the settings and press the button: `lib.generate` continues the prompt for
+# the chosen number of characters, or until it writes a line break if "stop at ⏎" is ticked (the
+# line break is then the stop token). On the web page there is no Python to run, so the page holds
+# the continuations of one prompt for a grid of temperatures and seeds, written by `lib.generate`
+# when the book was built.
 
 
-# %%
+# %% tags=["hide-input"]
 def continue_text(prompt_text, temperature, top_k, top_p, seed, n_tokens, stop_at_newline):
     prompt_ids = tok.encode(prompt_text)
     out = lib.generate(
@@ -563,9 +610,26 @@ def continue_text(prompt_text, temperature, top_k, top_p, seed, n_tokens, stop_a
     return tok.decode(out)
 
 
-if not GRADING:
+JULIET = "JULIET.\nO Romeo, Romeo!"
+
+
+def generation_state(temperature, seed):
+    text = continue_text(JULIET, temperature, V, 0.95, seed, 160, False)
+    title = f"T = {temperature}, seed {seed}, top-p 0.95: 160 characters after the prompt"
+    return bookkit.State(title, [bookkit.Text(text)])
+
+
+if not GRADING and bookkit.EDITION:
+    display(bookkit.Explorer(
+        [
+            bookkit.Slider("temperature", [0.0, 0.5, 0.8, 1.2], value=0.8, label="T"),
+            bookkit.Slider("seed", [0, 1, 2]),
+        ],
+        generation_state,
+    ))
+elif not GRADING:
     controls = {
-        "prompt_text": widgets.Textarea(value="JULIET.\nO Romeo, Romeo!", description="prompt"),
+        "prompt_text": widgets.Textarea(value=JULIET, description="prompt"),
         "temperature": widgets.FloatSlider(value=0.8, min=0.0, max=2.0, step=0.05, description="T"),
         "top_k": widgets.IntSlider(value=V, min=1, max=V, description="top-k"),
         "top_p": widgets.FloatSlider(value=0.95, min=0.05, max=1.0, step=0.05, description="top-p"),
@@ -586,9 +650,10 @@ if not GRADING:
     display(widgets.VBox([*controls.values(), button, text_out]))
 
 # %% [markdown]
-# In the web book, the same controls run in the page, without a kernel: the bars show the raw and
-# the filtered distribution of the next character, and "Generate" draws with the seed shown, the
-# same characters `lib.generate` draws with that seed and those settings.
+# In the web book, the model itself also runs in the page, without a kernel, with every control of
+# the notebook's version: the bars show the raw and the filtered distribution of the next
+# character, and "Generate" draws with the seed shown, the same characters `lib.generate` draws
+# with that seed and those settings.
 #
 # <div class="fp-live" data-prompt="JULIET.&#10;O Romeo, Romeo!" data-parts="next sample">
 # <p><em>The live model runs in the web book's version of this page.</em></p>
@@ -656,16 +721,18 @@ def attend_with_cache(q_new, k_new, v_new, cache_k, cache_v):
 check("04-sampling/attend_with_cache", attend_with_cache)
 
 # %% [markdown]
-# **Concept check.** Why does decoding with a KV cache give the same tokens as recomputing the
-# whole sequence at every step?
+# **Concept check.** A prompt of 50 characters has filled the KV cache of the four-layer
+# Shakespeare model. Now you change the *first* character of the prompt and want the next-token
+# logits of the new prompt. Which cached keys and values are still right?
 #
-# - (a) Because the cache stores the logits of the earlier steps, which do not change.
-# - (b) Because, with the causal mask, the keys and values of earlier positions do not depend on
-#   later tokens, so computing them once is enough.
-# - (c) Because the cache stores keys at lower precision, which does not change the argmax.
+# - (a) All of them except those of position 0.
+# - (b) Only layer 0's, at positions 1 to 49. In every later layer, the key and value of a position
+#   were computed from a stream that had already read the first character through attention.
+# - (c) All of them: a key depends only on the token at its own position.
+# - (d) None at all, not even layer 0's: every entry of the cache depends on every token.
 
-# %% nbgrader={"grade": false, "grade_id": "q_cache-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_cache = None  # "a", "b" or "c"
+# %% nbgrader={"grade": false, "grade_id": "q_cache-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_cache = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_cache = "b"
 ### END SOLUTION
@@ -678,11 +745,12 @@ check("04-sampling/q_cache", answer_q_cache)
 #
 # `lib.generate(..., use_cache=False)` runs the whole sequence through the model at every step;
 # the default keeps a cache. Both draw from the same seeded generator, so they must write the same
-# text, and the cached loop should be much faster. (Timings depend on the machine, and on what else
-# it is doing.)
+# text, and the cached loop should be much faster. Timings depend on the machine and on what else it
+# is doing, so the cell first says where it ran: for this page, the machine that built it.
 
 # %%
 if not GRADING:
+    print(bookkit.host.measured_on())
     n_new = 100
     short_ids = tok.encode("ROMEO.\n")
     start = time.perf_counter()
@@ -701,7 +769,7 @@ if not GRADING:
 # processes all $t$ tokens; with one it processes one token and reads $t$ cached keys and values.
 
 
-# %% mystnb={"image": {"alt": "Time of one decoding step against the number of tokens so far, with and without the KV cache: without it the time grows with the length, with it the time stays nearly flat."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Time of one decoding step against the number of tokens so far, with and without the KV cache: without it the time grows with the length, with it the time stays nearly flat."}}
 def step_time(fn, repeats=2):
     """The best of a few runs of ``fn()``, in seconds."""
     best = np.inf
@@ -736,13 +804,13 @@ if not GRADING:
     for n in lengths:
         full_ms.append(1e3 * step_time(lambda n=n: engine.prefill(text_ids[: n + 1])))
         cached_ms.append(1e3 * cached_step_time(text_ids[:n], text_ids[n : n + 1]))
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
     ax.plot(lengths, full_ms, "o-", label="without cache: whole sequence")
     ax.plot(lengths, cached_ms, "o-", label="with cache: one new token")
     ax.set_xlabel("tokens so far")
     ax.set_ylabel("time per step (ms)")
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
+    ax.legend()
     fig.tight_layout()
     plt.show()
 
@@ -756,11 +824,12 @@ if not GRADING:
 # operations in the time it takes memory to deliver one byte, so the step spends its time
 # *waiting for weights to arrive*, not computing {cite}`pope2022efficiently`. Running the whole
 # prompt at once ("prefill") is different: each weight, once read, is used for every token of
-# the prompt. Below, the arithmetic rate of the two on this machine, from the model's parameter
-# count and measured times:
+# the prompt. Below, the arithmetic rate of the two, from the model's parameter count and measured
+# times, on the machine the cell names:
 
 # %%
 if not GRADING:
+    print(bookkit.host.measured_on())
     N = model.num_params()
     prompt_ids = np.resize(ids, 256)
     t_prefill = step_time(lambda: engine.forward(prompt_ids))
@@ -779,22 +848,6 @@ if not GRADING:
 # streams all of its weights from main memory at every step. That is why servers batch many
 # users' sequences into one decoding step, and why the KV cache, which grows with every token of
 # every sequence, is the memory that long contexts fight over.
-#
-# **Concept check.** At batch size 1, one decoding step of a large model reads every weight once
-# and does about two floating-point operations per weight. What limits its speed?
-#
-# - (a) The arithmetic: two operations per weight is a lot of work.
-# - (b) Memory bandwidth: the weights cannot be delivered as fast as they could be used.
-# - (c) The softmax over the vocabulary.
-
-# %% nbgrader={"grade": false, "grade_id": "q_memory-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_memory = None  # "a", "b" or "c"
-### BEGIN SOLUTION
-answer_q_memory = "b"
-### END SOLUTION
-
-# %% nbgrader={"grade": true, "grade_id": "q_memory", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-check("04-sampling/q_memory", answer_q_memory)
 
 # %% [markdown]
 # ## Summary

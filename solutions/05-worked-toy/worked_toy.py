@@ -9,6 +9,15 @@
 # %% [markdown]
 # # Every number of one forward pass
 #
+# :::{admonition} In this chapter
+# :class: note
+# - **You will be able to** follow one forward pass of a real (tiny) GPT-2 by hand, number by
+#   number, from token ids to the loss, and recompute any station of it in a few lines of NumPy.
+# - **It assumes** chapters 1 to 3. Chapter 4 is not needed.
+# - **Time:** about 2 hours: 45 minutes of reading, 1 hour 15 minutes for eight exercises and two
+#   questions.
+# :::
+#
 # The earlier chapters built each stage of the forward pass on models with hundreds of features per
 # token. That is realistic, but nobody can look at a $256$-wide vector and see what happened to it.
 # This chapter goes the other way: a model so small that **every intermediate number fits on the
@@ -52,6 +61,10 @@ from grader.check import check
 GRADING = "NBGRADER_EXECUTION" in os.environ  # the autograder skips figures and widgets
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=4, suppress=True)
+if not GRADING:  # presentation only: grading neither needs it nor sees it
+    import bookkit
+
+    bookkit.style.use()  # figures as SVG, sized to read on a phone
 
 toy = lib.load_pretrained("toy")
 config, params = toy.config, toy.params
@@ -113,70 +126,36 @@ print(f"weights:     {toy.num_params()} numbers, all of them in the tables below
 #
 # `model.forward(ids, trace=True)` returns the logits and an ordered dictionary of every
 # intermediate, under the names documented in `lib/model.py`. The map below puts the stations in
-# the order they are computed, each box labelled with its trace name. The two dashed arrows are the
-# residual connections: the stream is carried around each sublayer and added back.
+# the order they are computed, each box labelled with its trace name. The two orange boxes are the
+# residual connections, where the stream carried around a sublayer is added back.
 
-# %% mystnb={"image": {"alt": "Diagram of the forward pass as eighteen boxes in three rows, snaking left to right, right to left, then left to right: token ids, embed.out, h.0.ln_1, q k v, the attention scores, the attention probabilities, each head's output, the merged heads, the output projection, the first residual, h.0.ln_2, the MLP before and after GELU, the MLP output, the second residual, ln_f, logits, and probabilities with the loss. Dashed arrows mark the two residual connections."}}
+# %% tags=["hide-input"]
 DIAGRAM = [
-    ("ids", "token ids"),
-    ("embed.out", "embed.tok + embed.pos"),
-    ("h.0.ln_1", "LayerNorm 1"),
-    ("h.0.attn.q / k / v", "per-head projections"),
-    ("h.0.attn.scores_*", "raw, scaled, masked"),
-    ("h.0.attn.probs", "softmax over keys"),
-    ("h.0.attn.heads", "weights @ values"),
-    ("h.0.attn.merged", "heads side by side"),
-    ("h.0.attn.out", "output projection"),
-    ("h.0.resid_mid", "stream + attention"),
-    ("h.0.ln_2", "LayerNorm 2"),
-    ("h.0.mlp.pre_act", "expand to d_ff"),
-    ("h.0.mlp.post_act", "GELU"),
-    ("h.0.mlp.out", "project back to d"),
-    ("h.0.resid_post", "stream + MLP"),
-    ("ln_f", "final LayerNorm"),
-    ("logits", "x @ wte.T (tied head)"),
-    ("probs, loss", "softmax, -log p(target)"),
+    ("ids", "token ids", "outside"),
+    ("embed.out", "embed.tok + embed.pos", "pass"),
+    ("h.0.ln_1", "LayerNorm 1", "pass"),
+    ("h.0.attn.q / k / v", "per-head projections", "pass"),
+    ("h.0.attn.scores_*", "raw, scaled, masked", "pass"),
+    ("h.0.attn.probs", "softmax over keys", "pass"),
+    ("h.0.attn.heads", "weights @ values", "pass"),
+    ("h.0.attn.merged", "heads side by side", "pass"),
+    ("h.0.attn.out", "output projection", "pass"),
+    ("h.0.resid_mid", "embed.out + attn.out", "residual"),
+    ("h.0.ln_2", "LayerNorm 2", "mlp"),
+    ("h.0.mlp.pre_act", "expand to d_ff", "mlp"),
+    ("h.0.mlp.post_act", "GELU", "mlp"),
+    ("h.0.mlp.out", "project back to d", "mlp"),
+    ("h.0.resid_post", "resid_mid + mlp.out", "residual"),
+    ("ln_f", "final LayerNorm", "pass"),
+    ("logits", "ln_f @ wte.T (tied head)", "pass"),
+    ("probs, loss", "softmax, -log p(target)", "outside"),
 ]
-
-
-def diagram_positions(n, per_row=6):
-    """Snake layout: row 0 left to right, row 1 right to left, row 2 left to right."""
-    spots = []
-    for i in range(n):
-        row, col = divmod(i, per_row)
-        col = col if row % 2 == 0 else per_row - 1 - col
-        spots.append((col * 1.9, -row * 1.5))
-    return spots
-
-
 if not GRADING:
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
-
-    spots = diagram_positions(len(DIAGRAM))
-    fig, ax = plt.subplots(figsize=(9.5, 4.2))
-    w, h = 1.7, 0.8
-    for (name, what), (x, y) in zip(DIAGRAM, spots, strict=True):
-        colour = "#fde6c8" if "resid" in name else ("#dbe9f6" if "attn" in name else "#e8f3e1")
-        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02", fc=colour, ec="0.3", lw=0.8))
-        ax.text(x, y + 0.13, name, ha="center", va="center", fontsize=7, family="monospace", weight="bold")
-        ax.text(x, y - 0.17, what, ha="center", va="center", fontsize=6.5)
-    for (x0, y0), (x1, y1) in zip(spots, spots[1:], strict=False):
-        if y0 == y1:
-            start, end = (x0 + np.sign(x1 - x0) * w / 2, y0), (x1 - np.sign(x1 - x0) * w / 2, y1)
-        else:
-            start, end = (x0, y0 - h / 2), (x1, y1 + h / 2)
-        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=9, color="0.25", lw=0.9))
-    for a, b in [("embed.out", "h.0.resid_mid"), ("h.0.resid_mid", "h.0.resid_post")]:
-        (xa, ya), (xb, yb) = (spots[[n for n, _ in DIAGRAM].index(k)] for k in (a, b))
-        start, end = (xa + (0.3 if xa < xb else 0), ya - h / 2), (xb - (0.3 if xa < xb else 0), yb + h / 2)
-        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=9, color="tab:orange", lw=1.3, ls="--"))
-        ax.text((start[0] + end[0]) / 2 + 0.12, (start[1] + end[1]) / 2, "residual", color="tab:orange", fontsize=6.5, va="center")
-    ax.set_xlim(-1.0, 5 * 1.9 + 1.0)
-    ax.set_ylim(-2 * 1.5 - 0.7, 0.9)
-    ax.set_axis_off()
-    ax.set_title("One forward pass of the toy, station by station (trace names in bold)", fontsize=10)
-    fig.tight_layout()
-    plt.show()
+    bookkit.flow(
+        [bookkit.Step(name, what, kind, code=True) for name, what, kind in DIAGRAM],
+        label="The toy's forward pass, station by station, with lib's trace names",
+        legend={"pass": "attention and the head", "mlp": "the MLP", "residual": "a residual connection: adds the stream back"},
+    )
 
 # %% [markdown]
 # ## The input and its targets
@@ -254,8 +233,11 @@ check("05-worked-toy/toy_embed", toy_embed)
 # {cite}`ba2016layer`: subtract the row's mean $\mu_t$, divide by its standard deviation, then
 # scale by the gain $g$ and shift by the bias $b$ (both learned, one entry per feature):
 #
-# $$\mu_t = \frac1d \sum_j x_{tj}, \qquad \sigma_t^2 = \frac1d \sum_j (x_{tj} - \mu_t)^2, \qquad
-# y_{tj} = g_j \, \frac{x_{tj} - \mu_t}{\sqrt{\sigma_t^2 + \epsilon}} + b_j ,$$
+# $$\begin{aligned}
+# \mu_t &= \frac1d \sum_j x_{tj}, \\
+# \sigma_t^2 &= \frac1d \sum_j (x_{tj} - \mu_t)^2, \\
+# y_{tj} &= g_j \, \frac{x_{tj} - \mu_t}{\sqrt{\sigma_t^2 + \epsilon}} + b_j ,
+# \end{aligned}$$
 #
 # with $\epsilon = 10^{-5}$ so that a constant row does not divide by zero. The gain and bias of
 # this first norm:
@@ -383,20 +365,21 @@ for head in range(config.n_head):
     w_ai, w_rocks = probs_att[head, 1]
     print(f"head {head}: 'rocks' puts {w_ai:.3f} of its attention on 'AI' and {w_rocks:.3f} on itself")
 
-# %% mystnb={"image": {"alt": "Two small heatmaps of attention weights, one per head, queries down and keys across, each cell labelled with its weight; the upper-right cell is zero in both because of the causal mask, and the second row differs between the heads."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two small heatmaps of attention weights, one per head, queries down and keys across, each cell labelled with its weight; the upper-right cell is zero in both because of the causal mask, and the second row differs between the heads."}}
 if not GRADING:
-    fig, axes = plt.subplots(1, 2, figsize=(6, 2.8))
+    fig, axes = plt.subplots(1, 2, figsize=(5.5, 2.9))
     for head, ax in enumerate(axes):
-        ax.imshow(probs_att[head], cmap="Blues", vmin=0, vmax=1)
+        image = ax.imshow(probs_att[head], cmap="Blues", vmin=0, vmax=1)
         for (r, c), v in np.ndenumerate(probs_att[head]):
             ax.text(c, r, f"{v:.2f}", ha="center", va="center", color="white" if v > 0.6 else "black")
         ax.set_xticks(range(T), [TOKENS[i] for i in inputs])
         ax.set_yticks(range(T), [TOKENS[i] for i in inputs])
         ax.set_xlabel("key")
-        ax.set_title(f"head {head}", fontsize=10)
+        ax.set_title(f"head {head}")
     axes[0].set_ylabel("query")
-    fig.suptitle("h.0.attn.probs: who each token attends to", fontsize=10)
+    fig.suptitle("h.0.attn.probs: who each token attends to")
     fig.tight_layout()
+    fig.colorbar(image, ax=axes, fraction=0.04, label="weight")
     plt.show()
 
 
@@ -425,21 +408,22 @@ def toy_attention_probs(q, k):
 check("05-worked-toy/toy_attention_probs", toy_attention_probs)
 
 # %% [markdown]
-# **Concept check.** Suppose the input were "AI `<eos>`" instead of "AI rocks": same first token,
-# different second one. Which station values *at position 0* would change?
+# **Concept check.** In head 0, suppose "AI" and "rocks" had exactly the same key vector, with
+# everything else unchanged. What would the attention weights of query 1 ("rocks") be?
 #
-# - (a) all of them from the attention scores on, because position 0 attends to position 1
-# - (b) none of them
-# - (c) only the logits, because the LM head sees the whole sequence
+# - (a) $[1, 0]$: a tie goes to the first key
+# - (b) $[0.5, 0.5]$, whatever the query vector is
+# - (c) the same as now: the weights depend on the query only
+# - (d) $[0, 1]$: a token prefers itself
 
-# %% nbgrader={"grade": false, "grade_id": "q_mask-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_mask = ...  # "a", "b" or "c"
+# %% nbgrader={"grade": false, "grade_id": "q_equal_keys-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_equal_keys = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
-answer_q_mask = "b"
+answer_q_equal_keys = "b"
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "q_mask", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-check("05-worked-toy/q_mask", answer_q_mask)
+# %% nbgrader={"grade": true, "grade_id": "q_equal_keys", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
+check("05-worked-toy/q_equal_keys", answer_q_equal_keys)
 
 # %% [markdown]
 # ## Station 5: each head's output, the merge, the projection, the first residual
@@ -501,8 +485,12 @@ check("05-worked-toy/toy_attention_output", toy_attention_output)
 # and bias), expands each row to $d_\text{ff} = 16$ features, applies GELU
 # {cite}`hendrycks2016gelu` to each of them, and projects back to $d$:
 #
-# $$\text{mlp}(y) = \text{GELU}(y\,W_\text{fc} + b_\text{fc})\,W_\text{proj} + b_\text{proj},
-# \qquad \text{GELU}(u) \approx \tfrac12 u \left(1 + \tanh\!\big(\sqrt{2/\pi}\,(u + 0.044715\,u^3)\big)\right).$$
+# $$\begin{aligned}
+# \text{mlp}(y) &= h\,W_\text{proj} + b_\text{proj}, \\
+# h &= \text{GELU}(y\,W_\text{fc} + b_\text{fc}), \\
+# \text{GELU}(u) &\approx \tfrac12 u \big(1 + \tanh v\big), \\
+# v &= \sqrt{2/\pi}\,(u + 0.044715\,u^3).
+# \end{aligned}$$
 #
 # GPT-2 uses this tanh approximation of $u\,\Phi(u)$. The weights (the projection is shown
 # transposed, so that both are 4 rows of 16):
@@ -534,10 +522,10 @@ show(
 # smoothly, with a small dip below zero. Here are the 32 hidden values of the two positions on the
 # curve:
 
-# %% mystnb={"image": {"alt": "The GELU curve from -3 to 3 with the toy's 32 MLP pre-activations marked as dots on it, coloured by position; negative inputs land near zero, positive ones near the diagonal."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The GELU curve from -3 to 3 with the toy's 32 MLP pre-activations marked as dots on it, coloured by position; negative inputs land near zero, positive ones near the diagonal."}}
 if not GRADING:
     u = np.linspace(-3, 3, 200)
-    fig, ax = plt.subplots(figsize=(6, 3.3))
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
     ax.plot(u, lib.gelu(u), color="0.3", lw=1.2, label="GELU (tanh)")
     ax.plot(u, np.maximum(u, 0), color="0.7", lw=0.8, ls=":", label="ReLU, for comparison")
     for t in range(T):
@@ -545,8 +533,8 @@ if not GRADING:
         ax.scatter(pre, post, s=22, zorder=3, label=f"position {POS[t]}")
     ax.set_xlabel("h.0.mlp.pre_act")
     ax.set_ylabel("h.0.mlp.post_act")
-    ax.legend(fontsize=8)
-    ax.set_title("The MLP's hidden values on the GELU curve", fontsize=10)
+    ax.legend()
+    ax.set_title("The MLP's hidden values on the GELU curve")
     fig.tight_layout()
     plt.show()
 
@@ -582,7 +570,10 @@ check("05-worked-toy/toy_mlp", toy_mlp)
 # {cite}`press2017using`: it is the token embedding matrix, transposed, so the logit of token $v$
 # is the dot product of the final row with token $v$'s own embedding $E_v$:
 #
-# $$\text{logits}_t = \text{LN}_f(x_t)\, E^\top, \qquad p_t = \operatorname{softmax}(\text{logits}_t).$$
+# $$\begin{aligned}
+# \text{logits}_t &= \text{LN}_f(x_t)\, E^\top, \\
+# p_t &= \operatorname{softmax}(\text{logits}_t).
+# \end{aligned}$$
 
 # %%
 ln_f = params["ln_f"]
@@ -596,34 +587,38 @@ show(table(trace["logits"], POS, TOKENS, "logits"), table(probs, POS, TOKENS, "s
 for t in range(T):
     print(f"after {' '.join(TOKENS[i] for i in inputs[: t + 1])!r:12} the model predicts {TOKENS[probs[t].argmax()]!r} with p = {probs[t].max():.3f}")
 
-# %% mystnb={"image": {"alt": "Two bar charts of next-token probabilities over AI, rocks and <eos>: after AI the tallest bar is rocks, after AI rocks the tallest bar is <eos>; the target token's bar is green."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two bar charts of next-token probabilities over AI, rocks and <eos>: after AI the tallest bar is rocks, after AI rocks the tallest bar is <eos>; the target token's bar is green."}}
 if not GRADING:
-    fig, axes = plt.subplots(1, 2, figsize=(6, 2.6), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(5.5, 2.8), sharey=True)
     for t, ax in enumerate(axes):
         colours = ["tab:green" if i == targets[t] else "tab:gray" for i in range(3)]
         ax.bar(TOKENS, probs[t], color=colours)
-        ax.set_title(f"after {' '.join(TOKENS[i] for i in inputs[: t + 1])!r}", fontsize=10)
+        ax.set_title(f"after {' '.join(TOKENS[i] for i in inputs[: t + 1])!r}")
         ax.set_ylim(0, 1)
     axes[0].set_ylabel("probability")
-    fig.suptitle("Next-token probabilities (green: the target)", fontsize=10)
+    fig.suptitle("Next-token probabilities (green: the target)")
     fig.tight_layout()
     plt.show()
 
 # %% [markdown]
-# **Concept check.** With the tied head, the logit of `rocks` at a position is
+# **Concept check.** Add $1.0$ to all four numbers of the `embed.out` row of position 0 and run the
+# rest of the pass unchanged. Which station values change?
 #
-# - (a) the dot product of that position's `ln_f` row with row 1 of `wte`
-# - (b) the dot product of that position's `ln_f` row with row 1 of `wpe`
-# - (c) entry 1 of that position's `h.0.mlp.out` row
+# - (a) Every station from `embed.out` on, at position 0, and so the prediction after "AI".
+# - (b) Only stations at position 1, through attention.
+# - (c) Nothing at all: a LayerNorm comes first and undoes the change.
+# - (d) Only the residual stream at position 0 (`embed.out`, `h.0.resid_mid`, `h.0.resid_post`):
+#   every sublayer and the head read it through a LayerNorm, which removes the shift, so the logits
+#   stay exactly the same.
 
-# %% nbgrader={"grade": false, "grade_id": "q_tied-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_tied = ...  # "a", "b" or "c"
+# %% nbgrader={"grade": false, "grade_id": "q_ln_shift-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_ln_shift = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
-answer_q_tied = "a"
+answer_q_ln_shift = "d"
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "q_tied", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-check("05-worked-toy/q_tied", answer_q_tied)
+# %% nbgrader={"grade": true, "grade_id": "q_ln_shift", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
+check("05-worked-toy/q_ln_shift", answer_q_ln_shift)
 
 # %% [markdown]
 # ## Station 8: the loss
@@ -672,23 +667,6 @@ def toy_loss(logits, targets):
 
 # %% nbgrader={"grade": true, "grade_id": "toy_loss", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 check("05-worked-toy/toy_loss", toy_loss)
-
-# %% [markdown]
-# **Concept check.** A model that knows nothing gives each of the three tokens probability $1/3$ at
-# every position. What is its loss?
-#
-# - (a) $0$
-# - (b) $\ln 3$, about $1.10$ nats
-# - (c) $1/3$
-
-# %% nbgrader={"grade": false, "grade_id": "q_uniform-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_uniform = ...  # "a", "b" or "c"
-### BEGIN SOLUTION
-answer_q_uniform = "b"
-### END SOLUTION
-
-# %% nbgrader={"grade": true, "grade_id": "q_uniform", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-check("05-worked-toy/q_uniform", answer_q_uniform)
 
 # %% [markdown]
 # ## The whole pass, in your own code
@@ -742,14 +720,11 @@ check(
 # ## Step through it
 #
 # Pick an input (any sequence of up to $n_\text{ctx} = 4$ tokens) and move the slider through the
-# stations: the table is that station's value in `lib`'s trace, with its name and shape. Try the
-# concept check's question: change the second token and watch which rows change.
-#
-# :::{note}
-# Moving this control needs a live kernel: open the notebook with the launch button at the top of the page.
-# :::
+# stations: the table is that station's value in `lib`'s trace, with its name and shape. Compare
+# "AI rocks" with "AI `<eos>`": which rows change, and from which station on? On the web page
+# every input and station was computed when the book was built.
 
-# %%
+# %% tags=["hide-input"]
 STATION_NOTES = {
     "embed.tok": "row ids[t] of wte",
     "embed.pos": "row t of wpe",
@@ -777,8 +752,13 @@ STATION_NOTES = {
 }
 
 
+def station_title(sentence, name):
+    shape = STATION_SHAPES[sentence, name]
+    return f"{name} for '{sentence}', shape {shape}: {STATION_NOTES[name]}"
+
+
 def station_tables(sentence, name):
-    """The HTML for one station of one input, from lib's trace."""
+    """The HTML tables of one station of one input, from lib's trace."""
     seq = toy.tokenizer.encode(sentence)
     _, tr = toy.forward(seq, trace=True)
     tr["probs"] = lib.softmax(tr["logits"], axis=-1)
@@ -786,32 +766,39 @@ def station_tables(sentence, name):
     rows = [f"{t}: {TOKENS[i]}" for t, i in enumerate(seq)]
     cols = TOKENS if name in ("logits", "probs") else features(value.shape[-1])
     if value.ndim == 3:  # one table per head
-        cols = [f"{t}: {TOKENS[i]}" for t, i in enumerate(seq)] if "scores" in name or "probs" in name else cols
+        cols = rows if "scores" in name or "probs" in name else cols
         parts = [table(value[h], rows, cols, f"{name}[{h}]") for h in range(value.shape[0])]
     else:
         parts = [table(value, rows, cols, name)]
-    header = f"<p><code>{escape(name)}</code>, shape {value.shape}: {escape(STATION_NOTES[name])}</p>"
-    return header + '<div style="display:flex;flex-wrap:wrap;gap:1em 2em">' + "".join(parts) + "</div>"
+    return '<div style="display:flex;flex-wrap:wrap;gap:1em 2em">' + "".join(parts) + "</div>"
+
+
+SENTENCES = ["AI rocks", "AI <eos>", "rocks AI", "AI AI rocks", "AI rocks <eos> AI"]
+STATION_SHAPES = {}
+for sentence in SENTENCES:
+    _, station_trace = toy.forward(toy.tokenizer.encode(sentence), trace=True)
+    for name in STATION_NOTES:
+        value = station_trace["logits"] if name == "probs" else station_trace[name]
+        STATION_SHAPES[sentence, name] = value.shape
+
+
+def show_station(sentence, name):
+    display(HTML(f"<p><strong>{escape(station_title(sentence, name))}</strong></p>" + station_tables(sentence, name)))
+
+
+def station_state(sentence, name):
+    return bookkit.State(station_title(sentence, name), [bookkit.Html(station_tables(sentence, name))])
 
 
 if not GRADING:
-    import ipywidgets as widgets
-
-    sentence = widgets.Dropdown(
-        options=["AI rocks", "AI <eos>", "rocks AI", "AI AI rocks", "AI rocks <eos> AI"], value="AI rocks", description="input"
+    bookkit.explore(
+        [
+            bookkit.Select("sentence", [(x, x) for x in SENTENCES], label="input"),
+            bookkit.Slider("name", list(STATION_NOTES), value="embed.out", label="station"),
+        ],
+        live=show_station,
+        static=station_state,
     )
-    station = widgets.SelectionSlider(options=list(STATION_NOTES), value="embed.out", description="station", continuous_update=False, layout=widgets.Layout(width="95%"))
-    out = widgets.Output()
-
-    def redraw(*_):
-        out.clear_output(wait=True)
-        with out:
-            display(HTML(station_tables(sentence.value, station.value)))
-
-    sentence.observe(redraw, "value")
-    station.observe(redraw, "value")
-    redraw()
-    display(widgets.VBox([sentence, station, out]))
 
 # %% [markdown]
 # ## Break it
@@ -865,18 +852,18 @@ for name, p in variant_probs.items():
     loss_v = -np.log(p[np.arange(T), targets]).mean()
     print(f"{name:15} predicts {[TOKENS[i] for i in p.argmax(-1)]}, loss {loss_v:.3f}")
 
-# %% mystnb={"image": {"alt": "Grouped bar chart: for the real block and three broken versions (no mask, no residual, MLP first), the probability each gives to the correct next token at position 0 and at position 1."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Grouped bar chart: for the real block and three broken versions (no mask, no residual, MLP first), the probability each gives to the correct next token at position 0 and at position 1."}}
 if not GRADING:
-    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
     names = list(variant_probs)
     for t in range(T):
         p_target = [variant_probs[n][t, targets[t]] for n in names]
         ax.bar(np.arange(len(names)) + (t - 0.5) * 0.38, p_target, width=0.38, label=f"p({TOKENS[targets[t]]!r} | {' '.join(TOKENS[i] for i in inputs[: t + 1])!r})")
-    ax.set_xticks(range(len(names)), names)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("probability of the target")
-    ax.legend(fontsize=8)
-    ax.set_title("Break one thing, same weights", fontsize=10)
+    ax.set_xticks(range(len(names)), [n.replace(" ", "\n", 1) for n in names])
+    ax.set_ylim(0, 1.25)
+    ax.set_ylabel("p(target)")
+    ax.legend(loc="upper right", fontsize=9)
+    ax.set_title("Break one thing, same weights")
     fig.tight_layout()
     plt.show()
 

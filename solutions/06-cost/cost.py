@@ -9,6 +9,16 @@
 # %% [markdown]
 # # What a forward pass costs
 #
+# :::{admonition} In this chapter
+# :class: note
+# - **You will be able to** count a model's weights from its configuration, estimate the
+#   arithmetic of a forward pass per token and the memory of its KV cache, and explain with a
+#   roofline why reading a prompt is limited by arithmetic and generating a token by memory.
+# - **It assumes** chapters 2 and 4 (the parts of a block, the KV cache), and powers of ten.
+# - **Time:** about 1.5 hours: 50 minutes of reading, 40 minutes for three exercises and three
+#   questions.
+# :::
+#
 # The last chapter followed every number of a model with 280 weights. Real models have millions or
 # billions, and three questions decide whether one can run on a given machine, and how fast:
 #
@@ -18,9 +28,9 @@
 #    values of the tokens seen so far.
 #
 # Each has a short formula in terms of the configuration, and you will write all three. Then the
-# chapter measures this machine, while the page is being built, to see why the same forward pass
-# is limited by arithmetic when it reads a whole prompt and by memory traffic when it generates one
-# token at a time.
+# chapter times `lib` on the machine that runs it (for this web page, the machine that built it,
+# named with its measurements), to see why the same forward pass is limited by arithmetic when it
+# reads a whole prompt and by memory traffic when it generates one token at a time.
 #
 # :::{admonition} How the checks work
 # :class: tip
@@ -36,7 +46,6 @@
 import math
 import os
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -47,16 +56,14 @@ from lib.checkpoint import checkpoint_layout
 
 GRADING = "NBGRADER_EXECUTION" in os.environ  # the autograder skips figures and timings
 rng = np.random.default_rng(0)
+if not GRADING:  # presentation only: grading neither needs it nor sees it
+    import bookkit
+
+    bookkit.style.use()  # figures as SVG, sized to read on a phone
 
 toy = lib.load_pretrained("toy")
-SHAKESPEARE = Path(lib.__file__).parent / "models" / "shakespeare" / "model.safetensors"
-if SHAKESPEARE.is_file():
-    model = lib.load_pretrained("shakespeare")
-    about_model = "the shipped Shakespeare model"
-else:  # the trained weights are not there yet: same shape, random weights
-    shape = lib.Config.gpt2(vocab_size=78, n_ctx=256, d_model=256, n_layer=4, n_head=4)
-    model = lib.Model(shape, lib.init_params(shape, seed=0))
-    about_model = "random weights in the Shakespeare model's shape"
+model = lib.load_pretrained("shakespeare")
+about_model = "the Shakespeare model"
 print(f"{about_model}: {model}")
 
 
@@ -195,7 +202,7 @@ for family_name, size, c in published:
 # vocabulary, and a negligible one of a wide model, because blocks grow like $d^2$ and embeddings
 # like $d$:
 
-# %% mystnb={"image": {"alt": "Horizontal stacked bars, one per model from the Shakespeare model to LLaMA 65B, showing the fraction of weights in embeddings, attention, the MLP, norms and an untied LM head; the embedding share shrinks as models get wider and the MLP share grows."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Horizontal stacked bars, one per model from the Shakespeare model to LLaMA 65B, showing the fraction of weights in embeddings, attention, the MLP, norms and an untied LM head; the embedding share shrinks as models get wider and the MLP share grows."}}
 GROUPS = {
     "embeddings": ("wte.weight", "wpe.weight", "embed_tokens.weight"),
     "LM head": ("lm_head.weight",),
@@ -221,7 +228,7 @@ def param_groups(config):
 
 shares = {"Shakespeare": model.config} | {f"{f} {s}": c for f, s, c in published if s in ("117M", "1542M", "6.7B", "65.2B")}
 if not GRADING:
-    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
     left = np.zeros(len(shares))
     table_ = np.array([[param_groups(c)[g] / n_params(c) for g in GROUPS] for c in shares.values()])
     for j, group in enumerate(GROUPS):
@@ -229,7 +236,7 @@ if not GRADING:
         left += table_[:, j]
     ax.invert_yaxis()
     ax.set_xlabel("share of the weights")
-    ax.legend(fontsize=7, ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    ax.legend(ncol=3, loc="lower center", bbox_to_anchor=(0.4, 1.0), fontsize=9)
     fig.tight_layout()
     plt.show()
 
@@ -247,9 +254,9 @@ if not GRADING:
 # Attention adds work that uses no weights at all. A query at position $t$ takes a dot product with
 # each of the $t + 1$ keys it may see, and then a weighted sum of as many values: $2(t + 1) d$
 # multiply-adds over all heads of a layer, $4(t + 1)d$ FLOPs. Averaged over the positions of a
-# $T$-token pass that is about $2Td$ per layer, so
+# $T$-token pass that is about $2Td$ per layer, so a forward pass costs, in FLOPs per token,
 #
-# $$C_\text{forward} \approx 2N + 2\, n_\text{layer}\, T\, d \quad \text{FLOPs per token},$$
+# $$C_\text{forward} \approx 2N + 2\, n_\text{layer}\, T\, d,$$
 #
 # the count of Kaplan et al. {cite}`kaplan2020scaling`. It leaves out the norms, the softmax and
 # GELU (a few FLOPs per number, not per weight) and, by convention, the LM head's $2dV$, which is
@@ -308,47 +315,51 @@ for name, c in [("GPT-2 117M", published[0][2]), ("LLaMA 6.7B", published[4][2])
         f"attention term = 2N at T = {n / (c.n_layer * c.d_model):,.0f}; LM head 2dV = {2 * c.d_model * c.vocab_size / 1e9:.3g} GFLOP"
     )
 
-# %% mystnb={"image": {"alt": "Log-log plot of forward FLOPs per token against context length T for GPT-2 117M and LLaMA 6.7B: each curve is flat at 2N for short contexts and bends upwards where the attention term catches up with 2N, later for the wider model."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Log-log plot of forward FLOPs per token against context length T for GPT-2 117M and LLaMA 6.7B: each curve is flat at 2N for short contexts and bends upwards where the attention term catches up with 2N, later for the wider model."}}
 if not GRADING:
     Ts = np.logspace(0, 5, 60)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for name, c in [("GPT-2 117M", published[0][2]), ("LLaMA 6.7B", published[4][2])]:
         total = [kaplan_flops(c, T) for T in Ts]
         line = ax.loglog(Ts, total, label=f"{name}: 2N + attention")[0]
         ax.loglog(Ts, [kaplan_flops(c, 0)] * len(Ts), ls=":", color=line.get_color(), label=f"{name}: 2N alone")
     ax.set_xlabel("context length T (tokens)")
-    ax.set_ylabel("forward FLOPs per token")
-    ax.legend(fontsize=7)
-    ax.set_title("The attention term matters only for long contexts", fontsize=10)
+    ax.set_ylabel("FLOPs per token")
+    ax.legend(fontsize=9)
+    ax.set_title("Attention matters only for long contexts")
     fig.tight_layout()
     plt.show()
 
 # %% [markdown]
-# **Concept check.** Where does the 2 in the $2N$ rule come from?
+# **Concept check.** A model has 7 billion non-embedding weights. About how many floating-point
+# operations does one forward pass over a prompt of 1,000 tokens take, leaving out attention's
+# $T$-dependent term?
 #
-# - (a) the forward and the backward pass
-# - (b) one multiplication and one addition per weight per token
-# - (c) the keys and the values
+# - (a) $7 \times 10^{12}$
+# - (b) $1.4 \times 10^{10}$
+# - (c) $1.4 \times 10^{13}$
+# - (d) $4.2 \times 10^{13}$
 
-# %% nbgrader={"grade": false, "grade_id": "q_two-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_two = ...  # "a", "b" or "c"
+# %% nbgrader={"grade": false, "grade_id": "q_two-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_two = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
-answer_q_two = "b"
+answer_q_two = "c"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "q_two", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 check("06-cost/q_two", answer_q_two)
 
 # %% [markdown]
-# ### What this machine does with it
+# ### What one machine does with it
 #
 # How close does `lib` come to that count in practice? The cell below times `model.forward` on
-# the Shakespeare model for prompts of a few lengths, when the page is built, and divides the
-# FLOPs by the time. For comparison it measures two things NumPy does at full speed on this
-# machine: a $1024 \times 1024$ float32 matrix product (a pure arithmetic test) and a
-# matrix-vector product over a matrix of about 100 MB (which does two FLOPs per number it reads,
-# so it measures how fast memory can be read). The machine is shared, so the numbers move a little
-# from build to build.
+# the Shakespeare model for prompts of a few lengths and divides the FLOPs by the time. For
+# comparison it measures two things NumPy does at full speed on the same machine: a
+# $1024 \times 1024$ float32 matrix product (a pure arithmetic test) and a matrix-vector product
+# over a matrix of about 100 MB (which does two FLOPs per number it reads, so it measures how fast
+# memory can be read). Its first line names the machine and the date: on this web page, the
+# machine that built the book, which may have been busy with other work, so the numbers move from
+# one build to the next.
 
 # %%
 def best_time(f, repeats=5):
@@ -363,6 +374,7 @@ def best_time(f, repeats=5):
 
 
 if not GRADING:
+    print(bookkit.host.measured_on())
     a = rng.standard_normal((1024, 1024), dtype=np.float32)
     gemm_flops_per_s = 2 * 1024**3 / best_time(lambda: a @ a)
     big = rng.random((5000, 5000), dtype=np.float32)  # 100 MB
@@ -397,9 +409,9 @@ if not GRADING:
 # earlier token, in every layer. They do not change (a token's key depends only on the tokens up
 # to it), so instead of recomputing them, a decoder keeps them: the **KV cache**. For each token it
 # stores one key and one value vector per key/value head per layer, so one sequence of $T$ tokens
-# needs
+# needs, with $b$ bytes per number,
 #
-# $$2 \cdot n_\text{layer} \cdot h_{kv} \cdot d_\text{head} \cdot T \cdot (\text{bytes per number})$$
+# $$2 \cdot n_\text{layer} \cdot h_{kv} \cdot d_\text{head} \cdot T \cdot b$$
 #
 # bytes. **Grouped-query attention** {cite}`ainslie2023gqa` lets several query heads share one
 # key/value head, which divides this by $h / h_{kv}$ and barely changes the model's quality.
@@ -463,15 +475,17 @@ for name, c in rows:
     print(f"{name:24} {c.n_ctx:6} {per_token / 2**10:10.0f} KiB {kv_bytes(c, c.n_ctx, f16) / 2**30:8.2f} GiB {n_params(c) * 2 / 2**30:6.1f} GiB")
 
 # %% [markdown]
-# **Concept check.** A model has 32 query heads. Compared with the same model where keys and values
-# also have 32 heads, a version with 8 key/value heads stores a KV cache that is
+# **Concept check.** A model with 32 query heads goes from 32 key/value heads to 8, everything else
+# unchanged. Which statement is right?
 #
-# - (a) the same size, since the queries still have 32 heads
-# - (b) 4 times smaller
-# - (c) 8 times smaller
+# - (a) The KV cache and the arithmetic of attention both shrink 4 times.
+# - (b) The KV cache shrinks 4 times; every query head still takes a dot product with every cached
+#   key, so attention's arithmetic stays the same.
+# - (c) Nothing shrinks, since the queries still have 32 heads.
+# - (d) The KV cache shrinks 8 times.
 
-# %% nbgrader={"grade": false, "grade_id": "q_gqa-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_gqa = ...  # "a", "b" or "c"
+# %% nbgrader={"grade": false, "grade_id": "q_gqa-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_gqa = ...  # "a", "b", "c" or "d"
 ### BEGIN SOLUTION
 answer_q_gqa = "b"
 ### END SOLUTION
@@ -482,14 +496,34 @@ check("06-cost/q_gqa", answer_q_gqa)
 # %% [markdown]
 # ## Prefill and decoding: arithmetic or memory?
 #
+# **Concept check.** Before the numbers, a prediction. A single user chats with a 7B model on a
+# GPU. While it generates each token (batch 1, with a KV cache), which resource limits the speed?
+#
+# - (a) memory bandwidth: every weight, and the cache, must be read for every token
+# - (b) arithmetic: each token needs about 14 GFLOPs
+# - (c) the softmax over the vocabulary
+# - (d) the number of layers, which must run one after the other
+
+# %% nbgrader={"grade": false, "grade_id": "q_decode-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+answer_q_decode = ...  # "a", "b", "c" or "d"
+### BEGIN SOLUTION
+answer_q_decode = "a"
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "q_decode", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
+check("06-cost/q_decode", answer_q_decode)
+
+# %% [markdown]
 # Generating text has two phases {cite}`pope2022efficiently`. **Prefill** runs the whole prompt of
 # $T$ tokens through the model in one pass, filling the cache. **Decoding** then runs one token at
 # a time. Both read every weight from memory once per pass, but they do very different amounts of
 # arithmetic with it. The ratio is the **arithmetic intensity**, FLOPs per byte read; with 4-byte
-# weights and the $2N$ rule:
+# weights and the $2N$ rule, in FLOPs per byte:
 #
-# $$\text{prefill: } \frac{2N \cdot T}{4N} = \frac{T}{2}, \qquad
-# \text{decoding: } \frac{2N}{4N} = \frac12 \quad \text{FLOPs per byte}$$
+# $$\begin{aligned}
+# \text{prefill: } & \frac{2N \cdot T}{4N} = \frac{T}{2}, \\
+# \text{decoding: } & \frac{2N}{4N} = \frac12
+# \end{aligned}$$
 #
 # (decoding also reads the cache, which lowers its intensity further). A machine does at most
 # $F$ FLOPs per second and reads at most $B$ bytes per second, so a computation of intensity $I$
@@ -530,21 +564,20 @@ if not GRADING:
     print(f"decode one token: {seconds * 1e3:7.1f} ms, {flops / seconds / 1e9:6.1f} GFLOP/s, intensity {flops / read:6.2f} FLOP/byte")
     print(f"reading the weights and cache once at the measured {bandwidth / 1e9:.1f} GB/s takes {read / bandwidth * 1e3:.1f} ms")
 
-# %% mystnb={"image": {"alt": "Roofline plot on log axes: attainable GFLOP/s against arithmetic intensity, a sloped line for memory bandwidth meeting a flat line for the matrix-product rate measured on this machine; measured points for lib's decoding step sit far left, low on the sloped part, and prefill points at growing prompt lengths move right and up towards the flat part."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Roofline plot on log axes: attainable GFLOP/s against arithmetic intensity, a sloped line for memory bandwidth meeting a flat line for the matrix-product rate, both measured on the machine that ran the page; the measured point of lib's decoding step sits far left, low on the sloped part, and prefill points at growing prompt lengths move right and up towards the flat part. A legend names each point."}}
 if not GRADING:
     intensity = np.logspace(-1.5, 3, 200)
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.loglog(intensity, np.minimum(gemm_flops_per_s, bandwidth * intensity) / 1e9, color="0.3", label="roofline: min(GEMM rate, bandwidth x intensity)")
-    ax.axvline(gemm_flops_per_s / bandwidth, color="0.6", ls=":", lw=1)
-    ax.text(gemm_flops_per_s / bandwidth * 1.1, gemm_flops_per_s / 1e9 / 30, "balance point", fontsize=7, color="0.4")
-    for label, x_, y_ in points:
+    fig, ax = plt.subplots(figsize=(5.5, 4.4))
+    ax.loglog(intensity, np.minimum(gemm_flops_per_s, bandwidth * intensity) / 1e9, color="0.3", label="roofline")
+    ax.axvline(gemm_flops_per_s / bandwidth, color="0.6", ls=":", lw=1, label="balance point")
+    markers = iter("os^Dv")
+    for label, x_, y_ in points:  # a legend entry per point: labels next to the points would overlap
         colour = "tab:red" if label == "decode" else "tab:blue"
-        ax.scatter(x_, y_ / 1e9, color=colour, zorder=3)
-        ax.annotate(label, (x_, y_ / 1e9), textcoords="offset points", xytext=(4, -10), fontsize=7)
-    ax.set_xlabel("arithmetic intensity (FLOPs per byte of weights read)")
+        ax.scatter(x_, y_ / 1e9, color=colour, marker=next(markers), zorder=3, label=label)
+    ax.set_xlabel("FLOPs per byte of weights read")
     ax.set_ylabel("GFLOP/s")
-    ax.legend(fontsize=7, loc="upper left")
-    ax.set_title("lib's prefill and decoding on this machine's roofline", fontsize=10)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize=9)
+    ax.set_title("lib's prefill and decoding on the roofline")
     fig.tight_layout()
     plt.show()
 
@@ -556,23 +589,6 @@ if not GRADING:
 # the intensity by $B$, until the growing KV caches, which are read per sequence, take over.
 # (Our measured points sit below the roof: `lib` is NumPy plus Python, with many small operations
 # between the matrix products.)
-
-# %% [markdown]
-# **Concept check.** A single user chats with a 7B model on a GPU. While it generates each token
-# (batch 1, with a KV cache), which resource limits the speed?
-#
-# - (a) arithmetic: each token needs about 14 GFLOPs
-# - (b) memory bandwidth: every weight (and the cache) must be read for every token
-# - (c) the softmax over the vocabulary
-
-# %% nbgrader={"grade": false, "grade_id": "q_decode-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception", "remove-output"]
-answer_q_decode = ...  # "a", "b" or "c"
-### BEGIN SOLUTION
-answer_q_decode = "b"
-### END SOLUTION
-
-# %% nbgrader={"grade": true, "grade_id": "q_decode", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-check("06-cost/q_decode", answer_q_decode)
 
 # %% [markdown]
 # ## Summary

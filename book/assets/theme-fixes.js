@@ -1,0 +1,88 @@
+// Repairs to the book's theme, each naming the bug it works around. Remove one when the pinned
+// theme release fixes it (the browser test in tests/test_book.py says whether it still works).
+
+// pydata-sphinx-theme issue 2451 (https://github.com/pydata/pydata-sphinx-theme/issues/2451):
+// pydata-sphinx-theme 0.17.1 with sphinx-book-theme 1.3.0 renders two buttons of each class
+// .primary-toggle and .secondary-toggle: pydata's in the top navbar, hidden by sphinx-book-theme,
+// and sphinx-book-theme's in the article header, the one a reader sees. Both themes attach their
+// click handlers to the first match of document.querySelector, the hidden one, so below the wide
+// breakpoint the visible button cannot open the sidebar. A click on any other toggle of the same
+// kind is handed to the one that has the handlers.
+(() => {
+  "use strict";
+
+  function forwardToggles() {
+    for (const selector of [".primary-toggle", ".secondary-toggle"]) {
+      const [wired, ...others] = document.querySelectorAll(selector);
+      for (const button of others) {
+        button.addEventListener("click", (event) => {
+          event.preventDefault();
+          event.stopImmediatePropagation();
+          wired.click();
+        });
+      }
+    }
+  }
+
+  // pydata-sphinx-theme 0.17.1's header buttons have a spoken name that differs from what they
+  // show (WCAG 2.5.3, "label in name"; axe-core's label-content-name-mismatch): the search button
+  // shows "Search Ctrl+K" and is called "Search", and the colour-mode button's icons carry titles
+  // ("Light", "Dark") that are read as its text. Speech-control users say what they see. The icons
+  // are redrawn by Font Awesome's script (an <i> becomes an <svg> with a <title>) whenever it gets
+  // to them, so they are kept quiet as often as they change.
+  function quietIcons(button) {
+    for (const icon of button.querySelectorAll(".theme-switch")) {
+      icon.removeAttribute("title");
+      icon.removeAttribute("aria-labelledby");
+      icon.removeAttribute("role");
+      icon.setAttribute("aria-hidden", "true");
+      icon.querySelectorAll("title").forEach((title) => title.remove());
+    }
+  }
+
+  function nameHeaderButtons() {
+    for (const button of document.querySelectorAll(".search-button__button")) {
+      const shown = button.textContent.replace(/\s+/g, " ").trim();
+      if (shown) button.setAttribute("aria-label", shown);
+      button.setAttribute("aria-keyshortcuts", "Control+K");
+    }
+    for (const button of document.querySelectorAll(".theme-switch-button")) {
+      quietIcons(button);
+      new MutationObserver(() => quietIcons(button)).observe(button, { childList: true, subtree: true });
+    }
+  }
+
+  // A wide equation scrolls sideways inside MathJax's container; say so, and let a keyboard reach
+  // it. (MathJax 3 cannot break display math across lines; the chapters keep equations narrow.)
+  function markScrollingMath() {
+    for (const block of document.querySelectorAll('div.math mjx-container[display="true"]')) {
+      const scrolls = block.scrollWidth > block.clientWidth + 1;
+      block.classList.toggle("fp-scrolls", scrolls);
+      if (scrolls) {
+        block.tabIndex = 0;
+        block.setAttribute("role", "region");
+        block.setAttribute("aria-label", "Equation, wider than the page: scroll sideways to read it");
+      } else if (block.getAttribute("role") === "region") {
+        block.removeAttribute("tabindex");
+        block.removeAttribute("role");
+        block.removeAttribute("aria-label");
+      }
+    }
+  }
+
+  function whenMathIsTypeset(callback) {
+    const mathjax = window.MathJax;
+    if (mathjax && mathjax.startup && mathjax.startup.promise) mathjax.startup.promise.then(callback);
+    else callback();
+  }
+
+  function start() {
+    forwardToggles();
+    nameHeaderButtons();
+    whenMathIsTypeset(markScrollingMath);
+    window.addEventListener("resize", () => whenMathIsTypeset(markScrollingMath));
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
