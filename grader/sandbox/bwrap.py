@@ -8,7 +8,7 @@ and the virtual environment; ``"minimal"``: the interpreter and the standard lib
 next to them shows. Then a fresh ``/proc`` for the new PID namespace, a read-only ``/dev`` with
 ``null``, ``zero``, ``full``, ``random`` and ``urandom`` only (``/dev/shm`` is read-only: no
 POSIX semaphores, so ``multiprocessing``'s locks fail), and one size-capped tmpfs at
-``/tmp`` holding the working folder ``/tmp/work`` (the current directory, with the entries of
+``/tmp`` (mounted before the binds, so a course or a virtual environment under ``/tmp`` shows) holding the working folder ``/tmp/work`` (the current directory, with the entries of
 ``View.work`` bound read-only into it) and the home folder ``/tmp/home``. The caller's
 ``writable`` folders are bound last; ``copies`` are small files (a kernel's connection file)
 written into the root from descriptors the supervisor opened.
@@ -168,6 +168,9 @@ def inner(
     paths, links = system()
     for path, target in links.items():
         args += ["--symlink", target, path]
+    # The scratch tmpfs first: a path bound later under /tmp (a course or a virtual environment
+    # that lives there) stays visible on top of it.
+    args += ["--size", str(limits.tmpfs), "--tmpfs", str(TMP), "--dir", str(HOME), "--dir", str(WORK)]
     for path in _outermost([*paths, *python]):
         args += ["--ro-bind", str(path), str(path)]
     for path in hidden:
@@ -178,7 +181,6 @@ def inner(
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "0"), ("stdout", "1"), ("stderr", "2")):
         args += ["--symlink", target if name == "fd" else f"/proc/self/fd/{target}", f"/dev/{name}"]
     args += ["--dir", "/dev/shm"]
-    args += ["--size", str(limits.tmpfs), "--tmpfs", str(TMP), "--dir", str(HOME), "--dir", str(WORK)]
     for entry in work:
         args += ["--ro-bind", str(entry), str(WORK / entry.name)]
     for inside, host in view.read_only_at.items():
