@@ -173,11 +173,13 @@ def test_the_scorer_sees_no_grader_no_keys_no_solutions(scorer):
         f"open({str(course.ROOT / 'grader' / 'private' / 'concepts.toml')!r}).read()",
         f"import os\nos.listdir({str(course.ROOT / 'solutions')!r})",
         "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=2)",
-        f"open({str(course.ROOT / 'pwned')!r}, 'w')",
     ]
-    items = [{"index": i, "source": s} for i, s in enumerate(probes)]
+    # Writing where the course is lands in the sandbox's own scratch at most (the course may live
+    # under /tmp, whose tmpfs is the sandbox's), never on the host.
+    write = f"open({str(course.ROOT / 'pwned')!r}, 'w').write('x')"
+    items = [{"index": i, "source": s} for i, s in enumerate([*probes, write])]
     run = scorer.run(items, ASSIGNMENT, scorer.limits.for_probes(0))
-    assert run.done and set(run.failed) == set(range(len(probes))), run.failed
+    assert run.done and set(run.failed) >= set(range(len(probes))), run.failed
     assert not (course.ROOT / "pwned").exists()
 
 
