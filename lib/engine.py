@@ -32,11 +32,22 @@ What it changes, and why:
    matrix in that order (``streaming_order``); where a matrix is laid out so already, the copy is
    the same array. (The embedding still looks up rows of the model's own ``wte``, where each
    token's row is contiguous.)
-7. **Element-wise work in place, on all cores.** The norms, GELU, SiLU and the softmax's
-   exponentials write into one buffer instead of a new array for every operation. And while
-   BLAS runs the matrix products on every core, NumPy's element-wise loops run on one; they
-   release the GIL, though, so the engine splits large ones into one block of rows per core and
-   runs the blocks on helper threads (``_on_all_cores``).
+7. **Element-wise work in place, in cache-sized pieces.** The norms, GELU, SiLU and the
+   softmax's exponentials write into buffers instead of a new array for every operation, and go
+   through a few rows at a time (``_in_cache_sized_pieces``), so that each of their passes reads
+   what the last one left in the core's cache rather than the whole array from memory. GELU is
+   computed as ``x / (1 + exp(-2 z))``, equal to ``0.5 x (1 + tanh z)``: NumPy's ``exp`` is
+   faster than its ``tanh``, and the form takes two passes fewer.
+8. **Every core on its own share of the work.** NumPy's element-wise loops run on one core, and
+   BLAS's threads do not help them: worse, after a threaded matrix product OpenBLAS's worker
+   threads spin for a while waiting for the next one, on the very core a second thread of
+   element-wise work would use (attention right after a threaded product measured about 1.4x
+   slower than after a pause). So for large inputs (prefill) the engine sets BLAS to one thread
+   (``_cores_share``) and runs each round of a block on all cores itself, a block of rows
+   (positions) per core: the norm and the q, k, v projection; then everything from the output
+   projection to the second residual. The attention between them goes out to the cores by
+   groups of heads. The loops and BLAS release the GIL, so Python threads run them in parallel.
+   Small inputs (decoding one token) stay on the calling thread with BLAS's own threads.
 
 The engine records the same trace stations as the stage functions wherever it computes them
 (all but the attention scores and weights, which it never holds whole), so
@@ -53,7 +64,11 @@ from contextvars import ContextVar
 from functools import partial
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
+
+try:
+    from threadpoolctl import ThreadpoolController
+except ImportError:  # a sandbox that lends lib with NumPy alone: the engine's work stays on one thread
+    ThreadpoolController = None
 
 from ._validate import as_model_input
 from .activations import gelu_exact
@@ -258,7 +273,7 @@ def _weighted_values(scores: np.ndarray, v: np.ndarray) -> np.ndarray:
     return heads
 
 
-# ---- element-wise work: in place, on all cores (change 7) ----------------------------------------
+# ---- element-wise work: in place, in cache-sized pieces (change 7) -------------------------------
 
 
 def _norm(x: np.ndarray, params: dict, config) -> np.ndarray:
@@ -310,7 +325,7 @@ _GELU_C3 = _GELU_C1 * 0.044715
 
 
 def _silu_into(x: np.ndarray, out: np.ndarray) -> None:
-    """``lib.silu`` of ``x`` in four passes over ``out``."""
+    """``lib.silu`` of ``x`` into ``out``, in four passes."""
     np.negative(x, out=out)
     np.exp(out, out=out)
     out += 1.0
@@ -318,6 +333,7 @@ def _silu_into(x: np.ndarray, out: np.ndarray) -> None:
 
 
 def _gelu_exact_into(x: np.ndarray, out: np.ndarray) -> None:
+    """``lib.gelu_exact`` of ``x`` into ``out`` (the textbook's own: ``math.erf`` has no faster form)."""
     out[...] = gelu_exact(x)
 
 
@@ -325,8 +341,7 @@ ACTIVATIONS = {"tanh": _gelu_into, "exact": _gelu_exact_into, "silu": _silu_into
 
 
 def _sum_squares(x: np.ndarray) -> np.ndarray:
-    """Row sums of ``x * x`` without a temporary, and without BLAS: helper threads must never call
-    BLAS, whose own threads serialise (or worse) concurrent callers."""
+    """Row sums of ``x * x`` without a temporary."""
     return np.einsum("ij,ij->i", x, x)[:, None]  # [rows, 1]
 
 
@@ -356,7 +371,7 @@ def _cores_share(size: int):
     Only for work of at least ``_WORTH_THREADS`` elements; smaller work (decoding) runs on the
     calling thread, with BLAS's own threads.
     """
-    if _helpers is None or size < _WORTH_THREADS:
+    if _helpers is None or not _BLAS or size < _WORTH_THREADS:
         yield
         return
     token = _blocks.set(_CORES)
@@ -399,7 +414,8 @@ def _share(fn, items: list) -> None:
         job.result()
 
 
-_BLAS = ThreadpoolController().select(user_api="blas").lib_controllers
+# the BLAS libraries whose threads _blas_threads sets; none found: the engine shares no work itself
+_BLAS = [] if ThreadpoolController is None else ThreadpoolController().select(user_api="blas").lib_controllers
 
 
 @contextmanager
