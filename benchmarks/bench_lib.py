@@ -70,11 +70,12 @@ def prefill_flops(c: lib.Config, T: int) -> float:
 
 
 def _masked_softmax_attention(q, k, v):
-    """The textbook attention in place of the engine's chunked one (undoes changes 2 to 5 and the
-    softmax's part of 7)."""
+    """The textbook attention in place of the engine's chunked one (undoes changes 2 to 5, and 8 for
+    the attention: it runs on BLAS's own threads)."""
     rep = q.shape[-3] // k.shape[-3]
     mask = lib.causal_mask(q.shape[-2], k.shape[-2])
-    return lib.scaled_dot_product_attention(q, lib.repeat_kv(k, rep), lib.repeat_kv(v, rep), mask)
+    with lib.engine._blas_threads(lib.engine._CORES):
+        return lib.scaled_dot_product_attention(q, lib.repeat_kv(k, rep), lib.repeat_kv(v, rep), mask)
 
 
 @contextlib.contextmanager
@@ -94,18 +95,25 @@ def textbook_layout(model) -> lib.Engine:
     return engine
 
 
+def _into(textbook):
+    """A textbook element-wise function in the engine's form ``(x, out) -> None``."""
+    return lambda x, out, *args: np.copyto(out, textbook(x, *args))
+
+
 UNDONE = {
     "2-5 textbook attention": lambda: patched(lib.engine, "causal_attention", _masked_softmax_attention),
-    "7 one core": lambda: patched(lib.engine, "_WORTH_THREADS", np.inf),
     "7 textbook norms, activations": lambda: _textbook_element_wise(),
+    "8 one core, BLAS's threads": lambda: patched(lib.engine, "_WORTH_THREADS", np.inf),
 }
 
 
 @contextlib.contextmanager
 def _textbook_element_wise():
-    with patched(lib.engine, "ACTIVATIONS", {"tanh": lib.gelu, "silu": lib.silu}):
-        with patched(lib.engine, "_norm", lib.norm):
-            yield
+    activations = {"tanh": _into(lib.gelu), "exact": _into(lib.gelu_exact), "silu": _into(lib.silu)}
+    with patched(lib.engine, "ACTIVATIONS", activations):
+        with patched(lib.engine, "_norm_into", _into(lib.norm)):
+            with patched(lib.engine, "_in_cache_sized_pieces", lambda fn, *rows: fn(*rows)):
+                yield
 
 
 # ---- decoding --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import multiprocessing
 
 import numpy as np
 import pytest
+import threadpoolctl
 
 import lib
 from lib.engine import CHUNK, causal_attention, streaming_order
@@ -23,6 +24,12 @@ CONFIGS = {
     "llama-interleaved": LLAMA.replace(rope_pairing="interleaved"),
 }
 ATOL = 2e-5  # float32 logits of order 1, computed in a different order
+
+
+@pytest.fixture(autouse=True)
+def share_even_small_work(monkeypatch):
+    """These models are tiny: share their work among the cores as a GPT-2-sized prefill's is."""
+    monkeypatch.setattr(lib.engine, "_WORTH_THREADS", 0)
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
@@ -135,12 +142,56 @@ def test_engine_errors_name_the_problem(engine):
         engine.decode(np.array([1, 2]), cache)
 
 
-def test_splitting_over_cores_changes_nothing(model, engine, monkeypatch):
-    """The element-wise work the engine spreads over cores gives the same bits as in one piece."""
+def test_sharing_among_cores_changes_nothing(model, engine, monkeypatch):
+    """Rows and heads shared among the cores (BLAS on one thread) give the numbers of the work done
+    on one thread (BLAS on its own threads), up to the last bit of a BLAS that splits a product
+    differently among its threads."""
     ids = ids_of((2, CHUNK + 30), seed=6)
-    split = engine.forward(ids)
+    shared = engine.forward(ids)
     monkeypatch.setattr(lib.engine, "_WORTH_THREADS", np.inf)
-    np.testing.assert_array_equal(engine.forward(ids), split)
+    np.testing.assert_allclose(engine.forward(ids), shared, atol=1e-6, rtol=0)
+
+
+def test_blas_gets_its_threads_back(engine, monkeypatch):
+    """BLAS runs on one thread while the engine shares its work among the cores, and on as many
+    as before once the engine returns, also when the engine fails."""
+    blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    before = [info["num_threads"] for info in blas.info()]
+    inside = []
+    attention = lib.engine.causal_attention
+    monkeypatch.setattr(
+        lib.engine,
+        "causal_attention",
+        lambda *qkv: inside.append([info["num_threads"] for info in blas.info()]) or attention(*qkv),
+    )
+    engine.forward(ids_of((2, CHUNK + 30), seed=8))
+    assert inside and all(threads == [1] * len(before) for threads in inside)
+    assert [info["num_threads"] for info in blas.info()] == before
+
+    def fail(*qkv):
+        raise RuntimeError("attention failed")
+
+    monkeypatch.setattr(lib.engine, "causal_attention", fail)
+    with pytest.raises(RuntimeError, match="attention failed"):
+        engine.forward(ids_of(30, seed=9))
+    assert [info["num_threads"] for info in blas.info()] == before
+
+
+class Refusing:
+    """Helper threads that fail any work handed to them."""
+
+    def submit(self, *args):
+        raise AssertionError("the engine shared work among threads")
+
+
+def test_without_control_of_blas_the_work_stays_on_one_thread(model, engine, monkeypatch):
+    """Where threadpoolctl is missing or finds no BLAS, the engine shares nothing (threads calling a
+    threaded BLAS would wait for each other) and computes the same logits."""
+    ids = ids_of((2, CHUNK + 30), seed=10)
+    shared = engine.forward(ids)
+    monkeypatch.setattr(lib.engine, "_BLAS", [])
+    monkeypatch.setattr(lib.engine, "_helpers", Refusing())
+    np.testing.assert_allclose(engine.forward(ids), shared, atol=1e-6, rtol=0)
 
 
 def test_the_engine_works_in_a_forked_child(engine):
