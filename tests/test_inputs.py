@@ -3,8 +3,9 @@ outputs, nbgrader's own failures; and the integrity report says what it saw with
 
 The end-to-end tests grade one class of bad inputs with honest neighbours through the real
 ``python -m grader autograde`` (real nbgrader, 2 jobs; in the class several suites share,
-``conftest.shared_class``), and a small class with ``--zero-flagged``. The rest run ``grader.submissions``, ``clean``, ``failures``, ``outputs`` and
-``integrity`` directly, nbgrader included where it is the subject.
+``conftest.shared_class``), and a small class with ``--zero-flagged``. The rest run
+``grader.submissions``, ``clean``, ``failures``, ``outputs`` and ``integrity`` directly, nbgrader
+included where it is the subject.
 """
 
 import copy
