@@ -8,12 +8,24 @@ summary at the top.
 Pages work offline: MathJax comes from ``../_static/mathjax`` beside them (a copy of the book's,
 made by ``grader.reports``), never from a CDN.
 
+Each page carries a Content-Security-Policy (``POLICY``), a second wall behind the escaping: if
+markup of a student's ever got through, the browser would still run no script and load nothing.
+Scripts come only from files beside the page (``'self'``: MathJax and the parts its loader adds)
+and from the one inline script, MathJax's configuration, allowed by its hash; inline event
+handlers never run; images are ``data:`` URLs only (figures are embedded); fonts are MathJax's own
+files; nothing can be fetched, framed, or posted. Styles are ``'unsafe-inline'`` because MathJax 3
+writes its CSS into ``<style>`` elements it makes while typesetting, whose text depends on the
+math on the page (no hash can be known ahead); CSS runs no code, and with nothing allowed to load
+from elsewhere it has no way to send anything out.
+
 The page is rendered here rather than with nbconvert's HTML exporter, which spends most of a
 second per notebook on syntax highlighting, sanitizing and re-parsing its own output. Everything a
 student controls is escaped: their markdown is rendered with raw HTML escaped, and outputs are
 shown only as text or PNG/JPEG images.
 """
 
+import base64
+import hashlib
 import html
 import re
 
@@ -22,8 +34,29 @@ from nbconvert.filters import markdown2html, strip_ansi
 
 from .results import Row, test_cells
 
+MATHJAX_CONFIG = r'window.MathJax = { tex: { inlineMath: [["$", "$"], ["\\(", "\\)"]] } };'
+
+
+def _sha256(script: str) -> str:
+    """The CSP source that allows exactly this inline script."""
+    return f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
+
+
+POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        f"script-src 'self' {_sha256(MATHJAX_CONFIG)}",
+        "style-src 'unsafe-inline'",
+        "font-src 'self'",
+        "img-src data:",
+        "form-action 'none'",
+        "base-uri 'none'",
+    ]
+)
 PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{policy}">
+<title>{title}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }}
 pre {{ background: #f6f8fa; padding: .6rem; overflow-x: auto; border-radius: 4px; }}
@@ -36,7 +69,7 @@ nav {{ margin-bottom: 1rem; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ddd; padding: .2rem .5rem; text-align: left; }}
 img {{ max-width: 100%; }}
 </style>
-<script>window.MathJax = {{ tex: {{ inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]] }} }};</script>
+<script>{config}</script>
 <script async src="{static}/mathjax/tex-mml-chtml.js"></script>
 </head><body><main>
 <h1>{title}</h1>
@@ -83,7 +116,14 @@ def summary_page(title: str, rows: list[Row], header: str = "") -> str:
 def page(title: str, body: str, header: str = "", static: str = "../_static") -> str:
     """A page of the feedback folder: ``body`` and ``header`` are HTML; MathJax is loaded from
     ``static`` (relative to the page), a copy of the book's that ``grader.reports`` puts there."""
-    return PAGE.format(title=html.escape(title), body=body, header=header, static=static)
+    return PAGE.format(
+        policy=POLICY,
+        config=MATHJAX_CONFIG,
+        title=html.escape(title),
+        body=body,
+        header=header,
+        static=static,
+    )
 
 
 def _test_outputs(outputs: list) -> list[dict]:

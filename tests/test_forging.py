@@ -1,5 +1,6 @@
 """Forging a score earns nothing: chapter 1's blank notebook plus one extra cell, graded by the real
-``python -m grader autograde`` with real nbgrader, with honest neighbours in the same run.
+``python -m grader autograde`` with real nbgrader, with honest neighbours in the same run (the
+class several suites share, ``conftest.shared_class``).
 
 Each forger adds one cell to the released notebook, where it helps most: at the top for attacks
 on the transport of answers (which the record-era grader read from the notebook's outputs), just
@@ -10,11 +11,8 @@ solutions or references in sight, and whose hidden cases are drawn from a secret
 """
 
 import base64
-import csv
 import hashlib
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -158,26 +156,20 @@ def with_mistake():
     return nb
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    base = tmp_path_factory.mktemp("forging")
+def class_entries() -> list[tuple[str, str]]:
+    """This suite's students in the class that ``conftest.shared_class`` grades."""
     students = {"honest": nbformat.read(SOLUTION, as_version=4), "one-mistake": with_mistake()}
     students["blank"] = nbformat.read(RELEASED, as_version=4)
     students |= {name: blank_plus(*attack) for name, attack in FORGERS.items()}
-    for name, nb in students.items():
-        (base / "class" / name).mkdir(parents=True)
-        nbformat.write(nb, base / "class" / name / "embeddings.ipynb")
-    command = [sys.executable, "-m", "grader", "autograde", str(base / "class"), "--out", str(base / "out")]
-    done = subprocess.run(
-        [*command, "--jobs", "2", "--timeout", "60"], cwd=ROOT, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    with open(base / "out" / "grades.csv") as f:
-        rows = list(csv.DictReader(f))
+    return [(f"class/{name}/embeddings.ipynb", nbformat.writes(nb)) for name, nb in students.items()]
+
+
+@pytest.fixture(scope="module")
+def graded(shared_class):
     found: dict[str, dict[str, dict]] = {}
-    for row in rows:
+    for row in shared_class.of(ASSIGNMENT):
         found.setdefault(row["student"], {})[row["exercise"]] = row
-    return found, base / "out"
+    return found, shared_class.out
 
 
 @pytest.mark.slow

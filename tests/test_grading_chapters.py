@@ -1,10 +1,7 @@
 """Every chapter goes through the whole grading path with real nbgrader: the solution notebooks,
-submitted as a student, get full marks; the released (blank) notebooks get zero, without errors."""
+submitted as a student, get full marks; the released (blank) notebooks get zero, without errors.
+Both students are graded in the class several suites share (``conftest.shared_class``)."""
 
-import csv
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -12,6 +9,7 @@ import pytest
 
 ROOT = Path(__file__).parents[1]
 GRADED = sorted(p for p in ROOT.glob("solutions/0[1-9]-*/*.ipynb"))
+PERFECT, BLANK = "every-solution", "every-blank"  # students of the shared class
 
 
 def points(notebook: Path) -> dict[str, float]:
@@ -23,34 +21,20 @@ def points(notebook: Path) -> dict[str, float]:
     }
 
 
-@pytest.fixture(scope="module")
-def grades(tmp_path_factory):
-    base = tmp_path_factory.mktemp("chapters")
+def class_entries() -> list[tuple[str, bytes]]:
+    """A student with every chapter's solution and one with every released notebook, in the
+    class that ``conftest.shared_class`` grades."""
+    entries = []
     for source in GRADED:
         released = ROOT / "chapters" / source.parent.name / source.name
-        for student, notebook in (("perfect", source), ("blank", released)):
-            (base / "class" / student).mkdir(parents=True, exist_ok=True)
-            shutil.copy(notebook, base / "class" / student / source.name)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "grader",
-            "autograde",
-            str(base / "class"),
-            "--out",
-            str(base / "out"),
-            "--jobs",
-            "2",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    with open(base / "out" / "grades.csv") as f:
-        rows = list(csv.DictReader(f))
-    return {(r["student"], r["assignment"], r["exercise"]): r for r in rows}
+        for student, notebook in ((PERFECT, source), (BLANK, released)):
+            entries.append((f"class/{student}/{source.name}", notebook.read_bytes()))
+    return entries
+
+
+@pytest.fixture(scope="module")
+def grades(shared_class):
+    return {(r["student"], r["assignment"], r["exercise"]): r for r in shared_class.rows}
 
 
 @pytest.mark.parametrize("source", GRADED, ids=lambda p: p.parent.name)
@@ -59,9 +43,9 @@ def test_solutions_get_full_marks_and_blanks_get_zero(grades, source):
     expected = points(source)
     assert expected, f"{assignment} has no graded cells"
     for exercise, max_score in expected.items():
-        perfect = grades[("perfect", assignment, exercise)]
+        perfect = grades[(PERFECT, assignment, exercise)]
         assert float(perfect["score"]) == max_score, perfect
-        blank = grades[("blank", assignment, exercise)]
+        blank = grades[(BLANK, assignment, exercise)]
         assert float(blank["score"]) == 0 and blank["status"] in {"not_attempted", "wrong", "missing"}, blank
 
 

@@ -2,9 +2,10 @@
 outputs, nbgrader's own failures; and the integrity report says what it saw without zeroing.
 
 The end-to-end tests grade one class of bad inputs with honest neighbours through the real
-``python -m grader autograde`` (real nbgrader, 2 jobs; a module fixture), and a small class with
-``--zero-flagged``. The rest run ``grader.submissions``, ``clean``, ``failures``, ``outputs`` and
-``integrity`` directly, nbgrader included where it is the subject.
+``python -m grader autograde`` (real nbgrader, 2 jobs; in the class several suites share,
+``conftest.shared_class``), and a small class with ``--zero-flagged``. The rest run
+``grader.submissions``, ``clean``, ``failures``, ``outputs`` and ``integrity`` directly, nbgrader
+included where it is the subject.
 """
 
 import copy
@@ -120,43 +121,43 @@ PROBLEMS = {  # (student, file or "", status, words in the reason)
 }
 
 
-def write_bad_class(archive: Path) -> None:
-    with zipfile.ZipFile(archive, "w") as zf:
+def class_entries() -> list[tuple[str | zipfile.ZipInfo, str]]:
+    """The bad class, as entries of the zip that ``conftest.shared_class`` grades (with
+    ``finish_archive``)."""
+    entries = [
+        (f"class/{student}/embeddings.ipynb", nbformat.writes(build()))
         for student, build in {
             "perfect": solution,
             "careless": careless,
             "printer": printer,
             **FLAGGED,
-        }.items():
-            zf.writestr(f"class/{student}/embeddings.ipynb", nbformat.writes(build()))
-        zf.writestr(f"class/{LONG_NAME}/embeddings.ipynb", nbformat.writes(solution()))
-        zf.writestr(f"class/{PLACEHOLDER.decode()}/embeddings.ipynb", nbformat.writes(solution()))
-        zf.writestr("class/4242/embeddings.ipynb", nbformat.writes(blank()))
-        zf.writestr("class/doe_4242_77_embeddings.ipynb", nbformat.writes(solution()))
-        zf.writestr("../evil.ipynb", nbformat.writes(solution()))
-        zf.writestr("/abs/mallory/embeddings.ipynb", nbformat.writes(solution()))
-        link = zipfile.ZipInfo("class/linker/embeddings.ipynb")
-        link.external_attr = 0o120777 << 16
-        zf.writestr(link, "../../../../etc/passwd")
+        }.items()
+    ]
+    entries += [
+        (f"class/{LONG_NAME}/embeddings.ipynb", nbformat.writes(solution())),
+        (f"class/{PLACEHOLDER.decode()}/embeddings.ipynb", nbformat.writes(solution())),
+        ("class/4242/embeddings.ipynb", nbformat.writes(blank())),
+        ("class/doe_4242_77_embeddings.ipynb", nbformat.writes(solution())),
+        ("../evil.ipynb", nbformat.writes(solution())),
+        ("/abs/mallory/embeddings.ipynb", nbformat.writes(solution())),
+    ]
+    link = zipfile.ZipInfo("class/linker/embeddings.ipynb")
+    link.external_attr = 0o120777 << 16
+    return [*entries, (link, "../../../../etc/passwd")]
+
+
+def finish_archive(archive: Path) -> None:
+    """One student's folder named in Latin-1, as a Windows zip tool writes it (zipfile writes
+    UTF-8 names only)."""
     data = archive.read_bytes()
     assert data.count(PLACEHOLDER) == 2  # the entry's local header and the central directory
     archive.write_bytes(data.replace(PLACEHOLDER, NOT_UTF8))
 
 
 @pytest.fixture(scope="module")
-def bad_class(tmp_path_factory):
-    base = tmp_path_factory.mktemp("bad-class")
-    write_bad_class(base / "class.zip")
-    # A cell limit far above what any cell here needs: printing HUGE bytes must not race a clock.
-    done = grader(
-        "autograde", str(base / "class.zip"), "--out", str(base / "out"), "--jobs", "2", "--timeout", "900"
-    )
-    assert done.returncode == 0, done.stderr
-    with open(base / "out" / "grades.csv") as f:
-        rows = list(csv.DictReader(f))
-    with open(base / "out" / "integrity.csv") as f:
-        flagged = list(csv.DictReader(f))
-    return base / "out", rows, flagged, done.stderr
+def bad_class(shared_class):
+    """The bad class, graded with other suites' students (``conftest.shared_class``)."""
+    return shared_class.out, shared_class.of(ASSIGNMENT), shared_class.flagged, shared_class.stderr
 
 
 # ---- the class, end to end -----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from test_book import AXE, CHROMIUM, CHROMIUM_ARGS, HTML, PAGES, SCREENSHOTS, make, open_page
+from test_book import AXE, CHROMIUM, CHROMIUM_ARGS, HTML, PAGES, SCREENSHOTS, built, open_page
 
 import lib
 
@@ -246,7 +246,8 @@ def test_js_generate_draws_libs_text_for_each_seed(node, model):
 
 @pytest.fixture(scope="module")
 def site():
-    """The reader edition, built by ``make book`` and served on 127.0.0.1."""
+    """The reader edition, built by ``make book`` (once a session, with tests/test_book.py) and
+    served on 127.0.0.1."""
     import functools
     import threading
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -254,7 +255,7 @@ def site():
     if CHROMIUM is None:
         pytest.skip("No Chromium found on PATH (chromium, chromium-browser): browser tests skipped")
     pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
-    make("book")
+    built("reader")
 
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args):

@@ -2,8 +2,9 @@
 and control characters from students' code, markup in outputs, a notebook that breaks the
 integrity scan or nbgrader's writer, and hidden cases that a resubmission could learn.
 
-One class is graded end to end by the real ``python -m grader autograde``, with an honest
-neighbour who must keep full marks; the rest are checks of the parts concerned.
+Its students are graded end to end by the real ``python -m grader autograde``, with an honest
+neighbour who must keep full marks, in the class that several suites share
+(``conftest.shared_class``); the rest are checks of the parts concerned.
 """
 
 import csv
@@ -11,7 +12,7 @@ import json
 
 import nbformat
 import pytest
-from test_grading import ASSIGNMENT, RELEASED, answer, grader, insert_after, read_grades, solution
+from test_grading import ASSIGNMENT, RELEASED, answer, insert_after, read_grades, solution
 
 from grader import compare, exercises, feedback, references, results, scoring, scrub, wire
 
@@ -34,24 +35,21 @@ def unwritable() -> str:
     return text.replace('"# ', '"# \\ud800 ', 1)
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    base = tmp_path_factory.mktemp("redteam")
+def class_entries() -> list[tuple[str, str]]:
+    """This suite's students in the class that ``conftest.shared_class`` grades."""
     students = {
         "honest": solution(),
         "unstorable": answer("encode", UNSTORABLE),
         "markup": insert_after("decode", MARKUP),
         "unscannable": insert_after("decode", UNSCANNABLE),
     }
-    for name, nb in students.items():
-        (base / "class" / name).mkdir(parents=True)
-        nbformat.write(nb, base / "class" / name / "embeddings.ipynb")
-    (base / "class" / "unwritable").mkdir()
-    (base / "class" / "unwritable" / "embeddings.ipynb").write_text(unwritable())
-    out = base / "out"
-    done = grader("autograde", str(base / "class"), "--out", str(out), "--jobs", "2")
-    assert done.returncode == 0, done.stdout + done.stderr[-5000:]
-    return out
+    entries = [(f"class/{name}/embeddings.ipynb", nbformat.writes(nb)) for name, nb in students.items()]
+    return [*entries, ("class/unwritable/embeddings.ipynb", unwritable())]
+
+
+@pytest.fixture(scope="module")
+def graded(shared_class):
+    return shared_class.out
 
 
 def points() -> dict[str, float]:
@@ -97,7 +95,11 @@ def test_a_notebook_that_breaks_the_scan_is_reported_not_zeroed(graded):
 
 @pytest.mark.slow
 def test_a_notebook_no_writer_can_write_is_invalid_with_its_reason(graded):
-    rows = [row for (student, _), row in read_grades(graded).items() if student == "unwritable"]
+    rows = [
+        row
+        for (student, _), row in read_grades(graded).items()
+        if student == "unwritable" and row["assignment"] == ASSIGNMENT
+    ]
     assert rows and {row["status"] for row in rows} == {"invalid_notebook"}, rows
     assert all("not a valid notebook" in row["reason"] for row in rows)
 

@@ -1,0 +1,82 @@
+"""One class graded once, for every suite that only reads a class's rows.
+
+Grading a class with the real ``python -m grader autograde`` costs a start of its own (the release
+built with nbgrader, the scorer's lending, the reports written) on top of each notebook's kernel,
+and two workers keep busy best on one long queue. So the suites whose tests read the rows and
+files of a class (``test_redteam``, ``test_forging``, ``test_inputs``' bad class and
+``test_grading_chapters``) put their students into one zip, graded once with options that suit
+them all, and each reads back what concerns its own students (and its own assignment:
+``Graded.of``). Each such suite defines
+``class_entries()``, the ``(name or ZipInfo, data)`` entries it adds under ``class/``; a name two
+suites both add must hold the same bytes (the same honest student serves both); a suite may also
+define ``finish_archive(path)``, called on the written zip. Only the suites collected in this
+session are graded (running one file grades only its students).
+
+A suite whose claim needs a class of its own stays apart: other limits (``test_sandbox_class``,
+``test_grading``'s 8-second cells), a rerun or an interrupted run, a gradebook's history
+(``test_workflow``), ``--zero-flagged``.
+"""
+
+import csv
+import importlib
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Backstops only (the CPU and idle budgets are the defaults): a cell that prints 50 MB must not
+# race a wall clock on a busy machine.
+OPTIONS = ("--jobs", "2", "--timeout", "900")
+
+
+@dataclass(frozen=True)
+class Graded:
+    """What the run left: its folder, grades.csv and integrity.csv as rows, and its stderr."""
+
+    out: Path
+    rows: list[dict]
+    flagged: list[dict]
+    stderr: str
+
+    def of(self, assignment: str) -> list[dict]:
+        """The rows a class of ``assignment`` alone would have: its own, and those about files
+        (no assignment); not the ``missing`` rows that other suites' assignments add."""
+        return [row for row in self.rows if row["assignment"] in (assignment, "")]
+
+
+def _suites(session) -> list:
+    names = {item.module.__name__ for item in session.items if "shared_class" in item.fixturenames}
+    return [importlib.import_module(name) for name in sorted(names)]
+
+
+def _read(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="session")
+def shared_class(request, tmp_path_factory) -> Graded:
+    base = tmp_path_factory.mktemp("shared-class")
+    archive = base / "class.zip"
+    suites = _suites(request.session)
+    entries: dict[str, tuple] = {}
+    for suite in suites:
+        for info, data in suite.class_entries():
+            name = info.filename if isinstance(info, zipfile.ZipInfo) else info
+            kept = entries.setdefault(name, (suite.__name__, info, data))
+            assert kept[2] == data, f"{suite.__name__} and {kept[0]} both add {name}, with different bytes"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for _, info, data in entries.values():
+            zf.writestr(info, data)
+    for suite in suites:
+        if hasattr(suite, "finish_archive"):
+            suite.finish_archive(archive)
+    out = base / "out"
+    command = [sys.executable, "-m", "grader", "autograde", str(archive), "--out", str(out), *OPTIONS]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr[-5000:]
+    return Graded(out, _read(out / "grades.csv"), _read(out / "integrity.csv"), done.stderr)

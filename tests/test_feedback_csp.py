@@ -1,0 +1,85 @@
+"""The feedback pages' Content-Security-Policy, in headless Chromium: a page renders its math with
+no violation, and markup that got past the escaping (injected here into a copy of the page) runs
+nothing.
+
+The page is chapter 1's solution rendered by ``grader.feedback`` (its markdown holds the chapter's
+math), with the book's MathJax copied beside it as ``grader.reports`` copies it for a class.
+"""
+
+import nbformat
+import pytest
+from test_book import CHROMIUM, chromium
+from test_grading import RELEASED, SOLUTION
+
+from grader import feedback, reports
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+# Whatever the page reports as blocked, by directive: listened for before the page's own scripts.
+LISTEN = """window.violations = [];
+document.addEventListener("securitypolicyviolation", e => window.violations.push(e.effectiveDirective));"""
+INJECTED = (
+    '<script>document.title = "PWNED by a script";</script>'
+    '<img alt="x" src="x" onerror="document.title = \'PWNED by a handler\'">'
+    '<a id="link" href="javascript:document.title = \'PWNED by a link\'">link</a>'
+)
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    """The feedback page, and a copy with student markup that no escaping stopped."""
+    if CHROMIUM is None:
+        pytest.skip("no Chromium")
+    folder = tmp_path_factory.mktemp("feedback")
+    reports._install_mathjax(folder / "_static")
+    if not (folder / "_static" / "mathjax").exists():
+        pytest.fail("book/_static/mathjax is missing: run `make book-assets`")
+    nb, released = (nbformat.read(path, as_version=4) for path in (SOLUTION, RELEASED))
+    page = feedback.render(nb, released, [], "01-embeddings: feedback for ann")
+    assert "$" in page  # the chapter's math, for MathJax to typeset
+    (folder / "ann").mkdir()
+    (folder / "ann" / "clean.html").write_text(page)
+    (folder / "ann" / "injected.html").write_text(page.replace("<main>", "<main>" + INJECTED, 1))
+    return folder / "ann"
+
+
+def opened(context, path):
+    """The page once MathJax is done: (page, console errors, violated directives)."""
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.add_init_script(LISTEN)
+    page.goto(path.as_uri())
+    page.evaluate("() => MathJax.startup.promise")
+    page.wait_for_load_state("load")
+    return page, errors, page.evaluate("() => window.violations")
+
+
+def test_the_policy_forbids_what_a_page_never_needs():
+    rules = dict(rule.split(" ", 1) for rule in feedback.POLICY.split("; "))
+    assert rules["default-src"] == "'none'" and "connect-src" not in rules and "frame-src" not in rules
+    assert rules["form-action"] == rules["base-uri"] == "'none'" and rules["img-src"] == "data:"
+    assert "'unsafe-inline'" not in rules["script-src"] and "'unsafe-eval'" not in rules["script-src"]
+    page = feedback.page("t", "")
+    assert page.index("Content-Security-Policy") < page.index("<script")
+
+
+def test_a_feedback_page_typesets_its_math_with_no_violation(pages):
+    with chromium() as context:
+        page, errors, violations = opened(context, pages / "clean.html")
+        typeset = page.locator("mjx-container").count()
+    assert typeset > 10, "MathJax did not typeset the page's math"
+    assert violations == [] and errors == [], (violations, errors)
+
+
+def test_injected_scripts_handlers_and_links_do_not_run(pages):
+    with chromium() as context:
+        page, _, violations = opened(context, pages / "injected.html")
+        page.click("#link")
+        page.wait_for_timeout(200)  # a javascript: link would run as the click's task
+        title, typeset = page.title(), page.locator("mjx-container").count()
+        violations = page.evaluate("() => window.violations")
+    assert title == "01-embeddings: feedback for ann", title
+    assert {"script-src-elem", "script-src-attr", "img-src"} <= set(violations), violations
+    assert typeset > 10  # the page's own scripts still ran
