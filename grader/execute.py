@@ -19,6 +19,12 @@ interrupts a cell. On top of nbgrader's ``Execute``:
   than ``MAX_MESSAGE`` unread (``CappedKernelClient``), and outputs beyond ``MAX_OUTPUT`` bytes per
   notebook are not kept; a note in the cell says so either way. Outputs a cell sends after a
   refused one, while the connection is restored, may be lost with it.
+- An output message that nbformat refuses (a display bundle whose values are not text, an
+  output of an unknown kind: any message the student's code forges) is left out with a note in
+  its cell, instead of failing the whole notebook.
+- Once the kernel is ready (it has bound its sockets), its socket folder, the one host folder it
+  could write, is sealed (``grader.sandbox.seal``): the student's code can write only into the
+  sandbox's capped tmpfs.
 - The kernel is ended by SIGTERM to its supervisor, which kills the tree, removes its cgroup and
   writes its report; ``grader.sandbox.finish`` then removes whatever a killed supervisor left.
 """
@@ -162,6 +168,15 @@ class ResilientExecute(Execute):
             self.log.warning("the kernel failed before any student code ran; running the notebook again")
             nb.cells = copy.deepcopy(pristine)
 
+    async def async_start_new_kernel_client(self):
+        """nbclient's, then the socket folder sealed before any cell runs."""
+        kc = await super().async_start_new_kernel_client()
+        if self.km.transport == "ipc":
+            sandbox.seal(Path(self.km.ip).parent)
+        return kc
+
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
+
     def _released_sources(self, resources) -> set[str]:
         names = resources.get("nbgrader", {})
         path = Path(self.release_directory, names.get("assignment", ""), f"{names.get('notebook', '')}.ipynb")
@@ -227,6 +242,24 @@ class ResilientExecute(Execute):
                     self.process_message(msg, cell, cell_index)
                 except CellExecutionComplete:
                     return
+
+    def process_message(self, msg, cell, cell_index):
+        """nbclient's handling of one output message; one it cannot turn into a valid output is
+        left out, with a note saying so."""
+        try:
+            return super().process_message(msg, cell, cell_index)
+        except CellExecutionComplete:
+            raise
+        except Exception as err:
+            kind = msg.get("msg_type") if isinstance(msg, dict) else None
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+            self.log.warning("an output of cell %d was left out (%s)", cell_index + 1, reason)
+            cell.outputs.append(
+                _note(
+                    f"an output ({str(kind)[:40]}) that is not a valid notebook output was left out: {reason}"
+                )
+            )
+            return None
 
     def output(self, outs, msg, display_id, cell_index):
         self._output_bytes += _size(msg.get("content", {}))
