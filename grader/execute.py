@@ -41,7 +41,7 @@ from queue import Empty
 import nbformat
 import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
-from jupyter_core.utils import run_sync
+from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellExecutionComplete, CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
@@ -282,8 +282,11 @@ class ResilientExecute(Execute):
         return sandbox.report_for(connection_file) if connection_file else None
 
     async def _async_cleanup_kernel(self) -> None:
-        """End the sandbox through its supervisor, then clean up as nbclient does."""
+        """Close the channels, end the sandbox through its supervisor, then clean up as nbclient
+        does. (Channels closed after the kernel's end wait most of a second for ZeroMQ.)"""
         report, supervisor = self._report_path(), self._supervisor()
+        if getattr(self, "kc", None) is not None:
+            await ensure_async(self.kc.stop_channels())
         if supervisor:
             process = self.km.provisioner.process
             os.kill(supervisor, signal.SIGTERM)
