@@ -21,7 +21,9 @@ with the students' code in a sandbox and the scores computed outside it.
    gradebook, the sandboxed kernelspec with the student's own socket folder, each notebook
    cleaned against its release (``grader.clean``), real nbgrader ``Autograde`` per assignment with
    ``grader.execute.ResilientExecute`` running the kernel in the
-   sandbox (its outputs make the feedback page; they score nothing). Then, for each notebook, the
+   sandbox (its outputs make the feedback page; they score nothing: a notebook nbgrader could not
+   run is scored all the same, from its cleaned submission, its outputs cleared and the reason
+   shown in their place). Then, for each notebook, the
    integrity review (``grader.integrity``: findings for the instructor, which zero nothing unless
    ``zero_flagged``), and the scorer: a second, minimal sandboxed process that runs the student's
    code again and calls their functions on the visible cases and on hidden cases drawn from the

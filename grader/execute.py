@@ -25,8 +25,9 @@ interrupts a cell. On top of nbgrader's ``Execute``:
 - Once the kernel is ready (it has bound its sockets), its socket folder, the one host folder it
   could write, is sealed (``grader.sandbox.seal``): the student's code can write only into the
   sandbox's capped tmpfs.
-- The kernel is ended by SIGTERM to its supervisor, which kills the tree, removes its cgroup and
-  writes its report; ``grader.sandbox.finish`` then removes whatever a killed supervisor left.
+- The kernel is ended by closing the grader's channels (before the kernel is gone: after it,
+  ZeroMQ holds each notebook most of a second), then SIGTERM to its supervisor, which kills the
+  tree, removes its cgroup and writes its report; ``grader.sandbox.finish`` then removes whatever a killed supervisor left.
 """
 
 import asyncio

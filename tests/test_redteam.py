@@ -1,6 +1,8 @@
 """What a red-team review of the integrated grader found, kept fixed: text that UTF-8 cannot carry
 and control characters from students' code, markup in outputs, a notebook that breaks the
-integrity scan or nbgrader's writer, and hidden cases that a resubmission could learn.
+integrity scan or nbgrader's writer, outputs nbformat refuses (one of them makes nbgrader fail
+the whole notebook), a kernel storing data in its socket folder (a host folder outside its capped
+tmpfs), and hidden cases that a resubmission could learn.
 
 One class is graded end to end by the real ``python -m grader autograde``, with an honest
 neighbour who must keep full marks; the rest are checks of the parts concerned.
