@@ -21,7 +21,9 @@ with the students' code in a sandbox and the scores computed outside it.
    gradebook, the sandboxed kernelspec with the student's own socket folder, each notebook
    cleaned against its release (``grader.clean``), real nbgrader ``Autograde`` per assignment with
    ``grader.execute.ResilientExecute`` running the kernel in the
-   sandbox (its outputs make the feedback page; they score nothing). Then, for each notebook, the
+   sandbox (its outputs make the feedback page; they score nothing: a notebook nbgrader could not
+   run is scored all the same, from its cleaned submission, its outputs cleared and the reason
+   shown in their place). Then, for each notebook, the
    integrity review (``grader.integrity``: findings for the instructor, which zero nothing unless
    ``zero_flagged``), and the scorer: a second, minimal sandboxed process that runs the student's
    code again and calls their functions on the visible cases and on hidden cases drawn from the
@@ -697,9 +699,11 @@ def grade_assignment(
         graded = work / "autograded" / student / assignment / f"{sub.notebook}.ipynb"
         if graded.exists():
             entries.append(grade_notebook(run, student, sub, graded, changes))
-        else:
+        else:  # the scorer does not need nbgrader's run: the cleaned submission is scored all the same
             reason = failures.reason(outcome, f"logs/{student}.log")
-            entries.append(_without_run(run, student, sub, "error", reason))
+            print(f"{sub.file}: {reason}; scored without nbgrader's outputs")
+            cleaned = work / "submitted" / student / assignment / f"{sub.notebook}.ipynb"
+            entries.append(grade_notebook(run, student, sub, cleaned, changes, unrun=reason))
     return entries
 
 
@@ -720,11 +724,18 @@ def nbgrader_settings(run: Run, work: Path, runtime: Path):
     return config
 
 
-def grade_notebook(run: Run, student: str, sub: submissions.Submission, graded: Path, changes=()) -> dict:
+def grade_notebook(
+    run: Run, student: str, sub: submissions.Submission, graded: Path, changes=(), unrun: str = ""
+) -> dict:
     """Integrity review and the scorer's verdicts for one autograded notebook (``changes``: what
     cleaning it changed); the entry carries the notebook itself, its outputs capped, back to the
-    grading process (which stores it and makes the feedback page from it)."""
+    grading process (which stores it and makes the feedback page from it). ``unrun``: why nbgrader
+    could not run it; ``graded`` is then the cleaned submission, shown without its outputs (they
+    are not the grader's) and with that reason, and scored like any other."""
     nb = nbformat.read(graded, as_version=4)
+    if unrun:
+        _without_outputs(nb, f"nbgrader could not run this notebook, so its outputs are not shown ({unrun}); "
+                         "the scores come from the grader's own run of your code")  # fmt: skip
     released = run.release_notebook(sub.assignment, sub.notebook)
     names = [test.name for test in results.test_cells(nb)]
     source = run.source_notebook(sub.assignment, sub.notebook)
@@ -740,6 +751,15 @@ def grade_notebook(run: Run, student: str, sub: submissions.Submission, graded: 
     outputs.capped(nb)
     findings = integrity.as_dicts(review.findings)
     return _entry(sub, rows, findings, nbformat.writes(nb), review.fingerprints)
+
+
+def _without_outputs(nb, note: str) -> None:
+    """Clear every code cell's outputs, and say why in the first one."""
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    for cell in code:
+        cell.outputs, cell.execution_count = [], None
+    if code:
+        code[0].outputs.append(nbformat.v4.new_output("stream", name="stderr", text=f"[grader: {note}]\n"))
 
 
 def _unknown(student: str, sub: submissions.Submission) -> dict:

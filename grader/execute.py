@@ -19,8 +19,15 @@ interrupts a cell. On top of nbgrader's ``Execute``:
   than ``MAX_MESSAGE`` unread (``CappedKernelClient``), and outputs beyond ``MAX_OUTPUT`` bytes per
   notebook are not kept; a note in the cell says so either way. Outputs a cell sends after a
   refused one, while the connection is restored, may be lost with it.
-- The kernel is ended by SIGTERM to its supervisor, which kills the tree, removes its cgroup and
-  writes its report; ``grader.sandbox.finish`` then removes whatever a killed supervisor left.
+- An output message that nbformat refuses (a display bundle whose values are not text, an
+  output of an unknown kind: any message the student's code forges) is left out with a note in
+  its cell, instead of failing the whole notebook.
+- Once the kernel is ready (it has bound its sockets), its socket folder, the one host folder it
+  could write, is sealed (``grader.sandbox.seal``): the student's code can write only into the
+  sandbox's capped tmpfs.
+- The kernel is ended by closing the grader's channels (before the kernel is gone: after it,
+  ZeroMQ holds each notebook most of a second), then SIGTERM to its supervisor, which kills the
+  tree, removes its cgroup and writes its report; ``grader.sandbox.finish`` then removes whatever a killed supervisor left.
 """
 
 import asyncio
@@ -35,7 +42,7 @@ from queue import Empty
 import nbformat
 import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
-from jupyter_core.utils import run_sync
+from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellExecutionComplete, CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
@@ -162,6 +169,15 @@ class ResilientExecute(Execute):
             self.log.warning("the kernel failed before any student code ran; running the notebook again")
             nb.cells = copy.deepcopy(pristine)
 
+    async def async_start_new_kernel_client(self):
+        """nbclient's, then the socket folder sealed before any cell runs."""
+        kc = await super().async_start_new_kernel_client()
+        if self.km.transport == "ipc":
+            sandbox.seal(Path(self.km.ip).parent)
+        return kc
+
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
+
     def _released_sources(self, resources) -> set[str]:
         names = resources.get("nbgrader", {})
         path = Path(self.release_directory, names.get("assignment", ""), f"{names.get('notebook', '')}.ipynb")
@@ -228,6 +244,24 @@ class ResilientExecute(Execute):
                 except CellExecutionComplete:
                     return
 
+    def process_message(self, msg, cell, cell_index):
+        """nbclient's handling of one output message; one it cannot turn into a valid output is
+        left out, with a note saying so."""
+        try:
+            return super().process_message(msg, cell, cell_index)
+        except CellExecutionComplete:
+            raise
+        except Exception as err:
+            kind = msg.get("msg_type") if isinstance(msg, dict) else None
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+            self.log.warning("an output of cell %d was left out (%s)", cell_index + 1, reason)
+            cell.outputs.append(
+                _note(
+                    f"an output ({str(kind)[:40]}) that is not a valid notebook output was left out: {reason}"
+                )
+            )
+            return None
+
     def output(self, outs, msg, display_id, cell_index):
         self._output_bytes += _size(msg.get("content", {}))
         if self._output_bytes <= MAX_OUTPUT:
@@ -249,8 +283,11 @@ class ResilientExecute(Execute):
         return sandbox.report_for(connection_file) if connection_file else None
 
     async def _async_cleanup_kernel(self) -> None:
-        """End the sandbox through its supervisor, then clean up as nbclient does."""
+        """Close the channels, end the sandbox through its supervisor, then clean up as nbclient
+        does. (Channels closed after the kernel's end wait most of a second for ZeroMQ.)"""
         report, supervisor = self._report_path(), self._supervisor()
+        if getattr(self, "kc", None) is not None:
+            await ensure_async(self.kc.stop_channels())
         if supervisor:
             process = self.km.provisioner.process
             os.kill(supervisor, signal.SIGTERM)

@@ -2,7 +2,8 @@
 
 The first run (``grader.scoring``) asks each probe for its cases' outputs only, so a right answer
 costs nothing more. For an exercise whose first wrong case came back as a wrong value or an error,
-this pass runs the student's program again, with only those exercises' probes, each asking for
+this pass (unless that case is still ``NotImplementedError``: nothing is written to explain) runs
+the student's program again, with only those exercises' probes, each asking for
 what ``grader.diagnosis`` needs to explain that case (``diagnosis.calls``): the function on every
 variant of the case, each of the exercise's helpers on the reference's stations, and the function
 once more with its helpers watched. The references of the variants and the stations are computed
@@ -20,7 +21,9 @@ from . import compare, diagnosis, exercises, references
 from .compare import Verdict
 
 
-def explain(scorer, items: list[dict], cases: dict, first, verdicts: dict[str, Verdict], assignment: str) -> dict[str, Verdict]:
+def explain(
+    scorer, items: list[dict], cases: dict, first, verdicts: dict[str, Verdict], assignment: str
+) -> dict[str, Verdict]:
     """``verdicts`` (by grade_id) with the reasons of the wrong ones made more specific.
 
     ``items`` is the program of the first run and ``cases`` its cases by probe number; ``first`` is
@@ -29,10 +32,21 @@ def explain(scorer, items: list[dict], cases: dict, first, verdicts: dict[str, V
     for item in items:
         if "exercise" not in item or item["grade_id"] not in verdicts:
             continue
-        table = references.for_grading(item["exercise"], exercises.get(item["exercise"]), cases[item["probe"]])
-        calls = questions(item["exercise"], cases[item["probe"]], first.answers.get(item["probe"], {}), table, verdicts[item["grade_id"]])
+        table = references.for_grading(
+            item["exercise"], exercises.get(item["exercise"]), cases[item["probe"]]
+        )
+        calls = questions(
+            item["exercise"],
+            cases[item["probe"]],
+            first.answers.get(item["probe"], {}),
+            table,
+            verdicts[item["grade_id"]],
+        )
         if calls:
-            asked[item["probe"]] = ({**item, "calls": [{**c, "inputs": pickle.dumps(c["inputs"])} for c in calls]}, table)
+            asked[item["probe"]] = (
+                {**item, "calls": [{**c, "inputs": pickle.dumps(c["inputs"])} for c in calls]},
+                table,
+            )
     if not asked:
         return verdicts
     program = [
@@ -45,7 +59,12 @@ def explain(scorer, items: list[dict], cases: dict, first, verdicts: dict[str, V
     for number, (item, table) in asked.items():
         grade_id = item["grade_id"]
         refined[grade_id] = refine(
-            item["exercise"], cases[number], first.answers.get(number, {}), run.answers.get(number, {}), table, verdicts[grade_id]
+            item["exercise"],
+            cases[number],
+            first.answers.get(number, {}),
+            run.answers.get(number, {}),
+            table,
+            verdicts[grade_id],
         )
     return refined
 
@@ -60,13 +79,17 @@ def questions(exercise_id: str, cases: list, answers: dict, table, verdict: Verd
     answer = answers.get(verdict.case, {})
     if case is None or case.raises is not None or not ("output" in answer or "error" in answer):
         return []
+    if answer.get("error", "").startswith("NotImplementedError"):
+        return []  # not written yet: nothing to explain, and no second run to pay for
     return diagnosis.calls(exercise, case, table)
 
 
 def refine(exercise_id: str, cases: list, answers: dict, more: dict, table, before: Verdict) -> Verdict:
     """``before`` with the reason the answers to ``questions`` (``more``) give it."""
     names = {case.name for case in cases}
-    again = compare.grade(exercise_id, cases, {**answers, **{k: v for k, v in more.items() if k not in names}}, table)
+    again = compare.grade(
+        exercise_id, cases, {**answers, **{k: v for k, v in more.items() if k not in names}}, table
+    )
     if again.ok or again.case != before.case:
         return before
     return replace(before, reason=again.reason)

@@ -25,7 +25,11 @@ from grader.execute import ResilientExecute, kernel_settings, sandboxed_kernel
 def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     runtime = Path(spec["runtime"])
-    view = sandbox.View(read_only=tuple(map(Path, spec["public"])), env={"NBGRADER_EXECUTION": "autograde"})
+    view = sandbox.View(
+        read_only=tuple(map(Path, spec["public"])),
+        writable=tuple(map(Path, spec.get("writable", ()))),  # a test's way out of the sandbox
+        env={"NBGRADER_EXECUTION": "autograde"},
+    )
     kernels = sandboxed_kernel(runtime, view, sandbox.Limits(**spec["limits"]))
     os.environ["JUPYTER_PATH"] = str(kernels)
     config = Config()

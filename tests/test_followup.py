@@ -48,33 +48,33 @@ def scored(tmp_path, assignment, name, answers):
     return scorer.score(nb, released, assignment, "student")
 
 
-TOP_K_IN_PLACE = '''def top_k_filter(logits, k):
+TOP_K_IN_PLACE = """def top_k_filter(logits, k):
     if k is None or k >= logits.shape[-1]:
         return logits.copy()
     drop = np.argsort(-logits, axis=-1, kind="stable")[..., k:]
     np.put_along_axis(logits, drop, -np.inf, axis=-1)
-    return logits'''
-TOP_P_RETURNS_ITS_INPUT = '''def top_p_filter(logits, p):
+    return logits"""
+TOP_P_RETURNS_ITS_INPUT = """def top_p_filter(logits, p):
     if p is None or p >= 1:
         return logits
     order = np.argsort(-logits, axis=-1, kind="stable")
     probs = np.take_along_axis(softmax(logits, axis=-1), order, axis=-1)
     keep = np.zeros(logits.shape, dtype=bool)
     np.put_along_axis(keep, order, np.cumsum(probs, axis=-1) - probs < p, axis=-1)
-    return np.where(keep, logits, -np.inf)'''
-GENERATE_WITHOUT_TOP_P = '''def generate(next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None):
+    return np.where(keep, logits, -np.inf)"""
+GENERATE_WITHOUT_TOP_P = """def generate(next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None):
     sequence = [int(i) for i in ids]
     for _ in range(max_new_tokens):
         token = sample_next(next_logits(np.array(sequence)), rng, temperature, top_k)
         sequence.append(int(token))
         if token == stop_token:
             break
-    return np.array(sequence, dtype=np.int64)'''
-ATTEND_LAST_TOKEN = '''def attend_with_cache(q_new, k_new, v_new, cache_k, cache_v):
+    return np.array(sequence, dtype=np.int64)"""
+ATTEND_LAST_TOKEN = """def attend_with_cache(q_new, k_new, v_new, cache_k, cache_v):
     k = np.concatenate([cache_k, k_new], axis=-2)
     v = np.concatenate([cache_v, v_new], axis=-2)
     mask = causal_mask(q_new.shape[-2], q_new.shape[-2])
-    return scaled_dot_product_attention(q_new, k, v, mask=mask), k, v'''
+    return scaled_dot_product_attention(q_new, k, v, mask=mask), k, v"""
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,12 @@ def test_a_quoted_line_is_the_students(sampling):
 def test_the_check_quotes_the_students_line_too():
     namespace = solution_functions(
         ROOT / "solutions" / "04-sampling" / "sampling.py",
-        {"np": np, "softmax": lib.softmax, "causal_mask": lib.causal_mask, "scaled_dot_product_attention": lib.scaled_dot_product_attention},
+        {
+            "np": np,
+            "softmax": lib.softmax,
+            "causal_mask": lib.causal_mask,
+            "scaled_dot_product_attention": lib.scaled_dot_product_attention,
+        },
     )
     cell(ATTEND_LAST_TOKEN, namespace, "<ipython-input-7>")
     with everything_lent(), pytest.raises(CheckFailed) as failed:
@@ -128,11 +133,11 @@ def test_a_reproducibility_failure_quotes_no_grader_line(tmp_path):
     """The runner raises when two runs of the same seed differ: the message names the problem and
     quotes no line of the grader (``grader/runners.py`` in the check, ``runners.py`` in the
     scorer)."""
-    unseeded = '''def sample_next(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    unseeded = """def sample_next(logits, rng, temperature=1.0, top_k=None, top_p=None):
     if temperature == 0 or top_k == 1:
         return int(np.argmax(logits))
     probs = filtered_probs(logits, temperature, top_k, top_p).astype(np.float64)
-    return int(np.random.default_rng().choice(len(probs), p=probs / probs.sum()))'''
+    return int(np.random.default_rng().choice(len(probs), p=probs / probs.sum()))"""
     verdict = scored(tmp_path, "04-sampling", "sampling", {"sample_next": unseeded})["sample_next"]
     assert "two runs from the same seed" in verdict.reason and "(line" not in verdict.reason, verdict.reason
     namespace = {"np": np, "filtered_probs": lib.filtered_probs}
@@ -143,12 +148,32 @@ def test_a_reproducibility_failure_quotes_no_grader_line(tmp_path):
     assert "grader" not in str(failed.value) and "(line" not in str(failed.value), str(failed.value)
 
 
-BLOCK_MLP_ON_THE_STREAM = '''def block(x, params, n_head):
+BLOCK_MLP_ON_THE_STREAM = """def block(x, params, n_head):
     x = x + multi_head_attention(layer_norm(x, **params["ln_1"]), params["attn"], n_head)
-    return x + mlp(x, params["mlp"])'''
+    return x + mlp(x, params["mlp"])"""
 
 
 def test_the_second_pass_names_the_helper_fed_the_wrong_stream(tmp_path):
-    verdict = scored(tmp_path, "02-transformer-block", "transformer_block", {"block": BLOCK_MLP_ON_THE_STREAM})["block"]
+    verdict = scored(
+        tmp_path, "02-transformer-block", "transformer_block", {"block": BLOCK_MLP_ON_THE_STREAM}
+    )["block"]
     assert not verdict.ok
-    assert "Your `mlp` is right, but `block` feeds it resid_mid where it needs ln_2" in verdict.reason, verdict.reason
+    assert "Your `mlp` is right, but `block` feeds it resid_mid where it needs ln_2" in verdict.reason, (
+        verdict.reason
+    )
+
+
+def test_a_case_not_written_yet_gets_no_second_run():
+    """A function that still raises ``NotImplementedError`` (on some inputs) has nothing to explain:
+    no follow-up calls, so no second scorer run; another error gets them."""
+    from grader import compare, exercises, followup, references
+
+    exercise_id = "04-sampling/top_k_filter"
+    cases = exercises.get(exercise_id).cases(1)
+    table = references.for_grading(exercise_id, exercises.get(exercise_id), cases)
+    asked = {}
+    for error in ("NotImplementedError: ", "ValueError: shapes do not match"):
+        answers = {case.name: {"error": error if i == 0 else "TypeError: x"} for i, case in enumerate(cases)}
+        verdict = compare.grade(exercise_id, cases, answers, table)
+        asked[error.partition(":")[0]] = followup.questions(exercise_id, cases, answers, table, verdict)
+    assert asked["NotImplementedError"] == [] and asked["ValueError"], asked

@@ -1,6 +1,8 @@
 """What a red-team review of the integrated grader found, kept fixed: text that UTF-8 cannot carry
 and control characters from students' code, markup in outputs, a notebook that breaks the
-integrity scan or nbgrader's writer, and hidden cases that a resubmission could learn.
+integrity scan or nbgrader's writer, outputs nbformat refuses (one of them makes nbgrader fail
+the whole notebook), a kernel storing data in its socket folder (a host folder outside its capped
+tmpfs), and hidden cases that a resubmission could learn.
 
 Its students are graded end to end by the real ``python -m grader autograde``, with an honest
 neighbour who must keep full marks, in the class that several suites share
@@ -9,6 +11,7 @@ neighbour who must keep full marks, in the class that several suites share
 
 import csv
 import json
+import os
 
 import nbformat
 import pytest
@@ -24,6 +27,27 @@ def encode(text, stoi):
     return np.array([stoi[ch] for ch in text], dtype=np.int64)"""
 MARKUP = """from IPython.display import publish_display_data
 publish_display_data({"image/png": '"><script>document.title="PWNED"</script><b x="', "text/plain": "fig"})"""
+# Outputs that nbformat refuses, sent by the student's code: a display bundle whose text is a number,
+# and a forged reply to the grader's execute request (nbclient fails on it, so nbgrader writes no
+# graded notebook at all). Neither may cost a point the functions earned.
+MALFORMED = """from IPython.display import publish_display_data
+publish_display_data({"text/plain": 5})"""
+FORGED_REPLY = """k = get_ipython().kernel
+k.session.send(k.shell_stream, "execute_reply", {"execution_count": 1}, parent=k.get_parent("shell"),
+               ident=k._parent_ident["shell"])"""
+# 400 MiB into the kernel's socket folder (a host folder, outside the sandbox's capped tmpfs), in
+# files under the per-file size limit.
+SOCKET_FILLER = """import json, os, sys
+folder = os.path.dirname(json.load(open(sys.argv[sys.argv.index("-f") + 1]))["ip"])
+written = 0
+try:
+    for part in range(4):
+        with open(os.path.join(folder, f"filler-{part}"), "wb") as f:
+            for _ in range(100):
+                written += f.write(b"x" * 2**20)
+    print("socket folder filled:", written)
+except OSError as err:
+    print("socket folder refused:", type(err).__name__, written)"""
 UNSCANNABLE = 'import base64\ntry:\n    exec(base64.b64decode("\\ud800"))\nexcept Exception:\n    pass'
 
 
@@ -42,6 +66,9 @@ def class_entries() -> list[tuple[str, str]]:
         "unstorable": answer("encode", UNSTORABLE),
         "markup": insert_after("decode", MARKUP),
         "unscannable": insert_after("decode", UNSCANNABLE),
+        "malformed": insert_after("decode", MALFORMED),
+        "forged_reply": insert_after("decode", FORGED_REPLY),
+        "socket_filler": insert_after("decode", SOCKET_FILLER),
     }
     entries = [(f"class/{name}/embeddings.ipynb", nbformat.writes(nb)) for name, nb in students.items()]
     return [*entries, ("class/unwritable/embeddings.ipynb", unwritable())]
@@ -102,6 +129,33 @@ def test_a_notebook_no_writer_can_write_is_invalid_with_its_reason(graded):
     ]
     assert rows and {row["status"] for row in rows} == {"invalid_notebook"}, rows
     assert all("not a valid notebook" in row["reason"] for row in rows)
+
+
+@pytest.mark.slow
+def test_outputs_nbgrader_cannot_take_cost_no_point(graded):
+    grades = read_grades(graded)
+    for student in ("malformed", "forged_reply"):
+        got = {
+            name: (grades[(student, name)]["status"], float(grades[(student, name)]["score"]))
+            for name in points()
+        }
+        assert got == {name: ("graded", most) for name, most in points().items()}, student
+    page = (graded / "feedback" / "malformed" / f"{ASSIGNMENT}.html").read_text()
+    assert "not a valid notebook output was left out" in page
+    page = (graded / "feedback" / "forged_reply" / f"{ASSIGNMENT}.html").read_text()
+    assert "nbgrader could not run this notebook" in page and "KeyError" in page
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the socket folder is sealed only when the grader runs as root")
+@pytest.mark.slow
+def test_the_kernel_cannot_store_data_in_its_socket_folder(graded):
+    nb = nbformat.read(
+        graded / "autograded" / "socket_filler" / ASSIGNMENT / "embeddings.ipynb", as_version=4
+    )
+    text = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
+    assert "socket folder refused: PermissionError 0" in text and "filled" not in text, text[-2000:]
+    grades = read_grades(graded)
+    assert {grades[("socket_filler", name)]["status"] for name in points()} == {"graded"}
 
 
 # ---- the parts -----------------------------------------------------------------------------------------

@@ -364,6 +364,7 @@ def run_notebook(tmp_path, sources: list[str], released: list[str] = (), timeout
         "timeout": timeout,
         "limits": {**LIMITS.as_dict(), **limits},
         "public": [str(p) for p in course.public_paths()],
+        "writable": [str(outside(tmp_path))],
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     done = subprocess.run(
@@ -375,6 +376,13 @@ def run_notebook(tmp_path, sources: list[str], released: list[str] = (), timeout
     assert done.returncode == 0, done.stderr[-3000:]
     maxrss = json.loads(done.stdout.splitlines()[-1])["maxrss"]  # after the kernel's banner
     return nbformat.read(tmp_path / "executed.ipynb", as_version=4), maxrss, done.stderr
+
+
+def outside(tmp_path) -> Path:
+    """A host folder the test's kernels may write (the socket folder is sealed before cells run)."""
+    path = tmp_path / "outside"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 def runtime(tmp_path) -> Path:
@@ -419,7 +427,8 @@ print(json.dumps(found))"""
     assert seen["kernel.json"] != "written"
     report = sandbox.read_report(runtime(tmp_path) / "kernel.json.sandbox.json")  # the host's, intact
     assert report["state"] == "ended" and report["limit"] is None
-    assert seen["sockets/extra"] == "written"  # its own socket folder: the one place it may write
+    # Its own socket folder: sealed once the kernel is ready, when the grader runs as root.
+    assert seen["sockets/extra"] == ("PermissionError" if os.geteuid() == 0 else "written")
     assert seen["signal"] == "ProcessLookupError" and seen["ppid"] == 1 and max(seen["pids"]) < 40
     assert "NBGRADER_EXECUTION" in seen["env"] and "JPY_PARENT_PID" not in seen["env"]
 
@@ -458,7 +467,7 @@ time.sleep(30)"""
 
 
 def test_a_kernel_that_fails_before_student_code_runs_again(tmp_path):
-    flag = runtime(tmp_path) / "sockets" / "first-attempt"
+    flag = outside(tmp_path) / "first-attempt"
     course_cell = (
         f"import os\nif not os.path.exists('{flag}'):\n    open('{flag}', 'w').close()\n    os._exit(1)"
     )
@@ -468,7 +477,7 @@ def test_a_kernel_that_fails_before_student_code_runs_again(tmp_path):
 
 
 def test_a_kernel_that_dies_in_student_code_is_not_run_again(tmp_path):
-    count = runtime(tmp_path) / "sockets" / "attempts"
+    count = outside(tmp_path) / "attempts"
     student = f"open('{count}', 'a').write('x')\nimport os\nos._exit(1)"
     nb, _, _ = run_notebook(tmp_path, ["x = 1", student, "print('never')"], released=["x = 1"])
     assert text(nb.cells[1]) == "the kernel died in cell 2" and count.read_text() == "x"

@@ -24,7 +24,8 @@ command line that runs a program in one (what a kernelspec holds: ``install_kern
 runs a program to its end and returns its outcome; ``finish`` completes a report (and removes
 what is left) after the supervisor was killed; ``describe`` says in words which limit ended a
 sandbox; ``scope`` groups a run's sandboxes so that a run can remove all of them at once;
-``available`` says why there is no sandbox here, if there is none, and ``not_enforced`` what the
+``seal`` makes a writable folder read-only to the sandbox once its program no longer needs to
+write there (a kernel's socket folder, once the kernel is ready); ``available`` says why there is no sandbox here, if there is none, and ``not_enforced`` what the
 limits cannot cover.
 """
 
@@ -71,6 +72,7 @@ __all__ = [
     "report_for",
     "run",
     "scope",
+    "seal",
     "wrap",
 ]
 
@@ -243,6 +245,21 @@ def install_kernel(directory: Path, view: View, limits: Limits, *, isolate: bool
     target.mkdir(parents=True, exist_ok=True)
     (target / "kernel.json").write_text(json.dumps(spec, indent=1))
     return directory
+
+
+def seal(folder: Path) -> bool:
+    """Make one of a sandbox's ``View.writable`` folders read-only to it from now on: a kernel
+    writes its socket folder only when it binds its sockets, at start, and a folder left writable
+    would be storage outside its capped tmpfs (bounded only by its memory limit). Done by giving
+    the folder back to root (the supervisor gave it to the sandbox's host user, ``nobody``), so it
+    holds only when the grader runs as root (as the supervisor's ``outer`` bubblewrap needs it
+    to); otherwise the sandbox's user owns the folder and could make it writable again, and
+    nothing is done. Returns whether the folder was sealed."""
+    if os.geteuid() != 0 or folder.stat().st_uid != bwrap.HOST_UID:
+        return False
+    os.chown(folder, 0, 0)
+    os.chmod(folder, 0o755)
+    return True
 
 
 def not_enforced() -> str | None:
