@@ -377,22 +377,7 @@ GELU = Exercise(
     mistakes=table(
         activations.gelu,
         {
-            "exact": (
-                {"act": "exact"},
-                "this is the exact GELU (with erf): GPT-2 uses the tanh approximation "
-                "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
-            ),
-            "relu": ({"act": "relu"}, "this is ReLU: GELU is x times a smooth gate, not max(x, 0)"),
-            "square": ({"act": "square"}, "the correction term is 0.044715 x^3 (a cube), not x^2"),
-            "constant": ({"act": "constant"}, "the constant inside the tanh is sqrt(2/pi), not sqrt(pi/2)"),
-            "sigmoid": (
-                {"act": "sigmoid"},
-                "this is the sigmoid approximation x * sigmoid(1.702 x): use the tanh form",
-            ),
-            "silu": (
-                {"act": "silu"},
-                "this is SiLU, x * sigmoid(x) (Llama's activation): GELU is 0.5 x (1 + tanh(...))",
-            ),
+            **activations.GELU,
             "cube-only": (
                 {"act": "cube-only"},
                 "inside the tanh goes sqrt(2/pi) * (x + 0.044715 x^3): you left out the x + part",

@@ -529,6 +529,7 @@ def _sample_visible():
     ]
 
 
+DRAWS = ("logits", "n")  # what a hidden case's description shows: not its seed
 FREQUENCY_DRAWS = 3000  # in the hidden frequency case (the visible one has 6000)
 SAMPLE_ATOL = 0.025
 
@@ -566,8 +567,8 @@ def _sample_hidden(g):
                 "frequencies",
                 settings,
             ),
-            about=f"{FREQUENCY_DRAWS} draws with T = {T} and top-k = {k}",
-            sizes=False,
+            about=f"T = {T}, top-k = {k}",
+            sizes=DRAWS,
         ),
         hidden(
             "draws64",
@@ -575,8 +576,8 @@ def _sample_hidden(g):
                 _drawn(g, (V64,), np.float64, scale=0.7), int(g.integers(2**31)), n64, "draws", alternating
             ),
             kinds={CHANGING},
-            about=f"{n64} draws over {V64} tokens, float64, alternating settings",
-            sizes=False,
+            about="alternating settings",
+            sizes=DRAWS,
         ),
         hidden(
             "greedy-ties",
@@ -589,7 +590,7 @@ def _sample_hidden(g):
             ),
             kinds={GREEDY_TIES, CHANGING},
             about=GREEDY_TIES,
-            sizes=False,
+            sizes=DRAWS,
         ),
     ]
 
@@ -749,13 +750,8 @@ def _generate(
     rng = copy.deepcopy(rng)  # the reference and every mistake start from the case's seed
     out = [int(i) for i in ids]
     for _ in range(max_new_tokens):
-        out.append(
-            int(
-                lib.sample_next(
-                    next_logits(np.array(out)), rng, temperature=temperature, top_k=top_k, top_p=top_p
-                )
-            )
-        )
+        logits = next_logits(np.array(out))
+        out.append(int(lib.sample_next(logits, rng, temperature=temperature, top_k=top_k, top_p=top_p)))
         if out[-1] == stop_token:
             break
     return np.array(out, dtype=np.int64)

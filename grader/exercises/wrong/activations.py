@@ -33,6 +33,33 @@ def gelu(x, *, act="tanh-gelu"):
         return np.asarray(ACTIVATIONS[act](x)).astype(x.dtype)
 
 
+# GELU's look-alikes: the ``act`` knob of ``gelu``, ``mlp.mlp`` and ``mlp.toy_mlp``.
+GELU = {
+    "exact-gelu": (
+        {"act": "exact"},
+        "the activation is the exact GELU (with erf): GPT-2 uses the tanh approximation "
+        "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
+    ),
+    "relu": (
+        {"act": "relu"},
+        "the activation is ReLU, max(x, 0): GELU is x times a smooth gate, 0.5 (1 + tanh(...))",
+    ),
+    "gelu-square": ({"act": "square"}, "in the GELU, the correction term is 0.044715 x^3 (a cube), not x^2"),
+    "gelu-constant": (
+        {"act": "constant"},
+        "in the GELU, the constant inside the tanh is sqrt(2/pi), not sqrt(pi/2)",
+    ),
+    "gelu-sigmoid": (
+        {"act": "sigmoid"},
+        "the activation is the sigmoid approximation x * sigmoid(1.702 x): GPT-2 uses the tanh form of GELU",
+    ),
+    "silu": (
+        {"act": "silu"},
+        "the activation is SiLU, x * sigmoid(x) (Llama's): GPT-2 uses GELU, 0.5 x (1 + tanh(...))",
+    ),
+}
+
+
 def softmax(x, axis=-1, *, shift=True, keepdims=True, total="row"):
     """Softmax; ``shift=False`` exponentiates x as it is, ``axis`` normalises another axis,
     ``keepdims=False`` broadcasts the row's max and sum along the wrong axis, ``total="all"``

@@ -4,7 +4,7 @@ import numpy as np
 
 import lib
 
-from .activations import gelu
+from .activations import GELU, gelu
 
 
 def mlp(x, params, *, act="tanh-gelu", bias=True):
@@ -40,28 +40,10 @@ def swiglu(x, params, *, gate="silu", branch="gate", up=True, both=False):
 
 # The MLP's activation and biases: knobs of ``mlp`` and ``toy_mlp``.
 MLP = {
-    "relu": ({"act": "relu"}, "the activation is ReLU: GPT-2's MLP uses GELU (the tanh approximation)"),
-    "exact-gelu": (
-        {"act": "exact"},
-        "the activation is the exact GELU (with erf): GPT-2 uses the tanh approximation "
-        "0.5 h (1 + tanh(sqrt(2/pi) (h + 0.044715 h^3)))",
-    ),
+    **GELU,
     "no-activation": (
         {"act": "identity"},
         "there is no activation between the two layers: apply GELU to the d_ff-wide hidden layer",
-    ),
-    "gelu-square": ({"act": "square"}, "in the GELU, the correction term is 0.044715 h^3 (a cube), not h^2"),
-    "gelu-constant": (
-        {"act": "constant"},
-        "in the GELU, the constant inside the tanh is sqrt(2/pi), not sqrt(pi/2)",
-    ),
-    "gelu-sigmoid": (
-        {"act": "sigmoid"},
-        "the activation is the sigmoid approximation h * sigmoid(1.702 h): GPT-2 uses the tanh form of GELU",
-    ),
-    "silu": (
-        {"act": "silu"},
-        "the activation is SiLU, h * sigmoid(h) (Llama's): GPT-2's MLP uses GELU, the tanh form",
     ),
     "no-bias": ({"bias": False}, "the biases are missing: both layers are affine, h @ w + b"),
 }
