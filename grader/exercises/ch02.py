@@ -265,16 +265,21 @@ def _mha_inputs(g, lead, T, d, H, dtype):
     return {"x": x, "params": _attn_params(g, d, dtype), "n_head": H}
 
 
+# The visible sizes of multi-head attention and of the block: (name, batch axes, T, d, n_head, dtype).
+SIZES = [
+    ("single", (), 5, 8, 2, np.float32),
+    ("batch", (2,), 5, 8, 2, np.float32),
+    ("batch-three64", (2,), 6, 9, 3, np.float64),
+]
+
+
+def _visible_sizes(build, seed):
+    """One visible case per row of ``SIZES``, its inputs from ``build(g, lead, T, d, H, dtype)``."""
+    return [Case(name, build(rng(seed + i), *sizes)) for i, (name, *sizes) in enumerate(SIZES)]
+
+
 def _mha_visible():
-    specs = [
-        ("single", (), 5, 8, 2, np.float32),
-        ("batch", (2,), 5, 8, 2, np.float32),
-        ("batch-three64", (2,), 6, 9, 3, np.float64),
-    ]
-    return [
-        Case(name, _mha_inputs(rng(250 + i), lead, T, d, H, dtype))
-        for i, (name, lead, T, d, H, dtype) in enumerate(specs)
-    ]
+    return _visible_sizes(_mha_inputs, 250)
 
 
 def _mha_hidden(g):
@@ -460,15 +465,7 @@ def _block_inputs(g, lead, T, d, H, dtype):
 
 
 def _block_visible():
-    specs = [
-        ("single", (), 5, 8, 2, np.float32),
-        ("batch", (2,), 5, 8, 2, np.float32),
-        ("batch-three64", (2,), 6, 9, 3, np.float64),
-    ]
-    return [
-        Case(name, _block_inputs(rng(280 + i), lead, T, d, H, dtype))
-        for i, (name, lead, T, d, H, dtype) in enumerate(specs)
-    ]
+    return _visible_sizes(_block_inputs, 280)
 
 
 def _block_hidden(g):

@@ -60,10 +60,11 @@ def attend_with_cache(q_new, k_new, v_new, cache_k, cache_v, *, keys="all", plac
     """``(out, k, v)``: the new keys and values go ``place="after"`` the cached ones (right) or
     ``"before"``; the new queries attend to ``keys="all"`` (right) or to the ``"cached"`` ones only
     (unmasked), with any knob of ``attention``."""
-    k, v = (
-        np.concatenate([old, new] if place == "after" else [new, old], axis=-2)
-        for old, new in ((cache_k, k_new), (cache_v, v_new))
-    )
+
+    def grown(old, new):
+        return np.concatenate([old, new] if place == "after" else [new, old], axis=-2)
+
+    k, v = grown(cache_k, k_new), grown(cache_v, v_new)
     if keys == "cached":
         return attention(q_new, cache_k, cache_v, mask="none", **knobs), k, v
     return attention(q_new, k, v, **knobs), k, v
