@@ -80,8 +80,8 @@ def _run(name, ids, dtype, perturb=None, drawn=False):
 
 @functools.cache
 def _visible_runs():
-    """ "AI rocks" and "rocks AI" with the toy's own weights, and three tokens with perturbed
-    weights in float64 (computed once per process; cases copy what they use)."""
+    """The toy's own weights on "AI rocks" and "rocks AI", and perturbed weights in float64 on
+    three tokens (computed once per process; cases copy what they use)."""
     return (
         _run("ai-rocks", [0, 1], np.float32),
         _run("rocks-ai", [1, 0], np.float32),
@@ -103,15 +103,12 @@ def _cases(runs, build):
     """One case per run: ``build(ids, params, trace)`` gives its inputs."""
     cases = []
     for name, ids, params, trace, drawn in runs:
-        inputs, kinds = (
-            build(ids, copy.deepcopy(params), trace),
-            {PERTURBED} if "perturbed" in name else set(),
-        )
-        cases.append(
-            hidden(name, inputs, kinds=kinds, about=", ".join(kinds))
-            if drawn
-            else Case(name, inputs, kinds=kinds)
-        )
+        inputs = build(ids, copy.deepcopy(params), trace)
+        kinds = {PERTURBED} if "perturbed" in name else set()
+        if drawn:
+            cases.append(hidden(name, inputs, kinds=kinds, about=", ".join(kinds)))
+        else:
+            cases.append(Case(name, inputs, kinds=kinds))
     return cases
 
 
