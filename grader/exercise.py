@@ -62,11 +62,13 @@ class Case:
 
 @dataclass(frozen=True)
 class Mistake:
-    """A known wrong implementation (same signature as the exercise) and what to say about it."""
+    """A known wrong implementation (same signature as the exercise) and what to say about it;
+    ``right`` is the same implementation with nothing turned wrong (``exercises.wrong.table``)."""
 
     name: str
     wrong: Callable
     hint: str
+    right: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,9 @@ class Exercise:
             return visible
         hidden = self.hidden(np.random.default_rng(secret))
         if any(case.hidden for case in visible) or not all(case.hidden and case.describe for case in hidden):
-            raise ValueError(f"{self.name}: visible cases must not be hidden, hidden ones must say what they are")
+            raise ValueError(
+                f"{self.name}: visible cases must not be hidden, hidden ones must say what they are"
+            )
         if len({case.name for case in visible + hidden}) != len(visible + hidden):
             raise ValueError(f"{self.name}: two cases share a name")
         return visible + hidden
@@ -162,12 +166,20 @@ def rng(seed: int) -> np.random.Generator:
 
 
 def hidden(
-    name: str, inputs: dict, *, kinds: Iterable[str] = (), about: str = "", sizes: bool = True, raises: Raises | None = None
+    name: str,
+    inputs: dict,
+    *,
+    kinds: Iterable[str] = (),
+    about: str = "",
+    sizes: bool | tuple[str, ...] = True,
+    raises: Raises | None = None,
 ) -> Case:
-    """A hidden case (what ``Exercise.hidden`` builders return), described by ``about`` and, with
-    ``sizes``, its inputs' shapes and numbers. Its name starts with ``hidden-``, so it never
+    """A hidden case (what ``Exercise.hidden`` builders return), described by ``about`` and the
+    shapes and numbers of its inputs: all of them, none (``sizes=False``) or those named in
+    ``sizes`` (a seed is a value, not a size). Its name starts with ``hidden-``, so it never
     shares one with a visible case (answers and references are found by case name)."""
-    describe = input_kinds.describe(inputs, about) if sizes else about
+    shown = inputs if sizes is True else {k: v for k, v in inputs.items() if sizes and k in sizes}
+    describe = input_kinds.describe(shown, about)
     name = name if name.startswith(HIDDEN) else HIDDEN + name
     return Case(name, inputs, hidden=True, describe=describe, kinds=kinds, raises=raises)
 
@@ -175,8 +187,6 @@ def hidden(
 HIDDEN = "hidden-"
 
 
-def dtype_of(g: np.random.Generator, float64: bool | None = None):
-    """float64 if asked, float32 if not, either (drawn) if ``None``."""
-    if float64 is None:
-        float64 = bool(g.integers(2))
-    return np.float64 if float64 else np.float32
+def size(g: np.random.Generator, low: int, high: int) -> int:
+    """An int drawn from ``low .. high`` (both included)."""
+    return int(g.integers(low, high + 1))

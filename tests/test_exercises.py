@@ -31,7 +31,6 @@ CHOICES = sorted(eid for eid, e in REGISTRY.items() if e.kind == "choice")
 MISTAKES = {f"{eid}:{m.name}": (eid, m) for eid in FUNCTIONS for m in REGISTRY[eid].mistakes}
 
 
-
 def float_dtypes(value) -> set[str]:
     """The dtypes of the float arrays in a case's inputs, inside dicts and lists too."""
     if isinstance(value, dict):
@@ -101,6 +100,28 @@ def test_reference_gets_full_marks(exercise_id, secret):
 # ---- wrong answers -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("exercise_id", sorted({eid for eid, _ in MISTAKES.values()}))
+def test_each_mistake_is_one_knob_of_an_implementation_that_is_right_without_it(exercise_id):
+    """Every known mistake comes from a table of knobs (``exercises.wrong``), and the implementation
+    it turns, with no knob turned, gives the reference's answer on every case (visible and hidden,
+    raising where the reference raises): a mistake's output differs from the right one by what its
+    knobs name, not by how its implementation was written."""
+    exercise = REGISTRY[exercise_id]
+    assert all(m.right is not None for m in exercise.mistakes)
+    rights = {id(m.right): m.right for m in exercise.mistakes}.values()
+    for secret in SECRETS:
+        for case in exercise.cases(secret):
+            expected = references._output(exercise.reference, case.inputs)
+            for right in rights:
+                got = references._output(right, case.inputs)
+                assert (got is None) == (expected is None), case.name
+                if expected is not None:
+                    assert got.shape == expected.shape, (case.name, got.shape, expected.shape)
+                    assert np.allclose(
+                        got, expected, rtol=exercise.rtol, atol=exercise.atol, equal_nan=True
+                    ), case.name
+
+
 @pytest.mark.parametrize("mistake_id", sorted(MISTAKES))
 def test_grading_names_each_mistake(mistake_id):
     exercise_id, mistake = MISTAKES[mistake_id]
@@ -155,7 +176,11 @@ def test_the_visible_cases_vary_the_sizes_the_hidden_ones_vary(exercise_id):
     visible = sizes(exercise.cases())
     for secret in SECRETS:
         for key, found in sizes([c for c in exercise.cases(secret) if c.hidden]).items():
-            assert found <= visible.get(key, set()) or len(visible.get(key, set())) >= 2, (key, visible.get(key), found)
+            assert found <= visible.get(key, set()) or len(visible.get(key, set())) >= 2, (
+                key,
+                visible.get(key),
+                found,
+            )
 
 
 def depends_on(exercise, case) -> set[str]:
@@ -166,7 +191,9 @@ def depends_on(exercise, case) -> set[str]:
     for variant in variants.of(exercise, case):
         if variant.what == "changed":
             out = references._output(exercise.reference, variant.inputs)
-            if out is not None and (out.shape != expected.shape or not np.allclose(out, expected, equal_nan=True)):
+            if out is not None and (
+                out.shape != expected.shape or not np.allclose(out, expected, equal_nan=True)
+            ):
                 found.add(variant.unit)
     return found
 
@@ -181,7 +208,10 @@ def test_every_input_a_hidden_case_depends_on_a_visible_case_depends_on_too(exer
     for secret in SECRETS:
         for case in exercise.cases(secret):
             if case.hidden:
-                assert depends_on(exercise, case) <= visible, (case.name, depends_on(exercise, case) - visible)
+                assert depends_on(exercise, case) <= visible, (
+                    case.name,
+                    depends_on(exercise, case) - visible,
+                )
 
 
 MUST_RAISE = sorted(eid for eid in FUNCTIONS if any(c.raises for c in REGISTRY[eid].cases(SECRETS[0])))
@@ -235,9 +265,15 @@ def test_a_function_that_must_leave_its_arguments_alone_does(exercise_id):
 
     def returns_its_input(**inputs):
         out = reference(**inputs)
-        return inputs["logits"] if out.shape == inputs["logits"].shape and np.array_equal(out, inputs["logits"]) else out
+        return (
+            inputs["logits"]
+            if out.shape == inputs["logits"].shape and np.array_equal(out, inputs["logits"])
+            else out
+        )
 
-    wrong = [(scribbles, "in place")] + ([(returns_its_input, "itself")] if exercise_id != "04-sampling/filtered_probs" else [])
+    wrong = [(scribbles, "in place")] + (
+        [(returns_its_input, "itself")] if exercise_id != "04-sampling/filtered_probs" else []
+    )
     for fn, said in wrong:
         with pytest.raises(CheckFailed, match=said):
             check_called(exercise_id, fn)
@@ -362,7 +398,7 @@ def test_an_unanswered_question_runs_to_the_end_in_the_student_notebook(capsys):
     for notebook in sorted((ROOT / "chapters").glob("*/*.ipynb")):
         for cell in nbformat.read(notebook, as_version=4).cells:
             if cell.metadata.get("nbgrader", {}).get("solution") and cell.source.startswith("answer_"):
-                stubs[f"{notebook.parent.name}/{cell.source.split()[0][len('answer_'):]}"] = cell.source
+                stubs[f"{notebook.parent.name}/{cell.source.split()[0][len('answer_') :]}"] = cell.source
     assert set(stubs) == set(CHOICES)
     for exercise_id, source in stubs.items():
         namespace = {}

@@ -9,9 +9,8 @@ import numpy as np
 
 import lib
 
-from ..exercise import Case, Exercise, Mistake, Part, Raises, choice, hidden, rng
-from . import wrong
-from .wrong import table
+from ..exercise import Case, Exercise, Part, Raises, choice, hidden, rng
+from .wrong import embedding, table
 
 ASSIGNMENT = "01-embeddings"
 # The lib functions the scorer lends this chapter's students (``grader.lending``): none, every one
@@ -105,8 +104,18 @@ def _text_hidden(g):
     unknown, ch = _unknown(g, other_stoi)
     return [
         hidden("punctuation", {"text": two_lines, "stoi": STOI}, kinds={KIND["lines"]}, about=KIND["lines"]),
-        hidden("one-char", {"text": str(g.choice(VOCAB[7:])), "stoi": STOI}, kinds={KIND["one"]}, about=KIND["one"]),
-        hidden("other-vocabulary", {"text": other, "stoi": other_stoi}, kinds={KIND["other"]}, about=KIND["other"]),
+        hidden(
+            "one-char",
+            {"text": str(g.choice(VOCAB[7:])), "stoi": STOI},
+            kinds={KIND["one"]},
+            about=KIND["one"],
+        ),
+        hidden(
+            "other-vocabulary",
+            {"text": other, "stoi": other_stoi},
+            kinds={KIND["other"]},
+            about=KIND["other"],
+        ),
         hidden(
             "unknown",
             {"text": unknown, "stoi": other_stoi},
@@ -137,36 +146,34 @@ ENCODE = Exercise(
     visible=_text_visible,
     hidden=_text_hidden,
     reference=_encode,
-    mistakes=(
-        Mistake(
-            "one-based",
-            lambda text, stoi: _encode(text, stoi) + 1,
-            "every id is one too large: ids start at 0, exactly as stoi says; do not add 1",
-        ),
-        Mistake(
-            "alphabet-position",
-            lambda text, stoi: np.array([ord(ch) - ord("a") for ch in text]),
-            "you computed the position in the alphabet (ord(ch) - ord('a')): the ids come from the "
-            "vocabulary you are given, look each character up in stoi",
-        ),
-        Mistake(
-            "unicode",
-            lambda text, stoi: np.array([ord(ch) for ch in text]),
-            "these are Unicode code points (ord): the ids come from the vocabulary, look each "
-            "character up in stoi",
-        ),
-        Mistake(
-            "unknown-to-zero",
-            lambda text, stoi: np.array([stoi.get(ch, 0) for ch in text], dtype=np.int64),
-            "a character missing from stoi became id 0 (stoi.get(ch, 0)): that invents a token; look it "
-            "up with stoi[ch], which raises a KeyError",
-        ),
-        Mistake(
-            "unknown-skipped",
-            lambda text, stoi: np.array([stoi[ch] for ch in text if ch in stoi], dtype=np.int64),
-            "a character missing from stoi was silently skipped: the text would not round-trip; look "
-            "every character up with stoi[ch], which raises a KeyError",
-        ),
+    mistakes=table(
+        embedding.encode,
+        {
+            "one-based": (
+                {"offset": 1},
+                "every id is one too large: ids start at 0, exactly as stoi says; do not add 1",
+            ),
+            "alphabet-position": (
+                {"ids": "alphabet"},
+                "you computed the position in the alphabet (ord(ch) - ord('a')): the ids come from the "
+                "vocabulary you are given, look each character up in stoi",
+            ),
+            "unicode": (
+                {"ids": "unicode"},
+                "these are Unicode code points (ord): the ids come from the vocabulary, look each "
+                "character up in stoi",
+            ),
+            "unknown-to-zero": (
+                {"unknown": "zero"},
+                "a character missing from stoi became id 0 (stoi.get(ch, 0)): that invents a token; look it "
+                "up with stoi[ch], which raises a KeyError",
+            ),
+            "unknown-skipped": (
+                {"unknown": "skip"},
+                "a character missing from stoi was silently skipped: the text would not round-trip; look "
+                "every character up with stoi[ch], which raises a KeyError",
+            ),
+        },
     ),
     check_dtype="kind",
     error_hints={
@@ -181,18 +188,16 @@ DECODE = Exercise(
     visible=lambda: _as_ids(_text_visible()),
     hidden=lambda g: _as_ids(_text_hidden(g)),
     reference=_decode,
-    mistakes=(
-        Mistake(
-            "spaces",
-            lambda ids, itos: " ".join(itos[int(i)] for i in ids),
-            "decode is not the inverse of encode: you joined the characters with spaces; "
-            "join them with the empty string so decode(encode(text)) == text",
-        ),
-        Mistake(
-            "reversed",
-            lambda ids, itos: "".join(itos[int(i)] for i in ids[::-1]),
-            "the text comes out backwards: keep the order of the ids",
-        ),
+    mistakes=table(
+        embedding.decode,
+        {
+            "spaces": (
+                {"sep": " "},
+                "decode is not the inverse of encode: you joined the characters with spaces; "
+                "join them with the empty string so decode(encode(text)) == text",
+            ),
+            "reversed": ({"step": -1}, "the text comes out backwards: keep the order of the ids"),
+        },
     ),
     error_hints={
         "KeyError": "itos maps an id to its character: look up each id, itos[int(i)]",
@@ -235,29 +240,28 @@ TOKEN_EMBEDDING = Exercise(
     visible=_lookup_visible,
     hidden=_lookup_hidden,
     reference=lambda ids, wte: lib.token_embedding(ids, wte),
-    mistakes=(
-        Mistake(
-            "columns",
-            lambda ids, wte: wte[:, ids],
-            "rows vs columns: token i is ROW i of wte (shape V x d); wte[:, ids] takes columns",
-        ),
-        Mistake(
-            "columns-transposed",
-            lambda ids, wte: np.moveaxis(wte[:, ids], 0, -1),
-            "rows vs columns: token i is ROW i of wte (shape V x d); you took columns and transposed, "
-            "which only has the right shape when V happens to equal d",
-        ),
-        Mistake(
-            "flattened",
-            lambda ids, wte: wte[ids.reshape(-1)],
-            "you lost the batch axis: for ids of shape (B, T) the answer is (B, T, d); indexing wte "
-            "with the whole ids array keeps its shape, so do not flatten it",
-        ),
-        Mistake(
-            "first-row-only",
-            lambda ids, wte: wte[ids[0]] if ids.ndim == 2 else None,
-            "only the first sequence of the batch came back: index wte with the whole (B, T) array",
-        ),
+    mistakes=table(
+        embedding.token_embedding,
+        {
+            "columns": (
+                {"take": "columns"},
+                "rows vs columns: token i is ROW i of wte (shape V x d); wte[:, ids] takes columns",
+            ),
+            "columns-transposed": (
+                {"take": "columns-transposed"},
+                "rows vs columns: token i is ROW i of wte (shape V x d); you took columns and transposed, "
+                "which only has the right shape when V happens to equal d",
+            ),
+            "flattened": (
+                {"take": "flattened"},
+                "you lost the batch axis: for ids of shape (B, T) the answer is (B, T, d); indexing wte "
+                "with the whole ids array keeps its shape, so do not flatten it",
+            ),
+            "first-row-only": (
+                {"take": "first-sequence"},
+                "only the first sequence of the batch came back: index wte with the whole (B, T) array",
+            ),
+        },
     ),
     error_hints={
         "out of bounds": "an id is larger than d: are you indexing columns (wte[:, ids]) instead of rows?",
@@ -309,29 +313,28 @@ POSITION_EMBEDDING = Exercise(
     visible=_position_visible,
     hidden=_position_hidden,
     reference=lambda n_tokens, wpe: lib.position_embedding(n_tokens, wpe),
-    mistakes=(
-        Mistake(
-            "off-by-one",
-            lambda n_tokens, wpe: wpe[1 : n_tokens + 1],
-            "off-by-one positions: the first token is at position 0, so it gets row 0 of wpe",
-        ),
-        Mistake(
-            "whole-table",
-            lambda n_tokens, wpe: wpe,
-            "you returned the whole table: keep only the first n_tokens rows, one per token",
-        ),
-        Mistake(
-            "one-row",
-            lambda n_tokens, wpe: wpe[n_tokens] if n_tokens < len(wpe) else None,
-            "you returned one row: wpe[n_tokens] is the row of position n_tokens; you need rows "
-            "0 .. n_tokens - 1, a slice",
-        ),
-        Mistake(
-            "last-rows",
-            lambda n_tokens, wpe: wpe[-n_tokens:],
-            "you took the last n_tokens rows of the table: positions count from the start, rows 0 .. "
-            "n_tokens - 1",
-        ),
+    mistakes=table(
+        embedding.position_embedding,
+        {
+            "off-by-one": (
+                {"rows": "shifted"},
+                "off-by-one positions: the first token is at position 0, so it gets row 0 of wpe",
+            ),
+            "whole-table": (
+                {"rows": "whole"},
+                "you returned the whole table: keep only the first n_tokens rows, one per token",
+            ),
+            "one-row": (
+                {"rows": "one"},
+                "you returned one row: wpe[n_tokens] is the row of position n_tokens; you need rows "
+                "0 .. n_tokens - 1, a slice",
+            ),
+            "last-rows": (
+                {"rows": "last"},
+                "you took the last n_tokens rows of the table: positions count from the start, rows 0 .. "
+                "n_tokens - 1",
+            ),
+        },
     ),
     error_hints={
         "out of bounds": "wpe[n_tokens] is one row, past the end when n_tokens = n_ctx: take the first n_tokens "
@@ -351,7 +354,11 @@ def _embed_visible():
     return [
         Case("short", {"ids": np.array([7, 2, 2, 9, 0, 11]), "wte": wte, "wpe": wpe}),
         Case("batch", {"ids": rng(8).integers(0, 20, size=(3, 5)), "wte": wte, "wpe": wpe}),
-        Case("full-context64", {"ids": rng(9).integers(0, 24, size=(2, 6)), "wte": wte64, "wpe": wpe64}, kinds={FULL_CONTEXT}),
+        Case(
+            "full-context64",
+            {"ids": rng(9).integers(0, 24, size=(2, 6)), "wte": wte64, "wpe": wpe64},
+            kinds={FULL_CONTEXT},
+        ),
         Case("square", {"ids": rng(11).integers(0, 20, size=(4, 4)), "wte": wte, "wpe": wpe}, kinds={SQUARE}),
     ]
 
@@ -370,7 +377,12 @@ def _embed_hidden(g):
             about=FULL_CONTEXT,
         ),
         hidden("single64", {"ids": g.integers(0, V, size=T), "wte": wte64, "wpe": wpe64}),
-        hidden("square-batch", {"ids": g.integers(0, V, size=(square, square)), "wte": wte, "wpe": wpe}, kinds={SQUARE}, about=SQUARE),
+        hidden(
+            "square-batch",
+            {"ids": g.integers(0, V, size=(square, square)), "wte": wte, "wpe": wpe},
+            kinds={SQUARE},
+            about=SQUARE,
+        ),
     ]
 
 
@@ -381,17 +393,6 @@ def _embed_stations(inputs):
         "embed.pos": lib.position_embedding(ids.shape[-1], wpe),
     }
 
-
-# Shared with chapter 5's toy_embed.
-EMBED_MISTAKES = {
-    "off-by-one": ({"positions": "shifted"}, "off-by-one positions: the token at position 0 must get row 0 of wpe"),
-    "no-positions": ({"positions": "none"}, "you returned the token embeddings only: add the position embeddings"),
-    "positions-only": ({"tokens": False}, "you returned the position embeddings only: add the token embeddings wte[ids]"),
-    "positions-by-id": (
-        {"positions": "by-id"},
-        "you looked up positions by token id (wpe[ids]): the token at position t gets row t of wpe, whatever its id",
-    ),
-}
 
 EMBED = Exercise(
     name="embed",
@@ -408,9 +409,9 @@ EMBED = Exercise(
         ),
     ),
     mistakes=table(
-        wrong.embed,
+        embedding.embed,
         {
-            **EMBED_MISTAKES,
+            **embedding.EMBED,
             "positions-by-batch": (
                 {"positions": "by-batch"},
                 "the positions follow the batch axis: each sequence must get rows 0 .. T-1 of wpe along its "
@@ -433,7 +434,10 @@ ONE_PAIR = "d = 2, a single sin/cos pair"
 
 
 def _sinusoid_visible():
-    return [Case("small", {"n_tokens": 6, "d": 8}), Case("one-pair", {"n_tokens": 5, "d": 2}, kinds={ONE_PAIR})]
+    return [
+        Case("small", {"n_tokens": 6, "d": 8}),
+        Case("one-pair", {"n_tokens": 5, "d": 2}, kinds={ONE_PAIR}),
+    ]
 
 
 def _sinusoid_hidden(g):
@@ -446,36 +450,26 @@ def _sinusoid_hidden(g):
     ]
 
 
-def _sinusoid(n_tokens, d, *, exponent="2j/d", first=np.sin, second=np.cos, layout="alternate", divide=True):
-    """The sinusoidal table; ``exponent`` of pair j: ``"2j/d"`` (right), ``"j/d"``, ``"(2j+1)/d"``;
-    ``layout="halves"`` puts the sines in the first half; ``divide=False`` multiplies."""
-    j = np.arange(d // 2)
-    power = {"2j/d": 2 * j / d, "j/d": j / d, "(2j+1)/d": (2 * j + 1) / d}[exponent]
-    angles = np.arange(n_tokens)[:, None] / 10000 ** (power if divide else -power)
-    if layout == "halves":
-        return np.concatenate([first(angles), second(angles)], axis=1)
-    table = np.empty((n_tokens, d))
-    table[:, 0::2], table[:, 1::2] = first(angles), second(angles)
-    return table
-
-
 SINUSOIDAL = Exercise(
     name="sinusoidal_positions",
     visible=_sinusoid_visible,
     hidden=_sinusoid_hidden,
     reference=lambda n_tokens, d: lib.sinusoidal_positions(n_tokens, d),
     mistakes=table(
-        _sinusoid,
+        embedding.sinusoidal_positions,
         {
             "sin-cos-halves": (
                 {"layout": "halves"},
                 "sines and cosines must alternate (even columns sin, odd columns cos), not fill two halves",
             ),
             "cos-sin-swapped": (
-                {"first": np.cos, "second": np.sin},
+                {"swapped": True},
                 "sin and cos are swapped: even columns (0, 2, 4, ...) hold the sines, odd columns the cosines",
             ),
-            "exponent-j-over-d": ({"exponent": "j/d"}, "the frequency of pair j is 1 / 10000**(2j/d): you used j/d"),
+            "exponent-j-over-d": (
+                {"exponent": "j/d"},
+                "the frequency of pair j is 1 / 10000**(2j/d): you used j/d",
+            ),
             "exponent-every-column": (
                 {"exponent": "(2j+1)/d"},
                 "the exponent of pair j is 2j/d with j = 0, 1, 2, ...: you used the odd column index (2j+1)/d",

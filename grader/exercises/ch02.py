@@ -11,9 +11,8 @@ import numpy as np
 
 import lib
 
-from ..exercise import Case, Exercise, Part, choice, hidden, rng
-from . import wrong
-from .wrong import table
+from ..exercise import Case, Exercise, Part, choice, hidden, rng, size
+from .wrong import activations, attention, block, mlp, norms, table
 
 ASSIGNMENT = "02-transformer-block"
 # The lib functions the scorer lends this chapter's students (``grader.lending``): the softmax,
@@ -40,11 +39,6 @@ GRADED = (
 
 def _normal(g, *shape, dtype=np.float32, scale=1.0, loc=0.0):
     return (loc + scale * g.standard_normal(shape)).astype(dtype)
-
-
-def _size(g, low, high):
-    """An int drawn from ``low .. high`` (both included)."""
-    return int(g.integers(low, high + 1))
 
 
 def _lead(x):
@@ -78,11 +72,11 @@ def _ln_visible():
 
 
 def _ln_hidden(g):
-    shape, rows, wide = (_size(g, 2, 3), _size(g, 4, 7), _size(g, 12, 20)), _size(g, 2, 5), _size(g, 48, 80)
+    shape, rows, wide = (size(g, 2, 3), size(g, 4, 7), size(g, 12, 20)), size(g, 2, 5), size(g, 48, 80)
     return [
         hidden("batch-eps", _ln_inputs(g, shape, scale=0.1, eps=float(10 ** g.uniform(-2.5, -1.5)))),
         hidden("wide64", _ln_inputs(g, (rows, wide), np.float64, loc=-2.0, scale=3.0)),
-        hidden("quiet", _ln_inputs(g, (rows, _size(g, 6, 12)), scale=2e-3), kinds={QUIET}, about=QUIET),
+        hidden("quiet", _ln_inputs(g, (rows, size(g, 6, 12)), scale=2e-3), kinds={QUIET}, about=QUIET),
     ]
 
 
@@ -91,7 +85,7 @@ LAYER_NORM = Exercise(
     visible=_ln_visible,
     hidden=_ln_hidden,
     reference=lambda x, g, b, eps=1e-5: lib.layer_norm(x, g, b, eps),
-    mistakes=table(wrong.layer_norm, wrong.LAYER_NORM),
+    mistakes=table(norms.layer_norm, norms.LAYER_NORM),
 )
 
 # ---- scores: scaled and causally masked ---------------------------------------------------------
@@ -102,13 +96,20 @@ def _qkv_arrays(g, lead, T, d_head, dtype):
 
 
 def _qk_visible(seed):
-    specs = [("one-head", (), 5, 4, np.float32), ("two-heads", (2,), 5, 4, np.float32), ("batch-heads64", (2, 2), 6, 8, np.float64)]
-    return [Case(name, _qkv_arrays(rng(seed + i), lead, T, d, dtype)) for i, (name, lead, T, d, dtype) in enumerate(specs)]
+    specs = [
+        ("one-head", (), 5, 4, np.float32),
+        ("two-heads", (2,), 5, 4, np.float32),
+        ("batch-heads64", (2, 2), 6, 8, np.float64),
+    ]
+    return [
+        Case(name, _qkv_arrays(rng(seed + i), lead, T, d, dtype))
+        for i, (name, lead, T, d, dtype) in enumerate(specs)
+    ]
 
 
 def _qk_hidden(g):
-    B, H, T, d_head = _size(g, 2, 3), _size(g, 2, 4), _size(g, 5, 9), 4 * _size(g, 1, 3)
-    T_long, d_long = _size(g, 8, 12), _size(g, 12, 20)
+    B, H, T, d_head = size(g, 2, 3), size(g, 2, 4), size(g, 5, 9), 4 * size(g, 1, 3)
+    T_long, d_long = size(g, 8, 12), size(g, 12, 20)
     return [
         hidden("batch-heads64", _qkv_arrays(g, (B, H), T, d_head, np.float64)),
         hidden("long", _qkv_arrays(g, (1,), T_long, d_long, np.float32)),
@@ -117,7 +118,10 @@ def _qk_hidden(g):
 
 def _without_v(cases):
     qk = [{"q": c.inputs["q"], "k": c.inputs["k"]} for c in cases]
-    return [hidden(c.name, inputs) if c.hidden else Case(c.name, inputs) for c, inputs in zip(cases, qk, strict=True)]
+    return [
+        hidden(c.name, inputs) if c.hidden else Case(c.name, inputs)
+        for c, inputs in zip(cases, qk, strict=True)
+    ]
 
 
 def _masked_scores_ref(q, k):
@@ -132,11 +136,11 @@ MASKED_SCORES = Exercise(
     hidden=lambda g: _without_v(_qk_hidden(g)),
     reference=_masked_scores_ref,
     mistakes=table(
-        wrong.scores,
+        attention.scores,
         {
-            **wrong.SCALE,
-            **wrong.MASK_SHAPE,
-            **wrong.FILL,
+            **attention.SCALE,
+            **attention.MASK_SHAPE,
+            **attention.FILL,
             "big-negative": (
                 {"fill": "big"},
                 "you filled the masked entries with a large negative number: softmax would be nearly "
@@ -166,7 +170,16 @@ ATTENTION = Exercise(
     reference=_attention_ref,
     stations=_attention_stations,
     parts=(Part("attn.scores_masked", "masked_scores", lambda inp, st: {"q": inp["q"], "k": inp["k"]}),),
-    mistakes=table(wrong.attention, {**wrong.WEIGHTS, **wrong.WEIGHTS_TRANSPOSED, **wrong.SCALE, **wrong.MASK_SHAPE, **wrong.FILL}),
+    mistakes=table(
+        attention.attention,
+        {
+            **attention.WEIGHTS,
+            **attention.WEIGHTS_TRANSPOSED,
+            **attention.SCALE,
+            **attention.MASK_SHAPE,
+            **attention.FILL,
+        },
+    ),
 )
 
 # ---- splitting and merging heads ---------------------------------------------------------------
@@ -180,8 +193,8 @@ def _split_visible():
 
 
 def _split_hidden(g):
-    batch = (_size(g, 2, 3), _size(g, 5, 8), 3 * _size(g, 3, 5))
-    four = (_size(g, 6, 9), 4 * _size(g, 3, 5))
+    batch = (size(g, 2, 3), size(g, 5, 8), 3 * size(g, 3, 5))
+    four = (size(g, 6, 9), 4 * size(g, 3, 5))
     return [
         hidden("batch-three64", {"x": _normal(g, *batch, dtype=np.float64), "n_head": 3}),
         hidden("four", {"x": _normal(g, *four), "n_head": 4}),
@@ -196,8 +209,8 @@ def _merge_visible():
 
 
 def _merge_hidden(g):
-    B, T, d_head = _size(g, 2, 3), _size(g, 5, 8), _size(g, 3, 5)
-    T4, d4 = _size(g, 6, 9), _size(g, 2, 3)
+    B, T, d_head = size(g, 2, 3), size(g, 5, 8), size(g, 3, 5)
+    T4, d4 = size(g, 6, 9), size(g, 2, 3)
     return [
         hidden("batch-three64", {"x": _normal(g, B, 3, T, d_head, dtype=np.float64)}),
         hidden("four", {"x": _normal(g, 4, T4, d4)}),
@@ -210,9 +223,9 @@ SPLIT_HEADS = Exercise(
     hidden=_split_hidden,
     reference=lambda x, n_head: lib.split_heads(x, n_head),
     mistakes=table(
-        lambda x, n_head, split_mode: wrong.split(x, n_head, split_mode),
+        attention.split,
         {
-            **wrong.SPLIT,
+            **attention.SPLIT,
             "no-transpose": (
                 {"split_mode": "no-transpose"},
                 "the head axis is after T: after reshaping to (..., T, n_head, d_head), swap the last "
@@ -228,7 +241,7 @@ MERGE_HEADS = Exercise(
     visible=_merge_visible,
     hidden=_merge_hidden,
     reference=lambda x: lib.merge_heads(x),
-    mistakes=table(lambda x, merge_mode: wrong.merge(x, merge_mode), wrong.MERGE),
+    mistakes=table(attention.merge, attention.MERGE),
 )
 
 # ---- multi-head attention ----------------------------------------------------------------------
@@ -252,15 +265,27 @@ def _mha_inputs(g, lead, T, d, H, dtype):
     return {"x": x, "params": _attn_params(g, d, dtype), "n_head": H}
 
 
+# The visible sizes of multi-head attention and of the block: (name, batch axes, T, d, n_head, dtype).
+SIZES = [
+    ("single", (), 5, 8, 2, np.float32),
+    ("batch", (2,), 5, 8, 2, np.float32),
+    ("batch-three64", (2,), 6, 9, 3, np.float64),
+]
+
+
+def _visible_sizes(build, seed):
+    """One visible case per row of ``SIZES``, its inputs from ``build(g, lead, T, d, H, dtype)``."""
+    return [Case(name, build(rng(seed + i), *sizes)) for i, (name, *sizes) in enumerate(SIZES)]
+
+
 def _mha_visible():
-    specs = [("single", (), 5, 8, 2, np.float32), ("batch", (2,), 5, 8, 2, np.float32), ("batch-three64", (2,), 6, 9, 3, np.float64)]
-    return [Case(name, _mha_inputs(rng(250 + i), lead, T, d, H, dtype)) for i, (name, lead, T, d, H, dtype) in enumerate(specs)]
+    return _visible_sizes(_mha_inputs, 250)
 
 
 def _mha_hidden(g):
-    B, T3, d3 = _size(g, 2, 3), _size(g, 5, 8), 3 * _size(g, 3, 5)
-    T4, d4 = _size(g, 5, 8), 4 * _size(g, 3, 5)
-    T2, H2 = _size(g, 3, 6), _size(g, 3, 5)
+    B, T3, d3 = size(g, 2, 3), size(g, 5, 8), 3 * size(g, 3, 5)
+    T4, d4 = size(g, 5, 8), 4 * size(g, 3, 5)
+    T2, H2 = size(g, 3, 6), size(g, 3, 5)
     return [
         hidden("three64", _mha_inputs(g, (B,), T3, d3, 3, np.float64)),
         hidden("four", _mha_inputs(g, (), T4, d4, 4, np.float32)),
@@ -302,30 +327,26 @@ MULTI_HEAD_ATTENTION = Exercise(
         Part("attn.merged", "merge_heads", lambda inp, st: {"x": st["attn.heads"]}),
     ),
     mistakes=table(
-        wrong.multi_head_attention,
+        attention.multi_head_attention,
         {
             "no-projection": (
                 {"proj": False},
                 "the output projection is missing: after merging the heads, apply c_proj "
                 "(merged @ params['c_proj']['w'] + params['c_proj']['b']); it is what mixes the heads",
             ),
-            **wrong.SPLIT,
-            **wrong.MERGE,
+            **attention.SPLIT,
+            **attention.MERGE,
             "both-reshape": (
                 {"split_mode": "reshape", "merge_mode": "reshape"},
                 "the heads are split and merged with plain reshapes: the two undo each other, but in "
                 "between each 'head' held whole tokens instead of a slice of every token's features. "
                 "Swap the T and head axes in split_heads and merge_heads",
             ),
-            "q-k-swapped": (
-                {"order": (1, 0, 2)},
-                "q and k are swapped: the first d columns of x @ w + b are the queries, the next d the "
-                "keys, the last d the values",
-            ),
-            **wrong.SCALE_D_MODEL,
-            **wrong.SCALE,
-            **wrong.WEIGHTS,
-            **wrong.WEIGHTS_TRANSPOSED,
+            **attention.Q_K_SWAPPED,
+            **attention.SCALE_D_MODEL,
+            **attention.SCALE,
+            **attention.WEIGHTS,
+            **attention.WEIGHTS_TRANSPOSED,
             "no-bias": ({"bias": False}, "the biases are missing: c_attn and c_proj are affine, x @ w + b"),
         },
     ),
@@ -349,7 +370,7 @@ def _gelu_visible():
 
 
 def _gelu_hidden(g):
-    shape = (_size(g, 2, 3), _size(g, 3, 6), _size(g, 6, 12))
+    shape = (size(g, 2, 3), size(g, 3, 6), size(g, 6, 12))
     return [hidden("wide64", {"x": _normal(g, *shape, dtype=np.float64, scale=3.0)})]
 
 
@@ -359,18 +380,9 @@ GELU = Exercise(
     hidden=_gelu_hidden,
     reference=lambda x: lib.gelu(x),
     mistakes=table(
-        wrong.gelu,
+        activations.gelu,
         {
-            "exact": (
-                {"act": "exact"},
-                "this is the exact GELU (with erf): GPT-2 uses the tanh approximation "
-                "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
-            ),
-            "relu": ({"act": "relu"}, "this is ReLU: GELU is x times a smooth gate, not max(x, 0)"),
-            "square": ({"act": "square"}, "the correction term is 0.044715 x^3 (a cube), not x^2"),
-            "constant": ({"act": "constant"}, "the constant inside the tanh is sqrt(2/pi), not sqrt(pi/2)"),
-            "sigmoid": ({"act": "sigmoid"}, "this is the sigmoid approximation x * sigmoid(1.702 x): use the tanh form"),
-            "silu": ({"act": "silu"}, "this is SiLU, x * sigmoid(x) (Llama's activation): GELU is 0.5 x (1 + tanh(...))"),
+            **activations.GELU,
             "cube-only": (
                 {"act": "cube-only"},
                 "inside the tanh goes sqrt(2/pi) * (x + 0.044715 x^3): you left out the x + part",
@@ -406,9 +418,12 @@ def _mlp_visible():
 
 
 def _mlp_hidden(g):
-    batch = (_size(g, 2, 3), _size(g, 4, 7), _size(g, 8, 14))
-    wide = (_size(g, 2, 5), _size(g, 14, 20))
-    return [hidden("batch64", _mlp_inputs(g, batch, np.float64)), hidden("wide", _mlp_inputs(g, wide, np.float32))]
+    batch = (size(g, 2, 3), size(g, 4, 7), size(g, 8, 14))
+    wide = (size(g, 2, 5), size(g, 14, 20))
+    return [
+        hidden("batch64", _mlp_inputs(g, batch, np.float64)),
+        hidden("wide", _mlp_inputs(g, wide, np.float32)),
+    ]
 
 
 def _mlp_stations(inputs):
@@ -424,7 +439,7 @@ MLP = Exercise(
     reference=lambda x, params: lib.mlp(x, params),
     stations=_mlp_stations,
     parts=(Part("mlp.post_act", "gelu", lambda inp, st: {"x": st["mlp.pre_act"]}),),
-    mistakes=table(wrong.mlp, wrong.MLP),
+    mistakes=table(mlp.mlp, mlp.MLP),
 )
 
 # ---- the block ---------------------------------------------------------------------------------
@@ -450,13 +465,12 @@ def _block_inputs(g, lead, T, d, H, dtype):
 
 
 def _block_visible():
-    specs = [("single", (), 5, 8, 2, np.float32), ("batch", (2,), 5, 8, 2, np.float32), ("batch-three64", (2,), 6, 9, 3, np.float64)]
-    return [Case(name, _block_inputs(rng(280 + i), lead, T, d, H, dtype)) for i, (name, lead, T, d, H, dtype) in enumerate(specs)]
+    return _visible_sizes(_block_inputs, 280)
 
 
 def _block_hidden(g):
-    B, T3, d3 = _size(g, 2, 3), _size(g, 4, 7), 3 * _size(g, 3, 5)
-    T4, d4 = _size(g, 5, 8), 4 * _size(g, 3, 5)
+    B, T3, d3 = size(g, 2, 3), size(g, 4, 7), 3 * size(g, 3, 5)
+    T4, d4 = size(g, 5, 8), 4 * size(g, 3, 5)
     return [
         hidden("three64", _block_inputs(g, (B,), T3, d3, 3, np.float64)),
         hidden("four", _block_inputs(g, (), T4, d4, 4, np.float32)),
@@ -493,14 +507,17 @@ BLOCK = Exercise(
         Part("ln_2", "layer_norm", lambda inp, st: {"x": st["resid_mid"], **inp["params"]["ln_2"]}),
         Part("mlp.out", "mlp", lambda inp, st: {"x": st["ln_2"], "params": inp["params"]["mlp"]}),
     ),
-    mistakes=table(wrong.block, wrong.BLOCK),
+    mistakes=table(block.block, block.BLOCK),
 )
 
 # ---- the modern block: RMSNorm, RoPE, SwiGLU ----------------------------------------------------
 
 
 def _rms_inputs(g, shape, dtype=np.float32, scale=1.0, loc=0.0, eps=None):
-    inputs = {"x": _normal(g, *shape, dtype=dtype, loc=loc, scale=scale), "g": _normal(g, shape[-1], dtype=dtype, loc=1.0, scale=0.2)}
+    inputs = {
+        "x": _normal(g, *shape, dtype=dtype, loc=loc, scale=scale),
+        "g": _normal(g, shape[-1], dtype=dtype, loc=1.0, scale=0.2),
+    }
     return inputs if eps is None else {**inputs, "eps": eps}
 
 
@@ -513,22 +530,18 @@ def _rms_visible():
 
 
 def _rms_hidden(g):
-    shape = (_size(g, 2, 3), _size(g, 4, 7), _size(g, 12, 20))
+    shape = (size(g, 2, 3), size(g, 4, 7), size(g, 12, 20))
     return [
-        hidden("batch-eps", _rms_inputs(g, shape, scale=0.1, loc=0.5, eps=float(10 ** g.uniform(-2.5, -1.5)))),
-        hidden("quiet64", _rms_inputs(g, (_size(g, 2, 5), _size(g, 6, 12)), np.float64, scale=2e-3), kinds={QUIET}, about=QUIET),
+        hidden(
+            "batch-eps", _rms_inputs(g, shape, scale=0.1, loc=0.5, eps=float(10 ** g.uniform(-2.5, -1.5)))
+        ),
+        hidden(
+            "quiet64",
+            _rms_inputs(g, (size(g, 2, 5), size(g, 6, 12)), np.float64, scale=2e-3),
+            kinds={QUIET},
+            about=QUIET,
+        ),
     ]
-
-
-def _rms_variant(x, g, eps=1e-6, *, centre=False, mean=True, eps_where="inside", root=True, gain=True):
-    """RMSNorm; ``centre`` subtracts the mean first, ``mean=False`` sums the squares, ``root=False``
-    divides by the mean square itself."""
-    if centre:
-        x = x - x.mean(axis=-1, keepdims=True)
-    ms = (x * x).mean(axis=-1, keepdims=True) if mean else (x * x).sum(axis=-1, keepdims=True)
-    denominator = (np.sqrt(ms + eps) if eps_where == "inside" else np.sqrt(ms) + eps) if root else ms + eps
-    y = x / denominator
-    return (y * g if gain else y).astype(x.dtype)
 
 
 RMS_NORM = Exercise(
@@ -537,14 +550,20 @@ RMS_NORM = Exercise(
     hidden=_rms_hidden,
     reference=lambda x, g, eps=1e-6: lib.rms_norm(x, g, eps),
     mistakes=table(
-        _rms_variant,
+        norms.rms_norm,
         {
             "centred": (
                 {"centre": True},
                 "you subtracted the mean: RMSNorm does not centre, it divides x by sqrt(mean(x**2) + eps)",
             ),
-            "eps-outside": ({"eps_where": "outside"}, "epsilon is outside the square root: sqrt(mean(x**2) + eps)"),
-            "sum": ({"mean": False}, "you summed the squares: RMS is the root of their MEAN over the last axis"),
+            "eps-outside": (
+                {"eps_where": "outside"},
+                "epsilon is outside the square root: sqrt(mean(x**2) + eps)",
+            ),
+            "sum": (
+                {"mean": False},
+                "you summed the squares: RMS is the root of their MEAN over the last axis",
+            ),
             "no-sqrt": ({"root": False}, "you divided by the mean square: divide by its square root"),
             "no-gain": ({"gain": False}, "the gain is missing: multiply by g"),
         },
@@ -568,9 +587,9 @@ def _rope_visible():
 
 
 def _rope_hidden(g):
-    B, H, T, d_head = _size(g, 2, 3), _size(g, 2, 4), _size(g, 4, 8), 4 * _size(g, 2, 4)
-    start = _size(g, 5, 40)
-    T_even, d_even = _size(g, 5, 9), 2 * _size(g, 2, 3)
+    B, H, T, d_head = size(g, 2, 3), size(g, 2, 4), size(g, 4, 8), 4 * size(g, 2, 4)
+    start = size(g, 5, 40)
+    T_even, d_even = size(g, 5, 9), 2 * size(g, 2, 3)
     return [
         hidden(
             "batch64",
@@ -580,31 +599,14 @@ def _rope_hidden(g):
         ),
         hidden(
             "theta",
-            {"x": _normal(g, T_even, d_even), "positions": 2 * np.arange(T_even), "theta": float(g.uniform(100.0, 2000.0))},
+            {
+                "x": _normal(g, T_even, d_even),
+                "positions": 2 * np.arange(T_even),
+                "theta": float(g.uniform(100.0, 2000.0)),
+            },
             about="even positions",
         ),
     ]
-
-
-def _rope_variant(x, positions, theta=10000.0, *, pairs="halves", angles="concatenated", sign=1.0, exponent="2j/d", given=True):
-    """RoPE; ``pairs="neighbours"`` rotates (2j, 2j+1), ``angles="repeated"`` lays the angles out
-    [a0, a0, a1, a1, ...], ``sign=-1`` turns the other way, ``exponent="j/d"`` halves the
-    frequencies' exponent, ``given=False`` uses positions 0..T-1."""
-    d = x.shape[-1]
-    j = np.arange(d // 2)
-    power = -j / d if exponent == "j/d" else -2 * j / d
-    positions = np.asarray(positions if given else np.arange(x.shape[-2]), dtype=np.float64)
-    a = positions[:, None] * theta**power  # [T, d/2]
-    if pairs == "neighbours":
-        x1, x2 = x[..., 0::2], x[..., 1::2]
-        cos, sin = np.cos(a), sign * np.sin(a)
-        out = np.empty_like(x)
-        out[..., 0::2] = x1 * cos - x2 * sin
-        out[..., 1::2] = x1 * sin + x2 * cos
-        return out
-    full = np.repeat(a, 2, axis=-1) if angles == "repeated" else np.concatenate([a, a], axis=-1)
-    cos, sin = np.cos(full), sign * np.sin(full)
-    return (x * cos + lib.rotate_half(x) * sin).astype(x.dtype)
 
 
 APPLY_ROPE = Exercise(
@@ -613,7 +615,7 @@ APPLY_ROPE = Exercise(
     hidden=_rope_hidden,
     reference=lambda x, positions, theta=10000.0: lib.apply_rope(x, positions, theta),
     mistakes=table(
-        _rope_variant,
+        attention.apply_rope,
         {
             "interleaved": (
                 {"pairs": "neighbours"},
@@ -631,7 +633,10 @@ APPLY_ROPE = Exercise(
                 "the rotation goes the wrong way (sin has the wrong sign): the first half becomes "
                 "x1 cos - x2 sin and the second half x2 cos + x1 sin",
             ),
-            "freq": ({"exponent": "j/d"}, "the frequencies are wrong: pair j turns at theta ** (-2j / d_head), you used -j / d_head"),
+            "freq": (
+                {"exponent": "j/d"},
+                "the frequencies are wrong: pair j turns at theta ** (-2j / d_head), you used -j / d_head",
+            ),
             "ignore-positions": (
                 {"given": False},
                 "you used positions 0..T-1 instead of the positions you were given (a continued sequence "
@@ -639,7 +644,9 @@ APPLY_ROPE = Exercise(
             ),
         },
     ),
-    error_hints={"broadcast": "the angles have shape (T, d_head): one row per position, one column per feature"},
+    error_hints={
+        "broadcast": "the angles have shape (T, d_head): one row per position, one column per feature"
+    },
 )
 
 
@@ -655,28 +662,26 @@ def _swiglu_visible():
     g0, g1 = rng(310), rng(311)
     return [
         Case("single", {"x": _normal(g0, 5, 8), "params": _swiglu_params(g0, 8, 20, np.float32)}),
-        Case("batch64", {"x": _normal(g1, 2, 3, 6, dtype=np.float64), "params": _swiglu_params(g1, 6, 16, np.float64)}),
+        Case(
+            "batch64",
+            {"x": _normal(g1, 2, 3, 6, dtype=np.float64), "params": _swiglu_params(g1, 6, 16, np.float64)},
+        ),
     ]
 
 
 def _swiglu_hidden(g):
-    batch, d_ff = (_size(g, 2, 3), _size(g, 3, 6), _size(g, 10, 14)), _size(g, 24, 40)
-    wide, wide_ff = (_size(g, 2, 5), _size(g, 14, 20)), _size(g, 36, 56)
+    batch, d_ff = (size(g, 2, 3), size(g, 3, 6), size(g, 10, 14)), size(g, 24, 40)
+    wide, wide_ff = (size(g, 2, 5), size(g, 14, 20)), size(g, 36, 56)
     return [
-        hidden("batch64", {"x": _normal(g, *batch, dtype=np.float64), "params": _swiglu_params(g, batch[-1], d_ff, np.float64)}),
+        hidden(
+            "batch64",
+            {
+                "x": _normal(g, *batch, dtype=np.float64),
+                "params": _swiglu_params(g, batch[-1], d_ff, np.float64),
+            },
+        ),
         hidden("wide", {"x": _normal(g, *wide), "params": _swiglu_params(g, wide[-1], wide_ff, np.float32)}),
     ]
-
-
-def _swiglu_variant(x, params, *, gate="silu", branch="gate", up=True, both=False):
-    """SwiGLU; ``gate`` is the activation (``"silu"``, ``"gelu"``, ``"sigmoid"``, ``"relu"``),
-    ``branch="up"`` puts it on the up branch, ``both`` on both, ``up=False`` drops the up branch."""
-    a, b = x @ params["gate_proj"]["w"], x @ params["up_proj"]["w"]
-    if branch == "up":
-        a, b = b, a
-    act = {"silu": lib.silu, "gelu": lib.gelu, "sigmoid": lambda z: 1 / (1 + np.exp(-z)), "relu": lambda z: np.maximum(z, 0)}[gate]
-    h = act(a) * (act(b) if both else b) if up else act(a)
-    return (h @ params["down_proj"]["w"]).astype(x.dtype)
 
 
 SWIGLU = Exercise(
@@ -685,15 +690,21 @@ SWIGLU = Exercise(
     hidden=_swiglu_hidden,
     reference=lambda x, params: lib.swiglu(x, params),
     mistakes=table(
-        _swiglu_variant,
+        mlp.swiglu,
         {
-            "swapped": ({"branch": "up"}, "the SiLU is on the up branch: it goes on the gate, silu(x @ W_gate) * (x @ W_up)"),
+            "swapped": (
+                {"branch": "up"},
+                "the SiLU is on the up branch: it goes on the gate, silu(x @ W_gate) * (x @ W_up)",
+            ),
             "gelu": ({"gate": "gelu"}, "the gate uses GELU: SwiGLU's gate is SiLU, z * sigmoid(z)"),
             "sigmoid": (
                 {"gate": "sigmoid"},
                 "the gate is a plain sigmoid (that is the original GLU): SwiGLU uses SiLU, z * sigmoid(z)",
             ),
-            "relu": ({"gate": "relu"}, "the gate uses ReLU (that is ReGLU): SwiGLU uses SiLU, z * sigmoid(z)"),
+            "relu": (
+                {"gate": "relu"},
+                "the gate uses ReLU (that is ReGLU): SwiGLU uses SiLU, z * sigmoid(z)",
+            ),
             "silu-both": (
                 {"both": True},
                 "the SiLU is on both branches: only the gate gets it, silu(x @ W_gate) * (x @ W_up)",

@@ -12,15 +12,12 @@ Conventions the notebook states and the checks follow:
 - ``perplexity(logits, ids)`` is ``exp(cross_entropy(logits, ids))``.
 """
 
-import math
-
 import numpy as np
 
 import lib
 
-from ..exercise import Case, Exercise, choice, hidden, rng
-from . import wrong
-from .wrong import table
+from ..exercise import Case, Exercise, choice, hidden, rng, size
+from .wrong import activations, head, table
 
 ASSIGNMENT = "03-lm-head"
 # The lib functions the scorer lends this chapter's students (``grader.lending``): the LayerNorm
@@ -28,14 +25,8 @@ ASSIGNMENT = "03-lm-head"
 # chapter's exercises, which the scorer's lib must never hold.
 LENDS = ("layer_norm",)
 GRADED = ("lm_head", "softmax", "log_softmax", "cross_entropy", "perplexity")
-LN2 = float(np.log(2.0))
 SQUARE = "a square input, so the shapes alone cannot tell one axis from the other"
 LARGE = "large logits, where a naive exp overflows"
-
-
-def _size(g, low, high):
-    """An int drawn from ``low .. high`` (both included)."""
-    return int(g.integers(low, high + 1))
 
 
 # ---- lm_head -----------------------------------------------------------------------------------
@@ -72,24 +63,19 @@ def _lm_head_visible():
 
 
 def _lm_head_hidden(g):
-    B, T, d, V = _size(g, 2, 3), _size(g, 4, 7), _size(g, 8, 14), _size(g, 16, 24)
-    square = _size(g, 6, 12)
-    T_untied, d_untied, V_untied = _size(g, 4, 8), _size(g, 4, 8), _size(g, 9, 14)
+    B, T, d, V = size(g, 2, 3), size(g, 4, 7), size(g, 8, 14), size(g, 16, 24)
+    square = size(g, 6, 12)
+    T_untied, d_untied, V_untied = size(g, 4, 8), size(g, 4, 8), size(g, 9, 14)
     return [
         hidden("batch64", _head_arrays(g, (B, T), d, V, np.float64, tied=True)),
-        hidden("square", _head_arrays(g, (_size(g, 2, 5),), square, square, np.float32, tied=True), kinds={D_IS_V}, about=D_IS_V),
+        hidden(
+            "square",
+            _head_arrays(g, (size(g, 2, 5),), square, square, np.float32, tied=True),
+            kinds={D_IS_V},
+            about=D_IS_V,
+        ),
         hidden("untied64", _head_arrays(g, (T_untied,), d_untied, V_untied, np.float64, tied=False)),
     ]
-
-
-def _head_variant(x, ln_f, wte, w_unembed=None, *, norm="layer_norm", bias=True, unembed="given", probabilities=False):
-    """The head; ``norm="none"`` skips the final norm, ``bias=False`` leaves its bias out;
-    ``unembed``: ``"given"`` (right), ``"wte"`` (not transposed), ``"tied"`` (wte.T even when
-    w_unembed is given)."""
-    h = x if norm == "none" else lib.layer_norm(x, ln_f["g"], ln_f["b"] if bias else None)
-    matrix = {"given": wte.T if w_unembed is None else w_unembed, "wte": wte if w_unembed is None else w_unembed, "tied": wte.T}[unembed]
-    logits = h @ matrix
-    return lib.softmax(logits) if probabilities else logits
 
 
 LM_HEAD = Exercise(
@@ -98,14 +84,17 @@ LM_HEAD = Exercise(
     hidden=_lm_head_hidden,
     reference=_lm_head,
     mistakes=table(
-        _head_variant,
+        head.lm_head,
         {
             "no-final-norm": (
-                {"norm": "none"},
+                {"norm": False},
                 "the logits are off because the final norm is missing: apply layer_norm with ln_f's g "
                 "and b to x first, then unembed",
             ),
-            "norm-without-bias": ({"bias": False}, "close: the final LayerNorm has a bias too; pass ln_f['b'] as well as ln_f['g']"),
+            "norm-without-bias": (
+                {"bias": False},
+                "close: the final LayerNorm has a bias too; pass ln_f['b'] as well as ln_f['g']",
+            ),
             "wte-not-transposed": (
                 {"unembed": "wte"},
                 "a tied head multiplies by wte.T, not wte: wte is (V, d), one row per token, and the "
@@ -138,7 +127,7 @@ def _drawn(g, shape, dtype=np.float32, scale=2.0, shift=0.0):
 
 
 def _masked(g, rows, cols, dtype=np.float32):
-    allowed = np.tri(rows, cols, k=_size(g, 0, 2), dtype=bool)
+    allowed = np.tri(rows, cols, k=size(g, 0, 2), dtype=bool)
     return np.where(allowed, _drawn(g, (rows, cols), dtype), dtype(-np.inf))
 
 
@@ -158,25 +147,23 @@ def _softmax_visible():
 
 
 def _softmax_hidden(g):
-    shape3, square = (_size(g, 2, 3), _size(g, 2, 4), _size(g, 4, 7)), _size(g, 4, 7)
+    shape3, square = (size(g, 2, 3), size(g, 2, 4), size(g, 4, 7)), size(g, 4, 7)
     shift = float(g.uniform(600.0, 1000.0))
     return [
         hidden("3d", {"x": _drawn(g, shape3, np.float64)}),
-        hidden("huge64", {"x": _drawn(g, (_size(g, 2, 3), _size(g, 5, 8)), np.float64, scale=3.0, shift=shift)}, kinds={LARGE}, about=f"logits around {shift:.0f}"),
+        hidden(
+            "huge64",
+            {"x": _drawn(g, (size(g, 2, 3), size(g, 5, 8)), np.float64, scale=3.0, shift=shift)},
+            kinds={LARGE},
+            about=f"logits around {shift:.0f}",
+        ),
         hidden("square", {"x": _drawn(g, (square, square))}, kinds={SQUARE}, about="a square input"),
-        hidden("masked", {"x": _masked(g, _size(g, 3, 5), _size(g, 5, 8))}, about="rows with some logits at -inf (masked out)"),
+        hidden(
+            "masked",
+            {"x": _masked(g, size(g, 3, 5), size(g, 5, 8))},
+            about="rows with some logits at -inf (masked out)",
+        ),
     ]
-
-
-def _softmax_variant(x, *, shift=True, axis=-1, keepdims=True, total="row"):
-    """Softmax; ``shift=False`` exponentiates x as it is, ``axis`` normalises another axis,
-    ``keepdims=False`` broadcasts the row's max and sum along the wrong axis, ``total="all"``
-    divides by the sum of the whole array."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        m = x.max(axis=axis, keepdims=keepdims) if shift else 0
-        e = np.exp(x - m)
-        s = e.sum() if total == "all" else e.sum(axis=axis, keepdims=keepdims)
-        return e / s
 
 
 SOFTMAX = Exercise(
@@ -185,7 +172,7 @@ SOFTMAX = Exercise(
     hidden=_softmax_hidden,
     reference=lambda x: lib.softmax(x, axis=-1),
     mistakes=table(
-        _softmax_variant,
+        activations.softmax,
         {
             "no-max-subtraction": (
                 {"shift": False},
@@ -229,26 +216,18 @@ def _log_softmax_visible():
 
 
 def _log_softmax_hidden(g):
-    shape3, square = (_size(g, 2, 3), _size(g, 3, 5), _size(g, 5, 8)), _size(g, 5, 8)
+    shape3, square = (size(g, 2, 3), size(g, 3, 5), size(g, 5, 8)), size(g, 5, 8)
     shift = float(g.uniform(700.0, 1000.0))
     return [
         hidden("3d", {"x": _drawn(g, shape3, np.float64)}),
-        hidden("huge64", {"x": _drawn(g, (_size(g, 2, 4), _size(g, 4, 7)), np.float64, shift=shift)}, kinds={LARGE}, about=f"logits around {shift:.0f}"),
+        hidden(
+            "huge64",
+            {"x": _drawn(g, (size(g, 2, 4), size(g, 4, 7)), np.float64, shift=shift)},
+            kinds={LARGE},
+            about=f"logits around {shift:.0f}",
+        ),
         hidden("square", {"x": _drawn(g, (square, square))}, kinds={SQUARE}, about="a square input"),
     ]
-
-
-def _log_softmax_variant(x, *, shift=True, via="direct", axis=-1, base="e"):
-    """Log-softmax; ``shift=False`` sums np.exp(x) as it is, ``via="softmax"`` takes the log of
-    the softmax, ``base="2"`` in bits."""
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if via == "softmax":
-            out = np.log(lib.softmax(x, axis=axis))
-        elif shift:
-            out = lib.log_softmax(x, axis=axis)
-        else:
-            out = x - np.log(np.exp(x).sum(axis=axis, keepdims=True))
-    return out / np.asarray(LN2, x.dtype) if base == "2" else out
 
 
 LOG_SOFTMAX = Exercise(
@@ -257,7 +236,7 @@ LOG_SOFTMAX = Exercise(
     hidden=_log_softmax_hidden,
     reference=lambda x: lib.log_softmax(x, axis=-1),
     mistakes=table(
-        _log_softmax_variant,
+        activations.log_softmax,
         {
             "no-max-subtraction": (
                 {"shift": False},
@@ -269,8 +248,14 @@ LOG_SOFTMAX = Exercise(
                 "you took the log of the softmax: probabilities smaller than float32 can hold round to 0 "
                 "and their log is -inf. Compute (x - m) - log(sum(exp(x - m))) directly",
             ),
-            "log2": ({"base": "2"}, "you used log base 2: log-probabilities here are natural logs (np.log), in nats"),
-            "axis-0": ({"axis": 0}, "log-softmax over the wrong axis: normalise over the last axis (the vocabulary)"),
+            "log2": (
+                {"base": "2"},
+                "you used log base 2: log-probabilities here are natural logs (np.log), in nats",
+            ),
+            "axis-0": (
+                {"axis": 0},
+                "log-softmax over the wrong axis: normalise over the last axis (the vocabulary)",
+            ),
         },
     ),
     error_hints={
@@ -302,31 +287,21 @@ def _loss_visible():
 
 
 def _loss_hidden(g):
-    B, T, shift = _size(g, 2, 4), _size(g, 5, 9), float(g.uniform(100.0, 130.0))
+    B, T, shift = size(g, 2, 4), size(g, 5, 9), float(g.uniform(100.0, 130.0))
     return [
-        hidden("batch64", _loss_arrays(g, (B, T), V=_size(g, 12, 24), dtype=np.float64)),
-        hidden("two", _loss_arrays(g, (2,), V=_size(g, 4, 8)), kinds={TWO}, about=TWO),
-        hidden("large", _loss_arrays(g, (_size(g, 6, 10),), V=_size(g, 12, 20), scale=3.0, shift=shift), kinds={LARGE}, about=f"logits around {shift:.0f}"),
+        hidden("batch64", _loss_arrays(g, (B, T), V=size(g, 12, 24), dtype=np.float64)),
+        hidden("two", _loss_arrays(g, (2,), V=size(g, 4, 8)), kinds={TWO}, about=TWO),
+        hidden(
+            "large",
+            _loss_arrays(g, (size(g, 6, 10),), V=size(g, 12, 20), scale=3.0, shift=shift),
+            kinds={LARGE},
+            about=f"logits around {shift:.0f}",
+        ),
     ]
 
 
 def _cross_entropy(logits, ids):
     return lib.cross_entropy(logits[..., :-1, :], ids[..., 1:])
-
-
-def _shifted(logits, ids, shift):
-    """The (logits, targets) pairs a loss scores: ``"next"`` (right: row t with ids[t + 1]),
-    ``"none"`` (row t with ids[t]) or ``"back"`` (row t + 1 with ids[t])."""
-    return {
-        "next": (logits[..., :-1, :], ids[..., 1:]),
-        "none": (logits, ids),
-        "back": (logits[..., 1:, :], ids[..., :-1]),
-    }[shift]
-
-
-def _loss_variant(logits, ids, *, shift="next", **knobs):
-    """Cross-entropy with any knob of ``wrong.nll`` and a ``shift`` of the targets."""
-    return wrong.nll(*_shifted(logits, ids, shift), **knobs)
 
 
 SHIFTS = {
@@ -347,8 +322,15 @@ CROSS_ENTROPY = Exercise(
     hidden=_loss_hidden,
     reference=_cross_entropy,
     mistakes=table(
-        _loss_variant,
-        {**SHIFTS, **{k: v for k, v in wrong.LOSS.items() if k in ("sum", "bits", "per-position", "sign", "probabilities")}},
+        head.cross_entropy,
+        {
+            **SHIFTS,
+            **{
+                k: v
+                for k, v in head.LOSS.items()
+                if k in ("sum", "bits", "per-position", "sign", "probabilities")
+            },
+        },
     ),
     check_dtype=False,
     error_hints={
@@ -358,25 +340,18 @@ CROSS_ENTROPY = Exercise(
 )
 
 
-def _perplexity_variant(logits, ids, *, base=math.e, sign=1.0, reduce="mean", shift="next"):
-    """exp of the mean loss; ``base=2``, ``sign=-1`` (exp(-loss)), ``reduce``: ``"mean-of-exps"``
-    (mean of the per-position perplexities) or ``"sum"`` (exp of the summed loss)."""
-    losses = wrong.nll(*_shifted(logits, ids, shift), reduce="none")
-    if reduce == "mean-of-exps":
-        return float(np.exp(losses).mean())
-    loss = losses.sum() if reduce == "sum" else losses.mean()
-    return float(base ** (sign * loss))
-
-
 PERPLEXITY = Exercise(
     name="perplexity",
     visible=_loss_visible,
     hidden=_loss_hidden,
     reference=lambda logits, ids: lib.perplexity(_cross_entropy(logits, ids)),
     mistakes=table(
-        _perplexity_variant,
+        head.perplexity,
         {
-            "base-2": ({"base": 2.0}, "the loss is in nats, so its perplexity is e ** loss (np.exp), not 2 ** loss"),
+            "base-2": (
+                {"base": 2.0},
+                "the loss is in nats, so its perplexity is e ** loss (np.exp), not 2 ** loss",
+            ),
             "mean-of-exps": (
                 {"reduce": "mean-of-exps"},
                 "you averaged the per-position perplexities: perplexity is exp of the MEAN loss (a "

@@ -23,9 +23,9 @@ import numpy as np
 
 import lib
 
-from ..exercise import Case, Exercise, Mistake, choice, hidden, rng
-from ..runners import ToyLM, draw, packed, sampler
-from .wrong import table
+from ..exercise import Case, Exercise, choice, hidden, rng, size
+from ..runners import ToyLM, packed, sampler
+from .wrong import attention, sampling, table
 
 ASSIGNMENT = "04-sampling"
 # The lib functions the scorer lends this chapter's students (``grader.lending``): the softmax of
@@ -42,7 +42,6 @@ GRADED = (
     "KVCache",
     "multi_head_attention",
 )
-NEG_INF = -np.inf
 
 
 def _logits(seed, shape, dtype=np.float32, scale=2.0):
@@ -51,11 +50,6 @@ def _logits(seed, shape, dtype=np.float32, scale=2.0):
 
 def _drawn(g, shape, dtype=np.float32, scale=2.0):
     return (scale * g.normal(size=shape)).astype(dtype)
-
-
-def _size(g, low, high):
-    """An int drawn from ``low .. high`` (both included)."""
-    return int(g.integers(low, high + 1))
 
 
 def _with_tie_at_max(g, shape, dtype=np.float32):
@@ -75,18 +69,6 @@ def _from_probs(probs, order, dtype=np.float32):
     return out.astype(dtype)
 
 
-def _dropped(x, keep):
-    return np.where(keep, x, x.dtype.type(NEG_INF))
-
-
-def _rank(x):
-    """Ranks in lib's order (lower id first among ties), as positions of each token."""
-    order = np.argsort(-x, axis=-1, kind="stable")
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(x.shape[-1]), x.shape), axis=-1)
-    return ranks
-
-
 # ---- temperature -------------------------------------------------------------------------------
 
 TIE_AT_MAX = "two equal largest logits"
@@ -100,36 +82,28 @@ def _temperature_visible():
         Case("zero", {"logits": zero, "temperature": 0.0}, kinds={TIE_AT_MAX}),
         Case("hot64", {"logits": _logits(73, (3, 9), np.float64), "temperature": 2.5}),
         Case("one", {"logits": _logits(74, (7,)), "temperature": 1.0}),
-        Case("zero-batch64", {"logits": _with_tie_at_max(rng(75), (2, 6), np.float64), "temperature": 0.0}, kinds={TIE_AT_MAX}),
+        Case(
+            "zero-batch64",
+            {"logits": _with_tie_at_max(rng(75), (2, 6), np.float64), "temperature": 0.0},
+            kinds={TIE_AT_MAX},
+        ),
     ]
 
 
 def _temperature_hidden(g):
-    B, hot = _size(g, 2, 4), round(float(g.uniform(1.5, 3.5)), 2)
-    B0 = _size(g, 2, 4)
+    B, hot = size(g, 2, 4), round(float(g.uniform(1.5, 3.5)), 2)
+    B0 = size(g, 2, 4)
     return [
-        hidden("hot64", {"logits": _drawn(g, (B, _size(g, 8, 12)), np.float64), "temperature": hot}),
-        hidden("one", {"logits": _drawn(g, (_size(g, 6, 12),)), "temperature": 1.0}),
-        hidden("zero-tie", {"logits": _with_tie_at_max(g, (_size(g, 5, 9),)), "temperature": 0.0}, kinds={TIE_AT_MAX}, about=TIE_AT_MAX),
-        hidden("zero-batch64", {"logits": _drawn(g, (B0, _size(g, 5, 9)), np.float64), "temperature": 0.0}),
+        hidden("hot64", {"logits": _drawn(g, (B, size(g, 8, 12)), np.float64), "temperature": hot}),
+        hidden("one", {"logits": _drawn(g, (size(g, 6, 12),)), "temperature": 1.0}),
+        hidden(
+            "zero-tie",
+            {"logits": _with_tie_at_max(g, (size(g, 5, 9),)), "temperature": 0.0},
+            kinds={TIE_AT_MAX},
+            about=TIE_AT_MAX,
+        ),
+        hidden("zero-batch64", {"logits": _drawn(g, (B0, size(g, 5, 9)), np.float64), "temperature": 0.0}),
     ]
-
-
-def _temperature_variant(logits, temperature, *, op="divide", zero="first-max", on="logits"):
-    """Temperature; ``op="multiply"``, ``zero``: ``"first-max"`` (right), ``"divide"`` (a plain
-    division by 0) or ``"every-max"`` (ties all kept); ``on="probabilities"`` divides the softmax,
-    ``on="returned-probabilities"`` returns the softmax of the right logits."""
-    if on == "probabilities":
-        return lib.softmax(logits) / logits.dtype.type(temperature or 1.0)
-    if on == "returned-probabilities":
-        return lib.softmax(lib.apply_temperature(logits, temperature))
-    if temperature == 0 and zero != "divide":
-        if zero == "every-max":
-            return _dropped(logits, logits == logits.max(axis=-1, keepdims=True))
-        return lib.apply_temperature(logits, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = logits.dtype.type(temperature)
-        return logits * t if op == "multiply" else logits / t
 
 
 APPLY_TEMPERATURE = Exercise(
@@ -138,7 +112,7 @@ APPLY_TEMPERATURE = Exercise(
     hidden=_temperature_hidden,
     reference=lambda logits, temperature: lib.apply_temperature(logits, temperature),
     mistakes=table(
-        _temperature_variant,
+        sampling.apply_temperature,
         {
             "multiply": (
                 {"op": "multiply", "zero": "divide"},
@@ -205,55 +179,27 @@ def _ties_at_k(g, rows, V, k):
 
 
 def _top_k_hidden(g):
-    B, k = _size(g, 2, 4), _size(g, 3, 5)
-    V_small = _size(g, 5, 8)
-    k_ties = _size(g, 3, 5)
+    B, k = size(g, 2, 4), size(g, 3, 5)
+    V_small = size(g, 5, 8)
+    k_ties = size(g, 3, 5)
     return [
-        hidden("batch64", {"logits": _drawn(g, (B, _size(g, 10, 14)), np.float64), "k": k}),
-        hidden("k1", {"logits": _drawn(g, (_size(g, 8, 12),)), "k": 1}),
+        hidden("batch64", {"logits": _drawn(g, (B, size(g, 10, 14)), np.float64), "k": k}),
+        hidden("k1", {"logits": _drawn(g, (size(g, 8, 12),)), "k": 1}),
         hidden("k-equals-V", {"logits": _drawn(g, (V_small,)), "k": V_small}, kinds={K_IS_V}, about=K_IS_V),
-        hidden("k-above-V", {"logits": _drawn(g, (V_small,)), "k": V_small + _size(g, 1, 4)}, kinds={K_ABOVE_V}, about=K_ABOVE_V),
-        hidden("k-none", {"logits": _drawn(g, (_size(g, 5, 9),), np.float64), "k": None}),
+        hidden(
+            "k-above-V",
+            {"logits": _drawn(g, (V_small,)), "k": V_small + size(g, 1, 4)},
+            kinds={K_ABOVE_V},
+            about=K_ABOVE_V,
+        ),
+        hidden("k-none", {"logits": _drawn(g, (size(g, 5, 9),), np.float64), "k": None}),
         hidden(
             "ties-batch64",
-            {"logits": _ties_at_k(g, _size(g, 2, 3), _size(g, 8, 11), k_ties), "k": k_ties},
+            {"logits": _ties_at_k(g, size(g, 2, 3), size(g, 8, 11), k_ties), "k": k_ties},
             kinds={TIES_AT_K},
             about=TIES_AT_K,
         ),
     ]
-
-
-def _keep_ranked(logits, n_keep, order):
-    keep = np.zeros(logits.shape, dtype=bool)
-    np.put_along_axis(keep, order[..., : max(n_keep, 0)], True, axis=-1)
-    return _dropped(logits, keep)
-
-
-def _ranked(logits):
-    return np.argsort(-logits, axis=-1, kind="stable")
-
-
-ORDERS = {
-    "largest-first": _ranked,
-    "ties-higher-id": lambda logits: np.argsort(logits, axis=-1, kind="stable")[..., ::-1],
-    "smallest-first": lambda logits: np.argsort(logits, axis=-1, kind="stable"),
-}
-
-
-def _top_k_variant(logits, k, *, extra=0, order="largest-first", threshold=False, removed="-inf", probabilities=False):
-    """Top-k; ``extra`` tokens more (or fewer), another ``order``, ``threshold=True`` keeps every
-    logit >= the k-th largest, ``removed="zero"`` puts 0 instead of -inf, ``probabilities=True``
-    returns the softmax."""
-    if k is None or k >= logits.shape[-1]:
-        out = logits.copy()
-    elif threshold:
-        kth = -np.sort(-logits, axis=-1)[..., k - 1 : k]
-        out = _dropped(logits, logits >= kth)
-    else:
-        out = _keep_ranked(logits, k + extra, ORDERS[order](logits))
-    if removed == "zero":
-        out = np.where(np.isneginf(out), 0, out).astype(logits.dtype)
-    return lib.softmax(out) if probabilities else out
 
 
 TOP_K_FILTER = Exercise(
@@ -262,7 +208,7 @@ TOP_K_FILTER = Exercise(
     hidden=_top_k_hidden,
     reference=lambda logits, k: lib.top_k_filter(logits, k),
     mistakes=table(
-        _top_k_variant,
+        sampling.top_k_filter,
         {
             "threshold-keeps-ties": (
                 {"threshold": True},
@@ -275,11 +221,13 @@ TOP_K_FILTER = Exercise(
                 "ties are broken the wrong way: among equal logits the LOWER id ranks first. Reversing an "
                 "ascending argsort puts the higher id first; sort -logits with kind='stable' instead",
             ),
-            "smallest-k": ({"order": "smallest-first"}, "you kept the k SMALLEST logits: sort in decreasing order (argsort of -logits)"),
+            "smallest-k": (
+                {"order": "smallest-first"},
+                "you kept the k SMALLEST logits: sort in decreasing order (argsort of -logits)",
+            ),
             "k-plus-one": ({"extra": 1}, "off by one: you kept k + 1 tokens; keep exactly k"),
             "k-minus-one": ({"extra": -1}, "off by one: you kept k - 1 tokens; keep exactly k"),
-            "zero-not-inf": ({"removed": "zero"}, "removed tokens must get -inf, not 0: a logit of 0 still has probability e^0 / Z > 0"),
-            "probabilities": ({"probabilities": True}, "return the filtered LOGITS (removed ones at -inf), not probabilities"),
+            **sampling.RETURNED,
         },
     ),
     error_hints={
@@ -305,7 +253,7 @@ def _exact_masses(g, V, n, dtype=np.float32):
     a ``p`` that the mass of the first ones hits exactly (every sum of 1/n is exact in float)."""
     logits = np.full(V, -np.inf)
     logits[g.choice(V, size=n, replace=False)] = float(g.normal())
-    return logits.astype(dtype), _size(g, 1, n - 1) / n
+    return logits.astype(dtype), size(g, 1, n - 1) / n
 
 
 def _top_p_visible():
@@ -332,61 +280,32 @@ def _tie_at_boundary(g):
     less likely ones, and a ``p`` that keeps exactly one of the tied: the lowest id, by lib's
     ranking."""
     top, tied = float(g.uniform(0.25, 0.4)), float(g.uniform(0.1, 0.15))
-    probs = np.array([top, *[tied] * _size(g, 2, 4), *(tied * g.uniform(0.1, 0.9, size=_size(g, 1, 3)))])
+    probs = np.array([top, *[tied] * size(g, 2, 4), *(tied * g.uniform(0.1, 0.9, size=size(g, 1, 3)))])
     p = (top + tied * float(g.uniform(0.3, 0.7))) / probs.sum()
     return _from_probs(probs / probs.sum(), g.permutation(len(probs)), np.float64), p
 
 
 def _top_p_hidden(g):
-    B, p = _size(g, 2, 4), round(float(g.uniform(0.8, 0.95)), 2)
+    B, p = size(g, 2, 4), round(float(g.uniform(0.8, 0.95)), 2)
     tie, p_tie = _tie_at_boundary(g)
-    n = int(2 ** _size(g, 2, 3))
-    exact, p_exact = _exact_masses(g, n + _size(g, 1, 5), n, np.float64)
-    masked = _drawn(g, (_size(g, 8, 12),))
+    n = int(2 ** size(g, 2, 3))
+    exact, p_exact = _exact_masses(g, n + size(g, 1, 5), n, np.float64)
+    masked = _drawn(g, (size(g, 8, 12),))
     masked[g.choice(len(masked), size=3, replace=False)] = -np.inf
     return [
-        hidden("batch64", {"logits": _drawn(g, (B, _size(g, 10, 14)), np.float64), "p": p}),
-        hidden("p-one", {"logits": _drawn(g, (_size(g, 7, 11),)), "p": 1.0}),
-        hidden("p-none", {"logits": _drawn(g, (_size(g, 5, 9),)), "p": None}),
+        hidden("batch64", {"logits": _drawn(g, (B, size(g, 10, 14)), np.float64), "p": p}),
+        hidden("p-one", {"logits": _drawn(g, (size(g, 7, 11),)), "p": 1.0}),
+        hidden("p-none", {"logits": _drawn(g, (size(g, 5, 9),)), "p": None}),
         hidden("tie-at-boundary", {"logits": tie, "p": p_tie}, kinds={TIED_BOUNDARY}, about=TIED_BOUNDARY),
         hidden("p-exact", {"logits": exact, "p": p_exact}, kinds={P_EXACT}, about=P_EXACT),
         hidden(
             "tiny-p",
-            {"logits": _drawn(g, (_size(g, 5, 9),)), "p": round(float(g.uniform(0.005, 0.03)), 3)},
+            {"logits": _drawn(g, (size(g, 5, 9),)), "p": round(float(g.uniform(0.005, 0.03)), 3)},
             kinds={BELOW_TOP},
             about=BELOW_TOP,
         ),
         hidden("after-top-k", {"logits": masked, "p": round(float(g.uniform(0.7, 0.9)), 2)}),
     ]
-
-
-KEEP_RULES = {
-    "before<p": lambda before, cum, p: before < p,
-    "before<=p": lambda before, cum, p: before <= p,
-    "cum<p": lambda before, cum, p: cum < p,
-    "cum<=p": lambda before, cum, p: cum <= p,
-}
-
-
-def _nucleus(logits, p, rule="before<p", order="largest-first"):
-    """Keep tokens by ``KEEP_RULES[rule](mass_before, cumulative, p)`` along ``ORDERS[order]`` or,
-    with ``order="id"``, in token-id order."""
-    if p is None or p >= 1.0:
-        return logits.copy()
-    ranked = np.broadcast_to(np.arange(logits.shape[-1]), logits.shape) if order == "id" else ORDERS[order](logits)
-    probs = np.take_along_axis(lib.softmax(logits), ranked, axis=-1)
-    cumulative = np.cumsum(probs, axis=-1)
-    keep_sorted = KEEP_RULES[rule](cumulative - probs, cumulative, p)
-    keep = np.zeros(logits.shape, dtype=bool)
-    np.put_along_axis(keep, ranked, keep_sorted, axis=-1)
-    return _dropped(logits, keep)
-
-
-def _top_p_variant(logits, p, *, removed="-inf", probabilities=False, **nucleus):
-    out = _nucleus(logits, p, **nucleus)
-    if removed == "zero":
-        out = np.where(np.isneginf(out) & ~np.isneginf(logits), 0, out).astype(logits.dtype)
-    return lib.softmax(out) if probabilities else out
 
 
 DROPS_CROSSING = (
@@ -400,7 +319,7 @@ TOP_P_FILTER = Exercise(
     hidden=_top_p_hidden,
     reference=lambda logits, p: lib.top_p_filter(logits, p),
     mistakes=table(
-        _top_p_variant,
+        sampling.top_p_filter,
         {
             "drops-crossing": ({"rule": "cum<p"}, DROPS_CROSSING),
             "drops-crossing-le": ({"rule": "cum<=p"}, DROPS_CROSSING),
@@ -414,14 +333,16 @@ TOP_P_FILTER = Exercise(
                 "you accumulated probabilities in token-id order: sort the tokens from most to least "
                 "likely first, then accumulate",
             ),
-            "ascending": ({"order": "smallest-first"}, "you accumulated from the LEAST likely token: sort in decreasing probability"),
+            "ascending": (
+                {"order": "smallest-first"},
+                "you accumulated from the LEAST likely token: sort in decreasing probability",
+            ),
             "ties-higher-id": (
                 {"order": "ties-higher-id"},
                 "ties are broken the wrong way: among equal probabilities the LOWER id ranks first; sort "
                 "-logits with kind='stable' rather than reversing an ascending sort",
             ),
-            "zero-not-inf": ({"removed": "zero"}, "removed tokens must get -inf, not 0: a logit of 0 still has probability e^0 / Z > 0"),
-            "probabilities": ({"probabilities": True}, "return the filtered LOGITS (removed ones at -inf), not probabilities"),
+            **sampling.RETURNED,
         },
     ),
     error_hints={"NoneType": "p=None keeps every token: return a copy of the logits unchanged"},
@@ -436,30 +357,58 @@ def _filtered_visible():
     return [
         Case("all-three", {"logits": _logits(301, (12,)), "temperature": 1.5, "top_k": 5, "top_p": 0.75}),
         Case("defaults", {"logits": _logits(102, (9,)), "temperature": 1.0, "top_k": None, "top_p": None}),
-        Case("batch64", {"logits": _logits(103, (3, 12), np.float64), "temperature": 1.4, "top_k": 7, "top_p": 0.8}),
+        Case(
+            "batch64",
+            {"logits": _logits(103, (3, 12), np.float64), "temperature": 1.4, "top_k": 7, "top_p": 0.8},
+        ),
         Case("greedy", {"logits": _logits(104, (9,)), "temperature": 0.0, "top_k": 4, "top_p": 0.9}),
         Case("hot-top-p", {"logits": _logits(105, (2, 14)), "temperature": 2.2, "top_k": None, "top_p": 0.6}),
-        Case("k-above-V64", {"logits": _logits(106, (6,), np.float64), "temperature": 0.8, "top_k": 9, "top_p": 0.95}, kinds={K_ABOVE_V}),
+        Case(
+            "k-above-V64",
+            {"logits": _logits(106, (6,), np.float64), "temperature": 0.8, "top_k": 9, "top_p": 0.95},
+            kinds={K_ABOVE_V},
+        ),
     ]
 
 
 def _filtered_hidden(g):
-    B, T, k, p = _size(g, 2, 4), round(float(g.uniform(1.2, 2.0)), 2), _size(g, 6, 9), round(float(g.uniform(0.7, 0.9)), 2)
+    B, T, k, p = (
+        size(g, 2, 4),
+        round(float(g.uniform(1.2, 2.0)), 2),
+        size(g, 6, 9),
+        round(float(g.uniform(0.7, 0.9)), 2),
+    )
     hot = round(float(g.uniform(1.5, 3.0)), 2)
-    V_small = _size(g, 5, 8)
+    V_small = size(g, 5, 8)
     return [
-        hidden("batch64", {"logits": _drawn(g, (B, _size(g, 12, 16)), np.float64), "temperature": T, "top_k": k, "top_p": p}),
-        hidden("greedy", {"logits": _drawn(g, (_size(g, 8, 12),)), "temperature": 0.0, "top_k": _size(g, 3, 6), "top_p": 0.9}),
+        hidden(
+            "batch64",
+            {"logits": _drawn(g, (B, size(g, 12, 16)), np.float64), "temperature": T, "top_k": k, "top_p": p},
+        ),
+        hidden(
+            "greedy",
+            {
+                "logits": _drawn(g, (size(g, 8, 12),)),
+                "temperature": 0.0,
+                "top_k": size(g, 3, 6),
+                "top_p": 0.9,
+            },
+        ),
         hidden(
             "hot-top-p",
-            {"logits": _drawn(g, (_size(g, 12, 16),)), "temperature": hot, "top_k": None, "top_p": round(float(g.uniform(0.5, 0.7)), 2)},
+            {
+                "logits": _drawn(g, (size(g, 12, 16),)),
+                "temperature": hot,
+                "top_k": None,
+                "top_p": round(float(g.uniform(0.5, 0.7)), 2),
+            },
         ),
         hidden(
             "k-above-V",
             {
                 "logits": _drawn(g, (V_small,), np.float64),
                 "temperature": round(float(g.uniform(0.6, 1.0)), 2),
-                "top_k": V_small + _size(g, 1, 5),
+                "top_k": V_small + size(g, 1, 5),
                 "top_p": 0.95,
             },
             kinds={K_ABOVE_V},
@@ -472,36 +421,13 @@ def _filtered(logits, temperature=1.0, top_k=None, top_p=None):
     return lib.filtered_probs(logits, temperature, top_k, top_p)
 
 
-def _filtered_variant(
-    logits, temperature=1.0, top_k=None, top_p=None, *, order=("temperature", "top_k", "top_p"), renormalise=True, on_probabilities=False
-):
-    """The three filters in another ``order``; ``renormalise=False`` zeroes the removed tokens'
-    probabilities after one softmax instead of taking the softmax of the filtered logits;
-    ``on_probabilities`` divides the filtered probabilities by T and takes a softmax again."""
-    if on_probabilities and temperature:
-        return lib.softmax(_filtered_variant(logits, 1.0, top_k, top_p) / logits.dtype.type(temperature))
-    steps = {
-        "temperature": lambda z: lib.apply_temperature(z, temperature),
-        "top_k": lambda z: lib.top_k_filter(z, top_k),
-        "top_p": lambda z: lib.top_p_filter(z, top_p),
-        "none": lambda z: z,
-    }
-    z = logits
-    for step in order:
-        z = steps[step](z)
-    if renormalise:
-        return lib.softmax(z)
-    tempered = lib.apply_temperature(logits, temperature)
-    return np.where(np.isfinite(z), lib.softmax(tempered), 0).astype(logits.dtype)
-
-
 FILTERED_PROBS = Exercise(
     name="filtered_probs",
     visible=_filtered_visible,
     hidden=_filtered_hidden,
     reference=_filtered,
     mistakes=table(
-        _filtered_variant,
+        sampling.filtered_probs,
         {
             "temperature-last": (
                 {"order": ("top_k", "top_p", "temperature")},
@@ -536,59 +462,13 @@ FILTERED_PROBS = Exercise(
 # ---- drawing a token ---------------------------------------------------------------------------
 
 
-def _lib_sample(logits, rng, temperature=1.0, top_k=None, top_p=None):
-    return lib.sample_next(logits, rng, temperature=temperature, top_k=top_k, top_p=top_p)
-
-
-def _inverse_cdf(probs, rng):
-    cdf = np.cumsum(probs.astype(np.float64))
-    return int(min((cdf <= rng.random() * cdf[-1]).sum(), len(cdf) - 1))
-
-
-def _wrong_sampler(distribution, greedy_uses_rng=False):
-    """A sampler that draws like lib from a wrong distribution (and frequencies are exact)."""
-
-    def sample(logits, rng, temperature=1.0, top_k=None, top_p=None):
-        greedy = temperature == 0 or top_k == 1
-        if greedy and not greedy_uses_rng:
-            return int(np.argmax(logits))
-        u_first = _inverse_cdf(distribution(logits, temperature, top_k, top_p), rng)
-        return int(np.argmax(logits)) if greedy else u_first
-
-    def run(logits, seed, n, mode, settings):
-        if mode == "frequencies":
-            s = settings[0]
-            return distribution(logits, s.get("temperature", 1.0), s.get("top_k"), s.get("top_p"))
-        return draw(sample, logits, seed, n, settings)
-
-    return run
-
-
-def _multinomial_run(logits, seed, n, mode, settings):
-    def sample(logits, rng, temperature=1.0, top_k=None, top_p=None):
-        if temperature == 0 or top_k == 1:
-            return int(np.argmax(logits))
-        probs = lib.filtered_probs(logits, temperature, top_k, top_p).astype(np.float64)
-        return int(np.argmax(rng.multinomial(1, probs / probs.sum())))
-
-    if mode == "frequencies":
-        s = settings[0]
-        return _filtered(logits, s.get("temperature", 1.0), s.get("top_k"), s.get("top_p")).astype(np.float64)
-    return draw(sample, logits, seed, n, settings)
-
-
-def _drops_boundary(logits, temperature, top_k, top_p):
-    z = lib.top_k_filter(lib.apply_temperature(logits, temperature), top_k)
-    if top_p is not None and top_p < 1.0:
-        z = _nucleus(z, top_p, "cum<p")
-    return lib.softmax(z).astype(np.float64)
-
-
 def _exact(logits, seed, n, mode, settings):
+    """lib's draws, or the exact distribution they follow."""
     if mode == "frequencies":
-        s = settings[0]
-        return _filtered(logits, s.get("temperature", 1.0), s.get("top_k"), s.get("top_p")).astype(np.float64)
-    return sampler(_lib_sample)(logits, seed, n, mode, settings)
+        return _filtered(logits, **settings[0]).astype(np.float64)
+    return sampler(lambda logits, rng, **chosen: lib.sample_next(logits, rng, **chosen))(
+        logits, seed, n, mode, settings
+    )
 
 
 SAMPLE_LOGITS = _from_probs(
@@ -611,8 +491,23 @@ def _sample_visible():
     return [
         case("frequencies", SAMPLE_LOGITS, 1, 6000, "frequencies", [{"temperature": 0.8, "top_p": 0.75}]),
         case("plain", _logits(111, (10,), scale=0.7), 2, 20, "draws", [{}]),
-        case("filtered", _logits(112, (12,), scale=0.7), 3, 20, "draws", [{"temperature": 0.7, "top_k": 5, "top_p": 0.9}]),
-        case("mixed", _logits(113, (10,), scale=0.7), 4, 12, "draws", [{"temperature": 0.0}, {}, {"top_k": 1}, {"top_p": 0.8}], {CHANGING}),
+        case(
+            "filtered",
+            _logits(112, (12,), scale=0.7),
+            3,
+            20,
+            "draws",
+            [{"temperature": 0.7, "top_k": 5, "top_p": 0.9}],
+        ),
+        case(
+            "mixed",
+            _logits(113, (10,), scale=0.7),
+            4,
+            12,
+            "draws",
+            [{"temperature": 0.0}, {}, {"top_k": 1}, {"top_p": 0.8}],
+            {CHANGING},
+        ),
         case(
             "draws64",
             _logits(114, (24,), np.float64, scale=0.7),
@@ -634,6 +529,7 @@ def _sample_visible():
     ]
 
 
+DRAWS = ("logits", "n")  # what a hidden case's description shows: not its seed
 FREQUENCY_DRAWS = 3000  # in the hidden frequency case (the visible one has 6000)
 SAMPLE_ATOL = 0.025
 
@@ -653,37 +549,48 @@ def _fair_seed(g, logits, settings, atol):
 
 
 def _sample_hidden(g):
-    V, T, k = _size(g, 6, 10), round(float(g.uniform(1.2, 2.0)), 2), _size(g, 3, 5)
+    V, T, k = size(g, 6, 10), round(float(g.uniform(1.2, 2.0)), 2), size(g, 3, 5)
     frequent = _from_probs(g.dirichlet(np.full(V, 2.0)), g.permutation(V))
     settings = [{"temperature": T, "top_k": k}]
-    V64, n64 = _size(g, 20, 40), _size(g, 20, 40)
-    alternating = [{"temperature": round(float(g.uniform(1.1, 1.6)), 2)}, {"top_p": round(float(g.uniform(0.5, 0.8)), 2)}]
+    V64, n64 = size(g, 20, 40), size(g, 20, 40)
+    alternating = [
+        {"temperature": round(float(g.uniform(1.1, 1.6)), 2)},
+        {"top_p": round(float(g.uniform(0.5, 0.8)), 2)},
+    ]
     return [
         hidden(
             "frequencies",
-            _sample_inputs(frequent, _fair_seed(g, frequent, settings[0], SAMPLE_ATOL), FREQUENCY_DRAWS, "frequencies", settings),
-            about=f"{FREQUENCY_DRAWS} draws with T = {T} and top-k = {k}",
-            sizes=False,
+            _sample_inputs(
+                frequent,
+                _fair_seed(g, frequent, settings[0], SAMPLE_ATOL),
+                FREQUENCY_DRAWS,
+                "frequencies",
+                settings,
+            ),
+            about=f"T = {T}, top-k = {k}",
+            sizes=DRAWS,
         ),
         hidden(
             "draws64",
-            _sample_inputs(_drawn(g, (V64,), np.float64, scale=0.7), int(g.integers(2**31)), n64, "draws", alternating),
+            _sample_inputs(
+                _drawn(g, (V64,), np.float64, scale=0.7), int(g.integers(2**31)), n64, "draws", alternating
+            ),
             kinds={CHANGING},
-            about=f"{n64} draws over {V64} tokens, float64, alternating settings",
-            sizes=False,
+            about="alternating settings",
+            sizes=DRAWS,
         ),
         hidden(
             "greedy-ties",
             _sample_inputs(
-                _with_tie_at_max(g, (_size(g, 5, 8),)),
+                _with_tie_at_max(g, (size(g, 5, 8),)),
                 int(g.integers(2**31)),
-                _size(g, 6, 10),
+                size(g, 6, 10),
                 "draws",
                 [{"temperature": 0.0}, {"temperature": 1.0}],
             ),
             kinds={GREEDY_TIES, CHANGING},
             about=GREEDY_TIES,
-            sizes=False,
+            sizes=DRAWS,
         ),
     ]
 
@@ -694,39 +601,37 @@ SAMPLE_NEXT = Exercise(
     hidden=_sample_hidden,
     runner=sampler,
     reference=_exact,
-    mistakes=(
-        Mistake(
-            "multinomial",
-            _multinomial_run,
-            "your draws follow the right distribution but not the reference's sequence: draw the way "
-            "the docstring says, with ONE u = rng.random() per token and the first index whose "
-            "cumulative probability exceeds u (rng.choice(V, p=probs) does exactly that; "
-            "rng.multinomial and other methods use the generator differently)",
-        ),
-        Mistake(
-            "greedy-draws",
-            _wrong_sampler(_filtered, greedy_uses_rng=True),
-            "a greedy step (temperature 0 or top_k 1) must not draw a random number: return the argmax "
-            "before touching the rng, or every later draw shifts",
-        ),
-        Mistake(
-            "drops-boundary",
-            _wrong_sampler(_drops_boundary),
-            "you sample from a distribution without the token that crosses top_p: top-p keeps that "
-            "token (check your top_p_filter and filtered_probs)",
-        ),
-        Mistake(
-            "no-temperature",
-            _wrong_sampler(lambda logits, t, k, p: _filtered(logits, 1.0, k, p).astype(np.float64)),
-            "your draws ignore the temperature: sample from filtered_probs(logits, temperature, "
-            "top_k, top_p)",
-        ),
-        Mistake(
-            "unfiltered",
-            _wrong_sampler(lambda logits, t, k, p: _filtered(logits, t).astype(np.float64)),
-            "your draws ignore top_k and top_p: sample from filtered_probs(logits, temperature, "
-            "top_k, top_p)",
-        ),
+    mistakes=table(
+        sampling.sample_next,
+        {
+            "multinomial": (
+                {"draw_with": "multinomial"},
+                "your draws follow the right distribution but not the reference's sequence: draw the way "
+                "the docstring says, with ONE u = rng.random() per token and the first index whose "
+                "cumulative probability exceeds u (rng.choice(V, p=probs) does exactly that; "
+                "rng.multinomial and other methods use the generator differently)",
+            ),
+            "greedy-draws": (
+                {"greedy_draws": True},
+                "a greedy step (temperature 0 or top_k 1) must not draw a random number: return the argmax "
+                "before touching the rng, or every later draw shifts",
+            ),
+            "drops-boundary": (
+                {"rule": "cum<p"},
+                "you sample from a distribution without the token that crosses top_p: top-p keeps that "
+                "token (check your top_p_filter and filtered_probs)",
+            ),
+            "no-temperature": (
+                {"order": ("top_k", "top_p")},
+                "your draws ignore the temperature: sample from filtered_probs(logits, temperature, "
+                "top_k, top_p)",
+            ),
+            "unfiltered": (
+                {"order": ("temperature",)},
+                "your draws ignore top_k and top_p: sample from filtered_probs(logits, temperature, "
+                "top_k, top_p)",
+            ),
+        },
     ),
     atol=SAMPLE_ATOL,
     rtol=0.0,
@@ -771,7 +676,9 @@ def _generate_visible():
         case("budget", 121, 12, [3, 1, 4], 10, {"temperature": 1.0}),
         case("stop", 122, 12, [5, 9], 20, {"temperature": 0.9, "top_k": 6}, stop=7),
         case("greedy-stop", 123, 14, [2], 12, {"temperature": 0.0}, stop=9),
-        case("filtered64", 124, 16, [1, 8], 9, {"temperature": 1.2, "top_k": 7, "top_p": 0.6}, dtype=np.float64),
+        case(
+            "filtered64", 124, 16, [1, 8], 9, {"temperature": 1.2, "top_k": 7, "top_p": 0.6}, dtype=np.float64
+        ),
         case("zero-budget", 125, 9, [4, 4], 0, {}, stop=1),
         case("stop-zero", 128, 10, [3], 8, {"temperature": 0.0}, stop=0),
         case("stop-first", 126, 8, [6, 0, 2], 7, {"temperature": 0.0}, stop="first", kinds={STOP_FIRST}),
@@ -788,21 +695,21 @@ def _greedy_tokens(model, ids, n):
 
 def _generate_hidden(g):
     def prompt(V):
-        return g.integers(0, V, size=_size(g, 1, 4)).tolist()
+        return g.integers(0, V, size=size(g, 1, 4)).tolist()
 
     def seed():
         return int(g.integers(2**31))
 
-    greedy, greedy_ids, budget = ToyLM(g, _size(g, 12, 20)), None, _size(g, 12, 18)
+    greedy, greedy_ids, budget = ToyLM(g, size(g, 12, 20)), None, size(g, 12, 18)
     greedy_ids = prompt(greedy.table.shape[0])
     emitted = _greedy_tokens(greedy, greedy_ids, budget)
-    stop = emitted[_size(g, 2, budget - 1)]  # a token greedy decoding emits after a few steps
-    first = ToyLM(g, _size(g, 6, 10))
+    stop = emitted[size(g, 2, budget - 1)]  # a token greedy decoding emits after a few steps
+    first = ToyLM(g, size(g, 6, 10))
     first_ids = prompt(first.table.shape[0])
-    V64, V0 = _size(g, 16, 24), _size(g, 8, 12)
+    V64, V0 = size(g, 16, 24), size(g, 8, 12)
     filtered = {
         "temperature": round(float(g.uniform(1.0, 1.4)), 2),
-        "top_k": _size(g, 6, 10),
+        "top_k": size(g, 6, 10),
         "top_p": round(float(g.uniform(0.85, 0.95)), 2),
     }
     return [
@@ -813,70 +720,41 @@ def _generate_hidden(g):
         ),
         hidden(
             "filtered64",
-            _generate_inputs(ToyLM(g, V64, np.float64), prompt(V64), _size(g, 8, 14), seed(), filtered),
+            _generate_inputs(ToyLM(g, V64, np.float64), prompt(V64), size(g, 8, 14), seed(), filtered),
             about="T, top-k and top-p together, float64, no stop token",
         ),
-        hidden("zero-budget", _generate_inputs(ToyLM(g, V0), prompt(V0), 0, seed(), {}, stop=_size(g, 0, V0 - 1))),
+        hidden(
+            "zero-budget", _generate_inputs(ToyLM(g, V0), prompt(V0), 0, seed(), {}, stop=size(g, 0, V0 - 1))
+        ),
         hidden(
             "stop-first",
-            _generate_inputs(first, first_ids, _size(g, 5, 10), seed(), {"temperature": 0.0}, _greedy_tokens(first, first_ids, 1)[0]),
+            _generate_inputs(
+                first,
+                first_ids,
+                size(g, 5, 10),
+                seed(),
+                {"temperature": 0.0},
+                _greedy_tokens(first, first_ids, 1)[0],
+            ),
             kinds={STOP_FIRST},
             about=STOP_FIRST,
         ),
     ]
 
 
-def _settings(kwargs):
-    return {k: kwargs[k] for k in ("temperature", "top_k", "top_p") if k in kwargs}
-
-
-def _loop(
-    next_logits,
-    ids,
-    max_new_tokens,
-    rng,
-    stop_token=None,
-    *,
-    budget_extra=0,
-    include_stop=True,
-    stop=True,
-    last_only=False,
-    pick=None,
-    only_new=False,
-    **settings,
-):
-    rng = copy.deepcopy(rng)  # the reference and every mistake start from the case's seed
-    pick = pick or (lambda logits: _lib_sample(logits, rng, **settings))
-    out = [int(i) for i in ids]
-    for _ in range(max_new_tokens + budget_extra):
-        logits = next_logits(np.array(out[-1:] if last_only else out))
-        token = int(pick(logits))
-        if stop and token == stop_token and not include_stop:
-            break
-        out.append(token)
-        if stop and token == stop_token:
-            break
-    result = np.array(out, dtype=np.int64)
-    return result[len(ids) :] if only_new else result
-
-
 def _generate(
     next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
 ):
-    return _loop(
-        next_logits, ids, max_new_tokens, rng, stop_token, temperature=temperature, top_k=top_k, top_p=top_p
-    )
-
-
-def _wrong(**how):
-    def wrong(
-        next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
-    ):
-        settings = {} if how.get("defaults") else {"temperature": temperature, "top_k": top_k, "top_p": top_p}
-        options = {k: v for k, v in how.items() if k != "defaults"}
-        return _loop(next_logits, ids, max_new_tokens, rng, stop_token, **options, **settings)
-
-    return wrong
+    """``lib.sample_next`` in a loop over the whole sequence so far, until the budget is spent or
+    right after the stop token (``lib.generate``'s loop, with a function for the model)."""
+    rng = copy.deepcopy(rng)  # the reference and every mistake start from the case's seed
+    out = [int(i) for i in ids]
+    for _ in range(max_new_tokens):
+        logits = next_logits(np.array(out))
+        out.append(int(lib.sample_next(logits, rng, temperature=temperature, top_k=top_k, top_p=top_p)))
+        if out[-1] == stop_token:
+            break
+    return np.array(out, dtype=np.int64)
 
 
 GENERATE = Exercise(
@@ -885,27 +763,39 @@ GENERATE = Exercise(
     hidden=_generate_hidden,
     reference=_generate,
     mistakes=table(
-        lambda *args, how, **kwargs: _wrong(**how)(*args, **kwargs),
+        sampling.generate,
         {
-            "drops-stop": ({"how": {"include_stop": False}}, "you stopped one token early: append the stop token to the output, THEN stop"),
-            "ignores-stop": ({"how": {"stop": False}}, "the loop ran past the stop token: stop right after emitting stop_token"),
-            "one-extra": ({"how": {"budget_extra": 1}}, "one token too many: the budget max_new_tokens counts new tokens only"),
+            "drops-stop": (
+                {"include_stop": False},
+                "you stopped one token early: append the stop token to the output, THEN stop",
+            ),
+            "ignores-stop": (
+                {"stop": False},
+                "the loop ran past the stop token: stop right after emitting stop_token",
+            ),
+            "one-extra": (
+                {"budget_extra": 1},
+                "one token too many: the budget max_new_tokens counts new tokens only",
+            ),
             "one-short": (
-                {"how": {"budget_extra": -1}},
+                {"budget_extra": -1},
                 "one token too few: make max_new_tokens new tokens (unless the stop token comes first)",
             ),
-            "new-only": ({"how": {"only_new": True}}, "return the whole sequence, the prompt ids followed by the new tokens"),
+            "new-only": (
+                {"only_new": True},
+                "return the whole sequence, the prompt ids followed by the new tokens",
+            ),
             "last-token-only": (
-                {"how": {"last_only": True}},
+                {"context": "last"},
                 "next_logits needs the whole sequence so far, not only its last token (a transformer "
                 "attends to every earlier position)",
             ),
             "greedy": (
-                {"how": {"pick": lambda logits: int(np.argmax(logits))}},
+                {"pick": "argmax"},
                 "you always took the argmax: draw each token with your sample_next(logits, rng, ...)",
             ),
             "settings-ignored": (
-                {"how": {"defaults": True}},
+                {"settings": "defaults"},
                 "pass temperature, top_k and top_p on to sample_next: your tokens were drawn with the defaults",
             ),
         },
@@ -922,20 +812,6 @@ def _attend_with_cache(q_new, k_new, v_new, cache_k, cache_v):
     v = np.concatenate([cache_v, v_new], axis=-2)
     out = lib.scaled_dot_product_attention(q_new, k, v, mask=lib.causal_mask(q_new.shape[-2], k.shape[-2]))
     return out, k, v
-
-
-def _cache_variant(q_new, k_new, v_new, cache_k, cache_v, *, keys="all", place="after", mask="offset", scale=True):
-    """Cached attention; ``keys="cached"`` attends to the old keys only, ``place="before"`` puts
-    the new keys before the cached ones, ``mask``: ``"offset"`` (right), ``"no-offset"`` (the
-    mask of T queries over the first T keys) or ``"none"``; ``scale=False`` skips 1/sqrt(d_head)."""
-    new_k, new_v = ([cache_k, k_new], [cache_v, v_new]) if place == "after" else ([k_new, cache_k], [v_new, cache_v])
-    k, v = np.concatenate(new_k, axis=-2), np.concatenate(new_v, axis=-2)
-    T, S = q_new.shape[-2], k.shape[-2]
-    q = q_new if scale else q_new * q_new.dtype.type(np.sqrt(q_new.shape[-1]))  # undoes the 1/sqrt(d_head) inside
-    if keys == "cached":
-        return lib.scaled_dot_product_attention(q, cache_k, cache_v), k, v
-    allowed = {"offset": lambda: lib.causal_mask(T, S), "no-offset": lambda: np.tri(T, S, dtype=bool), "none": lambda: None}[mask]()
-    return lib.scaled_dot_product_attention(q, k, v, mask=allowed), k, v
 
 
 def _cache_inputs(g, H, S, T, d_head, dtype=np.float32):
@@ -958,12 +834,14 @@ def _cache_visible():
 
 
 def _cache_hidden(g):
-    T0, H0, d0 = _size(g, 3, 6), _size(g, 2, 4), _size(g, 3, 6)
-    S_long, H_long = _size(g, 8, 16), _size(g, 3, 5)
+    T0, H0, d0 = size(g, 3, 6), size(g, 2, 4), size(g, 3, 6)
+    S_long, H_long = size(g, 8, 16), size(g, 3, 5)
     return [
         hidden("empty-cache64", _cache_inputs(g, H0, 0, T0, d0, np.float64), about="an empty cache"),
-        hidden("long64", _cache_inputs(g, H_long, S_long, 1, 2 * _size(g, 2, 5), np.float64)),
-        hidden("one-head", _cache_inputs(g, 1, _size(g, 4, 8), 2, _size(g, 3, 6)), kinds={ONE_HEAD}, about=ONE_HEAD),
+        hidden("long64", _cache_inputs(g, H_long, S_long, 1, 2 * size(g, 2, 5), np.float64)),
+        hidden(
+            "one-head", _cache_inputs(g, 1, size(g, 4, 8), 2, size(g, 3, 6)), kinds={ONE_HEAD}, about=ONE_HEAD
+        ),
     ]
 
 
@@ -974,7 +852,7 @@ ATTEND_WITH_CACHE = Exercise(
     runner=packed,
     reference=packed(_attend_with_cache),
     mistakes=table(
-        _cache_variant,
+        attention.attend_with_cache,
         {
             "old-keys-only": (
                 {"keys": "cached"},
@@ -992,11 +870,14 @@ ATTEND_WITH_CACHE = Exercise(
                 "causal_mask(T, S + T) (one new token needs no mask)",
             ),
             "mask-no-offset": (
-                {"mask": "no-offset"},
+                {"offset": False},
                 "the mask is not offset by the cache: the new queries are the LAST T of S + T positions, "
                 "so causal_mask(T, S + T) lets query i see keys 0 .. S + i",
             ),
-            "no-scale": ({"scale": False}, "the scores are not scaled: divide q k^T by sqrt(d_head) (or use scaled_dot_product_attention)"),
+            "no-scale": (
+                {"scale": "none"},
+                "the scores are not scaled: divide q k^T by sqrt(d_head) (or use scaled_dot_product_attention)",
+            ),
         },
         wrap=packed,
     ),

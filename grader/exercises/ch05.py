@@ -16,9 +16,7 @@ import numpy as np
 import lib
 
 from ..exercise import Case, Exercise, Part, choice, hidden, rng
-from . import wrong
-from .ch01 import EMBED_MISTAKES
-from .wrong import table
+from .wrong import attention, block, embedding, head, mlp, norms, table
 
 ASSIGNMENT = "05-worked-toy"
 # The lib functions the scorer lends this chapter's students (``grader.lending``): none, the
@@ -73,17 +71,17 @@ def toy_trace(ids, params) -> dict:
     return model.forward(np.asarray(ids), trace=True)[1]
 
 
-def _run(name, ids, dtype, perturb=None, describe=""):
-    """One input of the toy: (name, ids, params, trace, hidden, describe)."""
+def _run(name, ids, dtype, perturb=None, drawn=False):
+    """One input of the toy: (name, ids, params, trace, drawn), ``drawn`` for a hidden case."""
     params = toy_params(dtype, perturb)
     ids = np.array(ids)
-    return name, ids, params, toy_trace(ids, params), bool(describe), describe
+    return name, ids, params, toy_trace(ids, params), drawn
 
 
 @functools.cache
 def _visible_runs():
-    """"AI rocks" and "rocks AI" with the toy's own weights, and three tokens with perturbed
-    weights in float64 (computed once per process; cases copy what they use)."""
+    """The toy's own weights on "AI rocks" and "rocks AI", and perturbed weights in float64 on
+    three tokens (computed once per process; cases copy what they use)."""
     return (
         _run("ai-rocks", [0, 1], np.float32),
         _run("rocks-ai", [1, 0], np.float32),
@@ -95,24 +93,31 @@ def _hidden_runs(g):
     """Drawn inputs: three tokens in float64, four tokens with perturbed weights, and two or three
     tokens with other perturbed weights in float64."""
     return (
-        _run("three64", g.integers(0, 3, size=3), np.float64, describe="three tokens, float64"),
-        _run("perturbed", g.integers(0, 3, size=4), np.float32, g, "four tokens with perturbed weights"),
-        _run("perturbed64", g.integers(0, 3, size=int(g.integers(2, 4))), np.float64, g, "other weights, float64"),
+        _run("three64", g.integers(0, 3, size=3), np.float64, drawn=True),
+        _run("perturbed", g.integers(0, 3, size=4), np.float32, g, drawn=True),
+        _run("perturbed64", g.integers(0, 3, size=int(g.integers(2, 4))), np.float64, g, drawn=True),
     )
 
 
 def _cases(runs, build):
     """One case per run: ``build(ids, params, trace)`` gives its inputs."""
     cases = []
-    for name, ids, params, trace, is_hidden, describe in runs:
-        inputs, kinds = build(ids, copy.deepcopy(params), trace), {PERTURBED} if "perturbed" in name else set()
-        cases.append(hidden(name, inputs, kinds=kinds, about=describe, sizes=False) if is_hidden else Case(name, inputs, kinds=kinds))
+    for name, ids, params, trace, drawn in runs:
+        inputs = build(ids, copy.deepcopy(params), trace)
+        kinds = {PERTURBED} if "perturbed" in name else set()
+        if drawn:
+            cases.append(hidden(name, inputs, kinds=kinds, about=", ".join(kinds)))
+        else:
+            cases.append(Case(name, inputs, kinds=kinds))
     return cases
 
 
 def _both(build):
     """The visible and the hidden builder of an exercise checked on every run of the toy."""
-    return {"visible": lambda: _cases(_visible_runs(), build), "hidden": lambda g: _cases(_hidden_runs(g), build)}
+    return {
+        "visible": lambda: _cases(_visible_runs(), build),
+        "hidden": lambda g: _cases(_hidden_runs(g), build),
+    }
 
 
 # ---- embeddings --------------------------------------------------------------------------------
@@ -122,12 +127,7 @@ TOY_EMBED = Exercise(
     name="toy_embed",
     **_both(lambda ids, p, tr: {"ids": ids.copy(), "wte": p["wte"], "wpe": p["wpe"]}),
     reference=lambda ids, wte, wpe: lib.embed(ids, wte, wpe),
-    mistakes=table(
-        wrong.embed,
-        {
-            **EMBED_MISTAKES,
-        },
-    ),
+    mistakes=table(embedding.embed, embedding.EMBED),
 )
 
 # ---- LayerNorm ---------------------------------------------------------------------------------
@@ -144,7 +144,7 @@ def _ln_build(stream, norm, eps=EPS):
 
 def _ln_visible():
     cases = _cases(_visible_runs(), _ln_build("embed.out", ("h", 0, "ln_1")))
-    _, ids, params, trace, _, _ = _visible_runs()[0]
+    _, ids, params, trace, _ = _visible_runs()[0]
     cases.insert(1, Case("big-eps", _ln_build("embed.out", ("h", 0, "ln_1"), eps=0.5)(ids, params, trace)))
     return cases
 
@@ -152,7 +152,7 @@ def _ln_visible():
 def _ln_hidden(g):
     runs = _hidden_runs(g)
     cases = _cases(runs, _ln_build("embed.out", ("h", 0, "ln_1")))
-    _, ids, params, trace, _, _ = runs[0]
+    _, ids, params, trace, _ = runs[0]
     ln_2 = _ln_build("h.0.resid_mid", ("h", 0, "ln_2"))(ids, params, trace)
     ln_f = _ln_build("h.0.resid_post", ("ln_f",))(ids, params, trace)
     return [*cases, hidden("ln_2", ln_2, about="LayerNorm 2"), hidden("ln_f", ln_f, about="the final norm")]
@@ -169,7 +169,7 @@ TOY_LAYER_NORM = Exercise(
     visible=_ln_visible,
     hidden=_ln_hidden,
     reference=lambda x, g, b, eps: lib.layer_norm(x, g, b, eps),
-    mistakes=table(wrong.layer_norm, wrong.LAYER_NORM),
+    mistakes=table(norms.layer_norm, norms.LAYER_NORM),
 )
 
 # ---- queries, keys, values ---------------------------------------------------------------------
@@ -194,18 +194,16 @@ TOY_QKV = Exercise(
     **_both(_qkv_inputs),
     reference=_qkv_ref,
     mistakes=table(
-        wrong.qkv,
+        attention.qkv,
         {
-            **wrong.SPLIT,
+            **attention.SPLIT,
             "no-bias": ({"bias": False}, "the bias of c_attn is missing: x @ w + b"),
-            "kqv": (
-                {"order": (1, 0, 2)},
-                "q and k are swapped: the first d columns of x @ w + b are the queries, the next d the "
-                "keys, the last d the values",
-            ),
+            **attention.Q_K_SWAPPED,
         },
     ),
-    error_hints={"cannot reshape": "split x @ w + b into three blocks of d columns first, then each into heads"},
+    error_hints={
+        "cannot reshape": "split x @ w + b into three blocks of d columns first, then each into heads"
+    },
 )
 
 # ---- attention probabilities -------------------------------------------------------------------
@@ -243,7 +241,16 @@ TOY_ATTENTION_PROBS = Exercise(
     visible=_probs_visible,
     hidden=_probs_hidden,
     reference=_probs_ref,
-    mistakes=table(wrong.probs, {**wrong.SCALE, **wrong.SCALE_D_MODEL, **wrong.WEIGHTS, **wrong.MASK_SHAPE, **wrong.FILL}),
+    mistakes=table(
+        attention.probs,
+        {
+            **attention.SCALE,
+            **attention.SCALE_D_MODEL,
+            **attention.WEIGHTS,
+            **attention.MASK_SHAPE,
+            **attention.FILL,
+        },
+    ),
 )
 
 # ---- heads, merge, output projection -----------------------------------------------------------
@@ -267,11 +274,14 @@ TOY_ATTENTION_OUTPUT = Exercise(
     **_both(_attn_out_inputs),
     reference=_attn_out_ref,
     mistakes=table(
-        lambda probs, v, w, b, **knobs: wrong.attention_output(probs, v, w, b, **knobs),
+        attention.attention_output,
         {
-            **wrong.MERGE,
+            **attention.MERGE,
             "no-bias": ({"bias": False}, "the bias of the output projection is missing: merged @ w + b"),
-            "no-projection": ({"proj": False}, "the output projection is missing: after merging the heads, apply merged @ w + b"),
+            "no-projection": (
+                {"proj": False},
+                "the output projection is missing: after merging the heads, apply merged @ w + b",
+            ),
             "probs-transposed": (
                 {"transpose": True},
                 "you used the transposed weights: row i of probs (query i) mixes the value rows, so each "
@@ -303,7 +313,7 @@ TOY_MLP = Exercise(
     name="toy_mlp",
     **_both(_mlp_inputs),
     reference=_mlp_ref,
-    mistakes=table(wrong.toy_mlp, wrong.MLP),
+    mistakes=table(mlp.toy_mlp, mlp.MLP),
 )
 
 # ---- the loss ----------------------------------------------------------------------------------
@@ -311,13 +321,13 @@ TOY_MLP = Exercise(
 
 def _loss_cases(runs):
     cases = []
-    for name, ids, _params, trace, is_hidden, describe in runs:
+    for name, ids, _params, trace, drawn in runs:
         if name == "ai-rocks":
             targets = np.array([1, 2])  # "rocks" after "AI", "<eos>" after "AI rocks"
         else:
             targets = np.roll(ids, -1)
         inputs = {"logits": trace["logits"].copy(), "targets": targets}
-        cases.append(hidden(name, inputs, about=describe, sizes=False) if is_hidden else Case(name, inputs))
+        cases.append(hidden(name, inputs) if drawn else Case(name, inputs))
     return cases
 
 
@@ -330,26 +340,27 @@ def _loss_hidden(g):
     return [*_loss_cases(_hidden_runs(g)), hidden("batch64", _loss_batch(g, B, T, V))]
 
 
-def _toy_loss_variant(logits, targets, *, shift=False, **knobs):
-    """``wrong.nll`` on the targets given, or (``shift``) on them shifted once more."""
-    return wrong.nll(logits[..., :-1, :], targets[..., 1:], **knobs) if shift else wrong.nll(logits, targets, **knobs)
-
-
 TOY_LOSS = Exercise(
     name="toy_loss",
     visible=lambda: [
         *_loss_cases(_visible_runs()),
         Case("batch64", _loss_batch(rng(502), 2, 4, 5)),
-        Case("batch-three", {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in _loss_batch(rng(503), 3, 3, 6).items()}),
+        Case(
+            "batch-three",
+            {
+                k: v.astype(np.float32) if v.dtype.kind == "f" else v
+                for k, v in _loss_batch(rng(503), 3, 3, 6).items()
+            },
+        ),
     ],
     hidden=_loss_hidden,
     reference=lambda logits, targets: lib.cross_entropy(logits, targets),
     mistakes=table(
-        _toy_loss_variant,
+        head.nll,
         {
-            **{k: v for k, v in wrong.LOSS.items() if k != "per-position"},
+            **{k: v for k, v in head.LOSS.items() if k != "per-position"},
             "shifted": (
-                {"shift": True},
+                {"shift": "next"},
                 "the targets are already the next tokens (targets[t] follows position t): score logits[t] "
                 "against targets[t]; do not shift them again",
             ),
@@ -434,15 +445,8 @@ FORWARD_PARTS = (
 )
 
 
-def variant_forward(ids, params, *, final_norm=True, positions=True, **block_knobs):
-    """The toy's forward pass with one thing changed, built from lib's stage functions: any knob of
-    ``wrong.block`` (``mode``, ``mask``), ``final_norm=False`` drops ``ln_f``,
-    ``positions=False`` drops ``wpe``."""
-    x = lib.embed(ids, params["wte"], params["wpe"] if positions else None)
-    x = wrong.block(x, params["h"][0], 2, eps=EPS, **block_knobs)
-    if final_norm:
-        x = lib.layer_norm(x, params["ln_f"]["g"], params["ln_f"]["b"], EPS)
-    return lib.lm_head(x, params["wte"].T)
+# The toy's forward pass with one thing changed (``block.forward``'s knobs).
+variant_forward = functools.partial(block.forward, n_head=2, eps=EPS)
 
 
 TOY_FORWARD = Exercise(
@@ -454,9 +458,15 @@ TOY_FORWARD = Exercise(
     mistakes=table(
         variant_forward,
         {
-            **wrong.BLOCK,
-            "no-final-norm": ({"final_norm": False}, "the final LayerNorm ln_f is missing: normalise the stream before the LM head"),
-            "no-positions": ({"positions": False}, "the position embeddings are missing: the stream starts as wte[ids] + wpe[:T]"),
+            **block.BLOCK,
+            "no-final-norm": (
+                {"final_norm": False},
+                "the final LayerNorm ln_f is missing: normalise the stream before the LM head",
+            ),
+            "no-positions": (
+                {"positions": False},
+                "the position embeddings are missing: the stream starts as wte[ids] + wpe[:T]",
+            ),
         },
     ),
     error_hints={

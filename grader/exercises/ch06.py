@@ -13,8 +13,8 @@ import numpy as np
 import lib
 from lib.checkpoint import checkpoint_layout
 
-from ..exercise import Case, Exercise, choice, hidden
-from .wrong import table
+from ..exercise import Case, Exercise, choice, hidden, size
+from .wrong import cost, table
 
 ASSIGNMENT = "06-cost"
 # The lib functions the scorer lends this chapter's students (``grader.lending``): ``Config``, the
@@ -84,20 +84,14 @@ LLAMA_70B = lib.Config.llama(
 )
 
 
-
-def _size(g, low, high):
-    """An int drawn from ``low .. high`` (both included)."""
-    return int(g.integers(low, high + 1))
-
-
 def gpt2_config(g, **fixed) -> lib.Config:
     """A GPT-2-style config with drawn sizes (``fixed`` overrides any field)."""
-    n_head = _size(g, 4, 16)
+    n_head = size(g, 4, 16)
     sizes = dict(
-        vocab_size=_size(g, 1000, 60000),
-        n_ctx=2 ** _size(g, 8, 11),
-        d_model=n_head * 16 * _size(g, 2, 8),
-        n_layer=_size(g, 2, 24),
+        vocab_size=size(g, 1000, 60000),
+        n_ctx=2 ** size(g, 8, 11),
+        d_model=n_head * 16 * size(g, 2, 8),
+        n_layer=size(g, 2, 24),
         n_head=n_head,
     )
     return lib.Config.gpt2(**{**sizes, **fixed})
@@ -105,17 +99,17 @@ def gpt2_config(g, **fixed) -> lib.Config:
 
 def llama_config(g, grouped: bool, **fixed) -> lib.Config:
     """A Llama-style config with drawn sizes; ``grouped``: fewer KV heads than query heads."""
-    n_kv_head = _size(g, 1, 8)
-    n_head = n_kv_head * (_size(g, 2, 8) if grouped else 1)
-    d_model = n_head * 16 * _size(g, 4, 8)
+    n_kv_head = size(g, 1, 8)
+    n_head = n_kv_head * (size(g, 2, 8) if grouped else 1)
+    d_model = n_head * 16 * size(g, 4, 8)
     sizes = dict(
-        vocab_size=_size(g, 1000, 130000),
-        n_ctx=2 ** _size(g, 10, 13),
+        vocab_size=size(g, 1000, 130000),
+        n_ctx=2 ** size(g, 10, 13),
         d_model=d_model,
-        n_layer=_size(g, 4, 48),
+        n_layer=size(g, 4, 48),
         n_head=n_head,
         n_kv_head=n_kv_head,
-        d_ff=16 * _size(g, d_model // 8, d_model // 4),
+        d_ff=16 * size(g, d_model // 8, d_model // 4),
     )
     return lib.Config.llama(**{**sizes, **fixed})
 
@@ -123,54 +117,24 @@ def llama_config(g, grouped: bool, **fixed) -> lib.Config:
 # ---- count_params ------------------------------------------------------------------------------
 
 
-def count_variant(
-    config,
-    *,
-    biases=True,
-    norms=True,
-    final_norm=True,
-    positions=True,
-    kv_heads="n_kv_head",
-    swiglu_matrices=3,
-    untied_head=True,
-    tied_twice=False,
-    d_ff=None,
-) -> int:
-    """A parameter count from the config's switches, with one thing optionally done wrong:
-    ``kv_heads="n_head"`` gives keys and values as many heads as queries, ``d_ff="4d"`` takes
-    the MLP's width to be 4 d."""
-    c = config
-    d, dh, L, V = c.d_model, c.d_head, c.n_layer, c.vocab_size
-    kv = c.n_head if kv_heads == "n_head" else c.n_kv_head
-    width = 4 * d if d_ff == "4d" else c.d_ff
-    bias = c.bias and biases
-    norm = (2 * d if c.norm == "layernorm" and c.bias else d) if norms else 0
-    qkv = (c.n_head + 2 * kv) * dh
-    per_layer = 2 * norm + d * qkv + bias * qkv + d * d + bias * d
-    if c.mlp == "swiglu":
-        per_layer += swiglu_matrices * d * width + bias * (2 * width + d)
-    else:
-        per_layer += 2 * d * width + bias * (width + d)
-    total = V * d + L * per_layer + (norm if final_norm else 0)
-    if c.positions == "learned" and positions:
-        total += c.n_ctx * d
-    if (not c.tie_embeddings and untied_head) or (c.tie_embeddings and tied_twice):
-        total += V * d
-    return int(total)
-
-
 def config_kinds(config) -> set[str]:
     """What only a config's sizes tell: grouped-query attention, and an MLP width other than 4 d."""
     found = {"grouped KV heads" if config.n_kv_head < config.n_head else "as many KV heads as heads"}
     if config.mlp == "gelu":
-        found.add("a GPT-2 MLP of width 4 d" if config.d_ff == 4 * config.d_model else "a GPT-2 MLP of its own width")
+        found.add(
+            "a GPT-2 MLP of width 4 d"
+            if config.d_ff == 4 * config.d_model
+            else "a GPT-2 MLP of its own width"
+        )
     return found
 
 
 def _case(name, inputs, about=None):
     """A visible case (``about`` None) or a hidden one, with its config's kinds."""
     kinds = config_kinds(inputs["config"])
-    return Case(name, inputs, kinds=kinds) if about is None else hidden(name, inputs, kinds=kinds, about=about)
+    return (
+        Case(name, inputs, kinds=kinds) if about is None else hidden(name, inputs, kinds=kinds, about=about)
+    )
 
 
 def _count_visible():
@@ -184,9 +148,21 @@ def _count_visible():
 def _count_hidden(g):
     return [
         _case("gpt2", {"config": gpt2_config(g)}, "a GPT-2 config"),
-        _case("gpt2-wide", {"config": gpt2_config(g, d_ff=64 * _size(g, 8, 64))}, "a GPT-2 config with its own MLP width"),
-        _case("gpt2-untied", {"config": gpt2_config(g, tie_embeddings=False)}, "a GPT-2-style config with an untied head"),
-        _case("llama-mha", {"config": llama_config(g, grouped=False)}, "a Llama config with as many KV heads as query heads"),
+        _case(
+            "gpt2-wide",
+            {"config": gpt2_config(g, d_ff=64 * size(g, 8, 64))},
+            "a GPT-2 config with its own MLP width",
+        ),
+        _case(
+            "gpt2-untied",
+            {"config": gpt2_config(g, tie_embeddings=False)},
+            "a GPT-2-style config with an untied head",
+        ),
+        _case(
+            "llama-mha",
+            {"config": llama_config(g, grouped=False)},
+            "a Llama config with as many KV heads as query heads",
+        ),
         _case(
             "llama-gqa-tied",
             {"config": llama_config(g, grouped=True, tie_embeddings=True)},
@@ -201,7 +177,7 @@ COUNT_PARAMS = Exercise(
     hidden=_count_hidden,
     reference=lambda config: lib_param_count(config),
     mistakes=table(
-        count_variant,
+        cost.count_params,
         {
             "tied-twice": (
                 {"tied_twice": True},
@@ -222,7 +198,10 @@ COUNT_PARAMS = Exercise(
                 "the norms' weights are missing: each LayerNorm has a gain and a bias (d each), each "
                 "RMSNorm a gain (d); there are two per block and a final one",
             ),
-            "no-final-norm": ({"final_norm": False}, "the final norm ln_f is missing (one norm after the last block)"),
+            "no-final-norm": (
+                {"final_norm": False},
+                "the final norm ln_f is missing (one norm after the last block)",
+            ),
             "no-positions": (
                 {"positions": False},
                 "the learned position table wpe (n_ctx x d) is missing (config.positions == 'learned')",
@@ -249,34 +228,42 @@ COUNT_PARAMS = Exercise(
 FULL_CONTEXT = "a pass over the whole context (T = n_ctx)"
 
 
-def _n_nonembedding(config) -> int:
-    return lib_param_count(config) - lib_embedding_count(config)
-
-
 def _flops_visible():
     return [
         _case("toy", {"config": TOY, "T": 4}),
-        Case("gpt2-small", {"config": GPT2_SMALL, "T": 1024}, kinds=config_kinds(GPT2_SMALL) | {FULL_CONTEXT}),
+        Case(
+            "gpt2-small", {"config": GPT2_SMALL, "T": 1024}, kinds=config_kinds(GPT2_SMALL) | {FULL_CONTEXT}
+        ),
         _case("llama-gqa", {"config": SMALL_LLAMA, "T": 37}),
         _case("untied-one", {"config": GPT2_UNTIED, "T": 1}),
     ]
 
 
 def _flops_hidden(g):
-    llama, grouped, small = llama_config(g, grouped=False), llama_config(g, grouped=True, tie_embeddings=True), gpt2_config(g)
+    llama, grouped, small = (
+        llama_config(g, grouped=False),
+        llama_config(g, grouped=True, tie_embeddings=True),
+        gpt2_config(g),
+    )
     return [
-        hidden("llama", {"config": llama, "T": llama.n_ctx}, kinds=config_kinds(llama) | {FULL_CONTEXT}, about="a Llama config at its full context"),
-        _case("gqa-tied", {"config": grouped, "T": _size(g, 1, grouped.n_ctx)}, "a Llama config with grouped KV heads and a tied head"),
-        _case("untied-one", {"config": gpt2_config(g, tie_embeddings=False), "T": 1}, "an untied GPT-2-style config"),
-        _case("gpt2", {"config": small, "T": _size(g, 2, small.n_ctx)}, "a GPT-2 config"),
+        hidden(
+            "llama",
+            {"config": llama, "T": llama.n_ctx},
+            kinds=config_kinds(llama) | {FULL_CONTEXT},
+            about="a Llama config at its full context",
+        ),
+        _case(
+            "gqa-tied",
+            {"config": grouped, "T": size(g, 1, grouped.n_ctx)},
+            "a Llama config with grouped KV heads and a tied head",
+        ),
+        _case(
+            "untied-one",
+            {"config": gpt2_config(g, tie_embeddings=False), "T": 1},
+            "an untied GPT-2-style config",
+        ),
+        _case("gpt2", {"config": small, "T": size(g, 2, small.n_ctx)}, "a GPT-2 config"),
     ]
-
-
-def _flops_variant(config, T, *, n="non-embedding", factor=2, attention=2, layers=True):
-    """``factor * N + attention * n_layer * T * d_model``; ``n="all"`` counts the embeddings in N,
-    ``layers=False`` counts the attention term once."""
-    N = lib_param_count(config) if n == "all" else _n_nonembedding(config)
-    return factor * N + attention * (config.n_layer if layers else 1) * T * config.d_model
 
 
 FLOPS_PER_TOKEN = Exercise(
@@ -285,7 +272,7 @@ FLOPS_PER_TOKEN = Exercise(
     hidden=_flops_hidden,
     reference=lambda config, T: lib_flops_per_token(config, T),
     mistakes=table(
-        _flops_variant,
+        cost.flops_per_token,
         {
             "no-attention": (
                 {"attention": 0},
@@ -310,7 +297,10 @@ FLOPS_PER_TOKEN = Exercise(
                 "the attention term is 2 * n_layer * T * d_model: you counted every query against all T "
                 "keys, but under the causal mask query t sees t + 1 keys, about T / 2 on average",
             ),
-            "attention-one-layer": ({"layers": False}, "the attention term happens in every block: 2 * n_layer * T * d_model"),
+            "attention-one-layer": (
+                {"layers": False},
+                "the attention term happens in every block: 2 * n_layer * T * d_model",
+            ),
         },
     ),
     atol=0,
@@ -333,22 +323,23 @@ def _kv_visible():
 
 
 def _kv_hidden(g):
-    mha, deep, gpt2 = llama_config(g, grouped=False), llama_config(g, grouped=True, n_layer=_size(g, 60, 96)), gpt2_config(g)
+    mha, deep, gpt2 = (
+        llama_config(g, grouped=False),
+        llama_config(g, grouped=True, n_layer=size(g, 60, 96)),
+        gpt2_config(g),
+    )
     return [
-        _case("llama-mha", {"config": mha, "T": mha.n_ctx, "dtype": F16}, "a Llama config at its full context"),
-        _case("deep-gqa", {"config": deep, "T": _size(g, 100, 4000), "dtype": F16}, "a deep config with grouped KV heads"),
+        _case(
+            "llama-mha", {"config": mha, "T": mha.n_ctx, "dtype": F16}, "a Llama config at its full context"
+        ),
+        _case(
+            "deep-gqa",
+            {"config": deep, "T": size(g, 100, 4000), "dtype": F16},
+            "a deep config with grouped KV heads",
+        ),
         _case("gpt2", {"config": gpt2, "T": gpt2.n_ctx, "dtype": F32}, "a GPT-2 config, full context"),
         _case("one-token64", {"config": llama_config(g, grouped=True), "T": 1, "dtype": F64}, "one token"),
     ]
-
-
-def _kv_variant(config, T, dtype, *, kv=True, heads="n_kv_head", layers=True, unit="bytes", tokens="T"):
-    """The cache's size; ``kv=False`` keys only, ``heads="n_head"``, ``layers=False`` one block,
-    ``unit="bits"``, ``tokens="n_ctx"``."""
-    itemsize = np.dtype(dtype).itemsize * (8 if unit == "bits" else 1)
-    n_heads = config.n_head if heads == "n_head" else config.n_kv_head
-    n_tokens = config.n_ctx if tokens == "n_ctx" else T
-    return (2 if kv else 1) * (config.n_layer if layers else 1) * n_heads * config.d_head * n_tokens * itemsize
 
 
 KV_CACHE_BYTES = Exercise(
@@ -357,17 +348,29 @@ KV_CACHE_BYTES = Exercise(
     hidden=_kv_hidden,
     reference=lambda config, T, dtype: lib_kv_cache_bytes(config, T, dtype),
     mistakes=table(
-        _kv_variant,
+        cost.kv_cache_bytes,
         {
-            "k-only": ({"kv": False}, "that is half the cache: it keeps the keys AND the values (a factor 2)"),
+            "k-only": (
+                {"kv": False},
+                "that is half the cache: it keeps the keys AND the values (a factor 2)",
+            ),
             "n-head": (
                 {"heads": "n_head"},
                 "you used n_head (or d_model): keys and values have n_kv_head heads, fewer than the query "
                 "heads under grouped-query attention; that is the point of it",
             ),
-            "bits": ({"unit": "bits"}, "this is in bits: a number of dtype takes np.dtype(dtype).itemsize BYTES (8 bits each)"),
-            "one-layer": ({"layers": False}, "every block keeps its own keys and values: multiply by n_layer"),
-            "n-ctx": ({"tokens": "n_ctx"}, "you used the whole context n_ctx: count the T tokens in the cache"),
+            "bits": (
+                {"unit": "bits"},
+                "this is in bits: a number of dtype takes np.dtype(dtype).itemsize BYTES (8 bits each)",
+            ),
+            "one-layer": (
+                {"layers": False},
+                "every block keeps its own keys and values: multiply by n_layer",
+            ),
+            "n-ctx": (
+                {"tokens": "n_ctx"},
+                "you used the whole context n_ctx: count the T tokens in the cache",
+            ),
         },
     ),
     atol=0,

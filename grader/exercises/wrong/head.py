@@ -1,0 +1,106 @@
+"""The LM head and the loss, wrong (chapters 3 and 5): the final norm then the (tied) unembedding;
+the mean negative log-likelihood in nats of each position's target; perplexity, exp of it."""
+
+import math
+
+import numpy as np
+
+from .activations import log_softmax, softmax
+from .norms import layer_norm
+
+
+def lm_head(x, ln_f, wte, w_unembed=None, *, norm=True, unembed="given", probabilities=False, **norm_knobs):
+    """The head; ``norm=False`` skips the final norm (any knob of ``norms.layer_norm`` changes it);
+    ``unembed``: ``"given"`` (right: wte.T if tied, else w_unembed), ``"wte"`` (not transposed),
+    ``"tied"`` (wte.T even when w_unembed is given); ``probabilities`` returns their softmax."""
+    h = layer_norm(x, ln_f["g"], ln_f["b"], **norm_knobs) if norm else x
+    untied = w_unembed is not None
+    matrix = {"given": w_unembed if untied else wte.T, "wte": w_unembed if untied else wte, "tied": wte.T}[
+        unembed
+    ]
+    logits = h @ matrix
+    return softmax(logits) if probabilities else logits
+
+
+def _pairs(logits, ids, shift):
+    """The (logits, targets) a loss scores: ``"none"`` (row t with ids[t]), ``"next"`` (row t with
+    ids[t + 1]) or ``"back"`` (row t + 1 with ids[t])."""
+    return {
+        "none": (logits, ids),
+        "next": (logits[..., :-1, :], ids[..., 1:]),
+        "back": (logits[..., 1:, :], ids[..., :-1]),
+    }[shift]
+
+
+def nll(
+    logits, targets, *, shift="none", reduce="mean", base="e", normalise="log-softmax", axis=-1, sign=1.0
+):
+    """The mean negative log-likelihood of the targets paired by ``shift`` (``"none"``: one target
+    per row). ``reduce``: ``"mean"``, ``"sum"`` or ``"none"`` (one loss per position); ``base="2"``
+    is in bits; ``normalise``: ``"log-softmax"`` (right), ``"none"`` (raw logits),
+    ``"probabilities"`` (probabilities, no log); ``axis=-2`` normalises over positions;
+    ``sign=-1`` flips it."""
+    logits, targets = _pairs(logits, targets, shift)
+    z = logits.astype(np.float64)
+    with np.errstate(divide="ignore"):
+        scored = {
+            "log-softmax": lambda: log_softmax(z, axis=axis),
+            "none": lambda: z,
+            "probabilities": lambda: softmax(z, axis=axis),
+        }[normalise]()
+    picked = -np.take_along_axis(scored, targets[..., None], axis=-1)[..., 0]
+    if base == "2":
+        picked = picked / math.log(2)
+    loss = {"mean": picked.mean, "sum": picked.sum, "none": lambda: picked}[reduce]()
+    return sign * loss
+
+
+def cross_entropy(logits, ids, *, shift="next", **knobs):
+    """Chapter 3's loss: ``nll`` of the model's own input ``ids``, row t scored against ids[t + 1]
+    (``shift``), with any knob of ``nll``."""
+    return nll(logits, ids, shift=shift, **knobs)
+
+
+def perplexity(logits, ids, *, shift="next", base=math.e, sign=1.0, reduce="mean"):
+    """exp of the mean loss of ``ids`` (shifted by ``shift``); ``base=2``, ``sign=-1``
+    (exp(-loss)), ``reduce``: ``"mean-of-exps"`` (the mean of the per-position perplexities) or
+    ``"sum"`` (exp of the summed loss)."""
+    losses = nll(logits, ids, shift=shift, reduce="none")
+    if reduce == "mean-of-exps":
+        return float(np.exp(losses).mean())
+    return float(base ** (sign * (losses.sum() if reduce == "sum" else losses.mean())))
+
+
+# The loss: knobs of ``nll``.
+LOSS = {
+    "sum": (
+        {"reduce": "sum"},
+        "you summed the losses: the loss is the MEAN of -log p(target) over the predicted positions",
+    ),
+    "bits": (
+        {"base": "2"},
+        "you measured in bits (log base 2): the loss is in nats, with the natural log (np.log)",
+    ),
+    "per-position": (
+        {"reduce": "none"},
+        "you returned one loss per position: return their mean, a single number",
+    ),
+    "sign": (
+        {"sign": -1.0},
+        "the loss is negative: cross-entropy is MINUS the mean log-probability of the targets",
+    ),
+    "probabilities": (
+        {"normalise": "probabilities"},
+        "you averaged probabilities: take the log-probabilities (a log-softmax) of the targets",
+    ),
+    "raw-logits": (
+        {"normalise": "none"},
+        "you used the logits themselves: turn each row into log-probabilities first (log-softmax: "
+        "logits - max - log(sum(exp(logits - max))))",
+    ),
+    "softmax-positions": (
+        {"axis": -2},
+        "the softmax runs over positions (axis -2): each position's distribution is over the vocabulary, "
+        "the last axis",
+    ),
+}

@@ -1,0 +1,49 @@
+"""MLPs, wrong (chapters 2 and 5): GPT-2's two affine layers around GELU, and Llama's SwiGLU."""
+
+import numpy as np
+
+import lib
+
+from .activations import GELU, gelu
+
+
+def mlp(x, params, *, act="tanh-gelu", bias=True):
+    """GPT-2's MLP with any of the ``activations.ACTIVATIONS``; ``bias=False`` drops both biases."""
+    fc, proj = params["c_fc"], params["c_proj"]
+    h = gelu(x @ fc["w"] + (fc["b"] if bias else 0), act=act)
+    return (h @ proj["w"] + (proj["b"] if bias else 0)).astype(x.dtype)
+
+
+def toy_mlp(x, w_fc, b_fc, w_proj, b_proj, **knobs):
+    """``mlp`` with chapter 5's flat signature."""
+    return mlp(x, {"c_fc": {"w": w_fc, "b": b_fc}, "c_proj": {"w": w_proj, "b": b_proj}}, **knobs)
+
+
+GATES = {
+    "silu": lib.silu,
+    "gelu": lib.gelu,
+    "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+    "relu": lambda z: np.maximum(z, 0),
+}
+
+
+def swiglu(x, params, *, gate="silu", branch="gate", up=True, both=False):
+    """SwiGLU; ``gate`` is one of ``GATES``, ``branch="up"`` puts it on the up branch, ``both`` on
+    both, ``up=False`` drops the up branch."""
+    a, b = x @ params["gate_proj"]["w"], x @ params["up_proj"]["w"]
+    if branch == "up":
+        a, b = b, a
+    act = GATES[gate]
+    h = act(a) * (act(b) if both else b) if up else act(a)
+    return (h @ params["down_proj"]["w"]).astype(x.dtype)
+
+
+# The MLP's activation and biases: knobs of ``mlp`` and ``toy_mlp``.
+MLP = {
+    **GELU,
+    "no-activation": (
+        {"act": "identity"},
+        "there is no activation between the two layers: apply GELU to the d_ff-wide hidden layer",
+    ),
+    "no-bias": ({"bias": False}, "the biases are missing: both layers are affine, h @ w + b"),
+}

@@ -1,0 +1,73 @@
+"""Norms, wrong (chapters 2, 3 and 5): LayerNorm over the last axis with the biased variance and
+eps inside the square root, and RMSNorm."""
+
+import numpy as np
+
+
+def layer_norm(
+    x, g, b, eps=1e-5, *, axis=-1, ddof=0, eps_where="inside", affine=True, bias=True, centre=True
+):
+    """LayerNorm; ``eps_where`` is ``"inside"`` the square root (right), ``"outside"`` or
+    ``"none"``; ``centre=False`` skips the mean (RMS-style); ``axis=None`` normalises the whole
+    array at once; ``affine=False`` leaves out the gain and the bias, ``bias=False`` the bias."""
+    mean = x.mean(axis=axis, keepdims=True)
+    var = ((x - mean) ** 2).sum(axis=axis, keepdims=True) / (
+        (x.size if axis is None else x.shape[axis]) - ddof
+    )
+    if not centre:
+        mean, var = 0, (x * x).mean(axis=axis, keepdims=True)
+    denominator = {
+        "inside": lambda: np.sqrt(var + eps),
+        "outside": lambda: np.sqrt(var) + eps,
+        "none": lambda: np.sqrt(var),
+    }[eps_where]()
+    y = (x - mean) / denominator
+    return (y * g + (b if bias else 0) if affine else y).astype(x.dtype)
+
+
+def rms_norm(x, g, eps=1e-6, *, centre=False, mean=True, eps_where="inside", root=True, gain=True):
+    """RMSNorm; ``centre`` subtracts the mean first, ``mean=False`` sums the squares, ``root=False``
+    divides by the mean square itself, ``gain=False`` leaves out g."""
+    if centre:
+        x = x - x.mean(axis=-1, keepdims=True)
+    ms = (x * x).mean(axis=-1, keepdims=True) if mean else (x * x).sum(axis=-1, keepdims=True)
+    denominator = (np.sqrt(ms + eps) if eps_where == "inside" else np.sqrt(ms) + eps) if root else ms + eps
+    y = x / denominator
+    return (y * g if gain else y).astype(x.dtype)
+
+
+LAYER_NORM = {
+    "eps-outside": (
+        {"eps_where": "outside"},
+        "epsilon is outside the square root: divide by sqrt(var + eps), not sqrt(var) + eps (it shows "
+        "when the variance is tiny or eps is large)",
+    ),
+    "no-eps": (
+        {"eps_where": "none"},
+        "epsilon is missing: divide by sqrt(var + eps); without it a row with tiny variance blows up",
+    ),
+    "unbiased": (
+        {"ddof": 1},
+        "you used the unbiased variance (dividing by d - 1, ddof=1): LayerNorm divides by d (np.var's "
+        "default ddof=0)",
+    ),
+    "wrong-axis": (
+        {"axis": 0},
+        "you normalised over the wrong axis (axis 0, across tokens or the batch): each token's vector is "
+        "normalised on its own, over its d features, the last axis (axis=-1, keepdims=True)",
+    ),
+    "all-axes": (
+        {"axis": None},
+        "you took one mean and variance over the whole array: compute them per token, over the last "
+        "axis (axis=-1, keepdims=True)",
+    ),
+    "no-affine": (
+        {"affine": False},
+        "the normalisation is right but the gain and bias are missing: multiply by g, then add b",
+    ),
+    "no-centre": (
+        {"centre": False},
+        "the mean is not subtracted: that is RMSNorm; LayerNorm centres each row first, then divides by "
+        "the standard deviation",
+    ),
+}

@@ -1,0 +1,193 @@
+"""Sampling, wrong (chapter 4): the filters as ``lib/sampling.py`` defines them (logits in, logits
+out with removed tokens at ``-inf``; temperature, then top-k, then top-p, then softmax; ties rank
+the lower id first; top-p keeps the token that crosses p), a draw by the inverse CDF with one
+``rng.random()`` per token, and the generation loop."""
+
+import copy
+
+import numpy as np
+
+import lib
+
+from ...runners import draw
+from .activations import softmax
+
+
+def _dropped(x, keep):
+    return np.where(keep, x, x.dtype.type(-np.inf))
+
+
+# How tokens are ranked: right (the lower id first among ties), ties reversed, or upside down.
+ORDERS = {
+    "largest-first": lambda logits: np.argsort(-logits, axis=-1, kind="stable"),
+    "ties-higher-id": lambda logits: np.argsort(logits, axis=-1, kind="stable")[..., ::-1],
+    "smallest-first": lambda logits: np.argsort(logits, axis=-1, kind="stable"),
+    "id": lambda logits: np.broadcast_to(np.arange(logits.shape[-1]), logits.shape),
+}
+
+
+def _returned(logits, out, *, removed="-inf", probabilities=False):
+    """A filter's answer: ``removed="zero"`` puts 0 where it removed a token, ``probabilities``
+    returns the softmax instead of the logits."""
+    if removed == "zero":
+        out = np.where(np.isneginf(out) & ~np.isneginf(logits), 0, out).astype(logits.dtype)
+    return softmax(out) if probabilities else out
+
+
+def apply_temperature(logits, temperature, *, op="divide", zero="first-max", on="logits"):
+    """Temperature; ``op="multiply"``, ``zero``: ``"first-max"`` (right), ``"divide"`` (a plain
+    division by 0) or ``"every-max"`` (ties all kept); ``on="probabilities"`` divides the softmax,
+    ``on="returned-probabilities"`` returns the softmax of the right logits."""
+    if on == "probabilities":
+        return softmax(logits) / logits.dtype.type(temperature or 1.0)
+    if on == "returned-probabilities":
+        return softmax(apply_temperature(logits, temperature))
+    if temperature == 0 and zero != "divide":
+        return (
+            _dropped(logits, logits == logits.max(axis=-1, keepdims=True))
+            if zero == "every-max"
+            else top_k_filter(logits, 1)
+        )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = logits.dtype.type(temperature)
+        return logits * t if op == "multiply" else logits / t
+
+
+def top_k_filter(logits, k, *, extra=0, order="largest-first", threshold=False, **returned):
+    """Top-k; ``extra`` tokens more (or fewer), another of the ``ORDERS``, ``threshold=True`` keeps
+    every logit >= the k-th largest; any knob of ``_returned``."""
+    if k is None or k >= logits.shape[-1]:
+        out = logits.copy()
+    elif threshold:
+        out = _dropped(logits, logits >= -np.sort(-logits, axis=-1)[..., k - 1 : k])
+    else:
+        keep = np.zeros(logits.shape, dtype=bool)
+        np.put_along_axis(keep, ORDERS[order](logits)[..., : max(k + extra, 0)], True, axis=-1)
+        out = _dropped(logits, keep)
+    return _returned(logits, out, **returned)
+
+
+KEEP_RULES = {
+    "before<p": lambda before, cum, p: before < p,
+    "before<=p": lambda before, cum, p: before <= p,
+    "cum<p": lambda before, cum, p: cum < p,
+    "cum<=p": lambda before, cum, p: cum <= p,
+}
+
+
+def top_p_filter(logits, p, *, rule="before<p", order="largest-first", **returned):
+    """Top-p: keep tokens by ``KEEP_RULES[rule](mass ranked before, cumulative mass, p)``, ranked
+    by one of the ``ORDERS``; any knob of ``_returned``."""
+    if p is None or p >= 1.0:
+        return _returned(logits, logits.copy(), **returned)
+    ranked = ORDERS[order](logits)
+    probs = np.take_along_axis(softmax(logits), ranked, axis=-1)
+    cumulative = np.cumsum(probs, axis=-1)
+    keep = np.zeros(logits.shape, dtype=bool)
+    np.put_along_axis(keep, ranked, KEEP_RULES[rule](cumulative - probs, cumulative, p), axis=-1)
+    return _returned(logits, _dropped(logits, keep), **returned)
+
+
+def filtered_probs(
+    logits,
+    temperature=1.0,
+    top_k=None,
+    top_p=None,
+    *,
+    order=("temperature", "top_k", "top_p"),
+    renormalise=True,
+    on_probabilities=False,
+    rule="before<p",
+):
+    """The three filters in another ``order`` (a step left out is not applied), then the softmax;
+    ``renormalise=False`` zeroes the removed tokens' probabilities after one softmax instead;
+    ``on_probabilities`` divides the filtered probabilities by T and takes a softmax again;
+    ``rule`` is top-p's."""
+    if on_probabilities and temperature:
+        return softmax(filtered_probs(logits, 1.0, top_k, top_p) / logits.dtype.type(temperature))
+    steps = {
+        "temperature": lambda z: apply_temperature(z, temperature),
+        "top_k": lambda z: top_k_filter(z, top_k),
+        "top_p": lambda z: top_p_filter(z, top_p, rule=rule),
+    }
+    z = logits
+    for step in order:
+        z = steps[step](z)
+    if renormalise:
+        return softmax(z)
+    return np.where(np.isfinite(z), softmax(apply_temperature(logits, temperature)), 0).astype(logits.dtype)
+
+
+def sample_next(
+    logits, seed, n, mode, settings, *, draw_with="inverse-cdf", greedy_draws=False, **filter_knobs
+):
+    """``sample_next`` as the check runs it (``runners.sampler``): ``n`` draws, or in mode
+    ``"frequencies"`` the distribution they follow, ``filtered_probs`` with any of its knobs.
+    ``draw_with="multinomial"`` draws with rng.multinomial; ``greedy_draws`` draws a random number
+    on a greedy step too (temperature 0 or top_k 1)."""
+
+    def probs(logits, temperature=1.0, top_k=None, top_p=None):
+        return filtered_probs(logits, temperature, top_k, top_p, **filter_knobs).astype(np.float64)
+
+    def sample(logits, rng, temperature=1.0, top_k=None, top_p=None):
+        greedy = temperature == 0 or top_k == 1
+        if greedy and not greedy_draws:
+            return int(np.argmax(logits))
+        p = probs(logits, temperature, top_k, top_p)
+        if draw_with == "multinomial":
+            return int(np.argmax(rng.multinomial(1, p / p.sum())))
+        cdf = np.cumsum(p)
+        token = int(min((cdf <= rng.random() * cdf[-1]).sum(), len(cdf) - 1))
+        return int(np.argmax(logits)) if greedy else token
+
+    return probs(logits, **settings[0]) if mode == "frequencies" else draw(sample, logits, seed, n, settings)
+
+
+def generate(
+    next_logits,
+    ids,
+    max_new_tokens,
+    rng,
+    temperature=1.0,
+    top_k=None,
+    top_p=None,
+    stop_token=None,
+    *,
+    budget_extra=0,
+    include_stop=True,
+    stop=True,
+    context="all",
+    pick="sample",
+    settings="given",
+    only_new=False,
+):
+    """The loop: ``lib.sample_next`` on ``next_logits`` of the sequence so far, until
+    ``max_new_tokens`` (plus ``budget_extra``) or right after the stop token. ``include_stop=False``
+    stops before it, ``stop=False`` runs past it; ``context="last"`` gives the model the last token
+    only; ``pick="argmax"`` is greedy; ``settings="defaults"`` drops temperature, top_k and top_p;
+    ``only_new`` returns the new tokens without the prompt."""
+    rng = copy.deepcopy(rng)  # the reference and every mistake start from the case's seed
+    chosen = {"temperature": temperature, "top_k": top_k, "top_p": top_p} if settings == "given" else {}
+    out = [int(i) for i in ids]
+    for _ in range(max_new_tokens + budget_extra):
+        logits = next_logits(np.array(out[-1:] if context == "last" else out))
+        token = int(np.argmax(logits)) if pick == "argmax" else int(lib.sample_next(logits, rng, **chosen))
+        if stop and token == stop_token and not include_stop:
+            break
+        out.append(token)
+        if stop and token == stop_token:
+            break
+    return np.array(out[len(ids) :] if only_new else out, dtype=np.int64)
+
+
+# What a filter returns: knobs of ``top_k_filter`` and ``top_p_filter``.
+RETURNED = {
+    "zero-not-inf": (
+        {"removed": "zero"},
+        "removed tokens must get -inf, not 0: a logit of 0 still has probability e^0 / Z > 0",
+    ),
+    "probabilities": (
+        {"probabilities": True},
+        "return the filtered LOGITS (removed ones at -inf), not probabilities",
+    ),
+}
