@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 help:
 	@echo "make book            build the web book into _build/html (reader edition: solutions folded)"
-	@echo "make test            run every check: ruff, unit, parity, notebooks, grading, book in a browser"
+	@echo "make test            run every check: ruff (lint, format), unit, parity, notebooks, grading, book in a browser"
 	@echo "make book-class      build the class edition (for graded courses: no solutions) into _build/class/html"
 	@echo "make book-instructor build the instructor edition (solutions, hidden tests) into _build/instructor/html"
 	@echo "make lab             open the chapters in JupyterLab"
@@ -44,10 +44,12 @@ venv: $(VENV_STAMP)
 # ---- checks --------------------------------------------------------------------------------
 test: $(TEST_STAMP) book-assets
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # ---- course --------------------------------------------------------------------------------
 release: $(VENV_STAMP)

@@ -66,7 +66,11 @@ def Slider(name, values, value=None, label=None, fmt=str) -> Control:
     """A slider over ``values`` (labelled with ``fmt(value)``); starts at ``value`` or the first."""
     values = list(values)
     return Control(
-        name, tuple((fmt(v), v) for v in values), values[0] if value is None else value, "slider", label or name
+        name,
+        tuple((fmt(v), v) for v in values),
+        values[0] if value is None else value,
+        "slider",
+        label or name,
     )
 
 
@@ -259,7 +263,9 @@ class Explorer:
         )
 
 
-def explore(controls: Sequence[Control], live: Callable, static: Callable[..., State], manual=False, caption=""):
+def explore(
+    controls: Sequence[Control], live: Callable, static: Callable[..., State], manual=False, caption=""
+):
     """Show a figure with controls: live in a notebook, precomputed in the web book.
 
     ``live(**values)`` draws the figure in a notebook (with the reader's own functions);

@@ -34,5 +34,7 @@ def describe(now: datetime.datetime | None = None) -> str:
 
 def measured_on() -> str:
     """The sentence a timing cell prints first."""
-    where = "the machine that built this page" if os.environ.get("FORWARD_PASS_BOOK") else "this kernel's machine"
+    where = (
+        "the machine that built this page" if os.environ.get("FORWARD_PASS_BOOK") else "this kernel's machine"
+    )
     return f"Measured on {where}: {describe()}."

@@ -106,7 +106,8 @@ def check_called(exercise_id: str, called, _namespace: dict | None = None, **hel
             if message:
                 station = diagnosis.stations(exercise, case, stored, student)
                 raise CheckFailed(
-                    f"`{exercise.name}` on case '{case.name}': {message}" + (f"\n  {station}" if station else "")
+                    f"`{exercise.name}` on case '{case.name}': {message}"
+                    + (f"\n  {station}" if station else "")
                 )
     if unlent:
         raise CheckFailed(
@@ -142,8 +143,10 @@ def _check_choice(exercise: Exercise, answer) -> None:
     """A letter among the choices is recorded; none yet is a note, not an error, so that "Run All"
     on a fresh notebook goes on (the grader scores a missing answer 0); anything else is wrong."""
     if answer is ... or answer is None:
-        print(f"✎ {exercise.name} is not answered yet: set answer_{exercise.name} above to one of "
-              f"{', '.join(map(repr, exercise.choices))}, then run this cell.")
+        print(
+            f"✎ {exercise.name} is not answered yet: set answer_{exercise.name} above to one of "
+            f"{', '.join(map(repr, exercise.choices))}, then run this cell."
+        )
         return
     if answer not in exercise.choices:
         raise CheckFailed(f"answer with one of {', '.join(map(repr, exercise.choices))}; got {answer!r}")

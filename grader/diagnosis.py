@@ -80,7 +80,9 @@ class InKernel(Student):
 
     def __init__(self, called: Callable, helpers: dict, namespace: dict | None, watched_names=()):
         self.called, self.helpers, self.namespace = called, helpers, namespace
-        self.names = [n for n in watched_names if namespace is not None and namespace.get(n) is helpers.get(n)]
+        self.names = [
+            n for n in watched_names if namespace is not None and namespace.get(n) is helpers.get(n)
+        ]
 
     def run(self, variant):
         return _outcome(lambda: self.called(**copy.deepcopy(variant.inputs)))
@@ -172,7 +174,13 @@ def calls(exercise, case, table: Mapping) -> list[dict]:
             except (KeyError, IndexError, TypeError):
                 continue
             out.append({"case": part_call(case, part), "inputs": inputs, "function": part.helper})
-        out.append({"case": watched_call(case), "inputs": case.inputs, "watch": sorted({p.helper for p in exercise.parts})})
+        out.append(
+            {
+                "case": watched_call(case),
+                "inputs": case.inputs,
+                "watch": sorted({p.helper for p in exercise.parts}),
+            }
+        )
     return out
 
 
@@ -246,7 +254,9 @@ def _shape(w: _Wrong) -> str | None:
         first = " (it is the result for the first sequence only)" if _near(a, e[0]) else ""
         return f"a leading axis is missing: expected {e.shape}, got {a.shape}{first}; keep every leading (batch) axis"
     if a.size == e.size and np.squeeze(a).shape == np.squeeze(e).shape:
-        return f"an axis of size 1 too many or too few: expected {e.shape}, got {a.shape} (keepdims? a [None]?)"
+        return (
+            f"an axis of size 1 too many or too few: expected {e.shape}, got {a.shape} (keepdims? a [None]?)"
+        )
     if a.ndim == e.ndim:
         off = [i for i in range(e.ndim) if a.shape[i] != e.shape[i]]
         if len(off) == 1:
@@ -261,7 +271,9 @@ def _shape(w: _Wrong) -> str | None:
 
 def _permuted(perm) -> str:
     if list(perm[:-2]) == list(range(len(perm) - 2)):
-        return "your output is the reference transposed (its last two axes swapped): check which axis is which"
+        return (
+            "your output is the reference transposed (its last two axes swapped): check which axis is which"
+        )
     order = ", ".join(str(p - len(perm)) for p in perm)
     return f"your output is the reference with its axes in the order ({order}): check which axis is which"
 
@@ -361,7 +373,9 @@ def _ignored(w: _Wrong) -> str | None:
         outcome, reference = w.student.run(variant), w.reference(variant)
         if outcome is None or outcome.error or reference is None:
             continue
-        if _matches(w.exercise, outcome.value, w.actual, exact=True) and not _matches(w.exercise, reference, w.expected):
+        if _matches(w.exercise, outcome.value, w.actual, exact=True) and not _matches(
+            w.exercise, reference, w.expected
+        ):
             ignored.append(variant.unit)
     if not ignored:
         return None
@@ -425,7 +439,11 @@ def _relation(w: _Wrong) -> str | None:
     loose = _near(a, e) and (w.exercise.atol > 0 or w.exercise.rtol > 0)
     a, e = a.astype(np.float64), e.astype(np.float64)
     if loose:
-        dtypes = f" (your output's dtype is {w.actual.dtype}, the reference's {w.expected.dtype})" if w.actual.dtype != w.expected.dtype else ""
+        dtypes = (
+            f" (your output's dtype is {w.actual.dtype}, the reference's {w.expected.dtype})"
+            if w.actual.dtype != w.expected.dtype
+            else ""
+        )
         return (
             f"close, but not within the tolerance (rtol {w.exercise.rtol:g}, atol {w.exercise.atol:g}){dtypes}: "
             "precision is lost somewhere (float32 arithmetic, a rounded constant, a small eps?)"
@@ -437,14 +455,21 @@ def _rearranged(a, e) -> str | None:
     """The reference's entries in another place: axes permuted, reversed or shifted by one."""
     if e.ndim >= 2:
         for perm in itertools.permutations(range(e.ndim)):
-            if perm != tuple(range(e.ndim)) and e.transpose(perm).shape == a.shape and _near(a, e.transpose(perm)):
+            if (
+                perm != tuple(range(e.ndim))
+                and e.transpose(perm).shape == a.shape
+                and _near(a, e.transpose(perm))
+            ):
                 return _permuted(perm)
     for axis in range(-e.ndim, 0):
         n = e.shape[axis]
         if n >= 2 and _near(a, np.flip(e, axis)):
             return f"your output is the reference reversed along axis {axis}: keep the order"
         for later, step in ((True, "i - 1"), (False, "i + 1")):
-            if n >= 3 and _near(_slice(a, axis, 1 if later else None, None if later else -1), _slice(e, axis, None if later else 1, -1 if later else None)):
+            if n >= 3 and _near(
+                _slice(a, axis, 1 if later else None, None if later else -1),
+                _slice(e, axis, None if later else 1, -1 if later else None),
+            ):
                 return (
                     f"your output is the reference shifted by one along axis {axis} (entry i holds the "
                     f"reference's {step}): an off-by-one in an index or a slice"
@@ -477,14 +502,22 @@ def _per_row(a, e) -> str | None:
         return None
     d, rows = a - e, (a - e).reshape(-1, e.shape[-1])
     off = ~np.isclose(rows, 0, atol=ATOL * max(1.0, float(np.abs(e).max()))).all(axis=-1)
-    if off.sum() >= 2 and _near(d, np.broadcast_to(d[..., :1], d.shape)) and not _near(d[..., 0], np.full(d.shape[:-1], d.flat[0])):
+    if (
+        off.sum() >= 2
+        and _near(d, np.broadcast_to(d[..., :1], d.shape))
+        and not _near(d[..., 0], np.full(d.shape[:-1], d.flat[0]))
+    ):
         return (
             "each row of your output is off by a constant of its own (along the last axis): a per-row "
             "term is missing or extra (a row's maximum? a log-sum-exp?)"
         )
     if (e != 0).all():
         r = a / e
-        if off.sum() >= 2 and _near(r, np.broadcast_to(r[..., :1], r.shape)) and not _near(r[..., 0], np.full(r.shape[:-1], r.flat[0])):
+        if (
+            off.sum() >= 2
+            and _near(r, np.broadcast_to(r[..., :1], r.shape))
+            and not _near(r[..., 0], np.full(r.shape[:-1], r.flat[0]))
+        ):
             return (
                 "each row of your output is the reference times a factor of its own: a per-row "
                 "normalisation (dividing by the row's sum?) is missing or wrong"
@@ -514,9 +547,13 @@ def _transformed(a, e) -> str | None:
         if (e > 0).all() and _near(a, np.log(e)):
             return "your output is the log of the reference: logs where probabilities are asked for?"
     if _near(a, _softmax(e)):
-        return "you returned probabilities (a softmax over the last axis) where logits or scores are asked for"
+        return (
+            "you returned probabilities (a softmax over the last axis) where logits or scores are asked for"
+        )
     if _near(_softmax(a), e) and not _near(a, e):
-        return "the softmax of your output is the reference: apply the softmax (or drop a step that undoes it)"
+        return (
+            "the softmax of your output is the reference: apply the softmax (or drop a step that undoes it)"
+        )
     return None
 
 
@@ -528,7 +565,11 @@ def _apart(w: _Wrong) -> str | None:
         if case.name == w.case.name or case.raises is not None or f"{case.name}::expected" not in w.table:
             continue
         outcome = w.student.on(case)
-        if outcome is not None and not outcome.error and _matches(w.exercise, outcome.value, w.table[f"{case.name}::expected"], dtype=True):
+        if (
+            outcome is not None
+            and not outcome.error
+            and _matches(w.exercise, outcome.value, w.table[f"{case.name}::expected"], dtype=True)
+        ):
             right.append(case)
     if not right:
         return None
@@ -575,12 +616,18 @@ def _pattern(bad: list[bool], axis: int) -> str | None:
     n = len(bad)
     patterns = (
         (2, [True] + [False] * (n - 1), "only at index 0 along axis {a} (the start)"),
-        (2, [False] * (n - 1) + [True], "only at the last index along axis {a} (the end: a range or slice one short?)"),
+        (
+            2,
+            [False] * (n - 1) + [True],
+            "only at the last index along axis {a} (the end: a range or slice one short?)",
+        ),
         (3, [False] + [True] * (n - 1), "everywhere but index 0 along axis {a}"),
         (4, [i % 2 == 1 for i in range(n)], "only at the odd indices along axis {a}"),
         (4, [i % 2 == 0 for i in range(n)], "only at the even indices along axis {a}"),
     )
-    return next((text.format(a=axis) for least, pattern, text in patterns if n >= least and bad == pattern), None)
+    return next(
+        (text.format(a=axis) for least, pattern, text in patterns if n >= least and bad == pattern), None
+    )
 
 
 # ---- text ----------------------------------------------------------------------------------------
@@ -669,9 +716,13 @@ def _stations(table: Mapping, case) -> dict:
 
 
 def _which(value, known: dict, inputs: dict) -> str | None:
-    for name, candidate in list(known.items()) + [(n, v) for n, v in inputs.items() if isinstance(v, np.ndarray)]:
+    for name, candidate in list(known.items()) + [
+        (n, v) for n, v in inputs.items() if isinstance(v, np.ndarray)
+    ]:
         candidate = np.asarray(candidate)
-        if candidate.shape == np.shape(value) and _near(np.asarray(value, np.float64), candidate.astype(np.float64)):
+        if candidate.shape == np.shape(value) and _near(
+            np.asarray(value, np.float64), candidate.astype(np.float64)
+        ):
             return name if name in known else f"the input `{name}`"
     return None
 
@@ -726,7 +777,9 @@ def explain_error(exercise, case, table: Mapping, student: Student) -> str:
     """What the variants show when the function raised on ``case`` (``""`` if nothing)."""
     w = _Wrong(exercise, case, np.zeros(0), np.zeros(0), table, student)
     if any(w.right_on(v) for v in w.variant("one-sequence")):
-        return " It works on one sequence: treat every leading axis as a batch axis (count axes from the end)."
+        return (
+            " It works on one sequence: treat every leading axis as a batch axis (count axes from the end)."
+        )
     for variant in w.variant("float64") + w.variant("float32"):
         if w.right_on(variant):
             return f" It works in {variant.what}: look for what depends on the dtype."

@@ -196,7 +196,9 @@ class Program:
             if before is not None:
                 impure = self.watch.interfered(given, before, output)
                 extra.update({"impure": impure} if impure else {})
-            self.report(probe=number, case=case, **({"output": record} if "error" not in record else record), **extra)
+            self.report(
+                probe=number, case=case, **({"output": record} if "error" not in record else record), **extra
+            )
 
     def line(self, err: BaseException) -> str | None:
         """The student's line where ``err`` was raised: the last frame in one of their cells."""

@@ -90,7 +90,9 @@ def describe(inputs: dict, about: str = "") -> str:
         elif isinstance(value, np.dtype):
             parts.append(f"{name} = {value}")
         elif isinstance(value, dict):
-            dtypes = {str(v.dtype) for v in leaves(value) if isinstance(v, np.ndarray) and v.dtype.kind == "f"}
+            dtypes = {
+                str(v.dtype) for v in leaves(value) if isinstance(v, np.ndarray) and v.dtype.kind == "f"
+            }
             if len(dtypes) == 1:
                 parts.append(f"{name} {dtypes.pop()}")
     return "; ".join(p for p in (about, ", ".join(parts)) if p)

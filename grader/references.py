@@ -87,9 +87,15 @@ class Live(Mapping):
             return None
         if name != case.name:
             variant = self._variants_of(case).get(name)
-            return None if variant is None or kind != "expected" or detail else _output(self.exercise.reference, variant.inputs)
+            return (
+                None
+                if variant is None or kind != "expected" or detail
+                else _output(self.exercise.reference, variant.inputs)
+            )
         if kind == "expected" and not detail:
-            return None if case.raises is not None else as_stored(self.exercise.reference(**_copy(case.inputs)))
+            return (
+                None if case.raises is not None else as_stored(self.exercise.reference(**_copy(case.inputs)))
+            )
         if kind == "raises" and not detail:
             return None if case.raises is None else as_stored(" ".join(case.raises.errors))
         if kind == "mistake" and detail in self.mistakes:

@@ -120,7 +120,9 @@ def _changed(case, path: tuple, label: str, defaults: dict) -> Variant | None:
     else:
         if inputs[name] is None or not (_changeable(inputs[name]) or isinstance(inputs[name], dict | list)):
             return None
-        g = np.random.default_rng(int.from_bytes(hashlib.sha256(f"{case.name}/{label}".encode()).digest()[:8], "big"))
+        g = np.random.default_rng(
+            int.from_bytes(hashlib.sha256(f"{case.name}/{label}".encode()).digest()[:8], "big")
+        )
         inputs[name] = _replace(case.inputs[name], path[1:], g)
     return Variant(f"{case.name}{SEPARATOR}changed:{label}", "changed", inputs, label)
 

@@ -159,7 +159,9 @@ def decode_drops_last(ids, itos):
 
 
 def decode_global_table(ids, itos):
-    mine = dict(enumerate(sorted(set("abcdefghijklmnopqrstuvwxyz ,.!?'\n")) + list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")))
+    mine = dict(
+        enumerate(sorted(set("abcdefghijklmnopqrstuvwxyz ,.!?'\n")) + list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+    )
     return "".join(mine[int(i)] for i in ids)
 
 
@@ -302,7 +304,9 @@ def mlp_no_output_bias(x, params):
 
 
 def mlp_gelu_twice(x, params):
-    return gelu(gelu(x @ params["c_fc"]["w"] + params["c_fc"]["b"]) @ params["c_proj"]["w"] + params["c_proj"]["b"])
+    return gelu(
+        gelu(x @ params["c_fc"]["w"] + params["c_fc"]["b"]) @ params["c_proj"]["w"] + params["c_proj"]["b"]
+    )
 
 
 def block_mlp_unnormalised(x, params, n_head):
@@ -529,7 +533,9 @@ def _sample(logits, rng, temperature=1.0, top_k=None, top_p=None):
     return int(rng.choice(len(probs), p=probs / probs.sum()))
 
 
-def generate_truthy_stop(next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None):
+def generate_truthy_stop(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
     out = list(ids)
     for _ in range(max_new_tokens):
         token = _sample(next_logits(np.array(out)), rng, temperature, top_k, top_p)
@@ -539,7 +545,9 @@ def generate_truthy_stop(next_logits, ids, max_new_tokens, rng, temperature=1.0,
     return np.array(out, dtype=np.int64)
 
 
-def generate_float_ids(next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None):
+def generate_float_ids(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
     out = np.asarray(ids, dtype=np.float64)
     for _ in range(max_new_tokens):
         token = _sample(next_logits(out.astype(np.int64)), rng, temperature, top_k, top_p)
@@ -549,7 +557,9 @@ def generate_float_ids(next_logits, ids, max_new_tokens, rng, temperature=1.0, t
     return out
 
 
-def generate_forgets_top_p(next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None):
+def generate_forgets_top_p(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
     out = list(ids)
     for _ in range(max_new_tokens):
         token = _sample(next_logits(np.array(out)), rng, temperature, top_k)
@@ -684,7 +694,14 @@ def _entry(exercise, fn, names="", helpers=None):
     return Entry(exercise, fn, names, helpers or {})
 
 
-C1, C2, C3, C4, C5, C6 = "01-embeddings", "02-transformer-block", "03-lm-head", "04-sampling", "05-worked-toy", "06-cost"
+C1, C2, C3, C4, C5, C6 = (
+    "01-embeddings",
+    "02-transformer-block",
+    "03-lm-head",
+    "04-sampling",
+    "05-worked-toy",
+    "06-cost",
+)
 
 WRONG = [
     _entry(f"{C1}/encode", encode_unknown_to_minus_one, r"raise|missing from stoi|invent"),
@@ -823,7 +840,13 @@ def attention_einsum(q, k, v):
 
 def mha_big_negative(x, params, n_head):
     q, k, v = np.split(x @ params["c_attn"]["w"] + params["c_attn"]["b"], 3, axis=-1)
-    return merge_heads(attention_big_negative(split_heads(q, n_head), split_heads(k, n_head), split_heads(v, n_head))) @ params["c_proj"]["w"] + params["c_proj"]["b"]
+    return (
+        merge_heads(
+            attention_big_negative(split_heads(q, n_head), split_heads(k, n_head), split_heads(v, n_head))
+        )
+        @ params["c_proj"]["w"]
+        + params["c_proj"]["b"]
+    )
 
 
 def gelu_float64_inside(x):
@@ -896,7 +919,11 @@ RIGHT = [
     _entry(f"{C1}/encode", encode_loop),
     _entry(f"{C1}/token_embedding", token_embedding_take),
     _entry(f"{C1}/position_embedding", position_embedding_stack),
-    _entry(f"{C1}/embed", embed_take, helpers={"token_embedding": token_embedding, "position_embedding": position_embedding}),
+    _entry(
+        f"{C1}/embed",
+        embed_take,
+        helpers={"token_embedding": token_embedding, "position_embedding": position_embedding},
+    ),
     _entry(f"{C2}/layer_norm", layer_norm_float64_inside),
     _entry(f"{C2}/masked_scores", masked_scores_einsum),
     _entry(f"{C2}/attention", attention_big_negative, helpers={"masked_scores": masked_scores}),

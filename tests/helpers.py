@@ -35,7 +35,11 @@ def answers(exercise_id: str, fn, secret: int, runner: bool = True) -> dict[str,
     exercise = exercises.get(exercise_id)
     called = exercise.called(fn) if runner else fn
     if exercise.kind == "choice":
-        given = {"output": {"value": fn}} if isinstance(fn, str) else {"error": f"no answer given (the answer is {fn!r})"}
+        given = (
+            {"output": {"value": fn}}
+            if isinstance(fn, str)
+            else {"error": f"no answer given (the answer is {fn!r})"}
+        )
         return {"answer": given}
     found = {}
     for case in exercise.cases(secret):
@@ -61,7 +65,9 @@ def graded(
     return compare.grade(exercise_id, cases, given, references.for_grading(exercise_id, exercise, cases))
 
 
-def explained(exercise_id: str, fn, secret: int = SECRETS[0], helpers: dict | None = None, runner: bool = True) -> compare.Verdict:
+def explained(
+    exercise_id: str, fn, secret: int = SECRETS[0], helpers: dict | None = None, runner: bool = True
+) -> compare.Verdict:
     """The grader's verdict on ``fn`` with its diagnosis pass: the calls of the scorer's second run
     made here, on ``fn`` and the student's ``helpers`` (found by ``fn`` in its module's globals,
     as a notebook's functions find each other)."""
@@ -72,7 +78,11 @@ def explained(exercise_id: str, fn, secret: int = SECRETS[0], helpers: dict | No
     verdict = compare.grade(exercise_id, cases, first, table)
     more = {}
     for call in followup.questions(exercise_id, cases, first, table, verdict):
-        target = (helpers or {}).get(call["function"]) if "function" in call else (exercise.called(fn) if runner else fn)
+        target = (
+            (helpers or {}).get(call["function"])
+            if "function" in call
+            else (exercise.called(fn) if runner else fn)
+        )
         if target is None:
             continue
         seen = []

@@ -492,9 +492,7 @@ def test_nothing_is_wider_than_the_column(visits, edition, width):
 @pytest.mark.browser
 def test_few_equations_need_to_scroll_on_a_phone(visits):
     """Equations are written to fit a phone's column; the few that cannot say that they scroll."""
-    scrolling = {
-        path: seen(visits, "reader", PHONE, path).overflow["scrollingMath"] for path in PAGES
-    }
+    scrolling = {path: seen(visits, "reader", PHONE, path).overflow["scrollingMath"] for path in PAGES}
     scrolling = {path: maths for path, maths in scrolling.items() if maths}
     assert sum(map(len, scrolling.values())) <= 3, scrolling
 
@@ -794,7 +792,9 @@ def test_keyboard_focus_reaches_every_control(browser_ready, site, width):
                     if (e.target.dataset.focusProbe !== undefined) reachedProbes.add(+e.target.dataset.focusProbe);
                 }); }"""
             )
-            total = page.evaluate("() => document.querySelectorAll('a[href], button, input, select, summary, [tabindex]').length")
+            total = page.evaluate(
+                "() => document.querySelectorAll('a[href], button, input, select, summary, [tabindex]').length"
+            )
             for _ in range(total + 20):
                 page.keyboard.press("Tab")
             reached = set(page.evaluate("() => [...reachedProbes]"))
@@ -832,22 +832,31 @@ def chapter_pair(test_source):
         cells=[
             new_markdown_cell("Write `encode`."),
             new_code_cell(
-                ENCODE + "    ### BEGIN SOLUTION\n    return np.array([stoi[c] for c in text])\n    ### END SOLUTION",
+                ENCODE
+                + "    ### BEGIN SOLUTION\n    return np.array([stoi[c] for c in text])\n    ### END SOLUTION",
                 metadata=SOLUTION,
             ),
             new_code_cell(test_source, metadata={**TEST, **tagged}),
-            new_code_cell('answer_q_tied = ...\n### BEGIN SOLUTION\nanswer_q_tied = "a"\n### END SOLUTION',
-                          metadata={**CONCEPT, **tagged}),
-            new_code_cell("check('01-embeddings/q_tied', answer_q_tied)", metadata={**CONCEPT_TEST, **tagged}),
+            new_code_cell(
+                'answer_q_tied = ...\n### BEGIN SOLUTION\nanswer_q_tied = "a"\n### END SOLUTION',
+                metadata={**CONCEPT, **tagged},
+            ),
+            new_code_cell(
+                "check('01-embeddings/q_tied', answer_q_tied)", metadata={**CONCEPT_TEST, **tagged}
+            ),
         ]
     )
     student = new_notebook(
         cells=[
             new_markdown_cell("Write `encode`."),
-            new_code_cell(ENCODE + "    # YOUR CODE HERE\n    raise NotImplementedError()", metadata=SOLUTION),
+            new_code_cell(
+                ENCODE + "    # YOUR CODE HERE\n    raise NotImplementedError()", metadata=SOLUTION
+            ),
             new_code_cell("check('01-embeddings/encode', encode)", metadata={**TEST, **tagged}),
             new_code_cell("answer_q_tied = ...", metadata={**CONCEPT, **tagged}),
-            new_code_cell("check('01-embeddings/q_tied', answer_q_tied)", metadata={**CONCEPT_TEST, **tagged}),
+            new_code_cell(
+                "check('01-embeddings/q_tied', answer_q_tied)", metadata={**CONCEPT_TEST, **tagged}
+            ),
         ]
     )
     return solution, student
@@ -893,7 +902,9 @@ def test_instructor_notebook_runs_checks_and_describes_hidden_tests(form):
 
     text = nbformat.writes(edition_of("instructor", form))
     assert not LEAKS.search(text)
-    check = next(c for c in nbformat.reads(text, as_version=4).cells if "check(" in c.source and "encode" in c.source)
+    check = next(
+        c for c in nbformat.reads(text, as_version=4).cells if "check(" in c.source and "encode" in c.source
+    )
     assert check.source.strip().endswith("encode)") and "skip-execution" not in check.metadata.get("tags", [])
     hidden = [c.describe for c in load_editions().hidden_cases(exercises.get("01-embeddings/encode"))]
     assert hidden and all(d in text for d in hidden) and "Hidden tests of `encode`" in text
@@ -920,7 +931,10 @@ def test_a_test_cell_without_a_check_is_an_error():
 def test_an_explorer_stores_every_state_and_each_shared_part_once():
     import bookkit
 
-    controls = [bookkit.Slider("layer", range(2)), bookkit.Select("query", [("0: a", 0), ("1: b", 1), ("2: c", 2)])]
+    controls = [
+        bookkit.Slider("layer", range(2)),
+        bookkit.Select("query", [("0: a", 0), ("1: b", 1), ("2: c", 2)]),
+    ]
 
     def state(layer, query):
         heat = bookkit.Heatmap([[layer, 0], [1, layer]], ["a", "b"], ["a", "b"], highlight_row=query % 2)
@@ -947,7 +961,9 @@ def test_an_explorer_whose_title_does_not_name_a_control_is_refused():
 def test_an_explorer_never_closes_its_script_early():
     import bookkit
 
-    explorer = bookkit.Explorer([bookkit.Slider("x", [0])], lambda x: bookkit.State(f"x {x}", [bookkit.Html("</script>")]))
+    explorer = bookkit.Explorer(
+        [bookkit.Slider("x", [0])], lambda x: bookkit.State(f"x {x}", [bookkit.Html("</script>")])
+    )
     html = explorer._repr_html_()
     payload = html.split('class="fp-data">', 1)[1].rsplit("</script>", 1)[0]
     assert "</" not in payload and json.loads(payload.replace("<\\/", "</"))

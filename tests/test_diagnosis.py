@@ -29,7 +29,14 @@ from grader import exercises, variants
 from grader.check import CheckFailed, check
 
 REGISTRY = exercises.registry()
-C1, C2, C3, C4, C5, C6 = "01-embeddings", "02-transformer-block", "03-lm-head", "04-sampling", "05-worked-toy", "06-cost"
+C1, C2, C3, C4, C5, C6 = (
+    "01-embeddings",
+    "02-transformer-block",
+    "03-lm-head",
+    "04-sampling",
+    "05-worked-toy",
+    "06-cost",
+)
 
 
 # ---- wrong implementations made from a reference -------------------------------------------------
@@ -84,7 +91,10 @@ def in_dtype_only(exercise_id, dtype):
 
 def overflowing(exercise_id):
     def change(out, inputs):
-        large = any(isinstance(v, np.ndarray) and v.dtype.kind == "f" and np.abs(v[np.isfinite(v)]).max() > 50 for v in inputs.values())
+        large = any(
+            isinstance(v, np.ndarray) and v.dtype.kind == "f" and np.abs(v[np.isfinite(v)]).max() > 50
+            for v in inputs.values()
+        )
         return np.full_like(out, np.nan, dtype=float).astype(out.dtype) if large else out
 
     return changed(exercise_id, "overflows", change)
@@ -203,25 +213,51 @@ DIAGNOSES = {
     ],
     "right on one sequence": [
         (eid, first_sequence_everywhere(eid), {})
-        for eid in (f"{C2}/layer_norm", f"{C1}/token_embedding", f"{C3}/softmax", f"{C3}/cross_entropy", f"{C4}/top_k_filter")
+        for eid in (
+            f"{C2}/layer_norm",
+            f"{C1}/token_embedding",
+            f"{C3}/softmax",
+            f"{C3}/cross_entropy",
+            f"{C4}/top_k_filter",
+        )
     ],
     "right in float64, wrong in float32": [
-        (eid, in_dtype_only(eid, np.float32), {}) for eid in (f"{C2}/layer_norm", f"{C2}/gelu", f"{C3}/softmax")
+        (eid, in_dtype_only(eid, np.float32), {})
+        for eid in (f"{C2}/layer_norm", f"{C2}/gelu", f"{C3}/softmax")
     ],
     "right in float32, wrong in float64": [
-        (eid, in_dtype_only(eid, np.float64), {}) for eid in (f"{C2}/layer_norm", f"{C2}/gelu", f"{C3}/log_softmax")
+        (eid, in_dtype_only(eid, np.float64), {})
+        for eid in (f"{C2}/layer_norm", f"{C2}/gelu", f"{C3}/log_softmax")
     ],
     "NaN or inf on large values": [
-        (eid, overflowing(eid), {}) for eid in (f"{C3}/softmax", f"{C3}/log_softmax", f"{C3}/cross_entropy", f"{C3}/perplexity")
+        (eid, overflowing(eid), {})
+        for eid in (f"{C3}/softmax", f"{C3}/log_softmax", f"{C3}/cross_entropy", f"{C3}/perplexity")
     ],
     "transposed": [
         (eid, changed(eid, "transposed", lambda out, inputs: np.swapaxes(out, -1, -2).copy()), {})
-        for eid in (f"{C2}/masked_scores", f"{C1}/position_embedding", f"{C2}/layer_norm", f"{C5}/toy_attention_probs")
+        for eid in (
+            f"{C2}/masked_scores",
+            f"{C1}/position_embedding",
+            f"{C2}/layer_norm",
+            f"{C5}/toy_attention_probs",
+        )
     ],
     "axes in the order": [
-        (f"{C5}/toy_qkv", changed(f"{C5}/toy_qkv", "axes", lambda out, inputs: out.transpose(1, 0, 2, 3).copy()), {}),
-        (f"{C2}/split_heads", changed(f"{C2}/split_heads", "axes", lambda out, inputs: np.moveaxis(out, -1, -3).copy()), {}),
-        (f"{C5}/toy_attention_probs", changed(f"{C5}/toy_attention_probs", "axes", lambda out, inputs: np.moveaxis(out, -1, 0).copy()), {}),
+        (
+            f"{C5}/toy_qkv",
+            changed(f"{C5}/toy_qkv", "axes", lambda out, inputs: out.transpose(1, 0, 2, 3).copy()),
+            {},
+        ),
+        (
+            f"{C2}/split_heads",
+            changed(f"{C2}/split_heads", "axes", lambda out, inputs: np.moveaxis(out, -1, -3).copy()),
+            {},
+        ),
+        (
+            f"{C5}/toy_attention_probs",
+            changed(f"{C5}/toy_attention_probs", "axes", lambda out, inputs: np.moveaxis(out, -1, 0).copy()),
+            {},
+        ),
     ],
     "reversed along axis": [
         (eid, changed(eid, "reversed", lambda out, inputs: np.flip(out, -2).copy()), {})
@@ -240,66 +276,131 @@ DIAGNOSES = {
         for eid in (f"{C2}/gelu", f"{C2}/layer_norm", f"{C3}/lm_head", f"{C3}/log_softmax")
     ],
     "off by a constant of its own": [
-        (eid, changed(eid, "row_offset", lambda out, inputs: (out + 0.1 * per_row(out)).astype(out.dtype)), {})
+        (
+            eid,
+            changed(eid, "row_offset", lambda out, inputs: (out + 0.1 * per_row(out)).astype(out.dtype)),
+            {},
+        )
         for eid in (f"{C3}/log_softmax", f"{C3}/lm_head", f"{C2}/layer_norm")
     ],
     "times a factor of its own": [
-        (eid, changed(eid, "row_factor", lambda out, inputs: (out * (1 + 0.1 * per_row(out))).astype(out.dtype)), {})
+        (
+            eid,
+            changed(
+                eid, "row_factor", lambda out, inputs: (out * (1 + 0.1 * per_row(out))).astype(out.dtype)
+            ),
+            {},
+        )
         for eid in (f"{C3}/softmax", f"{C2}/layer_norm", f"{C2}/mlp")
     ],
     "off by the same vector": [
-        (eid, changed(eid, "bias", lambda out, inputs: (out + np.linspace(-1, 1, out.shape[-1])).astype(out.dtype)), {})
+        (
+            eid,
+            changed(
+                eid, "bias", lambda out, inputs: (out + np.linspace(-1, 1, out.shape[-1])).astype(out.dtype)
+            ),
+            {},
+        )
         for eid in (f"{C2}/layer_norm", f"{C2}/mlp", f"{C5}/toy_mlp", f"{C1}/embed")
     ],
     "same factor per feature": [
-        (eid, changed(eid, "gain", lambda out, inputs: (out * np.linspace(0.5, 1.5, out.shape[-1])).astype(out.dtype)), {})
+        (
+            eid,
+            changed(
+                eid,
+                "gain",
+                lambda out, inputs: (out * np.linspace(0.5, 1.5, out.shape[-1])).astype(out.dtype),
+            ),
+            {},
+        )
         for eid in (f"{C2}/layer_norm", f"{C2}/mlp", f"{C1}/token_embedding")
     ],
     "you returned probabilities": [
-        (eid, changed(eid, "softmaxed", lambda out, inputs: (np.exp(out - out.max(-1, keepdims=True)) / np.exp(out - out.max(-1, keepdims=True)).sum(-1, keepdims=True)).astype(out.dtype)), {})
+        (
+            eid,
+            changed(
+                eid,
+                "softmaxed",
+                lambda out, inputs: (
+                    np.exp(out - out.max(-1, keepdims=True))
+                    / np.exp(out - out.max(-1, keepdims=True)).sum(-1, keepdims=True)
+                ).astype(out.dtype),
+            ),
+            {},
+        )
         for eid in (f"{C5}/toy_mlp", f"{C2}/gelu", f"{C2}/swiglu")
     ],
     "exp of the reference": [
-        (eid, changed(eid, "exp", lambda out, inputs: np.exp(out)), {}) for eid in (f"{C3}/log_softmax", f"{C2}/layer_norm", f"{C2}/gelu")
+        (eid, changed(eid, "exp", lambda out, inputs: np.exp(out)), {})
+        for eid in (f"{C3}/log_softmax", f"{C2}/layer_norm", f"{C2}/gelu")
     ],
     "close, but not within the tolerance": [
         (eid, changed(eid, "rounded", lambda out, inputs: (out * (1 + 3e-5)).astype(out.dtype)), {})
         for eid in (f"{C1}/sinusoidal_positions", f"{C2}/gelu", f"{C2}/layer_norm")
     ],
     "only at index 0 along axis": [
-        (eid, changed(eid, "first", lambda out, inputs: at(-2, 0, out)), {}) for eid in (f"{C2}/layer_norm", f"{C1}/embed", f"{C2}/mlp")
+        (eid, changed(eid, "first", lambda out, inputs: at(-2, 0, out)), {})
+        for eid in (f"{C2}/layer_norm", f"{C1}/embed", f"{C2}/mlp")
     ],
     "only at the last index along axis": [
-        (eid, changed(eid, "last", lambda out, inputs: at(-2, -1, out)), {}) for eid in (f"{C2}/layer_norm", f"{C1}/embed", f"{C2}/mlp")
+        (eid, changed(eid, "last", lambda out, inputs: at(-2, -1, out)), {})
+        for eid in (f"{C2}/layer_norm", f"{C1}/embed", f"{C2}/mlp")
     ],
     "only at the odd indices along axis -1": [
         (eid, changed(eid, "odd", lambda out, inputs: at(-1, slice(1, None, 2), out)), {})
         for eid in (f"{C2}/layer_norm", f"{C2}/gelu", f"{C1}/sinusoidal_positions")
     ],
     "only below the diagonal": [
-        (eid, changed(eid, "below", triangle(above=False)), {}) for eid in (f"{C2}/masked_scores", f"{C3}/softmax", f"{C3}/log_softmax")
+        (eid, changed(eid, "below", triangle(above=False)), {})
+        for eid in (f"{C2}/masked_scores", f"{C3}/softmax", f"{C3}/log_softmax")
     ],
     "only above the diagonal": [
-        (eid, changed(eid, "above", triangle(above=True)), {}) for eid in (f"{C5}/toy_attention_probs", f"{C3}/softmax", f"{C2}/layer_norm")
+        (eid, changed(eid, "above", triangle(above=True)), {})
+        for eid in (f"{C5}/toy_attention_probs", f"{C3}/softmax", f"{C2}/layer_norm")
     ],
     "NaN exactly where the reference has 0": [
-        (eid, only_where(eid, "nan_at_zero", lambda inputs: True, lambda out, inputs: np.where(out == 0, np.nan, out).astype(out.dtype)), {})
+        (
+            eid,
+            only_where(
+                eid,
+                "nan_at_zero",
+                lambda inputs: True,
+                lambda out, inputs: np.where(out == 0, np.nan, out).astype(out.dtype),
+            ),
+            {},
+        )
         for eid in (f"{C5}/toy_attention_probs", f"{C4}/filtered_probs", f"{C3}/softmax")
     ],
     "whole rows are NaN": [
-        (eid, changed(eid, "nan_row", lambda out, inputs: np.where(per_row(out) == 0, np.nan, out).astype(out.dtype)), {})
+        (
+            eid,
+            changed(
+                eid, "nan_row", lambda out, inputs: np.where(per_row(out) == 0, np.nan, out).astype(out.dtype)
+            ),
+            {},
+        )
         for eid in (f"{C5}/toy_attention_probs", f"{C3}/softmax", f"{C2}/layer_norm")
     ],
     "NaN everywhere": [
-        (eid, changed(eid, "nan", lambda out, inputs: np.full_like(out, np.nan)), {}) for eid in (f"{C3}/softmax", f"{C2}/gelu", f"{C2}/mlp")
+        (eid, changed(eid, "nan", lambda out, inputs: np.full_like(out, np.nan)), {})
+        for eid in (f"{C3}/softmax", f"{C2}/gelu", f"{C2}/mlp")
     ],
     "large negative numbers": [
-        (eid, changed(eid, "big", lambda out, inputs: np.where(np.isneginf(out), -1e9, out).astype(out.dtype)), {})
+        (
+            eid,
+            changed(eid, "big", lambda out, inputs: np.where(np.isneginf(out), -1e9, out).astype(out.dtype)),
+            {},
+        )
         for eid in (f"{C4}/top_k_filter", f"{C4}/top_p_filter", f"{C4}/apply_temperature")
     ],
     "0 where the reference has -inf": [
         (eid, changed(eid, "zero", first_neg_inf_to_zero), {})
-        for eid in (f"{C2}/masked_scores", f"{C4}/top_k_filter", f"{C4}/top_p_filter", f"{C4}/apply_temperature")
+        for eid in (
+            f"{C2}/masked_scores",
+            f"{C4}/top_k_filter",
+            f"{C4}/top_p_filter",
+            f"{C4}/apply_temperature",
+        )
     ],
     "more entr": [
         (f"{C4}/top_k_filter", changed(f"{C4}/top_k_filter", "two_more", restore(2)), {}),
@@ -307,23 +408,53 @@ DIAGNOSES = {
         (f"{C4}/filtered_probs", changed(f"{C4}/filtered_probs", "one_more", one_more_token), {}),
     ],
     "but not the same ones": [
-        (eid, changed(eid, "moved", roll_kept), {}) for eid in (f"{C4}/top_k_filter", f"{C4}/top_p_filter", f"{C4}/apply_temperature")
+        (eid, changed(eid, "moved", roll_kept), {})
+        for eid in (f"{C4}/top_k_filter", f"{C4}/top_p_filter", f"{C4}/apply_temperature")
     ],
     "which has what they do not": [
         (f"{C6}/kv_cache_bytes", only_where(f"{C6}/kv_cache_bytes", "one", lambda i: i["T"] == 1, noisy), {}),
-        (f"{C6}/flops_per_token", only_where(f"{C6}/flops_per_token", "one", lambda i: i["T"] == 1, noisy), {}),
-        (f"{C4}/generate", only_where(f"{C4}/generate", "stop0", lambda i: i["stop_token"] == 0, lambda out, i: out + (np.arange(len(out)) == len(out) - 1)), {}),
-        (f"{C2}/layer_norm", only_where(f"{C2}/layer_norm", "quiet", lambda i: np.abs(i["x"]).max() < 0.05, noisy), {}),
+        (
+            f"{C6}/flops_per_token",
+            only_where(f"{C6}/flops_per_token", "one", lambda i: i["T"] == 1, noisy),
+            {},
+        ),
+        (
+            f"{C4}/generate",
+            only_where(
+                f"{C4}/generate",
+                "stop0",
+                lambda i: i["stop_token"] == 0,
+                lambda out, i: out + (np.arange(len(out)) == len(out) - 1),
+            ),
+            {},
+        ),
+        (
+            f"{C2}/layer_norm",
+            only_where(f"{C2}/layer_norm", "quiet", lambda i: np.abs(i["x"]).max() < 0.05, noisy),
+            {},
+        ),
     ],
     "entries too few along axis": [
-        (f"{C1}/position_embedding", changed(f"{C1}/position_embedding", "short", lambda out, inputs: out[:-2]), {}),
+        (
+            f"{C1}/position_embedding",
+            changed(f"{C1}/position_embedding", "short", lambda out, inputs: out[:-2]),
+            {},
+        ),
         (f"{C1}/embed", changed(f"{C1}/embed", "short", lambda out, inputs: out[..., :-2, :]), {}),
-        (f"{C1}/sinusoidal_positions", changed(f"{C1}/sinusoidal_positions", "short", lambda out, inputs: out[:, :-2]), {}),
+        (
+            f"{C1}/sinusoidal_positions",
+            changed(f"{C1}/sinusoidal_positions", "short", lambda out, inputs: out[:, :-2]),
+            {},
+        ),
     ],
     "one entry too few along axis": [
         (f"{C2}/layer_norm", changed(f"{C2}/layer_norm", "short", lambda out, inputs: out[..., :-1]), {}),
         (f"{C1}/embed", changed(f"{C1}/embed", "short", lambda out, inputs: out[..., :-1, :]), {}),
-        (f"{C1}/sinusoidal_positions", changed(f"{C1}/sinusoidal_positions", "short", lambda out, inputs: out[:, :-1]), {}),
+        (
+            f"{C1}/sinusoidal_positions",
+            changed(f"{C1}/sinusoidal_positions", "short", lambda out, inputs: out[:, :-1]),
+            {},
+        ),
     ],
     "is right, but `": [
         (f"{C2}/block", block_mlp_unnormalised, BLOCK_HELPERS),
@@ -339,7 +470,9 @@ TEXT = [
     ("without its last character", decode_drops_last),
     ("not their case", decode_upper),
 ]
-CASES = [(fragment, eid, fn, helpers) for fragment, entries in DIAGNOSES.items() for eid, fn, helpers in entries]
+CASES = [
+    (fragment, eid, fn, helpers) for fragment, entries in DIAGNOSES.items() for eid, fn, helpers in entries
+]
 
 
 def check_message(exercise_id, fn, helpers) -> str:
@@ -358,13 +491,19 @@ def test_each_diagnosis_is_tested_in_three_exercises():
         assert len({eid for eid, _, _ in entries}) >= 3, fragment
 
 
-@pytest.mark.parametrize("fragment, exercise_id, fn, helpers", CASES, ids=[f"{f.strip('` ')}-{e}-{fn.__name__}" for f, e, fn, _ in CASES])
+@pytest.mark.parametrize(
+    "fragment, exercise_id, fn, helpers",
+    CASES,
+    ids=[f"{f.strip('` ')}-{e}-{fn.__name__}" for f, e, fn, _ in CASES],
+)
 def test_the_diagnosis_names_the_mistake_in_the_check_and_in_grading(fragment, exercise_id, fn, helpers):
     message = check_message(exercise_id, fn, helpers)
     assert fragment in message, message
     verdict = explained(exercise_id, fn, helpers=helpers)
     assert not verdict.ok and fragment in verdict.reason, verdict.reason
-    assert not any(hint in message or hint in verdict.reason for hint in known_hints(exercise_id)), "a listed mistake"
+    assert not any(hint in message or hint in verdict.reason for hint in known_hints(exercise_id)), (
+        "a listed mistake"
+    )
 
 
 @pytest.mark.parametrize("fragment, fn", TEXT, ids=[fn.__name__ for _, fn in TEXT])
@@ -381,7 +520,9 @@ def test_the_grader_without_its_second_pass_still_explains_what_the_output_shows
     assert "times 3 " in graded(f"{C2}/gelu", fn).reason
 
 
-@pytest.mark.parametrize("exercise_id", [f"{C2}/layer_norm", f"{C3}/softmax", f"{C1}/decode", f"{C6}/count_params"])
+@pytest.mark.parametrize(
+    "exercise_id", [f"{C2}/layer_norm", f"{C3}/softmax", f"{C1}/decode", f"{C6}/count_params"]
+)
 def test_a_missing_return_is_named(exercise_id):
     reference = REGISTRY[exercise_id].reference
 

@@ -50,7 +50,9 @@ def lent_outputs(folder, calls):
         "sys.stdout.buffer.write(pickle.dumps(out))\n"
     )
     done = subprocess.run(
-        [str(sandbox.interpreter("minimal")), "-I", "-S", "-c", script], input=pickle.dumps(calls), capture_output=True
+        [str(sandbox.interpreter("minimal")), "-I", "-S", "-c", script],
+        input=pickle.dumps(calls),
+        capture_output=True,
     )
     assert done.returncode == 0, done.stderr.decode()
     return pickle.loads(done.stdout)

@@ -161,7 +161,9 @@ def test_forged_lines_earn_nothing(scorer):
     )
     nb = notebook(RELEASED)
     verdicts = score(scorer, with_cell(nb, "encode", forge))
-    assert not verdicts["encode"].ok and verdicts["encode"].reason.startswith("hidden case ("), verdicts["encode"]
+    assert not verdicts["encode"].ok and verdicts["encode"].reason.startswith("hidden case ("), verdicts[
+        "encode"
+    ]
 
 
 @pytest.mark.slow

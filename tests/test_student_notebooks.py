@@ -24,7 +24,9 @@ def run_all(path: Path):
 
     nb = nbformat.read(path, as_version=4)
     env = {k: v for k, v in os.environ.items() if k not in ("FORWARD_PASS_BOOK", "NBGRADER_EXECUTION")}
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     client.km = client.create_kernel_manager()
     client.start_new_kernel(env=env)
     try:
@@ -37,7 +39,9 @@ def run_all(path: Path):
 
 
 def errors(cell) -> list[str]:
-    return [f"{o.get('ename')}: {o.get('evalue')}" for o in cell.get("outputs", []) if o.output_type == "error"]
+    return [
+        f"{o.get('ename')}: {o.get('evalue')}" for o in cell.get("outputs", []) if o.output_type == "error"
+    ]
 
 
 @pytest.mark.slow

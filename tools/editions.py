@@ -99,7 +99,7 @@ def exercise_id(cell, where: str) -> str:
     """The id in a test cell's ``check("<id>", ...)`` call."""
     found = CHECK_CALL.search(strip_source(cell.source, where))
     if not found:
-        raise ValueError(f"{where}: a test cell without a check(\"<assignment>/<name>\", ...) call")
+        raise ValueError(f'{where}: a test cell without a check("<assignment>/<name>", ...) call')
     return found[1]
 
 
@@ -245,7 +245,9 @@ def reader_notebook(solution, student, name: str):
         if is_test(cell):
             eid = exercise_id(cell, where)
             if exercises.get(eid).kind == "choice":
-                cells.append(new_markdown_cell(f":::{{dropdown}} Show the answer\n{concept_answer(eid)}\n:::"))
+                cells.append(
+                    new_markdown_cell(f":::{{dropdown}} Show the answer\n{concept_answer(eid)}\n:::")
+                )
             else:
                 stub = stubs[f"{nbgrader(cell)['grade_id']}-answer"].source
                 cells.append(new_markdown_cell(example(eid, stub, cell.source)))

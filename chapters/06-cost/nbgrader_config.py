@@ -6,4 +6,3 @@
 # with its whole message. nbgrader reads this file from the folder it runs in: without one, it
 # warns that no nbgrader_config.py was found.
 c = get_config()  # noqa: F821 (provided by traitlets when it loads this file)
-

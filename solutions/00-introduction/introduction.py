@@ -96,7 +96,12 @@ def label(ch):
 # the forward pass again for the next one.
 
 # %% tags=["hide-input"]
-T_demo, d, V, L = len(tokenizer.encode(line)), model.config.d_model, model.config.vocab_size, model.config.n_layer
+T_demo, d, V, L = (
+    len(tokenizer.encode(line)),
+    model.config.d_model,
+    model.config.vocab_size,
+    model.config.n_layer,
+)
 if not GRADING:
     bookkit.flow(
         [
@@ -219,8 +224,10 @@ print(tokenizer.decode(sampled))
 toy = lib.load_pretrained("toy")
 for name, m in [("toy", toy), ("Shakespeare", model)]:
     c = m.config
-    print(f"{name:12} L = {c.n_layer}  d = {c.d_model:3}  heads = {c.n_head}  V = {c.vocab_size:2}  "
-          f"context = {c.n_ctx:3}  weights = {m.num_params():,}")
+    print(
+        f"{name:12} L = {c.n_layer}  d = {c.d_model:3}  heads = {c.n_head}  V = {c.vocab_size:2}  "
+        f"context = {c.n_ctx:3}  weights = {m.num_params():,}"
+    )
 
 toy_ids = toy.tokenizer.encode("AI rocks")
 toy_names = {i: tok for tok, i in toy.tokenizer.vocab.items()}
@@ -261,6 +268,7 @@ print("\nthe toy after 'AI rocks':", {toy_names[i]: round(float(p), 3) for i, p 
 # what to look at. When a multi-step function is wrong, the message names the first intermediate
 # result that differs. Here is the check of `token_embedding`, the third exercise of chapter 1, at
 # work: first given a wrong function, then `lib`'s own:
+
 
 # %%
 def token_embedding(ids, wte):

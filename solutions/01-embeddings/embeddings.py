@@ -106,6 +106,7 @@ print(stoi)
 # **Encoding** replaces each character by its id; **decoding** does the reverse. The two must be
 # inverses: `decode(encode(text)) == text` for every text the vocabulary can spell.
 
+
 # %% nbgrader={"grade": false, "grade_id": "encode-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def encode(text, stoi):
     """Turn a string into an array of token ids, one per character.
@@ -359,9 +360,13 @@ check("01-embeddings/q_tied", answer_q_tied)
 
 # %%
 for name, config in [("Shakespeare", model.config), ("GPT-2 small", lib.Config.gpt2())]:
-    print(f"{name:12} V = {config.vocab_size:6,}  d = {config.d_model:4}  tying saves V*d = {config.vocab_size * config.d_model:,} weights")
+    print(
+        f"{name:12} V = {config.vocab_size:6,}  d = {config.d_model:4}  tying saves V*d = {config.vocab_size * config.d_model:,} weights"
+    )
 saved = model.config.vocab_size * model.config.d_model
-print(f"The Shakespeare model has {model.num_params():,} weights; untied it would have {model.num_params() + saved:,}.")
+print(
+    f"The Shakespeare model has {model.num_params():,} weights; untied it would have {model.num_params() + saved:,}."
+)
 
 # %% [markdown]
 # ## Where is each token? Positions
@@ -463,7 +468,10 @@ T = batch.shape[-1]
 tok = lib.token_embedding(batch, wte)
 pos = lib.position_embedding(T, wpe)
 print("ids", batch.shape, "-> token rows", tok.shape, "+ position rows", pos.shape, "=", (tok + pos).shape)
-print("each sequence got the same positions:", all(np.allclose((tok + pos)[b] - tok[b], pos) for b in range(len(batch))))
+print(
+    "each sequence got the same positions:",
+    all(np.allclose((tok + pos)[b] - tok[b], pos) for b in range(len(batch))),
+)
 
 # %% [markdown]
 # **Concept check.** A batch `ids` of shape $(B, T) = (4, 16)$ is embedded with
@@ -487,6 +495,7 @@ check("01-embeddings/q_batch_shape", answer_q_batch_shape)
 
 # %% [markdown]
 # Now put the two lookups together.
+
 
 # %% nbgrader={"grade": false, "grade_id": "embed-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def embed(ids, wte, wpe):
@@ -599,6 +608,7 @@ if not GRADING:
 # $m - n$, so it is constant along every diagonal. The learned table has no such constraint; the
 # printed averages show whether training made neighbouring positions more alike than distant ones.
 
+
 # %%
 def cosine_matrix(table):
     unit_rows = table / np.linalg.norm(table, axis=1, keepdims=True)
@@ -653,6 +663,7 @@ for m, n in [(3, 0), (50, 47), (200, 197), (5, 0), (90, 85)]:
 # by your `token_embedding` once it works (by `lib`'s until then, and the title says which); on
 # the web page every character was computed with `lib` when the book was built.
 
+
 # %% tags=["hide-input"]
 def embedding_row(i):
     """Row i of wte with the reader's token_embedding, or lib's while that is not written."""
@@ -661,7 +672,9 @@ def embedding_row(i):
     except NotImplementedError:
         return lib.token_embedding(np.array([i]), wte)[0], "lib.token_embedding (yours is not written yet)"
     except Exception as err:  # a bug in the reader's function should not break the figure
-        return lib.token_embedding(np.array([i]), wte)[0], f"lib.token_embedding (yours raised {type(err).__name__})"
+        return lib.token_embedding(np.array([i]), wte)[
+            0
+        ], f"lib.token_embedding (yours raised {type(err).__name__})"
 
 
 def token_title(i):
@@ -686,14 +699,24 @@ def show_token(i):
 def token_state(i):
     row = lib.token_embedding(np.array([i]), wte)[0]
     limit = float(np.abs(wte).max())
-    bars = bookkit.Bars({"row of wte": row}, ticks=range(0, len(row), 32), ymin=-limit, ymax=limit,
-                        xlabel="feature", ylabel="weight")
+    bars = bookkit.Bars(
+        {"row of wte": row},
+        ticks=range(0, len(row), 32),
+        ymin=-limit,
+        ymax=limit,
+        xlabel="feature",
+        ylabel="weight",
+    )
     return bookkit.State(token_title(i), [bars, bookkit.Text(neighbours_text(i))])
 
 
 if not GRADING:
-    token = bookkit.Select("i", [(f"{label(model_itos[i])} (id {i})", i) for i in range(tokenizer.vocab_size)],
-                           value=vocab["e"], label="token")
+    token = bookkit.Select(
+        "i",
+        [(f"{label(model_itos[i])} (id {i})", i) for i in range(tokenizer.vocab_size)],
+        value=vocab["e"],
+        label="token",
+    )
     bookkit.explore([token], live=show_token, static=token_state)
 
 # %% [markdown]

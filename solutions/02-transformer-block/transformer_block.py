@@ -123,7 +123,9 @@ print(repr(line))
 ids = model.tokenizer.encode(line)
 logits, trace = model.forward(ids, trace=True)
 stream_names = ["embed.out"] + [
-    f"h.{i}.{name}" for i in range(config.n_layer) for name in ("attn.out", "resid_mid", "mlp.out", "resid_post")
+    f"h.{i}.{name}"
+    for i in range(config.n_layer)
+    for name in ("attn.out", "resid_mid", "mlp.out", "resid_post")
 ]
 for name in stream_names[:5] + ["...", stream_names[-1]]:
     print(f"{name:>16}", trace[name].shape if name in trace else "")
@@ -147,6 +149,7 @@ print(f"T = {len(ids)} tokens, d = {config.d_model}, L = {config.n_layer} blocks
 # by $d$ (not $d - 1$). And $\varepsilon$, a small constant such as $10^{-5}$, sits **inside** the
 # square root: it keeps the division safe when a row is nearly constant, and every GPT-2 and Llama
 # checkpoint was trained with it there.
+
 
 # %% nbgrader={"grade": false, "grade_id": "layer_norm-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def layer_norm(x, g, b, eps=1e-5):
@@ -299,6 +302,7 @@ check("02-transformer-block/q_scale", answer_q_scale)
 # gets exactly zero weight, and the remaining weights still sum to one. Note the diagonal: a token
 # always sees itself ($s = t$ is allowed), which also guarantees that no row is masked entirely.
 
+
 # %% nbgrader={"grade": false, "grade_id": "masked_scores-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def masked_scores(q, k):
     """Scaled attention scores with the causal mask applied.
@@ -341,6 +345,7 @@ check("02-transformer-block/masked_scores", masked_scores)
 # The softmax runs along each **row** (over keys $s$, the last axis): query $t$ distributes one
 # unit of attention among the positions it may see. Row $t$ of the output is a mixture of the
 # value vectors of positions $0, \dots, t$: this is how information moves between positions.
+
 
 # %% nbgrader={"grade": false, "grade_id": "attention-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def attention(q, k, v):
@@ -391,6 +396,7 @@ check("02-transformer-block/attention", attention, masked_scores=masked_scores)
 # `reshape(n_head, T, d_head)` runs without error but cuts the array in memory order, handing
 # whole tokens to each "head"; the correct split first reshapes $(T, d)$ to $(T, h, d_\text{head})$
 # (which only reinterprets each row) and then swaps the $T$ and $h$ axes.
+
 
 # %% nbgrader={"grade": false, "grade_id": "split_heads-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def split_heads(x, n_head):
@@ -484,9 +490,13 @@ if not GRADING:
     print("mean weight on (itself, previous character), per head:")
     for i in range(L):
         probs = trace[f"h.{i}.attn.probs"]  # [H, T, T]
-        cells = [f"({np.diagonal(probs[j]).mean():.2f}, {np.diagonal(probs[j], -1).mean():.2f})" for j in range(H)]
+        cells = [
+            f"({np.diagonal(probs[j]).mean():.2f}, {np.diagonal(probs[j], -1).mean():.2f})" for j in range(H)
+        ]
         print(f"  layer {i}: " + "  ".join(cells))
-    previous = np.array([[np.diagonal(trace[f"h.{i}.attn.probs"][j], -1).mean() for j in range(H)] for i in range(L)])
+    previous = np.array(
+        [[np.diagonal(trace[f"h.{i}.attn.probs"][j], -1).mean() for j in range(H)] for i in range(L)]
+    )
     i, j = np.unravel_index(previous.argmax(), previous.shape)
     n = 24
     chars = [label(c) for c in line[:n]]
@@ -508,6 +518,7 @@ if not GRADING:
 # the row is recomputed with your `masked_scores` (and `lib.softmax`) from the model's own queries
 # and keys once your function works, and the title says so; on the web page every choice was
 # computed with `lib` when the book was built.
+
 
 # %% tags=["hide-input"]
 def attention_row(layer, head, query):
@@ -551,8 +562,9 @@ def show_row(layer, head, query):
 def row_state(layer, head, query):
     probs = trace[f"h.{layer}.attn.probs"][head]  # [T, T]
     chars = [label(c) for c in line]
-    heatmap = bookkit.Heatmap(probs, chars, chars, highlight_row=query, xlabel="key", ylabel="query",
-                              colorbar="attention weight")
+    heatmap = bookkit.Heatmap(
+        probs, chars, chars, highlight_row=query, xlabel="key", ylabel="query", colorbar="attention weight"
+    )
     bars = bookkit.Bars({"weight": probs[query]}, labels=chars, highlight=query, ymax=1, ylabel="weight")
     return bookkit.State(row_title(layer, head, query), [heatmap, bars])
 
@@ -562,7 +574,9 @@ if not GRADING:
         [
             bookkit.Slider("layer", range(config.n_layer)),
             bookkit.Slider("head", range(config.n_head)),
-            bookkit.Select("query", [(f"{t}: {label(c)}", t) for t, c in enumerate(line)], value=len(line) - 1),
+            bookkit.Select(
+                "query", [(f"{t}: {label(c)}", t) for t, c in enumerate(line)], value=len(line) - 1
+            ),
         ],
         live=show_row,
         static=row_state,
@@ -675,6 +689,7 @@ check("02-transformer-block/mlp", mlp, gelu=gelu)
 # results `ln_1`, `attn.out`, `resid_mid`, `ln_2`, `mlp.out` and `resid_post`: `lib`'s trace names
 # without the `h.0.` prefix.
 
+
 # %% nbgrader={"grade": false, "grade_id": "block-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def block(x, params, n_head):
     """One pre-norm GPT-2 block: attention and MLP, each added back to the stream.
@@ -724,14 +739,20 @@ print("largest difference from model.forward:", np.abs(by_hand - model.forward(i
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Line plot of the average norm of the residual stream vectors after the embedding and after each attention and MLP write of the Shakespeare model, with bars for the norm of each sublayer's output."}}
 if not GRADING:
-    points = ["embed.out"] + [f"h.{i}.{s}" for i in range(config.n_layer) for s in ("resid_mid", "resid_post")]
+    points = ["embed.out"] + [
+        f"h.{i}.{s}" for i in range(config.n_layer) for s in ("resid_mid", "resid_post")
+    ]
     writes = [f"h.{i}.{s}" for i in range(config.n_layer) for s in ("attn.out", "mlp.out")]
     stream_norm = [np.linalg.norm(trace[n], axis=-1).mean() for n in points]
     write_norm = [np.linalg.norm(trace[n], axis=-1).mean() for n in writes]
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.bar(np.arange(1, len(points)), write_norm, color="tab:orange", alpha=0.6, label="sublayer output")
     ax.plot(np.arange(len(points)), stream_norm, "o-", color="tab:blue", label="residual stream")
-    names = ["embed"] + [f"{i}.{'attn' if s == 'resid_mid' else 'mlp'}" for i in range(config.n_layer) for s in ("resid_mid", "resid_post")]
+    names = ["embed"] + [
+        f"{i}.{'attn' if s == 'resid_mid' else 'mlp'}"
+        for i in range(config.n_layer)
+        for s in ("resid_mid", "resid_post")
+    ]
     ax.set_xticks(np.arange(len(points)), names, rotation=60)
     ax.set_ylabel(r"mean $\|x_t\|$")
     ax.legend()
@@ -764,6 +785,7 @@ check("02-transformer-block/q_skip_block", answer_q_skip_block)
 # trained weights. The function below rebuilds the model from `lib`'s stage functions, with four
 # switches: the causal mask, the $1/\sqrt{d_\text{head}}$ scale, the residual connections, and
 # the blocks to skip. With every switch at its default it reproduces `model.forward`.
+
 
 # %%
 def forward_variant(ids, *, mask=True, scale=True, residual=True, skip=()):
@@ -873,6 +895,7 @@ if not GRADING:
 # It is cheaper (one statistic instead of two) and trains as well; the rescaling, not the
 # centring, seems to be what matters.
 
+
 # %% nbgrader={"grade": false, "grade_id": "rms_norm-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def rms_norm(x, g, eps=1e-6):
     """RMSNorm over the last axis: no centring, no bias.
@@ -925,6 +948,7 @@ check("02-transformer-block/rms_norm", rms_norm)
 # where $\rho$ is `rotate_half`, $x_1, x_2$ are the two halves of $x$, and $\phi$ lists the angles
 # $m\theta_0, \dots, m\theta_{d_\text{head}/2-1}$ twice, once for each half.
 
+
 # %% nbgrader={"grade": false, "grade_id": "apply_rope-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def apply_rope(x, positions, theta=10000.0):
     """Rotate queries or keys by their positions (RoPE, halves layout as in lib).
@@ -959,6 +983,7 @@ check("02-transformer-block/apply_rope", apply_rope)
 # $(m + 7, n + 7)$ gives the same dot product. Second, the interleaved layout is the halves layout
 # with the features reordered: interleaved RoPE on $x$ equals halves RoPE on $x$ with its features
 # taken in the order $0, 2, 4, \dots, 1, 3, 5, \dots$, put back in place afterwards.
+
 
 # %%
 def rope_interleaved(x, positions, theta=10000.0):
@@ -1003,6 +1028,7 @@ print("interleaved == halves on reordered features:", np.allclose(rope_interleav
 # With three matrices instead of two, $d_\text{ff}$ is usually shrunk to about $\tfrac83 d$ so that
 # the parameter count matches a $4d$ GELU MLP.
 
+
 # %% nbgrader={"grade": false, "grade_id": "swiglu-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def swiglu(x, params):
     """Llama's gated MLP (no biases).
@@ -1040,7 +1066,9 @@ llama = lib.Config.llama()
 kv_bytes = 2 * llama.n_layer * llama.n_kv_head * llama.d_head * 4  # keys + values, float32
 mha_bytes = 2 * llama.n_layer * llama.n_head * llama.d_head * 4
 print(f"{llama.n_head} query heads, {llama.n_kv_head} key/value heads, d_head = {llama.d_head}")
-print(f"KV cache per token: {kv_bytes / 1024:.0f} KiB with GQA, {mha_bytes / 1024:.0f} KiB with one KV head per query head")
+print(
+    f"KV cache per token: {kv_bytes / 1024:.0f} KiB with GQA, {mha_bytes / 1024:.0f} KiB with one KV head per query head"
+)
 k_small = rng.standard_normal((llama.n_kv_head, 5, llama.d_head))  # [KV, T, d_head]
 print("repeat_kv:", k_small.shape, "->", lib.repeat_kv(k_small, llama.n_head // llama.n_kv_head).shape)
 
@@ -1124,6 +1152,7 @@ if not GRADING:
 # loss back to the weights, multiplying local derivatives along the way (the chain rule). Here is
 # the idea in a few lines, on one neuron $\operatorname{relu}(w_1 x_1 + w_2 x_2 + b)$:
 
+
 # %%
 class Value:
     """A number that remembers how it was computed: its parents and the local derivatives."""
@@ -1169,18 +1198,28 @@ if not GRADING:
     _, full_trace = model.forward(window, trace=True)
     trace_bytes = sum(a.nbytes for a in full_trace.values())
     weight_bytes = model.num_params() * model.dtype.itemsize
-    kv_cache_bytes = sum(full_trace[f"h.{i}.attn.{n}"].nbytes for i in range(config.n_layer) for n in ("k", "v"))
+    kv_cache_bytes = sum(
+        full_trace[f"h.{i}.attn.{n}"].nbytes for i in range(config.n_layer) for n in ("k", "v")
+    )
     scores_bytes = sum(v.nbytes for n, v in full_trace.items() if ".attn.scores" in n or n.endswith(".probs"))
-    print(f"{len(full_trace)} named intermediates for {window.shape[1]} tokens: {trace_bytes / 2**20:.1f} MiB")
+    print(
+        f"{len(full_trace)} named intermediates for {window.shape[1]} tokens: {trace_bytes / 2**20:.1f} MiB"
+    )
     print(f"  of which attention scores and weights (T x T per head): {scores_bytes / 2**20:.1f} MiB")
-    print(f"weights: {weight_bytes / 2**20:.1f} MiB; keys and values of every layer: {kv_cache_bytes / 2**20:.2f} MiB")
+    print(
+        f"weights: {weight_bytes / 2**20:.1f} MiB; keys and values of every layer: {kv_cache_bytes / 2**20:.2f} MiB"
+    )
     fig, ax = plt.subplots(figsize=(5.5, 2.6))
     bars = {
         "weights": weight_bytes,
         "trace\n(training-style)": trace_bytes,
         "keys + values\n(inference)": kv_cache_bytes,
     }
-    ax.barh(list(bars)[::-1], np.array(list(bars.values())[::-1]) / 2**20, color=["tab:green", "tab:red", "tab:blue"])
+    ax.barh(
+        list(bars)[::-1],
+        np.array(list(bars.values())[::-1]) / 2**20,
+        color=["tab:green", "tab:red", "tab:blue"],
+    )
     ax.set_xlabel("MiB")
     fig.tight_layout()
     plt.show()

@@ -439,9 +439,15 @@ def draw_filtered(temperature, top_k, top_p):
 
 
 def filtered_state(temperature, top_k, top_p):
-    probs = lib.filtered_probs(logits, temperature=temperature, top_k=None if top_k >= V else top_k, top_p=top_p)
-    bars = bookkit.Bars({"raw (T = 1, no filter)": lib.softmax(logits)[SHOWN], "filtered": probs[SHOWN]},
-                        labels=[label(i) for i in SHOWN], ymax=1, ylabel="probability")
+    probs = lib.filtered_probs(
+        logits, temperature=temperature, top_k=None if top_k >= V else top_k, top_p=top_p
+    )
+    bars = bookkit.Bars(
+        {"raw (T = 1, no filter)": lib.softmax(logits)[SHOWN], "filtered": probs[SHOWN]},
+        labels=[label(i) for i in SHOWN],
+        ymax=1,
+        ylabel="probability",
+    )
     return bookkit.State(filter_title(temperature, top_k, top_p, probs), [bars])
 
 
@@ -449,7 +455,13 @@ if not GRADING:
     bookkit.explore(
         [
             bookkit.Slider("temperature", [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0], value=1.0, label="T"),
-            bookkit.Slider("top_k", [1, 3, 5, 10, 20, V], value=V, label="top-k", fmt=lambda k: "all" if k >= V else str(k)),
+            bookkit.Slider(
+                "top_k",
+                [1, 3, 5, 10, 20, V],
+                value=V,
+                label="top-k",
+                fmt=lambda k: "all" if k >= V else str(k),
+            ),
             bookkit.Slider("top_p", [0.5, 0.75, 0.9, 0.95, 1.0], value=1.0, label="top-p"),
         ],
         live=draw_filtered,
@@ -620,13 +632,15 @@ def generation_state(temperature, seed):
 
 
 if not GRADING and bookkit.EDITION:
-    display(bookkit.Explorer(
-        [
-            bookkit.Slider("temperature", [0.0, 0.5, 0.8, 1.2], value=0.8, label="T"),
-            bookkit.Slider("seed", [0, 1, 2]),
-        ],
-        generation_state,
-    ))
+    display(
+        bookkit.Explorer(
+            [
+                bookkit.Slider("temperature", [0.0, 0.5, 0.8, 1.2], value=0.8, label="T"),
+                bookkit.Slider("seed", [0, 1, 2]),
+            ],
+            generation_state,
+        )
+    )
 elif not GRADING:
     controls = {
         "prompt_text": widgets.Textarea(value=JULIET, description="prompt"),
@@ -757,7 +771,9 @@ if not GRADING:
     with_cache = lib.generate(model, short_ids, n_new, temperature=0.8, rng=np.random.default_rng(1))
     t_cache = time.perf_counter() - start
     start = time.perf_counter()
-    without = lib.generate(model, short_ids, n_new, temperature=0.8, rng=np.random.default_rng(1), use_cache=False)
+    without = lib.generate(
+        model, short_ids, n_new, temperature=0.8, rng=np.random.default_rng(1), use_cache=False
+    )
     t_full = time.perf_counter() - start
     print(f"{n_new} tokens with the cache:    {t_cache:6.2f} s")
     print(f"{n_new} tokens without the cache: {t_full:6.2f} s  ({t_full / t_cache:.1f} times slower)")

@@ -91,7 +91,9 @@ def table(values, rows=None, cols=None, title="", digits=3):
     head = "".join(f'<th style="{pad}text-align:right">{escape(str(c))}</th>' for c in cols)
     body = "".join(
         f'<tr><th style="{pad}text-align:left">{escape(str(r))}</th>'
-        + "".join(f'<td style="{pad}text-align:right;font-family:monospace">{cell(v, digits)}</td>' for v in row)
+        + "".join(
+            f'<td style="{pad}text-align:right;font-family:monospace">{cell(v, digits)}</td>' for v in row
+        )
         + "</tr>"
         for r, row in zip(rows, values, strict=True)
     )
@@ -101,7 +103,13 @@ def table(values, rows=None, cols=None, title="", digits=3):
 
 def show(*tables):
     """Tables side by side (they wrap on a narrow screen)."""
-    display(HTML('<div style="display:flex;flex-wrap:wrap;gap:1.2em 2em;align-items:flex-start">' + "".join(tables) + "</div>"))
+    display(
+        HTML(
+            '<div style="display:flex;flex-wrap:wrap;gap:1.2em 2em;align-items:flex-start">'
+            + "".join(tables)
+            + "</div>"
+        )
+    )
 
 
 def features(n, prefix=""):
@@ -154,7 +162,11 @@ if not GRADING:
     bookkit.flow(
         [bookkit.Step(name, what, kind, code=True) for name, what, kind in DIAGRAM],
         label="The toy's forward pass, station by station, with lib's trace names",
-        legend={"pass": "attention and the head", "mlp": "the MLP", "residual": "a residual connection: adds the stream back"},
+        legend={
+            "pass": "attention and the head",
+            "mlp": "the MLP",
+            "residual": "a residual connection: adds the stream back",
+        },
     )
 
 # %% [markdown]
@@ -262,7 +274,11 @@ show(
     table(scaled, POS, features(4, "d"), "scaled and shifted = h.0.ln_1"),
 )
 print("largest difference from trace['h.0.ln_1']:", np.abs(scaled - trace["h.0.ln_1"]).max())
-print("each normalised row has mean ~0 and variance ~1:", normalised.mean(-1).round(6), normalised.var(-1).round(4))
+print(
+    "each normalised row has mean ~0 and variance ~1:",
+    normalised.mean(-1).round(6),
+    normalised.var(-1).round(4),
+)
 
 
 # %% nbgrader={"grade": false, "grade_id": "toy_layer_norm-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -301,7 +317,15 @@ parts = []
 for p, name in enumerate("QKV"):
     for head in range(config.n_head):
         cols = slice(p * 4 + 2 * head, p * 4 + 2 * head + 2)
-        parts.append(table(np.vstack([W[:, cols], B[cols]]), features(4, "d") + ["bias"], ["0", "1"], f"W_{name}, head {head}", digits=1))
+        parts.append(
+            table(
+                np.vstack([W[:, cols], B[cols]]),
+                features(4, "d") + ["bias"],
+                ["0", "1"],
+                f"W_{name}, head {head}",
+                digits=1,
+            )
+        )
 show(*parts)
 
 # %% [markdown]
@@ -310,7 +334,13 @@ show(*parts)
 # $(T, d_\text{head})$. The trace keeps them stacked by head, `(n_head, T, d_head)`:
 
 # %%
-show(*[table(trace[f"h.0.attn.{n}"][head], POS, ["0", "1"], f"h.0.attn.{n}[{head}]") for head in range(2) for n in "qkv"])
+show(
+    *[
+        table(trace[f"h.0.attn.{n}"][head], POS, ["0", "1"], f"h.0.attn.{n}[{head}]")
+        for head in range(2)
+        for n in "qkv"
+    ]
+)
 
 
 # %% nbgrader={"grade": false, "grade_id": "toy_qkv-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -352,7 +382,12 @@ check("05-worked-toy/toy_qkv", toy_qkv)
 # %%
 KEYS = [f"key {t}: {TOKENS[i]}" for t, i in enumerate(inputs)]
 for head in range(config.n_head):
-    show(*[table(trace[f"h.0.attn.{s}"][head], POS, KEYS, f"h.0.attn.{s}[{head}]") for s in ("scores_raw", "scores_scaled", "scores_masked", "probs")])
+    show(
+        *[
+            table(trace[f"h.0.attn.{s}"][head], POS, KEYS, f"h.0.attn.{s}[{head}]")
+            for s in ("scores_raw", "scores_scaled", "scores_masked", "probs")
+        ]
+    )
 
 # %% [markdown]
 # The first row of every head is forced: "AI" can only look at itself, so its weight on itself is
@@ -437,7 +472,13 @@ check("05-worked-toy/q_equal_keys", answer_q_equal_keys)
 
 # %%
 show(
-    table(np.vstack([attn["c_proj"]["w"], attn["c_proj"]["b"]]), features(4, "merged ") + ["bias"], features(4, "d"), "c_proj: W_O and b_O", digits=1),
+    table(
+        np.vstack([attn["c_proj"]["w"], attn["c_proj"]["b"]]),
+        features(4, "merged ") + ["bias"],
+        features(4, "d"),
+        "c_proj: W_O and b_O",
+        digits=1,
+    ),
     *[table(trace["h.0.attn.heads"][head], POS, ["0", "1"], f"h.0.attn.heads[{head}]") for head in range(2)],
     table(trace["h.0.attn.merged"], POS, features(4), "h.0.attn.merged"),
     table(trace["h.0.attn.out"], POS, features(4, "d"), "h.0.attn.out"),
@@ -500,7 +541,13 @@ mlp_w = params["h"][0]["mlp"]
 ln_2 = params["h"][0]["ln_2"]
 show(table(np.stack([ln_2["g"], ln_2["b"]]), ["g", "b"], features(4, "d"), "h.0.ln_2 weights"))
 show(
-    table(np.vstack([mlp_w["c_fc"]["w"], mlp_w["c_fc"]["b"]]), features(4, "d") + ["bias"], features(16), "mlp.c_fc: W_fc and b_fc", digits=1),
+    table(
+        np.vstack([mlp_w["c_fc"]["w"], mlp_w["c_fc"]["b"]]),
+        features(4, "d") + ["bias"],
+        features(16),
+        "mlp.c_fc: W_fc and b_fc",
+        digits=1,
+    ),
     table(mlp_w["c_proj"]["w"].T, features(4, "d"), features(16), "mlp.c_proj: W_proj transposed", digits=1),
     table(mlp_w["c_proj"]["b"], ["b_proj"], features(4, "d"), "mlp.c_proj bias", digits=1),
 )
@@ -585,7 +632,9 @@ show(
 )
 show(table(trace["logits"], POS, TOKENS, "logits"), table(probs, POS, TOKENS, "softmax(logits)"))
 for t in range(T):
-    print(f"after {' '.join(TOKENS[i] for i in inputs[: t + 1])!r:12} the model predicts {TOKENS[probs[t].argmax()]!r} with p = {probs[t].max():.3f}")
+    print(
+        f"after {' '.join(TOKENS[i] for i in inputs[: t + 1])!r:12} the model predicts {TOKENS[probs[t].argmax()]!r} with p = {probs[t].max():.3f}"
+    )
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Two bar charts of next-token probabilities over AI, rocks and <eos>: after AI the tallest bar is rocks, after AI rocks the tallest bar is <eos>; the target token's bar is green."}}
 if not GRADING:
@@ -644,7 +693,9 @@ show(
 )
 loss = lib.cross_entropy(trace["logits"], targets)
 print(f"loss = mean of -log p = {loss:.4f} nats (lib.cross_entropy)")
-print(f"perplexity = exp(loss) = {lib.perplexity(loss):.4f}; a uniform guess over 3 tokens has loss ln 3 = {np.log(3):.4f}")
+print(
+    f"perplexity = exp(loss) = {lib.perplexity(loss):.4f}; a uniform guess over 3 tokens has loss ln 3 = {np.log(3):.4f}"
+)
 
 
 # %% nbgrader={"grade": false, "grade_id": "toy_loss-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -783,7 +834,12 @@ for sentence in SENTENCES:
 
 
 def show_station(sentence, name):
-    display(HTML(f"<p><strong>{escape(station_title(sentence, name))}</strong></p>" + station_tables(sentence, name)))
+    display(
+        HTML(
+            f"<p><strong>{escape(station_title(sentence, name))}</strong></p>"
+            + station_tables(sentence, name)
+        )
+    )
 
 
 def station_state(sentence, name):
@@ -825,7 +881,10 @@ def forward_variant(ids, params, *, mask=True, residual=True, order=("attn", "ml
         heads = lib.scaled_dot_product_attention(q, k, v, allowed)
         return lib.linear(lib.merge_heads(heads), layer["attn"]["c_proj"]["w"], layer["attn"]["c_proj"]["b"])
 
-    sublayers = {"attn": (attention, layer["ln_1"]), "mlp": (lambda h: lib.mlp(h, layer["mlp"]), layer["ln_2"])}
+    sublayers = {
+        "attn": (attention, layer["ln_1"]),
+        "mlp": (lambda h: lib.mlp(h, layer["mlp"]), layer["ln_2"]),
+    }
     for name in order:
         f, norm = sublayers[name]
         out = f(lib.layer_norm(x, norm["g"], norm["b"], config.norm_eps))
@@ -840,14 +899,24 @@ VARIANTS = {
     "no residual": {"residual": False},
     "MLP first": {"order": ("mlp", "attn")},
 }
-variant_probs = {name: lib.softmax(forward_variant(inputs, params, **kw), axis=-1) for name, kw in VARIANTS.items()}
+variant_probs = {
+    name: lib.softmax(forward_variant(inputs, params, **kw), axis=-1) for name, kw in VARIANTS.items()
+}
 assert np.allclose(variant_probs["the real block"], probs, atol=1e-6)  # the unbroken version is the model
 rows, values = [], []
 for name, p in variant_probs.items():
     for t in range(T):
         rows.append(f"{name}, after {TOKENS[inputs[t]]!r}")
         values.append(list(p[t]) + [-np.log(p[t, targets[t]])])
-show(table(np.array(values), rows, [f"p({tok})" for tok in TOKENS] + ["-log p(target)"], "next-token probabilities", digits=3))
+show(
+    table(
+        np.array(values),
+        rows,
+        [f"p({tok})" for tok in TOKENS] + ["-log p(target)"],
+        "next-token probabilities",
+        digits=3,
+    )
+)
 for name, p in variant_probs.items():
     loss_v = -np.log(p[np.arange(T), targets]).mean()
     print(f"{name:15} predicts {[TOKENS[i] for i in p.argmax(-1)]}, loss {loss_v:.3f}")
@@ -858,7 +927,12 @@ if not GRADING:
     names = list(variant_probs)
     for t in range(T):
         p_target = [variant_probs[n][t, targets[t]] for n in names]
-        ax.bar(np.arange(len(names)) + (t - 0.5) * 0.38, p_target, width=0.38, label=f"p({TOKENS[targets[t]]!r} | {' '.join(TOKENS[i] for i in inputs[: t + 1])!r})")
+        ax.bar(
+            np.arange(len(names)) + (t - 0.5) * 0.38,
+            p_target,
+            width=0.38,
+            label=f"p({TOKENS[targets[t]]!r} | {' '.join(TOKENS[i] for i in inputs[: t + 1])!r})",
+        )
     ax.set_xticks(range(len(names)), [n.replace(" ", "\n", 1) for n in names])
     ax.set_ylim(0, 1.25)
     ax.set_ylabel("p(target)")

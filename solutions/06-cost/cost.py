@@ -83,7 +83,9 @@ def gpt2_config(d, L, h):
 
 def llama1_config(d, L, h, d_ff):
     """LLaMA (Touvron et al. 2023): 32,000 tokens, multi-head attention, untied head."""
-    return lib.Config.llama(vocab_size=32000, n_ctx=2048, d_model=d, n_layer=L, n_head=h, n_kv_head=h, d_ff=d_ff)
+    return lib.Config.llama(
+        vocab_size=32000, n_ctx=2048, d_model=d, n_layer=L, n_head=h, n_kv_head=h, d_ff=d_ff
+    )
 
 
 # %% [markdown]
@@ -155,20 +157,33 @@ check("06-cost/count_params", count_params)
 # The three agree:
 
 # %%
-checks = [("the toy (chapter 5)", toy.config, toy.num_params()), (about_model, model.config, model.num_params())]
+checks = [
+    ("the toy (chapter 5)", toy.config, toy.num_params()),
+    (about_model, model.config, model.num_params()),
+]
 for config in [
     lib.Config.gpt2(vocab_size=100, n_ctx=32, d_model=24, n_layer=2, n_head=3),
     lib.Config.gpt2(vocab_size=100, n_ctx=32, d_model=24, n_layer=2, n_head=3, d_ff=40, tie_embeddings=False),
     lib.Config.llama(vocab_size=100, n_ctx=32, d_model=24, n_layer=2, n_head=4, n_kv_head=2, d_ff=64),
-    lib.Config.llama(vocab_size=100, n_ctx=32, d_model=24, n_layer=3, n_head=4, n_kv_head=1, d_ff=64, tie_embeddings=True),
+    lib.Config.llama(
+        vocab_size=100, n_ctx=32, d_model=24, n_layer=3, n_head=4, n_kv_head=1, d_ff=64, tie_embeddings=True
+    ),
 ]:
     params = lib.init_params(config)
     arrays = sum(a.size for a in lib.model._leaves(params))
-    checks.append((f"random {lib.checkpoint.family(config)}, L={config.n_layer}, kv={config.n_kv_head}, tied={config.tie_embeddings}", config, arrays))
+    checks.append(
+        (
+            f"random {lib.checkpoint.family(config)}, L={config.n_layer}, kv={config.n_kv_head}, tied={config.tie_embeddings}",
+            config,
+            arrays,
+        )
+    )
 print(f"{'model':54} {'arrays':>10} {'checkpoint table':>17}")
 for name, config, arrays in checks:
     print(f"{name:54} {arrays:10,} {n_params(config):17,}")
-print(f"\nGPT-2 small, lib.Config.gpt2(): {n_params(lib.Config.gpt2()):,} weights (its 0.5 GB are never allocated here)")
+print(
+    f"\nGPT-2 small, lib.Config.gpt2(): {n_params(lib.Config.gpt2()):,} weights (its 0.5 GB are never allocated here)"
+)
 
 # %% [markdown]
 # ### Published sizes
@@ -189,9 +204,13 @@ published = [
     ("LLaMA", "32.5B", llama1_config(6656, 60, 52, 17920)),
     ("LLaMA", "65.2B", llama1_config(8192, 80, 64, 22016)),
 ]
-print(f"{'model':7} {'paper':>6} {'d':>5} {'L':>3} {'h':>3} {'d_ff':>6} {'V':>6} {'tied':>5} {'counted by lib':>16}")
+print(
+    f"{'model':7} {'paper':>6} {'d':>5} {'L':>3} {'h':>3} {'d_ff':>6} {'V':>6} {'tied':>5} {'counted by lib':>16}"
+)
 for family_name, size, c in published:
-    print(f"{family_name:7} {size:>6} {c.d_model:5} {c.n_layer:3} {c.n_head:3} {c.d_ff:6} {c.vocab_size:6} {c.tie_embeddings!s:>5} {n_params(c):16,}")
+    print(
+        f"{family_name:7} {size:>6} {c.d_model:5} {c.n_layer:3} {c.n_head:3} {c.d_ff:6} {c.vocab_size:6} {c.tie_embeddings!s:>5} {n_params(c):16,}"
+    )
 
 # %% [markdown]
 # The LLaMA counts round to the paper's. The GPT-2 ones do not: every released GPT-2 checkpoint has
@@ -206,9 +225,32 @@ for family_name, size, c in published:
 GROUPS = {
     "embeddings": ("wte.weight", "wpe.weight", "embed_tokens.weight"),
     "LM head": ("lm_head.weight",),
-    "norms": ("ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "ln_f.weight", "ln_f.bias", "layernorm.weight", "norm.weight"),
-    "attention": ("attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias", "_proj.weight"),
-    "MLP": ("mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias", "gate_proj.weight", "up_proj.weight", "down_proj.weight"),
+    "norms": (
+        "ln_1.weight",
+        "ln_1.bias",
+        "ln_2.weight",
+        "ln_2.bias",
+        "ln_f.weight",
+        "ln_f.bias",
+        "layernorm.weight",
+        "norm.weight",
+    ),
+    "attention": (
+        "attn.c_attn.weight",
+        "attn.c_attn.bias",
+        "attn.c_proj.weight",
+        "attn.c_proj.bias",
+        "_proj.weight",
+    ),
+    "MLP": (
+        "mlp.c_fc.weight",
+        "mlp.c_fc.bias",
+        "mlp.c_proj.weight",
+        "mlp.c_proj.bias",
+        "gate_proj.weight",
+        "up_proj.weight",
+        "down_proj.weight",
+    ),
 }
 
 
@@ -226,7 +268,9 @@ def param_groups(config):
     return counts
 
 
-shares = {"Shakespeare": model.config} | {f"{f} {s}": c for f, s, c in published if s in ("117M", "1542M", "6.7B", "65.2B")}
+shares = {"Shakespeare": model.config} | {
+    f"{f} {s}": c for f, s, c in published if s in ("117M", "1542M", "6.7B", "65.2B")
+}
 if not GRADING:
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     left = np.zeros(len(shares))
@@ -297,6 +341,7 @@ check("06-cost/flops_per_token", flops_per_token)
 # about $12d$ for a GPT-2-shaped block. Short of that, a model's cost per token is essentially its
 # size.
 
+
 # %%
 def n_embedding(config):
     keys = GROUPS["embeddings"] + GROUPS["LM head"]
@@ -322,7 +367,9 @@ if not GRADING:
     for name, c in [("GPT-2 117M", published[0][2]), ("LLaMA 6.7B", published[4][2])]:
         total = [kaplan_flops(c, T) for T in Ts]
         line = ax.loglog(Ts, total, label=f"{name}: 2N + attention")[0]
-        ax.loglog(Ts, [kaplan_flops(c, 0)] * len(Ts), ls=":", color=line.get_color(), label=f"{name}: 2N alone")
+        ax.loglog(
+            Ts, [kaplan_flops(c, 0)] * len(Ts), ls=":", color=line.get_color(), label=f"{name}: 2N alone"
+        )
     ax.set_xlabel("context length T (tokens)")
     ax.set_ylabel("FLOPs per token")
     ax.legend(fontsize=9)
@@ -361,6 +408,7 @@ check("06-cost/q_two", answer_q_two)
 # machine that built the book, which may have been busy with other work, so the numbers move from
 # one build to the next.
 
+
 # %%
 def best_time(f, repeats=5):
     """The fastest of a few runs (the least disturbed by everything else on the machine)."""
@@ -382,7 +430,9 @@ if not GRADING:
     bandwidth = big.nbytes / best_time(lambda: big @ vec)
     del big
     print(f"float32 GEMM 1024 x 1024:    {gemm_flops_per_s / 1e9:6.1f} GFLOP/s  (arithmetic)")
-    print(f"float32 GEMV over {5000 * 5000 * 4 / 1e6:.0f} MB:    {bandwidth / 1e9:6.1f} GB/s      (reading memory)")
+    print(
+        f"float32 GEMV over {5000 * 5000 * 4 / 1e6:.0f} MB:    {bandwidth / 1e9:6.1f} GB/s      (reading memory)"
+    )
     print(f"balance point: {gemm_flops_per_s / bandwidth:.1f} FLOPs per byte read")
 
     sample = np.arange(model.config.n_ctx) % model.config.vocab_size
@@ -451,9 +501,13 @@ def kv_bytes(config, T, dtype):
 prompt = np.arange(50) % model.config.vocab_size
 cache = model.new_cache()
 model.forward(prompt[:30], cache=cache)
-print(f"after 30 tokens: cache.nbytes() = {cache.nbytes():,}, formula = {kv_bytes(model.config, 30, model.dtype):,}")
+print(
+    f"after 30 tokens: cache.nbytes() = {cache.nbytes():,}, formula = {kv_bytes(model.config, 30, model.dtype):,}"
+)
 model.forward(prompt[30:], cache=cache)
-print(f"after 50 tokens: cache.nbytes() = {cache.nbytes():,}, formula = {kv_bytes(model.config, 50, model.dtype):,}")
+print(
+    f"after 50 tokens: cache.nbytes() = {cache.nbytes():,}, formula = {kv_bytes(model.config, 50, model.dtype):,}"
+)
 
 # %% [markdown]
 # For real models the cache competes with the weights for memory. Below, a 16-bit cache (2 bytes
@@ -461,7 +515,9 @@ print(f"after 50 tokens: cache.nbytes() = {cache.nbytes():,}, formula = {kv_byte
 # two rows are the same 80-layer configuration with 64 key/value heads and with 8:
 
 # %%
-LLAMA_70B_GQA = lib.Config.llama(vocab_size=32000, n_ctx=4096, d_model=8192, n_layer=80, n_head=64, n_kv_head=8, d_ff=28672)
+LLAMA_70B_GQA = lib.Config.llama(
+    vocab_size=32000, n_ctx=4096, d_model=8192, n_layer=80, n_head=64, n_kv_head=8, d_ff=28672
+)
 f16 = np.dtype("float16")
 rows = [
     ("GPT-2 117M", published[0][2]),
@@ -472,7 +528,9 @@ rows = [
 print(f"{'model':24} {'n_ctx':>6} {'KV per token':>13} {'KV at n_ctx':>12} {'weights':>10}")
 for name, c in rows:
     per_token = kv_bytes(c, 1, f16)
-    print(f"{name:24} {c.n_ctx:6} {per_token / 2**10:10.0f} KiB {kv_bytes(c, c.n_ctx, f16) / 2**30:8.2f} GiB {n_params(c) * 2 / 2**30:6.1f} GiB")
+    print(
+        f"{name:24} {c.n_ctx:6} {per_token / 2**10:10.0f} KiB {kv_bytes(c, c.n_ctx, f16) / 2**30:8.2f} GiB {n_params(c) * 2 / 2**30:6.1f} GiB"
+    )
 
 # %% [markdown]
 # **Concept check.** A model with 32 query heads goes from 32 key/value heads to 8, everything else
@@ -548,7 +606,9 @@ if not GRADING:
         seconds = best_time(lambda T=T: engine.forward(sample[:T]), repeats=2)
         flops = T * kaplan_flops(wide, T)
         points.append((f"prefill T={T}", flops / weight_bytes, flops / seconds))
-        print(f"prefill T = {T:3}: {seconds * 1e3:7.1f} ms, {flops / seconds / 1e9:6.1f} GFLOP/s, intensity {flops / weight_bytes:6.1f} FLOP/byte")
+        print(
+            f"prefill T = {T:3}: {seconds * 1e3:7.1f} ms, {flops / seconds / 1e9:6.1f} GFLOP/s, intensity {flops / weight_bytes:6.1f} FLOP/byte"
+        )
 
     cache = big_model.new_cache()
     big_model.forward(sample[:128], cache=cache)
@@ -561,14 +621,20 @@ if not GRADING:
     flops = kaplan_flops(wide, 128)
     read = weight_bytes + kv_bytes(wide, 128, np.float32)
     points.append(("decode", flops / read, flops / seconds))
-    print(f"decode one token: {seconds * 1e3:7.1f} ms, {flops / seconds / 1e9:6.1f} GFLOP/s, intensity {flops / read:6.2f} FLOP/byte")
-    print(f"reading the weights and cache once at the measured {bandwidth / 1e9:.1f} GB/s takes {read / bandwidth * 1e3:.1f} ms")
+    print(
+        f"decode one token: {seconds * 1e3:7.1f} ms, {flops / seconds / 1e9:6.1f} GFLOP/s, intensity {flops / read:6.2f} FLOP/byte"
+    )
+    print(
+        f"reading the weights and cache once at the measured {bandwidth / 1e9:.1f} GB/s takes {read / bandwidth * 1e3:.1f} ms"
+    )
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Roofline plot on log axes: attainable GFLOP/s against arithmetic intensity, a sloped line for memory bandwidth meeting a flat line for the matrix-product rate, both measured on the machine that ran the page; the measured point of lib's decoding step sits far left, low on the sloped part, and prefill points at growing prompt lengths move right and up towards the flat part. A legend names each point."}}
 if not GRADING:
     intensity = np.logspace(-1.5, 3, 200)
     fig, ax = plt.subplots(figsize=(5.5, 4.4))
-    ax.loglog(intensity, np.minimum(gemm_flops_per_s, bandwidth * intensity) / 1e9, color="0.3", label="roofline")
+    ax.loglog(
+        intensity, np.minimum(gemm_flops_per_s, bandwidth * intensity) / 1e9, color="0.3", label="roofline"
+    )
     ax.axvline(gemm_flops_per_s / bandwidth, color="0.6", ls=":", lw=1, label="balance point")
     markers = iter("os^Dv")
     for label, x_, y_ in points:  # a legend entry per point: labels next to the points would overlap
