@@ -11,6 +11,12 @@ import numpy as np
 import pytest
 from catalogue import (
     BLOCK_HELPERS,
+    C1,
+    C2,
+    C3,
+    C4,
+    C5,
+    C6,
     MHA_HELPERS,
     TOY_HELPERS,
     block_mlp_unnormalised,
@@ -29,14 +35,6 @@ from grader import exercises, variants
 from grader.check import CheckFailed, check
 
 REGISTRY = exercises.registry()
-C1, C2, C3, C4, C5, C6 = (
-    "01-embeddings",
-    "02-transformer-block",
-    "03-lm-head",
-    "04-sampling",
-    "05-worked-toy",
-    "06-cost",
-)
 
 
 # ---- wrong implementations made from a reference -------------------------------------------------
