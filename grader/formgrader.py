@@ -62,9 +62,8 @@ def copy(db: Path, student: str, units: list[Unit]) -> None:
         for unit in units:
             submission = gb.update_or_create_submission(unit.assignment, student)
             if unit.timestamp is not None:
-                submission.timestamp = unit.timestamp.astimezone(UTC).replace(
-                    tzinfo=None
-                )  # as nbgrader keeps it
+                # naive UTC, as nbgrader keeps it
+                submission.timestamp = unit.timestamp.astimezone(UTC).replace(tzinfo=None)
             for row in unit.rows:
                 _set_grade(gb, unit, row)
             try:

@@ -139,9 +139,7 @@ def _block(x, params: dict, config, positions, kv_cache, n_out: int) -> np.ndarr
     lead, d = x.shape[:-2], x.shape[-1]
     stream = x.reshape(-1, d)  # [rows, d]: every position of every sequence
     h = np.empty_like(stream)
-    qkv = np.empty(
-        (len(stream), params["attn"]["c_attn"]["w"].shape[1]), x.dtype
-    )  # [rows, (H + 2 KV) d_head]
+    qkv = np.empty((len(stream), params["attn"]["c_attn"]["w"].shape[1]), x.dtype)  # [rows, (H+2KV) d_head]
 
     def project(rows):
         _norm_into(stream[rows], h[rows], params["ln_1"], config)
@@ -152,9 +150,8 @@ def _block(x, params: dict, config, positions, kv_cache, n_out: int) -> np.ndarr
     with scope("attn"):
         merged = _attention(qkv.reshape(*x.shape[:-1], -1), config, positions, kv_cache, n_out)
     merged = merged.reshape(-1, d)  # [rows out, d]: the last n_out positions of every sequence
-    resid = np.ascontiguousarray(x[..., -n_out:, :]).reshape(
-        -1, d
-    )  # everything from here on works per position
+    # everything from here on works per position
+    resid = np.ascontiguousarray(x[..., -n_out:, :]).reshape(-1, d)  # [rows out, d]
     out, mid, h, post = (np.empty_like(merged) for _ in range(4))
     mlp = _mlp_buffers(len(merged), params["mlp"], config, x.dtype)
 
