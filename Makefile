@@ -42,10 +42,14 @@ $(TEST_STAMP): $(VENV_STAMP) requirements-test.lock
 venv: $(VENV_STAMP)
 
 # ---- checks --------------------------------------------------------------------------------
+# pytest on two workers, each running whole groups of tests (tests/conftest.py says which);
+# `make test PYTEST_WORKERS=` runs them all in one process.
+PYTEST_WORKERS ?= -n 2
+
 test: $(TEST_STAMP) book-assets
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_WORKERS)
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .

@@ -15,9 +15,16 @@ session are graded (running one file grades only its students).
 A suite whose claim needs a class of its own stays apart: other limits (``test_sandbox_class``,
 ``test_grading``'s 8-second cells), a rerun or an interrupted run, a gradebook's history
 (``test_workflow``), ``--zero-flagged``.
+
+``make test`` runs the suites on two pytest-xdist workers (``-n 2``), which take whole groups
+of tests: each module is one group, so that a module's fixtures are built once; the suites of
+the shared class form one group, and so do the book's (``test_book`` builds the editions that
+``test_live`` reuses, in one ``_build``). The groups that take longest start first (``FIRST``),
+so that neither worker is left with a long one at the end.
 """
 
 import csv
+import functools
 import importlib
 import subprocess
 import sys
@@ -46,6 +53,46 @@ class Graded:
         """The rows a class of ``assignment`` alone would have: its own, and those about files
         (no assignment); not the ``missing`` rows that other suites' assignments add."""
         return [row for row in self.rows if row["assignment"] in (assignment, "")]
+
+
+HERE = Path(__file__).parent
+# The groups that take longest, longest first (``--durations`` of a whole run); the rest follow
+# in the order they are collected.
+FIRST = ("book", "shared-class", "test_grading", "test_workflow", "test_sandbox", "test_sandbox_class")
+
+
+@functools.cache
+def group(module: str) -> str:
+    """The xdist group of a test module: its own name, or the group of the fixtures it shares
+    (a suite that adds students to the shared class defines ``class_entries``)."""
+    if module in ("test_book", "test_live"):
+        return "book"
+    if "\ndef class_entries(" in (HERE / f"{module}.py").read_text(encoding="utf-8"):
+        return "shared-class"
+    return module
+
+
+def _group_of(nodeid: str) -> str:
+    return group(Path(nodeid.split("::")[0]).stem)
+
+
+def pytest_collection_modifyitems(items):
+    """The tests in the order their groups start (``FIRST``), so that xdist hands them out so."""
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(_group_of(item.nodeid), len(FIRST)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Under ``-n``, each worker runs whole groups (``group``), in the order they are collected."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group_of(nodeid)
+
+    config.option.loadscopereorder = False
+    return ByGroup(config, log)
 
 
 def _suites(session) -> list:
