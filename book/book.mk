@@ -5,7 +5,7 @@
 #   make book-instructor  instructor edition (solutions, hidden tests), into _build/instructor/html
 #   make book-assets      MathJax, RequireJS, the widget manager (and axe-core for the tests) from npm
 #   make book-live        the live model of the pages (book/live/ and its weights) into book/_static/live
-#   make book-clean       remove the built books and their execution caches
+#   make book-clean       remove the built books and their execution cache
 
 BOOK_STATIC := book/_static
 BOOK_ASSETS_STAMP := $(BOOK_STATIC)/.installed

@@ -7,7 +7,9 @@ books they take seconds, and the test never looks at a stale book.
 
 Every page of every edition is opened once per width and what a reader meets is recorded (console
 errors, requests, math, images, axe-core's accessibility findings, what overflows the column);
-the tests below then judge the records. Widgets, the menu and the keyboard are driven separately.
+the tests below then judge the records. A page that another edition shares with the reader
+edition, byte for byte but for the edition's title and announcement, is opened in the reader
+edition only (``as_in_reader``). Widgets, the menu and the keyboard are driven separately.
 axe-core comes from npm through book/package.json and is injected from disk: nothing is fetched.
 """
 
@@ -23,7 +25,7 @@ import shutil
 import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -347,17 +349,47 @@ def visit(context, url, screenshot=None):
         page.close()
 
 
+ANNOUNCEMENT = re.compile(r'<aside class="bd-header-announcement".*?</aside>\n', re.S)
+
+
+@functools.cache
+def as_in_reader(edition: str) -> frozenset[str]:
+    """The pages of the table of contents of ``edition`` that are the reader edition's page, byte
+    for byte, once the edition's header (its title, its announcement) is put back to the reader
+    edition's: the pages made from the same sources (the model card, the API, the glossary...),
+    whose notebooks ran once for every edition (the editions share one execution cache)."""
+    if edition == "reader":
+        return frozenset()
+    title = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["title"]
+    own = title + load_editions().EDITIONS[edition]["title"]
+    same = set()
+    for path in PAGES:
+        page = ANNOUNCEMENT.sub("", (built(edition) / path).read_text(encoding="utf-8"))
+        if page.replace(own, title) == (built("reader") / path).read_text(encoding="utf-8"):
+            same.add(path)
+    return frozenset(same)
+
+
 def plan():
     """(edition, width, page) to visit: every page of the table of contents of every edition at
     desktop and phone widths, and the reader edition's other pages (the API's source pages, the
     indexes, search) at desktop width. Those other pages are generated from the same sources in
-    every edition and differ only in the header, which the table of contents' pages cover."""
+    every edition and differ only in the header, which the table of contents' pages cover; so
+    does a page of the table of contents that is the reader's page but for the header
+    (``as_in_reader``): what the reader's page met stands for it."""
     jobs = []
     for edition in EDITIONS:
-        built(edition)
-        jobs += [(edition, width, page) for page in PAGES for width in (DESKTOP, PHONE)]
+        own = [page for page in PAGES if page not in as_in_reader(edition)]
+        jobs += [(edition, width, page) for page in own for width in (DESKTOP, PHONE)]
     jobs += [("reader", DESKTOP, page) for page in all_pages(built("reader")) if page not in PAGES]
     return jobs
+
+
+def as_met_on(visit: Visit, site: str, other: str) -> Visit:
+    """What ``visit`` met on a page of ``site``, for the same page on ``other``: its links lead
+    into ``other``."""
+    hrefs = [other + href.removeprefix(site) if href.startswith(site) else href for href in visit.hrefs]
+    return replace(visit, hrefs=hrefs)
 
 
 def visited(edition: str) -> list[str]:
@@ -367,7 +399,8 @@ def visited(edition: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def visits(browser_ready, sites):
-    """Every planned page, opened by two browsers side by side (2 cores)."""
+    """Every planned page, opened by two browsers side by side (2 cores), and every page of the
+    table of contents of every edition at both widths (``as_in_reader``)."""
     from playwright.sync_api import sync_playwright
 
     todo = queue.SimpleQueue()
@@ -398,6 +431,13 @@ def visits(browser_ready, sites):
     with ThreadPoolExecutor(BROWSERS) as pool:
         for future in [pool.submit(work) for _ in range(BROWSERS)]:
             future.result()
+    for edition in EDITIONS:
+        for path in as_in_reader(edition):
+            for width in (DESKTOP, PHONE):
+                met = found["reader", width, path]
+                if not isinstance(met, Exception):
+                    met = as_met_on(met, sites("reader"), sites(edition))
+                found[edition, width, path] = met
     return found
 
 

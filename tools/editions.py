@@ -18,7 +18,8 @@ An edition is staged under ``_build/<edition>-src/``: the book's own pages, and 
 notebook rebuilt cell by cell from its solution notebook (``solutions/``) and its student notebook
 (``chapters/``), paired by nbgrader ``grade_id``. Test cells are recognised by their ``check("<id>",
 ...)`` call, with or without a hidden-tests region, so this works with either form. Then the
-staging folder is built like any Jupyter Book, with warnings as errors. No cell of any edition may
+staging folder is built like any Jupyter Book, with warnings as errors, its notebooks executed
+through the one cache all editions share (``_build/.jupyter_cache``). No cell of any edition may
 raise: the ``raises-exception`` tags students need are dropped, so a failing cell stops the build.
 
 While the book is built, ``FORWARD_PASS_BOOK`` holds the edition's name: the chapters' figures
@@ -333,6 +334,9 @@ def staged_config(edition: str) -> str:
     config["title"] += settings["title"]
     if settings["announcement"]:
         config.setdefault("html", {})["announcement"] = settings["announcement"]
+    # One execution cache for every edition: a notebook that is the same in two editions (the
+    # model card, the introduction) runs once, and shows the same outputs in both.
+    config["execute"]["cache"] = str(BUILD / ".jupyter_cache")
     sphinx_config = config["sphinx"]["config"]
     sphinx_config["html_static_path"] = [str(ROOT / path) for path in sphinx_config["html_static_path"]]
     config["sphinx"]["local_extensions"] = {
