@@ -17,7 +17,8 @@ import nbformat
 import pytest
 from test_grading import ASSIGNMENT, RELEASED, answer, insert_after, read_grades, solution
 
-from grader import compare, exercises, feedback, references, results, scoring, scrub, wire
+from grader import compare, diagnosis, exercises, feedback, references, results, scoring, scrub, wire
+from grader.exercise import Case
 
 # Raised only where the scores come from (the scorer runs ``harness.py``): the kernel's check passes.
 UNSTORABLE = """import sys
@@ -48,6 +49,16 @@ try:
     print("socket folder filled:", written)
 except OSError as err:
     print("socket folder refused:", type(err).__name__, written)"""
+# Lines of its own on the scorer's pipe that no honest harness writes: numbers past a float's range
+# (JSON allows integers of thousands of digits) where the grader reads a timeout and a shape, for
+# cases that do not exist. They must cost nothing: the student's functions are right.
+OUT_OF_RANGE = """import json, os, sys
+huge = 10 ** 400
+lines = [{"probe": 0, "case": "nothing-like-this", "timeout": huge},
+         {"probe": 0, "case": "nor-this", "output": {"array": {"dtype": "<f8", "shape": [huge], "b64": ""}}}]
+for fd in [int(a[5:]) for a in sys.argv if a.startswith("--fd=")]:
+    for line in lines:
+        os.write(fd, (json.dumps(line) + "\\n").encode())"""
 UNSCANNABLE = 'import base64\ntry:\n    exec(base64.b64decode("\\ud800"))\nexcept Exception:\n    pass'
 
 
@@ -69,6 +80,7 @@ def class_entries() -> list[tuple[str, str]]:
         "malformed": insert_after("decode", MALFORMED),
         "forged_reply": insert_after("decode", FORGED_REPLY),
         "socket_filler": insert_after("decode", SOCKET_FILLER),
+        "out_of_range": insert_after("decode", OUT_OF_RANGE),
     }
     entries = [(f"class/{name}/embeddings.ipynb", nbformat.writes(nb)) for name, nb in students.items()]
     return [*entries, ("class/unwritable/embeddings.ipynb", unwritable())]
@@ -93,6 +105,16 @@ def test_the_class_is_graded_and_the_honest_neighbour_keeps_full_marks(graded):
         )
     for student in ("markup", "unscannable"):  # their functions are right: nothing costs them a point
         assert {grades[(student, name)]["status"] for name in points()} == {"graded"}, student
+
+
+@pytest.mark.slow
+def test_lines_the_grader_cannot_read_cost_no_point(graded):
+    grades = read_grades(graded)
+    got = {
+        name: (grades[("out_of_range", name)]["status"], float(grades[("out_of_range", name)]["score"]))
+        for name in points()
+    }
+    assert got == {name: ("graded", most) for name, most in points().items()}
 
 
 @pytest.mark.slow
@@ -191,6 +213,26 @@ def test_a_hidden_case_shows_the_type_of_an_error_not_its_message():
     table = references.for_grading(exercise_id, exercise, cases)
     verdict = compare.grade(exercise_id, cases, answers, table)
     assert not verdict.ok and "ValueError" in verdict.reason and leaked not in verdict.reason, verdict
+
+
+def test_whatever_comes_back_is_read_or_dropped_never_raised():
+    huge = "1" + "0" * 400  # an integer JSON reads, past a float's range
+    lines = [
+        f'{{"probe": 0, "case": "a", "timeout": {huge}}}',
+        '{"probe": 0, "case": "b", "timeout": NaN}',
+        f'{{"done": true, "cpu": {huge}}}',
+        '{"probe": 0, "case": "c", "timeout": 2.5}',
+    ]
+    run = scoring.Run.parse("\n".join(lines).encode(), 0)
+    assert run.answers == {0: {"a": {}, "b": {}, "c": {"timeout": 2.5}}} and run.done, run
+    for shape in ([int(huge)], [2**70, 0], [-1], [1.5], "ab", [True], {"a": 1}):
+        with pytest.raises(ValueError):
+            wire.decode({"array": {"dtype": "<f8", "shape": shape, "b64": ""}})
+    for dtype in ("object", "V8", [["a", "<f8"]], {"names": ["a"], "formats": ["<f8"]}, "(2,)<f8", 7):
+        with pytest.raises(ValueError):
+            wire.decode({"array": {"dtype": dtype, "shape": [1], "b64": "AAAAAAAAAAA="}})
+    seen = [{"helper": "f", "args": {"x": {"array": {"dtype": "<f8", "shape": [int(huge)], "b64": ""}}}}]
+    assert diagnosis.Returned({"x@watched": {"seen": seen}}).watched(Case("x", {})) is None
 
 
 def test_an_image_that_is_not_base64_is_left_out():
