@@ -15,9 +15,10 @@ import os
 
 import nbformat
 import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell
 from test_grading import ASSIGNMENT, RELEASED, answer, insert_after, read_grades, solution
 
-from grader import compare, diagnosis, exercises, feedback, references, results, scoring, scrub, wire
+from grader import clean, compare, diagnosis, exercises, feedback, references, results, scoring, scrub, wire
 from grader.exercise import Case
 
 # Raised only where the scores come from (the scorer runs ``harness.py``): the kernel's check passes.
@@ -59,6 +60,10 @@ lines = [{"probe": 0, "case": "nothing-like-this", "timeout": huge},
 for fd in [int(a[5:]) for a in sys.argv if a.startswith("--fd=")]:
     for line in lines:
         os.write(fd, (json.dumps(line) + "\\n").encode())"""
+# Markdown that the feedback page's parser is slowest on (tens of microseconds a character), in
+# cells just under the size rendered as markdown: the page is made in the process that keeps the
+# whole class's results.
+SLOW_MARKDOWN = ("*a* " * 5000)[:19_999]
 UNSCANNABLE = 'import base64\ntry:\n    exec(base64.b64decode("\\ud800"))\nexcept Exception:\n    pass'
 
 
@@ -82,6 +87,9 @@ def class_entries() -> list[tuple[str, str]]:
         "socket_filler": insert_after("decode", SOCKET_FILLER),
         "out_of_range": insert_after("decode", OUT_OF_RANGE),
     }
+    verbose = solution()
+    verbose.cells += [new_markdown_cell(SLOW_MARKDOWN) for _ in range(40)]
+    students["verbose"] = verbose
     entries = [(f"class/{name}/embeddings.ipynb", nbformat.writes(nb)) for name, nb in students.items()]
     return [*entries, ("class/unwritable/embeddings.ipynb", unwritable())]
 
@@ -115,6 +123,16 @@ def test_lines_the_grader_cannot_read_cost_no_point(graded):
         for name in points()
     }
     assert got == {name: ("graded", most) for name, most in points().items()}
+
+
+@pytest.mark.slow
+def test_a_page_parses_a_bounded_amount_of_a_students_markdown(graded):
+    grades = read_grades(graded)
+    assert {grades[("verbose", name)]["status"] for name in points()} == {"graded"}
+    page = (graded / "feedback" / "verbose" / f"{ASSIGNMENT}.html").read_text()
+    parsed = feedback.MARKDOWN_BUDGET // len(SLOW_MARKDOWN)
+    assert page.count("<em>a</em>") == parsed * SLOW_MARKDOWN.count("*a*")
+    assert page.count(f'<pre class="output">{SLOW_MARKDOWN}</pre>') == 40 - parsed
 
 
 @pytest.mark.slow
@@ -233,6 +251,26 @@ def test_whatever_comes_back_is_read_or_dropped_never_raised():
             wire.decode({"array": {"dtype": dtype, "shape": [1], "b64": "AAAAAAAAAAA="}})
     seen = [{"helper": "f", "args": {"x": {"array": {"dtype": "<f8", "shape": [int(huge)], "b64": ""}}}}]
     assert diagnosis.Returned({"x@watched": {"seen": seen}}).watched(Case("x", {})) is None
+
+
+def test_a_notebook_past_the_size_any_chapter_needs_is_refused_with_its_reason(tmp_path):
+    released = nbformat.read(RELEASED, as_version=4)
+    many = solution()
+    many.cells += [new_code_cell("") for _ in range(clean.MAX_CELLS)]
+    long = solution()
+    long.cells[-1].metadata["notes"] = "x" * clean.MAX_TEXT
+    for nb, words in ((many, "cells, more than"), (long, "characters of source and metadata")):
+        (tmp_path / "nb.ipynb").write_text(nbformat.writes(nb))
+        with pytest.raises(clean.NotANotebook, match=words):
+            clean.clean_file(tmp_path / "nb.ipynb", released, tmp_path / "cleaned.ipynb")
+    pictures = solution()  # a careless student's screenshots: the first few kept, the rest left out
+    image = {"image/png": "A" * (clean.MAX_ATTACHMENT - 100)}
+    pictures.cells += [
+        new_markdown_cell("![s](attachment:s.png)", attachments={"s.png": image}) for _ in range(6)
+    ]
+    cleaned, changes = clean.clean(pictures, released)
+    assert sum("attachments" in cell for cell in cleaned.cells) == 4
+    assert any("2 markdown attachments" in change.what for change in changes), changes
 
 
 def test_an_image_that_is_not_base64_is_left_out():
