@@ -14,6 +14,7 @@ import json
 import os
 
 import nbformat
+import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell
 from test_grading import ASSIGNMENT, RELEASED, answer, insert_after, read_grades, solution
@@ -231,6 +232,22 @@ def test_a_hidden_case_shows_the_type_of_an_error_not_its_message():
     table = references.for_grading(exercise_id, exercise, cases)
     verdict = compare.grade(exercise_id, cases, answers, table)
     assert not verdict.ok and "ValueError" in verdict.reason and leaked not in verdict.reason, verdict
+
+
+def test_a_hidden_case_shows_the_type_of_a_helpers_error_not_its_message():
+    exercise_id = f"{ASSIGNMENT}/embed"
+    exercise = exercises.get(exercise_id)
+    cases = exercise.cases(1234)
+    hidden = next(c for c in cases if c.hidden)
+    answers = {c.name: {"output": wire.encode(exercise.reference(**c.inputs))} for c in cases}
+    answers[hidden.name] = {"output": wire.encode(np.zeros(1))}
+    leaked = "the hidden ids were: secret stuff"
+    part = exercise.parts[0]
+    answers[diagnosis.part_call(hidden, part)] = {"error": f"ValueError: {leaked}"}
+    table = references.for_grading(exercise_id, exercise, cases)
+    verdict = compare.grade(exercise_id, cases, answers, table)
+    assert not verdict.ok and verdict.case == hidden.name, verdict
+    assert f"`{part.helper}` raised ValueError" in verdict.reason and leaked not in verdict.reason, verdict
 
 
 def test_whatever_comes_back_is_read_or_dropped_never_raised():
