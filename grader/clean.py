@@ -57,7 +57,7 @@ MAX_ATTACHMENTS = 4 * 2**20  # bytes of all of a notebook's attachments kept, in
 # characters): everything downstream (nbgrader, the scorer, the gradebook, the feedback page) is
 # bounded by it, whatever the file held.
 MAX_CELLS = 5_000
-MAX_TEXT = 8 * 2**20  # characters of sources and metadata
+MAX_TEXT = 4 * 2**20  # characters of sources and metadata
 CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 FLAGS = ("grade", "solution", "locked", "task", "points")
 NEW_CELL = {

@@ -19,7 +19,19 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell
 from test_grading import ASSIGNMENT, RELEASED, answer, insert_after, read_grades, solution
 
-from grader import clean, compare, diagnosis, exercises, feedback, references, results, scoring, scrub, wire
+from grader import (
+    clean,
+    compare,
+    diagnosis,
+    exercises,
+    feedback,
+    integrity,
+    references,
+    results,
+    scoring,
+    scrub,
+    wire,
+)
 from grader.exercise import Case
 
 # Raised only where the scores come from (the scorer runs ``harness.py``): the kernel's check passes.
@@ -288,6 +300,23 @@ def test_a_notebook_past_the_size_any_chapter_needs_is_refused_with_its_reason(t
     cleaned, changes = clean.clean(pictures, released)
     assert sum("attachments" in cell for cell in cleaned.cells) == 4
     assert any("2 markdown attachments" in change.what for change in changes), changes
+
+
+def test_the_integrity_scan_reads_a_bounded_amount_of_code_and_says_what_it_left(monkeypatch):
+    released = nbformat.read(RELEASED, as_version=4)
+    nb = insert_after("decode", "x = 1\n" * (integrity.SCANNED // 6 + 1))
+    nb = insert_after("decode", "def embed(ids, wte, wpe):\n    return lib.embed(ids, wte, wpe)", nb)
+    parsed, parse = [], integrity._parse
+    monkeypatch.setattr(
+        integrity, "_parse", lambda index, source, *a: parsed.append(source) or parse(index, source, *a)
+    )
+    names = [test.name for test in results.test_cells(nb)]
+    review = integrity.review(nb, released, solution(), names, ASSIGNMENT)
+    students = {source for _, source in integrity.student_cells(nb, {c.source for c in released.cells})}
+    assert sum(len(source) for source in parsed if source in students) <= integrity.SCANNED
+    reasons = [f.reason for f in review.findings]
+    assert "uses lib's own embed (lib.embed)" in reasons, reasons  # before the budget ran out
+    assert any(r.startswith("not scanned: ") and "from this one on" in r for r in reasons), reasons
 
 
 def test_an_image_that_is_not_base64_is_left_out():
