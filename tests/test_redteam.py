@@ -30,6 +30,7 @@ from grader import (
     results,
     scoring,
     scrub,
+    submissions,
     wire,
 )
 from grader.exercise import Case
@@ -77,6 +78,9 @@ for fd in [int(a[5:]) for a in sys.argv if a.startswith("--fd=")]:
 # cells just under the size rendered as markdown: the page is made in the process that keeps the
 # whole class's results.
 SLOW_MARKDOWN = ("*a* " * 5000)[:19_999]
+# Files in one student's folder whose names, or the folders they are in, name the honest
+# neighbour: as the latest resubmission of their notebook they would replace it with a blank one.
+SNATCHED = ("ch1_honest_attempt_2030-01-01_embeddings-9.ipynb", "honest/embeddings-9.ipynb")
 UNSCANNABLE = 'import base64\ntry:\n    exec(base64.b64decode("\\ud800"))\nexcept Exception:\n    pass'
 
 
@@ -104,7 +108,12 @@ def class_entries() -> list[tuple[str, str]]:
     verbose.cells += [new_markdown_cell(SLOW_MARKDOWN) for _ in range(40)]
     students["verbose"] = verbose
     entries = [(f"class/{name}/embeddings.ipynb", nbformat.writes(nb)) for name, nb in students.items()]
-    return [*entries, ("class/unwritable/embeddings.ipynb", unwritable())]
+    blank = nbformat.writes(nbformat.read(RELEASED, as_version=4))
+    return [
+        *entries,
+        ("class/unwritable/embeddings.ipynb", unwritable()),
+        *((f"class/snatcher/{file}", blank) for file in SNATCHED),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +155,16 @@ def test_a_page_parses_a_bounded_amount_of_a_students_markdown(graded):
     parsed = feedback.MARKDOWN_BUDGET // len(SLOW_MARKDOWN)
     assert page.count("<em>a</em>") == parsed * SLOW_MARKDOWN.count("*a*")
     assert page.count(f'<pre class="output">{SLOW_MARKDOWN}</pre>') == 40 - parsed
+
+
+@pytest.mark.slow
+def test_nothing_in_a_students_folder_is_graded_as_anothers(graded):
+    rows = [row for row in read_grades(graded).values() if "snatcher/" in row["exercise"] + row["reason"]]
+    assert len(rows) == len(SNATCHED) and {row["student"] for row in rows} == {"snatcher"}, rows
+    assert {row["status"] for row in rows} == {"unknown_assignment", "invalid_submission"}, rows
+    assert not any(
+        "snatcher" in row["reason"] for row in read_grades(graded).values() if row["student"] == "honest"
+    )
 
 
 @pytest.mark.slow
@@ -317,6 +336,29 @@ def test_the_integrity_scan_reads_a_bounded_amount_of_code_and_says_what_it_left
     reasons = [f.reason for f in review.findings]
     assert "uses lib's own embed (lib.embed)" in reasons, reasons  # before the budget ran out
     assert any(r.startswith("not scanned: ") and "from this one on" in r for r in reasons), reasons
+
+
+def test_a_students_folder_names_no_other_student(tmp_path):
+    layouts = {  # the exchange's layout, a plain one, and an LMS export's flat files, each in a top folder
+        "exchange": ("top/ann/01-embeddings/embeddings.ipynb", "top/bob/01-embeddings/embeddings.ipynb"),
+        "plain": ("top/ann/embeddings.ipynb", "top/bob/embeddings.ipynb"),
+        "lms": ("top/ann_11_1_embeddings.ipynb", "top/bob_22_2_embeddings.ipynb"),
+    }
+    forged = (
+        "x_bob_attempt_2030-01-01_embeddings-9.ipynb",
+        "y_22_999_embeddings-9.ipynb",
+        "bob/embeddings-9.ipynb",
+    )
+    for layout, (ann, bob) in layouts.items():
+        root = tmp_path / layout
+        ann_folder = root / (ann.rpartition("/")[0] if layout != "lms" else "top/ann")
+        for path in (root / ann, root / bob, *(ann_folder / f for f in forged)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}")
+        found = submissions.find(root, {"embeddings": ASSIGNMENT}, tmp_path / "scratch")
+        bobs = {sub.file for sub in found.by_student.get("22" if layout == "lms" else "bob", [])}
+        assert bobs == {bob}, (layout, bobs)
+        assert not [p for p in found.problems if p.status == "duplicate_submission"], found.problems
 
 
 def test_an_image_that_is_not_base64_is_left_out():
