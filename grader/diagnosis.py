@@ -644,7 +644,12 @@ def _text(exercise, case, actual, expected: str, table, student) -> str | None:
             reference = bytes(table[f"{variant.name}::expected"]).decode("utf-8")
         except (KeyError, TypeError, ValueError):
             continue
-        if outcome is not None and outcome.value == actual and reference != expected:
+        if (
+            outcome is not None
+            and isinstance(outcome.value, str)
+            and outcome.value == actual
+            and reference != expected
+        ):
             return f"your function ignores `{variant.unit}`: changing it leaves your text as it is; use the {variant.unit} you are given"
     if actual == expected[1:] or actual == expected[:-1]:
         return f"your text is the reference without its {'first' if actual == expected[1:] else 'last'} character: an off-by-one?"

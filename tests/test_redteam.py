@@ -25,6 +25,7 @@ from grader import (
     diagnosis,
     exercises,
     feedback,
+    followup,
     integrity,
     references,
     results,
@@ -78,6 +79,12 @@ for fd in [int(a[5:]) for a in sys.argv if a.startswith("--fd=")]:
 # cells just under the size rendered as markdown: the page is made in the process that keeps the
 # whole class's results.
 SLOW_MARKDOWN = ("*a* " * 5000)[:19_999]
+# A careless decode: a wrong text on the first case, and the ids themselves where the table is
+# another (the diagnosis pass calls it with one): diagnosing it failed the student's whole grading.
+CARELESS_DECODE = """def decode(ids, itos):
+    if itos[0] != "\\n":
+        return ids
+    return "".join(itos[int(i)] for i in ids).upper()"""
 # Files in one student's folder whose names, or the folders they are in, name the honest
 # neighbour: as the latest resubmission of their notebook they would replace it with a blank one.
 SNATCHED = ("ch1_honest_attempt_2030-01-01_embeddings-9.ipynb", "honest/embeddings-9.ipynb")
@@ -103,6 +110,7 @@ def class_entries() -> list[tuple[str, str]]:
         "forged_reply": insert_after("decode", FORGED_REPLY),
         "socket_filler": insert_after("decode", SOCKET_FILLER),
         "out_of_range": insert_after("decode", OUT_OF_RANGE),
+        "careless_decode": answer("decode", CARELESS_DECODE),
     }
     verbose = solution()
     verbose.cells += [new_markdown_cell(SLOW_MARKDOWN) for _ in range(40)]
@@ -155,6 +163,13 @@ def test_a_page_parses_a_bounded_amount_of_a_students_markdown(graded):
     parsed = feedback.MARKDOWN_BUDGET // len(SLOW_MARKDOWN)
     assert page.count("<em>a</em>") == parsed * SLOW_MARKDOWN.count("*a*")
     assert page.count(f'<pre class="output">{SLOW_MARKDOWN}</pre>') == 40 - parsed
+
+
+@pytest.mark.slow
+def test_a_wrong_answer_the_diagnosis_cannot_explain_costs_only_itself(graded):
+    grades = read_grades(graded)
+    got = {name: grades[("careless_decode", name)]["status"] for name in points()}
+    assert got == {name: "wrong" if name == "decode" else "graded" for name in points()}, got
 
 
 @pytest.mark.slow
@@ -279,6 +294,22 @@ def test_a_hidden_case_shows_the_type_of_a_helpers_error_not_its_message():
     verdict = compare.grade(exercise_id, cases, answers, table)
     assert not verdict.ok and verdict.case == hidden.name, verdict
     assert f"`{part.helper}` raised ValueError" in verdict.reason and leaked not in verdict.reason, verdict
+
+
+def test_the_diagnosis_pass_never_fails_a_grading():
+    exercise_id = f"{ASSIGNMENT}/decode"
+    exercise = exercises.get(exercise_id)
+    cases = exercise.cases(1234)
+    answers = {c.name: {"output": wire.encode(exercise.reference(**c.inputs))} for c in cases if not c.raises}
+    answers |= {c.name: {"error": f"{c.raises.errors[0]}: {c.raises.mentions}"} for c in cases if c.raises}
+    answers[cases[0].name] = {"output": {"value": "wrong text"}}
+    table = references.for_grading(exercise_id, exercise, cases)
+    before = compare.grade(exercise_id, cases, answers, table)
+    asked = followup.questions(exercise_id, cases, answers, table, before)
+    assert asked and not before.ok
+    for sent in (wire.encode(np.arange(3)), {"value": 5}, [1], None):  # what no honest harness sends
+        more = {call["case"]: {"output": sent} for call in asked}
+        assert followup.refine(exercise_id, cases, answers, more, table, before).status == "wrong"
 
 
 def test_whatever_comes_back_is_read_or_dropped_never_raised():
