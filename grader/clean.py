@@ -184,11 +184,11 @@ def _spend_attachment_budget(cells: list) -> int:
 
 
 def _too_big(nb) -> str | None:
-    """Why the notebook is more than any grader should carry (outputs, cleared anyway, do not
-    count), or ``None``."""
+    """Why the notebook is more than any grader should carry (its outputs and its own metadata,
+    such as saved widget state, are dropped anyway and do not count), or ``None``."""
     if len(nb.cells) > MAX_CELLS:
         return f"the notebook has {len(nb.cells):,} cells, more than the {MAX_CELLS:,} one may have"
-    text = len(json.dumps(nb.get("metadata", {}), default=str)) + sum(
+    text = sum(
         len(_text(cell.get("source")) or "") + len(json.dumps(cell.get("metadata", {}), default=str))
         for cell in nb.cells
     )

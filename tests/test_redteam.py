@@ -342,6 +342,10 @@ def test_a_notebook_past_the_size_any_chapter_needs_is_refused_with_its_reason(t
         (tmp_path / "nb.ipynb").write_text(nbformat.writes(nb))
         with pytest.raises(clean.NotANotebook, match=words):
             clean.clean_file(tmp_path / "nb.ipynb", released, tmp_path / "cleaned.ipynb")
+    widgets = solution()  # saved widget state: the notebook's own metadata, replaced by the release's
+    widgets.metadata["widgets"] = {"state": "x" * clean.MAX_TEXT}
+    (tmp_path / "nb.ipynb").write_text(nbformat.writes(widgets))
+    clean.clean_file(tmp_path / "nb.ipynb", released, tmp_path / "cleaned.ipynb")
     pictures = solution()  # a careless student's screenshots: the first few kept, the rest left out
     image = {"image/png": "A" * (clean.MAX_ATTACHMENT - 100)}
     pictures.cells += [
