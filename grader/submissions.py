@@ -340,7 +340,9 @@ def _identify(files: list[_File], known: dict[str, str]) -> Found:
     for listed in files:
         shown = "/".join(map(printable, listed.parts))
         parts = tuple(p for p in listed.parts if p not in (b"", b".", b".."))
-        top = len(wrapping) if parts[: len(wrapping)] == wrapping else 0
+        # Every notebook read lies in the top folders; a refused one (an absolute path, a "..")
+        # may not, and its row is named after the folder that holds it.
+        top = len(wrapping) if parts[: len(wrapping)] == wrapping else max(len(parts) - 2, 0)
         identified = _student_and_name(parts, [printable(p) for p in parts], set(known.values()), top)
         if listed.refused or identified is None:
             reason = (
