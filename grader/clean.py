@@ -26,8 +26,13 @@ leaving the whole notebook without grades: a test cell pasted twice or with empt
 5. The notebook's metadata (kernelspec, language) is the release's. Each cell is rebuilt with
    its type, id, metadata and source only: outputs and execution counts are cleared (the notebook
    is executed again), unknown fields dropped, a cell of an unknown type becomes a raw cell,
-   markdown attachments over ``MAX_ATTACHMENT`` bytes are dropped, and every cell gets a valid,
-   unique id (graded cells the released one): nbformat 4.5.
+   markdown attachments over ``MAX_ATTACHMENT`` bytes are dropped, and those past the first
+   ``MAX_ATTACHMENTS`` bytes of them, and every cell gets a valid, unique id (graded cells the
+   released one): nbformat 4.5.
+
+A notebook whose cells (outputs aside) exceed ``MAX_CELLS`` or ``MAX_TEXT`` is refused, with its
+reason, before anything else reads it: what nbgrader, the scorer, the gradebook and the feedback
+page carry is bounded by what the release needs many times over, not by what the file holds.
 
 What changed is returned as ``Change`` records. Those that would have moved points had nbgrader
 trusted the submission (edited grading metadata, an invented grade id, a test turned into text)
@@ -38,6 +43,7 @@ careless kind.
 
 import ast
 import copy
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +52,12 @@ import nbformat
 from IPython.core.inputtransformer2 import TransformerManager
 
 MAX_ATTACHMENT = 2**20  # bytes of one markdown attachment (base64)
+MAX_ATTACHMENTS = 4 * 2**20  # bytes of all of a notebook's attachments kept, in order
+# What one notebook may carry besides its outputs (a chapter has about a hundred cells and 60,000
+# characters): everything downstream (nbgrader, the scorer, the gradebook, the feedback page) is
+# bounded by it, whatever the file held.
+MAX_CELLS = 5_000
+MAX_TEXT = 4 * 2**20  # characters of sources and metadata
 CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 FLAGS = ("grade", "solution", "locked", "task", "points")
 NEW_CELL = {
@@ -72,8 +84,11 @@ def clean_file(path: Path, released, target: Path) -> list[Change]:
     """Read the submission at ``path``, clean it against ``released`` and write it to ``target``."""
     try:
         nb = nbformat.reads(path.read_bytes().decode("utf-8"), as_version=4)
+        too_big = _too_big(nb)
     except Exception as err:  # not UTF-8, not JSON, not a notebook: all the same to the student
         raise NotANotebook(f"not a valid notebook: {_first_line(err)}") from None
+    if too_big:
+        raise NotANotebook(f"not graded: {too_big}")
     try:
         cleaned, changes = clean(nb, released)
         nbformat.validate(cleaned)
@@ -89,6 +104,7 @@ def clean(nb, released) -> tuple[nbformat.NotebookNode, list[Change]]:
     """The submission ``nb`` as nbgrader should see it (see the module docstring)."""
     graded = {_grade_id(cell): cell for cell in released.cells if _grade_id(cell)}
     cells = [_plain(cell) for cell in nb.cells]
+    dropped = _spend_attachment_budget(cells)
     matched = _match(cells, graded)
     owner = {index: grade_id for grade_id, index in matched.items()}
     rebuilt = []  # (cell, grade_id or "", [(what, suspicious)])
@@ -105,6 +121,10 @@ def clean(nb, released) -> tuple[nbformat.NotebookNode, list[Change]]:
         if _other_kernel(nb, released)
         else []
     )
+    if dropped:
+        notes.append(
+            (f"{dropped} markdown attachments past the first {MAX_ATTACHMENTS:,} bytes are left out", False)
+        )
     cleaned = nbformat.v4.new_notebook(
         cells=[cell for cell, _, _ in rebuilt], metadata=copy.deepcopy(released.metadata)
     )
@@ -147,6 +167,37 @@ def _plain(cell):
     if kept:
         plain.attachments = copy.deepcopy(kept)
     return plain
+
+
+def _spend_attachment_budget(cells: list) -> int:
+    """Keep attachments in notebook order while ``MAX_ATTACHMENTS`` lasts; how many were dropped."""
+    spent, dropped = 0, 0
+    for cell in cells:
+        for name, data in list(cell.get("attachments", {}).items()):
+            spent += len(str(data))
+            if spent > MAX_ATTACHMENTS:
+                del cell.attachments[name]
+                dropped += 1
+        if "attachments" in cell and not cell.attachments:
+            del cell["attachments"]
+    return dropped
+
+
+def _too_big(nb) -> str | None:
+    """Why the notebook is more than any grader should carry (its outputs and its own metadata,
+    such as saved widget state, are dropped anyway and do not count), or ``None``."""
+    if len(nb.cells) > MAX_CELLS:
+        return f"the notebook has {len(nb.cells):,} cells, more than the {MAX_CELLS:,} one may have"
+    text = sum(
+        len(_text(cell.get("source")) or "") + len(json.dumps(cell.get("metadata", {}), default=str))
+        for cell in nb.cells
+    )
+    if text > MAX_TEXT:
+        return (
+            f"its cells hold {text:,} characters of source and metadata, more than the {MAX_TEXT:,} "
+            "a notebook may have (outputs do not count)"
+        )
+    return None
 
 
 def _match(cells: list, graded: dict) -> dict[str, int]:

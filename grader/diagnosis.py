@@ -644,7 +644,12 @@ def _text(exercise, case, actual, expected: str, table, student) -> str | None:
             reference = bytes(table[f"{variant.name}::expected"]).decode("utf-8")
         except (KeyError, TypeError, ValueError):
             continue
-        if outcome is not None and outcome.value == actual and reference != expected:
+        if (
+            outcome is not None
+            and isinstance(outcome.value, str)
+            and outcome.value == actual
+            and reference != expected
+        ):
             return f"your function ignores `{variant.unit}`: changing it leaves your text as it is; use the {variant.unit} you are given"
     if actual == expected[1:] or actual == expected[:-1]:
         return f"your text is the reference without its {'first' if actual == expected[1:] else 'last'} character: an off-by-one?"
@@ -677,7 +682,10 @@ def stations(exercise, case, table: Mapping, student: Student) -> str:
         outcome = student.helper(case, part, inputs)
         compared = compared or outcome is not None
         if outcome is not None and outcome.error:
-            return f"First station that fails: {part.station} (your `{part.helper}` raised {outcome.error})"
+            # As for the function itself (``compare.grade``): on a hidden case, the type only, since
+            # a message could carry the case's inputs, or the stations it was given, to the student.
+            raised = outcome.error.partition(":")[0] if case.hidden else outcome.error
+            return f"First station that fails: {part.station} (your `{part.helper}` raised {raised})"
         if outcome is not None and not _matches(exercise, outcome.value, known[part.station]):
             return f"First station that differs from the reference: {part.station} (computed by your `{part.helper}`)"
         fed = [entry["args"] for entry in seen or [] if entry["helper"] == part.helper]

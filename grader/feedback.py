@@ -78,6 +78,7 @@ img {{ max-width: 100%; }}
 </main></body></html>
 """
 MAX_MARKDOWN = 20_000  # characters of a student's markdown cell rendered as markdown
+MARKDOWN_BUDGET = 60_000  # characters of students' markdown rendered as markdown on one page
 BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 CHECK_ERRORS = {"CheckFailed", "NotWrittenYet"}  # grader.check's: their traceback is the message
 student_markdown = mistune.create_markdown(escape=True, plugins=["strikethrough", "table"])
@@ -94,7 +95,7 @@ def render(nb, release_nb, rows: list[Row], title: str, header: str = "") -> str
     trusted = {cell.source for cell in release_nb.cells if cell.cell_type == "markdown"}
     verdicts = {row.exercise: row for row in rows}
     tests = {test.index: test.name for test in test_cells(nb)}
-    body = [_summary(rows)]
+    body, budget = [_summary(rows)], [MARKDOWN_BUDGET]
     for index, cell in enumerate(nb.cells):
         if index in tests:
             name = tests[index]
@@ -104,7 +105,9 @@ def render(nb, release_nb, rows: list[Row], title: str, header: str = "") -> str
         elif cell.cell_type == "code":
             body.append(_code(cell.source, cell.outputs))
         elif cell.cell_type == "markdown":
-            body.append(markdown2html(cell.source) if cell.source in trusted else _students(cell.source))
+            body.append(
+                markdown2html(cell.source) if cell.source in trusted else _students(cell.source, budget)
+            )
     return page(title, "\n".join(body), header)
 
 
@@ -143,13 +146,18 @@ def _error_text(out) -> str:
     return f"{out.ename}: {out.evalue}"
 
 
-def _students(source: str) -> str:
-    """A student's markdown cell; a very long one as plain text (a parser's time grows faster than
-    the text on some inputs, and this runs in the process that keeps the whole class's results)."""
+def _students(source: str, budget: list[int]) -> str:
+    """A student's markdown cell, rendered while the page's ``budget`` of characters lasts (a
+    one-item list, spent here); a very long cell, or any once the budget is spent, as plain text.
+    The parser takes up to tens of microseconds a character on some inputs, and this runs in the
+    process that keeps the whole class's results: a page costs it at most a few seconds."""
     if len(source) > MAX_MARKDOWN:
         return _pre(
             source[:MAX_MARKDOWN] + f"\n... {len(source) - MAX_MARKDOWN} characters cut ...", "output"
         )
+    if len(source) > budget[0]:
+        return _pre(source, "output")
+    budget[0] -= len(source)
     return student_markdown(source)
 
 

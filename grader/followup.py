@@ -11,7 +11,8 @@ live by ``lib`` here, outside the sandbox, as the hidden cases' are.
 
 What comes back changes only a verdict's reason, never its score or status: the student's code
 runs in a sandbox as in the first pass, and nothing it returns in this one can earn a point. If the
-run fails, stalls or sends nothing, the first pass's reasons stand.
+run fails, stalls or sends nothing, or what it sends cannot be diagnosed, the first pass's reasons
+stand.
 """
 
 import pickle
@@ -87,9 +88,12 @@ def questions(exercise_id: str, cases: list, answers: dict, table, verdict: Verd
 def refine(exercise_id: str, cases: list, answers: dict, more: dict, table, before: Verdict) -> Verdict:
     """``before`` with the reason the answers to ``questions`` (``more``) give it."""
     names = {case.name for case in cases}
-    again = compare.grade(
-        exercise_id, cases, {**answers, **{k: v for k, v in more.items() if k not in names}}, table
-    )
+    try:
+        again = compare.grade(
+            exercise_id, cases, {**answers, **{k: v for k, v in more.items() if k not in names}}, table
+        )
+    except Exception:  # on what the student's code sent back: the first pass's reason stands
+        return before
     if again.ok or again.case != before.case:
         return before
     return replace(before, reason=again.reason)

@@ -35,6 +35,7 @@ Reported:
 - cell magics: the body of a ``%%capture``, ``%%time``, ``%%timeit``, ``%%prun`` or ``%%python``
   cell is scanned as Python; shell cells and ``!`` lines are strings, scanned for private files.
 - grading metadata changed in a way that would have moved points (``grader.clean``).
+- code not scanned: the student's cells past the first ``SCANNED`` characters of their code.
 
 Pairs of students with near-identical code for one exercise (stub and course solution left out)
 are found when the reports are written (``report``).
@@ -91,6 +92,9 @@ DECODERS = {
     "fromhex": bytes.fromhex,
 }
 MAX_DECODED = 3  # levels of exec(decode(...)) followed
+# Characters of the student's own code scanned, in notebook order (a chapter's solutions have a few
+# thousand): the scan takes milliseconds a line, and a notebook may hold millions of characters.
+SCANNED = 100_000
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 FIELDS = ("student", "assignment", "exercises", "reason", "cell", "line", "code")
 
@@ -232,13 +236,20 @@ def as_dicts(findings: list[Finding]) -> list[dict]:
 
 def _parse_cells(nb, released_sources: set[str]) -> tuple[list[_Cell], list[_Cell], list[Finding]]:
     """Every code cell parsed (what the notebook's names mean depends on all of them), the
-    student's among them, and a finding for each student cell too large or deep to parse. A cell
-    that is not Python is skipped: it cannot run either."""
-    everything, unscanned = [], []
+    student's among them while ``SCANNED`` lasts, and a finding for each student cell too large or
+    deep to parse, and one for the student's cells past ``SCANNED``. A cell that is not Python is
+    skipped: it cannot run either."""
+    everything, unscanned, left = [], [], SCANNED
     students = {index for index, _ in student_cells(nb, released_sources)}
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
+        if index in students:
+            left -= len(cell.source)
+            if left < 0:
+                if left + len(cell.source) >= 0:  # the first cell past the budget
+                    unscanned.append(_not_scanned(nb, students, index))
+                continue
         try:
             everything += _parse(index, cell.source)
         except (RecursionError, MemoryError):
@@ -246,6 +257,16 @@ def _parse_cells(nb, released_sources: set[str]) -> tuple[list[_Cell], list[_Cel
                 reason = "the cell is nested too deeply to be scanned"
                 unscanned.append(Finding((), reason, index, 1, cell.source.partition("\n")[0][:200]))
     return everything, [cell for cell in everything if cell.index in students], unscanned
+
+
+def _not_scanned(nb, students: set[int], first: int) -> Finding:
+    rest = [index for index in sorted(students) if index >= first]
+    size = sum(len(nb.cells[index].source) for index in rest)
+    reason = (
+        f"not scanned: {len(rest)} cells of the student's code from this one on ({size:,} characters), "
+        f"past the first {SCANNED:,} characters the scan reads"
+    )
+    return Finding((), reason, first, 1, nb.cells[first].source.partition("\n")[0][:200])
 
 
 def _parse(index: int, source: str, depth: int = 0, run_at: int = 0, decoded: str = "") -> list[_Cell]:

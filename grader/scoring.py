@@ -246,7 +246,7 @@ class Run:
                 continue
             if event.get("done") is True:
                 done = True
-                cpu = event.get("cpu") if isinstance(event.get("cpu"), float) else None
+                cpu = _seconds(event.get("cpu"))
             elif isinstance(event.get("probe"), int) and isinstance(event.get("case"), str):
                 answer = {
                     k: event[k]
@@ -284,13 +284,24 @@ def _checked(answer: dict) -> dict:
         kept["error"] = answer["error"][:400]
         if isinstance(answer.get("line"), str):
             kept["line"] = answer["line"][:250]
-    if isinstance(answer.get("timeout"), int | float) and not isinstance(answer.get("timeout"), bool):
-        kept["timeout"] = float(answer["timeout"])
+    if _seconds(answer.get("timeout")) is not None:
+        kept["timeout"] = _seconds(answer["timeout"])
     if isinstance(answer.get("impure"), str):
         kept["impure"] = answer["impure"][:120]
     if isinstance(answer.get("seen"), list):
         kept["seen"] = answer["seen"]  # what watched helpers were given (grader.diagnosis reads it warily)
     return kept
+
+
+def _seconds(value) -> float | None:
+    """``value`` as a number of seconds, if it is one (JSON's integers have no bound, a float's do)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _verdict(exercise_id: str, cases: list[Case], answers: dict, run: Run) -> Verdict:

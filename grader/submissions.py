@@ -12,9 +12,18 @@ Accepted layouts (``<notebook>`` is a chapter notebook's file name, e.g. ``embed
   - Blackboard, the pattern nbgrader's ``zip_collect`` documents:
     ``<assignment>_<student>_attempt_<timestamp>_<notebook>``
 
-A zip (or folder) may hold any of these below a top folder of its own. A notebook maps to its
-assignment by file name; the names an LMS gives resubmissions (``embeddings-1.ipynb``,
-``embeddings (1).ipynb``) are understood.
+A zip (or folder) may hold any of these below top folders of its own: the folders that hold
+every notebook read. A notebook maps to its assignment by file name; the names an LMS gives
+resubmissions (``embeddings-1.ipynb``, ``embeddings (1).ipynb``) are understood.
+
+Whose notebook it is comes from the first folder below the top folders, never from anything
+inside it: a student controls every name in their folder, so an LMS's file name counts only for
+a file with no folder of its own (an export's), and a notebook in a folder deeper than
+``<student>/<assignment>/`` is not graded (an ``invalid_submission`` row under the student whose
+folder it is in). Otherwise a file named ``x_bob_attempt_1_embeddings-9.ipynb``, or put in a
+folder ``bob/``, in Alice's folder would be graded as Bob's latest resubmission, and Bob's own not
+at all. When the top folders end with a student's folder (one student's folder graded alone),
+that folder is the student's.
 
 No input stops the class. A file that cannot be graded as it is gets a warning and a row of
 grades.csv saying what happened to it; the rest is graded.
@@ -327,16 +336,22 @@ class _Candidate:
 def _identify(files: list[_File], known: dict[str, str]) -> Found:
     found = Found()
     candidates = []
+    wrapping = _wrapping(files)
     for listed in files:
         shown = "/".join(map(printable, listed.parts))
         parts = tuple(p for p in listed.parts if p not in (b"", b".", b".."))
-        identified = _student_and_name(parts, [printable(p) for p in parts], set(known.values()))
+        # Every notebook read lies in the top folders; a refused one (an absolute path, a "..")
+        # may not, and its row is named after the folder that holds it.
+        top = len(wrapping) if parts[: len(wrapping)] == wrapping else max(len(parts) - 2, 0)
+        identified = _student_and_name(parts, [printable(p) for p in parts], set(known.values()), top)
         if listed.refused or identified is None:
             reason = (
                 listed.refused
+                or _inside_a_students_folder(parts, top)
                 or "cannot tell whose notebook this is (put it in a folder named after the student)"
             )
-            student = printable(identified[0]) if identified else shown
+            named = identified[0] if identified else parts[top] if len(parts) > top + 1 else None
+            student = printable(named) if named else shown
             found.problems.append(
                 Problem(student_id(student), student, shown, "invalid_submission", f"not graded: {reason}")
             )
@@ -362,21 +377,45 @@ def _identify(files: list[_File], known: dict[str, str]) -> Found:
 
 
 def _student_and_name(
-    parts: tuple[bytes, ...], names: list[str], assignments: set[str]
+    parts: tuple[bytes, ...], names: list[str], assignments: set[str], top: int
 ) -> tuple[bytes, str, int] | None:
     """(student's raw name, notebook file name, LMS submission id or -1) from a path relative to
-    the submissions; any folders above the student's (an archive's top folder) are ignored."""
+    the submissions, whose first ``top`` folders wrap every notebook (an archive's top folder)
+    and name no one. Below them, the first folder is the student's, and only an assignment's
+    folder may come between it and the file: a student controls what is in their folder, so
+    nothing in it names a student. A file with no folder of its own there is an LMS export's
+    (its name says whose it is), or, when the top folders end with a student's folder (one
+    student graded alone), that student's."""
     if not parts or not names[-1].endswith(SUFFIX):
         return None
-    match = next((m for p in LMS_PATTERNS if (m := p.match(names[-1]))), None)
-    if match:
-        submission = int(match["submission"]) if "submission" in match.groupdict() else -1
-        return match["student"].encode(), match["file"], submission
-    if len(parts) >= 3 and names[-2] in assignments:
-        return parts[-3], names[-1], -1
-    if len(parts) >= 2:
-        return parts[-2], names[-1], -1
+    rest, inner = parts[top:], names[top:]
+    if len(rest) == 1:
+        match = next((m for p in LMS_PATTERNS if (m := p.match(names[-1]))), None)
+        if match:
+            submission = int(match["submission"]) if "submission" in match.groupdict() else -1
+            return match["student"].encode(), match["file"], submission
+        own = top - 1 if top >= 1 and names[top - 1] not in assignments else top - 2
+        return (parts[own], names[-1], -1) if own >= 0 else None
+    if len(rest) == 2 or (len(rest) == 3 and inner[1] in assignments):
+        return rest[0], names[-1], -1
     return None
+
+
+def _wrapping(files: list[_File]) -> tuple[bytes, ...]:
+    """The folders that hold every notebook that is read (an archive's or an export's top
+    folders): the longest common start of their folders."""
+    return tuple(os.path.commonprefix([f.parts[:-1] for f in files if not f.refused]))
+
+
+def _inside_a_students_folder(parts: tuple[bytes, ...], top: int) -> str | None:
+    """Why a notebook deeper in a student's folder than the layouts allow is not graded."""
+    rest = parts[top:]
+    if len(rest) < 3:
+        return None
+    return (
+        f"it is in a folder inside {printable(rest[0])}'s folder ({'/'.join(map(printable, rest[1:-1]))}): a "
+        "student's notebooks go directly in their folder, or in a folder named after the chapter"
+    )
 
 
 def _strip_resubmission(stem: str, known: dict[str, str]) -> tuple[str, int]:

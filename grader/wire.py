@@ -3,13 +3,15 @@
 Arrays and numbers are ``{"array": {"dtype", "shape", "b64"}}`` (numeric dtypes only), text is
 ``{"value": str}``. ``encode`` runs inside the sandbox (the scorer's harness loads this module
 there, as ``wire``), ``decode`` in the grading process, where every record is untrusted input:
-a malformed one raises ``ValueError`` and counts as no answer.
+a malformed one (any type, any size of number, any nesting) raises ``ValueError`` and nothing
+else, and counts as no answer.
 
 NumPy and the standard library only.
 """
 
 import base64
 import binascii
+import math
 
 import numpy as np
 
@@ -45,6 +47,8 @@ def decode(record):
     if not isinstance(spec, dict):
         raise ValueError("record has neither an array nor a value")
     try:
+        if not isinstance(spec["dtype"], str) or not isinstance(spec["shape"], list):
+            raise TypeError
         dtype = np.dtype(spec["dtype"])
         shape = tuple(spec["shape"])
         data = base64.b64decode(spec["b64"], validate=True)
@@ -52,9 +56,7 @@ def decode(record):
         raise ValueError(f"malformed array record ({type(err).__name__})") from None
     if dtype.kind not in "biuf" or dtype.hasobject:
         raise ValueError(f"dtype {dtype} is not numeric")
-    if (
-        not all(isinstance(n, int) and 0 <= n for n in shape)
-        or np.prod(shape, dtype=np.float64) > MAX_ELEMENTS
-    ):
-        raise ValueError(f"shape {shape} is not a shape of an answer")
+    # Each size is checked before any arithmetic: JSON integers have no bound, NumPy's do.
+    if not all(type(n) is int and 0 <= n <= MAX_ELEMENTS for n in shape) or math.prod(shape) > MAX_ELEMENTS:
+        raise ValueError(f"shape {str(shape)[:80]} is not a shape of an answer")
     return np.frombuffer(data, dtype=dtype).reshape(shape)

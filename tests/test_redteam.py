@@ -14,10 +14,27 @@ import json
 import os
 
 import nbformat
+import numpy as np
 import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell
 from test_grading import ASSIGNMENT, RELEASED, answer, insert_after, read_grades, solution
 
-from grader import compare, exercises, feedback, references, results, scoring, scrub, wire
+from grader import (
+    clean,
+    compare,
+    diagnosis,
+    exercises,
+    feedback,
+    followup,
+    integrity,
+    references,
+    results,
+    scoring,
+    scrub,
+    submissions,
+    wire,
+)
+from grader.exercise import Case
 
 # Raised only where the scores come from (the scorer runs ``harness.py``): the kernel's check passes.
 UNSTORABLE = """import sys
@@ -48,6 +65,29 @@ try:
     print("socket folder filled:", written)
 except OSError as err:
     print("socket folder refused:", type(err).__name__, written)"""
+# Lines of its own on the scorer's pipe that no honest harness writes: numbers past a float's range
+# (JSON allows integers of thousands of digits) where the grader reads a timeout and a shape, for
+# cases that do not exist. They must cost nothing: the student's functions are right.
+OUT_OF_RANGE = """import json, os, sys
+huge = 10 ** 400
+lines = [{"probe": 0, "case": "nothing-like-this", "timeout": huge},
+         {"probe": 0, "case": "nor-this", "output": {"array": {"dtype": "<f8", "shape": [huge], "b64": ""}}}]
+for fd in [int(a[5:]) for a in sys.argv if a.startswith("--fd=")]:
+    for line in lines:
+        os.write(fd, (json.dumps(line) + "\\n").encode())"""
+# Markdown that the feedback page's parser is slowest on (tens of microseconds a character), in
+# cells just under the size rendered as markdown: the page is made in the process that keeps the
+# whole class's results.
+SLOW_MARKDOWN = ("*a* " * 5000)[:19_999]
+# A careless decode: a wrong text on the first case, and the ids themselves where the table is
+# another (the diagnosis pass calls it with one): diagnosing it failed the student's whole grading.
+CARELESS_DECODE = """def decode(ids, itos):
+    if itos[0] != "\\n":
+        return ids
+    return "".join(itos[int(i)] for i in ids).upper()"""
+# Files in one student's folder whose names, or the folders they are in, name the honest
+# neighbour: as the latest resubmission of their notebook they would replace it with a blank one.
+SNATCHED = ("ch1_honest_attempt_2030-01-01_embeddings-9.ipynb", "honest/embeddings-9.ipynb")
 UNSCANNABLE = 'import base64\ntry:\n    exec(base64.b64decode("\\ud800"))\nexcept Exception:\n    pass'
 
 
@@ -69,9 +109,19 @@ def class_entries() -> list[tuple[str, str]]:
         "malformed": insert_after("decode", MALFORMED),
         "forged_reply": insert_after("decode", FORGED_REPLY),
         "socket_filler": insert_after("decode", SOCKET_FILLER),
+        "out_of_range": insert_after("decode", OUT_OF_RANGE),
+        "careless_decode": answer("decode", CARELESS_DECODE),
     }
+    verbose = solution()
+    verbose.cells += [new_markdown_cell(SLOW_MARKDOWN) for _ in range(40)]
+    students["verbose"] = verbose
     entries = [(f"class/{name}/embeddings.ipynb", nbformat.writes(nb)) for name, nb in students.items()]
-    return [*entries, ("class/unwritable/embeddings.ipynb", unwritable())]
+    blank = nbformat.writes(nbformat.read(RELEASED, as_version=4))
+    return [
+        *entries,
+        ("class/unwritable/embeddings.ipynb", unwritable()),
+        *((f"class/snatcher/{file}", blank) for file in SNATCHED),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +143,43 @@ def test_the_class_is_graded_and_the_honest_neighbour_keeps_full_marks(graded):
         )
     for student in ("markup", "unscannable"):  # their functions are right: nothing costs them a point
         assert {grades[(student, name)]["status"] for name in points()} == {"graded"}, student
+
+
+@pytest.mark.slow
+def test_lines_the_grader_cannot_read_cost_no_point(graded):
+    grades = read_grades(graded)
+    got = {
+        name: (grades[("out_of_range", name)]["status"], float(grades[("out_of_range", name)]["score"]))
+        for name in points()
+    }
+    assert got == {name: ("graded", most) for name, most in points().items()}
+
+
+@pytest.mark.slow
+def test_a_page_parses_a_bounded_amount_of_a_students_markdown(graded):
+    grades = read_grades(graded)
+    assert {grades[("verbose", name)]["status"] for name in points()} == {"graded"}
+    page = (graded / "feedback" / "verbose" / f"{ASSIGNMENT}.html").read_text()
+    parsed = feedback.MARKDOWN_BUDGET // len(SLOW_MARKDOWN)
+    assert page.count("<em>a</em>") == parsed * SLOW_MARKDOWN.count("*a*")
+    assert page.count(f'<pre class="output">{SLOW_MARKDOWN}</pre>') == 40 - parsed
+
+
+@pytest.mark.slow
+def test_a_wrong_answer_the_diagnosis_cannot_explain_costs_only_itself(graded):
+    grades = read_grades(graded)
+    got = {name: grades[("careless_decode", name)]["status"] for name in points()}
+    assert got == {name: "wrong" if name == "decode" else "graded" for name in points()}, got
+
+
+@pytest.mark.slow
+def test_nothing_in_a_students_folder_is_graded_as_anothers(graded):
+    rows = [row for row in read_grades(graded).values() if "snatcher/" in row["exercise"] + row["reason"]]
+    assert len(rows) == len(SNATCHED) and {row["student"] for row in rows} == {"snatcher"}, rows
+    assert {row["status"] for row in rows} == {"unknown_assignment", "invalid_submission"}, rows
+    assert not any(
+        "snatcher" in row["reason"] for row in read_grades(graded).values() if row["student"] == "honest"
+    )
 
 
 @pytest.mark.slow
@@ -191,6 +278,122 @@ def test_a_hidden_case_shows_the_type_of_an_error_not_its_message():
     table = references.for_grading(exercise_id, exercise, cases)
     verdict = compare.grade(exercise_id, cases, answers, table)
     assert not verdict.ok and "ValueError" in verdict.reason and leaked not in verdict.reason, verdict
+
+
+def test_a_hidden_case_shows_the_type_of_a_helpers_error_not_its_message():
+    exercise_id = f"{ASSIGNMENT}/embed"
+    exercise = exercises.get(exercise_id)
+    cases = exercise.cases(1234)
+    hidden = next(c for c in cases if c.hidden)
+    answers = {c.name: {"output": wire.encode(exercise.reference(**c.inputs))} for c in cases}
+    answers[hidden.name] = {"output": wire.encode(np.zeros(1))}
+    leaked = "the hidden ids were: secret stuff"
+    part = exercise.parts[0]
+    answers[diagnosis.part_call(hidden, part)] = {"error": f"ValueError: {leaked}"}
+    table = references.for_grading(exercise_id, exercise, cases)
+    verdict = compare.grade(exercise_id, cases, answers, table)
+    assert not verdict.ok and verdict.case == hidden.name, verdict
+    assert f"`{part.helper}` raised ValueError" in verdict.reason and leaked not in verdict.reason, verdict
+
+
+def test_the_diagnosis_pass_never_fails_a_grading():
+    exercise_id = f"{ASSIGNMENT}/decode"
+    exercise = exercises.get(exercise_id)
+    cases = exercise.cases(1234)
+    answers = {c.name: {"output": wire.encode(exercise.reference(**c.inputs))} for c in cases if not c.raises}
+    answers |= {c.name: {"error": f"{c.raises.errors[0]}: {c.raises.mentions}"} for c in cases if c.raises}
+    answers[cases[0].name] = {"output": {"value": "wrong text"}}
+    table = references.for_grading(exercise_id, exercise, cases)
+    before = compare.grade(exercise_id, cases, answers, table)
+    asked = followup.questions(exercise_id, cases, answers, table, before)
+    assert asked and not before.ok
+    for sent in (wire.encode(np.arange(3)), {"value": 5}, [1], None):  # what no honest harness sends
+        more = {call["case"]: {"output": sent} for call in asked}
+        assert followup.refine(exercise_id, cases, answers, more, table, before).status == "wrong"
+
+
+def test_whatever_comes_back_is_read_or_dropped_never_raised():
+    huge = "1" + "0" * 400  # an integer JSON reads, past a float's range
+    lines = [
+        f'{{"probe": 0, "case": "a", "timeout": {huge}}}',
+        '{"probe": 0, "case": "b", "timeout": NaN}',
+        f'{{"done": true, "cpu": {huge}}}',
+        '{"probe": 0, "case": "c", "timeout": 2.5}',
+    ]
+    run = scoring.Run.parse("\n".join(lines).encode(), 0)
+    assert run.answers == {0: {"a": {}, "b": {}, "c": {"timeout": 2.5}}} and run.done, run
+    for shape in ([int(huge)], [2**70, 0], [-1], [1.5], "ab", [True], {"a": 1}):
+        with pytest.raises(ValueError):
+            wire.decode({"array": {"dtype": "<f8", "shape": shape, "b64": ""}})
+    for dtype in ("object", "V8", [["a", "<f8"]], {"names": ["a"], "formats": ["<f8"]}, "(2,)<f8", 7):
+        with pytest.raises(ValueError):
+            wire.decode({"array": {"dtype": dtype, "shape": [1], "b64": "AAAAAAAAAAA="}})
+    seen = [{"helper": "f", "args": {"x": {"array": {"dtype": "<f8", "shape": [int(huge)], "b64": ""}}}}]
+    assert diagnosis.Returned({"x@watched": {"seen": seen}}).watched(Case("x", {})) is None
+
+
+def test_a_notebook_past_the_size_any_chapter_needs_is_refused_with_its_reason(tmp_path):
+    released = nbformat.read(RELEASED, as_version=4)
+    many = solution()
+    many.cells += [new_code_cell("") for _ in range(clean.MAX_CELLS)]
+    long = solution()
+    long.cells[-1].metadata["notes"] = "x" * clean.MAX_TEXT
+    for nb, words in ((many, "cells, more than"), (long, "characters of source and metadata")):
+        (tmp_path / "nb.ipynb").write_text(nbformat.writes(nb))
+        with pytest.raises(clean.NotANotebook, match=words):
+            clean.clean_file(tmp_path / "nb.ipynb", released, tmp_path / "cleaned.ipynb")
+    widgets = solution()  # saved widget state: the notebook's own metadata, replaced by the release's
+    widgets.metadata["widgets"] = {"state": "x" * clean.MAX_TEXT}
+    (tmp_path / "nb.ipynb").write_text(nbformat.writes(widgets))
+    clean.clean_file(tmp_path / "nb.ipynb", released, tmp_path / "cleaned.ipynb")
+    pictures = solution()  # a careless student's screenshots: the first few kept, the rest left out
+    image = {"image/png": "A" * (clean.MAX_ATTACHMENT - 100)}
+    pictures.cells += [
+        new_markdown_cell("![s](attachment:s.png)", attachments={"s.png": image}) for _ in range(6)
+    ]
+    cleaned, changes = clean.clean(pictures, released)
+    assert sum("attachments" in cell for cell in cleaned.cells) == 4
+    assert any("2 markdown attachments" in change.what for change in changes), changes
+
+
+def test_the_integrity_scan_reads_a_bounded_amount_of_code_and_says_what_it_left(monkeypatch):
+    released = nbformat.read(RELEASED, as_version=4)
+    nb = insert_after("decode", "x = 1\n" * (integrity.SCANNED // 6 + 1))
+    nb = insert_after("decode", "def embed(ids, wte, wpe):\n    return lib.embed(ids, wte, wpe)", nb)
+    parsed, parse = [], integrity._parse
+    monkeypatch.setattr(
+        integrity, "_parse", lambda index, source, *a: parsed.append(source) or parse(index, source, *a)
+    )
+    names = [test.name for test in results.test_cells(nb)]
+    review = integrity.review(nb, released, solution(), names, ASSIGNMENT)
+    students = {source for _, source in integrity.student_cells(nb, {c.source for c in released.cells})}
+    assert sum(len(source) for source in parsed if source in students) <= integrity.SCANNED
+    reasons = [f.reason for f in review.findings]
+    assert "uses lib's own embed (lib.embed)" in reasons, reasons  # before the budget ran out
+    assert any(r.startswith("not scanned: ") and "from this one on" in r for r in reasons), reasons
+
+
+def test_a_students_folder_names_no_other_student(tmp_path):
+    layouts = {  # the exchange's layout, a plain one, and an LMS export's flat files, each in a top folder
+        "exchange": ("top/ann/01-embeddings/embeddings.ipynb", "top/bob/01-embeddings/embeddings.ipynb"),
+        "plain": ("top/ann/embeddings.ipynb", "top/bob/embeddings.ipynb"),
+        "lms": ("top/ann_11_1_embeddings.ipynb", "top/bob_22_2_embeddings.ipynb"),
+    }
+    forged = (
+        "x_bob_attempt_2030-01-01_embeddings-9.ipynb",
+        "y_22_999_embeddings-9.ipynb",
+        "bob/embeddings-9.ipynb",
+    )
+    for layout, (ann, bob) in layouts.items():
+        root = tmp_path / layout
+        ann_folder = root / (ann.rpartition("/")[0] if layout != "lms" else "top/ann")
+        for path in (root / ann, root / bob, *(ann_folder / f for f in forged)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}")
+        found = submissions.find(root, {"embeddings": ASSIGNMENT}, tmp_path / "scratch")
+        bobs = {sub.file for sub in found.by_student.get("22" if layout == "lms" else "bob", [])}
+        assert bobs == {bob}, (layout, bobs)
+        assert not [p for p in found.problems if p.status == "duplicate_submission"], found.problems
 
 
 def test_an_image_that_is_not_base64_is_left_out():
