@@ -48,12 +48,7 @@ What it changes, and why:
    (positions) per core: the norm and the q, k, v projection; then everything from the output
    projection to the second residual. The attention between them goes out to the cores by
    groups of heads. The loops and BLAS release the GIL, so Python threads run them in parallel.
-   Rows too few to share (decoding one token, a short prompt) and the LM head share the columns
-   of each weight matrix instead: every core streams its own part of the weights. The pieces go
-   to whichever core is free, two per core, so on a busy machine a core that is not scheduled
-   leaves its piece to the other; OpenBLAS's own threads split a product evenly and wait for
-   the slowest (with the machine loaded, a decoding step measured 3.6x slower on BLAS's two
-   threads than on shared columns).
+   Small inputs (decoding one token) stay on the calling thread with BLAS's own threads.
 
 The engine records the same trace stations as the stage functions wherever it computes them
 (all but the attention scores and weights, which it never holds whole), so
@@ -122,17 +117,15 @@ class Engine:
         positions = np.arange(start, start + ids.shape[-1])  # [T]
         with scope("embed"):
             x = embed(ids, p["wte"], p.get("wpe"), start)  # [..., T, d]
-        with _cores_share(max(x.size, self.w_unembed.size)):  # decoding's work is reading the weights
+        with _cores_share(x.size):
             for i, layer in enumerate(p["h"]):
                 n_out = 1 if last_only and i == c.n_layer - 1 else x.shape[-2]  # positions leaving the block
                 with scope(f"h.{i}"):
                     kv_cache = None if cache is None else cache.layers[i]
                     x = _block(x, layer, c, positions, kv_cache, n_out)  # [..., n_out, d]
-            x = traced("ln_f", _norm(x, p["ln_f"], c))  # one position (prefill) or every one
-            logits = np.empty((*x.shape[:-1], self.w_unembed.shape[1]), x.dtype)  # [..., n_out, V]
-            _linear_into(
-                x.reshape(-1, x.shape[-1]), {"w": self.w_unembed}, logits.reshape(-1, logits.shape[-1])
-            )
+        x = traced("ln_f", _norm(x, p["ln_f"], c))  # one position (prefill) or every one: BLAS's threads
+        logits = np.empty((*x.shape[:-1], self.w_unembed.shape[1]), x.dtype)  # [..., n_out, V]
+        _linear_into(x.reshape(-1, x.shape[-1]), {"w": self.w_unembed}, logits.reshape(-1, logits.shape[-1]))
         return traced("logits", logits)
 
 
@@ -152,7 +145,7 @@ def _block(x, params: dict, config, positions, kv_cache, n_out: int) -> np.ndarr
         _norm_into(stream[rows], h[rows], params["ln_1"], config)
         _linear_into(h[rows], params["attn"]["c_attn"], qkv[rows])
 
-    _each_row_block(project, stream)
+    _each_row_block(project, len(stream))
     traced("ln_1", h.reshape(x.shape))
     with scope("attn"):
         merged = _attention(qkv.reshape(*x.shape[:-1], -1), config, positions, kv_cache, n_out)
@@ -169,7 +162,7 @@ def _block(x, params: dict, config, positions, kv_cache, n_out: int) -> np.ndarr
         _mlp_into(h[rows], params["mlp"], config, {name: a[rows] for name, a in mlp.items()})
         np.add(mid[rows], mlp["out"][rows], out=post[rows])
 
-    _each_row_block(finish, merged)
+    _each_row_block(finish, len(merged))
     shape = (*lead, n_out, -1)
     with scope("attn"):
         traced("out", out.reshape(shape))
@@ -200,25 +193,15 @@ def _attention(qkv, config, positions, kv_cache, n_out: int) -> np.ndarray:
 def _linear_into(x: np.ndarray, layer: dict, out: np.ndarray) -> None:
     """``lib.linear`` of the rows of ``x`` into ``out``: ``[rows, d_in] -> [rows, d_out]``.
 
-    Rows that the cores do not share (decoding's one token, the LM head) share the weight's
-    columns instead (change 8).
+    One row (decoding) goes in as a vector: BLAS's matrix-vector product streams the weights
+    faster than its matrix product with one row (change 6).
     """
-    w = layer["w"]
-    if w.size < _WORTH_THREADS or _blocks.get() == 1:
-        _matmul_into(x, w, out)
+    if len(x) == 1:
+        np.matmul(x[0], layer["w"], out=out[0])
     else:
-        _share(lambda cols: _matmul_into(x, w[:, cols], out[:, cols]), _column_blocks(w.shape[1]))
+        np.matmul(x, layer["w"], out=out)
     if layer.get("b") is not None:
         out += layer["b"]
-
-
-def _matmul_into(x: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
-    """``x @ w`` into ``out``; one row goes in as a vector: BLAS's matrix-vector product streams
-    the weights faster than its matrix product with one row (change 6)."""
-    if len(x) == 1:
-        np.matmul(x[0], w, out=out[0])
-    else:
-        np.matmul(x, w, out=out)
 
 
 def _mlp_buffers(rows: int, params: dict, config, dtype) -> dict:
@@ -304,7 +287,7 @@ def _norm(x: np.ndarray, params: dict, config) -> np.ndarray:
     """``lib.norm`` into one new buffer."""
     rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
     out = np.empty_like(rows)
-    _each_row_block(lambda block: _norm_into(rows[block], out[block], params, config), rows)
+    _each_row_block(lambda block: _norm_into(rows[block], out[block], params, config), len(rows))
     return out.reshape(x.shape)
 
 
@@ -372,7 +355,7 @@ def _sum_squares(x: np.ndarray) -> np.ndarray:
 # ---- the cores ------------------------------------------------------------------------------
 
 _CORES = os.cpu_count() or 1
-_WORTH_THREADS = 1 << 16  # elements of the rows or weights: below this, threads cost more than they save
+_WORTH_THREADS = 1 << 16  # elements: below this (decoding), threads cost more than they save
 _PIECE = 1 << 15  # elements of one array a core works through at a time: 128 KiB of float32
 
 
@@ -385,16 +368,15 @@ _new_helpers()
 os.register_at_fork(after_in_child=_new_helpers)  # a forked child has none of its parent's threads
 
 
-# threads that may share a round of work started here: 1 outside _cores_share and inside a share
-_blocks: ContextVar[int] = ContextVar("lib_engine_blocks", default=1)
+_blocks: ContextVar[int] = ContextVar("lib_engine_blocks", default=1)  # row blocks per round of work
 
 
 @contextmanager
 def _cores_share(size: int):
     """Inside the block, rounds of work are shared among the cores, BLAS on one thread (change 8).
 
-    Only for work of at least ``_WORTH_THREADS`` elements (``size``: the largest array it reads);
-    smaller work runs on the calling thread, with BLAS's own threads.
+    Only for work of at least ``_WORTH_THREADS`` elements; smaller work (decoding) runs on the
+    calling thread, with BLAS's own threads.
     """
     if _helpers is None or not _BLAS or size < _WORTH_THREADS:
         yield
@@ -407,41 +389,18 @@ def _cores_share(size: int):
         _blocks.reset(token)
 
 
-def _each_row_block(fn, x: np.ndarray) -> None:
-    """``fn(rows)`` for slices ``rows`` that cover the rows of ``x`` [rows, width]: one per core
-    inside ``_cores_share``; else, or for fewer than ``_WORTH_THREADS`` elements, one slice on
-    this thread (whose linear layers then share their weights' columns instead)."""
-    n = min(_blocks.get(), len(x)) if x.size >= _WORTH_THREADS else 1
-    if n == 1:
-        fn(slice(0, len(x)))
-        return
-    _share(fn, _even_slices(len(x), n))
-
-
-def _column_blocks(n_cols: int) -> list:
-    """Slices of ``range(n_cols)`` for a weight's columns shared among the cores: two per core, so
-    that a core left waiting by a busy machine leaves its share to the others, each slice starting
-    at a multiple of 16 columns (64 bytes of float32: whole cache lines)."""
-    lines = -(-n_cols // 16)  # pieces of 16 columns, the last maybe shorter
-    return [
-        slice(16 * s.start, min(16 * s.stop, n_cols))
-        for s in _even_slices(lines, min(2 * _blocks.get(), lines))
-    ]
-
-
-def _even_slices(n_items: int, n: int) -> list:
-    """``n`` slices of nearly equal length that cover ``range(n_items)``."""
-    bounds = [n_items * i // n for i in range(n + 1)]
-    return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
+def _each_row_block(fn, n_rows: int) -> None:
+    """``fn(rows)`` for slices ``rows`` that cover ``range(n_rows)``: one per core inside
+    ``_cores_share``, else one slice on this thread."""
+    n = min(_blocks.get(), n_rows)
+    bounds = [n_rows * i // n for i in range(n + 1)]
+    _share(fn, [slice(start, stop) for start, stop in itertools.pairwise(bounds)])
 
 
 def _in_cache_sized_pieces(fn, *rows: np.ndarray) -> None:
     """``fn(*rows)`` a few rows at a time: each of its passes then reads what the last one left in
     the core's cache, instead of the whole array from memory."""
     step = max(1, _PIECE // rows[0].shape[-1])
-    if rows[0].shape[0] <= step:  # one piece (decoding's single row): no slicing
-        fn(*rows)
-        return
     for start in range(0, rows[0].shape[0], step):
         fn(*(r[start : start + step] for r in rows))
 
@@ -452,12 +411,8 @@ def _share(fn, items: list) -> None:
     queue = iter(items)  # next() hands each item to exactly one thread (the GIL guards it)
 
     def work():
-        token = _blocks.set(1)  # work handed out is not handed out again
-        try:
-            for item in queue:
-                fn(item)
-        finally:
-            _blocks.reset(token)
+        for item in queue:
+            fn(item)
 
     helpers = min(_blocks.get(), len(items)) - 1
     pending = [_helpers.submit(work) for _ in range(helpers)]

@@ -207,33 +207,3 @@ def test_the_engine_works_in_a_forked_child(engine):
     finally:
         child.join(timeout=10)
         child.kill()
-
-
-@pytest.mark.parametrize("n_cols", [1, 15, 61, 160, 50257])
-def test_column_blocks_cover_the_columns_in_whole_cache_lines(n_cols, monkeypatch):
-    monkeypatch.setattr(lib.engine, "_blocks", lib.engine.ContextVar("blocks", default=2))
-    blocks = lib.engine._column_blocks(n_cols)
-    assert [b.start for b in blocks[1:]] == [b.stop for b in blocks[:-1]]  # no gap, no overlap
-    assert blocks[0].start == 0 and blocks[-1].stop == n_cols
-    assert all(b.start % 16 == 0 and b.stop > b.start for b in blocks)
-    assert len(blocks) == min(4, -(-n_cols // 16))  # two per core, none empty
-
-
-@pytest.mark.parametrize("rows", [1, 3])
-@pytest.mark.parametrize("layout", [np.ascontiguousarray, np.asfortranarray])
-def test_a_linear_layer_shared_by_columns_is_the_whole_product(rows, layout, monkeypatch):
-    """Rows too few to share (one token, a short prompt): the cores share the weight's columns,
-    61 of them here (pieces of 16, 16, 16 and 13), for either layout of the weight."""
-    g = np.random.default_rng(12)
-    x = g.standard_normal((rows, 32)).astype(np.float32)
-    layer = {"w": layout(g.standard_normal((32, 61)).astype(np.float32)), "b": np.ones(61, np.float32)}
-    out = np.empty((rows, 61), np.float32)
-    pieces = []
-    matmul_into = lib.engine._matmul_into
-    monkeypatch.setattr(
-        lib.engine, "_matmul_into", lambda x, w, out: pieces.append(w.shape) or matmul_into(x, w, out)
-    )
-    with lib.engine._cores_share(np.inf):
-        lib.engine._linear_into(x, layer, out)
-    assert sorted(pieces) == [(32, 13), (32, 16), (32, 16), (32, 16)]
-    np.testing.assert_allclose(out, x @ layer["w"] + layer["b"], atol=1e-5, rtol=0)
