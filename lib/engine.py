@@ -393,6 +393,9 @@ def _each_row_block(fn, n_rows: int) -> None:
     """``fn(rows)`` for slices ``rows`` that cover ``range(n_rows)``: one per core inside
     ``_cores_share``, else one slice on this thread."""
     n = min(_blocks.get(), n_rows)
+    if n == 1:  # one slice, on this thread (decoding's every step): nothing to hand out
+        fn(slice(0, n_rows))
+        return
     bounds = [n_rows * i // n for i in range(n + 1)]
     _share(fn, [slice(start, stop) for start, stop in itertools.pairwise(bounds)])
 
@@ -401,6 +404,9 @@ def _in_cache_sized_pieces(fn, *rows: np.ndarray) -> None:
     """``fn(*rows)`` a few rows at a time: each of its passes then reads what the last one left in
     the core's cache, instead of the whole array from memory."""
     step = max(1, _PIECE // rows[0].shape[-1])
+    if rows[0].shape[0] <= step:  # one piece (decoding's one row): nothing to slice
+        fn(*rows)
+        return
     for start in range(0, rows[0].shape[0], step):
         fn(*(r[start : start + step] for r in rows))
 
