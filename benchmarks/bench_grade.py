@@ -21,6 +21,7 @@ it, scoring each solution notebook alone.
 
 import argparse
 import contextlib
+import json
 import os
 import resource
 import shutil
@@ -34,7 +35,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 
-from grader import course, release, results, scoring
+from grader import autograde, course, execute, release, results, sandbox, scoring
 from grader.distributed import local_cluster
 from grader.sandbox import cgroup
 
@@ -59,6 +60,21 @@ sandbox.install_kernel = plain_kernel
 scoring.Scorer.score = lambda self, *args, **kwargs: {}
 sys.argv[0] = "grader"
 sys.exit(main())
+"""
+
+# One notebook executed with nbclient on the kernel ``argv[2]`` (the sandboxed one over Unix
+# sockets, as grading runs it, or plain ipykernel), in a process of its own so that ``measured``
+# reads its CPU seconds and its kernel's.
+EXECUTE = """
+import sys
+from pathlib import Path
+import nbformat
+from jupyter_client import KernelManager
+from nbclient import NotebookClient
+path, kernel, runtime = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+km = KernelManager(kernel_name=kernel, transport="ipc", connection_file=f"{runtime}/kernel.json", ip=f"{runtime}/sockets/kernel")
+nb = nbformat.read(path, as_version=4)
+NotebookClient(nb, km=km, timeout=600, allow_errors=True, resources={"metadata": {"path": str(path.parent)}}).execute()
 """
 
 
@@ -191,11 +207,13 @@ def plain_nbgrader(work: Path, class_dir: Path) -> tuple[float, float]:
 
 def scorer_share(
     work: Path, assignments: list[str], repeat: int = 3
-) -> dict[str, tuple[float, float, float]]:
+) -> dict[str, tuple[float, float, float, float | None]]:
     """Per assignment, scoring its solution notebook alone (the mean of ``repeat`` runs): CPU
     seconds of the sandboxed process (as its harness reports them), of which its start (Python and
-    NumPy: an empty program), and CPU seconds spent outside it (program, cases, references,
-    comparison). CPU seconds, unlike wall-clock ones, do not depend on how busy the machine is."""
+    NumPy: an empty program), CPU seconds spent outside it (program, cases, references,
+    comparison), and all of it with the supervisor and bubblewrap (from a cpuacct group this
+    process joins meanwhile; None without one). CPU seconds, unlike wall-clock ones, do not depend
+    much on how busy the machine is."""
     scorer = scoring.Scorer(work / "scorer-bench", b"bench" * 8, scoring.Limits(3 * 2**30, per_call=20))
     runs, run = [], scorer.run
     scorer.run = lambda *args: runs.append(run(*args)) or runs[-1]
@@ -212,15 +230,67 @@ def scorer_share(
                 scorer.run([], assignment, scorer.limits.for_probes(0))  # the start alone
             start = sum(r.cpu for r in runs) / repeat
             runs.clear()
-            own = time.process_time()
-            for _ in range(repeat):
-                scorer.score(nb, released, assignment, "bench")
+            with _counted() as usage:
+                own, counted = time.process_time(), usage()
+                for _ in range(repeat):
+                    scorer.score(nb, released, assignment, "bench")
+                whole = None if counted is None else (usage() - counted) / repeat
             shares[assignment] = (
                 sum(r.cpu for r in runs) / repeat,
                 start,
                 (time.process_time() - own) / repeat,
+                whole,
             )
     return shares
+
+
+@contextlib.contextmanager
+def _counted():
+    """``usage()``: CPU seconds so far of a new cpuacct group this process is in meanwhile (it and
+    every process it starts), or None without one."""
+    group = _cpu_group()
+    if group is None:
+        yield lambda: None
+        return
+    (group / "cgroup.procs").write_text(str(os.getpid()))
+    try:
+        yield lambda: int((group / "cpuacct.usage").read_text()) / 1e9
+    finally:
+        (group.parent / "cgroup.procs").write_text(str(os.getpid()))
+        with contextlib.suppress(OSError):
+            group.rmdir()
+
+
+def sandbox_share(work: Path, assignments: list[str], jobs: int, repeat: int = 2) -> tuple[float, float]:
+    """The kernel sandbox's own cost: mean CPU seconds per notebook of executing each solution
+    notebook on the sandboxed kernel as grading installs it (``grader.execute.sandboxed_kernel``:
+    supervisor, bubblewrap, cgroup, Unix sockets) and on a plain ipykernel with the same BLAS
+    threads, in turn (``repeat`` rounds, so that a noisy moment hits both alike). Unlike the whole
+    class graded twice, this leaves out everything else that differs between two runs."""
+    runtime = Path(tempfile.mkdtemp(prefix="k-", dir="/tmp"))  # a Unix socket path has < 108 bytes
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    limits = autograde.kernel_limits(cpu=600, idle=600, memory=3 * 2**30, threads=threads)
+    kernels = execute.sandboxed_kernel(runtime, autograde.kernel_view(), limits)
+    plain = kernels / "kernels" / "bench-plain"
+    plain.mkdir(parents=True)
+    plain_env = {
+        name: str(threads) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    }
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (plain / "kernel.json").write_text(json.dumps({"argv": argv, "env": plain_env, "language": "python"}))
+    env = {**os.environ, "JUPYTER_PATH": str(kernels), "NBGRADER_EXECUTION": "autograde"}
+    paths = [p for a in assignments for p in sorted((work / "source" / a).glob("*.ipynb"))]
+    cpu = {"bench-plain": 0.0, sandbox.KERNEL_NAME: 0.0}
+    try:
+        for _ in range(repeat):
+            for path in paths:
+                for kernel in cpu:
+                    command = [sys.executable, "-c", EXECUTE, str(path), kernel, str(runtime)]
+                    cpu[kernel] += measured(command, env=env)[1]
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+    plain_cpu, sandboxed_cpu = (seconds / (repeat * len(paths)) for seconds in cpu.values())
+    return plain_cpu, sandboxed_cpu
 
 
 def main() -> None:
@@ -269,15 +339,33 @@ def main() -> None:
             f"(target <= {TARGET} s: {verdict(added_cpu)})"
         )
         shares = scorer_share(work, args.assignments)
-        print("scorer, CPU seconds per solution notebook: sandboxed process (of which its start) + outside")
-        for assignment, (inside, start, outside) in shares.items():
-            print(f"  {assignment:22s} {inside:5.2f} s ({start:4.2f} s) + {outside:4.2f} s")
-        inside = sum(i for i, _, _ in shares.values()) / len(shares)
-        outside = sum(o for _, _, o in shares.values()) / len(shares)
+        print(
+            "scorer, CPU seconds per solution notebook: sandboxed process (of which its start) + outside"
+            " = in all, with its supervisor and bubblewrap"
+        )
+        for assignment, (inside, start, outside, whole) in shares.items():
+            total = "" if whole is None else f" = {whole:4.2f} s"
+            print(f"  {assignment:22s} {inside:5.2f} s ({start:4.2f} s) + {outside:4.2f} s{total}")
+        inside = sum(s[0] for s in shares.values()) / len(shares)
+        outside = sum(s[2] for s in shares.values()) / len(shares)
         print(
             f"scorer mean: {inside:.2f} s sandboxed + {outside:.2f} s outside = "
             f"{(inside + outside) / (ours_cpu / notebooks):.0%} of our CPU seconds per notebook"
         )
+        plain, sandboxed = sandbox_share(work, args.assignments, args.jobs)
+        print(
+            f"kernel, CPU seconds per notebook executed alone: {plain:.2f} s plain, {sandboxed:.2f} s "
+            f"sandboxed ({sandboxed - plain:+.2f} s)"
+        )
+        wholes = [s[3] for s in shares.values()]
+        if None not in wholes:
+            # Every notebook of the class is scored; the chapters without a test cell cost nothing.
+            scorer_cost = sum(wholes) / per_student
+            added = sandboxed - plain + scorer_cost
+            print(
+                f"sandbox + scorer per notebook, by parts: {sandboxed - plain:+.2f} s kernel sandbox + "
+                f"{scorer_cost:.2f} s scorer = {added:.2f} CPU s (target <= {TARGET} s: {verdict(added)})"
+            )
         if args.no_dask:
             return
         with local_cluster(workers=2) as scheduler:  # a new cluster prepares its run once, then keeps it

@@ -310,6 +310,16 @@ def _warn_about_limits(sandboxed: bool) -> None:
         print(f"warning: {problem}", file=sys.stderr)
 
 
+def kernel_view() -> sandbox.View:
+    """What a kernel sees: the course's public files, and matplotlib's font cache (made here)."""
+    fonts = _matplotlib_font_cache()
+    return sandbox.View(
+        read_only=tuple(course.public_paths()),
+        env={"NBGRADER_EXECUTION": "autograde", "MPLCONFIGDIR": MATPLOTLIB_CACHE},
+        read_only_at={f"{MATPLOTLIB_CACHE}/{fonts.name}": fonts} if fonts else {},
+    )
+
+
 def kernel_limits(cpu: float, idle: float, memory: int, threads: int) -> sandbox.Limits:
     """A kernel's limits for one notebook; the wall-clock limit only backs up the CPU and idle
     budgets (a notebook that uses all of its CPU time on a machine ten times oversubscribed)."""
@@ -351,12 +361,7 @@ def prepare(
     release.build(solutions, tmp, only=assignments)  # tmp/source, tmp/release, tmp/gradebook.db
     _update_class_gradebook(out / "gradebook.db", tmp)
     formgrader.write_config(out, solutions)
-    fonts = _matplotlib_font_cache()
-    view = sandbox.View(
-        read_only=tuple(course.public_paths()),
-        env={"NBGRADER_EXECUTION": "autograde", "MPLCONFIGDIR": MATPLOTLIB_CACHE},
-        read_only_at={f"{MATPLOTLIB_CACHE}/{fonts.name}": fonts} if fonts else {},
-    )
+    view = kernel_view()
     per_call = min(timeout, limits.cpu_seconds / 3)  # CPU seconds for one statement or call
     scorer = scoring.Scorer(
         tmp / "scorer",
