@@ -8,7 +8,10 @@ notebook directly with nbclient). The cost of the sandbox and the scorer is meas
 peer graded in the same run: ``python -m grader autograde`` on the same class with both taken out
 (``PEER``: a plain ``ipykernel`` kernelspec instead of the sandboxed one, and a scorer that scores
 nothing), so that the difference is what they add per notebook (the issue's target: 0.5 s), in
-worker-seconds (wall-clock time x jobs) and in CPU seconds. Then it grades the same class twice on a Dask cluster of two
+worker-seconds (wall-clock time x jobs) and in CPU seconds. That difference of two whole runs
+is noisy (other work on the machine, a kernel slow to start), so the cost is also measured by parts,
+each alone: the kernel sandbox (each solution notebook executed on the sandboxed kernel and on a
+plain one, in turn) and the scorer (with its supervisor and bubblewrap). Then it grades the same class twice on a Dask cluster of two
 workers on this machine (``--scheduler``): with new workers (each prepares the run: the release,
 the kernelspec) and again with the same workers, and prints each time against the local pool's.
 Then the scorer's share (``grader.scoring``): per chapter, the seconds of its sandboxed process (of
