@@ -216,14 +216,16 @@ def test_released_notebooks_hold_no_hidden_tests():
 
 
 def test_submission_layouts_and_lms_names(tmp_path):
+    """Students' folders (with or without a chapter folder) beside an LMS export's flat files; a
+    file's LMS name counts only where it has no folder of its own (see test_redteam for why)."""
     known = {"embeddings": "01-embeddings", "sampling": "04-sampling"}
     files = [
         "alice/embeddings.ipynb",
         "bob/01-embeddings/embeddings.ipynb",
-        "export/smithjohn_1234_5678_embeddings.ipynb",
-        "export/smithjohn_1234_5690_embeddings-1.ipynb",
-        "export/doejane_LATE_999_111_sampling (2).ipynb",
-        "export/01-embeddings_carol_attempt_2026-11-02-10-00-00_embeddings.ipynb",
+        "smithjohn_1234_5678_embeddings.ipynb",
+        "smithjohn_1234_5690_embeddings-1.ipynb",
+        "doejane_LATE_999_111_sampling (2).ipynb",
+        "01-embeddings_carol_attempt_2026-11-02-10-00-00_embeddings.ipynb",
         "dave/notes.ipynb",
         "loose.ipynb",
         "alice/.ipynb_checkpoints/embeddings-checkpoint.ipynb",
@@ -250,8 +252,8 @@ def test_submission_layouts_and_lms_names(tmp_path):
         "dave": [("notes", None, "notes.ipynb")],
     }
     assert sorted((p.file, p.status) for p in found.problems) == [
-        ("export/smithjohn_1234_5678_embeddings.ipynb", "duplicate_submission"),
         ("loose.ipynb", "invalid_submission"),
+        ("smithjohn_1234_5678_embeddings.ipynb", "duplicate_submission"),
     ]
 
 
