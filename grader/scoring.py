@@ -284,8 +284,8 @@ def _checked(answer: dict) -> dict:
         kept["error"] = answer["error"][:400]
         if isinstance(answer.get("line"), str):
             kept["line"] = answer["line"][:250]
-    if _seconds(answer.get("timeout")) is not None:
-        kept["timeout"] = _seconds(answer["timeout"])
+    if (timeout := _seconds(answer.get("timeout"))) is not None:
+        kept["timeout"] = timeout
     if isinstance(answer.get("impure"), str):
         kept["impure"] = answer["impure"][:120]
     if isinstance(answer.get("seen"), list):

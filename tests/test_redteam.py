@@ -322,7 +322,7 @@ def test_whatever_comes_back_is_read_or_dropped_never_raised():
     ]
     run = scoring.Run.parse("\n".join(lines).encode(), 0)
     assert run.answers == {0: {"a": {}, "b": {}, "c": {"timeout": 2.5}}} and run.done, run
-    for shape in ([int(huge)], [2**70, 0], [-1], [1.5], "ab", [True], {"a": 1}):
+    for shape in ([int(huge)], [2**70, 0], [-1], [1.5], "ab", [True], {"a": 1}, [1] * 65, [2**20] * 10**5):
         with pytest.raises(ValueError):
             wire.decode({"array": {"dtype": "<f8", "shape": shape, "b64": ""}})
     for dtype in ("object", "V8", [["a", "<f8"]], {"names": ["a"], "formats": ["<f8"]}, "(2,)<f8", 7):
