@@ -458,11 +458,13 @@ def grade_all(
 def grade_here(
     run: Run, todo: dict[str, list[submissions.Submission]], jobs: int, persist: Persist, bar
 ) -> None:
-    """Each student in a forked process, ``jobs`` at a time. On Ctrl-C (or SIGTERM) the running
+    """Each student in a forked process, ``jobs`` at a time; a process that a signal ended, not
+    sent by the grader, is started once more (``crashed``). On Ctrl-C (or SIGTERM) the running
     processes are killed; their kernels' supervisors then end their sandboxes (they get SIGTERM
     when their parent dies), and the run's cgroup scope removes whatever is left."""
     pending = list(todo.items())
     running: dict[int, tuple] = {}
+    again: set[str] = set()
     try:
         while pending or running:
             while pending and len(running) < jobs:
@@ -470,7 +472,12 @@ def grade_here(
                 process = start(run, student, subs)
                 running[process.sentinel] = (process, student, subs, time.monotonic() + run.time_limit(subs))
             for sentinel in wait(list(running), timeout=5):
-                process, student, subs, _ = running.pop(sentinel)
+                process, student, subs, deadline = running.pop(sentinel)
+                process.join()
+                if crashed(process, killed=time.monotonic() > deadline) and student not in again:
+                    again.add(student)
+                    pending.insert(0, (student, subs))
+                    continue
                 persist(student, subs, *finish(run, process, student, subs))
                 bar.update()
             for process, *_, deadline in running.values():
@@ -485,12 +492,31 @@ def grade_here(
 def grade_one(
     run: Run, student: str, subs: list[submissions.Submission], context: str = "fork"
 ) -> tuple[dict, str]:
-    """Grade one student in a process of their own, here, within the time limit: (result, log)."""
-    process = start(run, student, subs, context)
-    process.join(run.time_limit(subs))
-    if process.exitcode is None:
-        process.kill()
-    return finish(run, process, student, subs)
+    """Grade one student in a process of their own, here, within the time limit: (result, log);
+    once more if a signal the grader did not send ended the process (``crashed``)."""
+    for attempt in (1, 2):
+        process = start(run, student, subs, context)
+        process.join(run.time_limit(subs))
+        killed = process.exitcode is None
+        if killed:
+            process.kill()
+        process.join()
+        if attempt == 2 or not crashed(process, killed):
+            return finish(run, process, student, subs)
+
+
+def crashed(process, killed: bool) -> bool:
+    """Whether a signal the grader did not send ended a student's grading process. A student's
+    code cannot send one (its kernel is sandboxed), so this is the grader's own fault, or the
+    machine's (a library that aborts, the kernel's OOM killer): worth one more try."""
+    if process.exitcode is None or process.exitcode >= 0 or killed:
+        return False
+    student = process.name.removeprefix("grade ")
+    print(
+        f"warning: {student}: the grading process ended by signal {-process.exitcode}; grading again",
+        file=sys.stderr,
+    )
+    return True
 
 
 CTRL_C = (signal.SIGINT, signal.SIGTERM)

@@ -73,6 +73,7 @@ MAX_OUTPUT = 64 * 2**20  # bytes of outputs kept per notebook
 SHUTDOWN_WAIT = 5.0  # seconds the supervisor gets to end the sandbox
 IOPUB_WAIT = 30  # seconds to wait for a cell's outputs after its reply
 QUIET_AFTER_DROP = 3  # seconds
+MAX_RECONNECTS = 32  # output connections added per kernel after drops
 
 
 def sandboxed_kernel(runtime: Path, view: sandbox.View, limits: sandbox.Limits, isolate: bool = True) -> Path:
@@ -106,7 +107,14 @@ class CappedKernelClient(AsyncKernelClient):
     """A kernel client whose sockets refuse messages larger than ``MAX_MESSAGE``: ZeroMQ reads a
     frame's size from its header and drops the connection without reading the rest, so a 500 MB
     print never reaches the grader's memory. ZeroMQ does not reconnect after such a drop; a
-    watcher on the output socket's monitor reconnects it at once and counts the drops."""
+    watcher on the output socket's monitor connects it again at once and counts the drops.
+
+    The watcher only ever adds a connection, never ``disconnect``s one: a poll of a SUB socket
+    reads the first frame of a waiting message ahead, and a ``disconnect`` before the rest is
+    read makes libzmq abort the whole grading process (``Assertion failed: !_more``,
+    src/fq.cpp). A connection the kernel's side cut, rather than ours, is also retried by ZeroMQ
+    itself, so a kernel that cuts its own output stream may see its outputs twice; at most
+    ``MAX_RECONNECTS`` connections are added per kernel, after which its outputs are lost."""
 
     def _context_default(self):
         context = super()._context_default()
@@ -115,7 +123,7 @@ class CappedKernelClient(AsyncKernelClient):
 
     def start_channels(self, *args, **kwargs):
         super().start_channels(*args, **kwargs)
-        self.dropped = 0
+        self.dropped = self.reconnects = 0
         monitor = self.iopub_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self._watcher = asyncio.ensure_future(self._reconnect_after_drops(monitor))
 
@@ -125,11 +133,9 @@ class CappedKernelClient(AsyncKernelClient):
             while True:
                 await monitor.recv_multipart()  # the output stream was cut (or the kernel died)
                 self.dropped += 1
-                try:
-                    self.iopub_channel.socket.disconnect(url)
-                except zmq.ZMQError:
-                    pass
-                self.iopub_channel.socket.connect(url)
+                self.reconnects += 1
+                if self.reconnects <= MAX_RECONNECTS:
+                    self.iopub_channel.socket.connect(url)
         finally:
             monitor.close(linger=0)
 

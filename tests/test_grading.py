@@ -6,6 +6,7 @@ scores come from the scorer (``grader.scoring``); tests/test_forging.py tries to
 """
 
 import csv
+import os
 import signal
 import sqlite3
 import subprocess
@@ -494,6 +495,49 @@ def test_an_interrupted_run_resumes_without_losing_or_repeating(tmp_path):
     assert len(rows) == 2 * len({r["exercise"] for r in rows})
     assert {r["status"] for r in rows} == {"graded"}
     assert graded_units(out) == {("a", 1), ("b", 1)}
+
+
+def test_a_grading_process_that_crashes_is_graded_again(tmp_path):
+    """A worker that a signal ended (as libzmq's abort once did) gets one more try, and its
+    student loses nothing; the grader says so."""
+    (tmp_path / "class" / "a").mkdir(parents=True)
+    nbformat.write(solution(), tmp_path / "class" / "a" / "embeddings.ipynb")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "grader", "autograde", str(tmp_path / "class"), "--out", str(out)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    worker = None
+    while worker is None and process.poll() is None:
+        worker = next((pid for pid in children(process.pid) if grading(pid, process.pid)), None)
+        time.sleep(0.05)
+    assert worker is not None, "the run ended before its worker had started a kernel"
+    os.kill(worker, signal.SIGABRT)
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr.decode()[-3000:]
+    assert "a: the grading process ended by signal 6; grading again" in stderr.decode()
+    rows = read_grades(out).values()
+    assert rows and all(
+        row["status"] == "graded" and float(row["score"]) == float(row["max_score"]) for row in rows
+    )
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def grading(pid: int, grader: int) -> bool:
+    """Whether ``pid`` is a student's grading process (a fork of the grader, with the same command
+    line) that has started a kernel."""
+    try:
+        same = Path(f"/proc/{pid}/cmdline").read_bytes() == Path(f"/proc/{grader}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return same and bool(children(pid))
 
 
 def graded_units(out: Path) -> set[tuple[str, int]]:

@@ -491,6 +491,44 @@ def test_a_huge_output_does_not_reach_the_worker(tmp_path):
     assert maxrss < 300 * MiB, maxrss  # taking the message would have cost twice its size
 
 
+CUT_WHILE_READ_AHEAD = """
+import asyncio, sys, zmq
+from grader.execute import CappedKernelClient
+
+async def main(folder):
+    kc = CappedKernelClient(transport="ipc", ip=f"{folder}/k", iopub_port=1, shell_port=2,
+                            stdin_port=3, hb_port=4, control_port=5)
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    pub.bind(f"ipc://{folder}/k-1")
+    kc.start_channels(shell=False, iopub=True, stdin=False, hb=False, control=False)
+    sub = kc.iopub_channel.socket
+    while not await sub.poll(50):  # the poll reads the first frame of a message ahead
+        pub.send_multipart([b"first frame", b"second frame"])
+    pub.close(linger=0)  # the kernel's end of the stream is gone, as when a kernel dies
+    while not kc.dropped:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)  # the watcher has acted
+    print(await sub.recv_multipart())
+    kc.stop_channels()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_a_cut_output_stream_loses_no_message_already_read_ahead(tmp_path):
+    # A cut used to make the watcher disconnect the socket, and libzmq then aborted the whole
+    # grading process on the half-read message (it did, now and then, when a kernel died).
+    done = subprocess.run(
+        [sys.executable, "-c", CUT_WHILE_READ_AHEAD, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.strip() == "[b'first frame', b'second frame']"
+
+
 def test_the_kernel_cannot_flood_the_worker_log(tmp_path):
     nb, _, stderr = run_notebook(tmp_path, ["import os\nos.write(2, b'z' * 8 * 2**20)", "print('ok')"])
     assert text(nb.cells[1]) == "ok\n"
