@@ -31,13 +31,13 @@ interrupts a cell. On top of nbgrader's ``Execute``:
 """
 
 import asyncio
+import collections
 import copy
 import os
 import signal
 import time
 from dataclasses import replace
 from pathlib import Path
-from queue import Empty
 
 import nbformat
 import zmq
@@ -73,7 +73,6 @@ MAX_OUTPUT = 64 * 2**20  # bytes of outputs kept per notebook
 SHUTDOWN_WAIT = 5.0  # seconds the supervisor gets to end the sandbox
 IOPUB_WAIT = 30  # seconds to wait for a cell's outputs after its reply
 QUIET_AFTER_DROP = 3  # seconds
-MAX_RECONNECTS = 32  # output connections added per kernel after drops
 
 
 def sandboxed_kernel(runtime: Path, view: sandbox.View, limits: sandbox.Limits, isolate: bool = True) -> Path:
@@ -106,15 +105,15 @@ def kernel_settings(config: Config, runtime: Path, release: Path, timeout: int) 
 class CappedKernelClient(AsyncKernelClient):
     """A kernel client whose sockets refuse messages larger than ``MAX_MESSAGE``: ZeroMQ reads a
     frame's size from its header and drops the connection without reading the rest, so a 500 MB
-    print never reaches the grader's memory. ZeroMQ does not reconnect after such a drop; a
-    watcher on the output socket's monitor connects it again at once and counts the drops.
+    print never reaches the grader's memory. ZeroMQ does not reconnect after such a drop, so a
+    watcher on the output socket's monitor notes each cut, and the reader of outputs
+    (``next_output``) connects again before it reads on.
 
-    The watcher only ever adds a connection, never ``disconnect``s one: a poll of a SUB socket
-    reads the first frame of a waiting message ahead, and a ``disconnect`` before the rest is
-    read makes libzmq abort the whole grading process (``Assertion failed: !_more``,
-    src/fq.cpp). A connection the kernel's side cut, rather than ours, is also retried by ZeroMQ
-    itself, so a kernel that cuts its own output stream may see its outputs twice; at most
-    ``MAX_RECONNECTS`` connections are added per kernel, after which its outputs are lost."""
+    The reconnection is the reader's, not the watcher's, because of how libzmq reads: a poll of
+    a SUB socket reads the first frame of a waiting message ahead, and a ``disconnect`` before
+    the rest is read makes libzmq abort the whole process (``Assertion failed: !_more``,
+    src/fq.cpp). So the reader first reads whole every message the cut connection still holds
+    (kept, and handed out first), then disconnects and connects, with no await in between."""
 
     def _context_default(self):
         context = super()._context_default()
@@ -123,21 +122,62 @@ class CappedKernelClient(AsyncKernelClient):
 
     def start_channels(self, *args, **kwargs):
         super().start_channels(*args, **kwargs)
-        self.dropped = self.reconnects = 0
+        self.dropped = 0
+        self._cut = asyncio.Event()
+        self._kept: collections.deque[list] = collections.deque()
+        self._outputs = zmq.Socket.shadow(self.iopub_channel.socket.underlying)  # reads without awaiting
         monitor = self.iopub_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-        self._watcher = asyncio.ensure_future(self._reconnect_after_drops(monitor))
+        self._watcher = asyncio.ensure_future(self._note_cuts(monitor))
 
-    async def _reconnect_after_drops(self, monitor) -> None:
-        url = self._make_url("iopub")
+    async def _note_cuts(self, monitor) -> None:
         try:
             while True:
                 await monitor.recv_multipart()  # the output stream was cut (or the kernel died)
                 self.dropped += 1
-                self.reconnects += 1
-                if self.reconnects <= MAX_RECONNECTS:
-                    self.iopub_channel.socket.connect(url)
+                self._cut.set()
         finally:
             monitor.close(linger=0)
+
+    async def next_output(self, quiet: float | None) -> dict | None:
+        """The next message on the output stream, or None once it stayed quiet ``quiet`` seconds
+        (None: wait for as long as it takes)."""
+        while True:
+            if self._cut.is_set():
+                self._reconnect()
+            if self._kept:
+                return self._message(self._kept.popleft())
+            ready = asyncio.ensure_future(self.iopub_channel.socket.poll())
+            cut = asyncio.ensure_future(self._cut.wait())
+            try:
+                done, _ = await asyncio.wait({ready, cut}, timeout=quiet, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ready.cancel()
+                cut.cancel()
+            if not done:
+                return None
+            if ready in done and ready.result():
+                try:
+                    return self._message(self._outputs.recv_multipart(zmq.NOBLOCK))
+                except zmq.Again:
+                    pass  # another reader took it
+
+    def _reconnect(self) -> None:
+        self._cut.clear()
+        while True:
+            try:
+                self._kept.append(self._outputs.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                break
+        url = self._make_url("iopub")
+        try:
+            self._outputs.disconnect(url)
+        except zmq.ZMQError:
+            pass
+        self._outputs.connect(url)
+
+    def _message(self, frames: list) -> dict:
+        _, signed = self.session.feed_identities(frames)
+        return self.session.deserialize(signed)
 
     def drops(self) -> int:
         """How many times the output stream was cut since the last call."""
@@ -239,10 +279,8 @@ class ResilientExecute(Execute):
         output stream was cut, that "idle" may have been lost with the message that was too
         large: then it ends when the stream stays quiet for ``QUIET_AFTER_DROP`` seconds."""
         while True:
-            quiet = QUIET_AFTER_DROP if self.kc.dropped else None
-            try:
-                msg = await self.kc.iopub_channel.get_msg(timeout=quiet)
-            except Empty:
+            msg = await self.kc.next_output(QUIET_AFTER_DROP if self.kc.dropped else None)
+            if msg is None:
                 return
             if msg["parent_header"].get("msg_id") == parent_msg_id:
                 try:
