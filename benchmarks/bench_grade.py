@@ -40,7 +40,7 @@ from nbformat.v4 import new_code_cell
 
 from grader import autograde, course, execute, release, results, sandbox, scoring
 from grader.distributed import local_cluster
-from grader.sandbox import cgroup
+from grader.sandbox import bwrap, cgroup
 
 BIN = str(Path(sys.executable).parent)
 TARGET = 0.5  # seconds per notebook that the sandbox and the scorer may add (issue 12)
@@ -51,12 +51,15 @@ import json, sys
 from pathlib import Path
 from grader import sandbox, scoring
 from grader.__main__ import main
+from grader.sandbox import bwrap
 
 def plain_kernel(directory, view, limits, *, isolate=True):
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    env = {name: str(limits.threads) for name in bwrap.THREAD_VARIABLES}  # as the sandboxed kernel's
     target = Path(directory, "kernels", sandbox.KERNEL_NAME)
     target.mkdir(parents=True, exist_ok=True)
-    (target / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "plain", "language": "python"}))
+    spec = {"argv": argv, "env": env, "display_name": "plain", "language": "python"}
+    (target / "kernel.json").write_text(json.dumps(spec))
     return Path(directory)
 
 sandbox.install_kernel = plain_kernel
@@ -276,9 +279,7 @@ def sandbox_share(work: Path, assignments: list[str], jobs: int, repeat: int = 2
     kernels = execute.sandboxed_kernel(runtime, autograde.kernel_view(), limits)
     plain = kernels / "kernels" / "bench-plain"
     plain.mkdir(parents=True)
-    plain_env = {
-        name: str(threads) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-    }
+    plain_env = {name: str(threads) for name in bwrap.THREAD_VARIABLES}
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (plain / "kernel.json").write_text(json.dumps({"argv": argv, "env": plain_env, "language": "python"}))
     env = {**os.environ, "JUPYTER_PATH": str(kernels), "NBGRADER_EXECUTION": "autograde"}
