@@ -27,6 +27,13 @@ def run_all(path: Path):
     client = NotebookClient(
         nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
+    # nbclient imitates a front end's Output widgets (interact draws into one): it sends each
+    # captured output back to the kernel on the shell socket while another of its tasks waits on
+    # that socket for the cell's reply, and now and then that wait misses the reply and lasts the
+    # whole timeout (jupyter/nbclient#312: about one widget cell in 30; chapter 2's 20-second Run
+    # All took 308 s). Without the imitation, what an Output widget would capture, an interact
+    # figure or the traceback of its drawing function, is the cell's own output, checked below.
+    client.widget_registry = {}
     client.km = client.create_kernel_manager()
     client.start_new_kernel(env=env)
     try:
