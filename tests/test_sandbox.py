@@ -483,6 +483,20 @@ def test_a_kernel_that_dies_in_student_code_is_not_run_again(tmp_path):
     assert text(nb.cells[1]) == "the kernel died in cell 2" and count.read_text() == "x"
 
 
+DIES_PRINTING = (
+    "import os, threading, time\n"
+    "def flood():\n    while True:\n        print('x' * 1000, flush=True)\n"
+    "threading.Thread(target=flood, daemon=True).start()\ntime.sleep(1)\nos._exit(0)"
+)
+
+
+def test_a_kernel_that_dies_while_it_prints_ends_only_its_notebook(tmp_path):
+    # A kernel that dies in the middle of sending a message: with the old reconnection, libzmq
+    # aborted the worker (and the student lost every grade) in about one run out of two.
+    nb, _, _ = run_notebook(tmp_path, ["x = 1", DIES_PRINTING, "print('never')"], released=["x = 1"])
+    assert text(nb.cells[1]).endswith("the kernel died in cell 2") and not nb.cells[2].outputs
+
+
 def test_a_huge_output_does_not_reach_the_worker(tmp_path):
     cells = ["print('x' * 300_000_000)", "print('next cell ran')"]
     nb, maxrss, _ = run_notebook(tmp_path, cells, memory=3 * GiB, file_size=GiB)
