@@ -16,9 +16,15 @@ interrupts a cell. On top of nbgrader's ``Execute``:
   supervisor reads, ``grader.sandbox.cell_starts``): the grader's own pace between cells is not
   the student's.
 - What the kernel sends is capped before the grader holds it: ZeroMQ refuses any message larger
-  than ``MAX_MESSAGE`` unread (``CappedKernelClient``), and outputs beyond ``MAX_OUTPUT`` bytes per
-  notebook are not kept; a note in the cell says so either way. Outputs a cell sends after a
-  refused one, while the connection is restored, may be lost with it.
+  than ``MAX_MESSAGE`` unread (``CappedKernelClient``), and the notebook keeps at most
+  ``MAX_OUTPUT`` bytes of outputs, counted as they are stored: every output message whole (its
+  metadata too) and at least ``OUTPUT_COST`` (a million tiny outputs are a million objects to
+  hold, write and validate), and a display update once for each output it replaces (one small
+  message can rewrite thousands of outputs shown with the same id). A note in the cell says
+  when either cap was met. Outputs a cell sends after a refused one, while the connection is
+  restored, may be lost with it. Comm (widget) messages are ignored: nbclient would keep the
+  widget state the kernel sends in the notebook's metadata, outside every cap, and nothing a
+  widget shows is graded.
 - An output message that nbformat refuses (a display bundle whose values are not text, an
   output of an unknown kind: any message the student's code forges) is left out with a note in
   its cell, instead of failing the whole notebook.
@@ -33,6 +39,8 @@ interrupts a cell. On top of nbgrader's ``Execute``:
 import asyncio
 import collections
 import copy
+import json
+import math
 import os
 import signal
 import time
@@ -70,6 +78,7 @@ LIMIT_ERRORS = {
 }
 MAX_MESSAGE = 16 * 2**20  # bytes of one message from the kernel
 MAX_OUTPUT = 64 * 2**20  # bytes of outputs kept per notebook
+OUTPUT_COST = 2**10  # bytes an output counts for at least: what the grader holds for the smallest
 SHUTDOWN_WAIT = 5.0  # seconds the supervisor gets to end the sandbox
 IOPUB_WAIT = 30  # seconds to wait for a cell's outputs after its reply
 QUIET_AFTER_DROP = 3  # seconds
@@ -203,7 +212,7 @@ class ResilientExecute(Execute):
         self._released = self._released_sources(resources)
         pristine = copy.deepcopy(nb.cells)
         for attempt in (1, 2):
-            self._stopped = self._student_started = self._capped = False
+            self._stopped = self._student_started = self._capped = self._cap_noted = False
             self._output_bytes = 0
             try:
                 result = super().preprocess(nb, resources, km)
@@ -259,6 +268,11 @@ class ResilientExecute(Execute):
                 sandbox.cell_ends(report)
         if not self._stopped and self.kc is not None and self.kc.drops():
             cell.outputs.append(_note(f"an output larger than {MAX_MESSAGE // 2**20} MiB was not kept"))
+        if self._capped and not self._cap_noted:
+            self._cap_noted = True
+            cell.outputs.append(
+                _note(f"the notebook's outputs passed {MAX_OUTPUT // 2**20} MiB; the rest was not kept")
+            )
         return cell, resources
 
     def _death(self, index: int) -> tuple[str, str]:
@@ -307,15 +321,32 @@ class ResilientExecute(Execute):
             return None
 
     def output(self, outs, msg, display_id, cell_index):
-        self._output_bytes += _size(msg.get("content", {}))
-        if self._output_bytes <= MAX_OUTPUT:
-            return super().output(outs, msg, display_id, cell_index)
+        if not self._kept(msg.get("content", {})):
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+    def _update_display_id(self, display_id, msg):
+        """nbclient's update of every output shown with ``display_id`` (``update_display``, or a
+        new display with the same id): it writes the new content into each of them, so it costs
+        that content once per output it replaces."""
+        shown = sum(map(len, self._display_id_map.get(display_id, {}).values()))
+        if shown and self._kept(msg.get("content", {}), times=shown):
+            super()._update_display_id(display_id, msg)
+
+    def handle_comm_msg(self, outs, msg, cell_index):
+        """Comm messages (widgets) are ignored: the grader is no widget front end. nbclient's
+        would keep whatever widget state the kernel sends in the notebook's metadata, outside
+        every cap, and stand in for Output widgets; nothing a widget shows is graded, and the
+        feedback page shows no widgets (outputs sent inside an Output widget stay in their
+        cell)."""
+
+    def _kept(self, content: dict, times: int = 1) -> bool:
+        """Whether ``times`` copies of ``content`` still fit in the notebook's ``MAX_OUTPUT``
+        bytes (then they are counted); once they do not, nothing more is kept."""
         if not self._capped:
-            self._capped = True
-            outs.append(
-                _note(f"the notebook's outputs passed {MAX_OUTPUT // 2**20} MiB; the rest was not kept")
-            )
-        return None
+            self._output_bytes += times * max(_size(content), OUTPUT_COST)
+            self._capped = self._output_bytes > MAX_OUTPUT
+        return not self._capped
 
     def _supervisor(self) -> int | None:
         """The kernel's supervisor's pid, while it runs."""
@@ -345,15 +376,13 @@ class ResilientExecute(Execute):
     _cleanup_kernel = run_sync(_async_cleanup_kernel)
 
 
-def _size(content: dict) -> int:
-    """Roughly the bytes an output message holds."""
-    if "text" in content:
-        return len(content["text"])
-    if "data" in content:
-        return sum(
-            len(value) if isinstance(value, str) else len(str(value)) for value in content["data"].values()
-        )
-    return sum(len(line) for line in content.get("traceback", []))
+def _size(content: dict) -> float:
+    """The bytes an output message's content would add to the notebook: all of it (its data, and
+    its metadata, which the kernel may fill as it likes), as JSON."""
+    try:
+        return len(json.dumps(content))
+    except (TypeError, ValueError, RecursionError):  # nothing a notebook could hold
+        return math.inf
 
 
 def _note(text: str):

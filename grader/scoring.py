@@ -56,6 +56,7 @@ HERE = Path(__file__).resolve().parent
 SHIPPED = ("harness.py", "wire.py", "runners.py", "watch.py")  # what the harness needs from the grader
 SECRET = ".secret"
 MAX_BYTES = 64 * 2**20  # of answers read back from one notebook's scorer
+MAX_VALUES = 10_000  # JSON values in one line read back (an honest line has a few hundred at most)
 READ_GRACE = 5  # seconds to finish reading once the scorer has ended
 TMPFS = 64 * 2**20
 READABLE = 0o755  # the sandbox runs as another user (nobody, when the grader is root)
@@ -191,7 +192,7 @@ class Scorer:
                 reader.join(timeout=READ_GRACE)  # whatever came back by then is all there is
         finally:
             shutil.rmtree(job_dir, ignore_errors=True)
-        return Run.parse(reader.data, returncode, reader.capped)
+        return Run.parse(reader.data, returncode, items, reader.capped)
 
 
 class _Reader(threading.Thread):
@@ -235,29 +236,38 @@ class Run:
     cpu: float | None = None  # CPU seconds the harness says it used (for benchmarks; unverified)
 
     @classmethod
-    def parse(cls, data: bytes, returncode: int, capped: bool = False) -> "Run":
+    def parse(cls, data: bytes, returncode: int, program: list[dict], capped: bool = False) -> "Run":
+        """What came back from running ``program``. Every line is untrusted (the student's code
+        may write its own): only events about the program's cells and the calls it asked for are
+        kept, and a line of more than ``MAX_VALUES`` JSON values is dropped unread (parsed, 64 MB
+        of ``[],`` would be millions of objects in the grading process)."""
+        asked = {item["probe"]: {call["case"] for call in item["calls"]} for item in program if "calls" in item}
+        cells = {item["index"] for item in program if "source" in item}
         answers, failed, last_cell, done, cpu = {}, {}, None, False, None
         for line in data.split(b"\n"):
+            if sum(line.count(c) for c in b",[{") > MAX_VALUES:
+                continue
             try:
                 event = json.loads(line)
             except (ValueError, RecursionError):
                 continue  # a partial last line, or something the student's code wrote
             if not isinstance(event, dict):
                 continue
+            probe, case, cell = event.get("probe"), event.get("case"), event.get("cell")
             if event.get("done") is True:
                 done = True
                 cpu = _seconds(event.get("cpu"))
-            elif isinstance(event.get("probe"), int) and isinstance(event.get("case"), str):
+            elif isinstance(probe, int) and isinstance(case, str) and case in asked.get(probe, ()):
                 answer = {
                     k: event[k]
                     for k in ("output", "error", "line", "timeout", "seen", "impure")
                     if k in event
                 }
-                answers.setdefault(event["probe"], {}).setdefault(event["case"], _checked(answer))
-            elif isinstance(event.get("cell"), int):
-                last_cell = event["cell"]
+                answers.setdefault(probe, {}).setdefault(case, _checked(answer))
+            elif isinstance(cell, int) and cell in cells:
+                last_cell = cell
                 if isinstance(event.get("error"), str):
-                    failed.setdefault(event["cell"], event["error"][:300])
+                    failed.setdefault(cell, event["error"][:300])
         return cls(answers, last_cell, failed, done, returncode, capped, cpu)
 
     def missing(self) -> tuple[str, str]:

@@ -12,6 +12,7 @@ neighbour who must keep full marks, in the class that several suites share
 import csv
 import json
 import os
+import tracemalloc
 
 import nbformat
 import numpy as np
@@ -88,6 +89,19 @@ CARELESS_DECODE = """def decode(ids, itos):
 # Files in one student's folder whose names, or the folders they are in, name the honest
 # neighbour: as the latest resubmission of their notebook they would replace it with a blank one.
 SNATCHED = ("ch1_honest_attempt_2030-01-01_embeddings-9.ipynb", "honest/embeddings-9.ipynb")
+# More than the notebook's output cap, in messages under the size ZeroMQ refuses: widget state
+# (nbclient kept it in the notebook's metadata, outside every cap) and one display update of 1 MiB
+# that rewrites a hundred outputs shown with its id. Both reached the class's output folder and
+# the process that keeps every student's results.
+BLOATER = """from comm import create_comm
+from IPython.display import display, update_display
+state = {"_model_name": "M", "_model_module": "m", "_model_module_version": "1"}
+widget = create_comm(target_name="jupyter.widget", data={"state": state, "buffer_paths": []})
+for i in range(6):
+    widget.send({"method": "update", "state": {f"k{i}": "w" * 12_000_000}, "buffer_paths": []})
+for i in range(100):
+    display("x", display_id="shown")
+update_display({"text/plain": "y" * 2**20}, display_id="shown", raw=True)"""
 UNSCANNABLE = 'import base64\ntry:\n    exec(base64.b64decode("\\ud800"))\nexcept Exception:\n    pass'
 
 
@@ -111,6 +125,7 @@ def class_entries() -> list[tuple[str, str]]:
         "socket_filler": insert_after("decode", SOCKET_FILLER),
         "out_of_range": insert_after("decode", OUT_OF_RANGE),
         "careless_decode": answer("decode", CARELESS_DECODE),
+        "bloater": insert_after("decode", BLOATER),
     }
     verbose = solution()
     verbose.cells += [new_markdown_cell(SLOW_MARKDOWN) for _ in range(40)]
@@ -163,6 +178,17 @@ def test_a_page_parses_a_bounded_amount_of_a_students_markdown(graded):
     parsed = feedback.MARKDOWN_BUDGET // len(SLOW_MARKDOWN)
     assert page.count("<em>a</em>") == parsed * SLOW_MARKDOWN.count("*a*")
     assert page.count(f'<pre class="output">{SLOW_MARKDOWN}</pre>') == 40 - parsed
+
+
+@pytest.mark.slow
+def test_what_a_kernel_sends_past_the_output_cap_is_not_kept(graded):
+    grades = read_grades(graded)
+    assert {grades[("bloater", name)]["status"] for name in points()} == {"graded"}
+    stored = graded / "autograded" / "bloater" / ASSIGNMENT / "embeddings.ipynb"
+    page = graded / "feedback" / "bloater" / f"{ASSIGNMENT}.html"
+    for path in (stored, page):
+        assert path.stat().st_size < 4 * 2**20, (path, path.stat().st_size)
+    assert "widgets" not in nbformat.read(stored, as_version=4).metadata
 
 
 @pytest.mark.slow
@@ -320,7 +346,8 @@ def test_whatever_comes_back_is_read_or_dropped_never_raised():
         f'{{"done": true, "cpu": {huge}}}',
         '{"probe": 0, "case": "c", "timeout": 2.5}',
     ]
-    run = scoring.Run.parse("\n".join(lines).encode(), 0)
+    asked = [{"index": 0, "probe": 0, "calls": [{"case": case} for case in "abc"]}]
+    run = scoring.Run.parse("\n".join(lines).encode(), 0, asked)
     assert run.answers == {0: {"a": {}, "b": {}, "c": {"timeout": 2.5}}} and run.done, run
     for shape in ([int(huge)], [2**70, 0], [-1], [1.5], "ab", [True], {"a": 1}, [1] * 65, [2**20] * 10**5):
         with pytest.raises(ValueError):
@@ -330,6 +357,32 @@ def test_whatever_comes_back_is_read_or_dropped_never_raised():
             wire.decode({"array": {"dtype": dtype, "shape": [1], "b64": "AAAAAAAAAAA="}})
     seen = [{"helper": "f", "args": {"x": {"array": {"dtype": "<f8", "shape": [int(huge)], "b64": ""}}}}]
     assert diagnosis.Returned({"x@watched": {"seen": seen}}).watched(Case("x", {})) is None
+
+
+def test_lines_the_grader_did_not_ask_for_cost_it_nothing():
+    """The student's code may write anything on the scorer's pipe, up to ``MAX_BYTES``: a line of
+    millions of tiny JSON values (parsed, a million objects per 3 MB), answers to calls never made,
+    reports of cells that do not exist. Only what the program asked for is kept."""
+    program = [{"index": 0, "source": "x = 1"}, {"index": 1, "probe": 0, "calls": [{"case": "a"}]}]
+    flood = b'{"probe": 0, "case": "a", "seen": [' + b"[]," * 3_000_000 + b"[]]}"
+    lines = [
+        flood,
+        b'{"probe": 0, "case": "a", "timeout": 1}',
+        b'{"probe": 0, "case": "not-asked", "timeout": 1}',
+        b'{"probe": 7, "case": "a", "timeout": 1}',
+        b'{"cell": 5, "error": "NameError: z"}',
+        b'{"cell": 0, "error": "NameError: y"}',
+        b'{"probe": [0], "case": ["a"], "cell": [0]}',
+    ]
+    data = b"\n".join(lines)
+    tracemalloc.start()
+    try:
+        run = scoring.Run.parse(data, 0, program)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert run.answers == {0: {"a": {"timeout": 1}}} and run.failed == {0: "NameError: y"}, run
+    assert peak < 4 * len(flood), peak  # the lines split apart, never parsed into objects
 
 
 def test_a_notebook_past_the_size_any_chapter_needs_is_refused_with_its_reason(tmp_path):

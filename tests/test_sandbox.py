@@ -22,7 +22,7 @@ import pytest
 from attacks import DOUBLE_FORK, FORK_BOMB, marker, survivors
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader import course, sandbox
+from grader import course, execute, sandbox
 from grader.sandbox import Limits, View, bwrap, cgroup
 
 ROOT = Path(__file__).parents[1]
@@ -539,6 +539,36 @@ def test_a_cut_output_stream_loses_no_message_already_read_ahead(tmp_path):
     )
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
     assert done.stdout.splitlines()[0] == "sent before the cut"
+
+
+# Ways past the notebook's output cap (``grader.execute.MAX_OUTPUT``, 64 MiB) that send no single
+# message over ``MAX_MESSAGE``: widget state (nbclient keeps it in the notebook's metadata), one
+# display update that rewrites every output shown with its id (2 MiB sent, 128 MiB written), and
+# output metadata. Each makes the executed notebook, which nbgrader writes and reads back in the
+# worker's scratch space (memory), far larger than the cap.
+PAST_THE_CAP = {
+    "widget-state": """from comm import create_comm
+state = {"_model_name": "M", "_model_module": "m", "_model_module_version": "1"}
+widget = create_comm(target_name="jupyter.widget", data={"state": state, "buffer_paths": []})
+for i in range(6):
+    widget.send({"method": "update", "state": {f"k{i}": "w" * 12_000_000}, "buffer_paths": []})""",
+    "display-update": """from IPython.display import display, update_display
+for i in range(64):
+    display("x", display_id="shown")
+update_display({"text/plain": "y" * 2 * 2**20}, display_id="shown", raw=True)""",
+    "output-metadata": """from IPython.display import publish_display_data
+for i in range(6):
+    publish_display_data({"text/plain": "m"}, metadata={"m": "m" * 12_000_000})""",
+}
+
+
+@pytest.mark.parametrize("way", PAST_THE_CAP)
+def test_nothing_the_kernel_sends_grows_the_notebook_past_its_cap(tmp_path, way):
+    nb, _, _ = run_notebook(tmp_path, [PAST_THE_CAP[way]])
+    assert len(nbformat.writes(nb)) < execute.MAX_OUTPUT + MiB
+    assert "widgets" not in nb.metadata
+    if way != "widget-state":  # ignored whole; the others are kept up to the cap, with a note
+        assert "the rest was not kept" in text(nb.cells[0])
 
 
 def test_the_kernel_cannot_flood_the_worker_log(tmp_path):
