@@ -241,7 +241,9 @@ class Run:
         may write its own): only events about the program's cells and the calls it asked for are
         kept, and a line of more than ``MAX_VALUES`` JSON values is dropped unread (parsed, 64 MB
         of ``[],`` would be millions of objects in the grading process)."""
-        asked = {item["probe"]: {call["case"] for call in item["calls"]} for item in program if "calls" in item}
+        asked = {
+            item["probe"]: {call["case"] for call in item["calls"]} for item in program if "calls" in item
+        }
         cells = {item["index"] for item in program if "source" in item}
         answers, failed, last_cell, done, cpu = {}, {}, None, False, None
         for line in data.split(b"\n"):
