@@ -17,10 +17,11 @@ interrupts a cell. On top of nbgrader's ``Execute``:
   the student's.
 - What the kernel sends is capped before the grader holds it: ZeroMQ refuses any message larger
   than ``MAX_MESSAGE`` unread (``CappedKernelClient``), and the notebook keeps at most
-  ``MAX_OUTPUT`` bytes of outputs, counted as they are stored: every output message whole (its
-  metadata too) and at least ``OUTPUT_COST`` (a million tiny outputs are a million objects to
-  hold, write and validate), and a display update once for each output it replaces (one small
-  message can rewrite thousands of outputs shown with the same id). A note in the cell says
+  ``MAX_OUTPUT`` bytes of outputs, counted as the grader holds them: every output message whole
+  (its metadata too, and ``VALUE_COST`` for each JSON value in it), at least ``OUTPUT_COST`` (a
+  million tiny outputs are a million objects to hold, write and validate), and a display update
+  once for each output it replaces (one small message can rewrite thousands of outputs shown
+  with the same id). A note in the cell says
   when either cap was met. Outputs a cell sends after a refused one, while the connection is
   restored, may be lost with it. Comm (widget) messages are ignored: nbclient would keep the
   widget state the kernel sends in the notebook's metadata, outside every cap, and nothing a
@@ -39,8 +40,6 @@ interrupts a cell. On top of nbgrader's ``Execute``:
 import asyncio
 import collections
 import copy
-import json
-import math
 import os
 import signal
 import time
@@ -79,6 +78,7 @@ LIMIT_ERRORS = {
 MAX_MESSAGE = 16 * 2**20  # bytes of one message from the kernel
 MAX_OUTPUT = 64 * 2**20  # bytes of outputs kept per notebook
 OUTPUT_COST = 2**10  # bytes an output counts for at least: what the grader holds for the smallest
+VALUE_COST = 64  # bytes a JSON value in an output counts for, besides its text: about what it takes in memory
 SHUTDOWN_WAIT = 5.0  # seconds the supervisor gets to end the sandbox
 IOPUB_WAIT = 30  # seconds to wait for a cell's outputs after its reply
 QUIET_AFTER_DROP = 3  # seconds
@@ -376,13 +376,20 @@ class ResilientExecute(Execute):
     _cleanup_kernel = run_sync(_async_cleanup_kernel)
 
 
-def _size(content: dict) -> float:
-    """The bytes an output message's content would add to the notebook: all of it (its data, and
-    its metadata, which the kernel may fill as it likes), as JSON."""
-    try:
-        return len(json.dumps(content))
-    except (TypeError, ValueError, RecursionError):  # nothing a notebook could hold
-        return math.inf
+def _size(content: dict) -> int:
+    """What an output message's content costs the grader to hold, whole (its metadata too, which
+    the kernel may fill as it likes): its strings' characters, and ``VALUE_COST`` for each JSON
+    value (``[[]] * 4_000_000`` is 12 MB of JSON and 250 MB of objects). Counted up to just past
+    ``MAX_OUTPUT``."""
+    total, todo = 0, [content]
+    while todo and total <= MAX_OUTPUT:
+        value = todo.pop()
+        total += VALUE_COST + (len(value) if isinstance(value, str) else 0)
+        if isinstance(value, dict):
+            todo += [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            todo += value
+    return total
 
 
 def _note(text: str):

@@ -543,9 +543,10 @@ def test_a_cut_output_stream_loses_no_message_already_read_ahead(tmp_path):
 
 # Ways past the notebook's output cap (``grader.execute.MAX_OUTPUT``, 64 MiB) that send no single
 # message over ``MAX_MESSAGE``: widget state (nbclient keeps it in the notebook's metadata), one
-# display update that rewrites every output shown with its id (2 MiB sent, 128 MiB written), and
-# output metadata. Each makes the executed notebook, which nbgrader writes and reads back in the
-# worker's scratch space (memory), far larger than the cap.
+# display update that rewrites every output shown with its id (2 MiB sent, 128 MiB written),
+# output metadata, and JSON of many tiny values (four outputs of 12 MB took a worker to 3.6 GB).
+# Each makes the executed notebook, which nbgrader writes and reads back in the worker's scratch
+# space (memory), far larger than the cap.
 PAST_THE_CAP = {
     "widget-state": """from comm import create_comm
 state = {"_model_name": "M", "_model_module": "m", "_model_module_version": "1"}
@@ -559,13 +560,18 @@ update_display({"text/plain": "y" * 2 * 2**20}, display_id="shown", raw=True)"""
     "output-metadata": """from IPython.display import publish_display_data
 for i in range(6):
     publish_display_data({"text/plain": "m"}, metadata={"m": "m" * 12_000_000})""",
+    # 12 MB of JSON, 250 MB of objects in the grading process
+    "json-values": """from IPython.display import publish_display_data
+publish_display_data({"application/json": {"v": [[]] * 4_000_000}, "text/plain": "j"})""",
 }
 
 
 @pytest.mark.parametrize("way", PAST_THE_CAP)
 def test_nothing_the_kernel_sends_grows_the_notebook_past_its_cap(tmp_path, way):
     nb, _, _ = run_notebook(tmp_path, [PAST_THE_CAP[way]])
-    assert len(nbformat.writes(nb)) < execute.MAX_OUTPUT + MiB
+    stored = nbformat.writes(nb)
+    assert len(stored) < execute.MAX_OUTPUT + MiB
+    assert sum(map(stored.count, ",[{")) < execute.MAX_OUTPUT // execute.VALUE_COST  # JSON values
     assert "widgets" not in nb.metadata
     if way != "widget-state":  # ignored whole; the others are kept up to the cap, with a note
         assert "the rest was not kept" in text(nb.cells[0])
