@@ -158,10 +158,14 @@ def _diagnose_text(exercise: Exercise, case: Case, actual, stored: Mapping, stud
     expected = bytes(stored[f"{case.name}::expected"]).decode("utf-8")
     if actual is None:
         return "your function returned None: is a `return` missing?"
-    if isinstance(actual, list | tuple | np.ndarray) and all(isinstance(a, str) for a in actual):
+    sequence = isinstance(actual, list | tuple) or (isinstance(actual, np.ndarray) and actual.ndim > 0)
+    if sequence and all(isinstance(a, str) for a in actual):  # (a number comes back as a 0-d array)
         return f'expected one str, got a {type(actual).__name__} of strings: join them, "".join(...)'
     if not isinstance(actual, str):
-        return f"expected a str, got {type(actual).__name__}"
+        number = isinstance(actual, int | float | np.generic) or (
+            isinstance(actual, np.ndarray) and not actual.ndim
+        )
+        return f"expected a str, got {'a number' if number else type(actual).__name__}"
     if actual == expected:
         return None
     for mistake in exercise.mistakes:

@@ -338,6 +338,20 @@ def test_the_diagnosis_pass_never_fails_a_grading():
         assert followup.refine(exercise_id, cases, answers, more, table, before).status == "wrong"
 
 
+def test_a_text_function_that_returns_a_number_is_told_so():
+    """A number comes back from the scorer as a 0-d array: comparing it with the text failed, and
+    the careless student got "the grader could not compare your answers" as an error."""
+    exercise_id = f"{ASSIGNMENT}/decode"
+    exercise = exercises.get(exercise_id)
+    cases = exercise.cases(1234)
+    answers = {c.name: {"output": wire.encode(np.int64(len(c.inputs["ids"])))} for c in cases}
+    table = references.for_grading(exercise_id, exercise, cases)
+    verdict = scoring._verdict(exercise_id, cases, answers, scoring.Run({}, None, {}, True, 0))
+    assert (verdict.status, verdict.case) == ("wrong", cases[0].name), verdict
+    assert "expected a str, got a number" in verdict.reason, verdict
+    assert compare.grade(exercise_id, cases, answers, table) == verdict
+
+
 def test_whatever_comes_back_is_read_or_dropped_never_raised():
     huge = "1" + "0" * 400  # an integer JSON reads, past a float's range
     lines = [
