@@ -13,6 +13,13 @@ What comes back changes only a verdict's reason, never its score or status: the 
 runs in a sandbox as in the first pass, and nothing it returns in this one can earn a point. If the
 run fails, stalls or sends nothing, or what it sends cannot be diagnosed, the first pass's reasons
 stand.
+
+The stations handed to the helpers are the reference's intermediates of a hidden case: the one
+place where something ``lib`` computed on hidden inputs enters a sandbox. That is harmless by
+order and by draw, not by trust: every verdict of the notebook is fixed before this pass runs,
+the only way out of the sandbox is the reasons (where a hidden case's errors show their type
+only and no value of the reference is quoted), and what a student could learn about the hidden
+cases of one submitted file is of no use to any other: each file draws its own.
 """
 
 import pickle
