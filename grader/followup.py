@@ -17,9 +17,10 @@ stand.
 The stations handed to the helpers are the reference's intermediates of a hidden case: the one
 place where something ``lib`` computed on hidden inputs enters a sandbox. That is harmless by
 order and by draw, not by trust: every verdict of the notebook is fixed before this pass runs,
-the only way out of the sandbox is the reasons (where a hidden case's errors show their type
-only and no value of the reference is quoted), and what a student could learn about the hidden
-cases of one submitted file is of no use to any other: each file draws its own.
+the only way out of the sandbox is the reasons of the wrong verdicts (where a hidden case's
+errors show their type only, and a wrong value its largest difference and where it is), and
+what a student could learn about the hidden cases of one submitted file is of no use to any
+other: each file draws its own.
 """
 
 import pickle
