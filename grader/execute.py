@@ -296,7 +296,8 @@ class ResilientExecute(Execute):
             msg = await self.kc.next_output(QUIET_AFTER_DROP if self.kc.dropped else None)
             if msg is None:
                 return
-            if msg["parent_header"].get("msg_id") == parent_msg_id:
+            parent = msg.get("parent_header")  # the kernel's to forge: any JSON at all
+            if isinstance(parent, dict) and parent.get("msg_id") == parent_msg_id:
                 try:
                     self.process_message(msg, cell, cell_index)
                 except CellExecutionComplete:

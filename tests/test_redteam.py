@@ -3,8 +3,8 @@ and control characters from students' code, markup in outputs, a notebook that b
 integrity scan or nbgrader's writer, outputs nbformat refuses (one of them makes nbgrader fail
 the whole notebook), a kernel storing data in its socket folder (a host folder outside its capped
 tmpfs), hidden cases that a resubmission could learn; and (the fourth review) what a kernel sends
-past the notebook's output cap (widget state, display updates), a kernel dying in the middle of
-a message (the grading process aborted), lines on the scorer's pipe that parse into millions of
+past the notebook's output cap (widget state, display updates; a kernel dying in the middle of a
+message is ``test_sandbox``'s), lines on the scorer's pipe that parse into millions of
 objects or answer what was never asked, and a text function returning a number.
 
 Its students are graded end to end by the real ``python -m grader autograde``, with an honest
