@@ -14,9 +14,10 @@ each alone: the kernel sandbox (each solution notebook executed on the sandboxed
 plain one, in turn) and the scorer (with its supervisor and bubblewrap). Then it grades the same class twice on a Dask cluster of two
 workers on this machine (``--scheduler``): with new workers (each prepares the run: the release,
 the kernelspec) and again with the same workers, and prints each time against the local pool's.
-Then the scorer's share (``grader.scoring``): per chapter, the seconds of its sandboxed process (of
-which the start: sandbox, ``python -I -S``, NumPy) and of the references and comparison outside
-it, scoring each solution notebook alone.
+Then the scorer's share (``grader.scoring``), scoring one student's solution notebooks as grading
+does (in as few processes as lending allows): per chapter, the CPU seconds of its program in its
+process; in all, with the supervisors and bubblewrap, and of it the grader's own (references,
+comparison); and what a process that runs nothing costs (sandbox, ``python -I -S``, NumPy).
 
     make bench-grade                                   # 30 students, every chapter
     python benchmarks/bench_grade.py --students 6 --assignments 01-embeddings
@@ -24,6 +25,7 @@ it, scoring each solution notebook alone.
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import resource
@@ -38,7 +40,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 
-from grader import autograde, course, execute, release, results, sandbox, scoring
+from grader import autograde, course, execute, lending, release, results, sandbox, scoring
 from grader.distributed import local_cluster
 from grader.sandbox import bwrap, cgroup
 
@@ -211,43 +213,61 @@ def plain_nbgrader(work: Path, class_dir: Path) -> tuple[float, float]:
     )  # fmt: skip
 
 
-def scorer_share(
-    work: Path, assignments: list[str], repeat: int = 3
-) -> dict[str, tuple[float, float, float, float | None]]:
-    """Per assignment, scoring its solution notebook alone (the mean of ``repeat`` runs): CPU
-    seconds of the sandboxed process (as its harness reports them), of which its start (Python and
-    NumPy: an empty program), CPU seconds spent outside it (program, cases, references,
-    comparison), and all of it with the supervisor and bubblewrap (from a cpuacct group this
-    process joins meanwhile; None without one). CPU seconds, unlike wall-clock ones, do not depend
-    much on how busy the machine is."""
+@dataclasses.dataclass
+class ScorerShare:
+    """CPU seconds of scoring one student's solution notebooks, the mean of a few runs."""
+
+    inside: dict[str, float]  # per assignment, the student's program in its process (harness-reported)
+    outside: float  # this process's own: programs, cases, references, comparison
+    whole: float | None  # all of it, supervisors and bubblewrap included (None without a cpuacct group)
+    start: float | None  # one scorer process that runs nothing, in all
+    processes: int  # scorer processes for the student
+    notebooks: int  # notebooks scored
+
+
+def scorer_share(work: Path, assignments: list[str], repeat: int = 3) -> ScorerShare:
+    """Scoring every solution notebook of ``assignments`` as one student's (``Scorer.score_jobs``:
+    as few processes as lending allows), measured as ``ScorerShare`` says. CPU seconds, unlike
+    wall-clock ones, do not depend much on how busy the machine is."""
     scorer = scoring.Scorer(work / "scorer-bench", b"bench" * 8, scoring.Limits(3 * 2**30, per_call=20))
-    runs, run = [], scorer.run
-    scorer.run = lambda *args: runs.append(run(*args)) or runs[-1]
-    shares = {}
+    passes, run_all = [], scorer.run_all
+
+    def recorded(programs):  # every run of the harness: (assignment, what came back) per program
+        runs = run_all(programs)
+        passes.extend(zip((assignment for _, assignment in programs), runs, strict=True))
+        return runs
+
+    scorer.run_all = recorded
+    notebooks = []  # (solution, released, assignment)
     for assignment in assignments:
         for path in sorted((work / "source" / assignment).glob("*.ipynb")):
-            nb = nbformat.read(path, as_version=4)
             released = nbformat.read(work / "release" / assignment / path.name, as_version=4)
-            if not results.test_cells(released):
-                continue
-            scorer.lend(assignment)
-            runs.clear()
-            for _ in range(repeat):
-                scorer.run([], assignment, scorer.limits.for_probes(0))  # the start alone
-            start = sum(r.cpu for r in runs) / repeat
-            runs.clear()
-            with _counted() as usage:
-                own, counted = time.process_time(), usage()
-                for _ in range(repeat):
-                    scorer.score(nb, released, assignment, "bench")
-                whole = None if counted is None else (usage() - counted) / repeat
-            shares[assignment] = (
-                sum(r.cpu for r in runs) / repeat,
-                start,
-                (time.process_time() - own) / repeat,
-                whole,
+            if results.test_cells(released):
+                notebooks.append((nbformat.read(path, as_version=4), released, assignment))
+                scorer.lend(assignment)
+    with _counted() as usage:
+        counted = usage()
+        for _ in range(repeat):
+            scorer.run([], notebooks[0][2])
+        start = None if counted is None else (usage() - counted) / repeat
+        passes.clear()
+        own, counted = time.process_time(), usage()
+        for _ in range(repeat):
+            scorer.score_jobs(
+                [scorer.job(nb, released, assignment, "bench") for nb, released, assignment in notebooks]
             )
-    return shares
+        whole = None if counted is None else (usage() - counted) / repeat
+    inside = {assignment: 0.0 for _, _, assignment in notebooks}
+    for assignment, run in passes:
+        inside[assignment] += (run.cpu or 0) / repeat
+    return ScorerShare(
+        inside,
+        (time.process_time() - own) / repeat,
+        whole,
+        start,
+        len(lending.chains(inside)),
+        len(notebooks),
+    )
 
 
 @contextlib.contextmanager
@@ -342,29 +362,24 @@ def main() -> None:
             f"(target <= {TARGET} s: {verdict(added_wall)}), {added_cpu:.2f} CPU s "
             f"(target <= {TARGET} s: {verdict(added_cpu)})"
         )
-        shares = scorer_share(work, args.assignments)
-        print(
-            "scorer, CPU seconds per solution notebook: sandboxed process (of which its start) + outside"
-            " = in all, with its supervisor and bubblewrap"
-        )
-        for assignment, (inside, start, outside, whole) in shares.items():
-            total = "" if whole is None else f" = {whole:4.2f} s"
-            print(f"  {assignment:22s} {inside:5.2f} s ({start:4.2f} s) + {outside:4.2f} s{total}")
-        inside = sum(s[0] for s in shares.values()) / len(shares)
-        outside = sum(s[2] for s in shares.values()) / len(shares)
-        print(
-            f"scorer mean: {inside:.2f} s sandboxed + {outside:.2f} s outside = "
-            f"{(inside + outside) / (ours_cpu / notebooks):.0%} of our CPU seconds per notebook"
-        )
+        share = scorer_share(work, args.assignments)
+        print("scorer, CPU seconds of each solution notebook's program in its process:")
+        for assignment, inside in share.inside.items():
+            print(f"  {assignment:22s} {inside:5.2f} s")
+        if share.whole is not None:
+            print(
+                f"scorer, one student's {share.notebooks} notebooks in {share.processes} processes: "
+                f"{share.whole:.2f} CPU s in all ({share.whole / share.notebooks:.2f} s a notebook), of which "
+                f"{share.outside:.2f} s in the grader; a process that runs nothing: {share.start:.2f} s"
+            )
         plain, sandboxed = sandbox_share(work, args.assignments, args.jobs)
         print(
             f"kernel, CPU seconds per notebook executed alone: {plain:.2f} s plain, {sandboxed:.2f} s "
             f"sandboxed ({sandboxed - plain:+.2f} s)"
         )
-        wholes = [s[3] for s in shares.values()]
-        if None not in wholes:
+        if share.whole is not None:
             # Every notebook of the class is scored; the chapters without a test cell cost nothing.
-            scorer_cost = sum(wholes) / per_student
+            scorer_cost = share.whole / per_student
             added = sandboxed - plain + scorer_cost
             print(
                 f"sandbox + scorer per notebook, by parts: {sandboxed - plain:+.2f} s kernel sandbox + "

@@ -25,11 +25,13 @@ with the students' code in a sandbox and the scores computed outside it.
    run is scored all the same, from its cleaned submission, its outputs cleared and the reason
    shown in their place). Then, for each notebook, the
    integrity review (``grader.integrity``: findings for the instructor, which zero nothing unless
-   ``zero_flagged``), and the scorer: a second, minimal sandboxed process that runs the student's
-   code again and calls their functions on the visible cases and on hidden cases drawn from the
-   secret; their outputs are compared outside it with references that ``lib`` computes here
-   (``grader.scoring``, ``grader.compare``); the outputs are capped (``grader.outputs``). The
-   result, with the autograded notebooks in it, comes back to this process.
+   ``zero_flagged``), and its outputs capped (``grader.outputs``); and, once nbgrader has run
+   them all, the scorer for all the student's notebooks: a second, minimal sandboxed process
+   (two, for the course's chapters) that runs the student's code again and calls their
+   functions on the visible cases and on hidden cases drawn from the secret; their outputs are
+   compared outside it with references that ``lib`` computes here (``grader.scoring``,
+   ``grader.compare``). The result, with the autograded notebooks in it, comes back to this
+   process.
 4. This process alone persists each result as it arrives (``persist``): the autograded notebooks,
    then one transaction in the class gradebook ``OUT/grades.sqlite`` (``grader.gradebook``),
    submission problems included. At the end it makes every report from the gradebook
@@ -684,11 +686,14 @@ def grade_student(run: Run, student: str, subs: list[submissions.Submission]) ->
     kernels = execute.sandboxed_kernel(runtime, run.view, run.limits, run.isolate)
     os.environ["JUPYTER_PATH"] = os.pathsep.join([str(kernels), os.environ.get("JUPYTER_PATH", "")])
     try:
-        notebooks = []
+        notebooks = []  # an entry, or an ``Examined`` notebook waiting for its verdicts
         for assignment, group in itertools.groupby(
             sorted(subs, key=_assignment_key), key=lambda s: s.assignment
         ):
             notebooks += grade_assignment(run, work, runtime, student, assignment, list(group))
+        examined = [nb for nb in notebooks if isinstance(nb, Examined)]
+        verdicts = iter(run.scorer.score_jobs([nb.job for nb in examined]))
+        notebooks = [nb.entry(run, next(verdicts)) if isinstance(nb, Examined) else nb for nb in notebooks]
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
@@ -701,7 +706,7 @@ def _assignment_key(sub: submissions.Submission) -> tuple[str, str]:
 
 def grade_assignment(
     run: Run, work: Path, runtime: Path, student: str, assignment: str | None, subs: list
-) -> list[dict]:
+) -> list["dict | Examined"]:
     if assignment is None:
         return [_unknown(student, sub) for sub in subs]
     entries, valid = [], []
@@ -729,12 +734,12 @@ def grade_assignment(
     for sub, changes in valid:
         graded = work / "autograded" / student / assignment / f"{sub.notebook}.ipynb"
         if graded.exists():
-            entries.append(grade_notebook(run, student, sub, graded, changes))
+            entries.append(examine(run, student, sub, graded, changes))
         else:  # the scorer does not need nbgrader's run: the cleaned submission is scored all the same
             reason = failures.reason(outcome, f"logs/{student}.log")
             print(f"{sub.file}: {reason}; scored without nbgrader's outputs")
             cleaned = work / "submitted" / student / assignment / f"{sub.notebook}.ipynb"
-            entries.append(grade_notebook(run, student, sub, cleaned, changes, unrun=reason))
+            entries.append(examine(run, student, sub, cleaned, changes, unrun=reason))
     return entries
 
 
@@ -755,10 +760,31 @@ def nbgrader_settings(run: Run, work: Path, runtime: Path):
     return config
 
 
-def grade_notebook(
+@dataclasses.dataclass
+class Examined:
+    """A notebook nbgrader has run, reviewed and ready to score: what its scorer job needs, and
+    all of its entry but the rows (the verdicts come when all the student's notebooks are scored,
+    ``scoring.Scorer.score_jobs``)."""
+
+    sub: submissions.Submission
+    student: str
+    released: object  # the released notebook
+    job: scoring.Job
+    review: integrity.Review
+    autograded: str  # the notebook, its outputs capped
+
+    def entry(self, run: Run, verdicts: dict) -> dict:
+        rows = results.score(self.released, self.student, self.sub.assignment, {}, verdicts)
+        if run.zero_flagged:
+            rows = integrity.zeroed(rows, self.review.findings)
+        findings = integrity.as_dicts(self.review.findings)
+        return _entry(self.sub, rows, findings, self.autograded, self.review.fingerprints)
+
+
+def examine(
     run: Run, student: str, sub: submissions.Submission, graded: Path, changes=(), unrun: str = ""
-) -> dict:
-    """Integrity review and the scorer's verdicts for one autograded notebook (``changes``: what
+) -> Examined:
+    """Integrity review and the scorer's job for one autograded notebook (``changes``: what
     cleaning it changed); the entry carries the notebook itself, its outputs capped, back to the
     grading process (which stores it and makes the feedback page from it). ``unrun``: why nbgrader
     could not run it; ``graded`` is then the cleaned submission, shown without its outputs (they
@@ -775,13 +801,9 @@ def grade_notebook(
     except Exception as err:  # the scan is a report: it never costs the student a score
         reason = f"the integrity scan could not read this notebook ({type(err).__name__}): look at it"
         review = integrity.Review([integrity.Finding((), reason, 0, 1, "")])
-    verdicts = run.scorer.score(nb, released, sub.assignment, student, submission=sha256(sub.path))
-    rows = results.score(released, student, sub.assignment, {}, verdicts)
-    if run.zero_flagged:
-        rows = integrity.zeroed(rows, review.findings)
+    job = run.scorer.job(nb, released, sub.assignment, student, submission=sha256(sub.path))
     outputs.capped(nb)
-    findings = integrity.as_dicts(review.findings)
-    return _entry(sub, rows, findings, nbformat.writes(nb), review.fingerprints)
+    return Examined(sub, student, released, job, review, nbformat.writes(nb))
 
 
 def _without_outputs(nb, note: str) -> None:

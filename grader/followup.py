@@ -63,7 +63,7 @@ def explain(
         for item in items
         if "exercise" not in item or item["probe"] in asked
     ]
-    run = scorer.run(program, assignment, scorer.limits.for_probes(len(asked)))
+    run = scorer.run(program, assignment)
     refined = dict(verdicts)
     for number, (item, table) in asked.items():
         grade_id = item["grade_id"]

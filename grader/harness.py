@@ -1,33 +1,46 @@
-"""The scorer's harness: runs a student's program and calls their functions, inside the sandbox.
+"""The scorer's harness: runs a student's programs and calls their functions, inside the sandbox.
 
 Started by ``grader.scoring`` as::
 
-    python -I -S harness.py --path DIR [--path DIR ...] --job JOB --fd FD --limit SECONDS
+    python -I -S harness.py --path DIR [--path DIR ...] --job JOB [--job JOB ...] --libs DIR
+                            --fd FD --go FD --limit SECONDS
 
-with nothing on ``sys.path`` but the standard library and the ``--path`` folders: NumPy's, this
-file's own (``wire``, ``runners``, ``watch``) and the generated, lent ``lib``
-(``grader.lending``). No IPython, no ``grader``, no nbgrader. ``JOB`` (a pickle written by the
-grader) holds the program, in notebook order: code cells, each with the top-level statements to
-run, and probes, each with the name of the student's function (or concept-check variable), the
-exercise's runner and the calls to make, every case's inputs pickled on their own. A call may
-name another of the student's functions to call instead (``"function"``: a helper, without the
-runner) and helpers to watch while it runs (``"watch"``, see ``grader.watch``); what the watched
-helpers were given and returned comes back as ``"seen"``. For a probe marked ``"pure"``, a call
-that changes its arguments in place or returns one of them comes back with ``"impure"``.
+with nothing on ``sys.path`` but the standard library and the ``--path`` folders: NumPy's and this
+file's own (``wire``, ``runners``, ``watch``). No IPython, no ``grader``, no nbgrader. Each ``JOB``
+(a pickle written by the grader) is one notebook's program, in notebook order: code cells, each
+with the top-level statements to run, and probes, each with the name of the student's function (or
+concept-check variable), the exercise's runner and the calls to make, every case's inputs pickled
+on their own; and the job's CPU and wall-clock seconds. A call may name another of the student's
+functions to call instead (``"function"``: a helper, without the runner) and helpers to watch
+while it runs (``"watch"``, see ``grader.watch``); what the watched helpers were given and
+returned comes back as ``"seen"``. For a probe marked ``"pure"``, a call that changes its arguments
+in place or returns one of them comes back with ``"impure"``.
 
-The harness runs the program statement by statement in one namespace, as a notebook would: a
-statement that raises is reported and skipped, and the rest goes on. Each statement and each call
-has its own limit (``--limit`` seconds of CPU time, twice that of wall-clock time, with
-``setitimer``), so an endless loop costs only itself. At a probe it calls the student's function
-on each case, with fresh inputs (unpickled anew), through the runner if there is one. It writes
-one JSON line to ``FD`` per event: ``{"cell": i}`` when a cell starts, ``{"cell": i, "line": n,
-"error": ...}`` when a statement fails, ``{"probe": k, "case": name, "output": <wire record>}``
-(or ``"error"``, or ``"timeout"``) per call, ``{"done": true, "cpu": seconds}`` at the end.
+The jobs are one student's notebooks, in the order the grader lends their ``lib``s
+(``grader.lending.chains``): job ``j`` imports the ``lib`` in ``DIR/j``, which the grader writes
+only once this process asks for it (a line ``lend j``, answered with a byte on the ``--go`` pipe),
+and the grader takes no answer to an earlier job from then on. So the answers of a job are all
+computed while the sandbox holds no ``lib`` that reaches what that job grades.
 
-Nothing here is trusted: the student's code runs in this process and may change any of it, or
-write lines of its own. That is harmless by design: what comes back is only ever the student's
-outputs, the cases are drawn afresh at every grading, and their references and the comparison
-stay in the grading process (see ``grader.scoring``).
+Each job runs in a child process of its own, forked once NumPy and the harness's modules are
+imported (what a process per notebook would pay again and again), so that no state of one
+notebook's code reaches the next. In it, the program runs statement by statement in one
+namespace, as a notebook would: a statement that raises is reported and skipped, and the rest goes
+on. Each statement and each call has its own limit (``--limit`` seconds of CPU time, twice that of
+wall-clock time, with ``setitimer``), so an endless loop costs only itself, and the child has the
+job's CPU seconds (``RLIMIT_CPU``) and wall-clock seconds (this parent kills it after them). At a
+probe it calls the student's function on each case, with fresh inputs (unpickled anew), through
+the runner if there is one. Every line written to ``FD`` starts with its job's number: ``j
+{"cell": i}`` when a cell starts, ``j {"cell": i, "line": n, "error": ...}`` when a statement
+fails, ``j {"probe": k, "case": name, "output": <wire record>}`` (or ``"error"``, or
+``"timeout"``) per call, ``j {"done": true, "cpu": seconds}`` at the end, and, from this parent,
+``j {"exit": status}`` if the child ended otherwise.
+
+Nothing here is trusted: the student's code runs in these processes and may change any of it, or
+write lines of its own, ``lend`` lines included. That is harmless by design: what comes back is
+only ever the student's outputs, the cases are drawn afresh at every grading, their references and
+the comparison stay in the grading process, and the grader decides alone when a job's answers
+close and the next ``lib`` is lent (see ``grader.scoring``).
 """
 
 import argparse
@@ -35,8 +48,11 @@ import ast
 import builtins
 import io
 import json
+import math
 import os
 import pickle
+import resource
+import select
 import signal
 import sys
 import time
@@ -72,13 +88,16 @@ class Limit:
 
 
 class Report:
-    """One JSON line per event, written straight to the grader's pipe."""
+    """One line per event of job ``job``, written straight to the grader's pipe."""
 
-    def __init__(self, fd: int):
-        self.fd = fd
+    def __init__(self, fd: int, job: int):
+        self.fd, self.prefix = fd, f"{job} "
 
     def __call__(self, **event):
-        data = (json.dumps(event) + "\n").encode()
+        self.write(self.prefix + json.dumps(event))
+
+    def write(self, line: str):
+        data = (line + "\n").encode()
         try:
             while data:
                 data = data[os.write(self.fd, data) :]
@@ -224,8 +243,10 @@ def _short(value) -> str:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--path", action="append", default=[])
-    parser.add_argument("--job", required=True)
+    parser.add_argument("--job", action="append", required=True)
+    parser.add_argument("--libs", required=True)
     parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--go", type=int, required=True)
     parser.add_argument("--limit", type=float, required=True)
     args = parser.parse_args(argv)
     sys.path[:0] = args.path
@@ -236,12 +257,57 @@ def main(argv: list[str]) -> None:
 
     signal.signal(signal.SIGPROF, _expired)
     signal.signal(signal.SIGALRM, _expired)
-    with open(args.job, "rb") as f:
-        job = pickle.load(f)
     sink = open(os.devnull, "w")
     sys.stdout = sys.stderr = sink  # the student's prints go nowhere (nbgrader's run shows them)
-    Program(job, Report(args.fd), args.limit, runners, wire, watch).run()
-    os._exit(0)  # without waiting for threads the student's code may have left running
+    for number, path in enumerate(args.job):
+        if number and not _lent(args.fd, args.go, number):
+            break
+        with open(path, "rb") as f:
+            job = pickle.load(f)
+        lib = os.path.join(args.libs, str(number))
+        report = Report(args.fd, number)
+        status = _in_child(job["wall"], args.go, _run, job, lib, report, args.limit, runners, wire, watch)
+        if status:
+            report(exit=status)
+    os._exit(0)  # without waiting for processes the student's code may have left running
+
+
+def _lent(fd: int, go: int, number: int) -> bool:
+    """Ask the grader for job ``number``'s ``lib``; whether it was lent (a byte on ``go``)."""
+    Report(fd, number).write(f"lend {number}")
+    try:
+        return os.read(go, 1) == b"\0"
+    except OSError:
+        return False
+
+
+def _run(job: dict, lib: str, report: Report, limit: float, runners, wire, watch) -> None:
+    """In the job's child: its ``lib`` on the path, its CPU time capped, its program run."""
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)  # the sandbox's, without a cgroup
+    cap = math.ceil(job["cpu"]) + 1
+    cap = cap if hard == resource.RLIM_INFINITY else min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (max(cap - 1, 1), cap))
+    sys.path.insert(0, lib)
+    Program(job, report, limit, runners, wire, watch).run()
+
+
+def _in_child(wall: float, keep_from_child: int, run, *args) -> int:
+    """``run(*args)`` in a child process (without the descriptor ``keep_from_child``), stopped
+    after ``wall`` seconds; how it ended (0, an exit status, or minus the signal)."""
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.close(keep_from_child)
+            run(*args)
+            status = 0
+        finally:
+            os._exit(status)
+    ended = os.pidfd_open(pid)
+    if not select.select([ended], [], [], wall)[0]:
+        os.kill(pid, signal.SIGKILL)
+    os.close(ended)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
 if __name__ == "__main__":

@@ -249,6 +249,30 @@ def write(assignment: str, target: Path) -> Path:
     return source().write(lends(assignment), target, graded(assignment))
 
 
+def chains(assignments: Iterable[str]) -> list[list[str]]:
+    """The assignments in sequences that one scorer process may take in turn: along a sequence,
+    the ``lib``s lent so far (each is added to the process when its turn comes, none is taken
+    away) never reach what the assignment at hand grades. Chapter 2 lends ``softmax``, which
+    chapter 3 grades, so chapter 3 cannot follow chapter 2 in one process; chapter 4 lends the
+    attention chapter 2 grades, so it may follow chapter 2. First fit, the assignments that lend
+    the least first, so that the course's chapters need two processes a student, not six."""
+    src = source()
+    order = sorted(set(assignments), key=lambda a: (len(lent_definitions(a)), a))
+    found: list[tuple[list[str], list[str]]] = []  # (assignments, the names they lend together)
+    for assignment in order:
+        for sequence, lent in found:
+            try:
+                src.closure([*lent, *lends(assignment)], graded(assignment))
+            except ValueError:
+                continue
+            sequence.append(assignment)
+            lent += lends(assignment)
+            break
+        else:
+            found.append(([assignment], list(lends(assignment))))
+    return [sequence for sequence, _ in found]
+
+
 @functools.cache
 def lent_definitions(assignment: str) -> frozenset[tuple[str, str]]:
     """``(module, name)`` of every top-level definition the scorer's lib for ``assignment`` holds."""

@@ -1,32 +1,43 @@
-"""Scores computed outside the student's reach: a second, minimal process per notebook.
+"""Scores computed outside the student's reach: a second, minimal process for a student's notebooks.
 
 nbgrader executes the submitted notebook in the kernel sandbox; its outputs feed the feedback
 page and nothing else. The score comes from here:
 
-1. Outside, in the grading worker (trusted): ``grader.program`` builds the notebook's program (the
-   student's cells, the course statements they need, a probe at each test cell), and each probe
-   gets its calls: every case of its exercise, the visible ones and hidden ones drawn from a
-   secret (``OUT/.secret``, made on the first run, mixed with the student, the exercise id and
+1. Outside, in the grading worker (trusted): ``grader.program`` builds each notebook's program
+   (the student's cells, the course statements they need, a probe at each test cell), and each
+   probe gets its calls: every case of its exercise, the visible ones and hidden ones drawn from
+   a secret (``OUT/.secret``, made on the first run, mixed with the student, the exercise id and
    the submitted file's digest, so a regrade of the same file draws the same inputs and what one
-   submission learns about them is of no use to another). The job goes to a folder of its own.
-2. Inside, sandboxed (untrusted): ``python -I -S grader/harness.py`` runs the program and calls
-   the student's functions, and streams back their outputs, one JSON line per call, over a pipe
-   that the grader reads up to ``MAX_BYTES``. The process can see the standard library, NumPy,
-   the harness with ``wire`` and ``runners``, the job, and a ``lib`` that lends only what the
-   chapter lets students build on (``grader.lending``): no reference implementation of anything
-   graded, no reference functions, no concept-check keys, no stored outputs.
+   submission learns about them is of no use to another). The programs go to a folder of their own.
+2. Inside, sandboxed (untrusted): ``python -I -S grader/harness.py`` runs the programs, one child
+   process each, and calls the student's functions, and streams back their outputs, one JSON line
+   per call, over a pipe that the grader reads up to ``MAX_BYTES`` a program. The process can see
+   the standard library, NumPy, the harness with ``wire`` and ``runners``, the programs, and for
+   each program a ``lib`` that lends only what its chapter lets students build on
+   (``grader.lending``): no reference implementation of anything graded, no reference
+   functions, no concept-check keys, no stored outputs.
 3. Outside again: the references of the hidden cases are computed live by ``lib``, and every
    returned output is compared with them (``grader.compare``), which names a known mistake as the
    notebook's check does and shows a hidden case only by its description.
 4. For the exercises that came back wrong, a second run asks for what explains the first wrong
    case (``grader.followup``); it changes the reasons of those verdicts, never a score.
 
+One process takes several notebooks (what it costs to start, NumPy above all, is paid once), in
+an order where what is lent only grows and never reaches what the notebook at hand grades
+(``lending.chains``: the course's six graded chapters make two such sequences). The ``lib`` of the
+next notebook is written into the process's view only when the harness asks for it, and from
+that moment the grader keeps no answer of the notebooks before (``_Reader``): every answer that
+counts was computed while no ``lib`` in the process reached the stage it is graded on. A process
+that ends early (a limit, a crash) keeps what it sent, and the notebooks it did not start run in
+a new one.
+
 Why forging the transport is harmless: whatever the student's code does in either process
-(display fake answers, patch the checks, write its own lines to the pipe), the only thing that
-can earn a point is an output equal to the reference on inputs drawn at grading time, and the
-only code in the scorer that can compute one is code the student wrote. A cell that never ends
-costs only itself (each statement and call has a time limit); a process that dies or stalls keeps
-the answers it already sent.
+(display fake answers, patch the checks, write its own lines to the pipe, ask for the next
+``lib`` early), the only thing that can earn a point is an output equal to the reference on inputs
+drawn at grading time, and the only code in the scorer that can compute one is code the student
+wrote. A cell that never ends costs only itself (each statement and call has a time limit, each
+program its CPU and wall-clock seconds); a process that dies or stalls keeps the answers it
+already sent.
 
 ``_run_sandboxed`` is this module's one tie to the sandbox: it runs the harness with
 ``grader.sandbox.run`` (an allow-list root: the standard library, NumPy and the scorer's
@@ -139,12 +150,16 @@ class Scorer:
 
     def score(self, nb, released, assignment: str, student: str, submission: str = "") -> dict[str, Verdict]:
         """A verdict for every test cell of the released notebook, by ``grade_id``."""
+        return self.score_jobs([self.job(nb, released, assignment, student, submission)])[0]
+
+    def job(self, nb, released, assignment: str, student: str, submission: str = "") -> "Job":
+        """What scoring one notebook takes: its program, with every probe's calls (its cases,
+        visible and hidden, drawn for ``student`` and the ``submission``'s digest)."""
         items = program.build(nb, released)
-        probes = [item for item in items if "exercise" in item]
-        if not probes:
-            return {}
         cases = {}
-        for item in probes:
+        for item in items:
+            if "exercise" not in item:
+                continue
             exercise = exercises.get(item["exercise"])
             cases[item["probe"]] = exercise.cases(
                 case_secret(self.secret, student, item["exercise"], submission)
@@ -153,73 +168,172 @@ class Scorer:
             item["runner"] = exercise.runner.__name__ if exercise.runner else None
             item["pure"] = exercise.pure
             item["calls"] = [{"case": c.name, "inputs": pickle.dumps(c.inputs)} for c in cases[item["probe"]]]
-        run = self.run(items, assignment, self.limits.for_probes(len(probes)))
-        verdicts = {
-            item["grade_id"]: _verdict(
-                item["exercise"], cases[item["probe"]], run.answers.get(item["probe"], {}), run
-            )
-            for item in probes
-        }
-        return followup.explain(self, items, cases, run, verdicts, assignment)
+        return Job(items, cases, assignment)
 
-    def run(self, items: list[dict], assignment: str, limits: Limits) -> "Run":
-        """Run the harness on a program; what came back."""
-        job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=self.work))
-        job_dir.chmod(READABLE)
+    def score_jobs(self, jobs: list["Job"]) -> list[dict[str, Verdict]]:
+        """The verdicts of each of one student's notebooks (``job``), by ``grade_id``: their
+        programs run in as few scorer processes as lending allows."""
+        scored = [job for job in jobs if job.cases]
+        runs = iter(self.run_all([(job.items, job.assignment) for job in scored]))
+        verdicts = []
+        for job in jobs:
+            if not job.cases:
+                verdicts.append({})
+                continue
+            run = next(runs)
+            first = {
+                item["grade_id"]: _verdict(
+                    item["exercise"], job.cases[item["probe"]], run.answers.get(item["probe"], {}), run
+                )
+                for item in job.items
+                if "exercise" in item
+            }
+            verdicts.append(followup.explain(self, job.items, job.cases, run, first, job.assignment))
+        return verdicts
+
+    def run(self, items: list[dict], assignment: str) -> "Run":
+        """Run the harness on one program; what came back."""
+        return self.run_all([(items, assignment)])[0]
+
+    def run_all(self, programs: list[tuple[list[dict], str]]) -> list["Run"]:
+        """Run the harness on programs ``(items, assignment)``, the programs of each of
+        ``lending.chains`` in one process; what came back from each."""
+        runs: list[Run | None] = [None] * len(programs)
+        for chain in lending.chains(assignment for _, assignment in programs):
+            todo = [i for assignment in chain for i, (_, a) in enumerate(programs) if a == assignment]
+            while todo:  # a process that ended before its last program: the rest in a new one
+                done = self._in_one_process([programs[i] for i in todo])
+                for i, run in zip(todo, done, strict=False):
+                    runs[i] = run
+                todo = todo[len(done) :]
+        return runs
+
+    def _in_one_process(self, programs: list[tuple[list[dict], str]]) -> list["Run"]:
+        """One harness process for ``programs``, in order: what came back from each it started
+        (at least the first). The ``lib`` of program ``j`` is written where the harness finds it
+        only when it asks, once program ``j - 1``'s answers are closed (``_Reader``)."""
+        folder = Path(tempfile.mkdtemp(prefix="job-", dir=self.work))
+        folder.chmod(READABLE)
+        libs = folder / "libs"
+        libs.mkdir(mode=READABLE)
+        limits = [self.limits.for_probes(sum("exercise" in item for item in items)) for items, _ in programs]
         try:
-            with open(job_dir / "job.pickle", "wb") as f:
-                pickle.dump({"program": items}, f)
-            (job_dir / "job.pickle").chmod(0o644)
+            for j, ((items, _), job_limits) in enumerate(zip(programs, limits, strict=True)):
+                job = {"program": items, "cpu": job_limits.cpu_seconds, "wall": job_limits.wall_seconds}
+                with open(folder / f"{j}.pickle", "wb") as f:
+                    pickle.dump(job, f)
+                (folder / f"{j}.pickle").chmod(0o644)
+
+            def lend(j: int) -> None:
+                shutil.copytree(self.lend(programs[j][1]), libs / str(j), copy_function=shutil.copyfile)
+
+            lend(0)
             read, write = os.pipe()
-            reader = _Reader(read)
+            go_read, go_write = os.pipe()
+            reader = _Reader(read, go_write, len(programs), lend)
             reader.start()
-            lib_folder = self.lend(assignment)
             argv = [
                 str(sandbox.interpreter("minimal")),
                 "-I",
                 "-S",
                 str(self.view / "harness.py"),
-                *(f"--path={p}" for p in (_numpy_paths()[0].parent, self.view, lib_folder)),
-                f"--job={job_dir / 'job.pickle'}",
+                *(f"--path={p}" for p in (_numpy_paths()[0].parent, self.view)),
+                *(f"--job={folder / f'{j}.pickle'}" for j in range(len(programs))),
+                f"--libs={libs}",
                 f"--fd={write}",
-                f"--limit={limits.per_call:g}",
+                f"--go={go_read}",
+                f"--limit={self.limits.per_call:g}",
             ]
-            read_only = (self.view, lib_folder, job_dir)
+            whole = replace(
+                self.limits,
+                cpu_seconds=sum(job.cpu_seconds for job in limits),
+                wall_seconds=sum(job.wall_seconds for job in limits),
+                idle_seconds=self.limits.idle_seconds * len(programs),
+            )
             try:
-                returncode = _run_sandboxed(argv, read_only, limits, (write,), self.isolate)
+                returncode = _run_sandboxed(argv, (self.view, folder), whole, (write, go_read), self.isolate)
             finally:
                 os.close(write)
+                os.close(go_read)
                 reader.join(timeout=READ_GRACE)  # whatever came back by then is all there is
         finally:
-            shutil.rmtree(job_dir, ignore_errors=True)
-        return Run.parse(reader.data, returncode, items, reader.capped)
+            shutil.rmtree(folder, ignore_errors=True)
+        last = reader.lent - 1  # the program that was running when the process ended
+        return [
+            Run.parse(reader.data(j), returncode if j == last else 0, items, reader.capped[j])
+            for j, (items, _) in enumerate(programs[: reader.lent])
+        ]
+
+
+@dataclass
+class Job:
+    """One notebook to score: its program, its cases by probe number, the assignment it is from."""
+
+    items: list[dict]
+    cases: dict[int, list[Case]]
+    assignment: str
 
 
 class _Reader(threading.Thread):
-    """Reads the harness's pipe to its end, or to ``MAX_BYTES`` (then closes it: the harness stops)."""
+    """Reads the harness's pipe to its end, and keeps the lines of the program the harness is on
+    (the newest lent), each up to ``MAX_BYTES`` (then closes the pipe: the harness stops).
 
-    def __init__(self, fd: int):
+    The harness asks for program ``j``'s ``lib`` with a line ``lend j``; the reader then closes
+    program ``j - 1`` (its lines from then on are dropped), writes ``j``'s ``lib`` (``lend``) and
+    answers with a byte on ``go``. Anything else asking is ignored, and whatever asks, the
+    answers of a program are only those read before a ``lib`` beyond its own was written."""
+
+    def __init__(self, fd: int, go: int, programs: int, lend):
         super().__init__(daemon=True)
-        self.fd, self.chunks, self.size = fd, [], 0
+        self.fd, self.go, self.lend = fd, go, lend
+        self.chunks: list[list[bytes]] = [[] for _ in range(programs)]
+        self.sizes = [0] * programs
+        self.capped = [False] * programs
+        self.lent = 1
 
     def run(self):
+        buffer = bytearray()
         try:
-            while self.size < MAX_BYTES:
-                chunk = os.read(self.fd, 2**16)
-                if not chunk:
-                    break
-                self.chunks.append(chunk)
-                self.size += len(chunk)
+            while chunk := os.read(self.fd, 2**16):
+                scanned = len(buffer)
+                buffer += chunk
+                start = 0
+                while (end := buffer.find(b"\n", max(start, scanned))) >= 0:
+                    if not self._keep(bytes(buffer[start:end])):
+                        return
+                    start = end + 1
+                del buffer[:start]
+                if len(buffer) > MAX_BYTES:  # one line longer than a program may send
+                    self.capped[self.lent - 1] = True
+                    return
         finally:
             os.close(self.fd)
+            os.close(self.go)
 
-    @property
-    def data(self) -> bytes:
-        return b"".join(self.chunks)[:MAX_BYTES]
+    def _keep(self, line: bytes) -> bool:
+        """Route one line; False once the current program has sent all it may."""
+        head, _, body = line.partition(b" ")
+        current = self.lent - 1
+        if head == b"lend":
+            if body == str(self.lent).encode() and self.lent < len(self.chunks):
+                self.lent += 1  # closes the program before, for good
+                self.lend(self.lent - 1)
+                try:
+                    os.write(self.go, b"\0")
+                except OSError:
+                    pass  # the harness is gone
+            return True
+        if head != str(current).encode():
+            return True  # another program's, or not the harness's
+        self.chunks[current].append(body)
+        self.sizes[current] += len(body) + 1
+        if self.sizes[current] >= MAX_BYTES:
+            self.capped[current] = True
+            return False
+        return True
 
-    @property
-    def capped(self) -> bool:
-        return self.size >= MAX_BYTES
+    def data(self, program: int) -> bytes:
+        return b"\n".join(self.chunks[program])
 
 
 @dataclass
@@ -237,7 +351,8 @@ class Run:
 
     @classmethod
     def parse(cls, data: bytes, returncode: int, program: list[dict], capped: bool = False) -> "Run":
-        """What came back from running ``program``. Every line is untrusted (the student's code
+        """What came back from running ``program`` (``returncode``: how the process running it
+        ended, unless the harness says how the program's own process did). Every line is untrusted (the student's code
         may write its own): only events about the program's cells and the calls it asked for are
         kept, and a line of more than ``MAX_VALUES`` JSON values is dropped unread (parsed, 64 MB
         of ``[],`` would be millions of objects in the grading process)."""
@@ -259,6 +374,8 @@ class Run:
             if event.get("done") is True:
                 done = True
                 cpu = _seconds(event.get("cpu"))
+            elif isinstance(event.get("exit"), int) and not isinstance(event["exit"], bool):
+                returncode = max(-255, min(255, event["exit"]))  # how the program's process ended
             elif isinstance(probe, int) and isinstance(case, str) and case in asked.get(probe, ()):
                 answer = {
                     k: event[k]

@@ -107,14 +107,27 @@ def test_graded_stages_are_absent_inside_the_scorer(scorer, assignment):
     cells = [f"import lib\nlib.{name}" for name in graded]  # the public name, or none
     cells += [f"from {lending.source().home(name)} import {name}" for name in graded]
     cells.append("import lib\nprint(lib.__file__)")  # the lent lib itself imports fine
-    run = scorer.run(
-        [{"index": i, "source": s} for i, s in enumerate(cells)], assignment, scorer.limits.for_probes(0)
-    )
+    run = scorer.run([{"index": i, "source": s} for i, s in enumerate(cells)], assignment)
     assert run.done
     assert set(run.failed) == set(range(len(cells) - 1)), run.failed
     for index in range(len(graded)):
         assert run.failed[index].startswith("AttributeError"), run.failed[index]
         assert run.failed[index + len(graded)].startswith(("ModuleNotFoundError", "ImportError")), run.failed
+
+
+def test_a_process_never_holds_a_lib_that_reaches_what_its_notebook_grades():
+    """Along each of ``lending.chains`` (the notebooks one scorer process takes in turn, each
+    lent lib added to the ones before), no definition lent so far is one the notebook at hand
+    grades. The course's graded chapters make two chains: chapter 3 grades the softmax that
+    chapter 2 lends, and chapter 2 the layer_norm that chapter 3 lends."""
+    chains = lending.chains(ASSIGNMENTS)
+    assert sorted(a for chain in chains for a in chain) == ASSIGNMENTS
+    for chain in chains:
+        held: set[str] = set()
+        for assignment in chain:
+            held |= {name for _, name in lending.lent_definitions(assignment)}
+            assert not held & set(lending.graded(assignment)), (chain, assignment)
+    assert len(chains) == 2, chains
 
 
 # ---- the notebook's check: a call into lib the scorer will not lend fails it -------------------

@@ -153,17 +153,104 @@ def test_forged_lines_earn_nothing(scorer):
             right[case.name] = {"output": wire.encode(encode.reference(**case.inputs))}
     some = next(answer for answer in right.values() if "output" in answer)
     forged = [{"probe": 0, "case": c.name, **right.get(c.name, some)} for c in encode.cases(0)]
-    forge = (
+    forge = (  # lines as the harness frames them, for the notebook it is on (the first)
         "import json, os, sys\n"
         "fd = int([a for a in sys.argv if a.startswith('--fd=')][0][5:])\n"
         f"for line in {forged!r}:\n"
-        "    os.write(fd, (json.dumps(line) + '\\n').encode())\n"
+        "    os.write(fd, ('0 ' + json.dumps(line) + '\\n').encode())\n"
     )
     nb = notebook(RELEASED)
     verdicts = score(scorer, with_cell(nb, "encode", forge))
     assert not verdicts["encode"].ok and verdicts["encode"].reason.startswith("hidden case ("), verdicts[
         "encode"
     ]
+
+
+# ---- one process, several notebooks -------------------------------------------------------------
+
+
+def chapter(assignment: str, released: bool = False):
+    """The solution notebook of ``assignment`` (or its released notebook) and the released one."""
+    name = next((course.ROOT / "solutions" / assignment).glob("*.ipynb")).name
+    solution = nbformat.read(course.ROOT / "solutions" / assignment / name, as_version=4)
+    release = nbformat.read(course.ROOT / "chapters" / assignment / name, as_version=4)
+    return (release if released else solution), release
+
+
+@pytest.fixture
+def processes(monkeypatch):
+    """The scorer processes started meanwhile: the jobs each was given."""
+    started, run = [], scoring._run_sandboxed
+    monkeypatch.setattr(
+        scoring,
+        "_run_sandboxed",
+        lambda argv, *a: started.append([x for x in argv if x.startswith("--job=")]) or run(argv, *a),
+    )
+    return started
+
+
+@pytest.mark.slow
+def test_a_students_notebooks_share_a_process_as_far_as_lending_allows(scorer, processes):
+    """Chapters 2 and 4 in one process (chapter 4 lends the attention chapter 2 grades: it goes
+    second), chapter 3 in another (it grades the softmax chapter 2 lends); every point is earned."""
+    jobs = [
+        scorer.job(*chapter(assignment), assignment, "alice")
+        for assignment in ("04-sampling", "03-lm-head", "02-transformer-block")
+    ]
+    verdicts = scorer.score_jobs(jobs)
+    for assignment, got in zip(("04-sampling", "03-lm-head", "02-transformer-block"), verdicts, strict=True):
+        assert got and all(v.ok for v in got.values()), (assignment, got)
+    assert sorted(map(len, processes)) == [1, 2], processes
+
+
+# Chapter 2's attention, answered by the reference that chapter 4's lib holds: the student's code
+# asks the grader for every later notebook's lib, waits for the one that lends it, and returns what
+# it computes. The grader closes chapter 2's answers before it writes that lib, so nothing counts.
+BORROWED_ATTENTION = """import os, sys, time
+def attention(q, k, v):
+    fd = int([a for a in sys.argv if a.startswith('--fd=')][0][5:])
+    libs = [a for a in sys.argv if a.startswith('--libs=')][0][7:]
+    for j in range(1, 8):
+        os.write(fd, f"lend {j}\\n".encode())
+    while True:
+        for j in sorted(os.listdir(libs)):
+            found = os.path.join(libs, j, "lib", "attention.py")
+            if os.path.exists(found) and "def scaled_dot_product_attention" in open(found).read():
+                sys.path.insert(0, os.path.join(libs, j))
+                from lib.attention import scaled_dot_product_attention
+                return scaled_dot_product_attention(q, k, v)
+        time.sleep(0.01)"""
+
+
+@pytest.mark.slow
+def test_an_answer_computed_with_a_later_notebooks_lib_earns_nothing(scorer, processes):
+    ch2, released = chapter("02-transformer-block")
+    ch2.cells[index_of(ch2, "attention-answer")].source = BORROWED_ATTENTION
+    jobs = [scorer.job(ch2, released, "02-transformer-block", "mallory")]
+    jobs.append(scorer.job(*chapter("04-sampling"), "04-sampling", "mallory"))
+    attention = scorer.score_jobs(jobs)[0]["attention"]
+    assert len(processes) == 1  # both in one process: chapter 4's lib was there to be borrowed
+    assert not attention.ok, attention
+    assert attention.status != "timeout", attention  # it found the lib, and its answer was dropped
+
+
+@pytest.mark.slow
+def test_a_notebook_that_ends_its_process_costs_the_next_nothing(scorer, processes):
+    """The first notebook's code kills the harness; the next notebook is scored in a new process.
+    The first notebook's own code, which never returns from the per-call time limit, is stopped
+    by its CPU seconds, and the notebook after it runs in the same process."""
+    kill = [{"index": 0, "source": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"}]
+    stall = "import signal\nsignal.signal(signal.SIGPROF, signal.SIG_IGN)\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+    endless = [{"index": 0, "source": stall + ENDLESS}]
+    fine = [{"index": 0, "source": "x = 1"}, {"index": 1, "source": "import lib"}]
+    runs = scorer.run_all([(kill, "01-embeddings"), (fine, "05-worked-toy")])
+    assert runs[1].done and not runs[1].failed, runs[1]
+    assert len(processes) == 2 and runs[0].returncode != 0, runs[0]
+    processes.clear()
+    runs = scorer.run_all([(endless, "01-embeddings"), (fine, "05-worked-toy")])
+    assert runs[0].returncode in scoring.OUT_OF_TIME and "time limit" in runs[0].missing()[1], runs[0]
+    assert runs[1].done and not runs[1].failed, runs[1]
+    assert len(processes) == 1
 
 
 @pytest.mark.slow
@@ -180,7 +267,7 @@ def test_the_scorer_sees_no_grader_no_keys_no_solutions(scorer):
     # under /tmp, whose tmpfs is the sandbox's), never on the host.
     write = f"open({str(course.ROOT / 'pwned')!r}, 'w').write('x')"
     items = [{"index": i, "source": s} for i, s in enumerate([*probes, write])]
-    run = scorer.run(items, ASSIGNMENT, scorer.limits.for_probes(0))
+    run = scorer.run(items, ASSIGNMENT)
     assert run.done and set(run.failed) >= set(range(len(probes))), run.failed
     assert not (course.ROOT / "pwned").exists()
 
