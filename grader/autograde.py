@@ -80,6 +80,7 @@ from . import (
     integrity,
     lms,
     outputs,
+    program,
     release,
     reports,
     results,
@@ -373,6 +374,8 @@ def prepare(
     )
     for assignment in assignments:
         scorer.lend(assignment)
+        for path in (tmp / "release" / assignment).glob("*.ipynb"):
+            program.warm(nbformat.read(path, as_version=4))  # before the fork of each student's process
     return Run(
         out,
         tmp,

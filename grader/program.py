@@ -21,6 +21,7 @@ a call on ``get_ipython()``, which the harness answers with nothing.
 """
 
 import ast
+import functools
 from dataclasses import dataclass
 
 from IPython.core.inputtransformer2 import TransformerManager
@@ -62,13 +63,7 @@ def build(nb, released) -> list[dict]:
     """The program for the autograded notebook ``nb``: cells ``{"index", "source"}`` and probes
     ``{"index", "probe", "grade_id", "exercise", "name"}``, in order (``probe`` numbers them)."""
     by_grade_id = {test.grade_id: test for test in tests(released)}
-    course = {
-        cell.source
-        for cell in released.cells
-        if cell.cell_type == "code"
-        and not cell.metadata.get("nbgrader", {}).get("solution")
-        and not cell.metadata.get("nbgrader", {}).get("grade")
-    }
+    course = _course_sources(released)
     items, placed = [], set()
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
@@ -86,6 +81,17 @@ def build(nb, released) -> list[dict]:
     for number, item in enumerate(i for i in items if "exercise" in i):
         item["probe"] = number
     return _sliced(items)
+
+
+def _course_sources(released) -> set[str]:
+    """The sources of the release's course cells: code cells neither solution nor test."""
+    return {
+        cell.source
+        for cell in released.cells
+        if cell.cell_type == "code"
+        and not cell.metadata.get("nbgrader", {}).get("solution")
+        and not cell.metadata.get("nbgrader", {}).get("grade")
+    }
 
 
 def _probe(index: int, test: Test) -> dict:
@@ -108,25 +114,47 @@ def python(source: str) -> str:
         return source
 
 
+@dataclass(frozen=True)
+class Statement:
+    """A top-level statement of a course cell: its source, the names it binds and reads."""
+
+    source: str
+    binds: frozenset[str]
+    reads: frozenset[str]
+
+
+@functools.cache
+def statements(source: str) -> tuple[Statement, ...]:
+    """A course cell's top-level statements. The course cells are the same in every student's
+    notebook: each is analysed once in the grading process (``warm``), before it forks a
+    process per student."""
+    found = []
+    for node in _parse(source):
+        text = ast.unparse(node)
+        found.append(Statement(text, frozenset(names.bound(text)), frozenset(names.read(text))))
+    return tuple(found)
+
+
+def warm(released) -> None:
+    """Analyse the course cells of a released notebook ahead (``statements``)."""
+    for source in _course_sources(released):
+        statements(python(source))
+
+
 def _sliced(items: list[dict]) -> list[dict]:
     """Course cells reduced to the statements the student's code needs (dropped if none)."""
     needed = {item["name"] for item in items if "exercise" in item}
     for item in items:
         if "source" in item:
             needed |= names.read(item["source"])
-    statements = []  # (item, statement, binds, reads) of every course cell
-    for item in items:
-        if "course" in item:
-            for node in _parse(item["course"]):
-                source = ast.unparse(node)
-                statements.append((item, node, names.bound(source), names.read(source)))
+    found = [(item, stmt) for item in items if "course" in item for stmt in statements(item["course"])]
     kept, changed = set(), True
     while changed:
         changed = False
-        for position, (_, _, binds, reads) in enumerate(statements):
-            if position not in kept and binds & needed:
+        for position, (_, stmt) in enumerate(found):
+            if position not in kept and stmt.binds & needed:
                 kept.add(position)
-                needed |= reads
+                needed |= stmt.reads
                 changed = True
     out = []
     for item in items:
@@ -134,12 +162,12 @@ def _sliced(items: list[dict]) -> list[dict]:
             out.append(item)
             continue
         body = [
-            _reduced(node, needed)
-            for position, (owner, node, _, _) in enumerate(statements)
+            _reduced(stmt.source, needed)
+            for position, (owner, stmt) in enumerate(found)
             if owner is item and position in kept
         ]
         if body:
-            out.append({"index": item["index"], "source": ast.unparse(ast.Module(body, []))})
+            out.append({"index": item["index"], "source": "\n".join(body)})
     return out
 
 
@@ -150,8 +178,11 @@ def _parse(source: str) -> list[ast.stmt]:
         return []
 
 
-def _reduced(node: ast.stmt, needed: set[str]) -> ast.stmt:
+def _reduced(source: str, needed: set[str]) -> str:
     """An import keeps only the names needed; any other statement stays as it is."""
+    if not source.startswith(("import ", "from ")):
+        return source
+    node = ast.parse(source).body[0]
     if isinstance(node, ast.Import | ast.ImportFrom):
         node.names = [a for a in node.names if (a.asname or a.name.split(".")[0]) in needed]
-    return node
+    return ast.unparse(node)
