@@ -16,9 +16,9 @@
    the sandboxed program exits, or when it gets SIGTERM, SIGINT or SIGHUP, its parent's death
    included (``PR_SET_PDEATHSIG``);
 5. writes the report (``grader.sandbox.report``), a file the sandbox cannot reach, when the
-   sandbox starts and when it ends: which limit ended it, if any, with the tree's CPU, idle and wall seconds, memory peak and
-   limit counters (see ``grader.sandbox.describe``); then removes the group and exits with the
-   program's status.
+   sandbox starts and when it ends: which limit ended it, if any, with the tree's CPU, idle and
+   wall seconds, memory peak and limit counters (see ``grader.sandbox.describe``); then removes
+   the group and exits with the program's status.
 
 If it is killed outright (jupyter_client kills a kernel with SIGKILL), bubblewrap dies with it and
 takes the tree along (``--die-with-parent``, PID namespace), and ``grader.sandbox.finish`` does
@@ -219,7 +219,7 @@ class Child:
 
     @staticmethod
     def _exec(argv, env, cwd, standard, pass_fds, prepare, new_session, errors) -> None:
-        for target, fd in enumerate(standard):
+        for target, fd in enumerate([_above_standard(fd) for fd in standard]):
             os.dup2(fd, target)  # inheritable
         if cwd is not None:
             os.chdir(cwd)
@@ -239,6 +239,14 @@ class Child:
         if self.returncode is None:
             self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
         return self.returncode
+
+
+def _above_standard(fd: int) -> int:
+    """A copy of ``fd`` numbered 3 or more (if the supervisor started with 0, 1 or 2 closed, a pipe
+    may have one of their numbers), so that moving the others onto 0-2 cannot close it."""
+    while fd < 3:
+        fd = os.dup(fd)
+    return fd
 
 
 def _read_all(fd: int) -> bytes:
