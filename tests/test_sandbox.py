@@ -343,9 +343,45 @@ def test_the_supervisor_imports_little():
     modules, package_ran = done.stdout.splitlines()
     loaded = set(modules.split())
     assert {"grader.sandbox.launch", "grader.sandbox.bwrap", "grader.sandbox.cgroup"} <= loaded
-    heavy = {"json", "re", "pathlib", "dataclasses", "subprocess", "selectors", "enum", "signal", "functools"}
+    heavy = {
+        "json",
+        "re",
+        "pathlib",
+        "dataclasses",
+        "subprocess",
+        "selectors",
+        "enum",
+        "signal",
+        "functools",
+        "ctypes",
+    }
     assert loaded & heavy == set()
     assert package_ran == "False"  # grader/sandbox/__init__.py did not run
+
+
+def test_the_supervisor_ends_the_sandbox_when_its_parent_dies(tmp_path):
+    """The grader killed outright (or jupyter_client's process): no ``finish`` will come, so the
+    supervisor ends the tree, writes its report and removes the group by itself."""
+    word = marker()
+    report = tmp_path / "report"
+    argv = sandbox.wrap([PY, "-c", "import time; time.sleep(600)", word], PUBLIC, LIMITS, report)
+    code = "import subprocess, sys, time; subprocess.Popen(sys.argv[1:]); time.sleep(600)"
+    parent = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while sandbox.read_report(report).get("state") != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox.read_report(report).get("state") == "running", "the sandbox did not start"
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 60
+    while sandbox.read_report(report).get("state") != "ended" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    final = sandbox.read_report(report)  # the supervisor's own, not ``finish``'s
+    assert final["state"] == "ended" and final["limit"] is None and final["returncode"] is not None
+    assert survivors(word) == []
+    while not groups_removed(final) and time.monotonic() < deadline:  # removed just after
+        time.sleep(0.05)
+    assert groups_removed(final)
 
 
 def test_a_killed_supervisor_leaves_nothing_after_finish(tmp_path):

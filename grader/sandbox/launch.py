@@ -13,8 +13,10 @@
    machine does not count against it) and its wall-clock time; it passes the sandbox's stdout and
    stderr on, up to a byte limit;
 4. ends the tree (the group's ``kill``, bubblewrap's PID namespace) when a budget is used up, when
-   the sandboxed program exits, or when it gets SIGTERM, SIGINT or SIGHUP, its parent's death
-   included (``PR_SET_PDEATHSIG``);
+   the sandboxed program exits, when it gets SIGTERM, SIGINT or SIGHUP, or when its parent exits
+   (the grader, jupyter_client's process: killed, say), seen through a pidfd of the parent, opened
+   first thing and polled with the rest (``prctl(PR_SET_PDEATHSIG)`` would cost ``ctypes``, and
+   fires when the parent's *thread* that started it ends);
 5. writes the report (``grader.sandbox.report``), a file the sandbox cannot reach, when the
    sandbox starts and when it ends: which limit ended it, if any, with the tree's CPU, idle and
    wall seconds, memory peak and limit counters (see ``grader.sandbox.describe``); then removes
@@ -32,12 +34,12 @@ dataclasses, ``json``, ``subprocess``), which the modules never import. The spec
 and view as dicts (``Limits.as_dict()``, ``View.as_dict()``), paths as strings; the report is
 ``marshal`` too. The program is started by a fork and exec of its own (``Child``; ``subprocess``
 alone would cost more than everything else), signals are set through ``_signal`` (``signal`` only
-wraps its numbers in ``enum`` classes) and the loop polls with ``select.poll``.
+wraps its numbers in ``enum`` classes), the loop polls with ``select.poll``, and the parent is
+watched through a pidfd rather than ``prctl`` through ``ctypes``.
 ``tests/test_sandbox.py::test_the_supervisor_imports_little`` holds this.
 """
 
 import _signal  # ``signal`` without its ``enum`` wrappers: start-up time (see above)
-import ctypes
 import marshal
 import os
 import resource
@@ -50,7 +52,6 @@ from .report import cell_flag, limit_from_events, write_report
 
 TICK = 0.2  # seconds between two looks at the tree
 STOP_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)
-PR_SET_PDEATHSIG = 1
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -60,6 +61,7 @@ def main(argv: list[str]) -> int:
     view, limits = spec["view"], spec["limits"]
     report = Report(args["report"], limits)
     stop = _catch_stop_signals()
+    parent = _watch_parent(stop)
     asleep = Asleep(None if spec["idle"] == "always" else cell_flag(args["report"]))
     group = home = None
     try:
@@ -73,7 +75,7 @@ def main(argv: list[str]) -> int:
             os.close(fd)
         tree = Tree(group, process.pid)
         report.write(state="running")
-        limit = Supervisor(process, tree, limits, stop, spec["relay"], asleep).run()
+        limit = Supervisor(process, tree, limits, stop, spec["relay"], asleep).run(parent)
         report.write(state="ending", limit=limit)
         tree.kill()
         process.wait()
@@ -125,15 +127,27 @@ class Report:
 
 
 def _catch_stop_signals() -> list[int]:
-    """Turn the stop signals and the parent's death into a wake-up of the supervisor's loop."""
+    """Turn the stop signals into a wake-up of the supervisor's loop (and a note in the list)."""
     received: list[int] = []
     for signum in STOP_SIGNALS:
         _signal.signal(signum, lambda signum, frame: received.append(signum))
-    parent = os.getppid()
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, _signal.SIGTERM)
-    if os.getppid() != parent:
-        received.append(_signal.SIGTERM)  # the parent died before the request took effect
     return received
+
+
+def _watch_parent(stop: list[int]) -> int | None:
+    """A pidfd of the parent, readable once it exited, for the loop to stop on; None, with a stop
+    noted, if it is gone already (this process was given to another parent)."""
+    parent = os.getppid()
+    try:
+        fd = os.pidfd_open(parent)
+    except ProcessLookupError:
+        fd = None
+    if os.getppid() == parent and fd is not None:
+        return fd  # opened while it was still our parent: it is that process
+    if fd is not None:
+        os.close(fd)
+    stop.append(_signal.SIGTERM)
+    return None
 
 
 def _make_group(limits: dict) -> cgroup.Group | None:
@@ -411,13 +425,14 @@ class Supervisor:
         self.targets = {process.stdout: 1, process.stderr: 2}
         self.open = set(self.targets)  # the pipes not yet at their end
 
-    def run(self) -> str | None:
-        """The limit that ended the sandbox, or None if it ended by itself or was stopped."""
+    def run(self, parent: int | None) -> str | None:
+        """The limit that ended the sandbox, or None if it ended by itself or was stopped (a stop
+        signal, or ``parent``, a pidfd of the supervisor's parent, readable: it exited)."""
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         _signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
         exited = os.pidfd_open(self.process.pid)
         poller = select.poll()
-        for fd in (*self.targets, wake_read, exited):
+        for fd in (*self.targets, wake_read, exited, *([] if parent is None else [parent])):
             poller.register(fd, select.POLLIN)
         started = time.monotonic()
         next_look = started + TICK
@@ -426,6 +441,8 @@ class Supervisor:
                 for fd, _ in poller.poll(max(0.0, next_look - time.monotonic()) * 1000):  # ms, rounded up
                     if fd == exited:
                         self._drain()
+                        return None
+                    if fd == parent:
                         return None
                     if fd == wake_read:
                         os.read(wake_read, 512)
@@ -440,7 +457,7 @@ class Supervisor:
             return None
         finally:
             _signal.set_wakeup_fd(-1)
-            for fd in (wake_read, wake_write, exited):
+            for fd in (wake_read, wake_write, exited, *([] if parent is None else [parent])):
                 os.close(fd)
 
     def _over_budget(self, wall: float) -> str | None:
