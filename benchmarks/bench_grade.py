@@ -171,7 +171,7 @@ def _cpu_group() -> Path | None:
     """A new cgroup v1 ``cpuacct`` group inside this process's own, or None (a warning, once)."""
     own = next((h.own for h in cgroup.hierarchies() if h.version == 1 and "cpuacct" in h.controllers), None)
     if own is not None and os.access(own, os.W_OK):
-        group = own / f"bench-grade-{os.getpid()}-{os.urandom(3).hex()}"
+        group = Path(own, f"bench-grade-{os.getpid()}-{os.urandom(3).hex()}")
         group.mkdir()
         return group
     if not _cpu_group.warned:

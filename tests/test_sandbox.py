@@ -324,6 +324,66 @@ print(sorted(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in childre
     assert "-9" in outcome.stdout.decode()  # a child was killed for the group's memory
 
 
+def test_a_program_that_cannot_start_is_reported():
+    """Started by the supervisor itself (``--no-sandbox``; bubblewrap reports its own failures)."""
+    outcome = sandbox.run(["/nonexistent/program"], PUBLIC, LIMITS, isolate=False)
+    assert outcome.returncode == 1 and "FileNotFoundError" in outcome.stderr
+    assert outcome.report["state"] == "ended" and groups_removed(outcome.report)
+    assert outcome.report["error"].startswith("FileNotFoundError: [Errno 2]"), outcome.report
+
+
+def test_the_supervisor_imports_little():
+    """Its start is paid twice per notebook: builtin and small modules only (no timing here, the
+    modules it loads; ``benchmarks/bench_sandbox_start.py`` measures the time)."""
+    argv = sandbox.wrap(["true"], PUBLIC, LIMITS, "/nonexistent")
+    imports = argv[argv.index("-c") + 1].replace("sys.exit(main(sys.argv[1:]))", "")
+    listing = "print(' '.join(sorted(sys.modules))); print(hasattr(sys.modules['grader.sandbox'], 'wrap'))"
+    done = subprocess.run([argv[0], "-I", "-S", "-c", imports + listing], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    modules, package_ran = done.stdout.splitlines()
+    loaded = set(modules.split())
+    assert {"grader.sandbox.launch", "grader.sandbox.bwrap", "grader.sandbox.cgroup"} <= loaded
+    heavy = {
+        "json",
+        "re",
+        "pathlib",
+        "dataclasses",
+        "subprocess",
+        "selectors",
+        "enum",
+        "signal",
+        "functools",
+        "ctypes",
+    }
+    assert loaded & heavy == set()
+    assert package_ran == "False"  # grader/sandbox/__init__.py did not run
+
+
+def test_the_supervisor_ends_the_sandbox_when_its_parent_dies(tmp_path):
+    """The grader killed outright (or jupyter_client's process): no ``finish`` will come, so the
+    supervisor ends the tree, writes its report and removes the group by itself."""
+    word = marker()
+    report = tmp_path / "report"
+    argv = sandbox.wrap([PY, "-c", "import time; time.sleep(600)", word], PUBLIC, LIMITS, report)
+    code = "import subprocess, sys, time; subprocess.Popen(sys.argv[1:]); time.sleep(600)"
+    parent = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while sandbox.read_report(report).get("state") != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox.read_report(report).get("state") == "running", "the sandbox did not start"
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 60
+    while sandbox.read_report(report).get("state") != "ended" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    final = sandbox.read_report(report)  # the supervisor's own, not ``finish``'s
+    assert final["state"] == "ended" and final["limit"] is None and final["returncode"] is not None
+    assert survivors(word) == []
+    while not groups_removed(final) and time.monotonic() < deadline:  # removed just after
+        time.sleep(0.05)
+    assert groups_removed(final)
+
+
 def test_a_killed_supervisor_leaves_nothing_after_finish(tmp_path):
     word = marker()
     report = tmp_path / "report.json"
@@ -409,7 +469,7 @@ found = {{
     "ppid": os.getppid(),
     "env": sorted(os.environ),
 }}
-for name in ("kernel.json", "kernel.json.sandbox.json", "sockets/extra"):
+for name in ("kernel.json", "{sandbox.report_for("kernel.json")}", "sockets/extra"):
     try:
         open(os.path.join(own, name), "a").close()
         found[name] = "written"
@@ -425,7 +485,7 @@ print(json.dumps(found))"""
     seen = json.loads(text(nb.cells[0]))
     assert not seen["neighbour"] and seen["runtime"] == ["kernel.json", "sockets"] and seen["connection"]
     assert seen["kernel.json"] != "written"
-    report = sandbox.read_report(runtime(tmp_path) / "kernel.json.sandbox.json")  # the host's, intact
+    report = sandbox.read_report(sandbox.report_for(runtime(tmp_path) / "kernel.json"))  # the host's, intact
     assert report["state"] == "ended" and report["limit"] is None
     # Its own socket folder: sealed once the kernel is ready, when the grader runs as root.
     assert seen["sockets/extra"] == ("PermissionError" if os.geteuid() == 0 else "written")
@@ -591,11 +651,9 @@ def without_cgroups(argv: list[str], limits: Limits, tmp_path) -> tuple[subproce
     report = tmp_path / "report.json"
     command = sandbox.wrap(argv, PUBLIC, limits, report)
     args = command[command.index("-c") + 2 :]
-    bootstrap = (
-        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import grader.sandbox.cgroup as cgroup; "
-        "cgroup.parent = lambda scope=None: None; from grader.sandbox.launch import main; "
-        "sys.exit(main(sys.argv[1:]))"
-    )
+    start = "from grader.sandbox.launch import main"
+    patch = "import grader.sandbox.cgroup as cgroup; cgroup.parent = lambda scope=None: None; "
+    bootstrap = sandbox.SUPERVISOR.replace(start, patch + start)
     done = subprocess.run(
         [sys.executable, "-I", "-S", "-c", bootstrap, *args], capture_output=True, text=True
     )

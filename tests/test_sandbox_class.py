@@ -99,7 +99,7 @@ def fingerprint(*folders: Path) -> dict[str, tuple]:
 
 def scopes(grader_pid: int) -> list[Path]:
     """The run's cgroup scopes (``grader.sandbox.scope``) under this process's own groups."""
-    return [p for h in cgroup.hierarchies() for p in h.own.glob(f"forwardpass-{grader_pid}-*")]
+    return [p for h in cgroup.hierarchies() for p in Path(h.own).glob(f"forwardpass-{grader_pid}-*")]
 
 
 def grade(submissions: Path, out: Path, *options: str) -> subprocess.Popen:

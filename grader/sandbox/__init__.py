@@ -30,10 +30,12 @@ limits cannot cover.
 """
 
 import json
+import marshal
 import math
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -42,6 +44,7 @@ from pathlib import Path
 
 from . import bwrap, cgroup
 from .bwrap import interpreter
+from .cgroup import SCOPE_VARIABLE
 from .report import (
     cell_ends,
     cell_flag,
@@ -77,8 +80,15 @@ __all__ = [
 ]
 
 KERNEL_NAME = "forwardpass-sandbox"
-SCOPE_VARIABLE = "FORWARDPASS_SANDBOX_SCOPE"
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds ``grader``
+HERE = os.path.dirname(os.path.abspath(__file__))  # this package's folder
+# The supervisor's start (``launch``): the modules of this package it needs, under empty modules
+# standing for ``grader`` and this package, so that their ``__init__`` files (dataclasses, ``json``,
+# ``subprocess``) never run there.
+SUPERVISOR = (
+    "import sys; module = type(sys); sys.modules['grader'] = module('grader'); "
+    f"package = sys.modules['grader.sandbox'] = module('grader.sandbox'); package.__path__ = [{HERE!r}]; "
+    "from grader.sandbox.launch import main; sys.exit(main(sys.argv[1:]))"
+)
 GiB = 2**30
 
 
@@ -121,17 +131,6 @@ class View:
             "work": None if self.work is None else str(self.work),
         }
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "View":
-        return cls(
-            read_only=tuple(map(Path, d["read_only"])),
-            writable=tuple(map(Path, d["writable"])),
-            env=d["env"],
-            python=d["python"],
-            read_only_at={inside: Path(host) for inside, host in d["read_only_at"].items()},
-            work=None if d["work"] is None else Path(d["work"]),
-        )
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -161,27 +160,23 @@ def wrap(
     (between ``cell_starts`` and ``cell_ends``). ``isolate=False`` runs the program with the
     limits and the cleared environment but without bubblewrap (``--no-sandbox``)."""
     python = bwrap.python(view.python)  # here: the supervisor runs without site, venv unknown
-    bins = [str(bwrap.interpreter(view.python).parent)] if view.python == "full" else []
+    bins = [os.path.dirname(bwrap.interpreter(view.python))] if view.python == "full" else []
     spec = {
         "view": view.as_dict(),
         "limits": limits.as_dict(),
-        "python": [str(p) for p in python],
-        "hidden": [str(p) for p in bwrap.hidden(view.python)],
+        "python": python,
+        "hidden": bwrap.hidden(view.python),
         "env": bwrap.environment(view, limits, bins),
         "isolate": isolate,
         "idle": "cells" if idle_in_cells else "always",
         "relay": limits.file_size if relay is None else relay,
     }
-    bootstrap = (
-        f"import sys; sys.path.insert(0, {str(PACKAGE_ROOT)!r}); "
-        "from grader.sandbox.launch import main; sys.exit(main(sys.argv[1:]))"
-    )
-    options = ["--spec", json.dumps(spec), "--report", str(report)]
+    options = ["--spec", marshal.dumps(spec).hex(), "--report", str(report)]
     for path in copies:
         options += ["--copy", path]
     if keep:
         options += ["--keep", ",".join(map(str, keep))]
-    return [sys.executable, "-I", "-S", "-c", bootstrap, *options, "--", *argv]
+    return [sys.executable, "-I", "-S", "-c", SUPERVISOR, *options, "--", *argv]
 
 
 def run(
@@ -196,10 +191,8 @@ def run(
     """Run ``argv`` in a sandbox to its end (or its limits'); ``timeout`` (default: the wall
     budget plus a margin) stops the supervisor in any case. ``pass_fds`` are passed to the
     program, through the supervisor and bubblewrap."""
-    import tempfile  # here: the supervisor imports this module and starts up on every kernel
-
     with tempfile.TemporaryDirectory(prefix="sandbox-report-") as folder:
-        report = Path(folder) / "run.json"
+        report = Path(folder) / "run.report"
         command = wrap(argv, view, limits, report, keep=pass_fds, isolate=isolate)
         process = subprocess.Popen(
             command,
@@ -223,7 +216,7 @@ def install_kernel(directory: Path, view: View, limits: Limits, *, isolate: bool
     (a signal to the supervisor's process group would not reach into the sandbox); time asleep
     counts only while a cell runs (``cell_starts``, ``cell_ends``). The report is written next
     to the connection file (``report_for``)."""
-    kernel = [str(bwrap.interpreter(view.python)), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    kernel = [bwrap.interpreter(view.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     argv = wrap(
         kernel,
         replace(view, work=Path(".")),
@@ -308,7 +301,7 @@ def available() -> str | None:
             f"setpriv is missing ({bwrap.SETPRIV}, util-linux): as root, sandboxes run as nobody through it"
         )
     limits = Limits(GiB, 64, 30, 60, 2**20, 2**20)
-    probe = run([str(bwrap.interpreter("full")), "-c", "print('ok')"], View(), limits, timeout=60)
+    probe = run([bwrap.interpreter("full"), "-c", "print('ok')"], View(), limits, timeout=60)
     if probe.stdout.strip() != b"ok":
         return f"a test sandbox failed (exit status {probe.returncode}): {probe.stderr.strip()[-500:]}"
     return None

@@ -25,19 +25,21 @@ bubblewrap runs unprivileged, as intended upstream, and creates the user namespa
 the grader runs as root, the supervisor starts it as ``nobody`` through a first, privileged
 bubblewrap (``outer``) whose only job is a root holding the same allow-list, so that the
 unprivileged one can reach paths such as a Python installation under ``/root``.
+
+Paths are strings (``os.path``), and the view a dict (``View.as_dict()``): the supervisor imports
+this module, and its start-up is kept to builtin modules (see ``grader.sandbox.launch``).
 """
 
 import os
 import sys
-from pathlib import Path
 
 BWRAP = "/usr/bin/bwrap"
 SETPRIV = "/usr/bin/setpriv"
 UID = 1000  # inside the sandbox
 HOST_UID = 65534  # outside, when the grader is root: nobody
-TMP = Path("/tmp")
-WORK = TMP / "work"
-HOME = TMP / "home"
+TMP = "/tmp"
+WORK = "/tmp/work"
+HOME = "/tmp/home"
 OWN_PROCESSES = 4  # bubblewrap's own processes in the tree, beyond the program's
 DEVICES = ("null", "zero", "full", "random", "urandom")
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "nsswitch.conf")
@@ -50,39 +52,39 @@ THREAD_VARIABLES = (
 )
 
 
-def system() -> tuple[list[Path], dict[str, str]]:
+def system() -> tuple[list[str], dict[str, str]]:
     """(paths bound read-only, links {path: target}) for the system's programs and libraries."""
-    paths, links = [Path("/usr")], {}
+    paths, links = ["/usr"], {}
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-        path = Path("/", name)
-        if path.is_symlink():
-            links[str(path)] = os.readlink(path)
-        elif path.is_dir():
+        path = "/" + name
+        if os.path.islink(path):
+            links[path] = os.readlink(path)
+        elif os.path.isdir(path):
             paths.append(path)
-    paths += [Path("/etc", name) for name in ETC if Path("/etc", name).exists()]
+    paths += [f"/etc/{name}" for name in ETC if os.path.exists(f"/etc/{name}")]
     return paths, links
 
 
-def python(mode: str) -> list[Path]:
+def python(mode: str) -> list[str]:
     """What the interpreter needs: ``full``, the installation and the virtual environment;
     ``minimal``, the interpreter, its shared library and the standard library (whose
     ``site-packages`` is hidden: ``hidden``)."""
     import sysconfig  # the grader's process only: the supervisor gets the result
 
     if mode == "full":
-        found = [Path(sys.base_prefix), Path(sys.prefix)]
+        found = [sys.base_prefix, sys.prefix]
     elif mode == "minimal":
-        found = [interpreter(mode), Path(sysconfig.get_paths()["stdlib"])]
+        found = [interpreter(mode), sysconfig.get_paths()["stdlib"]]
         library = sysconfig.get_config_var("LDLIBRARY")
         libdir = sysconfig.get_config_var("LIBDIR")
-        if library and libdir and ".so" in library and Path(libdir, library).exists():
-            found.append(Path(libdir, library).resolve())
+        if library and libdir and ".so" in library and os.path.exists(os.path.join(libdir, library)):
+            found.append(os.path.realpath(os.path.join(libdir, library)))
     else:
         raise ValueError(f"View.python must be 'full' or 'minimal', not {mode!r}")
-    return [p for p in _outermost(found) if not p.is_relative_to("/usr")]
+    return [p for p in _outermost(found) if not _inside(p, "/usr")]
 
 
-def hidden(mode: str) -> list[Path]:
+def hidden(mode: str) -> list[str]:
     """Folders inside ``python(mode)`` covered by an empty read-only tmpfs: the base
     installation's ``site-packages`` for ``minimal`` (one bind and one cover cost far less than a
     bind per standard-library entry; the cover cannot be lifted without capabilities)."""
@@ -90,33 +92,45 @@ def hidden(mode: str) -> list[Path]:
         return []
     import sysconfig
 
-    site = Path(sysconfig.get_paths()["stdlib"], "site-packages")
-    return [site] if site.is_dir() else []
+    site = os.path.join(sysconfig.get_paths()["stdlib"], "site-packages")
+    return [site] if os.path.isdir(site) else []
 
 
-def interpreter(mode: str) -> Path:
+def interpreter(mode: str) -> str:
     """The Python to run inside: the virtual environment's (``full``) or the base one's."""
     if mode == "full":
-        return Path(sys.executable)
-    return Path(getattr(sys, "_base_executable", sys.executable)).resolve()
+        return sys.executable
+    return os.path.realpath(getattr(sys, "_base_executable", sys.executable))
 
 
-def _outermost(paths: list[Path]) -> list[Path]:
-    """The paths, without those inside another of them, in a stable order."""
+def _inside(path: str, folder: str) -> bool:
+    """``path`` is ``folder`` or below it (both absolute and normalized)."""
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    """The paths, absolute, without those inside another of them, in a stable order."""
     unique = sorted({os.path.abspath(p) for p in paths}, key=lambda p: (p.count("/"), p))
     kept: list[str] = []
     for path in unique:
-        if not any(path == k or path.startswith(k.rstrip("/") + "/") for k in kept):
+        if not any(_inside(path, k) for k in kept):
             kept.append(path)
-    return [Path(p) for p in kept]
+    return kept
+
+
+def _ancestors(path: str) -> list[str]:
+    """The folders above ``path``, outermost first, without ``/`` (``Path(path).parents``)."""
+    parts = [part for part in path.split("/") if part not in ("", ".")][:-1]
+    start = "/" if path.startswith("/") else ""
+    return [start + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def environment(view, limits, bins: list[str]) -> dict[str, str]:
     """Every variable the sandboxed process gets (``bins``: folders to put first on PATH)."""
     env = {
         "PATH": ":".join([*bins, "/usr/local/bin", "/usr/bin", "/bin"]),
-        "HOME": str(HOME),
-        "TMPDIR": str(TMP),
+        "HOME": HOME,
+        "TMPDIR": TMP,
         "LANG": "C.UTF-8",
         "USER": "student",
         "LOGNAME": "student",
@@ -130,23 +144,24 @@ def environment(view, limits, bins: list[str]) -> dict[str, str]:
     return env
 
 
-def sources(view, python: list[Path], work: list[Path]) -> tuple[list[Path], list[Path]]:
-    """(read-only, writable) host paths the sandbox binds, for ``outer``."""
+def sources(view: dict, python: list[str], work: list[str]) -> tuple[list[str], list[str]]:
+    """(read-only, writable) host paths the sandbox binds, for ``outer`` (``view``: as a dict)."""
     paths, _ = system()
-    read_only = [*paths, *python, *view.read_only, *work, *view.read_only_at.values()]
-    return [p for p in read_only if p.exists()], [p for p in view.writable if p.exists()]
+    read_only = [*paths, *python, *view["read_only"], *work, *view["read_only_at"].values()]
+    return [p for p in read_only if os.path.exists(p)], [p for p in view["writable"] if os.path.exists(p)]
 
 
 def inner(
-    view,
-    limits,
-    python: list[Path],
-    hidden: list[Path],
+    view: dict,
+    tmpfs: int,
+    python: list[str],
+    hidden: list[str],
     env: dict[str, str],
-    work: list[Path],
+    work: list[str],
     copies: dict[str, int],
 ) -> list[str]:
-    """The arguments of the (unprivileged) bubblewrap that isolates: ``python`` and ``hidden`` the
+    """The arguments of the (unprivileged) bubblewrap that isolates: ``view`` as a dict
+    (``View.as_dict()``), ``tmpfs`` the bytes of its ``/tmp``, ``python`` and ``hidden`` the
     interpreter's paths (``python()`` and ``hidden()``, from the grader's process, whose virtual
     environment the supervisor does not know), ``env`` the whole environment,
     ``work`` the entries to show in the working folder, ``copies`` paths and the descriptors that
@@ -170,11 +185,11 @@ def inner(
         args += ["--symlink", target, path]
     # The scratch tmpfs first: a path bound later under /tmp (a course or a virtual environment
     # that lives there) stays visible on top of it.
-    args += ["--size", str(limits.tmpfs), "--tmpfs", str(TMP), "--dir", str(HOME), "--dir", str(WORK)]
+    args += ["--size", str(tmpfs), "--tmpfs", TMP, "--dir", HOME, "--dir", WORK]
     for path in _outermost([*paths, *python]):
-        args += ["--ro-bind", str(path), str(path)]
+        args += ["--ro-bind", path, path]
     for path in hidden:
-        args += ["--size", "4096", "--tmpfs", str(path), "--remount-ro", str(path)]
+        args += ["--size", "4096", "--tmpfs", path, "--remount-ro", path]
     args += ["--proc", "/proc", "--tmpfs", "/dev"]
     for device in DEVICES:
         args += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
@@ -182,24 +197,29 @@ def inner(
         args += ["--symlink", target if name == "fd" else f"/proc/self/fd/{target}", f"/dev/{name}"]
     args += ["--dir", "/dev/shm"]
     for entry in work:
-        args += ["--ro-bind", str(entry), str(WORK / entry.name)]
-    for inside, host in view.read_only_at.items():
-        args += _parents(Path(inside)) + ["--ro-bind", str(host), str(inside)]
-    for path in sorted((p for p in view.read_only if p.exists()), key=lambda p: len(p.parts)):
-        args += ["--ro-bind", str(path), str(path)]
-    for path in view.writable:
-        args += ["--bind", str(path), str(path)]
+        args += ["--ro-bind", entry, os.path.join(WORK, os.path.basename(entry))]
+    for inside, host in view["read_only_at"].items():
+        args += _parents(inside) + ["--ro-bind", host, inside]
+    for path in sorted((p for p in view["read_only"] if os.path.exists(p)), key=_depth):
+        args += ["--ro-bind", path, path]
+    for path in view["writable"]:
+        args += ["--bind", path, path]
     for path, fd in copies.items():
-        args += _parents(Path(path)) + ["--ro-bind-data", str(fd), path]
-    args += ["--remount-ro", "/dev", "--chdir", str(WORK), "--remount-ro", "/"]
+        args += _parents(path) + ["--ro-bind-data", str(fd), path]
+    args += ["--remount-ro", "/dev", "--chdir", WORK, "--remount-ro", "/"]
     return args
 
 
-def _parents(path: Path) -> list[str]:
-    return [arg for parent in reversed(path.parents[:-1]) for arg in ("--dir", str(parent))]
+def _depth(path: str) -> int:
+    """How many components ``path`` has (``len(Path(path).parts)``)."""
+    return len(_ancestors(path)) + (2 if path.startswith("/") else 1)
 
 
-def outer(read_only: list[Path], writable: list[Path]) -> list[str]:
+def _parents(path: str) -> list[str]:
+    return [arg for parent in _ancestors(path) for arg in ("--dir", parent)]
+
+
+def outer(read_only: list[str], writable: list[str]) -> list[str]:
     """The arguments of the privileged bubblewrap that presents the allow-list to the inner one:
     a root holding exactly the paths the inner one binds, every folder above them traversable
     (mode 755), the host's ``/proc`` (the inner one may mount a new proc only where one is fully
@@ -209,16 +229,16 @@ def outer(read_only: list[Path], writable: list[Path]) -> list[str]:
     for path, target in links.items():
         args += ["--symlink", target, path]
     binds = _outermost([*paths, *read_only, *writable])
-    made = {Path("/"), Path("/dev"), Path("/proc"), Path("/tmp")}
+    made = {"/dev", "/proc", "/tmp"}
     for path in binds:
-        for parent in reversed(path.parents):
+        for parent in _ancestors(path):
             if parent not in made:
-                args += ["--dir", str(parent)]  # mode 755
+                args += ["--dir", parent]  # mode 755
                 made.add(parent)
-        args += ["--bind" if path in writable else "--ro-bind", str(path), str(path)]
+        args += ["--bind" if path in writable else "--ro-bind", path, path]
     for path in writable:
         if path not in binds:  # inside a read-only path: bound again, writable
-            args += ["--bind", str(path), str(path)]
+            args += ["--bind", path, path]
     return args
 
 

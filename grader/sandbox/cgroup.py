@@ -23,40 +23,40 @@ kernel survives a child that ran out of memory, as under v1).
 
 All of it is a few files per group, written directly: ``cgcreate``/``cgexec`` (cgroup-tools) would
 add a process per operation, know nothing of v2's ``cgroup.kill`` or of the counters read here,
-and still need this code to choose a hierarchy.
+and still need this code to choose a hierarchy. Groups are folders as strings (``os.path``) and
+the classes plain ones: the supervisor imports this module, and its start-up is kept to builtin
+modules (see ``grader.sandbox.launch``).
 """
 
 import os
-import signal
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 V1_CONTROLLERS = ("memory", "pids", "cpuacct")
+SCOPE_VARIABLE = "FORWARDPASS_SANDBOX_SCOPE"  # the name of the run's scope group, for its sandboxes
 REQUIRED = ("memory", "pids")
 GONE_WAIT = 5.0  # seconds to wait for killed members to leave the group
 
 
-@dataclass(frozen=True)
 class Hierarchy:
-    version: int  # 1 or 2
-    controllers: frozenset[str]
-    own: Path  # the calling process's group in this hierarchy
+    def __init__(self, version: int, controllers: frozenset[str], own: str):
+        self.version = version  # 1 or 2
+        self.controllers = controllers
+        self.own = own  # the calling process's group in this hierarchy (a folder)
 
 
 def hierarchies() -> list[Hierarchy]:
     """The cgroup hierarchies mounted here, each with the caller's own group in it."""
     paths = {}
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
+    for line in _read("/proc/self/cgroup").splitlines():
         _, controllers, path = line.split(":", 2)
         paths[controllers] = path
     found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+    for line in _read("/proc/self/mountinfo").splitlines():
         fields = line.split()
         fstype, options = fields[fields.index("-") + 1], fields[fields.index("-") + 3]
         root, mountpoint = fields[3], _unescape(fields[4])
         if fstype == "cgroup2":
-            version, controllers = 2, _read(Path(mountpoint, "cgroup.controllers")).split()
+            version, controllers = 2, _read(os.path.join(mountpoint, "cgroup.controllers")).split()
             key = ""
         elif fstype == "cgroup":
             version = 1
@@ -67,7 +67,7 @@ def hierarchies() -> list[Hierarchy]:
         path = paths.get(key) if key is not None else None
         if path is None or not (path == root or path.startswith(root.rstrip("/") + "/")):
             continue  # not our hierarchy, or our group is outside what is mounted
-        own = Path(mountpoint, path[len(root.rstrip("/")) :].lstrip("/"))
+        own = os.path.join(mountpoint, path[len(root.rstrip("/")) :].lstrip("/")).rstrip("/") or "/"
         found.append(Hierarchy(version, frozenset(controllers), own))
     return found
 
@@ -76,14 +76,15 @@ def _unescape(field: str) -> str:
     return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 
 
-def _read(path: Path) -> str:
+def _read(path: str) -> str:
     try:
-        return path.read_text()
+        with open(path) as f:
+            return f.read()
     except OSError:
         return ""
 
 
-def _fields(path: Path) -> dict[str, int]:
+def _fields(path: str) -> dict[str, int]:
     """``key value`` lines (``memory.events``, ``cpu.stat``, ``memory.oom_control``)."""
     found = {}
     for line in _read(path).splitlines():
@@ -93,17 +94,17 @@ def _fields(path: Path) -> dict[str, int]:
     return found
 
 
-def _number(path: Path) -> int | None:
+def _number(path: str) -> int | None:
     text = _read(path).strip()
     return int(text) if text.isdigit() else None
 
 
-@dataclass(frozen=True)
 class Parent:
     """Where groups are made: one directory per hierarchy used (v2: one; v1: two or three)."""
 
-    version: int
-    dirs: dict[str, Path]  # controller -> directory (v2: every controller -> the same one)
+    def __init__(self, version: int, dirs: dict[str, str]):
+        self.version = version
+        self.dirs = dirs  # controller -> directory (v2: every controller -> the same one)
 
 
 def parent(scope: str | None = None) -> Parent | None:
@@ -120,27 +121,31 @@ def parent(scope: str | None = None) -> Parent | None:
     for h in found:
         if h.version == 1:
             for controller in h.controllers:
-                inside = h.own / scope if scope else h.own
-                dirs[controller] = inside if scope and inside.is_dir() else h.own
+                inside = os.path.join(h.own, scope) if scope else h.own
+                dirs[controller] = inside if scope and os.path.isdir(inside) else h.own
     if all(c in dirs and os.access(dirs[c], os.W_OK) for c in REQUIRED):
         return Parent(1, dirs)
     return None
 
 
-def _v2_base(h: Hierarchy, scope: str | None) -> Path | None:
+def _v2_base(h: Hierarchy, scope: str | None) -> str | None:
     """The nearest group, from ours upwards, that delegates memory and pids and that we may write
     (ours qualifies only if it is the root: a group with members cannot delegate), or the run's
     scope inside it."""
-    for candidate in (h.own, *h.own.parents):
-        if not (candidate / "cgroup.subtree_control").exists():
+    candidate = h.own
+    while True:
+        if not os.path.exists(os.path.join(candidate, "cgroup.subtree_control")):
             return None
         if _delegates(candidate):
-            return candidate / scope if scope and _delegates(candidate / scope) else candidate
-    return None
+            inside = os.path.join(candidate, scope) if scope else candidate
+            return inside if scope and _delegates(inside) else candidate
+        if candidate == "/":
+            return None
+        candidate = os.path.dirname(candidate)
 
 
-def _delegates(group: Path) -> bool:
-    enabled = set(_read(group / "cgroup.subtree_control").split())
+def _delegates(group: str) -> bool:
+    enabled = set(_read(os.path.join(group, "cgroup.subtree_control")).split())
     return set(REQUIRED) <= enabled and os.access(group, os.W_OK)
 
 
@@ -151,31 +156,41 @@ def make_scope(name: str) -> Parent | None:
         return None
     dirs = {}
     for controller, directory in base.dirs.items():
-        (directory / name).mkdir(exist_ok=True)
-        dirs[controller] = directory / name
+        dirs[controller] = os.path.join(directory, name)
+        if not os.path.isdir(dirs[controller]):
+            os.mkdir(dirs[controller])
     if base.version == 2:
-        controllers = set(_read(next(iter(dirs.values())) / "cgroup.controllers").split())
-        wanted = " ".join(f"+{c}" for c in ("memory", "pids", "cpu") if c in controllers)
-        (next(iter(dirs.values())) / "cgroup.subtree_control").write_text(wanted)
+        group = next(iter(dirs.values()))
+        controllers = set(_read(os.path.join(group, "cgroup.controllers")).split())
+        _write(
+            os.path.join(group, "cgroup.subtree_control"),
+            " ".join(f"+{c}" for c in ("memory", "pids", "cpu") if c in controllers),
+        )
     return Parent(base.version, dirs)
 
 
 def remove_scope(scope: Parent) -> None:
     """Kill whatever is left in the run's groups and remove them."""
-    names = {child.name for d in scope.dirs.values() if d.is_dir() for child in d.iterdir() if child.is_dir()}
+    names = {
+        child.name
+        for d in scope.dirs.values()
+        if os.path.isdir(d)
+        for child in os.scandir(d)
+        if child.is_dir()
+    }
     for name in sorted(names):
         Group(scope.version, _group_dirs(scope, name)).remove()
     Group(scope.version, dict(scope.dirs)).remove()
 
 
-def _group_dirs(base: Parent, name: str) -> dict[str, Path]:
-    return {c: d / name for c, d in base.dirs.items()}
+def _group_dirs(base: Parent, name: str) -> dict[str, str]:
+    return {c: os.path.join(d, name) for c, d in base.dirs.items()}
 
 
 class Group:
     """One sandbox's group (v2: one directory; v1: one per hierarchy)."""
 
-    def __init__(self, version: int, dirs: dict[str, Path]):
+    def __init__(self, version: int, dirs: dict[str, str]):
         self.version = version
         self.dirs = dirs
 
@@ -183,18 +198,19 @@ class Group:
     def create(cls, base: Parent, name: str, memory: int, pids: int) -> "Group":
         group = cls(base.version, _group_dirs(base, name))
         for directory in group.paths:
-            directory.mkdir()
+            os.mkdir(directory)
+        memory_dir, pids_dir = group.dirs["memory"], group.dirs["pids"]
         if group.version == 2:
-            _write(group.dirs["memory"] / "memory.max", memory)
-            _write(group.dirs["memory"] / "memory.swap.max", 0, missing_ok=True)
+            _write(os.path.join(memory_dir, "memory.max"), memory)
+            _write(os.path.join(memory_dir, "memory.swap.max"), 0, missing_ok=True)
         else:
-            _write(group.dirs["memory"] / "memory.limit_in_bytes", memory)
-            _write(group.dirs["memory"] / "memory.memsw.limit_in_bytes", memory, missing_ok=True)
-        _write(group.dirs["pids"] / "pids.max", pids)
+            _write(os.path.join(memory_dir, "memory.limit_in_bytes"), memory)
+            _write(os.path.join(memory_dir, "memory.memsw.limit_in_bytes"), memory, missing_ok=True)
+        _write(os.path.join(pids_dir, "pids.max"), pids)
         return group
 
     @property
-    def paths(self) -> list[Path]:
+    def paths(self) -> list[str]:
         return sorted(set(self.dirs.values()))
 
     @property
@@ -204,22 +220,22 @@ class Group:
     def join(self) -> None:
         """Move the calling process into the group (in the child, before ``exec``)."""
         for directory in self.paths:
-            (directory / "cgroup.procs").write_text(str(os.getpid()))
+            _write(os.path.join(directory, "cgroup.procs"), os.getpid())
 
     def members(self) -> list[int]:
-        return [int(p) for p in _read(self.dirs["pids"] / "cgroup.procs").split()]
+        return [int(p) for p in _read(os.path.join(self.dirs["pids"], "cgroup.procs")).split()]
 
     def threads(self) -> list[int]:
         """Every thread of every member (host thread ids)."""
         name = "cgroup.threads" if self.version == 2 else "tasks"
-        return [int(t) for t in _read(self.dirs["pids"] / name).split()]
+        return [int(t) for t in _read(os.path.join(self.dirs["pids"], name)).split()]
 
     def cpu_seconds(self) -> float | None:
         if self.version == 2:
-            usage = _fields(self.dirs["cpu"] / "cpu.stat").get("usage_usec")
+            usage = _fields(os.path.join(self.dirs["cpu"], "cpu.stat")).get("usage_usec")
             return None if usage is None else usage / 1e6
         if "cpuacct" in self.dirs:
-            usage = _number(self.dirs["cpuacct"] / "cpuacct.usage")
+            usage = _number(os.path.join(self.dirs["cpuacct"], "cpuacct.usage"))
             return None if usage is None else usage / 1e9
         return None
 
@@ -227,56 +243,58 @@ class Group:
         """How often the memory and process limits were hit, and the memory peak."""
         memory, pids = self.dirs["memory"], self.dirs["pids"]
         if self.version == 2:
-            oom = _fields(memory / "memory.events").get("oom_kill")
-            peak = _number(memory / "memory.peak")
+            oom = _fields(os.path.join(memory, "memory.events")).get("oom_kill")
+            peak = _number(os.path.join(memory, "memory.peak"))
         else:
-            oom = _fields(memory / "memory.oom_control").get("oom_kill")
-            peak = _number(memory / "memory.max_usage_in_bytes")
+            oom = _fields(os.path.join(memory, "memory.oom_control")).get("oom_kill")
+            peak = _number(os.path.join(memory, "memory.max_usage_in_bytes"))
         return {
             "oom_kills": oom,
-            "pids_refused": _fields(pids / "pids.events").get("max"),
+            "pids_refused": _fields(os.path.join(pids, "pids.events")).get("max"),
             "memory_peak": peak,
         }
 
     def kill(self) -> None:
         """SIGKILL every member, the ones forked meanwhile included, and wait until none is left."""
-        if self.version == 2 and (self.paths[0] / "cgroup.kill").exists():
-            _write(self.paths[0] / "cgroup.kill", 1)
+        kill = os.path.join(self.paths[0], "cgroup.kill")
+        if self.version == 2 and os.path.exists(kill):
+            _write(kill, 1)
         deadline = time.monotonic() + GONE_WAIT
         while (members := self.members()) and time.monotonic() < deadline:
             for pid in members:
-                _signal(pid, signal.SIGKILL)
+                _kill(pid)
             time.sleep(0.005)
 
     def remove(self) -> None:
         """Kill what is left and remove the group's directories."""
-        if any(d.is_dir() for d in self.paths):
+        if any(os.path.isdir(d) for d in self.paths):
             self.kill()
         for directory in self.paths:
             _rmdir(directory)
 
 
-def _write(path: Path, value, missing_ok: bool = False) -> None:
+def _write(path: str, value, missing_ok: bool = False) -> None:
     try:
-        path.write_text(str(value))
+        with open(path, "w") as f:
+            f.write(str(value))
     except FileNotFoundError:
         if not missing_ok:
             raise
 
 
-def _signal(pid: int, signum: int) -> None:
+def _kill(pid: int) -> None:
     try:
-        os.kill(pid, signum)
+        os.kill(pid, 9)  # SIGKILL (``signal`` imports ``enum``: start-up time)
     except ProcessLookupError:
         pass
 
 
-def _rmdir(directory: Path) -> None:
+def _rmdir(directory: str) -> None:
     """Remove an empty group; a member may need a moment to be reaped."""
     deadline = time.monotonic() + GONE_WAIT
     while True:
         try:
-            directory.rmdir()
+            os.rmdir(directory)
             return
         except FileNotFoundError:
             return

@@ -13,49 +13,60 @@
    machine does not count against it) and its wall-clock time; it passes the sandbox's stdout and
    stderr on, up to a byte limit;
 4. ends the tree (the group's ``kill``, bubblewrap's PID namespace) when a budget is used up, when
-   the sandboxed program exits, or when it gets SIGTERM, SIGINT or SIGHUP, its parent's death
-   included (``PR_SET_PDEATHSIG``);
-5. writes the report, a JSON file the sandbox cannot reach, when the sandbox starts and when it
-   ends: which limit ended it, if any, with the tree's CPU, idle and wall seconds, memory peak and
-   limit counters (see ``grader.sandbox.describe``); then removes the group and exits with the
-   program's status.
+   the sandboxed program exits, when it gets SIGTERM, SIGINT or SIGHUP, or when its parent exits
+   (the grader, jupyter_client's process: killed, say), seen through a pidfd of the parent, opened
+   first thing and polled with the rest (``prctl(PR_SET_PDEATHSIG)`` would cost ``ctypes``, and
+   fires when the parent's *thread* that started it ends);
+5. writes the report (``grader.sandbox.report``), a file the sandbox cannot reach, when the
+   sandbox starts and when it ends: which limit ended it, if any, with the tree's CPU, idle and
+   wall seconds, memory peak and limit counters (see ``grader.sandbox.describe``); then removes
+   the group and exits with the program's status.
 
 If it is killed outright (jupyter_client kills a kernel with SIGKILL), bubblewrap dies with it and
 takes the tree along (``--die-with-parent``, PID namespace), and ``grader.sandbox.finish`` does
 steps 4 and 5 from the report it left.
+
+Its start is paid twice per graded notebook (the kernel's sandbox, the scorer's), so it imports
+only builtin and small modules: ``wrap``'s bootstrap loads this module, ``bwrap``, ``cgroup`` and
+``report`` as parts of ``grader.sandbox`` without running the package's ``__init__`` (its
+dataclasses, ``json``, ``subprocess``), which the modules never import. The spec comes as
+``marshal`` data in hexadecimal (the grader and the supervisor are one interpreter), the limits
+and view as dicts (``Limits.as_dict()``, ``View.as_dict()``), paths as strings; the report is
+``marshal`` too. The program is started by a fork and exec of its own (``Child``; ``subprocess``
+alone would cost more than everything else), signals are set through ``_signal`` (``signal`` only
+wraps its numbers in ``enum`` classes), the loop polls with ``select.poll``, and the parent is
+watched through a pidfd rather than ``prctl`` through ``ctypes``.
+``tests/test_sandbox.py::test_the_supervisor_imports_little`` holds this.
 """
 
-import ctypes
-import json
+import _signal  # ``signal`` without its ``enum`` wrappers: start-up time (see above)
+import marshal
 import os
 import resource
-import selectors
-import signal
-import subprocess
+import select
 import sys
 import time
-from pathlib import Path
 
-from . import SCOPE_VARIABLE, Limits, View, bwrap, cgroup
-from .report import cell_flag, limit_from_events
+from . import bwrap, cgroup
+from .report import cell_flag, limit_from_events, write_report
 
 TICK = 0.2  # seconds between two looks at the tree
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-PR_SET_PDEATHSIG = 1
+STOP_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def main(argv: list[str]) -> int:
     args, command = _parse(argv)
-    spec = json.loads(args["spec"])
-    view, limits = View.from_dict(spec["view"]), Limits(**spec["limits"])
-    report = Report(Path(args["report"]), limits)
+    spec = marshal.loads(bytes.fromhex(args["spec"]))
+    view, limits = spec["view"], spec["limits"]
+    report = Report(args["report"], limits)
     stop = _catch_stop_signals()
-    asleep = Asleep(None if spec["idle"] == "always" else Path(cell_flag(args["report"])))
+    parent = _watch_parent(stop)
+    asleep = Asleep(None if spec["idle"] == "always" else cell_flag(args["report"]))
     group = home = None
     try:
         group = _make_group(limits)
-        cgroups = {c: str(d) for c, d in group.dirs.items()} if group else {}
+        cgroups = dict(group.dirs) if group else {}
         report.write(state="starting", guard=group.kind if group else "rlimits", cgroups=cgroups)
         home = None if spec["isolate"] else _private_home()
         keep = [int(fd) for fd in args.get("keep", "").split(",") if fd]
@@ -64,7 +75,7 @@ def main(argv: list[str]) -> int:
             os.close(fd)
         tree = Tree(group, process.pid)
         report.write(state="running")
-        limit = Supervisor(process, tree, limits, stop, spec["relay"], asleep).run()
+        limit = Supervisor(process, tree, limits, stop, spec["relay"], asleep).run(parent)
         report.write(state="ending", limit=limit)
         tree.kill()
         process.wait()
@@ -86,7 +97,8 @@ def main(argv: list[str]) -> int:
 
 
 def _parse(argv: list[str]) -> tuple[dict, list[str]]:
-    """``--spec JSON --report PATH [--copy PATH]... -- COMMAND...`` (no argparse: start-up time)."""
+    """``--spec HEX --report PATH [--copy PATH]... [--keep FDS] -- COMMAND...`` (no argparse:
+    start-up time)."""
     split = argv.index("--")
     options, command = argv[:split], argv[split + 1 :]
     args: dict = {"copy": []}
@@ -99,44 +111,54 @@ def _parse(argv: list[str]) -> tuple[dict, list[str]]:
 
 
 class Report:
-    """The JSON report, replaced whole at each write."""
+    """The report (``grader.sandbox.report``), replaced whole at each write."""
 
-    def __init__(self, path: Path, limits: Limits):
+    def __init__(self, path: str, limits: dict):
         self.path = path
-        self.content = {"launcher": os.getpid(), "limits": limits.as_dict(), "limit": None}
+        self.content = {"launcher": os.getpid(), "limits": limits, "limit": None}
         self.started = time.monotonic()
 
     def write(self, **fields) -> None:
         self.content.update(fields, wall_seconds=round(time.monotonic() - self.started, 3))
-        partial = self.path.with_name(f".{self.path.name}.partial")
         try:
-            partial.write_text(json.dumps(self.content))
-            os.replace(partial, self.path)
+            write_report(self.path, self.content)
         except OSError:
             pass  # the run's folder is gone (the grader was interrupted): nobody reads it any more
 
 
 def _catch_stop_signals() -> list[int]:
-    """Turn the stop signals and the parent's death into a wake-up of the supervisor's loop."""
+    """Turn the stop signals into a wake-up of the supervisor's loop (and a note in the list)."""
     received: list[int] = []
     for signum in STOP_SIGNALS:
-        signal.signal(signum, lambda signum, frame: received.append(signum))
-    parent = os.getppid()
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:
-        received.append(signal.SIGTERM)  # the parent died before the request took effect
+        _signal.signal(signum, lambda signum, frame: received.append(signum))
     return received
 
 
-def _make_group(limits: Limits) -> cgroup.Group | None:
-    base = cgroup.parent(os.environ.get(SCOPE_VARIABLE))
+def _watch_parent(stop: list[int]) -> int | None:
+    """A pidfd of the parent, readable once it exited, for the loop to stop on; None, with a stop
+    noted, if it is gone already (this process was given to another parent)."""
+    parent = os.getppid()
+    try:
+        fd = os.pidfd_open(parent)
+    except ProcessLookupError:
+        fd = None
+    if os.getppid() == parent and fd is not None:
+        return fd  # opened while it was still our parent: it is that process
+    if fd is not None:
+        os.close(fd)
+    stop.append(_signal.SIGTERM)
+    return None
+
+
+def _make_group(limits: dict) -> cgroup.Group | None:
+    base = cgroup.parent(os.environ.get(cgroup.SCOPE_VARIABLE))
     if base is None:
         return None
     name = f"sandbox-{os.getpid()}-{os.urandom(3).hex()}"
-    return cgroup.Group.create(base, name, limits.memory, limits.pids + bwrap.OWN_PROCESSES)
+    return cgroup.Group.create(base, name, limits["memory"], limits["pids"] + bwrap.OWN_PROCESSES)
 
 
-def _start(command, view, limits, group, spec: dict, copies: list[str], home: Path | None, keep):
+def _start(command, view: dict, limits: dict, group, spec: dict, copies: list[str], home: str | None, keep):
     """Start the sandbox (``keep``: descriptors the program gets); returns the process and the
     descriptors to close once it runs."""
     fds: list[int] = []
@@ -144,59 +166,137 @@ def _start(command, view, limits, group, spec: dict, copies: list[str], home: Pa
     if not isolate:
         argv, env, cwd = command, _unisolated_environment(view, spec["env"], home), None
     else:
-        if group is None and Path("/usr/bin/prlimit").exists():
-            command = ["/usr/bin/prlimit", f"--nproc={limits.pids}", "--", *command]
-        python, work = [Path(p) for p in spec["python"]], _work_entries(view.work)
-        copied = {path: _memfd(Path(path).read_bytes(), fds) for path in copies}
-        hidden = [Path(p) for p in spec["hidden"]]
-        inner = bwrap.inner(view, limits, python, hidden, spec["env"], work, copied)
+        if group is None and os.path.exists("/usr/bin/prlimit"):
+            command = ["/usr/bin/prlimit", f"--nproc={limits['pids']}", "--", *command]
+        python, work = spec["python"], _work_entries(view["work"])
+        copied = {path: _memfd(_read_bytes(path), fds) for path in copies}
+        inner = bwrap.inner(view, limits["tmpfs"], python, spec["hidden"], spec["env"], work, copied)
         argv = [bwrap.BWRAP, "--args", str(_memfd(_nul_separated(inner), fds)), "--", *command]
         if os.geteuid() == 0:
-            for path in view.writable:
+            for path in view["writable"]:
                 os.chown(path, bwrap.HOST_UID, bwrap.HOST_UID)
             outer = bwrap.outer(*bwrap.sources(view, python, work))
             argv = [bwrap.BWRAP, "--args", str(_memfd(_nul_separated(outer), fds)), *bwrap.demote(), *argv]
         env, cwd = {}, "/"
 
-    def child() -> None:  # in the new process, before exec
+    def prepare() -> None:  # in the new process, before exec
         if group is not None:
             group.join()
         _set_rlimits(limits, bounded=group is not None)
 
-    process = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-        pass_fds=[*fds, *keep],
-        preexec_fn=child,
-        start_new_session=not isolate,
-    )
+    process = Child(argv, env, cwd, [*fds, *keep], prepare, new_session=not isolate)
     return process, fds
 
 
-def _set_rlimits(limits: Limits, bounded: bool) -> None:
+class Child:
+    """The program, started as ``subprocess.Popen`` would (whose import alone costs more than the
+    rest of the supervisor's start): stdin from ``/dev/null``, stdout and stderr to pipes
+    (``stdout``, ``stderr``: their reading ends), ``env`` its whole environment (``argv[0]``
+    looked up on its ``PATH``), ``cwd`` its folder, ``pass_fds`` the only descriptors kept beyond
+    0-2, the signals Python ignores set back to their default, a new session if asked, then
+    ``prepare()``, then exec. A failure before exec (``prepare``'s, exec's) is raised here, in
+    the parent, as an ``OSError`` where it was one, through a pipe closed on exec."""
+
+    def __init__(
+        self, argv: list[str], env: dict, cwd: str | None, pass_fds: list[int], prepare, new_session: bool
+    ):
+        stdout, stderr, errors = os.pipe(), os.pipe(), os.pipe()
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self.returncode: int | None = None
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                self._exec(
+                    argv, env, cwd, [null, stdout[1], stderr[1]], pass_fds, prepare, new_session, errors[1]
+                )
+            except BaseException as err:  # noqa: BLE001 (anything: reported to the parent)
+                report = (
+                    type(err).__name__,
+                    getattr(err, "errno", None),
+                    str(err),
+                    getattr(err, "filename", None),
+                )
+                os.write(errors[1], marshal.dumps(report))
+            finally:
+                os._exit(255)
+        for fd in (null, stdout[1], stderr[1], errors[1]):
+            os.close(fd)
+        self.stdout, self.stderr = stdout[0], stderr[0]
+        failure = _read_all(errors[0])
+        os.close(errors[0])
+        if failure:
+            self.wait()
+            name, errno, message, filename = marshal.loads(failure)
+            if errno:
+                raise OSError(errno, os.strerror(errno), *([filename] if filename else []))
+            raise RuntimeError(f"the program could not start: {name}: {message}")
+
+    @staticmethod
+    def _exec(argv, env, cwd, standard, pass_fds, prepare, new_session, errors) -> None:
+        for target, fd in enumerate([_above_standard(fd) for fd in standard]):
+            os.dup2(fd, target)  # inheritable
+        if cwd is not None:
+            os.chdir(cwd)
+        _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
+        _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
+        if new_session:
+            os.setsid()
+        prepare()
+        keep = sorted({*pass_fds, errors})
+        for fd in pass_fds:
+            os.set_inheritable(fd, True)
+        for low, high in zip([2, *keep], [*keep, os.sysconf("SC_OPEN_MAX")], strict=True):
+            os.closerange(low + 1, high)
+        os.execvpe(argv[0], argv, env)
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+
+def _above_standard(fd: int) -> int:
+    """A copy of ``fd`` numbered 3 or more (if the supervisor started with 0, 1 or 2 closed, a pipe
+    may have one of their numbers), so that moving the others onto 0-2 cannot close it."""
+    while fd < 3:
+        fd = os.dup(fd)
+    return fd
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _set_rlimits(limits: dict, bounded: bool) -> None:
     """Per process, inherited by the whole tree: the file size, no core dumps, and the address
     space (an absurd allocation fails with MemoryError in the process that asked for it, where
     the group's limit would kill the largest process of the tree)."""
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size, limits.file_size))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_size"], limits["file_size"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    space = limits.memory * (2 if bounded else 1)  # reserved address space is not yet memory
+    space = limits["memory"] * (2 if bounded else 1)  # reserved address space is not yet memory
     resource.setrlimit(resource.RLIMIT_AS, (space, space))
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing
+    _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)  # a write past the limit fails instead of killing
     if not bounded:  # the best there is without a group
-        seconds = int(limits.cpu_seconds) + 1
+        seconds = int(limits["cpu_seconds"]) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds))
 
 
-def _work_entries(work: Path | None) -> list[Path]:
+def _work_entries(work: str | None) -> list[str]:
     """The entries of the folder shown in the working folder: files and folders, not links."""
     if work is None:
         return []
-    folder = Path(os.path.abspath(work))
-    return sorted(p for p in folder.iterdir() if not p.is_symlink() and (p.is_file() or p.is_dir()))[:256]
+    folder = os.path.abspath(work)
+    with os.scandir(folder) as entries:
+        found = [e.path for e in entries if not e.is_symlink() and (e.is_file() or e.is_dir())]
+    return sorted(found)[:256]
 
 
 def _memfd(data: bytes, fds: list[int]) -> int:
@@ -211,23 +311,26 @@ def _nul_separated(args: list[str]) -> bytes:
     return b"".join(arg.encode() + b"\0" for arg in args)
 
 
-def _private_home() -> Path:
+def _private_home() -> str:
     """Home and temporary folder of a program run without isolation (``--no-sandbox``)."""
     import tempfile  # only then: start-up time
 
-    return Path(tempfile.mkdtemp(prefix="sandbox-home-"))
+    return tempfile.mkdtemp(prefix="sandbox-home-")
 
 
-def _unisolated_environment(view: View, env: dict[str, str], home: Path) -> dict[str, str]:
+def _unisolated_environment(view: dict, env: dict[str, str], home: str) -> dict[str, str]:
     """The allowed variables for a program run without isolation (``--no-sandbox``): the
     sandbox's home and temporary folders become a private folder on the host."""
     import shutil
 
-    for inside, host in view.read_only_at.items():
-        target = home / Path(inside).relative_to(bwrap.TMP)
-        target.parent.mkdir(parents=True, exist_ok=True)
+    for inside, host in view["read_only_at"].items():
+        relative = os.path.relpath(inside, bwrap.TMP)
+        if not os.path.isabs(inside) or relative.split("/")[0] == "..":
+            raise ValueError(f"{inside!r} is not in {bwrap.TMP!r}")
+        target = os.path.join(home, relative)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copyfile(host, target)
-    return {name: value.replace(str(bwrap.TMP), str(home)) for name, value in env.items()}
+    return {name: value.replace(bwrap.TMP, home) for name, value in env.items()}
 
 
 class Tree:
@@ -285,7 +388,7 @@ class Tree:
 
 def _kill(pid: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, _signal.SIGKILL)
     except ProcessLookupError:
         pass
 
@@ -314,31 +417,38 @@ def _read(path: str) -> str:
 class Supervisor:
     """The loop: relay output, look at the tree every tick, stop at the first limit reached."""
 
-    def __init__(self, process, tree: Tree, limits: Limits, stop: list[int], relay: int, asleep: "Asleep"):
+    def __init__(
+        self, process: Child, tree: Tree, limits: dict, stop: list[int], relay: int, asleep: "Asleep"
+    ):
         self.process, self.tree, self.limits, self.stop, self.asleep = process, tree, limits, stop, asleep
-        self.budget = {process.stdout.fileno(): relay, process.stderr.fileno(): relay}
-        self.targets = {process.stdout.fileno(): 1, process.stderr.fileno(): 2}
+        self.budget = {process.stdout: relay, process.stderr: relay}
+        self.targets = {process.stdout: 1, process.stderr: 2}
+        self.open = set(self.targets)  # the pipes not yet at their end
 
-    def run(self) -> str | None:
-        """The limit that ended the sandbox, or None if it ended by itself or was stopped."""
+    def run(self, parent: int | None) -> str | None:
+        """The limit that ended the sandbox, or None if it ended by itself or was stopped (a stop
+        signal, or ``parent``, a pidfd of the supervisor's parent, readable: it exited)."""
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+        _signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
         exited = os.pidfd_open(self.process.pid)
-        selector = selectors.DefaultSelector()
-        for fd in (*self.targets, wake_read, exited):
-            selector.register(fd, selectors.EVENT_READ)
+        poller = select.poll()
+        for fd in (*self.targets, wake_read, exited, *([] if parent is None else [parent])):
+            poller.register(fd, select.POLLIN)
         started = time.monotonic()
         next_look = started + TICK
         try:
             while not self.stop:
-                for key, _ in selector.select(max(0.0, next_look - time.monotonic())):
-                    if key.fd == exited:
-                        self._drain(selector)
+                for fd, _ in poller.poll(max(0.0, next_look - time.monotonic()) * 1000):  # ms, rounded up
+                    if fd == exited:
+                        self._drain()
                         return None
-                    if key.fd == wake_read:
+                    if fd == parent:
+                        return None
+                    if fd == wake_read:
                         os.read(wake_read, 512)
-                    elif not self._relay(key.fd):
-                        selector.unregister(key.fd)
+                    elif not self._relay(fd):
+                        poller.unregister(fd)
+                        self.open.discard(fd)
                 if time.monotonic() >= next_look:
                     next_look = time.monotonic() + TICK
                     limit = self._over_budget(time.monotonic() - started)
@@ -346,18 +456,17 @@ class Supervisor:
                         return limit
             return None
         finally:
-            signal.set_wakeup_fd(-1)
-            selector.close()
-            for fd in (wake_read, wake_write, exited):
+            _signal.set_wakeup_fd(-1)
+            for fd in (wake_read, wake_write, exited, *([] if parent is None else [parent])):
                 os.close(fd)
 
     def _over_budget(self, wall: float) -> str | None:
         self.asleep.update(self.tree.threads())
-        if self.tree.cpu_seconds() > self.limits.cpu_seconds:
+        if self.tree.cpu_seconds() > self.limits["cpu_seconds"]:
             return "cpu"
-        if self.asleep.seconds > self.limits.idle_seconds:
+        if self.asleep.seconds > self.limits["idle_seconds"]:
             return "idle"
-        if wall > self.limits.wall_seconds:
+        if wall > self.limits["wall_seconds"]:
             return "wall"
         return None
 
@@ -376,10 +485,10 @@ class Supervisor:
             pass  # nobody reads our output any more
         return True
 
-    def _drain(self, selector) -> None:
+    def _drain(self) -> None:
         """What is left in the pipes once the program exited (its descendants are dead too)."""
         for fd in self.targets:
-            if fd in selector.get_map():
+            if fd in self.open:
                 os.set_blocking(fd, False)
                 try:
                     while self._relay(fd):
@@ -394,7 +503,7 @@ class Asleep:
     always, or (a kernel) only while its grader says a cell runs (``flag`` exists): the grader's
     own pace between cells is not the student's."""
 
-    def __init__(self, flag: Path | None):
+    def __init__(self, flag: str | None):
         self.seconds = 0.0
         self.flag = flag
         self.last: dict[int, int] = {}
@@ -410,7 +519,7 @@ class Asleep:
                 current[tid] = int(fields[0]) + int(fields[1])
                 active += current[tid] - self.last.get(tid, 0)
         self.last = current
-        if (self.flag is None or self.flag.exists()) and elapsed > 0:
+        if (self.flag is None or os.path.exists(self.flag)) and elapsed > 0:
             self.seconds += elapsed * (1 - min(1.0, active / 1e9 / elapsed))
 
 

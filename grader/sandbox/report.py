@@ -1,72 +1,89 @@
 """The supervisor's report, and the files through which a grader and a supervisor talk.
 
-The report is a JSON file the supervisor (``grader.sandbox.launch``) replaces whole at each step,
-in a folder the sandbox cannot reach: ``state`` (``starting``, ``running``, ``ending``,
-``ended``), ``launcher`` (its pid), ``limits`` (``Limits`` as a dict), ``guard`` (``cgroup v2``,
-``cgroup v1`` or ``rlimits``), ``cgroups`` (controller -> the group's folder), and at the end
-``limit`` (``cpu``, ``idle``, ``wall``, ``memory``, ``pids`` or null: which limit ended the
-sandbox), ``returncode``, ``cpu_seconds``, ``idle_seconds``, ``wall_seconds``, ``memory_peak``,
-``oom_kills`` and ``pids_refused`` (null where unknown). A kernel's report lies next to its
+The report is a dict the supervisor (``grader.sandbox.launch``) writes to a file, replaced whole
+at each step, in a folder the sandbox cannot reach: ``state`` (``starting``, ``running``,
+``ending``, ``ended``), ``launcher`` (its pid), ``limits`` (``Limits`` as a dict), ``guard``
+(``cgroup v2``, ``cgroup v1`` or ``rlimits``), ``cgroups`` (controller -> the group's folder), and
+at the end ``limit`` (``cpu``, ``idle``, ``wall``, ``memory``, ``pids`` or None: which limit ended
+the sandbox), ``returncode``, ``cpu_seconds``, ``idle_seconds``, ``wall_seconds``, ``memory_peak``,
+``oom_kills`` and ``pids_refused`` (None where unknown). A kernel's report lies next to its
 connection file (``report_for``); while one of its cells runs, ``cell_flag`` exists beside it.
+
+The file is in ``marshal``'s format, read here only (``read_report``): the supervisor and the
+grader are the same interpreter, ``marshal`` is built in where ``json`` costs the supervisor's
+start-up ``re``, ``enum`` and more, and the file is written by a trusted process only. This module
+imports nothing else the supervisor would not (``os``, ``time``, ``cgroup``).
 """
 
-import json
+import marshal
 import os
 import time
-from collections.abc import Mapping
-from pathlib import Path
 
 from . import cgroup
 
 GiB = 2**30
-REPORT_SUFFIX = ".sandbox.json"
+REPORT_SUFFIX = ".sandbox-report"
 SUPERVISOR_WAIT = 5.0  # seconds ``finish`` waits for a supervisor that is still ending
 
 
-def report_for(connection_file: str | Path) -> str:
+def report_for(connection_file: str | os.PathLike) -> str:
     """Where the supervisor of a kernel writes its report."""
     return f"{connection_file}{REPORT_SUFFIX}"
 
 
-def cell_flag(report: str | Path) -> str:
+def cell_flag(report: str | os.PathLike) -> str:
     """The file that exists while a kernel's cell runs (next to its report, out of its reach)."""
     return f"{report}.cell"
 
 
-def cell_starts(report: str | Path) -> None:
+def cell_starts(report: str | os.PathLike) -> None:
     """Tell the supervisor of a kernel (by its report's path) that a cell runs: its time asleep
     counts from now."""
-    Path(cell_flag(report)).touch()
+    with open(cell_flag(report), "a"):
+        pass
 
 
-def cell_ends(report: str | Path) -> None:
+def cell_ends(report: str | os.PathLike) -> None:
     """Tell the supervisor that the cell is done: the grader's own pace is not the student's."""
-    Path(cell_flag(report)).unlink(missing_ok=True)
+    try:
+        os.unlink(cell_flag(report))
+    except FileNotFoundError:
+        pass
 
 
-def read_report(path: Path | str) -> dict:
+def write_report(path: str | os.PathLike, content: dict) -> None:
+    """Replace the report at ``path`` whole (a reader never sees half of one)."""
+    folder, name = os.path.split(os.fspath(path))
+    partial = os.path.join(folder, f".{name}.partial")
+    with open(partial, "wb") as f:
+        f.write(marshal.dumps(content))
+    os.replace(partial, path)
+
+
+def read_report(path: str | os.PathLike) -> dict:
     """A supervisor's report as it is now (empty if there is none yet)."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        with open(path, "rb") as f:
+            content = marshal.loads(f.read())
+    except (OSError, EOFError, ValueError, TypeError):
         return {}
+    return content if isinstance(content, dict) else {}
 
 
-def finish(report: Path | str) -> dict:
+def finish(report: str | os.PathLike) -> dict:
     """The completed report of a sandbox whose supervisor is gone or going: waits briefly for it,
     and if it was killed, ends what is left of the tree, reads the group's counters and removes
     the group. An empty dict if the supervisor never wrote one."""
-    path = Path(report)
-    content = read_report(path)
+    content = read_report(report)
     deadline = time.monotonic() + SUPERVISOR_WAIT
     while content.get("state") not in (None, "ended") and _alive(content["launcher"]):
         if time.monotonic() > deadline:
             break
         time.sleep(0.02)
-        content = read_report(path)
+        content = read_report(report)
     if not content or content.get("state") == "ended":
         return content
-    dirs = {c: Path(d) for c, d in content.get("cgroups", {}).items() if _is_sandbox_group(Path(d))}
+    dirs = {c: d for c, d in content.get("cgroups", {}).items() if _is_sandbox_group(d)}
     if {"memory", "pids"} <= set(dirs):
         group = cgroup.Group(2 if content.get("guard") == "cgroup v2" else 1, dirs)
         group.kill()
@@ -74,7 +91,7 @@ def finish(report: Path | str) -> dict:
         group.remove()
     limit = content.get("limit") or limit_from_events(content, -9)
     content.update(state="ended", limit=limit, returncode=None)
-    path.write_text(json.dumps(content))
+    write_report(report, content)
     return content
 
 
@@ -86,14 +103,16 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _is_sandbox_group(path: Path) -> bool:
+def _is_sandbox_group(path: str) -> bool:
     """Only a sandbox's own group, under the cgroup file system, is ever removed from a report."""
     return (
-        path.is_relative_to("/sys/fs/cgroup") and path.name.startswith("sandbox-") and ".." not in path.parts
+        path.startswith("/sys/fs/cgroup/")
+        and os.path.basename(path).startswith("sandbox-")
+        and ".." not in path.split("/")
     )
 
 
-def limit_from_events(events: Mapping, returncode: int) -> str | None:
+def limit_from_events(events: dict, returncode: int) -> str | None:
     """The limit the kernel enforced (memory, processes), if the program did not end well."""
     if returncode == 0:
         return None
@@ -104,7 +123,7 @@ def limit_from_events(events: Mapping, returncode: int) -> str | None:
     return None
 
 
-def describe(report: Mapping) -> str:
+def describe(report: dict) -> str:
     """Which limit ended the sandbox, as the end of a sentence whose subject is the program:
     "used its 60 s of CPU time", "reached its memory limit of 3 GiB"."""
     limits, limit = report.get("limits", {}), report.get("limit")
