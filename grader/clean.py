@@ -30,9 +30,14 @@ leaving the whole notebook without grades: a test cell pasted twice or with empt
    ``MAX_ATTACHMENTS`` bytes of them, and every cell gets a valid, unique id (graded cells the
    released one): nbformat 4.5.
 
-A notebook whose cells (outputs aside) exceed ``MAX_CELLS`` or ``MAX_TEXT`` is refused, with its
-reason, before anything else reads it: what nbgrader, the scorer, the gradebook and the feedback
-page carry is bounded by what the release needs many times over, not by what the file holds.
+The file is read as a stream (``_read``) that skips what cleaning drops anyway: every cell's
+outputs and the notebook's metadata but its kernel and language (saved widget state). What it
+keeps is bounded too (``MAX_READ`` characters, ``MAX_VALUES`` JSON values), so that the memory a
+submission takes does not follow its size: parsed whole, a file of many small values (``[],``
+repeated) takes fifty times its size, and a 60 MB one took 3 GB and a minute. A notebook whose cells
+(outputs aside) exceed ``MAX_CELLS`` or ``MAX_TEXT`` is refused, with its reason, before anything
+else reads it: what nbgrader, the scorer, the gradebook and the feedback page carry is bounded by
+what the release needs many times over, not by what the file holds.
 
 What changed is returned as ``Change`` records. Those that would have moved points had nbgrader
 trusted the submission (edited grading metadata, an invented grade id, a test turned into text)
@@ -42,12 +47,14 @@ careless kind.
 """
 
 import ast
+import contextlib
 import copy
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import ijson
 import nbformat
 from IPython.core.inputtransformer2 import TransformerManager
 
@@ -58,6 +65,15 @@ MAX_ATTACHMENTS = 4 * 2**20  # bytes of all of a notebook's attachments kept, in
 # bounded by it, whatever the file held.
 MAX_CELLS = 5_000
 MAX_TEXT = 4 * 2**20  # characters of sources and metadata
+# What reading a submission may take, outputs and the notebook's metadata skipped: sources,
+# metadata and markdown attachments (pasted images: the first MAX_ATTACHMENTS bytes are kept).
+MAX_READ = 64 * 2**20  # characters of strings
+MAX_VALUES = 2_000_000  # JSON values and containers (a chapter has about 5,000)
+MAX_EVENTS = 20_000_000  # JSON values and containers read, outputs included (a line of text is one)
+READ_BUFFER = (
+    4 * 2**20
+)  # bytes: ijson keeps a chunk's events (about 100 bytes each) and copies a string once per chunk
+KEPT_METADATA = ("kernelspec", "language_info")  # of the notebook's metadata, what is read
 CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 FLAGS = ("grade", "solution", "locked", "task", "points")
 NEW_CELL = {
@@ -83,8 +99,10 @@ class Change:
 def clean_file(path: Path, released, target: Path) -> list[Change]:
     """Read the submission at ``path``, clean it against ``released`` and write it to ``target``."""
     try:
-        nb = nbformat.reads(path.read_bytes().decode("utf-8"), as_version=4)
+        nb = _read(path)
         too_big = _too_big(nb)
+    except _TooBig as err:
+        raise NotANotebook(f"not graded: {err}") from None
     except Exception as err:  # not UTF-8, not JSON, not a notebook: all the same to the student
         raise NotANotebook(f"not a valid notebook: {_first_line(err)}") from None
     if too_big:
@@ -98,6 +116,59 @@ def clean_file(path: Path, released, target: Path) -> list[Change]:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(text)
     return changes
+
+
+class _TooBig(ValueError):
+    """The notebook holds more than ``MAX_READ`` or ``MAX_VALUES`` outside its outputs."""
+
+
+def _read(path: Path) -> nbformat.NotebookNode:
+    """The notebook at ``path``, read as nbformat reads it but as a stream, less the subtrees
+    cleaning drops anyway (``_skipped``); raises ``_TooBig`` as soon as what it keeps passes
+    ``MAX_READ`` characters or ``MAX_VALUES`` values."""
+    builder = ijson.ObjectBuilder()
+    skipping = None  # the prefix of the subtree being skipped
+    characters = values = 0
+    with path.open("rb") as file, _as_json_error():
+        for events, (prefix, event, value) in enumerate(ijson.parse(file, READ_BUFFER, use_float=True)):
+            if events > MAX_EVENTS:
+                raise _TooBig(f"the notebook holds more than {MAX_EVENTS:,} JSON values, outputs included")
+            if skipping is not None and (prefix == skipping or prefix.startswith(skipping + ".")):
+                continue
+            skipping = None
+            if event == "map_key" and _skipped(prefix, value):
+                skipping = f"{prefix}.{value}" if prefix else value
+                continue
+            values += 1
+            characters += len(value) if isinstance(value, str) else 0
+            if characters > MAX_READ or values > MAX_VALUES:
+                raise _TooBig(
+                    f"outside its outputs, the notebook holds more than {MAX_READ:,} characters or "
+                    f"{MAX_VALUES:,} values (markdown attachments, such as pasted images, count)"
+                )
+            builder.event(event, value)
+    return nbformat.reads(json.dumps(builder.value), as_version=4)
+
+
+@contextlib.contextmanager
+def _as_json_error():
+    """ijson's parse errors (bytes, with a picture of the place) as ``JSONDecodeError``'s words."""
+    try:
+        yield
+    except ijson.JSONError as err:
+        said = err.args[0] if err.args else ""
+        said = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
+        raise ValueError(
+            f"not JSON ({said.strip().splitlines()[0] if said.strip() else 'unreadable'})"
+        ) from None
+
+
+def _skipped(prefix: str, key: str) -> bool:
+    """Whether the value at ``key`` of the object at ``prefix`` (ijson's dotted path) is left
+    unread: a cell's outputs (nbformat 4 and 3 alike), the notebook's metadata but its kernel."""
+    return (key == "outputs" and prefix.endswith("cells.item")) or (
+        prefix == "metadata" and key not in KEPT_METADATA
+    )
 
 
 def clean(nb, released) -> tuple[nbformat.NotebookNode, list[Change]]:

@@ -11,6 +11,9 @@ included where it is the subject.
 import copy
 import csv
 import os
+import re
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -413,9 +416,76 @@ def test_an_answer_cell_whose_metadata_was_lost_is_found_by_what_it_defines():
 
 
 def test_a_file_that_is_no_notebook_is_refused_with_its_reason(tmp_path):
-    (tmp_path / "a.ipynb").write_bytes(b"\xff\xfe not json")
-    with pytest.raises(clean.NotANotebook, match="not a valid notebook: UnicodeDecodeError"):
-        clean.clean_file(tmp_path / "a.ipynb", released(), tmp_path / "out.ipynb")
+    for name, data, said in [
+        ("utf16", b"\xff\xfe not json", "not JSON (lexical error: invalid char in json text.)"),
+        (
+            "latin1",
+            nbformat.writes(solution()).replace("encode", "\xe9ncode").encode("latin-1", "replace"),
+            "not JSON (lexical error: invalid bytes in UTF8 string.)",
+        ),
+        ("cut", nbformat.writes(solution()).encode()[:5000], "not JSON (parse error: premature EOF)"),
+    ]:
+        (tmp_path / f"{name}.ipynb").write_bytes(data)
+        with pytest.raises(clean.NotANotebook, match=re.escape(f"not a valid notebook: ValueError: {said}")):
+            clean.clean_file(tmp_path / f"{name}.ipynb", released(), tmp_path / "out.ipynb")
+
+
+def many_values(count: int) -> list:
+    return [[] for _ in range(count)]
+
+
+def test_what_cleaning_drops_is_not_read_and_the_rest_is_bounded(tmp_path, monkeypatch):
+    """Outputs and the notebook's own metadata (saved widget state) are skipped unread, whatever
+    they hold; what is kept is bounded as it is read, and so is everything read."""
+    monkeypatch.setattr(clean, "MAX_VALUES", 50_000)
+    nb = solution()
+    cell = nb.cells[index_of(nb, "encode-answer")]
+    cell.outputs = [
+        new_output("execute_result", data={"text/plain": "ok"}, metadata={"x": many_values(60_000)})
+    ]
+    nb.metadata.widgets = {"state": many_values(60_000)}
+    nbformat.write(nb, tmp_path / "skipped.ipynb")
+    clean.clean_file(tmp_path / "skipped.ipynb", released(), tmp_path / "out.ipynb")
+    cleaned = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert [c.source for c in cleaned.cells if clean._grade_id(c)] == [
+        c.source for c in clean.clean(solution(), released())[0].cells if clean._grade_id(c)
+    ]
+    assert "widgets" not in cleaned.metadata and not any(c.get("outputs") for c in cleaned.cells)
+
+    cell.metadata["x"] = many_values(60_000)
+    nbformat.write(nb, tmp_path / "kept.ipynb")
+    with pytest.raises(clean.NotANotebook, match="outside its outputs, the notebook holds more than"):
+        clean.clean_file(tmp_path / "kept.ipynb", released(), tmp_path / "out.ipynb")
+
+    monkeypatch.setattr(clean, "MAX_EVENTS", 100_000)
+    with pytest.raises(clean.NotANotebook, match="more than 100,000 JSON values, outputs included"):
+        clean.clean_file(tmp_path / "skipped.ipynb", released(), tmp_path / "out.ipynb")
+
+
+@pytest.mark.slow
+def test_a_notebook_of_many_small_values_is_read_in_bounded_memory(tmp_path):
+    """Parsed whole, ``[],`` repeated takes fifty times its bytes (this file, 29 MB: 1.5 GB, and
+    a 1 GB one would take the machine); read as a stream, one chunk's values at a time."""
+    nb = solution()
+    nb.cells[index_of(nb, "encode-answer")].outputs = [new_output("stream", name="stdout", text="ok")]
+    text = nbformat.writes(nb).replace(
+        '"name": "stdout"', '"x": [' + ",".join(["[]"] * 9_500_000) + '], "name": "stdout"'
+    )
+    assert len(text) > 28_000_000
+    (tmp_path / "many.ipynb").write_text(text)
+    nbformat.write(released(), tmp_path / "released.ipynb")
+    measure = (
+        "import resource, sys, nbformat\n"
+        "from pathlib import Path\n"
+        "from grader import clean\n"
+        "d = Path(sys.argv[1])\n"
+        "clean.clean_file(d / 'many.ipynb', nbformat.read(d / 'released.ipynb', as_version=4), d / 'out.ipynb')\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", measure, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert int(done.stdout) < 450 * 1024, f"{int(done.stdout) / 1024:.0f} MB"
 
 
 # ---- nbgrader on uncleaned notebooks: its failures explained -----------------------------------------------
