@@ -11,7 +11,9 @@ nothing), so that the difference is what they add per notebook (the issue's targ
 worker-seconds (wall-clock time x jobs) and in CPU seconds. That difference of two whole runs
 is noisy (other work on the machine, a kernel slow to start), so the cost is also measured by parts,
 each alone: the kernel sandbox (each solution notebook executed on the sandboxed kernel and on a
-plain one, in turn) and the scorer (with its supervisor and bubblewrap). Then it grades the same class twice on a Dask cluster of two
+plain one, in turn, which is noisy too; and, for the verdict, two small notebooks that measure what
+it adds to start and stop a kernel and per second the kernel lives) and the scorer (with its
+supervisor and bubblewrap). Then it grades the same class twice on a Dask cluster of two
 workers on this machine (``--scheduler``): with new workers (each prepares the run: the release,
 the kernelspec) and again with the same workers, and prints each time against the local pool's.
 Then the scorer's share (``grader.scoring``), scoring one student's solution notebooks as grading
@@ -287,12 +289,14 @@ def _counted():
             group.rmdir()
 
 
-def sandbox_share(work: Path, assignments: list[str], jobs: int, repeat: int = 2) -> tuple[float, float]:
-    """The kernel sandbox's own cost: mean CPU seconds per notebook of executing each solution
-    notebook on the sandboxed kernel as grading installs it (``grader.execute.sandboxed_kernel``:
+def sandbox_share(paths: list[Path], jobs: int, repeat: int = 2) -> tuple[float, float]:
+    """The kernel sandbox's own cost: mean CPU seconds per notebook of executing each notebook of
+    ``paths`` on the sandboxed kernel as grading installs it (``grader.execute.sandboxed_kernel``:
     supervisor, bubblewrap, cgroup, Unix sockets) and on a plain ipykernel with the same BLAS
-    threads, in turn (``repeat`` rounds, so that a noisy moment hits both alike). Unlike the whole
-    class graded twice, this leaves out everything else that differs between two runs."""
+    threads, in turn (``repeat`` rounds, so that a noisy moment hits both alike), after one
+    execution on each that is not counted (the first start of a kernel reads files no later one
+    does: over a second more). Unlike the whole class graded twice, this leaves out everything
+    else that differs between two runs."""
     runtime = Path(tempfile.mkdtemp(prefix="k-", dir="/tmp"))  # a Unix socket path has < 108 bytes
     threads = max(1, (os.cpu_count() or 1) // jobs)
     limits = autograde.kernel_limits(cpu=600, idle=600, memory=3 * 2**30, threads=threads)
@@ -303,9 +307,10 @@ def sandbox_share(work: Path, assignments: list[str], jobs: int, repeat: int = 2
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (plain / "kernel.json").write_text(json.dumps({"argv": argv, "env": plain_env, "language": "python"}))
     env = {**os.environ, "JUPYTER_PATH": str(kernels), "NBGRADER_EXECUTION": "autograde"}
-    paths = [p for a in assignments for p in sorted((work / "source" / a).glob("*.ipynb"))]
     cpu = {"bench-plain": 0.0, sandbox.KERNEL_NAME: 0.0}
     try:
+        for kernel in cpu:  # the warm-up
+            measured([sys.executable, "-c", EXECUTE, str(paths[0]), kernel, str(runtime)], env=env)
         for _ in range(repeat):
             for path in paths:
                 for kernel in cpu:
@@ -315,6 +320,27 @@ def sandbox_share(work: Path, assignments: list[str], jobs: int, repeat: int = 2
         shutil.rmtree(runtime, ignore_errors=True)
     plain_cpu, sandboxed_cpu = (seconds / (repeat * len(paths)) for seconds in cpu.values())
     return plain_cpu, sandboxed_cpu
+
+
+ASLEEP = 3  # seconds the second small notebook sleeps
+
+
+def kernel_sandbox_cost(
+    work: Path, jobs: int, lifetime: float, repeat: int = 4
+) -> tuple[float, float, float]:
+    """The kernel sandbox's cost from two small notebooks, without the noise of a whole notebook's
+    own work (a kernel computes as fast inside the sandbox as outside: namespaces add nothing per
+    instruction): what it adds to start and stop a kernel (one cell, ``pass``), what it adds per
+    second the kernel lives (one cell asleep ``ASLEEP`` s: the supervisor's looks at the tree),
+    and the two together for a notebook that lives ``lifetime`` seconds."""
+    paths = []
+    for name, source in (("empty", "pass"), ("asleep", f"import time\ntime.sleep({ASLEEP})")):
+        nbformat.write(nbformat.v4.new_notebook(cells=[new_code_cell(source)]), work / f"{name}.ipynb")
+        paths.append(work / f"{name}.ipynb")
+    (empty_plain, empty), (asleep_plain, asleep) = (sandbox_share([path], jobs, repeat) for path in paths)
+    start = empty - empty_plain
+    per_second = max(0.0, (asleep - asleep_plain - start) / ASLEEP)
+    return start, per_second, start + per_second * lifetime
 
 
 def main() -> None:
@@ -358,7 +384,7 @@ def main() -> None:
         added_cpu = (ours_cpu - peer_cpu) / notebooks
         verdict = lambda seconds: "met" if seconds <= TARGET else "NOT met"  # noqa: E731
         print(
-            f"sandbox + scorer per notebook (ours - ours without them): {added_wall:.2f} worker-s "
+            f"sandbox + scorer per notebook (ours - ours without them; two whole runs, noisy): {added_wall:.2f} worker-s "
             f"(target <= {TARGET} s: {verdict(added_wall)}), {added_cpu:.2f} CPU s "
             f"(target <= {TARGET} s: {verdict(added_cpu)})"
         )
@@ -372,17 +398,23 @@ def main() -> None:
                 f"{share.whole:.2f} CPU s in all ({share.whole / share.notebooks:.2f} s a notebook), of which "
                 f"{share.outside:.2f} s in the grader; a process that runs nothing: {share.start:.2f} s"
             )
-        plain, sandboxed = sandbox_share(work, args.assignments, args.jobs)
+        solutions = [p for a in args.assignments for p in sorted((work / "source" / a).glob("*.ipynb"))]
+        plain, sandboxed = sandbox_share(solutions, args.jobs)
         print(
-            f"kernel, CPU seconds per notebook executed alone: {plain:.2f} s plain, {sandboxed:.2f} s "
-            f"sandboxed ({sandboxed - plain:+.2f} s)"
+            f"kernel, CPU seconds per solution notebook executed alone: {plain:.2f} s plain, "
+            f"{sandboxed:.2f} s sandboxed ({sandboxed - plain:+.2f} s; a whole notebook's own work makes it noisy)"
+        )
+        to_start, per_second, kernel_cost = kernel_sandbox_cost(work, args.jobs, direct)
+        print(
+            f"kernel sandbox, from small notebooks: {to_start:+.2f} CPU s to start and stop a kernel, "
+            f"{per_second * 1000:.1f} ms per second it lives: {kernel_cost:+.2f} s for a notebook of {direct:.1f} s"
         )
         if share.whole is not None:
             # Every notebook of the class is scored; the chapters without a test cell cost nothing.
             scorer_cost = share.whole / per_student
-            added = sandboxed - plain + scorer_cost
+            added = kernel_cost + scorer_cost
             print(
-                f"sandbox + scorer per notebook, by parts: {sandboxed - plain:+.2f} s kernel sandbox + "
+                f"sandbox + scorer per notebook, by parts: {kernel_cost:+.2f} s kernel sandbox + "
                 f"{scorer_cost:.2f} s scorer = {added:.2f} CPU s (target <= {TARGET} s: {verdict(added)})"
             )
         if args.no_dask:
