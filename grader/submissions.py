@@ -23,7 +23,9 @@ a file with no folder of its own (an export's), and a notebook in a folder deepe
 folder it is in). Otherwise a file named ``x_bob_attempt_1_embeddings-9.ipynb``, or put in a
 folder ``bob/``, in Alice's folder would be graded as Bob's latest resubmission, and Bob's own not
 at all. When the top folders end with a student's folder (one student's folder graded alone),
-that folder is the student's.
+that folder is the student's for a notebook directly in it with no LMS name; but an LMS name or a
+sub-folder in it cannot be told from an export's or a class folder's, and names the student it is
+graded for (the instructor's guide says to grade such a folder beside the others).
 
 No input stops the class. A file that cannot be graded as it is gets a warning and a row of
 grades.csv saying what happened to it; the rest is graded.
