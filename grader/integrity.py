@@ -22,10 +22,13 @@ Reported:
 - near-identical code: the exercise's function, with the helpers it uses, contains ``lib``'s
   implementation of the stage, renamed or not (``grader.similarity``, ``NEAR`` of the part of
   ``lib``'s token sequence that neither the stub nor the course's solution has).
-- tampering: assigning to attributes of numpy, ``lib`` or ``grader`` (also with ``setattr``) or
-  to ``sys.modules``; importing ``importlib``, ``ctypes`` or the grader's private parts (exercise
-  definitions and references, keys, comparison); ``__globals__``-style escapes; notebook names
-  bound through ``globals()``.
+- tampering: assigning to attributes of numpy, ``lib``, ``grader`` or the scorer's own modules
+  (also with ``setattr``) or to ``sys.modules``; importing ``importlib``, ``ctypes``, the
+  grader's private parts (exercise definitions and references, keys, comparison) or the scorer's
+  modules (``HARNESS``: the checks they make in the scorer, that a pure function leaves its
+  arguments alone, are the student's to patch there, and would pass unearned);
+  ``__globals__``-style escapes and frames (``sys._getframe``, ``f_locals``: the harness's own);
+  notebook names bound through ``globals()``.
 - private files: a string, or a constant expression, naming the stored references, the solutions,
   the grader's private keys or a process's ``/proc`` entry, in code or in a shell command.
 - hidden code: ``exec``, ``eval`` and ``compile`` (also as ``builtins.exec``); when the code is a
@@ -59,10 +62,15 @@ from . import exercises as course_exercises
 from . import similarity
 from .results import Row
 
-PATCHABLE = ("numpy", "lib", "grader")
+# The scorer's modules, importable by these names only where the scores are computed (the harness
+# runs there with them on its path): ``watch`` tells whether a pure function changed its arguments,
+# ``runners`` checks a sampler's draws, and code that patches them passes those checks unearned.
+HARNESS = ("harness", "wire", "runners", "watch")
+PATCHABLE = ("numpy", "lib", "grader", *HARNESS)
 FORBIDDEN_MODULES = {
     "importlib": "uses importlib",
     "ctypes": "uses ctypes",
+    **{name: f"imports the scorer's own {name} module" for name in HARNESS},
     "grader.references": "reads the stored references",
     "grader.compare": "imports the grader's comparison",
     "grader.exercises": "imports the grader's exercise definitions (with their references)",
@@ -71,7 +79,17 @@ FORBIDDEN_MODULES = {
 }
 PRIVATE_GRADER = {"references", "compare", "exercises", "keys", "private", "reference"}
 FORBIDDEN_NAMES = {"exec", "eval", "compile", "__import__"}
-ESCAPES = {"__globals__", "__builtins__", "__subclasses__", "__code__", "__closure__"}
+ESCAPES = {
+    "__globals__",
+    "__builtins__",
+    "__subclasses__",
+    "__code__",
+    "__closure__",
+    "f_back",
+    "f_locals",
+    "f_globals",
+    "_getframe",
+}
 PRIVATE_PATH = re.compile(
     r"references[/\\]|\.safetensors|(^|[/\\])references$|solutions[/\\]|grader[/\\]private"
     r"|concepts\.toml|/proc/(\d+|self)/(cmdline|environ|root|cwd|fd|mem)"
