@@ -54,12 +54,10 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 
-from IPython.core.inputtransformer2 import TransformerManager
-
 import lib
 
 from . import exercises as course_exercises
-from . import similarity
+from . import magics, similarity
 from .results import Row
 
 # The scorer's modules, importable by these names only where the scores are computed (the harness
@@ -257,7 +255,7 @@ def _parse_cells(nb, released_sources: set[str]) -> tuple[list[_Cell], list[_Cel
     student's among them while ``SCANNED`` lasts, and a finding for each student cell too large or
     deep to parse, and one for the student's cells past ``SCANNED``. A cell that is not Python is
     skipped: it cannot run either."""
-    everything, unscanned, left = [], [], SCANNED
+    everything, unscanned, left, budget = [], [], SCANNED, magics.Budget()
     students = {index for index, _ in student_cells(nb, released_sources)}
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
@@ -269,7 +267,7 @@ def _parse_cells(nb, released_sources: set[str]) -> tuple[list[_Cell], list[_Cel
                     unscanned.append(_not_scanned(nb, students, index))
                 continue
         try:
-            everything += _parse(index, cell.source)
+            everything += _parse(index, cell.source, budget)
         except (RecursionError, MemoryError):
             if index in students:
                 reason = "the cell is nested too deeply to be scanned"
@@ -287,14 +285,17 @@ def _not_scanned(nb, students: set[int], first: int) -> Finding:
     return Finding((), reason, first, 1, nb.cells[first].source.partition("\n")[0][:200])
 
 
-def _parse(index: int, source: str, depth: int = 0, run_at: int = 0, decoded: str = "") -> list[_Cell]:
-    """A cell (or a cell magic's Python body), then the code it runs with exec, decoded."""
+def _parse(
+    index: int, source: str, budget: magics.Budget, depth: int = 0, run_at: int = 0, decoded: str = ""
+) -> list[_Cell]:
+    """A cell (or a cell magic's Python body), then the code it runs with exec, decoded
+    (``budget``: the notebook's, ``grader.magics``)."""
     first, _, body = source.partition("\n")
     magic = re.match(r"\s*%%(\w+)", first)
     python_body = bool(magic and magic[1] in PYTHON_MAGICS)
     text, offset = (body, 1) if python_body else (source, 0)
     try:
-        tree = ast.parse(TransformerManager().transform_cell(text))
+        tree = ast.parse(magics.python(text, budget))
     except (SyntaxError, ValueError):
         return []
     cell = _Cell(index, source, tree, offset, run_at, decoded)
@@ -303,7 +304,7 @@ def _parse(index: int, source: str, depth: int = 0, run_at: int = 0, decoded: st
         for node in ast.walk(tree):
             if _calls_exec(node) and node.args and (code := _decoded(node.args[0])):
                 quoted = code.strip().partition("\n")[0][:80]
-                cells += _parse(index, code, depth + 1, run_at or cell.line(node), decoded or quoted)
+                cells += _parse(index, code, budget, depth + 1, run_at or cell.line(node), decoded or quoted)
     return cells
 
 
