@@ -501,3 +501,25 @@ def test_ipython_syntax_costs_the_grading_process_a_bounded_time(tmp_path):
     assert [item["grade_id"] for item in items if "probe" in item] == names
     with pytest.raises(ValueError):  # as cleaning and the scan expect (IPython raises RuntimeError)
         magics.python("%a\n" * 600)
+
+
+def test_lines_the_grader_does_not_keep_still_count_for_the_cap():
+    """Empty lines on the scorer's pipe counted for nothing: a scorer sending them until its
+    wall-clock limit kept the grader's reader busy as long (25 s of CPU time for 16 MiB), its
+    answers all kept. Every line counts, for at least ``MIN_LINE`` bytes."""
+    read, write = os.pipe()
+    go_read, go_write = os.pipe()
+    reader = scoring._Reader(read, go_write, 1, lambda j: None)
+    start = time.process_time()
+    reader.start()
+    try:
+        for _ in range(1024):  # 64 MiB, or until the reader stops reading
+            os.write(write, b"\n" * 2**16)
+    except BrokenPipeError:
+        pass
+    finally:
+        os.close(write)
+        os.close(go_read)
+    reader.join(timeout=60)
+    assert not reader.is_alive() and reader.capped == [True]
+    assert time.process_time() - start < 5
