@@ -56,7 +56,8 @@ from pathlib import Path
 
 import ijson
 import nbformat
-from IPython.core.inputtransformer2 import TransformerManager
+
+from . import magics
 
 MAX_ATTACHMENT = 2**20  # bytes of one markdown attachment (base64)
 MAX_ATTACHMENTS = 4 * 2**20  # bytes of all of a notebook's attachments kept, in order
@@ -273,6 +274,7 @@ def _too_big(nb) -> str | None:
 
 def _match(cells: list, graded: dict) -> dict[str, int]:
     """Released grade id -> index of the submitted cell that is its instance (rule 1)."""
+    budget = magics.Budget()  # what reading the submitted cells' IPython syntax may cost
     tiers = (  # (what identifies a submitted cell, what identifies a released one, or None)
         (_grade_id, _grade_id),
         (lambda cell: _text(cell.get("id")), lambda released: released.get("id")),
@@ -280,7 +282,10 @@ def _match(cells: list, graded: dict) -> dict[str, int]:
             lambda cell: _text(cell.get("source")),
             lambda released: released.source if _is_test(released) else None,
         ),
-        (_defines, lambda released: None if _is_test(released) else _defines(released)),
+        (
+            lambda cell: _defines(cell, budget),
+            lambda released: None if _is_test(released) else _defines(released),
+        ),
     )
     matched: dict[str, int] = {}
     for submitted_key, released_key in tiers:
@@ -304,12 +309,13 @@ def _text(value) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _defines(cell) -> frozenset[str]:
-    """The names a code cell binds at its top level (functions, classes, assignments)."""
+def _defines(cell, budget: magics.Budget | None = None) -> frozenset[str]:
+    """The names a code cell binds at its top level (functions, classes, assignments);
+    ``budget``: the notebook's (``grader.magics``)."""
     if cell.cell_type != "code":
         return frozenset()
     try:
-        tree = ast.parse(TransformerManager().transform_cell(cell.source))
+        tree = ast.parse(magics.python(cell.source, budget))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return frozenset()
     names = set()

@@ -22,10 +22,13 @@ Reported:
 - near-identical code: the exercise's function, with the helpers it uses, contains ``lib``'s
   implementation of the stage, renamed or not (``grader.similarity``, ``NEAR`` of the part of
   ``lib``'s token sequence that neither the stub nor the course's solution has).
-- tampering: assigning to attributes of numpy, ``lib`` or ``grader`` (also with ``setattr``) or
-  to ``sys.modules``; importing ``importlib``, ``ctypes`` or the grader's private parts (exercise
-  definitions and references, keys, comparison); ``__globals__``-style escapes; notebook names
-  bound through ``globals()``.
+- tampering: assigning to attributes of numpy, ``lib``, ``grader`` or the scorer's own modules
+  (also with ``setattr``) or to ``sys.modules``; importing ``importlib``, ``ctypes``, the
+  grader's private parts (exercise definitions and references, keys, comparison) or the scorer's
+  modules (``HARNESS``: the checks they make in the scorer, that a pure function leaves its
+  arguments alone, are the student's to patch there, and would pass unearned);
+  ``__globals__``-style escapes and frames (``sys._getframe``, ``f_locals``: the harness's own);
+  notebook names bound through ``globals()``.
 - private files: a string, or a constant expression, naming the stored references, the solutions,
   the grader's private keys or a process's ``/proc`` entry, in code or in a shell command.
 - hidden code: ``exec``, ``eval`` and ``compile`` (also as ``builtins.exec``); when the code is a
@@ -51,18 +54,21 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 
-from IPython.core.inputtransformer2 import TransformerManager
-
 import lib
 
 from . import exercises as course_exercises
-from . import similarity
+from . import magics, similarity
 from .results import Row
 
-PATCHABLE = ("numpy", "lib", "grader")
+# The scorer's modules, importable by these names only where the scores are computed (the harness
+# runs there with them on its path): ``watch`` tells whether a pure function changed its arguments,
+# ``runners`` checks a sampler's draws, and code that patches them passes those checks unearned.
+HARNESS = ("harness", "wire", "runners", "watch")
+PATCHABLE = ("numpy", "lib", "grader", *HARNESS)
 FORBIDDEN_MODULES = {
     "importlib": "uses importlib",
     "ctypes": "uses ctypes",
+    **{name: f"imports the scorer's own {name} module" for name in HARNESS},
     "grader.references": "reads the stored references",
     "grader.compare": "imports the grader's comparison",
     "grader.exercises": "imports the grader's exercise definitions (with their references)",
@@ -71,7 +77,17 @@ FORBIDDEN_MODULES = {
 }
 PRIVATE_GRADER = {"references", "compare", "exercises", "keys", "private", "reference"}
 FORBIDDEN_NAMES = {"exec", "eval", "compile", "__import__"}
-ESCAPES = {"__globals__", "__builtins__", "__subclasses__", "__code__", "__closure__"}
+ESCAPES = {
+    "__globals__",
+    "__builtins__",
+    "__subclasses__",
+    "__code__",
+    "__closure__",
+    "f_back",
+    "f_locals",
+    "f_globals",
+    "_getframe",
+}
 PRIVATE_PATH = re.compile(
     r"references[/\\]|\.safetensors|(^|[/\\])references$|solutions[/\\]|grader[/\\]private"
     r"|concepts\.toml|/proc/(\d+|self)/(cmdline|environ|root|cwd|fd|mem)"
@@ -239,7 +255,7 @@ def _parse_cells(nb, released_sources: set[str]) -> tuple[list[_Cell], list[_Cel
     student's among them while ``SCANNED`` lasts, and a finding for each student cell too large or
     deep to parse, and one for the student's cells past ``SCANNED``. A cell that is not Python is
     skipped: it cannot run either."""
-    everything, unscanned, left = [], [], SCANNED
+    everything, unscanned, left, budget = [], [], SCANNED, magics.Budget()
     students = {index for index, _ in student_cells(nb, released_sources)}
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
@@ -251,7 +267,7 @@ def _parse_cells(nb, released_sources: set[str]) -> tuple[list[_Cell], list[_Cel
                     unscanned.append(_not_scanned(nb, students, index))
                 continue
         try:
-            everything += _parse(index, cell.source)
+            everything += _parse(index, cell.source, budget)
         except (RecursionError, MemoryError):
             if index in students:
                 reason = "the cell is nested too deeply to be scanned"
@@ -269,14 +285,17 @@ def _not_scanned(nb, students: set[int], first: int) -> Finding:
     return Finding((), reason, first, 1, nb.cells[first].source.partition("\n")[0][:200])
 
 
-def _parse(index: int, source: str, depth: int = 0, run_at: int = 0, decoded: str = "") -> list[_Cell]:
-    """A cell (or a cell magic's Python body), then the code it runs with exec, decoded."""
+def _parse(
+    index: int, source: str, budget: magics.Budget, depth: int = 0, run_at: int = 0, decoded: str = ""
+) -> list[_Cell]:
+    """A cell (or a cell magic's Python body), then the code it runs with exec, decoded
+    (``budget``: the notebook's, ``grader.magics``)."""
     first, _, body = source.partition("\n")
     magic = re.match(r"\s*%%(\w+)", first)
     python_body = bool(magic and magic[1] in PYTHON_MAGICS)
     text, offset = (body, 1) if python_body else (source, 0)
     try:
-        tree = ast.parse(TransformerManager().transform_cell(text))
+        tree = ast.parse(magics.python(text, budget))
     except (SyntaxError, ValueError):
         return []
     cell = _Cell(index, source, tree, offset, run_at, decoded)
@@ -285,7 +304,7 @@ def _parse(index: int, source: str, depth: int = 0, run_at: int = 0, decoded: st
         for node in ast.walk(tree):
             if _calls_exec(node) and node.args and (code := _decoded(node.args[0])):
                 quoted = code.strip().partition("\n")[0][:80]
-                cells += _parse(index, code, depth + 1, run_at or cell.line(node), decoded or quoted)
+                cells += _parse(index, code, budget, depth + 1, run_at or cell.line(node), decoded or quoted)
     return cells
 
 

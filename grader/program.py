@@ -17,16 +17,16 @@ students got), from source only (nothing of the student's is run here):
 
 IPython syntax is turned into Python here with IPython's ``TransformerManager``: a cell that
 starts with ``%%capture`` or ``%%time`` becomes its body; any other magic or shell command becomes
-a call on ``get_ipython()``, which the harness answers with nothing.
+a call on ``get_ipython()``, which the harness answers with nothing. What that costs the grading
+process is bounded for the whole notebook (``grader.magics``): past it, a cell is left as it is,
+and the harness reports its syntax error.
 """
 
 import ast
 import functools
 from dataclasses import dataclass
 
-from IPython.core.inputtransformer2 import TransformerManager
-
-from . import names, results
+from . import magics, names, results
 
 RUN_BODY = ("%%capture", "%%time")  # cell magics whose body the scorer runs
 
@@ -64,7 +64,7 @@ def build(nb, released) -> list[dict]:
     ``{"index", "probe", "grade_id", "exercise", "name"}``, in order (``probe`` numbers them)."""
     by_grade_id = {test.grade_id: test for test in tests(released)}
     course = _course_sources(released)
-    items, placed = [], set()
+    items, placed, budget = [], set(), magics.Budget()
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
@@ -76,7 +76,7 @@ def build(nb, released) -> list[dict]:
         elif cell.source in course:
             items.append({"index": index, "course": python(cell.source)})
         else:
-            items.append({"index": index, "source": python(cell.source)})
+            items.append({"index": index, "source": python(cell.source, budget)})
     items += [_probe(len(nb.cells), test) for grade_id, test in by_grade_id.items() if grade_id not in placed]
     for number, item in enumerate(i for i in items if "exercise" in i):
         item["probe"] = number
@@ -98,8 +98,9 @@ def _probe(index: int, test: Test) -> dict:
     return {"index": index, "grade_id": test.grade_id, "exercise": test.exercise, "name": test.name}
 
 
-def python(source: str) -> str:
-    """A cell's IPython source as Python (``%%capture``/``%%time``: their body)."""
+def python(source: str, budget: magics.Budget | None = None) -> str:
+    """A cell's IPython source as Python (``%%capture``/``%%time``: their body); ``budget``: the
+    notebook's (``grader.magics``)."""
     first, _, rest = source.partition("\n")
     if first.split(maxsplit=1)[:1] and first.split(maxsplit=1)[0] in RUN_BODY:
         source = rest
@@ -109,7 +110,7 @@ def python(source: str) -> str:
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         pass
     try:
-        return TransformerManager().transform_cell(source)
+        return magics.python(source, budget)
     except Exception:  # the harness reports the syntax error, as the notebook did
         return source
 

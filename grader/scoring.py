@@ -68,6 +68,11 @@ SHIPPED = ("harness.py", "wire.py", "runners.py", "watch.py")  # what the harnes
 SECRET = ".secret"
 MAX_BYTES = 64 * 2**20  # of answers read back from one notebook's scorer
 MAX_VALUES = 10_000  # JSON values in one line read back (an honest line has a few hundred at most)
+# Bytes a line read back counts for at least, kept or not: reading one costs the grader about a
+# microsecond whatever it holds, and 16 MiB of empty lines, which counted for nothing, took 25 s (a
+# scorer sending them until its wall-clock limit took as long of the grader's CPU time). So a
+# program sends at most ``MAX_BYTES / MIN_LINE`` lines (an honest one sends a few hundred).
+MIN_LINE = 640
 READ_GRACE = 5  # seconds to finish reading once the scorer has ended
 TMPFS = 64 * 2**20
 READABLE = 0o755  # the sandbox runs as another user (nobody, when the grader is root)
@@ -276,7 +281,9 @@ class Job:
 
 class _Reader(threading.Thread):
     """Reads the harness's pipe to its end, and keeps the lines of the program the harness is on
-    (the newest lent), each up to ``MAX_BYTES`` (then closes the pipe: the harness stops).
+    (the newest lent), each up to ``MAX_BYTES`` (then closes the pipe: the harness stops), every
+    line read while a program is the newest counting for it (at least ``MIN_LINE`` bytes), the
+    lines it does not keep too.
 
     The harness asks for program ``j``'s ``lib`` with a line ``lend j``; the reader then closes
     program ``j - 1`` (its lines from then on are dropped), writes ``j``'s ``lib`` (``lend``) and
@@ -314,6 +321,10 @@ class _Reader(threading.Thread):
         """Route one line; False once the current program has sent all it may."""
         head, _, body = line.partition(b" ")
         current = self.lent - 1
+        self.sizes[current] += max(len(line) + 1, MIN_LINE)
+        if self.sizes[current] >= MAX_BYTES:
+            self.capped[current] = True
+            return False
         if head == b"lend":
             if body == str(self.lent).encode() and self.lent < len(self.chunks):
                 self.lent += 1  # closes the program before, for good
@@ -326,10 +337,6 @@ class _Reader(threading.Thread):
         if head != str(current).encode():
             return True  # another program's, or not the harness's
         self.chunks[current].append(body)
-        self.sizes[current] += len(body) + 1
-        if self.sizes[current] >= MAX_BYTES:
-            self.capped[current] = True
-            return False
         return True
 
     def data(self, program: int) -> bytes:

@@ -310,6 +310,13 @@ def test_integrity_leaves_honest_code_alone(source):
         ("eval('1')", "uses eval"),
         ("__import__('os')", "uses __import__"),
         ("open('grader/references/hidden/x.safetensors')", "reads a private file of the course"),
+        # The scorer's own check that a pure function leaves its arguments alone, patched where it runs:
+        # an impure function then passes it (the harness's modules are importable only there).
+        (
+            "try:\n    import watch\n    watch.interfered = lambda *a: None\nexcept ImportError:\n    pass",
+            "imports the scorer's own watch module",
+        ),
+        ("import sys\nsys._getframe(1).f_locals['self'].watch.interfered = print", "reaches into f_locals"),
     ],
 )
 def test_integrity_flags_tampering_for_every_exercise(source, reason):

@@ -15,13 +15,14 @@ neighbour who must keep full marks, in the class that several suites share
 import csv
 import json
 import os
+import time
 import tracemalloc
 
 import nbformat
 import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell
-from test_grading import ASSIGNMENT, RELEASED, answer, insert_after, read_grades, solution
+from test_grading import ASSIGNMENT, RELEASED, answer, index_of, insert_after, read_grades, solution
 
 from grader import (
     clean,
@@ -31,6 +32,8 @@ from grader import (
     feedback,
     followup,
     integrity,
+    magics,
+    program,
     references,
     results,
     scoring,
@@ -472,3 +475,51 @@ def test_an_image_that_is_not_base64_is_left_out():
     assert "<script>" not in feedback._output(out)
     png = {"output_type": "display_data", "data": {"image/png": "iVBORw0KGgo=\n"}}
     assert feedback._output(png) == '<img alt="figure" src="data:image/png;base64,iVBORw0KGgo=">'
+
+
+# IPython syntax that IPython's transformer rewrites one piece at a time, tokenizing the whole cell
+# again after each (up to 500 times), in a cell just under what the integrity scan reads: cleaning
+# (which reads every cell for what it defines when an answer cell lost its metadata), the scan and
+# the scorer's program each spent about five minutes of the grading process's CPU time on it, and a
+# larger cell kept the process busy until the student's time limit, on every run.
+MAGIC_FLOOD = "%a\n" * 499 + "x\n" * 49_000
+
+
+def test_ipython_syntax_costs_the_grading_process_a_bounded_time(tmp_path):
+    released = nbformat.read(RELEASED, as_version=4)
+    nb = insert_after("decode", MAGIC_FLOOD)
+    nb.cells[index_of(nb, "embed-answer")].metadata = {}
+    nbformat.write(nb, tmp_path / "flood.ipynb")
+    start = time.process_time()
+    changes = clean.clean_file(tmp_path / "flood.ipynb", released, tmp_path / "cleaned.ipynb")
+    cleaned = nbformat.read(tmp_path / "cleaned.ipynb", as_version=4)
+    names = [test.name for test in results.test_cells(cleaned)]
+    integrity.review(cleaned, released, solution(), names, ASSIGNMENT, changes)
+    items = program.build(cleaned, released)
+    assert time.process_time() - start < 60
+    assert any(item.get("source") == MAGIC_FLOOD for item in items)  # left as it is: the harness says why
+    assert [item["grade_id"] for item in items if "probe" in item] == names
+    with pytest.raises(ValueError):  # as cleaning and the scan expect (IPython raises RuntimeError)
+        magics.python("%a\n" * 600)
+
+
+def test_lines_the_grader_does_not_keep_still_count_for_the_cap():
+    """Empty lines on the scorer's pipe counted for nothing: a scorer sending them until its
+    wall-clock limit kept the grader's reader busy as long (25 s of CPU time for 16 MiB), its
+    answers all kept. Every line counts, for at least ``MIN_LINE`` bytes."""
+    read, write = os.pipe()
+    go_read, go_write = os.pipe()
+    reader = scoring._Reader(read, go_write, 1, lambda j: None)
+    start = time.process_time()
+    reader.start()
+    try:
+        for _ in range(1024):  # 64 MiB, or until the reader stops reading
+            os.write(write, b"\n" * 2**16)
+    except BrokenPipeError:
+        pass
+    finally:
+        os.close(write)
+        os.close(go_read)
+    reader.join(timeout=60)
+    assert not reader.is_alive() and reader.capped == [True]
+    assert time.process_time() - start < 5
