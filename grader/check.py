@@ -109,11 +109,17 @@ def check_called(exercise_id: str, called, _namespace: dict | None = None, **hel
                     f"`{exercise.name}` on case '{case.name}': {message}"
                     + (f"\n  {station}" if station else "")
                 )
-    if unlent:
+    if unlent.lib:
         raise CheckFailed(
-            f"`{exercise.name}` is right, but it calls {', '.join(unlent)}, which the grader does not lend in "
+            f"`{exercise.name}` is right, but it calls {', '.join(unlent.lib)}, which the grader does not lend in "
             "this chapter, so it would fail when graded: write that step yourself with NumPy (or with your "
             "own functions from this chapter)."
+        )
+    if unlent.packages:
+        raise CheckFailed(
+            f"`{exercise.name}` is right, but it uses {', '.join(unlent.packages)}, which is not installed where "
+            "it is graded (NumPy and Python's standard library are), so it would fail when graded: write it "
+            "with NumPy."
         )
     print(f"✔ {exercise.name} matches the reference on {len(cases)} visible case(s).")
 

@@ -47,6 +47,7 @@ careless kind.
 """
 
 import ast
+import codecs
 import contextlib
 import copy
 import json
@@ -131,6 +132,8 @@ def _read(path: Path) -> nbformat.NotebookNode:
     skipping = None  # the prefix of the subtree being skipped
     characters = values = 0
     with path.open("rb") as file, _as_json_error():
+        if file.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:  # as some editors save it
+            file.seek(0)
         for events, (prefix, event, value) in enumerate(ijson.parse(file, READ_BUFFER, use_float=True)):
             if events > MAX_EVENTS:
                 raise _TooBig(f"the notebook holds more than {MAX_EVENTS:,} JSON values, outputs included")

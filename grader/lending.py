@@ -302,32 +302,94 @@ def _definition(code) -> tuple[str, str] | None:
     return None if top.startswith("<") else (module, top)
 
 
+@dataclass
+class Borrowed:
+    """What the student's code called while the visible cases ran that the scorer will not have."""
+
+    lib: list[str] = field(default_factory=list)  # lib functions, as ``lib.<name>``
+    packages: list[str] = field(default_factory=list)  # installed packages, e.g. ``tqdm``
+
+    def __bool__(self) -> bool:
+        return bool(self.lib or self.packages)
+
+
+SCORER_PACKAGES = ("numpy",)  # the installed packages the scorer's sandbox holds (grader.scoring)
+INSTALLED = ("site-packages", "dist-packages")
+
+
+@functools.cache
+def _package(filename: str) -> str | None:
+    """The installed package that a file of code belongs to (``tqdm``, ``torch``), if it is one
+    the scorer does not hold; ``None`` for the standard library, NumPy, the course and a
+    student's cell."""
+    parts = Path(filename).parts
+    where = next((i for i, part in enumerate(parts) if part in INSTALLED), None)
+    if where is None or where + 1 >= len(parts):
+        return None
+    package = parts[where + 1].removesuffix(".py")
+    return None if package in SCORER_PACKAGES or package.startswith("_") else package
+
+
+def _module_package(module: str | None) -> str | None:
+    """``_package`` for a module's name (what a function written in C gives)."""
+    found = sys.modules.get((module or "").partition(".")[0])
+    return _package(getattr(found, "__file__", None) or "") if found else None
+
+
 @contextmanager
-def unlent_calls(assignment: str) -> Iterator[list[str]]:
-    """Collect, as ``lib.<name>``, the lib functions called from outside lib while the block runs
-    that the scorer's lib for ``assignment`` will not have."""
-    lent, seen, known = lent_definitions(assignment), [], {}
+def unlent_calls(assignment: str) -> Iterator[Borrowed]:
+    """Collect what the student's code calls while the block runs that the scorer for
+    ``assignment`` will not have: ``lib`` functions outside its lent closure, and code from
+    installed packages other than NumPy (the kernel has the course's whole environment; the
+    scorer, the standard library and NumPy only)."""
+    lent, borrowed, known = lent_definitions(assignment), Borrowed(), {}
 
     def where(code):
         if code not in known:
             known[code] = _definition(code)
         return known[code]
 
+    def students(code) -> bool:
+        return where(code) is None and _students_file(code.co_filename)
+
+    def note(package: str | None) -> None:
+        if package and package not in borrowed.packages:
+            borrowed.packages.append(package)
+
     def profile(frame, event, arg):
-        if event != "call":
+        if event == "c_call":
+            if students(frame.f_code):
+                note(_module_package(getattr(arg, "__module__", None)))
+            return
+        if event != "call" or frame.f_back is None or not students(frame.f_back.f_code):
             return
         called = where(frame.f_code)
-        if called is None or called in lent or frame.f_back is None or where(frame.f_back.f_code) is not None:
+        if called is None:
+            note(_package(frame.f_code.co_filename))
+            return
+        if called in lent:
             return
         name = (
             called[1] if hasattr(lib, called[1]) else f"{called[0].removeprefix(PACKAGE + '.')}.{called[1]}"
         )
-        if f"lib.{name}" not in seen:
-            seen.append(f"lib.{name}")
+        if f"lib.{name}" not in borrowed.lib:
+            borrowed.lib.append(f"lib.{name}")
 
     previous = sys.getprofile()
     sys.setprofile(profile)
     try:
-        yield seen
+        yield borrowed
     finally:
         sys.setprofile(previous)
+
+
+@functools.cache
+def _students_file(filename: str) -> bool:
+    """Whether code from ``filename`` may be the student's: not an installed package's, the
+    grader's or the import system's (``lib``'s is told apart by ``_definition``)."""
+    return not filename.startswith(_NOT_STUDENTS) and not any(
+        part in INSTALLED for part in Path(filename).parts
+    )
+
+
+_NOT_STUDENTS = (str(Path(__file__).resolve().parent), "<frozen ")

@@ -9,11 +9,23 @@ seconds with ``--cpu 10`` (25 minutes a notebook with the defaults), on every ru
 notebook's reading has a ``Budget`` of characters tokenized; past it, the cell reads as invalid
 Python (``ValueError``), as a cell still changing after IPython's 500 rewrites does. The course's
 chapters tokenize less than 30,000 characters each.
+
+Parsing costs memory too: ``ast`` and ``symtable`` take up to 750 bytes for a character of code
+(a tuple of two million names, 4 MB of source, took a grading process to 3 GB). A cell longer than
+``MAX_PARSED`` characters is not parsed in the grading process (``parsable``): the scorer runs it
+as it is, in its sandbox and within its memory limit, and the analyses that need its names
+assume the most (``grader.program`` keeps every course statement for it).
 """
 
 from IPython.core.inputtransformer2 import TRANSFORM_LOOP_LIMIT, TransformerManager
 
 MAX_TOKENIZED = 1_000_000  # characters tokenized for one notebook's cells: a few seconds at most
+MAX_PARSED = 100_000  # characters of one cell parsed (the course's longest cell has about 5,000)
+
+
+def parsable(source: str) -> bool:
+    """Whether the grading process may parse a cell of ``source`` (``MAX_PARSED``)."""
+    return len(source) <= MAX_PARSED
 
 
 class Budget:
@@ -42,5 +54,8 @@ class _Bounded(TransformerManager):
 
 def python(source: str, budget: Budget | None = None) -> str:
     """``source`` with its IPython syntax made Python, as IPython runs it; ``budget``: the
-    notebook's (a new one if none). Raises ``ValueError`` past the budget."""
+    notebook's (a new one if none). Raises ``ValueError`` past the budget, or for a cell that is
+    not ``parsable``."""
+    if not parsable(source):
+        raise ValueError(f"the cell has more than {MAX_PARSED:,} characters, too many to read")
     return _Bounded(budget or Budget()).transform_cell(source)

@@ -19,7 +19,8 @@ IPython syntax is turned into Python here with IPython's ``TransformerManager``:
 starts with ``%%capture`` or ``%%time`` becomes its body; any other magic or shell command becomes
 a call on ``get_ipython()``, which the harness answers with nothing. What that costs the grading
 process is bounded for the whole notebook (``grader.magics``): past it, a cell is left as it is,
-and the harness reports its syntax error.
+and the harness reports its syntax error. A cell too long to parse here (``magics.parsable``) is
+left as it is too, and keeps every course statement.
 """
 
 import ast
@@ -104,6 +105,8 @@ def python(source: str, budget: magics.Budget | None = None) -> str:
     first, _, rest = source.partition("\n")
     if first.split(maxsplit=1)[:1] and first.split(maxsplit=1)[0] in RUN_BODY:
         source = rest
+    if not magics.parsable(source):
+        return source  # parsed in the scorer's sandbox only
     try:
         ast.parse(source)
         return source  # plain Python already (most cells): nothing to transform
@@ -145,10 +148,11 @@ def warm(released) -> None:
 def _sliced(items: list[dict]) -> list[dict]:
     """Course cells reduced to the statements the student's code needs (dropped if none)."""
     needed = {item["name"] for item in items if "exercise" in item}
+    found = [(item, stmt) for item in items if "course" in item for stmt in statements(item["course"])]
     for item in items:
         if "source" in item:
-            needed |= names.read(item["source"])
-    found = [(item, stmt) for item in items if "course" in item for stmt in statements(item["course"])]
+            readable = magics.parsable(item["source"])
+            needed |= names.read(item["source"]) if readable else {n for _, stmt in found for n in stmt.binds}
     kept, changed = set(), True
     while changed:
         changed = False

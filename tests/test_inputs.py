@@ -8,6 +8,7 @@ The end-to-end tests grade one class of bad inputs with honest neighbours throug
 included where it is the subject.
 """
 
+import codecs
 import copy
 import csv
 import os
@@ -428,6 +429,12 @@ def test_a_file_that_is_no_notebook_is_refused_with_its_reason(tmp_path):
         (tmp_path / f"{name}.ipynb").write_bytes(data)
         with pytest.raises(clean.NotANotebook, match=re.escape(f"not a valid notebook: ValueError: {said}")):
             clean.clean_file(tmp_path / f"{name}.ipynb", released(), tmp_path / "out.ipynb")
+
+
+def test_a_notebook_saved_with_a_byte_order_mark_is_read(tmp_path):
+    (tmp_path / "bom.ipynb").write_bytes(codecs.BOM_UTF8 + nbformat.writes(solution()).encode())
+    clean.clean_file(tmp_path / "bom.ipynb", released(), tmp_path / "out.ipynb")
+    assert nbformat.read(tmp_path / "out.ipynb", as_version=4).cells
 
 
 def many_values(count: int) -> list:

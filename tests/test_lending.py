@@ -9,7 +9,9 @@ what is lent passes.
 """
 
 import ast
+import functools
 import math
+import operator
 import pickle
 import subprocess
 import sys
@@ -206,6 +208,33 @@ def test_unlent_calls_are_named_in_every_chapter(exercise_id, fn, named):
     with pytest.raises(CheckFailed) as failed:
         check(exercise_id, fn)
     assert named in str(failed.value)
+
+
+def test_a_package_the_scorer_does_not_have_fails_the_check_naming_it():
+    """The kernel has the course's whole environment, the scorer NumPy and the standard library
+    only: a function right with tqdm (Python) or torch (C) would score 0 when graded."""
+    import torch
+    from tqdm import tqdm
+
+    def embed_tqdm(ids, wte, wpe):
+        return wte[ids] + wpe[list(tqdm(range(ids.shape[-1]), disable=True))]
+
+    def embed_torch(ids, wte, wpe):
+        return (torch.from_numpy(wte)[torch.from_numpy(ids)] + torch.from_numpy(wpe)[: ids.shape[-1]]).numpy()
+
+    for fn, package in ((embed_tqdm, "tqdm"), (embed_torch, "torch")):
+        with pytest.raises(CheckFailed) as failed:
+            check("01-embeddings/embed", fn)
+        assert f"uses {package}, which is not installed where it is graded" in str(failed.value), package
+
+
+def test_the_standard_library_and_numpy_pass_the_check(capsys):
+    def embed(ids, wte, wpe):
+        positions = functools.reduce(lambda acc, t: [*acc, t], range(ids.shape[-1]), [])
+        return operator.add(wte[ids], wpe[positions])
+
+    check("01-embeddings/embed", embed)
+    assert "✔" in capsys.readouterr().out
 
 
 def test_the_watch_is_removed_after_the_check():

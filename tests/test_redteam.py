@@ -15,6 +15,8 @@ neighbour who must keep full marks, in the class that several suites share
 import csv
 import json
 import os
+import subprocess
+import sys
 import time
 import tracemalloc
 
@@ -27,6 +29,7 @@ from test_grading import ASSIGNMENT, RELEASED, answer, index_of, insert_after, r
 from grader import (
     clean,
     compare,
+    course,
     diagnosis,
     exercises,
     feedback,
@@ -114,7 +117,7 @@ UNSCANNABLE = 'import base64\ntry:\n    exec(base64.b64decode("\\ud800"))\nexcep
 
 def unwritable() -> str:
     """A notebook whose markdown holds a lone surrogate, as a JSON escape: valid JSON, valid
-    nbformat, and no UTF-8 writer can write it."""
+    nbformat, and no UTF-8 writer could write it as ``json`` reads it."""
     text = nbformat.writes(solution())
     assert '"# ' in text  # a markdown heading's first line, inside a JSON string
     return text.replace('"# ', '"# \\ud800 ', 1)
@@ -241,14 +244,15 @@ def test_a_notebook_that_breaks_the_scan_is_reported_not_zeroed(graded):
 
 
 @pytest.mark.slow
-def test_a_notebook_no_writer_can_write_is_invalid_with_its_reason(graded):
-    rows = [
-        row
-        for (student, _), row in read_grades(graded).items()
-        if student == "unwritable" and row["assignment"] == ASSIGNMENT
-    ]
-    assert rows and {row["status"] for row in rows} == {"invalid_notebook"}, rows
-    assert all("not a valid notebook" in row["reason"] for row in rows)
+def test_a_notebook_no_writer_can_write_is_read_with_a_replacement_and_graded(graded):
+    """The lone surrogate is read as a replacement character (the reader is ijson's), so nothing
+    downstream meets text it cannot write, and the right functions keep their points."""
+    grades = read_grades(graded)
+    got = {
+        name: (grades[("unwritable", name)]["status"], float(grades[("unwritable", name)]["score"]))
+        for name in points()
+    }
+    assert got == {name: ("graded", most) for name, most in points().items()}
 
 
 @pytest.mark.slow
@@ -501,6 +505,48 @@ def test_ipython_syntax_costs_the_grading_process_a_bounded_time(tmp_path):
     assert [item["grade_id"] for item in items if "probe" in item] == names
     with pytest.raises(ValueError):  # as cleaning and the scan expect (IPython raises RuntimeError)
         magics.python("%a\n" * 600)
+
+
+# A tuple of two million names: 4 MB of source, which took the grading process to 3 GB parsed.
+HUGE_LITERAL = "x = (" + "a," * 1_900_000 + ")"
+MEASURE = """
+import resource, sys, nbformat
+from pathlib import Path
+from grader import clean, integrity, program, results
+sys.path.insert(0, "tests")
+from test_grading import ASSIGNMENT, RELEASED, solution
+work = Path(sys.argv[1])
+released = nbformat.read(RELEASED, as_version=4)
+changes = clean.clean_file(work / "huge.ipynb", released, work / "cleaned.ipynb")
+cleaned = nbformat.read(work / "cleaned.ipynb", as_version=4)
+names = [test.name for test in results.test_cells(cleaned)]
+integrity.review(cleaned, released, solution(), names, ASSIGNMENT, changes)
+program.build(cleaned, released)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+@pytest.mark.slow
+def test_a_cell_too_long_to_parse_is_left_to_the_scorer(tmp_path):
+    """Cleaning, the scan and the program of a notebook with such a cell, in a process of their
+    own: the cell is not parsed there (the scorer parses it in its sandbox, within its memory
+    limit), and it keeps every course statement, whatever it reads."""
+    nb = insert_after("decode", HUGE_LITERAL)
+    nbformat.write(nb, tmp_path / "huge.ipynb")
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=course.ROOT,
+    )
+    assert int(done.stdout) < 600 * 1024, f"{int(done.stdout) / 1024:.0f} MB"
+    released = nbformat.read(RELEASED, as_version=4)
+    items = program.build(nbformat.read(tmp_path / "cleaned.ipynb", as_version=4), released)
+    assert any(item.get("source") == HUGE_LITERAL for item in items)
+    kept = "\n".join(item["source"] for item in items if "source" in item)
+    honest = "\n".join(item["source"] for item in program.build(solution(), released) if "source" in item)
+    assert all(line in kept for line in honest.splitlines())
 
 
 def test_lines_the_grader_does_not_keep_still_count_for_the_cap():
