@@ -75,7 +75,7 @@ MAX_VALUES = 10_000  # JSON values in one line read back (an honest line has a f
 MIN_LINE = 640
 READ_GRACE = 5  # seconds to finish reading once the scorer has ended
 TMPFS = 64 * 2**20
-READABLE = 0o755  # the sandbox runs as another user (nobody, when the grader is root)
+READABLE = 0o755  # the sandbox runs as another user (one of its own, when the grader is root)
 PIDS = 32  # processes and threads of a scorer's tree
 FILE_SIZE = 16 * 2**20
 

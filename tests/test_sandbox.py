@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -179,6 +180,41 @@ print(json.dumps({key: status[key].strip() for key in ("CapEff", "CapPrm", "CapB
     inside, outside, _ = seen["uid_map"]
     assert inside == str(bwrap.UID) and outside != "0"
     assert seen["sysctl"] != "written"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sandboxes run as the grader's own user unless it is root")
+def test_each_sandbox_runs_as_a_host_user_of_its_own(tmp_path):
+    """Not ``nobody`` for all: the kernel counts some resources per host user whatever the
+    namespaces (epoll watches: one sandbox holding ``fs.epoll.max_user_watches`` of them made
+    every other sandbox's ZeroMQ abort, so a neighbour's kernel could not start)."""
+    word = marker()
+    tmp_path.chmod(0o755)  # readable by the sandboxes' users
+    go = tmp_path / "go"
+    wait = f"import os, time\nwhile not os.path.exists({str(go)!r}):\n    time.sleep(0.05)"
+
+    def programs() -> list[int]:  # the sandboxed programs, not their supervisors
+        found = []
+        for pid in survivors(word):
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:2] == [b"-c"]:
+                    found.append(pid)
+            except OSError:
+                pass
+        return found
+
+    with ThreadPoolExecutor(2) as pool:
+        runs = [
+            pool.submit(sandbox.run, [PY, "-c", wait, word], View(read_only=(tmp_path,)), LIMITS)
+            for _ in "ab"
+        ]
+        deadline = time.monotonic() + 60
+        while len(found := programs()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        uids = {Path(f"/proc/{pid}").stat().st_uid for pid in found}
+        go.touch()
+        assert all(run.result().returncode == 0 for run in runs)
+    assert len(found) == 2 and len(uids) == 2, (found, uids)
+    assert all(uid in bwrap.HOST_UIDS for uid in uids)
 
 
 def test_writes_land_only_in_the_working_tmpfs():

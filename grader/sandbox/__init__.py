@@ -244,11 +244,11 @@ def seal(folder: Path) -> bool:
     """Make one of a sandbox's ``View.writable`` folders read-only to it from now on: a kernel
     writes its socket folder only when it binds its sockets, at start, and a folder left writable
     would be storage outside its capped tmpfs (bounded only by its memory limit). Done by giving
-    the folder back to root (the supervisor gave it to the sandbox's host user, ``nobody``), so it
+    the folder back to root (the supervisor gave it to the sandbox's host user, ``bwrap.host_uid``), so it
     holds only when the grader runs as root (as the supervisor's ``outer`` bubblewrap needs it
     to); otherwise the sandbox's user owns the folder and could make it writable again, and
     nothing is done. Returns whether the folder was sealed."""
-    if os.geteuid() != 0 or folder.stat().st_uid != bwrap.HOST_UID:
+    if os.geteuid() != 0 or folder.stat().st_uid not in bwrap.HOST_UIDS:
         return False
     os.chown(folder, 0, 0)
     os.chmod(folder, 0o755)
@@ -297,9 +297,7 @@ def available() -> str | None:
     if not os.path.exists(bwrap.BWRAP):
         return f"bubblewrap is not installed ({bwrap.BWRAP}; Debian/Ubuntu: apt-get install bubblewrap)"
     if os.geteuid() == 0 and not os.path.exists(bwrap.SETPRIV):
-        return (
-            f"setpriv is missing ({bwrap.SETPRIV}, util-linux): as root, sandboxes run as nobody through it"
-        )
+        return f"setpriv is missing ({bwrap.SETPRIV}, util-linux): as root, sandboxes run as users of their own through it"
     limits = Limits(GiB, 64, 30, 60, 2**20, 2**20)
     probe = run([bwrap.interpreter("full"), "-c", "print('ok')"], View(), limits, timeout=60)
     if probe.stdout.strip() != b"ok":

@@ -22,9 +22,13 @@ environment that holds only the variables set here, and killed if its supervisor
 On the host, that uid must not be root: a process that is uid 0 on the host keeps the owner's
 rights on files such as ``/proc/sys/kernel/core_pattern`` even with no capability at all. So
 bubblewrap runs unprivileged, as intended upstream, and creates the user namespace itself; when
-the grader runs as root, the supervisor starts it as ``nobody`` through a first, privileged
-bubblewrap (``outer``) whose only job is a root holding the same allow-list, so that the
-unprivileged one can reach paths such as a Python installation under ``/root``.
+the grader runs as root, the supervisor starts it as a host user of its own (``host_uid``)
+through a first, privileged bubblewrap (``outer``) whose only job is a root holding the same
+allow-list, so that the unprivileged one can reach paths such as a Python installation under
+``/root``. Of its own, not ``nobody`` shared by every sandbox: the kernel counts some resources
+per host user whatever the namespaces (epoll watches above all, ``fs.epoll.max_user_watches``;
+also keys, file descriptors in flight, pipe buffers), and one sandbox that used up ``nobody``'s
+epoll watches made every other sandbox's ZeroMQ abort (a neighbour's kernel could not start).
 
 Paths are strings (``os.path``), and the view a dict (``View.as_dict()``): the supervisor imports
 this module, and its start-up is kept to builtin modules (see ``grader.sandbox.launch``).
@@ -36,7 +40,10 @@ import sys
 BWRAP = "/usr/bin/bwrap"
 SETPRIV = "/usr/bin/setpriv"
 UID = 1000  # inside the sandbox
-HOST_UID = 65534  # outside, when the grader is root: nobody
+# Outside, when the grader is root: one host user (and group) per sandbox alive, from its
+# supervisor's pid (below 2**22, the largest pid_max), in a range no system assigns (systemd's
+# UIDS-GIDS: unused, above its container ranges).
+HOST_UIDS = range(0x70000000, 0x70000000 + 2**22)
 TMP = "/tmp"
 WORK = "/tmp/work"
 HOME = "/tmp/home"
@@ -242,7 +249,13 @@ def outer(read_only: list[str], writable: list[str]) -> list[str]:
     return args
 
 
-def demote(uid: int = HOST_UID) -> list[str]:
+def host_uid(supervisor: int) -> int:
+    """The host user (and group) of the sandbox of the supervisor whose pid is ``supervisor``
+    (when the grader is root): no other sandbox alive at the same time has it."""
+    return HOST_UIDS[supervisor % len(HOST_UIDS)]
+
+
+def demote(uid: int) -> list[str]:
     """``setpriv`` as ``uid`` with no capability and no way back, between the two bubblewraps."""
     return [
         SETPRIV,

@@ -173,10 +173,11 @@ def _start(command, view: dict, limits: dict, group, spec: dict, copies: list[st
         inner = bwrap.inner(view, limits["tmpfs"], python, spec["hidden"], spec["env"], work, copied)
         argv = [bwrap.BWRAP, "--args", str(_memfd(_nul_separated(inner), fds)), "--", *command]
         if os.geteuid() == 0:
+            uid = bwrap.host_uid(os.getpid())  # its own: see ``bwrap``
             for path in view["writable"]:
-                os.chown(path, bwrap.HOST_UID, bwrap.HOST_UID)
+                os.chown(path, uid, uid)
             outer = bwrap.outer(*bwrap.sources(view, python, work))
-            argv = [bwrap.BWRAP, "--args", str(_memfd(_nul_separated(outer), fds)), *bwrap.demote(), *argv]
+            argv = [bwrap.BWRAP, "--args", str(_memfd(_nul_separated(outer), fds)), *bwrap.demote(uid), *argv]
         env, cwd = {}, "/"
 
     def prepare() -> None:  # in the new process, before exec
