@@ -23,8 +23,10 @@ and the grader takes no answer to an earlier job from then on. So the answers of
 computed while the sandbox holds no ``lib`` that reaches what that job grades.
 
 Each job runs in a child process of its own, forked once NumPy and the harness's modules are
-imported (what a process per notebook would pay again and again), so that no state of one
-notebook's code reaches the next. In it, the program runs statement by statement in one
+imported (what a process per notebook would pay again and again), so that no Python state of one
+notebook's code reaches the next. What that code leaves outside its process (files in the
+scratch folder, a process it started in a session of its own) is not cleared until the sandbox
+ends: it is the same student's, and it earns nothing (below). In it, the program runs statement by statement in one
 namespace, as a notebook would: a statement that raises is reported and skipped, and the rest goes
 on. Each statement and each call has its own limit (``--limit`` seconds of CPU time, twice that of
 wall-clock time, with ``setitimer``), so an endless loop costs only itself, and the child has the

@@ -24,7 +24,7 @@ from attacks import DOUBLE_FORK, FORK_BOMB, marker, survivors
 from nbformat.v4 import new_code_cell, new_notebook
 
 from grader import course, execute, sandbox
-from grader.sandbox import Limits, View, bwrap, cgroup
+from grader.sandbox import Limits, View, bwrap, cgroup, launch
 
 ROOT = Path(__file__).parents[1]
 MiB, GiB = 2**20, 2**30
@@ -302,6 +302,20 @@ except OSError as err:
 print(json.dumps(found))"""
     seen = printed(python(code, str(os.getpid()), str(os.getppid())))
     assert set(seen.values()) == {"ProcessLookupError"}
+
+
+def test_open_files_are_capped_per_process():
+    """The machine's open files (fs.file-max) are shared by every sandbox; the grader, root, is
+    exempt. Each process of a sandbox may hold OPEN_FILES, however many the grader may."""
+    code = """import json, os, resource
+opened = []
+try:
+    while len(opened) < 5000:
+        opened.append(os.eventfd(0))
+except OSError as err:
+    print(json.dumps({"limit": resource.getrlimit(resource.RLIMIT_NOFILE), "opened": len(opened)}))"""
+    seen = printed(python(code))
+    assert seen["limit"] == [launch.OPEN_FILES] * 2 and seen["opened"] < launch.OPEN_FILES
 
 
 def test_a_setsid_double_fork_does_not_survive():

@@ -276,12 +276,18 @@ def _read_bytes(path: str) -> bytes:
         return f.read()
 
 
+OPEN_FILES = 1024  # per process (a kernel holds about 60)
+
+
 def _set_rlimits(limits: dict, bounded: bool) -> None:
-    """Per process, inherited by the whole tree: the file size, no core dumps, and the address
-    space (an absurd allocation fails with MemoryError in the process that asked for it, where
-    the group's limit would kill the largest process of the tree)."""
+    """Per process, inherited by the whole tree: the file size, no core dumps, open files (the
+    machine's ``fs.file-max`` counts every sandbox's, and root's grader alone is exempt from it:
+    128 processes of 20,000 each could hold them all), and the address space (an absurd
+    allocation fails with MemoryError in the process that asked for it, where the group's limit
+    would kill the largest process of the tree)."""
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_size"], limits["file_size"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
     space = limits["memory"] * (2 if bounded else 1)  # reserved address space is not yet memory
     resource.setrlimit(resource.RLIMIT_AS, (space, space))
     _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)  # a write past the limit fails instead of killing
