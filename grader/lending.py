@@ -21,8 +21,11 @@ the generated package against the real one.
 """
 
 import ast
+import dis
 import functools
+import importlib.util
 import sys
+import types
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -330,10 +333,44 @@ def _package(filename: str) -> str | None:
     return None if package in SCORER_PACKAGES or package.startswith("_") else package
 
 
+@functools.cache
 def _module_package(module: str | None) -> str | None:
-    """``_package`` for a module's name (what a function written in C gives)."""
-    found = sys.modules.get((module or "").partition(".")[0])
-    return _package(getattr(found, "__file__", None) or "") if found else None
+    """``_package`` for a module's name, imported or not."""
+    top = (module or "").partition(".")[0]
+    if not top:
+        return None
+    found = sys.modules.get(top)
+    if found is not None:
+        return _package(getattr(found, "__file__", None) or "")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    return _package(spec.origin or "") if spec else None
+
+
+def _packages_named(code, frame) -> set[str]:
+    """The packages the scorer lacks that ``code`` (running in ``frame``) imports, or names
+    through a global or a closure: a module, or a function, class or object from one. Looked at
+    once per code object, so that a function written in C (``torch.from_numpy``) is seen without
+    watching every call of one."""
+    found = set()
+    for instruction in dis.get_instructions(code):
+        if instruction.opname == "IMPORT_NAME":
+            found.add(_module_package(instruction.argval))
+        elif instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF", "LOAD_CLASSDEREF"):
+            scope = frame.f_globals if instruction.opname != "LOAD_DEREF" else frame.f_locals
+            value = scope.get(instruction.argval)
+            if value is not None:
+                found.add(_module_package(_module_of(value)))
+    return found - {None}
+
+
+def _module_of(value) -> str | None:
+    if isinstance(value, types.ModuleType):
+        return value.__name__
+    module = getattr(value, "__module__", None)
+    return module if isinstance(module, str) else getattr(type(value), "__module__", None)
 
 
 @contextmanager
@@ -356,16 +393,21 @@ def unlent_calls(assignment: str) -> Iterator[Borrowed]:
         if package and package not in borrowed.packages:
             borrowed.packages.append(package)
 
+    looked_at = set()  # the student's code objects whose imports and names were looked at
+
     def profile(frame, event, arg):
-        if event == "c_call":
-            if students(frame.f_code):
-                note(_module_package(getattr(arg, "__module__", None)))
+        if event != "call":
             return
-        if event != "call" or frame.f_back is None or not students(frame.f_back.f_code):
+        code = frame.f_code
+        if code not in looked_at and students(code):
+            looked_at.add(code)
+            for package in _packages_named(code, frame):
+                note(package)
+        if frame.f_back is None or not students(frame.f_back.f_code):
             return
-        called = where(frame.f_code)
+        called = where(code)
         if called is None:
-            note(_package(frame.f_code.co_filename))
+            note(_package(code.co_filename))
             return
         if called in lent:
             return
