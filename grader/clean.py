@@ -72,9 +72,9 @@ MAX_TEXT = 4 * 2**20  # characters of sources and metadata
 MAX_READ = 64 * 2**20  # characters of strings
 MAX_VALUES = 2_000_000  # JSON values and containers (a chapter has about 5,000)
 MAX_EVENTS = 20_000_000  # JSON values and containers read, outputs included (a line of text is one)
-READ_BUFFER = (
-    4 * 2**20
-)  # bytes: ijson keeps a chunk's events (about 100 bytes each) and copies a string once per chunk
+# Bytes read at a time: ijson keeps a chunk's events (about 100 bytes each) and copies a string
+# once per chunk, so a smaller chunk costs a long string time and a larger one costs memory.
+READ_BUFFER = 4 * 2**20
 KEPT_METADATA = ("kernelspec", "language_info")  # of the notebook's metadata, what is read
 CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 FLAGS = ("grade", "solution", "locked", "task", "points")
@@ -121,13 +121,13 @@ def clean_file(path: Path, released, target: Path) -> list[Change]:
 
 
 class _TooBig(ValueError):
-    """The notebook holds more than ``MAX_READ`` or ``MAX_VALUES`` outside its outputs."""
+    """The notebook holds more than ``MAX_READ`` or ``MAX_VALUES`` outside its outputs, or more
+    than ``MAX_EVENTS`` values in all."""
 
 
 def _read(path: Path) -> nbformat.NotebookNode:
     """The notebook at ``path``, read as nbformat reads it but as a stream, less the subtrees
-    cleaning drops anyway (``_skipped``); raises ``_TooBig`` as soon as what it keeps passes
-    ``MAX_READ`` characters or ``MAX_VALUES`` values."""
+    cleaning drops anyway (``_skipped``); raises ``_TooBig`` as soon as a limit is passed."""
     builder = ijson.ObjectBuilder()
     skipping = None  # the prefix of the subtree being skipped
     characters = values = 0

@@ -320,17 +320,31 @@ SCORER_PACKAGES = ("numpy",)  # the installed packages the scorer's sandbox hold
 INSTALLED = ("site-packages", "dist-packages")
 
 
+_NOT_STUDENTS = (str(Path(__file__).resolve().parent), "<frozen ")  # the grader, the import system
+
+
+@functools.cache
+def _installed(filename: str) -> str | None:
+    """The installed package a file of code belongs to (``numpy``, ``tqdm``), or ``None``."""
+    parts = Path(filename).parts
+    where = next((i for i, part in enumerate(parts) if part in INSTALLED), None)
+    return parts[where + 1].removesuffix(".py") if where is not None and where + 1 < len(parts) else None
+
+
 @functools.cache
 def _package(filename: str) -> str | None:
     """The installed package that a file of code belongs to (``tqdm``, ``torch``), if it is one
     the scorer does not hold; ``None`` for the standard library, NumPy, the course and a
     student's cell."""
-    parts = Path(filename).parts
-    where = next((i for i, part in enumerate(parts) if part in INSTALLED), None)
-    if where is None or where + 1 >= len(parts):
-        return None
-    package = parts[where + 1].removesuffix(".py")
-    return None if package in SCORER_PACKAGES or package.startswith("_") else package
+    package = _installed(filename)
+    return None if package is None or package in SCORER_PACKAGES or package.startswith("_") else package
+
+
+@functools.cache
+def _students_file(filename: str) -> bool:
+    """Whether code from ``filename`` may be the student's: not an installed package's, the
+    grader's or the import system's (``lib``'s is told apart by ``_definition``)."""
+    return not filename.startswith(_NOT_STUDENTS) and _installed(filename) is None
 
 
 @functools.cache
@@ -423,15 +437,3 @@ def unlent_calls(assignment: str) -> Iterator[Borrowed]:
         yield borrowed
     finally:
         sys.setprofile(previous)
-
-
-@functools.cache
-def _students_file(filename: str) -> bool:
-    """Whether code from ``filename`` may be the student's: not an installed package's, the
-    grader's or the import system's (``lib``'s is told apart by ``_definition``)."""
-    return not filename.startswith(_NOT_STUDENTS) and not any(
-        part in INSTALLED for part in Path(filename).parts
-    )
-
-
-_NOT_STUDENTS = (str(Path(__file__).resolve().parent), "<frozen ")
