@@ -16,7 +16,8 @@ interrupts a cell. On top of nbgrader's ``Execute``:
   supervisor reads, ``grader.sandbox.cell_starts``): the grader's own pace between cells is not
   the student's.
 - What the kernel sends is capped before the grader holds it: ZeroMQ refuses any message larger
-  than ``MAX_MESSAGE`` unread (``CappedKernelClient``), and the notebook keeps at most
+  than ``MAX_MESSAGE`` unread and queues at most ``QUEUED`` messages that the grader has not read
+  yet (``CappedKernelClient``), and the notebook keeps at most
   ``MAX_OUTPUT`` bytes of outputs, counted as the grader holds them: every output message whole
   (its metadata too, and ``VALUE_COST`` for each JSON value in it), at least ``OUTPUT_COST`` (a
   million tiny outputs are a million objects to hold, write and validate), and a display update
@@ -76,6 +77,10 @@ LIMIT_ERRORS = {
     "pids": RESOURCE_LIMIT,
 }
 MAX_MESSAGE = 16 * 2**20  # bytes of one message from the kernel
+# Messages ZeroMQ's receiving thread holds for the grader before it stops reading the kernel's
+# stream (the kernel's side then holds them, in the sandbox's memory, and drops what is past its
+# own limit): at most QUEUED * MAX_MESSAGE bytes. ZeroMQ's default is 1,000 (16 GB).
+QUEUED = 4
 MAX_OUTPUT = 64 * 2**20  # bytes of outputs kept per notebook
 OUTPUT_COST = 2**10  # bytes an output counts for at least: what the grader holds for the smallest
 VALUE_COST = 64  # bytes a JSON value in an output counts for, besides its text: about what it takes in memory
@@ -127,6 +132,7 @@ class CappedKernelClient(AsyncKernelClient):
     def _context_default(self):
         context = super()._context_default()
         context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
+        context.setsockopt(zmq.RCVHWM, QUEUED)
         return context
 
     def start_channels(self, *args, **kwargs):

@@ -615,6 +615,43 @@ def test_a_huge_output_does_not_reach_the_worker(tmp_path):
     assert maxrss < 300 * MiB, maxrss  # taking the message would have cost twice its size
 
 
+# Messages under ``MAX_MESSAGE`` that the worker holds unread, in ZeroMQ's receiving thread (its
+# default high-water mark, 1,000 messages, is 16 GB: past this machine's memory): 14 MiB of JSON
+# that the kernel signs and sends in a few milliseconds (one buffer, sent again and again without
+# a copy) and the grader parses in ten times as long, with a parent that is no cell's so that
+# nothing is kept (100 took a grading worker to 2.4 GB); and requests for input, on a channel
+# the grader never reads.
+QUEUE_FLOODS = {
+    "outputs": """import json
+kernel = get_ipython().kernel
+socket, auth = kernel.iopub_thread.socket, kernel.session.auth
+content = b'{"name": "stdout", "text": "", "junk": [' + b"0," * (7 * 2**20) + b'0]}'
+parent, metadata = b'{"msg_id": "no cell"}', b"{}"
+for i in range(48):
+    header = json.dumps({"msg_id": str(i), "msg_type": "stream", "username": "u", "session": "s",
+                         "date": "2026-01-01T00:00:00Z", "version": "5.3"}).encode()
+    signature = auth.copy()
+    for part in (header, parent, metadata, content):
+        signature.update(part)
+    frames = [b"<IDS|MSG>", signature.hexdigest().encode(), header, parent, metadata, content]
+    kernel.iopub_thread.schedule(lambda frames=frames: socket.send_multipart(frames, copy=False))
+print("sent")""",
+    "input-requests": """kernel = get_ipython().kernel
+request = {"prompt": "x" * 14 * 2**20, "password": False}
+for i in range(48):
+    kernel.session.send(kernel.stdin_socket, "input_request", request, parent=kernel.get_parent("shell"),
+                        ident=kernel._parent_ident["shell"])
+print("sent")""",
+}
+
+
+@pytest.mark.parametrize("way", QUEUE_FLOODS)
+def test_the_kernel_cannot_queue_messages_in_the_worker(tmp_path, way):
+    nb, maxrss, _ = run_notebook(tmp_path, [QUEUE_FLOODS[way], "print('next cell ran')"], memory=3 * GiB)
+    assert maxrss < 400 * MiB, maxrss
+    assert text(nb.cells[1]) == "next cell ran\n"
+
+
 CUT_WHILE_READ_AHEAD = """
 import asyncio, sys, zmq
 from grader.execute import CappedKernelClient
