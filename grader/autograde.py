@@ -615,15 +615,24 @@ def persist(
     for entry in result["notebooks"]:
         if not entry["assignment"]:
             continue
-        path = out / "autograded" / student / entry["assignment"] / f"{entry['notebook']}.ipynb"
+        where = Path(student, entry["assignment"], f"{entry['notebook']}.ipynb")
+        path, shown = out / "autograded" / where, out / formgrader.MIRROR / where
         if entry.get("autograded") is None:
             path.unlink(missing_ok=True)
+            shown.unlink(missing_ok=True)
         else:
             _atomic_write(path, entry["autograded"].encode())
+            _atomic_write(shown, _inert(out, entry["assignment"], where.name, entry["autograded"]))
     book.record(run_id, result, {(sub.assignment or "", sub.notebook): _unit(sub) for sub in subs})
     view = reports.build(book, term, only={student})
     reports.write_feedback(out, book, view)
     copy_to_nbgrader(out, view, {student})
+
+
+def _inert(out: Path, assignment: str, notebook: str, autograded: str) -> bytes:
+    """The autograded notebook as formgrader may show it (``formgrader.inert``)."""
+    released = nbformat.read(out / "release" / assignment / notebook, as_version=4)
+    return nbformat.writes(formgrader.inert(nbformat.reads(autograded, as_version=4), released)).encode()
 
 
 def _unit(sub: submissions.Submission) -> dict:

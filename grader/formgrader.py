@@ -9,8 +9,18 @@ overrides, so that a score changed in formgrader becomes an override (with the f
 comment, if any, as its reason) at the next command; a manual score cleared in formgrader clears
 an override that came from formgrader. Formgrader finds this folder through ``OUT/nbgrader_config.py``,
 which ``write_config`` writes.
+
+Formgrader shows each submission as nbconvert renders it, in the instructor's JupyterLab, whose
+pages may call the Jupyter server's API (start a kernel, write any file): nbconvert keeps the
+HTML of markdown cells and outputs, image data and image metadata as they are, so a student's
+``<img onerror=...>`` would run there with the instructor's rights (every grade, the solutions,
+the keys). So formgrader reads its own copy of the autograded notebooks (``MIRROR``), made
+``inert``: a student's markdown shown as its source, outputs only as text and PNG or JPEG images.
 """
 
+import base64
+import binascii
+import copy as _copy
 import warnings
 from dataclasses import dataclass
 from datetime import UTC
@@ -22,6 +32,8 @@ from sqlalchemy.exc import SAWarning
 from .gradebook import Override
 
 FILE = "gradebook.db"
+MIRROR = "formgrader-autograded"  # formgrader's copy of OUT/autograded, made inert
+SHOWN = ("text/plain", "image/png", "image/jpeg")  # what an output keeps there, as on feedback pages
 CONFIG = """\
 # Written by `python -m grader`: nbgrader's formgrader on this grading folder. Start JupyterLab here
 # (`jupyter lab` in this folder) and open Nbgrader > Formgrader; scores entered there become
@@ -29,7 +41,7 @@ CONFIG = """\
 c = get_config()  # noqa: F821
 c.CourseDirectory.root = {root!r}
 c.CourseDirectory.source_directory = {source!r}
-c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.autograded_directory = "{mirror}"
 c.CourseDirectory.feedback_directory = "nbgrader-feedback"
 c.CourseDirectory.db_url = {db!r}
 """
@@ -49,7 +61,7 @@ class Unit:
 
 
 def write_config(out: Path, source: Path) -> None:
-    text = CONFIG.format(root=str(out), source=str(source), db=f"sqlite:///{out / FILE}")
+    text = CONFIG.format(root=str(out), source=str(source), db=f"sqlite:///{out / FILE}", mirror=MIRROR)
     path = out / "nbgrader_config.py"
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
@@ -149,3 +161,40 @@ class _gradebook:
     def __exit__(self, *exc):
         self.warnings.__exit__(*exc)
         self.gb.close()
+
+
+# ---- what formgrader shows -----------------------------------------------------------------------
+
+
+def inert(nb, released):
+    """A copy of the autograded notebook ``nb`` that nbconvert renders without any markup of the
+    student's: markdown cells not in the release (``released``) as their source, in a code block
+    (no HTML, no ``javascript:`` link), without attachments; the student's cells without metadata
+    (tags, a raw cell's format); each output's data only as text or base64 PNG or JPEG, without
+    its metadata (nbconvert writes image sizes into the tag unquoted)."""
+    nb = _copy.deepcopy(nb)
+    course = {cell.source for cell in released.cells if cell.cell_type == "markdown"}
+    for cell in nb.cells:
+        if "nbgrader" not in cell.metadata:  # the student's (a graded cell has the release's)
+            cell.metadata = {}  # tags, a raw cell's format: none of it need reach the page
+        if cell.cell_type == "markdown" and cell.source not in course:
+            cell.source = "\n".join(f"    {line}" for line in cell.source.splitlines())  # code: text
+            cell.pop("attachments", None)
+        elif cell.cell_type == "code":
+            for out in cell.get("outputs", []):
+                if "data" in out:
+                    out.data = {mime: value for mime, value in out.data.items() if _shown(mime, value)}
+                    out.metadata = {}
+    return nb
+
+
+def _shown(mime: str, value) -> bool:
+    if mime not in SHOWN or not isinstance(value, str):
+        return False
+    if mime == "text/plain":
+        return True
+    try:
+        base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True

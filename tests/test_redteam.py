@@ -570,3 +570,85 @@ def test_lines_the_grader_does_not_keep_still_count_for_the_cap():
     reader.join(timeout=60)
     assert not reader.is_alive() and reader.capped == [True]
     assert time.process_time() - start < 5
+
+
+# Markup of a student's in the autograded notebook, which formgrader renders with nbconvert in the
+# instructor's JupyterLab (whose pages may call the Jupyter server's API with the instructor's
+# rights): nbconvert keeps the HTML of markdown cells and outputs, image data and image sizes as
+# they are. Each would run there: start a kernel, rewrite the grades, read the solutions.
+FORMGRADER_MARKDOWN = (
+    "My notes <img src=x onerror=\"fetch('/api/kernels', {method: 'POST'})\"> and "
+    "[a link](javascript:alert(1)) and `x < y`"
+)
+FORMGRADER_OUTPUTS = """from IPython.display import HTML, Javascript, display, publish_display_data
+display(HTML('<img src=x onerror="alert(1)">'))
+display(Javascript("alert(2)"))
+publish_display_data({"image/png": 'AAAA" onerror="alert(3)', "text/plain": "figure"})
+publish_display_data({"image/png": "AAAA", "text/plain": "figure"}, metadata={"image/png": {"width": "1 onerror=alert(4)"}})
+print("printed <b onmouseover=alert(5)>")"""
+
+
+def formgrader_page(out) -> str:
+    """The page formgrader shows for a submission: nbconvert with formgrader's template, on the
+    notebook in the folder ``OUT/nbgrader_config.py`` names."""
+    from nbconvert.exporters import HTMLExporter
+    from nbgrader.server_extensions.formgrader import handlers
+    from traitlets.config import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", str(out)).load_config()
+    config.HTMLExporter.template_name = "formgrade"
+    config.HTMLExporter.extra_template_basedirs = [handlers.template_path]
+    folder = out / config.CourseDirectory.autograded_directory / "xss" / ASSIGNMENT
+    resources = {"base_url": "/", "mathjax_url": "", "disable_mathjax": True, "index": 0, "total": 1}
+    return HTMLExporter(config=config).from_filename(str(folder / "embeddings.ipynb"), resources=resources)[0]
+
+
+def test_formgrader_shows_a_students_markup_as_text(tmp_path):
+    nb = insert_after("decode", FORMGRADER_OUTPUTS)
+    nb.cells.insert(index_of(nb, "decode") + 1, new_markdown_cell(FORMGRADER_MARKDOWN))
+    (tmp_path / "class" / "xss").mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "class" / "xss" / "embeddings.ipynb")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grader",
+            "autograde",
+            str(tmp_path / "class"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    page = formgrader_page(tmp_path / "out")
+    assert (
+        "My notes &lt;img" in page and "[a link](javascript:" in page and "printed &lt;b" in page
+    )  # as text
+    assert [code for code in live_code(page) if "alert(" in code or "/api/" in code] == []
+    graded = read_grades(tmp_path / "out")
+    assert {row["status"] for (student, _), row in graded.items() if student == "xss"} == {"graded"}
+
+
+def live_code(page: str) -> list[str]:
+    """What a browser would run or follow in ``page``: its scripts, and the values of its tags'
+    attributes (event handlers, links, image sources)."""
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Reader(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.extend(value or "" for _, value in attrs)
+            self.script = tag == "script"
+
+        def handle_data(self, data):
+            if getattr(self, "script", False):
+                found.append(data)
+
+        def handle_endtag(self, tag):
+            self.script = False
+
+    Reader().feed(page)
+    return found
