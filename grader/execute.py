@@ -311,12 +311,15 @@ class ResilientExecute(Execute):
 
     def process_message(self, msg, cell, cell_index):
         """nbclient's handling of one output message; one it cannot turn into a valid output is
-        left out, with a note saying so."""
+        left out, with a note saying so while the notebook's outputs are under their cap (such a
+        message may fail before ``output`` counts it: a content that is a number)."""
         try:
             return super().process_message(msg, cell, cell_index)
         except CellExecutionComplete:
             raise
         except Exception as err:
+            if not self._kept({}):  # a note counts against the cap too: a kernel may send millions
+                return None
             kind = msg.get("msg_type") if isinstance(msg, dict) else None
             reason = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
             self.log.warning("an output of cell %d was left out (%s)", cell_index + 1, reason)

@@ -31,6 +31,7 @@ from grader import (
     compare,
     course,
     diagnosis,
+    execute,
     exercises,
     feedback,
     followup,
@@ -652,3 +653,17 @@ def live_code(page: str) -> list[str]:
 
     Reader().feed(page)
     return found
+
+
+def test_notes_on_outputs_left_out_count_against_the_cap():
+    # A content that is no object fails in nbclient before the output cap counts it, and each
+    # failure left a note in the cell: 200,000 such messages from a kernel (6 s of its CPU time)
+    # made 41,490 notes and kept the worker busy 130 s, every note beyond any cap.
+    executor = execute.ResilientExecute()
+    executor._output_bytes, executor._capped = execute.MAX_OUTPUT - 10 * execute.OUTPUT_COST, False
+    cell = nbformat.v4.new_code_cell("")
+    message = {"msg_type": "stream", "header": {"msg_type": "stream"}, "parent_header": {}, "metadata": {}}
+    for _ in range(1000):
+        executor.process_message({**message, "content": 0}, cell, 0)
+    assert 0 < len(cell.outputs) <= 10
+    assert "not a valid notebook output was left out" in cell.outputs[0]["text"]
