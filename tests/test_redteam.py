@@ -604,6 +604,7 @@ def formgrader_page(out) -> str:
     return HTMLExporter(config=config).from_filename(str(folder / "embeddings.ipynb"), resources=resources)[0]
 
 
+@pytest.mark.slow
 def test_formgrader_shows_a_students_markup_as_text(tmp_path):
     nb = insert_after("decode", FORMGRADER_OUTPUTS)
     nb.cells.insert(index_of(nb, "decode") + 1, new_markdown_cell(FORMGRADER_MARKDOWN))
