@@ -137,6 +137,7 @@ def class_entries() -> list[tuple[str, str]]:
         "out_of_range": insert_after("decode", OUT_OF_RANGE),
         "careless_decode": answer("decode", CARELESS_DECODE),
         "bloater": insert_after("decode", BLOATER),
+        "xss": formgrader_markup(),
     }
     verbose = solution()
     verbose.cells += [new_markdown_cell(SLOW_MARKDOWN) for _ in range(40)]
@@ -604,33 +605,26 @@ def formgrader_page(out) -> str:
     return HTMLExporter(config=config).from_filename(str(folder / "embeddings.ipynb"), resources=resources)[0]
 
 
-@pytest.mark.slow
-def test_formgrader_shows_a_students_markup_as_text(tmp_path):
+def formgrader_markup():
+    """A student whose markdown cell and outputs hold markup that would run in formgrader."""
     nb = insert_after("decode", FORMGRADER_OUTPUTS)
     nb.cells.insert(index_of(nb, "decode") + 1, new_markdown_cell(FORMGRADER_MARKDOWN))
-    (tmp_path / "class" / "xss").mkdir(parents=True)
-    nbformat.write(nb, tmp_path / "class" / "xss" / "embeddings.ipynb")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "grader",
-            "autograde",
-            str(tmp_path / "class"),
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    page = formgrader_page(tmp_path / "out")
+    return nb
+
+
+@pytest.mark.slow
+def test_formgrader_shows_a_students_markup_as_text(graded):
+    page = formgrader_page(graded)
     assert (
         "My notes &lt;img" in page and "[a link](javascript:" in page and "printed &lt;b" in page
     )  # as text
     assert [code for code in live_code(page) if "alert(" in code or "/api/" in code] == []
-    graded = read_grades(tmp_path / "out")
-    assert {row["status"] for (student, _), row in graded.items() if student == "xss"} == {"graded"}
+    rows = read_grades(graded)
+    assert {
+        row["status"]
+        for (student, _), row in rows.items()
+        if student == "xss" and row["assignment"] == ASSIGNMENT
+    } == {"graded"}
 
 
 def live_code(page: str) -> list[str]:
