@@ -186,7 +186,9 @@ def _pre(text: str, css: str) -> str:
 
 
 def _verdict(row: Row) -> str:
-    mark, css = ("✔", "graded") if row.status == "graded" else ("✘", "not-graded")
+    """An exercise's line: ✔ for full marks and ✘ otherwise, whatever its status (an instructor's
+    override may lower a graded exercise's score, or raise a wrong one's)."""
+    mark, css = ("✔", "graded") if row.score >= row.max_score else ("✘", "not-graded")
     return (
         f'<div class="verdict {css}"><strong>{mark} {html.escape(row.exercise)}: {row.score:g} / '
         f"{row.max_score:g}</strong> ({row.status}): {html.escape(row.reason)}</div>"
