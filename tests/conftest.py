@@ -18,14 +18,17 @@ A suite whose claim needs a class of its own stays apart: other limits (``test_s
 
 ``make test`` runs the suites on two pytest-xdist workers (``-n 2``), which take whole groups
 of tests: each module is one group, so that a module's fixtures are built once; the suites of
-the shared class form one group, and so do the book's (``test_book`` builds the editions that
-``test_live`` reuses, in one ``_build``). The groups that take longest start first (``FIRST``),
-so that neither worker is left with a long one at the end.
+the shared class form one group. ``test_book`` is two: the tests of the class and instructor
+editions (their names or parameters name them) and the rest, so that the book's builds and page
+visits are shared between the workers (``test_book.built`` builds each edition once a run,
+whichever worker asks first; ``test_live`` reuses the reader edition). The groups that take
+longest start first (``FIRST``), so that neither worker is left with a long one at the end.
 """
 
 import csv
 import functools
 import importlib
+import re
 import subprocess
 import sys
 import zipfile
@@ -56,24 +59,38 @@ class Graded:
 
 
 HERE = Path(__file__).parent
-# The groups that take longest, longest first (``--durations`` of a whole run); the rest follow
-# in the order they are collected.
-FIRST = ("book", "shared-class", "test_grading", "test_workflow", "test_sandbox", "test_sandbox_class")
+# The groups that take longest, longest first (``--durations`` of a whole run), but the book's
+# other editions third: by the time a worker is free for them, the first has built the reader
+# edition they compare with. The rest follow in the order they are collected.
+FIRST = (
+    "book",
+    "shared-class",
+    "book-editions",
+    "test_grading",
+    "test_workflow",
+    "test_sandbox",
+    "test_sandbox_class",
+)
+OTHER_EDITIONS = re.compile(r"class|instructor")
 
 
 @functools.cache
 def group(module: str) -> str:
     """The xdist group of a test module: its own name, or the group of the fixtures it shares
     (a suite that adds students to the shared class defines ``class_entries``)."""
-    if module in ("test_book", "test_live"):
-        return "book"
     if "\ndef class_entries(" in (HERE / f"{module}.py").read_text(encoding="utf-8"):
         return "shared-class"
     return module
 
 
 def _group_of(nodeid: str) -> str:
-    return group(Path(nodeid.split("::")[0]).stem)
+    """The group of a test: its module's, but ``test_book``'s tests are "book-editions" when their
+    name or parameters name the class or instructor edition, and "book" otherwise."""
+    path, _, test = nodeid.partition("::")
+    module = Path(path).stem
+    if module == "test_book":
+        return "book-editions" if OTHER_EDITIONS.search(test) else "book"
+    return group(module)
 
 
 def pytest_collection_modifyitems(items):
