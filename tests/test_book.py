@@ -1,15 +1,17 @@
 """The web book in its three editions: built from the repository, served on 127.0.0.1, opened in
 headless Chromium at a desktop width (1280 px) and a phone width (390 px).
 
-The session builds the editions with `make book`, `make book-class` and `make book-instructor`.
-The builds are incremental and cache executed notebooks, so when the Makefile has just built the
-books they take seconds, and the test never looks at a stale book.
+The session builds the editions with `make book`, `make book-class` and `make book-instructor`,
+once a run even when the tests run on several xdist workers (``built``). The builds are
+incremental and cache executed notebooks, so when the Makefile has just built the books they
+take seconds, and the test never looks at a stale book.
 
 Every page of every edition is opened once per width and what a reader meets is recorded (console
 errors, requests, math, images, axe-core's accessibility findings, what overflows the column);
 the tests below then judge the records. A page that another edition shares with the reader
 edition, byte for byte but for the edition's title and announcement, is opened in the reader
-edition only (``as_in_reader``). Widgets, the menu and the keyboard are driven separately.
+edition only (``as_in_reader``, ``plan``). Widgets, the menu and the keyboard are driven
+separately.
 axe-core comes from npm through book/package.json and is injected from disk: nothing is fetched.
 """
 
