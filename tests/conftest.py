@@ -66,8 +66,8 @@ FIRST = (
     "book",
     "shared-class",
     "book-editions",
-    "test_grading",
     "test_workflow",
+    "test_grading",
     "test_sandbox",
     "test_sandbox_class",
 )
