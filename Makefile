@@ -42,9 +42,9 @@ $(TEST_STAMP): $(VENV_STAMP) requirements-test.lock
 venv: $(VENV_STAMP)
 
 # ---- checks --------------------------------------------------------------------------------
-# pytest on three workers (two cores: much of a run waits), each running whole groups of tests
-# (tests/conftest.py says which); `make test PYTEST_WORKERS=` runs them all in one process.
-PYTEST_WORKERS ?= -n 3
+# pytest on two workers, each running whole groups of tests (tests/conftest.py says which);
+# `make test PYTEST_WORKERS=` runs them all in one process.
+PYTEST_WORKERS ?= -n 2
 
 test: $(TEST_STAMP) book-assets
 	$(VENV)/bin/ruff check .

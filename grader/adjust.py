@@ -52,6 +52,7 @@ def report(out: Path) -> int:
     out = out.resolve()
     with gradebook.lock(out), _open(out) as book:
         autograde.import_formgrader_scores(out, book)
+        autograde.fill_formgrader_copies(out)
         view = _remake(out, book, set(book.students()))
     print(reports.summary_text(view))
     print(f"reports remade from {out / gradebook.FILE}")

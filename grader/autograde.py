@@ -364,6 +364,7 @@ def prepare(
     release.build(solutions, tmp, only=assignments)  # tmp/source, tmp/release, tmp/gradebook.db
     _update_class_gradebook(out / "gradebook.db", tmp)
     formgrader.write_config(out, solutions)
+    fill_formgrader_copies(out)
     view = kernel_view()
     per_call = min(timeout, limits.cpu_seconds / 3)  # CPU seconds for one statement or call
     scorer = scoring.Scorer(
@@ -633,6 +634,20 @@ def _inert(out: Path, assignment: str, notebook: str, autograded: str) -> bytes:
     """The autograded notebook as formgrader may show it (``formgrader.inert``)."""
     released = nbformat.read(out / "release" / assignment / notebook, as_version=4)
     return nbformat.writes(formgrader.inert(nbformat.reads(autograded, as_version=4), released)).encode()
+
+
+def fill_formgrader_copies(out: Path) -> None:
+    """Formgrader's copy of every autograded notebook that has none: one graded before the
+    grader made these copies (formgrader would show that student's work as missing)."""
+    for path in sorted((out / "autograded").glob("*/*/*.ipynb")):
+        where = path.relative_to(out / "autograded")
+        shown = out / formgrader.MIRROR / where
+        if shown.exists() or not (out / "release" / where.parts[1] / where.name).exists():
+            continue
+        try:
+            _atomic_write(shown, _inert(out, where.parts[1], where.name, path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as error:  # unreadable: formgrader shows it as missing, as before
+            print(f"warning: no formgrader copy of {where}: {error}", file=sys.stderr)
 
 
 def _unit(sub: submissions.Submission) -> dict:

@@ -2,7 +2,7 @@
 
 Grading a class with the real ``python -m grader autograde`` costs a start of its own (the release
 built with nbgrader, the scorer's lending, the reports written) on top of each notebook's kernel,
-and the workers keep busy best on few long groups. So the suites whose tests read the rows and
+and two workers keep busy best on one long queue. So the suites whose tests read the rows and
 files of a class (``test_redteam``, ``test_forging``, ``test_inputs``' bad class and
 ``test_grading_chapters``) put their students into one zip, graded once with options that suit
 them all, and each reads back what concerns its own students (and its own assignment:
@@ -16,21 +16,16 @@ A suite whose claim needs a class of its own stays apart: other limits (``test_s
 ``test_grading``'s 8-second cells), a rerun or an interrupted run, a gradebook's history
 (``test_workflow``), ``--zero-flagged``.
 
-``make test`` runs the suites on three pytest-xdist workers (``-n 3``) on a machine of two cores:
-much of a run waits (on browsers, on sleeping or interrupted kernels, on time budgets) and a
-third worker uses those cores meanwhile. The workers take whole groups
+``make test`` runs the suites on two pytest-xdist workers (``-n 2``), which take whole groups
 of tests: each module is one group, so that a module's fixtures are built once; the suites of
-the shared class form one group. ``test_book`` is two: the tests of the class and instructor
-editions (their names or parameters name them) and the rest, so that the book's builds and page
-visits are shared between the workers (``test_book.built`` builds each edition once a run,
-whichever worker asks first; ``test_live`` reuses the reader edition). The groups that take
-longest start first (``FIRST``), so that no worker is left with a long one at the end.
+the shared class form one group, and so do the book's (``test_book`` builds the editions that
+``test_live`` reuses, in one ``_build``). The groups that take longest start first (``FIRST``),
+so that neither worker is left with a long one at the end.
 """
 
 import csv
 import functools
 import importlib
-import re
 import subprocess
 import sys
 import zipfile
@@ -61,39 +56,24 @@ class Graded:
 
 
 HERE = Path(__file__).parent
-# The groups that take longest, longest first (``--durations`` of a whole run); the book's
-# editions start together and take turns to build (``test_book.built``). The rest follow in the
-# order they are collected.
-FIRST = (
-    "book",
-    "shared-class",
-    "book-editions",
-    "test_grading",
-    "test_workflow",
-    "test_sandbox",
-    "test_live",
-    "test_sandbox_class",
-)
-OTHER_EDITIONS = re.compile(r"class|instructor")
+# The groups that take longest, longest first (``--durations`` of a whole run); the rest follow
+# in the order they are collected.
+FIRST = ("book", "shared-class", "test_grading", "test_workflow", "test_sandbox", "test_sandbox_class")
 
 
 @functools.cache
 def group(module: str) -> str:
     """The xdist group of a test module: its own name, or the group of the fixtures it shares
     (a suite that adds students to the shared class defines ``class_entries``)."""
+    if module in ("test_book", "test_live"):
+        return "book"
     if "\ndef class_entries(" in (HERE / f"{module}.py").read_text(encoding="utf-8"):
         return "shared-class"
     return module
 
 
 def _group_of(nodeid: str) -> str:
-    """The group of a test: its module's, but ``test_book``'s tests are "book-editions" when their
-    name or parameters name the class or instructor edition, and "book" otherwise."""
-    path, _, test = nodeid.partition("::")
-    module = Path(path).stem
-    if module == "test_book":
-        return "book-editions" if OTHER_EDITIONS.search(test) else "book"
-    return group(module)
+    return group(Path(nodeid.split("::")[0]).stem)
 
 
 def pytest_collection_modifyitems(items):

@@ -1,17 +1,15 @@
 """The web book in its three editions: built from the repository, served on 127.0.0.1, opened in
 headless Chromium at a desktop width (1280 px) and a phone width (390 px).
 
-The session builds the editions with `make book`, `make book-class` and `make book-instructor`,
-once a run even when the tests run on several xdist workers (``built``). The builds are
-incremental and cache executed notebooks, so when the Makefile has just built the books they
-take seconds, and the test never looks at a stale book.
+The session builds the editions with `make book`, `make book-class` and `make book-instructor`.
+The builds are incremental and cache executed notebooks, so when the Makefile has just built the
+books they take seconds, and the test never looks at a stale book.
 
 Every page of every edition is opened once per width and what a reader meets is recorded (console
 errors, requests, math, images, axe-core's accessibility findings, what overflows the column);
 the tests below then judge the records. A page that another edition shares with the reader
 edition, byte for byte but for the edition's title and announcement, is opened in the reader
-edition only (``as_in_reader``, ``plan``). Widgets, the menu and the keyboard are driven
-separately.
+edition only (``as_in_reader``). Widgets, the menu and the keyboard are driven separately.
 axe-core comes from npm through book/package.json and is injected from disk: nothing is fetched.
 """
 
@@ -41,8 +39,7 @@ import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD = ROOT / "_build"
-SCREENSHOTS = BUILD / "screenshots"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
 AXE = ROOT / "book" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = [
@@ -63,11 +60,11 @@ DESKTOP, PHONE, TABLET = 1280, 390, 800
 # Text in a figure shown at phone width must be at least this many CSS pixels high.
 MIN_FIGURE_TEXT_PX = 8.0
 
-HTML = BUILD / "html"  # the reader edition, `make book`
+HTML = ROOT / "_build" / "html"  # the reader edition, `make book`
 EDITIONS = {
     "reader": ("book", HTML),
-    "class": ("book-class", BUILD / "class" / "html"),
-    "instructor": ("book-instructor", BUILD / "instructor" / "html"),
+    "class": ("book-class", ROOT / "_build" / "class" / "html"),
+    "instructor": ("book-instructor", ROOT / "_build" / "instructor" / "html"),
 }
 # Hidden tests (the grader's `record(` calls) and solution markers.
 LEAKS = re.compile(r"BEGIN HIDDEN TESTS|\brecord\(|### (BEGIN|END) SOLUTION")
@@ -110,21 +107,8 @@ def make(target):
 
 @functools.cache
 def built(edition: str) -> Path:
-    """The edition, built by its ``make`` target once a test session. Under pytest-xdist the
-    workers take turns (a file lock: the editions share one execution cache), and one that finds
-    the edition built in this session (its stamp holds the run's id) leaves it alone: a second
-    Sphinx run would rewrite files that another worker's browser may be reading."""
-    from filelock import FileLock
-
     target, html = EDITIONS[edition]
-    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    stamp = BUILD / f".{edition}-built-in-run"
-    BUILD.mkdir(exist_ok=True)
-    with FileLock(BUILD / ".tests-build.lock"):
-        if run is None or not stamp.is_file() or stamp.read_text() != run:
-            make(target)
-            if run is not None:
-                stamp.write_text(run)
+    make(target)
     return html
 
 
@@ -386,21 +370,19 @@ def as_in_reader(edition: str) -> frozenset[str]:
     return frozenset(same)
 
 
-def plan(edition: str) -> list[tuple[str, int, str]]:
-    """(site, width, page): what to open for ``edition``'s tests, each page on the site of the
-    edition whose page stands for it. The reader edition: every page of the table of contents at
-    desktop and phone widths, and its other pages (the API's source pages, the indexes, search)
-    at desktop width. The class and instructor editions: every page of the table of contents at
-    both widths, but a page that is the reader's but for the header (``as_in_reader``) is opened
-    on the reader's site. Their other pages are generated from the same sources as the reader's
-    and differ only in the header, which their own pages of the table of contents cover."""
-    if edition == "reader":
-        jobs = [("reader", width, page) for page in PAGES for width in (DESKTOP, PHONE)]
-        return jobs + [("reader", DESKTOP, page) for page in all_pages(built("reader")) if page not in PAGES]
-    shared = as_in_reader(edition)
-    return [
-        ("reader" if page in shared else edition, width, page) for page in PAGES for width in (DESKTOP, PHONE)
-    ]
+def plan():
+    """(edition, width, page) to visit: every page of the table of contents of every edition at
+    desktop and phone widths, and the reader edition's other pages (the API's source pages, the
+    indexes, search) at desktop width. Those other pages are generated from the same sources in
+    every edition and differ only in the header, which the table of contents' pages cover; so
+    does a page of the table of contents that is the reader's page but for the header
+    (``as_in_reader``): what the reader's page met stands for it."""
+    jobs = []
+    for edition in EDITIONS:
+        own = [page for page in PAGES if page not in as_in_reader(edition)]
+        jobs += [(edition, width, page) for page in own for width in (DESKTOP, PHONE)]
+    jobs += [("reader", DESKTOP, page) for page in all_pages(built("reader")) if page not in PAGES]
+    return jobs
 
 
 def as_met_on(visit: Visit, site: str, other: str) -> Visit:
@@ -415,14 +397,14 @@ def visited(edition: str) -> list[str]:
     return all_pages(built(edition)) if edition == "reader" else PAGES
 
 
-def visit_all(jobs, sites, screenshots: bool) -> dict:
-    """Open every (site, width, page) of ``jobs`` in two browsers side by side (2 cores); what
-    each met, or the exception that stopped its visit (reported by that page's test). With
-    ``screenshots``, the pages of the table of contents at phone width are pictured too."""
+@pytest.fixture(scope="session")
+def visits(browser_ready, sites):
+    """Every planned page, opened by two browsers side by side (2 cores), and every page of the
+    table of contents of every edition at both widths (``as_in_reader``)."""
     from playwright.sync_api import sync_playwright
 
     todo = queue.SimpleQueue()
-    for job in jobs:
+    for job in plan():
         todo.put(job)
     found = {}
 
@@ -433,49 +415,34 @@ def visit_all(jobs, sites, screenshots: bool) -> dict:
             try:
                 while True:
                     try:
-                        site, width, path = todo.get_nowait()
+                        edition, width, path = todo.get_nowait()
                     except queue.Empty:
                         return
                     shot = None
-                    if screenshots and width == PHONE and path in PAGES:  # for people to look at
-                        shot = SCREENSHOTS / f"{site}-{width}" / f"{Path(path).stem}.png"
+                    if edition == "reader" and width == PHONE and path in PAGES:  # for people to look at
+                        shot = SCREENSHOTS / f"{edition}-{width}" / f"{Path(path).stem}.png"
                     try:
-                        found[site, width, path] = visit(contexts[width], sites(site) + path, shot)
-                    except Exception as error:
-                        found[site, width, path] = error
+                        found[edition, width, path] = visit(contexts[width], sites(edition) + path, shot)
+                    except Exception as error:  # reported by that page's test
+                        found[edition, width, path] = error
             finally:
                 browser.close()
 
     with ThreadPoolExecutor(BROWSERS) as pool:
-        for future in [pool.submit(work) for _ in range(min(BROWSERS, len(jobs)))]:
+        for future in [pool.submit(work) for _ in range(BROWSERS)]:
             future.result()
+    for edition in EDITIONS:
+        for path in as_in_reader(edition):
+            for width in (DESKTOP, PHONE):
+                met = found["reader", width, path]
+                if not isinstance(met, Exception):
+                    met = as_met_on(met, sites("reader"), sites(edition))
+                found[edition, width, path] = met
     return found
 
 
-@pytest.fixture(scope="session")
-def visits(browser_ready, sites):
-    """``visits(edition)``: what a reader met on each page ``plan(edition)`` opens, by (width,
-    page). An edition's pages are opened when its first test asks (``make test`` runs the reader
-    edition's tests and the other editions' on different workers), a page once a session."""
-    found = {}
-
-    @functools.cache
-    def of(edition: str) -> dict:
-        jobs = plan(edition)
-        found.update(visit_all([job for job in jobs if job not in found], sites, edition == "reader"))
-        met = {}
-        for site, width, path in jobs:
-            page = found[site, width, path]
-            if site != edition and not isinstance(page, Exception):
-                page = as_met_on(page, sites(site), sites(edition))
-            met[width, path] = page
-        return met
-
-    return of
-
-
 def seen(visits, edition, width, path) -> Visit:
-    found = visits(edition)[width, path]
+    found = visits[edition, width, path]
     if isinstance(found, Exception):
         raise found
     return found
@@ -532,8 +499,8 @@ def test_axe_finds_no_serious_or_critical_violation(visits, edition):
     """On every visited page (see ``plan``), at both widths."""
     found = {
         f"{path} at {width} px": page.axe
-        for (width, path), page in visits(edition).items()
-        if not isinstance(page, Exception) and page.axe
+        for (e, width, path), page in visits.items()
+        if e == edition and not isinstance(page, Exception) and page.axe
     }
     assert found == {}
 

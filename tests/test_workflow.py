@@ -245,6 +245,27 @@ def test_a_score_changed_in_nbgraders_gradebook_becomes_an_override(term):
 
 
 @pytest.mark.slow
+def test_report_makes_formgrader_copies_that_are_missing(term):
+    """A student graded before the grader kept formgrader's copies (``formgrader.MIRROR``) gets
+    one at the next command; one that is there is left as it is."""
+    from grader import formgrader
+
+    out, _ = term
+    mirror = out / formgrader.MIRROR
+    copies = sorted(p.relative_to(mirror) for p in mirror.glob("*/*/*.ipynb"))
+    assert copies == sorted(
+        p.relative_to(out / "autograded") for p in (out / "autograded").glob("*/*/*.ipynb")
+    )
+    kept = mirror / copies[0]
+    before = kept.stat().st_mtime_ns
+    lost = mirror / copies[-1]
+    lost.unlink()
+    grader("report", "--out", str(out))
+    assert lost.is_file() and kept.stat().st_mtime_ns == before
+    assert nbformat.read(lost, as_version=4).cells
+
+
+@pytest.mark.slow
 @pytest.mark.browser
 def test_feedback_pages_work_offline_in_chromium(term):
     if CHROMIUM is None:
