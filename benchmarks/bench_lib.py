@@ -5,7 +5,9 @@ tokens after a 128-token prompt: the times of ``lib.Engine`` and of PyTorch (``t
 their ratio, and the limits measured in this same run (the least FLOPs that give the last
 position's logits / float32 GEMM rate for prefill; weight bytes / memory bandwidth for decoding).
 Beside them, the textbook path (``Model.forward``) and the engine with one of its changes undone
-at a time (``lib/engine.py`` numbers them), so a reader sees what each one buys.
+at a time (``lib/engine.py`` numbers them), so a reader sees what each one buys; and the share of
+the prefill limit that the products with the weight matrices alone reach (``matmuls_alone``): the
+ceiling BLAS sets at the model's own shapes, which a whole forward pass cannot pass.
 Targets: the engine at most 0.9x PyTorch's prefill time and at >= 75% of the GEMM-bound limit;
 decoding at >= 1.5x PyTorch's speed and >= 80% of the bandwidth limit.
 """
@@ -69,6 +71,41 @@ def prefill_flops(c: lib.Config, T: int) -> float:
         return projections + 2 * 2 * d * keys_seen  # q k^T and probs v
 
     return (c.n_layer - 1) * layer(T) + layer(1) + 2 * d * c.vocab_size  # + last-position head
+
+
+def matmuls_alone(engine: lib.Engine, T: int, repeats: int) -> float:
+    """Best time of a prefill's products with the weight matrices alone, run as the engine runs
+    them (rows shared among the cores, BLAS on one thread each): every layer's four at T rows,
+    but the last layer's output projection and MLP at its last row, and the head at that row.
+    ``limit / time`` is then the share of the limit that BLAS reaches at the model's own shapes,
+    before any attention, norm or activation (GPT-2's weight names)."""
+    E, c = lib.engine, engine.config
+    products = []  # (inputs, layer, outputs) of every product a prefill makes with a weight matrix
+    for i, layer in enumerate(engine.params["h"]):
+        n = 1 if i == c.n_layer - 1 else T
+        for weights, rows in (
+            (layer["attn"]["c_attn"], T),
+            (layer["attn"]["c_proj"], n),
+            (layer["mlp"]["c_fc"], n),
+            (layer["mlp"]["c_proj"], n),
+        ):
+            d_in, d_out = weights["w"].shape
+            products.append((np.ones((rows, d_in), np.float32), weights, np.empty((rows, d_out), np.float32)))
+    head = (
+        np.ones((1, c.d_model), np.float32),
+        {"w": engine.w_unembed},
+        np.empty((1, c.vocab_size), np.float32),
+    )
+
+    def run():
+        with E._cores_share(T * c.d_model):
+            for x, weights, out in products:
+                E._each_row_block(
+                    lambda rows, x=x, w=weights, out=out: E._linear_into(x[rows], w, out[rows]), len(x)
+                )
+        E._linear_into(*head)
+
+    return best_of(run, repeats)
 
 
 # ---- the engine with one change undone (numbers as in lib/engine.py) ---------------------------
@@ -176,7 +213,7 @@ def main():
     )
     print(
         f"{'prefill':<10}{'engine s':>9}{'torch s':>9}{'engine/torch':>14}{'limit s':>9}{'% of limit':>12}"
-        f"{'textbook s':>12}"
+        f"{'textbook s':>12}{'matmuls alone, % of limit':>27}"
     )
     undone = {}
     for T in args.lengths:
@@ -194,11 +231,12 @@ def main():
         for name, undo in UNDONE.items():
             with undo():
                 undone[T][name] = best_of(lambda ids=ids: engine.prefill(ids), 2)
+        alone = matmuls_alone(engine, T, args.repeats)
         flops_rate = max(flops_rate, gemm_rate())  # the best the machine showed so far in this run
         limit = prefill_flops(config, T) / flops_rate
         print(
             f"T={T:<8}{ours:>9.3f}{theirs:>9.3f}{ours / theirs:>14.2f}{limit:>9.3f}{100 * limit / ours:>11.0f}%"
-            f"{textbook:>12.3f}"
+            f"{textbook:>12.3f}{100 * limit / alone:>26.0f}%"
         )
         undone[T]["engine"] = ours
 
