@@ -4,7 +4,7 @@ folder, and its reports made again, both from the gradebook and without regradin
 import sys
 from pathlib import Path
 
-from . import autograde, gradebook, reports, settings
+from . import autograde, formgrader, gradebook, reports, settings
 
 
 def main(out: Path, student: str, exercise: str, score: float | None, reason: str | None, clear: bool) -> int:
@@ -52,7 +52,7 @@ def report(out: Path) -> int:
     out = out.resolve()
     with gradebook.lock(out), _open(out) as book:
         autograde.import_formgrader_scores(out, book)
-        autograde.fill_formgrader_copies(out)
+        formgrader.fill_copies(out)
         view = _remake(out, book, set(book.students()))
     print(reports.summary_text(view))
     print(f"reports remade from {out / gradebook.FILE}")

@@ -71,6 +71,7 @@ from nbgrader.preprocessors import Execute
 from tqdm import tqdm
 
 from . import (
+    atomic,
     clean,
     course,
     execute,
@@ -292,7 +293,7 @@ def learn_exercises(run: "Run", book: gradebook.Gradebook, assignments: set[str]
         for path in sorted((run.release / assignment).glob("*.ipynb")):
             tests = results.test_cells(nbformat.read(path, as_version=4))
             book.set_exercises(assignment, path.stem, [(t.name, t.points) for t in tests])
-            _atomic_write(run.out / "release" / assignment / path.name, path.read_bytes())
+            atomic.write(run.out / "release" / assignment / path.name, path.read_bytes())
 
 
 class SandboxUnavailable(RuntimeError):
@@ -364,7 +365,7 @@ def prepare(
     release.build(solutions, tmp, only=assignments)  # tmp/source, tmp/release, tmp/gradebook.db
     _update_class_gradebook(out / "gradebook.db", tmp)
     formgrader.write_config(out, solutions)
-    fill_formgrader_copies(out)
+    formgrader.fill_copies(out)
     view = kernel_view()
     per_call = min(timeout, limits.cpu_seconds / 3)  # CPU seconds for one statement or call
     scorer = scoring.Scorer(
@@ -410,7 +411,7 @@ def _update_class_gradebook(class_db: Path, tmp: Path) -> None:
         release.generate(tmp / "source", tmp / "release-again", updated)
     else:
         shutil.copyfile(tmp / release.GRADEBOOK, updated)
-    _atomic_write(class_db, updated.read_bytes())
+    atomic.write(class_db, updated.read_bytes())
 
 
 def sha256(path: Path) -> str:
@@ -612,7 +613,7 @@ def persist(
     """Keep one student's result: autograded notebooks and log first, then the gradebook in one
     transaction (which is what marks the units graded), then the student's feedback pages and
     nbgrader's copy, while the other students are still being graded."""
-    _atomic_write(out / "logs" / f"{student}.log", log.encode())
+    atomic.write(out / "logs" / f"{student}.log", log.encode())
     for entry in result["notebooks"]:
         if not entry["assignment"]:
             continue
@@ -622,32 +623,12 @@ def persist(
             path.unlink(missing_ok=True)
             shown.unlink(missing_ok=True)
         else:
-            _atomic_write(path, entry["autograded"].encode())
-            _atomic_write(shown, _inert(out, entry["assignment"], where.name, entry["autograded"]))
+            atomic.write(path, entry["autograded"].encode())
+            formgrader.write_copy(out, where, entry["autograded"])
     book.record(run_id, result, {(sub.assignment or "", sub.notebook): _unit(sub) for sub in subs})
     view = reports.build(book, term, only={student})
     reports.write_feedback(out, book, view)
     copy_to_nbgrader(out, view, {student})
-
-
-def _inert(out: Path, assignment: str, notebook: str, autograded: str) -> bytes:
-    """The autograded notebook as formgrader may show it (``formgrader.inert``)."""
-    released = nbformat.read(out / "release" / assignment / notebook, as_version=4)
-    return nbformat.writes(formgrader.inert(nbformat.reads(autograded, as_version=4), released)).encode()
-
-
-def fill_formgrader_copies(out: Path) -> None:
-    """Formgrader's copy of every autograded notebook that has none: one graded before the
-    grader made these copies (formgrader would show that student's work as missing)."""
-    for path in sorted((out / "autograded").glob("*/*/*.ipynb")):
-        where = path.relative_to(out / "autograded")
-        shown = out / formgrader.MIRROR / where
-        if shown.exists() or not (out / "release" / where.parts[1] / where.name).exists():
-            continue
-        try:
-            _atomic_write(shown, _inert(out, where.parts[1], where.name, path.read_text(encoding="utf-8")))
-        except (OSError, ValueError) as error:  # unreadable: formgrader shows it as missing, as before
-            print(f"warning: no formgrader copy of {where}: {error}", file=sys.stderr)
 
 
 def _unit(sub: submissions.Submission) -> dict:
@@ -883,14 +864,7 @@ def _entry(
 
 
 def _write_result(run: Run, result: dict) -> None:
-    _atomic_write(_result_path(run, result["student"]), json.dumps(result).encode())
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+    atomic.write(_result_path(run, result["student"]), json.dumps(result).encode())
 
 
 # ---- reports ---------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ pre {{ background: #f6f8fa; padding: .6rem; overflow-x: auto; border-radius: 4px
 pre.output {{ background: #fff; border-left: 3px solid #ddd; }}
 pre.error {{ background: #fff0f0; }}
 .verdict {{ padding: .5rem .8rem; border-radius: 4px; margin: .5rem 0 1.5rem; }}
-.graded {{ background: #e8f5e9; }} .not-graded {{ background: #fdecea; }}
+.full-marks {{ background: #e8f5e9; }} .short-of-full-marks {{ background: #fdecea; }}
 .note {{ background: #fff8e1; padding: .5rem .8rem; border-radius: 4px; }}
 nav {{ margin-bottom: 1rem; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ddd; padding: .2rem .5rem; text-align: left; }}
@@ -188,7 +188,7 @@ def _pre(text: str, css: str) -> str:
 def _verdict(row: Row) -> str:
     """An exercise's line: ✔ for full marks and ✘ otherwise, whatever its status (an instructor's
     override may lower a graded exercise's score, or raise a wrong one's)."""
-    mark, css = ("✔", "graded") if row.score >= row.max_score else ("✘", "not-graded")
+    mark, css = ("✔", "full-marks") if row.score >= row.max_score else ("✘", "short-of-full-marks")
     return (
         f'<div class="verdict {css}"><strong>{mark} {html.escape(row.exercise)}: {row.score:g} / '
         f"{row.max_score:g}</strong> ({row.status}): {html.escape(row.reason)}</div>"

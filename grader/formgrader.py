@@ -21,14 +21,18 @@ the keys). So formgrader reads its own copy of the autograded notebooks (``MIRRO
 import base64
 import binascii
 import copy as _copy
+import functools
+import sys
 import warnings
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 
+import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
+from . import atomic
 from .gradebook import Override
 
 FILE = "gradebook.db"
@@ -166,14 +170,43 @@ class _gradebook:
 # ---- what formgrader shows -----------------------------------------------------------------------
 
 
-def inert(nb, released):
+def write_copy(out: Path, where: Path, autograded: str) -> None:
+    """Formgrader's copy (``MIRROR``) of the autograded notebook ``where`` (student/assignment/
+    notebook), whose text is ``autograded``, made ``inert``."""
+    released = out / "release" / where.parts[1] / where.name
+    stat = released.stat()
+    nb = inert(nbformat.reads(autograded, as_version=4), _markdown(released, stat.st_mtime_ns, stat.st_size))
+    atomic.write(out / MIRROR / where, nbformat.writes(nb).encode())
+
+
+def fill_copies(out: Path) -> None:
+    """Formgrader's copy of every autograded notebook that has none: one graded before the
+    grader made these copies (formgrader would show that student's work as missing)."""
+    for path in sorted((out / "autograded").glob("*/*/*.ipynb")):
+        where = path.relative_to(out / "autograded")
+        if (out / MIRROR / where).exists() or not (out / "release" / where.parts[1] / where.name).exists():
+            continue
+        try:
+            write_copy(out, where, path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:  # unreadable: formgrader shows it as missing, as before
+            print(f"warning: no formgrader copy of {where}: {error}", file=sys.stderr)
+
+
+@functools.lru_cache(maxsize=64)
+def _markdown(released: Path, mtime_ns: int, size: int) -> frozenset[str]:
+    """The markdown cells of a released notebook, read once per version of the file (a run
+    copies every student's notebooks of the same few releases)."""
+    nb = nbformat.read(released, as_version=4)
+    return frozenset(cell.source for cell in nb.cells if cell.cell_type == "markdown")
+
+
+def inert(nb, course: frozenset[str]):
     """A copy of the autograded notebook ``nb`` that nbconvert renders without any markup of the
-    student's: markdown cells not in the release (``released``) as their source, in a code block
+    student's: markdown cells not in the release (``course``, its markdown) as their source, in a code block
     (no HTML, no ``javascript:`` link), without attachments; the student's cells without metadata
     (tags, a raw cell's format); each output's data only as text or base64 PNG or JPEG, without
     its metadata (nbconvert writes image sizes into the tag unquoted)."""
     nb = _copy.deepcopy(nb)
-    course = {cell.source for cell in released.cells if cell.cell_type == "markdown"}
     for cell in nb.cells:
         if "nbgrader" not in cell.metadata:  # the student's (a graded cell has the release's)
             cell.metadata = {}  # tags, a raw cell's format: none of it need reach the page

@@ -24,7 +24,6 @@ import hashlib
 import html
 import io
 import json
-import os
 import shutil
 import sys
 from collections import Counter, defaultdict
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import course, feedback, integrity, late, lms
+from . import atomic, course, feedback, integrity, late, lms
 from .gradebook import PROBLEMS, Exercise, Gradebook, Override, Submitted
 from .results import FIELDS, Row
 from .settings import Settings
@@ -210,7 +209,7 @@ def _write_summary(path: Path, view: View) -> None:
     stamp = f"<!-- content {hashlib.sha256(json.dumps(content, default=str).encode()).hexdigest()} -->"
     if path.exists() and stamp in path.read_text(encoding="utf-8"):
         return
-    _write_text(path, summary_page(view) + stamp + "\n")
+    atomic.write_text(path, summary_page(view) + stamp + "\n")
 
 
 def _grade_record(line: Line) -> dict:
@@ -252,7 +251,7 @@ def _write_csv(path: Path, fields, records: list[dict]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     writer.writerows({key: _inert(value) for key, value in record.items()} for record in records)
-    _write_text(path, buffer.getvalue())
+    atomic.write_text(path, buffer.getvalue())
 
 
 def _inert(value):
@@ -264,14 +263,6 @@ def _inert(value):
         return value  # a negative number is not a formula
     except ValueError:
         return "'" + value
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Written whole or not at all (a reader never sees half a report)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
 
 
 # ---- feedback ----------------------------------------------------------------------------------
@@ -291,7 +282,7 @@ def write_feedback(out: Path, book: Gradebook, view: View) -> None:
         digest = _page_digest(unit, lines, total)
         page = out / "feedback" / total.student / f"{total.assignment}.html"
         if unit.page_digest != digest or not page.exists():
-            _write_text(page, assignment_page(out, unit, lines, total))
+            atomic.write_text(page, assignment_page(out, unit, lines, total))
             book.set_page_digest(unit.student, unit.assignment, unit.notebook, digest)
     by_student: dict[str, list[Total]] = defaultdict(list)
     for total in view.totals:
@@ -300,7 +291,7 @@ def write_feedback(out: Path, book: Gradebook, view: View) -> None:
     with_pages |= {line.row.student for line in view.lines if not line.row.assignment}
     for student in sorted(with_pages):
         page = index_page(student, view.people[student], by_student[student])
-        _write_text(out / "feedback" / student / "index.html", page)
+        atomic.write_text(out / "feedback" / student / "index.html", page)
 
 
 def _page_digest(unit: Submitted, lines: list[Line], total: Total) -> str:

@@ -1,0 +1,16 @@
+"""A file written whole or not at all: a reader (formgrader, a browser, the next run after a crash)
+never sees half of it. The data goes to a hidden file beside the target, which then replaces it."""
+
+import os
+from pathlib import Path
+
+
+def write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    write(path, text.encode("utf-8"))
