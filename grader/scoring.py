@@ -45,6 +45,7 @@ read-only view; no network, a private /tmp; memory, processes and CPU time of th
 """
 
 import hashlib
+import importlib
 import json
 import math
 import os
@@ -56,8 +57,6 @@ import tempfile
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import numpy as np
 
 from . import compare, exercises, followup, lending, program, references, sandbox
 from .compare import Verdict
@@ -242,7 +241,7 @@ class Scorer:
                 "-I",
                 "-S",
                 str(self.view / "harness.py"),
-                *(f"--path={p}" for p in (_numpy_paths()[0].parent, self.view)),
+                *(f"--path={p}" for p in (_package_paths()[0].parent, self.view)),
                 *(f"--job={folder / f'{j}.pickle'}" for j in range(len(programs))),
                 f"--libs={libs}",
                 f"--fd={write}",
@@ -460,11 +459,15 @@ TIMED_OUT = -1000  # returncode of a scorer killed for running past its wall-clo
 OUT_OF_TIME = {TIMED_OUT, *(code for sig in (signal.SIGKILL, signal.SIGXCPU) for code in (-sig, 128 + sig))}
 
 
-def _numpy_paths() -> tuple[Path, ...]:
-    """NumPy and its bundled libraries: all the harness needs beyond the standard library."""
-    site = Path(np.__file__).resolve().parent.parent
-    libs = site / "numpy.libs"
-    return (site / "numpy", *((libs,) if libs.is_dir() else ()))
+def _package_paths() -> tuple[Path, ...]:
+    """The installed packages the scorer holds (``lending.SCORER_PACKAGES``: NumPy) and their
+    bundled libraries: all the harness needs beyond the standard library."""
+    paths = []
+    for name in lending.SCORER_PACKAGES:
+        package = Path(importlib.import_module(name).__file__).resolve().parent
+        libs = package.parent / f"{name}.libs"
+        paths += [package, *((libs,) if libs.is_dir() else ())]
+    return tuple(paths)
 
 
 def _run_sandboxed(
@@ -473,7 +476,7 @@ def _run_sandboxed(
     """Run ``argv`` in the course's sandbox (``grader.sandbox``: the standard library, NumPy and
     ``read_only``; no network; a small private /tmp; limits for its whole process tree); its
     return code, ``TIMED_OUT`` if it used up its CPU or wall-clock time."""
-    view = sandbox.View(read_only=(*_numpy_paths(), *read_only), python="minimal")
+    view = sandbox.View(read_only=(*_package_paths(), *read_only), python="minimal")
     budget = sandbox.Limits(
         memory=limits.memory,
         pids=PIDS,

@@ -44,7 +44,7 @@ def lent_outputs(folder, calls):
     """Run ``calls`` with the generated lib in ``folder``, alone on sys.path with NumPy."""
     script = (
         "import pickle, sys\n"
-        f"sys.path[:0] = [{str(scoring._numpy_paths()[0].parent)!r}, {str(folder.parent)!r}]\n"
+        f"sys.path[:0] = [{str(scoring._package_paths()[0].parent)!r}, {str(folder.parent)!r}]\n"
         "import lib\n"
         "calls = pickle.load(sys.stdin.buffer)\n"
         "out = [getattr(lib, name)(*args, **kwargs) for name, args, kwargs in calls]\n"
