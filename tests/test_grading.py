@@ -26,6 +26,10 @@ ASSIGNMENT = "01-embeddings"
 SOLUTION = ROOT / "solutions" / ASSIGNMENT / "embeddings.ipynb"
 RELEASED = ROOT / "chapters" / ASSIGNMENT / "embeddings.ipynb"
 TIMEOUT = 8
+# A notebook's CPU budget: ample for chapter 1 (its solution takes about 3 s), and it is what stops
+# the student who ignores interrupts (``deaf``): at the default 60 s, that one student cost a
+# minute of CPU and two of a busy machine's wall clock.
+CPU = 25
 
 
 def grader(*args: str) -> subprocess.CompletedProcess:
@@ -33,7 +37,8 @@ def grader(*args: str) -> subprocess.CompletedProcess:
 
 
 def autograde(submitted: Path, out: Path) -> subprocess.CompletedProcess:
-    done = grader("autograde", str(submitted), "--out", str(out), "--jobs", "2", "--timeout", str(TIMEOUT))
+    options = ("--jobs", "2", "--timeout", str(TIMEOUT), "--cpu", str(CPU))
+    done = grader("autograde", str(submitted), "--out", str(out), *options)
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 
@@ -374,9 +379,11 @@ def test_a_dead_kernel_keeps_the_scores_before_it(graded, exercises):
 @pytest.mark.slow
 def test_a_cell_that_never_ends_costs_only_itself(graded, exercises):
     """It ignores interrupts: nbgrader's kernel stops answering there, but the scorer runs each
-    statement under its own limit and scores the exercises after it."""
-    _, grades = graded
+    statement under its own limit and scores the exercises after it. The notebook's CPU budget
+    is what ends the kernel."""
+    base, grades = graded
     assert {grades[("deaf", n)]["status"] for n in exercises} == {"graded"}
+    assert f"used its {CPU} s of CPU time" in (base / "out" / "logs" / "deaf.log").read_text()
 
 
 @pytest.mark.slow
