@@ -188,7 +188,9 @@ class Explorer:
     ``state(**values)`` returns a ``State`` for one value of each control; all combinations are
     computed here, once. The page stores each distinct panel once (a heatmap that depends on two
     controls of three is not repeated for every value of the third), and the fields that every
-    panel at one position shares (a chart's bar labels, say) once for all of them.
+    panel at one position shares (a chart's bar labels, say) once for all of them. A panel's
+    ``highlight`` is kept in the state, beside the panel's number (``[number, highlight]``): the
+    attention of one head, outlined at each of its 46 queries, is stored once and not 46 times.
     """
 
     _count = itertools.count()
@@ -216,11 +218,13 @@ class Explorer:
             refs = []
             for k, panel in enumerate(panels):
                 own = {f: v for f, v in panel.items() if f not in self.shared[k]}
+                marked = "highlight" in own
+                highlight = own.pop("highlight", None)
                 text = json.dumps(own, sort_keys=True)
                 if text not in pooled:
                     pooled[text] = len(self.pool)
                     self.pool.append(own)
-                refs.append(pooled[text])
+                refs.append([pooled[text], highlight] if marked else pooled[text])
             self.states[key] = {"title": title, "panels": refs}
 
     def _check_title(self, title: str, combination) -> None:

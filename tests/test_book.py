@@ -614,6 +614,19 @@ def test_no_page_shows_an_error_or_a_traceback(edition):
     assert found == {}
 
 
+# A page a phone loads whole, figures' data included (chapter 2's figure once stored the same
+# attention matrix for each of its 46 queries: 10 MB).
+HEAVIEST_PAGE_MB = 1.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edition", list(EDITIONS))
+def test_no_page_is_heavy_for_a_phone(edition):
+    html = built(edition)
+    sizes = {path: (html / path).stat().st_size / 2**20 for path in visited(edition)}
+    assert {path: f"{mb:.1f} MB" for path, mb in sizes.items() if mb > HEAVIEST_PAGE_MB} == {}
+
+
 SOLUTION_FOLD = '<p class="collapsed admonition-title">Show solution</p>'
 
 
@@ -1008,6 +1021,28 @@ def test_instructor_notebook_runs_checks_and_describes_hidden_tests(form):
     assert "Key of `q_tied`" in text
 
 
+def test_the_execution_cache_is_kept_per_version_of_the_code_the_notebooks_run(tmp_path, monkeypatch):
+    """A change to lib (or bookkit, grader) runs the notebooks again: a cache keyed by the cells
+    alone would show an older lib's numbers. Bytecode caches do not count; older caches go."""
+    editions = load_editions()
+    for folder in editions.RUN_BY_NOTEBOOKS:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.py").write_text("x = 1\n")
+    monkeypatch.setattr(editions, "ROOT", tmp_path)
+    first = editions.code_digest()
+    (tmp_path / "lib" / "__pycache__").mkdir()
+    (tmp_path / "lib" / "__pycache__" / "a.pyc").write_bytes(b"\0")
+    assert editions.code_digest() == first
+    (tmp_path / "bookkit" / "a.py").write_text("x = 2\n")
+    assert editions.code_digest() != first
+    monkeypatch.setattr(editions, "CACHE", tmp_path / "cache")
+    for old in ("older", "newest"):
+        (tmp_path / "cache" / old).mkdir(parents=True)
+    (tmp_path / "cache" / "global.db").write_bytes(b"")  # the cache of before the versions
+    editions.drop_stale_caches("newest")
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["newest"]
+
+
 def test_an_unclosed_hidden_test_region_is_an_error():
     editions = load_editions()
     solution, student = chapter_pair("### BEGIN HIDDEN TESTS\nrecord('01-embeddings/encode', encode)")
@@ -1041,9 +1076,11 @@ def test_an_explorer_stores_every_state_and_each_shared_part_once():
     data = bookkit.Explorer(controls, state).data()
     assert len(data["states"]) == 6
     assert data["shared"][1]["labels"] == ["a", "b"]  # the same in every state: stored once
-    assert "labels" not in data["pool"][data["states"]["0,0"]["panels"][1]]
-    heatmaps = {data["states"][k]["panels"][0] for k in data["states"]}
-    assert len(heatmaps) == 4  # (layer, highlighted row) pairs; not one per state
+    assert "labels" not in data["pool"][data["states"]["0,0"]["panels"][1]]  # no highlight: its number
+    heatmaps = {data["states"][k]["panels"][0][0] for k in data["states"]}
+    assert len(heatmaps) == 2  # one per layer: not one per state, nor per highlighted row
+    assert [data["states"][f"1,{q}"]["panels"][0][1] for q in range(3)] == [0, 1, 0]  # beside it
+    assert "highlight" not in data["pool"][data["states"]["1,1"]["panels"][0][0]]
     html = bookkit.Explorer(controls, state)._repr_html_()
     assert 'class="fp-explorer"' in html and "</script></div>" in html
 

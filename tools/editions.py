@@ -19,8 +19,9 @@ notebook rebuilt cell by cell from its solution notebook (``solutions/``) and it
 (``chapters/``), paired by nbgrader ``grade_id``. Test cells are recognised by their ``check("<id>",
 ...)`` call, with or without a hidden-tests region, so this works with either form. Then the
 staging folder is built like any Jupyter Book, with warnings as errors, its notebooks executed
-through the one cache all editions share (``_build/.jupyter_cache``). No cell of any edition may
-raise: the ``raises-exception`` tags students need are dropped, so a failing cell stops the build.
+through the one cache all editions share, kept per version of the code they run
+(``_build/.jupyter_cache/<digest of lib, bookkit and grader>``). No cell of any edition may raise:
+the ``raises-exception`` tags students need are dropped, so a failing cell stops the build.
 
 While the book is built, ``FORWARD_PASS_BOOK`` holds the edition's name: the chapters' figures
 with controls (``bookkit.explore``) then precompute their states for the static page.
@@ -30,6 +31,7 @@ Usage: ``python tools/editions.py {reader,class,instructor}``
 
 import argparse
 import copy
+import hashlib
 import html
 import inspect
 import os
@@ -335,14 +337,43 @@ def staged_config(edition: str) -> str:
     if settings["announcement"]:
         config.setdefault("html", {})["announcement"] = settings["announcement"]
     # One execution cache for every edition: a notebook that is the same in two editions (the
-    # model card, the introduction) runs once, and shows the same outputs in both.
-    config["execute"]["cache"] = str(BUILD / ".jupyter_cache")
+    # model card, the introduction) runs once, and shows the same outputs in both. It is kept per
+    # version of the code the notebooks run (``code_digest``): a cache keyed by the cells alone
+    # would show the numbers of an older lib.
+    config["execute"]["cache"] = str(CACHE / code_digest())
     sphinx_config = config["sphinx"]["config"]
     sphinx_config["html_static_path"] = [str(ROOT / path) for path in sphinx_config["html_static_path"]]
     config["sphinx"]["local_extensions"] = {
         name: str(ROOT / path) for name, path in config["sphinx"].get("local_extensions", {}).items()
     }
     return yaml.safe_dump(config, sort_keys=False)
+
+
+CACHE = BUILD / ".jupyter_cache"
+RUN_BY_NOTEBOOKS = ("lib", "bookkit", "grader")  # the code and data the book's cells import and read
+
+
+def code_digest() -> str:
+    """A digest of every file under ``RUN_BY_NOTEBOOKS`` (bytecode caches aside)."""
+    digest = hashlib.sha256()
+    for folder in RUN_BY_NOTEBOOKS:
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(f"{path.relative_to(ROOT)}\0".encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def drop_stale_caches(keep: str) -> None:
+    """Remove the execution caches of other versions of the code than ``keep`` (and the cache of
+    the time before caches were kept per version)."""
+    if CACHE.is_dir():
+        for old in CACHE.iterdir():
+            if old.name == keep:
+                continue
+            if old.is_dir():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
 
 
 def chapters() -> list[Path]:
@@ -357,6 +388,7 @@ def chapters() -> list[Path]:
 def stage(edition: str) -> Path:
     """Write the edition's sources into ``_build/<edition>-src``; return that folder."""
     staging = BUILD / f"{edition}-src"
+    drop_stale_caches(code_digest())
     write_if_changed(staging / "_config.yml", staged_config(edition))
     write_if_changed(staging / "_toc.yml", (ROOT / "_toc.yml").read_text(encoding="utf-8"))
     copy_tree(ROOT / "book", staging / "book", ignore={"node_modules", "_static", "_ext", "assets"})

@@ -240,8 +240,11 @@
       title.textContent = state.title;
       view.replaceChildren();
       const width = view.clientWidth || root.clientWidth || 600;
-      state.panels.forEach((ref, p) => {
+      state.panels.forEach((entry, p) => {
+        // a panel's number in the pool, or [number, highlight] (bookkit.Explorer)
+        const [ref, highlight] = Array.isArray(entry) ? entry : [entry, undefined];
         const panel = { ...data.shared[p], ...data.pool[ref] };
+        if (Array.isArray(entry)) panel.highlight = highlight;
         if (panel.kind === "bars") {
           view.appendChild(bars(panel, state.title, width));
         } else if (panel.kind === "heatmap") {
