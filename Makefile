@@ -27,10 +27,15 @@ help:
 	@echo "make bench-grade     parallel grading vs plain nbgrader on a synthetic class"
 
 # ---- environment ---------------------------------------------------------------------------
+# requirements.lock names every package, so it installs without resolving (--no-deps). That is
+# how it leaves out rfc3987-syntax, which jupyter-events asks for through jsonschema's format-nongpl
+# extra: it compiles 35 Lark grammars whenever jsonschema is imported (by nbformat: every grader
+# command, every book build), 1-2 s of CPU each time, for IRI formats no notebook schema uses.
 $(VENV_STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -r requirements.lock
+	$(PIP) install --quiet --no-deps -r requirements.lock
+	$(PIP) uninstall --quiet --yes rfc3987-syntax lark  # from a venv made before it was left out
 	$(PIP) install --quiet --no-deps -e .
 	touch $@
 

@@ -205,6 +205,20 @@ def exercises() -> dict[str, float]:
     }
 
 
+# ---- the environment ---------------------------------------------------------------------------
+
+
+def test_reading_notebooks_compiles_no_iri_grammar():
+    """nbformat validates with jsonschema, whose optional IRI checker (rfc3987-syntax) compiles 35
+    Lark grammars when imported: 1-2 s of CPU for every grader command and book build, for a
+    format no notebook schema uses. The Makefile's environment leaves it out."""
+    code = "import sys, nbformat, grader.autograde; nbformat.validate(nbformat.v4.new_notebook())\n"
+    code += "print(sorted({'rfc3987_syntax', 'lark'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 # ---- release ---------------------------------------------------------------------------------------
 
 
