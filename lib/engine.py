@@ -49,6 +49,18 @@ What it changes, and why:
    projection to the second residual. The attention between them goes out to the cores by
    groups of heads. The loops and BLAS release the GIL, so Python threads run them in parallel.
    Small inputs (decoding one token) stay on the calling thread with BLAS's own threads.
+9. **One token without the scaffolding** (``decode``). A decoding step of GPT-2 small spends
+   about 18 ms streaming the weights through its 49 matrix-vector products; the general path
+   took about 2 ms more, much of it in some 2,400 Python calls made for one row: scopes and
+   stations, row blocks and cache-sized pieces, buffers per block, heads split and merged, RoPE
+   for any positions. Outside ``tracing()``, ``decode`` takes its own path (``_step``, about 700
+   calls and 1.2 ms besides the products, the attention over the cache included): each
+   block's weights looked up once per engine, one set of buffers per step for all the blocks,
+   the stream updated in place, RoPE as ``x cos + x[pairs] sin`` with the factors of the one
+   position, the new key and value appended to the cache from the projection's output, and the
+   attention of change 4. It does the general path's arithmetic in the same order, so its
+   logits are the same; inside ``tracing()`` ``decode`` takes the general path, which records
+   the stations.
 
 The engine records the same trace stations as the stage functions wherever it computes them
 (all but the attention scores and weights, which it never holds whole), so
@@ -75,8 +87,8 @@ from ._validate import as_model_input
 from .activations import gelu_exact
 from .attention import merge_heads, split_heads
 from .embedding import embed
-from .rope import apply_rope
-from .trace import scope, traced
+from .rope import apply_rope, rope_angles
+from .trace import recording, scope, traced
 
 CHUNK = 128  # queries per step of the chunked attention (fastest in make bench)
 _FUTURE = np.triu(np.full((CHUNK, CHUNK), -np.inf, np.float32), k=1)  # -inf above the diagonal
@@ -95,6 +107,7 @@ class Engine:
         self.new_cache = model.new_cache
         self.params = _streaming_layout(model.params)  # the embedding keeps wte's rows contiguous
         self.w_unembed = streaming_order(model.w_unembed)  # (d, V)
+        self._layers = [_step_weights(layer, self.config) for layer in self.params["h"]]  # change 9
 
     def forward(self, ids, cache=None) -> np.ndarray:
         """Logits of every position of ``ids`` (T,) or (B, T): (T, V) or (B, T, V)."""
@@ -108,8 +121,29 @@ class Engine:
         return self._logits(ids, cache, last_only=True)[..., -1, :]
 
     def decode(self, token, cache) -> np.ndarray:
-        """Logits after one more token per sequence: ``token`` an int (or (B,) ints) -> (V,) (or (B, V))."""
-        return self.prefill(np.asarray(token)[..., None], cache)
+        """Logits after one more token per sequence: ``token`` an int (or (B,) ints) -> (V,) (or (B, V)).
+
+        Its own path (change 9), but while tracing (the stations are wanted) or without a cache.
+        """
+        ids = np.asarray(token)[..., None]  # [..., 1]
+        if recording() or cache is None:
+            return self.prefill(ids, cache)
+        return self._step(ids, cache)
+
+    def _step(self, ids, cache) -> np.ndarray:
+        """``prefill`` of one new token per sequence, without its stations (change 9)."""
+        c, p = self.config, self.params
+        ids, start = as_model_input(ids, c, cache)  # [..., 1]
+        x = p["wte"][ids.reshape(-1)]  # [rows, d]: one row per sequence, a new array
+        if "wpe" in p:
+            x += p["wpe"][start]
+        space = _StepSpace(len(x), c, x.dtype, start)
+        for weights, kv_cache in zip(self._layers, cache.layers, strict=True):
+            _step_block(x, weights, c, kv_cache, space)
+        _norm_rows(x, space.h, *_norm_weights(p["ln_f"], c))
+        logits = np.empty((len(x), self.w_unembed.shape[1]), x.dtype)  # [rows, V]: the caller keeps it
+        _linear_into(space.h, {"w": self.w_unembed}, logits)
+        return logits.reshape(*ids.shape[:-1], -1)
 
     def _logits(self, ids, cache, last_only: bool) -> np.ndarray:
         c, p = self.config, self.params
@@ -190,6 +224,117 @@ def _attention(qkv, config, positions, kv_cache, n_out: int) -> np.ndarray:
     return traced("merged", merge_heads(heads))  # [..., n_out, H * d_head]
 
 
+# ---- one token per sequence, on the calling thread (change 9) ----------------------------------
+
+
+def _step_weights(layer: dict, config) -> tuple:
+    """One block's weights as ``_step_block`` takes them, looked up once per engine."""
+    mlp = layer["mlp"]
+    names = ("gate_proj", "up_proj", "down_proj") if config.mlp == "swiglu" else ("c_fc", "c_proj")
+    return (
+        _norm_weights(layer["ln_1"], config),
+        layer["attn"]["c_attn"],
+        layer["attn"]["c_proj"],
+        _norm_weights(layer["ln_2"], config),
+        tuple(mlp[name] for name in names),
+    )
+
+
+def _norm_weights(params: dict, config) -> tuple:
+    """``_norm_rows``'s arguments after ``x`` and ``out``: gain, bias, eps, RMSNorm or not."""
+    return params["g"], params.get("b"), config.norm_eps, config.norm == "rmsnorm"
+
+
+class _StepSpace:
+    """The buffers of one decoding step, shared by its blocks, and its position's RoPE rows."""
+
+    def __init__(self, rows: int, config, dtype, position: int):
+        H, KV, d_head = config.n_head, config.n_kv_head, config.d_head
+        self.h = np.empty((rows, config.d_model), dtype)  # a norm's output
+        self.qkv = np.empty((rows, (H + 2 * KV) * d_head), dtype)
+        self.out = np.empty_like(self.h)  # a sublayer's output, before its residual
+        self.mlp = [np.empty((rows, config.d_ff), dtype) for _ in range(2)]
+        if config.positions == "rope":
+            self.turned = np.empty((rows, H + KV, d_head), dtype)  # rotate(q) and rotate(k)
+            self.cos, self.sin, self.pairs = _rope_row(position, config, dtype)
+
+
+def _rope_row(position: int, config, dtype) -> tuple:
+    """``apply_rope``'s factors at one position: ``x * cos + x[pairs] * sin`` is its rotation.
+
+    ``rotate(x)`` is ``x[pairs]`` with one feature of each pair negated; the sign goes into ``sin``.
+    ``-> cos, sin: [d_head]; pairs: [d_head] indices``
+    """
+    d_head = config.d_head
+    angles = rope_angles(position, d_head, config.rope_theta)  # [d_head/2], float64 as apply_rope's
+    features = np.arange(d_head)
+    if config.rope_pairing == "halves":  # j with j + d/2: rotate(x) = [-x2, x1]
+        angles, pairs, negated = (
+            np.concatenate([angles, angles]),
+            (features + d_head // 2) % d_head,
+            features < d_head // 2,
+        )
+    else:  # 2j with 2j + 1: rotate(x) = (-x_2j+1, x_2j)
+        angles, pairs, negated = np.repeat(angles, 2), features ^ 1, features % 2 == 0
+    sin = np.sin(angles).astype(dtype)
+    sin[negated] *= -1
+    return np.cos(angles).astype(dtype), sin, pairs
+
+
+def _step_block(x: np.ndarray, weights: tuple, config, kv_cache, space: _StepSpace) -> None:
+    """``_block`` for one new position per sequence: the stream ``x`` [rows, d] gains both sublayers
+    in place (equal to ``x + attn`` and ``... + mlp``)."""
+    ln_1, c_attn, c_proj, ln_2, mlp = weights
+    _norm_rows(x, space.h, *ln_1)
+    _linear_into(space.h, c_attn, space.qkv)
+    _step_attention(space.qkv, config, kv_cache, space)  # [rows, d] into space.h
+    _linear_into(space.h, c_proj, space.out)
+    x += space.out
+    _norm_rows(x, space.h, *ln_2)
+    _step_mlp(space.h, mlp, config, space)
+    x += space.out
+
+
+def _step_attention(qkv: np.ndarray, config, kv_cache, space: _StepSpace) -> None:
+    """``_attention`` of one new position per sequence, its merged heads into ``space.h``.
+
+    ``qkv: [rows, (H + 2 KV) d_head]``, rotated in place; the new key and value go into the cache.
+    """
+    H, KV, d_head = config.n_head, config.n_kv_head, config.d_head
+    rows = len(qkv)
+    if config.positions == "rope":
+        qk = qkv[:, : (H + KV) * d_head].reshape(rows, H + KV, d_head)  # queries and keys
+        np.take(qk, space.pairs, axis=-1, out=space.turned)
+        space.turned *= space.sin
+        qk *= space.cos
+        qk += space.turned  # apply_rope: x cos + rotate(x) sin
+    lead = kv_cache.k.shape[:-3]  # () or (B,)
+    new_k = qkv[:, H * d_head : (H + KV) * d_head].reshape(*lead, KV, 1, d_head)
+    new_v = qkv[:, (H + KV) * d_head :].reshape(*lead, KV, 1, d_head)
+    k, v = kv_cache.extend(new_k, new_v)  # [..., KV, S, d_head]
+    S = k.shape[-2]
+    q = qkv[:, : H * d_head].reshape(rows, KV, H // KV, d_head)  # groups of heads sharing keys
+    q *= 1.0 / math.sqrt(d_head)  # the queries, not the scores (change 5)
+    heads = _attend_one(q, k.reshape(rows, KV, S, d_head), v.reshape(rows, KV, S, d_head))
+    space.h[...] = heads.reshape(rows, H * d_head)  # merge_heads
+
+
+def _step_mlp(x: np.ndarray, weights: tuple, config, space: _StepSpace) -> None:
+    """``_mlp_into`` of ``x`` [rows, d] into ``space.out``, without its stations."""
+    pre, post = space.mlp
+    if config.mlp == "swiglu":
+        gate_proj, up_proj, down_proj = weights
+        _linear_into(x, gate_proj, pre)
+        ACTIVATIONS["silu"](pre, post)
+        _linear_into(x, up_proj, pre)
+        post *= pre  # silu(gate) * up
+    else:
+        c_fc, down_proj = weights
+        _linear_into(x, c_fc, pre)
+        ACTIVATIONS[config.gelu](pre, post)
+    _linear_into(post, down_proj, space.out)
+
+
 def _linear_into(x: np.ndarray, layer: dict, out: np.ndarray) -> None:
     """``lib.linear`` of the rows of ``x`` into ``out``: ``[rows, d_in] -> [rows, d_out]``.
 
@@ -241,13 +386,18 @@ def causal_attention(q, k, v) -> np.ndarray:
     k, v = k.reshape(-1, KV, *k.shape[-2:]), v.reshape(-1, KV, *v.shape[-2:])  # [n, KV, S, d_head]
     merged = np.empty((q.shape[0], T, H * d_head), q.dtype)  # [n, T, H d_head]
     out = merged.reshape(-1, T, KV, rep, d_head).transpose(0, 2, 3, 1, 4)  # [n, KV, rep, T, d_head]: views
-    if T == 1:  # one new token (decoding): every group in one matmul, no mask, no chunks
-        q = q[..., 0, :] * (1.0 / math.sqrt(d_head))  # [n, KV, rep, d_head]
-        out[..., 0, :] = _weighted_values(q @ k.swapaxes(-1, -2), v)
+    if T == 1:  # one new token (decoding)
+        out[..., 0, :] = _attend_one(q[..., 0, :] * (1.0 / math.sqrt(d_head)), k, v)
     else:
         groups = [(q[i, g], k[i, g], v[i, g], out[i, g]) for i in range(q.shape[0]) for g in range(KV)]
         _share(lambda group: _attend_group(*group), groups)  # whole groups of heads per core (change 8)
     return merged.reshape(*lead, T, H, d_head).swapaxes(-2, -3)
+
+
+def _attend_one(q, k, v) -> np.ndarray:
+    """Attention of one scaled query per head: every group in one matmul, no mask, no chunks
+    (change 4). ``q: [n, KV, rep, d_head]; k, v: [n, KV, S, d_head] -> [n, KV, rep, d_head]``"""
+    return _weighted_values(q @ k.swapaxes(-1, -2), v)
 
 
 def _attend_group(q, k, v, out) -> None:

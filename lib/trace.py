@@ -31,6 +31,11 @@ def traced(name: str, value):
     return value
 
 
+def recording() -> bool:
+    """Whether a ``tracing()`` block is recording the stations reached here."""
+    return _recorder.get() is not None
+
+
 @contextmanager
 def tracing() -> Iterator[dict]:
     """Record every station reached inside the block into the dict it yields."""

@@ -83,6 +83,65 @@ def test_kv_cache_decoding(model, engine, batch):
     assert cache.length == 40
 
 
+def general_decode(engine, token, cache):
+    """``decode`` by the general path, the one it takes while tracing: ``prefill`` of one token."""
+    return engine.prefill(np.asarray(token)[..., None], cache)
+
+
+@pytest.mark.parametrize("batch", [None, 2])
+def test_one_token_steps_are_the_textbook(model, engine, batch):
+    """Many steps of ``decode``'s own path (change 9) after a prefill: each step's logits are the
+    textbook's row for that position, and the general path's, step by step."""
+    ids = ids_of((70,) if batch is None else (batch, 70), seed=11)
+    full = model.forward(ids)
+    lean, general = engine.new_cache(batch), engine.new_cache(batch)
+    engine.prefill(ids[..., :8], lean)
+    engine.prefill(ids[..., :8], general)
+    for t in range(8, 70):
+        step = engine.decode(ids[..., t], lean)
+        assert step.shape == full[..., t, :].shape
+        np.testing.assert_allclose(step, full[..., t, :], atol=ATOL, rtol=0, err_msg=f"step {t}")
+        np.testing.assert_allclose(step, general_decode(engine, ids[..., t], general), atol=1e-6, rtol=0)
+    assert lean.length == general.length == 70
+
+
+def test_one_token_steps_continue_and_leave_a_cache_the_model_can_continue(model, engine):
+    """The model fills a cache, ``decode`` continues it token by token, the model goes on from
+    there: the keys and values ``decode`` wrote (rotated, for RoPE) are the textbook's."""
+    ids = ids_of(60, seed=12)
+    full = model.forward(ids)
+    cache = model.new_cache()
+    model.forward(ids[:20], cache=cache)
+    steps = np.stack([engine.decode(int(ids[t]), cache) for t in range(20, 40)])
+    np.testing.assert_allclose(steps, full[20:40], atol=ATOL, rtol=0)
+    np.testing.assert_allclose(model.forward(ids[40:], cache=cache), full[40:], atol=ATOL, rtol=0)
+
+
+def test_decode_records_its_stations_while_tracing(model, engine):
+    """Inside ``tracing()`` ``decode`` takes the general path, which records every station."""
+    cache = engine.new_cache()
+    engine.prefill(ids_of(5, seed=13), cache)
+    with lib.tracing() as stations:
+        logits = engine.decode(7, cache)
+    assert "h.0.attn.q" in stations and "logits" in stations
+    np.testing.assert_array_equal(stations["logits"][-1], logits)
+
+
+def test_a_full_cache_refuses_one_more_token_as_before(engine):
+    """A cache at the context length: ``decode`` raises the general path's error and leaves the
+    cache as it was; one token less, it takes the token."""
+    cache = engine.new_cache()
+    engine.prefill(ids_of(399, seed=14), cache)
+    engine.decode(3, cache)
+    assert cache.length == 400
+    with pytest.raises(ValueError, match="sequence too long") as lean:
+        engine.decode(3, cache)
+    with lib.tracing(), pytest.raises(ValueError) as general:
+        engine.decode(3, cache)
+    assert str(lean.value) == str(general.value)
+    assert cache.length == 400
+
+
 def test_prefill_without_a_cache_is_the_last_row(model, engine):
     ids = ids_of((3, 30), seed=3)
     np.testing.assert_allclose(engine.prefill(ids), model.forward(ids)[:, -1], atol=ATOL, rtol=0)
