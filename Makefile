@@ -35,7 +35,7 @@ $(VENV_STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet --no-deps -r requirements.lock
-	$(PIP) uninstall --quiet --yes rfc3987-syntax lark  # from a venv made before it was left out
+	$(PIP) uninstall --quiet --quiet --yes rfc3987-syntax lark  # from a venv made before it was left out
 	$(PIP) install --quiet --no-deps -e .
 	touch $@
 
