@@ -619,7 +619,7 @@ def test_a_huge_output_does_not_reach_the_worker(tmp_path):
 # default high-water mark, 1,000 messages, is 16 GB: past this machine's memory): 14 MiB of JSON
 # that the kernel signs and sends in a few milliseconds (one buffer, sent again and again without
 # a copy) and the grader parses in ten times as long, with a parent that is no cell's so that
-# nothing is kept (100 took a grading worker to 2.4 GB); and requests for input, on a channel
+# nothing is kept (100 took a grading worker to 2.4 GB, 24 to 590 MB); and requests for input, on a channel
 # the grader never reads.
 QUEUE_FLOODS = {
     "outputs": """import json
@@ -627,7 +627,7 @@ kernel = get_ipython().kernel
 socket, auth = kernel.iopub_thread.socket, kernel.session.auth
 content = b'{"name": "stdout", "text": "", "junk": [' + b"0," * (7 * 2**20) + b'0]}'
 parent, metadata = b'{"msg_id": "no cell"}', b"{}"
-for i in range(48):
+for i in range(24):
     header = json.dumps({"msg_id": str(i), "msg_type": "stream", "username": "u", "session": "s",
                          "date": "2026-01-01T00:00:00Z", "version": "5.3"}).encode()
     signature = auth.copy()
