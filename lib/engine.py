@@ -134,9 +134,7 @@ class Engine:
         """``prefill`` of one new token per sequence, without its stations (change 9)."""
         c, p = self.config, self.params
         ids, start = as_model_input(ids, c, cache)  # [..., 1]
-        x = p["wte"][ids.reshape(-1)]  # [rows, d]: one row per sequence, a new array
-        if "wpe" in p:
-            x += p["wpe"][start]
+        x = embed(ids, p["wte"], p.get("wpe"), start).reshape(-1, c.d_model)  # [rows, d]: a new array
         space = _StepSpace(len(x), c, x.dtype, start)
         for weights, kv_cache in zip(self._layers, cache.layers, strict=True):
             _step_block(x, weights, c, kv_cache, space)
