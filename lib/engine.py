@@ -108,6 +108,7 @@ class Engine:
         self.params = _streaming_layout(model.params)  # the embedding keeps wte's rows contiguous
         self.w_unembed = streaming_order(model.w_unembed)  # (d, V)
         self._layers = [_step_weights(layer, self.config) for layer in self.params["h"]]  # change 9
+        self._ln_f = _norm_weights(self.params["ln_f"], self.config)
 
     def forward(self, ids, cache=None) -> np.ndarray:
         """Logits of every position of ``ids`` (T,) or (B, T): (T, V) or (B, T, V)."""
@@ -138,7 +139,7 @@ class Engine:
         space = _StepSpace(len(x), c, x.dtype, start)
         for weights, kv_cache in zip(self._layers, cache.layers, strict=True):
             _step_block(x, weights, c, kv_cache, space)
-        _norm_rows(x, space.h, *_norm_weights(p["ln_f"], c))
+        _norm_rows(x, space.h, *self._ln_f)
         logits = np.empty((len(x), self.w_unembed.shape[1]), x.dtype)  # [rows, V]: the caller keeps it
         _linear_into(space.h, {"w": self.w_unembed}, logits)
         return logits.reshape(*ids.shape[:-1], -1)
