@@ -14,6 +14,7 @@ axe-core comes from npm through book/package.json and is injected from disk: not
 """
 
 import contextlib
+import copy
 import functools
 import html as html_lib
 import importlib.util
@@ -996,7 +997,10 @@ def test_reader_notebook_shows_task_example_and_folded_solution(form):
 
 def edition_of(kind: str, form: str):
     """The ``kind`` edition ("reader", "class", "instructor") of a chapter with one test form."""
-    solution, student = chapter_pair(TEST_FORMS[form])
+    return edition_of_pair(kind, *chapter_pair(TEST_FORMS[form]))
+
+
+def edition_of_pair(kind: str, solution, student):
     return getattr(load_editions(), f"{kind}_notebook")(solution, student, "test.ipynb")
 
 
@@ -1006,7 +1010,10 @@ def test_class_notebook_shows_the_stubs_and_does_not_run_the_checks(form):
     text = nbformat.writes(nb)
     assert "return np.array" not in text and 'answer_q_tied = "a"' not in text
     checks = [c for c in nb.cells if "check(" in c.source]
-    assert checks and all(c.metadata.tags == ["skip-execution"] for c in checks)
+    stubs = [
+        c for c in nb.cells if "raise NotImplementedError" in c.source or c.source == "answer_q_tied = ..."
+    ]
+    assert checks and stubs and all(c.metadata.tags == ["skip-execution"] for c in checks + stubs)
     assert "raises-exception" not in text
 
 
@@ -1045,6 +1052,67 @@ def test_the_execution_cache_is_kept_per_version_of_the_code_the_notebooks_run(t
     (tmp_path / "cache" / "global.db").write_bytes(b"")  # the cache of before the versions
     editions.drop_stale_caches("newest")
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["newest"]
+
+
+def ran(nb):
+    """``nb`` as if executed: each code cell printed its own index among the code cells."""
+    out = copy.deepcopy(nb)
+    for index, cell in enumerate(c for c in out.cells if c.cell_type == "code"):
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"cell {index}\n")]
+        cell.execution_count = index + 1
+    return out
+
+
+@pytest.mark.parametrize("form", list(TEST_FORMS))
+def test_every_edition_shows_the_outputs_of_the_one_run_of_its_chapter(form):
+    """The instructor notebook runs; each edition's running cells take the outputs of its cells,
+    in order (two cells with the same source keep their own), and the build runs nothing again."""
+    editions = load_editions()
+    solution, student = chapter_pair(TEST_FORMS[form])
+    solution.cells[1:1] = [new_code_cell("x"), new_code_cell("x")]
+    student.cells[1:1] = [new_code_cell("x"), new_code_cell("x")]
+    run = ran(editions.instructor_notebook(solution, student, "test.ipynb"))
+    run.metadata["language_info"] = {"name": "python"}
+    shown = {}
+    for kind in ("reader", "class", "instructor"):
+        nb = editions.with_outputs(edition_of_pair(kind, solution, student), run, "test.ipynb")
+        assert nb.metadata.mystnb == {"execution_mode": "off"} and nb.metadata.language_info.name == "python"
+        shown[kind] = {c.source: [] for c in nb.cells}
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                shown[kind][cell.source].append("".join(o.text for o in cell.outputs))
+    assert shown["reader"]["x"] == shown["class"]["x"] == ["cell 0\n", "cell 1\n"]
+    answer = next(s for s in shown["reader"] if "return np.array" in s)
+    assert shown["reader"][answer] == ["cell 2\n"] and shown["instructor"][answer] == ["cell 2\n"]
+    assert all(o == [""] for s, o in shown["class"].items() if "check(" in s or "Not" in s or "answer_q" in s)
+    assert [o for s, o in shown["instructor"].items() if "check('01-embeddings/q_tied'" in s] == [
+        ["cell 5\n"]
+    ]
+
+
+def test_a_cell_the_run_did_not_have_is_an_error():
+    editions = load_editions()
+    solution, student = chapter_pair(TEST_FORMS["one line"])
+    run = ran(editions.instructor_notebook(solution, student, "test.ipynb"))
+    student.cells.insert(1, new_code_cell("print('only in the class edition')"))
+    with pytest.raises(ValueError, match=r"test.ipynb, cell 1: it is not among the instructor notebook's"):
+        editions.with_outputs(editions.class_notebook(solution, student, "test.ipynb"), run, "test.ipynb")
+
+
+def test_a_chapter_runs_once_and_a_cell_that_raises_stops_the_build(tmp_path):
+    """In a real kernel: the first run is cached, the second edition takes it from the cache (the
+    cell would print another number), and a raising cell's traceback names the error."""
+    editions, cache = load_editions(), tmp_path / "cache"
+    nb = new_notebook(cells=[new_code_cell("import time; print(time.monotonic_ns())")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    first = editions.executed(nb, tmp_path, cache, "once.ipynb")
+    again = editions.executed(nb, tmp_path, cache, "once.ipynb")
+    assert first.cells[0].outputs[0].text and again.cells[0].outputs == first.cells[0].outputs
+    nb.cells.append(new_code_cell("raise KeyError('a broken cell')"))
+    with pytest.raises(
+        RuntimeError, match=r"(?s)raises.ipynb raised while it ran:.*KeyError: 'a broken cell'"
+    ):
+        editions.executed(nb, tmp_path, cache, "raises.ipynb")
 
 
 def test_an_unclosed_hidden_test_region_is_an_error():

@@ -17,11 +17,15 @@
 An edition is staged under ``_build/<edition>-src/``: the book's own pages, and each chapter
 notebook rebuilt cell by cell from its solution notebook (``solutions/``) and its student notebook
 (``chapters/``), paired by nbgrader ``grade_id``. Test cells are recognised by their ``check("<id>",
-...)`` call, with or without a hidden-tests region, so this works with either form. Then the
-staging folder is built like any Jupyter Book, with warnings as errors, its notebooks executed
-through the one cache all editions share, kept per version of the code they run
-(``_build/.jupyter_cache/<digest of lib, bookkit and grader>``). No cell of any edition may raise:
-the ``raises-exception`` tags students need are dropped, so a failing cell stops the build.
+...)`` call, with or without a hidden-tests region, so this works with either form.
+A chapter runs once for all three editions: its instructor notebook, which holds every cell any
+edition runs (the reader's and the class's cells are its cells, less the checks and the solutions),
+is executed through the execution cache all editions share, kept per version of the code it runs
+(``_build/.jupyter_cache/<digest of lib, bookkit and grader>``). Each edition's chapter is staged
+with the outputs of that run, cell by cell in order (``with_outputs``), and is not executed again
+by the build. No cell may raise: the ``raises-exception`` tags students need are dropped, so a
+failing cell stops the build with its traceback. Then the staging folder is built like any Jupyter
+Book, with warnings as errors (the book's other notebooks run through the same cache).
 
 While the book is built, ``FORWARD_PASS_BOOK`` holds the edition's name: the chapters' figures
 with controls (``bookkit.explore``) then precompute their states for the static page.
@@ -54,6 +58,7 @@ BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 CHECK_CALL = re.compile(r"""\bcheck\(\s*["']([^"']+)["']""")
 STUDENT_ONLY_TAGS = {"raises-exception"}
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # in IPython's tracebacks
 
 EDITIONS = {
     "reader": {"out": BUILD / "html", "title": "", "announcement": ""},
@@ -268,13 +273,13 @@ def reader_notebook(solution, student, name: str):
 
 
 def class_notebook(solution, student, name: str):
-    """The class edition: the student notebook, with its checks shown but not run."""
+    """The class edition: the student notebook, with its stubs and checks shown but not run."""
     cells = []
     for index, original in enumerate(student.cells):
         cell = copy.deepcopy(original)
         if any(marker in cell.source for marker in (BEGIN_HIDDEN, *SOLUTION_MARKERS)):
             raise ValueError(f"{name}, cell {index}: the student notebook holds a solution or hidden test")
-        set_tags(cell, add=["skip-execution"] if is_test(cell) else ())
+        set_tags(cell, add=["skip-execution"] if is_test(cell) or is_solution(cell) else ())
         cells.append(cell)
     return _with_cells(student, cells)
 
@@ -306,6 +311,60 @@ def _with_cells(nb, cells):
 NOTEBOOKS = {"reader": reader_notebook, "class": class_notebook, "instructor": instructor_notebook}
 
 
+# ---- running a chapter once for every edition ---------------------------------------------------
+
+
+def runs(cell) -> bool:
+    return cell.cell_type == "code" and "skip-execution" not in cell.metadata.get("tags", [])
+
+
+def with_outputs(nb, executed, name: str):
+    """``nb`` with the outputs of ``executed``: each cell that runs takes those of the next cell of
+    ``executed`` with the same source (an edition's running cells are, in order, a part of the
+    instructor notebook's); the build shows them without running ``nb`` again."""
+    out = copy.deepcopy(nb)
+    done = iter([c for c in executed.cells if c.cell_type == "code"])
+    for index, cell in enumerate(out.cells):
+        if not runs(cell):
+            continue
+        source = next((c for c in done if c.source == cell.source), None)
+        if source is None:
+            raise ValueError(
+                f"{name}, cell {index}: it is not among the instructor notebook's cells, in order"
+            )
+        cell.outputs, cell.execution_count = copy.deepcopy(source.outputs), source.execution_count
+    for key in ("language_info", "widgets"):
+        if key in executed.metadata:
+            out.metadata[key] = copy.deepcopy(executed.metadata[key])
+    out.metadata.setdefault("mystnb", {})["execution_mode"] = "off"
+    return out
+
+
+def executed(nb, cwd: Path, cache: Path, name: str):
+    """``nb`` executed in ``cwd``: from the execution cache ``cache``, or run now and cached there
+    (as myst-nb's cache mode does, with the build's timeout); a cell that raises stops the build."""
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    cached = get_cache(str(cache))
+    try:
+        return cached.merge_match_into_notebook(nb)[1]
+    except KeyError:
+        pass
+    run = copy.deepcopy(nb)
+    timeout = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["execute"]["timeout"]
+    print(f"Running {name} for every edition", flush=True)
+    result = single_nb_execution(run, cwd=str(cwd), timeout=timeout, allow_errors=False)
+    if result.err is not None:
+        raise RuntimeError(f"{name} raised while it ran: {ANSI_COLOUR.sub('', str(result.err))}")
+    cached.cache_notebook_bundle(
+        CacheBundleIn(run, name, data={"execution_seconds": result.time}), overwrite=True
+    )
+    print(f"Ran {name} in {result.time:.1f} s", flush=True)
+    return run
+
+
 # ---- staging and building ----------------------------------------------------------------------
 
 
@@ -329,8 +388,9 @@ def copy_tree(src: Path, dst: Path, ignore=()) -> None:
         shutil.copy2(path, target)
 
 
-def staged_config(edition: str) -> str:
-    """The book's ``_config.yml``, retitled for the edition, pointing at the repository's assets."""
+def staged_config(edition: str, cache: Path) -> str:
+    """The book's ``_config.yml``, retitled for the edition, pointing at the repository's assets
+    and at the execution cache ``cache``."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     settings = EDITIONS[edition]
     config["title"] += settings["title"]
@@ -340,7 +400,7 @@ def staged_config(edition: str) -> str:
     # model card, the introduction) runs once, and shows the same outputs in both. It is kept per
     # version of the code the notebooks run (``code_digest``): a cache keyed by the cells alone
     # would show the numbers of an older lib.
-    config["execute"]["cache"] = str(CACHE / code_digest())
+    config["execute"]["cache"] = str(cache)
     sphinx_config = config["sphinx"]["config"]
     sphinx_config["html_static_path"] = [str(ROOT / path) for path in sphinx_config["html_static_path"]]
     config["sphinx"]["local_extensions"] = {
@@ -387,15 +447,18 @@ def chapters() -> list[Path]:
 
 def stage(edition: str) -> Path:
     """Write the edition's sources into ``_build/<edition>-src``; return that folder."""
-    staging = BUILD / f"{edition}-src"
-    drop_stale_caches(code_digest())
-    write_if_changed(staging / "_config.yml", staged_config(edition))
+    staging, cache = BUILD / f"{edition}-src", CACHE / code_digest()
+    drop_stale_caches(cache.name)
+    write_if_changed(staging / "_config.yml", staged_config(edition, cache))
     write_if_changed(staging / "_toc.yml", (ROOT / "_toc.yml").read_text(encoding="utf-8"))
     copy_tree(ROOT / "book", staging / "book", ignore={"node_modules", "_static", "_ext", "assets"})
     for rel in chapters():
         solution = nbformat.read(ROOT / "solutions" / rel, as_version=4)
         student = nbformat.read(ROOT / "chapters" / rel, as_version=4)
-        nb = NOTEBOOKS[edition](solution, student, f"solutions/{rel}")
+        name, folder = f"solutions/{rel}", staging / "chapters" / rel.parent
+        folder.mkdir(parents=True, exist_ok=True)  # where the chapter's cells run
+        ran = executed(instructor_notebook(solution, student, name), folder, cache, name)
+        nb = with_outputs(NOTEBOOKS[edition](solution, student, name), ran, name)
         write_if_changed(staging / "chapters" / rel, nbformat.writes(nb) + "\n")
     return staging
 
@@ -404,7 +467,6 @@ def build(edition: str, staging: Path) -> int:
     """Build the staged book with warnings as errors, as the CLI would; return Sphinx's status."""
     from jupyter_book.sphinx import build_sphinx  # what `jupyter-book build` runs
 
-    os.environ["FORWARD_PASS_BOOK"] = edition  # the kernels inherit it (see bookkit.explorer)
     return build_sphinx(
         staging,
         EDITIONS[edition]["out"],
@@ -420,7 +482,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("edition", choices=list(EDITIONS))
     edition = parser.parse_args(argv).edition
-    if build(edition, stage(edition)):
+    os.environ["FORWARD_PASS_BOOK"] = edition  # the kernels inherit it (see bookkit.explorer)
+    try:
+        staging = stage(edition)
+    except (ValueError, RuntimeError) as err:
+        print(f"The {edition} edition did not build: {err}", file=sys.stderr)
+        return 1
+    if build(edition, staging):
         print(f"The {edition} edition did not build: see the messages above.", file=sys.stderr)
         return 1
     print(f"Open {(EDITIONS[edition]['out'] / 'index.html').relative_to(ROOT)}")
