@@ -7,7 +7,8 @@ position's logits / float32 GEMM rate for prefill; weight bytes / memory bandwid
 Beside them, the textbook path (``Model.forward``) and the engine with one of its changes undone
 at a time (``lib/engine.py`` numbers them), so a reader sees what each one buys; and the share of
 the prefill limit that the products with the weight matrices alone reach (``matmuls_alone``): the
-ceiling BLAS sets at the model's own shapes, which a whole forward pass cannot pass.
+ceiling BLAS sets at the model's own shapes, which a whole forward pass cannot pass; and the same
+for decoding (``gemvs_alone``), a step's matrix-vector products.
 Targets: the engine at most 0.9x PyTorch's prefill time and at >= 75% of the GEMM-bound limit;
 decoding at >= 1.5x PyTorch's speed and >= 80% of the bandwidth limit.
 """
@@ -104,6 +105,26 @@ def matmuls_alone(engine: lib.Engine, T: int, repeats: int) -> float:
                     lambda rows, x=x, w=weights, out=out: E._linear_into(x[rows], w, out[rows]), len(x)
                 )
         E._linear_into(*head)
+
+    return best_of(run, repeats)
+
+
+def gemvs_alone(engine: lib.Engine, repeats: int) -> float:
+    """Best time of one decoding step's products with the weight matrices alone, run as the step
+    runs them (one row as a vector, BLAS on its own threads; ``_step_weights``' order), and the
+    head's. ``limit / time`` is then the share of the bandwidth limit that BLAS's matrix-vector
+    product reaches at the model's own shapes, before any attention, norm or activation."""
+    E = lib.engine
+    matrices = [w for layer in engine._layers for w in (layer[1], layer[2], *layer[4])]
+    matrices.append({"w": engine.w_unembed})
+    products = [
+        (np.ones((1, m["w"].shape[0]), np.float32), m, np.empty((1, m["w"].shape[1]), np.float32))
+        for m in matrices
+    ]
+
+    def run():
+        for x, weights, out in products:
+            E._linear_into(x, weights, out)
 
     return best_of(run, repeats)
 
@@ -247,6 +268,7 @@ def main():
     layout_undone = min(decode_engine(textbook_layout(model), prompt, n) for _ in range(2))
     with patched(lib.engine, "recording", lambda: True):  # decode takes the general path
         general_step = min(decode_engine(engine, prompt, n) for _ in range(2))
+    alone = gemvs_alone(engine, 3 * args.repeats)
     bytes_rate = max(bytes_rate, bandwidth())  # the best the machine showed in this run
     weight_bytes = (
         model.num_params() - config.n_ctx * config.d_model
@@ -254,11 +276,11 @@ def main():
     limit_tps = bytes_rate / weight_bytes
     print(
         f"\n{'decode':<10}{'engine tok/s':>13}{'torch tok/s':>12}{'speed vs torch':>16}{'limit tok/s':>13}"
-        f"{'% of limit':>12}{'textbook tok/s':>16}"
+        f"{'% of limit':>12}{'textbook tok/s':>16}{'GEMVs alone, % of limit':>25}"
     )
     print(
         f"{n} tokens {n / ours:>13.1f}{n / theirs:>12.1f}{theirs / ours:>15.2f}x{limit_tps:>13.1f}"
-        f"{100 * (n / ours) / limit_tps:>11.0f}%{n / textbook:>16.1f}"
+        f"{100 * (n / ours) / limit_tps:>11.0f}%{n / textbook:>16.1f}{100 / alone / limit_tps:>24.0f}%"
     )
 
     print("\nwhat each change buys: the engine's time with one change undone, / the engine's time")
