@@ -18,6 +18,7 @@ An edition is staged under ``_build/<edition>-src/``: the book's own pages, and 
 notebook rebuilt cell by cell from its solution notebook (``solutions/``) and its student notebook
 (``chapters/``), paired by nbgrader ``grade_id``. Test cells are recognised by their ``check("<id>",
 ...)`` call, with or without a hidden-tests region, so this works with either form.
+
 A chapter runs once for all three editions: its instructor notebook, which holds every cell any
 edition runs (the reader's and the class's cells are its cells, less the checks and the solutions),
 is executed through the execution cache all editions share, kept per version of the code it runs
@@ -396,8 +397,8 @@ def staged_config(edition: str, cache: Path) -> str:
     config["title"] += settings["title"]
     if settings["announcement"]:
         config.setdefault("html", {})["announcement"] = settings["announcement"]
-    # One execution cache for every edition: a notebook that is the same in two editions (the
-    # model card, the introduction) runs once, and shows the same outputs in both. It is kept per
+    # One execution cache for every edition: the chapters' runs (``executed``), and the book's own
+    # notebooks (the model card), which run once and show the same outputs in each. It is kept per
     # version of the code the notebooks run (``code_digest``): a cache keyed by the cells alone
     # would show the numbers of an older lib.
     config["execute"]["cache"] = str(cache)
