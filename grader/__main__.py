@@ -92,7 +92,11 @@ def parser() -> argparse.ArgumentParser:
         help="score 0 for every exercise with an integrity finding (default: report them only)",
     )
     grade.add_argument(
-        "--student", action="append", default=[], metavar="ID", help="grade only this student (repeatable)"
+        "--student",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="grade only this student (repeatable); give it to grade one student's folder alone",
     )
     grade.add_argument(
         "--assignment",

@@ -25,7 +25,8 @@ folder ``bob/``, in Alice's folder would be graded as Bob's latest resubmission,
 at all. When the top folders end with a student's folder (one student's folder graded alone),
 that folder is the student's for a notebook directly in it with no LMS name; but an LMS name or a
 sub-folder in it cannot be told from an export's or a class folder's, and names the student it is
-graded for (the instructor's guide says to grade such a folder beside the others).
+graded for (the instructor's guide says to grade such a folder with ``--student``, which grades
+that student's notebooks only, or beside the others).
 
 No input stops the class. A file that cannot be graded as it is gets a warning and a row of
 grades.csv saying what happened to it; the rest is graded.

@@ -277,6 +277,23 @@ def test_submission_layouts_and_lms_names(tmp_path):
     ]
 
 
+def test_one_students_folder_regraded_alone_with_student_grades_only_theirs(tmp_path):
+    """A folder that holds only Alice's folder cannot be told from an export's folder, so a file in
+    it with an LMS name is graded for the student that name gives; ``--student alice`` (the
+    instructor guide says so) grades Alice's notebooks only, and the other name none."""
+    from grader import autograde, settings
+
+    alice = tmp_path / "regrade" / "alice"
+    alice.mkdir(parents=True)
+    for name in ("embeddings.ipynb", "01-embeddings_bob_attempt_2026-11-02-10-00-00_embeddings.ipynb"):
+        (alice / name).write_text("{}")
+    known, term = {"embeddings": "01-embeddings"}, settings.load(tmp_path / "grading")
+    everyone, _ = autograde._find(alice.parent, tmp_path, known, term, autograde.Selection())
+    assert sorted(everyone) == ["alice", "bob"]  # the hazard the option closes
+    only, _ = autograde._find(alice.parent, tmp_path, known, term, autograde.Selection(frozenset({"alice"})))
+    assert {s: [sub.path.name for sub in subs] for s, subs in only.items()} == {"alice": ["embeddings.ipynb"]}
+
+
 def scan(*sources: str, exercises=("embed",)) -> list[tuple[tuple, str]]:
     nb = new_notebook(cells=[new_code_cell("import numpy as np\nimport lib"), *map(new_code_cell, sources)])
     return [
