@@ -5,7 +5,8 @@ The session builds the editions with `make book`, `make book-class` and `make bo
 The builds are incremental and cache executed notebooks, so when the Makefile has just built the
 books they take seconds, and the test never looks at a stale book.
 
-Every page of every edition is opened once per width and what a reader meets is recorded (console
+Every page of every edition is opened once per width it is read at (``WIDTHS``: the other editions'
+at desktop width, the reader's at both) and what a reader meets is recorded (console
 errors, requests, math, images, axe-core's accessibility findings, what overflows the column);
 the tests below then judge the records. A page that another edition shares with the reader
 edition, byte for byte but for the edition's title and announcement, is opened in the reader
@@ -67,10 +68,13 @@ EDITIONS = {
     "class": ("book-class", ROOT / "_build" / "class" / "html"),
     "instructor": ("book-instructor", ROOT / "_build" / "instructor" / "html"),
 }
-# The widths each edition's pages are visited at. The instructor edition is the teaching team's,
-# read at a desk; on a phone, the reader and class editions' pages cover the theme and each kind of
-# content (the instructor edition adds notes like the reader's: the hidden cases, a concept's key).
-WIDTHS = {"reader": (DESKTOP, PHONE), "class": (DESKTOP, PHONE), "instructor": (DESKTOP,)}
+# The widths each edition's pages are visited at. On a phone, the reader edition's pages cover the
+# theme and each kind of content the others show: the class edition's chapters are the reader's
+# cells less the examples and solutions, plus the checks, code cells like the reader's (their
+# markup, state data and scripts of the figures with controls are checked to be the reader's,
+# byte for byte); the instructor edition, the teaching team's, read at a desk, adds notes like the
+# reader's (the hidden cases, a concept's key).
+WIDTHS = {"reader": (DESKTOP, PHONE), "class": (DESKTOP,), "instructor": (DESKTOP,)}
 # Hidden tests (the grader's `record(` calls) and solution markers.
 LEAKS = re.compile(r"BEGIN HIDDEN TESTS|\brecord\(|### (BEGIN|END) SOLUTION")
 MISSING_WIDGET_STATE = re.compile(r"widget state (could )?not (be )?found", re.IGNORECASE)
