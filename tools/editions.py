@@ -458,8 +458,10 @@ def stage(edition: str) -> Path:
         student = nbformat.read(ROOT / "chapters" / rel, as_version=4)
         name, folder = f"solutions/{rel}", staging / "chapters" / rel.parent
         folder.mkdir(parents=True, exist_ok=True)  # where the chapter's cells run
-        ran = executed(instructor_notebook(solution, student, name), folder, cache, name)
-        nb = with_outputs(NOTEBOOKS[edition](solution, student, name), ran, name)
+        runs_all = instructor_notebook(solution, student, name)  # every cell any edition runs
+        ran = executed(runs_all, folder, cache, name)
+        shown = runs_all if edition == "instructor" else NOTEBOOKS[edition](solution, student, name)
+        nb = with_outputs(shown, ran, name)
         write_if_changed(staging / "chapters" / rel, nbformat.writes(nb) + "\n")
     return staging
 
