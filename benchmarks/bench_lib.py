@@ -74,22 +74,22 @@ def prefill_flops(c: lib.Config, T: int) -> float:
     return (c.n_layer - 1) * layer(T) + layer(1) + 2 * d * c.vocab_size  # + last-position head
 
 
-def matmuls_alone(engine: lib.Engine, T: int, repeats: int) -> float:
-    """Best time of a prefill's products with the weight matrices alone, run as the engine runs
-    them (rows shared among the cores, BLAS on one thread each): every layer's four at T rows,
-    but the last layer's output projection and MLP at its last row, and the head at that row.
-    ``limit / time`` is then the share of the limit that BLAS reaches at the model's own shapes,
-    before any attention, norm or activation (GPT-2's weight names)."""
+def _weight_products(layer: dict) -> tuple:
+    """A GPT-2 block's weight matrices in the order a forward pass uses them (GPT-2's names)."""
+    return layer["attn"]["c_attn"], layer["attn"]["c_proj"], layer["mlp"]["c_fc"], layer["mlp"]["c_proj"]
+
+
+def matmuls_alone(engine: lib.Engine, T: int):
+    """A prefill's products with the weight matrices alone, run as the engine runs them (rows
+    shared among the cores, BLAS on one thread each): every layer's four at T rows, but the last
+    layer's output projection and MLP at its last row, and the head at that row. ``limit / its
+    time`` is then the share of the limit that BLAS reaches at the model's own shapes, before any
+    attention, norm or activation. Returns the function to time."""
     E, c = lib.engine, engine.config
     products = []  # (inputs, layer, outputs) of every product a prefill makes with a weight matrix
     for i, layer in enumerate(engine.params["h"]):
         n = 1 if i == c.n_layer - 1 else T
-        for weights, rows in (
-            (layer["attn"]["c_attn"], T),
-            (layer["attn"]["c_proj"], n),
-            (layer["mlp"]["c_fc"], n),
-            (layer["mlp"]["c_proj"], n),
-        ):
+        for weights, rows in zip(_weight_products(layer), (T, n, n, n), strict=True):
             d_in, d_out = weights["w"].shape
             products.append((np.ones((rows, d_in), np.float32), weights, np.empty((rows, d_out), np.float32)))
     head = (
@@ -106,16 +106,15 @@ def matmuls_alone(engine: lib.Engine, T: int, repeats: int) -> float:
                 )
         E._linear_into(*head)
 
-    return best_of(run, repeats)
+    return run
 
 
-def gemvs_alone(engine: lib.Engine, repeats: int) -> float:
-    """Best time of one decoding step's products with the weight matrices alone, run as the step
-    runs them (one row as a vector, BLAS on its own threads; ``_step_weights``' order), and the
-    head's. ``limit / time`` is then the share of the bandwidth limit that BLAS's matrix-vector
-    product reaches at the model's own shapes, before any attention, norm or activation."""
-    E = lib.engine
-    matrices = [w for layer in engine._layers for w in (layer[1], layer[2], *layer[4])]
+def gemvs_alone(engine: lib.Engine):
+    """One decoding step's products with the weight matrices alone, run as the step runs them (one
+    row as a vector, BLAS on its own threads, the engine's layout), and the head's. ``limit / its
+    time`` is then the share of the bandwidth limit that BLAS's matrix-vector product reaches at
+    the model's own shapes, before any attention, norm or activation. Returns the function to time."""
+    matrices = [w for layer in engine.params["h"] for w in _weight_products(layer)]
     matrices.append({"w": engine.w_unembed})
     products = [
         (np.ones((1, m["w"].shape[0]), np.float32), m, np.empty((1, m["w"].shape[1]), np.float32))
@@ -124,9 +123,9 @@ def gemvs_alone(engine: lib.Engine, repeats: int) -> float:
 
     def run():
         for x, weights, out in products:
-            E._linear_into(x, weights, out)
+            lib.engine._linear_into(x, weights, out)
 
-    return best_of(run, repeats)
+    return run
 
 
 # ---- the engine with one change undone (numbers as in lib/engine.py) ---------------------------
@@ -238,11 +237,12 @@ def main():
     undone = {}
     for T in args.lengths:
         ids = rng.integers(0, config.vocab_size, size=T)
-        with torch.inference_mode():
-            ours, theirs = best_of_each(
+        with torch.inference_mode():  # the ceiling in the same rounds, so the same moments
+            ours, theirs, alone = best_of_each(
                 [
                     lambda ids=ids: engine.prefill(ids),
                     lambda ids=ids: hf(torch.tensor(ids[None]), logits_to_keep=1),
+                    matmuls_alone(engine, T),
                 ],
                 args.repeats,
             )
@@ -251,7 +251,6 @@ def main():
         for name, undo in UNDONE.items():
             with undo():
                 undone[T][name] = best_of(lambda ids=ids: engine.prefill(ids), 2)
-        alone = matmuls_alone(engine, T, args.repeats)
         flops_rate = max(flops_rate, gemm_rate())  # the best the machine showed so far in this run
         limit = prefill_flops(config, T) / flops_rate
         print(
@@ -262,13 +261,17 @@ def main():
 
     prompt = rng.integers(0, config.vocab_size, size=128)
     n = args.decode
-    runs = [(decode_engine(engine, prompt, n), decode_torch(hf, prompt, n)) for _ in range(3)]
-    ours, theirs = min(r[0] for r in runs), min(r[1] for r in runs)
+    gemvs = gemvs_alone(engine)
+    n_steps_products = lambda: [gemvs() for _ in range(n)]  # noqa: E731
+    runs = [  # the ceiling in the same rounds: n steps' products, timed as the n steps are
+        (decode_engine(engine, prompt, n), decode_torch(hf, prompt, n), best_of(n_steps_products, 1))
+        for _ in range(3)
+    ]
+    ours, theirs, alone = (min(column) for column in zip(*runs, strict=True))
     textbook = decode_textbook(model, prompt, n // 4) * 4
     layout_undone = min(decode_engine(textbook_layout(model), prompt, n) for _ in range(2))
     with patched(lib.engine, "recording", lambda: True):  # decode takes the general path
         general_step = min(decode_engine(engine, prompt, n) for _ in range(2))
-    alone = gemvs_alone(engine, 3 * args.repeats)
     bytes_rate = max(bytes_rate, bandwidth())  # the best the machine showed in this run
     weight_bytes = (
         model.num_params() - config.n_ctx * config.d_model
@@ -280,7 +283,7 @@ def main():
     )
     print(
         f"{n} tokens {n / ours:>13.1f}{n / theirs:>12.1f}{theirs / ours:>15.2f}x{limit_tps:>13.1f}"
-        f"{100 * (n / ours) / limit_tps:>11.0f}%{n / textbook:>16.1f}{100 / alone / limit_tps:>24.0f}%"
+        f"{100 * (n / ours) / limit_tps:>11.0f}%{n / textbook:>16.1f}{100 * (n / alone) / limit_tps:>24.0f}%"
     )
 
     print("\nwhat each change buys: the engine's time with one change undone, / the engine's time")
