@@ -43,12 +43,15 @@ What it changes, and why:
    BLAS's threads do not help them: worse, after a threaded matrix product OpenBLAS's worker
    threads spin for a while waiting for the next one, on the very core a second thread of
    element-wise work would use (attention right after a threaded product measured about 1.4x
-   slower than after a pause). So for large inputs (prefill) the engine sets BLAS to one thread
+   slower than after a pause). So for a long prompt the engine sets BLAS to one thread
    (``_cores_share``) and runs each round of a block on all cores itself, a block of rows
    (positions) per core: the norm and the q, k, v projection; then everything from the output
    projection to the second residual. The attention between them goes out to the cores by
    groups of heads. The loops and BLAS release the GIL, so Python threads run them in parallel.
-   Small inputs (decoding one token) stay on the calling thread with BLAS's own threads.
+   It pays only there, where the element-wise work and the attention (which grows with T^2)
+   are a large part of the time: shorter inputs (a short prompt, decoding one token) stay on the
+   calling thread with BLAS's own threads, which multiply a matrix of few rows faster than each
+   core its half of the rows (``SHARED_FROM``).
 9. **One token without the scaffolding** (``decode``). A decoding step of GPT-2 small spends
    about 18 ms streaming the weights through its 49 matrix-vector products; the general path
    took about 2 ms more, much of it in some 2,400 Python calls made for one row: scopes and
@@ -150,7 +153,7 @@ class Engine:
         positions = np.arange(start, start + ids.shape[-1])  # [T]
         with scope("embed"):
             x = embed(ids, p["wte"], p.get("wpe"), start)  # [..., T, d]
-        with _cores_share(x.size):
+        with _cores_share(x.size // x.shape[-1]):  # positions of every sequence
             for i, layer in enumerate(p["h"]):
                 n_out = 1 if last_only and i == c.n_layer - 1 else x.shape[-2]  # positions leaving the block
                 with scope(f"h.{i}"):
@@ -504,7 +507,10 @@ def _sum_squares(x: np.ndarray) -> np.ndarray:
 # ---- the cores ------------------------------------------------------------------------------
 
 _CORES = os.cpu_count() or 1
-_WORTH_THREADS = 1 << 16  # elements: below this (decoding), threads cost more than they save
+# Positions from which change 8 pays. GPT-2 small on 2 cores, the same prompts timed both ways in
+# turn: BLAS's own threads 10-18% faster at T = 128 to 256, about even at 384 to 512, the shared
+# cores 3-19% faster at 768 and 1024.
+SHARED_FROM = 512
 _PIECE = 1 << 15  # elements of one array a core works through at a time: 128 KiB of float32
 
 
@@ -521,13 +527,14 @@ _blocks: ContextVar[int] = ContextVar("lib_engine_blocks", default=1)  # row blo
 
 
 @contextmanager
-def _cores_share(size: int):
-    """Inside the block, rounds of work are shared among the cores, BLAS on one thread (change 8).
+def _cores_share(rows: int):
+    """Inside the block, rounds of work on ``rows`` positions are shared among the cores, BLAS on
+    one thread (change 8).
 
-    Only for work of at least ``_WORTH_THREADS`` elements; smaller work (decoding) runs on the
+    Only from ``SHARED_FROM`` positions on; fewer (a short prompt, decoding) are worked on the
     calling thread, with BLAS's own threads.
     """
-    if _helpers is None or not _BLAS or size < _WORTH_THREADS:
+    if _helpers is None or not _BLAS or rows < SHARED_FROM:
         yield
         return
     token = _blocks.set(_CORES)

@@ -29,7 +29,7 @@ ATOL = 2e-5  # float32 logits of order 1, computed in a different order
 @pytest.fixture(autouse=True)
 def share_even_small_work(monkeypatch):
     """These models are tiny: share their work among the cores as a GPT-2-sized prefill's is."""
-    monkeypatch.setattr(lib.engine, "_WORTH_THREADS", 0)
+    monkeypatch.setattr(lib.engine, "SHARED_FROM", 0)
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
@@ -207,7 +207,7 @@ def test_sharing_among_cores_changes_nothing(model, engine, monkeypatch):
     differently among its threads."""
     ids = ids_of((2, CHUNK + 30), seed=6)
     shared = engine.forward(ids)
-    monkeypatch.setattr(lib.engine, "_WORTH_THREADS", np.inf)
+    monkeypatch.setattr(lib.engine, "SHARED_FROM", np.inf)
     np.testing.assert_allclose(engine.forward(ids), shared, atol=1e-6, rtol=0)
 
 
