@@ -15,7 +15,7 @@ import numpy as np
 
 from . import diagnosis, exercises, keys
 from .exercise import Case, Exercise
-from .wire import decode
+from .wire import decode, returned, returned_in
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,16 @@ def close(exercise: Exercise, actual: np.ndarray, expected: np.ndarray) -> bool:
 
 
 def diagnose(
-    exercise: Exercise, case: Case | str, actual, stored: Mapping, student=None, cases=()
+    exercise: Exercise, case: Case | str, actual, stored: Mapping, student=None, cases=(), sequence=None
 ) -> str | None:
     """``None`` if ``actual`` is right for ``case``, else a message for the student.
 
     ``student`` (a ``diagnosis.Student``) answers the questions a structural diagnosis asks of
     the student's function, and ``cases`` are the exercise's others; without them, only what
-    the output itself shows is explained.
+    the output itself shows is explained. ``sequence`` says that ``actual``, an array here, was
+    returned as a ``"list"`` or ``"tuple"`` (the scorer's outputs arrive as arrays).
     """
+    sequence = sequence or returned(actual)
     case = case if isinstance(case, Case) else _visible_case(exercise, case)
     if case.raises is not None:
         return must_raise(exercise, case, None, actual, stored)
@@ -63,7 +65,7 @@ def diagnose(
     except (TypeError, ValueError):
         return f"expected an array ({describe(expected)}), got {type(actual).__name__}"
     if close(exercise, actual, expected):
-        return _dtype_message(exercise, actual, expected)
+        return _dtype_message(exercise, actual, expected, sequence)
     known = _known_mistake(exercise, case, actual, stored)
     if known:
         return known
@@ -76,7 +78,12 @@ def _visible_case(exercise: Exercise, name: str) -> Case:
     return next((c for c in exercise.cases() if c.name == name), Case(name, {}))
 
 
-def _dtype_message(exercise: Exercise, actual: np.ndarray, expected: np.ndarray) -> str | None:
+def _dtype_message(exercise: Exercise, actual: np.ndarray, expected: np.ndarray, sequence=None) -> str | None:
+    if exercise.check_dtype is True and actual.dtype != expected.dtype and sequence:
+        return (
+            f"the values are right, but your function returned a {sequence}, which NumPy reads as "
+            f"{actual.dtype}: return the NumPy array itself ({expected.dtype}, like the inputs), not a {sequence} of it"
+        )
     if exercise.check_dtype is True and actual.dtype != expected.dtype:
         return (
             f"the values are right but the dtype is {actual.dtype}, expected {expected.dtype}: "
@@ -262,7 +269,8 @@ def grade(
             actual = decode(answer.get("output"))
         except Exception as err:  # whatever the student's line holds: unreadable is all it is
             return Verdict(False, f"{label}: unreadable answer ({err})", "wrong", case.name)
-        message = diagnose(exercise, case, actual, references, student, cases) or impure(
+        sequence = returned_in(answer.get("output"))
+        message = diagnose(exercise, case, actual, references, student, cases, sequence) or impure(
             exercise, answer.get("impure")
         )
         if message:

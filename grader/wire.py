@@ -1,7 +1,8 @@
 """What crosses the scorer's wall: one output of a student's function as a JSON-safe record.
 
 Arrays and numbers are ``{"array": {"dtype", "shape", "b64"}}`` (numeric dtypes only), text is
-``{"value": str}``. ``encode`` runs inside the sandbox (the scorer's harness loads this module
+``{"value": str}``; a list or tuple of numbers travels as the array NumPy makes of it, with
+``"returned": "list"`` (or ``"tuple"``) beside it, so that feedback can name what was returned. ``encode`` runs inside the sandbox (the scorer's harness loads this module
 there, as ``wire``), ``decode`` in the grading process, where every record is untrusted input:
 a malformed one (any type, any size of number, any nesting) raises ``ValueError`` and nothing
 else, and counts as no answer.
@@ -29,13 +30,27 @@ def encode(value) -> dict:
     if array.size > MAX_ELEMENTS:
         return {"error": f"ValueError: returned {array.size} numbers, far more than any answer has"}
     array = np.require(array, requirements="C")  # keeps 0-d shapes (ascontiguousarray makes them 1-d)
-    return {
+    record = {
         "array": {
             "dtype": array.dtype.str,
             "shape": list(array.shape),
             "b64": base64.b64encode(array.tobytes()).decode("ascii"),
         }
     }
+    if sequence := returned(value):
+        record["returned"] = sequence
+    return record
+
+
+def returned(value) -> str | None:
+    """``"list"`` or ``"tuple"`` for an output that is one, where NumPy would read an array."""
+    return next((kind.__name__ for kind in (list, tuple) if isinstance(value, kind)), None)
+
+
+def returned_in(record) -> str | None:
+    """What ``encode`` noted a record's output was (``"list"``, ``"tuple"``), if anything it could note."""
+    kind = record.get("returned") if isinstance(record, dict) else None
+    return kind if kind in ("list", "tuple") else None
 
 
 def decode(record):

@@ -1,7 +1,8 @@
 """Chapter 2 (the transformer block), what is particular to it: its exercises are registered (its
 stored references are checked with every chapter's in test_references.py); a wrong helper is named
 as the first station that differs (in attention, multi-head attention, the MLP and the block); a
-float64 constant that upcasts float32 is reported; and the RoPE layout is lib's.
+float64 constant that upcasts float32 is reported, and so is a list of the right values; and the
+RoPE layout is lib's.
 
 What every exercise guarantees (the reference passes, each known mistake is named, hard-coded
 answers fail the hidden cases, stubs, float32 and float64 cases, concept checks) is in
@@ -12,6 +13,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import graded
 
 import lib
 from grader.check import CheckFailed, check
@@ -148,6 +150,20 @@ def test_dtype_upcast_is_reported():
     with pytest.raises(CheckFailed) as err:
         check(f"{A}/masked_scores", upcast)
     assert "dtype" in str(err.value)
+
+
+def test_a_list_of_the_right_values_is_named_by_the_check_and_by_the_grader():
+    """NumPy reads a list of float32 numbers as float64: the message says a list came back, in the
+    notebook and in the grader, where the output crossed the scorer's wall as an array."""
+
+    def as_list(x, g, b, eps=1e-5):
+        mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        return ((x - mean) / np.sqrt(var + eps) * g + b).tolist()
+
+    with pytest.raises(CheckFailed, match="returned a list, which NumPy reads as float64"):
+        check(f"{A}/layer_norm", as_list)
+    verdict = graded(f"{A}/layer_norm", as_list)
+    assert not verdict.ok and "returned a list, which NumPy reads as float64" in verdict.reason
 
 
 def test_rope_layout_is_lib_halves():
