@@ -8,7 +8,9 @@ Beside them, the textbook path (``Model.forward``) and the engine with one of it
 at a time (``lib/engine.py`` numbers them), so a reader sees what each one buys; and the share of
 the prefill limit that the products with the weight matrices alone reach (``matmuls_alone``): the
 ceiling BLAS sets at the model's own shapes, which a whole forward pass cannot pass; and the same
-for decoding (``gemvs_alone``), a step's matrix-vector products.
+for decoding (``gemvs_alone``), a step's matrix-vector products. What is compared is timed in
+turn, round after round (the best of each kept), so that a noisy moment of the machine meets all
+of it alike.
 Targets: the engine at most 0.9x PyTorch's prefill time and at >= 75% of the GEMM-bound limit;
 decoding at >= 1.5x PyTorch's speed and >= 80% of the bandwidth limit.
 """
@@ -270,17 +272,23 @@ def main():
 
     prompt = rng.integers(0, config.vocab_size, size=128)
     n = args.decode
-    gemvs = gemvs_alone(engine)
-    n_steps_products = lambda: [gemvs() for _ in range(n)]  # noqa: E731
-    runs = [  # the ceiling in the same rounds: n steps' products, timed as the n steps are
-        (decode_engine(engine, prompt, n), decode_torch(hf, prompt, n), best_of(n_steps_products, 1))
-        for _ in range(3)
-    ]
-    ours, theirs, alone = (min(column) for column in zip(*runs, strict=True))
+    gemvs, laid_out_as_loaded = gemvs_alone(engine), textbook_layout(model)
+
+    def general_path():
+        with patched(lib.engine, "recording", lambda: True):  # decode takes the general path
+            return decode_engine(engine, prompt, n)
+
+    decoders = {  # each timed in every round, so that all meet the same moments of the machine
+        "engine": lambda: decode_engine(engine, prompt, n),
+        "torch": lambda: decode_torch(hf, prompt, n),
+        "GEMVs alone": lambda: best_of(lambda: [gemvs() for _ in range(n)], 1),  # n steps' products
+        "6 textbook layout": lambda: decode_engine(laid_out_as_loaded, prompt, n),
+        "9 the general path for a token": general_path,
+    }
+    rounds = [{name: decoder() for name, decoder in decoders.items()} for _ in range(3)]
+    decoded = {name: min(r[name] for r in rounds) for name in decoders}
+    ours, theirs, alone = decoded["engine"], decoded["torch"], decoded["GEMVs alone"]
     textbook = decode_textbook(model, prompt, n // 4) * 4
-    layout_undone = min(decode_engine(textbook_layout(model), prompt, n) for _ in range(2))
-    with patched(lib.engine, "recording", lambda: True):  # decode takes the general path
-        general_step = min(decode_engine(engine, prompt, n) for _ in range(2))
     bytes_rate = max(bytes_rate, bandwidth())  # the best the machine showed in this run
     weight_bytes = (
         model.num_params() - config.n_ctx * config.d_model
@@ -305,8 +313,8 @@ def main():
             for T in args.lengths
         )
         print(f"{name:<32}{cells}{'':>10}")
-    print(f"{'6 textbook layout':<32}{'':>{10 * len(args.lengths)}}{layout_undone / ours:>9.2f}x")
-    print(f"{'9 the general path for a token':<32}{'':>{10 * len(args.lengths)}}{general_step / ours:>9.2f}x")
+    for name in ["6 textbook layout", "9 the general path for a token"]:
+        print(f"{name:<32}{'':>{10 * len(args.lengths)}}{decoded[name] / ours:>9.2f}x")
     print(
         f"\nlimits use the best rates seen in this run: GEMM {flops_rate / 1e9:.0f} GFLOP/s, "
         f"bandwidth {bytes_rate / 1e9:.1f} GB/s"
