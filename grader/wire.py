@@ -2,10 +2,11 @@
 
 Arrays and numbers are ``{"array": {"dtype", "shape", "b64"}}`` (numeric dtypes only), text is
 ``{"value": str}``; a list or tuple of numbers travels as the array NumPy makes of it, with
-``"returned": "list"`` (or ``"tuple"``) beside it, so that feedback can name what was returned. ``encode`` runs inside the sandbox (the scorer's harness loads this module
-there, as ``wire``), ``decode`` in the grading process, where every record is untrusted input:
-a malformed one (any type, any size of number, any nesting) raises ``ValueError`` and nothing
-else, and counts as no answer.
+``"returned": "list"`` (or ``"tuple"``) beside it, so that feedback can name what was returned.
+``encode`` runs inside the sandbox (the scorer's harness loads this module there, as ``wire``),
+``decode`` in the grading process, where every record is untrusted input: a malformed one (any
+type, any size of number, any nesting) raises ``ValueError`` and nothing else, and counts as no
+answer.
 
 NumPy and the standard library only.
 """
