@@ -507,10 +507,11 @@ def _sum_squares(x: np.ndarray) -> np.ndarray:
 # ---- the cores ------------------------------------------------------------------------------
 
 _CORES = os.cpu_count() or 1
-# Positions from which change 8 pays. GPT-2 small on 2 cores, the same prompts timed both ways in
+# Positions from which change 8 pays: 256 for each core, so that each core's block of rows makes
+# a matrix product BLAS runs well. GPT-2 small on 2 cores, the same prompts timed both ways in
 # turn: BLAS's own threads 10-18% faster at T = 128 to 256, about even at 384 to 512, the shared
 # cores 3-19% faster at 768 and 1024.
-SHARED_FROM = 512
+SHARED_FROM = 256 * _CORES
 _PIECE = 1 << 15  # elements of one array a core works through at a time: 128 KiB of float32
 
 
