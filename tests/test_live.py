@@ -26,7 +26,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from test_book import AXE, CHROMIUM, CHROMIUM_ARGS, HTML, PAGES, SCREENSHOTS, built, open_page
+from test_book import AXE, AXE_RUN, CHROMIUM, CHROMIUM_ARGS, HTML, PAGES, SCREENSHOTS, built, open_page
 
 import lib
 
@@ -615,12 +615,7 @@ def test_update_time_for_a_64_character_prompt_is_printed(intro, model, capsys):
 def run_axe(page):
     """axe-core's serious and critical violations inside the live components."""
     page.add_script_tag(path=str(AXE))
-    violations = page.evaluate(
-        """async () => (await axe.run([...document.querySelectorAll('.fp-live')])).violations
-            .filter(v => ['serious', 'critical'].includes(v.impact))
-            .map(v => `${v.id}: ${v.help} (${v.nodes.map(n => n.target.join(' ')).join('; ')})`)"""
-    )
-    return violations
+    return page.evaluate(AXE_RUN, [[], ".fp-live"])
 
 
 def screenshot(page, name):
