@@ -82,9 +82,10 @@ def _weight_products(layer: dict) -> tuple:
 
 
 def matmuls_alone(engine: lib.Engine, T: int):
-    """A prefill's products with the weight matrices alone, run as the engine runs them (rows
-    shared among the cores, BLAS on one thread each): every layer's four at T rows, but the last
-    layer's output projection and MLP at its last row, and the head at that row. ``limit / its
+    """A prefill's products with the weight matrices alone, run as the engine runs them (from
+    ``SHARED_FROM`` positions on, rows shared among the cores, BLAS on one thread each; fewer, on
+    BLAS's own threads): every layer's four at T rows, but the last layer's output projection and
+    MLP at its last row, and the head at that row. ``limit / its
     time`` is then the share of the limit that BLAS reaches at the model's own shapes, before any
     attention, norm or activation. Returns the function to time."""
     E, c = lib.engine, engine.config
