@@ -1,7 +1,6 @@
 """``python -m grader {release,autograde,adjust,report,references}``: the instructor's commands."""
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -49,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("submissions", type=Path, help="a folder or a .zip of student notebooks")
     grade.add_argument("--out", type=Path, default=Path("grading"), help="output folder (default: grading)")
     grade.add_argument(
-        "--jobs", type=int, default=os.cpu_count() or 1, help="students graded at once (default: cores)"
+        "--jobs", type=int, help="students graded at once (default: the cores this process may use)"
     )
     grade.add_argument(
         "--cpu",
@@ -178,7 +177,7 @@ def autograde(args: argparse.Namespace, argv: list[str] | None) -> int:
         outcome = autograde.autograde(
             args.submissions,
             args.out,
-            jobs=max(1, args.jobs),
+            jobs=max(1, args.jobs or autograde.usable_cores()),
             timeout=args.timeout,
             cpu=args.cpu,
             idle=args.idle,

@@ -190,7 +190,7 @@ def autograde(
     settings.ensure(out)
     term = settings.load(out)
     known = course.notebooks(source)
-    limits = kernel_limits(cpu, idle, memory, max(1, (os.cpu_count() or 1) // jobs))
+    limits = kernel_limits(cpu, idle, memory, max(1, usable_cores() // jobs))
     with (
         gradebook.lock(out),
         _sigterm_as_ctrl_c(),
@@ -322,6 +322,15 @@ def kernel_view() -> sandbox.View:
         env={"NBGRADER_EXECUTION": "autograde", "MPLCONFIGDIR": MATPLOTLIB_CACHE},
         read_only_at={f"{MATPLOTLIB_CACHE}/{fonts.name}": fonts} if fonts else {},
     )
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its affinity mask (a container's or ``taskset``'s share of
+    the machine), where the OS has one. (``lib.engine`` counts its own, ``lib`` standing alone.)"""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def kernel_limits(cpu: float, idle: float, memory: int, threads: int) -> sandbox.Limits:

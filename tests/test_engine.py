@@ -6,6 +6,9 @@ be float rounding.
 """
 
 import multiprocessing
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -266,3 +269,16 @@ def test_the_engine_works_in_a_forked_child(engine):
     finally:
         child.join(timeout=10)
         child.kill()
+
+
+def test_the_engine_counts_the_cores_it_may_run_on():
+    """A process held to one core (``taskset``, a container's cpuset) shares no work among threads:
+    its helpers would wait for the one core it has."""
+    held = subprocess.run(
+        [sys.executable, "-c", "import lib.engine as E; print(E._CORES, E._helpers)"],
+        preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert held.stdout.split() == ["1", "None"]
