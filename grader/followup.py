@@ -3,7 +3,8 @@
 The first run (``grader.scoring``) asks each probe for its cases' outputs only, so a right answer
 costs nothing more. For an exercise whose first wrong case came back as a wrong value or an error,
 this pass (unless that case is still ``NotImplementedError``: nothing is written to explain) runs
-the student's program again, with only those exercises' probes, each asking for
+the student's program again (less the statements that ran past their limit the first time), with
+only those exercises' probes, each asking for
 what ``grader.diagnosis`` needs to explain that case (``diagnosis.calls``): the function on every
 variant of the case, each of the exercise's helpers on the reference's stations, and the function
 once more with its helpers watched. The references of the variants and the stations are computed
@@ -59,7 +60,7 @@ def explain(
     if not asked:
         return verdicts
     program = [
-        asked[item["probe"]][0] if "exercise" in item else item
+        asked[item["probe"]][0] if "exercise" in item else _without_timed_out(item, first)
         for item in items
         if "exercise" not in item or item["probe"] in asked
     ]
@@ -76,6 +77,13 @@ def explain(
             verdicts[grade_id],
         )
     return refined
+
+
+def _without_timed_out(cell: dict, first) -> dict:
+    """A cell of the program, told to skip the statements that ran past their limit in the first
+    run: a student's endless loop costs its limit once, not again for the reasons."""
+    skipped = first.timed_out.get(cell["index"])
+    return {**cell, "skip": sorted(skipped)} if skipped else cell
 
 
 def questions(exercise_id: str, cases: list, answers: dict, table, verdict: Verdict) -> list[dict]:

@@ -8,7 +8,8 @@ Started by ``grader.scoring`` as::
 with nothing on ``sys.path`` but the standard library and the ``--path`` folders: NumPy's and this
 file's own (``wire``, ``runners``, ``watch``). No IPython, no ``grader``, no nbgrader. Each ``JOB``
 (a pickle written by the grader) is one notebook's program, in notebook order: code cells, each
-with the top-level statements to run, and probes, each with the name of the student's function (or
+with the top-level statements to run (or to skip: the diagnosis pass, ``grader.followup``, skips
+those that ran past their limit in the first run), and probes, each with the name of the student's function (or
 concept-check variable), the exercise's runner and the calls to make, every case's inputs pickled
 on their own; and the job's CPU and wall-clock seconds. A call may name another of the student's
 functions to call instead (``"function"``: a helper, without the runner) and helpers to watch
@@ -34,7 +35,7 @@ job's CPU seconds (``RLIMIT_CPU``) and wall-clock seconds (this parent kills it 
 probe it calls the student's function on each case, with fresh inputs (unpickled anew), through
 the runner if there is one. Every line written to ``FD`` starts with its job's number: ``j
 {"cell": i}`` when a cell starts, ``j {"cell": i, "line": n, "error": ...}`` when a statement
-fails, ``j {"probe": k, "case": name, "output": <wire record>}`` (or ``"error"``, or
+fails (with ``"statement"``, its position in the cell, and ``"timeout": true`` if it ran too long), ``j {"probe": k, "case": name, "output": <wire record>}`` (or ``"error"``, or
 ``"timeout"``) per call, ``j {"done": true, "cpu": seconds}`` at the end, and, from this parent,
 ``j {"exit": status}`` if the child ended otherwise.
 
@@ -164,16 +165,20 @@ class Program:
         except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
             self.report(cell=index, line=getattr(err, "lineno", None), error=_error(err))
             return
-        chosen = item.get("statements")
+        chosen, skipped = item.get("statements"), item.get("skip", ())
         for position, statement in enumerate(tree.body):
-            if chosen is not None and position not in chosen:
+            if (chosen is not None and position not in chosen) or position in skipped:
                 continue
             try:
                 with Limit(self.limit):
                     exec(compile(ast.Module([statement], []), f"<cell {index}>", "exec"), self.namespace)
             except Timeout:
                 self.report(
-                    cell=index, line=statement.lineno, error=f"ran longer than {self.limit:g} s", timeout=True
+                    cell=index,
+                    line=statement.lineno,
+                    statement=position,
+                    error=f"ran longer than {self.limit:g} s",
+                    timeout=True,
                 )
             except BaseException as err:  # as a notebook goes on after an error cell
                 self.report(cell=index, line=statement.lineno, error=_error(err))

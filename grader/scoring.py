@@ -55,7 +55,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import compare, exercises, followup, lending, program, references, sandbox
@@ -67,6 +67,7 @@ SHIPPED = ("harness.py", "wire.py", "runners.py", "watch.py")  # what the harnes
 SECRET = ".secret"
 MAX_BYTES = 64 * 2**20  # of answers read back from one notebook's scorer
 MAX_VALUES = 10_000  # JSON values in one line read back (an honest line has a few hundred at most)
+MAX_TIMED_OUT = 64  # statements past their limit kept from one run (each cost a limit of the job's budget)
 # Bytes a line read back counts for at least, kept or not: reading one costs the grader about a
 # microsecond whatever it holds, and 16 MiB of empty lines, which counted for nothing, took 25 s (a
 # scorer sending them until its wall-clock limit took as long of the grader's CPU time). So a
@@ -354,6 +355,7 @@ class Run:
     returncode: int
     capped: bool = False
     cpu: float | None = None  # CPU seconds the harness says it used (for benchmarks; unverified)
+    timed_out: dict[int, set[int]] = field(default_factory=dict)  # cell -> statements past the limit
 
     @classmethod
     def parse(cls, data: bytes, returncode: int, program: list[dict], capped: bool = False) -> "Run":
@@ -366,7 +368,7 @@ class Run:
             item["probe"]: {call["case"] for call in item["calls"]} for item in program if "calls" in item
         }
         cells = {item["index"] for item in program if "source" in item}
-        answers, failed, last_cell, done, cpu = {}, {}, None, False, None
+        answers, failed, timed_out, last_cell, done, cpu = {}, {}, {}, None, False, None
         for line in data.split(b"\n"):
             if sum(line.count(c) for c in b",[{") > MAX_VALUES:
                 continue
@@ -393,7 +395,9 @@ class Run:
                 last_cell = cell
                 if isinstance(event.get("error"), str):
                     failed.setdefault(cell, event["error"][:300])
-        return cls(answers, last_cell, failed, done, returncode, capped, cpu)
+                if _timed_out_statement(event) and sum(map(len, timed_out.values())) < MAX_TIMED_OUT:
+                    timed_out.setdefault(cell, set()).add(event["statement"])
+        return cls(answers, last_cell, failed, done, returncode, capped, cpu, timed_out)
 
     def missing(self) -> tuple[str, str]:
         """The status and reason for a case that got no answer."""
@@ -408,6 +412,12 @@ class Run:
             "kernel_died",
             f"your code ended the grading process {where} (os._exit, a crash or the memory limit), before this test ran",
         )
+
+
+def _timed_out_statement(event: dict) -> bool:
+    """Whether ``event`` says a top-level statement (its position in the cell) ran past its limit."""
+    statement = event.get("statement")
+    return event.get("timeout") is True and type(statement) is int and 0 <= statement
 
 
 def _checked(answer: dict) -> dict:

@@ -104,6 +104,33 @@ def test_a_failing_cell_or_an_endless_one_costs_only_itself(scorer):
 
 
 @pytest.mark.slow
+def test_the_diagnosis_pass_skips_a_statement_that_ran_past_its_limit(scorer, monkeypatch):
+    """A top-level endless loop costs its limit once: the second run, made to explain a wrong
+    answer, runs the program without it (and the statements around it)."""
+    nb = with_cell(notebook(), "position_embedding-answer", "before = 1\n" + ENDLESS + "\nafter = 2")
+    nb.cells[
+        index_of(nb, "position_embedding-answer")
+    ].source = "def position_embedding(n_tokens, wpe):\n    return wpe[1 : n_tokens + 1]"
+    endless = index_of(nb, "position_embedding-answer") - 1
+    runs, run_all = [], scorer.run_all
+    monkeypatch.setattr(
+        scorer, "run_all", lambda programs: runs.append((programs, run_all(programs))) or runs[-1][1]
+    )
+    verdicts = score(scorer, nb)
+    (first_programs, [first]), (diagnosis_programs, [diagnosis]) = runs
+    assert first.timed_out == {endless: {1}} and "longer than 2 s" in first.failed[endless]
+    cell = next(item for item in diagnosis_programs[0][0] if item.get("index") == endless)
+    assert cell["skip"] == [1] and "skip" not in next(
+        i for i in first_programs[0][0] if i.get("index") == endless
+    )
+    assert diagnosis.timed_out == {} and endless not in diagnosis.failed and diagnosis.done
+    assert (
+        verdicts["position_embedding"].status == "wrong"
+        and "off-by-one" in verdicts["position_embedding"].reason
+    )
+
+
+@pytest.mark.slow
 def test_an_endless_function_times_out_alone(scorer):
     nb = notebook()
     nb.cells[index_of(nb, "decode-answer")].source = ENDLESS_DEF.format("decode")
