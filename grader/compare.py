@@ -79,12 +79,12 @@ def _visible_case(exercise: Exercise, name: str) -> Case:
 
 
 def _dtype_message(exercise: Exercise, actual: np.ndarray, expected: np.ndarray, sequence=None) -> str | None:
-    if exercise.check_dtype is True and actual.dtype != expected.dtype and sequence:
-        return (
-            f"the values are right, but your function returned a {sequence}, which NumPy reads as "
-            f"{actual.dtype}: return the NumPy array itself ({expected.dtype}, like the inputs), not a {sequence} of it"
-        )
     if exercise.check_dtype is True and actual.dtype != expected.dtype:
+        if sequence:
+            return (
+                f"the values are right, but your function returned a {sequence}, which NumPy reads as "
+                f"{actual.dtype}: return the NumPy array itself ({expected.dtype}, like the inputs), not a {sequence} of it"
+            )
         return (
             f"the values are right but the dtype is {actual.dtype}, expected {expected.dtype}: "
             "keep the input's dtype (a float64 constant or np.float64 scalar can upcast float32)"

@@ -613,8 +613,10 @@ def test_update_time_for_a_64_character_prompt_is_printed(intro, model, capsys):
 
 
 def run_axe(page):
-    """axe-core's serious and critical violations inside the live components."""
-    page.add_script_tag(path=str(AXE))
+    """axe-core's serious and critical violations inside the live components (axe added to the
+    page once: it is read again for dark mode)."""
+    if not page.evaluate("typeof axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
     return page.evaluate(AXE_RUN, [[], ".fp-live"])
 
 
