@@ -14,7 +14,7 @@ a title without an id makes Canvas offer to create a new assignment.
 import csv
 import dataclasses
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path, PurePosixPath
 
 from nbgrader.utils import parse_utc
@@ -24,6 +24,7 @@ from .submissions import LMS_PATTERNS, Submission
 CANVAS, BLACKBOARD = LMS_PATTERNS
 IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 EXCHANGE_TIMESTAMP = "timestamp.txt"  # what nbgrader's submit writes and collect keeps
+STAMP_SLACK = timedelta(minutes=1)  # a stamp this much earlier than the notebook's time still counts
 
 
 def describe(sub: Submission, zone: tzinfo | None) -> Submission:
@@ -32,6 +33,11 @@ def describe(sub: Submission, zone: tzinfo | None) -> Submission:
     The time comes from, in order: nbgrader's ``timestamp.txt`` beside the notebook, a Blackboard
     file name, the notebook's entry in the zip, the file's modification time. Times written
     without a zone (Blackboard's, a zip's) are read in ``zone`` (None: this machine's).
+
+    ``timestamp.txt`` is written on the student's own account (``nbgrader submit``), so it is a
+    claim: nbgrader's submit and collect keep the notebook's modification time, which an honest
+    submission's stamp never precedes. A stamp earlier than the notebook's last change (beyond a
+    minute) is not believed: the later time counts, and the source says why.
     """
     name = lms_id = ""
     late = None
@@ -42,8 +48,17 @@ def describe(sub: Submission, zone: tzinfo | None) -> Submission:
     stamp = sub.path.parent / EXCHANGE_TIMESTAMP
     if canvas:
         name, lms_id, late = canvas["name"], canvas["student"], bool(canvas["late"])
-    if stamp.is_file():
-        when, source = _exchange_time(stamp), "nbgrader exchange (timestamp.txt)"
+    if stamp.is_file() and (claimed := _exchange_time(stamp)) is not None:
+        when, source = claimed, "nbgrader exchange (timestamp.txt)"
+        changed = sub.listed and (_local(sub.listed, zone) if sub.listed.tzinfo is None else sub.listed)
+        if changed and changed > claimed + STAMP_SLACK:
+            when, source = (
+                changed,
+                (
+                    f"file modification time: timestamp.txt says {_utc(claimed)}, before the notebook was last "
+                    "changed (an edited stamp, or files copied without their times)"
+                ),
+            )
     elif blackboard and (named := _blackboard_time(blackboard["timestamp"])):
         when, source = _local(named, zone), "Blackboard file name"
     elif sub.listed is not None and sub.listed.tzinfo is None:
@@ -68,6 +83,10 @@ def _exchange_time(path: Path) -> datetime | None:
     except (OSError, ValueError, OverflowError):
         return None
     return utc.replace(tzinfo=UTC) if utc else None
+
+
+def _utc(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _local(naive: datetime, zone: tzinfo | None) -> datetime:

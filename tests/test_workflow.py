@@ -7,6 +7,7 @@ The term is one module fixture that advances step by step (each step is a real
 """
 
 import csv
+import os
 import re
 import sqlite3
 import subprocess
@@ -431,10 +432,12 @@ def test_what_an_lms_export_says_about_a_submission(tmp_path):
     from grader import lms
     from grader.submissions import Submission
 
-    def describe(relative: str, zip_time=None) -> Submission:
+    def describe(relative: str, zip_time=None, changed=None) -> Submission:
         path = tmp_path / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("{}")
+        if changed:  # the notebook's modification time, as nbgrader's submit and collect keep it
+            os.utime(path, (changed.timestamp(), changed.timestamp()))
         listed = zip_time or datetime.fromtimestamp(path.stat().st_mtime).astimezone()
         sub = Submission("x", "x", path, relative, "embeddings", ASSIGNMENT, listed=listed)
         return lms.describe(sub, UTC)
@@ -450,11 +453,18 @@ def test_what_an_lms_export_says_about_a_submission(tmp_path):
         datetime(2026, 11, 2, 10, tzinfo=UTC),
         "Blackboard file name",
     )
-    (tmp_path / "c" / "bob" / ASSIGNMENT).mkdir(parents=True)
-    (tmp_path / "c" / "bob" / ASSIGNMENT / "timestamp.txt").write_text("2026-10-09 21:33:12.123456 UTC")
-    exchange = describe(f"c/bob/{ASSIGNMENT}/embeddings.ipynb")
+    for student in ("bob", "eve"):
+        (tmp_path / "c" / student / ASSIGNMENT).mkdir(parents=True)
+        (tmp_path / "c" / student / ASSIGNMENT / "timestamp.txt").write_text("2026-10-09 21:33:12.123456 UTC")
+    saved = datetime(2026, 10, 9, 21, 30, tzinfo=UTC)  # saved, then submitted three minutes later
+    exchange = describe(f"c/bob/{ASSIGNMENT}/embeddings.ipynb", changed=saved)
     assert exchange.submitted_at == datetime(2026, 10, 9, 21, 33, 12, 123456, tzinfo=UTC)
     assert exchange.time_source == "nbgrader exchange (timestamp.txt)" and exchange.late is None
+    # A stamp that precedes the notebook's last change is a claim the file contradicts: the later counts.
+    changed = datetime(2026, 10, 20, 12, tzinfo=UTC)
+    forged = describe(f"c/eve/{ASSIGNMENT}/embeddings.ipynb", changed=changed)
+    assert forged.submitted_at == changed
+    assert forged.time_source.startswith("file modification time: timestamp.txt says 2026-10-09 21:33:12 UTC")
     plain = describe("d/alice/embeddings.ipynb")
     assert plain.time_source == "file modification time" and plain.submitted_at is not None
 
