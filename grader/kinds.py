@@ -9,7 +9,9 @@ those derived here from its inputs, exactly:
 - the dtype of every float array, anywhere in the inputs (``float32``, ``float64``), and of a
   dtype given as an argument (``dtype=float16``);
 - the number of axes of every top-level array (``x.ndim=3``: a leading batch axis is a kind),
-  an empty one (``cache_k empty``) and one holding ``-inf`` (``logits has -inf``);
+  an empty one (``cache_k empty``) and one holding ``-inf`` (``logits has -inf``); integers that
+  are not one run (``positions not consecutive``), and rows whose largest entries are in
+  different columns (``logits rows peak apart``), which a shortcut could pass without;
 - each optional argument given a value other than its default (``eps given``) or ``None``
   (``k=None``), and every number equal to 0 or 1 (``temperature=0``, ``n_tokens=1``);
 - the switches of a config (``config.mlp=swiglu``, ``config.tie_embeddings=False``);
@@ -42,6 +44,7 @@ def derived(reference: Callable, case) -> frozenset[str]:
                 found.add(f"{name} empty")
             if value.dtype.kind == "f" and np.isneginf(value).any():
                 found.add(f"{name} has -inf")
+            found |= _patterns(name, value)
         elif isinstance(value, np.dtype):
             found.add(f"{name}={value}")
         elif dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -61,13 +64,37 @@ def derived(reference: Callable, case) -> frozenset[str]:
     return frozenset(found)
 
 
+def _patterns(name: str, value: np.ndarray) -> set[str]:
+    """Kinds a shortcut could pass without: integers that are not one run ``a, a + 1, ...`` (a
+    function that rebuilds positions from the first one), rows whose largest entries sit in
+    different columns (one that takes the first row's for all)."""
+    found = set()
+    if value.dtype.kind in "iu" and value.ndim == 1 and value.size > 1 and np.any(np.diff(value) != 1):
+        found.add(f"{name} not consecutive")
+    if value.dtype.kind == "f" and value.ndim >= 2 and value.shape[-1] > 1 and value.size:
+        rows = value.reshape(-1, value.shape[-1])
+        if (
+            len(rows) > 1
+            and np.all(np.isfinite(rows).any(axis=-1))
+            and len(set(np.argmax(rows, axis=-1))) > 1
+        ):
+            found.add(f"{name} rows peak apart")
+    return found
+
+
 def words(kind: str) -> str:
     """A derived kind as a student reads it (``x.ndim=3``: "`x` with 3 axes"); a declared one as
     it is."""
     name, _, rest = kind.partition(".ndim=")
     if rest:
         return f"`{name}` with {rest} axes"
-    for suffix, text in ((" given", "given"), (" empty", "empty"), (" has -inf", "holding -inf")):
+    for suffix, text in (
+        (" given", "given"),
+        (" empty", "empty"),
+        (" has -inf", "holding -inf"),
+        (" not consecutive", "not consecutive"),
+        (" rows peak apart", "with rows whose largest entries are in different columns"),
+    ):
         if kind.endswith(suffix) and " " not in kind[: -len(suffix)]:
             return f"`{kind[: -len(suffix)]}` {text}"
     name, equals, value = kind.partition("=")

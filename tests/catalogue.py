@@ -351,6 +351,10 @@ def rope_no_cast(x, positions, theta=10000.0):
     return _rope(x, positions, theta, cast=False)
 
 
+def rope_positions_from_the_first(x, positions, theta=10000.0):
+    return _rope(x, positions[0] + np.arange(len(positions)), theta)
+
+
 def swiglu_silu_both(x, params):
     def silu(z):
         return z / (1 + np.exp(-z))
@@ -443,6 +447,24 @@ def temperature_zero_flat_argmax(logits, temperature):
         i = int(np.argmax(logits))
         out[i] = logits.reshape(-1)[i]
         return out.reshape(logits.shape)
+    return logits / temperature
+
+
+def temperature_zero_columns_of_every_argmax(logits, temperature):
+    if temperature == 0:
+        out = np.full_like(logits, -np.inf)
+        i = np.argmax(logits, axis=-1)
+        out[..., i] = logits[..., i]
+        return out
+    return logits / temperature
+
+
+def temperature_zero_first_rows_column(logits, temperature):
+    if temperature == 0:
+        out = np.full_like(logits, -np.inf)
+        i = int(np.argmax(logits.reshape(-1, logits.shape[-1])[0]))
+        out[..., i] = logits[..., i]
+        return out
     return logits / temperature
 
 
@@ -747,6 +769,7 @@ WRONG = [
     _entry(f"{C2}/rms_norm", rms_norm_float64, r"dtype"),
     _entry(f"{C2}/apply_rope", rope_fixed_theta, r"theta"),
     _entry(f"{C2}/apply_rope", rope_no_cast, r"dtype"),
+    _entry(f"{C2}/apply_rope", rope_positions_from_the_first, r"positions"),
     _entry(f"{C2}/swiglu", swiglu_silu_both, r"up branch|gate"),
     _entry(f"{C3}/lm_head", lm_head_flattened, r"batch|leading axis|axis of size|axes"),
     _entry(f"{C3}/lm_head", lm_head_norm_after, r"norm|ln_f"),
@@ -761,6 +784,8 @@ WRONG = [
     _entry(f"{C4}/apply_temperature", temperature_zero_one_hot, r"-inf"),
     _entry(f"{C4}/apply_temperature", temperature_upcast, r"dtype"),
     _entry(f"{C4}/apply_temperature", temperature_zero_flat_argmax, r"batch|row|one sequence"),
+    _entry(f"{C4}/apply_temperature", temperature_zero_columns_of_every_argmax, r"batch|row|one sequence"),
+    _entry(f"{C4}/apply_temperature", temperature_zero_first_rows_column, r"batch|row|one sequence"),
     _entry(f"{C4}/top_k_filter", top_k_none_breaks, r"None"),
     _entry(f"{C4}/top_k_filter", top_k_big_negative, r"-inf"),
     _entry(f"{C4}/top_k_filter", top_k_unstable_sort, r"tie|lower|order"),

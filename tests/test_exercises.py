@@ -157,6 +157,32 @@ def test_the_visible_cases_hold_every_kind_of_input_the_hidden_ones_use(exercise
                 assert exercise.kinds(case) <= visible, (case.name, exercise.kinds(case) - visible)
 
 
+PATTERNS = (" not consecutive", " rows peak apart")  # kinds of how an input's values are laid out
+
+
+@pytest.mark.parametrize("exercise_id", FUNCTIONS)
+def test_each_argument_value_a_hidden_case_tries_is_visible_with_the_same_patterns(exercise_id):
+    """A branch for one value of an argument (``temperature=0``, ``stop_token=0``, ``k=None``) is
+    seen in a visible case on inputs laid out as the hidden case's are: rows of logits that peak in
+    different columns, positions or targets that are not one run. Else a branch that takes the
+    first row's column for every row, or rebuilds positions from the first, passes the notebook's
+    check and loses the hidden case."""
+    exercise = REGISTRY[exercise_id]
+    visible = [exercise.kinds(c) for c in exercise.cases()]
+    for secret in range(20):
+        for case in exercise.cases(secret):
+            if not case.hidden:
+                continue
+            kinds = exercise.kinds(case)
+            patterns = {kind for kind in kinds if kind.endswith(PATTERNS)}
+            for value in (kind for kind in kinds if "=" in kind and ".ndim=" not in kind):
+                assert any(value in seen and patterns <= seen for seen in visible), (
+                    case.name,
+                    value,
+                    patterns,
+                )
+
+
 def sizes(cases) -> dict[tuple[str, int], set[int]]:
     """The sizes of the last two axes of every array argument, by (argument, axis)."""
     found = {}

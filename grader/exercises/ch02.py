@@ -574,9 +574,10 @@ LATER = "positions that do not start at 0"
 
 
 def _rope_visible():
-    g0, g1, g2 = rng(300), rng(301), rng(302)
+    g0, g1, g2, g3 = rng(300), rng(301), rng(302), rng(303)
     return [
         Case("start", {"x": _normal(g0, 5, 8), "positions": np.arange(5)}),
+        Case("even", {"x": _normal(g3, 4, 6), "positions": 2 * np.arange(4)}),
         Case("continued", {"x": _normal(g1, 2, 5, 8), "positions": np.arange(3, 8)}, kinds={LATER}),
         Case(
             "batch-heads64",

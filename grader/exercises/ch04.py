@@ -84,7 +84,7 @@ def _temperature_visible():
         Case("one", {"logits": _logits(74, (7,)), "temperature": 1.0}),
         Case(
             "zero-batch64",
-            {"logits": _with_tie_at_max(rng(75), (2, 6), np.float64), "temperature": 0.0},
+            {"logits": _with_tie_at_max(rng(78), (2, 6), np.float64), "temperature": 0.0},  # rows peak apart
             kinds={TIE_AT_MAX},
         ),
     ]
@@ -680,7 +680,7 @@ def _generate_visible():
             "filtered64", 124, 16, [1, 8], 9, {"temperature": 1.2, "top_k": 7, "top_p": 0.6}, dtype=np.float64
         ),
         case("zero-budget", 125, 9, [4, 4], 0, {}, stop=1),
-        case("stop-zero", 128, 10, [3], 8, {"temperature": 0.0}, stop=0),
+        case("stop-zero", 128, 10, [3, 7], 8, {"temperature": 0.0}, stop=0),  # emits 8, then 0
         case("stop-first", 126, 8, [6, 0, 2], 7, {"temperature": 0.0}, stop="first", kinds={STOP_FIRST}),
     ]
 

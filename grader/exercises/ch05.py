@@ -81,11 +81,11 @@ def _run(name, ids, dtype, perturb=None, drawn=False):
 @functools.cache
 def _visible_runs():
     """The toy's own weights on "AI rocks" and "rocks AI", and perturbed weights in float64 on
-    three tokens (computed once per process; cases copy what they use)."""
+    three tokens, one of them twice (computed once per process; cases copy what they use)."""
     return (
         _run("ai-rocks", [0, 1], np.float32),
         _run("rocks-ai", [1, 0], np.float32),
-        _run("perturbed64", [2, 0, 1], np.float64, rng(500)),
+        _run("perturbed64", [2, 2, 0], np.float64, rng(500)),
     )
 
 
