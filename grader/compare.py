@@ -15,7 +15,7 @@ import numpy as np
 
 from . import diagnosis, exercises, keys
 from .exercise import Case, Exercise
-from .wire import decode, returned, returned_in
+from .wire import decode, kind_of, returned, returned_in
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,12 @@ def diagnose(
     if actual is None:
         return "your function returned None: is a `return` missing?"
     try:
-        actual = np.asarray(actual)
-        if actual.dtype.kind not in "biuf":
-            raise TypeError
+        array = np.asarray(actual)
     except (TypeError, ValueError):
         return f"expected an array ({describe(expected)}), got {type(actual).__name__}"
+    if array.dtype.kind not in "biuf":
+        return f"expected an array ({describe(expected)}), got {not_numbers(kind_of(actual, array))}"
+    actual = array
     if close(exercise, actual, expected):
         return _dtype_message(exercise, actual, expected, sequence)
     known = _known_mistake(exercise, case, actual, stored)
@@ -246,11 +247,9 @@ def grade(
         if answer.get("error", "").startswith(UNSENDABLE):
             returned = answer["error"][len(UNSENDABLE) :].partition(",")[0]
             nothing = ": is a `return` missing?" if returned == "NoneType" else ""
+            rest = "" if returned.startswith("array of ") else f", not an array, a number or a str{nothing}"
             return Verdict(
-                False,
-                f"{label}: your function returned a {returned}, not an array, a number or a str{nothing}",
-                "wrong",
-                case.name,
+                False, f"{label}: your function returned {not_numbers(returned)}{rest}", "wrong", case.name
             )
         if "error" in answer:
             hints = "".join(f" Hint: {h}" for h in exercise.hints_for(answer["error"]))
@@ -292,6 +291,27 @@ def _graded_raise(exercise: Exercise, case: Case, answer: dict, references: Mapp
 
 
 UNSENDABLE = "TypeError: returned "  # how ``wire.encode`` reports an output it cannot send
+NOT_NUMBERS = {  # what an array of each dtype kind that is not real numbers holds, and a likely cause
+    "c": "complex numbers (the square root or log of a negative number?): the answer is real",
+    "O": "Python objects (an array made from a list of arrays of different shapes, or of None?)",
+    "U": "strings",
+    "S": "bytes",
+    "M": "dates",
+    "m": "time spans",
+    "V": "records",
+}
+
+
+def not_numbers(kind: str) -> str:
+    """``wire.kind_of``'s words for a student: "an array of complex128: complex numbers (...)"."""
+    dtype = kind.removeprefix("array of ")
+    if dtype == kind:
+        return f"a {kind}"
+    try:
+        held = NOT_NUMBERS.get(np.dtype(dtype).kind, "")
+    except TypeError:
+        held = ""
+    return f"an array of {dtype}" + (f": {held}" if held else "")
 
 
 NOT_ATTEMPTED = "not attempted"

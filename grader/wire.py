@@ -27,7 +27,7 @@ def encode(value) -> dict:
         return {"value": value}
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
-        return {"error": f"TypeError: returned {type(value).__name__}, not an array or number"}
+        return {"error": f"TypeError: returned {kind_of(value, array)}, not an array or number"}
     if array.size > MAX_ELEMENTS:
         return {"error": f"ValueError: returned {array.size} numbers, far more than any answer has"}
     array = np.require(array, requirements="C")  # keeps 0-d shapes (ascontiguousarray makes them 1-d)
@@ -41,6 +41,12 @@ def encode(value) -> dict:
     if sequence := returned(value):
         record["returned"] = sequence
     return record
+
+
+def kind_of(value, array: np.ndarray) -> str:
+    """What an output that is no array of numbers is: an array's dtype (``"array of complex128"``),
+    else its type (``"dict"``, ``"generator"``)."""
+    return f"array of {array.dtype}" if isinstance(value, np.ndarray | np.generic) else type(value).__name__
 
 
 def returned(value) -> str | None:

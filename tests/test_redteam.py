@@ -20,6 +20,7 @@ import sys
 import time
 import tracemalloc
 
+import helpers
 import nbformat
 import numpy as np
 import pytest
@@ -45,6 +46,7 @@ from grader import (
     submissions,
     wire,
 )
+from grader.check import CheckFailed, check
 from grader.exercise import Case
 
 # Raised only where the scores come from (the scorer runs ``harness.py``): the kernel's check passes.
@@ -363,6 +365,26 @@ def test_a_text_function_that_returns_a_number_is_told_so():
     assert (verdict.status, verdict.case) == ("wrong", cases[0].name), verdict
     assert "expected a str, got a number" in verdict.reason, verdict
     assert compare.grade(exercise_id, cases, answers, table) == verdict
+
+
+@pytest.mark.parametrize(
+    "returned, words",
+    [
+        (lambda x, axis=-1: "not numbers", "a str"),
+        (lambda x, axis=-1: {"probs": x}, "a dict"),
+        (lambda x, axis=-1: x.astype(np.complex64), "an array of complex64: complex numbers"),
+        (lambda x, axis=-1: np.array([None, 1.0], dtype=object), "an array of object: Python objects"),
+    ],
+    ids=["str", "dict", "complex", "object"],
+)
+def test_an_output_that_is_not_numbers_is_named_by_what_it_is(returned, words):
+    """What the function returned, by its type or its array's dtype, in the check and the grader
+    alike (the check used to turn it into an array first, and name every one "ndarray")."""
+    with pytest.raises(CheckFailed) as failed:
+        check("03-lm-head/softmax", returned)
+    assert words in str(failed.value), failed.value
+    verdict = helpers.graded("03-lm-head/softmax", returned)
+    assert words in verdict.reason and "ndarray" not in verdict.reason, verdict
 
 
 def test_whatever_comes_back_is_read_or_dropped_never_raised():
