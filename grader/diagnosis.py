@@ -700,15 +700,28 @@ def stations(exercise, case, table: Mapping, student: Student) -> str:
         for name, value in needed.items():
             given = fed[unused[0]].get(name)
             if given is not None and not _matches(exercise, given, value):
-                what = _which(given, known, case.inputs)
-                want = _which(value, known, case.inputs) or "what the reference gives it"
-                return (
-                    f"Your `{part.helper}` is right, but `{exercise.name}` feeds it "
-                    f"{what or f'something that is not {want}'} where it needs {want} (its `{name}`)"
-                )
+                fed_wrong = _fed_wrong(given, value, name, known, case.inputs)
+                return f"Your `{part.helper}` is right, but `{exercise.name}` feeds it {fed_wrong}"
     if not compared:
         return ""
     return "Every station before the output matches: look at how they are combined."
+
+
+def _fed_wrong(given, value, name: str, known: dict, inputs: dict) -> str:
+    """What a helper was fed as its argument ``name`` instead of ``value``, in words: by the
+    station or input it equals, where there is one, else by its shape."""
+    what, want = _which(given, known, inputs), _which(value, known, inputs)
+    if what and want:
+        return f"{what} where it needs {want} (its `{name}`)"
+    if what:
+        return f"{what} as its `{name}`, which is not what the reference feeds it"
+    shapes = np.shape(given), np.shape(value)
+    differ = (
+        f" (shape {shapes[0]}, where the reference's has shape {shapes[1]})" if shapes[0] != shapes[1] else ""
+    )
+    if want:
+        return f"something other than {want} as its `{name}`{differ}"
+    return f"another `{name}` than the reference feeds it{differ}"
 
 
 def _fed_alike(exercise, args: dict, needed: dict) -> bool:

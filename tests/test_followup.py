@@ -163,6 +163,27 @@ def test_the_second_pass_names_the_helper_fed_the_wrong_stream(tmp_path):
     )
 
 
+MHA_WITHOUT_THE_PROJECTIONS_BIAS = """def multi_head_attention(x, params, n_head):
+    q, k, v = np.split(x @ params["c_attn"]["w"], 3, axis=-1)
+    heads = attention(split_heads(q, n_head), split_heads(k, n_head), split_heads(v, n_head))
+    return merge_heads(heads) @ params["c_proj"]["w"] + params["c_proj"]["b"]"""
+
+
+def test_a_helper_fed_what_no_station_is_is_told_so_plainly(tmp_path):
+    """The wrong input equals no station (a projection without its bias): the verdict says which
+    argument of which helper differs, without naming a station it cannot name."""
+    verdict = scored(
+        tmp_path,
+        "02-transformer-block",
+        "transformer_block",
+        {"multi_head_attention": MHA_WITHOUT_THE_PROJECTIONS_BIAS},
+    )["multi_head_attention"]
+    assert "Your `split_heads` is right, but `multi_head_attention` feeds it another `x`" in verdict.reason, (
+        verdict.reason
+    )
+    assert "reference gives it where it needs" not in verdict.reason
+
+
 def test_a_case_not_written_yet_gets_no_second_run():
     """A function that still raises ``NotImplementedError`` (on some inputs) has nothing to explain:
     no follow-up calls, so no second scorer run; another error gets them."""
