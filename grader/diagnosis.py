@@ -226,7 +226,19 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
     if exercise.kind == "text":
         return _text(exercise, case, actual, bytes(expected).decode("utf-8"), table, student or Student())
     wrong = _Wrong(exercise, case, np.asarray(actual), expected, table, student or Student(), cases)
-    for rule in (_shape, _overflow, _ignored, _batch, _precision, _non_finite, _relation, _apart, _localized):
+    rules = (
+        _shape,
+        _overflow,
+        _ignored,
+        _batch,
+        _precision,
+        _non_finite,
+        _relation,
+        _any_shape,
+        _apart,
+        _localized,
+    )
+    for rule in rules:
         message = rule(wrong)
         if message:
             return message
@@ -261,12 +273,67 @@ def _shape(w: _Wrong) -> str | None:
         off = [i for i in range(e.ndim) if a.shape[i] != e.shape[i]]
         if len(off) == 1:
             axis, n = off[0] - e.ndim, a.shape[off[0]] - e.shape[off[0]]
+            twin = next(
+                (i - e.ndim for i in range(e.ndim) if i != off[0] and e.shape[i] == a.shape[off[0]]), None
+            )
+            if twin is not None and not _overlap_near(a, e, off[0]):
+                return (
+                    f"wrong shape: expected {e.shape}, got {a.shape}; along axis {axis} you have as many entries "
+                    f"as along axis {twin} ({a.shape[off[0]]}): is this an intermediate (scores or weights, one "
+                    "per pair of positions?) returned instead of the result made from it?"
+                )
             if abs(n) == 1:
                 more = "one entry too many" if n > 0 else "one entry too few"
                 return f"{more} along axis {axis} (expected {e.shape}, got {a.shape}): an off-by-one in a slice or a range?"
             more = f"{n} entries too many" if n > 0 else f"{-n} entries too few"
             return f"{more} along axis {axis} (expected {e.shape}, got {a.shape}): is your code {'repeating' if n > 0 else 'skipping'} some?"
     return None
+
+
+def _any_shape(w: _Wrong) -> str | None:
+    """A shape that no more specific rule explains (those that call the function come first)."""
+    a, e = w.actual, w.expected
+    if a.shape == e.shape:
+        return None
+    if a.shape[1:] == e.shape:
+        return (
+            f"wrong shape: expected {e.shape}, got {a.shape}, an axis of {a.shape[0]} in front: did you return "
+            f"{a.shape[0]} arrays together (a tuple or a list) where one belongs?"
+        )
+    if a.size == e.size:
+        return (
+            f"wrong shape: expected {e.shape}, got {a.shape}, as many entries in another shape: an axis split or "
+            "merged where it should not be (into heads? back from them?)"
+        )
+    sizes = _sizes_named(a.shape, w.case.inputs)
+    return f"wrong shape: expected {e.shape}, got {a.shape}{sizes}: check which axes your result has, and their sizes"
+
+
+def _sizes_named(shape: tuple, inputs: dict) -> str:
+    """Where each size of ``shape`` could come from among the inputs (" (16: `wpe`'s axis 0, 5:
+    `n_tokens`)"); empty if a size comes from none, or from more than one place."""
+    named = []
+    for size in dict.fromkeys(shape):
+        places = [f"`{n}`" for n, v in inputs.items() if isinstance(v, int | np.integer) and v == size] + [
+            f"`{n}`'s axis {axis}"
+            for n, v in inputs.items()
+            if isinstance(v, np.ndarray)
+            for axis, length in enumerate(v.shape)
+            if length == size
+        ]
+        if len(places) != 1:
+            return ""
+        named.append(f"{size}: {places[0]}")
+    return f" ({', '.join(named)})"
+
+
+def _overlap_near(a, e, axis: int) -> bool:
+    """Where ``a`` and ``e`` overlap along ``axis`` (from its start or from its end), they agree:
+    one is the other with entries cut off or added there."""
+    m = min(a.shape[axis], e.shape[axis])
+    return any(
+        _near(np.take(a, part, axis=axis), np.take(e, part, axis=axis)) for part in (range(m), range(-m, 0))
+    )
 
 
 def _permuted(perm) -> str:
@@ -300,6 +367,11 @@ def _non_finite(w: _Wrong) -> str | None:
                 "whole rows are NaN: every entry of those rows was -inf before the softmax (a mask that hides "
                 "too much, even a token from itself?) or inf (an overflow)"
             )
+    if np.isneginf(a).any() and not np.isneginf(e).any() and _distribution(e):
+        return (
+            "your output holds -inf, and the reference is a probability distribution (each row sums to 1, "
+            "removed entries at 0): you return scores or logits; take their softmax"
+        )
     masked = np.isneginf(e)
     if masked.any() and not np.isneginf(a[masked]).all():
         kept = a[masked & ~np.isneginf(a)]
@@ -312,6 +384,11 @@ def _non_finite(w: _Wrong) -> str | None:
             return (
                 "0 where the reference has -inf: a removed or masked entry must be -inf (0 is an ordinary "
                 "value that a softmax still gives weight to)"
+            )
+        if not np.isneginf(a).any():
+            return (
+                "the reference removes entries (sets them to -inf) and your output removes none: set "
+                "them to -np.inf (dividing by a tiny number instead is not the same)"
             )
     support = _support(a, e)
     if support is not None:
@@ -329,6 +406,11 @@ def _non_finite(w: _Wrong) -> str | None:
                 "you rank them in (largest first, and among equal values the lower index first)"
             )
     return None
+
+
+def _distribution(e: np.ndarray) -> bool:
+    """``e`` is probabilities: non-negative rows that sum to 1."""
+    return e.ndim >= 1 and bool((e >= 0).all()) and bool(np.allclose(e.sum(axis=-1), 1, atol=1e-4))
 
 
 def _support(a, e):
@@ -381,10 +463,12 @@ def _ignored(w: _Wrong) -> str | None:
         return None
     if len(ignored) == len(changed) > 1:
         return "your output does not change when any input does: does your function return a constant?"
-    unit = ignored[0]
+    units = list(dict.fromkeys(ignored))
+    one = len(units) == 1
     return (
-        f"your function ignores `{unit}`: changing it leaves your output as it is, while the reference's "
-        f"changes; use the {unit} you are given (not a default, a constant or a global)"
+        f"your function ignores {' or '.join(f'`{unit}`' for unit in units)}: changing {'it' if one else 'them'} "
+        f"leaves your output as it is, while the reference's changes; does {'it' if one else 'each'} reach "
+        "your result (not a default, a constant or a global in its place)?"
     )
 
 
@@ -573,7 +657,13 @@ def _apart(w: _Wrong) -> str | None:
             right.append(case)
     if not right:
         return None
-    apart = w.exercise.kinds(w.case) - set().union(*(w.exercise.kinds(c) for c in right))
+    apart = {
+        kind
+        for kind in w.exercise.kinds(w.case) - set().union(*(w.exercise.kinds(c) for c in right))
+        if not kind.endswith(
+            kinds.PATTERNS
+        )  # how values lie: for the coverage of cases, too weak a clue here
+    }
     if not apart or len(apart) > 5:
         return None
     named = ", ".join(kinds.words(kind) for kind in sorted(apart))

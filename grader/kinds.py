@@ -64,6 +64,9 @@ def derived(reference: Callable, case) -> frozenset[str]:
     return frozenset(found)
 
 
+PATTERNS = (" not consecutive", " rows peak apart")  # the suffixes of the kinds ``_patterns`` finds
+
+
 def _patterns(name: str, value: np.ndarray) -> set[str]:
     """Kinds a shortcut could pass without: integers that are not one run ``a, a + 1, ...`` (a
     function that rebuilds positions from the first one), rows whose largest entries sit in

@@ -198,6 +198,44 @@ def attention_scores_of_k_and_q(q, k, v):
     return (e / e.sum(axis=-1, keepdims=True)) @ v
 
 
+def attention_returns_its_weights(q, k, v):
+    s = masked_scores(q, k)
+    e = np.exp(s - s.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def temperature_zero_as_a_tiny_one(logits, temperature):
+    return logits / max(temperature, 1e-8)
+
+
+def top_k_halves_the_rest(logits, k):
+    if k is None or k >= logits.shape[-1]:
+        return logits.copy()
+    kth = np.sort(logits, axis=-1)[..., -k][..., None]
+    return np.where(logits >= kth, logits, logits / 2)
+
+
+def unmasked_scores(q, k):
+    return q @ k.swapaxes(-1, -2) / np.sqrt(q.shape[-1]).astype(q.dtype)
+
+
+def filtered_logits(logits, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    return lib.top_p_filter(lib.top_k_filter(lib.apply_temperature(logits, temperature), top_k), top_p)
+
+
+def toy_masked_scores(ref, inputs):
+    q, k = inputs["q"], inputs["k"]
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / np.sqrt(q.shape[-1]).astype(q.dtype)
+    return np.where(np.tril(np.ones((T, T), dtype=bool)), s, -np.inf)
+
+
+def position_embedding_of_columns(n_tokens, wpe):
+    return wpe[:, :n_tokens]
+
+
 # ---- the table: a fragment the message must hold, and the wrong implementations -------------------
 
 DIAGNOSES = {
@@ -453,6 +491,43 @@ DIAGNOSES = {
             changed(f"{C1}/sinusoidal_positions", "short", lambda out, inputs: out[:, :-1]),
             {},
         ),
+    ],
+    "as many entries as along axis": [
+        (f"{C2}/attention", attention_returns_its_weights, {}),
+        (
+            f"{C2}/layer_norm",
+            changed(f"{C2}/layer_norm", "gram", lambda out, inputs: out @ out.swapaxes(-1, -2)),
+            {},
+        ),
+        (f"{C1}/embed", changed(f"{C1}/embed", "gram", lambda out, inputs: out @ out.swapaxes(-1, -2)), {}),
+    ],
+    "removes none": [
+        (f"{C4}/apply_temperature", temperature_zero_as_a_tiny_one, {}),
+        (f"{C4}/top_k_filter", top_k_halves_the_rest, {}),
+        (f"{C2}/masked_scores", unmasked_scores, {}),
+    ],
+    "take their softmax": [
+        (f"{C4}/filtered_probs", filtered_logits, {}),
+        (f"{C5}/toy_attention_probs", student(f"{C5}/toy_attention_probs", "scores", toy_masked_scores), {}),
+        (
+            f"{C3}/softmax",
+            only_where(f"{C3}/softmax", "masked", lambda i: np.isneginf(i["x"]).any(), lambda out, i: i["x"]),
+            {},
+        ),
+    ],
+    "arrays together": [
+        (f"{C3}/lm_head", changed(f"{C3}/lm_head", "pair", lambda out, inputs: np.stack([out, out])), {}),
+        (f"{C1}/embed", changed(f"{C1}/embed", "pair", lambda out, inputs: np.stack([out, out])), {}),
+        (
+            f"{C2}/layer_norm",
+            changed(f"{C2}/layer_norm", "pair", lambda out, inputs: np.stack([out, out])),
+            {},
+        ),
+    ],
+    "check which axes your result has": [
+        (f"{C2}/layer_norm", changed(f"{C2}/layer_norm", "cut", lambda out, inputs: out[..., 1:, 1:]), {}),
+        (f"{C1}/position_embedding", position_embedding_of_columns, {}),
+        (f"{C5}/toy_mlp", changed(f"{C5}/toy_mlp", "cut", lambda out, inputs: out[..., 1:, 1:]), {}),
     ],
     "is right, but `": [
         (f"{C2}/block", block_mlp_unnormalised, BLOCK_HELPERS),

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from helpers import SECRETS, answers, everything_lent, graded
 
-from grader import exercises, keys, references, variants
+from grader import exercises, keys, kinds, references, variants
 from grader.check import CheckFailed, NotWrittenYet, check, check_called
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,9 +157,6 @@ def test_the_visible_cases_hold_every_kind_of_input_the_hidden_ones_use(exercise
                 assert exercise.kinds(case) <= visible, (case.name, exercise.kinds(case) - visible)
 
 
-PATTERNS = (" not consecutive", " rows peak apart")  # kinds of how an input's values are laid out
-
-
 @pytest.mark.parametrize("exercise_id", FUNCTIONS)
 def test_each_argument_value_a_hidden_case_tries_is_visible_with_the_same_patterns(exercise_id):
     """A branch for one value of an argument (``temperature=0``, ``stop_token=0``, ``k=None``) is
@@ -173,9 +170,9 @@ def test_each_argument_value_a_hidden_case_tries_is_visible_with_the_same_patter
         for case in exercise.cases(secret):
             if not case.hidden:
                 continue
-            kinds = exercise.kinds(case)
-            patterns = {kind for kind in kinds if kind.endswith(PATTERNS)}
-            for value in (kind for kind in kinds if "=" in kind and ".ndim=" not in kind):
+            found = exercise.kinds(case)
+            patterns = {kind for kind in found if kind.endswith(kinds.PATTERNS)}
+            for value in (kind for kind in found if "=" in kind and ".ndim=" not in kind):
                 assert any(value in seen and patterns <= seen for seen in visible), (
                     case.name,
                     value,
