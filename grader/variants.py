@@ -103,6 +103,8 @@ def _units_in(value, path: tuple, label: str) -> list[tuple[tuple, str]]:
 
 
 def _changeable(value) -> bool:
+    if isinstance(value, np.random.Generator):  # another seed: a sampler that ignores it stays put
+        return True
     if isinstance(value, np.ndarray):
         return value.dtype.kind in "biuf" and value.size > 0
     if isinstance(value, dict):
@@ -137,6 +139,8 @@ def _replace(value, path: tuple, g):
 
 
 def _change(value, g):
+    if isinstance(value, np.random.Generator):
+        return np.random.default_rng(int(g.integers(2**63)))
     if isinstance(value, np.ndarray):
         if value.dtype.kind == "f":
             finite = np.isfinite(value)

@@ -244,6 +244,7 @@ DIAGNOSES = {
         (f"{C2}/rms_norm", ignoring(f"{C2}/rms_norm", "eps", 1e-6), {}),
         (f"{C2}/apply_rope", ignoring(f"{C2}/apply_rope", "theta", 10000.0), {}),
         (f"{C4}/generate", ignoring(f"{C4}/generate", "top_p", None), {}),
+        (f"{C4}/generate", ignoring(f"{C4}/generate", "rng", np.random.default_rng(0)), {}),
         (f"{C4}/filtered_probs", ignoring(f"{C4}/filtered_probs", "top_k", None), {}),
         (f"{C6}/kv_cache_bytes", ignoring(f"{C6}/kv_cache_bytes", "dtype", np.dtype("float32")), {}),
     ],
