@@ -137,6 +137,7 @@ class Returned(Student):
                     "helper": str(entry["helper"]),
                     "args": {str(k): decode(v) for k, v in entry["args"].items()},
                     "output": None if entry.get("output") is None else decode(entry["output"]),
+                    "changed": [str(name) for name in entry.get("changed", [])[:8]],
                 }
                 for entry in seen
             ]
@@ -761,6 +762,14 @@ def stations(exercise, case, table: Mapping, student: Student) -> str:
     if not known:
         return ""
     seen = student.watched(case)
+    clobbered = next(((e["helper"], e["changed"][0]) for e in seen or [] if e.get("changed")), None)
+    if clobbered:
+        helper, name = clobbered
+        return (
+            f"Your `{helper}` changes its argument `{name}` in place: the array `{exercise.name}` gave it "
+            f"is overwritten, and any later use of it (a residual stream?) reads the new values; compute "
+            f"into a new array (`{name} = {name} - m`, not `{name} -= m`)"
+        )
     used, compared = {}, False
     for part in exercise.parts:
         if part.station not in known:

@@ -3,8 +3,9 @@
 ``with watching(namespace, ["mlp", "layer_norm"], seen):`` replaces those functions in the
 namespace the student's function looks its helpers up in (its module globals: the notebook's
 namespace) by recorders, for the duration of the block, and appends to ``seen`` one entry per
-call, in the order the calls start: ``{"helper", "args": {parameter: array}, "output": array}``
-(arrays only; the first ``MAX_CALLS`` calls). ``grader.diagnosis`` compares them with the
+call, in the order the calls start: ``{"helper", "args": {parameter: array}, "output": array,
+"changed": [parameter]}`` (arrays only, as they were given; ``changed``: those the call changed
+in place; the first ``MAX_CALLS`` calls). ``grader.diagnosis`` compares them with the
 reference's stations: "your `mlp` is right, but `block` feeds it ...". ``interfered`` tells how a
 function that must leave its arguments alone (``Exercise.pure``) did not.
 
@@ -48,16 +49,31 @@ def _recorder(name: str, fn, seen: list):
         out = fn(*args, **kwargs)
         if entry is not None:
             entry["output"] = _array(out)
+            entry["changed"] = _changed(entry["args"], _bound(signature, args, kwargs))
         return out
 
     return recorded
 
 
-def _arguments(signature, args, kwargs) -> dict:
+def _bound(signature, args, kwargs) -> dict:
     try:
-        bound = signature.bind(*args, **kwargs).arguments if signature else dict(kwargs)
+        return dict(signature.bind(*args, **kwargs).arguments) if signature else dict(kwargs)
     except TypeError:
-        bound = dict(kwargs)
+        return dict(kwargs)
+
+
+def _changed(copies: dict, live: dict) -> list[str]:
+    """The arguments a call changed in place: their copies from before it differ from them now."""
+    return [
+        name
+        for name, copy in copies.items()
+        if isinstance(live.get(name), np.ndarray)
+        and (live[name].shape != copy.shape or not np.array_equal(live[name], copy, equal_nan=True))
+    ]
+
+
+def _arguments(signature, args, kwargs) -> dict:
+    bound = _bound(signature, args, kwargs)
     found = {}
     for name, value in bound.items():
         array = _array(value)
@@ -91,6 +107,7 @@ def encoded(seen: list, encode) -> list:
             "helper": entry["helper"],
             "args": {name: encode(array) for name, array in entry["args"].items()},
             "output": None if entry["output"] is None else encode(entry["output"]),
+            "changed": entry.get("changed", []),
         }
         for entry in seen
     ]

@@ -184,6 +184,24 @@ def test_a_helper_fed_what_no_station_is_is_told_so_plainly(tmp_path):
     assert "reference gives it where it needs" not in verdict.reason
 
 
+LAYER_NORM_IN_PLACE = """def layer_norm(x, g, b, eps=1e-5):
+    x -= x.mean(axis=-1, keepdims=True)
+    x /= np.sqrt((x**2).mean(axis=-1, keepdims=True) + eps)
+    return x * g + b"""
+
+
+def test_a_helper_that_overwrites_its_argument_is_named(tmp_path):
+    """A layer_norm that normalises its argument in place is right on its own, and the block built on
+    it adds to the overwritten stream: the verdict on the block names the helper and the argument."""
+    verdicts = scored(
+        tmp_path, "02-transformer-block", "transformer_block", {"layer_norm": LAYER_NORM_IN_PLACE}
+    )
+    assert verdicts["layer_norm"].ok and not verdicts["block"].ok
+    assert "Your `layer_norm` changes its argument `x` in place" in verdicts["block"].reason, verdicts[
+        "block"
+    ]
+
+
 def test_a_case_not_written_yet_gets_no_second_run():
     """A function that still raises ``NotImplementedError`` (on some inputs) has nothing to explain:
     no follow-up calls, so no second scorer run; another error gets them."""

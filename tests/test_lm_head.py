@@ -58,7 +58,16 @@ def test_wte_not_transposed_gets_a_shape_hint():
 
     with pytest.raises(CheckFailed) as failed:
         check(exercise_id("lm_head"), untransposed)
-    assert "x @ wte.T" in str(failed.value)
+    assert "wte.T" in str(failed.value)
+
+
+def test_an_untied_head_transposed_is_told_to_use_it_as_it_is():
+    def transposed(x, ln_f, wte, w_unembed=None):
+        return lib.layer_norm(x, ln_f["g"], ln_f["b"]) @ (wte.T if w_unembed is None else w_unembed.T)
+
+    with pytest.raises(CheckFailed) as failed:
+        check(exercise_id("lm_head"), transposed)
+    assert "w_unembed is (d, V) already" in str(failed.value), failed.value
 
 
 def test_missing_keepdims_gets_a_broadcast_hint():

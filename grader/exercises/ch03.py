@@ -78,6 +78,11 @@ def _lm_head_hidden(g):
     ]
 
 
+LM_HEAD_PRODUCT = (
+    "the inner dimensions of the product do not match: a tied head multiplies by wte.T (wte is (V, d), "
+    "so wte.T is (d, V)); an untied head's w_unembed is (d, V) already: multiply by it as it is"
+)
+
 LM_HEAD = Exercise(
     name="lm_head",
     visible=_lm_head_visible,
@@ -111,10 +116,8 @@ LM_HEAD = Exercise(
         },
     ),
     error_hints={
-        "mismatch in its core dimension": "the inner dimensions of the product do not match: wte has "
-        "shape (V, d), so a tied head multiplies by its transpose, x @ wte.T of shape (d, V)",
-        "not aligned": "the inner dimensions of the product do not match: wte has shape (V, d), so a tied "
-        "head multiplies by its transpose, x @ wte.T of shape (d, V)",
+        "mismatch in its core dimension": LM_HEAD_PRODUCT,
+        "not aligned": LM_HEAD_PRODUCT,
     },
 )
 
