@@ -173,3 +173,20 @@ def test_rope_layout_is_lib_halves():
     out = lib.apply_rope(x, np.arange(2))
     # feature 0 pairs with feature 2 = 0 + d_head/2: turning e_0 moves weight into feature 2 only
     assert np.allclose(out[1], [math.cos(1), 0, math.sin(1), 0])
+
+
+def _norm_without_keepdims(x, g, b=0.0, eps=1e-5):
+    centred = x - x.mean(axis=-1)
+    return centred / np.sqrt((centred**2).mean(axis=-1) + eps) * g + b
+
+
+@pytest.mark.parametrize(
+    "exercise_id",
+    ["02-transformer-block/layer_norm", "02-transformer-block/rms_norm", "05-worked-toy/toy_layer_norm"],
+)
+def test_a_norm_without_keepdims_gets_a_keepdims_hint(exercise_id):
+    with pytest.raises(CheckFailed) as failed:
+        check(exercise_id, _norm_without_keepdims)
+    assert "could not be broadcast" in str(failed.value) and "keepdims=True" in str(failed.value), (
+        failed.value
+    )

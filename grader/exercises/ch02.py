@@ -86,6 +86,7 @@ LAYER_NORM = Exercise(
     hidden=_ln_hidden,
     reference=lambda x, g, b, eps=1e-5: lib.layer_norm(x, g, b, eps),
     mistakes=table(norms.layer_norm, norms.LAYER_NORM),
+    error_hints=norms.ERROR_HINTS,
 )
 
 # ---- scores: scaled and causally masked ---------------------------------------------------------
@@ -568,6 +569,7 @@ RMS_NORM = Exercise(
             "no-gain": ({"gain": False}, "the gain is missing: multiply by g"),
         },
     ),
+    error_hints=norms.ERROR_HINTS,
 )
 
 LATER = "positions that do not start at 0"

@@ -170,6 +170,7 @@ TOY_LAYER_NORM = Exercise(
     hidden=_ln_hidden,
     reference=lambda x, g, b, eps: lib.layer_norm(x, g, b, eps),
     mistakes=table(norms.layer_norm, norms.LAYER_NORM),
+    error_hints=norms.ERROR_HINTS,
 )
 
 # ---- queries, keys, values ---------------------------------------------------------------------

@@ -3,6 +3,12 @@ eps inside the square root, and RMSNorm."""
 
 import numpy as np
 
+# The error a norm without keepdims meets (a (..., T) mean against the (..., T, d) rows), explained.
+ERROR_HINTS = {
+    "could not be broadcast": "a mean over the last axis has shape (..., T): keep that axis "
+    "(keepdims=True) so the (..., T, 1) result lines up with the rows of x, (..., T, d)",
+}
+
 
 def layer_norm(
     x, g, b, eps=1e-5, *, axis=-1, ddof=0, eps_where="inside", affine=True, bias=True, centre=True
