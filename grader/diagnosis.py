@@ -712,7 +712,12 @@ def _pattern(bad: list[bool], axis: int) -> str | None:
             [False] * (n - 1) + [True],
             "only at the last index along axis {a} (the end: a range or slice one short?)",
         ),
-        (3, [False] + [True] * (n - 1), "everywhere but index 0 along axis {a}"),
+        (
+            3,
+            [False] + [True] * (n - 1),
+            "everywhere but index 0 along axis {a} (right only where an index or angle of 0 hides a "
+            "wrong factor: a scale, a frequency, an exponent?)",
+        ),
         (4, [i % 2 == 1 for i in range(n)], "only at the odd indices along axis {a}"),
         (4, [i % 2 == 0 for i in range(n)], "only at the even indices along axis {a}"),
     )
