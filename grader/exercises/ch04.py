@@ -133,6 +133,11 @@ APPLY_TEMPERATURE = Exercise(
                 "T = 0 cannot be a division: it is the greedy limit. Keep the largest logit as it is and "
                 "set every other logit to -inf",
             ),
+            "zero-kept-as-0": (
+                {"zero": "kept-as-0"},
+                "with T = 0 the kept token keeps its own logit (only the others become -inf): a 0 there "
+                "is another logit than the model gave",
+            ),
             "zero-keeps-ties": (
                 {"zero": "every-max"},
                 "with T = 0 keep exactly one token: among equal largest logits, the lowest id "

@@ -36,12 +36,15 @@ def _returned(logits, out, *, removed="-inf", probabilities=False):
 
 def apply_temperature(logits, temperature, *, op="divide", zero="first-max", on="logits"):
     """Temperature; ``op="multiply"``, ``zero``: ``"first-max"`` (right), ``"divide"`` (a plain
-    division by 0) or ``"every-max"`` (ties all kept); ``on="probabilities"`` divides the softmax,
-    ``on="returned-probabilities"`` returns the softmax of the right logits."""
+    division by 0), ``"every-max"`` (ties all kept) or ``"kept-as-0"`` (the kept token's logit
+    replaced by 0); ``on="probabilities"`` divides the softmax, ``on="returned-probabilities"``
+    returns the softmax of the right logits."""
     if on == "probabilities":
         return softmax(logits) / logits.dtype.type(temperature or 1.0)
     if on == "returned-probabilities":
         return softmax(apply_temperature(logits, temperature))
+    if temperature == 0 and zero == "kept-as-0":
+        return np.where(np.isneginf(top_k_filter(logits, 1)), -np.inf, 0).astype(logits.dtype)
     if temperature == 0 and zero != "divide":
         return (
             _dropped(logits, logits == logits.max(axis=-1, keepdims=True))
