@@ -91,7 +91,7 @@ def label(i):
 def entropy_bits(p):
     """Entropy of a distribution in bits (0 for a certain outcome, log2 V for a uniform one)."""
     p = p[p > 0]
-    return float(-(p * np.log2(p)).sum())
+    return float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0: a certain outcome is 0 bits, not -0
 
 
 print(f"{len(ids)} prompt tokens, V = {V}")
@@ -414,9 +414,9 @@ SHOWN = np.argsort(-logits, kind="stable")[:25]  # the 25 most likely characters
 
 
 def filter_title(temperature, top_k, top_p, probs):
-    k = "all" if top_k >= V else top_k
+    k, kept = "all" if top_k >= V else top_k, int((probs > 0).sum())
     return (
-        f"T = {temperature}, top-k = {k}, top-p = {top_p}: {int((probs > 0).sum())} characters kept, "
+        f"T = {temperature}, top-k = {k}, top-p = {top_p}: {kept} character{'s' * (kept != 1)} kept, "
         f"entropy {entropy_bits(probs):.2f} bits (raw {entropy_bits(lib.softmax(logits)):.2f})"
     )
 
