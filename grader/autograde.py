@@ -621,7 +621,8 @@ def persist(
 ) -> None:
     """Keep one student's result: autograded notebooks and log first, then the gradebook in one
     transaction (which is what marks the units graded), then the student's feedback pages and
-    nbgrader's copy, while the other students are still being graded."""
+    nbgrader's copy, while the other students are still being graded. Once the gradebook holds the
+    result, a failure to make the pages is a warning: it never turns kept grades into failures."""
     atomic.write(out / "logs" / f"{student}.log", log.encode())
     for entry in result["notebooks"]:
         if not entry["assignment"]:
@@ -635,9 +636,17 @@ def persist(
             atomic.write(path, entry["autograded"].encode())
             formgrader.write_copy(out, where, entry["autograded"])
     book.record(run_id, result, {(sub.assignment or "", sub.notebook): _unit(sub) for sub in subs})
-    view = reports.build(book, term, only={student})
-    reports.write_feedback(out, book, view)
-    copy_to_nbgrader(out, view, {student})
+    try:  # the grades are kept now: what follows is made from them, and can be made again
+        view = reports.build(book, term, only={student})
+        reports.write_feedback(out, book, view)
+        copy_to_nbgrader(out, view, {student})
+    except Exception as err:
+        traceback.print_exc()
+        print(
+            f"warning: {student}: graded and kept, but the feedback pages could not be made "
+            f"({type(err).__name__}: {str(err)[:200]}); `python -m grader report` makes them again",
+            file=sys.stderr,
+        )
 
 
 def _unit(sub: submissions.Submission) -> dict:

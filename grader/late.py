@@ -38,10 +38,12 @@ def assess(
     lms_late: bool | None,
     score: float,
     max_score: float,
+    extended: bool = False,
 ) -> Lateness:
     """The lateness of one submission of one assignment and its penalty (``score`` is the points
-    earned before the penalty)."""
-    days, note = _days_late(policy, due, submitted, lms_late)
+    earned before the penalty). With an ``extended`` due date (the student's own, in
+    ``course.toml``) the LMS's verdict, made against its due date, does not apply: the time does."""
+    days, note = _days_late(policy, due, submitted, None if extended else lms_late)
     if days == 0:
         return Lateness(0, 0.0, note)
     percent = 0.0 if policy.policy == "none" else min(policy.max_penalty, policy.penalty_per_day * days)

@@ -174,6 +174,7 @@ def _total(
             first.lms_late,
             score,
             max_score,
+            extended=(assignment, student) in settings.extensions,
         )
         if first
         else late.ON_TIME

@@ -6,12 +6,15 @@ The settings are read afresh by every command, so a due date changed after gradi
 reports at the next ``python -m grader report`` without regrading anybody.
 """
 
+import csv
 import shutil
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from . import course, lms
 
 TEMPLATE = Path(__file__).with_name("course.toml")
 FILE = "course.toml"
@@ -60,10 +63,23 @@ def load(out: Path) -> Settings:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise SettingsError(f"{path}: not valid TOML: {err}") from None
-    return parse(raw, path)
+    term = parse(raw, path)
+    check_assignments(term, course.assignments(), path)
+    if term.roster:  # read now, before any grading: a roster that cannot be read stops the command
+        try:
+            lms.read_roster(term.roster)
+        except (OSError, UnicodeDecodeError, ValueError, csv.Error) as err:
+            raise SettingsError(f"{path}: canvas.roster: {err}") from None
+    return term
+
+
+SECTIONS = {"timezone", "due", "extensions", "late", "canvas"}
+LATE_KEYS = {"policy", "penalty_per_day", "max_penalty", "grace_minutes"}
 
 
 def parse(raw: dict, path: Path) -> Settings:
+    _known(raw, SECTIONS, path, "")
+    _known(_table(raw, "late", path), LATE_KEYS, path, "late.")
     zone = _zone(raw.get("timezone"), path)
     due = {str(a): _when(v, zone, path, f"due.{a}") for a, v in _table(raw, "due", path).items()}
     extensions = {}
@@ -73,15 +89,44 @@ def parse(raw: dict, path: Path) -> Settings:
         for student, value in students.items():
             extensions[(assignment, student)] = _when(value, zone, path, f"extensions.{assignment}.{student}")
     canvas = _table(raw, "canvas", path)
+    columns = {str(k): str(v) for k, v in canvas.items() if k != "roster"}
+    shared = sorted({title for title in columns.values() if list(columns.values()).count(title) > 1})
+    if shared:
+        raise SettingsError(
+            f"{path}: two assignments share the Canvas column {shared[0]!r}: each needs its own"
+        )
     roster = canvas.get("roster")
+    if roster is not None and not (path.parent / str(roster)).is_file():
+        raise SettingsError(f"{path}: canvas.roster = {roster!r}: there is no such file in {path.parent}")
     return Settings(
         timezone=zone,
         due=due,
         extensions=extensions,
         late=_late(_table(raw, "late", path), path),
-        canvas_columns={str(k): str(v) for k, v in canvas.items() if k != "roster"},
-        roster=(path.parent / roster) if roster else None,
+        canvas_columns=columns,
+        roster=(path.parent / str(roster)) if roster else None,
     )
+
+
+def _known(table: dict, keys: set[str], path: Path, prefix: str) -> None:
+    unknown = sorted(set(table) - keys)
+    if unknown:
+        raise SettingsError(
+            f"{path}: {prefix}{unknown[0]} is not a setting (the settings here: "
+            f"{', '.join(prefix + key for key in sorted(keys))})"
+        )
+
+
+def check_assignments(term: Settings, assignments, path: Path) -> None:
+    """Every assignment ``term`` names (a due date, an extension, a Canvas column) is one of
+    ``assignments``: a misspelt one would silently apply to nothing."""
+    named = [("due", a) for a in term.due] + [("extensions", a) for a, _ in term.extensions]
+    named += [("canvas", a) for a in term.canvas_columns]
+    for section, assignment in named:
+        if assignment not in assignments:
+            raise SettingsError(
+                f'{path}: {section}."{assignment}" names no assignment (they are: {", ".join(sorted(assignments))})'
+            )
 
 
 def _table(raw: dict, name: str, path: Path) -> dict:

@@ -390,6 +390,20 @@ def test_late_policy(policy, submitted, lms_late, days, penalty):
     assert (lateness.days, lateness.penalty) == (days, pytest.approx(penalty))
 
 
+def test_an_extension_outweighs_the_lms_verdict():
+    """Canvas marks a submission late against its own due date; the student's extension in
+    course.toml is later: the submission time decides."""
+    from datetime import UTC, datetime, timedelta
+
+    from grader import late, settings
+
+    rules = settings.LatePolicy(policy="per-day", penalty_per_day=10, max_penalty=50)
+    extended, when = datetime(2026, 10, 12, 23, 59, tzinfo=UTC), datetime(2026, 10, 10, 2, tzinfo=UTC)
+    assert late.assess(rules, extended, when, True, 12, 12, extended=True).days == 0
+    assert late.assess(rules, extended, when, True, 12, 12).days == 1  # no extension: the LMS's verdict
+    assert late.assess(rules, extended, when + timedelta(days=3), True, 12, 12, extended=True).days == 1
+
+
 def test_a_penalty_never_takes_a_score_below_zero():
     from datetime import UTC, datetime
 
@@ -408,6 +422,18 @@ def test_a_penalty_never_takes_a_score_below_zero():
         ("[late]\npenalty_per_day = -5", "late.penalty_per_day must be a number >= 0"),
         ('timezone = "Mars/Olympus"', "timezone 'Mars/Olympus' is not a time zone name"),
         ("[due", "not valid TOML"),
+        (
+            '[due]\n"01-embedding" = "2026-10-09 23:59"',
+            'due."01-embedding" names no assignment (they are: 00-introduction, 01-embeddings',
+        ),
+        ('[extensions."06-cst"]\nbob = "2026-10-09 23:59"', 'extensions."06-cst" names no assignment'),
+        ("[late]\npenalty_perday = 25", "late.penalty_perday is not a setting"),
+        ('timezon = "UTC"', "timezon is not a setting"),
+        ('[canvas]\n"01-embeddings" = "A (1)"\n"06-cost" = "A (1)"', "share the Canvas column 'A (1)'"),
+        (
+            '[canvas]\nroster = "canvas_export.csv"',
+            "canvas.roster = 'canvas_export.csv': there is no such file",
+        ),
     ],
 )
 def test_a_mistake_in_course_toml_is_named(tmp_path, text, words):
