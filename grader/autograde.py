@@ -198,6 +198,7 @@ def autograde(
         sandbox.scope(),
     ):
         tmp = Path(tmp)
+        gradebook.refuse_a_lost_one(out)
         with gradebook.Gradebook(out) as book:
             import_formgrader_scores(out, book)
             by_student, problems = _find(submitted, tmp, known, term, selection)

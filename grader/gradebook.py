@@ -147,6 +147,22 @@ class GradebookError(RuntimeError):
     """A gradebook that cannot be used (another command holds it, a newer schema, a bad name)."""
 
 
+# What a folder that was graded into holds besides the gradebook (the course's secret, the reports,
+# the autograded notebooks): with those and no gradebook, the gradebook was lost, not never made.
+GRADED_BEFORE = (".secret", "grades.csv", "totals.csv", "autograded")
+
+
+def refuse_a_lost_one(out: Path) -> None:
+    """Raise if ``out`` was graded into and its gradebook is gone: grading on would start the term
+    afresh and write reports of this run alone over the term's."""
+    left = [name for name in GRADED_BEFORE if (out / name).exists()]
+    if left and not (out / FILE).exists():
+        raise GradebookError(
+            f"{out} was graded into before ({', '.join(left)}) but has no gradebook ({FILE}): restore it "
+            "from a backup, or grade into a new folder; grading here would start the term afresh"
+        )
+
+
 @dataclass(frozen=True)
 class Submitted:
     """A unit's row of ``submissions``."""

@@ -302,7 +302,7 @@ def _is_safe(name: str) -> bool:
     return (
         0 < len(name.encode()) <= MAX_ID_BYTES
         and name == name.strip()
-        and not name.startswith((".", "-"))
+        and not name.startswith((".", "-", "_"))  # "_": the reports' own folders (feedback/_static)
         and all(ch.isalnum() or ch in "_-.@ " for ch in name)
     )
 

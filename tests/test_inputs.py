@@ -326,12 +326,25 @@ def test_names_that_meet_after_normalising(tmp_path):
 
 
 def test_ids_are_safe_readable_distinct_and_stable():
-    names = ["alice", "a b", "a_b", "café", "x" * 240, "..", "-rf", "a/b", "a\\b", "ctl\\x07", "日本語"]
+    names = [
+        "alice",
+        "a b",
+        "a_b",
+        "café",
+        "x" * 240,
+        "..",
+        "-rf",
+        "a/b",
+        "a\\b",
+        "ctl\\x07",
+        "_static",
+        "日本語",
+    ]
     ids = [submissions.student_id(n) for n in names]
     assert len(set(ids)) == len(ids)
     assert ids[:4] == ["alice", "a b", "a_b", "café"] and ids[-1] == "日本語"
     for i in ids:
-        assert 0 < len(i.encode()) <= submissions.MAX_ID_BYTES and not i.startswith((".", "-"))
+        assert 0 < len(i.encode()) <= submissions.MAX_ID_BYTES and not i.startswith((".", "-", "_"))
         assert all(ch.isalnum() or ch in "_-.@ " for ch in i)
     assert ids == [submissions.student_id(n) for n in names]
 

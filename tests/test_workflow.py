@@ -540,3 +540,16 @@ def test_a_csv_cell_a_spreadsheet_would_run_is_written_as_text(tmp_path, written
     with open(tmp_path / "x.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
     assert (row["code"], row["score"]) == (read, "1")
+
+
+def test_a_folder_graded_into_whose_gradebook_is_gone_is_refused(tmp_path):
+    """Grading on would start the term afresh and write this run's reports over the term's."""
+    from grader import gradebook
+
+    gradebook.refuse_a_lost_one(tmp_path)  # a new folder: nothing was graded into it
+    (tmp_path / "grades.csv").write_text("student,assignment\n")
+    with pytest.raises(gradebook.GradebookError, match=r"graded into before \(grades.csv\)"):
+        gradebook.refuse_a_lost_one(tmp_path)
+    with gradebook.Gradebook(tmp_path):
+        pass
+    gradebook.refuse_a_lost_one(tmp_path)  # with its gradebook
