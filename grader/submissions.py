@@ -42,7 +42,8 @@ grades.csv saying what happened to it; the rest is graded.
   (a name typed on a Mac is the same name from the LMS) and its control characters shown as
   escapes: that is the student's name in the reports. Their id, used for every folder and file
   name and in the gradebook, is the name itself when it holds only letters, digits, _ - . @ and
-  inner spaces in at most 64 bytes; otherwise the name with every other character replaced by _,
+  inner spaces in at most 64 bytes and does not start with . - or _ (the reports' own folders,
+  such as feedback/_static, start with _); otherwise the name with every other character replaced by _,
   shortened, and followed by - and 10 hex digits of its SHA-256, so ids stay readable and
   distinct. Such a student is graded as usual, with a renamed row saying why; so is a name written
   in two Unicode forms. Two names that would get the same id (which takes a deliberate effort)
