@@ -127,8 +127,17 @@ def read_roster(path: Path) -> list[Person]:
 
 
 def match(student: str, roster: list[Person]) -> Person | None:
-    """The roster entry whose Canvas ID or SIS id is the grader's student id."""
-    return next((person for person in roster if student in person.ids()), None)
+    """The roster entry whose Canvas ID or SIS id is the grader's student id: exactly, else but for
+    case, else the one whose SIS login is an e-mail address with the id before its @."""
+    for same in (
+        lambda i: i == student,
+        lambda i: i.casefold() == student.casefold(),
+        lambda i: "@" in i and i.partition("@")[0].casefold() == student.casefold(),
+    ):
+        found = [person for person in roster if any(same(i) for i in person.ids())]
+        if len(found) == 1:
+            return found[0]
+    return None
 
 
 def canvas_rows(

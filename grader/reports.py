@@ -196,6 +196,14 @@ def write(out: Path, book: Gradebook, settings: Settings) -> View:
     finals = {(t.student, t.assignment): t.final for t in view.totals}
     canvas = lms.canvas_rows(view.people, columns, finals)
     _write_csv(out / "canvas.csv", (*lms.IDENTITY, *columns.values()), canvas)
+    unmatched = sorted(student for student, person in view.people.items() if not person.canvas_id)
+    if settings.roster and unmatched:
+        print(
+            f"warning: canvas.csv: {len(unmatched)} graded student(s) match no one on the roster "
+            f"({', '.join(unmatched[:10])}): Canvas cannot match their rows; add them to the roster, or give "
+            "their folders the roster's ids",
+            file=sys.stderr,
+        )
     _write_summary(out / "summary.html", view)
     write_feedback(out, book, view)
     return view

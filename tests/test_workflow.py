@@ -503,12 +503,15 @@ def test_a_canvas_roster_names_the_class(tmp_path):
         "Student,ID,SIS User ID,SIS Login ID,Section,Embeddings (9001)\n"
         "    Points Possible,,,,,12\n"
         '"Doe, Jane",999,S999,jdoe,Section A,\n'
+        '"Smith, Al",1001,S1001,al@uni.example,Section B,\n'
         '"Student, Test",1,,,Section A,\n',
         encoding="utf-8-sig",
     )
     roster = lms.read_roster(export)
-    assert roster == [lms.Person("Doe, Jane", "999", "S999", "jdoe", "Section A")]
-    assert lms.match("jdoe", roster) == lms.match("999", roster) == roster[0]
+    assert roster[0] == lms.Person("Doe, Jane", "999", "S999", "jdoe", "Section A") and len(roster) == 2
+    assert lms.match("jdoe", roster) == lms.match("999", roster) == lms.match("JDoe", roster) == roster[0]
+    assert lms.match("al", roster) == lms.match("AL@uni.example", roster) == roster[1]  # the login's name
+    assert lms.match("bob", roster) is None
     rows = lms.canvas_rows(
         {"jdoe": roster[0]}, {ASSIGNMENT: "Embeddings (9001)"}, {("jdoe", ASSIGNMENT): 9.6}
     )
