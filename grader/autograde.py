@@ -46,6 +46,7 @@ rows are replaced, never added to.
 
 import ctypes
 import dataclasses
+import difflib
 import hashlib
 import itertools
 import json
@@ -257,6 +258,9 @@ def _find(
         ]
         if subs:
             chosen[student] = subs
+        for sub in subs:
+            if sub.assignment is None:
+                print(f"warning: {unknown_reason(sub)}", file=sys.stderr)
     return chosen, problems
 
 
@@ -843,8 +847,15 @@ def _without_outputs(nb, note: str) -> None:
 
 
 def _unknown(student: str, sub: submissions.Submission) -> dict:
-    reason = f"{sub.file}: no chapter has a notebook named {sub.notebook}.ipynb"
+    reason = unknown_reason(sub)
     return _entry(sub, [Row(student, "", sub.notebook, 0, 0, "unknown_assignment", reason)], [])
+
+
+def unknown_reason(sub: submissions.Submission) -> str:
+    """Why a notebook no chapter has is not graded, with the chapter notebook it may have been."""
+    close = difflib.get_close_matches(sub.notebook.casefold(), list(course.notebooks()), n=1, cutoff=0.6)
+    guess = f" (is it {close[0]}.ipynb, renamed? rename it back and grade it again)" if close else ""
+    return f"{sub.file}: no chapter has a notebook named {sub.notebook}.ipynb{guess}"
 
 
 def _without_run(run: Run, student: str, sub: submissions.Submission, status: str, reason: str) -> dict:

@@ -423,11 +423,14 @@ def _inside_a_students_folder(parts: tuple[bytes, ...], top: int) -> str | None:
 
 
 def _strip_resubmission(stem: str, known: dict[str, str]) -> tuple[str, int]:
-    if stem in known:
-        return stem, 0
+    """The chapter notebook a file's stem names (but for case: ``Embeddings``), and its
+    resubmission number (``embeddings-2``, ``embeddings (2)``); an unknown stem as it is."""
+    folded = {name.casefold(): name for name in known}
+    if stem.casefold() in folded:
+        return folded[stem.casefold()], 0
     match = RESUBMISSION.match(stem)
-    if match and match["stem"] in known:
-        return match["stem"], int(match["n"] or match["m"])
+    if match and match["stem"].casefold() in folded:
+        return folded[match["stem"].casefold()], int(match["n"] or match["m"])
     return stem, 0
 
 

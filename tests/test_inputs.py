@@ -666,3 +666,22 @@ def test_normalised_tokens_ignore_names_and_literals_but_keep_attributes():
     b = similarity.tokens('out = np.einsum("kl", inp) + 2')
     assert a == b == ["N", "=", "N", ".", "einsum", "(", "S", ",", "N", ")", "+", "0", "NEWLINE"]
     assert similarity.tokens("y = np.matmul(x)") != similarity.tokens("y = np.einsum(x)")
+
+
+def test_a_notebook_named_but_for_case_is_its_chapters_and_a_renamed_one_is_named(tmp_path):
+    """Embeddings.ipynb (a capital) is chapter 1's notebook; embeddings-Copy1.ipynb (JupyterLab's
+    duplicate) is no chapter's, and its warning says which notebook it may be."""
+    from grader import autograde, course
+
+    for name in ("Embeddings.ipynb", "embeddings-Copy1.ipynb"):
+        (tmp_path / "dave" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "dave" / name).write_text("{}")
+    found = submissions.find(tmp_path, course.notebooks(), tmp_path / "scratch")
+    by_file = {Path(sub.file).name: sub for sub in found.by_student["dave"]}
+    assert (by_file["Embeddings.ipynb"].notebook, by_file["Embeddings.ipynb"].assignment) == (
+        "embeddings",
+        "01-embeddings",
+    )
+    copy = by_file["embeddings-Copy1.ipynb"]
+    assert copy.assignment is None
+    assert "is it embeddings.ipynb, renamed?" in autograde.unknown_reason(copy)
