@@ -32,7 +32,9 @@ def describe(sub: Submission, zone: tzinfo | None) -> Submission:
 
     The time comes from, in order: nbgrader's ``timestamp.txt`` beside the notebook, a Blackboard
     file name, the notebook's entry in the zip, the file's modification time. Times written
-    without a zone (Blackboard's, a zip's) are read in ``zone`` (None: this machine's).
+    without a zone (Blackboard's, a zip's) stay without one: the reports read them in the term's
+    ``timezone`` as it is when they are made (``in_zone``), so a zone set after grading applies
+    to them too. ``zone`` (None: this machine's) is the term's zone now, for comparing times here.
 
     ``timestamp.txt`` is written on the student's own account (``nbgrader submit``), so it is a
     claim: nbgrader's submit and collect keep the notebook's modification time, which an honest
@@ -50,7 +52,7 @@ def describe(sub: Submission, zone: tzinfo | None) -> Submission:
         name, lms_id, late = canvas["name"], canvas["student"], bool(canvas["late"])
     if stamp.is_file() and (claimed := _exchange_time(stamp)) is not None:
         when, source = claimed, "nbgrader exchange (timestamp.txt)"
-        changed = sub.listed and (_local(sub.listed, zone) if sub.listed.tzinfo is None else sub.listed)
+        changed = sub.listed and in_zone(sub.listed, zone)
         if changed and changed > claimed + STAMP_SLACK:
             when, source = (
                 changed,
@@ -60,9 +62,9 @@ def describe(sub: Submission, zone: tzinfo | None) -> Submission:
                 ),
             )
     elif blackboard and (named := _blackboard_time(blackboard["timestamp"])):
-        when, source = _local(named, zone), "Blackboard file name"
+        when, source = named, "Blackboard file name"
     elif sub.listed is not None and sub.listed.tzinfo is None:
-        when, source = _local(sub.listed, zone), "time of the file in the zip"
+        when, source = sub.listed, "time of the file in the zip"
     elif sub.listed is not None:
         when, source = sub.listed, "file modification time"
     return dataclasses.replace(
@@ -89,8 +91,11 @@ def _utc(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _local(naive: datetime, zone: tzinfo | None) -> datetime:
-    return naive.replace(tzinfo=zone) if zone else naive.astimezone()
+def in_zone(when: datetime, zone: tzinfo | None) -> datetime:
+    """``when`` as an aware time: a time without a zone is read in ``zone`` (None: this machine's)."""
+    if when.tzinfo is not None:
+        return when
+    return when.replace(tzinfo=zone) if zone else when.astimezone()
 
 
 # ---- the class as the LMS knows it ----------------------------------------------------------------

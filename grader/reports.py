@@ -107,7 +107,12 @@ def build(book: Gradebook, settings: Settings, only: set[str] | None = None) -> 
     exercises: dict[str, list[Exercise]] = defaultdict(list)
     for exercise in book.exercises():
         exercises[exercise.assignment].append(exercise)
-    units = book.submissions()
+    units = {  # a time without a zone (a zip's) read in the term's zone as it is now
+        key: replace(
+            unit, submitted_at=unit.submitted_at and lms.in_zone(unit.submitted_at, settings.timezone)
+        )
+        for key, unit in book.submissions().items()
+    }
     overrides = book.overrides()
     findings = book.findings() + integrity.pairs(book.fingerprints())
     scored: dict[tuple[str, str], list[Line]] = defaultdict(list)

@@ -454,6 +454,7 @@ def test_the_template_course_toml_loads_as_no_policy(tmp_path):
 
 def test_what_an_lms_export_says_about_a_submission(tmp_path):
     from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
 
     from grader import lms
     from grader.submissions import Submission
@@ -470,13 +471,16 @@ def test_what_an_lms_export_says_about_a_submission(tmp_path):
 
     canvas = describe("a/doejane_LATE_999_111_embeddings.ipynb", datetime(2026, 10, 11, 9, 30))
     assert (canvas.lms_name, canvas.lms_id, canvas.late) == ("doejane", "999", True)
+    # A time without a zone stays so: the reports read it in the term's zone as it is then.
     assert (canvas.submitted_at, canvas.time_source) == (
-        datetime(2026, 10, 11, 9, 30, tzinfo=UTC),
+        datetime(2026, 10, 11, 9, 30),
         "time of the file in the zip",
     )
+    zone = ZoneInfo("America/Los_Angeles")
+    assert lms.in_zone(canvas.submitted_at, zone) == datetime(2026, 10, 11, 9, 30, tzinfo=zone)
     blackboard = describe("b/01-embeddings_carol_attempt_2026-11-02-10-00-00_embeddings.ipynb")
     assert (blackboard.submitted_at, blackboard.time_source) == (
-        datetime(2026, 11, 2, 10, tzinfo=UTC),
+        datetime(2026, 11, 2, 10),
         "Blackboard file name",
     )
     for student in ("bob", "eve"):
