@@ -209,13 +209,19 @@ def autograde(
             learn_exercises(run, book, assignments)
             known = book.submissions()
             todo = {
-                s: [sub for sub in subs if force or not _up_to_date(known, sub)]
+                s: [
+                    sub
+                    for sub in subs
+                    if force or not (_up_to_date(known, sub) or _older(known, sub, term.timezone))
+                ]
                 for s, subs in by_student.items()
             }
             todo = {s: subs for s, subs in todo.items() if subs}
             skipped = sum(map(len, by_student.values())) - sum(map(len, todo.values()))
             if skipped:
-                print(f"{skipped} notebook(s) already graded with the same file (use --force to regrade)")
+                print(
+                    f"{skipped} notebook(s) already graded with the same file or a newer one (use --force to regrade)"
+                )
             untouched = lambda student, assignment: (student, assignment) not in selection  # noqa: E731
             before = book.units_digest(untouched)
             run_id = book.start_run(command, str(selection))
@@ -443,6 +449,23 @@ def _up_to_date(known: dict[tuple[str, str, str], gradebook.Submitted], sub: sub
     """Graded completely before, from a file with the same content."""
     unit = known.get((sub.student, sub.assignment or "", sub.notebook))
     return bool(unit and unit.complete and unit.sha256 == sha256(sub.path))
+
+
+def _older(known: dict[tuple[str, str, str], gradebook.Submitted], sub: submissions.Submission, zone) -> bool:
+    """Submitted before the file graded for the same notebook (an earlier week's zip graded
+    again): not graded over it, with a warning."""
+    unit = known.get((sub.student, sub.assignment or "", sub.notebook))
+    if not (unit and unit.submitted_at and sub.submitted_at and sub.assignment):
+        return False
+    graded, this = lms.in_zone(unit.submitted_at, zone), lms.in_zone(sub.submitted_at, zone)
+    if this >= graded:
+        return False
+    print(
+        f"warning: {sub.student}: {sub.file} was submitted at {this:%Y-%m-%d %H:%M %Z}, before the file "
+        f"graded for {sub.notebook}.ipynb ({graded:%Y-%m-%d %H:%M %Z}): not graded over it (--force grades it)",
+        file=sys.stderr,
+    )
+    return True
 
 
 # ---- the class, in parallel ------------------------------------------------------------------------

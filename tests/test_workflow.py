@@ -560,3 +560,38 @@ def test_a_folder_graded_into_whose_gradebook_is_gone_is_refused(tmp_path):
     with gradebook.Gradebook(tmp_path):
         pass
     gradebook.refuse_a_lost_one(tmp_path)  # with its gradebook
+
+
+def test_a_file_submitted_before_the_graded_one_is_not_graded_over_it(tmp_path, capsys):
+    """An earlier week's zip graded again would put the older file back in place of the newer."""
+    from datetime import UTC, datetime
+
+    from grader import autograde, gradebook
+    from grader.submissions import Submission
+
+    graded = gradebook.Submitted(
+        "alice",
+        ASSIGNMENT,
+        "embeddings",
+        "late.zip",
+        "f" * 64,
+        datetime(2026, 10, 11, 10),
+        "",
+        None,
+        True,
+        2,
+        "",
+    )
+    known = {("alice", ASSIGNMENT, "embeddings"): graded}
+    path = tmp_path / "embeddings.ipynb"
+    path.write_text("{}")
+
+    def sub(when):
+        return Submission(
+            "alice", "alice", path, "alice/embeddings.ipynb", "embeddings", ASSIGNMENT, submitted_at=when
+        )
+
+    assert autograde._older(known, sub(datetime(2026, 10, 9, 20)), UTC)
+    assert "before the file graded for embeddings.ipynb" in capsys.readouterr().err
+    assert not autograde._older(known, sub(datetime(2026, 10, 12, 9)), UTC)  # a resubmission
+    assert not autograde._older(known, sub(None), UTC)  # no time to tell by
