@@ -222,7 +222,10 @@ def autograde(
                 print(
                     f"{skipped} notebook(s) already graded with the same file or a newer one (use --force to regrade)"
                 )
-            untouched = lambda student, assignment: (student, assignment) not in selection  # noqa: E731
+            rewritten = {(student, "") for student in set(by_student) | {p.student for p in problems}}
+            untouched = lambda student, assignment: (  # noqa: E731
+                (student, assignment) not in selection and (student, assignment) not in rewritten
+            )  # the problem rows of the students whose files this run saw are written anew
             before = book.units_digest(untouched)
             run_id = book.start_run(command, str(selection))
             try:
