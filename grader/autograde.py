@@ -194,7 +194,7 @@ def autograde(
     limits = kernel_limits(cpu, idle, memory, max(1, usable_cores() // jobs))
     with (
         gradebook.lock(out),
-        _sigterm_as_ctrl_c(),
+        _signals_as_ctrl_c(),
         course.scratch("forwardpass-grading-") as tmp,
         sandbox.scope(),
     ):
@@ -363,13 +363,16 @@ def kernel_limits(cpu: float, idle: float, memory: int, threads: int) -> sandbox
 
 
 @contextmanager
-def _sigterm_as_ctrl_c():
-    """``kill`` cleans up as Ctrl-C does (workers killed, temporary files removed)."""
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+def _signals_as_ctrl_c():
+    """``kill``, and a terminal or ssh session closed (SIGHUP), clean up as Ctrl-C does (workers
+    killed, temporary files removed, the run marked interrupted)."""
+    caught = (signal.SIGTERM, signal.SIGHUP)
+    previous = {number: signal.signal(number, signal.default_int_handler) for number in caught}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 # ---- once per run ----------------------------------------------------------------------------------

@@ -502,7 +502,8 @@ def test_canvas_names_in_a_zip(graded, exercises):
 
 
 @pytest.mark.slow
-def test_an_interrupted_run_resumes_without_losing_or_repeating(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "terminal-closed"])
+def test_an_interrupted_run_resumes_without_losing_or_repeating(tmp_path, stop):
     for student in ("a", "b"):
         (tmp_path / "class" / student).mkdir(parents=True)
         nbformat.write(solution(), tmp_path / "class" / student / "embeddings.ipynb")
@@ -529,7 +530,7 @@ def test_an_interrupted_run_resumes_without_losing_or_repeating(tmp_path):
     deadline = time.monotonic() + 120
     while not graded_units(out) and time.monotonic() < deadline:
         time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr.decode()[-3000:]
     assert graded_units(out) == {("a", 1)}
