@@ -19,6 +19,7 @@ help:
 	@echo "make test            run every check: ruff (lint, format), unit, parity, notebooks, grading, book in a browser"
 	@echo "make book-class      build the class edition (for graded courses: no solutions) into _build/class/html"
 	@echo "make book-instructor build the instructor edition (solutions, hidden tests) into _build/instructor/html"
+	@echo "make serve           build the reader edition and serve it on http://localhost:8000 (the live model needs http)"
 	@echo "make lab             open the chapters in JupyterLab"
 	@echo "make release         regenerate chapters/ (student notebooks) from solutions/ with nbgrader"
 	@echo "make references      regenerate the graders' reference outputs from lib"

@@ -6,13 +6,18 @@
 #   make book-assets      MathJax, RequireJS, the widget manager (and axe-core for the tests) from npm
 #   make book-live        the live model of the pages (book/live/ and its weights) into book/_static/live
 #   make book-clean       remove the built books and their execution cache
+#   make serve            build the reader edition and serve it on http://localhost:8000
 
 BOOK_STATIC := book/_static
 BOOK_ASSETS_STAMP := $(BOOK_STATIC)/.installed
 BOOK_NPM := book/node_modules
 HTML_MANAGER := $(BOOK_NPM)/@jupyter-widgets/html-manager
 
-.PHONY: book book-class book-instructor book-assets book-live book-clean
+.PHONY: book book-class book-instructor book-assets book-live book-clean serve
+
+# The reader edition over http on this machine: the live model's modules do not load from file://.
+serve: book
+	$(PY) -m http.server --bind 127.0.0.1 --directory _build/html 8000
 
 book-assets: $(BOOK_ASSETS_STAMP)
 

@@ -828,6 +828,15 @@ def test_the_menu_opens_the_sidebar_and_its_links_work(browser_ready, site, widt
         )
         page.keyboard.press("Escape")
         assert not page.locator("#pst-primary-sidebar-modal").evaluate("d => d.open")
+        # The page's own contents: a section tapped in it is shown, and the dialog gets out of its way.
+        page.locator(".secondary-toggle:visible").click()
+        contents = page.locator("#pst-secondary-sidebar-modal")
+        section = contents.locator("a.reference.internal[href^='#']").nth(1)
+        section.wait_for(state="visible", timeout=5_000)
+        href = section.get_attribute("href")
+        section.click()
+        page.wait_for_function("() => !document.querySelector('#pst-secondary-sidebar-modal').open")
+        assert page.evaluate("() => location.hash") == href
     assert errors == []
 
 

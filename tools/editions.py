@@ -494,7 +494,12 @@ def main(argv=None) -> int:
     if build(edition, staging):
         print(f"The {edition} edition did not build: see the messages above.", file=sys.stderr)
         return 1
-    print(f"Open {(EDITIONS[edition]['out'] / 'index.html').relative_to(ROOT)}")
+    out = EDITIONS[edition]["out"].relative_to(ROOT)
+    print(
+        f"Open {out / 'index.html'}, or serve it (the live model on some pages needs http, not a file "
+        f"opened from disk): python -m http.server -d {out} 8000, then http://localhost:8000"
+        + (" (make serve does that)" if edition == "reader" else "")
+    )
     return 0
 
 

@@ -76,8 +76,23 @@
     else callback();
   }
 
+  // pydata-sphinx-theme 0.17.1 shows the sidebars as dialogs below the wide breakpoint; a tap on a
+  // link to a section of this page (the "Contents" of a chapter) scrolled the page behind the
+  // dialog, which stayed open over three quarters of a phone's screen.
+  function closeDialogsOnInPageLinks() {
+    for (const id of ["pst-primary-sidebar-modal", "pst-secondary-sidebar-modal"]) {
+      const dialog = document.getElementById(id);
+      if (!dialog) continue;
+      dialog.addEventListener("click", (event) => {
+        const link = event.target.closest("a[href]");
+        if (dialog.open && link && link.hash && link.pathname === window.location.pathname) dialog.close();
+      });
+    }
+  }
+
   function start() {
     forwardToggles();
+    closeDialogsOnInPageLinks();
     nameHeaderButtons();
     whenMathIsTypeset(markScrollingMath);
     window.addEventListener("resize", () => whenMathIsTypeset(markScrollingMath));

@@ -203,7 +203,7 @@ print(tokenizer.decode(sampled))
 # and "Generate" draws the same characters as `lib.generate` with the same seed.
 #
 # <div class="fp-live" data-prompt="ROMEO:">
-# <p><em>The live model runs in the web book's version of this page.</em></p>
+# <p><em>The live model runs here in the web book served over http (<code>make serve</code>); opened from disk, or in a notebook, the page shows this line instead.</em></p>
 # </div>
 
 # %% [markdown]

@@ -588,7 +588,7 @@ if not GRADING:
 # `lib`'s trace at that last position, under the names used above.
 #
 # <div class="fp-live" data-prompt="But, soft! what light" data-parts="attention trace">
-# <p><em>The live model runs in the web book's version of this page.</em></p>
+# <p><em>The live model runs here in the web book served over http (<code>make serve</code>); opened from disk, or in a notebook, the page shows this line instead.</em></p>
 # </div>
 
 # %% [markdown]

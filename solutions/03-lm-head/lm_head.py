@@ -248,7 +248,7 @@ if not GRADING:
 # In the web book, the same ten bars for a prompt of your own, computed in the page as you type:
 #
 # <div class="fp-live" data-prompt="To be, or not to be" data-parts="next">
-# <p><em>The live model runs in the web book's version of this page.</em></p>
+# <p><em>The live model runs here in the web book served over http (<code>make serve</code>); opened from disk, or in a notebook, the page shows this line instead.</em></p>
 # </div>
 
 # %% [markdown]

@@ -670,7 +670,7 @@ elif not GRADING:
 # with that seed and those settings.
 #
 # <div class="fp-live" data-prompt="JULIET.&#10;O Romeo, Romeo!" data-parts="next sample">
-# <p><em>The live model runs in the web book's version of this page.</em></p>
+# <p><em>The live model runs here in the web book served over http (<code>make serve</code>); opened from disk, or in a notebook, the page shows this line instead.</em></p>
 # </div>
 
 # %% [markdown]
