@@ -292,8 +292,8 @@ AXE_RUN = """async ([skip, root]) => {
         .map(v => `${v.impact} ${v.id} (${v.nodes.length}): ` +
              v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '));
 }""".replace("SERIOUS_RULES", SERIOUS_RULES)
-# The theme in dark mode, for the outputs: they keep colours of their own (an HTML table on a light
-# box), where the theme's dark-mode colours can meet them. Colour contrast only.
+# The theme in dark mode, for the HTML outputs: the theme shows them on a light box of their own,
+# where its dark-mode colours can meet them. Colour contrast only.
 DARK = "document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'"
 
 # What is wider than the column: the page itself, display equations that scroll without showing
@@ -389,11 +389,12 @@ def visit(context, url, screenshot=None, contrast=True, dark=False):
 
 def in_dark_mode(page, dark: bool) -> list[str]:
     """The outputs' colour contrast in dark mode (the page is left in it), if ``dark``."""
-    if not dark or not page.locator(".bd-content .cell_output").count():
+    outputs = ".bd-content .cell_output .text_html"  # the HTML ones: text takes the theme's colours
+    if not dark or not page.locator(outputs).count():
         return []
     page.evaluate(DARK)
     skip = [rule for rule in page.evaluate(SERIOUS_RULES) if rule != "color-contrast"]
-    return [f"dark mode: {found}" for found in page.evaluate(AXE_RUN, [skip, ".bd-content .cell_output"])]
+    return [f"dark mode: {found}" for found in page.evaluate(AXE_RUN, [skip, outputs])]
 
 
 ANNOUNCEMENT = re.compile(r'<aside class="bd-header-announcement".*?</aside>\n', re.S)

@@ -502,8 +502,7 @@ def test_canvas_names_in_a_zip(graded, exercises):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "terminal-closed"])
-def test_an_interrupted_run_resumes_without_losing_or_repeating(tmp_path, stop):
+def test_an_interrupted_run_resumes_without_losing_or_repeating(tmp_path):
     for student in ("a", "b"):
         (tmp_path / "class" / student).mkdir(parents=True)
         nbformat.write(solution(), tmp_path / "class" / student / "embeddings.ipynb")
@@ -530,7 +529,7 @@ def test_an_interrupted_run_resumes_without_losing_or_repeating(tmp_path, stop):
     deadline = time.monotonic() + 120
     while not graded_units(out) and time.monotonic() < deadline:
         time.sleep(0.2)
-    process.send_signal(stop)
+    process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr.decode()[-3000:]
     assert graded_units(out) == {("a", 1)}
@@ -541,6 +540,18 @@ def test_an_interrupted_run_resumes_without_losing_or_repeating(tmp_path, stop):
     assert len(rows) == 2 * len({r["exercise"] for r in rows})
     assert {r["status"] for r in rows} == {"graded"}
     assert graded_units(out) == {("a", 1), ("b", 1)}
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["kill", "terminal-closed"])
+def test_kill_and_a_closed_terminal_stop_a_run_as_ctrl_c_does(stop):
+    """Inside a run, SIGTERM and SIGHUP raise KeyboardInterrupt, which the run handles as Ctrl-C
+    (the test above): finished students kept, the run marked interrupted, scratch removed."""
+    from grader import autograde
+
+    with pytest.raises(KeyboardInterrupt), autograde._signals_as_ctrl_c():
+        os.kill(os.getpid(), stop)
+        time.sleep(5)  # the signal arrives before this ends
+    assert signal.getsignal(stop) is not signal.default_int_handler  # restored after the run
 
 
 def test_a_grading_process_that_crashes_is_graded_again(tmp_path):
