@@ -137,7 +137,11 @@ class Returned(Student):
                     "helper": str(entry["helper"]),
                     "args": {str(k): decode(v) for k, v in entry["args"].items()},
                     "output": None if entry.get("output") is None else decode(entry["output"]),
-                    "changed": [str(name) for name in entry.get("changed", [])[:8]],
+                    "changed": [  # parameter names, as the student's process sent them
+                        name
+                        for name in entry.get("changed", [])[:8]
+                        if isinstance(name, str) and name.isidentifier() and len(name) <= 60
+                    ],
                 }
                 for entry in seen
             ]
@@ -767,7 +771,11 @@ def stations(exercise, case, table: Mapping, student: Student) -> str:
     if not known:
         return ""
     seen = student.watched(case)
-    clobbered = next(((e["helper"], e["changed"][0]) for e in seen or [] if e.get("changed")), None)
+    helpers = {part.helper for part in exercise.parts}
+    clobbered = next(
+        ((e["helper"], e["changed"][0]) for e in seen or [] if e.get("changed") and e["helper"] in helpers),
+        None,
+    )
     if clobbered:
         helper, name = clobbered
         return (
