@@ -100,8 +100,7 @@ class View:
 
 def build(book: Gradebook, settings: Settings, only: set[str] | None = None) -> View:
     """The gradebook as the reports show it (for the students in ``only``, if given)."""
-    roster = lms.read_roster(settings.roster) if settings.roster else []
-    people = _people(book.students(), roster)
+    people = _people(book.students(), list(settings.people))
     if only is not None:
         people = {student: person for student, person in people.items() if student in only}
     exercises: dict[str, list[Exercise]] = defaultdict(list)

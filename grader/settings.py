@@ -9,7 +9,7 @@ reports at the next ``python -m grader report`` without regrading anybody.
 import csv
 import shutil
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -41,6 +41,7 @@ class Settings:
     late: LatePolicy = LatePolicy()
     canvas_columns: dict[str, str] = field(default_factory=dict)
     roster: Path | None = None
+    people: tuple = ()  # the roster's students (``lms.Person``), read once when the settings load
 
     def due_for(self, assignment: str, student: str) -> datetime | None:
         return self.extensions.get((assignment, student), self.due.get(assignment))
@@ -67,7 +68,7 @@ def load(out: Path) -> Settings:
     check_assignments(term, course.assignments(), path)
     if term.roster:  # read now, before any grading: a roster that cannot be read stops the command
         try:
-            lms.read_roster(term.roster)
+            term = replace(term, people=tuple(lms.read_roster(term.roster)))
         except (OSError, UnicodeDecodeError, ValueError, csv.Error) as err:
             raise SettingsError(f"{path}: canvas.roster: {err}") from None
     return term

@@ -341,6 +341,7 @@ def _identify(files: list[_File], known: dict[str, str]) -> Found:
     found = Found()
     candidates = []
     wrapping = _wrapping(files)
+    folded = {name.casefold(): name for name in known}  # notebook names but for case
     for listed in files:
         shown = "/".join(map(printable, listed.parts))
         parts = tuple(p for p in listed.parts if p not in (b"", b".", b".."))
@@ -361,7 +362,7 @@ def _identify(files: list[_File], known: dict[str, str]) -> Found:
             )
             continue
         raw_name, file_name, lms_submission = identified
-        stem, attempt = _strip_resubmission(Path(file_name).stem, known)
+        stem, attempt = _strip_resubmission(Path(file_name).stem, folded)
         name = printable(raw_name)
         sub = Submission(
             student_id(name), name, listed.path, shown, stem, known.get(stem), attempt, listed.listed
@@ -422,10 +423,10 @@ def _inside_a_students_folder(parts: tuple[bytes, ...], top: int) -> str | None:
     )
 
 
-def _strip_resubmission(stem: str, known: dict[str, str]) -> tuple[str, int]:
-    """The chapter notebook a file's stem names (but for case: ``Embeddings``), and its
-    resubmission number (``embeddings-2``, ``embeddings (2)``); an unknown stem as it is."""
-    folded = {name.casefold(): name for name in known}
+def _strip_resubmission(stem: str, folded: dict[str, str]) -> tuple[str, int]:
+    """The chapter notebook a file's stem names (but for case: ``Embeddings``; ``folded`` maps
+    each notebook's name casefolded to it), and its resubmission number (``embeddings-2``,
+    ``embeddings (2)``); an unknown stem as it is."""
     if stem.casefold() in folded:
         return folded[stem.casefold()], 0
     match = RESUBMISSION.match(stem)
