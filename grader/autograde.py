@@ -293,12 +293,16 @@ def _record_problems(
 def import_formgrader_scores(out: Path, book: gradebook.Gradebook) -> None:
     """Scores changed in nbgrader's formgrader since the last command become overrides."""
     for manual in formgrader.manual_scores(out / formgrader.FILE, book.overrides()):
+        where = f"{manual.student} {manual.assignment}/{manual.exercise}"
+        if manual.problem:
+            print(f"warning: formgrader: {where} has {manual.problem}: not taken", file=sys.stderr)
+            continue
         reason = manual.comment or "score set in nbgrader's formgrader"
         book.set_override(
             manual.student, manual.assignment, manual.exercise, manual.score, reason, "formgrader"
         )
         what = "cleared" if manual.score is None else f"set to {manual.score:g}"
-        print(f"formgrader: {manual.student} {manual.assignment}/{manual.exercise} {what}")
+        print(f"formgrader: {where} {what}")
 
 
 def learn_exercises(run: "Run", book: gradebook.Gradebook, assignments: set[str]) -> None:

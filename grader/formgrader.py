@@ -4,10 +4,15 @@ nbgrader's formgrader and ``nbgrader export``, and the scores an instructor ente
 ``copy`` writes one student's units into it: the computed scores as nbgrader's *auto* scores
 (nbgrader's own verdict on the cell is discarded), each override as the cell's *manual* score, the
 verdict as the comment of the exercise's solution cell (``<exercise>-answer``), the submission
-time and the late penalty. ``manual_scores`` reads back the manual scores that differ from the
+time and the late penalty. ``manual_scores`` reads back the scores that differ from the
 overrides, so that a score changed in formgrader becomes an override (with the formgrader
 comment, if any, as its reason) at the next command; a manual score cleared in formgrader clears
-an override that came from formgrader. Formgrader finds this folder through ``OUT/nbgrader_config.py``,
+an override that came from formgrader. A score there is nbgrader's: the manual score (or the auto
+score) plus the extra credit, as ``nbgrader export`` counts it, so extra credit is part of the
+override, the one score that can pass the exercise's points. A score nbgrader would not accept
+from formgrader (a manual score outside 0 to the cell's points, negative extra credit), typed
+into ``gradebook.db`` some other way, is not taken: ``manual_scores`` names it, and the next time
+the student's units are copied it is put back. Formgrader finds this folder through ``OUT/nbgrader_config.py``,
 which ``write_config`` writes.
 
 Formgrader shows each submission as nbconvert renders it, in the instructor's JupyterLab, whose
@@ -98,7 +103,11 @@ def _set_grade(gb: Gradebook, unit: Unit, row) -> None:
         return  # not a cell of the current source (it changed since)
     override = unit.overrides.get(row.exercise)
     grade.auto_score = row.score
-    grade.manual_score = None if override is None else override.score
+    extra = (grade.extra_credit or 0) if override is not None else 0
+    if override is not None and not 0 <= override.score - extra <= grade.max_score:
+        extra = 0  # an override given since, by command, that this extra credit cannot be part of
+    grade.manual_score = None if override is None else override.score - extra
+    grade.extra_credit = extra or None
     grade.needs_manual_grade = False
     try:
         comment = gb.find_comment(f"{row.exercise}-answer", unit.notebook, unit.assignment, unit.student)
@@ -109,18 +118,21 @@ def _set_grade(gb: Gradebook, unit: Unit, row) -> None:
 
 @dataclass(frozen=True)
 class Manual:
-    """A score as formgrader has it: ``score`` None when the manual score was cleared."""
+    """A score as formgrader has it: ``score`` None when the manual score was cleared;
+    ``problem`` says why a score is not taken."""
 
     student: str
     assignment: str
     exercise: str
     score: float | None
     comment: str
+    problem: str = ""
 
 
 def manual_scores(db: Path, overrides: dict[tuple[str, str, str], Override]) -> list[Manual]:
-    """Manual scores in nbgrader's gradebook that differ from the overrides: set or changed in
-    formgrader, or cleared there (for overrides that came from formgrader)."""
+    """Scores in nbgrader's gradebook that differ from the overrides: set or changed in
+    formgrader (a manual score, extra credit), or cleared there (for overrides that came from
+    formgrader); and those not taken, with their ``problem``."""
     if not db.exists():
         return []
     changed = []
@@ -128,21 +140,28 @@ def manual_scores(db: Path, overrides: dict[tuple[str, str, str], Override]) -> 
         for assignment in gb.assignments:
             for notebook in assignment.notebooks:
                 for submitted in notebook.submissions:
-                    student = submitted.student.id
                     for grade in submitted.grades:
-                        key = (student, assignment.name, grade.name)
-                        override = overrides.get(key)
-                        if grade.manual_score is not None and (
-                            override is None or override.score != grade.manual_score
-                        ):
-                            changed.append(Manual(*key, grade.manual_score, _comment(submitted, grade.name)))
-                        elif (
-                            grade.manual_score is None
-                            and override is not None
-                            and override.source == "formgrader"
-                        ):
-                            changed.append(Manual(*key, None, ""))
+                        key = (submitted.student.id, assignment.name, grade.name)
+                        found = _changed(grade, overrides.get(key))
+                        if found is not None:
+                            score, problem = found
+                            comment = "" if score is None else _comment(submitted, grade.name)
+                            changed.append(Manual(*key, score, comment, problem))
     return changed
+
+
+def _changed(grade, override: Override | None) -> tuple[float | None, str] | None:
+    """(score, problem) if ``grade`` says something new about ``override``, else None."""
+    manual, extra = grade.manual_score, grade.extra_credit or 0
+    if manual is None and not extra:
+        cleared = override is not None and override.source == "formgrader"
+        return (None, "") if cleared else None
+    if manual is not None and not 0 <= manual <= grade.max_score:
+        return manual, f"a manual score of {manual:g}, outside 0 to {grade.max_score:g}"
+    if extra < 0:
+        return extra, f"extra credit of {extra:g}, below 0"
+    score = ((grade.auto_score or 0) if manual is None else manual) + extra
+    return None if override is not None and override.score == score else (score, "")
 
 
 def _comment(submitted, exercise: str) -> str:
