@@ -71,6 +71,8 @@ from nbgrader.converters import Autograde
 from nbgrader.preprocessors import Execute
 from tqdm import tqdm
 
+from lib.engine import usable_cores
+
 from . import (
     atomic,
     clean,
@@ -340,15 +342,6 @@ def kernel_view() -> sandbox.View:
         env={"NBGRADER_EXECUTION": "autograde", "MPLCONFIGDIR": MATPLOTLIB_CACHE},
         read_only_at={f"{MATPLOTLIB_CACHE}/{fonts.name}": fonts} if fonts else {},
     )
-
-
-def usable_cores() -> int:
-    """The cores this process may run on: its affinity mask (a container's or ``taskset``'s share of
-    the machine), where the OS has one. (``lib.engine`` counts its own, ``lib`` standing alone.)"""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def kernel_limits(cpu: float, idle: float, memory: int, threads: int) -> sandbox.Limits:

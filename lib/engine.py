@@ -507,7 +507,7 @@ def _sum_squares(x: np.ndarray) -> np.ndarray:
 # ---- the cores ------------------------------------------------------------------------------
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
     """The cores this process may run on: its affinity mask (a container's or ``taskset``'s share of
     the machine), where the OS has one."""
     try:
@@ -516,7 +516,7 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-_CORES = _usable_cores()
+_CORES = usable_cores()
 # Positions from which change 8 pays: 256 for each core, so that each core's block of rows makes
 # a matrix product BLAS runs well. GPT-2 small on 2 cores, the same prompts timed both ways in
 # turn: BLAS's own threads 10-18% faster at T = 128 to 256, about even at 384 to 512, the shared
