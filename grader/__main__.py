@@ -1,6 +1,8 @@
 """``python -m grader {release,autograde,adjust,report,references}``: the instructor's commands."""
 
 import argparse
+import errno
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -165,6 +167,33 @@ def main(argv: list[str] | None = None) -> int:
     except (gradebook.GradebookError, settings.SettingsError, SchedulerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (OSError, sqlite3.Error) as err:
+        if not _cannot_write(err):
+            raise
+        print(
+            f"error: a file cannot be written ({err}). Every notebook graded before this is kept in "
+            f"the gradebook of {args.out}. Make room there (or make that folder writable), then run "
+            "the same command again: it goes on from there.",
+            file=sys.stderr,
+        )
+        return 2
+
+
+# What a full disk, a quota or a folder that cannot be written raise, from a file or from SQLite.
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+DISK_SQLITE = {"SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR"}
+
+
+def _cannot_write(err: BaseException | None) -> bool:
+    """Whether ``err``, or an error it was raised while handling, is the disk's refusal."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in DISK_ERRNOS:
+            return True
+        name = getattr(err, "sqlite_errorname", "")  # extended codes add to it: SQLITE_IOERR_WRITE
+        if any(name == code or name.startswith(f"{code}_") for code in DISK_SQLITE):
+            return True
+        err = err.__context__
+    return False
 
 
 def autograde(args: argparse.Namespace, argv: list[str] | None) -> int:

@@ -12,7 +12,8 @@ def main(out: Path, student: str, exercise: str, score: float | None, reason: st
     out = out.resolve()
     with gradebook.lock(out), _open(out) as book:
         autograde.import_formgrader_scores(out, book)
-        problem, found = _resolve(book, student, exercise)
+        term = settings.load(out)
+        problem, found = _resolve(book, {p.student for p in term.people}, student, exercise)
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
@@ -34,7 +35,7 @@ def main(out: Path, student: str, exercise: str, score: float | None, reason: st
                 )
                 return 2
             book.set_override(*key, score, reason.strip(), "command")
-        view = _remake(out, book, {student})
+        view = autograde.write_reports(out, book, term, {student})
     line = next(
         line for line in view.lines if (line.row.student, line.row.assignment, line.row.exercise) == key
     )
@@ -53,7 +54,7 @@ def report(out: Path) -> int:
     with gradebook.lock(out), _open(out) as book:
         autograde.import_formgrader_scores(out, book)
         formgrader.fill_copies(out)
-        view = _remake(out, book, set(book.students()))
+        view = autograde.write_reports(out, book, settings.load(out), set(book.students()))
     print(reports.summary_text(view))
     print(f"reports remade from {out / gradebook.FILE}")
     return 0
@@ -65,15 +66,12 @@ def _open(out: Path) -> gradebook.Gradebook:
     return gradebook.Gradebook(out)
 
 
-def _remake(out: Path, book: gradebook.Gradebook, students: set[str]) -> reports.View:
-    return autograde.write_reports(out, book, settings.load(out), students)
-
-
-def _resolve(book: gradebook.Gradebook, student: str, exercise: str):
+def _resolve(book: gradebook.Gradebook, roster: set[str], student: str, exercise: str):
     """(problem, None) or (None, (assignment, exercise, max_score)) for ``exercise`` given as
-    ``name`` or ``assignment/name``."""
-    if student not in book.students():
-        return f"no student {student!r} in the gradebook", None
+    ``name`` or ``assignment/name``, of a student graded or on the ``roster`` (by the id the
+    reports give them)."""
+    if student not in book.students() and student not in roster:
+        return f"no student {student!r} in the gradebook or on the roster", None
     assignment, _, name = exercise.rpartition("/")
     found = [e for e in book.exercises() if e.name == name and assignment in ("", e.assignment)]
     if not found:

@@ -13,7 +13,7 @@ Schema (``PRAGMA user_version`` = ``VERSION``; a unit is (student, assignment, n
 assignment ``""`` for a notebook no chapter has):
 
 - ``runs``: one row per command that changed grades (started, finished, command line, what it
-  selected, how many units it graded, its outcome: running, finished or interrupted);
+  selected, how many units it graded, its outcome: running, finished, interrupted or failed);
 - ``students``: the student id used everywhere, and the name and LMS id the export carried;
 - ``exercises``: every graded cell of every assignment graded so far (from the release), with its
   points and position: what a student who submitted nothing is missing;
@@ -264,7 +264,10 @@ class Gradebook:
     # ---- runs ------------------------------------------------------------------------------------
 
     def start_run(self, command: str, selection: str) -> int:
+        """A new run; one still ``running`` ended without saying so (the command holds ``lock``):
+        its process was killed, or the disk filled before it could write its outcome."""
         with self.transaction():
+            self.db.execute("UPDATE runs SET outcome = 'failed' WHERE outcome = 'running'")
             cursor = self.db.execute(
                 "INSERT INTO runs (started, command, selection) VALUES (?, ?, ?)", (now(), command, selection)
             )

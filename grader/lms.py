@@ -19,11 +19,11 @@ from pathlib import Path, PurePosixPath
 
 from nbgrader.utils import parse_utc
 
-from .submissions import LMS_PATTERNS, Submission
+from .submissions import LMS_PATTERNS, STAMP, Submission
 
 CANVAS, BLACKBOARD = LMS_PATTERNS
 IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
-EXCHANGE_TIMESTAMP = "timestamp.txt"  # what nbgrader's submit writes and collect keeps
+EXCHANGE_TIMESTAMP = STAMP.decode()  # what nbgrader's submit writes and collect keeps
 STAMP_SLACK = timedelta(minutes=1)  # a stamp this much earlier than the notebook's time still counts
 
 
@@ -113,6 +113,11 @@ class Person:
 
     def ids(self) -> set[str]:
         return {i for i in (self.canvas_id, self.sis_user_id, self.sis_login_id) if i}
+
+    @property
+    def student(self) -> str:
+        """The id the reports give someone who is only on the roster (nothing graded)."""
+        return self.sis_login_id or self.canvas_id
 
 
 def read_roster(path: Path) -> list[Person]:

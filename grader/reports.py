@@ -142,7 +142,7 @@ def _people(students: dict[str, tuple[str, str]], roster: list[lms.Person]) -> d
     matched = set(people.values())
     for person in roster:
         if person not in matched:
-            people[person.sis_login_id or person.canvas_id] = person
+            people[person.student] = person
     return people
 
 

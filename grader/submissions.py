@@ -54,6 +54,7 @@ grades.csv saying what happened to it; the rest is graded.
   duplicate_submission row naming it.
 """
 
+import contextlib
 import hashlib
 import os
 import re
@@ -76,6 +77,12 @@ MAX_ENTRIES = 20_000  # entries of one archive looked at
 MAX_DEPTH = 8  # folder levels below the submissions folder
 MAX_ID_BYTES = 64
 SUFFIX = ".ipynb"
+STAMP = b"timestamp.txt"  # nbgrader's exchange: beside the notebooks it stamps (grader.lms)
+MAX_STAMP = 4096  # bytes of one timestamp.txt extracted from a zip
+
+
+# What reading a damaged zip entry raises.
+DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, ValueError)
 
 
 class SubmissionsError(Exception):
@@ -185,7 +192,9 @@ def _regular_file(entry: os.DirEntry, parts: tuple[bytes, ...]) -> _File:
 
 
 def _unzip(archive: Path, destination: Path) -> list[_File]:
-    """Extract the notebooks of a zip one by one to ``destination/<n>.ipynb``."""
+    """Extract the notebooks of a zip one by one to ``destination/<n>/<n>.ipynb``, each with the
+    ``timestamp.txt`` of its folder in the zip beside it, if there is one (an nbgrader exchange
+    zipped: ``<student>/<assignment>/``)."""
     destination.mkdir(parents=True, exist_ok=True)
     try:
         zf = zipfile.ZipFile(archive)
@@ -195,6 +204,13 @@ def _unzip(archive: Path, destination: Path) -> list[_File]:
     total = 0
     with zf:
         entries = zf.infolist()
+        stamps = {
+            parts[:-1]: info
+            for info in entries[:MAX_ENTRIES]
+            if (parts := _entry_parts(info))[-1] == STAMP
+            and info.file_size <= MAX_STAMP
+            and not _refusal(info, 0)
+        }
         for index, info in enumerate(entries[:MAX_ENTRIES]):
             parts = _entry_parts(info)
             if info.is_dir() or not parts[-1].endswith(SUFFIX.encode()) or any(map(_skipped, parts)):
@@ -204,20 +220,17 @@ def _unzip(archive: Path, destination: Path) -> list[_File]:
             if refused:
                 found.append(_File(parts, None, mtime, refused))
                 continue
-            target = destination / f"{index}{SUFFIX}"
+            target = destination / str(index) / f"{index}{SUFFIX}"
             try:
+                target.parent.mkdir(exist_ok=True)
                 total += _extract(zf, info, target)
-            except (
-                zipfile.BadZipFile,
-                zlib.error,
-                EOFError,
-                OSError,
-                NotImplementedError,
-                ValueError,
-            ) as err:
+            except DAMAGED as err:
                 target.unlink(missing_ok=True)
                 found.append(_File(parts, None, mtime, f"the zip entry is damaged ({err})"))
                 continue
+            if stamp := stamps.get(parts[:-1]):
+                with contextlib.suppress(*DAMAGED):  # then the time is the zip entry's
+                    _extract(zf, stamp, target.with_name(STAMP.decode()))
             found.append(_File(parts, target, mtime, listed=_zip_datetime(info)))
         if len(entries) > MAX_ENTRIES:
             reason = f"the archive has {len(entries)} entries; only the first {MAX_ENTRIES} were read"

@@ -9,6 +9,7 @@ The term is one module fixture that advances step by step (each step is a real
 import csv
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -246,6 +247,110 @@ def test_a_score_changed_in_nbgraders_gradebook_becomes_an_override(term):
 
 
 @pytest.mark.slow
+def test_extra_credit_in_formgrader_counts_as_nbgrader_export_counts_it(term):
+    """Extra credit is part of nbgrader's score (manual or auto, plus extra credit): it becomes
+    an override that passes the exercise's points, and the totals agree with nbgrader's. A manual
+    score formgrader would refuse, written into its database some other way, is named, not taken,
+    and put back."""
+    from nbgrader.api import Gradebook
+
+    out, _ = term
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        encode = gb.find_grade("encode", "embeddings", ASSIGNMENT, "alice")
+        encode.extra_credit = 1.5
+        wanted, points = encode.auto_score + 1.5, encode.max_score
+        decode = gb.find_grade("decode", "embeddings", ASSIGNMENT, "alice")
+        decode.manual_score = decode.max_score + 3
+        kept = grades(out)[("alice", ASSIGNMENT, "decode")]["score"]
+        gb.db.commit()
+    done = grader("report", "--out", str(out))
+    assert f"formgrader: alice {ASSIGNMENT}/encode set to {wanted:g}" in done.stdout
+    assert f"alice {ASSIGNMENT}/decode has a manual score of {points + 3:g}" in done.stderr
+    assert "not taken" in done.stderr
+    rows = grades(out)
+    assert float(rows[("alice", ASSIGNMENT, "encode")]["score"]) == wanted > points
+    assert rows[("alice", ASSIGNMENT, "decode")]["score"] == kept
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        theirs = gb.find_submission(ASSIGNMENT, "alice").score
+        assert gb.find_grade("decode", "embeddings", ASSIGNMENT, "alice").manual_score is None
+        assert gb.find_grade("encode", "embeddings", ASSIGNMENT, "alice").extra_credit == 1.5
+    assert float(totals(out)[("alice", ASSIGNMENT)]["score"]) == pytest.approx(theirs)
+    again = grader("report", "--out", str(out))  # imported once, the refused one put back
+    assert "formgrader" not in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_a_student_only_on_the_roster_can_be_given_a_score(term, tmp_path):
+    """Someone who submitted nothing is in the reports (from the roster) with every exercise
+    missing: ``adjust`` finds them by the id the reports give them, as it finds a graded student."""
+    out = tmp_path / "out"
+    shutil.copytree(term[0], out)
+    (out / "roster.csv").write_text(
+        "Student,ID,SIS User ID,SIS Login ID,Section\n"
+        "    Points Possible,,,,\n"
+        '"Doe, Jane",999,S999,jdoe,Section A\n',
+        encoding="utf-8-sig",
+    )
+    (out / "course.toml").write_text(COURSE_TOML + 'roster = "roster.csv"\n')
+    done = grader("adjust", "jdoe", "encode", "1", "--reason", "excused: a doctor's note", "--out", str(out))
+    assert "jdoe 01-embeddings/encode: 1 /" in done.stdout
+    row = grades(out)[("jdoe", ASSIGNMENT, "encode")]
+    assert (float(row["score"]), row["override_reason"]) == (1, "excused: a doctor's note")
+    assert float(totals(out)[("jdoe", ASSIGNMENT)]["score"]) == 1
+    unknown = subprocess.run(
+        [sys.executable, "-m", "grader", "adjust", "jdoe2", "encode", "1", "--reason", "x", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert unknown.returncode == 2
+    assert "no student 'jdoe2' in the gradebook or on the roster" in unknown.stderr
+
+
+# Inside bubblewrap, the grading folder copied onto a tmpfs that then fills up; the gradebook's
+# digest before and after a command that finds no room, the half-written files it left, and the
+# same command once there is room again.
+FULL_DISK = """
+cp -a "$1" "$2/out" || exit 90
+cat /dev/zero > "$2/fill" 2>/dev/null
+before=$(sha256sum < "$2/out/grades.sqlite")
+"$3" -m grader report --out "$2/out"; echo "rc=$?"
+[ "$before" = "$(sha256sum < "$2/out/grades.sqlite")" ] && echo "gradebook kept"
+find "$2/out" -name '*.partial' -printf 'left: %p\\n'
+rm "$2/fill"
+"$3" -m grader report --out "$2/out" > /dev/null && echo "then done"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trouble", ["full", "read-only"])
+def test_a_folder_that_cannot_be_written_is_named_and_loses_nothing(term, tmp_path, trouble):
+    """A grading folder on a full disk, or mounted read-only: the command says which file it
+    could not write and that the graded work is kept, leaves the gradebook as it was and no
+    half-written file, and exits with 2; on a full disk, the same command then finishes once
+    there is room."""
+    out, disk = term[0], tmp_path / "disk"
+    disk.mkdir()
+    size = 2 * sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) + 2**20
+    if trouble == "full":
+        mounts = ["--size", str(size), "--tmpfs", str(disk)]
+        command = ["sh", "-c", FULL_DISK, "sh", str(out), str(disk), sys.executable]
+    else:
+        mounts = ["--ro-bind", str(out), str(out)]
+        command = [sys.executable, "-m", "grader", "report", "--out", str(out)]
+    done = subprocess.run(
+        ["bwrap", "--dev-bind", "/", "/", *mounts, "--chdir", str(ROOT), *command],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "error: a file cannot be written" in done.stderr, done.stdout + done.stderr
+    assert "Every notebook graded before this is kept" in done.stderr
+    if trouble == "full":
+        assert "No space left on device" in done.stderr or "full" in done.stderr
+        assert done.stdout.splitlines() == ["rc=2", "gradebook kept", "then done"], done.stdout
+    else:
+        assert "Read-only file system" in done.stderr and done.returncode == 2
+
+
+@pytest.mark.slow
 def test_report_makes_formgrader_copies_that_are_missing(term):
     """A student graded before the grader kept formgrader's copies (``formgrader.MIRROR``) gets
     one at the next command; one that is there is left as it is."""
@@ -362,6 +467,17 @@ def test_only_a_unit_inside_the_selection_changes_its_digest(tmp_path):
         book.record(run, result("bob", 0.0), units)
         assert book.units_digest(outside_alice) != before
         assert [row.score for _, row in book.scores()] == [0.0, 0.0]  # replaced, never added
+
+
+def test_a_run_that_ended_without_its_outcome_is_marked_failed_by_the_next(tmp_path):
+    from grader.gradebook import Gradebook
+
+    with Gradebook(tmp_path) as book:
+        killed = book.start_run("killed before it could say", "all")
+        done = book.start_run("the next command", "all")
+        book.finish_run(done, "finished")
+        outcomes = dict(book.db.execute("SELECT run, outcome FROM runs"))
+    assert outcomes == {killed: "failed", done: "finished"}
 
 
 @pytest.mark.parametrize(
@@ -497,6 +613,34 @@ def test_what_an_lms_export_says_about_a_submission(tmp_path):
     assert forged.time_source.startswith("file modification time: timestamp.txt says 2026-10-09 21:33:12 UTC")
     plain = describe("d/alice/embeddings.ipynb")
     assert plain.time_source == "file modification time" and plain.submitted_at is not None
+
+
+def test_a_zipped_exchange_keeps_its_timestamps(tmp_path):
+    """An nbgrader exchange sent as a zip (``<student>/<assignment>/``): each notebook is read
+    with the ``timestamp.txt`` of its own folder, as it is from a folder."""
+    from datetime import UTC, datetime
+
+    from grader import lms, submissions
+
+    stamp = "2026-10-09 21:33:12.123456 UTC"
+    saved = (2026, 10, 9, 21, 30, 0)
+    with zipfile.ZipFile(tmp_path / "exchange.zip", "w") as zf:
+        for name, data in [
+            (f"alice/{ASSIGNMENT}/timestamp.txt", stamp),
+            (f"alice/{ASSIGNMENT}/embeddings.ipynb", "{}"),
+            (f"bob/{ASSIGNMENT}/embeddings.ipynb", "{}"),
+            ("carol/timestamp.txt", stamp),  # not bob's folder: it stamps nothing of his
+            (f"dan/{ASSIGNMENT}/timestamp.txt", "x" * 5000),  # not a stamp: too long
+            (f"dan/{ASSIGNMENT}/embeddings.ipynb", "{}"),
+        ]:
+            zf.writestr(zipfile.ZipInfo(name, date_time=saved), data)
+    found = submissions.find(tmp_path / "exchange.zip", {"embeddings": ASSIGNMENT}, tmp_path / "x")
+    told = {s: lms.describe(subs[0], UTC) for s, subs in found.by_student.items()}
+    assert told["alice"].time_source == "nbgrader exchange (timestamp.txt)"
+    assert told["alice"].submitted_at == datetime(2026, 10, 9, 21, 33, 12, 123456, tzinfo=UTC)
+    for student in ("bob", "dan"):
+        assert told[student].time_source == "time of the file in the zip"
+        assert told[student].submitted_at == datetime(*saved)
 
 
 def test_a_canvas_roster_names_the_class(tmp_path):
