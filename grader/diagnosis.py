@@ -15,8 +15,12 @@ says what to look at without showing an expected value:
    NaN, large finite numbers or zeros where the reference has -inf, more or fewer entries kept per
    row (at -inf, or at probability 0), as many but not the same ones;
 7. an exact relation: close but outside the tolerance, transposed or axes permuted, reversed or
-   shifted by one along an axis, a constant factor or offset, a constant or factor per row, one
-   vector (a bias) or one factor per feature on every row, exp, log or softmax of the reference;
+   shifted by one along an axis, a constant factor or offset (a factor that is a count of the
+   inputs, or a ratio of two counts one apart, said as a sum divided by the wrong count), the
+   reference to a power (an exponent scaled: 2 ** x for e ** x, a loss divided by the wrong
+   count), a constant or factor per row, one vector (a bias) or one factor per feature on every
+   row, exp, log or softmax of the reference, the reference plus or minus an input or a station
+   (a residual added twice, a term missing), or with a station counted a named number of times;
 8. what sets the case apart: the kinds of input (``grader.kinds``) it has and every case the
    function gets right lacks ("`stop_token` = 0");
 9. where it is wrong: only the first or last entry along an axis, everywhere but the first, only
@@ -537,7 +541,15 @@ def _relation(w: _Wrong) -> str | None:
             f"close, but not within the tolerance (rtol {w.exercise.rtol:g}, atol {w.exercise.atol:g}){dtypes}: "
             "precision is lost somewhere (float32 arithmetic, a rounded constant, a small eps?)"
         )
-    return _rearranged(a, e) or _scaled(a, e) or _per_row(a, e) or _transformed(a, e)
+    counts = _counts(w.case.inputs)
+    return (
+        _rearranged(a, e)
+        or _scaled(a, e, counts)
+        or _powered(a, e, counts)
+        or _per_row(a, e)
+        or _transformed(a, e)
+        or _added(a, e, _terms(w))
+    )
 
 
 def _rearranged(a, e) -> str | None:
@@ -566,8 +578,8 @@ def _rearranged(a, e) -> str | None:
     return None
 
 
-def _scaled(a, e) -> str | None:
-    """The reference times a constant, or plus one."""
+def _scaled(a, e, counts: dict) -> str | None:
+    """The reference times a constant (a count's ratio, said as one), or plus one."""
     finite = np.isfinite(e)
     if not np.array_equal(np.isfinite(a), finite):
         return None
@@ -575,12 +587,99 @@ def _scaled(a, e) -> str | None:
     if not ef.size or not (ef != 0).any():
         return None
     c = float(af @ ef / (ef @ ef))
-    name = _named(c)
-    if c != 0 and not math.isclose(c, 1, rel_tol=1e-4) and _near(af, c * ef) and (name or ef.size >= 4):
-        return f"your output is the reference times {c:.4g}{f' (= {name})' if name else ''} everywhere: a missing or extra constant factor"
+    if c != 0 and not math.isclose(c, 1, rel_tol=1e-4) and _near(af, c * ef):
+        counted = _counted(c, counts, least=2 if ef.size == 1 else MIN_FACTOR)
+        if counted:
+            return f"your output is the reference {counted}"
+        name = _named(c)
+        if name or ef.size >= 4:
+            return f"your output is the reference times {c:.4g}{f' (= {name})' if name else ''} everywhere: a missing or extra constant factor"
     offset = float((af - ef).mean())
     if ef.size >= 2 and not math.isclose(offset, 0, abs_tol=1e-6) and _near(af, ef + offset):
         return f"your output is the reference plus {offset:.4g} everywhere: a missing or extra constant term"
+    return None
+
+
+# ---- a factor that is a ratio of counts: a sum divided by the wrong number of terms --------------
+
+
+def _counts(inputs: dict) -> dict[int, str]:
+    """The counts the inputs give, each with where it comes from: an int argument, an array's size
+    along an axis, or one less (``"8: `ids`'s axis -1, minus 1"``); the first place names a count
+    found in several."""
+    found: dict[int, str] = {}
+    sizes = [
+        (v, f"`{n}`")
+        for n, v in inputs.items()
+        if isinstance(v, int | np.integer) and not isinstance(v, bool)
+    ]
+    for name, value in inputs.items():
+        if isinstance(value, np.ndarray):
+            sizes += [(n, f"`{name}`'s axis {axis - value.ndim}") for axis, n in enumerate(value.shape)]
+    for n, where in sizes:
+        found.setdefault(int(n), where)
+    for n, where in sizes:
+        found.setdefault(int(n) - 1, f"{where}, minus 1")
+    return {n: where for n, where in found.items() if 2 <= n <= MAX_COUNT}
+
+
+MAX_COUNT = 100_000  # larger ints are seeds or budgets, not counts of terms
+MIN_FACTOR = 4  # on an array, a factor of 2 or 3 is as often a constant as a count
+
+
+def _counted(c: float, counts: dict, least: int = 2) -> str | None:
+    """``c`` as a ratio of counts (each at least ``least``), in words that follow "your output
+    is the reference": times n (a sum where the reference averages), divided by n, or divided by
+    a count one off from the reference's (n where n - 1 belongs)."""
+    for n, where in counts.items():
+        if n < least:
+            continue
+        if math.isclose(c, n, rel_tol=1e-5):
+            return (
+                f"times {n} ({n}: {where}): a sum where the reference averages? divide by the number "
+                "of terms you add up"
+            )
+        if math.isclose(c, 1 / n, rel_tol=1e-5):
+            return (
+                f"divided by {n} ({n}: {where}): an average where the reference sums, or one division "
+                "too many?"
+            )
+    for (p, over), (q, under) in itertools.permutations(counts.items(), 2):
+        if abs(p - q) == 1 and min(p, q) >= least and math.isclose(c, p / q, rel_tol=1e-5):
+            return (
+                f"times {p}/{q}: you divide by {q} ({under}) where the reference divides by {p} "
+                f"({over}); divide by the number of terms you add up"
+            )
+    return None
+
+
+POWERS = {
+    -1.0: "one over the reference: the sign of an exponent is flipped (exp(-x) where exp(x) belongs?)",
+    math.log(2): "2 ** x where the reference has e ** x (np.exp)?",
+    1 / math.log(2): "e ** x (np.exp) where the reference has 2 ** x?",
+    math.log(10): "10 ** x where the reference has e ** x (np.exp)?",
+}
+
+
+def _powered(a, e, counts: dict) -> str | None:
+    """The reference to a power: what goes into an exp (or comes out of a log) is scaled."""
+    if a.shape != e.shape or not (e > 0).all() or not (a > 0).all() or not np.isfinite(a).all():
+        return None
+    la, le = np.log(a).ravel(), np.log(e).ravel()
+    if np.abs(le).max() < 1e-3:
+        return None
+    c = float(la @ le / (le @ le))
+    if math.isclose(c, 1, rel_tol=1e-4) or not _near(a, e**c):
+        return None
+    named = next((text for value, text in POWERS.items() if math.isclose(c, value, rel_tol=1e-4)), None)
+    if named:
+        return f"your output is the reference to the power {c:.4g}: {named}"
+    counted = _counted(c, counts, least=2 if e.size == 1 else MIN_FACTOR)
+    if counted:
+        return (
+            f"your output is the reference to the power {c:.4g}: what you exponentiate (a loss?) is "
+            f"the reference's {counted}"
+        )
     return None
 
 
@@ -643,6 +742,42 @@ def _transformed(a, e) -> str | None:
         return (
             "the softmax of your output is the reference: apply the softmax (or drop a step that undoes it)"
         )
+    return None
+
+
+def _terms(w: _Wrong) -> dict[str, np.ndarray]:
+    """What an output is made of, by name: the stations (intermediates), then the array inputs."""
+    stations = {key.partition("::station::")[2]: v for key, v in _stations(w.table, w.case).items()}
+    inputs = {f"the input `{n}`": v for n, v in w.case.inputs.items() if isinstance(v, np.ndarray)}
+    return {name: np.asarray(v, np.float64) for name, v in {**stations, **inputs}.items()}
+
+
+def _added(a, e, terms: dict) -> str | None:
+    """The reference plus or minus one of ``terms``, or with a station counted a named number of
+    times where the reference adds it once."""
+    if e.ndim == 0 or e.size < 2 or not (np.isfinite(e).all() and np.isfinite(a).all()):
+        return None
+    d = (a - e).ravel()
+    for name, term in terms.items():
+        t = term.ravel()
+        if term.shape != e.shape or not np.isfinite(t).all() or not t.any() or _near(term, e):
+            continue
+        m = float(d @ t / (t @ t))
+        if not _near(a, e + m * term):
+            continue
+        if math.isclose(m, 1, rel_tol=1e-4):
+            return (
+                f"your output is the reference plus {name}: it is added once too often (a residual "
+                "added here, or twice?)"
+            )
+        if math.isclose(m, -1, rel_tol=1e-4):
+            return f"your output is the reference minus {name}: a term the reference adds is missing"
+        factor = _named(m + 1)
+        if factor and not name.startswith("the input"):
+            return (
+                f"{name} enters your output times {m + 1:.4g} (= {factor}), where the reference adds "
+                "it once: a factor on that term is extra"
+            )
     return None
 
 

@@ -7,6 +7,9 @@ notebook's check, and from the grader, through ``compare.grade`` with its diagno
 (``helpers.explained``). None of them is one of the exercise's known mistakes.
 """
 
+import copy
+import math
+
 import numpy as np
 import pytest
 from catalogue import (
@@ -180,6 +183,43 @@ def triangle(above):
     return change
 
 
+def times(exercise_id, name, factor):
+    """The reference's answer times ``factor(inputs)``."""
+    return changed(exercise_id, name, lambda out, inputs: (out * factor(inputs)).astype(out.dtype))
+
+
+def to_the_power(exercise_id, name, power):
+    """The reference's answer to the power ``power(inputs)``."""
+    return changed(exercise_id, name, lambda out, inputs: (out ** power(inputs)).astype(out.dtype))
+
+
+def plus_input(exercise_id, sign):
+    """The reference's answer plus (or minus) the input ``x``."""
+    return changed(exercise_id, "plus_x", lambda out, inputs: (out + sign * inputs["x"]).astype(out.dtype))
+
+
+def plus_station(exercise_id, station, factor):
+    """The reference's answer plus ``factor`` times one of its stations."""
+    stations = REGISTRY[exercise_id].stations
+
+    def change(out, inputs):
+        return (out + factor * stations(copy.deepcopy(inputs))[station]).astype(out.dtype)
+
+    return changed(exercise_id, f"plus_{station}", change)
+
+
+def positions(inputs):
+    return inputs["ids"].shape[-1] - 1  # the predictions a loss averages
+
+
+def vocabulary(inputs):
+    return inputs["logits"].shape[-1]
+
+
+def width(inputs):
+    return inputs["x"].shape[-1]
+
+
 # ---- helpers fed the wrong inputs ------------------------------------------------------------------
 
 
@@ -351,6 +391,47 @@ DIAGNOSES = {
             {},
         )
         for eid in (f"{C2}/layer_norm", f"{C2}/mlp", f"{C1}/token_embedding")
+    ],
+    "where the reference divides by": [
+        (
+            f"{C3}/cross_entropy",
+            times(f"{C3}/cross_entropy", "over_T", lambda i: positions(i) / (positions(i) + 1)),
+            {},
+        ),
+        (
+            f"{C5}/toy_loss",
+            times(f"{C5}/toy_loss", "over_V", lambda i: (vocabulary(i) - 1) / vocabulary(i)),
+            {},
+        ),
+        (f"{C2}/layer_norm", times(f"{C2}/layer_norm", "over_d", lambda i: (width(i) - 1) / width(i)), {}),
+    ],
+    "the reference divided by": [
+        (eid, times(eid, "over_count", lambda i, count=count: 1 / count(i)), {})
+        for eid, count in (
+            (f"{C3}/cross_entropy", vocabulary),
+            (f"{C5}/toy_loss", vocabulary),
+            (f"{C2}/layer_norm", width),
+        )
+    ],
+    "to the power": [
+        (
+            f"{C3}/perplexity",
+            to_the_power(f"{C3}/perplexity", "over_T", lambda i: positions(i) / (positions(i) + 1)),
+            {},
+        ),
+        (f"{C3}/softmax", to_the_power(f"{C3}/softmax", "base_2", lambda i: math.log(2)), {}),
+        (
+            f"{C5}/toy_loss",
+            to_the_power(f"{C5}/toy_loss", "over_V", lambda i: (vocabulary(i) - 1) / vocabulary(i)),
+            {},
+        ),
+    ],
+    "plus the input `x`": [
+        (eid, plus_input(eid, 1), {})
+        for eid in (f"{C2}/mlp", f"{C5}/toy_mlp", f"{C2}/layer_norm", f"{C2}/multi_head_attention")
+    ],
+    "minus the input `x`": [
+        (eid, plus_input(eid, -1), {}) for eid in (f"{C2}/mlp", f"{C5}/toy_mlp", f"{C2}/layer_norm")
     ],
     "you returned probabilities": [
         (
@@ -578,6 +659,28 @@ def test_the_diagnosis_names_the_mistake_in_the_check_and_in_grading(fragment, e
     assert not any(hint in message or hint in verdict.reason for hint in known_hints(exercise_id)), (
         "a listed mistake"
     )
+
+
+@pytest.mark.parametrize(
+    "exercise_id, station, factor, words",
+    [
+        (f"{C1}/embed", "embed.tok", -0.5, "embed.tok enters your output times 0.5 (= 1/2)"),
+        (f"{C2}/block", "attn.out", -0.5, "attn.out enters your output times 0.5 (= 1/2)"),
+        (f"{C2}/block", "mlp.out", -1.0, "your output is the reference minus mlp.out"),
+    ],
+)
+def test_a_station_counted_the_wrong_number_of_times_is_named(exercise_id, station, factor, words):
+    fn = plus_station(exercise_id, station, factor)
+    assert words in check_message(exercise_id, fn, {})
+    verdict = explained(exercise_id, fn)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
+
+
+def test_a_factor_of_two_or_three_on_an_array_is_not_told_it_is_a_count():
+    """On an array, 2 and 3 are constants as often as counts: only a scalar's is read as one."""
+    fn = times(f"{C3}/softmax", "tripled", lambda i: 3)
+    message = check_message(f"{C3}/softmax", fn, {})
+    assert "times 3 everywhere" in message and "divide" not in message, message
 
 
 @pytest.mark.parametrize("fragment, fn", TEXT, ids=[fn.__name__ for _, fn in TEXT])
