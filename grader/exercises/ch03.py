@@ -318,6 +318,11 @@ SHIFTS = {
         "shifted the wrong way: logits at position t predict the NEXT token, so pair logits[:-1] with "
         "ids[1:], not logits[1:] with ids[:-1]",
     ),
+    "both-shifted": (
+        {"shift": "both"},
+        "you shifted the logits as well as the targets: logits[1:] against ids[1:] scores each position "
+        "against its own token; position t predicts the NEXT token, so pair logits[:-1] with ids[1:]",
+    ),
 }
 CROSS_ENTROPY = Exercise(
     name="cross_entropy",
@@ -372,6 +377,11 @@ PERPLEXITY = Exercise(
             "not-shifted": (
                 {"shift": "none"},
                 "the targets are not shifted: use your cross_entropy, which scores logits[:-1] against ids[1:]",
+            ),
+            "both-shifted": (
+                {"shift": "both"},
+                "the logits are shifted as well as the targets (logits[1:] against ids[1:]): use your "
+                "cross_entropy, which scores logits[:-1] against ids[1:]",
             ),
         },
     ),
