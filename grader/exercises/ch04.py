@@ -616,6 +616,12 @@ SAMPLE_NEXT = Exercise(
                 "cumulative probability exceeds u (rng.choice(V, p=probs) does exactly that; "
                 "rng.multinomial and other methods use the generator differently)",
             ),
+            "always-argmax": (
+                {"draw_with": "argmax"},
+                "your function never samples: it always returns the most likely token, so its output "
+                "does not depend on the random generator. Draw u = rng.random() and take the first "
+                "token whose cumulative probability exceeds u; only temperature 0 or top_k 1 is greedy",
+            ),
             "greedy-draws": (
                 {"greedy_draws": True},
                 "a greedy step (temperature 0 or top_k 1) must not draw a random number: return the argmax "

@@ -126,8 +126,9 @@ def sample_next(
 ):
     """``sample_next`` as the check runs it (``runners.sampler``): ``n`` draws, or in mode
     ``"frequencies"`` the distribution they follow, ``filtered_probs`` with any of its knobs.
-    ``draw_with="multinomial"`` draws with rng.multinomial; ``greedy_draws`` draws a random number
-    on a greedy step too (temperature 0 or top_k 1)."""
+    ``draw_with="multinomial"`` draws with rng.multinomial, ``draw_with="argmax"`` never draws (the
+    most likely token every time); ``greedy_draws`` draws a random number on a greedy step too
+    (temperature 0 or top_k 1)."""
 
     def probs(logits, temperature=1.0, top_k=None, top_p=None):
         return filtered_probs(logits, temperature, top_k, top_p, **filter_knobs).astype(np.float64)
@@ -137,12 +138,17 @@ def sample_next(
         if greedy and not greedy_draws:
             return int(np.argmax(logits))
         p = probs(logits, temperature, top_k, top_p)
+        if draw_with == "argmax":
+            return int(np.argmax(p))
         if draw_with == "multinomial":
             return int(np.argmax(rng.multinomial(1, p / p.sum())))
         cdf = np.cumsum(p)
         token = int(min((cdf <= rng.random() * cdf[-1]).sum(), len(cdf) - 1))
         return int(np.argmax(logits)) if greedy else token
 
+    if mode == "frequencies" and draw_with == "argmax":
+        p = probs(logits, **settings[0])
+        return (np.arange(len(p)) == np.argmax(p)).astype(np.float64)
     return probs(logits, **settings[0]) if mode == "frequencies" else draw(sample, logits, seed, n, settings)
 
 
