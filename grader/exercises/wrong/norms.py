@@ -11,11 +11,25 @@ ERROR_HINTS = {
 
 
 def layer_norm(
-    x, g, b, eps=1e-5, *, axis=-1, ddof=0, eps_where="inside", affine=True, bias=True, centre=True
+    x,
+    g,
+    b,
+    eps=1e-5,
+    *,
+    axis=-1,
+    ddof=0,
+    eps_where="inside",
+    affine=True,
+    bias=True,
+    centre=True,
+    swapped=False,
 ):
     """LayerNorm; ``eps_where`` is ``"inside"`` the square root (right), ``"outside"`` or
     ``"none"``; ``centre=False`` skips the mean (RMS-style); ``axis=None`` normalises the whole
-    array at once; ``affine=False`` leaves out the gain and the bias, ``bias=False`` the bias."""
+    array at once; ``affine=False`` leaves out the gain and the bias, ``bias=False`` the bias;
+    ``swapped`` multiplies by the bias and adds the gain."""
+    if swapped:
+        g, b = b, g
     mean = x.mean(axis=axis, keepdims=True)
     var = ((x - mean) ** 2).sum(axis=axis, keepdims=True) / (
         (x.size if axis is None else x.shape[axis]) - ddof
@@ -70,6 +84,11 @@ LAYER_NORM = {
     "no-affine": (
         {"affine": False},
         "the normalisation is right but the gain and bias are missing: multiply by g, then add b",
+    ),
+    "gain-bias-swapped": (
+        {"swapped": True},
+        "the gain and the bias are swapped: multiply the normalised rows by g (the gain), then add b "
+        "(the bias)",
     ),
     "no-centre": (
         {"centre": False},
