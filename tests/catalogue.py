@@ -201,6 +201,10 @@ def embed_float32(ids, wte, wpe):
     return (wte[ids] + wpe[: ids.shape[-1]]).astype(np.float32)
 
 
+def embed_scaled_by_sqrt_d(ids, wte, wpe):
+    return wte[ids] * math.sqrt(wte.shape[-1]) + wpe[: ids.shape[-1]]
+
+
 def sinusoidal_every_column_own_frequency(n_tokens, d):
     angles = np.arange(n_tokens)[:, None] / 10000 ** (np.arange(d) / d)
     table = np.empty((n_tokens, d))
@@ -240,6 +244,10 @@ def layer_norm_axis_one(x, g, b, eps=1e-5):
 
 def layer_norm_upcast(x, g, b, eps=1e-5):
     return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + np.float64(eps)) * g + b
+
+
+def layer_norm_gain_bias_swapped(x, g, b, eps=1e-5):
+    return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps) * b + g
 
 
 def masked_scores_big_unscaled(q, k):
@@ -287,6 +295,10 @@ def mha_no_output_bias(x, params, n_head):
     return merge_heads(heads) @ params["c_proj"]["w"]
 
 
+def mha_with_residual(x, params, n_head):
+    return x + multi_head_attention(x, params, n_head)
+
+
 def gelu_no_half(x):
     return x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
 
@@ -321,6 +333,11 @@ def block_attention_unnormalised(x, params, n_head):
 
 def block_forgets_mlp(x, params, n_head):
     return x + multi_head_attention(layer_norm(x, **params["ln_1"]), params["attn"], n_head)
+
+
+def block_second_residual_from_input(x, params, n_head):
+    h = x + multi_head_attention(layer_norm(x, **params["ln_1"]), params["attn"], n_head)
+    return x + mlp(layer_norm(h, **params["ln_2"]), params["mlp"])
 
 
 def rms_norm_fixed_eps(x, g, eps=1e-6):
@@ -410,6 +427,24 @@ def cross_entropy_mean_over_vocabulary(logits, ids):
 def perplexity_of_sum(logits, ids):
     logp = _log_softmax(logits[..., :-1, :])
     return float(np.exp(-np.take_along_axis(logp, ids[..., 1:, None], axis=-1).sum()))
+
+
+def _target_logp(logits, ids):
+    logp = _log_softmax(logits[..., :-1, :].astype(np.float64))
+    return np.take_along_axis(logp, ids[..., 1:, None], axis=-1)[..., 0]
+
+
+def cross_entropy_over_T(logits, ids):
+    return float(-_target_logp(logits, ids).sum() / ids.size)
+
+
+def cross_entropy_logits_shifted_too(logits, ids):
+    logp = _log_softmax(logits[..., 1:, :].astype(np.float64))
+    return float(-np.take_along_axis(logp, ids[..., 1:, None], axis=-1).mean())
+
+
+def perplexity_over_T(logits, ids):
+    return float(np.exp(-_target_logp(logits, ids).sum() / ids.size))
 
 
 # ---- chapter 4 ----------------------------------------------------------------------------------
@@ -546,6 +581,12 @@ def sample_next_ties_last(logits, rng, temperature=1.0, top_k=None, top_p=None):
     return int(rng.choice(len(probs), p=probs / probs.sum()))
 
 
+def sample_next_always_argmax(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    return int(np.argmax(lib.filtered_probs(logits, temperature, top_k, top_p)))
+
+
 def _sample(logits, rng, temperature=1.0, top_k=None, top_p=None):
     import lib
 
@@ -654,9 +695,18 @@ def toy_mlp_no_output_bias(x, w_fc, b_fc, w_proj, b_proj):
     return gelu(x @ w_fc + b_fc) @ w_proj
 
 
+def toy_mlp_with_residual(x, w_fc, b_fc, w_proj, b_proj):
+    return x + gelu(x @ w_fc + b_fc) @ w_proj + b_proj
+
+
 def toy_loss_shifted(logits, targets):
     logp = _log_softmax(logits[..., :-1, :].astype(np.float64))
     return float(-np.take_along_axis(logp, targets[..., 1:, None], axis=-1).mean())
+
+
+def toy_loss_mean_over_vocabulary_too(logits, targets):
+    one_hot = np.arange(logits.shape[-1]) == targets[..., None]
+    return float(-(one_hot * _log_softmax(logits.astype(np.float64))).mean())
 
 
 def toy_loss_float32(logits, targets):
@@ -741,6 +791,7 @@ WRONG = [
     _entry(f"{C1}/position_embedding", position_embedding_float32, r"dtype"),
     _entry(f"{C1}/embed", embed_positions_by_id, r"position|wpe"),
     _entry(f"{C1}/embed", embed_float32, r"dtype"),
+    _entry(f"{C1}/embed", embed_scaled_by_sqrt_d, r"embed\.tok enters|factor on that term"),
     _entry(f"{C1}/sinusoidal_positions", sinusoidal_every_column_own_frequency, r"odd|column|exponent"),
     _entry(f"{C1}/sinusoidal_positions", sinusoidal_positions_from_one, r"shift|off-by-one|position 0"),
     _entry(f"{C1}/sinusoidal_positions", sinusoidal_float32, r"dtype"),
@@ -748,6 +799,7 @@ WRONG = [
     _entry(f"{C2}/layer_norm", layer_norm_no_bias, r"bias|same vector|ignores `b`"),
     _entry(f"{C2}/layer_norm", layer_norm_axis_one, r"batch|leading axis|axis"),
     _entry(f"{C2}/layer_norm", layer_norm_upcast, r"dtype"),
+    _entry(f"{C2}/layer_norm", layer_norm_gain_bias_swapped, r"gain and the bias are swapped"),
     _entry(f"{C2}/masked_scores", masked_scores_big_unscaled, r"-inf|large negative|scale"),
     _entry(f"{C2}/masked_scores", masked_scores_scale_by_T, r"scale|factor|sqrt"),
     _entry(f"{C2}/masked_scores", masked_scores_mask_from_first_axis, r"batch|one sequence|leading axis"),
@@ -757,6 +809,7 @@ WRONG = [
     _entry(f"{C2}/merge_heads", merge_heads_fixed_axes, r"batch|one sequence|leading axis"),
     _entry(f"{C2}/multi_head_attention", mha_two_heads, r"n_head", MHA_HELPERS),
     _entry(f"{C2}/multi_head_attention", mha_no_output_bias, r"bias|same vector", MHA_HELPERS),
+    _entry(f"{C2}/multi_head_attention", mha_with_residual, r"plus the input `x`|residual", MHA_HELPERS),
     _entry(f"{C2}/gelu", gelu_no_half, r"factor|1/2|half"),
     _entry(f"{C2}/gelu", gelu_silu, r"silu|sigmoid"),
     _entry(f"{C2}/gelu", gelu_tanh_of_cube_only, r"x \+ 0\.044715|inside the tanh"),
@@ -765,6 +818,7 @@ WRONG = [
     _entry(f"{C2}/block", block_mlp_unnormalised, r"ln_2|resid_mid|normalised", BLOCK_HELPERS),
     _entry(f"{C2}/block", block_attention_unnormalised, r"ln_1", BLOCK_HELPERS),
     _entry(f"{C2}/block", block_forgets_mlp, r"mlp|ln_2", BLOCK_HELPERS),
+    _entry(f"{C2}/block", block_second_residual_from_input, r"minus attn\.out", BLOCK_HELPERS),
     _entry(f"{C2}/rms_norm", rms_norm_fixed_eps, r"eps"),
     _entry(f"{C2}/rms_norm", rms_norm_float64, r"dtype"),
     _entry(f"{C2}/apply_rope", rope_fixed_theta, r"theta"),
@@ -780,6 +834,15 @@ WRONG = [
     _entry(f"{C3}/cross_entropy", cross_entropy_shift_first_axis, r"batch|one sequence|leading axis"),
     _entry(f"{C3}/cross_entropy", cross_entropy_mean_over_vocabulary, r"target|pick|ignores `ids`"),
     _entry(f"{C3}/perplexity", perplexity_of_sum, r"sum|mean"),
+    _entry(
+        f"{C3}/cross_entropy", cross_entropy_over_T, r"you divide by \d+ .* where the reference divides by"
+    ),
+    _entry(f"{C3}/cross_entropy", cross_entropy_logits_shifted_too, r"shifted the logits as well"),
+    _entry(
+        f"{C3}/perplexity",
+        perplexity_over_T,
+        r"to the power .* you divide by \d+ .* where the reference divides by",
+    ),
     _entry(f"{C4}/apply_temperature", temperature_zero_last_of_ties, r"tie|lower|lowest|order"),
     _entry(f"{C4}/apply_temperature", temperature_zero_one_hot, r"-inf"),
     _entry(f"{C4}/apply_temperature", temperature_upcast, r"dtype"),
@@ -795,6 +858,7 @@ WRONG = [
     _entry(f"{C4}/filtered_probs", filtered_probs_ignores_top_k, r"top_k|top-k"),
     _entry(f"{C4}/filtered_probs", filtered_probs_temperature_on_probabilities, r"temperature"),
     _entry(f"{C4}/sample_next", sample_next_ties_last, r"tie|lower|greedy|argmax"),
+    _entry(f"{C4}/sample_next", sample_next_always_argmax, r"never samples|does not depend on the random"),
     _entry(f"{C4}/generate", generate_truthy_stop, r"stop"),
     _entry(f"{C4}/generate", generate_float_ids, r"integer"),
     _entry(f"{C4}/generate", generate_forgets_top_p, r"top_p|settings"),
@@ -807,7 +871,11 @@ WRONG = [
     _entry(f"{C5}/toy_attention_output", toy_attention_output_heads_reversed, r"head|order|revers"),
     _entry(f"{C5}/toy_mlp", toy_mlp_sigmoid_gelu, r"sigmoid|tanh|GELU"),
     _entry(f"{C5}/toy_mlp", toy_mlp_no_output_bias, r"bias|same vector|ignores `b_proj`"),
+    _entry(f"{C5}/toy_mlp", toy_mlp_with_residual, r"plus the input `x`|residual"),
     _entry(f"{C5}/toy_loss", toy_loss_shifted, r"shift|target"),
+    _entry(
+        f"{C5}/toy_loss", toy_loss_mean_over_vocabulary_too, r"divided by \d+ \(\d+: `logits`'s axis -1\)"
+    ),
     _entry(f"{C5}/toy_forward", toy_forward_mlp_unnormalised, r"ln_2|resid_mid|normalised", TOY_HELPERS),
     _entry(f"{C5}/toy_forward", toy_forward_head_wpe, r"wte|head|tied", TOY_HELPERS),
     _entry(f"{C6}/count_params", count_params_biases_always, r"bias"),
