@@ -918,13 +918,25 @@ def test_the_class_editions_figures_with_controls_are_the_readers(book, class_bo
     assert (class_book / script).read_bytes() == (book / script).read_bytes()
 
 
+# For each bar chart of a figure that is wider than the column (it scrolls sideways), whether its
+# largest bar is in view: where the chart opens, so that a phone shows what matters first.
+LARGEST_BAR_IN_VIEW = """root => [...root.querySelectorAll('.fp-chart.fp-scrolls')]
+    .filter(chart => chart.querySelector('svg.fp-bars')).map(chart => {
+        const bars = [...chart.querySelectorAll('rect.fp-main, rect.fp-accent')];
+        const largest = bars.reduce((a, b) => (b.height.baseVal.value > a.height.baseVal.value ? b : a));
+        const box = chart.getBoundingClientRect(), bar = largest.getBoundingClientRect();
+        return bar.left >= box.left - 1 && bar.right <= box.right + 1;
+    })"""
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [DESKTOP, PHONE])
 def test_every_control_changes_its_figure_and_the_title_agrees(browser_ready, sites, width):
     """For every figure with controls on every page: moving each control (with the keyboard for a
-    slider, by choosing an option for a drop-down) changes what is drawn, and the title names the
-    option every control shows. (The reader edition's; the class edition's are the same.)"""
+    slider, by choosing an option for a drop-down) changes what is drawn, the title names the
+    option every control shows, and a bar chart too wide for the column shows its largest bar.
+    (The reader edition's; the class edition's are the same.)"""
     edition = "reader"
     pages = explorer_pages(edition)
     assert len(pages) >= 4, pages
@@ -954,6 +966,7 @@ def test_every_control_changes_its_figure_and_the_title_agrees(browser_ready, si
                         after = root.evaluate(EXPLORER_STATE)
                         for shown in after["shown"]:
                             assert shown in after["title"], (path, shown, after["title"])
+                        assert all(root.evaluate(LARGEST_BAR_IN_VIEW)), (path, after["title"])
                         if after["view"] != before["view"] and after["key"] != before["key"]:
                             changed = True
                             break

@@ -88,6 +88,10 @@
     const frame = document.createElement("div");
     frame.className = "fp-chart";
     frame.appendChild(svg);
+    // Where a chart too wide for the column opens: at its largest bar, not at its first.
+    const main = panel.series[panel.series.length - 1].values;
+    const largest = main.reduce((best, v, i) => (Math.abs(v) > Math.abs(main[best]) ? i : best), 0);
+    frame.dataset.focus = MARGIN.left + step * (largest + 0.5);
     if (panel.series.length > 1) {
       const legend = document.createElement("p");
       legend.className = "fp-legend";
@@ -261,6 +265,7 @@
         const scrolls = svg.width.baseVal.value > chart.clientWidth + 1;
         chart.classList.toggle("fp-scrolls", scrolls);
         if (scrolls) {
+          if (chart.dataset.focus) chart.scrollLeft = Number(chart.dataset.focus) - chart.clientWidth / 2;
           chart.tabIndex = 0;
           chart.setAttribute("role", "region");
           chart.setAttribute("aria-label", `${state.title} (scroll sideways for more)`);
