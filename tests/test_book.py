@@ -41,7 +41,10 @@ import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOTS = ROOT / "_build" / "screenshots"
+# Pictures of the pages for people to look at (the reader edition's at phone width, the live
+# model's), taken when ``FP_SCREENSHOTS`` is set: ``FP_SCREENSHOTS=1 make test``. No test reads them,
+# and a long chapter's picture costs seconds.
+SCREENSHOTS = ROOT / "_build" / "screenshots" if os.environ.get("FP_SCREENSHOTS") else None
 AXE = ROOT / "book" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = [
@@ -467,7 +470,7 @@ def visits(browser_ready, sites):
                     except queue.Empty:
                         return
                     shot = None
-                    if edition == "reader" and width == PHONE and path in PAGES:  # for people to look at
+                    if SCREENSHOTS and edition == "reader" and width == PHONE and path in PAGES:
                         shot = SCREENSHOTS / f"{edition}-{width}" / f"{Path(path).stem}.png"
                     try:
                         desktop = width == DESKTOP
