@@ -58,6 +58,7 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import stat
 import unicodedata
 import zipfile
@@ -225,7 +226,7 @@ def _unzip(archive: Path, destination: Path) -> list[_File]:
                 target.parent.mkdir(exist_ok=True)
                 total += _extract(zf, info, target)
             except DAMAGED as err:
-                target.unlink(missing_ok=True)
+                shutil.rmtree(target.parent, ignore_errors=True)
                 found.append(_File(parts, None, mtime, f"the zip entry is damaged ({err})"))
                 continue
             if stamp := stamps.get(parts[:-1]):
