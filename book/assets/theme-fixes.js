@@ -90,12 +90,26 @@
     }
   }
 
+  // pydata-sphinx-theme 0.17.1 gives the header's buttons Bootstrap tooltips, shown on hover and
+  // focus. A touch screen has no hover: a tap (one that closes the contents menu, say) shows a
+  // tooltip that then stays over the next button and takes the next tap. Where nothing can hover,
+  // the tooltips are turned off; the buttons keep their names (aria-label) for screen readers.
+  function noTooltipsWithoutHover() {
+    if (!window.bootstrap || !window.matchMedia("(hover: none)").matches) return;
+    for (const element of document.querySelectorAll('[data-bs-toggle="tooltip"]')) {
+      window.bootstrap.Tooltip.getOrCreateInstance(element).disable();
+    }
+  }
+
   function start() {
     forwardToggles();
     closeDialogsOnInPageLinks();
     nameHeaderButtons();
     whenMathIsTypeset(markScrollingMath);
     window.addEventListener("resize", () => whenMathIsTypeset(markScrollingMath));
+    // after the theme's own start (on DOMContentLoaded), which makes the tooltips
+    if (document.readyState === "complete") noTooltipsWithoutHover();
+    else window.addEventListener("load", noTooltipsWithoutHover);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
