@@ -50,11 +50,13 @@ grades.csv saying what happened to it; the rest is graded.
   keep it for the first; the other is not graded.
 - One notebook per student and chapter: when a student has several files for one notebook (a
   folder and an LMS file, two LMS submissions, resubmissions), the latest is graded (highest
-  resubmission number, then LMS submission id, then modification time) and every other one gets a
+  LMS submission id; then the later time, the zip entry's or the file's, when they are more than a
+  minute apart; then the highest resubmission number) and every other one gets a
   duplicate_submission row naming it.
 """
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -78,6 +80,7 @@ MAX_ENTRIES = 20_000  # entries of one archive looked at
 MAX_DEPTH = 8  # folder levels below the submissions folder
 MAX_ID_BYTES = 64
 SUFFIX = ".ipynb"
+SAME_TIME = 60  # seconds: two files' times closer than this do not say which is the later
 STAMP = b"timestamp.txt"  # nbgrader's exchange: beside the notebooks it stamps (grader.lms)
 MAX_STAMP = 4096  # bytes of one timestamp.txt extracted from a zip
 
@@ -348,7 +351,7 @@ def _name_issues(raw: bytes) -> list[str]:
 class _Candidate:
     submission: Submission
     raw_name: bytes
-    order: tuple  # the latest sorts last
+    order: tuple  # (LMS submission id or -1, time, resubmission number, name as shown): ``_later``
 
 
 def _identify(files: list[_File], known: dict[str, str]) -> Found:
@@ -381,11 +384,14 @@ def _identify(files: list[_File], known: dict[str, str]) -> Found:
         sub = Submission(
             student_id(name), name, listed.path, shown, stem, known.get(stem), attempt, listed.listed
         )
-        candidates.append(_Candidate(sub, raw_name, (attempt, lms_submission, listed.mtime, shown)))
+        candidates.append(_Candidate(sub, raw_name, (lms_submission, listed.mtime, attempt, shown)))
     candidates = _one_name_per_id(candidates, found.problems)
-    latest: dict[tuple[str, str], _Candidate] = {}
-    for candidate in sorted(candidates, key=lambda c: c.order):
-        latest[(candidate.submission.student, candidate.submission.notebook)] = candidate
+    by_unit: dict[tuple[str, str], list[_Candidate]] = {}
+    for candidate in candidates:
+        by_unit.setdefault((candidate.submission.student, candidate.submission.notebook), []).append(
+            candidate
+        )
+    latest = {unit: max(files, key=functools.cmp_to_key(_later)) for unit, files in by_unit.items()}
     for candidate in candidates:
         graded = latest[(candidate.submission.student, candidate.submission.notebook)]
         if graded is not candidate:
@@ -478,6 +484,20 @@ def _one_name_per_id(candidates: list[_Candidate], problems: list[Problem]) -> l
             reason = f"the name {what}; graded under the id {student!r} (its folders and gradebook entry)"
             problems.append(Problem(student, name, "", "renamed", reason))
     return kept
+
+
+def _later(a: _Candidate, b: _Candidate) -> int:
+    """Which of two files of a notebook is the later (> 0: ``a``): the higher LMS submission id;
+    then the later time, if they are more than ``SAME_TIME`` apart; then the higher resubmission
+    number (a browser's "(1)", an LMS's "-1"), the later time, the name. Times closer than that
+    are a copy's, not the student's (files copied without their times)."""
+    (lms_a, time_a, number_a, name_a), (lms_b, time_b, number_b, name_b) = a.order, b.order
+    if lms_a != lms_b:
+        return lms_a - lms_b
+    if abs(time_a - time_b) > SAME_TIME:
+        return 1 if time_a > time_b else -1
+    rest_a, rest_b = (number_a, time_a, name_a), (number_b, time_b, name_b)
+    return (rest_a > rest_b) - (rest_a < rest_b)
 
 
 def _superseded(older: Submission, graded: Submission) -> Problem:

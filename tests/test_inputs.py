@@ -302,6 +302,22 @@ def test_a_folder_with_links_odd_names_and_duplicates(tmp_path):
     assert "not valid UTF-8" in renamed and "control" in renamed
 
 
+@pytest.mark.parametrize(("apart", "graded"), [(3600, "embeddings.ipynb"), (5, "embeddings (1).ipynb")])
+def test_the_later_of_two_copies_is_graded_by_time_then_by_number(tmp_path, apart, graded):
+    """A browser's second download, "embeddings (1).ipynb", and the notebook the student went on
+    to change, saved an hour later: the later one is graded. Seconds apart, the times are a copy's
+    (copied without them), and the resubmission number decides."""
+    root = tmp_path / "class" / "ann"
+    root.mkdir(parents=True)
+    for name, when in [("embeddings (1).ipynb", 2e9), ("embeddings.ipynb", 2e9 + apart)]:
+        (root / name).write_text("{}")
+        os.utime(root / name, (when, when))
+    found = submissions.find(tmp_path / "class", KNOWN, tmp_path / "scratch")
+    assert [sub.file for sub in found.by_student["ann"]] == [f"ann/{graded}"]
+    (superseded,) = found.problems
+    assert superseded.status == "duplicate_submission" and graded in superseded.reason
+
+
 def test_names_that_meet_after_normalising(tmp_path):
     """One name in two Unicode forms is one student; a name equal to another's id is refused."""
     root = tmp_path / "class"
