@@ -567,6 +567,10 @@ RMS_NORM = Exercise(
             ),
             "no-sqrt": ({"root": False}, "you divided by the mean square: divide by its square root"),
             "no-gain": ({"gain": False}, "the gain is missing: multiply by g"),
+            "gain-added": (
+                {"gain_added": True},
+                "you added the gain g: RMSNorm multiplies by it, x / sqrt(mean(x**2) + eps) * g",
+            ),
         },
     ),
     error_hints=norms.ERROR_HINTS,
@@ -645,6 +649,11 @@ APPLY_ROPE = Exercise(
                 "you used positions 0..T-1 instead of the positions you were given (a continued sequence "
                 "starts later)",
             ),
+            "positions-plus-one": (
+                {"shift": 1},
+                "your positions are off by one: each token is rotated as if it stood one position later. "
+                "Use the positions exactly as given, angle = positions[i] * theta ** (-2j / d_head), with no + 1",
+            ),
         },
     ),
     error_hints={
@@ -715,6 +724,11 @@ SWIGLU = Exercise(
             "no-up": (
                 {"up": False},
                 "the up branch is missing: multiply the SiLU gate element-wise by x @ W_up before the down projection",
+            ),
+            "added": (
+                {"added": True},
+                "you added the gate and the up branch: SwiGLU multiplies them element-wise, "
+                "silu(x @ W_gate) * (x @ W_up), before the down projection",
             ),
         },
     ),

@@ -141,14 +141,16 @@ def apply_rope(
     sign=1.0,
     exponent="2j/d",
     given=True,
+    shift=0,
 ):
     """RoPE; ``pairs="neighbours"`` rotates (2j, 2j+1), ``angles="repeated"`` lays the angles out
     [a0, a0, a1, a1, ...], ``sign=-1`` turns the other way, ``exponent="j/d"`` halves the
-    frequencies' exponent, ``given=False`` uses positions 0..T-1."""
+    frequencies' exponent, ``given=False`` uses positions 0..T-1, ``shift`` is added to every
+    position (1: off by one)."""
     d = x.shape[-1]
     j = np.arange(d // 2)
     power = -j / d if exponent == "j/d" else -2 * j / d
-    positions = np.asarray(positions if given else np.arange(x.shape[-2]), dtype=np.float64)
+    positions = np.asarray(positions if given else np.arange(x.shape[-2]), dtype=np.float64) + shift
     a = positions[:, None] * theta**power  # [T, d/2]
     if pairs == "neighbours":
         x1, x2 = x[..., 0::2], x[..., 1::2]

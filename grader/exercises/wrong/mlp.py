@@ -27,14 +27,16 @@ GATES = {
 }
 
 
-def swiglu(x, params, *, gate="silu", branch="gate", up=True, both=False):
+def swiglu(x, params, *, gate="silu", branch="gate", up=True, both=False, added=False):
     """SwiGLU; ``gate`` is one of ``GATES``, ``branch="up"`` puts it on the up branch, ``both`` on
-    both, ``up=False`` drops the up branch."""
+    both, ``up=False`` drops the up branch, ``added`` adds the two branches instead of multiplying
+    them."""
     a, b = x @ params["gate_proj"]["w"], x @ params["up_proj"]["w"]
     if branch == "up":
         a, b = b, a
     act = GATES[gate]
-    h = act(a) * (act(b) if both else b) if up else act(a)
+    other = act(b) if both else b
+    h = (act(a) + other if added else act(a) * other) if up else act(a)
     return (h @ params["down_proj"]["w"]).astype(x.dtype)
 
 

@@ -45,14 +45,19 @@ def layer_norm(
     return (y * g + (b if bias else 0) if affine else y).astype(x.dtype)
 
 
-def rms_norm(x, g, eps=1e-6, *, centre=False, mean=True, eps_where="inside", root=True, gain=True):
+def rms_norm(
+    x, g, eps=1e-6, *, centre=False, mean=True, eps_where="inside", root=True, gain=True, gain_added=False
+):
     """RMSNorm; ``centre`` subtracts the mean first, ``mean=False`` sums the squares, ``root=False``
-    divides by the mean square itself, ``gain=False`` leaves out g."""
+    divides by the mean square itself, ``gain=False`` leaves out g, ``gain_added`` adds g instead
+    of multiplying by it."""
     if centre:
         x = x - x.mean(axis=-1, keepdims=True)
     ms = (x * x).mean(axis=-1, keepdims=True) if mean else (x * x).sum(axis=-1, keepdims=True)
     denominator = (np.sqrt(ms + eps) if eps_where == "inside" else np.sqrt(ms) + eps) if root else ms + eps
     y = x / denominator
+    if gain_added:
+        return (y + g).astype(x.dtype)
     return (y * g if gain else y).astype(x.dtype)
 
 
