@@ -349,6 +349,10 @@ def rms_norm_float64(x, g, eps=1e-6):
     return x64 / np.sqrt(np.mean(x64 * x64, axis=-1, keepdims=True) + eps) * g
 
 
+def rms_norm_gain_added(x, g, eps=1e-6):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) + g
+
+
 def _rope(x, positions, theta, sign=1.0, cast=True):
     d = x.shape[-1]
     inv = theta ** (-np.arange(0, d, 2) / d)
@@ -370,6 +374,15 @@ def rope_no_cast(x, positions, theta=10000.0):
 
 def rope_positions_from_the_first(x, positions, theta=10000.0):
     return _rope(x, positions[0] + np.arange(len(positions)), theta)
+
+
+def rope_positions_plus_one(x, positions, theta=10000.0):
+    return _rope(x, np.asarray(positions) + 1, theta)
+
+
+def swiglu_gate_and_up_added(x, params):
+    gate = x @ params["gate_proj"]["w"]
+    return (gate / (1 + np.exp(-gate)) + x @ params["up_proj"]["w"]) @ params["down_proj"]["w"]
 
 
 def swiglu_silu_both(x, params):
@@ -821,10 +834,13 @@ WRONG = [
     _entry(f"{C2}/block", block_second_residual_from_input, r"minus attn\.out", BLOCK_HELPERS),
     _entry(f"{C2}/rms_norm", rms_norm_fixed_eps, r"eps"),
     _entry(f"{C2}/rms_norm", rms_norm_float64, r"dtype"),
+    _entry(f"{C2}/rms_norm", rms_norm_gain_added, r"added the gain"),
     _entry(f"{C2}/apply_rope", rope_fixed_theta, r"theta"),
     _entry(f"{C2}/apply_rope", rope_no_cast, r"dtype"),
     _entry(f"{C2}/apply_rope", rope_positions_from_the_first, r"positions"),
+    _entry(f"{C2}/apply_rope", rope_positions_plus_one, r"off by one"),
     _entry(f"{C2}/swiglu", swiglu_silu_both, r"up branch|gate"),
+    _entry(f"{C2}/swiglu", swiglu_gate_and_up_added, r"added the gate and the up branch"),
     _entry(f"{C3}/lm_head", lm_head_flattened, r"batch|leading axis|axis of size|axes"),
     _entry(f"{C3}/lm_head", lm_head_norm_after, r"norm|ln_f"),
     _entry(f"{C3}/softmax", softmax_float64, r"dtype"),
