@@ -288,6 +288,11 @@ TOY_ATTENTION_OUTPUT = Exercise(
                 "you used the transposed weights: row i of probs (query i) mixes the value rows, so each "
                 "head's output is probs @ v",
             ),
+            "w-transposed": (
+                {"w_transposed": True},
+                "you multiplied by w.T, the transposed projection matrix: the output projection is merged "
+                "@ w + b with w as given (its rows match the merged features, its columns the outputs)",
+            ),
         },
     ),
 )

@@ -111,9 +111,11 @@ def attention_output(probs, v, w, b, *, transpose=False, **knobs):
     return project((probs.swapaxes(-1, -2) if transpose else probs) @ v, w, b, **knobs)
 
 
-def project(heads, w, b, *, merge_mode="ok", bias=True, proj=True):
-    """The heads merged, then ``merged @ w + b``; ``proj=False`` leaves out the projection."""
+def project(heads, w, b, *, merge_mode="ok", bias=True, proj=True, w_transposed=False):
+    """The heads merged, then ``merged @ w + b``; ``proj=False`` leaves out the projection,
+    ``w_transposed`` multiplies by ``w.T`` (a square w)."""
     merged = merge(heads, merge_mode=merge_mode)
+    w = w.T if w_transposed else w
     return (merged @ w + (b if bias else 0) if proj else merged).astype(heads.dtype)
 
 

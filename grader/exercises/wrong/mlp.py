@@ -7,10 +7,14 @@ import lib
 from .activations import GELU, gelu
 
 
-def mlp(x, params, *, act="tanh-gelu", bias=True):
-    """GPT-2's MLP with any of the ``activations.ACTIVATIONS``; ``bias=False`` drops both biases."""
+def mlp(x, params, *, act="tanh-gelu", bias=True, fc_bias_after=False):
+    """GPT-2's MLP with any of the ``activations.ACTIVATIONS``; ``bias=False`` drops both biases,
+    ``fc_bias_after`` adds the first layer's bias after the activation."""
     fc, proj = params["c_fc"], params["c_proj"]
-    h = gelu(x @ fc["w"] + (fc["b"] if bias else 0), act=act)
+    if fc_bias_after:
+        h = gelu(x @ fc["w"], act=act) + fc["b"]
+    else:
+        h = gelu(x @ fc["w"] + (fc["b"] if bias else 0), act=act)
     return (h @ proj["w"] + (proj["b"] if bias else 0)).astype(x.dtype)
 
 
@@ -48,4 +52,9 @@ MLP = {
         "there is no activation between the two layers: apply GELU to the d_ff-wide hidden layer",
     ),
     "no-bias": ({"bias": False}, "the biases are missing: both layers are affine, h @ w + b"),
+    "fc-bias-after-activation": (
+        {"fc_bias_after": True},
+        "the first layer's bias is added after the GELU: it belongs inside, gelu(x @ W_fc + b_fc); "
+        "then the second layer, @ W_proj + b_proj",
+    ),
 }
