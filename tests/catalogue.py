@@ -315,6 +315,11 @@ def mlp_no_output_bias(x, params):
     return gelu(x @ params["c_fc"]["w"] + params["c_fc"]["b"]) @ params["c_proj"]["w"]
 
 
+def mlp_bias_after_gelu(x, params):
+    fc, proj = params["c_fc"], params["c_proj"]
+    return (gelu(x @ fc["w"]) + fc["b"]) @ proj["w"] + proj["b"]
+
+
 def mlp_gelu_twice(x, params):
     return gelu(
         gelu(x @ params["c_fc"]["w"] + params["c_fc"]["b"]) @ params["c_proj"]["w"] + params["c_proj"]["b"]
@@ -699,6 +704,14 @@ def toy_attention_output_heads_reversed(probs, v, w, b):
     return merge_heads((probs @ v)[::-1]) @ w + b
 
 
+def toy_attention_output_w_transposed(probs, v, w, b):
+    return merge_heads(probs @ v) @ w.T + b
+
+
+def toy_mlp_bias_after_gelu(x, w_fc, b_fc, w_proj, b_proj):
+    return (gelu(x @ w_fc) + b_fc) @ w_proj + b_proj
+
+
 def toy_mlp_sigmoid_gelu(x, w_fc, b_fc, w_proj, b_proj):
     h = x @ w_fc + b_fc
     return (h / (1 + np.exp(-1.702 * h))) @ w_proj + b_proj
@@ -828,6 +841,7 @@ WRONG = [
     _entry(f"{C2}/gelu", gelu_tanh_of_cube_only, r"x \+ 0\.044715|inside the tanh"),
     _entry(f"{C2}/mlp", mlp_no_output_bias, r"bias|same vector", {"gelu": gelu}),
     _entry(f"{C2}/mlp", mlp_gelu_twice, r"activation|gelu", {"gelu": gelu}),
+    _entry(f"{C2}/mlp", mlp_bias_after_gelu, r"bias is added after the GELU", {"gelu": gelu}),
     _entry(f"{C2}/block", block_mlp_unnormalised, r"ln_2|resid_mid|normalised", BLOCK_HELPERS),
     _entry(f"{C2}/block", block_attention_unnormalised, r"ln_1", BLOCK_HELPERS),
     _entry(f"{C2}/block", block_forgets_mlp, r"mlp|ln_2", BLOCK_HELPERS),
@@ -885,7 +899,9 @@ WRONG = [
     _entry(f"{C5}/toy_qkv", toy_qkv_reversed, r"revers|order|swap"),
     _entry(f"{C5}/toy_attention_probs", toy_attention_probs_zero_times_inf, r"NaN|mask"),
     _entry(f"{C5}/toy_attention_output", toy_attention_output_heads_reversed, r"head|order|revers"),
+    _entry(f"{C5}/toy_attention_output", toy_attention_output_w_transposed, r"w\.T|transposed projection"),
     _entry(f"{C5}/toy_mlp", toy_mlp_sigmoid_gelu, r"sigmoid|tanh|GELU"),
+    _entry(f"{C5}/toy_mlp", toy_mlp_bias_after_gelu, r"bias is added after the GELU"),
     _entry(f"{C5}/toy_mlp", toy_mlp_no_output_bias, r"bias|same vector|ignores `b_proj`"),
     _entry(f"{C5}/toy_mlp", toy_mlp_with_residual, r"plus the input `x`|residual"),
     _entry(f"{C5}/toy_loss", toy_loss_shifted, r"shift|target"),
