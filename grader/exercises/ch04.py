@@ -458,6 +458,11 @@ FILTERED_PROBS = Exercise(
                 {"order": ("top_k", "top_p")},
                 "the temperature has no effect: divide the logits by T (with your apply_temperature) before filtering",
             ),
+            "temperature-twice": (
+                {"order": ("temperature", "temperature", "top_k", "top_p")},
+                "the temperature is applied twice (the logits end up divided by T twice): divide them by T "
+                "once, with your apply_temperature, then top-k, top-p and the softmax",
+            ),
         },
     ),
     pure=True,
@@ -600,6 +605,15 @@ def _sample_hidden(g):
     ]
 
 
+# What a sampler that draws from the right distribution with other random numbers is told.
+OTHER_RANDOM_NUMBERS = (
+    "your draws follow the right distribution but not the reference's sequence: draw the way the "
+    "docstring says, with exactly ONE u = rng.random() per sampled token (no extra call, and u itself, "
+    "not 1 - u) and the first index whose cumulative probability exceeds u, and no random number at all "
+    "on a greedy step (temperature 0 or top_k 1). rng.choice(V, p=probs) draws exactly that way; "
+    "rng.multinomial and other methods use the generator differently"
+)
+
 SAMPLE_NEXT = Exercise(
     name="sample_next",
     visible=_sample_visible,
@@ -609,23 +623,22 @@ SAMPLE_NEXT = Exercise(
     mistakes=table(
         sampling.sample_next,
         {
-            "multinomial": (
-                {"draw_with": "multinomial"},
-                "your draws follow the right distribution but not the reference's sequence: draw the way "
-                "the docstring says, with ONE u = rng.random() per token and the first index whose "
-                "cumulative probability exceeds u (rng.choice(V, p=probs) does exactly that; "
-                "rng.multinomial and other methods use the generator differently)",
+            "multinomial": ({"draw_with": "multinomial"}, OTHER_RANDOM_NUMBERS),
+            # before the rows below: on greedy steps between drawn ones, a spare draw can give its draws
+            "greedy-draws": (
+                {"greedy_draws": True},
+                "a greedy step (temperature 0 or top_k 1) must not draw a random number: return the argmax "
+                "before touching the rng, or every later draw shifts",
             ),
+            "one-minus-u": ({"u": "1-u"}, OTHER_RANDOM_NUMBERS),
+            "spare-draw-before": ({"spare_draw": "before"}, OTHER_RANDOM_NUMBERS),
+            "spare-draw-after": ({"spare_draw": "after"}, OTHER_RANDOM_NUMBERS),
+            "top-k-1-draws": ({"greedy_draws": "top_k"}, OTHER_RANDOM_NUMBERS),
             "always-argmax": (
                 {"draw_with": "argmax"},
                 "your function never samples: it always returns the most likely token, so its output "
                 "does not depend on the random generator. Draw u = rng.random() and take the first "
                 "token whose cumulative probability exceeds u; only temperature 0 or top_k 1 is greedy",
-            ),
-            "greedy-draws": (
-                {"greedy_draws": True},
-                "a greedy step (temperature 0 or top_k 1) must not draw a random number: return the argmax "
-                "before touching the rng, or every later draw shifts",
             ),
             "drops-boundary": (
                 {"rule": "cum<p"},
@@ -636,6 +649,10 @@ SAMPLE_NEXT = Exercise(
                 {"order": ("top_k", "top_p")},
                 "your draws ignore the temperature: sample from filtered_probs(logits, temperature, "
                 "top_k, top_p)",
+            ),
+            "no-top-k": (
+                {"order": ("temperature", "top_p")},
+                "your draws ignore top_k: sample from filtered_probs(logits, temperature, top_k, top_p)",
             ),
             "unfiltered": (
                 {"order": ("temperature",)},

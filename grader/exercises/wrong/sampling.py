@@ -102,7 +102,8 @@ def filtered_probs(
     on_probabilities=False,
     rule="before<p",
 ):
-    """The three filters in another ``order`` (a step left out is not applied), then the softmax;
+    """The three filters in another ``order`` (a step left out is not applied, one named twice is
+    applied twice), then the softmax;
     ``renormalise=False`` zeroes the removed tokens' probabilities after one softmax instead;
     ``on_probabilities`` divides the filtered probabilities by T and takes a softmax again;
     ``rule`` is top-p's."""
@@ -122,20 +123,33 @@ def filtered_probs(
 
 
 def sample_next(
-    logits, seed, n, mode, settings, *, draw_with="inverse-cdf", greedy_draws=False, **filter_knobs
+    logits,
+    seed,
+    n,
+    mode,
+    settings,
+    *,
+    draw_with="inverse-cdf",
+    greedy_draws=False,
+    u="u",
+    spare_draw=None,
+    **filter_knobs,
 ):
     """``sample_next`` as the check runs it (``runners.sampler``): ``n`` draws, or in mode
     ``"frequencies"`` the distribution they follow, ``filtered_probs`` with any of its knobs.
     ``draw_with="multinomial"`` draws with rng.multinomial, ``draw_with="argmax"`` never draws (the
     most likely token every time); ``greedy_draws`` draws a random number on a greedy step too
-    (temperature 0 or top_k 1)."""
+    (temperature 0 or top_k 1; ``"top_k"``: on a top_k 1 step only); ``u="1-u"`` goes down the
+    cumulative probabilities with 1 - rng.random(); ``spare_draw`` calls rng.random() once more per
+    token, ``"before"`` or ``"after"`` the one it uses."""
 
     def probs(logits, temperature=1.0, top_k=None, top_p=None):
         return filtered_probs(logits, temperature, top_k, top_p, **filter_knobs).astype(np.float64)
 
     def sample(logits, rng, temperature=1.0, top_k=None, top_p=None):
         greedy = temperature == 0 or top_k == 1
-        if greedy and not greedy_draws:
+        draws = greedy_draws is True or (greedy_draws == "top_k" and top_k == 1 and temperature != 0)
+        if greedy and not draws:
             return int(np.argmax(logits))
         p = probs(logits, temperature, top_k, top_p)
         if draw_with == "argmax":
@@ -143,7 +157,13 @@ def sample_next(
         if draw_with == "multinomial":
             return int(np.argmax(rng.multinomial(1, p / p.sum())))
         cdf = np.cumsum(p)
-        token = int(min((cdf <= rng.random() * cdf[-1]).sum(), len(cdf) - 1))
+        if spare_draw == "before":
+            rng.random()
+        drawn = rng.random()
+        if spare_draw == "after":
+            rng.random()
+        drawn = 1 - drawn if u == "1-u" else drawn
+        token = int(min((cdf <= drawn * cdf[-1]).sum(), len(cdf) - 1))
         return int(np.argmax(logits)) if greedy else token
 
     if mode == "frequencies" and draw_with == "argmax":
