@@ -590,6 +590,51 @@ def filtered_probs_temperature_on_probabilities(logits, temperature=1.0, top_k=N
     return softmax(p / temperature)
 
 
+def filtered_probs_temperature_twice(logits, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    z = lib.apply_temperature(lib.apply_temperature(logits, temperature), temperature)
+    return softmax(lib.top_p_filter(lib.top_k_filter(z, top_k), top_p))
+
+
+def _inverse_cdf(probs, u):
+    cdf = np.cumsum(probs.astype(np.float64))
+    return int(min(np.searchsorted(cdf, u * cdf[-1], side="right"), len(cdf) - 1))
+
+
+def sample_next_one_minus_u(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return int(np.argmax(logits))
+    return _inverse_cdf(lib.filtered_probs(logits, temperature, top_k, top_p), 1 - rng.random())
+
+
+def sample_next_draws_twice(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return int(np.argmax(logits))
+    rng.random()
+    return _inverse_cdf(lib.filtered_probs(logits, temperature, top_k, top_p), rng.random())
+
+
+def sample_next_top_k_1_draws(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    if temperature == 0:
+        return int(np.argmax(logits))
+    return _inverse_cdf(lib.filtered_probs(logits, temperature, top_k, top_p), rng.random())
+
+
+def sample_next_ignores_top_k_but_1(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return int(np.argmax(logits))
+    return _inverse_cdf(lib.filtered_probs(logits, temperature, None, top_p), rng.random())
+
+
 def sample_next_ties_last(logits, rng, temperature=1.0, top_k=None, top_p=None):
     import lib
 
@@ -801,6 +846,8 @@ C1, C2, C3, C4, C5, C6 = (
     "06-cost",
 )
 
+OTHER_DRAWS = r"right distribution but not the reference's sequence"  # the right draws by other numbers
+
 WRONG = [
     _entry(f"{C1}/encode", encode_unknown_to_minus_one, r"raise|missing from stoi|invent"),
     _entry(f"{C1}/encode", encode_float_ids, r"integer"),
@@ -887,8 +934,13 @@ WRONG = [
     _entry(f"{C4}/top_p_filter", top_p_keeps_one_more, r"more|crossing|one more"),
     _entry(f"{C4}/filtered_probs", filtered_probs_ignores_top_k, r"top_k|top-k"),
     _entry(f"{C4}/filtered_probs", filtered_probs_temperature_on_probabilities, r"temperature"),
+    _entry(f"{C4}/filtered_probs", filtered_probs_temperature_twice, r"temperature is applied twice"),
     _entry(f"{C4}/sample_next", sample_next_ties_last, r"tie|lower|greedy|argmax"),
     _entry(f"{C4}/sample_next", sample_next_always_argmax, r"never samples|does not depend on the random"),
+    _entry(f"{C4}/sample_next", sample_next_one_minus_u, OTHER_DRAWS),
+    _entry(f"{C4}/sample_next", sample_next_draws_twice, OTHER_DRAWS),
+    _entry(f"{C4}/sample_next", sample_next_top_k_1_draws, OTHER_DRAWS),
+    _entry(f"{C4}/sample_next", sample_next_ignores_top_k_but_1, r"ignore top_k"),
     _entry(f"{C4}/generate", generate_truthy_stop, r"stop"),
     _entry(f"{C4}/generate", generate_float_ids, r"integer"),
     _entry(f"{C4}/generate", generate_forgets_top_p, r"top_p|settings"),
