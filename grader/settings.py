@@ -9,6 +9,7 @@ reports at the next ``python -m grader report`` without regrading anybody.
 import csv
 import shutil
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -91,7 +92,7 @@ def parse(raw: dict, path: Path) -> Settings:
             extensions[(assignment, student)] = _when(value, zone, path, f"extensions.{assignment}.{student}")
     canvas = _table(raw, "canvas", path)
     columns = {str(k): str(v) for k, v in canvas.items() if k != "roster"}
-    shared = sorted({title for title in columns.values() if list(columns.values()).count(title) > 1})
+    shared = sorted(title for title, n in Counter(columns.values()).items() if n > 1)
     if shared:
         raise SettingsError(
             f"{path}: two assignments share the Canvas column {shared[0]!r}: each needs its own"
