@@ -210,14 +210,7 @@ def autograde(
             run = dataclasses.replace(run, zero_flagged=zero_flagged)
             learn_exercises(run, book, assignments)
             known = book.submissions()
-            todo = {
-                s: [
-                    sub
-                    for sub in subs
-                    if force or not (_up_to_date(known, sub) or _older(known, sub, term.timezone))
-                ]
-                for s, subs in by_student.items()
-            }
+            todo = {s: _to_grade(subs, known, term.timezone, force) for s, subs in by_student.items()}
             todo = {s: subs for s, subs in todo.items() if subs}
             skipped = sum(map(len, by_student.values())) - sum(map(len, todo.values()))
             if skipped:
@@ -454,21 +447,35 @@ def _up_to_date(known: dict[tuple[str, str, str], gradebook.Submitted], sub: sub
     return bool(unit and unit.complete and unit.sha256 == sha256(sub.path))
 
 
-def _older(known: dict[tuple[str, str, str], gradebook.Submitted], sub: submissions.Submission, zone) -> bool:
-    """Submitted before the file graded for the same notebook (an earlier week's zip graded
-    again): not graded over it, with a warning."""
+def _to_grade(subs: list[submissions.Submission], known, zone, force: bool) -> list[submissions.Submission]:
+    """A student's submissions this run grades: not one graded before from the same file, nor one
+    submitted before the file graded for its notebook (said in a warning); ``force`` grades all."""
+    if force:
+        return subs
+    todo = []
+    for sub in subs:
+        if _up_to_date(known, sub):
+            continue
+        if older := _older(known, sub, zone):
+            print(f"warning: {older}", file=sys.stderr)
+            continue
+        todo.append(sub)
+    return todo
+
+
+def _older(known: dict[tuple[str, str, str], gradebook.Submitted], sub: submissions.Submission, zone) -> str:
+    """Why a file is not graded over the one graded for the same notebook, if it was submitted
+    before it (an earlier week's zip graded again); empty if it was not."""
     unit = known.get((sub.student, sub.assignment or "", sub.notebook))
     if not (unit and unit.submitted_at and sub.submitted_at and sub.assignment):
-        return False
+        return ""
     graded, this = lms.in_zone(unit.submitted_at, zone), lms.in_zone(sub.submitted_at, zone)
     if this >= graded:
-        return False
-    print(
-        f"warning: {sub.student}: {sub.file} was submitted at {this:%Y-%m-%d %H:%M %Z}, before the file "
-        f"graded for {sub.notebook}.ipynb ({graded:%Y-%m-%d %H:%M %Z}): not graded over it (--force grades it)",
-        file=sys.stderr,
+        return ""
+    return (
+        f"{sub.student}: {sub.file} was submitted at {this:%Y-%m-%d %H:%M %Z}, before the file graded for "
+        f"{sub.notebook}.ipynb ({graded:%Y-%m-%d %H:%M %Z}): not graded over it (--force grades it)"
     )
-    return True
 
 
 # ---- the class, in parallel ------------------------------------------------------------------------

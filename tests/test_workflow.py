@@ -735,7 +735,10 @@ def test_a_file_submitted_before_the_graded_one_is_not_graded_over_it(tmp_path, 
             "alice", "alice", path, "alice/embeddings.ipynb", "embeddings", ASSIGNMENT, submitted_at=when
         )
 
-    assert autograde._older(known, sub(datetime(2026, 10, 9, 20)), UTC)
+    early = sub(datetime(2026, 10, 9, 20))
+    assert "before the file graded for embeddings.ipynb" in autograde._older(known, early, UTC)
+    assert autograde._to_grade([early], known, UTC, force=False) == []
     assert "before the file graded for embeddings.ipynb" in capsys.readouterr().err
+    assert autograde._to_grade([early], known, UTC, force=True) == [early]
     assert not autograde._older(known, sub(datetime(2026, 10, 12, 9)), UTC)  # a resubmission
     assert not autograde._older(known, sub(None), UTC)  # no time to tell by
