@@ -168,32 +168,38 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as err:
-        if not _cannot_write(err):
+        if not (message := disk_refusal(err, args.out)):
             raise
-        print(
-            f"error: a file cannot be written ({err}). Every notebook graded before this is kept in "
-            f"the gradebook of {args.out}. Make room there (or make that folder writable), then run "
-            "the same command again: it goes on from there.",
-            file=sys.stderr,
-        )
+        print(message, file=sys.stderr)
         return 2
 
 
-# What a full disk, a quota or a folder that cannot be written raise, from a file or from SQLite.
-DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+# What a full disk, a quota or a folder that cannot be written raise, from a file or from SQLite;
+# a permission refused (EACCES, EPERM) may be a file that cannot be read as well.
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+PERMISSION_ERRNOS = {errno.EACCES, errno.EPERM}
 DISK_SQLITE = {"SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR"}
 
 
-def _cannot_write(err: BaseException | None) -> bool:
-    """Whether ``err``, or an error it was raised while handling, is the disk's refusal."""
+def disk_refusal(err: BaseException | None, out: Path) -> str:
+    """What to tell the instructor when ``err``, or an error it was raised while handling, is the
+    disk's or the file system's refusal; empty if it is not."""
+    kept = (
+        f"Every notebook graded before this is kept in the gradebook of {out}. {{fix}}, then run the "
+        "same command again: it goes on from there."
+    )
     while err is not None:
-        if isinstance(err, OSError) and err.errno in DISK_ERRNOS:
-            return True
+        if isinstance(err, OSError) and err.errno in PERMISSION_ERRNOS:
+            fix = "Give your account read and write access to it"
+            return f"error: permission denied for a file or folder ({err}). {kept.format(fix=fix)}"
         name = getattr(err, "sqlite_errorname", "")  # extended codes add to it: SQLITE_IOERR_WRITE
-        if any(name == code or name.startswith(f"{code}_") for code in DISK_SQLITE):
-            return True
+        if (isinstance(err, OSError) and err.errno in DISK_ERRNOS) or any(
+            name == code or name.startswith(f"{code}_") for code in DISK_SQLITE
+        ):
+            fix = "Make room there (or make that folder writable)"
+            return f"error: a file cannot be written ({err}). {kept.format(fix=fix)}"
         err = err.__context__
-    return False
+    return ""
 
 
 def autograde(args: argparse.Namespace, argv: list[str] | None) -> int:

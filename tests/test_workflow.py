@@ -7,6 +7,7 @@ The term is one module fixture that advances step by step (each step is a real
 """
 
 import csv
+import errno
 import os
 import re
 import shutil
@@ -348,6 +349,31 @@ def test_a_folder_that_cannot_be_written_is_named_and_loses_nothing(term, tmp_pa
         assert done.stdout.splitlines() == ["rc=2", "gradebook kept", "then done"], done.stdout
     else:
         assert "Read-only file system" in done.stderr and done.returncode == 2
+
+
+def test_a_refusal_of_the_disk_is_told_for_what_it_is(tmp_path):
+    """A full disk is told to make room; a permission refused (reading or writing) is told as
+    such, not as a full disk; an error raised while handling one is traced back to it; any
+    other error is not the disk's, and is raised as it is."""
+    from grader.__main__ import disk_refusal
+
+    def raised_while_handling(first):
+        try:
+            try:
+                raise first
+            except OSError:
+                raise RuntimeError("while cleaning up") from None
+        except RuntimeError as err:
+            return err
+
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "grades.csv"))
+    assert "a file cannot be written" in disk_refusal(full, tmp_path)
+    assert "Make room there" in disk_refusal(raised_while_handling(full), tmp_path)
+    denied = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "alice"))
+    told = disk_refusal(denied, tmp_path)
+    assert "permission denied" in told and "alice" in told and "Make room" not in told
+    assert "Every notebook graded before this is kept" in told
+    assert disk_refusal(FileNotFoundError(errno.ENOENT, "No such file", "x"), tmp_path) == ""
 
 
 @pytest.mark.slow
