@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from nbgrader.utils import parse_utc
 
-from .submissions import LMS_PATTERNS, STAMP, Submission
+from .submissions import LMS_PATTERNS, MAX_STAMP, STAMP, Submission
 
 CANVAS, BLACKBOARD = LMS_PATTERNS
 IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
@@ -80,8 +80,14 @@ def _blackboard_time(text: str) -> datetime | None:
 
 
 def _exchange_time(path: Path) -> datetime | None:
+    """The time a ``timestamp.txt`` holds; None for one that is not a short text with a time (it
+    is written on the student's account: a huge file is not read whole)."""
     try:
-        utc = parse_utc(path.read_text().strip())
+        with path.open("rb") as file:
+            text = file.read(MAX_STAMP + 1)
+        if len(text) > MAX_STAMP:
+            return None
+        utc = parse_utc(text.decode().strip())
     except (OSError, ValueError, OverflowError):
         return None
     return utc.replace(tzinfo=UTC) if utc else None

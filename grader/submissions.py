@@ -190,6 +190,10 @@ def _regular_file(entry: os.DirEntry, parts: tuple[bytes, ...]) -> _File:
         return _File(parts, None, refused="it is not a regular file")
     if info.st_size > MAX_NOTEBOOK:
         return _File(parts, None, refused=f"it is {info.st_size} bytes, over the {MAX_NOTEBOOK}-byte limit")
+    try:
+        os.close(os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK))
+    except OSError as err:
+        return _File(parts, None, refused=f"it cannot be read ({err.strerror})")
     return _File(
         parts, Path(entry.path), info.st_mtime, listed=datetime.fromtimestamp(info.st_mtime).astimezone()
     )

@@ -302,6 +302,39 @@ def test_a_folder_with_links_odd_names_and_duplicates(tmp_path):
     assert "not valid UTF-8" in renamed and "control" in renamed
 
 
+LIST_AS_A_USER = """
+import sys
+from pathlib import Path
+from grader import submissions
+found = submissions.find(Path(sys.argv[1]), {"embeddings": "01-embeddings"}, Path(sys.argv[2]))
+print(sorted(found.by_student))
+for p in found.problems:
+    print(p.name, p.status, p.reason)
+"""
+
+
+def test_a_notebook_the_grader_cannot_read_is_named_and_the_others_are_graded(tmp_path):
+    """A file the instructor's account may not read (copied from another account): it is listed
+    as not graded, with the reason, and the class goes on; it stopped the whole run. Listed by
+    user 1000 in a user namespace, where the files (root's) with no permissions cannot be read."""
+    root = tmp_path / "class"
+    for student in ("ann", "bob"):
+        (root / student).mkdir(parents=True)
+        (root / student / "embeddings.ipynb").write_text("{}")
+    (root / "ann" / "embeddings.ipynb").chmod(0)
+    tmp_path.chmod(0o755)
+    listed = subprocess.run(
+        ["bwrap", "--unshare-user", "--uid", "1000", "--dev-bind", "/", "/", "--tmpfs", "/tmp/scratch",
+         "--chdir", str(Path(__file__).parents[1]), sys.executable, "-c", LIST_AS_A_USER, str(root), "/tmp/scratch"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [
+        "['bob']",
+        "ann invalid_submission not graded: it cannot be read (Permission denied)",
+    ], listed.stdout
+
+
 @pytest.mark.parametrize(("apart", "graded"), [(3600, "embeddings.ipynb"), (5, "embeddings (1).ipynb")])
 def test_the_later_of_two_copies_is_graded_by_time_then_by_number(tmp_path, apart, graded):
     """A browser's second download, "embeddings (1).ipynb", and the notebook the student went on

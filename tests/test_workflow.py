@@ -639,6 +639,12 @@ def test_what_an_lms_export_says_about_a_submission(tmp_path):
     assert forged.time_source.startswith("file modification time: timestamp.txt says 2026-10-09 21:33:12 UTC")
     plain = describe("d/alice/embeddings.ipynb")
     assert plain.time_source == "file modification time" and plain.submitted_at is not None
+    # The stamp is written on the student's account: one of 64 GiB (sparse) is not read whole.
+    (tmp_path / "e" / "mallory").mkdir(parents=True)
+    with (tmp_path / "e" / "mallory" / "timestamp.txt").open("wb") as huge:
+        huge.write(b"2026-10-09 21:33:12 UTC")
+        huge.truncate(64 * 2**30)
+    assert describe("e/mallory/embeddings.ipynb").time_source == "file modification time"
 
 
 def test_a_zipped_exchange_keeps_its_timestamps(tmp_path):
