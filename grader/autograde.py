@@ -53,6 +53,7 @@ import json
 import logging
 import multiprocessing
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -104,6 +105,9 @@ FILE_SIZE = 256 * 2**20
 MATPLOTLIB_CACHE = "/tmp/home/.cache/matplotlib"  # inside the sandbox
 NBGRADER_LOG = "grader.nbgrader"
 PR_SET_PDEATHSIG = 1
+# Bytes of memory a student's grading process may take beyond what it holds when it starts (it
+# needs a few hundred MB: nbgrader, the notebooks with their capped outputs, the references).
+WORKER_MEMORY = 2 * 2**30
 
 
 @dataclass(frozen=True)
@@ -722,11 +726,31 @@ def _worker(run: Run, student: str, subs: list[submissions.Submission]) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # _fork's noting handler came along
     _log_to(_log_path(run, student))
+    _cap_memory()
     try:
         _write_result(run, grade_student(run, student, subs))
     except BaseException:
         traceback.print_exc()
         raise
+
+
+def _cap_memory() -> None:
+    """Cap what this process may allocate (``RLIMIT_DATA``: its private writable memory) at what it
+    holds now plus ``WORKER_MEMORY``. It reads what the student's kernel sends, and ZeroMQ refuses
+    only a frame over ``execute.MAX_MESSAGE``: a message of thousands of such frames (one buffer
+    the kernel sends again and again, without a copy) it takes whole, in this process's memory,
+    before anything here can read or refuse it. Past the cap an allocation fails and this process
+    ends: that student's notebooks fail, and the machine's memory stays the class's. The soft limit
+    only: a sandbox started from here sets its own (``grader.sandbox.launch``)."""
+    try:
+        with open("/proc/self/status") as f:
+            held = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmData:"))
+    except (OSError, StopIteration):
+        return  # not Linux: no sandbox either, nothing sends what is refused here
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    cap = held + WORKER_MEMORY
+    if hard == resource.RLIM_INFINITY or cap < hard:
+        resource.setrlimit(resource.RLIMIT_DATA, (cap, hard))
 
 
 def _log_to(path: Path) -> None:

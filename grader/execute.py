@@ -15,9 +15,10 @@ interrupts a cell. On top of nbgrader's ``Execute``:
 - Time asleep counts against the notebook only while one of its cells runs (a flag file the
   supervisor reads, ``grader.sandbox.cell_starts``): the grader's own pace between cells is not
   the student's.
-- What the kernel sends is capped before the grader holds it: ZeroMQ refuses any message larger
+- What the kernel sends is capped before the grader holds it: ZeroMQ refuses any frame larger
   than ``MAX_MESSAGE`` unread and queues at most ``QUEUED`` messages that the grader has not read
-  yet (``CappedKernelClient``), and the notebook keeps at most
+  yet (``CappedKernelClient``); a message of many frames it takes whole, so the grading process's
+  own memory is capped too (``grader.autograde.WORKER_MEMORY``); and the notebook keeps at most
   ``MAX_OUTPUT`` bytes of outputs, counted as the grader holds them: every output message whole
   (its metadata too, and ``VALUE_COST`` for each JSON value in it), at least ``OUTPUT_COST`` (a
   million tiny outputs are a million objects to hold, write and validate), and a display update

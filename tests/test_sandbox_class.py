@@ -20,6 +20,7 @@ import pytest
 from attacks import DOUBLE_FORK, FORK_BOMB, marker, survivors
 from nbformat.v4 import new_code_cell
 
+from grader import autograde
 from grader.sandbox import bwrap, cgroup
 
 ROOT = Path(__file__).parents[1]
@@ -48,6 +49,26 @@ FILLER = """try:
 except OSError as err:
     print("filler:", err)"""
 SLEEPER = "import time\nwhile True:\n    time.sleep(1)"
+# One output message of 4 GiB: 272 frames, each under the size ZeroMQ refuses (``MAX_MESSAGE`` is
+# per frame), all one 15 MiB buffer the kernel sends again and again without a copy. ZeroMQ takes a
+# message whole, in the grading process, before anything there can read or refuse it.
+FRAMES = """import json
+kernel = get_ipython().kernel
+socket, auth = kernel.iopub_thread.socket, kernel.session.auth
+header = json.dumps({"msg_id": "m", "msg_type": "stream", "username": "u", "session": "s",
+                     "date": "2026-01-01T00:00:00Z", "version": "5.3"}).encode()
+parent, metadata, content = b'{"msg_id": "no cell"}', b"{}", b'{"name": "stdout", "text": ""}'
+signature = auth.copy()
+for part in (header, parent, metadata, content):
+    signature.update(part)
+frame = memoryview(bytearray(15 * 2**20))
+frames = [b"<IDS|MSG>", signature.hexdigest().encode(), header, parent, metadata, content, *[frame] * 272]
+kernel.iopub_thread.schedule(lambda: socket.send_multipart(frames, copy=False))"""
+# Runs a command; prints the peak memory (KiB) of the largest process of its tree.
+PEAK = (
+    "import resource, subprocess, sys\nsubprocess.run(sys.argv[1:], check=True, capture_output=True)\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
 HOG = "while True:\n    pass"
 
 
@@ -231,3 +252,32 @@ def test_an_interrupted_run_leaves_nothing(tmp_path):
         time.sleep(0.1)
     assert survivors(MARKER) == []
     assert scopes(process.pid) == []
+
+
+@pytest.mark.slow
+def test_a_message_of_many_frames_costs_the_grader_a_bounded_memory(tmp_path):
+    """The grading process of the student whose kernel sends it cannot take more than
+    ``autograde.WORKER_MEMORY`` beyond what it starts with (it took 3 GB of the 4 its kernel sent
+    before its time asleep ran out, and with more time, the machine's); its neighbour keeps full
+    marks."""
+    for name, nb in {"honest": nbformat.read(SOLUTION, as_version=4), "frames": after_decode(FRAMES)}.items():
+        (tmp_path / "class" / name).mkdir(parents=True)
+        nbformat.write(nb, tmp_path / "class" / name / "embeddings.ipynb")
+    options = ("--jobs", "2", "--cpu", str(CPU), "--idle", str(IDLE), "--timeout", "900")
+    command = [
+        sys.executable,
+        "-m",
+        "grader",
+        "autograde",
+        str(tmp_path / "class"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK, *command, *options], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert int(done.stdout) * 1024 < autograde.WORKER_MEMORY + 2**29, int(done.stdout)
+    with open(tmp_path / "out" / "grades.csv") as f:
+        honest = [row for row in csv.DictReader(f) if row["student"] == "honest"]
+    assert honest and all(row["score"] == row["max_score"] for row in honest), honest

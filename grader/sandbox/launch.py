@@ -284,12 +284,17 @@ def _set_rlimits(limits: dict, bounded: bool) -> None:
     machine's ``fs.file-max`` counts every sandbox's, and root's grader alone is exempt from it:
     128 processes of 20,000 each could hold them all), and the address space (an absurd
     allocation fails with MemoryError in the process that asked for it, where the group's limit
-    would kill the largest process of the tree)."""
+    would kill the largest process of the tree); the data size is set back to its hard limit (the
+    grading process caps its own, ``grader.autograde.WORKER_MEMORY``, not the sandbox's)."""
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_size"], limits["file_size"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
     space = limits["memory"] * (2 if bounded else 1)  # reserved address space is not yet memory
     resource.setrlimit(resource.RLIMIT_AS, (space, space))
+    _, data = resource.getrlimit(resource.RLIMIT_DATA)
+    resource.setrlimit(
+        resource.RLIMIT_DATA, (data, data)
+    )  # the grading process's own cap is not the sandbox's
     _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)  # a write past the limit fails instead of killing
     if not bounded:  # the best there is without a group
         seconds = int(limits["cpu_seconds"]) + 1
