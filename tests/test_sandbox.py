@@ -217,6 +217,31 @@ def test_each_sandbox_runs_as_a_host_user_of_its_own(tmp_path):
     assert all(uid in bwrap.HOST_UIDS for uid in uids)
 
 
+# The kernel's keyrings are not a file, a process or an IPC object: a key added to a user's or
+# session keyring outlives the process that added it, so a keyring shared by sandboxes (the host
+# user's, or the grader's session keyring inherited) would carry data from one student to the next.
+SYSCALLS = {"x86_64": (248, 250), "aarch64": (217, 219)}  # add_key, keyctl
+KEYRINGS = {"session": -3, "user": -4, "user-session": -5}
+KEYS = """import ctypes, json, os, platform, sys
+libc = ctypes.CDLL(None, use_errno=True)
+add_key, keyctl = {syscalls}[platform.machine()]
+found = {{}}
+for name, ring in {keyrings}.items():
+    if sys.argv[1] == "add":
+        done = libc.syscall(add_key, b"user", b"redteam-note", b"from A", ctypes.c_size_t(6), ctypes.c_long(ring))
+    else:  # KEYCTL_SEARCH
+        done = libc.syscall(keyctl, ctypes.c_long(10), ctypes.c_long(ring), b"user", b"redteam-note", ctypes.c_long(0))
+    found[name] = done > 0 or os.strerror(ctypes.get_errno())
+print(json.dumps(found))"""
+
+
+@pytest.mark.skipif(os.uname().machine not in SYSCALLS, reason="keyctl's syscall numbers known here")
+def test_keyrings_carry_nothing_from_one_sandbox_to_the_next():
+    code = KEYS.format(syscalls=SYSCALLS, keyrings=KEYRINGS)
+    assert printed(python(code, "add")) == dict.fromkeys(KEYRINGS, True)  # so the attack is real
+    assert not any(value is True for value in printed(python(code, "search")).values())
+
+
 def test_writes_land_only_in_the_working_tmpfs():
     targets = [
         "/x",
