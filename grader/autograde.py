@@ -70,6 +70,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.converters import Autograde
 from nbgrader.preprocessors import Execute
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from lib.engine import usable_cores
@@ -726,6 +727,7 @@ def _worker(run: Run, student: str, subs: list[submissions.Submission]) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # _fork's noting handler came along
     _log_to(_log_path(run, student))
+    threadpool_limits(1)  # its arrays are small; each BLAS thread takes tens of MB (of the cap below)
     _cap_memory()
     try:
         _write_result(run, grade_student(run, student, subs))
