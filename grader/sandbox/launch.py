@@ -291,10 +291,8 @@ def _set_rlimits(limits: dict, bounded: bool) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
     space = limits["memory"] * (2 if bounded else 1)  # reserved address space is not yet memory
     resource.setrlimit(resource.RLIMIT_AS, (space, space))
-    _, data = resource.getrlimit(resource.RLIMIT_DATA)
-    resource.setrlimit(
-        resource.RLIMIT_DATA, (data, data)
-    )  # the grading process's own cap is not the sandbox's
+    _, data = resource.getrlimit(resource.RLIMIT_DATA)  # the grading process's own cap is not the sandbox's
+    resource.setrlimit(resource.RLIMIT_DATA, (data, data))
     _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)  # a write past the limit fails instead of killing
     if not bounded:  # the best there is without a group
         seconds = int(limits["cpu_seconds"]) + 1
