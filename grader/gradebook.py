@@ -9,8 +9,9 @@ late verdict, integrity findings, and the history of every run. Only the process
 command writes it (SQLite, one writer: ``lock``); grading workers, local or on a Dask cluster, send
 their results back to it.
 
-Schema (``PRAGMA user_version`` = ``VERSION``; a unit is (student, assignment, notebook), with
-assignment ``""`` for a notebook no chapter has):
+Schema (``PRAGMA user_version`` = ``VERSION``, to which an older gradebook is brought when it is
+opened; a unit is (student, assignment, notebook), with assignment ``""`` for a notebook no chapter
+has):
 
 - ``runs``: one row per command that changed grades (started, finished, command line, what it
   selected, how many units it graded, its outcome: running, finished, interrupted or failed);
@@ -45,8 +46,24 @@ from .results import Row
 
 FILE = "grades.sqlite"
 PROBLEMS = "(submission problems)"  # the notebook of a unit of submission problem rows
-VERSION = 1
-SCHEMA = """
+VERSION = 2
+# Version 1 (the grader of November 2026 until the 30th) had no fingerprints; a version-1 gradebook
+# made later has them already.
+FINGERPRINTS = """
+CREATE TABLE IF NOT EXISTS fingerprints (
+    student TEXT NOT NULL,
+    assignment TEXT NOT NULL,
+    notebook TEXT NOT NULL,
+    exercise TEXT NOT NULL,
+    cell INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    hashes TEXT NOT NULL
+);
+"""
+UPGRADES = {1: FINGERPRINTS}  # what brings a gradebook of each older version to the next
+SCHEMA = (
+    FINGERPRINTS
+    + """
 CREATE TABLE runs (
     run INTEGER PRIMARY KEY,
     started TEXT NOT NULL,
@@ -102,15 +119,6 @@ CREATE TABLE findings (
     position INTEGER NOT NULL,
     finding TEXT NOT NULL
 );
-CREATE TABLE fingerprints (
-    student TEXT NOT NULL,
-    assignment TEXT NOT NULL,
-    notebook TEXT NOT NULL,
-    exercise TEXT NOT NULL,
-    cell INTEGER NOT NULL,
-    line INTEGER NOT NULL,
-    hashes TEXT NOT NULL
-);
 CREATE TABLE overrides (
     student TEXT NOT NULL,
     assignment TEXT NOT NULL,
@@ -141,6 +149,7 @@ CREATE TABLE adjustments (
     source TEXT NOT NULL
 );
 """
+)
 
 
 class GradebookError(RuntimeError):
@@ -233,14 +242,39 @@ class Gradebook:
         self.path = out / FILE
         new = not self.path.exists()
         self.db = sqlite3.connect(self.path, isolation_level=None)  # transactions are explicit
+        try:
+            self._open(new)
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _open(self, new: bool) -> None:
+        """Make the schema of a new gradebook, or bring an older one's up to ``VERSION``."""
         self.db.execute("PRAGMA foreign_keys = ON")
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if new or version == 0:  # executescript commits first: the script is its own transaction
-            self.db.executescript(f"BEGIN;\n{SCHEMA}\nPRAGMA user_version = {VERSION};\nCOMMIT;")
-        elif version != VERSION:
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            tables = self.db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        except sqlite3.DatabaseError as err:
+            if err.sqlite_errorname != "SQLITE_NOTADB":
+                raise
             raise GradebookError(
-                f"{self.path} has schema version {version}; this grader reads version {VERSION}"
+                f"{self.path} is not a gradebook ({err}): restore it from a backup"
+            ) from None
+        if new or (version, tables) == (0, 0):  # executescript commits first: a script is its own transaction
+            self.db.executescript(f"BEGIN;\n{SCHEMA}\nPRAGMA user_version = {VERSION};\nCOMMIT;")
+            return
+        if version == 0:
+            raise GradebookError(
+                f"{self.path} is not a gradebook the grader made (it has tables but no schema version): "
+                "restore it from a backup"
             )
+        if version > VERSION:
+            raise GradebookError(
+                f"{self.path} has schema version {version}, made by a newer grader; this one reads versions "
+                f"up to {VERSION}: grade with the newer one"
+            )
+        for older in range(version, VERSION):
+            self.db.executescript(f"BEGIN;\n{UPGRADES[older]}\nPRAGMA user_version = {older + 1};\nCOMMIT;")
 
     def close(self) -> None:
         self.db.close()

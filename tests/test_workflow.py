@@ -738,6 +738,36 @@ def test_a_folder_graded_into_whose_gradebook_is_gone_is_refused(tmp_path):
     gradebook.refuse_a_lost_one(tmp_path)  # with its gradebook
 
 
+def test_a_gradebook_of_an_older_grader_is_brought_up_to_date(tmp_path):
+    """Version 1 had no fingerprints: reports and grading into it stopped with a traceback."""
+    from grader import gradebook
+
+    with gradebook.Gradebook(tmp_path) as book:
+        book.db.executescript("DROP TABLE fingerprints; PRAGMA user_version = 1;")
+    with gradebook.Gradebook(tmp_path) as book:
+        assert book.fingerprints() == {}
+        assert book.db.execute("PRAGMA user_version").fetchone()[0] == gradebook.VERSION
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda db: db.write_text("grades of week 3"), "is not a gradebook (file is not a database)"),
+        (
+            lambda db: sqlite3.connect(db).execute("CREATE TABLE marks (student)"),
+            "is not a gradebook the grader made",
+        ),
+        (lambda db: sqlite3.connect(db).execute("PRAGMA user_version = 99"), "made by a newer grader"),
+    ],
+)
+def test_a_file_that_is_no_gradebook_of_this_grader_is_named(tmp_path, make, words):
+    from grader import gradebook
+
+    make(tmp_path / gradebook.FILE)
+    with pytest.raises(gradebook.GradebookError, match=re.escape(words)):
+        gradebook.Gradebook(tmp_path)
+
+
 def test_a_file_submitted_before_the_graded_one_is_not_graded_over_it(tmp_path, capsys):
     """An earlier week's zip graded again would put the older file back in place of the newer."""
     from datetime import UTC, datetime
