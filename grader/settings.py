@@ -153,11 +153,16 @@ def _when(value, zone: tzinfo | None, path: Path, where: str) -> datetime:
     """An aware datetime from a TOML date-time or a string; a naive one is in ``zone``."""
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value.strip())
+            parsed = datetime.fromisoformat(value.strip())
         except ValueError:
             raise SettingsError(
                 f'{path}: {where} = "{value}" is not a date such as "2026-10-09 23:59"'
             ) from None
+        if len(value.strip()) <= len("2026-10-09"):  # midnight at its start: a day early, if meant as the day
+            raise SettingsError(
+                f'{path}: {where} = "{value}" has no time of day: write it in full, such as "{value.strip()} 23:59"'
+            )
+        value = parsed
     if not isinstance(value, datetime):
         raise SettingsError(f'{path}: {where} must be a date and time, such as "2026-10-09 23:59"')
     if value.tzinfo:
@@ -168,9 +173,9 @@ def _when(value, zone: tzinfo | None, path: Path, where: str) -> datetime:
 def _late(raw: dict, path: Path) -> LatePolicy:
     policy = LatePolicy(
         policy=str(raw.get("policy", "none")),
-        penalty_per_day=_number(raw, "penalty_per_day", LatePolicy.penalty_per_day, path),
-        max_penalty=_number(raw, "max_penalty", LatePolicy.max_penalty, path),
-        grace_minutes=_number(raw, "grace_minutes", LatePolicy.grace_minutes, path),
+        penalty_per_day=_number(raw, "penalty_per_day", LatePolicy.penalty_per_day, path, PERCENT),
+        max_penalty=_number(raw, "max_penalty", LatePolicy.max_penalty, path, PERCENT),
+        grace_minutes=_number(raw, "grace_minutes", LatePolicy.grace_minutes, path, WEEK_MINUTES),
     )
     if policy.policy not in POLICIES:
         raise SettingsError(
@@ -179,8 +184,12 @@ def _late(raw: dict, path: Path) -> LatePolicy:
     return policy
 
 
-def _number(raw: dict, key: str, default: float, path: Path) -> float:
+PERCENT = 100
+WEEK_MINUTES = 7 * 24 * 60  # a grace period longer than this is a slip (hours or seconds for minutes)
+
+
+def _number(raw: dict, key: str, default: float, path: Path, most: float) -> float:
     value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise SettingsError(f"{path}: late.{key} must be a number >= 0, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= most:
+        raise SettingsError(f"{path}: late.{key} must be a number from 0 to {most}, not {value!r}")
     return float(value)

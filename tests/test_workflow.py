@@ -561,7 +561,14 @@ def test_a_penalty_never_takes_a_score_below_zero():
     [
         ('[due]\n"01-embeddings" = "next friday"', 'due.01-embeddings = "next friday" is not a date'),
         ('[late]\npolicy = "harsh"', "late.policy must be one of none, per-day"),
-        ("[late]\npenalty_per_day = -5", "late.penalty_per_day must be a number >= 0"),
+        ("[late]\npenalty_per_day = -5", "late.penalty_per_day must be a number from 0 to 100, not -5"),
+        ("[late]\nmax_penalty = 150", "late.max_penalty must be a number from 0 to 100, not 150"),
+        ("[late]\npenalty_per_day = nan", "late.penalty_per_day must be a number from 0 to 100, not nan"),
+        ("[late]\ngrace_minutes = inf", "late.grace_minutes must be a number from 0 to 10080, not inf"),
+        (
+            '[due]\n"01-embeddings" = "2026-10-09"',  # midnight at its start: everyone a day late
+            'due.01-embeddings = "2026-10-09" has no time of day: write it in full, such as "2026-10-09 23:59"',
+        ),
         ('timezone = "Mars/Olympus"', "timezone 'Mars/Olympus' is not a time zone name"),
         ("[due", "not valid TOML"),
         (
