@@ -20,6 +20,7 @@ the Canvas roster) gets ``missing`` lines, with that assignment's exercises and 
 """
 
 import csv
+import difflib
 import hashlib
 import html
 import io
@@ -208,9 +209,26 @@ def write(out: Path, book: Gradebook, settings: Settings) -> View:
             "their folders the roster's ids",
             file=sys.stderr,
         )
+    _warn_about_extensions(settings, set(view.people))
     _write_summary(out / "summary.html", view)
     write_feedback(out, book, view)
     return view
+
+
+def _warn_about_extensions(settings: Settings, students: set[str]) -> None:
+    """An extension for a student nobody has (a typo, another id) applies to nothing: say so, with
+    the ids it may have meant."""
+    folded = {s.lower(): s for s in students}
+    for assignment, student in sorted(settings.extensions):
+        if student in students:
+            continue
+        near = difflib.get_close_matches(student.lower(), folded, n=3)
+        hint = f"; did you mean {' or '.join(folded[n] for n in near)}?" if near else ""
+        print(
+            f'warning: course.toml: extensions."{assignment}".{student} names no student graded or on '
+            f"the roster: it applies to nobody{hint}",
+            file=sys.stderr,
+        )
 
 
 def _write_summary(path: Path, view: View) -> None:

@@ -546,6 +546,20 @@ def test_an_extension_outweighs_the_lms_verdict():
     assert late.assess(rules, extended, when + timedelta(days=3), True, 12, 12, extended=True).days == 1
 
 
+def test_an_extension_for_a_student_nobody_has_is_named(capsys):
+    """A typo in an extension's student applied it to nobody, silently."""
+    from datetime import UTC, datetime
+
+    from grader import reports, settings
+
+    when = datetime(2026, 10, 12, 23, 59, tzinfo=UTC)
+    term = settings.Settings(extensions={(ASSIGNMENT, "Alice"): when, (ASSIGNMENT, "bob"): when})
+    reports._warn_about_extensions(term, {"alice", "bob"})
+    (line,) = capsys.readouterr().err.splitlines()
+    assert 'extensions."01-embeddings".Alice names no student graded or on the roster' in line
+    assert line.endswith("did you mean alice?")
+
+
 def test_a_penalty_never_takes_a_score_below_zero():
     from datetime import UTC, datetime
 
