@@ -13,6 +13,7 @@ a title without an id makes Canvas offer to create a new assignment.
 
 import csv
 import dataclasses
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path, PurePosixPath
@@ -24,6 +25,7 @@ from .submissions import LMS_PATTERNS, MAX_STAMP, STAMP, Submission
 CANVAS, BLACKBOARD = LMS_PATTERNS
 IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 EXCHANGE_TIMESTAMP = STAMP.decode()  # what nbgrader's submit writes and collect keeps
+TITLE_ID = re.compile(r"\((\d+)\)\s*$")  # Canvas's assignment id at the end of a column title
 STAMP_SLACK = timedelta(minutes=1)  # a stamp this much earlier than the notebook's time still counts
 
 
@@ -140,6 +142,21 @@ def read_roster(path: Path) -> list[Person]:
             if row.get("ID", "").strip() and "Points Possible" not in row.get("Student", "")
         ]
     return [p for p in people if p.name != "Student, Test"]
+
+
+def roster_titles(path: Path) -> list[str]:
+    """The assignment columns of a Canvas gradebook export: the titles that end with an id."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        header = next(csv.reader(f), [])
+    return [title.strip() for title in header if TITLE_ID.search(title)]
+
+
+def unknown_column(title: str, titles: list[str]) -> bool:
+    """Whether Canvas would take ``title`` for a new assignment, its import matching a column to
+    one of the roster's ``titles`` by the id in it (or, without one, by the whole title)."""
+    ids = {TITLE_ID.search(t)[1] for t in titles}
+    found = TITLE_ID.search(title)
+    return found[1] not in ids if found else title not in titles
 
 
 def match(student: str, roster: list[Person]) -> Person | None:

@@ -209,10 +209,29 @@ def write(out: Path, book: Gradebook, settings: Settings) -> View:
             "their folders the roster's ids",
             file=sys.stderr,
         )
+    _warn_about_columns(settings, columns)
     _warn_about_extensions(settings, set(view.people))
     _write_summary(out / "summary.html", view)
     write_feedback(out, book, view)
     return view
+
+
+def _warn_about_columns(settings: Settings, columns: dict[str, str]) -> None:
+    """A column of canvas.csv that the roster has no assignment for becomes a new assignment when
+    Canvas imports it: name it, with the roster's title that looks most like it."""
+    if not settings.roster:
+        return
+    for assignment, title in columns.items():
+        if not lms.unknown_column(title, list(settings.canvas_titles)):
+            continue
+        near = difflib.get_close_matches(title, settings.canvas_titles, n=1, cutoff=0.3)
+        meant = f' = "{near[0]}"' if near else ' = "Name (id)" as its header has it'
+        print(
+            f"warning: canvas.csv: the column {title!r} ({assignment}) is no assignment of the roster "
+            f"{settings.roster.name}: Canvas would import it as a new assignment. Give its title in "
+            f'course.toml, [canvas] "{assignment}"{meant}',
+            file=sys.stderr,
+        )
 
 
 def _warn_about_extensions(settings: Settings, students: set[str]) -> None:

@@ -43,6 +43,7 @@ class Settings:
     canvas_columns: dict[str, str] = field(default_factory=dict)
     roster: Path | None = None
     people: tuple = ()  # the roster's students (``lms.Person``), read once when the settings load
+    canvas_titles: tuple = ()  # the roster's assignment columns, as Canvas titles them
 
     def due_for(self, assignment: str, student: str) -> datetime | None:
         return self.extensions.get((assignment, student), self.due.get(assignment))
@@ -69,7 +70,8 @@ def load(out: Path) -> Settings:
     check_assignments(term, course.assignments(), path)
     if term.roster:  # read now, before any grading: a roster that cannot be read stops the command
         try:
-            term = replace(term, people=tuple(lms.read_roster(term.roster)))
+            people, titles = lms.read_roster(term.roster), lms.roster_titles(term.roster)
+            term = replace(term, people=tuple(people), canvas_titles=tuple(titles))
         except (OSError, UnicodeDecodeError, ValueError, csv.Error) as err:
             raise SettingsError(f"{path}: canvas.roster: {err}") from None
     return term

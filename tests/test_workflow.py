@@ -720,6 +720,25 @@ def test_a_canvas_roster_names_the_class(tmp_path):
                      "Section": "Section A", "Embeddings (9001)": "9.6"}]  # fmt: skip
 
 
+def test_a_canvas_column_the_roster_has_no_assignment_for_is_named(tmp_path, capsys):
+    """Canvas imports a column whose title (id) the gradebook does not have as a new assignment."""
+    from grader import lms, reports, settings
+
+    export = tmp_path / "export.csv"
+    export.write_text(
+        "Student,ID,Section,Embeddings (9001),Cost (9002),Current Score\n", encoding="utf-8-sig"
+    )
+    titles = lms.roster_titles(export)
+    assert titles == ["Embeddings (9001)", "Cost (9002)"]
+    assert not lms.unknown_column("Embeddings, renamed (9001)", titles)  # Canvas matches by the id
+    term = settings.Settings(roster=export, canvas_titles=tuple(titles))
+    reports._warn_about_columns(term, {ASSIGNMENT: "Embeddings (9001)", WEEK2: "Cost(9003)", "x": "x"})
+    cost, other = capsys.readouterr().err.splitlines()
+    assert "the column 'Cost(9003)' (06-cost) is no assignment of the roster export.csv" in cost
+    assert cost.endswith('[canvas] "06-cost" = "Cost (9002)"')
+    assert other.endswith('[canvas] "x" = "Name (id)" as its header has it')
+
+
 @pytest.mark.parametrize(
     ("written", "read"),
     [
