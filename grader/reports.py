@@ -101,7 +101,7 @@ class View:
 
 def build(book: Gradebook, settings: Settings, only: set[str] | None = None) -> View:
     """The gradebook as the reports show it (for the students in ``only``, if given)."""
-    people = _people(book.students(), list(settings.people))
+    people = _people(book.students(), list(settings.people), settings.roster_ids)
     if only is not None:
         people = {student: person for student, person in people.items() if student in only}
     exercises: dict[str, list[Exercise]] = defaultdict(list)
@@ -134,12 +134,15 @@ def build(book: Gradebook, settings: Settings, only: set[str] | None = None) -> 
     return View(lines, totals, people, findings, dict(exercises))
 
 
-def _people(students: dict[str, tuple[str, str]], roster: list[lms.Person]) -> dict[str, lms.Person]:
-    """Everyone in the gradebook, as the roster (or else their submissions) names them, and
-    everyone on the roster."""
+def _people(
+    students: dict[str, tuple[str, str]], roster: list[lms.Person], roster_ids: dict[str, str]
+) -> dict[str, lms.Person]:
+    """Everyone in the gradebook, as the roster (by their id, or the one ``roster_ids`` gives
+    them) or else their submissions name them, and everyone else on the roster."""
     people = {}
     for student, (name, lms_id) in students.items():
-        people[student] = lms.match(student, roster) or lms.Person(name or student, canvas_id=lms_id)
+        found = lms.match(roster_ids.get(student, student), roster)
+        people[student] = found or lms.Person(name or student, canvas_id=lms_id)
     matched = set(people.values())
     for person in roster:
         if person not in matched:
@@ -206,7 +209,7 @@ def write(out: Path, book: Gradebook, settings: Settings) -> View:
         print(
             f"warning: canvas.csv: {len(unmatched)} graded student(s) match no one on the roster "
             f"({', '.join(unmatched[:10])}): Canvas cannot match their rows; add them to the roster, or give "
-            "their folders the roster's ids",
+            'each their roster id in course.toml ([roster_ids] "folder name" = "roster id")',
             file=sys.stderr,
         )
     _warn_about_columns(settings, columns)

@@ -44,6 +44,7 @@ class Settings:
     roster: Path | None = None
     people: tuple = ()  # the roster's students (``lms.Person``), read once when the settings load
     canvas_titles: tuple = ()  # the roster's assignment columns, as Canvas titles them
+    roster_ids: dict[str, str] = field(default_factory=dict)  # a graded id -> the roster's id for them
 
     def due_for(self, assignment: str, student: str) -> datetime | None:
         return self.extensions.get((assignment, student), self.due.get(assignment))
@@ -74,10 +75,11 @@ def load(out: Path) -> Settings:
             term = replace(term, people=tuple(people), canvas_titles=tuple(titles))
         except (OSError, UnicodeDecodeError, ValueError, csv.Error) as err:
             raise SettingsError(f"{path}: canvas.roster: {err}") from None
+    check_roster_ids(term, path)
     return term
 
 
-SECTIONS = {"timezone", "due", "extensions", "late", "canvas"}
+SECTIONS = {"timezone", "due", "extensions", "late", "canvas", "roster_ids"}
 LATE_KEYS = {"policy", "penalty_per_day", "max_penalty", "grace_minutes"}
 
 
@@ -109,6 +111,7 @@ def parse(raw: dict, path: Path) -> Settings:
         late=_late(_table(raw, "late", path), path),
         canvas_columns=columns,
         roster=(path.parent / str(roster)) if roster else None,
+        roster_ids={str(k): str(v) for k, v in _table(raw, "roster_ids", path).items()},
     )
 
 
@@ -130,6 +133,18 @@ def check_assignments(term: Settings, assignments, path: Path) -> None:
         if assignment not in assignments:
             raise SettingsError(
                 f'{path}: {section}."{assignment}" names no assignment (they are: {", ".join(sorted(assignments))})'
+            )
+
+
+def check_roster_ids(term: Settings, path: Path) -> None:
+    """Every id ``[roster_ids]`` gives is one of the roster's: a misspelt one would match nobody."""
+    if term.roster_ids and not term.roster:
+        raise SettingsError(f"{path}: [roster_ids] needs the roster it names ids of (canvas.roster)")
+    for student, given in term.roster_ids.items():
+        if lms.match(given, list(term.people)) is None:
+            raise SettingsError(
+                f'{path}: roster_ids."{student}" = "{given}" is not the Canvas ID, SIS user id or SIS login '
+                f"of anyone on the roster {term.roster.name}"
             )
 
 

@@ -720,6 +720,29 @@ def test_a_canvas_roster_names_the_class(tmp_path):
                      "Section": "Section A", "Embeddings (9001)": "9.6"}]  # fmt: skip
 
 
+def test_a_student_graded_under_another_id_is_given_their_roster_id(tmp_path):
+    """A folder named "José Ñúñez" for the roster's jnunez: Canvas skipped the graded row and the
+    roster's row for him said 0; [roster_ids] makes them one."""
+    from grader import reports, settings
+
+    (tmp_path / "export.csv").write_text(
+        'Student,ID,SIS User ID,SIS Login ID,Section\n"Ñúñez, José",103,S103,jnunez,B\n', encoding="utf-8"
+    )
+    toml = '[canvas]\nroster = "export.csv"\n[roster_ids]\n"José Ñúñez" = "%s"\n'
+    (tmp_path / "course.toml").write_text(toml % "jnunez")
+    term = settings.load(tmp_path)
+    people = reports._people({"José Ñúñez": ("", "")}, list(term.people), term.roster_ids)
+    assert list(people) == ["José Ñúñez"] and people["José Ñúñez"].canvas_id == "103"
+    (tmp_path / "course.toml").write_text(toml % "jnunes")
+    with pytest.raises(
+        settings.SettingsError, match='roster_ids."José Ñúñez" = "jnunes" is not the Canvas ID'
+    ):
+        settings.load(tmp_path)
+    (tmp_path / "course.toml").write_text('[roster_ids]\n"José Ñúñez" = "jnunez"\n')
+    with pytest.raises(settings.SettingsError, match=re.escape("[roster_ids] needs the roster")):
+        settings.load(tmp_path)
+
+
 def test_a_canvas_column_the_roster_has_no_assignment_for_is_named(tmp_path, capsys):
     """Canvas imports a column whose title (id) the gradebook does not have as a new assignment."""
     from grader import lms, reports, settings
