@@ -100,6 +100,10 @@ class Change:
 
 def clean_file(path: Path, released, target: Path) -> list[Change]:
     """Read the submission at ``path``, clean it against ``released`` and write it to ``target``."""
+    if _blank(path):  # an upload that failed, a notebook never saved
+        raise NotANotebook(
+            f"not a valid notebook: the file is empty ({path.stat().st_size} bytes, all blank)"
+        )
     try:
         nb = _read(path)
         too_big = _too_big(nb)
@@ -118,6 +122,11 @@ def clean_file(path: Path, released, target: Path) -> list[Change]:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(text)
     return changes
+
+
+def _blank(path: Path) -> bool:
+    """Whether the file at ``path`` holds nothing but white space (read only if it is small)."""
+    return path.stat().st_size <= 4096 and not path.read_bytes().strip()
 
 
 class _TooBig(ValueError):

@@ -487,6 +487,10 @@ def test_a_file_that_is_no_notebook_is_refused_with_its_reason(tmp_path):
         (tmp_path / f"{name}.ipynb").write_bytes(data)
         with pytest.raises(clean.NotANotebook, match=re.escape(f"not a valid notebook: ValueError: {said}")):
             clean.clean_file(tmp_path / f"{name}.ipynb", released(), tmp_path / "out.ipynb")
+    for blank in (b"", b"\n  \n"):  # an upload that failed: "premature EOF" said nothing to the student
+        (tmp_path / "empty.ipynb").write_bytes(blank)
+        with pytest.raises(clean.NotANotebook, match=rf"the file is empty \({len(blank)} bytes, all blank\)"):
+            clean.clean_file(tmp_path / "empty.ipynb", released(), tmp_path / "out.ipynb")
 
 
 def test_a_notebook_saved_with_a_byte_order_mark_is_read(tmp_path):
