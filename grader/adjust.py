@@ -4,7 +4,7 @@ folder, and its reports made again, both from the gradebook and without regradin
 import sys
 from pathlib import Path
 
-from . import autograde, formgrader, gradebook, reports, settings
+from . import autograde, formgrader, gradebook, reports, settings, spelling
 
 
 def main(out: Path, student: str, exercise: str, score: float | None, reason: str | None, clear: bool) -> int:
@@ -70,12 +70,17 @@ def _resolve(book: gradebook.Gradebook, roster: set[str], student: str, exercise
     """(problem, None) or (None, (assignment, exercise, max_score)) for ``exercise`` given as
     ``name`` or ``assignment/name``, of a student graded or on the ``roster`` (by the id the
     reports give them)."""
-    if student not in book.students() and student not in roster:
-        return f"no student {student!r} in the gradebook or on the roster", None
+    students = set(book.students()) | roster
+    if student not in students:
+        return (
+            f"no student {student!r} in the gradebook or on the roster{spelling.hint(student, students)}",
+            None,
+        )
     assignment, _, name = exercise.rpartition("/")
     found = [e for e in book.exercises() if e.name == name and assignment in ("", e.assignment)]
     if not found:
-        return f"no exercise {exercise!r} in any graded assignment", None
+        names = {f"{e.assignment}/{e.name}" if assignment else e.name for e in book.exercises()}
+        return f"no exercise {exercise!r} in any graded assignment{spelling.hint(exercise, names)}", None
     if len(found) > 1:
         options = ", ".join(f"{e.assignment}/{e.name}" for e in found)
         return f"{exercise!r} is in several assignments: say which ({options})", None

@@ -94,6 +94,7 @@ from . import (
     scoring,
     scrub,
     settings,
+    spelling,
     submissions,
 )
 from .execute import ResilientExecute
@@ -250,16 +251,11 @@ def _find(
     """The selected submissions by student, with what their LMS export carried, and the
     problems met among the selected students' files (each also a warning here)."""
     found = submissions.find(submitted, known, tmp / "unzipped")
+    seen = set(found.by_student) | {problem.student for problem in found.problems}
+    _check_selection(selection, seen, set(known.values()), submitted)
     problems = [p for p in found.problems if p.student in selection.students or not selection.students]
     for problem in problems:
         print(f"warning: {problem.file or problem.name}: {problem.reason}", file=sys.stderr)
-    for student in sorted(selection.students - set(found.by_student)):
-        print(f"warning: no submission of student {student!r} in {submitted}", file=sys.stderr)
-    for assignment in sorted(selection.assignments - set(known.values())):
-        print(
-            f"warning: no chapter is called {assignment!r}; known: {', '.join(sorted(set(known.values())))}",
-            file=sys.stderr,
-        )
     chosen = {}
     for student, subs in found.by_student.items():
         subs = [
@@ -271,6 +267,30 @@ def _find(
             if sub.assignment is None:
                 print(f"warning: {unknown_reason(sub)}", file=sys.stderr)
     return chosen, problems
+
+
+def _check_selection(
+    selection: Selection, students: set[str], assignments: set[str], submitted: Path
+) -> None:
+    """Stop before grading when ``--assignment`` names no chapter, or no ``--student`` has a
+    submission here (a typo would grade nothing, and say so only in passing); a student missing
+    beside others who are here is a warning."""
+    unknown = sorted(selection.assignments - assignments)
+    if unknown:
+        said = [
+            f"--assignment {a}: no chapter is called that{spelling.hint(a, assignments)}" for a in unknown
+        ]
+        raise submissions.SubmissionsError(
+            "error: "
+            + "\n".join(said)
+            + f"\n(the chapters: {', '.join(sorted(assignments))}); nothing graded"
+        )
+    absent = sorted(selection.students - students)
+    said = [f"no submission of student {s!r} in {submitted}{spelling.hint(s, students)}" for s in absent]
+    if absent and len(absent) == len(selection.students):
+        raise submissions.SubmissionsError("error: " + "\n".join(said) + "\nnothing graded")
+    for line in said:
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def _record_problems(

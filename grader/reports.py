@@ -33,7 +33,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import atomic, course, feedback, integrity, late, lms
+from . import atomic, course, feedback, integrity, late, lms, spelling
 from .gradebook import PROBLEMS, Exercise, Gradebook, Override, Submitted
 from .results import FIELDS, Row
 from .settings import Settings
@@ -240,15 +240,12 @@ def _warn_about_columns(settings: Settings, columns: dict[str, str]) -> None:
 def _warn_about_extensions(settings: Settings, students: set[str]) -> None:
     """An extension for a student nobody has (a typo, another id) applies to nothing: say so, with
     the ids it may have meant."""
-    folded = {s.lower(): s for s in students}
     for assignment, student in sorted(settings.extensions):
         if student in students:
             continue
-        near = difflib.get_close_matches(student.lower(), folded, n=3)
-        hint = f"; did you mean {' or '.join(folded[n] for n in near)}?" if near else ""
         print(
             f'warning: course.toml: extensions."{assignment}".{student} names no student graded or on '
-            f"the roster: it applies to nobody{hint}",
+            f"the roster: it applies to nobody{spelling.hint(student, students)}",
             file=sys.stderr,
         )
 

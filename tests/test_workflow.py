@@ -831,6 +831,37 @@ def test_a_file_that_is_no_gradebook_of_this_grader_is_named(tmp_path, make, wor
         gradebook.Gradebook(tmp_path)
 
 
+def test_a_typo_in_a_selection_stops_the_run_before_it_starts(tmp_path, capsys):
+    """--student alcie or --assignment 06-cst graded nothing and ended as if all was well."""
+    from grader import autograde, submissions
+
+    def check(students=(), assignments=()):
+        selection = autograde.Selection(frozenset(students), frozenset(assignments))
+        autograde._check_selection(selection, {"alice", "bob"}, {ASSIGNMENT, WEEK2}, tmp_path)
+
+    with pytest.raises(submissions.SubmissionsError, match=r"--assignment 06-cst: .* did you mean 06-cost\?"):
+        check(assignments=["06-cst"])
+    with pytest.raises(
+        submissions.SubmissionsError, match=r"'alcie' in .*; did you mean alice\?\nnothing graded"
+    ):
+        check(students=["alcie"])
+    check(students=["alcie", "bob"])  # bob is graded; alcie is a warning
+    assert "warning: no submission of student 'alcie'" in capsys.readouterr().err
+
+
+def test_a_typo_in_an_adjustment_is_named_with_what_was_meant(tmp_path):
+    from grader import adjust, gradebook
+
+    with gradebook.Gradebook(tmp_path) as book:
+        book.set_exercises(WEEK2, "cost", [("count_params", 2.0), ("q_two", 1.0)])
+        book.db.execute("INSERT INTO students (student) VALUES ('alice')")
+        assert adjust._resolve(book, set(), "alice", "count_params")[1] == (WEEK2, "count_params", 2.0)
+        assert adjust._resolve(book, {"bob"}, "alcie", "count_params")[0].endswith("did you mean alice?")
+        assert adjust._resolve(book, set(), "alice", "count_param")[0].endswith("did you mean count_params?")
+        wrong = adjust._resolve(book, set(), "alice", "06-cots/count_params")[0]
+        assert wrong.endswith("did you mean 06-cost/count_params?")
+
+
 def test_a_file_submitted_before_the_graded_one_is_not_graded_over_it(tmp_path, capsys):
     """An earlier week's zip graded again would put the older file back in place of the newer."""
     from datetime import UTC, datetime
