@@ -252,6 +252,12 @@ def _find(
     problems met among the selected students' files (each also a warning here)."""
     found = submissions.find(submitted, known, tmp / "unzipped")
     seen = set(found.by_student) | {problem.student for problem in found.problems}
+    if not seen:  # the wrong folder, or an export of another kind of file
+        raise submissions.SubmissionsError(
+            f"error: no notebook (.ipynb) in {submitted}: nothing graded. Give the folder or zip that "
+            "holds the students' folders (<student>/<notebook>.ipynb, <student>/<assignment>/<notebook>.ipynb) "
+            "or the LMS's files"
+        )
     _check_selection(selection, seen, set(known.values()), submitted)
     problems = [p for p in found.problems if p.student in selection.students or not selection.students]
     for problem in problems:

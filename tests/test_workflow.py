@@ -849,6 +849,16 @@ def test_a_typo_in_a_selection_stops_the_run_before_it_starts(tmp_path, capsys):
     assert "warning: no submission of student 'alcie'" in capsys.readouterr().err
 
 
+def test_submissions_without_a_notebook_stop_the_run_before_it_starts(tmp_path):
+    """The wrong folder graded 0 notebooks and ended as if all was well."""
+    from grader import autograde, settings, submissions
+
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "notes.txt").write_text("not a notebook")
+    with pytest.raises(submissions.SubmissionsError, match=r"no notebook \(.ipynb\) in .*: nothing graded"):
+        autograde._find(tmp_path, tmp_path / "x", {"cost": WEEK2}, settings.Settings(), autograde.Selection())
+
+
 def test_a_typo_in_an_adjustment_is_named_with_what_was_meant(tmp_path):
     from grader import adjust, gradebook
 
