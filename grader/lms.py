@@ -174,7 +174,7 @@ def match(student: str, roster: list[Person]) -> Person | None:
 
 
 def canvas_rows(
-    people: dict[str, Person], columns: dict[str, str], finals: dict[tuple[str, str], float]
+    people: dict[str, Person], finals: dict[tuple[str, str], float], columns: dict[str, str]
 ) -> list[dict]:
     """Canvas import rows: ``people`` by student id, ``columns`` the title of each assignment's
     column, ``finals`` the score of each (student, assignment) after the late penalty."""

@@ -201,8 +201,7 @@ def write(out: Path, book: Gradebook, settings: Settings) -> View:
     _write_csv(out / "totals.csv", TOTALS_FIELDS, [_total_record(t, view.people) for t in view.totals])
     _write_csv(out / "integrity.csv", INTEGRITY_FIELDS, [_finding_record(f) for f in view.findings])
     columns = {a: settings.canvas_columns.get(a, a) for a in sorted(view.exercises)}
-    finals = {(t.student, t.assignment): t.final for t in view.totals}
-    canvas = lms.canvas_rows(view.people, columns, finals)
+    canvas = lms.canvas_rows(*_one_row_each(view), columns)
     _write_csv(out / "canvas.csv", (*lms.IDENTITY, *columns.values()), canvas)
     unmatched = sorted(student for student, person in view.people.items() if not person.canvas_id)
     if settings.roster and unmatched:
@@ -217,6 +216,34 @@ def write(out: Path, book: Gradebook, settings: Settings) -> View:
     _write_summary(out / "summary.html", view)
     write_feedback(out, book, view)
     return view
+
+
+def _one_row_each(view: View) -> tuple[dict[str, lms.Person], dict[tuple[str, str], float]]:
+    """canvas.csv's people and final scores, one row per person: students graded under two ids that
+    the roster or the LMS says are one person (a Canvas zip's 101 one week, the hub's alice the
+    next) are one row (Canvas took one of two rows with one ID over the other), each assignment's
+    score from the id it was submitted under."""
+    groups: dict[object, list[str]] = defaultdict(list)
+    for student, person in sorted(view.people.items()):
+        groups[person if person.ids() else student].append(student)
+    totals = {(t.student, t.assignment): t for t in view.totals}
+    people, finals = {}, {}
+    for students in groups.values():
+        people[students[0]] = view.people[students[0]]
+        for assignment in view.exercises:
+            mine = [totals[(s, assignment)] for s in students if (s, assignment) in totals]
+            submitted = [t for t in mine if t.submitted]
+            if len(submitted) > 1:
+                print(
+                    f"warning: canvas.csv: {' and '.join(t.student for t in submitted)} are one student on the "
+                    f"roster ({people[students[0]].name}) and each submitted {assignment}: their row has the "
+                    "higher final score; check which submission counts",
+                    file=sys.stderr,
+                )
+            chosen = max(submitted or mine, key=lambda t: t.final, default=None)
+            if chosen:
+                finals[(students[0], assignment)] = chosen.final
+    return people, finals
 
 
 def _warn_about_columns(settings: Settings, columns: dict[str, str]) -> None:

@@ -714,7 +714,7 @@ def test_a_canvas_roster_names_the_class(tmp_path):
     assert lms.match("al", roster) == lms.match("AL@uni.example", roster) == roster[1]  # the login's name
     assert lms.match("bob", roster) is None
     rows = lms.canvas_rows(
-        {"jdoe": roster[0]}, {ASSIGNMENT: "Embeddings (9001)"}, {("jdoe", ASSIGNMENT): 9.6}
+        {"jdoe": roster[0]}, {("jdoe", ASSIGNMENT): 9.6}, {ASSIGNMENT: "Embeddings (9001)"}
     )
     assert rows == [{"Student": "Doe, Jane", "ID": "999", "SIS User ID": "S999", "SIS Login ID": "jdoe",
                      "Section": "Section A", "Embeddings (9001)": "9.6"}]  # fmt: skip
@@ -741,6 +741,39 @@ def test_a_student_graded_under_another_id_is_given_their_roster_id(tmp_path):
     (tmp_path / "course.toml").write_text('[roster_ids]\n"José Ñúñez" = "jnunez"\n')
     with pytest.raises(settings.SettingsError, match=re.escape("[roster_ids] needs the roster")):
         settings.load(tmp_path)
+
+
+def test_a_student_graded_under_two_ids_is_one_row_of_canvas_csv(capsys):
+    """A Canvas zip's 101 one week and the hub's alice the next are one person on the roster:
+    canvas.csv had two rows with ID 101, each with 0 for the other's assignment."""
+    from grader import late, lms, reports
+
+    alice = lms.Person("Liddell, Alice", "101", "S101", "alice@uni.example")
+
+    def total(student, assignment, final, submitted=True):
+        return reports.Total(student, assignment, "graded", final, 9, late.ON_TIME, submitted or None, 0, 0)
+
+    view = reports.View(
+        [],
+        [
+            total("101", ASSIGNMENT, 8),
+            total("101", WEEK2, 0, submitted=False),
+            total("alice", ASSIGNMENT, 0, submitted=False),
+            total("alice", WEEK2, 7),
+            total("emma", ASSIGNMENT, 5),
+            total("emma", WEEK2, 0, submitted=False),
+        ],
+        {"101": alice, "alice": alice, "emma": lms.Person("emma")},
+        [],
+        {ASSIGNMENT: [], WEEK2: []},
+    )
+    people, finals = reports._one_row_each(view)
+    assert people == {"101": alice, "emma": lms.Person("emma")}
+    assert finals == {("101", ASSIGNMENT): 8, ("101", WEEK2): 7, ("emma", ASSIGNMENT): 5, ("emma", WEEK2): 0}
+    assert not capsys.readouterr().err
+    view.totals[1] = total("101", WEEK2, 3)  # both ids submitted 06-cost: the higher, and a warning
+    assert reports._one_row_each(view)[1][("101", WEEK2)] == 7
+    assert "101 and alice are one student on the roster (Liddell, Alice)" in capsys.readouterr().err
 
 
 def test_a_canvas_column_the_roster_has_no_assignment_for_is_named(tmp_path, capsys):
