@@ -212,6 +212,7 @@ def write(out: Path, book: Gradebook, settings: Settings) -> View:
             file=sys.stderr,
         )
     _warn_about_columns(settings, columns)
+    _warn_about_due_dates(settings, set(view.exercises))
     _warn_about_extensions(settings, set(view.people))
     _write_summary(out / "summary.html", view)
     write_feedback(out, book, view)
@@ -260,6 +261,18 @@ def _warn_about_columns(settings: Settings, columns: dict[str, str]) -> None:
             f"warning: canvas.csv: the column {title!r} ({assignment}) is no assignment of the roster "
             f"{settings.roster.name}: Canvas would import it as a new assignment. Give its title in "
             f'course.toml, [canvas] "{assignment}"{meant}',
+            file=sys.stderr,
+        )
+
+
+def _warn_about_due_dates(settings: Settings, assignments: set[str]) -> None:
+    """A term with due dates and a graded assignment without one (this week's date not written
+    yet): nothing of it is late, which the reports would show without a word."""
+    undated = sorted(assignments - set(settings.due) - {""})
+    if settings.due and undated:
+        print(
+            f"warning: course.toml: no due date for {', '.join(undated)} ([due]): nothing submitted for "
+            "it counts as late",
             file=sys.stderr,
         )
 

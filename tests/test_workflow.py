@@ -560,6 +560,21 @@ def test_an_extension_for_a_student_nobody_has_is_named(capsys):
     assert line.endswith("did you mean alice?")
 
 
+def test_a_graded_assignment_without_a_due_date_is_named(capsys):
+    from datetime import UTC, datetime
+
+    from grader import reports, settings
+
+    term = settings.Settings(due={ASSIGNMENT: datetime(2026, 10, 9, 23, 59, tzinfo=UTC)})
+    reports._warn_about_due_dates(term, {ASSIGNMENT, WEEK2})
+    assert (
+        "no due date for 06-cost ([due]): nothing submitted for it counts as late" in capsys.readouterr().err
+    )
+    reports._warn_about_due_dates(settings.Settings(), {ASSIGNMENT, WEEK2})  # a term without due dates
+    reports._warn_about_due_dates(term, {ASSIGNMENT})
+    assert not capsys.readouterr().err
+
+
 def test_a_penalty_never_takes_a_score_below_zero():
     from datetime import UTC, datetime
 
