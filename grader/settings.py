@@ -134,6 +134,12 @@ def check_assignments(term: Settings, assignments, path: Path) -> None:
             raise SettingsError(
                 f'{path}: {section}."{assignment}" names no assignment (they are: {", ".join(sorted(assignments))})'
             )
+    for assignment, student in term.extensions:
+        if assignment not in term.due:  # only that student could be late
+            raise SettingsError(
+                f'{path}: extensions."{assignment}".{student} extends a due date that [due] does not give: '
+                f'add "{assignment}" to [due]'
+            )
 
 
 def check_roster_ids(term: Settings, path: Path) -> None:

@@ -605,6 +605,10 @@ def test_a_penalty_never_takes_a_score_below_zero():
             'due."01-embedding" names no assignment (they are: 00-introduction, 01-embeddings',
         ),
         ('[extensions."06-cst"]\nbob = "2026-10-09 23:59"', 'extensions."06-cst" names no assignment'),
+        (
+            '[extensions."06-cost"]\nbob = "2026-10-09 23:59"',
+            'extensions."06-cost".bob extends a due date that [due] does not give',
+        ),
         ("[late]\npenalty_perday = 25", "late.penalty_perday is not a setting"),
         ('timezon = "UTC"', "timezon is not a setting"),
         ('[canvas]\n"01-embeddings" = "A (1)"\n"06-cost" = "A (1)"', "share the Canvas column 'A (1)'"),
