@@ -192,10 +192,11 @@ def autograde(
     ``timeout`` seconds per cell is a wall-clock backstop. ``zero_flagged``: exercises with an
     integrity finding score 0 (in the notebooks this run grades). Raises ``SandboxUnavailable`` if
     students' code cannot be sandboxed here, unless ``sandboxed=False``."""
+    out = out.resolve()
+    _check_apart(submitted.resolve(), out)
     if sandboxed and sandbox.available():
         raise SandboxUnavailable(sandbox.available())
     _warn_about_limits(sandboxed)
-    out = out.resolve()
     settings.ensure(out)
     term = settings.load(out)
     known = course.notebooks(source)
@@ -243,6 +244,22 @@ def autograde(
             others_changed = book.units_digest(untouched) != before
             view = reports.write(out, book, term)
     return Outcome(view, sum(map(len, todo.values())), skipped, others_changed)
+
+
+# The folders of a grading folder that hold notebooks the grader wrote, not students.
+GRADER_FOLDERS = ("autograded", "release", "feedback", "logs", formgrader.MIRROR)
+
+
+def _check_apart(submitted: Path, out: Path) -> None:
+    """Refuse submissions that hold the grading folder, or lie in one of the folders the grader
+    writes: its own notebooks would be graded as students' ("release", "autograded"), and a
+    gradebook never forgets a student."""
+    inside = [out / name for name in GRADER_FOLDERS if submitted.is_relative_to(out / name)]
+    if out.is_relative_to(submitted) or inside:
+        raise submissions.SubmissionsError(
+            f"error: {submitted} holds notebooks the grader wrote into {out} ({', '.join(GRADER_FOLDERS)}): "
+            "they would be graded as students. Give the folder or zip of the students' submissions"
+        )
 
 
 def _find(

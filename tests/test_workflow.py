@@ -911,6 +911,19 @@ def test_submissions_without_a_notebook_stop_the_run_before_it_starts(tmp_path):
         autograde._find(tmp_path, tmp_path / "x", {"cost": WEEK2}, settings.Settings(), autograde.Selection())
 
 
+def test_submissions_that_hold_the_grading_folder_are_refused(tmp_path):
+    """`autograde grading --out grading` graded release/ and autograded/ as students: a gradebook
+    never forgets them."""
+    from grader import autograde, submissions
+
+    out = tmp_path / "grading"
+    for given in (out, tmp_path, out / "autograded", out / "release" / WEEK2):
+        with pytest.raises(submissions.SubmissionsError, match="they would be graded as students"):
+            autograde._check_apart(given, out)
+    autograde._check_apart(out / "submitted", out)  # nbgrader's layout, beside the grader's folders
+    autograde._check_apart(tmp_path / "week3.zip", out)
+
+
 def test_a_typo_in_an_adjustment_is_named_with_what_was_meant(tmp_path):
     from grader import adjust, gradebook
 
