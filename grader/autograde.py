@@ -289,6 +289,10 @@ def _find(
         for sub in subs:
             if sub.assignment is None:
                 print(f"warning: {unknown_reason(sub)}", file=sys.stderr)
+    if not chosen and not problems:  # --assignment 06-cost given with last week's zip
+        raise submissions.SubmissionsError(
+            f"error: {submitted} holds no submission of what was selected ({selection}): nothing graded"
+        )
     return chosen, problems
 
 

@@ -885,7 +885,7 @@ def test_a_file_that_is_no_gradebook_of_this_grader_is_named(tmp_path, make, wor
 
 def test_a_typo_in_a_selection_stops_the_run_before_it_starts(tmp_path, capsys):
     """--student alcie or --assignment 06-cst graded nothing and ended as if all was well."""
-    from grader import autograde, submissions
+    from grader import autograde, settings, submissions
 
     def check(students=(), assignments=()):
         selection = autograde.Selection(frozenset(students), frozenset(assignments))
@@ -899,6 +899,16 @@ def test_a_typo_in_a_selection_stops_the_run_before_it_starts(tmp_path, capsys):
         check(students=["alcie"])
     check(students=["alcie", "bob"])  # bob is graded; alcie is a warning
     assert "warning: no submission of student 'alcie'" in capsys.readouterr().err
+    (tmp_path / "week1" / "alice").mkdir(parents=True)
+    (tmp_path / "week1" / "alice" / "embeddings.ipynb").write_text("{}")
+    with pytest.raises(submissions.SubmissionsError, match=r"holds no submission of what was selected"):
+        autograde._find(
+            tmp_path / "week1",
+            tmp_path / "x",
+            {"embeddings": ASSIGNMENT, "cost": WEEK2},
+            settings.Settings(),
+            autograde.Selection(assignments=frozenset({WEEK2})),
+        )
 
 
 def test_submissions_without_a_notebook_stop_the_run_before_it_starts(tmp_path):
