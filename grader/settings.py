@@ -83,8 +83,26 @@ SECTIONS = {"timezone", "due", "extensions", "late", "canvas", "roster_ids"}
 LATE_KEYS = {"policy", "penalty_per_day", "max_penalty", "grace_minutes"}
 
 
+# Where each setting that is not an assignment's or a student's belongs.
+PLACES = {"timezone": "at the top of the file, above every [section]", "roster": "in [canvas]"}
+PLACES |= {key: "in [late]" for key in LATE_KEYS}
+
+
+def _misplaced(raw: dict, path: Path) -> None:
+    """A setting written under the wrong [section] (``timezone`` added at the end of the file is
+    the last section's, in TOML) is named with where it belongs."""
+    for section, table in raw.items():
+        for key in table if isinstance(table, dict) else ():
+            if key in PLACES and PLACES[key] != f"in [{section}]":
+                raise SettingsError(
+                    f"{path}: {section}.{key}: {key} belongs {PLACES[key]} (in TOML, every line below a "
+                    "[section] header is part of that section)"
+                )
+
+
 def parse(raw: dict, path: Path) -> Settings:
     _known(raw, SECTIONS, path, "")
+    _misplaced(raw, path)
     _known(_table(raw, "late", path), LATE_KEYS, path, "late.")
     zone = _zone(raw.get("timezone"), path)
     due = {str(a): _when(v, zone, path, f"due.{a}") for a, v in _table(raw, "due", path).items()}

@@ -611,6 +611,11 @@ def test_a_penalty_never_takes_a_score_below_zero():
         ),
         ("[late]\npenalty_perday = 25", "late.penalty_perday is not a setting"),
         ('timezon = "UTC"', "timezon is not a setting"),
+        (
+            '[canvas]\nroster = "export.csv"\ntimezone = "UTC"',  # added at the end of the file
+            "canvas.timezone: timezone belongs at the top of the file, above every [section]",
+        ),
+        ('[due]\npolicy = "per-day"', "due.policy: policy belongs in [late]"),
         ('[canvas]\n"01-embeddings" = "A (1)"\n"06-cost" = "A (1)"', "share the Canvas column 'A (1)'"),
         (
             '[canvas]\nroster = "canvas_export.csv"',
