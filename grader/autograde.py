@@ -209,6 +209,11 @@ def autograde(
     ):
         tmp = Path(tmp)
         gradebook.refuse_a_lost_one(out)
+        if not (out / gradebook.FILE).exists():  # a misspelt --out in week 10 starts a term of its own
+            print(
+                f"note: {out} has no gradebook yet: this run starts the term's gradebook there",
+                file=sys.stderr,
+            )
         with gradebook.Gradebook(out) as book:
             import_formgrader_scores(out, book)
             by_student, problems = _find(submitted, tmp, known, term, selection)

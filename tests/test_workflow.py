@@ -130,6 +130,8 @@ def test_week_by_week_keeps_every_earlier_grade(term):
         assert {row["status"] for key, row in after.items() if key[:2] == (student, WEEK2)} == {"missing"}
     assert "graded 1 notebook(s) this run" in done.stdout
     assert "every grade outside this run's selection is unchanged" in done.stdout
+    assert "has no gradebook yet: this run starts the term's gradebook there" in steps["week1"][0].stderr
+    assert "has no gradebook yet" not in done.stderr
 
 
 @pytest.mark.slow
@@ -175,6 +177,8 @@ def test_regrading_one_student_changes_only_that_student(term):
     _, before, _ = steps["adjust"]
     assert "graded 1 notebook(s) this run" in done.stdout
     assert "every grade outside this run's selection is unchanged" in done.stdout
+    assert "has no gradebook yet: this run starts the term's gradebook there" in steps["week1"][0].stderr
+    assert "has no gradebook yet" not in done.stderr
     assert {k: v for k, v in after.items() if k[0] != "bob"} == {
         k: v for k, v in before.items() if k[0] != "bob"
     }
