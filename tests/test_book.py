@@ -812,8 +812,9 @@ def test_search_finds_a_chapter(browser_ready, book, site):
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [PHONE, TABLET])
 def test_the_menu_opens_the_sidebar_and_its_links_work(browser_ready, site, width):
-    """Below the wide breakpoint the visible menu button opens the sidebar as a dialog (it did not:
-    pydata-sphinx-theme issue 2451), and a link in it leads to its page."""
+    """Below the wide breakpoint the visible menu button opens the sidebar as a dialog (it did not
+    while the theme wrote a second, hidden one: pydata-sphinx-theme issue 2451), and a link in it
+    leads to its page."""
     with chromium(width) as context:
         page, errors, _, _ = open_page(context, site + CHAPTERS[0])
         menu = page.locator(".primary-toggle:visible")
@@ -881,9 +882,13 @@ def test_a_tap_leaves_no_tooltip_on_a_touch_screen(browser_ready, site):
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_the_menu_button_folds_the_sidebar_on_a_desktop(browser_ready, site):
+def test_the_menu_button_folds_the_sidebar_on_a_desktop_with_one_search_field(browser_ready, site):
+    """The sidebar's search field is the only one on the page (the theme's header bar showed
+    another above it), and the menu button folds the sidebar away and back."""
     with chromium(DESKTOP) as context:
         page, errors, _, _ = open_page(context, site + CHAPTERS[0])
+        assert page.locator(".search-button__button:visible").count() == 1
+        assert page.locator("#pst-primary-sidebar .search-button__button").is_visible()
         shown = "() => getComputedStyle(document.querySelector('#pst-primary-sidebar')).visibility"
         assert page.evaluate(shown) == "visible"
         page.locator(".primary-toggle:visible").click()

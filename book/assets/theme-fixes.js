@@ -1,28 +1,8 @@
 // Repairs to the book's theme, each naming the bug it works around. Remove one when the pinned
 // theme release fixes it (the browser test in tests/test_book.py says whether it still works).
 
-// pydata-sphinx-theme issue 2451 (https://github.com/pydata/pydata-sphinx-theme/issues/2451):
-// pydata-sphinx-theme 0.17.1 with sphinx-book-theme 1.3.0 renders two buttons of each class
-// .primary-toggle and .secondary-toggle: pydata's in the top navbar, hidden by sphinx-book-theme,
-// and sphinx-book-theme's in the article header, the one a reader sees. Both themes attach their
-// click handlers to the first match of document.querySelector, the hidden one, so below the wide
-// breakpoint the visible button cannot open the sidebar. A click on any other toggle of the same
-// kind is handed to the one that has the handlers.
 (() => {
   "use strict";
-
-  function forwardToggles() {
-    for (const selector of [".primary-toggle", ".secondary-toggle"]) {
-      const [wired, ...others] = document.querySelectorAll(selector);
-      for (const button of others) {
-        button.addEventListener("click", (event) => {
-          event.preventDefault();
-          event.stopImmediatePropagation();
-          wired.click();
-        });
-      }
-    }
-  }
 
   // pydata-sphinx-theme 0.17.1's header buttons have a spoken name that differs from what they
   // show (WCAG 2.5.3, "label in name"; axe-core's label-content-name-mismatch): the search button
@@ -102,7 +82,6 @@
   }
 
   function start() {
-    forwardToggles();
     closeDialogsOnInPageLinks();
     nameHeaderButtons();
     whenMathIsTypeset(markScrollingMath);
