@@ -494,6 +494,9 @@ def main(argv=None) -> int:
     if build(edition, staging):
         print(f"The {edition} edition did not build: see the messages above.", file=sys.stderr)
         return 1
+    # Sphinx copies the static folders only when some page is rebuilt: a change to the book's own
+    # scripts and styles alone would not reach the built book (nor the browser tests).
+    copy_tree(ROOT / "book" / "assets", EDITIONS[edition]["out"] / "_static")
     out = EDITIONS[edition]["out"].relative_to(ROOT)
     print(
         f"Open {out / 'index.html'}, or serve it (the live model on some pages needs http, not a file "
