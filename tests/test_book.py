@@ -880,6 +880,33 @@ def test_a_tap_leaves_no_tooltip_on_a_touch_screen(browser_ready, site):
             browser.close()
 
 
+BACK_TO_TOP_COVERS = """() => {
+    const button = document.getElementById('pst-back-to-top');
+    const box = button.getBoundingClientRect();
+    const under = document.elementsFromPoint(box.x + box.width / 2, box.y + box.height / 2)
+        .find(el => !button.contains(el));  // what the button is drawn over, not what that hides
+    return Boolean(under.closest('article.bd-article'));
+}"""
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_back_to_top_covers_no_text_on_a_phone(browser_ready, site):
+    """Scrolling up shows the theme's "Back to top" button; it sat over the middle of the text
+    (pydata-sphinx-theme floats it there below 1200 px), and is now among the header's buttons."""
+    with chromium(PHONE) as context:
+        page, errors, _, _ = open_page(context, site + CHAPTERS[0])
+        page.evaluate("scrollTo(0, 3000)")
+        page.wait_for_timeout(200)
+        page.evaluate("scrollTo(0, 2700)")  # the theme shows it while the reader scrolls up
+        button = page.locator("#pst-back-to-top")
+        button.wait_for(state="visible", timeout=5_000)
+        assert not page.evaluate(BACK_TO_TOP_COVERS)
+        button.click()
+        page.wait_for_function("() => scrollY === 0")
+    assert errors == []
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 def test_the_menu_button_folds_the_sidebar_on_a_desktop_with_one_search_field(browser_ready, site):

@@ -81,7 +81,21 @@
     }
   }
 
+  // pydata-sphinx-theme 0.17.1 floats its "Back to top" button over the middle of the text when
+  // the reader scrolls up, covering words (sphinx-book-theme hides it from 1200 px up). It goes
+  // into the sticky article header instead, an arrow first among the buttons on the right, where
+  // it appears and disappears as before without moving the others or covering anything.
+  function backToTopInHeader() {
+    const button = document.getElementById("pst-back-to-top");
+    const buttons = document.querySelector(".bd-header-article .article-header-buttons");
+    if (!button || !buttons) return;
+    button.setAttribute("aria-label", "Back to top");
+    button.title = "Back to top";
+    buttons.prepend(button);
+  }
+
   function start() {
+    backToTopInHeader();
     closeDialogsOnInPageLinks();
     nameHeaderButtons();
     whenMathIsTypeset(markScrollingMath);
