@@ -1199,6 +1199,48 @@ def test_instructor_notebook_runs_checks_and_describes_hidden_tests(form):
     assert "Key of `q_tied`" in text
 
 
+SWITCHED = """import os
+
+import numpy as np
+
+GRADING = "NBGRADER_EXECUTION" in os.environ  # the autograder skips figures
+if not GRADING:  # presentation only
+    import bookkit
+
+    bookkit.style.use()
+
+
+def draw(x):
+    if not GRADING and x:
+        print("static")
+    elif not GRADING:
+        print("live")
+    return x"""
+
+
+def test_the_grading_switch_is_left_out_of_what_readers_see():
+    """The chapters' autograder switch means nothing to a reader or a student reading the book:
+    the shown source does without it, and still says the same where the book runs it."""
+    shown = load_editions().without_grading_switch(SWITCHED, "test.ipynb, cell 1")
+    assert "GRADING" not in shown and "import os" not in shown
+    assert "\nimport bookkit\n\nbookkit.style.use()\n" in shown
+    assert '    if x:\n        print("static")\n    else:\n        print("live")' in shown
+    namespace, printed = {}, []
+    exec(shown.replace("import bookkit", "").replace("bookkit.style.use()", ""), namespace)
+    namespace["print"] = printed.append
+    assert namespace["draw"](1) == 1 and printed == ["static"]
+    with pytest.raises(ValueError, match="cell 2: a use of GRADING"):
+        load_editions().without_grading_switch("x = 1 if GRADING else 2", "test.ipynb, cell 2")
+
+
+@pytest.mark.slow
+def test_only_the_instructor_edition_shows_the_grading_switch():
+    for edition in EDITIONS:
+        pages = page_sources(built(edition))
+        shown = [path for path in CHAPTERS if "GRADING" in page_text(pages[path])]
+        assert shown == (CHAPTERS if edition == "instructor" else []), edition
+
+
 def test_the_execution_cache_is_kept_per_version_of_the_code_the_notebooks_run(tmp_path, monkeypatch):
     """A change to lib (or bookkit, grader) runs the notebooks again: a cache keyed by the cells
     alone would show an older lib's numbers. Bytecode caches do not count; older caches go."""

@@ -92,6 +92,48 @@ def strip_source(source: str, where: str) -> str:
     return "".join(kept).rstrip("\n")
 
 
+GRADING_SWITCH = re.compile(r"GRADING = .*")
+NOT_GRADING = re.compile(r"(?P<indent> *)(?P<el>el)?if not GRADING(?: and (?P<rest>.+))?:(?: *#.*)?")
+IMPORT_OS = re.compile(r"^import os\n", re.M)
+
+
+def without_grading_switch(source: str, where: str) -> str:
+    """A cell's source as a book shows it to people who grade nothing: without the chapters'
+    ``GRADING`` switch (true only under the autograder, false wherever the book is read), its
+    ``if not GRADING:`` blocks unwrapped, ``if not GRADING and x:`` as ``if x:``, ``elif not
+    GRADING:`` as ``else:``, and ``import os`` if the switch was all it was for. The cell's
+    outputs are those of the source as written."""
+    lines, kept = source.split("\n"), []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        found = NOT_GRADING.fullmatch(line)
+        index += 1
+        if GRADING_SWITCH.fullmatch(line):
+            continue
+        if not found:
+            kept.append(line)
+        elif found["el"] and not found["rest"]:
+            kept.append(f"{found['indent']}else:")
+        elif found["rest"]:
+            kept.append(f"{found['indent']}{found['el'] or ''}if {found['rest']}:")
+        else:  # the block's body, one level out
+            indent = len(found["indent"])
+            while index < len(lines) and (
+                not lines[index].strip() or len(lines[index]) - len(lines[index].lstrip()) > indent
+            ):
+                kept.append(lines[index][4:] if lines[index].strip() else lines[index])
+                index += 1
+            if index < len(lines) and lines[index].lstrip().startswith(("else", "elif")):
+                raise ValueError(f"{where}: an `if not GRADING:` with an else branch")
+    shown = "\n".join(kept)
+    if "GRADING" in shown:
+        raise ValueError(f"{where}: a use of GRADING the book cannot leave out")
+    if "os." not in shown:
+        shown = IMPORT_OS.sub("", shown).lstrip("\n")
+    return shown
+
+
 def nbgrader(cell) -> dict:
     return cell.metadata.get("nbgrader", {})
 
@@ -462,6 +504,10 @@ def stage(edition: str) -> Path:
         ran = executed(runs_all, folder, cache, name)
         shown = runs_all if edition == "instructor" else NOTEBOOKS[edition](solution, student, name)
         nb = with_outputs(shown, ran, name)
+        if edition != "instructor":  # the teaching team knows the switch; a reader has no use for it
+            for index, cell in enumerate(nb.cells):
+                if cell.cell_type == "code":
+                    cell.source = without_grading_switch(cell.source, f"{name}, cell {index}")
         write_if_changed(staging / "chapters" / rel, nbformat.writes(nb) + "\n")
     return staging
 
