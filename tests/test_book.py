@@ -909,6 +909,23 @@ def test_back_to_top_covers_no_text_on_a_phone(browser_ready, site):
 
 @pytest.mark.slow
 @pytest.mark.browser
+def test_no_full_screen_button_where_a_page_cannot_go_full_screen(browser_ready, site):
+    """An iPhone's browser gives a page no Fullscreen API (only videos go full screen): the
+    theme's full-screen button did nothing there. Chromium plays that browser here."""
+    with chromium(PHONE) as context:
+        context.add_init_script(
+            "for (const name of ['fullscreenEnabled', 'webkitFullscreenEnabled'])"
+            " Object.defineProperty(Document.prototype, name, {get: () => false});"
+        )
+        page, errors, _, _ = open_page(context, site + CHAPTERS[0])
+        page.wait_for_load_state("load")
+        assert page.locator(".btn-fullscreen-button").count() == 1
+        assert not page.locator(".btn-fullscreen-button").is_visible()
+    assert errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
 def test_the_menu_button_folds_the_sidebar_on_a_desktop_with_one_search_field(browser_ready, site):
     """The sidebar's search field is the only one on the page (the theme's header bar showed
     another above it), and the menu button folds the sidebar away and back."""

@@ -94,7 +94,16 @@
     buttons.prepend(button);
   }
 
+  // sphinx-book-theme 1.3.0's full-screen button asks the Fullscreen API for the whole page,
+  // which an iPhone's browsers do not give a page (only a video): there the button did nothing.
+  // It is shown only where the page can go full screen.
+  function fullScreenOnlyWhereItWorks() {
+    if (document.fullscreenEnabled || document.webkitFullscreenEnabled) return;
+    document.querySelectorAll(".btn-fullscreen-button").forEach((button) => (button.hidden = true));
+  }
+
   function start() {
+    fullScreenOnlyWhereItWorks();
     backToTopInHeader();
     closeDialogsOnInPageLinks();
     nameHeaderButtons();
