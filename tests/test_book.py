@@ -805,7 +805,16 @@ def test_search_finds_a_chapter(browser_ready, book, site):
         results = page.eval_on_selector_all(
             "#search-results li a", "links => links.map(a => a.getAttribute('href'))"
         )
-    assert any(chapter in href for href in results), f"searching {word!r} found {results}"
+        assert any(chapter in href for href in results), f"searching {word!r} found {results}"
+        # The summaries quote the pages' text, equations included: typeset, not as TeX.
+        page.goto(f"{site}search.html?q=softmax")
+        page.wait_for_function(
+            """() => { const items = [...document.querySelectorAll('#search-results li')];
+                return items.length && items.every(li => li.querySelector('p.context, span'))
+                    && document.querySelector('#search-results mjx-container')
+                    && !document.getElementById('search-results').innerText.includes('\\\\('); }""",
+            timeout=30_000,
+        )
     assert not (errors or failed or foreign), (errors, failed, foreign)
 
 

@@ -102,7 +102,21 @@
     document.querySelectorAll(".btn-fullscreen-button").forEach((button) => (button.hidden = true));
   }
 
+  // Sphinx's search results quote the pages' text, where an equation is its TeX source: MathJax
+  // (loaded on the search page by book/_ext/search_math.py) typesets each summary as it comes.
+  function typesetSearchResults() {
+    const results = document.getElementById("search-results");
+    if (!results) return;
+    new MutationObserver((records) => {
+      const summaries = records
+        .flatMap((record) => [...record.addedNodes])
+        .filter((node) => node.matches && node.matches("p.context"));
+      if (summaries.length) whenMathIsTypeset(() => window.MathJax.typesetPromise(summaries));
+    }).observe(results, { childList: true, subtree: true });
+  }
+
   function start() {
+    typesetSearchResults();
     fullScreenOnlyWhereItWorks();
     backToTopInHeader();
     closeDialogsOnInPageLinks();

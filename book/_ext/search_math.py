@@ -1,0 +1,16 @@
+"""Sphinx extension: the search page loads MathJax, to typeset the math its results quote.
+
+A result's summary is a passage of the page's text, where an equation is its TeX source (a reader
+met "\\(\\sqrt{d_\\text{head}}\\)"). Sphinx loads MathJax only on pages with equations, which the
+search page is not; ``book/assets/theme-fixes.js`` typesets each summary as it comes.
+"""
+
+
+def add_mathjax(app, pagename, templatename, context, doctree):
+    if pagename == "search":
+        app.add_js_file(app.config.mathjax_path, defer="defer")  # as on the pages with equations
+
+
+def setup(app):
+    app.connect("html-page-context", add_mathjax)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
