@@ -691,6 +691,7 @@ def _generate_inputs(model, ids, n, seed, settings, stop=None):
 
 
 STOP_FIRST = "the very first new token is the stop token"
+PROMPT_STOP = "a prompt that ends with the stop token"
 
 
 def _generate_visible():
@@ -710,6 +711,7 @@ def _generate_visible():
         case("zero-budget", 125, 9, [4, 4], 0, {}, stop=1),
         case("stop-zero", 128, 10, [3, 7], 8, {"temperature": 0.0}, stop=0),  # emits 8, then 0
         case("stop-first", 126, 8, [6, 0, 2], 7, {"temperature": 0.0}, stop="first", kinds={STOP_FIRST}),
+        case("prompt-stop", 129, 11, [4, 2, 5], 6, {"temperature": 0.8}, stop=5, kinds={PROMPT_STOP}),
     ]
 
 
@@ -735,6 +737,7 @@ def _generate_hidden(g):
     first = ToyLM(g, size(g, 6, 10))
     first_ids = prompt(first.table.shape[0])
     V64, V0 = size(g, 16, 24), size(g, 8, 12)
+    stop_at_end = size(g, 0, V0 - 1)
     filtered = {
         "temperature": round(float(g.uniform(1.0, 1.4)), 2),
         "top_k": size(g, 6, 10),
@@ -766,6 +769,14 @@ def _generate_hidden(g):
             ),
             kinds={STOP_FIRST},
             about=STOP_FIRST,
+        ),
+        hidden(
+            "prompt-stop",
+            _generate_inputs(
+                ToyLM(g, V0), [*prompt(V0), stop_at_end], size(g, 4, 8), seed(), {}, stop_at_end
+            ),
+            kinds={PROMPT_STOP},
+            about=PROMPT_STOP,
         ),
     ]
 
@@ -825,6 +836,11 @@ GENERATE = Exercise(
             "settings-ignored": (
                 {"settings": "defaults"},
                 "pass temperature, top_k and top_p on to sample_next: your tokens were drawn with the defaults",
+            ),
+            "stop-in-prompt": (
+                {"stop_looked": "last"},
+                "you stopped before drawing because the sequence already ended with the stop token (the "
+                "prompt's last token): stop only right after a token you appended is the stop token",
             ),
         },
     ),

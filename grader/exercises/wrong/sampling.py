@@ -189,16 +189,20 @@ def generate(
     pick="sample",
     settings="given",
     only_new=False,
+    stop_looked="drawn",
 ):
     """The loop: ``lib.sample_next`` on ``next_logits`` of the sequence so far, until
     ``max_new_tokens`` (plus ``budget_extra``) or right after the stop token. ``include_stop=False``
-    stops before it, ``stop=False`` runs past it; ``context="last"`` gives the model the last token
+    stops before it, ``stop=False`` runs past it, ``stop_looked="last"`` looks for it at the end of
+    the sequence before each draw (so a prompt that ends with it stops at once); ``context="last"`` gives the model the last token
     only; ``pick="argmax"`` is greedy; ``settings="defaults"`` drops temperature, top_k and top_p;
     ``only_new`` returns the new tokens without the prompt."""
     rng = copy.deepcopy(rng)  # the reference and every mistake start from the case's seed
     chosen = {"temperature": temperature, "top_k": top_k, "top_p": top_p} if settings == "given" else {}
     out = [int(i) for i in ids]
     for _ in range(max_new_tokens + budget_extra):
+        if stop_looked == "last" and out[-1] == stop_token:
+            break
         logits = next_logits(np.array(out[-1:] if context == "last" else out))
         token = int(np.argmax(logits)) if pick == "argmax" else int(lib.sample_next(logits, rng, **chosen))
         if stop and token == stop_token and not include_stop:
