@@ -27,6 +27,7 @@ LENDS = ("layer_norm",)
 GRADED = ("lm_head", "softmax", "log_softmax", "cross_entropy", "perplexity")
 SQUARE = "a square input, so the shapes alone cannot tell one axis from the other"
 LARGE = "large logits, where a naive exp overflows"
+ROWS_APART = "rows far apart: every logit of one row far below those of another"
 
 
 # ---- lm_head -----------------------------------------------------------------------------------
@@ -134,6 +135,19 @@ def _masked(g, rows, cols, dtype=np.float32):
     return np.where(allowed, _drawn(g, (rows, cols), dtype), dtype(-np.inf))
 
 
+def _apart(g, rows, cols, gap, dtype=np.float32):
+    """Rows ``gap`` apart, rising: exp(x - the whole array's max) is 0 on every row but the last,
+    and exp(x) overflows on every row but the first."""
+    return _drawn(g, (rows, cols), dtype) + gap * np.arange(rows, dtype=dtype)[:, None]
+
+
+ROW_MAX = (
+    {"peak": "all"},
+    "you subtracted the maximum of the whole array: subtract each row's own maximum "
+    "(x.max(axis=-1, keepdims=True)), or a row far below the largest one underflows to exp(...) = 0",
+)
+
+
 def _softmax_visible():
     return [
         Case("rows", {"x": _drawn(rng(41), (3, 7))}),
@@ -146,6 +160,7 @@ def _softmax_visible():
         Case("huge64", {"x": _drawn(rng(43), (2, 2, 6), np.float64, scale=3.0, shift=750.0)}, kinds={LARGE}),
         Case("square", {"x": _drawn(rng(44), (5, 5))}, kinds={SQUARE}),
         Case("masked", {"x": _masked(rng(45), 4, 6)}),
+        Case("apart", {"x": _apart(rng(46), 3, 6, 150.0)}, kinds={ROWS_APART}),
     ]
 
 
@@ -165,6 +180,12 @@ def _softmax_hidden(g):
             "masked",
             {"x": _masked(g, size(g, 3, 5), size(g, 5, 8))},
             about="rows with some logits at -inf (masked out)",
+        ),
+        hidden(
+            "apart64",
+            {"x": _apart(g, size(g, 2, 4), size(g, 4, 8), float(g.uniform(900.0, 1200.0)), np.float64)},
+            kinds={ROWS_APART},
+            about=ROWS_APART,
         ),
     ]
 
@@ -193,6 +214,7 @@ SOFTMAX = Exercise(
                 "you divided by the sum of the whole array: divide each row by its own sum, "
                 "e.sum(axis=-1, keepdims=True)",
             ),
+            "whole-array-max": ROW_MAX,
             "no-keepdims": (
                 {"keepdims": False},
                 "the max and the sum are broadcast along the wrong axis: use keepdims=True so a (T, 1) "
@@ -215,6 +237,7 @@ def _log_softmax_visible():
         Case("gaps", {"x": gaps}),
         Case("huge64", {"x": _drawn(rng(53), (2, 3, 5), np.float64, shift=800.0)}, kinds={LARGE}),
         Case("square", {"x": _drawn(rng(54), (6, 6))}, kinds={SQUARE}),
+        Case("apart", {"x": _apart(rng(55), 3, 5, 150.0)}, kinds={ROWS_APART}),
     ]
 
 
@@ -230,6 +253,12 @@ def _log_softmax_hidden(g):
             about=f"logits around {shift:.0f}",
         ),
         hidden("square", {"x": _drawn(g, (square, square))}, kinds={SQUARE}, about="a square input"),
+        hidden(
+            "apart64",
+            {"x": _apart(g, size(g, 2, 4), size(g, 4, 8), float(g.uniform(900.0, 1200.0)), np.float64)},
+            kinds={ROWS_APART},
+            about=ROWS_APART,
+        ),
     ]
 
 
@@ -259,6 +288,7 @@ LOG_SOFTMAX = Exercise(
                 {"axis": 0},
                 "log-softmax over the wrong axis: normalise over the last axis (the vocabulary)",
             ),
+            "whole-array-max": ROW_MAX,
         },
     ),
     error_hints={

@@ -60,23 +60,24 @@ GELU = {
 }
 
 
-def softmax(x, axis=-1, *, shift=True, keepdims=True, total="row"):
+def softmax(x, axis=-1, *, shift=True, keepdims=True, total="row", peak="row"):
     """Softmax; ``shift=False`` exponentiates x as it is, ``axis`` normalises another axis,
     ``keepdims=False`` broadcasts the row's max and sum along the wrong axis, ``total="all"``
-    divides by the sum of the whole array."""
+    divides by the sum of the whole array, ``peak="all"`` subtracts the whole array's maximum."""
     with np.errstate(over="ignore", invalid="ignore"):
-        e = np.exp(x - x.max(axis=axis, keepdims=keepdims)) if shift else np.exp(x)
+        top = x.max() if peak == "all" else x.max(axis=axis, keepdims=keepdims)
+        e = np.exp(x - top) if shift else np.exp(x)
         return e / (e.sum() if total == "all" else e.sum(axis=axis, keepdims=keepdims))
 
 
-def log_softmax(x, axis=-1, *, shift=True, via="direct", base="e"):
+def log_softmax(x, axis=-1, *, shift=True, via="direct", base="e", peak="row"):
     """Log-softmax; ``shift=False`` sums np.exp(x) as it is, ``via="softmax"`` takes the log of
-    the softmax, ``base="2"`` gives bits."""
+    the softmax, ``base="2"`` gives bits, ``peak="all"`` subtracts the whole array's maximum."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if via == "softmax":
             out = np.log(softmax(x, axis=axis))
         elif shift:
-            shifted = x - x.max(axis=axis, keepdims=True)
+            shifted = x - (x.max() if peak == "all" else x.max(axis=axis, keepdims=True))
             out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         else:
             out = x - np.log(np.exp(x).sum(axis=axis, keepdims=True))
