@@ -309,6 +309,18 @@ def _loss_arrays(g, lead, V, dtype=np.float32, scale=2.0, shift=0.0):
     return {"logits": logits, "ids": ids}
 
 
+FAR_TARGET = "a target whose probability underflows: its logit far below its row's largest"
+
+
+def _far_target(g, lead, V, dtype=np.float32):
+    """Loss inputs in which the first target's logit is 150 below its row's largest: its
+    probability rounds to 0 in float32, its log-softmax does not."""
+    arrays = _loss_arrays(g, lead, V, dtype)
+    row, target = arrays["logits"][..., 0, :], arrays["ids"][..., 1, None]
+    np.put_along_axis(row, target, row.max(axis=-1, keepdims=True) - 150, axis=-1)
+    return arrays
+
+
 def _loss_visible():
     return [
         Case("sentence", _loss_arrays(rng(61), (9,), V=12)),
@@ -316,6 +328,7 @@ def _loss_visible():
         Case("batch64", _loss_arrays(rng(63), (3, 5), V=8, dtype=np.float64)),
         Case("two", _loss_arrays(rng(64), (2,), V=6), kinds={TWO}),
         Case("large", _loss_arrays(rng(65), (7,), V=12, scale=3.0, shift=110.0), kinds={LARGE}),
+        Case("far-target", _far_target(rng(66), (6,), V=9), kinds={FAR_TARGET}),
     ]
 
 
@@ -329,6 +342,12 @@ def _loss_hidden(g):
             _loss_arrays(g, (size(g, 6, 10),), V=size(g, 12, 20), scale=3.0, shift=shift),
             kinds={LARGE},
             about=f"logits around {shift:.0f}",
+        ),
+        hidden(
+            "far-target",
+            _far_target(g, (size(g, 2, 3), size(g, 4, 7)), V=size(g, 8, 14)),
+            kinds={FAR_TARGET},
+            about=FAR_TARGET,
         ),
     ]
 
@@ -366,7 +385,7 @@ CROSS_ENTROPY = Exercise(
             **{
                 k: v
                 for k, v in head.LOSS.items()
-                if k in ("sum", "bits", "per-position", "sign", "probabilities")
+                if k in ("sum", "bits", "per-position", "sign", "probabilities", "log-of-probabilities")
             },
         },
     ),

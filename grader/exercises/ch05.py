@@ -341,9 +341,25 @@ def _loss_batch(g, B, T, V):
     return {"logits": 3 * g.standard_normal((B, T, V)), "targets": g.integers(0, V, size=(B, T))}
 
 
+FAR_TARGET = "a target whose probability underflows: its logit far below its row's largest"
+
+
+def _far_target(g, T, V):
+    """float32 loss inputs in which the first target's logit is 150 below its row's largest: its
+    probability rounds to 0, its log-softmax does not."""
+    logits = (3 * g.standard_normal((T, V))).astype(np.float32)
+    targets = g.integers(0, V, size=T)
+    logits[0, targets[0]] = logits[0].max() - 150
+    return {"logits": logits, "targets": targets}
+
+
 def _loss_hidden(g):
     B, T, V = int(g.integers(2, 4)), int(g.integers(4, 7)), int(g.integers(5, 9))
-    return [*_loss_cases(_hidden_runs(g)), hidden("batch64", _loss_batch(g, B, T, V))]
+    return [
+        *_loss_cases(_hidden_runs(g)),
+        hidden("batch64", _loss_batch(g, B, T, V)),
+        hidden("far-target", _far_target(g, T, V), kinds={FAR_TARGET}, about=FAR_TARGET),
+    ]
 
 
 TOY_LOSS = Exercise(
@@ -358,6 +374,7 @@ TOY_LOSS = Exercise(
                 for k, v in _loss_batch(rng(503), 3, 3, 6).items()
             },
         ),
+        Case("far-target", _far_target(rng(504), 4, 6), kinds={FAR_TARGET}),
     ],
     hidden=_loss_hidden,
     reference=lambda logits, targets: lib.cross_entropy(logits, targets),

@@ -40,8 +40,8 @@ def nll(
     """The mean negative log-likelihood of the targets paired by ``shift`` (``"none"``: one target
     per row). ``reduce``: ``"mean"``, ``"sum"`` or ``"none"`` (one loss per position); ``base="2"``
     is in bits; ``normalise``: ``"log-softmax"`` (right), ``"none"`` (raw logits),
-    ``"probabilities"`` (probabilities, no log); ``axis=-2`` normalises over positions;
-    ``sign=-1`` flips it."""
+    ``"probabilities"`` (probabilities, no log), ``"log-of-probabilities"`` (the log of the
+    softmax, in the logits' dtype); ``axis=-2`` normalises over positions; ``sign=-1`` flips it."""
     logits, targets = _pairs(logits, targets, shift)
     z = logits.astype(np.float64)
     with np.errstate(divide="ignore"):
@@ -49,6 +49,7 @@ def nll(
             "log-softmax": lambda: log_softmax(z, axis=axis),
             "none": lambda: z,
             "probabilities": lambda: softmax(z, axis=axis),
+            "log-of-probabilities": lambda: np.log(softmax(logits, axis=axis)).astype(np.float64),
         }[normalise]()
     picked = -np.take_along_axis(scored, targets[..., None], axis=-1)[..., 0]
     if base == "2":
@@ -94,6 +95,11 @@ LOSS = {
     "probabilities": (
         {"normalise": "probabilities"},
         "you averaged probabilities: take the log-probabilities (a log-softmax) of the targets",
+    ),
+    "log-of-probabilities": (
+        {"normalise": "log-of-probabilities"},
+        "you took the log of the softmax: a target whose probability is below what the dtype can hold "
+        "rounds to 0, and its log is -inf. Take a log-softmax instead, (z - m) - log(sum(exp(z - m)))",
     ),
     "raw-logits": (
         {"normalise": "none"},
