@@ -96,6 +96,15 @@ def _qkv_arrays(g, lead, T, d_head, dtype):
     return {name: _normal(g, *lead, T, d_head, dtype=dtype) for name in "qkv"}
 
 
+SHARP = "queries and keys large enough that exp of a score overflows unless each row's maximum is subtracted"
+
+
+def _sharp(g, lead, T, d_head, scale):
+    """q, k and v whose scores reach the thousands: a softmax without its max subtraction gives NaN."""
+    arrays = _qkv_arrays(g, lead, T, d_head, np.float32)
+    return {**arrays, "q": arrays["q"] * np.float32(scale), "k": arrays["k"] * np.float32(scale)}
+
+
 def _qk_visible(seed):
     specs = [
         ("one-head", (), 5, 4, np.float32),
@@ -105,7 +114,7 @@ def _qk_visible(seed):
     return [
         Case(name, _qkv_arrays(rng(seed + i), lead, T, d, dtype))
         for i, (name, lead, T, d, dtype) in enumerate(specs)
-    ]
+    ] + [Case("sharp", _sharp(rng(seed + len(specs)), (2,), 5, 4, 30.0), kinds={SHARP})]
 
 
 def _qk_hidden(g):
@@ -114,6 +123,7 @@ def _qk_hidden(g):
     return [
         hidden("batch-heads64", _qkv_arrays(g, (B, H), T, d_head, np.float64)),
         hidden("long", _qkv_arrays(g, (1,), T_long, d_long, np.float32)),
+        hidden("sharp", _sharp(g, (H,), T, d_head, float(g.uniform(25.0, 40.0))), kinds={SHARP}, about=SHARP),
     ]
 
 

@@ -251,6 +251,7 @@ NUCLEUS_PROBS = np.array([0.35, 0.25, 0.15, 0.10, 0.07, 0.05, 0.02, 0.01])
 TIED_BOUNDARY = "equal probabilities at the boundary"
 P_EXACT = "the probability ranked above a token equal to p exactly"
 BELOW_TOP = "a p below the largest probability"
+LARGE = "large logits, where exp overflows unless each row's maximum is subtracted first"
 
 
 def _exact_masses(g, V, n, dtype=np.float32):
@@ -277,6 +278,7 @@ def _top_p_visible():
         Case("tie-at-boundary", {"logits": tie, "p": p_tie}, kinds={TIED_BOUNDARY}),
         Case("p-exact", {"logits": exact, "p": p_exact}, kinds={P_EXACT}),
         Case("after-top-k", {"logits": masked, "p": 0.8}),
+        Case("large", {"logits": _logits(97, (2, 8)) + np.float32(120.0), "p": 0.8}, kinds={LARGE}),
     ]
 
 
@@ -310,6 +312,12 @@ def _top_p_hidden(g):
             about=BELOW_TOP,
         ),
         hidden("after-top-k", {"logits": masked, "p": round(float(g.uniform(0.7, 0.9)), 2)}),
+        hidden(
+            "large",
+            {"logits": _drawn(g, (B, size(g, 6, 10))) + np.float32(g.uniform(100.0, 150.0)), "p": p},
+            kinds={LARGE},
+            about=LARGE,
+        ),
     ]
 
 

@@ -218,17 +218,30 @@ def _random_qk(g, H, T, dtype):
     return {"q": g.standard_normal((H, T, 4)).astype(dtype), "k": g.standard_normal((H, T, 4)).astype(dtype)}
 
 
+SHARP = "queries and keys large enough that exp of a score overflows unless each row's maximum is subtracted"
+
+
+def _sharp_qk(g, H, T, scale):
+    """float32 q and k whose scores reach the thousands: a softmax without its max subtraction gives NaN."""
+    return {name: value * np.float32(scale) for name, value in _random_qk(g, H, T, np.float32).items()}
+
+
 def _probs_visible():
     return [
         Case("random", _random_qk(rng(500), 2, 3, np.float32)),
         *_cases(_visible_runs(), _probs_inputs),
         Case("random64", _random_qk(rng(501), 3, 5, np.float64)),
+        Case("sharp", _sharp_qk(rng(505), 2, 4, 30.0), kinds={SHARP}),
     ]
 
 
 def _probs_hidden(g):
     H, T = int(g.integers(2, 5)), int(g.integers(4, 8))
-    return [*_cases(_hidden_runs(g), _probs_inputs), hidden("random64", _random_qk(g, H, T, np.float64))]
+    return [
+        *_cases(_hidden_runs(g), _probs_inputs),
+        hidden("random64", _random_qk(g, H, T, np.float64)),
+        hidden("sharp", _sharp_qk(g, H, T, float(g.uniform(25.0, 40.0))), kinds={SHARP}, about=SHARP),
+    ]
 
 
 def _probs_ref(q, k):
