@@ -82,6 +82,7 @@ KIND = {
     "other": "another vocabulary, in another order and with capitals",
     "one": "a single character",
     "unknown": "a character missing from stoi",
+    "edges": "spaces and line breaks at its ends",
 }
 
 
@@ -93,6 +94,7 @@ def _text_visible():
         Case("hamlet", {"text": TEXT, "stoi": STOI}),
         Case("two-lines", {"text": "to be?\nay, there's the rub", "stoi": STOI}, kinds={KIND["lines"]}),
         Case("one-char", {"text": "q", "stoi": STOI}, kinds={KIND["one"]}),
+        Case("padded", {"text": "\n to sleep, perchance \n", "stoi": STOI}, kinds={KIND["edges"]}),
         Case("other-vocabulary", {"text": other, "stoi": other_stoi}, kinds={KIND["other"]}),
         Case("unknown", {"text": unknown, "stoi": STOI}, kinds={KIND["unknown"]}, raises=_raises(ch)),
     ]
@@ -102,8 +104,10 @@ def _text_hidden(g):
     two_lines = f"{_words(g, LETTERS, int(g.integers(3, 7)))}?\n{_words(g, LETTERS, int(g.integers(3, 7)))}"
     other, other_stoi = _other_vocabulary(g)
     unknown, ch = _unknown(g, other_stoi)
+    padded = f" {_words(g, LETTERS, int(g.integers(2, 5)))}\n"
     return [
         hidden("punctuation", {"text": two_lines, "stoi": STOI}, kinds={KIND["lines"]}, about=KIND["lines"]),
+        hidden("padded", {"text": padded, "stoi": STOI}, kinds={KIND["edges"]}, about=KIND["edges"]),
         hidden(
             "one-char",
             {"text": str(g.choice(VOCAB[7:])), "stoi": STOI},
