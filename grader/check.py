@@ -15,11 +15,10 @@ Grading does not go through this module: the scorer calls the student's function
 process of its own (``grader.scoring``), so a test cell is this one call and nothing else.
 """
 
+import copy
 import textwrap
 import traceback
 from pathlib import Path
-
-import numpy as np
 
 from . import diagnosis, exercises, lending, references, watch
 from .compare import diagnose, impure, must_raise
@@ -55,8 +54,9 @@ def _wrapped(message: str) -> list[str]:
 
 
 def _call(fn, inputs: dict):
-    """``fn`` on a copy of ``inputs``: its output and the copy, as the call left it."""
-    given = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
+    """``fn`` on a copy of ``inputs`` (arrays in dicts too): its output and the copy, as the call
+    left it."""
+    given = copy.deepcopy(inputs)
     return fn(**given), given
 
 
@@ -101,7 +101,7 @@ def check_called(exercise_id: str, called, _namespace: dict | None = None, **hel
                     raise CheckFailed(f"`{exercise.name}` on case '{case.name}': {message}")
                 continue
             message = diagnose(exercise, case, actual, stored, student, cases) or impure(
-                exercise, exercise.pure and watch.interfered(given, case.inputs, actual)
+                exercise, watch.interfered(given, case.inputs, actual, exercise.pure)
             )
             if message:
                 station = diagnosis.stations(exercise, case, stored, student)

@@ -141,10 +141,16 @@ def _difference(exercise: Exercise, actual: np.ndarray, expected: np.ndarray) ->
 
 def impure(exercise: Exercise, what: str | None) -> str | None:
     """What to tell a student whose function did not leave its arguments alone (``what``, from
-    ``watch.interfered``), for an exercise that asks it to."""
-    if not exercise.pure or not what:
+    ``watch.interfered``): no function may change them in place; one whose docstring asks for a new
+    array (``Exercise.pure``) may not return one of them either."""
+    if not what:
         return None
-    return f"right values, but your function {what}: work on a copy (x.copy()) and return a new array, as the docstring asks"
+    if exercise.pure:
+        return f"right values, but your function {what}: work on a copy (x.copy()) and return a new array, as the docstring asks"
+    return (
+        f"right values, but your function {what}: its caller still holds that array and would read the "
+        "changed values (a residual stream x + f(x), say); compute into a new array (`y = x - m`, not `x -= m`)"
+    )
 
 
 def must_raise(exercise: Exercise, case: Case, error: str | None, actual, stored: Mapping) -> str | None:

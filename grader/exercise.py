@@ -90,8 +90,8 @@ class Exercise:
     are private, in ``grader.keys``). ``check_dtype`` is ``True`` (the dtype must be the
     reference's), ``"kind"`` (integers must be integers, floats floats) or ``False``.
     ``error_hints`` maps a fragment of an exception's message to advice, for errors a common
-    mistake raises instead of returning a wrong value. ``pure``: the function must leave its
-    arguments as they are and return a new array (its docstring says so).
+    mistake raises instead of returning a wrong value. No function may change its arguments in
+    place; ``pure``: nor may it return one of them, but a new array (its docstring says so).
     """
 
     name: str

@@ -14,8 +14,8 @@ concept-check variable), the exercise's runner and the calls to make, every case
 on their own; and the job's CPU and wall-clock seconds. A call may name another of the student's
 functions to call instead (``"function"``: a helper, without the runner) and helpers to watch
 while it runs (``"watch"``, see ``grader.watch``); what the watched helpers were given and
-returned comes back as ``"seen"``. For a probe marked ``"pure"``, a call that changes its arguments
-in place or returns one of them comes back with ``"impure"``.
+returned comes back as ``"seen"``. A call that changes its arguments in place comes back with
+``"impure"``, as does one that returns one of them for a probe marked ``"pure"``.
 
 The jobs are one student's notebooks, in the order the grader lends their ``lib``s
 (``grader.lending.chains``): job ``j`` imports the ``lib`` in ``DIR/j``, which the grader writes
@@ -206,7 +206,7 @@ class Program:
                     probe=number, case=case, error=f"the grader could not set up this case ({_error(err)})"
                 )
                 continue
-            seen, before = [], inputs(call["inputs"]) if item.get("pure") else None
+            seen, before = [], inputs(call["inputs"]) if "function" not in call else None
             try:
                 with Limit(self.limit), self.watch.watching(self.namespace, call.get("watch", ()), seen):
                     called = fn if runner is None or "function" in call else runner(fn)
@@ -220,7 +220,7 @@ class Program:
                 continue
             extra = {"seen": self.watch.encoded(seen, self.wire.encode)} if seen else {}
             if before is not None:
-                impure = self.watch.interfered(given, before, output)
+                impure = self.watch.interfered(given, before, output, bool(item.get("pure")))
                 extra.update({"impure": impure} if impure else {})
             self.report(
                 probe=number, case=case, **({"output": record} if "error" not in record else record), **extra

@@ -88,16 +88,30 @@ def _array(value):
     return value.copy()
 
 
-def interfered(given: dict, before: dict, output) -> str | None:
+def interfered(given: dict, before: dict, output, new_array: bool = True) -> str | None:
     """How a function did not leave its arguments alone: ``given`` as it was called with (after the
-    call), ``before`` an untouched copy; ``None`` if it did."""
+    call), ``before`` an untouched copy; ``None`` if it did. Every array counts, inside dicts and
+    lists too (a weight in ``params``); ``new_array``: returning an argument itself (or a view of
+    it) counts as well."""
     for name, value in given.items():
-        if isinstance(value, np.ndarray):
-            if value.shape != before[name].shape or not np.array_equal(value, before[name], equal_nan=True):
-                return f"changed its argument `{name}` in place"
-            if isinstance(output, np.ndarray) and np.shares_memory(output, value):
-                return f"returned its argument `{name}` itself (or a view of it), not a new array"
+        for path, array, old in _paired(name, value, before[name]):
+            if array.shape != old.shape or not np.array_equal(array, old, equal_nan=True):
+                return f"changed its argument `{path}` in place"
+            if new_array and isinstance(output, np.ndarray) and np.shares_memory(output, array):
+                return f"returned its argument `{path}` itself (or a view of it), not a new array"
     return None
+
+
+def _paired(path: str, value, old):
+    """``(path, array, its copy)`` for every array in ``value`` (and ``old``, its copy)."""
+    if isinstance(value, np.ndarray) and isinstance(old, np.ndarray):
+        yield path, value, old
+    elif isinstance(value, dict) and isinstance(old, dict):
+        for key in value.keys() & old.keys():
+            yield from _paired(f"{path}[{key!r}]", value[key], old[key])
+    elif isinstance(value, list | tuple) and isinstance(old, list | tuple) and len(value) == len(old):
+        for i, (v, o) in enumerate(zip(value, old, strict=True)):
+            yield from _paired(f"{path}[{i}]", v, o)
 
 
 def encoded(seen: list, encode) -> list:

@@ -47,7 +47,7 @@ def answers(exercise_id: str, fn, secret: int, runner: bool = True) -> dict[str,
         try:
             output = called(**given)
             record = wire.encode(output)
-            impure = watch.interfered(given, case.inputs, output) if exercise.pure else None
+            impure = watch.interfered(given, case.inputs, output, exercise.pure)
         except Exception as err:
             record = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
         answer = {"output": record} if "error" not in record else record

@@ -10,6 +10,7 @@ cases come in float32 and float64. Grading here is ``helpers.graded``: the score
 comparison, in this process. What is particular to one chapter stays in that chapter's test file.
 """
 
+import copy
 import importlib
 import pickle
 import re
@@ -302,6 +303,37 @@ def test_a_function_that_must_leave_its_arguments_alone_does(exercise_id):
             check_called(exercise_id, fn)
         verdict = graded(exercise_id, fn, runner=False)
         assert not verdict.ok and said in verdict.reason, verdict.reason
+
+
+def _scribbled(inputs: dict) -> bool:
+    """Change the last non-empty array among ``inputs`` (inside dicts too: a weight) in place."""
+    arrays = [v for v in kinds.leaves(inputs, objects=False) if isinstance(v, np.ndarray) and v.size]
+    if arrays:
+        arrays[-1].flat[0] += 1
+    return bool(arrays)
+
+
+WITH_ARRAYS = [
+    eid for eid in FUNCTIONS if any(_scribbled(copy.deepcopy(c.inputs)) for c in REGISTRY[eid].visible())
+]
+
+
+@pytest.mark.parametrize("exercise_id", WITH_ARRAYS)
+def test_no_function_may_change_its_arguments_in_place(exercise_id):
+    """Whatever its docstring says, a function that changes an argument (an array, or a weight in
+    a dict of them) in place fails the check and the grade, though its values are right: its caller
+    (a residual stream x + f(x)) would read the changed array."""
+    reference = REGISTRY[exercise_id].reference
+
+    def scribbles(**inputs):
+        out = copy.deepcopy(reference(**inputs))
+        _scribbled(inputs)
+        return out
+
+    with pytest.raises(CheckFailed, match="in place"):
+        check_called(exercise_id, scribbles)
+    verdict = graded(exercise_id, scribbles, runner=False)
+    assert not verdict.ok and "in place" in verdict.reason, verdict.reason
 
 
 def test_encode_ids_are_integers():

@@ -4,7 +4,8 @@ harness, twice for the exercises that came back wrong (``grader.followup``).
 A chapter's solution notebook with some answers replaced by a student's wrong ones is scored by
 ``scoring.Scorer`` (bubblewrap, the harness, the lent ``lib``): a verdict names what the second
 pass found (an ignored argument, a helper fed the wrong stream), an argument changed in place is
-caught by the harness, and a message that quotes a line quotes the student's, never one of the
+caught by the harness (in any exercise; returning an argument, where the docstring asks for a new
+array), and a message that quotes a line quotes the student's, never one of the
 grader's own files, in grading as in the notebook's check.
 """
 
@@ -191,12 +192,14 @@ LAYER_NORM_IN_PLACE = """def layer_norm(x, g, b, eps=1e-5):
 
 
 def test_a_helper_that_overwrites_its_argument_is_named(tmp_path):
-    """A layer_norm that normalises its argument in place is right on its own, and the block built on
-    it adds to the overwritten stream: the verdict on the block names the helper and the argument."""
+    """A layer_norm that normalises its argument in place returns the right values, but the harness
+    sees its argument change (its verdict says so), and the block built on it adds to the overwritten
+    stream: the verdict on the block names the helper and the argument."""
     verdicts = scored(
         tmp_path, "02-transformer-block", "transformer_block", {"layer_norm": LAYER_NORM_IN_PLACE}
     )
-    assert verdicts["layer_norm"].ok and not verdicts["block"].ok
+    assert not verdicts["layer_norm"].ok and not verdicts["block"].ok
+    assert "changed its argument `x` in place" in verdicts["layer_norm"].reason, verdicts["layer_norm"]
     assert "Your `layer_norm` changes its argument `x` in place" in verdicts["block"].reason, verdicts[
         "block"
     ]
