@@ -30,8 +30,21 @@ def draw(sample_next, logits, seed, n, settings):
     generator = np.random.default_rng(seed)
     out = np.empty(n, dtype=np.int64)
     for i in range(n):
-        out[i] = _one_id(sample_next(logits.copy(), generator, **settings[i % len(settings)]))
+        chosen, before = settings[i % len(settings)], generator.bit_generator.state
+        out[i] = _one_id(sample_next(logits.copy(), generator, **chosen))
+        _drew_from(generator, before, chosen, out[i], logits)
     return out
+
+
+def _drew_from(generator, before: dict, chosen: dict, token: int, logits) -> None:
+    """Raise if a sampled step gave a token other than the argmax without drawing from ``generator``
+    (its state as ``before``): its randomness came from elsewhere."""
+    greedy = chosen.get("temperature", 1.0) == 0 or chosen.get("top_k") == 1
+    if not greedy and token != int(np.argmax(logits)) and generator.bit_generator.state == before:
+        raise RuntimeError(
+            f"sample_next drew token {token} ({chosen or 'defaults'}) without taking a number from the rng "
+            "it was given"
+        )
 
 
 def sampler(sample_next):

@@ -131,21 +131,22 @@ def test_the_check_quotes_the_students_line_too():
 
 
 def test_a_reproducibility_failure_quotes_no_grader_line(tmp_path):
-    """The runner raises when two runs of the same seed differ: the message names the problem and
-    quotes no line of the grader (``grader/runners.py`` in the check, ``runners.py`` in the
-    scorer)."""
+    """The runner raises when a sampled step draws nothing from the rng it is given (a generator of
+    its own: two runs of the same seed would differ too): the message names the problem and quotes
+    no line of the grader (``grader/runners.py`` in the check, ``runners.py`` in the scorer)."""
     unseeded = """def sample_next(logits, rng, temperature=1.0, top_k=None, top_p=None):
     if temperature == 0 or top_k == 1:
         return int(np.argmax(logits))
     probs = filtered_probs(logits, temperature, top_k, top_p).astype(np.float64)
     return int(np.random.default_rng().choice(len(probs), p=probs / probs.sum()))"""
     verdict = scored(tmp_path, "04-sampling", "sampling", {"sample_next": unseeded})["sample_next"]
-    assert "two runs from the same seed" in verdict.reason and "(line" not in verdict.reason, verdict.reason
+    said = "without taking a number from the rng it was given"
+    assert said in verdict.reason and "(line" not in verdict.reason, verdict.reason
     namespace = {"np": np, "filtered_probs": lib.filtered_probs}
     cell(unseeded, namespace, "<ipython-input-3>")
     with everything_lent(), pytest.raises(CheckFailed) as failed:
         check("04-sampling/sample_next", namespace["sample_next"])
-    assert "two runs from the same seed" in str(failed.value)
+    assert said in str(failed.value)
     assert "grader" not in str(failed.value) and "(line" not in str(failed.value), str(failed.value)
 
 

@@ -622,6 +622,11 @@ OTHER_RANDOM_NUMBERS = (
     "rng.multinomial and other methods use the generator differently"
 )
 
+OWN_GENERATOR = (
+    "do not create a generator inside sample_next (np.random.default_rng(), seeded or not) or use "
+    "np.random.random(): draw from the rng argument, so the caller's seed fixes the draws"
+)
+
 SAMPLE_NEXT = Exercise(
     name="sample_next",
     visible=_sample_visible,
@@ -673,8 +678,8 @@ SAMPLE_NEXT = Exercise(
     rtol=0.0,
     check_dtype=False,
     error_hints={
-        "same seed": "do not create a generator inside sample_next (np.random.default_rng() with no "
-        "seed) or use np.random.random(): draw from the rng argument, so a seed fixes the draws",
+        "same seed": OWN_GENERATOR,
+        "without taking a number from the rng": OWN_GENERATOR,
         "do not sum to 1": "rng.choice insists that p sums to 1 within about 1e-8, which float32 "
         "probabilities rarely do: use p = probs.astype(np.float64); p /= p.sum() (or draw with "
         "rng.random() and np.cumsum as the docstring says). And take the softmax AFTER filtering; "
