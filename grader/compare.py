@@ -67,7 +67,7 @@ def diagnose(
     actual = array
     if close(exercise, actual, expected):
         return _dtype_message(exercise, actual, expected, sequence)
-    known = _known_mistake(exercise, case, actual, stored)
+    known = _known_mistake(exercise, case, actual, stored, student, cases)
     if known:
         return known
     return diagnosis.explain(exercise, case, actual, stored, student, cases) or _difference(
@@ -98,19 +98,53 @@ def _dtype_message(exercise: Exercise, actual: np.ndarray, expected: np.ndarray,
     return None
 
 
-def _known_mistake(exercise: Exercise, case: Case, actual, stored: Mapping) -> str | None:
+def _known_mistake(
+    exercise: Exercise, case: Case, actual, stored: Mapping, student=None, cases=()
+) -> str | None:
+    """The hint of the first known mistake whose output ``actual`` equals, unless the student's
+    function (``student``) is wrong in another way on another of ``cases`` where that mistake
+    shows too: then the match on this one is a coincidence (two mistakes that give the same number
+    here). Right where the mistake shows, or wrong where it does not, says only that the student's
+    version of it is narrower or broader."""
     for mistake in exercise.mistakes:
-        signature = stored.get(f"{case.name}::mistake::{mistake.name}")
-        try:
-            if (
-                signature is not None
-                and np.shape(actual) == signature.shape
-                and np.allclose(actual, signature, rtol=exercise.rtol, atol=exercise.atol, equal_nan=True)
-            ):
-                return mistake.hint
-        except (TypeError, ValueError):
-            continue
+        if _same(exercise, actual, stored.get(f"{case.name}::mistake::{mistake.name}")) and not any(
+            _contradicts(exercise, mistake, other, stored, student)
+            for other in cases
+            if other.name != case.name
+        ):
+            return mistake.hint
     return None
+
+
+def _same(exercise: Exercise, actual, signature) -> bool:
+    try:
+        return (
+            signature is not None
+            and np.shape(actual) == signature.shape
+            and np.allclose(actual, signature, rtol=exercise.rtol, atol=exercise.atol, equal_nan=True)
+        )
+    except (TypeError, ValueError):
+        return False
+
+
+def _contradicts(exercise: Exercise, mistake, case: Case, stored: Mapping, student) -> bool:
+    """On ``case``, ``mistake`` gives a wrong answer and the student's function another wrong one."""
+    signature, expected = (
+        stored.get(f"{case.name}::mistake::{mistake.name}"),
+        stored.get(f"{case.name}::expected"),
+    )
+    if student is None or case.raises is not None or signature is None or expected is None:
+        return False
+    if _same(exercise, signature, expected):
+        return False
+    outcome = student.on(case)
+    if outcome is None or outcome.error is not None:
+        return False
+    try:
+        value = np.asarray(outcome.value)
+    except (TypeError, ValueError):
+        return False
+    return not _same(exercise, value, expected) and not _same(exercise, value, signature)
 
 
 def _difference(exercise: Exercise, actual: np.ndarray, expected: np.ndarray) -> str:
