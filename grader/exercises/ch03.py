@@ -385,7 +385,16 @@ CROSS_ENTROPY = Exercise(
             **{
                 k: v
                 for k, v in head.LOSS.items()
-                if k in ("sum", "bits", "per-position", "sign", "probabilities", "log-of-probabilities")
+                if k
+                in (
+                    "sum",
+                    "bits",
+                    "per-position",
+                    "sign",
+                    "probabilities",
+                    "log-of-probabilities",
+                    "every-target",
+                )
             },
         },
     ),

@@ -35,13 +35,23 @@ def _pairs(logits, ids, shift):
 
 
 def nll(
-    logits, targets, *, shift="none", reduce="mean", base="e", normalise="log-softmax", axis=-1, sign=1.0
+    logits,
+    targets,
+    *,
+    shift="none",
+    reduce="mean",
+    base="e",
+    normalise="log-softmax",
+    axis=-1,
+    sign=1.0,
+    pick="own",
 ):
     """The mean negative log-likelihood of the targets paired by ``shift`` (``"none"``: one target
     per row). ``reduce``: ``"mean"``, ``"sum"`` or ``"none"`` (one loss per position); ``base="2"``
     is in bits; ``normalise``: ``"log-softmax"`` (right), ``"none"`` (raw logits),
     ``"probabilities"`` (probabilities, no log), ``"log-of-probabilities"`` (the log of the
-    softmax, in the logits' dtype); ``axis=-2`` normalises over positions; ``sign=-1`` flips it."""
+    softmax, in the logits' dtype); ``axis=-2`` normalises over positions; ``sign=-1`` flips it;
+    ``pick="every"`` takes every target's entry in every row (logp[..., targets]), not each row's own."""
     logits, targets = _pairs(logits, targets, shift)
     z = logits.astype(np.float64)
     with np.errstate(divide="ignore"):
@@ -51,7 +61,11 @@ def nll(
             "probabilities": lambda: softmax(z, axis=axis),
             "log-of-probabilities": lambda: np.log(softmax(logits, axis=axis)).astype(np.float64),
         }[normalise]()
-    picked = -np.take_along_axis(scored, targets[..., None], axis=-1)[..., 0]
+    picked = (
+        -np.take(scored, targets, axis=-1)
+        if pick == "every"
+        else -np.take_along_axis(scored, targets[..., None], axis=-1)[..., 0]
+    )
     if base == "2":
         picked = picked / math.log(2)
     loss = {"mean": picked.mean, "sum": picked.sum, "none": lambda: picked}[reduce]()
@@ -100,6 +114,12 @@ LOSS = {
         {"normalise": "log-of-probabilities"},
         "you took the log of the softmax: a target whose probability is below what the dtype can hold "
         "rounds to 0, and its log is -inf. Take a log-softmax instead, (z - m) - log(sum(exp(z - m)))",
+    ),
+    "every-target": (
+        {"pick": "every"},
+        "you took every target's log-probability in every row (logp[..., targets] is a block of T x T "
+        "entries): pick one entry per row, the row's own target, with np.take_along_axis(logp, "
+        "targets[..., None], axis=-1)",
     ),
     "raw-logits": (
         {"normalise": "none"},
