@@ -842,12 +842,13 @@ def _localized(w: _Wrong) -> str | None:
 
 
 def _pattern(bad: list[bool], axis: int) -> str | None:
-    """Where along one axis the wrong entries are, if that is one of a few telling patterns."""
+    """Where along one axis the wrong entries are, if that is one of a few telling patterns (none
+    along an axis of 2, where "only the last" is also "all but the first")."""
     n = len(bad)
     patterns = (
-        (2, [True] + [False] * (n - 1), "only at index 0 along axis {a} (the start)"),
+        (3, [True] + [False] * (n - 1), "only at index 0 along axis {a} (the start)"),
         (
-            2,
+            3,
             [False] * (n - 1) + [True],
             "only at the last index along axis {a} (the end: a range or slice one short?)",
         ),
