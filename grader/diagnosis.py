@@ -708,7 +708,7 @@ def _per_row(a, e) -> str | None:
         ):
             return (
                 "each row of your output is the reference times a factor of its own: a per-row "
-                "normalisation (dividing by the row's sum?) is missing or wrong"
+                "normalisation (dividing by the row's sum? by a root without its eps?) is missing or wrong"
             )
     if _near(rows, np.broadcast_to(rows[:1], rows.shape)):
         return (

@@ -931,6 +931,11 @@ ATTEND_WITH_CACHE = Exercise(
                 "the mask is not offset by the cache: the new queries are the LAST T of S + T positions, "
                 "so causal_mask(T, S + T) lets query i see keys 0 .. S + i",
             ),
+            "mask-one-ahead": (
+                {"diagonal": 1},
+                "the mask's edge is one key too far: new query i (position S + i) may see keys 0 .. S + i, "
+                "not S + i + 1; causal_mask(T, S + T) draws exactly that edge",
+            ),
             "no-scale": (
                 {"scale": "none"},
                 "the scores are not scaled: divide q k^T by sqrt(d_head) (or use scaled_dot_product_attention)",
