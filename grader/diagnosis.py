@@ -965,11 +965,28 @@ def _fed_wrong(given, value, name: str, known: dict, inputs: dict) -> str:
         return f"{what} as its `{name}`, which is not what the reference feeds it"
     shapes = np.shape(given), np.shape(value)
     differ = (
-        f" (shape {shapes[0]}, where the reference's has shape {shapes[1]})" if shapes[0] != shapes[1] else ""
+        f" (shape {shapes[0]}, where the reference's has shape {shapes[1]})"
+        if shapes[0] != shapes[1]
+        else " (off by the same vector at every position: a bias missing or extra?)"
+        if _off_by_one_vector(given, value)
+        else ""
     )
     if want:
         return f"something other than {want} as its `{name}`{differ}"
     return f"another `{name}` than the reference feeds it{differ}"
+
+
+def _off_by_one_vector(given, value) -> bool:
+    """``given`` is ``value`` plus one nonzero vector, the same at every position (a bias)."""
+    given, value = np.asarray(given, dtype=np.float64), np.asarray(value, dtype=np.float64)
+    if given.ndim < 2 or given.shape != value.shape:
+        return False
+    rows = (given - value).reshape(-1, given.shape[-1])
+    return bool(
+        np.all(np.isfinite(rows))
+        and np.allclose(rows, rows[0], rtol=RTOL, atol=ATOL)
+        and not np.allclose(rows[0], 0, atol=ATOL)
+    )
 
 
 def _fed_alike(exercise, args: dict, needed: dict) -> bool:
