@@ -120,11 +120,11 @@ TOY_HELPERS = {
 }
 
 
-def toy_forward_with(ids, params, *, mlp_input="ln_2", head="wte", probs=None):
+def toy_forward_with(ids, params, *, mlp_input="ln_2", head="wte", probs=None, n_head=2):
     layer = params["h"][0]
     x = toy_embed(ids, params["wte"], params["wpe"])
     h = toy_layer_norm(x, layer["ln_1"]["g"], layer["ln_1"]["b"], 1e-5)
-    q, k, v = toy_qkv(h, layer["attn"]["c_attn"]["w"], layer["attn"]["c_attn"]["b"], 2)
+    q, k, v = toy_qkv(h, layer["attn"]["c_attn"]["w"], layer["attn"]["c_attn"]["b"], n_head)
     weights = (probs or toy_attention_probs)(q, k)
     x = x + toy_attention_output(weights, v, layer["attn"]["c_proj"]["w"], layer["attn"]["c_proj"]["b"])
     h2 = toy_layer_norm(x, layer["ln_2"]["g"], layer["ln_2"]["b"], 1e-5) if mlp_input == "ln_2" else x
@@ -224,6 +224,41 @@ def sinusoidal_float32(n_tokens, d):
     table = np.empty((n_tokens, d), dtype=np.float32)
     table[:, 0::2], table[:, 1::2] = np.sin(angles), np.cos(angles)
     return table
+
+
+def encode_stripped(text, stoi):
+    return np.array([stoi[ch] for ch in text.strip()], dtype=np.int64)
+
+
+def encode_sorted(text, stoi):
+    return np.array(sorted(stoi[ch] for ch in text), dtype=np.int64)
+
+
+def token_embedding_one_hot(ids, wte):
+    return np.eye(wte.shape[0])[ids] @ wte
+
+
+def position_embedding_one_long(n_tokens, wpe):
+    return wpe[: n_tokens + 1]
+
+
+def embed_positions_reversed(ids, wte, wpe):
+    return wte[ids] + wpe[: ids.shape[-1]][::-1]
+
+
+def _sinusoidal(n_tokens, d, exponents, base=10000):
+    angles = np.arange(n_tokens)[:, None] / base**exponents
+    table = np.empty((n_tokens, d))
+    table[:, 0::2], table[:, 1::2] = np.sin(angles), np.cos(angles)
+    return table
+
+
+def sinusoidal_integer_exponent(n_tokens, d):
+    return _sinusoidal(n_tokens, d, np.arange(0, d, 2) // d)
+
+
+def sinusoidal_base_1000(n_tokens, d):
+    return _sinusoidal(n_tokens, d, np.arange(0, d, 2) / d, base=1000)
 
 
 # ---- chapter 2 ----------------------------------------------------------------------------------
@@ -397,6 +432,104 @@ def swiglu_silu_both(x, params):
     return (silu(x @ params["gate_proj"]["w"]) * silu(x @ params["up_proj"]["w"])) @ params["down_proj"]["w"]
 
 
+def layer_norm_in_place(x, g, b, eps=1e-5):
+    x -= x.mean(axis=-1, keepdims=True)
+    x /= np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps)
+    return x * g + b
+
+
+def masked_scores_k_dot_T(q, k):
+    T = q.shape[-2]
+    s = q @ k.T / math.sqrt(q.shape[-1])
+    return np.where(np.tril(np.ones((T, T), dtype=bool)), s, -np.inf)
+
+
+def masked_scores_np_sqrt(q, k):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / np.sqrt(q.shape[-1])
+    return np.where(np.tril(np.ones((T, T), dtype=bool)), s, -np.inf)
+
+
+def masked_scores_scales_q_in_place(q, k):
+    T = q.shape[-2]
+    q /= math.sqrt(q.shape[-1])
+    return np.where(np.tril(np.ones((T, T), dtype=bool)), q @ k.swapaxes(-1, -2), -np.inf)
+
+
+def attention_returns_weights(q, k, v):
+    return softmax(masked_scores(q, k))
+
+
+def attention_softmax_without_max(q, k, v):
+    e = np.exp(masked_scores(q, k))
+    return e / e.sum(axis=-1, keepdims=True) @ v
+
+
+def split_heads_stacked_on_axis_0(x, n_head):
+    return np.stack(np.split(x, n_head, axis=-1), axis=0)
+
+
+def merge_heads_concatenated_from_axis_0(x):
+    return np.concatenate(list(x), axis=-1)
+
+
+def mha_k_v_swapped(x, params, n_head):
+    q, v, k = np.split(x @ params["c_attn"]["w"] + params["c_attn"]["b"], 3, axis=-1)
+    heads = attention(split_heads(q, n_head), split_heads(k, n_head), split_heads(v, n_head))
+    return merge_heads(heads) @ params["c_proj"]["w"] + params["c_proj"]["b"]
+
+
+def gelu_np_sqrt(x):
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+
+
+def gelu_in_place(x):
+    inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
+    x *= 0.5
+    return x * (1 + np.tanh(inner))
+
+
+def mlp_no_input_bias(x, params):
+    return gelu(x @ params["c_fc"]["w"]) @ params["c_proj"]["w"] + params["c_proj"]["b"]
+
+
+def block_adds_in_place(x, params, n_head):
+    x += multi_head_attention(layer_norm(x, **params["ln_1"]), params["attn"], n_head)
+    return x + mlp(layer_norm(x, **params["ln_2"]), params["mlp"])
+
+
+def block_two_heads(x, params, n_head):
+    x = x + multi_head_attention(layer_norm(x, **params["ln_1"]), params["attn"], 2)
+    return x + mlp(layer_norm(x, **params["ln_2"]), params["mlp"])
+
+
+def rms_norm_no_eps(x, g, eps=1e-6):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True)) * g
+
+
+def rms_norm_axis_0(x, g, eps=1e-6):
+    return x / np.sqrt(np.mean(x * x, axis=0, keepdims=True) + eps) * g
+
+
+def rope_positive_exponent(x, positions, theta=10000.0):
+    return _rope(x, positions, 1 / theta)
+
+
+def rope_in_place(x, positions, theta=10000.0):
+    d = x.shape[-1]
+    angles = np.asarray(positions)[:, None] * theta ** (-np.arange(0, d, 2) / d)
+    x1, x2 = x[..., : d // 2].copy(), x[..., d // 2 :].copy()
+    x[..., : d // 2] = x1 * np.cos(angles) - x2 * np.sin(angles)
+    x[..., d // 2 :] = x2 * np.cos(angles) + x1 * np.sin(angles)
+    return x
+
+
+def swiglu_float64(x, params):
+    gate = x @ params["gate_proj"]["w"]
+    silu = gate / (1 + np.exp(-gate.astype(np.float64)))
+    return (silu * (x @ params["up_proj"]["w"])) @ params["down_proj"]["w"]
+
+
 # ---- chapter 3 ----------------------------------------------------------------------------------
 
 
@@ -463,6 +596,47 @@ def cross_entropy_logits_shifted_too(logits, ids):
 
 def perplexity_over_T(logits, ids):
     return float(np.exp(-_target_logp(logits, ids).sum() / ids.size))
+
+
+def lm_head_float64(x, ln_f, wte, w_unembed=None):
+    h = layer_norm(x, ln_f["g"], ln_f["b"])
+    return h @ (wte.T if w_unembed is None else w_unembed).astype(np.float64)
+
+
+def softmax_whole_array_max(x):
+    e = np.exp(x - x.max())
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_in_place(x):
+    x -= x.max(axis=-1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=-1, keepdims=True)
+    return x
+
+
+def log_softmax_max_kept_in_x(x):
+    m = x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+
+
+def log_softmax_whole_array_max(x):
+    m = x.max()
+    return (x - m) - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+
+
+def cross_entropy_every_target(logits, ids):
+    return float(-_log_softmax(logits[..., :-1, :])[..., ids[..., 1:]].mean())
+
+
+def cross_entropy_log_of_softmax(logits, ids):
+    p = softmax(logits[..., :-1, :])
+    return float(-np.log(np.take_along_axis(p, ids[..., 1:, None], axis=-1)).mean())
+
+
+def perplexity_log_of_softmax(logits, ids):
+    p = softmax(logits[..., :-1, :])
+    return float(np.exp(-np.log(np.take_along_axis(p, ids[..., 1:, None], axis=-1)).mean()))
 
 
 # ---- chapter 4 ----------------------------------------------------------------------------------
@@ -714,6 +888,108 @@ def attend_with_cache_float64(q_new, k_new, v_new, cache_k, cache_v):
     return softmax(np.where(allowed, scores, -np.inf)) @ v, k, v
 
 
+def temperature_zero_in_place(logits, temperature):
+    if temperature == 0:
+        i = np.argmax(logits, axis=-1)[..., None]
+        top = np.take_along_axis(logits, i, -1)
+        logits[...] = -np.inf
+        np.put_along_axis(logits, i, top, -1)
+        return logits
+    return logits / temperature
+
+
+def temperature_zero_as_tiny(logits, temperature):
+    return logits / max(temperature, 1e-6)
+
+
+def top_k_in_place(logits, k):
+    if k is None or k >= logits.shape[-1]:
+        return logits.copy()
+    np.put_along_axis(logits, np.argsort(-logits, axis=-1, kind="stable")[..., k:], -np.inf, axis=-1)
+    return logits
+
+
+def top_k_returns_its_input(logits, k):
+    if k is None or k >= logits.shape[-1]:
+        return logits
+    return top_k_threshold_then_ties(logits, k)
+
+
+def top_k_argpartition(logits, k):
+    if k is None or k >= logits.shape[-1]:
+        return logits.copy()
+    out = logits.copy()
+    np.put_along_axis(out, np.argpartition(-logits, k, axis=-1)[..., k:], -np.inf, axis=-1)
+    return out
+
+
+def top_p_softmax_without_max(logits, p):
+    def unstable(z):
+        e = np.exp(z)
+        return e / e.sum(axis=-1, keepdims=True)
+
+    if p is None or p >= 1:
+        return logits.copy()
+    order = np.argsort(-logits, axis=-1, kind="stable")
+    probs = np.take_along_axis(unstable(logits), order, axis=-1)
+    kept = np.zeros(logits.shape, dtype=bool)
+    np.put_along_axis(kept, order, np.cumsum(probs, axis=-1) - probs < p, axis=-1)
+    return np.where(kept, logits, -np.inf)
+
+
+def filtered_probs_no_softmax(logits, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    z = lib.top_p_filter(lib.top_k_filter(lib.apply_temperature(logits, temperature), top_k), top_p)
+    return np.where(np.isinf(z), 0.0, z).astype(logits.dtype)
+
+
+def filtered_probs_top_p_on_all_tokens(logits, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    z = lib.apply_temperature(logits, temperature)
+    removed = np.isinf(lib.top_k_filter(z, top_k)) | np.isinf(lib.top_p_filter(z, top_p))
+    return softmax(np.where(removed, -np.inf, z))
+
+
+def sample_next_own_seeded_generator(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    return _sample(logits, np.random.default_rng(0), temperature, top_k, top_p)
+
+
+def sample_next_np_random(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return int(np.argmax(logits))
+    return _inverse_cdf(lib.filtered_probs(logits, temperature, top_k, top_p), np.random.random())
+
+
+def generate_stop_looked_for_first(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
+    sequence = [int(i) for i in ids]
+    for _ in range(max_new_tokens):
+        if sequence[-1] == stop_token:
+            break
+        sequence.append(_sample(next_logits(np.array(sequence)), rng, temperature, top_k, top_p))
+    return np.array(sequence, dtype=np.int64)
+
+
+def _attend_with_cache(q_new, k_new, v_new, cache_k, cache_v, edge):
+    k, v = np.concatenate([cache_k, k_new], axis=-2), np.concatenate([cache_v, v_new], axis=-2)
+    T, S = q_new.shape[-2], cache_k.shape[-2]
+    s = q_new @ k.swapaxes(-1, -2) / math.sqrt(q_new.shape[-1])
+    return softmax(np.where(np.tri(T, S + T, k=S + edge, dtype=bool), s, -np.inf)) @ v, k, v
+
+
+def attend_with_cache_one_key_ahead(q_new, k_new, v_new, cache_k, cache_v):
+    return _attend_with_cache(q_new, k_new, v_new, cache_k, cache_v, edge=1)
+
+
+def attend_with_cache_old_caches_returned(q_new, k_new, v_new, cache_k, cache_v):
+    return _attend_with_cache(q_new, k_new, v_new, cache_k, cache_v, edge=0)[0], cache_k, cache_v
+
+
 # ---- chapter 5 ----------------------------------------------------------------------------------
 
 
@@ -793,15 +1069,59 @@ def toy_forward_head_wpe(ids, params):
     return toy_forward_with(ids, params, head="wpe")
 
 
+def toy_embed_float64(ids, wte, wpe):
+    return wte[ids].astype(np.float64) + wpe[: len(ids)]
+
+
+def toy_attention_probs_np_sqrt(q, k):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / np.sqrt(q.shape[-1])
+    return softmax(np.where(np.tri(T, dtype=bool), s, -np.inf))
+
+
+def toy_attention_probs_softmax_without_max(q, k):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])
+    e = np.exp(np.where(np.tri(T, dtype=bool), s, -np.inf))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def toy_attention_output_bias_before_projection(probs, v, w, b):
+    return (merge_heads(probs @ v) + b) @ w
+
+
+def toy_mlp_np_sqrt(x, w_fc, b_fc, w_proj, b_proj):
+    u = x @ w_fc + b_fc
+    return 0.5 * u * (1 + np.tanh(np.sqrt(2 / np.pi) * (u + 0.044715 * u**3))) @ w_proj + b_proj
+
+
+def toy_loss_log_of_softmax(logits, targets):
+    p = softmax(logits)
+    return float(-np.log(np.take_along_axis(p, targets[..., None], axis=-1)).mean())
+
+
+def toy_loss_every_target(logits, targets):
+    return float(-_log_softmax(logits)[..., targets].mean())
+
+
+def toy_forward_final_norm_from_ln_2(ids, params):
+    return toy_forward_with(ids, {**params, "ln_f": params["h"][0]["ln_2"]})
+
+
+def toy_forward_one_head(ids, params):
+    return toy_forward_with(ids, params, n_head=1)
+
+
 # ---- chapter 6 ----------------------------------------------------------------------------------
 
 
-def _count(config, *, bias=None, final=True):
+def _count(config, *, bias=None, final=True, out_proj=True, attn_bias=None):
     d, L, V, dh = config.d_model, config.n_layer, config.vocab_size, config.d_head
     biased = config.bias if bias is None else bias
+    attn_biased = biased if attn_bias is None else attn_bias
     norm = 2 * d if config.norm == "layernorm" and config.bias else d
     qkv = (config.n_head + 2 * config.n_kv_head) * dh
-    block = 2 * norm + d * qkv + d * d + biased * (qkv + d)
+    block = 2 * norm + d * qkv + out_proj * d * d + attn_biased * (qkv + out_proj * d)
     if config.mlp == "swiglu":
         block += 3 * d * config.d_ff + biased * (2 * config.d_ff + d)
     else:
@@ -833,6 +1153,32 @@ def kv_cache_bytes_one_more_token(config, T, dtype):
     return 2 * config.n_layer * config.n_kv_head * config.d_head * (T + 1) * np.dtype(dtype).itemsize
 
 
+def count_params_no_attention_output_projection(config):
+    return _count(config, out_proj=False)
+
+
+def count_params_no_attention_biases(config):
+    return _count(config, attn_bias=False)
+
+
+def _embeddings(config, *, wpe=None, head=True):
+    wpe = config.positions == "learned" if wpe is None else wpe
+    heads = 1 if config.tie_embeddings or not head else 2
+    return config.vocab_size * config.d_model * heads + wpe * config.n_ctx * config.d_model
+
+
+def flops_per_token_wpe_always(config, T):
+    return 2 * (_count(config) - _embeddings(config, wpe=True)) + 2 * config.n_layer * T * config.d_model
+
+
+def flops_per_token_untied_head_kept(config, T):
+    return 2 * (_count(config) - _embeddings(config, head=False)) + 2 * config.n_layer * T * config.d_model
+
+
+def kv_cache_bytes_d_model(config, T, dtype):
+    return 2 * config.n_layer * config.d_model * T * np.dtype(dtype).itemsize
+
+
 def _entry(exercise, fn, names="", helpers=None):
     return Entry(exercise, fn, names, helpers or {})
 
@@ -847,6 +1193,9 @@ C1, C2, C3, C4, C5, C6 = (
 )
 
 OTHER_DRAWS = r"right distribution but not the reference's sequence"  # the right draws by other numbers
+IN_PLACE = r"modif|in place|changes? (its|the) input"  # an argument overwritten
+OVERFLOW = r"overflow|stable|max|large|NaN"  # np.exp of large numbers without the max subtracted
+LOG_OF_SOFTMAX = r"log of|underflow|-inf|inf|log.softmax"  # a probability that rounds to 0, then its log
 
 WRONG = [
     _entry(f"{C1}/encode", encode_unknown_to_minus_one, r"raise|missing from stoi|invent"),
@@ -967,6 +1316,87 @@ WRONG = [
     _entry(f"{C6}/flops_per_token", flops_per_token_T_squared, r"attention term|T"),
     _entry(f"{C6}/kv_cache_bytes", kv_cache_bytes_float32, r"ignores `dtype`|itemsize|dtype"),
     _entry(f"{C6}/kv_cache_bytes", kv_cache_bytes_one_more_token, r"token|T"),
+    # a second pass, over every chapter
+    _entry(f"{C1}/encode", encode_stripped, r"strip|whitespace|missing|too few|first|last"),
+    _entry(f"{C1}/encode", encode_sorted, r"order|sort"),
+    _entry(f"{C1}/token_embedding", token_embedding_one_hot, r"dtype"),
+    _entry(f"{C1}/position_embedding", position_embedding_one_long, r"too many|one more|off-by-one|extra"),
+    _entry(f"{C1}/embed", embed_positions_reversed, r"revers|position|order|wpe"),
+    _entry(f"{C1}/sinusoidal_positions", sinusoidal_integer_exponent, r"integer|//|exponent|frequenc"),
+    _entry(f"{C1}/sinusoidal_positions", sinusoidal_base_1000, r"10000|base|frequenc"),
+    _entry(f"{C2}/layer_norm", layer_norm_in_place, IN_PLACE),
+    _entry(f"{C2}/masked_scores", masked_scores_k_dot_T, r"batch|leading axis|k\.T|swapaxes|transpos"),
+    _entry(f"{C2}/masked_scores", masked_scores_np_sqrt, r"dtype"),
+    _entry(f"{C2}/masked_scores", masked_scores_scales_q_in_place, IN_PLACE),
+    _entry(
+        f"{C2}/attention",
+        attention_returns_weights,
+        r"weights|values|`v`|weighted sum",
+        {"masked_scores": masked_scores},
+    ),
+    _entry(f"{C2}/attention", attention_softmax_without_max, OVERFLOW, {"masked_scores": masked_scores}),
+    _entry(f"{C2}/split_heads", split_heads_stacked_on_axis_0, r"batch|leading axis|one sequence"),
+    _entry(f"{C2}/merge_heads", merge_heads_concatenated_from_axis_0, r"batch|leading axis|one sequence"),
+    _entry(f"{C2}/multi_head_attention", mha_k_v_swapped, r"order|swap|k and v|v and k", MHA_HELPERS),
+    _entry(f"{C2}/gelu", gelu_np_sqrt, r"dtype"),
+    _entry(f"{C2}/gelu", gelu_in_place, IN_PLACE),
+    _entry(f"{C2}/mlp", mlp_no_input_bias, r"bias|b_fc|c_fc", {"gelu": gelu}),
+    _entry(f"{C2}/block", block_adds_in_place, IN_PLACE, BLOCK_HELPERS),
+    _entry(f"{C2}/block", block_two_heads, r"n_head|head", BLOCK_HELPERS),
+    _entry(f"{C2}/rms_norm", rms_norm_no_eps, r"eps"),
+    _entry(f"{C2}/rms_norm", rms_norm_axis_0, r"axis|batch|leading"),
+    _entry(f"{C2}/apply_rope", rope_positive_exponent, r"exponent|frequenc|theta|sign"),
+    _entry(f"{C2}/apply_rope", rope_in_place, IN_PLACE),
+    _entry(f"{C2}/swiglu", swiglu_float64, r"dtype"),
+    _entry(f"{C3}/lm_head", lm_head_float64, r"dtype"),
+    _entry(
+        f"{C3}/softmax",
+        softmax_whole_array_max,
+        r"each row|per-row|row's (own )?max|underflow|NaN|whole array",
+    ),
+    _entry(f"{C3}/softmax", softmax_in_place, IN_PLACE),
+    _entry(f"{C3}/log_softmax", log_softmax_max_kept_in_x, r"max|constant|shift|offset"),
+    _entry(
+        f"{C3}/log_softmax",
+        log_softmax_whole_array_max,
+        r"each row|per-row|row's (own )?max|underflow|-inf|whole array",
+    ),
+    _entry(f"{C3}/cross_entropy", cross_entropy_every_target, r"pick|one entry|target|take_along_axis"),
+    _entry(f"{C3}/cross_entropy", cross_entropy_log_of_softmax, LOG_OF_SOFTMAX),
+    _entry(f"{C3}/perplexity", perplexity_log_of_softmax, LOG_OF_SOFTMAX),
+    _entry(f"{C4}/apply_temperature", temperature_zero_in_place, IN_PLACE),
+    _entry(f"{C4}/apply_temperature", temperature_zero_as_tiny, r"-inf|greedy|temperature 0"),
+    _entry(f"{C4}/top_k_filter", top_k_in_place, IN_PLACE),
+    _entry(f"{C4}/top_k_filter", top_k_returns_its_input, r"copy|same array|new array"),
+    _entry(f"{C4}/top_k_filter", top_k_argpartition, r"tie|lower id|order"),
+    _entry(f"{C4}/top_p_filter", top_p_softmax_without_max, OVERFLOW),
+    _entry(f"{C4}/filtered_probs", filtered_probs_no_softmax, r"softmax|probabilit|sum"),
+    _entry(f"{C4}/filtered_probs", filtered_probs_top_p_on_all_tokens, r"top_p|after top_k|top-k|order"),
+    _entry(f"{C4}/sample_next", sample_next_own_seeded_generator, r"generator|rng|seed"),
+    _entry(f"{C4}/sample_next", sample_next_np_random, r"rng|global|np\.random|generator"),
+    _entry(f"{C4}/generate", generate_stop_looked_for_first, r"stop|prompt"),
+    _entry(f"{C4}/attend_with_cache", attend_with_cache_one_key_ahead, r"mask|future|offset"),
+    _entry(f"{C4}/attend_with_cache", attend_with_cache_old_caches_returned, r"cache|grown|append"),
+    _entry(f"{C5}/toy_embed", toy_embed_float64, r"dtype"),
+    _entry(f"{C5}/toy_attention_probs", toy_attention_probs_np_sqrt, r"dtype"),
+    _entry(f"{C5}/toy_attention_probs", toy_attention_probs_softmax_without_max, OVERFLOW),
+    _entry(
+        f"{C5}/toy_attention_output",
+        toy_attention_output_bias_before_projection,
+        r"bias|after the projection|before",
+    ),
+    _entry(f"{C5}/toy_mlp", toy_mlp_np_sqrt, r"dtype"),
+    _entry(f"{C5}/toy_loss", toy_loss_log_of_softmax, LOG_OF_SOFTMAX),
+    _entry(f"{C5}/toy_loss", toy_loss_every_target, r"pick|one entry|target|take_along_axis"),
+    _entry(f"{C5}/toy_forward", toy_forward_final_norm_from_ln_2, r"ln_f|final", TOY_HELPERS),
+    _entry(f"{C5}/toy_forward", toy_forward_one_head, r"head", TOY_HELPERS),
+    _entry(
+        f"{C6}/count_params", count_params_no_attention_output_projection, r"c_proj|output projection|o_proj"
+    ),
+    _entry(f"{C6}/count_params", count_params_no_attention_biases, r"bias"),
+    _entry(f"{C6}/flops_per_token", flops_per_token_wpe_always, r"wpe|positions|learned"),
+    _entry(f"{C6}/flops_per_token", flops_per_token_untied_head_kept, r"untied|head|tie"),
+    _entry(f"{C6}/kv_cache_bytes", kv_cache_bytes_d_model, r"n_kv_head|d_model|grouped"),
 ]
 
 
@@ -1088,6 +1518,14 @@ def toy_loss_take(logits, targets):
     return float(-np.take(flat.reshape(-1), np.arange(len(flat)) * V + targets.reshape(-1)).mean())
 
 
+def layer_norm_by_transposes(x, g, b, eps=1e-5):
+    return ((x.T - x.mean(-1).T) / np.sqrt(x.var(-1).T + eps)).T * g + b
+
+
+def count_params_summed(config):
+    return _count(config)
+
+
 def kv_cache_bytes_itemsize(config, T, dtype):
     return 2 * config.n_layer * T * config.n_kv_head * config.d_head * np.zeros(1, dtype).itemsize
 
@@ -1118,4 +1556,6 @@ RIGHT = [
     _entry(f"{C5}/toy_forward", toy_forward_big_negative, helpers=TOY_HELPERS),
     _entry(f"{C5}/toy_loss", toy_loss_take),
     _entry(f"{C6}/kv_cache_bytes", kv_cache_bytes_itemsize),
+    _entry(f"{C2}/layer_norm", layer_norm_by_transposes),
+    _entry(f"{C6}/count_params", count_params_summed),
 ]
