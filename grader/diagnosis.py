@@ -24,7 +24,8 @@ says what to look at without showing an expected value:
 8. what sets the case apart: the kinds of input (``grader.kinds``) it has and every case the
    function gets right lacks ("`stop_token` = 0");
 9. where it is wrong: only the first or last entry along an axis, everywhere but the first, only
-   the odd or even entries, only above, below or on the diagonal.
+   the odd or even entries, only above, below or on the diagonal;
+10. what it is not: rows that do not sum to 1 where the reference's are probabilities.
 
 1, 6 and 7 compare the output with the reference; 2-5 call the student's function on variants of
 the case (``grader.variants``), 8 on the exercise's other cases. For an exercise with parts,
@@ -246,6 +247,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _any_shape,
         _apart,
         _localized,
+        _not_a_distribution,
     )
     for rule in rules:
         message = rule(wrong)
@@ -415,6 +417,18 @@ def _non_finite(w: _Wrong) -> str | None:
                 "you rank them in (largest first, and among equal values the lower index first)"
             )
     return None
+
+
+def _not_a_distribution(w: _Wrong) -> str | None:
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or a.dtype.kind != "f" or not np.isfinite(a).all() or not _distribution(e):
+        return None
+    if np.allclose(a.sum(axis=-1), 1, atol=1e-3):
+        return None
+    return (
+        "the reference's rows are probability distributions (each sums to 1), and yours do not: is a "
+        "softmax, or the division by each row's sum, missing?"
+    )
 
 
 def _distribution(e: np.ndarray) -> bool:
