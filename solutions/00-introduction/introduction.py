@@ -266,8 +266,12 @@ print("\nthe toy after 'AI rocks':", {toy_names[i]: round(float(p), 3) for i, p 
 # ✔, or one short message. When your output matches a mistake the course knows (a transposed
 # matrix, positions off by one, a softmax over the wrong axis), the message names it and says
 # what to look at. When a multi-step function is wrong, the message names the first intermediate
-# result that differs. Here is the check of `token_embedding`, the third exercise of chapter 1, at
-# work: first given a wrong function, then `lib`'s own:
+# result that differs. A function must also leave its arguments as it found them: the rest of the
+# model still reads them (`x -= x.mean(...)` on an argument changes the caller's array, and a
+# residual `x + f(x)` would then add the changed one), so the check fails a function that writes
+# into an argument, even when the values it returns are right. Here is the check of
+# `token_embedding`, the third exercise of chapter 1, at work: first given a wrong function, then
+# `lib`'s own:
 
 
 # %%
