@@ -307,6 +307,33 @@ print(json.dumps({"numpy": numpy_found, "venv": os.path.exists(sys.argv[1])}))""
     assert printed(outcome) == {"numpy": False, "venv": False}
 
 
+def _package_folders(top: str = "/usr", depth: int = 5) -> list[str]:
+    """Every folder of installed packages of a Python of the system's (``site-packages``,
+    ``dist-packages``) down to ``depth`` below ``top``."""
+    found = []
+    for folder, subfolders, _ in os.walk(top):
+        if folder.endswith(("/site-packages", "/dist-packages")):
+            found.append(folder)
+            subfolders.clear()
+        elif folder.count("/") - top.count("/") >= depth:
+            subfolders.clear()
+    return found
+
+
+def test_minimal_python_sees_none_of_the_systems_installed_packages():
+    """Debian's ``dist-packages`` (``apt install python3-scipy``) and ``pip``'s under ``/usr/local``
+    are in ``/usr``, which the view shows: a scorer's code could put one on its path and import
+    ``scipy.special.softmax``. Each shows empty, but for a path the view binds inside it."""
+    folders = [f for f in _package_folders() if os.listdir(f)]
+    if not folders:
+        pytest.skip("no Python of the system's has installed packages here")
+    bound = os.path.join(folders[0], sorted(os.listdir(folders[0]))[0])
+    code = "import json, os, sys\nprint(json.dumps({f: os.listdir(f) for f in sys.argv[1:]}))"
+    view = View(read_only=(bound,), python="minimal")
+    outcome = sandbox.run([str(bwrap.interpreter("minimal")), "-I", "-S", "-c", code, *folders], view, LIMITS)
+    assert printed(outcome) == {f: [os.path.basename(bound)] if f == folders[0] else [] for f in folders}
+
+
 # ---- processes ---------------------------------------------------------------------------------------
 
 

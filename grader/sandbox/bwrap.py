@@ -3,8 +3,8 @@
 The root is an empty tmpfs (bubblewrap's), read-only once built, into which go, each at its own
 path and read-only: the system files a program needs (``/usr`` and the merged-``/usr`` links, the
 loader's cache, the time zone), the Python installation (``python="full"``: the base installation
-and the virtual environment; ``"minimal"``: the interpreter and the standard library without
-``site-packages``) and the caller's ``read_only`` paths, each bound on its own so that nothing
+and the virtual environment; ``"minimal"``: the interpreter and the standard library, every
+folder of installed packages in sight covered) and the caller's ``read_only`` paths, each bound on its own so that nothing
 next to them shows. Then a fresh ``/proc`` for the new PID namespace, a read-only ``/dev`` with
 ``null``, ``zero``, ``full``, ``random`` and ``urandom`` only (``/dev/shm`` is read-only: no
 POSIX semaphores, so ``multiprocessing``'s locks fail), and one size-capped tmpfs at
@@ -50,6 +50,14 @@ HOME = "/tmp/home"
 OWN_PROCESSES = 4  # bubblewrap's own processes in the tree, beyond the program's
 DEVICES = ("null", "zero", "full", "random", "urandom")
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "nsswitch.conf")
+# Where the Pythons in /usr keep installed packages: Debian's ``/usr/lib/python3/dist-packages`` and
+# ``/usr/local/lib/python3.11/dist-packages``, Fedora's ``/usr/lib64/python3.12/site-packages``, an
+# installation of its own such as ``/usr/local/anaconda3/lib/python3.11/site-packages``.
+PACKAGE_FOLDERS = (
+    "/usr/lib*/python*/*-packages",
+    "/usr/*/lib*/python*/*-packages",
+    "/usr/*/*/lib*/python*/*-packages",
+)
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -92,15 +100,22 @@ def python(mode: str) -> list[str]:
 
 
 def hidden(mode: str) -> list[str]:
-    """Folders inside ``python(mode)`` covered by an empty read-only tmpfs: the base
-    installation's ``site-packages`` for ``minimal`` (one bind and one cover cost far less than a
-    bind per standard-library entry; the cover cannot be lifted without capabilities)."""
+    """Folders covered by an empty read-only tmpfs, for ``minimal``: every folder of installed
+    packages the view would show, the base installation's ``site-packages`` and those of any
+    Python of the system's (``PACKAGE_FOLDERS``: Debian's ``dist-packages`` of ``apt``'s
+    ``python3-scipy``, ``pip``'s under ``/usr/local``), which any interpreter inside could put
+    on its path. One bind and one cover cost far less than a bind per standard-library entry;
+    a cover cannot be lifted without capabilities, and a path the view binds inside one (a
+    NumPy installed there) still shows."""
     if mode != "minimal":
         return []
+    import glob
     import sysconfig
 
     site = os.path.join(sysconfig.get_paths()["stdlib"], "site-packages")
-    return [site] if os.path.isdir(site) else []
+    system = {os.path.realpath(path) for pattern in PACKAGE_FOLDERS for path in glob.glob(pattern)}
+    found = {path for path in system if _inside(path, "/usr")}  # a link's target, where /usr shows it
+    return sorted(p for p in found | {site} if os.path.isdir(p))
 
 
 def interpreter(mode: str) -> str:
@@ -195,8 +210,8 @@ def inner(
     args += ["--size", str(tmpfs), "--tmpfs", TMP, "--dir", HOME, "--dir", WORK]
     for path in _outermost([*paths, *python]):
         args += ["--ro-bind", path, path]
-    for path in hidden:
-        args += ["--size", "4096", "--tmpfs", path, "--remount-ro", path]
+    for path in hidden:  # made read-only after the binds, which may need a mount point inside
+        args += ["--size", "4096", "--tmpfs", path]
     args += ["--proc", "/proc", "--tmpfs", "/dev"]
     for device in DEVICES:
         args += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
@@ -213,6 +228,8 @@ def inner(
         args += ["--bind", path, path]
     for path, fd in copies.items():
         args += _parents(path) + ["--ro-bind-data", str(fd), path]
+    for path in hidden:
+        args += ["--remount-ro", path]
     args += ["--remount-ro", "/dev", "--chdir", WORK, "--remount-ro", "/"]
     return args
 
