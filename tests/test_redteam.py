@@ -13,8 +13,10 @@ neighbour who must keep full marks, in the class that several suites share
 """
 
 import csv
+import hashlib
 import json
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -684,3 +686,36 @@ def test_notes_on_outputs_left_out_count_against_the_cap():
         executor.process_message({**message, "content": 0}, cell, 0)
     assert 0 < len(cell.outputs) <= 10
     assert "not a valid notebook output was left out" in cell.outputs[0]["text"]
+
+
+DRAWS = 64  # secrets each exercise's hidden cases are drawn from here
+
+
+def test_no_exercise_can_be_answered_from_a_table():
+    """A hidden case drawn from a space so small that its draws repeat can be answered from a table
+    made with lib beforehand (``sinusoidal_positions``'s two ints once scored full marks from 310 kB
+    of stored answers): every exercise has a hidden case whose inputs never repeat."""
+    for exercise_id, exercise in exercises.registry().items():
+        if exercise.hidden is None:
+            continue
+        drawn: dict[str, set[str]] = {}
+        for secret in range(DRAWS):
+            for case in exercise.cases(secret):
+                if case.hidden:
+                    drawn.setdefault(case.name, set()).add(_digest(case.inputs))
+        assert max(map(len, drawn.values())) == DRAWS, (exercise_id, {k: len(v) for k, v in drawn.items()})
+
+
+def _digest(value) -> str:
+    """The same for equal inputs (arrays by dtype, shape and bytes), different for others."""
+    return hashlib.sha256(pickle.dumps(_plain(value))).hexdigest()
+
+
+def _plain(value):
+    if isinstance(value, np.ndarray):
+        return (value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, dict):
+        return sorted((k, _plain(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return repr(value)
