@@ -55,12 +55,13 @@ POLICY = "; ".join(
 )
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="{policy}">
 <title>{title}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }}
+body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; overflow-wrap: break-word; }}
 pre {{ background: #f6f8fa; padding: .6rem; overflow-x: auto; border-radius: 4px; }}
-pre.output {{ background: #fff; border-left: 3px solid #ddd; }}
+pre.output {{ background: #fff; border-left: 3px solid #ddd; max-height: 30rem; overflow-y: auto; }}
 pre.error {{ background: #fff0f0; }}
 .verdict {{ padding: .5rem .8rem; border-radius: 4px; margin: .5rem 0 1.5rem; }}
 .full-marks {{ background: #e8f5e9; }} .short-of-full-marks {{ background: #fdecea; }}
@@ -68,6 +69,7 @@ pre.error {{ background: #fff0f0; }}
 nav {{ margin-bottom: 1rem; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ddd; padding: .2rem .5rem; text-align: left; }}
 img {{ max-width: 100%; }}
+.md {{ overflow-x: auto; }}
 </style>
 <script>{config}</script>
 <script async src="{static}/mathjax/tex-mml-chtml.js"></script>
@@ -95,7 +97,7 @@ def render(nb, release_nb, rows: list[Row], title: str, header: str = "") -> str
     trusted = {cell.source for cell in release_nb.cells if cell.cell_type == "markdown"}
     verdicts = {row.exercise: row for row in rows}
     tests = {test.index: test.name for test in test_cells(nb)}
-    body, budget = [_summary(rows)], [MARKDOWN_BUDGET]
+    body, budget = [_summary(rows, linked=True)], [MARKDOWN_BUDGET]
     for index, cell in enumerate(nb.cells):
         if index in tests:
             name = tests[index]
@@ -105,15 +107,15 @@ def render(nb, release_nb, rows: list[Row], title: str, header: str = "") -> str
         elif cell.cell_type == "code":
             body.append(_code(cell.source, cell.outputs))
         elif cell.cell_type == "markdown":
-            body.append(
-                markdown2html(cell.source) if cell.source in trusted else _students(cell.source, budget)
-            )
+            shown = markdown2html(cell.source) if cell.source in trusted else _students(cell.source, budget)
+            body.append(f'<div class="md">{shown}</div>')
     return page(title, "\n".join(body), header)
 
 
 def summary_page(title: str, rows: list[Row], header: str = "") -> str:
-    """A page for a submission that could not be run (invalid notebook, nbgrader error)."""
-    return page(title, _summary(rows), header)
+    """A page for a submission that could not be run (invalid notebook, nbgrader error): the
+    scores, then each exercise's verdict."""
+    return page(title, "\n".join([_summary(rows, linked=False), *map(_verdict, rows)]), header)
 
 
 def page(title: str, body: str, header: str = "", static: str = "../_static") -> str:
@@ -190,18 +192,35 @@ def _verdict(row: Row) -> str:
     override may lower a graded exercise's score, or raise a wrong one's)."""
     mark, css = ("✔", "full-marks") if row.score >= row.max_score else ("✘", "short-of-full-marks")
     return (
-        f'<div class="verdict {css}"><strong>{mark} {html.escape(row.exercise)}: {row.score:g} / '
-        f"{row.max_score:g}</strong> ({row.status}): {html.escape(row.reason)}</div>"
+        f'<div class="verdict {css}" id="{_anchor(row)}"><strong>{mark} {html.escape(row.exercise)}: '
+        f"{row.score:g} / {row.max_score:g}</strong> ({_status(row)}): {html.escape(row.reason)}</div>"
     )
 
 
-def _summary(rows: list[Row]) -> str:
+def _summary(rows: list[Row], linked: bool) -> str:
+    """The total and a table of the exercises, each named with a link to its verdict (``linked``)
+    or, on a page of verdicts alone, by name; the reasons are in the verdicts, which keeps the
+    table three narrow columns that fit a phone."""
     total, out_of = sum(r.score for r in rows), sum(r.max_score for r in rows)
     lines = [f"<p><strong>Score: {total:g} / {out_of:g}</strong></p>", "<table>"]
-    lines.append("<tr><th>exercise</th><th>score</th><th>status</th><th>reason</th></tr>")
+    lines.append("<tr><th>exercise</th><th>score</th><th>status</th></tr>")
     lines += [
-        f"<tr><td>{html.escape(r.exercise)}</td><td>{r.score:g} / {r.max_score:g}</td>"
-        f"<td>{r.status}</td><td>{html.escape(r.reason)}</td></tr>"
+        f"<tr><td>{_name(r, linked)}</td><td>{r.score:g}&nbsp;/&nbsp;{r.max_score:g}</td>"
+        f"<td>{_status(r)}</td></tr>"
         for r in rows
     ]
     return "\n".join([*lines, "</table>"])
+
+
+def _name(row: Row, linked: bool) -> str:
+    name = html.escape(row.exercise)
+    return f'<a href="#{_anchor(row)}">{name}</a>' if linked else name
+
+
+def _anchor(row: Row) -> str:
+    return html.escape(f"verdict-{row.exercise}")
+
+
+def _status(row: Row) -> str:
+    """The status in words (``not_attempted``: not attempted)."""
+    return html.escape(row.status.replace("_", " "))

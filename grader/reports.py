@@ -58,7 +58,7 @@ MATHJAX_PARTS = (
     "ui",
     "adaptors",
 )
-PAGE_VERSION = "2"  # change to rewrite every feedback page at the next report
+PAGE_VERSION = "3"  # change to rewrite every feedback page at the next report
 
 
 @dataclass(frozen=True)

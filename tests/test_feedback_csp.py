@@ -6,12 +6,16 @@ The page is chapter 1's solution rendered by ``grader.feedback`` (its markdown h
 math), with the book's MathJax copied beside it as ``grader.reports`` copies it for a class.
 """
 
+from contextlib import contextmanager
+
 import nbformat
 import pytest
-from test_book import CHROMIUM, chromium
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_output
+from test_book import CHROMIUM, CHROMIUM_ARGS, PHONE, chromium
 from test_grading import RELEASED, SOLUTION
 
 from grader import feedback, reports
+from grader.results import Row
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -40,7 +44,38 @@ def pages(tmp_path_factory):
     (folder / "ann").mkdir()
     (folder / "ann" / "clean.html").write_text(page)
     (folder / "ann" / "injected.html").write_text(page.replace("<main>", "<main>" + INJECTED, 1))
+    (folder / "ann" / "phone.html").write_text(feedback.render(wide(nb), released, ROWS, "t"))
     return folder / "ann"
+
+
+LONG = "x" * 400  # one word wider than any screen
+ROWS = [Row("ann", "01-embeddings", "encode", 0, 1, "wrong", f"your function raised ValueError: {LONG}")]
+
+
+def wide(nb):
+    """The notebook with what a phone cannot show whole: a long word and a wide table in a
+    student's markdown, and a long output."""
+    table = "| " + " | ".join(["column"] * 30) + " |\n|" + "---|" * 30
+    lines = "".join(f"line {i}\n" for i in range(2000))
+    nb.cells[1:1] = [
+        new_markdown_cell(f"{LONG}\n\n{table}"),
+        new_code_cell("print(...)", outputs=[new_output("stream", name="stdout", text=lines)]),
+    ]
+    return nb
+
+
+@contextmanager
+def phone():
+    """A browser context as a phone has it (its width, and the page's viewport tag honoured)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            viewport = {"width": PHONE, "height": 800}
+            yield browser.new_context(viewport=viewport, is_mobile=True, has_touch=True)
+        finally:
+            browser.close()
 
 
 def opened(context, path):
@@ -83,3 +118,22 @@ def test_injected_scripts_handlers_and_links_do_not_run(pages):
     assert title == "01-embeddings: feedback for ann", title
     assert {"script-src-elem", "script-src-attr", "img-src"} <= set(violations), violations
     assert typeset > 10  # the page's own scripts still ran
+
+
+def test_a_feedback_page_fits_a_phone(pages):
+    """Nothing makes the page scroll sideways; a long output scrolls in a box of its own; the
+    summary's exercises link to their verdicts, which give the reasons."""
+    with phone() as context:
+        page, errors, violations = opened(context, pages / "phone.html")
+        widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        tallest = page.evaluate(
+            "() => Math.max(...[...document.querySelectorAll('pre.output')].map(p => p.offsetHeight))"
+        )
+        page.click("a[href='#verdict-encode']")
+        verdict = page.locator("#verdict-encode")
+        seen = verdict.is_visible() and verdict.bounding_box()["y"] < 800
+        text = verdict.inner_text()
+    assert widths == [PHONE, PHONE], widths
+    assert tallest < 800, tallest
+    assert seen and "ValueError" in text and "(wrong)" in text, text
+    assert violations == [] and errors == [], (violations, errors)
