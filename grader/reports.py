@@ -30,6 +30,7 @@ import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import quote
 
 import nbformat
 
@@ -58,7 +59,7 @@ MATHJAX_PARTS = (
     "ui",
     "adaptors",
 )
-PAGE_VERSION = "3"  # change to rewrite every feedback page at the next report
+PAGE_VERSION = "4"  # change to rewrite every feedback page at the next report
 
 
 @dataclass(frozen=True)
@@ -294,7 +295,10 @@ def _write_summary(path: Path, view: View) -> None:
     """``summary.html``, remade (with its figures, which take a second) only when its content has
     changed since it was last written."""
     content = [PAGE_VERSION, [(line.row.as_dict(), line.notebook) for line in view.lines]]
-    content += [(t.student, t.assignment, t.status, t.final, t.lateness.days, t.flags) for t in view.totals]
+    content += [
+        (t.student, t.assignment, t.status, t.final, t.lateness.days, t.flags, t.overrides)
+        for t in view.totals
+    ]
     content += [sorted(view.people.items())]
     stamp = f"<!-- content {hashlib.sha256(json.dumps(content, default=str).encode()).hexdigest()} -->"
     if path.exists() and stamp in path.read_text(encoding="utf-8"):
@@ -577,7 +581,10 @@ def summary_text(view: View) -> str:
 
 SUMMARY_CSS = """body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; }
 table { border-collapse: collapse; margin: .5rem 0 1.5rem; } td, th { border: 1px solid #ddd; padding: .2rem .5rem; }
-td.n { text-align: right; } svg { max-width: 100%; height: auto; }"""
+td.n { text-align: right; } svg { max-width: 100%; height: auto; } .wide { overflow-x: auto; }"""
+SUMMARY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; base-uri 'none'"
+)
 
 
 def summary_page(view: View) -> str:
@@ -594,7 +601,9 @@ def summary_page(view: View) -> str:
         parts.append(_stats_table(mine))
     parts.append(_students_table(view))
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Class summary</title>'
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta http-equiv="Content-Security-Policy" content="{SUMMARY_POLICY}"><title>Class summary</title>'
         f"<style>{SUMMARY_CSS}</style></head><body><main>\n" + "\n".join(parts) + "\n</main></body></html>\n"
     )
 
@@ -607,7 +616,7 @@ def _stats_table(stats: list[ExerciseStats]) -> str:
         f"<td>{html.escape(', '.join(f'{k:g}: {n}' for k, n in sorted(s.scores.items())))}</td></tr>"
         for s in stats
     ]
-    return "\n".join(["<table>", head, *rows, "</table>"])
+    return "\n".join(['<div class="wide"><table>', head, *rows, "</table></div>"])
 
 
 def _students_table(view: View) -> str:
@@ -616,7 +625,7 @@ def _students_table(view: View) -> str:
     head = (
         "<tr><th>student</th><th>name</th>"
         + "".join(f"<th>{html.escape(a)}</th>" for a in assignments)
-        + "<th>total</th></tr>"
+        + "<th>total</th><th>to look at</th></tr>"
     )
     rows = []
     for student, person in sorted(view.people.items()):
@@ -625,11 +634,37 @@ def _students_table(view: View) -> str:
             f"<td class=n>{t.final:g}{'*' * (t.lateness.days > 0)}</td>" if t else "<td></td>" for t in cells
         )
         total = sum(t.final for t in cells if t)
+        look = "; ".join(filter(None, (_to_look_at(t) for t in cells if t)))
         rows.append(
-            f"<tr><td>{html.escape(student)}</td><td>{html.escape(person.name)}</td>{shown}<td class=n>{total:g}</td></tr>"
+            f"<tr><td>{_student_link(student, cells)}</td><td>{html.escape(person.name)}</td>{shown}"
+            f"<td class=n>{total:g}</td><td>{html.escape(look)}</td></tr>"
         )
-    note = "<p>Final scores, after late penalties (* late).</p>"
-    return "\n".join(["<h2>Students</h2>", note, "<table>", head, *rows, "</table>"])
+    note = (
+        "<p>Final scores, after late penalties (* late). <em>To look at</em>: notebooks that could not be "
+        "graded or were not submitted, lateness, integrity flags (integrity.csv) and changed scores.</p>"
+    )
+    table = ['<div class="wide"><table>', head, *rows, "</table></div>"]
+    return "\n".join(["<h2>Students</h2>", note, *table])
+
+
+def _student_link(student: str, totals: list[Total | None]) -> str:
+    """The student's id, a link to their feedback when they have a page."""
+    name = html.escape(student)
+    if not any(t and t.submitted for t in totals):
+        return name
+    return f'<a href="feedback/{html.escape(quote(student))}/index.html">{name}</a>'
+
+
+def _to_look_at(t: Total) -> str:
+    """What of a student's assignment needs a look, in words ("" for nothing)."""
+    words = {"failed": ["could not be graded"], "missing": ["not submitted"]}.get(t.status, [])
+    if t.lateness.days:
+        words.append(f"{t.lateness.days} day(s) late, -{t.lateness.penalty:g}")
+    if t.flags:
+        words.append(f"{t.flags} integrity flag(s)")
+    if t.overrides:
+        words.append(f"{t.overrides} score(s) changed")
+    return f"{t.assignment}: {', '.join(words)}" if words else ""
 
 
 def exercise_figure(assignment: str, stats: list[ExerciseStats]) -> str:

@@ -230,6 +230,24 @@ def test_totals_and_the_canvas_file_match_the_exercise_rows(term):
 
 
 @pytest.mark.slow
+def test_the_class_summary_agrees_with_totals_and_names_what_to_look_at(term):
+    """summary.html's students table: each final score as totals.csv has it (* when late), and
+    what needs a look (late, not submitted, changed scores), each student linked to their
+    feedback; a page for a phone (its viewport) under a policy that loads nothing."""
+    out, _ = term
+    page = (out / "summary.html").read_text()
+    assert 'name="viewport"' in page and "Content-Security-Policy" in page and "default-src 'none'" in page
+    shown = dict(re.findall(r'<tr><td><a href="feedback/(\w+)/index.html">\1</a>(.*?)</tr>', page))
+    assert set(shown) == {"alice", "bob", "555", "556"}
+    for (student, assignment), total in totals(out).items():
+        late = "*" if total["days_late"] != "0" else ""
+        assert f"<td class=n>{total['final_score']}{late}</td>" in shown[student], (student, assignment)
+    assert f"{ASSIGNMENT}: 2 day(s) late, -2.4" in shown["555"]
+    assert f"{ASSIGNMENT}: 1 score(s) changed; {WEEK2}: not submitted" in shown["bob"]
+    assert shown["alice"].endswith("<td></td>")
+
+
+@pytest.mark.slow
 def test_a_score_changed_in_nbgraders_gradebook_becomes_an_override(term):
     """What formgrader does when a score is typed in: nbgrader's API sets the manual score."""
     from nbgrader.api import Gradebook
