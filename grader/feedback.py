@@ -69,7 +69,7 @@ pre.error {{ background: #fff0f0; }}
 nav {{ margin-bottom: 1rem; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ddd; padding: .2rem .5rem; text-align: left; }}
 img {{ max-width: 100%; }}
-.md {{ overflow-x: auto; }}
+.md, .wide {{ overflow-x: auto; }}
 </style>
 <script>{config}</script>
 <script async src="{static}/mathjax/tex-mml-chtml.js"></script>

@@ -14,7 +14,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_output
 from test_book import CHROMIUM, CHROMIUM_ARGS, PHONE, chromium
 from test_grading import RELEASED, SOLUTION
 
-from grader import feedback, reports
+from grader import feedback, late, lms, reports
 from grader.results import Row
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -45,11 +45,18 @@ def pages(tmp_path_factory):
     (folder / "ann" / "clean.html").write_text(page)
     (folder / "ann" / "injected.html").write_text(page.replace("<main>", "<main>" + INJECTED, 1))
     (folder / "ann" / "phone.html").write_text(feedback.render(wide(nb), released, ROWS, "t"))
+    (folder / "ann" / "index.html").write_text(reports.index_page("ann", lms.Person("Ann"), TOTALS))
     return folder / "ann"
 
 
 LONG = "x" * 400  # one word wider than any screen
 ROWS = [Row("ann", "01-embeddings", "encode", 0, 1, "wrong", f"your function raised ValueError: {LONG}")]
+
+
+TOTALS = [  # late, with a changed score; and not submitted
+    reports.Total("ann", "01-embeddings", "graded", 8, 12, late.Lateness(3, 3.6, "3 days late"), None, 1, 0),
+    reports.Total("ann", "06-cost", "missing", 0, 12, late.ON_TIME, None, 0, 0),
+]
 
 
 def wide(nb):
@@ -121,7 +128,7 @@ def test_injected_scripts_handlers_and_links_do_not_run(pages):
 
 
 def test_a_feedback_page_fits_a_phone(pages):
-    """Nothing makes the page scroll sideways; a long output scrolls in a box of its own; the
+    """Nothing makes a page (an assignment's, the index) scroll sideways; a long output scrolls in a box of its own; the
     summary's exercises link to their verdicts, which give the reasons."""
     with phone() as context:
         page, errors, violations = opened(context, pages / "phone.html")
@@ -133,7 +140,12 @@ def test_a_feedback_page_fits_a_phone(pages):
         verdict = page.locator("#verdict-encode")
         seen = verdict.is_visible() and verdict.bounding_box()["y"] < 800
         text = verdict.inner_text()
-    assert widths == [PHONE, PHONE], widths
+        index = context.new_page()
+        index.goto((pages / "index.html").as_uri())
+        index_widths = index.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        grades = index.inner_text("table").replace("\xa0", " ")
+    assert widths == index_widths == [PHONE, PHONE], (widths, index_widths)
+    assert "8 / 12\t4.4 / 12\tgraded, 3 days late: 3.6 points off, 1 score(s) changed" in grades, grades
     assert tallest < 800, tallest
     assert seen and "ValueError" in text and "(wrong)" in text, text
     assert violations == [] and errors == [], (violations, errors)
