@@ -59,7 +59,7 @@ MATHJAX_PARTS = (
     "ui",
     "adaptors",
 )
-PAGE_VERSION = "4"  # change to rewrite every feedback page at the next report
+PAGE_VERSION = "5"  # change to rewrite every feedback page at the next report
 
 
 @dataclass(frozen=True)
@@ -407,13 +407,15 @@ def assignment_page(out: Path, unit: Submitted, lines: list[Line], total: Total)
 
 
 def _shown(line: Line) -> Row:
-    """The row as the student sees it: an override says so, with its reason."""
+    """The row as the student sees it: an override says so in the status (a ✔ beside "wrong"
+    reads as a mistake of the grader's), and gives its reason."""
     if line.override is None:
         return line.row
     changed = (
         f"changed by your instructor from {line.auto_score:g} to {line.row.score:g}: {line.override.reason}"
     )
-    return replace(line.row, reason=f"{line.row.reason} ({changed})")
+    status = f"{line.row.status}, changed by your instructor"
+    return replace(line.row, status=status, reason=f"{line.row.reason} ({changed})")
 
 
 def _late_note(total: Total) -> str:
