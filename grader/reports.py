@@ -507,7 +507,8 @@ OUTCOMES = {  # label -> colour in the figure
     "not attempted": "#bdbdbd",
     "timeout, crash, error": "#ffb74d",
 }
-RUN_FAILED = {"timeout", "kernel_died", "error", "invalid_notebook"}
+STOPPED = {"timeout", "kernel_died"}  # the student's code was stopped (the notebook was graded)
+RUN_FAILED = STOPPED | {"error", "invalid_notebook"}
 
 
 def outcome(line: Line) -> str:
@@ -586,7 +587,7 @@ def summary_text(view: View) -> str:
 
 SUMMARY_CSS = """body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; }
 table { border-collapse: collapse; margin: .5rem 0 1.5rem; } td, th { border: 1px solid #ddd; padding: .2rem .5rem; }
-td.n { text-align: right; } svg { max-width: 100%; height: auto; } .wide { overflow-x: auto; }"""
+td.n { text-align: right; } svg { max-width: 100%; height: auto; } .wide { overflow-x: auto; } td.look { min-width: 14rem; }"""
 SUMMARY_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; base-uri 'none'"
 )
@@ -627,6 +628,9 @@ def _stats_table(stats: list[ExerciseStats]) -> str:
 def _students_table(view: View) -> str:
     assignments = sorted(view.exercises)
     finals = {(t.student, t.assignment): t for t in view.totals}
+    stopped = Counter(
+        (line.row.student, line.row.assignment) for line in view.lines if line.row.status in STOPPED
+    )
     head = (
         "<tr><th>student</th><th>name</th>"
         + "".join(f"<th>{html.escape(a)}</th>" for a in assignments)
@@ -639,14 +643,15 @@ def _students_table(view: View) -> str:
             f"<td class=n>{t.final:g}{'*' * (t.lateness.days > 0)}</td>" if t else "<td></td>" for t in cells
         )
         total = sum(t.final for t in cells if t)
-        look = "; ".join(filter(None, (_to_look_at(t) for t in cells if t)))
+        look = "; ".join(filter(None, (_to_look_at(t, stopped[(student, t.assignment)]) for t in cells if t)))
         rows.append(
             f"<tr><td>{_student_link(student, cells)}</td><td>{html.escape(person.name)}</td>{shown}"
-            f"<td class=n>{total:g}</td><td>{html.escape(look)}</td></tr>"
+            f"<td class=n>{total:g}</td><td class=look>{html.escape(look)}</td></tr>"
         )
     note = (
         "<p>Final scores, after late penalties (* late). <em>To look at</em>: notebooks that could not be "
-        "graded or were not submitted, lateness, integrity flags (integrity.csv) and changed scores.</p>"
+        "graded or were not submitted, exercises that ran out of time or memory, lateness, integrity flags "
+        "(integrity.csv) and changed scores.</p>"
     )
     table = ['<div class="wide"><table>', head, *rows, "</table></div>"]
     return "\n".join(["<h2>Students</h2>", note, *table])
@@ -660,9 +665,12 @@ def _student_link(student: str, totals: list[Total | None]) -> str:
     return f'<a href="feedback/{html.escape(quote(student))}/index.html">{name}</a>'
 
 
-def _to_look_at(t: Total) -> str:
-    """What of a student's assignment needs a look, in words ("" for nothing)."""
+def _to_look_at(t: Total, stopped: int) -> str:
+    """What of a student's assignment needs a look, in words ("" for nothing); ``stopped``: its
+    exercises whose run was stopped (a timeout, the scorer killed)."""
     words = {"failed": ["could not be graded"], "missing": ["not submitted"]}.get(t.status, [])
+    if stopped:
+        words.append(f"{stopped} exercise(s) timed out or crashed")
     if t.lateness.days:
         words.append(f"{t.lateness.days} day(s) late, -{t.lateness.penalty:g}")
     if t.flags:

@@ -22,7 +22,9 @@ import pytest
 from test_book import CHROMIUM, chromium, open_page
 from test_grading import ONE_BASED, RELEASED, ROOT, answer, solution
 
+from grader import late, lms, reports
 from grader.distributed import local_cluster
+from grader.results import Row
 
 ASSIGNMENT = "01-embeddings"
 WEEK2 = "06-cost"
@@ -244,7 +246,22 @@ def test_the_class_summary_agrees_with_totals_and_names_what_to_look_at(term):
         assert f"<td class=n>{total['final_score']}{late}</td>" in shown[student], (student, assignment)
     assert f"{ASSIGNMENT}: 2 day(s) late, -2.4" in shown["555"]
     assert f"{ASSIGNMENT}: 1 score(s) changed; {WEEK2}: not submitted" in shown["bob"]
-    assert shown["alice"].endswith("<td></td>")
+    assert shown["alice"].endswith("<td class=look></td>")
+
+
+def test_the_class_summary_names_exercises_that_ran_out_of_time_or_memory():
+    """A timeout or a killed scorer leaves a graded notebook with 0 on that exercise: the summary
+    says so beside the student, as it says a notebook that could not be graded."""
+    statuses = {"encode": "timeout", "embed": "kernel_died", "decode": "wrong"}
+    lines = [
+        reports.Line("embeddings", Row("ann", ASSIGNMENT, name, 0, 1, status, ""), 0, None)
+        for name, status in statuses.items()
+    ]
+    totals = [reports.Total("ann", ASSIGNMENT, "graded", 0, 3, late.ON_TIME, None, 0, 0)]
+    view = reports.View(lines, totals, {"ann": lms.Person("Ann")}, [], {ASSIGNMENT: []})
+    assert f"<td class=look>{ASSIGNMENT}: 2 exercise(s) timed out or crashed</td>" in reports._students_table(
+        view
+    )
 
 
 @pytest.mark.slow
