@@ -430,18 +430,17 @@ def _late_note(total: Total) -> str:
 
 
 def index_page(student: str, person: lms.Person, totals: list[Total]) -> str:
-    head = "<tr><th>assignment</th><th>score</th><th>final</th><th>status</th></tr>"
+    head = "<tr><th>assignment</th><th>score</th><th>status</th></tr>"
     rows = []
     for t in totals:
         name = html.escape(t.assignment)
         link = f'<a href="{html.escape(t.assignment)}.html">{name}</a>' if t.submitted else name
         rows.append(
-            f"<tr><td>{link}</td><td>{t.score:g}&nbsp;/&nbsp;{t.max_score:g}</td>"
-            f"<td>{t.final:g}&nbsp;/&nbsp;{t.max_score:g}</td><td>{_status_words(t)}</td></tr>"
+            f"<tr><td>{link}</td><td>{t.final:g}&nbsp;/&nbsp;{t.max_score:g}</td><td>{_status_words(t)}</td></tr>"
         )
     final, out_of = sum(t.final for t in totals), sum(t.max_score for t in totals)
-    rows.append(f"<tr><th>total</th><td></td><th>{final:g}&nbsp;/&nbsp;{out_of:g}</th><td></td></tr>")
-    note = "<p>The final score is the score after any late penalty.</p>"
+    rows.append(f"<tr><th>total</th><th>{final:g}&nbsp;/&nbsp;{out_of:g}</th><td></td></tr>")
+    note = "<p>Scores are after any late penalty.</p>"
     body = "\n".join([note, '<div class="wide"><table>', head, *rows, "</table></div>"])
     return feedback.page(f"Grades of {person.name or student}", body, static="../_static")
 
@@ -453,7 +452,7 @@ def _status_words(t: Total) -> str:
     if t.lateness.days:
         words += f", {t.lateness.days} day{'s' * (t.lateness.days > 1)} late"
     if t.lateness.penalty:
-        words += f": {t.lateness.penalty:g} points off"
+        words += f": {t.lateness.penalty:g} points off {t.score:g} / {t.max_score:g}"
     if t.overrides:
         words += f", {t.overrides} score(s) changed by your instructor"
     return words
