@@ -82,6 +82,12 @@ img {{ max-width: 100%; }}
 MAX_MARKDOWN = 20_000  # characters of a student's markdown cell rendered as markdown
 MARKDOWN_BUDGET = 60_000  # characters of students' markdown rendered as markdown on one page
 BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+UNRUN = {"invalid_notebook", "error"}  # statuses of a notebook the grader could not run
+UNRUN_ADVICE = (
+    '<p class="note">Your notebook could not be graded as it was submitted, so no exercise was checked: '
+    "make sure the file you submitted opens in Jupyter and is the assignment's notebook, then ask your "
+    "instructor about submitting it again.</p>"
+)
 CHECK_ERRORS = {"CheckFailed", "NotWrittenYet"}  # grader.check's: their traceback is the message
 student_markdown = mistune.create_markdown(escape=True, plugins=["strikethrough", "table"])
 
@@ -115,7 +121,8 @@ def render(nb, release_nb, rows: list[Row], title: str, header: str = "") -> str
 def summary_page(title: str, rows: list[Row], header: str = "") -> str:
     """A page for a submission that could not be run (invalid notebook, nbgrader error): the
     scores, then each exercise's verdict."""
-    return page(title, "\n".join([_summary(rows, linked=False), *map(_verdict, rows)]), header)
+    advice = UNRUN_ADVICE if any(row.status in UNRUN for row in rows) else ""
+    return page(title, "\n".join([advice, _summary(rows, linked=False), *map(_verdict, rows)]), header)
 
 
 def page(title: str, body: str, header: str = "", static: str = "../_static") -> str:

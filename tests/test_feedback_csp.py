@@ -7,6 +7,7 @@ math), with the book's MathJax copied beside it as ``grader.reports`` copies it 
 """
 
 from contextlib import contextmanager
+from dataclasses import replace
 
 import nbformat
 import pytest
@@ -105,6 +106,16 @@ def test_the_policy_forbids_what_a_page_never_needs():
     assert "'unsafe-inline'" not in rules["script-src"] and "'unsafe-eval'" not in rules["script-src"]
     page = feedback.page("t", "")
     assert page.index("Content-Security-Policy") < page.index("<script")
+
+
+def test_a_notebook_that_could_not_be_run_gets_advice_and_its_reasons():
+    reason = "not a valid notebook: ValueError: not JSON"
+    rows = [
+        Row("ann", "01-embeddings", name, 0, 1, "invalid_notebook", reason) for name in ("encode", "embed")
+    ]
+    page = feedback.summary_page("t", rows)
+    assert "opens in Jupyter" in page and page.count(f"(invalid notebook): {reason}") == 2
+    assert "opens in Jupyter" not in feedback.summary_page("t", [replace(rows[0], status="missing")])
 
 
 def test_a_feedback_page_typesets_its_math_with_no_violation(pages):
