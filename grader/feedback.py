@@ -60,8 +60,9 @@ PAGE = """<!DOCTYPE html>
 <title>{title}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; overflow-wrap: break-word; }}
-pre {{ background: #f6f8fa; padding: .6rem; overflow-x: auto; border-radius: 4px; }}
+pre {{ background: #f6f8fa; padding: .6rem; white-space: pre-wrap; border-radius: 4px; }}
 pre.output {{ background: #fff; border-left: 3px solid #ddd; max-height: 30rem; overflow-y: auto; }}
+pre:focus-visible, .md:focus-visible {{ outline: 2px solid #1a73e8; }}
 pre.error {{ background: #fff0f0; }}
 .verdict {{ padding: .5rem .8rem; border-radius: 4px; margin: .5rem 0 1.5rem; }}
 .full-marks {{ background: #e8f5e9; }} .short-of-full-marks {{ background: #fdecea; }}
@@ -81,6 +82,7 @@ img {{ max-width: 100%; }}
 """
 MAX_MARKDOWN = 20_000  # characters of a student's markdown cell rendered as markdown
 MARKDOWN_BUDGET = 60_000  # characters of students' markdown rendered as markdown on one page
+TALL_LINES, TALL_CHARS = 20, 900  # an output that may not fit its 30rem box on a phone
 BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 UNRUN = {"invalid_notebook", "error"}  # statuses of a notebook the grader could not run
 UNRUN_ADVICE = (
@@ -114,7 +116,7 @@ def render(nb, release_nb, rows: list[Row], title: str, header: str = "") -> str
             body.append(_code(cell.source, cell.outputs))
         elif cell.cell_type == "markdown":
             shown = markdown2html(cell.source) if cell.source in trusted else _students(cell.source, budget)
-            body.append(f'<div class="md">{shown}</div>')
+            body.append(_markdown(shown))
     return page(title, "\n".join(body), header)
 
 
@@ -155,6 +157,13 @@ def _error_text(out) -> str:
     return f"{out.ename}: {out.evalue}"
 
 
+def _markdown(shown: str) -> str:
+    """A rendered markdown cell in a box that scrolls sideways if it must (a wide table), which the
+    keyboard can then focus."""
+    focus = ' tabindex="0"' if "<table" in shown else ""
+    return f'<div class="md"{focus}>{shown}</div>'
+
+
 def _students(source: str, budget: list[int]) -> str:
     """A student's markdown cell, rendered while the page's ``budget`` of characters lasts (a
     one-item list, spent here); a very long cell, or any once the budget is spent, as plain text.
@@ -191,7 +200,11 @@ def _output(out) -> str:
 
 
 def _pre(text: str, css: str) -> str:
-    return f'<pre class="{css}">{html.escape(strip_ansi(text))}</pre>'
+    """Text as it was printed, wrapped at the page's width; an output that may be taller than its
+    box (it scrolls) can take the keyboard's focus, for the arrow keys to scroll it."""
+    tall = text.count("\n") > TALL_LINES or len(text) > TALL_CHARS
+    scrolls = ' tabindex="0"' if tall else ""
+    return f'<pre class="{css}"{scrolls}>{html.escape(strip_ansi(text))}</pre>'
 
 
 def _verdict(row: Row) -> str:

@@ -59,7 +59,7 @@ MATHJAX_PARTS = (
     "ui",
     "adaptors",
 )
-PAGE_VERSION = "6"  # change to rewrite every feedback page at the next report
+PAGE_VERSION = "7"  # change to rewrite every feedback page at the next report
 
 
 @dataclass(frozen=True)
@@ -587,6 +587,9 @@ def summary_text(view: View) -> str:
 SUMMARY_CSS = """body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; }
 table { border-collapse: collapse; margin: .5rem 0 1.5rem; } td, th { border: 1px solid #ddd; padding: .2rem .5rem; }
 td.n { text-align: right; } svg { max-width: 100%; height: auto; } .wide { overflow-x: auto; } td.look { min-width: 14rem; }"""
+# A table in a box that scrolls sideways on a narrow screen, which the keyboard can focus (to scroll
+# it with the arrow keys).
+SCROLLING = '<div class="wide" tabindex="0"><table>'
 SUMMARY_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; base-uri 'none'"
 )
@@ -621,7 +624,7 @@ def _stats_table(stats: list[ExerciseStats]) -> str:
         f"<td>{html.escape(', '.join(f'{k:g}: {n}' for k, n in sorted(s.scores.items())))}</td></tr>"
         for s in stats
     ]
-    return "\n".join(['<div class="wide"><table>', head, *rows, "</table></div>"])
+    return "\n".join([SCROLLING, head, *rows, "</table></div>"])
 
 
 def _students_table(view: View) -> str:
@@ -652,7 +655,7 @@ def _students_table(view: View) -> str:
         "graded or were not submitted, exercises that ran out of time or memory, lateness, integrity flags "
         "(integrity.csv) and changed scores.</p>"
     )
-    table = ['<div class="wide"><table>', head, *rows, "</table></div>"]
+    table = [SCROLLING, head, *rows, "</table></div>"]
     return "\n".join(["<h2>Students</h2>", note, *table])
 
 

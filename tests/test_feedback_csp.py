@@ -72,6 +72,13 @@ def wide(nb):
     return nb
 
 
+# Boxes that scroll but that the keyboard cannot reach (to scroll them with the arrow keys).
+UNREACHABLE = """() => [...document.querySelectorAll("body *")]
+    .filter(e => ["auto", "scroll"].includes(getComputedStyle(e).overflowY) || ["auto", "scroll"].includes(getComputedStyle(e).overflowX))
+    .filter(e => (e.scrollHeight > e.clientHeight + 1 || e.scrollWidth > e.clientWidth + 1) && e.tabIndex < 0)
+    .map(e => e.outerHTML.slice(0, 80))"""
+
+
 @contextmanager
 def phone():
     """A browser context as a phone has it (its width, and the page's viewport tag honoured)."""
@@ -139,11 +146,13 @@ def test_injected_scripts_handlers_and_links_do_not_run(pages):
 
 
 def test_a_feedback_page_fits_a_phone(pages):
-    """Nothing makes a page (an assignment's, the index) scroll sideways; a long output scrolls in a box of its own; the
-    summary's exercises link to their verdicts, which give the reasons."""
+    """Nothing makes a page (an assignment's, the index) scroll sideways; a long output scrolls in a
+    box of its own, and any box that scrolls can be focused; the summary's exercises link to their
+    verdicts, which give the reasons."""
     with phone() as context:
         page, errors, violations = opened(context, pages / "phone.html")
         widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        unreachable = page.evaluate(UNREACHABLE)
         tallest = page.evaluate(
             "() => Math.max(...[...document.querySelectorAll('pre.output')].map(p => p.offsetHeight))"
         )
@@ -157,6 +166,7 @@ def test_a_feedback_page_fits_a_phone(pages):
             "() => [document.querySelector('table').getBoundingClientRect().right, window.innerWidth]"
         )
         grades = index.inner_text("table").replace("\xa0", " ")
+    assert unreachable == [], unreachable
     assert widths == [PHONE, PHONE] and index_widths[0] <= PHONE, (widths, index_widths)
     assert "4.4 / 12\tgraded, 3 days late: 3.6 points off 8 / 12, 1 score(s) changed" in grades, grades
     assert tallest < 800, tallest
