@@ -83,6 +83,9 @@ img {{ max-width: 100%; }}
 MAX_MARKDOWN = 20_000  # characters of a student's markdown cell rendered as markdown
 MARKDOWN_BUDGET = 60_000  # characters of students' markdown rendered as markdown on one page
 TALL_LINES, TALL_CHARS = 20, 900  # an output that may not fit its 30rem box on a phone
+MYST_OPEN = re.compile(r"^:::+\{(\w+)\}[ \t]*(.*)\n(?::\w+:.*\n)*", re.M)  # a directive, its options
+MYST_CLOSE = re.compile(r"^:::+[ \t]*$", re.M)
+CITE = re.compile(r"\{cite\}`([^`]+)`")
 BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 UNRUN = {"invalid_notebook", "error"}  # statuses of a notebook the grader could not run
 UNRUN_ADVICE = (
@@ -115,7 +118,11 @@ def render(nb, release_nb, rows: list[Row], title: str, header: str = "") -> str
         elif cell.cell_type == "code":
             body.append(_code(cell.source, cell.outputs))
         elif cell.cell_type == "markdown":
-            shown = markdown2html(cell.source) if cell.source in trusted else _students(cell.source, budget)
+            shown = (
+                markdown2html(_myst(cell.source))
+                if cell.source in trusted
+                else _students(cell.source, budget)
+            )
             body.append(_markdown(shown))
     return page(title, "\n".join(body), header)
 
@@ -162,6 +169,13 @@ def _markdown(shown: str) -> str:
     keyboard can then focus."""
     focus = ' tabindex="0"' if "<table" in shown else ""
     return f'<div class="md"{focus}>{shown}</div>'
+
+
+def _myst(source: str) -> str:
+    """The chapter's markdown without the book's MyST syntax, which plain markdown shows as typed: an
+    admonition's fences become its title in bold, a citation its key in brackets."""
+    source = MYST_OPEN.sub(lambda m: f"\n**{m[2] or m[1].capitalize()}**\n\n", source)
+    return CITE.sub(r"[\1]", MYST_CLOSE.sub("", source))
 
 
 def _students(source: str, budget: list[int]) -> str:

@@ -59,7 +59,7 @@ MATHJAX_PARTS = (
     "ui",
     "adaptors",
 )
-PAGE_VERSION = "7"  # change to rewrite every feedback page at the next report
+PAGE_VERSION = "8"  # change to rewrite every feedback page at the next report
 
 
 @dataclass(frozen=True)

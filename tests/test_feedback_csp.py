@@ -42,6 +42,7 @@ def pages(tmp_path_factory):
     nb, released = (nbformat.read(path, as_version=4) for path in (SOLUTION, RELEASED))
     page = feedback.render(nb, released, [], "01-embeddings: feedback for ann")
     assert "$" in page  # the chapter's math, for MathJax to typeset
+    assert ":::" not in page and "{cite}" not in page and "<strong>In this chapter</strong>" in page
     (folder / "ann").mkdir()
     (folder / "ann" / "clean.html").write_text(page)
     (folder / "ann" / "injected.html").write_text(page.replace("<main>", "<main>" + INJECTED, 1))
