@@ -193,7 +193,7 @@ def test_a_page_parses_a_bounded_amount_of_a_students_markdown(graded):
     page = (graded / "feedback" / "verbose" / f"{ASSIGNMENT}.html").read_text()
     parsed = feedback.MARKDOWN_BUDGET // len(SLOW_MARKDOWN)
     assert page.count("<em>a</em>") == parsed * SLOW_MARKDOWN.count("*a*")
-    assert page.count(f'<pre class="output">{SLOW_MARKDOWN}</pre>') == 40 - parsed
+    assert page.count(f">{SLOW_MARKDOWN}</pre>") == 40 - parsed  # as text (a tall one takes focus)
 
 
 @pytest.mark.slow
