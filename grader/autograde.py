@@ -46,7 +46,6 @@ rows are replaced, never added to.
 
 import ctypes
 import dataclasses
-import difflib
 import hashlib
 import itertools
 import json
@@ -964,7 +963,7 @@ def _unknown(student: str, sub: submissions.Submission) -> dict:
 
 def unknown_reason(sub: submissions.Submission) -> str:
     """Why a notebook no chapter has is not graded, with the chapter notebook it may have been."""
-    close = difflib.get_close_matches(sub.notebook.casefold(), list(course.notebooks()), n=1, cutoff=0.6)
+    close = spelling.closest(sub.notebook, course.notebooks(), n=1)
     guess = f" (is it {close[0]}.ipynb, renamed? rename it back and grade it again)" if close else ""
     return f"{sub.file}: no chapter has a notebook named {sub.notebook}.ipynb{guess}"
 

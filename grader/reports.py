@@ -20,7 +20,6 @@ the Canvas roster) gets ``missing`` lines, with that assignment's exercises and 
 """
 
 import csv
-import difflib
 import hashlib
 import html
 import io
@@ -256,7 +255,7 @@ def _warn_about_columns(settings: Settings, columns: dict[str, str]) -> None:
     for assignment, title in columns.items():
         if not lms.unknown_column(title, list(settings.canvas_titles)):
             continue
-        near = difflib.get_close_matches(title, settings.canvas_titles, n=1, cutoff=0.3)
+        near = spelling.closest(title, settings.canvas_titles, n=1, cutoff=0.3)
         meant = f' = "{near[0]}"' if near else ' = "Name (id)" as its header has it'
         print(
             f"warning: canvas.csv: the column {title!r} ({assignment}) is no assignment of the roster "
