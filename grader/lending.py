@@ -11,7 +11,8 @@ with ``lib``'s module layout. Everything else, the graded stages and all that co
 
 Inside the student's kernel, ``check`` watches the calls the student's function makes while the
 visible cases run (``unlent_calls``): a call from the student's code into ``lib`` outside the
-closure would fail when graded, and is reported at once.
+closure would fail when graded, and is reported at once. What the garbage collector runs meanwhile
+(another package's ``gc`` callback, a finalizer) is not a call of the student's and is not watched.
 
 The closure is built from source with ``ast`` and ``symtable``, so it follows ``lib`` as it is
 refactored: it needs only that ``lib`` is a package of modules whose top-level statements bind
@@ -23,6 +24,7 @@ the generated package against the real one.
 import ast
 import dis
 import functools
+import gc
 import importlib.util
 import sys
 import types
@@ -408,9 +410,18 @@ def unlent_calls(assignment: str) -> Iterator[Borrowed]:
             borrowed.packages.append(package)
 
     looked_at = set()  # the student's code objects whose imports and names were looked at
+    collecting = False  # the garbage collector runs: its callbacks and finalizers are not the student's calls
+
+    def collection_starts(phase, info):
+        nonlocal collecting
+        collecting = collecting or phase == "start"
+
+    def collection_ends(phase, info):
+        nonlocal collecting
+        collecting = collecting and phase != "stop"
 
     def profile(frame, event, arg):
-        if event != "call":
+        if event != "call" or collecting:
             return
         code = frame.f_code
         if code not in looked_at and students(code):
@@ -432,8 +443,12 @@ def unlent_calls(assignment: str) -> Iterator[Borrowed]:
             borrowed.lib.append(f"lib.{name}")
 
     previous = sys.getprofile()
+    gc.callbacks.insert(0, collection_starts)  # first to hear "start", last to hear "stop"
+    gc.callbacks.append(collection_ends)
     sys.setprofile(profile)
     try:
         yield borrowed
     finally:
         sys.setprofile(previous)
+        gc.callbacks.remove(collection_starts)
+        gc.callbacks.remove(collection_ends)

@@ -10,6 +10,8 @@ what is lent passes.
 
 import ast
 import functools
+import gc
+import importlib.util
 import math
 import operator
 import pickle
@@ -241,3 +243,36 @@ def test_the_watch_is_removed_after_the_check():
     before = sys.getprofile()
     check("02-transformer-block/masked_scores", masked_scores_with(lambda T, S: np.tri(T, S, dtype=bool)))
     assert sys.getprofile() is before
+
+
+def test_what_the_garbage_collector_runs_meanwhile_is_not_the_students(tmp_path, capsys):
+    """A package loaded in the kernel (hypothesis under pytest) may hear every collection through
+    ``gc.callbacks`` or own an object whose finalizer a collection runs: a collection that starts
+    while the student's function runs calls that code from the student's frame, and must not be
+    read as the student's use of the package."""
+    file = tmp_path / "site-packages" / "watcher" / "__init__.py"
+    file.parent.mkdir(parents=True)
+    file.write_text(
+        "heard = []\n"
+        "def on_gc(phase, info):\n    heard.append(phase)\n"
+        "class Cycle:\n    def __init__(self):\n        self.me = self\n"
+        "    def __del__(self):\n        heard.append('finalized')\n"
+    )
+    spec = importlib.util.spec_from_file_location("watcher", file)
+    watcher = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(watcher)
+    assert lending._package(watcher.on_gc.__code__.co_filename) == "watcher"
+
+    def embed(ids, wte, wpe):
+        gc.collect()
+        return wte[ids] + wpe[: ids.shape[-1]]
+
+    gc.callbacks.append(watcher.on_gc)
+    try:
+        watcher.Cycle()  # garbage now, freed by the collection the student's function starts
+        check("01-embeddings/embed", embed)
+    finally:
+        gc.callbacks.remove(watcher.on_gc)
+    assert {"start", "stop", "finalized"} <= set(watcher.heard)
+    assert "✔" in capsys.readouterr().out
+    assert sys.getprofile() is None and watcher.on_gc not in gc.callbacks
