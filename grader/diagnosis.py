@@ -558,6 +558,8 @@ def _relation(w: _Wrong) -> str | None:
     counts = _counts(w.case.inputs)
     return (
         _rearranged(a, e)
+        or _reordered(a, e)
+        or _term_reordered(a, e, _terms(w))
         or _scaled(a, e, counts)
         or _powered(a, e, counts)
         or _per_row(a, e)
@@ -588,6 +590,88 @@ def _rearranged(a, e) -> str | None:
                 return (
                     f"your output is the reference shifted by one along axis {axis} (entry i holds the "
                     f"reference's {step}): an off-by-one in an index or a slice"
+                )
+    return None
+
+
+def _axis_order(a, e, axis: int) -> list[int] | None:
+    """The order along ``axis`` in which ``a`` holds ``e``'s slices (entry i of ``a`` is entry
+    ``order[i]`` of ``e``), if ``a`` is ``e`` with its slices along that axis rearranged."""
+    if a.shape != e.shape or e.shape[axis] < 2:
+        return None
+    left, order = list(range(e.shape[axis])), []
+    for i in range(e.shape[axis]):
+        row = np.take(a, i, axis=axis)
+        j = next((j for j in left if _near(row, np.take(e, j, axis=axis))), None)
+        if j is None:
+            return None
+        left.remove(j)
+        order.append(j)
+    return None if order == sorted(order) else order
+
+
+def _order_words(a, e, axis: int, order: list[int]) -> str:
+    """How an order differs from the reference's, in words."""
+    if order == sorted(order, reverse=True):
+        return "reversed"
+    if e.ndim == 1 or e.shape[axis] == e.size:
+        if _near(a, np.sort(e, axis=axis)):
+            return "sorted in ascending order: keep the input's order, do not sort"
+        if _near(a, np.flip(np.sort(e, axis=axis), axis)):
+            return "sorted in descending order: keep the input's order, do not sort"
+    n = len(order)
+    for k in range(1, n):
+        if order == [(i + k) % n for i in range(n)] or order == [(i - k) % n for i in range(n)]:
+            return "rolled (a cyclic shift: np.roll, or an index taken modulo the length?)"
+    shown = ", ".join(map(str, order[:8])) + (", ..." if n > 8 else "")
+    return f"yours are the reference's in the order {shown}"
+
+
+def _reordered(a, e) -> str | None:
+    """Exactly the reference's values, in another order: along one axis (its rows, its heads, its
+    positions in another order, a sequence reversed or sorted), or scattered."""
+    if a.shape != e.shape or e.size < 2 or _near(a, e):
+        return None
+    fa, fe = np.sort(a, axis=None), np.sort(e, axis=None)
+    if not _near(fa, fe):
+        return None
+    for axis in range(-e.ndim, 0):
+        order = _axis_order(a, e, axis)
+        if order is not None:
+            what = "entries" if e.ndim == 1 else "slices (rows, heads, positions...)"
+            return (
+                f"your output holds exactly the reference's values, but its {what} along axis {axis} are in "
+                f"another order ({_order_words(a, e, axis, order)}): keep the order along axis {axis}"
+            )
+    return (
+        "your output holds exactly the reference's values, but in other places (not one axis in another "
+        "order): look at how your code indexes, reshapes or transposes"
+    )
+
+
+def _term_reordered(a, e, terms: dict) -> str | None:
+    """The reference with one of ``terms`` (a station or an input, broadcast as the reference adds
+    it) in another order along one of its axes: positions added reversed, heads in another order."""
+    if e.ndim == 0 or e.size < 2 or not (np.isfinite(e).all() and np.isfinite(a).all()) or _near(a, e):
+        return None
+    for name, term in terms.items():
+        if term.ndim == 0 or term.ndim > e.ndim or not np.isfinite(term).all() or not term.any():
+            continue
+        try:
+            spread = np.broadcast_to(term, e.shape)
+        except ValueError:
+            continue
+        given = (spread + (a - e))[(0,) * (e.ndim - term.ndim)]
+        given = np.broadcast_to(given, term.shape) if given.shape != term.shape else given
+        if not _near(np.broadcast_to(given, e.shape), spread + (a - e)):
+            continue  # not the same term added at every leading index
+        for axis in range(-term.ndim, 0):
+            order = _axis_order(given, term, axis)
+            if order is not None:
+                return (
+                    f"your output is the reference with {name} in another order along its axis {axis} "
+                    f"({_order_words(given, term, axis, order)}): entry i of {name} belongs with entry i "
+                    "of the rest; keep its order"
                 )
     return None
 

@@ -26,6 +26,7 @@ from catalogue import (
     decode_drops_last,
     decode_global_table,
     decode_upper,
+    encode_sorted,
     gelu,
     masked_scores,
     merge_heads,
@@ -220,6 +221,28 @@ def width(inputs):
     return inputs["x"].shape[-1]
 
 
+def swap_first_two(out, inputs):
+    """The first two entries along axis -2 (-1 for a vector) swapped: the reference's values in
+    another order, neither reversed nor shifted."""
+    axis = -2 if out.ndim >= 2 else -1
+    order = list(range(out.shape[axis]))
+    order[0], order[1] = 1, 0
+    return np.take(out, order, axis=axis)
+
+
+def term_reversed(exercise_id, term):
+    """The reference's answer with one of its terms (a station, or an input) added reversed along
+    its axis -2 (-1 for a vector)."""
+    stations = REGISTRY[exercise_id].stations
+
+    def change(out, inputs):
+        known = stations(copy.deepcopy(inputs)) if term not in inputs else {term: inputs[term]}
+        t = np.asarray(known[term], np.float64)
+        return (out - t + np.flip(t, -2 if t.ndim >= 2 else -1)).astype(out.dtype)
+
+    return changed(exercise_id, f"{term.replace('.', '_')}_reversed", change)
+
+
 # ---- helpers fed the wrong inputs ------------------------------------------------------------------
 
 
@@ -335,6 +358,21 @@ DIAGNOSES = {
             changed(f"{C5}/toy_attention_probs", "axes", lambda out, inputs: np.moveaxis(out, -1, 0).copy()),
             {},
         ),
+    ],
+    "another order (": [
+        (eid, changed(eid, "first_two_swapped", swap_first_two), {})
+        for eid in (
+            f"{C1}/encode",
+            f"{C1}/position_embedding",
+            f"{C2}/layer_norm",
+            f"{C5}/toy_attention_probs",
+        )
+    ],
+    "in another order along its axis": [
+        (f"{C1}/embed", term_reversed(f"{C1}/embed", "embed.pos"), {}),
+        (f"{C2}/block", term_reversed(f"{C2}/block", "attn.out"), {}),
+        (f"{C2}/layer_norm", term_reversed(f"{C2}/layer_norm", "b"), {}),
+        (f"{C5}/toy_mlp", term_reversed(f"{C5}/toy_mlp", "b_proj"), {}),
     ],
     "reversed along axis": [
         (eid, changed(eid, "reversed", lambda out, inputs: np.flip(out, -2).copy()), {})
@@ -681,6 +719,11 @@ def test_a_factor_of_two_or_three_on_an_array_is_not_told_it_is_a_count():
     fn = times(f"{C3}/softmax", "tripled", lambda i: 3)
     message = check_message(f"{C3}/softmax", fn, {})
     assert "times 3 everywhere" in message and "divide" not in message, message
+
+
+def test_the_values_of_the_reference_sorted_are_named():
+    message = check_message(f"{C1}/encode", encode_sorted, {})
+    assert "sorted in ascending order" in message, message
 
 
 @pytest.mark.parametrize("fragment, fn", TEXT, ids=[fn.__name__ for _, fn in TEXT])
