@@ -93,7 +93,7 @@ def check_called(exercise_id: str, called, _namespace: dict | None = None, **hel
                 ) from None
             except Exception as err:
                 if case.raises is None:
-                    raise _raised(exercise, case, err, stored, student) from None
+                    raise _raised(exercise, case, err, stored, student, cases) from None
                 actual, error = None, f"{type(err).__name__}: {err}"
             if case.raises is not None:
                 message = must_raise(exercise, case, error, actual, stored)
@@ -124,10 +124,10 @@ def check_called(exercise_id: str, called, _namespace: dict | None = None, **hel
     print(f"✔ {exercise.name} matches the reference on {len(cases)} visible case(s).")
 
 
-def _raised(exercise: Exercise, case, err: Exception, stored, student) -> CheckFailed:
+def _raised(exercise: Exercise, case, err: Exception, stored, student, cases=()) -> CheckFailed:
     where = _students_line(err)
     hints = exercise.hints_for(f"{type(err).__name__}: {err}")
-    more = diagnosis.explain_error(exercise, case, stored, student)
+    more = diagnosis.explain_error(exercise, case, stored, student, cases)
     return CheckFailed(
         f"`{exercise.name}` raised {type(err).__name__}: {err}"
         + (f"\n  (line {where.lineno}{': ' + where.line if where.line else ''})" if where else "")

@@ -294,7 +294,7 @@ def grade(
         if "error" in answer:
             hints = "".join(f" Hint: {h}" for h in exercise.hints_for(answer["error"]))
             where = f" (line {answer['line']})" if answer.get("line") else ""
-            more = diagnosis.explain_error(exercise, case, references, student)
+            more = diagnosis.explain_error(exercise, case, references, student, cases)
             # A hidden case's error shows its type only: a message could carry the case's inputs
             # out to the student, whose next submission would then know them.
             raised = answer["error"].partition(":")[0] if case.hidden else answer["error"]

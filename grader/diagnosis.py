@@ -244,7 +244,10 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _precision,
         _non_finite,
         _relation,
+        _over_axis,
+        _parts_missing,
         _any_shape,
+        _fixed_int,
         _apart,
         _localized,
         _not_a_distribution,
@@ -879,9 +882,136 @@ def _added(a, e, terms: dict) -> str | None:
     return None
 
 
-def _apart(w: _Wrong) -> str | None:
-    """What kinds of input (``grader.kinds``) this case has that every case the function gets
-    right lacks, if there are a few."""
+# ---- a statistic over the wrong axis, a count short by one tensor, a number written in ---------
+
+
+def _over_axis(w: _Wrong) -> str | None:
+    """A normalisation over another axis than the reference's last: along axis k the output is one
+    scale and one shift of an input ``x`` (``a = s * x + t``, ``s`` and ``t`` the same along k: a
+    mean and a scale taken over k), where the reference's is not."""
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or e.ndim < 2 or a.dtype.kind != "f" or not np.isfinite(a).all():
+        return None
+    for name, x in w.case.inputs.items():
+        if not isinstance(x, np.ndarray) or x.shape != e.shape or x.dtype.kind != "f":
+            continue
+        x = x.astype(np.float64)
+        for axis in range(-e.ndim, -1):
+            if e.shape[axis] >= 3 and _affine_along(a, x, axis) and not _affine_along(e, x, axis):
+                return (
+                    f"your output is normalised over axis {axis}: along it, each entry is the input `{name}` "
+                    "times one same scale plus one same shift, so your mean or root-mean-square is taken "
+                    f"over axis {axis}; the reference normalises each position's vector over the last "
+                    "axis (axis=-1, keepdims=True)"
+                )
+    return None
+
+
+def _affine_along(y, x, axis: int) -> bool:
+    """``y = s * x + t`` with ``s`` and ``t`` the same along ``axis`` (one pair per line along it)."""
+    y, x = np.moveaxis(np.asarray(y, np.float64), axis, -1), np.moveaxis(x, axis, -1)
+    xc = x - x.mean(axis=-1, keepdims=True)
+    spread = (xc * xc).sum(axis=-1, keepdims=True)
+    if (spread < 1e-12).any():
+        return False
+    s = (xc * (y - y.mean(axis=-1, keepdims=True))).sum(axis=-1, keepdims=True) / spread
+    fit = s * xc + y.mean(axis=-1, keepdims=True)
+    return _near(fit, y) and not _near(y, np.broadcast_to(y.mean(axis=-1, keepdims=True), y.shape))
+
+
+def _parts_missing(w: _Wrong) -> str | None:
+    """A count of a config's weights (or twice it: FLOPs) off by exactly one group of tensors of
+    its checkpoint: one tensor or module (a weight and its bias) in every block or once, a part of
+    every block (its attention, its MLP), every norm's bias... Every other case the function was
+    run on must agree: off by that group's size there too (nothing where the config has none)."""
+    off = _off_by_tensors(w.case, w.actual, w.expected)
+    if not off:
+        return None
+    diff, found = off
+    for case in w.cases:
+        configs = [v for v in case.inputs.values() if hasattr(v, "n_layer") and hasattr(v, "d_model")]
+        outcome, expected = w.student.on(case), w.table.get(f"{case.name}::expected")
+        if (
+            case.name == w.case.name
+            or len(configs) != 1
+            or outcome is None
+            or outcome.error
+            or expected is None
+        ):
+            continue
+        try:
+            there = int(np.asarray(expected)) - int(np.asarray(outcome.value))
+        except (TypeError, ValueError, OverflowError):
+            continue
+        sizes = _tensor_groups(configs[0])
+        found = [
+            (key, factor)
+            for key, factor in found
+            if sizes.get(key, 0) * factor * (1 if diff > 0 else -1) == there
+        ]
+    keys = list(dict.fromkeys(key for key, _ in found))
+    whole = {key.partition(" (")[0] for key in keys if "(all its tensors" in key}
+    keys = [key for key in keys if "(all its tensors" in key or key.partition(" (")[0] not in whole]
+    if not keys or len(keys) > 2:
+        return None
+    why = " (times 2: two FLOPs per weight)" if found[0][1] == 2 else ""
+    side, missing = (
+        ("short", "it is missing from your count")
+        if diff > 0
+        else ("over", "you count it twice, or count it where this config has none")
+    )
+    return f"your count is {side} by exactly the size of {' or '.join(keys)}{why}: {missing}"
+
+
+def _off_by_tensors(case, actual, expected):
+    """``(reference - actual, [(tensor group, factor)])``: the groups of the case's config's
+    checkpoint whose size, once or twice, is the difference; ``None`` if none is."""
+    a, e = np.asarray(actual), np.asarray(expected)
+    if e.ndim != 0 or e.dtype.kind not in "iu" or a.ndim != 0 or a.dtype.kind not in "iuf":
+        return None
+    configs = [v for v in case.inputs.values() if hasattr(v, "n_layer") and hasattr(v, "d_model")]
+    if len(configs) != 1 or not np.isfinite(a) or not float(a).is_integer() or int(e) == int(a):
+        return None
+    groups = _tensor_groups(configs[0])
+    diff = int(e) - int(a)
+    found = [(key, factor) for factor in (1, 2) for key, n in groups.items() if n * factor == abs(diff)]
+    return (diff, found) if found else None
+
+
+def _tensor_groups(config) -> dict[str, int]:
+    """The sizes of a config's checkpoint tensors, by name: each kind of tensor (a weight, a
+    bias, a gain) of a module in every block together, a module's weight and bias together, a
+    part of every block (its attention, its MLP), and every norm's bias or gain."""
+    try:
+        from lib.checkpoint import checkpoint_layout
+
+        layout = checkpoint_layout(config)
+    except Exception:
+        return {}
+    groups: dict[str, int] = {}
+
+    def add(key, n):
+        groups[key] = groups.get(key, 0) + n
+
+    for shape, path, _ in layout.values():
+        layered = any(isinstance(p, int) for p in path)
+        words = [str(p) for p in path if not isinstance(p, int)][1 if layered else 0 :]
+        kind = {"w": "weight", "g": "gain", "b": "bias"}.get(words[-1])
+        module = ".".join(words[:-1] if kind and len(words) > 1 else words)
+        n = math.prod(shape)
+        every = ", in every block" if layered else ""
+        add(f"`{module}` (all its tensors{every})", n)
+        if kind:
+            add(f"`{module}` (its {kind}{every})", n)
+        if layered and "." in module:
+            add(f"`{module.partition('.')[0]}` (all its tensors{every})", n)
+        if module.startswith("ln") or "norm" in module:
+            add(f"every norm's {kind or 'weight'} (two per block and the final one)", n)
+    return groups
+
+
+def _right_cases(w: _Wrong) -> list:
+    """The exercise's other cases the student's function gets right (dtype too)."""
     right = []
     for case in w.cases:
         if case.name == w.case.name or case.raises is not None or f"{case.name}::expected" not in w.table:
@@ -893,6 +1023,44 @@ def _apart(w: _Wrong) -> str | None:
             and _matches(w.exercise, outcome.value, w.table[f"{case.name}::expected"], dtype=True)
         ):
             right.append(case)
+    return right
+
+
+def _fixed_int(w: _Wrong) -> str | None:
+    """Right on the cases where an int argument has one value (two at least), wrong on this one,
+    where it has another: that value is written in the code in place of the argument."""
+    return _fixed_in(w.case, w.cases, _right_cases(w), "wrong")
+
+
+def _fixed_in(case, cases, right: list, how: str) -> str | None:
+    """The int argument whose value splits the cases as the function's answers do (right on
+    every case where it is ``v``, on two at least; wrong where it is not), if one alone does."""
+    if len(right) < 2:
+        return None
+    right_names = {r.name for r in right}
+    split = []
+    for name, value in case.inputs.items():
+        if not isinstance(value, int | np.integer) or isinstance(value, bool):
+            continue
+        values = {r.inputs.get(name) for r in right}
+        if len(values) != 1 or None in values or (fixed := values.pop()) == value:
+            continue
+        if all(c.name in right_names for c in cases if c.raises is None and c.inputs.get(name) == fixed):
+            split.append((name, fixed, value))
+    if len(split) != 1:
+        return None
+    name, fixed, value = split[0]
+    return (
+        f"your function is right only when `{name}` == {fixed} (on {len(right)} other case(s)), and "
+        f"{how} here, where `{name}` == {value}: is {fixed} written in your code (or in a helper's "
+        f"call) where `{name}` belongs?"
+    )
+
+
+def _apart(w: _Wrong) -> str | None:
+    """What kinds of input (``grader.kinds``) this case has that every case the function gets
+    right lacks, if there are a few."""
+    right = _right_cases(w)
     if not right:
         return None
     apart = {
@@ -1157,9 +1325,10 @@ def _softmax(x):
         return z / z.sum(axis=-1, keepdims=True)
 
 
-def explain_error(exercise, case, table: Mapping, student: Student) -> str:
-    """What the variants show when the function raised on ``case`` (``""`` if nothing)."""
-    w = _Wrong(exercise, case, np.zeros(0), np.zeros(0), table, student)
+def explain_error(exercise, case, table: Mapping, student: Student, cases=()) -> str:
+    """What the variants, and the other ``cases``, show when the function raised on ``case``
+    (``""`` if nothing)."""
+    w = _Wrong(exercise, case, np.zeros(0), np.zeros(0), table, student, cases)
     if any(w.right_on(v) for v in w.variant("one-sequence")):
         return (
             " It works on one sequence: treat every leading axis as a batch axis (count axes from the end)."
@@ -1167,4 +1336,5 @@ def explain_error(exercise, case, table: Mapping, student: Student) -> str:
     for variant in w.variant("float64") + w.variant("float32"):
         if w.right_on(variant):
             return f" It works in {variant.what}: look for what depends on the dtype."
-    return ""
+    fixed = _fixed_in(case, cases, _right_cases(w), "it fails")
+    return f" {fixed[0].upper()}{fixed[1:]}" if fixed else ""
