@@ -1400,6 +1400,29 @@ WRONG = [
 ]
 
 
+# ---- mistakes whose feedback needed a fix (vague, or a ✔ that lost points) --------------------------
+
+
+def sinusoidal_int_base(n_tokens, d, base=10000.0):
+    return _sinusoidal(n_tokens, d, np.arange(0, d, 2) / d, base=int(base))
+
+
+def sinusoidal_base_rounded(n_tokens, d, base=10000.0):
+    return _sinusoidal(n_tokens, d, np.arange(0, d, 2) / d, base=round(base))
+
+
+def sinusoidal_ignores_base(n_tokens, d, base=10000.0):
+    return _sinusoidal(n_tokens, d, np.arange(0, d, 2) / d)
+
+
+FIXED = [
+    _entry(f"{C1}/sinusoidal_positions", sinusoidal_int_base, r"fraction"),
+    _entry(f"{C1}/sinusoidal_positions", sinusoidal_base_rounded, r"fraction"),
+    _entry(f"{C1}/sinusoidal_positions", sinusoidal_ignores_base, r"`base`"),
+]
+WRONG += FIXED
+
+
 # ---- right answers written another way ----------------------------------------------------------
 
 

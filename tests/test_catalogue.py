@@ -13,7 +13,7 @@ import re
 import warnings
 
 import pytest
-from catalogue import RIGHT, WRONG
+from catalogue import FIXED, RIGHT, WRONG
 from helpers import SECRETS, everything_lent, explained
 
 from grader import exercises
@@ -111,3 +111,14 @@ def test_right_answers_written_another_way_keep_full_marks(entry):
     assert checked(entry) is None, checked(entry)
     for verdict in verdicts(entry):
         assert verdict.ok, verdict.reason
+
+
+@pytest.mark.parametrize("entry", FIXED, ids=[e.name for e in FIXED])
+def test_each_mistake_whose_feedback_was_fixed_is_named_in_the_check_and_in_grading(entry):
+    """Each of these once got a vague message, or a ✔ and then lost points: now both the check
+    and the grader name the mistake, and the hidden cases take points."""
+    message = checked(entry)
+    assert message is not None and re.search(entry.names, said(message)), message
+    graded = verdicts(entry)
+    assert any(not v.ok for v in graded)
+    assert re.search(entry.names, said(graded[0].reason)), graded[0].reason

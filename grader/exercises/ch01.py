@@ -435,13 +435,21 @@ EMBED = Exercise(
 # ---- sinusoidal positions ----------------------------------------------------------------------
 
 ONE_PAIR = "d = 2, a single sin/cos pair"
+REAL_BASE = "a base other than 10000, not a whole number"
 
 
 def _sinusoid_visible():
     return [
         Case("small", {"n_tokens": 6, "d": 8}),
         Case("one-pair", {"n_tokens": 5, "d": 2}, kinds={ONE_PAIR}),
+        Case("real-base", {"n_tokens": 9, "d": 6, "base": 537.25}, kinds={REAL_BASE}),
     ]
+
+
+def _real_base(g, low: float, high: float) -> float:
+    """A base drawn between ``low`` and ``high``, never a whole number (``int(base)`` or a base
+    read as an int loses its fraction)."""
+    return float(np.floor(g.uniform(low, high))) + float(g.uniform(0.1, 0.9))
 
 
 # The table's inputs are two ints: the answers to every pair a hidden case could draw, made with lib
@@ -456,7 +464,22 @@ def _sinusoid_hidden(g):
     return [
         hidden("wide", {"n_tokens": wide[0], "d": wide[1]}),
         hidden("one-pair", {"n_tokens": int(g.integers(5, 15)), "d": 2}, kinds={ONE_PAIR}, about=ONE_PAIR),
-        hidden("tall", {"n_tokens": tall[0], "d": tall[1]}),
+        hidden(
+            "tall",
+            {"n_tokens": tall[0], "d": tall[1], "base": _real_base(g, 50.0, 5000.0)},
+            kinds={REAL_BASE},
+            about=REAL_BASE,
+        ),
+        hidden(
+            "wide-base",
+            {
+                "n_tokens": int(g.integers(20, 60)),
+                "d": 2 * int(g.integers(8, 64)),
+                "base": _real_base(g, 1e4, 1e5),
+            },
+            kinds={REAL_BASE},
+            about=REAL_BASE,
+        ),
     ]
 
 
@@ -464,7 +487,7 @@ SINUSOIDAL = Exercise(
     name="sinusoidal_positions",
     visible=_sinusoid_visible,
     hidden=_sinusoid_hidden,
-    reference=lambda n_tokens, d: lib.sinusoidal_positions(n_tokens, d),
+    reference=lambda n_tokens, d, base=10000.0: lib.sinusoidal_positions(n_tokens, d, base),
     mistakes=table(
         embedding.sinusoidal_positions,
         {
@@ -486,10 +509,24 @@ SINUSOIDAL = Exercise(
             ),
             "multiplied": (
                 {"divide": False},
-                "the angle is m / 10000**(2j/d): you multiplied by 10000**(2j/d) instead of dividing",
+                "the angle is m / base**(2j/d): you multiplied by base**(2j/d) instead of dividing",
+            ),
+            "integer-base": (
+                {"base_as": "int"},
+                "your base lost its fraction (int(base), or an integer array built from it): base is a "
+                "real number, use it as it is given",
+            ),
+            "fixed-base": (
+                {"base_as": "10000"},
+                "you used 10000 where the argument `base` belongs: the frequencies are 1 / base**(2j/d), "
+                "with the base you are given (10000 only by default)",
             ),
         },
     ),
+    error_hints={
+        "unexpected keyword argument 'base'": "sinusoidal_positions takes a third argument, "
+        "base=10000.0: add it to your def line and use it in place of 10000",
+    },
     atol=1e-9,
     rtol=1e-9,
 )

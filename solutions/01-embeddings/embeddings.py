@@ -557,21 +557,22 @@ print("embed.out == wte[ids] + wpe[:T]:", np.array_equal(trace["embed.out"], lib
 
 
 # %% nbgrader={"grade": false, "grade_id": "sinusoidal_positions-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def sinusoidal_positions(n_tokens, d):
+def sinusoidal_positions(n_tokens, d, base=10000.0):
     """The fixed sinusoidal position table of the original transformer.
 
     Task: for positions m = 0, ..., n_tokens - 1 and pairs j = 0, ..., d/2 - 1, fill
-        P[m, 2j] = sin(m / 10000**(2j/d)) and P[m, 2j+1] = cos(m / 10000**(2j/d)).
-    Shapes: n_tokens, an int T; d, an even int -> (T, d), float64
+        P[m, 2j] = sin(m / base**(2j/d)) and P[m, 2j+1] = cos(m / base**(2j/d)).
+        The original transformer's base is 10000 (the default); base can be any real number.
+    Shapes: n_tokens, an int T; d, an even int; base, a float -> (T, d), float64
     Example: sinusoidal_positions(2, 4) ->
         [[0,      1,      0,         1        ],
          [sin(1), cos(1), sin(0.01), cos(0.01)]]     # pair j = 1: 10000**(2/4) = 100
     Hints: build all the angles at once as a (T, d/2) array: positions as a column (T, 1)
-        divided by the row 10000**(2j/d) of shape (1, d/2), with 2j = np.arange(0, d, 2). Then
+        divided by the row base**(2j/d) of shape (1, d/2), with 2j = np.arange(0, d, 2). Then
         fill an empty (T, d) table: P[:, 0::2] takes the even columns, P[:, 1::2] the odd ones.
     """
     ### BEGIN SOLUTION
-    angles = np.arange(n_tokens)[:, None] / 10000 ** (np.arange(0, d, 2) / d)  # (T, d/2)
+    angles = np.arange(n_tokens)[:, None] / base ** (np.arange(0, d, 2) / d)  # (T, d/2)
     table = np.empty((n_tokens, d))
     table[:, 0::2], table[:, 1::2] = np.sin(angles), np.cos(angles)
     return table

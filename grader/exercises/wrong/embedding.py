@@ -65,13 +65,27 @@ def embed(ids, wte, wpe, *, positions="first", tokens=True):
     return (wte[ids] if tokens else np.zeros(ids.shape + wte.shape[-1:], wte.dtype)) + rows
 
 
-def sinusoidal_positions(n_tokens, d, *, exponent="2j/d", swapped=False, layout="alternate", divide=True):
+def sinusoidal_positions(
+    n_tokens,
+    d,
+    base=10000.0,
+    *,
+    exponent="2j/d",
+    swapped=False,
+    layout="alternate",
+    divide=True,
+    base_as="base",
+):
     """The sinusoidal table; the ``exponent`` of pair j: ``"2j/d"`` (right), ``"j/d"`` or
     ``"(2j+1)/d"``; ``swapped`` puts cosines where the sines go; ``layout="halves"`` puts the sines
-    in the first half; ``divide=False`` multiplies by 10000**exponent."""
+    in the first half; ``divide=False`` multiplies by base**exponent; ``base_as``: ``"base"``
+    (right), ``"int"`` (its fraction lost) or ``"10000"`` (the argument ignored)."""
+    if base_as != "base" and base == int(base) and (base_as == "int" or base == 10000):
+        return None  # the same as the right answer on these inputs
+    base = {"base": base, "int": int(base), "10000": 10000}[base_as]
     j = np.arange(d // 2)
     power = {"2j/d": 2 * j / d, "j/d": j / d, "(2j+1)/d": (2 * j + 1) / d}[exponent]
-    angles = np.arange(n_tokens)[:, None] / 10000 ** (power if divide else -power)  # [T, d/2]
+    angles = np.arange(n_tokens)[:, None] / base ** (power if divide else -power)  # [T, d/2]
     first, second = (np.cos, np.sin) if swapped else (np.sin, np.cos)
     if layout == "halves":
         return np.concatenate([first(angles), second(angles)], axis=1)
