@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 
 from . import diagnosis, exercises, lending, references, watch
-from .compare import diagnose, impure, must_raise
+from .compare import diagnose, impure, must_raise, wrong_and_impure
 from .exercise import Exercise
 
 MESSAGE_WIDTH = 80  # nbgrader validate cuts longer lines (its Validator.width, 90, less indentation)
@@ -100,9 +100,9 @@ def check_called(exercise_id: str, called, _namespace: dict | None = None, **hel
                 if message:
                     raise CheckFailed(f"`{exercise.name}` on case '{case.name}': {message}")
                 continue
-            message = diagnose(exercise, case, actual, stored, student, cases) or impure(
-                exercise, watch.interfered(given, case.inputs, actual, exercise.pure)
-            )
+            interfered = watch.interfered(given, case.inputs, actual, exercise.pure)
+            message = diagnose(exercise, case, actual, stored, student, cases)
+            message = wrong_and_impure(message, interfered) or impure(exercise, interfered)
             if message:
                 station = diagnosis.stations(exercise, case, stored, student)
                 raise CheckFailed(

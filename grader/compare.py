@@ -187,6 +187,18 @@ def impure(exercise: Exercise, what: str | None) -> str | None:
     )
 
 
+def wrong_and_impure(message: str | None, what: str | None) -> str | None:
+    """A wrong answer's message, with what the function did to its arguments (``what``, from
+    ``watch.interfered``) when it changed one in place: the wrong values often come from there (an
+    input read again after it was overwritten, ``wte[ids] += ...`` with an id twice)."""
+    if not message or not what:
+        return message
+    return (
+        f"{message}. Your function also {what}: compute into a new array (`y = x + p`, not `x += p` or "
+        "`table[ids] += p`), which may be what makes the values wrong"
+    )
+
+
 def must_raise(exercise: Exercise, case: Case, error: str | None, actual, stored: Mapping) -> str | None:
     """``None`` if the function failed on ``case`` as it must (``error``: ``"Type: message"``),
     else what to tell the student."""
@@ -309,9 +321,8 @@ def grade(
         except Exception as err:  # whatever the student's line holds: unreadable is all it is
             return Verdict(False, f"{label}: unreadable answer ({err})", "wrong", case.name)
         sequence = returned_in(answer.get("output"))
-        message = diagnose(exercise, case, actual, references, student, cases, sequence) or impure(
-            exercise, answer.get("impure")
-        )
+        message = diagnose(exercise, case, actual, references, student, cases, sequence)
+        message = wrong_and_impure(message, answer.get("impure")) or impure(exercise, answer.get("impure"))
         if message:
             station = diagnosis.stations(exercise, case, references, student)
             return Verdict(

@@ -283,6 +283,13 @@ def _shape(w: _Wrong) -> str | None:
         return (
             f"an axis of size 1 too many or too few: expected {e.shape}, got {a.shape} (keepdims? a [None]?)"
         )
+    if a.ndim == e.ndim == 1 and 0 < a.size < e.size:
+        firsts = e[np.sort(np.unique(e, return_index=True)[1])]
+        if a.shape == firsts.shape and (np.array_equal(a, firsts) or np.array_equal(a, np.unique(e))):
+            return (
+                f"your output has each of the reference's values once ({a.size} of {e.size}): repeated entries "
+                "are dropped (a set, dict.fromkeys or np.unique?); keep one entry per input item, repeats too"
+            )
     if a.ndim == e.ndim:
         off = [i for i in range(e.ndim) if a.shape[i] != e.shape[i]]
         if len(off) == 1:
@@ -692,12 +699,29 @@ def _scaled(a, e, counts: dict) -> str | None:
         counted = _counted(c, counts, least=2 if ef.size == 1 else MIN_FACTOR)
         if counted:
             return f"your output is the reference {counted}"
+        rooted = _root_of_counts(c, counts)
+        if rooted:
+            return rooted
         name = _named(c)
         if name or ef.size >= 4:
             return f"your output is the reference times {c:.4g}{f' (= {name})' if name else ''} everywhere: a missing or extra constant factor"
     offset = float((af - ef).mean())
     if ef.size >= 2 and not math.isclose(offset, 0, abs_tol=1e-6) and _near(af, ef + offset):
         return f"your output is the reference plus {offset:.4g} everywhere: a missing or extra constant term"
+    return None
+
+
+def _root_of_counts(c: float, counts: dict) -> str | None:
+    """``c`` as the square root of a ratio of two counts one apart: a mean under a root (a
+    root-mean-square, a standard deviation) divided by the wrong count."""
+    for (p, over), (q, under) in itertools.permutations(counts.items(), 2):
+        if abs(p - q) == 1 and min(p, q) >= MIN_FACTOR and math.isclose(c * c, p / q, rel_tol=1e-5):
+            return (
+                f"your output is the reference times {c:.4g} = sqrt({p}/{q}): a mean under a square root (a "
+                f"root-mean-square, a variance) divided by the wrong count; where the root divides (a norm), you "
+                f"divide by {p} ({over}) where the reference divides by {q} ({under}): divide by the number of "
+                "terms you add up"
+            )
     return None
 
 
@@ -807,9 +831,18 @@ def _per_row(a, e) -> str | None:
             and _near(r, np.broadcast_to(r[..., :1], r.shape))
             and not _near(r[..., 0], np.full(r.shape[:-1], r.flat[0]))
         ):
+            below = bool(
+                (r[..., :1] <= 1 + RTOL).all() and (r[..., :1] > 0).all() and (r[..., :1] < 1 - RTOL).any()
+            )
             return (
                 "each row of your output is the reference times a factor of its own: a per-row "
                 "normalisation (dividing by the row's sum? by a root without its eps?) is missing or wrong"
+                + (
+                    "; no factor is above 1, as when a mask is applied after the softmax (the weights "
+                    "left in a row then sum to less than 1): mask the scores with -inf, then take the softmax"
+                    if below
+                    else ""
+                )
             )
     if _near(rows, np.broadcast_to(rows[:1], rows.shape)):
         return (

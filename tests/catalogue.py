@@ -1403,6 +1403,22 @@ WRONG = [
 # ---- mistakes whose feedback needed a fix (vague, or a ✔ that lost points) --------------------------
 
 
+def encode_unique(text, stoi):
+    return np.array(list(dict.fromkeys(stoi[ch] for ch in text)), dtype=np.int64)
+
+
+def position_embedding_rows_swapped(n_tokens, wpe):
+    rows = wpe[:n_tokens].copy()
+    if n_tokens >= 2:
+        rows[[0, 1]] = rows[[1, 0]]
+    return rows
+
+
+def embed_adds_into_wte(ids, wte, wpe):
+    wte[ids] += wpe[: ids.shape[-1]]
+    return wte[ids]
+
+
 def sinusoidal_int_base(n_tokens, d, base=10000.0):
     return _sinusoidal(n_tokens, d, np.arange(0, d, 2) / d, base=int(base))
 
@@ -1415,10 +1431,48 @@ def sinusoidal_ignores_base(n_tokens, d, base=10000.0):
     return _sinusoidal(n_tokens, d, np.arange(0, d, 2) / d)
 
 
+def rms_norm_over_d_minus_1(x, g, eps=1e-6):
+    return x / np.sqrt((x * x).sum(-1, keepdims=True) / (x.shape[-1] - 1) + eps) * g
+
+
+def cross_entropy_targets_rolled(logits, ids):
+    logp = _log_softmax(logits)
+    return float(-np.take_along_axis(logp, np.roll(ids, -1, axis=-1)[..., None], axis=-1).mean())
+
+
+def attend_with_cache_mask_after_softmax(q_new, k_new, v_new, cache_k, cache_v):
+    k, v = np.concatenate([cache_k, k_new], axis=-2), np.concatenate([cache_v, v_new], axis=-2)
+    T, S = q_new.shape[-2], cache_k.shape[-2]
+    s = q_new @ k.swapaxes(-1, -2) / np.sqrt(np.float32(q_new.shape[-1])).astype(q_new.dtype)
+    return (softmax(s) * np.tri(T, S + T, k=S, dtype=q_new.dtype)) @ v, k, v
+
+
+def count_params_no_layernorm_biases(config):
+    norms = (2 * config.n_layer + 1) * config.d_model if config.norm == "layernorm" and config.bias else 0
+    return _count(config) - norms
+
+
+def count_params_no_mlp(config):
+    d, ff = config.d_model, config.d_ff
+    if config.mlp == "swiglu":
+        per_block = 3 * d * ff + config.bias * (2 * ff + d)
+    else:
+        per_block = 2 * d * ff + config.bias * (ff + d)
+    return _count(config) - config.n_layer * per_block
+
+
 FIXED = [
+    _entry(f"{C1}/encode", encode_unique, r"once|repeated"),
+    _entry(f"{C1}/position_embedding", position_embedding_rows_swapped, r"another order"),
+    _entry(f"{C1}/embed", embed_adds_into_wte, r"in place"),
     _entry(f"{C1}/sinusoidal_positions", sinusoidal_int_base, r"fraction"),
     _entry(f"{C1}/sinusoidal_positions", sinusoidal_base_rounded, r"fraction"),
     _entry(f"{C1}/sinusoidal_positions", sinusoidal_ignores_base, r"`base`"),
+    _entry(f"{C2}/rms_norm", rms_norm_over_d_minus_1, r"sqrt\(7/8\)|wrong count"),
+    _entry(f"{C3}/cross_entropy", cross_entropy_targets_rolled, r"rolled"),
+    _entry(f"{C4}/attend_with_cache", attend_with_cache_mask_after_softmax, r"after the softmax"),
+    _entry(f"{C6}/count_params", count_params_no_layernorm_biases, r"every norm's bias"),
+    _entry(f"{C6}/count_params", count_params_no_mlp, r"`mlp` \(all its tensors"),
 ]
 WRONG += FIXED
 

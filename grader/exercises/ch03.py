@@ -372,6 +372,11 @@ SHIFTS = {
         "you shifted the logits as well as the targets: logits[1:] against ids[1:] scores each position "
         "against its own token; position t predicts the NEXT token, so pair logits[:-1] with ids[1:]",
     ),
+    "rolled": (
+        {"shift": "rolled"},
+        "the targets are rolled round (np.roll): the last position is scored against the FIRST token, "
+        "which it does not predict; the last position has no target, so pair logits[:-1] with ids[1:]",
+    ),
 }
 CROSS_ENTROPY = Exercise(
     name="cross_entropy",

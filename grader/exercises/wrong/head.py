@@ -24,9 +24,10 @@ def lm_head(x, ln_f, wte, w_unembed=None, *, norm=True, unembed="given", probabi
 
 def _pairs(logits, ids, shift):
     """The (logits, targets) a loss scores: ``"none"`` (row t with ids[t]), ``"next"`` (row t with
-    ids[t + 1]), ``"back"`` (row t + 1 with ids[t]) or ``"both"`` (rows and ids both from 1 on: row
-    t with ids[t] again)."""
+    ids[t + 1]), ``"back"`` (row t + 1 with ids[t]), ``"both"`` (rows and ids both from 1 on: row
+    t with ids[t] again) or ``"rolled"`` (every row with ids[t + 1], the last with ids[0]: np.roll)."""
     return {
+        "rolled": (logits, np.roll(ids, -1, axis=-1)),
         "none": (logits, ids),
         "both": (logits[..., 1:, :], ids[..., 1:]),
         "next": (logits[..., :-1, :], ids[..., 1:]),
