@@ -244,6 +244,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _precision,
         _non_finite,
         _relation,
+        _reversing,
         _over_axis,
         _parts_missing,
         _any_shape,
@@ -911,6 +912,21 @@ def _added(a, e, terms: dict) -> str | None:
             return (
                 f"{name} enters your output times {m + 1:.4g} (= {factor}), where the reference adds "
                 "it once: a factor on that term is extra"
+            )
+    return None
+
+
+def _reversing(w: _Wrong) -> str | None:
+    """Right when the inputs come reversed along one axis: the function reverses that axis itself
+    (the heads, the positions or the features taken in another order)."""
+    for variant in w.variant("reversed"):
+        outcome = w.student.run(variant)
+        if outcome is not None and not outcome.error and _matches(w.exercise, outcome.value, w.expected):
+            axis, _, names = variant.unit.partition(": ")
+            return (
+                f"your function gives the reference's output when {names} come{'s' if ',' not in names else ''} "
+                f"reversed along axis {axis}: it takes that axis in reverse order somewhere (heads, positions "
+                "or features taken from the end, a [::-1] too many?); keep the order along it"
             )
     return None
 

@@ -11,7 +11,10 @@ computed live by ``lib`` for a hidden one. ``grader.diagnosis`` reads the answer
 - ``one-sequence``: the first sequence of a batch without its batch axes (the axes that the
   exercise's visible cases show to be optional);
 - ``float32`` / ``float64``: every float array in the other precision;
-- ``smaller``: the large float arguments scaled down to at most ``SMALL`` in size.
+- ``smaller``: the large float arguments scaled down to at most ``SMALL`` in size;
+- ``reversed``: every array argument of the same length along one axis (-1, -2 or -3) reversed
+  along it. It needs no reference: if the student's output on it is the case's own expected
+  output, the function reverses that axis itself (heads, positions in another order).
 
 A variant's name is ``<case>~<what>``. Changes are fixed by the case (a generator seeded from the
 case's and the unit's names), never drawn anew.
@@ -60,7 +63,24 @@ def of(exercise, case) -> list[Variant]:
     smaller = scaled_down(case.inputs)
     if smaller is not None:
         found.append(Variant(f"{case.name}{SEPARATOR}smaller", "smaller", smaller))
+    found += reversed_along(case)
     return [v for v in found if v is not None]
+
+
+def reversed_along(case) -> list[Variant]:
+    """For axes -1, -2 and -3: the case with every array argument as long along that axis as the
+    first one that has it (and at least 2) reversed along it; ``unit`` names those arguments."""
+    arrays = {n: v for n, v in case.inputs.items() if isinstance(v, np.ndarray) and v.ndim >= 1}
+    found = []
+    for axis in (-1, -2, -3):
+        have = [v.shape[axis] for v in arrays.values() if v.ndim >= -axis]
+        if not have or have[0] < 2:
+            continue
+        flipped = {n: v for n, v in arrays.items() if v.ndim >= -axis and v.shape[axis] == have[0]}
+        inputs = {**case.inputs, **{n: np.flip(v, axis).copy() for n, v in flipped.items()}}
+        unit = f"{axis}: " + ", ".join(f"`{n}`" for n in flipped)
+        found.append(Variant(f"{case.name}{SEPARATOR}reversed{axis}", "reversed", inputs, unit))
+    return found
 
 
 def named(exercise, case, name: str) -> Variant | None:

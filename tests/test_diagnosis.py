@@ -33,6 +33,7 @@ from catalogue import (
     masked_scores,
     merge_heads,
     split_heads,
+    toy_attention_output_heads_reversed,
     toy_forward_mlp_unnormalised,
 )
 from helpers import everything_lent, explained, graded
@@ -794,6 +795,16 @@ def test_a_number_of_heads_written_in_is_named_when_the_function_raises():
     assert "right only when `n_head` == 2" in message, message
     verdict = explained(f"{C2}/block", block_two_heads, helpers=BLOCK_HELPERS)
     assert not verdict.ok and "right only when `n_head` == 2" in verdict.reason, verdict.reason
+
+
+def test_heads_taken_in_reverse_order_before_a_projection_are_named():
+    """Heads reversed, then merged and projected: the output holds no value of the reference's,
+    but the function is right on its inputs reversed along the heads' axis."""
+    words = "when `probs`, `v` come reversed along axis -3"
+    message = check_message(f"{C5}/toy_attention_output", toy_attention_output_heads_reversed, {})
+    assert words in message, message
+    verdict = explained(f"{C5}/toy_attention_output", toy_attention_output_heads_reversed)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
 
 
 def test_the_values_of_the_reference_sorted_are_named():
