@@ -245,6 +245,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _non_finite,
         _relation,
         _reversing,
+        _rows_taken,
         _over_axis,
         _parts_missing,
         _any_shape,
@@ -929,6 +930,46 @@ def _reversing(w: _Wrong) -> str | None:
                 "or features taken from the end, a [::-1] too many?); keep the order along it"
             )
     return None
+
+
+def _rows_taken(w: _Wrong) -> str | None:
+    """Every row of the output (a vector along the last axis) is a row of a 2-D input table, as
+    the reference's are, but not the same one everywhere: the rows are looked up with the wrong
+    indices (positions for ids, a range that does not start at 0, an index scaled...)."""
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or a.ndim < 2 or a.dtype.kind != "f" or not np.isfinite(a).all():
+        return None
+    d = e.shape[-1]
+    for name, table in w.case.inputs.items():
+        if not isinstance(table, np.ndarray) or table.ndim != 2 or table.shape[1] != d or table.shape[0] < 2:
+            continue
+        taken, wanted = _row_indices(a, table), _row_indices(e, table)
+        if taken is None or wanted is None or taken == wanted:
+            continue
+        shown = ""
+        if not w.case.hidden:
+            shown = (
+                f" (you take rows {', '.join(map(str, taken[:8]))}{', ...' if len(taken) > 8 else ''}; "
+                f"the reference takes rows {', '.join(map(str, wanted[:8]))}{', ...' if len(wanted) > 8 else ''})"
+            )
+        return (
+            f"every row of your output is a row of `{name}`, but not the one the reference takes at each "
+            f"place{shown}: look at the indices you take the rows with"
+        )
+    return None
+
+
+def _row_indices(x, table) -> list[int] | None:
+    """The row of ``table`` each vector of ``x`` along its last axis equals (the first such), or
+    ``None`` if one equals none."""
+    table = np.asarray(table, np.float64)
+    found = []
+    for row in np.asarray(x, np.float64).reshape(-1, table.shape[1]):
+        same = np.flatnonzero(np.isclose(table, row, rtol=RTOL, atol=ATOL).all(axis=1))
+        if not same.size:
+            return None
+        found.append(int(same[0]))
+    return found
 
 
 # ---- a statistic over the wrong axis, a count short by one tensor, a number written in ---------

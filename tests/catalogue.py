@@ -1414,6 +1414,14 @@ def position_embedding_rows_swapped(n_tokens, wpe):
     return rows
 
 
+def token_embedding_ids_clipped_to_d(ids, wte):
+    return wte[np.clip(ids, 0, wte.shape[1] - 1)]
+
+
+def position_embedding_spread(n_tokens, wpe):
+    return wpe[np.linspace(0, len(wpe) - 1, n_tokens).astype(int)]
+
+
 def embed_adds_into_wte(ids, wte, wpe):
     wte[ids] += wpe[: ids.shape[-1]]
     return wte[ids]
@@ -1465,6 +1473,8 @@ FIXED = [
     _entry(f"{C1}/encode", encode_unique, r"once|repeated"),
     _entry(f"{C1}/position_embedding", position_embedding_rows_swapped, r"another order"),
     _entry(f"{C1}/embed", embed_adds_into_wte, r"in place"),
+    _entry(f"{C1}/token_embedding", token_embedding_ids_clipped_to_d, r"a row of `wte`.*indices"),
+    _entry(f"{C1}/position_embedding", position_embedding_spread, r"a row of `wpe`.*indices"),
     _entry(f"{C1}/sinusoidal_positions", sinusoidal_int_base, r"fraction"),
     _entry(f"{C1}/sinusoidal_positions", sinusoidal_base_rounded, r"fraction"),
     _entry(f"{C1}/sinusoidal_positions", sinusoidal_ignores_base, r"`base`"),
