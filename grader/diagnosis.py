@@ -244,6 +244,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _precision,
         _non_finite,
         _relation,
+        _wrapped,
         _reversing,
         _rows_taken,
         _over_axis,
@@ -915,6 +916,29 @@ def _added(a, e, terms: dict) -> str | None:
                 "it once: a factor on that term is extra"
             )
     return None
+
+
+def _wrapped(w: _Wrong) -> str | None:
+    """Integers off from the reference's by whole multiples of 2**32 (or 2**64): a count kept in
+    a 32-bit integer (np.int32, or NumPy's default int on Windows) wrapped round."""
+    a, e = w.actual, w.expected
+    if (
+        a.shape != e.shape
+        or a.dtype.kind not in "iuf"
+        or e.dtype.kind not in "iu"
+        or not np.isfinite(a).all()
+    ):
+        return None
+    if a.dtype.kind == "f" and not (a == np.round(a)).all():
+        return None
+    off = [int(x) - int(y) for x, y in zip(a.ravel().tolist(), e.ravel().tolist(), strict=True)]
+    if not any(off) or any(d % 2**32 for d in off):
+        return None
+    return (
+        "your number is off by a whole multiple of 2**32 where the reference's is large: it wrapped round "
+        "in a 32-bit integer (np.int32, or NumPy's default int on Windows); count in Python ints (int(...)) "
+        "or np.int64"
+    )
 
 
 def _reversing(w: _Wrong) -> str | None:

@@ -1469,6 +1469,17 @@ def count_params_no_mlp(config):
     return _count(config) - config.n_layer * per_block
 
 
+def count_params_int32(config):
+    return int(np.array([_count(config)]).astype(np.int32)[0])
+
+
+def flops_per_token_int32(config, T):
+    embeddings = config.vocab_size * config.d_model * (1 if config.tie_embeddings else 2)
+    n = _count(config) - embeddings - (config.n_ctx * config.d_model if config.positions == "learned" else 0)
+    terms = np.array([2 * n, 2 * config.n_layer * T * config.d_model]).astype(np.int32)
+    return int(terms.sum(dtype=np.int32))
+
+
 FIXED = [
     _entry(f"{C1}/encode", encode_unique, r"once|repeated"),
     _entry(f"{C1}/position_embedding", position_embedding_rows_swapped, r"another order"),
@@ -1483,6 +1494,8 @@ FIXED = [
     _entry(f"{C4}/attend_with_cache", attend_with_cache_mask_after_softmax, r"after the softmax"),
     _entry(f"{C6}/count_params", count_params_no_layernorm_biases, r"every norm's bias"),
     _entry(f"{C6}/count_params", count_params_no_mlp, r"`mlp` \(all its tensors"),
+    _entry(f"{C6}/count_params", count_params_int32, r"2\*\*32|32-bit"),
+    _entry(f"{C6}/flops_per_token", flops_per_token_int32, r"2\*\*32|32-bit"),
 ]
 WRONG += FIXED
 

@@ -142,6 +142,8 @@ def _count_visible():
         _case("toy", {"config": TOY}),
         _case("small-llama", {"config": SMALL_LLAMA}),
         _case("gpt2-untied", {"config": GPT2_UNTIED}),
+        # Above 2**31 weights, as the hidden Llama configs can be: a count kept in int32 wraps round.
+        _case("llama-70b", {"config": LLAMA_70B}),
     ]
 
 
@@ -236,6 +238,8 @@ def _flops_visible():
         ),
         _case("llama-gqa", {"config": SMALL_LLAMA, "T": 37}),
         _case("untied-one", {"config": GPT2_UNTIED, "T": 1}),
+        # Above 2**31 FLOPs, as the hidden Llama configs can be: a count kept in int32 wraps round.
+        _case("llama-7b", {"config": LLAMA_7B, "T": 100}),
     ]
 
 
