@@ -1439,6 +1439,10 @@ def sinusoidal_ignores_base(n_tokens, d, base=10000.0):
     return _sinusoidal(n_tokens, d, np.arange(0, d, 2) / d)
 
 
+def sinusoidal_float32_base(n_tokens, d, base=10000.0):
+    return _sinusoidal(n_tokens, d, np.arange(0, d, 2) / d, base=np.float32(base))
+
+
 def rms_norm_over_d_minus_1(x, g, eps=1e-6):
     return x / np.sqrt((x * x).sum(-1, keepdims=True) / (x.shape[-1] - 1) + eps) * g
 
@@ -1489,6 +1493,7 @@ FIXED = [
     _entry(f"{C1}/sinusoidal_positions", sinusoidal_int_base, r"fraction"),
     _entry(f"{C1}/sinusoidal_positions", sinusoidal_base_rounded, r"fraction"),
     _entry(f"{C1}/sinusoidal_positions", sinusoidal_ignores_base, r"`base`"),
+    _entry(f"{C1}/sinusoidal_positions", sinusoidal_float32_base, r"tolerance|precision|float32"),
     _entry(f"{C2}/rms_norm", rms_norm_over_d_minus_1, r"sqrt\(7/8\)|wrong count"),
     _entry(f"{C3}/cross_entropy", cross_entropy_targets_rolled, r"rolled"),
     _entry(f"{C4}/attend_with_cache", attend_with_cache_mask_after_softmax, r"after the softmax"),
