@@ -13,6 +13,7 @@ a title without an id makes Canvas offer to create a new assignment.
 
 import csv
 import dataclasses
+import io
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -128,27 +129,86 @@ class Person:
         return self.sis_login_id or self.canvas_id
 
 
+class RosterError(ValueError):
+    """A roster that cannot be read as it was saved; the message names the file, the line and what
+    to do."""
+
+
+SAVE_AS = 'open it in Excel and save it again with File > Save As > "CSV UTF-8 (Comma delimited)"'
+DELIMITERS = (",", ";", "\t")  # Excel's "CSV" in Europe writes ";"; its "Unicode Text" a tab
+
+
+def _roster_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and the (line, cells) of every other row of a CSV roster as spreadsheets save it:
+    UTF-8 with or without a byte-order mark (Excel's "CSV UTF-8"), UTF-16 with one (Excel's
+    "Unicode Text"), cells separated by commas, semicolons (Excel where the decimal mark is a
+    comma) or tabs, lines ended by CRLF, LF or CR, rows and columns left empty at the end.
+
+    Refused with what to do: an Excel workbook (.xlsx, .xls) rather than CSV, and text in a legacy
+    encoding (Excel's "CSV (Comma delimited)", in Windows' code page): which one cannot be told
+    from the bytes (cp1252, cp1250, Mac Roman read a name differently), and a name read wrong
+    would match nobody on Canvas."""
+    data = path.read_bytes()
+    if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+        raise RosterError(f"{path}: an Excel workbook, not a CSV file: {SAVE_AS}")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = data.decode("utf-16")
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            line = data.count(b"\n", 0, err.start) + 1
+            start = data.rfind(b"\n", 0, err.start) + 1
+            end = data.find(b"\n", err.start)
+            shown = data[start : end if end >= 0 else len(data)].decode("utf-8", "replace").strip()
+            raise RosterError(
+                f"{path}, line {line}: not UTF-8 (byte 0x{data[err.start]:02x} in: {shown}): it was saved "
+                f'in a legacy encoding, as Excel\'s "CSV (Comma delimited)" does; {SAVE_AS}'
+            ) from None
+    first = text.splitlines()[0] if text.strip() else ""
+    if not first.strip():
+        raise RosterError(
+            f"{path}, line 1: empty, where the header (Student, ID, ...) belongs: export it again from "
+            "Canvas (Grades > Export)"
+        )
+    delimiter = max(
+        DELIMITERS, key=lambda d: (next(csv.reader([first], delimiter=d), []).count("ID"), first.count(d))
+    )
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+        rows = [(reader.line_num, cells) for cells in reader]
+    except csv.Error as err:
+        raise RosterError(
+            f"{path}, line {reader.line_num}: {err} (a quote not closed?): export it again from Canvas, "
+            f"or {SAVE_AS}"
+        ) from None
+    header = [cell.strip() for cell in rows[0][1]]
+    return header, [(line, cells) for line, cells in rows[1:] if any(cell.strip() for cell in cells)]
+
+
 def read_roster(path: Path) -> list[Person]:
     """The students of a Canvas gradebook export (its "Points Possible" row and test student
-    skipped)."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        missing = [column for column in IDENTITY[:2] if column not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: not a Canvas gradebook export (no {', '.join(missing)} column)")
-        people = [
-            Person(*(row.get(column, "").strip() for column in IDENTITY))
-            for row in reader
-            if row.get("ID", "").strip() and "Points Possible" not in row.get("Student", "")
-        ]
+    skipped), as a spreadsheet may have saved it (``_roster_table``)."""
+    header, rows = _roster_table(path)
+    missing = [column for column in IDENTITY[:2] if column not in header]
+    if missing:
+        raise RosterError(
+            f"{path}, line 1: not a Canvas gradebook export (no {', '.join(missing)} column; the header "
+            f"is {', '.join(repr(h) for h in header[:6] if h) or 'empty'}): export it again from Canvas "
+            "(Grades > Export), or name the columns Student, ID, SIS User ID, SIS Login ID, Section"
+        )
+    where = {column: header.index(column) for column in IDENTITY if column in header}
+    people = []
+    for _, cells in rows:
+        row = {column: cells[i].strip() if i < len(cells) else "" for column, i in where.items()}
+        if row["ID"] and "Points Possible" not in row["Student"]:
+            people.append(Person(*(row.get(column, "") for column in IDENTITY)))
     return [p for p in people if p.name != "Student, Test"]
 
 
 def roster_titles(path: Path) -> list[str]:
     """The assignment columns of a Canvas gradebook export: the titles that end with an id."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        header = next(csv.reader(f), [])
-    return [title.strip() for title in header if TITLE_ID.search(title)]
+    return [title for title in _roster_table(path)[0] if TITLE_ID.search(title)]
 
 
 def unknown_column(title: str, titles: list[str]) -> bool:

@@ -8,6 +8,7 @@ The term is one module fixture that advances step by step (each step is a real
 
 import csv
 import errno
+import io
 import os
 import re
 import shutil
@@ -781,6 +782,85 @@ def test_a_canvas_roster_names_the_class(tmp_path):
     )
     assert rows == [{"Student": "Doe, Jane", "ID": "999", "SIS User ID": "S999", "SIS Login ID": "jdoe",
                      "Section": "Section A", "Embeddings (9001)": "9.6"}]  # fmt: skip
+
+
+EXCEL_ROSTER = [
+    ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Embeddings (9001)"],
+    ["    Points Possible", "", "", "", "", "12"],
+    ["Ñúñez, José", "103", "S103", "jnunez", "Section A, evening", ""],
+    ["Smith, Al", "1001", "S1001", "al@uni.example", "Section B", "7,5"],
+]
+
+
+def _excel(rows, delimiter=",", encoding="utf-8-sig", empty_rows=2, empty_columns=2) -> bytes:
+    """A roster as Excel saves it: CRLF, quoted where a cell holds the delimiter, empty rows and
+    columns left at the end of a sheet that once had more."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
+    for row in rows + [[""] * len(rows[0])] * empty_rows:
+        writer.writerow(row + [""] * empty_columns)
+    return buffer.getvalue().encode(encoding)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        dict(),  # Excel's "CSV UTF-8": a byte-order mark
+        dict(encoding="utf-8"),
+        dict(delimiter=";"),  # Excel where the decimal mark is a comma
+        dict(delimiter=";", empty_rows=0, empty_columns=0),
+        dict(delimiter="\t", encoding="utf-16"),  # Excel's "Unicode Text"
+    ],
+)
+def test_a_roster_saved_by_excel_is_read(tmp_path, variant):
+    """Every way Excel saves a CSV roster in UTF-8 (or UTF-16) is read as Canvas wrote it: the
+    accented name, the section with a comma in it, the assignment's title, and no empty person."""
+    export = tmp_path / "export.csv"
+    export.write_bytes(_excel(EXCEL_ROSTER, **variant))
+    roster = lms.read_roster(export)
+    assert roster == [
+        lms.Person("Ñúñez, José", "103", "S103", "jnunez", "Section A, evening"),
+        lms.Person("Smith, Al", "1001", "S1001", "al@uni.example", "Section B"),
+    ]
+    assert lms.roster_titles(export) == ["Embeddings (9001)"]
+
+
+@pytest.mark.parametrize(
+    "saved, told",
+    [
+        (  # Excel's "CSV (Comma delimited)" on Windows: cp1252
+            lambda: _excel(EXCEL_ROSTER, encoding="cp1252"),
+            'export.csv, line 3: not UTF-8 (byte 0xd1 in: "\ufffd\ufffd\ufffdez, Jos\ufffd",103,S103,jnunez,',
+        ),
+        (
+            lambda: _excel(EXCEL_ROSTER[:2] + EXCEL_ROSTER[3:] + EXCEL_ROSTER[2:3], encoding="latin-1"),
+            "export.csv, line 4: not UTF-8",
+        ),
+        (lambda: b"PK\x03\x04" + bytes(40), "export.csv: an Excel workbook, not a CSV file"),
+        (lambda: b"\r\n\r\n", "export.csv, line 1: empty"),
+        (
+            lambda: _excel([["Name", "Login"], ["Doe, Jane", "jdoe"]]),
+            "export.csv, line 1: not a Canvas gradebook export (no Student, ID column; the header is 'Name', 'Login')",
+        ),
+        (
+            lambda: b'Student,ID\r\n"Doe, Jane,999\r\n',
+            "export.csv, line 2: unexpected end of data (a quote not closed?)",
+        ),
+    ],
+)
+def test_a_roster_that_cannot_be_read_says_where_and_what_to_do(tmp_path, saved, told):
+    """A roster in a legacy encoding (which one cannot be told from the bytes, and a name read in
+    the wrong one would match nobody), a workbook, an empty file, another file, a broken quote: the
+    command stops naming the file, the line and what to do, before anything is graded."""
+    from grader import settings
+
+    (tmp_path / "export.csv").write_bytes(saved())
+    (tmp_path / "course.toml").write_text('[canvas]\nroster = "export.csv"\n')
+    with pytest.raises(settings.SettingsError) as refused:
+        settings.load(tmp_path)
+    message = str(refused.value)
+    assert told in message, message
+    assert "line" not in told or "save it" in message or "export it again" in message
 
 
 def test_a_student_graded_under_another_id_is_given_their_roster_id(tmp_path):
