@@ -11,7 +11,7 @@ import shutil
 import tomllib
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -208,7 +208,39 @@ def _when(value, zone: tzinfo | None, path: Path, where: str) -> datetime:
         raise SettingsError(f'{path}: {where} must be a date and time, such as "2026-10-09 23:59"')
     if value.tzinfo:
         return value
-    return value.replace(tzinfo=zone) if zone else value.astimezone()  # naive: local time
+    return _local(value, zone, path, where)
+
+
+def _local(value: datetime, zone: tzinfo | None, path: Path, where: str) -> datetime:
+    """A time without an offset read in ``zone`` (None: this machine's zone), refused where the
+    clocks change make it no single instant: a time the clocks skip (02:30 on the day summer time
+    starts in most of Europe and America) or one they pass twice (01:30 on the day it ends). Either
+    reading would move the deadline by an hour without anyone choosing it, so the instructor does,
+    with the time written in full or with its offset."""
+    first, second = (
+        (value.replace(fold=f, tzinfo=zone) if zone else value.replace(fold=f).astimezone()) for f in (0, 1)
+    )
+    if first.utcoffset() == second.utcoffset():
+        return first
+    name = getattr(zone, "key", None) or "this machine's time zone (course.toml sets no timezone)"
+    shown = value.strftime("%Y-%m-%d %H:%M")
+    back = first.astimezone(UTC).astimezone(zone) if zone else first.astimezone(UTC).astimezone()
+    if back.replace(tzinfo=None, fold=0) != value.replace(fold=0):  # the clocks skip it
+        raise SettingsError(
+            f'{path}: {where} = "{shown}" does not exist in {name}: the clocks skip it that day (they '
+            f'go forward). Write a time that exists, such as "{back.strftime("%Y-%m-%d %H:%M")}" (the same '
+            f'instant as {value:%H:%M} by the clock before the change), or give it an offset, such as "{shown}{_offset(first)}"'
+        )
+    raise SettingsError(
+        f'{path}: {where} = "{shown}" is ambiguous in {name}: the clocks pass it twice that day (they '
+        f'go back). Give it the offset it means: "{shown}{_offset(first)}" for the first time or '
+        f'"{shown}{_offset(second)}" for the second'
+    )
+
+
+def _offset(when: datetime) -> str:
+    text = when.strftime("%z")
+    return f"{text[:3]}:{text[3:]}"
 
 
 def _late(raw: dict, path: Path) -> LatePolicy:

@@ -15,8 +15,11 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tomllib
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import nbformat
 import pytest
@@ -758,6 +761,68 @@ def test_a_zipped_exchange_keeps_its_timestamps(tmp_path):
     for student in ("bob", "dan"):
         assert told[student].time_source == "time of the file in the zip"
         assert told[student].submitted_at == datetime(*saved)
+
+
+@pytest.mark.parametrize(
+    "written, told",
+    [
+        (
+            '"01-embeddings" = "2027-03-14 02:30"',  # the clocks go from 02:00 to 03:00
+            'due.01-embeddings = "2027-03-14 02:30" does not exist in America/New_York: the clocks skip it '
+            'that day (they go forward). Write a time that exists, such as "2027-03-14 03:30" (the same '
+            "instant as 02:30 by the clock before the change), or give it an offset, such as "
+            '"2027-03-14 02:30-05:00"',
+        ),
+        (
+            '"01-embeddings" = 2026-11-01T01:30:00',  # a TOML local date-time; 01:00 to 02:00 twice
+            'due.01-embeddings = "2026-11-01 01:30" is ambiguous in America/New_York: the clocks pass it '
+            'twice that day (they go back). Give it the offset it means: "2026-11-01 01:30-04:00" for the '
+            'first time or "2026-11-01 01:30-05:00" for the second',
+        ),
+        (
+            '"01-embeddings" = "2026-11-01 02:30"\n[extensions]\n"01-embeddings" = { ann = "2027-03-14 02:59" }',
+            'extensions.01-embeddings.ann = "2027-03-14 02:59" does not exist',
+        ),
+    ],
+)
+def test_a_due_date_the_clocks_skip_or_repeat_is_refused(tmp_path, written, told):
+    """A due date in the hour the clocks skip, or the one they pass twice, in the course's zone is
+    no single instant: it is refused with the times that are, before anything is graded."""
+    from grader import settings
+
+    (tmp_path / "course.toml").write_text(f'timezone = "America/New_York"\n[due]\n{written}\n')
+    with pytest.raises(settings.SettingsError) as refused:
+        settings.parse(tomllib.loads((tmp_path / "course.toml").read_text()), tmp_path / "course.toml")
+    assert told in str(refused.value), str(refused.value)
+
+
+def test_a_due_date_beside_a_clock_change_is_the_time_it_says():
+    """Either side of the clock change, and with an offset in the changed hour, a due date is read
+    as written."""
+    from grader import settings
+
+    path = Path("course.toml")
+    zone = ZoneInfo("America/New_York")
+    term = settings.parse(
+        {
+            "timezone": "America/New_York",
+            "due": {
+                "01-embeddings": "2027-03-14 01:59",
+                "06-cost": "2027-03-14 03:00",
+                "02-x": "2026-11-01 01:30-05:00",
+                "03-y": "2026-11-01 02:00",
+            },
+        },
+        path,
+    )
+    assert term.due["01-embeddings"] == datetime(2027, 3, 14, 6, 59, tzinfo=UTC)
+    assert term.due["06-cost"] == datetime(2027, 3, 14, 7, 0, tzinfo=UTC)
+    assert term.due["02-x"] == datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
+    assert (
+        term.due["03-y"]
+        == datetime(2026, 11, 1, 2, 0, tzinfo=zone)
+        == datetime(2026, 11, 1, 7, 0, tzinfo=UTC)
+    )
 
 
 def test_a_canvas_roster_names_the_class(tmp_path):
