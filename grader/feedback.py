@@ -97,9 +97,12 @@ CHECK_ERRORS = {"CheckFailed", "NotWrittenYet"}  # grader.check's: their traceba
 student_markdown = mistune.create_markdown(escape=True, plugins=["strikethrough", "table"])
 
 
-def render(nb, release_nb, rows: list[Row], title: str, header: str = "") -> str:
+def render(
+    nb, release_nb, rows: list[Row], title: str, header: str = "", late: tuple[int, float] = (0, 0.0)
+) -> str:
     """The feedback page of an autograded notebook (``release_nb``: the version students got);
-    ``header``: HTML shown above the scores (the link to the student's index, a late penalty)."""
+    ``header``: HTML shown above the scores (the link to the student's index, a late penalty);
+    ``late``: the days late and the points that cost, taken off the score at the top."""
     released = {
         cell.metadata["nbgrader"]["grade_id"]: cell.source
         for cell in release_nb.cells
@@ -108,7 +111,7 @@ def render(nb, release_nb, rows: list[Row], title: str, header: str = "") -> str
     trusted = {cell.source for cell in release_nb.cells if cell.cell_type == "markdown"}
     verdicts = {row.exercise: row for row in rows}
     tests = {test.index: test.name for test in test_cells(nb)}
-    body, budget = [_summary(rows, linked=True)], [MARKDOWN_BUDGET]
+    body, budget = [_summary(rows, linked=True, late=late)], [MARKDOWN_BUDGET]
     for index, cell in enumerate(nb.cells):
         if index in tests:
             name = tests[index]
@@ -127,11 +130,12 @@ def render(nb, release_nb, rows: list[Row], title: str, header: str = "") -> str
     return page(title, "\n".join(body), header)
 
 
-def summary_page(title: str, rows: list[Row], header: str = "") -> str:
+def summary_page(title: str, rows: list[Row], header: str = "", late: tuple[int, float] = (0, 0.0)) -> str:
     """A page for a submission that could not be run (invalid notebook, nbgrader error): the
     scores, then each exercise's verdict."""
     advice = UNRUN_ADVICE if any(row.status in UNRUN for row in rows) else ""
-    return page(title, "\n".join([advice, _summary(rows, linked=False), *map(_verdict, rows)]), header)
+    summary = _summary(rows, linked=False, late=late)
+    return page(title, "\n".join([advice, summary, *map(_verdict, rows)]), header)
 
 
 def page(title: str, body: str, header: str = "", static: str = "../_static") -> str:
@@ -231,12 +235,20 @@ def _verdict(row: Row) -> str:
     )
 
 
-def _summary(rows: list[Row], linked: bool) -> str:
-    """The total and a table of the exercises, each named with a link to its verdict (``linked``)
-    or, on a page of verdicts alone, by name; the reasons are in the verdicts, which keeps the
-    table three narrow columns that fit a phone."""
-    total, out_of = sum(r.score for r in rows), sum(r.max_score for r in rows)
-    lines = [f"<p><strong>Score: {total:g} / {out_of:g}</strong></p>", "<table>"]
+def _summary(rows: list[Row], linked: bool, late: tuple[int, float] = (0, 0.0)) -> str:
+    """The score that counts (after a late penalty: ``late`` is the days late and the points it
+    costs), as the student's index and totals.csv give it, and a table of the exercises, each
+    named with a link to its verdict (``linked``) or, on a page of verdicts alone, by name; the
+    reasons are in the verdicts, which keeps the table three narrow columns that fit a phone."""
+    total, out_of = round(sum(r.score for r in rows), 6), sum(r.max_score for r in rows)
+    days, penalty = late
+    score = f"<strong>Score: {round(total - penalty, 6):g} / {out_of:g}</strong>"
+    if penalty:
+        score += (
+            f" after the late penalty: {total:g} for the exercises below, less {penalty:g} "
+            f"point{'s' * (penalty != 1)} for {days} day{'s' * (days != 1)} late"
+        )
+    lines = [f"<p>{score}</p>", "<table>"]
     lines.append("<tr><th>exercise</th><th>score</th><th>status</th></tr>")
     lines += [
         f"<tr><td>{_name(r, linked)}</td><td>{r.score:g}&nbsp;/&nbsp;{r.max_score:g}</td>"

@@ -58,7 +58,7 @@ MATHJAX_PARTS = (
     "ui",
     "adaptors",
 )
-PAGE_VERSION = "8"  # change to rewrite every feedback page at the next report
+PAGE_VERSION = "9"  # change to rewrite every feedback page at the next report
 
 
 @dataclass(frozen=True)
@@ -397,12 +397,15 @@ def assignment_page(out: Path, unit: Submitted, lines: list[Line], total: Total)
     title = f"{unit.assignment}: feedback for {unit.student}"
     rows = [_shown(line) for line in lines]
     header = '<nav><a href="index.html">All your grades</a></nav>' + _late_note(total)
+    days_and_penalty = (total.lateness.days, total.lateness.penalty)
     graded = out / "autograded" / unit.student / unit.assignment / f"{unit.notebook}.ipynb"
     released = out / "release" / unit.assignment / f"{unit.notebook}.ipynb"
     if graded.exists() and released.exists():
         nb = nbformat.read(graded, as_version=4)
-        return feedback.render(nb, nbformat.read(released, as_version=4), rows, title, header)
-    return feedback.summary_page(title, rows, header)
+        return feedback.render(
+            nb, nbformat.read(released, as_version=4), rows, title, header, days_and_penalty
+        )
+    return feedback.summary_page(title, rows, header, days_and_penalty)
 
 
 def _shown(line: Line) -> Row:

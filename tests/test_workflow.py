@@ -763,6 +763,38 @@ def test_a_zipped_exchange_keeps_its_timestamps(tmp_path):
         assert told[student].submitted_at == datetime(*saved)
 
 
+def test_a_late_feedback_page_gives_the_score_after_the_penalty_at_the_top(tmp_path):
+    """The top of a late student's page said 9 / 12, the note under it 6.6 / 12, their index and
+    totals.csv 6.6: the page now gives the score that counts first, and says what was taken off."""
+    from test_grading import SOLUTION
+
+    from grader import feedback, gradebook
+
+    rows = [
+        Row("ann", ASSIGNMENT, "encode", 6, 6, "correct", ""),
+        Row("ann", ASSIGNMENT, "decode", 3, 6, "wrong", "off by one"),
+    ]
+    lateness = late.Lateness(2, 2.4, "2 days late (due 2026-10-09 23:59 UTC, submitted 2026-10-11 10:00 UTC)")
+    unit = gradebook.Submitted(
+        "ann", ASSIGNMENT, "embeddings", "ann/embeddings.ipynb", "", None, "", None, True, 1, ""
+    )
+    total = reports.Total("ann", ASSIGNMENT, "graded", 9, 12, lateness, unit, 0, 0)
+    lines = [reports.Line("embeddings", row, row.score, None) for row in rows]
+    page = reports.assignment_page(tmp_path, unit, lines, total)
+    assert (
+        "Score: 6.6 / 12</strong> after the late penalty: 9 for the exercises below, less 2.4 points "
+        "for 2 days late" in page
+    )
+    assert "Score: 9 / 12" not in page and "score after it: 6.6 / 12" in page
+    assert "6.6&nbsp;/&nbsp;12" in reports.index_page("ann", lms.Person("Ann"), [total])
+    assert reports._total_record(total, {"ann": lms.Person("Ann")})["final_score"] == "6.6"
+    nb, released = (nbformat.read(path, as_version=4) for path in (SOLUTION, RELEASED))
+    rendered = feedback.render(nb, released, rows, "t", "", (2, 2.4))  # a notebook that was run
+    assert "<strong>Score: 6.6 / 12</strong> after the late penalty" in rendered
+    on_time = feedback.render(nb, released, rows, "t")
+    assert "<strong>Score: 9 / 12</strong></p>" in on_time and "late penalty" not in on_time
+
+
 @pytest.mark.parametrize(
     "written, told",
     [
