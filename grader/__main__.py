@@ -1,4 +1,5 @@
-"""``python -m grader {release,autograde,adjust,report,references}``: the instructor's commands."""
+"""``python -m grader {release,autograde,adjust,merge-student,unmerge-student,remove-student,
+restore-student,report,references}``: the instructor's commands."""
 
 import argparse
 import errno
@@ -127,6 +128,42 @@ def parser() -> argparse.ArgumentParser:
     )
     adjust.add_argument("--out", type=Path, default=Path("grading"), help="grading folder (default: grading)")
 
+    for name, help, undo in (  # undo: the command this one undoes
+        (
+            "merge-student",
+            "count everything graded under one id as another's (a student who submitted under two)",
+            "",
+        ),
+        ("unmerge-student", "undo merge-student: the id is its own student again", "merge-student"),
+        ("remove-student", "leave a student out of every report (one who dropped the course)", ""),
+        ("restore-student", "undo remove-student: the student is in the reports again", "remove-student"),
+    ):
+        change = commands.add_parser(
+            name,
+            help=help,
+            description=f"{help[0].upper()}{help[1:]}. Nothing graded is changed or deleted: the change is added "
+            "to the gradebook's history with its reason, who made it and when, and every report is made "
+            "again from the gradebook."
+            + (
+                " The other id's overrides follow the student; where both ids submitted one notebook, the "
+                "later submission counts (then the one graded later) and the other is a duplicate_submission "
+                "row of grades.csv."
+                if name == "merge-student"
+                else ""
+            ),
+        )
+        given = {
+            "merge-student": "the id that goes: what was graded under it counts as INTO's",
+            "remove-student": "the id, as the reports give it",
+        }
+        change.add_argument("student", help=given.get(name, f"the id, as {undo} gave it"))
+        if name == "merge-student":
+            change.add_argument("into", help="the id that stays: the student's other id")
+        change.add_argument("--reason", required=True, help="why: kept in the gradebook with the change")
+        change.add_argument(
+            "--out", type=Path, default=Path("grading"), help="grading folder (default: grading)"
+        )
+
     report = commands.add_parser(
         "report",
         help="remake every report of a grading folder from its gradebook and print the class summary",
@@ -159,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
             from . import adjust
 
             return adjust.main(args.out, args.student, args.exercise, args.score, args.reason, args.clear)
+        if args.command in ("merge-student", "unmerge-student", "remove-student", "restore-student"):
+            from . import adjust
+
+            action = args.command.removesuffix("-student")
+            return adjust.identity(args.out, action, args.student, getattr(args, "into", ""), args.reason)
         if args.command == "report":
             from . import adjust
 

@@ -1,6 +1,8 @@
-"""``python -m grader adjust`` and ``python -m grader report``: an instructor's changes to a graded
-folder, and its reports made again, both from the gradebook and without regrading anybody."""
+"""``python -m grader adjust``, ``merge-student``, ``unmerge-student``, ``remove-student``,
+``restore-student`` and ``report``: an instructor's changes to a graded folder, and its reports
+made again, all from the gradebook and without regrading anybody."""
 
+import getpass
 import sys
 from pathlib import Path
 
@@ -70,7 +72,10 @@ def _resolve(book: gradebook.Gradebook, roster: set[str], student: str, exercise
     """(problem, None) or (None, (assignment, exercise, max_score)) for ``exercise`` given as
     ``name`` or ``assignment/name``, of a student graded or on the ``roster`` (by the id the
     reports give them)."""
-    students = set(book.students()) | roster
+    ids = book.identities()
+    if problem := _gone(ids, student):
+        return problem, None
+    students = {s for s in set(book.students()) | roster if not ids.gone(s)}
     if student not in students:
         return (
             f"no student {student!r} in the gradebook or on the roster{spelling.hint(student, students)}",
@@ -85,3 +90,101 @@ def _resolve(book: gradebook.Gradebook, roster: set[str], student: str, exercise
         options = ", ".join(f"{e.assignment}/{e.name}" for e in found)
         return f"{exercise!r} is in several assignments: say which ({options})", None
     return None, (found[0].assignment, found[0].name, found[0].max_score)
+
+
+# ---- who a student is ---------------------------------------------------------------------------------
+
+
+def identity(out: Path, action: str, student: str, other: str, reason: str | None) -> int:
+    """``merge-student`` (``student`` into ``other``), ``unmerge-student``, ``remove-student`` and
+    ``restore-student``: the change is added to the gradebook's ``identities`` with the reason,
+    who made it and when (nothing graded is changed or deleted), then every report is remade."""
+    out = out.resolve()
+    if not reason or not reason.strip():
+        print(f"error: give --reason: it is kept in the gradebook with the {action}", file=sys.stderr)
+        return 2
+    with gradebook.lock(out), _open(out) as book:
+        autograde.import_formgrader_scores(out, book)
+        term = settings.load(out)
+        problem = _check_identity(book, {p.student for p in term.people}, action, student, other)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        book.change_identity(action, student, other, reason.strip(), _who())
+        ids = book.identities()
+        view = autograde.write_reports(out, book, term, {ids.owner(student)} | ({other} if other else set()))
+    done = {
+        "merge": f"{student} merged into {other}: everything graded as {student} counts as {other}'s",
+        "unmerge": f"{student} is its own student again",
+        "remove": f"{student} removed from every report (kept in the gradebook)",
+        "restore": f"{student} is back in every report",
+    }[action]
+    print(
+        f"{done}; undo with `python -m grader {UNDO[action]} {student} --reason ...`"
+        if action in UNDO
+        else done
+    )
+    for line in view.lines:
+        if line.row.status == "duplicate_submission" and line.row.student == (other or student):
+            print(f"{line.row.student}: {line.row.reason}")
+    shown = other if action == "merge" else student
+    for total in view.totals:
+        if total.student == shown:
+            print(f"{shown} {total.assignment}: {total.final:g} / {total.max_score:g} ({total.status})")
+    print(f"reports remade in {out}")
+    return 0
+
+
+UNDO = {"merge": "unmerge-student", "remove": "restore-student"}
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return "unknown"
+
+
+def _gone(ids: gradebook.Identities, student: str) -> str:
+    """Why ``student`` is no id to act on now (merged or removed), with what to do; ``""`` if it is."""
+    if student in ids.merged:
+        return (
+            f"{student} was merged into {ids.owner(student)}: use {ids.owner(student)}, or undo the merge with "
+            f"`python -m grader unmerge-student {student} --reason ...`"
+        )
+    if student in ids.removed:
+        return (
+            f"{student} was removed ({ids.removed[student]}): undo it with "
+            f"`python -m grader restore-student {student} --reason ...`"
+        )
+    return ""
+
+
+def _check_identity(
+    book: gradebook.Gradebook, roster: set[str], action: str, student: str, other: str
+) -> str:
+    """Why the change cannot be made (an unknown id, named with the closest ones), or ``""``."""
+    ids = book.identities()
+    graded = set(book.students())
+    if action == "unmerge" and student not in ids.merged:
+        return f"{student!r} was not merged into anyone{spelling.hint(student, ids.merged)}"
+    if action == "restore" and student not in ids.removed:
+        return f"{student!r} was not removed{spelling.hint(student, ids.removed)}"
+    if action in ("unmerge", "restore"):
+        return ""
+    present = {s for s in graded | roster if not ids.gone(s)}
+    known = graded if action == "merge" else graded | roster
+    if student not in known:
+        where = "graded in the gradebook" if action == "merge" else "in the gradebook or on the roster"
+        return f"no student {student!r} {where}{spelling.hint(student, present & known)}"
+    if problem := _gone(ids, student):
+        return problem
+    if action == "remove":
+        return ""
+    if other == student:
+        return f"{student} cannot be merged into itself"
+    if other not in graded | roster:
+        return f"no student {other!r} in the gradebook or on the roster{spelling.hint(other, present - {student})}"
+    if problem := _gone(ids, other):
+        return problem
+    return ""

@@ -28,7 +28,13 @@ has):
   code is near-identical;
 - ``overrides``: the instructor's score for an exercise, with a reason and where it was given
   (``command`` or ``formgrader``); an override outlives every regrade until cleared;
-- ``history``: every score every run computed; ``adjustments``: every override set or cleared.
+- ``history``: every score every run computed; ``adjustments``: every override set or cleared;
+- ``identities``: every change to who a student is, in order, with its reason, who made it and
+  when: ``merge`` (a student who submitted under two ids: ``student`` is the id merged into
+  ``other``), ``unmerge`` (that merge undone), ``remove`` (an id that should not be in the
+  reports: a student who dropped the course) and ``restore`` (that removal undone). Nothing is
+  deleted or rewritten for them: every row stays under the id it was graded under, and the reports
+  read the gradebook through them (``identities``, ``grader.reports.build``).
 """
 
 import fcntl
@@ -38,7 +44,7 @@ import os
 import sqlite3
 from collections.abc import Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,7 +52,7 @@ from .results import Row
 
 FILE = "grades.sqlite"
 PROBLEMS = "(submission problems)"  # the notebook of a unit of submission problem rows
-VERSION = 2
+VERSION = 3
 # Version 1 (the grader of November 2026 until the 30th) had no fingerprints; a version-1 gradebook
 # made later has them already.
 FINGERPRINTS = """
@@ -60,9 +66,21 @@ CREATE TABLE IF NOT EXISTS fingerprints (
     hashes TEXT NOT NULL
 );
 """
-UPGRADES = {1: FINGERPRINTS}  # what brings a gradebook of each older version to the next
+# Version 2 (until December 2026) had no identities.
+IDENTITIES = """
+CREATE TABLE IF NOT EXISTS identities (
+    at TEXT NOT NULL,
+    action TEXT NOT NULL,
+    student TEXT NOT NULL,
+    other TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL,
+    who TEXT NOT NULL
+);
+"""
+UPGRADES = {1: FINGERPRINTS, 2: IDENTITIES}  # what brings a gradebook of each older version to the next
 SCHEMA = (
     FINGERPRINTS
+    + IDENTITIES
     + """
 CREATE TABLE runs (
     run INTEGER PRIMARY KEY,
@@ -187,6 +205,7 @@ class Submitted:
     complete: bool
     run: int
     page_digest: str
+    graded_as: str = ""  # the id it was graded under, when the reports give it to another (a merge)
 
 
 @dataclass(frozen=True)
@@ -198,6 +217,33 @@ class Override:
     reason: str
     source: str
     at: str
+
+
+IDENTITY_ACTIONS = ("merge", "unmerge", "remove", "restore")
+
+
+@dataclass(frozen=True)
+class Identities:
+    """Who each id is now, from ``identities`` replayed in order: ``merged`` an id -> the id it
+    was merged into, ``removed`` an id -> why, ``log`` every change (at, action, student, other,
+    reason, who)."""
+
+    merged: dict[str, str] = field(default_factory=dict)
+    removed: dict[str, str] = field(default_factory=dict)
+    log: tuple = ()
+
+    def owner(self, student: str) -> str:
+        """The id the reports give what was graded under ``student`` (itself unless merged; a
+        merge into an id that was merged in turn follows on)."""
+        seen = {student}
+        while student in self.merged and self.merged[student] not in seen:
+            student = self.merged[student]
+            seen.add(student)
+        return student
+
+    def gone(self, student: str) -> bool:
+        """Whether ``student`` is in no report under that id: merged into another, or removed."""
+        return student in self.merged or self.owner(student) in self.removed
 
 
 @dataclass(frozen=True)
@@ -410,11 +456,15 @@ class Gradebook:
                 "INSERT INTO submissions VALUES (?, ?, ?, '', '', NULL, '', NULL, 1, ?, '')", (*key, run)
             )
 
-    def fingerprints(self) -> dict[tuple[str, str], dict[str, dict]]:
-        """By (assignment, exercise), each student's fingerprint: ``{"cell", "line", "hashes"}``."""
+    def fingerprints(self, owner=None) -> dict[tuple[str, str], dict[str, dict]]:
+        """By (assignment, exercise), each student's fingerprint: ``{"cell", "line", "hashes"}``;
+        ``owner(student, assignment, notebook)``, if given, is the id to give it, or None to leave
+        it out."""
         found: dict[tuple[str, str], dict[str, dict]] = {}
-        query = "SELECT student, assignment, exercise, cell, line, hashes FROM fingerprints"
-        for student, assignment, exercise, cell, line, hashes in self.db.execute(query):
+        query = "SELECT student, assignment, notebook, exercise, cell, line, hashes FROM fingerprints"
+        for student, assignment, notebook, exercise, cell, line, hashes in self.db.execute(query):
+            if owner is not None and (student := owner(student, assignment, notebook)) is None:
+                continue
             found.setdefault((assignment, exercise), {})[student] = {
                 "cell": cell,
                 "line": line,
@@ -451,6 +501,32 @@ class Gradebook:
                 "INSERT INTO adjustments VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (at, student, assignment, exercise, score, reason, source),
             )
+
+    # ---- who a student is ------------------------------------------------------------------------
+
+    def change_identity(self, action: str, student: str, other: str, reason: str, who: str) -> None:
+        """Add a change to ``identities`` (``IDENTITY_ACTIONS``); the caller checks that it makes sense."""
+        assert action in IDENTITY_ACTIONS, action
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO identities VALUES (?, ?, ?, ?, ?, ?)",
+                (now(), action, student, other, reason, who),
+            )
+
+    def identities(self) -> Identities:
+        merged: dict[str, str] = {}
+        removed: dict[str, str] = {}
+        log = tuple(self.db.execute("SELECT * FROM identities ORDER BY rowid"))
+        for _, action, student, other, reason, _ in log:
+            if action == "merge":
+                merged[student] = other
+            elif action == "unmerge":
+                merged.pop(student, None)
+            elif action == "remove":
+                removed[student] = reason
+            elif action == "restore":
+                removed.pop(student, None)
+        return Identities(merged, removed, log)
 
     # ---- reading ---------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from . import atomic, course, feedback, integrity, late, lms, spelling
 from .gradebook import PROBLEMS, Exercise, Gradebook, Override, Submitted
 from .results import FIELDS, Row
 from .settings import Settings
+from .submissions import SAME_TIME
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 FAILED = {"error", "invalid_notebook"}  # the grader could not grade the notebook
@@ -97,29 +98,51 @@ class View:
     people: dict[str, lms.Person]
     findings: list[dict]
     exercises: dict[str, list[Exercise]]  # by assignment
+    gone: frozenset = frozenset()  # ids merged into another or removed: no report is theirs
 
 
 def build(book: Gradebook, settings: Settings, only: set[str] | None = None) -> View:
-    """The gradebook as the reports show it (for the students in ``only``, if given)."""
-    people = _people(book.students(), list(settings.people), settings.roster_ids)
+    """The gradebook as the reports show it (for the students in ``only``, if given), read through
+    its identity changes (``Gradebook.identities``): what was graded under an id merged into
+    another counts as the other's, and a removed id is in no report."""
+    ids = book.identities()
+    students = {s: who for s, who in book.students().items() if not ids.gone(s)}
+    for student, (name, lms_id) in book.students().items():  # a merged id's name, if theirs has none
+        owner = ids.owner(student)
+        if owner in students and student != owner and not any(students[owner]):
+            students[owner] = (name, lms_id)
+    roster = [
+        p for p in settings.people if not any(ids.owner(i) in ids.removed for i in p.ids() | {p.student})
+    ]
+    people = _people(students, roster, settings.roster_ids)
     if only is not None:
         people = {student: person for student, person in people.items() if student in only}
     exercises: dict[str, list[Exercise]] = defaultdict(list)
     for exercise in book.exercises():
         exercises[exercise.assignment].append(exercise)
-    units = {  # a time without a zone (a zip's) read in the term's zone as it is now
-        key: replace(
-            unit, submitted_at=unit.submitted_at and lms.in_zone(unit.submitted_at, settings.timezone)
-        )
-        for key, unit in book.submissions().items()
-    }
-    overrides = book.overrides()
-    findings = book.findings() + integrity.pairs(book.fingerprints())
+    units, counted, superseded = _units(book.submissions(), ids, settings)
+
+    def owner(student: str, assignment: str, notebook: str) -> str | None:
+        return counted.get((student, assignment, notebook))
+
+    overrides = _overrides(book.overrides(), ids)
+    findings = [
+        {**f, "student": who}
+        for f in book.findings()
+        if (who := owner(f["student"], f["assignment"], f["notebook"]))
+    ]
+    findings += integrity.pairs(book.fingerprints(owner))
     scored: dict[tuple[str, str], list[Line]] = defaultdict(list)
     for notebook, row in book.scores():
+        if (who := owner(row.student, row.assignment, notebook)) is None:
+            continue
+        row = replace(row, student=who)
         override = overrides.get((row.student, row.assignment, row.exercise))
-        counted = row if override is None else replace(row, score=override.score)
-        scored[(row.student, row.assignment)].append(Line(notebook, counted, row.score, override))
+        counted_row = row if override is None else replace(row, score=override.score)
+        scored[(row.student, row.assignment)].append(Line(notebook, counted_row, row.score, override))
+    for kept, unit in superseded:
+        row = Row(kept.student, "", unit.file, 0, 0, "duplicate_submission", _superseded(kept, unit))
+        scored[(kept.student, "")].append(Line(PROBLEMS, row, 0.0, None))
     flags = Counter((f["student"], f["assignment"]) for f in findings)
     lines, totals = [], []
     for student in sorted(people):
@@ -131,7 +154,80 @@ def build(book: Gradebook, settings: Settings, only: set[str] | None = None) -> 
             lines += mine
             subs = [units[k] for k in sorted(units) if k[:2] == (student, assignment)]
             totals.append(_total(student, assignment, mine, subs, flags[(student, assignment)], settings))
-    return View(lines, totals, people, findings, dict(exercises))
+    gone = frozenset(ids.merged) | frozenset(ids.removed)
+    return View(lines, totals, people, findings, dict(exercises), gone)
+
+
+def _units(submitted: dict[tuple[str, str, str], Submitted], ids, settings: Settings):
+    """The submissions that count, by (student, assignment, notebook) as the reports give them:
+    ``(units, counted, superseded)``, ``counted`` the id the reports give each unit of the
+    gradebook that counts, ``superseded`` (the one that counts, the other) for each pair of
+    copies of a notebook that a merge made one student's (``_later_copy``). A time without a zone
+    (a zip's) is read in the term's zone as it is now."""
+    units: dict[tuple[str, str, str], Submitted] = {}
+    counted: dict[tuple[str, str, str], str] = {}
+    superseded = []
+    for key, unit in sorted(submitted.items()):
+        who = ids.owner(key[0])
+        if who in ids.removed:
+            continue
+        unit = replace(
+            unit, submitted_at=unit.submitted_at and lms.in_zone(unit.submitted_at, settings.timezone)
+        )
+        if who != key[0]:
+            unit = replace(unit, student=who, graded_as=key[0])
+        mine = (who, *key[1:])
+        counted[key] = who
+        if key[2] == PROBLEMS:  # every id's problem rows are kept
+            units.setdefault(mine, unit)
+            continue
+        if mine in units:
+            kept = _later_copy(units[mine], unit)
+            other = unit if kept is units[mine] else units[mine]
+            counted.pop((other.graded_as or other.student, *key[1:]))
+            superseded.append((kept, other))
+            unit = kept
+        units[mine] = unit
+    return units, counted, superseded
+
+
+def _later_copy(a: Submitted, b: Submitted) -> Submitted:
+    """Which of two graded copies of one student's notebook counts, by the rule for two files of a
+    notebook in one submission (``grader.submissions``): the later submission time, when both are
+    known and more than ``SAME_TIME`` seconds apart; else the one graded later; else the one
+    graded under the id the reports give the student."""
+    if (
+        a.submitted_at
+        and b.submitted_at
+        and abs((a.submitted_at - b.submitted_at).total_seconds()) > SAME_TIME
+    ):
+        return a if a.submitted_at > b.submitted_at else b
+    if a.run != b.run:
+        return a if a.run > b.run else b
+    return b if a.graded_as and not b.graded_as else a
+
+
+def _superseded(kept: Submitted, other: Submitted) -> str:
+    def named(unit: Submitted) -> str:
+        when = f", submitted {unit.submitted_at:%Y-%m-%d %H:%M %Z}".rstrip() if unit.submitted_at else ""
+        return f"{unit.file} (graded as {unit.graded_as or unit.student}{when})"
+
+    return (
+        f"not counted: {named(other)} and {named(kept)} are copies of {kept.assignment}/{kept.notebook} of "
+        "one student (merged); the later submission counts (at the same time, the one graded later). "
+        "Both stay in the gradebook"
+    )
+
+
+def _overrides(overrides: dict[tuple[str, str, str], Override], ids) -> dict[tuple[str, str, str], Override]:
+    """The overrides by the id the reports give the student: a merged id's follow them (of two for
+    one exercise, the later set counts); a removed id's are left out."""
+    found: dict[tuple[str, str, str], Override] = {}
+    for (student, assignment, exercise), override in sorted(overrides.items(), key=lambda item: item[1].at):
+        who = ids.owner(student)
+        if who not in ids.removed:
+            found[(who, assignment, exercise)] = replace(override, student=who)
+    return found
 
 
 def _people(
@@ -376,7 +472,7 @@ def write_feedback(out: Path, book: Gradebook, view: View) -> None:
         page = out / "feedback" / total.student / f"{total.assignment}.html"
         if unit.page_digest != digest or not page.exists():
             atomic.write_text(page, assignment_page(out, unit, lines, total))
-            book.set_page_digest(unit.student, unit.assignment, unit.notebook, digest)
+            book.set_page_digest(unit.graded_as or unit.student, unit.assignment, unit.notebook, digest)
     by_student: dict[str, list[Total]] = defaultdict(list)
     for total in view.totals:
         by_student[total.student].append(total)
@@ -385,10 +481,14 @@ def write_feedback(out: Path, book: Gradebook, view: View) -> None:
     for student in sorted(with_pages):
         page = index_page(student, view.people[student], by_student[student])
         atomic.write_text(out / "feedback" / student / "index.html", page)
+    for student in sorted(view.gone - with_pages):  # merged or removed: made again if that is undone
+        folder = out / "feedback" / student
+        if student and folder.is_dir() and folder.parent == out / "feedback":
+            shutil.rmtree(folder)
 
 
 def _page_digest(unit: Submitted, lines: list[Line], total: Total) -> str:
-    content = [PAGE_VERSION, unit.run, unit.sha256, total.lateness.__dict__]
+    content = [PAGE_VERSION, unit.run, unit.sha256, unit.student, total.lateness.__dict__]
     content += [(line.row.as_dict(), line.override.reason if line.override else None) for line in lines]
     return hashlib.sha256(json.dumps(content, default=str).encode()).hexdigest()
 
@@ -398,7 +498,9 @@ def assignment_page(out: Path, unit: Submitted, lines: list[Line], total: Total)
     rows = [_shown(line) for line in lines]
     header = '<nav><a href="index.html">All your grades</a></nav>' + _late_note(total)
     days_and_penalty = (total.lateness.days, total.lateness.penalty)
-    graded = out / "autograded" / unit.student / unit.assignment / f"{unit.notebook}.ipynb"
+    graded = (
+        out / "autograded" / (unit.graded_as or unit.student) / unit.assignment / f"{unit.notebook}.ipynb"
+    )
     released = out / "release" / unit.assignment / f"{unit.notebook}.ipynb"
     if graded.exists() and released.exists():
         nb = nbformat.read(graded, as_version=4)
