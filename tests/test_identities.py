@@ -259,3 +259,25 @@ def test_a_gradebook_of_version_2_gets_identities(tmp_path):
     with gradebook.Gradebook(tmp_path) as book:
         assert book.identities() == gradebook.Identities()
         assert book.db.execute("PRAGMA user_version").fetchone()[0] == gradebook.VERSION == 3
+
+
+def test_ids_on_the_roster_only_can_be_merged_into_and_removed(out, capsys):
+    """bob's hub login is jbob on the roster: his work moves to the roster's row; carol never
+    submitted and dropped: her row of missing work goes."""
+    (out / "roster.csv").write_text(
+        "Student,ID,SIS User ID,SIS Login ID,Section\n"
+        '"Bobson, Bob",201,S201,jbob,A\n"Carroll, Carol",202,S202,carol,A\n',
+        encoding="utf-8-sig",
+    )
+    (out / "course.toml").write_text('[canvas]\nroster = "roster.csv"\n')
+    assert main(["report", "--out", str(out)]) == 0
+    assert totals(out)[("carol", EMBEDDINGS)] == 0 and ("jbob", EMBEDDINGS) in totals(out)
+    assert main(["merge-student", "bob", "jbob", "--reason", "hub login", "--out", str(out)]) == 0
+    assert main(["remove-student", "carol", "--reason", "dropped", "--out", str(out)]) == 0
+    shown = totals(out)
+    assert shown[("jbob", EMBEDDINGS)] == 3 and not {"bob", "carol"} & {s for s, _ in shown}
+    canvas = {r["SIS Login ID"]: r for r in read(out / "canvas.csv")}
+    assert set(canvas) == {"", "jbob"} and canvas["jbob"]["ID"] == "201"  # "": alice, not on the roster
+    capsys.readouterr()
+    assert main(["merge-student", "carol", "jbob", "--reason", "x", "--out", str(out)]) == 2
+    assert "no student 'carol' graded in the gradebook" in capsys.readouterr().err
