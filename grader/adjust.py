@@ -57,9 +57,26 @@ def report(out: Path) -> int:
         autograde.import_formgrader_scores(out, book)
         formgrader.fill_copies(out)
         view = autograde.write_reports(out, book, settings.load(out), set(book.students()))
+        ids = book.identities()
     print(reports.summary_text(view))
+    for line in _identity_notes(ids):
+        print(line)
     print(f"reports remade from {out / gradebook.FILE}")
     return 0
+
+
+def _identity_notes(ids: gradebook.Identities) -> list[str]:
+    """What the reports apply of ``merge-student`` and ``remove-student``, each with its reason, who
+    and when (the last change of each id that still holds)."""
+    last = {(action, student): (at, reason, who) for at, action, student, _, reason, who in ids.log}
+    notes = []
+    for student, into in sorted(ids.merged.items()):
+        at, reason, who = last[("merge", student)]
+        notes.append(f"{student} is merged into {into}: {reason} ({who}, {at})")
+    for student, reason in sorted(ids.removed.items()):
+        at, _, who = last[("remove", student)]
+        notes.append(f"{student} is removed from the reports: {reason} ({who}, {at})")
+    return notes
 
 
 def _open(out: Path) -> gradebook.Gradebook:

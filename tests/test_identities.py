@@ -178,6 +178,12 @@ def test_a_student_with_two_ids_is_merged_into_one_and_back(out, capsys):
     )
     assert who and at
 
+    capsys.readouterr()
+    assert main(["report", "--out", str(out)]) == 0
+    assert (
+        f"alice@uni.example is merged into alice: one student, two logins ({who}, {at})"
+        in capsys.readouterr().out
+    )
     assert main(["adjust", "alice@uni.example", "loss", "3", "--reason", "x", "--out", str(out)]) == 2
     assert "alice@uni.example was merged into alice: use alice" in capsys.readouterr().err
     assert main(["merge-student", "bob", "alice@uni.example", "--reason", "x", "--out", str(out)]) == 2
@@ -205,6 +211,8 @@ def test_a_student_who_dropped_is_removed_and_restored(out, capsys):
     assert not (out / "feedback" / "bob").exists()
     assert raw_rows(out) == before
     capsys.readouterr()
+    assert main(["report", "--out", str(out)]) == 0
+    assert "bob is removed from the reports: dropped the course in week 2 (" in capsys.readouterr().out
     assert main(["remove-student", "bob", "--reason", "again", "--out", str(out)]) == 2
     assert "bob was removed (dropped the course in week 2): undo it with" in capsys.readouterr().err
     assert main(["adjust", "bob", "encode", "6", "--reason", "x", "--out", str(out)]) == 2
