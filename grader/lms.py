@@ -152,7 +152,10 @@ def _roster_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
         raise RosterError(f"{path}: an Excel workbook, not a CSV file: {SAVE_AS}")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = data.decode("utf-16")
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise RosterError(f"{path}: starts as UTF-16 text but is not (cut short?): {SAVE_AS}") from None
     else:
         try:
             text = data.decode("utf-8-sig")

@@ -934,6 +934,7 @@ def test_a_roster_saved_by_excel_is_read(tmp_path, variant):
             "export.csv, line 4: not UTF-8",
         ),
         (lambda: b"PK\x03\x04" + bytes(40), "export.csv: an Excel workbook, not a CSV file"),
+        (lambda: "Student\tID\r\n".encode("utf-16")[:-1], "export.csv: starts as UTF-16 text but is not"),
         (lambda: b"\r\n\r\n", "export.csv, line 1: empty"),
         (
             lambda: _excel([["Name", "Login"], ["Doe, Jane", "jdoe"]]),
