@@ -34,7 +34,15 @@ from nbconvert.filters import markdown2html, strip_ansi
 
 from .results import Row, test_cells
 
-MATHJAX_CONFIG = r'window.MathJax = { tex: { inlineMath: [["$", "$"], ["\\(", "\\)"]] } };'
+# Math is typeset wherever text shows it, a student's markdown and the error messages quoted in
+# verdicts included, so the TeX that makes markup is off: the html extension (``\style``,
+# ``\class``, ``\cssId``, ``\href``: a student's math covered the page with a forged score)
+# is neither autoloaded nor loadable with ``\require`` (which loads nothing here), and the safe
+# extension filters what any other command would put in a URL, a style, a class or an id.
+MATHJAX_CONFIG = (
+    'window.MathJax = { loader: { load: ["ui/safe"] }, tex: { inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]], '
+    "autoload: { html: [] }, require: { defaultAllow: false, allow: { html: false } } } };"
+)
 
 
 def _sha256(script: str) -> str:

@@ -48,6 +48,9 @@ def pages(tmp_path_factory):
     (folder / "ann" / "injected.html").write_text(page.replace("<main>", "<main>" + INJECTED, 1))
     (folder / "ann" / "phone.html").write_text(feedback.render(wide(nb), released, ROWS, "t"))
     (folder / "ann" / "index.html").write_text(reports.index_page("ann", lms.Person("Ann"), TOTALS))
+    forging = nbformat.read(SOLUTION, as_version=4)
+    forging.cells.insert(1, new_markdown_cell(FORGING_MATH))
+    (folder / "ann" / "forged.html").write_text(feedback.render(forging, released, FORGING_ROWS, "t"))
     return folder / "ann"
 
 
@@ -59,6 +62,25 @@ TOTALS = [  # late, with a changed score; and not submitted
     reports.Total("ann", "01-embeddings", "graded", 8, 12, late.Lateness(3, 3.6, "3 days late"), None, 1, 0),
     reports.Total("ann", "06-cost", "missing", 0, 12, late.ON_TIME, None, 0, 0),
 ]
+
+
+# TeX that MathJax's html extension turns into markup: a student's markdown (and the message of an
+# error their function raised, shown in a verdict) covered the whole page with a forged score,
+# and linked away from it. The page's own math must still typeset; these must not.
+FORGING_MATH = (
+    r"$\style{position:fixed;top:0;left:0;width:100vw;height:100vh;background:white;z-index:9}"
+    r"{\text{Score: 12 / 12}}$ $\href{https://evil.example/login}{sign in}$ $\cssId{forged}{x}$"
+    r" $\class{verdict full-marks}{y}$ $\require{html}\style{position:fixed}{z}$"
+)
+FORGING_ROWS = [
+    Row("ann", "01-embeddings", "encode", 0, 1, "wrong", f"your function raised ValueError: {FORGING_MATH}")
+]
+FORGED = """() => ({
+    fixed: [...document.querySelectorAll("body *")].filter(e => getComputedStyle(e).position === "fixed").length,
+    links: [...document.querySelectorAll("a[href]")].map(a => a.getAttribute("href")).filter(h => !h.startsWith("#")),
+    ids: document.querySelectorAll("#forged").length,
+    classes: document.querySelectorAll("mjx-container .verdict, mjx-container .full-marks").length,
+})"""
 
 
 def wide(nb):
@@ -144,6 +166,15 @@ def test_injected_scripts_handlers_and_links_do_not_run(pages):
     assert title == "01-embeddings: feedback for ann", title
     assert {"script-src-elem", "script-src-attr", "img-src"} <= set(violations), violations
     assert typeset > 10  # the page's own scripts still ran
+
+
+def test_a_students_math_cannot_restyle_the_page_or_link_away(pages):
+    with chromium() as context:
+        page, errors, violations = opened(context, pages / "forged.html")
+        forged = page.evaluate(FORGED)
+        typeset = page.locator("mjx-container").count()
+    assert forged == {"fixed": 0, "links": [], "ids": 0, "classes": 0}, forged
+    assert typeset > 10 and violations == [], (typeset, violations, errors)
 
 
 def test_a_feedback_page_fits_a_phone(pages):
