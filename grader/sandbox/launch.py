@@ -170,7 +170,9 @@ def _start(command, view: dict, limits: dict, group, spec: dict, copies: list[st
             command = ["/usr/bin/prlimit", f"--nproc={limits['pids']}", "--", *command]
         python, work = spec["python"], _work_entries(view["work"])
         copied = {path: _memfd(_read_bytes(path), fds) for path in copies}
-        inner = bwrap.inner(view, limits["tmpfs"], python, spec["hidden"], spec["env"], work, copied)
+        rules = bwrap.seccomp_filter()
+        seccomp = _memfd(rules, fds) if rules is not None else None
+        inner = bwrap.inner(view, limits["tmpfs"], python, spec["hidden"], spec["env"], work, copied, seccomp)
         argv = [bwrap.BWRAP, "--args", str(_memfd(_nul_separated(inner), fds)), "--", *command]
         if os.geteuid() == 0:
             uid = bwrap.host_uid(os.getpid())  # its own: see ``bwrap``
