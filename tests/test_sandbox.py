@@ -267,6 +267,25 @@ def test_the_kernels_riskiest_interfaces_are_refused():
     assert printed(python(CALLS.format(calls=calls))) == dict.fromkeys(REFUSED, os.strerror(errno.EPERM))
 
 
+# getpid through x86_64's other ABIs, whose numbers a table of 64-bit ones would not catch (the
+# 32-bit int 0x80 calls: keyctl is 288 there), and through the native one: mov eax, N; call; ret.
+OTHER_ABIS = """import ctypes, json, mmap
+found = {}
+for abi, code in (("int 0x80", "b814000000cd80c3"), ("x32", "b8270000400f05c3"),
+                  ("x86_64", "b8270000000f05c3")):
+    memory = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    memory.write(bytes.fromhex(code))
+    found[abi] = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(memory)))()
+print(json.dumps(found))"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86_64's other system call ABIs")
+def test_calls_through_another_abi_are_refused():
+    found = printed(python(OTHER_ABIS))
+    assert found == {"int 0x80": -errno.ENOSYS, "x32": -errno.ENOSYS, "x86_64": found["x86_64"]}
+    assert found["x86_64"] > 0  # the native getpid works
+
+
 def test_writes_land_only_in_the_working_tmpfs():
     targets = [
         "/x",

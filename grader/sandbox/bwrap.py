@@ -373,9 +373,9 @@ def seccomp_filter(machine: str | None = None) -> bytes | None:
     load, equal, at_least, ret = 0x20, 0x15, 0x35, 0x06
     program = [(load, 0, 0, 4), (equal, 1, 0, arch), (ret, 0, 0, foreign), (load, 0, 0, 0)]
     if machine == "x86_64":
-        program.append((at_least, len(numbers) + 1, 0, X32_BIT))  # to ``deny``
+        program.append((at_least, len(numbers) + 2, 0, X32_BIT))  # to the last ``foreign``
     program += [(equal, len(numbers) - i, 0, number) for i, number in enumerate(numbers)]  # to ``deny``
-    program += [(ret, 0, 0, allow), (ret, 0, 0, deny)]
+    program += [(ret, 0, 0, allow), (ret, 0, 0, deny), (ret, 0, 0, foreign)]
     return b"".join(
         code.to_bytes(2, sys.byteorder) + bytes([jt, jf]) + k.to_bytes(4, sys.byteorder)
         for code, jt, jf, k in program
