@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from nbgrader.utils import parse_utc
 
-from .submissions import LMS_PATTERNS, MAX_STAMP, STAMP, Submission
+from .submissions import LMS_PATTERNS, MAX_STAMP, STAMP, Submission, plausible
 
 CANVAS, BLACKBOARD = LMS_PATTERNS
 IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
@@ -83,8 +83,9 @@ def _blackboard_time(text: str) -> datetime | None:
 
 
 def _exchange_time(path: Path) -> datetime | None:
-    """The time a ``timestamp.txt`` holds; None for one that is not a short text with a time (it
-    is written on the student's account: a huge file is not read whole)."""
+    """The time a ``timestamp.txt`` holds; None for one that is not a short text with a plausible
+    time (``submissions.plausible``: it is written on the student's account, as is a huge file,
+    which is not read whole)."""
     try:
         with path.open("rb") as file:
             text = file.read(MAX_STAMP + 1)
@@ -93,7 +94,8 @@ def _exchange_time(path: Path) -> datetime | None:
         utc = parse_utc(text.decode().strip())
     except (OSError, ValueError, OverflowError):
         return None
-    return utc.replace(tzinfo=UTC) if utc else None
+    when = utc.replace(tzinfo=UTC) if utc else None
+    return when if when and plausible(when) else None
 
 
 def _utc(when: datetime) -> str:

@@ -66,7 +66,7 @@ import unicodedata
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 LMS_PATTERNS = (
@@ -194,9 +194,30 @@ def _regular_file(entry: os.DirEntry, parts: tuple[bytes, ...]) -> _File:
         os.close(os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK))
     except OSError as err:
         return _File(parts, None, refused=f"it cannot be read ({err.strerror})")
-    return _File(
-        parts, Path(entry.path), info.st_mtime, listed=datetime.fromtimestamp(info.st_mtime).astimezone()
-    )
+    listed = file_time(info.st_mtime)
+    return _File(parts, Path(entry.path), info.st_mtime if listed else 0, listed=listed)
+
+
+# The times a submission can have been made at. A file's time is the student's to set (an
+# exchange keeps it), as is a timestamp.txt: a time outside these says nothing of when the work
+# was submitted, and a year past datetime's range, or at its very edge (where one more minute or a
+# time zone overflows), stopped the grading of the whole class.
+EARLIEST = datetime(1971, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def plausible(when: datetime) -> bool:
+    """``when`` (aware) lies where a submission's time can (``EARLIEST`` to ``LATEST``)."""
+    return EARLIEST <= when < LATEST
+
+
+def file_time(seconds: float) -> datetime | None:
+    """A file's modification time as a local time, if it is a plausible one."""
+    try:
+        when = datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+    return when.astimezone() if plausible(when) else None
 
 
 def _unzip(archive: Path, destination: Path) -> list[_File]:

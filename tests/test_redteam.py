@@ -39,6 +39,7 @@ from grader import (
     feedback,
     followup,
     integrity,
+    lms,
     magics,
     program,
     references,
@@ -498,6 +499,27 @@ def test_a_students_folder_names_no_other_student(tmp_path):
         bobs = {sub.file for sub in found.by_student.get("22" if layout == "lms" else "bob", [])}
         assert bobs == {bob}, (layout, bobs)
         assert not [p for p in found.problems if p.status == "duplicate_submission"], found.problems
+
+
+def test_a_submission_time_past_any_calendar_stops_nothing(tmp_path):
+    """A timestamp.txt is the student's to write, and an exchange keeps the file times they set:
+    ``9999-12-31 23:59:59`` in one stopped the whole class's grading before anyone was graded (a
+    minute of slack past datetime's range), and so did a file time past year 9999 or before year 1
+    (a tmpfs or btrfs keeps them). Neither is a submission time: the other sources decide."""
+    stamps = {"ann": "2030-01-01 10:00:00", "bob": "9999-12-31 23:59:59", "cy": "0001-01-01 00:00:00"}
+    for student, stamp in stamps.items():
+        (tmp_path / "top" / student).mkdir(parents=True)
+        (tmp_path / "top" / student / "embeddings.ipynb").write_text("{}")
+        (tmp_path / "top" / student / "timestamp.txt").write_text(stamp)
+    found = submissions.find(tmp_path / "top", {"embeddings": ASSIGNMENT}, tmp_path / "scratch")
+    described = {s: lms.describe(subs[0], None) for s, subs in found.by_student.items()}
+    assert described["ann"].time_source == "nbgrader exchange (timestamp.txt)"
+    for student in ("bob", "cy"):
+        assert described[student].time_source == "file modification time", student
+        assert described[student].submitted_at == described[student].listed
+    for seconds in (253402300799 + 86400, -62135596800, 10**14, float("nan")):  # a file's time
+        assert submissions.file_time(seconds) is None
+    assert submissions.file_time(1.9e9).year == 2030
 
 
 def test_an_image_that_is_not_base64_is_left_out():
