@@ -183,6 +183,15 @@ print(json.dumps({key: status[key].strip() for key in ("CapEff", "CapPrm", "CapB
     assert seen["sysctl"] != "written"
 
 
+def test_the_sandbox_is_the_first_the_oom_killer_takes():
+    """Each sandbox's memory is capped, not the sum of the caps: when students graded side by side
+    fill the machine, the kernel's out-of-memory killer must take their code, not a grader's worker
+    or the grader (the largest processes by size, when the memory is in socket buffers)."""
+    code = "import os; print(open('/proc/self/oom_score_adj').read().strip()); os.system('cat /proc/self/oom_score_adj')"
+    assert python(code).stdout.decode().split() == [launch.OOM_SCORE_ADJ] * 2  # and what it starts
+    assert Path("/proc/self/oom_score_adj").read_text().strip() != launch.OOM_SCORE_ADJ  # not the grader
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="sandboxes run as the grader's own user unless it is root")
 def test_each_sandbox_runs_as_a_host_user_of_its_own(tmp_path):
     """Not ``nobody`` for all: the kernel counts some resources per host user whatever the

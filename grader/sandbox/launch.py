@@ -5,7 +5,8 @@
 
 1. makes the sandbox's cgroup (``grader.sandbox.cgroup``), or, where there is none, notes which
    limits fall back to per-process rlimits;
-2. starts bubblewrap (``grader.sandbox.bwrap``) inside that group, with rlimits for file size,
+2. starts bubblewrap (``grader.sandbox.bwrap``) inside that group, the first process the
+   machine's out-of-memory killer takes (``_first_to_go``), with rlimits for file size,
    core dumps and address space (and, without a group, CPU time per process and, through
    ``prlimit`` inside the sandbox's user namespace, the number of processes);
 3. watches the whole tree every ``TICK``: its CPU time, the time it spent asleep (neither running
@@ -186,6 +187,7 @@ def _start(command, view: dict, limits: dict, group, spec: dict, copies: list[st
         if group is not None:
             group.join()
         _set_rlimits(limits, bounded=group is not None)
+        _first_to_go()
 
     process = Child(argv, env, cwd, [*fds, *keep], prepare, new_session=not isolate)
     return process, fds
@@ -299,6 +301,25 @@ def _set_rlimits(limits: dict, bounded: bool) -> None:
     if not bounded:  # the best there is without a group
         seconds = int(limits["cpu_seconds"]) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds))
+
+
+OOM_SCORE_ADJ = "1000"  # the most the kernel allows: the first process its OOM killer takes
+
+
+def _first_to_go() -> None:
+    """Make the sandbox's processes (this one, and everything it starts inherits it) the first the
+    machine's out-of-memory killer takes. Each sandbox's memory is capped, but not the sum of the
+    caps: students graded side by side can fill the machine together (with memory no process's
+    size shows, such as socket buffers), and the killer would then take the largest process by
+    size, a grader's worker holding a class's results, or the grader itself. Raising one's own
+    score needs no privilege. A process inside can lower it again only to where the last process
+    with ``CAP_SYS_RESOURCE`` set it: not at all when the supervisor has that capability (root,
+    as usual), to the default otherwise."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(OOM_SCORE_ADJ)
+    except OSError:  # no /proc (not Linux): nothing to adjust
+        pass
 
 
 def _work_entries(work: str | None) -> list[str]:
