@@ -299,6 +299,14 @@ def test_scrub_leaves_plain_text_and_cleans_the_rest():
     assert json.dumps(cleaned, ensure_ascii=False).encode("utf-8")
 
 
+def test_scrub_removes_the_c1_controls_a_terminal_acts_on():
+    # What a kernel wrote on its stderr (kept in the student's log): clear the screen, then an OSC
+    # retitling the terminal, in C1 form (CSI, OSC, ST), which the ESC filter let through.
+    written = "\u009b2J\u009b1;1Hall fine\u009d0;graded: 12 / 12\u009c"
+    assert scrub.text(written) == "2J1;1Hall fine0;graded: 12 / 12"
+    assert scrub.text("\u00a0é\u00ff") == "\u00a0é\u00ff"  # printable Latin-1 stays
+
+
 def test_another_submission_draws_other_hidden_cases():
     secret = b"s" * 32
     same = scoring.case_secret(secret, "ann", "a/x", "digest-1")
