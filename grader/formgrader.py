@@ -221,15 +221,18 @@ def _markdown(released: Path, mtime_ns: int, size: int) -> frozenset[str]:
 
 def inert(nb, course: frozenset[str]):
     """A copy of the autograded notebook ``nb`` that nbconvert renders without any markup of the
-    student's: markdown cells not in the release (``course``, its markdown) as their source, in a code block
-    (no HTML, no ``javascript:`` link), without attachments; the student's cells without metadata
-    (tags, a raw cell's format); each output's data only as text or base64 PNG or JPEG, without
-    its metadata (nbconvert writes image sizes into the tag unquoted)."""
+    student's: markdown and raw cells not in the release (``course``, its markdown) as their
+    source, in a markdown code block (no HTML, no ``javascript:`` link), without attachments (a raw
+    cell, even without a format, is HTML to nbconvert, which only filters it: a student's link
+    to a phishing page, a form of text that looks like the grader's, showed in formgrader); the
+    student's cells without metadata (tags); each output's data only as text or base64 PNG or
+    JPEG, without its metadata (nbconvert writes image sizes into the tag unquoted)."""
     nb = _copy.deepcopy(nb)
     for cell in nb.cells:
         if "nbgrader" not in cell.metadata:  # the student's (a graded cell has the release's)
             cell.metadata = {}  # tags, a raw cell's format: none of it need reach the page
-        if cell.cell_type == "markdown" and cell.source not in course:
+        if cell.cell_type in ("markdown", "raw") and cell.source not in course:
+            cell.cell_type = "markdown"
             cell.source = "\n".join(f"    {line}" for line in cell.source.splitlines())  # code: text
             cell.pop("attachments", None)
         elif cell.cell_type == "code":

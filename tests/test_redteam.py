@@ -38,6 +38,7 @@ from grader import (
     exercises,
     feedback,
     followup,
+    formgrader,
     integrity,
     lms,
     magics,
@@ -679,6 +680,27 @@ def test_formgrader_shows_a_students_markup_as_text(graded):
         for (student, _), row in rows.items()
         if student == "xss" and row["assignment"] == ASSIGNMENT
     } == {"graded"}
+
+
+def test_formgrader_shows_a_students_raw_cell_as_text():
+    """nbconvert writes a raw cell as HTML, format or not, through a filter that keeps links and
+    markup: a student's link to a sign-in page showed as a link in the instructor's formgrader."""
+    from nbconvert.exporters import HTMLExporter
+    from nbformat.v4 import new_raw_cell
+    from nbgrader.server_extensions.formgrader import handlers
+    from traitlets.config import Config
+
+    raw = '<h1>Session expired</h1><a href="https://evil.example/login">sign in again</a>'
+    nb = solution()
+    nb.cells[1:1] = [new_raw_cell(raw), new_raw_cell(raw, metadata={"format": "text/html"})]
+    config = Config()
+    config.HTMLExporter.template_name = "formgrade"
+    config.HTMLExporter.extra_template_basedirs = [handlers.template_path]
+    resources = {"base_url": "/", "mathjax_url": "", "disable_mathjax": True, "index": 0, "total": 1}
+    shown = formgrader.inert(nb, frozenset())
+    page = HTMLExporter(config=config).from_notebook_node(shown, resources=resources)[0]
+    assert page.count("&lt;h1&gt;Session expired") == 2  # as text
+    assert "evil.example" not in "".join(live_code(page)) and "<h1>Session" not in page
 
 
 def live_code(page: str) -> list[str]:
