@@ -51,7 +51,10 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("submissions", type=Path, help="a folder or a .zip of student notebooks")
     grade.add_argument("--out", type=Path, default=Path("grading"), help="output folder (default: grading)")
     grade.add_argument(
-        "--jobs", type=int, help="students graded at once (default: the cores this process may use)"
+        "--jobs",
+        type=int,
+        help="students graded at once (default: the cores this process may use, as many as the "
+        "machine's memory holds with --memory each)",
     )
     grade.add_argument(
         "--cpu",
@@ -254,7 +257,7 @@ def autograde(args: argparse.Namespace, argv: list[str] | None) -> int:
         outcome = autograde.autograde(
             args.submissions,
             args.out,
-            jobs=max(1, args.jobs or autograde.usable_cores()),
+            jobs=max(1, args.jobs or autograde.default_jobs(int(args.memory * 2**30))),
             timeout=args.timeout,
             cpu=args.cpu,
             idle=args.idle,

@@ -111,6 +111,21 @@ PR_SET_PDEATHSIG = 1
 WORKER_MEMORY = 2 * 2**30
 
 
+def default_jobs(memory: int, cores: int | None = None, machine: int | None = None) -> int:
+    """Students graded at once unless ``--jobs`` says: one per core, but no more than the machine's
+    memory holds when each uses all it may (``memory`` bytes for the kernel or the scorer, whichever
+    runs, and ``WORKER_MEMORY`` for the student's grading process). Each sandbox's cap does not
+    bound their sum: on a machine with more cores than memory for them, students whose code takes
+    all it may would make the machine's out-of-memory killer choose among everyone's processes."""
+    cores = cores or usable_cores()
+    if machine is None:
+        try:
+            machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # not a POSIX machine: no way to tell
+            return cores
+    return max(1, min(cores, machine // (memory + WORKER_MEMORY)))
+
+
 @dataclass(frozen=True)
 class Run:
     """What every student's grading shares."""

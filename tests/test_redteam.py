@@ -308,6 +308,18 @@ def test_scrub_removes_the_c1_controls_a_terminal_acts_on():
     assert scrub.text("\u00a0é\u00ff") == "\u00a0é\u00ff"  # printable Latin-1 stays
 
 
+def test_by_default_as_many_students_as_the_machines_memory_holds():
+    """Each sandbox's memory is capped, not their sum: one student per core on a machine with many
+    cores and little memory let a class's code together fill it (the kernel's OOM killer then
+    chooses among everyone's processes)."""
+    from grader import autograde
+
+    each = 3 * 2**30 + autograde.WORKER_MEMORY
+    assert autograde.default_jobs(3 * 2**30, cores=64, machine=64 * 2**30) == 64 * 2**30 // each == 12
+    assert autograde.default_jobs(3 * 2**30, cores=4, machine=64 * 2**30) == 4  # the cores, when fewer
+    assert autograde.default_jobs(3 * 2**30, cores=64, machine=2**30) == 1  # never none
+
+
 def test_another_submission_draws_other_hidden_cases():
     secret = b"s" * 32
     same = scoring.case_secret(secret, "ann", "a/x", "digest-1")
