@@ -168,6 +168,7 @@ def wrap(
         "hidden": bwrap.hidden(view.python),
         "env": bwrap.environment(view, limits, bins),
         "isolate": isolate,
+        "seccomp": bwrap.seccomp_filter() if isolate else b"",  # here: libseccomp is a package
         "idle": "cells" if idle_in_cells else "always",
         "relay": limits.file_size if relay is None else relay,
     }

@@ -18,7 +18,7 @@ The sandboxed process runs as uid/gid 1000 in a user namespace of its own, in ne
 new privileges, no further user namespaces (``--disable-userns``: ``unshare -r`` fails), in a new
 session (no terminal to push input into, and out of the grader's process group), with a cleared
 environment that holds only the variables set here, and killed if its supervisor dies. A seccomp
-filter (``seccomp_filter``) refuses the system calls that reach the most exploited parts of the
+filter (``seccomp_filter``, compiled by libseccomp) refuses the system calls that reach the most exploited parts of the
 host's kernel, which every sandbox shares (io_uring, userfaultfd, perf events, eBPF, keyrings) and
 those only a privileged process could use (mounts, namespaces, modules, kexec), and every call of
 another ABI (x86_64's 32-bit and x32 calls, which would get past a table of 64-bit numbers).
@@ -38,6 +38,8 @@ Paths are strings (``os.path``), and the view a dict (``View.as_dict()``): the s
 this module, and its start-up is kept to builtin modules (see ``grader.sandbox.launch``).
 """
 
+import errno
+import functools
 import os
 import sys
 
@@ -185,7 +187,7 @@ def inner(
     env: dict[str, str],
     work: list[str],
     copies: dict[str, int],
-    seccomp: int | None = None,
+    seccomp: int,
 ) -> list[str]:
     """The arguments of the (unprivileged) bubblewrap that isolates: ``view`` as a dict
     (``View.as_dict()``), ``tmpfs`` the bytes of its ``/tmp``, ``python`` and ``hidden`` the
@@ -205,8 +207,7 @@ def inner(
         "--cap-drop", "ALL",
         "--clearenv",
     ]  # fmt: skip
-    if seccomp is not None:
-        args += ["--seccomp", str(seccomp)]
+    args += ["--seccomp", str(seccomp)]
     for name, value in env.items():
         args += ["--setenv", name, value]
     paths, links = system()
@@ -273,113 +274,42 @@ def outer(read_only: list[str], writable: list[str]) -> list[str]:
     return args
 
 
-# The system calls refused inside (EPERM), by architecture: the kernel's most exploited interfaces
-# that no student's code, NumPy or a Jupyter kernel needs (io_uring, userfaultfd, perf events,
-# eBPF, keyrings), and those that only a privileged process could use (modules, kexec, mounts,
-# namespaces, handles, swap, reboot, accounting, the kernel log): each is a way into the host's
-# kernel, which every sandbox shares. Tracing stays, within the sandbox (a debugger). Numbers
-# from the kernel's syscall tables (``arch/x86/entry/syscalls/syscall_64.tbl``, and the generic
-# ``include/uapi/asm-generic/unistd.h`` that arm64 uses; those from 403 on are the same for all).
-NEW_SYSCALLS = {
-    "io_uring_setup": 425,
-    "io_uring_enter": 426,
-    "io_uring_register": 427,
-    "open_tree": 428,
-    "move_mount": 429,
-    "fsopen": 430,
-    "fsconfig": 431,
-    "fsmount": 432,
-    "fspick": 433,
-    "mount_setattr": 442,
-}
-REFUSED_SYSCALLS = {
-    # machine: (AUDIT_ARCH_* of its native calls, {name: number})
-    "x86_64": (
-        0xC000003E,
-        {
-            "userfaultfd": 323,
-            "perf_event_open": 298,
-            "bpf": 321,
-            "add_key": 248,
-            "request_key": 249,
-            "keyctl": 250,
-            "init_module": 175,
-            "finit_module": 313,
-            "delete_module": 176,
-            "kexec_load": 246,
-            "kexec_file_load": 320,
-            "mount": 165,
-            "umount2": 166,
-            "pivot_root": 155,
-            "unshare": 272,
-            "setns": 308,
-            "open_by_handle_at": 304,
-            "name_to_handle_at": 303,
-            "swapon": 167,
-            "swapoff": 168,
-            "reboot": 169,
-            "acct": 163,
-            "syslog": 103,
-            "quotactl": 179,
-            **NEW_SYSCALLS,
-        },
-    ),
-    "aarch64": (
-        0xC00000B7,
-        {
-            "userfaultfd": 282,
-            "perf_event_open": 241,
-            "bpf": 280,
-            "add_key": 217,
-            "request_key": 218,
-            "keyctl": 219,
-            "init_module": 105,
-            "finit_module": 273,
-            "delete_module": 106,
-            "kexec_load": 104,
-            "kexec_file_load": 294,
-            "mount": 40,
-            "umount2": 39,
-            "pivot_root": 41,
-            "unshare": 97,
-            "setns": 268,
-            "open_by_handle_at": 265,
-            "name_to_handle_at": 264,
-            "swapon": 224,
-            "swapoff": 225,
-            "reboot": 142,
-            "acct": 89,
-            "syslog": 116,
-            "quotactl": 60,
-            **NEW_SYSCALLS,
-        },
-    ),
-}
-X32_BIT = 0x40000000  # x86_64's x32 calls: the same architecture, numbers with this bit set
-EPERM, ENOSYS = 1, 38
+# The system calls refused inside (EPERM): the kernel's most exploited interfaces that no
+# student's code, NumPy or a Jupyter kernel needs (io_uring, userfaultfd, perf events, eBPF,
+# keyrings), and those that only a privileged process could use (modules, kexec, mounts, the new
+# mount API, namespaces, handles, swap, reboot, accounting, the kernel log): each is a way into the
+# host's kernel, which every sandbox shares. Tracing stays, within the sandbox (a debugger).
+REFUSED_SYSCALLS = (
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd", "perf_event_open", "bpf",
+    "add_key", "request_key", "keyctl", "init_module", "finit_module", "delete_module", "kexec_load",
+    "kexec_file_load", "mount", "umount2", "pivot_root", "open_tree", "move_mount", "fsopen", "fsconfig",
+    "fsmount", "fspick", "mount_setattr", "unshare", "setns", "open_by_handle_at", "name_to_handle_at",
+    "swapon", "swapoff", "reboot", "acct", "syslog", "quotactl",
+)  # fmt: skip
 
 
-def seccomp_filter(machine: str | None = None) -> bytes | None:
-    """The classic BPF program (``bwrap --seccomp``) that refuses ``REFUSED_SYSCALLS`` with EPERM,
-    and every call of another ABI (x86_64's 32-bit ``int 0x80`` and x32, whose numbers differ)
-    with ENOSYS; None on a machine it has no table for (nothing is filtered there)."""
-    machine = machine or os.uname().machine
-    if machine not in REFUSED_SYSCALLS:
-        return None
-    arch, refused = REFUSED_SYSCALLS[machine]
-    numbers = sorted(set(refused.values()))
-    allow, deny, foreign = 0x7FFF0000, 0x00050000 | EPERM, 0x00050000 | ENOSYS
-    # (code, jump if true, jump if false, k): load a word of seccomp_data, compare, return
-    load, equal, at_least, ret = 0x20, 0x15, 0x35, 0x06
-    program = [(load, 0, 0, 4), (equal, 1, 0, arch), (ret, 0, 0, foreign), (load, 0, 0, 0)]
-    if machine == "x86_64":
-        program.append((at_least, len(numbers) + 2, 0, X32_BIT))  # to the last ``foreign``
-    program += [(equal, len(numbers) - i, 0, number) for i, number in enumerate(numbers)]  # to ``deny``
-    program += [(ret, 0, 0, allow), (ret, 0, 0, deny), (ret, 0, 0, foreign)]
-    return b"".join(
-        code.to_bytes(2, sys.byteorder) + bytes([jt, jf]) + k.to_bytes(4, sys.byteorder)
-        for code, jt, jf, k in program
-    )
+@functools.cache
+def seccomp_filter() -> bytes:
+    """The BPF program (``bwrap --seccomp``) that refuses ``REFUSED_SYSCALLS`` with EPERM, and
+    every call of another ABI than the machine's own (x86_64's 32-bit ``int 0x80`` and x32, whose
+    numbers differ) with ENOSYS. Compiled by libseccomp, which knows each architecture's numbers."""
+    import tempfile  # here, not in the supervisor, which runs without site-packages: see ``sandbox``
+
+    try:
+        import pyseccomp as seccomp
+    except (ImportError, RuntimeError) as err:  # RuntimeError: the library itself is missing
+        raise RuntimeError(
+            f"the sandbox needs libseccomp (Debian's libseccomp2) and pyseccomp: {err}"
+        ) from None
+    rules = seccomp.SyscallFilter(seccomp.ALLOW)
+    rules.set_attr(seccomp.Attr.ACT_BADARCH, seccomp.ERRNO(errno.ENOSYS))
+    for name in REFUSED_SYSCALLS:
+        if seccomp.resolve_syscall(seccomp.Arch.NATIVE, name) >= 0:  # a call this machine has
+            rules.add_rule(seccomp.ERRNO(errno.EPERM), name)
+    with tempfile.TemporaryFile() as file:
+        rules.export_bpf(file)
+        file.seek(0)
+        return file.read()
 
 
 def host_uid(supervisor: int) -> int:

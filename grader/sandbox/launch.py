@@ -171,8 +171,7 @@ def _start(command, view: dict, limits: dict, group, spec: dict, copies: list[st
             command = ["/usr/bin/prlimit", f"--nproc={limits['pids']}", "--", *command]
         python, work = spec["python"], _work_entries(view["work"])
         copied = {path: _memfd(_read_bytes(path), fds) for path in copies}
-        rules = bwrap.seccomp_filter()
-        seccomp = _memfd(rules, fds) if rules is not None else None
+        seccomp = _memfd(spec["seccomp"], fds)
         inner = bwrap.inner(view, limits["tmpfs"], python, spec["hidden"], spec["env"], work, copied, seccomp)
         argv = [bwrap.BWRAP, "--args", str(_memfd(_nul_separated(inner), fds)), "--", *command]
         if os.geteuid() == 0:
