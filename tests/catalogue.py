@@ -1484,6 +1484,11 @@ def flops_per_token_int32(config, T):
     return int(terms.sum(dtype=np.int32))
 
 
+def kv_cache_bytes_int32(config, T, dtype):
+    sizes = [2, config.n_layer, config.n_kv_head, config.d_head, T, np.dtype(dtype).itemsize]
+    return int(np.prod(np.array(sizes, dtype=np.int32), dtype=np.int32))
+
+
 FIXED = [
     _entry(f"{C1}/encode", encode_unique, r"once|repeated"),
     _entry(f"{C1}/position_embedding", position_embedding_rows_swapped, r"another order"),
@@ -1501,6 +1506,7 @@ FIXED = [
     _entry(f"{C6}/count_params", count_params_no_mlp, r"`mlp` \(all its tensors"),
     _entry(f"{C6}/count_params", count_params_int32, r"2\*\*32|32-bit"),
     _entry(f"{C6}/flops_per_token", flops_per_token_int32, r"2\*\*32|32-bit"),
+    _entry(f"{C6}/kv_cache_bytes", kv_cache_bytes_int32, r"2\*\*32|32-bit"),
 ]
 WRONG += FIXED
 

@@ -495,3 +495,31 @@ def test_the_solution_notebooks_answer_with_the_keys():
         for name, answer in re.findall(r'^answer_(\w+) = "(\w)"$', source.read_text(), re.M):
             found[f"{assignment}/{name}"] = answer
     assert found == {exercise_id: keys.concept(exercise_id).answer for exercise_id in CHOICES}
+
+
+def _count(value) -> int | None:
+    """``value`` as an int if it is one whole number (a count or a size), else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, np.integer)) or (
+        isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iu"
+    ):
+        return int(value)
+    return None
+
+
+@pytest.mark.parametrize("exercise_id", FUNCTIONS)
+def test_an_answer_that_is_a_count_goes_above_int32_in_a_visible_and_in_a_hidden_case(exercise_id):
+    """Parameters, FLOPs, bytes: an answer that is one whole number is above 2**31 in some visible
+    case and, whatever the secret, in some hidden one, so a count kept in np.int32 wraps round,
+    fails the check and loses points (and ``diagnosis._wrapped`` names it)."""
+    exercise = REGISTRY[exercise_id]
+    if exercise.kind != "array":
+        return
+    visible = [_count(exercise.reference(**c.inputs)) for c in exercise.cases() if c.raises is None]
+    if not visible or any(v is None for v in visible):
+        return
+    assert max(visible) > 2**31, visible
+    for secret in range(10):
+        drawn = [_count(exercise.reference(**c.inputs)) for c in exercise.cases(secret) if c.hidden]
+        assert max(drawn) > 2**31, (secret, drawn)

@@ -129,12 +129,27 @@ def config_kinds(config) -> set[str]:
     return found
 
 
-def _case(name, inputs, about=None):
-    """A visible case (``about`` None) or a hidden one, with its config's kinds."""
-    kinds = config_kinds(inputs["config"])
+ABOVE_INT32 = "an answer above 2**31"  # a count kept in np.int32 wraps round on it
+
+
+def _case(name, inputs, about=None, large=False):
+    """A visible case (``about`` None) or a hidden one, with its config's kinds; ``large``: its
+    answer is above 2**31 (a kind of its own, so a visible case has it too)."""
+    kinds = config_kinds(inputs["config"]) | ({ABOVE_INT32} if large else set())
     return (
         Case(name, inputs, kinds=kinds) if about is None else hidden(name, inputs, kinds=kinds, about=about)
     )
+
+
+def _large(g, draw, answer, tries=200):
+    """``draw(g)``'s inputs redrawn until ``answer(**inputs)`` is above 2**31 (and off any multiple
+    of 2**32, so a wrapped int32 is never right by chance)."""
+    for _ in range(tries):
+        inputs = draw(g)
+        value = answer(**inputs)
+        if value > 2**31 and value % 2**32:
+            return inputs
+    raise RuntimeError("no draw above 2**31")  # pragma: no cover - the draws below reach it at once
 
 
 def _count_visible():
@@ -143,7 +158,7 @@ def _count_visible():
         _case("small-llama", {"config": SMALL_LLAMA}),
         _case("gpt2-untied", {"config": GPT2_UNTIED}),
         # Above 2**31 weights, as the hidden Llama configs can be: a count kept in int32 wraps round.
-        _case("llama-70b", {"config": LLAMA_70B}),
+        _case("llama-70b", {"config": LLAMA_70B}, large=True),
     ]
 
 
@@ -169,6 +184,16 @@ def _count_hidden(g):
             "llama-gqa-tied",
             {"config": llama_config(g, grouped=True, tie_embeddings=True)},
             "a Llama config with grouped KV heads and a tied head",
+        ),
+        _case(
+            "large",
+            _large(
+                g,
+                lambda g: {"config": llama_config(g, grouped=True, n_layer=size(g, 32, 96))},
+                lib_param_count,
+            ),
+            "a large Llama config (more than 2**31 weights)",
+            large=True,
         ),
     ]
 
@@ -239,7 +264,7 @@ def _flops_visible():
         _case("llama-gqa", {"config": SMALL_LLAMA, "T": 37}),
         _case("untied-one", {"config": GPT2_UNTIED, "T": 1}),
         # Above 2**31 FLOPs, as the hidden Llama configs can be: a count kept in int32 wraps round.
-        _case("llama-7b", {"config": LLAMA_7B, "T": 100}),
+        _case("llama-7b", {"config": LLAMA_7B, "T": 100}, large=True),
     ]
 
 
@@ -267,6 +292,19 @@ def _flops_hidden(g):
             "an untied GPT-2-style config",
         ),
         _case("gpt2", {"config": small, "T": size(g, 2, small.n_ctx)}, "a GPT-2 config"),
+        _case(
+            "large",
+            _large(
+                g,
+                lambda g: {
+                    "config": llama_config(g, grouped=True, n_layer=size(g, 32, 96)),
+                    "T": size(g, 1, 4096),
+                },
+                lib_flops_per_token,
+            ),
+            "a large Llama config (more than 2**31 FLOPs)",
+            large=True,
+        ),
     ]
 
 
@@ -323,6 +361,8 @@ def _kv_visible():
         _case("small-llama", {"config": SMALL_LLAMA, "T": 100, "dtype": F16}),
         _case("toy", {"config": TOY, "T": 3, "dtype": F32}),
         _case("one-token64", {"config": GPT2_UNTIED, "T": 1, "dtype": F64}),
+        # Above 2**31 bytes, as a long context can be: a size kept in int32 wraps round.
+        _case("llama-70b-long", {"config": LLAMA_70B, "T": 4096, "dtype": F32}, large=True),
     ]
 
 
@@ -343,7 +383,22 @@ def _kv_hidden(g):
         ),
         _case("gpt2", {"config": gpt2, "T": gpt2.n_ctx, "dtype": F32}, "a GPT-2 config, full context"),
         _case("one-token64", {"config": llama_config(g, grouped=True), "T": 1, "dtype": F64}, "one token"),
+        _case(
+            "long",
+            _large(g, _long_context, lib_kv_cache_bytes),
+            "a deep config over a long context (more than 2**31 bytes)",
+            large=True,
+        ),
     ]
+
+
+def _long_context(g):
+    config = llama_config(g, grouped=size(g, 0, 1) == 1, n_layer=size(g, 32, 96), n_ctx=2 ** size(g, 14, 17))
+    return {
+        "config": config,
+        "T": size(g, config.n_ctx // 2, config.n_ctx),
+        "dtype": (F16, F32)[size(g, 0, 1)],
+    }
 
 
 KV_CACHE_BYTES = Exercise(
