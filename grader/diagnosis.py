@@ -1141,15 +1141,34 @@ def _right_cases(w: _Wrong) -> list:
 
 
 def _fixed_int(w: _Wrong) -> str | None:
-    """Right on the cases where an int argument has one value (two at least), wrong on this one,
-    where it has another: that value is written in the code in place of the argument."""
-    return _fixed_in(w.case, w.cases, _right_cases(w), "wrong")
+    """Right on the cases where an int argument has one value (two at least, or one if the
+    reference with that value in place of the argument gives this wrong answer), wrong on this
+    one, where it has another: that value is written in the code in place of the argument."""
+    return _fixed_in(w.case, w.cases, _right_cases(w), "wrong", _as_if_fixed(w, raised=False))
 
 
-def _fixed_in(case, cases, right: list, how: str) -> str | None:
+def _as_if_fixed(w: _Wrong, raised: bool) -> Callable[[str, int], bool]:
+    """Whether the reference, called on this case with ``value`` in place of argument ``name``,
+    does what the student's function did: gives its output (within tolerance), or raises too
+    (``raised``: the student's function raised)."""
+
+    def same(name: str, value: int) -> bool:
+        try:
+            with np.errstate(all="ignore"):
+                out = w.exercise.reference(**copy.deepcopy({**w.case.inputs, name: value}))
+        except Exception:  # the reference refuses that value here: so would the function
+            return raised
+        return not raised and _matches(w.exercise, w.actual, out)
+
+    return same
+
+
+def _fixed_in(case, cases, right: list, how: str, as_if_fixed=None) -> str | None:
     """The int argument whose value splits the cases as the function's answers do (right on
-    every case where it is ``v``, on two at least; wrong where it is not), if one alone does."""
-    if len(right) < 2:
+    every case where it is ``v``, on two at least, or on one if ``as_if_fixed(name, v)``: the
+    reference with ``v`` written in does what the function did on ``case``; wrong where it is
+    not), if one alone does."""
+    if not right or (len(right) < 2 and as_if_fixed is None):
         return None
     right_names = {r.name for r in right}
     split = []
@@ -1159,7 +1178,9 @@ def _fixed_in(case, cases, right: list, how: str) -> str | None:
         values = {r.inputs.get(name) for r in right}
         if len(values) != 1 or None in values or (fixed := values.pop()) == value:
             continue
-        if all(c.name in right_names for c in cases if c.raises is None and c.inputs.get(name) == fixed):
+        if not all(c.name in right_names for c in cases if c.raises is None and c.inputs.get(name) == fixed):
+            continue
+        if len(right) >= 2 or as_if_fixed(name, int(fixed)):
             split.append((name, fixed, value))
     if len(split) != 1:
         return None
@@ -1450,5 +1471,5 @@ def explain_error(exercise, case, table: Mapping, student: Student, cases=()) ->
     for variant in w.variant("float64") + w.variant("float32"):
         if w.right_on(variant):
             return f" It works in {variant.what}: look for what depends on the dtype."
-    fixed = _fixed_in(case, cases, _right_cases(w), "it fails")
+    fixed = _fixed_in(case, cases, _right_cases(w), "it fails", _as_if_fixed(w, raised=True))
     return f" {fixed[0].upper()}{fixed[1:]}" if fixed else ""

@@ -39,7 +39,7 @@ from catalogue import (
 from helpers import everything_lent, explained, graded
 
 from grader import exercises, variants
-from grader.check import CheckFailed, check
+from grader.check import CheckFailed, check, check_called
 
 REGISTRY = exercises.registry()
 
@@ -846,3 +846,38 @@ def test_characters_not_joined_are_named():
 
     assert '"".join' in check_message(f"{C1}/decode", characters, {})
     assert "returned a list" in explained(f"{C1}/decode", characters).reason
+
+
+STRUCTURAL = ("n_head", "n_kv_head", "d_head")  # sizes a student may write in as a number
+
+
+def _structural_fixed():
+    """(exercise, argument, value) for each value a visible case gives a structural argument,
+    where a function with that value written in loses points."""
+    found = []
+    for exercise_id, exercise in sorted(REGISTRY.items()):
+        if exercise.kind != "array":
+            continue
+        for name in STRUCTURAL:
+            seen = [c.inputs[name] for c in exercise.cases() if name in c.inputs]
+            if len(set(seen)) > 1:
+                found += [(exercise_id, name, value) for value in sorted(set(seen))]
+    return found
+
+
+@pytest.mark.parametrize("exercise_id, name, value", _structural_fixed())
+def test_a_structural_number_written_in_is_named_in_the_check_and_in_grading(exercise_id, name, value):
+    """`n_head` (or `n_kv_head`, `d_head`) written in as a number the visible cases use: right
+    where the argument has that value, wrong (or an error) where it has another. Whatever the
+    value, and however many visible cases have it, both the check and the grader name the number."""
+    reference = REGISTRY[exercise_id].reference
+
+    def written_in(**inputs):
+        return reference(**{**inputs, name: value})
+
+    words = f"right only when `{name}` == {value}"
+    with everything_lent(), pytest.raises(CheckFailed) as failed:
+        check_called(exercise_id, written_in)
+    assert words in str(failed.value), str(failed.value)
+    verdict = explained(exercise_id, written_in, runner=False)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
