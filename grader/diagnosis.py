@@ -953,6 +953,16 @@ def _reversing(w: _Wrong) -> str | None:
                 f"reversed along axis {axis}: it takes that axis in reverse order somewhere (heads, positions "
                 "or features taken from the end, a [::-1] too many?); keep the order along it"
             )
+    for variant in w.variant("reordered"):
+        outcome = w.student.run(variant)
+        if outcome is not None and not outcome.error and _matches(w.exercise, outcome.value, w.expected):
+            order, label, where = variant.unit.split(": ", 2)
+            return (
+                f"your function merges the heads in another order before the output projection: {label} "
+                f"(heads {order.replace(',', ', ')}, in that order); it gives the reference's output when "
+                f"the rows of {where} come by head in that order. Keep the heads in order (a roll, a "
+                "reshape or a slice out of step?)"
+            )
     return None
 
 

@@ -14,7 +14,12 @@ computed live by ``lib`` for a hidden one. ``grader.diagnosis`` reads the answer
 - ``smaller``: the large float arguments scaled down to at most ``SMALL`` in size;
 - ``reversed``: every array argument of the same length along one axis (-1, -2 or -3) reversed
   along it. It needs no reference: if the student's output on it is the case's own expected
-  output, the function reverses that axis itself (heads, positions in another order).
+  output, the function reverses that axis itself (heads, positions in another order);
+- ``reordered``: with ``n_head`` among the arguments, the rows of attention's output projection
+  (``params['c_proj']['w']``, ``params['attn']['c_proj']['w']``) permuted by head, in a few cheap
+  orders (reversed, ``ORDERS``: rolled by one either way, even heads first, the inverse of that;
+  at most 5 variants a case). It needs no reference either: if the student's output on it is the
+  case's own, the function merges the heads in that order before the projection.
 
 A variant's name is ``<case>~<what>``. Changes are fixed by the case (a generator seeded from the
 case's and the unit's names), never drawn anew.
@@ -64,6 +69,7 @@ def of(exercise, case) -> list[Variant]:
     if smaller is not None:
         found.append(Variant(f"{case.name}{SEPARATOR}smaller", "smaller", smaller))
     found += reversed_along(case)
+    found += reordered(case)
     return [v for v in found if v is not None]
 
 
@@ -81,6 +87,77 @@ def reversed_along(case) -> list[Variant]:
         unit = f"{axis}: " + ", ".join(f"`{n}`" for n in flipped)
         found.append(Variant(f"{case.name}{SEPARATOR}reversed{axis}", "reversed", inputs, unit))
     return found
+
+
+# A few orders of n heads a student may take them in by mistake (n >= 3; at 2, each is the
+# reversal or none), as what to call the order and the permutation of range(n).
+ORDERS = (
+    ("rolled by one", lambda n: np.roll(np.arange(n), 1)),
+    ("rolled back by one", lambda n: np.roll(np.arange(n), -1)),
+    ("even heads first, then odd ones", lambda n: np.r_[np.arange(0, n, 2), np.arange(1, n, 2)]),
+    (
+        "interleaved (first half, second half)",
+        lambda n: np.argsort(np.r_[np.arange(0, n, 2), np.arange(1, n, 2)]),
+    ),
+)
+
+
+def _orders(n: int) -> list[tuple[str, np.ndarray]]:
+    """The reversal and ``ORDERS`` of ``n`` heads, each once, none the identity."""
+    found, seen = [], {tuple(range(n))}
+    for label, order in (("reversed", lambda n: np.arange(n)[::-1]), *ORDERS):
+        perm = order(n)
+        if tuple(perm) not in seen:
+            seen.add(tuple(perm))
+            found.append((label, perm))
+    return found
+
+
+def reordered(case) -> list[Variant]:
+    """The case with the rows of attention's output projection permuted by head (see
+    ``ORDERS``), when ``n_head`` is an argument. ``unit`` is ``"<order>: <label>: <where>"``,
+    ``<order>`` the heads' order (comma-separated) in which a function that is right on the
+    variant merges them."""
+    found = []
+    n_head = case.inputs.get("n_head")
+    if isinstance(n_head, int | np.integer) and not isinstance(n_head, bool) and n_head >= 2:
+        for path in _projections(case.inputs):
+            w = _at(case.inputs, path)
+            if not isinstance(w, np.ndarray) or w.ndim != 2 or w.shape[0] % n_head:
+                continue
+            label_path = path[0] + "".join(f"[{k!r}]" for k in path[1:])
+            for i, (label, perm) in enumerate(_orders(int(n_head))):
+                moved = w.reshape(n_head, -1, w.shape[1])[perm].reshape(w.shape)
+                inputs = _replaced(case.inputs, path, moved)
+                unit = f"{','.join(map(str, perm))}: {label}: `{label_path}`"
+                found.append(Variant(f"{case.name}{SEPARATOR}reordered-w{i}", "reordered", inputs, unit))
+            break
+    return found
+
+
+def _projections(inputs: dict) -> list[tuple]:
+    """Paths to the output projection's weights of attention among the arguments."""
+    found = []
+    for name, value in inputs.items():
+        if not isinstance(value, dict):
+            continue
+        for parent in (value, value.get("attn")):
+            if isinstance(parent, dict) and "c_attn" in parent and isinstance(parent.get("c_proj"), dict):
+                found.append((name, *(() if parent is value else ("attn",)), "c_proj", "w"))
+    return found
+
+
+def _at(tree, path):
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def _replaced(tree, path, value):
+    """``tree`` with the leaf at ``path`` replaced (the dicts along the path copied, nothing else)."""
+    if not path:
+        return value
+    return {**tree, path[0]: _replaced(tree[path[0]], path[1:], value)}
 
 
 def named(exercise, case, name: str) -> Variant | None:

@@ -22,6 +22,7 @@ from catalogue import (
     C6,
     MHA_HELPERS,
     TOY_HELPERS,
+    attention,
     block_mlp_unnormalised,
     block_two_heads,
     count_params_no_attention_output_projection,
@@ -30,8 +31,10 @@ from catalogue import (
     decode_upper,
     encode_sorted,
     gelu,
+    layer_norm,
     masked_scores,
     merge_heads,
+    mlp,
     split_heads,
     toy_attention_output_heads_reversed,
     toy_forward_mlp_unnormalised,
@@ -880,4 +883,45 @@ def test_a_structural_number_written_in_is_named_in_the_check_and_in_grading(exe
         check_called(exercise_id, written_in)
     assert words in str(failed.value), str(failed.value)
     verdict = explained(exercise_id, written_in, runner=False)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
+
+
+def _mha_heads_in_order(order):
+    """Multi-head attention with the heads taken in ``order(n_head)`` before the projection."""
+
+    def fn(x, params, n_head):
+        q, k, v = np.split(x @ params["c_attn"]["w"] + params["c_attn"]["b"], 3, axis=-1)
+        heads = attention(split_heads(q, n_head), split_heads(k, n_head), split_heads(v, n_head))
+        heads = np.take(heads, order(n_head), axis=-3)
+        return merge_heads(heads) @ params["c_proj"]["w"] + params["c_proj"]["b"]
+
+    return fn
+
+
+MHA_ROLLED = _mha_heads_in_order(lambda n: np.roll(np.arange(n), 1))
+MHA_EVEN_ODD = _mha_heads_in_order(lambda n: np.r_[np.arange(0, n, 2), np.arange(1, n, 2)])
+
+
+def block_heads_rolled(x, params, n_head):
+    h = x + MHA_ROLLED(layer_norm(x, **params["ln_1"]), params["attn"], n_head)
+    return h + mlp(layer_norm(h, **params["ln_2"]), params["mlp"])
+
+
+@pytest.mark.parametrize(
+    "exercise_id, fn, helpers",
+    [
+        (f"{C2}/multi_head_attention", MHA_ROLLED, MHA_HELPERS),
+        (f"{C2}/multi_head_attention", MHA_EVEN_ODD, MHA_HELPERS),
+        (f"{C2}/block", block_heads_rolled, BLOCK_HELPERS),
+    ],
+    ids=["mha-rolled", "mha-even-odd", "block-rolled"],
+)
+def test_heads_in_another_order_before_the_projection_are_named(exercise_id, fn, helpers):
+    """Heads rolled by one, or even ones first, then merged and projected: the output holds no
+    value of the reference's, but the function is right when the projection's rows come by head
+    in the order that undoes it."""
+    words = "merges the heads in another order"
+    message = check_message(exercise_id, fn, helpers)
+    assert words in message, message
+    verdict = explained(exercise_id, fn, helpers=helpers)
     assert not verdict.ok and words in verdict.reason, verdict.reason
