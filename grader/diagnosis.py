@@ -670,12 +670,10 @@ def _term_reordered(a, e, terms: dict) -> str | None:
     for name, term in terms.items():
         if term.ndim == 0 or term.ndim > e.ndim or not np.isfinite(term).all() or not term.any():
             continue
-        try:
-            spread = np.broadcast_to(term, e.shape)
-        except ValueError:
-            continue
+        if term.shape != e.shape[e.ndim - term.ndim :]:
+            continue  # added only along leading axes here (a size-1 axis stretched is another term)
+        spread = np.broadcast_to(term, e.shape)
         given = (spread + (a - e))[(0,) * (e.ndim - term.ndim)]
-        given = np.broadcast_to(given, term.shape) if given.shape != term.shape else given
         if not _near(np.broadcast_to(given, e.shape), spread + (a - e)):
             continue  # not the same term added at every leading index
         for axis in range(-term.ndim, 0):

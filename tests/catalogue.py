@@ -1489,6 +1489,28 @@ def kv_cache_bytes_int32(config, T, dtype):
     return int(np.prod(np.array(sizes, dtype=np.int32), dtype=np.int32))
 
 
+def top_k_strictly_above_kth(logits, k):
+    if k is None or k >= logits.shape[-1]:
+        return logits.copy()
+    kth = np.sort(logits, axis=-1)[..., -k, None]
+    return np.where(logits > kth, logits, -np.inf)
+
+
+def toy_qkv_heads_not_split(x, w, b, n_head):
+    return np.stack([t[None] for t in np.split(x @ w + b, 3, axis=-1)])
+
+
+def toy_attention_output_bias_per_head(probs, v, w, b):
+    return merge_heads(probs @ v) @ w + b * probs.shape[-3]
+
+
+def attend_with_cache_keys_for_values(q_new, k_new, v_new, cache_k, cache_v):
+    k, v = np.concatenate([cache_k, k_new], axis=-2), np.concatenate([cache_v, v_new], axis=-2)
+    T, S = q_new.shape[-2], cache_k.shape[-2]
+    s = q_new @ k.swapaxes(-1, -2) / math.sqrt(q_new.shape[-1])
+    return softmax(np.where(np.tri(T, S + T, k=S, dtype=bool), s, -np.inf)) @ k, k, v
+
+
 FIXED = [
     _entry(f"{C1}/encode", encode_unique, r"once|repeated"),
     _entry(f"{C1}/position_embedding", position_embedding_rows_swapped, r"another order"),
@@ -1509,6 +1531,11 @@ FIXED = [
     _entry(f"{C6}/kv_cache_bytes", kv_cache_bytes_int32, r"2\*\*32|32-bit"),
 ]
 WRONG += FIXED
+WRONG += [
+    _entry(f"{C4}/top_k_filter", top_k_strictly_above_kth, r"1 fewer|too few|off-by-one"),
+    _entry(f"{C5}/toy_qkv", toy_qkv_heads_not_split, r"ignores `n_head`"),
+    _entry(f"{C5}/toy_attention_output", toy_attention_output_bias_per_head, r"bias"),
+]
 
 
 # ---- right answers written another way ----------------------------------------------------------

@@ -22,6 +22,7 @@ from catalogue import (
     C6,
     MHA_HELPERS,
     TOY_HELPERS,
+    attend_with_cache_keys_for_values,
     attention,
     block_mlp_unnormalised,
     block_two_heads,
@@ -925,3 +926,14 @@ def test_heads_in_another_order_before_the_projection_are_named(exercise_id, fn,
     assert words in message, message
     verdict = explained(exercise_id, fn, helpers=helpers)
     assert not verdict.ok and words in verdict.reason, verdict.reason
+
+
+def test_an_output_packed_with_a_term_that_broadcasts_is_diagnosed_without_an_error():
+    """attend_with_cache packs (output, k, v) along axis -2; an input such as `q_new` (H, 1, d)
+    broadcasts against it along that axis. Values taken from the keys (weights @ k): the check
+    fails with a message, not with NumPy's broadcast error, and so does the grader."""
+    exercise_id = f"{C4}/attend_with_cache"
+    message = check_message(exercise_id, attend_with_cache_keys_for_values, {})
+    assert "wrong" in message, message
+    verdict = explained(exercise_id, attend_with_cache_keys_for_values)
+    assert not verdict.ok and verdict.reason, verdict.reason
