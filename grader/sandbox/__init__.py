@@ -90,6 +90,7 @@ SUPERVISOR = (
     "from grader.sandbox.launch import main; sys.exit(main(sys.argv[1:]))"
 )
 GiB = 2**30
+_seccomp_filter = cache(bwrap.seccomp_filter)  # the same for every sandbox
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def wrap(
         "hidden": bwrap.hidden(view.python),
         "env": bwrap.environment(view, limits, bins),
         "isolate": isolate,
-        "seccomp": bwrap.seccomp_filter() if isolate else b"",  # here: libseccomp is a package
+        "seccomp": _seccomp_filter() if isolate else b"",  # here: the supervisor has no site-packages
         "idle": "cells" if idle_in_cells else "always",
         "relay": limits.file_size if relay is None else relay,
     }

@@ -39,7 +39,6 @@ this module, and its start-up is kept to builtin modules (see ``grader.sandbox.l
 """
 
 import errno
-import functools
 import os
 import sys
 
@@ -288,7 +287,6 @@ REFUSED_SYSCALLS = (
 )  # fmt: skip
 
 
-@functools.cache
 def seccomp_filter() -> bytes:
     """The BPF program (``bwrap --seccomp``) that refuses ``REFUSED_SYSCALLS`` with EPERM, and
     every call of another ABI than the machine's own (x86_64's 32-bit ``int 0x80`` and x32, whose
