@@ -291,7 +291,7 @@ def seccomp_filter() -> bytes:
     """The BPF program (``bwrap --seccomp``) that refuses ``REFUSED_SYSCALLS`` with EPERM, and
     every call of another ABI than the machine's own (x86_64's 32-bit ``int 0x80`` and x32, whose
     numbers differ) with ENOSYS. Compiled by libseccomp, which knows each architecture's numbers."""
-    import tempfile  # here, not in the supervisor, which runs without site-packages: see ``sandbox``
+    import tempfile  # here, not at the top: the supervisor imports this module and stays small
 
     try:
         import pyseccomp as seccomp
