@@ -192,6 +192,65 @@ def test_the_sandbox_is_the_first_the_oom_killer_takes():
     assert Path("/proc/self/oom_score_adj").read_text().strip() != launch.OOM_SCORE_ADJ  # not the grader
 
 
+CAP_SYS_RESOURCE = 24
+
+
+def _has_capability(number: int) -> bool:
+    status = dict(
+        line.split(":\t", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":\t" in line
+    )
+    return bool(int(status["CapEff"], 16) >> number & 1)
+
+
+def test_a_lowered_oom_score_does_not_stay_lowered():
+    """Without ``CAP_SYS_RESOURCE`` (a grader run as another user, a container whose root lacks
+    it), the supervisor's mark sets no floor: code inside may lower its score again, and a child's.
+    The supervisor must set it back on every process of the tree. The program lowers both, then
+    waits (a generous deadline: no speed is assumed) until both hold the mark again."""
+    code = """
+import os, subprocess, sys, time
+def lower(pid):
+    try:
+        open(f"/proc/{pid}/oom_score_adj", "w").write("0")
+    except OSError as err:
+        return type(err).__name__
+    return open(f"/proc/{pid}/oom_score_adj").read().strip()
+child = subprocess.Popen(["/bin/sleep", "300"])
+lowered = [lower(os.getpid()), lower(child.pid)]
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    held = [open(f"/proc/{pid}/oom_score_adj").read().strip() for pid in (os.getpid(), child.pid)]
+    if held == ["1000", "1000"]:
+        break
+    time.sleep(0.1)
+child.kill()
+print(json.dumps({"lowered": lowered, "held": held}))
+""".replace("import os,", "import json, os,")
+    limits = Limits(**{**LIMITS.as_dict(), "idle_seconds": 300})
+    runner = (
+        "import json, sys\nfrom grader import sandbox\nfrom grader.sandbox import Limits, View\n"
+        "outcome = sandbox.run(json.loads(sys.argv[1]), View(read_only=tuple(json.loads(sys.argv[2]))), "
+        "Limits(**json.loads(sys.argv[3])))\n"
+        "sys.stdout.write(json.dumps({'returncode': outcome.returncode, 'stdout': outcome.stdout.decode(), "
+        "'stderr': str(outcome.stderr)}))"
+    )
+    argv = [
+        sys.executable,
+        "-c",
+        runner,
+        json.dumps([PY, "-c", code]),
+        json.dumps([str(p) for p in PUBLIC.read_only]),
+    ]
+    argv.append(json.dumps(limits.as_dict()))
+    if _has_capability(CAP_SYS_RESOURCE):  # the supervisor must lack it, as it may elsewhere
+        argv = ["setpriv", "--inh-caps=-sys_resource", "--bounding-set=-sys_resource", *argv]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, check=True)
+    outcome = json.loads(done.stdout)
+    assert outcome["returncode"] == 0, outcome["stderr"]
+    seen = json.loads(outcome["stdout"])
+    assert seen["held"] == [launch.OOM_SCORE_ADJ] * 2, seen  # lowered: what the writes left at first
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="sandboxes run as the grader's own user unless it is root")
 def test_each_sandbox_runs_as_a_host_user_of_its_own(tmp_path):
     """Not ``nobody`` for all: the kernel counts some resources per host user whatever the
@@ -534,7 +593,7 @@ def test_the_supervisor_ends_the_sandbox_when_its_parent_dies(tmp_path):
     parent = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, text=True)
     with parent.stdout:
         supervisor = int(parent.stdout.readline())  # its command line holds the word too
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 60
     while sandbox.read_report(report).get("state") != "running" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sandbox.read_report(report).get("state") == "running", "the sandbox did not start"
@@ -556,7 +615,7 @@ def test_a_killed_supervisor_leaves_nothing_after_finish(tmp_path):
     report = tmp_path / "report.json"
     argv = sandbox.wrap([PY, "-c", "import time; time.sleep(600)", word], PUBLIC, LIMITS, report)
     supervisor = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 60
     while sandbox.read_report(report).get("state") != "running" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sandbox.read_report(report).get("state") == "running", "the sandbox did not start"

@@ -9,7 +9,8 @@
    machine's out-of-memory killer takes (``_first_to_go``), with rlimits for file size,
    core dumps and address space (and, without a group, CPU time per process and, through
    ``prlimit`` inside the sandbox's user namespace, the number of processes);
-3. watches the whole tree every ``TICK``: its CPU time, the time it spent asleep (neither running
+3. watches the whole tree every ``TICK`` (and marks each of its processes the first to go again,
+   where one lowered its score: ``Tree.mark``): its CPU time, the time it spent asleep (neither running
    nor waiting for a CPU, read from every thread's ``/proc/<tid>/schedstat``, so that a busy
    machine does not count against it) and its wall-clock time; it passes the sandbox's stdout and
    stderr on, up to a byte limit;
@@ -313,7 +314,9 @@ def _first_to_go() -> None:
     size, a grader's worker holding a class's results, or the grader itself. Raising one's own
     score needs no privilege. A process inside can lower it again only to where the last process
     with ``CAP_SYS_RESOURCE`` set it: not at all when the supervisor has that capability (root,
-    as usual), to the default otherwise."""
+    as usual), to the default otherwise (a grader run as another user, a container whose root
+    lacks it): so the supervisor sets it again on every process of the tree at each of its looks
+    (``Tree.mark``), and a lowered score lasts a ``TICK`` at most."""
     try:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(OOM_SCORE_ADJ)
@@ -396,6 +399,18 @@ class Tree:
             fields = _read(f"/proc/{pid}/stat").rpartition(")")[2].split()
             total += sum(int(f) for f in fields[11:15]) if len(fields) > 14 else 0
         return total / CLOCK_TICKS
+
+    def mark(self) -> None:
+        """Set every process's OOM score back to the first to go (see ``_first_to_go``) where a
+        process inside lowered it (a member that exits meanwhile is skipped)."""
+        for pid in self.pids():
+            path = f"/proc/{pid}/oom_score_adj"
+            if _read(path).strip() not in ("", OOM_SCORE_ADJ):
+                try:
+                    with open(path, "w") as f:
+                        f.write(OOM_SCORE_ADJ)
+                except OSError:
+                    pass  # it exited (or it is not ours to write: nothing better to do)
 
     def events(self) -> dict:
         if self.group is None:
@@ -493,6 +508,7 @@ class Supervisor:
                 os.close(fd)
 
     def _over_budget(self, wall: float) -> str | None:
+        self.tree.mark()
         self.asleep.update(self.tree.threads())
         if self.tree.cpu_seconds() > self.limits["cpu_seconds"]:
             return "cpu"
