@@ -301,7 +301,9 @@ def _find(
     chosen = {}
     for student, subs in found.by_student.items():
         subs = [
-            lms.describe(sub, term.timezone) for sub in subs if (student, sub.assignment or "") in selection
+            lms.describe(sub, term.timezone, term.late.trust_ctime)
+            for sub in subs
+            if (student, sub.assignment or "") in selection
         ]
         if subs:
             chosen[student] = subs

@@ -9,7 +9,9 @@ in the gradebook, so changing a due date or the policy never needs a regrade.
 Where the time comes from is kept with it (``time_source``): nbgrader's exchange and Blackboard's
 file names carry the submission time; a Canvas export carries only its own verdict (``_LATE_`` in
 the file name), so there the LMS decides whether a submission is late and the file's time, when
-it is later than the due date, says by how much.
+it is later than the due date, says by how much. The exchange's times are written on the
+student's account; with the term's ``late.trust_ctime``, a collected file's ctime bounds them
+(``lms.describe``), so a stamp set back lowers no penalty.
 """
 
 import math

@@ -30,7 +30,7 @@ TITLE_ID = re.compile(r"\((\d+)\)\s*$")  # Canvas's assignment id at the end of 
 STAMP_SLACK = timedelta(minutes=1)  # a stamp this much earlier than the notebook's time still counts
 
 
-def describe(sub: Submission, zone: tzinfo | None) -> Submission:
+def describe(sub: Submission, zone: tzinfo | None, trust_ctime: bool = False) -> Submission:
     """``sub`` with the name, id, late verdict and submission time its export carried.
 
     The time comes from, in order: nbgrader's ``timestamp.txt`` beside the notebook, a Blackboard
@@ -42,7 +42,17 @@ def describe(sub: Submission, zone: tzinfo | None) -> Submission:
     ``timestamp.txt`` is written on the student's own account (``nbgrader submit``), so it is a
     claim: nbgrader's submit and collect keep the notebook's modification time, which an honest
     submission's stamp never precedes. A stamp earlier than the notebook's last change (beyond a
-    minute) is not believed: the later time counts, and the source says why.
+    minute) is not believed: the later time counts, and the source says why. But the notebook's
+    modification time is the student's too (``touch -d``; submit and collect keep it), so a student
+    who sets both back is believed: from the exchange, no time the student writes is evidence.
+
+    ``trust_ctime`` (the term's ``late.trust_ctime``: the instructor says the folder graded is
+    where the submissions were put on the instructor's side, by nbgrader's collect run at the due
+    date or the exchange itself, and was not copied since) makes a folder's file's ctime a bound no
+    student can move back (``submissions._File.received``): the time is the later of what the
+    sources above say and that one, whatever they say (a claim earlier than the evidence lowers no
+    penalty), and the source says so. A zip has no such time: its entries' times are what the
+    program that made it copied (an LMS's own, or the files' modification times).
     """
     name = lms_id = ""
     late = None
@@ -70,6 +80,9 @@ def describe(sub: Submission, zone: tzinfo | None) -> Submission:
         when, source = sub.listed, "time of the file in the zip"
     elif sub.listed is not None:
         when, source = sub.listed, "file modification time"
+    if trust_ctime and sub.received is not None and (when is None or sub.received > in_zone(when, zone)):
+        said = f"{source or 'nothing'} says {_utc(in_zone(when, zone))}" if when else "no other time"
+        when, source = sub.received, f"time the file reached the graded folder (ctime): {said}, before it"
     return dataclasses.replace(
         sub, lms_name=name, lms_id=lms_id, late=late, submitted_at=when, time_source=source
     )

@@ -32,6 +32,7 @@ class LatePolicy:
     penalty_per_day: float = 10.0  # percent of the assignment's points
     max_penalty: float = 50.0  # percent
     grace_minutes: float = 0.0
+    trust_ctime: bool = False  # a folder's files' ctimes bound their submission times (``lms.describe``)
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def load(out: Path) -> Settings:
 
 
 SECTIONS = {"timezone", "due", "extensions", "late", "canvas", "roster_ids"}
-LATE_KEYS = {"policy", "penalty_per_day", "max_penalty", "grace_minutes"}
+LATE_KEYS = {"policy", "penalty_per_day", "max_penalty", "grace_minutes", "trust_ctime"}
 
 
 # Where each setting that is not an assignment's or a student's belongs.
@@ -249,7 +250,10 @@ def _late(raw: dict, path: Path) -> LatePolicy:
         penalty_per_day=_number(raw, "penalty_per_day", LatePolicy.penalty_per_day, path, PERCENT),
         max_penalty=_number(raw, "max_penalty", LatePolicy.max_penalty, path, PERCENT),
         grace_minutes=_number(raw, "grace_minutes", LatePolicy.grace_minutes, path, WEEK_MINUTES),
+        trust_ctime=raw.get("trust_ctime", False),
     )
+    if not isinstance(policy.trust_ctime, bool):
+        raise SettingsError(f"{path}: late.trust_ctime must be true or false, not {policy.trust_ctime!r}")
     if policy.policy not in POLICIES:
         raise SettingsError(
             f"{path}: late.policy must be one of {', '.join(POLICIES)}, not {policy.policy!r}"

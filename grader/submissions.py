@@ -105,6 +105,7 @@ class Submission:
     assignment: str | None
     attempt: int = 0
     listed: datetime | None = None  # the time its listing gave: a zip entry's (no zone) or the file's
+    received: datetime | None = None  # a folder's file: its ctime (see ``_File``); None from a zip
     # What the LMS export carried (``grader.lms.describe`` fills these in):
     lms_name: str = ""  # the student's name as the LMS wrote it
     lms_id: str = ""  # the student's id in the LMS
@@ -139,6 +140,11 @@ class _File:
     mtime: float = 0
     refused: str = ""  # why it is not read
     listed: datetime | None = None  # a zip entry's time (no zone), or the file's (local zone)
+    # A folder's file: its status-change time (ctime, local zone), when it was last written,
+    # copied or moved into place. Unlike its modification time, no user can set it back (not even
+    # the file's owner: ``utime`` itself sets it to now), so on the instructor's side it bounds when
+    # the file arrived. A zip entry has none: a zip stores the modification time.
+    received: datetime | None = None
 
 
 def find(submitted: Path, known: dict[str, str], scratch: Path) -> Found:
@@ -195,7 +201,8 @@ def _regular_file(entry: os.DirEntry, parts: tuple[bytes, ...]) -> _File:
     except OSError as err:
         return _File(parts, None, refused=f"it cannot be read ({err.strerror})")
     listed = file_time(info.st_mtime)
-    return _File(parts, Path(entry.path), info.st_mtime if listed else 0, listed=listed)
+    received = file_time(info.st_ctime)
+    return _File(parts, Path(entry.path), info.st_mtime if listed else 0, listed=listed, received=received)
 
 
 # The times a submission can have been made at. A file's time is the student's to set (an
@@ -407,7 +414,15 @@ def _identify(files: list[_File], known: dict[str, str]) -> Found:
         stem, attempt = _strip_resubmission(Path(file_name).stem, folded)
         name = printable(raw_name)
         sub = Submission(
-            student_id(name), name, listed.path, shown, stem, known.get(stem), attempt, listed.listed
+            student_id(name),
+            name,
+            listed.path,
+            shown,
+            stem,
+            known.get(stem),
+            attempt,
+            listed.listed,
+            received=listed.received,
         )
         candidates.append(_Candidate(sub, raw_name, (lms_submission, listed.mtime, attempt, shown)))
     candidates = _one_name_per_id(candidates, found.problems)

@@ -543,6 +543,41 @@ def test_a_submission_time_past_any_calendar_stops_nothing(tmp_path):
     assert submissions.file_time(1.9e9).year == 2030
 
 
+def test_an_exchange_stamp_set_back_lowers_no_penalty(tmp_path):
+    """Through nbgrader's exchange, ``timestamp.txt`` and the notebook's modification time are both
+    written on the student's account: set both back to before the due date and the penalty was
+    gone. With ``late.trust_ctime`` (a folder that ``nbgrader collect`` filled on the instructor's
+    side), the notebook's ctime, which no user can set back, bounds the time: the later counts."""
+    from datetime import UTC, datetime, timedelta
+
+    from grader.late import assess
+    from grader.settings import LatePolicy, SettingsError, _late
+
+    folder = tmp_path / "submitted" / "mallory" / ASSIGNMENT
+    folder.mkdir(parents=True)
+    notebook = folder / "embeddings.ipynb"
+    notebook.write_text("{}")
+    arrived = datetime.fromtimestamp(notebook.stat().st_ctime, UTC)
+    due = arrived - timedelta(days=2)
+    claimed = due - timedelta(days=10)
+    (folder / "timestamp.txt").write_text(claimed.strftime("%Y-%m-%d %H:%M:%S.%f UTC"))
+    os.utime(notebook, (claimed.timestamp(), claimed.timestamp()))  # the notebook's time agrees
+    found = submissions.find(tmp_path / "submitted", {"embeddings": ASSIGNMENT}, tmp_path / "scratch")
+    (sub,) = found.by_student["mallory"]
+    told = lms.describe(sub, UTC, trust_ctime=True)
+    assert told.submitted_at >= arrived - timedelta(seconds=1), told
+    assert told.time_source.startswith("time the file reached the graded folder (ctime)"), told.time_source
+    policy = LatePolicy(policy="per-day", penalty_per_day=10, max_penalty=50)
+    lateness = assess(policy, due, told.submitted_at, told.late, score=10, max_score=10)
+    assert lateness.days >= 2 and lateness.penalty > 0, lateness
+    # An honest stamp after the file arrived (a student's clock ahead of the server's) still counts.
+    (folder / "timestamp.txt").write_text((arrived + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    assert lms.describe(sub, UTC, trust_ctime=True).time_source == "nbgrader exchange (timestamp.txt)"
+    assert _late({"trust_ctime": True}, tmp_path / "course.toml").trust_ctime is True
+    with pytest.raises(SettingsError, match="trust_ctime"):
+        _late({"trust_ctime": "yes"}, tmp_path / "course.toml")
+
+
 def test_an_image_that_is_not_base64_is_left_out():
     out = {"output_type": "display_data", "data": {"image/png": '"><script>x()</script>'}}
     assert "<script>" not in feedback._output(out)
