@@ -610,6 +610,55 @@ def test_the_supervisor_ends_the_sandbox_when_its_parent_dies(tmp_path):
     assert survivors(word) == [] and groups_removed(final)
 
 
+V1_CPU = any(  # a cgroup v1 hierarchy with the cpu controller is mounted (read apart from the code tested)
+    " - cgroup " in line and "cpu" in line.split()[-1].split(",")
+    for line in Path("/proc/self/mountinfo").read_text().splitlines()
+)
+
+
+@pytest.mark.skipif(
+    GROUP is None or GROUP.version != 1 or not V1_CPU, reason="cgroup v1 with a cpu controller only"
+)
+def test_on_cgroup_v1_each_sandbox_has_a_cpu_group_with_an_equal_share(tmp_path):
+    """As under v2 (siblings with the same ``cpu.weight``): each sandbox its own group in v1's
+    ``cpu`` hierarchy, with the same ``cpu.shares``, so that a student whose code starts many
+    processes gets no more of a busy machine than one who starts one."""
+    word = marker()
+    report = tmp_path / "report"
+    argv = sandbox.wrap([PY, "-c", "import time; time.sleep(600)", word], PUBLIC, LIMITS, report)
+    supervisor = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while sandbox.read_report(report).get("state") != "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        running = sandbox.read_report(report)
+        assert running.get("state") == "running", "the sandbox did not start"
+        cpu = Path(running["cgroups"]["cpu"])
+        assert (cpu / "cpu.shares").read_text().strip() == str(cgroup.V1_SHARES)
+        members = {int(p) for p in (cpu / "cgroup.procs").read_text().split()}
+        assert members and members == set(cgroup.Group(1, running["cgroups"]).members())
+    finally:
+        supervisor.terminate()
+        supervisor.wait(timeout=60)
+    assert groups_removed(sandbox.read_report(report))
+
+
+def test_a_v1_group_whose_cpu_and_cpuacct_share_a_mount_is_one_directory(tmp_path):
+    """``cpu,cpuacct`` mounted together (the usual v1 layout): one directory for both, made,
+    limited and removed once (files here stand for the kernel's)."""
+    shared, memory, pids = tmp_path / "cpu,cpuacct", tmp_path / "memory", tmp_path / "pids"
+    for folder in (shared, memory, pids):
+        folder.mkdir()
+    base = cgroup.Parent(
+        1, {"cpu": str(shared), "cpuacct": str(shared), "memory": str(memory), "pids": str(pids)}
+    )
+    group = cgroup.Group.create(base, "sandbox-x", 2**20, 8)
+    assert group.paths == sorted(
+        {str(shared / "sandbox-x"), str(memory / "sandbox-x"), str(pids / "sandbox-x")}
+    )
+    assert (shared / "sandbox-x" / "cpu.shares").read_text() == str(cgroup.V1_SHARES)
+
+
 def test_a_killed_supervisor_leaves_nothing_after_finish(tmp_path):
     word = marker()
     report = tmp_path / "report.json"

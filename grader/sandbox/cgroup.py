@@ -9,8 +9,12 @@ every member at once. Two kinds of machine are served:
 - cgroup v2: a unified hierarchy where a group we may write to delegates the ``memory`` and
   ``pids`` controllers to its children (``memory.max``, ``pids.max``, ``cpu.stat``,
   ``cgroup.kill``);
-- cgroup v1: separate ``memory`` and ``pids`` hierarchies, with ``cpuacct`` when mounted
-  (``memory.limit_in_bytes``, ``pids.max``, ``cpuacct.usage``). Without v2's ``cgroup.kill``,
+- cgroup v1: separate ``memory`` and ``pids`` hierarchies, with ``cpu`` and ``cpuacct`` when
+  mounted and writable (``memory.limit_in_bytes``, ``pids.max``, ``cpu.shares``,
+  ``cpuacct.usage``): each sandbox a group of its own in ``cpu`` gets an equal share of the CPU
+  when the machine is busy, as under v2, where sandboxes side by side are siblings with the same
+  ``cpu.weight``. ``cpu`` and ``cpuacct`` are often mounted together (``cpu,cpuacct``): both
+  controllers then name one directory, made and joined once. Without v2's ``cgroup.kill``,
   members are killed until none is left; the sandbox's PID namespace already ends them all when
   its first process dies, so no fork can outrun that.
 
@@ -31,7 +35,8 @@ modules (see ``grader.sandbox.launch``).
 import os
 import time
 
-V1_CONTROLLERS = ("memory", "pids", "cpuacct")
+V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
+V1_SHARES = 1024  # cpu.shares: the kernel's default, every sandbox the same (v2: cpu.weight, 100)
 SCOPE_VARIABLE = "FORWARDPASS_SANDBOX_SCOPE"  # the name of the run's scope group, for its sandboxes
 REQUIRED = ("memory", "pids")
 GONE_WAIT = 5.0  # seconds to wait for killed members to leave the group
@@ -124,7 +129,7 @@ def parent(scope: str | None = None) -> Parent | None:
                 inside = os.path.join(h.own, scope) if scope else h.own
                 dirs[controller] = inside if scope and os.path.isdir(inside) else h.own
     if all(c in dirs and os.access(dirs[c], os.W_OK) for c in REQUIRED):
-        return Parent(1, dirs)
+        return Parent(1, {c: d for c, d in dirs.items() if c in REQUIRED or os.access(d, os.W_OK)})
     return None
 
 
@@ -207,6 +212,8 @@ class Group:
             _write(os.path.join(memory_dir, "memory.limit_in_bytes"), memory)
             _write(os.path.join(memory_dir, "memory.memsw.limit_in_bytes"), memory, missing_ok=True)
         _write(os.path.join(pids_dir, "pids.max"), pids)
+        if group.version == 1 and "cpu" in group.dirs:
+            _write(os.path.join(group.dirs["cpu"], "cpu.shares"), V1_SHARES, missing_ok=True)
         return group
 
     @property
