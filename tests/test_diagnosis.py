@@ -42,7 +42,7 @@ from catalogue import (
 )
 from helpers import everything_lent, explained, graded
 
-from grader import exercises, variants
+from grader import diagnosis, exercises, variants
 from grader.check import CheckFailed, check, check_called
 
 REGISTRY = exercises.registry()
@@ -937,3 +937,19 @@ def test_an_output_packed_with_a_term_that_broadcasts_is_diagnosed_without_an_er
     assert "wrong" in message, message
     verdict = explained(exercise_id, attend_with_cache_keys_for_values)
     assert not verdict.ok and verdict.reason, verdict.reason
+
+
+def test_the_order_of_a_wide_output_is_found_with_one_comparison_per_slice(monkeypatch):
+    """A hidden case can be 2,046 wide (sinusoidal positions): the slices of an output in another
+    order are paired by sorting, not by trying every pair (which took millions of comparisons)."""
+    rng = np.random.default_rng(1)
+    e = rng.normal(size=(5, 2046)).astype(np.float32)
+    order = rng.permutation(2046)
+    calls = []
+    near = diagnosis._near
+    monkeypatch.setattr(diagnosis, "_near", lambda x, y: calls.append(1) or near(x, y))
+    assert diagnosis._axis_order(e[:, order], e, -1) == order.tolist()
+    assert len(calls) == 2046
+    assert diagnosis._axis_order(e[::-1], e, 0) == [4, 3, 2, 1, 0]
+    assert diagnosis._axis_order(e, e, 0) is None
+    assert diagnosis._axis_order(e[:, order] + 1, e, -1) is None
