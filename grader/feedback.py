@@ -105,12 +105,11 @@ CHECK_ERRORS = {"CheckFailed", "NotWrittenYet"}  # grader.check's: their traceba
 student_markdown = mistune.create_markdown(escape=True, plugins=["strikethrough", "table"])
 
 
-def render(
-    nb, release_nb, rows: list[Row], title: str, header: str = "", late: tuple[int, float] = (0, 0.0)
-) -> str:
+def render(nb, release_nb, rows: list[Row], title: str, header: str = "", late: tuple | None = None) -> str:
     """The feedback page of an autograded notebook (``release_nb``: the version students got);
     ``header``: HTML shown above the scores (the link to the student's index, a late penalty);
-    ``late``: the days late and the points that cost, taken off the score at the top."""
+    ``late``: the days late, the points that cost and the score that counts (the report's), shown at
+    the top."""
     released = {
         cell.metadata["nbgrader"]["grade_id"]: cell.source
         for cell in release_nb.cells
@@ -138,7 +137,7 @@ def render(
     return page(title, "\n".join(body), header)
 
 
-def summary_page(title: str, rows: list[Row], header: str = "", late: tuple[int, float] = (0, 0.0)) -> str:
+def summary_page(title: str, rows: list[Row], header: str = "", late: tuple | None = None) -> str:
     """A page for a submission that could not be run (invalid notebook, nbgrader error): the
     scores, then each exercise's verdict."""
     advice = UNRUN_ADVICE if any(row.status in UNRUN for row in rows) else ""
@@ -243,14 +242,14 @@ def _verdict(row: Row) -> str:
     )
 
 
-def _summary(rows: list[Row], linked: bool, late: tuple[int, float] = (0, 0.0)) -> str:
-    """The score that counts (after a late penalty: ``late`` is the days late and the points it
-    costs), as the student's index and totals.csv give it, and a table of the exercises, each
+def _summary(rows: list[Row], linked: bool, late: tuple | None = None) -> str:
+    """The score that counts (after a late penalty: ``late`` is the days late, the points it costs
+    and the score after it, as the student's index and totals.csv give it), and a table of the exercises, each
     named with a link to its verdict (``linked``) or, on a page of verdicts alone, by name; the
     reasons are in the verdicts, which keeps the table three narrow columns that fit a phone."""
-    total, out_of = round(sum(r.score for r in rows), 6), sum(r.max_score for r in rows)
-    days, penalty = late
-    score = f"<strong>Score: {round(total - penalty, 6):g} / {out_of:g}</strong>"
+    total, out_of = sum(r.score for r in rows), sum(r.max_score for r in rows)
+    days, penalty, final = late or (0, 0.0, total)
+    score = f"<strong>Score: {final:g} / {out_of:g}</strong>"
     if penalty:
         score += (
             f" after the late penalty: {total:g} for the exercises below, less {penalty:g} "

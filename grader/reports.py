@@ -497,17 +497,15 @@ def assignment_page(out: Path, unit: Submitted, lines: list[Line], total: Total)
     title = f"{unit.assignment}: feedback for {unit.student}"
     rows = [_shown(line) for line in lines]
     header = '<nav><a href="index.html">All your grades</a></nav>' + _late_note(total)
-    days_and_penalty = (total.lateness.days, total.lateness.penalty)
+    late = (total.lateness.days, total.lateness.penalty, total.final)
     graded = (
         out / "autograded" / (unit.graded_as or unit.student) / unit.assignment / f"{unit.notebook}.ipynb"
     )
     released = out / "release" / unit.assignment / f"{unit.notebook}.ipynb"
     if graded.exists() and released.exists():
         nb = nbformat.read(graded, as_version=4)
-        return feedback.render(
-            nb, nbformat.read(released, as_version=4), rows, title, header, days_and_penalty
-        )
-    return feedback.summary_page(title, rows, header, days_and_penalty)
+        return feedback.render(nb, nbformat.read(released, as_version=4), rows, title, header, late)
+    return feedback.summary_page(title, rows, header, late)
 
 
 def _shown(line: Line) -> Row:

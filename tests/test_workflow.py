@@ -789,7 +789,7 @@ def test_a_late_feedback_page_gives_the_score_after_the_penalty_at_the_top(tmp_p
     assert "6.6&nbsp;/&nbsp;12" in reports.index_page("ann", lms.Person("Ann"), [total])
     assert reports._total_record(total, {"ann": lms.Person("Ann")})["final_score"] == "6.6"
     nb, released = (nbformat.read(path, as_version=4) for path in (SOLUTION, RELEASED))
-    rendered = feedback.render(nb, released, rows, "t", "", (2, 2.4))  # a notebook that was run
+    rendered = feedback.render(nb, released, rows, "t", "", (2, 2.4, 6.6))  # a notebook that was run
     assert "<strong>Score: 6.6 / 12</strong> after the late penalty" in rendered
     on_time = feedback.render(nb, released, rows, "t")
     assert "<strong>Score: 9 / 12</strong></p>" in on_time and "late penalty" not in on_time
