@@ -164,6 +164,94 @@ print(json.dumps(found))"""
     assert seen["interfaces"] == ["lo"]
 
 
+# Families a network namespace does not hold, each opened as the kernel reads the call: the family
+# is an int, so a number with bits above 32 set is the same family (a filter that compared all 64
+# bits would let it through). AF_VSOCK reaches a virtual machine's hypervisor from any namespace.
+FAMILIES = """import ctypes, json, os, socket
+libc = ctypes.CDLL(None, use_errno=True)
+found = dict()
+for name, kind in (("AF_UNIX", "SOCK_STREAM"), ("AF_INET", "SOCK_STREAM"), ("AF_VSOCK", "SOCK_STREAM"),
+                   ("AF_PACKET", "SOCK_RAW"), ("AF_ALG", "SOCK_SEQPACKET"), ("AF_BLUETOOTH", "SOCK_STREAM")):
+    family, kind = getattr(socket, name, None), getattr(socket, kind)
+    if family is None:
+        continue
+    for form, number in ((name, family), (name + " + 2**32", family | 2**32)):
+        fd = libc.syscall(ctypes.c_long({socket}), ctypes.c_long(number), kind, 0)
+        found[form] = "opened" if fd >= 0 else os.strerror(ctypes.get_errno())
+print(json.dumps(found))"""
+SOCKET_SYSCALL = {"x86_64": 41, "aarch64": 198}
+
+
+@pytest.mark.skipif(os.uname().machine not in SOCKET_SYSCALL, reason="socket's syscall number known here")
+def test_sockets_only_of_the_families_a_network_namespace_holds():
+    found = printed(python(FAMILIES.format(socket=SOCKET_SYSCALL[os.uname().machine])))
+    for name in ("AF_UNIX", "AF_INET"):
+        assert found[name] == found[name + " + 2**32"] == "opened", found
+    refused = {form: seen for form, seen in found.items() if not form.startswith(("AF_UNIX", "AF_INET"))}
+    assert set(refused.values()) == {os.strerror(errno.EAFNOSUPPORT)}, refused
+
+
+# Two sandboxes at once, as two students are graded side by side: the first signals through what
+# the host's kernel keeps per file (both see the standard library), the second listens. A lock at
+# a chosen offset carries 63 bits that the other reads back with F_OFD_GETLK; a directory notice
+# (F_NOTIFY) or an inotify watch hears the other's reads; fadvise drops a page that the other
+# then finds missing with RWF_NOWAIT. A kernel with the whole ``lib`` could answer a scorer so.
+SIGNAL = """import fcntl, os, struct, sys, time
+f = os.open(os.__file__, os.O_RDONLY)
+try:
+    fcntl.fcntl(f, 37, struct.pack("hhqqi4x", fcntl.F_RDLCK, 0, 0x5EC2E7, 1, 0))  # F_OFD_SETLK
+    print("locked", flush=True)
+except OSError as err:
+    print(err.strerror, flush=True)
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    os.close(os.open(os.__file__, os.O_RDONLY))
+    os.posix_fadvise(f, 0, 0, os.POSIX_FADV_DONTNEED)
+    time.sleep(0.01)"""
+LISTEN = """import ctypes, fcntl, json, os, select, signal, struct, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+f = os.open(os.__file__, os.O_RDONLY)
+heard, deadline = {}, time.monotonic() + float(sys.argv[1])
+def attempt(name, call):
+    try:
+        heard[name] = call()
+    except OSError as err:
+        heard[name] = err.strerror
+notify = os.open(os.path.dirname(os.__file__), os.O_RDONLY)
+signal.signal(signal.SIGIO, lambda *args: heard.__setitem__("F_NOTIFY", "heard a read"))
+attempt("F_NOTIFY", lambda: fcntl.fcntl(notify, 1026, 1 | 0x80000000) and None)  # DN_ACCESS, multishot
+watch = libc.inotify_init1(os.O_NONBLOCK)
+heard["inotify"] = os.strerror(ctypes.get_errno()) if watch < 0 else None
+if watch >= 0:
+    libc.inotify_add_watch(watch, os.__file__.encode(), 0x20)  # IN_OPEN
+while time.monotonic() < deadline and not heard.get("lock"):
+    def query():
+        lock = fcntl.fcntl(f, 36, struct.pack("hhqqi4x", fcntl.F_WRLCK, 0, 0, 0, 0))  # F_OFD_GETLK
+        kind, _, start, _, _ = struct.unpack("hhqqi4x", lock)
+        return hex(start) if kind != fcntl.F_UNLCK else None
+    attempt("lock", query)
+    if watch >= 0 and select.select([watch], [], [], 0)[0]:
+        heard["inotify"] = "heard an open"
+    attempt("RWF_NOWAIT", lambda: os.preadv(f, [bytearray(1)], 0, os.RWF_NOWAIT) and "cached")
+    time.sleep(0.05)
+print(json.dumps(heard))"""
+
+
+def test_one_sandbox_cannot_signal_to_another_through_shared_files():
+    with ThreadPoolExecutor(1) as pool:
+        minimal = [bwrap.interpreter("minimal"), "-c", SIGNAL, "12"]  # a scorer's view: the standard library
+        sender = pool.submit(sandbox.run, minimal, View(python="minimal"), LIMITS)
+        heard = printed(python(LISTEN, "10"))
+        sent = sender.result()
+    assert sent.returncode == 0 and sent.stdout.decode().strip() == os.strerror(errno.ENOLCK), sent
+    assert heard == {
+        "F_NOTIFY": os.strerror(errno.EPERM),
+        "inotify": os.strerror(errno.EPERM),
+        "lock": os.strerror(errno.ENOLCK),
+        "RWF_NOWAIT": os.strerror(errno.EOPNOTSUPP),
+    }, heard
+
+
 def test_no_capabilities_and_not_root_on_the_host():
     code = """import json
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))

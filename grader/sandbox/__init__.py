@@ -4,8 +4,9 @@ Threat model: a student controls every byte of their notebook and runs any code,
 included, for as long as the limits allow. What runs in a sandbox must not read anything but the
 course's public files and its own working folder, write anything but that folder (a capped tmpfs)
 and the folders the grader hands it (a kernel's socket folder), reach the network, the grader or
-another sandbox (processes, signals, ptrace, sockets), gain a capability or a user namespace, or
-leave anything running; and it shares the machine fairly.
+another sandbox (processes, signals, ptrace, sockets, locks and watches on the files they
+share), gain a capability or a user namespace, or leave anything running; and it shares the
+machine fairly.
 
 The pieces:
 
@@ -218,7 +219,16 @@ def install_kernel(directory: Path, view: View, limits: Limits, *, isolate: bool
     (a signal to the supervisor's process group would not reach into the sandbox); time asleep
     counts only while a cell runs (``cell_starts``, ``cell_ends``). The report is written next
     to the connection file (``report_for``)."""
-    kernel = [bwrap.interpreter(view.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    # IPython's history lives in memory: its file is an SQLite database, which needs file locks,
+    # and a sandbox has none (``bwrap.LOCK_COMMANDS``).
+    kernel = [
+        bwrap.interpreter(view.python),
+        "-m",
+        "ipykernel_launcher",
+        "-f",
+        "{connection_file}",
+        "--HistoryManager.hist_file=:memory:",
+    ]
     argv = wrap(
         kernel,
         replace(view, work=Path(".")),

@@ -20,8 +20,11 @@ session (no terminal to push input into, and out of the grader's process group),
 environment that holds only the variables set here, and killed if its supervisor dies. A seccomp
 filter (``seccomp_filter``, compiled by libseccomp) refuses the system calls that reach the most exploited parts of the
 host's kernel, which every sandbox shares (io_uring, userfaultfd, perf events, eBPF, keyrings) and
-those only a privileged process could use (mounts, namespaces, modules, kexec), and every call of
-another ABI (x86_64's 32-bit and x32 calls, which would get past a table of 64-bit numbers).
+those only a privileged process could use (mounts, namespaces, modules, kexec), every call of
+another ABI (x86_64's 32-bit and x32 calls, which would get past a table of 64-bit numbers), sockets
+of a family the network namespace does not hold (AF_VSOCK, to a virtual machine's hypervisor), and
+what would let one sandbox signal to another through the host files they both read (file locks,
+file watches, the page cache: ``LOCK_COMMANDS``).
 
 On the host, that uid must not be root: a process that is uid 0 on the host keeps the owner's
 rights on files such as ``/proc/sys/kernel/core_pattern`` even with no capability at all. So
@@ -284,7 +287,28 @@ REFUSED_SYSCALLS = (
     "kexec_file_load", "mount", "umount2", "pivot_root", "open_tree", "move_mount", "fsopen", "fsconfig",
     "fsmount", "fspick", "mount_setattr", "unshare", "setns", "open_by_handle_at", "name_to_handle_at",
     "swapon", "swapoff", "reboot", "acct", "syslog", "quotactl",
+    # Watching files for another process's opens and reads (inotify, fanotify): sandboxes share the
+    # host's files (the standard library, NumPy), so one that reads them could signal to another.
+    "inotify_init", "inotify_init1", "inotify_add_watch", "fanotify_init", "fanotify_mark",
+    "cachestat",  # which pages of a file are in the host's page cache: another sandbox's reads
 )  # fmt: skip
+# Every sandbox sees the same host files, and what the kernel keeps per file is shared by them all
+# whatever the namespaces: its locks above all (a lock at a chosen offset of a file both can read,
+# which the other finds with F_GETLK, carries 63 bits at a time: student A's kernel, which has the
+# whole ``lib``, could answer student B's scorer, which asks with the hidden cases' inputs), a
+# directory's change notices (F_NOTIFY, signalled on another's reads) and its pages in the page
+# cache (dropped with fadvise, probed with RWF_NOWAIT). So no lock is available inside (ENOLCK: a
+# program in a sandbox has no one to share a file with), fadvise is a hint that is never taken
+# (it succeeds and does nothing) and a read never asks whether it would wait.
+LOCK_COMMANDS = (5, 6, 7, 36, 37, 38)  # fcntl's F_GETLK, F_SETLK(W), F_OFD_GETLK, F_OFD_SETLK(W); flock too
+F_NOTIFY = 1026
+RWF_NOWAIT = 0x8  # the flags of preadv2 and pwritev2 (their sixth argument)
+# The address families a sandbox may open a socket of: those the network namespace holds (local
+# sockets, IP on a loopback that is down, netlink). Any other may reach past it: AF_VSOCK reaches
+# the hypervisor of a virtual machine (it has no namespace), others the host's hardware or
+# kernel (Bluetooth, CAN, AF_ALG's crypto, RDS, TIPC).
+SOCKET_FAMILIES = (1, 2, 10, 16)  # AF_UNIX, AF_INET, AF_INET6, AF_NETLINK
+FAMILIES = 256  # every family number below this that is not allowed is refused (Linux has 46)
 
 
 def seccomp_filter() -> bytes:
@@ -304,6 +328,22 @@ def seccomp_filter() -> bytes:
     for name in REFUSED_SYSCALLS:
         if seccomp.resolve_syscall(seccomp.Arch.NATIVE, name) >= 0:  # a call this machine has
             rules.add_rule(seccomp.ERRNO(errno.EPERM), name)
+    low = 0xFFFFFFFF  # an int argument: the kernel reads its low 32 bits only, whatever the rest holds
+
+    def refuse(error: int, name: str, *args: tuple[int, int, int]) -> None:
+        if seccomp.resolve_syscall(seccomp.Arch.NATIVE, name) >= 0:
+            rules.add_rule(seccomp.ERRNO(error), name, *(seccomp.Arg(*arg) for arg in args))
+
+    refuse(errno.ENOLCK, "flock")
+    for command in LOCK_COMMANDS:
+        refuse(errno.ENOLCK, "fcntl", (1, seccomp.MASKED_EQ, low, command))
+    refuse(errno.EPERM, "fcntl", (1, seccomp.MASKED_EQ, low, F_NOTIFY))
+    refuse(0, "fadvise64")  # a hint: succeeds, and nothing is dropped from the cache
+    for name in ("preadv2", "pwritev2"):
+        refuse(errno.EOPNOTSUPP, name, (5, seccomp.MASKED_EQ, RWF_NOWAIT, RWF_NOWAIT))
+    for family in sorted(set(range(FAMILIES)) - set(SOCKET_FAMILIES)):
+        for name in ("socket", "socketpair"):
+            refuse(errno.EAFNOSUPPORT, name, (0, seccomp.MASKED_EQ, low, family))
     with tempfile.TemporaryFile() as file:
         rules.export_bpf(file)
         file.seek(0)
