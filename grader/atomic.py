@@ -18,3 +18,24 @@ def write(path: Path, data: bytes) -> None:
 
 def write_text(path: Path, text: str) -> None:
     write(path, text.encode("utf-8"))
+
+
+def reap(folder: Path) -> list[Path]:
+    """Remove the hidden partial files under ``folder`` whose writer is gone (a grader killed
+    outright in the middle of a write: SIGKILL, the OOM killer, a power cut); returns them. A
+    partial file of a writer that still runs is its own."""
+    removed = []
+    for path in folder.rglob(".*.partial"):
+        pid = path.name.removesuffix(".partial").rpartition(".")[2]
+        if not pid.isdigit() or not path.is_file():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed

@@ -223,6 +223,7 @@ def autograde(
     ):
         tmp = Path(tmp)
         gradebook.refuse_a_lost_one(out)
+        atomic.reap(out)  # a grader killed outright mid-write left these
         if not (out / gradebook.FILE).exists():  # a misspelt --out in week 10 starts a term of its own
             print(
                 f"note: {out} has no gradebook yet: this run starts the term's gradebook there",

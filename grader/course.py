@@ -2,6 +2,7 @@
 
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -88,10 +89,35 @@ def quiet_logger(name: str) -> logging.Logger:
 
 def scratch(prefix: str) -> tempfile.TemporaryDirectory:
     """A temporary folder in memory (``/dev/shm``) where there is one. Throwaway gradebooks live
-    there: nbgrader commits cell by cell, and on disk each commit waits tens of ms for a sync."""
+    there: nbgrader commits cell by cell, and on disk each commit waits tens of ms for a sync.
+
+    Its name carries this process's id (``<prefix><pid>-<random>``): a process killed outright
+    (SIGKILL, the OOM killer, a Dask worker its nanny killed) cannot remove its folder, and in
+    ``/dev/shm`` that is memory held until the machine restarts; each new one removes the folders
+    of the same prefix whose process is gone (``reap_scratch``)."""
     memory = "/dev/shm"
     where = memory if os.path.isdir(memory) and os.access(memory, os.W_OK) else None
-    return tempfile.TemporaryDirectory(prefix=prefix, dir=where)
+    reap_scratch(prefix, Path(where or tempfile.gettempdir()))
+    return tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-", dir=where)
+
+
+def reap_scratch(prefix: str, where: Path) -> list[Path]:
+    """Remove the scratch folders of ``prefix`` under ``where`` whose process is gone; returns them."""
+    removed = []
+    for folder in where.glob(f"{prefix}*-*"):
+        pid = folder.name.removeprefix(prefix).partition("-")[0]
+        if not (pid.isdigit() and folder.is_dir() and not folder.is_symlink()):
+            continue  # an older grader's (no process id in the name), or not a folder of ours
+        try:
+            os.kill(int(pid), 0)
+            continue  # its process runs: another run's
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
 
 
 def new_gradebook(path: Path) -> None:

@@ -766,6 +766,48 @@ def test_a_killed_supervisor_leaves_nothing_after_finish(tmp_path):
     assert survivors(word) == []
 
 
+@needs_cgroup
+def test_the_groups_a_killed_process_left_are_removed_by_the_next_scope(tmp_path, monkeypatch):
+    """A grader killed outright (SIGKILL, the OOM killer, a Dask worker its nanny gave up on) runs
+    no ``finally``: its scope stayed, empty or with a sandbox still in it, and so did the group of
+    a supervisor killed outside any scope. The next scope removes both, kills what still runs in
+    them, and leaves alone the groups of a run that still runs (another instructor's)."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process id nobody has now
+    word = marker()
+    dead = cgroup.make_scope(f"forwardpass-{gone.pid}-0a0b0c")
+    monkeypatch.setenv(cgroup.SCOPE_VARIABLE, f"forwardpass-{gone.pid}-0a0b0c")
+    started = []
+    for name in ("inside", "outside"):
+        report = tmp_path / f"{name}.report"
+        argv = sandbox.wrap([PY, "-c", "import time; time.sleep(600)", word], PUBLIC, LIMITS, report)
+        started.append((subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), report))
+        monkeypatch.delenv(cgroup.SCOPE_VARIABLE, raising=False)  # the second outside any scope
+    groups = []
+    for supervisor, report in started:
+        deadline = time.monotonic() + 60
+        while sandbox.read_report(report).get("state") != "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sandbox.read_report(report).get("state") == "running", "the sandbox did not start"
+        groups += sandbox.read_report(report)["cgroups"].values()
+        supervisor.kill()  # SIGKILL: its group stays, with the sandbox in it
+        supervisor.wait()
+    assert len(survivors(word)) >= 2 and all(Path(g).exists() for g in groups)
+    alive = cgroup.make_scope(f"forwardpass-{os.getpid()}-0d0e0f")  # a run that still runs
+    try:
+        with sandbox.scope():
+            pass
+        assert not any(Path(d).exists() for d in dead.dirs.values())
+        assert not any(Path(g).exists() for g in groups)
+        assert all(Path(d).is_dir() for d in alive.dirs.values())
+        deadline = time.monotonic() + 10
+        while survivors(word) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert survivors(word) == []
+    finally:
+        cgroup.remove_scope(alive)
+
+
 # ---- through a kernel --------------------------------------------------------------------------------
 
 

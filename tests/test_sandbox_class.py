@@ -10,6 +10,7 @@ import csv
 import hashlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -281,3 +282,91 @@ def test_a_message_of_many_frames_costs_the_grader_a_bounded_memory(tmp_path):
     with open(tmp_path / "out" / "grades.csv") as f:
         honest = [row for row in csv.DictReader(f) if row["student"] == "honest"]
     assert honest and all(row["score"] == row["max_score"] for row in honest), honest
+
+
+def units(out: Path) -> dict[str, tuple]:
+    """Each student's submission row and scores, as the gradebook holds them (read while a grader
+    may write)."""
+    if not (out / "grades.sqlite").exists():
+        return {}
+    with sqlite3.connect(f"file:{out / 'grades.sqlite'}?mode=ro", uri=True, timeout=30) as db:
+        try:
+            found = {}
+            for row in db.execute("SELECT * FROM submissions WHERE notebook = 'embeddings'"):
+                scores = db.execute(
+                    "SELECT exercise, score, status FROM scores WHERE student = ? ORDER BY position", row[:1]
+                ).fetchall()
+                found[row[0]] = (row, scores)
+            return found
+        except sqlite3.OperationalError:  # the schema is being created
+            return {}
+
+
+def holding(word: str) -> list[int]:
+    """Processes whose command line or working folder holds ``word``."""
+    found = set(survivors(word))
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and word in os.readlink(entry / "cwd"):
+                found.add(int(entry.name))
+        except OSError:
+            pass
+    return sorted(found - {os.getpid()})
+
+
+@pytest.mark.slow
+def test_a_grader_killed_outright_loses_nothing_and_the_next_run_finishes(tmp_path):
+    """SIGKILL of the grader in the middle of a class (the OOM killer, ``kill -9``, a VM stopped):
+    no ``finally`` runs. The student graded before it keeps their grade, untouched; the student
+    being graded leaves no process (their kernel's supervisor sees its parent go); the next run
+    removes what the killed one could not (its cgroup scope, its scratch folder in memory), marks
+    it failed, skips what is graded and finishes the class."""
+    word = marker()
+    sleeper = after_decode(
+        f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', {word!r}])\n"
+        "time.sleep(600)"
+    )
+    for name, nb in {"a": nbformat.read(SOLUTION, as_version=4), "b": sleeper}.items():
+        (tmp_path / "class" / name).mkdir(parents=True)
+        nbformat.write(nb, tmp_path / "class" / name / "embeddings.ipynb")
+    (tmp_path / "class" / "c").mkdir()
+    nbformat.write(nbformat.read(SOLUTION, as_version=4), tmp_path / "class" / "c" / "embeddings.ipynb")
+    out = tmp_path / "out"
+    process = grade(tmp_path / "class", out, "--jobs", "1", "--cpu", str(CPU), "--idle", "600")
+    deadline = time.monotonic() + 300
+    while not survivors(word) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert survivors(word), "b's kernel never started"
+    before = units(out)
+    assert set(before) == {"a"} and before["a"][0][8] == 1  # a, complete
+    assert scopes(process.pid)
+    process.kill()  # SIGKILL: nothing of the grader's own runs after it
+    process.communicate()
+    deadline = time.monotonic() + 30
+    while (holding(word) or holding(str(out)) or holding(f"forwardpass-grading-{process.pid}-")) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    assert holding(word) == [], "the killed run's sandbox is still running"
+    assert holding(str(out)) == [] and holding(f"forwardpass-grading-{process.pid}-") == []
+    assert units(out) == before  # nothing half-written; a's grade as it was
+
+    again = grade(tmp_path / "class", out, "--jobs", "1", "--cpu", str(CPU), "--idle", "5")
+    stdout, stderr = again.communicate(timeout=900)
+    assert again.returncode == 0, stdout + stderr[-3000:]
+    assert "1 notebook(s) already graded" in stdout
+    after = units(out)
+    assert after["a"] == before["a"]  # the same row of the same run, the same scores
+    assert after["c"][0][8] == 1 and {status for _, _, status in after["c"][1]} == {"graded"}
+    row, scores = after["b"]  # graded to the end; the sleep costs what follows it, not what came before
+    assert row[8] == 1 and ("decode", 1.0, "graded") in scores, scores
+    assert scopes(process.pid) == [] and scopes(again.pid) == []
+    assert list(Path("/dev/shm").glob(f"forwardpass-grading-{process.pid}-*")) == []
+    assert list(out.rglob("*.partial")) == []
+    with sqlite3.connect(out / "grades.sqlite") as db:
+        assert [outcome for (outcome,) in db.execute("SELECT outcome FROM runs ORDER BY run")] == [
+            "failed",
+            "finished",
+        ]
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert survivors(word) == []

@@ -284,7 +284,11 @@ def not_enforced() -> str | None:
 @contextmanager
 def scope():
     """Hold every sandbox started meanwhile (by this process and its children) in one group, and
-    remove the group with whatever is left in it at the end, interrupted or not."""
+    remove the group with whatever is left in it at the end, interrupted or not. A process killed
+    outright (SIGKILL, the machine's OOM killer, a Dask nanny that gave up waiting) cannot remove
+    its group: the groups such a process left, with whatever still runs in them, are removed
+    first (``cgroup.reap``)."""
+    _warn_left(cgroup.reap())
     name = f"forwardpass-{os.getpid()}-{os.urandom(3).hex()}"
     group = cgroup.make_scope(name)
     previous = os.environ.get(SCOPE_VARIABLE)
@@ -298,7 +302,12 @@ def scope():
         else:
             os.environ[SCOPE_VARIABLE] = previous
         if group is not None:
-            cgroup.remove_scope(group)
+            _warn_left(cgroup.remove_scope(group))
+
+
+def _warn_left(left: list[str]) -> None:
+    if left:
+        print(f"warning: cgroups that could not be removed: {', '.join(left)}", file=sys.stderr)
 
 
 @cache

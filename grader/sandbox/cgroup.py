@@ -174,18 +174,74 @@ def make_scope(name: str) -> Parent | None:
     return Parent(base.version, dirs)
 
 
-def remove_scope(scope: Parent) -> None:
-    """Kill whatever is left in the run's groups and remove them."""
+def remove_scope(scope: Parent) -> list[str]:
+    """Kill whatever is left in the run's groups and remove them. Every directory is tried, one
+    that cannot be removed (a member the kernel has not let go of within ``GONE_WAIT``) or another
+    does not keep the rest; returns what could not be removed, with why."""
     names = {
         child.name
-        for d in scope.dirs.values()
+        for d in set(scope.dirs.values())
         if os.path.isdir(d)
-        for child in os.scandir(d)
+        for child in _scandir(d)
         if child.is_dir()
     }
-    for name in sorted(names):
-        Group(scope.version, _group_dirs(scope, name)).remove()
-    Group(scope.version, dict(scope.dirs)).remove()
+    left = []
+    for group in [Group(scope.version, _group_dirs(scope, name)) for name in sorted(names)]:
+        left += group.remove_all()
+    return left + Group(scope.version, dict(scope.dirs)).remove_all()
+
+
+# The groups this package makes in a caller's group: a run's scope (``grader.sandbox.scope``) and a
+# sandbox made outside any scope (``launch._make_group``), each named after the process that made
+# it and removed by it, unless that process was killed first (SIGKILL, the machine's OOM killer).
+OWNED = ("forwardpass", "sandbox")  # <kind>-<pid>-<hex>
+
+
+def _maker(name: str) -> int | None:
+    """The pid in the name of a group ``OWNED`` names (``re`` costs the supervisor's start)."""
+    parts = name.split("-")
+    if len(parts) == 3 and parts[0] in OWNED and parts[1].isdigit() and parts[2].isalnum():
+        return int(parts[1])
+    return None
+
+
+def reap() -> list[str]:
+    """Remove the groups that a process killed before it could remove them left in the caller's
+    own groups (the ones ``parent`` makes groups in): those whose maker is gone, with whatever
+    is still running in them (a sandbox of a killed grader). A group whose maker still runs is
+    another run's (another instructor's, on the same machine) and is left alone. Returns what
+    could not be removed, with why."""
+    base = parent()
+    if base is None:
+        return []
+    names = {
+        child.name
+        for directory in set(base.dirs.values())
+        for child in _scandir(directory)
+        if (maker := _maker(child.name)) is not None and child.is_dir() and not _alive(maker)
+    }
+    left = []
+    for name in sorted(names):  # in every hierarchy (v1: a folder of each), where it is left
+        left += remove_scope(Parent(base.version, _group_dirs(base, name)))
+    return left
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _scandir(directory: str) -> list[os.DirEntry]:
+    try:
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except OSError:
+        return []
 
 
 def _group_dirs(base: Parent, name: str) -> dict[str, str]:
@@ -278,6 +334,19 @@ class Group:
             self.kill()
         for directory in self.paths:
             _rmdir(directory)
+
+    def remove_all(self) -> list[str]:
+        """``remove``, trying every directory whatever happens to another; returns the ones
+        left, with why."""
+        if any(os.path.isdir(d) for d in self.paths):
+            self.kill()
+        left = []
+        for directory in self.paths:
+            try:
+                _rmdir(directory)
+            except OSError as err:
+                left.append(f"{directory} ({err.strerror or err})")
+        return left
 
 
 def _write(path: str, value, missing_ok: bool = False) -> None:
