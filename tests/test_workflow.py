@@ -1205,3 +1205,53 @@ def test_a_file_submitted_before_the_graded_one_is_not_graded_over_it(tmp_path, 
     assert autograde._to_grade([early], known, UTC, force=True) == [early]
     assert not autograde._older(known, sub(datetime(2026, 10, 12, 9)), UTC)  # a resubmission
     assert not autograde._older(known, sub(None), UTC)  # no time to tell by
+
+
+@pytest.mark.slow
+def test_trust_ctime_bounds_a_stamp_set_back_through_the_real_autograde(tmp_path):
+    """``late.trust_ctime`` end to end: an exchange folder (``<student>/<assignment>/``) whose
+    ``timestamp.txt`` and notebook time both claim a time before the due date, while the file
+    reached the folder (its ctime) after it. With the option the ctime counts, and totals.csv and
+    the feedback page say so; without it the claim counts. A due date moved after grading is
+    applied by ``report`` alone, without a regrade."""
+    from datetime import timedelta
+
+    mallory = tmp_path / "class" / "mallory" / ASSIGNMENT
+    mallory.mkdir(parents=True)
+    notebook = mallory / "embeddings.ipynb"
+    nbformat.write(solution(), notebook)
+    arrived = datetime.fromtimestamp(notebook.stat().st_ctime, UTC)
+    due = (arrived - timedelta(days=10)).replace(second=0, microsecond=0)
+    claimed = due - timedelta(days=10)
+    (mallory / "timestamp.txt").write_text(claimed.strftime("%Y-%m-%d %H:%M:%S.%f UTC"))
+    os.utime(notebook, (claimed.timestamp(), claimed.timestamp()))  # the notebook's time agrees
+    toml = COURSE_TOML.replace('"2026-10-09 23:59"', f'"{due:%Y-%m-%d %H:%M}"')
+    outcomes = {}
+    for trusted in (True, False):
+        out = tmp_path / f"out-{trusted}"
+        out.mkdir()
+        policy = toml.replace(
+            "grace_minutes = 30", f"grace_minutes = 30\ntrust_ctime = {str(trusted).lower()}"
+        )
+        (out / "course.toml").write_text(policy)
+        autograde(tmp_path / "class", out)
+        outcomes[trusted] = totals(out)[("mallory", ASSIGNMENT)]
+    told, claim = outcomes[True], outcomes[False]
+    assert told["time_source"].startswith("time the file reached the graded folder (ctime)"), told
+    assert "nbgrader exchange (timestamp.txt) says" in told["time_source"]
+    assert int(told["days_late"]) >= 10 and float(told["late_penalty"]) == 6.0  # 50 % of 12, the cap
+    assert float(told["final_score"]) == 6.0
+    assert claim["time_source"] == "nbgrader exchange (timestamp.txt)"
+    assert (claim["days_late"], claim["late_penalty"], claim["final_score"]) == ("0", "0", "12")
+    page = (tmp_path / "out-True" / "feedback" / "mallory" / f"{ASSIGNMENT}.html").read_text()
+    assert f"{told['days_late']} days late" in page and "less 6 points" in page
+    # The instructor moves the due date past the file's arrival after grading: `report` applies it.
+    out = tmp_path / "out-True"
+    later = (arrived + timedelta(days=1)).strftime("%Y-%m-%d %H:%M")
+    (out / "course.toml").write_text(
+        (out / "course.toml").read_text().replace(f"{due:%Y-%m-%d %H:%M}", later)
+    )
+    grader("report", "--out", str(out))
+    moved = totals(out)[("mallory", ASSIGNMENT)]
+    assert (moved["days_late"], moved["late_penalty"], moved["final_score"]) == ("0", "0", "12")
+    assert read_csv(out / "grades.csv") and {r["status"] for r in read_csv(out / "grades.csv")} == {"graded"}
