@@ -120,10 +120,19 @@ def build(book: Gradebook, settings: Settings, only: set[str] | None = None) -> 
     exercises: dict[str, list[Exercise]] = defaultdict(list)
     for exercise in book.exercises():
         exercises[exercise.assignment].append(exercise)
-    units, counted, superseded = _units(book.submissions(), ids, settings)
+    submitted = book.submissions()
+    units, counted, superseded = _units(submitted, ids, settings)
+    unrecorded: set[tuple[str, str, str]] = set()  # scores whose unit has no submission row
 
     def owner(student: str, assignment: str, notebook: str) -> str | None:
-        return counted.get((student, assignment, notebook))
+        key = (student, assignment, notebook)
+        if key in counted or key in submitted:  # a unit left out (removed, superseded): None
+            return counted.get(key)
+        who = ids.owner(student)  # no row at all: the scores are shown, and flagged
+        if who in ids.removed:
+            return None
+        unrecorded.add((who, assignment, notebook))
+        return who
 
     overrides = _overrides(book.overrides(), ids)
     findings = [
@@ -143,6 +152,10 @@ def build(book: Gradebook, settings: Settings, only: set[str] | None = None) -> 
     for kept, unit in superseded:
         row = Row(kept.student, "", unit.file, 0, 0, "duplicate_submission", _superseded(kept, unit))
         scored[(kept.student, "")].append(Line(PROBLEMS, row, 0.0, None))
+    for who, assignment, notebook in sorted(unrecorded):
+        findings.append(_unrecorded(who, assignment, notebook))
+    for (student, assignment), mine in scored.items():  # an override of an exercise the unit lacks
+        mine += _overridden_only(student, assignment, mine, exercises.get(assignment, []), overrides)
     flags = Counter((f["student"], f["assignment"]) for f in findings)
     lines, totals = [], []
     for student in sorted(people):
@@ -230,6 +243,37 @@ def _overrides(overrides: dict[tuple[str, str, str], Override], ids) -> dict[tup
     return found
 
 
+def _unrecorded(student: str, assignment: str, notebook: str) -> dict:
+    """The finding that flags scores the gradebook holds without the unit's submission row (a
+    gradebook changed by hand or by another program, a row lost): they count, and deserve a look."""
+    reason = (
+        f"scores of {assignment or '(no chapter)'}/{notebook} are in the gradebook without a record of "
+        "the submission they were graded from (file, time, run): they are shown and counted; check "
+        "them, or regrade the notebook (--force)"
+    )
+    return {"student": student, "assignment": assignment, "notebook": notebook, "exercises": [],
+            "reason": reason, "cell": "", "line": "", "code": ""}  # fmt: skip
+
+
+def _overridden_only(
+    student: str, assignment: str, lines: list[Line], expected: list[Exercise], overrides: dict
+) -> list[Line]:
+    """Lines for the instructor's scores of exercises the student's graded notebooks have no row
+    for (an exercise the release gained after they were graded): the override counts, as it does
+    for a student who submitted nothing."""
+    have = {line.row.exercise for line in lines}
+    added = []
+    for e in expected:
+        override = overrides.get((student, assignment, e.name))
+        if override is not None and e.name not in have:
+            reason = (
+                "not in the notebook graded (the assignment changed since): the instructor's score counts"
+            )
+            row = Row(student, assignment, e.name, override.score, e.max_score, "missing", reason)
+            added.append(Line(e.notebook, row, 0.0, override))
+    return added
+
+
 def _people(
     students: dict[str, tuple[str, str]], roster: list[lms.Person], roster_ids: dict[str, str]
 ) -> dict[str, lms.Person]:
@@ -264,7 +308,7 @@ def _total(
     score = round(sum(line.row.score for line in lines), 6)
     max_score = sum(line.row.max_score for line in lines)
     if not subs:
-        status = "missing"
+        status = "failed" if any(line.row.status != "missing" for line in lines) else "missing"
     elif any(line.row.status in FAILED for line in lines) or not all(s.complete for s in subs):
         status = "failed"
     else:

@@ -1255,3 +1255,47 @@ def test_trust_ctime_bounds_a_stamp_set_back_through_the_real_autograde(tmp_path
     moved = totals(out)[("mallory", ASSIGNMENT)]
     assert (moved["days_late"], moved["late_penalty"], moved["final_score"]) == ("0", "0", "12")
     assert read_csv(out / "grades.csv") and {r["status"] for r in read_csv(out / "grades.csv")} == {"graded"}
+
+
+def test_a_score_without_its_submission_row_is_shown_and_flagged(tmp_path):
+    """Scores the gradebook holds without the row of the submission they were graded from (a
+    gradebook changed by hand or by another program) were left out of every report: the student's
+    points vanished without a word. They are shown and counted, the assignment is ``failed`` (its
+    record is incomplete) and integrity.csv says what to check. An instructor's score for an
+    exercise the student's graded notebook has no row for (the release gained it since) counts too,
+    where it was dropped (and ``adjust`` stopped with a traceback)."""
+    from grader.gradebook import Gradebook
+    from grader.settings import Settings
+
+    def result(student: str) -> dict:
+        row = {"student": student, "assignment": "a", "exercise": "e", "score": 1.0, "max_score": 1.0,
+               "status": "graded", "reason": ""}  # fmt: skip
+        return {"student": student, "complete": True, "notebooks": [
+            {"assignment": "a", "notebook": "n", "rows": [row], "findings": []}]}  # fmt: skip
+
+    with Gradebook(tmp_path) as book:
+        book.set_exercises("a", "n", [("e", 1.0)])
+        run = book.start_run("test", "all")
+        for student in ("alice", "bob"):
+            book.record(run, result(student), {("a", "n"): {"file": "n.ipynb", "sha256": "0"}})
+        book.db.execute("DELETE FROM submissions WHERE student = 'alice'")
+        book.set_exercises("a", "n", [("e", 1.0), ("f", 2.0)])  # the release gained an exercise
+        book.set_override("bob", "a", "f", 1.5, "answered in the text", "command")
+        view = reports.write(tmp_path, book, Settings())
+    lines = {(line.row.student, line.row.exercise): line.row for line in view.lines}
+    assert lines[("alice", "e")].score == 1.0 and lines[("alice", "e")].status == "graded"
+    alice = next(t for t in view.totals if t.student == "alice")
+    assert (alice.score, alice.status, alice.flags) == (1.0, "failed", 1)
+    flagged = read_csv(tmp_path / "integrity.csv")
+    assert [f["student"] for f in flagged] == ["alice"] and "without a record of the submission" in flagged[
+        0
+    ]["reason"]
+    assert lines[("bob", "f")].score == 1.5
+    bob = next(t for t in view.totals if t.student == "bob")
+    assert (bob.score, bob.max_score, bob.status) == (2.5, 3.0, "graded")
+    done = subprocess.run(
+        [sys.executable, "-m", "grader", "adjust", "bob", "f", "2", "--reason", "all of it", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "bob a/f: 2 / 2 (all of it)" in done.stdout
