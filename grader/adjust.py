@@ -123,13 +123,17 @@ def identity(out: Path, action: str, student: str, other: str, reason: str | Non
     with gradebook.lock(out), _open(out) as book:
         autograde.import_formgrader_scores(out, book)
         term = settings.load(out)
-        problem = _check_identity(book, {p.student for p in term.people}, action, student, other)
+        before = book.identities()
+        problem = _check_identity(book, {p.student for p in term.people}, action, student, other, before)
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
         book.change_identity(action, student, other, reason.strip(), _who())
         ids = book.identities()
-        view = autograde.write_reports(out, book, term, {ids.owner(student)} | ({other} if other else set()))
+        # nbgrader's copy of every id whose units this moves: the id, the one it was merged into
+        # (before and after) and the other named
+        moved = {student, other, before.owner(student), ids.owner(student)} - {""}
+        view = autograde.write_reports(out, book, term, moved)
     done = {
         "merge": f"{student} merged into {other}: everything graded as {student} counts as {other}'s",
         "unmerge": f"{student} is its own student again",
@@ -178,10 +182,10 @@ def _gone(ids: gradebook.Identities, student: str) -> str:
 
 
 def _check_identity(
-    book: gradebook.Gradebook, roster: set[str], action: str, student: str, other: str
+    book: gradebook.Gradebook, roster: set[str], action: str, student: str, other: str, ids
 ) -> str:
-    """Why the change cannot be made (an unknown id, named with the closest ones), or ``""``."""
-    ids = book.identities()
+    """Why the change cannot be made (an unknown id, named with the closest ones), or ``""``;
+    ``ids``: the gradebook's identities, read once by the caller."""
     graded = set(book.students())
     if action == "unmerge" and student not in ids.merged:
         return f"{student!r} was not merged into anyone{spelling.hint(student, ids.merged)}"

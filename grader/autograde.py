@@ -749,9 +749,10 @@ def persist(
             formgrader.write_copy(out, where, entry["autograded"])
     book.record(run_id, result, {(sub.assignment or "", sub.notebook): _unit(sub) for sub in subs})
     try:  # the grades are kept now: what follows is made from them, and can be made again
-        view = reports.build(book, term, only={student})
+        shown = book.identities().owner(student)  # an id merged into another: the other's pages
+        view = reports.build(book, term, only={shown})
         reports.write_feedback(out, book, view)
-        copy_to_nbgrader(out, view, {student})
+        copy_to_nbgrader(out, view, {shown})
     except Exception as err:
         traceback.print_exc()
         print(
@@ -1037,10 +1038,15 @@ def write_reports(out: Path, book: gradebook.Gradebook, term: settings.Settings,
 
 def copy_to_nbgrader(out: Path, view: reports.View, students: set[str]) -> None:
     """nbgrader's gradebook (for formgrader, ``nbgrader export``) gets these students' units as the
-    gradebook has them: scores, overrides, submission time and late penalty."""
+    gradebook has them: scores, overrides, submission time and late penalty; and only those: an
+    id the reports no longer give (merged into another, removed) is taken out of it, and so is an
+    assignment they no longer give an id (``formgrader.keep_only``)."""
     db = out / formgrader.FILE
     if not db.exists():
         return
+    for student in sorted(students & view.gone):
+        formgrader.keep_only(db, student, set())
+    students = students - view.gone
     lines: dict[tuple[str, str, str], list] = {}
     for line in view.lines:
         if line.row.student in students and line.row.assignment:
@@ -1065,3 +1071,5 @@ def copy_to_nbgrader(out: Path, view: reports.View, students: set[str]) -> None:
             )
         if units:
             formgrader.copy(db, student, units)
+        else:
+            formgrader.keep_only(db, student, set())

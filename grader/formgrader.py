@@ -77,9 +77,13 @@ def write_config(out: Path, source: Path) -> None:
 
 
 def copy(db: Path, student: str, units: list[Unit]) -> None:
-    """Write a student's units into nbgrader's gradebook (one transaction; an upsert)."""
+    """Write a student's units into nbgrader's gradebook (one transaction; an upsert), and remove
+    the student's submissions of any other assignment (``keep_only``)."""
     with _gradebook(db) as gb:
-        gb.update_or_create_student(student)
+        found = gb.update_or_create_student(student)
+        kept = {unit.assignment for unit in units}
+        for assignment in sorted({s.assignment.name for s in found.submissions} - kept):
+            gb.remove_submission(assignment, student)
         for unit in units:
             submission = gb.update_or_create_submission(unit.assignment, student)
             if unit.timestamp is not None:
@@ -94,6 +98,25 @@ def copy(db: Path, student: str, units: list[Unit]) -> None:
             except MissingEntry:
                 pass
         gb.db.commit()
+
+
+def keep_only(db: Path, student: str, assignments: set[str]) -> None:
+    """Remove from nbgrader's gradebook the submissions of ``student`` other than of
+    ``assignments``, and the student with none left: what the reports no longer give that id (an
+    id merged into another or removed, an assignment a merge had given it and an unmerge took
+    back). ``nbgrader export`` and formgrader would show them as a student of their own, counting
+    a merged student's work twice. Scores entered in formgrader were made overrides first (every
+    command starts with ``import_formgrader_scores``): nothing is lost, and an undo copies them back."""
+    with _gradebook(db) as gb:
+        try:
+            found = gb.find_student(student)
+        except MissingEntry:
+            return
+        submitted = {submission.assignment.name for submission in found.submissions}
+        for assignment in sorted(submitted - assignments):
+            gb.remove_submission(assignment, student)
+        if not assignments:
+            gb.remove_student(student)
 
 
 def _set_grade(gb: Gradebook, unit: Unit, row) -> None:

@@ -289,3 +289,47 @@ def test_ids_on_the_roster_only_can_be_merged_into_and_removed(out, capsys):
     capsys.readouterr()
     assert main(["merge-student", "carol", "jbob", "--reason", "x", "--out", str(out)]) == 2
     assert "no student 'carol' graded in the gradebook" in capsys.readouterr().err
+
+
+def nbgrader_students(out) -> dict[str, dict[str, float]]:
+    """nbgrader's gradebook as ``nbgrader export`` reads it: each student's score by assignment."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        return {
+            student.id: {s.assignment.name: s.score for s in student.submissions} for student in gb.students
+        }
+
+
+def test_nbgraders_copy_follows_merges_and_removals(out, capsys):
+    """nbgrader's gradebook (formgrader, ``nbgrader export``) kept a merged id as a student of its
+    own beside the one it was merged into (its work counted twice by an export), and a removed
+    student in full. It holds what the reports hold: the merged id and the removed one leave it,
+    with their work under the id that counts, and come back when undone."""
+    from nbgrader.api import Gradebook
+
+    from grader import course
+
+    course.new_gradebook(out / "gradebook.db")
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        for assignment, notebook, cells in (
+            (EMBEDDINGS, "embeddings", {"encode": 6, "decode": 6}),
+            (COST, "cost", {"loss": 4}),
+        ):
+            gb.update_or_create_assignment(assignment)
+            gb.update_or_create_notebook(notebook, assignment)
+            for name, points in cells.items():
+                gb.update_or_create_grade_cell(name, notebook, assignment, max_score=points, cell_type="code")
+    assert main(["report", "--out", str(out)]) == 0
+    before = nbgrader_students(out)
+    assert set(before) == {"alice", "alice@uni.example", "bob"} and before["bob"] == {EMBEDDINGS: 3}
+    assert (
+        main(["merge-student", "alice", "alice@uni.example", "--reason", "two logins", "--out", str(out)])
+        == 0
+    )
+    assert nbgrader_students(out) == {"alice@uni.example": {EMBEDDINGS: 12, COST: 4}, "bob": {EMBEDDINGS: 3}}
+    assert main(["remove-student", "bob", "--reason", "dropped", "--out", str(out)]) == 0
+    assert set(nbgrader_students(out)) == {"alice@uni.example"}
+    assert main(["restore-student", "bob", "--reason", "back", "--out", str(out)]) == 0
+    assert main(["unmerge-student", "alice", "--reason", "two people", "--out", str(out)]) == 0
+    assert nbgrader_students(out) == before
