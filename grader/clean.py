@@ -141,9 +141,9 @@ def _read(path: Path) -> nbformat.NotebookNode:
     skipping = None  # the prefix of the subtree being skipped
     characters = values = 0
     with path.open("rb") as file, _as_json_error():
-        if file.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:  # as some editors save it
-            file.seek(0)
-        for events, (prefix, event, value) in enumerate(ijson.parse(file, READ_BUFFER, use_float=True)):
+        for events, (prefix, event, value) in enumerate(
+            ijson.parse(_as_utf8(file), READ_BUFFER, use_float=True)
+        ):
             if events > MAX_EVENTS:
                 raise _TooBig(f"the notebook holds more than {MAX_EVENTS:,} JSON values, outputs included")
             if skipping is not None and (prefix == skipping or prefix.startswith(skipping + ".")):
@@ -161,6 +161,41 @@ def _read(path: Path) -> nbformat.NotebookNode:
                 )
             builder.event(event, value)
     return nbformat.reads(json.dumps(builder.value), as_version=4)
+
+
+# Byte order marks some editors save a notebook with (Windows tools: UTF-16), longest first.
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _as_utf8(file):
+    """``file`` (binary, at its start) as UTF-8 bytes: one saved with a byte order mark (UTF-8,
+    UTF-16 or UTF-32, as some editors save it) is decoded as it says, as it is read; one without
+    is read as it is (nbformat's UTF-8)."""
+    start = file.read(4)
+    file.seek(0)
+    encoding = next((name for bom, name in BOMS if start.startswith(bom)), None)
+    if encoding is None:
+        return file
+    if encoding == "utf-8-sig":
+        file.read(len(codecs.BOM_UTF8))
+        return file
+    return _Recoded(codecs.getreader(encoding)(file))
+
+
+class _Recoded:
+    """A text stream read as UTF-8 bytes (what ijson reads)."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def read(self, size: int = -1) -> bytes:
+        return self.text.read(size).encode("utf-8", "surrogatepass")
 
 
 @contextlib.contextmanager

@@ -493,10 +493,18 @@ def test_a_file_that_is_no_notebook_is_refused_with_its_reason(tmp_path):
             clean.clean_file(tmp_path / "empty.ipynb", released(), tmp_path / "out.ipynb")
 
 
-def test_a_notebook_saved_with_a_byte_order_mark_is_read(tmp_path):
-    (tmp_path / "bom.ipynb").write_bytes(codecs.BOM_UTF8 + nbformat.writes(solution()).encode())
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be", "utf-32"])
+def test_a_notebook_saved_with_a_byte_order_mark_is_read(tmp_path, encoding):
+    """As some editors save it (Windows tools: UTF-16 with its mark); the student's work was
+    refused as "not JSON" for an encoding nobody could see."""
+    text = nbformat.writes(solution())
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = codecs.BOM_UTF16_BE + data
+    (tmp_path / "bom.ipynb").write_bytes(data)
     clean.clean_file(tmp_path / "bom.ipynb", released(), tmp_path / "out.ipynb")
-    assert nbformat.read(tmp_path / "out.ipynb", as_version=4).cells
+    sources = [cell.source for cell in nbformat.read(tmp_path / "out.ipynb", as_version=4).cells]
+    assert sources == [cell.source for cell in nbformat.reads(text, as_version=4).cells]
 
 
 def many_values(count: int) -> list:
