@@ -1299,3 +1299,25 @@ def test_a_score_without_its_submission_row_is_shown_and_flagged(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "bob a/f: 2 / 2 (all of it)" in done.stdout
+
+
+def test_a_second_command_on_a_folder_in_use_is_refused_and_changes_nothing(tmp_path):
+    """Two terminals, the same command: the second stops at once, naming the folder and the process
+    that holds it, and writes nothing there."""
+    from grader import gradebook
+
+    (tmp_path / "class" / "alice").mkdir(parents=True)
+    nbformat.write(solution(), tmp_path / "class" / "alice" / "embeddings.ipynb")
+    out = tmp_path / "out"
+    with gradebook.lock(out):
+        before = sorted(p.name for p in out.iterdir())
+        for command in (["autograde", str(tmp_path / "class")], ["report"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "grader", *command, "--out", str(out)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            )
+            assert done.returncode == 2, done.stderr
+            assert f"{out} is in use by another grader command (pid {os.getpid()})" in done.stderr
+        assert sorted(p.name for p in out.iterdir() if p.name != "course.toml") == before
