@@ -27,15 +27,19 @@ def reap(folder: Path) -> list[Path]:
     removed = []
     for path in folder.rglob(".*.partial"):
         pid = path.name.removesuffix(".partial").rpartition(".")[2]
-        if not pid.isdigit() or not path.is_file():
-            continue
-        try:
-            os.kill(int(pid), 0)
-            continue
-        except ProcessLookupError:
-            pass
-        except PermissionError:
+        if not pid.isdigit() or not path.is_file() or running(int(pid)):
             continue
         path.unlink(missing_ok=True)
         removed.append(path)
     return removed
+
+
+def running(pid: int) -> bool:
+    """Whether a process ``pid`` runs (one of another user's counts: it is not ours to judge)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True

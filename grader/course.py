@@ -14,6 +14,8 @@ from nbgrader.dbutil import ALEMBIC_DIR
 from nbgrader.utils import capture_log
 from traitlets.config import Config, PyFileConfigLoader
 
+from . import atomic
+
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
 CONFIG_FILE = Path(__file__).with_name("nbgrader_config.py")
@@ -108,13 +110,8 @@ def reap_scratch(prefix: str, where: Path) -> list[Path]:
         pid = folder.name.removeprefix(prefix).partition("-")[0]
         if not (pid.isdigit() and folder.is_dir() and not folder.is_symlink()):
             continue  # an older grader's (no process id in the name), or not a folder of ours
-        try:
-            os.kill(int(pid), 0)
-            continue  # its process runs: another run's
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
+        if atomic.running(int(pid)):
+            continue  # another run's
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
     return removed
