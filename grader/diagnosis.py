@@ -239,6 +239,9 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
     rules = (
         _shape,
         _overflow,
+        _other_inputs,
+        _at_limit,
+        _values_seen,
         _ignored,
         _batch,
         _precision,
@@ -252,6 +255,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _any_shape,
         _fixed_int,
         _apart,
+        _sections,
         _localized,
         _not_a_distribution,
     )
@@ -274,6 +278,9 @@ def _shape(w: _Wrong) -> str | None:
         )
     if e.ndim == 0:
         return f"expected a single number, got an array of shape {a.shape}: reduce it (a mean? a sum?)"
+    fixed = _fixed_int(w) or _values_seen(w)  # a size written in (a head count): another shape
+    if fixed:
+        return fixed
     if a.ndim == e.ndim and sorted(a.shape) == sorted(e.shape):
         for perm in itertools.permutations(range(e.ndim)):
             if e.transpose(perm).shape == a.shape and _near(a, e.transpose(perm)):
@@ -482,6 +489,262 @@ def _overflow(w: _Wrong) -> str | None:
     return None
 
 
+def _reference_on(w: _Wrong, inputs: dict):
+    """The reference's output on ``inputs`` (the case's, some changed), or ``None`` if it refuses
+    them."""
+    try:
+        with np.errstate(all="ignore"):
+            return np.asarray(w.exercise.reference(**copy.deepcopy(inputs)))
+    except Exception:  # the reference refuses those inputs: nothing to compare with
+        return None
+
+
+def _holds(w: _Wrong, other) -> str | None:
+    """``"all"`` if the output is ``other`` (within tolerance), ``"wrong"`` if it is ``other`` where
+    it is wrong (and right elsewhere: one part of a packed output), else ``None``."""
+    a, e = w.actual, w.expected
+    if (
+        other is None
+        or other.shape != a.shape
+        or a.dtype.kind not in "biuf"
+        or other.dtype.kind not in "biuf"
+    ):
+        return None
+    right, same = _near_each(w.exercise, a, e), _near_each(w.exercise, a, other)
+    if right.all() or not same[~right].all():
+        return None
+    bad = np.asarray(a, np.float64)[~right]
+    if not np.isfinite(bad).any() or not bad[np.isfinite(bad)].any():
+        return None  # wrong only at inf, NaN or 0: too common a value to say where it comes from
+    return "all" if same.all() else "wrong"
+
+
+def _where(w: _Wrong, held: str) -> str:
+    """How a message says which part of the output ``_holds`` found another's: all of it, the
+    returned arrays that are wrong (a packed output), or the entries that are wrong."""
+    if held == "all":
+        return "your output is"
+    found = _which_sections(w)
+    if found and found[0] and found[1]:
+        wrong, fine = found
+        return (
+            f"{', '.join(fine)} {'is' if len(fine) == 1 else 'are'} right, but your {' and '.join(wrong)} "
+            f"{'is' if len(wrong) == 1 else 'are'}"
+        )
+    return "where your output is wrong, it holds"
+
+
+def _substitutions(inputs: dict) -> list[tuple[dict, str]]:
+    """Ways to use one input where another belongs, each as ``({name: name it is replaced by},
+    words)``: one array for another of its shape, two swapped, and every input whose name differs
+    from another's by one word in the same way at once (``k_new`` for ``v_new`` and ``cache_k`` for
+    ``cache_v``: the keys for the values)."""
+    arrays = {
+        n: v for n, v in inputs.items() if isinstance(v, np.ndarray) and v.dtype.kind in "biuf" and v.size
+    }
+    found, seen = [], set()
+
+    def add(mapping: dict, words: str):
+        key = frozenset(mapping.items())
+        if key not in seen:
+            seen.add(key)
+            found.append((mapping, words))
+
+    pairs = [(a, b) for a in arrays for b in arrays if a != b and arrays[a].shape == arrays[b].shape]
+    for a, b in pairs:
+        add({a: b}, f"`{b}` in place of `{a}`")
+    for a, b in pairs:
+        group = _renamed_alike(a, b, arrays)
+        if len(group) > 1:
+            add(group, " and ".join(f"`{y}` in place of `{x}`" for x, y in group.items()))
+    for a, b in pairs:
+        if a < b:
+            add({a: b, b: a}, f"`{a}` and `{b}` swapped")
+    return found
+
+
+def _renamed_alike(a: str, b: str, arrays: dict) -> dict:
+    """Where names ``a`` and ``b`` differ in one word (``k_new``, ``v_new``: k for v), every input
+    whose name has that word and becomes another input's name of the same shape with the other
+    word in its place, and that input."""
+    wa, wb = a.split("_"), b.split("_")
+    if len(wa) != len(wb) or sum(x != y for x, y in zip(wa, wb, strict=True)) != 1:
+        return {}
+    old, new = next((x, y) for x, y in zip(wa, wb, strict=True) if x != y)
+    group = {}
+    for name in arrays:
+        words = name.split("_")
+        if old in words:
+            other = "_".join(new if word == old else word for word in words)
+            if other in arrays and arrays[other].shape == arrays[name].shape:
+                group[name] = other
+    return group
+
+
+def _settings_dropped(inputs: dict):
+    """``(name, key, inputs)`` for each setting of an input that is a list of settings (dicts of
+    keyword arguments), with that key left out of every one of them."""
+    for name, value in inputs.items():
+        if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+            continue
+        for key in dict.fromkeys(k for v in value for k, x in v.items() if x is not None):
+            yield name, key, {**inputs, name: [{k: x for k, x in v.items() if k != key} for v in value]}
+
+
+def _through(x: np.ndarray, log: bool) -> np.ndarray:
+    """A softmax (or log-softmax) of ``x`` over its last axis, in its dtype."""
+    with np.errstate(all="ignore"):
+        z = x.astype(np.float64)
+        z = z - z.max(axis=-1, keepdims=True)
+        out = z - np.log(np.exp(z).sum(axis=-1, keepdims=True)) if log else _softmax(z)
+    return out.astype(x.dtype)
+
+
+def _other_inputs(w: _Wrong) -> str | None:
+    """The reference's output on other inputs than the case's, as a mistake would make them: one
+    input used where another belongs (values taken from the keys, two arguments swapped), or an
+    input turned into probabilities or log-probabilities (a softmax taken too early) before a step
+    that works on it as it is. A match on the entries the output gets wrong is enough: the
+    others may be another returned array, right (the caches returned with attention's output)."""
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or e.size < 2 or a.dtype.kind not in "biuf":
+        return None
+    for mapping, words in _substitutions(w.case.inputs)[:24]:
+        other = _reference_on(w, {**w.case.inputs, **{x: w.case.inputs[y] for x, y in mapping.items()}})
+        held = _holds(w, other)
+        if held:
+            return (
+                f"{_where(w, held)} what the reference gives with {words}: your code uses one input where another "
+                "belongs (a name mixed up, a line copied and not changed?)"
+            )
+    for name, key, inputs in _settings_dropped(w.case.inputs):
+        held = _holds(w, _reference_on(w, inputs))
+        if held:
+            return (
+                f"{_where(w, held)} what the reference gives with `{key}` left out of `{name}`: your function ignores "
+                f"`{key}`; pass it on to where it belongs"
+            )
+    for name, x in w.case.inputs.items():
+        if not isinstance(x, np.ndarray) or x.dtype.kind != "f" or x.ndim < 1 or x.shape[-1] < 2:
+            continue
+        for log, what in (
+            (False, "probabilities (a softmax of"),
+            (True, "log-probabilities (the log of a softmax of"),
+        ):
+            other = _reference_on(w, {**w.case.inputs, name: _through(x, log)})
+            if other is not None and _near(other, e):
+                continue  # the softmax changes nothing the reference's output shows
+            held = _holds(w, other)
+            if held:
+                return (
+                    f"{_where(w, held)} what the reference gives on {what} `{name}`) in place of `{name}`: this step "
+                    f"works on `{name}` as they are given; take no softmax (or log) before it, or move it after"
+                )
+    return None
+
+
+LIMIT = 1e-6  # a number this many times smaller (or larger) than an argument's value: one end of its range
+
+
+def _limits(value: float) -> list[tuple[float, str]]:
+    """The ends of a float argument's range, as values to try: close to 0, and very large (1 for a
+    fraction: a p, a share), each with how to say it."""
+    found = [(value * LIMIT, "close to 0")]
+    found.append((1.0, "1, its largest") if 0 < value < 1 else (value / LIMIT, "very large"))
+    return [(type(value)(v), words) for v, words in found]
+
+
+def _at_limit(w: _Wrong) -> str | None:
+    """A float argument that reaches the output but hardly matters: the output is the reference's
+    with that argument at one end of its range here, and at one end (the other one, or only on
+    some rows) on other cases the function gets wrong. What it is compared with, or applied to, is
+    on another scale (a running sum of logits where probabilities belong: large or negative, so
+    the test passes or fails whatever the value). At the same end on every case, the argument may
+    as well be ignored: ``_ignored`` says so."""
+    if w.actual.shape != w.expected.shape:
+        return None
+    for name, value in w.case.inputs.items():
+        if not isinstance(value, float | np.floating) or not value:
+            continue
+        for limit, words in _limits(value):
+            other = _reference_on(w, {**w.case.inputs, name: limit})
+            if other is None or _near(other, w.expected) or _holds(w, other) != "all":
+                continue
+            ends = _ends_elsewhere(w, name)
+            if not any(ends) or all(words in found for found in ends):
+                break
+            return (
+                f"your function behaves as if `{name}` were {words}: your output is what the reference gives "
+                f"for `{name}` = {limit:.2g} (here it is {value:g}), while on other cases you get wrong it is not at "
+                f"that end (at the other, or at neither). `{name}` reaches your "
+                "result, but what it is compared with or applied to is on another scale than the reference's, "
+                "so its value hardly matters (logits, which can be large or negative, where probabilities, "
+                "which add up to 1, belong?)"
+            )
+    return None
+
+
+def _ends_elsewhere(w: _Wrong, name: str) -> list[set[str]]:
+    """For every other case the function gets wrong where ``name`` is a nonzero float: the ends of
+    its range (``_limits``' words) at which the reference gives the function's output there."""
+    found = []
+    for case in w.cases:
+        value = case.inputs.get(name)
+        if case.name == w.case.name or case.raises is not None or not isinstance(value, float | np.floating):
+            continue
+        outcome, expected = w.student.on(case), w.table.get(f"{case.name}::expected")
+        if not value or outcome is None or outcome.error or expected is None:
+            continue
+        if _matches(w.exercise, outcome.value, expected):
+            continue
+        found.append(
+            {words for limit, words in _limits(value) if _limit_matches(w, case, name, limit, outcome.value)}
+        )
+    return found
+
+
+def _limit_matches(w: _Wrong, case, name: str, limit: float, value) -> bool:
+    try:
+        with np.errstate(all="ignore"):
+            out = w.exercise.reference(**copy.deepcopy({**case.inputs, name: limit}))
+    except Exception:  # the reference refuses that value
+        return False
+    return _matches(w.exercise, value, out)
+
+
+def _values_seen(w: _Wrong) -> str | None:
+    """Right on every case where an int argument has one of a few values (two at least, on two
+    cases at least), wrong here, where it has a value beyond them and no kind of input but that
+    value sets the case apart: the code handles only the values it was tried on (a head count
+    written in, a branch or a slice per value)."""
+    right = _right_cases(w)
+    if len(right) < 2:
+        return None
+    apart = _apart_kinds(w, right)
+    names = {r.name for r in right}
+    split = []
+    for name, value in w.case.inputs.items():
+        if not isinstance(value, int | np.integer) or isinstance(value, bool):
+            continue
+        values = {r.inputs.get(name) for r in right}
+        if None in values or len(values) < 2 or min(values) <= value <= max(values):
+            continue
+        if any(not kind.startswith((f"{name}=", f"{name} =")) for kind in apart):
+            continue  # another kind of input sets this case apart: ``_apart`` says which
+        if all(c.name in names for c in w.cases if c.raises is None and c.inputs.get(name) in values):
+            split.append((name, sorted(int(v) for v in values), int(value)))
+    if len(split) != 1:
+        return None
+    name, values, value = split[0]
+    shown = ", ".join(map(str, values[:-1])) + f" or {values[-1]}"
+    return (
+        f"your function is right on every case where `{name}` is {shown} ({len(right)} other case(s)), and "
+        f"wrong here, where `{name}` == {value}: does your code handle only the values of `{name}` it was "
+        f"tried on (a number written in, a branch or a slice for each value, a min() or a cap)? Make it work "
+        f"for any `{name}`"
+    )
+
+
 def _ignored(w: _Wrong) -> str | None:
     if w.actual.dtype.kind == "f" and np.isnan(w.actual).any():
         return None  # NaN stays NaN whatever changes: that says nothing about the inputs
@@ -501,6 +764,10 @@ def _ignored(w: _Wrong) -> str | None:
         return "your output does not change when any input does: does your function return a constant?"
     units = list(dict.fromkeys(ignored))
     one = len(units) == 1
+    if one and isinstance(w.case.inputs.get(units[0]), int | np.integer):
+        fixed = _fixed_int(w)  # which number stands in for it, where the other cases tell
+        if fixed:
+            return fixed
     return (
         f"your function ignores {' or '.join(f'`{unit}`' for unit in units)}: changing {'it' if one else 'them'} "
         f"leaves your output as it is, while the reference's changes; does {'it' if one else 'each'} reach "
@@ -511,6 +778,13 @@ def _ignored(w: _Wrong) -> str | None:
 def _batch(w: _Wrong) -> str | None:
     one = w.variant("one-sequence")
     if one and w.right_on(one[0]):
+        a, e = w.actual.astype(np.float64), w.expected.astype(np.float64)
+        finite = np.isfinite(e) & np.isfinite(a)
+        if a.shape == e.shape and finite.all() and (e != 0).any():
+            c = float(a.ravel() @ e.ravel() / (e.ravel() @ e.ravel()))
+            counted = _counted(c, _counts(w.case.inputs), least=2) if _near(a, c * e) else None
+            if counted:  # one sequence right, a batch off by its size: a sum over the batch
+                return f"right on one sequence, but on a batch your output is the reference {counted}"
         return (
             "right on one sequence, wrong on a batch: treat every leading axis as a batch axis, and count "
             "axes from the end (axis=-1, x.shape[-1]), not from the front (axis=0, len(x), x.shape[0])"
@@ -1210,13 +1484,7 @@ def _apart(w: _Wrong) -> str | None:
     right = _right_cases(w)
     if not right:
         return None
-    apart = {
-        kind
-        for kind in w.exercise.kinds(w.case) - set().union(*(w.exercise.kinds(c) for c in right))
-        if not kind.endswith(
-            kinds.PATTERNS
-        )  # how values lie: for the coverage of cases, too weak a clue here
-    }
+    apart = _apart_kinds(w, right)
     if not apart or len(apart) > 5:
         return None
     named = ", ".join(kinds.words(kind) for kind in sorted(apart))
@@ -1226,10 +1494,57 @@ def _apart(w: _Wrong) -> str | None:
     )
 
 
+def _apart_kinds(w: _Wrong, right: list) -> set[str]:
+    """The kinds of input this case has and none of the ``right`` cases has (but how values lie:
+    for the coverage of cases, too weak a clue here)."""
+    return {
+        kind
+        for kind in w.exercise.kinds(w.case) - set().union(*(w.exercise.kinds(c) for c in right))
+        if not kind.endswith(kinds.PATTERNS)
+    }
+
+
+def _which_sections(w: _Wrong) -> tuple[list[str], list[str]] | None:
+    """For a runner that packs the returned arrays into one (``Exercise.sections``): the names of
+    those that are wrong, and of those that are right (each in backquotes)."""
+    a, e = w.actual, w.expected
+    if w.exercise.sections is None or a.shape != e.shape or e.ndim < 2:
+        return None
+    try:
+        parts = w.exercise.sections(w.case.inputs)
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+    if sum(n for _, n in parts) != e.shape[-2]:
+        return None
+    right = _near_each(w.exercise, a, e)
+    wrong, fine, start = [], [], 0
+    for name, n in parts:
+        if n:
+            (fine if right[..., start : start + n, :].all() else wrong).append(f"`{name}`")
+        start += n
+    return wrong, fine
+
+
+def _sections(w: _Wrong) -> str | None:
+    """For a runner that packs the returned arrays into one (``Exercise.sections``): which of them
+    are wrong and which are right."""
+    found = _which_sections(w)
+    if found is None:
+        return None
+    wrong, fine = found
+    if not wrong or not fine:
+        return None
+    one = len(wrong) == 1
+    return (
+        f"of the arrays you return, {' and '.join(wrong)} {'is' if one else 'are'} wrong and {', '.join(fine)} "
+        f"{'is' if len(fine) == 1 else 'are'} right: look at how your code computes {' and '.join(wrong)}"
+    )
+
+
 def _localized(w: _Wrong) -> str | None:
     a, e = w.actual, w.expected
-    if a.shape != e.shape or e.ndim == 0 or e.size < 2:
-        return None
+    if a.shape != e.shape or e.ndim == 0 or e.size < 2 or w.exercise.sections is not None:
+        return None  # several arrays packed into one: where along it is which of them (``_sections``)
     wrong = ~_near_each(w.exercise, a, e)
     if not wrong.any() or wrong.all():
         return None

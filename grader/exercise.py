@@ -92,6 +92,8 @@ class Exercise:
     ``error_hints`` maps a fragment of an exception's message to advice, for errors a common
     mistake raises instead of returning a wrong value. No function may change its arguments in
     place; ``pure``: nor may it return one of them, but a new array (its docstring says so).
+    ``sections`` says, for a runner that packs several returned arrays into one along axis -2,
+    which they are: ``sections(inputs)`` is ``[(name, length), ...]`` in order.
     """
 
     name: str
@@ -109,6 +111,7 @@ class Exercise:
     check_dtype: bool | str = True
     error_hints: dict[str, str] = field(default_factory=dict)
     pure: bool = False
+    sections: Callable[[dict], list[tuple[str, int]]] | None = None
 
     def cases(self, secret: int | None = None) -> list[Case]:
         """The visible cases; with a ``secret``, followed by the hidden ones drawn from it.

@@ -1538,6 +1538,250 @@ WRONG += [
 ]
 
 
+# ---- a third pass: the mistakes students make most, across every chapter -------------------------
+
+
+def layer_norm_unbiased_variance(x, g, b, eps=1e-5):
+    return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, ddof=1, keepdims=True) + eps) * g + b
+
+
+def layer_norm_eps_outside_the_root(x, g, b, eps=1e-5):
+    return (x - x.mean(-1, keepdims=True)) / (np.sqrt(x.var(-1, keepdims=True)) + eps) * g + b
+
+
+def rms_norm_centred(x, g, eps=1e-6):
+    x = x - x.mean(-1, keepdims=True)
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * g
+
+
+def rms_norm_square_of_the_mean(x, g, eps=1e-6):
+    return x / np.sqrt(np.mean(x, axis=-1, keepdims=True) ** 2 + eps) * g
+
+
+def masked_scores_scaled_by_d(q, k):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / q.shape[-1]
+    return np.where(np.tril(np.ones((T, T), dtype=bool)), s, -np.inf)
+
+
+def masked_scores_mask_hides_the_diagonal(q, k):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])
+    return np.where(np.tril(np.ones((T, T), dtype=bool), k=-1), s, -np.inf)
+
+
+def masked_scores_sees_the_next_token(q, k):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])
+    return np.where(np.tril(np.ones((T, T), dtype=bool), k=1), s, -np.inf)
+
+
+def attention_softmax_over_queries(q, k, v):
+    return softmax(masked_scores(q, k), axis=-2) @ v
+
+
+def attention_mask_multiplied(q, k, v):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])
+    return softmax(s * np.tril(np.ones((T, T)))) @ v
+
+
+def merge_heads_reshape_only(x):
+    return x.reshape(*x.shape[:-3], x.shape[-2], -1)
+
+
+def block_post_norm(x, params, n_head):
+    x = layer_norm(x + multi_head_attention(x, params["attn"], n_head), **params["ln_1"])
+    return layer_norm(x + mlp(x, params["mlp"]), **params["ln_2"])
+
+
+def block_no_attention_residual(x, params, n_head):
+    x = multi_head_attention(layer_norm(x, **params["ln_1"]), params["attn"], n_head)
+    return x + mlp(layer_norm(x, **params["ln_2"]), params["mlp"])
+
+
+def gelu_exact_erf(x):
+    erf = np.vectorize(math.erf)
+    return (0.5 * x * (1 + erf(x / math.sqrt(2)))).astype(x.dtype)
+
+
+def rope_neighbouring_pairs(x, positions, theta=10000.0):
+    d = x.shape[-1]
+    angles = np.asarray(positions)[:, None] * theta ** (-np.arange(0, d, 2) / d)
+    cos, sin = np.cos(angles), np.sin(angles)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    out = np.empty_like(x)
+    out[..., 0::2] = x1 * cos - x2 * sin
+    out[..., 1::2] = x2 * cos + x1 * sin
+    return out
+
+
+def rope_turns_the_other_way(x, positions, theta=10000.0):
+    return _rope(x, positions, theta, sign=-1.0)
+
+
+def lm_head_without_final_norm(x, ln_f, wte, w_unembed=None):
+    return x @ (wte.T if w_unembed is None else w_unembed)
+
+
+def softmax_over_first_axis(x):
+    e = np.exp(x - x.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def perplexity_base_2(logits, ids):
+    return float(2.0 ** (-_target_logp(logits, ids).mean()))
+
+
+def temperature_after_softmax(logits, temperature):
+    if temperature == 0:
+        return top_k_threshold_then_ties(logits, 1)
+    return np.log(softmax(logits)) / logits.dtype.type(temperature)
+
+
+def top_k_keeps_k_plus_one(logits, k):
+    if k is None or k >= logits.shape[-1]:
+        return logits.copy()
+    ranks = np.argsort(np.argsort(-logits, axis=-1, kind="stable"), axis=-1, kind="stable")
+    return np.where(ranks <= k, logits, -np.inf)
+
+
+def top_p_cumsum_of_logits(logits, p):
+    if p is None or p >= 1:
+        return logits.copy()
+    order = np.argsort(-logits, axis=-1, kind="stable")
+    ranked = np.take_along_axis(logits, order, axis=-1)
+    cum = np.cumsum(ranked, axis=-1)
+    kept = np.zeros(logits.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        np.put_along_axis(kept, order, cum - ranked < p, axis=-1)
+    return np.where(kept, logits, -np.inf)
+
+
+def sample_next_ignores_top_p(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return int(np.argmax(logits))
+    return _inverse_cdf(lib.filtered_probs(logits, temperature, top_k, None), rng.random())
+
+
+def generate_feeds_the_last_token_only(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
+    out = list(ids)
+    for _ in range(max_new_tokens):
+        token = _sample(next_logits(np.array(out[-1:])), rng, temperature, top_k, top_p)
+        out.append(token)
+        if token == stop_token:
+            break
+    return np.array(out, dtype=np.int64)
+
+
+def attend_with_cache_values_are_the_keys(q_new, k_new, v_new, cache_k, cache_v):
+    k, v = np.concatenate([cache_k, k_new], axis=-2), np.concatenate([cache_v, k_new], axis=-2)
+    T, S = q_new.shape[-2], cache_k.shape[-2]
+    s = q_new @ k.swapaxes(-1, -2) / math.sqrt(q_new.shape[-1])
+    return softmax(np.where(np.tri(T, S + T, k=S, dtype=bool), s, -np.inf)) @ v, k, v
+
+
+def attend_with_cache_scaled_by_the_length(q_new, k_new, v_new, cache_k, cache_v):
+    k, v = np.concatenate([cache_k, k_new], axis=-2), np.concatenate([cache_v, v_new], axis=-2)
+    T, S = q_new.shape[-2], cache_k.shape[-2]
+    s = q_new @ k.swapaxes(-1, -2) / math.sqrt(k.shape[-2])
+    return softmax(np.where(np.tri(T, S + T, k=S, dtype=bool), s, -np.inf)) @ v, k, v
+
+
+def toy_attention_probs_scaled_by_d_model(q, k):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1] * q.shape[-3])
+    return softmax(np.where(np.tri(T, dtype=bool), s, -np.inf)).astype(q.dtype)
+
+
+def toy_embed_positions_from_one(ids, wte, wpe):
+    return wte[ids] + wpe[1 : len(ids) + 1]
+
+
+def toy_loss_summed_over_the_batch(logits, targets):
+    logp = _log_softmax(logits.astype(np.float64))
+    nll = -np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+    return float(nll.mean(axis=-1).sum())
+
+
+def sinusoidal_sin_cos_swapped(n_tokens, d):
+    angles = np.arange(n_tokens)[:, None] / 10000 ** (np.arange(0, d, 2) / d)
+    out = np.zeros((n_tokens, d))
+    out[:, 0::2], out[:, 1::2] = np.cos(angles), np.sin(angles)
+    return out
+
+
+def kv_cache_bytes_keys_only(config, T, dtype):
+    return config.n_layer * config.n_kv_head * config.d_head * T * np.dtype(dtype).itemsize
+
+
+def mha_heads_up_to_three(x, params, n_head):
+    q, k, v = np.split(x @ params["c_attn"]["w"] + params["c_attn"]["b"], 3, axis=-1)
+
+    def heads(t):  # written for the head counts tried: two, three
+        return np.stack(np.split(t, min(n_head, 3), axis=-1), axis=-3)
+
+    return (
+        merge_heads(attention(heads(q), heads(k), heads(v))) @ params["c_proj"]["w"] + params["c_proj"]["b"]
+    )
+
+
+def split_heads_count_from_the_width(x, n_head):
+    return split_heads(x, 2 if x.shape[-1] % 2 == 0 else 3)
+
+
+THIRD = [
+    _entry(f"{C2}/layer_norm", layer_norm_unbiased_variance, r"unbiased|ddof|d - 1"),
+    _entry(f"{C2}/layer_norm", layer_norm_eps_outside_the_root, r"eps"),
+    _entry(f"{C2}/rms_norm", rms_norm_centred, r"mean|centre"),
+    _entry(f"{C2}/rms_norm", rms_norm_square_of_the_mean, r"per-row normalisation|mean"),
+    _entry(f"{C2}/masked_scores", masked_scores_scaled_by_d, r"sqrt\(d_head\)|scale"),
+    _entry(f"{C2}/masked_scores", masked_scores_mask_hides_the_diagonal, r"itself|diagonal"),
+    _entry(f"{C2}/masked_scores", masked_scores_sees_the_next_token, r"diagonal|next token"),
+    _entry(f"{C2}/attention", attention_softmax_over_queries, r"axis", {"masked_scores": masked_scores}),
+    _entry(f"{C2}/attention", attention_mask_multiplied, r"-inf", {"masked_scores": masked_scores}),
+    _entry(f"{C2}/merge_heads", merge_heads_reshape_only, r"swap|transpos|plain reshape"),
+    _entry(f"{C2}/block", block_post_norm, r"post-norm|pre-norm", BLOCK_HELPERS),
+    _entry(f"{C2}/block", block_no_attention_residual, r"residual", BLOCK_HELPERS),
+    _entry(f"{C2}/gelu", gelu_exact_erf, r"erf|tanh approximation"),
+    _entry(f"{C2}/apply_rope", rope_neighbouring_pairs, r"pair|halves|interleaved"),
+    _entry(f"{C2}/apply_rope", rope_turns_the_other_way, r"wrong way|sign"),
+    _entry(f"{C3}/lm_head", lm_head_without_final_norm, r"final norm|ln_f"),
+    _entry(f"{C3}/softmax", softmax_over_first_axis, r"axis"),
+    _entry(f"{C3}/perplexity", perplexity_base_2, r"2 \*\* loss|e \*\* loss"),
+    _entry(f"{C4}/top_k_filter", top_k_keeps_k_plus_one, r"k \+ 1|one more|off by one"),
+    _entry(f"{C4}/sample_next", sample_next_ignores_top_p, r"ignores `top_p`|top_p"),
+    _entry(f"{C4}/generate", generate_feeds_the_last_token_only, r"whole sequence|last token"),
+    _entry(f"{C4}/attend_with_cache", attend_with_cache_values_are_the_keys, r"`k_new` in place of `v_new`"),
+    _entry(f"{C4}/attend_with_cache", attend_with_cache_scaled_by_the_length, r"`out` is wrong"),
+    _entry(f"{C5}/toy_attention_probs", toy_attention_probs_scaled_by_d_model, r"sqrt\(d_head\)|d_model"),
+    _entry(f"{C5}/toy_embed", toy_embed_positions_from_one, r"position|wpe"),
+    _entry(f"{C1}/sinusoidal_positions", sinusoidal_sin_cos_swapped, r"sin and cos|swapped"),
+    _entry(f"{C6}/kv_cache_bytes", kv_cache_bytes_keys_only, r"keys AND the values|factor 2"),
+]
+# Of those, the ones whose feedback needed a new rule (vague, wrong, or a ✔ that lost points).
+THIRD_FIXED = [
+    _entry(f"{C4}/top_p_filter", top_p_cumsum_of_logits, r"behaves as if `p` were|another\s+scale"),
+    _entry(f"{C2}/multi_head_attention", mha_heads_up_to_three, r"only the values of `n_head`", MHA_HELPERS),
+    _entry(f"{C2}/split_heads", split_heads_count_from_the_width, r"only the values of `n_head`"),
+    _entry(f"{C4}/apply_temperature", temperature_after_softmax, r"log-probabilities"),
+    _entry(
+        f"{C4}/attend_with_cache",
+        attend_with_cache_keys_for_values,
+        r"`k_new` in place of `v_new` and `cache_k` in place of `cache_v`",
+    ),
+    _entry(
+        f"{C5}/toy_loss", toy_loss_summed_over_the_batch, r"on a batch your output is the reference times"
+    ),
+]
+FIXED += THIRD_FIXED
+WRONG += THIRD + THIRD_FIXED
+
+
 # ---- right answers written another way ----------------------------------------------------------
 
 

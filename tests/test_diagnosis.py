@@ -23,6 +23,7 @@ from catalogue import (
     MHA_HELPERS,
     TOY_HELPERS,
     attend_with_cache_keys_for_values,
+    attend_with_cache_scaled_by_the_length,
     attention,
     block_mlp_unnormalised,
     block_two_heads,
@@ -37,8 +38,10 @@ from catalogue import (
     merge_heads,
     mlp,
     split_heads,
+    top_p_cumsum_of_logits,
     toy_attention_output_heads_reversed,
     toy_forward_mlp_unnormalised,
+    toy_loss_summed_over_the_batch,
 )
 from helpers import everything_lent, explained, graded
 
@@ -315,6 +318,42 @@ def position_embedding_of_columns(n_tokens, wpe):
     return wpe[:, :n_tokens]
 
 
+def substituting(exercise_id, **used):
+    """The reference on the case's inputs with each input ``used[name]`` where ``name`` belongs
+    (``v=\"k\"``: the keys used as the values)."""
+    label = "_".join(f"{other}_for_{name}" for name, other in used.items())
+    return student(
+        exercise_id, label, lambda ref, inputs: ref(**{**inputs, **{n: inputs[o] for n, o in used.items()}})
+    )
+
+
+def through_softmax(exercise_id, name, log):
+    """The reference on the softmax (``log``: the log-softmax) of the input ``name``: the step
+    applied after a softmax where it belongs before."""
+
+    def answer(ref, inputs):
+        x = inputs[name].astype(np.float64)
+        z = x - x.max(axis=-1, keepdims=True)
+        p = (
+            z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+            if log
+            else np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+        )
+        return ref(**{**inputs, name: p.astype(inputs[name].dtype)})
+
+    return student(exercise_id, f"{'log_' if log else ''}softmax_of_{name}_first", answer)
+
+
+def heads_up_to_three(exercise_id):
+    """Right for one, two or three heads, and for more, three heads: written for the head counts
+    it was tried on."""
+    return student(
+        exercise_id,
+        "heads_up_to_three",
+        lambda ref, inputs: ref(**{**inputs, "n_head": min(inputs["n_head"], 3)}),
+    )
+
+
 # ---- the table: a fragment the message must hold, and the wrong implementations -------------------
 
 DIAGNOSES = {
@@ -395,6 +434,23 @@ DIAGNOSES = {
         for eid in (f"{C2}/block", f"{C2}/multi_head_attention")
     ]
     + [(f"{C4}/top_k_filter", only_where(f"{C4}/top_k_filter", "fixed_k", lambda i: i["k"] != 3, noisy), {})],
+    "in place of `": [
+        (f"{C2}/attention", substituting(f"{C2}/attention", v="k"), {}),
+        (f"{C5}/toy_attention_probs", substituting(f"{C5}/toy_attention_probs", k="q"), {}),
+        (f"{C4}/attend_with_cache", attend_with_cache_keys_for_values, {}),
+    ],
+    "what the reference gives on log-probabilities": [
+        (eid, through_softmax(eid, "logits", log=True), {})
+        for eid in (f"{C4}/apply_temperature", f"{C4}/top_p_filter", f"{C4}/top_k_filter")
+    ],
+    "what the reference gives on probabilities": [
+        (eid, through_softmax(eid, "logits", log=False), {})
+        for eid in (f"{C4}/apply_temperature", f"{C4}/top_k_filter", f"{C4}/top_p_filter")
+    ],
+    "does your code handle only the values of `n_head` it was tried on": [
+        (eid, heads_up_to_three(eid), {})
+        for eid in (f"{C2}/split_heads", f"{C2}/multi_head_attention", f"{C2}/block")
+    ],
     "reversed along axis": [
         (eid, changed(eid, "reversed", lambda out, inputs: np.flip(out, -2).copy()), {})
         for eid in (f"{C1}/token_embedding", f"{C2}/layer_norm", f"{C1}/embed")
@@ -931,12 +987,16 @@ def test_heads_in_another_order_before_the_projection_are_named(exercise_id, fn,
 def test_an_output_packed_with_a_term_that_broadcasts_is_diagnosed_without_an_error():
     """attend_with_cache packs (output, k, v) along axis -2; an input such as `q_new` (H, 1, d)
     broadcasts against it along that axis. Values taken from the keys (weights @ k): the check
-    fails with a message, not with NumPy's broadcast error, and so does the grader."""
+    fails with a message, not with NumPy's broadcast error, and so does the grader; the message
+    says which returned array is wrong and what it was computed from."""
     exercise_id = f"{C4}/attend_with_cache"
+    words = (
+        "your `out` is what the reference gives with `k_new` in place of `v_new` and `cache_k` in place of"
+    )
     message = check_message(exercise_id, attend_with_cache_keys_for_values, {})
-    assert "wrong" in message, message
+    assert words in message, message
     verdict = explained(exercise_id, attend_with_cache_keys_for_values)
-    assert not verdict.ok and verdict.reason, verdict.reason
+    assert not verdict.ok and words in verdict.reason, verdict.reason
 
 
 def test_the_order_of_a_wide_output_is_found_with_one_comparison_per_slice(monkeypatch):
@@ -953,3 +1013,106 @@ def test_the_order_of_a_wide_output_is_found_with_one_comparison_per_slice(monke
     assert diagnosis._axis_order(e[::-1], e, 0) == [4, 3, 2, 1, 0]
     assert diagnosis._axis_order(e, e, 0) is None
     assert diagnosis._axis_order(e[:, order] + 1, e, -1) is None
+
+
+def test_a_threshold_on_another_scale_is_not_told_its_argument_is_ignored():
+    """top-p over a running sum of the logits, not of the probabilities: p reaches the output but
+    hardly matters (the sums are large or negative), so the output is the reference's for p = 1
+    on some cases and p close to 0 on others. Not "ignores `p`": what p is compared with is named."""
+    exercise_id = f"{C4}/top_p_filter"
+    words = "behaves as if `p` were"
+    message = check_message(exercise_id, top_p_cumsum_of_logits, {})
+    assert words in message and "ignores" not in message, message
+    verdict = explained(exercise_id, top_p_cumsum_of_logits)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
+
+
+def test_an_argument_at_the_same_end_of_its_range_everywhere_is_still_ignored():
+    """A top-p that keeps every token, whatever p: the reference's for p = 1 on every case it gets
+    wrong, as a function that ignores p is; it is told so."""
+
+    def keeps_all(logits, p):
+        return logits.copy()
+
+    message = check_message(f"{C4}/top_p_filter", keeps_all, {})
+    assert "ignores `p`" in message, message
+
+
+def test_head_counts_are_visible_wherever_hidden():
+    """A head count a hidden case uses is one a visible case uses: a function written for the
+    counts it was tried on (a cap at three heads) fails the check, not only the grader."""
+    for exercise_id in (f"{C2}/split_heads", f"{C2}/multi_head_attention", f"{C2}/block"):
+        exercise = REGISTRY[exercise_id]
+        visible = {c.inputs["n_head"] for c in exercise.cases()}
+        for secret in range(20):
+            hidden = {c.inputs["n_head"] for c in exercise.cases(secret) if c.hidden}
+            assert hidden <= visible, (exercise_id, hidden - visible)
+
+
+def test_which_of_the_returned_arrays_is_wrong_is_named():
+    """attend_with_cache returns (out, cache_k, cache_v), packed into one array along axis -2:
+    scores scaled by the length of the cache, not by sqrt(d_head), make `out` wrong and the caches
+    right, which is said; not "wrong only at index 0 along axis -2"."""
+    exercise_id = f"{C4}/attend_with_cache"
+    words = "of the arrays you return, `out` is wrong and `cache_k`, `cache_v` are right"
+    message = check_message(exercise_id, attend_with_cache_scaled_by_the_length, {})
+    assert words in message, message
+    verdict = explained(exercise_id, attend_with_cache_scaled_by_the_length)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
+
+
+def _sample_next_without(setting):
+    def sample_next(logits, rng, temperature=1.0, top_k=None, top_p=None):
+        import lib
+
+        given = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
+        given.pop(setting)
+        if given.get("temperature", 1.0) == 0 or given.get("top_k") == 1:
+            return int(np.argmax(logits))
+        probs = lib.filtered_probs(logits, **given).astype(np.float64)
+        return int(
+            min(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum(), side="right"), len(probs) - 1)
+        )
+
+    sample_next.__name__ = f"sample_next_without_{setting}"
+    return sample_next
+
+
+@pytest.mark.parametrize("setting", ["top_p"])  # the others are listed mistakes
+def test_a_setting_a_sampler_leaves_out_is_named(setting):
+    """sample_next's settings come in a list of dicts (its runner's `settings`), which no variant
+    changes: a sampler that never passes one of them on gets the reference's output without it,
+    and is told it ignores that setting (not that it keeps more entries than the reference)."""
+    exercise_id = f"{C4}/sample_next"
+    words = f"with `{setting}` left out of `settings`: your function ignores `{setting}`"
+    fn = _sample_next_without(setting)
+    message = check_message(exercise_id, fn, {})
+    assert words in message, message
+    verdict = explained(exercise_id, fn)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
+
+
+@pytest.mark.parametrize(
+    "exercise_id, fn",
+    [
+        (f"{C5}/toy_loss", toy_loss_summed_over_the_batch),
+        (
+            f"{C3}/cross_entropy",
+            changed(
+                f"{C3}/cross_entropy",
+                "summed_over_the_batch",
+                lambda out, i: out * (i["ids"].size // i["ids"].shape[-1]),
+            ),
+        ),
+    ],
+    ids=["toy_loss", "cross_entropy"],
+)
+def test_a_batch_summed_where_it_is_averaged_is_named(exercise_id, fn):
+    """Right on one sequence, and on a batch the reference times the number of sequences: a sum
+    over the batch where the reference averages, said as such (not "count axes from the end")."""
+    message = check_message(exercise_id, fn, {})
+    assert "on a batch your output is the reference times" in message, message
+    verdict = explained(exercise_id, fn)
+    assert not verdict.ok and "on a batch your output is the reference times" in verdict.reason, (
+        verdict.reason
+    )

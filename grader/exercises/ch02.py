@@ -196,10 +196,20 @@ ATTENTION = Exercise(
 # ---- splitting and merging heads ---------------------------------------------------------------
 
 
+def heads(n_head: int) -> set[str]:
+    """The kind of a case with ``n_head`` heads: every head count a hidden case uses, a visible one
+    uses too, so that code written for the counts it was tried on (a head count written in, a
+    branch or a slice per count, a cap) fails the check, not only the grader."""
+    return {f"n_head = {n_head}"}
+
+
 def _split_visible():
     return [
-        Case("two-heads", {"x": _normal(rng(230), 5, 8), "n_head": 2}),
-        Case("batch-three64", {"x": _normal(rng(231), 2, 4, 9, dtype=np.float64), "n_head": 3}),
+        Case("two-heads", {"x": _normal(rng(230), 5, 8), "n_head": 2}, kinds=heads(2)),
+        Case(
+            "batch-three64", {"x": _normal(rng(231), 2, 4, 9, dtype=np.float64), "n_head": 3}, kinds=heads(3)
+        ),
+        Case("four-heads", {"x": _normal(rng(232), 6, 12), "n_head": 4}, kinds=heads(4)),
     ]
 
 
@@ -207,8 +217,8 @@ def _split_hidden(g):
     batch = (size(g, 2, 3), size(g, 5, 8), 3 * size(g, 3, 5))
     four = (size(g, 6, 9), 4 * size(g, 3, 5))
     return [
-        hidden("batch-three64", {"x": _normal(g, *batch, dtype=np.float64), "n_head": 3}),
-        hidden("four", {"x": _normal(g, *four), "n_head": 4}),
+        hidden("batch-three64", {"x": _normal(g, *batch, dtype=np.float64), "n_head": 3}, kinds=heads(3)),
+        hidden("four", {"x": _normal(g, *four), "n_head": 4}, kinds=heads(4)),
     ]
 
 
@@ -281,12 +291,16 @@ SIZES = [
     ("single", (), 5, 8, 2, np.float32),
     ("batch", (2,), 5, 8, 2, np.float32),
     ("batch-three64", (2,), 6, 9, 3, np.float64),
+    ("four-heads", (), 6, 12, 4, np.float32),
 ]
 
 
 def _visible_sizes(build, seed):
     """One visible case per row of ``SIZES``, its inputs from ``build(g, lead, T, d, H, dtype)``."""
-    return [Case(name, build(rng(seed + i), *sizes)) for i, (name, *sizes) in enumerate(SIZES)]
+    return [
+        Case(name, build(rng(seed + i), *sizes), kinds=heads(sizes[3]))
+        for i, (name, *sizes) in enumerate(SIZES)
+    ]
 
 
 def _mha_visible():
@@ -296,11 +310,16 @@ def _mha_visible():
 def _mha_hidden(g):
     B, T3, d3 = size(g, 2, 3), size(g, 5, 8), 3 * size(g, 3, 5)
     T4, d4 = size(g, 5, 8), 4 * size(g, 3, 5)
-    T2, H2 = size(g, 3, 6), size(g, 3, 5)
+    T2, H2 = size(g, 3, 6), size(g, 3, 4)
     return [
-        hidden("three64", _mha_inputs(g, (B,), T3, d3, 3, np.float64)),
-        hidden("four", _mha_inputs(g, (), T4, d4, 4, np.float32)),
-        hidden("tiny-heads", _mha_inputs(g, (1,), T2, 2 * H2, H2, np.float64), about="heads of 2 features"),
+        hidden("three64", _mha_inputs(g, (B,), T3, d3, 3, np.float64), kinds=heads(3)),
+        hidden("four", _mha_inputs(g, (), T4, d4, 4, np.float32), kinds=heads(4)),
+        hidden(
+            "tiny-heads",
+            _mha_inputs(g, (1,), T2, 2 * H2, H2, np.float64),
+            kinds=heads(H2),
+            about="heads of 2 features",
+        ),
     ]
 
 
@@ -483,8 +502,8 @@ def _block_hidden(g):
     B, T3, d3 = size(g, 2, 3), size(g, 4, 7), 3 * size(g, 3, 5)
     T4, d4 = size(g, 5, 8), 4 * size(g, 3, 5)
     return [
-        hidden("three64", _block_inputs(g, (B,), T3, d3, 3, np.float64)),
-        hidden("four", _block_inputs(g, (), T4, d4, 4, np.float32)),
+        hidden("three64", _block_inputs(g, (B,), T3, d3, 3, np.float64), kinds=heads(3)),
+        hidden("four", _block_inputs(g, (), T4, d4, 4, np.float32), kinds=heads(4)),
     ]
 
 

@@ -908,6 +908,11 @@ ATTEND_WITH_CACHE = Exercise(
     hidden=_cache_hidden,
     runner=packed,
     reference=packed(_attend_with_cache),
+    sections=lambda inputs: [
+        ("out", inputs["q_new"].shape[-2]),
+        ("cache_k", inputs["cache_k"].shape[-2] + inputs["k_new"].shape[-2]),
+        ("cache_v", inputs["cache_v"].shape[-2] + inputs["v_new"].shape[-2]),
+    ],
     mistakes=table(
         attention.attend_with_cache,
         {
