@@ -242,6 +242,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _other_inputs,
         _at_limit,
         _values_seen,
+        _int_off_by_one,
         _ignored,
         _batch,
         _precision,
@@ -641,6 +642,55 @@ def _other_inputs(w: _Wrong) -> str | None:
                     f"works on `{name}` as they are given; take no softmax (or log) before it, or move it after"
                 )
     return None
+
+
+def _int_off_by_one(w: _Wrong) -> str | None:
+    """The output (a number too) is the reference's with an int argument one more or one less,
+    here and on every other case the function gets wrong that has the argument: a count or a range
+    one long or one short (T + 1 tokens, n_tokens - 1 rows). A number written in for the argument
+    that happens to be one off here is ``_fixed_int``'s."""
+    if w.actual.shape != w.expected.shape:
+        return None
+    for name, value in w.case.inputs.items():
+        if not isinstance(value, int | np.integer) or isinstance(value, bool):
+            continue
+        for step in (1, -1):
+            other = _reference_on(w, {**w.case.inputs, name: type(value)(value + step)})
+            if other is None or _near(other, w.expected) or _holds(w, other) != "all":
+                continue
+            if not _off_everywhere(w, name, step) or _fixed_int(w):
+                return None
+            return (
+                f"your output is what the reference gives for `{name}` = {value + step} (here it is {value}): "
+                f"an off-by-one in how your code uses `{name}` (a range or a count one "
+                f"{'too long' if step > 0 else 'too short'}, a + 1 or - 1 too many?)"
+            )
+    return None
+
+
+def _off_everywhere(w: _Wrong, name: str, step: int) -> bool:
+    """On every other case the function gets wrong where ``name`` is an int, its output is the
+    reference's with ``name`` off by ``step`` (a case it cannot be told on does not count)."""
+    for case in w.cases:
+        value = case.inputs.get(name)
+        if case.name == w.case.name or case.raises is not None or not isinstance(value, int | np.integer):
+            continue
+        outcome, expected = w.student.on(case), w.table.get(f"{case.name}::expected")
+        if (
+            outcome is None
+            or outcome.error
+            or expected is None
+            or _matches(w.exercise, outcome.value, expected)
+        ):
+            continue
+        try:
+            with np.errstate(all="ignore"):
+                off = w.exercise.reference(**copy.deepcopy({**case.inputs, name: type(value)(value + step)}))
+        except Exception:  # the reference refuses that value
+            return False
+        if not _matches(w.exercise, outcome.value, off):
+            return False
+    return True
 
 
 LIMIT = 1e-6  # a number this many times smaller (or larger) than an argument's value: one end of its range
@@ -1138,8 +1188,18 @@ def _per_row(a, e) -> str | None:
     return None
 
 
+ACTIVATIONS = {
+    "GELU": lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
+    "ReLU": lambda x: np.maximum(x, 0),
+    "SiLU": lambda x: x / (1 + np.exp(-x)),
+    "tanh": np.tanh,
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+}
+
+
 def _transformed(a, e) -> str | None:
-    """The reference through exp, log or a softmax over the last axis (or the other way)."""
+    """The reference through exp, log, an activation (GELU, ReLU...) or a softmax over the last
+    axis (or the other way)."""
     if e.ndim == 0 or e.shape[-1] < 2 or not np.isfinite(e).all():
         return None
     with np.errstate(all="ignore"):
@@ -1147,6 +1207,13 @@ def _transformed(a, e) -> str | None:
             return "your output is exp of the reference: probabilities where logs are asked for?"
         if (e > 0).all() and _near(a, np.log(e)):
             return "your output is the log of the reference: logs where probabilities are asked for?"
+    with np.errstate(all="ignore"):
+        for name, f in ACTIVATIONS.items():
+            if _near(a, f(e)) and not _near(e, f(e)):
+                return (
+                    f"your output is the reference through a {name}: an activation applied once too often "
+                    "(on the output as well as where it belongs?)"
+                )
     if _near(a, _softmax(e)):
         return (
             "you returned probabilities (a softmax over the last axis) where logits or scores are asked for"

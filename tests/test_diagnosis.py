@@ -1116,3 +1116,32 @@ def test_a_batch_summed_where_it_is_averaged_is_named(exercise_id, fn):
     assert not verdict.ok and "on a batch your output is the reference times" in verdict.reason, (
         verdict.reason
     )
+
+
+@pytest.mark.parametrize("exercise_id", [f"{C6}/kv_cache_bytes", f"{C6}/flops_per_token"])
+def test_an_int_argument_one_off_is_named(exercise_id):
+    """T + 1 tokens counted: the output, a number, is the reference's for T + 1 on every case it
+    gets wrong: an off-by-one in how `T` is used, not "values differ"."""
+    fn = student(exercise_id, "one_token_more", lambda ref, inputs: ref(**{**inputs, "T": inputs["T"] + 1}))
+    words = "an off-by-one in how your code uses `T`"
+    message = check_message(exercise_id, fn, {})
+    assert words in message, message
+    verdict = explained(exercise_id, fn)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
+
+
+def _silu(x):
+    return x / (1 + np.exp(-x))
+
+
+@pytest.mark.parametrize(
+    "exercise_id, f, name",
+    [(f"{C2}/mlp", gelu, "GELU"), (f"{C5}/toy_mlp", gelu, "GELU"), (f"{C2}/swiglu", _silu, "SiLU")],
+)
+def test_an_activation_applied_to_the_output_too_is_named(exercise_id, f, name):
+    fn = changed(exercise_id, f"output_through_{name}", lambda out, inputs: f(out).astype(out.dtype))
+    words = f"your output is the reference through a {name}"
+    message = check_message(exercise_id, fn, {})
+    assert words in message, message
+    verdict = explained(exercise_id, fn)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
