@@ -644,6 +644,12 @@ def _other_inputs(w: _Wrong) -> str | None:
     return None
 
 
+def _shown(case, name: str) -> bool:
+    """The student may be told ``name``'s value on ``case``: a visible case, or a hidden one
+    whose description gives it (never a seed, nor anything a description leaves out)."""
+    return not case.hidden or f"{name} = " in case.describe
+
+
 def _int_off_by_one(w: _Wrong) -> str | None:
     """The output (a number too) is the reference's with an int argument one more or one less,
     here and on every other case the function gets wrong that has the argument: a count or a range
@@ -660,8 +666,9 @@ def _int_off_by_one(w: _Wrong) -> str | None:
                 continue
             if not _off_everywhere(w, name, step) or _fixed_int(w):
                 return None
+            said = f"= {value + step} (here it is {value})" if _shown(w.case, name) else f"{step:+d}"
             return (
-                f"your output is what the reference gives for `{name}` = {value + step} (here it is {value}): "
+                f"your output is what the reference gives for `{name}` {said}: "
                 f"an off-by-one in how your code uses `{name}` (a range or a count one "
                 f"{'too long' if step > 0 else 'too short'}, a + 1 or - 1 too many?)"
             )
@@ -723,9 +730,10 @@ def _at_limit(w: _Wrong) -> str | None:
             ends = _ends_elsewhere(w, name)
             if not any(ends) or all(words in found for found in ends):
                 break
+            said = f" = {limit:.2g} (here it is {value:g})" if _shown(w.case, name) else f" {words}"
             return (
                 f"your function behaves as if `{name}` were {words}: your output is what the reference gives "
-                f"for `{name}` = {limit:.2g} (here it is {value:g}), while on other cases you get wrong it is not at "
+                f"for `{name}`{said}, while on other cases you get wrong it is not at "
                 f"that end (at the other, or at neither). `{name}` reaches your "
                 "result, but what it is compared with or applied to is on another scale than the reference's, "
                 "so its value hardly matters (logits, which can be large or negative, where probabilities, "
@@ -781,6 +789,8 @@ def _values_seen(w: _Wrong) -> str | None:
             continue
         if any(not kind.startswith((f"{name}=", f"{name} =")) for kind in apart):
             continue  # another kind of input sets this case apart: ``_apart`` says which
+        if not (_shown(w.case, name) and all(_shown(r, name) for r in right)):
+            continue  # values the student may not be told
         if all(c.name in names for c in w.cases if c.raises is None and c.inputs.get(name) in values):
             split.append((name, sorted(int(v) for v in values), int(value)))
     if len(split) != 1:

@@ -1145,3 +1145,13 @@ def test_an_activation_applied_to_the_output_too_is_named(exercise_id, f, name):
     assert words in message, message
     verdict = explained(exercise_id, fn)
     assert not verdict.ok and words in verdict.reason, verdict.reason
+
+
+def test_a_value_a_hidden_case_does_not_describe_is_never_told():
+    """The new rules name an argument's value (`T` = 101, `p` = 1, `n_head` is 2 or 3) only where
+    the student may know it: on a visible case, or a hidden one whose description gives it; a
+    hidden sampler's seed, which its description leaves out, never."""
+    for case in REGISTRY[f"{C4}/sample_next"].cases(1):
+        assert diagnosis._shown(case, "seed") == (not case.hidden), case.name
+    for case in REGISTRY[f"{C6}/kv_cache_bytes"].cases(1):
+        assert diagnosis._shown(case, "T"), case.name
