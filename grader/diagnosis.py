@@ -248,6 +248,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _precision,
         _non_finite,
         _relation,
+        _input_scaled,
         _wrapped,
         _reversing,
         _rows_taken,
@@ -1268,6 +1269,53 @@ def _added(a, e, terms: dict) -> str | None:
                 f"{name} enters your output times {m + 1:.4g} (= {factor}), where the reference adds "
                 "it once: a factor on that term is extra"
             )
+    return None
+
+
+def _input_scaled(w: _Wrong) -> str | None:
+    """The reference's output with one float input times a factor the inputs' sizes give (n,
+    1/n, sqrt(n), 1/sqrt(n)), and perhaps the result times the inverse: a scale applied to the
+    wrong thing (to the output of a softmax where it belongs on the scores, by d where sqrt(d_head)
+    belongs, to one input where it belongs on another)."""
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or e.size < 2 or a.dtype.kind != "f" or not np.isfinite(a).any():
+        return None
+    counts = {n: where for n, where in _counts(w.case.inputs).items() if n <= 4096}
+    factors = []
+    for n, where in counts.items():
+        factors += [
+            (c, f"{said} ({n}: {where})")
+            for c, said in (
+                (math.sqrt(n), f"sqrt({n})"),
+                (1 / math.sqrt(n), f"1/sqrt({n})"),
+                (n, f"{n}"),
+                (1 / n, f"1/{n}"),
+            )
+        ]
+    tried = 0
+    for name, x in w.case.inputs.items():
+        if not isinstance(x, np.ndarray) or x.dtype.kind != "f" or not x.size:
+            continue
+        for c, said in factors:
+            tried += 1
+            if tried > 96:
+                return None
+            other = _reference_on(w, {**w.case.inputs, name: (x * c).astype(x.dtype)})
+            if other is None or other.shape != a.shape or _near(other, e):
+                continue
+            if _matches(w.exercise, a, other):
+                return (
+                    f"your output is what the reference gives with `{name}` times {said}: a factor on `{name}`, "
+                    "or on what is made from it (the scores?), is extra, missing or the wrong one"
+                )
+            with np.errstate(all="ignore"):
+                moved = other / c
+            if np.isfinite(moved).any() and _matches(w.exercise, a, moved):
+                return (
+                    f"your output is the reference's with `{name}` times {said}, then the result divided by "
+                    f"that factor: you apply it to the result, where the reference applies it to `{name}` "
+                    f"(or to what is made from it, before a nonlinear step: the scores, before the softmax?)"
+                )
     return None
 
 

@@ -1155,3 +1155,47 @@ def test_a_value_a_hidden_case_does_not_describe_is_never_told():
         assert diagnosis._shown(case, "seed") == (not case.hidden), case.name
     for case in REGISTRY[f"{C6}/kv_cache_bytes"].cases(1):
         assert diagnosis._shown(case, "T"), case.name
+
+
+def _scaled_input(exercise_id, name, factor, moved):
+    """The reference with the input ``name`` times ``factor(inputs)`` (``moved``: and the result
+    divided by it, the factor applied after a nonlinear step where it belongs before)."""
+
+    def answer(ref, inputs):
+        c = factor(inputs)
+        out = np.asarray(ref(**{**inputs, name: (inputs[name] * c).astype(inputs[name].dtype)}))
+        return (out / c).astype(out.dtype) if moved else out
+
+    return student(exercise_id, f"{name}_scaled{'_moved' if moved else ''}", answer)
+
+
+@pytest.mark.parametrize(
+    "exercise_id, fn, words",
+    [
+        (
+            f"{C2}/attention",
+            _scaled_input(f"{C2}/attention", "q", lambda i: math.sqrt(i["q"].shape[-1]), moved=True),
+            "then the result divided by that factor",
+        ),
+        (
+            f"{C5}/toy_attention_probs",
+            _scaled_input(
+                f"{C5}/toy_attention_probs", "q", lambda i: math.sqrt(i["q"].shape[-1]), moved=True
+            ),
+            "then the result divided by that factor",
+        ),
+        (
+            f"{C3}/softmax",
+            _scaled_input(f"{C3}/softmax", "x", lambda i: 1 / math.sqrt(i["x"].shape[-1]), moved=False),
+            "your output is what the reference gives with `x` times 1/sqrt(",
+        ),
+    ],
+    ids=["attention", "toy_attention_probs", "softmax"],
+)
+def test_a_scale_applied_to_the_wrong_thing_is_named(exercise_id, fn, words):
+    """attention scaled after the softmax (softmax(q k^T) v / sqrt(d) where the reference scales
+    the scores): the reference's with q times sqrt(d) and the result divided by it, said so."""
+    message = check_message(exercise_id, fn, {})
+    assert words in message, message
+    verdict = explained(exercise_id, fn)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
