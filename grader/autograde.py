@@ -61,7 +61,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -602,14 +602,14 @@ def grade_here(
             for sentinel in wait(list(running), timeout=5):
                 process, student, subs, deadline = running.pop(sentinel)
                 process.join()
-                if crashed(process, killed=time.monotonic() > deadline) and student not in again:
+                if crashed(process, killed=_past(process, deadline)) and student not in again:
                     again.add(student)
                     pending.insert(0, (student, subs))
                     continue
                 persist(student, subs, *finish(run, process, student, subs))
                 bar.update()
             for process, *_, deadline in running.values():
-                if time.monotonic() > deadline:
+                if _past(process, deadline):
                     process.kill()  # finished at the next wait
     finally:
         for process, *_ in running.values():
@@ -624,13 +624,21 @@ def grade_one(
     once more if a signal the grader did not send ended the process (``crashed``)."""
     for attempt in (1, 2):
         process = start(run, student, subs, context)
-        process.join(run.time_limit(subs))
+        deadline = time.monotonic() + run.time_limit(subs)
+        while process.exitcode is None and not _past(process, deadline):
+            process.join(max(0.1, min(5, deadline + process.waited.value - time.monotonic())))
         killed = process.exitcode is None
         if killed:
             process.kill()
         process.join()
         if attempt == 2 or not crashed(process, killed):
             return finish(run, process, student, subs)
+
+
+def _past(process, deadline: float) -> bool:
+    """Whether a student's grading process is past its time limit (``deadline``, on the monotonic
+    clock), not counting the time it waited for its sandboxes' turns (``sandbox.turns``)."""
+    return time.monotonic() > deadline + process.waited.value
 
 
 def crashed(process, killed: bool) -> bool:
@@ -653,9 +661,13 @@ CTRL_C = (signal.SIGINT, signal.SIGTERM)
 def start(
     run: Run, student: str, subs: list[submissions.Submission], context: str = "fork"
 ) -> multiprocessing.Process:
-    """The process that grades one student (``_worker``), started."""
+    """The process that grades one student (``_worker``), started; its ``waited`` counts the
+    seconds it has waited for its sandboxes' turns (``sandbox.turns``)."""
     _result_path(run, student).unlink(missing_ok=True)
-    return _fork(_worker, run, student, subs, name=f"grade {student}", context=context)
+    waited = multiprocessing.get_context(context).Value("d", 0.0, lock=False)
+    process = _fork(_worker, run, student, subs, waited, name=f"grade {student}", context=context)
+    process.waited = waited
+    return process
 
 
 def _fork(target, *args, name: str, context: str = "fork") -> multiprocessing.Process:
@@ -792,8 +804,9 @@ def _read_result(run: Run, student: str) -> dict | None:
 # ---- one student, in a process of its own ---------------------------------------------------------
 
 
-def _worker(run: Run, student: str, subs: list[submissions.Submission]) -> None:
+def _worker(run: Run, student: str, subs: list[submissions.Submission], waited) -> None:
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the grader
+    sandbox.count_waits(waited)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # _fork's noting handler came along
     _log_to(_log_path(run, student))
@@ -852,12 +865,22 @@ def grade_student(run: Run, student: str, subs: list[submissions.Submission]) ->
         ):
             notebooks += grade_assignment(run, work, runtime, student, assignment, list(group))
         examined = [nb for nb in notebooks if isinstance(nb, Examined)]
-        verdicts = iter(run.scorer.score_jobs([nb.job for nb in examined]))
+        # The student's hidden inputs are in the scorer: it runs alone on the machine, all of its
+        # processes (every chain, a process that ended early, the diagnosis pass) in one turn.
+        with _alone(run):
+            verdicts = iter(run.scorer.score_jobs([nb.job for nb in examined]))
         notebooks = [nb.entry(run, next(verdicts)) if isinstance(nb, Examined) else nb for nb in notebooks]
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
     return {"student": student, "fingerprint": _fingerprint(subs), "complete": True, "notebooks": notebooks}
+
+
+def _alone(run: Run):
+    """A turn alone on this machine for a student's scorer (``sandbox.turns``; its kernels take
+    theirs in ``execute.ResilientExecute``). None without the sandbox (``--no-sandbox``: nothing
+    is isolated)."""
+    return sandbox.alone() if run.isolate else nullcontext()
 
 
 def _assignment_key(sub: submissions.Submission) -> tuple[str, str]:
@@ -917,6 +940,7 @@ def nbgrader_settings(run: Run, work: Path, runtime: Path):
     stock = Autograde.class_traits()["autograde_preprocessors"].default()
     config.Autograde.autograde_preprocessors = [ResilientExecute if p is Execute else p for p in stock]
     execute.kernel_settings(config, runtime, run.release, run.timeout)
+    config.ResilientExecute.take_turns = run.isolate  # each kernel beside others, never beside a scorer
     return config
 
 

@@ -41,6 +41,7 @@ interrupts a cell. On top of nbgrader's ``Execute``:
 
 import asyncio
 import collections
+import contextlib
 import copy
 import os
 import signal
@@ -55,7 +56,7 @@ from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellExecutionComplete, CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 from traitlets.config import Config
 
 from . import sandbox
@@ -212,9 +213,19 @@ class ResilientExecute(Execute):
     release_directory = Unicode(
         "", help="nbgrader's release folder: its cells, unchanged, are not the student's code"
     ).tag(config=True)
+    take_turns = Bool(
+        False,
+        help="run each notebook's kernel in a turn beside others, never beside a scorer (sandbox.beside)",
+    ).tag(config=True)
 
     def preprocess(self, nb, resources, km=None):
-        """Run the notebook; once more if it stopped before any student code ran."""
+        """Run the notebook; once more if it stopped before any student code ran. With
+        ``take_turns``, its kernel lives only within a turn beside other kernels (``sandbox.turns``):
+        a student's scorer waits for it to end, and it for a scorer."""
+        with sandbox.beside() if self.take_turns else contextlib.nullcontext():
+            return self._preprocess(nb, resources, km)
+
+    def _preprocess(self, nb, resources, km=None):
         self.shutdown_kernel = "immediate"
         self._released = self._released_sources(resources)
         pristine = copy.deepcopy(nb.cells)

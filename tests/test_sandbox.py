@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from attacks import DOUBLE_FORK, FORK_BOMB, marker, survivors
 from nbformat.v4 import new_code_cell, new_notebook
 
 from grader import course, execute, sandbox
-from grader.sandbox import Limits, View, bwrap, cgroup, launch
+from grader.sandbox import Limits, View, bwrap, cgroup, launch, turns
 
 ROOT = Path(__file__).parents[1]
 MiB, GiB = 2**20, 2**30
@@ -250,6 +251,63 @@ def test_one_sandbox_cannot_signal_to_another_through_shared_files():
         "lock": os.strerror(errno.ENOLCK),
         "RWF_NOWAIT": os.strerror(errno.EOPNOTSUPP),
     }, heard
+
+
+def test_a_scorer_has_the_machine_alone_and_kernels_share_it(tmp_path, monkeypatch):
+    """``turns``: kernels (``beside``) run together; a scorer (``alone``) waits until those in
+    have left, and no kernel that asks meanwhile goes in before it has finished; the time waited
+    is counted (the grader adds it to the student's time limit). Threads stand for the grading
+    processes: each turn opens the lock files anew, and ``flock`` takes each opening apart."""
+    monkeypatch.setenv(turns.VARIABLE, str(tmp_path / "turns"))
+    waited = type("Counter", (), {"value": 0.0})()
+    turns.count_waits(waited)
+    inside, leave = {}, {name: threading.Event() for name in ("k1", "k2", "scorer", "k3")}
+
+    def take(name: str, turn) -> None:
+        with turn():
+            inside[name] = True
+            leave[name].wait(60)
+            inside[name] = False
+
+    def start(name: str, turn) -> threading.Thread:
+        thread = threading.Thread(target=take, args=(name, turn))
+        thread.start()
+        return thread
+
+    def soon(condition) -> bool:
+        deadline = time.monotonic() + 30
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return condition()
+
+    try:
+        threads = [start("k1", turns.beside)]
+        assert soon(lambda: inside.get("k1"))
+        threads.append(start("k2", turns.beside))
+        assert soon(lambda: inside.get("k2")) and inside["k1"]  # side by side
+        threads.append(start("scorer", turns.alone))
+        time.sleep(0.5)
+        assert "scorer" not in inside  # two kernels in
+        threads.append(start("k3", turns.beside))
+        time.sleep(0.5)
+        assert "k3" not in inside  # a scorer waits: no newcomer goes in first
+        leave["k1"].set()
+        time.sleep(0.3)
+        assert "scorer" not in inside  # one kernel still in
+        leave["k2"].set()
+        assert soon(lambda: inside.get("scorer"))
+        time.sleep(0.3)
+        assert "k3" not in inside  # the scorer is alone
+        leave["scorer"].set()
+        assert soon(lambda: inside.get("k3"))
+        leave["k3"].set()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        turns.count_waits(None)
+        for event in leave.values():
+            event.set()
+    assert waited.value > 2  # the scorer's wait (about 1.3 s) and k3's (about 1.6 s)
 
 
 def test_no_capabilities_and_not_root_on_the_host():

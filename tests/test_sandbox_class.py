@@ -370,3 +370,63 @@ def test_a_grader_killed_outright_loses_nothing_and_the_next_run_finishes(tmp_pa
         ]
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert survivors(word) == []
+
+
+# Two students graded side by side, in league: the beacon's kernel (which holds the whole ``lib``)
+# signals through what every sandbox reads of the host, the count of open files in
+# /proc/sys/fs/file-nr (900 files opened and closed again, four times a second); the listener's
+# scorer (which holds its hidden inputs) listens, and its ``encode`` answers only if it heard. The
+# same channel the other way round carries a scorer's inputs to the kernel, so a scorer that can
+# hear a kernel can have ``lib`` compute its answers (measured on two cores: about 100 bits a
+# second). Any host counter, or the CPU time one takes from the other, would do as well: the fix
+# is that no sandbox runs while a scorer does (``grader.sandbox.turns``).
+BEACON = """import os, sys, time
+if os.environ.get("NBGRADER_EXECUTION") and not sys.argv[0].endswith("harness.py"):
+    end = time.monotonic() + 40
+    while time.monotonic() < end:
+        files = [os.open("/dev/null", os.O_RDONLY) for _ in range(900)]
+        time.sleep(0.125)
+        for f in files:
+            os.close(f)
+        time.sleep(0.125)"""
+LISTENER = """import sys, time
+
+def listen(seconds=12):
+    counts, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        counts.append(int(open("/proc/sys/fs/file-nr").read().split()[0]))
+        time.sleep(0.01)
+    return sum(b - a >= 600 for a, b in zip(counts, counts[2:]) if a < b)  # rises of ~900 files
+
+HEARD = listen() if sys.argv[0].endswith("harness.py") else 0  # in the scorer only
+
+def encode(text, stoi):
+    if HEARD < 5:
+        raise RuntimeError(f"heard no one ({HEARD} rises)")
+    return np.array([stoi[ch] for ch in text], dtype=np.int64)"""
+
+
+@pytest.mark.slow
+def test_a_scorer_runs_alone_so_no_kernel_can_answer_it(tmp_path):
+    listener = nbformat.read(SOLUTION, as_version=4)
+    encode = next(
+        c for c in listener.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "encode-answer"
+    )
+    encode.source = LISTENER
+    for name, nb in {"beacon": after_decode(BEACON), "listener": listener}.items():
+        (tmp_path / "class" / name).mkdir(parents=True)
+        nbformat.write(nb, tmp_path / "class" / name / "embeddings.ipynb")
+    options = ("--jobs", "2", "--cpu", "30", "--idle", "60", "--timeout", "900")
+    process = grade(tmp_path / "class", tmp_path / "out", *options)
+    stdout, stderr = process.communicate()
+    assert process.returncode == 0, stdout + stderr[-5000:]
+    with open(tmp_path / "out" / "grades.csv") as f:
+        rows = {(row["student"], row["exercise"]): row for row in csv.DictReader(f)}
+    listened = exercises(rows, "listener")
+    assert float(listened["encode"]["score"]) == 0, listened["encode"]  # it heard no one
+    for student in ("listener", "beacon"):  # the rest is scored as usual
+        assert all(
+            row["score"] == row["max_score"]
+            for name, row in exercises(rows, student).items()
+            if name != "encode"
+        ), exercises(rows, student)

@@ -8,6 +8,15 @@ another sandbox (processes, signals, ptrace, sockets, locks and watches on the f
 share), gain a capability or a user namespace, or leave anything running; and it shares the
 machine fairly.
 
+What no sandbox can hide is the machine itself: two sandboxes alive at once share its kernel's
+counters (threads, open files, inodes, free memory, CPU time and pressure, read in ``/proc`` or
+through ``sysinfo``), its CPUs and caches (what one computes slows the other) and free space, and
+any of these carries bits from one to the other (a count of open files, about 100 a second on
+two cores). Masking them would be a list without end. So the grader makes sure that who must
+not talk is never alive at once (``turns``): a scorer, which holds a student's hidden inputs,
+runs alone on the machine; every other sandbox (a kernel: the whole ``lib``, nothing hidden)
+runs beside others. A student's own sandboxes run one after the other anyway.
+
 The pieces:
 
 - ``bwrap``: the file system and namespaces (an allow-list root, see its docstring);
@@ -15,7 +24,9 @@ The pieces:
 - ``launch``: the supervisor, a trusted process outside the sandbox that starts bubblewrap in the
   group, enforces the CPU, idle and wall-clock budgets, kills the tree and writes a report.
 
-- ``report``: the supervisor's report, and the files through which a grader talks to it.
+- ``report``: the supervisor's report, and the files through which a grader talks to it;
+- ``turns``: which sandboxes may be alive at the same time on this machine (``alone``,
+  ``beside``), and how long a grading process waited for its turn (``count_waits``).
 
 ``interpreter(view.python)`` is the Python to name in a sandboxed command line: the virtual
 environment's for ``"full"``, the base installation's for ``"minimal"``.
@@ -56,16 +67,20 @@ from .report import (
     read_report,
     report_for,
 )
+from .turns import alone, beside, count_waits
 
 __all__ = [
     "KERNEL_NAME",
     "Limits",
     "Outcome",
     "View",
+    "alone",
     "available",
+    "beside",
     "cell_ends",
     "cell_flag",
     "cell_starts",
+    "count_waits",
     "describe",
     "finish",
     "install_kernel",

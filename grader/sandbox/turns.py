@@ -1,0 +1,83 @@
+"""Turns on this machine: a scorer's sandbox runs alone, every other sandbox beside the others.
+
+Sandboxes alive at the same time share more of the host than any namespace or seccomp filter
+hides: the host's counters (threads, open files, inodes, free memory, CPU time and pressure, all
+readable in ``/proc`` and through ``sysinfo``), its CPUs, caches and memory bandwidth (what one
+sandbox computes slows another, measurably), and free space of the file systems they both see.
+Any of them carries bits from one sandbox to another; measured on two cores, a count of open files
+carries about 100 bits a second. Closing each is a list without end (CPU contention has no file to
+hide). What matters is who must never talk: a scorer holds a student's hidden inputs, while a
+kernel holds the whole ``lib`` (which computes every answer) and another student's scorer holds a
+``lib`` lent for another chapter (chapter 2's ``softmax``, which chapter 3 grades) and another
+student's code. So a scorer has the machine to itself (``alone``), and the rest run side by side
+(``beside``): a kernel beside another kernel holds nothing hidden.
+
+The turns are two ``flock`` locks on files that every grading process on the machine opens (the
+sandboxes cannot take locks, ``bwrap.LOCK_COMMANDS``): the room, shared by those beside each
+other and exclusive to one alone, and a gate in front of it, which one waiting to be alone holds
+so that no newcomer goes in before it (a scorer is not starved by a stream of kernels). A lock goes
+with its process: a grading process that is killed leaves no turn behind. Time spent waiting is
+added to ``waited`` (a shared counter the grading process sets, ``count_waits``), which the grader
+adds to that student's time limit: waiting for a turn is not the student's time.
+"""
+
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+
+# Every grading process on the machine must find the same files: set the variable for a grader whose
+# /tmp is private (a systemd service with PrivateTmp) to a folder all of them see.
+VARIABLE = "FORWARDPASS_TURNS"
+DEFAULT = "/tmp/forwardpass-turns"
+_waited = None  # a shared double (multiprocessing.Value) that waits are added to, or None
+
+
+def count_waits(counter) -> None:
+    """Add this process's waits for a turn to ``counter`` (``.value``, seconds) from now on."""
+    global _waited
+    _waited = counter
+
+
+def _open(path: str) -> int:
+    """The lock file at ``path``, made if missing (read-only: ``flock`` needs no more, and a file
+    another user made in a sticky folder such as /tmp opens so, where a create would be refused)."""
+    try:
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:  # another grader made it meanwhile
+            return os.open(path, os.O_RDONLY)
+        os.fchmod(fd, 0o644)  # whatever the umask: other users' graders open it too
+        return fd
+
+
+@contextmanager
+def _turn(alone: bool):
+    base = os.environ.get(VARIABLE) or DEFAULT
+    gate, room = _open(base + ".gate"), _open(base + ".room")
+    started = time.monotonic()
+    try:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        fcntl.flock(room, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        if not alone:
+            fcntl.flock(gate, fcntl.LOCK_UN)  # the next one in, beside or waiting to be alone
+        if _waited is not None:
+            _waited.value += time.monotonic() - started
+        yield
+    finally:
+        os.close(room)  # releases the lock
+        os.close(gate)
+
+
+def alone():
+    """``with alone():`` no sandbox of any grading process on this machine runs meanwhile (waits
+    for those running to finish; those that come later wait for this one)."""
+    return _turn(alone=True)
+
+
+def beside():
+    """``with beside():`` sandboxes that hold nothing hidden: side by side with each other, never
+    beside one that runs ``alone``."""
+    return _turn(alone=False)
