@@ -107,7 +107,7 @@ def check_called(exercise_id: str, called, _namespace: dict | None = None, **hel
                 station = diagnosis.stations(exercise, case, stored, student)
                 raise CheckFailed(
                     f"`{exercise.name}` on case '{case.name}': {message}"
-                    + (f"\n  {station}" if station else "")
+                    + (f"\n  {station}" if station and station not in message else "")
                 )
     if unlent.lib:
         raise CheckFailed(

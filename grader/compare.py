@@ -326,7 +326,10 @@ def grade(
         if message:
             station = diagnosis.stations(exercise, case, references, student)
             return Verdict(
-                False, f"{label}: {message}" + (f" {station}" if station else ""), "wrong", case.name
+                False,
+                f"{label}: {message}" + (f" {station}" if station and station not in message else ""),
+                "wrong",
+                case.name,
             )
     return Verdict(True, f"all {len(cases)} cases match the reference", "graded")
 

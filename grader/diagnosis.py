@@ -27,6 +27,19 @@ says what to look at without showing an expected value:
    the odd or even entries, only above, below or on the diagonal;
 10. what it is not: rows that do not sum to 1 where the reference's are probabilities.
 
+Then, with the reference called on inputs changed here: the steps of an exercise that declares
+them (``Exercise.steps``) in another order; a gain or a bias applied to the input where the
+reference applies it to the result, or the reverse; the items of a reduction (``Exercise.terms``)
+averaged another way (a harmonic mean where a geometric one belongs); a term that grows with an
+int argument off by a ratio of two sizes (``d_head`` where ``d_model`` belongs); the output a
+station (or an input) times another weight matrix than the reference's; an input scaled by the
+square root of a ratio of sizes, fitted (sqrt of the keys' length where sqrt(d_head) belongs);
+an output that moves when each row of an input is shifted by a constant, where the reference's
+does not (raw logits where log-probabilities belong). Last, for an exercise with parts, what
+``stations`` finds is the message itself. An argument is said to be ignored only if pushed far
+(``variants.pushed``) it still moves nothing; more or fewer entries kept is said to be an
+off-by-one only if the other cases the function gets wrong keep more, or fewer, the same way.
+
 1, 6 and 7 compare the output with the reference; 2-5 call the student's function on variants of
 the case (``grader.variants``), 8 on the exercise's other cases. For an exercise with parts,
 ``stations`` finds the first intermediate that differs: a helper of the student's that is wrong
@@ -243,29 +256,45 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _at_limit,
         _values_seen,
         _int_off_by_one,
+        _steps_reordered,
         _ignored,
         _batch,
         _precision,
         _non_finite,
+        _applied_elsewhere,
         _relation,
+        _combined,
+        _term_scaled,
         _input_scaled,
+        _product_with,
         _wrapped,
         _reversing,
         _rows_taken,
         _over_axis,
         _parts_missing,
+        _shift_seen,
         _any_shape,
         _fixed_int,
         _apart,
+        _scale_fitted,
         _sections,
         _localized,
         _not_a_distribution,
+        _upstream,
     )
     for rule in rules:
         message = rule(wrong)
         if message:
             return message
     return None
+
+
+def _upstream(w: _Wrong) -> str | None:
+    """For an exercise with parts, when the output shows nothing more: the first station that
+    differs, or what the function feeds a right helper (``stations``), as the message itself
+    (not only as the line after "values differ")."""
+    found = stations(w.exercise, w.case, w.table, w.student)
+    return found if found.startswith(("Your `", "First station")) else None
 
 
 def _shape(w: _Wrong) -> str | None:
@@ -429,6 +458,15 @@ def _non_finite(w: _Wrong) -> str | None:
         difference = np.unique(kept_a.sum(axis=-1) - kept_e.sum(axis=-1))
         if len(difference) == 1 and difference[0] != 0:
             n = int(difference[0])
+            signs = {int(np.sign(n))} | _kept_signs(w)
+            if signs >= {1, -1}:
+                return (
+                    f"you keep {abs(n)} {'more' if n > 0 else 'fewer'} entr{'y' if abs(n) == 1 else 'ies'} per row "
+                    f"than the reference here (the others {removed}), and {'fewer' if n > 0 else 'more'} on other "
+                    "cases you get wrong: not an off-by-one, the test that decides which entries stay is not the "
+                    "reference's. Look at what your code compares with the threshold (each entry's own value, "
+                    "the total of those ranked above it, a fraction of the largest?) and on which scale"
+                )
             return (
                 f"you keep {abs(n)} {'more' if n > 0 else 'fewer'} entr{'y' if abs(n) == 1 else 'ies'} per row "
                 f"than the reference (the others {removed}): a <= where < belongs, or an off-by-one in a count?"
@@ -439,6 +477,32 @@ def _non_finite(w: _Wrong) -> str | None:
                 "you rank them in (largest first, and among equal values the lower index first)"
             )
     return None
+
+
+def _kept_signs(w: _Wrong) -> set[int]:
+    """Whether the function keeps more entries (1) or fewer (-1) than the reference on some row
+    of the other cases it gets wrong."""
+    signs = set()
+    for case in w.cases:
+        if case.name == w.case.name or case.raises is not None:
+            continue
+        outcome, expected = w.student.on(case), w.table.get(f"{case.name}::expected")
+        if outcome is None or outcome.error or expected is None:
+            continue
+        signs |= {int(np.sign(d)) for d in _kept_more(outcome.value, expected) or ()} - {0}
+    return signs
+
+
+def _kept_more(a, e) -> set[int] | None:
+    """How many more entries per row ``a`` keeps than ``e`` (``_support``), each difference once."""
+    a, e = np.asarray(a), np.asarray(e)
+    if a.shape != e.shape or a.dtype.kind != "f":
+        return None
+    support = _support(a, e)
+    if support is None:
+        return None
+    kept_a, kept_e, _ = support
+    return {int(d) for d in np.unique(kept_a.sum(axis=-1) - kept_e.sum(axis=-1))}
 
 
 def _not_a_distribution(w: _Wrong) -> str | None:
@@ -807,6 +871,11 @@ def _values_seen(w: _Wrong) -> str | None:
 
 
 def _ignored(w: _Wrong) -> str | None:
+    """An argument whose change leaves the output as it is, while the reference's changes. A
+    number argument is also pushed far (``variants.pushed``): a wrong function can leave a small
+    change without effect (a top_k that the filter applied before it made a no-op) and still use
+    the argument, and then its output moves. Only an argument that moves nothing, where the
+    reference's output moves, is said to be ignored."""
     if w.actual.dtype.kind == "f" and np.isnan(w.actual).any():
         return None  # NaN stays NaN whatever changes: that says nothing about the inputs
     changed = w.variant("changed")
@@ -823,7 +892,9 @@ def _ignored(w: _Wrong) -> str | None:
         return None
     if len(ignored) == len(changed) > 1:
         return "your output does not change when any input does: does your function return a constant?"
-    units = list(dict.fromkeys(ignored))
+    units = [unit for unit in dict.fromkeys(ignored) if not _moves_when_pushed(w, unit)]
+    if not units:
+        return None
     one = len(units) == 1
     if one and isinstance(w.case.inputs.get(units[0]), int | np.integer):
         fixed = _fixed_int(w)  # which number stands in for it, where the other cases tell
@@ -834,6 +905,75 @@ def _ignored(w: _Wrong) -> str | None:
         f"leaves your output as it is, while the reference's changes; does {'it' if one else 'each'} reach "
         "your result (not a default, a constant or a global in its place)?"
     )
+
+
+def _moves_when_pushed(w: _Wrong, unit: str) -> bool:
+    """The function's output on ``unit`` pushed far (``variants.pushed``) is not its output here,
+    or cannot be told (it raised, or was not asked): the argument is not shown to be ignored."""
+    pushed = [v for v in w.variant("pushed") if v.unit == unit]
+    if not pushed:
+        return False
+    outcome = w.student.run(pushed[0])
+    if outcome is None or outcome.error:
+        return True
+    reference = _reference_on(w, pushed[0].inputs)
+    if reference is None or _matches(w.exercise, reference, w.expected):
+        return False  # the reference does not move either: this says nothing
+    return not _matches(w.exercise, outcome.value, w.actual, exact=True)
+
+
+def _steps_reordered(w: _Wrong) -> str | None:
+    """For a reference made of steps whose order matters (``Exercise.steps``): the output is the
+    steps' in another order, here and on every other case the function gets wrong."""
+    if w.exercise.steps is None or w.actual.shape != w.expected.shape:
+        return None
+    names, composed = w.exercise.steps
+    for order in itertools.permutations(names):
+        if order == tuple(names):
+            continue
+        other = _composed_on(composed(order), w.case.inputs)
+        if other is None or _near(other, w.expected) or not _matches(w.exercise, w.actual, other):
+            continue
+        if not _everywhere(
+            w,
+            lambda case, value, order=order: _matches(
+                w.exercise, value, _composed_on(composed(order), case.inputs)
+            ),
+        ):
+            continue
+        return (
+            f"your output is what the steps give in the order {', '.join(order)}; the reference applies them "
+            f"in the order {', '.join(names)}: each step changes what the next one sees, so apply them in "
+            "that order"
+        )
+    return None
+
+
+def _composed_on(fn, inputs: dict):
+    try:
+        with np.errstate(all="ignore"):
+            return np.asarray(fn(**copy.deepcopy(inputs)))
+    except Exception:  # that order refuses the inputs
+        return None
+
+
+def _everywhere(w: _Wrong, holds) -> bool:
+    """``holds(case, output)`` on every other case the function gets wrong (cases it cannot be
+    told on do not count)."""
+    for case in w.cases:
+        if case.name == w.case.name or case.raises is not None:
+            continue
+        outcome, expected = w.student.on(case), w.table.get(f"{case.name}::expected")
+        if (
+            outcome is None
+            or outcome.error
+            or expected is None
+            or _matches(w.exercise, outcome.value, expected)
+        ):
+            continue
+        if not holds(case, outcome.value):
+            return False
+    return True
 
 
 def _batch(w: _Wrong) -> str | None:
@@ -1319,6 +1459,398 @@ def _input_scaled(w: _Wrong) -> str | None:
     return None
 
 
+def _applied_elsewhere(w: _Wrong) -> str | None:
+    """A smaller input (a gain, a bias: one value per feature) applied at the other end of the
+    computation: multiplied into (or added to) the larger input ``x`` before the other steps,
+    where the reference applies it to the result, or to the result where the reference applies
+    it to ``x`` (the gain applied before a norm, not after). Tried as the reference's output with
+    that input moved and set to what changes nothing there (1 or 0)."""
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or e.size < 2 or a.dtype.kind != "f" or not np.isfinite(a).all():
+        return None
+    arrays = {
+        n: v for n, v in w.case.inputs.items() if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.size
+    }
+    for name, x in arrays.items():
+        for other, y in arrays.items():
+            if other == name or y.ndim >= x.ndim or y.shape != x.shape[x.ndim - y.ndim :]:
+                continue
+            for op, neutral, words in ((np.multiply, 1, "multiplied by"), (np.add, 0, "plus")):
+                still = np.full_like(y, neutral)
+                moved = _reference_on(w, {**w.case.inputs, name: op(x, y).astype(x.dtype), other: still})
+                if (
+                    moved is not None
+                    and moved.shape == a.shape
+                    and not _near(moved, e)
+                    and _matches(w.exercise, a, moved)
+                ):
+                    return (
+                        f"your output is what the reference gives on `{name}` {words} `{other}` (and `{other}` "
+                        f"then left out, at {neutral}): you apply `{other}` to the input `{name}`, before the "
+                        f"other steps, where the reference applies it to their result (after normalising?)"
+                    )
+                kept = _reference_on(w, {**w.case.inputs, other: still})
+                if kept is None or kept.shape != a.shape or y.shape != a.shape[a.ndim - y.ndim :]:
+                    continue
+                with np.errstate(all="ignore"):
+                    after = op(kept, y)
+                if not _near(after, e) and _matches(w.exercise, a, after):
+                    return (
+                        f"your output is the reference's without `{other}` (at {neutral}), then {words} `{other}`: "
+                        f"you apply `{other}` to the result, where the reference applies it to the input "
+                        f"`{name}`, before the other steps"
+                    )
+    return None
+
+
+def _shift_seen(w: _Wrong) -> str | None:
+    """The output moves when a constant of each row's own is added to an input along its last
+    axis (``variants.shifted``), while the reference's does not: a softmax or a log-softmax does
+    not see such a constant, so the function uses the raw values where the reference normalises
+    them (a loss from the logits themselves)."""
+    if _not_a_distribution(w):
+        return None  # the rows do not even sum to 1: that is said, more plainly
+    for variant in w.variant("shifted"):
+        outcome = w.student.run(variant)
+        if outcome is None or outcome.error or _matches(w.exercise, outcome.value, w.actual):
+            continue
+        name = variant.unit
+        return (
+            f"your output changes when a constant is added to every entry of a row of `{name}` (along its last "
+            "axis), and the reference's does not: a normalisation of each row (a log-softmax, a softmax, its "
+            f"mean subtracted) does not see such a constant, so your code uses the raw values of `{name}` where "
+            "the reference normalises each row first (a log-softmax missing, or taken over another axis?)"
+        )
+    return None
+
+
+MAX_TERMS = 256  # items a reduction is split into (``Exercise.terms``), each a call of the reference
+
+# Ways to reduce n values to one, as (name, how it is computed): the means and the sum.
+MEANS = {
+    "arithmetic mean": lambda r: r.mean(),
+    "geometric mean (exp of the mean of their logs)": lambda r: np.exp(np.log(r).mean()),
+    "harmonic mean (1 / the mean of their inverses)": lambda r: 1 / (1 / r).mean(),
+    "sum": lambda r: r.sum(),
+}
+
+
+def _combined(w: _Wrong) -> str | None:
+    """For a reference that reduces one value per item (``Exercise.terms``, a loss over
+    positions): the output is the items' values (the reference on each item alone) reduced
+    another way than the reference reduces them, a mean of another kind (1 / the mean of the
+    probabilities where the reference takes exp of the mean of their -logs)."""
+    if w.exercise.terms is None or w.expected.ndim != 0 or w.actual.shape != ():
+        return None
+    item, split = w.exercise.terms
+    try:
+        items = split(w.case.inputs)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    if len(items) < 2 or len(items) > MAX_TERMS:
+        return None
+    values = [_reference_on(w, inputs) for inputs in items]
+    if any(v is None or v.shape != () for v in values):
+        return None
+    r = np.array(values, dtype=np.float64)
+    if not np.isfinite(r).all() or np.ptp(r) <= 1e-6 * max(1.0, float(np.abs(r).max())):
+        return None  # every item alike: every mean is the same
+    with np.errstate(all="ignore"):
+        found = {
+            name: float(mean(r))
+            for name, mean in MEANS.items()
+            if (r > 0).all() or "arithmetic" in name or name == "sum"
+        }
+    theirs = next((n for n, v in found.items() if _near(v, w.expected)), None)
+    yours = next((n for n, v in found.items() if n != theirs and _matches(w.exercise, w.actual, v)), None)
+    if theirs is None or yours is None:
+        return None
+    return (
+        f"your output is the {yours} of the {len(r)} values the reference gives on each {item} alone, where "
+        f"the reference takes their {theirs}: you average another quantity than the reference does "
+        "(probabilities where it averages log-probabilities, or the reverse?)"
+    )
+
+
+def _sizes(inputs: dict) -> dict[str, int]:
+    """The sizes among the inputs, by name: int arguments, and the int attributes of an object
+    argument (a config's ``d_model``, ``d_head``...)."""
+    found = {}
+    for name, value in inputs.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int | np.integer):
+            found[f"`{name}`"] = int(value)
+        elif hasattr(value, "__dataclass_fields__"):
+            for attr in dir(value):
+                if attr.startswith("_"):
+                    continue
+                try:
+                    x = getattr(value, attr)
+                except Exception:  # a property that refuses this config
+                    continue
+                if isinstance(x, int | np.integer) and not isinstance(x, bool) and x > 0:
+                    found[f"`{name}.{attr}`"] = int(x)
+    return found
+
+
+def _slope_ratio(w: _Wrong, case, name: str, actual) -> float | None:
+    """Where the reference's number is affine in the int argument ``name`` (``A + B * n``): the
+    factor ``c`` on its term that grows with ``name`` that gives ``actual`` (``A + c * B * n``)."""
+    n = case.inputs.get(name)
+    if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            r = [float(w.exercise.reference(**copy.deepcopy({**case.inputs, name: n + i}))) for i in range(3)]
+        a = float(np.asarray(actual))
+    except Exception:  # the reference refuses those values, or the output is not one number
+        return None
+    slope = r[1] - r[0]
+    if not slope or not math.isclose(r[2] - r[1], slope, rel_tol=1e-9) or not math.isfinite(a):
+        return None
+    return (a - (r[0] - slope * n)) / (slope * n)
+
+
+def _term_scaled(w: _Wrong) -> str | None:
+    """A number (a count) that is affine in an int argument, whose term that grows with it is
+    the reference's times a ratio of two sizes (``d_head / d_model``), here and on every other
+    case the function gets wrong: that term uses one size where the other belongs."""
+    if w.expected.ndim != 0 or w.actual.shape != ():
+        return None
+    for name in w.case.inputs:
+        c = _slope_ratio(w, w.case, name, w.actual)
+        if c is None or math.isclose(c, 1, rel_tol=1e-6) or not c > 0:
+            continue
+        sizes = _sizes(w.case.inputs)
+        pairs = [
+            (p, q)
+            for p, q in itertools.permutations(sizes, 2)
+            if f"`{name}`" not in (p, q) and math.isclose(sizes[p] / sizes[q], c, rel_tol=1e-9)
+        ]
+        for case in w.cases:
+            if not pairs:
+                break
+            if case.name == w.case.name or case.raises is not None:
+                continue
+            outcome, expected = w.student.on(case), w.table.get(f"{case.name}::expected")
+            if (
+                outcome is None
+                or outcome.error
+                or expected is None
+                or _matches(w.exercise, outcome.value, expected)
+            ):
+                continue
+            there, there_sizes = _slope_ratio(w, case, name, outcome.value), _sizes(case.inputs)
+            pairs = [
+                (p, q)
+                for p, q in pairs
+                if there is not None
+                and p in there_sizes
+                and q in there_sizes
+                and math.isclose(there_sizes[p] / there_sizes[q], there, rel_tol=1e-9)
+            ]
+        if not pairs:
+            continue
+        said = " or ".join(f"{p} where the reference's uses {q}" for p, q in pairs[:2])
+        ratio = f" (= {pairs[0][0]} / {pairs[0][1]})"
+        return (
+            f"the term of your result that grows with `{name}` is the reference's times "
+            f"{f'{c:.4g}' if not w.case.hidden else 'a ratio of two sizes'}{ratio}, and the rest is right: "
+            f"that term uses {said}?"
+        )
+    return None
+
+
+def _leaves(value, label: str):
+    """``(label, array)`` for each float array in an input, through dicts and lists
+    (``params['wte']``, ``params['h'][0]['ln_1']['g']``)."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f" and value.size:
+            yield label, value
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _leaves(inner, f"{label}[{key!r}]")
+    elif isinstance(value, list | tuple):
+        for i, inner in enumerate(value):
+            yield from _leaves(inner, f"{label}[{i}]")
+
+
+def _product_with(w: _Wrong) -> str | None:
+    """The output is a station (or an input) times one weight matrix among the inputs (its first
+    rows, if it has more), as the reference's is, but another matrix than the reference's: one
+    matrix where another of the same width belongs (the position table as the LM head)."""
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or a.ndim < 1 or a.dtype.kind != "f" or not np.isfinite(a).all():
+        return None
+    n = e.shape[-1]
+    lefts = [
+        (f"`{k}`", v) for k, v in w.case.inputs.items() if isinstance(v, np.ndarray) and v.dtype.kind == "f"
+    ]
+    lefts += [
+        (key.partition("::station::")[2], np.asarray(v)) for key, v in _stations(w.table, w.case).items()
+    ]
+    matrices = [
+        (label, m) for name, v in w.case.inputs.items() for label, m in _leaves(v, name) if m.ndim == 2
+    ][:64]
+    for left, x in lefts:
+        if x.ndim < 1 or x.shape[:-1] != e.shape[:-1] or x.dtype.kind != "f":
+            continue
+        x = x.astype(np.float64)
+        products = []
+        for label, m in matrices:
+            if m.shape[1] == x.shape[-1] and m.shape[0] >= n:
+                rows = "" if m.shape[0] == n else f" (its first {n} rows)"
+                products.append((f"`{label}`{rows}, transposed", x @ m[:n].astype(np.float64).T))
+            elif m.shape[0] == x.shape[-1] and m.shape[1] >= n:
+                cols = "" if m.shape[1] == n else f" (its first {n} columns)"
+                products.append((f"`{label}`{cols}", x @ m[:, :n].astype(np.float64)))
+        theirs = next((label for label, p in products if _near(p, e)), None)
+        yours = next((label for label, p in products if label != theirs and _matches(w.exercise, a, p)), None)
+        if theirs and yours:
+            return (
+                f"your output is {left} times {yours}, where the reference's is {left} times {theirs}: one "
+                "matrix where another belongs (a weight taken from the wrong key?)"
+            )
+    return None
+
+
+MAX_FITTED = (
+    3  # float inputs a scale is fitted on (``_scale_fitted``), each in about 30 calls of the reference
+)
+
+
+def _size_places(inputs: dict) -> dict[str, int]:
+    """Every size the inputs give, by where it comes from: an int argument, an array's axis, the
+    sum of two axes of different arrays (the keys' length: cache and new ones)."""
+    found = {
+        f"`{n}`": int(v)
+        for n, v in inputs.items()
+        if isinstance(v, int | np.integer) and not isinstance(v, bool) and 0 < v <= MAX_COUNT
+    }
+    axes = [
+        (f"`{name}`'s axis {axis - v.ndim}", name, int(v.shape[axis]))
+        for name, v in inputs.items()
+        if isinstance(v, np.ndarray)
+        for axis in range(v.ndim)
+    ]
+    found.update({where: n for where, _, n in axes if n > 0})
+    for (x, a, p), (y, b, q) in itertools.combinations(axes, 2):
+        if a != b and x.rpartition(" ")[2] == y.rpartition(" ")[2] and p + q > 0:  # along the same axis
+            found.setdefault(f"{x} + {y}", p + q)
+    return found
+
+
+def _fitted_factor(w: _Wrong, name: str, x: np.ndarray) -> float | None:
+    """The factor on input ``name`` that brings the reference's output closest to the output: a
+    grid over 1e-2..1e2, then a golden-section search on its log."""
+    a = np.asarray(w.actual, np.float64)
+
+    def miss(log_c):
+        other = _reference_on(w, {**w.case.inputs, name: (x * math.exp(log_c)).astype(x.dtype)})
+        if other is None or other.shape != a.shape:
+            return math.inf
+        with np.errstate(all="ignore"):
+            gap = float(np.abs(np.asarray(other, np.float64) - a).max())
+        return gap if math.isfinite(gap) else math.inf
+
+    grid = np.linspace(math.log(1e-2), math.log(1e2), 13)
+    values = [miss(g) for g in grid]
+    best = int(np.argmin(values))
+    if not math.isfinite(values[best]):
+        return None
+    lo, hi = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(24):
+        m1, m2 = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+        if miss(m1) < miss(m2):
+            hi = m2
+        else:
+            lo = m1
+    return math.exp((lo + hi) / 2)
+
+
+def _scale_fitted(w: _Wrong) -> str | None:
+    """The reference's output with one float input times the square root of a ratio of two sizes
+    (or the ratio), a sum of two axes among them (the keys' length, cache and new ones), here
+    and on every other case the function gets wrong: a scale divided by the wrong size (sqrt of
+    the keys' length where sqrt(d_head) belongs). The factor is fitted (``_fitted_factor``), then
+    named by the sizes that give it, then checked exactly."""
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or e.size < 2 or a.dtype.kind != "f" or not np.isfinite(a).all():
+        return None
+    places = _size_places(w.case.inputs)
+    arrays = [
+        (n, v)
+        for n, v in w.case.inputs.items()
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.size
+    ]
+    for name, x in arrays[:MAX_FITTED]:
+        c = _fitted_factor(w, name, x)
+        if c is None or math.isclose(c, 1, rel_tol=1e-3):
+            continue
+        for root in (True, False):
+            named = [
+                (p, q)
+                for p, q in itertools.permutations(places, 2)
+                if math.isclose((math.sqrt if root else float)(places[p] / places[q]), c, rel_tol=1e-2)
+            ]
+            values = {(places[p], places[q]) for p, q in named}
+            exact = [
+                (pn, qn)
+                for pn, qn in values
+                if _scaled_matches(w, w.case, w.actual, name, math.sqrt(pn / qn) if root else pn / qn)
+            ]
+            named = [(p, q) for p, q in named if (places[p], places[q]) in exact]
+            memo: dict = {}
+            named = [
+                (p, q)
+                for p, q in named
+                if _everywhere(
+                    w,
+                    lambda case, value, p=p, q=q, name=name, root=root, memo=memo: _scaled_by_places(
+                        w, case, value, name, p, q, root, memo
+                    ),
+                )
+            ]
+            if not named:
+                continue
+            named.sort(key=lambda pq: (" + " in pq[0]) + (" + " in pq[1]))
+            p, q = named[0]
+            f = "sqrt" if root else ""
+            numbers = "" if w.case.hidden else f" = {f}({places[p]}/{places[q]})"
+            return (
+                f"your output is what the reference gives with `{name}` times {f}(a / b){numbers}, a the size "
+                f"{p}, b the size {q}: the scale on `{name}`, or on what is made from it (the scores?), is the "
+                f"wrong one: you divide by {f}(b) where the reference divides by {f}(a)?"
+            )
+    return None
+
+
+def _scaled_matches(w: _Wrong, case, value, name: str, factor: float) -> bool:
+    x = case.inputs.get(name)
+    if not isinstance(x, np.ndarray):
+        return False
+    try:
+        with np.errstate(all="ignore"):
+            other = w.exercise.reference(**copy.deepcopy({**case.inputs, name: (x * factor).astype(x.dtype)}))
+    except Exception:  # the reference refuses it
+        return False
+    expected = w.table.get(f"{case.name}::expected")
+    return _matches(w.exercise, value, other) and (expected is None or not _near(other, expected))
+
+
+def _scaled_by_places(w: _Wrong, case, value, name: str, p: str, q: str, root: bool, memo: dict) -> bool:
+    places = _size_places(case.inputs)
+    if p not in places or q not in places or not places[q]:
+        return False
+    ratio = places[p] / places[q]
+    key = (case.name, round(ratio, 12))
+    if key not in memo:
+        memo[key] = _scaled_matches(w, case, value, name, math.sqrt(ratio) if root else ratio)
+    return memo[key]
+
+
 def _wrapped(w: _Wrong) -> str | None:
     """Integers off from the reference's by whole multiples of 2**32 (or 2**64): a count kept in
     a 32-bit integer (np.int32, or NumPy's default int on Windows) wrapped round."""
@@ -1798,10 +2330,24 @@ def stations(exercise, case, table: Mapping, student: Student) -> str:
         used[part.helper].add(unused[0] if alike is None else alike)
         if alike is not None:
             continue
+        args = fed[unused[0]]
         for name, value in needed.items():
-            given = fed[unused[0]].get(name)
+            given = args.get(name)
             if given is not None and not _matches(exercise, given, value):
                 fed_wrong = _fed_wrong(given, value, name, known, case.inputs)
+                other = next(
+                    (
+                        n
+                        for n, v in needed.items()
+                        if n != name
+                        and args.get(n) is not None
+                        and _matches(exercise, args[n], value)
+                        and _matches(exercise, given, v)
+                    ),
+                    None,
+                )
+                if other:
+                    fed_wrong += f", and the reverse for its `{other}`: `{name}` and `{other}` are swapped"
                 return f"Your `{part.helper}` is right, but `{exercise.name}` feeds it {fed_wrong}"
     if not compared:
         return ""
@@ -1817,8 +2363,14 @@ def _fed_wrong(given, value, name: str, known: dict, inputs: dict) -> str:
     if what:
         return f"{what} as its `{name}`, which is not what the reference feeds it"
     shapes = np.shape(given), np.shape(value)
+    same_size = math.prod(shapes[0]) == math.prod(shapes[1])
     differ = (
-        f" (shape {shapes[0]}, where the reference's has shape {shapes[1]})"
+        f" (shape {shapes[0]}, where the reference's has shape {shapes[1]}"
+        + (
+            ": as many entries, split into other axes: another number of heads, or a reshape in another order?)"
+            if same_size
+            else ")"
+        )
         if shapes[0] != shapes[1]
         else " (off by the same vector at every position: a bias missing or extra?)"
         if _off_by_one_vector(given, value)

@@ -94,6 +94,11 @@ class Exercise:
     place; ``pure``: nor may it return one of them, but a new array (its docstring says so).
     ``sections`` says, for a runner that packs several returned arrays into one along axis -2,
     which they are: ``sections(inputs)`` is ``[(name, length), ...]`` in order.
+    ``steps``, for a reference made of steps whose order matters: ``(names, composed)``, the
+    steps' names in the reference's order and ``composed(order)``, the reference with its steps
+    applied in ``order`` (a function of a case's inputs). ``terms``, for a reference that reduces
+    one value per item (a loss over positions): ``(item, split)``, what an item is called and
+    ``split(inputs)``, the inputs of each item alone, on which the reference gives its value.
     """
 
     name: str
@@ -112,6 +117,8 @@ class Exercise:
     error_hints: dict[str, str] = field(default_factory=dict)
     pure: bool = False
     sections: Callable[[dict], list[tuple[str, int]]] | None = None
+    steps: tuple[tuple[str, ...], Callable[[tuple[str, ...]], Callable]] | None = None
+    terms: tuple[str, Callable[[dict], list[dict]]] | None = None
 
     def cases(self, secret: int | None = None) -> list[Case]:
         """The visible cases; with a ``secret``, followed by the hidden ones drawn from it.

@@ -19,12 +19,22 @@ computed live by ``lib`` for a hidden one. ``grader.diagnosis`` reads the answer
   (``params['c_proj']['w']``, ``params['attn']['c_proj']['w']``) permuted by head, in a few cheap
   orders (reversed, ``ORDERS``: rolled by one either way, even heads first, the inverse of that;
   at most 5 variants a case). It needs no reference either: if the student's output on it is the
-  case's own, the function merges the heads in that order before the projection.
+  case's own, the function merges the heads in that order before the projection;
+- ``pushed:<unit>``: a number argument (an int, a float) moved far, towards one end of its range
+  (an int to 1, a float a thousand times smaller): where the ``changed`` variant moves it too
+  little for a wrong function to show it (a top_k that another filter made no-op), this one
+  tells a function that uses the argument from one that ignores it. Its reference is computed
+  live, where it is needed (``grader.diagnosis``);
+- ``shifted:<name>``: a float array argument with a constant of each row's own added along its
+  last axis, where the reference's output stays the same (a softmax or a log-softmax of it is
+  unchanged). It needs no reference: a function whose output moves uses the raw values where
+  the reference uses them normalised.
 
 A variant's name is ``<case>~<what>``. Changes are fixed by the case (a generator seeded from the
 case's and the unit's names), never drawn anew.
 """
 
+import copy
 import dataclasses
 import hashlib
 from collections.abc import Iterator
@@ -70,7 +80,75 @@ def of(exercise, case) -> list[Variant]:
         found.append(Variant(f"{case.name}{SEPARATOR}smaller", "smaller", smaller))
     found += reversed_along(case)
     found += reordered(case)
+    found += pushed(case)
+    found += shifted(exercise, case)
     return [v for v in found if v is not None]
+
+
+NO_REFERENCE = ("reversed", "reordered", "pushed", "shifted")  # variants whose reference is not stored
+
+
+def pushed(case) -> list[Variant]:
+    """Each int or float argument moved towards one end of its range: an int to 1 (3 if it is
+    1 or 2), a nonzero float a thousand times smaller."""
+    found = []
+    for name, value in case.inputs.items():
+        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+            continue
+        if isinstance(value, int | np.integer):
+            moved = type(value)(1 if value > 2 else 3)
+        elif value:
+            moved = type(value)(value * 1e-3)
+        else:
+            continue
+        found.append(
+            Variant(f"{case.name}{SEPARATOR}pushed:{name}", "pushed", {**case.inputs, name: moved}, name)
+        )
+    return found[:MAX_UNITS]
+
+
+MAX_SHIFTED = 2
+
+
+def shifted(exercise, case) -> list[Variant]:
+    """Each float array argument (at most ``MAX_SHIFTED``) with a constant of each row's own added
+    along its last axis, where the reference's output on it is the case's."""
+    found = []
+    try:
+        expected = np.asarray(exercise.reference(**copy.deepcopy(case.inputs)))
+    except Exception:  # the reference refuses the case: nothing to compare with
+        return []
+    for name, value in case.inputs.items():
+        if len(found) >= MAX_SHIFTED:
+            break
+        if (
+            not isinstance(value, np.ndarray)
+            or value.dtype.kind != "f"
+            or value.ndim < 1
+            or value.shape[-1] < 2
+        ):
+            continue
+        if not np.isfinite(value).all():
+            continue
+        g = np.random.default_rng(
+            int.from_bytes(hashlib.sha256(f"{case.name}/shift/{name}".encode()).digest()[:8], "big")
+        )
+        spread = float(value.std()) or 1.0
+        moved = (value + 3 * spread * g.standard_normal(value.shape[:-1] + (1,))).astype(value.dtype)
+        inputs = {**case.inputs, name: moved}
+        try:
+            with np.errstate(all="ignore"):
+                there = np.asarray(exercise.reference(**copy.deepcopy(inputs)))
+        except Exception:  # the reference refuses it
+            continue
+        if (
+            there.shape != expected.shape
+            or there.dtype.kind not in "biuf"
+            or not np.allclose(there, expected, rtol=1e-4, atol=1e-5, equal_nan=True)
+        ):
+            continue
+        found.append(Variant(f"{case.name}{SEPARATOR}shifted:{name}", "shifted", inputs, name))
+    return found
 
 
 def reversed_along(case) -> list[Variant]:

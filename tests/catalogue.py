@@ -1757,7 +1757,9 @@ THIRD = [
     _entry(f"{C4}/sample_next", sample_next_ignores_top_p, r"ignores `top_p`|top_p"),
     _entry(f"{C4}/generate", generate_feeds_the_last_token_only, r"whole sequence|last token"),
     _entry(f"{C4}/attend_with_cache", attend_with_cache_values_are_the_keys, r"`k_new` in place of `v_new`"),
-    _entry(f"{C4}/attend_with_cache", attend_with_cache_scaled_by_the_length, r"`out` is wrong"),
+    _entry(
+        f"{C4}/attend_with_cache", attend_with_cache_scaled_by_the_length, r"`out` is wrong|divides by sqrt"
+    ),
     _entry(f"{C5}/toy_attention_probs", toy_attention_probs_scaled_by_d_model, r"sqrt\(d_head\)|d_model"),
     _entry(f"{C5}/toy_embed", toy_embed_positions_from_one, r"position|wpe"),
     _entry(f"{C1}/sinusoidal_positions", sinusoidal_sin_cos_swapped, r"sin and cos|swapped"),
@@ -1780,6 +1782,103 @@ THIRD_FIXED = [
 ]
 FIXED += THIRD_FIXED
 WRONG += THIRD + THIRD_FIXED
+
+
+# ---- a fourth pass: mistakes the feedback misnamed, or left at "values differ" ---------------------
+
+
+def _temperature(z, t):
+    if t == 0:
+        keep = np.zeros(z.shape, dtype=bool)
+        np.put_along_axis(keep, np.argmax(z, axis=-1)[..., None], True, axis=-1)
+        return np.where(keep, z, -np.inf)
+    return z / t
+
+
+def _top_k(z, k):
+    if k is None or k >= z.shape[-1]:
+        return z.copy()
+    keep = np.zeros(z.shape, dtype=bool)
+    np.put_along_axis(keep, np.argsort(-z, axis=-1, kind="stable")[..., :k], True, axis=-1)
+    return np.where(keep, z, -np.inf)
+
+
+def filtered_probs_top_p_temperature_top_k(logits, temperature=1.0, top_k=None, top_p=None):
+    z = _nucleus(logits, top_p, lambda before, cum, p: before < p)
+    return softmax(_top_k(_temperature(z, temperature), top_k))
+
+
+def top_p_as_min_p(logits, p):
+    if p is None or p >= 1:
+        return logits.copy()
+    probs = softmax(logits)
+    return np.where(probs >= p * probs.max(axis=-1, keepdims=True), logits, -np.inf)
+
+
+def layer_norm_gain_before_normalising(x, g, b, eps=1e-5):
+    y = x * g
+    return (y - y.mean(-1, keepdims=True)) / np.sqrt(y.var(-1, keepdims=True) + eps) + b
+
+
+def cross_entropy_raw_logits(logits, ids):
+    z = logits[..., :-1, :].astype(np.float64)
+    return float(-np.take_along_axis(z, ids[..., 1:, None], axis=-1).mean())
+
+
+def perplexity_inverse_mean_probability(logits, ids):
+    p = softmax(logits[..., :-1, :].astype(np.float64))
+    return float(1 / np.take_along_axis(p, ids[..., 1:, None], axis=-1).mean())
+
+
+def flops_per_token_attention_d_head(config, T):
+    return 2 * (_count(config) - _embeddings(config)) + 2 * config.n_layer * T * config.d_head
+
+
+FOURTH_FIXED = [
+    _entry(
+        f"{C4}/filtered_probs",
+        filtered_probs_top_p_temperature_top_k,
+        r"in the order top_p, temperature, top_k|temperature comes FIRST",
+    ),
+    _entry(f"{C4}/top_p_filter", top_p_as_min_p, r"not an off-by-one"),
+    _entry(f"{C2}/layer_norm", layer_norm_gain_before_normalising, r"apply `g` to the input `x`, before"),
+    _entry(f"{C3}/cross_entropy", cross_entropy_raw_logits, r"raw values of `logits`"),
+    _entry(f"{C3}/perplexity", perplexity_inverse_mean_probability, r"harmonic mean.*geometric mean"),
+    _entry(
+        f"{C6}/flops_per_token",
+        flops_per_token_attention_d_head,
+        r"uses `config.d_head` where the reference's uses `config.d_model`",
+    ),
+]
+# Already in the catalogue, named now in the message itself (not "values differ", nor only which
+# returned array is wrong).
+FOURTH_NAMED = [
+    _entry(
+        f"{C5}/toy_forward",
+        toy_forward_head_wpe,
+        r"times `params\['wpe'\]`.*where the reference's is .* `params\['wte'\]`",
+        TOY_HELPERS,
+    ),
+    _entry(
+        f"{C2}/multi_head_attention",
+        mha_k_v_swapped,
+        r"^Your `attention` is right, but .*attn.v where it needs attn.k",
+        MHA_HELPERS,
+    ),
+    _entry(
+        f"{C5}/toy_forward",
+        toy_forward_one_head,
+        r"^Your `toy_attention_probs` is right.*number of heads",
+        TOY_HELPERS,
+    ),
+    _entry(
+        f"{C4}/attend_with_cache",
+        attend_with_cache_scaled_by_the_length,
+        r"divide by sqrt\(b\) where the reference divides by sqrt\(a\)",
+    ),
+]
+FIXED += FOURTH_FIXED + FOURTH_NAMED
+WRONG += FOURTH_FIXED
 
 
 # ---- right answers written another way ----------------------------------------------------------

@@ -32,15 +32,22 @@ from catalogue import (
     decode_global_table,
     decode_upper,
     encode_sorted,
+    filtered_probs_top_p_temperature_top_k,
+    flops_per_token_attention_d_head,
     gelu,
     layer_norm,
     masked_scores,
     merge_heads,
+    mha_k_v_swapped,
     mlp,
+    perplexity_inverse_mean_probability,
     split_heads,
+    top_p_as_min_p,
     top_p_cumsum_of_logits,
     toy_attention_output_heads_reversed,
+    toy_forward_head_wpe,
     toy_forward_mlp_unnormalised,
+    toy_forward_one_head,
     toy_loss_summed_over_the_batch,
 )
 from helpers import everything_lent, explained, graded
@@ -1049,15 +1056,30 @@ def test_head_counts_are_visible_wherever_hidden():
             assert hidden <= visible, (exercise_id, hidden - visible)
 
 
+def _attend_with_cache_out_bent(q_new, k_new, v_new, cache_k, cache_v):
+    """The caches right, `out` bent by a function no rule names."""
+    out, k, v = _attend_with_cache_right(q_new, k_new, v_new, cache_k, cache_v)
+    return np.sin(3 * out) + out, k, v
+
+
+def _attend_with_cache_right(q_new, k_new, v_new, cache_k, cache_v):
+    k, v = np.concatenate([cache_k, k_new], axis=-2), np.concatenate([cache_v, v_new], axis=-2)
+    T, S = q_new.shape[-2], cache_k.shape[-2]
+    s = q_new @ k.swapaxes(-1, -2) / math.sqrt(q_new.shape[-1])
+    s = np.where(np.tri(T, S + T, k=S, dtype=bool), s, -np.inf)
+    weights = np.exp(s - s.max(axis=-1, keepdims=True))
+    return (weights / weights.sum(axis=-1, keepdims=True)) @ v, k, v
+
+
 def test_which_of_the_returned_arrays_is_wrong_is_named():
     """attend_with_cache returns (out, cache_k, cache_v), packed into one array along axis -2:
-    scores scaled by the length of the cache, not by sqrt(d_head), make `out` wrong and the caches
-    right, which is said; not "wrong only at index 0 along axis -2"."""
+    `out` wrong in a way nothing names and the caches right: which array is wrong is said; not
+    "wrong only at index 0 along axis -2"."""
     exercise_id = f"{C4}/attend_with_cache"
     words = "of the arrays you return, `out` is wrong and `cache_k`, `cache_v` are right"
-    message = check_message(exercise_id, attend_with_cache_scaled_by_the_length, {})
+    message = check_message(exercise_id, _attend_with_cache_out_bent, {})
     assert words in message, message
-    verdict = explained(exercise_id, attend_with_cache_scaled_by_the_length)
+    verdict = explained(exercise_id, _attend_with_cache_out_bent)
     assert not verdict.ok and words in verdict.reason, verdict.reason
 
 
@@ -1195,6 +1217,134 @@ def _scaled_input(exercise_id, name, factor, moved):
 def test_a_scale_applied_to_the_wrong_thing_is_named(exercise_id, fn, words):
     """attention scaled after the softmax (softmax(q k^T) v / sqrt(d) where the reference scales
     the scores): the reference's with q times sqrt(d) and the result divided by it, said so."""
+    message = check_message(exercise_id, fn, {})
+    assert words in message, message
+    verdict = explained(exercise_id, fn)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
+
+
+# ---- a fourth pass: the feedback sure of what it says, and naming more --------------------------
+
+
+def test_an_argument_a_wrong_order_of_steps_makes_no_op_is_not_told_it_is_ignored(monkeypatch):
+    """top_p, then temperature, then top_k: top_k set back to None changes nothing (top-p, first,
+    kept fewer tokens), yet top_k is used (pushed to 1 it moves the output). Not "ignores
+    `top_k`", even with no rule that names the order."""
+    monkeypatch.setattr(diagnosis, "_steps_reordered", lambda w: None)
+    exercise_id = f"{C4}/filtered_probs"
+    verdict = explained(exercise_id, filtered_probs_top_p_temperature_top_k)
+    assert not verdict.ok and "ignores" not in verdict.reason, verdict.reason
+
+
+def test_steps_in_another_order_are_named():
+    verdict = explained(f"{C4}/filtered_probs", filtered_probs_top_p_temperature_top_k)
+    assert not verdict.ok and "in the order top_p, temperature, top_k" in verdict.reason, verdict.reason
+
+
+def test_a_keep_rule_that_is_not_an_off_by_one_is_not_told_it_is_one():
+    """min-p for top-p: one fewer token here, others elsewhere: not "a <= where < belongs"."""
+    message = check_message(f"{C4}/top_p_filter", top_p_as_min_p, {})
+    assert "not an off-by-one" in message and "<= where <" not in message, message
+    verdict = explained(f"{C4}/top_p_filter", top_p_as_min_p)
+    assert not verdict.ok and "not an off-by-one" in verdict.reason, verdict.reason
+
+
+def _gain_first(exercise_id, x, g):
+    """The gain multiplied into the input, then the reference with the gain at 1."""
+    return student(
+        exercise_id,
+        "gain_first",
+        lambda ref, inputs: ref(**{**inputs, x: inputs[x] * inputs[g], g: np.ones_like(inputs[g])}),
+    )
+
+
+@pytest.mark.parametrize("exercise_id", [f"{C2}/layer_norm", f"{C2}/rms_norm", f"{C5}/toy_layer_norm"])
+def test_a_gain_applied_before_the_norm_is_named(exercise_id):
+    fn = _gain_first(exercise_id, "x", "g")
+    words = "you apply `g` to the input `x`, before the other steps"
+    assert words in check_message(exercise_id, fn, {})
+    verdict = explained(exercise_id, fn)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
+
+
+def _from_raw(exercise_id):
+    """The reference on logits already taken as log-probabilities: the log-softmax left out."""
+
+    def answer(ref, inputs):
+        z = inputs["logits"].astype(np.float64)
+        picked = np.take_along_axis(z[..., :-1, :], inputs["ids"][..., 1:, None], axis=-1)
+        loss = float(-picked.mean())
+        return loss if exercise_id.endswith("cross_entropy") else float(np.exp(loss))
+
+    return student(exercise_id, "raw_logits", answer)
+
+
+@pytest.mark.parametrize("exercise_id", [f"{C3}/cross_entropy", f"{C3}/perplexity"])
+def test_a_loss_from_the_raw_logits_is_named(exercise_id):
+    fn = _from_raw(exercise_id)
+    words = "uses the raw values of `logits`"
+    assert words in check_message(exercise_id, fn, {})
+    verdict = explained(exercise_id, fn)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
+
+
+def test_a_mean_of_another_kind_is_named():
+    """Perplexity as 1 / mean(p): the harmonic mean of the positions' perplexities, where the
+    reference takes their geometric mean."""
+    words = "harmonic mean (1 / the mean of their inverses) of the"
+    assert words in check_message(f"{C3}/perplexity", perplexity_inverse_mean_probability, {})
+    verdict = explained(f"{C3}/perplexity", perplexity_inverse_mean_probability)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
+
+
+def test_a_term_with_one_size_where_another_belongs_is_named():
+    words = "grows with `T` is the reference's times"
+    message = check_message(f"{C6}/flops_per_token", flops_per_token_attention_d_head, {})
+    assert words in message and "`config.d_head` where the reference's uses `config.d_model`" in message
+    verdict = explained(f"{C6}/flops_per_token", flops_per_token_attention_d_head)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
+
+
+def test_one_weight_matrix_where_another_belongs_is_named():
+    words = "times `params['wpe']` (its first 3 rows), transposed, where the reference's is ln_f times `params['wte']`"
+    assert words in check_message(f"{C5}/toy_forward", toy_forward_head_wpe, TOY_HELPERS)
+    verdict = explained(f"{C5}/toy_forward", toy_forward_head_wpe, helpers=TOY_HELPERS)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
+
+
+@pytest.mark.parametrize(
+    "exercise_id, fn, helpers, words",
+    [
+        (f"{C2}/multi_head_attention", mha_k_v_swapped, MHA_HELPERS, "feeds it attn.v where it needs attn.k"),
+        (f"{C5}/toy_forward", toy_forward_one_head, TOY_HELPERS, "another number of heads"),
+    ],
+)
+def test_what_a_helper_is_fed_is_the_message_itself(exercise_id, fn, helpers, words):
+    """Where the output shows nothing more, the first station that differs is the message, not a
+    line after "values differ"."""
+    message = check_message(exercise_id, fn, helpers)
+    assert "values differ" not in message and message.count(words) == 1, message
+    verdict = explained(exercise_id, fn, helpers=helpers)
+    assert not verdict.ok and "values differ" not in verdict.reason and words in verdict.reason
+
+
+def _probs_over_length(q, k):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(k.shape[-2])
+    s = np.where(np.tri(T, dtype=bool), s, -np.inf)
+    e = np.exp(s - s.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(q.dtype)
+
+
+@pytest.mark.parametrize(
+    "exercise_id, fn",
+    [
+        (f"{C4}/attend_with_cache", attend_with_cache_scaled_by_the_length),
+        (f"{C5}/toy_attention_probs", _probs_over_length),
+    ],
+)
+def test_a_scale_by_the_wrong_size_is_named(exercise_id, fn):
+    words = "where the reference divides by sqrt(a)"
     message = check_message(exercise_id, fn, {})
     assert words in message, message
     verdict = explained(exercise_id, fn)

@@ -356,6 +356,20 @@ def _cross_entropy(logits, ids):
     return lib.cross_entropy(logits[..., :-1, :], ids[..., 1:])
 
 
+def _predictions(inputs: dict) -> list[dict]:
+    """Each prediction alone: the logits of one position and the ids of it and the next."""
+    logits, ids = inputs["logits"], inputs["ids"]
+    logits, ids = logits.reshape(-1, *logits.shape[-2:]), ids.reshape(-1, ids.shape[-1])
+    return [
+        {"logits": logits[b, t : t + 2], "ids": ids[b, t : t + 2]}
+        for b in range(ids.shape[0])
+        for t in range(ids.shape[1] - 1)
+    ]
+
+
+PREDICTIONS = ("position", _predictions)
+
+
 SHIFTS = {
     "not-shifted": (
         {"shift": "none"},
@@ -404,6 +418,7 @@ CROSS_ENTROPY = Exercise(
         },
     ),
     check_dtype=False,
+    terms=PREDICTIONS,
     error_hints={
         "index": "pick each position's target with np.take_along_axis(logp, targets[..., None], axis=-1) "
         "(or logp[np.arange(T - 1), targets] for one sequence)",
@@ -416,6 +431,7 @@ PERPLEXITY = Exercise(
     visible=_loss_visible,
     hidden=_loss_hidden,
     reference=lambda logits, ids: lib.perplexity(_cross_entropy(logits, ids)),
+    terms=PREDICTIONS,
     mistakes=table(
         head.perplexity,
         {

@@ -473,6 +473,10 @@ FILTERED_PROBS = Exercise(
             ),
         },
     ),
+    steps=(
+        ("temperature", "top_k", "top_p"),
+        lambda order: lambda **inputs: sampling.filtered_probs(**inputs, order=order),
+    ),
     pure=True,
 )
 

@@ -391,6 +391,17 @@ TOY_LOSS = Exercise(
     ],
     hidden=_loss_hidden,
     reference=lambda logits, targets: lib.cross_entropy(logits, targets),
+    terms=(
+        "position",
+        lambda inputs: [
+            {"logits": row[None], "targets": target[None]}
+            for row, target in zip(
+                inputs["logits"].reshape(-1, inputs["logits"].shape[-1]),
+                inputs["targets"].reshape(-1),
+                strict=True,
+            )
+        ],
+    ),
     mistakes=table(
         head.nll,
         {
