@@ -1027,6 +1027,9 @@ def _named(c: float) -> str | None:
     return next((name for value, name in NAMED.items() if math.isclose(c, value, rel_tol=1e-4)), None)
 
 
+CONSTANT_FACTOR = "a missing or extra constant factor"
+
+
 def _relation(w: _Wrong) -> str | None:
     a, e = w.actual, w.expected
     if a.shape != e.shape or a.dtype.kind not in "iuf" or e.dtype.kind not in "iuf":
@@ -1044,11 +1047,14 @@ def _relation(w: _Wrong) -> str | None:
             "precision is lost somewhere (float32 arithmetic, a rounded constant, a small eps?)"
         )
     counts = _counts(w.case.inputs)
+    scaled = _scaled(a, e, counts, lambda p, q: _ratio_everywhere(w, p, q))
+    if scaled and scaled.endswith(CONSTANT_FACTOR):
+        scaled = _scale_fitted(w) or scaled  # a factor no count names alone: a ratio of sizes may
     return (
         _rearranged(a, e)
         or _reordered(a, e)
         or _term_reordered(a, e, _terms(w))
-        or _scaled(a, e, counts)
+        or scaled
         or _powered(a, e, counts)
         or _per_row(a, e)
         or _transformed(a, e)
@@ -1166,7 +1172,7 @@ def _term_reordered(a, e, terms: dict) -> str | None:
     return None
 
 
-def _scaled(a, e, counts: dict) -> str | None:
+def _scaled(a, e, counts: dict, confirm=None) -> str | None:
     """The reference times a constant (a count's ratio, said as one), or plus one."""
     finite = np.isfinite(e)
     if not np.array_equal(np.isfinite(a), finite):
@@ -1179,23 +1185,39 @@ def _scaled(a, e, counts: dict) -> str | None:
         counted = _counted(c, counts, least=2 if ef.size == 1 else MIN_FACTOR)
         if counted:
             return f"your output is the reference {counted}"
-        rooted = _root_of_counts(c, counts)
+        rooted = _root_of_counts(c, counts, confirm)
         if rooted:
             return rooted
         name = _named(c)
         if name or ef.size >= 4:
-            return f"your output is the reference times {c:.4g}{f' (= {name})' if name else ''} everywhere: a missing or extra constant factor"
+            return f"your output is the reference times {c:.4g}{f' (= {name})' if name else ''} everywhere: {CONSTANT_FACTOR}"
     offset = float((af - ef).mean())
     if ef.size >= 2 and not math.isclose(offset, 0, abs_tol=1e-6) and _near(af, ef + offset):
         return f"your output is the reference plus {offset:.4g} everywhere: a missing or extra constant term"
     return None
 
 
-def _root_of_counts(c: float, counts: dict) -> str | None:
+def _ratio_everywhere(w: _Wrong, over: str, under: str) -> bool:
+    """On every other case the function gets wrong, the counts found at ``over`` and ``under``
+    (``_counts``' places) are one apart there too: two sizes one apart by chance here (d_head = T -
+    1) do not make a mean divided by the wrong count."""
+
+    def holds(case, value):
+        places = _size_places(case.inputs)
+        places.update({f"{where}, minus 1": n - 1 for where, n in list(places.items())})
+        p, q = places.get(over), places.get(under)
+        return p is not None and q is not None and abs(p - q) == 1
+
+    return _everywhere(w, holds)
+
+
+def _root_of_counts(c: float, counts: dict, confirm=None) -> str | None:
     """``c`` as the square root of a ratio of two counts one apart: a mean under a root (a
     root-mean-square, a standard deviation) divided by the wrong count."""
     for (p, over), (q, under) in itertools.permutations(counts.items(), 2):
         if abs(p - q) == 1 and min(p, q) >= MIN_FACTOR and math.isclose(c * c, p / q, rel_tol=1e-5):
+            if confirm is not None and not confirm(over, under):
+                continue
             return (
                 f"your output is the reference times {c:.4g} = sqrt({p}/{q}): a mean under a square root (a "
                 f"root-mean-square, a variance) divided by the wrong count; where the root divides (a norm), you "
@@ -1750,8 +1772,12 @@ def _fitted_factor(w: _Wrong, name: str, x: np.ndarray) -> float | None:
         other = _reference_on(w, {**w.case.inputs, name: (x * math.exp(log_c)).astype(x.dtype)})
         if other is None or other.shape != a.shape:
             return math.inf
+        other = np.asarray(other, np.float64)
+        finite = np.isfinite(a)
+        if not np.array_equal(finite, np.isfinite(other)) or not finite.any():
+            return math.inf
         with np.errstate(all="ignore"):
-            gap = float(np.abs(np.asarray(other, np.float64) - a).max())
+            gap = float(np.abs(other[finite] - a[finite]).max())
         return gap if math.isfinite(gap) else math.inf
 
     grid = np.linspace(math.log(1e-2), math.log(1e2), 13)
@@ -1777,7 +1803,9 @@ def _scale_fitted(w: _Wrong) -> str | None:
     the keys' length where sqrt(d_head) belongs). The factor is fitted (``_fitted_factor``), then
     named by the sizes that give it, then checked exactly."""
     a, e = w.actual, w.expected
-    if a.shape != e.shape or e.size < 2 or a.dtype.kind != "f" or not np.isfinite(a).all():
+    if a.shape != e.shape or e.size < 2 or a.dtype.kind != "f" or not np.isfinite(a).any():
+        return None
+    if not np.array_equal(np.isfinite(a), np.isfinite(e)):
         return None
     places = _size_places(w.case.inputs)
     arrays = [

@@ -1349,3 +1349,20 @@ def test_a_scale_by_the_wrong_size_is_named(exercise_id, fn):
     assert words in message, message
     verdict = explained(exercise_id, fn)
     assert not verdict.ok and words in verdict.reason, verdict.reason
+
+
+def _scores_over_length(q, k):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(k.shape[-2])
+    return np.where(np.tril(np.ones((T, T), dtype=bool)), s, -np.inf)
+
+
+def test_a_ratio_of_counts_one_apart_by_chance_is_not_told_a_mean_divided_by_the_wrong_count():
+    """Scores over sqrt(T): on a case where T = d_head + 1 the output is the reference times
+    sqrt(d/(d + 1)), as a root-mean-square over the wrong count is; the other cases say it is not."""
+    words = "you divide by sqrt(b) where the reference divides by sqrt(a)"
+    message = check_message(f"{C2}/masked_scores", _scores_over_length, {})
+    assert "a mean under a square root" not in message and words in message, message
+    verdict = explained(f"{C2}/masked_scores", _scores_over_length)
+    assert not verdict.ok and "a mean under a square root" not in verdict.reason, verdict.reason
+    assert words in verdict.reason, verdict.reason
