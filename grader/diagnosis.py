@@ -743,24 +743,16 @@ def _int_off_by_one(w: _Wrong) -> str | None:
 def _off_everywhere(w: _Wrong, name: str, step: int) -> bool:
     """On every other case the function gets wrong where ``name`` is an int, its output is the
     reference's with ``name`` off by ``step`` (a case it cannot be told on does not count)."""
-    for case in w.cases:
+    for case, output in _others_wrong(w):
         value = case.inputs.get(name)
-        if case.name == w.case.name or case.raises is not None or not isinstance(value, int | np.integer):
-            continue
-        outcome, expected = w.student.on(case), w.table.get(f"{case.name}::expected")
-        if (
-            outcome is None
-            or outcome.error
-            or expected is None
-            or _matches(w.exercise, outcome.value, expected)
-        ):
+        if not isinstance(value, int | np.integer):
             continue
         try:
             with np.errstate(all="ignore"):
                 off = w.exercise.reference(**copy.deepcopy({**case.inputs, name: type(value)(value + step)}))
         except Exception:  # the reference refuses that value
             return False
-        if not _matches(w.exercise, outcome.value, off):
+        if not _matches(w.exercise, output, off):
             return False
     return True
 
@@ -811,18 +803,12 @@ def _ends_elsewhere(w: _Wrong, name: str) -> list[set[str]]:
     """For every other case the function gets wrong where ``name`` is a nonzero float: the ends of
     its range (``_limits``' words) at which the reference gives the function's output there."""
     found = []
-    for case in w.cases:
+    for case, output in _others_wrong(w):
         value = case.inputs.get(name)
-        if case.name == w.case.name or case.raises is not None or not isinstance(value, float | np.floating):
-            continue
-        outcome, expected = w.student.on(case), w.table.get(f"{case.name}::expected")
-        if not value or outcome is None or outcome.error or expected is None:
-            continue
-        if _matches(w.exercise, outcome.value, expected):
-            continue
-        found.append(
-            {words for limit, words in _limits(value) if _limit_matches(w, case, name, limit, outcome.value)}
-        )
+        if isinstance(value, float | np.floating) and value:
+            found.append(
+                {words for limit, words in _limits(value) if _limit_matches(w, case, name, limit, output)}
+            )
     return found
 
 
@@ -957,9 +943,9 @@ def _composed_on(fn, inputs: dict):
         return None
 
 
-def _everywhere(w: _Wrong, holds) -> bool:
-    """``holds(case, output)`` on every other case the function gets wrong (cases it cannot be
-    told on do not count)."""
+def _others_wrong(w: _Wrong):
+    """``(case, output)`` for every other case the function gets wrong (not those it cannot be
+    told on: an error, a case that raises, one with no expected output)."""
     for case in w.cases:
         if case.name == w.case.name or case.raises is not None:
             continue
@@ -971,9 +957,12 @@ def _everywhere(w: _Wrong, holds) -> bool:
             or _matches(w.exercise, outcome.value, expected)
         ):
             continue
-        if not holds(case, outcome.value):
-            return False
-    return True
+        yield case, outcome.value
+
+
+def _everywhere(w: _Wrong, holds) -> bool:
+    """``holds(case, output)`` on every other case the function gets wrong (``_others_wrong``)."""
+    return all(holds(case, value) for case, value in _others_wrong(w))
 
 
 def _batch(w: _Wrong) -> str | None:
@@ -1650,20 +1639,10 @@ def _term_scaled(w: _Wrong) -> str | None:
             for p, q in itertools.permutations(sizes, 2)
             if f"`{name}`" not in (p, q) and math.isclose(sizes[p] / sizes[q], c, rel_tol=1e-9)
         ]
-        for case in w.cases:
+        for case, output in _others_wrong(w):
             if not pairs:
                 break
-            if case.name == w.case.name or case.raises is not None:
-                continue
-            outcome, expected = w.student.on(case), w.table.get(f"{case.name}::expected")
-            if (
-                outcome is None
-                or outcome.error
-                or expected is None
-                or _matches(w.exercise, outcome.value, expected)
-            ):
-                continue
-            there, there_sizes = _slope_ratio(w, case, name, outcome.value), _sizes(case.inputs)
+            there, there_sizes = _slope_ratio(w, case, name, output), _sizes(case.inputs)
             pairs = [
                 (p, q)
                 for p, q in pairs
