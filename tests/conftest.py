@@ -26,6 +26,7 @@ so that neither worker is left with a long one at the end.
 import csv
 import functools
 import importlib
+import os
 import subprocess
 import sys
 import zipfile
@@ -34,7 +35,15 @@ from pathlib import Path
 
 import pytest
 
+from grader.sandbox import turns
+
 ROOT = Path(__file__).resolve().parents[1]
+# Each pytest worker grades as if on a machine of its own: a scorer runs alone among the sandboxes
+# of its worker's grading runs (``grader.sandbox.turns``), not among the other worker's, whose
+# classes belong to other tests. Otherwise each worker's classes would wait on the other's scorers.
+os.environ.setdefault(
+    turns.VARIABLE, f"/tmp/forwardpass-turns-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+)
 # Backstops only (the CPU and idle budgets are the defaults): a cell that prints 50 MB must not
 # race a wall clock on a busy machine.
 OPTIONS = ("--jobs", "2", "--timeout", "900")
