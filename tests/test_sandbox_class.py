@@ -382,7 +382,7 @@ def test_a_grader_killed_outright_loses_nothing_and_the_next_run_finishes(tmp_pa
 # is that no sandbox runs while a scorer does (``grader.sandbox.turns``).
 BEACON = """import os, sys, time
 if os.environ.get("NBGRADER_EXECUTION") and not sys.argv[0].endswith("harness.py"):
-    end = time.monotonic() + 40
+    end = time.monotonic() + 20
     while time.monotonic() < end:
         files = [os.open("/dev/null", os.O_RDONLY) for _ in range(900)]
         time.sleep(0.125)
@@ -391,7 +391,7 @@ if os.environ.get("NBGRADER_EXECUTION") and not sys.argv[0].endswith("harness.py
         time.sleep(0.125)"""
 LISTENER = """import sys, time
 
-def listen(seconds=12):
+def listen(seconds=8):
     counts, end = [], time.monotonic() + seconds
     while time.monotonic() < end:
         counts.append(int(open("/proc/sys/fs/file-nr").read().split()[0]))
