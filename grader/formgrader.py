@@ -80,10 +80,7 @@ def copy(db: Path, student: str, units: list[Unit]) -> None:
     """Write a student's units into nbgrader's gradebook (one transaction; an upsert), and remove
     the student's submissions of any other assignment (``keep_only``)."""
     with _gradebook(db) as gb:
-        found = gb.update_or_create_student(student)
-        kept = {unit.assignment for unit in units}
-        for assignment in sorted({s.assignment.name for s in found.submissions} - kept):
-            gb.remove_submission(assignment, student)
+        _drop_others(gb, gb.update_or_create_student(student), {unit.assignment for unit in units})
         for unit in units:
             submission = gb.update_or_create_submission(unit.assignment, student)
             if unit.timestamp is not None:
@@ -112,11 +109,15 @@ def keep_only(db: Path, student: str, assignments: set[str]) -> None:
             found = gb.find_student(student)
         except MissingEntry:
             return
-        submitted = {submission.assignment.name for submission in found.submissions}
-        for assignment in sorted(submitted - assignments):
-            gb.remove_submission(assignment, student)
+        _drop_others(gb, found, assignments)
         if not assignments:
             gb.remove_student(student)
+
+
+def _drop_others(gb: Gradebook, student, assignments: set[str]) -> None:
+    """Remove ``student``'s submissions of every assignment but ``assignments``."""
+    for assignment in sorted({s.assignment.name for s in student.submissions} - assignments):
+        gb.remove_submission(assignment, student.id)
 
 
 def _set_grade(gb: Gradebook, unit: Unit, row) -> None:

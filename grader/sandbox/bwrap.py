@@ -312,9 +312,11 @@ FAMILIES = 256  # every family number below this that is not allowed is refused 
 
 
 def seccomp_filter() -> bytes:
-    """The BPF program (``bwrap --seccomp``) that refuses ``REFUSED_SYSCALLS`` with EPERM, and
-    every call of another ABI than the machine's own (x86_64's 32-bit ``int 0x80`` and x32, whose
-    numbers differ) with ENOSYS. Compiled by libseccomp, which knows each architecture's numbers."""
+    """The BPF program (``bwrap --seccomp``) that refuses ``REFUSED_SYSCALLS`` with EPERM; file
+    locks, watches and page-cache probes (``LOCK_COMMANDS``, ``F_NOTIFY``, ``RWF_NOWAIT``); sockets
+    of a family not in ``SOCKET_FAMILIES``; and every call of another ABI than the machine's own
+    (x86_64's 32-bit ``int 0x80`` and x32, whose numbers differ) with ENOSYS. Compiled by
+    libseccomp, which knows each architecture's numbers."""
     import tempfile  # here, not at the top: the supervisor imports this module and stays small
 
     try:
@@ -325,15 +327,19 @@ def seccomp_filter() -> bytes:
         ) from None
     rules = seccomp.SyscallFilter(seccomp.ALLOW)
     rules.set_attr(seccomp.Attr.ACT_BADARCH, seccomp.ERRNO(errno.ENOSYS))
-    for name in REFUSED_SYSCALLS:
-        if seccomp.resolve_syscall(seccomp.Arch.NATIVE, name) >= 0:  # a call this machine has
-            rules.add_rule(seccomp.ERRNO(errno.EPERM), name)
+    numbers: dict[str, int] = {}  # each call's number on this machine, resolved once (< 0: it has none)
     low = 0xFFFFFFFF  # an int argument: the kernel reads its low 32 bits only, whatever the rest holds
 
     def refuse(error: int, name: str, *args: tuple[int, int, int]) -> None:
-        if seccomp.resolve_syscall(seccomp.Arch.NATIVE, name) >= 0:
-            rules.add_rule(seccomp.ERRNO(error), name, *(seccomp.Arg(*arg) for arg in args))
+        """Refuse the call ``name`` with ``error`` (where its arguments match ``args``), if this
+        machine has it."""
+        if name not in numbers:
+            numbers[name] = seccomp.resolve_syscall(seccomp.Arch.NATIVE, name)
+        if numbers[name] >= 0:
+            rules.add_rule(seccomp.ERRNO(error), numbers[name], *(seccomp.Arg(*arg) for arg in args))
 
+    for name in REFUSED_SYSCALLS:
+        refuse(errno.EPERM, name)
     refuse(errno.ENOLCK, "flock")
     for command in LOCK_COMMANDS:
         refuse(errno.ENOLCK, "fcntl", (1, seccomp.MASKED_EQ, low, command))
