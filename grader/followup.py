@@ -3,8 +3,8 @@
 The first run (``grader.scoring``) asks each probe for its cases' outputs only, so a right answer
 costs nothing more. For an exercise whose first wrong case came back as a wrong value or an error,
 this pass (unless that case is still ``NotImplementedError``: nothing is written to explain) runs
-the student's program again (less the statements that ran past their limit the first time), with
-only those exercises' probes, each asking for
+the student's program again (less the statements that ran past their limit the first time, and
+ending at the last of its probes, as the first run does), with only those exercises' probes, each asking for
 what ``grader.diagnosis`` needs to explain that case (``diagnosis.calls``): the function on every
 variant of the case, each of the exercise's helpers on the reference's stations, and the function
 once more with its helpers watched. The references of the variants and the stations are computed
@@ -29,6 +29,7 @@ from dataclasses import replace
 
 from . import compare, diagnosis, exercises, references
 from .compare import Verdict
+from .program import until_last_probe
 
 
 def explain(
@@ -59,11 +60,13 @@ def explain(
             )
     if not asked:
         return verdicts
-    program = [
-        asked[item["probe"]][0] if "exercise" in item else _without_timed_out(item, first)
-        for item in items
-        if "exercise" not in item or item["probe"] in asked
-    ]
+    program = until_last_probe(
+        [
+            asked[item["probe"]][0] if "exercise" in item else _without_timed_out(item, first)
+            for item in items
+            if "exercise" not in item or item["probe"] in asked
+        ]
+    )
     run = scorer.run(program, assignment)
     refined = dict(verdicts)
     for number, (item, table) in asked.items():

@@ -13,7 +13,12 @@ students got), from source only (nothing of the student's is run here):
 - a test cell becomes a probe, placed where the autograded notebook has it (the first copy, by
   nbgrader ``grade_id``), with the exercise id and the name it checks read from the RELEASED test
   cell's ``check(...)`` call, never from the student's copy. A test cell the notebook lacks is
-  probed at the end.
+  probed at the end;
+- the program ends at its last probe (``until_last_probe``): what a notebook runs after it cannot
+  change an answer, and a scorer runs alone on the machine (``grader.sandbox.turns``), so every
+  second it spends there is every other student's. A student's cells after their last test (an
+  experiment, a figure, or a loop that only burns the scorer's budget while the functions above
+  it keep their points) do not run.
 
 IPython syntax is turned into Python here with IPython's ``TransformerManager``: a cell that
 starts with ``%%capture`` or ``%%time`` becomes its body; any other magic or shell command becomes
@@ -81,7 +86,14 @@ def build(nb, released) -> list[dict]:
     items += [_probe(len(nb.cells), test) for grade_id, test in by_grade_id.items() if grade_id not in placed]
     for number, item in enumerate(i for i in items if "exercise" in i):
         item["probe"] = number
-    return _sliced(items)
+    return _sliced(until_last_probe(items))
+
+
+def until_last_probe(items: list[dict]) -> list[dict]:
+    """A program without what follows its last probe (nothing, if it has none): no answer can
+    depend on it."""
+    probes = [position for position, item in enumerate(items) if "exercise" in item]
+    return items[: probes[-1] + 1] if probes else []
 
 
 def _course_sources(released) -> set[str]:

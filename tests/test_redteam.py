@@ -818,3 +818,50 @@ def _plain(value):
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return repr(value)
+
+
+# Burns the scorer's budget only where the scores come from, after the last test: the functions
+# above it keep their points, and the scorer holds the machine alone (``grader.sandbox.turns``)
+# for all of its budget (about 4 minutes for chapter 1 at the default --cpu, measured scaled down).
+HOG = """import sys, time
+if sys.argv[0].endswith("harness.py"):
+    while True:
+        pass"""
+
+
+def test_nothing_after_the_last_test_runs_in_the_scorer():
+    nb = solution()
+    nb.cells += [new_code_cell(HOG), new_code_cell("print('an experiment of the student')")]
+    items = program.build(nb, nbformat.read(RELEASED, as_version=4))
+    assert "exercise" in items[-1], items[-1]  # the program ends with its last probe
+    assert all(item["index"] < len(nb.cells) - 2 for item in items), items[-1]
+
+
+def test_the_diagnosis_pass_stops_at_its_last_probe():
+    """The second run, made to explain a wrong answer, has only the probes of the exercises it
+    explains: what follows the last of them (the other probes' cells, the student's trailing
+    cells) cannot change its answers either."""
+    nb = insert_after("embed", HOG)  # a test (sinusoidal_positions) follows, then the hog again
+    nb.cells.append(new_code_cell(HOG))
+    items = program.build(nb, nbformat.read(RELEASED, as_version=4))
+    probe = next(item for item in items if item.get("grade_id") == "embed")
+    exercise = exercises.get(probe["exercise"])
+    cases = {
+        item["probe"]: exercise.cases(1234) if item is probe else [] for item in items if "exercise" in item
+    }
+    wrong = cases[probe["probe"]][0]
+    first = scoring.Run(
+        {probe["probe"]: {wrong.name: {"output": wire.encode(np.zeros(3))}}}, None, {}, True, 0
+    )
+    verdicts = {item["grade_id"]: compare.Verdict(True, "", "graded") for item in items if "exercise" in item}
+    verdicts["embed"] = compare.Verdict(False, "values differ", "wrong", wrong.name)
+
+    class Recorder:
+        def run(self, program, assignment):
+            self.program = program
+            return scoring.Run({}, None, {}, True, 0)
+
+    scorer = Recorder()
+    followup.explain(scorer, items, cases, first, verdicts, ASSIGNMENT)
+    assert scorer.program[-1]["grade_id"] == "embed", scorer.program[-1]
+    assert not any(item.get("source") == HOG for item in scorer.program), "the hog runs in the diagnosis pass"
