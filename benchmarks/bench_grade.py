@@ -234,8 +234,10 @@ def scorer_share(work: Path, assignments: list[str], repeat: int = 3) -> ScorerS
     scorer = scoring.Scorer(work / "scorer-bench", b"bench" * 8, scoring.Limits(3 * 2**30, per_call=20))
     passes, run_all = [], scorer.run_all
 
-    def recorded(programs):  # every run of the harness: (assignment, what came back) per program
-        runs = run_all(programs)
+    def recorded(
+        programs, allowance=None
+    ):  # every run of the harness: (assignment, what came back) per program
+        runs = run_all(programs, allowance)
         passes.extend(zip((assignment for _, assignment in programs), runs, strict=True))
         return runs
 
@@ -261,7 +263,7 @@ def scorer_share(work: Path, assignments: list[str], repeat: int = 3) -> ScorerS
         whole = None if counted is None else (usage() - counted) / repeat
     inside = {assignment: 0.0 for _, _, assignment in notebooks}
     for assignment, run in passes:
-        inside[assignment] += (run.cpu or 0) / repeat
+        inside[assignment] += ((run and run.cpu) or 0) / repeat
     return ScorerShare(
         inside,
         (time.process_time() - own) / repeat,

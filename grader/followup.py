@@ -33,12 +33,20 @@ from .program import until_last_probe
 
 
 def explain(
-    scorer, items: list[dict], cases: dict, first, verdicts: dict[str, Verdict], assignment: str
+    scorer,
+    items: list[dict],
+    cases: dict,
+    first,
+    verdicts: dict[str, Verdict],
+    assignment: str,
+    allowance=None,
 ) -> dict[str, Verdict]:
     """``verdicts`` (by grade_id) with the reasons of the wrong ones made more specific.
 
     ``items`` is the program of the first run and ``cases`` its cases by probe number; ``first`` is
-    what that run sent back (a ``scoring.Run``)."""
+    what that run sent back (a ``scoring.Run``); ``allowance`` (a ``scoring.Allowance``) what is
+    left of the student's time alone on the machine: the second run takes no more, and does not
+    run if nothing is left."""
     asked = {}
     for item in items:
         if "exercise" not in item or item["grade_id"] not in verdicts:
@@ -67,7 +75,9 @@ def explain(
             if "exercise" not in item or item["probe"] in asked
         ]
     )
-    run = scorer.run(program, assignment)
+    run = scorer.run(program, assignment, allowance)
+    if run is None:  # the first run spent the student's time alone
+        return verdicts
     refined = dict(verdicts)
     for number, (item, table) in asked.items():
         grade_id = item["grade_id"]

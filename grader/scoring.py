@@ -20,7 +20,12 @@ page and nothing else. The score comes from here:
    returned output is compared with them (``grader.compare``), which names a known mistake as the
    notebook's check does and shows a hidden case only by its description.
 4. For the exercises that came back wrong, a second run asks for what explains the first wrong
-   case (``grader.followup``); it changes the reasons of those verdicts, never a score.
+   case (``grader.followup``); it changes the reasons of those verdicts, never a score. A scorer
+   has the machine to itself (``grader.sandbox.turns``), so a student's scoring has one
+   ``Allowance`` of time there: the first run's budgets, all of its processes together, as the
+   sandbox measured them. The second run gets what the first left (an honest first run leaves
+   nearly all of it); one that spent it all, its code burning the budget between right answers,
+   gets no second run, and its reasons stay the first run's.
 
 One process takes several notebooks (what it costs to start, NumPy above all, is paid once), in
 an order where what is lent only grows and never reaches what the notebook at hand grades
@@ -97,7 +102,40 @@ class Limits:
         """The whole process's budget: a few statements' worth plus every probe's (each stops at
         its first call past the limit), twice as much wall-clock time for a busy machine."""
         cpu = self.per_call * (3 + probes)
-        return replace(self, cpu_seconds=cpu, wall_seconds=2 * cpu + 10)
+        return replace(self, cpu_seconds=cpu, wall_seconds=_wall(cpu))
+
+
+def _wall(cpu: float) -> float:
+    """The wall-clock seconds of a budget of ``cpu`` seconds: twice as many, for a busy machine."""
+    return 2 * cpu + 10
+
+
+@dataclass
+class Allowance:
+    """The time a student's scoring may still spend alone on the machine: CPU seconds and seconds
+    asleep, all of its processes together, as their sandboxes measured them (``spend``). Made
+    from the first run's budgets (``Scorer.allowance``): the first run fits in it by construction,
+    and the diagnosis pass gets only what it left (``cap``)."""
+
+    cpu: float
+    idle: float
+
+    def cap(self, limits: Limits) -> "Limits | None":
+        """``limits`` within what is left; None if that is less than one statement's worth (or no
+        time asleep at all): a process would spend it starting."""
+        cpu, idle = min(limits.cpu_seconds, self.cpu), min(limits.idle_seconds, self.idle)
+        if cpu < limits.per_call or idle <= 0:
+            return None
+        return replace(
+            limits, cpu_seconds=cpu, idle_seconds=idle, wall_seconds=min(limits.wall_seconds, _wall(cpu))
+        )
+
+    def spend(self, given: Limits, report: dict) -> None:
+        """Take off what a process given ``given`` used, by its sandbox's ``report`` (all it was
+        given, where the report does not say)."""
+        cpu, idle = _seconds(report.get("cpu_seconds")), _seconds(report.get("idle_seconds"))
+        self.cpu -= given.cpu_seconds if cpu is None else cpu
+        self.idle -= given.idle_seconds if idle is None else idle
 
 
 def course_secret(out: Path) -> bytes:
@@ -179,13 +217,14 @@ class Scorer:
         """The verdicts of each of one student's notebooks (``job``), by ``grade_id``: their
         programs run in as few scorer processes as lending allows."""
         scored = [job for job in jobs if job.cases]
-        runs = iter(self.run_all([(job.items, job.assignment) for job in scored]))
+        allowance = self.allowance([job.items for job in scored])
+        runs = iter(self.run_all([(job.items, job.assignment) for job in scored], allowance))
         verdicts = []
         for job in jobs:
             if not job.cases:
                 verdicts.append({})
                 continue
-            run = next(runs)
+            run = next(runs) or Run.parse(b"", TIMED_OUT, job.items)  # not run: the allowance was spent
             first = {
                 item["grade_id"]: _verdict(
                     item["exercise"], job.cases[item["probe"]], run.answers.get(item["probe"], {}), run
@@ -193,35 +232,62 @@ class Scorer:
                 for item in job.items
                 if "exercise" in item
             }
-            verdicts.append(followup.explain(self, job.items, job.cases, run, first, job.assignment))
+            verdicts.append(
+                followup.explain(self, job.items, job.cases, run, first, job.assignment, allowance)
+            )
         return verdicts
 
-    def run(self, items: list[dict], assignment: str) -> "Run":
-        """Run the harness on one program; what came back."""
-        return self.run_all([(items, assignment)])[0]
+    def allowance(self, programs: list[list[dict]]) -> Allowance:
+        """The time alone of a student's scoring: the first run's budgets for ``programs``."""
+        budgets = [self.limits.for_probes(sum("exercise" in item for item in items)) for items in programs]
+        return Allowance(sum(b.cpu_seconds for b in budgets), self.limits.idle_seconds * len(budgets))
 
-    def run_all(self, programs: list[tuple[list[dict], str]]) -> list["Run"]:
+    def run(self, items: list[dict], assignment: str, allowance: Allowance | None = None) -> "Run | None":
+        """Run the harness on one program; what came back (None if ``allowance`` had nothing left
+        to run it with)."""
+        return self.run_all([(items, assignment)], allowance)[0]
+
+    def run_all(
+        self, programs: list[tuple[list[dict], str]], allowance: Allowance | None = None
+    ) -> list["Run | None"]:
         """Run the harness on programs ``(items, assignment)``, the programs of each of
-        ``lending.chains`` in one process; what came back from each."""
+        ``lending.chains`` in one process; what came back from each. With an ``allowance``, each
+        process runs within what is left of it, and spends from it; a program there is nothing
+        left for is not run (None)."""
         runs: list[Run | None] = [None] * len(programs)
         for chain in lending.chains(assignment for _, assignment in programs):
             todo = [i for assignment in chain for i, (_, a) in enumerate(programs) if a == assignment]
             while todo:  # a process that ended before its last program: the rest in a new one
-                done = self._in_one_process([programs[i] for i in todo])
+                done = self._in_one_process([programs[i] for i in todo], allowance)
+                if not done:  # nothing left of the allowance
+                    break
                 for i, run in zip(todo, done, strict=False):
                     runs[i] = run
                 todo = todo[len(done) :]
         return runs
 
-    def _in_one_process(self, programs: list[tuple[list[dict], str]]) -> list["Run"]:
+    def _in_one_process(
+        self, programs: list[tuple[list[dict], str]], allowance: Allowance | None = None
+    ) -> list["Run"]:
         """One harness process for ``programs``, in order: what came back from each it started
-        (at least the first). The ``lib`` of program ``j`` is written where the harness finds it
-        only when it asks, once program ``j - 1``'s answers are closed (``_Reader``)."""
+        (at least the first; none if ``allowance`` has nothing left). The ``lib`` of program
+        ``j`` is written where the harness finds it only when it asks, once program ``j - 1``'s
+        answers are closed (``_Reader``)."""
+        limits = [self.limits.for_probes(sum("exercise" in item for item in items)) for items, _ in programs]
+        whole = replace(
+            self.limits,
+            cpu_seconds=sum(job.cpu_seconds for job in limits),
+            wall_seconds=sum(job.wall_seconds for job in limits),
+            idle_seconds=self.limits.idle_seconds * len(programs),
+        )
+        if allowance is not None:
+            whole = allowance.cap(whole)
+            if whole is None:
+                return []
         folder = Path(tempfile.mkdtemp(prefix="job-", dir=self.work))
         folder.chmod(READABLE)
         libs = folder / "libs"
         libs.mkdir(mode=READABLE)
-        limits = [self.limits.for_probes(sum("exercise" in item for item in items)) for items, _ in programs]
         try:
             for j, ((items, _), job_limits) in enumerate(zip(programs, limits, strict=True)):
                 job = {"program": items, "cpu": job_limits.cpu_seconds, "wall": job_limits.wall_seconds}
@@ -249,14 +315,12 @@ class Scorer:
                 f"--go={go_read}",
                 f"--limit={self.limits.per_call:g}",
             ]
-            whole = replace(
-                self.limits,
-                cpu_seconds=sum(job.cpu_seconds for job in limits),
-                wall_seconds=sum(job.wall_seconds for job in limits),
-                idle_seconds=self.limits.idle_seconds * len(programs),
-            )
             try:
-                returncode = _run_sandboxed(argv, (self.view, folder), whole, (write, go_read), self.isolate)
+                returncode, report = _run_sandboxed(
+                    argv, (self.view, folder), whole, (write, go_read), self.isolate
+                )
+                if allowance is not None:
+                    allowance.spend(whole, report)
             finally:
                 os.close(write)
                 os.close(go_read)
@@ -482,10 +546,11 @@ def _package_paths() -> tuple[Path, ...]:
 
 def _run_sandboxed(
     argv: list[str], read_only: tuple[Path, ...], limits: Limits, pass_fds: tuple[int, ...], isolate: bool
-) -> int:
+) -> tuple[int, dict]:
     """Run ``argv`` in the course's sandbox (``grader.sandbox``: the standard library, NumPy and
     ``read_only``; no network; a small private /tmp; limits for its whole process tree); its
-    return code, ``TIMED_OUT`` if it used up its CPU or wall-clock time."""
+    return code, ``TIMED_OUT`` if it used up its CPU or wall-clock time, and the sandbox's report
+    (what it used: ``cpu_seconds``, ``idle_seconds``)."""
     view = sandbox.View(read_only=(*_package_paths(), *read_only), python="minimal")
     budget = sandbox.Limits(
         memory=limits.memory,
@@ -498,4 +563,5 @@ def _run_sandboxed(
         idle_seconds=limits.idle_seconds,
     )
     outcome = sandbox.run(argv, view, budget, pass_fds=pass_fds, isolate=isolate)
-    return TIMED_OUT if outcome.report.get("limit") in ("cpu", "idle", "wall") else outcome.returncode
+    out_of_time = outcome.report.get("limit") in ("cpu", "idle", "wall")
+    return (TIMED_OUT if out_of_time else outcome.returncode), outcome.report

@@ -857,7 +857,7 @@ def test_the_diagnosis_pass_stops_at_its_last_probe():
     verdicts["embed"] = compare.Verdict(False, "values differ", "wrong", wrong.name)
 
     class Recorder:
-        def run(self, program, assignment):
+        def run(self, program, assignment, allowance=None):
             self.program = program
             return scoring.Run({}, None, {}, True, 0)
 
@@ -865,3 +865,34 @@ def test_the_diagnosis_pass_stops_at_its_last_probe():
     followup.explain(scorer, items, cases, first, verdicts, ASSIGNMENT)
     assert scorer.program[-1]["grade_id"] == "embed", scorer.program[-1]
     assert not any(item.get("source") == HOG for item in scorer.program), "the hog runs in the diagnosis pass"
+
+
+@pytest.mark.parametrize("spent", [False, True], ids=["honest", "budget-spent"])
+def test_the_diagnosis_pass_gets_only_what_the_first_run_left(tmp_path, monkeypatch, spent):
+    """A scorer has the machine to itself. A student whose code spent the first run's whole budget
+    between right answers (here its sandbox reports that it did) made the diagnosis pass, which
+    earns nothing, take as much again: one wrong exercise was enough to ask for it."""
+    scorer = scoring.Scorer(tmp_path, b"k" * 32, scoring.Limits(2**30, per_call=2))
+    nb = answer(
+        "position_embedding", "def position_embedding(n_tokens, wpe):\n    return wpe[1 : n_tokens + 1]"
+    )
+    started, run = [], scoring._run_sandboxed
+
+    def measured(argv, read_only, limits, *rest):
+        started.append(limits.cpu_seconds)
+        returned = run(argv, read_only, limits, *rest)
+        if spent and isinstance(returned, tuple):
+            return returned[0], {**returned[1], "cpu_seconds": limits.cpu_seconds}
+        return returned
+
+    monkeypatch.setattr(scoring, "_run_sandboxed", measured)
+    verdict = scorer.score(nb, nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "mallory")[
+        "position_embedding"
+    ]
+    assert verdict.status == "wrong", verdict
+    if spent:
+        assert len(started) == 1, (
+            f"a diagnosis pass ran with {started[1:]} s of CPU time after the budget was spent"
+        )
+    else:
+        assert len(started) == 2 and started[1] <= started[0], started  # it runs, within what is left

@@ -114,7 +114,7 @@ def test_the_diagnosis_pass_skips_a_statement_that_ran_past_its_limit(scorer, mo
     endless = index_of(nb, "position_embedding-answer") - 1
     runs, run_all = [], scorer.run_all
     monkeypatch.setattr(
-        scorer, "run_all", lambda programs: runs.append((programs, run_all(programs))) or runs[-1][1]
+        scorer, "run_all", lambda programs, *a: runs.append((programs, run_all(programs, *a))) or runs[-1][1]
     )
     verdicts = score(scorer, nb)
     (first_programs, [first]), (diagnosis_programs, [diagnosis]) = runs
