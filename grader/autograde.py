@@ -457,12 +457,8 @@ def prepare(
     formgrader.write_config(out, solutions)
     formgrader.fill_copies(out)
     view = kernel_view()
-    per_call = min(timeout, limits.cpu_seconds / 3)  # CPU seconds for one statement or call
     scorer = scoring.Scorer(
-        tmp / "scorer",
-        scoring.course_secret(out),
-        scoring.Limits(limits.memory, per_call, limits.threads, idle_seconds=limits.idle_seconds),
-        isolate,
+        tmp / "scorer", scoring.course_secret(out), scoring.Limits.beside(limits, timeout), isolate
     )
     for assignment in assignments:
         scorer.lend(assignment)

@@ -85,6 +85,19 @@ PIDS = 32  # processes and threads of a scorer's tree
 FILE_SIZE = 16 * 2**20
 
 
+# A scorer calls functions on cases of a few dozen numbers and runs a notebook's statements up to
+# its last test: an honest chapter takes under half a second of CPU time and none asleep, all of
+# its calls together (measured on every chapter's solution). And it runs alone on the machine
+# (``grader.sandbox.turns``), so each second it spends is every other student's too. So it gets
+# the kernel's budget only up to these: a statement or a call at most ``MAX_PER_CALL`` seconds of
+# CPU time, a process at most ``MAX_IDLE`` seconds asleep per notebook. One sleeping statement is
+# stopped at twice its CPU limit of wall-clock time and the next one runs, as in a notebook after
+# an error: that must come before the whole process's time asleep runs out, which would end it
+# and zero every exercise after the statement.
+MAX_PER_CALL = 5.0
+MAX_IDLE = 3 * MAX_PER_CALL
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one scorer may use: bytes of memory, seconds of CPU time per statement or call, BLAS
@@ -97,6 +110,14 @@ class Limits:
     cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
     idle_seconds: float = math.inf  # time asleep, for the whole process
+
+    @classmethod
+    def beside(cls, kernel, timeout: float) -> "Limits":
+        """A scorer's limits for a notebook whose kernel has ``kernel`` (``sandbox.Limits``) and
+        ``timeout`` seconds a cell: a third of its CPU time per statement or call (at most
+        ``timeout``) and its time asleep, each within the scorer's own maximum."""
+        per_call = min(timeout, kernel.cpu_seconds / 3, MAX_PER_CALL)
+        return cls(kernel.memory, per_call, kernel.threads, idle_seconds=min(kernel.idle_seconds, MAX_IDLE))
 
     def for_probes(self, probes: int) -> "Limits":
         """The whole process's budget: a few statements' worth plus every probe's (each stops at

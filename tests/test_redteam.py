@@ -30,6 +30,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell
 from test_grading import ASSIGNMENT, RELEASED, answer, index_of, insert_after, read_grades, solution
 
 from grader import (
+    autograde,
     clean,
     compare,
     course,
@@ -896,3 +897,46 @@ def test_the_diagnosis_pass_gets_only_what_the_first_run_left(tmp_path, monkeypa
         )
     else:
         assert len(started) == 2 and started[1] <= started[0], started  # it runs, within what is left
+
+
+# A right answer, given only after its call has spent seconds of CPU time where the scores come
+# from: the scorer runs alone on the machine (``grader.sandbox.turns``), and an honest chapter
+# takes it under half a second in all.
+SLOW_RIGHT = """def position_embedding(n_tokens, wpe):
+    import sys, time
+    if sys.argv[0].endswith("harness.py"):
+        start = time.process_time()
+        while time.process_time() - start < 3:
+            pass
+    return wpe[:n_tokens]"""
+
+
+def test_a_scorer_gets_the_kernels_budget_only_up_to_its_own_maximum():
+    """The kernel's budget (``--cpu``, ``--idle``) is sized for a notebook's experiments and
+    figures; a scorer's for a few dozen numbers a call."""
+    kernel = autograde.kernel_limits(cpu=600, idle=600, memory=2**30, threads=1)
+    limits = scoring.Limits.beside(kernel, timeout=900)
+    assert (limits.per_call, limits.idle_seconds) == (scoring.MAX_PER_CALL, scoring.MAX_IDLE)
+    small = scoring.Limits.beside(
+        autograde.kernel_limits(cpu=3, idle=1, memory=2**30, threads=1), timeout=900
+    )
+    assert (small.per_call, small.idle_seconds) == (1, 1)  # a smaller budget is kept
+
+
+def test_a_right_answer_that_spends_the_scorers_time_loses_its_points(tmp_path, monkeypatch):
+    """A function that burned CPU time only where the scores come from, then answered right, kept
+    its points while the scorer held the machine alone: up to a third of ``--cpu`` a call (20 s at
+    the default), for every case. Past the scorer's own maximum (1 s here; ``MAX_PER_CALL`` is
+    five) its call is stopped and the exercise scores zero, saying why."""
+    monkeypatch.setattr(scoring, "MAX_PER_CALL", 1.0)
+    kernel = autograde.kernel_limits(cpu=60, idle=60, memory=2**30, threads=1)
+    scorer = scoring.Scorer(tmp_path, b"k" * 32, scoring.Limits.beside(kernel, timeout=900))
+    verdicts = scorer.score(
+        answer("position_embedding", SLOW_RIGHT), nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "mallory"
+    )
+    slow = verdicts["position_embedding"]
+    assert slow.status == "timeout" and not slow.ok and "ran longer than 1 s" in slow.reason, slow
+    # ``embed`` calls it too; the rest keep their points
+    assert all(v.ok for grade_id, v in verdicts.items() if grade_id not in ("position_embedding", "embed")), (
+        verdicts
+    )
