@@ -206,7 +206,13 @@ def _roster_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
 
 def read_roster(path: Path) -> list[Person]:
     """The students of a Canvas gradebook export (its "Points Possible" row and test student
-    skipped), as a spreadsheet may have saved it (``_roster_table``)."""
+    skipped), as a spreadsheet may have saved it (``_roster_table``).
+
+    Exports pasted into one file (one per section) are read as one: a header repeated below is
+    skipped, and so is a student's row repeated as it is. Two rows that give one id (Canvas ID or
+    SIS id, but for case) to students that differ are refused, naming both lines: a graded student
+    with that id could be matched to neither, and canvas.csv would carry the roster's row for that
+    id with nothing submitted beside the graded one, which Canvas could import over the grade."""
     header, rows = _roster_table(path)
     missing = [column for column in IDENTITY[:2] if column not in header]
     if missing:
@@ -216,12 +222,40 @@ def read_roster(path: Path) -> list[Person]:
             "(Grades > Export), or name the columns Student, ID, SIS User ID, SIS Login ID, Section"
         )
     where = {column: header.index(column) for column in IDENTITY if column in header}
-    people = []
-    for _, cells in rows:
+    people: list[Person] = []
+    given: dict[str, tuple[int, str, Person]] = {}  # an id, casefolded: (line, column, person)
+    for line, cells in rows:
         row = {column: cells[i].strip() if i < len(cells) else "" for column, i in where.items()}
-        if row["ID"] and "Points Possible" not in row["Student"]:
-            people.append(Person(*(row.get(column, "") for column in IDENTITY)))
-    return [p for p in people if p.name != "Student, Test"]
+        if (
+            not row["ID"]
+            or "Points Possible" in row["Student"]
+            or (row["Student"], row["ID"]) == IDENTITY[:2]
+        ):
+            continue
+        person = Person(*(row.get(column, "") for column in IDENTITY))
+        if person in people or person.name == "Student, Test":
+            continue
+        for column, value in zip(IDENTITY[1:4], dataclasses.astuple(person)[1:4], strict=True):
+            if value and (earlier := given.setdefault(value.casefold(), (line, column, person)))[2] != person:
+                raise RosterError(_one_id_twice(path, earlier, (line, column, person), value))
+        people.append(person)
+    return people
+
+
+def _one_id_twice(
+    path: Path, earlier: tuple[int, str, Person], later: tuple[int, str, Person], value: str
+) -> str:
+    (first, column, one), (second, _, other) = earlier, later
+    differ = "; ".join(
+        f"{field} {a!r} and {b!r}"
+        for field, a, b in zip(IDENTITY, dataclasses.astuple(one), dataclasses.astuple(other), strict=True)
+        if a != b
+    )
+    return (
+        f"{path}, lines {first} and {second}: two students with the {column} {value!r} (they differ in: "
+        f"{differ}): an id names one student, so a grade could not be matched to either. Keep one row "
+        "for each student, or export the roster again from Canvas (Grades > Export)"
+    )
 
 
 def roster_titles(path: Path) -> list[str]:

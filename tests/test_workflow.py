@@ -961,6 +961,52 @@ def test_a_roster_that_cannot_be_read_says_where_and_what_to_do(tmp_path, saved,
     assert "line" not in told or "save it" in message or "export it again" in message
 
 
+def test_two_section_exports_pasted_into_one_roster_give_each_student_one_row(tmp_path):
+    """Two sections' exports pasted into one file: the second header was read as a student named
+    Student with the ID "ID", and a student listed in both matched nobody (two entries for one id),
+    so canvas.csv had the graded row and the roster's row with the same Canvas ID, the second
+    with 0 for the assignment, which Canvas would have imported over the grade."""
+    from grader import reports
+
+    header = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+    alice = ["Liddell, Alice", "101", "S101", "alice", "Section A"]
+    export = tmp_path / "export.csv"
+    export.write_bytes(_excel([header, alice, header, ["Hatter, M", "102", "S102", "hatter", "B"], alice]))
+    roster = lms.read_roster(export)
+    assert roster == [lms.Person(*alice), lms.Person("Hatter, M", "102", "S102", "hatter", "B")]
+    people = reports._people({"101": ("aliceliddell", "101")}, roster, {})
+    assert [p.canvas_id for p in people.values()] == ["101", "102"]
+
+
+@pytest.mark.parametrize(
+    "rows, told",
+    [
+        (
+            [
+                ["Liddell, Alice", "101", "S101", "alice", "A"],
+                ["Liddell, Alice", "101", "S101", "alice", "B"],
+            ],
+            "export.csv, lines 2 and 3: two students with the ID '101' (they differ in: Section 'A' and 'B')",
+        ),
+        (
+            [["Liddell, Alice", "101", "S101", "alice", "A"], ["Hatter, M", "102", "S102", "Alice", "A"]],
+            "export.csv, lines 2 and 3: two students with the SIS Login ID 'Alice' (they differ in: Student 'Liddell, Alice' and 'Hatter, M'; ID",
+        ),
+    ],
+)
+def test_a_roster_that_gives_one_id_to_two_students_is_refused(tmp_path, rows, told):
+    """Which of the two a graded student is cannot be told: both would be left out of canvas.csv's
+    match, and one of them given 0 over the grade."""
+    from grader import settings
+
+    header = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+    (tmp_path / "export.csv").write_bytes(_excel([header, *rows]))
+    (tmp_path / "course.toml").write_text('[canvas]\nroster = "export.csv"\n')
+    with pytest.raises(settings.SettingsError) as refused:
+        settings.load(tmp_path)
+    assert told in str(refused.value), str(refused.value)
+
+
 def test_a_student_graded_under_another_id_is_given_their_roster_id(tmp_path):
     """A folder named "José Ñúñez" for the roster's jnunez: Canvas skipped the graded row and the
     roster's row for him said 0; [roster_ids] makes them one."""
