@@ -111,7 +111,7 @@ def parse(raw: dict, path: Path) -> Settings:
     for assignment, students in _table(raw, "extensions", path).items():
         if not isinstance(students, dict):
             raise SettingsError(f'{path}: extensions."{assignment}" must be a table of student = date')
-        for student, value in students.items():
+        for student, value in _ids(students, path, f'extensions."{assignment}"').items():
             extensions[(assignment, student)] = _when(value, zone, path, f"extensions.{assignment}.{student}")
     canvas = _table(raw, "canvas", path)
     columns = {str(k): str(v) for k, v in canvas.items() if k != "roster"}
@@ -130,8 +130,27 @@ def parse(raw: dict, path: Path) -> Settings:
         late=_late(_table(raw, "late", path), path),
         canvas_columns=columns,
         roster=(path.parent / str(roster)) if roster else None,
-        roster_ids={str(k): str(v) for k, v in _table(raw, "roster_ids", path).items()},
+        roster_ids={
+            str(k): str(v) for k, v in _ids(_table(raw, "roster_ids", path), path, "roster_ids").items()
+        },
     )
+
+
+def _ids(table: dict, path: Path, where: str) -> dict:
+    """A table keyed by student ids. TOML reads a bare key with a dot (``alice.smith = ...``, an id
+    such as a login or an e-mail address) as a table ``alice`` holding ``smith``: named, with the
+    quotes it needs, not taken for a student ``alice`` with a value that is a table."""
+    for key, value in table.items():
+        if isinstance(value, dict) and value:
+            dotted, inner = key, value
+            while isinstance(inner, dict) and inner:
+                name, inner = next(iter(inner.items()))
+                dotted += f".{name}"
+            raise SettingsError(
+                f'{path}: {where}.{dotted}: an id with a dot in it must be quoted: "{dotted}" = ... (TOML '
+                f"reads {dotted} = ... as a table {key!r})"
+            )
+    return table
 
 
 def _known(table: dict, keys: set[str], path: Path, prefix: str) -> None:

@@ -659,6 +659,14 @@ def test_a_penalty_never_takes_a_score_below_zero():
             "canvas.timezone: timezone belongs at the top of the file, above every [section]",
         ),
         ('[due]\npolicy = "per-day"', "due.policy: policy belongs in [late]"),
+        (  # TOML reads a bare key with a dot as a table: "alice" with a student "smith"
+            '[due]\n"01-embeddings" = "2026-10-09 23:59"\n[extensions."01-embeddings"]\nalice.smith = "2026-10-12 23:59"',
+            'extensions."01-embeddings".alice.smith: an id with a dot in it must be quoted: "alice.smith" = ',
+        ),
+        (
+            '[roster_ids]\nalice.smith = "jdoe"',
+            'roster_ids.alice.smith: an id with a dot in it must be quoted: "alice.smith" = ',
+        ),
         ('[canvas]\n"01-embeddings" = "A (1)"\n"06-cost" = "A (1)"', "share the Canvas column 'A (1)'"),
         (
             '[canvas]\nroster = "canvas_export.csv"',
