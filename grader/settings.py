@@ -172,12 +172,22 @@ def check_assignments(term: Settings, assignments, path: Path) -> None:
             raise SettingsError(
                 f'{path}: {section}."{assignment}" names no assignment (they are: {", ".join(sorted(assignments))})'
             )
-    for assignment, student in term.extensions:
+    for (assignment, student), extended in term.extensions.items():
         if assignment not in term.due:  # only that student could be late
             raise SettingsError(
                 f'{path}: extensions."{assignment}".{student} extends a due date that [due] does not give: '
                 f'add "{assignment}" to [due]'
             )
+        if extended < term.due[assignment]:  # a slip of the month or the day: they would be late
+            raise SettingsError(
+                f'{path}: extensions."{assignment}".{student} = {_shown(extended)} is before the due date it '
+                f"extends ({_shown(term.due[assignment])}): {student} would be late by it before anyone "
+                "else; write the date they were given"
+            )
+
+
+def _shown(when: datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M %Z").strip()
 
 
 def check_roster_ids(term: Settings, path: Path) -> None:

@@ -663,6 +663,12 @@ def test_a_penalty_never_takes_a_score_below_zero():
             '[due]\n"01-embeddings" = "2026-10-09 23:59"\n[extensions."01-embeddings"]\nalice.smith = "2026-10-12 23:59"',
             'extensions."01-embeddings".alice.smith: an id with a dot in it must be quoted: "alice.smith" = ',
         ),
+        (  # September for October: the student's "extension" made them a week late
+            'timezone = "UTC"\n[due]\n"01-embeddings" = "2026-10-09 23:59"\n'
+            '[extensions."01-embeddings"]\nbob = "2026-09-16 23:59"',
+            'extensions."01-embeddings".bob = 2026-09-16 23:59 UTC is before the due date it extends '
+            "(2026-10-09 23:59 UTC)",
+        ),
         (
             '[roster_ids]\nalice.smith = "jdoe"',
             'roster_ids.alice.smith: an id with a dot in it must be quoted: "alice.smith" = ',
