@@ -742,8 +742,10 @@ def persist(
     """Keep one student's result: autograded notebooks and log first, then the gradebook in one
     transaction (which is what marks the units graded), then the student's feedback pages and
     nbgrader's copy, while the other students are still being graded. Once the gradebook holds the
-    result, a failure to make the pages is a warning: it never turns kept grades into failures."""
+    result, a failure to make the pages is a warning: it never turns kept grades into failures. A
+    failure of the grading process replaces no grade of the same file (``_earlier_kept``)."""
     atomic.write(out / "logs" / f"{student}.log", log.encode())
+    result = _earlier_kept(book, student, subs, result)
     for entry in result["notebooks"]:
         if not entry["assignment"]:
             continue
@@ -768,6 +770,29 @@ def persist(
             f"({type(err).__name__}: {str(err)[:200]}); `python -m grader report` makes them again",
             file=sys.stderr,
         )
+
+
+def _earlier_kept(book: gradebook.Gradebook, student: str, subs: list, result: dict) -> dict:
+    """``result`` without the notebooks that the gradebook holds a complete grade of from the same
+    file, when it is a failure of the grading process (``failed_result``: killed, out of memory, the
+    grader's own error), which says nothing of the student's code: a ``--force`` regrade that fails
+    keeps the grade it was to redo, with a warning. A failure for a new file is kept (as ``error``,
+    so the next run grades it again)."""
+    if result["complete"]:
+        return result
+    known = book.submissions()
+    same = {_assignment_key(sub) for sub in subs if sub.assignment and _up_to_date(known, sub)}
+    if not same:
+        return result
+    reason = next((row["reason"] for e in result["notebooks"] for row in e["rows"] if row["reason"]), "")
+    for assignment, notebook in sorted(same):
+        print(
+            f"warning: {student}: {reason or 'the grading process failed'}: the grade of "
+            f"{assignment}/{notebook}.ipynb graded before from this same file is kept",
+            file=sys.stderr,
+        )
+    kept = [e for e in result["notebooks"] if (e["assignment"] or "", e["notebook"]) not in same]
+    return {**result, "notebooks": kept}
 
 
 def _unit(sub: submissions.Submission) -> dict:

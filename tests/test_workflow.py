@@ -1381,3 +1381,43 @@ def test_a_second_command_on_a_folder_in_use_is_refused_and_changes_nothing(tmp_
             assert done.returncode == 2, done.stderr
             assert f"{out} is in use by another grader command (pid {os.getpid()})" in done.stderr
         assert sorted(p.name for p in out.iterdir() if p.name != "course.toml") == before
+
+
+def test_a_regrade_the_grader_could_not_finish_keeps_the_earlier_grade_of_the_same_file(tmp_path, capsys):
+    """``--force`` after an upgrade, on a busy machine: a student's grading process that failed
+    (killed, out of memory, a bug of the grader's) replaced the grade of the very file it was
+    regrading with zeros marked ``error``, and canvas.csv exported them. A failure of the grader is
+    no new grade: the earlier one of the same file stays, with a warning; a new file that could not
+    be graded is still an error (its next run grades it)."""
+    from grader import autograde
+    from grader.gradebook import Gradebook
+    from grader.settings import Settings
+    from grader.submissions import Submission
+
+    out = tmp_path / "out"
+    out.mkdir()
+    notebook = tmp_path / "n.ipynb"
+    notebook.write_text("the student's notebook")
+    sub = Submission("alice", "alice", notebook, "alice/n.ipynb", "n", "a")
+
+    def result(score: float, status: str, complete: bool) -> dict:
+        row = {"student": "alice", "assignment": "a", "exercise": "e", "score": score, "max_score": 1.0,
+               "status": status, "reason": "" if complete else "the grading process failed (exit code -9)"}  # fmt: skip
+        return {"student": "alice", "complete": complete, "notebooks": [
+            {"assignment": "a", "notebook": "n", "rows": [row], "findings": []}]}  # fmt: skip
+
+    def scores(book) -> list[tuple]:
+        return [(row.score, row.status) for _, row in book.scores()]
+
+    with Gradebook(out) as book:
+        book.set_exercises("a", "n", [("e", 1.0)])
+        first = book.start_run("autograde", "all")
+        autograde.persist(out, book, Settings(), first, "alice", [sub], result(1.0, "graded", True), "")
+        regrade = book.start_run("autograde --force", "all")
+        autograde.persist(out, book, Settings(), regrade, "alice", [sub], result(0.0, "error", False), "")
+        assert scores(book) == [(1.0, "graded")]
+        assert book.submissions()[("alice", "a", "n")].complete
+        assert "the grade of a/n.ipynb graded before from this same file is kept" in capsys.readouterr().err
+        notebook.write_text("the student's notebook, changed")
+        autograde.persist(out, book, Settings(), regrade, "alice", [sub], result(0.0, "error", False), "")
+        assert scores(book) == [(0.0, "error")]
