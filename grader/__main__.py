@@ -3,6 +3,7 @@ restore-student,report,references}``: the instructor's commands."""
 
 import argparse
 import errno
+import math
 import sqlite3
 import sys
 from pathlib import Path
@@ -33,6 +34,23 @@ and column.
 {submissions.__doc__.partition(chr(10) * 2)[2]}"""
 
 
+def above_zero(kind: type, unit: str):
+    """An argparse type: a finite number of ``kind`` above 0. A budget of 0, a negative or NaN one
+    lets no kernel run: every notebook would be graded 0, as complete, and skipped by the next run."""
+
+    def read(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value <= 0:
+            whole = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {whole}{unit} above 0, not {text!r}")
+        return value
+
+    return read
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
     commands = main.add_subparsers(dest="command", required=True)
@@ -52,32 +70,32 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--out", type=Path, default=Path("grading"), help="output folder (default: grading)")
     grade.add_argument(
         "--jobs",
-        type=int,
+        type=above_zero(int, ""),
         help="students graded at once (default: the cores this process may use, as many as the "
         "machine's memory holds with --memory each)",
     )
     grade.add_argument(
         "--cpu",
-        type=float,
+        type=above_zero(float, " of seconds"),
         default=60,
         help="seconds of CPU time per notebook, for the kernel and every process it starts (default: 60)",
     )
     grade.add_argument(
         "--idle",
-        type=float,
+        type=above_zero(float, " of seconds"),
         default=60,
         help="seconds a notebook's kernel may spend asleep, neither computing nor waiting for a "
         "CPU (default: 60)",
     )
     grade.add_argument(
         "--memory",
-        type=float,
+        type=above_zero(float, " of GiB"),
         default=3,
         help="GiB of memory per notebook, for the kernel and every process it starts (default: 3)",
     )
     grade.add_argument(
         "--timeout",
-        type=int,
+        type=above_zero(int, " of seconds"),
         default=300,
         help="seconds of wall-clock time per cell before it is interrupted: a backstop, the "
         "budgets above are the limits that count (default: 300)",

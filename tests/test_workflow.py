@@ -1421,3 +1421,30 @@ def test_a_regrade_the_grader_could_not_finish_keeps_the_earlier_grade_of_the_sa
         notebook.write_text("the student's notebook, changed")
         autograde.persist(out, book, Settings(), regrade, "alice", [sub], result(0.0, "error", False), "")
         assert scores(book) == [(0.0, "error")]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "told"),
+    [
+        ("--cpu", "-1", "argument --cpu: must be a number of seconds above 0, not '-1'"),
+        ("--cpu", "0", "argument --cpu: must be a number of seconds above 0, not '0'"),
+        ("--idle", "nan", "argument --idle: must be a number of seconds above 0, not 'nan'"),
+        ("--memory", "0", "argument --memory: must be a number of GiB above 0, not '0'"),
+        ("--memory", "inf", "argument --memory: must be a number of GiB above 0, not 'inf'"),
+        ("--timeout", "-5", "argument --timeout: must be a whole number of seconds above 0, not '-5'"),
+        ("--jobs", "-2", "argument --jobs: must be a whole number above 0, not '-2'"),
+    ],
+)
+def test_a_budget_that_leaves_no_room_to_run_is_refused_before_grading(tmp_path, capsys, option, value, told):
+    """``--cpu -1`` graded a notebook with full marks as 0 everywhere ("no function `encode` is
+    defined": the kernel could not run it), as complete, so the next run with the right budget
+    skipped it as "already graded with the same file". Such a value now stops the command."""
+    from grader.__main__ import main
+
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "embeddings.ipynb").write_text("{}")
+    with pytest.raises(SystemExit) as stopped:
+        main(["autograde", str(tmp_path), "--out", str(tmp_path / "out"), option, value])
+    assert stopped.value.code == 2
+    assert told in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
