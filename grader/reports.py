@@ -154,8 +154,8 @@ def build(book: Gradebook, settings: Settings, only: set[str] | None = None) -> 
         scored[(kept.student, "")].append(Line(PROBLEMS, row, 0.0, None))
     for who, assignment, notebook in sorted(unrecorded):
         findings.append(_unrecorded(who, assignment, notebook))
-    for (student, assignment), mine in scored.items():  # an override of an exercise the unit lacks
-        mine += _overridden_only(student, assignment, mine, exercises.get(assignment, []), overrides)
+    for (student, assignment), mine in scored.items():  # every total out of the release's points
+        mine[:] = _to_release(student, assignment, mine, exercises.get(assignment, []), overrides)
     flags = Counter((f["student"], f["assignment"]) for f in findings)
     lines, totals = [], []
     for student in sorted(people):
@@ -255,23 +255,66 @@ def _unrecorded(student: str, assignment: str, notebook: str) -> dict:
             "reason": reason, "cell": "", "line": "", "code": ""}  # fmt: skip
 
 
-def _overridden_only(
+def _to_release(
     student: str, assignment: str, lines: list[Line], expected: list[Exercise], overrides: dict
 ) -> list[Line]:
-    """Lines for the instructor's scores of exercises the student's graded notebooks have no row
-    for (an exercise the release gained after they were graded): the override counts, as it does
-    for a student who submitted nothing."""
-    have = {line.row.exercise for line in lines}
-    added = []
+    """A student's lines of an assignment counted against its exercises as released now, so that
+    every total is out of the same points (as Canvas's column is): an exercise the release no
+    longer has is shown, not counted (0 of 0, ``not_counted``; its score stays in ``auto_score``);
+    one it gained after the notebook was graded is 0 of its points (``not_graded``: a regrade scores
+    it), and one of a notebook of the assignment the student did not submit is ``missing``. The
+    instructor's score of an exercise counts as for any other."""
+    if not expected:
+        return lines
+    released = {e.name for e in expected}
+    counted = []
+    for line in lines:
+        if line.row.exercise in released:
+            counted.append(line)
+            continue
+        reason = (
+            f"not counted: the release no longer has this exercise (it was worth {line.row.max_score:g} "
+            f"points; the grader's score was {line.auto_score:g})"
+        )
+        row = replace(line.row, score=0.0, max_score=0.0, status="not_counted", reason=reason)
+        counted.append(replace(line, row=row))
+    have, notebooks = {line.row.exercise for line in lines}, {line.notebook for line in lines}
     for e in expected:
+        if e.name in have:
+            continue
         override = overrides.get((student, assignment, e.name))
-        if override is not None and e.name not in have:
-            reason = (
-                "not in the notebook graded (the assignment changed since): the instructor's score counts"
+        if e.notebook in notebooks:
+            status, reason = (
+                "not_graded",
+                (
+                    f"added to the release after {e.notebook}.ipynb was graded: regrade it (--force) to score it"
+                ),
             )
-            row = Row(student, assignment, e.name, override.score, e.max_score, "missing", reason)
-            added.append(Line(e.notebook, row, 0.0, override))
-    return added
+        else:
+            status, reason = "missing", f"no {e.notebook}.ipynb was submitted for this assignment"
+        if override is not None:
+            reason += "; the instructor's score counts"
+        row = Row(
+            student, assignment, e.name, override.score if override else 0.0, e.max_score, status, reason
+        )
+        counted.append(Line(e.notebook, row, 0.0, override))
+    return counted
+
+
+def release_changes(view: View) -> list[str]:
+    """What to regrade: each student's notebook graded before the release changed its exercises."""
+    changed: dict[tuple[str, str, str], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for line in view.lines:
+        if line.row.status in ("not_graded", "not_counted"):
+            what = "added" if line.row.status == "not_graded" else "removed"
+            changed[(line.row.student, line.row.assignment, line.notebook)][what].append(line.row.exercise)
+    return [
+        f"{student}: {assignment}/{notebook}.ipynb was graded before the release changed its exercises ("
+        + ", ".join(f"{' '.join(names)} {what}" for what, names in sorted(whats.items()))
+        + f"): its total counts the release's exercises; regrade it with `python -m grader autograde "
+        f"SUBMISSIONS --assignment {assignment} --student {student} --force`"
+        for (student, assignment, notebook), whats in sorted(changed.items())
+    ]
 
 
 def _people(
@@ -351,6 +394,8 @@ def write(out: Path, book: Gradebook, settings: Settings) -> View:
             'each their roster id in course.toml ([roster_ids] "folder name" = "roster id")',
             file=sys.stderr,
         )
+    for change in release_changes(view):
+        print(f"warning: {change}", file=sys.stderr)
     _warn_about_columns(settings, columns)
     _warn_about_due_dates(settings, set(view.exercises))
     _warn_about_extensions(settings, set(view.people))

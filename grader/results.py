@@ -13,7 +13,9 @@ ignored. Statuses:
   limit) before the test ran;
 - ``integrity``: the code was flagged (``grader.integrity``);
 - set by ``grader.autograde``: ``error`` (nbgrader itself failed), ``invalid_notebook``,
-  ``unknown_assignment`` and ``missing`` (no notebook for an assignment the class submitted).
+  ``unknown_assignment`` and ``missing`` (no notebook for an assignment the class submitted);
+- set by ``grader.reports`` when the release changed after a notebook was graded: ``not_counted``
+  (an exercise it no longer has) and ``not_graded`` (one it gained).
 """
 
 from dataclasses import asdict, dataclass

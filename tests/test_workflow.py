@@ -1448,3 +1448,51 @@ def test_a_budget_that_leaves_no_room_to_run_is_refused_before_grading(tmp_path,
     assert stopped.value.code == 2
     assert told in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_totals_count_the_exercises_of_the_release_as_it_is_now(tmp_path, capsys):
+    """The release lost an exercise (f) and gained one (g) after alice was graded: her total
+    counted f and not g, 3 of 3 where bob's was out of 4 and Canvas's column is out of 4. Every
+    total is now out of the release's points: f is shown, not counted; g is 0 until her notebook
+    is regraded, and a warning says which notebooks to regrade and how. A notebook of a two-notebook
+    assignment that was not submitted counts its exercises as missing, not as nothing."""
+    from grader.gradebook import Gradebook
+    from grader.settings import Settings
+
+    def result(student: str, scores: dict[str, tuple[float, float]], notebook: str = "n") -> dict:
+        rows = [{"student": student, "assignment": "a", "exercise": name, "score": score, "max_score": most,
+                 "status": "graded" if score == most else "wrong", "reason": ""}
+                for name, (score, most) in scores.items()]  # fmt: skip
+        return {"student": student, "complete": True, "notebooks": [
+            {"assignment": "a", "notebook": notebook, "rows": rows, "findings": []}]}  # fmt: skip
+
+    with Gradebook(tmp_path) as book:
+        book.set_exercises("a", "n", [("e", 1.0), ("f", 2.0)])
+        run = book.start_run("week 1", "all")
+        book.record(
+            run, result("alice", {"e": (1, 1), "f": (2, 2)}), {("a", "n"): {"file": "n.ipynb", "sha256": "0"}}
+        )
+        book.set_exercises("a", "n", [("e", 1.0), ("g", 3.0)])
+        book.set_exercises("a", "m", [("h", 5.0)])  # a second notebook that bob did not submit
+        book.record(
+            run, result("bob", {"e": (1, 1), "g": (3, 3)}), {("a", "n"): {"file": "n.ipynb", "sha256": "1"}}
+        )
+        view = reports.write(tmp_path, book, Settings())
+    totals = {t.student: (t.score, t.max_score) for t in view.totals}
+    assert totals == {"alice": (1.0, 9.0), "bob": (4.0, 9.0)}
+    lines = {(line.row.student, line.row.exercise): line for line in view.lines}
+    removed, added = lines[("alice", "f")], lines[("alice", "g")]
+    assert (removed.row.score, removed.row.max_score, removed.row.status, removed.auto_score) == (
+        0,
+        0,
+        "not_counted",
+        2,
+    )
+    assert (added.row.score, added.row.max_score, added.row.status) == (0, 3, "not_graded")
+    assert (lines[("bob", "h")].row.status, lines[("bob", "h")].row.max_score) == ("missing", 5)
+    warned = capsys.readouterr().err
+    assert (
+        "alice: a/n.ipynb was graded before the release changed its exercises (g added, f removed)" in warned
+    )
+    assert "--assignment a --student alice --force" in warned
+    assert "bob: a/n.ipynb" not in warned
