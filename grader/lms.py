@@ -15,6 +15,7 @@ import csv
 import dataclasses
 import io
 import re
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path, PurePosixPath
@@ -153,17 +154,21 @@ SAVE_AS = 'open it in Excel and save it again with File > Save As > "CSV UTF-8 (
 DELIMITERS = (",", ";", "\t")  # Excel's "CSV" in Europe writes ";"; its "Unicode Text" a tab
 
 
-def _roster_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """The header and the (line, cells) of every other row of a CSV roster as spreadsheets save it:
-    UTF-8 with or without a byte-order mark (Excel's "CSV UTF-8"), UTF-16 with one (Excel's
-    "Unicode Text"), cells separated by commas, semicolons (Excel where the decimal mark is a
-    comma) or tabs, lines ended by CRLF, LF or CR, rows and columns left empty at the end.
+def _roster_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]], str]:
+    """The header, the (line, cells) of every other row, and the legacy encoding it was read in
+    (``""`` for Unicode) of a CSV roster as spreadsheets save it: UTF-8 with or without a byte-order
+    mark (Excel's "CSV UTF-8"), UTF-16 with one (Excel's "Unicode Text"), cells separated by commas,
+    semicolons (Excel where the decimal mark is a comma) or tabs, lines ended by CRLF, LF or CR,
+    rows and columns left empty at the end.
 
-    Refused with what to do: an Excel workbook (.xlsx, .xls) rather than CSV, and text in a legacy
-    encoding (Excel's "CSV (Comma delimited)", in Windows' code page): which one cannot be told
-    from the bytes (cp1252, cp1250, Mac Roman read a name differently), and a name read wrong
-    would match nobody on Canvas."""
+    Text that is not UTF-8 is Excel's "CSV (Comma delimited)", in Windows' code page: read as
+    Windows-1252 (Western Europe and the Americas). Which code page it was cannot be told from the
+    bytes (cp1250 or Mac Roman read an accented name differently), but Canvas matches a row by its
+    ids, never by the name: ``read_roster`` refuses the file if an id is not ASCII. Refused with
+    what to do: an Excel workbook (.xlsx, .xls) rather than CSV, and text that is not Windows-1252
+    either."""
     data = path.read_bytes()
+    legacy = ""
     if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
         raise RosterError(f"{path}: an Excel workbook, not a CSV file: {SAVE_AS}")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -175,14 +180,10 @@ def _roster_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as err:
-            line = data.count(b"\n", 0, err.start) + 1
-            start = data.rfind(b"\n", 0, err.start) + 1
-            end = data.find(b"\n", err.start)
-            shown = data[start : end if end >= 0 else len(data)].decode("utf-8", "replace").strip()
-            raise RosterError(
-                f"{path}, line {line}: not UTF-8 (byte 0x{data[err.start]:02x} in: {shown}): it was saved "
-                f'in a legacy encoding, as Excel\'s "CSV (Comma delimited)" does; {SAVE_AS}'
-            ) from None
+            try:
+                text, legacy = data.decode(LEGACY), LEGACY
+            except UnicodeDecodeError:
+                raise RosterError(_legacy_refused(path, data, err.start)) from None
     first = text.splitlines()[0] if text.strip() else ""
     if not first.strip():
         raise RosterError(
@@ -201,7 +202,22 @@ def _roster_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
             f"or {SAVE_AS}"
         ) from None
     header = [cell.strip() for cell in rows[0][1]]
-    return header, [(line, cells) for line, cells in rows[1:] if any(cell.strip() for cell in cells)]
+    return header, [(line, cells) for line, cells in rows[1:] if any(cell.strip() for cell in cells)], legacy
+
+
+LEGACY = "cp1252"  # Excel's "CSV (Comma delimited)" in Western Europe and the Americas
+
+
+def _legacy_refused(path: Path, data: bytes, at: int) -> str:
+    """Why a roster that is not UTF-8 is refused: the line and the byte at ``at``, shown."""
+    line = data.count(b"\n", 0, at) + 1
+    start = data.rfind(b"\n", 0, at) + 1
+    end = data.find(b"\n", at)
+    shown = data[start : end if end >= 0 else len(data)].decode("utf-8", "replace").strip()
+    return (
+        f"{path}, line {line}: not UTF-8 (byte 0x{data[at]:02x} in: {shown}): it was saved in a legacy "
+        f'encoding, as Excel\'s "CSV (Comma delimited)" does; {SAVE_AS}'
+    )
 
 
 def read_roster(path: Path) -> list[Person]:
@@ -213,7 +229,7 @@ def read_roster(path: Path) -> list[Person]:
     SIS id, but for case) to students that differ are refused, naming both lines: a graded student
     with that id could be matched to neither, and canvas.csv would carry the roster's row for that
     id with nothing submitted beside the graded one, which Canvas could import over the grade."""
-    header, rows = _roster_table(path)
+    header, rows, legacy = _roster_table(path)
     missing = [column for column in IDENTITY[:2] if column not in header]
     if missing:
         raise RosterError(
@@ -233,12 +249,24 @@ def read_roster(path: Path) -> list[Person]:
         ):
             continue
         person = Person(*(row.get(column, "") for column in IDENTITY))
+        if legacy and (guessed := [i for i in dataclasses.astuple(person)[1:4] if not i.isascii()]):
+            raise RosterError(
+                f"{path}, line {line}: not UTF-8, and the id {guessed[0]!r} is not ASCII: read as "
+                f"Windows-1252 it may not be the id Canvas has; {SAVE_AS}"
+            )
         if person in people or person.name == "Student, Test":
             continue
         for column, value in zip(IDENTITY[1:4], dataclasses.astuple(person)[1:4], strict=True):
             if value and (earlier := given.setdefault(value.casefold(), (line, column, person)))[2] != person:
                 raise RosterError(_one_id_twice(path, earlier, (line, column, person), value))
         people.append(person)
+    if legacy:
+        print(
+            f'note: {path.name} is not UTF-8: read as Windows-1252 (Excel\'s "CSV (Comma delimited)"), '
+            "whose ids match Canvas's; a name with letters of another code page may show wrong in the "
+            f"reports. To silence this, {SAVE_AS}",
+            file=sys.stderr,
+        )
     return people
 
 

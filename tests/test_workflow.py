@@ -936,15 +936,33 @@ def test_a_roster_saved_by_excel_is_read(tmp_path, variant):
     assert lms.roster_titles(export) == ["Embeddings (9001)"]
 
 
+def test_a_roster_saved_in_windows_code_page_is_read_with_a_note(tmp_path, capsys):
+    """Excel's "CSV (Comma delimited)", the file an instructor gets by default on Windows, was
+    refused. Canvas matches rows by the ids, which are ASCII, never by the name: it is read as
+    Windows-1252, with a note that names with accents may show wrong (and how to silence it)."""
+    export = tmp_path / "export.csv"
+    export.write_bytes(_excel(EXCEL_ROSTER, encoding="cp1252"))
+    assert lms.read_roster(export) == [
+        lms.Person("Ñúñez, José", "103", "S103", "jnunez", "Section A, evening"),
+        lms.Person("Smith, Al", "1001", "S1001", "al@uni.example", "Section B"),
+    ]
+    note = capsys.readouterr().err
+    assert "export.csv is not UTF-8: read as Windows-1252" in note and "CSV UTF-8" in note
+
+
 @pytest.mark.parametrize(
     "saved, told",
     [
-        (  # Excel's "CSV (Comma delimited)" on Windows: cp1252
-            lambda: _excel(EXCEL_ROSTER, encoding="cp1252"),
-            'export.csv, line 3: not UTF-8 (byte 0xd1 in: "\ufffd\ufffd\ufffdez, Jos\ufffd",103,S103,jnunez,',
+        (  # a legacy encoding, and an id that is not ASCII: which letter it is cannot be told
+            lambda: _excel(
+                EXCEL_ROSTER[:2] + [["Ñúñez, José", "103", "S103", "jnúñez", "A"]], encoding="cp1252"
+            ),
+            "export.csv, line 3: not UTF-8, and the id 'jnúñez' is not ASCII: read as Windows-1252 it may not",
         ),
-        (
-            lambda: _excel(EXCEL_ROSTER[:2] + EXCEL_ROSTER[3:] + EXCEL_ROSTER[2:3], encoding="latin-1"),
+        (  # not Windows' code page either: 0x81 has no character there
+            lambda: _excel(
+                EXCEL_ROSTER[:2] + EXCEL_ROSTER[3:] + [["Ab\x81", "1", "", "", ""]], encoding="latin-1"
+            ),
             "export.csv, line 4: not UTF-8",
         ),
         (lambda: b"PK\x03\x04" + bytes(40), "export.csv: an Excel workbook, not a CSV file"),
