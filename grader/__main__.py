@@ -212,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     from . import gradebook, settings
     from .distributed import SchedulerError
 
+    if problem := not_a_folder(args.out):
+        print(f"error: --out {args.out}: {problem}", file=sys.stderr)
+        return 2
     try:
         if args.command == "adjust":
             from . import adjust
@@ -235,6 +238,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(message, file=sys.stderr)
         return 2
+
+
+def not_a_folder(out: Path) -> str:
+    """Why ``out`` cannot be the grading folder (it, or a folder it would be made in, is a file:
+    ``--out grading/grades.csv``), or ``""``."""
+    for path in (out, *out.parents):
+        if path.exists():
+            return "" if path.is_dir() else f"{path} is a file, not a folder: give the grading folder"
+    return ""
 
 
 # What a full disk, a quota or a folder that cannot be written raise, from a file or from SQLite;

@@ -1514,3 +1514,26 @@ def test_totals_count_the_exercises_of_the_release_as_it_is_now(tmp_path, capsys
     )
     assert "--assignment a --student alice --force" in warned
     assert "bob: a/n.ipynb" not in warned
+
+
+@pytest.mark.parametrize("under", ["", "grading"])
+@pytest.mark.parametrize(
+    "command", [["autograde", "SUBMISSIONS"], ["report"], ["adjust", "alice", "encode", "1", "--reason", "x"]]
+)
+def test_an_out_that_is_a_file_is_named(tmp_path, capsys, command, under):
+    """``--out grades.csv`` (the report, not its folder) ended in a FileExistsError traceback, or
+    NotADirectoryError below it; now every command names the file and what --out is."""
+    from grader.__main__ import main
+
+    (tmp_path / "sub" / "alice").mkdir(parents=True)
+    (tmp_path / "sub" / "alice" / "embeddings.ipynb").write_text("{}")
+    taken = tmp_path / "grades.csv"
+    taken.write_text("student\n")
+    out = taken / under if under else taken
+    argv = [str(tmp_path / "sub") if word == "SUBMISSIONS" else word for word in command]
+    assert main([*argv, "--out", str(out)]) == 2
+    assert (
+        f"error: --out {out}: {taken} is a file, not a folder: give the grading folder"
+        in capsys.readouterr().err
+    )
+    assert taken.read_text() == "student\n"
