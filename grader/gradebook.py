@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import atomic
 from .results import Row
 
 FILE = "grades.sqlite"
@@ -170,13 +171,34 @@ CREATE TABLE adjustments (
 )
 
 
+BACKUPS = "backups"  # OUT/backups: copies of the gradebook as commands found it
+KEEP_BACKUPS = 5
+
+
+def backups(out: Path) -> list[Path]:
+    """The copies of ``out``'s gradebook that commands kept, oldest first."""
+    return sorted((out / BACKUPS).glob("grades-*.sqlite"))
+
+
+def restore_hint(out: Path) -> str:
+    """How to put back a gradebook that is lost or damaged."""
+    kept = backups(out)
+    if not kept:
+        return "restore it from a backup of your own"
+    return (
+        f"restore the newest copy the grader kept: copy {kept[-1]} to {out / FILE} (the last "
+        f"{KEEP_BACKUPS} are in {out / BACKUPS}; grade again the submissions graded since, and make "
+        "again any override or identity change made since)"
+    )
+
+
 class GradebookError(RuntimeError):
     """A gradebook that cannot be used (another command holds it, a newer schema, a bad name)."""
 
 
 # What a folder that was graded into holds besides the gradebook (the course's secret, the reports,
 # the autograded notebooks): with those and no gradebook, the gradebook was lost, not never made.
-GRADED_BEFORE = (".secret", "grades.csv", "totals.csv", "autograded")
+GRADED_BEFORE = (".secret", "grades.csv", "totals.csv", "autograded", BACKUPS)
 
 
 def refuse_a_lost_one(out: Path) -> None:
@@ -185,8 +207,8 @@ def refuse_a_lost_one(out: Path) -> None:
     left = [name for name in GRADED_BEFORE if (out / name).exists()]
     if left and not (out / FILE).exists():
         raise GradebookError(
-            f"{out} was graded into before ({', '.join(left)}) but has no gradebook ({FILE}): restore it "
-            "from a backup, or grade into a new folder; grading here would start the term afresh"
+            f"{out} was graded into before ({', '.join(left)}) but has no gradebook ({FILE}): "
+            f"{restore_hint(out)}, or grade into a new folder; grading here would start the term afresh"
         )
 
 
@@ -290,6 +312,8 @@ class Gradebook:
         self.db = sqlite3.connect(self.path, isolation_level=None)  # transactions are explicit
         try:
             self._open(new)
+            if not new:
+                self._back_up()
         except BaseException:
             self.db.close()
             raise
@@ -297,15 +321,19 @@ class Gradebook:
     def _open(self, new: bool) -> None:
         """Make the schema of a new gradebook, or bring an older one's up to ``VERSION``."""
         self.db.execute("PRAGMA foreign_keys = ON")
+        out = self.path.parent
         try:
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             tables = self.db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+            check = self.db.execute("PRAGMA quick_check(1)").fetchone()[0]
         except sqlite3.DatabaseError as err:
-            if err.sqlite_errorname != "SQLITE_NOTADB":
-                raise
-            raise GradebookError(
-                f"{self.path} is not a gradebook ({err}): restore it from a backup"
-            ) from None
+            if err.sqlite_errorname == "SQLITE_NOTADB":
+                raise GradebookError(f"{self.path} is not a gradebook ({err}): {restore_hint(out)}") from None
+            if err.sqlite_errorname.startswith("SQLITE_CORRUPT"):
+                raise GradebookError(f"{self.path} is damaged ({err}): {restore_hint(out)}") from None
+            raise
+        if check != "ok":
+            raise GradebookError(f"{self.path} is damaged ({check}): {restore_hint(out)}")
         if new or (version, tables) == (0, 0):  # executescript commits first: a script is its own transaction
             self.db.executescript(f"BEGIN;\n{SCHEMA}\nPRAGMA user_version = {VERSION};\nCOMMIT;")
             return
@@ -321,6 +349,21 @@ class Gradebook:
             )
         for older in range(version, VERSION):
             self.db.executescript(f"BEGIN;\n{UPGRADES[older]}\nPRAGMA user_version = {older + 1};\nCOMMIT;")
+
+    def _back_up(self) -> None:
+        """Keep a copy of the gradebook as this command found it (sound: ``_open`` checked it) in
+        ``OUT/backups``, unless the newest copy is of the same state, and the last
+        ``KEEP_BACKUPS`` copies only. The command holds ``lock`` and no transaction is open, so the
+        file is the whole gradebook."""
+        data = self.path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        kept = backups(self.path.parent)
+        if kept and kept[-1].stem.endswith(digest):
+            return
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")  # names sort by time
+        atomic.write(self.path.parent / BACKUPS / f"grades-{stamp}-{digest}.sqlite", data)
+        for old in backups(self.path.parent)[:-KEEP_BACKUPS]:
+            old.unlink(missing_ok=True)
 
     def close(self) -> None:
         self.db.close()

@@ -8,6 +8,7 @@ The term is one module fixture that advances step by step (each step is a real
 
 import csv
 import errno
+import hashlib
 import io
 import os
 import re
@@ -1537,3 +1538,37 @@ def test_an_out_that_is_a_file_is_named(tmp_path, capsys, command, under):
         in capsys.readouterr().err
     )
     assert taken.read_text() == "student\n"
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_damaged_gradebook_is_named_with_the_backup_to_restore(tmp_path, capsys):
+    """A gradebook whose file was damaged (a disk fault, a copy cut short) ended every command in
+    "sqlite3.DatabaseError: database disk image is malformed", and the messages that said "restore
+    it from a backup" had none to offer: the grader kept none. Each command now checks the
+    gradebook when it opens it and keeps a copy of a sound one in OUT/backups (the last few, one per
+    state); a damaged one is named, with the newest backup and how to put it back."""
+    from grader import gradebook
+    from grader.__main__ import main
+
+    for week in range(1, gradebook.KEEP_BACKUPS + 3):  # a command a week, each changing the gradebook
+        with gradebook.Gradebook(tmp_path) as book:
+            book.set_exercises(f"week{week}", "n", [("e", 1.0)])
+    for _ in range(2):  # the second changed nothing since the first: no copy of its own
+        with gradebook.Gradebook(tmp_path):
+            pass
+    kept = gradebook.backups(tmp_path)
+    assert len(kept) == gradebook.KEEP_BACKUPS and len(set(map(sha256_of, kept))) == len(kept)
+    data = bytearray((tmp_path / gradebook.FILE).read_bytes())
+    data[100:-100] = bytes((b * 7 + 3) & 0xFF for b in data[100:-100])  # past SQLite's header
+    (tmp_path / gradebook.FILE).write_bytes(bytes(data))
+    assert main(["report", "--out", str(tmp_path)]) == 2
+    told = capsys.readouterr().err
+    assert f"{tmp_path / gradebook.FILE} is damaged" in told and f"copy {kept[-1]} to" in told, told
+    shutil.copyfile(kept[-1], tmp_path / gradebook.FILE)
+    with gradebook.Gradebook(tmp_path) as book:
+        assert sorted({e.assignment for e in book.exercises()}) == [
+            f"week{w}" for w in range(1, gradebook.KEEP_BACKUPS + 3)
+        ]
