@@ -24,6 +24,7 @@ import hashlib
 import html
 import io
 import json
+import shlex
 import shutil
 import sys
 from collections import Counter, defaultdict
@@ -396,6 +397,7 @@ def write(out: Path, book: Gradebook, settings: Settings) -> View:
         )
     for change in release_changes(view):
         print(f"warning: {change}", file=sys.stderr)
+    _warn_about_look_alikes(view)
     _warn_about_columns(settings, columns)
     _warn_about_due_dates(settings, set(view.exercises))
     _warn_about_extensions(settings, set(view.people))
@@ -430,6 +432,27 @@ def _one_row_each(view: View) -> tuple[dict[str, lms.Person], dict[tuple[str, st
             if chosen:
                 finals[(students[0], assignment)] = chosen.final
     return people, finals
+
+
+def _warn_about_look_alikes(view: View) -> None:
+    """Ids that differ only in case or spaces (a folder "Alice" one week, "alice" the next) are two
+    students to the gradebook, each missing what the other submitted: name them, with the command
+    that makes them one. Ids the roster or the LMS already gives one person are one row already."""
+    alike: dict[str, list[str]] = defaultdict(list)
+    for student in sorted(view.people):
+        alike[" ".join(student.split()).casefold()].append(student)
+    for ids in alike.values():
+        if len(ids) < 2 or (view.people[ids[0]].ids() and len({view.people[i] for i in ids}) == 1):
+            continue
+        merges = "; ".join(
+            f"python -m grader merge-student {shlex.quote(other)} {shlex.quote(ids[0])} --reason ..."
+            for other in ids[1:]
+        )
+        print(
+            f"warning: {' and '.join(ids)} differ only in case or spaces: each is a student of their own in "
+            f"every report, missing what the other submitted. If they are one student: {merges}",
+            file=sys.stderr,
+        )
 
 
 def _warn_about_columns(settings: Settings, columns: dict[str, str]) -> None:

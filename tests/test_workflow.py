@@ -1572,3 +1572,37 @@ def test_a_damaged_gradebook_is_named_with_the_backup_to_restore(tmp_path, capsy
         assert sorted({e.assignment for e in book.exercises()}) == [
             f"week{w}" for w in range(1, gradebook.KEEP_BACKUPS + 3)
         ]
+
+
+def test_ids_that_differ_only_in_case_or_spaces_are_named_with_the_merge_that_joins_them(tmp_path, capsys):
+    """Week 1's folder "Alice" and week 2's "alice" are two students to the gradebook: each had
+    the other's assignment as missing (0) in totals.csv and canvas.csv, without a word. A warning
+    names them and the command that makes them one; ids the roster already joins are not named."""
+    from grader.gradebook import Gradebook
+    from grader.settings import Settings
+
+    def result(student: str, assignment: str) -> dict:
+        row = {"student": student, "assignment": assignment, "exercise": "e", "score": 1.0, "max_score": 1.0,
+               "status": "graded", "reason": ""}  # fmt: skip
+        return {"student": student, "complete": True, "notebooks": [
+            {"assignment": assignment, "notebook": "n", "rows": [row], "findings": []}]}  # fmt: skip
+
+    with Gradebook(tmp_path) as book:
+        run = book.start_run("test", "all")
+        for student, assignment in (
+            ("Alice", "a"),
+            ("alice", "b"),
+            ("Bob  Ray", "a"),
+            ("bob ray", "b"),
+            ("carol", "a"),
+        ):
+            book.set_exercises(assignment, "n", [("e", 1.0)])
+            book.record(
+                run, result(student, assignment), {(assignment, "n"): {"file": "n.ipynb", "sha256": student}}
+            )
+        reports.write(tmp_path, book, Settings())
+    told = capsys.readouterr().err
+    assert "Alice and alice differ only in case or spaces" in told, told
+    assert "python -m grader merge-student alice Alice --reason" in told
+    assert "Bob  Ray and bob ray differ only in case or spaces" in told
+    assert "carol" not in told
