@@ -13,7 +13,7 @@ def main(out: Path, student: str, exercise: str, score: float | None, reason: st
     """Set (or clear) the override of one exercise of one student, then remake the reports."""
     out = out.resolve()
     with gradebook.lock(out), _open(out) as book:
-        autograde.import_formgrader_scores(out, book)
+        remade = autograde.import_formgrader_scores(out, book)
         term = settings.load(out)
         problem, found = _resolve(book, {p.student for p in term.people}, student, exercise)
         if problem:
@@ -37,7 +37,7 @@ def main(out: Path, student: str, exercise: str, score: float | None, reason: st
                 )
                 return 2
             book.set_override(*key, score, reason.strip(), "command")
-        view = autograde.write_reports(out, book, term, {student})
+        view = autograde.write_reports(out, book, term, {student} | remade)
     line = next(
         line for line in view.lines if (line.row.student, line.row.assignment, line.row.exercise) == key
     )
@@ -54,7 +54,7 @@ def report(out: Path) -> int:
     """Remake every report of ``out`` from its gradebook and print the class summary."""
     out = out.resolve()
     with gradebook.lock(out), _open(out) as book:
-        autograde.import_formgrader_scores(out, book)
+        autograde.import_formgrader_scores(out, book)  # made again if damaged: all are copied below
         formgrader.fill_copies(out)
         view = autograde.write_reports(out, book, settings.load(out), set(book.students()))
         ids = book.identities()
@@ -121,7 +121,7 @@ def identity(out: Path, action: str, student: str, other: str, reason: str | Non
         print(f"error: give --reason: it is kept in the gradebook with the {action}", file=sys.stderr)
         return 2
     with gradebook.lock(out), _open(out) as book:
-        autograde.import_formgrader_scores(out, book)
+        remade = autograde.import_formgrader_scores(out, book)
         term = settings.load(out)
         before = book.identities()
         problem = _check_identity(book, {p.student for p in term.people}, action, student, other, before)
@@ -133,7 +133,7 @@ def identity(out: Path, action: str, student: str, other: str, reason: str | Non
         # nbgrader's copy of every id whose units this moves: the id, the one it was merged into
         # (before and after) and the other named
         moved = {student, other, before.owner(student), ids.owner(student)} - {""}
-        view = autograde.write_reports(out, book, term, moved)
+        view = autograde.write_reports(out, book, term, moved | remade)
     done = {
         "merge": f"{student} merged into {other}: everything graded as {student} counts as {other}'s",
         "unmerge": f"{student} is its own student again",

@@ -230,7 +230,7 @@ def autograde(
                 file=sys.stderr,
             )
         with gradebook.Gradebook(out) as book:
-            import_formgrader_scores(out, book)
+            remade = import_formgrader_scores(out, book)
             by_student, problems = _find(submitted, tmp, known, term, selection)
             assignments = {sub.assignment for subs in by_student.values() for sub in subs if sub.assignment}
             run = prepare(out, source.resolve(), assignments, tmp, timeout, limits, sandboxed)
@@ -263,6 +263,7 @@ def autograde(
             book.finish_run(run_id, "finished")
             others_changed = book.units_digest(untouched) != before
             view = reports.write(out, book, term)
+            copy_to_nbgrader(out, view, remade)  # a damaged one made again: every student
     return Outcome(view, sum(map(len, todo.values())), skipped, others_changed)
 
 
@@ -359,9 +360,17 @@ def _record_problems(
         book.set_problems(run_id, student, rows, name)
 
 
-def import_formgrader_scores(out: Path, book: gradebook.Gradebook) -> None:
-    """Scores changed in nbgrader's formgrader since the last command become overrides."""
-    for manual in formgrader.manual_scores(out / formgrader.FILE, book.overrides()):
+def import_formgrader_scores(out: Path, book: gradebook.Gradebook) -> set[str]:
+    """Scores changed in nbgrader's formgrader since the last command become overrides. A damaged
+    nbgrader gradebook is set aside and made again, empty, for every assignment graded
+    (``remake_nbgrader_gradebook``): returns the students whose units the command is then to copy
+    into it (all of them), or none."""
+    try:
+        found = formgrader.manual_scores(out / formgrader.FILE, book.overrides())
+    except formgrader.Damaged:
+        remake_nbgrader_gradebook(out, {e.assignment for e in book.exercises()})
+        return set(book.students())
+    for manual in found:
         where = f"{manual.student} {manual.assignment}/{manual.exercise}"
         if manual.problem:
             print(f"warning: formgrader: {where} has {manual.problem}: not taken", file=sys.stderr)
@@ -372,6 +381,16 @@ def import_formgrader_scores(out: Path, book: gradebook.Gradebook) -> None:
         )
         what = "cleared" if manual.score is None else f"set to {manual.score:g}"
         print(f"formgrader: {where} {what}")
+    return set()
+
+
+def remake_nbgrader_gradebook(out: Path, assignments: set[str]) -> None:
+    """nbgrader's gradebook made anew from the release, with ``assignments`` and no students."""
+    with course.scratch("forwardpass-nbgrader-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "source").mkdir()
+        release.build(course.SOLUTIONS, tmp, only=assignments)
+        _update_class_gradebook(out / formgrader.FILE, tmp)
 
 
 def learn_exercises(run: "Run", book: gradebook.Gradebook, assignments: set[str]) -> None:

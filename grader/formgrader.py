@@ -27,15 +27,16 @@ import base64
 import binascii
 import copy as _copy
 import functools
+import sqlite3
 import sys
 import warnings
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
-from sqlalchemy.exc import SAWarning
+from sqlalchemy.exc import DatabaseError, SAWarning
 
 from . import atomic
 from .gradebook import Override
@@ -153,12 +154,37 @@ class Manual:
     problem: str = ""
 
 
+class Damaged(Exception):
+    """nbgrader's gradebook cannot be read as one (``set_aside`` has moved it out of the way)."""
+
+
+def set_aside(db: Path, err: BaseException) -> Path:
+    """Move a damaged nbgrader gradebook out of the way, beside it, and say so; returns where."""
+    aside = db.with_name(f"{db.name}.damaged-{datetime.now(UTC):%Y%m%dT%H%M%S}")
+    db.replace(aside)
+    print(
+        f"warning: {db} cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:200]}): moved to "
+        f"{aside} and made again from grades.sqlite; a score entered in formgrader since the last command "
+        "is only in the damaged copy",
+        file=sys.stderr,
+    )
+    return aside
+
+
 def manual_scores(db: Path, overrides: dict[tuple[str, str, str], Override]) -> list[Manual]:
     """Scores in nbgrader's gradebook that differ from the overrides: set or changed in
     formgrader (a manual score, extra credit), or cleared there (for overrides that came from
     formgrader); and those not taken, with their ``problem``."""
     if not db.exists():
         return []
+    try:
+        return _manual_scores(db, overrides)
+    except (DatabaseError, sqlite3.DatabaseError) as err:  # not a database, or a damaged one
+        set_aside(db, err)
+        raise Damaged(str(db)) from err
+
+
+def _manual_scores(db: Path, overrides: dict[tuple[str, str, str], Override]) -> list[Manual]:
     changed = []
     with _gradebook(db) as gb:
         for assignment in gb.assignments:

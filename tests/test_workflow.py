@@ -1606,3 +1606,30 @@ def test_ids_that_differ_only_in_case_or_spaces_are_named_with_the_merge_that_jo
     assert "python -m grader merge-student alice Alice --reason" in told
     assert "Bob  Ray and bob ray differ only in case or spaces" in told
     assert "carol" not in told
+
+
+@pytest.mark.slow
+def test_a_damaged_nbgrader_gradebook_is_set_aside_and_made_again(term, tmp_path):
+    """nbgrader's gradebook.db, formgrader's copy of grades.sqlite, damaged (a disk fault, a copy
+    cut short): every command, grading included, ended in an SQLAlchemy traceback. It is set aside
+    with a warning and made again from grades.sqlite, every student's scores in it."""
+    from nbgrader.api import Gradebook as NbgraderGradebook
+
+    from grader import formgrader
+
+    out = tmp_path / "out"
+    shutil.copytree(term[0], out)
+    before = read_csv(out / "grades.csv")
+    (out / formgrader.FILE).write_bytes(b"not a database" * 100)
+    done = grader("report", "--out", str(out))
+    assert "Traceback" not in done.stderr
+    (aside,) = out.glob(f"{formgrader.FILE}.damaged-*")
+    assert f"warning: {out / formgrader.FILE} cannot be read" in done.stderr and str(aside) in done.stderr
+    assert read_csv(out / "grades.csv") == before
+    gb = NbgraderGradebook(f"sqlite:///{out / formgrader.FILE}")
+    try:
+        score = gb.find_submission(ASSIGNMENT, "alice").score
+    finally:
+        gb.close()
+    alice = totals(out)[("alice", ASSIGNMENT)]
+    assert score == float(alice["score"])
