@@ -1,7 +1,8 @@
 """nbgrader's gradebook (``OUT/gradebook.db``), kept as a copy of ``OUT/grades.sqlite`` for
 nbgrader's formgrader and ``nbgrader export``, and the scores an instructor enters there.
 
-``copy`` writes one student's units into it: the computed scores as nbgrader's *auto* scores
+``copy`` writes one student's units into it (but a score typed in formgrader since the command
+read them, which it leaves for the next command to read): the computed scores as nbgrader's *auto* scores
 (nbgrader's own verdict on the cell is discarded), each override as the cell's *manual* score, the
 verdict as the comment of the exercise's solution cell (``<exercise>-answer``), the submission
 time and the late penalty. ``manual_scores`` reads back the scores that differ from the
@@ -127,6 +128,9 @@ def _set_grade(gb: Gradebook, unit: Unit, row) -> None:
     except MissingEntry:
         return  # not a cell of the current source (it changed since)
     override = unit.overrides.get(row.exercise)
+    typed = _changed(grade, override)
+    if typed is not None and typed[0] is not None and not typed[1]:
+        return  # typed in formgrader since the command read its scores: the next command takes it
     grade.auto_score = row.score
     extra = (grade.extra_credit or 0) if override is not None else 0
     if override is not None and not 0 <= override.score - extra <= grade.max_score:

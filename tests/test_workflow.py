@@ -1633,3 +1633,28 @@ def test_a_damaged_nbgrader_gradebook_is_set_aside_and_made_again(term, tmp_path
         gb.close()
     alice = totals(out)[("alice", ASSIGNMENT)]
     assert score == float(alice["score"])
+
+
+@pytest.mark.slow
+def test_a_score_typed_in_formgrader_while_a_command_runs_is_not_wiped(term, tmp_path):
+    """A command reads formgrader's scores when it starts, then copies the students it touches
+    into nbgrader's gradebook: a score typed in formgrader in between (grading takes minutes) was
+    written over with the grader's, and lost. The copy leaves a score it has not read in place,
+    and the next command takes it as an override."""
+    from nbgrader.api import Gradebook
+
+    from grader import autograde, gradebook, reports, settings
+
+    out = tmp_path / "out"
+    shutil.copytree(term[0], out)
+    with gradebook.Gradebook(out) as book:
+        view = reports.build(book, settings.load(out))
+        with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:  # typed in while the command runs
+            gb.find_grade("decode", "embeddings", ASSIGNMENT, "556").manual_score = 0.25
+            gb.db.commit()
+        autograde.copy_to_nbgrader(out, view, {"556"})
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        assert gb.find_grade("decode", "embeddings", ASSIGNMENT, "556").manual_score == 0.25
+    done = grader("report", "--out", str(out))
+    assert "formgrader: 556 01-embeddings/decode set to 0.25" in done.stdout
+    assert grades(out)[("556", ASSIGNMENT, "decode")]["score"] == "0.25"
