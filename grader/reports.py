@@ -395,6 +395,19 @@ def write(out: Path, book: Gradebook, settings: Settings) -> View:
             'each their roster id in course.toml ([roster_ids] "folder name" = "roster id")',
             file=sys.stderr,
         )
+    elif unmatched:  # graded from folders (hub logins), with no roster to give them their Canvas IDs
+        some = len(unmatched) < len(view.people)
+        print(
+            f"{'warning' if some else 'note'}: canvas.csv: "
+            + (
+                f"{len(unmatched)} student(s) have no Canvas ID ({', '.join(unmatched[:10])}): "
+                if some
+                else "no student in it has a Canvas ID: "
+            )
+            + f"Canvas's import cannot match {'their' if some else 'its'} rows without one. For Canvas, give the roster in "
+            'course.toml ([canvas] roster = "canvas-export.csv", its gradebook export)',
+            file=sys.stderr,
+        )
     for change in release_changes(view):
         print(f"warning: {change}", file=sys.stderr)
     _warn_about_look_alikes(view)

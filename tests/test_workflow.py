@@ -1658,3 +1658,23 @@ def test_a_score_typed_in_formgrader_while_a_command_runs_is_not_wiped(term, tmp
     done = grader("report", "--out", str(out))
     assert "formgrader: 556 01-embeddings/decode set to 0.25" in done.stdout
     assert grades(out)[("556", ASSIGNMENT, "decode")]["score"] == "0.25"
+
+
+def test_a_canvas_file_whose_rows_canvas_cannot_match_says_so(tmp_path, capsys):
+    """Students graded from the hub's folders (logins, no Canvas ID) and no roster: canvas.csv had
+    rows without any id, which Canvas's import cannot match to anyone, and nothing said so (the
+    warning came only with a roster)."""
+    from grader.gradebook import Gradebook
+    from grader.settings import Settings
+
+    row = {"student": "alice", "assignment": "a", "exercise": "e", "score": 1.0, "max_score": 1.0,
+           "status": "graded", "reason": ""}  # fmt: skip
+    result = {"student": "alice", "complete": True, "notebooks": [
+        {"assignment": "a", "notebook": "n", "rows": [row], "findings": []}]}  # fmt: skip
+    with Gradebook(tmp_path) as book:
+        book.set_exercises("a", "n", [("e", 1.0)])
+        book.record(book.start_run("test", "all"), result, {("a", "n"): {"file": "n.ipynb", "sha256": "0"}})
+        reports.write(tmp_path, book, Settings())
+    told = capsys.readouterr().err
+    assert "canvas.csv: no student in it has a Canvas ID: Canvas's import cannot match its rows" in told
+    assert 'roster = "canvas-export.csv"' in told
