@@ -234,10 +234,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as err:
-        if not (message := disk_refusal(err, args.out)):
+        if not (message := disk_refusal(err, args.out) or damage(err, args.out)):
             raise
         print(message, file=sys.stderr)
         return 2
+
+
+def damage(err: BaseException, out: Path) -> str:
+    """What to tell the instructor when SQLite finds the gradebook damaged once a command is under
+    way (``gradebook.Gradebook`` checks it when it opens it); empty for any other error."""
+    if not getattr(err, "sqlite_errorname", "").startswith("SQLITE_CORRUPT"):
+        return ""
+    from . import gradebook
+
+    path = out.resolve() / gradebook.FILE
+    return f"error: {path} is damaged ({err}): {gradebook.restore_hint(out.resolve())}"
 
 
 def not_a_folder(out: Path) -> str:

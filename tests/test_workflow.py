@@ -1678,3 +1678,26 @@ def test_a_canvas_file_whose_rows_canvas_cannot_match_says_so(tmp_path, capsys):
     told = capsys.readouterr().err
     assert "canvas.csv: no student in it has a Canvas ID: Canvas's import cannot match its rows" in told
     assert 'roster = "canvas-export.csv"' in told
+
+
+def test_a_gradebook_damaged_while_a_command_runs_is_named(tmp_path, capsys, monkeypatch):
+    """Damage that SQLite meets only once the command is under way (a disk fault) ended it in an
+    sqlite3 traceback; it is named, with the copy to restore."""
+    from grader import adjust, gradebook
+    from grader.__main__ import main
+
+    with gradebook.Gradebook(tmp_path):
+        pass
+    with gradebook.Gradebook(tmp_path):
+        pass
+
+    def damaged(out):
+        err = sqlite3.DatabaseError("database disk image is malformed")
+        err.sqlite_errorcode, err.sqlite_errorname = 11, "SQLITE_CORRUPT"
+        raise err
+
+    monkeypatch.setattr(adjust, "report", damaged)
+    assert main(["report", "--out", str(tmp_path)]) == 2
+    told = capsys.readouterr().err
+    assert f"error: {tmp_path / gradebook.FILE} is damaged (database disk image is malformed)" in told, told
+    assert "restore the newest copy the grader kept" in told
