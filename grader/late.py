@@ -16,7 +16,7 @@ student's account; with the term's ``late.trust_ctime``, a collected file's ctim
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from .settings import LatePolicy
 
@@ -60,7 +60,13 @@ def _days_late(
     seconds = (submitted - due).total_seconds() if due and submitted else None
     if seconds is not None and seconds > policy.grace_minutes * 60:
         days = math.ceil(seconds / DAY)
-        return days, f"{days} day{'s' * (days > 1)} late (due {_show(due)}, submitted {_show(submitted)})"
+        note = f"{days} day{'s' * (days > 1)} late (due {_show(due)}, submitted {_show(submitted)})"
+        if submitted > datetime.now(UTC):  # still counted: a time that did not count could hide lateness
+            note += (
+                "; the submission time is after this report was made: a clock set wrong, or a time written "
+                "by hand; check it"
+            )
+        return days, note
     if lms_late:
         return 1, "late according to the LMS, whose export has no submission time: counted as 1 day"
     if seconds is not None and seconds > 0:

@@ -629,6 +629,26 @@ def test_a_penalty_never_takes_a_score_below_zero():
     assert late.assess(rules, due, datetime(2026, 10, 12, tzinfo=UTC), None, 1, 12).penalty == 1
 
 
+def test_a_submission_time_in_the_future_is_named_not_taken_quietly():
+    """A laptop's clock a year ahead (a folder of notebooks copied from it): the submission counted
+    365 days late, the penalty at its cap, with nothing to say that no submission can be dated after
+    the report itself. The time still counts (a time that would not count could be used to hide
+    lateness), and the note says what to check."""
+    from datetime import UTC, datetime, timedelta
+
+    from grader import late, settings
+
+    rules = settings.LatePolicy(policy="per-day", penalty_per_day=10, max_penalty=50)
+    now = datetime.now(UTC)
+    due = now - timedelta(days=3)
+    ahead = late.assess(rules, due, now + timedelta(days=362), None, 12, 12)
+    assert (ahead.days, ahead.penalty) == (365, 6)
+    assert (
+        "is after this report was made: a clock set wrong, or a time written by hand; check it" in ahead.note
+    )
+    assert "after this report" not in late.assess(rules, due, due + timedelta(days=1), None, 12, 12).note
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [
