@@ -8,6 +8,7 @@ reports at the next ``python -m grader report`` without regrading anybody.
 
 import csv
 import shutil
+import sys
 import tomllib
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -70,6 +71,7 @@ def load(out: Path) -> Settings:
         raise SettingsError(f"{path}: not valid TOML: {err}") from None
     term = parse(raw, path)
     check_assignments(term, course.assignments(), path)
+    _warn_about_the_machines_zone(raw, path)
     if term.roster:  # read now, before any grading: a roster that cannot be read stops the command
         try:
             people, titles = lms.read_roster(term.roster), lms.roster_titles(term.roster)
@@ -151,6 +153,36 @@ def _ids(table: dict, path: Path, where: str) -> dict:
                 f"reads {dotted} = ... as a table {key!r})"
             )
     return table
+
+
+def _warn_about_the_machines_zone(raw: dict, path: Path) -> None:
+    """Due dates without an offset and no ``timezone``: each command reads them in its machine's
+    zone, so a report made on another machine (a laptop abroad, a server in UTC) moves every
+    deadline by the difference. Said at every command, with the line that fixes it."""
+    if "timezone" in raw:
+        return
+    dates = list(_table(raw, "due", path).values())
+    dates += [v for students in _table(raw, "extensions", path).values() if isinstance(students, dict)
+              for v in students.values()]  # fmt: skip
+    naive = [v for v in dates if isinstance(v, datetime | str) and _naive(v)]
+    if naive:
+        here = datetime.now().astimezone()
+        print(
+            f"warning: {path} sets no timezone: its due dates are read in the zone of the machine each "
+            f"command runs on (this one: {here.tzname()}, UTC{_offset(here)}), so a command run on a machine "
+            "in another zone moves every deadline. Add the term's zone at the top, such as timezone = "
+            '"Europe/London"',
+            file=sys.stderr,
+        )
+
+
+def _naive(value: datetime | str) -> bool:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return False
+    return value.tzinfo is None
 
 
 def _known(table: dict, keys: set[str], path: Path, prefix: str) -> None:

@@ -1721,3 +1721,26 @@ def test_a_gradebook_damaged_while_a_command_runs_is_named(tmp_path, capsys, mon
     told = capsys.readouterr().err
     assert f"error: {tmp_path / gradebook.FILE} is damaged (database disk image is malformed)" in told, told
     assert "restore the newest copy the grader kept" in told
+
+
+def test_due_dates_without_a_time_zone_say_whose_clock_they_follow(tmp_path, capsys):
+    """course.toml without `timezone`: each due date is read in the zone of the machine that runs
+    the command, so `report` on a laptop in New York moved every deadline of a class graded on a
+    UTC server by five hours, and made students late, without a word. Every command now says
+    so; a term with a timezone, or whose dates carry their offset, is not told."""
+    from grader import settings
+
+    (tmp_path / "course.toml").write_text('[due]\n"01-embeddings" = "2026-10-09 23:59"\n')
+    settings.load(tmp_path)
+    told = capsys.readouterr().err
+    assert "course.toml sets no timezone: its due dates are read in the zone of the machine" in told
+    assert 'timezone = "Europe/London"' in told
+    for text in (
+        'timezone = "UTC"\n[due]\n"01-embeddings" = "2026-10-09 23:59"\n',
+        '[due]\n"01-embeddings" = "2026-10-09 23:59+01:00"\n',
+        '[due]\n"01-embeddings" = 2026-10-09T23:59:00Z\n',
+        '[late]\npolicy = "none"\n',
+    ):
+        (tmp_path / "course.toml").write_text(text)
+        settings.load(tmp_path)
+        assert "sets no timezone" not in capsys.readouterr().err, text
