@@ -8,7 +8,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from . import submissions
+from . import spelling, submissions
 
 AUTOGRADE_HELP = f"""\
 Grade a class with nbgrader: every student in a process of their own, --jobs at a time
@@ -204,7 +204,18 @@ def main(argv: list[str] | None = None) -> int:
 
         return references.main(rest) or 0
     if rest:
-        cli.error(f"unrecognized arguments: {' '.join(rest)}")
+        command = next(a for a in cli._actions if isinstance(a, argparse._SubParsersAction)).choices[
+            args.command
+        ]
+        options = [option for action in command._actions for option in action.option_strings]
+        meant = [
+            f"{word}: did you mean {' or '.join(near)}?"
+            for word in rest
+            if word.startswith("-") and (near := spelling.closest(word.split("=")[0], options, n=2))
+        ]
+        command.error(
+            f"unrecognized arguments: {' '.join(rest)}" + (f" ({'; '.join(meant)})" if meant else "")
+        )
     if args.command == "release":
         from . import release
 

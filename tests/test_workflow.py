@@ -1744,3 +1744,23 @@ def test_due_dates_without_a_time_zone_say_whose_clock_they_follow(tmp_path, cap
         (tmp_path / "course.toml").write_text(text)
         settings.load(tmp_path)
         assert "sets no timezone" not in capsys.readouterr().err, text
+
+
+@pytest.mark.parametrize(
+    ("argv", "told"),
+    [
+        (
+            ["autograde", "sub", "--studnet", "alice"],
+            "unrecognized arguments: --studnet alice (--studnet: did you mean --student?)",
+        ),
+        (["autograde", "sub", "--zero-flaged"], "(--zero-flaged: did you mean --zero-flagged?)"),
+        (["report", "--outt", "grading"], "(--outt: did you mean --out?)"),
+    ],
+)
+def test_a_misspelt_option_is_named_with_the_one_meant(capsys, argv, told):
+    from grader.__main__ import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert told in capsys.readouterr().err
