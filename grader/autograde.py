@@ -53,6 +53,7 @@ import logging
 import multiprocessing
 import os
 import resource
+import shlex
 import shutil
 import signal
 import sys
@@ -261,10 +262,28 @@ def autograde(
                 book.finish_run(run_id, "failed")
                 raise
             book.finish_run(run_id, "finished")
+            for told in hidden_work(book, todo):
+                print(f"warning: {told}", file=sys.stderr)
             others_changed = book.units_digest(untouched) != before
             view = reports.write(out, book, term)
             copy_to_nbgrader(out, view, remade)  # a damaged one made again: every student
     return Outcome(view, sum(map(len, todo.values())), skipped, others_changed)
+
+
+def hidden_work(book: gradebook.Gradebook, graded: dict[str, list]) -> list[str]:
+    """What to tell of the students this run graded (``graded``: by id, their notebooks) whom the
+    reports leave out: an id removed (``remove-student``), whose new work the gradebook keeps and no
+    report shows."""
+    ids = book.identities()
+    told = []
+    for student, subs in sorted(graded.items()):
+        if (owner := ids.owner(student)) in ids.removed:
+            told.append(
+                f"{student} was removed from the reports ({ids.removed[owner]}): this run graded "
+                f"{len(subs)} notebook(s) of theirs, kept in the gradebook and shown in no report; to show "
+                f"them: python -m grader restore-student {shlex.quote(owner)} --reason ..."
+            )
+    return told
 
 
 # The folders of a grading folder that hold notebooks the grader wrote, not students.

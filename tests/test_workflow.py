@@ -1764,3 +1764,24 @@ def test_a_misspelt_option_is_named_with_the_one_meant(capsys, argv, told):
         main(argv)
     assert stopped.value.code == 2
     assert told in capsys.readouterr().err
+
+
+def test_new_work_of_a_removed_student_is_named(tmp_path):
+    """alice was removed (she dropped), then submitted again (she came back, or the wrong id was
+    removed): the run graded her notebook into the gradebook and no report showed it, without a
+    word. The run names it, with the command that shows it again; a merged id's work shows under
+    the other id and is not named."""
+    from grader import autograde
+    from grader.gradebook import Gradebook
+
+    with Gradebook(tmp_path) as book:
+        book.change_identity("remove", "alice", "", "dropped the course", "me")
+        book.change_identity("merge", "101", "bob", "two ids", "me")
+        told = autograde.hidden_work(
+            book, {"alice": [object(), object()], "101": [object()], "carol": [object()]}
+        )
+    assert told == [
+        "alice was removed from the reports (dropped the course): this run graded 2 notebook(s) of theirs, "
+        "kept in the gradebook and shown in no report; to show them: python -m grader restore-student alice "
+        "--reason ..."
+    ]
