@@ -29,6 +29,7 @@ import shutil
 import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -385,7 +386,7 @@ def write(out: Path, book: Gradebook, settings: Settings) -> View:
     _write_csv(out / "totals.csv", TOTALS_FIELDS, [_total_record(t, view.people) for t in view.totals])
     _write_csv(out / "integrity.csv", INTEGRITY_FIELDS, [_finding_record(f) for f in view.findings])
     columns = {a: settings.canvas_columns.get(a, a) for a in sorted(view.exercises)}
-    canvas = lms.canvas_rows(*_one_row_each(view), columns)
+    canvas = lms.canvas_rows(*_one_row_each(view, settings), columns)
     _write_csv(out / "canvas.csv", (*lms.IDENTITY, *columns.values()), canvas)
     unmatched = sorted(student for student, person in view.people.items() if not person.canvas_id)
     if settings.roster and unmatched:
@@ -419,11 +420,16 @@ def write(out: Path, book: Gradebook, settings: Settings) -> View:
     return view
 
 
-def _one_row_each(view: View) -> tuple[dict[str, lms.Person], dict[tuple[str, str], float]]:
+def _one_row_each(
+    view: View, settings: Settings | None = None
+) -> tuple[dict[str, lms.Person], dict[tuple[str, str], float]]:
     """canvas.csv's people and final scores, one row per person: students graded under two ids that
     the roster or the LMS says are one person (a Canvas zip's 101 one week, the hub's alice the
     next) are one row (Canvas took one of two rows with one ID over the other), each assignment's
-    score from the id it was submitted under."""
+    score from the id it was submitted under. Work not submitted whose due date (the student's,
+    with an extension) has not come is left blank: a 0 imported into Canvas would show before it
+    is due; once due (or with no due date), it is 0."""
+    settings, now = settings or Settings(), datetime.now(UTC)
     groups: dict[object, list[str]] = defaultdict(list)
     for student, person in sorted(view.people.items()):
         groups[person if person.ids() else student].append(student)
@@ -442,7 +448,8 @@ def _one_row_each(view: View) -> tuple[dict[str, lms.Person], dict[tuple[str, st
                     file=sys.stderr,
                 )
             chosen = max(submitted or mine, key=lambda t: t.final, default=None)
-            if chosen:
+            due = chosen and settings.due_for(assignment, chosen.student)
+            if chosen and (submitted or not due or due <= now):
                 finals[(students[0], assignment)] = chosen.final
     return people, finals
 

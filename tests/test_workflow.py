@@ -1785,3 +1785,41 @@ def test_new_work_of_a_removed_student_is_named(tmp_path):
         "kept in the gradebook and shown in no report; to show them: python -m grader restore-student alice "
         "--reason ..."
     ]
+
+
+def test_canvas_gets_no_zero_for_work_not_yet_due(capsys):
+    """Week 3 graded early (its first submissions), or bob with an extension past the export:
+    canvas.csv gave everyone who had not submitted yet a 0, which Canvas imports and shows them
+    before their due date. Work not submitted and not yet due is left blank; once due, it is 0."""
+    from datetime import UTC, datetime, timedelta
+
+    from grader import late, lms, reports, settings
+
+    now = datetime.now(UTC)
+
+    def total(student, assignment, final, submitted=True):
+        return reports.Total(
+            student,
+            assignment,
+            "graded" if submitted else "missing",
+            final,
+            9,
+            late.ON_TIME,
+            submitted or None,
+            0,
+            0,
+        )
+
+    people = {s: lms.Person(s, canvas_id=str(i)) for i, s in enumerate(("alice", "bob", "carol"))}
+    view = reports.View(
+        [],
+        [total("alice", ASSIGNMENT, 8), total("bob", ASSIGNMENT, 0, False), total("carol", ASSIGNMENT, 0, False),
+         total("alice", WEEK2, 7), total("bob", WEEK2, 0, False), total("carol", WEEK2, 0, False)],
+        people, [], {ASSIGNMENT: [], WEEK2: []},
+    )  # fmt: skip
+    term = settings.Settings(
+        due={ASSIGNMENT: now - timedelta(days=2), WEEK2: now + timedelta(days=5)},
+        extensions={(ASSIGNMENT, "bob"): now + timedelta(days=1)},
+    )
+    _, finals = reports._one_row_each(view, term)
+    assert finals == {("alice", ASSIGNMENT): 8, ("carol", ASSIGNMENT): 0, ("alice", WEEK2): 7}
