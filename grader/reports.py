@@ -275,7 +275,7 @@ def _to_release(
             counted.append(line)
             continue
         reason = (
-            f"not counted: the release no longer has this exercise (it was worth {line.row.max_score:g} "
+            f"not counted: the assignment no longer has this exercise (it was worth {line.row.max_score:g} "
             f"points; the grader's score was {line.auto_score:g})"
         )
         row = replace(line.row, score=0.0, max_score=0.0, status="not_counted", reason=reason)
@@ -289,7 +289,8 @@ def _to_release(
             status, reason = (
                 "not_graded",
                 (
-                    f"added to the release after {e.notebook}.ipynb was graded: regrade it (--force) to score it"
+                    f"added to the assignment after your {e.notebook}.ipynb was graded: it is scored when the "
+                    "notebook is graded again"
                 ),
             )
         else:
