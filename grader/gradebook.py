@@ -361,7 +361,7 @@ class Gradebook:
         if kept and kept[-1].stem.endswith(digest):
             return
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")  # names sort by time
-        atomic.write(self.path.parent / BACKUPS / f"grades-{stamp}-{digest}.sqlite", data)
+        atomic.write(self.path.parent / BACKUPS / f"grades-{stamp}-{digest}.sqlite", data, durable=True)
         for old in backups(self.path.parent)[:-KEEP_BACKUPS]:
             old.unlink(missing_ok=True)
 

@@ -1823,3 +1823,23 @@ def test_canvas_gets_no_zero_for_work_not_yet_due(capsys):
     )
     _, finals = reports._one_row_each(view, term)
     assert finals == {("alice", ASSIGNMENT): 8, ("carol", ASSIGNMENT): 0, ("alice", WEEK2): 7}
+
+
+def test_a_backup_of_the_gradebook_is_on_the_disk_before_an_older_one_is_removed(tmp_path, monkeypatch):
+    """The copies in OUT/backups were written as any report is, without a sync: a power cut just
+    after a command could leave its copy empty, after it had removed the oldest sound one. Each
+    copy, and its folder's entry, is synced before an older copy is removed."""
+    from grader import atomic, gradebook
+
+    synced: list[str] = []
+    real = os.fsync
+    monkeypatch.setattr(
+        atomic.os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real(fd)
+    )
+    for week in range(gradebook.KEEP_BACKUPS + 2):
+        with gradebook.Gradebook(tmp_path) as book:
+            book.set_exercises(f"week{week}", "n", [("e", 1.0)])
+    backups = tmp_path / gradebook.BACKUPS
+    copies = [path for path in synced if path.startswith(str(backups / ".grades-"))]
+    assert len(copies) == gradebook.KEEP_BACKUPS + 1  # every copy made (the first command had none to copy)
+    assert synced.count(str(backups)) == gradebook.KEEP_BACKUPS + 1
