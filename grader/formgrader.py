@@ -2,7 +2,7 @@
 nbgrader's formgrader and ``nbgrader export``, and the scores an instructor enters there.
 
 ``copy`` writes one student's units into it (but a score typed in formgrader since the command
-read them, which it leaves for the next command to read): the computed scores as nbgrader's *auto* scores
+read them, ``_read``, which it leaves for the next command to read): the computed scores as nbgrader's *auto* scores
 (nbgrader's own verdict on the cell is discarded), each override as the cell's *manual* score, the
 verdict as the comment of the exercise's solution cell (``<exercise>-answer``), the submission
 time and the late penalty. ``manual_scores`` reads back the scores that differ from the
@@ -128,8 +128,15 @@ def _set_grade(gb: Gradebook, unit: Unit, row) -> None:
     except MissingEntry:
         return  # not a cell of the current source (it changed since)
     override = unit.overrides.get(row.exercise)
+    key = (unit.student, unit.assignment, row.exercise)
     typed = _changed(grade, override)
-    if typed is not None and typed[0] is not None and not typed[1]:
+    if (
+        key in _read
+        and _read[key] != (grade.manual_score, grade.extra_credit)
+        and typed is not None
+        and typed[0] is not None
+        and not typed[1]
+    ):
         return  # typed in formgrader since the command read its scores: the next command takes it
     grade.auto_score = row.score
     extra = (grade.extra_credit or 0) if override is not None else 0
@@ -138,6 +145,7 @@ def _set_grade(gb: Gradebook, unit: Unit, row) -> None:
     grade.manual_score = None if override is None else override.score - extra
     grade.extra_credit = extra or None
     grade.needs_manual_grade = False
+    _read[key] = (grade.manual_score, grade.extra_credit)
     try:
         comment = gb.find_comment(f"{row.exercise}-answer", unit.notebook, unit.assignment, unit.student)
     except MissingEntry:
@@ -179,6 +187,7 @@ def manual_scores(db: Path, overrides: dict[tuple[str, str, str], Override]) -> 
     """Scores in nbgrader's gradebook that differ from the overrides: set or changed in
     formgrader (a manual score, extra credit), or cleared there (for overrides that came from
     formgrader); and those not taken, with their ``problem``."""
+    _read.clear()
     if not db.exists():
         return []
     try:
@@ -186,6 +195,12 @@ def manual_scores(db: Path, overrides: dict[tuple[str, str, str], Override]) -> 
     except (DatabaseError, sqlite3.DatabaseError) as err:  # not a database, or a damaged one
         set_aside(db, err)
         raise Damaged(str(db)) from err
+
+
+# What this command read of each grade of nbgrader's gradebook, (manual score, extra credit) by
+# (student, assignment, exercise): a grade that differs from it when the command copies a student
+# was typed in formgrader since, and is left for the next command to read (``_set_grade``).
+_read: dict[tuple[str, str, str], tuple] = {}
 
 
 def _manual_scores(db: Path, overrides: dict[tuple[str, str, str], Override]) -> list[Manual]:
@@ -196,6 +211,7 @@ def _manual_scores(db: Path, overrides: dict[tuple[str, str, str], Override]) ->
                 for submitted in notebook.submissions:
                     for grade in submitted.grades:
                         key = (submitted.student.id, assignment.name, grade.name)
+                        _read[key] = (grade.manual_score, grade.extra_credit)
                         found = _changed(grade, overrides.get(key))
                         if found is not None:
                             score, problem = found

@@ -1668,6 +1668,7 @@ def test_a_score_typed_in_formgrader_while_a_command_runs_is_not_wiped(term, tmp
     out = tmp_path / "out"
     shutil.copytree(term[0], out)
     with gradebook.Gradebook(out) as book:
+        autograde.import_formgrader_scores(out, book)  # what every command does first
         view = reports.build(book, settings.load(out))
         with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:  # typed in while the command runs
             gb.find_grade("decode", "embeddings", ASSIGNMENT, "556").manual_score = 0.25
@@ -1678,6 +1679,13 @@ def test_a_score_typed_in_formgrader_while_a_command_runs_is_not_wiped(term, tmp
     done = grader("report", "--out", str(out))
     assert "formgrader: 556 01-embeddings/decode set to 0.25" in done.stdout
     assert grades(out)[("556", ASSIGNMENT, "decode")]["score"] == "0.25"
+    # The command's own change is no score typed since: `adjust --clear` of that formgrader score
+    # clears it in nbgrader's gradebook too, and the next command does not take it back.
+    grader("adjust", "556", "decode", "--clear", "--out", str(out))
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        assert gb.find_grade("decode", "embeddings", ASSIGNMENT, "556").manual_score is None
+    assert "formgrader:" not in grader("report", "--out", str(out)).stdout
+    assert grades(out)[("556", ASSIGNMENT, "decode")]["override_reason"] == ""
 
 
 def test_a_canvas_file_whose_rows_canvas_cannot_match_says_so(tmp_path, capsys):
