@@ -268,11 +268,11 @@ def _to_release(
     instructor's score of an exercise counts as for any other."""
     if not expected:
         return lines
-    released = {e.name for e in expected}
+    released = {e.name: e for e in expected}
     counted = []
     for line in lines:
         if line.row.exercise in released:
-            counted.append(line)
+            counted.append(_repointed(line, released[line.row.exercise].max_score))
             continue
         reason = (
             f"not counted: the assignment no longer has this exercise (it was worth {line.row.max_score:g} "
@@ -297,11 +297,30 @@ def _to_release(
             status, reason = "missing", f"no {e.notebook}.ipynb was submitted for this assignment"
         if override is not None:
             reason += "; the instructor's score counts"
-        row = Row(
-            student, assignment, e.name, override.score if override else 0.0, e.max_score, status, reason
-        )
+        row = Row(student, assignment, e.name, _within(override, e.max_score), e.max_score, status, reason)
         counted.append(Line(e.notebook, row, 0.0, override))
     return counted
+
+
+def _repointed(line: Line, points: float) -> Line:
+    """``line`` out of the ``points`` its exercise is worth now, if it was graded when it was worth
+    others: the grader's score scaled (a case is right or wrong, so the score is all or nothing
+    of the points), the instructor's kept up to the new points."""
+    before = line.row.max_score
+    if before == points:
+        return line
+    auto = line.auto_score * points / before if before else 0.0
+    reason = (
+        f"{line.row.reason} (scored {line.auto_score:g} of {before:g}; the exercise is worth {points:g} now)"
+    )
+    score = auto if line.override is None else _within(line.override, points)
+    return replace(line, row=replace(line.row, score=score, max_score=points, reason=reason), auto_score=auto)
+
+
+def _within(override: Override | None, points: float) -> float:
+    """The score an instructor's override gives an exercise worth ``points`` (0 without one): an
+    override typed when it was worth more counts for all of its points, no more."""
+    return 0.0 if override is None else min(override.score, points)
 
 
 def release_changes(view: View) -> list[str]:
@@ -341,10 +360,10 @@ def _missing(student: str, expected: list[Exercise], overrides: dict) -> list[Li
     lines = []
     for e in expected:
         override = overrides.get((student, e.assignment, e.name))
-        row = Row(student, e.assignment, e.name, 0.0, e.max_score, "missing", reason)
-        lines.append(
-            Line(e.notebook, row if override is None else replace(row, score=override.score), 0.0, override)
+        row = Row(
+            student, e.assignment, e.name, _within(override, e.max_score), e.max_score, "missing", reason
         )
+        lines.append(Line(e.notebook, row, 0.0, override))
     return lines
 
 
@@ -413,6 +432,7 @@ def write(out: Path, book: Gradebook, settings: Settings) -> View:
     for change in release_changes(view):
         print(f"warning: {change}", file=sys.stderr)
     _warn_about_look_alikes(view)
+    _warn_about_overrides(view)
     _warn_about_columns(settings, columns)
     _warn_about_due_dates(settings, set(view.exercises))
     _warn_about_extensions(settings, set(view.people))
@@ -453,6 +473,21 @@ def _one_row_each(
             if chosen and (submitted or not due or due <= now):
                 finals[(students[0], assignment)] = chosen.final
     return people, finals
+
+
+def _warn_about_overrides(view: View) -> None:
+    """An instructor's score above the points its exercise is worth now (the release changed them
+    after it was given) counts for those points only: name each, with the command that sets it
+    again."""
+    for line in view.lines:
+        if line.override is not None and line.override.score > line.row.max_score:
+            r = line.row
+            print(
+                f"warning: {r.student}: your score {line.override.score:g} for {r.assignment} {r.exercise} is above "
+                f"the {r.max_score:g} points the exercise is worth now: it counts {r.score:g}. Set it again with "
+                f"python -m grader adjust {shlex.quote(r.student)} {shlex.quote(r.exercise)} SCORE --reason ...",
+                file=sys.stderr,
+            )
 
 
 def _warn_about_look_alikes(view: View) -> None:

@@ -1537,6 +1537,40 @@ def test_totals_count_the_exercises_of_the_release_as_it_is_now(tmp_path, capsys
     assert "bob: a/n.ipynb" not in warned
 
 
+def test_totals_count_an_exercise_at_the_points_it_is_worth_now(tmp_path, capsys):
+    """The release made e worth 2 points after alice and carol were graded on it at 4, and bob had
+    been given 3 of 4 by hand: every total is out of the release's points (3), alice's right e
+    counts 2 of 2, carol's wrong one 0 of 2, and bob's override counts 2, with a warning that
+    names it and how to set it again."""
+    from grader.gradebook import Gradebook
+    from grader.settings import Settings
+
+    def result(student: str, score: float) -> dict:
+        rows = [{"student": student, "assignment": "a", "exercise": "e", "score": score, "max_score": 4.0,
+                 "status": "graded" if score else "wrong", "reason": "checked"},
+                {"student": student, "assignment": "a", "exercise": "f", "score": 1.0, "max_score": 1.0,
+                 "status": "graded", "reason": ""}]  # fmt: skip
+        return {"student": student, "complete": True, "notebooks": [
+            {"assignment": "a", "notebook": "n", "rows": rows, "findings": []}]}  # fmt: skip
+
+    with Gradebook(tmp_path) as book:
+        book.set_exercises("a", "n", [("e", 4.0), ("f", 1.0)])
+        run = book.start_run("week 1", "all")
+        for i, (student, score) in enumerate((("alice", 4.0), ("bob", 0.0), ("carol", 0.0))):
+            book.record(run, result(student, score), {("a", "n"): {"file": "n.ipynb", "sha256": str(i)}})
+        book.set_override("bob", "a", "e", 3.0, "partly right", "command")
+        book.set_exercises("a", "n", [("e", 2.0), ("f", 1.0)])
+        view = reports.write(tmp_path, book, Settings())
+    totals = {t.student: (t.score, t.max_score) for t in view.totals}
+    assert totals == {"alice": (3.0, 3.0), "bob": (3.0, 3.0), "carol": (1.0, 3.0)}
+    alice = next(line for line in view.lines if (line.row.student, line.row.exercise) == ("alice", "e"))
+    assert alice.auto_score == 2.0 and "scored 4 of 4; the exercise is worth 2 now" in alice.row.reason
+    warned = capsys.readouterr().err
+    assert "bob: your score 3 for a e is above the 2 points the exercise is worth now: it counts 2" in warned
+    assert "python -m grader adjust bob e SCORE" in warned
+    assert "alice" not in warned and "carol" not in warned
+
+
 @pytest.mark.parametrize("under", ["", "grading"])
 @pytest.mark.parametrize(
     "command", [["autograde", "SUBMISSIONS"], ["report"], ["adjust", "alice", "encode", "1", "--reason", "x"]]
