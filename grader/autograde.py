@@ -527,15 +527,15 @@ def _matplotlib_font_cache() -> Path | None:
 
 
 def _update_class_gradebook(class_db: Path, tmp: Path) -> None:
-    """Create nbgrader's class gradebook from the template, or add this run's assignments to it
-    (in scratch space, then moved into place whole)."""
-    updated = tmp / "class.db"
+    """Create nbgrader's class gradebook from the template (moved into place whole), or add this
+    run's assignments to it in place: formgrader may be writing to it meanwhile (an instructor's
+    score), and a copy moved over it would lose what it wrote. nbgrader's ``generate_assignment``
+    only adds or updates the assignments it is given, so a run stopped half way leaves them for the
+    next run to finish."""
     if class_db.exists():
-        shutil.copyfile(class_db, updated)
-        release.generate(tmp / "source", tmp / "release-again", updated)
+        release.generate(tmp / "source", tmp / "release-again", class_db)
     else:
-        shutil.copyfile(tmp / release.GRADEBOOK, updated)
-    atomic.write(class_db, updated.read_bytes())
+        atomic.write(class_db, (tmp / release.GRADEBOOK).read_bytes())
 
 
 def sha256(path: Path) -> str:

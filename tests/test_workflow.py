@@ -1722,6 +1722,34 @@ def test_a_score_typed_in_formgrader_while_a_command_runs_is_not_wiped(term, tmp
     assert grades(out)[("556", ASSIGNMENT, "decode")]["override_reason"] == ""
 
 
+def test_a_score_typed_in_formgrader_while_the_release_is_added_is_kept(term, tmp_path, monkeypatch):
+    """Each grading run adds its assignments to nbgrader's gradebook with nbgrader's generate step
+    (seconds). It ran on a copy, then moved the copy over the gradebook: a score typed in
+    formgrader meanwhile went into the file that was replaced, and was lost. The run now adds them
+    in place."""
+    from nbgrader.api import Gradebook
+
+    from grader import autograde, course, release
+
+    out = tmp_path / "out"
+    shutil.copytree(term[0], out)
+    generate = release.generate
+
+    def typed_meanwhile(source, released, db):
+        with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+            gb.find_grade("decode", "embeddings", ASSIGNMENT, "556").manual_score = 0.25
+            gb.db.commit()
+        generate(source, released, db)
+
+    with course.scratch("forwardpass-test-") as tmp:
+        (Path(tmp) / "source").mkdir()
+        release.build(course.SOLUTIONS, Path(tmp), only={ASSIGNMENT})
+        monkeypatch.setattr(release, "generate", typed_meanwhile)
+        autograde._update_class_gradebook(out / "gradebook.db", Path(tmp))
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        assert gb.find_grade("decode", "embeddings", ASSIGNMENT, "556").manual_score == 0.25
+
+
 def test_a_canvas_file_whose_rows_canvas_cannot_match_says_so(tmp_path, capsys):
     """Students graded from the hub's folders (logins, no Canvas ID) and no roster: canvas.csv had
     rows without any id, which Canvas's import cannot match to anyone, and nothing said so (the
