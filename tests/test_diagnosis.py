@@ -52,8 +52,9 @@ from catalogue import (
 )
 from helpers import everything_lent, explained, graded
 
-from grader import diagnosis, exercises, variants
+from grader import exercises, variants
 from grader.check import CheckFailed, check, check_called
+from grader.diagnosis import core, driver, shapes
 
 REGISTRY = exercises.registry()
 
@@ -1013,13 +1014,13 @@ def test_the_order_of_a_wide_output_is_found_with_one_comparison_per_slice(monke
     e = rng.normal(size=(5, 2046)).astype(np.float32)
     order = rng.permutation(2046)
     calls = []
-    near = diagnosis._near
-    monkeypatch.setattr(diagnosis, "_near", lambda x, y: calls.append(1) or near(x, y))
-    assert diagnosis._axis_order(e[:, order], e, -1) == order.tolist()
+    near = shapes._near
+    monkeypatch.setattr(shapes, "_near", lambda x, y: calls.append(1) or near(x, y))
+    assert shapes._axis_order(e[:, order], e, -1) == order.tolist()
     assert len(calls) == 2046
-    assert diagnosis._axis_order(e[::-1], e, 0) == [4, 3, 2, 1, 0]
-    assert diagnosis._axis_order(e, e, 0) is None
-    assert diagnosis._axis_order(e[:, order] + 1, e, -1) is None
+    assert shapes._axis_order(e[::-1], e, 0) == [4, 3, 2, 1, 0]
+    assert shapes._axis_order(e, e, 0) is None
+    assert shapes._axis_order(e[:, order] + 1, e, -1) is None
 
 
 def test_a_threshold_on_another_scale_is_not_told_its_argument_is_ignored():
@@ -1174,9 +1175,9 @@ def test_a_value_a_hidden_case_does_not_describe_is_never_told():
     the student may know it: on a visible case, or a hidden one whose description gives it; a
     hidden sampler's seed, which its description leaves out, never."""
     for case in REGISTRY[f"{C4}/sample_next"].cases(1):
-        assert diagnosis._shown(case, "seed") == (not case.hidden), case.name
+        assert core._shown(case, "seed") == (not case.hidden), case.name
     for case in REGISTRY[f"{C6}/kv_cache_bytes"].cases(1):
-        assert diagnosis._shown(case, "T"), case.name
+        assert core._shown(case, "T"), case.name
 
 
 def _scaled_input(exercise_id, name, factor, moved):
@@ -1230,7 +1231,7 @@ def test_an_argument_a_wrong_order_of_steps_makes_no_op_is_not_told_it_is_ignore
     """top_p, then temperature, then top_k: top_k set back to None changes nothing (top-p, first,
     kept fewer tokens), yet top_k is used (pushed to 1 it moves the output). Not "ignores
     `top_k`", even with no rule that names the order."""
-    monkeypatch.setattr(diagnosis, "_steps_reordered", lambda w: None)
+    monkeypatch.setattr(driver, "_steps_reordered", lambda w: None)
     exercise_id = f"{C4}/filtered_probs"
     verdict = explained(exercise_id, filtered_probs_top_p_temperature_top_k)
     assert not verdict.ok and "ignores" not in verdict.reason, verdict.reason

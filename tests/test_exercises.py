@@ -512,7 +512,7 @@ def _count(value) -> int | None:
 def test_an_answer_that_is_a_count_goes_above_int32_in_a_visible_and_in_a_hidden_case(exercise_id):
     """Parameters, FLOPs, bytes: an answer that is one whole number is above 2**31 in some visible
     case and, whatever the secret, in some hidden one, so a count kept in np.int32 wraps round,
-    fails the check and loses points (and ``diagnosis._wrapped`` names it)."""
+    fails the check and loses points (and ``diagnosis.numeric._wrapped`` names it)."""
     exercise = REGISTRY[exercise_id]
     if exercise.kind != "array":
         return

@@ -1,0 +1,76 @@
+"""Naming a mistake nobody listed: structural explanations of a wrong answer.
+
+``grader.compare`` names an exercise's known mistakes first. When none matches, ``explain`` tries,
+in this order, explanations that need no list, and returns the first that fits, as one line that
+says what to look at without showing an expected value:
+
+1. the shape: axes permuted, a batch axis lost (the first sequence alone is right), an axis of
+   size 1 too many, entries too many or too few along one axis;
+2. overflow: NaN or inf on large inputs, while the same inputs scaled down come out right;
+3. an argument that changes nothing: the output stays the same when it changes, while the
+   reference's does not ("your function ignores `eps`");
+4. a batch axis: right on one sequence, wrong on a batch;
+5. the precision: right in float64 and not in float32, or the reverse;
+6. where NaN and -inf are: NaN everywhere, NaN exactly where the reference masks, whole rows of
+   NaN, large finite numbers or zeros where the reference has -inf, more or fewer entries kept per
+   row (at -inf, or at probability 0), as many but not the same ones;
+7. an exact relation: close but outside the tolerance, transposed or axes permuted, reversed or
+   shifted by one along an axis, a constant factor or offset (a factor that is a count of the
+   inputs, or a ratio of two counts one apart, said as a sum divided by the wrong count), the
+   reference to a power (an exponent scaled: 2 ** x for e ** x, a loss divided by the wrong
+   count), a constant or factor per row, one vector (a bias) or one factor per feature on every
+   row, exp, log or softmax of the reference, the reference plus or minus an input or a station
+   (a residual added twice, a term missing), or with a station counted a named number of times;
+8. what sets the case apart: the kinds of input (``grader.kinds``) it has and every case the
+   function gets right lacks ("`stop_token` = 0");
+9. where it is wrong: only the first or last entry along an axis, everywhere but the first, only
+   the odd or even entries, only above, below or on the diagonal;
+10. what it is not: rows that do not sum to 1 where the reference's are probabilities.
+
+Then, with the reference called on inputs changed here: the steps of an exercise that declares
+them (``Exercise.steps``) in another order; a gain or a bias applied to the input where the
+reference applies it to the result, or the reverse; the items of a reduction (``Exercise.terms``)
+averaged another way (a harmonic mean where a geometric one belongs); a term that grows with an
+int argument off by a ratio of two sizes (``d_head`` where ``d_model`` belongs); the output a
+station (or an input) times another weight matrix than the reference's; an input scaled by the
+square root of a ratio of sizes, fitted (sqrt of the keys' length where sqrt(d_head) belongs);
+an output that moves when each row of an input is shifted by a constant, where the reference's
+does not (raw logits where log-probabilities belong). Last, for an exercise with parts, what
+``stations`` finds is the message itself. An argument is said to be ignored only if pushed far
+(``variants.pushed``) it still moves nothing; more or fewer entries kept is said to be an
+off-by-one only if the other cases the function gets wrong keep more, or fewer, the same way.
+
+1, 6 and 7 compare the output with the reference; 2-5 call the student's function on variants of
+the case (``grader.variants``), 8 on the exercise's other cases. For an exercise with parts,
+``stations`` finds the first intermediate that differs: a helper of the student's that is wrong
+on the reference's inputs, or one that is right but is fed something else by the function that
+calls it ("your `mlp` is right, but `block` feeds it resid_mid where it needs ln_2").
+
+The student's side comes through a ``Student``: ``InKernel`` calls the functions (the notebook's
+check), ``Returned`` reads what the scorer sent back (the grader; ``grader.followup`` asks for it).
+
+The rules live in one module per family: ``shapes`` (shapes and axes), ``numeric`` (overflow,
+precision, NaN and -inf, entries kept), ``inputs`` (an input swapped, ignored, off by one, scaled,
+a softmax too early), ``values`` (exact relations with the reference: factors, offsets, powers,
+terms), ``order`` (steps in another order, a gain or bias at the other end, a reduction of another
+kind), ``cases`` (what the other cases tell), ``parts`` (the first station that differs), on
+``core`` (the student's side, comparing) and ``counts`` (sizes and named constants); ``driver``
+runs them in order and words the message.
+"""
+
+from .core import InKernel, Outcome, Returned, Student, calls, part_call, watched_call
+from .driver import explain, explain_error
+from .parts import stations
+
+__all__ = [
+    "InKernel",
+    "Outcome",
+    "Returned",
+    "Student",
+    "calls",
+    "explain",
+    "explain_error",
+    "part_call",
+    "stations",
+    "watched_call",
+]

@@ -1,0 +1,162 @@
+"""What the other cases tell: the cases the function gets right and wrong, and what sets this one
+apart (an int argument written in, values it was only tried on, kinds of input the right cases
+lack)."""
+
+import copy
+from collections.abc import Callable
+
+import numpy as np
+
+from .. import kinds
+from .core import _matches, _shown, _Wrong
+
+
+def _values_seen(w: _Wrong) -> str | None:
+    """Right on every case where an int argument has one of a few values (two at least, on two
+    cases at least), wrong here, where it has a value beyond them and no kind of input but that
+    value sets the case apart: the code handles only the values it was tried on (a head count
+    written in, a branch or a slice per value)."""
+    right = _right_cases(w)
+    if len(right) < 2:
+        return None
+    apart = _apart_kinds(w, right)
+    names = {r.name for r in right}
+    split = []
+    for name, value in w.case.inputs.items():
+        if not isinstance(value, int | np.integer) or isinstance(value, bool):
+            continue
+        values = {r.inputs.get(name) for r in right}
+        if None in values or len(values) < 2 or min(values) <= value <= max(values):
+            continue
+        if any(not kind.startswith((f"{name}=", f"{name} =")) for kind in apart):
+            continue  # another kind of input sets this case apart: ``_apart`` says which
+        if not (_shown(w.case, name) and all(_shown(r, name) for r in right)):
+            continue  # values the student may not be told
+        if all(c.name in names for c in w.cases if c.raises is None and c.inputs.get(name) in values):
+            split.append((name, sorted(int(v) for v in values), int(value)))
+    if len(split) != 1:
+        return None
+    name, values, value = split[0]
+    shown = ", ".join(map(str, values[:-1])) + f" or {values[-1]}"
+    return (
+        f"your function is right on every case where `{name}` is {shown} ({len(right)} other case(s)), and "
+        f"wrong here, where `{name}` == {value}: does your code handle only the values of `{name}` it was "
+        f"tried on (a number written in, a branch or a slice for each value, a min() or a cap)? Make it work "
+        f"for any `{name}`"
+    )
+
+
+def _others_wrong(w: _Wrong):
+    """``(case, output)`` for every other case the function gets wrong (not those it cannot be
+    told on: an error, a case that raises, one with no expected output)."""
+    for case in w.cases:
+        if case.name == w.case.name or case.raises is not None:
+            continue
+        outcome, expected = w.student.on(case), w.table.get(f"{case.name}::expected")
+        if (
+            outcome is None
+            or outcome.error
+            or expected is None
+            or _matches(w.exercise, outcome.value, expected)
+        ):
+            continue
+        yield case, outcome.value
+
+
+def _everywhere(w: _Wrong, holds) -> bool:
+    """``holds(case, output)`` on every other case the function gets wrong (``_others_wrong``)."""
+    return all(holds(case, value) for case, value in _others_wrong(w))
+
+
+def _right_cases(w: _Wrong) -> list:
+    """The exercise's other cases the student's function gets right (dtype too)."""
+    right = []
+    for case in w.cases:
+        if case.name == w.case.name or case.raises is not None or f"{case.name}::expected" not in w.table:
+            continue
+        outcome = w.student.on(case)
+        if (
+            outcome is not None
+            and not outcome.error
+            and _matches(w.exercise, outcome.value, w.table[f"{case.name}::expected"], dtype=True)
+        ):
+            right.append(case)
+    return right
+
+
+def _fixed_int(w: _Wrong) -> str | None:
+    """Right on the cases where an int argument has one value (two at least, or one if the
+    reference with that value in place of the argument gives this wrong answer), wrong on this
+    one, where it has another: that value is written in the code in place of the argument."""
+    return _fixed_in(w.case, w.cases, _right_cases(w), "wrong", _as_if_fixed(w, raised=False))
+
+
+def _as_if_fixed(w: _Wrong, raised: bool) -> Callable[[str, int], bool]:
+    """Whether the reference, called on this case with ``value`` in place of argument ``name``,
+    does what the student's function did: gives its output (within tolerance), or raises too
+    (``raised``: the student's function raised)."""
+
+    def same(name: str, value: int) -> bool:
+        try:
+            with np.errstate(all="ignore"):
+                out = w.exercise.reference(**copy.deepcopy({**w.case.inputs, name: value}))
+        except Exception:  # the reference refuses that value here: so would the function
+            return raised
+        return not raised and _matches(w.exercise, w.actual, out)
+
+    return same
+
+
+def _fixed_in(case, cases, right: list, how: str, as_if_fixed=None) -> str | None:
+    """The int argument whose value splits the cases as the function's answers do (right on
+    every case where it is ``v``, on two at least, or on one if ``as_if_fixed(name, v)``: the
+    reference with ``v`` written in does what the function did on ``case``; wrong where it is
+    not), if one alone does."""
+    if not right or (len(right) < 2 and as_if_fixed is None):
+        return None
+    right_names = {r.name for r in right}
+    split = []
+    for name, value in case.inputs.items():
+        if not isinstance(value, int | np.integer) or isinstance(value, bool):
+            continue
+        values = {r.inputs.get(name) for r in right}
+        if len(values) != 1 or None in values or (fixed := values.pop()) == value:
+            continue
+        if not all(c.name in right_names for c in cases if c.raises is None and c.inputs.get(name) == fixed):
+            continue
+        if len(right) >= 2 or as_if_fixed(name, int(fixed)):
+            split.append((name, fixed, value))
+    if len(split) != 1:
+        return None
+    name, fixed, value = split[0]
+    return (
+        f"your function is right only when `{name}` == {fixed} (on {len(right)} other case(s)), and "
+        f"{how} here, where `{name}` == {value}: is {fixed} written in your code (or in a helper's "
+        f"call) where `{name}` belongs?"
+    )
+
+
+def _apart(w: _Wrong) -> str | None:
+    """What kinds of input (``grader.kinds``) this case has that every case the function gets
+    right lacks, if there are a few."""
+    right = _right_cases(w)
+    if not right:
+        return None
+    apart = _apart_kinds(w, right)
+    if not apart or len(apart) > 5:
+        return None
+    named = ", ".join(kinds.words(kind) for kind in sorted(apart))
+    return (
+        f"your function is right on {len(right)} other case(s) but not on this one, which has what they do not: "
+        f"{named}; look at how your code handles {'that' if len(apart) == 1 else 'those'}"
+    )
+
+
+def _apart_kinds(w: _Wrong, right: list) -> set[str]:
+    """The kinds of input this case has and none of the ``right`` cases has (but how values lie:
+    for the coverage of cases, too weak a clue here)."""
+    return {
+        kind
+        for kind in w.exercise.kinds(w.case) - set().union(*(w.exercise.kinds(c) for c in right))
+        if not kind.endswith(kinds.PATTERNS)
+    }

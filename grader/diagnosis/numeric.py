@@ -1,0 +1,193 @@
+"""Numbers and dtypes: overflow on large inputs, precision (float32 against float64), NaN and
+-inf where they do not belong (a mask built with arithmetic, -1e9 for -inf), more or fewer
+entries kept per row, rows that are not distributions, integers that wrapped round."""
+
+import numpy as np
+
+from .core import _Wrong
+
+
+def _non_finite(w: _Wrong) -> str | None:
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or a.dtype.kind != "f" or e.dtype.kind != "f":
+        return None
+    bad = ~np.isfinite(a) & np.isfinite(e)
+    if np.isnan(a).all() and a.size > 1:
+        return (
+            "your output is NaN everywhere: an infinity met a 0 (0 * inf) or another infinity (inf - inf); "
+            "build a mask with np.where(mask, x, -np.inf), not with arithmetic on infinities"
+        )
+    if bad.any() and np.isnan(a[bad]).all():
+        zero = np.isfinite(e) & (e == 0)
+        if zero.any() and np.array_equal(bad, zero):
+            return (
+                "NaN exactly where the reference has 0 (the masked entries): 0 * inf and -inf - (-inf) are NaN; "
+                "mask the scores with -np.inf before the softmax and compute nothing else with infinities"
+            )
+        if a.ndim >= 1 and np.array_equal(np.isnan(a).all(axis=-1), bad.any(axis=-1)):
+            return (
+                "whole rows are NaN: every entry of those rows was -inf before the softmax (a mask that hides "
+                "too much, even a token from itself?) or inf (an overflow)"
+            )
+    if np.isneginf(a).any() and not np.isneginf(e).any() and _distribution(e):
+        return (
+            "your output holds -inf, and the reference is a probability distribution (each row sums to 1, "
+            "removed entries at 0): you return scores or logits; take their softmax"
+        )
+    masked = np.isneginf(e)
+    if masked.any() and not np.isneginf(a[masked]).all():
+        kept = a[masked & ~np.isneginf(a)]
+        if np.isfinite(kept).all() and (kept <= -1e4).all():
+            return (
+                "where the reference has -inf, yours has large negative numbers: this function must put "
+                "exactly -np.inf there"
+            )
+        if (kept == 0).all():
+            return (
+                "0 where the reference has -inf: a removed or masked entry must be -inf (0 is an ordinary "
+                "value that a softmax still gives weight to)"
+            )
+        if not np.isneginf(a).any():
+            return (
+                "the reference removes entries (sets them to -inf) and your output removes none: set "
+                "them to -np.inf (dividing by a tiny number instead is not the same)"
+            )
+    support = _support(a, e)
+    if support is not None:
+        kept_a, kept_e, removed = support
+        difference = np.unique(kept_a.sum(axis=-1) - kept_e.sum(axis=-1))
+        if len(difference) == 1 and difference[0] != 0:
+            n = int(difference[0])
+            signs = {int(np.sign(n))} | _kept_signs(w)
+            if signs >= {1, -1}:
+                return (
+                    f"you keep {abs(n)} {'more' if n > 0 else 'fewer'} entr{'y' if abs(n) == 1 else 'ies'} per row "
+                    f"than the reference here (the others {removed}), and {'fewer' if n > 0 else 'more'} on other "
+                    "cases you get wrong: not an off-by-one, the test that decides which entries stay is not the "
+                    "reference's. Look at what your code compares with the threshold (each entry's own value, "
+                    "the total of those ranked above it, a fraction of the largest?) and on which scale"
+                )
+            return (
+                f"you keep {abs(n)} {'more' if n > 0 else 'fewer'} entr{'y' if abs(n) == 1 else 'ies'} per row "
+                f"than the reference (the others {removed}): a <= where < belongs, or an off-by-one in a count?"
+            )
+        if (kept_a.sum(axis=-1) == kept_e.sum(axis=-1)).all() and not np.array_equal(kept_a, kept_e):
+            return (
+                "you keep as many entries per row as the reference, but not the same ones: look at the order "
+                "you rank them in (largest first, and among equal values the lower index first)"
+            )
+    return None
+
+
+def _kept_signs(w: _Wrong) -> set[int]:
+    """Whether the function keeps more entries (1) or fewer (-1) than the reference on some row
+    of the other cases it gets wrong."""
+    signs = set()
+    for case in w.cases:
+        if case.name == w.case.name or case.raises is not None:
+            continue
+        outcome, expected = w.student.on(case), w.table.get(f"{case.name}::expected")
+        if outcome is None or outcome.error or expected is None:
+            continue
+        signs |= {int(np.sign(d)) for d in _kept_more(outcome.value, expected) or ()} - {0}
+    return signs
+
+
+def _kept_more(a, e) -> set[int] | None:
+    """How many more entries per row ``a`` keeps than ``e`` (``_support``), each difference once."""
+    a, e = np.asarray(a), np.asarray(e)
+    if a.shape != e.shape or a.dtype.kind != "f":
+        return None
+    support = _support(a, e)
+    if support is None:
+        return None
+    kept_a, kept_e, _ = support
+    return {int(d) for d in np.unique(kept_a.sum(axis=-1) - kept_e.sum(axis=-1))}
+
+
+def _not_a_distribution(w: _Wrong) -> str | None:
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or a.dtype.kind != "f" or not np.isfinite(a).all() or not _distribution(e):
+        return None
+    if np.allclose(a.sum(axis=-1), 1, atol=1e-3):
+        return None
+    return (
+        "the reference's rows are probability distributions (each sums to 1), and yours do not: is a "
+        "softmax, or the division by each row's sum, missing?"
+    )
+
+
+def _distribution(e: np.ndarray) -> bool:
+    """``e`` is probabilities: non-negative rows that sum to 1."""
+    return e.ndim >= 1 and bool((e >= 0).all()) and bool(np.allclose(e.sum(axis=-1), 1, atol=1e-4))
+
+
+def _support(a, e):
+    """Which entries each keeps, for outputs that remove some (at -inf, or at probability 0 in a
+    distribution), and how removed ones are written."""
+    if a.ndim == 0:
+        return None
+    if np.isneginf(e).any() or np.isneginf(a).any():
+        return np.isfinite(a), np.isfinite(e), "at -inf"
+    if np.isfinite(a).all() and (e >= 0).all() and (a >= 0).all() and ((e == 0).any() or (a == 0).any()):
+        return a > 0, e > 0, "at probability 0"
+    return None
+
+
+def _overflow(w: _Wrong) -> str | None:
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or a.dtype.kind != "f" or not (~np.isfinite(a) & np.isfinite(e)).any():
+        return None
+    smaller = w.variant("smaller")
+    if not smaller:
+        return None
+    largest = max(
+        float(np.abs(v[np.isfinite(v)]).max())
+        for v in w.case.inputs.values()
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f" and np.isfinite(v).any()
+    )
+    unknown = w.student.run(smaller[0]) is None  # the first pass of grading: judge by the sizes
+    if w.right_on(smaller[0]) or (unknown and largest > 50):
+        return (
+            f"NaN or inf on large values (up to about {largest:.0f} here), right on small ones: an np.exp "
+            "overflows; subtract each row's maximum first (it does not change the result)"
+        )
+    return None
+
+
+def _precision(w: _Wrong) -> str | None:
+    for variant in w.variant("float64") + w.variant("float32"):
+        if w.right_on(variant):
+            if variant.what == "float64":
+                return (
+                    "right in float64, wrong in float32: float32 keeps about 7 digits and overflows sooner "
+                    "(np.exp above about 88); keep intermediate values in range"
+                )
+            return (
+                "right in float32, wrong in float64: does your code force float32 somewhere (np.float32, "
+                ".astype(np.float32), a float32 constant)?"
+            )
+    return None
+
+
+def _wrapped(w: _Wrong) -> str | None:
+    """Integers off from the reference's by whole multiples of 2**32 (or 2**64): a count kept in
+    a 32-bit integer (np.int32, or NumPy's default int on Windows) wrapped round."""
+    a, e = w.actual, w.expected
+    if (
+        a.shape != e.shape
+        or a.dtype.kind not in "iuf"
+        or e.dtype.kind not in "iu"
+        or not np.isfinite(a).all()
+    ):
+        return None
+    if a.dtype.kind == "f" and not (a == np.round(a)).all():
+        return None
+    off = [int(x) - int(y) for x, y in zip(a.ravel().tolist(), e.ravel().tolist(), strict=True)]
+    if not any(off) or any(d % 2**32 for d in off):
+        return None
+    return (
+        "your number is off by a whole multiple of 2**32 where the reference's is large: it wrapped round "
+        "in a 32-bit integer (np.int32, or NumPy's default int on Windows); count in Python ints (int(...)) "
+        "or np.int64"
+    )
