@@ -105,14 +105,19 @@ def _known_mistake(
     function (``student``) is wrong in another way on another of ``cases`` where that mistake
     shows too: then the match on this one is a coincidence (two mistakes that give the same number
     here). Right where the mistake shows, or wrong where it does not, says only that the student's
-    version of it is narrower or broader."""
+    version of it is narrower or broader. For an exercise with steps, the order the function
+    follows is named instead where a variant tells it from the mistake
+    (``diagnosis.reordered_instead``)."""
     for mistake in exercise.mistakes:
         if _same(exercise, actual, stored.get(f"{case.name}::mistake::{mistake.name}")) and not any(
             _contradicts(exercise, mistake, other, stored, student)
             for other in cases
             if other.name != case.name
         ):
-            return mistake.hint
+            return (
+                diagnosis.reordered_instead(exercise, case, actual, stored, student, cases, mistake.wrong)
+                or mistake.hint
+            )
     return None
 
 

@@ -25,10 +25,17 @@ computed live by ``lib`` for a hidden one. ``grader.diagnosis`` reads the answer
   little for a wrong function to show it (a top_k that another filter made no-op), this one
   tells a function that uses the argument from one that ignores it. Its reference is computed
   live, where it is needed (``grader.diagnosis``);
+- ``raised:<name>``: a positive float argument moved towards the other end (halfway to 1 for a
+  fraction, a thousand times larger otherwise): two computations that agree on the case (a
+  listed mistake and the student's, filters in two orders) are told apart there; its reference
+  is computed live too;
 - ``shifted:<name>``: a float array argument with a constant of each row's own added along its
   last axis, where the reference's output stays the same (a softmax or a log-softmax of it is
   unchanged). It needs no reference: a function whose output moves uses the raw values where
-  the reference uses them normalised.
+  the reference uses them normalised;
+- ``normalised:<how>:<name>``: with each ``shifted`` argument, the same argument with each row
+  normalised (a log-softmax, a softmax, its mean subtracted). It needs no reference: a function
+  whose output on it is the case's reference is missing that step.
 
 A variant's name is ``<case>~<what>``. Changes are fixed by the case (a generator seeded from the
 case's and the unit's names), never drawn anew.
@@ -81,11 +88,18 @@ def of(exercise, case) -> list[Variant]:
     found += reversed_along(case)
     found += reordered(case)
     found += pushed(case)
+    found += raised(case)
     found += shifted(exercise, case)
     return [v for v in found if v is not None]
 
 
-NO_REFERENCE = ("reversed", "reordered", "pushed", "shifted")  # variants whose reference is not stored
+NO_REFERENCE = (
+    "reversed",
+    "reordered",
+    "pushed",
+    "raised",
+    "shifted",
+)  # variants whose reference is not stored
 
 
 def pushed(case) -> list[Variant]:
@@ -103,6 +117,21 @@ def pushed(case) -> list[Variant]:
             continue
         found.append(
             Variant(f"{case.name}{SEPARATOR}pushed:{name}", "pushed", {**case.inputs, name: moved}, name)
+        )
+    return found[:MAX_UNITS]
+
+
+def raised(case) -> list[Variant]:
+    """Each positive float argument moved towards the other end of its range: halfway to 1 for a
+    fraction (a p), a thousand times larger otherwise (a temperature). Two ways of computing that
+    agree on the case (filters in two orders) often part there."""
+    found = []
+    for name, value in case.inputs.items():
+        if isinstance(value, bool) or not isinstance(value, float | np.floating) or not value > 0:
+            continue
+        moved = type(value)((1 + value) / 2 if value < 1 else value * 1e3)
+        found.append(
+            Variant(f"{case.name}{SEPARATOR}raised:{name}", "raised", {**case.inputs, name: moved}, name)
         )
     return found[:MAX_UNITS]
 
@@ -148,6 +177,41 @@ def shifted(exercise, case) -> list[Variant]:
         ):
             continue
         found.append(Variant(f"{case.name}{SEPARATOR}shifted:{name}", "shifted", inputs, name))
+        found += normalised(case, name, value)
+    return found
+
+
+# Ways to normalise each row of an input that a row's own constant does not change, by name.
+NORMALISATIONS = {
+    "log-softmax": lambda x: (
+        x
+        - x.max(axis=-1, keepdims=True)
+        - np.log(np.exp(x - x.max(axis=-1, keepdims=True)).sum(axis=-1, keepdims=True))
+    ),
+    "softmax": lambda x: (
+        np.exp(x - x.max(axis=-1, keepdims=True))
+        / np.exp(x - x.max(axis=-1, keepdims=True)).sum(axis=-1, keepdims=True)
+    ),
+    "mean subtracted": lambda x: x - x.mean(axis=-1, keepdims=True),
+}
+
+
+def normalised(case, name: str, value: np.ndarray) -> list[Variant]:
+    """The argument ``name`` with each row normalised (``NORMALISATIONS``), where the reference
+    does not see a row's own constant (``shifted``): a function that gives the reference's output
+    on one of them is missing that step."""
+    found = []
+    for how, f in NORMALISATIONS.items():
+        with np.errstate(all="ignore"):
+            moved = f(value.astype(np.float64)).astype(value.dtype)
+        found.append(
+            Variant(
+                f"{case.name}{SEPARATOR}normalised:{how.replace(' ', '-')}:{name}",
+                "normalised",
+                {**case.inputs, name: moved},
+                f"{how}: {name}",
+            )
+        )
     return found
 
 

@@ -1841,7 +1841,7 @@ FOURTH_FIXED = [
         r"in the order top_p, temperature, top_k|temperature comes FIRST",
     ),
     _entry(f"{C4}/top_p_filter", top_p_as_min_p, r"not an off-by-one"),
-    _entry(f"{C2}/layer_norm", layer_norm_gain_before_normalising, r"apply `g` to the input `x`, before"),
+    _entry(f"{C2}/layer_norm", layer_norm_gain_before_normalising, r"apply `g` to the input `x`, before|order gain, normalise, bias"),
     _entry(f"{C3}/cross_entropy", cross_entropy_raw_logits, r"raw values of `logits`"),
     _entry(f"{C3}/perplexity", perplexity_inverse_mean_probability, r"harmonic mean.*geometric mean"),
     _entry(

@@ -41,6 +41,7 @@ from catalogue import (
     mha_k_v_swapped,
     mlp,
     perplexity_inverse_mean_probability,
+    softmax,
     split_heads,
     top_p_as_min_p,
     top_p_cumsum_of_logits,
@@ -1261,6 +1262,18 @@ def _gain_first(exercise_id, x, g):
 
 @pytest.mark.parametrize("exercise_id", [f"{C2}/layer_norm", f"{C2}/rms_norm", f"{C5}/toy_layer_norm"])
 def test_a_gain_applied_before_the_norm_is_named(exercise_id):
+    """The norms declare their steps: the gain first is named as their order."""
+    fn = _gain_first(exercise_id, "x", "g")
+    words = "what the steps give in the order gain, normalise"
+    assert words in check_message(exercise_id, fn, {})
+    verdict = explained(exercise_id, fn)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
+
+
+@pytest.mark.parametrize("exercise_id", [f"{C2}/layer_norm", f"{C2}/rms_norm", f"{C5}/toy_layer_norm"])
+def test_a_gain_applied_before_the_norm_is_named_without_steps(exercise_id, monkeypatch):
+    """An exercise that declares no steps: the gain moved to the input is still named."""
+    monkeypatch.setattr(driver, "_steps_reordered", lambda w: None)
     fn = _gain_first(exercise_id, "x", "g")
     words = "you apply `g` to the input `x`, before the other steps"
     assert words in check_message(exercise_id, fn, {})
@@ -1367,3 +1380,157 @@ def test_a_ratio_of_counts_one_apart_by_chance_is_not_told_a_mean_divided_by_the
     verdict = explained(f"{C2}/masked_scores", _scores_over_length)
     assert not verdict.ok and "a mean under a square root" not in verdict.reason, verdict.reason
     assert words in verdict.reason, verdict.reason
+
+
+# ---- a fifth pass: rules for more mistakes nobody listed (session 17) ----------------------------
+
+
+def _target_log_probs(logp, ids, shifted=True):
+    logp, ids = (logp[..., :-1, :], ids[..., 1:]) if shifted else (logp, ids)
+    return np.take_along_axis(logp, ids[..., None], axis=-1)[..., 0]
+
+
+def _loss_of_raw(logits, ids):
+    return float(-_target_log_probs(np.asarray(logits, np.float64), ids).mean())
+
+
+def _perplexity_of_raw(logits, ids):
+    return float(np.exp(-_target_log_probs(np.asarray(logits, np.float64), ids).mean()))
+
+
+def _exp_only(x):
+    return np.exp(x)
+
+
+def _layer_norm_steps(order):
+    from grader.exercises.wrong import norms
+
+    def fn(x, g, b, eps=1e-5):
+        return norms.layer_norm_steps(order)(x, g, b, eps)
+
+    fn.__name__ = "layer_norm_" + "_".join(order)
+    return fn
+
+
+def _rms_norm_gain_first(x, g, eps=1e-6):
+    return lib_rms_norm(x * g, np.ones_like(g), eps)
+
+
+def lib_rms_norm(x, g, eps):
+    z = x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps)
+    return (z * g).astype(x.dtype)
+
+
+def _normalised_per_row(out, inputs):
+    centred = out - out.mean(axis=-1, keepdims=True)
+    return (centred / np.sqrt((centred**2).mean(axis=-1, keepdims=True) + 1e-5) * 1.5 + 0.25).astype(
+        out.dtype
+    )
+
+
+FIFTH_DIAGNOSES = {
+    "your number is the log of the reference's": [
+        (eid, changed(eid, "log", lambda out, inputs: np.log(out)), {})
+        for eid in (f"{C3}/perplexity", f"{C3}/cross_entropy", f"{C5}/toy_loss")
+    ],
+    "a softmax is taken once too often": [
+        (eid, changed(eid, "softmax_again", lambda out, inputs: softmax(out)), {})
+        for eid in (f"{C4}/filtered_probs", f"{C3}/softmax", f"{C5}/toy_attention_probs")
+    ],
+    "your output is the reference divided by `x`": [
+        (
+            eid,
+            changed(eid, "over_x", lambda out, i: np.where(i["x"] == 0, 0.5, out / i["x"]).astype(out.dtype)),
+            {},
+        )
+        for eid in (f"{C2}/gelu", f"{C2}/layer_norm", f"{C2}/rms_norm")
+    ],
+    "your output is the reference normalised": [
+        (eid, changed(eid, "normalised_again", _normalised_per_row), {})
+        for eid in (f"{C2}/block", f"{C2}/mlp", f"{C2}/multi_head_attention")
+    ],
+    "is `x` counted twice": [
+        (eid, student(eid, "x_twice", lambda ref, inputs: ref(**{**inputs, "x": inputs["x"] * 2})), {})
+        for eid in (f"{C2}/gelu", f"{C2}/mlp", f"{C2}/swiglu")
+    ],
+    "times ln 2": [
+        (
+            eid,
+            student(
+                eid,
+                "base_2",
+                lambda ref, inputs, n=n: ref(
+                    **{**inputs, n: (inputs[n] * math.log(2)).astype(inputs[n].dtype)}
+                ),
+            ),
+            {},
+        )
+        for eid, n in ((f"{C3}/softmax", "x"), (f"{C3}/log_softmax", "x"), (f"{C5}/toy_attention_probs", "q"))
+    ],
+    "when it is given the log-softmax of each row": [
+        (f"{C3}/cross_entropy", _loss_of_raw, {}),
+        (f"{C3}/perplexity", _perplexity_of_raw, {}),
+        (f"{C3}/softmax", _exp_only, {}),
+    ],
+    "what the steps give in the order": [
+        (f"{C2}/layer_norm", _layer_norm_steps(("normalise", "bias", "gain")), {}),
+        (f"{C5}/toy_layer_norm", _layer_norm_steps(("gain", "normalise", "bias")), {}),
+        (f"{C2}/rms_norm", _rms_norm_gain_first, {}),
+        (f"{C4}/filtered_probs", filtered_probs_top_p_temperature_top_k, {}),
+    ],
+}
+FIFTH_CASES = [
+    (fragment, eid, fn, helpers)
+    for fragment, entries in FIFTH_DIAGNOSES.items()
+    for eid, fn, helpers in entries
+]
+
+
+def test_each_new_diagnosis_is_tested_in_three_exercises():
+    for fragment, entries in FIFTH_DIAGNOSES.items():
+        assert len({eid for eid, _, _ in entries}) >= 3, fragment
+
+
+@pytest.mark.parametrize(
+    "fragment, exercise_id, fn, helpers",
+    FIFTH_CASES,
+    ids=[f"{f.strip('` ')}-{e}-{fn.__name__}" for f, e, fn, _ in FIFTH_CASES],
+)
+def test_the_new_diagnoses_name_the_mistake_in_the_check_and_in_grading(fragment, exercise_id, fn, helpers):
+    message = check_message(exercise_id, fn, helpers)
+    assert fragment in message, message
+    verdict = explained(exercise_id, fn, helpers=helpers)
+    assert not verdict.ok and fragment in verdict.reason, verdict.reason
+
+
+def test_a_listed_mistake_that_agrees_on_the_case_by_chance_is_not_named_in_the_check():
+    """top_p, temperature, top_k agrees with the listed "temperature last" on every visible case;
+    a variant with top_p raised towards 1 tells them apart, so the check names the order."""
+    message = check_message(f"{C4}/filtered_probs", filtered_probs_top_p_temperature_top_k, {})
+    assert "in the order top_p, temperature, top_k" in message, message
+    assert "temperature comes FIRST" not in message, message
+
+
+def test_a_part_of_a_count_off_by_a_named_factor_is_named():
+    def flops_one_per_weight(config, T):
+        full = REGISTRY[f"{C6}/flops_per_token"].reference(config, T)
+        attention = 2 * config.n_layer * T * config.d_model
+        return (full - attention) // 2 + attention
+
+    words = "the rest is the reference's times 0.5 (= 1/2)"
+    assert words in check_message(f"{C6}/flops_per_token", flops_one_per_weight, {})
+    verdict = explained(f"{C6}/flops_per_token", flops_one_per_weight)
+    assert not verdict.ok and words in verdict.reason, verdict.reason
+
+
+def test_vectors_split_into_another_number_of_heads_are_named_as_such():
+    message = check_message(f"{C5}/toy_forward", toy_forward_one_head, TOY_HELPERS)
+    assert "split into 1 head where the reference splits them into 2" in message, message
+
+
+def test_text_with_its_ends_stripped_is_named():
+    def decode_stripped(ids, itos):
+        return "".join(itos[int(i)] for i in ids).strip()
+
+    verdict = explained(f"{C1}/decode", decode_stripped)
+    assert not verdict.ok and "(a .strip()?)" in verdict.reason, verdict.reason

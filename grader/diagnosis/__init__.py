@@ -35,7 +35,17 @@ int argument off by a ratio of two sizes (``d_head`` where ``d_model`` belongs);
 station (or an input) times another weight matrix than the reference's; an input scaled by the
 square root of a ratio of sizes, fitted (sqrt of the keys' length where sqrt(d_head) belongs);
 an output that moves when each row of an input is shifted by a constant, where the reference's
-does not (raw logits where log-probabilities belong). Last, for an exercise with parts, what
+does not (raw logits where log-probabilities belong), and a function right when an input comes
+normalised (``variants.normalised``: its log-softmax, its softmax, its mean subtracted), which
+leaves that step out. Also from the output alone: a softmax taken once too often, the reference
+normalised again per row (a norm at the end), the reference times or divided by an input entry by
+entry (a gate without its value), one number that is exp or the log of the reference's, and a
+count whose part that grows with an int argument is right and whose rest is off by a named factor;
+an input scaled by a named constant (ln 2: 2 ** x for e ** x), and by 2 said as counted twice.
+For an exercise with steps, a listed mistake that matches the case gives way to the order of
+steps the function follows when a variant shows the mistake wrong in another way
+(``reordered_instead``; ``variants.raised`` moves a float towards its other end for that): two
+orders that agree on every visible case. Last, for an exercise with parts, what
 ``stations`` finds is the message itself. An argument is said to be ignored only if pushed far
 (``variants.pushed``) it still moves nothing; more or fewer entries kept is said to be an
 off-by-one only if the other cases the function gets wrong keep more, or fewer, the same way.
@@ -60,6 +70,7 @@ runs them in order and words the message.
 
 from .core import InKernel, Outcome, Returned, Student, calls, part_call, watched_call
 from .driver import explain, explain_error
+from .order import reordered_instead
 from .parts import stations
 
 __all__ = [
@@ -71,6 +82,7 @@ __all__ = [
     "explain",
     "explain_error",
     "part_call",
+    "reordered_instead",
     "stations",
     "watched_call",
 ]

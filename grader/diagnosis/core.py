@@ -168,10 +168,13 @@ class _Wrong:
     cases: tuple = ()
     _variants: list | None = None
 
-    def variant(self, what: str) -> list[variants.Variant]:
+    def all_variants(self) -> list[variants.Variant]:
         if self._variants is None:
             self._variants = variants.of(self.exercise, self.case)
-        return [v for v in self._variants if v.what == what]
+        return self._variants
+
+    def variant(self, what: str) -> list[variants.Variant]:
+        return [v for v in self.all_variants() if v.what == what]
 
     def reference(self, variant) -> np.ndarray | None:
         try:
@@ -280,3 +283,30 @@ def _softmax(x):
     with np.errstate(all="ignore"):
         z = np.exp(x - x.max(axis=-1, keepdims=True))
         return z / z.sum(axis=-1, keepdims=True)
+
+
+def contradicted(exercise, case, student: Student | None, wrong: Callable) -> bool:
+    """On a variant of ``case``, the known mistake ``wrong`` gives a wrong answer and the
+    student's function another wrong one: a match of the mistake on the case itself is a
+    coincidence (two mistakes that agree there)."""
+    if student is None:
+        return False
+    for variant in variants.of(exercise, case):
+        outcome = student.run(variant)
+        if outcome is None or outcome.error:
+            continue
+        reference = _called_on(exercise.reference, variant.inputs)
+        theirs = _called_on(wrong, variant.inputs)
+        if reference is None or theirs is None or _matches(exercise, theirs, reference):
+            continue
+        if not _matches(exercise, outcome.value, reference) and not _matches(exercise, outcome.value, theirs):
+            return True
+    return False
+
+
+def _called_on(fn, inputs: dict):
+    try:
+        with np.errstate(all="ignore"):
+            return np.asarray(fn(**copy.deepcopy(inputs)))
+    except Exception:  # it refuses those inputs: nothing to compare with
+        return None

@@ -14,15 +14,16 @@ from .inputs import (
     _ignored,
     _input_scaled,
     _int_off_by_one,
+    _normalisation_missing,
     _other_inputs,
     _scale_fitted,
     _shift_seen,
 )
-from .numeric import _non_finite, _not_a_distribution, _overflow, _precision, _wrapped
+from .numeric import _non_finite, _not_a_distribution, _overflow, _precision, _softmaxed_again, _wrapped
 from .order import _applied_elsewhere, _combined, _steps_reordered
 from .parts import _upstream
 from .shapes import _any_shape, _batch, _localized, _over_axis, _reversing, _rows_taken, _sections, _shape
-from .values import _parts_missing, _product_with, _relation, _term_scaled
+from .values import _normalised_again, _parts_missing, _product_with, _relation, _rest_scaled, _term_scaled
 
 
 def explain(exercise, case, actual, table: Mapping, student: Student | None = None, cases=()) -> str | None:
@@ -35,6 +36,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
     rules = (
         _shape,
         _overflow,
+        _softmaxed_again,
         _other_inputs,
         _at_limit,
         _values_seen,
@@ -45,9 +47,12 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _precision,
         _non_finite,
         _applied_elsewhere,
+        _normalisation_missing,
         _relation,
+        _normalised_again,
         _combined,
         _term_scaled,
+        _rest_scaled,
         _input_scaled,
         _product_with,
         _wrapped,
@@ -75,6 +80,27 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
 def _text(exercise, case, actual, expected: str, table, student) -> str | None:
     if not isinstance(actual, str):
         return None
+    return _text_relation(actual, expected) or _text_ignored(exercise, case, actual, expected, table, student)
+
+
+def _text_relation(actual: str, expected: str) -> str | None:
+    """The reference's text with a character cut or added at an end, whitespace stripped, or
+    letters in another case."""
+    if actual == expected[1:] or actual == expected[:-1]:
+        return f"your text is the reference without its {'first' if actual == expected[1:] else 'last'} character: an off-by-one?"
+    if actual[1:] == expected or actual[:-1] == expected:
+        return "your text has one character too many: an off-by-one?"
+    if actual != expected and actual in (expected.strip(), expected.lstrip(), expected.rstrip()):
+        return (
+            "your text is the reference without the spaces or newlines at its start or end (a .strip()?): "
+            "keep every character, whitespace too"
+        )
+    if actual.lower() == expected.lower():
+        return "the letters are right but not their case: keep each character as the table gives it"
+    return None
+
+
+def _text_ignored(exercise, case, actual: str, expected: str, table, student) -> str | None:
     for variant in variants.of(exercise, case):
         if variant.what != "changed":
             continue
@@ -90,12 +116,6 @@ def _text(exercise, case, actual, expected: str, table, student) -> str | None:
             and reference != expected
         ):
             return f"your function ignores `{variant.unit}`: changing it leaves your text as it is; use the {variant.unit} you are given"
-    if actual == expected[1:] or actual == expected[:-1]:
-        return f"your text is the reference without its {'first' if actual == expected[1:] else 'last'} character: an off-by-one?"
-    if actual[1:] == expected or actual[:-1] == expected:
-        return "your text has one character too many: an off-by-one?"
-    if actual.lower() == expected.lower():
-        return "the letters are right but not their case: keep each character as the table gives it"
     return None
 
 

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .cases import _everywhere, _fixed_int, _others_wrong
+from .cases import _everywhere, _fixed_int, _others_wrong, _right_cases
 from .core import _holds, _matches, _near, _reference_on, _shown, _softmax, _Wrong
 from .counts import _counts, _size_places
 from .numeric import _not_a_distribution
@@ -297,6 +297,17 @@ def _moves_when_pushed(w: _Wrong, unit: str) -> bool:
     return not _matches(w.exercise, outcome.value, w.actual, exact=True)
 
 
+# Constants an input may be scaled by where a base is mixed up, with how to say each.
+CONSTANTS = {
+    math.log(2): "ln 2 (= 0.6931: 2 ** x where e ** x belongs, or a log base 2?)",
+    1 / math.log(2): "1/ln 2 (= 1.443: e ** x where 2 ** x belongs?)",
+    math.log(10): "ln 10 (= 2.303: 10 ** x where e ** x belongs?)",
+    -1.0: "-1 (a sign flipped?)",
+    2.0: "2",
+    0.5: "1/2",
+}
+
+
 def _input_scaled(w: _Wrong) -> str | None:
     """The reference's output with one float input times a factor the inputs' sizes give (n,
     1/n, sqrt(n), 1/sqrt(n)), and perhaps the result times the inverse: a scale applied to the
@@ -306,7 +317,7 @@ def _input_scaled(w: _Wrong) -> str | None:
     if a.shape != e.shape or e.size < 2 or a.dtype.kind != "f" or not np.isfinite(a).any():
         return None
     counts = {n: where for n, where in _counts(w.case.inputs).items() if n <= 4096}
-    factors = []
+    factors = list(CONSTANTS.items())
     for n, where in counts.items():
         factors += [
             (c, f"{said} ({n}: {where})")
@@ -329,6 +340,11 @@ def _input_scaled(w: _Wrong) -> str | None:
             if other is None or other.shape != a.shape or _near(other, e):
                 continue
             if _matches(w.exercise, a, other):
+                if math.isclose(c, 2):
+                    return (
+                        f"your output is what the reference gives with `{name}` times 2: is `{name}` counted "
+                        "twice (added once too often: a residual added twice?), or doubled somewhere?"
+                    )
                 return (
                     f"your output is what the reference gives with `{name}` times {said}: a factor on `{name}`, "
                     "or on what is made from it (the scores?), is extra, missing or the wrong one"
@@ -341,6 +357,44 @@ def _input_scaled(w: _Wrong) -> str | None:
                     f"that factor: you apply it to the result, where the reference applies it to `{name}` "
                     f"(or to what is made from it, before a nonlinear step: the scores, before the softmax?)"
                 )
+    return None
+
+
+# How a message says what ``variants.normalised`` did to each row of an input.
+NORMALISED = {
+    "log-softmax": ("the log-softmax of each row of `{}`", "through a log-softmax"),
+    "softmax": ("the softmax of each row of `{}`", "through a softmax"),
+    "mean subtracted": ("`{}` with each row's mean subtracted", "with each row's mean subtracted"),
+}
+
+
+SHIFTS = ("log-softmax", "mean subtracted")  # those of ``NORMALISED`` that only shift each row
+
+
+def _normalisation_missing(w: _Wrong) -> str | None:
+    """The function gives the reference's output when an input comes with each row normalised
+    (``variants.normalised``: a log-softmax, a softmax, its mean subtracted): that step is what
+    it leaves out, somewhere. Right on two of them that only shift each row (a log-softmax and
+    the mean subtracted), or right on other cases as they come, the function is right on other
+    values, not missing a step."""
+    found: dict[str, list[str]] = {}
+    for variant in w.variant("normalised"):
+        outcome = w.student.run(variant)
+        if outcome is not None and not outcome.error and _matches(w.exercise, outcome.value, w.expected):
+            how, _, name = variant.unit.partition(": ")
+            found.setdefault(name, []).append(how)
+    if found and _right_cases(w):
+        return None  # right on other cases as they come: a missing step would show on them too
+    for name, hows in found.items():
+        if len([h for h in hows if h in SHIFTS]) > 1:
+            continue
+        how = hows[0]
+        given, after = NORMALISED.get(how, (f"{how} of `{{}}`", f"with {how}"))
+        return (
+            f"your function gives the reference's output when it is given {given.format(name)} in place of "
+            f"`{name}`: your code uses the raw values of `{name}` somewhere the reference uses them {after} "
+            "(along the last axis): that step is missing there"
+        )
     return None
 
 

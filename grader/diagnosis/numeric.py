@@ -4,7 +4,7 @@ entries kept per row, rows that are not distributions, integers that wrapped rou
 
 import numpy as np
 
-from .core import _Wrong
+from .core import _near, _softmax, _Wrong
 
 
 def _non_finite(w: _Wrong) -> str | None:
@@ -114,6 +114,20 @@ def _not_a_distribution(w: _Wrong) -> str | None:
     return (
         "the reference's rows are probability distributions (each sums to 1), and yours do not: is a "
         "softmax, or the division by each row's sum, missing?"
+    )
+
+
+def _softmaxed_again(w: _Wrong) -> str | None:
+    """The reference's rows are probabilities and the output is their softmax: a softmax taken
+    once too often (on the probabilities, where the reference takes it once, on logits)."""
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or a.dtype.kind != "f" or not _distribution(e) or _near(a, e):
+        return None
+    if not _near(a, _softmax(np.asarray(e, np.float64))):
+        return None
+    return (
+        "your output is the softmax of the reference's probabilities: a softmax is taken once too often "
+        "(on probabilities, where it belongs once, on logits or scores)"
     )
 
 

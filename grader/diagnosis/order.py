@@ -7,12 +7,19 @@ import itertools
 import numpy as np
 
 from .cases import _everywhere
-from .core import _composed_on, _matches, _near, _reference_on, _Wrong
+from .core import _composed_on, _matches, _near, _reference_on, _Wrong, contradicted
 
 
 def _steps_reordered(w: _Wrong) -> str | None:
     """For a reference made of steps whose order matters (``Exercise.steps``): the output is the
     steps' in another order, here and on every other case the function gets wrong."""
+    order = _steps_order(w)
+    return None if order is None else _order_words(order, w.exercise.steps[0])
+
+
+def _steps_order(w: _Wrong) -> tuple[str, ...] | None:
+    """The order of the steps (``Exercise.steps``) that gives the output here and on every other
+    case the function gets wrong, if one does."""
     if w.exercise.steps is None or w.actual.shape != w.expected.shape:
         return None
     names, composed = w.exercise.steps
@@ -22,19 +29,49 @@ def _steps_reordered(w: _Wrong) -> str | None:
         other = _composed_on(composed(order), w.case.inputs)
         if other is None or _near(other, w.expected) or not _matches(w.exercise, w.actual, other):
             continue
-        if not _everywhere(
+        if _everywhere(
             w,
             lambda case, value, order=order: _matches(
                 w.exercise, value, _composed_on(composed(order), case.inputs)
             ),
-        ):
-            continue
-        return (
-            f"your output is what the steps give in the order {', '.join(order)}; the reference applies them "
-            f"in the order {', '.join(names)}: each step changes what the next one sees, so apply them in "
-            "that order"
-        )
+        ) and not _variants_differ(w, composed(order)):
+            return order
     return None
+
+
+def _variants_differ(w: _Wrong, fn) -> bool:
+    """On a variant of the case where the function's output is known, ``fn`` (the reference
+    made another way) gives another output: two orders that agree on the case itself are told
+    apart there."""
+    for variant in w.all_variants():
+        outcome = w.student.run(variant)
+        if outcome is None or outcome.error:
+            continue
+        theirs = _composed_on(fn, variant.inputs)
+        if theirs is not None and not _matches(w.exercise, outcome.value, theirs):
+            return True
+    return False
+
+
+def reordered_instead(exercise, case, actual, table, student, cases, wrong) -> str | None:
+    """For an exercise with steps, where a listed mistake (``wrong``) matches the output on
+    ``case``: the order of the steps that gives the output on every case the function gets wrong
+    and on the variants of this one, if a variant shows the mistake wrong in another way
+    (``contradicted``). Two orders that agree on every visible case (filters in two orders) are
+    told apart there, and the one the function follows is named."""
+    if exercise.steps is None or student is None or not contradicted(exercise, case, student, wrong):
+        return None
+    expected = np.asarray(table[f"{case.name}::expected"])
+    order = _steps_order(_Wrong(exercise, case, np.asarray(actual), expected, table, student, cases))
+    return None if order is None else _order_words(order, exercise.steps[0])
+
+
+def _order_words(order, names) -> str:
+    return (
+        f"your output is what the steps give in the order {', '.join(order)}; the reference applies them "
+        f"in the order {', '.join(names)}: each step changes what the next one sees, so apply them in "
+        "that order"
+    )
 
 
 def _applied_elsewhere(w: _Wrong) -> str | None:
@@ -73,10 +110,16 @@ def _applied_elsewhere(w: _Wrong) -> str | None:
                 with np.errstate(all="ignore"):
                     after = op(kept, y)
                 if not _near(after, e) and _matches(w.exercise, a, after):
+                    alike = [
+                        f"`{n}`" for n, v in arrays.items() if n not in (name, other) and v.shape == y.shape
+                    ]
+                    earlier = (
+                        f"before {' or '.join(alike)}, or to the input `{name}`" if alike else f"to `{name}`"
+                    )
                     return (
                         f"your output is the reference's without `{other}` (at {neutral}), then {words} `{other}`: "
-                        f"you apply `{other}` to the result, where the reference applies it to the input "
-                        f"`{name}`, before the other steps"
+                        f"you apply `{other}` last, to the result of every other step, where the reference "
+                        f"applies it earlier ({earlier}?)"
                     )
     return None
 

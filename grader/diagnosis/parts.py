@@ -89,12 +89,21 @@ def stations(exercise, case, table: Mapping, student: Student) -> str:
 
 def _fed_wrong(given, value, name: str, known: dict, inputs: dict) -> str:
     """What a helper was fed as its argument ``name`` instead of ``value``, in words: by the
-    station or input it equals, where there is one, else by its shape."""
+    station or input it equals, where there is one, else as the right vectors split into another
+    number of heads (``_heads_resplit``), else by its shape."""
     what, want = _which(given, known, inputs), _which(value, known, inputs)
     if what and want:
         return f"{what} where it needs {want} (its `{name}`)"
     if what:
         return f"{what} as its `{name}`, which is not what the reference feeds it"
+    heads = _heads_resplit(given, value)
+    if heads is not None:
+        theirs, ours = heads
+        said = f"the vectors of {want}" if want else "the right vectors"
+        return (
+            f"{said} split into {theirs} head{'s' if theirs != 1 else ''} where the reference splits them into {ours} "
+            f"(its `{name}`): another number of heads (is `n_head` passed on, or a number written in?)"
+        )
     shapes = np.shape(given), np.shape(value)
     same_size = math.prod(shapes[0]) == math.prod(shapes[1])
     differ = (
@@ -112,6 +121,24 @@ def _fed_wrong(given, value, name: str, known: dict, inputs: dict) -> str:
     if want:
         return f"something other than {want} as its `{name}`{differ}"
     return f"another `{name}` than the reference feeds it{differ}"
+
+
+def _heads_resplit(given, value) -> tuple[int, int] | None:
+    """``given`` and ``value`` are the same vectors split into heads along axis -3 (heads, T,
+    d_head), each into another number of heads: ``(given's heads, value's heads)``."""
+    given, value = np.asarray(given), np.asarray(value)
+    if given.ndim < 3 or given.ndim != value.ndim or given.shape == value.shape:
+        return None
+    if given.shape[:-3] != value.shape[:-3] or given.shape[-2] != value.shape[-2] or given.size != value.size:
+        return None
+    if given.dtype.kind != "f" or value.dtype.kind != "f":
+        return None
+
+    def merged(x):
+        x = np.moveaxis(x.astype(np.float64), -3, -2)
+        return x.reshape(*x.shape[:-2], -1)
+
+    return (given.shape[-3], value.shape[-3]) if _near(merged(given), merged(value)) else None
 
 
 def _off_by_one_vector(given, value) -> bool:

@@ -427,7 +427,7 @@ def _pattern(bad: list[bool], axis: int) -> str | None:
             3,
             [False] + [True] * (n - 1),
             "everywhere but index 0 along axis {a} (right only where an index or angle of 0 hides a "
-            "wrong factor: a scale, a frequency, an exponent?)",
+            "wrong factor: a scale, a frequency, an exponent, a sign?)",
         ),
         (4, [i % 2 == 1 for i in range(n)], "only at the odd indices along axis {a}"),
         (4, [i % 2 == 0 for i in range(n)], "only at the even indices along axis {a}"),

@@ -47,6 +47,7 @@ def _relation(w: _Wrong) -> str | None:
         or _per_row(a, e)
         or _transformed(a, e)
         or _added(a, e, _terms(w))
+        or _input_factor(a, e, w.case.inputs)
     )
 
 
@@ -198,7 +199,9 @@ ACTIVATIONS = {
 def _transformed(a, e) -> str | None:
     """The reference through exp, log, an activation (GELU, ReLU...) or a softmax over the last
     axis (or the other way)."""
-    if e.ndim == 0 or e.shape[-1] < 2 or not np.isfinite(e).all():
+    if e.ndim == 0:
+        return _transformed_number(a, e)
+    if e.shape[-1] < 2 or not np.isfinite(e).all():
         return None
     with np.errstate(all="ignore"):
         if _near(a, np.exp(e)):
@@ -221,6 +224,93 @@ def _transformed(a, e) -> str | None:
             "the softmax of your output is the reference: apply the softmax (or drop a step that undoes it)"
         )
     return None
+
+
+def _transformed_number(a, e) -> str | None:
+    """One number that is exp, or the log, of the reference's (not 0 or 1, where they meet)."""
+    if not (np.isfinite(a) and np.isfinite(e)) or abs(float(e)) < 1e-3 or math.isclose(float(e), 1):
+        return None
+    with np.errstate(all="ignore"):
+        if _near(a, np.exp(e)):
+            return "your number is exp of the reference's: an exp too many (the reference is a log, a loss?)"
+        if e > 0 and _near(a, np.log(e)):
+            return (
+                "your number is the log of the reference's: an exp is missing (the reference exponentiates, "
+                "a perplexity from a loss?)"
+            )
+    return None
+
+
+def _input_factor(a, e, inputs: dict) -> str | None:
+    """The reference times, or divided by, an input of its shape, entry by entry: a factor of that
+    input missing or extra (a gate without the value it gates: ``0.5 * (1 + tanh(...))`` for
+    ``x * 0.5 * (1 + tanh(...))``)."""
+    if e.ndim == 0 or e.size < 2 or not (np.isfinite(e).all() and np.isfinite(a).all()):
+        return None
+    for name, x in inputs.items():
+        if not isinstance(x, np.ndarray) or x.shape != e.shape or x.dtype.kind != "f":
+            continue
+        x = x.astype(np.float64)
+        apart = np.abs(x) > 1e-3 * max(1.0, float(np.abs(x).max()))
+        if apart.sum() < 2 or _near(x, np.ones_like(x)):
+            continue
+        if _near(a[apart] * x[apart], e[apart]):
+            return (
+                f"your output is the reference divided by `{name}`, entry by entry: a factor of `{name}` is "
+                f"missing (a gate or a weight computed, and not multiplied by the `{name}` it applies to?)"
+            )
+        if _near(a, e * x):
+            return (
+                f"your output is the reference times `{name}`, entry by entry: a factor of `{name}` is extra "
+                "(multiplied in twice?)"
+            )
+    return None
+
+
+def _normalised_again(w: _Wrong) -> str | None:
+    """The output is the reference normalised over the last axis (each row's mean removed and
+    divided by its spread, or divided by its root-mean-square), then scaled and shifted per
+    feature, where the reference is not normalised: a norm applied once too often (at the end)."""
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or e.ndim < 2 or e.shape[-1] < 3 or a.dtype.kind != "f" or not np.isfinite(a).all():
+        return None
+    rows_a = a.reshape(-1, a.shape[-1]).astype(np.float64)
+    rows_e = e.reshape(-1, e.shape[-1]).astype(np.float64)
+    if len(rows_e) < 5 or not np.isfinite(rows_e).all():  # two parameters per feature: more rows than that
+        return None
+    centred = rows_e - rows_e.mean(axis=-1, keepdims=True)
+    norms = {
+        "each row's mean removed and divided by its standard deviation: a LayerNorm": centred
+        / np.sqrt((centred**2).mean(axis=-1, keepdims=True) + 1e-5),
+        "each row divided by its root-mean-square: an RMSNorm": rows_e
+        / np.sqrt((rows_e**2).mean(axis=-1, keepdims=True) + 1e-6),
+    }
+    for words, n in norms.items():
+        if _near(n, rows_e):
+            continue  # the reference is normalised already
+        for fit in (_per_feature_fit(n, rows_a, shift=True), _per_feature_fit(n, rows_a, shift=False)):
+            if fit is not None and _near(fit, rows_a):
+                return (
+                    f"your output is the reference normalised ({words}), with a gain and a bias per feature: a "
+                    "norm is applied once too often (at the end, on the output), or where the reference adds "
+                    "without normalising"
+                )
+    return None
+
+
+def _per_feature_fit(x, y, shift: bool):
+    """The least-squares fit ``y ~ s * x + t`` per column (``t`` = 0 without ``shift``)."""
+    if shift:
+        xc, yc = x - x.mean(axis=0), y - y.mean(axis=0)
+        spread = (xc * xc).sum(axis=0)
+        if (spread < 1e-12).any():
+            return None
+        s = (xc * yc).sum(axis=0) / spread
+        return s * xc + y.mean(axis=0)
+    spread = (x * x).sum(axis=0)
+    if (spread < 1e-12).any():
+        return None
+    return (x * y).sum(axis=0) / spread * x
 
 
 def _terms(w: _Wrong) -> dict[str, np.ndarray]:
@@ -259,22 +349,75 @@ def _added(a, e, terms: dict) -> str | None:
     return None
 
 
-def _slope_ratio(w: _Wrong, case, name: str, actual) -> float | None:
-    """Where the reference's number is affine in the int argument ``name`` (``A + B * n``): the
-    factor ``c`` on its term that grows with ``name`` that gives ``actual`` (``A + c * B * n``)."""
+def _affine_in(w: _Wrong, case, name: str) -> tuple[float, float] | None:
+    """Where the reference's number is affine in the int argument ``name`` (``A + B * n``): its
+    two parts on ``case``, the one that does not grow with ``name`` (``A``) and the one that does
+    (``B * n``)."""
     n = case.inputs.get(name)
     if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
         return None
     try:
         with np.errstate(all="ignore"):
             r = [float(w.exercise.reference(**copy.deepcopy({**case.inputs, name: n + i}))) for i in range(3)]
-        a = float(np.asarray(actual))
-    except Exception:  # the reference refuses those values, or the output is not one number
+    except Exception:  # the reference refuses those values, or its output is not one number
         return None
     slope = r[1] - r[0]
-    if not slope or not math.isclose(r[2] - r[1], slope, rel_tol=1e-9) or not math.isfinite(a):
+    if not slope or not math.isclose(r[2] - r[1], slope, rel_tol=1e-9):
         return None
-    return (a - (r[0] - slope * n)) / (slope * n)
+    return r[0] - slope * n, slope * n
+
+
+def _number(actual) -> float | None:
+    try:
+        a = float(np.asarray(actual))
+    except (TypeError, ValueError):
+        return None
+    return a if math.isfinite(a) else None
+
+
+def _slope_ratio(w: _Wrong, case, name: str, actual) -> float | None:
+    """The factor ``c`` on the reference's term that grows with ``name`` that gives ``actual``
+    (``A + c * B * n``, ``_affine_in``)."""
+    parts, a = _affine_in(w, case, name), _number(actual)
+    if parts is None or a is None:
+        return None
+    rest, grows = parts
+    return (a - rest) / grows
+
+
+def _rest_ratio(w: _Wrong, case, name: str, actual) -> float | None:
+    """The factor ``c`` on the reference's part that does not grow with ``name`` that gives
+    ``actual`` (``c * A + B * n``, ``_affine_in``)."""
+    parts, a = _affine_in(w, case, name), _number(actual)
+    if parts is None or a is None or not parts[0]:
+        return None
+    rest, grows = parts
+    return (a - grows) / rest
+
+
+def _rest_scaled(w: _Wrong) -> str | None:
+    """A number affine in an int argument whose term that grows with it is right and whose
+    other part is the reference's times a named constant (2, 1/2, 8...), here and on every other
+    case the function gets wrong: a factor on that part is missing or extra."""
+    if w.expected.ndim != 0 or w.actual.shape != ():
+        return None
+    for name in w.case.inputs:
+        c = _rest_ratio(w, w.case, name, w.actual)
+        if c is None or math.isclose(c, 1, rel_tol=1e-6) or not _named(c):
+            continue
+        if not _everywhere(
+            w,
+            lambda case, value, name=name, c=c: math.isclose(
+                _rest_ratio(w, case, name, value) or 0.0, c, rel_tol=1e-6
+            ),
+        ):
+            continue
+        return (
+            f"the term of your result that grows with `{name}` is right, but the rest is the reference's "
+            f"times {c:.4g} (= {_named(c)}): a factor on the part that does not depend on `{name}` is "
+            "missing or extra (how many operations, or bytes, each item counts for?)"
+        )
+    return None
 
 
 def _term_scaled(w: _Wrong) -> str | None:

@@ -87,6 +87,7 @@ LAYER_NORM = Exercise(
     reference=lambda x, g, b, eps=1e-5: lib.layer_norm(x, g, b, eps),
     mistakes=table(norms.layer_norm, norms.LAYER_NORM),
     error_hints=norms.ERROR_HINTS,
+    steps=norms.LAYER_NORM_STEPS,
 )
 
 # ---- scores: scaled and causally masked ---------------------------------------------------------
@@ -470,6 +471,7 @@ MLP = Exercise(
     stations=_mlp_stations,
     parts=(Part("mlp.post_act", "gelu", lambda inp, st: {"x": st["mlp.pre_act"]}),),
     mistakes=table(mlp.mlp, mlp.MLP),
+    steps=mlp.MLP_STEPS,
 )
 
 # ---- the block ---------------------------------------------------------------------------------
@@ -603,6 +605,7 @@ RMS_NORM = Exercise(
         },
     ),
     error_hints=norms.ERROR_HINTS,
+    steps=norms.RMS_NORM_STEPS,
 )
 
 LATER = "positions that do not start at 0"

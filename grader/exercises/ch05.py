@@ -171,6 +171,7 @@ TOY_LAYER_NORM = Exercise(
     reference=lambda x, g, b, eps: lib.layer_norm(x, g, b, eps),
     mistakes=table(norms.layer_norm, norms.LAYER_NORM),
     error_hints=norms.ERROR_HINTS,
+    steps=norms.LAYER_NORM_STEPS,
 )
 
 # ---- queries, keys, values ---------------------------------------------------------------------
@@ -333,6 +334,7 @@ TOY_MLP = Exercise(
     **_both(_mlp_inputs),
     reference=_mlp_ref,
     mistakes=table(mlp.toy_mlp, mlp.MLP),
+    steps=mlp.TOY_MLP_STEPS,
 )
 
 # ---- the loss ----------------------------------------------------------------------------------

@@ -58,3 +58,33 @@ MLP = {
         "then the second layer, @ W_proj + b_proj",
     ),
 }
+
+
+def mlp_steps(order):
+    """GPT-2's MLP as steps (``Exercise.steps``) in ``order``: the first layer (``c_fc``), the
+    GELU, the second layer (``c_proj``). Orders that put ``c_proj`` before ``c_fc`` meet a shape
+    they cannot take, as a student's code would."""
+
+    def run(x, params):
+        z = np.asarray(x)
+        for step in order:
+            if step == "gelu":
+                z = lib.gelu(z)
+            else:
+                z = z @ params[step]["w"] + params[step]["b"]
+        return z
+
+    return run
+
+
+def toy_mlp_steps(order):
+    """``mlp_steps`` for the toy's MLP, its weights given one by one."""
+
+    def run(x, w_fc, b_fc, w_proj, b_proj):
+        return mlp_steps(order)(x, {"c_fc": {"w": w_fc, "b": b_fc}, "c_proj": {"w": w_proj, "b": b_proj}})
+
+    return run
+
+
+MLP_STEPS = (("c_fc", "gelu", "c_proj"), mlp_steps)
+TOY_MLP_STEPS = (("c_fc", "gelu", "c_proj"), toy_mlp_steps)

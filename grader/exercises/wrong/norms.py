@@ -101,3 +101,41 @@ LAYER_NORM = {
         "the standard deviation",
     ),
 }
+
+
+def layer_norm_steps(order):
+    """LayerNorm's steps (``Exercise.steps``) in ``order``: each row normalised, times the gain
+    ``g``, plus the bias ``b``."""
+
+    def run(x, g, b, eps=1e-5):
+        z = np.asarray(x)
+        for step in order:
+            if step == "normalise":
+                z = layer_norm(z, np.ones_like(g), np.zeros_like(b), eps)
+            elif step == "gain":
+                z = z * np.asarray(g).astype(z.dtype, copy=False)
+            else:
+                z = z + np.asarray(b).astype(z.dtype, copy=False)
+        return z
+
+    return run
+
+
+def rms_norm_steps(order):
+    """RMSNorm's steps (``Exercise.steps``) in ``order``: each row divided by its root-mean-square,
+    times the gain ``g``."""
+
+    def run(x, g, eps=1e-6):
+        z = np.asarray(x)
+        for step in order:
+            if step == "normalise":
+                z = rms_norm(z, np.ones_like(g), eps)
+            else:
+                z = z * np.asarray(g).astype(z.dtype, copy=False)
+        return z
+
+    return run
+
+
+LAYER_NORM_STEPS = (("normalise", "gain", "bias"), layer_norm_steps)
+RMS_NORM_STEPS = (("normalise", "gain"), rms_norm_steps)
