@@ -5,8 +5,9 @@ notebook's check and the grader, with its diagnosis pass (``helpers.explained``)
 every right one too. The report printed (``pytest -s``) gives the share of wrong implementations
 that lose points, the share of those the course's own lists do not name that get a message naming
 their mistake (in the check and in grading), and each message. Asserted: every wrong one loses
-points (at least 99%), none is told ✔ and then loses points, at least 60% of the unlisted ones
-are named, and every right one passes the check and gets full marks.
+points (at least 99%), none is told ✔ and then loses points, none fails the check and then keeps
+full marks, at least 60% of the unlisted ones are named, and every right one passes the check and
+gets full marks.
 """
 
 import re
@@ -61,6 +62,7 @@ def report():
                 "grade": graded[0].reason,
                 "loses": any(not v.ok for v in graded),
                 "ticked_then_loses": message is None and any(not v.ok for v in graded),
+                "crossed_then_full": message is not None and all(v.ok for v in graded),
                 "listed": listed(message, entry.exercise) or listed(graded[0].reason, entry.exercise),
                 "named_check": bool(message and re.search(entry.names, said(message))),
                 "named_grade": bool(re.search(entry.names, said(graded[0].reason))),
@@ -74,6 +76,7 @@ def report():
         "unlisted named by the check": sum(r["named_check"] for r in unlisted) / max(1, len(unlisted)),
         "unlisted named by the grader": sum(r["named_grade"] for r in unlisted) / max(1, len(unlisted)),
         "ticked then losing points": sum(r["ticked_then_loses"] for r in rows),
+        "failing the check then full marks": sum(r["crossed_then_full"] for r in rows),
     }
     print("\n---- catalogue of wrong implementations ----")
     for r in rows:
@@ -98,6 +101,13 @@ def test_wrong_implementations_lose_points(report):
 def test_none_is_told_it_is_right_and_then_loses_points(report):
     rows, _ = report
     assert not [r["entry"].name for r in rows if r["ticked_then_loses"]]
+
+
+def test_none_fails_the_check_and_then_keeps_full_marks(report):
+    """The reverse of a ✔ that loses points: a check that fails where the grader gives every point
+    would teach a student to distrust the check."""
+    rows, _ = report
+    assert not [r["entry"].name for r in rows if r["crossed_then_full"]]
 
 
 def test_most_unlisted_mistakes_are_named(report):
