@@ -575,7 +575,8 @@ def _off_by_tensors(case, actual, expected):
 def _tensor_groups(config) -> dict[str, int]:
     """The sizes of a config's checkpoint tensors, by name: each kind of tensor (a weight, a
     bias, a gain) of a module in every block together, a module's weight and bias together, a
-    part of every block (its attention, its MLP), and every norm's bias or gain."""
+    part of every block (its attention, its MLP), one kind of tensor across a part (every bias of
+    the attention), and every norm's bias or gain."""
     try:
         from lib.checkpoint import checkpoint_layout
 
@@ -599,6 +600,8 @@ def _tensor_groups(config) -> dict[str, int]:
             add(f"`{module}` (its {kind}{every})", n)
         if layered and "." in module:
             add(f"`{module.partition('.')[0]}` (all its tensors{every})", n)
+            if kind:  # one kind of tensor across a part: every bias of the attention
+                add(f"`{module.partition('.')[0]}` (every {kind} of its layers{every})", n)
         if module.startswith("ln") or "norm" in module:
             add(f"every norm's {kind or 'weight'} (two per block and the final one)", n)
     return groups
