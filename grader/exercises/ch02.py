@@ -672,6 +672,11 @@ APPLY_ROPE = Exercise(
                 "the rotation goes the wrong way (sin has the wrong sign): the first half becomes "
                 "x1 cos - x2 sin and the second half x2 cos + x1 sin",
             ),
+            "sin-cos-swapped": (
+                {"trig": "swapped"},
+                "cos and sin are swapped: x * cos(angle) + rotate_half(x) * sin(angle), so that at angle 0 "
+                "(position 0) the rotation leaves x as it is",
+            ),
             "freq": (
                 {"exponent": "j/d"},
                 "the frequencies are wrong: pair j turns at theta ** (-2j / d_head), you used -j / d_head",

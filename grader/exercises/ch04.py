@@ -949,6 +949,12 @@ ATTEND_WITH_CACHE = Exercise(
                 {"scale": "none"},
                 "the scores are not scaled: divide q k^T by sqrt(d_head) (or use scaled_dot_product_attention)",
             ),
+            "softmax-over-queries": (
+                {"axis": -2},
+                "the softmax runs over the new queries (axis=-2): each query's weights over the keys must "
+                "sum to 1, so take it over the last axis (keys), axis=-1; with one new token it makes every "
+                "weight 1",
+            ),
         },
         wrap=packed,
     ),

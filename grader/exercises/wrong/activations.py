@@ -20,6 +20,7 @@ ACTIVATIONS = {
     "relu": lambda x: np.maximum(x, 0),
     "square": lambda x: _tanh_gelu(x, cube=2),
     "constant": lambda x: _tanh_gelu(x, c=math.sqrt(math.pi / 2)),
+    "no-root": lambda x: _tanh_gelu(x, c=2 / math.pi),
     "sigmoid": lambda x: x / (1 + np.exp(-1.702 * x)),
     "silu": lambda x: x / (1 + np.exp(-x)),
     "cube-only": lambda x: 0.5 * x * (1 + np.tanh(SQRT_2_OVER_PI * 0.044715 * x**3)),
@@ -48,6 +49,10 @@ GELU = {
     "gelu-constant": (
         {"act": "constant"},
         "in the GELU, the constant inside the tanh is sqrt(2/pi), not sqrt(pi/2)",
+    ),
+    "gelu-no-root": (
+        {"act": "no-root"},
+        "in the GELU, the constant inside the tanh is sqrt(2/pi): the square root is missing (2/pi)",
     ),
     "gelu-sigmoid": (
         {"act": "sigmoid"},

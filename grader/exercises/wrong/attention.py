@@ -141,6 +141,7 @@ def apply_rope(
     pairs="halves",
     angles="concatenated",
     sign=1.0,
+    trig="ok",
     exponent="2j/d",
     given=True,
     shift=0,
@@ -148,7 +149,7 @@ def apply_rope(
     """RoPE; ``pairs="neighbours"`` rotates (2j, 2j+1), ``angles="repeated"`` lays the angles out
     [a0, a0, a1, a1, ...], ``sign=-1`` turns the other way, ``exponent="j/d"`` halves the
     frequencies' exponent, ``given=False`` uses positions 0..T-1, ``shift`` is added to every
-    position (1: off by one)."""
+    position (1: off by one), ``trig="swapped"`` puts the sine where the cosine goes."""
     d = x.shape[-1]
     j = np.arange(d // 2)
     power = -j / d if exponent == "j/d" else -2 * j / d
@@ -163,6 +164,8 @@ def apply_rope(
         return out
     full = np.repeat(a, 2, axis=-1) if angles == "repeated" else np.concatenate([a, a], axis=-1)
     cos, sin = np.cos(full), sign * np.sin(full)
+    if trig == "swapped":
+        cos, sin = sin, cos
     return (x * cos + lib.rotate_half(x) * sin).astype(x.dtype)
 
 
