@@ -31,13 +31,16 @@ that student's notebooks only, or beside the others).
 No input stops the class. A file that cannot be graded as it is gets a warning and a row of
 grades.csv saying what happened to it; the rest is graded.
 
-- Reading: a folder is walked without following symbolic links. A zip is read entry by entry and
-  only its notebooks are extracted, each to a file name chosen here, so an entry's own path never
-  reaches the file system; a backslash in an entry's path is a folder separator (Windows tools
+- Reading: every notebook is read once, into scratch space the grader alone writes, and graded
+  from that copy (cleaned, its hidden cases drawn for its digest, the digest kept): a file that
+  changes in place while a class is graded (an exchange's inbound folder graded where it is)
+  changes nothing graded or kept. A folder is walked without following symbolic links. A zip is
+  read entry by entry and only its notebooks are extracted, each to a file name chosen here, so an
+  entry's own path never reaches the file system; a backslash in an entry's path is a folder separator (Windows tools
   write them). Not read, with an invalid_submission row each: a zip entry with an absolute path
   or a ".." in it, a symbolic link (in a folder or a zip), anything else that is not a regular
   file, an encrypted or damaged entry, a notebook over 1 GiB, entries past the first 20,000 or
-  past 2 GiB unpacked in all, a notebook whose student is unclear.
+  past 2 GiB unpacked (or copied from a folder) in all, a notebook whose student is unclear.
 - Names: a name is decoded as UTF-8 (bytes that are not are shown as \\xNN), normalised to NFC
   (a name typed on a Mac is the same name from the LMS) and its control characters shown as
   escapes: that is the student's name in the reports. Their id, used for every folder and file
@@ -56,6 +59,7 @@ grades.csv saying what happened to it; the rest is graded.
 """
 
 import contextlib
+import errno
 import functools
 import hashlib
 import os
@@ -153,7 +157,7 @@ def find(submitted: Path, known: dict[str, str], scratch: Path) -> Found:
     if submitted.is_file() and zipfile.is_zipfile(submitted):
         files = _unzip(submitted, scratch)
     elif submitted.is_dir():
-        files = _walk(submitted)
+        files = _walk(submitted, scratch)
     else:
         raise SubmissionsError(f"{submitted} is neither a folder nor a readable zip file")
     return _identify(files, known)
@@ -162,10 +166,16 @@ def find(submitted: Path, known: dict[str, str], scratch: Path) -> Found:
 # ---- listing ----------------------------------------------------------------------------------------
 
 
-def _walk(root: Path) -> list[_File]:
-    """The notebooks of a folder; symbolic links are listed as refused, never followed."""
+def _walk(root: Path, destination: Path) -> list[_File]:
+    """The notebooks of a folder, each read once into ``destination/f<n>/f<n>.ipynb`` (with the
+    ``timestamp.txt`` of its folder beside it, if there is one), as a zip's are extracted: every
+    later step (cleaning, the hidden cases' seed, the digest kept in the gradebook) reads that copy,
+    which no student can write, so a file changed in the graded folder while it is graded changes
+    nothing. Symbolic links are listed as refused, never followed."""
     found: list[_File] = []
     pending = [(root, ())]
+    total = 0
+    destination.mkdir(parents=True, exist_ok=True)
     while pending:
         folder, parts = pending.pop()
         try:
@@ -186,23 +196,74 @@ def _walk(root: Path) -> list[_File]:
                 if len(here) <= MAX_DEPTH:
                     pending.append((Path(entry.path), here))
             elif raw.endswith(SUFFIX.encode()):
-                found.append(_regular_file(entry, here))
+                target = destination / f"f{len(found)}" / f"f{len(found)}{SUFFIX}"
+                listed = _read_once(Path(entry.path), here, target, total)
+                total += target.stat().st_size if listed.path else 0
+                found.append(listed)
     return sorted(found, key=lambda f: f.parts)
 
 
-def _regular_file(entry: os.DirEntry, parts: tuple[bytes, ...]) -> _File:
-    info = entry.stat(follow_symlinks=False)
-    if not stat.S_ISREG(info.st_mode):
-        return _File(parts, None, refused="it is not a regular file")
-    if info.st_size > MAX_NOTEBOOK:
-        return _File(parts, None, refused=f"it is {info.st_size} bytes, over the {MAX_NOTEBOOK}-byte limit")
+def _read_once(path: Path, parts: tuple[bytes, ...], target: Path, total: int) -> _File:
+    """Copy the notebook at ``path`` to ``target``, reading it once, and list it with the times
+    its file had once it was read (so its ctime bounds every change to the bytes graded)."""
     try:
-        os.close(os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK))
+        if not stat.S_ISREG(os.lstat(path).st_mode):  # a FIFO or a device is not even opened
+            return _File(parts, None, refused="it is not a regular file")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as err:
-        return _File(parts, None, refused=f"it cannot be read ({err.strerror})")
+        reason = "it is a symbolic link, which is never followed" if err.errno == errno.ELOOP else None
+        return _File(parts, None, refused=reason or f"it cannot be read ({err.strerror})")
+    with os.fdopen(fd, "rb") as source:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return _File(parts, None, refused="it is not a regular file")
+        if info.st_size > MAX_NOTEBOOK:
+            return _File(
+                parts, None, refused=f"it is {info.st_size} bytes, over the {MAX_NOTEBOOK}-byte limit"
+            )
+        if total + info.st_size > MAX_UNZIPPED:
+            return _File(
+                parts,
+                None,
+                refused=f"the folder holds more than {MAX_UNZIPPED} bytes of notebooks; this one was not read",
+            )
+        shutil.rmtree(target.parent, ignore_errors=True)  # an earlier listing's
+        target.parent.mkdir()
+        try:
+            _copy(source, target, MAX_NOTEBOOK)
+        except (OSError, ValueError) as err:
+            shutil.rmtree(target.parent, ignore_errors=True)
+            return _File(parts, None, refused=f"it cannot be read ({getattr(err, 'strerror', None) or err})")
+        info = os.fstat(fd)  # after the read: every write to the bytes copied happened before it
+    _copy_stamp(path.parent / STAMP.decode(), target.with_name(STAMP.decode()))
     listed = file_time(info.st_mtime)
     received = file_time(info.st_ctime)
-    return _File(parts, Path(entry.path), info.st_mtime if listed else 0, listed=listed, received=received)
+    return _File(parts, target, info.st_mtime if listed else 0, listed=listed, received=received)
+
+
+def _copy(source, target: Path, limit: int) -> int:
+    """Copy the open file ``source`` to ``target``, at most ``limit`` bytes (ValueError past them)."""
+    copied = 0
+    with open(target, "wb") as sink:
+        while chunk := source.read(2**20):
+            copied += len(chunk)
+            if copied > limit:
+                raise ValueError(f"it grew past {limit} bytes while it was read")
+            sink.write(chunk)
+    return copied
+
+
+def _copy_stamp(stamp: Path, target: Path) -> None:
+    """The nbgrader exchange's ``timestamp.txt`` beside a notebook, copied if it is a regular file
+    (its first ``MAX_STAMP + 1`` bytes: ``grader.lms`` refuses a longer one)."""
+    try:
+        fd = os.open(stamp, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return
+    with os.fdopen(fd, "rb") as source:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            with contextlib.suppress(OSError):
+                target.write_bytes(source.read(MAX_STAMP + 1))
 
 
 # The times a submission can have been made at. A file's time is the student's to set (an

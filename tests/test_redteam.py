@@ -573,6 +573,8 @@ def test_an_exchange_stamp_set_back_lowers_no_penalty(tmp_path):
     assert lateness.days >= 2 and lateness.penalty > 0, lateness
     # An honest stamp after the file arrived (a student's clock ahead of the server's) still counts.
     (folder / "timestamp.txt").write_text((arrived + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    found = submissions.find(tmp_path / "submitted", {"embeddings": ASSIGNMENT}, tmp_path / "scratch")
+    (sub,) = found.by_student["mallory"]  # the stamp is read with the notebook, once
     assert lms.describe(sub, UTC, trust_ctime=True).time_source == "nbgrader exchange (timestamp.txt)"
     assert _late({"trust_ctime": True}, tmp_path / "course.toml").trust_ctime is True
     with pytest.raises(SettingsError, match="trust_ctime"):
@@ -939,4 +941,58 @@ def test_a_right_answer_that_spends_the_scorers_time_loses_its_points(tmp_path, 
     # ``embed`` calls it too; the rest keep their points
     assert all(v.ok for grade_id, v in verdicts.items() if grade_id not in ("position_embedding", "embed")), (
         verdicts
+
+
+# ---- the fifth review ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_file_changed_in_place_while_it_is_graded_changes_nothing(tmp_path, monkeypatch):
+    """A folder graded in place (an nbgrader exchange's inbound, which ``trust_ctime`` allows for)
+    that the student can still write: the grader read the file again at each step (cleaned when
+    nbgrader's turn came, hashed for the hidden cases' seed minutes later, hashed again when kept),
+    so what was graded, what the cases were drawn for and what was recorded could be three
+    different files. Here the file is swapped, deterministically, just before each of those steps:
+    all of them must be the file as it was listed."""
+    from test_grading import CPU, ONE_BASED, TIMEOUT
+
+    from grader import autograde, gradebook
+
+    folder = tmp_path / "class" / "mallory" / ASSIGNMENT
+    folder.mkdir(parents=True)
+    notebook = folder / "embeddings.ipynb"
+    nbformat.write(solution(), notebook)
+    original = notebook.read_bytes()
+    digest = hashlib.sha256(original).hexdigest()
+    swaps = [nbformat.writes(answer("encode", ONE_BASED)).encode() + b" " * n for n in range(3)]
+    seeds = tmp_path / "seeds"
+
+    def swapping(module, name, swap, record=None):
+        real = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            notebook.write_bytes(swap)  # the student's write, between the listing and this step
+            if record:
+                with open(seeds, "a") as f:
+                    f.write(kwargs[record] + "\n")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    swapping(clean, "clean_file", swaps[0])
+    swapping(scoring.Scorer, "job", swaps[1], record="submission")
+    swapping(autograde, "_unit", swaps[2])
+    out = tmp_path / "out"
+    autograde.autograde(tmp_path / "class", out, jobs=1, timeout=TIMEOUT, cpu=CPU, progress=False)
+    rows = [row for (student, _), row in read_grades(out).items() if student == "mallory"]
+    assert rows and all(r["status"] == "graded" and r["score"] == r["max_score"] for r in rows), rows
+    assert seeds.read_text().split() == [digest]  # the cases were drawn for the file listed
+    with gradebook.Gradebook(out) as book:
+        (unit,) = book.submissions().values()
+    assert unit.sha256 == digest  # and that is the file recorded
+    kept = nbformat.read(out / "autograded" / "mallory" / ASSIGNMENT / "embeddings.ipynb", as_version=4)
+    listed = solution()
+    assert (
+        kept.cells[index_of(kept, "encode-answer")].source
+        == listed.cells[index_of(listed, "encode-answer")].source
     )
