@@ -6,14 +6,24 @@ references computed there). A diagnosis goes from the most specific to the most 
 mistake, then a structural explanation that needs no list (``grader.diagnosis``), then shape,
 dtype, and the size and place of the largest error. A case that must raise is right when the
 function raises one of the errors it expects, naming what it should.
+
+A hidden case's reason tells the student nothing their code could choose on its inputs (which it
+could otherwise carry out, for the next submission to know): besides its description, only words
+from a vocabulary fixed before the code ran. An error by its type, if Python or NumPy defines it
+(``diagnosis.error_type``), never its message, its line or a class the student named; an output
+changed in place in ``watch.interfered``'s words for that case's arguments; a structural
+explanation only if it holds no number but the description's (``told``); no shape, index, value,
+count or length of the student's output, nor a time the scorer reported.
 """
 
+import builtins
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import diagnosis, exercises, keys
+from . import diagnosis, exercises, keys, watch
 from .exercise import Case, Exercise
 from .wire import decode, kind_of, returned, returned_in
 
@@ -70,9 +80,24 @@ def diagnose(
     known = _known_mistake(exercise, case, actual, stored, student, cases)
     if known:
         return known
-    return diagnosis.explain(exercise, case, actual, stored, student, cases) or _difference(
-        exercise, actual, expected
-    )
+    structural = told(case, diagnosis.explain(exercise, case, actual, stored, student, cases))
+    return structural or _difference(exercise, actual, expected, case.hidden)
+
+
+NUMBER = re.compile(r"(?<![A-Za-z_])\d+(?:\.\d+)?")  # a number on its own (not float32's 32)
+
+
+def told(case: Case, message: str | None) -> str:
+    """``message``, a structural explanation (``grader.diagnosis``), if the student may be told it
+    on ``case`` (else ``""``). Its rules are computed on the student's outputs, and some say a
+    number they find there (an offset, a factor, a shape): on a hidden case that number is the
+    student's code's to choose from the hidden inputs, so a hidden case's explanation is told only
+    if every number in it is one its description gives (a size); which rule speaks, a choice among
+    a fixed few, is all the student's code can steer."""
+    if not message or not case.hidden:
+        return message or ""
+    allowed = set(NUMBER.findall(case.describe))
+    return message if set(NUMBER.findall(message)) <= allowed else ""
 
 
 def _visible_case(exercise: Exercise, name: str) -> Case:
@@ -152,11 +177,18 @@ def _contradicts(exercise: Exercise, mistake, case: Case, stored: Mapping, stude
     return not _same(exercise, value, expected) and not _same(exercise, value, signature)
 
 
-def _difference(exercise: Exercise, actual: np.ndarray, expected: np.ndarray) -> str:
-    """What is wrong when nothing more specific is known: the shape, NaN and inf, or the largest error."""
+def _difference(exercise: Exercise, actual: np.ndarray, expected: np.ndarray, hidden: bool = False) -> str:
+    """What is wrong when nothing more specific is known: the shape, NaN and inf, or the largest
+    error. On a ``hidden`` case, which of these it is and nothing more: a shape, a count, an index
+    or a value of the student's output could be any number their code computed from the inputs."""
     if actual.shape != expected.shape:
         hint = " (transposed?)" if actual.shape == expected.shape[::-1] and actual.ndim > 1 else ""
+        if hidden:
+            return f"wrong shape{hint}"
         return f"wrong shape{hint}: expected {expected.shape}, got {actual.shape}"
+    if hidden:
+        finite = actual.dtype.kind != "f" or (np.isfinite(actual) == np.isfinite(expected)).all()
+        return "values differ from the reference" if finite else "NaN or inf in the wrong places"
     if actual.dtype.kind == "f" and (np.isfinite(actual) != np.isfinite(expected)).any():
         places = np.isfinite(actual) != np.isfinite(expected)
         where = tuple(int(i) for i in np.argwhere(places)[0])
@@ -211,7 +243,7 @@ def must_raise(exercise: Exercise, case: Case, error: str | None, actual, stored
     if error is not None:
         if case.raises.accepts(error):
             return None
-        shown = error.partition(":")[0] if case.hidden else error[:120]
+        shown = diagnosis.error_type(error) if case.hidden else error[:120]
         return (
             f"your function raised {shown}, but here it must raise {expected} naming {case.raises.mentions!r}"
         )
@@ -237,15 +269,15 @@ def _diagnose_text(exercise: Exercise, case: Case, actual, stored: Mapping, stud
         signature = stored.get(f"{case.name}::mistake::{mistake.name}")
         if signature is not None and actual == bytes(signature).decode("utf-8"):
             return mistake.hint
-    structural = diagnosis.explain(exercise, case, actual, stored, student)
+    structural = told(case, diagnosis.explain(exercise, case, actual, stored, student))
     if structural:
         return structural
     i = next(
         (i for i, (a, b) in enumerate(zip(actual, expected, strict=False)) if a != b),
         min(len(actual), len(expected)),
     )
-    if case.hidden:  # its values are the grader's: say where, not what
-        return f"text differs from character {i} on (lengths {len(expected)} and {len(actual)})"
+    if case.hidden:  # its values are the grader's, and the place and length the student's to choose
+        return "the text differs from the reference"
     return (
         f"text differs from character {i} on: expected {expected[i : i + 12]!r}, got {actual[i : i + 12]!r} "
         f"(lengths {len(expected)} and {len(actual)})"
@@ -283,9 +315,10 @@ def grade(
         if not answer:
             return Verdict(False, f"{label}: {missing[1]}", missing[0], case.name)
         if "timeout" in answer:
+            limit = "its time limit" if case.hidden else f"{answer['timeout']:g} s"
             return Verdict(
                 False,
-                f"{label}: your function ran longer than {answer['timeout']:g} s and was interrupted",
+                f"{label}: your function ran longer than {limit} and was interrupted",
                 "timeout",
                 case.name,
             )
@@ -303,18 +336,19 @@ def grade(
             )
         if answer.get("error", "").startswith(UNSENDABLE):
             returned = answer["error"][len(UNSENDABLE) :].partition(",")[0]
+            returned = _kind_shown(returned) if case.hidden else returned
             nothing = ": is a `return` missing?" if returned == "NoneType" else ""
             rest = "" if returned.startswith("array of ") else f", not an array, a number or a str{nothing}"
-            return Verdict(
-                False, f"{label}: your function returned {not_numbers(returned)}{rest}", "wrong", case.name
-            )
+            shown = returned if returned == OWN_OBJECT else not_numbers(returned)
+            return Verdict(False, f"{label}: your function returned {shown}{rest}", "wrong", case.name)
         if "error" in answer:
             hints = "".join(f" Hint: {h}" for h in exercise.hints_for(answer["error"]))
-            where = f" (line {answer['line']})" if answer.get("line") else ""
-            more = diagnosis.explain_error(exercise, case, references, student, cases)
-            # A hidden case's error shows its type only: a message could carry the case's inputs
-            # out to the student, whose next submission would then know them.
-            raised = answer["error"].partition(":")[0] if case.hidden else answer["error"]
+            # A hidden case's error shows its type only, if it is Python's or NumPy's, and not the
+            # line: a message, a class's name or a forged line could carry the case's inputs out
+            # to the student, whose next submission would then know them.
+            where = f" (line {answer['line']})" if answer.get("line") and not case.hidden else ""
+            more = told(case, diagnosis.explain_error(exercise, case, references, student, cases))
+            raised = diagnosis.error_type(answer["error"]) if case.hidden else answer["error"]
             return Verdict(
                 False,
                 f"{label}: your function raised {raised}{where}{hints}{more}",
@@ -324,12 +358,14 @@ def grade(
         try:
             actual = decode(answer.get("output"))
         except Exception as err:  # whatever the student's line holds: unreadable is all it is
-            return Verdict(False, f"{label}: unreadable answer ({err})", "wrong", case.name)
+            why = "" if case.hidden else f" ({err})"
+            return Verdict(False, f"{label}: unreadable answer{why}", "wrong", case.name)
         sequence = returned_in(answer.get("output"))
         message = diagnose(exercise, case, actual, references, student, cases, sequence)
-        message = wrong_and_impure(message, answer.get("impure")) or impure(exercise, answer.get("impure"))
+        what = _impure_shown(answer.get("impure"), case)
+        message = wrong_and_impure(message, what) or impure(exercise, what)
         if message:
-            station = diagnosis.stations(exercise, case, references, student)
+            station = told(case, diagnosis.stations(exercise, case, references, student))
             return Verdict(
                 False,
                 f"{label}: {message}" + (f" {station}" if station and station not in message else ""),
@@ -345,8 +381,40 @@ def _graded_raise(exercise: Exercise, case: Case, answer: dict, references: Mapp
     try:
         actual = decode(answer.get("output"))
     except Exception as err:  # whatever the student's line holds: unreadable is all it is
-        return f"unreadable answer ({err})"
+        return "unreadable answer" + ("" if case.hidden else f" ({err})")
     return must_raise(exercise, case, None, actual, references)
+
+
+OWN_OBJECT = "an object of a class your code defines"
+
+
+def _kind_shown(returned: str) -> str:
+    """What a hidden case's reason says an unsendable output was (``wire.kind_of``'s words, sent
+    by the student's process): a type of Python's, or an array of a plain NumPy dtype; any other
+    name is the student's own, and named by what it is."""
+    if returned in BUILTIN_TYPES:
+        return returned
+    dtype = returned.removeprefix("array of ")
+    try:
+        plain = dtype != returned and np.dtype(dtype).names is None and str(np.dtype(dtype)) == dtype
+    except (TypeError, ValueError, SyntaxError):
+        plain = False
+    return returned if plain else OWN_OBJECT
+
+
+BUILTIN_TYPES = frozenset(
+    {"NoneType", "generator", "function", "method", "module", "ellipsis", "NotImplementedType"}
+    | {name for name, value in vars(builtins).items() if isinstance(value, type)}
+)
+
+
+def _impure_shown(what, case: Case) -> str | None:
+    """What a function did to its arguments (``watch.interfered``'s words, sent by the student's
+    process), for a hidden case only in words ``interfered`` can say of that case's arguments: a
+    text of the student's own is not shown."""
+    if not what or not case.hidden:
+        return what
+    return what if what in watch.said(case.inputs) else "changed one of its arguments in place"
 
 
 UNSENDABLE = "TypeError: returned "  # how ``wire.encode`` reports an output it cannot send

@@ -102,6 +102,19 @@ def interfered(given: dict, before: dict, output, new_array: bool = True) -> str
     return None
 
 
+def said(given: dict) -> set[str]:
+    """Every text ``interfered`` can give for a call with arguments ``given``."""
+    return {
+        text
+        for name, value in given.items()
+        for path, _, _ in _paired(name, value, value)
+        for text in (
+            f"changed its argument `{path}` in place",
+            f"returned its argument `{path}` itself (or a view of it), not a new array",
+        )
+    }
+
+
 def _paired(path: str, value, old):
     """``(path, array, its copy)`` for every array in ``value`` (and ``old``, its copy)."""
     if isinstance(value, np.ndarray) and isinstance(old, np.ndarray):

@@ -941,6 +941,7 @@ def test_a_right_answer_that_spends_the_scorers_time_loses_its_points(tmp_path, 
     # ``embed`` calls it too; the rest keep their points
     assert all(v.ok for grade_id, v in verdicts.items() if grade_id not in ("position_embedding", "embed")), (
         verdicts
+    )
 
 
 # ---- the fifth review ------------------------------------------------------------------------------
@@ -996,3 +997,87 @@ def test_a_file_changed_in_place_while_it_is_graded_changes_nothing(tmp_path, mo
         kept.cells[index_of(kept, "encode-answer")].source
         == listed.cells[index_of(listed, "encode-answer")].source
     )
+
+
+LEAK = "leak424242"  # what a student's code would carry out of a hidden case
+
+
+def _right_answers(exercise_id: str, seed: int = 1234):
+    exercise = exercises.get(exercise_id)
+    cases = exercise.cases(seed)
+    answers = {}
+    for c in cases:
+        if c.raises:
+            answers[c.name] = {"error": f"{c.raises.errors[0]}: {c.raises.mentions}"}
+        else:
+            answers[c.name] = {"output": wire.encode(exercise.reference(**c.inputs))}
+    return exercise, cases, answers
+
+
+def _hidden_answer(exercise, case, how: str) -> dict:
+    """A wrong answer to hidden ``case`` that carries ``LEAK`` (or its number) in a free-form field."""
+
+    def expected():
+        return np.asarray(exercise.reference(**case.inputs))
+
+    return {
+        "own-error-class": lambda: {"error": f"E_{LEAK}{'x' * 300}: nothing here"},
+        "forged-line": lambda: {"error": "ValueError: nothing here", "line": f"3: {LEAK}"},
+        "forged-timeout": lambda: {"timeout": 424242.0},
+        "unsendable-own-class": lambda: {
+            "error": f"TypeError: returned Secret_{LEAK}, not an array or number"
+        },
+        "forged-impure": lambda: {
+            "output": wire.encode(expected()),
+            "impure": f"changed its argument `{LEAK}` in place",
+        },
+        "empty-array-of-chosen-shape": lambda: {"output": wire.encode(np.zeros((0, 424242), np.int64))},
+        "values-off-by-a-chosen-number": lambda: {
+            "output": wire.encode(expected().astype(np.float64) + 424242)
+        },
+        "a-chosen-value-where-nan-is-not": lambda: {
+            "output": wire.encode(np.where(expected() == expected().flat[0], np.nan, 424242.0))
+        },
+        "unreadable": lambda: {"output": {"array": {"dtype": LEAK, "shape": [1], "b64": ""}}},
+        "own-error-class-where-it-must-raise": lambda: {"error": f"E_{LEAK}: nothing here"},
+        "a-chosen-text": lambda: {"output": {"value": LEAK * 7}},
+    }[how]()
+
+
+@pytest.mark.parametrize(
+    ("exercise_name", "how"),
+    [
+        ("encode", "own-error-class"),
+        ("encode", "forged-line"),
+        ("encode", "forged-timeout"),
+        ("encode", "unsendable-own-class"),
+        ("embed", "forged-impure"),
+        ("encode", "empty-array-of-chosen-shape"),
+        ("embed", "values-off-by-a-chosen-number"),
+        ("embed", "a-chosen-value-where-nan-is-not"),
+        ("encode", "unreadable"),
+        ("encode", "own-error-class-where-it-must-raise"),
+        ("decode", "a-chosen-text"),
+    ],
+)
+def test_a_hidden_cases_reason_carries_nothing_the_students_code_chose(exercise_name, how):
+    """A hidden case's reason said only an error's type, so that a message could not carry its
+    inputs out; but the type's name is the student's own (``type("E_<data>", (Exception,), {})``),
+    and the line, the words about an argument changed in place, a timeout, an unsendable output's
+    type, a wrong output's shape, its largest error and where, a value where NaN is not, a text's
+    first difference and length are all the student's code's to choose, on the hidden inputs, as
+    are the numbers a structural explanation finds in a wrong output. After the case's own
+    description, a hidden case's reason now holds nothing of theirs and no number but the
+    description's."""
+    exercise_id = f"{ASSIGNMENT}/{exercise_name}"
+    exercise, cases, answers = _right_answers(exercise_id)
+    must_raise = how.endswith("where-it-must-raise")
+    case = next(c for c in cases if c.hidden and bool(c.raises) == must_raise)
+    answers[case.name] = _hidden_answer(exercise, case, how)
+    table = references.for_grading(exercise_id, exercise, cases)
+    verdict = compare.grade(exercise_id, cases, answers, table)
+    assert not verdict.ok and verdict.case == case.name, verdict
+    said = verdict.reason.removeprefix(f"hidden case ({case.describe}): ")
+    assert said != verdict.reason, verdict.reason
+    numbers = set(compare.NUMBER.findall(said)) - set(compare.NUMBER.findall(case.describe))
+    assert "424242" not in said and "leak" not in said and not numbers, said

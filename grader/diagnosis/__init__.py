@@ -68,17 +68,19 @@ kind), ``cases`` (what the other cases tell), ``parts`` (the first station that 
 runs them in order and words the message.
 """
 
-from .core import InKernel, Outcome, Returned, Student, calls, part_call, watched_call
+from .core import OWN_ERROR, InKernel, Outcome, Returned, Student, calls, error_type, part_call, watched_call
 from .driver import explain, explain_error
 from .order import reordered_instead
 from .parts import stations
 
 __all__ = [
+    "OWN_ERROR",
     "InKernel",
     "Outcome",
     "Returned",
     "Student",
     "calls",
+    "error_type",
     "explain",
     "explain_error",
     "part_call",

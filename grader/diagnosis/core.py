@@ -3,6 +3,7 @@
 scorer for (``calls``), one wrong answer with what it is compared with (``_Wrong``), and the
 comparisons and reference calls every family of rule shares."""
 
+import builtins
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -218,6 +219,25 @@ def _holds(w: _Wrong, other) -> str | None:
     if not np.isfinite(bad).any() or not bad[np.isfinite(bad)].any():
         return None  # wrong only at inf, NaN or 0: too common a value to say where it comes from
     return "all" if same.all() else "wrong"
+
+
+# The exception types a hidden case's reason may name: Python's and NumPy's own. Any other is a
+# class the student's code defined, whose name (any text, hundreds of characters) the student chose
+# on the hidden inputs: it is named by what it is.
+KNOWN_ERRORS = frozenset(
+    name
+    for module in (builtins, np.exceptions, np.linalg)
+    for name, value in vars(module).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+)
+OWN_ERROR = "an exception of a class your code defines"
+
+
+def error_type(error: str) -> str:
+    """What a hidden case's reason says was raised (``error``: ``"Type: message"``): the type, if
+    it is one of Python's or NumPy's (a choice among a fixed few), never the message."""
+    name = error.partition(":")[0]
+    return name if name in KNOWN_ERRORS else OWN_ERROR
 
 
 def _shown(case, name: str) -> bool:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .core import ATOL, RTOL, Student, _matches, _near, _stations, _Wrong
+from .core import ATOL, RTOL, Student, _matches, _near, _stations, _Wrong, error_type
 
 
 def _upstream(w: _Wrong) -> str | None:
@@ -50,7 +50,7 @@ def stations(exercise, case, table: Mapping, student: Student) -> str:
         if outcome is not None and outcome.error:
             # As for the function itself (``compare.grade``): on a hidden case, the type only, since
             # a message could carry the case's inputs, or the stations it was given, to the student.
-            raised = outcome.error.partition(":")[0] if case.hidden else outcome.error
+            raised = error_type(outcome.error) if case.hidden else outcome.error
             return f"First station that fails: {part.station} (your `{part.helper}` raised {raised})"
         if outcome is not None and not _matches(exercise, outcome.value, known[part.station]):
             return f"First station that differs from the reference: {part.station} (computed by your `{part.helper}`)"
