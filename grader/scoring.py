@@ -485,17 +485,22 @@ class Run:
         return cls(answers, last_cell, failed, done, returncode, capped, cpu, timed_out)
 
     def missing(self) -> tuple[str, str]:
-        """The status and reason for a case that got no answer."""
-        where = f"in cell {self.last_cell}" if self.last_cell is not None else "before your code ran"
+        """The status and reason for a case that got no answer. It does not say where the process
+        stopped: the cell lines are the student's code's to write (or to make true, ending the
+        process in the chosen one of thousands of cells), and that code can read every case's
+        inputs, the hidden ones too, from the job it is handed; so the reason is one of a fixed few."""
         if self.done:
             return "wrong", "no answer came back"
         if self.capped:
-            return "wrong", f"grading stopped {where}: your code sent back more than {MAX_BYTES:,} bytes"
+            return "wrong", f"grading stopped: your code sent back more than {MAX_BYTES:,} bytes"
         if self.returncode in OUT_OF_TIME:
-            return "timeout", f"grading stopped {where}, which ran past the time limit, before this test ran"
+            return (
+                "timeout",
+                "grading stopped at the time limit (a cell or a call that ran too long) before this test ran",
+            )
         return (
             "kernel_died",
-            f"your code ended the grading process {where} (os._exit, a crash or the memory limit), before this test ran",
+            "your code ended the grading process (os._exit, a crash or the memory limit) before this test ran",
         )
 
 

@@ -1081,3 +1081,26 @@ def test_a_hidden_cases_reason_carries_nothing_the_students_code_chose(exercise_
     assert said != verdict.reason, verdict.reason
     numbers = set(compare.NUMBER.findall(said)) - set(compare.NUMBER.findall(case.describe))
     assert "424242" not in said and "leak" not in said and not numbers, said
+
+
+def test_where_the_scorer_stopped_tells_nothing_the_students_code_chose():
+    """The reason for a case with no answer said in which cell the scorer stopped: the last cell
+    line on the pipe, which the student's code writes as it likes (or makes true, with ``os._exit``
+    in the chosen one of thousands of cells), having read the hidden inputs from the job it was
+    handed. That was a dozen bits of every submission's hidden inputs in grades.csv."""
+    program = [{"index": i, "source": "pass"} for i in range(4000)]
+    program.append({"probe": 0, "exercise": f"{ASSIGNMENT}/encode", "calls": [{"case": "hidden-x"}]})
+    said = set()
+    for chosen in (17, 2345, None):
+        lines = [b'{"cell": 0}'] + ([f'{{"cell": {chosen}}}'.encode()] if chosen is not None else [])
+        for returncode in (0, scoring.TIMED_OUT, -9):
+            for capped in (False, True):
+                run = scoring.Run.parse(b"\n".join(lines), returncode, program, capped)
+                said.add((chosen is None, returncode, capped, run.missing()))
+    by_cell = {}
+    for _, returncode, capped, reason in said:
+        by_cell.setdefault((returncode, capped), set()).add(reason)
+    assert all(len(reasons) == 1 for reasons in by_cell.values()), by_cell
+    assert not any(
+        str(n) in reason for reasons in by_cell.values() for _, reason in reasons for n in (17, 2345)
+    )
