@@ -5,7 +5,9 @@ nbgrader's formgrader and ``nbgrader export``, and the scores an instructor ente
 read them, ``_read``, which it leaves for the next command to read): the computed scores as nbgrader's *auto* scores
 (nbgrader's own verdict on the cell is discarded), each override as the cell's *manual* score, the
 verdict as the comment of the exercise's solution cell (``<exercise>-answer``), the submission
-time and the late penalty. ``manual_scores`` reads back the scores that differ from the
+time and the late penalty. The comment is made inert (``as_text``): nbgrader's own feedback
+(formgrader's "Generate Feedback") renders it as markdown with its HTML kept, and a verdict quotes
+the student's error messages. ``manual_scores`` reads back the scores that differ from the
 overrides, so that a score changed in formgrader becomes an override (with the formgrader
 comment, if any, as its reason) at the next command; a manual score cleared in formgrader clears
 an override that came from formgrader. A score there is nbgrader's: the manual score (or the auto
@@ -150,7 +152,7 @@ def _set_grade(gb: Gradebook, unit: Unit, row) -> None:
         comment = gb.find_comment(f"{row.exercise}-answer", unit.notebook, unit.assignment, unit.student)
     except MissingEntry:
         return
-    comment.auto_comment = f"{row.status}: {row.reason}"
+    comment.auto_comment = as_text(f"{row.status}: {row.reason}")
 
 
 @dataclass(frozen=True)
@@ -303,7 +305,7 @@ def inert(nb, course: frozenset[str]):
             cell.metadata = {}  # tags, a raw cell's format: none of it need reach the page
         if cell.cell_type in ("markdown", "raw") and cell.source not in course:
             cell.cell_type = "markdown"
-            cell.source = "\n".join(f"    {line}" for line in cell.source.splitlines())  # code: text
+            cell.source = as_text(cell.source)
             cell.pop("attachments", None)
         elif cell.cell_type == "code":
             for out in cell.get("outputs", []):
@@ -311,6 +313,14 @@ def inert(nb, course: frozenset[str]):
                     out.data = {mime: value for mime, value in out.data.items() if _shown(mime, value)}
                     out.metadata = {}
     return nb
+
+
+def as_text(text: str) -> str:
+    """``text`` as markdown that shows it as it is: an indented code block, which nbconvert's
+    ``markdown2html`` escapes (no HTML, no link). Whatever of a student's nbgrader renders as
+    markdown goes through here: their markdown and raw cells, and the verdicts, which quote their
+    error messages (nbgrader's own feedback renders a cell's comment as markdown, HTML kept)."""
+    return "\n".join(f"    {line}" for line in text.splitlines())
 
 
 def _shown(mime: str, value) -> bool:

@@ -1104,3 +1104,33 @@ def test_where_the_scorer_stopped_tells_nothing_the_students_code_chose():
     assert not any(
         str(n) in reason for reasons in by_cell.values() for _, reason in reasons for n in (17, 2345)
     )
+
+
+def test_nbgraders_own_feedback_shows_a_verdicts_text_as_text(tmp_path):
+    """formgrader's copy is inert, but the verdict went into nbgrader's gradebook as the answer
+    cell's comment, and nbgrader's own feedback (formgrader's "Generate Feedback", or
+    ``nbgrader generate_feedback`` with the config the grader writes in OUT) renders a comment as
+    markdown with its HTML kept: a visible case's error message, the student's text, became a live
+    ``<img onerror>`` or ``<script>`` in a page the instructor's Jupyter server serves."""
+    from nbconvert.filters import markdown2html
+    from nbgrader.api import Gradebook
+
+    db = tmp_path / "gradebook.db"
+    course.new_gradebook(db)
+    with Gradebook(f"sqlite:///{db}") as gb:
+        gb.add_assignment(ASSIGNMENT)
+        gb.add_notebook("embeddings", ASSIGNMENT)
+        gb.add_grade_cell("encode", "embeddings", ASSIGNMENT, max_score=1, cell_type="code")
+        gb.add_solution_cell("encode-answer", "embeddings", ASSIGNMENT)
+        gb.add_student("mallory")
+        gb.add_submission(ASSIGNMENT, "mallory")
+    markup = '<img src=x onerror="alert(1)"> <script>alert(2)</script> [link](javascript:alert(3))'
+    reason = f"case 'hamlet': your function raised ValueError: {markup}\nsecond line <b onclick=alert(4)>"
+    row = results.Row("mallory", ASSIGNMENT, "encode", 0, 1, "wrong", reason)
+    formgrader.copy(db, "mallory", [formgrader.Unit("mallory", ASSIGNMENT, "embeddings", [row], {}, None, 0)])
+    with Gradebook(f"sqlite:///{db}") as gb:
+        comment = gb.find_comment("encode-answer", "embeddings", ASSIGNMENT, "mallory").comment
+    shown = markdown2html(comment)  # as nbgrader's feedback template renders it
+    assert "&lt;img" in shown and "&lt;script" in shown, shown  # the text is all there, as text
+    assert [code for code in live_code(f"<div>{shown}</div>") if "alert(" in code] == [], shown
+    assert "<script" not in shown and "<img" not in shown, shown
