@@ -31,8 +31,8 @@ that student's notebooks only, or beside the others).
 No input stops the class. A file that cannot be graded as it is gets a warning and a row of
 grades.csv saying what happened to it; the rest is graded.
 
-- Reading: every notebook is read once, into scratch space the grader alone writes, and graded
-  from that copy (cleaned, its hidden cases drawn for its digest, the digest kept): a file that
+- Reading: every notebook to be graded is read once, into scratch space the grader alone writes
+  (a folder's once the latest of each student's files is chosen), and graded from that copy (cleaned, its hidden cases drawn for its digest, the digest kept): a file that
   changes in place while a class is graded (an exchange's inbound folder graded where it is)
   changes nothing graded or kept. A folder is walked without following symbolic links. A zip is
   read entry by entry and only its notebooks are extracted, each to a file name chosen here, so an
@@ -40,7 +40,7 @@ grades.csv saying what happened to it; the rest is graded.
   write them). Not read, with an invalid_submission row each: a zip entry with an absolute path
   or a ".." in it, a symbolic link (in a folder or a zip), anything else that is not a regular
   file, an encrypted or damaged entry, a notebook over 1 GiB, entries past the first 20,000 or
-  past 2 GiB unpacked (or copied from a folder) in all, a notebook whose student is unclear.
+  past 2 GiB unpacked in all, a notebook whose student is unclear.
 - Names: a name is decoded as UTF-8 (bytes that are not are shown as \\xNN), normalised to NFC
   (a name typed on a Mac is the same name from the LMS) and its control characters shown as
   escapes: that is the student's name in the reports. Their id, used for every folder and file
@@ -59,6 +59,7 @@ grades.csv saying what happened to it; the rest is graded.
 """
 
 import contextlib
+import dataclasses
 import errno
 import functools
 import hashlib
@@ -157,7 +158,7 @@ def find(submitted: Path, known: dict[str, str], scratch: Path) -> Found:
     if submitted.is_file() and zipfile.is_zipfile(submitted):
         files = _unzip(submitted, scratch)
     elif submitted.is_dir():
-        files = _walk(submitted, scratch)
+        return _read_once(_identify(_walk(submitted), known), scratch)
     else:
         raise SubmissionsError(f"{submitted} is neither a folder nor a readable zip file")
     return _identify(files, known)
@@ -166,16 +167,10 @@ def find(submitted: Path, known: dict[str, str], scratch: Path) -> Found:
 # ---- listing ----------------------------------------------------------------------------------------
 
 
-def _walk(root: Path, destination: Path) -> list[_File]:
-    """The notebooks of a folder, each read once into ``destination/f<n>/f<n>.ipynb`` (with the
-    ``timestamp.txt`` of its folder beside it, if there is one), as a zip's are extracted: every
-    later step (cleaning, the hidden cases' seed, the digest kept in the gradebook) reads that copy,
-    which no student can write, so a file changed in the graded folder while it is graded changes
-    nothing. Symbolic links are listed as refused, never followed."""
+def _walk(root: Path) -> list[_File]:
+    """The notebooks of a folder; symbolic links are listed as refused, never followed."""
     found: list[_File] = []
     pending = [(root, ())]
-    total = 0
-    destination.mkdir(parents=True, exist_ok=True)
     while pending:
         folder, parts = pending.pop()
         try:
@@ -196,49 +191,77 @@ def _walk(root: Path, destination: Path) -> list[_File]:
                 if len(here) <= MAX_DEPTH:
                     pending.append((Path(entry.path), here))
             elif raw.endswith(SUFFIX.encode()):
-                target = destination / f"f{len(found)}" / f"f{len(found)}{SUFFIX}"
-                listed = _read_once(Path(entry.path), here, target, total)
-                total += target.stat().st_size if listed.path else 0
-                found.append(listed)
+                found.append(_regular_file(entry, here))
     return sorted(found, key=lambda f: f.parts)
 
 
-def _read_once(path: Path, parts: tuple[bytes, ...], target: Path, total: int) -> _File:
-    """Copy the notebook at ``path`` to ``target``, reading it once, and list it with the times
-    its file had once it was read (so its ctime bounds every change to the bytes graded)."""
+def _regular_file(entry: os.DirEntry, parts: tuple[bytes, ...]) -> _File:
+    info = entry.stat(follow_symlinks=False)
+    if not stat.S_ISREG(info.st_mode):
+        return _File(parts, None, refused="it is not a regular file")
+    if info.st_size > MAX_NOTEBOOK:
+        return _File(parts, None, refused=f"it is {info.st_size} bytes, over the {MAX_NOTEBOOK}-byte limit")
+    try:
+        os.close(os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK))
+    except OSError as err:
+        return _File(parts, None, refused=f"it cannot be read ({err.strerror})")
+    listed = file_time(info.st_mtime)
+    received = file_time(info.st_ctime)
+    return _File(parts, Path(entry.path), info.st_mtime if listed else 0, listed=listed, received=received)
+
+
+def _read_once(found: Found, destination: Path) -> Found:
+    """``found`` (a folder's), each notebook to be graded read once into
+    ``destination/f<n>/f<n>.ipynb`` (with the ``timestamp.txt`` of its folder beside it, if there
+    is one), as a zip's are extracted, and listed with the times its file had once it was read:
+    every later step (cleaning, the hidden cases' seed, the digest kept in the gradebook, the
+    exchange's stamp) reads that copy, which no student can write, so a file changed in the graded
+    folder while it is graded changes nothing, and its ctime bounds every change to the bytes
+    graded. Only the notebooks to be graded are copied (one per student and chapter, each at most
+    ``MAX_NOTEBOOK`` bytes): no student's files can use up what another's need."""
+    destination.mkdir(parents=True, exist_ok=True)
+    kept = Found(problems=found.problems)
+    for student, subs in found.by_student.items():
+        for sub in subs:
+            n = sum(map(len, kept.by_student.values())) + len(kept.problems)
+            target = destination / f"f{n}" / f"f{n}{SUFFIX}"
+            read = _copy_file(sub.path, target)
+            if isinstance(read, str):
+                reason = f"not graded: {read}"
+                kept.problems.append(Problem(student, sub.name, sub.file, "invalid_submission", reason))
+                continue
+            listed, received = read
+            copy = dataclasses.replace(sub, path=target, listed=listed, received=received)
+            kept.by_student.setdefault(student, []).append(copy)
+    return kept
+
+
+def _copy_file(path: Path, target: Path) -> "tuple[datetime | None, datetime | None] | str":
+    """Copy the notebook at ``path`` to ``target`` through one descriptor: its modification time
+    and ctime once read, or why it was not read."""
     try:
         if not stat.S_ISREG(os.lstat(path).st_mode):  # a FIFO or a device is not even opened
-            return _File(parts, None, refused="it is not a regular file")
+            return "it is not a regular file"
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as err:
-        reason = "it is a symbolic link, which is never followed" if err.errno == errno.ELOOP else None
-        return _File(parts, None, refused=reason or f"it cannot be read ({err.strerror})")
+        return (
+            "it is a symbolic link, which is never followed"
+            if err.errno == errno.ELOOP
+            else f"it cannot be read ({err.strerror})"
+        )
     with os.fdopen(fd, "rb") as source:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return _File(parts, None, refused="it is not a regular file")
-        if info.st_size > MAX_NOTEBOOK:
-            return _File(
-                parts, None, refused=f"it is {info.st_size} bytes, over the {MAX_NOTEBOOK}-byte limit"
-            )
-        if total + info.st_size > MAX_UNZIPPED:
-            return _File(
-                parts,
-                None,
-                refused=f"the folder holds more than {MAX_UNZIPPED} bytes of notebooks; this one was not read",
-            )
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "it is not a regular file"
         shutil.rmtree(target.parent, ignore_errors=True)  # an earlier listing's
         target.parent.mkdir()
         try:
             _copy(source, target, MAX_NOTEBOOK)
         except (OSError, ValueError) as err:
             shutil.rmtree(target.parent, ignore_errors=True)
-            return _File(parts, None, refused=f"it cannot be read ({getattr(err, 'strerror', None) or err})")
+            return f"it cannot be read ({getattr(err, 'strerror', None) or err})"
         info = os.fstat(fd)  # after the read: every write to the bytes copied happened before it
     _copy_stamp(path.parent / STAMP.decode(), target.with_name(STAMP.decode()))
-    listed = file_time(info.st_mtime)
-    received = file_time(info.st_ctime)
-    return _File(parts, target, info.st_mtime if listed else 0, listed=listed, received=received)
+    return file_time(info.st_mtime), file_time(info.st_ctime)
 
 
 def _copy(source, target: Path, limit: int) -> int:

@@ -1134,3 +1134,25 @@ def test_nbgraders_own_feedback_shows_a_verdicts_text_as_text(tmp_path):
     assert "&lt;img" in shown and "&lt;script" in shown, shown  # the text is all there, as text
     assert [code for code in live_code(f"<div>{shown}</div>") if "alert(" in code] == [], shown
     assert "<script" not in shown and "<img" not in shown, shown
+
+
+def test_only_the_notebooks_to_be_graded_are_read_into_scratch_space(tmp_path):
+    """A folder's notebooks are copied once into scratch space (above), and only those to be
+    graded: a student's folder of notebooks that are never graded (nested too deep, superseded by a
+    later copy) takes no scratch space, and no budget of the class's, so no one's files can crowd
+    out another's."""
+    root = tmp_path / "class"
+    for name in ["ann/embeddings.ipynb", "ann/embeddings-1.ipynb", "bob/embeddings.ipynb"]:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("{}")
+    for i in range(50):  # never graded: deeper than <student>/<assignment>/
+        deep = root / "ann" / "x" / f"y{i}" / "embeddings.ipynb"
+        deep.parent.mkdir(parents=True)
+        deep.write_text("{}")
+    found = submissions.find(root, {"embeddings": ASSIGNMENT}, tmp_path / "scratch")
+    assert sorted(found.by_student) == ["ann", "bob"]
+    copies = sorted((tmp_path / "scratch").rglob("*.ipynb"))
+    assert len(copies) == 2 and {sub.path for subs in found.by_student.values() for sub in subs} == set(
+        copies
+    )
+    assert all(root not in sub.path.parents for subs in found.by_student.values() for sub in subs)
