@@ -13,7 +13,11 @@ from a vocabulary fixed before the code ran. An error by its type, if Python or 
 (``diagnosis.error_type``), never its message, its line or a class the student named; an output
 changed in place in ``watch.interfered``'s words for that case's arguments; a structural
 explanation only if it holds no number but the description's (``told``); no shape, index, value,
-count or length of the student's output, nor a time the scorer reported.
+count or length of the student's output, nor a time the scorer reported. That closes the hidden
+case's own reason, not every way out: the scorer's process holds every case's inputs from its
+start, and a visible case's reason quotes the student's message whole, so their code can carry a
+hidden input out there (``tests/test_redteam.py``, an expected failure). What makes that useless
+is the real guarantee: each submitted file draws its own hidden cases (``scoring.case_secret``).
 """
 
 import builtins
