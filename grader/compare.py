@@ -394,16 +394,23 @@ OWN_OBJECT = "an object of a class your code defines"
 
 def _kind_shown(returned: str) -> str:
     """What a hidden case's reason says an unsendable output was (``wire.kind_of``'s words, sent
-    by the student's process): a type of Python's, or an array of a plain NumPy dtype; any other
-    name is the student's own, and named by what it is."""
+    by the student's process): a type of Python's, or an array of a NumPy dtype named without a
+    size of the student's choosing (``<U424242`` is an array of str_); any other name is the
+    student's own, and named by what it is."""
     if returned in BUILTIN_TYPES:
         return returned
     dtype = returned.removeprefix("array of ")
     try:
-        plain = dtype != returned and np.dtype(dtype).names is None and str(np.dtype(dtype)) == dtype
+        found = np.dtype(dtype)
+        plain = dtype != returned and found.names is None and found.shape == () and str(found) == dtype
     except (TypeError, ValueError, SyntaxError):
         plain = False
-    return returned if plain else OWN_OBJECT
+    if not plain:
+        return OWN_OBJECT
+    return f"array of {UNSIZED.get(found.kind, dtype)}"
+
+
+UNSIZED = {"U": "str_", "S": "bytes_", "V": "void", "M": "datetime64", "m": "timedelta64"}  # sized kinds
 
 
 BUILTIN_TYPES = frozenset(

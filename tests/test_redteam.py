@@ -1027,6 +1027,9 @@ def _hidden_answer(exercise, case, how: str) -> dict:
         "unsendable-own-class": lambda: {
             "error": f"TypeError: returned Secret_{LEAK}, not an array or number"
         },
+        "unsendable-sized-dtype": lambda: {
+            "error": "TypeError: returned array of <U424242, not an array or number"
+        },
         "forged-impure": lambda: {
             "output": wire.encode(expected()),
             "impure": f"changed its argument `{LEAK}` in place",
@@ -1051,6 +1054,7 @@ def _hidden_answer(exercise, case, how: str) -> dict:
         ("encode", "forged-line"),
         ("encode", "forged-timeout"),
         ("encode", "unsendable-own-class"),
+        ("encode", "unsendable-sized-dtype"),
         ("embed", "forged-impure"),
         ("encode", "empty-array-of-chosen-shape"),
         ("embed", "values-off-by-a-chosen-number"),
