@@ -212,7 +212,7 @@ def _regular_file(entry: os.DirEntry, parts: tuple[bytes, ...]) -> _File:
 
 def _read_once(found: Found, destination: Path) -> Found:
     """``found`` (a folder's), each notebook to be graded read once into
-    ``destination/f<n>/f<n>.ipynb`` (with the ``timestamp.txt`` of its folder beside it, if there
+    ``destination/f<n>/<its name>`` (with the ``timestamp.txt`` of its folder beside it, if there
     is one), as a zip's are extracted, and listed with the times its file had once it was read:
     every later step (cleaning, the hidden cases' seed, the digest kept in the gradebook, the
     exchange's stamp) reads that copy, which no student can write, so a file changed in the graded
@@ -224,7 +224,7 @@ def _read_once(found: Found, destination: Path) -> Found:
     for student, subs in found.by_student.items():
         for sub in subs:
             n = sum(map(len, kept.by_student.values())) + len(kept.problems)
-            target = destination / f"f{n}" / f"f{n}{SUFFIX}"
+            target = destination / f"f{n}" / sub.path.name  # its own name, in a folder of ours
             read = _copy_file(sub.path, target)
             if isinstance(read, str):
                 reason = f"not graded: {read}"
