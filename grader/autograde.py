@@ -1055,7 +1055,7 @@ def _without_outputs(nb, note: str) -> None:
     for cell in code:
         cell.outputs, cell.execution_count = [], None
     if code:
-        code[0].outputs.append(nbformat.v4.new_output("stream", name="stderr", text=f"[grader: {note}]\n"))
+        code[0].outputs.append(outputs.note(note))
 
 
 def _unknown(student: str, sub: submissions.Submission) -> dict:

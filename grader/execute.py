@@ -60,6 +60,7 @@ from traitlets import Bool, Unicode
 from traitlets.config import Config
 
 from . import sandbox
+from .outputs import KERNEL_STREAMS, note
 
 KERNEL_DIED = "KernelDied"
 KERNEL_UNRESPONSIVE = "KernelUnresponsive"
@@ -285,11 +286,11 @@ class ResilientExecute(Execute):
             if report:
                 sandbox.cell_ends(report)
         if not self._stopped and self.kc is not None and self.kc.drops():
-            cell.outputs.append(_note(f"an output larger than {MAX_MESSAGE // 2**20} MiB was not kept"))
+            cell.outputs.append(note(f"an output larger than {MAX_MESSAGE // 2**20} MiB was not kept"))
         if self._capped and not self._cap_noted:
             self._cap_noted = True
             cell.outputs.append(
-                _note(f"the notebook's outputs passed {MAX_OUTPUT // 2**20} MiB; the rest was not kept")
+                note(f"the notebook's outputs passed {MAX_OUTPUT // 2**20} MiB; the rest was not kept")
             )
         return cell, resources
 
@@ -336,7 +337,7 @@ class ResilientExecute(Execute):
             reason = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
             self.log.warning("an output of cell %d was left out (%s)", cell_index + 1, reason)
             cell.outputs.append(
-                _note(
+                note(
                     f"an output ({str(kind)[:40]}) that is not a valid notebook output was left out: {reason}"
                 )
             )
@@ -345,6 +346,16 @@ class ResilientExecute(Execute):
     def output(self, outs, msg, display_id, cell_index):
         if not self._kept(msg.get("content", {})):
             return None
+        content = msg.get("content")
+        if (
+            msg.get("msg_type") == "stream"
+            and isinstance(content, dict)
+            and content.get("name") not in KERNEL_STREAMS
+        ):
+            msg = {
+                **msg,
+                "content": {**content, "name": "stdout"},
+            }  # a stream of its own naming: the grader's
         return super().output(outs, msg, display_id, cell_index)
 
     def _update_display_id(self, display_id, msg):
@@ -412,7 +423,3 @@ def _size(content: dict) -> int:
         elif isinstance(value, list):
             todo += value
     return total
-
-
-def _note(text: str):
-    return new_output("stream", name="stderr", text=f"[grader: {text}]\n")

@@ -21,7 +21,9 @@ from elsewhere it has no way to send anything out.
 The page is rendered here rather than with nbconvert's HTML exporter, which spends most of a
 second per notebook on syntax highlighting, sanitizing and re-parsing its own output. Everything a
 student controls is escaped: their markdown is rendered with raw HTML escaped, and outputs are
-shown only as text or PNG/JPEG images.
+shown only as text or PNG/JPEG images. The grader's own notes among the outputs (a stream only the
+grader names, ``outputs.GRADER_STREAM``) are shown apart, as notes: a student's print of the same
+words is shown as an output.
 """
 
 import base64
@@ -32,6 +34,7 @@ import re
 import mistune
 from nbconvert.filters import markdown2html, strip_ansi
 
+from .outputs import GRADER_STREAM
 from .results import Row, test_cells
 
 # Math is typeset wherever text shows it, a student's markdown and the error messages quoted in
@@ -210,6 +213,8 @@ def _code(source: str, outputs: list) -> str:
 
 def _output(out) -> str:
     kind = out["output_type"]
+    if kind == "stream" and out.get("name") == GRADER_STREAM:  # the grader's note: no kernel's output
+        return f'<p class="note">{html.escape(out["text"].strip())}</p>'
     if kind == "stream":
         return _pre(out["text"], "output")
     if kind == "error":

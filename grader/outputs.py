@@ -19,6 +19,19 @@ import json
 
 from nbformat.v4 import new_output
 
+# The stream name of the grader's own notes in a notebook's outputs. A kernel's streams are named
+# stdout or stderr (``execute.ResilientExecute.output`` renames any other as it arrives): only the
+# grader's notes carry this name, and the feedback page shows them as the grader's, apart from
+# every output the student's code made (which could print "[grader: ...]" as well).
+GRADER_STREAM = "grader"
+KERNEL_STREAMS = ("stdout", "stderr")
+
+
+def note(text: str):
+    """A note of the grader's, as an output."""
+    return new_output("stream", name=GRADER_STREAM, text=f"[grader: {text}]\n")
+
+
 MAX_TEXT = 64 * 2**10
 MAX_IMAGE = 2**20
 MAX_OUTPUTS = 100
@@ -51,7 +64,7 @@ def _fewer(outputs: list) -> list:
     if len(outputs) <= MAX_OUTPUTS:
         return outputs
     half = MAX_OUTPUTS // 2
-    note = new_output("stream", name="stdout", text=f"... {len(outputs) - 2 * half} outputs cut ...\n")
+    note = new_output("stream", name=GRADER_STREAM, text=f"... {len(outputs) - 2 * half} outputs cut ...\n")
     return [*outputs[:half], note, *outputs[-half:]]
 
 

@@ -1191,3 +1191,30 @@ def test_no_reason_carries_a_hidden_input_out_through_a_visible_case(tmp_path):
         answer("encode", FROM_THE_JOB), nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "eve"
     )
     assert "LEAK:" not in verdicts["encode"].reason, verdicts["encode"].reason
+
+
+def test_a_grader_note_cannot_be_forged_by_an_output():
+    """The grader's notes in a notebook ("[grader: the kernel died ...]", an output left out, a
+    notebook nbgrader could not run) were stderr streams, shown on the feedback page exactly as
+    the student's own prints: a student could print a note of the grader's, or send a stream of
+    that name. Now a note is a stream only the grader names ``grader`` (a kernel's stream of any
+    name but stdout or stderr is renamed as it arrives), and the page shows it apart."""
+    from grader import outputs
+    from grader.execute import ResilientExecute
+
+    executor = ResilientExecute()
+    executor._capped, executor._output_bytes, executor.clear_before_next_output = False, 0, False
+    kept = []
+    for name in ("grader", "stderr"):
+        msg = {"msg_type": "stream", "header": {"msg_type": "stream"}, "parent_header": {}}
+        executor.output(
+            kept, {**msg, "content": {"name": name, "text": f"[grader: forged by {name}]\n"}}, None, 0
+        )
+    assert {out["name"] for out in kept} <= {"stdout", "stderr"}, kept
+    nb = solution()
+    code = next(cell for cell in nb.cells if cell.cell_type == "code")
+    code.outputs = [*kept, outputs.note("the grader's own")]
+    page = feedback.render(nb, nb, [], "t")
+    assert page.count('<p class="note">') == 1 and '<p class="note">[grader: the grader&#x27;s own]' in page
+    assert "forged by grader]" in page and "forged by stderr]" in page  # shown, as the student's output
+    assert '<p class="note">[grader: forged' not in page
