@@ -23,7 +23,8 @@ CONFIG_FILE = Path(__file__).with_name("nbgrader_config.py")
 
 def public_paths() -> list[Path]:
     """The course's files that students' code may read: ``lib/``, ``chapters/``, and in
-    ``grader/`` the Python modules, ``exercises/`` and ``references/visible/``. Each is shown to
+    ``grader/`` the Python modules, ``diagnosis/`` and ``exercises/`` (the notebook's check imports
+    them) and ``references/visible/``. Each is shown to
     the sandboxes on its own (``grader.sandbox.View.read_only``), so anything added elsewhere
     (``solutions/``, ``grader/private/``, the hidden references) stays private until listed here."""
     grader = ROOT / "grader"
@@ -31,6 +32,7 @@ def public_paths() -> list[Path]:
         ROOT / "lib",
         ROOT / "chapters",
         *sorted(grader.glob("*.py")),
+        grader / "diagnosis",
         grader / "exercises",
         grader / "references" / "visible",
     ]

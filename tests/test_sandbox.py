@@ -93,10 +93,22 @@ def test_private_files_are_out_of_reach(tmp_path):
         peer,
         grades,
     ]
-    public = [ROOT / "lib" / "__init__.py", ROOT / "grader" / "check.py", ROOT / "grader" / "exercises"]
+    public = [
+        ROOT / "lib" / "__init__.py",
+        ROOT / "grader" / "check.py",
+        ROOT / "grader" / "diagnosis",
+        ROOT / "grader" / "exercises",
+    ]
     code = """import json, os, sys
 paths = sys.argv[1:]
+sys.path.insert(0, paths[0])
+try:
+    import grader.check  # what a notebook's first cell imports
+    imported = "grader.check"
+except Exception as err:
+    imported = repr(err)
 print(json.dumps({
+    "imported": imported,
     "exists": {p: os.path.exists(p) for p in paths},
     "root": sorted(os.listdir(paths[0])),
     "grader": sorted(os.listdir(os.path.join(paths[0], "grader"))),
@@ -106,7 +118,12 @@ print(json.dumps({
     assert [p for p in private if seen["exists"][str(p)]] == []
     assert all(seen["exists"][str(p)] for p in public)
     assert set(seen["root"]) <= {"lib", "chapters", "grader", ".venv"}  # .venv: the Python it runs
-    assert {name for name in seen["grader"] if not name.endswith(".py")} == {"exercises", "references"}
+    assert seen["imported"] == "grader.check", seen["imported"]
+    assert {name for name in seen["grader"] if not name.endswith(".py")} == {
+        "diagnosis",
+        "exercises",
+        "references",
+    }
     assert seen["references"] == ["visible"]
 
 
