@@ -255,7 +255,7 @@ def _copy_file(path: Path, target: Path) -> "tuple[datetime | None, datetime | N
         shutil.rmtree(target.parent, ignore_errors=True)  # an earlier listing's
         target.parent.mkdir()
         try:
-            _copy(source, target, MAX_NOTEBOOK)
+            _copy(source, target, f"it grew past {MAX_NOTEBOOK} bytes while it was read")
         except (OSError, ValueError) as err:
             shutil.rmtree(target.parent, ignore_errors=True)
             return f"it cannot be read ({getattr(err, 'strerror', None) or err})"
@@ -264,14 +264,15 @@ def _copy_file(path: Path, target: Path) -> "tuple[datetime | None, datetime | N
     return file_time(info.st_mtime), file_time(info.st_ctime)
 
 
-def _copy(source, target: Path, limit: int) -> int:
-    """Copy the open file ``source`` to ``target``, at most ``limit`` bytes (ValueError past them)."""
+def _copy(source, target: Path, too_big: str) -> int:
+    """Copy the open file ``source`` to ``target``, at most ``MAX_NOTEBOOK`` bytes (past them,
+    ValueError saying ``too_big``); returns its size."""
     copied = 0
     with open(target, "wb") as sink:
         while chunk := source.read(2**20):
             copied += len(chunk)
-            if copied > limit:
-                raise ValueError(f"it grew past {limit} bytes while it was read")
+            if copied > MAX_NOTEBOOK:
+                raise ValueError(too_big)
             sink.write(chunk)
     return copied
 
@@ -384,14 +385,8 @@ def _refusal(info: zipfile.ZipInfo, total: int) -> str:
 
 def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> int:
     """Copy one entry's bytes to ``target`` (zipfile checks its size and CRC); returns its size."""
-    copied = 0
-    with zf.open(info) as source, open(target, "wb") as sink:
-        while chunk := source.read(2**20):
-            copied += len(chunk)
-            if copied > MAX_NOTEBOOK:
-                raise ValueError(f"it unpacks to more than {MAX_NOTEBOOK} bytes")
-            sink.write(chunk)
-    return copied
+    with zf.open(info) as source:
+        return _copy(source, target, f"it unpacks to more than {MAX_NOTEBOOK} bytes")
 
 
 def _zip_time(info: zipfile.ZipInfo) -> float:
