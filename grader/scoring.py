@@ -430,11 +430,10 @@ class _Reader(threading.Thread):
 
 @dataclass
 class Run:
-    """What one scorer run sent back: answers by probe and case, the last cell it started, the
-    cells that failed, whether it finished, and how the process ended."""
+    """What one scorer run sent back: answers by probe and case, the cells that failed, whether it
+    finished, and how the process ended."""
 
     answers: dict[int, dict[str, dict]]
-    last_cell: int | None
     failed: dict[int, str]
     done: bool
     returncode: int
@@ -453,7 +452,7 @@ class Run:
             item["probe"]: {call["case"] for call in item["calls"]} for item in program if "calls" in item
         }
         cells = {item["index"] for item in program if "source" in item}
-        answers, failed, timed_out, last_cell, done, cpu = {}, {}, {}, None, False, None
+        answers, failed, timed_out, done, cpu = {}, {}, {}, False, None
         for line in data.split(b"\n"):
             if sum(line.count(c) for c in b",[{") > MAX_VALUES:
                 continue
@@ -477,12 +476,11 @@ class Run:
                 }
                 answers.setdefault(probe, {}).setdefault(case, _checked(answer))
             elif isinstance(cell, int) and cell in cells:
-                last_cell = cell
                 if isinstance(event.get("error"), str):
                     failed.setdefault(cell, event["error"][:300])
                 if _timed_out_statement(event) and sum(map(len, timed_out.values())) < MAX_TIMED_OUT:
                     timed_out.setdefault(cell, set()).add(event["statement"])
-        return cls(answers, last_cell, failed, done, returncode, capped, cpu, timed_out)
+        return cls(answers, failed, done, returncode, capped, cpu, timed_out)
 
     def missing(self) -> tuple[str, str]:
         """The status and reason for a case that got no answer. It does not say where the process

@@ -386,7 +386,7 @@ def test_a_text_function_that_returns_a_number_is_told_so():
     cases = exercise.cases(1234)
     answers = {c.name: {"output": wire.encode(np.int64(len(c.inputs["ids"])))} for c in cases}
     table = references.for_grading(exercise_id, exercise, cases)
-    verdict = scoring._verdict(exercise_id, cases, answers, scoring.Run({}, None, {}, True, 0))
+    verdict = scoring._verdict(exercise_id, cases, answers, scoring.Run({}, {}, True, 0))
     assert (verdict.status, verdict.case) == ("wrong", cases[0].name), verdict
     assert "expected a str, got a number" in verdict.reason, verdict
     assert compare.grade(exercise_id, cases, answers, table) == verdict
@@ -853,16 +853,14 @@ def test_the_diagnosis_pass_stops_at_its_last_probe():
         item["probe"]: exercise.cases(1234) if item is probe else [] for item in items if "exercise" in item
     }
     wrong = cases[probe["probe"]][0]
-    first = scoring.Run(
-        {probe["probe"]: {wrong.name: {"output": wire.encode(np.zeros(3))}}}, None, {}, True, 0
-    )
+    first = scoring.Run({probe["probe"]: {wrong.name: {"output": wire.encode(np.zeros(3))}}}, {}, True, 0)
     verdicts = {item["grade_id"]: compare.Verdict(True, "", "graded") for item in items if "exercise" in item}
     verdicts["embed"] = compare.Verdict(False, "values differ", "wrong", wrong.name)
 
     class Recorder:
         def run(self, program, assignment, allowance=None):
             self.program = program
-            return scoring.Run({}, None, {}, True, 0)
+            return scoring.Run({}, {}, True, 0)
 
     scorer = Recorder()
     followup.explain(scorer, items, cases, first, verdicts, ASSIGNMENT)
