@@ -6,10 +6,11 @@ per-cell timeout (``ExecutePreprocessor.timeout``) is only a generous wall-clock
 interrupts a cell. On top of nbgrader's ``Execute``:
 
 - When the kernel dies, stops answering or is ended by a limit, the cell where it happened gets
-  an error output that says what and where ("the notebook used its 60 s of CPU time in cell 14",
-  from the supervisor's report; ``STOPS`` maps the error names to statuses), the remaining cells
-  stay unexecuted, and the notebook is written as usual: exercises answered before keep their
-  points.
+  a note of the grader's (``outputs.note``) that says what and where ("the notebook used its 60 s
+  of CPU time in cell 14", from the supervisor's report), the remaining cells stay unexecuted, and
+  the notebook is written as usual: exercises answered before keep their points. A note, not an
+  error output: a student's code can raise an error of any name and message, but no kernel can
+  send a note, so a feedback page never shows the student's imitation as the grader's word.
 - A notebook whose kernel failed to start, or stopped before any cell the student wrote or
   changed had started, is run once more from the start: a busy machine must not zero it.
 - Time asleep counts against the notebook only while one of its cells runs (a flag file the
@@ -54,7 +55,6 @@ import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellExecutionComplete, CellTimeoutError, DeadKernelError
-from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Unicode
 from traitlets.config import Config
@@ -62,23 +62,7 @@ from traitlets.config import Config
 from . import sandbox
 from .outputs import KERNEL_STREAMS, note
 
-KERNEL_DIED = "KernelDied"
-KERNEL_UNRESPONSIVE = "KernelUnresponsive"
-TIME_LIMIT = "TimeLimitReached"
-RESOURCE_LIMIT = "ResourceLimitReached"
-STOPS = {
-    KERNEL_DIED: "kernel_died",
-    KERNEL_UNRESPONSIVE: "timeout",
-    TIME_LIMIT: "timeout",
-    RESOURCE_LIMIT: "kernel_died",
-}
-LIMIT_ERRORS = {
-    "cpu": TIME_LIMIT,
-    "idle": TIME_LIMIT,
-    "wall": TIME_LIMIT,
-    "memory": RESOURCE_LIMIT,
-    "pids": RESOURCE_LIMIT,
-}
+LIMITS = ("cpu", "idle", "wall", "memory", "pids")  # what a supervisor's report names as the limit reached
 MAX_MESSAGE = 16 * 2**20  # bytes of one message from the kernel
 # Messages ZeroMQ's receiving thread holds for the grader before it stops reading the kernel's
 # stream (the kernel's side then holds them, in the sandbox's memory, and drops what is past its
@@ -279,9 +263,9 @@ class ResilientExecute(Execute):
                 sandbox.cell_starts(report)
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
-            self._stop(cell, *self._death(index))
+            self._stop(cell, self._death(index))
         except CellTimeoutError:
-            self._stop(cell, KERNEL_UNRESPONSIVE, f"the kernel stopped responding in cell {index + 1}")
+            self._stop(cell, f"the kernel stopped responding in cell {index + 1}")
         finally:
             if report:
                 sandbox.cell_ends(report)
@@ -294,17 +278,16 @@ class ResilientExecute(Execute):
             )
         return cell, resources
 
-    def _death(self, index: int) -> tuple[str, str]:
-        """The error name and message for a kernel that died in cell ``index``."""
+    def _death(self, index: int) -> str:
+        """What ended a kernel that died in cell ``index``."""
         report = sandbox.finish(self._report_path()) if self._report_path() else {}
-        limit = report.get("limit")
-        if limit in LIMIT_ERRORS:
-            return LIMIT_ERRORS[limit], f"the notebook {sandbox.describe(report)} in cell {index + 1}"
-        return KERNEL_DIED, f"the kernel died in cell {index + 1}"
+        if report.get("limit") in LIMITS:
+            return f"the notebook {sandbox.describe(report)} in cell {index + 1}"
+        return f"the kernel died in cell {index + 1}"
 
-    def _stop(self, cell, name: str, message: str) -> None:
-        self.log.warning("%s: %s; the remaining cells are not run", name, message)
-        cell.outputs.append(new_output("error", ename=name, evalue=message, traceback=[f"{name}: {message}"]))
+    def _stop(self, cell, why: str) -> None:
+        self.log.warning("%s; the remaining cells are not run", why)
+        cell.outputs.append(note(f"{why}; the remaining cells were not run"))
         self._stopped = True
 
     async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index) -> None:

@@ -11,6 +11,7 @@ import csv
 import errno
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import pytest
 from attacks import DOUBLE_FORK, FORK_BOMB, marker, survivors
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader import course, execute, sandbox
+from grader import course, execute, outputs, sandbox
 from grader.sandbox import Limits, View, bwrap, cgroup, launch, turns
 
 ROOT = Path(__file__).parents[1]
@@ -935,6 +936,15 @@ def text(cell) -> str:
     return "".join(o.get("text", "") + o.get("evalue", "") for o in cell.outputs)
 
 
+def stopped(cell) -> str | None:
+    """What the grader's note in ``cell`` says stopped the notebook there, if one does."""
+    for out in cell.outputs:
+        if out.output_type == "stream" and out.name == outputs.GRADER_STREAM:
+            if found := re.fullmatch(r"\[grader: (.*); the remaining cells were not run\]\n", out.text):
+                return found[1]
+    return None
+
+
 def test_kernel_walls(tmp_path):
     neighbour = tmp_path / "neighbour" / "sockets"
     neighbour.mkdir(parents=True)
@@ -984,16 +994,16 @@ def test_an_endless_cell_is_interrupted_and_the_next_cells_run(tmp_path):
 
 def test_the_cpu_budget_stops_the_notebook_and_says_where(tmp_path):
     nb, _, _ = run_notebook(tmp_path, ["x = 1", "while True:\n    pass", "print('never')"], cpu_seconds=8)
-    assert text(nb.cells[1]) == "the notebook used its 8 s of CPU time in cell 2"
+    assert stopped(nb.cells[1]) == "the notebook used its 8 s of CPU time in cell 2"
     assert nb.cells[2].outputs == []
 
 
 def test_the_idle_budget_stops_a_sleeping_notebook(tmp_path):
     sleeps = ["import time\ntime.sleep(3)"] * 20
     nb, _, _ = run_notebook(tmp_path, sleeps, idle_seconds=7)
-    stopped = [i for i, cell in enumerate(nb.cells) if "time asleep" in text(cell)]
-    assert len(stopped) == 1 and stopped[0] <= 3, [text(c) for c in nb.cells]
-    assert text(nb.cells[stopped[0]]) == f"the notebook used its 7 s of time asleep in cell {stopped[0] + 1}"
+    stops = [i for i, cell in enumerate(nb.cells) if stopped(cell)]
+    assert len(stops) == 1 and stops[0] <= 3, [text(c) for c in nb.cells]
+    assert stopped(nb.cells[stops[0]]) == f"the notebook used its 7 s of time asleep in cell {stops[0] + 1}"
 
 
 @needs_cgroup
@@ -1003,7 +1013,7 @@ mine = bytearray(600 * 2**20)
 child = subprocess.Popen([sys.executable, "-c", "b = bytearray(500 * 2**20); import time; time.sleep(60)"])
 time.sleep(30)"""
     nb, _, _ = run_notebook(tmp_path, ["x = 1", hog, "print('never')"], memory=GiB)
-    assert text(nb.cells[1]) == "the notebook reached its memory limit of 1 GiB in cell 2"
+    assert stopped(nb.cells[1]) == "the notebook reached its memory limit of 1 GiB in cell 2"
 
 
 def test_a_kernel_that_fails_before_student_code_runs_again(tmp_path):
@@ -1020,7 +1030,17 @@ def test_a_kernel_that_dies_in_student_code_is_not_run_again(tmp_path):
     count = outside(tmp_path) / "attempts"
     student = f"open('{count}', 'a').write('x')\nimport os\nos._exit(1)"
     nb, _, _ = run_notebook(tmp_path, ["x = 1", student, "print('never')"], released=["x = 1"])
-    assert text(nb.cells[1]) == "the kernel died in cell 2" and count.read_text() == "x"
+    assert stopped(nb.cells[1]) == "the kernel died in cell 2" and count.read_text() == "x"
+
+
+def test_a_stop_is_a_note_of_the_graders_which_no_error_can_imitate(tmp_path):
+    """The words of a stop are a note (the grader's own stream, ``outputs.note``); an error the
+    student's code raises under the name and message the grader once used for a stop is the
+    student's error, and the notebook goes on."""
+    forged = 'raise type("KernelDied", (Exception,), {})("the kernel died in cell 2")'
+    nb, _, _ = run_notebook(tmp_path, ["x = 1", forged, "print('next cell ran')"])
+    assert [o.ename for o in nb.cells[1].outputs if o.output_type == "error"] == ["KernelDied"]
+    assert not any(map(stopped, nb.cells)) and text(nb.cells[2]) == "next cell ran\n"
 
 
 DIES_PRINTING = (
@@ -1034,7 +1054,7 @@ def test_a_kernel_that_dies_while_it_prints_ends_only_its_notebook(tmp_path):
     # A kernel that dies in the middle of sending a message: with the old reconnection, libzmq
     # aborted the worker (and the student lost every grade) in about one run out of two.
     nb, _, _ = run_notebook(tmp_path, ["x = 1", DIES_PRINTING, "print('never')"], released=["x = 1"])
-    assert text(nb.cells[1]).endswith("the kernel died in cell 2") and not nb.cells[2].outputs
+    assert stopped(nb.cells[1]) == "the kernel died in cell 2" and not nb.cells[2].outputs
 
 
 def test_a_huge_output_does_not_reach_the_worker(tmp_path):
