@@ -41,6 +41,12 @@ grades.csv saying what happened to it; the rest is graded.
   or a ".." in it, a symbolic link (in a folder or a zip), anything else that is not a regular
   file, an encrypted or damaged entry, a notebook over 1 GiB, entries past the first 20,000 or
   past 2 GiB unpacked in all, a notebook whose student is unclear.
+- Room: the copies are read into scratch space (``course.scratch``, in memory where there is
+  ``/dev/shm``), which grading needs too: its throwaway gradebooks, each notebook's working copy,
+  its kernel's files. So reading leaves free a quarter of that space (at most ``RESERVE``
+  bytes), and reads the notebooks smallest first: when a class's files are more than the
+  space can hold, the largest are not read (an invalid_submission row each, naming the space and
+  the size), and no few huge files can crowd out anyone else's notebook or the grading of all.
 - Names: a name is decoded as UTF-8 (bytes that are not are shown as \\xNN), normalised to NFC
   (a name typed on a Mac is the same name from the LMS) and its control characters shown as
   escapes: that is the student's name in the reports. Their id, used for every folder and file
@@ -88,6 +94,10 @@ SUFFIX = ".ipynb"
 SAME_TIME = 60  # seconds: two files' times closer than this do not say which is the later
 STAMP = b"timestamp.txt"  # nbgrader's exchange: beside the notebooks it stamps (grader.lms)
 MAX_STAMP = 4096  # bytes of one timestamp.txt extracted from a zip
+# Scratch space that reading the submissions leaves free for grading them: a quarter of its file
+# system (a container's /dev/shm may have 64 MiB in all), at most RESERVE bytes (a disk's quarter
+# may be more than is free).
+RESERVE = 2**30
 
 
 # What reading a damaged zip entry raises.
@@ -220,20 +230,44 @@ def _read_once(found: Found, destination: Path) -> Found:
     graded. Only the notebooks to be graded are copied (one per student and chapter, each at most
     ``MAX_NOTEBOOK`` bytes): no student's files can use up what another's need."""
     destination.mkdir(parents=True, exist_ok=True)
+    pending = [(student, sub) for student, subs in found.by_student.items() for sub in subs]
+    read = {}
+    for n in sorted(range(len(pending)), key=lambda n: _size(pending[n][1].path)):  # smallest first
+        read[n] = _copy_file(pending[n][1].path, destination / f"f{n}" / pending[n][1].path.name)
     kept = Found(problems=found.problems)
-    for student, subs in found.by_student.items():
-        for sub in subs:
-            n = sum(map(len, kept.by_student.values())) + len(kept.problems)
-            target = destination / f"f{n}" / sub.path.name  # its own name, in a folder of ours
-            read = _copy_file(sub.path, target)
-            if isinstance(read, str):
-                reason = f"not graded: {read}"
-                kept.problems.append(Problem(student, sub.name, sub.file, "invalid_submission", reason))
-                continue
-            listed, received = read
-            copy = dataclasses.replace(sub, path=target, listed=listed, received=received)
-            kept.by_student.setdefault(student, []).append(copy)
+    for n, (student, sub) in enumerate(pending):  # in the order found
+        if isinstance(read[n], str):
+            reason = f"not graded: {read[n]}"
+            kept.problems.append(Problem(student, sub.name, sub.file, "invalid_submission", reason))
+            continue
+        listed, received = read[n]
+        copy = dataclasses.replace(
+            sub, path=destination / f"f{n}" / sub.path.name, listed=listed, received=received
+        )
+        kept.by_student.setdefault(student, []).append(copy)
     return kept
+
+
+def _size(path: Path) -> int:
+    """The size of the file at ``path`` now (0 if it cannot be told: reading it will say why)."""
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return 0
+
+
+def _room(destination: Path) -> int:
+    """How many more bytes the notebooks read may take in ``destination``'s file system."""
+    usage = shutil.disk_usage(destination)
+    return usage.free - min(RESERVE, usage.total // 4)
+
+
+def _no_room(size: int, room: int) -> str:
+    return (
+        f"it is {size} bytes, and the grader's scratch space has room for {max(room, 0)} more bytes"
+        " (the smallest notebooks are read first): free some of it (/dev/shm, else the temporary"
+        " folder), or grade this notebook alone"
+    )
 
 
 def _copy_file(path: Path, target: Path) -> "tuple[datetime | None, datetime | None] | str":
@@ -250,12 +284,17 @@ def _copy_file(path: Path, target: Path) -> "tuple[datetime | None, datetime | N
             else f"it cannot be read ({err.strerror})"
         )
     with os.fdopen(fd, "rb") as source:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             return "it is not a regular file"
+        room = _room(target.parent.parent)
+        if info.st_size > room:
+            return _no_room(info.st_size, room)
         shutil.rmtree(target.parent, ignore_errors=True)  # an earlier listing's
         target.parent.mkdir()
+        limit = min(MAX_NOTEBOOK, room)
         try:
-            _copy(source, target, f"it grew past {MAX_NOTEBOOK} bytes while it was read")
+            _copy(source, target, limit, f"it grew past {limit} bytes while it was read")
         except (OSError, ValueError) as err:
             shutil.rmtree(target.parent, ignore_errors=True)
             return f"it cannot be read ({getattr(err, 'strerror', None) or err})"
@@ -264,14 +303,14 @@ def _copy_file(path: Path, target: Path) -> "tuple[datetime | None, datetime | N
     return file_time(info.st_mtime), file_time(info.st_ctime)
 
 
-def _copy(source, target: Path, too_big: str) -> int:
-    """Copy the open file ``source`` to ``target``, at most ``MAX_NOTEBOOK`` bytes (past them,
+def _copy(source, target: Path, limit: int, too_big: str) -> int:
+    """Copy the open file ``source`` to ``target``, at most ``limit`` bytes (past them,
     ValueError saying ``too_big``); returns its size."""
     copied = 0
     with open(target, "wb") as sink:
         while chunk := source.read(2**20):
             copied += len(chunk)
-            if copied > MAX_NOTEBOOK:
+            if copied > limit:
                 raise ValueError(too_big)
             sink.write(chunk)
     return copied
@@ -321,7 +360,7 @@ def _unzip(archive: Path, destination: Path) -> list[_File]:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError, ValueError) as err:
         raise SubmissionsError(f"{archive} cannot be read as a zip file: {err}") from None
-    found: list[_File] = []
+    found: dict[int, _File] = {}  # by the entry's index
     total = 0
     with zf:
         entries = zf.infolist()
@@ -332,31 +371,39 @@ def _unzip(archive: Path, destination: Path) -> list[_File]:
             and info.file_size <= MAX_STAMP
             and not _refusal(info, 0)
         }
-        for index, info in enumerate(entries[:MAX_ENTRIES]):
-            parts = _entry_parts(info)
-            if info.is_dir() or not parts[-1].endswith(SUFFIX.encode()) or any(map(_skipped, parts)):
-                continue
+        notebooks = [
+            (index, info, parts)
+            for index, info in enumerate(entries[:MAX_ENTRIES])
+            if not info.is_dir()
+            and (parts := _entry_parts(info))[-1].endswith(SUFFIX.encode())
+            and not any(map(_skipped, parts))
+        ]
+        for index, info, parts in sorted(notebooks, key=lambda n: n[1].file_size):  # smallest first
             mtime = _zip_time(info)
-            refused = _refusal(info, total)
+            room = _room(destination)
+            refused = _refusal(info, total) or (
+                _no_room(info.file_size, room) if info.file_size > room else ""
+            )
             if refused:
-                found.append(_File(parts, None, mtime, refused))
+                found[index] = _File(parts, None, mtime, refused)
                 continue
             target = destination / str(index) / f"{index}{SUFFIX}"
             try:
                 target.parent.mkdir(exist_ok=True)
-                total += _extract(zf, info, target)
+                total += _extract(zf, info, target, min(MAX_NOTEBOOK, room))
             except DAMAGED as err:
                 shutil.rmtree(target.parent, ignore_errors=True)
-                found.append(_File(parts, None, mtime, f"the zip entry is damaged ({err})"))
+                found[index] = _File(parts, None, mtime, f"the zip entry is damaged ({err})")
                 continue
             if stamp := stamps.get(parts[:-1]):
                 with contextlib.suppress(*DAMAGED):  # then the time is the zip entry's
-                    _extract(zf, stamp, target.with_name(STAMP.decode()))
-            found.append(_File(parts, target, mtime, listed=_zip_datetime(info)))
+                    _extract(zf, stamp, target.with_name(STAMP.decode()), MAX_STAMP + 1)
+            found[index] = _File(parts, target, mtime, listed=_zip_datetime(info))
+        files = [found[index] for index in sorted(found)]  # in the archive's order
         if len(entries) > MAX_ENTRIES:
             reason = f"the archive has {len(entries)} entries; only the first {MAX_ENTRIES} were read"
-            found.append(_File((os.fsencode(archive.name),), None, refused=reason))
-    return found
+            files.append(_File((os.fsencode(archive.name),), None, refused=reason))
+    return files
 
 
 def _entry_parts(info: zipfile.ZipInfo) -> tuple[bytes, ...]:
@@ -383,10 +430,11 @@ def _refusal(info: zipfile.ZipInfo, total: int) -> str:
     return ""
 
 
-def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> int:
-    """Copy one entry's bytes to ``target`` (zipfile checks its size and CRC); returns its size."""
+def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, limit: int) -> int:
+    """Copy one entry's bytes to ``target``, at most ``limit`` of them (zipfile checks its size
+    and CRC); returns its size."""
     with zf.open(info) as source:
-        return _copy(source, target, f"it unpacks to more than {MAX_NOTEBOOK} bytes")
+        return _copy(source, target, limit, f"it unpacks to more than {limit} bytes")
 
 
 def _zip_time(info: zipfile.ZipInfo) -> float:

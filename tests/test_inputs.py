@@ -11,8 +11,10 @@ included where it is the subject.
 import codecs
 import copy
 import csv
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -413,6 +415,57 @@ def test_a_zip_bomb_and_too_many_entries_are_refused(tmp_path, monkeypatch):
     assert "only the first 5 were read" in reasons["bomb.zip"]
     extracted = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*"))
     assert extracted == ["0", "0/0.ipynb", "2", "2/2.ipynb", "3", "3/3.ipynb", "4", "4/4.ipynb"]
+
+
+READ_INTO_SMALL_SCRATCH = """
+import json, shutil, sys
+from pathlib import Path
+from grader import submissions
+scratch = Path(sys.argv[2])
+found = submissions.find(Path(sys.argv[1]), {"embeddings": "01-embeddings"}, scratch / "read")
+usage = shutil.disk_usage(scratch)
+print(json.dumps({
+    "read": sorted(found.by_student),
+    "refused": {p.name: p.reason for p in found.problems},
+    "free": usage.free, "total": usage.total,
+}))
+"""
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["folder", "zip"])
+def test_huge_notebooks_cannot_fill_the_scratch_space_or_crowd_out_others(tmp_path, packed):
+    """Notebooks are read into scratch space (in memory: /dev/shm), here a real 64 MiB tmpfs of
+    its own. Two 22 MiB files, named to come first, and a 6 MiB one would have filled what reading
+    may take (48 MiB: a quarter stays free for grading) and left the 6 MiB one out. Read smallest
+    first, every small notebook and the 6 MiB one are read, one huge file is not (its row says
+    why), and the quarter is still free."""
+    root = tmp_path / "class"
+    sizes = {"aaa-huge-1": 22 * 2**20, "aaa-huge-2": 22 * 2**20, "zzz-medium": 6 * 2**20}
+    sizes |= {f"small-{n}": 40_000 for n in range(5)}
+    for student, size in sizes.items():
+        (root / student).mkdir(parents=True)
+        (root / student / "embeddings.ipynb").write_bytes(b" " * size)
+    if packed:
+        shutil.make_archive(str(tmp_path / "class"), "zip", tmp_path, "class")
+    scratch = tmp_path / "shm"
+    scratch.mkdir()
+    mounted = 'mount -t tmpfs -o size=64m tmpfs "$0" && exec "$@"'
+    submitted = tmp_path / "class.zip" if packed else root
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", mounted, scratch, sys.executable, "-c", READ_INTO_SMALL_SCRATCH, submitted, scratch],
+        capture_output=True, text=True, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["total"] == 64 * 2**20
+    assert {*seen["read"]} == {*sizes} - {"aaa-huge-2"} or {*seen["read"]} == {*sizes} - {"aaa-huge-1"}
+    [(student, reason)] = seen["refused"].items()
+    assert student.startswith("aaa-huge-") and reason.startswith(
+        f"not graded: it is {22 * 2**20} bytes, and the grader's scratch space has room for "
+    )
+    assert reason.endswith("(the smallest notebooks are read first): free some of it (/dev/shm, else "
+                           "the temporary folder), or grade this notebook alone")  # fmt: skip
+    assert seen["free"] >= seen["total"] // 4
 
 
 def test_an_unreadable_archive_is_one_clear_error(tmp_path):
