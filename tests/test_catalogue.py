@@ -1,8 +1,9 @@
 """How the feedback does on answers nobody listed: the catalogue of ``tests/catalogue.py``.
 
 Every wrong implementation there (written from the exercises' docstrings alone) goes through the
-notebook's check and the grader, with its diagnosis pass (``helpers.explained``), for two secrets;
-every right one too. The report printed (``pytest -s``) gives the share of wrong implementations
+notebook's check and the grader, for two secrets: the first with the grader's diagnosis pass
+(``helpers.explained``), whose message is the one reported; the second without it (the pass
+changes a reason, never a score). Every right one too. The report printed (``pytest -s``) gives the share of wrong implementations
 that lose points, the share of those the course's own lists do not name that get a message naming
 their mistake (in the check and in grading), and each message. Asserted: every wrong one loses
 points (at least 99%), none is told ✔ and then loses points, none fails the check and then keeps
@@ -16,6 +17,7 @@ import warnings
 import pytest
 from catalogue import FIXED, RIGHT, WRONG
 from helpers import SECRETS, everything_lent, explained
+from helpers import graded as without_diagnosis
 
 from grader import exercises
 from grader.check import CheckFailed, check
@@ -35,7 +37,10 @@ def checked(entry) -> str | None:
 def verdicts(entry):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return [explained(entry.exercise, entry.fn, secret, entry.helpers) for secret in SECRETS[:2]]
+        return [
+            explained(entry.exercise, entry.fn, SECRETS[0], entry.helpers),
+            without_diagnosis(entry.exercise, entry.fn, SECRETS[1]),
+        ]
 
 
 def said(message: str) -> str:

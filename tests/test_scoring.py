@@ -150,8 +150,10 @@ def test_a_process_that_exits_keeps_the_answers_it_sent(scorer):
 
 
 @pytest.mark.slow
-def test_a_stalled_process_keeps_the_answers_it_sent(scorer):
-    """The student's code blocks the time limits: the process is killed at the whole budget."""
+def test_a_stalled_process_keeps_the_answers_it_sent(tmp_path):
+    """The student's code blocks the time limits: the process is killed at the whole budget (a
+    budget of 1 s a call here: the attack spends all of it)."""
+    scorer = scoring.Scorer(tmp_path, b"k" * 32, scoring.Limits(2**30, per_call=1))
     stall = "import signal\nsignal.signal(signal.SIGPROF, signal.SIG_IGN)\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
     verdicts = score(scorer, with_cell(notebook(), "embed", stall + ENDLESS))
     assert verdicts["position_embedding"].status == "graded"
