@@ -68,10 +68,25 @@ def _days_late(
             )
         return days, note
     if lms_late:
-        return 1, "late according to the LMS, whose export has no submission time: counted as 1 day"
+        return 1, f"late according to the LMS{_why_one_day(policy, due, submitted)}: counted as 1 day"
     if seconds is not None and seconds > 0:
         return 0, f"within the {policy.grace_minutes:g}-minute grace period"
     return 0, ""
+
+
+def _why_one_day(policy: LatePolicy, due: datetime | None, submitted: datetime | None) -> str:
+    """Why a submission the LMS calls late counts as one day: what the time known says."""
+    if submitted is None:
+        return ", whose export has no submission time"
+    if due is None:
+        return ", and no due date is set to count days from"
+    within = (
+        f"within the {policy.grace_minutes:g}-minute grace period after" if submitted > due else "not after"
+    )
+    return (
+        f", though the file's time ({_show(submitted)}) is {within} the due date ({_show(due)}): a time"
+        " the LMS does not keep (a copy's, or the file's own), which says nothing of how late"
+    )
 
 
 def _show(when: datetime) -> str:

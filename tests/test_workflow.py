@@ -576,6 +576,35 @@ def test_late_policy(policy, submitted, lms_late, days, penalty):
     assert (lateness.days, lateness.penalty) == (days, pytest.approx(penalty))
 
 
+@pytest.mark.parametrize(
+    ("submitted", "due", "said"),
+    [
+        (None, (10, 0), "late according to the LMS, whose export has no submission time: counted as 1 day"),
+        (
+            (9, 12),
+            None,
+            "late according to the LMS, and no due date is set to count days from: counted as 1 day",
+        ),
+        (
+            (9, 12),
+            (10, 0),
+            "late according to the LMS, though the file's time (2026-10-09 12:00 UTC) is not after the due date "
+            "(2026-10-10 00:00 UTC): a time the LMS does not keep (a copy's, or the file's own), which says "
+            "nothing of how late: counted as 1 day",
+        ),
+    ],
+)
+def test_the_note_on_a_late_verdict_of_the_lms_says_what_the_time_known_says(submitted, due, said):
+    """Canvas says late: the note names the time the grader has, if any, and why it does not count."""
+    from datetime import UTC, datetime
+
+    from grader import late, settings
+
+    rules = settings.LatePolicy(policy="per-day", penalty_per_day=10, max_penalty=50)
+    on = lambda day_hour: day_hour and datetime(2026, 10, *day_hour, tzinfo=UTC)  # noqa: E731
+    assert late.assess(rules, on(due), on(submitted), True, 12, 12).note == said
+
+
 def test_an_extension_outweighs_the_lms_verdict():
     """Canvas marks a submission late against its own due date; the student's extension in
     course.toml is later: the submission time decides."""
