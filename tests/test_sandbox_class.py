@@ -29,9 +29,11 @@ SOLUTION = ROOT / "solutions" / "01-embeddings" / "embeddings.ipynb"
 ASSIGNMENT = "01-embeddings"
 MARKER = marker()  # in the command line of every process an attacker starts
 # Seconds per notebook. Chapter 1's solution takes about 3 s of CPU, and the spreading attacker's
-# children about 2 s more to fill 3.6 GB: on a machine busy with other work (caches and memory
-# bandwidth shared), 10 s once ran out before the memory limit struck.
-CPU, IDLE = 15, 20
+# children a few more to reach the memory limit: on a machine busy with other work (caches and
+# memory bandwidth shared), 10 s once ran out before a 3 GiB limit struck, and 15 s twice. So the
+# class has 1.5 GiB a notebook (``MEMORY``): the attacker's children reach it with half the pages
+# to fill, and every other student's kernel needs a few hundred MiB.
+CPU, IDLE, MEMORY = 15, 20, 1.5
 
 if not os.path.exists(bwrap.BWRAP):
     pytest.skip(f"bubblewrap is not installed ({bwrap.BWRAP})", allow_module_level=True)
@@ -156,7 +158,18 @@ def graded(tmp_path_factory):
         nbformat.write(nb, base / "class" / name / "embeddings.ipynb")
     watched = [ROOT / "lib", ROOT / "grader", ROOT / "solutions", ROOT / "chapters", peer, base / "class"]
     before = fingerprint(*watched)
-    options = ("--jobs", "2", "--cpu", str(CPU), "--idle", str(IDLE), "--timeout", "900", "--memory", "3")
+    options = (
+        "--jobs",
+        "2",
+        "--cpu",
+        str(CPU),
+        "--idle",
+        str(IDLE),
+        "--timeout",
+        "900",
+        "--memory",
+        str(MEMORY),
+    )
     process = grade(base / "class", out, *options)
     stdout, stderr = process.communicate()
     assert process.returncode == 0, stdout + stderr[-5000:]
