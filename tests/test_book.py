@@ -32,7 +32,7 @@ from html.parser import HTMLParser
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.error import HTTPError
-from urllib.parse import urldefrag, urlsplit
+from urllib.parse import urldefrag, urljoin, urlsplit
 from urllib.request import urlopen
 
 import nbformat
@@ -429,6 +429,15 @@ def as_in_reader(edition: str) -> frozenset[str]:
     return frozenset(same)
 
 
+def alike_source_pages() -> frozenset[str]:
+    """The API's source pages (Sphinx's viewcode, ``_modules/lib/*.html``) but the longest: one
+    template filled with highlighted code, for which the longest stands in the browser. Their links
+    are still followed (``test_the_links_of_the_source_pages_not_opened_work``)."""
+    html = built("reader")
+    pages = sorted(html.glob("_modules/lib/*.html"), key=lambda p: p.stat().st_size)
+    return frozenset(p.relative_to(html).as_posix() for p in pages[:-1])
+
+
 def plan():
     """(edition, width, page) to visit: every page of the table of contents of every edition at
     its ``WIDTHS``, and the reader edition's other pages (the API's source pages, the
@@ -440,7 +449,7 @@ def plan():
     for edition in EDITIONS:
         own = [page for page in PAGES if page not in as_in_reader(edition)]
         jobs += [(edition, width, page) for page in own for width in WIDTHS[edition]]
-    jobs += [("reader", DESKTOP, page) for page in all_pages(built("reader")) if page not in PAGES]
+    jobs += [("reader", DESKTOP, page) for page in visited("reader") if page not in PAGES]
     return jobs
 
 
@@ -453,7 +462,9 @@ def as_met_on(visit: Visit, site: str, other: str) -> Visit:
 
 def visited(edition: str) -> list[str]:
     """The pages of an edition that ``plan`` visits at desktop width."""
-    return all_pages(built(edition)) if edition == "reader" else PAGES
+    if edition != "reader":
+        return PAGES
+    return [page for page in all_pages(built(edition)) if page not in alike_source_pages()]
 
 
 @pytest.fixture(scope="session")
@@ -551,6 +562,30 @@ def broken_links(hrefs, site):
         elif anchor and target.endswith(".html") and anchor not in ids:
             broken.append(f"{href} (no such anchor)")
     return broken
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.hrefs = []
+
+    def handle_starttag(self, tag, attrs):
+        self.hrefs += [value for name, value in attrs if tag in ("a", "link") and name == "href" and value]
+
+
+def test_the_links_of_the_source_pages_not_opened_work(site):
+    """The source pages that the longest stands for in the browser (``alike_source_pages``): each
+    one's links and anchors, read from its HTML, lead somewhere on the site."""
+    assert len(alike_source_pages()) >= 10
+    problems = {}
+    for path in sorted(alike_source_pages()):
+        links = _Links()
+        links.feed((built("reader") / path).read_text(encoding="utf-8"))
+        assert links.hrefs, path
+        broken = broken_links([urljoin(site + path, href) for href in links.hrefs], site)
+        if broken:
+            problems[path] = broken
+    assert problems == {}
 
 
 @pytest.mark.browser
@@ -708,7 +743,8 @@ HEAVIEST_PAGE_MB = 1.5
 @pytest.mark.parametrize("edition", list(EDITIONS))
 def test_no_page_is_heavy_for_a_phone(edition):
     html = built(edition)
-    sizes = {path: (html / path).stat().st_size / 2**20 for path in visited(edition)}
+    pages = all_pages(html) if edition == "reader" else PAGES
+    sizes = {path: (html / path).stat().st_size / 2**20 for path in pages}
     assert {path: f"{mb:.1f} MB" for path, mb in sizes.items() if mb > HEAVIEST_PAGE_MB} == {}
 
 
