@@ -256,18 +256,19 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _room(destination: Path) -> int:
-    """How many more bytes the notebooks read may take in ``destination``'s file system."""
+def _limit(destination: Path, size: int) -> "int | str":
+    """How many bytes a notebook of ``size`` bytes may take when read into ``destination``: at most
+    ``MAX_NOTEBOOK``, and at most what leaves free the scratch space that grading needs (see
+    ``RESERVE``); or, if its size is already more, why it is not read."""
     usage = shutil.disk_usage(destination)
-    return usage.free - min(RESERVE, usage.total // 4)
-
-
-def _no_room(size: int, room: int) -> str:
-    return (
-        f"it is {size} bytes, and the grader's scratch space has room for {max(room, 0)} more bytes"
-        " (the smallest notebooks are read first): free some of it (/dev/shm, else the temporary"
-        " folder), or grade this notebook alone"
-    )
+    room = usage.free - min(RESERVE, usage.total // 4)
+    if size > room:
+        return (
+            f"it is {size} bytes, and the grader's scratch space has room for {max(room, 0)} more bytes"
+            " (the smallest notebooks are read first): free some of it (/dev/shm, else the temporary"
+            " folder), or grade this notebook alone"
+        )
+    return min(MAX_NOTEBOOK, room)
 
 
 def _copy_file(path: Path, target: Path) -> "tuple[datetime | None, datetime | None] | str":
@@ -287,12 +288,11 @@ def _copy_file(path: Path, target: Path) -> "tuple[datetime | None, datetime | N
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             return "it is not a regular file"
-        room = _room(target.parent.parent)
-        if info.st_size > room:
-            return _no_room(info.st_size, room)
+        limit = _limit(target.parent.parent, info.st_size)
+        if isinstance(limit, str):
+            return limit
         shutil.rmtree(target.parent, ignore_errors=True)  # an earlier listing's
         target.parent.mkdir()
-        limit = min(MAX_NOTEBOOK, room)
         try:
             _copy(source, target, limit, f"it grew past {limit} bytes while it was read")
         except (OSError, ValueError) as err:
@@ -380,17 +380,15 @@ def _unzip(archive: Path, destination: Path) -> list[_File]:
         ]
         for index, info, parts in sorted(notebooks, key=lambda n: n[1].file_size):  # smallest first
             mtime = _zip_time(info)
-            room = _room(destination)
-            refused = _refusal(info, total) or (
-                _no_room(info.file_size, room) if info.file_size > room else ""
-            )
+            limit = _limit(destination, info.file_size)
+            refused = _refusal(info, total) or (limit if isinstance(limit, str) else "")
             if refused:
                 found[index] = _File(parts, None, mtime, refused)
                 continue
             target = destination / str(index) / f"{index}{SUFFIX}"
             try:
                 target.parent.mkdir(exist_ok=True)
-                total += _extract(zf, info, target, min(MAX_NOTEBOOK, room))
+                total += _extract(zf, info, target, limit)
             except DAMAGED as err:
                 shutil.rmtree(target.parent, ignore_errors=True)
                 found[index] = _File(parts, None, mtime, f"the zip entry is damaged ({err})")
