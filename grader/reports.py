@@ -61,7 +61,7 @@ MATHJAX_PARTS = (
     "ui",
     "adaptors",
 )
-PAGE_VERSION = "9"  # change to rewrite every feedback page at the next report
+PAGE_VERSION = "10"  # change to rewrite every feedback page at the next report
 
 
 @dataclass(frozen=True)
@@ -555,8 +555,7 @@ def _warn_about_extensions(settings: Settings, students: set[str]) -> None:
 
 
 def _write_summary(path: Path, view: View) -> None:
-    """``summary.html``, remade (with its figures, which take a second) only when its content has
-    changed since it was last written."""
+    """``summary.html``, remade only when its content has changed since it was last written."""
     content = [PAGE_VERSION, [(line.row.as_dict(), line.notebook) for line in view.lines]]
     content += [
         (t.student, t.assignment, t.status, t.final, t.lateness.days, t.flags, t.overrides)
@@ -856,7 +855,12 @@ def summary_text(view: View) -> str:
 
 SUMMARY_CSS = """body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; }
 table { border-collapse: collapse; margin: .5rem 0 1.5rem; } td, th { border: 1px solid #ddd; padding: .2rem .5rem; }
-td.n { text-align: right; } svg { max-width: 100%; height: auto; } .wide { overflow-x: auto; } td.look { min-width: 14rem; }"""
+td.n { text-align: right; } .wide { overflow-x: auto; } td.look { min-width: 14rem; }
+.outcomes { margin: 1rem 0; } .outcomes dl { display: grid; grid-template-columns: minmax(0, max-content) minmax(50%, 1fr); gap: .3rem .8rem; }
+.outcomes dt { font-family: monospace; overflow-wrap: anywhere; } .outcomes dd { margin: 0; }
+.bar { display: flex; height: 1.2rem; border: 1px solid #999; } .bar span { height: 100%; }
+.legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .3rem 1.2rem; }
+.swatch { display: inline-block; width: .9rem; height: .9rem; margin-right: .3rem; vertical-align: -.1rem; border: 1px solid #999; }"""
 # A table in a box that scrolls sideways on a narrow screen, which the keyboard can focus (to scroll
 # it with the arrow keys).
 SCROLLING = '<div class="wide" tabindex="0"><table>'
@@ -953,29 +957,31 @@ def _to_look_at(t: Total, stopped: int) -> str:
 
 
 def exercise_figure(assignment: str, stats: list[ExerciseStats]) -> str:
-    """A horizontal stacked bar per exercise: the share of students with full marks, less, no
-    attempt, or a run that failed; inline SVG, made offline with matplotlib."""
-    from matplotlib import rcParams
-    from matplotlib.figure import Figure
-
+    """A stacked bar per exercise: the share of the students who submitted with full marks, less,
+    no attempt, or a run that failed. Plain HTML, so that it fits any screen width with its text at
+    the reader's size, and says each bar's shares in words to a screen reader."""
     if not stats:
         return ""
-    rcParams["svg.hashsalt"] = "forward-pass"  # the same figure gives the same file
-    fig = Figure(figsize=(7, 0.4 * len(stats) + 1.4))
-    ax = fig.add_subplot()
-    names = [s.exercise for s in reversed(stats)]
-    left = [0.0] * len(stats)
-    for label, colour in OUTCOMES.items():
-        widths = [s.share(label) for s in reversed(stats)]
-        ax.barh(names, widths, left=left, color=colour, label=label)
-        left = [a + b for a, b in zip(left, widths, strict=True)]
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("share of the students who submitted")
-    ax.set_title(f"{assignment}: how each exercise went")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=4, fontsize="small", frameon=False)
-    fig.tight_layout()
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None})
-    svg = buffer.getvalue()
-    label = html.escape(f"{assignment}: share of students per outcome, per exercise")
-    return f'<figure role="img" aria-label="{label}">{svg[svg.index("<svg") :]}</figure>'
+    legend = "".join(
+        f'<li><span class="swatch" style="background:{colour}"></span>{html.escape(label)}</li>'
+        for label, colour in OUTCOMES.items()
+    )
+    bars = "".join(_exercise_bar(s) for s in stats)
+    caption = html.escape(f"{assignment}: how each exercise went, as shares of the students who submitted")
+    return (
+        f'<figure class="outcomes"><figcaption>{caption}</figcaption>'
+        f'<ul class="legend">{legend}</ul><dl>{bars}</dl></figure>'
+    )
+
+
+def _exercise_bar(s: ExerciseStats) -> str:
+    shares = [(label, colour, s.share(label)) for label, colour in OUTCOMES.items() if s.share(label)]
+    words = ", ".join(f"{share:.0%} {label}" for label, _, share in shares) or "no student submitted"
+    segments = "".join(
+        f'<span style="width:{share:.2%};background:{colour}" title="{share:.0%} {label}"></span>'
+        for label, colour, share in shares
+    )
+    return (
+        f"<dt>{html.escape(s.exercise)}</dt>"
+        f'<dd><span class="bar" role="img" aria-label="{html.escape(words)}">{segments}</span></dd>'
+    )

@@ -12,10 +12,11 @@ from dataclasses import replace
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_output
-from test_book import CHROMIUM, CHROMIUM_ARGS, PHONE, chromium
+from test_book import AXE, AXE_RUN, CHROMIUM, CHROMIUM_ARGS, PHONE, chromium
 from test_grading import RELEASED, SOLUTION
 
 from grader import feedback, late, lms, reports
+from grader.gradebook import Exercise
 from grader.results import Row
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -103,15 +104,16 @@ UNREACHABLE = """() => [...document.querySelectorAll("body *")]
 
 
 @contextmanager
-def phone():
-    """A browser context as a phone has it (its width, and the page's viewport tag honoured)."""
+def phone(**options):
+    """A browser context as a phone has it (its width, and the page's viewport tag honoured);
+    ``options``: more of ``new_context``'s."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             viewport = {"width": PHONE, "height": 800}
-            yield browser.new_context(viewport=viewport, is_mobile=True, has_touch=True)
+            yield browser.new_context(viewport=viewport, is_mobile=True, has_touch=True, **options)
         finally:
             browser.close()
 
@@ -204,3 +206,58 @@ def test_a_feedback_page_fits_a_phone(pages):
     assert tallest < 800, tallest
     assert seen and "ValueError" in text and "(wrong)" in text, text
     assert violations == [] and errors == [], (violations, errors)
+
+
+def class_view() -> reports.View:
+    """Four students of chapter 1, one of whom did not submit: its exercises went each their own
+    way, and one exercise's name is long."""
+    outcomes = {  # exercise -> (score, status) of ann, bob, cy
+        "encode": [(1, "graded"), (1, "graded"), (0, "wrong")],
+        "embed": [(1, "graded"), (0, "not_attempted"), (0, "timeout")],
+        "a_long_exercise_name_of_forty_characters": [(0, "not_attempted")] * 3,
+    }
+    students = ["ann", "bob", "cy"]
+    lines = [
+        reports.Line("embeddings", Row(student, "01-embeddings", name, score, 1, status, ""), score, None)
+        for name, results in outcomes.items()
+        for student, (score, status) in zip(students, results, strict=True)
+    ]
+    totals = [reports.Total(s, "01-embeddings", "graded", 1, 3, late.ON_TIME, None, 0, 0) for s in students]
+    totals.append(reports.Total("dee", "01-embeddings", "missing", 0, 3, late.ON_TIME, None, 0, 0))
+    people = {s: lms.Person(s.title()) for s in [*students, "dee"]}
+    exercises = {"01-embeddings": [Exercise("01-embeddings", "embeddings", name, 1) for name in outcomes]}
+    return reports.View(lines, totals, people, [], exercises)
+
+
+def test_the_class_summary_fits_a_phone_and_says_each_bar_in_words(tmp_path):
+    """summary.html on a phone: nothing scrolls sideways but its tables' boxes, nothing breaks its
+    policy, axe-core finds nothing serious, and each exercise's bar says its shares of the students
+    who submitted (three of four), in the widths it is drawn with."""
+    path = tmp_path / "summary.html"
+    path.write_text(reports.summary_page(class_view()))
+    with phone() as context:
+        page = context.new_page()
+        errors = []
+        page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+        page.add_init_script(LISTEN)
+        page.goto(path.as_uri())
+        widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        said = page.eval_on_selector_all(".bar", "bars => bars.map(b => b.getAttribute('aria-label'))")
+        drawn = page.eval_on_selector_all(
+            ".bar",
+            "bars => bars.map(b => [...b.children].map(s => Math.round(100 * s.offsetWidth / b.clientWidth)))",
+        )
+        violations = page.evaluate("() => window.violations")
+    with phone(bypass_csp=True) as context:  # the policy would refuse axe's script
+        page = context.new_page()
+        page.goto(path.as_uri())
+        page.add_script_tag(path=str(AXE))
+        found = page.evaluate(AXE_RUN, [[], None])
+    assert widths == [PHONE, PHONE], widths
+    assert said == [
+        "67% full marks, 33% less than full marks",
+        "33% full marks, 33% not attempted, 33% timeout, crash, error",
+        "100% not attempted",
+    ]
+    assert drawn == [[67, 33], [33, 33, 33], [100]]
+    assert violations == [] and errors == [] and found == [], (violations, errors, found)
