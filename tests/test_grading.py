@@ -5,6 +5,7 @@ nbgrader on 2 workers (a module fixture, about a minute); each test then reads i
 scores come from the scorer (``grader.scoring``); tests/test_forging.py tries to forge them.
 """
 
+import ast
 import csv
 import os
 import signal
@@ -225,6 +226,30 @@ def test_reading_notebooks_compiles_no_iri_grammar():
 def test_release_check_passes_on_the_committed_tree():
     done = grader("release", "--check")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# What only the pages' figures need: a graded notebook's kernel never imports it (matplotlib's pyplot
+# was more than half a second of CPU in every notebook graded).
+PRESENTATION = ("matplotlib", "bookkit")
+
+
+def imported_while_grading(tree: ast.AST) -> list[str]:
+    """The modules a cell imports outside its ``if not GRADING:`` blocks."""
+    if isinstance(tree, ast.If) and ast.unparse(tree.test) == "not GRADING":
+        return [name for node in tree.orelse for name in imported_while_grading(node)]
+    if isinstance(tree, ast.Import):
+        return [alias.name for alias in tree.names]
+    if isinstance(tree, ast.ImportFrom):
+        return [tree.module or ""]
+    return [name for node in ast.iter_child_nodes(tree) for name in imported_while_grading(node)]
+
+
+def test_grading_imports_nothing_only_the_figures_need():
+    for notebook in [*ROOT.glob("chapters/*/*.ipynb"), *ROOT.glob("solutions/*/*.ipynb")]:
+        for cell in nbformat.read(notebook, as_version=4).cells:
+            if cell.cell_type == "code":
+                names = imported_while_grading(ast.parse(cell.source))
+                assert not [n for n in names if n.split(".")[0] in PRESENTATION], (notebook.name, names)
 
 
 def test_released_notebooks_hold_no_hidden_tests():

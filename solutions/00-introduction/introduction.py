@@ -36,7 +36,6 @@
 # %%
 import os
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 import lib
@@ -44,6 +43,8 @@ from grader.check import CheckFailed, check
 
 GRADING = "NBGRADER_EXECUTION" in os.environ  # nothing is graded here; kept for uniformity
 if not GRADING:  # presentation only: grading neither needs it nor sees it
+    import matplotlib.pyplot as plt
+
     import bookkit
 
     bookkit.style.use()  # figures as SVG, sized to read on a phone

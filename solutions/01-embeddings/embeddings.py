@@ -56,7 +56,6 @@
 # %%
 import os
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 import lib
@@ -66,6 +65,8 @@ GRADING = "NBGRADER_EXECUTION" in os.environ  # the autograder skips figures and
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=3, suppress=True, linewidth=90)
 if not GRADING:  # presentation only: grading neither needs it nor sees it
+    import matplotlib.pyplot as plt
+
     import bookkit
 
     bookkit.style.use()  # figures as SVG, sized to read on a phone

@@ -56,7 +56,6 @@
 import os
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 import lib
@@ -67,6 +66,8 @@ GRADING = "NBGRADER_EXECUTION" in os.environ
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=4, suppress=True)
 if not GRADING:  # presentation only: grading neither needs it nor sees it
+    import matplotlib.pyplot as plt
+
     import bookkit
 
     bookkit.style.use()  # figures as SVG, sized to read on a phone

@@ -52,7 +52,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import time
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
@@ -64,6 +63,8 @@ GRADING = "NBGRADER_EXECUTION" in os.environ
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=4, suppress=True)
 if not GRADING:  # presentation only: grading neither needs it nor sees it
+    import matplotlib.pyplot as plt
+
     import bookkit
 
     bookkit.style.use()  # figures as SVG, sized to read on a phone

@@ -51,7 +51,6 @@ import math
 import os
 from html import escape
 
-import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import HTML, display
 
@@ -62,6 +61,8 @@ GRADING = "NBGRADER_EXECUTION" in os.environ  # the autograder skips figures and
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=4, suppress=True)
 if not GRADING:  # presentation only: grading neither needs it nor sees it
+    import matplotlib.pyplot as plt
+
     import bookkit
 
     bookkit.style.use()  # figures as SVG, sized to read on a phone
