@@ -358,7 +358,10 @@ class Visit:
     figure_text: list = field(default_factory=list)
 
 
-def visit(context, url, screenshot=None, contrast=True, dark=False):
+def visit(context, url, screenshot=None, contrast=True, dark=False, own=None):
+    """What a reader meets on ``url``; axe-core runs on the whole page, or with ``own`` (the
+    indices of the page's blocks that the reader edition's page lacks, ``own_blocks``) on those
+    blocks and the header's announcement only."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     page, errors, failed, foreign = open_page(context, url)
@@ -383,7 +386,7 @@ def visit(context, url, screenshot=None, contrast=True, dark=False):
             page.inner_text("body"),
             page.eval_on_selector_all("a[href], link[href]", "links => links.map(a => a.href)"),
             page.locator('link[rel="icon"]').count() > 0,
-            page.evaluate(AXE_RUN, [[] if contrast else ["color-contrast"], None]),
+            page.evaluate(AXE_RUN, [[] if contrast else ["color-contrast"], axe_root(page, own)]),
             page.evaluate(OVERFLOW),
             page.evaluate(FIGURE_TEXT),
         )
@@ -403,6 +406,87 @@ def in_dark_mode(page, dark: bool) -> list[str]:
     return [f"dark mode: {found}" for found in page.evaluate(AXE_RUN, [skip, outputs])]
 
 
+# A page's blocks: each element directly inside its article or one of the article's sections that
+# is not itself a section (a heading, a paragraph, a cell, a note, an equation...), in document order.
+BLOCKS = "article.bd-article > :not(section), article.bd-article section > :not(section)"
+OWN = "[data-fp-own], .bd-header-announcement"
+MARK_OWN = """([selector, own]) => {
+    const blocks = document.querySelectorAll(selector);
+    own.forEach(i => blocks[i].setAttribute('data-fp-own', ''));
+    return blocks.length;
+}"""
+
+
+def axe_root(page, own) -> str | None:
+    """The elements axe-core is to check: the whole page (None), or the blocks ``own`` and the
+    announcement. The whole page too when the browser's blocks are not the ones read from the
+    page's HTML (``Blocks``), so that nothing goes unchecked."""
+    if own is None:
+        return None
+    count = page.evaluate("selector => document.querySelectorAll(selector).length", BLOCKS)
+    if count != own[1]:
+        return None
+    page.evaluate(MARK_OWN, [BLOCKS, list(own[0])])
+    return OWN if page.locator(OWN).count() else None
+
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class Blocks(HTMLParser):
+    """The HTML source of each of a page's blocks (``BLOCKS``), in document order."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=False)
+        self.text, self.found, self.stack = text, [], []
+        self.article = (0, 0)  # where the article starts and ends
+        self.lines = [0, *(i + 1 for i, c in enumerate(text) if c == "\n")]
+        self.feed(text)
+
+    def position(self) -> int:
+        line, column = self.getpos()
+        return self.lines[line - 1] + column
+
+    def handle_starttag(self, tag, attrs):
+        if tag in VOID:
+            return
+        in_container = bool(self.stack) and self.stack[-1][2]  # the article, or a section of it
+        article = tag == "article" and "bd-article" in (dict(attrs).get("class") or "").split()
+        start = self.position() if (in_container and tag != "section") or article else None
+        self.stack.append((tag, start, article or (in_container and tag == "section")))
+
+    def handle_endtag(self, tag):
+        if tag in VOID or not self.stack:
+            return
+        while self.stack:
+            name, start, _ = self.stack.pop()
+            if name == tag:
+                break
+        if start is not None:
+            end = self.text.index(">", self.position()) + 1
+            if self.stack and self.stack[-1][2] or tag != "article":
+                self.found.append(self.text[start:end])
+            else:
+                self.article = (start, end)
+
+    def outside(self) -> str:
+        """The page without its article."""
+        return self.text[: self.article[0]] + self.text[self.article[1] :]
+
+
+@functools.cache
+def own_blocks(edition: str, path: str) -> tuple[tuple[int, ...], int] | None:
+    """The indices of the blocks of ``edition``'s page that the reader edition's page does not
+    have, byte for byte (a class edition's checks, an instructor edition's hidden tests), and how
+    many blocks the page has: what the reader edition's visit did not check already. None (the
+    whole page) when the page differs from the reader's outside its article, but for the header."""
+    mine, readers = (Blocks((built(e) / path).read_text(encoding="utf-8")) for e in (edition, "reader"))
+    if in_reader_terms(edition, mine.outside()) != in_reader_terms("reader", readers.outside()):
+        return None
+    shared = set(readers.found)
+    return tuple(i for i, block in enumerate(mine.found) if block not in shared), len(mine.found)
+
+
 ANNOUNCEMENT = re.compile(r'<aside class="bd-header-announcement".*?</aside>\n', re.S)
 # Sphinx's cache-busting query on a static file's link (``mystnb.<hash>.css?v=8cd3d715``): a first
 # build writes it and an incremental one may not, for the same file.
@@ -418,15 +502,21 @@ def as_in_reader(edition: str) -> frozenset[str]:
     to a static file is the same with or without Sphinx's checksum (``CHECKSUM``)."""
     if edition == "reader":
         return frozenset()
-    title = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["title"]
-    own = title + load_editions().EDITIONS[edition]["title"]
-    same = set()
-    for path in PAGES:
-        page = ANNOUNCEMENT.sub("", (built(edition) / path).read_text(encoding="utf-8"))
-        reader = (built("reader") / path).read_text(encoding="utf-8")
-        if CHECKSUM.sub(r'\1"', page.replace(own, title)) == CHECKSUM.sub(r'\1"', reader):
-            same.add(path)
-    return frozenset(same)
+    return frozenset(
+        path
+        for path in PAGES
+        if in_reader_terms(edition, (built(edition) / path).read_text(encoding="utf-8"))
+        == in_reader_terms("reader", (built("reader") / path).read_text(encoding="utf-8"))
+    )
+
+
+def in_reader_terms(edition: str, page: str) -> str:
+    """A page of ``edition`` (or a part of it) with the header put back to the reader edition's
+    (its title, no announcement) and no Sphinx checksum (``CHECKSUM``)."""
+    if edition != "reader":
+        title = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["title"]
+        page = ANNOUNCEMENT.sub("", page).replace(title + load_editions().EDITIONS[edition]["title"], title)
+    return CHECKSUM.sub(r'\1"', page)
 
 
 def alike_source_pages() -> frozenset[str]:
@@ -493,7 +583,8 @@ def visits(browser_ready, sites):
                         shot = SCREENSHOTS / f"{edition}-{width}" / f"{Path(path).stem}.png"
                     try:
                         contrast = width == DESKTOP and edition == "reader"
-                        met = visit(contexts[width], sites(edition) + path, shot, contrast, contrast)
+                        own = None if edition == "reader" else own_blocks(edition, path)
+                        met = visit(contexts[width], sites(edition) + path, shot, contrast, contrast, own)
                         found[edition, width, path] = met
                     except Exception as error:  # reported by that page's test
                         found[edition, width, path] = error
@@ -622,13 +713,32 @@ def test_axe_runs_every_rule_that_can_report_a_serious_violation(browser_ready):
 @pytest.mark.parametrize("edition", list(EDITIONS))
 def test_axe_finds_no_serious_or_critical_violation(visits, edition):
     """On every visited page (see ``plan``), at both widths (colour contrast on the reader edition at
-    desktop width: ``AXE_RUN``)."""
+    desktop width: ``AXE_RUN``; on the other editions' pages, what the reader's lack: ``own_blocks``)."""
     found = {
         f"{path} at {width} px": page.axe
         for (e, width, path), page in visits.items()
         if e == edition and not isinstance(page, Exception) and page.axe
     }
     assert found == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edition", ["class", "instructor"])
+def test_the_blocks_axe_checks_hold_what_the_reader_edition_lacks(edition):
+    """Each block read from a page (``Blocks``) is one whole element, and the blocks the reader's
+    page lacks (``own_blocks``, what axe-core checks on this edition's pages) hold every hidden
+    test's description of the instructor edition and every block the reader's page has not."""
+    for path in (p for p in CHAPTERS if p not in as_in_reader(edition)):
+        blocks = Blocks((built(edition) / path).read_text(encoding="utf-8")).found
+        for block in blocks:
+            tag = re.match(r"<(\w+)", block).group(1)
+            assert block.endswith(f"</{tag}>"), block[:200]
+        assert own_blocks(edition, path) is not None, f"{path}: unlike the reader's outside its article"
+        own, count = own_blocks(edition, path)
+        readers = Blocks((built("reader") / path).read_text(encoding="utf-8")).found
+        assert count == len(blocks) and own == tuple(i for i, b in enumerate(blocks) if b not in readers)
+        shared = "".join(b for i, b in enumerate(blocks) if i not in own)
+        assert "Hidden tests of" not in shared and own, path
 
 
 @pytest.mark.slow
