@@ -273,6 +273,7 @@ def main(argv: list[str]) -> None:
             job = pickle.load(f)
         lib = os.path.join(args.libs, str(number))
         report = Report(args.fd, number)
+        report(ready=True)  # before any of the student's code runs: without it, none of it ran
         status = _in_child(job["wall"], args.go, _run, job, lib, report, args.limit, runners, wire, watch)
         if status:
             report(exit=status)

@@ -440,6 +440,7 @@ class Run:
     capped: bool = False
     cpu: float | None = None  # CPU seconds the harness says it used (for benchmarks; unverified)
     timed_out: dict[int, set[int]] = field(default_factory=dict)  # cell -> statements past the limit
+    ready: bool = False  # the harness came as far as running the program (none of it ran otherwise)
 
     @classmethod
     def parse(cls, data: bytes, returncode: int, program: list[dict], capped: bool = False) -> "Run":
@@ -452,7 +453,7 @@ class Run:
             item["probe"]: {call["case"] for call in item["calls"]} for item in program if "calls" in item
         }
         cells = {item["index"] for item in program if "source" in item}
-        answers, failed, timed_out, done, cpu = {}, {}, {}, False, None
+        answers, failed, timed_out, done, cpu, ready = {}, {}, {}, False, None, False
         for line in data.split(b"\n"):
             if sum(line.count(c) for c in b",[{") > MAX_VALUES:
                 continue
@@ -466,6 +467,8 @@ class Run:
             if event.get("done") is True:
                 done = True
                 cpu = _seconds(event.get("cpu"))
+            elif event.get("ready") is True:
+                ready = True
             elif isinstance(event.get("exit"), int) and not isinstance(event["exit"], bool):
                 returncode = max(-255, min(255, event["exit"]))  # how the program's process ended
             elif isinstance(probe, int) and isinstance(case, str) and case in asked.get(probe, ()):
@@ -480,7 +483,7 @@ class Run:
                     failed.setdefault(cell, event["error"][:300])
                 if _timed_out_statement(event) and sum(map(len, timed_out.values())) < MAX_TIMED_OUT:
                     timed_out.setdefault(cell, set()).add(event["statement"])
-        return cls(answers, failed, done, returncode, capped, cpu, timed_out)
+        return cls(answers, failed, done, returncode, capped, cpu, timed_out, ready)
 
     def missing(self) -> tuple[str, str]:
         """The status and reason for a case that got no answer. It does not say where the process
@@ -495,6 +498,12 @@ class Run:
             return (
                 "timeout",
                 "grading stopped at the time limit (a cell or a call that ran too long) before this test ran",
+            )
+        if not self.ready:  # the harness writes its line before any of the student's code runs
+            return (
+                "error",
+                "the grading process ended before it ran any of your code, the grader's failure (a memory "
+                "limit too small for it, say) and not your notebook's: this test was not graded",
             )
         return (
             "kernel_died",

@@ -140,6 +140,18 @@ def test_an_endless_function_times_out_alone(scorer):
 
 
 @pytest.mark.slow
+def test_a_scorer_that_cannot_start_blames_itself_not_the_student(tmp_path):
+    """A memory limit too small for the harness itself (here for NumPy): no line of the student's
+    code ran, so no exercise is the student's loss. Each is an error of the grader's (the notebook
+    could not be graded, which the instructor's reports show), not a kernel the student's code
+    ended."""
+    scorer = scoring.Scorer(tmp_path, b"k" * 32, scoring.Limits(24 * 2**20, per_call=2))
+    verdicts = score(scorer, notebook())
+    assert {v.status for v in verdicts.values()} == {"error"}, verdicts
+    assert all("before it ran any of your code" in v.reason for v in verdicts.values())
+
+
+@pytest.mark.slow
 def test_a_process_that_exits_keeps_the_answers_it_sent(scorer):
     verdicts = score(scorer, with_cell(notebook(), "position_embedding", "import os\nos._exit(0)"))
     order = list(verdicts)
