@@ -975,7 +975,7 @@ def exercise_figure(assignment: str, stats: list[ExerciseStats]) -> str:
 
 
 def _exercise_bar(s: ExerciseStats) -> str:
-    shares = [(label, colour, s.share(label)) for label, colour in OUTCOMES.items() if s.share(label)]
+    shares = [(label, colour, share) for label, colour in OUTCOMES.items() if (share := s.share(label))]
     words = ", ".join(f"{share:.0%} {label}" for label, _, share in shares) or "no student submitted"
     segments = "".join(
         f'<span style="width:{share:.2%};background:{colour}" title="{share:.0%} {label}"></span>'

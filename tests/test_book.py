@@ -514,9 +514,16 @@ def in_reader_terms(edition: str, page: str) -> str:
     """A page of ``edition`` (or a part of it) with the header put back to the reader edition's
     (its title, no announcement) and no Sphinx checksum (``CHECKSUM``)."""
     if edition != "reader":
-        title = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["title"]
-        page = ANNOUNCEMENT.sub("", page).replace(title + load_editions().EDITIONS[edition]["title"], title)
+        title, own = titles(edition)
+        page = ANNOUNCEMENT.sub("", page).replace(own, title)
     return CHECKSUM.sub(r'\1"', page)
+
+
+@functools.cache
+def titles(edition: str) -> tuple[str, str]:
+    """The book's title, and the title ``edition``'s pages show (read once, not for every page)."""
+    title = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["title"]
+    return title, title + load_editions().EDITIONS[edition]["title"]
 
 
 def alike_source_pages() -> frozenset[str]:
