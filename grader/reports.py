@@ -165,7 +165,9 @@ def build(book: Gradebook, settings: Settings, only: set[str] | None = None) -> 
         if not any(k[0] == student and k[2] != PROBLEMS for k in units) and (student, "") in scored:
             continue  # only files that could not be graded (a name nobody has): nothing is missing
         for assignment, expected in sorted(exercises.items()):
-            mine = scored.get((student, assignment)) or _missing(student, expected, overrides)
+            mine = scored.get((student, assignment)) or _to_release(
+                student, assignment, [], expected, overrides
+            )
             lines += mine
             subs = [units[k] for k in sorted(units) if k[:2] == (student, assignment)]
             totals.append(_total(student, assignment, mine, subs, flags[(student, assignment)], settings))
@@ -353,18 +355,6 @@ def _people(
         if person not in matched:
             people[person.student] = person
     return people
-
-
-def _missing(student: str, expected: list[Exercise], overrides: dict) -> list[Line]:
-    reason = "no notebook was submitted for this assignment"
-    lines = []
-    for e in expected:
-        override = overrides.get((student, e.assignment, e.name))
-        row = Row(
-            student, e.assignment, e.name, _within(override, e.max_score), e.max_score, "missing", reason
-        )
-        lines.append(Line(e.notebook, row, 0.0, override))
-    return lines
 
 
 def _total(

@@ -260,8 +260,12 @@ class Scorer:
 
     def allowance(self, programs: list[list[dict]]) -> Allowance:
         """The time alone of a student's scoring: the first run's budgets for ``programs``."""
-        budgets = [self.limits.for_probes(sum("exercise" in item for item in items)) for items in programs]
+        budgets = [self.budget(items) for items in programs]
         return Allowance(sum(b.cpu_seconds for b in budgets), self.limits.idle_seconds * len(budgets))
+
+    def budget(self, items: list[dict]) -> Limits:
+        """The limits of one program: the kernel's, within what its probes may take."""
+        return self.limits.for_probes(sum("exercise" in item for item in items))
 
     def run(self, items: list[dict], assignment: str, allowance: Allowance | None = None) -> "Run | None":
         """Run the harness on one program; what came back (None if ``allowance`` had nothing left
@@ -294,7 +298,7 @@ class Scorer:
         (at least the first; none if ``allowance`` has nothing left). The ``lib`` of program
         ``j`` is written where the harness finds it only when it asks, once program ``j - 1``'s
         answers are closed (``_Reader``)."""
-        limits = [self.limits.for_probes(sum("exercise" in item for item in items)) for items, _ in programs]
+        limits = [self.budget(items) for items, _ in programs]
         whole = replace(
             self.limits,
             cpu_seconds=sum(job.cpu_seconds for job in limits),
