@@ -13,11 +13,14 @@ from a vocabulary fixed before the code ran. An error by its type, if Python or 
 (``diagnosis.error_type``), never its message, its line or a class the student named; an output
 changed in place in ``watch.interfered``'s words for that case's arguments; a structural
 explanation only if it holds no number but the description's (``told``); no shape, index, value,
-count or length of the student's output, nor a time the scorer reported. That closes the hidden
-case's own reason, not every way out: the scorer's process holds every case's inputs from its
-start, and a visible case's reason quotes the student's message whole, so their code can carry a
-hidden input out there (``tests/test_redteam.py``, an expected failure). What makes that useless
-is the real guarantee: each submitted file draws its own hidden cases (``scoring.case_secret``).
+count or length of the student's output, nor a time the scorer reported. The other way out, a
+visible case's reason, which quotes the student's message whole, is closed by order: the visible
+cases are answered and closed before any process that holds a hidden input starts
+(``scoring.Scorer.run_all``). And beneath both, the real guarantee: each submitted file draws its
+own hidden cases (``scoring.case_secret``), so what one learns of them is of no use to another.
+
+Every comparison allows, besides the exercise's tolerance, for the rounding of a right answer
+that sums in another order than the reference (``Exercise.atol_on``).
 """
 
 import builtins
@@ -49,7 +52,7 @@ def describe(a: np.ndarray) -> str:
 
 def close(exercise: Exercise, actual: np.ndarray, expected: np.ndarray) -> bool:
     return actual.shape == expected.shape and bool(
-        np.allclose(actual, expected, rtol=exercise.rtol, atol=exercise.atol, equal_nan=False)
+        np.allclose(actual, expected, rtol=exercise.rtol, atol=exercise.atol_on(expected), equal_nan=False)
     )
 
 
@@ -155,7 +158,9 @@ def _same(exercise: Exercise, actual, signature) -> bool:
         return (
             signature is not None
             and np.shape(actual) == signature.shape
-            and np.allclose(actual, signature, rtol=exercise.rtol, atol=exercise.atol, equal_nan=True)
+            and np.allclose(
+                actual, signature, rtol=exercise.rtol, atol=exercise.atol_on(signature), equal_nan=True
+            )
         )
     except (TypeError, ValueError):
         return False
@@ -207,7 +212,7 @@ def _difference(exercise: Exercise, actual: np.ndarray, expected: np.ndarray, hi
     )
     error = np.where(both, np.abs(actual.astype(np.float64) - expected.astype(np.float64)), 0.0)
     where = np.unravel_index(np.argmax(error), error.shape)
-    wrong = error > exercise.atol + exercise.rtol * np.where(both, np.abs(expected), 0)
+    wrong = error > exercise.atol_on(expected) + exercise.rtol * np.where(both, np.abs(expected), 0)
     return (
         f"values differ: largest error {error[where]:.3g} at index {tuple(int(i) for i in where)} "
         f"({int(wrong.sum())} of {error.size} entries wrong)"

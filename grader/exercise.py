@@ -24,6 +24,8 @@ import numpy as np
 
 from . import kinds as input_kinds
 
+ULPS = 8  # of a reference's largest entry, in every comparison's absolute tolerance (Exercise.atol_on)
+
 
 @dataclass(frozen=True)
 class Raises:
@@ -137,6 +139,19 @@ class Exercise:
         if len({case.name for case in visible + hidden}) != len(visible + hidden):
             raise ValueError(f"{self.name}: two cases share a name")
         return visible + hidden
+
+    def atol_on(self, expected) -> float:
+        """The absolute tolerance on a reference ``expected``: ``atol``, plus ``ULPS`` units in the
+        last place of its largest finite entry if it holds floats (nothing more where ``atol`` is
+        0: that exercise is exact). A right answer summed in another order (by another BLAS, as
+        in the scorer's sandbox, or by the student's own loop) is that far off anywhere, and so
+        an entry much smaller than the terms it is the sum of (a score that cancels out of
+        products in the thousands) is off by far more than ``rtol`` of itself."""
+        expected = np.atleast_1d(np.asarray(expected))
+        if self.atol == 0 or expected.dtype.kind != "f" or not np.isfinite(expected).any():
+            return self.atol
+        largest = float(np.abs(expected[np.isfinite(expected)]).max())
+        return self.atol + ULPS * float(np.finfo(expected.dtype).eps) * largest
 
     def kinds(self, case: Case) -> frozenset[str]:
         """Every kind of input ``case`` is: declared by its builder or derived from its inputs."""

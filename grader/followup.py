@@ -29,7 +29,7 @@ from dataclasses import replace
 
 from . import compare, diagnosis, exercises, references
 from .compare import Verdict
-from .program import until_last_probe
+from .program import skipping, until_last_probe
 
 
 def explain(
@@ -70,8 +70,8 @@ def explain(
         return verdicts
     program = until_last_probe(
         [
-            asked[item["probe"]][0] if "exercise" in item else _without_timed_out(item, first)
-            for item in items
+            asked[item["probe"]][0] if "exercise" in item else item
+            for item in skipping(items, first.timed_out)
             if "exercise" not in item or item["probe"] in asked
         ]
     )
@@ -92,13 +92,6 @@ def explain(
     return refined
 
 
-def _without_timed_out(cell: dict, first) -> dict:
-    """A cell of the program, told to skip the statements that ran past their limit in the first
-    run: a student's endless loop costs its limit once, not again for the reasons."""
-    skipped = first.timed_out.get(cell["index"])
-    return {**cell, "skip": sorted(skipped)} if skipped else cell
-
-
 def questions(exercise_id: str, cases: list, answers: dict, table, verdict: Verdict) -> list[dict]:
     """The calls that would explain ``verdict`` (none if it is right, not a wrong value or error,
     or for a case that must raise)."""
@@ -111,7 +104,7 @@ def questions(exercise_id: str, cases: list, answers: dict, table, verdict: Verd
         return []
     if answer.get("error", "").startswith("NotImplementedError"):
         return []  # not written yet: nothing to explain, and no second run to pay for
-    return diagnosis.calls(exercise, case, table)
+    return [{**call, "hidden": case.hidden} for call in diagnosis.calls(exercise, case, table)]
 
 
 def refine(exercise_id: str, cases: list, answers: dict, more: dict, table, before: Verdict) -> Verdict:

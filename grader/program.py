@@ -89,6 +89,35 @@ def build(nb, released) -> list[dict]:
     return _sliced(until_last_probe(items))
 
 
+def halves(items: list[dict]) -> tuple[list[dict], list[dict]]:
+    """A program as two, each run on its own (``grader.scoring``): every cell with each probe
+    asking its visible cases only; and the cells up to the last probe that asks a hidden case,
+    with the probes that do, each asking those only (empty if none does)."""
+    visible = [
+        {**item, "calls": [call for call in item["calls"] if not call.get("hidden")]}
+        if "calls" in item
+        else item
+        for item in items
+    ]
+    hidden = [
+        {**item, "calls": [call for call in item["calls"] if call.get("hidden")]} if "calls" in item else item
+        for item in items
+        if "calls" not in item or any(call.get("hidden") for call in item["calls"])
+    ]
+    return visible, until_last_probe(hidden)
+
+
+def skipping(items: list[dict], timed_out: dict[int, set[int]]) -> list[dict]:
+    """``items`` with each cell told to skip, too, its statements in ``timed_out`` (cell ->
+    positions): the ones that ran past their limit in an earlier run cost their limit once."""
+    return [
+        {**item, "skip": sorted({*item.get("skip", ()), *timed_out[item["index"]]})}
+        if "source" in item and timed_out.get(item["index"])
+        else item
+        for item in items
+    ]
+
+
 def until_last_probe(items: list[dict]) -> list[dict]:
     """A program without what follows its last probe (nothing, if it has none): no answer can
     depend on it."""

@@ -11,7 +11,10 @@ page and nothing else. The score comes from here:
    submission learns about them is of no use to another). The programs go to a folder of their own.
 2. Inside, sandboxed (untrusted): ``python -I -S grader/harness.py`` runs the programs, one child
    process each, and calls the student's functions, and streams back their outputs, one JSON line
-   per call, over a pipe that the grader reads up to ``MAX_BYTES`` a program. The process can see
+   per call, over a pipe that the grader reads up to ``MAX_BYTES`` a program. It does so twice
+   (``Scorer.run_all``): every program asking its visible cases only, then, in new processes,
+   asking its hidden cases only, so that no hidden input is anywhere the student's code can reach
+   until every visible case, whose reason shows what that code said, is closed. The process can see
    the standard library, NumPy, the harness with ``wire`` and ``runners``, the programs, and for
    each program a ``lib`` that lends only what its chapter lets students build on
    (``grader.lending``): no reference implementation of anything graded, no reference
@@ -231,7 +234,10 @@ class Scorer:
             item["kind"] = exercise.kind
             item["runner"] = exercise.runner.__name__ if exercise.runner else None
             item["pure"] = exercise.pure
-            item["calls"] = [{"case": c.name, "inputs": pickle.dumps(c.inputs)} for c in cases[item["probe"]]]
+            item["calls"] = [
+                {"case": c.name, "inputs": pickle.dumps(c.inputs), "hidden": c.hidden}
+                for c in cases[item["probe"]]
+            ]
         return Job(items, cases, assignment)
 
     def score_jobs(self, jobs: list["Job"]) -> list[dict[str, Verdict]]:
@@ -259,8 +265,9 @@ class Scorer:
         return verdicts
 
     def allowance(self, programs: list[list[dict]]) -> Allowance:
-        """The time alone of a student's scoring: the first run's budgets for ``programs``."""
-        budgets = [self.budget(items) for items in programs]
+        """The time alone of a student's scoring: the first run's budgets for ``programs``, each
+        run in its two ``halves``."""
+        budgets = [self.budget(half) for items in programs for half in program.halves(items) if half]
         return Allowance(sum(b.cpu_seconds for b in budgets), self.limits.idle_seconds * len(budgets))
 
     def budget(self, items: list[dict]) -> Limits:
@@ -273,6 +280,29 @@ class Scorer:
         return self.run_all([(items, assignment)], allowance)[0]
 
     def run_all(
+        self, programs: list[tuple[list[dict], str]], allowance: Allowance | None = None
+    ) -> list["Run | None"]:
+        """Run the harness on programs ``(items, assignment)``; what came back from each (None if
+        ``allowance`` had nothing left to run it with).
+
+        In two passes (``program.halves``): first every program asking its visible cases only,
+        then, in processes of their own, every program asking its hidden cases only. So no process that could read a hidden
+        input runs before every answer whose reason shows what the student's code said (a
+        visible case's error, its output) is closed: nothing can carry a hidden input out through
+        one. The hidden pass's answers are its hidden cases' and nothing else."""
+        halves = [program.halves(items) for items, _ in programs]
+        assignments = [assignment for _, assignment in programs]
+        seen = self._in_chains([(halves[i][0], a) for i, a in enumerate(assignments)], allowance)
+        hidden = {  # each told to skip the statements that ran past their limit in the first pass
+            i: program.skipping(half, seen[i].timed_out)
+            for i, (_, half) in enumerate(halves)
+            if half and seen[i] is not None
+        }
+        unseen = self._in_chains([(hidden[i], assignments[i]) for i in hidden], allowance)
+        unseen = dict(zip(hidden, unseen, strict=True))
+        return [Run.merge(run, unseen[i], hidden[i]) if i in hidden else run for i, run in enumerate(seen)]
+
+    def _in_chains(
         self, programs: list[tuple[list[dict], str]], allowance: Allowance | None = None
     ) -> list["Run | None"]:
         """Run the harness on programs ``(items, assignment)``, the programs of each of
@@ -488,6 +518,29 @@ class Run:
                 if _timed_out_statement(event) and sum(map(len, timed_out.values())) < MAX_TIMED_OUT:
                     timed_out.setdefault(cell, set()).add(event["statement"])
         return cls(answers, failed, done, returncode, capped, cpu, timed_out, ready)
+
+    @classmethod
+    def merge(cls, seen: "Run", unseen: "Run | None", hidden: list[dict]) -> "Run":
+        """One program's run from its two ``program.halves``: ``seen``, what came back from the
+        visible half (every cell's events, the visible cases' answers), and ``unseen``, from the
+        hidden half ``hidden`` (its hidden cases' answers; None: not run, the allowance was
+        spent). A case with no answer is explained by the first half that did not finish."""
+        unseen = unseen or cls.parse(b"", TIMED_OUT, hidden)
+        answers = {
+            probe: {**seen.answers.get(probe, {}), **unseen.answers.get(probe, {})}
+            for probe in seen.answers.keys() | unseen.answers.keys()
+        }
+        ended = seen if not seen.done else unseen
+        cpu = None if seen.cpu is None or unseen.cpu is None else seen.cpu + unseen.cpu
+        return replace(
+            seen,
+            answers=answers,
+            done=seen.done and unseen.done,
+            returncode=ended.returncode,
+            capped=ended.capped,
+            ready=ended.ready,
+            cpu=cpu,
+        )
 
     def missing(self) -> tuple[str, str]:
         """The status and reason for a case that got no answer. It does not say where the process

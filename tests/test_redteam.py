@@ -891,12 +891,13 @@ def test_the_diagnosis_pass_gets_only_what_the_first_run_left(tmp_path, monkeypa
         "position_embedding"
     ]
     assert verdict.status == "wrong", verdict
+    first = started[:2]  # the first run: its visible half, then its hidden half
     if spent:
-        assert len(started) == 1, (
-            f"a diagnosis pass ran with {started[1:]} s of CPU time after the budget was spent"
+        assert len(started) == 2, (
+            f"a diagnosis pass ran with {started[2:]} s of CPU time after the budget was spent"
         )
     else:
-        assert len(started) == 2 and started[1] <= started[0], started  # it runs, within what is left
+        assert len(started) == 3 and started[2] <= sum(first), started  # it runs, within what is left
 
 
 # A right answer, given only after its call has spent seconds of CPU time where the scores come
@@ -1175,20 +1176,59 @@ def encode(text, stoi):
     return np.array([stoi[ch] for ch in text], dtype=np.int64)"""
 
 
-@pytest.mark.xfail(
-    strict=True, reason="not fixed: the scorer's process holds every case's inputs from its start"
-)
 def test_no_reason_carries_a_hidden_input_out_through_a_visible_case(tmp_path):
-    """Found, not fixed: the hidden inputs are in the job the scorer's process is handed (and in
-    its memory) before the student's first statement runs, so the student's code can fail a
-    visible case, whose reason shows the error message whole (300 characters), with them. The
-    hidden case's own reason (2dd0b6a) is closed; this channel is not. What keeps it harmless is
-    the real guarantee: every submitted file draws its own hidden cases."""
+    """The hidden inputs were in the job the scorer's process was handed before the student's
+    first statement ran, so the student's code could fail a visible case, whose reason shows the
+    error message whole (300 characters), with them. Now the visible cases are asked in processes
+    of their own, closed before any process that holds a hidden input starts
+    (``Scorer.run_all``)."""
     scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=2))
     verdicts = scorer.score(
         answer("encode", FROM_THE_JOB), nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "eve"
     )
     assert "LEAK:" not in verdicts["encode"].reason, verdicts["encode"].reason
+
+
+# ``encode`` keeps every text it is given (a hidden case's too, in a process that asks one) and
+# answers wrong in a process whose job asks a hidden case, so that the diagnosis pass asks about a
+# hidden case of it; ``decode`` fails every call with all it can find that its job does not show
+# it as visible: the texts ``encode`` kept, and every hidden call's inputs in the jobs handed over.
+RELAY = """import builtins, pickle, sys
+def _calls():
+    for arg in sys.argv:
+        if arg.startswith("--job="):
+            with open(arg[6:], "rb") as f:
+                job = pickle.load(f)
+            for item in job["program"]:
+                for call in item.get("calls", ()):
+                    yield call, call.get("hidden") or call["case"].startswith("hidden-")
+def encode(text, stoi):
+    builtins.kept = [*getattr(builtins, "kept", []), text]
+    hidden = any(hidden for _, hidden in _calls())
+    return np.array([stoi[ch] for ch in text], dtype=np.int64) + hidden
+def decode(ids, itos):
+    shown = [pickle.loads(c["inputs"]).get("text") for c, hidden in _calls() if not hidden]
+    found = [t for t in getattr(builtins, "kept", []) if t not in shown]
+    found += [pickle.loads(c["inputs"]) for c, hidden in _calls() if hidden]
+    raise ValueError("LEAK:" + repr(found))"""
+
+
+def test_no_reason_carries_a_hidden_input_out_through_another_exercise_or_the_diagnosis(tmp_path):
+    """What a hidden case's call was given, kept in the process (an earlier exercise's function
+    keeps it) or read from the jobs of the diagnosis pass (which asks about a hidden case of
+    ``encode`` and a visible one of ``decode``), cannot reach the visible case of another
+    exercise, whose error the reason shows whole: the visible cases of every pass run in
+    processes that hold no hidden input."""
+    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=2))
+    nb, released = answer("decode", "pass", answer("encode", RELAY)), nbformat.read(RELEASED, as_version=4)
+    job = scorer.job(nb, released, ASSIGNMENT, "eve")
+    probe = next(item["probe"] for item in job.items if item.get("grade_id") == "encode")
+    hidden = [case.inputs["text"] for case in job.cases[probe] if case.hidden]
+    verdicts = scorer.score_jobs([job])[0]
+    for verdict in verdicts.values():
+        assert not [text for text in hidden if repr(text) in verdict.reason], verdict.reason
+    assert "LEAK:" in verdicts["decode"].reason, verdicts["decode"]  # the channel is there, and empty
+    assert verdicts["encode"].status == "wrong" and "hidden" in verdicts["encode"].reason, verdicts["encode"]
 
 
 def test_a_grader_note_cannot_be_forged_by_an_output():

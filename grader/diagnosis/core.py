@@ -273,7 +273,7 @@ def _matches(exercise, value, reference, exact=False, dtype=False) -> bool:
             return False
         if dtype and exercise.check_dtype is True and value.dtype != reference.dtype:
             return False
-        rtol, atol = (0.0, 0.0) if exact else (exercise.rtol, exercise.atol)
+        rtol, atol = (0.0, 0.0) if exact else (exercise.rtol, exercise.atol_on(reference))
         return bool(np.allclose(value, reference, rtol=rtol, atol=atol, equal_nan=True))
     except (TypeError, ValueError):
         return False
@@ -288,9 +288,10 @@ def _near(a, b) -> bool:
 
 
 def _near_each(exercise, a, b) -> np.ndarray:
+    atol = exercise.atol_on(b)
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     with np.errstate(invalid="ignore"):
-        return np.isclose(a, b, rtol=exercise.rtol, atol=exercise.atol, equal_nan=True)
+        return np.isclose(a, b, rtol=exercise.rtol, atol=atol, equal_nan=True)
 
 
 def _slice(a, axis, start, stop):

@@ -98,12 +98,27 @@ def _qkv_arrays(g, lead, T, d_head, dtype):
 
 
 SHARP = "queries and keys large enough that exp of a score overflows unless each row's maximum is subtracted"
+SHARP_GAP = 20.0  # exp(-20) is 2e-9: beside a row's largest score, the next weighs nothing a tolerance sees
+
+
+def sharp_qk(g, lead: tuple, T: int, d_head: int, scale: float) -> dict:
+    """float32 q and k (*lead, T, d_head) whose scaled scores reach the thousands (a softmax
+    without its max subtraction gives NaN), drawn again until in every row the largest score the
+    causal mask allows beats the next by more than ``SHARP_GAP``. Attention is then one-hot to
+    float32's precision, so a right answer's does not depend on how its scores were rounded:
+    scores this large are off by thousandths in another order of summing, which would move a
+    softmax between two close scores by more than the tolerance."""
+    allowed = np.tril(np.ones((T, T), dtype=bool))
+    while True:
+        q, k = (_normal(g, *lead, T, d_head, dtype=np.float32) * np.float32(scale) for _ in "qk")
+        scores = np.where(allowed, q.astype(np.float64) @ np.swapaxes(k, -1, -2) / math.sqrt(d_head), -np.inf)
+        top = np.sort(scores, axis=-1)[..., -2:]
+        if (top[..., 1:, 1] - top[..., 1:, 0] > SHARP_GAP).all():  # row 0 sees one key only
+            return {"q": q, "k": k}
 
 
 def _sharp(g, lead, T, d_head, scale):
-    """q, k and v whose scores reach the thousands: a softmax without its max subtraction gives NaN."""
-    arrays = _qkv_arrays(g, lead, T, d_head, np.float32)
-    return {**arrays, "q": arrays["q"] * np.float32(scale), "k": arrays["k"] * np.float32(scale)}
+    return {**sharp_qk(g, lead, T, d_head, scale), "v": _normal(g, *lead, T, d_head, dtype=np.float32)}
 
 
 def _qk_visible(seed):

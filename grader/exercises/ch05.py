@@ -16,6 +16,7 @@ import numpy as np
 import lib
 
 from ..exercise import Case, Exercise, Part, choice, hidden, rng
+from .ch02 import SHARP, sharp_qk
 from .wrong import attention, block, embedding, head, mlp, norms, table
 
 ASSIGNMENT = "05-worked-toy"
@@ -219,20 +220,12 @@ def _random_qk(g, H, T, dtype):
     return {"q": g.standard_normal((H, T, 4)).astype(dtype), "k": g.standard_normal((H, T, 4)).astype(dtype)}
 
 
-SHARP = "queries and keys large enough that exp of a score overflows unless each row's maximum is subtracted"
-
-
-def _sharp_qk(g, H, T, scale):
-    """float32 q and k whose scores reach the thousands: a softmax without its max subtraction gives NaN."""
-    return {name: value * np.float32(scale) for name, value in _random_qk(g, H, T, np.float32).items()}
-
-
 def _probs_visible():
     return [
         Case("random", _random_qk(rng(500), 2, 3, np.float32)),
         *_cases(_visible_runs(), _probs_inputs),
         Case("random64", _random_qk(rng(501), 3, 5, np.float64)),
-        Case("sharp", _sharp_qk(rng(505), 2, 4, 30.0), kinds={SHARP}),
+        Case("sharp", sharp_qk(rng(505), (2,), 4, 4, 30.0), kinds={SHARP}),
     ]
 
 
@@ -241,7 +234,7 @@ def _probs_hidden(g):
     return [
         *_cases(_hidden_runs(g), _probs_inputs),
         hidden("random64", _random_qk(g, H, T, np.float64)),
-        hidden("sharp", _sharp_qk(g, H, T, float(g.uniform(25.0, 40.0))), kinds={SHARP}, about=SHARP),
+        hidden("sharp", sharp_qk(g, (H,), T, 4, float(g.uniform(25.0, 40.0))), kinds={SHARP}, about=SHARP),
     ]
 
 
