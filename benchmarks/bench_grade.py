@@ -269,7 +269,7 @@ def scorer_share(work: Path, assignments: list[str], repeat: int = 3) -> ScorerS
         (time.process_time() - own) / repeat,
         whole,
         start,
-        len(lending.chains(inside)),
+        2 * len(lending.chains(inside)),  # a pass for the visible cases, then one for the hidden ones
         len(notebooks),
     )
 
