@@ -368,12 +368,23 @@ def _far_target(g, T, V):
     return {"logits": logits, "targets": targets}
 
 
+LARGE = "large logits, where exp of a logit overflows unless each row's maximum is subtracted"
+
+
+def _large(g, T, V, shift):
+    """float32 logits around ``shift`` (above 88.7, where np.exp of float32 overflows)."""
+    logits = (3 * g.standard_normal((T, V)) + shift).astype(np.float32)
+    return {"logits": logits, "targets": g.integers(0, V, size=T)}
+
+
 def _loss_hidden(g):
     B, T, V = int(g.integers(2, 4)), int(g.integers(4, 7)), int(g.integers(5, 9))
+    shift = float(g.uniform(100.0, 130.0))
     return [
         *_loss_cases(_hidden_runs(g)),
         hidden("batch64", _loss_batch(g, B, T, V)),
         hidden("far-target", _far_target(g, T, V), kinds={FAR_TARGET}, about=FAR_TARGET),
+        hidden("large", _large(g, T, V, shift), kinds={LARGE}, about=f"logits around {shift:.0f}"),
     ]
 
 
@@ -390,6 +401,7 @@ TOY_LOSS = Exercise(
             },
         ),
         Case("far-target", _far_target(rng(504), 4, 6), kinds={FAR_TARGET}),
+        Case("large", _large(rng(505), 4, 6, 110.0), kinds={LARGE}),
     ],
     hidden=_loss_hidden,
     reference=lambda logits, targets: lib.cross_entropy(logits, targets),
