@@ -2987,6 +2987,10 @@ def kv_cache_bytes_from_bits(config, T, dtype):
     return bits / 8
 
 
+def toy_mlp_weights_transposed(x, w_fc, b_fc, w_proj, b_proj):
+    return gelu(x @ w_fc.T + b_fc) @ w_proj.T + b_proj
+
+
 SEVENTH = [
     _entry(f"{C1}/decode", decode_spaced, r"space|join|between"),
     _entry(f"{C1}/token_embedding", token_embedding_columns, r"row|column|transpos|axes|batch"),
@@ -2996,10 +3000,10 @@ SEVENTH = [
     _entry(f"{C1}/sinusoidal_positions", sinusoidal_multiplied, r"divid|multipl|exponent|frequenc|sign"),
     _entry(f"{C2}/layer_norm", layer_norm_whole_array, r"axis|whole|every row|each row|last axis|token"),
     _entry(f"{C2}/masked_scores", masked_scores_zero_mask, r"-inf|zero|0\b"),
-    _entry(f"{C2}/masked_scores", masked_scores_dot_T, r"batch|leading axis|transpos|\.T|swapaxes"),
+    _entry(f"{C2}/masked_scores", masked_scores_dot_T, r"batch|leading axis|EVERY axis|swapaxes"),
     _entry(f"{C2}/attention", attention_unmasked_scores, r"mask|causal|later|future|masked_scores"),
     _entry(f"{C2}/gelu", gelu_square, r"cube|x\*\*3|power|0\.044715"),
-    _entry(f"{C2}/mlp", mlp_weights_transposed, r"transpos|shape|\.T", {"gelu": gelu}),
+    _entry(f"{C2}/mlp", mlp_weights_transposed, r"transpos|\(in, out\)", {"gelu": gelu}),
     _entry(
         f"{C2}/block", block_parallel, r"parallel|resid_mid|second norm|ln_2|after attention", BLOCK_HELPERS
     ),
@@ -3034,6 +3038,7 @@ SEVENTH = [
     _entry(f"{C5}/toy_attention_probs", toy_attention_probs_float64, r"dtype"),
     _entry(f"{C5}/toy_attention_output", toy_attention_output_reshape_only, r"transpose|reshape|mix|tokens"),
     _entry(f"{C5}/toy_mlp", toy_mlp_exact_gelu, r"tanh|erf|exact"),
+    _entry(f"{C5}/toy_mlp", toy_mlp_weights_transposed, r"transpos|\.T|\(in, out\)"),
     _entry(f"{C5}/toy_loss", toy_loss_summed, r"sum|mean"),
     _entry(f"{C5}/toy_loss", toy_loss_without_max, OVERFLOW),
     _entry(f"{C5}/toy_forward", toy_forward_post_norm, r"post|pre-norm|norm|residual", TOY_HELPERS),

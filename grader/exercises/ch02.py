@@ -160,6 +160,7 @@ MASKED_SCORES = Exercise(
             ),
         },
     ),
+    error_hints=attention.SCORES_PRODUCT_HINTS,
 )
 
 # ---- single-head attention ---------------------------------------------------------------------
@@ -472,6 +473,7 @@ MLP = Exercise(
     parts=(Part("mlp.post_act", "gelu", lambda inp, st: {"x": st["mlp.pre_act"]}),),
     mistakes=table(mlp.mlp, mlp.MLP),
     steps=mlp.MLP_STEPS,
+    error_hints=mlp.PRODUCT_HINTS,
 )
 
 # ---- the block ---------------------------------------------------------------------------------
@@ -769,6 +771,7 @@ SWIGLU = Exercise(
             ),
         },
     ),
+    error_hints=mlp.PRODUCT_HINTS,
 )
 
 # ---- concept checks ----------------------------------------------------------------------------

@@ -335,6 +335,7 @@ TOY_MLP = Exercise(
     reference=_mlp_ref,
     mistakes=table(mlp.toy_mlp, mlp.MLP),
     steps=mlp.TOY_MLP_STEPS,
+    error_hints=mlp.PRODUCT_HINTS,
 )
 
 # ---- the loss ----------------------------------------------------------------------------------

@@ -172,6 +172,13 @@ def apply_rope(
 # ---- the hint tables the chapters share ---------------------------------------------------------
 
 # The mask's shape: knobs of ``scores``, hence of ``probs`` and ``attention`` too.
+# The scores' product with its inner sizes unequal: k not transposed, or k.T on a batched k.
+SCORES_PRODUCT_HINTS = {
+    fragment: "the inner sizes of q @ k^T differ: transpose only the last two axes of k, "
+    "k.swapaxes(-1, -2) (k.T reverses EVERY axis of a batched k, and k itself is (..., T, d_head))"
+    for fragment in ("mismatch in its core dimension", "not aligned")
+}
+
 MASK_SHAPE = {
     "no-self": (
         {"diagonal": -1},
