@@ -343,6 +343,11 @@ FLOPS_PER_TOKEN = Exercise(
                 {"layers": False},
                 "the attention term happens in every block: 2 * n_layer * T * d_model",
             ),
+            "attention-T-squared": (
+                {"keys": "T*T"},
+                "the attention term is per token: one new query against the T keys, 2 * n_layer * T * "
+                "d_model. T * T is every query of the sequence against every key, the whole pass's count",
+            ),
         },
     ),
     atol=0,

@@ -49,11 +49,13 @@ def _embedding_weights(config) -> int:
     )
 
 
-def flops_per_token(config, T, *, n="non-embedding", factor=2, attention=2, layers=True):
+def flops_per_token(config, T, *, n="non-embedding", factor=2, attention=2, layers=True, keys="T"):
     """``factor * N + attention * n_layer * T * d_model``; ``n="all"`` counts the embeddings in N,
-    ``layers=False`` counts the attention term once."""
+    ``layers=False`` counts the attention term once, ``keys="T*T"`` counts the whole sequence's
+    query-key pairs (T * T) for one token."""
     N = count_params(config) - (0 if n == "all" else _embedding_weights(config))
-    return factor * N + attention * (config.n_layer if layers else 1) * T * config.d_model
+    pairs = T * T if keys == "T*T" else T
+    return factor * N + attention * (config.n_layer if layers else 1) * pairs * config.d_model
 
 
 def kv_cache_bytes(config, T, dtype, *, kv=True, heads="n_kv_head", layers=True, unit="bytes", tokens="T"):
