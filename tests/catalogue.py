@@ -3108,3 +3108,127 @@ RIGHT += [
     _entry(f"{C6}/kv_cache_bytes", kv_cache_bytes_from_bits),
     _entry(f"{C3}/cross_entropy", cross_entropy_reshaped, helpers={"log_softmax": log_softmax_ref}),
 ]
+
+
+# ---- an eighth set ------------------------------------------------------------------------------
+
+
+def encode_returns_a_list(text, stoi):
+    return [stoi[ch] for ch in text]
+
+
+def sinusoidal_exponent_doubled(n_tokens, d, base=10000.0):
+    two_j = np.arange(0, d, 2)
+    angles = np.arange(n_tokens)[:, None] / base ** (2 * two_j / d)
+    table = np.empty((n_tokens, d))
+    table[:, 0::2], table[:, 1::2] = np.sin(angles), np.cos(angles)
+    return table
+
+
+def mha_split_on_the_first_axis(x, params, n_head):
+    qkv = x @ params["c_attn"]["w"] + params["c_attn"]["b"]
+    q, k, v = (qkv[..., i * x.shape[-1] : (i + 1) * x.shape[-1]] for i in (0, 1, 2))
+    q, k, v = np.split(np.stack([q, k, v]), 3, axis=0)
+    heads = attention(split_heads(q[0], n_head), split_heads(k[0], n_head), split_heads(v[0], n_head))
+    return merge_heads(heads) @ params["c_proj"]["w"]
+
+
+def softmax_sum_over_everything(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum()
+
+
+def cross_entropy_pairs_reversed(logits, ids):
+    z = logits[..., 1:, :]
+    z = z - z.max(axis=-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return float(-np.take_along_axis(logp, ids[..., :-1, None], axis=-1).mean())
+
+
+def top_p_returns_probabilities(logits, p):
+    probs = softmax(logits)
+    if p is None or p >= 1.0:
+        return probs
+    order = np.argsort(-logits, axis=-1, kind="stable")
+    sorted_probs = np.take_along_axis(probs, order, axis=-1)
+    keep = np.zeros(logits.shape, dtype=bool)
+    np.put_along_axis(keep, order, np.cumsum(sorted_probs, axis=-1) - sorted_probs < p, axis=-1)
+    return np.where(keep, probs, 0.0).astype(logits.dtype)
+
+
+def sample_next_draws_a_vector(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return int(np.argmax(logits))
+    probs = lib.filtered_probs(logits, temperature, top_k, top_p)
+    return _inverse_cdf(probs, rng.random(len(probs))[0])
+
+
+def generate_feeds_the_prompt_only(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
+    out = list(ids)
+    for _ in range(max_new_tokens):
+        token = _sample(next_logits(np.array(ids)), rng, temperature, top_k, top_p)
+        out.append(token)
+        if token == stop_token:
+            break
+    return np.array(out, dtype=np.int64)
+
+
+def attend_with_cache_new_keys_first(q_new, k_new, v_new, cache_k, cache_v):
+    k = np.concatenate([k_new, cache_k], axis=-2)
+    v = np.concatenate([v_new, cache_v], axis=-2)
+    T, S = q_new.shape[-2], k.shape[-2]
+    s = q_new @ k.swapaxes(-1, -2) / math.sqrt(q_new.shape[-1])
+    return softmax(np.where(np.tri(T, S, k=S - T, dtype=bool), s, -np.inf)) @ v, k, v
+
+
+def toy_attention_probs_softmax_over_heads(q, k):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])
+    s = np.where(np.tri(T, dtype=bool), s, -np.inf)
+    e = np.exp(s - s.max(axis=0, keepdims=True))
+    return np.nan_to_num(e / e.sum(axis=0, keepdims=True)).astype(q.dtype)
+
+
+def count_params_one_norm_per_block(config):
+    d = config.d_model
+    norm = 2 * d if (config.norm == "layernorm" and config.bias) else d
+    return _count_with(config) - config.n_layer * norm
+
+
+def flops_per_token_full_context(config, T):
+    c = config
+    embeddings = c.vocab_size * c.d_model * (1 if c.tie_embeddings else 2)
+    embeddings += c.n_ctx * c.d_model if c.positions == "learned" else 0
+    return 2 * (_count_with(c) - embeddings) + 2 * c.n_layer * c.n_ctx * c.d_model
+
+
+def rope_theta_squared_frequencies(x, positions, theta=10000.0):
+    return _rope(x, positions, theta**2)
+
+
+def layer_norm_gain_before_shift(x, g, b, eps=1e-5):
+    mean = x.mean(axis=-1, keepdims=True)
+    return (x * g - mean) / np.sqrt(x.var(axis=-1, keepdims=True) + eps) + b
+
+
+EIGHTH = [
+    _entry(f"{C1}/encode", encode_returns_a_list, r"array|list"),
+    _entry(f"{C1}/sinusoidal_positions", sinusoidal_exponent_doubled, r"exponent|2j|twice|frequenc"),
+    _entry(f"{C2}/multi_head_attention", mha_split_on_the_first_axis, r"bias|c_proj", MHA_HELPERS),
+    _entry(f"{C2}/apply_rope", rope_theta_squared_frequencies, r"theta|frequenc|base"),
+    _entry(f"{C2}/layer_norm", layer_norm_gain_before_shift, r"gain|order|before|mean subtracted"),
+    _entry(f"{C3}/softmax", softmax_sum_over_everything, r"axis|row|whole|every entry|sum"),
+    _entry(f"{C3}/cross_entropy", cross_entropy_pairs_reversed, r"shift|next|row t|position|ids\[t \+ 1\]"),
+    _entry(f"{C4}/top_p_filter", top_p_returns_probabilities, r"logits|probabilit"),
+    _entry(f"{C4}/sample_next", sample_next_draws_a_vector, r"one number|rng\.random\(\)|" + OTHER_DRAWS),
+    _entry(f"{C4}/generate", generate_feeds_the_prompt_only, r"whole sequence|sequence so far|prompt|grows"),
+    _entry(f"{C4}/attend_with_cache", attend_with_cache_new_keys_first, r"order|after|append|cache|before"),
+    _entry(f"{C5}/toy_attention_probs", toy_attention_probs_softmax_over_heads, r"axis|keys|heads|rows? sum"),
+    _entry(f"{C6}/count_params", count_params_one_norm_per_block, r"two norms|ln_2|ln_1|norm"),
+    _entry(f"{C6}/flops_per_token", flops_per_token_full_context, r"n_ctx|`T`|context"),
+]
+WRONG += EIGHTH
