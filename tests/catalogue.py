@@ -3190,7 +3190,7 @@ def toy_attention_probs_softmax_over_heads(q, k):
     s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])
     s = np.where(np.tri(T, dtype=bool), s, -np.inf)
     e = np.exp(s - s.max(axis=0, keepdims=True))
-    return np.nan_to_num(e / e.sum(axis=0, keepdims=True)).astype(q.dtype)
+    return (e / e.sum(axis=0, keepdims=True)).astype(q.dtype)
 
 
 def count_params_one_norm_per_block(config):

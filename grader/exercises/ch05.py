@@ -264,6 +264,7 @@ TOY_ATTENTION_PROBS = Exercise(
             **attention.WEIGHTS,
             **attention.MASK_SHAPE,
             **attention.FILL,
+            **attention.SOFTMAX_OVER_HEADS,
         },
     ),
 )

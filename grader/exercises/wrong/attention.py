@@ -248,6 +248,14 @@ WEIGHTS = {
         "take it over the last axis (keys), axis=-1",
     ),
 }
+# Where the heads are the first axis (chapter 5's toy): a softmax taken over them.
+SOFTMAX_OVER_HEADS = {
+    "softmax-heads": (
+        {"axis": 0},
+        "the softmax runs over the heads (axis 0): each query's weights are a softmax over the KEYS, the "
+        "last axis (axis=-1); across the heads a masked key is -inf in every head, and -inf - (-inf) is NaN",
+    ),
+}
 # How the weights meet the values: a knob of ``attention``.
 WEIGHTS_TRANSPOSED = {
     "weights-transposed": (
