@@ -28,7 +28,10 @@ ORDERS = {
 
 def _returned(logits, out, *, removed="-inf", probabilities=False):
     """A filter's answer: ``removed="zero"`` puts 0 where it removed a token, ``probabilities``
-    returns the softmax instead of the logits."""
+    returns the softmax instead of the logits (``"kept"``: the unfiltered softmax where a token is
+    kept, 0 where it is removed)."""
+    if probabilities == "kept":
+        return np.where(np.isneginf(out) & ~np.isneginf(logits), 0, softmax(logits)).astype(logits.dtype)
     if removed == "zero":
         out = np.where(np.isneginf(out) & ~np.isneginf(logits), 0, out).astype(logits.dtype)
     return softmax(out) if probabilities else out
@@ -230,5 +233,10 @@ RETURNED = {
     "probabilities": (
         {"probabilities": True},
         "return the filtered LOGITS (removed ones at -inf), not probabilities",
+    ),
+    "kept-probabilities": (
+        {"probabilities": "kept"},
+        "return the filtered LOGITS (removed ones at -inf), not probabilities: yours are each kept "
+        "token's probability (the softmax of all the logits) and 0 for the removed ones",
     ),
 }
