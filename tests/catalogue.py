@@ -3232,3 +3232,50 @@ EIGHTH = [
     _entry(f"{C6}/flops_per_token", flops_per_token_full_context, r"n_ctx|`T`|context"),
 ]
 WRONG += EIGHTH
+
+
+def toy_layer_norm_without_keepdims(x, g, b, eps):
+    mean, var = x.mean(axis=-1), x.var(axis=-1)
+    return (x - mean[:, None] if x.shape[0] != x.shape[1] else x - mean) / np.sqrt(var + eps)[:, None] * g + b
+
+
+def rms_norm_by_the_norm(x, g, eps=1e-6):
+    return x / (np.linalg.norm(x, axis=-1, keepdims=True) / math.sqrt(x.shape[-1]) + eps) * g
+
+
+def cross_entropy_mean_of_means(logits, ids):
+    logp = log_softmax_ref(logits[..., :-1, :])
+    picked = np.take_along_axis(logp, ids[..., 1:, None], axis=-1)[..., 0]
+    return float(-picked.mean(axis=-1).mean())
+
+
+def perplexity_through_base_2(logits, ids):
+    logp = log_softmax_ref(logits[..., :-1, :])
+    bits = -np.take_along_axis(logp, ids[..., 1:, None], axis=-1).mean() / math.log(2)
+    return float(2.0**bits)
+
+
+def masked_scores_triu(q, k):
+    T = q.shape[-2]
+    s = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
+    return np.where(np.triu(np.ones((T, T), dtype=bool), k=1), -np.inf, s)
+
+
+def decode_numpy_keys(ids, itos):
+    return "".join([itos[i] for i in ids.tolist()])
+
+
+WRONG += [
+    _entry(
+        f"{C5}/toy_layer_norm",
+        toy_layer_norm_without_keepdims,
+        r"keepdims|broadcast|axis|row|column|transpos",
+    ),
+    _entry(f"{C2}/rms_norm", rms_norm_by_the_norm, r"eps|square root|sqrt"),
+]
+RIGHT += [
+    _entry(f"{C3}/cross_entropy", cross_entropy_mean_of_means, helpers={"log_softmax": log_softmax_ref}),
+    _entry(f"{C3}/perplexity", perplexity_through_base_2),
+    _entry(f"{C2}/masked_scores", masked_scores_triu),
+    _entry(f"{C1}/decode", decode_numpy_keys),
+]

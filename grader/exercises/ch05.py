@@ -146,6 +146,10 @@ def _ln_visible():
     cases = _cases(_visible_runs(), _ln_build("embed.out", ("h", 0, "ln_1")))
     _, ids, params, trace, _ = _visible_runs()[0]
     cases.insert(1, Case("big-eps", _ln_build("embed.out", ("h", 0, "ln_1"), eps=0.5)(ids, params, trace)))
+    # As many tokens as features, as a hidden case can have: a row's mean taken without keepdims,
+    # shape (T,), then broadcasts along the wrong axis without an error.
+    _, ids, params, trace, _ = _run("four-tokens", [0, 1, 2, 1], np.float32)
+    cases.append(Case("four-tokens", _ln_build("embed.out", ("h", 0, "ln_1"))(ids, params, trace)))
     return cases
 
 
