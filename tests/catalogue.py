@@ -3279,3 +3279,38 @@ RIGHT += [
     _entry(f"{C2}/masked_scores", masked_scores_triu),
     _entry(f"{C1}/decode", decode_numpy_keys),
 ]
+
+
+def embed_batch_axis_one(ids, wte, wpe):
+    return token_embedding(ids, wte) + position_embedding(ids.shape[1], wpe)
+
+
+def top_k_without_a_branch_for_large_k(logits, k):
+    if k is None:
+        return logits.copy()
+    out = logits.copy()
+    np.put_along_axis(out, np.argsort(-logits, axis=-1, kind="stable")[..., k:], -np.inf, axis=-1)
+    return out
+
+
+def sample_next_numpy_integer(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return np.argmax(logits)
+    cdf = np.cumsum(lib.filtered_probs(logits, temperature, top_k, top_p).astype(np.float64))
+    return min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(cdf) - 1)
+
+
+WRONG += [
+    _entry(
+        f"{C1}/embed",
+        embed_batch_axis_one,
+        r"one sequence|shape\[-1\]|last axis",
+        {"token_embedding": token_embedding, "position_embedding": position_embedding},
+    ),
+]
+RIGHT += [
+    _entry(f"{C4}/top_k_filter", top_k_without_a_branch_for_large_k),
+    _entry(f"{C4}/sample_next", sample_next_numpy_integer),
+]
