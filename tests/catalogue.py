@@ -3314,3 +3314,25 @@ RIGHT += [
     _entry(f"{C4}/top_k_filter", top_k_without_a_branch_for_large_k),
     _entry(f"{C4}/sample_next", sample_next_numpy_integer),
 ]
+
+
+def log_softmax_in_float64(x):
+    shifted = x.astype(np.float64) - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def perplexity_product_of_probabilities(logits, ids):
+    p = softmax(logits[..., :-1, :])
+    picked = np.take_along_axis(p, ids[..., 1:, None], axis=-1)
+    return float(np.prod(picked.astype(np.float64)) ** (-1 / picked.size))
+
+
+def count_params_positions_always(config):
+    return _count_with(config) + (0 if config.positions == "learned" else config.n_ctx * config.d_model)
+
+
+WRONG += [
+    _entry(f"{C3}/log_softmax", log_softmax_in_float64, r"dtype"),
+    _entry(f"{C3}/perplexity", perplexity_product_of_probabilities, r"underflow|product|rounds to 0|log space"),
+    _entry(f"{C6}/count_params", count_params_positions_always, r"wpe|position|learned|RoPE|rotary"),
+]
