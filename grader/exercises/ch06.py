@@ -233,6 +233,11 @@ COUNT_PARAMS = Exercise(
                 {"positions": False},
                 "the learned position table wpe (n_ctx x d) is missing (config.positions == 'learned')",
             ),
+            "rope-positions": (
+                {"positions": "always"},
+                "a RoPE model (config.positions == 'rope') has no position table: its rotations are "
+                "computed, not learned; count wpe (n_ctx x d) only when config.positions == 'learned'",
+            ),
             "gqa-as-mha": (
                 {"kv_heads": "n_head"},
                 "you gave the keys and values n_head heads: they have n_kv_head heads (grouped-query "

@@ -19,7 +19,8 @@ def count_params(
     d_ff=None,
 ) -> int:
     """Every weight of ``config``, with one thing optionally done wrong: ``kv_heads="n_head"`` gives
-    keys and values as many heads as queries, ``d_ff="4d"`` takes the MLP's width to be 4 d; the
+    keys and values as many heads as queries, ``d_ff="4d"`` takes the MLP's width to be 4 d,
+    ``positions="always"`` counts a wpe table for RoPE too; the
     others leave out (or, ``tied_twice``, add) one group of weights."""
     c = config
     d, dh, L, V = c.d_model, c.d_head, c.n_layer, c.vocab_size
@@ -34,7 +35,7 @@ def count_params(
     else:
         per_layer += 2 * d * width + bias * (width + d)
     total = V * d + L * per_layer + (norm if final_norm else 0)
-    if c.positions == "learned" and positions:
+    if (c.positions == "learned" and positions) or positions == "always":
         total += c.n_ctx * d
     if (not c.tie_embeddings and untied_head) or (c.tie_embeddings and tied_twice):
         total += V * d
