@@ -3333,6 +3333,8 @@ def count_params_positions_always(config):
 
 WRONG += [
     _entry(f"{C3}/log_softmax", log_softmax_in_float64, r"dtype"),
-    _entry(f"{C3}/perplexity", perplexity_product_of_probabilities, r"underflow|product|rounds to 0|log space"),
+    _entry(
+        f"{C3}/perplexity", perplexity_product_of_probabilities, r"underflow|product|rounds to 0|log space"
+    ),
     _entry(f"{C6}/count_params", count_params_positions_always, r"wpe|position|learned|RoPE|rotary"),
 ]
