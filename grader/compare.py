@@ -122,12 +122,23 @@ def _dtype_message(exercise: Exercise, actual: np.ndarray, expected: np.ndarray,
             f"the values are right but the dtype is {actual.dtype}, expected {expected.dtype}: "
             "keep the input's dtype (a float64 constant or np.float64 scalar can upcast float32)"
         )
+    if exercise.check_dtype == "kind" and sequence and expected.ndim:
+        return _sequence_of_ids_message(sequence)
     if exercise.check_dtype == "kind" and (actual.dtype.kind in "iu") != (expected.dtype.kind in "iu"):
         return (
             f"the values are right but they are {actual.dtype}: these are "
             f"{'integers (build the array with dtype=np.int64)' if expected.dtype.kind in 'iu' else 'floats'}"
         )
     return None
+
+
+def _sequence_of_ids_message(sequence: str) -> str:
+    """Token ids returned as a list or tuple, where the docstring asks for an int64 array."""
+    return (
+        f"the ids are right, but your function returned a {sequence}: return a NumPy array, "
+        f"np.array(..., dtype=np.int64); a {sequence} has no .shape, which the next functions use "
+        "(embed reads ids.shape[-1])"
+    )
 
 
 def _known_mistake(

@@ -2678,3 +2678,663 @@ RIGHT = [
     _entry(f"{C2}/layer_norm", layer_norm_by_transposes),
     _entry(f"{C6}/count_params", count_params_summed),
 ]
+
+
+# ---- a seventh set: written from the docstrings, one common slip each ---------------------------
+
+
+def decode_spaced(ids, itos):
+    return " ".join(itos[int(i)] for i in ids)
+
+
+def token_embedding_columns(ids, wte):
+    return wte[:, ids].T
+
+
+def position_embedding_last_rows(n_tokens, wpe):
+    return wpe[-n_tokens:]
+
+
+def embed_len_of_ids(ids, wte, wpe):
+    return token_embedding(ids, wte) + position_embedding(len(ids), wpe)
+
+
+def sinusoidal_halves(n_tokens, d, base=10000.0):
+    angles = np.arange(n_tokens)[:, None] / base ** (np.arange(0, d, 2) / d)
+    return np.concatenate([np.sin(angles), np.cos(angles)], axis=-1)
+
+
+def sinusoidal_multiplied(n_tokens, d, base=10000.0):
+    angles = np.arange(n_tokens)[:, None] * base ** (np.arange(0, d, 2) / d)
+    table = np.empty((n_tokens, d))
+    table[:, 0::2], table[:, 1::2] = np.sin(angles), np.cos(angles)
+    return table
+
+
+def layer_norm_whole_array(x, g, b, eps=1e-5):
+    return (x - x.mean()) / np.sqrt(x.var() + eps) * g + b
+
+
+def masked_scores_zero_mask(q, k):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])
+    return s * np.tril(np.ones((T, T), dtype=s.dtype))
+
+
+def masked_scores_dot_T(q, k):
+    T = q.shape[-2]
+    s = q @ k.T / math.sqrt(q.shape[-1])
+    return np.where(np.tril(np.ones((T, T), dtype=bool)), s, -np.inf)
+
+
+def attention_unmasked_scores(q, k, v):
+    return softmax(q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])) @ v
+
+
+def gelu_square(x):
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**2)))
+
+
+def mlp_weights_transposed(x, params):
+    hidden = gelu(x @ params["c_fc"]["w"].T + params["c_fc"]["b"])
+    return hidden @ params["c_proj"]["w"].T + params["c_proj"]["b"]
+
+
+def block_parallel(x, params, n_head):
+    a = multi_head_attention(layer_norm(x, **params["ln_1"]), params["attn"], n_head)
+    return x + a + mlp(layer_norm(x, **params["ln_2"]), params["mlp"])
+
+
+def rms_norm_sum_of_squares(x, g, eps=1e-6):
+    return x / np.sqrt(np.sum(x * x, axis=-1, keepdims=True) + eps) * g
+
+
+def rope_angles_repeated(x, positions, theta=10000.0):
+    d = x.shape[-1]
+    angles = np.asarray(positions)[:, None] * theta ** (-np.arange(0, d, 2) / d)
+    angles = np.repeat(angles, 2, axis=-1)
+    x1, x2 = x[..., : d // 2], x[..., d // 2 :]
+    rotated = np.concatenate([-x2, x1], axis=-1)
+    return (x * np.cos(angles) + rotated * np.sin(angles)).astype(x.dtype)
+
+
+def rope_ignores_positions(x, positions, theta=10000.0):
+    return _rope(x, np.arange(x.shape[-2]), theta)
+
+
+def swiglu_sigmoid_gate(x, params):
+    gate = x @ params["gate_proj"]["w"]
+    up = x @ params["up_proj"]["w"]
+    return (1 / (1 + np.exp(-gate)) * up) @ params["down_proj"]["w"]
+
+
+def lm_head_unembedding_transposed(x, ln_f, wte, w_unembed=None):
+    x = layer_norm(x, ln_f["g"], ln_f["b"])
+    return x @ (wte.T if w_unembed is None else w_unembed.T)
+
+
+def softmax_without_max(x):
+    e = np.exp(x)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def log_softmax_without_keepdims(x):
+    shifted = (x.T - x.max(axis=-1).T).T
+    return shifted - np.log(np.exp(shifted).sum(axis=-1))
+
+
+def cross_entropy_in_bits(logits, ids):
+    z = logits[..., :-1, :]
+    z = z - z.max(axis=-1, keepdims=True)
+    logp = (z - np.log(np.exp(z).sum(axis=-1, keepdims=True))) / np.log(2)
+    return float(-np.take_along_axis(logp, ids[..., 1:, None], axis=-1).mean())
+
+
+def perplexity_mean_of_exponentials(logits, ids):
+    z = logits[..., :-1, :]
+    z = z - z.max(axis=-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    losses = -np.take_along_axis(logp, ids[..., 1:, None], axis=-1)
+    return float(np.exp(losses).mean())
+
+
+def top_k_threshold_keeps_ties(logits, k):
+    if k is None or k >= logits.shape[-1]:
+        return logits.copy()
+    kth = -np.sort(-logits, axis=-1)[..., k - 1 : k]
+    return np.where(logits >= kth, logits, -np.inf)
+
+
+def top_k_one_row_indexing(logits, k):
+    if k is None or k >= logits.shape[-1]:
+        return logits.copy()
+    out = logits.copy()
+    out[np.argsort(-logits, axis=-1, kind="stable")[..., k:]] = -np.inf
+    return out
+
+
+def top_p_up_to_and_including_p(logits, p):
+    if p is None or p >= 1.0:
+        return logits.copy()
+    order = np.argsort(-logits, axis=-1, kind="stable")
+    sorted_probs = np.take_along_axis(softmax(logits), order, axis=-1)
+    keep = np.zeros(logits.shape, dtype=bool)
+    np.put_along_axis(keep, order, np.cumsum(sorted_probs, axis=-1) - sorted_probs <= p, axis=-1)
+    return np.where(keep, logits, -np.inf)
+
+
+def sample_next_choice_float32_probs(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return int(np.argmax(logits))
+    probs = lib.filtered_probs(logits.astype(np.float32), temperature, top_k, top_p)
+    return int(rng.choice(len(probs), p=probs))
+
+
+def generate_new_tokens_only(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
+
+    sequence, new = [int(i) for i in ids], []
+    for _ in range(max_new_tokens):
+        token = _sample(next_logits(np.array(sequence)), rng, temperature, top_k, top_p)
+        sequence.append(int(token))
+        new.append(int(token))
+        if token == stop_token:
+            break
+    return np.array(new, dtype=np.int64)
+
+
+def generate_fresh_generator_each_step(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
+
+    sequence = [int(i) for i in ids]
+    for _ in range(max_new_tokens):
+        step_rng = np.random.default_rng(0)
+        token = _sample(next_logits(np.array(sequence)), step_rng, temperature, top_k, top_p)
+        sequence.append(int(token))
+        if token == stop_token:
+            break
+    return np.array(sequence, dtype=np.int64)
+
+
+def attend_with_cache_mask_from_the_left(q_new, k_new, v_new, cache_k, cache_v):
+    k = np.concatenate([cache_k, k_new], axis=-2)
+    v = np.concatenate([cache_v, v_new], axis=-2)
+    T, S = q_new.shape[-2], k.shape[-2]
+    s = q_new @ k.swapaxes(-1, -2) / math.sqrt(q_new.shape[-1])
+    return softmax(np.where(np.tri(T, S, dtype=bool), s, -np.inf)) @ v, k, v
+
+
+def attend_with_cache_scaled_by_length(q_new, k_new, v_new, cache_k, cache_v):
+    k = np.concatenate([cache_k, k_new], axis=-2)
+    v = np.concatenate([cache_v, v_new], axis=-2)
+    T, S = q_new.shape[-2], k.shape[-2]
+    s = q_new @ k.swapaxes(-1, -2) / math.sqrt(S)
+    return softmax(np.where(np.tri(T, S, k=S - T, dtype=bool), s, -np.inf)) @ v, k, v
+
+
+def toy_embed_positions_by_id(ids, wte, wpe):
+    return wte[ids] + wpe[ids]
+
+
+def toy_layer_norm_eps_outside(x, g, b, eps):
+    mean = x.mean(axis=-1, keepdims=True)
+    return (x - mean) / (x.std(axis=-1, keepdims=True) + eps) * g + b
+
+
+def toy_qkv_no_bias(x, w, b, n_head):
+    return np.stack([split_heads(t, n_head) for t in np.split(x @ w, 3, axis=-1)])
+
+
+def toy_attention_probs_sees_next(q, k):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])
+    return softmax(np.where(np.tri(T, k=1, dtype=bool), s, -np.inf))
+
+
+def toy_attention_probs_float64(q, k):
+    T = q.shape[-2]
+    s = q.astype(np.float64) @ k.swapaxes(-1, -2).astype(np.float64) / np.sqrt(q.shape[-1])
+    return softmax(np.where(np.tri(T, dtype=bool), s, -np.inf))
+
+
+def toy_attention_output_reshape_only(probs, v, w, b):
+    heads = probs @ v
+    H, T, d_head = heads.shape
+    return heads.reshape(T, H * d_head) @ w + b
+
+
+def toy_mlp_exact_gelu(x, w_fc, b_fc, w_proj, b_proj):
+    u = x @ w_fc + b_fc
+    erf = np.vectorize(math.erf)
+    return (0.5 * u * (1 + erf(u / math.sqrt(2)))).astype(u.dtype) @ w_proj + b_proj
+
+
+def toy_loss_summed(logits, targets):
+    z = logits - logits.max(axis=-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return float(-np.take_along_axis(logp, targets[..., None], axis=-1).sum())
+
+
+def toy_loss_without_max(logits, targets):
+    logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+    return float(-np.take_along_axis(logp, targets[..., None], axis=-1).mean())
+
+
+def toy_forward_post_norm(ids, params):
+    layer = params["h"][0]
+    x = toy_embed(ids, params["wte"], params["wpe"])
+    q, k, v = toy_qkv(x, layer["attn"]["c_attn"]["w"], layer["attn"]["c_attn"]["b"], 2)
+    attn = toy_attention_output(
+        toy_attention_probs(q, k), v, layer["attn"]["c_proj"]["w"], layer["attn"]["c_proj"]["b"]
+    )
+    x = toy_layer_norm(x + attn, layer["ln_1"]["g"], layer["ln_1"]["b"], 1e-5)
+    m = layer["mlp"]
+    x = toy_layer_norm(
+        x + toy_mlp(x, m["c_fc"]["w"], m["c_fc"]["b"], m["c_proj"]["w"], m["c_proj"]["b"]),
+        layer["ln_2"]["g"],
+        layer["ln_2"]["b"],
+        1e-5,
+    )
+    x = toy_layer_norm(x, params["ln_f"]["g"], params["ln_f"]["b"], 1e-5)
+    return x @ params["wte"].T
+
+
+def _count_with(config, *, kv_heads=None, mlp=None, final_norm=True):
+    c = config
+    d, V = c.d_model, c.vocab_size
+    bias = 1 if c.bias else 0
+    norm = 2 * d if (c.norm == "layernorm" and c.bias) else d
+    qkv = (c.n_head + 2 * (kv_heads or c.n_kv_head)) * c.d_head
+    attention = d * qkv + bias * qkv + d * d + bias * d
+    if (mlp or c.mlp) == "swiglu":
+        ff = 3 * d * c.d_ff + bias * (2 * c.d_ff + d)
+    else:
+        ff = 2 * d * c.d_ff + bias * (c.d_ff + d)
+    total = V * d + c.n_layer * (2 * norm + attention + ff) + (norm if final_norm else 0)
+    total += c.n_ctx * d if c.positions == "learned" else 0
+    return total + (0 if c.tie_embeddings else V * d)
+
+
+def count_params_every_head_has_keys(config):
+    return _count_with(config, kv_heads=config.n_head)
+
+
+def count_params_mlp_always_gelu(config):
+    return _count_with(config, mlp="gelu")
+
+
+def count_params_no_final_norm(config):
+    return _count_with(config, final_norm=False)
+
+
+def flops_per_token_t_squared(config, T):
+    c = config
+    embeddings = c.vocab_size * c.d_model * (1 if c.tie_embeddings else 2)
+    embeddings += c.n_ctx * c.d_model if c.positions == "learned" else 0
+    return 2 * (_count_with(c) - embeddings) + 2 * c.n_layer * T * T * c.d_model
+
+
+def flops_per_token_with_embeddings(config, T):
+    return 2 * _count_with(config) + 2 * config.n_layer * T * config.d_model
+
+
+def kv_cache_bytes_from_bits(config, T, dtype):
+    bits = 2 * config.n_layer * config.n_kv_head * config.d_head * T * 8 * np.dtype(dtype).itemsize
+    return bits / 8
+
+
+def toy_mlp_weights_transposed(x, w_fc, b_fc, w_proj, b_proj):
+    return gelu(x @ w_fc.T + b_fc) @ w_proj.T + b_proj
+
+
+SEVENTH = [
+    _entry(f"{C1}/decode", decode_spaced, r"space|join|between"),
+    _entry(f"{C1}/token_embedding", token_embedding_columns, r"row|column|transpos|axes|batch"),
+    _entry(f"{C1}/position_embedding", position_embedding_last_rows, r"last|first|position 0|shift|rows"),
+    _entry(f"{C1}/embed", embed_len_of_ids, r"batch|len\(ids\)|last axis|T\b|ids\.shape"),
+    _entry(f"{C1}/sinusoidal_positions", sinusoidal_halves, r"interleav|halves|column|even|odd|side by side"),
+    _entry(f"{C1}/sinusoidal_positions", sinusoidal_multiplied, r"divid|multipl|exponent|frequenc|sign"),
+    _entry(f"{C2}/layer_norm", layer_norm_whole_array, r"axis|whole|every row|each row|last axis|token"),
+    _entry(f"{C2}/masked_scores", masked_scores_zero_mask, r"-inf|zero|0\b"),
+    _entry(f"{C2}/masked_scores", masked_scores_dot_T, r"batch|leading axis|EVERY axis|swapaxes"),
+    _entry(f"{C2}/attention", attention_unmasked_scores, r"mask|causal|later|future|masked_scores"),
+    _entry(f"{C2}/gelu", gelu_square, r"cube|x\*\*3|power|0\.044715"),
+    _entry(f"{C2}/mlp", mlp_weights_transposed, r"transpos|\(in, out\)", {"gelu": gelu}),
+    _entry(
+        f"{C2}/block", block_parallel, r"parallel|resid_mid|second norm|ln_2|after attention", BLOCK_HELPERS
+    ),
+    _entry(f"{C2}/rms_norm", rms_norm_sum_of_squares, r"sum|mean|\bd\b"),
+    _entry(f"{C2}/apply_rope", rope_angles_repeated, r"repeat|interleav|halves|pair"),
+    _entry(f"{C2}/apply_rope", rope_ignores_positions, r"positions"),
+    _entry(f"{C2}/swiglu", swiglu_sigmoid_gate, r"silu|sigmoid|gate"),
+    _entry(f"{C3}/lm_head", lm_head_unembedding_transposed, r"w_unembed|transpos|untied"),
+    _entry(f"{C3}/softmax", softmax_without_max, OVERFLOW),
+    _entry(f"{C3}/log_softmax", log_softmax_without_keepdims, r"keepdims|axis|broadcast|shape"),
+    _entry(f"{C3}/cross_entropy", cross_entropy_in_bits, r"ln 2|base 2|log2|bits|nats"),
+    _entry(f"{C3}/perplexity", perplexity_mean_of_exponentials, r"mean|each position|exponentiat"),
+    _entry(f"{C4}/top_k_filter", top_k_threshold_keeps_ties, r"ties|equal|lower id"),
+    _entry(f"{C4}/top_k_filter", top_k_one_row_indexing, r"batch|row|axis|\(B, V\)|put_along_axis"),
+    _entry(f"{C4}/top_p_filter", top_p_up_to_and_including_p, r"boundary|<= p|strictly|reaches|exactly"),
+    _entry(f"{C4}/generate", generate_new_tokens_only, r"prompt|new tokens|followed|T \+"),
+    _entry(
+        f"{C4}/generate",
+        generate_fresh_generator_each_step,
+        r"same rng|ignores `rng`|generator|seed|" + OTHER_DRAWS,
+    ),
+    _entry(
+        f"{C4}/attend_with_cache",
+        attend_with_cache_mask_from_the_left,
+        r"offset|cache|earlier|causal|mask|S \+ T",
+    ),
+    _entry(f"{C4}/attend_with_cache", attend_with_cache_scaled_by_length, r"scale|sqrt|d_head|factor"),
+    _entry(f"{C5}/toy_embed", toy_embed_positions_by_id, r"position|wpe"),
+    _entry(f"{C5}/toy_layer_norm", toy_layer_norm_eps_outside, r"eps"),
+    _entry(f"{C5}/toy_qkv", toy_qkv_no_bias, r"bias|same vector"),
+    _entry(f"{C5}/toy_attention_probs", toy_attention_probs_sees_next, r"mask|diagonal|later|next"),
+    _entry(f"{C5}/toy_attention_probs", toy_attention_probs_float64, r"dtype"),
+    _entry(f"{C5}/toy_attention_output", toy_attention_output_reshape_only, r"transpose|reshape|mix|tokens"),
+    _entry(f"{C5}/toy_mlp", toy_mlp_exact_gelu, r"tanh|erf|exact"),
+    _entry(f"{C5}/toy_mlp", toy_mlp_weights_transposed, r"transpos|\.T|\(in, out\)"),
+    _entry(f"{C5}/toy_loss", toy_loss_summed, r"sum|mean"),
+    _entry(f"{C5}/toy_loss", toy_loss_without_max, OVERFLOW),
+    _entry(f"{C5}/toy_forward", toy_forward_post_norm, r"post|pre-norm|norm|residual", TOY_HELPERS),
+    _entry(f"{C6}/count_params", count_params_every_head_has_keys, r"n_kv_head|grouped|key/value|kv"),
+    _entry(f"{C6}/count_params", count_params_mlp_always_gelu, r"swiglu|three|mlp|gate"),
+    _entry(f"{C6}/count_params", count_params_no_final_norm, r"ln_f|final norm|final"),
+    _entry(f"{C6}/flops_per_token", flops_per_token_t_squared, r"\bT\b|context|attention term"),
+    _entry(f"{C6}/flops_per_token", flops_per_token_with_embeddings, r"embedding|wte|minus"),
+]
+WRONG += SEVENTH
+
+
+def top_p_on_float64_probs(logits, p):
+    if p is None or p >= 1.0:
+        return logits.copy()
+    z = logits.astype(np.float64)
+    order = np.argsort(-logits, axis=-1, kind="stable")
+    sorted_probs = np.take_along_axis(softmax(z), order, axis=-1)
+    keep = np.zeros(logits.shape, dtype=bool)
+    np.put_along_axis(keep, order, np.cumsum(sorted_probs, axis=-1) - sorted_probs < p, axis=-1)
+    return np.where(keep, logits, -np.inf).astype(logits.dtype)
+
+
+def merge_heads_moveaxis(x):
+    return np.moveaxis(x, -3, -2).reshape(*x.shape[:-3], x.shape[-2], -1)
+
+
+def sinusoidal_by_loops(n_tokens, d, base=10000.0):
+    table = np.zeros((n_tokens, d))
+    for m in range(n_tokens):
+        for j in range(d // 2):
+            table[m, 2 * j] = math.sin(m / base ** (2 * j / d))
+            table[m, 2 * j + 1] = math.cos(m / base ** (2 * j / d))
+    return table
+
+
+def generate_with_concatenate(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
+
+    seq = np.asarray(ids, dtype=np.int64)
+    for _ in range(max_new_tokens):
+        token = _sample(next_logits(seq), rng, temperature, top_k, top_p)
+        seq = np.concatenate([seq, [token]])
+        if stop_token is not None and token == stop_token:
+            break
+    return seq
+
+
+def cross_entropy_reshaped(logits, ids):
+    logp = log_softmax_ref(logits[..., :-1, :]).reshape(-1, logits.shape[-1])
+    return float(-logp[np.arange(len(logp)), ids[..., 1:].reshape(-1)].mean())
+
+
+def log_softmax_ref(x):
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+RIGHT += [
+    _entry(f"{C4}/top_p_filter", top_p_on_float64_probs),
+    _entry(f"{C2}/merge_heads", merge_heads_moveaxis),
+    _entry(f"{C1}/sinusoidal_positions", sinusoidal_by_loops),
+    _entry(f"{C4}/generate", generate_with_concatenate),
+    _entry(f"{C4}/sample_next", sample_next_choice_float32_probs),
+    # an exact count as a float is accepted by design (tests/test_cost.py)
+    _entry(f"{C6}/kv_cache_bytes", kv_cache_bytes_from_bits),
+    _entry(f"{C3}/cross_entropy", cross_entropy_reshaped, helpers={"log_softmax": log_softmax_ref}),
+]
+
+
+# ---- an eighth set ------------------------------------------------------------------------------
+
+
+def encode_returns_a_list(text, stoi):
+    return [stoi[ch] for ch in text]
+
+
+def sinusoidal_exponent_doubled(n_tokens, d, base=10000.0):
+    two_j = np.arange(0, d, 2)
+    angles = np.arange(n_tokens)[:, None] / base ** (2 * two_j / d)
+    table = np.empty((n_tokens, d))
+    table[:, 0::2], table[:, 1::2] = np.sin(angles), np.cos(angles)
+    return table
+
+
+def mha_split_on_the_first_axis(x, params, n_head):
+    qkv = x @ params["c_attn"]["w"] + params["c_attn"]["b"]
+    q, k, v = (qkv[..., i * x.shape[-1] : (i + 1) * x.shape[-1]] for i in (0, 1, 2))
+    q, k, v = np.split(np.stack([q, k, v]), 3, axis=0)
+    heads = attention(split_heads(q[0], n_head), split_heads(k[0], n_head), split_heads(v[0], n_head))
+    return merge_heads(heads) @ params["c_proj"]["w"]
+
+
+def softmax_sum_over_everything(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum()
+
+
+def cross_entropy_pairs_reversed(logits, ids):
+    z = logits[..., 1:, :]
+    z = z - z.max(axis=-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return float(-np.take_along_axis(logp, ids[..., :-1, None], axis=-1).mean())
+
+
+def top_p_returns_probabilities(logits, p):
+    probs = softmax(logits)
+    if p is None or p >= 1.0:
+        return probs
+    order = np.argsort(-logits, axis=-1, kind="stable")
+    sorted_probs = np.take_along_axis(probs, order, axis=-1)
+    keep = np.zeros(logits.shape, dtype=bool)
+    np.put_along_axis(keep, order, np.cumsum(sorted_probs, axis=-1) - sorted_probs < p, axis=-1)
+    return np.where(keep, probs, 0.0).astype(logits.dtype)
+
+
+def sample_next_draws_a_vector(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return int(np.argmax(logits))
+    probs = lib.filtered_probs(logits, temperature, top_k, top_p)
+    return _inverse_cdf(probs, rng.random(len(probs))[0])
+
+
+def generate_feeds_the_prompt_only(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
+    out = list(ids)
+    for _ in range(max_new_tokens):
+        token = _sample(next_logits(np.array(ids)), rng, temperature, top_k, top_p)
+        out.append(token)
+        if token == stop_token:
+            break
+    return np.array(out, dtype=np.int64)
+
+
+def attend_with_cache_new_keys_first(q_new, k_new, v_new, cache_k, cache_v):
+    k = np.concatenate([k_new, cache_k], axis=-2)
+    v = np.concatenate([v_new, cache_v], axis=-2)
+    T, S = q_new.shape[-2], k.shape[-2]
+    s = q_new @ k.swapaxes(-1, -2) / math.sqrt(q_new.shape[-1])
+    return softmax(np.where(np.tri(T, S, k=S - T, dtype=bool), s, -np.inf)) @ v, k, v
+
+
+def toy_attention_probs_softmax_over_heads(q, k):
+    T = q.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])
+    s = np.where(np.tri(T, dtype=bool), s, -np.inf)
+    e = np.exp(s - s.max(axis=0, keepdims=True))
+    return (e / e.sum(axis=0, keepdims=True)).astype(q.dtype)
+
+
+def count_params_one_norm_per_block(config):
+    d = config.d_model
+    norm = 2 * d if (config.norm == "layernorm" and config.bias) else d
+    return _count_with(config) - config.n_layer * norm
+
+
+def flops_per_token_full_context(config, T):
+    c = config
+    embeddings = c.vocab_size * c.d_model * (1 if c.tie_embeddings else 2)
+    embeddings += c.n_ctx * c.d_model if c.positions == "learned" else 0
+    return 2 * (_count_with(c) - embeddings) + 2 * c.n_layer * c.n_ctx * c.d_model
+
+
+def rope_theta_squared_frequencies(x, positions, theta=10000.0):
+    return _rope(x, positions, theta**2)
+
+
+def layer_norm_gain_before_shift(x, g, b, eps=1e-5):
+    mean = x.mean(axis=-1, keepdims=True)
+    return (x * g - mean) / np.sqrt(x.var(axis=-1, keepdims=True) + eps) + b
+
+
+EIGHTH = [
+    _entry(f"{C1}/encode", encode_returns_a_list, r"array|list"),
+    _entry(f"{C1}/sinusoidal_positions", sinusoidal_exponent_doubled, r"exponent|2j|twice|frequenc"),
+    _entry(f"{C2}/multi_head_attention", mha_split_on_the_first_axis, r"bias|c_proj", MHA_HELPERS),
+    _entry(f"{C2}/apply_rope", rope_theta_squared_frequencies, r"theta|frequenc|base"),
+    _entry(f"{C2}/layer_norm", layer_norm_gain_before_shift, r"gain|order|before|mean subtracted"),
+    _entry(f"{C3}/softmax", softmax_sum_over_everything, r"axis|row|whole|every entry|sum"),
+    _entry(f"{C3}/cross_entropy", cross_entropy_pairs_reversed, r"shift|next|row t|position|ids\[t \+ 1\]"),
+    _entry(f"{C4}/top_p_filter", top_p_returns_probabilities, r"logits|probabilit"),
+    _entry(f"{C4}/sample_next", sample_next_draws_a_vector, r"one number|rng\.random\(\)|" + OTHER_DRAWS),
+    _entry(f"{C4}/generate", generate_feeds_the_prompt_only, r"whole sequence|sequence so far|prompt|grows"),
+    _entry(f"{C4}/attend_with_cache", attend_with_cache_new_keys_first, r"order|after|append|cache|before"),
+    _entry(f"{C5}/toy_attention_probs", toy_attention_probs_softmax_over_heads, r"axis|keys|heads|rows? sum"),
+    _entry(f"{C6}/count_params", count_params_one_norm_per_block, r"two norms|ln_2|ln_1|norm"),
+    _entry(f"{C6}/flops_per_token", flops_per_token_full_context, r"n_ctx|`T`|context"),
+]
+WRONG += EIGHTH
+
+
+def toy_layer_norm_without_keepdims(x, g, b, eps):
+    mean, var = x.mean(axis=-1), x.var(axis=-1)
+    return (x - mean[:, None] if x.shape[0] != x.shape[1] else x - mean) / np.sqrt(var + eps)[:, None] * g + b
+
+
+def rms_norm_by_the_norm(x, g, eps=1e-6):
+    return x / (np.linalg.norm(x, axis=-1, keepdims=True) / math.sqrt(x.shape[-1]) + eps) * g
+
+
+def cross_entropy_mean_of_means(logits, ids):
+    logp = log_softmax_ref(logits[..., :-1, :])
+    picked = np.take_along_axis(logp, ids[..., 1:, None], axis=-1)[..., 0]
+    return float(-picked.mean(axis=-1).mean())
+
+
+def perplexity_through_base_2(logits, ids):
+    logp = log_softmax_ref(logits[..., :-1, :])
+    bits = -np.take_along_axis(logp, ids[..., 1:, None], axis=-1).mean() / math.log(2)
+    return float(2.0**bits)
+
+
+def masked_scores_triu(q, k):
+    T = q.shape[-2]
+    s = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
+    return np.where(np.triu(np.ones((T, T), dtype=bool), k=1), -np.inf, s)
+
+
+def decode_numpy_keys(ids, itos):
+    return "".join([itos[i] for i in ids.tolist()])
+
+
+WRONG += [
+    _entry(
+        f"{C5}/toy_layer_norm",
+        toy_layer_norm_without_keepdims,
+        r"keepdims|broadcast|axis|row|column|transpos",
+    ),
+    _entry(f"{C2}/rms_norm", rms_norm_by_the_norm, r"eps|square root|sqrt"),
+]
+RIGHT += [
+    _entry(f"{C3}/cross_entropy", cross_entropy_mean_of_means, helpers={"log_softmax": log_softmax_ref}),
+    _entry(f"{C3}/perplexity", perplexity_through_base_2),
+    _entry(f"{C2}/masked_scores", masked_scores_triu),
+    _entry(f"{C1}/decode", decode_numpy_keys),
+]
+
+
+def embed_batch_axis_one(ids, wte, wpe):
+    return token_embedding(ids, wte) + position_embedding(ids.shape[1], wpe)
+
+
+def top_k_without_a_branch_for_large_k(logits, k):
+    if k is None:
+        return logits.copy()
+    out = logits.copy()
+    np.put_along_axis(out, np.argsort(-logits, axis=-1, kind="stable")[..., k:], -np.inf, axis=-1)
+    return out
+
+
+def sample_next_numpy_integer(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return np.argmax(logits)
+    cdf = np.cumsum(lib.filtered_probs(logits, temperature, top_k, top_p).astype(np.float64))
+    return min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(cdf) - 1)
+
+
+WRONG += [
+    _entry(
+        f"{C1}/embed",
+        embed_batch_axis_one,
+        r"one sequence|shape\[-1\]|last axis",
+        {"token_embedding": token_embedding, "position_embedding": position_embedding},
+    ),
+]
+RIGHT += [
+    _entry(f"{C4}/top_k_filter", top_k_without_a_branch_for_large_k),
+    _entry(f"{C4}/sample_next", sample_next_numpy_integer),
+]
+
+
+def log_softmax_in_float64(x):
+    shifted = x.astype(np.float64) - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def perplexity_product_of_probabilities(logits, ids):
+    p = softmax(logits[..., :-1, :])
+    picked = np.take_along_axis(p, ids[..., 1:, None], axis=-1)
+    return float(np.prod(picked.astype(np.float64)) ** (-1 / picked.size))
+
+
+def count_params_positions_always(config):
+    return _count_with(config) + (0 if config.positions == "learned" else config.n_ctx * config.d_model)
+
+
+WRONG += [
+    _entry(f"{C3}/log_softmax", log_softmax_in_float64, r"dtype"),
+    _entry(
+        f"{C3}/perplexity", perplexity_product_of_probabilities, r"underflow|product|rounds to 0|log space"
+    ),
+    _entry(f"{C6}/count_params", count_params_positions_always, r"wpe|position|learned|RoPE|rotary"),
+]

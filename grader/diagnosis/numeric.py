@@ -155,18 +155,31 @@ def _overflow(w: _Wrong) -> str | None:
     smaller = w.variant("smaller")
     if not smaller:
         return None
-    largest = max(
-        float(np.abs(v[np.isfinite(v)]).max())
+    finite = [
+        v[np.isfinite(v)]
         for v in w.case.inputs.values()
         if isinstance(v, np.ndarray) and v.dtype.kind == "f" and np.isfinite(v).any()
-    )
+    ]
+    largest = max(float(np.abs(v).max()) for v in finite)
     unknown = w.student.run(smaller[0]) is None  # the first pass of grading: judge by the sizes
-    if w.right_on(smaller[0]) or (unknown and largest > 50):
-        return (
-            f"NaN or inf on large values (up to about {largest:.0f} here), right on small ones: an np.exp "
-            "overflows; subtract each row's maximum first (it does not change the result)"
-        )
-    return None
+    if not (w.right_on(smaller[0]) or (unknown and largest > 50)):
+        return None
+    if max(float(v.max()) for v in finite) < 50 <= largest:  # large only below zero: nothing overflows
+        return _underflow_message(largest)
+    return (
+        f"NaN or inf on large values (up to about {largest:.0f} here), right on small ones: an np.exp "
+        "overflows; subtract each row's maximum first (it does not change the result)"
+    )
+
+
+def _underflow_message(largest: float) -> str:
+    """NaN or inf where the inputs are large only in the negative direction: exp of a number far
+    below the others rounds to 0, and a log of it (or a division by it) is infinite."""
+    return (
+        f"NaN or inf where some values lie far below the rest (about -{largest:.0f} here), right on small "
+        "ones: a probability rounds to 0 (np.exp of a very negative number), and its log (or 1 over it) "
+        "is infinite; stay in log space, with a log-softmax: x - max - log(sum(exp(x - max)))"
+    )
 
 
 def _precision(w: _Wrong) -> str | None:

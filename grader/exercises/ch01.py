@@ -429,6 +429,8 @@ EMBED = Exercise(
         "could not be broadcast": "adding positions of the wrong length? You need one position row per "
         "token: ids.shape[-1] rows (the sequence length), not len(ids) or ids.shape[0] (the batch) "
         "or the whole table",
+        "tuple index out of range": "ids is one sequence (T,) or a batch (B, T): ids.shape[1] exists only "
+        "for a batch; the sequence length is ids.shape[-1], the last axis, in both",
     },
 )
 

@@ -175,6 +175,7 @@ MASKED_SCORES = Exercise(
             ),
         },
     ),
+    error_hints=attention.SCORES_PRODUCT_HINTS,
 )
 
 # ---- single-head attention ---------------------------------------------------------------------
@@ -487,6 +488,7 @@ MLP = Exercise(
     parts=(Part("mlp.post_act", "gelu", lambda inp, st: {"x": st["mlp.pre_act"]}),),
     mistakes=table(mlp.mlp, mlp.MLP),
     steps=mlp.MLP_STEPS,
+    error_hints=mlp.PRODUCT_HINTS,
 )
 
 # ---- the block ---------------------------------------------------------------------------------
@@ -784,6 +786,7 @@ SWIGLU = Exercise(
             ),
         },
     ),
+    error_hints=mlp.PRODUCT_HINTS,
 )
 
 # ---- concept checks ----------------------------------------------------------------------------

@@ -650,6 +650,11 @@ SAMPLE_NEXT = Exercise(
             "one-minus-u": ({"u": "1-u"}, OTHER_RANDOM_NUMBERS),
             "spare-draw-before": ({"spare_draw": "before"}, OTHER_RANDOM_NUMBERS),
             "spare-draw-after": ({"spare_draw": "after"}, OTHER_RANDOM_NUMBERS),
+            "vector-draw": (
+                {"spare_draw": "vector"},
+                "draw ONE number per sampled token, u = rng.random(): rng.random(V) draws V of them, so "
+                "even if you use only the first, every later draw comes out different from the reference's",
+            ),
             "top-k-1-draws": ({"greedy_draws": "top_k"}, OTHER_RANDOM_NUMBERS),
             "always-argmax": (
                 {"draw_with": "argmax"},
@@ -845,6 +850,11 @@ GENERATE = Exercise(
                 {"context": "last"},
                 "next_logits needs the whole sequence so far, not only its last token (a transformer "
                 "attends to every earlier position)",
+            ),
+            "prompt-only": (
+                {"context": "prompt"},
+                "next_logits needs the sequence so far, the prompt AND the tokens drawn since: you gave "
+                "it the prompt alone at every step, so each token is drawn as if it were the first",
             ),
             "greedy": (
                 {"pick": "argmax"},

@@ -147,6 +147,10 @@ def _ln_visible():
     cases = _cases(_visible_runs(), _ln_build("embed.out", ("h", 0, "ln_1")))
     _, ids, params, trace, _ = _visible_runs()[0]
     cases.insert(1, Case("big-eps", _ln_build("embed.out", ("h", 0, "ln_1"), eps=0.5)(ids, params, trace)))
+    # As many tokens as features, as a hidden case can have: a row's mean taken without keepdims,
+    # shape (T,), then broadcasts along the wrong axis without an error.
+    _, ids, params, trace, _ = _run("four-tokens", [0, 1, 2, 1], np.float32)
+    cases.append(Case("four-tokens", _ln_build("embed.out", ("h", 0, "ln_1"))(ids, params, trace)))
     return cases
 
 
@@ -257,6 +261,7 @@ TOY_ATTENTION_PROBS = Exercise(
             **attention.WEIGHTS,
             **attention.MASK_SHAPE,
             **attention.FILL,
+            **attention.SOFTMAX_OVER_HEADS,
         },
     ),
 )
@@ -328,6 +333,7 @@ TOY_MLP = Exercise(
     reference=_mlp_ref,
     mistakes=table(mlp.toy_mlp, mlp.MLP),
     steps=mlp.TOY_MLP_STEPS,
+    error_hints=mlp.PRODUCT_HINTS,
 )
 
 # ---- the loss ----------------------------------------------------------------------------------
@@ -361,12 +367,23 @@ def _far_target(g, T, V):
     return {"logits": logits, "targets": targets}
 
 
+LARGE = "large logits, where exp of a logit overflows unless each row's maximum is subtracted"
+
+
+def _large(g, T, V, shift):
+    """float32 logits around ``shift`` (above 88.7, where np.exp of float32 overflows)."""
+    logits = (3 * g.standard_normal((T, V)) + shift).astype(np.float32)
+    return {"logits": logits, "targets": g.integers(0, V, size=T)}
+
+
 def _loss_hidden(g):
     B, T, V = int(g.integers(2, 4)), int(g.integers(4, 7)), int(g.integers(5, 9))
+    shift = float(g.uniform(100.0, 130.0))
     return [
         *_loss_cases(_hidden_runs(g)),
         hidden("batch64", _loss_batch(g, B, T, V)),
         hidden("far-target", _far_target(g, T, V), kinds={FAR_TARGET}, about=FAR_TARGET),
+        hidden("large", _large(g, T, V, shift), kinds={LARGE}, about=f"logits around {shift:.0f}"),
     ]
 
 
@@ -383,6 +400,7 @@ TOY_LOSS = Exercise(
             },
         ),
         Case("far-target", _far_target(rng(504), 4, 6), kinds={FAR_TARGET}),
+        Case("large", _large(rng(505), 4, 6, 110.0), kinds={LARGE}),
     ],
     hidden=_loss_hidden,
     reference=lambda logits, targets: lib.cross_entropy(logits, targets),

@@ -233,6 +233,11 @@ COUNT_PARAMS = Exercise(
                 {"positions": False},
                 "the learned position table wpe (n_ctx x d) is missing (config.positions == 'learned')",
             ),
+            "rope-positions": (
+                {"positions": "always"},
+                "a RoPE model (config.positions == 'rope') has no position table: its rotations are "
+                "computed, not learned; count wpe (n_ctx x d) only when config.positions == 'learned'",
+            ),
             "gqa-as-mha": (
                 {"kv_heads": "n_head"},
                 "you gave the keys and values n_head heads: they have n_kv_head heads (grouped-query "
@@ -342,6 +347,11 @@ FLOPS_PER_TOKEN = Exercise(
             "attention-one-layer": (
                 {"layers": False},
                 "the attention term happens in every block: 2 * n_layer * T * d_model",
+            ),
+            "attention-T-squared": (
+                {"keys": "T*T"},
+                "the attention term is per token: one new query against the T keys, 2 * n_layer * T * "
+                "d_model. T * T is every query of the sequence against every key, the whole pass's count",
             ),
         },
     ),

@@ -172,6 +172,13 @@ def apply_rope(
 # ---- the hint tables the chapters share ---------------------------------------------------------
 
 # The mask's shape: knobs of ``scores``, hence of ``probs`` and ``attention`` too.
+# The scores' product with its inner sizes unequal: k not transposed, or k.T on a batched k.
+SCORES_PRODUCT_HINTS = {
+    fragment: "the inner sizes of q @ k^T differ: transpose only the last two axes of k, "
+    "k.swapaxes(-1, -2) (k.T reverses EVERY axis of a batched k, and k itself is (..., T, d_head))"
+    for fragment in ("mismatch in its core dimension", "not aligned")
+}
+
 MASK_SHAPE = {
     "no-self": (
         {"diagonal": -1},
@@ -239,6 +246,14 @@ WEIGHTS = {
         {"axis": -2},
         "the softmax runs over queries (axis=-2): each query's weights over the keys must sum to 1, so "
         "take it over the last axis (keys), axis=-1",
+    ),
+}
+# Where the heads are the first axis (chapter 5's toy): a softmax taken over them.
+SOFTMAX_OVER_HEADS = {
+    "softmax-heads": (
+        {"axis": 0},
+        "the softmax runs over the heads (axis 0): each query's weights are a softmax over the KEYS, the "
+        "last axis (axis=-1); across the heads a masked key is -inf in every head, and -inf - (-inf) is NaN",
     ),
 }
 # How the weights meet the values: a knob of ``attention``.

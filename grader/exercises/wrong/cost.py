@@ -19,7 +19,8 @@ def count_params(
     d_ff=None,
 ) -> int:
     """Every weight of ``config``, with one thing optionally done wrong: ``kv_heads="n_head"`` gives
-    keys and values as many heads as queries, ``d_ff="4d"`` takes the MLP's width to be 4 d; the
+    keys and values as many heads as queries, ``d_ff="4d"`` takes the MLP's width to be 4 d,
+    ``positions="always"`` counts a wpe table for RoPE too; the
     others leave out (or, ``tied_twice``, add) one group of weights."""
     c = config
     d, dh, L, V = c.d_model, c.d_head, c.n_layer, c.vocab_size
@@ -34,7 +35,7 @@ def count_params(
     else:
         per_layer += 2 * d * width + bias * (width + d)
     total = V * d + L * per_layer + (norm if final_norm else 0)
-    if c.positions == "learned" and positions:
+    if (c.positions == "learned" and positions) or positions == "always":
         total += c.n_ctx * d
     if (not c.tie_embeddings and untied_head) or (c.tie_embeddings and tied_twice):
         total += V * d
@@ -49,11 +50,13 @@ def _embedding_weights(config) -> int:
     )
 
 
-def flops_per_token(config, T, *, n="non-embedding", factor=2, attention=2, layers=True):
+def flops_per_token(config, T, *, n="non-embedding", factor=2, attention=2, layers=True, keys="T"):
     """``factor * N + attention * n_layer * T * d_model``; ``n="all"`` counts the embeddings in N,
-    ``layers=False`` counts the attention term once."""
+    ``layers=False`` counts the attention term once, ``keys="T*T"`` counts the whole sequence's
+    query-key pairs (T * T) for one token."""
     N = count_params(config) - (0 if n == "all" else _embedding_weights(config))
-    return factor * N + attention * (config.n_layer if layers else 1) * T * config.d_model
+    pairs = T * T if keys == "T*T" else T
+    return factor * N + attention * (config.n_layer if layers else 1) * pairs * config.d_model
 
 
 def kv_cache_bytes(config, T, dtype, *, kv=True, heads="n_kv_head", layers=True, unit="bytes", tokens="T"):

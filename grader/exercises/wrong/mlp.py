@@ -86,5 +86,13 @@ def toy_mlp_steps(order):
     return run
 
 
+# A product whose inner sizes differ: a weight transposed (GPT-2 stores them (in, out)) or a product
+# taken in the wrong order.
+PRODUCT_HINTS = {
+    fragment: "the inner sizes of a matrix product differ: GPT-2 stores each weight as (in, out), so "
+    "x (..., d) @ w (d, d_out) uses w as it is, with no .T; check the shapes of each product"
+    for fragment in ("mismatch in its core dimension", "not aligned")
+}
+
 MLP_STEPS = (("c_fc", "gelu", "c_proj"), mlp_steps)
 TOY_MLP_STEPS = (("c_fc", "gelu", "c_proj"), toy_mlp_steps)

@@ -28,7 +28,10 @@ ORDERS = {
 
 def _returned(logits, out, *, removed="-inf", probabilities=False):
     """A filter's answer: ``removed="zero"`` puts 0 where it removed a token, ``probabilities``
-    returns the softmax instead of the logits."""
+    returns the softmax instead of the logits (``"kept"``: the unfiltered softmax where a token is
+    kept, 0 where it is removed)."""
+    if probabilities == "kept":
+        return np.where(np.isneginf(out) & ~np.isneginf(logits), 0, softmax(logits)).astype(logits.dtype)
     if removed == "zero":
         out = np.where(np.isneginf(out) & ~np.isneginf(logits), 0, out).astype(logits.dtype)
     return softmax(out) if probabilities else out
@@ -141,7 +144,7 @@ def sample_next(
     most likely token every time); ``greedy_draws`` draws a random number on a greedy step too
     (temperature 0 or top_k 1; ``"top_k"``: on a top_k 1 step only); ``u="1-u"`` goes down the
     cumulative probabilities with 1 - rng.random(); ``spare_draw`` calls rng.random() once more per
-    token, ``"before"`` or ``"after"`` the one it uses."""
+    token, ``"before"`` or ``"after"`` the one it uses, or ``"vector"`` draws V numbers and uses the first."""
 
     def probs(logits, temperature=1.0, top_k=None, top_p=None):
         return filtered_probs(logits, temperature, top_k, top_p, **filter_knobs).astype(np.float64)
@@ -159,7 +162,7 @@ def sample_next(
         cdf = np.cumsum(p)
         if spare_draw == "before":
             rng.random()
-        drawn = rng.random()
+        drawn = rng.random(len(cdf))[0] if spare_draw == "vector" else rng.random()
         if spare_draw == "after":
             rng.random()
         drawn = 1 - drawn if u == "1-u" else drawn
@@ -170,6 +173,14 @@ def sample_next(
         p = probs(logits, **settings[0])
         return (np.arange(len(p)) == np.argmax(p)).astype(np.float64)
     return probs(logits, **settings[0]) if mode == "frequencies" else draw(sample, logits, seed, n, settings)
+
+
+# What the model is given at each step of ``generate``: the sequence so far, its last token, the prompt.
+CONTEXTS = {
+    "all": lambda out, T: out,
+    "last": lambda out, T: out[-1:],
+    "prompt": lambda out, T: out[:T],
+}
 
 
 def generate(
@@ -195,7 +206,7 @@ def generate(
     ``max_new_tokens`` (plus ``budget_extra``) or right after the stop token. ``include_stop=False``
     stops before it, ``stop=False`` runs past it, ``stop_looked="last"`` looks for it at the end of
     the sequence before each draw (so a prompt that ends with it stops at once); ``context="last"`` gives the model the last token
-    only; ``pick="argmax"`` is greedy; ``settings="defaults"`` drops temperature, top_k and top_p;
+    only, ``context="prompt"`` the prompt alone at every step; ``pick="argmax"`` is greedy; ``settings="defaults"`` drops temperature, top_k and top_p;
     ``only_new`` returns the new tokens without the prompt."""
     rng = copy.deepcopy(rng)  # the reference and every mistake start from the case's seed
     chosen = {"temperature": temperature, "top_k": top_k, "top_p": top_p} if settings == "given" else {}
@@ -203,7 +214,7 @@ def generate(
     for _ in range(max_new_tokens + budget_extra):
         if stop_looked == "last" and out[-1] == stop_token:
             break
-        logits = next_logits(np.array(out[-1:] if context == "last" else out))
+        logits = next_logits(np.array(CONTEXTS[context](out, len(ids))))
         token = int(np.argmax(logits)) if pick == "argmax" else int(lib.sample_next(logits, rng, **chosen))
         if stop and token == stop_token and not include_stop:
             break
@@ -222,5 +233,10 @@ RETURNED = {
     "probabilities": (
         {"probabilities": True},
         "return the filtered LOGITS (removed ones at -inf), not probabilities",
+    ),
+    "kept-probabilities": (
+        {"probabilities": "kept"},
+        "return the filtered LOGITS (removed ones at -inf), not probabilities: yours are each kept "
+        "token's probability (the softmax of all the logits) and 0 for the removed ones",
     ),
 }
