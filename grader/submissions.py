@@ -514,7 +514,7 @@ class _Candidate:
 def _identify(files: list[_File], known: dict[str, str]) -> Found:
     found = Found()
     candidates = []
-    wrapping = _wrapping(files)
+    wrapping = _wrapping(files, set(known.values()))
     folded = {name.casefold(): name for name in known}  # notebook names but for case
     for listed in files:
         shown = "/".join(map(printable, listed.parts))
@@ -591,10 +591,16 @@ def _student_and_name(
     return None
 
 
-def _wrapping(files: list[_File]) -> tuple[bytes, ...]:
+def _wrapping(files: list[_File], assignments: set[str]) -> tuple[bytes, ...]:
     """The folders that hold every notebook that is read (an archive's or an export's top
-    folders): the longest common start of their folders."""
-    return tuple(os.path.commonprefix([f.parts[:-1] for f in files if not f.refused]))
+    folders): the longest common start of their folders, but for its last if every notebook lies
+    in a chapter's folder right below it. That folder is a student's: one student's notebooks of
+    several chapters, in nbgrader's layout (``alice/01-embeddings/embeddings.ipynb``), graded alone."""
+    read = [f.parts for f in files if not f.refused]
+    common = tuple(os.path.commonprefix([parts[:-1] for parts in read]))
+    below = {printable(parts[len(common)]) for parts in read if len(parts) > len(common) + 1}
+    chapters = bool(read) and all(len(parts) == len(common) + 2 for parts in read) and below <= assignments
+    return common[:-1] if common and chapters else common
 
 
 def _inside_a_students_folder(parts: tuple[bytes, ...], top: int) -> str | None:

@@ -302,6 +302,22 @@ def test_submission_layouts_and_lms_names(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("wrapped", ["", "export/"])
+def test_one_students_folder_of_chapter_folders_is_theirs(tmp_path, wrapped):
+    """One student graded alone, in nbgrader's layout with several chapters (the first to submit, a
+    late one): their folder was taken for an archive's top folder and each chapter's folder for a
+    student (``01-embeddings`` got 12/12, alice nothing, and no warning)."""
+    known = {"embeddings": "01-embeddings", "sampling": "04-sampling"}
+    for name in ["alice/01-embeddings/embeddings.ipynb", "alice/04-sampling/sampling.ipynb"]:
+        (tmp_path / "class" / wrapped / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "class" / wrapped / name).write_text("{}")
+    found = submissions.find(tmp_path / "class", known, tmp_path / "scratch")
+    assert {s: sorted(x.assignment for x in subs) for s, subs in found.by_student.items()} == {
+        "alice": ["01-embeddings", "04-sampling"]
+    }
+    assert not found.problems
+
+
 def test_one_students_folder_regraded_alone_with_student_grades_only_theirs(tmp_path):
     """A folder that holds only Alice's folder cannot be told from an export's folder, so a file in
     it with an LMS name is graded for the student that name gives; ``--student alice`` (the
