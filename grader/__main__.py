@@ -51,6 +51,23 @@ def above_zero(kind: type, unit: str):
     return read
 
 
+# GiB: a kernel holds about 0.1 with NumPy before a student's first line runs, the scorer as much
+# again; with 0.05 the course's own solution lost points to a MemoryError blamed on the student
+# (and replaced its earlier full marks), and 0.1 was the least that kept them for chapter 1.
+MEMORY_FLOOR = 0.5
+
+
+def memory_gib(text: str) -> float:
+    """An argparse type: GiB of memory per notebook, at least ``MEMORY_FLOOR``."""
+    value = above_zero(float, " of GiB")(text)
+    if value < MEMORY_FLOOR:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {MEMORY_FLOOR:g} GiB, not {text!r}: with less, an honest notebook runs out "
+            "of memory and loses points for it"
+        )
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
     commands = main.add_subparsers(dest="command", required=True)
@@ -89,9 +106,10 @@ def parser() -> argparse.ArgumentParser:
     )
     grade.add_argument(
         "--memory",
-        type=above_zero(float, " of GiB"),
+        type=memory_gib,
         default=3,
-        help="GiB of memory per notebook, for the kernel and every process it starts (default: 3)",
+        help=f"GiB of memory per notebook, for the kernel and every process it starts (default: 3, at "
+        f"least {MEMORY_FLOOR:g})",
     )
     grade.add_argument(
         "--timeout",
