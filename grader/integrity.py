@@ -34,7 +34,10 @@ Reported:
 - hidden code: ``exec``, ``eval`` and ``compile`` (also as ``builtins.exec``); when the code is a
   constant string, or its base64, hex or bytes, it is decoded and scanned as a cell of its own
   (its definitions count as the student's). Loading a pickle or marshalled code, naming the
-  modules and attributes a constant pickle refers to.
+  modules and attributes a constant pickle refers to. Importing a module that is neither the
+  standard library nor the course's (``COURSE_MODULES``): its code was not scanned (a notebook
+  can write lib's implementation to a file at run time and import it); importing the standard
+  library's own loaders of code (``runpy``, ``imp``, ``zipimport``, ``importlib``).
 - cell magics: the body of a ``%%capture``, ``%%time``, ``%%timeit``, ``%%prun`` or ``%%python``
   cell is scanned as Python; shell cells and ``!`` lines are strings, scanned for private files.
 - grading metadata changed in a way that would have moved points (``grader.clean``).
@@ -51,6 +54,7 @@ import importlib
 import inspect
 import pickletools
 import re
+import sys
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 
@@ -67,6 +71,9 @@ HARNESS = ("harness", "wire", "runners", "watch")
 PATCHABLE = ("numpy", "lib", "grader", *HARNESS)
 FORBIDDEN_MODULES = {
     "importlib": "uses importlib",
+    "imp": "uses imp",
+    "runpy": "runs a file's code (runpy)",
+    "zipimport": "uses zipimport",
     "ctypes": "uses ctypes",
     **{name: f"imports the scorer's own {name} module" for name in HARNESS},
     "grader.references": "reads the stored references",
@@ -75,6 +82,11 @@ FORBIDDEN_MODULES = {
     "grader.keys": "imports the grader's answer keys",
     "grader.private": "imports the grader's private files",
 }
+# What a notebook may import besides the standard library: what the scorer has (NumPy, the lent
+# lib) and what the course's own cells use. Code the scan has not read is everything else: an
+# installed package, or a module the notebook wrote at run time (its text in a string, rot13'd)
+# and imported, which would carry lib's implementation past every other finding.
+COURSE_MODULES = {"numpy", "lib", "grader", "bookkit", "matplotlib", "ipywidgets", "IPython"}
 PRIVATE_GRADER = {"references", "compare", "exercises", "keys", "private", "reference"}
 FORBIDDEN_NAMES = {"exec", "eval", "compile", "__import__"}
 ESCAPES = {
@@ -674,6 +686,20 @@ def _exported(module: str) -> set[str]:
     return set(getattr(loaded, "__all__", None) or (n for n in dir(loaded) if not n.startswith("_")))
 
 
+def _unread(node: ast.Import | ast.ImportFrom, module: str):
+    """(node, reason) for an import of code the scan cannot read (``COURSE_MODULES``)."""
+    top = module.partition(".")[0]
+    if getattr(node, "level", 0) or not (top in sys.stdlib_module_names or top in COURSE_MODULES):
+        shown = "." * getattr(node, "level", 0) + module
+        yield (
+            node,
+            (
+                f"imports {shown}, which is neither the standard library, NumPy nor the course's: its code "
+                "was not scanned (a module the notebook wrote at run time, say), and the scorer cannot import it"
+            ),
+        )
+
+
 def _tampering(statement: ast.stmt, aliases: dict):
     """(node, reason) for everything suspicious in a statement but uses of lib's implementation."""
     for node in ast.walk(statement):
@@ -683,6 +709,7 @@ def _tampering(statement: ast.stmt, aliases: dict):
                 for forbidden, reason in FORBIDDEN_MODULES.items():
                     if module == forbidden or module.startswith(forbidden + "."):
                         yield node, reason
+                yield from _unread(node, module)
         elif isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Delete):
             targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else [node.target]
             for target in targets:

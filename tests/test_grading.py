@@ -370,6 +370,7 @@ def test_integrity_flags_lib_own_implementation(source):
         "def embed(ids, wte, wpe):\n    return wte[ids] + wpe[: ids.shape[-1]]\nassert np.allclose(embed(*x), lib.embed(*x))",
         "x = np.zeros(3)\nx[0] = 1\nx += 1",
         "%timeit np.zeros(3)",
+        "import math\nfrom collections import Counter\nimport matplotlib.pyplot as plt\nfrom lib import softmax",
     ],
 )
 def test_integrity_leaves_honest_code_alone(source):
@@ -394,6 +395,17 @@ def test_integrity_leaves_honest_code_alone(source):
             "imports the scorer's own watch module",
         ),
         ("import sys\nsys._getframe(1).f_locals['self'].watch.interfered = print", "reaches into f_locals"),
+        # lib's implementation written to a file at run time (its text hidden) and imported: the
+        # scan never reads the module (red team: 12/12 and no finding, where the same code in a
+        # cell had three).
+        (
+            "import codecs, sys, tempfile\nhome = tempfile.mkdtemp()\n"
+            "open(home + '/mytools.py', 'w').write(codecs.decode(TEXT, 'rot13'))\n"
+            "sys.path.insert(0, home)\nimport mytools",
+            "imports mytools, which is neither the standard library, NumPy nor the course's",
+        ),
+        ("from .mytools import embed", "imports .mytools"),
+        ("import runpy\nmine = runpy.run_path('/tmp/mytools.py')", "runs a file's code (runpy)"),
     ],
 )
 def test_integrity_flags_tampering_for_every_exercise(source, reason):
