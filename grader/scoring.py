@@ -286,10 +286,11 @@ class Scorer:
         ``allowance`` had nothing left to run it with).
 
         In two passes (``program.halves``): first every program asking its visible cases only,
-        then, in processes of their own, every program asking its hidden cases only. So no process that could read a hidden
-        input runs before every answer whose reason shows what the student's code said (a
-        visible case's error, its output) is closed: nothing can carry a hidden input out through
-        one. The hidden pass's answers are its hidden cases' and nothing else."""
+        then, in processes of their own, every program asking its hidden cases only. So no
+        process that could read a hidden input runs before every answer whose reason shows what
+        the student's code said (a visible case's error, its output) is closed: nothing can carry
+        a hidden input out through one. The hidden pass's answers are its hidden cases' and
+        nothing else."""
         halves = [program.halves(items) for items, _ in programs]
         assignments = [assignment for _, assignment in programs]
         seen = self._in_chains([(halves[i][0], a) for i, a in enumerate(assignments)], allowance)

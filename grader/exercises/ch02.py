@@ -99,6 +99,7 @@ def _qkv_arrays(g, lead, T, d_head, dtype):
 
 SHARP = "queries and keys large enough that exp of a score overflows unless each row's maximum is subtracted"
 SHARP_GAP = 20.0  # exp(-20) is 2e-9: beside a row's largest score, the next weighs nothing a tolerance sees
+SHARP_DRAWS = 1000  # the course's sizes take about 4
 
 
 def sharp_qk(g, lead: tuple, T: int, d_head: int, scale: float) -> dict:
@@ -109,12 +110,15 @@ def sharp_qk(g, lead: tuple, T: int, d_head: int, scale: float) -> dict:
     scores this large are off by thousandths in another order of summing, which would move a
     softmax between two close scores by more than the tolerance."""
     allowed = np.tril(np.ones((T, T), dtype=bool))
-    while True:
+    for _ in range(SHARP_DRAWS):
         q, k = (_normal(g, *lead, T, d_head, dtype=np.float32) * np.float32(scale) for _ in "qk")
         scores = np.where(allowed, q.astype(np.float64) @ np.swapaxes(k, -1, -2) / math.sqrt(d_head), -np.inf)
         top = np.sort(scores, axis=-1)[..., -2:]
         if (top[..., 1:, 1] - top[..., 1:, 0] > SHARP_GAP).all():  # row 0 sees one key only
             return {"q": q, "k": k}
+    raise ValueError(
+        f"no sharp q and k of {(*lead, T, d_head)} in {SHARP_DRAWS} draws: fewer rows or a larger scale"
+    )
 
 
 def _sharp(g, lead, T, d_head, scale):
