@@ -51,21 +51,28 @@ def above_zero(kind: type, unit: str):
     return read
 
 
-# GiB: a kernel holds about 0.1 with NumPy before a student's first line runs, the scorer as much
-# again; with 0.05 the course's own solution lost points to a MemoryError blamed on the student
-# (and replaced its earlier full marks), and 0.1 was the least that kept them for chapter 1.
+def at_least(kind: type, unit: str, floor: float):
+    """An argparse type: ``above_zero``, and at least ``floor`` (with less, an honest notebook
+    would lose points to the limit, blamed on the student)."""
+
+    def read(text: str):
+        value = above_zero(kind, f" of {unit}")(text)
+        if value < floor:
+            raise argparse.ArgumentTypeError(
+                f"must be at least {floor:g} {unit}, not {text!r}: with less, an honest notebook runs out "
+                f"of {'memory' if unit == 'GiB' else 'time'} and loses points for it"
+            )
+        return value
+
+    return read
+
+
+# Below these, the course's own solutions lost points, blamed on the student (and a --force regrade
+# replaced their full marks): with --memory 0.05 to a MemoryError (0.1 was the least that kept them
+# for chapter 1; a kernel holds about 0.1 GiB with NumPy before a student's first line); with --cpu
+# 0.01 to timeouts (each call may use a third of --cpu; a chapter's solution takes about 5 s).
 MEMORY_FLOOR = 0.5
-
-
-def memory_gib(text: str) -> float:
-    """An argparse type: GiB of memory per notebook, at least ``MEMORY_FLOOR``."""
-    value = above_zero(float, " of GiB")(text)
-    if value < MEMORY_FLOOR:
-        raise argparse.ArgumentTypeError(
-            f"must be at least {MEMORY_FLOOR:g} GiB, not {text!r}: with less, an honest notebook runs out "
-            "of memory and loses points for it"
-        )
-    return value
+CPU_FLOOR = 10
 
 
 def parser() -> argparse.ArgumentParser:
@@ -93,9 +100,10 @@ def parser() -> argparse.ArgumentParser:
     )
     grade.add_argument(
         "--cpu",
-        type=above_zero(float, " of seconds"),
+        type=at_least(float, "seconds", CPU_FLOOR),
         default=60,
-        help="seconds of CPU time per notebook, for the kernel and every process it starts (default: 60)",
+        help="seconds of CPU time per notebook, for the kernel and every process it starts (default: 60, "
+        f"at least {CPU_FLOOR:g})",
     )
     grade.add_argument(
         "--idle",
@@ -106,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
     )
     grade.add_argument(
         "--memory",
-        type=memory_gib,
+        type=at_least(float, "GiB", MEMORY_FLOOR),
         default=3,
         help=f"GiB of memory per notebook, for the kernel and every process it starts (default: 3, at "
         f"least {MEMORY_FLOOR:g})",

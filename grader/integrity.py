@@ -37,7 +37,8 @@ Reported:
   modules and attributes a constant pickle refers to. Importing a module that is neither the
   standard library nor the course's (``COURSE_MODULES``): its code was not scanned (a notebook
   can write lib's implementation to a file at run time and import it); importing the standard
-  library's own loaders of code (``runpy``, ``imp``, ``zipimport``, ``importlib``).
+  library's modules that load or run code given as text, a file or a code object (``runpy``,
+  ``code``, ``cProfile``, ``types``, ``builtins``, ...: ``FORBIDDEN_MODULES``); ``sys.path``.
 - cell magics: the body of a ``%%capture``, ``%%time``, ``%%timeit``, ``%%prun`` or ``%%python``
   cell is scanned as Python; shell cells and ``!`` lines are strings, scanned for private files.
 - grading metadata changed in a way that would have moved points (``grader.clean``).
@@ -69,12 +70,17 @@ from .results import Row
 # ``runners`` checks a sampler's draws, and code that patches them passes those checks unearned.
 HARNESS = ("harness", "wire", "runners", "watch")
 PATCHABLE = ("numpy", "lib", "grader", *HARNESS)
+# The standard library's other ways to load or run code given as text, a file or a code object,
+# or to reach exec by name: the scan would not read that code. (timeit runs a string too, but
+# students time their code with it in the chapter on cost: its calls are left to the scorer.)
+CODE_RUNNERS = (
+    "imp runpy zipimport pkgutil modulefinder site code codeop bdb pdb trace profile cProfile "
+    "doctest unittest types builtins marshal gc inspect dis compileall py_compile"
+).split()
 FORBIDDEN_MODULES = {
     "importlib": "uses importlib",
-    "imp": "uses imp",
-    "runpy": "runs a file's code (runpy)",
-    "zipimport": "uses zipimport",
     "ctypes": "uses ctypes",
+    **{name: f"imports {name}, which can run code the scan does not read" for name in CODE_RUNNERS},
     **{name: f"imports the scorer's own {name} module" for name in HARNESS},
     "grader.references": "reads the stored references",
     "grader.compare": "imports the grader's comparison",
@@ -758,6 +764,8 @@ def _suspicious_attribute(node: ast.Attribute, aliases: dict):
     path = _dotted(node, aliases) or ""
     if path.startswith("sys.modules"):
         yield node, "uses sys.modules"
+    if path.startswith(("sys.path", "sys.meta_path")):  # where imports look: a module written at run time
+        yield node, f"uses {path.split('.')[0]}.{path.split('.')[1]}"
     if path.startswith("grader.") and node.attr in PRIVATE_GRADER:
         yield node, f"reaches the grader's private parts ({path.replace('()', '')})"
 

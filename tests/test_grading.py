@@ -405,7 +405,19 @@ def test_integrity_leaves_honest_code_alone(source):
             "imports mytools, which is neither the standard library, NumPy nor the course's",
         ),
         ("from .mytools import embed", "imports .mytools"),
-        ("import runpy\nmine = runpy.run_path('/tmp/mytools.py')", "runs a file's code (runpy)"),
+        ("import runpy\nmine = runpy.run_path('/tmp/mytools.py')", "imports runpy, which can run code"),
+        # Ways the standard library runs code it is given as text (red team, second round: each of
+        # them ran lib's embed, rot13'd in a string, to full marks with no finding).
+        ("import code\ncode.InteractiveInterpreter(globals()).runsource(TEXT)", "imports code, which"),
+        ("import cProfile\ncProfile.runctx(TEXT, globals(), globals())", "imports cProfile, which"),
+        ("import bdb\nbdb.Bdb().run(TEXT, globals())", "imports bdb, which"),
+        (
+            "import types, codeop\nf = types.FunctionType(codeop.Compile()(TEXT, 'x', 'exec'), {})",
+            "imports types",
+        ),
+        ("import builtins\ngetattr(builtins, 'ex' + 'ec')(TEXT)", "imports builtins, which"),
+        ("import site\nsite.addsitedir('/tmp/mine')", "imports site, which"),
+        ("import sys\nsys.path.insert(0, '/tmp/mine')\nimport this", "uses sys.path"),
     ],
 )
 def test_integrity_flags_tampering_for_every_exercise(source, reason):

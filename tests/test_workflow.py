@@ -1500,6 +1500,7 @@ def test_a_regrade_the_grader_could_not_finish_keeps_the_earlier_grade_of_the_sa
         ("--memory", "0", "argument --memory: must be a number of GiB above 0, not '0'"),
         ("--memory", "inf", "argument --memory: must be a number of GiB above 0, not 'inf'"),
         ("--memory", "0.05", "argument --memory: must be at least 0.5 GiB, not '0.05': with less, an honest"),
+        ("--cpu", "0.01", "argument --cpu: must be at least 10 seconds, not '0.01': with less, an honest"),
         ("--timeout", "-5", "argument --timeout: must be a whole number of seconds above 0, not '-5'"),
         ("--jobs", "-2", "argument --jobs: must be a whole number above 0, not '-2'"),
     ],
