@@ -93,18 +93,18 @@ def halves(items: list[dict]) -> tuple[list[dict], list[dict]]:
     """A program as two, each run on its own (``grader.scoring``): every cell with each probe
     asking its visible cases only; and the cells up to the last probe that asks a hidden case,
     with the probes that do, each asking those only (empty if none does)."""
-    visible = [
-        {**item, "calls": [call for call in item["calls"] if not call.get("hidden")]}
+    hidden = [item for item in _asking(items, hidden=True) if item.get("calls", True)]
+    return _asking(items, hidden=False), until_last_probe(hidden)
+
+
+def _asking(items: list[dict], hidden: bool) -> list[dict]:
+    """``items`` with each probe's calls cut to its hidden cases' (or its visible ones')."""
+    return [
+        {**item, "calls": [call for call in item["calls"] if bool(call.get("hidden")) == hidden]}
         if "calls" in item
         else item
         for item in items
     ]
-    hidden = [
-        {**item, "calls": [call for call in item["calls"] if call.get("hidden")]} if "calls" in item else item
-        for item in items
-        if "calls" not in item or any(call.get("hidden") for call in item["calls"])
-    ]
-    return visible, until_last_probe(hidden)
 
 
 def skipping(items: list[dict], timed_out: dict[int, set[int]]) -> list[dict]:
