@@ -188,12 +188,12 @@ def test_the_engine_leaves_the_model_alone(model):
 
 def test_streaming_order_keeps_values_and_shape():
     w = np.arange(12.0).reshape(4, 3)
-    tall, wide = streaming_order(w), streaming_order(w.T)
-    assert tall.flags["F_CONTIGUOUS"] and wide.flags["C_CONTIGUOUS"]
-    np.testing.assert_array_equal(tall, w)
-    np.testing.assert_array_equal(wide, w.T)
-    contiguous = np.ascontiguousarray(w.T)
-    assert streaming_order(contiguous) is contiguous  # already laid out so: no copy
+    block, head = streaming_order(w), streaming_order(w.T, head=True)
+    assert block.flags["F_CONTIGUOUS"] and head.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(block, w)
+    np.testing.assert_array_equal(head, w.T)
+    for laid_out, is_head in [(np.asfortranarray(w), False), (np.ascontiguousarray(w.T), True)]:
+        assert streaming_order(laid_out, head=is_head) is laid_out  # already laid out so: no copy
 
 
 def test_engine_errors_name_the_problem(engine):
