@@ -17,7 +17,8 @@ only the course's public files, no network, nothing left running; per notebook -
 of CPU time, --idle seconds asleep and --memory GiB for the kernel and all it starts). The
 scores come from a second sandboxed process per notebook that calls the student's functions on
 the visible cases and on hidden ones drawn from OUT/.secret (made on the first run; keep it to
-regrade with the same cases), compared outside it with references lib computes. Without a
+regrade with the same cases: once the gradebook holds grades, a lost one is made again only with
+--new-secret), compared outside it with references lib computes. Without a
 sandbox (bubblewrap missing, not Linux) it refuses to run students' code unless --no-sandbox.
 
 Every run adds to the class gradebook OUT/grades.sqlite: it grades only the submissions it finds
@@ -134,6 +135,12 @@ def parser() -> argparse.ArgumentParser:
     )
     grade.add_argument(
         "--force", action="store_true", help="regrade notebooks already graded with the same file"
+    )
+    grade.add_argument(
+        "--new-secret",
+        action="store_true",
+        help="draw hidden cases from a new OUT/.secret when it is lost (refused without this once the "
+        "gradebook holds grades); the grades kept stay",
     )
     grade.add_argument(
         "--zero-flagged",
@@ -346,6 +353,7 @@ def autograde(args: argparse.Namespace, argv: list[str] | None) -> int:
             scheduler=args.scheduler,
             command=" ".join(["python -m grader", *(sys.argv[1:] if argv is None else argv)]),
             zero_flagged=args.zero_flagged,
+            new_secret=args.new_secret,
         )
     except submissions.SubmissionsError as err:
         print(err, file=sys.stderr)

@@ -200,12 +200,14 @@ def autograde(
     scheduler: str | None = None,
     command: str = "",
     zero_flagged: bool = False,
+    new_secret: bool = False,
 ) -> Outcome:
     """Grade the submissions under ``submitted`` (a folder or a .zip) that ``selection`` names into
     the gradebook of ``out``, then write every report from it. Per notebook, ``cpu`` seconds of CPU
     time and ``idle`` seconds asleep for the kernel's whole process tree, ``memory`` bytes;
     ``timeout`` seconds per cell is a wall-clock backstop. ``zero_flagged``: exercises with an
-    integrity finding score 0 (in the notebooks this run grades). Raises ``SandboxUnavailable`` if
+    integrity finding score 0 (in the notebooks this run grades). ``new_secret``: a lost
+    ``OUT/.secret`` is made anew (else refused once the gradebook holds grades). Raises ``SandboxUnavailable`` if
     students' code cannot be sandboxed here, unless ``sandboxed=False``."""
     out = out.resolve()
     _check_apart(submitted.resolve(), out)
@@ -231,6 +233,8 @@ def autograde(
                 file=sys.stderr,
             )
         with gradebook.Gradebook(out) as book:
+            if not new_secret:
+                gradebook.refuse_a_lost_secret(out, book)
             remade = import_formgrader_scores(out, book)
             by_student, problems = _find(submitted, tmp, known, term, selection)
             assignments = {sub.assignment for subs in by_student.values() for sub in subs if sub.assignment}

@@ -198,7 +198,8 @@ class GradebookError(RuntimeError):
 
 # What a folder that was graded into holds besides the gradebook (the course's secret, the reports,
 # the autograded notebooks): with those and no gradebook, the gradebook was lost, not never made.
-GRADED_BEFORE = (".secret", "grades.csv", "totals.csv", "autograded", BACKUPS)
+SECRET = ".secret"  # the course's secret, from which hidden cases are drawn (grader.scoring)
+GRADED_BEFORE = (SECRET, "grades.csv", "totals.csv", "autograded", BACKUPS)
 
 
 def refuse_a_lost_one(out: Path) -> None:
@@ -209,6 +210,21 @@ def refuse_a_lost_one(out: Path) -> None:
         raise GradebookError(
             f"{out} was graded into before ({', '.join(left)}) but has no gradebook ({FILE}): "
             f"{restore_hint(out)}, or grade into a new folder; grading here would start the term afresh"
+        )
+
+
+def refuse_a_lost_secret(out: Path, book: "Gradebook") -> None:
+    """Raise if ``out``'s secret is gone while ``book`` holds notebooks graded on the hidden cases
+    drawn from it: made again quietly, it would give a regrade of the same file other hidden cases
+    (``--new-secret`` says that is meant)."""
+    graded = sum(1 for (_, _, notebook) in book.submissions() if notebook != PROBLEMS)
+    if graded and not (out / SECRET).exists():
+        raise GradebookError(
+            f"{out / SECRET} is gone, but the gradebook holds {graded} graded notebook(s) whose hidden "
+            "cases were drawn from it. Put it back (a copy of the grading folder made with `cp -r "
+            "OUT/*` leaves it out: it is a dot file), or pass --new-secret to draw a new one: the "
+            "grades kept stay, and the notebooks graded from now on, --force regrades included, get "
+            "the new secret's hidden cases"
         )
 
 

@@ -66,13 +66,13 @@ import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import compare, exercises, followup, lending, program, references, sandbox
+from . import compare, exercises, followup, gradebook, lending, program, references, sandbox
 from .compare import Verdict
 from .exercise import Case
 
 HERE = Path(__file__).resolve().parent
 SHIPPED = ("harness.py", "wire.py", "runners.py", "watch.py")  # what the harness needs from the grader
-SECRET = ".secret"
+SECRET = gradebook.SECRET
 MAX_BYTES = 64 * 2**20  # of answers read back from one notebook's scorer
 MAX_VALUES = 10_000  # JSON values in one line read back (an honest line has a few hundred at most)
 MAX_TIMED_OUT = 64  # statements past their limit kept from one run (each cost a limit of the job's budget)

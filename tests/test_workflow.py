@@ -1203,6 +1203,28 @@ def test_a_folder_graded_into_whose_gradebook_is_gone_is_refused(tmp_path):
     gradebook.refuse_a_lost_one(tmp_path)  # with its gradebook
 
 
+@pytest.mark.slow
+def test_a_lost_secret_is_refused_once_there_are_grades_and_kept_out_of_them(term, tmp_path):
+    """Made again quietly, a new secret would give the next regrade of the same files other hidden
+    cases. The run stops before grading, changes nothing, and says what to do; --new-secret
+    draws a new one and keeps every grade."""
+    out = tmp_path / "out"
+    shutil.copytree(term[0], out)
+    (out / ".secret").unlink()
+    before = grades(out)
+    week1 = write_zip(tmp_path / "week1.zip", WEEK1)
+    done = subprocess.run(
+        [sys.executable, "-m", "grader", "autograde", str(week1), "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert re.search(r"\.secret is gone, but the gradebook holds \d+ graded notebook", done.stderr)
+    assert "--new-secret" in done.stderr and not (out / ".secret").exists()
+    assert grades(out) == before
+    autograde(week1, out, "--new-secret")
+    assert (out / ".secret").stat().st_size == 32 and grades(out) == before
+
+
 def test_a_gradebook_of_an_older_grader_is_brought_up_to_date(tmp_path):
     """Version 1 had no fingerprints: reports and grading into it stopped with a traceback."""
     from grader import gradebook
