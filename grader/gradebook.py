@@ -42,6 +42,8 @@ import hashlib
 import json
 import os
 import sqlite3
+import stat
+import sys
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -296,11 +298,27 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def private(out: Path) -> None:
+    """Take other users' access to ``out`` away (its group keeps its own, for teaching assistants):
+    made under the usual umask (022), the folder of a whole class's grades and feedback pages is
+    readable by every user of a shared machine. Told when the folder already held grades."""
+    mode = stat.S_IMODE(out.stat().st_mode)
+    if not mode & 0o007 or out.stat().st_uid != os.geteuid():
+        return
+    os.chmod(out, mode & ~0o007)
+    if (out / FILE).exists():
+        print(
+            f"note: {out} was open to every user of this machine; it is now open to its owner and group only",
+            file=sys.stderr,
+        )
+
+
 @contextmanager
 def lock(out: Path):
     """Hold ``OUT/.lock`` for a command that writes grades: a second command on the same folder
     stops with a clear message instead of interleaving with the first."""
     out.mkdir(parents=True, exist_ok=True)
+    private(out)
     with open(out / ".lock", "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import tomllib
@@ -1223,6 +1224,28 @@ def test_a_lost_secret_is_refused_once_there_are_grades_and_kept_out_of_them(ter
     assert grades(out) == before
     autograde(week1, out, "--new-secret")
     assert (out / ".secret").stat().st_size == 32 and grades(out) == before
+
+
+def test_the_grading_folder_is_closed_to_other_users(tmp_path, capsys):
+    """A class's grades and feedback pages, under the usual umask, were readable by every user of
+    a shared machine. Its group keeps its access; the note is for a folder that held grades."""
+    from grader import gradebook
+
+    new, graded, closed = tmp_path / "new", tmp_path / "graded", tmp_path / "closed"
+    for folder, mode in [(graded, 0o775), (closed, 0o700)]:
+        folder.mkdir(mode=mode)
+        folder.chmod(mode)
+    with gradebook.Gradebook(graded):
+        pass
+    for folder in (new, graded, closed):
+        with gradebook.lock(folder):
+            pass
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = [stat.S_IMODE(folder.stat().st_mode) for folder in (new, graded, closed)]
+    assert modes == [0o777 & ~umask & ~0o007, 0o770, 0o700]
+    told = capsys.readouterr().err
+    assert told.count("note: ") == 1 and f"{graded} was open to every user" in told
 
 
 def test_a_gradebook_of_an_older_grader_is_brought_up_to_date(tmp_path):
