@@ -44,7 +44,7 @@ def explain(
     """``verdicts`` (by grade_id) with the reasons of the wrong ones made more specific.
 
     ``items`` is the program of the first run and ``cases`` its cases by probe number; ``first`` is
-    what that run sent back (a ``scoring.Run``); ``allowance`` (a ``scoring.Allowance``) what is
+    what that run sent back (a ``scoring.Run``); ``allowance`` (``scoring.Allowances``) what is
     left of the student's time alone on the machine: the second run takes no more, and does not
     run if nothing is left."""
     asked = {}

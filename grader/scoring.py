@@ -24,11 +24,13 @@ page and nothing else. The score comes from here:
    notebook's check does and shows a hidden case only by its description.
 4. For the exercises that came back wrong, a second run asks for what explains the first wrong
    case (``grader.followup``); it changes the reasons of those verdicts, never a score. A scorer
-   has the machine to itself (``grader.sandbox.turns``), so a student's scoring has one
+   has the machine to itself (``grader.sandbox.turns``), so a student's scoring has an
    ``Allowance`` of time there: the first run's budgets, all of its processes together, as the
-   sandbox measured them. The second run gets what the first left (an honest first run leaves
-   nearly all of it); one that spent it all, its code burning the budget between right answers,
-   gets no second run, and its reasons stay the first run's.
+   sandbox measured them; one for the passes that ask visible cases and one for those that ask
+   hidden ones (``Allowances``), so that what code that read a hidden input spends decides
+   nothing a visible reason shows. The second run gets what the first left (an honest first run
+   leaves nearly all of it); one that spent it all, its code burning the budget between right
+   answers, gets no second run, and its reasons stay the first run's.
 
 One process takes several notebooks (what it costs to start, NumPy above all, is paid once), in
 an order where what is lent only grows and never reaches what the notebook at hand grades
@@ -65,6 +67,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from . import compare, exercises, followup, gradebook, lending, program, references, sandbox
 from .compare import Verdict
@@ -160,6 +163,15 @@ class Allowance:
         cpu, idle = _seconds(report.get("cpu_seconds")), _seconds(report.get("idle_seconds"))
         self.cpu -= given.cpu_seconds if cpu is None else cpu
         self.idle -= given.idle_seconds if idle is None else idle
+
+
+class Allowances(NamedTuple):
+    """A student's ``Allowance`` for the passes that ask visible cases and another for those that
+    ask hidden ones (``Scorer.run_all``): what code that read a hidden input spends is taken
+    from the second only, so it decides nothing that a visible case's reason shows."""
+
+    visible: Allowance
+    hidden: Allowance
 
 
 def course_secret(out: Path) -> bytes:
@@ -264,23 +276,29 @@ class Scorer:
             )
         return verdicts
 
-    def allowance(self, programs: list[list[dict]]) -> Allowance:
+    def allowance(self, programs: list[list[dict]]) -> "Allowances":
         """The time alone of a student's scoring: the first run's budgets for ``programs``, each
-        run in its two ``halves``."""
-        budgets = [self.budget(half) for items in programs for half in program.halves(items) if half]
+        run in its two ``halves``, one allowance for each half."""
+        halves = [program.halves(items) for items in programs]
+        return Allowances(
+            self._allowance_of([v for v, _ in halves]), self._allowance_of([h for _, h in halves])
+        )
+
+    def _allowance_of(self, programs: list[list[dict]]) -> Allowance:
+        budgets = [self.budget(items) for items in programs if items]
         return Allowance(sum(b.cpu_seconds for b in budgets), self.limits.idle_seconds * len(budgets))
 
     def budget(self, items: list[dict]) -> Limits:
         """The limits of one program: the kernel's, within what its probes may take."""
         return self.limits.for_probes(sum("exercise" in item for item in items))
 
-    def run(self, items: list[dict], assignment: str, allowance: Allowance | None = None) -> "Run | None":
+    def run(self, items: list[dict], assignment: str, allowance: "Allowances | None" = None) -> "Run | None":
         """Run the harness on one program; what came back (None if ``allowance`` had nothing left
         to run it with)."""
         return self.run_all([(items, assignment)], allowance)[0]
 
     def run_all(
-        self, programs: list[tuple[list[dict], str]], allowance: Allowance | None = None
+        self, programs: list[tuple[list[dict], str]], allowance: "Allowances | None" = None
     ) -> list["Run | None"]:
         """Run the harness on programs ``(items, assignment)``; what came back from each (None if
         ``allowance`` had nothing left to run it with).
@@ -290,16 +308,18 @@ class Scorer:
         process that could read a hidden input runs before every answer whose reason shows what
         the student's code said (a visible case's error, its output) is closed: nothing can carry
         a hidden input out through one. The hidden pass's answers are its hidden cases' and
-        nothing else."""
+        nothing else, and it spends from an allowance of its own: how much it spends cannot
+        decide whether a later visible pass (the diagnosis's) runs."""
         halves = [program.halves(items) for items, _ in programs]
         assignments = [assignment for _, assignment in programs]
-        seen = self._in_chains([(halves[i][0], a) for i, a in enumerate(assignments)], allowance)
+        visible, hidden_allowance = (None, None) if allowance is None else allowance
+        seen = self._in_chains([(halves[i][0], a) for i, a in enumerate(assignments)], visible)
         hidden = {  # each told to skip the statements that ran past their limit in the first pass
             i: program.skipping(half, seen[i].timed_out)
             for i, (_, half) in enumerate(halves)
             if half and seen[i] is not None
         }
-        unseen = self._in_chains([(hidden[i], assignments[i]) for i in hidden], allowance)
+        unseen = self._in_chains([(hidden[i], assignments[i]) for i in hidden], hidden_allowance)
         unseen = dict(zip(hidden, unseen, strict=True))
         return [Run.merge(run, unseen[i], hidden[i]) if i in hidden else run for i, run in enumerate(seen)]
 

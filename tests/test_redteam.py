@@ -900,6 +900,50 @@ def test_the_diagnosis_pass_gets_only_what_the_first_run_left(tmp_path, monkeypa
         assert len(started) == 3 and started[2] <= sum(first), started  # it runs, within what is left
 
 
+def _diagnosed_after_a_hidden_pass_that_spends(hidden_spends: str, folder, monkeypatch) -> tuple[bool, str]:
+    """Whether a diagnosis pass ran for a wrong ``position_embedding``, and the reason, when the
+    visible pass leaves half a statement's worth of its allowance and the hidden pass spends
+    ``"nothing"`` or ``"everything"`` (as their sandboxes report it)."""
+    per_call, run, started = 2, scoring._run_sandboxed, []
+
+    def measured(argv, read_only, limits, *rest):
+        started.append(limits.cpu_seconds)
+        returned = run(argv, read_only, limits, *rest)
+        if not isinstance(returned, tuple):
+            return returned
+        spent = {
+            1: limits.cpu_seconds - per_call / 2,
+            2: limits.cpu_seconds * (hidden_spends == "everything"),
+        }
+        return returned[0], {
+            **returned[1],
+            "cpu_seconds": spent.get(len(started), returned[1].get("cpu_seconds")),
+        }
+
+    monkeypatch.setattr(scoring, "_run_sandboxed", measured)
+    nb = answer(
+        "position_embedding", "def position_embedding(n_tokens, wpe):\n    return wpe[1 : n_tokens + 1]"
+    )
+    scorer = scoring.Scorer(folder, b"k" * 32, scoring.Limits(2**30, per_call=per_call))
+    verdict = scorer.score(nb, nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "mallory")[
+        "position_embedding"
+    ]
+    assert verdict.status == "wrong", verdict
+    return len(started) > 2, verdict.reason
+
+
+def test_what_the_hidden_pass_spends_decides_nothing_a_visible_reason_shows(tmp_path, monkeypatch):
+    """The diagnosis pass ran on what the first run left of one allowance, so code that read a
+    hidden input in the hidden pass could spend it, or not, and so decide whether a visible
+    case's reason was made more specific: a bit of the hidden input in a visible reason. Each
+    pass now spends from an allowance of its side's (``scoring.Allowances``)."""
+    honest, spent = (
+        _diagnosed_after_a_hidden_pass_that_spends(spends, tmp_path / spends, monkeypatch)
+        for spends in ("nothing", "everything")
+    )
+    assert honest == spent, (honest, spent)
+
+
 # A right answer, given only after its call has spent seconds of CPU time where the scores come
 # from: the scorer runs alone on the machine (``grader.sandbox.turns``), and an honest chapter
 # takes it under half a second in all.
