@@ -183,6 +183,7 @@ def _walk(root: Path) -> list[_File]:
     pending = [(root, ())]
     while pending:
         folder, parts = pending.pop()
+        hidden = any(map(_hidden, parts))
         try:
             with os.scandir(folder) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
@@ -201,7 +202,11 @@ def _walk(root: Path) -> list[_File]:
                 if len(here) <= MAX_DEPTH:
                     pending.append((Path(entry.path), here))
             elif raw.endswith(SUFFIX.encode()):
-                found.append(_regular_file(entry, here))
+                found.append(
+                    _File(here, None, refused=HIDDEN)
+                    if hidden or _hidden(raw)
+                    else _regular_file(entry, here)
+                )
     return sorted(found, key=lambda f: f.parts)
 
 
@@ -381,7 +386,11 @@ def _unzip(archive: Path, destination: Path) -> list[_File]:
         for index, info, parts in sorted(notebooks, key=lambda n: n[1].file_size):  # smallest first
             mtime = _zip_time(info)
             limit = _limit(destination, info.file_size)
-            refused = _refusal(info, total) or (limit if isinstance(limit, str) else "")
+            refused = (
+                (HIDDEN if any(map(_hidden, parts)) else "")
+                or _refusal(info, total)
+                or (limit if isinstance(limit, str) else "")
+            )
             if refused:
                 found[index] = _File(parts, None, mtime, refused)
                 continue
@@ -449,8 +458,18 @@ def _zip_datetime(info: zipfile.ZipInfo) -> datetime | None:
 
 
 def _skipped(raw: bytes) -> bool:
-    """Hidden files and folders (``.ipynb_checkpoints``) and macOS's ``__MACOSX`` metadata."""
-    return raw.startswith(b".") and raw not in (b".", b"..") or raw == b"__MACOSX"
+    """What tools leave beside notebooks: Jupyter's checkpoints (``.ipynb_checkpoints``) and
+    half-saved copies (``.~name.ipynb``), macOS's metadata (``__MACOSX``, ``._name``)."""
+    return raw in (b".ipynb_checkpoints", b"__MACOSX") or raw.startswith((b"._", b".~"))
+
+
+def _hidden(raw: bytes) -> bool:
+    """A hidden name (``.name``): what lies in it is refused, with a row, not read (a copy kept in
+    ``alice/.old/`` is not alice's submission) and not dropped (``.alice/`` may be a student)."""
+    return raw.startswith(b".") and raw not in (b".", b"..")
+
+
+HIDDEN = 'it lies in a hidden file or folder (a name that starts with "."): rename it to grade it'
 
 
 # ---- names --------------------------------------------------------------------------------------------

@@ -302,6 +302,49 @@ def test_submission_layouts_and_lms_names(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("archive", [False, True], ids=["folder", "zip"])
+def test_a_notebook_under_a_hidden_name_is_named_not_dropped(tmp_path, archive):
+    """Every name that started with "." was dropped at every level, so a student's folder named
+    ``.alice`` or ``...`` vanished: no row, no warning. Only what tools leave (checkpoints, macOS's
+    metadata, half-saved copies) is dropped now; a notebook under any other hidden name is refused
+    with a row that says why, and is not taken for its folder's submission."""
+    known = {"embeddings": "01-embeddings"}
+    names = [
+        "alice/embeddings.ipynb",
+        "alice/.old/embeddings.ipynb",
+        ".bob/embeddings.ipynb",
+        ".../embeddings.ipynb",
+        "carol/.embeddings.ipynb",
+        "carol/embeddings.ipynb",
+        "alice/.ipynb_checkpoints/embeddings-checkpoint.ipynb",
+        "__MACOSX/alice/._embeddings.ipynb",
+        "carol/.~embeddings.ipynb",
+    ]
+    base = tmp_path / "class"
+    for name in names:
+        (base / name).parent.mkdir(parents=True, exist_ok=True)
+        (base / name).write_text("{}")
+    if archive:
+        with zipfile.ZipFile(tmp_path / "class.zip", "w") as zf:
+            for name in names:
+                zf.write(base / name, name)
+    found = submissions.find(tmp_path / "class.zip" if archive else base, known, tmp_path / "scratch")
+    assert {s: [x.file for x in subs] for s, subs in found.by_student.items()} == {
+        "alice": ["alice/embeddings.ipynb"],
+        "carol": ["carol/embeddings.ipynb"],
+    }
+    refused = sorted(p.file for p in found.problems)
+    assert refused == sorted(
+        [
+            ".../embeddings.ipynb",
+            ".bob/embeddings.ipynb",
+            "alice/.old/embeddings.ipynb",
+            "carol/.embeddings.ipynb",
+        ]
+    ), refused
+    assert all(p.status == "invalid_submission" and "hidden" in p.reason for p in found.problems)
+
+
 @pytest.mark.parametrize("wrapped", ["", "export/"])
 def test_one_students_folder_of_chapter_folders_is_theirs(tmp_path, wrapped):
     """One student graded alone, in nbgrader's layout with several chapters (the first to submit, a
