@@ -185,12 +185,14 @@ def _cpu_group() -> Path | None:
 _cpu_group.warned = False
 
 
-def ours(submissions: Path, out: Path, jobs: int, *more: str, peer: bool = False) -> tuple[float, float]:
+def ours(
+    submissions: Path, out: Path, jobs: int, *more: str, peer: bool = False, env: dict | None = None
+) -> tuple[float, float]:
     """``python -m grader autograde`` (``peer``: without the sandbox and the scorer, ``PEER``)."""
     start = ["-c", PEER] if peer else ["-m", "grader"]
     command = [sys.executable, *start, "autograde", str(submissions), "--out", str(out)]
     return measured([*command, "--jobs", str(jobs), *more, *(["--no-sandbox"] if peer else [])],
-                    stderr=subprocess.DEVNULL if peer else None)  # fmt: skip
+                    stderr=subprocess.DEVNULL if peer else None, env=env)  # fmt: skip
 
 
 def plain_nbgrader(work: Path, class_dir: Path) -> tuple[float, float]:
@@ -421,10 +423,11 @@ def main() -> None:
             )
         if args.no_dask:
             return
-        with local_cluster(workers=2) as scheduler:  # a new cluster prepares its run once, then keeps it
+        with local_cluster(workers=2) as cluster:  # a new cluster prepares its run once, then keeps it
             for label in ("new workers", "warm workers"):
+                out = work / f"out-dask-{label[:3]}"
                 dask_wall, _ = ours(
-                    class_dir, work / f"out-dask-{label[:3]}", args.jobs, "--scheduler", scheduler
+                    class_dir, out, args.jobs, "--scheduler", cluster.address, env=cluster.env
                 )
                 print(
                     f"Dask, 2 local workers ({label}): {dask_wall:7.1f} s total, {dask_wall / notebooks:5.2f} "

@@ -12,7 +12,7 @@ from . import spelling, submissions
 
 AUTOGRADE_HELP = f"""\
 Grade a class with nbgrader: every student in a process of their own, --jobs at a time
-(or on a Dask cluster with --scheduler), every notebook's kernel in a sandbox (bubblewrap:
+(or on a Dask cluster of the course's own with --scheduler), every notebook's kernel in a sandbox (bubblewrap:
 only the course's public files, no network, nothing left running; per notebook --cpu seconds
 of CPU time, --idle seconds asleep and --memory GiB for the kernel and all it starts). The
 scores come from a second sandboxed process per notebook that calls the student's functions on
@@ -163,8 +163,9 @@ def parser() -> argparse.ArgumentParser:
     )
     grade.add_argument(
         "--scheduler",
-        metavar="tcp://HOST:8786",
-        help="run the students on this Dask scheduler's workers (see the instructor guide) instead of here",
+        metavar="tls://HOST:8786",
+        help="run the students on this Dask scheduler's workers instead of here: a cluster only the "
+        "course's machines can join (cluster-keys; see the instructor guide)",
     )
 
     adjust = commands.add_parser(
@@ -224,6 +225,17 @@ def parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--out", type=Path, default=Path("grading"), help="grading folder (default: grading)")
 
+    keys = commands.add_parser(
+        "cluster-keys",
+        help="make the keys of a Dask grading cluster that only the course's machines can join",
+        description="Make, in KEYS, the course's certificate authority (ca.pem; its key is not kept), "
+        "one certificate it signed for every machine of the cluster (course.pem, keep it secret) and "
+        "a Dask configuration (dask.yaml) that makes every connection TLS with both sides shown. Copy "
+        "KEYS to the same path on every machine; run the scheduler, the workers and autograde "
+        "--scheduler tls://HOST:8786 with DASK_CONFIG=KEYS (see the instructor guide).",
+    )
+    keys.add_argument("keys", type=Path, metavar="KEYS", help="the folder to make (it must not exist)")
+
     # Its options (--check, --only, -h) are grader.references.main's.
     commands.add_parser("references", help="regenerate the reference outputs from lib", add_help=False)
     return main
@@ -253,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         from . import release
 
         return release.main(check=args.check)
+    if args.command == "cluster-keys":
+        return cluster_keys(args.keys)
     from . import gradebook, settings
     from .distributed import SchedulerError
 
@@ -330,6 +344,26 @@ def disk_refusal(err: BaseException | None, out: Path) -> str:
             return f"error: a file cannot be written ({err}). {kept.format(fix=fix)}"
         err = err.__context__
     return ""
+
+
+def cluster_keys(folder: Path) -> int:
+    from . import distributed
+
+    if folder.exists():
+        print(
+            f"error: {folder} exists: give a new folder (keys already made stay as they are)", file=sys.stderr
+        )
+        return 2
+    keys = distributed.make_keys(folder)
+    print(
+        f"made {keys}: ca.pem, course.pem (secret: whoever holds it can join the cluster) and dask.yaml.\n"
+        f"Copy {keys} to the same path on every machine of the cluster, then:\n"
+        f"  export DASK_CONFIG={keys}\n"
+        "  dask scheduler --host HOST --port 8786 --protocol tls      # on the coordinating machine\n"
+        "  DASK_DISTRIBUTED__WORKER__DAEMON=False dask worker tls://HOST:8786 --nthreads 1 --memory-limit 0\n"
+        "  python -m grader autograde SUBMITTED --out OUT --scheduler tls://HOST:8786"
+    )
+    return 0
 
 
 def autograde(args: argparse.Namespace, argv: list[str] | None) -> int:

@@ -211,6 +211,10 @@ def autograde(
     students' code cannot be sandboxed here, unless ``sandboxed=False``."""
     out = out.resolve()
     _check_apart(submitted.resolve(), out)
+    if scheduler:  # a cluster anyone can join is refused before anything is done
+        from . import distributed
+
+        distributed.security(scheduler)
     if sandboxed and sandbox.available():
         raise SandboxUnavailable(sandbox.available())
     _warn_about_limits(sandboxed)
@@ -238,7 +242,8 @@ def autograde(
             remade = import_formgrader_scores(out, book)
             by_student, problems = _find(submitted, tmp, known, term, selection)
             assignments = {sub.assignment for subs in by_student.values() for sub in subs if sub.assignment}
-            run = prepare(out, source.resolve(), assignments, tmp, timeout, limits, sandboxed)
+            secret = scoring.course_secret(out)
+            run = prepare(out, source.resolve(), assignments, tmp, timeout, limits, sandboxed, secret)
             run = dataclasses.replace(run, zero_flagged=zero_flagged)
             learn_exercises(run, book, assignments)
             known = book.submissions()
@@ -492,16 +497,17 @@ def prepare(
     timeout: int,
     limits: sandbox.Limits,
     isolate: bool,
+    secret: bytes | None,
 ) -> Run:
+    """The run's release, template gradebook, formgrader files and scorer (``secret``: the
+    course's, or None on a machine given each student's key with their notebooks)."""
     (tmp / "source").mkdir(parents=True, exist_ok=True)  # empty when only unknown notebooks are graded
     release.build(solutions, tmp, only=assignments)  # tmp/source, tmp/release, tmp/gradebook.db
     _update_class_gradebook(out / "gradebook.db", tmp)
     formgrader.write_config(out, solutions)
     formgrader.fill_copies(out)
     view = kernel_view()
-    scorer = scoring.Scorer(
-        tmp / "scorer", scoring.course_secret(out), scoring.Limits.beside(limits, timeout), isolate
-    )
+    scorer = scoring.Scorer(tmp / "scorer", secret, scoring.Limits.beside(limits, timeout), isolate)
     for assignment in assignments:
         scorer.lend(assignment)
         for path in (tmp / "release" / assignment).glob("*.ipynb"):

@@ -1,8 +1,17 @@
-"""``python -m grader autograde ... --scheduler tcp://HOST:8786``: the students graded on a Dask
+"""``python -m grader autograde ... --scheduler tls://HOST:8786``: the students graded on a Dask
 cluster (``dask.distributed``) instead of on this machine.
 
-The submitting process sends one task per student: the student's notebooks (their bytes), the
-run's limits and the course's version (a digest of ``solutions/``, ``grader/`` and ``lib/``). On a
+Whoever can join a Dask cluster can run code on every machine of it, read every task and return
+any result: on a grading cluster, read the submissions and the hidden cases and forge any grade.
+So the grader sends work only to a cluster that only the course's machines can join: every
+connection TLS, each side showing a certificate that the course's own authority signed
+(``make_keys``, ``python -m grader cluster-keys``), as Dask's configuration gives them
+(``DASK_CONFIG``); anything else is refused before a task is sent (``security``). Nor does the
+course's secret travel: a task carries its student's key (``grader.scoring.student_key``), from
+which that student's hidden cases are drawn, and nobody else's.
+
+The submitting process sends one task per student: the student's notebooks (their bytes), their
+key, the run's limits and the course's version (a digest of ``solutions/``, ``grader/`` and ``lib/``). On a
 worker, ``grade_remote`` prepares a run once per worker process and set of assignments, exactly as
 local grading does (``grader.autograde.prepare``: the release, the template gradebook, the
 sandbox's view and limits; the worker's sandboxes are held in one cgroup scope), writes the notebooks into its scratch space and calls
@@ -36,7 +45,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import autograde, course, sandbox, scoring, submissions
+from . import autograde, course, sandbox, submissions
 
 CONNECT_TIMEOUT = "30s"
 
@@ -56,7 +65,7 @@ class Job:
     limits: sandbox.Limits
     isolate: bool
     version: str
-    secret: bytes  # the course's (``grader.scoring``): the same hidden cases on every worker
+    key: bytes  # the student's (``grader.scoring.student_key``): the same hidden cases on every worker
     zero_flagged: bool = False
 
 
@@ -79,7 +88,7 @@ def grade_all(scheduler: str, run: autograde.Run, todo: dict[str, list], persist
     assignments = frozenset(s.assignment for subs in todo.values() for s in subs if s.assignment)
     version = course_version()
     try:
-        client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT, security=security(scheduler))
     except (OSError, TimeoutError) as err:
         raise SchedulerError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
     with client:
@@ -94,7 +103,7 @@ def grade_all(scheduler: str, run: autograde.Run, todo: dict[str, list], persist
                 run.limits,
                 run.isolate,
                 version,
-                run.scorer.secret,
+                run.scorer.key(student),
                 run.zero_flagged,
             )
             futures[client.submit(grade_remote, job, pure=False)] = (student, subs)
@@ -110,6 +119,66 @@ def grade_all(scheduler: str, run: autograde.Run, todo: dict[str, list], persist
                 bar.update()
         finally:
             client.cancel(list(futures))
+
+
+# ---- who may join -----------------------------------------------------------------------------------
+
+OPEN_CLUSTER = (
+    "refused: whoever can join a Dask cluster runs code on its machines and reads and returns its "
+    "tasks, so on a cluster that anyone on its network can join they could read every submission "
+    "and the hidden cases, and return any grade. Make the course's keys once (python -m grader "
+    "cluster-keys KEYS), copy KEYS to the same path on every machine of the cluster, and run the "
+    "scheduler, the workers and this command with DASK_CONFIG=KEYS and a tls:// address (see the "
+    "instructor guide)"
+)
+
+
+def security(scheduler: str):
+    """Dask's TLS settings for this process (its configuration), if they make a connection to
+    ``scheduler`` one that only holders of a certificate the course's authority signed can join;
+    else ``SchedulerError``."""
+    from distributed.security import Security
+
+    settings = Security()
+    if scheduler.startswith("tls://") and settings.require_encryption and settings.tls_ca_file:
+        if settings.tls_client_cert:
+            return settings
+    raise SchedulerError(f"--scheduler {scheduler}: {OPEN_CLUSTER}")
+
+
+def make_keys(folder: Path) -> Path:
+    """The course's own certificate authority (``ca.pem``), one certificate and key it signed for
+    every machine of the grading cluster (``course.pem``), and a Dask configuration that makes
+    every connection TLS with both sides shown (``dask.yaml``, read with ``DASK_CONFIG=folder``),
+    made with ``openssl``. The authority's key is not kept: no other certificate can be signed.
+    Returns ``folder``."""
+    folder = folder.resolve()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        ca_key, key, request, cert = (
+            Path(tmp) / name for name in ("ca-key.pem", "key.pem", "req.pem", "cert.pem")
+        )
+        new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        for argv in (
+            ["req", "-x509", *new_key, "-keyout", ca_key, "-out", folder / "ca.pem", "-days", "3650",
+             "-subj", "/CN=Forward Pass grading authority"],
+            ["req", *new_key, "-keyout", key, "-out", request, "-subj", "/CN=Forward Pass grading"],
+            ["x509", "-req", "-in", request, "-CA", folder / "ca.pem", "-CAkey", ca_key, "-out", cert,
+             "-days", "3650", "-set_serial", "1"],
+        ):  # fmt: skip
+            subprocess.run(["openssl", *map(str, argv)], check=True, capture_output=True)
+        course_pem = folder / "course.pem"
+        course_pem.touch(mode=0o600)
+        course_pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    pem = str(course_pem)
+    roles = {role: {"cert": pem, "key": pem} for role in ("scheduler", "worker", "client")}
+    settings = {
+        "distributed": {
+            "comm": {"require-encryption": True, "tls": {"ca-file": str(folder / "ca.pem"), **roles}}
+        }
+    }
+    (folder / "dask.yaml").write_text(json.dumps(settings, indent=2))  # JSON is YAML
+    return folder
 
 
 # ---- on a worker ---------------------------------------------------------------------------------
@@ -130,7 +199,10 @@ def grade_remote(job: Job) -> tuple[dict, str]:
             "this Dask worker is a daemon process and cannot start the grading process: start it "
             "with DASK_DISTRIBUTED__WORKER__DAEMON=False (see the instructor guide)"
         )
-    run = dataclasses.replace(_run_for(job), zero_flagged=job.zero_flagged)
+    run = _run_for(job)
+    run = dataclasses.replace(
+        run, zero_flagged=job.zero_flagged, scorer=run.scorer.for_student(job.student, job.key)
+    )
     folder = Path(tempfile.mkdtemp(prefix="student-", dir=run.scratch))
     try:
         subs = []
@@ -146,7 +218,7 @@ def grade_remote(job: Job) -> tuple[dict, str]:
 def _run_for(job: Job) -> autograde.Run:
     """This worker's prepared run for the job's assignments and limits (made once, then kept for
     the life of the worker process; its scratch folder goes with it)."""
-    key = (job.assignments, job.timeout, job.limits, job.isolate, job.secret)
+    key = (job.assignments, job.timeout, job.limits, job.isolate)
     with _prepare_lock:
         if key not in _runs:
             if job.isolate and sandbox.available():
@@ -160,9 +232,8 @@ def _run_for(job: Job) -> autograde.Run:
             atexit.register(scratch.close)
             out = tmp / "out"  # what local grading hides as its output folder; nothing is kept here
             out.mkdir()
-            (out / scoring.SECRET).write_bytes(job.secret)
             run = autograde.prepare(
-                out, course.SOLUTIONS, set(job.assignments), tmp, job.timeout, job.limits, job.isolate
+                out, course.SOLUTIONS, set(job.assignments), tmp, job.timeout, job.limits, job.isolate, None
             )
             _runs[key] = (run, scratch)
         return _runs[key][0]
@@ -171,13 +242,24 @@ def _run_for(job: Job) -> autograde.Run:
 # ---- a cluster on this machine (tests, benchmarks, trying it out) -------------------------------
 
 
+@dataclass(frozen=True)
+class LocalCluster:
+    address: str  # the scheduler's, tls://127.0.0.1:PORT
+    keys: Path  # its ``make_keys`` folder: grade on it with ``env``
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "DASK_CONFIG": str(self.keys)}
+
+
 @contextlib.contextmanager
 def local_cluster(workers: int = 2, logs: Path | None = None):
     """A Dask scheduler and ``workers`` workers on 127.0.0.1, each a process of its own started
-    with the ``dask`` command as on a real cluster; yields the scheduler's address."""
+    with the ``dask`` command as on a real cluster, with keys of its own; yields a ``LocalCluster``."""
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
     with tempfile.TemporaryDirectory(prefix="forwardpass-dask-") as tmp:
+        keys = make_keys(Path(tmp) / "keys")
+        env = {**os.environ, "DASK_CONFIG": str(keys), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
         logs = Path(logs or tmp)
         scheduler_file = Path(tmp) / "scheduler.json"
         started = []
@@ -190,8 +272,8 @@ def local_cluster(workers: int = 2, logs: Path | None = None):
             log.close()
 
         try:
-            launch("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                   "--scheduler-file", scheduler_file)  # fmt: skip
+            launch("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--protocol", "tls",
+                   "--no-dashboard", "--scheduler-file", scheduler_file)  # fmt: skip
             deadline = time.monotonic() + 120
             while not scheduler_file.exists():
                 if time.monotonic() > deadline or started[0].poll() is not None:
@@ -201,8 +283,8 @@ def local_cluster(workers: int = 2, logs: Path | None = None):
             for i in range(workers):
                 launch(f"worker{i}", "worker", address, "--nthreads", "1", "--memory-limit", "0",
                        "--host", "127.0.0.1", "--no-dashboard")  # fmt: skip
-            _wait_for_workers(address, workers)
-            yield address
+            _wait_for_workers(address, keys, workers)
+            yield LocalCluster(address, keys)
         finally:
             for process in reversed(started):
                 process.send_signal(signal.SIGINT)
@@ -214,8 +296,13 @@ def local_cluster(workers: int = 2, logs: Path | None = None):
                     process.wait()
 
 
-def _wait_for_workers(address: str, workers: int) -> None:
+def _wait_for_workers(address: str, keys: Path, workers: int) -> None:
     from distributed import Client
+    from distributed.security import Security
 
-    with Client(address, timeout=CONNECT_TIMEOUT) as client:
+    pem = str(keys / "course.pem")
+    shown = Security(
+        tls_ca_file=str(keys / "ca.pem"), tls_client_cert=pem, tls_client_key=pem, require_encryption=True
+    )
+    with Client(address, timeout=CONNECT_TIMEOUT, security=shown) as client:
         client.wait_for_workers(workers, timeout=300)

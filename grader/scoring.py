@@ -54,6 +54,7 @@ already sent.
 read-only view; no network, a private /tmp; memory, processes and CPU time of the whole tree).
 """
 
+import copy
 import hashlib
 import importlib
 import json
@@ -192,27 +193,52 @@ def course_secret(out: Path) -> bytes:
     return data
 
 
-def case_secret(secret: bytes, student: str, exercise_id: str, submission: str = "") -> int:
-    """The seed of one student's hidden cases of one exercise, for one submitted file (its
-    digest): a regrade of the same file draws the same cases, and any other file new ones, so
-    what one submission learns about its hidden cases is of no use to the next."""
-    parts = [secret, student.encode(), exercise_id.encode(), submission.encode()]
-    digest = hashlib.sha256(b"\0".join(parts)).digest()
+def student_key(secret: bytes, student: str) -> bytes:
+    """One student's key, from which all their hidden cases are drawn (``case_seed``): what a
+    machine that grades them needs, without the course's secret (``grader.distributed``)."""
+    return hashlib.sha256(b"\0".join([b"student", secret, student.encode()])).digest()
+
+
+def case_seed(key: bytes, exercise_id: str, submission: str = "") -> int:
+    """The seed of a student's hidden cases of one exercise (``key``: ``student_key``), for one
+    submitted file (its digest): a regrade of the same file draws the same cases, and any other
+    file new ones, so what one submission learns about its hidden cases is of no use to the next."""
+    digest = hashlib.sha256(b"\0".join([key, exercise_id.encode(), submission.encode()])).digest()
     return int.from_bytes(digest[:16], "big")
+
+
+def case_secret(secret: bytes, student: str, exercise_id: str, submission: str = "") -> int:
+    """``case_seed`` of ``student``'s key under the course's ``secret``."""
+    return case_seed(student_key(secret, student), exercise_id, submission)
 
 
 class Scorer:
     """The scorer of one grading run: its read-only view (``work/view``: the harness, one lent
-    ``lib`` per assignment), its limits, and whether it is sandboxed (not with ``--no-sandbox``)."""
+    ``lib`` per assignment), its limits, and whether it is sandboxed (not with ``--no-sandbox``).
+    ``secret``: the course's, or None where only some students' keys are known (``for_student``)."""
 
-    def __init__(self, work: Path, secret: bytes, limits: Limits, isolate: bool = True):
+    def __init__(self, work: Path, secret: bytes | None, limits: Limits, isolate: bool = True):
         self.work, self.secret, self.limits, self.isolate = work, secret, limits, isolate
+        self.keys: dict[str, bytes] = {}  # student -> ``student_key``, given rather than computed
         self.view = work / "view"
         self.view.mkdir(parents=True, exist_ok=True)
         self.view.chmod(READABLE)
         for name in SHIPPED:
             shutil.copyfile(HERE / name, self.view / name)
             (self.view / name).chmod(0o644)
+
+    def for_student(self, student: str, key: bytes) -> "Scorer":
+        """This scorer with ``student``'s key given (a machine that does not hold the secret)."""
+        scorer = copy.copy(self)
+        scorer.keys = {**self.keys, student: key}
+        return scorer
+
+    def key(self, student: str) -> bytes:
+        if student in self.keys:
+            return self.keys[student]
+        if self.secret is None:
+            raise ValueError(f"this scorer holds neither the course's secret nor {student}'s key")
+        return student_key(self.secret, student)
 
     def lend(self, assignment: str) -> Path:
         """The folder holding the scorer's ``lib`` for ``assignment`` (made once)."""
@@ -240,9 +266,7 @@ class Scorer:
             if "exercise" not in item:
                 continue
             exercise = exercises.get(item["exercise"])
-            cases[item["probe"]] = exercise.cases(
-                case_secret(self.secret, student, item["exercise"], submission)
-            )
+            cases[item["probe"]] = exercise.cases(case_seed(self.key(student), item["exercise"], submission))
             item["kind"] = exercise.kind
             item["runner"] = exercise.runner.__name__ if exercise.runner else None
             item["pure"] = exercise.pure

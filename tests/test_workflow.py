@@ -7,9 +7,11 @@ The term is one module fixture that advances step by step (each step is a real
 """
 
 import csv
+import dataclasses
 import errno
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -25,11 +27,13 @@ from zoneinfo import ZoneInfo
 
 import nbformat
 import pytest
+from distributed import Client
+from distributed.security import Security
 from test_book import CHROMIUM, chromium, open_page
 from test_grading import ONE_BASED, RELEASED, ROOT, answer, solution
 
-from grader import late, lms, reports
-from grader.distributed import local_cluster
+from grader import distributed, late, lms, reports
+from grader.distributed import local_cluster, make_keys
 from grader.results import Row
 
 ASSIGNMENT = "01-embeddings"
@@ -73,14 +77,16 @@ def write_zip(path: Path, files: dict) -> Path:
     return path
 
 
-def grader(*args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "grader", *args], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
+def grader(*args: str, env: dict | None = None, rc: int = 0) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [sys.executable, "-m", "grader", *args], cwd=ROOT, capture_output=True, text=True, env=env
+    )
+    assert done.returncode == rc, done.stdout + done.stderr
     return done
 
 
-def autograde(submitted: Path, out: Path, *more: str) -> subprocess.CompletedProcess:
-    return grader("autograde", str(submitted), "--out", str(out), "--jobs", "2", *more)
+def autograde(submitted: Path, out: Path, *more: str, **how) -> subprocess.CompletedProcess:
+    return grader("autograde", str(submitted), "--out", str(out), "--jobs", "2", *more, **how)
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -477,9 +483,9 @@ def test_feedback_pages_work_offline_in_chromium(term):
 
 @pytest.fixture
 def dask_cluster(tmp_path):
-    """A scheduler and two workers on 127.0.0.1, as real processes; yields the scheduler's address."""
-    with local_cluster(workers=2, logs=tmp_path) as address:
-        yield address
+    """A scheduler and two workers on 127.0.0.1, as real processes, with keys of their own."""
+    with local_cluster(workers=2, logs=tmp_path) as cluster:
+        yield cluster
 
 
 @pytest.mark.slow
@@ -493,7 +499,7 @@ def test_the_dask_path_gives_the_same_grades_as_the_local_one(tmp_path, dask_clu
         (folder / student).mkdir(parents=True)
         nbformat.write(nb, folder / student / "embeddings.ipynb")
     local = autograde(folder, tmp_path / "local")
-    remote = autograde(folder, tmp_path / "dask", "--scheduler", dask_cluster)
+    remote = autograde(folder, tmp_path / "dask", "--scheduler", dask_cluster.address, env=dask_cluster.env)
     assert (
         "graded 2 notebook(s) this run" in local.stdout and "graded 2 notebook(s) this run" in remote.stdout
     )
@@ -512,6 +518,42 @@ def test_the_dask_path_gives_the_same_grades_as_the_local_one(tmp_path, dask_clu
     assert sorted(p.name for p in (tmp_path / "dask" / "logs").iterdir()) == [
         f"{s}.log" for s in sorted(students)
     ]
+    # Only holders of the course's certificate join: one its authority did not sign is turned away.
+    rogue = make_keys(tmp_path / "rogue")
+    shown = Security(
+        tls_ca_file=str(dask_cluster.keys / "ca.pem"),
+        tls_client_cert=str(rogue / "course.pem"),
+        tls_client_key=str(rogue / "course.pem"),
+        require_encryption=True,
+    )
+    with pytest.raises(OSError):
+        Client(dask_cluster.address, timeout="10s", security=shown)
+
+
+@pytest.mark.parametrize(
+    "address, keys",
+    [("tcp://127.0.0.1:8786", True), ("tls://127.0.0.1:8786", False)],
+    ids=["open-address", "no-keys"],
+)
+def test_a_cluster_anyone_can_join_is_refused_before_anything_is_done(tmp_path, address, keys):
+    """Whoever can join a Dask cluster reads its tasks and returns any result: with the guide's
+    tcp:// setup, a rogue client read the course's secret and every notebook, and a rogue worker
+    could return any grade. A task carries its student's key, not the course's secret."""
+    env = {**os.environ, "DASK_CONFIG": str(make_keys(tmp_path / "keys") if keys else tmp_path / "none")}
+    (tmp_path / "class").mkdir()
+    done = autograde(tmp_path / "class", tmp_path / "out", "--scheduler", address, env=env, rc=2)
+    assert "refused: whoever can join a Dask cluster" in done.stderr and "cluster-keys" in done.stderr
+    assert not (tmp_path / "out").exists()
+    assert "secret" not in {field.name for field in dataclasses.fields(distributed.Job)}
+
+
+def test_cluster_keys_make_a_configuration_dask_reads(tmp_path):
+    done = grader("cluster-keys", str(tmp_path / "keys"))
+    assert "export DASK_CONFIG=" in done.stdout
+    assert stat.S_IMODE((tmp_path / "keys" / "course.pem").stat().st_mode) == 0o600
+    settings = json.loads((tmp_path / "keys" / "dask.yaml").read_text())["distributed"]["comm"]
+    assert settings["require-encryption"] and settings["tls"]["ca-file"] == str(tmp_path / "keys" / "ca.pem")
+    assert "exists" in grader("cluster-keys", str(tmp_path / "keys"), rc=2).stderr
 
 
 # ---- the parts, without nbgrader ----------------------------------------------------------------------
