@@ -1028,10 +1028,19 @@ class Examined:
 
     def entry(self, run: Run, verdicts: dict) -> dict:
         rows = results.score(self.released, self.student, self.sub.assignment, {}, verdicts)
+        findings = self.review.findings + _ran(verdicts, [row.exercise for row in rows])
         if run.zero_flagged:
-            rows = integrity.zeroed(rows, self.review.findings)
-        findings = integrity.as_dicts(self.review.findings)
+            rows = integrity.zeroed(rows, findings)
+        findings = integrity.as_dicts(findings)
         return _entry(self.sub, rows, findings, self.autograded, self.review.fingerprints)
+
+
+def _ran(verdicts: dict, exercises: list[str]) -> list[integrity.Finding]:
+    """Findings for the code the scorer saw run without the scan reading it (``grader.audit``):
+    they concern every exercise, since such code can define or replace any of them."""
+    ran = dict.fromkeys(event for verdict in verdicts.values() for event in verdict.ran)
+    reasons = [(f"at run time, in the scorer: {reason}", cell, line) for reason, cell, line in ran]
+    return [integrity.Finding(tuple(exercises), reason, cell, line, "") for reason, cell, line in reasons]
 
 
 def examine(

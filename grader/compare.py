@@ -44,6 +44,7 @@ class Verdict:
     reason: str
     status: str
     case: str = ""
+    ran: tuple[tuple[str, int, int], ...] = ()  # what ran unread by the scan in its run (``scoring.Run.ran``)
 
 
 def describe(a: np.ndarray) -> str:

@@ -6,7 +6,7 @@ Started by ``grader.scoring`` as::
                             --fd FD --go FD --limit SECONDS
 
 with nothing on ``sys.path`` but the standard library and the ``--path`` folders: NumPy's and this
-file's own (``wire``, ``runners``, ``watch``). No IPython, no ``grader``, no nbgrader. Each ``JOB``
+file's own (``wire``, ``runners``, ``watch``, ``audit``). No IPython, no ``grader``, no nbgrader. Each ``JOB``
 (a pickle written by the grader) is one notebook's program, in notebook order: code cells, each
 with the top-level statements to run (or to skip: the diagnosis pass, ``grader.followup``, skips
 those that ran past their limit in the first run), and probes, each with the name of the student's function (or
@@ -36,7 +36,9 @@ probe it calls the student's function on each case, with fresh inputs (unpickled
 the runner if there is one. Every line written to ``FD`` starts with its job's number: ``j
 {"cell": i}`` when a cell starts, ``j {"cell": i, "line": n, "error": ...}`` when a statement
 fails (with ``"statement"``, its position in the cell, and ``"timeout": true`` if it ran too long), ``j {"probe": k, "case": name, "output": <wire record>}`` (or ``"error"``, or
-``"timeout"``) per call, ``j {"done": true, "cpu": seconds}`` at the end, and, from this parent,
+``"timeout"``) per call, ``j {"audit": reason, ...}`` (with the cell and line, or the probe) when
+code runs that the scan did not read (``grader.audit``), ``j {"done": true, "cpu": seconds}`` at
+the end, and, from this parent,
 ``j {"exit": status}`` if the child ended otherwise.
 
 Nothing here is trusted: the student's code runs in these processes and may change any of it, or
@@ -140,10 +142,12 @@ class Program:
     """The student's program and its probes, run in one namespace (``runners`` and ``wire``:
     those modules, imported before any of the student's code runs)."""
 
-    def __init__(self, job: dict, report: Report, limit: float, runners, wire, watch):
+    def __init__(self, job: dict, report: Report, limit: float, runners, wire, watch, audit):
         self.cells = {cell["index"]: cell["source"] for cell in job["program"] if "source" in cell}
         self.job, self.report, self.limit, self.runners, self.wire = job, report, limit, runners, wire
-        self.watch = watch
+        self.watch, self.audit = watch, audit
+        self.trees = {index: _parsed(source, index) for index, source in self.cells.items()}
+        audit.read.update(body for tree in self.trees.values() for body in _magic_bodies(tree))
         self.namespace = {"__name__": "__main__", "__builtins__": builtins}
         shell = Shell(self.namespace)
         self.namespace["get_ipython"] = lambda: shell
@@ -160,18 +164,20 @@ class Program:
     def cell(self, item: dict):
         index = item["index"]
         self.report(cell=index)
-        try:
-            tree = ast.parse(item["source"], f"<cell {index}>")
-        except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
-            self.report(cell=index, line=getattr(err, "lineno", None), error=_error(err))
+        tree = self.trees[index]
+        if isinstance(tree, BaseException):
+            self.report(cell=index, line=getattr(tree, "lineno", None), error=_error(tree))
             return
         chosen, skipped = item.get("statements"), item.get("skip", ())
         for position, statement in enumerate(tree.body):
             if (chosen is not None and position not in chosen) or position in skipped:
                 continue
+            self.audit.where = {"cell": index, "line": statement.lineno}
+            module = ast.Module([statement], [])
+            self.audit.expect(module)
             try:
                 with Limit(self.limit):
-                    exec(compile(ast.Module([statement], []), f"<cell {index}>", "exec"), self.namespace)
+                    exec(compile(module, f"<cell {index}>", "exec"), self.namespace)
             except Timeout:
                 self.report(
                     cell=index,
@@ -185,6 +191,7 @@ class Program:
 
     def probe(self, item: dict):
         number, name = item["probe"], item["name"]
+        self.audit.where = {"probe": number}
         if item["kind"] == "choice":
             value = self.namespace.get(name)
             if isinstance(value, str):
@@ -236,6 +243,31 @@ class Program:
         return None
 
 
+def _parsed(source: str, index: int) -> "ast.Module | BaseException":
+    """A cell's syntax tree, or why it has none (parsed before the audit hook is installed)."""
+    try:
+        return ast.parse(source, f"<cell {index}>")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+        return err
+
+
+def _magic_bodies(tree) -> list[str]:
+    """The bodies of the cell magics a cell holds as text (``run_cell_magic(name, line, body)``):
+    the scan read them, and ``Shell`` compiles them."""
+    if isinstance(tree, BaseException):
+        return []
+    return [
+        node.args[2].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "run_cell_magic"
+        and len(node.args) == 3
+        and isinstance(node.args[2], ast.Constant)
+        and isinstance(node.args[2].value, str)
+    ]
+
+
 def _error(err: BaseException) -> str:
     return f"{type(err).__name__}: {str(err)[:300]}"
 
@@ -257,6 +289,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--limit", type=float, required=True)
     args = parser.parse_args(argv)
     sys.path[:0] = args.path
+    import audit
     import numpy  # noqa: F401 (imported before any student code: a failure here is the harness's)
     import runners
     import watch
@@ -274,7 +307,9 @@ def main(argv: list[str]) -> None:
         lib = os.path.join(args.libs, str(number))
         report = Report(args.fd, number)
         report(ready=True)  # before any of the student's code runs: without it, none of it ran
-        status = _in_child(job["wall"], args.go, _run, job, lib, report, args.limit, runners, wire, watch)
+        roots = [os.path.dirname(os.__file__), *args.path, lib]  # whose files' code is known
+        modules = (runners, wire, watch, audit.Audit(report, roots))
+        status = _in_child(job["wall"], args.go, _run, job, lib, report, args.limit, *modules)
         if status:
             report(exit=status)
     os._exit(0)  # without waiting for processes the student's code may have left running
@@ -289,14 +324,17 @@ def _lent(fd: int, go: int, number: int) -> bool:
         return False
 
 
-def _run(job: dict, lib: str, report: Report, limit: float, runners, wire, watch) -> None:
-    """In the job's child: its ``lib`` on the path, its CPU time capped, its program run."""
+def _run(job: dict, lib: str, report: Report, limit: float, runners, wire, watch, audit) -> None:
+    """In the job's child: its ``lib`` on the path, its CPU time capped, the audit hook on
+    (``grader.audit``), its program run."""
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)  # the sandbox's, without a cgroup
     cap = math.ceil(job["cpu"]) + 1
     cap = cap if hard == resource.RLIM_INFINITY else min(cap, hard)
     resource.setrlimit(resource.RLIMIT_CPU, (max(cap - 1, 1), cap))
     sys.path.insert(0, lib)
-    Program(job, report, limit, runners, wire, watch).run()
+    program = Program(job, report, limit, runners, wire, watch, audit)
+    sys.addaudithook(audit)
+    program.run()
 
 
 def _in_child(wall: float, keep_from_child: int, run, *args) -> int:

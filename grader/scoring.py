@@ -75,10 +75,17 @@ from .compare import Verdict
 from .exercise import Case
 
 HERE = Path(__file__).resolve().parent
-SHIPPED = ("harness.py", "wire.py", "runners.py", "watch.py")  # what the harness needs from the grader
+SHIPPED = (
+    "harness.py",
+    "wire.py",
+    "runners.py",
+    "watch.py",
+    "audit.py",
+)  # what the harness needs from the grader
 SECRET = gradebook.SECRET
 MAX_BYTES = 64 * 2**20  # of answers read back from one notebook's scorer
 MAX_VALUES = 10_000  # JSON values in one line read back (an honest line has a few hundred at most)
+MAX_RAN = 20  # audit events kept from one run
 MAX_TIMED_OUT = 64  # statements past their limit kept from one run (each cost a limit of the job's budget)
 # Bytes a line read back counts for at least, kept or not: reading one costs the grader about a
 # microsecond whatever it holds, and 16 MiB of empty lines, which counted for nothing, took 25 s (a
@@ -295,9 +302,8 @@ class Scorer:
                 for item in job.items
                 if "exercise" in item
             }
-            verdicts.append(
-                followup.explain(self, job.items, job.cases, run, first, job.assignment, allowance)
-            )
+            explained = followup.explain(self, job.items, job.cases, run, first, job.assignment, allowance)
+            verdicts.append({grade_id: replace(v, ran=run.ran) for grade_id, v in explained.items()})
         return verdicts
 
     def allowance(self, programs: list[list[dict]]) -> "Allowances":
@@ -520,6 +526,9 @@ class Run:
     cpu: float | None = None  # CPU seconds the harness says it used (for benchmarks; unverified)
     timed_out: dict[int, set[int]] = field(default_factory=dict)  # cell -> statements past the limit
     ready: bool = False  # the harness came as far as running the program (none of it ran otherwise)
+    ran: tuple[
+        tuple[str, int, int], ...
+    ] = ()  # code run unread by the scan (``grader.audit``): reason, cell, line
 
     @classmethod
     def parse(cls, data: bytes, returncode: int, program: list[dict], capped: bool = False) -> "Run":
@@ -532,7 +541,7 @@ class Run:
             item["probe"]: {call["case"] for call in item["calls"]} for item in program if "calls" in item
         }
         cells = {item["index"] for item in program if "source" in item}
-        answers, failed, timed_out, done, cpu, ready = {}, {}, {}, False, None, False
+        answers, failed, timed_out, done, cpu, ready, ran = {}, {}, {}, False, None, False, []
         for line in data.split(b"\n"):
             if sum(line.count(c) for c in b",[{") > MAX_VALUES:
                 continue
@@ -548,6 +557,8 @@ class Run:
                 cpu = _seconds(event.get("cpu"))
             elif event.get("ready") is True:
                 ready = True
+            elif isinstance(event.get("audit"), str) and len(ran) < MAX_RAN:
+                ran.append(_told_where(event, program))
             elif isinstance(event.get("exit"), int) and not isinstance(event["exit"], bool):
                 returncode = max(-255, min(255, event["exit"]))  # how the program's process ended
             elif isinstance(probe, int) and isinstance(case, str) and case in asked.get(probe, ()):
@@ -562,14 +573,18 @@ class Run:
                     failed.setdefault(cell, event["error"][:300])
                 if _timed_out_statement(event) and sum(map(len, timed_out.values())) < MAX_TIMED_OUT:
                     timed_out.setdefault(cell, set()).add(event["statement"])
-        return cls(answers, failed, done, returncode, capped, cpu, timed_out, ready)
+        return cls(
+            answers, failed, done, returncode, capped, cpu, timed_out, ready, tuple(dict.fromkeys(ran))
+        )
 
     @classmethod
     def merge(cls, seen: "Run", unseen: "Run | None", hidden: list[dict]) -> "Run":
         """One program's run from its two ``program.halves``: ``seen``, what came back from the
         visible half (every cell's events, the visible cases' answers), and ``unseen``, from the
         hidden half ``hidden`` (its hidden cases' answers; None: not run, the allowance was
-        spent). A case with no answer is explained by the first half that did not finish."""
+        spent). A case with no answer is explained by the first half that did not finish. What
+        ran without the scan reading it is the first half's: the same cells ran in both, and what
+        the second half does can depend on a hidden input."""
         unseen = unseen or cls.parse(b"", TIMED_OUT, hidden)
         answers = {
             probe: {**seen.answers.get(probe, {}), **unseen.answers.get(probe, {})}
@@ -611,6 +626,19 @@ class Run:
             "kernel_died",
             "your code ended the grading process (os._exit, a crash or the memory limit) before this test ran",
         )
+
+
+def _told_where(event: dict, program: list[dict]) -> tuple[str, int, int]:
+    """An audit event (``grader.audit``) as (reason, cell, line): where the program's cell or
+    test cell it names, if it names one of them, else the first cell."""
+    reason, cell, line, probe = event["audit"][:200], event.get("cell"), event.get("line"), event.get("probe")
+    line = line if type(line) is int and line > 0 else 1
+    for item in program:
+        if type(cell) is int and "source" in item and item["index"] == cell:
+            return reason, cell, line
+        if type(probe) is int and item.get("probe") == probe:
+            return f"{reason}, while a test called the function", item["index"], 1
+    return reason, 0, 1
 
 
 def _timed_out_statement(event: dict) -> bool:

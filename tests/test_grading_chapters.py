@@ -49,6 +49,12 @@ def test_solutions_get_full_marks_and_blanks_get_zero(grades, source):
         assert float(blank["score"]) == 0 and blank["status"] in {"not_attempted", "wrong", "missing"}, blank
 
 
+def test_the_solutions_have_no_integrity_finding(shared_class):
+    """Neither the scan nor the scorer's audit of what runs (``grader.audit``) finds anything in
+    the course's own solutions: a finding there would be one on every honest student."""
+    assert not [row for row in shared_class.integrity if row["student"] == PERFECT], shared_class.integrity
+
+
 def test_integrity_resolves_names_in_the_functions_scope():
     """A parameter that shares its name with a notebook variable holding lib's output is the
     student's own value; lib reached through a local import or alias is still found."""

@@ -12,6 +12,7 @@ neighbour who must keep full marks, in the class that several suites share
 (``conftest.shared_class``); the rest are checks of the parts concerned.
 """
 
+import codecs
 import csv
 import hashlib
 import json
@@ -1218,6 +1219,59 @@ def encode(text, stoi):
                     if item.get("name") == "encode" and call["case"].startswith("hidden-"):
                         raise ValueError("LEAK:" + repr(pickle.loads(call["inputs"])["text"]))
     return np.array([stoi[ch] for ch in text], dtype=np.int64)"""
+
+
+# lib's ``embed``, as text the integrity scan cannot read (rot13), and ways to run it that the scan
+# did not see (red team, rounds two and three: each gave full marks with no finding).
+HIDDEN_EMBED = "import codecs\nTEXT = codecs.decode({!r}, 'rot13')\n".format(
+    codecs.encode("def embed(ids, wte, wpe):\n    return wte[ids] + wpe[: ids.shape[-1]]\n", "rot13")
+)
+ROUTES = {
+    "exec": "exec(TEXT)",
+    "timeit": "import timeit\ntimeit.timeit('global embed\\n' + TEXT, globals=globals(), number=1)",
+    "pydoc.locate": "import pydoc\npydoc.locate('built' + 'ins.ex' + 'ec')(TEXT, globals())",
+    "logging.config": "import logging.config\n"
+    "logging.config.BaseConfigurator({}).resolve('built' + 'ins.ex' + 'ec')(TEXT, globals())",
+    "vars()": "B = vars()['__buil' + 'tins__']\n(B.exec if hasattr(B, 'exec') else B['ex' + 'ec'])(TEXT, globals())",
+    "a module written and imported": "import os, sys, tempfile\nhome = tempfile.mkdtemp()\n"
+    "open(os.path.join(home, 'mine.py'), 'w').write(TEXT)\nsys.path.insert(0, home)\nfrom mine import embed",
+    "code.replace": "exec(compile(TEXT, 'x', 'exec').replace(co_filename='<cell 1>'))",
+    "another program": "import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'pass'])\n"
+    "def embed(ids, wte, wpe):\n    return wte[ids] + wpe[: ids.shape[-1]]",
+}
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_code_run_unread_by_the_scan_is_seen_where_it_runs(tmp_path, route):
+    """What a program runs cannot be known by reading it: every route above got full marks with
+    no finding. They all end in one of a few operations of the interpreter, which the harness's
+    audit hook (``grader.audit``) reports with the cell they ran from; the score is unchanged
+    (the code computes the answer), the finding concerns every exercise (``autograde._ran``)."""
+    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=10))
+    nb = answer("embed", HIDDEN_EMBED + ROUTES[route])
+    verdicts = scorer.score(nb, nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "mallory")
+    assert verdicts["embed"].status == "graded", verdicts["embed"]
+    cell = next(
+        i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "embed-answer"
+    )
+    assert {(where, line > 2) for _, where, line in verdicts["embed"].ran} == {(cell, True)}, verdicts[
+        "embed"
+    ].ran
+
+
+def test_what_honest_code_runs_is_not_reported(tmp_path):
+    """Code the standard library generates itself (a dataclass, a named tuple), a cell magic's
+    body (the scan reads it), imports of NumPy and the standard library: no finding."""
+    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=10))
+    honest = (
+        "%%time\nimport dataclasses, collections, json, fractions\n"
+        "@dataclasses.dataclass\nclass Pair:\n    a: int\n"
+        "Named = collections.namedtuple('Named', 'a b')\n"
+        "def embed(ids, wte, wpe):\n    return wte[ids] + wpe[: ids.shape[-1]]"
+    )
+    verdicts = scorer.score(answer("embed", honest), nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "ann")
+    assert verdicts["embed"].status == "graded", verdicts["embed"]
+    assert not [v.ran for v in verdicts.values() if v.ran]
 
 
 def test_no_reason_carries_a_hidden_input_out_through_a_visible_case(tmp_path):
