@@ -22,11 +22,12 @@ a file with no folder of its own (an export's), and a notebook in a folder deepe
 ``<student>/<assignment>/`` is not graded (an ``invalid_submission`` row under the student whose
 folder it is in). Otherwise a file named ``x_bob_attempt_1_embeddings-9.ipynb``, or put in a
 folder ``bob/``, in Alice's folder would be graded as Bob's latest resubmission, and Bob's own not
-at all. When the top folders end with a student's folder (one student's folder graded alone),
-that folder is the student's for a notebook directly in it with no LMS name; but an LMS name or a
-sub-folder in it cannot be told from an export's or a class folder's, and names the student it is
-graded for (the instructor's guide says to grade such a folder with ``--student``, which grades
-that student's notebooks only, or beside the others).
+at all. The top folders never reach into a folder that is a student's by what it holds: the
+folder above a chapter's folder, or one that holds a notebook named as a chapter's (not as an LMS
+names its files); so a class folder that holds one student's folder so far, or one student's
+folder graded alone, grades nobody else from it. (A student's folder that holds only files with
+LMS names cannot be told from an export's folder: the instructor's guide says to grade one
+student's folder with ``--student``, which grades that student's notebooks only.)
 
 No input stops the class. A file that cannot be graded as it is gets a warning and a row of
 grades.csv saying what happened to it; the rest is graded.
@@ -612,14 +613,37 @@ def _student_and_name(
 
 def _wrapping(files: list[_File], assignments: set[str]) -> tuple[bytes, ...]:
     """The folders that hold every notebook that is read (an archive's or an export's top
-    folders): the longest common start of their folders, but for its last if every notebook lies
-    in a chapter's folder right below it. That folder is a student's: one student's notebooks of
-    several chapters, in nbgrader's layout (``alice/01-embeddings/embeddings.ipynb``), graded alone."""
+    folders): the longest common start of their folders, but never a student's folder, when what
+    the folders hold shows whose it is (``_students_folder``); and but for its last if every
+    notebook lies in a chapter's folder right below it: that folder is a student's, one student's
+    notebooks of several chapters in nbgrader's layout (``alice/01-embeddings/embeddings.ipynb``),
+    graded alone (a folder deeper in a chapter's folder is then inside hers)."""
     read = [f.parts for f in files if not f.refused]
     common = tuple(os.path.commonprefix([parts[:-1] for parts in read]))
+    if (student := _students_folder(common, read, assignments)) is not None:
+        return common[:student]
     below = {printable(parts[len(common)]) for parts in read if len(parts) > len(common) + 1}
-    chapters = bool(read) and all(len(parts) == len(common) + 2 for parts in read) and below <= assignments
+    chapters = bool(read) and all(len(parts) >= len(common) + 2 for parts in read) and below <= assignments
     return common[:-1] if common and chapters else common
+
+
+def _students_folder(common: tuple[bytes, ...], read: list[tuple], assignments: set[str]) -> int | None:
+    """The position in ``common`` of a folder that is a student's by what it holds: the folder
+    above a chapter's folder (``<student>/<assignment>/``; below a chapter's folder that comes
+    first, an export by chapter's, the next), or one that holds a notebook named as a chapter's,
+    not as an LMS names its files. A class folder that holds one student's folder so far has that
+    folder as its common start: without this, a folder ``alice/`` the student made in it was
+    taken for Alice's."""
+    for i, part in enumerate(common):
+        if printable(part) in assignments:
+            return i - 1 if i else 1 if len(common) > 1 else None
+        if any(parts[:-1] == common[: i + 1] and not _lms_name(parts[-1]) for parts in read):
+            return i
+    return None
+
+
+def _lms_name(raw: bytes) -> bool:
+    return any(pattern.match(printable(raw)) for pattern in LMS_PATTERNS)
 
 
 def _inside_a_students_folder(parts: tuple[bytes, ...], top: int) -> str | None:

@@ -362,9 +362,10 @@ def test_one_students_folder_of_chapter_folders_is_theirs(tmp_path, wrapped):
 
 
 def test_one_students_folder_regraded_alone_with_student_grades_only_theirs(tmp_path):
-    """A folder that holds only Alice's folder cannot be told from an export's folder, so a file in
-    it with an LMS name is graded for the student that name gives; ``--student alice`` (the
-    instructor guide says so) grades Alice's notebooks only, and the other name none."""
+    """A folder that holds only Alice's folder was taken for an export's folder, so a file in it
+    with an LMS name was graded for the student that name gives (Bob). Her folder holds a notebook
+    named as a chapter's, so it is a student's, and every file in it hers; ``--student alice``
+    (the instructor guide says so) grades Alice's notebooks only."""
     from grader import autograde, settings
 
     alice = tmp_path / "regrade" / "alice"
@@ -373,9 +374,39 @@ def test_one_students_folder_regraded_alone_with_student_grades_only_theirs(tmp_
         (alice / name).write_text("{}")
     known, term = {"embeddings": "01-embeddings"}, settings.load(tmp_path / "grading")
     everyone, _ = autograde._find(alice.parent, tmp_path, known, term, autograde.Selection())
-    assert sorted(everyone) == ["alice", "bob"]  # the hazard the option closes
+    assert sorted(everyone) == ["alice"]
     only, _ = autograde._find(alice.parent, tmp_path, known, term, autograde.Selection(frozenset({"alice"})))
-    assert {s: [sub.path.name for sub in subs] for s, subs in only.items()} == {"alice": ["embeddings.ipynb"]}
+    assert {s: sorted(sub.notebook for sub in subs) for s, subs in only.items()} == {
+        "alice": ["01-embeddings_bob_attempt_2026-11-02-10-00-00_embeddings", "embeddings"]
+    }  # the file with Bob's LMS name is in Alice's folder: hers, and no chapter's notebook
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        ["mallory/01-embeddings/embeddings.ipynb", "mallory/01-embeddings/alice/embeddings.ipynb"],
+        ["mallory/01-embeddings/alice/embeddings.ipynb"],
+        ["mallory/01-embeddings/alice/embeddings.ipynb", "mallory/04-sampling/alice/sampling.ipynb"],
+        ["mallory/embeddings.ipynb", "mallory/alice/embeddings.ipynb"],
+        ["01-embeddings/mallory/embeddings.ipynb", "01-embeddings/mallory/alice/embeddings.ipynb"],
+        ["export/mallory/01-embeddings/alice/embeddings.ipynb"],
+    ],
+    ids=["own-and-alice", "only-alice", "alice-in-two-chapters", "flat", "export-by-chapter", "wrapped"],
+)
+def test_a_class_folder_with_one_students_folder_so_far_grades_nobody_else_from_it(tmp_path, files):
+    """The top folders were the longest common start of every notebook's folders: with one
+    student's folder in the class so far (the first to submit, a cron grading as they arrive),
+    that start ended inside it, and a folder ``alice/`` its student made there named the student
+    her file was graded for, a grade kept after (red team round 3, R8). A folder is a student's by
+    what it holds: the one above a chapter's folder, or one that holds a chapter's notebook."""
+    known = {"embeddings": "01-embeddings", "sampling": "04-sampling"}
+    for name in files:
+        (tmp_path / "class" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "class" / name).write_text("{}")
+    found = submissions.find(tmp_path / "class", known, tmp_path / "scratch")
+    assert set(found.by_student) <= {"mallory"}
+    assert {p.student for p in found.problems} == {"mallory"}, found.problems
+    assert all("inside mallory's folder" in p.reason for p in found.problems), found.problems
 
 
 def scan(*sources: str, exercises=("embed",)) -> list[tuple[tuple, str]]:
