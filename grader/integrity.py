@@ -186,6 +186,7 @@ def review(nb, released, source, exercises: list[str], assignment: str, changes=
     everything, cells, unscanned = _parse_cells(nb, sources)
     result = Review(unscanned + _static(everything, cells, exercises) + _metadata(changes, exercises))
     definitions = _definitions(cells)
+    honest = {name: (_answer_code(released, name), _answer_code(source, name)) for name in exercises}
     for name in exercises:
         try:
             code = _exercise_code(name, definitions, set(exercises))
@@ -194,7 +195,7 @@ def review(nb, released, source, exercises: list[str], assignment: str, changes=
         if code is None:
             continue
         cell, node, text = code
-        boilerplate = (_answer_code(released, name), _answer_code(source, name))
+        boilerplate = honest[name]
         body = similarity.bodies(text)
         mine = similarity.fingerprint(body)
         for function, theirs in _lib_implementations(assignment, name):
@@ -204,8 +205,33 @@ def review(nb, released, source, exercises: list[str], assignment: str, changes=
                 result.findings.append(_finding((name,), reason, cell, node))
         hashes = similarity.fingerprint(body, boilerplate)
         result.fingerprints[name] = {"cell": cell.index, "line": cell.line(node), "hashes": sorted(hashes)}
+    result.findings += _copies_under_other_names(cells, honest, assignment, result.findings)
     result.findings = sorted(set(result.findings), key=lambda f: (f.cell, f.line, f.reason))
     return result
+
+
+def _copies_under_other_names(cells: list[_Cell], honest: dict, assignment: str, found) -> list[Finding]:
+    """lib's implementation of an exercise in any other function the student wrote (a method, a
+    nested function, one under another name): the comparison above follows only the exercise's
+    own ``def`` and its helpers, and lib's code as ``_impl`` with ``embed = _impl`` (or a lambda,
+    or a class's method) escaped it (red team, third round). Each copy is a finding on the
+    exercise lib's function implements; ``honest``: by exercise, the code of its released stub
+    and its solution, left out of the comparison as in ``review``."""
+    told = {(f.exercises, f.reason) for f in found}
+    findings = []
+    for cell in cells:
+        for node in ast.walk(cell.tree):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name in honest:
+                continue
+            mine = similarity.fingerprint(similarity.bodies(ast.unparse(node)))
+            for name, boilerplate in honest.items():
+                for function, theirs in _lib_implementations(assignment, name):
+                    share = similarity.containment(similarity.fingerprint(theirs, boilerplate), mine)
+                    reason = f"near-identical to {function} ({share or 0:.0%} of its own token sequence)"
+                    if share is not None and share >= similarity.NEAR and ((name,), reason) not in told:
+                        told.add(((name,), reason))
+                        findings.append(_finding((name,), reason, cell, node))
+    return findings
 
 
 def scan(nb, released_sources: set[str], exercises: list[str]) -> list[Finding]:

@@ -7,11 +7,13 @@ scores come from the scorer (``grader.scoring``); tests/test_forging.py tries to
 
 import ast
 import csv
+import inspect
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import textwrap
 import time
 import zipfile
 from pathlib import Path
@@ -20,7 +22,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader import integrity, scoring, submissions
+import lib.embedding
+from grader import integrity, results, scoring, submissions
 
 ROOT = Path(__file__).parents[1]
 ASSIGNMENT = "01-embeddings"
@@ -449,6 +452,33 @@ def test_integrity_flags_lib_own_implementation(source):
 )
 def test_integrity_leaves_honest_code_alone(source):
     assert scan(source) == []
+
+
+TOKEN_EMBEDDING = inspect.getsource(lib.embedding.token_embedding)
+
+
+@pytest.mark.parametrize(
+    "answer_code",
+    [
+        TOKEN_EMBEDDING.replace("def token_embedding", "def _lookup") + "\ntoken_embedding = _lookup\n",
+        TOKEN_EMBEDDING.replace("def token_embedding", "def _lookup")
+        + "\ntoken_embedding = lambda i, w: _lookup(i, w)",
+        "class T:\n    @staticmethod\n"
+        + textwrap.indent(TOKEN_EMBEDDING.replace("def token_embedding", "def run"), "    ")
+        + "\ntoken_embedding = T.run\n",
+    ],
+    ids=["rebound", "lambda", "method"],
+)
+def test_libs_code_under_another_name_is_near_identical_all_the_same(answer_code):
+    """The comparison with lib followed only the exercise's own ``def``: lib's function verbatim
+    under another name, then bound to the exercise's (red team, third round), had no finding."""
+    nb = answer("token_embedding", "from lib._validate import as_token_ids, as_float_array\n" + answer_code)
+    names = [t.name for t in results.test_cells(nb)]
+    review = integrity.review(nb, nbformat.read(RELEASED, as_version=4), solution(), names, ASSIGNMENT)
+    assert any(
+        f.exercises == ("token_embedding",) and f.reason.startswith("near-identical to lib.token_embedding")
+        for f in review.findings
+    ), review.findings
 
 
 @pytest.mark.parametrize(
