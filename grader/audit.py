@@ -14,8 +14,8 @@ exercise of the notebook: the code can define or replace any of them.
 
 What is not reported: compiling the files of the folders whose code is known (the standard
 library, NumPy, the lent ``lib``, the harness: ``roots``) when the source is the file's own, the
-cells' statements the harness compiles itself (``expect``), the bodies of the cell magics the
-cells hold as they were read (``read``), and the code the standard library generates for a
+cells' statements the harness compiles itself (``expect``; a ``%%capture`` or ``%%time`` cell's
+body is one of them, ``grader.program``), and the code the standard library generates for a
 dataclass or a named tuple (``GENERATORS``).
 
 Like everything in the student's process, the hook's state can be reached by the student's code
@@ -41,7 +41,6 @@ class Audit:
         self.report = report
         self.roots = tuple(os.path.join(os.path.realpath(root), "") for root in roots)
         self.expected = None  # the syntax tree the harness compiles next
-        self.read: set[str] = set()  # sources the cells hold as text, read by the scan
         self.where: dict = {}  # the cell and line, or the probe, that runs
         self.told: set = set()
 
@@ -81,7 +80,7 @@ class Audit:
                 self.expected = None
                 return None
             return "compiles a syntax tree built at run time"
-        if source in self.read or _caller().co_filename.endswith(GENERATORS):
+        if _caller().co_filename.endswith(GENERATORS):
             return None
         name = os.fsdecode(filename) if isinstance(filename, str | bytes) else "?"
         if not os.path.isfile(name):

@@ -147,7 +147,6 @@ class Program:
         self.job, self.report, self.limit, self.runners, self.wire = job, report, limit, runners, wire
         self.watch, self.audit = watch, audit
         self.trees = {index: _parsed(source, index) for index, source in self.cells.items()}
-        audit.read.update(body for tree in self.trees.values() for body in _magic_bodies(tree))
         self.namespace = {"__name__": "__main__", "__builtins__": builtins}
         shell = Shell(self.namespace)
         self.namespace["get_ipython"] = lambda: shell
@@ -249,23 +248,6 @@ def _parsed(source: str, index: int) -> "ast.Module | BaseException":
         return ast.parse(source, f"<cell {index}>")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
         return err
-
-
-def _magic_bodies(tree) -> list[str]:
-    """The bodies of the cell magics a cell holds as text (``run_cell_magic(name, line, body)``):
-    the scan read them, and ``Shell`` compiles them."""
-    if isinstance(tree, BaseException):
-        return []
-    return [
-        node.args[2].value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and node.func.attr == "run_cell_magic"
-        and len(node.args) == 3
-        and isinstance(node.args[2], ast.Constant)
-        and isinstance(node.args[2].value, str)
-    ]
 
 
 def _error(err: BaseException) -> str:

@@ -334,10 +334,8 @@ def _parse(
 ) -> list[_Cell]:
     """A cell (or a cell magic's Python body), then the code it runs with exec, decoded
     (``budget``: the notebook's, ``grader.magics``)."""
-    first, _, body = source.partition("\n")
-    magic = re.match(r"\s*%%(\w+)", first)
-    python_body = bool(magic and magic[1] in PYTHON_MAGICS)
-    text, offset = (body, 1) if python_body else (source, 0)
+    magic, body, before = magics.cell_magic(source)
+    text, offset = (body, before) if magic in PYTHON_MAGICS else (source, 0)
     try:
         tree = ast.parse(magics.python(text, budget))
     except (SyntaxError, ValueError):

@@ -17,10 +17,25 @@ as it is, in its sandbox and within its memory limit, and the analyses that need
 assume the most (``grader.program`` keeps every course statement for it).
 """
 
+import re
+
 from IPython.core.inputtransformer2 import TRANSFORM_LOOP_LIMIT, TransformerManager
 
 MAX_TOKENIZED = 1_000_000  # characters tokenized for one notebook's cells: a few seconds at most
 MAX_PARSED = 100_000  # characters of one cell parsed (the course's longest cell has about 5,000)
+
+
+def cell_magic(source: str) -> tuple[str | None, str, int]:
+    """A cell's magic, as IPython finds it (after the blank lines it skips first): its name (None
+    if the cell has none), its body, and the cell's lines before the body. The grader's readers
+    (``grader.integrity``, ``grader.program``) must agree with IPython here: a cell with a blank
+    line before ``%%capture`` was code to IPython and the scorer, and a string to the scan."""
+    lines = source.split("\n")
+    blank = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+    magic = re.match(r"\s*%%(\w+)", lines[blank]) if blank < len(lines) else None
+    if magic is None:
+        return None, source, 0
+    return magic[1], "\n".join(lines[blank + 1 :]), blank + 1
 
 
 def parsable(source: str) -> bool:

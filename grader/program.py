@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from . import magics, names, results
 
-RUN_BODY = ("%%capture", "%%time")  # cell magics whose body the scorer runs
+RUN_BODY = ("capture", "time")  # cell magics whose body the scorer runs
 
 
 @dataclass(frozen=True)
@@ -143,9 +143,9 @@ def _probe(index: int, test: Test) -> dict:
 def python(source: str, budget: magics.Budget | None = None) -> str:
     """A cell's IPython source as Python (``%%capture``/``%%time``: their body); ``budget``: the
     notebook's (``grader.magics``)."""
-    first, _, rest = source.partition("\n")
-    if first.split(maxsplit=1)[:1] and first.split(maxsplit=1)[0] in RUN_BODY:
-        source = rest
+    magic, body, _ = magics.cell_magic(source)
+    if magic in RUN_BODY:
+        source = body
     if not magics.parsable(source):
         return source  # parsed in the scorer's sandbox only
     try:

@@ -23,7 +23,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 import lib.embedding
-from grader import integrity, results, scoring, submissions
+from grader import integrity, program, results, scoring, submissions
 
 ROOT = Path(__file__).parents[1]
 ASSIGNMENT = "01-embeddings"
@@ -452,6 +452,16 @@ def test_integrity_flags_lib_own_implementation(source):
 )
 def test_integrity_leaves_honest_code_alone(source):
     assert scan(source) == []
+
+
+@pytest.mark.parametrize("before", ["", "\n", " \n\t\n", "\r\n"], ids=["none", "blank", "spaces", "crlf"])
+def test_a_cell_magics_body_is_read_as_code_after_blank_lines(before):
+    """IPython skips a cell's blank first lines before it looks for a cell magic; the scan and the
+    scorer's program did not, so after one blank line a ``%%capture`` cell's body was a string to
+    the scan and code to the scorer (red team, third round: lib's code verbatim, no finding)."""
+    cell = before + "%%capture\ndef embed(ids, wte, wpe):\n    return lib.embed(ids, wte, wpe)"
+    assert any(reason.startswith("uses lib's own embed") for _, reason in scan(cell)), scan(cell)
+    assert program.python(cell).strip().startswith("def embed(ids, wte, wpe):")
 
 
 TOKEN_EMBEDDING = inspect.getsource(lib.embedding.token_embedding)

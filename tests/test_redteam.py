@@ -1236,6 +1236,8 @@ ROUTES = {
     "a module written and imported": "import os, sys, tempfile\nhome = tempfile.mkdtemp()\n"
     "open(os.path.join(home, 'mine.py'), 'w').write(TEXT)\nsys.path.insert(0, home)\nfrom mine import embed",
     "code.replace": "exec(compile(TEXT, 'x', 'exec').replace(co_filename='<cell 1>'))",
+    "the harness's own cell magic": "get_ipython().run_cell_magic('capture', '', TEXT)",
+    "print.__self__": "getattr(print.__self__, 'ex' + 'ec')(TEXT, globals())",
     "another program": "import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'pass'])\n"
     "def embed(ids, wte, wpe):\n    return wte[ids] + wpe[: ids.shape[-1]]",
 }
