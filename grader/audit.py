@@ -1,108 +1,160 @@
-"""What the scorer's harness tells of code that ran without the integrity scan reading it.
+"""What the scorer's harness tells of the code that runs without the integrity scan reading it.
 
 The scan (``grader.integrity``) reads a notebook's cells, but what a program runs cannot be
 decided by reading it: lib's implementation kept as text can run through ``exec``, and through
-any of the standard library's dozens of routes to it (``timeit``, ``code``, ``pydoc.locate``, a
-module written to disk and imported, another interpreter started...). Each of those routes ends
-in one of a few operations of the interpreter, and the interpreter raises an audit event for each
-(PEP 578): compiling source, loading compiled code, making a code object, replacing a function's
-code, starting a program. The harness installs ``Audit`` as an audit hook in each job's process
-before the student's first statement (a hook cannot be removed), and it reports each such event,
-with the cell or the probe that was running, on the grader's pipe at once
-(``grader.scoring.Run.ran``). The grader makes them integrity findings that concern every
-exercise of the notebook: the code can define or replace any of them.
+any of the standard library's dozens of routes to it (``timeit``, ``code``, ``pydoc.locate``,
+``dataclasses``' own helpers...). Every route ends in one of a few operations of the interpreter,
+each of which raises an audit event (PEP 578), and ``hook`` makes the audit hook that the harness
+installs in each job's process before the student's first statement (a hook cannot be removed):
 
-What is not reported: compiling the files of the folders whose code is known (the standard
-library, NumPy, the lent ``lib``, the harness: ``roots``) when the source is the file's own, the
-cells' statements the harness compiles itself (``expect``; a ``%%capture`` or ``%%time`` cell's
-body is one of them, ``grader.program``), and the code the standard library generates for a
-dataclass or a named tuple (``GENERATORS``).
+- **Text compiled** (``compile``, ``exec``/``eval`` of a string, ``timeit``, a dataclass's
+  generated ``__init__``): the text goes to the grader, which scans it as it scans a cell
+  (``scoring.Run.ran``, ``autograde.Examined``): timing a function or making a dataclass is no
+  finding, lib's code in a string is. The files of the folders whose code is known (the standard
+  library, NumPy, the lent ``lib``, the harness: ``roots``) compiled by an import are not sent.
+- **Code that did not come from text compiled here** (a code object made by hand, loaded with
+  ``marshal`` but from a known ``.pyc`` an import opened, run as a module's body but from a known
+  file, a function's ``__code__`` replaced): refused (the operation raises ``PermissionError``)
+  and reported. So are other programs started, and the calls that reach the harness's own objects
+  (``gc``'s lists of every object, tracing).
 
-Like everything in the student's process, the hook's state can be reached by the student's code
-(through ``gc``); it raises the price of hiding code from the scan, it does not make it
-impossible. The scores never depend on it.
+Refused operations cannot run what they carried, so nothing computed by them can score. The hook
+keeps its state in a closure and writes each report to the grader's pipe before the operation
+goes on, after checking that the pipe is still the one it was given (a student's code that points
+it elsewhere has its operations refused). All of this runs in the student's process and raises the
+price of hiding code; it is not a proof: a frame reached through a traceback (``tb_frame``, which
+honest code reads) leads to the harness's objects, and a program started without any audited call
+runs unseen. The scores never depend on it.
 """
 
 import os
-import sys
 
-# Standard-library files that compile code they generate themselves (a dataclass's __init__, a
-# named tuple's __new__), from the names they are given.
-GENERATORS = ("dataclasses.py", os.path.join("collections", "__init__.py"))
-PROGRAMS = ("os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen")
-IMPORTLIB = "<frozen importlib._bootstrap_external>"
-MAX_TOLD = 20  # reports per job, at most
+MAX_TEXT = 64 * 1024  # characters of text compiled at run time sent to the grader, for one job
+REFUSED = {
+    "code.__new__": "makes a code object by hand (CodeType, code.replace)",
+    "gc.get_objects": "lists every object of the process (gc.get_objects)",
+    "gc.get_referrers": "looks for what refers to an object (gc.get_referrers)",
+    "gc.get_referents": "looks into objects (gc.get_referents)",
+    "sys.settrace": "traces the program (sys.settrace)",
+    "sys.setprofile": "profiles the program (sys.setprofile)",
+    "sys._current_frames": "reads every thread's frames",
+}
+PROGRAMS = ("os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen", "os.fork")
 
 
-class Audit:
-    """The audit hook of one job's process; ``report(**event)`` writes a line to the grader."""
+def hook(report, pipe: int, roots: list[str]):
+    """The audit hook of one job's process: ``report(**event)`` writes a line to the grader's pipe
+    (file descriptor ``pipe``). The harness says where the program is (``hook.at``, a dict: the
+    cell and line, or the probe) and, before it compiles a cell's statement and runs it, the
+    syntax tree and then the code object it made (``hook.expect(tree=...)``, ``(code=...)``)."""
+    roots = tuple(os.path.join(os.path.realpath(root), "") for root in roots)
+    expected = {"tree": None, "code": None}
+    identity = _identity(pipe)
+    where = {}  # the cell and line, or the probe, that runs: set by the harness (``at``)
+    texts = {}  # text compiled at run time -> its file name, as sent
+    module_code = {}  # known file -> the bytecode its source compiles to
+    state = {"sent": 0, "opened": "", "busy": False}
 
-    def __init__(self, report, roots: list[str]):
-        self.report = report
-        self.roots = tuple(os.path.join(os.path.realpath(root), "") for root in roots)
-        self.expected = None  # the syntax tree the harness compiles next
-        self.where: dict = {}  # the cell and line, or the probe, that runs
-        self.told: set = set()
+    def known(path: str) -> bool:
+        return os.path.realpath(path).startswith(roots)
 
-    def expect(self, tree) -> None:
-        """The harness compiles ``tree`` next: one of the cells' statements, as read."""
-        self.expected = tree
+    def send(**event) -> None:
+        if _identity(pipe) != identity:
+            raise PermissionError("the grader's pipe was replaced: nothing more runs here")
+        report(**event, **where)
 
-    def __call__(self, event: str, args: tuple) -> None:
-        try:
-            reason = self.why(event, args)
-        except Exception:  # a hook that raises would stop the operation: never the harness's doing
+    def refuse(reason: str) -> None:
+        send(audit=reason)
+        raise PermissionError(f"the grader does not run this: {reason}")
+
+    def compiled(source, filename) -> None:
+        if not isinstance(source, str | bytes):  # a syntax tree: the harness compiles the cells' own
+            if source is not expected["tree"]:
+                refuse("compiles a syntax tree built at run time")
             return
-        key = (reason, tuple(self.where.items()))
-        if reason and key not in self.told and len(self.told) < MAX_TOLD:
-            self.told.add(key)
-            self.report(audit=reason, **self.where)
-
-    def why(self, event: str, args: tuple) -> str | None:
-        """What ``event`` did that the scan did not read, in words; None if nothing."""
-        if event == "compile":
-            return self._compiled(*args[:2])
-        if event == "open" and isinstance(args[0], str) and args[0].endswith(".pyc"):
-            return None if self._known(args[0]) else f"loads compiled code from {args[0]}"
-        if event == "marshal.loads" and _caller().co_filename != IMPORTLIB:
-            return "loads code with marshal"
-        if event == "code.__new__":
-            return "makes a code object (CodeType or code.replace)"
-        if event == "object.__setattr__" and len(args) > 1 and args[1] == "__code__":
-            return "replaces a function's __code__"
-        if event.startswith(PROGRAMS):
-            return f"starts another program ({event})"
-        return None
-
-    def _compiled(self, source, filename) -> str | None:
-        if not isinstance(source, str | bytes):  # a syntax tree
-            if source is self.expected:
-                self.expected = None
-                return None
-            return "compiles a syntax tree built at run time"
-        if _caller().co_filename.endswith(GENERATORS):
-            return None
+        text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
         name = os.fsdecode(filename) if isinstance(filename, str | bytes) else "?"
-        if not os.path.isfile(name):
-            return f"runs code given as text (compiled as {name!r})"
-        if self._known(name) and _same(name, source):
-            return None  # an import of a file whose code is known
-        return f"runs code from {name}, a file the scan did not read"
+        if known(name) and os.path.isfile(name) and _source(name) == text:
+            return  # an import of a file whose code is known
+        if text in texts:
+            return
+        state["sent"] += len(text)
+        if state["sent"] > MAX_TEXT:
+            refuse(f"compiles more text at run time than the grader reads ({MAX_TEXT:,} characters)")
+        texts[text] = name
+        send(ran=text, name=name[:200])
 
-    def _known(self, path: str) -> bool:
-        return os.path.realpath(path).startswith(self.roots)
+    def ran(code) -> None:
+        if code is expected["code"] or code.co_filename.startswith("<frozen "):
+            return  # a cell's statement, or a module of the interpreter's own
+        if code.co_filename in texts.values() and _from_text(code, texts):
+            return
+        if known(code.co_filename) and os.path.isfile(code.co_filename):
+            if code.co_filename not in module_code:
+                module_code[code.co_filename] = compile(
+                    _source(code.co_filename), code.co_filename, "exec"
+                ).co_code
+            if module_code[code.co_filename] == code.co_code:
+                return
+        refuse(f"runs code that was not compiled from text here ({code.co_filename[:120]})")
+
+    def unmarshalled(data) -> None:
+        opened = state["opened"]
+        if opened.endswith(".pyc") and known(opened) and _bytes(opened)[16:] == bytes(data):
+            return
+        refuse("loads compiled code (marshal) but from a known .pyc an import opened")
+
+    def audit(event: str, args: tuple) -> None:
+        if state["busy"]:  # the hook's own calls (reading a file, compiling it) audit nothing
+            return
+        state["busy"] = True
+        try:
+            if event == "compile":
+                compiled(*args[:2])
+            elif event == "exec":
+                ran(args[0])
+            elif event == "open" and isinstance(args[0], str) and args[1] in ("r", "rb", None):
+                state["opened"] = args[0]
+            elif event == "marshal.loads":
+                unmarshalled(args[0])
+            elif event == "object.__setattr__" and len(args) > 1 and args[1] == "__code__":
+                refuse("replaces a function's __code__")
+            elif event in REFUSED:
+                refuse(REFUSED[event])
+            elif event.startswith(PROGRAMS):
+                refuse(f"starts another program ({event})")
+        finally:
+            state["busy"] = False
+
+    audit.at = where
+    audit.expect = expected.update
+    return audit
 
 
-def _caller():
-    """The code of the Python function that made the audited call: the first frame outside this
-    module (the audited functions are the interpreter's own, with no frame)."""
-    frame = sys._getframe(1)
-    while frame.f_back is not None and frame.f_code.co_filename == __file__:
-        frame = frame.f_back
-    return frame.f_code
+def _identity(fd: int) -> tuple:
+    info = os.fstat(fd)
+    return info.st_dev, info.st_ino
 
 
-def _same(path: str, source) -> bool:
+def _from_text(code, texts: dict) -> bool:
+    """Whether ``code`` is what one of ``texts`` compiles to, under its file name."""
+    for text, name in texts.items():
+        if name != code.co_filename:
+            continue
+        for mode in ("exec", "eval", "single"):
+            try:
+                if compile(text, name, mode).co_code == code.co_code:
+                    return True
+            except (SyntaxError, ValueError):
+                continue
+    return False
+
+
+def _source(path: str) -> str:
     with open(path, "rb") as f:
-        data = f.read()
-    return data == (source.encode() if isinstance(source, str) else source)
+        return f.read().decode("utf-8", "replace")
+
+
+def _bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()

@@ -1028,19 +1028,39 @@ class Examined:
 
     def entry(self, run: Run, verdicts: dict) -> dict:
         rows = results.score(self.released, self.student, self.sub.assignment, {}, verdicts)
-        findings = self.review.findings + _ran(verdicts, [row.exercise for row in rows])
+        findings = self.review.findings + self.ran(run, verdicts, [row.exercise for row in rows])
         if run.zero_flagged:
             rows = integrity.zeroed(rows, findings)
         findings = integrity.as_dicts(findings)
         return _entry(self.sub, rows, findings, self.autograded, self.review.fingerprints)
 
-
-def _ran(verdicts: dict, exercises: list[str]) -> list[integrity.Finding]:
-    """Findings for the code the scorer saw run without the scan reading it (``grader.audit``):
-    they concern every exercise, since such code can define or replace any of them."""
-    ran = dict.fromkeys(event for verdict in verdicts.values() for event in verdict.ran)
-    reasons = [(f"at run time, in the scorer: {reason}", cell, line) for reason, cell, line in ran]
-    return [integrity.Finding(tuple(exercises), reason, cell, line, "") for reason, cell, line in reasons]
+    def ran(self, run: Run, verdicts: dict, exercises: list[str]) -> list[integrity.Finding]:
+        """Findings for what the scorer's audit hook told (``grader.audit``): code it refused, on
+        every exercise (it could have defined any of them), and what the integrity scan finds in
+        the text compiled at run time, read as cells of the notebook."""
+        told = dict.fromkeys(ran for verdict in verdicts.values() for ran in verdict.ran)
+        found = [
+            integrity.Finding(
+                tuple(exercises), f"at run time, in the scorer: {ran.reason}", ran.cell, ran.line, ""
+            )
+            for ran in told
+            if ran.reason
+        ]
+        texts = [ran for ran in told if ran.text]
+        if not texts:
+            return found
+        nb = nbformat.reads(self.autograded, as_version=4)
+        first = len(nb.cells)
+        nb.cells += [nbformat.v4.new_code_cell(ran.text) for ran in texts]
+        source = run.source_notebook(self.sub.assignment, self.sub.notebook)
+        scanned = integrity.review(nb, self.released, source, exercises, self.sub.assignment)
+        for finding in scanned.findings:
+            if finding.cell >= first:
+                ran = texts[finding.cell - first]
+                reason = f"at run time, in the scorer, in text compiled by cell {ran.cell}: {finding.reason}"
+                concerned = finding.exercises or tuple(exercises)
+                found.append(integrity.Finding(concerned, reason, ran.cell, ran.line, finding.code))
+        return found
 
 
 def examine(

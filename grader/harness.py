@@ -51,6 +51,7 @@ close and the next ``lib`` is lent (see ``grader.scoring``).
 import argparse
 import ast
 import builtins
+import functools
 import io
 import json
 import math
@@ -171,12 +172,14 @@ class Program:
         for position, statement in enumerate(tree.body):
             if (chosen is not None and position not in chosen) or position in skipped:
                 continue
-            self.audit.where = {"cell": index, "line": statement.lineno}
+            self.at(cell=index, line=statement.lineno)
             module = ast.Module([statement], [])
-            self.audit.expect(module)
             try:
                 with Limit(self.limit):
-                    exec(compile(module, f"<cell {index}>", "exec"), self.namespace)
+                    self.audit.expect(tree=module)
+                    code = compile(module, f"<cell {index}>", "exec")
+                    self.audit.expect(code=code)
+                    exec(code, self.namespace)
             except Timeout:
                 self.report(
                     cell=index,
@@ -190,7 +193,7 @@ class Program:
 
     def probe(self, item: dict):
         number, name = item["probe"], item["name"]
-        self.audit.where = {"probe": number}
+        self.at(probe=number)
         if item["kind"] == "choice":
             value = self.namespace.get(name)
             if isinstance(value, str):
@@ -231,6 +234,11 @@ class Program:
             self.report(
                 probe=number, case=case, **({"output": record} if "error" not in record else record), **extra
             )
+
+    def at(self, **where):
+        """Tell the audit hook where the program is."""
+        self.audit.at.clear()
+        self.audit.at.update(where)
 
     def line(self, err: BaseException) -> str | None:
         """The student's line where ``err`` was raised: the last frame in one of their cells."""
@@ -277,6 +285,8 @@ def main(argv: list[str]) -> None:
     import watch
     import wire
 
+    del sys.modules["audit"]  # not to be found by name (pydoc.locate) by the student's code
+
     signal.signal(signal.SIGPROF, _expired)
     signal.signal(signal.SIGALRM, _expired)
     sink = open(os.devnull, "w")
@@ -290,7 +300,7 @@ def main(argv: list[str]) -> None:
         report = Report(args.fd, number)
         report(ready=True)  # before any of the student's code runs: without it, none of it ran
         roots = [os.path.dirname(os.__file__), *args.path, lib]  # whose files' code is known
-        modules = (runners, wire, watch, audit.Audit(report, roots))
+        modules = (runners, wire, watch, functools.partial(audit.hook, report, args.fd, roots))
         status = _in_child(job["wall"], args.go, _run, job, lib, report, args.limit, *modules)
         if status:
             report(exit=status)
@@ -306,7 +316,7 @@ def _lent(fd: int, go: int, number: int) -> bool:
         return False
 
 
-def _run(job: dict, lib: str, report: Report, limit: float, runners, wire, watch, audit) -> None:
+def _run(job: dict, lib: str, report: Report, limit: float, runners, wire, watch, make_hook) -> None:
     """In the job's child: its ``lib`` on the path, its CPU time capped, the audit hook on
     (``grader.audit``), its program run."""
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)  # the sandbox's, without a cgroup
@@ -314,6 +324,7 @@ def _run(job: dict, lib: str, report: Report, limit: float, runners, wire, watch
     cap = cap if hard == resource.RLIM_INFINITY else min(cap, hard)
     resource.setrlimit(resource.RLIMIT_CPU, (max(cap - 1, 1), cap))
     sys.path.insert(0, lib)
+    audit = make_hook()
     program = Program(job, report, limit, runners, wire, watch, audit)
     sys.addaudithook(audit)
     program.run()

@@ -70,7 +70,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
-from . import compare, exercises, followup, gradebook, lending, program, references, sandbox
+from . import audit, compare, exercises, followup, gradebook, lending, program, references, sandbox
 from .compare import Verdict
 from .exercise import Case
 
@@ -85,7 +85,7 @@ SHIPPED = (
 SECRET = gradebook.SECRET
 MAX_BYTES = 64 * 2**20  # of answers read back from one notebook's scorer
 MAX_VALUES = 10_000  # JSON values in one line read back (an honest line has a few hundred at most)
-MAX_RAN = 20  # audit events kept from one run
+MAX_RAN = 256  # audit events kept from one run (past them: one that says so, ``Ran.told``)
 MAX_TIMED_OUT = 64  # statements past their limit kept from one run (each cost a limit of the job's budget)
 # Bytes a line read back counts for at least, kept or not: reading one costs the grader about a
 # microsecond whatever it holds, and 16 MiB of empty lines, which counted for nothing, took 25 s (a
@@ -513,6 +513,33 @@ class _Reader(threading.Thread):
         return b"\n".join(self.chunks[program])
 
 
+@dataclass(frozen=True)
+class Ran:
+    """What the scorer's audit hook told of one operation (``grader.audit``): code it refused
+    (``reason``), or ``text`` compiled at run time, for the grader to scan; and where: the cell and
+    line, or the test cell of the call, that ran it."""
+
+    reason: str
+    text: str
+    cell: int
+    line: int
+
+    @classmethod
+    def told(cls, event: dict, program: list[dict]) -> "Ran":
+        """An event of the hook, its place one of the program's own cells or test cells (the
+        first cell if it names none)."""
+        reason = event["audit"][:200] if isinstance(event.get("audit"), str) else ""
+        text = event["ran"][: audit.MAX_TEXT] if not reason else ""
+        cell, line, probe = event.get("cell"), event.get("line"), event.get("probe")
+        line = line if type(line) is int and line > 0 else 1
+        for item in program:
+            if type(cell) is int and "source" in item and item["index"] == cell:
+                return cls(reason, text, cell, line)
+            if type(probe) is int and item.get("probe") == probe:
+                return cls(reason and f"{reason}, while a test called the function", text, item["index"], 1)
+        return cls(reason, text, 0, 1)
+
+
 @dataclass
 class Run:
     """What one scorer run sent back: answers by probe and case, the cells that failed, whether it
@@ -526,9 +553,7 @@ class Run:
     cpu: float | None = None  # CPU seconds the harness says it used (for benchmarks; unverified)
     timed_out: dict[int, set[int]] = field(default_factory=dict)  # cell -> statements past the limit
     ready: bool = False  # the harness came as far as running the program (none of it ran otherwise)
-    ran: tuple[
-        tuple[str, int, int], ...
-    ] = ()  # code run unread by the scan (``grader.audit``): reason, cell, line
+    ran: tuple["Ran", ...] = ()  # what the audit hook told (``grader.audit``)
 
     @classmethod
     def parse(cls, data: bytes, returncode: int, program: list[dict], capped: bool = False) -> "Run":
@@ -557,8 +582,11 @@ class Run:
                 cpu = _seconds(event.get("cpu"))
             elif event.get("ready") is True:
                 ready = True
-            elif isinstance(event.get("audit"), str) and len(ran) < MAX_RAN:
-                ran.append(_told_where(event, program))
+            elif isinstance(event.get("audit") or event.get("ran"), str):
+                if len(ran) == MAX_RAN:
+                    event = {"audit": "compiled more pieces of text at run time than the grader reads"}
+                if len(ran) <= MAX_RAN:
+                    ran.append(Ran.told(event, program))
             elif isinstance(event.get("exit"), int) and not isinstance(event["exit"], bool):
                 returncode = max(-255, min(255, event["exit"]))  # how the program's process ended
             elif isinstance(probe, int) and isinstance(case, str) and case in asked.get(probe, ()):
@@ -626,19 +654,6 @@ class Run:
             "kernel_died",
             "your code ended the grading process (os._exit, a crash or the memory limit) before this test ran",
         )
-
-
-def _told_where(event: dict, program: list[dict]) -> tuple[str, int, int]:
-    """An audit event (``grader.audit``) as (reason, cell, line): where the program's cell or
-    test cell it names, if it names one of them, else the first cell."""
-    reason, cell, line, probe = event["audit"][:200], event.get("cell"), event.get("line"), event.get("probe")
-    line = line if type(line) is int and line > 0 else 1
-    for item in program:
-        if type(cell) is int and "source" in item and item["index"] == cell:
-            return reason, cell, line
-        if type(probe) is int and item.get("probe") == probe:
-            return f"{reason}, while a test called the function", item["index"], 1
-    return reason, 0, 1
 
 
 def _timed_out_statement(event: dict) -> bool:

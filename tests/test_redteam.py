@@ -15,6 +15,7 @@ neighbour who must keep full marks, in the class that several suites share
 import codecs
 import csv
 import hashlib
+import inspect
 import json
 import os
 import pickle
@@ -30,6 +31,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell
 from test_grading import ASSIGNMENT, RELEASED, answer, index_of, insert_after, read_grades, solution
 
+import lib._validate
+import lib.embedding
 from grader import (
     autograde,
     clean,
@@ -1221,12 +1224,12 @@ def encode(text, stoi):
     return np.array([stoi[ch] for ch in text], dtype=np.int64)"""
 
 
-# lib's ``embed``, as text the integrity scan cannot read (rot13), and ways to run it that the scan
-# did not see (red team, rounds two and three: each gave full marks with no finding).
-HIDDEN_EMBED = "import codecs\nTEXT = codecs.decode({!r}, 'rot13')\n".format(
-    codecs.encode("def embed(ids, wte, wpe):\n    return wte[ids] + wpe[: ids.shape[-1]]\n", "rot13")
-)
-ROUTES = {
+# An ``embed``, as text the integrity scan cannot read (rot13), and ways to run it that the scan
+# did not see (red team, rounds two and three: with lib's code in the text, each gave full marks
+# and no finding).
+EMBED = "def embed(ids, wte, wpe):\n    return wte[ids] + wpe[: ids.shape[-1]]\n"
+HIDDEN_EMBED = "import codecs\nTEXT = codecs.decode({!r}, 'rot13')\n".format(codecs.encode(EMBED, "rot13"))
+TEXT_ROUTES = {
     "exec": "exec(TEXT)",
     "timeit": "import timeit\ntimeit.timeit('global embed\\n' + TEXT, globals=globals(), number=1)",
     "pydoc.locate": "import pydoc\npydoc.locate('built' + 'ins.ex' + 'ec')(TEXT, globals())",
@@ -1235,45 +1238,112 @@ ROUTES = {
     "vars()": "B = vars()['__buil' + 'tins__']\n(B.exec if hasattr(B, 'exec') else B['ex' + 'ec'])(TEXT, globals())",
     "a module written and imported": "import os, sys, tempfile\nhome = tempfile.mkdtemp()\n"
     "open(os.path.join(home, 'mine.py'), 'w').write(TEXT)\nsys.path.insert(0, home)\nfrom mine import embed",
-    "code.replace": "exec(compile(TEXT, 'x', 'exec').replace(co_filename='<cell 1>'))",
     "the harness's own cell magic": "get_ipython().run_cell_magic('capture', '', TEXT)",
     "print.__self__": "getattr(print.__self__, 'ex' + 'ec')(TEXT, globals())",
-    "another program": "import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'pass'])\n"
-    "def embed(ids, wte, wpe):\n    return wte[ids] + wpe[: ids.shape[-1]]",
+    "dataclasses' helper": "import dataclasses\n"
+    "dataclasses._create_fn('f', [], ['global embed'] + TEXT.splitlines(), globals=globals())()",
+}
+# Ways to run code that did not come from text compiled in the process, or to reach the harness's
+# objects, or another program: refused, so what depends on them never runs (``embed`` stays
+# undefined), each with its reason.
+REFUSED_ROUTES = {
+    "code.replace": (
+        "exec(compile(TEXT, 'x', 'exec').replace(co_filename='<cell 1>'))",
+        "makes a code object",
+    ),
+    "marshal": ("import marshal\nexec(marshal.loads(marshal.dumps(compile(TEXT, 'x', 'exec'))))", "marshal"),
+    "a syntax tree": ("import ast\nexec(compile(ast.parse(TEXT), 'x', 'exec'))", "syntax tree"),
+    "gc": ("import gc\nif gc.get_objects():\n    exec(TEXT)", "lists every object"),
+    "another program": (
+        "import subprocess, sys\nif subprocess.run([sys.executable, '-c', 'pass']).returncode == 0:\n    exec(TEXT)",
+        "another program",
+    ),
 }
 
 
-@pytest.mark.parametrize("route", ROUTES)
-def test_code_run_unread_by_the_scan_is_seen_where_it_runs(tmp_path, route):
-    """What a program runs cannot be known by reading it: every route above got full marks with
-    no finding. They all end in one of a few operations of the interpreter, which the harness's
-    audit hook (``grader.audit``) reports with the cell they ran from; the score is unchanged
-    (the code computes the answer), the finding concerns every exercise (``autograde._ran``)."""
-    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=10))
-    nb = answer("embed", HIDDEN_EMBED + ROUTES[route])
-    verdicts = scorer.score(nb, nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "mallory")
-    assert verdicts["embed"].status == "graded", verdicts["embed"]
-    cell = next(
+def _embed_cell(nb) -> int:
+    return next(
         i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "embed-answer"
     )
-    assert {(where, line > 2) for _, where, line in verdicts["embed"].ran} == {(cell, True)}, verdicts[
-        "embed"
-    ].ran
 
 
-def test_what_honest_code_runs_is_not_reported(tmp_path):
-    """Code the standard library generates itself (a dataclass, a named tuple), a cell magic's
-    body (the scan reads it), imports of NumPy and the standard library: no finding."""
+@pytest.mark.parametrize("route", TEXT_ROUTES)
+def test_text_compiled_at_run_time_goes_to_the_grader_with_its_cell(tmp_path, route):
+    """What a program runs cannot be known by reading it. Every route above ends in a compile of
+    text, which the harness's audit hook (``grader.audit``) sends to the grader with the cell that
+    ran it, for the integrity scan to read (``autograde.Examined.ran``); the score is unchanged."""
     scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=10))
-    honest = (
-        "%%time\nimport dataclasses, collections, json, fractions\n"
-        "@dataclasses.dataclass\nclass Pair:\n    a: int\n"
-        "Named = collections.namedtuple('Named', 'a b')\n"
-        "def embed(ids, wte, wpe):\n    return wte[ids] + wpe[: ids.shape[-1]]"
-    )
-    verdicts = scorer.score(answer("embed", honest), nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "ann")
-    assert verdicts["embed"].status == "graded", verdicts["embed"]
-    assert not [v.ran for v in verdicts.values() if v.ran]
+    nb = answer("embed", HIDDEN_EMBED + TEXT_ROUTES[route])
+    verdict = scorer.score(nb, nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "mallory")["embed"]
+    assert verdict.status == "graded", verdict
+    assert any("def embed(ids, wte, wpe):" in ran.text and ran.cell == _embed_cell(nb) for ran in verdict.ran)
+
+
+@pytest.mark.parametrize("route", REFUSED_ROUTES)
+def test_code_that_did_not_come_from_text_compiled_here_is_refused(tmp_path, route):
+    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=10))
+    code, reason = REFUSED_ROUTES[route]
+    nb = answer("embed", HIDDEN_EMBED + code)
+    verdict = scorer.score(nb, nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "mallory")["embed"]
+    assert verdict.status != "graded", verdict
+    assert any(reason in ran.reason and ran.cell == _embed_cell(nb) for ran in verdict.ran), verdict.ran
+
+
+# lib's own token_embedding (with the validators it calls), verbatim, run from rot13'd text.
+LIBS_CODE = "".join(
+    inspect.getsource(f) + "\n"
+    for f in (lib._validate.as_float_array, lib._validate.as_token_ids, lib.embedding.token_embedding)
+)
+HIDDEN_LIB = (
+    "import codecs, pydoc\nFLOAT_DTYPES = (np.float32, np.float64)\n"
+    f"pydoc.locate('built' + 'ins.ex' + 'ec')(codecs.decode({codecs.encode(LIBS_CODE, 'rot13')!r}, 'rot13'), globals())"
+)
+HONEST_EXTRAS = (
+    "import dataclasses, collections, os, tempfile, timeit\n"
+    "@dataclasses.dataclass\nclass Pair:\n    a: int\n"
+    "Named = collections.namedtuple('Named', 'a b')\n"
+    "seconds = timeit.timeit(lambda: encode('to be', stoi), number=10)\n"
+    "seconds = timeit.timeit('encode(\"to be\", stoi)', globals=globals(), number=10)\n"
+    "kept = os.path.join(tempfile.mkdtemp(), 'x.npy')\nnp.save(kept, np.ones(3))\nback = np.load(kept)"
+)
+
+
+@pytest.mark.slow
+def test_libs_code_run_from_text_is_found_and_honest_timing_is_not(tmp_path):
+    """Through the whole grading path, with --zero-flagged: lib's code verbatim, run from text the
+    scan cannot read, is near-identical to lib's at run time, and zeroed; timing with ``timeit``
+    (a callable or a string), dataclasses, named tuples and ``np.load`` are no finding (red team,
+    third round: the first audit hook flagged them and zeroed honest students)."""
+    students = {
+        "honest": insert_after("encode", HONEST_EXTRAS),
+        "mallory": answer("token_embedding", HIDDEN_LIB),
+    }
+    for student, nb in students.items():
+        (tmp_path / "class" / student).mkdir(parents=True)
+        nbformat.write(nb, tmp_path / "class" / student / "embeddings.ipynb")
+    command = [
+        sys.executable,
+        "-m",
+        "grader",
+        "autograde",
+        str(tmp_path / "class"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    done = subprocess.run([*command, "--zero-flagged"], cwd=course.ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with open(tmp_path / "out" / "integrity.csv") as f:
+        flagged = list(csv.DictReader(f))
+    assert not [row for row in flagged if row["student"] == "honest"], flagged
+    grades = read_grades(tmp_path / "out")
+    assert all(row["status"] == "graded" for (student, _), row in grades.items() if student == "honest")
+    assert any(
+        row["student"] == "mallory"
+        and "at run time, in the scorer, in text compiled by cell" in row["reason"]
+        and "near-identical to lib.token_embedding" in row["reason"]
+        for row in flagged
+    ), flagged
+    assert grades[("mallory", "token_embedding")]["status"] == "integrity"
 
 
 def test_no_reason_carries_a_hidden_input_out_through_a_visible_case(tmp_path):
