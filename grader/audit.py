@@ -38,6 +38,9 @@ REFUSED = {
     "sys.settrace": "traces the program (sys.settrace)",
     "sys.setprofile": "profiles the program (sys.setprofile)",
     "sys._current_frames": "reads every thread's frames",
+    "ctypes.dlopen": "loads a C library (ctypes)",
+    "ctypes.dlsym": "looks up a C function (ctypes)",
+    "ctypes.cdata": "reads memory at an address (ctypes)",
 }
 PROGRAMS = ("os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen", "os.fork")
 

@@ -51,6 +51,7 @@ close and the next ``lib`` is lent (see ``grader.scoring``).
 import argparse
 import ast
 import builtins
+import ctypes
 import functools
 import io
 import json
@@ -324,10 +325,34 @@ def _run(job: dict, lib: str, report: Report, limit: float, runners, wire, watch
     cap = cap if hard == resource.RLIM_INFINITY else min(cap, hard)
     resource.setrlimit(resource.RLIMIT_CPU, (max(cap - 1, 1), cap))
     sys.path.insert(0, lib)
+    _no_exec(os.path.join(os.path.dirname(os.path.abspath(__file__)), "no-exec.bpf"))
     audit = make_hook()
     program = Program(job, report, limit, runners, wire, watch, audit)
     sys.addaudithook(audit)
     program.run()
+
+
+def _no_exec(path: str) -> None:
+    """Load the BPF program at ``path`` (``grader.sandbox.bwrap.no_exec_filter``), if the scorer
+    wrote one (it runs sandboxed), into this process: from here on, neither it nor any process it
+    starts can run another program."""
+    if not os.path.exists(path):
+        return
+    with open(path, "rb") as f:
+        program = ctypes.create_string_buffer(f.read())
+    libc = ctypes.CDLL(None, use_errno=True)
+    fprog = _SockFprog((len(program) - 1) // 8, ctypes.addressof(program))  # sock_filter: 8 bytes
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) or libc.prctl(
+        PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0
+    ):
+        raise OSError(ctypes.get_errno(), "the harness could not forbid starting programs")
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER, PR_SET_NO_NEW_PRIVS = 22, 2, 38
 
 
 def _in_child(wall: float, keep_from_child: int, run, *args) -> int:

@@ -1289,6 +1289,24 @@ def test_code_that_did_not_come_from_text_compiled_here_is_refused(tmp_path, rou
     assert any(reason in ran.reason and ran.cell == _embed_cell(nb) for ran in verdict.ran), verdict.ran
 
 
+def test_no_other_program_starts_in_the_scorer_even_by_a_route_nobody_audits(tmp_path):
+    """``multiprocessing.util.spawnv_passfds`` starts a program with no audit event (red team,
+    third round: a child interpreter computed the answers, full marks, no finding); the harness
+    loads a seccomp filter that refuses ``execve`` in each job's process
+    (``sandbox.bwrap.no_exec_filter``)."""
+    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=10))
+    spawn = (
+        "import multiprocessing.util, os, sys\n"
+        "pid = multiprocessing.util.spawnv_passfds(os.fsencode(sys.executable), ['python', '-c', 'pass'], [])\n"
+        "if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0:  # the other program ran\n"
+        "    exec(TEXT)"
+    )
+    verdict = scorer.score(
+        answer("embed", HIDDEN_EMBED + spawn), nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "m"
+    )
+    assert verdict["embed"].status != "graded", verdict["embed"]
+
+
 # lib's own token_embedding (with the validators it calls), verbatim, run from rot13'd text.
 LIBS_CODE = "".join(
     inspect.getsource(f) + "\n"

@@ -317,14 +317,7 @@ def seccomp_filter() -> bytes:
     of a family not in ``SOCKET_FAMILIES``; and every call of another ABI than the machine's own
     (x86_64's 32-bit ``int 0x80`` and x32, whose numbers differ) with ENOSYS. Compiled by
     libseccomp, which knows each architecture's numbers."""
-    import tempfile  # here, not at the top: the supervisor imports this module and stays small
-
-    try:
-        import pyseccomp as seccomp
-    except (ImportError, RuntimeError) as err:  # RuntimeError: the library itself is missing
-        raise RuntimeError(
-            f"the sandbox needs libseccomp (Debian's libseccomp2) and pyseccomp: {err}"
-        ) from None
+    seccomp = _pyseccomp()
     rules = seccomp.SyscallFilter(seccomp.ALLOW)
     rules.set_attr(seccomp.Attr.ACT_BADARCH, seccomp.ERRNO(errno.ENOSYS))
     numbers: dict[str, int] = {}  # each call's number on this machine, resolved once (< 0: it has none)
@@ -350,6 +343,35 @@ def seccomp_filter() -> bytes:
     for family in sorted(set(range(FAMILIES)) - set(SOCKET_FAMILIES)):
         for name in ("socket", "socketpair"):
             refuse(errno.EAFNOSUPPORT, name, (0, seccomp.MASKED_EQ, low, family))
+    return _exported(rules)
+
+
+def no_exec_filter() -> bytes:
+    """The BPF program that the scorer's harness loads into each job's process before the
+    student's first statement (``grader.harness``): ``execve`` and ``execveat`` refused with EPERM,
+    so the student's code starts no other program (its own interpreter was started before),
+    whichever route it takes: ``grader.audit`` sees the routes the interpreter audits, this one
+    every route (``multiprocessing.util.spawnv_passfds`` audits nothing)."""
+    seccomp = _pyseccomp()
+    rules = seccomp.SyscallFilter(seccomp.ALLOW)
+    for name in ("execve", "execveat"):
+        rules.add_rule(seccomp.ERRNO(errno.EPERM), seccomp.resolve_syscall(seccomp.Arch.NATIVE, name))
+    return _exported(rules)
+
+
+def _pyseccomp():
+    try:
+        import pyseccomp  # here, not at the top: the supervisor imports this module and stays small
+    except (ImportError, RuntimeError) as err:  # RuntimeError: the library itself is missing
+        raise RuntimeError(
+            f"the sandbox needs libseccomp (Debian's libseccomp2) and pyseccomp: {err}"
+        ) from None
+    return pyseccomp
+
+
+def _exported(rules) -> bytes:
+    import tempfile
+
     with tempfile.TemporaryFile() as file:
         rules.export_bpf(file)
         file.seek(0)
