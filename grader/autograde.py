@@ -1047,6 +1047,10 @@ class Examined:
             if ran.reason
         ]
         texts = [ran for ran in told if ran.text]
+        for ran in texts:  # honest code times functions, makes dataclasses: it never defines an answer so
+            if defined := integrity.names_bound(ran.text) & set(exercises):
+                reason = f"at run time, in the scorer: text compiled by cell {ran.cell} defines {', '.join(sorted(defined))}"
+                found.append(integrity.Finding(tuple(sorted(defined)), reason, ran.cell, ran.line, ""))
         if not texts:
             return found
         nb = nbformat.reads(self.autograded, as_version=4)

@@ -95,6 +95,13 @@ FORBIDDEN_MODULES = {
 COURSE_MODULES = {"numpy", "lib", "grader", "bookkit", "matplotlib", "ipywidgets", "IPython"}
 PRIVATE_GRADER = {"references", "compare", "exercises", "keys", "private", "reference"}
 FORBIDDEN_NAMES = {"exec", "eval", "compile", "__import__"}
+# Findings about code that runs code the scan does not read, which can define or replace any name:
+# they concern every exercise, wherever they are written.
+RUNS_CODE = (
+    *(f"uses {name}" for name in sorted(FORBIDDEN_NAMES | {"__builtins__", "importlib", "ctypes"})),
+    "imports ",
+    "binds the notebook name",
+)
 ESCAPES = {
     "__globals__",
     "__builtins__",
@@ -184,6 +191,7 @@ def review(nb, released, source, exercises: list[str], assignment: str, changes=
     ``changes`` what ``grader.clean`` changed."""
     sources = {cell.source for cell in released.cells}
     everything, cells, unscanned = _parse_cells(nb, sources)
+    unscanned = _on_every(unscanned, exercises)
     result = Review(unscanned + _static(everything, cells, exercises) + _metadata(changes, exercises))
     definitions = _definitions(cells)
     honest = {name: (_answer_code(released, name), _answer_code(source, name)) for name in exercises}
@@ -238,8 +246,16 @@ def scan(nb, released_sources: set[str], exercises: list[str]) -> list[Finding]:
     """The static findings in the student's cells of a notebook, for the given exercise names."""
     everything, cells, unscanned = _parse_cells(nb, released_sources)
     return sorted(
-        set(unscanned + _static(everything, cells, exercises)), key=lambda f: (f.cell, f.line, f.reason)
+        set(_on_every(unscanned, exercises) + _static(everything, cells, exercises)),
+        key=lambda f: (f.cell, f.line, f.reason),
     )
+
+
+def _on_every(findings: list[Finding], exercises: list[str]) -> list[Finding]:
+    """``findings`` about code the scan did not read, on every exercise: that code runs in the
+    scorer and can define any of them (red team, third round: padding that pushed the code past
+    the scan gave a finding on no exercise, which --zero-flagged never zeroed)."""
+    return [replace(finding, exercises=tuple(exercises)) for finding in findings]
 
 
 def zeroed(rows: list[Row], findings: list[Finding]) -> list[Row]:
@@ -268,22 +284,23 @@ def pairs(code: dict[tuple[str, str], dict[str, dict]]) -> list[dict]:
     for (assignment, name), by_student in sorted(code.items()):
         hashes = {student: set(fp["hashes"]) for student, fp in by_student.items()}
         for a, b, share in similarity.pairs(hashes):
-            theirs, ours = by_student[b], by_student[a]
-            reason = (
-                f"near-identical to {b}'s {name} (cell {theirs['cell']}, line {theirs['line']}):"
-                f" {share:.0%} of their uncommon token sequences are shared"
-            )
-            found.append(
-                {
-                    "student": a,
-                    "assignment": assignment,
-                    "exercises": [name],
-                    "reason": reason,
-                    "cell": ours["cell"],
-                    "line": ours["line"],
-                    "code": "",
-                }
-            )
+            for student, other in ((a, b), (b, a)):  # the same evidence against each of the two
+                theirs, ours = by_student[other], by_student[student]
+                reason = (
+                    f"near-identical to {other}'s {name} (cell {theirs['cell']}, line {theirs['line']}):"
+                    f" {share:.0%} of their uncommon token sequences are shared"
+                )
+                found.append(
+                    {
+                        "student": student,
+                        "assignment": assignment,
+                        "exercises": [name],
+                        "reason": reason,
+                        "cell": ours["cell"],
+                        "line": ours["line"],
+                        "code": "",
+                    }
+                )
     return found
 
 
@@ -312,9 +329,11 @@ def _parse_cells(nb, released_sources: set[str]) -> tuple[list[_Cell], list[_Cel
                 continue
         try:
             everything += _parse(index, cell.source, budget)
-        except (RecursionError, MemoryError):
+        except (RecursionError, MemoryError, _Unread) as err:
             if index in students:
-                reason = "the cell is nested too deeply to be scanned"
+                reason = (
+                    str(err) if isinstance(err, _Unread) else "the cell is nested too deeply to be scanned"
+                )
                 unscanned.append(Finding((), reason, index, 1, cell.source.partition("\n")[0][:200]))
     return everything, [cell for cell in everything if cell.index in students], unscanned
 
@@ -329,6 +348,10 @@ def _not_scanned(nb, students: set[int], first: int) -> Finding:
     return Finding((), reason, first, 1, nb.cells[first].source.partition("\n")[0][:200])
 
 
+class _Unread(Exception):
+    """A cell the scan could not read, though the scorer runs it."""
+
+
 def _parse(
     index: int, source: str, budget: magics.Budget, depth: int = 0, run_at: int = 0, decoded: str = ""
 ) -> list[_Cell]:
@@ -337,9 +360,14 @@ def _parse(
     magic, body, before = magics.cell_magic(source)
     text, offset = (body, before) if magic in PYTHON_MAGICS else (source, 0)
     try:
-        tree = ast.parse(magics.python(text, budget))
+        tree = ast.parse(text)  # plain Python, as the scorer's program reads it first: no budget spent
     except (SyntaxError, ValueError):
-        return []
+        try:
+            tree = ast.parse(magics.python(text, budget))
+        except SyntaxError:
+            return []  # not Python: it cannot run either
+        except ValueError:  # past the notebook's budget for IPython syntax
+            raise _Unread("not scanned: the cell holds more IPython syntax than the scan reads") from None
     cell = _Cell(index, source, tree, offset, run_at, decoded)
     cells = [cell]
     if depth < MAX_DECODED:
@@ -579,6 +607,24 @@ def _definitions(cells: list[_Cell]) -> dict[str, list[tuple[_Cell, ast.AST]]]:
     return found
 
 
+def names_bound(source: str) -> set[str]:
+    """Every name ``source`` defines or declares global anywhere in it (a function, a class, an
+    assignment, ``global``); none if it is not Python."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, DEFINITIONS):
+            names.add(node.name)
+        elif isinstance(node, ast.Global):
+            names.update(node.names)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return names
+
+
 def _bound_names(statement: ast.stmt) -> list[str]:
     if isinstance(statement, DEFINITIONS):
         return [statement.name]
@@ -649,15 +695,42 @@ def _static(everything: list[_Cell], cells: list[_Cell], exercises: list[str]) -
             runs_anyway = owner is None or owner in top_level
             concerned = tuple(n for n in exercises if runs_anyway or owner in reach[n])
             try:
+                at_definition = _runs_when_defined(statement)
                 for node, reason in _tampering(statement, _scoped(statement, aliases)):
-                    findings.append(_finding(concerned, reason, cell, node))
+                    anywhere = id(node) in at_definition or reason.startswith(RUNS_CODE)
+                    findings.append(_finding(tuple(exercises) if anywhere else concerned, reason, cell, node))
             except RecursionError:
-                findings.append(_finding(concerned, "code nested too deeply to be scanned", cell, statement))
+                findings.append(
+                    _finding(tuple(exercises), "code nested too deeply to be scanned", cell, statement)
+                )
     for name in exercises:
         for cell, node, path in _lib_uses(name, reach[name], definitions, aliases):
             findings.append(_finding((name,), f"uses lib's own {name} ({path})", cell, node))
         findings += _star_imports(name, cells, definitions)
     return findings
+
+
+def _runs_when_defined(statement: ast.stmt) -> set[int]:
+    """The ids of the nodes of a definition that run when it is made, not when it is called: its
+    decorators, default values and annotations, and a class's body but its methods' bodies
+    (red team, third round: ``exec`` in a class body or a default value named no exercise)."""
+    if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+        args = statement.args
+        parts = [
+            *statement.decorator_list,
+            *args.defaults,
+            *filter(None, args.kw_defaults),
+            statement.returns,
+        ]
+        parts += [a.annotation for a in (*args.posonlyargs, *args.args, *args.kwonlyargs) if a.annotation]
+    elif isinstance(statement, ast.ClassDef):
+        parts = [*statement.decorator_list, *statement.bases, *statement.keywords]
+        inner = [_runs_when_defined(s) for s in statement.body if isinstance(s, DEFINITIONS)]
+        parts += [s for s in statement.body if not isinstance(s, DEFINITIONS)]
+        return {id(n) for part in parts for n in ast.walk(part)}.union(*inner)
+    else:
+        return set()
+    return {id(n) for part in parts if part is not None for n in ast.walk(part)}
 
 
 def _lib_uses(name: str, reachable: set[str], definitions: dict, aliases: dict):

@@ -504,6 +504,35 @@ def test_the_integrity_scan_reads_a_bounded_amount_of_code_and_says_what_it_left
     assert any(r.startswith("not scanned: ") and "from this one on" in r for r in reasons), reasons
 
 
+CHEAT = (
+    "import codecs\nexec(codecs.decode('rzorq = yvo.rzorq', 'rot13'))"  # exec of text the scan cannot read
+)
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        ["# notes\n" * (integrity.SCANNED // 8 + 1), CHEAT],  # the cheat past the scan's budget
+        ["%lsmagic\n" * 300, CHEAT],  # the budget for IPython syntax spent by one cell
+        ["class Setup:\n    " + CHEAT.replace("\n", "\n    ")],  # code that runs when a class is made
+        ["def now(f):\n    return f()\n@now\ndef setup():\n    " + CHEAT.replace("\n", "\n    ")],
+        ["def setup(x=exec('embed = lib.embed')):\n    pass"],  # a default value
+        ["def decode(ids, itos):\n    " + CHEAT.replace("\n", "\n    ") + "\n    return ''"],  # a scapegoat
+    ],
+    ids=["past-the-scan", "magics", "class-body", "decorator", "default", "scapegoat"],
+)
+def test_a_finding_about_code_that_can_define_any_answer_concerns_every_exercise(cells):
+    """These findings named no exercise, or only the cheap one they were written in, so
+    ``--zero-flagged`` kept full marks (red team, third round): code the scan did not read, code
+    that runs when a definition is made, and code that runs code, concern every exercise."""
+    nb = solution()
+    for source in reversed(cells):
+        nb.cells.insert(index_of(nb, "encode") + 1, new_code_cell(source))
+    names = [t.name for t in results.test_cells(nb)]
+    review = integrity.review(nb, nbformat.read(RELEASED, as_version=4), solution(), names, ASSIGNMENT)
+    assert any(set(f.exercises) == set(names) for f in review.findings), review.findings
+
+
 def test_a_students_folder_names_no_other_student(tmp_path):
     layouts = {  # the exchange's layout, a plain one, and an LMS export's flat files, each in a top folder
         "exchange": ("top/ann/01-embeddings/embeddings.ipynb", "top/bob/01-embeddings/embeddings.ipynb"),
@@ -1335,6 +1364,7 @@ def test_libs_code_run_from_text_is_found_and_honest_timing_is_not(tmp_path):
     students = {
         "honest": insert_after("encode", HONEST_EXTRAS),
         "mallory": answer("token_embedding", HIDDEN_LIB),
+        "hider": answer("embed", HIDDEN_EMBED + TEXT_ROUTES["pydoc.locate"]),  # her own code, hidden
     }
     for student, nb in students.items():
         (tmp_path / "class" / student).mkdir(parents=True)
@@ -1362,6 +1392,9 @@ def test_libs_code_run_from_text_is_found_and_honest_timing_is_not(tmp_path):
         for row in flagged
     ), flagged
     assert grades[("mallory", "token_embedding")]["status"] == "integrity"
+    hidden = grades[("hider", "embed")]  # honest code times functions and makes dataclasses, never answers
+    assert hidden["status"] == "integrity" and "text compiled by cell" in hidden["reason"], hidden
+    assert "defines embed" in hidden["reason"], hidden
 
 
 def test_no_reason_carries_a_hidden_input_out_through_a_visible_case(tmp_path):
