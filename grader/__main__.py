@@ -139,8 +139,8 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument(
         "--new-secret",
         action="store_true",
-        help="draw hidden cases from a new OUT/.secret when it is lost (refused without this once the "
-        "gradebook holds grades); the grades kept stay",
+        help="draw hidden cases from a new OUT/.secret when it is lost, or from another one put in its "
+        "place (refused without this once the gradebook holds grades); the grades kept stay",
     )
     grade.add_argument(
         "--zero-flagged",

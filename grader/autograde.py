@@ -207,7 +207,7 @@ def autograde(
     time and ``idle`` seconds asleep for the kernel's whole process tree, ``memory`` bytes;
     ``timeout`` seconds per cell is a wall-clock backstop. ``zero_flagged``: exercises with an
     integrity finding score 0 (in the notebooks this run grades). ``new_secret``: a lost
-    ``OUT/.secret`` is made anew (else refused once the gradebook holds grades). Raises ``SandboxUnavailable`` if
+    ``OUT/.secret`` is made anew, or another one taken (else refused once the gradebook holds grades). Raises ``SandboxUnavailable`` if
     students' code cannot be sandboxed here, unless ``sandboxed=False``."""
     out = out.resolve()
     _check_apart(submitted.resolve(), out)
@@ -243,6 +243,7 @@ def autograde(
             by_student, problems = _find(submitted, tmp, known, term, selection)
             assignments = {sub.assignment for subs in by_student.values() for sub in subs if sub.assignment}
             secret = scoring.course_secret(out)
+            book.keep_secret(secret, new_secret)
             run = prepare(out, source.resolve(), assignments, tmp, timeout, limits, sandboxed, secret)
             run = dataclasses.replace(run, zero_flagged=zero_flagged)
             learn_exercises(run, book, assignments)

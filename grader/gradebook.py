@@ -55,7 +55,7 @@ from .results import Row
 
 FILE = "grades.sqlite"
 PROBLEMS = "(submission problems)"  # the notebook of a unit of submission problem rows
-VERSION = 3
+VERSION = 4
 # Version 1 (the grader of November 2026 until the 30th) had no fingerprints; a version-1 gradebook
 # made later has them already.
 FINGERPRINTS = """
@@ -80,10 +80,21 @@ CREATE TABLE IF NOT EXISTS identities (
     who TEXT NOT NULL
 );
 """
-UPGRADES = {1: FINGERPRINTS, 2: IDENTITIES}  # what brings a gradebook of each older version to the next
+# Version 3 (until the 3rd of December 2026) kept no digest of the course's secret.
+SECRET_DIGEST = """
+CREATE TABLE IF NOT EXISTS secret (
+    digest TEXT NOT NULL
+);
+"""
+UPGRADES = {
+    1: FINGERPRINTS,
+    2: IDENTITIES,
+    3: SECRET_DIGEST,
+}  # what brings a gradebook of each older version to the next
 SCHEMA = (
     FINGERPRINTS
     + IDENTITIES
+    + SECRET_DIGEST
     + """
 CREATE TABLE runs (
     run INTEGER PRIMARY KEY,
@@ -417,6 +428,24 @@ class Gradebook:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    # ---- the course's secret ------------------------------------------------------------------
+
+    def keep_secret(self, secret: bytes, new: bool) -> None:
+        """Keep the digest of the secret the hidden cases are drawn from; raise if the gradebook
+        kept another one (the secret of another grading folder, copied over), unless ``new``
+        (``--new-secret``): a regrade would draw other hidden cases than the grades kept had."""
+        digest = hashlib.sha256(secret).hexdigest()[:16]
+        kept = self.db.execute("SELECT digest FROM secret").fetchone()
+        if kept and kept[0] != digest and not new:
+            raise GradebookError(
+                f"{self.path.parent / SECRET} is not the secret this gradebook's grades were drawn with "
+                "(another grading folder's?): put the right one back, or pass --new-secret to draw the "
+                "hidden cases of what is graded from now on from this one"
+            )
+        with self.transaction():
+            self.db.execute("DELETE FROM secret")
+            self.db.execute("INSERT INTO secret (digest) VALUES (?)", (digest,))
 
     # ---- runs ------------------------------------------------------------------------------------
 

@@ -266,7 +266,7 @@ def test_a_gradebook_of_version_2_gets_identities(tmp_path):
         book.db.executescript("DROP TABLE identities; PRAGMA user_version = 2;")
     with gradebook.Gradebook(tmp_path) as book:
         assert book.identities() == gradebook.Identities()
-        assert book.db.execute("PRAGMA user_version").fetchone()[0] == gradebook.VERSION == 3
+        assert book.db.execute("PRAGMA user_version").fetchone()[0] == gradebook.VERSION == 4
 
 
 def test_ids_on_the_roster_only_can_be_merged_into_and_removed(out, capsys):

@@ -1266,6 +1266,10 @@ def test_a_lost_secret_is_refused_once_there_are_grades_and_kept_out_of_them(ter
     assert grades(out) == before
     autograde(week1, out, "--new-secret")
     assert (out / ".secret").stat().st_size == 32 and grades(out) == before
+    # Another folder's secret copied over is refused the same way (red team, third round).
+    (out / ".secret").write_bytes(b"\1" * 32)
+    done = autograde(week1, out, rc=2)
+    assert "is not the secret this gradebook's grades were drawn with" in done.stderr, done.stderr
 
 
 def test_the_grading_folder_is_closed_to_other_users(tmp_path, capsys):
