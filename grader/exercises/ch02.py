@@ -417,12 +417,17 @@ def _gelu_visible():
         Case("line", {"x": np.linspace(-4, 4, 17, dtype=np.float32)}),
         Case("grid", {"x": _normal(g, 3, 5, scale=2.0)}),
         Case("batch64", {"x": _normal(g, 2, 4, 5, dtype=np.float64, scale=3.0)}),
+        # tanh written through exp overflows here: exp(2 * 1.6 * (x + 0.044715 x^3)) is inf in float32
+        Case("far", {"x": np.array([[-30.0, -12.0, -6.0, 6.0, 12.0, 30.0]], dtype=np.float32)}),
     ]
 
 
 def _gelu_hidden(g):
     shape = (size(g, 2, 3), size(g, 3, 6), size(g, 6, 12))
-    return [hidden("wide64", {"x": _normal(g, *shape, dtype=np.float64, scale=3.0)})]
+    return [
+        hidden("wide64", {"x": _normal(g, *shape, dtype=np.float64, scale=3.0)}),
+        hidden("far", {"x": _normal(g, size(g, 3, 5), size(g, 6, 12), scale=30.0)}, about="inputs far from 0"),
+    ]
 
 
 GELU = Exercise(
