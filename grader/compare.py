@@ -125,14 +125,10 @@ def _dtype_message(exercise: Exercise, actual: np.ndarray, expected: np.ndarray,
     if exercise.check_dtype == "kind" and sequence and expected.ndim:
         return _sequence_of_ids_message(sequence)
     if exercise.check_dtype == "kind" and (actual.dtype.kind in "iu") != (expected.dtype.kind in "iu"):
-        if expected.dtype.kind not in "iu":
-            return f"the values are right but they are {actual.dtype}: these are floats"
-        if not expected.ndim:
-            return (
-                f"the value is right but it is a {actual.dtype} number: the answer is a count, an int; "
-                "keep to whole-number arithmetic (// rather than /, no float constants) or return int(...)"
-            )
-        return f"the values are right but they are {actual.dtype}: these are integers (build the array with dtype=np.int64)"
+        return (
+            f"the values are right but they are {actual.dtype}: these are "
+            f"{'integers (build the array with dtype=np.int64)' if expected.dtype.kind in 'iu' else 'floats'}"
+        )
     return None
 
 
