@@ -98,6 +98,11 @@ def _text_relation(actual: str, expected: str) -> str | None:
         )
     if actual.lower() == expected.lower():
         return "the letters are right but not their case: keep each character as the table gives it"
+    if sorted(actual) == sorted(expected):
+        return (
+            "your text has the right characters but in another order: keep the order of the ids "
+            "(no sorting, reversing or set in between)"
+        )
     return None
 
 
