@@ -212,6 +212,10 @@ ATTENTION = Exercise(
             **attention.FILL,
         },
     ),
+    error_hints={
+        "matmul": "the inner sizes of a product differ: the weights (..., T, T) multiply v (..., T, d_head) "
+        "as it is; only k is transposed (its last two axes), inside masked_scores",
+    },
 )
 
 # ---- splitting and merging heads ---------------------------------------------------------------
