@@ -3651,7 +3651,7 @@ NINTH = [
     _entry(f"{C2}/block", block_mlp_reads_the_block_input, r"ln_2|mlp|input|residual", BLOCK_HELPERS),
     _entry(f"{C2}/rms_norm", rms_norm_over_the_whole_array, r"axis|whole|batch|row|every row"),
     _entry(f"{C2}/apply_rope", rope_one_frequency_per_feature, r"frequenc|pair|exponent|angle"),
-    _entry(f"{C2}/swiglu", swiglu_relu_gate, r"silu|relu|activation"),
+    _entry(f"{C2}/swiglu", swiglu_relu_gate, r"(?i)silu|relu|activation"),
     _entry(f"{C2}/swiglu", swiglu_silu_as_a_ratio_of_exponentials, OVERFLOW),
     _entry(f"{C3}/lm_head", lm_head_unembedding_is_wte, r"w_unembed|tied|untied|wte"),
     _entry(f"{C3}/softmax", softmax_shifted_by_the_minimum, OVERFLOW + r"|minimum"),
