@@ -3570,7 +3570,9 @@ def toy_layer_norm_no_eps(x, g, b, eps):
 
 def toy_qkv_split_on_the_rows(x, w, b, n_head):
     qkv = x @ w + b
-    return np.stack([split_heads(t, n_head) for t in np.split(qkv.reshape(-1, qkv.shape[-1] // 3), 3, axis=0)])
+    return np.stack(
+        [split_heads(t, n_head) for t in np.split(qkv.reshape(-1, qkv.shape[-1] // 3), 3, axis=0)]
+    )
 
 
 def toy_attention_probs_zero_mask(q, k):
@@ -3598,7 +3600,9 @@ def toy_forward_no_attention_residual(ids, params):
     x = toy_embed(ids, params["wte"], params["wpe"])
     h = toy_layer_norm(x, layer["ln_1"]["g"], layer["ln_1"]["b"], 1e-5)
     q, k, v = toy_qkv(h, layer["attn"]["c_attn"]["w"], layer["attn"]["c_attn"]["b"], 2)
-    x = toy_attention_output(toy_attention_probs(q, k), v, layer["attn"]["c_proj"]["w"], layer["attn"]["c_proj"]["b"])
+    x = toy_attention_output(
+        toy_attention_probs(q, k), v, layer["attn"]["c_proj"]["w"], layer["attn"]["c_proj"]["b"]
+    )
     m = layer["mlp"]
     h2 = toy_layer_norm(x, layer["ln_2"]["g"], layer["ln_2"]["b"], 1e-5)
     x = x + toy_mlp(h2, m["c_fc"]["w"], m["c_fc"]["b"], m["c_proj"]["w"], m["c_proj"]["b"])
@@ -3634,13 +3638,26 @@ NINTH = [
     _entry(f"{C1}/encode", encode_lowercased, r"case|lower"),
     _entry(f"{C1}/decode", decode_sorted_ids, r"order|sort"),
     _entry(f"{C1}/token_embedding", token_embedding_through_the_transpose, r"batch|axes|transpos|order"),
-    _entry(f"{C1}/position_embedding", position_embedding_capped_below_n_ctx, r"too few|one entr|off-by-one|n_ctx|last row"),
+    _entry(
+        f"{C1}/position_embedding",
+        position_embedding_capped_below_n_ctx,
+        r"too few|one entr|off-by-one|n_ctx|last row",
+    ),
     _entry(f"{C1}/embed", embed_wte_for_positions, r"wpe|position"),
     _entry(f"{C1}/embed", embed_adds_into_wpe, IN_PLACE + r"|wpe"),
     _entry(f"{C1}/sinusoidal_positions", sinusoidal_integer_division, r"integer|exponent|frequenc|//"),
-    _entry(f"{C2}/layer_norm", layer_norm_divided_by_the_variance, r"sqrt|square root|variance|standard deviation"),
+    _entry(
+        f"{C2}/layer_norm",
+        layer_norm_divided_by_the_variance,
+        r"sqrt|square root|variance|standard deviation",
+    ),
     _entry(f"{C2}/masked_scores", masked_scores_half_d, r"scale|factor|sqrt"),
-    _entry(f"{C2}/attention", attention_values_transposed, r"transpos|`v`|values", {"masked_scores": masked_scores}),
+    _entry(
+        f"{C2}/attention",
+        attention_values_transposed,
+        r"transpos|`v`|values",
+        {"masked_scores": masked_scores},
+    ),
     _entry(f"{C2}/split_heads", split_heads_plain_reshape, r"transpos|reshape|swap|order"),
     _entry(f"{C2}/merge_heads", merge_heads_full_transpose, r"transpos|order|interleav|axes"),
     _entry(f"{C2}/multi_head_attention", mha_no_output_projection, r"c_proj|projection|output", MHA_HELPERS),
@@ -3657,17 +3674,29 @@ NINTH = [
     _entry(f"{C3}/softmax", softmax_shifted_by_the_minimum, OVERFLOW + r"|minimum"),
     _entry(f"{C3}/softmax", softmax_max_without_keepdims, r"keepdims|broadcast|axis|row|column"),
     _entry(f"{C3}/log_softmax", log_softmax_shifted_by_the_mean, OVERFLOW + r"|mean"),
-    _entry(f"{C3}/cross_entropy", cross_entropy_one_per_sequence, r"scalar|float|one number|shape|per sequence|batch"),
+    _entry(
+        f"{C3}/cross_entropy",
+        cross_entropy_one_per_sequence,
+        r"scalar|float|one number|shape|per sequence|batch",
+    ),
     _entry(f"{C3}/perplexity", perplexity_without_the_shift, r"shift|next|target|off-by-one|ids\[t \+ 1\]"),
-    _entry(f"{C4}/apply_temperature", temperature_zero_keeps_the_logits, r"temperature 0|greedy|-inf|largest"),
+    _entry(
+        f"{C4}/apply_temperature", temperature_zero_keeps_the_logits, r"temperature 0|greedy|-inf|largest"
+    ),
     _entry(f"{C4}/top_k_filter", top_k_argsort_ascending_from_k, r"smallest|order|largest|k"),
-    _entry(f"{C4}/top_p_filter", top_p_before_including_the_boundary, r"boundary|strictly|<= p|< p|one more|too many"),
+    _entry(
+        f"{C4}/top_p_filter",
+        top_p_before_including_the_boundary,
+        r"boundary|strictly|<= p|< p|one more|too many",
+    ),
     _entry(f"{C4}/filtered_probs", filtered_probs_not_renormalised, r"sum to 1|renormal|normalis|softmax"),
     _entry(f"{C4}/sample_next", sample_next_uniform_id, r"uniform|probabilit|distribution"),
     _entry(f"{C4}/sample_next", sample_next_gumbel, OTHER_DRAWS + r"|one number|rng.random|u = "),
     _entry(f"{C4}/generate", generate_budget_counts_the_prompt, r"prompt|max_new_tokens|too few|budget"),
     _entry(f"{C4}/generate", generate_always_greedy, r"greedy|argmax|sample_next|rng|temperature"),
-    _entry(f"{C4}/attend_with_cache", attend_with_cache_returns_the_new_keys, r"cache|grown|concatenat|S \+ T"),
+    _entry(
+        f"{C4}/attend_with_cache", attend_with_cache_returns_the_new_keys, r"cache|grown|concatenat|S \+ T"
+    ),
     _entry(f"{C4}/attend_with_cache", attend_with_cache_joined_on_the_heads, r"axis|heads|sequence"),
     _entry(f"{C4}/attend_with_cache", attend_with_cache_unscaled, r"scale|sqrt|factor"),
     _entry(f"{C5}/toy_embed", toy_embed_wte_for_positions, r"wpe|position"),

@@ -164,9 +164,13 @@ def _which(value, known: dict, inputs: dict) -> str | None:
 
     def equal(candidate) -> bool:
         candidate = np.asarray(candidate)
-        return candidate.shape == np.shape(value) and _near(np.asarray(value, np.float64), candidate.astype(np.float64))
+        return candidate.shape == np.shape(value) and _near(
+            np.asarray(value, np.float64), candidate.astype(np.float64)
+        )
 
-    for name, candidate in list(known.items()) + [(n, v) for n, v in inputs.items() if isinstance(v, np.ndarray)]:
+    for name, candidate in list(known.items()) + [
+        (n, v) for n, v in inputs.items() if isinstance(v, np.ndarray)
+    ]:
         if equal(candidate):
             return name if name in known else f"the input `{name}`"
     nested = [path for path, leaf in _leaves(inputs) if "[" in path and equal(leaf)]

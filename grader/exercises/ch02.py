@@ -430,7 +430,9 @@ def _gelu_hidden(g):
     shape = (size(g, 2, 3), size(g, 3, 6), size(g, 6, 12))
     return [
         hidden("wide64", {"x": _normal(g, *shape, dtype=np.float64, scale=3.0)}),
-        hidden("far", {"x": _normal(g, size(g, 3, 5), size(g, 6, 12), scale=30.0)}, about="inputs far from 0"),
+        hidden(
+            "far", {"x": _normal(g, size(g, 3, 5), size(g, 6, 12), scale=30.0)}, about="inputs far from 0"
+        ),
     ]
 
 
