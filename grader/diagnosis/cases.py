@@ -46,6 +46,23 @@ def _values_seen(w: _Wrong) -> str | None:
     )
 
 
+def _other_draws(w: _Wrong) -> str | None:
+    """A sampler right on every case that counts how often each id is drawn and wrong on every
+    case that compares the ids drawn one by one: it draws from the right distribution, with other
+    random numbers (not an argument's values, which ``_values_seen`` would blame)."""
+    if w.case.inputs.get("mode") != "draws":
+        return None
+    modes = {c.inputs.get("mode") for c in _right_cases(w)}
+    if modes != {"frequencies"}:
+        return None
+    return (
+        "your draws come out with the right frequencies (the frequency case passes) but are not the "
+        "reference's ids, draw by draw: use the rng as the docstring says, one u = rng.random() per sampled "
+        "token and the first id whose cumulative probability exceeds u; any other use of the generator "
+        "gives other ids from the same seed"
+    )
+
+
 def _others_wrong(w: _Wrong):
     """``(case, output)`` for every other case the function gets wrong (not those it cannot be
     told on: an error, a case that raises, one with no expected output)."""

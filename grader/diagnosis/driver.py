@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .. import variants
-from .cases import _apart, _as_if_fixed, _fixed_in, _fixed_int, _right_cases, _values_seen
+from .cases import _apart, _as_if_fixed, _fixed_in, _fixed_int, _other_draws, _right_cases, _values_seen
 from .core import Student, _Wrong
 from .inputs import (
     _at_limit,
@@ -39,6 +39,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _softmaxed_again,
         _other_inputs,
         _at_limit,
+        _other_draws,
         _values_seen,
         _int_off_by_one,
         _steps_reordered,
@@ -97,6 +98,11 @@ def _text_relation(actual: str, expected: str) -> str | None:
         )
     if actual.lower() == expected.lower():
         return "the letters are right but not their case: keep each character as the table gives it"
+    if sorted(actual) == sorted(expected):
+        return (
+            "your text has the right characters but in another order: keep the order of the ids "
+            "(no sorting, reversing or set in between)"
+        )
     return None
 
 

@@ -168,7 +168,9 @@ def _overflow(w: _Wrong) -> str | None:
         return _underflow_message(largest)
     return (
         f"NaN or inf on large values (up to about {largest:.0f} here), right on small ones: an np.exp "
-        "overflows; subtract each row's maximum first (it does not change the result)"
+        "overflows to inf (and inf / inf is NaN). Keep what goes into np.exp small: in a softmax, subtract "
+        "each row's maximum first (it does not change the result); in an activation, use the docstring's "
+        "form (np.tanh for a tanh, exp(-z) in a sigmoid), which stays finite"
     )
 
 

@@ -159,12 +159,29 @@ def _fed_alike(exercise, args: dict, needed: dict) -> bool:
 
 
 def _which(value, known: dict, inputs: dict) -> str | None:
+    """The station or input ``value`` equals; an array inside a dict of weights (``params["ln_2"]["g"]``)
+    only if it alone does (a gain of ones in every norm names none)."""
+
+    def equal(candidate) -> bool:
+        candidate = np.asarray(candidate)
+        return candidate.shape == np.shape(value) and _near(
+            np.asarray(value, np.float64), candidate.astype(np.float64)
+        )
+
     for name, candidate in list(known.items()) + [
         (n, v) for n, v in inputs.items() if isinstance(v, np.ndarray)
     ]:
-        candidate = np.asarray(candidate)
-        if candidate.shape == np.shape(value) and _near(
-            np.asarray(value, np.float64), candidate.astype(np.float64)
-        ):
+        if equal(candidate):
             return name if name in known else f"the input `{name}`"
-    return None
+    nested = [path for path, leaf in _leaves(inputs) if "[" in path and equal(leaf)]
+    return f"`{nested[0]}`" if len(nested) == 1 else None
+
+
+def _leaves(tree, path: str = ""):
+    """``(path, array)`` for every array in a dict of dicts, its path as code writes it."""
+    for key, value in tree.items():
+        here = f'{path}["{key}"]' if path else str(key)
+        if isinstance(value, dict):
+            yield from _leaves(value, here)
+        elif isinstance(value, np.ndarray):
+            yield here, value

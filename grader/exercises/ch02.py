@@ -212,6 +212,10 @@ ATTENTION = Exercise(
             **attention.FILL,
         },
     ),
+    error_hints={
+        "matmul": "the inner sizes of a product differ: the weights (..., T, T) multiply v (..., T, d_head) "
+        "as it is; only k is transposed (its last two axes), inside masked_scores",
+    },
 )
 
 # ---- splitting and merging heads ---------------------------------------------------------------
@@ -417,12 +421,19 @@ def _gelu_visible():
         Case("line", {"x": np.linspace(-4, 4, 17, dtype=np.float32)}),
         Case("grid", {"x": _normal(g, 3, 5, scale=2.0)}),
         Case("batch64", {"x": _normal(g, 2, 4, 5, dtype=np.float64, scale=3.0)}),
+        # tanh written through exp overflows here: exp(2 * 1.6 * (x + 0.044715 x^3)) is inf in float32
+        Case("far", {"x": np.array([[-30.0, -12.0, -6.0, 6.0, 12.0, 30.0]], dtype=np.float32)}),
     ]
 
 
 def _gelu_hidden(g):
     shape = (size(g, 2, 3), size(g, 3, 6), size(g, 6, 12))
-    return [hidden("wide64", {"x": _normal(g, *shape, dtype=np.float64, scale=3.0)})]
+    return [
+        hidden("wide64", {"x": _normal(g, *shape, dtype=np.float64, scale=3.0)}),
+        hidden(
+            "far", {"x": _normal(g, size(g, 3, 5), size(g, 6, 12), scale=30.0)}, about="inputs far from 0"
+        ),
+    ]
 
 
 GELU = Exercise(
@@ -736,6 +747,8 @@ def _swiglu_visible():
             "batch64",
             {"x": _normal(g1, 2, 3, 6, dtype=np.float64), "params": _swiglu_params(g1, 6, 16, np.float64)},
         ),
+        # gates far from 0: silu written as exp(z) / (1 + exp(z)) overflows to inf / inf in float32
+        Case("far", {"x": _normal(g1, 4, 8, scale=40.0), "params": _swiglu_params(g1, 8, 16, np.float32)}),
     ]
 
 
@@ -751,6 +764,11 @@ def _swiglu_hidden(g):
             },
         ),
         hidden("wide", {"x": _normal(g, *wide), "params": _swiglu_params(g, wide[-1], wide_ff, np.float32)}),
+        hidden(
+            "far",
+            {"x": _normal(g, *wide, scale=40.0), "params": _swiglu_params(g, wide[-1], wide_ff, np.float32)},
+            about="inputs far from 0",
+        ),
     ]
 
 

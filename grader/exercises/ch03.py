@@ -141,6 +141,14 @@ def _apart(g, rows, cols, gap, dtype=np.float32):
     return _drawn(g, (rows, cols), dtype) + gap * np.arange(rows, dtype=dtype)[:, None]
 
 
+def _spread(g, rows, cols, gap, dtype=np.float32):
+    """A quarter of each row ``gap`` above the rest: the row's mean is far below its max, so exp of
+    the logits minus the mean (any shift but the max) overflows in float32."""
+    x = _drawn(g, (rows, cols), dtype)
+    x[:, : max(1, cols // 4)] += gap
+    return x - dtype(gap / 2)
+
+
 ROW_MAX = (
     {"peak": "all"},
     "you subtracted the maximum of the whole array: subtract each row's own maximum "
@@ -238,6 +246,7 @@ def _log_softmax_visible():
         Case("huge64", {"x": _drawn(rng(53), (2, 3, 5), np.float64, shift=800.0)}, kinds={LARGE}),
         Case("square", {"x": _drawn(rng(54), (6, 6))}, kinds={SQUARE}),
         Case("apart", {"x": _apart(rng(55), 3, 5, 150.0)}, kinds={ROWS_APART}),
+        Case("spread", {"x": _spread(rng(56), 2, 8, 300.0)}),
     ]
 
 
@@ -258,6 +267,11 @@ def _log_softmax_hidden(g):
             {"x": _apart(g, size(g, 2, 4), size(g, 4, 8), float(g.uniform(900.0, 1200.0)), np.float64)},
             kinds={ROWS_APART},
             about=ROWS_APART,
+        ),
+        hidden(
+            "spread",
+            {"x": _spread(g, size(g, 2, 4), size(g, 6, 10), float(g.uniform(250.0, 400.0)))},
+            about="a few logits per row far above the others",
         ),
     ]
 

@@ -662,6 +662,12 @@ SAMPLE_NEXT = Exercise(
                 "does not depend on the random generator. Draw u = rng.random() and take the first "
                 "token whose cumulative probability exceeds u; only temperature 0 or top_k 1 is greedy",
             ),
+            "uniform": (
+                {"draw_with": "uniform"},
+                "your draws pick every token left after filtering equally often: each must come up with "
+                "its probability from filtered_probs, so a likely token is drawn more often than an "
+                "unlikely one. Compare u with the cumulative probabilities",
+            ),
             "drops-boundary": (
                 {"rule": "cum<p"},
                 "you sample from a distribution without the token that crosses top_p: top-p keeps that "

@@ -339,6 +339,11 @@ FLOPS_PER_TOKEN = Exercise(
                 {"factor": 6, "attention": 6},
                 "6N is a training step (forward and backward): a forward pass is 2N plus the attention term",
             ),
+            "training-n": (
+                {"factor": 6},
+                "6N is a training step (forward and backward): a forward pass is 2N, one multiply and one add "
+                "per weight, plus the attention term",
+            ),
             "attention-4": (
                 {"attention": 4},
                 "the attention term is 2 * n_layer * T * d_model: you counted every query against all T "

@@ -21,6 +21,8 @@ ACTIVATIONS = {
     "square": lambda x: _tanh_gelu(x, cube=2),
     "constant": lambda x: _tanh_gelu(x, c=math.sqrt(math.pi / 2)),
     "no-root": lambda x: _tanh_gelu(x, c=2 / math.pi),
+    "two-pi": lambda x: _tanh_gelu(x, c=math.sqrt(2 * math.pi)),
+    "tanh": np.tanh,
     "sigmoid": lambda x: x / (1 + np.exp(-1.702 * x)),
     "silu": lambda x: x / (1 + np.exp(-x)),
     "cube-only": lambda x: 0.5 * x * (1 + np.tanh(SQRT_2_OVER_PI * 0.044715 * x**3)),
@@ -53,6 +55,14 @@ GELU = {
     "gelu-no-root": (
         {"act": "no-root"},
         "in the GELU, the constant inside the tanh is sqrt(2/pi): the square root is missing (2/pi)",
+    ),
+    "gelu-two-pi": (
+        {"act": "two-pi"},
+        "in the GELU, the constant inside the tanh is sqrt(2/pi), about 0.80: you took sqrt(2 pi)",
+    ),
+    "tanh": (
+        {"act": "tanh"},
+        "the activation is tanh itself: GELU uses tanh only inside its gate, x times 0.5 (1 + tanh(...))",
     ),
     "gelu-sigmoid": (
         {"act": "sigmoid"},

@@ -19,6 +19,7 @@ def layer_norm(
     axis=-1,
     ddof=0,
     eps_where="inside",
+    root=True,
     affine=True,
     bias=True,
     centre=True,
@@ -27,7 +28,8 @@ def layer_norm(
     """LayerNorm; ``eps_where`` is ``"inside"`` the square root (right), ``"outside"`` or
     ``"none"``; ``centre=False`` skips the mean (RMS-style); ``axis=None`` normalises the whole
     array at once; ``affine=False`` leaves out the gain and the bias, ``bias=False`` the bias;
-    ``swapped`` multiplies by the bias and adds the gain."""
+    ``swapped`` multiplies by the bias and adds the gain; ``root=False`` divides by the variance
+    (plus eps) itself."""
     if swapped:
         g, b = b, g
     mean = x.mean(axis=axis, keepdims=True)
@@ -41,7 +43,7 @@ def layer_norm(
         "outside": lambda: np.sqrt(var) + eps,
         "none": lambda: np.sqrt(var),
     }[eps_where]()
-    y = (x - mean) / denominator
+    y = (x - mean) / (denominator if root else var + eps)
     return (y * g + (b if bias else 0) if affine else y).astype(x.dtype)
 
 
@@ -94,6 +96,10 @@ LAYER_NORM = {
         {"swapped": True},
         "the gain and the bias are swapped: multiply the normalised rows by g (the gain), then add b "
         "(the bias)",
+    ),
+    "variance": (
+        {"root": False},
+        "you divided by the variance: divide by the standard deviation, its square root sqrt(var + eps)",
     ),
     "no-centre": (
         {"centre": False},

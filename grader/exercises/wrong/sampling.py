@@ -141,13 +141,15 @@ def sample_next(
     """``sample_next`` as the check runs it (``runners.sampler``): ``n`` draws, or in mode
     ``"frequencies"`` the distribution they follow, ``filtered_probs`` with any of its knobs.
     ``draw_with="multinomial"`` draws with rng.multinomial, ``draw_with="argmax"`` never draws (the
-    most likely token every time); ``greedy_draws`` draws a random number on a greedy step too
+    most likely token every time), ``draw_with="uniform"`` draws every token left in equally often;
+    ``greedy_draws`` draws a random number on a greedy step too
     (temperature 0 or top_k 1; ``"top_k"``: on a top_k 1 step only); ``u="1-u"`` goes down the
     cumulative probabilities with 1 - rng.random(); ``spare_draw`` calls rng.random() once more per
     token, ``"before"`` or ``"after"`` the one it uses, or ``"vector"`` draws V numbers and uses the first."""
 
     def probs(logits, temperature=1.0, top_k=None, top_p=None):
-        return filtered_probs(logits, temperature, top_k, top_p, **filter_knobs).astype(np.float64)
+        p = filtered_probs(logits, temperature, top_k, top_p, **filter_knobs).astype(np.float64)
+        return (p > 0) / np.count_nonzero(p) if draw_with == "uniform" else p
 
     def sample(logits, rng, temperature=1.0, top_k=None, top_p=None):
         greedy = temperature == 0 or top_k == 1
