@@ -54,7 +54,7 @@ def hook(report, pipe: int, roots: list[str]):
     expected = {"tree": None, "code": None}
     identity = _identity(pipe)
     where = {}  # the cell and line, or the probe, that runs: set by the harness (``at``)
-    texts = {}  # text compiled at run time -> its file name, as sent
+    texts = set()  # (text, file name) compiled at run time, as sent
     module_code = {}  # known file -> the bytecode its source compiles to
     state = {"sent": 0, "opened": "", "busy": False}
 
@@ -79,18 +79,18 @@ def hook(report, pipe: int, roots: list[str]):
         name = os.fsdecode(filename) if isinstance(filename, str | bytes) else "?"
         if known(name) and os.path.isfile(name) and _source(name) == text:
             return  # an import of a file whose code is known
-        if text in texts:
+        if (text, name) in texts:
             return
         state["sent"] += len(text)
         if state["sent"] > MAX_TEXT:
             refuse(f"compiles more text at run time than the grader reads ({MAX_TEXT:,} characters)")
-        texts[text] = name
+        texts.add((text, name))
         send(ran=text, name=name[:200])
 
     def ran(code) -> None:
         if code is expected["code"] or code.co_filename.startswith("<frozen "):
             return  # a cell's statement, or a module of the interpreter's own
-        if code.co_filename in texts.values() and _from_text(code, texts):
+        if _from_text(code, texts):
             return
         if known(code.co_filename) and os.path.isfile(code.co_filename):
             if code.co_filename not in module_code:
@@ -105,7 +105,7 @@ def hook(report, pipe: int, roots: list[str]):
         opened = state["opened"]
         if opened.endswith(".pyc") and known(opened) and _bytes(opened)[16:] == bytes(data):
             return
-        refuse("loads compiled code (marshal) but from a known .pyc an import opened")
+        refuse("loads compiled code (marshal) that is not a known .pyc an import opened")
 
     def audit(event: str, args: tuple) -> None:
         if state["busy"]:  # the hook's own calls (reading a file, compiling it) audit nothing
@@ -139,9 +139,9 @@ def _identity(fd: int) -> tuple:
     return info.st_dev, info.st_ino
 
 
-def _from_text(code, texts: dict) -> bool:
-    """Whether ``code`` is what one of ``texts`` compiles to, under its file name."""
-    for text, name in texts.items():
+def _from_text(code, texts: set) -> bool:
+    """Whether ``code`` is what one of ``texts`` (text, file name) compiles to, under its name."""
+    for text, name in texts:
         if name != code.co_filename:
             continue
         for mode in ("exec", "eval", "single"):

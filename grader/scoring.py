@@ -75,13 +75,8 @@ from .compare import Verdict
 from .exercise import Case
 
 HERE = Path(__file__).resolve().parent
-SHIPPED = (
-    "harness.py",
-    "wire.py",
-    "runners.py",
-    "watch.py",
-    "audit.py",
-)  # what the harness needs from the grader
+# what the harness needs from the grader
+SHIPPED = ("harness.py", "wire.py", "runners.py", "watch.py", "audit.py")
 SECRET = gradebook.SECRET
 MAX_BYTES = 64 * 2**20  # of answers read back from one notebook's scorer
 MAX_VALUES = 10_000  # JSON values in one line read back (an honest line has a few hundred at most)
@@ -587,9 +582,10 @@ class Run:
             elif event.get("ready") is True:
                 ready = True
             elif isinstance(event.get("audit") or event.get("ran"), str):
-                if len(ran) == MAX_RAN:
-                    event = {"audit": "compiled more pieces of text at run time than the grader reads"}
-                if len(ran) <= MAX_RAN:
+                told = sum(len(r.text) for r in ran) + len(event.get("ran") or "")
+                if len(ran) == MAX_RAN or told > audit.MAX_TEXT:  # what the hook sends, at most
+                    event = {"audit": "compiled more text at run time than the grader reads"}
+                if len(ran) <= MAX_RAN and not (ran and ran[-1].reason.startswith("compiled more text")):
                     ran.append(Ran.told(event, program))
             elif isinstance(event.get("exit"), int) and not isinstance(event["exit"], bool):
                 returncode = max(-255, min(255, event["exit"]))  # how the program's process ended

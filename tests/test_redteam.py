@@ -34,6 +34,7 @@ from test_grading import ASSIGNMENT, RELEASED, answer, index_of, insert_after, r
 import lib._validate
 import lib.embedding
 from grader import (
+    audit,
     autograde,
     clean,
     compare,
@@ -1334,6 +1335,17 @@ def test_no_other_program_starts_in_the_scorer_even_by_a_route_nobody_audits(tmp
         answer("embed", HIDDEN_EMBED + spawn), nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "m"
     )
     assert verdict["embed"].status != "graded", verdict["embed"]
+
+
+def test_text_the_student_writes_as_the_hook_is_bounded_and_flagged():
+    """Lines are the student's to write too: text sent past what the hook itself sends (its
+    ``MAX_TEXT``) is one finding on every exercise, not megabytes for the grader to scan."""
+    program = [{"index": 3, "source": "x = 1"}]
+    line = json.dumps({"ran": "x = 1  # " + "a" * 4000, "cell": 3, "line": 1})
+    data = "\n".join(f'0 {line[:-1]}, "n": {i}}}' for i in range(100)).encode()
+    ran = scoring.Run.parse(data.replace(b"0 ", b""), 0, program).ran
+    assert sum(len(r.text) for r in ran) <= audit.MAX_TEXT
+    assert ran[-1].reason == "compiled more text at run time than the grader reads" and ran[-1].cell == 0
 
 
 # lib's own token_embedding (with the validators it calls), verbatim, run from rot13'd text.
