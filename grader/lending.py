@@ -26,8 +26,11 @@ import dis
 import functools
 import gc
 import importlib.util
+import os
 import sys
+import sysconfig
 import types
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -322,7 +325,10 @@ SCORER_PACKAGES = ("numpy",)  # the installed packages the scorer's sandbox hold
 INSTALLED = ("site-packages", "dist-packages")
 
 
-_NOT_STUDENTS = (str(Path(__file__).resolve().parent), "<frozen ")  # the grader, the import system
+_STANDARD_LIBRARY = tuple({os.path.join(sysconfig.get_paths()[key], "") for key in ("stdlib", "platstdlib")})
+# the grader, the import system, the standard library (which the scorer has: what it calls is not
+# the student's call, e.g. ``warnings`` showing a warning through the kernel's own stream)
+_NOT_STUDENTS = (str(Path(__file__).resolve().parent), "<frozen ", *_STANDARD_LIBRARY)
 
 
 @functools.cache
@@ -382,6 +388,17 @@ def _packages_named(code, frame) -> set[str]:
     return found - {None}
 
 
+def _host_packages() -> set[str]:
+    """The packages of the program that runs the student's code (in a kernel, IPython and
+    ipykernel): the owners of the hooks that ``print``, a warning and a result's display reach.
+    A call into them from the student's frame is the environment's, not a use of the package: in
+    the scorer the same ``print`` reaches the scorer's own stream (and ``display`` is a builtin
+    there too)."""
+    hooks = [sys.stdout, sys.stderr, sys.displayhook, sys.excepthook, warnings.showwarning]
+    hooks += [getattr(stream, name, None) for stream in (sys.stdout, sys.stderr) for name in ("write", "flush")]
+    return {_module_package(_module_of(hook)) for hook in hooks if hook is not None} - {None}
+
+
 def _module_of(value) -> str | None:
     if isinstance(value, types.ModuleType):
         return value.__name__
@@ -395,7 +412,7 @@ def unlent_calls(assignment: str) -> Iterator[Borrowed]:
     ``assignment`` will not have: ``lib`` functions outside its lent closure, and code from
     installed packages other than NumPy (the kernel has the course's whole environment; the
     scorer, the standard library and NumPy only)."""
-    lent, borrowed, known = lent_definitions(assignment), Borrowed(), {}
+    lent, borrowed, known, host = lent_definitions(assignment), Borrowed(), {}, _host_packages()
 
     def where(code):
         if code not in known:
@@ -432,7 +449,8 @@ def unlent_calls(assignment: str) -> Iterator[Borrowed]:
             return
         called = where(code)
         if called is None:
-            note(_package(code.co_filename))
+            package = _package(code.co_filename)
+            note(package if package not in host else None)
             return
         if called in lent:
             return

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 from helpers import solution_functions
@@ -276,3 +277,31 @@ def test_what_the_garbage_collector_runs_meanwhile_is_not_the_students(tmp_path,
     assert {"start", "stop", "finalized"} <= set(watcher.heard)
     assert "✔" in capsys.readouterr().out
     assert sys.getprofile() is None and watcher.on_gc not in gc.callbacks
+
+
+def test_what_the_kernel_runs_for_print_and_warnings_is_not_the_students(tmp_path):
+    """In a real kernel, ``print`` reaches IPython's tee of the output stream, and a warning (NumPy's
+    overflow in ``exp``, the student's own ``warnings.warn``) reaches ``warnings`` and the kernel's
+    stream: the environment's code, which the scorer has its own of, so each passes the check. A
+    function that imports IPython itself still fails it: the scorer cannot import that."""
+    from nbclient import NotebookClient
+
+    body = "    return wte[ids] + wpe[: ids.shape[-1]]\n"
+    functions = {
+        "printed": 'print("debugging")\n',
+        "overflowed": "np.exp(np.float32(100))\n",
+        "warned": 'warnings.warn("careful")\n',
+        "logged": 'logging.warning("careful")\n',
+        "displayed": "display(ids)\n",
+    }
+    cells = ["import logging, warnings\nimport numpy as np\nfrom grader.check import check"]
+    cells += [f"def {name}(ids, wte, wpe):\n    {line}{body}" for name, line in functions.items()]
+    cells += ["from IPython.display import display as show\ndef shown(ids, wte, wpe):\n    show(ids)\n" + body]
+    cells += [f'check("01-embeddings/embed", {name})' for name in (*functions, "shown")]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True).execute(cwd=str(tmp_path))
+    checks = nb.cells[-len(functions) - 1 :]
+    outputs = [" ".join(o.get("text", "") + o.get("evalue", "") for o in cell.outputs) for cell in checks]
+    for name, shown in zip(functions, outputs):
+        assert "✔ embed matches" in shown and "not installed" not in shown, (name, shown)
+    assert "uses IPython, which is not installed where it is graded" in outputs[-1]

@@ -747,6 +747,8 @@ def _swiglu_visible():
             "batch64",
             {"x": _normal(g1, 2, 3, 6, dtype=np.float64), "params": _swiglu_params(g1, 6, 16, np.float64)},
         ),
+        # gates far from 0: silu written as exp(z) / (1 + exp(z)) overflows to inf / inf in float32
+        Case("far", {"x": _normal(g1, 4, 8, scale=40.0), "params": _swiglu_params(g1, 8, 16, np.float32)}),
     ]
 
 
@@ -762,6 +764,11 @@ def _swiglu_hidden(g):
             },
         ),
         hidden("wide", {"x": _normal(g, *wide), "params": _swiglu_params(g, wide[-1], wide_ff, np.float32)}),
+        hidden(
+            "far",
+            {"x": _normal(g, *wide, scale=40.0), "params": _swiglu_params(g, wide[-1], wide_ff, np.float32)},
+            about="inputs far from 0",
+        ),
     ]
 
 

@@ -1043,7 +1043,8 @@ def swiglu(x, params):
     ### BEGIN SOLUTION
     gate = x @ params["gate_proj"]["w"]  # [..., d_ff]
     up = x @ params["up_proj"]["w"]  # [..., d_ff]
-    return (gate / (1 + np.exp(-gate)) * up) @ params["down_proj"]["w"]  # [..., d]
+    silu = gate * 0.5 * (1 + np.tanh(gate / 2))  # = gate / (1 + exp(-gate)), with no overflow far below 0
+    return (silu * up) @ params["down_proj"]["w"]  # [..., d]
     ### END SOLUTION
 
 
