@@ -395,7 +395,9 @@ def _host_packages() -> set[str]:
     the scorer the same ``print`` reaches the scorer's own stream (and ``display`` is a builtin
     there too)."""
     hooks = [sys.stdout, sys.stderr, sys.displayhook, sys.excepthook, warnings.showwarning]
-    hooks += [getattr(stream, name, None) for stream in (sys.stdout, sys.stderr) for name in ("write", "flush")]
+    hooks += [
+        getattr(stream, name, None) for stream in (sys.stdout, sys.stderr) for name in ("write", "flush")
+    ]
     return {_module_package(_module_of(hook)) for hook in hooks if hook is not None} - {None}
 
 

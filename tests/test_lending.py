@@ -296,7 +296,9 @@ def test_what_the_kernel_runs_for_print_and_warnings_is_not_the_students(tmp_pat
     }
     cells = ["import logging, warnings\nimport numpy as np\nfrom grader.check import check"]
     cells += [f"def {name}(ids, wte, wpe):\n    {line}{body}" for name, line in functions.items()]
-    cells += ["from IPython.display import display as show\ndef shown(ids, wte, wpe):\n    show(ids)\n" + body]
+    cells += [
+        "from IPython.display import display as show\ndef shown(ids, wte, wpe):\n    show(ids)\n" + body
+    ]
     cells += [f'check("01-embeddings/embed", {name})' for name in (*functions, "shown")]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True).execute(cwd=str(tmp_path))
