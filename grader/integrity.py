@@ -19,9 +19,12 @@ Reported:
   name bound through ``globals()``; a name only known at run time counts as any name); or a
   ``from lib... import *`` that provides the exercise's name with no definition of the student's
   after it.
-- near-identical code: the exercise's function, with the helpers it uses, contains ``lib``'s
-  implementation of the stage, renamed or not (``grader.similarity``, ``NEAR`` of the part of
-  ``lib``'s token sequence that neither the stub nor the course's solution has).
+- near-identical code: the exercise's function, with the helpers it uses, or any other function
+  of the student's, contains ``lib``'s implementation of the stage, renamed or not
+  (``grader.similarity``, ``NEAR`` of the part of ``lib``'s token sequence that neither the stub
+  nor the course's solution has). The implementation is lib's function of the exercise's name
+  and every function of lib's its reference reaches (``grader.implements``: ``checkpoint_layout``
+  for ``count_params``, ``Model``'s methods for ``toy_forward``), but what the chapter lends.
 - tampering: assigning to attributes of numpy, ``lib``, ``grader`` or the scorer's own modules
   (also with ``setattr``) or to ``sys.modules``; importing ``importlib``, ``ctypes``, the
   grader's private parts (exercise definitions and references, keys, comparison) or the scorer's
@@ -56,13 +59,13 @@ import inspect
 import pickletools
 import re
 import sys
+import textwrap
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 
 import lib
 
-from . import exercises as course_exercises
-from . import magics, similarity
+from . import implements, lending, magics, similarity
 from .results import Row
 
 # The scorer's modules, importable by these names only where the scores are computed (the harness
@@ -226,19 +229,23 @@ def _copies_under_other_names(cells: list[_Cell], honest: dict, assignment: str,
     exercise lib's function implements; ``honest``: by exercise, the code of its released stub
     and its solution, left out of the comparison as in ``review``."""
     told = {(f.exercises, f.reason) for f in found}
+    libs = [
+        (name, function, similarity.fingerprint(theirs, boilerplate))
+        for name, boilerplate in honest.items()
+        for function, theirs in _lib_implementations(assignment, name)
+    ]
     findings = []
     for cell in cells:
         for node in ast.walk(cell.tree):
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name in honest:
                 continue
             mine = similarity.fingerprint(similarity.bodies(ast.unparse(node)))
-            for name, boilerplate in honest.items():
-                for function, theirs in _lib_implementations(assignment, name):
-                    share = similarity.containment(similarity.fingerprint(theirs, boilerplate), mine)
-                    reason = f"near-identical to {function} ({share or 0:.0%} of its own token sequence)"
-                    if share is not None and share >= similarity.NEAR and ((name,), reason) not in told:
-                        told.add(((name,), reason))
-                        findings.append(_finding((name,), reason, cell, node))
+            for name, function, theirs in libs:
+                share = similarity.containment(theirs, mine)
+                reason = f"near-identical to {function} ({share or 0:.0%} of its own token sequence)"
+                if share is not None and share >= similarity.NEAR and ((name,), reason) not in told:
+                    told.add(((name,), reason))
+                    findings.append(_finding((name,), reason, cell, node))
     return findings
 
 
@@ -948,19 +955,26 @@ def _answer_code(nb, name: str) -> str:
 @cache
 def _lib_implementations(assignment: str, name: str) -> list[tuple[str, str]]:
     """(name, body) of the functions of ``lib`` that implement exercise ``name``: the one of the
-    same name, and those its reference calls."""
-    names = [name]
+    same name, and those its reference reaches (``grader.implements``), but what the chapter lends."""
+    same = getattr(lib, name, None)
+    lent = lending.lent_definitions(assignment)
+    functions = [same] if inspect.isfunction(same) and implements.key(same) not in lent else []
     try:
-        reference = getattr(course_exercises.get(f"{assignment}/{name}"), "reference", None)
-        names += re.findall(r"\blib\.(\w+)", inspect.getsource(reference)) if reference else []
-    except (KeyError, TypeError, OSError):
+        functions += implements.reached(f"{assignment}/{name}")
+    except KeyError:
         pass
-    found = []
-    for function in dict.fromkeys(names):
-        implementation = getattr(lib, function, None)
-        if inspect.isfunction(implementation) and implementation.__module__.startswith("lib"):
-            found.append((f"lib.{function}", similarity.bodies(_untraced(inspect.getsource(implementation)))))
-    return found
+    return [
+        (_lib_name(function), similarity.bodies(_untraced(textwrap.dedent(inspect.getsource(function)))))
+        for function in dict.fromkeys(functions)
+    ]
+
+
+def _lib_name(function) -> str:
+    """How a reader reaches ``function``: ``lib.embed``, ``lib.Model.forward``,
+    ``lib.checkpoint.checkpoint_layout`` (not exported at the top)."""
+    top = function.__qualname__.split(".")[0]
+    exported = getattr(lib, top, None) is getattr(sys.modules[function.__module__], top)
+    return f"{'lib' if exported else function.__module__}.{function.__qualname__}"
 
 
 class _Untraced(ast.NodeTransformer):

@@ -6,6 +6,7 @@ scores come from the scorer (``grader.scoring``); tests/test_forging.py tries to
 """
 
 import ast
+import copy
 import csv
 import inspect
 import os
@@ -806,3 +807,46 @@ except KeyboardInterrupt:
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert done.returncode == 130, done.stderr
+
+
+CHECKPOINT_LAYOUT = inspect.getsource(lib.checkpoint.checkpoint_layout)
+MODEL_FORWARD = inspect.getsource(lib.Model.forward)
+
+
+@pytest.mark.parametrize(
+    ("assignment", "name", "answer_code", "copied"),
+    [
+        (
+            "06-cost",
+            "count_params",
+            "from lib.config import family, GPT2\n"
+            + CHECKPOINT_LAYOUT.replace("def checkpoint_layout", "def shapes")
+            + "\ndef count_params(config):\n"
+            "    return sum(math.prod(shape) for shape, _, _ in shapes(config).values())\n",
+            "lib.checkpoint.checkpoint_layout",
+        ),
+        (
+            "05-worked-toy",
+            "toy_forward",
+            "class Toy:\n"
+            + MODEL_FORWARD
+            + "\ndef toy_forward(ids, params):\n    return Toy(params).forward(ids)\n",
+            "lib.Model.forward",
+        ),
+    ],
+    ids=["count_params", "toy_forward"],
+)
+def test_libs_code_that_the_reference_reaches_is_near_identical(assignment, name, answer_code, copied):
+    """An exercise whose reference is not a lib function of its own name (``count_params`` sums the
+    shapes of ``checkpoint_layout``; ``toy_forward`` is ``Model.forward``) is compared with the
+    lib functions its reference reaches (red team, third round, R14: lib's ``checkpoint_layout``
+    pasted answered ``count_params`` with no finding)."""
+    source_nb = nbformat.read(next((ROOT / "solutions" / assignment).glob("*.ipynb")), as_version=4)
+    released = nbformat.read(next((ROOT / "chapters" / assignment).glob("*.ipynb")), as_version=4)
+    nb = answer(name, answer_code, copy.deepcopy(source_nb))
+    names = [t.name for t in results.test_cells(nb)]
+    review = integrity.review(nb, released, source_nb, names, assignment)
+    assert any(
+        name in f.exercises and f.reason.startswith(f"near-identical to {copied}") for f in review.findings
+    ), review.findings
+    assert not [f for f in integrity.review(source_nb, released, source_nb, names, assignment).findings]
