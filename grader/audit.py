@@ -27,6 +27,8 @@ honest code reads) leads to the harness's objects, and a program started without
 runs unseen. The scores never depend on it.
 """
 
+import importlib.util
+import marshal
 import os
 
 MAX_TEXT = 64 * 1024  # characters of text compiled at run time sent to the grader, for one job
@@ -94,9 +96,7 @@ def hook(report, pipe: int, roots: list[str]):
             return
         if known(code.co_filename) and os.path.isfile(code.co_filename):
             if code.co_filename not in module_code:
-                module_code[code.co_filename] = compile(
-                    _source(code.co_filename), code.co_filename, "exec"
-                ).co_code
+                module_code[code.co_filename] = _module_body(code.co_filename)
             if module_code[code.co_filename] == code.co_code:
                 return
         refuse(f"runs code that was not compiled from text here ({code.co_filename[:120]})")
@@ -151,6 +151,25 @@ def _from_text(code, texts: set) -> bool:
             except (SyntaxError, ValueError):
                 continue
     return False
+
+
+def _module_body(path: str) -> bytes:
+    """The bytecode of the module body of a known file: from its ``.pyc`` where the import system
+    takes it from there (a cache of the same folder, up to date with the source by its time and
+    size), else compiled from the source (the slower way: most of the hook's cost)."""
+    try:
+        with open(importlib.util.cache_from_source(path), "rb") as f:
+            data = f.read()
+        info = os.stat(path)
+        header = importlib.util.MAGIC_NUMBER + bytes(4)
+        header += (int(info.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little") + (
+            info.st_size & 0xFFFFFFFF
+        ).to_bytes(4, "little")
+        if data[:16] == header:
+            return marshal.loads(data[16:]).co_code
+    except (OSError, ValueError, EOFError, TypeError, NotImplementedError):
+        pass
+    return compile(_source(path), path, "exec").co_code
 
 
 def _source(path: str) -> str:
