@@ -865,10 +865,13 @@ def test_the_groups_a_killed_process_left_are_removed_by_the_next_scope(tmp_path
         while sandbox.read_report(report).get("state") != "running" and time.monotonic() < deadline:
             time.sleep(0.05)
         assert sandbox.read_report(report).get("state") == "running", "the sandbox did not start"
-        groups += sandbox.read_report(report)["cgroups"].values()
+        mine = list(sandbox.read_report(report)["cgroups"].values())
+        # checked before the kill: from then on any scope may remove them (another grader's on a
+        # busy machine as well as the one below), which is what the test is about
+        assert all(Path(g).exists() for g in mine) and survivors(word)
+        groups += mine
         supervisor.kill()  # SIGKILL: its group stays, with the sandbox in it
         supervisor.wait()
-    assert len(survivors(word)) >= 2 and all(Path(g).exists() for g in groups)
     alive = cgroup.make_scope(f"forwardpass-{os.getpid()}-0d0e0f")  # a run that still runs
     try:
         with sandbox.scope():
