@@ -113,3 +113,21 @@ def everything_lent():
 class _Everything:
     def __contains__(self, item):
         return True
+
+
+def class_folder(folder: Path, notebooks: dict, name: str = "embeddings.ipynb") -> Path:
+    """A class folder as an LMS export lays it out: ``folder/<student>/<name>`` for each student's
+    notebook; returns ``folder``."""
+    import nbformat
+
+    for student, nb in notebooks.items():
+        (folder / student).mkdir(parents=True)
+        nbformat.write(nb, folder / student / name)
+    return folder
+
+
+def autograde_command(classroom: Path, out: Path, *options: str) -> list[str]:
+    """``python -m grader autograde CLASSROOM --out OUT [options]``, as an instructor types it."""
+    import sys
+
+    return [sys.executable, "-m", "grader", "autograde", str(classroom), "--out", str(out), *options]

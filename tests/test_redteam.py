@@ -28,6 +28,7 @@ import helpers
 import nbformat
 import numpy as np
 import pytest
+from helpers import autograde_command, class_folder
 from nbformat.v4 import new_code_cell, new_markdown_cell
 from test_grading import ASSIGNMENT, RELEASED, answer, index_of, insert_after, read_grades, solution
 
@@ -1378,18 +1379,7 @@ def test_libs_code_run_from_text_is_found_and_honest_timing_is_not(tmp_path):
         "mallory": answer("token_embedding", HIDDEN_LIB),
         "hider": answer("embed", HIDDEN_EMBED + TEXT_ROUTES["pydoc.locate"]),  # her own code, hidden
     }
-    for student, nb in students.items():
-        (tmp_path / "class" / student).mkdir(parents=True)
-        nbformat.write(nb, tmp_path / "class" / student / "embeddings.ipynb")
-    command = [
-        sys.executable,
-        "-m",
-        "grader",
-        "autograde",
-        str(tmp_path / "class"),
-        "--out",
-        str(tmp_path / "out"),
-    ]
+    command = autograde_command(class_folder(tmp_path / "class", students), tmp_path / "out")
     done = subprocess.run([*command, "--zero-flagged"], cwd=course.ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     with open(tmp_path / "out" / "integrity.csv") as f:

@@ -19,6 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from attacks import DOUBLE_FORK, FORK_BOMB, marker, survivors
+from helpers import autograde_command, class_folder
 from nbformat.v4 import new_code_cell
 
 from grader import autograde
@@ -274,19 +275,9 @@ def test_a_message_of_many_frames_costs_the_grader_a_bounded_memory(tmp_path):
     ``autograde.WORKER_MEMORY`` beyond what it starts with (it took 3 GB of the 4 its kernel sent
     before its time asleep ran out, and with more time, the machine's); its neighbour keeps full
     marks."""
-    for name, nb in {"honest": nbformat.read(SOLUTION, as_version=4), "frames": after_decode(FRAMES)}.items():
-        (tmp_path / "class" / name).mkdir(parents=True)
-        nbformat.write(nb, tmp_path / "class" / name / "embeddings.ipynb")
+    students = {"honest": nbformat.read(SOLUTION, as_version=4), "frames": after_decode(FRAMES)}
     options = ("--jobs", "2", "--cpu", str(CPU), "--idle", str(IDLE), "--timeout", "900")
-    command = [
-        sys.executable,
-        "-m",
-        "grader",
-        "autograde",
-        str(tmp_path / "class"),
-        "--out",
-        str(tmp_path / "out"),
-    ]
+    command = autograde_command(class_folder(tmp_path / "class", students), tmp_path / "out")
     done = subprocess.run(
         [sys.executable, "-c", PEAK, *command, *options], cwd=ROOT, capture_output=True, text=True
     )
