@@ -6,7 +6,7 @@ Started by ``grader.scoring`` as::
                             --fd FD --go FD --limit SECONDS
 
 with nothing on ``sys.path`` but the standard library and the ``--path`` folders: NumPy's and this
-file's own (``wire``, ``runners``, ``watch``, ``audit``). No IPython, no ``grader``, no nbgrader. Each ``JOB``
+file's own (``wire``, ``runners``, ``watch``; ``audit`` is loaded apart, ``_private``). No IPython, no ``grader``, no nbgrader. Each ``JOB``
 (a pickle written by the grader) is one notebook's program, in notebook order: code cells, each
 with the top-level statements to run (or to skip: the diagnosis pass, ``grader.followup``, skips
 those that ran past their limit in the first run), and probes, each with the name of the student's function (or
@@ -36,7 +36,7 @@ probe it calls the student's function on each case, with fresh inputs (unpickled
 the runner if there is one. Every line written to ``FD`` starts with its job's number: ``j
 {"cell": i}`` when a cell starts, ``j {"cell": i, "line": n, "error": ...}`` when a statement
 fails (with ``"statement"``, its position in the cell, and ``"timeout": true`` if it ran too long), ``j {"probe": k, "case": name, "output": <wire record>}`` (or ``"error"``, or
-``"timeout"``) per call, ``j {"audit": reason, ...}`` (with the cell and line, or the probe) when
+``"timeout"``) per call, ``j {"audit": reason, ...}`` (with the student's cell and line) when
 code runs that the scan did not read (``grader.audit``), ``j {"done": true, "cpu": seconds}`` at
 the end, and, from this parent,
 ``j {"exit": status}`` if the child ended otherwise.
@@ -144,11 +144,13 @@ class Program:
     """The student's program and its probes, run in one namespace (``runners`` and ``wire``:
     those modules, imported before any of the student's code runs)."""
 
-    def __init__(self, job: dict, report: Report, limit: float, runners, wire, watch, audit):
+    def __init__(self, job: dict, report: Report, limit: float, runners, wire, watch):
         self.cells = {cell["index"]: cell["source"] for cell in job["program"] if "source" in cell}
         self.job, self.report, self.limit, self.runners, self.wire = job, report, limit, runners, wire
-        self.watch, self.audit = watch, audit
+        self.watch = watch
         self.trees = {index: _parsed(source, index) for index, source in self.cells.items()}
+        # every statement compiled now, before the audit hook is on: what compiles later is not the harness
+        self.codes = {index: _compiled(tree, index, limit) for index, tree in self.trees.items()}
         self.namespace = {"__name__": "__main__", "__builtins__": builtins}
         shell = Shell(self.namespace)
         self.namespace["get_ipython"] = lambda: shell
@@ -170,16 +172,13 @@ class Program:
             self.report(cell=index, line=getattr(tree, "lineno", None), error=_error(tree))
             return
         chosen, skipped = item.get("statements"), item.get("skip", ())
-        for position, statement in enumerate(tree.body):
+        for position, (statement, code) in enumerate(zip(tree.body, self.codes[index], strict=True)):
             if (chosen is not None and position not in chosen) or position in skipped:
                 continue
-            self.at(cell=index, line=statement.lineno)
-            module = ast.Module([statement], [])
             try:
+                if isinstance(code, BaseException):
+                    raise code
                 with Limit(self.limit):
-                    self.audit.expect(tree=module)
-                    code = compile(module, f"<cell {index}>", "exec")
-                    self.audit.expect(code=code)
                     exec(code, self.namespace)
             except Timeout:
                 self.report(
@@ -194,7 +193,6 @@ class Program:
 
     def probe(self, item: dict):
         number, name = item["probe"], item["name"]
-        self.at(probe=number)
         if item["kind"] == "choice":
             value = self.namespace.get(name)
             if isinstance(value, str):
@@ -236,11 +234,6 @@ class Program:
                 probe=number, case=case, **({"output": record} if "error" not in record else record), **extra
             )
 
-    def at(self, **where):
-        """Tell the audit hook where the program is."""
-        self.audit.at.clear()
-        self.audit.at.update(where)
-
     def line(self, err: BaseException) -> str | None:
         """The student's line where ``err`` was raised: the last frame in one of their cells."""
         for frame in reversed(traceback.extract_tb(err.__traceback__)):
@@ -257,6 +250,32 @@ def _parsed(source: str, index: int) -> "ast.Module | BaseException":
         return ast.parse(source, f"<cell {index}>")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
         return err
+
+
+def _compiled(tree, index: int, limit: float) -> list:
+    """The code of each top-level statement of a cell's syntax tree, or why it has none."""
+    if isinstance(tree, BaseException):
+        return []
+    codes = []
+    for statement in tree.body:
+        try:
+            with Limit(limit):
+                codes.append(compile(ast.Module([statement], []), f"<cell {index}>", "exec"))
+        except Timeout:
+            codes.append(SyntaxError(f"took longer than {limit:g} s to compile"))
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+            codes.append(err)
+    return codes
+
+
+def _private(path: str) -> dict:
+    """The names the Python file at ``path`` defines, run in a namespace of its own with a copy of
+    the builtins: nothing the student's code can reach (``builtins``, ``sys.modules``) is what
+    they use (``grader.audit``)."""
+    namespace = {"__builtins__": dict(vars(builtins)), "__name__": "audit", "__file__": path}
+    with open(path, "rb") as f:
+        exec(compile(f.read(), path, "exec"), namespace)
+    return namespace
 
 
 def _error(err: BaseException) -> str:
@@ -280,13 +299,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--limit", type=float, required=True)
     args = parser.parse_args(argv)
     sys.path[:0] = args.path
-    import audit
     import numpy  # noqa: F401 (imported before any student code: a failure here is the harness's)
     import runners
     import watch
     import wire
-
-    del sys.modules["audit"]  # not to be found by name (pydoc.locate) by the student's code
 
     signal.signal(signal.SIGPROF, _expired)
     signal.signal(signal.SIGALRM, _expired)
@@ -301,8 +317,10 @@ def main(argv: list[str]) -> None:
         report = Report(args.fd, number)
         report(ready=True)  # before any of the student's code runs: without it, none of it ran
         roots = [os.path.dirname(os.__file__), *args.path, lib]  # whose files' code is known
-        modules = (runners, wire, watch, functools.partial(audit.hook, report, args.fd, roots))
-        status = _in_child(job["wall"], args.go, _run, job, lib, report, args.limit, *modules)
+        hook = functools.partial(_audit_hook, args.fd, number, roots)
+        status = _in_child(
+            job["wall"], args.go, _run, job, lib, report, args.limit, runners, wire, watch, hook
+        )
         if status:
             report(exit=status)
     os._exit(0)  # without waiting for processes the student's code may have left running
@@ -326,10 +344,16 @@ def _run(job: dict, lib: str, report: Report, limit: float, runners, wire, watch
     resource.setrlimit(resource.RLIMIT_CPU, (max(cap - 1, 1), cap))
     sys.path.insert(0, lib)
     _no_exec(os.path.join(os.path.dirname(os.path.abspath(__file__)), "no-exec.bpf"))
-    audit = make_hook()
-    program = Program(job, report, limit, runners, wire, watch, audit)
-    sys.addaudithook(audit)
+    program = Program(job, report, limit, runners, wire, watch)
+    sys.addaudithook(make_hook())  # nothing here keeps it: the student's code cannot reach it
     program.run()
+
+
+def _audit_hook(fd: int, number: int, roots: list[str]):
+    """Job ``number``'s audit hook (``grader.audit``), made from this file's folder's copy."""
+    return _private(os.path.join(os.path.dirname(os.path.abspath(__file__)), "audit.py"))["hook"](
+        fd, number, roots
+    )
 
 
 def _no_exec(path: str) -> None:

@@ -255,7 +255,7 @@ class Scorer:
             partial.chmod(READABLE)
             lending.write(assignment, partial)
             # compiled here, where it may be written: the sandbox imports it from these caches, and
-            # the audit hook reads a module's bytecode from them instead of compiling it again
+            # the audit hook compares what an import loads with them
             compileall.compile_dir(partial, quiet=1)
             try:
                 partial.rename(folder)
@@ -520,7 +520,7 @@ class _Reader(threading.Thread):
 class Ran:
     """What the scorer's audit hook told of one operation (``grader.audit``): code it refused
     (``reason``), or ``text`` compiled at run time, for the grader to scan; and where: the cell and
-    line, or the test cell of the call, that ran it."""
+    line of the student's code that ran it (during a test's call, of the function called)."""
 
     reason: str
     text: str
@@ -529,17 +529,15 @@ class Ran:
 
     @classmethod
     def told(cls, event: dict, program: list[dict]) -> "Ran":
-        """An event of the hook, its place one of the program's own cells or test cells (the
-        first cell if it names none)."""
+        """An event of the hook, its place one of the program's own cells (the first cell if it
+        names none)."""
         reason = event["audit"][:200] if isinstance(event.get("audit"), str) else ""
         text = event["ran"][: audit.MAX_TEXT] if not reason else ""
-        cell, line, probe = event.get("cell"), event.get("line"), event.get("probe")
+        cell, line = event.get("cell"), event.get("line")
         line = line if type(line) is int and line > 0 else 1
         for item in program:
             if type(cell) is int and "source" in item and item["index"] == cell:
                 return cls(reason, text, cell, line)
-            if type(probe) is int and item.get("probe") == probe:
-                return cls(reason and f"{reason}, while a test called the function", text, item["index"], 1)
         return cls(reason, text, 0, 1)
 
 
