@@ -140,6 +140,8 @@ MAX_DECODED = 3  # levels of exec(decode(...)) followed
 # thousand): the scan takes milliseconds a line, and a notebook may hold millions of characters.
 SCANNED = 100_000
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+SCOPES = (*FUNCTIONS, ast.ClassDef, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 FIELDS = ("student", "assignment", "exercises", "reason", "cell", "line", "code")
 
 
@@ -198,6 +200,7 @@ def review(nb, released, source, exercises: list[str], assignment: str, changes=
     result = Review(unscanned + _static(everything, cells, exercises) + _metadata(changes, exercises))
     definitions = _definitions(cells)
     honest = {name: (_answer_code(released, name), _answer_code(source, name)) for name in exercises}
+    compared = set()  # the definitions compared here, by id: every other is compared below
     for name in exercises:
         try:
             code = _exercise_code(name, definitions, set(exercises))
@@ -206,6 +209,7 @@ def review(nb, released, source, exercises: list[str], assignment: str, changes=
         if code is None:
             continue
         cell, node, text = code
+        compared.add(id(node))
         boilerplate = honest[name]
         body = similarity.bodies(text)
         mine = similarity.fingerprint(body)
@@ -216,18 +220,22 @@ def review(nb, released, source, exercises: list[str], assignment: str, changes=
                 result.findings.append(_finding((name,), reason, cell, node))
         hashes = similarity.fingerprint(body, boilerplate)
         result.fingerprints[name] = {"cell": cell.index, "line": cell.line(node), "hashes": sorted(hashes)}
-    result.findings += _copies_under_other_names(cells, honest, assignment, result.findings)
+    result.findings += _copies_under_other_names(cells, honest, assignment, result.findings, compared)
     result.findings = sorted(set(result.findings), key=lambda f: (f.cell, f.line, f.reason))
     return result
 
 
-def _copies_under_other_names(cells: list[_Cell], honest: dict, assignment: str, found) -> list[Finding]:
+def _copies_under_other_names(
+    cells: list[_Cell], honest: dict, assignment: str, found, compared: set[int]
+) -> list[Finding]:
     """lib's implementation of an exercise in any other function the student wrote (a method, a
-    nested function, one under another name): the comparison above follows only the exercise's
-    own ``def`` and its helpers, and lib's code as ``_impl`` with ``embed = _impl`` (or a lambda,
-    or a class's method) escaped it (red team, third round). Each copy is a finding on the
-    exercise lib's function implements; ``honest``: by exercise, the code of its released stub
-    and its solution, left out of the comparison as in ``review``."""
+    nested function, a lambda, one under another name, or under the exercise's name where
+    ``review`` did not compare it): the comparison above follows only the exercise's last
+    ``def`` and its helpers, and lib's code as ``_impl`` with ``embed = _impl`` (or a lambda, or
+    a class's method) escaped it (red team, third round). Each copy is a finding on the exercise
+    lib's function implements; ``honest``: by exercise, the code of its released stub and its
+    solution, left out of the comparison as in ``review``; ``compared``: the ids of the
+    definitions ``review`` compared."""
     told = {(f.exercises, f.reason) for f in found}
     libs = [
         (name, function, similarity.fingerprint(theirs, boilerplate))
@@ -237,9 +245,9 @@ def _copies_under_other_names(cells: list[_Cell], honest: dict, assignment: str,
     findings = []
     for cell in cells:
         for node in ast.walk(cell.tree):
-            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name in honest:
+            if not isinstance(node, FUNCTIONS) or id(node) in compared:
                 continue
-            mine = similarity.fingerprint(similarity.bodies(ast.unparse(node)))
+            mine = similarity.fingerprint(_body(node))
             for name, function, theirs in libs:
                 share = similarity.containment(theirs, mine)
                 reason = f"near-identical to {function} ({share or 0:.0%} of its own token sequence)"
@@ -247,6 +255,13 @@ def _copies_under_other_names(cells: list[_Cell], honest: dict, assignment: str,
                     told.add(((name,), reason))
                     findings.append(_finding((name,), reason, cell, node))
     return findings
+
+
+def _body(function: ast.AST) -> str:
+    """A function's body as ``similarity`` compares it (a lambda's: ``return`` its expression)."""
+    if isinstance(function, ast.Lambda):
+        return "return " + ast.unparse(function.body)
+    return similarity.bodies(ast.unparse(function))
 
 
 def scan(nb, released_sources: set[str], exercises: list[str]) -> list[Finding]:
@@ -550,14 +565,14 @@ def _name_or_any(node: ast.AST) -> str:
     return value if isinstance(value, str) else "?"
 
 
-def _scoped(statement: ast.stmt, aliases: dict[str, str]) -> dict[str, str]:
-    """The aliases seen inside a function: its parameters and local names shadow the notebook's,
-    and its own imports and assignments add to them."""
-    if not isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+def _scoped(function: ast.AST, aliases: dict[str, str]) -> dict[str, str]:
+    """The aliases seen inside a function (or a lambda): its parameters and local names shadow
+    those around it, and its own imports and assignments add to them."""
+    if not isinstance(function, FUNCTIONS):
         return aliases
-    local = _local_names(statement)
+    local = _local_names(function)
     scoped = {name: path for name, path in aliases.items() if name not in local}
-    nodes = list(ast.walk(statement))
+    nodes = _own_nodes(function)
     for node in nodes:
         scoped.update(_import_aliases(node))
     for _ in range(3):  # local assignments may refer to each other
@@ -604,11 +619,42 @@ def _called(node: ast.Call, aliases: dict[str, str]) -> str | None:
     return f"{base}()" if base else None
 
 
+def _walk_scoped(node: ast.AST, aliases: dict[str, str]):
+    """(node, the aliases in force there) for ``node`` and every node in it: inside a function or a
+    lambda, its own names shadow those around it (``_scoped``); its decorators and return
+    annotation are read around it."""
+    todo = [(node, aliases)]
+    while todo:
+        current, scope = todo.pop()
+        yield current, scope
+        if isinstance(current, FUNCTIONS):
+            outside = {id(n) for n in getattr(current, "decorator_list", [])} | {
+                id(getattr(current, "returns", None))
+            }
+            inner = _scoped(current, scope)
+            todo += [
+                (child, scope if id(child) in outside else inner) for child in ast.iter_child_nodes(current)
+            ]
+        else:
+            todo += [(child, scope) for child in ast.iter_child_nodes(current)]
+
+
+def _module_level(body: list[ast.stmt]):
+    """The statements that run in the notebook's namespace: those of ``body`` and, inside its
+    compound statements (``if``, ``for``, ``while``, ``try``, ``with``, ``match``), theirs: a
+    ``def`` under ``if True:`` binds a notebook name as one at the top does (red team, fourth
+    round: it escaped both comparisons with lib)."""
+    for statement in body:
+        yield statement
+        if not isinstance(statement, DEFINITIONS):
+            yield from _module_level(_children_statements(statement))
+
+
 def _definitions(cells: list[_Cell]) -> dict[str, list[tuple[_Cell, ast.AST]]]:
-    """Top-level name -> the student's statements that bind it."""
+    """Notebook-level name -> the student's statements that bind it."""
     found: dict[str, list] = {}
     for cell in cells:
-        for statement in cell.tree.body:
+        for statement in _module_level(cell.tree.body):
             for name in _bound_names(statement):
                 found.setdefault(name, []).append((cell, statement))
     return found
@@ -633,10 +679,22 @@ def names_bound(source: str) -> set[str]:
 
 
 def _bound_names(statement: ast.stmt) -> list[str]:
+    """The notebook names a statement binds itself (a compound statement: in its header, ``for``'s
+    target, ``with``'s ``as``, ``except``'s name; ``_module_level`` gives the statements inside)."""
     if isinstance(statement, DEFINITIONS):
         return [statement.name]
     if isinstance(statement, ast.Import | ast.ImportFrom):
         return [alias.asname or alias.name.split(".")[0] for alias in statement.names if alias.name != "*"]
+    if _children_statements(statement):
+        header = _header(statement)
+        names = [name for name, _ in _assignments(header)]
+        names += [n.id for n in header if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+        names += [
+            n.name
+            for n in header
+            if isinstance(n, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and n.name
+        ]
+        return list(dict.fromkeys(names))
     names = [name for name, _ in _assignments(ast.walk(statement))]
     if isinstance(statement, ast.AnnAssign | ast.AugAssign) and isinstance(statement.target, ast.Name):
         names.append(statement.target.id)
@@ -670,20 +728,66 @@ def _reachable(names: list[str], definitions: dict) -> set[str]:
     return seen
 
 
-def _local_names(statement: ast.stmt) -> set[str]:
-    """A function's parameters and the names it assigns: they shadow the notebook's names."""
-    if not isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+def _children_statements(statement: ast.stmt) -> list[ast.stmt]:
+    """The statements directly inside a compound statement (none for a simple one)."""
+    inner = [
+        *getattr(statement, "body", []),
+        *getattr(statement, "orelse", []),
+        *getattr(statement, "finalbody", []),
+    ]
+    inner += [
+        s
+        for part in (*getattr(statement, "handlers", []), *getattr(statement, "cases", []))
+        for s in part.body
+    ]
+    return [s for s in inner if isinstance(s, ast.stmt)]
+
+
+def _header(statement: ast.stmt) -> list[ast.AST]:
+    """Every node of a compound statement but those of the statements inside it."""
+    inside = {id(n) for s in _children_statements(statement) for n in ast.walk(s)}
+    return [n for n in ast.walk(statement) if id(n) not in inside]
+
+
+def _own_nodes(function: ast.AST) -> list[ast.AST]:
+    """The nodes of a function's (or a lambda's) own scope: its body's, but not the bodies of the
+    functions, lambdas, classes and comprehensions in it, which are scopes of their own."""
+    todo = [function.body] if isinstance(function, ast.Lambda) else list(function.body)
+    found = []
+    while todo:
+        node = todo.pop()
+        found.append(node)
+        if not isinstance(node, SCOPES):
+            todo += ast.iter_child_nodes(node)
+    return found
+
+
+def _local_names(function: ast.AST) -> set[str]:
+    """A function's (or a lambda's) parameters and the names it binds in its own scope: they
+    shadow the names around it (``global`` and ``nonlocal`` ones do not)."""
+    if not isinstance(function, FUNCTIONS):
         return set()
-    args = statement.args
+    args = function.args
     params = [*args.posonlyargs, *args.args, *args.kwonlyargs, *filter(None, [args.vararg, args.kwarg])]
-    stores = {n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    return {a.arg for a in params} | stores
+    own = _own_nodes(function)
+    stores = {n.id for n in own if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    stores |= {n.name for n in own if isinstance(n, DEFINITIONS)}
+    stores |= {name for n in own for name in _import_aliases(n)}
+    declared = {name for n in own if isinstance(n, ast.Global | ast.Nonlocal) for name in n.names}
+    return ({a.arg for a in params} | stores) - declared
 
 
 def _free_names(statement: ast.stmt) -> list[str]:
-    """The notebook-level names a statement uses."""
-    local = _local_names(statement)
-    return [n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and n.id not in local]
+    """The notebook-level names a statement uses: those no function (or lambda) in it, around
+    where the name is used, binds (a method's parameter ``x`` is not the notebook's ``x``)."""
+    free, todo = [], [(statement, frozenset())]
+    while todo:
+        node, bound = todo.pop()
+        if isinstance(node, ast.Name) and node.id not in bound:
+            free.append(node.id)
+        inner = bound | _local_names(node) if isinstance(node, FUNCTIONS) else bound
+        todo += [(child, inner) for child in ast.iter_child_nodes(node)]
+    return free
 
 
 # ---- what is reported -----------------------------------------------------------------------------------
@@ -703,7 +807,7 @@ def _static(everything: list[_Cell], cells: list[_Cell], exercises: list[str]) -
             concerned = tuple(n for n in exercises if runs_anyway or owner in reach[n])
             try:
                 at_definition = _runs_when_defined(statement)
-                for node, reason in _tampering(statement, _scoped(statement, aliases)):
+                for node, reason in _tampering(statement, aliases):
                     anywhere = id(node) in at_definition or reason.startswith(RUNS_CODE)
                     findings.append(_finding(tuple(exercises) if anywhere else concerned, reason, cell, node))
             except RecursionError:
@@ -744,9 +848,8 @@ def _lib_uses(name: str, reachable: set[str], definitions: dict, aliases: dict):
     """(cell, node, path) for each use of ``lib``'s ``name`` in the code reachable from ``name``."""
     for reached in sorted(reachable):
         for cell, statement in definitions[reached]:
-            scoped = _scoped(statement, aliases)
             try:
-                for node in ast.walk(statement):
+                for node, scoped in _walk_scoped(statement, aliases):
                     path = _imported_path(node) or _dotted(node, scoped)
                     if path and _is_lib_name(path, name):
                         yield cell, node, path.replace("()", "")
@@ -810,9 +913,9 @@ def _unread(node: ast.Import | ast.ImportFrom, module: str):
         )
 
 
-def _tampering(statement: ast.stmt, aliases: dict):
+def _tampering(statement: ast.stmt, notebook: dict):
     """(node, reason) for everything suspicious in a statement but uses of lib's implementation."""
-    for node in ast.walk(statement):
+    for node, aliases in _walk_scoped(statement, notebook):
         if isinstance(node, ast.Import | ast.ImportFrom):
             modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             for module in modules:

@@ -456,6 +456,65 @@ def test_integrity_leaves_honest_code_alone(source):
     assert scan(source) == []
 
 
+@pytest.mark.parametrize(
+    ("helper", "call"),
+    [
+        (
+            "class Sum:\n    def of(self, {x}, y):\n        return {x}(y, y, y) if {x} is None else {x} + y\n",
+            "Sum().of",
+        ),
+        (
+            "def outer(a):\n    def inner({x}):\n        return {x}(a, a, a) if {x} is None else {x} + a\n    return inner\n",
+            "outer(0)",
+        ),
+        ("add = lambda {x}, y: {x}(y, y, y) if {x} is None else {x} + y\n", "add"),
+    ],
+    ids=["method", "nested-function", "lambda"],
+)
+def test_a_parameter_is_not_the_notebooks_name_it_shadows(helper, call):
+    """A method's (a nested function's, a lambda's) parameter ``x`` is not the notebook's ``x``
+    (red team, fourth round: a class method's ``x`` next to ``x = lib.block(...)`` was read as a use
+    of lib's ``block`` and zeroed an honest student); the same code using the notebook's ``x`` is."""
+    embed = f"def embed(ids, wte, wpe):\n    return {call}(wte[ids], wpe[: ids.shape[-1]])"
+    assert scan("x = lib.embed\n" + helper.format(x="x") + embed) == []
+    found = scan("x = lib.embed\n" + helper.format(x="z").replace("z(", "x(") + embed)
+    assert any(reason.startswith("uses lib's own embed") for _, reason in found), found
+
+
+NESTINGS = {
+    "if": "if True:\n{}",
+    "else": "if False:\n    pass\nelse:\n{}",
+    "try": "try:\n{}\nexcept Exception:\n    pass",
+    "except": "try:\n    raise ValueError\nexcept ValueError:\n{}",
+    "with": "import contextlib\nwith contextlib.nullcontext():\n{}",
+    "for": "for _ in range(1):\n{}",
+    "while": "while True:\n{}\n    break",
+    "match": "match 1:\n    case _:\n    {}",
+}
+
+
+@pytest.mark.parametrize("nesting", NESTINGS)
+def test_libs_code_nested_in_a_compound_statement_is_near_identical(nesting):
+    """A ``def`` under ``if True:`` (or ``try``, ``with``, ``for``...) binds the notebook's name as
+    one at the top does; the scan saw only top-level definitions, and skipped functions of an
+    exercise's name elsewhere (red team, fourth round: lib's code so nested had no finding)."""
+    body = textwrap.indent(TOKEN_EMBEDDING, "    " * (2 if nesting == "match" else 1))
+    code = NESTINGS[nesting].format(body.removeprefix("    ") if nesting == "match" else body)
+    nb = answer("token_embedding", "from lib._validate import as_token_ids, as_float_array\n" + code)
+    names = [t.name for t in results.test_cells(nb)]
+    review = integrity.review(nb, nbformat.read(RELEASED, as_version=4), solution(), names, ASSIGNMENT)
+    assert any(
+        f.exercises == ("token_embedding",) and f.reason.startswith("near-identical to lib.token_embedding")
+        for f in review.findings
+    ), review.findings
+    honest = solution()
+    cell = honest.cells[index_of(honest, "token_embedding-answer")]
+    cell.source = "if True:\n" + textwrap.indent(cell.source, "    ")
+    assert not integrity.review(
+        honest, nbformat.read(RELEASED, as_version=4), solution(), names, ASSIGNMENT
+    ).findings
+
+
 @pytest.mark.parametrize("before", ["", "\n", " \n\t\n", "\r\n"], ids=["none", "blank", "spaces", "crlf"])
 def test_a_cell_magics_body_is_read_as_code_after_blank_lines(before):
     """IPython skips a cell's blank first lines before it looks for a cell magic; the scan and the
