@@ -1,7 +1,9 @@
 """How alike two pieces of Python code are, whatever their names: token k-gram fingerprints.
 
-Code is read with Python's own ``tokenize`` and normalised so that renaming changes nothing:
-every name a programmer chooses (variables, parameters, functions) becomes ``N``, every number
+Code is first put in a canonical form (``grader.canonical``: the mechanical rewrites a copier
+makes to hide a copy are undone), then read with Python's own ``tokenize`` and normalised so
+that renaming changes nothing: every name a programmer chooses (variables, parameters,
+functions) becomes ``N``, every number
 ``0`` and every string ``S``; keywords, operators, builtins and attribute names (``.shape``,
 ``np.einsum``: what a copier cannot rename without changing the program) stay, and so does the
 layout (newlines and indentation). The fingerprint of a piece of code is the set of hashes of
@@ -31,6 +33,8 @@ import keyword
 import textwrap
 import tokenize
 
+from . import canonical
+
 K = 5
 MIN_KGRAMS = 8
 MIN_SHARED = 15
@@ -44,7 +48,7 @@ def tokens(source: str) -> list[str]:
     """The normalised tokens of ``source`` (up to where it stops being valid Python)."""
     found: list[str] = []
     try:
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        for token in tokenize.generate_tokens(io.StringIO(canonical.canonical(source)).readline):
             if token.type in SKIPPED:
                 continue
             found.append(_normalised(token, found[-1] if found else ""))

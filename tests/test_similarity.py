@@ -1,0 +1,155 @@
+"""lib's code, rewritten mechanically as a copier hides a copy, is still near-identical to lib's
+(``grader.similarity``, ``grader.canonical``; red team, fourth round: ``(x,)[0]``,
+``getattr(a, 'b')`` and a ``pass`` after every statement each took lib's code under the
+threshold), and the course's honest solutions still are not."""
+
+import ast
+import glob
+import inspect
+
+import catalogue
+import nbformat
+import pytest
+
+from grader import canonical, integrity, results, similarity
+from grader.course import ROOT
+
+
+class Evasion(ast.NodeTransformer):
+    """One mechanical rewrite, applied wherever it applies, as a script would."""
+
+    def __init__(self, rewrite: str):
+        self.rewrite = rewrite
+
+    def visit_Name(self, node):
+        if self.rewrite == "tuple" and isinstance(node.ctx, ast.Load):
+            return ast.Subscript(ast.Tuple([node], ast.Load()), ast.Constant(0), ast.Load())
+        return node
+
+    def visit_Attribute(self, node):
+        self.generic_visit(node)
+        if self.rewrite == "getattr" and isinstance(node.ctx, ast.Load):
+            return ast.Call(ast.Name("getattr", ast.Load()), [node.value, ast.Constant(node.attr)], [])
+        return node
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        if self.rewrite == "operators":
+            if isinstance(node.op, ast.Add | ast.Mult):
+                node.left, node.right = node.right, node.left
+            elif isinstance(node.op, ast.Sub | ast.Div):
+                ufunc = "subtract" if isinstance(node.op, ast.Sub) else "divide"
+                func = ast.Attribute(ast.Name("np", ast.Load()), ufunc, ast.Load())
+                return ast.Call(func, [node.left, node.right], [])
+        return node
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if self.rewrite == "identity":
+            identity = ast.Lambda(_arguments("v"), ast.Name("v", ast.Load()))
+            return ast.Call(identity, [node], [])
+        return node
+
+    def generic_visit(self, node):
+        super().generic_visit(node)
+        if self.rewrite == "pass":
+            for field in ("body", "orelse"):
+                body = getattr(node, field, None)
+                if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+                    setattr(node, field, [s for statement in body for s in (statement, ast.Pass())])
+        return node
+
+
+def _arguments(*names: str) -> ast.arguments:
+    return ast.arguments([], [ast.arg(n) for n in names], None, [], [], None, [])
+
+
+def aliased(tree: ast.Module) -> ast.Module:
+    """Every ``np.f`` through a name of its own bound first (``m = np.mean``)."""
+    used = sorted(
+        {
+            n.attr
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute) and getattr(n.value, "id", "") == "np"
+        }
+    )
+
+    class Rename(ast.NodeTransformer):
+        def visit_Attribute(self, node):
+            self.generic_visit(node)
+            if getattr(node.value, "id", "") == "np" and isinstance(node.ctx, ast.Load):
+                return ast.Name(f"_{node.attr}", ast.Load())
+            return node
+
+    tree = Rename().visit(tree)
+    bind = [ast.parse(f"_{attr} = np.{attr}").body[0] for attr in used]
+    tree.body = bind + tree.body
+    return tree
+
+
+REWRITES = ["tuple", "getattr", "operators", "identity", "pass", "aliases", "all"]
+
+
+def evaded(source: str, rewrite: str) -> str:
+    tree = ast.parse(source)
+    for one in REWRITES[:-2] if rewrite == "all" else [rewrite]:
+        tree = aliased(tree) if one == "aliases" else Evasion(one).visit(tree)
+    if rewrite == "all":
+        tree = aliased(tree)
+    return ast.unparse(ast.fix_missing_locations(tree))
+
+
+def exercises_with_lib_code():
+    """(assignment, exercise, lib function, its body, the honest code left out) for every
+    exercise whose lib implementation is long enough to compare."""
+    found = []
+    for folder in sorted(glob.glob(str(ROOT / "solutions" / "0*"))):
+        assignment = folder.rsplit("/", 1)[-1]
+        source = nbformat.read(glob.glob(f"{folder}/*.ipynb")[0], as_version=4)
+        released = nbformat.read(glob.glob(str(ROOT / "chapters" / assignment / "*.ipynb"))[0], as_version=4)
+        for test in results.test_cells(source):
+            honest = (integrity._answer_code(released, test.name), integrity._answer_code(source, test.name))
+            for function, body in integrity._lib_implementations(assignment, test.name):
+                if similarity.containment(similarity.fingerprint(body, honest), set()) is not None:
+                    found.append((assignment, test.name, function, body, honest))
+    return found
+
+
+CASES = exercises_with_lib_code()
+
+
+@pytest.mark.parametrize("rewrite", REWRITES)
+def test_libs_code_rewritten_mechanically_is_still_near_identical(rewrite):
+    missed = []
+    for _, name, function, body, honest in CASES:
+        share = similarity.containment(
+            similarity.fingerprint(body, honest), similarity.fingerprint(evaded(body, rewrite))
+        )
+        if share is None or share < similarity.NEAR:
+            missed.append((name, function, share))
+    assert len(CASES) >= 20
+    assert not missed, missed
+
+
+def test_honest_implementations_are_not_near_identical_to_lib():
+    """The canonical form makes none of the catalogue's implementations (``tests/catalogue.py``:
+    right and wrong ones, written from the exercises' docstrings alone) look like lib's code."""
+    libs = {}
+    for _, name, function, body, honest in CASES:
+        libs.setdefault(name, []).append((function, similarity.fingerprint(body, honest)))
+    near, compared = [], 0
+    for entry in catalogue.WRONG + catalogue.RIGHT:
+        for function, theirs in libs.get(entry.exercise.partition("/")[2], []):
+            mine = similarity.fingerprint(similarity.bodies(inspect.getsource(entry.fn)))
+            share = similarity.containment(theirs, mine)
+            compared += 1
+            if share is not None and share >= similarity.NEAR:
+                near.append((entry.name, function, share))
+    assert compared > 300
+    assert not near
+
+
+def test_what_does_not_parse_is_compared_as_it_is():
+    broken = "x = (1,\nreturn np.mean(x"
+    assert canonical.canonical(broken) == broken
+    assert similarity.tokens(broken)[:3] == ["N", "=", "("]
