@@ -500,13 +500,7 @@ def test_libs_code_nested_in_a_compound_statement_is_near_identical(nesting):
     exercise's name elsewhere (red team, fourth round: lib's code so nested had no finding)."""
     body = textwrap.indent(TOKEN_EMBEDDING, "    " * (2 if nesting == "match" else 1))
     code = NESTINGS[nesting].format(body.removeprefix("    ") if nesting == "match" else body)
-    nb = answer("token_embedding", "from lib._validate import as_token_ids, as_float_array\n" + code)
-    names = [t.name for t in results.test_cells(nb)]
-    review = integrity.review(nb, nbformat.read(RELEASED, as_version=4), solution(), names, ASSIGNMENT)
-    assert any(
-        f.exercises == ("token_embedding",) and f.reason.startswith("near-identical to lib.token_embedding")
-        for f in review.findings
-    ), review.findings
+    names = assert_near_identical_to_libs_token_embedding(code)
     honest = solution()
     cell = honest.cells[index_of(honest, "token_embedding-answer")]
     cell.source = "if True:\n" + textwrap.indent(cell.source, "    ")
@@ -543,6 +537,12 @@ TOKEN_EMBEDDING = inspect.getsource(lib.embedding.token_embedding)
 def test_libs_code_under_another_name_is_near_identical_all_the_same(answer_code):
     """The comparison with lib followed only the exercise's own ``def``: lib's function verbatim
     under another name, then bound to the exercise's (red team, third round), had no finding."""
+    assert_near_identical_to_libs_token_embedding(answer_code)
+
+
+def assert_near_identical_to_libs_token_embedding(answer_code: str) -> list[str]:
+    """``answer_code`` (with the validators lib's code calls imported) as the answer to
+    ``token_embedding`` is found near-identical to lib's; the notebook's exercise names."""
     nb = answer("token_embedding", "from lib._validate import as_token_ids, as_float_array\n" + answer_code)
     names = [t.name for t in results.test_cells(nb)]
     review = integrity.review(nb, nbformat.read(RELEASED, as_version=4), solution(), names, ASSIGNMENT)
@@ -550,6 +550,7 @@ def test_libs_code_under_another_name_is_near_identical_all_the_same(answer_code
         f.exercises == ("token_embedding",) and f.reason.startswith("near-identical to lib.token_embedding")
         for f in review.findings
     ), review.findings
+    return names
 
 
 @pytest.mark.parametrize(
