@@ -29,14 +29,18 @@ What it changes, and why:
    each token reads all the weights from memory once and runs at the speed of memory. How fast
    OpenBLAS's matrix-vector product streams a matrix depends on its layout, and the engine keeps a
    copy of every matrix in the faster one (``streaming_order``): a block's matrices with each
-   output's weights contiguous (column-major ``w``: every output is then one dot product over a
-   contiguous run, and BLAS's threads each stream their own outputs), the LM head the other way,
-   ``wte.T`` copied row-major (its 50,257 outputs contiguous). On this course's machine (AMD EPYC,
-   OpenBLAS 0.3.31), matrices timed one shape at a time, the block layout read GPT-2's (768, 768)
-   and (3072, 768) matrices about 30% and 65% faster than row-major and its (768, 2304) and
-   (768, 3072) ones as fast or up to 9% faster, and the head's layout read ``wte`` 10% faster
-   than its own rows; ``make bench`` shows what the layout buys a whole decoding step (row 6).
-   (The embedding still looks up rows of the model's own ``wte``, where each token's row is
+   output's weights contiguous (column-major ``w_stream``: every output is then one dot product
+   over a contiguous run, and BLAS's threads each stream their own outputs), the LM head the
+   other way, ``wte.T`` copied row-major (its 50,257 outputs contiguous). On this course's
+   machine (AMD EPYC, OpenBLAS 0.3.31), matrices timed one shape at a time, the block layout read
+   GPT-2's (768, 768) and (3072, 768) matrices about 20-65% faster than row-major, and the head's
+   layout read ``wte`` 10-30% faster than its own rows. The (768, 2304) and (768, 3072) ones,
+   alone, went either way from one day to the next (up to 9% faster, up to 20% slower), and a
+   whole decoding step with those two row-major took the same time (12 rounds in turn); ``make
+   bench`` shows what the layout buys a step (row 6). A product of many rows (a prompt) is the other way round: BLAS's matrix product read
+   the model's own row-major matrices 3-5% faster than column-major ones on one thread, and
+   5-11% faster on two at 128 rows, so it keeps using them, and the copies serve one row only.
+   (The embedding looks up rows of the model's own ``wte``, where each token's row is
    contiguous.) And one token's row goes to BLAS as a vector: its matrix-vector product streams
    the weights faster than a matrix product with one row.
 7. **Element-wise work in place, in cache-sized pieces.** The norms, GELU, SiLU and the
@@ -114,7 +118,7 @@ class Engine:
     def __init__(self, model):
         self.config = model.config
         self.new_cache = model.new_cache
-        self.params = _streaming_layout(model.params)  # the embedding keeps wte's rows contiguous
+        self.params = _with_streaming_copies(model.params)  # the model's arrays, and copies for one row
         self.w_unembed = streaming_order(model.w_unembed, head=True)  # (d, V)
         self._layers = [_step_weights(layer, self.config) for layer in self.params["h"]]  # change 9
         self._ln_f = _norm_weights(self.params["ln_f"], self.config)
@@ -346,11 +350,12 @@ def _step_mlp(x: np.ndarray, weights: tuple, config, space: _StepSpace) -> None:
 def _linear_into(x: np.ndarray, layer: dict, out: np.ndarray) -> None:
     """``lib.linear`` of the rows of ``x`` into ``out``: ``[rows, d_in] -> [rows, d_out]``.
 
-    One row (decoding) goes in as a vector: BLAS's matrix-vector product streams the weights
-    faster than its matrix product with one row (change 6).
+    One row (decoding) goes in as a vector, on the copy laid out for streaming where the layer has
+    one: BLAS's matrix-vector product streams the weights faster than its matrix product with one
+    row (change 6).
     """
     if len(x) == 1:
-        np.matmul(x[0], layer["w"], out=out[0])
+        np.matmul(x[0], layer.get("w_stream", layer["w"]), out=out[0])
     else:
         np.matmul(x, layer["w"], out=out)
     if layer.get("b") is not None:
@@ -631,10 +636,12 @@ def streaming_order(w: np.ndarray, head: bool = False) -> np.ndarray:
     return np.ascontiguousarray(w) if head else np.asfortranarray(w)
 
 
-def _streaming_layout(tree, key=None):
-    """The weight tree with the matrix ``w`` of every linear layer in ``streaming_order``."""
-    if isinstance(tree, dict):
-        return {k: _streaming_layout(v, k) for k, v in tree.items()}
+def _with_streaming_copies(tree):
+    """The weight tree with, beside the matrix ``w`` of every linear layer, ``w_stream``: ``w`` in
+    ``streaming_order``, for products with one row. ``w`` itself stays the model's own array."""
     if isinstance(tree, list):
-        return [_streaming_layout(v) for v in tree]
-    return streaming_order(tree) if key == "w" else tree
+        return [_with_streaming_copies(v) for v in tree]
+    if not isinstance(tree, dict):
+        return tree
+    laid_out = {k: _with_streaming_copies(v) for k, v in tree.items()}
+    return laid_out | ({"w_stream": streaming_order(tree["w"])} if "w" in tree else {})

@@ -186,6 +186,17 @@ def test_the_engine_leaves_the_model_alone(model):
         np.testing.assert_array_equal(a, values)
 
 
+def test_products_of_many_rows_use_the_models_own_matrices(model):
+    """Change 6: the engine adds a streaming copy of each matrix for one row, and keeps the model's
+    own (row-major) array for products of many rows, where BLAS's matrix product reads it faster."""
+    engine = lib.Engine(model)
+    for theirs, ours in zip(model.params["h"], engine.params["h"], strict=True):
+        for name in ("c_attn", "c_proj"):
+            assert ours["attn"][name]["w"] is theirs["attn"][name]["w"]
+            assert ours["attn"][name]["w_stream"].flags["F_CONTIGUOUS"]
+            np.testing.assert_array_equal(ours["attn"][name]["w_stream"], theirs["attn"][name]["w"])
+
+
 def test_streaming_order_keeps_values_and_shape():
     w = np.arange(12.0).reshape(4, 3)
     block, head = streaming_order(w), streaming_order(w.T, head=True)
