@@ -747,6 +747,17 @@ def top_p_keeps_one_more(logits, p):
     return _nucleus(logits, p, lambda before, cum, p: (before < p) | (np.roll(before, 1, axis=-1) < p))
 
 
+def top_p_default_sort(logits, p):
+    """``argsort``'s default sort, not stable: equal probabilities in another order than by id."""
+    if p is None or p >= 1:
+        return logits.copy()
+    order = np.argsort(-logits, axis=-1)
+    sorted_p = np.take_along_axis(softmax(logits), order, axis=-1)
+    keep = np.zeros(logits.shape, dtype=bool)
+    np.put_along_axis(keep, order, np.cumsum(sorted_p, axis=-1) - sorted_p < p, axis=-1)
+    return np.where(keep, logits, -np.inf)
+
+
 def filtered_probs_ignores_top_k(logits, temperature=1.0, top_k=None, top_p=None):
     z = logits / temperature if temperature else logits
     if temperature == 0:
@@ -1281,6 +1292,7 @@ WRONG = [
     _entry(f"{C4}/top_p_filter", top_p_inclusive, r"<=|strictly|exactly p"),
     _entry(f"{C4}/top_p_filter", top_p_none_breaks, r"None"),
     _entry(f"{C4}/top_p_filter", top_p_keeps_one_more, r"more|crossing|one more"),
+    _entry(f"{C4}/top_p_filter", top_p_default_sort, r"among equal values the lower index"),
     _entry(f"{C4}/filtered_probs", filtered_probs_ignores_top_k, r"top_k|top-k"),
     _entry(f"{C4}/filtered_probs", filtered_probs_temperature_on_probabilities, r"temperature"),
     _entry(f"{C4}/filtered_probs", filtered_probs_temperature_twice, r"temperature is applied twice"),

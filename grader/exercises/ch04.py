@@ -283,12 +283,15 @@ def _top_p_visible():
 
 
 def _tie_at_boundary(g):
-    """Float64 logits with one likeliest token, then several equally likely ones at drawn ids, then
-    less likely ones, and a ``p`` that keeps exactly one of the tied: the lowest id, by lib's
-    ranking."""
-    top, tied = float(g.uniform(0.25, 0.4)), float(g.uniform(0.1, 0.15))
-    probs = np.array([top, *[tied] * size(g, 2, 4), *(tied * g.uniform(0.1, 0.9, size=size(g, 1, 3)))])
-    p = (top + tied * float(g.uniform(0.3, 0.7))) / probs.sum()
+    """Float64 logits with one likeliest token, then many equally likely ones at drawn ids, then
+    less likely ones, and a ``p`` that keeps about half of the tied: those of lowest id, by lib's
+    ranking. The row is longer than 16, with ten or more tied: NumPy sorts 16 or fewer by
+    insertion, which keeps ties in order, and only a longer row shows a sort that is not stable
+    (``argsort``'s default, on any CPU) keeping others of the tied."""
+    top, tied = float(g.uniform(0.1, 0.2)), float(g.uniform(0.03, 0.05))
+    n_tied, n_rest = size(g, 10, 14), size(g, 12, 18)
+    probs = np.array([top, *[tied] * n_tied, *(tied * g.uniform(0.1, 0.9, size=n_rest))])
+    p = (top + tied * (n_tied // 2 + float(g.uniform(0.3, 0.7)))) / probs.sum()
     return _from_probs(probs / probs.sum(), g.permutation(len(probs)), np.float64), p
 
 
