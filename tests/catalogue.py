@@ -747,6 +747,16 @@ def top_p_keeps_one_more(logits, p):
     return _nucleus(logits, p, lambda before, cum, p: (before < p) | (np.roll(before, 1, axis=-1) < p))
 
 
+def encode_uint8(text, stoi):
+    """Ids as bytes: they wrap round (or overflow) for a vocabulary of more than 256."""
+    return np.array([stoi[ch] for ch in text], dtype=np.uint8)
+
+
+def token_embedding_squeezed(ids, wte):
+    """Squeezed: a batch of one sequence, or of one token, loses its axis."""
+    return wte[ids].squeeze()
+
+
 def top_p_default_sort(logits, p):
     """``argsort``'s default sort, not stable: equal probabilities in another order than by id."""
     if p is None or p >= 1:
@@ -1211,6 +1221,8 @@ LOG_OF_SOFTMAX = r"log of|underflow|-inf|inf|log.softmax"  # a probability that 
 WRONG = [
     _entry(f"{C1}/encode", encode_unknown_to_minus_one, r"raise|missing from stoi|invent"),
     _entry(f"{C1}/encode", encode_float_ids, r"integer"),
+    _entry(f"{C1}/encode", encode_uint8, r"out of bounds for uint8|wide"),
+    _entry(f"{C1}/token_embedding", token_embedding_squeezed, r"axis of size 1"),
     _entry(f"{C1}/encode", encode_own_vocabulary, r"ignores `stoi`|vocabulary you are given|stoi"),
     _entry(f"{C1}/encode", encode_skips_spaces, r"skip|too few|missing"),
     _entry(f"{C1}/decode", decode_drops_last, r"last character"),

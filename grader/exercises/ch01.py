@@ -59,6 +59,15 @@ def _other_vocabulary(g):
     return _words(g, LETTERS + capitals, int(g.integers(8, 14))) + ".\n" + capitals, stoi
 
 
+def _wide_vocabulary(g):
+    """A vocabulary of 320 letters (Latin Extended, ids up to 319: more than a byte holds),
+    shuffled, and a text of some of them, most with an id of 256 or more."""
+    letters = [chr(c) for c in range(0x100, 0x100 + 320)]
+    stoi = {ch: i for i, ch in enumerate(g.permutation(letters).tolist())}
+    high = [ch for ch in letters if stoi[ch] >= 256]
+    return "".join(g.choice(high, size=int(g.integers(6, 12))).tolist()) + letters[0], stoi
+
+
 def _unknown(g, stoi):
     """A text with one character that ``stoi`` does not hold (a capital or a digit)."""
     missing = [ch for ch in CAPITALS + "0123456789" if ch not in stoi]
@@ -72,8 +81,8 @@ def _raises(ch):
     return Raises(
         ("KeyError", "ValueError"),
         ch,
-        f"this text holds {ch!r}, which is not in stoi: encode must raise an error (a KeyError is fine), "
-        "not invent an id for it",
+        f"this text holds {ch!r}, which is not in stoi: encode must raise a KeyError (stoi[ch] raises one) "
+        "or a ValueError that names the character, not invent an id for it",
     )
 
 
@@ -83,6 +92,7 @@ KIND = {
     "one": "a single character",
     "unknown": "a character missing from stoi",
     "edges": "spaces and line breaks at its ends",
+    "wide": "a vocabulary of more than 256 characters (ids that do not fit in a byte)",
 }
 
 
@@ -90,12 +100,14 @@ def _text_visible():
     g = rng(100)
     other, other_stoi = _other_vocabulary(g)
     unknown, ch = _unknown(g, STOI)
+    wide, wide_stoi = _wide_vocabulary(rng(101))
     return [
         Case("hamlet", {"text": TEXT, "stoi": STOI}),
         Case("two-lines", {"text": "to be?\nay, there's the rub", "stoi": STOI}, kinds={KIND["lines"]}),
         Case("one-char", {"text": "q", "stoi": STOI}, kinds={KIND["one"]}),
         Case("padded", {"text": "\n to sleep, perchance \n", "stoi": STOI}, kinds={KIND["edges"]}),
         Case("other-vocabulary", {"text": other, "stoi": other_stoi}, kinds={KIND["other"]}),
+        Case("wide-vocabulary", {"text": wide, "stoi": wide_stoi}, kinds={KIND["wide"]}),
         Case("unknown", {"text": unknown, "stoi": STOI}, kinds={KIND["unknown"]}, raises=_raises(ch)),
     ]
 
@@ -105,6 +117,7 @@ def _text_hidden(g):
     other, other_stoi = _other_vocabulary(g)
     unknown, ch = _unknown(g, other_stoi)
     padded = f" {_words(g, LETTERS, int(g.integers(2, 5)))}\n"
+    wide, wide_stoi = _wide_vocabulary(g)
     return [
         hidden("punctuation", {"text": two_lines, "stoi": STOI}, kinds={KIND["lines"]}, about=KIND["lines"]),
         hidden("padded", {"text": padded, "stoi": STOI}, kinds={KIND["edges"]}, about=KIND["edges"]),
@@ -119,6 +132,12 @@ def _text_hidden(g):
             {"text": other, "stoi": other_stoi},
             kinds={KIND["other"]},
             about=KIND["other"],
+        ),
+        hidden(
+            "wide-vocabulary",
+            {"text": wide, "stoi": wide_stoi},
+            kinds={KIND["wide"]},
+            about=KIND["wide"],
         ),
         hidden(
             "unknown",
@@ -214,6 +233,9 @@ DECODE = Exercise(
 LARGE_IDS = "ids larger than the width d"
 
 
+ONE_OF_ONE = "a batch of one sequence of one token (ids of shape (1, 1)), whose axes of size 1 stay"
+
+
 def _lookup_visible():
     wte, _ = _tables(1, V=20, n_ctx=16, d=8)
     wte64, _ = _tables(2, V=24, n_ctx=16, d=6, dtype=np.float64)
@@ -221,6 +243,7 @@ def _lookup_visible():
         Case("short", {"ids": np.array([3, 1, 4, 1, 5]), "wte": wte}),
         Case("batch", {"ids": rng(10).integers(0, 20, size=(3, 4)), "wte": wte}, kinds={LARGE_IDS}),
         Case("large-ids64", {"ids": np.array([[23, 7, 19], [0, 6, 22]]), "wte": wte64}, kinds={LARGE_IDS}),
+        Case("one-of-one", {"ids": np.array([[7]]), "wte": wte}, kinds={ONE_OF_ONE}),
     ]
 
 
@@ -236,6 +259,12 @@ def _lookup_hidden(g):
     return [
         hidden("batch64", {"ids": g.integers(d, V, size=(B, T)), "wte": wte64}, kinds={LARGE_IDS}),
         hidden("large-ids", {"ids": g.permutation(large), "wte": wte64}, kinds={LARGE_IDS}, about=LARGE_IDS),
+        hidden(
+            "one-of-one",
+            {"ids": g.integers(0, V, size=(1, 1)), "wte": wte64},
+            kinds={ONE_OF_ONE},
+            about=ONE_OF_ONE,
+        ),
     ]
 
 

@@ -118,8 +118,8 @@ def encode(text, stoi):
     Example: with stoi = {" ": 0, "b": 1, "e": 2, "o": 3, "t": 4},
         encode("to be", stoi) -> array([4, 3, 0, 1, 2])
     Hints: a list comprehension over the characters, then np.array(..., dtype=np.int64).
-        A character missing from stoi should raise an error (a KeyError is fine): never invent an
-        id for it.
+        A character missing from stoi must raise a KeyError (what stoi[ch] raises) or a ValueError
+        whose message names the character: never invent an id for it.
     """
     ### BEGIN SOLUTION
     return np.array([stoi[ch] for ch in text], dtype=np.int64)
