@@ -757,6 +757,12 @@ def token_embedding_squeezed(ids, wte):
     return wte[ids].squeeze()
 
 
+def toy_qkv_two_heads_written_in(x, w, b, n_head):
+    """The toy's two heads written in, ``n_head`` ignored."""
+    T = x.shape[0]
+    return np.stack([t.reshape(T, 2, 2).transpose(1, 0, 2) for t in np.split(x @ w + b, 3, axis=-1)])
+
+
 def top_p_default_sort(logits, p):
     """``argsort``'s default sort, not stable: equal probabilities in another order than by id."""
     if p is None or p >= 1:
@@ -1322,6 +1328,7 @@ WRONG = [
     _entry(f"{C5}/toy_layer_norm", toy_layer_norm_fixed_eps, r"eps"),
     _entry(f"{C5}/toy_qkv", toy_qkv_no_transpose, r"transpos|axes"),
     _entry(f"{C5}/toy_qkv", toy_qkv_reversed, r"revers|order|swap"),
+    _entry(f"{C5}/toy_qkv", toy_qkv_two_heads_written_in, r"is 2 written in your code"),
     _entry(f"{C5}/toy_attention_probs", toy_attention_probs_zero_times_inf, r"NaN|mask"),
     _entry(f"{C5}/toy_attention_output", toy_attention_output_heads_reversed, r"head|order|revers"),
     _entry(f"{C5}/toy_attention_output", toy_attention_output_w_transposed, r"w\.T|transposed projection"),

@@ -196,9 +196,29 @@ def _qkv_ref(x, w, b, n_head):
     return np.stack([lib.split_heads(t, n_head) for t in (q, k, v)])  # [3, H, T, d_head]
 
 
+OTHER_HEADS = "another number of heads than the toy's two"
+
+
+def _qkv_visible():
+    """Every run of the toy, and its first run as one head, and as four heads of one feature."""
+    cases = _cases(_visible_runs(), _qkv_inputs)
+    _, ids, params, trace, _ = _visible_runs()[0]
+    one, four = (_qkv_inputs(ids, params, trace) | {"n_head": n} for n in (1, 4))
+    return [*cases, Case("one-head", one, kinds={OTHER_HEADS}), Case("four-heads", four, kinds={OTHER_HEADS})]
+
+
+def _qkv_hidden(g):
+    """Every drawn run, and the first split into one head or four."""
+    runs = _hidden_runs(g)
+    _, ids, params, trace, _ = runs[0]
+    other = _qkv_inputs(ids, params, trace) | {"n_head": int(g.choice([1, 4]))}
+    return [*_cases(runs, _qkv_inputs), hidden("other-heads", other, kinds={OTHER_HEADS}, about=OTHER_HEADS)]
+
+
 TOY_QKV = Exercise(
     name="toy_qkv",
-    **_both(_qkv_inputs),
+    visible=_qkv_visible,
+    hidden=_qkv_hidden,
     reference=_qkv_ref,
     mistakes=table(
         attention.qkv,
