@@ -763,6 +763,21 @@ def toy_qkv_two_heads_written_in(x, w, b, n_head):
     return np.stack([t.reshape(T, 2, 2).transpose(1, 0, 2) for t in np.split(x @ w + b, 3, axis=-1)])
 
 
+def count_params_layernorm_bias_whatever_config_bias(config):
+    """A LayerNorm counted with its bias even where ``config.bias`` is off."""
+    d = config.d_model
+    right = 2 * d if (config.norm == "layernorm" and config.bias) else d
+    mine = 2 * d if config.norm == "layernorm" else d
+    return _count(config) + (mine - right) * (2 * config.n_layer + 1)
+
+
+def count_params_qkv_bias_three_d(config):
+    """c_attn's bias counted as 3 d, the width of as many KV heads as heads."""
+    c = config
+    qkv = (c.n_head + 2 * c.n_kv_head) * c.d_head
+    return _count(c) + (1 if c.bias else 0) * c.n_layer * (3 * c.d_model - qkv)
+
+
 def top_p_default_sort(logits, p):
     """``argsort``'s default sort, not stable: equal probabilities in another order than by id."""
     if p is None or p >= 1:
@@ -1558,6 +1573,10 @@ FIXED = [
     _entry(f"{C6}/count_params", count_params_no_layernorm_biases, r"every norm's bias"),
     _entry(f"{C6}/count_params", count_params_no_mlp, r"`mlp` \(all its tensors"),
     _entry(f"{C6}/count_params", count_params_int32, r"2\*\*32|32-bit"),
+    _entry(
+        f"{C6}/count_params", count_params_layernorm_bias_whatever_config_bias, r"LayerNorm without biases"
+    ),
+    _entry(f"{C6}/count_params", count_params_qkv_bias_three_d, r"biases with grouped KV heads"),
     _entry(f"{C6}/flops_per_token", flops_per_token_int32, r"2\*\*32|32-bit"),
     _entry(f"{C6}/kv_cache_bytes", kv_cache_bytes_int32, r"2\*\*32|32-bit"),
 ]

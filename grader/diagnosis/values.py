@@ -572,15 +572,35 @@ def _off_by_tensors(case, actual, expected):
     return (diff, found) if found else None
 
 
+def _tensors(config) -> list:
+    """``(shape, path)`` of each of a config's tensors, ``path`` in ``lib``'s weight tree: from
+    ``lib``'s table of a checkpoint's tensors or, for a config that mixes the two families (it has
+    no checkpoint format; the cases keep those small), from the arrays ``lib.init_params`` makes."""
+    import lib
+    from lib.checkpoint import checkpoint_layout
+
+    try:
+        return [(shape, path) for shape, path, _ in checkpoint_layout(config).values()]
+    except ValueError:
+        return list(_shapes(lib.init_params(config), ()))
+
+
+def _shapes(tree, path: tuple):
+    """``(shape, path)`` of every array of a weight tree."""
+    if isinstance(tree, dict | list):
+        for key, value in tree.items() if isinstance(tree, dict) else enumerate(tree):
+            yield from _shapes(value, (*path, key))
+    else:
+        yield tree.shape, path
+
+
 def _tensor_groups(config) -> dict[str, int]:
     """The sizes of a config's checkpoint tensors, by name: each kind of tensor (a weight, a
     bias, a gain) of a module in every block together, a module's weight and bias together, a
     part of every block (its attention, its MLP), one kind of tensor across a part (every bias of
     the attention), and every norm's bias or gain."""
     try:
-        from lib.checkpoint import checkpoint_layout
-
-        layout = checkpoint_layout(config)
+        tensors = _tensors(config)
     except Exception:
         return {}
     groups: dict[str, int] = {}
@@ -588,7 +608,7 @@ def _tensor_groups(config) -> dict[str, int]:
     def add(key, n):
         groups[key] = groups.get(key, 0) + n
 
-    for shape, path, _ in layout.values():
+    for shape, path in tensors:
         layered = any(isinstance(p, int) for p in path)
         words = [str(p) for p in path if not isinstance(p, int)][1 if layered else 0 :]
         kind = {"w": "weight", "g": "gain", "b": "bias"}.get(words[-1])

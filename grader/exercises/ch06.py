@@ -29,8 +29,14 @@ EMBEDDING_KEYS = ("wte.weight", "wpe.weight", "embed_tokens.weight", "lm_head.we
 
 
 def lib_param_count(config) -> int:
-    """Number of weights in ``config``'s checkpoint, from ``lib``'s table of tensors."""
-    return sum(math.prod(shape) for shape, _, _ in checkpoint_layout(config).values())
+    """Number of weights in ``config``'s checkpoint, from ``lib``'s table of tensors; for a config
+    that mixes the two families (it has no checkpoint format, and the cases keep it small), of the
+    arrays ``lib.init_params`` makes."""
+    try:
+        layout = checkpoint_layout(config)
+    except ValueError:
+        return lib.Model(config, lib.init_params(config)).num_params()
+    return sum(math.prod(shape) for shape, _, _ in layout.values())
 
 
 def lib_embedding_count(config) -> int:
@@ -120,6 +126,10 @@ def llama_config(g, grouped: bool, **fixed) -> lib.Config:
 def config_kinds(config) -> set[str]:
     """What only a config's sizes tell: grouped-query attention, and an MLP width other than 4 d."""
     found = {"grouped KV heads" if config.n_kv_head < config.n_head else "as many KV heads as heads"}
+    if config.norm == "layernorm" and not config.bias:
+        found.add("LayerNorm without biases")
+    if config.bias and config.n_kv_head < config.n_head:
+        found.add("biases with grouped KV heads")
     if config.mlp == "gelu":
         found.add(
             "a GPT-2 MLP of width 4 d"
@@ -159,7 +169,32 @@ def _count_visible():
         _case("gpt2-untied", {"config": GPT2_UNTIED}),
         # Above 2**31 weights, as the hidden Llama configs can be: a count kept in int32 wraps round.
         _case("llama-70b", {"config": LLAMA_70B}, large=True),
+        # The switches mixed, as the docstring allows: a LayerNorm with a gain only, a biased c_attn
+        # whose width is that of grouped heads.
+        _case("gpt2-without-biases", {"config": GPT2_WITHOUT_BIASES}),
+        _case("llama-gqa-biased", {"config": LLAMA_GQA_BIASED}),
     ]
+
+
+GPT2_WITHOUT_BIASES = lib.Config.gpt2(vocab_size=500, n_ctx=128, d_model=64, n_layer=2, n_head=4, bias=False)
+LLAMA_GQA_BIASED = lib.Config.llama(
+    vocab_size=800, n_ctx=256, d_model=64, n_layer=2, n_head=8, n_kv_head=2, d_ff=172, bias=True
+)
+
+
+def _mixed_config(g, family: str, **fixed) -> lib.Config:
+    """A small config of ``family`` (``"gpt2"`` or ``"llama"``) with drawn sizes and
+    ``fixed`` switches: small, because its count comes from arrays (``lib_param_count``)."""
+    n_kv_head = size(g, 1, 3)
+    n_head = n_kv_head * size(g, 2, 4)
+    d_model = n_head * 8 * size(g, 1, 3)
+    sizes = dict(
+        vocab_size=size(g, 100, 2000), n_ctx=2 ** size(g, 6, 9), d_model=d_model, n_layer=size(g, 1, 4)
+    )
+    heads = dict(n_head=n_head, n_kv_head=n_kv_head) if family == "llama" else dict(n_head=n_head)
+    return getattr(lib.Config, family)(
+        **sizes, **heads, d_ff=8 * size(g, d_model // 4, d_model // 2), **fixed
+    )
 
 
 def _count_hidden(g):
@@ -184,6 +219,16 @@ def _count_hidden(g):
             "llama-gqa-tied",
             {"config": llama_config(g, grouped=True, tie_embeddings=True)},
             "a Llama config with grouped KV heads and a tied head",
+        ),
+        _case(
+            "gpt2-without-biases",
+            {"config": _mixed_config(g, "gpt2", bias=False)},
+            "a GPT-2-style config without biases (its LayerNorms have a gain only)",
+        ),
+        _case(
+            "llama-gqa-biased",
+            {"config": _mixed_config(g, "llama", bias=True)},
+            "a Llama-style config with grouped KV heads and biases",
         ),
         _case(
             "large",
