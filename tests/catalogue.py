@@ -778,6 +778,19 @@ def count_params_qkv_bias_three_d(config):
     return _count(c) + (1 if c.bias else 0) * c.n_layer * (3 * c.d_model - qkv)
 
 
+def generate_stop_compared_with_is(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
+    """``token is stop_token``: true only for the small ints Python keeps one object of."""
+    out = list(ids)
+    for _ in range(max_new_tokens):
+        token = _sample(next_logits(np.array(out)), rng, temperature, top_k, top_p)
+        out.append(token)
+        if token is stop_token:
+            break
+    return np.array(out, dtype=np.int64)
+
+
 def top_p_default_sort(logits, p):
     """``argsort``'s default sort, not stable: equal probabilities in another order than by id."""
     if p is None or p >= 1:
@@ -1336,6 +1349,7 @@ WRONG = [
     _entry(f"{C4}/sample_next", sample_next_top_k_1_draws, OTHER_DRAWS),
     _entry(f"{C4}/sample_next", sample_next_ignores_top_k_but_1, r"ignore top_k"),
     _entry(f"{C4}/generate", generate_truthy_stop, r"stop"),
+    _entry(f"{C4}/generate", generate_stop_compared_with_is, r"past the stop token"),
     _entry(f"{C4}/generate", generate_float_ids, r"integer"),
     _entry(f"{C4}/generate", generate_forgets_top_p, r"top_p|settings"),
     _entry(f"{C4}/attend_with_cache", attend_with_cache_mask_over_new, r"mask|offset"),

@@ -722,6 +722,7 @@ def _generate_inputs(model, ids, n, seed, settings, stop=None):
 
 
 STOP_FIRST = "the very first new token is the stop token"
+WIDE_STOP = "a stop token above 256 (Python keeps one object per small int only, so `is` is not `==`)"
 PROMPT_STOP = "a prompt that ends with the stop token"
 
 
@@ -731,6 +732,12 @@ def _generate_visible():
         if stop == "first":
             stop = _greedy_tokens(model, ids, 1)[0]
         return Case(name, _generate_inputs(model, ids, n, seed + 1000, settings, stop), kinds=kinds)
+
+    def wide_stop(name, g):
+        model, ids, n, stop = _wide_stop(g)
+        return Case(
+            name, _generate_inputs(model, ids, n, 1130, {"temperature": 0.0}, stop), kinds={WIDE_STOP}
+        )
 
     return [
         case("budget", 121, 12, [3, 1, 4], 10, {"temperature": 1.0}),
@@ -743,7 +750,21 @@ def _generate_visible():
         case("stop-zero", 128, 10, [3, 7], 8, {"temperature": 0.0}, stop=0),  # emits 8, then 0
         case("stop-first", 126, 8, [6, 0, 2], 7, {"temperature": 0.0}, stop="first", kinds={STOP_FIRST}),
         case("prompt-stop", 129, 11, [4, 2, 5], 6, {"temperature": 0.8}, stop=5, kinds={PROMPT_STOP}),
+        wide_stop("wide-stop", rng(130)),
     ]
+
+
+def _wide_stop(g, tries=100):
+    """A model over 300 to 400 tokens, a prompt, a budget and a stop token above 256 that greedy
+    decoding emits after a step or more (models redrawn until one does)."""
+    for _ in range(tries):
+        model = ToyLM(g, size(g, 300, 400))
+        ids, budget = g.integers(0, model.table.shape[0], size=2).tolist(), size(g, 8, 12)
+        emitted = _greedy_tokens(model, ids, budget)
+        wide = [t for t in emitted[1:-1] if t > 256]
+        if wide:
+            return model, ids, budget, wide[0]
+    raise RuntimeError("no greedy run emitted a token above 256")  # pragma: no cover
 
 
 def _greedy_tokens(model, ids, n):
@@ -774,6 +795,7 @@ def _generate_hidden(g):
         "top_k": size(g, 6, 10),
         "top_p": round(float(g.uniform(0.85, 0.95)), 2),
     }
+    wide_model, wide_ids, wide_budget, wide_stop = _wide_stop(g)
     return [
         hidden(
             "greedy-stop",
@@ -808,6 +830,12 @@ def _generate_hidden(g):
             ),
             kinds={PROMPT_STOP},
             about=PROMPT_STOP,
+        ),
+        hidden(
+            "wide-stop",
+            _generate_inputs(wide_model, wide_ids, wide_budget, seed(), {"temperature": 0.0}, wide_stop),
+            kinds={WIDE_STOP},
+            about=WIDE_STOP,
         ),
     ]
 
