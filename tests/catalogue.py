@@ -791,6 +791,11 @@ def generate_stop_compared_with_is(
     return np.array(out, dtype=np.int64)
 
 
+def position_embedding_squeezed(n_tokens, wpe):
+    """Squeezed: one position loses its axis."""
+    return wpe[:n_tokens].squeeze()
+
+
 def top_p_default_sort(logits, p):
     """``argsort``'s default sort, not stable: equal probabilities in another order than by id."""
     if p is None or p >= 1:
@@ -1257,6 +1262,7 @@ WRONG = [
     _entry(f"{C1}/encode", encode_float_ids, r"integer"),
     _entry(f"{C1}/encode", encode_uint8, r"out of bounds for uint8|wide"),
     _entry(f"{C1}/token_embedding", token_embedding_squeezed, r"axis of size 1"),
+    _entry(f"{C1}/position_embedding", position_embedding_squeezed, r"axis is missing"),
     _entry(f"{C1}/encode", encode_own_vocabulary, r"ignores `stoi`|vocabulary you are given|stoi"),
     _entry(f"{C1}/encode", encode_skips_spaces, r"skip|too few|missing"),
     _entry(f"{C1}/decode", decode_drops_last, r"last character"),
