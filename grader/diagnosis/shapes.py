@@ -394,13 +394,15 @@ def _localized(w: _Wrong) -> str | None:
     if e.ndim >= 2 and min(e.shape[-2:]) >= 2 and max(e.shape[-2:]) >= 3:
         rows, cols = np.indices(e.shape[-2:])
         where = np.broadcast_to(cols - rows, e.shape)
+        masked = _causal(e)  # only then is the diagonal about a mask
         for test, text in (
-            (where > 0, "only above the diagonal (the entries a causal mask hides)"),
+            (where > 0, "only above the diagonal" + (" (the entries a causal mask hides)" if masked else "")),
             (where < 0, "only below the diagonal"),
-            (where == 0, "only on the diagonal (each position with itself)"),
+            (where == 0, "only on the diagonal" + (" (each position with itself)" if masked else "")),
         ):
             if (wrong <= test).all():
-                return f"your output is wrong {text}: look at your mask"
+                look = "look at your mask" if masked else "look at what your code does there"
+                return f"your output is wrong {text}: {look}"
     found = []
     for axis in range(e.ndim):
         bad = wrong.any(axis=tuple(i for i in range(e.ndim) if i != axis)).tolist()
@@ -410,6 +412,15 @@ def _localized(w: _Wrong) -> str | None:
     if found:
         return f"your output is wrong {' and '.join(found[-2:])}: look at what your code does there"
     return None
+
+
+def _causal(e: np.ndarray) -> bool:
+    """Whether ``e`` (its last two axes queries and keys, the queries the last of the keys) is
+    masked as a causal mask masks: every entry above the diagonal -inf or 0. Only then is where a
+    wrong entry lies about a mask."""
+    T, S = e.shape[-2:]
+    above = np.broadcast_to(np.triu(np.ones((T, S), dtype=bool), k=S - T + 1), e.shape)
+    return bool(above.any()) and bool(np.all(np.isneginf(e[above]) | (e[above] == 0)))
 
 
 def _pattern(bad: list[bool], axis: int) -> str | None:
