@@ -7,7 +7,15 @@ from collections.abc import Mapping
 import numpy as np
 
 from .. import variants
-from .cases import _apart, _as_if_fixed, _fixed_in, _fixed_int, _other_draws, _right_cases, _values_seen
+from .cases import (
+    _apart,
+    _as_if_fixed,
+    _fixed_in,
+    _fixed_int,
+    _other_draws,
+    _telling_right_cases,
+    _values_seen,
+)
 from .core import Student, _Wrong
 from .inputs import (
     _at_limit,
@@ -136,5 +144,5 @@ def explain_error(exercise, case, table: Mapping, student: Student, cases=()) ->
     for variant in w.variant("float64") + w.variant("float32"):
         if w.right_on(variant):
             return f" It works in {variant.what}: look for what depends on the dtype."
-    fixed = _fixed_in(case, cases, _right_cases(w), "it fails", _as_if_fixed(w, raised=True))
+    fixed = _fixed_in(case, cases, _telling_right_cases(w), "it fails", _as_if_fixed(w, raised=True))
     return f" {fixed[0].upper()}{fixed[1:]}" if fixed else ""

@@ -92,6 +92,11 @@ def _fed_wrong(given, value, name: str, known: dict, inputs: dict) -> str:
     station or input it equals, where there is one, else as the right vectors split into another
     number of heads (``_heads_resplit``), else by its shape."""
     what, want = _which(given, known, inputs), _which(value, known, inputs)
+    if what and what == want:  # near it, not within the tolerance
+        return (
+            f"{want} slightly off (its `{name}`): near the reference's, not within its tolerance; "
+            "something small differs before it (an eps, a constant, float32 where it is float64?)"
+        )
     if what and want:
         return f"{what} where it needs {want} (its `{name}`)"
     if what:
