@@ -265,7 +265,10 @@ def _ignored(w: _Wrong) -> str | None:
             ignored.append(variant.unit)
     if not ignored:
         return None
+    right = _right_cases(w)  # right elsewhere: the inputs reach the output there
     if len(ignored) == len(changed) > 1:
+        if right:
+            return None  # nothing moves it here, yet it is right elsewhere: what sets this case apart?
         return "your output does not change when any input does: does your function return a constant?"
     units = [unit for unit in dict.fromkeys(ignored) if not _moves_when_pushed(w, unit)]
     if not units:
@@ -275,10 +278,36 @@ def _ignored(w: _Wrong) -> str | None:
         fixed = _fixed_int(w)  # which number stands in for it, where the other cases tell
         if fixed:
             return fixed
+    named = " or ".join(f"`{unit}`" for unit in units)
+    if right and all(_data(w.case.inputs.get(unit)) and _varied(right, unit) for unit in units):
+        return (
+            f"on this case your output does not change when {named} {'does' if one else 'do'}, while the "
+            f"reference's does, yet you are right on {len(right)} other case(s): something stops "
+            f"{'it' if one else 'them'} from reaching your result for values like these (a clip, a cap, a "
+            "branch, a function that saturates?)"
+        )
     return (
         f"your function ignores {' or '.join(f'`{unit}`' for unit in units)}: changing {'it' if one else 'them'} "
         f"leaves your output as it is, while the reference's changes; does {'it' if one else 'each'} reach "
         "your result (not a default, a constant or a global in its place)?"
+    )
+
+
+def _data(value) -> bool:
+    """An array of floats: data (``x``, ``logits``), which no one writes into code as one does a
+    setting (an ``eps``, a ``top_k``, a seed)."""
+    return isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.size > 1
+
+
+def _varied(cases: list, name: str) -> bool:
+    """Whether ``cases`` hold two values of input ``name`` at least: data a function is right on
+    in two of its values reaches its output (then, where a change of it moves nothing, something
+    cuts it off for those values)."""
+    values = [c.inputs.get(name) for c in cases if name in c.inputs]
+    first = values[0] if values else None
+    return any(
+        type(v) is not type(first) or np.shape(v) != np.shape(first) or not np.array_equal(v, first)
+        for v in values[1:]
     )
 
 
