@@ -18,7 +18,8 @@ Two measures use it, both on fingerprints from which the boilerplate is gone:
 - ``jaccard(a, b)``: two students' code, for the pairs of the report.
 
 Short code looks alike whoever wrote it: ``containment`` needs ``MIN_KGRAMS`` hashes of ``lib``'s
-own, and a pair needs ``MIN_SHARED`` hashes in common that few students of the class have (at most
+own (20: fewer are a line any solution may hold, such as the input check a docstring invites,
+``if d % 2: raise ValueError(...)``, which once made an honest double loop "100% of lib"), and a pair needs ``MIN_SHARED`` hashes in common that few students of the class have (at most
 ``COMMON`` of them, or a tenth: a construction half the class writes is not a sign of copying). A library (``copydetect``, MOSS's winnowing on whole files,
 with all names one letter and numbers kept) was considered; the pieces compared here are single
 functions of a few dozen tokens, where keeping every k-gram costs nothing and attribute names
@@ -36,7 +37,7 @@ import tokenize
 from . import canonical
 
 K = 5
-MIN_KGRAMS = 8
+MIN_KGRAMS = 20
 MIN_SHARED = 15
 COMMON = 2
 NEAR = 0.8  # a share of a fingerprint above which code is near-identical

@@ -153,3 +153,39 @@ def test_what_does_not_parse_is_compared_as_it_is():
     broken = "x = (1,\nreturn np.mean(x"
     assert canonical.canonical(broken) == broken
     assert similarity.tokens(broken)[:3] == ["N", "=", "("]
+
+
+GUARDED = {  # honest answers with the input check a docstring invites, which lib has too (red team, fifth round)
+    ("01-embeddings", "embeddings", "sinusoidal_positions"): """
+def sinusoidal_positions(n_tokens, d, base=10000.0):
+    if d % 2:
+        raise ValueError("d must be even")
+    P = np.zeros((n_tokens, d))
+    for m in range(n_tokens):
+        for j in range(d // 2):
+            a = m / base ** (2 * j / d)
+            P[m, 2 * j] = np.sin(a)
+            P[m, 2 * j + 1] = np.cos(a)
+    return P""",
+    ("02-transformer-block", "transformer_block", "split_heads"): """
+def split_heads(x, n_head):
+    *lead, T, d = x.shape
+    if d % n_head:
+        raise ValueError("d is not divisible by n_head")
+    return x.reshape(*lead, T, n_head, d // n_head).swapaxes(-2, -3)""",
+}
+
+
+@pytest.mark.parametrize("key", GUARDED, ids=[name for *_, name in GUARDED])
+def test_an_honest_answer_with_libs_input_check_is_not_a_copy(key):
+    """What is left of lib's code once the stub and the solution are gone is here little more than
+    its input check: an honest answer that checks its input the same way holds all of it."""
+    assignment, stem, name = key
+    released, source = (
+        nbformat.read(ROOT / folder / assignment / f"{stem}.ipynb", 4) for folder in ("chapters", "solutions")
+    )
+    honest = (integrity._answer_code(released, name), integrity._answer_code(source, name))
+    mine = similarity.fingerprint(similarity.bodies(GUARDED[key]))
+    for function, theirs in integrity._lib_implementations(assignment, name):
+        share = similarity.containment(similarity.fingerprint(theirs, honest), mine)
+        assert share is None or share < similarity.NEAR, (function, share)
