@@ -1059,12 +1059,18 @@ class Examined:
         nb.cells += [nbformat.v4.new_code_cell(ran.text) for ran in texts]
         source = run.source_notebook(self.sub.assignment, self.sub.notebook)
         scanned = integrity.review(nb, self.released, source, exercises, self.sub.assignment)
+        static = set(self.review.findings)
         for finding in scanned.findings:
             if finding.cell >= first:
                 ran = texts[finding.cell - first]
                 reason = f"at run time, in the scorer, in text compiled by cell {ran.cell}: {finding.reason}"
                 concerned = finding.exercises or tuple(exercises)
                 found.append(integrity.Finding(concerned, reason, ran.cell, ran.line, finding.code))
+            elif finding not in static:  # the notebook's own code, read with what it compiled (a
+                # function calling lib's code that exists only as text): new since the static scan
+                reason = f"at run time, in the scorer, with the text its cells compiled: {finding.reason}"
+                concerned = finding.exercises or tuple(exercises)
+                found.append(integrity.Finding(concerned, reason, finding.cell, finding.line, finding.code))
         return found
 
 

@@ -76,9 +76,15 @@ PATCHABLE = ("numpy", "lib", "grader", *HARNESS)
 # The standard library's other ways to load or run code given as text, a file or a code object,
 # or to reach exec by name: the scan would not read that code. (timeit runs a string too, but
 # students time their code with it in the chapter on cost: its calls are left to the scorer.)
+# Not types, gc and dis, which honest scratch cells import (SimpleNamespace, gc.collect(),
+# dis.dis) and which run nothing by themselves: what they could be used for is refused as it
+# happens, in the scorer (``grader.audit``: a code object made by hand, gc.get_objects and
+# get_referrers, reading a function's __code__), and a finding on every exercise for an import
+# alone zeroed an honest notebook with --zero-flagged (red team, fifth round). inspect stays: it
+# reaches the scorer's frames without any name the scan looks for.
 CODE_RUNNERS = (
     "imp runpy zipimport pkgutil modulefinder site code codeop bdb pdb trace profile cProfile "
-    "doctest unittest types builtins marshal gc inspect dis compileall py_compile"
+    "doctest unittest builtins marshal inspect compileall py_compile"
 ).split()
 FORBIDDEN_MODULES = {
     "importlib": "uses importlib",

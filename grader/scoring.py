@@ -613,8 +613,9 @@ class Run:
         visible half (every cell's events, the visible cases' answers), and ``unseen``, from the
         hidden half ``hidden`` (its hidden cases' answers; None: not run, the allowance was
         spent). A case with no answer is explained by the first half that did not finish. What
-        ran without the scan reading it is the first half's: the same cells ran in both, and what
-        the second half does can depend on a hidden input."""
+        ran without the scan reading it is both halves': code can tell which half it runs in, and
+        compile lib's code for hidden cases only (red team, fifth round); the report is the
+        instructor's, so what the hidden half compiled shows no student a hidden input."""
         unseen = unseen or cls.parse(b"", TIMED_OUT, hidden)
         answers = {
             probe: {**seen.answers.get(probe, {}), **unseen.answers.get(probe, {})}
@@ -630,6 +631,7 @@ class Run:
             capped=ended.capped,
             ready=ended.ready,
             cpu=cpu,
+            ran=tuple(dict.fromkeys(seen.ran + unseen.ran)),
         )
 
     def missing(self) -> tuple[str, str]:

@@ -210,3 +210,33 @@ def test_text_compiled_while_a_test_calls_the_function_is_sent_with_the_function
     sent = [ran for ran in verdict.ran if "def embed(ids, wte, wpe):" in ran.text]
     assert sent and {ran.cell for ran in sent} == {_embed_cell(nb)}, verdict.ran
     assert sent[0].line == HIDDEN_EMBED.count("\n") + 3  # the exec in the function's body
+
+
+HIDDEN_HALF_ONLY = """
+import sys
+
+def _hidden_half():
+    for arg in sys.argv:
+        if arg.startswith("--job="):
+            with open(arg[6:], "rb") as f:
+                return b"hidden\\x94\\x88" in f.read()  # the job pickled: "hidden": True
+    return False
+
+def embed(ids, wte, wpe):
+    if _hidden_half():
+        scope = {}
+        exec(TEXT, scope)
+        return scope["embed"](ids, wte, wpe)
+    return wte[ids] + wpe[: ids.shape[-1]]
+"""
+
+
+def test_text_compiled_only_for_the_hidden_cases_reaches_the_grader(tmp_path):
+    """Code can tell the scorer's hidden half from its visible one (its job says which cases it
+    holds) and compile lib's code only there: what either half compiled reaches the integrity
+    scan (red team, fifth round: only the visible half's was kept)."""
+    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=20))
+    nb = answer("embed", HIDDEN_EMBED + HIDDEN_HALF_ONLY)
+    verdict = scorer.score(nb, nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "mallory")["embed"]
+    assert verdict.status == "graded", verdict
+    assert any("def embed(ids, wte, wpe):" in ran.text for ran in verdict.ran), verdict.ran

@@ -589,7 +589,7 @@ def assert_near_identical_to_libs_token_embedding(answer_code: str) -> list[str]
         ("import bdb\nbdb.Bdb().run(TEXT, globals())", "imports bdb, which"),
         (
             "import types, codeop\nf = types.FunctionType(codeop.Compile()(TEXT, 'x', 'exec'), {})",
-            "imports types",
+            "imports codeop",
         ),
         ("import builtins\ngetattr(builtins, 'ex' + 'ec')(TEXT)", "imports builtins, which"),
         ("import site\nsite.addsitedir('/tmp/mine')", "imports site, which"),
@@ -601,6 +601,16 @@ def test_integrity_flags_tampering_for_every_exercise(source, reason):
     assert any(exercises == ("embed", "encode") and said.startswith(reason) for exercises, said in found), (
         found
     )
+
+
+def test_an_honest_scratch_cells_standard_imports_are_no_finding():
+    """types, gc and dis run nothing by themselves; what they could do is refused in the scorer
+    (red team, fifth round: this cell was a finding on every exercise)."""
+    source = (
+        "from types import SimpleNamespace\nimport gc, dis\nshapes = SimpleNamespace(B=2, T=5)\n"
+        "gc.collect()\ndis.dis(len)"
+    )
+    assert scan(source, exercises=("embed", "encode")) == []
 
 
 def test_tampering_inside_an_unused_function_voids_nothing():

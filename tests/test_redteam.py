@@ -1358,6 +1358,15 @@ HIDDEN_LIB = (
     "import codecs, pydoc\nFLOAT_DTYPES = (np.float32, np.float64)\n"
     f"pydoc.locate('built' + 'ins.ex' + 'ec')(codecs.decode({codecs.encode(LIBS_CODE, 'rot13')!r}, 'rot13'), globals())"
 )
+# The same text defining lib's token_embedding as ``_impl``, which the notebook's token_embedding
+# calls by name: the scan finds the copy through the exercise's own cell, once it reads the text
+# (red team, fifth round: that finding, on the notebook's cell, was dropped as not from the text).
+CALLER = (
+    "import codecs, pydoc\nFLOAT_DTYPES = (np.float32, np.float64)\n"
+    "pydoc.locate('built' + 'ins.ex' + 'ec')(codecs.decode("
+    f"{codecs.encode(LIBS_CODE.replace('def token_embedding(', 'def _impl('), 'rot13')!r}, 'rot13'), globals())\n"
+    "def token_embedding(ids, wte):\n    return _impl(ids, wte)\n"
+)
 HONEST_EXTRAS = (
     "import dataclasses, collections, os, tempfile, timeit\n"
     "@dataclasses.dataclass\nclass Pair:\n    a: int\n"
@@ -1378,6 +1387,7 @@ def test_libs_code_run_from_text_is_found_and_honest_timing_is_not(tmp_path):
         "honest": insert_after("encode", HONEST_EXTRAS),
         "mallory": answer("token_embedding", HIDDEN_LIB),
         "hider": answer("embed", HIDDEN_EMBED + TEXT_ROUTES["pydoc.locate"]),  # her own code, hidden
+        "caller": answer("token_embedding", CALLER),
     }
     command = autograde_command(class_folder(tmp_path / "class", students), tmp_path / "out")
     done = subprocess.run([*command, "--zero-flagged"], cwd=course.ROOT, capture_output=True, text=True)
@@ -1394,6 +1404,10 @@ def test_libs_code_run_from_text_is_found_and_honest_timing_is_not(tmp_path):
         for row in flagged
     ), flagged
     assert grades[("mallory", "token_embedding")]["status"] == "integrity"
+    called = grades[("caller", "token_embedding")]
+    assert called["status"] == "integrity" and "near-identical to lib.token_embedding" in called["reason"], (
+        called
+    )
     hidden = grades[("hider", "embed")]  # honest code times functions and makes dataclasses, never answers
     assert hidden["status"] == "integrity" and "text compiled by cell" in hidden["reason"], hidden
     assert "defines embed" in hidden["reason"], hidden
