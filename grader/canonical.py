@@ -171,6 +171,46 @@ def _inline_aliases(tree: ast.AST) -> ast.AST:
     return tree
 
 
+def inline_wrappers(tree: ast.Module) -> ast.Module:
+    """``def I(v): return v`` or ``def A(o, n): return getattr(o, n)`` at the top of ``tree``, and
+    then ``I(x)``, ``A(x, "mean")``: each call replaced by what the function returns, its
+    parameters replaced by the call's arguments. Only for a function whose one statement returns
+    names and calls (a wrapper: what it returns is the arguments' business), called with as many
+    positional arguments as it has parameters (red team, fifth round: lib's code with every name
+    ``n`` written ``I(n)``, or every ``x.a`` as ``A(x, 'a')``, was no longer near lib's)."""
+    wrappers = {}
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef) or node.decorator_list or not _plain(node.args):
+            continue
+        body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+        if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
+            if all(isinstance(n, ast.Name | ast.Call | ast.expr_context) for n in ast.walk(body[0].value)):
+                wrappers[node.name] = ([a.arg for a in node.args.args], body[0].value)
+    for _ in range(3 if wrappers else 0):  # a wrapper of a wrapper, twice over
+        tree = _Inline(wrappers).visit(tree)
+    return tree
+
+
+def _plain(args: ast.arguments) -> bool:
+    """Positional parameters only, without defaults."""
+    return not (args.posonlyargs or args.kwonlyargs or args.vararg or args.kwarg or args.defaults)
+
+
+class _Inline(ast.NodeTransformer):
+    def __init__(self, wrappers: dict[str, tuple[list[str], ast.expr]]):
+        self.wrappers = wrappers
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        wrapper = self.wrappers.get(node.func.id) if isinstance(node.func, ast.Name) else None
+        if wrapper is None or node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+            return node
+        params, returned = wrapper
+        if len(params) != len(node.args):
+            return node
+        return _Substitute(dict(zip(params, node.args, strict=True))).visit(copy.deepcopy(returned))
+
+
 def _alias_of(statement: ast.Assign, aliases: dict) -> bool:
     target = statement.targets[0]
     return isinstance(target, ast.Name) and aliases.get(target.id) is statement.value

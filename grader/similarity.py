@@ -31,7 +31,6 @@ import builtins
 import hashlib
 import io
 import keyword
-import textwrap
 import tokenize
 
 from . import canonical
@@ -72,19 +71,19 @@ def _normalised(token: tokenize.TokenInfo, previous: str) -> str:
 
 def bodies(source: str) -> str:
     """The bodies of the functions defined at the top level of ``source``, without their
-    signatures and docstrings (which a copier keeps from the stub), dedented, one after another."""
+    signatures and docstrings (which a copier keeps from the stub), one after another; calls of
+    the wrappers among them replaced by what they return (``canonical.inline_wrappers``)."""
     try:
-        tree = ast.parse(source)
+        tree = canonical.inline_wrappers(ast.parse(source))
+        found = []
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+                if body:
+                    found.append("\n".join(ast.unparse(statement) for statement in body))
+        return "\n".join(found)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return ""
-    lines = source.splitlines()
-    found = []
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            body = node.body[1:] if ast.get_docstring(node) is not None else node.body
-            if body:
-                found.append(textwrap.dedent("\n".join(lines[body[0].lineno - 1 : node.end_lineno])))
-    return "\n".join(found)
 
 
 def fingerprint(source: str, boilerplate: tuple[str, ...] = ()) -> set[int]:
