@@ -722,7 +722,9 @@ def _generate_inputs(model, ids, n, seed, settings, stop=None):
 
 
 STOP_FIRST = "the very first new token is the stop token"
-WIDE_STOP = "a stop token above 256 (Python keeps one object per small int only, so `is` is not `==`)"
+WIDE_STOP = (
+    "a stop token above 256 (Python keeps one object per small int only: a test with is, not ==, misses it)"
+)
 PROMPT_STOP = "a prompt that ends with the stop token"
 
 
