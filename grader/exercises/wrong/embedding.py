@@ -26,8 +26,8 @@ def token_embedding(ids, wte, *, take="rows"):
     """``wte[ids]``; ``take``: ``"rows"`` (right), ``"columns"`` (wte[:, ids]),
     ``"columns-transposed"``, ``"flattened"`` (the batch axis lost) or ``"first-sequence"`` (the
     batch's first sequence only)."""
-    if take == "first-sequence" and ids.ndim != 2:
-        return None  # the same as the right answer without a batch axis
+    if take == "first-sequence" and (ids.ndim != 2 or len(ids) == 1):
+        return None  # the right answer without a batch axis; on a batch of one, "flattened"
     return {
         "rows": lambda: wte[ids],
         "columns": lambda: wte[:, ids],
