@@ -1063,14 +1063,16 @@ class Examined:
         for finding in scanned.findings:
             if finding.cell >= first:
                 ran = texts[finding.cell - first]
-                reason = f"at run time, in the scorer, in text compiled by cell {ran.cell}: {finding.reason}"
-                concerned = finding.exercises or tuple(exercises)
-                found.append(integrity.Finding(concerned, reason, ran.cell, ran.line, finding.code))
+                where, cell, line = f"in text compiled by cell {ran.cell}", ran.cell, ran.line
             elif finding not in static:  # the notebook's own code, read with what it compiled (a
                 # function calling lib's code that exists only as text): new since the static scan
-                reason = f"at run time, in the scorer, with the text its cells compiled: {finding.reason}"
-                concerned = finding.exercises or tuple(exercises)
-                found.append(integrity.Finding(concerned, reason, finding.cell, finding.line, finding.code))
+                where, cell, line = "with the text its cells compiled", finding.cell, finding.line
+            else:
+                continue
+            reason = f"at run time, in the scorer, {where}: {finding.reason}"
+            found.append(
+                integrity.Finding(finding.exercises or tuple(exercises), reason, cell, line, finding.code)
+            )
         return found
 
 

@@ -13,7 +13,8 @@ those derived here from its inputs, exactly:
   are not one run (``positions not consecutive``), and rows whose largest entries are in
   different columns (``logits rows peak apart``), which a shortcut could pass without;
 - each optional argument given a value other than its default (``eps given``) or ``None``
-  (``k=None``), and every number equal to 0 or 1 (``temperature=0``, ``n_tokens=1``);
+  (``k=None``), and every number equal to 0 or 1 (``temperature=0``, ``n_tokens=1``) but a
+  seed's (``is_seed``: it picks random numbers and measures nothing);
 - the switches of a config (``config.mlp=swiglu``, ``config.tie_embeddings=False``);
 - a case that must raise (``raises``).
 
@@ -55,13 +56,22 @@ def derived(reference: Callable, case) -> frozenset[str]:
             }
         elif value is None:
             found.add(f"{name}=None")
-        elif _number(value) and value in EDGE_VALUES:
+        elif _number(value) and value in EDGE_VALUES and not is_seed(name):
             found.add(f"{name}={value:g}")
         if name in optional and not same(value, optional[name]):
             found.add(f"{name} given")
     if case.raises is not None:
         found.add("raises")
     return frozenset(found)
+
+
+FREQUENCIES = "frequencies of many draws"  # declared where the output counts random draws (a 0 is chance)
+
+
+def is_seed(name: str) -> bool:
+    """Input ``name`` is a seed: its value picks random numbers and measures nothing, so no value
+    of it is a kind of input, nor a size a function could have written in."""
+    return "seed" in name
 
 
 PATTERNS = (" not consecutive", " rows peak apart")  # the suffixes of the kinds ``_patterns`` finds

@@ -16,15 +16,15 @@ def _values_seen(w: _Wrong) -> str | None:
     cases at least), wrong here, where it has a value beyond them and no kind of input but that
     value sets the case apart: the code handles only the values it was tried on (a head count
     written in, a branch or a slice per value)."""
-    right = _right_cases(w)
+    right = w.right_cases()
     if len(right) < 2 or w.actual.ndim != w.expected.ndim:
         return None  # an axis lost or gained: the shape rules say which
     apart = _apart_kinds(w, right)
     names = {r.name for r in right}
     split = []
     for name, value in w.case.inputs.items():
-        if not isinstance(value, int | np.integer) or isinstance(value, bool) or "seed" in name:
-            continue  # a seed is no size a student could write in
+        if not isinstance(value, int | np.integer) or isinstance(value, bool) or kinds.is_seed(name):
+            continue
         values = {r.inputs.get(name) for r in right}
         if None in values or len(values) < 2 or min(values) <= value <= max(values):
             continue
@@ -50,10 +50,9 @@ def _other_draws(w: _Wrong) -> str | None:
     """A sampler right on every case that counts how often each id is drawn and wrong on every
     case that compares the ids drawn one by one: it draws from the right distribution, with other
     random numbers (not an argument's values, which ``_values_seen`` would blame)."""
-    if w.case.inputs.get("mode") != "draws":
-        return None
-    modes = {c.inputs.get("mode") for c in _right_cases(w)}
-    if modes != {"frequencies"}:
+    right = w.right_cases()
+    counted = [kinds.FREQUENCIES in w.exercise.kinds(c) for c in (w.case, *right)]
+    if not right or counted[0] or not all(counted[1:]):
         return None
     return (
         "your draws come out with the right frequencies (the frequency case passes) but are not the "
@@ -85,22 +84,6 @@ def _everywhere(w: _Wrong, holds) -> bool:
     return all(holds(case, value) for case, value in _others_wrong(w))
 
 
-def _right_cases(w: _Wrong) -> list:
-    """The exercise's other cases the student's function gets right (dtype too)."""
-    right = []
-    for case in w.cases:
-        if case.name == w.case.name or case.raises is not None or f"{case.name}::expected" not in w.table:
-            continue
-        outcome = w.student.on(case)
-        if (
-            outcome is not None
-            and not outcome.error
-            and _matches(w.exercise, outcome.value, w.table[f"{case.name}::expected"], dtype=True)
-        ):
-            right.append(case)
-    return right
-
-
 def _fixed_int(w: _Wrong) -> str | None:
     """Right on the cases where an int argument has one value (two at least, or one if the
     reference with that value in place of the argument gives this wrong answer), wrong on this
@@ -109,7 +92,7 @@ def _fixed_int(w: _Wrong) -> str | None:
 
 
 def _telling_right_cases(w: _Wrong) -> list:
-    """``_right_cases`` but those whose answer is one of their inputs unchanged (``generate`` with
+    """``_Wrong.right_cases`` but those whose answer is one of their inputs unchanged (``generate`` with
     a budget of 0 tokens returns its prompt): being right there says nothing of the code."""
 
     def passed_through(case) -> bool:
@@ -119,7 +102,7 @@ def _telling_right_cases(w: _Wrong) -> list:
             for v in case.inputs.values()
         )
 
-    return [case for case in _right_cases(w) if not passed_through(case)]
+    return [case for case in w.right_cases() if not passed_through(case)]
 
 
 def _as_if_fixed(w: _Wrong, raised: bool) -> Callable[[str, int], bool]:
@@ -170,7 +153,7 @@ def _fixed_in(case, cases, right: list, how: str, as_if_fixed=None) -> str | Non
 def _apart(w: _Wrong) -> str | None:
     """What kinds of input (``grader.kinds``) this case has that every case the function gets
     right lacks, if there are a few."""
-    right = _right_cases(w)
+    right = w.right_cases()
     if len(right) < 2:
         return None  # one case right can be luck (a tanh saturated, a mask that hid nothing)
     apart = _apart_kinds(w, right)
@@ -185,10 +168,9 @@ def _apart(w: _Wrong) -> str | None:
 
 def _apart_kinds(w: _Wrong, right: list) -> set[str]:
     """The kinds of input this case has and none of the ``right`` cases has (but how values lie:
-    for the coverage of cases, too weak a clue here; nor a seed's value: one seed is as good as
-    another, and wrong on one is wrong by chance)."""
+    for the coverage of cases, too weak a clue here)."""
     return {
         kind
         for kind in w.exercise.kinds(w.case) - set().union(*(w.exercise.kinds(c) for c in right))
-        if not kind.endswith(kinds.PATTERNS) and "seed" not in kind.partition("=")[0]
+        if not kind.endswith(kinds.PATTERNS)
     }

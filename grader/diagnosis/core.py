@@ -168,6 +168,7 @@ class _Wrong:
     student: Student
     cases: tuple = ()
     _variants: list | None = None
+    _right: list | None = None
 
     def all_variants(self) -> list[variants.Variant]:
         if self._variants is None:
@@ -183,12 +184,31 @@ class _Wrong:
         except (KeyError, ValueError, TypeError, ArithmeticError, IndexError):
             return None
 
+    def right_cases(self) -> list:
+        """The exercise's other cases the student's function gets right (dtype too), run once."""
+        if self._right is None:
+            self._right = [
+                case
+                for case in self.cases
+                if case.name != self.case.name
+                and case.raises is None
+                and f"{case.name}::expected" in self.table
+                and _right_outcome(self.exercise, self.student.on(case), self.table[f"{case.name}::expected"])
+            ]
+        return self._right
+
     def right_on(self, variant) -> bool:
         """The student's function is right on ``variant`` (``False`` if it cannot be told)."""
         outcome, reference = self.student.run(variant), self.reference(variant)
         if outcome is None or outcome.error or reference is None:
             return False
         return _matches(self.exercise, outcome.value, reference)
+
+
+def _right_outcome(exercise, outcome, expected) -> bool:
+    return (
+        outcome is not None and not outcome.error and _matches(exercise, outcome.value, expected, dtype=True)
+    )
 
 
 def _reference_on(w: _Wrong, inputs: dict):

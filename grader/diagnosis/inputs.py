@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .cases import _everywhere, _fixed_int, _others_wrong, _right_cases
+from .cases import _everywhere, _fixed_int, _others_wrong
 from .core import _holds, _matches, _near, _reference_on, _shown, _softmax, _Wrong
 from .counts import _counts, _size_places
 from .numeric import _not_a_distribution
@@ -265,7 +265,7 @@ def _ignored(w: _Wrong) -> str | None:
             ignored.append(variant.unit)
     if not ignored:
         return None
-    right = _right_cases(w)  # right elsewhere: the inputs reach the output there
+    right = w.right_cases()  # right elsewhere: the inputs reach the output there
     if len(ignored) == len(changed) > 1:
         if right:
             return None  # nothing moves it here, yet it is right elsewhere: what sets this case apart?
@@ -287,7 +287,7 @@ def _ignored(w: _Wrong) -> str | None:
             "branch, a function that saturates?)"
         )
     return (
-        f"your function ignores {' or '.join(f'`{unit}`' for unit in units)}: changing {'it' if one else 'them'} "
+        f"your function ignores {named}: changing {'it' if one else 'them'} "
         f"leaves your output as it is, while the reference's changes; does {'it' if one else 'each'} reach "
         "your result (not a default, a constant or a global in its place)?"
     )
@@ -412,7 +412,7 @@ def _normalisation_missing(w: _Wrong) -> str | None:
         if outcome is not None and not outcome.error and _matches(w.exercise, outcome.value, w.expected):
             how, _, name = variant.unit.partition(": ")
             found.setdefault(name, []).append(how)
-    if found and _right_cases(w):
+    if found and w.right_cases():
         return None  # right on other cases as they come: a missing step would show on them too
     for name, hows in found.items():
         if len([h for h in hows if h in SHIFTS]) > 1:

@@ -4,6 +4,7 @@ entries kept per row, rows that are not distributions, integers that wrapped rou
 
 import numpy as np
 
+from .. import kinds
 from .core import _near, _softmax, _Wrong
 
 
@@ -53,7 +54,7 @@ def _non_finite(w: _Wrong) -> str | None:
                 "them to -np.inf (dividing by a tiny number instead is not the same)"
             )
     # Frequencies of draws: a token drawn 0 times is rare, not removed (its count is chance).
-    support = None if w.case.inputs.get("mode") == "frequencies" else _support(a, e)
+    support = None if kinds.FREQUENCIES in w.exercise.kinds(w.case) else _support(a, e)
     if support is not None:
         kept_a, kept_e, removed = support
         difference = np.unique(kept_a.sum(axis=-1) - kept_e.sum(axis=-1))

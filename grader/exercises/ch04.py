@@ -23,6 +23,7 @@ import numpy as np
 
 import lib
 
+from .. import kinds
 from ..exercise import Case, Exercise, choice, hidden, rng, size
 from ..runners import ToyLM, packed, sampler
 from .wrong import attention, sampling, table
@@ -514,7 +515,15 @@ def _sample_visible():
         return Case(name, _sample_inputs(logits, seed, n, mode, settings), kinds=kinds)
 
     return [
-        case("frequencies", SAMPLE_LOGITS, 1, 6000, "frequencies", [{"temperature": 0.8, "top_p": 0.75}]),
+        case(
+            "frequencies",
+            SAMPLE_LOGITS,
+            1,
+            6000,
+            "frequencies",
+            [{"temperature": 0.8, "top_p": 0.75}],
+            {kinds.FREQUENCIES},
+        ),
         case("plain", _logits(111, (10,), scale=0.7), 2, 20, "draws", [{}]),
         case(
             "filtered",
@@ -592,6 +601,7 @@ def _sample_hidden(g):
                 "frequencies",
                 settings,
             ),
+            kinds={kinds.FREQUENCIES},
             about=f"T = {T}, top-k = {k}",
             sizes=DRAWS,
         ),
