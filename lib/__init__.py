@@ -31,7 +31,7 @@ from .engine import Engine
 from .head import cross_entropy, lm_head, perplexity
 from .linear import linear
 from .mlp import feed_forward, mlp, swiglu
-from .model import Model, init_params
+from .model import Model, init_params, param_shapes
 from .norms import layer_norm, norm, rms_norm
 from .rope import apply_rope, rope_angles, rotate_half, rotate_interleaved
 from .sampling import (
@@ -52,6 +52,7 @@ __all__ = [
     "KVCache",
     "Tokenizer",
     "init_params",
+    "param_shapes",
     "load_pretrained",
     "save_pretrained",
     "token_embedding",

@@ -82,7 +82,7 @@ class Model:
 
     def num_params(self) -> int:
         """Number of distinct weights (a tied head counts once)."""
-        return sum(a.size for a in _leaves(self.params))
+        return sum(a.size for a in leaves(self.params))
 
     def new_cache(self, batch: int | None = None) -> KVCache:
         """An empty KV cache for one sequence, or for ``batch`` sequences."""
@@ -124,56 +124,68 @@ class Model:
     __call__ = forward
 
 
-def _leaves(tree):
+def leaves(tree):
+    """Every array (or shape) of a weight tree, in order."""
     if isinstance(tree, dict):
         for value in tree.values():
-            yield from _leaves(value)
+            yield from leaves(value)
     elif isinstance(tree, list):
         for value in tree:
-            yield from _leaves(value)
+            yield from leaves(value)
     else:
         yield tree
 
 
-def init_params(config: Config, seed: int = 0, dtype=np.float32, std: float = 0.02) -> dict:
-    """Random weights in ``lib``'s layout (normal with ``std``; norms start at gain 1, bias 0)."""
-    rng = np.random.default_rng(seed)
+def param_shapes(config: Config) -> dict:
+    """The shape of every weight of ``config``, in ``lib``'s tree (what ``init_params`` fills)."""
     c = config
-    d, d_head = c.d_model, c.d_head
+    d, V = c.d_model, c.vocab_size
+    d_qkv = (c.n_head + 2 * c.n_kv_head) * c.d_head  # queries, then keys and values (grouped)
 
-    def normal(*shape):
-        return (rng.standard_normal(shape) * std).astype(dtype)
+    def linear(d_in, d_out):  # x @ w + b
+        return {"w": (d_in, d_out), "b": (d_out,)} if c.bias else {"w": (d_in, d_out)}
 
-    def lin(d_in, d_out):
-        layer = {"w": normal(d_in, d_out)}
-        if c.bias:
-            layer["b"] = normal(d_out)
-        return layer
+    def norm():  # g * normalized(x) + b
+        return {"g": (d,), "b": (d,)} if c.norm == "layernorm" and c.bias else {"g": (d,)}
 
-    def norm_params():
-        p = {"g": (1 + normal(d)).astype(dtype)}
-        if c.norm == "layernorm" and c.bias:
-            p["b"] = normal(d)
-        return p
-
-    def mlp_params():
+    def mlp():
         if c.mlp == "swiglu":
-            return {"gate_proj": lin(d, c.d_ff), "up_proj": lin(d, c.d_ff), "down_proj": lin(c.d_ff, d)}
-        return {"c_fc": lin(d, c.d_ff), "c_proj": lin(c.d_ff, d)}
+            return {
+                "gate_proj": linear(d, c.d_ff),
+                "up_proj": linear(d, c.d_ff),
+                "down_proj": linear(c.d_ff, d),
+            }
+        return {"c_fc": linear(d, c.d_ff), "c_proj": linear(c.d_ff, d)}
 
-    params = {"wte": normal(c.vocab_size, d)}
+    shapes = {"wte": (V, d)}
     if c.positions == "learned":
-        params["wpe"] = normal(c.n_ctx, d)
-    params["h"] = [
+        shapes["wpe"] = (c.n_ctx, d)
+    shapes["h"] = [
         {
-            "ln_1": norm_params(),
-            "attn": {"c_attn": lin(d, (c.n_head + 2 * c.n_kv_head) * d_head), "c_proj": lin(d, d)},
-            "ln_2": norm_params(),
-            "mlp": mlp_params(),
+            "ln_1": norm(),
+            "attn": {"c_attn": linear(d, d_qkv), "c_proj": linear(d, d)},
+            "ln_2": norm(),
+            "mlp": mlp(),
         }
         for _ in range(c.n_layer)
     ]
-    params["ln_f"] = norm_params()
+    shapes["ln_f"] = norm()
     if not c.tie_embeddings:
-        params["lm_head"] = normal(d, c.vocab_size)
-    return params
+        shapes["lm_head"] = (d, V)
+    return shapes
+
+
+def init_params(config: Config, seed: int = 0, dtype=np.float32, std: float = 0.02) -> dict:
+    """Random weights in ``lib``'s layout: normal with ``std``, and a norm's gain 1 plus such a
+    number."""
+    rng = np.random.default_rng(seed)
+
+    def fill(shapes, key=None):
+        if isinstance(shapes, dict):
+            return {k: fill(v, k) for k, v in shapes.items()}
+        if isinstance(shapes, list):
+            return [fill(v) for v in shapes]
+        w = (rng.standard_normal(shapes) * std).astype(dtype)
+        return (1 + w).astype(dtype) if key == "g" else w
+
+    return fill(param_shapes(config))

@@ -7,6 +7,8 @@ guarantees (the reference passes, each known mistake is named, hard-coded answer
 configs, stubs, concept checks) is in test_exercises.py.
 """
 
+import math
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,8 @@ import lib
 from grader.check import check
 from grader.exercises import ch06
 from grader.exercises.wrong import cost
-from lib.model import _leaves
+from lib.checkpoint import checkpoint_layout
+from lib.model import leaves
 
 ASSIGNMENT = ch06.ASSIGNMENT
 
@@ -40,9 +43,10 @@ def exercise_id(exercise):
 @pytest.mark.parametrize(
     "config", SMALL_CONFIGS, ids=lambda c: f"{c.mlp}-{c.n_layer}-{c.n_kv_head}-{c.tie_embeddings}"
 )
-def test_counts_match_allocated_weights(config):
-    allocated = sum(a.size for a in _leaves(lib.init_params(config)))
-    assert ch06.lib_param_count(config) == allocated == cost.count_params(config)
+def test_counts_match_allocated_weights_and_the_checkpoint(config):
+    allocated = sum(a.size for a in leaves(lib.init_params(config)))
+    stored = sum(math.prod(shape) for shape, _, _ in checkpoint_layout(config).values())
+    assert ch06.lib_param_count(config) == allocated == stored == cost.count_params(config)
 
 
 def test_counts_of_shipped_models():

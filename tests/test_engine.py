@@ -178,9 +178,9 @@ def test_causal_attention_is_the_masked_softmax(past, n_kv_head, T):
 
 def test_the_engine_leaves_the_model_alone(model):
     """The engine lays out its own copies: the model's arrays keep their values and layout."""
-    before = {id(a): (a.flags["C_CONTIGUOUS"], a.copy()) for a in lib.model._leaves(model.params)}
+    before = {id(a): (a.flags["C_CONTIGUOUS"], a.copy()) for a in lib.model.leaves(model.params)}
     lib.Engine(model).forward(ids_of(5))
-    for a in lib.model._leaves(model.params):
+    for a in lib.model.leaves(model.params):
         contiguous, values = before[id(a)]
         assert a.flags["C_CONTIGUOUS"] == contiguous
         np.testing.assert_array_equal(a, values)

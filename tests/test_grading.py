@@ -498,11 +498,11 @@ def test_libs_code_nested_in_a_compound_statement_is_near_identical(nesting):
     """A ``def`` under ``if True:`` (or ``try``, ``with``, ``for``...) binds the notebook's name as
     one at the top does; the scan saw only top-level definitions, and skipped functions of an
     exercise's name elsewhere (red team, fourth round: lib's code so nested had no finding)."""
-    body = textwrap.indent(TOKEN_EMBEDDING, "    " * (2 if nesting == "match" else 1))
+    body = textwrap.indent(POSITION_EMBEDDING, "    " * (2 if nesting == "match" else 1))
     code = NESTINGS[nesting].format(body.removeprefix("    ") if nesting == "match" else body)
-    names = assert_near_identical_to_libs_token_embedding(code)
+    names = assert_near_identical_to_libs_position_embedding(code)
     honest = solution()
-    cell = honest.cells[index_of(honest, "token_embedding-answer")]
+    cell = honest.cells[index_of(honest, "position_embedding-answer")]
     cell.source = "if True:\n" + textwrap.indent(cell.source, "    ")
     assert not integrity.review(
         honest, nbformat.read(RELEASED, as_version=4), solution(), names, ASSIGNMENT
@@ -519,35 +519,37 @@ def test_a_cell_magics_body_is_read_as_code_after_blank_lines(before):
     assert program.python(cell).strip().startswith("def embed(ids, wte, wpe):")
 
 
-TOKEN_EMBEDDING = inspect.getsource(lib.embedding.token_embedding)
+POSITION_EMBEDDING = inspect.getsource(lib.embedding.position_embedding)
 
 
 @pytest.mark.parametrize(
     "answer_code",
     [
-        TOKEN_EMBEDDING.replace("def token_embedding", "def _lookup") + "\ntoken_embedding = _lookup\n",
-        TOKEN_EMBEDDING.replace("def token_embedding", "def _lookup")
-        + "\ntoken_embedding = lambda i, w: _lookup(i, w)",
+        POSITION_EMBEDDING.replace("def position_embedding", "def _lookup")
+        + "\nposition_embedding = _lookup\n",
+        POSITION_EMBEDDING.replace("def position_embedding", "def _lookup")
+        + "\nposition_embedding = lambda n, w: _lookup(n, w)",
         "class T:\n    @staticmethod\n"
-        + textwrap.indent(TOKEN_EMBEDDING.replace("def token_embedding", "def run"), "    ")
-        + "\ntoken_embedding = T.run\n",
+        + textwrap.indent(POSITION_EMBEDDING.replace("def position_embedding", "def run"), "    ")
+        + "\nposition_embedding = T.run\n",
     ],
     ids=["rebound", "lambda", "method"],
 )
 def test_libs_code_under_another_name_is_near_identical_all_the_same(answer_code):
     """The comparison with lib followed only the exercise's own ``def``: lib's function verbatim
     under another name, then bound to the exercise's (red team, third round), had no finding."""
-    assert_near_identical_to_libs_token_embedding(answer_code)
+    assert_near_identical_to_libs_position_embedding(answer_code)
 
 
-def assert_near_identical_to_libs_token_embedding(answer_code: str) -> list[str]:
-    """``answer_code`` (with the validators lib's code calls imported) as the answer to
-    ``token_embedding`` is found near-identical to lib's; the notebook's exercise names."""
-    nb = answer("token_embedding", "from lib._validate import as_token_ids, as_float_array\n" + answer_code)
+def assert_near_identical_to_libs_position_embedding(answer_code: str) -> list[str]:
+    """``answer_code`` (with the validator lib's code calls imported) as the answer to
+    ``position_embedding`` is found near-identical to lib's; the notebook's exercise names."""
+    nb = answer("position_embedding", "from lib._validate import as_float_array\n" + answer_code)
     names = [t.name for t in results.test_cells(nb)]
     review = integrity.review(nb, nbformat.read(RELEASED, as_version=4), solution(), names, ASSIGNMENT)
     assert any(
-        f.exercises == ("token_embedding",) and f.reason.startswith("near-identical to lib.token_embedding")
+        f.exercises == ("position_embedding",)
+        and f.reason.startswith("near-identical to lib.position_embedding")
         for f in review.findings
     ), review.findings
     return names
@@ -865,7 +867,7 @@ except KeyboardInterrupt:
     assert done.returncode == 130, done.stderr
 
 
-CHECKPOINT_LAYOUT = inspect.getsource(lib.checkpoint.checkpoint_layout)
+PARAM_SHAPES = inspect.getsource(lib.param_shapes) + "\n" + inspect.getsource(lib.model.leaves)
 MODEL_FORWARD = inspect.getsource(lib.Model.forward)
 
 
@@ -875,11 +877,11 @@ MODEL_FORWARD = inspect.getsource(lib.Model.forward)
         (
             "06-cost",
             "count_params",
-            "from lib.config import family, GPT2\n"
-            + CHECKPOINT_LAYOUT.replace("def checkpoint_layout", "def shapes")
+            "from lib.config import Config\n"
+            + PARAM_SHAPES.replace("def param_shapes", "def shapes")
             + "\ndef count_params(config):\n"
-            "    return sum(math.prod(shape) for shape, _, _ in shapes(config).values())\n",
-            "lib.checkpoint.checkpoint_layout",
+            "    return sum(math.prod(shape) for shape in leaves(shapes(config)))\n",
+            "lib.param_shapes",
         ),
         (
             "05-worked-toy",
@@ -894,9 +896,9 @@ MODEL_FORWARD = inspect.getsource(lib.Model.forward)
 )
 def test_libs_code_that_the_reference_reaches_is_near_identical(assignment, name, answer_code, copied):
     """An exercise whose reference is not a lib function of its own name (``count_params`` sums the
-    shapes of ``checkpoint_layout``; ``toy_forward`` is ``Model.forward``) is compared with the
-    lib functions its reference reaches (red team, third round, R14: lib's ``checkpoint_layout``
-    pasted answered ``count_params`` with no finding)."""
+    shapes of ``param_shapes``; ``toy_forward`` is ``Model.forward``) is compared with the lib
+    functions its reference reaches (red team, third round, R14: lib's table of shapes pasted
+    answered ``count_params`` with no finding)."""
     source_nb = nbformat.read(next((ROOT / "solutions" / assignment).glob("*.ipynb")), as_version=4)
     released = nbformat.read(next((ROOT / "chapters" / assignment).glob("*.ipynb")), as_version=4)
     nb = answer(name, answer_code, copy.deepcopy(source_nb))

@@ -42,7 +42,7 @@ def test_toy_config(toy):
 
 
 def test_toy_weights_are_short_decimals(toy):
-    for leaf in ch05.lib.model._leaves(toy.params):
+    for leaf in ch05.lib.model.leaves(toy.params):
         assert np.all(np.abs(leaf) <= 1.0)
         assert np.allclose(leaf * 10, np.round(leaf * 10), atol=1e-5), "one decimal place"
 

@@ -574,24 +574,24 @@ def _off_by_tensors(case, actual, expected):
 
 def _tensors(config) -> list:
     """``(shape, path)`` of each of a config's tensors, ``path`` in ``lib``'s weight tree: from
-    ``lib``'s table of a checkpoint's tensors or, for a config that mixes the two families (it has
-    no checkpoint format; the cases keep those small), from the arrays ``lib.init_params`` makes."""
+    ``lib``'s table of a checkpoint's tensors (the query, key and value projections apart) or, for
+    a config that mixes the two families (it has no checkpoint format), ``lib.param_shapes``."""
     import lib
     from lib.checkpoint import checkpoint_layout
 
     try:
         return [(shape, path) for shape, path, _ in checkpoint_layout(config).values()]
     except ValueError:
-        return list(_shapes(lib.init_params(config), ()))
+        return list(_shapes(lib.param_shapes(config), ()))
 
 
 def _shapes(tree, path: tuple):
-    """``(shape, path)`` of every array of a weight tree."""
+    """``(shape, path)`` of every shape of a tree of them."""
     if isinstance(tree, dict | list):
         for key, value in tree.items() if isinstance(tree, dict) else enumerate(tree):
             yield from _shapes(value, (*path, key))
     else:
-        yield tree.shape, path
+        yield tree, path
 
 
 def _tensor_groups(config) -> dict[str, int]:

@@ -1,9 +1,9 @@
 """Chapter 6, what a forward pass costs: parameters, FLOPs per token, KV-cache bytes.
 
 Every case is a ``lib.Config`` (GPT-2 and Llama families, tied and untied heads, multi-head and
-grouped-query attention; the hidden ones drawn with their sizes); the answers are exact integers. The references come from ``lib``: the
-parameter count lists every tensor of the config's checkpoint (``lib.checkpoint.checkpoint_layout``,
-the same table ``lib.load_pretrained`` checks a file against), so no weights are ever allocated.
+grouped-query attention; the hidden ones drawn with their sizes); the answers are exact integers.
+The references come from ``lib``: the parameter count adds up ``lib.param_shapes`` (the table of
+shapes ``lib.init_params`` fills), so no weights are ever allocated.
 """
 
 import math
@@ -21,7 +21,7 @@ ASSIGNMENT = "06-cost"
 # object every exercise reads its sizes from. ``GRADED``: the lib functions that compute this
 # chapter's exercises, which the scorer's lib must never hold.
 LENDS = ("Config",)
-GRADED = ("checkpoint_layout", "KVCache", "Model", "init_params", "load_pretrained")
+GRADED = ("checkpoint_layout", "KVCache", "Model", "init_params", "param_shapes", "load_pretrained")
 
 # Keys of the checkpoint that hold vocabulary or position embeddings (and an untied LM head):
 # what Kaplan et al. leave out of N.
@@ -29,14 +29,8 @@ EMBEDDING_KEYS = ("wte.weight", "wpe.weight", "embed_tokens.weight", "lm_head.we
 
 
 def lib_param_count(config) -> int:
-    """Number of weights in ``config``'s checkpoint, from ``lib``'s table of tensors; for a config
-    that mixes the two families (it has no checkpoint format, and the cases keep it small), of the
-    arrays ``lib.init_params`` makes."""
-    try:
-        layout = checkpoint_layout(config)
-    except ValueError:
-        return lib.Model(config, lib.init_params(config)).num_params()
-    return sum(math.prod(shape) for shape, _, _ in layout.values())
+    """Number of weights of ``config`` (any mix of the switches), from ``lib``'s table of shapes."""
+    return sum(math.prod(shape) for shape in lib.model.leaves(lib.param_shapes(config)))
 
 
 def lib_embedding_count(config) -> int:

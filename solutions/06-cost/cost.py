@@ -171,7 +171,7 @@ for config in [
     ),
 ]:
     params = lib.init_params(config)
-    arrays = sum(a.size for a in lib.model._leaves(params))
+    arrays = sum(a.size for a in lib.model.leaves(params))
     checks.append(
         (
             f"random {lib.checkpoint.family(config)}, L={config.n_layer}, kv={config.n_kv_head}, tied={config.tie_embeddings}",
