@@ -1,0 +1,48 @@
+"""Sphinx extension: the grader's settings that the instructor guide quotes, read from the grader
+when the book is built, so the guide cannot drift from the code it describes.
+
+A page writes ``{{ scorer_pids }}`` (MyST's substitution syntax) where it states a setting.
+"""
+
+from grader import __main__ as cli
+from grader import autograde, scoring, similarity
+from grader.sandbox import bwrap, launch
+
+MiB = 2**20
+
+
+def _cli_defaults() -> dict:
+    """The defaults of ``python -m grader autograde``'s options, by option name."""
+    commands = next(a for a in cli.parser()._actions if a.choices and "autograde" in a.choices)
+    return {a.dest: a.default for a in commands.choices["autograde"]._actions}
+
+
+def settings() -> dict[str, str]:
+    defaults = _cli_defaults()
+    return {
+        "kgram_size": similarity.K,
+        "min_kgrams": similarity.MIN_KGRAMS,
+        "kernel_tmpfs_mib": autograde.TMPFS // MiB,
+        "kernel_pids": autograde.PIDS,
+        "open_files": f"{launch.OPEN_FILES:,}",
+        "first_host_uid": bwrap.HOST_UIDS.start,
+        "cpu_default": defaults["cpu"],
+        "cpu_floor": f"{cli.CPU_FLOOR:g}",
+        "idle_default": defaults["idle"],
+        "memory_default": defaults["memory"],
+        "memory_floor": f"{cli.MEMORY_FLOOR:g}",
+        "timeout_default": defaults["timeout"],
+        "scorer_pids": scoring.PIDS,
+        "scorer_tmpfs_mib": scoring.TMPFS // MiB,
+        "max_per_call": f"{scoring.MAX_PER_CALL:g}",
+        "max_idle": f"{scoring.MAX_IDLE:g}",
+    }
+
+
+def substitute(app, config):
+    config.myst_substitutions = {**config.myst_substitutions, **{k: str(v) for k, v in settings().items()}}
+
+
+def setup(app):
+    app.connect("config-inited", substitute, priority=100)  # before MyST reads its settings
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
