@@ -8,7 +8,13 @@ or a stray string after every statement (red team, fourth round: each broke enou
 to pass under the near-identical threshold). ``canonical`` undoes each of those rewrites, wherever
 it stands, so that they change nothing of the fingerprint; code honest students write is left as
 it is but for the order of the two sides of ``+``, ``*`` and ``==``, which the canonical form
-sorts. Code that does not parse is returned unchanged.
+sorts; an input check (``if ...: raise``) is its ``raise`` alone. Code that does not parse is
+returned unchanged.
+
+Rewrites that only move data about are undone by ``dataflow``, in each function: a tuple
+assignment split in its parts, a temporary used once replaced by its value, a store nobody reads
+dropped (red team, sixth round: ``x, _ = v, 0``, ``_ = 0`` after every statement, ``_r = e;
+return _r``, each call lifted into a temporary of its own); keyword arguments are sorted.
 """
 
 import ast
@@ -44,11 +50,21 @@ ALIASABLE = (ast.Name, ast.Attribute)  # ``m = np.mean``: an alias, not a comput
 def canonical(source: str) -> str:
     """``source`` with the rewrites above undone (unchanged if it does not parse)."""
     try:
-        tree = ast.parse(source)
-        tree = _Canonical().visit(_inline_aliases(tree))
-        return ast.unparse(ast.fix_missing_locations(tree))
+        return ast.unparse(normalized(ast.parse(source)))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return source
+
+
+def normalized(tree: ast.Module) -> ast.Module:
+    """``tree`` in the canonical form (changed in place)."""
+    tree = _Canonical().visit(_Split().visit(tree))  # what is an alias shows once ``getattr`` is gone
+    tree = _Canonical().visit(_inline_aliases(tree))
+    for scope in [
+        tree,
+        *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)),
+    ]:
+        dataflow(scope)
+    return ast.fix_missing_locations(tree)
 
 
 class _Canonical(ast.NodeTransformer):
@@ -66,11 +82,22 @@ class _Canonical(ast.NodeTransformer):
             return node.value.elts[index.value]
         return node
 
+    def visit_IfExp(self, node: ast.IfExp) -> ast.AST:
+        """``a if True else b``: ``a``."""
+        self.generic_visit(node)
+        if isinstance(node.test, ast.Constant):
+            return node.body if node.test.value else node.orelse
+        return node
+
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
         func, args = node.func, node.args
+        if all(k.arg is not None for k in node.keywords):
+            node.keywords.sort(key=lambda k: k.arg)
         if node.keywords or any(isinstance(a, ast.Starred) for a in args):
             return node
+        if isinstance(func, ast.Call) and _attribute_getter(func) and len(args) == 1:
+            return ast.Attribute(args[0], func.args[0].value, ast.Load())  # operator.attrgetter("a")(x)
         if isinstance(func, ast.Name) and func.id == "getattr" and len(args) == 2:
             name = args[1]
             if isinstance(name, ast.Constant) and isinstance(name.value, str) and name.value.isidentifier():
@@ -103,19 +130,167 @@ class _Canonical(ast.NodeTransformer):
         return node
 
     def generic_visit(self, node: ast.AST) -> ast.AST:
-        """Statements that do nothing (``pass``, a string or number alone) left out of every body."""
+        """Statements that do nothing (``pass``, a string or number alone) left out of every body;
+        an input check is its ``raise`` alone: the test is what every docstring invites a student
+        to write, the message is their own (red team, sixth round: an honest ``lm_head`` with
+        lib's shape check and a message of its own was "85% of lib")."""
         super().generic_visit(node)
         for field in ("body", "orelse", "finalbody"):
             body = getattr(node, field, None)
             if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
-                kept = [s for s in body if not _does_nothing(s)]
+                kept = [r for s in body if not _does_nothing(s) for r in (s.body if _raises_only(s) else [s])]
                 setattr(node, field, kept or ([ast.Pass()] if field == "body" else []))
         return node
+
+
+def _attribute_getter(call: ast.Call) -> bool:
+    """``operator.attrgetter("a")``."""
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return (
+        name == "attrgetter"
+        and len(call.args) == 1
+        and not call.keywords
+        and isinstance(call.args[0], ast.Constant)
+        and isinstance(call.args[0].value, str)
+        and call.args[0].value.isidentifier()
+    )
+
+
+def dataflow(scope: ast.AST) -> None:
+    """The statements of one function (or module) with only the data flow kept: tuple assignments
+    split, annotations dropped, stores nobody reads dropped, and each temporary bound once and
+    read once replaced by its value. Names bound in nested functions count as this scope's."""
+    _Split().visit(scope)
+    for _ in range(8):  # a temporary of a temporary: each round undoes one level
+        loads, stores = _uses(scope)
+        changed = _drop_dead(scope, loads, stores) | _inline_temporaries(scope, loads, stores)
+        if not changed:
+            return
+
+
+class _Split(ast.NodeTransformer):
+    """``a, b = x, y``: ``a = x`` then ``b = y``; ``r: T = v``: ``r = v``."""
+
+    def visit_Assign(self, node: ast.Assign) -> ast.AST | list[ast.AST]:
+        target, value = node.targets[0], node.value
+        if (
+            len(node.targets) == 1
+            and isinstance(target, ast.Tuple | ast.List)
+            and isinstance(value, ast.Tuple | ast.List)
+            and len(target.elts) == len(value.elts)
+            and all(isinstance(t, ast.Name) for t in target.elts)
+            and not any(isinstance(v, ast.Starred) for v in value.elts)
+        ):
+            return [ast.Assign([t], v) for t, v in zip(target.elts, value.elts, strict=True)]
+        return node
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
+        if node.value is not None and isinstance(node.target, ast.Name):
+            return ast.Assign([node.target], node.value)
+        return node
+
+
+def _uses(scope: ast.AST) -> tuple[dict[str, int], dict[str, int]]:
+    """How often each name is read and bound in ``scope`` (``global`` and ``nonlocal`` names are
+    read from outside: counted as read often)."""
+    loads: dict[str, int] = {}
+    stores: dict[str, int] = {}
+    for node in ast.walk(scope):
+        if isinstance(node, ast.Name):
+            counts = loads if isinstance(node.ctx, ast.Load) else stores
+            counts[node.id] = counts.get(node.id, 0) + 1
+        elif isinstance(node, ast.Global | ast.Nonlocal):
+            for name in node.names:
+                loads[name] = loads.get(name, 0) + 2
+        elif isinstance(node, ast.arg):
+            stores[node.arg] = stores.get(node.arg, 0) + 2  # a parameter is no temporary
+    return loads, stores
+
+
+def _bodies(scope: ast.AST):
+    """Every list of statements in ``scope``, but those of nested functions and classes."""
+    for node in [scope, *_walk_scope(scope)]:
+        for field in ("body", "orelse", "finalbody"):
+            body = getattr(node, field, None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+                yield node, field, body
+
+
+def _walk_scope(scope: ast.AST):
+    for child in ast.iter_child_nodes(scope):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            continue
+        yield child
+        yield from _walk_scope(child)
+
+
+def _bound(statement: ast.stmt) -> str | None:
+    """The name ``statement`` binds, if it is ``name = value``."""
+    if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+        target = statement.targets[0]
+        return target.id if isinstance(target, ast.Name) else None
+    return None
+
+
+def _drop_dead(scope: ast.AST, loads: dict, stores: dict) -> bool:
+    """Stores nobody reads, and what inlining left (``pass``), out of every body of ``scope``."""
+    changed = False
+    for node, field, body in list(_bodies(scope)):
+        kept = [
+            s for s in body if not (isinstance(s, ast.Pass) or ((name := _bound(s)) and not loads.get(name)))
+        ]
+        if kept != body and not (len(body) == 1 and isinstance(body[0], ast.Pass)):
+            setattr(node, field, kept or ([ast.Pass()] if field == "body" else []))
+            changed = True
+    return changed
+
+
+def _inline_temporaries(scope: ast.AST, loads: dict, stores: dict) -> bool:
+    """``t = e`` then a statement that reads ``t`` once: that statement with ``e`` in its place,
+    where every binding of ``t`` in the scope is read once (``_r = e; return _r`` twice over)."""
+    changed = False
+    for _, _, body in list(_bodies(scope)):
+        for i, statement in enumerate(body):
+            name = _bound(statement)
+            if not name or not loads.get(name) or loads.get(name) != stores.get(name):
+                continue
+            later = next((s for s in body[i + 1 :] if any(_named(n, name) for n in ast.walk(s))), None)
+            reads = [] if later is None else [n for n in _walk_scope(later) if _named(n, name)]
+            if (
+                isinstance(later, ast.Return | ast.Expr | ast.Assign)
+                and sum(isinstance(n.ctx, ast.Load) for n in reads) == 1
+                and all(isinstance(n.ctx, ast.Load) or n in _targets(later) for n in reads)
+            ):
+                _Substitute({name: statement.value}).visit(later)  # ``h = b(h)``: ``h = b(a(x))``
+                body[i] = ast.Pass()
+                loads[name] -= 1
+                stores[name] -= 1
+                changed = True
+    return changed
+
+
+def _named(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _targets(statement: ast.stmt) -> list[ast.AST]:
+    """The names an assignment binds."""
+    return [n for t in getattr(statement, "targets", []) for n in ast.walk(t)]
 
 
 def _does_nothing(statement: ast.stmt) -> bool:
     return isinstance(statement, ast.Pass) or (
         isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+    )
+
+
+def _raises_only(statement: ast.stmt) -> bool:
+    """``if <test>: raise ...``: an input check."""
+    return (
+        isinstance(statement, ast.If)
+        and not statement.orelse
+        and all(isinstance(s, ast.Raise) for s in statement.body)
     )
 
 
@@ -171,44 +346,113 @@ def _inline_aliases(tree: ast.AST) -> ast.AST:
     return tree
 
 
-def inline_wrappers(tree: ast.Module) -> ast.Module:
-    """``def I(v): return v`` or ``def A(o, n): return getattr(o, n)`` at the top of ``tree``, and
-    then ``I(x)``, ``A(x, "mean")``: each call replaced by what the function returns, its
-    parameters replaced by the call's arguments. Only for a function whose one statement returns
-    names and calls (a wrapper: what it returns is the arguments' business), called with as many
-    positional arguments as it has parameters (red team, fifth round: lib's code with every name
-    ``n`` written ``I(n)``, or every ``x.a`` as ``A(x, 'a')``, was no longer near lib's)."""
-    wrappers = {}
+def wrappers(tree: ast.Module) -> dict[str, tuple[ast.arguments, ast.expr]]:
+    """The wrappers defined at the top of ``tree``, by the name a call uses (``I``, or ``W.I`` for
+    a static method of class ``W``): functions and lambdas whose one statement, in the canonical
+    form, returns names, calls, attributes and constants (no arithmetic: what a wrapper returns is
+    the arguments' business). ``def I(v): r = v; return r``, ``I = lambda v: v``, ``def I(v,
+    _=None): return [v][0]``, ``def A(o, n): return operator.attrgetter(n)(o)`` are all wrappers
+    (red team, sixth round: any shape but the one-statement ``return v`` hid lib's code). And a
+    name imported from NumPy (``from numpy import mean``), as ``(None, np.mean)``."""
+    found = {}
     for node in tree.body:
-        if not isinstance(node, ast.FunctionDef) or node.decorator_list or not _plain(node.args):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").partition(".")[0] == "numpy":
+            module = ast.parse("np" + node.module[len("numpy") :], mode="eval").body
+            for alias in node.names:  # ``from numpy import mean``: ``mean`` is ``np.mean``
+                found[alias.asname or alias.name] = (None, ast.Attribute(module, alias.name, ast.Load()))
             continue
-        body = node.body[1:] if ast.get_docstring(node) is not None else node.body
-        if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
-            if all(isinstance(n, ast.Name | ast.Call | ast.expr_context) for n in ast.walk(body[0].value)):
-                wrappers[node.name] = ([a.arg for a in node.args.args], body[0].value)
-    for _ in range(3 if wrappers else 0):  # a wrapper of a wrapper, twice over
-        tree = _Inline(wrappers).visit(tree)
+        functions = [("", node)]
+        if isinstance(node, ast.ClassDef):
+            functions = [
+                (f"{node.name}.", f)
+                for f in node.body
+                if isinstance(f, ast.FunctionDef)
+                and [ast.unparse(d) for d in f.decorator_list] == ["staticmethod"]
+            ]
+        for prefix, function in functions:
+            if (
+                isinstance(function, ast.Assign)
+                and isinstance(function.value, ast.Lambda)
+                and _bound(function)
+            ):
+                name, args, returned = _bound(function), function.value.args, function.value.body
+            elif isinstance(function, ast.FunctionDef) and (prefix or not function.decorator_list):
+                body = normalized(ast.Module([copy.deepcopy(function)], [])).body[0].body
+                body = body[1:] if body and _does_nothing(body[0]) else body
+                if len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None:
+                    continue
+                name, args, returned = function.name, function.args, body[0].value
+            else:
+                continue
+            if _plain(args) and all(isinstance(n, WRAPPED) for n in ast.walk(returned)):
+                found[prefix + name] = (args, returned)
+    return found
+
+
+WRAPPED = (
+    ast.Name,
+    ast.Call,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Constant,
+    ast.Tuple,
+    ast.keyword,
+    ast.expr_context,
+)
+
+
+def inline_wrappers(tree: ast.Module, known: dict | None = None) -> ast.Module:
+    """Each call of a wrapper (``wrappers``: of ``tree``'s, or ``known``, a notebook's) replaced
+    by what the wrapper returns, its parameters replaced by the call's arguments (red team, fifth
+    round: lib's code with every name ``n`` written ``I(n)``, or every ``x.a`` as ``A(x, 'a')``,
+    was no longer near lib's)."""
+    found = {**(known or {}), **wrappers(tree)}
+    for _ in range(3 if found else 0):  # a wrapper of a wrapper, twice over
+        tree = _Canonical().visit(_Inline(found).visit(tree))
     return tree
 
 
 def _plain(args: ast.arguments) -> bool:
-    """Positional parameters only, without defaults."""
-    return not (args.posonlyargs or args.kwonlyargs or args.vararg or args.kwarg or args.defaults)
+    """Positional parameters (with defaults, or ``*rest``), no keyword-only ones."""
+    return not (args.posonlyargs or args.kwonlyargs or args.kwarg)
 
 
 class _Inline(ast.NodeTransformer):
-    def __init__(self, wrappers: dict[str, tuple[list[str], ast.expr]]):
+    def __init__(self, wrappers: dict[str, tuple[ast.arguments | None, ast.expr]]):
         self.wrappers = wrappers
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        args, value = self.wrappers.get(node.id, (0, None))
+        if args is None and isinstance(node.ctx, ast.Load):
+            return copy.deepcopy(value)  # a name imported from NumPy
+        return node
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
-        wrapper = self.wrappers.get(node.func.id) if isinstance(node.func, ast.Name) else None
-        if wrapper is None or node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else None
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            name = f"{func.value.id}.{func.attr}"
+        wrapper = self.wrappers.get(name)
+        if (
+            wrapper is None
+            or wrapper[0] is None
+            or node.keywords
+            or any(isinstance(a, ast.Starred) for a in node.args)
+        ):
             return node
-        params, returned = wrapper
-        if len(params) != len(node.args):
+        args, returned = wrapper
+        params = [a.arg for a in args.args]
+        given = list(node.args)
+        missing = len(params) - len(given)
+        if missing < 0 and args.vararg is None or missing > len(args.defaults):
             return node
-        return _Substitute(dict(zip(params, node.args, strict=True))).visit(copy.deepcopy(returned))
+        values = dict(
+            zip(params, given[: len(params)] + args.defaults[len(args.defaults) - missing :], strict=True)
+        )
+        if args.vararg is not None:
+            values[args.vararg.arg] = ast.Tuple(given[len(params) :], ast.Load())
+        return _Substitute(values).visit(copy.deepcopy(returned))
 
 
 def _alias_of(statement: ast.Assign, aliases: dict) -> bool:

@@ -65,7 +65,7 @@ from functools import cache
 
 import lib
 
-from . import implements, lending, magics, similarity
+from . import canonical, implements, lending, magics, similarity
 from .results import Row
 
 # The scorer's modules, importable by these names only where the scores are computed (the harness
@@ -207,6 +207,7 @@ def review(nb, released, source, exercises: list[str], assignment: str, changes=
     definitions = _definitions(cells)
     honest = {name: (_answer_code(released, name), _answer_code(source, name)) for name in exercises}
     compared = set()  # the definitions compared here, by id: every other is compared below
+    known = _wrappers(cells)
     for name in exercises:
         try:
             code = _exercise_code(name, definitions, set(exercises))
@@ -217,7 +218,7 @@ def review(nb, released, source, exercises: list[str], assignment: str, changes=
         cell, node, text = code
         compared.add(id(node))
         boilerplate = honest[name]
-        body = similarity.bodies(text)
+        body = similarity.bodies(text, known)
         mine = similarity.fingerprint(body)
         for function, theirs in _lib_implementations(assignment, name):
             share = similarity.containment(similarity.fingerprint(theirs, boilerplate), mine)
@@ -226,13 +227,22 @@ def review(nb, released, source, exercises: list[str], assignment: str, changes=
                 result.findings.append(_finding((name,), reason, cell, node))
         hashes = similarity.fingerprint(body, boilerplate)
         result.fingerprints[name] = {"cell": cell.index, "line": cell.line(node), "hashes": sorted(hashes)}
-    result.findings += _copies_under_other_names(cells, honest, assignment, result.findings, compared)
+    result.findings += _copies_under_other_names(cells, honest, assignment, result.findings, compared, known)
     result.findings = sorted(set(result.findings), key=lambda f: (f.cell, f.line, f.reason))
     return result
 
 
+def _wrappers(cells: list[_Cell]) -> dict:
+    """The wrappers the notebook defines at the top of its cells (``canonical.wrappers``), which
+    every function it compares may call."""
+    known = {}
+    for cell in cells:
+        known.update(canonical.wrappers(cell.tree))
+    return known
+
+
 def _copies_under_other_names(
-    cells: list[_Cell], honest: dict, assignment: str, found, compared: set[int]
+    cells: list[_Cell], honest: dict, assignment: str, found, compared: set[int], known: dict
 ) -> list[Finding]:
     """lib's implementation of an exercise in any other function the student wrote (a method, a
     nested function, a lambda, one under another name, or under the exercise's name where
@@ -241,7 +251,8 @@ def _copies_under_other_names(
     a class's method) escaped it (red team, third round). Each copy is a finding on the exercise
     lib's function implements; ``honest``: by exercise, the code of its released stub and its
     solution, left out of the comparison as in ``review``; ``compared``: the ids of the
-    definitions ``review`` compared."""
+    definitions ``review`` compared; ``known``: the notebook's wrappers (red team, sixth round:
+    lib's code as ``_layer_norm``, every name through a wrapper, was compared without them)."""
     told = {(f.exercises, f.reason) for f in found}
     libs = [
         (name, function, similarity.fingerprint(theirs, boilerplate))
@@ -253,7 +264,7 @@ def _copies_under_other_names(
         for node in ast.walk(cell.tree):
             if not isinstance(node, FUNCTIONS) or id(node) in compared:
                 continue
-            mine = similarity.fingerprint(_body(node))
+            mine = similarity.fingerprint(_body(node, known))
             for name, function, theirs in libs:
                 share = similarity.containment(theirs, mine)
                 reason = f"near-identical to {function} ({share or 0:.0%} of its own token sequence)"
@@ -263,11 +274,12 @@ def _copies_under_other_names(
     return findings
 
 
-def _body(function: ast.AST) -> str:
-    """A function's body as ``similarity`` compares it (a lambda's: ``return`` its expression)."""
+def _body(function: ast.AST, known: dict) -> str:
+    """A function's body as ``similarity`` compares it (a lambda's: ``return`` its expression),
+    with the notebook's wrappers ``known``."""
     if isinstance(function, ast.Lambda):
-        return "return " + ast.unparse(function.body)
-    return similarity.bodies(ast.unparse(function))
+        return similarity.bodies(f"def _():\n    return {ast.unparse(function.body)}", known)
+    return similarity.bodies(ast.unparse(function), known)
 
 
 def scan(nb, released_sources: set[str], exercises: list[str]) -> list[Finding]:

@@ -18,8 +18,8 @@ Two measures use it, both on fingerprints from which the boilerplate is gone:
 - ``jaccard(a, b)``: two students' code, for the pairs of the report.
 
 Short code looks alike whoever wrote it: ``containment`` needs ``MIN_KGRAMS`` hashes of ``lib``'s
-own (20: fewer are a line any solution may hold, such as the input check a docstring invites,
-``if d % 2: raise ValueError(...)``, which once made an honest double loop "100% of lib"), and a pair needs ``MIN_SHARED`` hashes in common that few students of the class have (at most
+own (30: fewer are what any composition of the parts holds, such as an MLP of two ``linear``
+calls with ``.get("b")``, which made an honest one "100% of lib", red team, sixth round), and a pair needs ``MIN_SHARED`` hashes in common that few students of the class have (at most
 ``COMMON`` of them, or a tenth: a construction half the class writes is not a sign of copying). A library (``copydetect``, MOSS's winnowing on whole files,
 with all names one letter and numbers kept) was considered; the pieces compared here are single
 functions of a few dozen tokens, where keeping every k-gram costs nothing and attribute names
@@ -36,7 +36,7 @@ import tokenize
 from . import canonical
 
 K = 5
-MIN_KGRAMS = 20
+MIN_KGRAMS = 30
 MIN_SHARED = 15
 COMMON = 2
 NEAR = 0.8  # a share of a fingerprint above which code is near-identical
@@ -63,18 +63,19 @@ def _normalised(token: tokenize.TokenInfo, previous: str) -> str:
     if token.type == tokenize.NUMBER:
         return "0"
     if token.type == tokenize.STRING:
-        return "S"
+        return token.string.strip("'\"")  # a message's words are its writer's own
     if token.type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
         return tokenize.tok_name[token.type]
     return token.string
 
 
-def bodies(source: str) -> str:
+def bodies(source: str, wrappers: dict | None = None) -> str:
     """The bodies of the functions defined at the top level of ``source``, without their
-    signatures and docstrings (which a copier keeps from the stub), one after another; calls of
-    the wrappers among them replaced by what they return (``canonical.inline_wrappers``)."""
+    signatures and docstrings (which a copier keeps from the stub), one after another, in the
+    canonical form; calls of the wrappers among them, or of ``wrappers`` (a notebook's), replaced
+    by what they return (``canonical.inline_wrappers``)."""
     try:
-        tree = canonical.inline_wrappers(ast.parse(source))
+        tree = canonical.normalized(canonical.inline_wrappers(ast.parse(source), wrappers))
         found = []
         for node in tree.body:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):

@@ -1349,23 +1349,22 @@ def test_text_the_student_writes_as_the_hook_is_bounded_and_flagged():
     assert ran[-1].reason == "compiled more text at run time than the grader reads" and ran[-1].cell == 0
 
 
-# lib's own token_embedding (with the validators it calls), verbatim, run from rot13'd text.
+# lib's own position_embedding (with the validator it calls), verbatim, run from rot13'd text.
 LIBS_CODE = "".join(
-    inspect.getsource(f) + "\n"
-    for f in (lib._validate.as_float_array, lib._validate.as_token_ids, lib.embedding.token_embedding)
+    inspect.getsource(f) + "\n" for f in (lib._validate.as_float_array, lib.embedding.position_embedding)
 )
 HIDDEN_LIB = (
     "import codecs, pydoc\nFLOAT_DTYPES = (np.float32, np.float64)\n"
     f"pydoc.locate('built' + 'ins.ex' + 'ec')(codecs.decode({codecs.encode(LIBS_CODE, 'rot13')!r}, 'rot13'), globals())"
 )
-# The same text defining lib's token_embedding as ``_impl``, which the notebook's token_embedding
+# The same text defining lib's position_embedding as ``_impl``, which the notebook's position_embedding
 # calls by name: the scan finds the copy through the exercise's own cell, once it reads the text
 # (red team, fifth round: that finding, on the notebook's cell, was dropped as not from the text).
 CALLER = (
     "import codecs, pydoc\nFLOAT_DTYPES = (np.float32, np.float64)\n"
     "pydoc.locate('built' + 'ins.ex' + 'ec')(codecs.decode("
-    f"{codecs.encode(LIBS_CODE.replace('def token_embedding(', 'def _impl('), 'rot13')!r}, 'rot13'), globals())\n"
-    "def token_embedding(ids, wte):\n    return _impl(ids, wte)\n"
+    f"{codecs.encode(LIBS_CODE.replace('def position_embedding(', 'def _impl('), 'rot13')!r}, 'rot13'), globals())\n"
+    "def position_embedding(n_tokens, wpe):\n    return _impl(n_tokens, wpe)\n"
 )
 HONEST_EXTRAS = (
     "import dataclasses, collections, os, tempfile, timeit\n"
@@ -1385,9 +1384,9 @@ def test_libs_code_run_from_text_is_found_and_honest_timing_is_not(tmp_path):
     third round: the first audit hook flagged them and zeroed honest students)."""
     students = {
         "honest": insert_after("encode", HONEST_EXTRAS),
-        "mallory": answer("token_embedding", HIDDEN_LIB),
+        "mallory": answer("position_embedding", HIDDEN_LIB),
         "hider": answer("embed", HIDDEN_EMBED + TEXT_ROUTES["pydoc.locate"]),  # her own code, hidden
-        "caller": answer("token_embedding", CALLER),
+        "caller": answer("position_embedding", CALLER),
     }
     command = autograde_command(class_folder(tmp_path / "class", students), tmp_path / "out")
     done = subprocess.run([*command, "--zero-flagged"], cwd=course.ROOT, capture_output=True, text=True)
@@ -1400,14 +1399,14 @@ def test_libs_code_run_from_text_is_found_and_honest_timing_is_not(tmp_path):
     assert any(
         row["student"] == "mallory"
         and "at run time, in the scorer, in text compiled by cell" in row["reason"]
-        and "near-identical to lib.token_embedding" in row["reason"]
+        and "near-identical to lib.position_embedding" in row["reason"]
         for row in flagged
     ), flagged
-    assert grades[("mallory", "token_embedding")]["status"] == "integrity"
-    called = grades[("caller", "token_embedding")]
-    assert called["status"] == "integrity" and "near-identical to lib.token_embedding" in called["reason"], (
-        called
-    )
+    assert grades[("mallory", "position_embedding")]["status"] == "integrity"
+    called = grades[("caller", "position_embedding")]
+    assert (
+        called["status"] == "integrity" and "near-identical to lib.position_embedding" in called["reason"]
+    ), called
     hidden = grades[("hider", "embed")]  # honest code times functions and makes dataclasses, never answers
     assert hidden["status"] == "integrity" and "text compiled by cell" in hidden["reason"], hidden
     assert "defines embed" in hidden["reason"], hidden

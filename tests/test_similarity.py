@@ -50,8 +50,32 @@ class Evasion(ast.NodeTransformer):
             return ast.Call(identity, [node], [])
         return node
 
+    def visit_Assign(self, node):
+        self.generic_visit(node)
+        if self.rewrite == "tuples" and isinstance(node.targets[0], ast.Name):  # x, _ = v, 0
+            blank = ast.Tuple([node.targets[0], ast.Name("_", ast.Store())], ast.Store())
+            return ast.Assign([blank], ast.Tuple([node.value, ast.Constant(0)], ast.Load()))
+        return node
+
+    def visit_Return(self, node):
+        self.generic_visit(node)
+        if self.rewrite == "temporaries" and node.value is not None:  # _r = e; return _r
+            return [
+                ast.Assign([ast.Name("_r", ast.Store())], node.value),
+                ast.Return(ast.Name("_r", ast.Load())),
+            ]
+        return node
+
     def generic_visit(self, node):
         super().generic_visit(node)
+        if self.rewrite == "keywords" and isinstance(node, ast.Call):
+            node.keywords.reverse()
+        if self.rewrite == "padding":  # a store nobody reads after every statement
+            for field in ("body", "orelse"):
+                body = getattr(node, field, None)
+                if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+                    blank = ast.parse("_ = 0").body[0]
+                    setattr(node, field, [s for statement in body for s in (statement, blank)])
         if self.rewrite == "pass":
             for field in ("body", "orelse"):
                 body = getattr(node, field, None)
@@ -87,15 +111,61 @@ def aliased(tree: ast.Module) -> ast.Module:
     return tree
 
 
+def hoisted(tree: ast.Module) -> ast.Module:
+    """Every call inside arithmetic lifted into a temporary of its own, bound just before the
+    statement that uses it (red team, sixth round)."""
+
+    class Hoist(ast.NodeTransformer):
+        def __init__(self):
+            self.lifted = []
+
+        def visit_BinOp(self, node):
+            self.generic_visit(node)
+            for side in ("left", "right"):
+                value = getattr(node, side)
+                if isinstance(value, ast.Call):
+                    name = f"_t{len(self.lifted)}_{id(node) % 997}"
+                    self.lifted.append(ast.Assign([ast.Name(name, ast.Store())], value))
+                    setattr(node, side, ast.Name(name, ast.Load()))
+            return node
+
+    class Statements(ast.NodeTransformer):
+        def generic_visit(self, node):
+            super().generic_visit(node)
+            for field in ("body", "orelse"):
+                body = getattr(node, field, None)
+                if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+                    out = []
+                    for statement in body:
+                        if isinstance(statement, ast.Assign | ast.Return):
+                            hoist = Hoist()
+                            hoist.visit(statement)
+                            out += hoist.lifted
+                        out.append(statement)
+                    setattr(node, field, out)
+            return node
+
+    return Statements().visit(tree)
+
+
 REWRITES = ["tuple", "getattr", "operators", "identity", "pass", "aliases", "all"]
+DATAFLOW = ["tuples", "padding", "temporaries", "keywords", "hoisted"]  # red team, sixth round
 
 
 def evaded(source: str, rewrite: str) -> str:
     tree = ast.parse(source)
-    for one in REWRITES[:-2] if rewrite == "all" else [rewrite]:
-        tree = aliased(tree) if one == "aliases" else Evasion(one).visit(tree)
+    for one in REWRITES[:-2] if rewrite == "all" else DATAFLOW[:-1] if rewrite == "dataflow" else [rewrite]:
+        tree = (
+            aliased(tree)
+            if one == "aliases"
+            else hoisted(tree)
+            if one == "hoisted"
+            else Evasion(one).visit(tree)
+        )
     if rewrite == "all":
         tree = aliased(tree)
+    if rewrite == "dataflow":
+        tree = hoisted(tree)
     return ast.unparse(ast.fix_missing_locations(tree))
 
 
@@ -118,7 +188,7 @@ def exercises_with_lib_code():
 CASES = exercises_with_lib_code()
 
 
-@pytest.mark.parametrize("rewrite", REWRITES)
+@pytest.mark.parametrize("rewrite", REWRITES + DATAFLOW + ["dataflow"])
 def test_libs_code_rewritten_mechanically_is_still_near_identical(rewrite):
     missed = []
     for _, name, function, body, honest in CASES:
@@ -150,15 +220,32 @@ class Wrapped(ast.NodeTransformer):
         return node
 
 
-WRAPPERS = "def I(v):\n    return v\n\ndef A(o, n):\n    return getattr(o, n)\n\n"
+WRAPPERS = {  # the same two wrappers, in the shapes a copier may give them (red team, sixth round)
+    "one statement": "def I(v):\n    return v\n\ndef A(o, n):\n    return getattr(o, n)\n",
+    "two statements": "def I(v):\n    r = v\n    return r\n\ndef A(o, n):\n    f = getattr\n    return f(o, n)\n",
+    "lambdas": "I = lambda v: v\nA = lambda o, n: getattr(o, n)\n",
+    "defaults": "def I(v, _=None):\n    return v\n\ndef A(o, n, _=0):\n    return getattr(o, n)\n",
+    "folded": "def I(v):\n    return [v][0] if True else None\n\n"
+    "import operator\ndef A(o, n):\n    return operator.attrgetter(n)(o)\n",
+    "annotated": "def I(*v):\n    r: object = v[0]\n    return r\n\ndef A(o, n):\n    return (getattr(o, n),)[0]\n",
+    "static methods": "class W:\n    @staticmethod\n    def I(v):\n        return v\n\n"
+    "    @staticmethod\n    def A(o, n):\n        return getattr(o, n)\n\nI, A = W.I, W.A\n",
+}
 
 
+@pytest.mark.parametrize("shape", WRAPPERS)
 @pytest.mark.parametrize("what", ["names", "attributes"])
-def test_libs_code_through_ones_own_wrappers_is_still_near_identical(what):
+def test_libs_code_through_ones_own_wrappers_is_still_near_identical(what, shape):
     missed = []
     for _, name, function, body, honest in CASES:
         rewritten = ast.unparse(ast.fix_missing_locations(Wrapped(what).visit(ast.parse(body))))
-        answer = WRAPPERS + "def answer():\n" + "".join(f"    {line}\n" for line in rewritten.splitlines())
+        if shape == "static methods":
+            rewritten = rewritten.replace("I(", "W.I(").replace("A(", "W.A(")
+        answer = (
+            WRAPPERS[shape]
+            + "\ndef answer():\n"
+            + "".join(f"    {line}\n" for line in rewritten.splitlines())
+        )
         share = similarity.containment(
             similarity.fingerprint(body, honest), similarity.fingerprint(similarity.bodies(answer))
         )
@@ -181,7 +268,7 @@ def test_honest_implementations_are_not_near_identical_to_lib():
             compared += 1
             if share is not None and share >= similarity.NEAR:
                 near.append((entry.name, function, share))
-    assert compared > 300
+    assert compared > 250
     assert not near
 
 
