@@ -541,6 +541,29 @@ def test_libs_code_under_another_name_is_near_identical_all_the_same(answer_code
     assert_near_identical_to_libs_position_embedding(answer_code)
 
 
+def test_libs_code_under_another_name_through_a_wrapper_is_near_identical():
+    """lib's function with every name ``n`` read as ``I(n)``, defined as ``_lookup`` and bound to
+    the exercise's name: the comparison of a function under another name did not know the
+    notebook's wrappers (red team, sixth round)."""
+    tree = ast.parse(POSITION_EMBEDDING.replace("def position_embedding", "def _lookup"))
+    for node in ast.walk(tree):
+        for field, value in ast.iter_fields(node):
+            if isinstance(value, ast.Name) and isinstance(value.ctx, ast.Load):
+                setattr(node, field, ast.Call(ast.Name("I", ast.Load()), [value], []))
+            elif isinstance(value, list):
+                value[:] = [
+                    ast.Call(ast.Name("I", ast.Load()), [v], [])
+                    if isinstance(v, ast.Name) and isinstance(v.ctx, ast.Load)
+                    else v
+                    for v in value
+                ]
+    wrapped = ast.unparse(ast.fix_missing_locations(tree))
+    assert "I(wpe)" in wrapped
+    assert_near_identical_to_libs_position_embedding(
+        "def I(v):\n    return v\n\n" + wrapped + "\nposition_embedding = _lookup\n"
+    )
+
+
 def assert_near_identical_to_libs_position_embedding(answer_code: str) -> list[str]:
     """``answer_code`` (with the validator lib's code calls imported) as the answer to
     ``position_embedding`` is found near-identical to lib's; the notebook's exercise names."""
