@@ -130,6 +130,16 @@ def _dtype_message(exercise: Exercise, actual: np.ndarray, expected: np.ndarray,
             f"the values are right but they are {actual.dtype}: these are "
             f"{'integers (build the array with dtype=np.int64)' if expected.dtype.kind in 'iu' else 'floats'}"
         )
+    if (
+        exercise.check_dtype == "kind"
+        and actual.dtype.kind in "iu"
+        and actual.itemsize < min(expected.itemsize, 4)
+    ):
+        return (
+            f"the values are right but they are {actual.dtype}, which holds numbers only up to "
+            f"{np.iinfo(actual.dtype).max:,} (GPT-2's vocabulary has 50,257 tokens): build the array with "
+            "dtype=np.int64"
+        )
     return None
 
 

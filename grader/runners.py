@@ -30,8 +30,14 @@ def draw(sample_next, logits, seed, n, settings):
     generator = np.random.default_rng(seed)
     out = np.empty(n, dtype=np.int64)
     for i in range(n):
-        chosen, before = settings[i % len(settings)], generator.bit_generator.state
-        out[i] = _one_id(sample_next(logits.copy(), generator, **chosen))
+        chosen, before, given = settings[i % len(settings)], generator.bit_generator.state, logits.copy()
+        out[i] = _one_id(sample_next(given, generator, **chosen))
+        if not np.array_equal(given, logits, equal_nan=True):
+            raise RuntimeError(
+                "sample_next changed the logits it was given in place (logits /= temperature, say): the caller "
+                "still holds that array and would read the changed values; compute into a new array "
+                "(z = logits / temperature)"
+            )
         _drew_from(generator, before, chosen, out[i], logits)
     return out
 

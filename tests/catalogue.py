@@ -2734,7 +2734,7 @@ def kv_cache_bytes_itemsize(config, T, dtype):
 # Seventh round (a review of wrong answers nobody had listed): each kept every point, or was told
 # of another mistake than its own, before the change its message names.
 SEVENTH_FIXED = [
-    _entry(f"{C1}/encode", encode_uint8, r"out of bounds for uint8|wide"),
+    _entry(f"{C1}/encode", encode_uint8, r"out of bounds for uint8|wide|holds numbers only up to 255"),
     _entry(f"{C1}/token_embedding", token_embedding_squeezed, r"axis of size 1"),
     _entry(f"{C1}/position_embedding", position_embedding_squeezed, r"axis is missing"),
     _entry(f"{C4}/top_p_filter", top_p_default_sort, r"among equal values the lower index"),
@@ -2745,6 +2745,79 @@ SEVENTH_FIXED = [
 ]
 FIXED += SEVENTH_FIXED
 WRONG += SEVENTH_FIXED
+
+
+# ---- wrong answers that kept full marks (an eighth round), now caught by new cases -------------
+
+
+def encode_id_from_key_order(text, stoi):
+    """A character's id read as its place among the keys: right only for a dict built in id order."""
+    keys = list(stoi)
+    return np.array([keys.index(ch) for ch in text], dtype=np.int64)
+
+
+def encode_int16(text, stoi):
+    """Ids in 16 bits: GPT-2's 50,257 tokens do not fit."""
+    return np.array([stoi[ch] for ch in text], dtype=np.int16)
+
+
+def layer_norm_one_pass(x, g, b, eps=1e-5):
+    """The variance as E[x²] - E[x]², in float32: it cancels on rows far from 0."""
+    mean = x.mean(axis=-1, keepdims=True)
+    var = (x**2).mean(axis=-1, keepdims=True) - mean**2
+    return (x - mean) / np.sqrt(var + eps) * g + b
+
+
+def toy_layer_norm_one_pass(x, g, b, eps):
+    return layer_norm_one_pass(x, g, b, eps)
+
+
+def lm_head_norm_eps_small(x, ln_f, wte, w_unembed=None):
+    """The final norm with eps = 1e-6 (GPT-2's is 1e-5)."""
+    h = layer_norm(x, ln_f["g"], ln_f["b"], eps=1e-6)
+    return h @ (wte.T if w_unembed is None else w_unembed)
+
+
+def softmax_minus_first(x):
+    """Each row shifted by its first logit, not its largest."""
+    e = np.exp(x - x[..., :1])
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def top_p_runs_at_one(logits, p):
+    """``p > 1`` where ``p >= 1`` belongs: p = 1 goes through the filter, and a float32 mass above
+    a tail token that rounds to 1.0 drops it."""
+    if p is None or p > 1:
+        return logits.copy()
+    order = np.argsort(-logits, axis=-1, kind="stable")
+    ranked = np.take_along_axis(softmax(logits), order, axis=-1)
+    keep = np.zeros(logits.shape, dtype=bool)
+    np.put_along_axis(keep, order, np.cumsum(ranked, axis=-1) - ranked < p, axis=-1)
+    return np.where(keep, logits, -np.inf)
+
+
+def sample_next_scales_in_place(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    """``logits /= temperature``: the caller's array changes."""
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return int(np.argmax(logits))
+    logits /= temperature
+    return _inverse_cdf(lib.filtered_probs(logits, 1.0, top_k, top_p), rng.random())
+
+
+EIGHTH_FIXED = [
+    _entry(f"{C1}/encode", encode_id_from_key_order, r"places among stoi's keys"),
+    _entry(f"{C1}/encode", encode_int16, r"holds numbers only up to 32,767"),
+    _entry(f"{C2}/layer_norm", layer_norm_one_pass, r"mean\(x\*\*2\) - mean\(x\)\*\*2"),
+    _entry(f"{C5}/toy_layer_norm", toy_layer_norm_one_pass, r"mean\(x\*\*2\) - mean\(x\)\*\*2"),
+    _entry(f"{C3}/lm_head", lm_head_norm_eps_small, r"eps is 1e-5"),
+    _entry(f"{C3}/softmax", softmax_minus_first, r"first logit, not its largest"),
+    _entry(f"{C4}/top_p_filter", top_p_runs_at_one, r"p = 1 must keep every token"),
+    _entry(f"{C4}/sample_next", sample_next_scales_in_place, r"changed the logits it was given in place"),
+]
+FIXED += EIGHTH_FIXED
+WRONG += EIGHTH_FIXED
 
 
 RIGHT = [

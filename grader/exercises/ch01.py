@@ -55,7 +55,7 @@ def _other_vocabulary(g):
     """A vocabulary of its own, shuffled and with four capitals, and a text in it: a function that
     ignores the table it is given (``ord(ch) - 97``, a global ``stoi``) fails on it."""
     capitals = "".join(g.choice(list(CAPITALS), size=4, replace=False))
-    stoi = {ch: i for i, ch in enumerate(g.permutation(VOCAB + list(capitals)).tolist())}
+    stoi = _unordered({ch: i for i, ch in enumerate(g.permutation(VOCAB + list(capitals)).tolist())})
     return _words(g, LETTERS + capitals, int(g.integers(8, 14))) + ".\n" + capitals, stoi
 
 
@@ -63,9 +63,15 @@ def _wide_vocabulary(g):
     """A vocabulary of 320 letters (Latin Extended, ids up to 319: more than a byte holds),
     shuffled, and a text of some of them, most with an id of 256 or more."""
     letters = [chr(c) for c in range(0x100, 0x100 + 320)]
-    stoi = {ch: i for i, ch in enumerate(g.permutation(letters).tolist())}
+    stoi = _unordered({ch: i for i, ch in enumerate(g.permutation(letters).tolist())})
     high = [ch for ch in letters if stoi[ch] >= 256]
     return "".join(g.choice(high, size=int(g.integers(6, 12))).tolist()) + letters[0], stoi
+
+
+def _unordered(stoi: dict) -> dict:
+    """``stoi`` with its keys in the order of the characters, not of their ids: a function that
+    takes a character's place among the keys for its id (``list(stoi).index(ch)``) fails on it."""
+    return dict(sorted(stoi.items()))
 
 
 def _unknown(g, stoi):
@@ -180,6 +186,12 @@ ENCODE = Exercise(
                 {"ids": "alphabet"},
                 "you computed the position in the alphabet (ord(ch) - ord('a')): the ids come from the "
                 "vocabulary you are given, look each character up in stoi",
+            ),
+            "key-order": (
+                {"ids": "key-order"},
+                "your ids are the characters' places among stoi's keys (list(stoi).index(ch)): a dict keeps "
+                "its keys in the order they were added, which need not be the order of their ids; look each "
+                "character up, stoi[ch]",
             ),
             "unicode": (
                 {"ids": "unicode"},

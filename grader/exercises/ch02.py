@@ -61,6 +61,16 @@ def _ln_inputs(g, shape, dtype=np.float32, scale=1.0, loc=0.0, eps=None):
 
 
 QUIET = "a tiny variance, where eps matters"
+FAR = "rows far from 0 with a small spread (a large mean)"
+
+
+def far_from_zero(g, shape, power: int = 8) -> np.ndarray:
+    """float32 rows around 2**``power`` on a grid of 1/64 (each a few steps from the next): the
+    mean and every deviation from it are exact in float32 for rows of up to 16 entries, so
+    every honest two-pass variance agrees with lib's, and E[x²] - E[x]² (which needs 29 bits
+    here) is far off."""
+    steps = g.integers(-40, 41, size=shape)
+    return (2.0**power + steps / 64.0).astype(np.float32)
 
 
 def _ln_visible():
@@ -68,6 +78,7 @@ def _ln_visible():
         Case("small", _ln_inputs(rng(200), (5, 8), loc=1.0, scale=2.0)),
         Case("quiet", _ln_inputs(rng(201), (4, 8), np.float64, scale=1e-3), kinds={QUIET}),
         Case("batch-eps", _ln_inputs(rng(202), (2, 3, 6), scale=0.1, eps=0.02)),
+        Case("far", {**_ln_inputs(rng(203), (3, 8)), "x": far_from_zero(rng(204), (3, 8))}, kinds={FAR}),
     ]
 
 
@@ -77,6 +88,12 @@ def _ln_hidden(g):
         hidden("batch-eps", _ln_inputs(g, shape, scale=0.1, eps=float(10 ** g.uniform(-2.5, -1.5)))),
         hidden("wide64", _ln_inputs(g, (rows, wide), np.float64, loc=-2.0, scale=3.0)),
         hidden("quiet", _ln_inputs(g, (rows, size(g, 6, 12)), scale=2e-3), kinds={QUIET}, about=QUIET),
+        hidden(
+            "far",
+            {**_ln_inputs(g, (rows, 16)), "x": far_from_zero(g, (rows, 16), size(g, 7, 9))},
+            kinds={FAR},
+            about=FAR,
+        ),
     ]
 
 

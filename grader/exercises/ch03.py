@@ -52,6 +52,15 @@ def _head_arrays(g, lead, d, V, dtype, tied):
 
 
 D_IS_V = "a tied head with d = V, so the shapes alone cannot tell wte from wte.T"
+QUIET_ROW = "a position whose stream barely varies, where the final norm's eps matters"
+
+
+def _quiet_row(g, inputs: dict) -> dict:
+    """``inputs`` with the stream's first position spread by 1e-3 around its mean: a variance of
+    about 1e-6, below LayerNorm's eps of 1e-5, so another eps gives other logits."""
+    x = inputs["x"].copy()
+    x[..., 0, :] = x[..., 0, :].mean(axis=-1, keepdims=True) + 1e-3 * g.normal(size=x.shape[-1])
+    return {**inputs, "x": x}
 
 
 def _lm_head_visible():
@@ -60,6 +69,11 @@ def _lm_head_visible():
         Case("untied", _head_arrays(rng(32), (4,), 8, 11, np.float32, tied=False)),
         Case("batch64", _head_arrays(rng(33), (2, 3), 6, 9, np.float64, tied=False)),
         Case("square", _head_arrays(rng(34), (3,), 7, 7, np.float32, tied=True), kinds={D_IS_V}),
+        Case(
+            "quiet",
+            _quiet_row(rng(36), _head_arrays(rng(35), (3,), 8, 10, np.float32, tied=True)),
+            kinds={QUIET_ROW},
+        ),
     ]
 
 
@@ -76,6 +90,14 @@ def _lm_head_hidden(g):
             about=D_IS_V,
         ),
         hidden("untied64", _head_arrays(g, (T_untied,), d_untied, V_untied, np.float64, tied=False)),
+        hidden(
+            "quiet",
+            _quiet_row(
+                g, _head_arrays(g, (size(g, 2, 5),), size(g, 6, 12), size(g, 9, 14), np.float32, tied=False)
+            ),
+            kinds={QUIET_ROW},
+            about=QUIET_ROW,
+        ),
     ]
 
 
@@ -96,6 +118,11 @@ LM_HEAD = Exercise(
                 {"norm": False},
                 "the logits are off because the final norm is missing: apply layer_norm with ln_f's g "
                 "and b to x first, then unembed",
+            ),
+            "norm-eps": (
+                {"eps": 1e-6},
+                "the final norm's eps is off: LayerNorm's eps is 1e-5 (what lib.layer_norm and GPT-2 use); "
+                "it shows on a position whose stream barely varies",
             ),
             "norm-without-bias": (
                 {"bias": False},
@@ -149,6 +176,16 @@ def _spread(g, rows, cols, gap, dtype=np.float32):
     return x - dtype(gap / 2)
 
 
+def _first_low(g, rows, cols, gap, dtype=np.float32):
+    """Rows whose first logit is ``gap`` below the rest, the last row's -inf (masked): a shift by
+    anything but the row's maximum (its first entry) overflows, or is -inf."""
+    x = _drawn(g, (rows, cols), dtype)
+    x[:, 0] -= dtype(gap)
+    x[-1, 0] = -np.inf
+    return x
+
+
+FIRST_LOW = "rows whose first logit is far below the others, or -inf"
 ROW_MAX = (
     {"peak": "all"},
     "you subtracted the maximum of the whole array: subtract each row's own maximum "
@@ -169,6 +206,7 @@ def _softmax_visible():
         Case("square", {"x": _drawn(rng(44), (5, 5))}, kinds={SQUARE}),
         Case("masked", {"x": _masked(rng(45), 4, 6)}),
         Case("apart", {"x": _apart(rng(46), 3, 6, 150.0)}, kinds={ROWS_APART}),
+        Case("first-low", {"x": _first_low(rng(47), 3, 6, 120.0)}, kinds={FIRST_LOW}),
     ]
 
 
@@ -194,6 +232,12 @@ def _softmax_hidden(g):
             {"x": _apart(g, size(g, 2, 4), size(g, 4, 8), float(g.uniform(900.0, 1200.0)), np.float64)},
             kinds={ROWS_APART},
             about=ROWS_APART,
+        ),
+        hidden(
+            "first-low",
+            {"x": _first_low(g, size(g, 2, 4), size(g, 4, 8), float(g.uniform(100.0, 150.0)))},
+            kinds={FIRST_LOW},
+            about=FIRST_LOW,
         ),
     ]
 
@@ -223,6 +267,12 @@ SOFTMAX = Exercise(
                 "e.sum(axis=-1, keepdims=True)",
             ),
             "whole-array-max": ROW_MAX,
+            "first-entry": (
+                {"peak": "first"},
+                "you subtracted each row's first logit, not its largest: where the first is far below "
+                "the others, exp overflows (inf / inf is NaN), and a first logit of -inf makes the row "
+                "NaN. Subtract x.max(axis=-1, keepdims=True)",
+            ),
             "no-keepdims": (
                 {"keepdims": False},
                 "the max and the sum are broadcast along the wrong axis: use keepdims=True so a (T, 1) "

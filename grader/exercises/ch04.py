@@ -274,13 +274,24 @@ def _top_p_visible():
         Case("p0.7", {"logits": clean, "p": 0.7}),
         Case("one-token", {"logits": peaked, "p": 0.5}, kinds={BELOW_TOP}),
         Case("batch64", {"logits": _logits(94, (3, 10), np.float64), "p": 0.85}),
-        Case("p-one", {"logits": _logits(95, (7,)), "p": 1.0}),
+        Case("p-one", {"logits": _saturating(rng(95), 64), "p": 1.0}, kinds={SATURATED}),
         Case("p-none", {"logits": _logits(96, (6,)), "p": None}),
         Case("tie-at-boundary", {"logits": tie, "p": p_tie}, kinds={TIED_BOUNDARY}),
         Case("p-exact", {"logits": exact, "p": p_exact}, kinds={P_EXACT}),
         Case("after-top-k", {"logits": masked, "p": 0.8}),
         Case("large", {"logits": _logits(97, (2, 8)) + np.float32(120.0), "p": 0.8}, kinds={LARGE}),
     ]
+
+
+def _saturating(g, V: int) -> np.ndarray:
+    """float32 logits over ``V`` tokens with a long tail, drawn until the float32 probability
+    ranked above some token rounds to 1.0 before the last one: there p = 1 must still keep
+    everything, and a filter that runs for p = 1 (``p > 1`` where ``p >= 1`` belongs) drops the tail."""
+    while True:
+        logits = (4.0 * g.normal(size=V)).astype(np.float32)
+        probs = np.sort(lib.softmax(logits))[::-1]
+        if ((np.cumsum(probs) - probs)[:-1] >= 1.0).any():
+            return logits
 
 
 def _tie_at_boundary(g):
@@ -305,7 +316,9 @@ def _top_p_hidden(g):
     masked[g.choice(len(masked), size=3, replace=False)] = -np.inf
     return [
         hidden("batch64", {"logits": _drawn(g, (B, size(g, 10, 14)), np.float64), "p": p}),
-        hidden("p-one", {"logits": _drawn(g, (size(g, 7, 11),)), "p": 1.0}),
+        hidden(
+            "p-one", {"logits": _saturating(g, size(g, 64, 96)), "p": 1.0}, kinds={SATURATED}, about=SATURATED
+        ),
         hidden("p-none", {"logits": _drawn(g, (size(g, 5, 9),)), "p": None}),
         hidden("tie-at-boundary", {"logits": tie, "p": p_tie}, kinds={TIED_BOUNDARY}, about=TIED_BOUNDARY),
         hidden("p-exact", {"logits": exact, "p": p_exact}, kinds={P_EXACT}, about=P_EXACT),
@@ -325,6 +338,7 @@ def _top_p_hidden(g):
     ]
 
 
+SATURATED = "a long tail whose float32 cumulative probability reaches 1.0 before the last token"
 DROPS_CROSSING = (
     "you dropped the token that crosses p: keep a token while the probability ranked ABOVE it is still "
     "below p (so the crossing token stays, and at least one token always does)"
@@ -339,6 +353,11 @@ TOP_P_FILTER = Exercise(
         sampling.top_p_filter,
         {
             "drops-crossing": ({"rule": "cum<p"}, DROPS_CROSSING),
+            "filters-at-one": (
+                {"filters_at_one": True},
+                "p = 1 must keep every token, and yours drops some: in float32 the probability ranked "
+                "above a tail token can round to 1.0. Return the logits as they are when p >= 1",
+            ),
             "drops-crossing-le": ({"rule": "cum<=p"}, DROPS_CROSSING),
             "keeps-at-p": (
                 {"rule": "before<=p"},

@@ -16,7 +16,7 @@ import numpy as np
 import lib
 
 from ..exercise import Case, Exercise, Part, choice, hidden, rng
-from .ch02 import SHARP, sharp_qk
+from .ch02 import FAR, SHARP, far_from_zero, sharp_qk
 from .wrong import attention, block, embedding, head, mlp, norms, table
 
 ASSIGNMENT = "05-worked-toy"
@@ -151,6 +151,8 @@ def _ln_visible():
     # shape (T,), then broadcasts along the wrong axis without an error.
     _, ids, params, trace, _ = _run("four-tokens", [0, 1, 2, 1], np.float32)
     cases.append(Case("four-tokens", _ln_build("embed.out", ("h", 0, "ln_1"))(ids, params, trace)))
+    far = {**cases[0].inputs, "x": far_from_zero(rng(505), cases[0].inputs["x"].shape)}
+    cases.append(Case("far", far, kinds={FAR}))
     return cases
 
 
@@ -160,7 +162,13 @@ def _ln_hidden(g):
     _, ids, params, trace, _ = runs[0]
     ln_2 = _ln_build("h.0.resid_mid", ("h", 0, "ln_2"))(ids, params, trace)
     ln_f = _ln_build("h.0.resid_post", ("ln_f",))(ids, params, trace)
-    return [*cases, hidden("ln_2", ln_2, about="LayerNorm 2"), hidden("ln_f", ln_f, about="the final norm")]
+    far = {**ln_f, "x": far_from_zero(g, ln_f["x"].shape, int(g.integers(7, 10)))}
+    return [
+        *cases,
+        hidden("ln_2", ln_2, about="LayerNorm 2"),
+        hidden("ln_f", ln_f, about="the final norm"),
+        hidden("far", far, kinds={FAR}, about=FAR),
+    ]
 
 
 def _get(tree, path):

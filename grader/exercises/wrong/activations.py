@@ -78,9 +78,11 @@ GELU = {
 def softmax(x, axis=-1, *, shift=True, keepdims=True, total="row", peak="row"):
     """Softmax; ``shift=False`` exponentiates x as it is, ``axis`` normalises another axis,
     ``keepdims=False`` broadcasts the row's max and sum along the wrong axis, ``total="all"``
-    divides by the sum of the whole array, ``peak="all"`` subtracts the whole array's maximum."""
+    divides by the sum of the whole array, ``peak="all"`` subtracts the whole array's maximum,
+    ``peak="first"`` each row's first entry."""
     with np.errstate(over="ignore", invalid="ignore"):
         top = x.max() if peak == "all" else x.max(axis=axis, keepdims=keepdims)
+        top = np.take(x, [0], axis=axis) if peak == "first" else top
         e = np.exp(x - top) if shift else np.exp(x)
         return e / (e.sum() if total == "all" else e.sum(axis=axis, keepdims=keepdims))
 

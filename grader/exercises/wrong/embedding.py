@@ -5,13 +5,15 @@ import numpy as np
 
 
 def encode(text, stoi, *, ids="stoi", offset=0, unknown="raise"):
-    """Characters to ids. ``ids``: ``"stoi"`` (right), ``"alphabet"`` (ord(ch) - ord('a')) or
-    ``"unicode"`` (ord(ch)); ``offset`` is added to every id; a character missing from stoi
-    ``"raise"``-s (right), becomes id 0 (``"zero"``) or is skipped (``"skip"``)."""
+    """Characters to ids. ``ids``: ``"stoi"`` (right), ``"alphabet"`` (ord(ch) - ord('a')),
+    ``"unicode"`` (ord(ch)) or ``"key-order"`` (the character's place among stoi's keys);
+    ``offset`` is added to every id; a character missing from stoi ``"raise"``-s (right), becomes
+    id 0 (``"zero"``) or is skipped (``"skip"``)."""
     lookup = {
         "stoi": lambda ch: stoi.get(ch, 0) if unknown == "zero" else stoi[ch],
         "alphabet": lambda ch: ord(ch) - ord("a"),
         "unicode": ord,
+        "key-order": list(stoi).index,
     }[ids]
     kept = [ch for ch in text if unknown != "skip" or ch in stoi]
     return np.array([lookup(ch) + offset for ch in kept], dtype=np.int64)

@@ -24,18 +24,21 @@ def layer_norm(
     bias=True,
     centre=True,
     swapped=False,
+    one_pass=False,
 ):
     """LayerNorm; ``eps_where`` is ``"inside"`` the square root (right), ``"outside"`` or
     ``"none"``; ``centre=False`` skips the mean (RMS-style); ``axis=None`` normalises the whole
     array at once; ``affine=False`` leaves out the gain and the bias, ``bias=False`` the bias;
     ``swapped`` multiplies by the bias and adds the gain; ``root=False`` divides by the variance
-    (plus eps) itself."""
+    (plus eps) itself; ``one_pass`` takes the variance as E[x²] - E[x]², in the input's dtype."""
     if swapped:
         g, b = b, g
     mean = x.mean(axis=axis, keepdims=True)
     var = ((x - mean) ** 2).sum(axis=axis, keepdims=True) / (
         (x.size if axis is None else x.shape[axis]) - ddof
     )
+    if one_pass:
+        var = (x * x).mean(axis=axis, keepdims=True) - mean * mean
     if not centre:
         mean, var = 0, (x * x).mean(axis=axis, keepdims=True)
     denominator = {
@@ -64,6 +67,12 @@ def rms_norm(
 
 
 LAYER_NORM = {
+    "one-pass-variance": (
+        {"one_pass": True},
+        "on rows far from 0 your output is far off: the variance as mean(x**2) - mean(x)**2 subtracts two "
+        "nearly equal large numbers, and float32 keeps only 7 digits of each. Subtract the mean first: "
+        "var = ((x - mean) ** 2).mean(...)",
+    ),
     "eps-outside": (
         {"eps_where": "outside"},
         "epsilon is outside the square root: divide by sqrt(var + eps), not sqrt(var) + eps (it shows "

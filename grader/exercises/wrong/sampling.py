@@ -81,10 +81,11 @@ KEEP_RULES = {
 }
 
 
-def top_p_filter(logits, p, *, rule="before<p", order="largest-first", **returned):
+def top_p_filter(logits, p, *, rule="before<p", order="largest-first", filters_at_one=False, **returned):
     """Top-p: keep tokens by ``KEEP_RULES[rule](mass ranked before, cumulative mass, p)``, ranked
-    by one of the ``ORDERS``; any knob of ``_returned``."""
-    if p is None or p >= 1.0:
+    by one of the ``ORDERS``; ``filters_at_one``: p = 1 runs the filter too; any knob of
+    ``_returned``."""
+    if p is None or p > 1.0 or (p == 1.0 and not filters_at_one):
         return _returned(logits, logits.copy(), **returned)
     ranked = ORDERS[order](logits)
     probs = np.take_along_axis(softmax(logits), ranked, axis=-1)
