@@ -3,10 +3,11 @@
 Code is first put in a canonical form (``grader.canonical``: the mechanical rewrites a copier
 makes to hide a copy are undone), then read with Python's own ``tokenize`` and normalised so
 that renaming changes nothing: every name a programmer chooses (variables, parameters,
-functions) becomes ``N``, every number
-``0`` and every string ``S``; keywords, operators, builtins and attribute names (``.shape``,
-``np.einsum``: what a copier cannot rename without changing the program) stay, and so does the
-layout (newlines and indentation). The fingerprint of a piece of code is the set of hashes of
+functions) becomes ``N`` and every number ``0``; a string is its words, without the names an
+f-string puts in them (a message's words are its writer's own: lib's in a copy, the student's in
+honest code); keywords, operators, builtins and attribute names (``.shape``, ``np.einsum``: what a
+copier cannot rename without changing the program) stay, and so does the layout (newlines and
+indentation). The fingerprint of a piece of code is the set of hashes of
 its runs of ``K`` consecutive tokens, minus those of some boilerplate (the released stub, the
 course's own solution: what every honest student writes too).
 
@@ -31,6 +32,7 @@ import builtins
 import hashlib
 import io
 import keyword
+import re
 import tokenize
 
 from . import canonical
@@ -62,8 +64,10 @@ def _normalised(token: tokenize.TokenInfo, previous: str) -> str:
         return token.string if token.string in KEPT_NAMES or previous == "." else "N"
     if token.type == tokenize.NUMBER:
         return "0"
-    if token.type == tokenize.STRING:
-        return token.string.strip("'\"")  # a message's words are its writer's own
+    if token.type == tokenize.STRING:  # a message's words are its writer's own; its names are not
+        prefix = token.string[: len(token.string) - len(token.string.lstrip("rRbBuUfF"))]
+        text = token.string[len(prefix) :].strip("'\"")
+        return re.sub(r"\{[^{}]*\}", "{}", text) if "f" in prefix.lower() else text
     if token.type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
         return tokenize.tok_name[token.type]
     return token.string

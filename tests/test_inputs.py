@@ -246,10 +246,10 @@ def test_careless_notebook_runs_each_test_once(bad_class):
 
 @pytest.mark.slow
 def test_zero_flagged_zeroes_what_was_flagged_and_pairs_copies(tmp_path):
-    copies = [LIB_EMBED_RENAMED, LIB_EMBED_RENAMED_AGAIN]
+    copies = [LIB_POSITIONS_RENAMED, LIB_POSITIONS_RENAMED_AGAIN]
     for student, body in [("copier", copies[0]), ("echo", copies[1]), ("honest", None)]:
         (tmp_path / "class" / student).mkdir(parents=True)
-        nb = with_body("embed", body) if body else solution()
+        nb = with_body("position_embedding", body) if body else solution()
         nbformat.write(nb, tmp_path / "class" / student / "embeddings.ipynb")
     done = grader(
         "autograde",
@@ -265,12 +265,12 @@ def test_zero_flagged_zeroes_what_was_flagged_and_pairs_copies(tmp_path):
     assert done.returncode == 0, done.stderr
     grades = read_grades(tmp_path / "out")
     for student in ("copier", "echo"):
-        row = grades[(student, "embed")]
+        row = grades[(student, "position_embedding")]
         assert (row["status"], float(row["score"])) == ("integrity", 0), row
-        assert "near-identical to lib.embed" in grades[(student, "embed")]["reason"]
+        assert "near-identical to lib.position_embedding" in row["reason"]
     assert {grades[("honest", name)]["status"] for name in points()} == {"graded"}
     with open(tmp_path / "out" / "integrity.csv") as f:
-        pairs = [r for r in csv.DictReader(f) if "'s embed" in r["reason"]]
+        pairs = [r for r in csv.DictReader(f) if "'s position_embedding" in r["reason"]]
     assert sorted((r["student"], "echo's" in r["reason"]) for r in pairs) == [
         ("copier", True),
         ("echo", False),
@@ -731,15 +731,23 @@ def with_body(name: str, body: str):
     return nb
 
 
-LIB_EMBED_RENAMED = (  # lib.embed with other names, without its trace records and its cache offset
-    "    h = token_embedding(ids, wte)  # [..., T, d]\n    if wpe is not None:\n"
-    "        h = h + position_embedding(h.shape[-2], wpe)\n    return h"
+LIB_POSITIONS_RENAMED = (  # lib.position_embedding with other names, its start at 0
+    "    from lib._validate import as_float_array\n"
+    "    first = 0\n"
+    "    table = as_float_array(wpe, 'wpe', min_ndim=2)\n"
+    "    if first < 0 or n_tokens < 1:\n"
+    "        raise ValueError(f'positions need n_tokens >= 1 and start >= 0, got {n_tokens}, {first}')\n"
+    "    if first + n_tokens > table.shape[0]:\n"
+    "        raise ValueError(\n"
+    "            f'positions {first}..{first + n_tokens - 1} do not fit the context: the position '\n"
+    "            f'table has {table.shape[0]} rows (n_ctx)'\n"
+    "        )\n"
+    "    return table[first : first + n_tokens]"
 )
-LIB_EMBED_RENAMED_AGAIN = (
-    "    rows = token_embedding(ids, wte)\n    if wpe is not None:\n"
-    "        rows = rows + position_embedding(rows.shape[-2], wpe)\n    return rows"
-)
-HONEST_EMBED = "    tok = wte[ids]\n    pos = wpe[: ids.shape[-1]]\n    return tok + pos"
+LIB_POSITIONS_RENAMED_AGAIN = (  # the variables renamed again, the words of the messages kept
+    LIB_POSITIONS_RENAMED.replace("table =", "rows =").replace("table.", "rows.").replace("table[", "rows[")
+).replace("first", "offset")
+HONEST_POSITIONS = "    if n_tokens > len(wpe):\n        raise ValueError('too many tokens')\n    return wpe[:n_tokens].copy()"
 
 
 def review(nb):
@@ -750,35 +758,45 @@ def review(nb):
 
 
 def test_a_renamed_copy_of_lib_is_near_identical_and_an_honest_solution_is_not():
-    copied = review(with_body("embed", LIB_EMBED_RENAMED)).findings
+    copied = review(with_body("position_embedding", LIB_POSITIONS_RENAMED)).findings
     assert [(f.exercises, f.reason.split(" (")[0]) for f in copied] == [
-        (("embed",), "near-identical to lib.embed")
+        (("position_embedding",), "near-identical to lib.position_embedding")
     ]
-    assert copied[0].code == "def embed(ids, wte, wpe):"
-    assert review(with_body("embed", HONEST_EMBED)).findings == []
+    assert copied[0].code == "def position_embedding(n_tokens, wpe):"
+    assert review(with_body("position_embedding", HONEST_POSITIONS)).findings == []
     assert review(solution()).findings == []
 
 
 def test_two_students_renamed_copies_are_paired():
     code = {}
     for student, nb in [
-        ("ann", with_body("embed", LIB_EMBED_RENAMED)),
-        ("bob", with_body("embed", LIB_EMBED_RENAMED_AGAIN)),
-        ("cy", with_body("embed", HONEST_EMBED)),
+        ("ann", with_body("position_embedding", LIB_POSITIONS_RENAMED)),
+        ("bob", with_body("position_embedding", LIB_POSITIONS_RENAMED_AGAIN)),
+        ("cy", with_body("position_embedding", HONEST_POSITIONS)),
         ("di", solution()),
     ]:
         for exercise, fingerprint in review(nb).fingerprints.items():
             code.setdefault((ASSIGNMENT, exercise), {})[student] = fingerprint
     rows = integrity.pairs(code)  # a pair is evidence against both (red team, third round: ann alone)
-    assert [(r["student"], r["exercises"]) for r in rows] == [("ann", ["embed"]), ("bob", ["embed"])]
-    assert "near-identical to bob's embed" in rows[0]["reason"] and "to ann's embed" in rows[1]["reason"]
+    assert [(r["student"], r["exercises"]) for r in rows] == [
+        ("ann", ["position_embedding"]),
+        ("bob", ["position_embedding"]),
+    ]
+    assert "near-identical to bob's position_embedding" in rows[0]["reason"]
+    assert "to ann's position_embedding" in rows[1]["reason"]
 
 
-def test_normalised_tokens_ignore_names_and_literals_but_keep_attributes():
-    a = similarity.tokens("y = np.einsum('ij', x) + 1  # comment")
-    b = similarity.tokens('out = np.einsum("kl", inp) + 2')
-    assert a == b == ["N", "=", "N", ".", "einsum", "(", "S", ",", "N", ")", "+", "0", "NEWLINE"]
-    assert similarity.tokens("y = np.matmul(x)") != similarity.tokens("y = np.einsum(x)")
+def test_normalised_tokens_ignore_names_and_numbers_but_keep_attributes_and_words():
+    a = similarity.tokens("return np.einsum('ij', x) + 1  # comment")
+    b = similarity.tokens('return np.einsum("ij", inp) + 2')
+    assert a == b == ["return", "N", ".", "einsum", "(", "ij", ",", "N", ")", "+", "0", "NEWLINE"]
+    assert similarity.tokens("return np.matmul(x)") != similarity.tokens("return np.einsum(x)")
+    assert similarity.tokens("raise ValueError(f'{x} rows')") == similarity.tokens(
+        'raise ValueError(f"{n} rows")'
+    )
+    assert similarity.tokens("raise ValueError('too few')") != similarity.tokens(
+        "raise ValueError('bad rows')"
+    )
 
 
 def test_a_notebook_named_but_for_case_is_its_chapters_and_a_renamed_one_is_named(tmp_path):
