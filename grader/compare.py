@@ -370,6 +370,8 @@ def grade(
             returned = _kind_shown(returned) if case.hidden else returned
             nothing = ": is a `return` missing?" if returned == "NoneType" else ""
             rest = "" if returned.startswith("array of ") else f", not an array, a number or a str{nothing}"
+            if exercise.kind == "text" and returned in ("list", "tuple"):
+                rest = ': expected one str; if it holds the characters, join them, "".join(...)'
             shown = returned if returned == OWN_OBJECT else not_numbers(returned)
             return Verdict(False, f"{label}: your function returned {shown}{rest}", "wrong", case.name)
         if "error" in answer:

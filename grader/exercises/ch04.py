@@ -679,6 +679,11 @@ SAMPLE_NEXT = Exercise(
                 "a greedy step (temperature 0 or top_k 1) must not draw a random number: return the argmax "
                 "before touching the rng, or every later draw shifts",
             ),
+            "greedy-only-when-both": (
+                {"greedy_when": "both"},
+                "temperature 0 alone, or top_k 1 alone, is a greedy step too: return the argmax when either "
+                "holds (temperature == 0 or top_k == 1), before touching the rng",
+            ),
             "one-minus-u": ({"u": "1-u"}, OTHER_RANDOM_NUMBERS),
             "spare-draw-before": ({"spare_draw": "before"}, OTHER_RANDOM_NUMBERS),
             "spare-draw-after": ({"spare_draw": "after"}, OTHER_RANDOM_NUMBERS),

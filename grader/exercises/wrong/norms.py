@@ -5,8 +5,9 @@ import numpy as np
 
 # The error a norm without keepdims meets (a (..., T) mean against the (..., T, d) rows), explained.
 ERROR_HINTS = {
-    "could not be broadcast": "a mean over the last axis has shape (..., T): keep that axis "
-    "(keepdims=True) so the (..., T, 1) result lines up with the rows of x, (..., T, d)",
+    "could not be broadcast": "two of your arrays do not line up (the shapes are in the error): a mean over "
+    "the last axis has shape (..., T), so keep that axis (keepdims=True) and the (..., T, 1) result lines "
+    "up with the rows of x, (..., T, d); g and b are (d,), and broadcast along the rows as they are",
 }
 
 

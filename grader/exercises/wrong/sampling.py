@@ -135,6 +135,7 @@ def sample_next(
     *,
     draw_with="inverse-cdf",
     greedy_draws=False,
+    greedy_when="either",
     u="u",
     spare_draw=None,
     **filter_knobs,
@@ -144,7 +145,9 @@ def sample_next(
     ``draw_with="multinomial"`` draws with rng.multinomial, ``draw_with="argmax"`` never draws (the
     most likely token every time), ``draw_with="uniform"`` draws every token left in equally often;
     ``greedy_draws`` draws a random number on a greedy step too
-    (temperature 0 or top_k 1; ``"top_k"``: on a top_k 1 step only); ``u="1-u"`` goes down the
+    (temperature 0 or top_k 1; ``"top_k"``: on a top_k 1 step only); ``greedy_when="both"`` takes
+    the argmax only when temperature is 0 and top_k 1 together, and samples the others (temperature 0
+    as 1e-6); ``u="1-u"`` goes down the
     cumulative probabilities with 1 - rng.random(); ``spare_draw`` calls rng.random() once more per
     token, ``"before"`` or ``"after"`` the one it uses, or ``"vector"`` draws V numbers and uses the first."""
 
@@ -154,6 +157,8 @@ def sample_next(
 
     def sample(logits, rng, temperature=1.0, top_k=None, top_p=None):
         greedy = temperature == 0 or top_k == 1
+        if greedy_when == "both":
+            greedy, temperature = temperature == 0 and top_k == 1, temperature or 1e-6
         draws = greedy_draws is True or (greedy_draws == "top_k" and top_k == 1 and temperature != 0)
         if greedy and not draws:
             return int(np.argmax(logits))
