@@ -162,7 +162,8 @@ def _ln_hidden(g):
     _, ids, params, trace, _ = runs[0]
     ln_2 = _ln_build("h.0.resid_mid", ("h", 0, "ln_2"))(ids, params, trace)
     ln_f = _ln_build("h.0.resid_post", ("ln_f",))(ids, params, trace)
-    far = {**ln_f, "x": far_from_zero(g, ln_f["x"].shape, int(g.integers(7, 10)))}
+    x = far_from_zero(g, ln_f["x"].shape, int(g.integers(7, 10)))  # float32: in float64 E[x²] is exact
+    far = {**ln_f, "x": x, "g": ln_f["g"].astype(x.dtype), "b": ln_f["b"].astype(x.dtype)}
     return [
         *cases,
         hidden("ln_2", ln_2, about="LayerNorm 2"),
