@@ -14,7 +14,10 @@ returned unchanged.
 Rewrites that only move data about are undone by ``dataflow``, in each function: a tuple
 assignment split in its parts, a temporary used once replaced by its value, a store nobody reads
 dropped (red team, sixth round: ``x, _ = v, 0``, ``_ = 0`` after every statement, ``_r = e;
-return _r``, each call lifted into a temporary of its own); keyword arguments are sorted.
+return _r``, each call lifted into a temporary of its own); keyword arguments are sorted. A block
+that runs its body once (``for _ in range(1)``, ``while True: ...; break``, ``if True``, ``try``,
+``with``) is its body, and an attribute name spelt at run time (``getattr(o, 'me' + 'an', None)``,
+``o.__getattribute__('mean')``) is the attribute (red team, seventh round).
 """
 
 import ast
@@ -69,9 +72,17 @@ def normalized(tree: ast.Module) -> ast.Module:
 
 class _Canonical(ast.NodeTransformer):
     def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
-        """``(x,)[0]``, ``[a, b][1]``: the element."""
+        """``(x,)[0]``, ``[a, b][1]``, ``{0: x}[0]``: the element."""
         self.generic_visit(node)
         index = node.slice
+        if (
+            isinstance(node.value, ast.Dict)
+            and isinstance(index, ast.Constant)
+            and None not in node.value.keys
+        ):
+            keys = [k.value if isinstance(k, ast.Constant) else object() for k in node.value.keys]
+            if keys.count(index.value) == 1:
+                return node.value.values[keys.index(index.value)]
         if (
             isinstance(node.value, ast.Tuple | ast.List)
             and isinstance(index, ast.Constant)
@@ -80,6 +91,46 @@ class _Canonical(ast.NodeTransformer):
             and not any(isinstance(e, ast.Starred) for e in node.value.elts)
         ):
             return node.value.elts[index.value]
+        return node
+
+    def visit_If(self, node: ast.If) -> ast.AST | list[ast.stmt]:
+        """``if True: body``: the body (or the ``else``, for a false test)."""
+        self.generic_visit(node)
+        if isinstance(node.test, ast.Constant):
+            return (node.body if node.test.value else node.orelse) or [ast.Pass()]
+        return node
+
+    def visit_Try(self, node: ast.Try) -> list[ast.stmt]:
+        """A ``try`` is the code it runs when nothing fails: its body, ``else`` and ``finally``."""
+        self.generic_visit(node)
+        return [*node.body, *node.orelse, *node.finalbody]
+
+    def visit_With(self, node: ast.With) -> list[ast.stmt]:
+        """A ``with`` block is its body (what a context does is not the computation)."""
+        self.generic_visit(node)
+        return node.body
+
+    def visit_For(self, node: ast.For) -> ast.AST | list[ast.stmt]:
+        """``for _ in range(1): body``, ``for v in [x]: body``: the body, run once."""
+        self.generic_visit(node)
+        once = _single(node.iter)
+        if once is None or node.orelse or _jumps(node.body):
+            return node
+        return [ast.Assign([node.target], once), *node.body]
+
+    def visit_While(self, node: ast.While) -> ast.AST | list[ast.stmt]:
+        """``while True: body; break``: the body, run once."""
+        self.generic_visit(node)
+        body = node.body
+        if (
+            isinstance(node.test, ast.Constant)
+            and node.test.value
+            and body
+            and isinstance(body[-1], ast.Break)
+            and not _jumps(body[:-1])
+            and not node.orelse
+        ):
+            return body[:-1] or [ast.Pass()]
         return node
 
     def visit_IfExp(self, node: ast.IfExp) -> ast.AST:
@@ -98,7 +149,9 @@ class _Canonical(ast.NodeTransformer):
             return node
         if isinstance(func, ast.Call) and _attribute_getter(func) and len(args) == 1:
             return ast.Attribute(args[0], func.args[0].value, ast.Load())  # operator.attrgetter("a")(x)
-        if isinstance(func, ast.Name) and func.id == "getattr" and len(args) == 2:
+        if isinstance(func, ast.Attribute) and func.attr == "__getattribute__" and len(args) == 1:
+            func, args = ast.Name("getattr", ast.Load()), [func.value, args[0]]  # o.__getattribute__('a')
+        if isinstance(func, ast.Name) and func.id == "getattr" and len(args) in (2, 3):  # a default too
             name = args[1]
             if isinstance(name, ast.Constant) and isinstance(name.value, str) and name.value.isidentifier():
                 return ast.Attribute(args[0], name.value, ast.Load())
@@ -111,8 +164,14 @@ class _Canonical(ast.NodeTransformer):
         return node
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
-        """``x + 0``, ``x * 1``: ``x``; the sides of ``+`` and ``*`` in a fixed order."""
+        """``x + 0``, ``x * 1``: ``x``; ``'me' + 'an'``: ``'mean'``; the sides of ``+`` and ``*`` in
+        a fixed order."""
         self.generic_visit(node)
+        left, right = node.left, node.right
+        if isinstance(node.op, ast.Add) and all(
+            isinstance(v, ast.Constant) and type(v.value) is str for v in (left, right)
+        ):
+            return ast.Constant(left.value + right.value)
         for side, other in ((node.right, node.left), (node.left, node.right)):
             neutral = 0 if isinstance(node.op, ast.Add) else 1 if isinstance(node.op, ast.Mult) else None
             if neutral is not None and isinstance(side, ast.Constant) and side.value == neutral:
@@ -141,6 +200,39 @@ class _Canonical(ast.NodeTransformer):
                 kept = [r for s in body if not _does_nothing(s) for r in (s.body if _raises_only(s) else [s])]
                 setattr(node, field, kept or ([ast.Pass()] if field == "body" else []))
         return node
+
+
+def _single(iterable: ast.expr) -> ast.expr | None:
+    """The one value ``iterable`` gives, if it is ``range(1)`` or a literal of one element."""
+    if isinstance(iterable, ast.List | ast.Tuple) and len(iterable.elts) == 1:
+        return None if isinstance(iterable.elts[0], ast.Starred) else iterable.elts[0]
+    if (
+        isinstance(iterable, ast.Call)
+        and getattr(iterable.func, "id", "") == "range"
+        and len(iterable.args) == 1
+        and isinstance(iterable.args[0], ast.Constant)
+        and iterable.args[0].value == 1
+    ):
+        return ast.Constant(0)
+    return None
+
+
+def _jumps(body: list[ast.stmt]) -> bool:
+    """Whether ``body`` holds a ``break`` or ``continue`` of its own loop (not of a nested one)."""
+    for statement in body:
+        if isinstance(statement, ast.Break | ast.Continue):
+            return True
+        if isinstance(
+            statement,
+            ast.For | ast.AsyncFor | ast.While | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
+        ):
+            continue
+        children = [c for f in ("body", "orelse", "finalbody", "handlers") for c in getattr(statement, f, [])]
+        if _jumps([c for c in children if isinstance(c, ast.stmt)]) or any(
+            _jumps(h.body) for h in children if isinstance(h, ast.ExceptHandler)
+        ):
+            return True
+    return False
 
 
 def _attribute_getter(call: ast.Call) -> bool:
@@ -352,10 +444,13 @@ def wrappers(tree: ast.Module) -> dict[str, tuple[ast.arguments, ast.expr]]:
     form, returns names, calls, attributes and constants (no arithmetic: what a wrapper returns is
     the arguments' business). ``def I(v): r = v; return r``, ``I = lambda v: v``, ``def I(v,
     _=None): return [v][0]``, ``def A(o, n): return operator.attrgetter(n)(o)`` are all wrappers
-    (red team, sixth round: any shape but the one-statement ``return v`` hid lib's code). And a
-    name imported from NumPy (``from numpy import mean``), as ``(None, np.mean)``."""
+    (red team, sixth round: any shape but the one-statement ``return v`` hid lib's code), also
+    when defined inside a function and called with keywords; each parameter is read at most once
+    (``_once``). And a name imported from NumPy (``from numpy import mean``), as
+    ``(None, np.mean)``."""
     found = {}
-    for node in tree.body:
+    nested = [n for f in tree.body if isinstance(f, ast.FunctionDef) for n in ast.walk(f) if n is not f]
+    for node in [*tree.body, *(n for n in nested if isinstance(n, ast.FunctionDef | ast.Assign))]:
         if isinstance(node, ast.ImportFrom) and (node.module or "").partition(".")[0] == "numpy":
             module = ast.parse("np" + node.module[len("numpy") :], mode="eval").body
             for alias in node.names:  # ``from numpy import mean``: ``mean`` is ``np.mean``
@@ -384,9 +479,22 @@ def wrappers(tree: ast.Module) -> dict[str, tuple[ast.arguments, ast.expr]]:
                 name, args, returned = function.name, function.args, body[0].value
             else:
                 continue
-            if _plain(args) and all(isinstance(n, WRAPPED) for n in ast.walk(returned)):
+            if (
+                _plain(args)
+                and all(isinstance(n, WRAPPED) for n in ast.walk(returned))
+                and _once(args, returned)
+            ):
                 found[prefix + name] = (args, returned)
     return found
+
+
+def _once(args: ast.arguments, returned: ast.expr) -> bool:
+    """Each parameter read at most once in what the wrapper returns: inlining then never makes
+    the code grow (red team, seventh round: a wrapper that repeats its argument thirty times,
+    called three deep, took the scan minutes)."""
+    names = [n.id for n in ast.walk(returned) if isinstance(n, ast.Name)]
+    params = [a.arg for a in args.args] + ([args.vararg.arg] if args.vararg else [])
+    return all(names.count(p) <= 1 for p in params)
 
 
 WRAPPED = (
@@ -434,24 +542,21 @@ class _Inline(ast.NodeTransformer):
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
             name = f"{func.value.id}.{func.attr}"
         wrapper = self.wrappers.get(name)
-        if (
-            wrapper is None
-            or wrapper[0] is None
-            or node.keywords
-            or any(isinstance(a, ast.Starred) for a in node.args)
-        ):
+        if wrapper is None or wrapper[0] is None or any(isinstance(a, ast.Starred) for a in node.args):
             return node
         args, returned = wrapper
         params = [a.arg for a in args.args]
-        given = list(node.args)
-        missing = len(params) - len(given)
-        if missing < 0 and args.vararg is None or missing > len(args.defaults):
+        defaults = dict(zip(params[len(params) - len(args.defaults) :], args.defaults, strict=True))
+        values = {**defaults, **dict(zip(params, node.args, strict=False))}
+        for keyword in node.keywords:  # ``I(v=x)``
+            if keyword.arg not in params:
+                return node
+            values[keyword.arg] = keyword.value
+        extra = node.args[len(params) :]
+        if set(params) - set(values) or (extra and args.vararg is None):
             return node
-        values = dict(
-            zip(params, given[: len(params)] + args.defaults[len(args.defaults) - missing :], strict=True)
-        )
         if args.vararg is not None:
-            values[args.vararg.arg] = ast.Tuple(given[len(params) :], ast.Load())
+            values[args.vararg.arg] = ast.Tuple(extra, ast.Load())
         return _Substitute(values).visit(copy.deepcopy(returned))
 
 

@@ -30,6 +30,9 @@ class Evasion(ast.NodeTransformer):
         self.generic_visit(node)
         if self.rewrite == "getattr" and isinstance(node.ctx, ast.Load):
             return ast.Call(ast.Name("getattr", ast.Load()), [node.value, ast.Constant(node.attr)], [])
+        if self.rewrite == "computed names" and isinstance(node.ctx, ast.Load) and len(node.attr) > 1:
+            name = ast.BinOp(ast.Constant(node.attr[:1]), ast.Add(), ast.Constant(node.attr[1:]))
+            return ast.Call(ast.Name("getattr", ast.Load()), [node.value, name, ast.Constant(None)], [])
         return node
 
     def visit_BinOp(self, node):
@@ -70,6 +73,11 @@ class Evasion(ast.NodeTransformer):
         super().generic_visit(node)
         if self.rewrite == "keywords" and isinstance(node, ast.Call):
             node.keywords.reverse()
+        if self.rewrite == "blocks":  # every statement in a block that runs once, in turn
+            for field in ("body", "orelse"):
+                body = getattr(node, field, None)
+                if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+                    setattr(node, field, [_once(s, i) for i, s in enumerate(body)])
         if self.rewrite == "padding":  # a store nobody reads after every statement
             for field in ("body", "orelse"):
                 body = getattr(node, field, None)
@@ -82,6 +90,25 @@ class Evasion(ast.NodeTransformer):
                 if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
                     setattr(node, field, [s for statement in body for s in (statement, ast.Pass())])
         return node
+
+
+ONCE = [  # blocks that run their body once (red team, seventh round)
+    "for _ in range(1):\n    pass",
+    "while True:\n    pass\n    break",
+    "if True:\n    pass",
+    "try:\n    pass\nfinally:\n    pass",
+    "with contextlib.nullcontext():\n    pass",
+]
+
+
+def _once(statement: ast.stmt, i: int) -> ast.stmt:
+    if isinstance(
+        statement, ast.Return | ast.FunctionDef
+    ):  # a return in a loop would change nothing, but keep it plain
+        return statement
+    block = ast.parse(ONCE[i % len(ONCE)]).body[0]
+    block.body[0] = statement
+    return block
 
 
 def _arguments(*names: str) -> ast.arguments:
@@ -150,6 +177,7 @@ def hoisted(tree: ast.Module) -> ast.Module:
 
 REWRITES = ["tuple", "getattr", "operators", "identity", "pass", "aliases", "all"]
 DATAFLOW = ["tuples", "padding", "temporaries", "keywords", "hoisted"]  # red team, sixth round
+SEVENTH = ["blocks", "computed names"]  # red team, seventh round
 
 
 def evaded(source: str, rewrite: str) -> str:
@@ -188,7 +216,7 @@ def exercises_with_lib_code():
 CASES = exercises_with_lib_code()
 
 
-@pytest.mark.parametrize("rewrite", REWRITES + DATAFLOW + ["dataflow"])
+@pytest.mark.parametrize("rewrite", REWRITES + DATAFLOW + ["dataflow"] + SEVENTH)
 def test_libs_code_rewritten_mechanically_is_still_near_identical(rewrite):
     missed = []
     for _, name, function, body, honest in CASES:
@@ -220,6 +248,18 @@ class Wrapped(ast.NodeTransformer):
         return node
 
 
+class KeywordCalls(ast.NodeTransformer):
+    """``I(n)`` as ``I(v=n, k=1)`` (red team, seventh round)."""
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id == "I" and len(node.args) == 1:
+            return ast.Call(
+                node.func, [], [ast.keyword("v", node.args[0]), ast.keyword("k", ast.Constant(1))]
+            )
+        return node
+
+
 WRAPPERS = {  # the same two wrappers, in the shapes a copier may give them (red team, sixth round)
     "one statement": "def I(v):\n    return v\n\ndef A(o, n):\n    return getattr(o, n)\n",
     "two statements": "def I(v):\n    r = v\n    return r\n\ndef A(o, n):\n    f = getattr\n    return f(o, n)\n",
@@ -228,6 +268,7 @@ WRAPPERS = {  # the same two wrappers, in the shapes a copier may give them (red
     "folded": "def I(v):\n    return [v][0] if True else None\n\n"
     "import operator\ndef A(o, n):\n    return operator.attrgetter(n)(o)\n",
     "annotated": "def I(*v):\n    r: object = v[0]\n    return r\n\ndef A(o, n):\n    return (getattr(o, n),)[0]\n",
+    "keyword calls": "def I(v, k=0):\n    return {0: v}[0]\n\ndef A(o, n):\n    return getattr(o, n)\n",
     "static methods": "class W:\n    @staticmethod\n    def I(v):\n        return v\n\n"
     "    @staticmethod\n    def A(o, n):\n        return getattr(o, n)\n\nI, A = W.I, W.A\n",
 }
@@ -241,6 +282,8 @@ def test_libs_code_through_ones_own_wrappers_is_still_near_identical(what, shape
         rewritten = ast.unparse(ast.fix_missing_locations(Wrapped(what).visit(ast.parse(body))))
         if shape == "static methods":
             rewritten = rewritten.replace("I(", "W.I(").replace("A(", "W.A(")
+        if shape == "keyword calls":
+            rewritten = ast.unparse(ast.fix_missing_locations(KeywordCalls().visit(ast.parse(rewritten))))
         answer = (
             WRAPPERS[shape]
             + "\ndef answer():\n"
@@ -312,3 +355,14 @@ def test_an_honest_answer_with_libs_input_check_is_not_a_copy(key):
     for function, theirs in integrity._lib_implementations(assignment, name):
         share = similarity.containment(similarity.fingerprint(theirs, honest), mine)
         assert share is None or share < similarity.NEAR, (function, share)
+
+
+def test_inlining_a_wrapper_never_makes_the_code_grow_beyond_its_calls():
+    """A wrapper that repeats its argument thirty times, called three deep at forty places: inlined,
+    it would grow thirty-fold at each level (red team, seventh round: the scan of a 678-character
+    cell took six minutes and held every student's grading). It is no wrapper, and the code stays
+    the size it is."""
+    wrapper = "def R(v):\n    return f(" + ", ".join(["v"] * 30) + ")\n\n"
+    calls = "\n".join(f"    y{i} = R(R(R(x{i})))" for i in range(40))
+    source = wrapper + "def answer(x):\n" + calls + "\n    return y0\n"
+    assert len(similarity.bodies(source)) < 4 * len(source)
