@@ -21,6 +21,7 @@ that runs its body once (``for _ in range(1)``, ``while True: ...; break``, ``if
 """
 
 import ast
+import bisect
 import copy
 from functools import lru_cache
 
@@ -343,11 +344,17 @@ def _inline_temporaries(scope: ast.AST, loads: dict, stores: dict) -> bool:
     where every binding of ``t`` in the scope is read once (``_r = e; return _r`` twice over)."""
     changed = False
     for _, _, body in list(_bodies(scope)):
+        where: dict[str, list[int]] = {}  # the statements each name is in, in order: one walk each
+        for i, statement in enumerate(body):
+            for name in dict.fromkeys(n.id for n in ast.walk(statement) if isinstance(n, ast.Name)):
+                where.setdefault(name, []).append(i)
         for i, statement in enumerate(body):
             name = _bound(statement)
             if not name or not loads.get(name) or loads.get(name) != stores.get(name):
                 continue
-            later = next((s for s in body[i + 1 :] if any(_named(n, name) for n in ast.walk(s))), None)
+            places = where.get(name, [])
+            j = next((k for k in places[bisect.bisect_right(places, i) :]), None)
+            later = None if j is None else body[j]
             reads = [] if later is None else [n for n in _walk_scope(later) if _named(n, name)]
             if (
                 isinstance(later, ast.Return | ast.Expr | ast.Assign)
@@ -356,6 +363,9 @@ def _inline_temporaries(scope: ast.AST, loads: dict, stores: dict) -> bool:
             ):
                 _Substitute({name: statement.value}).visit(later)  # ``h = b(h)``: ``h = b(a(x))``
                 body[i] = ast.Pass()
+                for moved in {n.id for n in ast.walk(statement.value) if isinstance(n, ast.Name)}:
+                    if j not in where.setdefault(moved, []):
+                        bisect.insort(where[moved], j)  # its names are read at j now
                 loads[name] -= 1
                 stores[name] -= 1
                 changed = True

@@ -77,18 +77,25 @@ def bodies(source: str, wrappers: dict | None = None) -> str:
     """The bodies of the functions defined at the top level of ``source``, without their
     signatures and docstrings (which a copier keeps from the stub), one after another, in the
     canonical form; calls of the wrappers among them, or of ``wrappers`` (a notebook's), replaced
-    by what they return (``canonical.inline_wrappers``)."""
-    try:
-        tree = canonical.normalized(canonical.inline_wrappers(ast.parse(source), wrappers))
-        found = []
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                body = node.body[1:] if ast.get_docstring(node) is not None else node.body
-                if body:
-                    found.append("\n".join(ast.unparse(statement) for statement in body))
-        return "\n".join(found)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return ""
+    by what they return (``canonical.inline_wrappers``). Code the canonical form nests too deeply
+    to write out (a chain of thousands of temporaries, each read once) is compared as written."""
+    for normalise in (True, False):
+        try:
+            tree = ast.parse(source)
+            if normalise:
+                tree = canonical.normalized(canonical.inline_wrappers(tree, wrappers))
+            found = []
+            for node in tree.body:
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+                    if body:
+                        found.append("\n".join(ast.unparse(statement) for statement in body))
+            return "\n".join(found)
+        except (RecursionError, MemoryError):
+            continue
+        except (SyntaxError, ValueError):
+            return ""
+    return ""
 
 
 def fingerprint(source: str, boilerplate: tuple[str, ...] = ()) -> set[int]:

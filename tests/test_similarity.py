@@ -366,3 +366,11 @@ def test_inlining_a_wrapper_never_makes_the_code_grow_beyond_its_calls():
     calls = "\n".join(f"    y{i} = R(R(R(x{i})))" for i in range(40))
     source = wrapper + "def answer(x):\n" + calls + "\n    return y0\n"
     assert len(similarity.bodies(source)) < 4 * len(source)
+
+
+def test_code_the_canonical_form_nests_too_deeply_is_compared_as_written():
+    """Thousands of temporaries, each read once, inline into one expression too deep to write out:
+    the body is compared as written, not left out (an empty body would hide whatever it holds)."""
+    chain = "".join(f"    a{i} = f(a{i - 1})\n" for i in range(1, 3000))
+    body = similarity.bodies("def answer(a0):\n" + chain + "    return np.mean(a2999)\n")
+    assert "np.mean(a2999)" in body and body.count("\n") >= 2999
