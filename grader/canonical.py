@@ -1,5 +1,7 @@
-"""Python code rewritten to one canonical form, so that rewrites that keep its meaning do not keep
-it from being compared (``grader.similarity``).
+"""Python code rewritten to one canonical form, so that rewrites that keep its data flow do not
+keep it from being compared (``grader.similarity``). The form is for fingerprints, not for running:
+it keeps what is computed from what, and drops what only steers (a ``try``'s handlers, a ``with``'s
+context, an input check's test).
 
 A copier who wants lib's code to look like their own, without understanding it, rewrites it
 mechanically: every ``x`` as ``(x,)[0]``, every ``np.mean`` as ``getattr(np, 'mean')`` or through
@@ -257,7 +259,7 @@ def dataflow(scope: ast.AST) -> None:
     _Split().visit(scope)
     for _ in range(8):  # a temporary of a temporary: each round undoes one level
         loads, stores = _uses(scope)
-        changed = _drop_dead(scope, loads, stores) | _inline_temporaries(scope, loads, stores)
+        changed = _drop_dead(scope, loads) | _inline_temporaries(scope, loads, stores)
         if not changed:
             return
 
@@ -326,7 +328,7 @@ def _bound(statement: ast.stmt) -> str | None:
     return None
 
 
-def _drop_dead(scope: ast.AST, loads: dict, stores: dict) -> bool:
+def _drop_dead(scope: ast.AST, loads: dict) -> bool:
     """Stores nobody reads, and what inlining left (``pass``), out of every body of ``scope``."""
     changed = False
     for node, field, body in list(_bodies(scope)):
