@@ -1,0 +1,30 @@
+"""Python code rewritten to one canonical form, so that rewrites that keep its data flow do not
+keep it from being compared (``grader.similarity``). The form is for fingerprints, not for running:
+it keeps what is computed from what, and drops what only steers (a ``try``'s handlers, a ``with``'s
+context, an input check's test).
+
+A copier who wants lib's code to look like their own, without understanding it, rewrites it
+mechanically (red team, rounds four to seven). Each module undoes one kind of rewrite:
+
+- ``folds``: rewrites of the syntax. ``(x,)[0]``, ``getattr(np, 'me' + 'an')``, an alias ``m =
+  np.mean``, ``a.__add__(b)`` and ``np.add(a, b)``, a ``pass`` or a stray string after every
+  statement, a block that runs its body once (``for _ in range(1)``, ``while True: ...; break``,
+  ``if True``, ``try``, ``with``), the two sides of ``+``, ``*`` and ``==`` in either order. Code
+  honest students write is left as it is but for that order; an input check (``if ...: raise``)
+  is its ``raise`` alone.
+- ``dataflow``: rewrites that only move data about, in each function. A tuple assignment split
+  in its parts, a temporary used once replaced by its value, a store nobody reads dropped
+  (``x, _ = v, 0``, ``_ = 0`` after every statement, ``_r = e; return _r``, each call lifted into
+  a temporary of its own); keyword arguments sorted.
+- ``wrappers``: calls of functions that only pass their arguments on (``I(x)`` for ``x``),
+  replaced by what they return.
+- ``form``: the three together, ``canonical`` (source to source) and ``normalized`` (a tree).
+
+Code that does not parse is returned unchanged.
+"""
+
+from .dataflow import dataflow
+from .form import canonical, normalized
+from .wrappers import inline_wrappers, wrappers
+
+__all__ = ["canonical", "dataflow", "inline_wrappers", "normalized", "wrappers"]

@@ -1,0 +1,152 @@
+"""Rewrites that only move data between names, undone: what is computed from what is kept.
+
+A tuple assignment is split in its parts, annotations are dropped, a store nobody reads is
+dropped, and a temporary bound once and read once is replaced by its value (red team, sixth
+round: ``x, _ = v, 0``, ``_ = 0`` after every statement, ``_r = e; return _r``, each call lifted
+into a temporary of its own).
+"""
+
+import ast
+import bisect
+import copy
+
+
+def dataflow(scope: ast.AST) -> None:
+    """The statements of one function (or module) with only the data flow kept: tuple assignments
+    split, annotations dropped, stores nobody reads dropped, and each temporary bound once and
+    read once replaced by its value. Names bound in nested functions count as this scope's."""
+    Split().visit(scope)
+    for _ in range(8):  # a temporary of a temporary: each round undoes one level
+        loads, stores = _uses(scope)
+        changed = _drop_dead(scope, loads) | _inline_temporaries(scope, loads, stores)
+        if not changed:
+            return
+
+
+class Split(ast.NodeTransformer):
+    """``a, b = x, y``: ``a = x`` then ``b = y``; ``r: T = v``: ``r = v``."""
+
+    def visit_Assign(self, node: ast.Assign) -> ast.AST | list[ast.AST]:
+        target, value = node.targets[0], node.value
+        if (
+            len(node.targets) == 1
+            and isinstance(target, ast.Tuple | ast.List)
+            and isinstance(value, ast.Tuple | ast.List)
+            and len(target.elts) == len(value.elts)
+            and all(isinstance(t, ast.Name) for t in target.elts)
+            and not any(isinstance(v, ast.Starred) for v in value.elts)
+        ):
+            return [ast.Assign([t], v) for t, v in zip(target.elts, value.elts, strict=True)]
+        return node
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
+        if node.value is not None and isinstance(node.target, ast.Name):
+            return ast.Assign([node.target], node.value)
+        return node
+
+
+def _uses(scope: ast.AST) -> tuple[dict[str, int], dict[str, int]]:
+    """How often each name is read and bound in ``scope`` (``global`` and ``nonlocal`` names are
+    read from outside: counted as read often)."""
+    loads: dict[str, int] = {}
+    stores: dict[str, int] = {}
+    for node in ast.walk(scope):
+        if isinstance(node, ast.Name):
+            counts = loads if isinstance(node.ctx, ast.Load) else stores
+            counts[node.id] = counts.get(node.id, 0) + 1
+        elif isinstance(node, ast.Global | ast.Nonlocal):
+            for name in node.names:
+                loads[name] = loads.get(name, 0) + 2
+        elif isinstance(node, ast.arg):
+            stores[node.arg] = stores.get(node.arg, 0) + 2  # a parameter is no temporary
+    return loads, stores
+
+
+def _bodies(scope: ast.AST):
+    """Every list of statements in ``scope``, but those of nested functions and classes."""
+    for node in [scope, *_walk_scope(scope)]:
+        for field in ("body", "orelse", "finalbody"):
+            body = getattr(node, field, None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+                yield node, field, body
+
+
+def _walk_scope(scope: ast.AST):
+    for child in ast.iter_child_nodes(scope):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            continue
+        yield child
+        yield from _walk_scope(child)
+
+
+def bound(statement: ast.stmt) -> str | None:
+    """The name ``statement`` binds, if it is ``name = value``."""
+    if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+        target = statement.targets[0]
+        return target.id if isinstance(target, ast.Name) else None
+    return None
+
+
+def _drop_dead(scope: ast.AST, loads: dict) -> bool:
+    """Stores nobody reads, and what inlining left (``pass``), out of every body of ``scope``."""
+    changed = False
+    for node, field, body in list(_bodies(scope)):
+        kept = [
+            s for s in body if not (isinstance(s, ast.Pass) or ((name := bound(s)) and not loads.get(name)))
+        ]
+        if kept != body and not (len(body) == 1 and isinstance(body[0], ast.Pass)):
+            setattr(node, field, kept or ([ast.Pass()] if field == "body" else []))
+            changed = True
+    return changed
+
+
+def _inline_temporaries(scope: ast.AST, loads: dict, stores: dict) -> bool:
+    """``t = e`` then a statement that reads ``t`` once: that statement with ``e`` in its place,
+    where every binding of ``t`` in the scope is read once (``_r = e; return _r`` twice over)."""
+    changed = False
+    for _, _, body in list(_bodies(scope)):
+        where: dict[str, list[int]] = {}  # the statements each name is in, in order: one walk each
+        for i, statement in enumerate(body):
+            for name in dict.fromkeys(n.id for n in ast.walk(statement) if isinstance(n, ast.Name)):
+                where.setdefault(name, []).append(i)
+        for i, statement in enumerate(body):
+            name = bound(statement)
+            if not name or not loads.get(name) or loads.get(name) != stores.get(name):
+                continue
+            places = where.get(name, [])
+            j = next((k for k in places[bisect.bisect_right(places, i) :]), None)
+            later = None if j is None else body[j]
+            reads = [] if later is None else [n for n in _walk_scope(later) if _named(n, name)]
+            if (
+                isinstance(later, ast.Return | ast.Expr | ast.Assign)
+                and sum(isinstance(n.ctx, ast.Load) for n in reads) == 1
+                and all(isinstance(n.ctx, ast.Load) or n in _targets(later) for n in reads)
+            ):
+                Substitute({name: statement.value}).visit(later)  # ``h = b(h)``: ``h = b(a(x))``
+                body[i] = ast.Pass()
+                for moved in {n.id for n in ast.walk(statement.value) if isinstance(n, ast.Name)}:
+                    if j not in where.setdefault(moved, []):
+                        bisect.insort(where[moved], j)  # its names are read at j now
+                loads[name] -= 1
+                stores[name] -= 1
+                changed = True
+    return changed
+
+
+def _named(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _targets(statement: ast.stmt) -> list[ast.AST]:
+    """The names an assignment binds."""
+    return [n for t in getattr(statement, "targets", []) for n in ast.walk(t)]
+
+
+class Substitute(ast.NodeTransformer):
+    def __init__(self, aliases: dict[str, ast.AST]):
+        self.aliases = aliases
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if isinstance(node.ctx, ast.Load) and node.id in self.aliases:
+            return copy.deepcopy(self.aliases[node.id])
+        return node

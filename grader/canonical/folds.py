@@ -1,0 +1,294 @@
+"""Rewrites of the syntax, undone: the same computation, spelt another way.
+
+Every ``x`` as ``(x,)[0]``, every ``np.mean`` as ``getattr(np, 'mean')`` or through an alias ``m =
+np.mean``, ``a + b`` as ``b + a``, ``a.__add__(b)`` or ``np.add(a, b)``, a ``pass`` or a stray
+string after every statement (red team, fourth round: each broke enough token k-grams to pass
+under the near-identical threshold); a block that runs its body once (``for _ in range(1)``,
+``while True: ...; break``, ``if True``, ``try``, ``with``) and an attribute name spelt at run
+time (``getattr(o, 'me' + 'an', None)``, ``o.__getattribute__('mean')``; red team, seventh round).
+"""
+
+import ast
+
+from .dataflow import Substitute
+
+# ``a.__add__(b)`` and ``np.add(a, b)`` are ``a + b``
+DUNDERS = {
+    "__add__": ast.Add,
+    "__sub__": ast.Sub,
+    "__mul__": ast.Mult,
+    "__truediv__": ast.Div,
+    "__floordiv__": ast.FloorDiv,
+    "__mod__": ast.Mod,
+    "__pow__": ast.Pow,
+    "__matmul__": ast.MatMult,
+}
+
+
+UFUNCS = {
+    "add": ast.Add,
+    "subtract": ast.Sub,
+    "multiply": ast.Mult,
+    "divide": ast.Div,
+    "true_divide": ast.Div,
+    "floor_divide": ast.FloorDiv,
+    "power": ast.Pow,
+    "matmul": ast.MatMult,
+}
+
+
+COMMUTATIVE = (ast.Add, ast.Mult)
+
+
+ALIASABLE = (ast.Name, ast.Attribute)  # ``m = np.mean``: an alias, not a computation
+
+
+class Canonical(ast.NodeTransformer):
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        """``(x,)[0]``, ``[a, b][1]``, ``{0: x}[0]``: the element."""
+        self.generic_visit(node)
+        index = node.slice
+        if (
+            isinstance(node.value, ast.Dict)
+            and isinstance(index, ast.Constant)
+            and None not in node.value.keys
+        ):
+            keys = [k.value if isinstance(k, ast.Constant) else object() for k in node.value.keys]
+            if keys.count(index.value) == 1:
+                return node.value.values[keys.index(index.value)]
+        if (
+            isinstance(node.value, ast.Tuple | ast.List)
+            and isinstance(index, ast.Constant)
+            and type(index.value) is int
+            and -len(node.value.elts) <= index.value < len(node.value.elts)
+            and not any(isinstance(e, ast.Starred) for e in node.value.elts)
+        ):
+            return node.value.elts[index.value]
+        return node
+
+    def visit_If(self, node: ast.If) -> ast.AST | list[ast.stmt]:
+        """``if True: body``: the body (or the ``else``, for a false test)."""
+        self.generic_visit(node)
+        if isinstance(node.test, ast.Constant):
+            return (node.body if node.test.value else node.orelse) or [ast.Pass()]
+        return node
+
+    def visit_Try(self, node: ast.Try) -> list[ast.stmt]:
+        """A ``try`` is the code it runs when nothing fails: its body, ``else`` and ``finally``."""
+        self.generic_visit(node)
+        return [*node.body, *node.orelse, *node.finalbody]
+
+    def visit_With(self, node: ast.With) -> list[ast.stmt]:
+        """A ``with`` block is its body (what a context does is not the computation)."""
+        self.generic_visit(node)
+        return node.body
+
+    def visit_For(self, node: ast.For) -> ast.AST | list[ast.stmt]:
+        """``for _ in range(1): body``, ``for v in [x]: body``: the body, run once."""
+        self.generic_visit(node)
+        once = _single(node.iter)
+        if once is None or node.orelse or _jumps(node.body):
+            return node
+        return [ast.Assign([node.target], once), *node.body]
+
+    def visit_While(self, node: ast.While) -> ast.AST | list[ast.stmt]:
+        """``while True: body; break``: the body, run once."""
+        self.generic_visit(node)
+        body = node.body
+        if (
+            isinstance(node.test, ast.Constant)
+            and node.test.value
+            and body
+            and isinstance(body[-1], ast.Break)
+            and not _jumps(body[:-1])
+            and not node.orelse
+        ):
+            return body[:-1] or [ast.Pass()]
+        return node
+
+    def visit_IfExp(self, node: ast.IfExp) -> ast.AST:
+        """``a if True else b``: ``a``."""
+        self.generic_visit(node)
+        if isinstance(node.test, ast.Constant):
+            return node.body if node.test.value else node.orelse
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        func, args = node.func, node.args
+        if all(k.arg is not None for k in node.keywords):
+            node.keywords.sort(key=lambda k: k.arg)
+        if node.keywords or any(isinstance(a, ast.Starred) for a in args):
+            return node
+        if isinstance(func, ast.Call) and _attribute_getter(func) and len(args) == 1:
+            return ast.Attribute(args[0], func.args[0].value, ast.Load())  # operator.attrgetter("a")(x)
+        if isinstance(func, ast.Attribute) and func.attr == "__getattribute__" and len(args) == 1:
+            func, args = ast.Name("getattr", ast.Load()), [func.value, args[0]]  # o.__getattribute__('a')
+        if isinstance(func, ast.Name) and func.id == "getattr" and len(args) in (2, 3):  # a default too
+            name = args[1]
+            if isinstance(name, ast.Constant) and isinstance(name.value, str) and name.value.isidentifier():
+                return ast.Attribute(args[0], name.value, ast.Load())
+        if isinstance(func, ast.Attribute) and func.attr in DUNDERS and len(args) == 1:
+            return self.visit_BinOp(ast.BinOp(func.value, DUNDERS[func.attr](), args[0]))
+        if isinstance(func, ast.Attribute) and func.attr in UFUNCS and len(args) == 2:
+            return self.visit_BinOp(ast.BinOp(args[0], UFUNCS[func.attr](), args[1]))
+        if isinstance(func, ast.Lambda) and _is_identity(func) and len(args) == 1:
+            return args[0]
+        return node
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        """``x + 0``, ``x * 1``: ``x``; ``'me' + 'an'``: ``'mean'``; the sides of ``+`` and ``*`` in
+        a fixed order."""
+        self.generic_visit(node)
+        left, right = node.left, node.right
+        if isinstance(node.op, ast.Add) and all(
+            isinstance(v, ast.Constant) and type(v.value) is str for v in (left, right)
+        ):
+            return ast.Constant(left.value + right.value)
+        for side, other in ((node.right, node.left), (node.left, node.right)):
+            neutral = 0 if isinstance(node.op, ast.Add) else 1 if isinstance(node.op, ast.Mult) else None
+            if neutral is not None and isinstance(side, ast.Constant) and side.value == neutral:
+                if type(side.value) in (int, float):
+                    return other
+        if isinstance(node.op, COMMUTATIVE) and _order(node.right) < _order(node.left):
+            node.left, node.right = node.right, node.left
+        return node
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        self.generic_visit(node)
+        if len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq | ast.NotEq):
+            if _order(node.comparators[0]) < _order(node.left):
+                node.left, node.comparators = node.comparators[0], [node.left]
+        return node
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        """Statements that do nothing (``pass``, a string or number alone) left out of every body;
+        an input check is its ``raise`` alone: the test is what every docstring invites a student
+        to write, the message is their own (red team, sixth round: an honest ``lm_head`` with
+        lib's shape check and a message of its own was "85% of lib")."""
+        super().generic_visit(node)
+        for field in ("body", "orelse", "finalbody"):
+            body = getattr(node, field, None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+                kept = [r for s in body if not does_nothing(s) for r in (s.body if _raises_only(s) else [s])]
+                setattr(node, field, kept or ([ast.Pass()] if field == "body" else []))
+        return node
+
+
+def _single(iterable: ast.expr) -> ast.expr | None:
+    """The one value ``iterable`` gives, if it is ``range(1)`` or a literal of one element."""
+    if isinstance(iterable, ast.List | ast.Tuple) and len(iterable.elts) == 1:
+        return None if isinstance(iterable.elts[0], ast.Starred) else iterable.elts[0]
+    if (
+        isinstance(iterable, ast.Call)
+        and getattr(iterable.func, "id", "") == "range"
+        and len(iterable.args) == 1
+        and isinstance(iterable.args[0], ast.Constant)
+        and iterable.args[0].value == 1
+    ):
+        return ast.Constant(0)
+    return None
+
+
+def _jumps(body: list[ast.stmt]) -> bool:
+    """Whether ``body`` holds a ``break`` or ``continue`` of its own loop (not of a nested one)."""
+    for statement in body:
+        if isinstance(statement, ast.Break | ast.Continue):
+            return True
+        if isinstance(
+            statement,
+            ast.For | ast.AsyncFor | ast.While | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
+        ):
+            continue
+        children = [c for f in ("body", "orelse", "finalbody", "handlers") for c in getattr(statement, f, [])]
+        if _jumps([c for c in children if isinstance(c, ast.stmt)]) or any(
+            _jumps(h.body) for h in children if isinstance(h, ast.ExceptHandler)
+        ):
+            return True
+    return False
+
+
+def _attribute_getter(call: ast.Call) -> bool:
+    """``operator.attrgetter("a")``."""
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return (
+        name == "attrgetter"
+        and len(call.args) == 1
+        and not call.keywords
+        and isinstance(call.args[0], ast.Constant)
+        and isinstance(call.args[0].value, str)
+        and call.args[0].value.isidentifier()
+    )
+
+
+def does_nothing(statement: ast.stmt) -> bool:
+    return isinstance(statement, ast.Pass) or (
+        isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+    )
+
+
+def _raises_only(statement: ast.stmt) -> bool:
+    """``if <test>: raise ...``: an input check."""
+    return (
+        isinstance(statement, ast.If)
+        and not statement.orelse
+        and all(isinstance(s, ast.Raise) for s in statement.body)
+    )
+
+
+def _is_identity(function: ast.Lambda) -> bool:
+    """``lambda v: v``."""
+    args = function.args
+    return (
+        len(args.args) == 1
+        and not (args.posonlyargs or args.kwonlyargs or args.vararg or args.kwarg)
+        and isinstance(function.body, ast.Name)
+        and function.body.id == args.args[0].arg
+    )
+
+
+def _order(node: ast.AST) -> str:
+    """A key for an operand that no renaming changes: its syntax with every name left out."""
+    parts = []
+    for part in ast.walk(node):
+        parts.append(type(part).__name__)
+        if isinstance(part, ast.Constant):
+            parts.append(repr(part.value))
+        elif isinstance(part, ast.Attribute):
+            parts.append(part.attr)
+    return " ".join(parts)
+
+
+def inline_aliases(tree: ast.AST) -> ast.AST:
+    """``m = np.mean`` then ``m(x)``: ``np.mean(x)``, in each scope, for a name bound once, to a
+    name or an attribute, and never bound again."""
+    for scope in [
+        tree,
+        *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)),
+    ]:
+        stores: dict[str, int] = {}
+        for node in ast.walk(scope):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+                stores[node.id] = stores.get(node.id, 0) + 1
+            elif isinstance(node, ast.arg):
+                stores[node.arg] = stores.get(node.arg, 0) + 2  # a parameter is not an alias
+        aliases = {
+            s.targets[0].id: s.value
+            for s in scope.body
+            if isinstance(s, ast.Assign)
+            and len(s.targets) == 1
+            and isinstance(s.targets[0], ast.Name)
+            and isinstance(s.value, ALIASABLE)
+            and stores.get(s.targets[0].id) == 1
+            and not (isinstance(s.value, ast.Name) and s.value.id == s.targets[0].id)
+        }
+        if aliases:
+            scope.body = [s for s in scope.body if not (isinstance(s, ast.Assign) and _alias_of(s, aliases))]
+            Substitute(aliases).visit(scope)
+    return tree
+
+
+def _alias_of(statement: ast.Assign, aliases: dict) -> bool:
+    target = statement.targets[0]
+    return isinstance(target, ast.Name) and aliases.get(target.id) is statement.value
