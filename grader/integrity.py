@@ -206,7 +206,7 @@ def review(nb, released, source, exercises: list[str], assignment: str, changes=
     result = Review(unscanned + _static(everything, cells, exercises) + _metadata(changes, exercises))
     definitions = _definitions(cells)
     honest = {name: (_answer_code(released, name), _answer_code(source, name)) for name in exercises}
-    compared = set()  # the definitions compared here, by id: every other is compared below
+    compared = {}  # id of each definition compared here -> its exercise: every other pair is compared below
     known = _wrappers(cells)
     for name in exercises:
         try:
@@ -216,7 +216,7 @@ def review(nb, released, source, exercises: list[str], assignment: str, changes=
         if code is None:
             continue
         cell, node, text = code
-        compared.add(id(node))
+        compared[id(node)] = name
         boilerplate = honest[name]
         body = similarity.bodies(text, known)
         mine = similarity.fingerprint(body)
@@ -242,17 +242,20 @@ def _wrappers(cells: list[_Cell]) -> dict:
 
 
 def _copies_under_other_names(
-    cells: list[_Cell], honest: dict, assignment: str, found, compared: set[int], known: dict
+    cells: list[_Cell], honest: dict, assignment: str, found, compared: dict[int, str], known: dict
 ) -> list[Finding]:
     """lib's implementation of an exercise in any other function the student wrote (a method, a
-    nested function, a lambda, one under another name, or under the exercise's name where
-    ``review`` did not compare it): the comparison above follows only the exercise's last
-    ``def`` and its helpers, and lib's code as ``_impl`` with ``embed = _impl`` (or a lambda, or
-    a class's method) escaped it (red team, third round). Each copy is a finding on the exercise
-    lib's function implements; ``honest``: by exercise, the code of its released stub and its
-    solution, left out of the comparison as in ``review``; ``compared``: the ids of the
-    definitions ``review`` compared; ``known``: the notebook's wrappers (red team, sixth round:
-    lib's code as ``_layer_norm``, every name through a wrapper, was compared without them)."""
+    nested function, a lambda, one under another name, under the exercise's name where ``review``
+    did not compare it, or another exercise's function): the comparison above follows only the
+    exercise's last ``def`` and its helpers, and lib's code as ``_impl`` with ``embed = _impl``
+    (or a lambda, or a class's method) escaped it (red team, third round), and so did lib's
+    ``rms_norm`` inside an honest ``layer_norm``, behind a keyword argument that ``rms_norm``
+    passes (red team, seventh round). Each copy is a finding on the exercise lib's function
+    implements; ``honest``: by exercise, the code of its released stub and its solution, left out
+    of the comparison as in ``review``; ``compared``: the exercise of each definition ``review``
+    compared (by id), whose pair with that exercise's lib is not compared twice; ``known``: the
+    notebook's wrappers (red team, sixth round: lib's code as ``_layer_norm``, every name through
+    a wrapper, was compared without them)."""
     told = {(f.exercises, f.reason) for f in found}
     libs = [
         (name, function, similarity.fingerprint(theirs, boilerplate))
@@ -262,10 +265,12 @@ def _copies_under_other_names(
     findings = []
     for cell in cells:
         for node in ast.walk(cell.tree):
-            if not isinstance(node, FUNCTIONS) or id(node) in compared:
+            if not isinstance(node, FUNCTIONS):
                 continue
             mine = similarity.fingerprint(_body(node, known))
             for name, function, theirs in libs:
+                if compared.get(id(node)) == name:
+                    continue
                 share = similarity.containment(theirs, mine)
                 reason = f"near-identical to {function} ({share or 0:.0%} of its own token sequence)"
                 if share is not None and share >= similarity.NEAR and ((name,), reason) not in told:

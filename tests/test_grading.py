@@ -564,6 +564,38 @@ def test_libs_code_under_another_name_through_a_wrapper_is_near_identical():
     )
 
 
+def test_libs_code_for_one_exercise_inside_anothers_is_near_identical():
+    """lib's ``position_embedding`` inside an honest ``token_embedding``, behind a keyword argument
+    that ``position_embedding`` passes: ``token_embedding`` was compared only with lib's
+    ``token_embedding``, and ``position_embedding`` without it, an exercise, not a helper (red
+    team, seventh round)."""
+    host = ast.parse(solution().cells[index_of(solution(), "token_embedding-answer")].source).body[0]
+    guest = ast.parse(POSITION_EMBEDDING).body[0]
+    host.args.args.append(ast.arg("_other"))
+    host.args.defaults.append(ast.Constant(None))
+    unpack = ast.parse("n_tokens, wpe, start = _other").body[0]
+    host.body.insert(
+        1, ast.If(ast.parse("_other is not None", mode="eval").body, [unpack, *guest.body[1:]], [])
+    )
+    nb = answer(
+        "token_embedding",
+        "from lib._validate import as_float_array\n" + ast.unparse(ast.fix_missing_locations(host)),
+    )
+    nb = answer(
+        "position_embedding",
+        "def position_embedding(n_tokens, wpe, start=0):\n"
+        "    return token_embedding(None, None, _other=(n_tokens, wpe, start))\n",
+        nb,
+    )
+    names = [t.name for t in results.test_cells(nb)]
+    review = integrity.review(nb, nbformat.read(RELEASED, as_version=4), solution(), names, ASSIGNMENT)
+    assert any(
+        f.exercises == ("position_embedding",)
+        and f.reason.startswith("near-identical to lib.position_embedding")
+        for f in review.findings
+    ), review.findings
+
+
 def assert_near_identical_to_libs_position_embedding(answer_code: str) -> list[str]:
     """``answer_code`` (with the validator lib's code calls imported) as the answer to
     ``position_embedding`` is found near-identical to lib's; the notebook's exercise names."""
