@@ -272,6 +272,17 @@ WRAPPERS = {  # the same two wrappers, in the shapes a copier may give them (red
     "keyword calls": "def I(v, k=0):\n    return {0: v}[0]\n\ndef A(o, n):\n    return getattr(o, n)\n",
     "static methods": "class W:\n    @staticmethod\n    def I(v):\n        return v\n\n"
     "    @staticmethod\n    def A(o, n):\n        return getattr(o, n)\n\nI, A = W.I, W.A\n",
+    # red team, seventh round: identities of any shape
+    "two returns": "def I(v):\n    if v is None:\n        return v\n    print(0)\n    return v\n\n"
+    "def A(o, n):\n    return getattr(o, n)\n",
+    "keyword-only": "def I(v, *, k=0):\n    return v\n\ndef A(o, n, *, k=0, **rest):\n    return getattr(o, n)\n",
+    "recursive": "def I(v, n=2):\n    return v if n == 0 else I(v, n - 1)\n\n"
+    "def A(o, n):\n    return getattr(o, n)\n",
+    "methods": "class W:\n    def I(self, v):\n        return v\n\n"
+    "    @classmethod\n    def A(cls, o, n):\n        return getattr(o, n)\n\nw = W()\n",
+    "partial": "import functools\ndef _I(v, k=0):\n    return v\n\n"
+    "I = functools.partial(_I, k=1)\nA = functools.partial(lambda o, n, k: getattr(o, n), k=1)\n",
+    "min of one": "def I(v):\n    return min((v,))\n\ndef A(o, n):\n    return max([getattr(o, n)])\n",
 }
 
 
@@ -283,6 +294,8 @@ def test_libs_code_through_ones_own_wrappers_is_still_near_identical(what, shape
         rewritten = ast.unparse(ast.fix_missing_locations(Wrapped(what).visit(ast.parse(body))))
         if shape == "static methods":
             rewritten = rewritten.replace("I(", "W.I(").replace("A(", "W.A(")
+        if shape == "methods":
+            rewritten = rewritten.replace("I(", "w.I(").replace("A(", "W.A(")
         if shape == "keyword calls":
             rewritten = ast.unparse(ast.fix_missing_locations(KeywordCalls().visit(ast.parse(rewritten))))
         answer = (

@@ -134,6 +134,8 @@ class Canonical(ast.NodeTransformer):
             return self.visit_BinOp(ast.BinOp(args[0], UFUNCS[func.attr](), args[1]))
         if isinstance(func, ast.Lambda) and _is_identity(func) and len(args) == 1:
             return args[0]
+        if isinstance(func, ast.Name) and func.id in ("min", "max") and len(args) == 1:
+            return _single(args[0]) or node  # ``min((v,))``: ``v``
         return node
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:

@@ -5,21 +5,29 @@
 import ast
 import copy
 
+import numpy as np
+
 from .dataflow import Substitute, bound
 from .folds import Canonical, does_nothing
 from .form import normalized
 
 
 def wrappers(tree: ast.Module) -> dict[str, tuple[ast.arguments, ast.expr]]:
-    """The wrappers defined at the top of ``tree``, by the name a call uses (``I``, or ``W.I`` for
-    a static method of class ``W``): functions and lambdas whose one statement, in the canonical
-    form, returns names, calls, attributes and constants (no arithmetic: what a wrapper returns is
-    the arguments' business). ``def I(v): r = v; return r``, ``I = lambda v: v``, ``def I(v,
-    _=None): return [v][0]``, ``def A(o, n): return operator.attrgetter(n)(o)`` are all wrappers
-    (red team, sixth round: any shape but the one-statement ``return v`` hid lib's code), also
-    when defined inside a function and called with keywords; each parameter is read at most once
-    (``_once``). And a name imported from NumPy (``from numpy import mean``), as
-    ``(None, np.mean)``."""
+    """The wrappers defined in ``tree``, by the name a call uses (``I``; ``W.I`` for a static or
+    class method of class ``W``; ``.I`` for a method called on any object): functions, lambdas
+    and methods that only pass their arguments on. Two kinds:
+
+    - one statement that, in the canonical form, returns names, calls, attributes and constants
+      (no arithmetic: what a wrapper returns is the arguments' business). ``def I(v): r = v;
+      return r``, ``I = lambda v: v``, ``def I(v, _=None): return [v][0]``, ``def A(o, n): return
+      operator.attrgetter(n)(o)`` (red team, sixth round: any shape but the one-statement ``return
+      v`` hid lib's code); each parameter is read at most once (``_once``);
+    - the identity on a parameter, whatever its shape (``_identity``): every ``return`` gives
+      back the same parameter, never rebound, or the function's own call that passes it on (red
+      team, seventh round: two ``return``s, keyword-only parameters, recursion, methods).
+
+    Also when defined inside a function, called with keywords, or bound by ``functools.partial``.
+    And a name imported from NumPy (``from numpy import mean``), as ``(None, np.mean)``."""
     found = {}
     nested = [n for f in tree.body if isinstance(f, ast.FunctionDef) for n in ast.walk(f) if n is not f]
     for node in [*tree.body, *(n for n in nested if isinstance(n, ast.FunctionDef | ast.Assign))]:
@@ -28,36 +36,126 @@ def wrappers(tree: ast.Module) -> dict[str, tuple[ast.arguments, ast.expr]]:
             for alias in node.names:  # ``from numpy import mean``: ``mean`` is ``np.mean``
                 found[alias.asname or alias.name] = (None, ast.Attribute(module, alias.name, ast.Load()))
             continue
-        functions = [("", node)]
-        if isinstance(node, ast.ClassDef):
-            functions = [
-                (f"{node.name}.", f)
-                for f in node.body
-                if isinstance(f, ast.FunctionDef)
-                and [ast.unparse(d) for d in f.decorator_list] == ["staticmethod"]
-            ]
-        for prefix, function in functions:
-            if (
-                isinstance(function, ast.Assign)
-                and isinstance(function.value, ast.Lambda)
-                and bound(function)
-            ):
-                name, args, returned = bound(function), function.value.args, function.value.body
-            elif isinstance(function, ast.FunctionDef) and (prefix or not function.decorator_list):
-                body = normalized(ast.Module([copy.deepcopy(function)], [])).body[0].body
-                body = body[1:] if body and does_nothing(body[0]) else body
-                if len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None:
-                    continue
-                name, args, returned = function.name, function.args, body[0].value
-            else:
-                continue
-            if (
-                _plain(args)
-                and all(isinstance(n, WRAPPED) for n in ast.walk(returned))
-                and _once(args, returned)
-            ):
-                found[prefix + name] = (args, returned)
+        for name, function in _callables(node):
+            wrapper = _wrapper(function)
+            if wrapper is not None:
+                found[name] = wrapper
+    for node in tree.body:  # ``J = functools.partial(I, k=0)``: ``J`` calls ``I``
+        partial = _partial_of(node.value, found) if isinstance(node, ast.Assign) and bound(node) else None
+        if partial is not None:
+            found[bound(node)] = partial
     return found
+
+
+def _callables(node: ast.AST) -> list[tuple[str, ast.AST]]:
+    """(the name a call uses, the definition) of what ``node`` defines: itself, or the methods of
+    a class, without the ``self`` or ``cls`` a call does not pass."""
+    if not isinstance(node, ast.ClassDef):
+        name = (
+            node.name
+            if isinstance(node, ast.FunctionDef)
+            else bound(node)
+            if isinstance(node, ast.Assign)
+            else None
+        )
+        return [(name, node)] if name else []
+    found = []
+    for method in node.body:
+        if not isinstance(method, ast.FunctionDef):
+            continue
+        decorators = [ast.unparse(d) for d in method.decorator_list]
+        if decorators == ["staticmethod"]:
+            found.append((f"{node.name}.{method.name}", method))
+        elif decorators in ([], ["classmethod"]) and method.args.args and not _numpys(method.name):
+            unbound = copy.deepcopy(method)
+            unbound.args.args.pop(0)  # ``self`` or ``cls``
+            found += [(f".{method.name}", unbound)]
+            if decorators:
+                found.append((f"{node.name}.{method.name}", unbound))
+    return found
+
+
+def _numpys(name: str) -> bool:
+    """Whether ``x.name(...)`` may be NumPy's own (an array's method, or a function of ``np``):
+    such a call is never taken for a notebook's method called on an unknown object."""
+    return hasattr(np.ndarray, name) or hasattr(np, name)
+
+
+def _wrapper(function: ast.AST) -> tuple[ast.arguments, ast.expr] | None:
+    """(parameters, what it returns) of a wrapper (``wrappers``), or ``None``."""
+    if isinstance(function, ast.Assign) and isinstance(function.value, ast.Lambda) and bound(function):
+        args, returned = function.value.args, function.value.body
+    elif isinstance(function, ast.FunctionDef) and all(
+        ast.unparse(d) in ("staticmethod", "classmethod") for d in function.decorator_list
+    ):
+        identity = _identity(function)
+        if identity is not None:
+            return function.args, ast.Name(identity, ast.Load())
+        body = normalized(ast.Module([copy.deepcopy(function)], [])).body[0].body
+        body = body[1:] if body and does_nothing(body[0]) else body
+        if len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None:
+            return None
+        args, returned = function.args, body[0].value
+    else:
+        return None
+    if all(isinstance(n, WRAPPED) for n in ast.walk(returned)) and _once(args, returned):
+        return args, returned
+    return None
+
+
+def _identity(function: ast.FunctionDef) -> str | None:
+    """The parameter ``function`` gives back unchanged on every ``return``, if there is one: each
+    returns that parameter, never rebound, or ``function``'s own call passing it on in its place
+    (``return v if n else I(v, n - 1)``)."""
+    params = [a.arg for a in (*function.args.posonlyargs, *function.args.args)]
+    returns = [n for n in _own_nodes(function) if isinstance(n, ast.Return)]
+    rebound = {
+        n.id for n in _own_nodes(function) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)
+    }
+    for i, param in enumerate(params):
+        if (
+            param not in rebound
+            and returns
+            and all(_gives(r.value, function.name, param, i) for r in returns)
+        ):
+            return param
+    return None
+
+
+def _gives(value: ast.expr | None, name: str, param: str, position: int) -> bool:
+    """Whether ``value`` is ``param``, whichever way a conditional goes, or the call ``name(...)``
+    with ``param`` in its place."""
+    if isinstance(value, ast.Name):
+        return value.id == param
+    if isinstance(value, ast.IfExp):
+        return _gives(value.body, name, param, position) and _gives(value.orelse, name, param, position)
+    if isinstance(value, ast.Call) and getattr(value.func, "id", None) == name:
+        passed = value.args[position] if position < len(value.args) else None
+        passed = passed or next((k.value for k in value.keywords if k.arg == param), None)
+        return isinstance(passed, ast.Name) and passed.id == param
+    return False
+
+
+def _own_nodes(function: ast.FunctionDef):
+    """The nodes of ``function``'s body, but those of the functions and classes it defines."""
+    stack = list(function.body)
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            stack.extend(ast.iter_child_nodes(node))
+
+
+def _partial_of(value: ast.expr, found: dict) -> tuple[ast.arguments, ast.expr] | None:
+    """The wrapper ``value`` calls if it is ``functools.partial(I, k=...)`` (keywords only) of a
+    wrapper ``I``, named or a lambda."""
+    if not (isinstance(value, ast.Call) and ast.unparse(value.func) in ("partial", "functools.partial")):
+        return None
+    first = value.args[0] if len(value.args) == 1 else None
+    if isinstance(first, ast.Lambda):
+        return _wrapper(ast.Assign([ast.Name("_", ast.Store())], first))
+    wrapper = found.get(first.id) if isinstance(first, ast.Name) else None
+    return wrapper if wrapper is not None and wrapper[0] is not None else None
 
 
 def _once(args: ast.arguments, returned: ast.expr) -> bool:
@@ -65,8 +163,7 @@ def _once(args: ast.arguments, returned: ast.expr) -> bool:
     the code grow (red team, seventh round: a wrapper that repeats its argument thirty times,
     called three deep, took the scan minutes)."""
     names = [n.id for n in ast.walk(returned) if isinstance(n, ast.Name)]
-    params = [a.arg for a in args.args] + ([args.vararg.arg] if args.vararg else [])
-    return all(names.count(p) <= 1 for p in params)
+    return all(names.count(p) <= 1 for p in _parameters(args))
 
 
 WRAPPED = (
@@ -92,11 +189,6 @@ def inline_wrappers(tree: ast.Module, known: dict | None = None) -> ast.Module:
     return tree
 
 
-def _plain(args: ast.arguments) -> bool:
-    """Positional parameters (with defaults, or ``*rest``), no keyword-only ones."""
-    return not (args.posonlyargs or args.kwonlyargs or args.kwarg)
-
-
 class _Inline(ast.NodeTransformer):
     def __init__(self, wrappers: dict[str, tuple[ast.arguments | None, ast.expr]]):
         self.wrappers = wrappers
@@ -109,24 +201,47 @@ class _Inline(ast.NodeTransformer):
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
-        func = node.func
-        name = func.id if isinstance(func, ast.Name) else None
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-            name = f"{func.value.id}.{func.attr}"
-        wrapper = self.wrappers.get(name)
+        wrapper = self._called(node.func)
         if wrapper is None or wrapper[0] is None or any(isinstance(a, ast.Starred) for a in node.args):
             return node
         args, returned = wrapper
-        params = [a.arg for a in args.args]
-        defaults = dict(zip(params[len(params) - len(args.defaults) :], args.defaults, strict=True))
-        values = {**defaults, **dict(zip(params, node.args, strict=False))}
-        for keyword in node.keywords:  # ``I(v=x)``
-            if keyword.arg not in params:
-                return node
-            values[keyword.arg] = keyword.value
-        extra = node.args[len(params) :]
-        if set(params) - set(values) or (extra and args.vararg is None):
+        values = _arguments(args, node)
+        read = {n.id for n in ast.walk(returned) if isinstance(n, ast.Name)} & _parameters(args)
+        if values is None or read - set(values):
             return node
-        if args.vararg is not None:
-            values[args.vararg.arg] = ast.Tuple(extra, ast.Load())
         return Substitute(values).visit(copy.deepcopy(returned))
+
+    def _called(self, func: ast.expr):
+        """The wrapper ``func`` names: ``I``, ``W.I``, or a method ``.I`` on any object."""
+        if isinstance(func, ast.Name):
+            return self.wrappers.get(func.id)
+        if not isinstance(func, ast.Attribute):
+            return None
+        if isinstance(func.value, ast.Name) and f"{func.value.id}.{func.attr}" in self.wrappers:
+            return self.wrappers[f"{func.value.id}.{func.attr}"]
+        return self.wrappers.get(f".{func.attr}")
+
+
+def _parameters(args: ast.arguments) -> set[str]:
+    return {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg) if a}
+
+
+def _arguments(args: ast.arguments, call: ast.Call) -> dict[str, ast.expr] | None:
+    """The value of each parameter of ``args`` in ``call`` (defaults included); ``None`` if the
+    call does not fit the parameters."""
+    positional = [a.arg for a in (*args.posonlyargs, *args.args)]
+    values = dict(zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True))
+    values |= {a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None}
+    values |= dict(zip(positional, call.args, strict=False))
+    extra = call.args[len(positional) :]
+    if extra and args.vararg is None:
+        return None
+    if args.vararg is not None:
+        values[args.vararg.arg] = ast.Tuple(extra, ast.Load())
+    by_keyword = positional[len(args.posonlyargs) :] + [a.arg for a in args.kwonlyargs]
+    for keyword in call.keywords:  # ``I(v=x)``
+        if keyword.arg in by_keyword:
+            values[keyword.arg] = keyword.value
+        elif args.kwarg is None:
+            return None
+    return values
