@@ -390,3 +390,58 @@ def test_code_the_canonical_form_nests_too_deeply_is_compared_as_written():
     chain = "".join(f"    a{i} = f(a{i - 1})\n" for i in range(1, 3000))
     body = similarity.bodies("def answer(a0):\n" + chain + "    return np.mean(a2999)\n")
     assert "np.mean(a2999)" in body and body.count("\n") >= 2999
+
+
+class NumpySpelling(ast.NodeTransformer):
+    """NumPy's names spelt another way (red team, seventh round): ``a < b`` as ``b > a`` and ``x
+    is None`` as ``None is x`` (``mirrored``), ``x.mean(-1)`` as ``np.mean(x, -1)``
+    (``functions``) or the other way (``methods``)."""
+
+    MIRROR = {ast.Lt: ast.Gt, ast.Gt: ast.Lt, ast.LtE: ast.GtE, ast.GtE: ast.LtE, ast.Is: ast.Is}
+
+    def __init__(self, rewrite: str):
+        self.rewrite = rewrite
+
+    def visit_Compare(self, node):
+        self.generic_visit(node)
+        if self.rewrite == "mirrored" and len(node.ops) == 1 and type(node.ops[0]) in self.MIRROR:
+            return ast.Compare(node.comparators[0], [self.MIRROR[type(node.ops[0])]()], [node.left])
+        return node
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        func = node.func
+        if not isinstance(func, ast.Attribute) or func.attr not in ("mean", "sum", "max", "reshape", "var"):
+            return node
+        if self.rewrite == "functions" and getattr(func.value, "id", "") != "np":
+            return ast.Call(
+                ast.Attribute(ast.Name("np", ast.Load()), func.attr, ast.Load()),
+                [func.value, *node.args],
+                node.keywords,
+            )
+        if self.rewrite == "methods" and getattr(func.value, "id", "") == "np" and node.args:
+            return ast.Call(ast.Attribute(node.args[0], func.attr, ast.Load()), node.args[1:], node.keywords)
+        return node
+
+
+@pytest.mark.parametrize("rewrite", ["mirrored", "functions", "methods", "module aliases"])
+def test_libs_code_with_numpys_names_spelt_otherwise_is_still_near_identical(rewrite):
+    missed = []
+    for _, name, function, body, honest in CASES:
+        if rewrite == "module aliases":  # ``_mean = np.mean`` at the top of the cell, not in the function
+            tree = aliased(ast.parse(body))
+            binds = [
+                s for s in tree.body if isinstance(s, ast.Assign) and ast.unparse(s.value).startswith("np.")
+            ]
+            tree.body = [s for s in tree.body if s not in binds]
+            prefix = "".join(ast.unparse(s) + "\n" for s in binds)
+        else:
+            tree, prefix = NumpySpelling(rewrite).visit(ast.parse(body)), ""
+        rewritten = ast.unparse(ast.fix_missing_locations(tree))
+        answer = prefix + "\ndef answer():\n" + "".join(f"    {line}\n" for line in rewritten.splitlines())
+        share = similarity.containment(
+            similarity.fingerprint(body, honest), similarity.fingerprint(similarity.bodies(answer))
+        )
+        if share is None or share < similarity.NEAR:
+            missed.append((name, function, share))
+    assert not missed, missed

@@ -9,15 +9,16 @@ mechanically (red team, rounds four to seven). Each module undoes one kind of re
 - ``folds``: rewrites of the syntax. ``(x,)[0]``, ``getattr(np, 'me' + 'an')``, an alias ``m =
   np.mean``, ``a.__add__(b)`` and ``np.add(a, b)``, a ``pass`` or a stray string after every
   statement, a block that runs its body once (``for _ in range(1)``, ``while True: ...; break``,
-  ``if True``, ``try``, ``with``), the two sides of ``+``, ``*`` and ``==`` in either order. Code
-  honest students write is left as it is but for that order; an input check (``if ...: raise``)
-  is its ``raise`` alone.
+  ``if True``, ``try``, ``with``), ``x.mean()`` for ``np.mean(x)``, the two sides of ``+``, ``*``,
+  ``==`` and ``<`` in either order. Code honest students write is left as it is but for that
+  order and those spellings; an input check (``if ...: raise``) is its ``raise`` alone.
 - ``dataflow``: rewrites that only move data about, in each function. A tuple assignment split
   in its parts, a temporary used once replaced by its value, a store nobody reads dropped
   (``x, _ = v, 0``, ``_ = 0`` after every statement, ``_r = e; return _r``, each call lifted into
   a temporary of its own); keyword arguments sorted.
 - ``wrappers``: calls of functions that only pass their arguments on (``I(x)`` for ``x``),
-  replaced by what they return.
+  replaced by what they return; a name bound to NumPy's at the top of a cell (``_mean = np.mean``)
+  is NumPy's.
 - ``form``: the three together, ``canonical`` (source to source) and ``normalized`` (a tree).
 
 Code that does not parse is returned unchanged.

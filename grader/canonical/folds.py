@@ -5,10 +5,14 @@ np.mean``, ``a + b`` as ``b + a``, ``a.__add__(b)`` or ``np.add(a, b)``, a ``pas
 string after every statement (red team, fourth round: each broke enough token k-grams to pass
 under the near-identical threshold); a block that runs its body once (``for _ in range(1)``,
 ``while True: ...; break``, ``if True``, ``try``, ``with``) and an attribute name spelt at run
-time (``getattr(o, 'me' + 'an', None)``, ``o.__getattribute__('mean')``; red team, seventh round).
+time (``getattr(o, 'me' + 'an', None)``, ``o.__getattribute__('mean')``; red team, seventh round);
+an array's method that NumPy also has as a function (``x.mean(-1)``) is that function (``np.mean(x,
+-1)``), and the two sides of a comparison are in a fixed order (``b > a`` is ``a < b``).
 """
 
 import ast
+
+import numpy as np
 
 from .dataflow import Substitute
 
@@ -38,6 +42,21 @@ UFUNCS = {
 
 
 COMMUTATIVE = (ast.Add, ast.Mult)
+# ``x.mean(-1)`` is ``np.mean(x, -1)``: an array's methods that NumPy also has as functions
+ARRAY_FUNCTIONS = {
+    name for name in dir(np.ndarray) if not name.startswith("_") and callable(getattr(np, name, None))
+} - {"astype", "view"}
+MODULES = {"np", "numpy", "math", "lib", "operator", "functools", "random", "torch"}
+MIRRORED = {  # ``a < b`` is ``b > a``
+    ast.Eq: ast.Eq,
+    ast.NotEq: ast.NotEq,
+    ast.Is: ast.Is,
+    ast.IsNot: ast.IsNot,
+    ast.Lt: ast.Gt,
+    ast.Gt: ast.Lt,
+    ast.LtE: ast.GtE,
+    ast.GtE: ast.LtE,
+}
 
 
 ALIASABLE = (ast.Name, ast.Attribute)  # ``m = np.mean``: an alias, not a computation
@@ -118,6 +137,12 @@ class Canonical(ast.NodeTransformer):
         func, args = node.func, node.args
         if all(k.arg is not None for k in node.keywords):
             node.keywords.sort(key=lambda k: k.arg)
+        if isinstance(func, ast.Attribute) and func.attr in ARRAY_FUNCTIONS and not _module(func.value):
+            node.func, node.args = (
+                ast.Attribute(ast.Name("np", ast.Load()), func.attr, ast.Load()),
+                [func.value, *args],
+            )
+            return node  # ``x.mean(-1)``: ``np.mean(x, -1)``
         if node.keywords or any(isinstance(a, ast.Starred) for a in args):
             return node
         if isinstance(func, ast.Call) and _attribute_getter(func) and len(args) == 1:
@@ -157,10 +182,13 @@ class Canonical(ast.NodeTransformer):
         return node
 
     def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        """The two sides of one comparison in a fixed order: ``b > a`` is ``a < b``, ``None is x``
+        is ``x is None`` (red team, seventh round)."""
         self.generic_visit(node)
-        if len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq | ast.NotEq):
+        if len(node.ops) == 1 and type(node.ops[0]) in MIRRORED:
             if _order(node.comparators[0]) < _order(node.left):
                 node.left, node.comparators = node.comparators[0], [node.left]
+                node.ops = [MIRRORED[type(node.ops[0])]()]
         return node
 
     def generic_visit(self, node: ast.AST) -> ast.AST:
@@ -175,6 +203,13 @@ class Canonical(ast.NodeTransformer):
                 kept = [r for s in body if not does_nothing(s) for r in (s.body if _raises_only(s) else [s])]
                 setattr(node, field, kept or ([ast.Pass()] if field == "body" else []))
         return node
+
+
+def _module(value: ast.expr) -> bool:
+    """``np``, ``math``, ``np.linalg``: a module whose functions a call names, not an array."""
+    while isinstance(value, ast.Attribute):
+        value = value.value
+    return isinstance(value, ast.Name) and value.id in MODULES
 
 
 def _single(iterable: ast.expr) -> ast.expr | None:

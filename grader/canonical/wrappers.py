@@ -36,6 +36,9 @@ def wrappers(tree: ast.Module) -> dict[str, tuple[ast.arguments, ast.expr]]:
             for alias in node.names:  # ``from numpy import mean``: ``mean`` is ``np.mean``
                 found[alias.asname or alias.name] = (None, ast.Attribute(module, alias.name, ast.Load()))
             continue
+        if isinstance(node, ast.Assign) and bound(node) and _numpy_attribute(node.value):
+            found[bound(node)] = (None, node.value)  # ``_mean = np.mean`` at the top of a cell
+            continue
         for name, function in _callables(node):
             wrapper = _wrapper(function)
             if wrapper is not None:
@@ -73,6 +76,15 @@ def _callables(node: ast.AST) -> list[tuple[str, ast.AST]]:
             if decorators:
                 found.append((f"{node.name}.{method.name}", unbound))
     return found
+
+
+def _numpy_attribute(value: ast.expr) -> bool:
+    """``np.mean``, ``numpy.linalg.norm``: a name of NumPy's."""
+    while isinstance(value, ast.Attribute):
+        value = value.value
+    return (
+        isinstance(value, ast.Name) and value.id in ("np", "numpy") and not isinstance(value.ctx, ast.Store)
+    )
 
 
 def _numpys(name: str) -> bool:
