@@ -9,6 +9,7 @@ import inspect
 
 import catalogue
 import nbformat
+import numpy as np
 import pytest
 from catalogue_eighth import EIGHTH_RIGHT
 
@@ -395,7 +396,8 @@ def test_code_the_canonical_form_nests_too_deeply_is_compared_as_written():
 class NumpySpelling(ast.NodeTransformer):
     """NumPy's names spelt another way (red team, seventh round): ``a < b`` as ``b > a`` and ``x
     is None`` as ``None is x`` (``mirrored``), ``x.mean(-1)`` as ``np.mean(x, -1)``
-    (``functions``) or the other way (``methods``)."""
+    (``functions``) or the other way (``methods``), ``x.astype(t)`` as ``np.asarray(x, dtype=t)``,
+    keyword arguments given by position (``np.mean(x, -1)``)."""
 
     MIRROR = {ast.Lt: ast.Gt, ast.Gt: ast.Lt, ast.LtE: ast.GtE, ast.GtE: ast.LtE, ast.Is: ast.Is}
 
@@ -411,8 +413,21 @@ class NumpySpelling(ast.NodeTransformer):
     def visit_Call(self, node):
         self.generic_visit(node)
         func = node.func
-        if not isinstance(func, ast.Attribute) or func.attr not in ("mean", "sum", "max", "reshape", "var"):
+        if not isinstance(func, ast.Attribute) or func.attr not in (
+            "mean",
+            "sum",
+            "max",
+            "reshape",
+            "var",
+            "astype",
+        ):
             return node
+        if self.rewrite == "astype" and func.attr == "astype" and len(node.args) == 1:
+            return ast.Call(
+                ast.Attribute(ast.Name("np", ast.Load()), "asarray", ast.Load()),
+                [func.value],
+                [ast.keyword("dtype", node.args[0])],
+            )
         if self.rewrite == "functions" and getattr(func.value, "id", "") != "np":
             return ast.Call(
                 ast.Attribute(ast.Name("np", ast.Load()), func.attr, ast.Load()),
@@ -423,8 +438,24 @@ class NumpySpelling(ast.NodeTransformer):
             return ast.Call(ast.Attribute(node.args[0], func.attr, ast.Load()), node.args[1:], node.keywords)
         return node
 
+    def generic_visit(self, node):
+        super().generic_visit(node)
+        if self.rewrite == "by position" and isinstance(
+            node, ast.Call
+        ):  # np.mean(x, axis=-1): np.mean(x, -1)
+            func = node.func
+            if isinstance(func, ast.Attribute) and getattr(func.value, "id", "") == "np" and node.args:
+                names = list(inspect.signature(getattr(np, func.attr)).parameters)
+                given = {k.arg: k for k in node.keywords}
+                while len(node.args) < len(names) and names[len(node.args)] in given:
+                    node.args.append(given[names[len(node.args)]].value)
+                    node.keywords.remove(given[names[len(node.args) - 1]])
+        return node
 
-@pytest.mark.parametrize("rewrite", ["mirrored", "functions", "methods", "module aliases"])
+
+@pytest.mark.parametrize(
+    "rewrite", ["mirrored", "functions", "methods", "astype", "by position", "module aliases"]
+)
 def test_libs_code_with_numpys_names_spelt_otherwise_is_still_near_identical(rewrite):
     missed = []
     for _, name, function, body, honest in CASES:

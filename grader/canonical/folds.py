@@ -11,6 +11,8 @@ an array's method that NumPy also has as a function (``x.mean(-1)``) is that fun
 """
 
 import ast
+import inspect
+from functools import cache
 
 import numpy as np
 
@@ -134,15 +136,10 @@ class Canonical(ast.NodeTransformer):
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
+        _numpy_call(node)
         func, args = node.func, node.args
         if all(k.arg is not None for k in node.keywords):
             node.keywords.sort(key=lambda k: k.arg)
-        if isinstance(func, ast.Attribute) and func.attr in ARRAY_FUNCTIONS and not _module(func.value):
-            node.func, node.args = (
-                ast.Attribute(ast.Name("np", ast.Load()), func.attr, ast.Load()),
-                [func.value, *args],
-            )
-            return node  # ``x.mean(-1)``: ``np.mean(x, -1)``
         if node.keywords or any(isinstance(a, ast.Starred) for a in args):
             return node
         if isinstance(func, ast.Call) and _attribute_getter(func) and len(args) == 1:
@@ -203,6 +200,49 @@ class Canonical(ast.NodeTransformer):
                 kept = [r for s in body if not does_nothing(s) for r in (s.body if _raises_only(s) else [s])]
                 setattr(node, field, kept or ([ast.Pass()] if field == "body" else []))
         return node
+
+
+def _numpy_call(node: ast.Call) -> None:
+    """A call of NumPy's in one spelling (in place): an array's method that NumPy also has as a
+    function is that function (``x.mean(-1)``: ``np.mean(x, -1)``; ``x.astype(t)``:
+    ``np.asarray(x, dtype=t)``), and its arguments after the first are given by keyword where
+    NumPy's signature lets them (``np.mean(x, axis=-1)``)."""
+    func = node.func
+    if not isinstance(func, ast.Attribute):
+        return
+    if func.attr == "astype" and len(node.args) == 1 and not _module(func.value):
+        node.keywords.append(ast.keyword("dtype", node.args[0]))
+        node.func, node.args = _np("asarray"), [func.value]
+    elif func.attr in ARRAY_FUNCTIONS and not _module(func.value):
+        node.func, node.args = _np(func.attr), [func.value, *node.args]
+    elif getattr(func.value, "id", "") not in ("np", "numpy"):
+        return
+    parameters = () if any(isinstance(a, ast.Starred) for a in node.args) else _signature(node.func.attr)
+    for i in range(len(node.args) - 1, 0, -1):  # from the last: a keyword argument is given after all others
+        if i < len(parameters) and parameters[i]:
+            node.keywords.append(ast.keyword(parameters[i], node.args.pop(i)))
+        else:
+            break
+
+
+def _np(name: str) -> ast.Attribute:
+    return ast.Attribute(ast.Name("np", ast.Load()), name, ast.Load())
+
+
+@cache
+def _signature(name: str) -> tuple[str | None, ...]:
+    """For each position, the keyword NumPy's function ``name`` also takes that argument by
+    (``None`` where it takes it by position only); empty where it has no signature to read."""
+    try:
+        parameters = inspect.signature(getattr(np, name)).parameters.values()
+    except (AttributeError, TypeError, ValueError):
+        return ()
+    found = []
+    for p in parameters:
+        if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            break
+        found.append(p.name if p.kind == p.POSITIONAL_OR_KEYWORD else None)
+    return tuple(found)
 
 
 def _module(value: ast.expr) -> bool:
