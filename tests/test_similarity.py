@@ -11,7 +11,8 @@ import catalogue
 import nbformat
 import pytest
 
-from grader import canonical, integrity, results, similarity
+import lib
+from grader import canonical, implements, integrity, results, similarity
 from grader.course import ROOT
 
 
@@ -374,3 +375,14 @@ def test_code_the_canonical_form_nests_too_deeply_is_compared_as_written():
     chain = "".join(f"    a{i} = f(a{i - 1})\n" for i in range(1, 3000))
     body = similarity.bodies("def answer(a0):\n" + chain + "    return np.mean(a2999)\n")
     assert "np.mean(a2999)" in body and body.count("\n") >= 2999
+
+
+def test_a_generic_utility_is_no_stage():
+    """``lib.model.leaves`` walks any nested dict: the parameter count's reference calls it, but
+    it computes nothing of the course; ``param_shapes``, which the count is made of, is the stage."""
+    assert implements.generic(lib.model.leaves)
+    assert not any(
+        implements.generic(f) for f in (lib.param_shapes, lib.softmax, lib.embed, lib.Model.forward)
+    )
+    reached = implements.reached("06-cost/count_params")
+    assert lib.param_shapes in reached and lib.model.leaves not in reached
