@@ -8,12 +8,19 @@ A class counts when the chapter grades it (its ``GRADED``: ``Model`` in the work
 is only data the reference builds (a ``Config``). ``reached`` follows the reference's bytecode through its globals and closure, and the helpers it
 finds, and keeps the functions of ``lib``: what a copier would paste to earn the points without
 writing the stage. What the scorer lends the chapter (``grader.lending``) is left out: calling it
-is allowed, so a copy of it is no finding.
+is allowed, so a copy of it is no finding. So is a generic utility (``lib.model.leaves``, the
+arrays of a nested dict in order, which the parameter count's reference walks ``param_shapes``
+with): a function that reads nothing but its arguments, Python's builtins and the methods of
+Python's own containers, and holds no constant of the course (a string, a size), computes nothing
+of the course; any student may write the same walk, and did (red team, seventh round: a
+``count_params`` summing ``np.prod`` over its own walk of ``lib.param_shapes`` was "100% of
+``lib.model.leaves``"). Such a function is no stage, whatever the reference calls.
 
 The walk follows names, not calls that only exist at run time (a name built from a string): the
 references are the course's code, written plainly.
 """
 
+import builtins
 import dis
 import functools
 import inspect
@@ -23,6 +30,11 @@ from collections.abc import Iterator
 from . import exercises, lending
 
 GRADER_HELPERS = "grader."  # the modules whose functions the walk follows into
+# What a generic utility may read besides its arguments: the attributes of Python's own values.
+CONTAINER_ATTRIBUTES = frozenset().union(
+    *(dir(t) for t in (dict, list, tuple, set, frozenset, str, bytes, int, float, bool, type(None)))
+)
+PLAIN_CONSTANTS = (None, True, False, 0, 1, -1)  # (a docstring aside) all a generic utility holds
 
 
 def reached(exercise_id: str) -> list[types.FunctionType]:
@@ -39,7 +51,7 @@ def reached(exercise_id: str) -> list[types.FunctionType]:
         if isinstance(value, type) and value.__name__ not in graded:
             continue
         for function in _functions_of(value):
-            if key(function) not in lent:
+            if key(function) not in lent and not generic(function):
                 found[function] = None
     return list(found)
 
@@ -106,6 +118,35 @@ def _functions_of(value) -> list[types.FunctionType]:
         methods = (inspect.unwrap(getattr(m, "__func__", m)) for m in vars(value).values())
         return [m for m in methods if isinstance(m, types.FunctionType) and _in_lib(m) and _written(m)]
     return []
+
+
+def generic(function: types.FunctionType) -> bool:
+    """Whether ``function`` (and the code nested in it) reads nothing but its arguments, Python's
+    builtins, itself and the methods of Python's containers, and holds no constant but
+    ``PLAIN_CONSTANTS``: a utility that computes nothing of the course (a walk of a nested dict)."""
+    todo, first = [function.__code__], True
+    while todo:
+        code = todo.pop()
+        constants = code.co_consts[1:] if first and function.__doc__ is not None else code.co_consts
+        first = False
+        for constant in constants:
+            if isinstance(constant, types.CodeType):
+                todo.append(constant)
+            elif not any(type(constant) is type(plain) and constant == plain for plain in PLAIN_CONSTANTS):
+                return False
+        for instruction in dis.get_instructions(code):
+            name = instruction.argval
+            if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+                if function.__globals__.get(name, getattr(builtins, name, None)) is not function and not (
+                    name not in function.__globals__ and hasattr(builtins, name)
+                ):
+                    return False
+            elif instruction.opname in ("LOAD_DEREF", "LOAD_CLASSDEREF", "IMPORT_NAME"):
+                return False
+            elif "ATTR" in instruction.opname or instruction.opname == "LOAD_METHOD":
+                if name not in CONTAINER_ATTRIBUTES:
+                    return False
+    return True
 
 
 def _written(function: types.FunctionType) -> bool:

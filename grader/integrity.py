@@ -21,8 +21,9 @@ Reported:
   after it.
 - near-identical code: the exercise's function, with the helpers it uses, or any other function
   of the student's, contains ``lib``'s implementation of the stage, renamed or not
-  (``grader.similarity``, ``NEAR`` of the part of ``lib``'s token sequence that neither the stub
-  nor the course's solution has). The implementation is lib's function of the exercise's name
+  (``grader.similarity``, ``NEAR`` of the part of ``lib``'s token sequence that neither the stub,
+  the course's solution nor the honest alternatives of ``grader.alternatives`` have; where that
+  part is too short to tell, lib's function is not compared). The implementation is lib's function of the exercise's name
   and every function of lib's its reference reaches (``grader.implements``: ``checkpoint_layout``
   for ``count_params``, ``Model``'s methods for ``toy_forward``), but what the chapter lends.
 - tampering: assigning to attributes of numpy, ``lib``, ``grader`` or the scorer's own modules
@@ -65,7 +66,7 @@ from functools import cache
 
 import lib
 
-from . import canonical, implements, lending, magics, similarity
+from . import alternatives, canonical, implements, lending, magics, similarity
 from .results import Row
 
 # The scorer's modules, importable by these names only where the scores are computed (the harness
@@ -205,7 +206,7 @@ def review(nb, released, source, exercises: list[str], assignment: str, changes=
     unscanned = _on_every(unscanned, exercises)
     result = Review(unscanned + _static(everything, cells, exercises) + _metadata(changes, exercises))
     definitions = _definitions(cells)
-    honest = {name: (_answer_code(released, name), _answer_code(source, name)) for name in exercises}
+    honest = {name: _honest(released, source, assignment, name) for name in exercises}
     compared = {}  # id of each definition compared here -> its exercise: every other pair is compared below
     known = _wrappers(cells)
     for name in exercises:
@@ -1076,6 +1077,18 @@ def _answer_code(nb, name: str) -> str:
         ):
             sources.append(similarity.bodies(cell.source))
     return "\n".join(sources)
+
+
+def _honest(released, source, assignment: str, name: str) -> tuple[str, ...]:
+    """What honest code for exercise ``name`` holds, left out of lib's fingerprint and of the
+    student's for the pairs: the released stub, the course's solution, and the honest
+    alternatives to each function of lib's that implements it (``grader.alternatives``)."""
+    others = (
+        body
+        for function, _ in _lib_implementations(assignment, name)
+        for body in alternatives.bodies(function)
+    )
+    return (_answer_code(released, name), _answer_code(source, name), *others)
 
 
 @cache

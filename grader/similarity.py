@@ -9,7 +9,8 @@ honest code); keywords, operators, builtins and attribute names (``.shape``, ``n
 copier cannot rename without changing the program) stay, and so does the layout (newlines and
 indentation). The fingerprint of a piece of code is the set of hashes of
 its runs of ``K`` consecutive tokens, minus those of some boilerplate (the released stub, the
-course's own solution: what every honest student writes too).
+course's own solution, the honest alternatives of ``grader.alternatives``: what honest students
+write too).
 
 Two measures use it, both on fingerprints from which the boilerplate is gone:
 
