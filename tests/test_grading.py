@@ -587,19 +587,19 @@ def test_libs_code_for_one_exercise_inside_anothers_is_near_identical():
         "    return token_embedding(None, None, _other=(n_tokens, wpe, start))\n",
         nb,
     )
-    names = [t.name for t in results.test_cells(nb)]
-    review = integrity.review(nb, nbformat.read(RELEASED, as_version=4), solution(), names, ASSIGNMENT)
-    assert any(
-        f.exercises == ("position_embedding",)
-        and f.reason.startswith("near-identical to lib.position_embedding")
-        for f in review.findings
-    ), review.findings
+    assert_libs_position_embedding_found(nb)
 
 
 def assert_near_identical_to_libs_position_embedding(answer_code: str) -> list[str]:
     """``answer_code`` (with the validator lib's code calls imported) as the answer to
     ``position_embedding`` is found near-identical to lib's; the notebook's exercise names."""
     nb = answer("position_embedding", "from lib._validate import as_float_array\n" + answer_code)
+    return assert_libs_position_embedding_found(nb)
+
+
+def assert_libs_position_embedding_found(nb) -> list[str]:
+    """``nb`` has a finding "near-identical to lib.position_embedding" on that exercise; returns
+    the notebook's exercise names."""
     names = [t.name for t in results.test_cells(nb)]
     review = integrity.review(nb, nbformat.read(RELEASED, as_version=4), solution(), names, ASSIGNMENT)
     assert any(
