@@ -66,7 +66,7 @@ from functools import cache
 
 import lib
 
-from . import alternatives, canonical, implements, lending, magics, similarity
+from . import alternatives, canonical, implements, lending, magics, results, similarity
 from .results import Row
 
 # The scorer's modules, importable by these names only where the scores are computed (the harness
@@ -1077,6 +1077,19 @@ def _answer_code(nb, name: str) -> str:
         ):
             sources.append(similarity.bodies(cell.source))
     return "\n".join(sources)
+
+
+def compared(released, source, assignment: str) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """(exercise, lib's function, its body, the honest code left out) for every pair the scan
+    compares in ``assignment`` (``released`` and ``source``: its student and instructor
+    notebooks): those where lib's code, the honest code left out, is long enough to tell a copy."""
+    found = []
+    for test in results.test_cells(source):
+        honest = _honest(released, source, assignment, test.name)
+        for function, body in _lib_implementations(assignment, test.name):
+            if similarity.containment(similarity.fingerprint(body, honest), set()) is not None:
+                found.append((test.name, function, body, honest))
+    return found
 
 
 def _honest(released, source, assignment: str, name: str) -> tuple[str, ...]:

@@ -202,18 +202,14 @@ def evaded(source: str, rewrite: str) -> str:
 
 
 def exercises_with_lib_code():
-    """(assignment, exercise, lib function, its body, the honest code left out) for every
-    exercise whose lib implementation is long enough to compare."""
+    """(assignment, exercise, lib function, its body, the honest code left out) for every pair
+    the scan compares (``integrity.compared``)."""
     found = []
     for folder in sorted(glob.glob(str(ROOT / "solutions" / "0*"))):
         assignment = folder.rsplit("/", 1)[-1]
         source = nbformat.read(glob.glob(f"{folder}/*.ipynb")[0], as_version=4)
         released = nbformat.read(glob.glob(str(ROOT / "chapters" / assignment / "*.ipynb"))[0], as_version=4)
-        for test in results.test_cells(source):
-            honest = integrity._honest(released, source, assignment, test.name)
-            for function, body in integrity._lib_implementations(assignment, test.name):
-                if similarity.containment(similarity.fingerprint(body, honest), set()) is not None:
-                    found.append((assignment, test.name, function, body, honest))
+        found += [(assignment, *pair) for pair in integrity.compared(released, source, assignment)]
     return found
 
 

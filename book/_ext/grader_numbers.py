@@ -4,8 +4,10 @@ when the book is built, so the guide cannot drift from the code it describes.
 A page writes ``{{ scorer_pids }}`` (MyST's substitution syntax) where it states a setting.
 """
 
+import nbformat
+
 from grader import __main__ as cli
-from grader import autograde, scoring, similarity
+from grader import autograde, course, exercises, integrity, results, scoring, similarity
 from grader.sandbox import bwrap, launch
 
 MiB = 2**20
@@ -17,9 +19,23 @@ def _cli_defaults() -> dict:
     return {a.dest: a.default for a in commands.choices["autograde"]._actions}
 
 
+def _copy_scan() -> dict[str, str]:
+    """The exercises whose code the copy scan compares with lib's, and those it cannot (lib's code
+    too short, once honest code is left out, to tell a copy from an answer)."""
+    compared, not_compared = [], []
+    for assignment in course.assignments():
+        source = nbformat.read(next((course.SOLUTIONS / assignment).glob("*.ipynb")), as_version=4)
+        released = nbformat.read(next((course.ROOT / "chapters" / assignment).glob("*.ipynb")), as_version=4)
+        names = {name for name, *_ in integrity.compared(released, source, assignment)}
+        for test in results.test_cells(source):
+            if exercises.get(f"{assignment}/{test.name}").kind != "choice":  # a question is no code
+                (compared if test.name in names else not_compared).append(f"`{test.name}`")
+    return {"compared_exercises": ", ".join(compared), "uncompared_exercises": ", ".join(not_compared)}
+
+
 def settings() -> dict[str, str]:
     defaults = _cli_defaults()
-    return {
+    return _copy_scan() | {
         "kgram_size": similarity.K,
         "min_kgrams": similarity.MIN_KGRAMS,
         "kernel_tmpfs_mib": autograde.TMPFS // MiB,
