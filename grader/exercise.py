@@ -101,6 +101,8 @@ class Exercise:
     applied in ``order`` (a function of a case's inputs). ``terms``, for a reference that reduces
     one value per item (a loss over positions): ``(item, split)``, what an item is called and
     ``split(inputs)``, the inputs of each item alone, on which the reference gives its value.
+    ``masked_softmax``: the reference takes a softmax over masked scores (attention), so a wrong
+    answer whose rows are scaled down may have masked the weights after the softmax.
     """
 
     name: str
@@ -121,6 +123,7 @@ class Exercise:
     sections: Callable[[dict], list[tuple[str, int]]] | None = None
     steps: tuple[tuple[str, ...], Callable[[tuple[str, ...]], Callable]] | None = None
     terms: tuple[str, Callable[[dict], list[dict]]] | None = None
+    masked_softmax: bool = False
 
     def cases(self, secret: int | None = None) -> list[Case]:
         """The visible cases; with a ``secret``, followed by the hidden ones drawn from it.

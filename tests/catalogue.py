@@ -2820,6 +2820,26 @@ FIXED += EIGHTH_FIXED
 WRONG += EIGHTH_FIXED
 
 
+# ---- a ninth round: messages that named another mistake than the answer's, or none ---------------
+
+
+def rms_norm_root_of_the_mean_absolute_cube(x, g, eps=1e-6):
+    """The cube root of the mean absolute cube: rows scaled down, with no softmax in sight."""
+    return x / np.cbrt(np.mean(np.abs(x) ** 3, axis=-1, keepdims=True) + eps) * g
+
+
+NINTH_FIXED = [
+    # the per-row factor, without the advice about a mask after the softmax (RMSNorm has none)
+    _entry(
+        f"{C2}/rms_norm",
+        rms_norm_root_of_the_mean_absolute_cube,
+        r"(?s)^(?!.*softmax).*per-row normalisation",
+    ),
+]
+FIXED += NINTH_FIXED
+WRONG += NINTH_FIXED
+
+
 RIGHT = [
     _entry(f"{C1}/encode", encode_loop),
     _entry(f"{C1}/token_embedding", token_embedding_take),

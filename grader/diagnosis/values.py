@@ -44,7 +44,7 @@ def _relation(w: _Wrong) -> str | None:
         or _term_reordered(a, e, _terms(w))
         or scaled
         or _powered(a, e, counts)
-        or _per_row(a, e)
+        or _per_row(a, e, w.exercise.masked_softmax)
         or _transformed(a, e)
         or _added(a, e, _terms(w))
         or _input_factor(a, e, w.case.inputs)
@@ -136,9 +136,10 @@ def _powered(a, e, counts: dict) -> str | None:
     return None
 
 
-def _per_row(a, e) -> str | None:
+def _per_row(a, e, masked_softmax: bool = False) -> str | None:
     """The reference off by a constant or a factor of each row's own, or by one vector (a value
-    per feature) on every row. A row of its own needs two rows off: one wrong row is a place."""
+    per feature) on every row. A row of its own needs two rows off: one wrong row is a place.
+    Rows scaled down are a mask applied after the softmax only where the reference has one."""
     if e.ndim == 0 or e.shape[-1] < 2 or not np.isfinite(e).all() or e[..., 0].size < 2:
         return None
     d, rows = a - e, (a - e).reshape(-1, e.shape[-1])
@@ -159,7 +160,7 @@ def _per_row(a, e) -> str | None:
             and _near(r, np.broadcast_to(r[..., :1], r.shape))
             and not _near(r[..., 0], np.full(r.shape[:-1], r.flat[0]))
         ):
-            below = bool(
+            below = masked_softmax and bool(
                 (r[..., :1] <= 1 + RTOL).all() and (r[..., :1] > 0).all() and (r[..., :1] < 1 - RTOL).any()
             )
             return (

@@ -991,6 +991,7 @@ def _cache_hidden(g):
 
 ATTEND_WITH_CACHE = Exercise(
     name="attend_with_cache",
+    masked_softmax=True,
     visible=_cache_visible,
     hidden=_cache_hidden,
     runner=packed,
