@@ -15,9 +15,9 @@ import numpy as np
 
 import lib
 
-from ..exercise import Case, Exercise, Part, choice, hidden, rng
+from ..exercise import Broadcast, Case, Exercise, Part, choice, hidden, rng
 from .ch02 import FAR, SHARP, far_from_zero, sharp_qk
-from .wrong import attention, block, embedding, head, mlp, norms, table
+from .wrong import activations, attention, block, embedding, head, mlp, norms, table
 
 ASSIGNMENT = "05-worked-toy"
 # The lib functions the scorer lends this chapter's students (``grader.lending``): none, the
@@ -458,6 +458,7 @@ TOY_LOSS = Exercise(
         },
     ),
     check_dtype=False,
+    error_hints={Broadcast("lost-axis"): activations.ROW_KEEPDIMS},
 )
 
 # ---- the whole pass ----------------------------------------------------------------------------
