@@ -2828,6 +2828,33 @@ def rms_norm_root_of_the_mean_absolute_cube(x, g, eps=1e-6):
     return x / np.cbrt(np.mean(np.abs(x) ** 3, axis=-1, keepdims=True) + eps) * g
 
 
+def layer_norm_gain_as_column(x, g, b, eps=1e-5):
+    """The gain reshaped to a (d, 1) column: the broadcast fails, and keepdims is not the cause."""
+    mean = x.mean(axis=-1, keepdims=True)
+    var = x.var(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * g.reshape(-1, 1) + b
+
+
+def toy_loss_logsumexp_without_keepdims(logits, targets):
+    z = logits - logits.max(axis=-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=-1))
+    return float(-np.take_along_axis(logp, targets[..., None], axis=-1).mean())
+
+
+def attend_with_cache_length_from_the_first_axis(q_new, k_new, v_new, cache_k, cache_v):
+    """T read from the first axis (the heads): the mask does not line up with the scores."""
+    k, v = np.concatenate([cache_k, k_new], axis=-2), np.concatenate([cache_v, v_new], axis=-2)
+    T = q_new.shape[0]
+    allowed = np.tri(T, cache_k.shape[-2] + T, k=cache_k.shape[-2], dtype=bool)
+    s = q_new @ k.swapaxes(-1, -2) / math.sqrt(q_new.shape[-1])
+    return softmax(np.where(allowed, s, -np.inf)) @ v, k, v
+
+
+def gelu_pi_as_3_14(x):
+    """pi rounded to 3.14: off by an amount that varies with x, not by a constant term."""
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / 3.14) * (x + 0.044715 * x**3)))
+
+
 NINTH_FIXED = [
     # the per-row factor, without the advice about a mask after the softmax (RMSNorm has none)
     _entry(
@@ -2835,6 +2862,16 @@ NINTH_FIXED = [
         rms_norm_root_of_the_mean_absolute_cube,
         r"(?s)^(?!.*softmax).*per-row normalisation",
     ),
+    # a broadcast error's hint chosen by the shapes it names, not by its text alone
+    _entry(f"{C2}/layer_norm", layer_norm_gain_as_column, r"(?s)^(?!.*keepdims).*a \(d, 1\) column"),
+    _entry(f"{C5}/toy_loss", toy_loss_logsumexp_without_keepdims, r"keepdims=True in max and sum"),
+    _entry(
+        f"{C4}/attend_with_cache",
+        attend_with_cache_length_from_the_first_axis,
+        r"mask must line up with the scores.*q_new.shape\[-2\]",
+    ),
+    # a rounded constant is precision, not "plus 2.474e-05 everywhere: a constant term"
+    _entry(f"{C2}/gelu", gelu_pi_as_3_14, r"close, but not within the tolerance.*a rounded constant"),
 ]
 FIXED += NINTH_FIXED
 WRONG += NINTH_FIXED
