@@ -2855,6 +2855,26 @@ def gelu_pi_as_3_14(x):
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / 3.14) * (x + 0.044715 * x**3)))
 
 
+def block_residual_from_the_normed_stream(x, params, n_head):
+    """The first residual adds to ln_1(x), not x; the second is right."""
+    h = layer_norm(x, **params["ln_1"])
+    x = h + multi_head_attention(h, params["attn"], n_head)
+    return x + mlp(layer_norm(x, **params["ln_2"]), params["mlp"])
+
+
+def toy_forward_residual_from_the_normed_stream(ids, params):
+    """The toy's forward pass whose first residual adds to the normed stream."""
+    layer, m = params["h"][0], params["h"][0]["mlp"]
+    x = toy_embed(ids, params["wte"], params["wpe"])
+    h = toy_layer_norm(x, layer["ln_1"]["g"], layer["ln_1"]["b"], 1e-5)
+    q, k, v = toy_qkv(h, layer["attn"]["c_attn"]["w"], layer["attn"]["c_attn"]["b"], 2)
+    c_proj = layer["attn"]["c_proj"]
+    x = h + toy_attention_output(toy_attention_probs(q, k), v, c_proj["w"], c_proj["b"])
+    h2 = toy_layer_norm(x, layer["ln_2"]["g"], layer["ln_2"]["b"], 1e-5)
+    x = x + toy_mlp(h2, m["c_fc"]["w"], m["c_fc"]["b"], m["c_proj"]["w"], m["c_proj"]["b"])
+    return toy_layer_norm(x, params["ln_f"]["g"], params["ln_f"]["b"], 1e-5) @ params["wte"].T
+
+
 NINTH_FIXED = [
     # the per-row factor, without the advice about a mask after the softmax (RMSNorm has none)
     _entry(
@@ -2871,6 +2891,15 @@ NINTH_FIXED = [
         r"mask must line up with the scores.*q_new.shape\[-2\]",
     ),
     # a rounded constant is precision, not "plus 2.474e-05 everywhere: a constant term"
+    # a listed mistake, where the diagnosis named the station only
+    _entry(
+        f"{C2}/block", block_residual_from_the_normed_stream, r"added the attention output to the normalised"
+    ),
+    _entry(
+        f"{C5}/toy_forward",
+        toy_forward_residual_from_the_normed_stream,
+        r"attention output to the normalised",
+    ),
     _entry(f"{C2}/gelu", gelu_pi_as_3_14, r"close, but not within the tolerance.*a rounded constant"),
 ]
 FIXED += NINTH_FIXED
