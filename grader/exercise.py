@@ -17,6 +17,7 @@ and the visible cases hold every kind the hidden ones use, so that a ✔ in the 
 marks. A case may be one where the function must raise (``Raises``).
 """
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -40,6 +41,43 @@ class Raises:
         """Whether ``"<ExceptionType>: <message>"`` is one of the errors expected."""
         kind, _, message = error.partition(": ")
         return kind in self.errors and self.mentions in message
+
+
+BROADCAST = "could not be broadcast"
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    """A key of ``error_hints`` for a broadcast error whose operands' shapes are of one ``kind``
+    (``broadcast_kind``): ``"lost-axis"``, one operand is another without its last axis (a
+    reduction that dropped it, without keepdims); ``"column"``, an (n, 1) operand against rows
+    of n (a vector made a column); ``"other"``, any other. The same error text needs different
+    advice by the shapes it names."""
+
+    kind: str
+
+    def found_in(self, error: str) -> bool:
+        return BROADCAST in error and broadcast_kind(_operand_shapes(error)) == self.kind
+
+
+def _operand_shapes(error: str) -> list[tuple[int, ...]]:
+    """The shapes NumPy names in a broadcast error, ``(5,8) (8,1)`` -> ``[(5, 8), (8, 1)]``."""
+    named = error.partition("shapes")[2]
+    return [tuple(int(n) for n in shape.split(",") if n) for shape in re.findall(r"\(([\d,]*)\)", named)]
+
+
+def broadcast_kind(shapes: list[tuple[int, ...]]) -> str:
+    """Which ``Broadcast`` kind operands of these shapes are (the first that fits)."""
+    pairs = [(a, b) for a in shapes for b in shapes if a is not b]
+    if any(a and a[:-1] == b for a, b in pairs):
+        return "lost-axis"
+    if any(len(a) == 2 and a[1] == 1 and len(b) >= 2 and b[-1] == a[0] != 1 for a, b in pairs):
+        return "column"
+    return "other"
+
+
+def _found(fragment, error: str) -> bool:
+    return fragment.found_in(error) if isinstance(fragment, Broadcast) else fragment in error
 
 
 @dataclass(frozen=True)
@@ -91,8 +129,9 @@ class Exercise:
     ``"choice"`` (a concept check answered with one of ``choices``; its answer and explanation
     are private, in ``grader.keys``). ``check_dtype`` is ``True`` (the dtype must be the
     reference's), ``"kind"`` (integers must be integers, floats floats) or ``False``.
-    ``error_hints`` maps a fragment of an exception's message to advice, for errors a common
-    mistake raises instead of returning a wrong value. No function may change its arguments in
+    ``error_hints`` maps a fragment of an exception's message (or a ``Broadcast``, a kind of
+    broadcast error) to advice, for errors a common mistake raises instead of returning a wrong
+    value. No function may change its arguments in
     place; ``pure``: nor may it return one of them, but a new array (its docstring says so).
     ``sections`` says, for a runner that packs several returned arrays into one along axis -2,
     which they are: ``sections(inputs)`` is ``[(name, length), ...]`` in order.
@@ -101,6 +140,8 @@ class Exercise:
     applied in ``order`` (a function of a case's inputs). ``terms``, for a reference that reduces
     one value per item (a loss over positions): ``(item, split)``, what an item is called and
     ``split(inputs)``, the inputs of each item alone, on which the reference gives its value.
+    ``masked_softmax``: the reference takes a softmax over masked scores (attention), so a wrong
+    answer whose rows are scaled down may have masked the weights after the softmax.
     """
 
     name: str
@@ -116,11 +157,12 @@ class Exercise:
     atol: float = 1e-5
     rtol: float = 1e-5
     check_dtype: bool | str = True
-    error_hints: dict[str, str] = field(default_factory=dict)
+    error_hints: dict[str | Broadcast, str] = field(default_factory=dict)
     pure: bool = False
     sections: Callable[[dict], list[tuple[str, int]]] | None = None
     steps: tuple[tuple[str, ...], Callable[[tuple[str, ...]], Callable]] | None = None
     terms: tuple[str, Callable[[dict], list[dict]]] | None = None
+    masked_softmax: bool = False
 
     def cases(self, secret: int | None = None) -> list[Case]:
         """The visible cases; with a ``secret``, followed by the hidden ones drawn from it.
@@ -159,7 +201,7 @@ class Exercise:
 
     def hints_for(self, error: str) -> list[str]:
         """The advice for an error, given as ``"<ExceptionType>: <message>"``."""
-        return [hint for fragment, hint in self.error_hints.items() if fragment in error]
+        return [hint for fragment, hint in self.error_hints.items() if _found(fragment, error)]
 
     def called(self, fn: Callable) -> Callable:
         """``fn`` as the cases call it: through the runner, if the exercise has one."""

@@ -2820,6 +2820,92 @@ FIXED += EIGHTH_FIXED
 WRONG += EIGHTH_FIXED
 
 
+# ---- a ninth round: messages that named another mistake than the answer's, or none ---------------
+
+
+def rms_norm_root_of_the_mean_absolute_cube(x, g, eps=1e-6):
+    """The cube root of the mean absolute cube: rows scaled down, with no softmax in sight."""
+    return x / np.cbrt(np.mean(np.abs(x) ** 3, axis=-1, keepdims=True) + eps) * g
+
+
+def layer_norm_gain_as_column(x, g, b, eps=1e-5):
+    """The gain reshaped to a (d, 1) column: the broadcast fails, and keepdims is not the cause."""
+    mean = x.mean(axis=-1, keepdims=True)
+    var = x.var(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * g.reshape(-1, 1) + b
+
+
+def toy_loss_logsumexp_without_keepdims(logits, targets):
+    z = logits - logits.max(axis=-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=-1))
+    return float(-np.take_along_axis(logp, targets[..., None], axis=-1).mean())
+
+
+def attend_with_cache_length_from_the_first_axis(q_new, k_new, v_new, cache_k, cache_v):
+    """T read from the first axis (the heads): the mask does not line up with the scores."""
+    k, v = np.concatenate([cache_k, k_new], axis=-2), np.concatenate([cache_v, v_new], axis=-2)
+    T = q_new.shape[0]
+    allowed = np.tri(T, cache_k.shape[-2] + T, k=cache_k.shape[-2], dtype=bool)
+    s = q_new @ k.swapaxes(-1, -2) / math.sqrt(q_new.shape[-1])
+    return softmax(np.where(allowed, s, -np.inf)) @ v, k, v
+
+
+def gelu_pi_as_3_14(x):
+    """pi rounded to 3.14: off by an amount that varies with x, not by a constant term."""
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / 3.14) * (x + 0.044715 * x**3)))
+
+
+def block_residual_from_the_normed_stream(x, params, n_head):
+    """The first residual adds to ln_1(x), not x; the second is right."""
+    h = layer_norm(x, **params["ln_1"])
+    x = h + multi_head_attention(h, params["attn"], n_head)
+    return x + mlp(layer_norm(x, **params["ln_2"]), params["mlp"])
+
+
+def toy_forward_residual_from_the_normed_stream(ids, params):
+    """The toy's forward pass whose first residual adds to the normed stream."""
+    layer, m = params["h"][0], params["h"][0]["mlp"]
+    x = toy_embed(ids, params["wte"], params["wpe"])
+    h = toy_layer_norm(x, layer["ln_1"]["g"], layer["ln_1"]["b"], 1e-5)
+    q, k, v = toy_qkv(h, layer["attn"]["c_attn"]["w"], layer["attn"]["c_attn"]["b"], 2)
+    c_proj = layer["attn"]["c_proj"]
+    x = h + toy_attention_output(toy_attention_probs(q, k), v, c_proj["w"], c_proj["b"])
+    h2 = toy_layer_norm(x, layer["ln_2"]["g"], layer["ln_2"]["b"], 1e-5)
+    x = x + toy_mlp(h2, m["c_fc"]["w"], m["c_fc"]["b"], m["c_proj"]["w"], m["c_proj"]["b"])
+    return toy_layer_norm(x, params["ln_f"]["g"], params["ln_f"]["b"], 1e-5) @ params["wte"].T
+
+
+NINTH_FIXED = [
+    # the per-row factor, without the advice about a mask after the softmax (RMSNorm has none)
+    _entry(
+        f"{C2}/rms_norm",
+        rms_norm_root_of_the_mean_absolute_cube,
+        r"(?s)^(?!.*softmax).*per-row normalisation",
+    ),
+    # a broadcast error's hint chosen by the shapes it names, not by its text alone
+    _entry(f"{C2}/layer_norm", layer_norm_gain_as_column, r"(?s)^(?!.*keepdims).*a \(d, 1\) column"),
+    _entry(f"{C5}/toy_loss", toy_loss_logsumexp_without_keepdims, r"keepdims=True in max and sum"),
+    _entry(
+        f"{C4}/attend_with_cache",
+        attend_with_cache_length_from_the_first_axis,
+        r"mask must line up with the scores.*q_new.shape\[-2\]",
+    ),
+    # a rounded constant is precision, not "plus 2.474e-05 everywhere: a constant term"
+    # a listed mistake, where the diagnosis named the station only
+    _entry(
+        f"{C2}/block", block_residual_from_the_normed_stream, r"added the attention output to the normalised"
+    ),
+    _entry(
+        f"{C5}/toy_forward",
+        toy_forward_residual_from_the_normed_stream,
+        r"attention output to the normalised",
+    ),
+    _entry(f"{C2}/gelu", gelu_pi_as_3_14, r"close, but not within the tolerance.*a rounded constant"),
+]
+FIXED += NINTH_FIXED
+WRONG += NINTH_FIXED
+
+
 RIGHT = [
     _entry(f"{C1}/encode", encode_loop),
     _entry(f"{C1}/token_embedding", token_embedding_take),

@@ -214,6 +214,7 @@ def _attention_stations(inputs):
 
 ATTENTION = Exercise(
     name="attention",
+    masked_softmax=True,
     visible=lambda: _qk_visible(220),
     hidden=_qk_hidden,
     reference=_attention_ref,
@@ -385,6 +386,7 @@ def _q_of(inp):
 
 MULTI_HEAD_ATTENTION = Exercise(
     name="multi_head_attention",
+    masked_softmax=True,
     visible=_mha_visible,
     hidden=_mha_hidden,
     reference=_mha_ref,
@@ -574,6 +576,7 @@ def _block_stations(inputs):
 
 BLOCK = Exercise(
     name="block",
+    masked_softmax=True,
     visible=_block_visible,
     hidden=_block_hidden,
     reference=_block_ref,

@@ -281,8 +281,7 @@ SOFTMAX = Exercise(
         },
     ),
     error_hints={
-        "could not be broadcast": "use keepdims=True in max and sum, so the (T, 1) result lines up "
-        "with the rows of the (T, V) logits",
+        "could not be broadcast": activations.ROW_KEEPDIMS,
     },
 )
 
@@ -356,8 +355,7 @@ LOG_SOFTMAX = Exercise(
         },
     ),
     error_hints={
-        "could not be broadcast": "use keepdims=True in max and sum, so the (T, 1) result lines up "
-        "with the rows of the (T, V) logits",
+        "could not be broadcast": activations.ROW_KEEPDIMS,
     },
 )
 

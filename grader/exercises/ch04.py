@@ -991,6 +991,7 @@ def _cache_hidden(g):
 
 ATTEND_WITH_CACHE = Exercise(
     name="attend_with_cache",
+    masked_softmax=True,
     visible=_cache_visible,
     hidden=_cache_hidden,
     runner=packed,
@@ -1042,6 +1043,9 @@ ATTEND_WITH_CACHE = Exercise(
         wrap=packed,
     ),
     error_hints={
+        "could not be broadcast": "the mask must line up with the scores, (H, T, S + T): build it as "
+        "causal_mask(T, S + T), where T and S are the lengths of the sequence axis, q_new.shape[-2] and "
+        "cache_k.shape[-2] (the first axis holds the heads)",
         "not appended": "the cache must grow by the new tokens: return np.concatenate([cache_k, k_new], "
         "axis=-2) and the same for v",
         "concatenation axis": "concatenate along the sequence axis, axis=-2: the arrays are "

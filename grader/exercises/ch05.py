@@ -15,9 +15,9 @@ import numpy as np
 
 import lib
 
-from ..exercise import Case, Exercise, Part, choice, hidden, rng
+from ..exercise import Broadcast, Case, Exercise, Part, choice, hidden, rng
 from .ch02 import FAR, SHARP, far_from_zero, sharp_qk
-from .wrong import attention, block, embedding, head, mlp, norms, table
+from .wrong import activations, attention, block, embedding, head, mlp, norms, table
 
 ASSIGNMENT = "05-worked-toy"
 # The lib functions the scorer lends this chapter's students (``grader.lending``): none, the
@@ -279,6 +279,7 @@ def _probs_ref(q, k):
 
 TOY_ATTENTION_PROBS = Exercise(
     name="toy_attention_probs",
+    masked_softmax=True,
     visible=_probs_visible,
     hidden=_probs_hidden,
     reference=_probs_ref,
@@ -313,6 +314,7 @@ def _attn_out_ref(probs, v, w, b):
 
 TOY_ATTENTION_OUTPUT = Exercise(
     name="toy_attention_output",
+    masked_softmax=True,
     **_both(_attn_out_inputs),
     reference=_attn_out_ref,
     mistakes=table(
@@ -456,6 +458,7 @@ TOY_LOSS = Exercise(
         },
     ),
     check_dtype=False,
+    error_hints={Broadcast("lost-axis"): activations.ROW_KEEPDIMS},
 )
 
 # ---- the whole pass ----------------------------------------------------------------------------
@@ -540,6 +543,7 @@ variant_forward = functools.partial(block.forward, n_head=2, eps=EPS)
 
 TOY_FORWARD = Exercise(
     name="toy_forward",
+    masked_softmax=True,
     **_both(lambda ids, p, tr: {"ids": ids.copy(), "params": p}),
     reference=_forward_ref,
     stations=_forward_stations,

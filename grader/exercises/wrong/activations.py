@@ -9,6 +9,10 @@ import lib
 
 SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 
+# The error a softmax, log-softmax or loss without keepdims meets: a (..., T) maximum or sum
+# against the (..., T, V) logits.
+ROW_KEEPDIMS = "use keepdims=True in max and sum, so the (..., T, 1) result lines up with the rows of the (..., T, V) logits"
+
 
 def _tanh_gelu(x, cube=3, c=SQRT_2_OVER_PI):
     return 0.5 * x * (1 + np.tanh(c * (x + 0.044715 * x**cube)))

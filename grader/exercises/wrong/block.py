@@ -9,7 +9,8 @@ from .attention import multi_head_attention
 def block(x, params, n_head, *, mode="pre-norm", eps=1e-5, mask=True):
     """A GPT-2 block. ``mode``: ``"pre-norm"`` (right), ``"post-norm"``, ``"no-first-residual"``,
     ``"no-second-residual"``, ``"no-residuals"``, ``"same-norm"`` (ln_1's weights for both norms),
-    ``"normed-residual"`` (the residual adds to the normed stream), ``"parallel"`` (the MLP reads
+    ``"normed-residual"`` (the residuals add to the normed stream; ``"normed-first-residual"``, the
+    first only), ``"parallel"`` (the MLP reads
     the block's input), ``"swapped"`` (the MLP first); ``mask=False`` drops the causal mask."""
 
     def ln(t, name):
@@ -32,6 +33,10 @@ def block(x, params, n_head, *, mode="pre-norm", eps=1e-5, mask=True):
         mid = h + attn(h)
         h2 = ln(mid, "ln_2")
         return h2 + ff(h2)
+    if mode == "normed-first-residual":
+        h = ln(x, "ln_1")
+        mid = h + attn(h)
+        return mid + ff(ln(mid, "ln_2"))
     first = attn(ln(x, "ln_1"))
     mid = first if mode in ("no-first-residual", "no-residuals") else x + first
     second = ff(ln(x if mode == "parallel" else mid, "ln_1" if mode == "same-norm" else "ln_2"))
@@ -78,6 +83,11 @@ BLOCK = {
         {"mode": "normed-residual"},
         "you added the sublayer's output to the normalised stream: the residual adds to the raw stream "
         "x, x + attn(ln_1(x)); the norm only feeds the sublayer",
+    ),
+    "normed-first-residual": (
+        {"mode": "normed-first-residual"},
+        "you added the attention output to the normalised stream, ln_1(x) + attn(ln_1(x)): the residual adds "
+        "to the raw stream x, x + attn(ln_1(x)); the norm only feeds the sublayer",
     ),
     "parallel": (
         {"mode": "parallel"},

@@ -3,11 +3,22 @@ eps inside the square root, and RMSNorm."""
 
 import numpy as np
 
-# The error a norm without keepdims meets (a (..., T) mean against the (..., T, d) rows), explained.
+from ...exercise import Broadcast
+
+LINE_UP = "two of your arrays do not line up (the shapes are in the error): "
+KEEPDIMS = (
+    "a mean over the last axis has shape (..., T), so keep that axis (keepdims=True) and the (..., T, 1) "
+    "result lines up with the rows of x, (..., T, d)"
+)
+GAIN_AS_IT_IS = "g and b are (d,), and broadcast along the rows as they are"
+
+# The errors a norm meets, told apart by the shapes they name: a (..., T) mean against the
+# (..., T, d) rows (no keepdims), or a gain made a (d, 1) column.
 ERROR_HINTS = {
-    "could not be broadcast": "two of your arrays do not line up (the shapes are in the error): a mean over "
-    "the last axis has shape (..., T), so keep that axis (keepdims=True) and the (..., T, 1) result lines "
-    "up with the rows of x, (..., T, d); g and b are (d,), and broadcast along the rows as they are",
+    Broadcast("lost-axis"): LINE_UP + KEEPDIMS,
+    Broadcast("column"): LINE_UP + "g and b are (d,) and broadcast along the rows of x, (..., T, d), as they "
+    "are; reshaped to a (d, 1) column, g lines up with the T axis instead: multiply by g itself",
+    Broadcast("other"): LINE_UP + KEEPDIMS + "; " + GAIN_AS_IT_IS,
 }
 
 
