@@ -590,6 +590,21 @@ def test_libs_code_for_one_exercise_inside_anothers_is_near_identical():
     assert_libs_position_embedding_found(nb)
 
 
+def test_a_notebook_the_copy_scan_cannot_finish_in_time_is_a_finding_on_every_exercise(monkeypatch):
+    """The comparison with lib's code runs within a time budget: code made to take the canonical
+    form minutes (red team, eighth round: nested functions) stops it, with a finding on every
+    exercise, instead of holding up the class's grading. A budget of 0 s stands for such code."""
+    nb = solution()
+    names = [t.name for t in results.test_cells(nb)]
+    monkeypatch.setattr(integrity, "SCAN_SECONDS", 0)
+    findings = integrity.review(
+        nb, nbformat.read(RELEASED, as_version=4), solution(), names, ASSIGNMENT
+    ).findings
+    assert [(f.exercises, f.reason) for f in findings] == [
+        (tuple(names), "the copy scan stopped after 0 s (honest code takes a second or two): read the code")
+    ]
+
+
 def assert_near_identical_to_libs_position_embedding(answer_code: str) -> list[str]:
     """``answer_code`` (with the validator lib's code calls imported) as the answer to
     ``position_embedding`` is found near-identical to lib's; the notebook's exercise names."""

@@ -37,6 +37,7 @@ def settings() -> dict[str, str]:
     defaults = _cli_defaults()
     return _copy_scan() | {
         "kgram_size": similarity.K,
+        "scan_seconds": integrity.SCAN_SECONDS,
         "min_kgrams": similarity.MIN_KGRAMS,
         "kernel_tmpfs_mib": autograde.TMPFS // MiB,
         "kernel_pids": autograde.PIDS,

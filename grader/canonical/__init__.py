@@ -25,7 +25,7 @@ Code that does not parse is returned unchanged.
 """
 
 from .dataflow import dataflow
-from .form import canonical, normalized
+from .form import canonical, normalized, within
 from .wrappers import inline_wrappers, wrappers
 
-__all__ = ["canonical", "dataflow", "inline_wrappers", "normalized", "wrappers"]
+__all__ = ["canonical", "dataflow", "inline_wrappers", "normalized", "within", "wrappers"]

@@ -1,6 +1,11 @@
-"""The canonical form of a piece of code: the folds of the syntax, then its data flow."""
+"""The canonical form of a piece of code: the folds of the syntax, then its data flow; within a
+time budget (``within``), since the code is a student's and could be made to take the form long."""
 
 import ast
+import math
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 
 from .dataflow import Split, dataflow
@@ -24,5 +29,25 @@ def normalized(tree: ast.Module) -> ast.Module:
         tree,
         *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)),
     ]:
+        _on_time()
         dataflow(scope)
     return ast.fix_missing_locations(tree)
+
+
+_deadline: ContextVar[float] = ContextVar("canonical_deadline", default=math.inf)
+
+
+@contextmanager
+def within(seconds: float):
+    """Inside the block, putting code in the canonical form raises ``TimeoutError`` once
+    ``seconds`` have passed (checked between the scopes of a piece of code)."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _on_time() -> None:
+    if time.monotonic() > _deadline.get():
+        raise TimeoutError("the canonical form ran out of its time budget")
