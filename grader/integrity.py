@@ -240,7 +240,7 @@ def _compare_with_lib(
         compared[id(node)] = name
         boilerplate = honest[name]
         body = similarity.bodies(text, known)
-        mine = similarity.fingerprint(body)
+        mine = similarity.evidence(text, known)
         for function, theirs in _lib_implementations(assignment, name):
             share = similarity.containment(similarity.fingerprint(theirs, boilerplate), mine)
             if share is not None and share >= similarity.NEAR:
@@ -252,12 +252,9 @@ def _compare_with_lib(
 
 
 def _wrappers(cells: list[_Cell]) -> dict:
-    """The wrappers the notebook defines at the top of its cells (``canonical.wrappers``), which
-    every function it compares may call."""
-    known = {}
-    for cell in cells:
-        known.update(canonical.wrappers(cell.tree))
-    return known
+    """The wrappers the notebook defines at the top of its cells (``canonical.wrappers``, read as
+    one module: a name bound in two cells is none), which every function it compares may call."""
+    return canonical.wrappers(ast.Module([s for cell in cells for s in cell.tree.body], []))
 
 
 def _copies_under_other_names(
@@ -286,7 +283,7 @@ def _copies_under_other_names(
         for node in ast.walk(cell.tree):
             if not isinstance(node, FUNCTIONS):
                 continue
-            mine = similarity.fingerprint(_body(node, known))
+            mine = similarity.evidence(_source(node), known)
             for name, function, theirs in libs:
                 if compared.get(id(node)) == name:
                     continue
@@ -298,12 +295,11 @@ def _copies_under_other_names(
     return findings
 
 
-def _body(function: ast.AST, known: dict) -> str:
-    """A function's body as ``similarity`` compares it (a lambda's: ``return`` its expression),
-    with the notebook's wrappers ``known``."""
+def _source(function: ast.AST) -> str:
+    """A function's source as ``similarity`` compares it (a lambda's: ``return`` its expression)."""
     if isinstance(function, ast.Lambda):
-        return similarity.bodies(f"def _():\n    return {ast.unparse(function.body)}", known)
-    return similarity.bodies(ast.unparse(function), known)
+        return f"def _():\n    return {ast.unparse(function.body)}"
+    return ast.unparse(function)
 
 
 def scan(nb, released_sources: set[str], exercises: list[str]) -> list[Finding]:

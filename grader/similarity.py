@@ -14,7 +14,8 @@ write too).
 
 Two measures use it, both on fingerprints from which the boilerplate is gone:
 
-- ``containment(lib, student)``: the share of ``lib``'s fingerprint found in the student's code.
+- ``containment(lib, student)``: the share of ``lib``'s fingerprint found in the student's code
+  (``evidence``: its k-grams in both canonical forms).
   A renamed copy of ``lib``'s implementation contains all of it; an honest solution contains what
   any solution shares with ``lib``, which the boilerplate (the course's solution) removes.
 - ``jaccard(a, b)``: two students' code, for the pairs of the report.
@@ -47,11 +48,12 @@ SKIPPED = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
 KEPT_NAMES = set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))
 
 
-def tokens(source: str) -> list[str]:
-    """The normalised tokens of ``source`` (up to where it stops being valid Python)."""
+def tokens(source: str, keep: bool = False) -> list[str]:
+    """The normalised tokens of ``source`` (up to where it stops being valid Python), in the
+    canonical form (``keep``: the one that leaves out no code that can run)."""
     found: list[str] = []
     try:
-        for token in tokenize.generate_tokens(io.StringIO(canonical.canonical(source)).readline):
+        for token in tokenize.generate_tokens(io.StringIO(canonical.canonical(source, keep)).readline):
             if token.type in SKIPPED:
                 continue
             found.append(_normalised(token, found[-1] if found else ""))
@@ -74,17 +76,18 @@ def _normalised(token: tokenize.TokenInfo, previous: str) -> str:
     return token.string
 
 
-def bodies(source: str, wrappers: dict | None = None) -> str:
+def bodies(source: str, wrappers: dict | None = None, keep: bool = False) -> str:
     """The bodies of the functions defined at the top level of ``source``, without their
     signatures and docstrings (which a copier keeps from the stub), one after another, in the
-    canonical form; calls of the wrappers among them, or of ``wrappers`` (a notebook's), replaced
-    by what they return (``canonical.inline_wrappers``). Code the canonical form nests too deeply
-    to write out (a chain of thousands of temporaries, each read once) is compared as written."""
+    canonical form (``keep``: the one that leaves out no code that can run); calls of the
+    wrappers among them, or of ``wrappers`` (a notebook's), replaced by what they return
+    (``canonical.inline_wrappers``). Code the canonical form nests too deeply to write out (a
+    chain of thousands of temporaries, each read once) is compared as written."""
     for normalise in (True, False):
         try:
             tree = ast.parse(source)
             if normalise:
-                tree = canonical.normalized(canonical.inline_wrappers(tree, wrappers))
+                tree = canonical.normalized(canonical.inline_wrappers(tree, wrappers), keep)
             found = []
             for node in tree.body:
                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -103,6 +106,16 @@ def fingerprint(source: str, boilerplate: tuple[str, ...] = ()) -> set[int]:
     """The hashes of ``source``'s token k-grams that no piece of ``boilerplate`` has."""
     common = set().union(*(_kgrams(tokens(text)) for text in boilerplate))
     return _kgrams(tokens(source)) - common
+
+
+def evidence(source: str, wrappers: dict | None = None) -> set[int]:
+    """What a student's ``source`` holds that lib's code may be found in: the k-grams of its
+    functions' bodies in both canonical forms, the one that undoes a copier's rewrites and the
+    one that leaves out no code that can run. A rule that leaves code out is one a copier can
+    put lib's code behind (red team, eighth round: a ``try``'s handler, a ``with``'s context, an
+    input check's test, a store read through ``locals()``); a copy must then escape both forms."""
+    kept = bodies(source, wrappers, keep=True)
+    return _kgrams(tokens(bodies(source, wrappers))) | _kgrams(tokens(kept, keep=True))
 
 
 def _kgrams(sequence: list[str]) -> set[int]:

@@ -4,6 +4,7 @@
 threshold), and the course's honest solutions still are not."""
 
 import ast
+import builtins
 import copy
 import glob
 import inspect
@@ -281,6 +282,7 @@ WRAPPERS = {  # the same two wrappers, in the shapes a copier may give them (red
     "    @classmethod\n    def A(cls, o, n):\n        return getattr(o, n)\n\nw = W()\n",
     "partial": "import functools\ndef _I(v, k=0):\n    return v\n\n"
     "I = functools.partial(_I, k=1)\nA = functools.partial(lambda o, n, k: getattr(o, n), k=1)\n",
+    "inside the answer": "",
     "min of one": "def I(v):\n    return min((v,))\n\ndef A(o, n):\n    return max([getattr(o, n)])\n",
 }
 
@@ -297,14 +299,14 @@ def test_libs_code_through_ones_own_wrappers_is_still_near_identical(what, shape
             rewritten = rewritten.replace("I(", "w.I(").replace("A(", "W.A(")
         if shape == "keyword calls":
             rewritten = ast.unparse(ast.fix_missing_locations(KeywordCalls().visit(ast.parse(rewritten))))
+        if shape == "inside the answer":  # the wrappers defined in the function that calls them
+            rewritten = WRAPPERS["one statement"] + rewritten
         answer = (
             WRAPPERS[shape]
             + "\ndef answer():\n"
             + "".join(f"    {line}\n" for line in rewritten.splitlines())
         )
-        share = similarity.containment(
-            similarity.fingerprint(body, honest), similarity.fingerprint(similarity.bodies(answer))
-        )
+        share = similarity.containment(similarity.fingerprint(body, honest), similarity.evidence(answer))
         if share is None or share < similarity.NEAR:
             missed.append((name, function, share))
     assert not missed, missed
@@ -644,3 +646,106 @@ def test_the_honest_alternatives_are_working_implementations_of_libs_function(fu
         exec(source, names)  # noqa: S102 (the course's own code)
         got = names[function.rpartition(".")[2]](*calls[function])
         np.testing.assert_allclose(got, expected, rtol=1e-12, err_msg=source)
+
+
+def _function_of(body: str) -> ast.FunctionDef:
+    return ast.parse("def answer():\n" + "".join(f"    {line}\n" for line in body.splitlines())).body[0]
+
+
+def _assignments(function: ast.FunctionDef, make) -> None:
+    """Every ``n = e`` of ``function`` (at any depth) as the statements ``make(n, e)``."""
+
+    class Rewrite(ast.NodeTransformer):
+        def visit_Assign(self, node):
+            if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                return ast.parse(make(node.targets[0].id, ast.unparse(node.value))).body
+            return node
+
+    Rewrite().visit(function)
+
+
+def _in_handler(function: ast.FunctionDef) -> str:
+    handler = ast.parse("try:\n    raise LookupError\nexcept LookupError:\n    pass").body[0]
+    handler.handlers[0].body = function.body
+    function.body = [handler]
+    return ""
+
+
+def _namespaced(function: ast.FunctionDef) -> str:
+    names = {n.id for n in ast.walk(function) if isinstance(n, ast.Name)} - {"np", "math"}
+
+    class Attributes(ast.NodeTransformer):
+        def visit_Name(self, node):
+            if node.id in names and not hasattr(builtins, node.id):
+                return ast.Attribute(ast.Name("_s", ast.Load()), f"k_{node.id}", node.ctx)
+            return node
+
+    Attributes().visit(function)
+    function.body.insert(0, ast.parse("_s = types.SimpleNamespace()").body[0])
+    return "import types\n"
+
+
+def _shadowing_aliases(function: ast.FunctionDef) -> str:
+    """``n = np.e`` at the top for every name the function binds itself (its own ``n`` shadows it)."""
+    names = sorted(
+        {n.id for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    )
+    return "".join(f"{name} = np.e\n" for name in names)
+
+
+def _decoys(function: ast.FunctionDef) -> str:
+    called = sorted(
+        {
+            n.func.attr
+            for n in ast.walk(function)
+            if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and getattr(n.func.value, "id", "") == "np"
+        }
+    )
+    methods = "".join(
+        f"    @staticmethod\n    def {name}(v=None, *a, **k):\n        return v\n" for name in called
+    )
+    named = sorted(
+        {n.func.id for n in ast.walk(function) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    )
+    nested = "".join(f"    def {name}(v=None, *a, **k):\n        return v\n" for name in named)
+    return f"class np:\n{methods or '    pass'}\n\nimport numpy as np\n\ndef _never_called():\n{nested or '    pass'}\n"
+
+
+EIGHTH = {  # red team, eighth round: lib's code where the canonical form used to leave code out
+    "in a handler": _in_handler,
+    "contexts": lambda f: (
+        _assignments(f, lambda n, e: f"with contextlib.nullcontext({e}) as {n}:\n    pass")
+        or "import contextlib\n"
+    ),
+    "checks": lambda f: (
+        _assignments(f, lambda n, e: f"if ({n} := {e}) is NEVER:\n    raise RuntimeError('never')")
+        or "NEVER = object()\n"
+    ),
+    "read through locals": lambda f: _assignments(f, lambda n, e: f"{n} = next(iter(({e},)))") or "",
+    "locals as attributes": _namespaced,
+    "aliases shadowed": _shadowing_aliases,
+    "decoy wrappers": _decoys,
+}
+
+
+@pytest.mark.parametrize("rewrite", EIGHTH)
+def test_libs_code_where_the_canonical_form_leaves_code_out_is_still_near_identical(rewrite):
+    missed = []
+    for _, name, function, body, honest in CASES:
+        answer = _function_of(body)
+        prefix = EIGHTH[rewrite](answer)
+        if rewrite == "read through locals":  # every read of a temporary as locals()['n']
+            stored = {
+                n.id for n in ast.walk(answer) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+            }
+            for node in ast.walk(answer):
+                for field, value in ast.iter_fields(node):
+                    if isinstance(value, ast.Name) and isinstance(value.ctx, ast.Load) and value.id in stored:
+                        setattr(node, field, ast.parse(f"locals()[{value.id!r}]", mode="eval").body)
+        source = prefix + ast.unparse(ast.fix_missing_locations(answer))
+        share = similarity.containment(similarity.fingerprint(body, honest), similarity.evidence(source))
+        if share is None or share < similarity.NEAR:
+            missed.append((name, function, share))
+    assert not missed, missed

@@ -19,7 +19,15 @@ mechanically (red team, rounds four to seven). Each module undoes one kind of re
 - ``wrappers``: calls of functions that only pass their arguments on (``I(x)`` for ``x``),
   replaced by what they return; a name bound to NumPy's at the top of a cell (``_mean = np.mean``)
   is NumPy's.
-- ``form``: the three together, ``canonical`` (source to source) and ``normalized`` (a tree).
+- ``form``: the three together, ``canonical`` (source to source) and ``normalized`` (a tree),
+  within a time budget (``within``).
+
+Every rule that leaves code out is one a copier can put lib's code behind (red team, eighth
+round: a ``try``'s handler, a ``with``'s context, an input check's test, a store read through
+``locals()``, a decoy wrapper named like a call of lib's). So there are two forms: the canonical
+form, and the one that leaves out no code that can run (``keep``); a student's code is compared in
+both (``similarity.evidence``), and a copy must escape both. Wrappers and names of NumPy's are
+substituted by scope: a function's own names are its own.
 
 Code that does not parse is returned unchanged.
 """

@@ -11,22 +11,39 @@ import bisect
 import copy
 
 
-def dataflow(scope: ast.AST) -> None:
+def dataflow(scope: ast.AST, keep: bool = False) -> None:
     """The statements of one function (or module) with only the data flow kept: tuple assignments
-    split, annotations dropped, stores nobody reads dropped, and each temporary bound once and
-    read once replaced by its value. Names bound in nested functions count as this scope's."""
+    split, annotations dropped, stores nobody reads dropped (but with ``keep``: a read the scan
+    cannot see, ``locals()['n']``, made every store look dead; red team, eighth round), and each
+    temporary bound once and read once replaced by its value. Names bound in nested functions
+    count as this scope's."""
     Split().visit(scope)
     for _ in range(8):  # a temporary of a temporary: each round undoes one level
         loads, stores = _uses(scope)
-        changed = _drop_dead(scope, loads) | _inline_temporaries(scope, loads, stores)
+        changed = _drop_dead(scope, loads, keep) | _inline_temporaries(scope, loads, stores)
         if not changed:
             return
 
 
 class Split(ast.NodeTransformer):
-    """``a, b = x, y``: ``a = x`` then ``b = y``; ``r: T = v``: ``r = v``."""
+    """``a, b = x, y``: ``a = x`` then ``b = y``; ``r: T = v``: ``r = v``; ``if (n := e) is X:``
+    (and a walrus in any statement's value): ``n = e`` first, then ``if n is X:`` (red team,
+    eighth round: each temporary bound in an input check's test, which the form leaves out)."""
+
+    def visit_If(self, node: ast.If) -> list[ast.AST]:
+        self.generic_visit(node)
+        return [*_hoisted(node, "test"), node]
+
+    def visit_Expr(self, node: ast.Expr) -> list[ast.AST]:
+        return [*_hoisted(node, "value"), node]
+
+    def visit_Return(self, node: ast.Return) -> list[ast.AST]:
+        return [*_hoisted(node, "value"), node]
 
     def visit_Assign(self, node: ast.Assign) -> ast.AST | list[ast.AST]:
+        hoisted = _hoisted(node, "value")
+        if hoisted:
+            return [*hoisted, node]
         target, value = node.targets[0], node.value
         if (
             len(node.targets) == 1
@@ -43,6 +60,59 @@ class Split(ast.NodeTransformer):
         if node.value is not None and isinstance(node.target, ast.Name):
             return ast.Assign([node.target], node.value)
         return node
+
+
+def _hoisted(statement: ast.stmt, field: str) -> list[ast.Assign]:
+    """The walruses of ``statement.field`` (not in a lambda or a comprehension), as assignments
+    to come first; each is its name in ``statement``."""
+    value = getattr(statement, field)
+    if value is None:
+        return []
+    found = []
+
+    class Hoist(ast.NodeTransformer):
+        def visit_NamedExpr(self, node: ast.NamedExpr) -> ast.AST:
+            self.generic_visit(node)
+            found.append(ast.Assign([ast.Name(node.target.id, ast.Store())], node.value))
+            return ast.Name(node.target.id, ast.Load())
+
+        def visit_Lambda(self, node):
+            return node
+
+        visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_Lambda
+
+    setattr(statement, field, Hoist().visit(value))
+    return found
+
+
+def as_names(function: ast.AST) -> None:
+    """The attributes ``function`` stores on one of its own names used as names (in place):
+    ``s.centred = s.x - s.mean`` is ``s__centred = s__x - s__mean`` (red team, eighth round:
+    every local kept as an attribute of one object, whose attribute names stayed tokens)."""
+    nodes = list(_walk_scope(function))
+    holders = {
+        n.value.id
+        for n in nodes
+        if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store) and isinstance(n.value, ast.Name)
+    }
+    if holders:
+        _AsNames(holders).generic_visit(function)
+
+
+class _AsNames(ast.NodeTransformer):
+    def __init__(self, holders: set[str]):
+        self.holders = holders
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.value, ast.Name) and node.value.id in self.holders:
+            return ast.Name(f"{node.value.id}__{node.attr}", node.ctx)
+        return node
+
+    def visit_FunctionDef(self, node):
+        return node  # its own scope
+
+    visit_AsyncFunctionDef = visit_Lambda = visit_ClassDef = visit_FunctionDef
 
 
 def _uses(scope: ast.AST) -> tuple[dict[str, int], dict[str, int]]:
@@ -87,12 +157,15 @@ def bound(statement: ast.stmt) -> str | None:
     return None
 
 
-def _drop_dead(scope: ast.AST, loads: dict) -> bool:
-    """Stores nobody reads, and what inlining left (``pass``), out of every body of ``scope``."""
+def _drop_dead(scope: ast.AST, loads: dict, keep: bool = False) -> bool:
+    """Stores nobody reads (but with ``keep``), and what inlining left (``pass``), out of every
+    body of ``scope``."""
     changed = False
     for node, field, body in list(_bodies(scope)):
         kept = [
-            s for s in body if not (isinstance(s, ast.Pass) or ((name := bound(s)) and not loads.get(name)))
+            s
+            for s in body
+            if not (isinstance(s, ast.Pass) or (not keep and (name := bound(s)) and not loads.get(name)))
         ]
         if kept != body and not (len(body) == 1 and isinstance(body[0], ast.Pass)):
             setattr(node, field, kept or ([ast.Pass()] if field == "body" else []))

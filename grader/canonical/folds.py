@@ -65,6 +65,13 @@ ALIASABLE = (ast.Name, ast.Attribute)  # ``m = np.mean``: an alias, not a comput
 
 
 class Canonical(ast.NodeTransformer):
+    """The folds. ``keep``: fold without leaving out any code that can run (a ``try``'s handlers,
+    a ``with``'s context, an input check's test), for the second form the scan compares (red team,
+    eighth round: lib's code in the handler of ``try: raise LookupError`` was left out)."""
+
+    def __init__(self, keep: bool = False):
+        self.keep = keep
+
     def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
         """``(x,)[0]``, ``[a, b][1]``, ``{0: x}[0]``: the element."""
         self.generic_visit(node)
@@ -85,6 +92,15 @@ class Canonical(ast.NodeTransformer):
             and not any(isinstance(e, ast.Starred) for e in node.value.elts)
         ):
             return node.value.elts[index.value]
+        if (
+            isinstance(node.value, ast.Call)
+            and getattr(node.value.func, "id", None) in ("locals", "vars")
+            and not node.value.args
+            and isinstance(index, ast.Constant)
+            and isinstance(index.value, str)
+            and index.value.isidentifier()
+        ):
+            return ast.Name(index.value, node.ctx)  # ``locals()['n']``: ``n`` (red team, eighth round)
         return node
 
     def visit_If(self, node: ast.If) -> ast.AST | list[ast.stmt]:
@@ -95,14 +111,23 @@ class Canonical(ast.NodeTransformer):
         return node
 
     def visit_Try(self, node: ast.Try) -> list[ast.stmt]:
-        """A ``try`` is the code it runs when nothing fails: its body, ``else`` and ``finally``."""
+        """A ``try`` is the code it runs when nothing fails: its body, ``else`` and ``finally``
+        (and, with ``keep``, its handlers' bodies)."""
         self.generic_visit(node)
-        return [*node.body, *node.orelse, *node.finalbody]
+        handlers = [s for h in node.handlers for s in h.body] if self.keep else []
+        return [*node.body, *handlers, *node.orelse, *node.finalbody]
 
     def visit_With(self, node: ast.With) -> list[ast.stmt]:
-        """A ``with`` block is its body (what a context does is not the computation)."""
+        """A ``with`` block is its body (what a context does is not the computation); with
+        ``keep``, each context first, bound to its name (``with c as n``: ``n = c``)."""
         self.generic_visit(node)
-        return node.body
+        contexts = [
+            ast.Assign([item.optional_vars], item.context_expr)
+            if item.optional_vars
+            else ast.Expr(item.context_expr)
+            for item in node.items
+        ]
+        return [*contexts, *node.body] if self.keep else node.body
 
     def visit_For(self, node: ast.For) -> ast.AST | list[ast.stmt]:
         """``for _ in range(1): body``, ``for v in [x]: body``: the body, run once."""
@@ -136,6 +161,7 @@ class Canonical(ast.NodeTransformer):
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
+        node.keywords = _spelt_out(node.keywords)
         _numpy_call(node)
         func, args = node.func, node.args
         if all(k.arg is not None for k in node.keywords):
@@ -158,6 +184,10 @@ class Canonical(ast.NodeTransformer):
             return args[0]
         if isinstance(func, ast.Name) and func.id in ("min", "max") and len(args) == 1:
             return _single(args[0]) or node  # ``min((v,))``: ``v``
+        if isinstance(func, ast.Name) and func.id == "next" and len(args) == 1 and _called("iter", args[0]):
+            return _single(args[0].args[0]) or node  # ``next(iter((v,)))``: ``v``
+        if _called("nullcontext", node) and len(args) == 1:
+            return args[0]  # the context that gives back what it is given
         return node
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
@@ -190,16 +220,44 @@ class Canonical(ast.NodeTransformer):
 
     def generic_visit(self, node: ast.AST) -> ast.AST:
         """Statements that do nothing (``pass``, a string or number alone) left out of every body;
-        an input check is its ``raise`` alone: the test is what every docstring invites a student
+        an input check is its ``raise`` alone (but with ``keep``): the test is what every docstring invites a student
         to write, the message is their own (red team, sixth round: an honest ``lm_head`` with
         lib's shape check and a message of its own was "85% of lib")."""
         super().generic_visit(node)
         for field in ("body", "orelse", "finalbody"):
             body = getattr(node, field, None)
             if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
-                kept = [r for s in body if not does_nothing(s) for r in (s.body if _raises_only(s) else [s])]
+                kept = [r for s in body if not does_nothing(s) for r in _checked(s, self.keep)]
                 setattr(node, field, kept or ([ast.Pass()] if field == "body" else []))
         return node
+
+
+def _called(name: str, node: ast.AST) -> bool:
+    """Whether ``node`` is a call of a function named ``name`` (``f(...)`` or ``m.f(...)``) with
+    one argument."""
+    if not (isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords):
+        return False
+    func = node.func
+    return (func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)) == name
+
+
+def _spelt_out(keywords: list[ast.keyword]) -> list[ast.keyword]:
+    """``f(**{'axis': -1})``: ``f(axis=-1)`` (red team, eighth round)."""
+    found = []
+    for keyword in keywords:
+        value = keyword.value
+        if (
+            keyword.arg is None
+            and isinstance(value, ast.Dict)
+            and all(
+                isinstance(k, ast.Constant) and isinstance(k.value, str) and k.value.isidentifier()
+                for k in value.keys
+            )
+        ):
+            found += [ast.keyword(k.value, v) for k, v in zip(value.keys, value.values, strict=True)]
+        else:
+            found.append(keyword)
+    return found
 
 
 def _numpy_call(node: ast.Call) -> None:
@@ -250,6 +308,14 @@ def _module(value: ast.expr) -> bool:
     while isinstance(value, ast.Attribute):
         value = value.value
     return isinstance(value, ast.Name) and value.id in MODULES
+
+
+def _checked(statement: ast.stmt, keep: bool) -> list[ast.stmt]:
+    """An input check (``if test: raise ...``) is its ``raise``, after its test with ``keep``;
+    any other statement is itself."""
+    if not _raises_only(statement):
+        return [statement]
+    return [ast.Expr(statement.test), *statement.body] if keep else statement.body
 
 
 def _single(iterable: ast.expr) -> ast.expr | None:

@@ -8,29 +8,32 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 
-from .dataflow import Split, dataflow
+from .dataflow import Split, as_names, dataflow
 from .folds import Canonical, inline_aliases
 
 
 @lru_cache(maxsize=256)  # lib's code and the boilerplate come back for every notebook graded
-def canonical(source: str) -> str:
+def canonical(source: str, keep: bool = False) -> str:
     """``source`` with the rewrites above undone (unchanged if it does not parse)."""
     try:
-        return ast.unparse(normalized(ast.parse(source)))
+        return ast.unparse(normalized(ast.parse(source), keep))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return source
 
 
-def normalized(tree: ast.Module) -> ast.Module:
-    """``tree`` in the canonical form (changed in place)."""
-    tree = Canonical().visit(Split().visit(tree))  # what is an alias shows once ``getattr`` is gone
-    tree = Canonical().visit(inline_aliases(tree))
+def normalized(tree: ast.Module, keep: bool = False) -> ast.Module:
+    """``tree`` in the canonical form (changed in place). ``keep``: the form that leaves out no
+    code that can run (``folds.Canonical``, ``dataflow``)."""
+    for function in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]:
+        as_names(function)
+    tree = Canonical(keep).visit(Split().visit(tree))  # what is an alias shows once ``getattr`` is gone
+    tree = Canonical(keep).visit(inline_aliases(tree))
     for scope in [
         tree,
         *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)),
     ]:
         _on_time()
-        dataflow(scope)
+        dataflow(scope, keep)
     return ast.fix_missing_locations(tree)
 
 

@@ -5,8 +5,6 @@
 import ast
 import copy
 
-import numpy as np
-
 from .dataflow import Substitute, bound
 from .folds import Canonical, does_nothing
 from .form import normalized
@@ -26,11 +24,14 @@ def wrappers(tree: ast.Module) -> dict[str, tuple[ast.arguments, ast.expr]]:
       back the same parameter, never rebound, or the function's own call that passes it on (red
       team, seventh round: two ``return``s, keyword-only parameters, recursion, methods).
 
-    Also when defined inside a function, called with keywords, or bound by ``functools.partial``.
-    And a name imported from NumPy (``from numpy import mean``), as ``(None, np.mean)``."""
-    found = {}
-    nested = [n for f in tree.body if isinstance(f, ast.FunctionDef) for n in ast.walk(f) if n is not f]
-    for node in [*tree.body, *(n for n in nested if isinstance(n, ast.FunctionDef | ast.Assign))]:
+    Called with keywords, or bound by ``functools.partial``. A wrapper defined inside a function
+    is one inside that function only (``_Inline``'s scopes), and a name bound more than once at the
+    top (``class np`` with identity methods, then ``import numpy as np``) is none (red team, eighth
+    round: decoys named like the calls of lib's code erased them). And a name imported from NumPy
+    (``from numpy import mean``) or bound to one of its names (``_mean = np.mean``), as ``(None,
+    np.mean)``."""
+    found, instances = {}, _instances(tree)
+    for node in tree.body:
         if isinstance(node, ast.ImportFrom) and (node.module or "").partition(".")[0] == "numpy":
             module = ast.parse("np" + node.module[len("numpy") :], mode="eval").body
             for alias in node.names:  # ``from numpy import mean``: ``mean`` is ``np.mean``
@@ -39,7 +40,7 @@ def wrappers(tree: ast.Module) -> dict[str, tuple[ast.arguments, ast.expr]]:
         if isinstance(node, ast.Assign) and bound(node) and _numpy_attribute(node.value):
             found[bound(node)] = (None, node.value)  # ``_mean = np.mean`` at the top of a cell
             continue
-        for name, function in _callables(node):
+        for name, function in _callables(node, instances):
             wrapper = _wrapper(function)
             if wrapper is not None:
                 found[name] = wrapper
@@ -47,12 +48,63 @@ def wrappers(tree: ast.Module) -> dict[str, tuple[ast.arguments, ast.expr]]:
         partial = _partial_of(node.value, found) if isinstance(node, ast.Assign) and bound(node) else None
         if partial is not None:
             found[bound(node)] = partial
+    rebound = {name for name, n in _bindings(tree.body).items() if n > 1}
+    return {
+        key: value for key, value in found.items() if key.partition(".")[0].partition("(")[0] not in rebound
+    }
+
+
+def _bindings(body: list[ast.stmt]) -> dict[str, int]:
+    """How often each name is bound by the statements of ``body`` and the blocks in them (not
+    inside functions or classes): definitions, imports, assignments."""
+    counts: dict[str, int] = {}
+    for statement in body:
+        if isinstance(statement, NESTED):
+            names = [statement.name]
+        elif isinstance(statement, ast.Import | ast.ImportFrom):
+            names = [(a.asname or a.name).partition(".")[0] for a in statement.names]
+        else:
+            targets = [
+                t for field in ("targets", "target", "items") for t in _as_list(getattr(statement, field, []))
+            ]
+            names = [
+                n.id
+                for t in targets
+                for n in ast.walk(t)
+                if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)
+            ]
+            blocks = [
+                s
+                for field in ("body", "orelse", "finalbody", "handlers")
+                for s in getattr(statement, field, [])
+            ]
+            inner = [s for b in blocks for s in (b.body if isinstance(b, ast.ExceptHandler) else [b])]
+            for name, n in _bindings(inner).items():
+                counts[name] = counts.get(name, 0) + n
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value] if value is not None else []
+
+
+def _instances(tree: ast.Module) -> dict[str, list[str]]:
+    """By class name, the names bound once at the top of ``tree`` to an instance of it (``w =
+    W()``)."""
+    found: dict[str, list[str]] = {}
+    for node in tree.body:
+        value = node.value if isinstance(node, ast.Assign) and bound(node) else None
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
+            found.setdefault(value.func.id, []).append(bound(node))
     return found
 
 
-def _callables(node: ast.AST) -> list[tuple[str, ast.AST]]:
+def _callables(node: ast.AST, instances: dict[str, list[str]]) -> list[tuple[str, ast.AST]]:
     """(the name a call uses, the definition) of what ``node`` defines: itself, or the methods of
-    a class, without the ``self`` or ``cls`` a call does not pass."""
+    a class (``W.I`` for a static or class method; ``w.I`` and ``W().I`` for a method called on an
+    instance, ``instances`` by class), without the ``self`` or ``cls`` a call does not pass."""
     if not isinstance(node, ast.ClassDef):
         name = (
             node.name
@@ -69,10 +121,11 @@ def _callables(node: ast.AST) -> list[tuple[str, ast.AST]]:
         decorators = [ast.unparse(d) for d in method.decorator_list]
         if decorators == ["staticmethod"]:
             found.append((f"{node.name}.{method.name}", method))
-        elif decorators in ([], ["classmethod"]) and method.args.args and not _numpys(method.name):
+        elif decorators in ([], ["classmethod"]) and method.args.args:
             unbound = copy.deepcopy(method)
             unbound.args.args.pop(0)  # ``self`` or ``cls``
-            found += [(f".{method.name}", unbound)]
+            receivers = [*instances.get(node.name, []), f"{node.name}()"]
+            found += [(f"{receiver}.{method.name}", unbound) for receiver in receivers]
             if decorators:
                 found.append((f"{node.name}.{method.name}", unbound))
     return found
@@ -85,12 +138,6 @@ def _numpy_attribute(value: ast.expr) -> bool:
     return (
         isinstance(value, ast.Name) and value.id in ("np", "numpy") and not isinstance(value.ctx, ast.Store)
     )
-
-
-def _numpys(name: str) -> bool:
-    """Whether ``x.name(...)`` may be NumPy's own (an array's method, or a function of ``np``):
-    such a call is never taken for a notebook's method called on an unknown object."""
-    return hasattr(np.ndarray, name) or hasattr(np, name)
 
 
 def _wrapper(function: ast.AST) -> tuple[ast.arguments, ast.expr] | None:
@@ -217,19 +264,50 @@ def inline_wrappers(tree: ast.Module, known: dict | None = None) -> ast.Module:
     round: lib's code with every name ``n`` written ``I(n)``, or every ``x.a`` as ``A(x, 'a')``,
     was no longer near lib's)."""
     found = {**(known or {}), **wrappers(tree)}
-    for _ in range(3 if found else 0):  # a wrapper of a wrapper, twice over
-        tree = Canonical().visit(_Inline(found).visit(tree))
+    for _ in range(3):  # a wrapper of a wrapper, twice over (and those defined inside functions)
+        tree = Canonical(keep=True).visit(_Inline(found).visit(tree))  # leaves out nothing: the form does
     return tree
 
 
 class _Inline(ast.NodeTransformer):
+    """Calls of ``wrappers`` replaced, by scope: inside a function, its own wrappers first, and a
+    name it binds itself (a parameter, a local) is not the notebook's of that name (red team,
+    eighth round: ``x = np.e`` at the top, for every parameter ``x`` of lib's code, turned every
+    ``x`` into ``np.e``)."""
+
     def __init__(self, wrappers: dict[str, tuple[ast.arguments | None, ast.expr]]):
-        self.wrappers = wrappers
+        self.scopes = [(wrappers, set())]  # (wrappers, names bound there), innermost last
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        own = wrappers(ast.Module(node.body, []))
+        self.scopes.append((own, _locals(node) - set(own)))
+        try:
+            return self.generic_visit(node)
+        finally:
+            self.scopes.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
+        self.scopes.append(({}, _parameters(node.args)))
+        try:
+            return self.generic_visit(node)
+        finally:
+            self.scopes.pop()
+
+    def _find(self, key: str):
+        name = key.partition(".")[0].partition("(")[0]
+        for found, bound_here in reversed(self.scopes):
+            if key in found:
+                return found[key]
+            if name in bound_here:
+                return None
+        return None
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
-        args, value = self.wrappers.get(node.id, (0, None))
+        args, value = self._find(node.id) or (0, None)
         if args is None and isinstance(node.ctx, ast.Load):
-            return copy.deepcopy(value)  # a name imported from NumPy
+            return copy.deepcopy(value)  # a name of NumPy's
         return node
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
@@ -245,14 +323,28 @@ class _Inline(ast.NodeTransformer):
         return Substitute(values).visit(copy.deepcopy(returned))
 
     def _called(self, func: ast.expr):
-        """The wrapper ``func`` names: ``I``, ``W.I``, or a method ``.I`` on any object."""
+        """The wrapper ``func`` names: ``I``, ``W.I``, ``w.I``, ``W().I``."""
         if isinstance(func, ast.Name):
-            return self.wrappers.get(func.id)
-        if not isinstance(func, ast.Attribute):
-            return None
-        if isinstance(func.value, ast.Name) and f"{func.value.id}.{func.attr}" in self.wrappers:
-            return self.wrappers[f"{func.value.id}.{func.attr}"]
-        return self.wrappers.get(f".{func.attr}")
+            return self._find(func.id)
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            return self._find(f"{func.value.id}.{func.attr}")
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call):
+            made = func.value
+            if isinstance(made.func, ast.Name) and not made.args and not made.keywords:
+                return self._find(f"{made.func.id}().{func.attr}")
+        return None
+
+
+def _locals(function: ast.FunctionDef) -> set[str]:
+    """The names ``function`` binds itself: its parameters, and what it stores (not in the
+    functions it defines, but their names)."""
+    names = _parameters(function.args)
+    for node in _own_nodes(function):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            names.add(node.id)
+        elif isinstance(node, NESTED):
+            names.add(node.name)
+    return names
 
 
 def _parameters(args: ast.arguments) -> set[str]:
