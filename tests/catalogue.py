@@ -2894,6 +2894,29 @@ def generate_window_of_eight(
     return np.array(out, dtype=np.int64)
 
 
+def _target_losses(logits, ids):
+    """-log p of each position's next token, shifted within each sequence."""
+    logp = _log_softmax(logits[..., :-1, :])
+    return -np.take_along_axis(logp, ids[..., 1:, None], axis=-1)[..., 0]
+
+
+def cross_entropy_flattened_then_shifted(logits, ids):
+    """The batch flattened, then shifted: pairs across the boundary of two sequences."""
+    logp = _log_softmax(logits.reshape(-1, logits.shape[-1]))[:-1]
+    targets = ids.reshape(-1)[1:]
+    return float(-logp[np.arange(len(targets)), targets].mean())
+
+
+def perplexity_averaged_over_sequences(logits, ids):
+    """The mean of each sequence's perplexity."""
+    return float(np.exp(_target_losses(logits, ids).mean(axis=-1)).mean())
+
+
+def perplexity_of_the_last_prediction(logits, ids):
+    """exp of the last position's loss alone."""
+    return float(np.exp(_target_losses(logits, ids)[..., -1].mean()))
+
+
 NINTH_FIXED = [
     # the per-row factor, without the advice about a mask after the softmax (RMSNorm has none)
     _entry(
@@ -2922,6 +2945,10 @@ NINTH_FIXED = [
     _entry(f"{C2}/gelu", gelu_pi_as_3_14, r"close, but not within the tolerance.*a rounded constant"),
     # a length cap, once blamed on the settings (`stop_token` = None, `temperature` = 1)
     _entry(f"{C4}/generate", generate_window_of_eight, r"at most 9 entries.*window of the last few"),
+    # listed batch and reduction mistakes, once "right on one sequence, wrong on a batch" or "values differ"
+    _entry(f"{C3}/cross_entropy", cross_entropy_flattened_then_shifted, r"flattened the batch"),
+    _entry(f"{C3}/perplexity", perplexity_averaged_over_sequences, r"one perplexity per sequence"),
+    _entry(f"{C3}/perplexity", perplexity_of_the_last_prediction, r"the last prediction alone"),
     # once blamed on grouped KV heads, the only case then with SwiGLU biases
     _entry(f"{C6}/count_params", count_params_swiglu_biases_all_d_ff, r"the down projection .* has d biases"),
 ]
