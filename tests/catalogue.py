@@ -2917,6 +2917,11 @@ def perplexity_of_the_last_prediction(logits, ids):
     return float(np.exp(_target_losses(logits, ids)[..., -1].mean()))
 
 
+def flops_per_token_causal_half(config, T):
+    """The attention term halved for the causal mask, which its 2 already accounts for."""
+    return 2 * (_count(config) - _embeddings(config)) + config.n_layer * T * config.d_model
+
+
 NINTH_FIXED = [
     # the per-row factor, without the advice about a mask after the softmax (RMSNorm has none)
     _entry(
@@ -2949,6 +2954,12 @@ NINTH_FIXED = [
     _entry(f"{C3}/cross_entropy", cross_entropy_flattened_then_shifted, r"flattened the batch"),
     _entry(f"{C3}/perplexity", perplexity_averaged_over_sequences, r"one perplexity per sequence"),
     _entry(f"{C3}/perplexity", perplexity_of_the_last_prediction, r"the last prediction alone"),
+    # a count's term that grows with T off by a named factor, once "values differ"
+    _entry(
+        f"{C6}/flops_per_token",
+        flops_per_token_causal_half,
+        r"term that grows with `T` is the reference's times 0.5",
+    ),
     # once blamed on grouped KV heads, the only case then with SwiGLU biases
     _entry(f"{C6}/count_params", count_params_swiglu_biases_all_d_ff, r"the down projection .* has d biases"),
 ]

@@ -32,7 +32,15 @@ from .numeric import _non_finite, _not_a_distribution, _overflow, _precision, _s
 from .order import _applied_elsewhere, _combined, _steps_reordered
 from .parts import _upstream
 from .shapes import _any_shape, _batch, _localized, _over_axis, _reversing, _rows_taken, _sections, _shape
-from .values import _normalised_again, _parts_missing, _product_with, _relation, _rest_scaled, _term_scaled
+from .values import (
+    _growing_scaled,
+    _normalised_again,
+    _parts_missing,
+    _product_with,
+    _relation,
+    _rest_scaled,
+    _term_scaled,
+)
 
 
 def explain(exercise, case, actual, table: Mapping, student: Student | None = None, cases=()) -> str | None:
@@ -63,6 +71,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _combined,
         _term_scaled,
         _rest_scaled,
+        _growing_scaled,
         _input_scaled,
         _product_with,
         _wrapped,
