@@ -2922,6 +2922,11 @@ def flops_per_token_causal_half(config, T):
     return 2 * (_count(config) - _embeddings(config)) + config.n_layer * T * config.d_model
 
 
+def toy_forward_float16(ids, params):
+    """The right logits, cast to float16 on the way out."""
+    return toy_forward_with(ids, params).astype(np.float16)
+
+
 NINTH_FIXED = [
     # the per-row factor, without the advice about a mask after the softmax (RMSNorm has none)
     _entry(
@@ -2959,6 +2964,10 @@ NINTH_FIXED = [
         f"{C6}/flops_per_token",
         flops_per_token_causal_half,
         r"term that grows with `T` is the reference's times 0.5",
+    ),
+    # the right values in a narrower dtype, once "values differ" (toy_forward does not check dtypes)
+    _entry(
+        f"{C5}/toy_forward", toy_forward_float16, r"your output is float16 where the reference's is float32"
     ),
     # once blamed on grouped KV heads, the only case then with SwiGLU biases
     _entry(f"{C6}/count_params", count_params_swiglu_biases_all_d_ff, r"the down projection .* has d biases"),

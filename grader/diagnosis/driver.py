@@ -28,7 +28,15 @@ from .inputs import (
     _scale_fitted,
     _shift_seen,
 )
-from .numeric import _non_finite, _not_a_distribution, _overflow, _precision, _softmaxed_again, _wrapped
+from .numeric import (
+    _narrowed,
+    _non_finite,
+    _not_a_distribution,
+    _overflow,
+    _precision,
+    _softmaxed_again,
+    _wrapped,
+)
 from .order import _applied_elsewhere, _combined, _steps_reordered
 from .parts import _upstream
 from .shapes import _any_shape, _batch, _localized, _over_axis, _reversing, _rows_taken, _sections, _shape
@@ -52,6 +60,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
     wrong = _Wrong(exercise, case, np.asarray(actual), expected, table, student or Student(), cases)
     rules = (
         _shape,
+        _narrowed,
         _overflow,
         _softmaxed_again,
         _other_inputs,
