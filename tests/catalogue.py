@@ -2875,6 +2875,58 @@ def toy_forward_residual_from_the_normed_stream(ids, params):
     return toy_layer_norm(x, params["ln_f"]["g"], params["ln_f"]["b"], 1e-5) @ params["wte"].T
 
 
+def count_params_swiglu_biases_all_d_ff(config):
+    """Three SwiGLU biases of d_ff each: the down projection's are d, not d_ff."""
+    extra = (config.d_ff - config.d_model) * config.n_layer if config.mlp == "swiglu" and config.bias else 0
+    return _count(config) + extra
+
+
+def generate_window_of_eight(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
+    """next_logits fed the last 8 tokens only: right while the sequence is short."""
+    out = list(ids)
+    for _ in range(max_new_tokens):
+        token = _sample(next_logits(np.array(out[-8:])), rng, temperature, top_k, top_p)
+        out.append(token)
+        if token == stop_token:
+            break
+    return np.array(out, dtype=np.int64)
+
+
+def _target_losses(logits, ids):
+    """-log p of each position's next token, shifted within each sequence."""
+    logp = _log_softmax(logits[..., :-1, :])
+    return -np.take_along_axis(logp, ids[..., 1:, None], axis=-1)[..., 0]
+
+
+def cross_entropy_flattened_then_shifted(logits, ids):
+    """The batch flattened, then shifted: pairs across the boundary of two sequences."""
+    logp = _log_softmax(logits.reshape(-1, logits.shape[-1]))[:-1]
+    targets = ids.reshape(-1)[1:]
+    return float(-logp[np.arange(len(targets)), targets].mean())
+
+
+def perplexity_averaged_over_sequences(logits, ids):
+    """The mean of each sequence's perplexity."""
+    return float(np.exp(_target_losses(logits, ids).mean(axis=-1)).mean())
+
+
+def perplexity_of_the_last_prediction(logits, ids):
+    """exp of the last position's loss alone."""
+    return float(np.exp(_target_losses(logits, ids)[..., -1].mean()))
+
+
+def flops_per_token_causal_half(config, T):
+    """The attention term halved for the causal mask, which its 2 already accounts for."""
+    return 2 * (_count(config) - _embeddings(config)) + config.n_layer * T * config.d_model
+
+
+def toy_forward_float16(ids, params):
+    """The right logits, cast to float16 on the way out."""
+    return toy_forward_with(ids, params).astype(np.float16)
+
+
 NINTH_FIXED = [
     # the per-row factor, without the advice about a mask after the softmax (RMSNorm has none)
     _entry(
@@ -2901,6 +2953,24 @@ NINTH_FIXED = [
         r"attention output to the normalised",
     ),
     _entry(f"{C2}/gelu", gelu_pi_as_3_14, r"close, but not within the tolerance.*a rounded constant"),
+    # a length cap, once blamed on the settings (`stop_token` = None, `temperature` = 1)
+    _entry(f"{C4}/generate", generate_window_of_eight, r"at most 9 entries.*window of the last few"),
+    # listed batch and reduction mistakes, once "right on one sequence, wrong on a batch" or "values differ"
+    _entry(f"{C3}/cross_entropy", cross_entropy_flattened_then_shifted, r"flattened the batch"),
+    _entry(f"{C3}/perplexity", perplexity_averaged_over_sequences, r"one perplexity per sequence"),
+    _entry(f"{C3}/perplexity", perplexity_of_the_last_prediction, r"the last prediction alone"),
+    # a count's term that grows with T off by a named factor, once "values differ"
+    _entry(
+        f"{C6}/flops_per_token",
+        flops_per_token_causal_half,
+        r"term that grows with `T` is the reference's times 0.5",
+    ),
+    # the right values in a narrower dtype, once "values differ" (toy_forward does not check dtypes)
+    _entry(
+        f"{C5}/toy_forward", toy_forward_float16, r"your output is float16 where the reference's is float32"
+    ),
+    # once blamed on grouped KV heads, the only case then with SwiGLU biases
+    _entry(f"{C6}/count_params", count_params_swiglu_biases_all_d_ff, r"the down projection .* has d biases"),
 ]
 FIXED += NINTH_FIXED
 WRONG += NINTH_FIXED

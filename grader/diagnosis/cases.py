@@ -150,6 +150,42 @@ def _fixed_in(case, cases, right: list, how: str, as_if_fixed=None) -> str | Non
     )
 
 
+def _lengths_seen(w: _Wrong) -> str | None:
+    """Right on every case whose answer is at most ``m`` long along one axis (two cases at least,
+    of two lengths), wrong on every case whose answer is longer, this one among them: the code
+    handles lengths only up to a cap (a window of the last few entries, a size written in)."""
+    right = {r.name for r in w.right_cases()}
+    told = [c for c in w.cases if c.raises is None and f"{c.name}::expected" in w.table]
+    split = []
+    for axis in range(-w.expected.ndim, 0):
+        lengths = {c.name: _length(w, c, axis) for c in told}
+        seen = {n for name, n in lengths.items() if name in right}
+        if None in seen or len(seen) < 2 or w.expected.shape[axis] <= max(seen):
+            continue
+        if all((n is not None and n <= max(seen)) == (name in right) for name, n in lengths.items()):
+            split.append((axis, max(seen)))
+    if len(split) != 1:
+        return None
+    axis, longest = split[0]
+    answer = (
+        f"has at most {longest} entries"
+        if w.expected.ndim == 1
+        else f"is at most {longest} long along axis {axis}"
+    )
+    return (
+        f"your function is right on every case whose answer {answer} ({len(right)} other case(s)), and wrong "
+        f"on every longer one, this one ({w.expected.shape[axis]}) among them: does your code keep only a "
+        f"window of the last few entries, or cap a length (a slice such as [-n:] with n written in)? Make it "
+        f"work for any length"
+    )
+
+
+def _length(w: _Wrong, case, axis: int) -> int | None:
+    """The length of ``case``'s expected answer along ``axis``, if it has as many axes as this one's."""
+    expected = np.asarray(w.table[f"{case.name}::expected"])
+    return expected.shape[axis] if expected.ndim == w.expected.ndim else None
+
+
 def _apart(w: _Wrong) -> str | None:
     """What kinds of input (``grader.kinds``) this case has that every case the function gets
     right lacks, if there are a few."""

@@ -12,6 +12,7 @@ from .cases import (
     _as_if_fixed,
     _fixed_in,
     _fixed_int,
+    _lengths_seen,
     _other_draws,
     _telling_right_cases,
     _values_seen,
@@ -27,11 +28,27 @@ from .inputs import (
     _scale_fitted,
     _shift_seen,
 )
-from .numeric import _non_finite, _not_a_distribution, _overflow, _precision, _softmaxed_again, _wrapped
+from .numeric import (
+    _narrowed,
+    _non_finite,
+    _not_a_distribution,
+    _overflow,
+    _precision,
+    _softmaxed_again,
+    _wrapped,
+)
 from .order import _applied_elsewhere, _combined, _steps_reordered
 from .parts import _upstream
 from .shapes import _any_shape, _batch, _localized, _over_axis, _reversing, _rows_taken, _sections, _shape
-from .values import _normalised_again, _parts_missing, _product_with, _relation, _rest_scaled, _term_scaled
+from .values import (
+    _growing_scaled,
+    _normalised_again,
+    _parts_missing,
+    _product_with,
+    _relation,
+    _rest_scaled,
+    _term_scaled,
+)
 
 
 def explain(exercise, case, actual, table: Mapping, student: Student | None = None, cases=()) -> str | None:
@@ -43,6 +60,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
     wrong = _Wrong(exercise, case, np.asarray(actual), expected, table, student or Student(), cases)
     rules = (
         _shape,
+        _narrowed,
         _overflow,
         _softmaxed_again,
         _other_inputs,
@@ -62,6 +80,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _combined,
         _term_scaled,
         _rest_scaled,
+        _growing_scaled,
         _input_scaled,
         _product_with,
         _wrapped,
@@ -72,6 +91,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _shift_seen,
         _any_shape,
         _fixed_int,
+        _lengths_seen,
         _apart,
         _scale_fitted,
         _sections,

@@ -186,6 +186,30 @@ def _underflow_message(largest: float) -> str:
     )
 
 
+def _narrowed(w: _Wrong) -> str | None:
+    """A float output of a dtype with fewer digits than the reference's, equal to the reference
+    rounded to that dtype (within one unit in its last place): the right values, cast to a
+    narrower dtype (float16, float32) on the way out."""
+    a, e = w.actual, w.expected
+    if (
+        a.shape != e.shape
+        or a.dtype.kind != "f"
+        or e.dtype.kind != "f"
+        or a.dtype.itemsize >= e.dtype.itemsize
+    ):
+        return None
+    if not (np.isfinite(a).all() and np.isfinite(e).all()):
+        return None
+    rounded = e.astype(a.dtype).astype(np.float64)
+    if not np.all(np.abs(a.astype(np.float64) - rounded) <= np.spacing(np.abs(rounded).astype(a.dtype))):
+        return None
+    return (
+        f"your output is {a.dtype} where the reference's is {e.dtype}: the values are right to {a.dtype}'s "
+        f"precision (about {np.finfo(a.dtype).precision} digits), which is too coarse here; keep the dtype "
+        f"of the inputs (no .astype({a.dtype}) or np.{a.dtype} at the end)"
+    )
+
+
 def _precision(w: _Wrong) -> str | None:
     for variant in w.variant("float64") + w.variant("float32"):
         if w.right_on(variant):

@@ -418,24 +418,49 @@ def _rest_scaled(w: _Wrong) -> str | None:
     """A number affine in an int argument whose term that grows with it is right and whose
     other part is the reference's times a named constant (2, 1/2, 8...), here and on every other
     case the function gets wrong: a factor on that part is missing or extra."""
+    found = _part_named(w, _rest_ratio)
+    if found is None:
+        return None
+    name, c = found
+    return (
+        f"the term of your result that grows with `{name}` is right, but the rest is the reference's "
+        f"times {c:.4g} (= {_named(c)}): a factor on the part that does not depend on `{name}` is "
+        "missing or extra (how many operations, or bytes, each item counts for?)"
+    )
+
+
+def _growing_scaled(w: _Wrong) -> str | None:
+    """A number affine in an int argument whose part that does not grow with it is right and
+    whose term that grows with it is the reference's times a named constant (1/2, 2...), here and
+    on every other case the function gets wrong: a factor on that term is missing or extra."""
+    found = _part_named(w, _slope_ratio)
+    if found is None:
+        return None
+    name, c = found
+    return (
+        f"the part of your result that does not depend on `{name}` is right, but the term that grows with "
+        f"`{name}` is the reference's times {c:.4g} (= {_named(c)}): a factor on that term is missing or "
+        "extra (how many operations each item counts for, or a halving the formula already makes?)"
+    )
+
+
+def _part_named(w: _Wrong, ratio) -> tuple[str, float] | None:
+    """The int argument, and the named constant ``c`` (not 1), such that ``ratio(w, case, name,
+    output)`` (``_rest_ratio`` or ``_slope_ratio``) is ``c`` here and on every other case the
+    function gets wrong."""
     if w.expected.ndim != 0 or w.actual.shape != ():
         return None
     for name in w.case.inputs:
-        c = _rest_ratio(w, w.case, name, w.actual)
+        c = ratio(w, w.case, name, w.actual)
         if c is None or math.isclose(c, 1, rel_tol=1e-6) or not _named(c):
             continue
-        if not _everywhere(
+        if _everywhere(
             w,
             lambda case, value, name=name, c=c: math.isclose(
-                _rest_ratio(w, case, name, value) or 0.0, c, rel_tol=1e-6
+                ratio(w, case, name, value) or 0.0, c, rel_tol=1e-6
             ),
         ):
-            continue
-        return (
-            f"the term of your result that grows with `{name}` is right, but the rest is the reference's "
-            f"times {c:.4g} (= {_named(c)}): a factor on the part that does not depend on `{name}` is "
-            "missing or extra (how many operations, or bytes, each item counts for?)"
-        )
+            return name, c
     return None
 
 

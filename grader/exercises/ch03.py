@@ -453,6 +453,12 @@ SHIFTS = {
         "the targets are rolled round (np.roll): the last position is scored against the FIRST token, "
         "which it does not predict; the last position has no target, so pair logits[:-1] with ids[1:]",
     ),
+    "flattened-then-shifted": (
+        {"shift": "flattened"},
+        "you flattened the batch into one long sequence before shifting: the last position of each "
+        "sequence is then scored against the FIRST token of the next one, which it does not predict. "
+        "Shift within each sequence, logits[..., :-1, :] against ids[..., 1:]",
+    ),
 }
 CROSS_ENTROPY = Exercise(
     name="cross_entropy",
@@ -505,6 +511,17 @@ PERPLEXITY = Exercise(
                 {"reduce": "mean-of-exps"},
                 "you averaged the per-position perplexities: perplexity is exp of the MEAN loss (a "
                 "geometric mean of 1 / p), not the mean of exp(loss_t)",
+            ),
+            "per-sequence": (
+                {"reduce": "per-sequence"},
+                "you averaged one perplexity per sequence: the perplexity of a batch is exp of the mean loss "
+                "over every predicted position of every sequence (exp of your cross_entropy), not the mean "
+                "of the sequences' perplexities",
+            ),
+            "last-only": (
+                {"reduce": "last"},
+                "your perplexity uses the last prediction alone: it is exp of the MEAN loss over every "
+                "predicted position (exp of your cross_entropy), not of the last position's loss",
             ),
             "exp-of-sum": (
                 {"reduce": "sum"},

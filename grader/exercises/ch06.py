@@ -124,6 +124,8 @@ def config_kinds(config) -> set[str]:
         found.add("LayerNorm without biases")
     if config.bias and config.n_kv_head < config.n_head:
         found.add("biases with grouped KV heads")
+    if config.bias and config.mlp == "swiglu":
+        found.add("a SwiGLU MLP with biases")
     if config.mlp == "gelu":
         found.add(
             "a GPT-2 MLP of width 4 d"
@@ -166,21 +168,28 @@ def _count_visible():
         # The switches mixed, as the docstring allows: a LayerNorm with a gain only, a biased c_attn
         # whose width is that of grouped heads.
         _case("gpt2-without-biases", {"config": GPT2_WITHOUT_BIASES}),
+        # Biases without grouped heads, then with them: a slip in the SwiGLU biases and one in
+        # the width of c_attn's bias fail on different cases.
+        _case("llama-biased", {"config": LLAMA_BIASED}),
         _case("llama-gqa-biased", {"config": LLAMA_GQA_BIASED}),
     ]
 
 
 GPT2_WITHOUT_BIASES = lib.Config.gpt2(vocab_size=500, n_ctx=128, d_model=64, n_layer=2, n_head=4, bias=False)
+LLAMA_BIASED = lib.Config.llama(
+    vocab_size=600, n_ctx=128, d_model=48, n_layer=2, n_head=4, n_kv_head=4, d_ff=136, bias=True
+)
 LLAMA_GQA_BIASED = lib.Config.llama(
     vocab_size=800, n_ctx=256, d_model=64, n_layer=2, n_head=8, n_kv_head=2, d_ff=172, bias=True
 )
 
 
-def _mixed_config(g, family: str, **fixed) -> lib.Config:
+def _mixed_config(g, family: str, grouped: bool = True, **fixed) -> lib.Config:
     """A small config of ``family`` (``"gpt2"`` or ``"llama"``) with drawn sizes and
-    ``fixed`` switches: small, because its count comes from arrays (``lib_param_count``)."""
+    ``fixed`` switches: small, because its count comes from arrays (``lib_param_count``);
+    ``grouped``: fewer KV heads than query heads (a Llama config)."""
     n_kv_head = size(g, 1, 3)
-    n_head = n_kv_head * size(g, 2, 4)
+    n_head = n_kv_head * (size(g, 2, 4) if grouped else 1)
     d_model = n_head * 8 * size(g, 1, 3)
     sizes = dict(
         vocab_size=size(g, 100, 2000), n_ctx=2 ** size(g, 6, 9), d_model=d_model, n_layer=size(g, 1, 4)
@@ -218,6 +227,11 @@ def _count_hidden(g):
             "gpt2-without-biases",
             {"config": _mixed_config(g, "gpt2", bias=False)},
             "a GPT-2-style config without biases (its LayerNorms have a gain only)",
+        ),
+        _case(
+            "llama-biased",
+            {"config": _mixed_config(g, "llama", grouped=False, bias=True)},
+            "a Llama-style config with biases and as many KV heads as query heads",
         ),
         _case(
             "llama-gqa-biased",
@@ -283,6 +297,11 @@ COUNT_PARAMS = Exercise(
                 "attention), so c_attn has (n_head + 2 n_kv_head) * d_head columns",
             ),
             "swiglu-two": ({"swiglu_matrices": 2}, "SwiGLU has THREE matrices (gate, up and down), not two"),
+            "swiglu-biases": (
+                {"swiglu_biases": "3 d_ff"},
+                "the SwiGLU biases are one per output: gate and up have d_ff each, but the down projection "
+                "maps back to d_model, so it has d biases (2 * d_ff + d in all, not 3 * d_ff)",
+            ),
             "d_ff-4d": (
                 {"d_ff": "4d"},
                 "the MLP's width is config.d_ff, not always 4 * d_model: read it from the config",

@@ -14,13 +14,15 @@ def count_params(
     positions=True,
     kv_heads="n_kv_head",
     swiglu_matrices=3,
+    swiglu_biases="2 d_ff + d",
     untied_head=True,
     tied_twice=False,
     d_ff=None,
 ) -> int:
     """Every weight of ``config``, with one thing optionally done wrong: ``kv_heads="n_head"`` gives
     keys and values as many heads as queries, ``d_ff="4d"`` takes the MLP's width to be 4 d,
-    ``positions="always"`` counts a wpe table for RoPE too; the
+    ``positions="always"`` counts a wpe table for RoPE too, ``swiglu_biases="3 d_ff"`` gives the down
+    projection d_ff biases as if it were as wide as gate and up; the
     others leave out (or, ``tied_twice``, add) one group of weights."""
     c = config
     d, dh, L, V = c.d_model, c.d_head, c.n_layer, c.vocab_size
@@ -31,7 +33,8 @@ def count_params(
     qkv = (c.n_head + 2 * kv) * dh
     per_layer = 2 * norm + d * qkv + bias * qkv + d * d + bias * d
     if c.mlp == "swiglu":
-        per_layer += swiglu_matrices * d * width + bias * (2 * width + d)
+        mlp_biases = 3 * width if swiglu_biases == "3 d_ff" else 2 * width + d
+        per_layer += swiglu_matrices * d * width + bias * mlp_biases
     else:
         per_layer += 2 * d * width + bias * (width + d)
     total = V * d + L * per_layer + (norm if final_norm else 0)

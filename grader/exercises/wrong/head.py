@@ -25,7 +25,11 @@ def lm_head(x, ln_f, wte, w_unembed=None, *, norm=True, unembed="given", probabi
 def _pairs(logits, ids, shift):
     """The (logits, targets) a loss scores: ``"none"`` (row t with ids[t]), ``"next"`` (row t with
     ids[t + 1]), ``"back"`` (row t + 1 with ids[t]), ``"both"`` (rows and ids both from 1 on: row
-    t with ids[t] again) or ``"rolled"`` (every row with ids[t + 1], the last with ids[0]: np.roll)."""
+    t with ids[t] again), ``"rolled"`` (every row with ids[t + 1], the last with ids[0]: np.roll)
+    or ``"flattened"`` (the batch flattened into one sequence, then row t with ids[t + 1]: the last
+    row of a sequence scored against the first id of the next)."""
+    if shift == "flattened":
+        return logits.reshape(-1, logits.shape[-1])[:-1], ids.reshape(-1)[1:]
     return {
         "rolled": (logits, np.roll(ids, -1, axis=-1)),
         "none": (logits, ids),
@@ -81,11 +85,16 @@ def cross_entropy(logits, ids, *, shift="next", **knobs):
 
 def perplexity(logits, ids, *, shift="next", base=math.e, sign=1.0, reduce="mean"):
     """exp of the mean loss of ``ids`` (shifted by ``shift``); ``base=2``, ``sign=-1``
-    (exp(-loss)), ``reduce``: ``"mean-of-exps"`` (the mean of the per-position perplexities) or
-    ``"sum"`` (exp of the summed loss)."""
+    (exp(-loss)), ``reduce``: ``"mean-of-exps"`` (the mean of the per-position perplexities),
+    ``"per-sequence"`` (the mean of each sequence's perplexity), ``"last"`` (the last prediction
+    of each sequence alone) or ``"sum"`` (exp of the summed loss)."""
     losses = nll(logits, ids, shift=shift, reduce="none")
     if reduce == "mean-of-exps":
         return float(np.exp(losses).mean())
+    if reduce == "per-sequence":
+        return float(np.exp(losses.mean(axis=-1)).mean())
+    if reduce == "last":
+        losses = losses[..., -1]
     return float(base ** (sign * (losses.sum() if reduce == "sum" else losses.mean())))
 
 
