@@ -6,7 +6,9 @@ A copy of lib's function is told from honest code by what lib's code has that ho
 not. The stub and the solution are one honest answer each; these are the others, the ones honest
 students were seen to write that hold most of lib's code: the plain composition of lib's public
 parts (SwiGLU as three calls of ``linear`` with ``.get("b")``, an embedding as ``token_embedding``
-plus a guarded ``position_embedding``), the in-place softmax NumPy's ``out=`` invites. The
+plus a guarded ``position_embedding``), the in-place softmax NumPy's ``out=`` invites, the causal
+mask as ``np.tri`` with a default key count and a check (false-positive sweep, 66 honest answers:
+"86% of lib.causal_mask"). The
 canonical form inlines temporaries and one-line helpers, so the more honest code is factored, the
 closer it comes to lib's nested one-expression form: 100% of ``lib.swiglu`` for an answer on
 ``linear``, 89% of ``lib.embed`` for one on chapter 1's functions, 81% of ``lib.softmax`` in
@@ -34,6 +36,15 @@ def softmax(x, axis=-1):
     np.exp(e, out=e)
     e /= e.sum(axis=axis, keepdims=True)
     return e
+""",
+    ),
+    "lib.causal_mask": (
+        """
+def causal_mask(T, S=None):
+    S = T if S is None else S
+    if S < T:
+        raise ValueError(f"{T} queries but only {S} keys")
+    return np.tri(T, S, k=S - T, dtype=bool)
 """,
     ),
     "lib.swiglu": (

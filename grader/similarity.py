@@ -87,7 +87,7 @@ def bodies(source: str, wrappers: dict | None = None, keep: bool = False) -> str
         try:
             tree = ast.parse(source)
             if normalise:
-                tree = canonical.normalized(canonical.inline_wrappers(tree, wrappers), keep)
+                tree = canonical.normalized(canonical.inline_wrappers(tree, wrappers, keep), keep)
             found = []
             for node in tree.body:
                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):

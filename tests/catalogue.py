@@ -2942,7 +2942,6 @@ NINTH_FIXED = [
         attend_with_cache_length_from_the_first_axis,
         r"mask must line up with the scores.*q_new.shape\[-2\]",
     ),
-    # a rounded constant is precision, not "plus 2.474e-05 everywhere: a constant term"
     # a listed mistake, where the diagnosis named the station only
     _entry(
         f"{C2}/block", block_residual_from_the_normed_stream, r"added the attention output to the normalised"
@@ -2952,6 +2951,7 @@ NINTH_FIXED = [
         toy_forward_residual_from_the_normed_stream,
         r"attention output to the normalised",
     ),
+    # a rounded constant is precision, not "plus 2.474e-05 everywhere: a constant term"
     _entry(f"{C2}/gelu", gelu_pi_as_3_14, r"close, but not within the tolerance.*a rounded constant"),
     # a length cap, once blamed on the settings (`stop_token` = None, `temperature` = 1)
     _entry(f"{C4}/generate", generate_window_of_eight, r"at most 9 entries.*window of the last few"),

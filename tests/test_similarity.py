@@ -478,7 +478,43 @@ def test_libs_code_with_numpys_names_spelt_otherwise_is_still_near_identical(rew
     assert not missed, missed
 
 
-FACTORED = {  # honest answers the scan reported as lib's code (red team, seventh round)
+FACTORED = {  # honest answers the scan reported as lib's code (red team, seventh round; a sweep of 66)
+    "top_p_filter as its hints say, with its own range check": (
+        "04-sampling",
+        "top_p_filter",
+        """
+def _ranking(logits):
+    return np.argsort(-logits, axis=-1, kind="stable")
+
+def top_p_filter(logits, p):
+    logits = np.asarray(logits)
+    if p is None or p >= 1.0:
+        return logits.copy()
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"top_p_filter: p={p} must be in (0, 1]")
+    order = _ranking(logits)
+    probs = np.take_along_axis(softmax(logits, axis=-1), order, axis=-1)
+    mass_before = np.cumsum(probs, axis=-1) - probs
+    out = logits.copy()
+    kept = np.where(mass_before < p, np.take_along_axis(logits, order, -1), -np.inf)
+    np.put_along_axis(out, order, kept, -1)
+    return out""",
+    ),
+    "masked_scores on a mask helper with a default key count": (
+        "02-transformer-block",
+        "masked_scores",
+        """
+def _allowed(T, S=None):
+    S = T if S is None else S
+    if S < T:
+        raise ValueError(f"{T} queries but only {S} keys")
+    return np.tri(T, S, k=S - T, dtype=bool)
+
+def masked_scores(q, k):
+    T = q.shape[-2]
+    scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
+    return np.where(_allowed(T, k.shape[-2]), scores, -np.inf)""",
+    ),
     "count_params on a tree walk of its own": (
         "06-cost",
         "count_params",
@@ -635,6 +671,7 @@ def test_the_honest_alternatives_are_working_implementations_of_libs_function(fu
     wte, wpe, ids = rng.standard_normal((10, d)), rng.standard_normal((6, d)), np.array([1, 5, 2])
     calls = {
         "lib.softmax": (x,),
+        "lib.causal_mask": (3, 5),
         "lib.swiglu": (x, {"gate_proj": proj(d, d_ff), "up_proj": proj(d, d_ff), "down_proj": proj(d_ff, d)}),
         "lib.mlp": (x, {"c_fc": proj(d, d_ff), "c_proj": proj(d_ff, d)}),
         "lib.embed": (ids, wte, wpe),

@@ -32,18 +32,18 @@ class Split(ast.NodeTransformer):
 
     def visit_If(self, node: ast.If) -> list[ast.AST]:
         self.generic_visit(node)
-        return [*_hoisted(node, "test"), node]
+        return [*hoisted(node, "test"), node]
 
     def visit_Expr(self, node: ast.Expr) -> list[ast.AST]:
-        return [*_hoisted(node, "value"), node]
+        return [*hoisted(node, "value"), node]
 
     def visit_Return(self, node: ast.Return) -> list[ast.AST]:
-        return [*_hoisted(node, "value"), node]
+        return [*hoisted(node, "value"), node]
 
     def visit_Assign(self, node: ast.Assign) -> ast.AST | list[ast.AST]:
-        hoisted = _hoisted(node, "value")
-        if hoisted:
-            return [*hoisted, node]
+        first = hoisted(node, "value")
+        if first:
+            return [*first, node]
         target, value = node.targets[0], node.value
         if (
             len(node.targets) == 1
@@ -62,7 +62,7 @@ class Split(ast.NodeTransformer):
         return node
 
 
-def _hoisted(statement: ast.stmt, field: str) -> list[ast.Assign]:
+def hoisted(statement: ast.stmt, field: str) -> list[ast.Assign]:
     """The walruses of ``statement.field`` (not in a lambda or a comprehension), as assignments
     to come first; each is its name in ``statement``."""
     value = getattr(statement, field)

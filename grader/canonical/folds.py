@@ -16,7 +16,7 @@ from functools import cache
 
 import numpy as np
 
-from .dataflow import Substitute
+from .dataflow import Substitute, hoisted
 
 # ``a.__add__(b)`` and ``np.add(a, b)`` are ``a + b``
 DUNDERS = {
@@ -311,11 +311,12 @@ def _module(value: ast.expr) -> bool:
 
 
 def _checked(statement: ast.stmt, keep: bool) -> list[ast.stmt]:
-    """An input check (``if test: raise ...``) is its ``raise``, after its test with ``keep``;
-    any other statement is itself."""
+    """An input check (``if test: raise ...``) is what its test binds (``if (n := e) is X``: ``n =
+    e``), then its ``raise`` (after its test, with ``keep``); any other statement is itself."""
     if not _raises_only(statement):
         return [statement]
-    return [ast.Expr(statement.test), *statement.body] if keep else statement.body
+    bound = hoisted(statement, "test")
+    return [*bound, ast.Expr(statement.test), *statement.body] if keep else [*bound, *statement.body]
 
 
 def _single(iterable: ast.expr) -> ast.expr | None:

@@ -258,14 +258,15 @@ WRAPPED = (
 )
 
 
-def inline_wrappers(tree: ast.Module, known: dict | None = None) -> ast.Module:
+def inline_wrappers(tree: ast.Module, known: dict | None = None, keep: bool = False) -> ast.Module:
     """Each call of a wrapper (``wrappers``: of ``tree``'s, or ``known``, a notebook's) replaced
     by what the wrapper returns, its parameters replaced by the call's arguments (red team, fifth
     round: lib's code with every name ``n`` written ``I(n)``, or every ``x.a`` as ``A(x, 'a')``,
-    was no longer near lib's)."""
+    was no longer near lib's); folded as the form that follows will be (``keep``: leaving out no
+    code that can run; else an input check is its ``raise`` alone, as that form has it)."""
     found = {**(known or {}), **wrappers(tree)}
     for _ in range(3):  # a wrapper of a wrapper, twice over (and those defined inside functions)
-        tree = Canonical(keep=True).visit(_Inline(found).visit(tree))  # leaves out nothing: the form does
+        tree = Canonical(keep).visit(_Inline(found).visit(tree))
     return tree
 
 
