@@ -12,8 +12,8 @@ from .form import normalized
 
 def wrappers(tree: ast.Module) -> dict[str, tuple[ast.arguments, ast.expr]]:
     """The wrappers defined in ``tree``, by the name a call uses (``I``; ``W.I`` for a static or
-    class method of class ``W``; ``.I`` for a method called on any object): functions, lambdas
-    and methods that only pass their arguments on. Two kinds:
+    class method of class ``W``; ``w.I`` and ``W().I`` for a method called on an instance, ``w =
+    W()`` bound once): functions, lambdas and methods that only pass their arguments on. Two kinds:
 
     - one statement that, in the canonical form, returns names, calls, attributes and constants
       (no arithmetic: what a wrapper returns is the arguments' business). ``def I(v): r = v;
