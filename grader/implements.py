@@ -136,17 +136,23 @@ def generic(function: types.FunctionType) -> bool:
                 return False
         for instruction in dis.get_instructions(code):
             name = instruction.argval
-            if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+            if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"):
                 if function.__globals__.get(name, getattr(builtins, name, None)) is not function and not (
                     name not in function.__globals__ and hasattr(builtins, name)
                 ):
                     return False
-            elif instruction.opname in ("LOAD_DEREF", "LOAD_CLASSDEREF", "IMPORT_NAME"):
+            elif _reads_outside(instruction.opname):
                 return False
             elif "ATTR" in instruction.opname or instruction.opname == "LOAD_METHOD":
                 if name not in CONTAINER_ATTRIBUTES:
                     return False
     return True
+
+
+def _reads_outside(opname: str) -> bool:
+    """An import, or a read of a free variable (``LOAD_DEREF``; 3.11's ``LOAD_CLASSDEREF``, 3.12's
+    ``LOAD_FROM_DICT_OR_DEREF``)."""
+    return opname == "IMPORT_NAME" or (opname.startswith("LOAD") and opname.endswith("DEREF"))
 
 
 def _written(function: types.FunctionType) -> bool:
