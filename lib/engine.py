@@ -528,11 +528,11 @@ def usable_cores() -> int:
 
 
 _CORES = usable_cores()
-# Positions from which change 8 pays: 256 for each core, so that each core's block of rows makes
+# Positions from which change 8 pays: 384 for each core, so that each core's block of rows makes
 # a matrix product BLAS runs well. GPT-2 small on 2 cores, the same prompts timed both ways in
-# turn: BLAS's own threads 10-18% faster at T = 128 to 256, about even at 384 to 512, the shared
-# cores 3-19% faster at 768 and 1024.
-SHARED_FROM = 256 * _CORES
+# turn: BLAS's own threads 10-18% faster at T = 128 to 256, 1-5% faster at 384 and 512 (three
+# runs on 2026-12-04), the shared cores 2-19% faster at 768 and 1024.
+SHARED_FROM = 384 * _CORES
 # Elements of one array a core works through at a time: 256 KiB of float32, so that a pass's input
 # and output stay in a core's L2 (1 MiB here). Timed in turn against 128 and 512 KiB: 3% faster
 # than 128 KiB at T = 512, 2% at 1024, the same at 128 (512 KiB: the same as 256).
