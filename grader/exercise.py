@@ -128,7 +128,9 @@ class Exercise:
     ``kind`` is ``"array"`` (compare arrays and numbers), ``"text"`` (compare strings) or
     ``"choice"`` (a concept check answered with one of ``choices``; its answer and explanation
     are private, in ``grader.keys``). ``check_dtype`` is ``True`` (the dtype must be the
-    reference's), ``"kind"`` (integers must be integers, floats floats) or ``False``.
+    reference's), ``"kind"`` (integers must be integers, floats floats), ``"int"`` or ``"float"``
+    (a number the docstring says is a Python int or float: an integer of any width, or a float64,
+    and no 0-d array) or ``False``.
     ``error_hints`` maps a fragment of an exception's message (or a ``Broadcast``, a kind of
     broadcast error) to advice, for errors a common mistake raises instead of returning a wrong
     value. No function may change its arguments in
@@ -200,8 +202,11 @@ class Exercise:
         return case.kinds | input_kinds.derived(self.reference, case)
 
     def hints_for(self, error: str) -> list[str]:
-        """The advice for an error, given as ``"<ExceptionType>: <message>"``."""
-        return [hint for fragment, hint in self.error_hints.items() if _found(fragment, error)]
+        """The advice for an error, given as ``"<ExceptionType>: <message>"``: each once, though
+        several of its fragments are found."""
+        return list(
+            dict.fromkeys(hint for fragment, hint in self.error_hints.items() if _found(fragment, error))
+        )
 
     def called(self, fn: Callable) -> Callable:
         """``fn`` as the cases call it: through the runner, if the exercise has one."""

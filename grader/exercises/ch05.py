@@ -457,7 +457,7 @@ TOY_LOSS = Exercise(
             ),
         },
     ),
-    check_dtype=False,
+    check_dtype="float",
     error_hints={Broadcast("lost-axis"): activations.ROW_KEEPDIMS},
 )
 
