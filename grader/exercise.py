@@ -144,6 +144,8 @@ class Exercise:
     ``split(inputs)``, the inputs of each item alone, on which the reference gives its value.
     ``masked_softmax``: the reference takes a softmax over masked scores (attention), so a wrong
     answer whose rows are scaled down may have masked the weights after the softmax.
+    ``stacked``: ``(axis, names)`` for an output that stacks arrays of their own along one axis
+    (toy_qkv's q, k and v along axis -4), so that feedback names which of them are wrong.
     """
 
     name: str
@@ -165,6 +167,7 @@ class Exercise:
     steps: tuple[tuple[str, ...], Callable[[tuple[str, ...]], Callable]] | None = None
     terms: tuple[str, Callable[[dict], list[dict]]] | None = None
     masked_softmax: bool = False
+    stacked: tuple[int, tuple[str, ...]] | None = None
 
     def cases(self, secret: int | None = None) -> list[Case]:
         """The visible cases; with a ``secret``, followed by the hidden ones drawn from it.

@@ -3042,6 +3042,66 @@ def attend_with_cache_mask_offset_from_the_new_queries(q_new, k_new, v_new, cach
     return softmax(np.where(np.tri(T, n, k=T - 1, dtype=bool), s, -np.inf)) @ v, k, v
 
 
+def sinusoidal_exponent_over_d_minus_one(n_tokens, d):
+    """2j / (d - 1) for the exponent: right only where d = 2, whose one exponent is 0 anyway."""
+    return _sinusoidal(n_tokens, d, np.arange(0, d, 2) / (d - 1))
+
+
+def sinusoidal_exponent_over_d_plus_two(n_tokens, d):
+    return _sinusoidal(n_tokens, d, np.arange(0, d, 2) / (d + 2))
+
+
+def toy_qkv_bias_only_on_queries(x, w, b, n_head):
+    d = x.shape[-1]
+    qkv = x @ w
+    qkv[..., :d] += b[:d]
+    return np.stack([split_heads(t, n_head) for t in np.split(qkv, 3, axis=-1)])
+
+
+def toy_qkv_values_from_the_keys_columns(x, w, b, n_head):
+    """v sliced from the keys' columns: q and k right, v wrong."""
+    d = x.shape[-1]
+    qkv = x @ w + b
+    q, k, v = qkv[..., :d], qkv[..., d : 2 * d], qkv[..., d : 2 * d] * 0 + qkv[..., d:][..., :d]
+    return np.stack([split_heads(t, n_head) for t in (q, k, v)])
+
+
+def attention_own_scores_one_level_of_heads(q, k, v):
+    """k transposed for (T, d) and (H, T, d) only: a batch of heads fails in q @ k.T."""
+    T = q.shape[-2]
+    kt = k.transpose(0, 2, 1) if k.ndim == 3 else k.T
+    s = np.where(np.tri(T, dtype=bool), q @ kt / math.sqrt(q.shape[-1]), -np.inf)
+    return softmax(s) @ v
+
+
+def toy_layer_norm_eps_added_to_the_std_squared(x, g, b, eps):
+    """sqrt(var) + eps**2: right when eps is 0, and a tiny eps hides it."""
+    mean = x.mean(axis=-1, keepdims=True)
+    return (x - mean) / (x.std(axis=-1, keepdims=True) + eps**2) * g + b
+
+
+def layer_norm_eps_squared_inside(x, g, b, eps=1e-5):
+    """sqrt(var + eps**2)."""
+    mean = x.mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(x.var(axis=-1, keepdims=True) + eps**2) * g + b
+
+
+def toy_attention_probs_max_without_keepdims(q, k):
+    """Each row's max given its axis back with [:, None]: (H, 1, T) on several heads, a shift per key."""
+    T = q.shape[-2]
+    s = np.where(np.tri(T, dtype=bool), q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1]), -np.inf)
+    e = np.exp(s - s.max(axis=-1)[:, None])
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def toy_attention_probs_sum_without_keepdims(q, k):
+    """Each row's sum given its axis back with [:, None]: every key divided by another row's sum."""
+    T = q.shape[-2]
+    s = np.where(np.tri(T, dtype=bool), q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1]), -np.inf)
+    e = np.exp(s - s.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1)[:, None]
+
+
 TENTH_FIXED = [
     # scalars of a type the docstring does not allow, once accepted (check_dtype=False)
     _entry(f"{C6}/count_params", count_params_d_head_by_true_division, r"docstring asks for an int.*//"),
@@ -3055,6 +3115,41 @@ TENTH_FIXED = [
     _entry(f"{C6}/kv_cache_bytes", kv_cache_bytes_from_finfo, r"np.finfo, which knows floats only"),
     # ticked, then points lost on a draw whose mass came within float16's rounding of p
     _entry(f"{C4}/top_p_filter", top_p_probabilities_in_float16, r"lost precision before they were summed"),
+    # a mask that leaves each query one key, once "your function ignores `q_new`"
+    _entry(
+        f"{C4}/attend_with_cache",
+        attend_with_cache_mask_offset_from_the_new_queries,
+        r"weights are 1 on a single key.*where your mask's diagonal starts",
+    ),
+    # q right, k and v wrong, once "right only where an index or angle of 0 hides a wrong factor"
+    _entry(f"{C5}/toy_qkv", toy_qkv_bias_only_on_queries, r"your q is right and your k and v are wrong"),
+    _entry(
+        f"{C5}/toy_qkv", toy_qkv_values_from_the_keys_columns, r"your q and k are right and your v is wrong"
+    ),
+    # the crash is in q @ k.T, once blamed on the weights times v
+    _entry(
+        f"{C2}/attention",
+        attention_own_scores_one_level_of_heads,
+        r"k.swapaxes\(-1, -2\): k.T, or a transpose written for one number of axes",
+    ),
+    # eps in another place or power, once "values differ"
+    _entry(
+        f"{C5}/toy_layer_norm",
+        toy_layer_norm_eps_added_to_the_std_squared,
+        r"with `eps` set to zero your output",
+    ),
+    _entry(f"{C2}/layer_norm", layer_norm_eps_squared_inside, r"with `eps` set to zero your output"),
+    # a row's max or sum lined up with the keys, once "right only where an index or angle of 0 hides ..."
+    _entry(
+        f"{C5}/toy_attention_probs",
+        toy_attention_probs_max_without_keepdims,
+        r"each column scaled by a factor of its own.*keepdims=True",
+    ),
+    _entry(
+        f"{C5}/toy_attention_probs",
+        toy_attention_probs_sum_without_keepdims,
+        r"each column scaled by a factor of its own.*keepdims=True",
+    ),
 ]
 FIXED += TENTH_FIXED
 WRONG += TENTH_FIXED

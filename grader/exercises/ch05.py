@@ -240,6 +240,7 @@ TOY_QKV = Exercise(
     error_hints={
         "cannot reshape": "split x @ w + b into three blocks of d columns first, then each into heads"
     },
+    stacked=(-4, ("q", "k", "v")),
 )
 
 # ---- attention probabilities -------------------------------------------------------------------
