@@ -32,7 +32,7 @@ import numpy as np
 
 from . import diagnosis, exercises, keys, watch
 from .exercise import Case, Exercise
-from .wire import decode, kind_of, returned, returned_in
+from .wire import ZERO_D, decode, kind_of, returned, returned_in
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,9 @@ def _visible_case(exercise: Exercise, name: str) -> Case:
 
 
 def _dtype_message(exercise: Exercise, actual: np.ndarray, expected: np.ndarray, sequence=None) -> str | None:
+    if exercise.check_dtype in ("int", "float"):
+        return _number_message(exercise.check_dtype, actual, sequence)
+    sequence = sequence if sequence in ("list", "tuple") else None
     if exercise.check_dtype is True and actual.dtype != expected.dtype:
         if sequence:
             return (
@@ -143,6 +146,30 @@ def _dtype_message(exercise: Exercise, actual: np.ndarray, expected: np.ndarray,
     return None
 
 
+def _number_message(kind: str, actual: np.ndarray, sequence=None) -> str | None:
+    """A right value that is not the Python ``kind`` (``"int"`` or ``"float"``) the docstring asks
+    for: a float count (``/`` where ``//`` belongs), a float32 loss, a 0-d array. Each breaks its
+    caller further on: a float count in ``range`` or a shape, a NumPy number or array in
+    ``json.dumps`` or an f-string's ``:d``. An integer of any width is an int, and a float64 (a
+    NumPy float64 is a Python float) a float."""
+    if sequence == ZERO_D:
+        return (
+            f"the value is right, but your function returned a 0-d NumPy array: the docstring asks for "
+            f"a Python {kind}, return {kind}(...)"
+        )
+    if kind == "int" and actual.dtype.kind not in "iu":
+        return (
+            f"the value is right, but it is a float ({actual.dtype}) where the docstring asks for an int: "
+            "a count is a whole number, so divide with // (not /), or return int(...)"
+        )
+    if kind == "float" and actual.dtype != np.float64:
+        return (
+            f"the value is right, but it is a NumPy {actual.dtype} where the docstring asks for a "
+            "Python float: return float(...)"
+        )
+    return None
+
+
 def _sequence_of_ids_message(sequence: str) -> str:
     """Token ids returned as a list or tuple, where the docstring asks for an int64 array."""
     return (
@@ -159,20 +186,44 @@ def _known_mistake(
     function (``student``) is wrong in another way on another of ``cases`` where that mistake
     shows too: then the match on this one is a coincidence (two mistakes that give the same number
     here). Right where the mistake shows, or wrong where it does not, says only that the student's
-    version of it is narrower or broader. For an exercise with steps, the order the function
-    follows is named instead where a variant tells it from the mistake
-    (``diagnosis.reordered_instead``)."""
-    for mistake in exercise.mistakes:
-        if _same(exercise, actual, stored.get(f"{case.name}::mistake::{mistake.name}")) and not any(
-            _contradicts(exercise, mistake, other, stored, student)
-            for other in cases
-            if other.name != case.name
-        ):
-            return (
-                diagnosis.reordered_instead(exercise, case, actual, stored, student, cases, mistake.wrong)
-                or mistake.hint
-            )
-    return None
+    version of it is narrower or broader. Of several that match, the first that gives the
+    function's output on every other case too is named: two mistakes that agree here (a rounded
+    mass and a dropped crossing token, on a mass just below p) are told apart where they do not.
+    For an exercise with steps, the order the function follows is named instead where a variant
+    tells it from the mistake (``diagnosis.reordered_instead``)."""
+    others = [other for other in cases if other.name != case.name]
+    matching = [
+        mistake
+        for mistake in exercise.mistakes
+        if _same(exercise, actual, stored.get(f"{case.name}::mistake::{mistake.name}"))
+        and not any(_contradicts(exercise, mistake, other, stored, student) for other in others)
+    ]
+    if not matching:
+        return None
+    mistake = (
+        next(
+            (m for m in matching if all(_agrees(exercise, m, other, stored, student) for other in others)),
+            matching[0],
+        )
+        if len(matching) > 1
+        else matching[0]
+    )
+    return (
+        diagnosis.reordered_instead(exercise, case, actual, stored, student, cases, mistake.wrong)
+        or mistake.hint
+    )
+
+
+def _agrees(exercise: Exercise, mistake, case: Case, stored: Mapping, student) -> bool:
+    """On ``case``, the student's function gives what ``mistake`` gives (or one of them is unknown)."""
+    signature = stored.get(f"{case.name}::mistake::{mistake.name}")
+    outcome = None if student is None or case.raises is not None or signature is None else student.on(case)
+    if outcome is None or outcome.error is not None:
+        return True
+    try:
+        return _same(exercise, np.asarray(outcome.value), signature)
+    except (TypeError, ValueError):
+        return True
 
 
 def _same(exercise: Exercise, actual, signature) -> bool:
@@ -394,7 +445,7 @@ def grade(
             why = "" if case.hidden else f" ({err})"
             return Verdict(False, f"{label}: unreadable answer{why}", "wrong", case.name)
         sequence = returned_in(answer.get("output"))
-        message = diagnose(exercise, case, actual, references, student, cases, sequence)
+        message = diagnose(exercise, case, _number_as_sent(actual), references, student, cases, sequence)
         what = _impure_shown(answer.get("impure"), case)
         message = wrong_and_impure(message, what) or impure(exercise, what)
         if message:
@@ -406,6 +457,13 @@ def grade(
                 case.name,
             )
     return Verdict(True, f"all {len(cases)} cases match the reference", "graded")
+
+
+def _number_as_sent(actual):
+    """A decoded output as the function returned it, as far as its record tells: a number travels
+    as an array of no axes, and is one again here (a 0-d array returned is noted in the record,
+    ``wire.returned_in``)."""
+    return actual[()] if isinstance(actual, np.ndarray) and actual.ndim == 0 else actual
 
 
 def _graded_raise(exercise: Exercise, case: Case, answer: dict, references: Mapping) -> str | None:

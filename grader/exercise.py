@@ -128,7 +128,9 @@ class Exercise:
     ``kind`` is ``"array"`` (compare arrays and numbers), ``"text"`` (compare strings) or
     ``"choice"`` (a concept check answered with one of ``choices``; its answer and explanation
     are private, in ``grader.keys``). ``check_dtype`` is ``True`` (the dtype must be the
-    reference's), ``"kind"`` (integers must be integers, floats floats) or ``False``.
+    reference's), ``"kind"`` (integers must be integers, floats floats), ``"int"`` or ``"float"``
+    (a number the docstring says is a Python int or float: an integer of any width, or a float64,
+    and no 0-d array) or ``False``.
     ``error_hints`` maps a fragment of an exception's message (or a ``Broadcast``, a kind of
     broadcast error) to advice, for errors a common mistake raises instead of returning a wrong
     value. No function may change its arguments in
@@ -142,6 +144,8 @@ class Exercise:
     ``split(inputs)``, the inputs of each item alone, on which the reference gives its value.
     ``masked_softmax``: the reference takes a softmax over masked scores (attention), so a wrong
     answer whose rows are scaled down may have masked the weights after the softmax.
+    ``stacked``: ``(axis, names)`` for an output that stacks arrays of their own along one axis
+    (toy_qkv's q, k and v along axis -4), so that feedback names which of them are wrong.
     """
 
     name: str
@@ -163,6 +167,7 @@ class Exercise:
     steps: tuple[tuple[str, ...], Callable[[tuple[str, ...]], Callable]] | None = None
     terms: tuple[str, Callable[[dict], list[dict]]] | None = None
     masked_softmax: bool = False
+    stacked: tuple[int, tuple[str, ...]] | None = None
 
     def cases(self, secret: int | None = None) -> list[Case]:
         """The visible cases; with a ``secret``, followed by the hidden ones drawn from it.
@@ -200,8 +205,11 @@ class Exercise:
         return case.kinds | input_kinds.derived(self.reference, case)
 
     def hints_for(self, error: str) -> list[str]:
-        """The advice for an error, given as ``"<ExceptionType>: <message>"``."""
-        return [hint for fragment, hint in self.error_hints.items() if _found(fragment, error)]
+        """The advice for an error, given as ``"<ExceptionType>: <message>"``: each once, though
+        several of its fragments are found."""
+        return list(
+            dict.fromkeys(hint for fragment, hint in self.error_hints.items() if _found(fragment, error))
+        )
 
     def called(self, fn: Callable) -> Callable:
         """``fn`` as the cases call it: through the runner, if the exercise has one."""

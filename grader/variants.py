@@ -25,6 +25,9 @@ computed live by ``lib`` for a hidden one. ``grader.diagnosis`` reads the answer
   little for a wrong function to show it (a top_k that another filter made no-op), this one
   tells a function that uses the argument from one that ignores it. Its reference is computed
   live, where it is needed (``grader.diagnosis``);
+- ``zeroed:<name>``: a stabiliser (``eps``, ``STABILISERS``) set to 0: a function right there and
+  wrong on the case uses it otherwise than the reference (outside the root, squared). Its
+  reference is computed live;
 - ``raised:<name>``: a positive float argument moved towards the other end (halfway to 1 for a
   fraction, a thousand times larger otherwise): two computations that agree on the case (a
   listed mistake and the student's, filters in two orders) are told apart there; its reference
@@ -89,6 +92,7 @@ def of(exercise, case) -> list[Variant]:
     found += reordered(case)
     found += pushed(case)
     found += raised(case)
+    found += zeroed(case, defaults)
     found += shifted(exercise, case)
     return [v for v in found if v is not None]
 
@@ -98,6 +102,7 @@ NO_REFERENCE = (
     "reordered",
     "pushed",
     "raised",
+    "zeroed",
     "shifted",
 )  # variants whose reference is not stored
 
@@ -134,6 +139,25 @@ def raised(case) -> list[Variant]:
             Variant(f"{case.name}{SEPARATOR}raised:{name}", "raised", {**case.inputs, name: moved}, name)
         )
     return found[:MAX_UNITS]
+
+
+STABILISERS = ("eps",)  # arguments only added to keep a division finite: the output at 0 is defined
+
+
+def zeroed(case, defaults: dict) -> list[Variant]:
+    """Each positive stabiliser (``STABILISERS``), given or left at its default, set to 0: where it
+    goes no longer matters there."""
+    given = {**defaults, **case.inputs}
+    return [
+        Variant(
+            f"{case.name}{SEPARATOR}zeroed:{name}",
+            "zeroed",
+            {**case.inputs, name: type(given[name])(0)},
+            name,
+        )
+        for name in STABILISERS
+        if isinstance(given.get(name), float | np.floating) and given[name] > 0
+    ]
 
 
 MAX_SHIFTED = 2

@@ -2,7 +2,8 @@
 
 Arrays and numbers are ``{"array": {"dtype", "shape", "b64"}}`` (numeric dtypes only), text is
 ``{"value": str}``; a list or tuple of numbers travels as the array NumPy makes of it, with
-``"returned": "list"`` (or ``"tuple"``) beside it, so that feedback can name what was returned.
+``"returned": "list"`` (or ``"tuple"``) beside it, so that feedback can name what was returned; a
+0-d array, which a Python number cannot be told from once it is an array, has ``"0-d array"``.
 ``encode`` runs inside the sandbox (the scorer's harness loads this module there, as ``wire``),
 ``decode`` in the grading process, where every record is untrusted input: a malformed one (any
 type, any size of number, any nesting) raises ``ValueError`` and nothing else, and counts as no
@@ -50,14 +51,20 @@ def kind_of(value, array: np.ndarray) -> str:
 
 
 def returned(value) -> str | None:
-    """``"list"`` or ``"tuple"`` for an output that is one, where NumPy would read an array."""
+    """``"list"`` or ``"tuple"`` for an output that is one, where NumPy would read an array;
+    ``"0-d array"`` for an array of no axes, where a number was asked for."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return ZERO_D
     return next((kind.__name__ for kind in (list, tuple) if isinstance(value, kind)), None)
+
+
+ZERO_D = "0-d array"
 
 
 def returned_in(record) -> str | None:
     """What ``encode`` noted a record's output was (``"list"``, ``"tuple"``), if anything it could note."""
     kind = record.get("returned") if isinstance(record, dict) else None
-    return kind if kind in ("list", "tuple") else None
+    return kind if kind in ("list", "tuple", ZERO_D) else None
 
 
 def decode(record):

@@ -2682,7 +2682,7 @@ def cross_entropy_take(logits, ids):
     logp = _log_softmax(logits[..., :-1, :])
     V = logp.shape[-1]
     flat = logp.reshape(-1, V)
-    return -np.take(flat.reshape(-1), np.arange(len(flat)) * V + ids[..., 1:].reshape(-1)).mean()
+    return float(-np.take(flat.reshape(-1), np.arange(len(flat)) * V + ids[..., 1:].reshape(-1)).mean())
 
 
 def top_k_threshold_then_ties(logits, k):
@@ -2974,6 +2974,185 @@ NINTH_FIXED = [
 ]
 FIXED += NINTH_FIXED
 WRONG += NINTH_FIXED
+
+
+# ---- a tenth round: wrong answers that kept full marks, and messages that named another mistake ---
+
+
+def count_params_d_head_by_true_division(config):
+    """d_head as d_model / n_head: the count comes back a float, where the docstring says an int."""
+    d_head = config.d_model / config.n_head
+    return _count(config) + (d_head - config.d_head) * config.n_layer
+
+
+def flops_per_token_as_a_power(config, T):
+    """2.0 * N: a float where the docstring says an int."""
+    return 2.0 * (_count(config) - _embeddings(config)) + 2 * config.n_layer * T * config.d_model
+
+
+def cross_entropy_float32_scalar(logits, ids):
+    """The mean as NumPy leaves it: a float32 for float32 logits, not a Python float."""
+    return -np.take_along_axis(_log_softmax(logits[..., :-1, :]), ids[..., 1:, None], axis=-1).mean()
+
+
+def perplexity_zero_d_array(logits, ids):
+    """exp of the loss wrapped in an array of no axes."""
+    return np.array(np.exp(cross_entropy_float32_scalar(logits, ids)), dtype=np.float64)
+
+
+def toy_loss_float32_scalar(logits, targets):
+    z = logits - logits.max(axis=-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return -np.take_along_axis(logp, targets[..., None], axis=-1).mean()
+
+
+def kv_cache_bytes_bits_from_the_name(config, T, dtype):
+    """The bits read off the dtype's name ("float16"[-2:]): no int8."""
+    bits = int(str(np.dtype(dtype))[-2:])
+    return 2 * config.n_layer * config.n_kv_head * config.d_head * T * bits // 8
+
+
+def kv_cache_bytes_table_of_floats(config, T, dtype):
+    """A table of the float dtypes' sizes."""
+    size = {"float16": 2, "float32": 4, "float64": 8}[str(np.dtype(dtype))]
+    return 2 * config.n_layer * config.n_kv_head * config.d_head * T * size
+
+
+def kv_cache_bytes_from_finfo(config, T, dtype):
+    """np.finfo's bits: it refuses integer dtypes."""
+    return 2 * config.n_layer * config.n_kv_head * config.d_head * T * np.finfo(dtype).bits // 8
+
+
+def top_p_probabilities_in_float16(logits, p):
+    """The probabilities rounded to float16 before they are summed: a mass just below p reaches it."""
+    if p is None or p >= 1:
+        return logits.copy()
+    order = np.argsort(-logits, axis=-1, kind="stable")
+    ranked = np.take_along_axis(softmax(logits), order, axis=-1).astype(np.float16)
+    keep = np.zeros(logits.shape, dtype=bool)
+    np.put_along_axis(keep, order, np.cumsum(ranked, axis=-1) - ranked < p, axis=-1)
+    return np.where(keep, logits, -np.inf)
+
+
+def attend_with_cache_mask_offset_from_the_new_queries(q_new, k_new, v_new, cache_k, cache_v):
+    """The mask's offset T - 1, not the cache's length: one new query sees the first key alone."""
+    k, v = np.concatenate([cache_k, k_new], axis=-2), np.concatenate([cache_v, v_new], axis=-2)
+    T, n = q_new.shape[-2], k.shape[-2]
+    s = q_new @ k.swapaxes(-1, -2) / math.sqrt(q_new.shape[-1])
+    return softmax(np.where(np.tri(T, n, k=T - 1, dtype=bool), s, -np.inf)) @ v, k, v
+
+
+def sinusoidal_exponent_over_d_minus_one(n_tokens, d):
+    """2j / (d - 1) for the exponent: right only where d = 2, whose one exponent is 0 anyway."""
+    return _sinusoidal(n_tokens, d, np.arange(0, d, 2) / (d - 1))
+
+
+def sinusoidal_exponent_over_d_plus_two(n_tokens, d):
+    return _sinusoidal(n_tokens, d, np.arange(0, d, 2) / (d + 2))
+
+
+def toy_qkv_bias_only_on_queries(x, w, b, n_head):
+    d = x.shape[-1]
+    qkv = x @ w
+    qkv[..., :d] += b[:d]
+    return np.stack([split_heads(t, n_head) for t in np.split(qkv, 3, axis=-1)])
+
+
+def toy_qkv_values_from_the_keys_columns(x, w, b, n_head):
+    """v sliced from the keys' columns: q and k right, v wrong."""
+    d = x.shape[-1]
+    qkv = x @ w + b
+    q, k, v = qkv[..., :d], qkv[..., d : 2 * d], qkv[..., d : 2 * d] * 0 + qkv[..., d:][..., :d]
+    return np.stack([split_heads(t, n_head) for t in (q, k, v)])
+
+
+def attention_own_scores_one_level_of_heads(q, k, v):
+    """k transposed for (T, d) and (H, T, d) only: a batch of heads fails in q @ k.T."""
+    T = q.shape[-2]
+    kt = k.transpose(0, 2, 1) if k.ndim == 3 else k.T
+    s = np.where(np.tri(T, dtype=bool), q @ kt / math.sqrt(q.shape[-1]), -np.inf)
+    return softmax(s) @ v
+
+
+def toy_layer_norm_eps_added_to_the_std_squared(x, g, b, eps):
+    """sqrt(var) + eps**2: right when eps is 0, and a tiny eps hides it."""
+    mean = x.mean(axis=-1, keepdims=True)
+    return (x - mean) / (x.std(axis=-1, keepdims=True) + eps**2) * g + b
+
+
+def layer_norm_eps_squared_inside(x, g, b, eps=1e-5):
+    """sqrt(var + eps**2)."""
+    mean = x.mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(x.var(axis=-1, keepdims=True) + eps**2) * g + b
+
+
+def toy_attention_probs_max_without_keepdims(q, k):
+    """Each row's max given its axis back with [:, None]: (H, 1, T) on several heads, a shift per key."""
+    T = q.shape[-2]
+    s = np.where(np.tri(T, dtype=bool), q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1]), -np.inf)
+    e = np.exp(s - s.max(axis=-1)[:, None])
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def toy_attention_probs_sum_without_keepdims(q, k):
+    """Each row's sum given its axis back with [:, None]: every key divided by another row's sum."""
+    T = q.shape[-2]
+    s = np.where(np.tri(T, dtype=bool), q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1]), -np.inf)
+    e = np.exp(s - s.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1)[:, None]
+
+
+TENTH_FIXED = [
+    # scalars of a type the docstring does not allow, once accepted (check_dtype=False)
+    _entry(f"{C6}/count_params", count_params_d_head_by_true_division, r"docstring asks for an int.*//"),
+    _entry(f"{C6}/flops_per_token", flops_per_token_as_a_power, r"docstring asks for an int"),
+    _entry(f"{C3}/cross_entropy", cross_entropy_float32_scalar, r"NumPy float32 .*Python float"),
+    _entry(f"{C3}/perplexity", perplexity_zero_d_array, r"0-d NumPy array.*float\(\.\.\.\)"),
+    _entry(f"{C5}/toy_loss", toy_loss_float32_scalar, r"NumPy float32 .*Python float"),
+    # a number's size from anything but itemsize, once right on the float dtypes, the only ones tried
+    _entry(f"{C6}/kv_cache_bytes", kv_cache_bytes_bits_from_the_name, r"not the digits of the dtype's name"),
+    _entry(f"{C6}/kv_cache_bytes", kv_cache_bytes_table_of_floats, r"a table of float dtypes"),
+    _entry(f"{C6}/kv_cache_bytes", kv_cache_bytes_from_finfo, r"np.finfo, which knows floats only"),
+    # ticked, then points lost on a draw whose mass came within float16's rounding of p
+    _entry(f"{C4}/top_p_filter", top_p_probabilities_in_float16, r"lost precision before they were summed"),
+    # a mask that leaves each query one key, once "your function ignores `q_new`"
+    _entry(
+        f"{C4}/attend_with_cache",
+        attend_with_cache_mask_offset_from_the_new_queries,
+        r"weights are 1 on a single key.*where your mask's diagonal starts",
+    ),
+    # q right, k and v wrong, once "right only where an index or angle of 0 hides a wrong factor"
+    _entry(f"{C5}/toy_qkv", toy_qkv_bias_only_on_queries, r"your q is right and your k and v are wrong"),
+    _entry(
+        f"{C5}/toy_qkv", toy_qkv_values_from_the_keys_columns, r"your q and k are right and your v is wrong"
+    ),
+    # the crash is in q @ k.T, once blamed on the weights times v
+    _entry(
+        f"{C2}/attention",
+        attention_own_scores_one_level_of_heads,
+        r"k.swapaxes\(-1, -2\): k.T, or a transpose written for one number of axes",
+    ),
+    # eps in another place or power, once "values differ"
+    _entry(
+        f"{C5}/toy_layer_norm",
+        toy_layer_norm_eps_added_to_the_std_squared,
+        r"with `eps` set to zero your output",
+    ),
+    _entry(f"{C2}/layer_norm", layer_norm_eps_squared_inside, r"with `eps` set to zero your output"),
+    # a row's max or sum lined up with the keys, once "right only where an index or angle of 0 hides ..."
+    _entry(
+        f"{C5}/toy_attention_probs",
+        toy_attention_probs_max_without_keepdims,
+        r"each column scaled by a factor of its own.*keepdims=True",
+    ),
+    _entry(
+        f"{C5}/toy_attention_probs",
+        toy_attention_probs_sum_without_keepdims,
+        r"each column scaled by a factor of its own.*keepdims=True",
+    ),
+]
+FIXED += TENTH_FIXED
+WRONG += TENTH_FIXED
 
 
 RIGHT = [
@@ -3311,7 +3490,7 @@ def flops_per_token_with_embeddings(config, T):
 
 def kv_cache_bytes_from_bits(config, T, dtype):
     bits = 2 * config.n_layer * config.n_kv_head * config.d_head * T * 8 * np.dtype(dtype).itemsize
-    return bits / 8
+    return bits // 8
 
 
 def toy_mlp_weights_transposed(x, w_fc, b_fc, w_proj, b_proj):
@@ -3958,7 +4137,7 @@ def kv_cache_bytes_one_layer(config, T, dtype):
 
 
 def kv_cache_bytes_through_bits(config, T, dtype):
-    return 2 * config.n_layer * config.n_kv_head * config.d_head * T * np.dtype(dtype).itemsize * 8 / 8
+    return 2 * config.n_layer * config.n_kv_head * config.d_head * T * np.dtype(dtype).itemsize * 8 // 8
 
 
 NINTH = [

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import lib
-from grader.check import check
+from grader.check import CheckFailed, check
 from grader.exercises import ch06
 from grader.exercises.wrong import cost
 from lib.checkpoint import checkpoint_layout
@@ -81,6 +81,9 @@ def test_kv_bytes_match_the_cache(dtype):
 # ---- the exercises -----------------------------------------------------------------------------
 
 
-def test_float_answers_are_accepted():
-    """An exact count returned as a float (e.g. after a division) is still right."""
-    check(exercise_id(ch06.COUNT_PARAMS), lambda config: float(cost.count_params(config)))
+def test_a_count_returned_as_a_float_is_told_to_return_an_int():
+    """The docstrings say "an int": an exact count returned as a float (after a /) is named, and a
+    NumPy integer is an int."""
+    with pytest.raises(CheckFailed, match=r"float \(float64\) where the docstring asks for an int"):
+        check(exercise_id(ch06.COUNT_PARAMS), lambda config: float(cost.count_params(config)))
+    check(exercise_id(ch06.COUNT_PARAMS), lambda config: np.int64(cost.count_params(config)))

@@ -41,6 +41,8 @@ from catalogue import (
     mha_k_v_swapped,
     mlp,
     perplexity_inverse_mean_probability,
+    sinusoidal_exponent_over_d_minus_one,
+    sinusoidal_exponent_over_d_plus_two,
     softmax,
     split_heads,
     top_p_as_min_p,
@@ -64,12 +66,14 @@ REGISTRY = exercises.registry()
 
 
 def student(exercise_id, name, answer):
-    """A function of the exercise's inputs: ``answer(reference, inputs)``."""
+    """A function of the exercise's inputs: ``answer(reference, inputs)``, a number returned as a
+    NumPy number (a 0-d array, where the docstring asks for a number, is a mistake of its own)."""
     reference = REGISTRY[exercise_id].reference
 
     def fn(**inputs):
         with np.errstate(all="ignore"):
-            return answer(reference, inputs)
+            out = answer(reference, inputs)
+        return out[()] if isinstance(out, np.ndarray) and out.ndim == 0 else out
 
     fn.__name__ = name
     return fn
@@ -862,6 +866,17 @@ def test_a_norm_over_another_axis_is_named(exercise_id, fn):
     assert "normalised over axis -2" in check_message(exercise_id, fn, {})
     verdict = explained(exercise_id, fn)
     assert not verdict.ok and "normalised over axis -2" in verdict.reason, verdict.reason
+
+
+@pytest.mark.parametrize("fn", [sinusoidal_exponent_over_d_minus_one, sinusoidal_exponent_over_d_plus_two])
+@pytest.mark.parametrize("secret", range(5))
+def test_a_value_whose_case_is_degenerate_is_not_called_written_in(fn, secret):
+    """A wrong exponent is right where d = 2 (one frequency, exponent 0 whatever the formula), and
+    some students' hidden cases have d = 2 twice: the code reads d (its output has d columns, not
+    2), so "is 2 written in where `d` belongs?" is not said; the wrong entries are located."""
+    verdict = explained(f"{C1}/sinusoidal_positions", fn, secret)
+    assert not verdict.ok and "right only when" not in verdict.reason, verdict.reason
+    assert "everywhere but index 0" in verdict.reason, verdict.reason
 
 
 def test_a_number_of_heads_written_in_is_named_when_the_function_raises():

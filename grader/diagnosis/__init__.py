@@ -8,7 +8,9 @@ says what to look at without showing an expected value:
    size 1 too many, entries too many or too few along one axis;
 2. overflow: NaN or inf on large inputs, while the same inputs scaled down come out right;
 3. an argument that changes nothing: the output stays the same when it changes, while the
-   reference's does not ("your function ignores `eps`");
+   reference's does not ("your function ignores `eps`"), or the queries of an attention whose
+   every output row is a row of the values (a mask that leaves each query one key); a stabiliser
+   used otherwise than the reference's: right with ``eps`` at 0 (``variants.zeroed``), wrong here;
 4. a batch axis: right on one sequence, wrong on a batch;
 5. the precision: right in float64 and not in float32, or the reverse;
 6. where NaN and -inf are: NaN everywhere, NaN exactly where the reference masks, whole rows of
@@ -23,8 +25,9 @@ says what to look at without showing an expected value:
    (a residual added twice, a term missing), or with a station counted a named number of times;
 8. what sets the case apart: the kinds of input (``grader.kinds``) it has and every case the
    function gets right lacks ("`stop_token` = 0");
-9. where it is wrong: only the first or last entry along an axis, everywhere but the first, only
-   the odd or even entries, only above, below or on the diagonal;
+9. where it is wrong: which of the arrays an output stacks (``Exercise.stacked``: q right, k and v
+   wrong), only the first or last entry along an axis, everywhere but the first, only the odd or
+   even entries, only above, below or on the diagonal;
 10. what it is not: rows that do not sum to 1 where the reference's are probabilities.
 
 Then, with the reference called on inputs changed here: the steps of an exercise that declares
@@ -37,11 +40,13 @@ square root of a ratio of sizes, fitted (sqrt of the keys' length where sqrt(d_h
 an output that moves when each row of an input is shifted by a constant, where the reference's
 does not (raw logits where log-probabilities belong), and a function right when an input comes
 normalised (``variants.normalised``: its log-softmax, its softmax, its mean subtracted), which
-leaves that step out. Also from the output alone: a softmax taken once too often, the reference
-normalised again per row (a norm at the end), the reference times or divided by an input entry by
-entry (a gate without its value), one number that is exp or the log of the reference's, and a
-count whose part that grows with an int argument is right and whose rest is off by a named factor;
-an input scaled by a named constant (ln 2: 2 ** x for e ** x), and by 2 said as counted twice.
+leaves that step out. Also from the output alone: weights that are the reference's with a factor
+per column, the same in every row (a row's max or sum lined up with the columns, no keepdims);
+a softmax taken once too often, the reference normalised again per row (a norm at the end), the
+reference times or divided by an input entry by entry (a gate without its value), one number
+that is exp or the log of the reference's, and a count whose part that grows with an int
+argument is right and whose rest is off by a named factor; an input scaled by a named constant
+(ln 2: 2 ** x for e ** x), and by 2 said as counted twice.
 For an exercise with steps, a listed mistake that matches the case gives way to the order of
 steps the function follows when a variant shows the mistake wrong in another way
 (``reordered_instead``; ``variants.raised`` moves a float towards its other end for that): two

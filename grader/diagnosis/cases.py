@@ -88,7 +88,26 @@ def _fixed_int(w: _Wrong) -> str | None:
     """Right on the cases where an int argument has one value (two at least, or one if the
     reference with that value in place of the argument gives this wrong answer), wrong on this
     one, where it has another: that value is written in the code in place of the argument."""
-    return _fixed_in(w.case, w.cases, _telling_right_cases(w), "wrong", _as_if_fixed(w, raised=False))
+    return _fixed_in(
+        w.case, w.cases, _telling_right_cases(w), "wrong", _as_if_fixed(w, raised=False), _shaped_by(w)
+    )
+
+
+def _shaped_by(w: _Wrong) -> Callable[[str, int], bool]:
+    """Whether argument ``name`` shapes the output, and the function's output has this case's
+    shape, not the one ``value`` in its place gives: the code reads the argument, so being right
+    only where it is ``value`` comes of something else (``d`` = 2 has one frequency, whose
+    exponent is 0 however it is computed)."""
+
+    def shaped(name: str, value: int) -> bool:
+        try:
+            with np.errstate(all="ignore"):
+                out = w.exercise.reference(**copy.deepcopy({**w.case.inputs, name: value}))
+        except Exception:  # the reference refuses that value here: the shape tells nothing
+            return False
+        return np.shape(out) != w.expected.shape == w.actual.shape
+
+    return shaped
 
 
 def _telling_right_cases(w: _Wrong) -> list:
@@ -121,11 +140,12 @@ def _as_if_fixed(w: _Wrong, raised: bool) -> Callable[[str, int], bool]:
     return same
 
 
-def _fixed_in(case, cases, right: list, how: str, as_if_fixed=None) -> str | None:
+def _fixed_in(case, cases, right: list, how: str, as_if_fixed=None, shaped=None) -> str | None:
     """The int argument whose value splits the cases as the function's answers do (right on
     every case where it is ``v``, on two at least, or on one if ``as_if_fixed(name, v)``: the
     reference with ``v`` written in does what the function did on ``case``; wrong where it is
-    not), if one alone does."""
+    not), if one alone does; not one whose value the output's shape shows the code reads
+    (``shaped(name, v)``)."""
     if not right or (len(right) < 2 and as_if_fixed is None):
         return None
     right_names = {r.name for r in right}
@@ -137,6 +157,8 @@ def _fixed_in(case, cases, right: list, how: str, as_if_fixed=None) -> str | Non
         if len(values) != 1 or None in values or (fixed := values.pop()) == value:
             continue
         if not all(c.name in right_names for c in cases if c.raises is None and c.inputs.get(name) == fixed):
+            continue
+        if shaped is not None and shaped(name, int(fixed)):
             continue
         if len(right) >= 2 or as_if_fixed(name, int(fixed)):
             split.append((name, fixed, value))

@@ -27,6 +27,7 @@ from .inputs import (
     _other_inputs,
     _scale_fitted,
     _shift_seen,
+    _stabiliser_misused,
 )
 from .numeric import (
     _narrowed,
@@ -39,7 +40,17 @@ from .numeric import (
 )
 from .order import _applied_elsewhere, _combined, _steps_reordered
 from .parts import _upstream
-from .shapes import _any_shape, _batch, _localized, _over_axis, _reversing, _rows_taken, _sections, _shape
+from .shapes import (
+    _any_shape,
+    _batch,
+    _column_factors,
+    _localized,
+    _over_axis,
+    _reversing,
+    _rows_taken,
+    _sections,
+    _shape,
+)
 from .values import (
     _growing_scaled,
     _normalised_again,
@@ -70,6 +81,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _int_off_by_one,
         _steps_reordered,
         _ignored,
+        _stabiliser_misused,
         _batch,
         _precision,
         _non_finite,
@@ -87,6 +99,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _reversing,
         _rows_taken,
         _over_axis,
+        _column_factors,
         _parts_missing,
         _shift_seen,
         _any_shape,

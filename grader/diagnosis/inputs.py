@@ -279,6 +279,13 @@ def _ignored(w: _Wrong) -> str | None:
         if fixed:
             return fixed
     named = " or ".join(f"`{unit}`" for unit in units)
+    if _one_key_each(w, units):
+        return (
+            f"your output does not change when {named} {'does' if one else 'do'}, because each query's "
+            "output is one row of the values as it is: its weights are 1 on a single key, as when the mask "
+            "leaves each query one key only. Check where your mask's diagonal starts (a query at position t "
+            "sees every key up to t, the cached ones too)"
+        )
     if right and all(_data(w.case.inputs.get(unit)) and _varied(right, unit) for unit in units):
         return (
             f"on this case your output does not change when {named} {'does' if one else 'do'}, while the "
@@ -291,6 +298,48 @@ def _ignored(w: _Wrong) -> str | None:
         f"leaves your output as it is, while the reference's changes; does {'it' if one else 'each'} reach "
         "your result (not a default, a constant or a global in its place)?"
     )
+
+
+def _stabiliser_misused(w: _Wrong) -> str | None:
+    """Right with the stabiliser (``eps``) at 0 and wrong here, where it changes the reference's
+    output: the function uses it otherwise than the reference (added to the std, squared), which
+    a tiny ``eps`` hides and the case's shows."""
+    for variant in w.variant("zeroed"):
+        outcome, reference = w.student.run(variant), _reference_on(w, variant.inputs)
+        if outcome is None or outcome.error or reference is None or not np.isfinite(reference).all():
+            continue
+        if _matches(w.exercise, reference, w.expected) or not _matches(w.exercise, outcome.value, reference):
+            continue
+        name = variant.unit
+        return (
+            f"with `{name}` set to zero your output is the reference's, and with this case's `{name}` it is "
+            f"not: your code uses `{name}` otherwise than the reference. It goes in as it is, added inside the "
+            "square root (to the variance, or the mean of squares): not to the std, nor squared"
+        )
+    return None
+
+
+def _one_key_each(w: _Wrong, units: list[str]) -> bool:
+    """An attention whose output (its first returned array) is, row by row, a row of another input
+    as it is: each query's weights are 1 on one key, whatever the scores, so the inputs that only
+    make the scores (``units``: the queries) move nothing. A mask that leaves each query one key
+    does this (its diagonal started at 0 for queries that follow a cache), not an ignored input."""
+    if not w.exercise.masked_softmax or w.actual.ndim < 2:
+        return False
+    out = w.actual
+    if w.exercise.sections is not None:
+        out = out[..., : w.exercise.sections(w.case.inputs)[0][1], :]
+    d = out.shape[-1]
+    rows = [
+        value.reshape(-1, d)
+        for name, value in w.case.inputs.items()
+        if name not in units and _data(value) and value.ndim >= 2 and value.shape[-1] == d
+    ]
+    if not rows or out.size < 2 * d:
+        return False
+    pool = np.concatenate(rows).astype(np.float64)
+    found = np.isclose(out.reshape(-1, 1, d), pool[None], rtol=1e-5, atol=1e-6).all(axis=-1).any(axis=-1)
+    return bool(found.all())
 
 
 def _data(value) -> bool:

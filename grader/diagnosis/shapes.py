@@ -335,6 +335,41 @@ def _over_axis(w: _Wrong) -> str | None:
     return None
 
 
+def _column_factors(w: _Wrong) -> str | None:
+    """Weights (positive, 0 where the reference's are) that are the reference's with each column
+    scaled by a factor of its own, the same in every row, besides one factor per row: ``log(a / e)``
+    is a row's number plus a column's. A quantity of each row (its max, its sum) was lined up with
+    the columns: reduced without keepdims, then given its axis back in the wrong place
+    (``m[:, None]`` on a batch, a transpose). Where each row has one entry, its factor cancels, so
+    such an answer is right there and wrong everywhere else."""
+    a, e = np.asarray(w.actual, np.float64), np.asarray(w.expected, np.float64)
+    if a.shape != e.shape or e.ndim < 2 or min(e.shape[-2:]) < 3 or not np.isfinite(a).all():
+        return None
+    kept = np.isfinite(e) & (e > 0)
+    if not (a[~kept] == np.where(np.isfinite(e), e, 0)[~kept]).all() or not (a[kept] > 0).all():
+        return None
+    T, S = e.shape[-2:]
+    found = False
+    for la, le, k in zip(a.reshape(-1, T, S), e.reshape(-1, T, S), kept.reshape(-1, T, S), strict=True):
+        rows, cols = np.nonzero(k)
+        design = np.zeros((len(rows), T + S))
+        design[np.arange(len(rows)), rows] = design[np.arange(len(rows)), T + cols] = 1.0
+        ratio = np.log(la[k]) - np.log(le[k])
+        fit = np.linalg.lstsq(design, ratio, rcond=None)[0]
+        if not _near(design @ fit, ratio):
+            return None
+        columns = fit[T:][np.bincount(cols, minlength=S) > 1]  # a column in one row only tells nothing
+        found |= columns.size > 1 and np.ptp(columns) > 1e-3
+    if not found:
+        return None
+    return (
+        "your output is the reference's with each column scaled by a factor of its own, the same in every "
+        "row: a quantity of each row (its max, or its sum) ends up lined up with the columns. Reduce with "
+        "keepdims=True (s.max(axis=-1, keepdims=True)) so that each row keeps its own, rather than giving "
+        "the axis back with [:, None] or a transpose"
+    )
+
+
 def _affine_along(y, x, axis: int) -> bool:
     """``y = s * x + t`` with ``s`` and ``t`` the same along ``axis`` (one pair per line along it)."""
     y, x = np.moveaxis(np.asarray(y, np.float64), axis, -1), np.moveaxis(x, axis, -1)
@@ -391,6 +426,9 @@ def _localized(w: _Wrong) -> str | None:
     wrong = ~_near_each(w.exercise, a, e)
     if not wrong.any() or wrong.all():
         return None
+    stacked = _stacked_wrong(w.exercise.stacked, wrong)
+    if stacked:
+        return stacked
     if e.ndim >= 2 and min(e.shape[-2:]) >= 2 and max(e.shape[-2:]) >= 3:
         rows, cols = np.indices(e.shape[-2:])
         where = np.broadcast_to(cols - rows, e.shape)
@@ -412,6 +450,32 @@ def _localized(w: _Wrong) -> str | None:
     if found:
         return f"your output is wrong {' and '.join(found[-2:])}: look at what your code does there"
     return None
+
+
+def _stacked_wrong(stacked, wrong: np.ndarray) -> str | None:
+    """For an output that stacks named arrays along one axis (``Exercise.stacked``), which of them
+    are wrong, where some are right: index 0 of that axis is an array of its own (q), not an index
+    or angle of 0."""
+    if stacked is None:
+        return None
+    axis, names = stacked
+    if wrong.ndim < -axis or wrong.shape[axis] != len(names):
+        return None
+    bad = np.moveaxis(wrong, axis, 0).reshape(len(names), -1).any(axis=1)
+    if bad.all():
+        return None
+    wrong_names = [n for n, b in zip(names, bad, strict=True) if b]
+    right_names = [n for n, b in zip(names, bad, strict=True) if not b]
+
+    def listed(found):
+        return " and ".join(found) if len(found) < 3 else ", ".join(found[:-1]) + f" and {found[-1]}"
+
+    return (
+        f"your {listed(right_names)} {'is' if len(right_names) == 1 else 'are'} right and your "
+        f"{listed(wrong_names)} {'is' if len(wrong_names) == 1 else 'are'} wrong: look at how your code makes "
+        f"{listed(wrong_names)}, where it differs from {listed(right_names)} (the columns of w or b each takes, "
+        "a step done for one only?)"
+    )
 
 
 def _causal(e: np.ndarray) -> bool:

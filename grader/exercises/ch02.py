@@ -231,8 +231,9 @@ ATTENTION = Exercise(
         },
     ),
     error_hints={
-        "matmul": "the inner sizes of a product differ: the weights (..., T, T) multiply v (..., T, d_head) "
-        "as it is; only k is transposed (its last two axes), inside masked_scores",
+        "matmul": "the inner sizes of a product differ. The scores are q @ k with k's last two axes swapped, "
+        "k.swapaxes(-1, -2): k.T, or a transpose written for one number of axes, moves the other axes too. "
+        "Then the weights (..., T, T) multiply v (..., T, d_head) as it is",
     },
 )
 

@@ -485,7 +485,7 @@ CROSS_ENTROPY = Exercise(
             },
         },
     ),
-    check_dtype=False,
+    check_dtype="float",
     terms=PREDICTIONS,
     error_hints={
         "index": "pick each position's target with np.take_along_axis(logp, targets[..., None], axis=-1) "
@@ -543,7 +543,7 @@ PERPLEXITY = Exercise(
             ),
         },
     ),
-    check_dtype=False,
+    check_dtype="float",
 )
 
 

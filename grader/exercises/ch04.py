@@ -280,7 +280,33 @@ def _top_p_visible():
         Case("p-exact", {"logits": exact, "p": p_exact}, kinds={P_EXACT}),
         Case("after-top-k", {"logits": masked, "p": 0.8}),
         Case("large", {"logits": _logits(97, (2, 8)) + np.float32(120.0), "p": 0.8}, kinds={LARGE}),
+        Case(
+            "near-p", {"logits": _just_below_p(rng(98), 0.875, 2, 8, np.float32), "p": 0.875}, kinds={NEAR_P}
+        ),
     ]
+
+
+NEAR_P = "a token whose mass ranked above it is within 1e-4 below p, closer than float16 can tell"
+NEAR_P_PRECISION = (
+    "the token ranked below a mass just under p (by 1e-4, less than float16's rounding near 1) was dropped: "
+    "the probabilities lost precision before they were summed (cast to float16?). Sum them in the logits' "
+    "own dtype, float32 or float64"
+)
+
+
+def _just_below_p(g, p: float, rows: int, V: int, dtype) -> np.ndarray:
+    """Logits whose two likeliest tokens have a mass ``delta`` (60 to 110 millionths) below ``p``,
+    each row at drawn ids: the third is kept. ``p`` and the first mass (0.5 or less) are exact in
+    float16, and the second is within half of float16's spacing of ``p`` less the first, so
+    probabilities rounded to float16 sum to ``p`` exactly and the third token is dropped."""
+    out = np.empty((rows, V))
+    for row in out:
+        first = float(g.choice([0.5, 0.4375, 0.375]))
+        delta = float(g.uniform(0.6e-4, 1.1e-4))
+        tail = g.uniform(0.2, 1.0, size=V - 3) * (1 - p) / V
+        probs = np.array([first, p - first - delta, 1 - p + delta - tail.sum(), *tail])
+        row[:] = _from_probs(probs, g.permutation(V), np.float64)
+    return out.astype(dtype)
 
 
 def _saturating(g, V: int) -> np.ndarray:
@@ -314,6 +340,7 @@ def _top_p_hidden(g):
     exact, p_exact = _exact_masses(g, n + size(g, 1, 5), n, np.float64)
     masked = _drawn(g, (size(g, 8, 12),))
     masked[g.choice(len(masked), size=3, replace=False)] = -np.inf
+    p_near = float(g.choice([0.8125, 0.84375, 0.875, 0.90625]))  # exact in float16
     return [
         hidden("batch64", {"logits": _drawn(g, (B, size(g, 10, 14)), np.float64), "p": p}),
         hidden(
@@ -334,6 +361,12 @@ def _top_p_hidden(g):
             {"logits": _drawn(g, (B, size(g, 6, 10))) + np.float32(g.uniform(100.0, 150.0)), "p": p},
             kinds={LARGE},
             about=LARGE,
+        ),
+        hidden(
+            "near-p",
+            {"logits": _just_below_p(g, p_near, B, size(g, 6, 12), np.float32), "p": p_near},
+            kinds={NEAR_P},
+            about=NEAR_P,
         ),
     ]
 
@@ -359,6 +392,7 @@ TOP_P_FILTER = Exercise(
                 "above a tail token can round to 1.0. Return the logits as they are when p >= 1",
             ),
             "drops-crossing-le": ({"rule": "cum<=p"}, DROPS_CROSSING),
+            "float16-mass": ({"precision": np.float16}, NEAR_P_PRECISION),
             "keeps-at-p": (
                 {"rule": "before<=p"},
                 "a token whose mass ranked above it is exactly p was kept: keep a token only while that "

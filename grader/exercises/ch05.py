@@ -240,6 +240,7 @@ TOY_QKV = Exercise(
     error_hints={
         "cannot reshape": "split x @ w + b into three blocks of d columns first, then each into heads"
     },
+    stacked=(-4, ("q", "k", "v")),
 )
 
 # ---- attention probabilities -------------------------------------------------------------------
@@ -457,7 +458,7 @@ TOY_LOSS = Exercise(
             ),
         },
     ),
-    check_dtype=False,
+    check_dtype="float",
     error_hints={Broadcast("lost-axis"): activations.ROW_KEEPDIMS},
 )
 

@@ -310,7 +310,7 @@ COUNT_PARAMS = Exercise(
     ),
     atol=0,
     rtol=0,
-    check_dtype=False,
+    check_dtype="int",
 )
 
 # ---- flops_per_token ---------------------------------------------------------------------------
@@ -420,13 +420,20 @@ FLOPS_PER_TOKEN = Exercise(
     ),
     atol=0,
     rtol=0,
-    check_dtype=False,
+    check_dtype="int",
 )
 
 # ---- kv_cache_bytes ----------------------------------------------------------------------------
 
 
 F16, F32, F64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
+I8 = np.dtype("int8")  # a quantised cache: one byte a number, and a name that is no float's
+
+
+DTYPE_BYTES = (
+    "a number's bytes are np.dtype(dtype).itemsize, for every dtype (an int8 cache has 1 byte a number): "
+    "not the digits of the dtype's name, a table of float dtypes or np.finfo, which knows floats only"
+)
 
 
 def _kv_visible():
@@ -434,6 +441,7 @@ def _kv_visible():
         _case("small-llama", {"config": SMALL_LLAMA, "T": 100, "dtype": F16}),
         _case("toy", {"config": TOY, "T": 3, "dtype": F32}),
         _case("one-token64", {"config": GPT2_UNTIED, "T": 1, "dtype": F64}),
+        _case("int8", {"config": SMALL_LLAMA, "T": 100, "dtype": I8}),
         # Above 2**31 bytes, as a long context can be: a size kept in int32 wraps round.
         _case("llama-70b-long", {"config": LLAMA_70B, "T": 4096, "dtype": F32}, large=True),
     ]
@@ -456,6 +464,11 @@ def _kv_hidden(g):
         ),
         _case("gpt2", {"config": gpt2, "T": gpt2.n_ctx, "dtype": F32}, "a GPT-2 config, full context"),
         _case("one-token64", {"config": llama_config(g, grouped=True), "T": 1, "dtype": F64}, "one token"),
+        _case(
+            "int8",
+            {"config": llama_config(g, grouped=True), "T": size(g, 100, 4000), "dtype": I8},
+            "a cache quantised to int8",
+        ),
         _case(
             "long",
             _large(g, _long_context, lib_kv_cache_bytes),
@@ -507,8 +520,12 @@ KV_CACHE_BYTES = Exercise(
     ),
     atol=0,
     rtol=0,
-    check_dtype=False,
-    error_hints={"itemsize": "np.dtype(dtype).itemsize is the number of bytes of one number"},
+    check_dtype="int",
+    error_hints={
+        "itemsize": "np.dtype(dtype).itemsize is the number of bytes of one number",
+        # the bytes read from the dtype's name ("float16"[-2:]), a table of float dtypes, np.finfo
+        **dict.fromkeys(("invalid literal for int()", "'int8'", "not inexact"), DTYPE_BYTES),
+    },
 )
 
 # ---- concept checks ----------------------------------------------------------------------------

@@ -81,14 +81,16 @@ KEEP_RULES = {
 }
 
 
-def top_p_filter(logits, p, *, rule="before<p", order="largest-first", filters_at_one=False, **returned):
+def top_p_filter(
+    logits, p, *, rule="before<p", order="largest-first", filters_at_one=False, precision=None, **returned
+):
     """Top-p: keep tokens by ``KEEP_RULES[rule](mass ranked before, cumulative mass, p)``, ranked
-    by one of the ``ORDERS``; ``filters_at_one``: p = 1 runs the filter too; any knob of
-    ``_returned``."""
+    by one of the ``ORDERS``; ``filters_at_one``: p = 1 runs the filter too; ``precision``, a
+    dtype the probabilities are cast to before they are summed; any knob of ``_returned``."""
     if p is None or p > 1.0 or (p == 1.0 and not filters_at_one):
         return _returned(logits, logits.copy(), **returned)
     ranked = ORDERS[order](logits)
-    probs = np.take_along_axis(softmax(logits), ranked, axis=-1)
+    probs = np.take_along_axis(softmax(logits), ranked, axis=-1).astype(precision or logits.dtype)
     cumulative = np.cumsum(probs, axis=-1)
     keep = np.zeros(logits.shape, dtype=bool)
     np.put_along_axis(keep, ranked, KEEP_RULES[rule](cumulative - probs, cumulative, p), axis=-1)
