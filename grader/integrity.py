@@ -240,7 +240,7 @@ def _compare_with_lib(
         compared[id(node)] = name
         boilerplate = honest[name]
         body = similarity.bodies(text, known)
-        mine = similarity.evidence(text, known)
+        mine = similarity.evidence(text, known, first=body)
         for function, theirs in _lib_implementations(assignment, name):
             share = similarity.containment(similarity.fingerprint(theirs, boilerplate), mine)
             if share is not None and share >= similarity.NEAR:

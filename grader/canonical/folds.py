@@ -31,8 +31,13 @@ DUNDERS = {
 }
 
 
-UFUNCS = {
+UFUNCS = {  # NumPy's, and the operator module's: ``np.subtract(a, b)``, ``operator.sub(a, b)``
     "add": ast.Add,
+    "sub": ast.Sub,
+    "mul": ast.Mult,
+    "truediv": ast.Div,
+    "floordiv": ast.FloorDiv,
+    "pow": ast.Pow,
     "subtract": ast.Sub,
     "multiply": ast.Mult,
     "divide": ast.Div,
@@ -104,11 +109,19 @@ class Canonical(ast.NodeTransformer):
         return node
 
     def visit_If(self, node: ast.If) -> ast.AST | list[ast.stmt]:
-        """``if True: body``: the body (or the ``else``, for a false test)."""
+        """``if True: body``: the body (or the ``else``, for a false test); ``if not c: a else:
+        b`` is ``if c: b else: a``."""
         self.generic_visit(node)
         if isinstance(node.test, ast.Constant):
             return (node.body if node.test.value else node.orelse) or [ast.Pass()]
+        if _negated(node.test) and node.orelse:
+            node.test, node.body, node.orelse = node.test.operand, node.orelse, node.body
         return node
+
+    def visit_Delete(self, node: ast.Delete) -> ast.AST | None:
+        """``del n``: nothing (it ends a name's binding, computes nothing; red team, seventh round:
+        each temporary deleted after use was no temporary)."""
+        return None if all(isinstance(t, ast.Name) for t in node.targets) else node
 
     def visit_Try(self, node: ast.Try) -> list[ast.stmt]:
         """A ``try`` is the code it runs when nothing fails: its body, ``else`` and ``finally``
@@ -153,10 +166,13 @@ class Canonical(ast.NodeTransformer):
         return node
 
     def visit_IfExp(self, node: ast.IfExp) -> ast.AST:
-        """``a if True else b``: ``a``."""
+        """``a if True else b``: ``a``; ``b if not c else a``: ``a if c else b`` (red team, seventh
+        round)."""
         self.generic_visit(node)
         if isinstance(node.test, ast.Constant):
             return node.body if node.test.value else node.orelse
+        if _negated(node.test):
+            node.test, node.body, node.orelse = node.test.operand, node.orelse, node.body
         return node
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
@@ -178,8 +194,10 @@ class Canonical(ast.NodeTransformer):
                 return ast.Attribute(args[0], name.value, ast.Load())
         if isinstance(func, ast.Attribute) and func.attr in DUNDERS and len(args) == 1:
             return self.visit_BinOp(ast.BinOp(func.value, DUNDERS[func.attr](), args[0]))
-        if isinstance(func, ast.Attribute) and func.attr in UFUNCS and len(args) == 2:
+        if isinstance(func, ast.Attribute) and func.attr in UFUNCS and len(args) == 2 and _named(func.value):
             return self.visit_BinOp(ast.BinOp(args[0], UFUNCS[func.attr](), args[1]))
+        if isinstance(func, ast.Name) and func.id == "pow" and len(args) == 2:
+            return self.visit_BinOp(ast.BinOp(args[0], ast.Pow(), args[1]))
         if isinstance(func, ast.Lambda) and _is_identity(func) and len(args) == 1:
             return args[0]
         if isinstance(func, ast.Name) and func.id in ("min", "max") and len(args) == 1:
@@ -317,6 +335,18 @@ def _checked(statement: ast.stmt, keep: bool) -> list[ast.stmt]:
         return [statement]
     bound = hoisted(statement, "test")
     return [*bound, ast.Expr(statement.test), *statement.body] if keep else [*bound, *statement.body]
+
+
+def _named(value: ast.expr) -> bool:
+    """``np``, ``operator``, ``np.linalg``: names alone (a call's receiver that folding the call
+    leaves out must hold no code: ``(<lib's code>).add(a, b)`` is not ``a + b``)."""
+    while isinstance(value, ast.Attribute):
+        value = value.value
+    return isinstance(value, ast.Name)
+
+
+def _negated(test: ast.expr) -> bool:
+    return isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
 
 
 def _single(iterable: ast.expr) -> ast.expr | None:

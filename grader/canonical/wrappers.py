@@ -37,8 +37,8 @@ def wrappers(tree: ast.Module) -> dict[str, tuple[ast.arguments, ast.expr]]:
             for alias in node.names:  # ``from numpy import mean``: ``mean`` is ``np.mean``
                 found[alias.asname or alias.name] = (None, ast.Attribute(module, alias.name, ast.Load()))
             continue
-        if isinstance(node, ast.Assign) and bound(node) and _numpy_attribute(node.value):
-            found[bound(node)] = (None, node.value)  # ``_mean = np.mean`` at the top of a cell
+        if isinstance(node, ast.Assign) and bound(node) and _numpy_names(node.value):
+            found[bound(node)] = (None, node.value)  # ``_mean = np.mean``, ``OPS = {'mean': np.mean}``
             continue
         for name, function in _callables(node, instances):
             wrapper = _wrapper(function)
@@ -131,6 +131,17 @@ def _callables(node: ast.AST, instances: dict[str, list[str]]) -> list[tuple[str
     return found
 
 
+def _numpy_names(value: ast.expr) -> bool:
+    """``np.mean``, or a literal of NumPy's names (``{'mean': np.mean}``, ``(np.mean, np.var)``),
+    whose elements a subscript picks out (red team, seventh round: ``OPS['mean'](x)``)."""
+    if isinstance(value, ast.Dict):
+        keys = [k for k in value.keys if not isinstance(k, ast.Constant)]
+        return not keys and bool(value.values) and all(_numpy_attribute(v) for v in value.values)
+    if isinstance(value, ast.Tuple | ast.List):
+        return bool(value.elts) and all(_numpy_attribute(v) for v in value.elts)
+    return _numpy_attribute(value)
+
+
 def _numpy_attribute(value: ast.expr) -> bool:
     """``np.mean``, ``numpy.linalg.norm``: a name of NumPy's."""
     while isinstance(value, ast.Attribute):
@@ -156,9 +167,26 @@ def _wrapper(function: ast.AST) -> tuple[ast.arguments, ast.expr] | None:
         args = function.args
     else:
         return None
-    if all(isinstance(n, WRAPPED) for n in ast.walk(returned)) and _once(args, returned):
+    if (all(isinstance(n, WRAPPED) for n in ast.walk(returned)) or _operator(returned, args)) and _once(
+        args, returned
+    ):
         return args, returned
     return None
+
+
+def _operator(returned: ast.expr, args: ast.arguments) -> bool:
+    """``a - b``, ``-a``: an operator on the parameters, each read (none left out, with what a call
+    passes it), the function an operator spelt as a call (``def _sub(a, b): return a - b``; red
+    team, seventh round), as ``operator.sub`` is."""
+    operands = (
+        [returned.left, returned.right]
+        if isinstance(returned, ast.BinOp)
+        else [returned.operand]
+        if isinstance(returned, ast.UnaryOp)
+        else []
+    )
+    names = [o.id for o in operands if isinstance(o, ast.Name)]
+    return bool(operands) and len(names) == len(operands) and set(names) == _parameters(args)
 
 
 def _returned(function: ast.FunctionDef) -> ast.expr | None:
@@ -180,6 +208,7 @@ def _returned(function: ast.FunctionDef) -> ast.expr | None:
 
 
 NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+CONTAINERS = (ast.Dict, ast.Tuple, ast.List)
 _RETURNED: dict[str, ast.expr | None] = {}  # by ast.dump: every function compared reads them again
 
 
@@ -307,8 +336,21 @@ class _Inline(ast.NodeTransformer):
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
         args, value = self._find(node.id) or (0, None)
-        if args is None and isinstance(node.ctx, ast.Load):
+        if args is None and isinstance(node.ctx, ast.Load) and not isinstance(value, CONTAINERS):
             return copy.deepcopy(value)  # a name of NumPy's
+        return node
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        """``OPS['mean']``, a literal of NumPy's names indexed by a constant: the name picked out
+        (not the literal wherever its name is read: that would make the code grow)."""
+        self.generic_visit(node)
+        found = self._find(node.value.id) if isinstance(node.value, ast.Name) else None
+        if found and found[0] is None and isinstance(found[1], CONTAINERS) and isinstance(node.ctx, ast.Load):
+            picked = Canonical().visit_Subscript(
+                ast.Subscript(copy.deepcopy(found[1]), node.slice, ast.Load())
+            )
+            if not isinstance(picked, ast.Subscript):
+                return picked
         return node
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
