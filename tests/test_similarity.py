@@ -765,6 +765,12 @@ EIGHTH = {  # red team, eighth round: lib's code where the canonical form used t
     "locals as attributes": _namespaced,
     "aliases shadowed": _shadowing_aliases,
     "decoy wrappers": _decoys,
+    # red team, ninth round: a fold that picks one part of an expression left out the others
+    "bound in an element left out": lambda f: _assignments(f, lambda n, e: f"(0, ({n} := {e}))[0]") or "",
+    "bound in an argument ignored": lambda f: (
+        _assignments(f, lambda n, e: f"I(None, ({n} := {e}))") or "def I(v, _=None):\n    return v\n\n"
+    ),
+    "bound in a default": lambda f: _assignments(f, lambda n, e: f"getattr(np, 'e', ({n} := {e}))") or "",
 }
 
 
@@ -928,6 +934,19 @@ def _negated(function: ast.FunctionDef) -> str:
     return ""
 
 
+def _checked(function: ast.FunctionDef) -> str:
+    """Every ``n = e`` and ``return e`` bound in the test of an input check that never fails."""
+    _assignments(function, lambda n, e: f"if ({n} := {e}) is NEVER:\n    raise RuntimeError('never')")
+
+    class Returned(ast.NodeTransformer):
+        def visit_Return(self, node):
+            check = f"if (_r := {ast.unparse(node.value)}) is NEVER:\n    raise RuntimeError('never')"
+            return [*ast.parse(check).body, ast.parse("return _r").body[0]] if node.value else node
+
+    Returned().visit(function)
+    return "NEVER = object()\n"
+
+
 NINTH = {  # red team, rounds seven and eight: what was left
     "thunks": _thunks,
     "numpy's names in a literal": _in_a_literal,
@@ -938,6 +957,7 @@ NINTH = {  # red team, rounds seven and eight: what was left
         (_operators_as(f, lambda n: f"operator.{n}") or True) and "import operator\n"
     ),
     "negated conditions": _negated,
+    "checks around every statement": _checked,
 }
 
 
@@ -951,3 +971,36 @@ def test_libs_code_with_its_data_flow_respelt_is_still_near_identical(rewrite):
         if share is None or share < similarity.NEAR:
             missed.append((name, function, share))
     assert not missed, missed
+
+
+PICKED = {  # folds that pick one part of an expression, and a part they leave out that runs
+    "an element": "(e, np.exp(e, out=e))[0]",
+    "a value": "{0: e, 1: np.exp(e, out=e)}[0]",
+    "a default": "getattr(e, 'shape', np.exp(e, out=e))",
+    "an argument ignored": "I(e, np.exp(e, out=e))",
+    "an argument by keyword": "I(e, k=np.exp(e, out=e))",
+}
+
+
+@pytest.mark.parametrize("shape", PICKED)
+def test_the_form_that_leaves_out_no_code_keeps_what_a_fold_would_leave_out(shape):
+    """What the left-out part runs (``e`` exponentiated in place) is in the second form, as
+    written: a copier's code there computes what the function returns."""
+    source = f"def I(v, _=None, k=None):\n    return v\n\ndef f(e):\n    return {PICKED[shape]}\n"
+    assert "np.exp(e, out=e)" in similarity.bodies(source, keep=True)
+    assert "np.exp(e, out=e)" not in similarity.bodies(source)  # the first form picks the part
+
+
+NUMPY_SPELT = {  # NumPy's own names through a name of the student's (red team, seventh round)
+    "numpy under another name": ("import numpy as xp\n", "xp"),
+    "a class of numpy's names": ("class K:\n    cumsum = np.cumsum\n    where = np.where\n", "K"),
+}
+
+
+@pytest.mark.parametrize("spelling", NUMPY_SPELT)
+def test_numpys_names_through_a_name_of_ones_own_are_numpys(spelling):
+    """``xp.cumsum(p, axis=-1)`` is ``np.cumsum(p, axis=-1)``, not the method ``cumsum`` of an
+    array ``xp`` (``np.cumsum(xp, p, ...)``, which broke every k-gram around it)."""
+    prefix, name = NUMPY_SPELT[spelling]
+    code = "def f(p):\n    return np.where(np.cumsum(p, axis=-1) < 1, p, 0)\n"
+    assert similarity.bodies(prefix + code.replace("np.", f"{name}.")) == similarity.bodies(code)

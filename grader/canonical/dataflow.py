@@ -9,6 +9,7 @@ into a temporary of its own).
 import ast
 import bisect
 import copy
+import math
 
 
 def dataflow(scope: ast.AST, keep: bool = False) -> None:
@@ -187,7 +188,9 @@ class _AsNames(ast.NodeTransformer):
 
 def _uses(scope: ast.AST) -> tuple[dict[str, int], dict[str, int]]:
     """How often each name is read and bound in ``scope`` (``global`` and ``nonlocal`` names are
-    read from outside: counted as read often)."""
+    read from outside: counted as read often; a parameter is bound without end: ``x = f(x)`` then
+    one read of ``x`` made its reads as many as its bindings, and ``f(x)`` replaced a read of the
+    parameter ``x`` too, unlike lib's code read at the top level)."""
     loads: dict[str, int] = {}
     stores: dict[str, int] = {}
     for node in ast.walk(scope):
@@ -197,8 +200,8 @@ def _uses(scope: ast.AST) -> tuple[dict[str, int], dict[str, int]]:
         elif isinstance(node, ast.Global | ast.Nonlocal):
             for name in node.names:
                 loads[name] = loads.get(name, 0) + 2
-        elif isinstance(node, ast.arg):
-            stores[node.arg] = stores.get(node.arg, 0) + 2  # a parameter is no temporary
+        elif isinstance(node, ast.arg):  # a parameter is no temporary, however often it is read
+            stores[node.arg] = math.inf
     return loads, stores
 
 

@@ -5,8 +5,8 @@
 import ast
 import copy
 
-from .dataflow import Substitute, bound
-from .folds import Canonical, does_nothing
+from .dataflow import Split, Substitute, bound
+from .folds import Canonical, does_nothing, inert
 from .form import normalized
 
 
@@ -28,8 +28,9 @@ def wrappers(tree: ast.Module) -> dict[str, tuple[ast.arguments, ast.expr]]:
     is one inside that function only (``_Inline``'s scopes), and a name bound more than once at the
     top (``class np`` with identity methods, then ``import numpy as np``) is none (red team, eighth
     round: decoys named like the calls of lib's code erased them). And a name imported from NumPy
-    (``from numpy import mean``) or bound to one of its names (``_mean = np.mean``), as ``(None,
-    np.mean)``."""
+    (``from numpy import mean``) or bound to one of its names (``_mean = np.mean``, a class's
+    ``K.mean``, NumPy itself as ``import numpy as xp``), as ``(None, np.mean)``; a literal of its
+    names (``OPS = {'mean': np.mean}``) too, read only where a constant picks a name out."""
     found, instances = {}, _instances(tree)
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and (node.module or "").partition(".")[0] == "numpy":
@@ -37,6 +38,15 @@ def wrappers(tree: ast.Module) -> dict[str, tuple[ast.arguments, ast.expr]]:
             for alias in node.names:  # ``from numpy import mean``: ``mean`` is ``np.mean``
                 found[alias.asname or alias.name] = (None, ast.Attribute(module, alias.name, ast.Load()))
             continue
+        if isinstance(node, ast.Import):  # ``import numpy as xp``: ``xp`` is ``np``
+            found |= {
+                a.asname: (None, ast.Name("np", ast.Load()))
+                for a in node.names
+                if a.name == "numpy" and a.asname
+            }
+            continue
+        if isinstance(node, ast.ClassDef):  # ``class K: mean = np.mean``: ``K.mean`` is ``np.mean``
+            found |= {f"{node.name}.{bound(s)}": (None, s.value) for s in node.body if _numpy_alias(s)}
         if isinstance(node, ast.Assign) and bound(node) and _numpy_names(node.value):
             found[bound(node)] = (None, node.value)  # ``_mean = np.mean``, ``OPS = {'mean': np.mean}``
             continue
@@ -129,6 +139,10 @@ def _callables(node: ast.AST, instances: dict[str, list[str]]) -> list[tuple[str
             if decorators:
                 found.append((f"{node.name}.{method.name}", unbound))
     return found
+
+
+def _numpy_alias(statement: ast.stmt) -> bool:
+    return isinstance(statement, ast.Assign) and bool(bound(statement)) and _numpy_attribute(statement.value)
 
 
 def _numpy_names(value: ast.expr) -> bool:
@@ -294,8 +308,9 @@ def inline_wrappers(tree: ast.Module, known: dict | None = None, keep: bool = Fa
     was no longer near lib's); folded as the form that follows will be (``keep``: leaving out no
     code that can run; else an input check is its ``raise`` alone, as that form has it)."""
     found = {**(known or {}), **wrappers(tree)}
+    tree = Split().visit(tree)  # ``I(0, (n := e))``: ``n = e`` first, before a fold leaves it out
     for _ in range(3):  # a wrapper of a wrapper, twice over (and those defined inside functions)
-        tree = Canonical(keep).visit(_Inline(found).visit(tree))
+        tree = Canonical(keep).visit(_Inline(found, keep).visit(tree))
     return tree
 
 
@@ -305,8 +320,9 @@ class _Inline(ast.NodeTransformer):
     eighth round: ``x = np.e`` at the top, for every parameter ``x`` of lib's code, turned every
     ``x`` into ``np.e``)."""
 
-    def __init__(self, wrappers: dict[str, tuple[ast.arguments | None, ast.expr]]):
+    def __init__(self, wrappers: dict[str, tuple[ast.arguments | None, ast.expr]], keep: bool = False):
         self.scopes = [(wrappers, set())]  # (wrappers, names bound there), innermost last
+        self.keep = keep
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
         own = wrappers(ast.Module(node.body, []))
@@ -340,6 +356,14 @@ class _Inline(ast.NodeTransformer):
             return copy.deepcopy(value)  # a name of NumPy's
         return node
 
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        """``K.mean``, a class's name for one of NumPy's: NumPy's."""
+        self.generic_visit(node)
+        found = self._find(f"{node.value.id}.{node.attr}") if isinstance(node.value, ast.Name) else None
+        if found and found[0] is None and isinstance(node.ctx, ast.Load):
+            return copy.deepcopy(found[1])
+        return node
+
     def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
         """``OPS['mean']``, a literal of NumPy's names indexed by a constant: the name picked out
         (not the literal wherever its name is read: that would make the code grow)."""
@@ -361,7 +385,7 @@ class _Inline(ast.NodeTransformer):
         args, returned = wrapper
         values = _arguments(args, node)
         read = {n.id for n in ast.walk(returned) if isinstance(n, ast.Name)} & _parameters(args)
-        if values is None or read - set(values):
+        if values is None or read - set(values) or (self.keep and not _passed_on(node, values, read)):
             return node
         return Substitute(values).visit(copy.deepcopy(returned))
 
@@ -376,6 +400,15 @@ class _Inline(ast.NodeTransformer):
             if isinstance(made.func, ast.Name) and not made.args and not made.keywords:
                 return self._find(f"{made.func.id}().{func.attr}")
         return None
+
+
+def _passed_on(call: ast.Call, values: dict[str, ast.expr], read: set[str]) -> bool:
+    """Whether every argument of ``call`` that holds code is one the wrapper reads (``values``: by
+    parameter), so that inlining it leaves out no code that can run (``I(0, e)`` for ``def I(v,
+    _=None): return v`` runs ``e``)."""
+    used = {id(values[p]) for p in read}
+    used |= {id(e) for p in read if isinstance(values[p], ast.Tuple) for e in values[p].elts}  # ``*args``
+    return all(inert(a) for a in (*call.args, *(k.value for k in call.keywords)) if id(a) not in used)
 
 
 def _locals(function: ast.FunctionDef) -> set[str]:
