@@ -10,6 +10,7 @@ import ast
 import bisect
 import copy
 import math
+from collections import Counter
 
 
 def dataflow(scope: ast.AST, keep: bool = False) -> None:
@@ -40,20 +41,19 @@ def _called_thunks(scope: ast.AST) -> None:
             value = _thunk(statement)
             if value is not None:
                 thunks[_thunk_name(statement)] = (body, i, value)
-    defined = [n.name for n in ast.walk(scope) if isinstance(n, NESTED) and n is not scope]
-    calls: dict[str, int] = {}
-    for node in ast.walk(scope):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and not (node.args or node.keywords)
-        ):
-            calls[node.func.id] = calls.get(node.func.id, 0) + 1
+    defined = Counter(n.name for n in ast.walk(scope) if isinstance(n, NESTED) and n is not scope)
+    calls = Counter(
+        node.func.id
+        for node in ast.walk(scope)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not (node.args or node.keywords)
+    )
+    called = set()
     for name, (body, i, value) in thunks.items():
-        bindings = stores.get(name, 0) + defined.count(name)
-        if bindings == 1 and loads.get(name) and loads.get(name) == calls.get(name):
+        if stores.get(name, 0) + defined[name] == 1 and loads.get(name) and loads.get(name) == calls[name]:
             body[i] = ast.Assign([ast.Name(name, ast.Store())], value)
-            _Called(name).visit(scope)
+            called.add(name)
+    if called:
+        _Called(called).visit(scope)  # one pass for all: a thousand thunks are not a thousand walks
 
 
 NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -84,14 +84,18 @@ def _thunk_name(statement: ast.stmt) -> str:
 
 
 class _Called(ast.NodeTransformer):
-    """``n()``: ``n``."""
+    """``n()``: ``n``, for each thunk ``n`` of ``names``."""
 
-    def __init__(self, name: str):
-        self.name = name
+    def __init__(self, names: set[str]):
+        self.names = names
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
-        if _named(node.func, self.name) and not (node.args or node.keywords):
+        if (
+            isinstance(node.func, ast.Name)
+            and node.func.id in self.names
+            and not (node.args or node.keywords)
+        ):
             return node.func
         return node
 
