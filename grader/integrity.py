@@ -281,7 +281,7 @@ def _copies_under_other_names(
     """lib's implementation of an exercise in any other function the student wrote (a method, a
     nested function, a lambda, one under another name, under the exercise's name where ``review``
     did not compare it, or another exercise's function): the comparison above follows only the
-    exercise's last ``def`` and its helpers, and lib's code as ``_impl`` with ``embed = _impl``
+    exercise's last ``def``, its helpers and the exercises it calls, and lib's code as ``_impl`` with ``embed = _impl``
     (or a lambda, or a class's method) escaped it (red team, third round), and so did lib's
     ``rms_norm`` inside an honest ``layer_norm``, behind a keyword argument that ``rms_norm``
     passes (red team, seventh round). Each copy is a finding on the exercise lib's function
