@@ -240,15 +240,33 @@ def _compare_with_lib(
         compared[id(node)] = name
         boilerplate = honest[name]
         body = similarity.bodies(text, known)
-        mine = similarity.evidence(text, known)
+        mine = similarity.evidence(text, known, first=body)
+        wider = _with_exercises_reached(name, definitions, honest, known)
         for function, theirs in _lib_implementations(assignment, name):
-            share = similarity.containment(similarity.fingerprint(theirs, boilerplate), mine)
+            shares = [
+                similarity.containment(similarity.fingerprint(theirs, common), evidence)
+                for evidence, common in [(mine, boilerplate), *([wider] if wider else [])]
+            ]
+            share = max((s for s in shares if s is not None), default=None)
             if share is not None and share >= similarity.NEAR:
                 reason = f"near-identical to {function} ({share:.0%} of its own token sequence)"
                 result.findings.append(_finding((name,), reason, cell, node))
         hashes = similarity.fingerprint(body, boilerplate)
         result.fingerprints[name] = {"cell": cell.index, "line": cell.line(node), "hashes": sorted(hashes)}
     result.findings += _copies_under_other_names(cells, honest, assignment, result.findings, compared, known)
+
+
+def _with_exercises_reached(name: str, definitions: dict, honest: dict, known: dict):
+    """(evidence, boilerplate) of exercise ``name`` with the other exercises it calls, or ``None``
+    if it calls none: lib's function split between two exercises, its first half in one behind a
+    keyword argument the other passes, was in neither (red team, eighth round). What honest code
+    for those exercises holds is boilerplate too (an honest ``generate`` calls an honest
+    ``sample_next``, which is not ``generate``'s copy of lib's)."""
+    reached = sorted((_reachable([name], definitions) & set(honest)) - {name})
+    whole = _exercise_code(name, definitions, {name}) if reached else None
+    if whole is None:
+        return None
+    return similarity.evidence(whole[2], known), honest[name] + tuple(t for e in reached for t in honest[e])
 
 
 def _wrappers(cells: list[_Cell]) -> dict:
@@ -263,7 +281,7 @@ def _copies_under_other_names(
     """lib's implementation of an exercise in any other function the student wrote (a method, a
     nested function, a lambda, one under another name, under the exercise's name where ``review``
     did not compare it, or another exercise's function): the comparison above follows only the
-    exercise's last ``def`` and its helpers, and lib's code as ``_impl`` with ``embed = _impl``
+    exercise's last ``def``, its helpers and the exercises it calls, and lib's code as ``_impl`` with ``embed = _impl``
     (or a lambda, or a class's method) escaped it (red team, third round), and so did lib's
     ``rms_norm`` inside an honest ``layer_norm``, behind a keyword argument that ``rms_norm``
     passes (red team, seventh round). Each copy is a finding on the exercise lib's function

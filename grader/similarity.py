@@ -108,14 +108,15 @@ def fingerprint(source: str, boilerplate: tuple[str, ...] = ()) -> set[int]:
     return _kgrams(tokens(source)) - common
 
 
-def evidence(source: str, wrappers: dict | None = None) -> set[int]:
+def evidence(source: str, wrappers: dict | None = None, first: str | None = None) -> set[int]:
     """What a student's ``source`` holds that lib's code may be found in: the k-grams of its
-    functions' bodies in both canonical forms, the one that undoes a copier's rewrites and the
-    one that leaves out no code that can run. A rule that leaves code out is one a copier can
-    put lib's code behind (red team, eighth round: a ``try``'s handler, a ``with``'s context, an
-    input check's test, a store read through ``locals()``); a copy must then escape both forms."""
-    kept = bodies(source, wrappers, keep=True)
-    return _kgrams(tokens(bodies(source, wrappers))) | _kgrams(tokens(kept, keep=True))
+    functions' bodies in both canonical forms, the one that undoes a copier's rewrites (``first``,
+    if the caller has them already: ``bodies(source, wrappers)``) and the one that leaves out no
+    code that can run. A rule that leaves code out is one a copier can put lib's code behind (red
+    team, eighth round: a ``try``'s handler, a ``with``'s context, an input check's test, a store
+    read through ``locals()``); a copy must then escape both forms."""
+    first = bodies(source, wrappers) if first is None else first
+    return _kgrams(tokens(first)) | _kgrams(tokens(bodies(source, wrappers, keep=True), keep=True))
 
 
 def _kgrams(sequence: list[str]) -> set[int]:

@@ -590,6 +590,30 @@ def test_libs_code_for_one_exercise_inside_anothers_is_near_identical():
     assert_libs_position_embedding_found(nb)
 
 
+def test_libs_code_split_between_two_exercises_is_near_identical():
+    """lib's ``position_embedding``, its first half inside an honest ``token_embedding`` behind a
+    keyword argument, its second half in ``position_embedding``, which calls the first: neither
+    function alone holds enough of it (red team, eighth round), what ``position_embedding`` reaches
+    does."""
+    host = ast.parse(solution().cells[index_of(solution(), "token_embedding-answer")].source).body[0]
+    guest = ast.parse(POSITION_EMBEDDING).body[0].body[1:]  # without the docstring
+    host.args.args.append(ast.arg("_other"))
+    host.args.defaults.append(ast.Constant(None))
+    first = [*ast.parse("n_tokens, wpe, start = _other").body, *guest[:3], ast.parse("return wpe").body[0]]
+    host.body.insert(1, ast.If(ast.parse("_other is not None", mode="eval").body, first, []))
+    nb = answer(
+        "token_embedding",
+        "from lib._validate import as_float_array\n" + ast.unparse(ast.fix_missing_locations(host)),
+    )
+    second = "wpe = token_embedding(None, None, _other=(n_tokens, wpe, start))\n" + ast.unparse(guest[3:])
+    nb = answer(
+        "position_embedding",
+        "def position_embedding(n_tokens, wpe, start=0):\n" + textwrap.indent(second, "    "),
+        nb,
+    )
+    assert_libs_position_embedding_found(nb)
+
+
 def test_a_notebook_the_copy_scan_cannot_finish_in_time_is_a_finding_on_every_exercise(monkeypatch):
     """The comparison with lib's code runs within a time budget: code made to take the canonical
     form minutes (red team, eighth round: nested functions) stops it, with a finding on every

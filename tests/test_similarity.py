@@ -6,6 +6,7 @@ threshold), and the course's honest solutions still are not."""
 import ast
 import builtins
 import copy
+import functools
 import glob
 import inspect
 
@@ -764,6 +765,12 @@ EIGHTH = {  # red team, eighth round: lib's code where the canonical form used t
     "locals as attributes": _namespaced,
     "aliases shadowed": _shadowing_aliases,
     "decoy wrappers": _decoys,
+    # red team, ninth round: a fold that picks one part of an expression left out the others
+    "bound in an element left out": lambda f: _assignments(f, lambda n, e: f"(0, ({n} := {e}))[0]") or "",
+    "bound in an argument ignored": lambda f: (
+        _assignments(f, lambda n, e: f"I(None, ({n} := {e}))") or "def I(v, _=None):\n    return v\n\n"
+    ),
+    "bound in a default": lambda f: _assignments(f, lambda n, e: f"getattr(np, 'e', ({n} := {e}))") or "",
 }
 
 
@@ -786,3 +793,214 @@ def test_libs_code_where_the_canonical_form_leaves_code_out_is_still_near_identi
         if share is None or share < similarity.NEAR:
             missed.append((name, function, share))
     assert not missed, missed
+
+
+@functools.cache
+def _libs_fingerprint(case: int) -> frozenset[int]:
+    """lib's fingerprint for ``CASES[case]``, once for every test that compares with it."""
+    _, _, _, body, honest = CASES[case]
+    return frozenset(similarity.fingerprint(body, honest))
+
+
+def _temporaries(function: ast.FunctionDef) -> set[str]:
+    """The names ``function``'s body binds once, by ``n = e`` at its top level, and never changes
+    in place (a thunk would compute them again)."""
+    stores = [n.id for n in ast.walk(function) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)]
+    changed = {
+        n.target.id if isinstance(n, ast.AugAssign) else n.value.id
+        for n in ast.walk(function)
+        if isinstance(n, ast.AugAssign | ast.Subscript)
+        and isinstance(n.target if isinstance(n, ast.AugAssign) else n.value, ast.Name)
+        and (isinstance(n, ast.AugAssign) or isinstance(n.ctx, ast.Store))
+    }
+    once = {  # not a name read in its own value (``x = f(x)``: ``x`` is lib's parameter)
+        s.targets[0].id
+        for s in function.body
+        if isinstance(s, ast.Assign)
+        and isinstance(s.targets[0], ast.Name)
+        and s.targets[0].id not in {n.id for n in ast.walk(s.value) if isinstance(n, ast.Name)}
+    }
+    return {n for n in once if stores.count(n) == 1} - changed
+
+
+def _thunks(function: ast.FunctionDef) -> str:
+    """Every temporary ``n = e`` as ``n = lambda: e``, read ``n()``."""
+    thunks = _temporaries(function)
+
+    class Called(ast.NodeTransformer):
+        def visit_Name(self, node):
+            if node.id in thunks and isinstance(node.ctx, ast.Load):
+                return ast.Call(ast.Name(node.id, ast.Load()), [], [])
+            return node
+
+    Called().visit(function)
+    for statement in function.body:
+        if isinstance(statement, ast.Assign) and getattr(statement.targets[0], "id", None) in thunks:
+            statement.value = ast.Lambda(_arguments(), statement.value)
+    return ""
+
+
+def _numpy_names(function: ast.FunctionDef, spell) -> list[str]:
+    """Every ``np.f`` of ``function`` as ``spell(f)`` (an expression); the names, sorted."""
+    names = set()
+
+    class Spelt(ast.NodeTransformer):
+        def visit_Attribute(self, node):
+            self.generic_visit(node)
+            if isinstance(node.value, ast.Name) and node.value.id == "np" and isinstance(node.ctx, ast.Load):
+                names.add(node.attr)
+                return ast.parse(spell(node.attr), mode="eval").body
+            return node
+
+    Spelt().visit(function)
+    return sorted(names)
+
+
+def _in_a_literal(function: ast.FunctionDef) -> str:
+    names = _numpy_names(function, lambda f: f"OPS[{f!r}]")
+    return "OPS = {" + ", ".join(f"{f!r}: np.{f}" for f in names) + "}\n"
+
+
+def _bound_twice(function: ast.FunctionDef) -> str:
+    names = _numpy_names(function, lambda f: f"_{f}")
+    function.body[:0] = [s for f in names for s in ast.parse(f"_{f} = None\n_{f} = np.{f}").body]
+    return ""
+
+
+def _deleted(function: ast.FunctionDef) -> str:
+    """Each call an operator reads lifted into a temporary of its own, deleted after use."""
+    count = iter(range(10**6))
+
+    def lifted(statement):
+        found = []
+
+        class Lift(ast.NodeTransformer):
+            def visit_BinOp(self, node):
+                self.generic_visit(node)
+                for side in ("left", "right"):
+                    if isinstance(getattr(node, side), ast.Call):
+                        name = f"_t{next(count)}"
+                        found.append(ast.Assign([ast.Name(name, ast.Store())], getattr(node, side)))
+                        setattr(node, side, ast.Name(name, ast.Load()))
+                return node
+
+        if not isinstance(statement, ast.Assign | ast.Return):
+            return [statement]
+        Lift().visit(statement)
+        names = [ast.Name(a.targets[0].id, ast.Del()) for a in found]
+        if isinstance(statement, ast.Return) and found:
+            result = ast.parse("_r = 0").body[0]
+            result.value = statement.value
+            return [*found, result, ast.Delete(names), ast.parse("return _r").body[0]]
+        return [*found, statement, *([ast.Delete(names)] if found else [])]
+
+    function.body = [s for statement in function.body for s in lifted(statement)]
+    return ""
+
+
+OPERATORS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv", ast.Pow: "pow"}
+OPERATORS |= {ast.MatMult: "matmul", ast.FloorDiv: "floordiv", ast.Mod: "mod"}
+
+
+def _operators_as(function: ast.FunctionDef, spell) -> list[type]:
+    """Every ``a op b`` as ``spell(op)(a, b)``; the operators, in the order met."""
+    used = []
+
+    class Called(ast.NodeTransformer):
+        def visit_BinOp(self, node):
+            self.generic_visit(node)
+            used.append(type(node.op))
+            return ast.Call(
+                ast.parse(spell(OPERATORS[type(node.op)]), mode="eval").body, [node.left, node.right], []
+            )
+
+    Called().visit(function)
+    return list(dict.fromkeys(used))
+
+
+def _own_operators(function: ast.FunctionDef) -> str:
+    used = _operators_as(function, lambda name: f"_{name}")
+    symbols = {op: ast.unparse(ast.BinOp(ast.Name("a"), op(), ast.Name("b"))) for op in used}
+    return "".join(f"def _{OPERATORS[op]}(a, b):\n    return {symbols[op]}\n\n" for op in used)
+
+
+def _negated(function: ast.FunctionDef) -> str:
+    class Negated(ast.NodeTransformer):
+        def visit_IfExp(self, node):
+            self.generic_visit(node)
+            return ast.IfExp(ast.UnaryOp(ast.Not(), node.test), node.orelse, node.body)
+
+    Negated().visit(function)
+    return ""
+
+
+def _checked(function: ast.FunctionDef) -> str:
+    """Every ``n = e`` and ``return e`` bound in the test of an input check that never fails."""
+    _assignments(function, lambda n, e: f"if ({n} := {e}) is NEVER:\n    raise RuntimeError('never')")
+
+    class Returned(ast.NodeTransformer):
+        def visit_Return(self, node):
+            check = f"if (_r := {ast.unparse(node.value)}) is NEVER:\n    raise RuntimeError('never')"
+            return [*ast.parse(check).body, ast.parse("return _r").body[0]] if node.value else node
+
+    Returned().visit(function)
+    return "NEVER = object()\n"
+
+
+NINTH = {  # red team, rounds seven and eight: what was left
+    "thunks": _thunks,
+    "numpy's names in a literal": _in_a_literal,
+    "aliases bound twice": _bound_twice,
+    "temporaries deleted": _deleted,
+    "operators as own functions": _own_operators,
+    "operators of the operator module": lambda f: (
+        (_operators_as(f, lambda n: f"operator.{n}") or True) and "import operator\n"
+    ),
+    "negated conditions": _negated,
+    "checks around every statement": _checked,
+}
+
+
+@pytest.mark.parametrize("rewrite", NINTH)
+def test_libs_code_with_its_data_flow_respelt_is_still_near_identical(rewrite):
+    missed = []
+    for case, (_, name, function, body, _) in enumerate(CASES):
+        answer = _function_of(body)
+        source = NINTH[rewrite](answer) + ast.unparse(ast.fix_missing_locations(answer))
+        share = similarity.containment(_libs_fingerprint(case), similarity.evidence(source))
+        if share is None or share < similarity.NEAR:
+            missed.append((name, function, share))
+    assert not missed, missed
+
+
+PICKED = {  # folds that pick one part of an expression, and a part they leave out that runs
+    "an element": "(e, np.exp(e, out=e))[0]",
+    "a value": "{0: e, 1: np.exp(e, out=e)}[0]",
+    "a default": "getattr(e, 'shape', np.exp(e, out=e))",
+    "an argument ignored": "I(e, np.exp(e, out=e))",
+    "an argument by keyword": "I(e, k=np.exp(e, out=e))",
+}
+
+
+@pytest.mark.parametrize("shape", PICKED)
+def test_the_form_that_leaves_out_no_code_keeps_what_a_fold_would_leave_out(shape):
+    """What the left-out part runs (``e`` exponentiated in place) is in the second form, as
+    written: a copier's code there computes what the function returns."""
+    source = f"def I(v, _=None, k=None):\n    return v\n\ndef f(e):\n    return {PICKED[shape]}\n"
+    assert "np.exp(e, out=e)" in similarity.bodies(source, keep=True)
+    assert "np.exp(e, out=e)" not in similarity.bodies(source)  # the first form picks the part
+
+
+NUMPY_SPELT = {  # NumPy's own names through a name of the student's (red team, seventh round)
+    "numpy under another name": ("import numpy as xp\n", "xp"),
+    "a class of numpy's names": ("class K:\n    cumsum = np.cumsum\n    where = np.where\n", "K"),
+}
+
+
+@pytest.mark.parametrize("spelling", NUMPY_SPELT)
+def test_numpys_names_through_a_name_of_ones_own_are_numpys(spelling):
+    """``xp.cumsum(p, axis=-1)`` is ``np.cumsum(p, axis=-1)``, not the method ``cumsum`` of an
+    array ``xp`` (``np.cumsum(xp, p, ...)``, which broke every k-gram around it)."""
+    prefix, name = NUMPY_SPELT[spelling]
+    code = "def f(p):\n    return np.where(np.cumsum(p, axis=-1) < 1, p, 0)\n"
+    assert similarity.bodies(prefix + code.replace("np.", f"{name}.")) == similarity.bodies(code)

@@ -11,9 +11,12 @@ mechanically (red team, rounds four to seven). Each module undoes one kind of re
   statement, a block that runs its body once (``for _ in range(1)``, ``while True: ...; break``,
   ``if True``, ``try``, ``with``), ``x.mean()`` for ``np.mean(x)``, the two sides of ``+``, ``*``,
   ``==`` and ``<`` in either order. Code honest students write is left as it is but for that
-  order and those spellings; an input check (``if ...: raise``) is its ``raise`` alone.
+  order and those spellings; an input check (``if ...: raise``) is its ``raise`` alone, first in
+  its block; an operator spelt as a call is the operator (``operator.sub(a, b)``, ``def _sub(a, b):
+  return a - b``); ``b if not c else a`` is ``a if c else b``; ``del n`` is nothing.
 - ``dataflow``: rewrites that only move data about, in each function. A tuple assignment split
-  in its parts, a temporary used once replaced by its value, a store nobody reads dropped
+  in its parts, a temporary used once replaced by its value, a thunk only called (``n = lambda:
+  e``, read ``n()``) its value, a store nobody reads (or read only after it is bound again) dropped
   (``x, _ = v, 0``, ``_ = 0`` after every statement, ``_r = e; return _r``, each call lifted into
   a temporary of its own); keyword arguments sorted.
 - ``wrappers``: calls of functions that only pass their arguments on (``I(x)`` for ``x``),
@@ -24,7 +27,8 @@ mechanically (red team, rounds four to seven). Each module undoes one kind of re
 
 Every rule that leaves code out is one a copier can put lib's code behind (red team, eighth
 round: a ``try``'s handler, a ``with``'s context, an input check's test, a store read through
-``locals()``, a decoy wrapper named like a call of lib's). So there are two forms: the canonical
+``locals()``, a decoy wrapper named like a call of lib's; ninth: an element ``(0, e)[0]`` leaves
+out, an argument a wrapper ignores). So there are two forms: the canonical
 form, and the one that leaves out no code that can run (``keep``); a student's code is compared in
 both (``similarity.evidence``), and a copy must escape both. Wrappers and names of NumPy's are
 substituted by scope: a function's own names are its own.

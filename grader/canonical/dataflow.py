@@ -9,6 +9,8 @@ into a temporary of its own).
 import ast
 import bisect
 import copy
+import math
+from collections import Counter
 
 
 def dataflow(scope: ast.AST, keep: bool = False) -> None:
@@ -18,11 +20,84 @@ def dataflow(scope: ast.AST, keep: bool = False) -> None:
     temporary bound once and read once replaced by its value. Names bound in nested functions
     count as this scope's."""
     Split().visit(scope)
+    if isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef):  # a helper at the top is compared as one
+        _called_thunks(scope)
     for _ in range(8):  # a temporary of a temporary: each round undoes one level
         loads, stores = _uses(scope)
         changed = _drop_dead(scope, loads, keep) | _inline_temporaries(scope, loads, stores)
         if not changed:
             return
+
+
+def _called_thunks(scope: ast.AST) -> None:
+    """A thunk bound once and only ever called (``n = lambda: e``, or a nested ``def n(): return
+    e``, then ``n()``) is the value it returns: ``n = e``, read ``n`` (in place; red team, eighth
+    round: every temporary of lib's code as a thunk). Its body is kept whole and each call becomes
+    a name, so the code never grows (a thunk that calls another twice reads a name twice)."""
+    loads, stores = _uses(scope)
+    thunks = {}
+    for _, _, body in _bodies(scope):
+        for i, statement in enumerate(body):
+            value = _thunk(statement)
+            if value is not None:
+                thunks[_thunk_name(statement)] = (body, i, value)
+    defined = Counter(n.name for n in ast.walk(scope) if isinstance(n, NESTED) and n is not scope)
+    calls = Counter(
+        node.func.id
+        for node in ast.walk(scope)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not (node.args or node.keywords)
+    )
+    called = set()
+    for name, (body, i, value) in thunks.items():
+        if stores.get(name, 0) + defined[name] == 1 and loads.get(name) and loads.get(name) == calls[name]:
+            body[i] = ast.Assign([ast.Name(name, ast.Store())], value)
+            called.add(name)
+    if called:
+        _Called(called).visit(scope)  # one pass for all: a thousand thunks are not a thousand walks
+
+
+NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _thunk(statement: ast.stmt) -> ast.expr | None:
+    """What ``statement`` binds a thunk to return, if it is ``n = lambda: e`` or ``def n():
+    return e`` (undecorated)."""
+    if isinstance(statement, ast.Assign) and bound(statement) and isinstance(statement.value, ast.Lambda):
+        function, value = statement.value, statement.value.body
+    elif (
+        isinstance(statement, ast.FunctionDef)
+        and not statement.decorator_list
+        and len(statement.body) == 1
+        and isinstance(statement.body[0], ast.Return)
+        and statement.body[0].value is not None
+    ):
+        function, value = statement, statement.body[0].value
+    else:
+        return None
+    args = function.args
+    parameters = (args.posonlyargs, args.args, args.kwonlyargs, args.vararg, args.kwarg)
+    return None if any(parameters) else value
+
+
+def _thunk_name(statement: ast.stmt) -> str:
+    return bound(statement) if isinstance(statement, ast.Assign) else statement.name
+
+
+class _Called(ast.NodeTransformer):
+    """``n()``: ``n``, for each thunk ``n`` of ``names``."""
+
+    def __init__(self, names: set[str]):
+        self.names = names
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if (
+            isinstance(node.func, ast.Name)
+            and node.func.id in self.names
+            and not (node.args or node.keywords)
+        ):
+            return node.func
+        return node
 
 
 class Split(ast.NodeTransformer):
@@ -117,7 +192,9 @@ class _AsNames(ast.NodeTransformer):
 
 def _uses(scope: ast.AST) -> tuple[dict[str, int], dict[str, int]]:
     """How often each name is read and bound in ``scope`` (``global`` and ``nonlocal`` names are
-    read from outside: counted as read often)."""
+    read from outside: counted as read often; a parameter is bound without end: ``x = f(x)`` then
+    one read of ``x`` made its reads as many as its bindings, and ``f(x)`` replaced a read of the
+    parameter ``x`` too, unlike lib's code read at the top level)."""
     loads: dict[str, int] = {}
     stores: dict[str, int] = {}
     for node in ast.walk(scope):
@@ -127,8 +204,8 @@ def _uses(scope: ast.AST) -> tuple[dict[str, int], dict[str, int]]:
         elif isinstance(node, ast.Global | ast.Nonlocal):
             for name in node.names:
                 loads[name] = loads.get(name, 0) + 2
-        elif isinstance(node, ast.arg):
-            stores[node.arg] = stores.get(node.arg, 0) + 2  # a parameter is no temporary
+        elif isinstance(node, ast.arg):  # a parameter is no temporary, however often it is read
+            stores[node.arg] = math.inf
     return loads, stores
 
 
@@ -155,6 +232,28 @@ def bound(statement: ast.stmt) -> str | None:
         target = statement.targets[0]
         return target.id if isinstance(target, ast.Name) else None
     return None
+
+
+def overwritten(scope: ast.AST, keep: bool = False) -> None:
+    """A store bound again before anything reads it (``m = None`` then ``m = np.mean``) is
+    dead: left out (with ``keep``, its value kept as a statement), in place, so that the name is
+    bound once (red team, seventh round: an alias bound twice was no alias)."""
+    for node, field, body in list(_bodies(scope)):
+        names = [{n.id for n in ast.walk(s) if isinstance(n, ast.Name)} for s in body]  # one walk each
+        kept = []
+        for i, statement in enumerate(body):
+            name = bound(statement)
+            j = next((j for j in range(i + 1, len(body)) if name in names[j]), None) if name else None
+            if j is not None and bound(body[j]) == name and not _mentions(body[j].value, name):
+                if keep:
+                    kept.append(ast.Expr(statement.value))
+                continue
+            kept.append(statement)
+        setattr(node, field, kept)
+
+
+def _mentions(node: ast.AST, name: str) -> bool:
+    return any(_named(n, name) for n in ast.walk(node))
 
 
 def _drop_dead(scope: ast.AST, loads: dict, keep: bool = False) -> bool:

@@ -31,8 +31,13 @@ DUNDERS = {
 }
 
 
-UFUNCS = {
+UFUNCS = {  # NumPy's, and the operator module's: ``np.subtract(a, b)``, ``operator.sub(a, b)``
     "add": ast.Add,
+    "sub": ast.Sub,
+    "mul": ast.Mult,
+    "truediv": ast.Div,
+    "floordiv": ast.FloorDiv,
+    "pow": ast.Pow,
     "subtract": ast.Sub,
     "multiply": ast.Mult,
     "divide": ast.Div,
@@ -83,7 +88,8 @@ class Canonical(ast.NodeTransformer):
         ):
             keys = [k.value if isinstance(k, ast.Constant) else object() for k in node.value.keys]
             if keys.count(index.value) == 1:
-                return node.value.values[keys.index(index.value)]
+                i = keys.index(index.value)
+                return self._picked(node, node.value.values[i], [*node.value.keys, *node.value.values])
         if (
             isinstance(node.value, ast.Tuple | ast.List)
             and isinstance(index, ast.Constant)
@@ -91,7 +97,7 @@ class Canonical(ast.NodeTransformer):
             and -len(node.value.elts) <= index.value < len(node.value.elts)
             and not any(isinstance(e, ast.Starred) for e in node.value.elts)
         ):
-            return node.value.elts[index.value]
+            return self._picked(node, node.value.elts[index.value], node.value.elts)
         if (
             isinstance(node.value, ast.Call)
             and getattr(node.value.func, "id", None) in ("locals", "vars")
@@ -103,12 +109,27 @@ class Canonical(ast.NodeTransformer):
             return ast.Name(index.value, node.ctx)  # ``locals()['n']``: ``n`` (red team, eighth round)
         return node
 
+    def _picked(self, node: ast.expr, picked: ast.expr, among: list[ast.expr]) -> ast.expr:
+        """``picked``, one of the parts ``among`` of ``node``; with ``keep``, only if the others
+        hold no code (``inert``): ``(0, np.exp(e, out=e))[0]`` runs what it leaves out."""
+        if self.keep and not all(inert(p) for p in among if p is not picked):
+            return node
+        return picked
+
     def visit_If(self, node: ast.If) -> ast.AST | list[ast.stmt]:
-        """``if True: body``: the body (or the ``else``, for a false test)."""
+        """``if True: body``: the body (or the ``else``, for a false test); ``if not c: a else:
+        b`` is ``if c: b else: a``."""
         self.generic_visit(node)
         if isinstance(node.test, ast.Constant):
             return (node.body if node.test.value else node.orelse) or [ast.Pass()]
+        if _negated(node.test) and node.orelse:
+            node.test, node.body, node.orelse = node.test.operand, node.orelse, node.body
         return node
+
+    def visit_Delete(self, node: ast.Delete) -> ast.AST | None:
+        """``del n``: nothing (it ends a name's binding, computes nothing; red team, seventh round:
+        each temporary deleted after use was no temporary)."""
+        return None if all(isinstance(t, ast.Name) for t in node.targets) else node
 
     def visit_Try(self, node: ast.Try) -> list[ast.stmt]:
         """A ``try`` is the code it runs when nothing fails: its body, ``else`` and ``finally``
@@ -153,10 +174,15 @@ class Canonical(ast.NodeTransformer):
         return node
 
     def visit_IfExp(self, node: ast.IfExp) -> ast.AST:
-        """``a if True else b``: ``a``."""
+        """``a if True else b``: ``a``; ``b if not c else a``: ``a if c else b`` (red team, seventh
+        round)."""
         self.generic_visit(node)
         if isinstance(node.test, ast.Constant):
             return node.body if node.test.value else node.orelse
+        if _negated(node.test):
+            node.test, node.body, node.orelse = node.test.operand, node.orelse, node.body
+        if ast.dump(node.body) == ast.dump(node.orelse) and all(inert(n) for n in _operands(node.test)):
+            return node.body  # ``r if r is not None else r``: ``r`` (red team, seventh round)
         return node
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
@@ -175,11 +201,13 @@ class Canonical(ast.NodeTransformer):
         if isinstance(func, ast.Name) and func.id == "getattr" and len(args) in (2, 3):  # a default too
             name = args[1]
             if isinstance(name, ast.Constant) and isinstance(name.value, str) and name.value.isidentifier():
-                return ast.Attribute(args[0], name.value, ast.Load())
+                return self._picked(node, ast.Attribute(args[0], name.value, ast.Load()), args[2:])
         if isinstance(func, ast.Attribute) and func.attr in DUNDERS and len(args) == 1:
             return self.visit_BinOp(ast.BinOp(func.value, DUNDERS[func.attr](), args[0]))
-        if isinstance(func, ast.Attribute) and func.attr in UFUNCS and len(args) == 2:
+        if isinstance(func, ast.Attribute) and func.attr in UFUNCS and len(args) == 2 and _named(func.value):
             return self.visit_BinOp(ast.BinOp(args[0], UFUNCS[func.attr](), args[1]))
+        if isinstance(func, ast.Name) and func.id == "pow" and len(args) == 2:
+            return self.visit_BinOp(ast.BinOp(args[0], ast.Pow(), args[1]))
         if isinstance(func, ast.Lambda) and _is_identity(func) and len(args) == 1:
             return args[0]
         if isinstance(func, ast.Name) and func.id in ("min", "max") and len(args) == 1:
@@ -220,14 +248,20 @@ class Canonical(ast.NodeTransformer):
 
     def generic_visit(self, node: ast.AST) -> ast.AST:
         """Statements that do nothing (``pass``, a string or number alone) left out of every body;
-        an input check is its ``raise`` alone (but with ``keep``): the test is what every docstring invites a student
-        to write, the message is their own (red team, sixth round: an honest ``lm_head`` with
-        lib's shape check and a message of its own was "85% of lib")."""
+        an input check is its ``raise`` alone (but with ``keep``): the test is what every docstring
+        invites a student to write, the message is their own (red team, sixth round: an honest
+        ``lm_head`` with lib's shape check and a message of its own was "85% of lib"). Each
+        ``raise`` comes first in its body: where a check stands steers, it computes nothing (red
+        team, eighth round: a check that never fails after every statement broke lib's data flow
+        in runs too short to match)."""
         super().generic_visit(node)
         for field in ("body", "orelse", "finalbody"):
             body = getattr(node, field, None)
             if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
                 kept = [r for s in body if not does_nothing(s) for r in _checked(s, self.keep)]
+                kept = [s for s in kept if isinstance(s, ast.Raise)] + [
+                    s for s in kept if not isinstance(s, ast.Raise)
+                ]
                 setattr(node, field, kept or ([ast.Pass()] if field == "body" else []))
         return node
 
@@ -317,6 +351,37 @@ def _checked(statement: ast.stmt, keep: bool) -> list[ast.stmt]:
         return [statement]
     bound = hoisted(statement, "test")
     return [*bound, ast.Expr(statement.test), *statement.body] if keep else [*bound, *statement.body]
+
+
+INERT = (ast.Name, ast.Constant, ast.Attribute, ast.Tuple, ast.List, ast.expr_context)
+
+
+def inert(node: ast.AST | None) -> bool:
+    """Whether ``node`` holds no code, only names and constants: what a fold may leave out in the
+    form that leaves out no code that can run (red team, ninth round: lib's code in an element of
+    ``(0, e)[0]``, an argument a wrapper ignores, a default of ``getattr``, ran but was left out)."""
+    return node is None or all(isinstance(n, INERT) for n in ast.walk(node))
+
+
+def _operands(test: ast.expr) -> list[ast.expr]:
+    """The operands of a comparison or a boolean test (``[test]`` for any other test)."""
+    if isinstance(test, ast.Compare):
+        return [test.left, *test.comparators]
+    if isinstance(test, ast.BoolOp):
+        return [o for v in test.values for o in _operands(v)]
+    return [test.operand] if isinstance(test, ast.UnaryOp) else [test]
+
+
+def _named(value: ast.expr) -> bool:
+    """``np``, ``operator``, ``np.linalg``: names alone (a call's receiver that folding the call
+    leaves out must hold no code: ``(<lib's code>).add(a, b)`` is not ``a + b``)."""
+    while isinstance(value, ast.Attribute):
+        value = value.value
+    return isinstance(value, ast.Name)
+
+
+def _negated(test: ast.expr) -> bool:
+    return isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
 
 
 def _single(iterable: ast.expr) -> ast.expr | None:

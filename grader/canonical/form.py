@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 
-from .dataflow import Split, as_names, dataflow
+from .dataflow import Split, as_names, dataflow, overwritten
 from .folds import Canonical, inline_aliases
 
 
@@ -27,14 +27,18 @@ def normalized(tree: ast.Module, keep: bool = False) -> ast.Module:
     for function in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]:
         as_names(function)
     tree = Canonical(keep).visit(Split().visit(tree))  # what is an alias shows once ``getattr`` is gone
+    for scope in _scopes(tree):
+        overwritten(scope, keep)
     tree = Canonical(keep).visit(inline_aliases(tree))
-    for scope in [
-        tree,
-        *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)),
-    ]:
+    for scope in _scopes(tree):
         _on_time()
         dataflow(scope, keep)
     return ast.fix_missing_locations(tree)
+
+
+def _scopes(tree: ast.Module) -> list[ast.AST]:
+    """The module and each function in it."""
+    return [tree, *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef))]
 
 
 _deadline: ContextVar[float] = ContextVar("canonical_deadline", default=math.inf)

@@ -5,8 +5,8 @@
 import ast
 import copy
 
-from .dataflow import Substitute, bound
-from .folds import Canonical, does_nothing
+from .dataflow import Split, Substitute, bound
+from .folds import Canonical, does_nothing, inert
 from .form import normalized
 
 
@@ -28,8 +28,9 @@ def wrappers(tree: ast.Module) -> dict[str, tuple[ast.arguments, ast.expr]]:
     is one inside that function only (``_Inline``'s scopes), and a name bound more than once at the
     top (``class np`` with identity methods, then ``import numpy as np``) is none (red team, eighth
     round: decoys named like the calls of lib's code erased them). And a name imported from NumPy
-    (``from numpy import mean``) or bound to one of its names (``_mean = np.mean``), as ``(None,
-    np.mean)``."""
+    (``from numpy import mean``) or bound to one of its names (``_mean = np.mean``, a class's
+    ``K.mean``, NumPy itself as ``import numpy as xp``), as ``(None, np.mean)``; a literal of its
+    names (``OPS = {'mean': np.mean}``) too, read only where a constant picks a name out."""
     found, instances = {}, _instances(tree)
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and (node.module or "").partition(".")[0] == "numpy":
@@ -37,8 +38,17 @@ def wrappers(tree: ast.Module) -> dict[str, tuple[ast.arguments, ast.expr]]:
             for alias in node.names:  # ``from numpy import mean``: ``mean`` is ``np.mean``
                 found[alias.asname or alias.name] = (None, ast.Attribute(module, alias.name, ast.Load()))
             continue
-        if isinstance(node, ast.Assign) and bound(node) and _numpy_attribute(node.value):
-            found[bound(node)] = (None, node.value)  # ``_mean = np.mean`` at the top of a cell
+        if isinstance(node, ast.Import):  # ``import numpy as xp``: ``xp`` is ``np``
+            found |= {
+                a.asname: (None, ast.Name("np", ast.Load()))
+                for a in node.names
+                if a.name == "numpy" and a.asname
+            }
+            continue
+        if isinstance(node, ast.ClassDef):  # ``class K: mean = np.mean``: ``K.mean`` is ``np.mean``
+            found |= {f"{node.name}.{bound(s)}": (None, s.value) for s in node.body if _numpy_alias(s)}
+        if isinstance(node, ast.Assign) and bound(node) and _numpy_names(node.value):
+            found[bound(node)] = (None, node.value)  # ``_mean = np.mean``, ``OPS = {'mean': np.mean}``
             continue
         for name, function in _callables(node, instances):
             wrapper = _wrapper(function)
@@ -131,6 +141,21 @@ def _callables(node: ast.AST, instances: dict[str, list[str]]) -> list[tuple[str
     return found
 
 
+def _numpy_alias(statement: ast.stmt) -> bool:
+    return isinstance(statement, ast.Assign) and bool(bound(statement)) and _numpy_attribute(statement.value)
+
+
+def _numpy_names(value: ast.expr) -> bool:
+    """``np.mean``, or a literal of NumPy's names (``{'mean': np.mean}``, ``(np.mean, np.var)``),
+    whose elements a subscript picks out (red team, seventh round: ``OPS['mean'](x)``)."""
+    if isinstance(value, ast.Dict):
+        keys = [k for k in value.keys if not isinstance(k, ast.Constant)]
+        return not keys and bool(value.values) and all(_numpy_attribute(v) for v in value.values)
+    if isinstance(value, ast.Tuple | ast.List):
+        return bool(value.elts) and all(_numpy_attribute(v) for v in value.elts)
+    return _numpy_attribute(value)
+
+
 def _numpy_attribute(value: ast.expr) -> bool:
     """``np.mean``, ``numpy.linalg.norm``: a name of NumPy's."""
     while isinstance(value, ast.Attribute):
@@ -156,9 +181,26 @@ def _wrapper(function: ast.AST) -> tuple[ast.arguments, ast.expr] | None:
         args = function.args
     else:
         return None
-    if all(isinstance(n, WRAPPED) for n in ast.walk(returned)) and _once(args, returned):
+    if (all(isinstance(n, WRAPPED) for n in ast.walk(returned)) or _operator(returned, args)) and _once(
+        args, returned
+    ):
         return args, returned
     return None
+
+
+def _operator(returned: ast.expr, args: ast.arguments) -> bool:
+    """``a - b``, ``-a``: an operator on the parameters, each read (none left out, with what a call
+    passes it), the function an operator spelt as a call (``def _sub(a, b): return a - b``; red
+    team, seventh round), as ``operator.sub`` is."""
+    operands = (
+        [returned.left, returned.right]
+        if isinstance(returned, ast.BinOp)
+        else [returned.operand]
+        if isinstance(returned, ast.UnaryOp)
+        else []
+    )
+    names = [o.id for o in operands if isinstance(o, ast.Name)]
+    return bool(operands) and len(names) == len(operands) and set(names) == _parameters(args)
 
 
 def _returned(function: ast.FunctionDef) -> ast.expr | None:
@@ -180,6 +222,7 @@ def _returned(function: ast.FunctionDef) -> ast.expr | None:
 
 
 NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+CONTAINERS = (ast.Dict, ast.Tuple, ast.List)
 _RETURNED: dict[str, ast.expr | None] = {}  # by ast.dump: every function compared reads them again
 
 
@@ -265,8 +308,9 @@ def inline_wrappers(tree: ast.Module, known: dict | None = None, keep: bool = Fa
     was no longer near lib's); folded as the form that follows will be (``keep``: leaving out no
     code that can run; else an input check is its ``raise`` alone, as that form has it)."""
     found = {**(known or {}), **wrappers(tree)}
+    tree = Split().visit(tree)  # ``I(0, (n := e))``: ``n = e`` first, before a fold leaves it out
     for _ in range(3):  # a wrapper of a wrapper, twice over (and those defined inside functions)
-        tree = Canonical(keep).visit(_Inline(found).visit(tree))
+        tree = Canonical(keep).visit(_Inline(found, keep).visit(tree))
     return tree
 
 
@@ -276,8 +320,9 @@ class _Inline(ast.NodeTransformer):
     eighth round: ``x = np.e`` at the top, for every parameter ``x`` of lib's code, turned every
     ``x`` into ``np.e``)."""
 
-    def __init__(self, wrappers: dict[str, tuple[ast.arguments | None, ast.expr]]):
+    def __init__(self, wrappers: dict[str, tuple[ast.arguments | None, ast.expr]], keep: bool = False):
         self.scopes = [(wrappers, set())]  # (wrappers, names bound there), innermost last
+        self.keep = keep
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
         own = wrappers(ast.Module(node.body, []))
@@ -307,8 +352,29 @@ class _Inline(ast.NodeTransformer):
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
         args, value = self._find(node.id) or (0, None)
-        if args is None and isinstance(node.ctx, ast.Load):
+        if args is None and isinstance(node.ctx, ast.Load) and not isinstance(value, CONTAINERS):
             return copy.deepcopy(value)  # a name of NumPy's
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        """``K.mean``, a class's name for one of NumPy's: NumPy's."""
+        self.generic_visit(node)
+        found = self._find(f"{node.value.id}.{node.attr}") if isinstance(node.value, ast.Name) else None
+        if found and found[0] is None and isinstance(node.ctx, ast.Load):
+            return copy.deepcopy(found[1])
+        return node
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        """``OPS['mean']``, a literal of NumPy's names indexed by a constant: the name picked out
+        (not the literal wherever its name is read: that would make the code grow)."""
+        self.generic_visit(node)
+        found = self._find(node.value.id) if isinstance(node.value, ast.Name) else None
+        if found and found[0] is None and isinstance(found[1], CONTAINERS) and isinstance(node.ctx, ast.Load):
+            picked = Canonical().visit_Subscript(
+                ast.Subscript(copy.deepcopy(found[1]), node.slice, ast.Load())
+            )
+            if not isinstance(picked, ast.Subscript):
+                return picked
         return node
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
@@ -319,7 +385,7 @@ class _Inline(ast.NodeTransformer):
         args, returned = wrapper
         values = _arguments(args, node)
         read = {n.id for n in ast.walk(returned) if isinstance(n, ast.Name)} & _parameters(args)
-        if values is None or read - set(values):
+        if values is None or read - set(values) or (self.keep and not _passed_on(node, values, read)):
             return node
         return Substitute(values).visit(copy.deepcopy(returned))
 
@@ -334,6 +400,15 @@ class _Inline(ast.NodeTransformer):
             if isinstance(made.func, ast.Name) and not made.args and not made.keywords:
                 return self._find(f"{made.func.id}().{func.attr}")
         return None
+
+
+def _passed_on(call: ast.Call, values: dict[str, ast.expr], read: set[str]) -> bool:
+    """Whether every argument of ``call`` that holds code is one the wrapper reads (``values``: by
+    parameter), so that inlining it leaves out no code that can run (``I(0, e)`` for ``def I(v,
+    _=None): return v`` runs ``e``)."""
+    used = {id(values[p]) for p in read}
+    used |= {id(e) for p in read if isinstance(values[p], ast.Tuple) for e in values[p].elts}  # ``*args``
+    return all(inert(a) for a in (*call.args, *(k.value for k in call.keywords)) if id(a) not in used)
 
 
 def _locals(function: ast.FunctionDef) -> set[str]:
