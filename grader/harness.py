@@ -68,6 +68,7 @@ import time
 import traceback
 
 WALL_FACTOR = 2  # wall-clock seconds allowed per CPU second: a sleeping statement ends too
+TOKEN = 32  # characters of the token that asks for a lib (``_lent``; ``grader.scoring``'s reader makes it)
 
 
 class Timeout(BaseException):
@@ -309,6 +310,7 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGPROF, _expired)
     signal.signal(signal.SIGALRM, _expired)
     _adopt_orphans()
+    _unreadable()
     sink = open(os.devnull, "w")
     sys.stdout = sys.stderr = sink  # the student's prints go nowhere (nbgrader's run shows them)
     for number, path in enumerate(args.job):
@@ -358,12 +360,37 @@ def _left_behind() -> bool:
 
 
 def _lent(fd: int, go: int, number: int) -> bool:
-    """Ask the grader for job ``number``'s ``lib``; whether it was lent (a byte on ``go``)."""
-    Report(fd, number).write(f"lend {number}")
-    try:
-        return os.read(go, 1) == b"\0"
-    except OSError:
+    """Ask the grader for job ``number``'s ``lib``; whether it was lent (a byte on ``go``).
+
+    The request carries the token the grader put on ``go`` for it (``TOKEN`` characters, after
+    the byte that answered the request before): read only now, when no process of the student's
+    is alive (``_left_behind``), from a pipe no job's process holds, in a process none can read
+    (``_unreadable``), so the student's code, which can write any line on ``fd``, cannot ask."""
+    token = _received(go, TOKEN)
+    if token is None:
         return False
+    Report(fd, number).write(f"lend {number} {token.decode('ascii', 'replace')}")
+    return _received(go, 1) == b"\0"
+
+
+def _received(fd: int, size: int) -> bytes | None:
+    """``size`` bytes read from ``fd``; None if it ends first."""
+    data = b""
+    try:
+        while len(data) < size and (chunk := os.read(fd, size - len(data))):
+            data += chunk
+    except OSError:
+        return None
+    return data if len(data) == size else None
+
+
+def _unreadable(readable: bool = False) -> None:
+    """Make this process's memory and descriptors out of the reach of the other processes of the
+    sandbox (``/proc/PID/mem``, ``/proc/PID/fd``, tracing: all run as one user), or, in a job's
+    child (``readable``), as they were."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, int(readable), 0, 0, 0):
+        raise OSError(ctypes.get_errno(), "the harness could not protect its memory")
 
 
 def _run(job: dict, lib: str, report: Report, limit: float, runners, wire, watch, make_hook) -> None:
@@ -374,6 +401,7 @@ def _run(job: dict, lib: str, report: Report, limit: float, runners, wire, watch
     cap = cap if hard == resource.RLIM_INFINITY else min(cap, hard)
     resource.setrlimit(resource.RLIMIT_CPU, (max(cap - 1, 1), cap))
     sys.path.insert(0, lib)
+    _unreadable(readable=True)
     _no_exec(os.path.join(os.path.dirname(os.path.abspath(__file__)), "no-exec.bpf"))
     program = Program(job, report, limit, runners, wire, watch)
     sys.addaudithook(make_hook())  # nothing here keeps it: the student's code cannot reach it
@@ -407,7 +435,13 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-PR_SET_SECCOMP, SECCOMP_MODE_FILTER, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 22, 2, 36, 38
+PR_SET_DUMPABLE, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = (
+    4,
+    22,
+    2,
+    36,
+    38,
+)
 WALL = 0x40000000  # waitpid's __WALL: children whatever signal they send their parent when they end
 
 

@@ -1553,3 +1553,37 @@ def test_a_process_one_notebook_leaves_behind_answers_nothing_of_the_next(tmp_pa
     first, second = scorer.score_jobs(jobs)
     assert first["embed"].ok, first["embed"]  # the notebook that left the process is graded as usual
     assert lines and not [name for name, verdict in second.items() if verdict.ok], second
+
+
+# Reads the next notebook's job (its cases' inputs, the hidden ones in the hidden pass) from the
+# path the harness was given, having asked for it as the harness does: with them, this notebook's
+# code could compute that notebook's answers and write them as its lines, or leave them in the
+# scratch folder for a lookup there (no code for its scan to read).
+PEEK = """import os, sys, time
+_jobs = [a[6:] for a in sys.argv if a.startswith("--job=")]
+_fd = int([a for a in sys.argv if a.startswith("--fd=")][0][5:])
+for _line in ("lend 1", "lend 1 ", "lend 1 " + "0" * 32):
+    os.write(_fd, (_line + "\\n").encode())
+time.sleep(0.5)
+if any(os.path.exists(path) for path in _jobs[1:]):
+    def embed(ids, wte, wpe):
+        raise RuntimeError("the next notebook's inputs were readable")"""
+
+
+@pytest.mark.slow
+def test_no_notebook_reads_the_inputs_of_the_next_before_its_turn(tmp_path):
+    """The jobs of one scorer process were all written before it started, and a line ``lend 1``
+    from the student's code had the second lent at once, so the first notebook's code could read
+    the second's cases and answer them (red team, ninth round). A job is now written where the
+    harness finds it only when its ``lib`` is lent, which only the harness can ask for, once every
+    notebook before it has ended."""
+    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=5))
+    toy = "05-worked-toy"
+    blank = nbformat.read(course.ROOT / "chapters" / toy / "worked_toy.ipynb", as_version=4)
+    peeking = insert_after("embed-answer", PEEK)
+    jobs = [
+        scorer.job(peeking, nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "m"),
+        scorer.job(blank, blank, toy, "m"),
+    ]
+    first, _ = scorer.score_jobs(jobs)
+    assert first["embed"].ok, first["embed"]
