@@ -1587,3 +1587,26 @@ def test_no_notebook_reads_the_inputs_of_the_next_before_its_turn(tmp_path):
     ]
     first, _ = scorer.score_jobs(jobs)
     assert first["embed"].ok, first["embed"]
+
+
+# Opens the harness's own memory and its end of the grader's ``go`` pipe from a job's process.
+PARENT = """import os, sys
+go = int([a for a in sys.argv if a.startswith("--go=")][0][5:])
+opened = []
+for name in (f"fd/{go}", "mem"):
+    try:
+        os.close(os.open(f"/proc/{os.getppid()}/{name}", os.O_RDONLY | os.O_NONBLOCK))
+        opened.append(name)
+    except OSError:
+        pass
+raise RuntimeError(f"opened: {opened}")"""
+
+
+@pytest.mark.slow
+def test_a_jobs_process_cannot_read_the_harness(tmp_path):
+    """The harness holds what asks for the next notebook (``harness._lent``), and every process of
+    the sandbox runs as one user, so a job's code could open ``/proc/<harness>/mem`` (red team,
+    ninth round): the harness is not dumpable, so none of its files in ``/proc`` opens."""
+    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=5))
+    run = scorer.run([{"index": 0, "source": PARENT}], ASSIGNMENT)
+    assert run.failed == {0: "RuntimeError: opened: []"}, run.failed
