@@ -72,6 +72,7 @@ MAX_TEXT = 4 * 2**20  # characters of sources and metadata
 MAX_READ = 64 * 2**20  # characters of strings
 MAX_VALUES = 2_000_000  # JSON values and containers (a chapter has about 5,000)
 MAX_EVENTS = 20_000_000  # JSON values and containers read, outputs included (a line of text is one)
+MAX_NESTING = 64  # levels of what is read (a notebook has 6; outputs, which are not read, aside)
 # Bytes read at a time: ijson keeps a chunk's events (about 100 bytes each) and copies a string
 # once per chunk, so a smaller chunk costs a long string time and a larger one costs memory.
 READ_BUFFER = 4 * 2**20
@@ -136,21 +137,32 @@ class _TooBig(ValueError):
 
 def _read(path: Path) -> nbformat.NotebookNode:
     """The notebook at ``path``, read as nbformat reads it but as a stream, less the subtrees
-    cleaning drops anyway (``_skipped``); raises ``_TooBig`` as soon as a limit is passed."""
+    cleaning drops anyway (``_skipped``); raises ``_TooBig`` as soon as a limit is passed.
+
+    The stream is ijson's ``basic_parse``, whose events carry no path: ``parse`` gave each event
+    its whole dotted path, so a value nested ``d`` deep cost ``d`` paths of up to ``d`` parts, and
+    a 110 kB notebook of nested brackets took 2 GB, a 2 MB one 24 GB (red team, ninth round).
+    The path of the container being read is kept here, one part per level, and what is read is
+    at most ``MAX_NESTING`` deep."""
     builder = ijson.ObjectBuilder()
-    skipping = None  # the prefix of the subtree being skipped
+    where: list[str] = []  # ijson's path of the open containers: a key, or "item" in an array
+    arrays: list[bool] = []  # whether each open container is an array
+    key = ""  # the key of the next value of the open object
+    skipping = 0  # containers open in the value being skipped
+    skip_next = False  # the next value is one cleaning drops
     characters = values = 0
     with path.open("rb") as file, _as_json_error():
-        for events, (prefix, event, value) in enumerate(
-            ijson.parse(_as_utf8(file), READ_BUFFER, use_float=True)
+        for events, (event, value) in enumerate(
+            ijson.basic_parse(_as_utf8(file), READ_BUFFER, use_float=True)
         ):
             if events > MAX_EVENTS:
                 raise _TooBig(f"the notebook holds more than {MAX_EVENTS:,} JSON values, outputs included")
-            if skipping is not None and (prefix == skipping or prefix.startswith(skipping + ".")):
+            if skipping or skip_next:
+                skipping += (event in STARTS) - (event in ENDS)
+                skip_next = False
                 continue
-            skipping = None
-            if event == "map_key" and _skipped(prefix, value):
-                skipping = f"{prefix}.{value}" if prefix else value
+            if event == "map_key" and _skipped(where, value):
+                skip_next = True
                 continue
             values += 1
             characters += len(value) if isinstance(value, str) else 0
@@ -159,8 +171,23 @@ def _read(path: Path) -> nbformat.NotebookNode:
                     f"outside its outputs, the notebook holds more than {MAX_READ:,} characters or "
                     f"{MAX_VALUES:,} values (markdown attachments, such as pasted images, count)"
                 )
+            if event in STARTS:
+                if len(arrays) >= MAX_NESTING:
+                    raise _TooBig(f"the notebook nests values more than {MAX_NESTING} deep")
+                if arrays:
+                    where.append("item" if arrays[-1] else key)
+                arrays.append(event == "start_array")
+            elif event in ENDS:
+                arrays.pop()
+                if arrays:
+                    where.pop()
+            elif event == "map_key":
+                key = value
             builder.event(event, value)
     return nbformat.reads(json.dumps(builder.value), as_version=4)
+
+
+STARTS, ENDS = ("start_map", "start_array"), ("end_map", "end_array")
 
 
 # Byte order marks some editors save a notebook with (Windows tools: UTF-16), longest first.
@@ -211,11 +238,11 @@ def _as_json_error():
         ) from None
 
 
-def _skipped(prefix: str, key: str) -> bool:
-    """Whether the value at ``key`` of the object at ``prefix`` (ijson's dotted path) is left
-    unread: a cell's outputs (nbformat 4 and 3 alike), the notebook's metadata but its kernel."""
-    return (key == "outputs" and prefix.endswith("cells.item")) or (
-        prefix == "metadata" and key not in KEPT_METADATA
+def _skipped(where: list[str], key: str) -> bool:
+    """Whether the value at ``key`` of the object at ``where`` (ijson's path, one part a level) is
+    left unread: a cell's outputs (nbformat 4 and 3 alike), the notebook's metadata but its kernel."""
+    return (key == "outputs" and where[-2:] == ["cells", "item"]) or (
+        where == ["metadata"] and key not in KEPT_METADATA
     )
 
 

@@ -25,11 +25,13 @@ computed while the sandbox holds no ``lib`` that reaches what that job grades.
 
 Each job runs in a child process of its own, forked once NumPy and the harness's modules are
 imported (what a process per notebook would pay again and again), so that no Python state of one
-notebook's code reaches the next. What that code leaves outside its process (files in the
-scratch folder, a process it started in a session of its own) is not cleared until the sandbox
-ends: it is the same student's, and it earns nothing (below). In it, the program runs statement by statement in one
-namespace, as a notebook would: a statement that raises is reported and skipped, and the rest goes
-on. Each statement and each call has its own limit (``--limit`` seconds of CPU time, twice that of
+notebook's code reaches the next. Files that code leaves in the scratch folder stay until the
+sandbox ends (the audit hook tells of code read from them). A process it leaves behind would write
+lines on the grader's pipe while the next job is the newest, and they would count as that job's:
+this process adopts every such process, and if one is alive once its job's own process has ended,
+asks for no further ``lib`` and ends, the sandbox with it (``_left_behind``). In the job's child,
+the program runs statement by statement in one namespace, as a notebook would: a statement that
+raises is reported and skipped, and the rest goes on. Each statement and each call has its own limit (``--limit`` seconds of CPU time, twice that of
 wall-clock time, with ``setitimer``), so an endless loop costs only itself, and the child has the
 job's CPU seconds (``RLIMIT_CPU``) and wall-clock seconds (this parent kills it after them). At a
 probe it calls the student's function on each case, with fresh inputs (unpickled anew), through
@@ -66,6 +68,7 @@ import time
 import traceback
 
 WALL_FACTOR = 2  # wall-clock seconds allowed per CPU second: a sleeping statement ends too
+TOKEN = 32  # characters of the token that asks for a lib (``_lent``; ``grader.scoring``'s reader makes it)
 
 
 class Timeout(BaseException):
@@ -306,6 +309,8 @@ def main(argv: list[str]) -> None:
 
     signal.signal(signal.SIGPROF, _expired)
     signal.signal(signal.SIGALRM, _expired)
+    _adopt_orphans()
+    _unreadable()
     sink = open(os.devnull, "w")
     sys.stdout = sys.stderr = sink  # the student's prints go nowhere (nbgrader's run shows them)
     for number, path in enumerate(args.job):
@@ -323,16 +328,69 @@ def main(argv: list[str]) -> None:
         )
         if status:
             report(exit=status)
+        if _left_behind():
+            break  # the sandbox ends with this process, and the jobs not started run in a new one
     os._exit(0)  # without waiting for processes the student's code may have left running
 
 
+def _adopt_orphans() -> None:
+    """Make this process the parent of every process a job leaves behind (a child subreaper):
+    ``_left_behind`` then sees them all."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0):
+        raise OSError(ctypes.get_errno(), "the harness could not adopt the processes its jobs leave")
+
+
+def _left_behind() -> bool:
+    """Whether a process the student's code started is still alive, once its job's own process
+    has ended (reaping those that ended). Such a process can write lines on the grader's pipe
+    for the next job, which the grader takes as that job's: it would answer the next notebook
+    with code that lives only in this one (red team, ninth round). No route the audit hook sees
+    starts one, but ``_posixsubprocess.fork_exec`` runs a function of the student's in its child
+    without any audit event, before the ``execve`` the sandbox refuses. So no further ``lib``
+    is asked for: the harness ends, its sandbox with every process in it, and the grader runs
+    the jobs not started in a new one."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG | WALL)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
+
+
 def _lent(fd: int, go: int, number: int) -> bool:
-    """Ask the grader for job ``number``'s ``lib``; whether it was lent (a byte on ``go``)."""
-    Report(fd, number).write(f"lend {number}")
-    try:
-        return os.read(go, 1) == b"\0"
-    except OSError:
+    """Ask the grader for job ``number``'s ``lib``; whether it was lent (a byte on ``go``).
+
+    The request carries the token the grader put on ``go`` for it (``TOKEN`` characters, after
+    the byte that answered the request before): read only now, when no process of the student's
+    is alive (``_left_behind``), from a pipe no job's process holds, in a process none can read
+    (``_unreadable``), so the student's code, which can write any line on ``fd``, cannot ask."""
+    token = _received(go, TOKEN)
+    if token is None:
         return False
+    Report(fd, number).write(f"lend {number} {token.decode('ascii', 'replace')}")
+    return _received(go, 1) == b"\0"
+
+
+def _received(fd: int, size: int) -> bytes | None:
+    """``size`` bytes read from ``fd``; None if it ends first."""
+    data = b""
+    try:
+        while len(data) < size and (chunk := os.read(fd, size - len(data))):
+            data += chunk
+    except OSError:
+        return None
+    return data if len(data) == size else None
+
+
+def _unreadable(readable: bool = False) -> None:
+    """Make this process's memory and descriptors out of the reach of the other processes of the
+    sandbox (``/proc/PID/mem``, ``/proc/PID/fd``, tracing: all run as one user), or, in a job's
+    child (``readable``), as they were."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, int(readable), 0, 0, 0):
+        raise OSError(ctypes.get_errno(), "the harness could not protect its memory")
 
 
 def _run(job: dict, lib: str, report: Report, limit: float, runners, wire, watch, make_hook) -> None:
@@ -343,6 +401,7 @@ def _run(job: dict, lib: str, report: Report, limit: float, runners, wire, watch
     cap = cap if hard == resource.RLIM_INFINITY else min(cap, hard)
     resource.setrlimit(resource.RLIMIT_CPU, (max(cap - 1, 1), cap))
     sys.path.insert(0, lib)
+    _unreadable(readable=True)
     _no_exec(os.path.join(os.path.dirname(os.path.abspath(__file__)), "no-exec.bpf"))
     program = Program(job, report, limit, runners, wire, watch)
     sys.addaudithook(make_hook())  # nothing here keeps it: the student's code cannot reach it
@@ -376,7 +435,14 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-PR_SET_SECCOMP, SECCOMP_MODE_FILTER, PR_SET_NO_NEW_PRIVS = 22, 2, 38
+PR_SET_DUMPABLE, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = (
+    4,
+    22,
+    2,
+    36,
+    38,
+)
+WALL = 0x40000000  # waitpid's __WALL: children whatever signal they send their parent when they end
 
 
 def _in_child(wall: float, keep_from_child: int, run, *args) -> int:

@@ -37,15 +37,18 @@ an order where what is lent only grows and never reaches what the notebook at ha
 (``lending.chains``: the course's six graded chapters make two such sequences). The ``lib`` of the
 next notebook is written into the process's view only when the harness asks for it, and from
 that moment the grader keeps no answer of the notebooks before (``_Reader``): every answer that
-counts was computed while no ``lib`` in the process reached the stage it is graded on. A process
-that ends early (a limit, a crash) keeps what it sent, and the notebooks it did not start run in
-a new one.
+counts was computed while no ``lib`` in the process reached the stage it is graded on. A
+notebook's program, its cases' inputs with it, is written there only then too, and only the
+harness can ask for it (a token on ``go``, read when no process of the student's is alive): so the
+answers of a notebook are computed by code of that notebook, which its integrity scan reads, and
+not by a process the notebook before left behind, which saw its inputs (red team, ninth round).
+A process that ends early (a limit, a crash, or one that leaves a process behind) keeps what it
+sent, and the notebooks it did not start run in a new one.
 
 Why forging the transport is harmless: whatever the student's code does in either process
-(display fake answers, patch the checks, write its own lines to the pipe, ask for the next
-``lib`` early), the only thing that can earn a point is an output equal to the reference on inputs
-drawn at grading time, and the only code in the scorer that can compute one is code the student
-wrote. A cell that never ends costs only itself (each statement and call has a time limit, each
+(display fake answers, patch the checks, write its own lines to the pipe), the only thing that can
+earn a point is an output equal to the reference on inputs drawn at grading time, and the only
+code in the scorer that can compute one is code the student wrote in the notebook graded. A cell that never ends costs only itself (each statement and call has a time limit, each
 program its CPU and wall-clock seconds); a process that dies or stalls keeps the answers it
 already sent.
 
@@ -57,6 +60,7 @@ read-only view; no network, a private /tmp; memory, processes and CPU time of th
 import compileall
 import copy
 import hashlib
+import hmac
 import importlib
 import json
 import math
@@ -398,13 +402,16 @@ class Scorer:
         libs = folder / "libs"
         libs.mkdir(mode=READABLE)
         try:
-            for j, ((items, _), job_limits) in enumerate(zip(programs, limits, strict=True)):
+
+            def lend(j: int) -> None:
+                """Write job ``j`` (its cases' inputs) and its ``lib`` where the harness finds
+                them: only now, once every job before it has ended, so that no code of theirs
+                read its inputs and left their answers behind (red team, ninth round)."""
+                items, job_limits = programs[j][0], limits[j]
                 job = {"program": items, "cpu": job_limits.cpu_seconds, "wall": job_limits.wall_seconds}
                 with open(folder / f"{j}.pickle", "wb") as f:
                     pickle.dump(job, f)
                 (folder / f"{j}.pickle").chmod(0o644)
-
-            def lend(j: int) -> None:
                 shutil.copytree(self.lend(programs[j][1]), libs / str(j), copy_function=shutil.copyfile)
 
             lend(0)
@@ -412,6 +419,8 @@ class Scorer:
             go_read, go_write = os.pipe()
             reader = _Reader(read, go_write, len(programs), lend)
             reader.start()
+            if len(programs) > 1:  # the token that asks for the next lib, read once job 0 has ended
+                os.write(go_write, reader.tokens[1].encode())
             argv = [
                 str(sandbox.interpreter("minimal")),
                 "-I",
@@ -458,9 +467,10 @@ class _Reader(threading.Thread):
     line read while a program is the newest counting for it (at least ``MIN_LINE`` bytes), the
     lines it does not keep too.
 
-    The harness asks for program ``j``'s ``lib`` with a line ``lend j``; the reader then closes
-    program ``j - 1`` (its lines from then on are dropped), writes ``j``'s ``lib`` (``lend``) and
-    answers with a byte on ``go``. Anything else asking is ignored, and whatever asks, the
+    The harness asks for program ``j``'s ``lib`` with a line ``lend j TOKEN``, the token this
+    reader gave it on ``go`` (``_asks``); the reader then closes program ``j - 1`` (its lines from
+    then on are dropped), writes program ``j`` and its ``lib`` (``lend``) and answers with a byte on
+    ``go``, followed by the next token. Anything else asking is ignored, and whatever asks, the
     answers of a program are only those read before a ``lib`` beyond its own was written."""
 
     def __init__(self, fd: int, go: int, programs: int, lend):
@@ -470,6 +480,9 @@ class _Reader(threading.Thread):
         self.sizes = [0] * programs
         self.capped = [False] * programs
         self.lent = 1
+        # What asks for each program's lib (``harness._lent``): given to the harness on ``go``, one
+        # at a time, each with the answer to the request before it.
+        self.tokens = [secrets.token_hex(16) for _ in range(programs)]
 
     def run(self):
         buffer = bytearray()
@@ -499,11 +512,13 @@ class _Reader(threading.Thread):
             self.capped[current] = True
             return False
         if head == b"lend":
-            if body == str(self.lent).encode() and self.lent < len(self.chunks):
+            number, _, token = body.partition(b" ")
+            if self._asks(number, token):
                 self.lent += 1  # closes the program before, for good
                 self.lend(self.lent - 1)
+                following = self.tokens[self.lent].encode() if self.lent < len(self.chunks) else b""
                 try:
-                    os.write(self.go, b"\0")
+                    os.write(self.go, b"\0" + following)
                 except OSError:
                     pass  # the harness is gone
             return True
@@ -511,6 +526,17 @@ class _Reader(threading.Thread):
             return True  # another program's, or not the harness's
         self.chunks[current].append(body)
         return True
+
+    def _asks(self, number: bytes, token: bytes) -> bool:
+        """Whether a ``lend`` line is the harness's request for the next program: with the token
+        this reader gave the harness for it on ``go``, which no process of the student's can read.
+        Without it, the student's code could have the next program's inputs written while its own
+        process runs, and answer them as that program (red team, ninth round)."""
+        return (
+            number == str(self.lent).encode()
+            and self.lent < len(self.chunks)
+            and hmac.compare_digest(token, self.tokens[self.lent].encode())
+        )
 
     def data(self, program: int) -> bytes:
         return b"\n".join(self.chunks[program])

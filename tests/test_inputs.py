@@ -622,6 +622,41 @@ def test_a_notebook_of_many_small_values_is_read_in_bounded_memory(tmp_path):
     assert int(done.stdout) < 450 * 1024, f"{int(done.stdout) / 1024:.0f} MB"
 
 
+def test_a_notebook_nested_deep_is_read_in_bounded_memory(tmp_path):
+    """Brackets nested 30,000 deep (105 kB) took the grading process 2.2 GB, 100,000 deep (245 kB)
+    3 GB and a MemoryError, 1,000,000 deep (2 MB) 24 GB (red team, ninth round): ijson gave every
+    event its whole path. Now an output nested so (never read) costs nothing, and what is read is
+    refused past ``clean.MAX_NESTING`` levels, with its reason."""
+    nb = json.loads(nbformat.writes(solution()))
+    cell = nb["cells"][index_of(solution(), "encode-answer")]
+    cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "x", "deep": "@@"}]
+    deep = "[" * 30_000 + "]" * 30_000
+    (tmp_path / "output.ipynb").write_text(json.dumps(nb).replace('"@@"', deep))
+    cell["outputs"], cell["metadata"]["deep"] = [], "@@"
+    (tmp_path / "metadata.ipynb").write_text(json.dumps(nb).replace('"@@"', deep))
+    nbformat.write(released(), tmp_path / "released.ipynb")
+    measure = (
+        "import resource, sys, nbformat\n"
+        "from pathlib import Path\n"
+        "from grader import clean\n"
+        "resource.setrlimit(resource.RLIMIT_DATA, (2**30, 2**30))  # a failure, not the machine's memory\n"
+        "d = Path(sys.argv[1])\n"
+        "for name in ('output', 'metadata'):\n"
+        "    try:\n"
+        "        clean.clean_file(d / f'{name}.ipynb', nbformat.read(d / 'released.ipynb', as_version=4), d / 'out.ipynb')\n"
+        "        print('read')\n"
+        "    except clean.NotANotebook as err:\n"
+        "        print(err)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", measure, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines() == [
+        "read",
+        f"not graded: the notebook nests values more than {clean.MAX_NESTING} deep",
+    ], done.stdout
+
+
 # ---- nbgrader on uncleaned notebooks: its failures explained -----------------------------------------------
 
 

@@ -47,6 +47,7 @@ from grader import (
     followup,
     formgrader,
     integrity,
+    lending,
     lms,
     magics,
     program,
@@ -1492,3 +1493,120 @@ def test_a_grader_note_cannot_be_forged_by_an_output():
     assert page.count('<p class="note">') == 1 and '<p class="note">[grader: the grader&#x27;s own]' in page
     assert "forged by grader]" in page and "forged by stderr]" in page  # shown, as the student's output
     assert '<p class="note">[grader: forged' not in page
+
+
+# A process left behind by one notebook's code, outside every audit event (``_posixsubprocess``
+# forks and runs ``preexec_fn`` before the ``execve`` the sandbox refuses, which then never comes):
+# it waits until the next notebook's ``lib`` is lent, then writes that notebook's answers (given
+# here: the test computes them outside; a student's would compute them with code that lives only
+# in the first notebook, which is never compared with the second chapter's ``lib``).
+LEFT_BEHIND = """import _posixsubprocess, os, sys, time
+def _answer_the_next():
+    libs = next(a[7:] for a in sys.argv if a.startswith("--libs="))
+    fd = int(next(a[5:] for a in sys.argv if a.startswith("--fd=")))
+    while not os.path.exists(os.path.join(libs, "1")):
+        time.sleep(0.001)
+    for line in LINES:
+        os.write(fd, line.encode())
+    os._exit(0)
+_r, _w = os.pipe()
+_posixsubprocess.fork_exec([b"/nonexistent"], [b"/nonexistent"], False, (), None, None, -1, -1, -1, -1,
+                           -1, -1, _r, _w, False, False, -1, None, None, None, -1, _answer_the_next, False)"""
+
+
+def _right_lines(scorer, nb, released, assignment: str, student: str, job: int) -> list[str]:
+    """What the harness would send back for every case of ``nb``'s exercises if they were right:
+    the references themselves, as job ``job``'s lines."""
+    lines = []
+    scored = scorer.job(nb, released, assignment, student)
+    for item in scored.items:
+        if "exercise" not in item or item["kind"] == "choice":
+            continue
+        cases = scored.cases[item["probe"]]
+        table = references.for_grading(item["exercise"], exercises.get(item["exercise"]), cases)
+        for case in cases:
+            if case.raises is not None:
+                answer = {"error": f"{case.raises.errors[0]}: {case.raises.mentions}"}
+            else:
+                answer = {"output": wire.encode(table[f"{case.name}::expected"])}
+            lines.append(f"{job} " + json.dumps({"probe": item["probe"], "case": case.name, **answer}) + "\n")
+    return lines
+
+
+@pytest.mark.slow
+def test_a_process_one_notebook_leaves_behind_answers_nothing_of_the_next(tmp_path):
+    """One scorer process runs a student's notebooks in turn (``lending.chains``), and the grader
+    took every line that came while a notebook was the newest as that notebook's: a process left
+    by the notebook before, which no audit event shows, gave the released stubs of chapter 5
+    full marks (red team, ninth round). The harness now adopts every process its notebooks leave
+    (a child subreaper) and lends nothing more while one is alive: the rest run in a new process."""
+    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=5))
+    toy = "05-worked-toy"
+    blank = nbformat.read(course.ROOT / "chapters" / toy / "worked_toy.ipynb", as_version=4)
+    lines = _right_lines(scorer, blank, blank, toy, "m", job=1)
+    ferry = insert_after("decode", f"LINES = {lines!r}\n{LEFT_BEHIND}")
+    assert lending.chains([ASSIGNMENT, toy]) == [[ASSIGNMENT, toy]]  # one process, in this order
+    jobs = [
+        scorer.job(ferry, nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "m"),
+        scorer.job(blank, blank, toy, "m"),
+    ]
+    first, second = scorer.score_jobs(jobs)
+    assert first["embed"].ok, first["embed"]  # the notebook that left the process is graded as usual
+    assert lines and not [name for name, verdict in second.items() if verdict.ok], second
+
+
+# Reads the next notebook's job (its cases' inputs, the hidden ones in the hidden pass) from the
+# path the harness was given, having asked for it as the harness does: with them, this notebook's
+# code could compute that notebook's answers and write them as its lines, or leave them in the
+# scratch folder for a lookup there (no code for its scan to read).
+PEEK = """import os, sys, time
+_jobs = [a[6:] for a in sys.argv if a.startswith("--job=")]
+_fd = int([a for a in sys.argv if a.startswith("--fd=")][0][5:])
+for _line in ("lend 1", "lend 1 ", "lend 1 " + "0" * 32):
+    os.write(_fd, (_line + "\\n").encode())
+time.sleep(0.5)
+if any(os.path.exists(path) for path in _jobs[1:]):
+    def embed(ids, wte, wpe):
+        raise RuntimeError("the next notebook's inputs were readable")"""
+
+
+@pytest.mark.slow
+def test_no_notebook_reads_the_inputs_of_the_next_before_its_turn(tmp_path):
+    """The jobs of one scorer process were all written before it started, and a line ``lend 1``
+    from the student's code had the second lent at once, so the first notebook's code could read
+    the second's cases and answer them (red team, ninth round). A job is now written where the
+    harness finds it only when its ``lib`` is lent, which only the harness can ask for, once every
+    notebook before it has ended."""
+    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=5))
+    toy = "05-worked-toy"
+    blank = nbformat.read(course.ROOT / "chapters" / toy / "worked_toy.ipynb", as_version=4)
+    peeking = insert_after("embed-answer", PEEK)
+    jobs = [
+        scorer.job(peeking, nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "m"),
+        scorer.job(blank, blank, toy, "m"),
+    ]
+    first, _ = scorer.score_jobs(jobs)
+    assert first["embed"].ok, first["embed"]
+
+
+# Opens the harness's own memory and its end of the grader's ``go`` pipe from a job's process.
+PARENT = """import os, sys
+go = int([a for a in sys.argv if a.startswith("--go=")][0][5:])
+opened = []
+for name in (f"fd/{go}", "mem"):
+    try:
+        os.close(os.open(f"/proc/{os.getppid()}/{name}", os.O_RDONLY | os.O_NONBLOCK))
+        opened.append(name)
+    except OSError:
+        pass
+raise RuntimeError(f"opened: {opened}")"""
+
+
+@pytest.mark.slow
+def test_a_jobs_process_cannot_read_the_harness(tmp_path):
+    """The harness holds what asks for the next notebook (``harness._lent``), and every process of
+    the sandbox runs as one user, so a job's code could open ``/proc/<harness>/mem`` (red team,
+    ninth round): the harness is not dumpable, so none of its files in ``/proc`` opens."""
+    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=5))
+    run = scorer.run([{"index": 0, "source": PARENT}], ASSIGNMENT)
+    assert run.failed == {0: "RuntimeError: opened: []"}, run.failed

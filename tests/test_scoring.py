@@ -247,7 +247,9 @@ def test_a_students_notebooks_share_a_process_as_far_as_lending_allows(scorer, p
 
 # Chapter 2's attention, answered by the reference that chapter 4's lib holds: the student's code
 # asks the grader for every later notebook's lib, waits for the one that lends it, and returns what
-# it computes. The grader closes chapter 2's answers before it writes that lib, so nothing counts.
+# it computes. The grader closed chapter 2's answers before it wrote that lib, so nothing counted;
+# now only the harness can ask (red team, ninth round: the next notebook's inputs were written with
+# its lib), and the lib never comes.
 BORROWED_ATTENTION = """import os, sys, time
 def attention(q, k, v):
     fd = int([a for a in sys.argv if a.startswith('--fd=')][0][5:])
@@ -274,7 +276,7 @@ def test_an_answer_computed_with_a_later_notebooks_lib_earns_nothing(scorer, pro
     # both in one process, in each pass (visible cases, hidden ones): chapter 4's lib was there to be borrowed
     assert list(map(len, processes)) == [2, 2], processes
     assert not attention.ok, attention
-    assert attention.status != "timeout", attention  # it found the lib, and its answer was dropped
+    assert attention.status == "timeout", attention  # its asking lent nothing: it waited for its limit
 
 
 @pytest.mark.slow
