@@ -328,6 +328,28 @@ def test_a_scorer_has_the_machine_alone_and_kernels_share_it(tmp_path, monkeypat
     assert waited.value > 2  # the scorer's wait (about 1.3 s) and k3's (about 1.6 s)
 
 
+@pytest.mark.parametrize("turn", ["alone", "beside"])
+def test_a_fifo_in_place_of_a_turns_file_is_refused_with_its_path(tmp_path, monkeypatch, turn):
+    """Anyone who can write the turns' folder can put a FIFO where a lock file goes: opening it
+    would wait for a writer for ever, silently, and every grader on the machine with it (red team,
+    ninth round). It is refused instead, with the path named."""
+    monkeypatch.setenv(turns.VARIABLE, str(tmp_path / "turns"))
+    os.mkfifo(tmp_path / "turns.gate")
+    outcome = {}
+
+    def take():
+        try:
+            with getattr(turns, turn)():
+                outcome["entered"] = True
+        except OSError as error:
+            outcome["error"] = str(error)
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert "turns.gate is not a regular file" in outcome.get("error", ""), outcome
+
+
 def test_no_capabilities_and_not_root_on_the_host():
     code = """import json
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))

@@ -23,6 +23,7 @@ adds to that student's time limit: waiting for a turn is not the student's time.
 
 import fcntl
 import os
+import stat
 import time
 from contextlib import contextmanager
 
@@ -43,14 +44,27 @@ def _open(path: str) -> int:
     """The lock file at ``path``, made if missing (read-only: ``flock`` needs no more, and a file
     another user made in a sticky folder such as /tmp opens so, where a create would be refused)."""
     try:
-        return os.open(path, os.O_RDONLY)
+        return _regular(path, os.open(path, os.O_RDONLY | os.O_NONBLOCK))
     except FileNotFoundError:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:  # another grader made it meanwhile
-            return os.open(path, os.O_RDONLY)
+            return _regular(path, os.open(path, os.O_RDONLY | os.O_NONBLOCK))
         os.fchmod(fd, 0o644)  # whatever the umask: other users' graders open it too
         return fd
+
+
+def _regular(path: str, fd: int) -> int:
+    """``fd``, if it is a regular file's. A FIFO or a device put at ``path`` in its place (by any
+    account that can write the folder) is refused with the path named, rather than opened (a FIFO's
+    open would wait for a writer for ever; ``O_NONBLOCK`` keeps it from waiting)."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(
+            f"{path} is not a regular file: grading cannot take its turns there; remove it, or set "
+            f"{VARIABLE} to a folder only the grading account can write"
+        )
+    return fd
 
 
 @contextmanager
