@@ -101,8 +101,7 @@ def _shaped_by(w: _Wrong) -> Callable[[str, int], bool]:
 
     def shaped(name: str, value: int) -> bool:
         try:
-            with np.errstate(all="ignore"):
-                out = w.exercise.reference(**copy.deepcopy({**w.case.inputs, name: value}))
+            out = _reference_with(w, name, value)
         except Exception:  # the reference refuses that value here: the shape tells nothing
             return False
         return np.shape(out) != w.expected.shape == w.actual.shape
@@ -131,13 +130,18 @@ def _as_if_fixed(w: _Wrong, raised: bool) -> Callable[[str, int], bool]:
 
     def same(name: str, value: int) -> bool:
         try:
-            with np.errstate(all="ignore"):
-                out = w.exercise.reference(**copy.deepcopy({**w.case.inputs, name: value}))
+            out = _reference_with(w, name, value)
         except Exception:  # the reference refuses that value here: so would the function
             return raised
         return not raised and _matches(w.exercise, w.actual, out)
 
     return same
+
+
+def _reference_with(w: _Wrong, name: str, value: int):
+    """The reference's output on this case with ``value`` in place of argument ``name``."""
+    with np.errstate(all="ignore"):
+        return w.exercise.reference(**copy.deepcopy({**w.case.inputs, name: value}))
 
 
 def _fixed_in(case, cases, right: list, how: str, as_if_fixed=None, shaped=None) -> str | None:
