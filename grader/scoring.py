@@ -480,9 +480,9 @@ class _Reader(threading.Thread):
         self.sizes = [0] * programs
         self.capped = [False] * programs
         self.lent = 1
-        # What asks for each program's lib (``harness._lent``): given to the harness on ``go``, one
-        # at a time, each with the answer to the request before it.
-        self.tokens = [secrets.token_hex(16) for _ in range(programs)]
+        # What asks for each program's lib after the first (``harness._lent``): given to the harness
+        # on ``go``, one at a time, each with the answer to the request before it.
+        self.tokens = {j: secrets.token_hex(16) for j in range(1, programs)}
 
     def run(self):
         buffer = bytearray()
