@@ -9,8 +9,10 @@ with bubblewrap where the sandbox fails, fails it.
 
 import csv
 import errno
+import getpass
 import json
 import os
+import queue
 import re
 import socket
 import subprocess
@@ -348,6 +350,39 @@ def test_a_fifo_in_place_of_a_turns_file_is_refused_with_its_path(tmp_path, monk
     thread.start()
     thread.join(60)
     assert "turns.gate is not a regular file" in outcome.get("error", ""), outcome
+
+
+def test_a_grader_waiting_for_a_turn_names_the_process_that_holds_it(tmp_path, monkeypatch):
+    """Any account that can read a turns file can hold its lock, and a grader of another run rightly
+    holds it while its scorer runs: either way every grader on the machine waits. The wait has no
+    limit, but it is never silent: the waiting grader names the holder, pid, user and command."""
+    monkeypatch.setenv(turns.VARIABLE, str(tmp_path / "turns"))
+    monkeypatch.setattr(turns, "PATIENCE", 0.2)
+    said = queue.Queue()
+    monkeypatch.setattr(turns, "_say", said.put)
+    hold = "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(tmp_path / "turns.room")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    entered = threading.Event()
+
+    def take():
+        with turns.alone():
+            entered.set()
+
+    try:
+        assert holder.stdout.readline() == "held\n"
+        threading.Thread(target=take, daemon=True).start()
+        message = said.get(timeout=60)
+        assert not entered.is_set()
+    finally:
+        holder.communicate("", timeout=60)  # lets go
+    assert entered.wait(60)
+    assert message.startswith("warning: waiting") and "turns.room" in message, message
+    assert f"pid {holder.pid} (user {getpass.getuser()}: {sys.executable} -c import fcntl" in message, message
 
 
 def test_no_capabilities_and_not_root_on_the_host():

@@ -19,11 +19,19 @@ so that no newcomer goes in before it (a scorer is not starved by a stream of ke
 with its process: a grading process that is killed leaves no turn behind. Time spent waiting is
 added to ``waited`` (a shared counter the grading process sets, ``count_waits``), which the grader
 adds to that student's time limit: waiting for a turn is not the student's time.
+
+A turn has no time limit (a scorer of another grading run may rightly hold the room for minutes),
+but a wait is never silent: every ``PATIENCE`` seconds a waiting grader says on stderr which
+processes hold the lock it waits for (read from ``/proc/locks``), so that an instructor sees at once
+a grader of another run, or another account's process holding a turn file it could read.
 """
 
 import fcntl
 import os
+import pwd
 import stat
+import sys
+import threading
 import time
 from contextlib import contextmanager
 
@@ -31,6 +39,7 @@ from contextlib import contextmanager
 # /tmp is private (a systemd service with PrivateTmp) to a folder all of them see.
 VARIABLE = "FORWARDPASS_TURNS"
 DEFAULT = "/tmp/forwardpass-turns"
+PATIENCE = 120.0  # seconds a grader waits for a turn before it says who holds it (and again each time)
 _waited = None  # a shared double (multiprocessing.Value) that waits are added to, or None
 
 
@@ -67,14 +76,64 @@ def _regular(path: str, fd: int) -> int:
     return fd
 
 
+def _lock(fd: int, operation: int, path: str) -> None:
+    """``flock(fd, operation)``, saying who holds the lock each ``PATIENCE`` seconds it waits."""
+    try:
+        fcntl.flock(fd, operation | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass  # held: wait, and watch
+    taken, started = threading.Event(), time.monotonic()
+
+    def tell() -> None:
+        while not taken.wait(PATIENCE):
+            waited = time.monotonic() - started
+            _say(f"warning: waiting {waited:.0f} s for a grading turn ({path}), held by {_holders(fd)}")
+
+    threading.Thread(target=tell, name="turns-watch", daemon=True).start()
+    try:
+        fcntl.flock(fd, operation)
+    finally:
+        taken.set()
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _holders(fd: int) -> str:
+    """The processes holding a lock on ``fd``'s file (``/proc/locks``, whose lines read
+    ``1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF``; waiters' lines have ``->`` after the number)."""
+    st = os.fstat(fd)
+    file = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks") as f:
+            lines = [line.split() for line in f]
+    except OSError as err:
+        return f"processes this grader cannot name ({err.strerror})"
+    pids = sorted({int(w[4]) for w in lines if len(w) > 5 and w[1] != "->" and w[5] == file})
+    return "; ".join(map(_process, pids)) or "a process that has just let go"
+
+
+def _process(pid: int) -> str:
+    """``pid 1234 (user ann: python -m grader autograde ...)``, as far as /proc shows it."""
+    try:
+        owner = pwd.getpwuid(os.stat(f"/proc/{pid}").st_uid).pw_name
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            command = f.read(200).replace(b"\0", b" ").decode(errors="replace").strip()
+    except (OSError, KeyError):
+        return f"pid {pid}"
+    return f"pid {pid} (user {owner}: {command})"
+
+
 @contextmanager
 def _turn(alone: bool):
     base = os.environ.get(VARIABLE) or DEFAULT
     gate, room = _open(base + ".gate"), _open(base + ".room")
     started = time.monotonic()
     try:
-        fcntl.flock(gate, fcntl.LOCK_EX)
-        fcntl.flock(room, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        _lock(gate, fcntl.LOCK_EX, base + ".gate")
+        _lock(room, fcntl.LOCK_EX if alone else fcntl.LOCK_SH, base + ".room")
         if not alone:
             fcntl.flock(gate, fcntl.LOCK_UN)  # the next one in, beside or waiting to be alone
         if _waited is not None:
