@@ -1,5 +1,4 @@
-"""``python -m grader {release,autograde,adjust,merge-student,unmerge-student,remove-student,
-restore-student,report,references}``: the instructor's commands."""
+"""The instructor's commands: ``python -m grader COMMAND --help`` says what each one does."""
 
 import argparse
 import errno
@@ -77,7 +76,11 @@ CPU_FLOOR = 10
 
 
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
+    main = argparse.ArgumentParser(
+        prog="python -m grader",
+        description="The instructor's commands for Forward Pass: "
+        "release the notebooks, grade a class, and keep its gradebook. `python -m grader COMMAND --help` says more.",
+    )
     commands = main.add_subparsers(dest="command", required=True)
 
     release = commands.add_parser("release", help="regenerate chapters/ from solutions/ with nbgrader")

@@ -89,7 +89,7 @@ class Canonical(ast.NodeTransformer):
             keys = [k.value if isinstance(k, ast.Constant) else object() for k in node.value.keys]
             if keys.count(index.value) == 1:
                 i = keys.index(index.value)
-                return self._picked(node, node.value.values[i], [*node.value.keys, *node.value.values])
+                return self.picked(node, node.value.values[i], [*node.value.keys, *node.value.values])
         if (
             isinstance(node.value, ast.Tuple | ast.List)
             and isinstance(index, ast.Constant)
@@ -97,7 +97,7 @@ class Canonical(ast.NodeTransformer):
             and -len(node.value.elts) <= index.value < len(node.value.elts)
             and not any(isinstance(e, ast.Starred) for e in node.value.elts)
         ):
-            return self._picked(node, node.value.elts[index.value], node.value.elts)
+            return self.picked(node, node.value.elts[index.value], node.value.elts)
         if (
             isinstance(node.value, ast.Call)
             and getattr(node.value.func, "id", None) in ("locals", "vars")
@@ -109,7 +109,7 @@ class Canonical(ast.NodeTransformer):
             return ast.Name(index.value, node.ctx)  # ``locals()['n']``: ``n`` (red team, eighth round)
         return node
 
-    def _picked(self, node: ast.expr, picked: ast.expr, among: list[ast.expr]) -> ast.expr:
+    def picked(self, node: ast.expr, picked: ast.expr, among: list[ast.expr]) -> ast.expr:
         """``picked``, one of the parts ``among`` of ``node``; with ``keep``, only if the others
         hold no code (``inert``): ``(0, np.exp(e, out=e))[0]`` runs what it leaves out."""
         if self.keep and not all(inert(p) for p in among if p is not picked):
@@ -186,36 +186,20 @@ class Canonical(ast.NodeTransformer):
         return node
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
+        """A call in one spelling (keywords spelt out and sorted, NumPy's functions in one form);
+        then, given positional arguments alone, a call that only spells out an attribute, an
+        operator or its own argument is that (``CALL_FOLDS``)."""
         self.generic_visit(node)
         node.keywords = _spelt_out(node.keywords)
         _numpy_call(node)
-        func, args = node.func, node.args
         if all(k.arg is not None for k in node.keywords):
             node.keywords.sort(key=lambda k: k.arg)
-        if node.keywords or any(isinstance(a, ast.Starred) for a in args):
+        if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
             return node
-        if isinstance(func, ast.Call) and _attribute_getter(func) and len(args) == 1:
-            return ast.Attribute(args[0], func.args[0].value, ast.Load())  # operator.attrgetter("a")(x)
-        if isinstance(func, ast.Attribute) and func.attr == "__getattribute__" and len(args) == 1:
-            func, args = ast.Name("getattr", ast.Load()), [func.value, args[0]]  # o.__getattribute__('a')
-        if isinstance(func, ast.Name) and func.id == "getattr" and len(args) in (2, 3):  # a default too
-            name = args[1]
-            if isinstance(name, ast.Constant) and isinstance(name.value, str) and name.value.isidentifier():
-                return self._picked(node, ast.Attribute(args[0], name.value, ast.Load()), args[2:])
-        if isinstance(func, ast.Attribute) and func.attr in DUNDERS and len(args) == 1:
-            return self.visit_BinOp(ast.BinOp(func.value, DUNDERS[func.attr](), args[0]))
-        if isinstance(func, ast.Attribute) and func.attr in UFUNCS and len(args) == 2 and _named(func.value):
-            return self.visit_BinOp(ast.BinOp(args[0], UFUNCS[func.attr](), args[1]))
-        if isinstance(func, ast.Name) and func.id == "pow" and len(args) == 2:
-            return self.visit_BinOp(ast.BinOp(args[0], ast.Pow(), args[1]))
-        if isinstance(func, ast.Lambda) and _is_identity(func) and len(args) == 1:
-            return args[0]
-        if isinstance(func, ast.Name) and func.id in ("min", "max") and len(args) == 1:
-            return _single(args[0]) or node  # ``min((v,))``: ``v``
-        if isinstance(func, ast.Name) and func.id == "next" and len(args) == 1 and _called("iter", args[0]):
-            return _single(args[0].args[0]) or node  # ``next(iter((v,)))``: ``v``
-        if _called("nullcontext", node) and len(args) == 1:
-            return args[0]  # the context that gives back what it is given
+        for fold in CALL_FOLDS:
+            folded = fold(self, node)
+            if folded is not None:
+                return folded
         return node
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
@@ -264,6 +248,55 @@ class Canonical(ast.NodeTransformer):
                 ]
                 setattr(node, field, kept or ([ast.Pass()] if field == "body" else []))
         return node
+
+
+def _attribute_call(canonical: Canonical, node: ast.Call) -> ast.expr | None:
+    """``getattr(o, 'a')``, ``o.__getattribute__('a')``, ``operator.attrgetter('a')(o)``: ``o.a``
+    (``getattr(o, 'a', default)`` too, where the default holds no code or ``keep`` is off)."""
+    func, args = node.func, node.args
+    if isinstance(func, ast.Call) and _attribute_getter(func) and len(args) == 1:
+        return ast.Attribute(args[0], func.args[0].value, ast.Load())
+    if isinstance(func, ast.Attribute) and func.attr == "__getattribute__" and len(args) == 1:
+        args = [func.value, args[0]]
+    elif not (isinstance(func, ast.Name) and func.id == "getattr" and len(args) in (2, 3)):
+        return None
+    name = args[1]
+    if isinstance(name, ast.Constant) and isinstance(name.value, str) and name.value.isidentifier():
+        return canonical.picked(node, ast.Attribute(args[0], name.value, ast.Load()), args[2:])
+    return None
+
+
+def _operator_call(canonical: Canonical, node: ast.Call) -> ast.expr | None:
+    """``a.__add__(b)``, ``np.add(a, b)``, ``operator.sub(a, b)``, ``pow(a, b)``: ``a + b``,
+    ``a - b``, ``a ** b``."""
+    func, args = node.func, node.args
+    if isinstance(func, ast.Attribute) and func.attr in DUNDERS and len(args) == 1:
+        return canonical.visit_BinOp(ast.BinOp(func.value, DUNDERS[func.attr](), args[0]))
+    if isinstance(func, ast.Attribute) and func.attr in UFUNCS and len(args) == 2 and _named(func.value):
+        return canonical.visit_BinOp(ast.BinOp(args[0], UFUNCS[func.attr](), args[1]))
+    if isinstance(func, ast.Name) and func.id == "pow" and len(args) == 2:
+        return canonical.visit_BinOp(ast.BinOp(args[0], ast.Pow(), args[1]))
+    return None
+
+
+def _identity_call(canonical: Canonical, node: ast.Call) -> ast.expr | None:
+    """``(lambda v: v)(x)``, ``nullcontext(x)`` (the context that gives back what it is given),
+    ``min((x,))``, ``max([x])``, ``next(iter((x,)))``: ``x``."""
+    func, args = node.func, node.args
+    if len(args) != 1:
+        return None
+    if (isinstance(func, ast.Lambda) and _is_identity(func)) or _called("nullcontext", node):
+        return args[0]
+    name = func.id if isinstance(func, ast.Name) else None
+    if name in ("min", "max"):
+        return _single(args[0])
+    if name == "next" and _called("iter", args[0]):
+        return _single(args[0].args[0])
+    return None
+
+
+# The calls ``Canonical.visit_Call`` folds: each takes the call, gives what it spells or None.
+CALL_FOLDS = (_attribute_call, _operator_call, _identity_call)
 
 
 def _called(name: str, node: ast.AST) -> bool:
