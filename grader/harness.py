@@ -345,9 +345,9 @@ def _left_behind() -> bool:
     """Whether a process the student's code started is still alive, once its job's own process
     has ended (reaping those that ended). Such a process can write lines on the grader's pipe
     for the next job, which the grader takes as that job's: it would answer the next notebook
-    with code that lives only in this one (red team, ninth round). No route the audit hook sees
-    starts one, but ``_posixsubprocess.fork_exec`` runs a function of the student's in its child
-    without any audit event, before the ``execve`` the sandbox refuses. So no further ``lib``
+    with code that lives only in this one (red team, ninth round). The job's filter refuses every
+    route to one (``_confine``: ``_posixsubprocess.fork_exec`` ran a function of the student's in
+    its child without any audit event); should one be found, no further ``lib``
     is asked for: the harness ends, its sandbox with every process in it, and the grader runs
     the jobs not started in a new one."""
     while True:
@@ -402,7 +402,7 @@ def _run(job: dict, lib: str, report: Report, limit: float, runners, wire, watch
     resource.setrlimit(resource.RLIMIT_CPU, (max(cap - 1, 1), cap))
     sys.path.insert(0, lib)
     _unreadable(readable=True)
-    _no_exec(os.path.join(os.path.dirname(os.path.abspath(__file__)), "no-exec.bpf"))
+    _confine(os.path.join(os.path.dirname(os.path.abspath(__file__)), "job.bpf"))
     program = Program(job, report, limit, runners, wire, watch)
     sys.addaudithook(make_hook())  # nothing here keeps it: the student's code cannot reach it
     program.run()
@@ -415,10 +415,10 @@ def _audit_hook(fd: int, number: int, roots: list[str]):
     )
 
 
-def _no_exec(path: str) -> None:
-    """Load the BPF program at ``path`` (``grader.sandbox.bwrap.no_exec_filter``), if the scorer
-    wrote one (it runs sandboxed), into this process: from here on, neither it nor any process it
-    starts can run another program."""
+def _confine(path: str) -> None:
+    """Load the BPF program at ``path`` (``grader.sandbox.bwrap.job_filter``), if the scorer
+    wrote one (it runs sandboxed), into this process: from here on, it starts no other program
+    and no other process (threads only)."""
     if not os.path.exists(path):
         return
     with open(path, "rb") as f:
@@ -428,7 +428,7 @@ def _no_exec(path: str) -> None:
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) or libc.prctl(
         PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0
     ):
-        raise OSError(ctypes.get_errno(), "the harness could not forbid starting programs")
+        raise OSError(ctypes.get_errno(), "the harness could not forbid starting programs and processes")
 
 
 class _SockFprog(ctypes.Structure):

@@ -85,7 +85,7 @@ SHIPPED = ("harness.py", "wire.py", "runners.py", "watch.py", "audit.py")
 SECRET = gradebook.SECRET
 MAX_BYTES = 64 * 2**20  # of answers read back from one notebook's scorer
 MAX_VALUES = 10_000  # JSON values in one line read back (an honest line has a few hundred at most)
-NO_EXEC = "no-exec.bpf"  # beside the harness: ``grader.sandbox.bwrap.no_exec_filter``
+JOB_FILTER = "job.bpf"  # beside the harness: ``grader.sandbox.bwrap.job_filter``
 MAX_RAN = 256  # audit events kept from one run (past them: one that says so, ``Ran.told``)
 MAX_TIMED_OUT = 64  # statements past their limit kept from one run (each cost a limit of the job's budget)
 # Bytes a line read back counts for at least, kept or not: reading one costs the grader about a
@@ -235,8 +235,8 @@ class Scorer:
             shutil.copyfile(HERE / name, self.view / name)
             (self.view / name).chmod(0o644)
         if isolate:  # the harness loads it (without the sandbox, on trusted code, there is none)
-            (self.view / NO_EXEC).write_bytes(sandbox.no_exec_filter())
-            (self.view / NO_EXEC).chmod(0o644)
+            (self.view / JOB_FILTER).write_bytes(sandbox.job_filter())
+            (self.view / JOB_FILTER).chmod(0o644)
 
     def for_student(self, student: str, key: bytes) -> "Scorer":
         """This scorer with ``student``'s key given (a machine that does not hold the secret)."""

@@ -21,6 +21,7 @@ import os
 import pickle
 import subprocess
 import sys
+import textwrap
 import time
 import tracemalloc
 
@@ -53,6 +54,7 @@ from grader import (
     program,
     references,
     results,
+    sandbox,
     scoring,
     scrub,
     submissions,
@@ -1325,7 +1327,7 @@ def test_no_other_program_starts_in_the_scorer_even_by_a_route_nobody_audits(tmp
     """``multiprocessing.util.spawnv_passfds`` starts a program with no audit event (red team,
     third round: a child interpreter computed the answers, full marks, no finding); the harness
     loads a seccomp filter that refuses ``execve`` in each job's process
-    (``sandbox.bwrap.no_exec_filter``)."""
+    (``sandbox.bwrap.job_filter``)."""
     scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=10))
     spawn = (
         "import multiprocessing.util, os, sys\n"
@@ -1337,6 +1339,70 @@ def test_no_other_program_starts_in_the_scorer_even_by_a_route_nobody_audits(tmp
         answer("embed", HIDDEN_EMBED + spawn), nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "m"
     )
     assert verdict["embed"].status != "graded", verdict["embed"]
+
+
+# Every route to a new process from Python's own code, the child writing a byte on ``w`` and ending
+# at once (red team, ninth and tenth rounds: ``_posixsubprocess.fork_exec`` runs ``preexec_fn`` in
+# its child with no audit event, and that process outlived its job and answered the next).
+FORK_ROUTES = {
+    "fork": "pid = libc.fork()",
+    "_posixsubprocess": (
+        "import _posixsubprocess\n"
+        "def child():\n    os.write(w, b'c')\n    os._exit(0)\n"
+        "pid = _posixsubprocess.fork_exec([b'x'], [b'/nonexistent'], True, (), None, None,"
+        " -1, -1, -1, -1, -1, -1, *os.pipe(), False, False, -1, None, None, None, -1, child, False)"
+    ),
+    "clone": "pid = libc.syscall(56, 17, 0, 0, 0, 0)",  # SYS_clone with SIGCHLD: a fork
+    "vfork": "pid = libc.syscall(58)",
+    "clone3": "pid = libc.syscall(435, ctypes.byref((ctypes.c_uint64 * 11)(0, 0, 0, 0, 17)), 88)",
+}
+CONFINED = (
+    "import ctypes, os, sys\nfrom grader import harness\nharness._confine(sys.argv[1])\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\nr, w = os.pipe()\n"
+)
+AFTER_ROUTE = (
+    "\nif pid == 0:\n    os.write(w, b'c')\n    os._exit(0)\n"
+    "os.close(w)\nprint('a process ran' if os.read(r, 1) else 'refused')"
+)
+
+
+def _confined(tmp_path, code: str, **env) -> str:
+    """What ``code`` prints, run in a new interpreter once it loaded the filter each job's process
+    loads (``harness._confine``)."""
+    filter_file = tmp_path / "job.bpf"
+    filter_file.write_bytes(sandbox.job_filter())
+    done = subprocess.run(
+        [sys.executable, "-c", CONFINED + code, str(filter_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(course.ROOT), **env},
+    )
+    return done.stdout.strip() or done.stderr[-500:]
+
+
+@pytest.mark.parametrize("route", FORK_ROUTES)
+def test_a_jobs_process_starts_no_other_process(tmp_path, route):
+    """A process started by the student's code runs their code outside their job's limits and
+    can outlive it; the job's filter refuses making one by every route the kernel has (``fork``,
+    ``vfork``, ``clone`` without ``CLONE_THREAD``, ``clone3``), the audited or not."""
+    tried = "try:\n" + textwrap.indent(FORK_ROUTES[route], "    ") + "\nexcept OSError:\n    pid = -1"
+    assert _confined(tmp_path, tried + AFTER_ROUTE) == "refused"
+
+
+def test_threads_still_start_in_a_jobs_process(tmp_path):
+    """Threads are no other process: NumPy's BLAS pool and Python's threads start under the job's
+    filter (``clone3`` refused with ENOSYS, so the C library falls back to ``clone``, which is
+    allowed with ``CLONE_THREAD``)."""
+    code = (
+        "import threading\nimport numpy as np\n"
+        "a = np.arange(250_000, dtype=float).reshape(500, 500) % 7\n"
+        "product = a @ a\nseen = []\nthread = threading.Thread(target=seen.append, args=(1,))\n"
+        "thread.start()\nthread.join()\n"
+        "print(len(os.listdir('/proc/self/task')), seen, bool(np.allclose(product, a.dot(a))))"
+    )
+    threads, seen, right = _confined(tmp_path, code, OPENBLAS_NUM_THREADS="3").split(" ", 2)
+    assert int(threads) >= min(3, os.cpu_count()) and (seen, right) == ("[1]", "True")
 
 
 def test_text_the_student_writes_as_the_hook_is_bounded_and_flagged():

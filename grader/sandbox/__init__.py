@@ -107,7 +107,7 @@ SUPERVISOR = (
 )
 GiB = 2**30
 _seccomp_filter = cache(bwrap.seccomp_filter)  # the same for every sandbox
-no_exec_filter = cache(bwrap.no_exec_filter)  # the same for every scorer (grader.scoring)
+job_filter = cache(bwrap.job_filter)  # the same for every scorer (grader.scoring)
 
 
 @dataclass(frozen=True)

@@ -309,6 +309,8 @@ RWF_NOWAIT = 0x8  # the flags of preadv2 and pwritev2 (their sixth argument)
 # kernel (Bluetooth, CAN, AF_ALG's crypto, RDS, TIPC).
 SOCKET_FAMILIES = (1, 2, 10, 16)  # AF_UNIX, AF_INET, AF_INET6, AF_NETLINK
 FAMILIES = 256  # every family number below this that is not allowed is refused (Linux has 46)
+CLONE_THREAD = 0x10000
+CLONE_FLAGS = 0  # the argument of clone that holds its flags on x86_64 and arm64 (not on s390)
 
 
 def seccomp_filter() -> bytes:
@@ -346,16 +348,30 @@ def seccomp_filter() -> bytes:
     return _exported(rules)
 
 
-def no_exec_filter() -> bytes:
+def job_filter() -> bytes:
     """The BPF program that the scorer's harness loads into each job's process before the
-    student's first statement (``grader.harness``): ``execve`` and ``execveat`` refused with EPERM,
-    so the student's code starts no other program (its own interpreter was started before),
-    whichever route it takes: ``grader.audit`` sees the routes the interpreter audits, this one
-    every route (``multiprocessing.util.spawnv_passfds`` audits nothing)."""
+    student's first statement (``grader.harness``): from there on, neither it nor its code starts
+    another program or another process, whichever route it takes (``grader.audit`` sees the routes
+    the interpreter audits, this one every route: ``multiprocessing.util.spawnv_passfds`` and
+    ``_posixsubprocess.fork_exec``'s ``preexec_fn`` audit nothing). ``execve`` and ``execveat``,
+    ``fork`` and ``vfork`` are refused with EPERM, and so is ``clone`` unless it makes a thread
+    (``CLONE_THREAD``: a thread ends with its process, a process may outlive its job and answer
+    the next, red team, ninth round). ``clone3`` passes its flags in memory, which a filter cannot
+    read: it is refused with ENOSYS, as container runtimes do, and the C library makes its threads
+    (BLAS's, OpenMP's, Python's) with ``clone`` instead. The harness's own process, which forks
+    the jobs' processes, loads nothing."""
     seccomp = _pyseccomp()
     rules = seccomp.SyscallFilter(seccomp.ALLOW)
-    for name in ("execve", "execveat"):
-        rules.add_rule(seccomp.ERRNO(errno.EPERM), seccomp.resolve_syscall(seccomp.Arch.NATIVE, name))
+
+    def refuse(error: int, name: str, *args: tuple[int, int, int]) -> None:
+        number = seccomp.resolve_syscall(seccomp.Arch.NATIVE, name)
+        if number >= 0:  # vfork and fork: not on every architecture (clone does their work)
+            rules.add_rule(seccomp.ERRNO(error), number, *(seccomp.Arg(*arg) for arg in args))
+
+    for name in ("execve", "execveat", "fork", "vfork"):
+        refuse(errno.EPERM, name)
+    refuse(errno.EPERM, "clone", (CLONE_FLAGS, seccomp.MASKED_EQ, CLONE_THREAD, 0))
+    refuse(errno.ENOSYS, "clone3")
     return _exported(rules)
 
 
