@@ -1676,3 +1676,28 @@ def test_a_jobs_process_cannot_read_the_harness(tmp_path):
     scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=5))
     run = scorer.run([{"index": 0, "source": PARENT}], ASSIGNMENT)
     assert run.failed == {0: "RuntimeError: opened: []"}, run.failed
+
+
+# Opens for writing the memory of every other process a job's process sees: the sandbox's pid 1
+# (bubblewrap's init, which stays to reap) runs as the same user and is dumpable.
+OTHERS = """import os
+opened = []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    if int(pid) != os.getpid():
+        try:
+            os.close(os.open(f"/proc/{pid}/mem", os.O_RDWR))
+            opened.append(pid)
+        except OSError:
+            pass
+raise RuntimeError(f"opened: {opened}")"""
+
+
+def test_a_jobs_process_cannot_write_into_any_other_process(tmp_path):
+    """Whatever writes into the memory of the sandbox's pid 1 (red team, tenth round) runs code
+    there, in a process no job's limits, filter or end reach (``harness._left_behind`` sees only
+    the harness's own descendants): it could answer the next notebook, as a process left behind
+    did (ninth round). Each job's process is in a Landlock domain of its own, so the kernel lets
+    it trace, and open the memory of, no process outside it (``harness._alone``)."""
+    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=5))
+    run = scorer.run([{"index": 0, "source": OTHERS}], ASSIGNMENT)
+    assert run.failed == {0: "RuntimeError: opened: []"}, run.failed
