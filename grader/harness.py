@@ -369,7 +369,8 @@ def _lent(fd: int, go: int, number: int) -> bool:
     token = _received(go, TOKEN)
     if token is None:
         return False
-    Report(fd, number).write(f"lend {number} {token.decode('ascii', 'replace')}")
+    # on a line of its own: a line the student's code began and left unfinished ends before it
+    Report(fd, number).write(f"\nlend {number} {token.decode('ascii', 'replace')}")
     return _received(go, 1) == b"\0"
 
 

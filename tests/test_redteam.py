@@ -1678,6 +1678,28 @@ def test_a_jobs_process_cannot_read_the_harness(tmp_path):
     assert run.failed == {0: "RuntimeError: opened: []"}, run.failed
 
 
+# Half a line on the grader's pipe, and the job's process ends with nothing after it.
+HALF_LINE = """import os, sys
+fd = int([a for a in sys.argv if a.startswith("--fd=")][0][5:])
+os.write(fd, b'0 {"cell": 0, "x": ')
+os._exit(0)"""
+
+
+def test_half_a_line_left_on_the_pipe_hides_no_request_for_the_next_notebook(tmp_path):
+    """The harness's ``lend`` line was read as the end of a line a job's code began and left
+    unfinished: the next notebook was never lent, and the grader waited for the whole process's
+    time asleep before running it in a new one, the first notebook marked as out of time (red
+    team, tenth round). The harness begins its request on a line of its own."""
+    limits = scoring.Limits(2**30, per_call=5, idle_seconds=1)
+    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, limits)
+    programs = [
+        ([{"index": 0, "source": HALF_LINE}], ASSIGNMENT),
+        ([{"index": 0, "source": "x = 1"}], ASSIGNMENT),
+    ]
+    first, second = scorer.run_all(programs)
+    assert first.returncode == 0 and second.done, (first, second)
+
+
 # Opens for writing the memory of every other process a job's process sees: the sandbox's pid 1
 # (bubblewrap's init, which stays to reap) runs as the same user and is dumpable.
 OTHERS = """import os
