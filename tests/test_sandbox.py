@@ -51,6 +51,16 @@ def test_the_sandbox_works_here():
     assert sandbox.available() is None
 
 
+def test_a_kernel_without_landlock_is_named_before_any_notebook_is_graded(monkeypatch):
+    """The scorer puts each notebook's process in a Landlock domain, and fails closed without
+    one: a kernel that lacks it must stop grading before it starts, with the reason, not fail
+    every notebook of the class one by one."""
+    assert bwrap.landlock_abi() >= 1  # this machine's kernel has it
+    monkeypatch.setattr(bwrap, "landlock_abi", lambda: 0)
+    told = sandbox.available.__wrapped__()
+    assert told.startswith("Landlock is not enabled in this kernel"), told
+
+
 def python(code: str, *args: str, view: View = PUBLIC, limits: Limits = LIMITS) -> sandbox.Outcome:
     return sandbox.run([PY, "-c", code, *args], view, limits)
 

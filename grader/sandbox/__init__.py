@@ -335,6 +335,12 @@ def available() -> str | None:
         return f"bubblewrap is not installed ({bwrap.BWRAP}; Debian/Ubuntu: apt-get install bubblewrap)"
     if os.geteuid() == 0 and not os.path.exists(bwrap.SETPRIV):
         return f"setpriv is missing ({bwrap.SETPRIV}, util-linux): as root, sandboxes run as users of their own through it"
+    if bwrap.landlock_abi() < 1:
+        return (
+            "Landlock is not enabled in this kernel (it needs Linux 5.13 or later, with landlock in its "
+            "lsm= boot parameter): without it a scorer cannot keep a notebook's code from the sandbox's "
+            "other processes"
+        )
     limits = Limits(GiB, 64, 30, 60, 2**20, 2**20)
     probe = run([bwrap.interpreter("full"), "-c", "print('ok')"], View(), limits, timeout=60)
     if probe.stdout.strip() != b"ok":

@@ -41,6 +41,7 @@ Paths are strings (``os.path``), and the view a dict (``View.as_dict()``): the s
 this module, and its start-up is kept to builtin modules (see ``grader.sandbox.launch``).
 """
 
+import ctypes
 import errno
 import os
 import sys
@@ -309,6 +310,7 @@ RWF_NOWAIT = 0x8  # the flags of preadv2 and pwritev2 (their sixth argument)
 # kernel (Bluetooth, CAN, AF_ALG's crypto, RDS, TIPC).
 SOCKET_FAMILIES = (1, 2, 10, 16)  # AF_UNIX, AF_INET, AF_INET6, AF_NETLINK
 FAMILIES = 256  # every family number below this that is not allowed is refused (Linux has 46)
+SYS_LANDLOCK_CREATE_RULESET, LANDLOCK_CREATE_RULESET_VERSION = 444, 1  # the same on every architecture
 CLONE_THREAD = 0x10000
 CLONE_FLAGS = 0  # the argument of clone that holds its flags on x86_64 and arm64 (not on s390)
 
@@ -373,6 +375,14 @@ def job_filter() -> bytes:
     refuse(errno.EPERM, "clone", (CLONE_FLAGS, seccomp.MASKED_EQ, CLONE_THREAD, 0))
     refuse(errno.ENOSYS, "clone3")
     return _exported(rules)
+
+
+def landlock_abi() -> int:
+    """The version of Landlock's interface this kernel offers, 0 if none (``landlock_create_ruleset``
+    asked for its version): the scorer's harness puts each notebook's process in a Landlock domain
+    of its own (``grader.harness._alone``)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return max(libc.syscall(SYS_LANDLOCK_CREATE_RULESET, None, 0, LANDLOCK_CREATE_RULESET_VERSION), 0)
 
 
 def _pyseccomp():
