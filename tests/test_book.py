@@ -302,8 +302,9 @@ AXE_RUN = """async ([skip, root]) => {
 # where its dark-mode colours can meet them. Colour contrast only.
 DARK = "document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'"
 
-# What is wider than the column: the page itself, display equations that scroll without showing
-# it, inline equations that stick out of their paragraph, code cells that scroll sideways.
+# What is wider than the column: the page itself, display equations and cells' HTML outputs (a
+# table) that scroll without showing it, inline equations that stick out of their paragraph, code
+# cells that scroll sideways.
 OVERFLOW = """() => {
     const article = document.querySelector('article.bd-article') || document.body;
     const right = article.getBoundingClientRect().right;
@@ -313,6 +314,8 @@ OVERFLOW = """() => {
         hiddenMath: [...document.querySelectorAll('div.math, div.math mjx-container')]
             .filter(m => m.scrollWidth > m.clientWidth + 1 && !m.classList.contains('fp-scrolls')).map(text),
         scrollingMath: [...document.querySelectorAll('div.math .fp-scrolls')].map(text),
+        hiddenOutputs: [...article.querySelectorAll('.cell_output .output.text_html')]
+            .filter(o => o.scrollWidth > o.clientWidth + 1 && !o.classList.contains('fp-scrolls')).map(text),
         inlineMath: [...document.querySelectorAll('span.math mjx-container')]
             .filter(m => m.getBoundingClientRect().right > right + 1).map(text),
         scrollingCode: [...article.querySelectorAll('pre')]
@@ -752,8 +755,9 @@ def test_the_blocks_axe_checks_hold_what_the_reader_edition_lacks(edition):
 @pytest.mark.browser
 @pytest.mark.parametrize(("edition", "width"), [(e, w) for e in EDITIONS for w in WIDTHS[e]])
 def test_nothing_is_wider_than_the_column(visits, edition, width):
-    """No page scrolls sideways; a display equation wider than the column scrolls inside its block
-    and shows that it does (shadows at its edges, focusable); no inline equation sticks out; at
+    """No page scrolls sideways; a display equation or a cell's HTML output wider than the column
+    scrolls inside its block and shows that it does (shadows at its edges, focusable: chapter 5's
+    16-column tables were cut at their ninth column, even on a desktop); no inline equation sticks out; at
     desktop width no code block or output scrolls sideways (long lines wrap)."""
     problems = {}
     for path in PAGES:
@@ -761,6 +765,7 @@ def test_nothing_is_wider_than_the_column(visits, edition, width):
         found = {
             "page scrolls sideways by (px)": overflow["page"] if overflow["page"] > 0 else None,
             "equations cut off": overflow["hiddenMath"],
+            "outputs cut off": overflow["hiddenOutputs"],
             "inline equations past the column": overflow["inlineMath"],
             "code blocks scrolling sideways": overflow["scrollingCode"] if width == DESKTOP else [],
         }
