@@ -941,6 +941,31 @@ def test_no_hidden_tests_or_solution_markers_are_published(edition):
     assert not leaks, f"hidden tests or solution markers published in {leaks}"
 
 
+NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
+
+
+@pytest.mark.slow
+def test_the_model_card_pastes_the_models_sizes_into_its_text(book):
+    """The card says every number on it is computed when the book is built; its text typed the
+    context length (three times) and the number of blocks. They are pasted from the loaded model
+    (myst-nb's glue), in digits or in words, and the built page shows them where the text says them."""
+    import lib
+
+    config = lib.load_pretrained("shakespeare").config
+    card = nbformat.read(ROOT / "book" / "model-card.ipynb", as_version=4)
+    prose = " ".join(c.source for c in card.cells if c.cell_type == "markdown")
+    sizes = {"n_ctx": config.n_ctx, "n_layer": config.n_layer}
+    typed = {
+        name: found
+        for name, n in sizes.items()
+        for found in re.findall(rf"\b(?:{n}|{NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else n})\b", prose)
+    }
+    assert typed == {}
+    shown = " ".join(page_text((book / "book" / "model-card.html").read_text(encoding="utf-8")).split())
+    assert f"The context holds {config.n_ctx} characters" in shown
+    assert f"a GPT-2 with {config.n_layer} blocks" in shown
+
+
 @pytest.mark.slow
 def test_api_reference_documents_every_public_name(book):
     import lib
