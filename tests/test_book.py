@@ -944,26 +944,46 @@ def test_no_hidden_tests_or_solution_markers_are_published(edition):
 NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
 
 
+def typed(prose: str, sizes: dict[str, int]) -> dict[str, list[str]]:
+    """Where ``prose`` types one of ``sizes`` (in digits, or in words up to twelve): numbers the
+    pages print from lib, which a typed copy would contradict once the model changed."""
+    found = {}
+    for name, n in sizes.items():
+        spelled = [str(n)] + ([NUMBER_WORDS[n]] if n < len(NUMBER_WORDS) else [])
+        hits = re.findall(rf"\b(?:{'|'.join(spelled)})\b", prose)
+        if hits:
+            found[name] = hits
+    return found
+
+
+def prose_of(notebook: Path) -> str:
+    return " ".join(
+        c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "markdown"
+    )
+
+
 @pytest.mark.slow
 def test_the_model_card_pastes_the_models_sizes_into_its_text(book):
     """The card says every number on it is computed when the book is built; its text typed the
     context length (three times) and the number of blocks. They are pasted from the loaded model
-    (myst-nb's glue), in digits or in words, and the built page shows them where the text says them."""
+    (myst-nb's glue), and the built page shows them where the text says them."""
     import lib
 
     config = lib.load_pretrained("shakespeare").config
-    card = nbformat.read(ROOT / "book" / "model-card.ipynb", as_version=4)
-    prose = " ".join(c.source for c in card.cells if c.cell_type == "markdown")
     sizes = {"n_ctx": config.n_ctx, "n_layer": config.n_layer}
-    typed = {
-        name: found
-        for name, n in sizes.items()
-        for found in re.findall(rf"\b(?:{n}|{NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else n})\b", prose)
-    }
-    assert typed == {}
+    assert typed(prose_of(ROOT / "book" / "model-card.ipynb"), sizes) == {}
     shown = " ".join(page_text((book / "book" / "model-card.html").read_text(encoding="utf-8")).split())
     assert f"The context holds {config.n_ctx} characters" in shown
     assert f"a GPT-2 with {config.n_layer} blocks" in shown
+
+
+def test_no_chapter_types_the_toy_models_number_of_weights():
+    """Chapter 6 opened on "a model with 280 weights", which chapters 5 and 6 print from lib."""
+    import lib
+
+    sizes = {"toy weights": lib.load_pretrained("toy").num_params()}
+    found = {nb.parent.name: typed(prose_of(nb), sizes) for nb in ROOT.glob("chapters/*/*.ipynb")}
+    assert {chapter: hits for chapter, hits in found.items() if hits} == {}
 
 
 @pytest.mark.slow
