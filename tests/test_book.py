@@ -304,7 +304,7 @@ DARK = "document.documentElement.dataset.theme = 'dark'; document.documentElemen
 
 # What is wider than the column: the page itself, display equations and cells' HTML outputs (a
 # table) that scroll without showing it, inline equations that stick out of their paragraph, code
-# cells that scroll sideways.
+# cells that scroll sideways; the row labels of printed tables broken over two lines.
 OVERFLOW = """() => {
     const article = document.querySelector('article.bd-article') || document.body;
     const right = article.getBoundingClientRect().right;
@@ -316,6 +316,11 @@ OVERFLOW = """() => {
         scrollingMath: [...document.querySelectorAll('div.math .fp-scrolls')].map(text),
         hiddenOutputs: [...article.querySelectorAll('.cell_output .output.text_html')]
             .filter(o => o.scrollWidth > o.clientWidth + 1 && !o.classList.contains('fp-scrolls')).map(text),
+        brokenLabels: [...article.querySelectorAll('.cell_output .text_html tbody th')].filter(th => {
+            const range = document.createRange();
+            range.selectNodeContents(th);
+            return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size > 1;
+        }).map(text),
         inlineMath: [...document.querySelectorAll('span.math mjx-container')]
             .filter(m => m.getBoundingClientRect().right > right + 1).map(text),
         scrollingCode: [...article.querySelectorAll('pre')]
@@ -757,8 +762,9 @@ def test_the_blocks_axe_checks_hold_what_the_reader_edition_lacks(edition):
 def test_nothing_is_wider_than_the_column(visits, edition, width):
     """No page scrolls sideways; a display equation or a cell's HTML output wider than the column
     scrolls inside its block and shows that it does (shadows at its edges, focusable: chapter 5's
-    16-column tables were cut at their ninth column, even on a desktop); no inline equation sticks out; at
-    desktop width no code block or output scrolls sideways (long lines wrap)."""
+    16-column tables were cut at their ninth column, even on a desktop); no inline equation sticks
+    out; at desktop width no code block or output scrolls sideways (long lines wrap) and a printed
+    table's row labels keep to one line."""
     problems = {}
     for path in PAGES:
         overflow = seen(visits, edition, width, path).overflow
@@ -766,6 +772,7 @@ def test_nothing_is_wider_than_the_column(visits, edition, width):
             "page scrolls sideways by (px)": overflow["page"] if overflow["page"] > 0 else None,
             "equations cut off": overflow["hiddenMath"],
             "outputs cut off": overflow["hiddenOutputs"],
+            "table row labels broken over two lines": overflow["brokenLabels"] if width == DESKTOP else [],
             "inline equations past the column": overflow["inlineMath"],
             "code blocks scrolling sideways": overflow["scrollingCode"] if width == DESKTOP else [],
         }
