@@ -1027,6 +1027,7 @@ def test_search_finds_a_chapter(browser_ready, book, site):
                     && !document.getElementById('search-results').innerText.includes('\\\\('); }""",
             timeout=30_000,
         )
+        assert page.evaluate(MATH_IN_TAB_ORDER) == []  # the book's MathJax settings hold here too
     assert not (errors or failed or foreign), (errors, failed, foreign)
 
 
