@@ -302,8 +302,8 @@ AXE_RUN = """async ([skip, root]) => {
 # where its dark-mode colours can meet them. Colour contrast only.
 DARK = "document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'"
 
-# What is wider than the column: the page itself, display equations and cells' HTML outputs (a
-# table) that scroll without showing it, inline equations that stick out of their paragraph, code
+# What is wider than the column: the page itself, display equations, code and cells' HTML
+# outputs (a table) that scroll without showing it, inline equations that stick out of their paragraph, code
 # cells that scroll sideways; the row labels of printed tables broken over two lines.
 OVERFLOW = """() => {
     const article = document.querySelector('article.bd-article') || document.body;
@@ -325,6 +325,8 @@ OVERFLOW = """() => {
             .filter(m => m.getBoundingClientRect().right > right + 1).map(text),
         scrollingCode: [...article.querySelectorAll('pre')]
             .filter(p => p.scrollWidth > p.clientWidth + 1).map(text),
+        hiddenCode: [...article.querySelectorAll('pre')]
+            .filter(p => p.scrollWidth > p.clientWidth + 1 && !p.classList.contains('fp-scrolls')).map(text),
     };
 }"""
 
@@ -760,9 +762,10 @@ def test_the_blocks_axe_checks_hold_what_the_reader_edition_lacks(edition):
 @pytest.mark.browser
 @pytest.mark.parametrize(("edition", "width"), [(e, w) for e in EDITIONS for w in WIDTHS[e]])
 def test_nothing_is_wider_than_the_column(visits, edition, width):
-    """No page scrolls sideways; a display equation or a cell's HTML output wider than the column
-    scrolls inside its block and shows that it does (shadows at its edges, focusable: chapter 5's
-    16-column tables were cut at their ninth column, even on a desktop); no inline equation sticks
+    """No page scrolls sideways; a display equation, a code block or a cell's HTML output wider than
+    the column scrolls inside its block and shows that it does (shadows at its edges, focusable:
+    chapter 5's 16-column tables were cut at their ninth column, even on a desktop, and examples'
+    arrays at their third on a phone); no inline equation sticks
     out; at desktop width no code block or output scrolls sideways (long lines wrap) and a printed
     table's row labels keep to one line."""
     problems = {}
@@ -772,6 +775,7 @@ def test_nothing_is_wider_than_the_column(visits, edition, width):
             "page scrolls sideways by (px)": overflow["page"] if overflow["page"] > 0 else None,
             "equations cut off": overflow["hiddenMath"],
             "outputs cut off": overflow["hiddenOutputs"],
+            "code cut off": overflow["hiddenCode"],
             "table row labels broken over two lines": overflow["brokenLabels"] if width == DESKTOP else [],
             "inline equations past the column": overflow["inlineMath"],
             "code blocks scrolling sideways": overflow["scrollingCode"] if width == DESKTOP else [],

@@ -34,12 +34,15 @@
 
   // What is wider than the column scrolls sideways inside its block: a wide equation (in MathJax's
   // container; MathJax 3 cannot break display math across lines, the chapters keep equations
-  // narrow) and a cell's HTML output (chapter 5's 16-column tables, cut at their ninth column even
+  // narrow), a printed array or line on a phone, and a cell's HTML output (chapter 5's 16-column tables, cut at their ninth column even
   // on a desktop, with nothing to say that more was there). Each one that does is marked so: it
   // shows shadows at the edges that hide more (book.css, .fp-scrolls) and a keyboard can reach it.
   const SCROLLING = [
     ['div.math mjx-container[display="true"]', "Equation, wider than the page: scroll sideways to read it"],
     [".cell_output .output.text_html", "Output, wider than the page: scroll sideways to read it"],
+    // On a narrow screen printed arrays keep their columns (book.css): an example's array was cut
+    // at its third column on a phone, where nothing showed that it scrolls.
+    [".bd-article pre", "Code, wider than the page: scroll sideways to read it"],
   ];
 
   function markScrolling() {
