@@ -302,8 +302,9 @@ AXE_RUN = """async ([skip, root]) => {
 # where its dark-mode colours can meet them. Colour contrast only.
 DARK = "document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'"
 
-# What is wider than the column: the page itself, display equations that scroll without showing
-# it, inline equations that stick out of their paragraph, code cells that scroll sideways.
+# What is wider than the column: the page itself, display equations, code and cells' HTML
+# outputs (a table) that scroll without showing it, inline equations that stick out of their paragraph, code
+# cells that scroll sideways; the row labels of printed tables broken over two lines.
 OVERFLOW = """() => {
     const article = document.querySelector('article.bd-article') || document.body;
     const right = article.getBoundingClientRect().right;
@@ -313,10 +314,19 @@ OVERFLOW = """() => {
         hiddenMath: [...document.querySelectorAll('div.math, div.math mjx-container')]
             .filter(m => m.scrollWidth > m.clientWidth + 1 && !m.classList.contains('fp-scrolls')).map(text),
         scrollingMath: [...document.querySelectorAll('div.math .fp-scrolls')].map(text),
+        hiddenOutputs: [...article.querySelectorAll('.cell_output .output.text_html')]
+            .filter(o => o.scrollWidth > o.clientWidth + 1 && !o.classList.contains('fp-scrolls')).map(text),
+        brokenLabels: [...article.querySelectorAll('.cell_output .text_html tbody th')].filter(th => {
+            const range = document.createRange();
+            range.selectNodeContents(th);
+            return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size > 1;
+        }).map(text),
         inlineMath: [...document.querySelectorAll('span.math mjx-container')]
             .filter(m => m.getBoundingClientRect().right > right + 1).map(text),
         scrollingCode: [...article.querySelectorAll('pre')]
             .filter(p => p.scrollWidth > p.clientWidth + 1).map(text),
+        hiddenCode: [...article.querySelectorAll('pre')]
+            .filter(p => p.scrollWidth > p.clientWidth + 1 && !p.classList.contains('fp-scrolls')).map(text),
     };
 }"""
 
@@ -752,15 +762,21 @@ def test_the_blocks_axe_checks_hold_what_the_reader_edition_lacks(edition):
 @pytest.mark.browser
 @pytest.mark.parametrize(("edition", "width"), [(e, w) for e in EDITIONS for w in WIDTHS[e]])
 def test_nothing_is_wider_than_the_column(visits, edition, width):
-    """No page scrolls sideways; a display equation wider than the column scrolls inside its block
-    and shows that it does (shadows at its edges, focusable); no inline equation sticks out; at
-    desktop width no code block or output scrolls sideways (long lines wrap)."""
+    """No page scrolls sideways; a display equation, a code block or a cell's HTML output wider than
+    the column scrolls inside its block and shows that it does (shadows at its edges, focusable:
+    chapter 5's 16-column tables were cut at their ninth column, even on a desktop, and examples'
+    arrays at their third on a phone); no inline equation sticks
+    out; at desktop width no code block or output scrolls sideways (long lines wrap) and a printed
+    table's row labels keep to one line."""
     problems = {}
     for path in PAGES:
         overflow = seen(visits, edition, width, path).overflow
         found = {
             "page scrolls sideways by (px)": overflow["page"] if overflow["page"] > 0 else None,
             "equations cut off": overflow["hiddenMath"],
+            "outputs cut off": overflow["hiddenOutputs"],
+            "code cut off": overflow["hiddenCode"],
+            "table row labels broken over two lines": overflow["brokenLabels"] if width == DESKTOP else [],
             "inline equations past the column": overflow["inlineMath"],
             "code blocks scrolling sideways": overflow["scrollingCode"] if width == DESKTOP else [],
         }
@@ -936,6 +952,51 @@ def test_no_hidden_tests_or_solution_markers_are_published(edition):
     assert not leaks, f"hidden tests or solution markers published in {leaks}"
 
 
+NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
+
+
+def typed(prose: str, sizes: dict[str, int]) -> dict[str, list[str]]:
+    """Where ``prose`` types one of ``sizes`` (in digits, or in words up to twelve): numbers the
+    pages print from lib, which a typed copy would contradict once the model changed."""
+    found = {}
+    for name, n in sizes.items():
+        spelled = [str(n)] + ([NUMBER_WORDS[n]] if n < len(NUMBER_WORDS) else [])
+        hits = re.findall(rf"\b(?:{'|'.join(spelled)})\b", prose)
+        if hits:
+            found[name] = hits
+    return found
+
+
+def prose_of(notebook: Path) -> str:
+    return " ".join(
+        c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "markdown"
+    )
+
+
+@pytest.mark.slow
+def test_the_model_card_pastes_the_models_sizes_into_its_text(book):
+    """The card says every number on it is computed when the book is built; its text typed the
+    context length (three times) and the number of blocks. They are pasted from the loaded model
+    (myst-nb's glue), and the built page shows them where the text says them."""
+    import lib
+
+    config = lib.load_pretrained("shakespeare").config
+    sizes = {"n_ctx": config.n_ctx, "n_layer": config.n_layer}
+    assert typed(prose_of(ROOT / "book" / "model-card.ipynb"), sizes) == {}
+    shown = " ".join(page_text((book / "book" / "model-card.html").read_text(encoding="utf-8")).split())
+    assert f"The context holds {config.n_ctx} characters" in shown
+    assert f"a GPT-2 with {config.n_layer} blocks" in shown
+
+
+def test_no_chapter_types_the_toy_models_number_of_weights():
+    """Chapter 6 opened on "a model with 280 weights", which chapters 5 and 6 print from lib."""
+    import lib
+
+    sizes = {"toy weights": lib.load_pretrained("toy").num_params()}
+    found = {nb.parent.name: typed(prose_of(nb), sizes) for nb in ROOT.glob("chapters/*/*.ipynb")}
+    assert {chapter: hits for chapter, hits in found.items() if hits} == {}
+
+
 @pytest.mark.slow
 def test_api_reference_documents_every_public_name(book):
     import lib
@@ -970,6 +1031,7 @@ def test_search_finds_a_chapter(browser_ready, book, site):
                     && !document.getElementById('search-results').innerText.includes('\\\\('); }""",
             timeout=30_000,
         )
+        assert page.evaluate(MATH_IN_TAB_ORDER) == []  # the book's MathJax settings hold here too
     assert not (errors or failed or foreign), (errors, failed, foreign)
 
 
@@ -1241,6 +1303,11 @@ FOCUSABLE = """() => [...document.querySelectorAll(
     .filter(el => el.checkVisibility()).map((el, i) => { el.dataset.focusProbe = i; return i; })"""
 
 
+# The equations Tab stops at: only those that scroll (theme-fixes.js marks them) should be.
+MATH_IN_TAB_ORDER = """() => [...document.querySelectorAll('mjx-container')]
+    .filter(m => m.tabIndex >= 0 && !m.classList.contains('fp-scrolls')).map(m => m.textContent.slice(0, 40))"""
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 def test_keyboard_focus_reaches_every_control(browser_ready, site):
@@ -1248,10 +1315,13 @@ def test_keyboard_focus_reaches_every_control(browser_ready, site):
     the menu button: Tab is pressed until each has had focus, at most once for every element that
     could take it and 20 times more. At desktop width: the order of focus is the page's order at
     any width, and a control a phone's layout hides would fail the phone run of
-    ``test_every_control_changes_its_figure_and_the_title_agrees``, which moves each one."""
+    ``test_every_control_changes_its_figure_and_the_title_agrees``, which moves each one. An
+    equation is no stop on the way unless it scrolls (MathJax put each one in the Tab order: 13
+    stops before chapter 4's first fold, 61 in all)."""
     with chromium(DESKTOP) as context:
         for path in explorer_pages("reader"):
             page, _, _, _ = open_page(context, site + path)
+            assert page.evaluate(MATH_IN_TAB_ORDER) == [], path
             wanted = set(page.evaluate(FOCUSABLE))
             page.evaluate(
                 """() => { window.reachedProbes = new Set();

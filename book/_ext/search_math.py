@@ -5,10 +5,14 @@ met "\\(\\sqrt{d_\\text{head}}\\)"). Sphinx loads MathJax only on pages with equ
 search page is not; ``book/assets/theme-fixes.js`` typesets each summary as it comes.
 """
 
+import json
+
 
 def add_mathjax(app, pagename, templatename, context, doctree):
     if pagename == "search":
-        app.add_js_file(app.config.mathjax_path, defer="defer")  # as on the pages with equations
+        # as on the pages with equations: the book's settings (equations out of the Tab order), then MathJax
+        app.add_js_file(None, body=f"window.MathJax = {json.dumps(app.config.mathjax3_config)}")
+        app.add_js_file(app.config.mathjax_path, defer="defer")
 
 
 def setup(app):

@@ -32,21 +32,36 @@
     }
   }
 
-  // A wide equation scrolls sideways inside MathJax's container; say so, and let a keyboard reach
-  // it. (MathJax 3 cannot break display math across lines; the chapters keep equations narrow.)
-  function markScrollingMath() {
-    for (const block of document.querySelectorAll('div.math mjx-container[display="true"]')) {
-      const scrolls = block.scrollWidth > block.clientWidth + 1;
-      block.classList.toggle("fp-scrolls", scrolls);
-      if (scrolls) {
-        block.tabIndex = 0;
-        block.setAttribute("role", "region");
-        block.setAttribute("aria-label", "Equation, wider than the page: scroll sideways to read it");
-      } else if (block.getAttribute("role") === "region") {
-        block.removeAttribute("tabindex");
-        block.removeAttribute("role");
-        block.removeAttribute("aria-label");
-      }
+  // What is wider than the column scrolls sideways inside its block: a wide equation (in MathJax's
+  // container; MathJax 3 cannot break display math across lines, the chapters keep equations
+  // narrow), a printed array or line on a phone, and a cell's HTML output (chapter 5's 16-column tables, cut at their ninth column even
+  // on a desktop, with nothing to say that more was there). Each one that does is marked so: it
+  // shows shadows at the edges that hide more (book.css, .fp-scrolls) and a keyboard can reach it.
+  const SCROLLING = [
+    ['div.math mjx-container[display="true"]', "Equation, wider than the page: scroll sideways to read it"],
+    [".cell_output .output.text_html", "Output, wider than the page: scroll sideways to read it"],
+    // On a narrow screen printed arrays keep their columns (book.css): an example's array was cut
+    // at its third column on a phone, where nothing showed that it scrolls.
+    [".bd-article pre", "Code, wider than the page: scroll sideways to read it"],
+  ];
+
+  function markScrolling() {
+    for (const [selector, label] of SCROLLING) {
+      for (const block of document.querySelectorAll(selector)) markIfScrolls(block, label);
+    }
+  }
+
+  function markIfScrolls(block, label) {
+    const scrolls = block.scrollWidth > block.clientWidth + 1;
+    block.classList.toggle("fp-scrolls", scrolls);
+    if (scrolls) {
+      block.tabIndex = 0;
+      block.setAttribute("role", "region");
+      block.setAttribute("aria-label", label);
+    } else if (block.getAttribute("role") === "region") {
+      block.removeAttribute("tabindex");
+      block.removeAttribute("role");
+      block.removeAttribute("aria-label");
     }
   }
 
@@ -121,8 +136,8 @@
     backToTopInHeader();
     closeDialogsOnInPageLinks();
     nameHeaderButtons();
-    whenMathIsTypeset(markScrollingMath);
-    window.addEventListener("resize", () => whenMathIsTypeset(markScrollingMath));
+    whenMathIsTypeset(markScrolling);
+    window.addEventListener("resize", () => whenMathIsTypeset(markScrolling));
     // after the theme's own start (on DOMContentLoaded), which makes the tooltips
     if (document.readyState === "complete") noTooltipsWithoutHover();
     else window.addEventListener("load", noTooltipsWithoutHover);

@@ -19,7 +19,8 @@
 # :::
 #
 # The earlier chapters built each stage of the forward pass on models with hundreds of features per
-# token. That is realistic, but nobody can look at a $256$-wide vector and see what happened to it.
+# token. That is realistic, but nobody can look at a vector of hundreds of numbers and see what
+# happened to it.
 # This chapter goes the other way: a model so small that **every intermediate number fits on the
 # page**, run on a two-word input, one station at a time, from the token ids to the loss.
 #
@@ -657,9 +658,8 @@ if not GRADING:
 # - (a) Every station from `embed.out` on, at position 0, and so the prediction after "AI".
 # - (b) Only stations at position 1, through attention.
 # - (c) Nothing at all: a LayerNorm comes first and undoes the change.
-# - (d) Only the residual stream at position 0 (`embed.out`, `h.0.resid_mid`, `h.0.resid_post`):
-#   every sublayer and the head read it through a LayerNorm, which removes the shift, so the logits
-#   stay exactly the same.
+# - (d) Only the residual stream at position 0 (`embed.out`, `h.0.resid_mid`, `h.0.resid_post`);
+#   the logits stay exactly the same.
 
 # %% nbgrader={"grade": false, "grade_id": "q_ln_shift-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 answer_q_ln_shift = ...  # "a", "b", "c" or "d"

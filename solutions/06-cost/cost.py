@@ -19,8 +19,9 @@
 #   questions.
 # :::
 #
-# The last chapter followed every number of a model with 280 weights. Real models have millions or
-# billions, and three questions decide whether one can run on a given machine, and how fast:
+# The last chapter followed every number of a model with a few hundred weights. Real models have
+# millions or billions, and three questions decide whether one can run on a given machine, and
+# how fast:
 #
 # 1. **How many weights?** They all have to be stored, and read, for every forward pass.
 # 2. **How much arithmetic per token?** Counted in floating-point operations (FLOPs).
