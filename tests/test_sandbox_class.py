@@ -383,7 +383,9 @@ def test_a_grader_killed_outright_loses_nothing_and_the_next_run_finishes(tmp_pa
 # same channel the other way round carries a scorer's inputs to the kernel, so a scorer that can
 # hear a kernel can have ``lib`` compute its answers (measured on two cores: about 100 bits a
 # second). Any host counter, or the CPU time one takes from the other, would do as well: the fix
-# is that no sandbox runs while a scorer does (``grader.sandbox.turns``).
+# is that no sandbox runs while a scorer does (``grader.sandbox.turns``). The listener listens 4 s
+# in each pass of its scorer (visible cases, hidden ones), which the beacon's 20 s cover: without
+# the turns (``turns.alone`` as ``beside``), it hears the beacon and the test fails.
 BEACON = """import os, sys, time
 if os.environ.get("NBGRADER_EXECUTION") and not sys.argv[0].endswith("harness.py"):
     end = time.monotonic() + 20
@@ -395,7 +397,7 @@ if os.environ.get("NBGRADER_EXECUTION") and not sys.argv[0].endswith("harness.py
         time.sleep(0.125)"""
 LISTENER = """import sys, time
 
-def listen(seconds=8):
+def listen(seconds=4):
     counts, end = [], time.monotonic() + seconds
     while time.monotonic() < end:
         counts.append(int(open("/proc/sys/fs/file-nr").read().split()[0]))
