@@ -74,6 +74,7 @@ VALUE_COST = 64  # bytes a JSON value in an output counts for, besides its text:
 SHUTDOWN_WAIT = 5.0  # seconds the supervisor gets to end the sandbox
 IOPUB_WAIT = 30  # seconds to wait for a cell's outputs after its reply
 QUIET_AFTER_DROP = 3  # seconds
+QUIET_ALIVE_CHECK = 1  # seconds of a quiet output stream after which the kernel is checked to be alive
 
 
 def sandboxed_kernel(runtime: Path, view: sandbox.View, limits: sandbox.Limits, isolate: bool = True) -> Path:
@@ -293,11 +294,16 @@ class ResilientExecute(Execute):
     async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index) -> None:
         """nbclient's loop over a cell's outputs, until the kernel says it is idle; but once the
         output stream was cut, that "idle" may have been lost with the message that was too
-        large: then it ends when the stream stays quiet for ``QUIET_AFTER_DROP`` seconds."""
+        large: then it ends when the stream stays quiet for ``QUIET_AFTER_DROP`` seconds. It also
+        ends when the stream is quiet and the kernel is gone: a kernel that ignored the timeout's
+        interrupt and was then ended by a limit sends no "idle", and nbclient would wait out
+        ``IOPUB_WAIT`` for it, holding the notebook's turn (``sandbox.beside``) all the while."""
         while True:
-            msg = await self.kc.next_output(QUIET_AFTER_DROP if self.kc.dropped else None)
+            msg = await self.kc.next_output(QUIET_AFTER_DROP if self.kc.dropped else QUIET_ALIVE_CHECK)
             if msg is None:
-                return
+                if self.kc.dropped or not await ensure_async(self.km.is_alive()):
+                    return
+                continue
             parent = msg.get("parent_header")  # the kernel's to forge: any JSON at all
             if isinstance(parent, dict) and parent.get("msg_id") == parent_msg_id:
                 try:

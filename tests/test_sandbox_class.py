@@ -33,8 +33,11 @@ MARKER = marker()  # in the command line of every process an attacker starts
 # children a few more to reach the memory limit: on a machine busy with other work (caches and
 # memory bandwidth shared), 10 s once ran out before a 3 GiB limit struck, and 15 s twice. So the
 # class has 1.5 GiB a notebook (``MEMORY``): the attacker's children reach it with half the pages
-# to fill, and every other student's kernel needs a few hundred MiB.
-CPU, IDLE, MEMORY = 15, 20, 1.5
+# to fill, and every other student's kernel needs a few hundred MiB. 10 s asleep (a busy machine
+# does not count: ``launch.Asleep``) is twice what the spreading attacker's children sleep, and the
+# scorer's limit too (``Limits.beside``): the snooper stops its own scorer, which waits it out in
+# each pass (at 20 s, the scorer's 15 s maximum: 10 s more of the class).
+CPU, IDLE, MEMORY = 15, 10, 1.5
 
 if not os.path.exists(bwrap.BWRAP):
     pytest.skip(f"bubblewrap is not installed ({bwrap.BWRAP})", allow_module_level=True)
@@ -276,7 +279,7 @@ def test_a_message_of_many_frames_costs_the_grader_a_bounded_memory(tmp_path):
     before its time asleep ran out, and with more time, the machine's); its neighbour keeps full
     marks."""
     students = {"honest": nbformat.read(SOLUTION, as_version=4), "frames": after_decode(FRAMES)}
-    options = ("--jobs", "2", "--cpu", str(CPU), "--idle", str(IDLE), "--timeout", "900")
+    options = ("--jobs", "2", "--cpu", str(CPU), "--idle", "20", "--timeout", "900")  # 20 s to send in
     command = autograde_command(class_folder(tmp_path / "class", students), tmp_path / "out")
     done = subprocess.run(
         [sys.executable, "-c", PEAK, *command, *options], cwd=ROOT, capture_output=True, text=True
@@ -383,7 +386,9 @@ def test_a_grader_killed_outright_loses_nothing_and_the_next_run_finishes(tmp_pa
 # same channel the other way round carries a scorer's inputs to the kernel, so a scorer that can
 # hear a kernel can have ``lib`` compute its answers (measured on two cores: about 100 bits a
 # second). Any host counter, or the CPU time one takes from the other, would do as well: the fix
-# is that no sandbox runs while a scorer does (``grader.sandbox.turns``).
+# is that no sandbox runs while a scorer does (``grader.sandbox.turns``). The listener listens 4 s
+# in each pass of its scorer (visible cases, hidden ones), which the beacon's 20 s cover: without
+# the turns (``turns.alone`` as ``beside``), it hears the beacon and the test fails.
 BEACON = """import os, sys, time
 if os.environ.get("NBGRADER_EXECUTION") and not sys.argv[0].endswith("harness.py"):
     end = time.monotonic() + 20
@@ -395,7 +400,7 @@ if os.environ.get("NBGRADER_EXECUTION") and not sys.argv[0].endswith("harness.py
         time.sleep(0.125)"""
 LISTENER = """import sys, time
 
-def listen(seconds=8):
+def listen(seconds=4):
     counts, end = [], time.monotonic() + seconds
     while time.monotonic() < end:
         counts.append(int(open("/proc/sys/fs/file-nr").read().split()[0]))
