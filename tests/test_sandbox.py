@@ -1362,3 +1362,23 @@ def test_no_sandbox_grades_with_a_loud_warning(tmp_path):
     assert "WARNING: --no-sandbox" in done.stderr and "read and write every file" in done.stderr
     with open(tmp_path / "out" / "grades.csv") as f:
         assert {row["status"] for row in csv.DictReader(f)} == {"graded"}
+
+
+def test_a_kernel_cannot_write_into_its_sandboxs_other_processes(tmp_path):
+    """Red team, round 11: the notebook's kernel opened ``/proc/1/mem`` read-write (bubblewrap's
+    init); code written there could clear its death signal and keep the sandbox's processes
+    alive after their supervisor is killed, where no cgroup ends them. The kernel runs in a
+    Landlock domain of its own, as the scorer's jobs do: only its own processes are open to it."""
+    code = """import os
+opened = []
+for pid in sorted(int(p) for p in os.listdir("/proc") if p.isdigit()):
+    try:
+        os.close(os.open(f"/proc/{pid}/mem", os.O_RDWR))
+        opened.append(pid)
+    except OSError:
+        pass
+print("opened", opened, "self", os.getpid())"""
+    nb, _, _ = run_notebook(tmp_path, [code])
+    printed = text(nb.cells[0]).split()
+    assert printed[0] == "opened" and printed[-2] == "self", printed
+    assert printed[1:-2] == [f"[{printed[-1]}]"], printed
