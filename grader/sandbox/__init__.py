@@ -258,10 +258,10 @@ def install_kernel(directory: Path, view: View, limits: Limits, *, isolate: bool
     to the connection file (``report_for``)."""
     # IPython's history lives in memory: its file is an SQLite database, which needs file locks,
     # and a sandbox has none (``bwrap.LOCK_COMMANDS``).
+    start = ["-c", KERNEL_ALONE] if isolate else ["-m", "ipykernel_launcher"]  # Landlock: Linux only
     kernel = [
         bwrap.interpreter(view.python),
-        "-c",
-        KERNEL_ALONE,
+        *start,
         "-f",
         "{connection_file}",
         "--HistoryManager.hist_file=:memory:",
