@@ -3161,9 +3161,25 @@ def softmax_whole_array_max_on_a_batch(x):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def attend_with_cache_out_from_new_keys_first(q_new, k_new, v_new, cache_k, cache_v):
+    """The caches right, the output from the new keys put before the cached ones: right for one
+    new query (the order of the keys does not matter then), wrong for a chunk."""
+    k_cat, v_cat = np.concatenate([k_new, cache_k], axis=-2), np.concatenate([v_new, cache_v], axis=-2)
+    T, S = q_new.shape[-2], k_cat.shape[-2]
+    s = q_new @ k_cat.swapaxes(-1, -2) / math.sqrt(q_new.shape[-1])
+    out = softmax(np.where(np.tri(T, S, k=S - T, dtype=bool), s, -np.inf)) @ v_cat
+    return out, np.concatenate([cache_k, k_new], axis=-2), np.concatenate([cache_v, v_new], axis=-2)
+
+
 ELEVENTH_FIXED = [
     # ticked with full marks: no case had rows far apart in an input with a batch axis
     _entry(f"{C3}/softmax", softmax_whole_array_max_on_a_batch, r"maximum of the whole array"),
+    # right for one new query, wrong for a chunk: once "does your code keep only a window?"
+    _entry(
+        f"{C4}/attend_with_cache",
+        attend_with_cache_out_from_new_keys_first,
+        r"`out` is wrong and `cache_k`, `cache_v` are right",
+    ),
 ]
 FIXED += ELEVENTH_FIXED
 WRONG += ELEVENTH_FIXED
