@@ -3176,6 +3176,12 @@ def toy_embed_positions_from_the_end(ids, wte, wpe):
     return wte[ids] + wpe[len(wpe) - len(ids) :]
 
 
+def block_norms_eps_1e6(x, params, n_head):
+    """Both LayerNorms at eps=1e-6, RMSNorm's default: off only where a row's variance is small."""
+    mid = x + multi_head_attention(layer_norm(x, **params["ln_1"], eps=1e-6), params["attn"], n_head)
+    return mid + mlp(layer_norm(mid, **params["ln_2"], eps=1e-6), params["mlp"])
+
+
 ELEVENTH_FIXED = [
     # ticked with full marks: no case had rows far apart in an input with a batch axis
     _entry(f"{C3}/softmax", softmax_whole_array_max_on_a_batch, r"maximum of the whole array"),
@@ -3187,6 +3193,8 @@ ELEVENTH_FIXED = [
     ),
     # the last rows of wpe, once "values differ"
     _entry(f"{C5}/toy_embed", toy_embed_positions_from_the_end, r"last T rows of wpe"),
+    # eps of another norm, once "right on one sequence, wrong on a batch"
+    _entry(f"{C2}/block", block_norms_eps_1e6, r"LayerNorms use eps=1e-6", BLOCK_HELPERS),
 ]
 FIXED += ELEVENTH_FIXED
 WRONG += ELEVENTH_FIXED
