@@ -11,6 +11,7 @@ Plain NumPy throughout, as a student writes it; a composite function finds its h
 module's globals, as a notebook's functions find each other.
 """
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -3182,6 +3183,19 @@ def block_norms_eps_1e6(x, params, n_head):
     return mid + mlp(layer_norm(mid, **params["ln_2"], eps=1e-6), params["mlp"])
 
 
+def generate_copy_of_rng_each_step(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
+    """A copy of the generator at each step, so that rng is left as it was: the same u every step."""
+    sequence = [int(i) for i in ids]
+    for _ in range(max_new_tokens):
+        token = _sample(next_logits(np.array(sequence)), copy.deepcopy(rng), temperature, top_k, top_p)
+        sequence.append(int(token))
+        if token == stop_token:
+            break
+    return np.array(sequence, dtype=np.int64)
+
+
 ELEVENTH_FIXED = [
     # ticked with full marks: no case had rows far apart in an input with a batch axis
     _entry(f"{C3}/softmax", softmax_whole_array_max_on_a_batch, r"maximum of the whole array"),
@@ -3195,6 +3209,8 @@ ELEVENTH_FIXED = [
     _entry(f"{C5}/toy_embed", toy_embed_positions_from_the_end, r"last T rows of wpe"),
     # eps of another norm, once "right on one sequence, wrong on a batch"
     _entry(f"{C2}/block", block_norms_eps_1e6, r"LayerNorms use eps=1e-6", BLOCK_HELPERS),
+    # the same number for every draw, once "does your code keep only a window?"
+    _entry(f"{C4}/generate", generate_copy_of_rng_each_step, r"drawn with the same random number"),
 ]
 FIXED += ELEVENTH_FIXED
 WRONG += ELEVENTH_FIXED
