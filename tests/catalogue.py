@@ -11,6 +11,7 @@ Plain NumPy throughout, as a student writes it; a composite function finds its h
 module's globals, as a notebook's functions find each other.
 """
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -3153,6 +3154,66 @@ TENTH_FIXED = [
 ]
 FIXED += TENTH_FIXED
 WRONG += TENTH_FIXED
+
+
+def softmax_whole_array_max_on_a_batch(x):
+    """Each row's max on a (T, V) input, the whole array's on a batch: rows far apart underflow."""
+    e = np.exp(x - (x.max(axis=-1, keepdims=True) if x.ndim <= 2 else x.max()))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def attend_with_cache_out_from_new_keys_first(q_new, k_new, v_new, cache_k, cache_v):
+    """The caches right, the output from the new keys put before the cached ones: right for one
+    new query (the order of the keys does not matter then), wrong for a chunk."""
+    k_cat, v_cat = np.concatenate([k_new, cache_k], axis=-2), np.concatenate([v_new, cache_v], axis=-2)
+    T, S = q_new.shape[-2], k_cat.shape[-2]
+    s = q_new @ k_cat.swapaxes(-1, -2) / math.sqrt(q_new.shape[-1])
+    out = softmax(np.where(np.tri(T, S, k=S - T, dtype=bool), s, -np.inf)) @ v_cat
+    return out, np.concatenate([cache_k, k_new], axis=-2), np.concatenate([cache_v, v_new], axis=-2)
+
+
+def toy_embed_positions_from_the_end(ids, wte, wpe):
+    """The table's last len(ids) rows: the toy's wpe is longer than its sentences."""
+    return wte[ids] + wpe[len(wpe) - len(ids) :]
+
+
+def block_norms_eps_1e6(x, params, n_head):
+    """Both LayerNorms at eps=1e-6, RMSNorm's default: off only where a row's variance is small."""
+    mid = x + multi_head_attention(layer_norm(x, **params["ln_1"], eps=1e-6), params["attn"], n_head)
+    return mid + mlp(layer_norm(mid, **params["ln_2"], eps=1e-6), params["mlp"])
+
+
+def generate_copy_of_rng_each_step(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
+    """A copy of the generator at each step, so that rng is left as it was: the same u every step."""
+    sequence = [int(i) for i in ids]
+    for _ in range(max_new_tokens):
+        token = _sample(next_logits(np.array(sequence)), copy.deepcopy(rng), temperature, top_k, top_p)
+        sequence.append(int(token))
+        if token == stop_token:
+            break
+    return np.array(sequence, dtype=np.int64)
+
+
+ELEVENTH_FIXED = [
+    # ticked with full marks: no case had rows far apart in an input with a batch axis
+    _entry(f"{C3}/softmax", softmax_whole_array_max_on_a_batch, r"maximum of the whole array"),
+    # right for one new query, wrong for a chunk: once "does your code keep only a window?"
+    _entry(
+        f"{C4}/attend_with_cache",
+        attend_with_cache_out_from_new_keys_first,
+        r"`out` is wrong and `cache_k`, `cache_v` are right",
+    ),
+    # the last rows of wpe, once "values differ"
+    _entry(f"{C5}/toy_embed", toy_embed_positions_from_the_end, r"last T rows of wpe"),
+    # eps of another norm, once "right on one sequence, wrong on a batch"
+    _entry(f"{C2}/block", block_norms_eps_1e6, r"LayerNorms use eps=1e-6", BLOCK_HELPERS),
+    # the same number for every draw, once "does your code keep only a window?"
+    _entry(f"{C4}/generate", generate_copy_of_rng_each_step, r"drawn with the same random number"),
+]
+FIXED += ELEVENTH_FIXED
+WRONG += ELEVENTH_FIXED
 
 
 RIGHT = [

@@ -168,6 +168,12 @@ def _apart(g, rows, cols, gap, dtype=np.float32):
     return _drawn(g, (rows, cols), dtype) + gap * np.arange(rows, dtype=dtype)[:, None]
 
 
+def _apart_batch(g, rows, cols, gap, dtype=np.float32):
+    """Two sequences of rows ``gap`` apart: the whole array's max fails on a batch as well, so code
+    that takes it only when the input has more than two axes is caught too."""
+    return _apart(g, 2 * rows, cols, gap, dtype).reshape(2, rows, cols)
+
+
 def _spread(g, rows, cols, gap, dtype=np.float32):
     """A quarter of each row ``gap`` above the rest: the row's mean is far below its max, so exp of
     the logits minus the mean (any shift but the max) overflows in float32."""
@@ -206,6 +212,7 @@ def _softmax_visible():
         Case("square", {"x": _drawn(rng(44), (5, 5))}, kinds={SQUARE}),
         Case("masked", {"x": _masked(rng(45), 4, 6)}),
         Case("apart", {"x": _apart(rng(46), 3, 6, 150.0)}, kinds={ROWS_APART}),
+        Case("apart-batch", {"x": _apart_batch(rng(48), 2, 6, 150.0)}, kinds={ROWS_APART}),
         Case("first-low", {"x": _first_low(rng(47), 3, 6, 120.0)}, kinds={FIRST_LOW}),
     ]
 
@@ -229,7 +236,7 @@ def _softmax_hidden(g):
         ),
         hidden(
             "apart64",
-            {"x": _apart(g, size(g, 2, 4), size(g, 4, 8), float(g.uniform(900.0, 1200.0)), np.float64)},
+            {"x": _apart_batch(g, size(g, 2, 4), size(g, 4, 8), float(g.uniform(900.0, 1200.0)), np.float64)},
             kinds={ROWS_APART},
             about=ROWS_APART,
         ),
@@ -313,7 +320,7 @@ def _log_softmax_hidden(g):
         hidden("square", {"x": _drawn(g, (square, square))}, kinds={SQUARE}, about="a square input"),
         hidden(
             "apart64",
-            {"x": _apart(g, size(g, 2, 4), size(g, 4, 8), float(g.uniform(900.0, 1200.0)), np.float64)},
+            {"x": _apart_batch(g, size(g, 2, 4), size(g, 4, 8), float(g.uniform(900.0, 1200.0)), np.float64)},
             kinds={ROWS_APART},
             about=ROWS_APART,
         ),

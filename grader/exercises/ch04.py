@@ -976,6 +976,11 @@ GENERATE = Exercise(
                 "you stopped before drawing because the sequence already ended with the stop token (the "
                 "prompt's last token): stop only right after a token you appended is the stop token",
             ),
+            "copied-rng": (
+                {"step_rng": "copied"},
+                "every token was drawn with the same random number: each step got a copy of rng (or a "
+                "generator made afresh); pass rng itself to sample_next, so that each draw moves it on",
+            ),
         },
     ),
     check_dtype="kind",

@@ -102,4 +102,9 @@ BLOCK = {
         {"mask": False},
         "the first position's output depends on later tokens: the causal mask is missing in attention",
     ),
+    "eps-1e-6": (
+        {"eps": 1e-6},
+        "your LayerNorms use eps=1e-6 (the RMSNorm default of this chapter): GPT-2's are 1e-5, "
+        "layer_norm's default; pass no eps to layer_norm",
+    ),
 }

@@ -110,6 +110,11 @@ EMBED = {
         {"tokens": False},
         "you returned the position embeddings only: add the token embeddings wte[ids]",
     ),
+    "positions-from-the-end": (
+        {"positions": "last"},
+        "you took the last T rows of wpe: positions count from the start, so the token at position t "
+        "gets row t, rows 0 .. T-1 (wpe[:T])",
+    ),
     "positions-by-id": (
         {"positions": "by-id"},
         "you looked up positions by token id (wpe[ids]): the token at position t gets row t of wpe, whatever its id",

@@ -211,13 +211,15 @@ def generate(
     settings="given",
     only_new=False,
     stop_looked="drawn",
+    step_rng="shared",
 ):
     """The loop: ``lib.sample_next`` on ``next_logits`` of the sequence so far, until
     ``max_new_tokens`` (plus ``budget_extra``) or right after the stop token. ``include_stop=False``
     stops before it, ``stop=False`` runs past it, ``stop_looked="last"`` looks for it at the end of
     the sequence before each draw (so a prompt that ends with it stops at once); ``context="last"`` gives the model the last token
     only, ``context="prompt"`` the prompt alone at every step; ``pick="argmax"`` is greedy; ``settings="defaults"`` drops temperature, top_k and top_p;
-    ``only_new`` returns the new tokens without the prompt."""
+    ``only_new`` returns the new tokens without the prompt; ``step_rng="copied"`` gives each step a
+    copy of the generator, so every token is drawn with the same number."""
     rng = copy.deepcopy(rng)  # the reference and every mistake start from the case's seed
     chosen = {"temperature": temperature, "top_k": top_k, "top_p": top_p} if settings == "given" else {}
     out = [int(i) for i in ids]
@@ -225,7 +227,10 @@ def generate(
         if stop_looked == "last" and out[-1] == stop_token:
             break
         logits = next_logits(np.array(CONTEXTS[context](out, len(ids))))
-        token = int(np.argmax(logits)) if pick == "argmax" else int(lib.sample_next(logits, rng, **chosen))
+        drawn_with = copy.deepcopy(rng) if step_rng == "copied" else rng
+        token = (
+            int(np.argmax(logits)) if pick == "argmax" else int(lib.sample_next(logits, drawn_with, **chosen))
+        )
         if stop and token == stop_token and not include_stop:
             break
         out.append(token)
