@@ -95,6 +95,16 @@ def diagnose(
 NUMBER = re.compile(r"(?<![A-Za-z_])\d+(?:\.\d+)?")  # a number on its own (not float32's 32)
 
 
+def with_station(exercise: Exercise, message: str, station: str) -> bool:
+    """Whether the station note (``diagnosis.stations``) adds to ``message``: not when the message
+    holds it, nor when it only says every station matches while the message names a listed
+    mistake, which sits in a constant or in how the stations are combined ("look at how they are
+    combined" pointed away from a block's LayerNorms at eps = 1e-6, stations within tolerance)."""
+    if not station or station in message:
+        return False
+    return station != diagnosis.ALL_MATCH or message not in {m.hint for m in exercise.mistakes}
+
+
 def told(case: Case, message: str | None) -> str:
     """``message``, a structural explanation (``grader.diagnosis``), if the student may be told it
     on ``case`` (else ``""``). Its rules are computed on the student's outputs, and some say a
@@ -452,7 +462,7 @@ def grade(
             station = told(case, diagnosis.stations(exercise, case, references, student))
             return Verdict(
                 False,
-                f"{label}: {message}" + (f" {station}" if station and station not in message else ""),
+                f"{label}: {message}" + (f" {station}" if with_station(exercise, message, station) else ""),
                 "wrong",
                 case.name,
             )

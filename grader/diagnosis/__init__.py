@@ -76,9 +76,10 @@ runs them in order and words the message.
 from .core import OWN_ERROR, InKernel, Outcome, Returned, Student, calls, error_type, part_call, watched_call
 from .driver import explain, explain_error
 from .order import reordered_instead
-from .parts import stations
+from .parts import ALL_MATCH, stations
 
 __all__ = [
+    "ALL_MATCH",
     "OWN_ERROR",
     "InKernel",
     "Outcome",

@@ -8,6 +8,8 @@ import numpy as np
 
 from .core import ATOL, RTOL, Student, _matches, _near, _stations, _Wrong, error_type
 
+ALL_MATCH = "Every station before the output matches: look at how they are combined."
+
 
 def _upstream(w: _Wrong) -> str | None:
     """For an exercise with parts, when the output shows nothing more: the first station that
@@ -84,7 +86,7 @@ def stations(exercise, case, table: Mapping, student: Student) -> str:
                 return f"Your `{part.helper}` is right, but `{exercise.name}` feeds it {fed_wrong}"
     if not compared:
         return ""
-    return "Every station before the output matches: look at how they are combined."
+    return ALL_MATCH
 
 
 def _fed_wrong(given, value, name: str, known: dict, inputs: dict) -> str:
