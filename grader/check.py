@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 
 from . import diagnosis, exercises, lending, references, watch
-from .compare import diagnose, impure, must_raise, with_station, wrong_and_impure
+from .compare import diagnose, impure, must_raise, station_adds, wrong_and_impure
 from .exercise import Exercise
 
 MESSAGE_WIDTH = 80  # nbgrader validate cuts longer lines (its Validator.width, 90, less indentation)
@@ -107,7 +107,7 @@ def check_called(exercise_id: str, called, _namespace: dict | None = None, **hel
                 station = diagnosis.stations(exercise, case, stored, student)
                 raise CheckFailed(
                     f"`{exercise.name}` on case '{case.name}': {message}"
-                    + (f"\n  {station}" if with_station(exercise, message, station) else "")
+                    + (f"\n  {station}" if station_adds(exercise, message, station) else "")
                 )
     if unlent.lib:
         raise CheckFailed(

@@ -95,7 +95,7 @@ def diagnose(
 NUMBER = re.compile(r"(?<![A-Za-z_])\d+(?:\.\d+)?")  # a number on its own (not float32's 32)
 
 
-def with_station(exercise: Exercise, message: str, station: str) -> bool:
+def station_adds(exercise: Exercise, message: str, station: str) -> bool:
     """Whether the station note (``diagnosis.stations``) adds to ``message``: not when the message
     holds it, nor when it only says every station matches while the message names a listed
     mistake, which sits in a constant or in how the stations are combined ("look at how they are
@@ -462,7 +462,7 @@ def grade(
             station = told(case, diagnosis.stations(exercise, case, references, student))
             return Verdict(
                 False,
-                f"{label}: {message}" + (f" {station}" if with_station(exercise, message, station) else ""),
+                f"{label}: {message}" + (f" {station}" if station_adds(exercise, message, station) else ""),
                 "wrong",
                 case.name,
             )
