@@ -41,7 +41,6 @@ Paths are strings (``os.path``), and the view a dict (``View.as_dict()``): the s
 this module, and its start-up is kept to builtin modules (see ``grader.sandbox.launch``).
 """
 
-import ctypes
 import errno
 import os
 import sys
@@ -381,6 +380,8 @@ def landlock_abi() -> int:
     """The version of Landlock's interface this kernel offers, 0 if none (``landlock_create_ruleset``
     asked for its version): the scorer's harness puts each notebook's process in a Landlock domain
     of its own (``grader.harness._alone``)."""
+    import ctypes  # here, not at the top: the supervisor imports this module and stays small
+
     libc = ctypes.CDLL(None, use_errno=True)
     return max(libc.syscall(SYS_LANDLOCK_CREATE_RULESET, None, 0, LANDLOCK_CREATE_RULESET_VERSION), 0)
 
