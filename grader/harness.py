@@ -430,21 +430,23 @@ def _confine(path: str) -> None:
         PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0
     ):
         raise OSError(ctypes.get_errno(), "the harness could not forbid starting programs and processes")
-    _alone(libc)
+    apart()
 
 
-def _alone(libc) -> None:
+def apart() -> None:
     """Put this process in a Landlock domain of its own, which handles one right nothing here
     uses (making block devices): the kernel then lets it trace no process outside the domain, nor
     open such a process's ``/proc/PID/mem``. Every process of the sandbox runs as one user, and
     its pid 1 (bubblewrap's init, there to reap) is dumpable: code written into it would run in a
     process that no job's limits, filter or end reach, which could answer the next notebook (red
-    team, tenth round)."""
+    team, tenth round). A notebook's kernel runs it too, before ipykernel starts
+    (``grader.sandbox.KERNEL_ALONE``; round 11)."""
+    libc = ctypes.CDLL(None, use_errno=True)
     handled = ctypes.c_uint64(LANDLOCK_ACCESS_FS_MAKE_BLOCK)
     ruleset = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(handled), ctypes.sizeof(handled), 0)
     if ruleset < 0 or libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0):
         raise OSError(
-            ctypes.get_errno(), "the harness could not keep a job from the sandbox's other processes"
+            ctypes.get_errno(), "Landlock could not keep this process from the sandbox's other processes"
         )
     os.close(ruleset)
 

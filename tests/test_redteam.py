@@ -1719,7 +1719,7 @@ def test_a_jobs_process_cannot_write_into_any_other_process(tmp_path):
     there, in a process no job's limits, filter or end reach (``harness._left_behind`` sees only
     the harness's own descendants): it could answer the next notebook, as a process left behind
     did (ninth round). Each job's process is in a Landlock domain of its own, so the kernel lets
-    it trace, and open the memory of, no process outside it (``harness._alone``)."""
+    it trace, and open the memory of, no process outside it (``harness.apart``)."""
     scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=5))
     run = scorer.run([{"index": 0, "source": OTHERS}], ASSIGNMENT)
     assert run.failed == {0: "RuntimeError: opened: []"}, run.failed

@@ -232,19 +232,15 @@ def run(
 # own, handling one right nothing uses (making block devices), so that the kernel and its children
 # can neither trace nor open ``/proc/PID/mem`` of bubblewrap's init (pid 1, dumpable, same user):
 # code written there could clear its death signal and outlive the supervisor where no cgroup ends
-# the tree (red team, round 11; the scorer's jobs do the same, ``harness._alone``). Fails closed.
+# the tree (red team, round 11; the scorer's jobs do the same, ``harness.apart``). Fails closed.
 # The notebook's folder ("" for ``-c``) leaves ``sys.path`` first, so that no file of the student's
 # stands in for a module imported before the domain; IPython's ``init_path`` puts it back.
 KERNEL_ALONE = """import sys
 del sys.path[0]
-import ctypes, os, runpy
-libc = ctypes.CDLL(None, use_errno=True)
-handled = ctypes.c_uint64(1 << 11)
-ruleset = libc.syscall(444, ctypes.byref(handled), ctypes.sizeof(handled), 0)
-if ruleset < 0 or libc.syscall(446, ruleset, 0):
-    raise OSError(ctypes.get_errno(), "the kernel could not keep apart from the sandbox's other processes")
-os.close(ruleset)
-del sys, ctypes, os, libc, handled, ruleset
+import runpy
+from grader.harness import apart
+apart()
+del sys, apart
 runpy.run_module("ipykernel_launcher", run_name="__main__", alter_sys=True)
 """
 
