@@ -1290,15 +1290,18 @@ def test_the_kernel_cannot_flood_the_worker_log(tmp_path):
 def without_cgroups(argv: list[str], limits: Limits, tmp_path) -> tuple[subprocess.CompletedProcess, dict]:
     """Run ``argv`` under a supervisor that finds no cgroup, as on a machine without one."""
     report = tmp_path / "report.json"
+    done = subprocess.run(supervised_without_cgroups(argv, limits, report), capture_output=True, text=True)
+    return done, sandbox.finish(report)
+
+
+def supervised_without_cgroups(argv: list[str], limits: Limits, report: Path) -> list[str]:
+    """The command of a supervisor of ``argv`` that finds no cgroup (its report at ``report``)."""
     command = sandbox.wrap(argv, PUBLIC, limits, report)
     args = command[command.index("-c") + 2 :]
     start = "from grader.sandbox.launch import main"
     patch = "import grader.sandbox.cgroup as cgroup; cgroup.parent = lambda scope=None: None; "
     bootstrap = sandbox.SUPERVISOR.replace(start, patch + start)
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", bootstrap, *args], capture_output=True, text=True
-    )
-    return done, sandbox.finish(report)
+    return [sys.executable, "-I", "-S", "-c", bootstrap, *args]
 
 
 def test_without_a_cgroup_rlimits_still_bound_each_process(tmp_path):
@@ -1316,6 +1319,26 @@ except MemoryError:
     done, report = without_cgroups([PY, "-c", code, word], limits, tmp_path)
     assert report["guard"] == "rlimits" and report["limit"] == "cpu", report
     assert done.stdout.startswith("MemoryError")  # the address space of one process is capped
+    assert survivors(word) == []
+
+
+def test_without_a_cgroup_a_killed_supervisor_leaves_nothing_after_finish(tmp_path):
+    """jupyter_client kills a supervisor outright when it is slow to end. Run as root, the
+    parent-death signals stopped at the change of user between the two bubblewraps, and the
+    whole sandbox (a daemon in it too) outlived it: without a group, ``finish`` ends it through
+    the first process of its PID namespace, which the supervisor noted."""
+    word, report = marker(), tmp_path / "report"
+    program = DOUBLE_FORK + "\nprint('started', flush=True)\ntime.sleep(600)"
+    argv = supervised_without_cgroups([PY, "-c", program, word], LIMITS, report)
+    supervisor = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert supervisor.stdout.readline() == b"started\n"
+    deadline = time.monotonic() + 60
+    while "init" not in sandbox.read_report(report) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the supervisor's first look at the tree
+    supervisor.kill()
+    supervisor.wait()
+    supervisor.stdout.close()
+    assert sandbox.finish(report)["guard"] == "rlimits"
     assert survivors(word) == []
 
 

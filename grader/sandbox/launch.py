@@ -50,7 +50,7 @@ import sys
 import time
 
 from . import bwrap, cgroup
-from .report import cell_flag, limit_from_events, write_report
+from .report import cell_flag, limit_from_events, process_start, write_report
 
 TICK = 0.2  # seconds between two looks at the tree
 STOP_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)
@@ -77,7 +77,7 @@ def main(argv: list[str]) -> int:
             os.close(fd)
         tree = Tree(group, process.pid)
         report.write(state="running")
-        limit = Supervisor(process, tree, limits, stop, spec["relay"], asleep).run(parent)
+        limit = Supervisor(process, tree, limits, stop, spec["relay"], asleep).run(parent, report)
         report.write(state="ending", limit=limit)
         tree.kill()
         process.wait()
@@ -385,6 +385,15 @@ class Tree:
                 todo += [int(c) for c in _read(f"/proc/{pid}/task/{task}/children").split()]
         return found
 
+    def namespace_init(self) -> list | None:
+        """The host pid and start time of the first process of the sandbox's own PID namespace
+        (the one whose pid there is 1), once bubblewrap has made it."""
+        for pid in self.pids():
+            line = next((x for x in _read(f"/proc/{pid}/status").splitlines() if x.startswith("NSpid:")), "")
+            if line.split()[2:] and line.split()[-1] == "1":
+                return [pid, process_start(pid)]
+        return None
+
     def threads(self) -> list[int]:
         if self.group is not None:
             return self.group.threads()
@@ -472,9 +481,12 @@ class Supervisor:
         self.targets = {process.stdout: 1, process.stderr: 2}
         self.open = set(self.targets)  # the pipes not yet at their end
 
-    def run(self, parent: int | None) -> str | None:
+    def run(self, parent: int | None, report: Report) -> str | None:
         """The limit that ended the sandbox, or None if it ended by itself or was stopped (a stop
-        signal, or ``parent``, a pidfd of the supervisor's parent, readable: it exited)."""
+        signal, or ``parent``, a pidfd of the supervisor's parent, readable: it exited). Without
+        a cgroup, the first look that finds the sandbox's PID namespace notes its first process
+        in the ``report``, for ``grader.sandbox.finish`` to end the sandbox through it if this
+        process is killed."""
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         _signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
         exited = os.pidfd_open(self.process.pid)
@@ -498,6 +510,8 @@ class Supervisor:
                         self.open.discard(fd)
                 if time.monotonic() >= next_look:
                     next_look = time.monotonic() + TICK
+                    if self.tree.group is None and "init" not in report.content:
+                        self._note_init(report)
                     limit = self._over_budget(time.monotonic() - started)
                     if limit:
                         return limit
@@ -506,6 +520,11 @@ class Supervisor:
             _signal.set_wakeup_fd(-1)
             for fd in (wake_read, wake_write, exited, *([] if parent is None else [parent])):
                 os.close(fd)
+
+    def _note_init(self, report: Report) -> None:
+        init = self.tree.namespace_init()
+        if init is not None:
+            report.write(init=init)
 
     def _over_budget(self, wall: float) -> str | None:
         self.tree.mark()

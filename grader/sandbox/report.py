@@ -6,7 +6,9 @@ at each step, in a folder the sandbox cannot reach: ``state`` (``starting``, ``r
 (``cgroup v2``, ``cgroup v1`` or ``rlimits``), ``cgroups`` (controller -> the group's folder), and
 at the end ``limit`` (``cpu``, ``idle``, ``wall``, ``memory``, ``pids`` or None: which limit ended
 the sandbox), ``returncode``, ``cpu_seconds``, ``idle_seconds``, ``wall_seconds``, ``memory_peak``,
-``oom_kills`` and ``pids_refused`` (None where unknown). A kernel's report lies next to its
+``oom_kills`` and ``pids_refused`` (None where unknown); without a cgroup, ``init``: the host pid
+and start time of the first process of the sandbox's PID namespace (``finish`` ends the sandbox
+through it). A kernel's report lies next to its
 connection file (``report_for``); while one of its cells runs, ``cell_flag`` exists beside it.
 
 The file is in ``marshal``'s format, read here only (``read_report``): the supervisor and the
@@ -89,10 +91,42 @@ def finish(report: str | os.PathLike) -> dict:
         group.kill()
         content.update(group.events())
         group.remove()
+    elif content.get("init"):
+        _end_namespace(*content["init"])
     limit = content.get("limit") or limit_from_events(content, -9)
     content.update(state="ended", limit=limit, returncode=None)
     write_report(report, content)
     return content
+
+
+def _end_namespace(pid: int, start: int | None) -> None:
+    """Kill the first process of the sandbox's PID namespace (its host ``pid`` and ``start``, as
+    the supervisor noted them), if it is still that process, and wait until it is gone: the
+    kernel kills the rest of the namespace first. Without a cgroup nothing else ends a sandbox
+    whose supervisor was killed outright: when the grader is root, the parent-death signals that
+    tie each process to its parent stop at the change of user between the two bubblewraps (a
+    dying parent without ``CAP_KILL`` may not signal a child of another user), and the inner
+    bubblewrap, with everything under it, outlived its supervisor."""
+    if start is None or process_start(pid) != start:
+        return
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + SUPERVISOR_WAIT
+    while process_start(pid) == start and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks after boot), or None if there is none: with its
+    pid, it names one process for good (a pid is used again, never with the same start)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return int(fields[19]) if len(fields) > 19 else None
 
 
 def _alive(pid: int) -> bool:
