@@ -745,14 +745,20 @@ def _fork(target, *args, name: str, context: str = "fork") -> multiprocessing.Pr
 
 
 def finish(run: Run, process, student: str, subs: list[submissions.Submission]) -> tuple[dict, str]:
-    """The result a worker wrote, or a failed one, and its log."""
+    """The result a worker wrote, or a failed one, and its log, both taken out of the scratch
+    space: it is memory (``/dev/shm``), and a result holds the autograded notebooks, up to
+    ``execute.MAX_OUTPUT`` of outputs each; left there, every student's stayed until the run
+    ended (a Dask worker's, until the worker did), however large the class."""
     process.join()
     result = _read_result(run, student)
+    _result_path(run, student).unlink(missing_ok=True)
     if process.exitcode != 0 or not result or result["fingerprint"] != _fingerprint(subs):
         reason = f"the grading process failed (exit code {process.exitcode}); see logs/{student}.log"
         result = failed_result(run, student, subs, reason)
     log = _log_path(run, student)
-    return result, log.read_text(errors="replace") if log.exists() else ""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    log.unlink(missing_ok=True)
+    return result, text
 
 
 def keep(

@@ -24,6 +24,7 @@ import sys
 import textwrap
 import time
 import tracemalloc
+from types import SimpleNamespace
 
 import helpers
 import nbformat
@@ -286,6 +287,28 @@ def test_outputs_nbgrader_cannot_take_cost_no_point(graded):
     assert "not a valid notebook output was left out" in page
     page = (graded / "feedback" / "forged_reply" / f"{ASSIGNMENT}.html").read_text()
     assert "nbgrader could not run this notebook" in page and "KeyError" in page
+
+
+def test_a_students_result_leaves_the_scratch_space_once_read(tmp_path):
+    """A result holds the autograded notebooks (up to ``execute.MAX_OUTPUT`` of outputs each), and
+    the scratch space is memory: every student's result and log stayed there until the run ended,
+    a Dask worker's until the worker did."""
+    (tmp_path / "n.ipynb").write_text("{}")
+    sub = submissions.Submission("alice", "alice", tmp_path / "n.ipynb", "alice/n.ipynb", "n", "a")
+    run = SimpleNamespace(scratch=tmp_path / "scratch")
+    result = {
+        "student": "alice",
+        "fingerprint": autograde._fingerprint([sub]),
+        "complete": True,
+        "notebooks": [],
+    }
+    autograde._write_result(run, result)
+    log = autograde._log_path(run, "alice")
+    log.parent.mkdir()
+    log.write_text("graded\n")
+    ended = SimpleNamespace(join=lambda: None, exitcode=0)
+    assert autograde.finish(run, ended, "alice", [sub]) == (result, "graded\n")
+    assert [p for p in run.scratch.rglob("*") if p.is_file()] == []
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the socket folder is sealed only when the grader runs as root")
