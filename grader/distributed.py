@@ -109,12 +109,13 @@ def grade_all(scheduler: str, run: autograde.Run, todo: dict[str, list], persist
             futures[client.submit(grade_remote, job, pure=False)] = (student, subs)
         try:
             for future in as_completed(futures):
-                student, subs = futures[future]
+                student, subs = futures.pop(future)
                 try:
                     result, log = future.result()
                 except Exception as err:  # the task raised, or its worker was lost for good
                     reason = f"the Dask worker could not grade this student: {type(err).__name__}: {err}"
                     result, log = autograde.failed_result(run, student, subs, reason), ""
+                future.release()  # else its worker holds the result (notebooks, outputs) to the end of the run
                 persist(student, subs, result, log)
                 bar.update()
         finally:

@@ -19,10 +19,12 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 import tomllib
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import nbformat
@@ -545,6 +547,41 @@ def test_a_cluster_anyone_can_join_is_refused_before_anything_is_done(tmp_path, 
     assert "refused: whoever can join a Dask cluster" in done.stderr and "cluster-keys" in done.stderr
     assert not (tmp_path / "out").exists()
     assert "secret" not in {field.name for field in dataclasses.fields(distributed.Job)}
+
+
+def test_a_result_kept_here_is_no_longer_held_by_the_cluster(tmp_path, monkeypatch):
+    """A task's result (a student's autograded notebooks, up to 64 MB of outputs each) stays in its
+    worker's memory while the client holds its future: every student's stayed there until the run
+    ended (the guide's workers run with --memory-limit 0, so nothing is spilled)."""
+    import distributed as dask_distributed
+
+    monkeypatch.setattr(distributed, "security", lambda scheduler: None)
+    monkeypatch.setattr(distributed, "grade_remote", lambda job: ({"student": job.student}, ""))
+    (tmp_path / "n.ipynb").write_text("{}")
+    sub = SimpleNamespace(notebook="n", assignment="a", file="n.ipynb", path=tmp_path / "n.ipynb")
+    todo = {f"s{i}": [sub] for i in range(4)}
+    run = SimpleNamespace(timeout=1, limits=None, isolate=True, zero_flagged=False)
+    run.scorer = SimpleNamespace(key=lambda student: b"key")
+    held = []
+    with dask_distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+
+        def persist(student, subs, result, log):
+            unkept = len(todo) - len(held) - 1  # results that may still wait to be kept here
+            deadline = time.monotonic() + 30
+            while in_memory(cluster) > unkept + 1 and time.monotonic() < deadline:
+                time.sleep(0.05)  # a release reaches the scheduler a moment later
+            held.append(in_memory(cluster))
+
+        distributed.grade_all(
+            cluster.scheduler_address, run, todo, persist, SimpleNamespace(update=lambda: None)
+        )
+    assert held[-1] <= 1, held  # the last student's at most, released as it is kept
+
+
+def in_memory(cluster) -> int:
+    return sum(task.state == "memory" for task in list(cluster.scheduler.tasks.values()))
 
 
 def test_cluster_keys_make_a_configuration_dask_reads(tmp_path):
