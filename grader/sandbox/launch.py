@@ -26,7 +26,9 @@
 
 If it is killed outright (jupyter_client kills a kernel with SIGKILL), bubblewrap dies with it and
 takes the tree along (``--die-with-parent``, PID namespace), and ``grader.sandbox.finish`` does
-steps 4 and 5 from the report it left.
+steps 4 and 5 from the report it left. Run as root, the chain of parent-death signals stops at
+``setpriv`` (see ``grader.sandbox.report._end_namespace``): there the group's ``kill`` ends the
+tree, or, without a group, ``finish`` kills the namespace's first process, which the report names.
 
 Its start is paid twice per graded notebook (the kernel's sandbox, the scorer's), so it imports
 only builtin and small modules: ``wrap``'s bootstrap loads this module, ``bwrap``, ``cgroup`` and
@@ -389,8 +391,9 @@ class Tree:
         """The host pid and start time of the first process of the sandbox's own PID namespace
         (the one whose pid there is 1), once bubblewrap has made it."""
         for pid in self.pids():
-            line = next((x for x in _read(f"/proc/{pid}/status").splitlines() if x.startswith("NSpid:")), "")
-            if line.split()[2:] and line.split()[-1] == "1":
+            status = _read(f"/proc/{pid}/status").splitlines()
+            nspids = next((line.split()[1:] for line in status if line.startswith("NSpid:")), [])
+            if len(nspids) > 1 and nspids[-1] == "1":
                 return [pid, process_start(pid)]
         return None
 
