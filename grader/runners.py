@@ -17,11 +17,15 @@ NumPy and the standard library only: the scorer's harness loads this module insi
 import numpy as np
 
 
-def _one_id(token):
+def _one_id(token, V):
+    """The token id ``sample_next`` returned, one of the ``V`` ids (else the error says what it was)."""
     arr = np.asarray(token)
     if arr.size != 1 or arr.dtype.kind not in "iu":
         raise TypeError(f"sample_next must return one integer token id, got {token!r}")
-    return int(arr.reshape(-1)[0])
+    token = int(arr.reshape(-1)[0])
+    if not 0 <= token < V:
+        raise ValueError(f"sample_next returned token id {token}, outside 0 .. {V - 1} (V = {V})")
+    return token
 
 
 def draw(sample_next, logits, seed, n, settings):
@@ -31,7 +35,7 @@ def draw(sample_next, logits, seed, n, settings):
     out = np.empty(n, dtype=np.int64)
     for i in range(n):
         chosen, before, given = settings[i % len(settings)], generator.bit_generator.state, logits.copy()
-        out[i] = _one_id(sample_next(given, generator, **chosen))
+        out[i] = _one_id(sample_next(given, generator, **chosen), logits.shape[-1])
         if not np.array_equal(given, logits, equal_nan=True):
             raise RuntimeError(
                 "sample_next changed the logits it was given in place (logits /= temperature, say): the caller "

@@ -3296,7 +3296,22 @@ def toy_embed_ids_from_one(ids, wte, wpe):
     return wte[ids - 1] + wpe[: len(ids)]
 
 
+def sample_next_unclamped(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    """An unscaled u and no clamp: a u above a float32 cumulative sum's end gives id V."""
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return int(np.argmax(logits))
+    return int(
+        np.searchsorted(
+            np.cumsum(lib.filtered_probs(logits, temperature, top_k, top_p)), rng.random(), "right"
+        )
+    )
+
+
 TWELFTH_FIXED = [
+    # once "right in float64, wrong in float32: ... overflows sooner" (it returned id V)
+    _entry(f"{C4}/sample_next", sample_next_unclamped, r"an id past the last one"),
     # ticked with full marks: no u came above a float32 cumulative sum's last entry (once in 1.7e7 draws)
     _entry(f"{C4}/sample_next", sample_next_u_unscaled_in_float32, r"Scale u by cdf\[-1\]"),
     # ticked with full marks: no sampled step had filters that leave one token

@@ -869,6 +869,9 @@ SAMPLE_NEXT = Exercise(
         "rng.random() and np.cumsum as the docstring says). And take the softmax AFTER filtering; "
         "do not zero probabilities afterwards",
         "must return one integer": "return a single int token id, e.g. int(np.argmax(...))",
+        "outside 0 ..": "an id past the last one: np.searchsorted gives V for a u at or above the cumulative "
+        "sum's last entry, which float32 rounding can leave below 1. Search for u * cdf[-1] and keep "
+        "min(..., V - 1), as the docstring says",
     },
 )
 
