@@ -3309,7 +3309,22 @@ def sample_next_unclamped(logits, rng, temperature=1.0, top_k=None, top_p=None):
     )
 
 
+def generate_draws_the_whole_budget_then_cuts(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
+    """Every token of the budget drawn, the output cut after the stop token: the ids are right, but
+    the model is called, and rng moved on, for tokens thrown away."""
+    sequence = [int(i) for i in ids]
+    for _ in range(max_new_tokens):
+        sequence.append(int(_sample(next_logits(np.array(sequence)), rng, temperature, top_k, top_p)))
+    new = sequence[len(ids) :]
+    new = new[: new.index(stop_token) + 1] if stop_token in new else new
+    return np.array([int(i) for i in ids] + new, dtype=np.int64)
+
+
 TWELFTH_FIXED = [
+    # ticked with full marks: nothing saw the model called (and rng drawn from) after the stop token
+    _entry(f"{C4}/generate", generate_draws_the_whole_budget_then_cuts, r"after the stop token"),
     # once "right in float64, wrong in float32: ... overflows sooner" (it returned id V)
     _entry(f"{C4}/sample_next", sample_next_unclamped, r"an id past the last one"),
     # ticked with full marks: no u came above a float32 cumulative sum's last entry (once in 1.7e7 draws)

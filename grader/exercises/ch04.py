@@ -895,6 +895,7 @@ WIDE_STOP = (
     "a stop token above 256 (Python keeps one object per small int only: a test with is, not ==, misses it)"
 )
 PROMPT_STOP = "a prompt that ends with the stop token"
+WATCHED = "a model that may not be called once the stop token has been drawn"
 
 
 def _generate_visible():
@@ -922,7 +923,18 @@ def _generate_visible():
         case("stop-first", 126, 8, [6, 0, 2], 7, {"temperature": 0.0}, stop="first", kinds={STOP_FIRST}),
         case("prompt-stop", 129, 11, [4, 2, 5], 6, {"temperature": 0.8}, stop=5, kinds={PROMPT_STOP}),
         wide_stop("wide-stop", rng(130)),
+        Case("stop-watched", _watched(rng(127), 10, [2, 6], 12, 1134), kinds={WATCHED}),
     ]
+
+
+def _watched(g, V, ids, budget, seed):
+    """Greedy inputs whose model (``ToyLM(watch=...)``) refuses to be called after the stop token:
+    the first token greedy decoding emits that it did not emit first (the first one itself if it
+    emits nothing else), so that the budget outlasts the stop."""
+    emitted = _greedy_tokens(ToyLM(copy.deepcopy(g), V), ids, budget)
+    stop = next((t for t in emitted if t != emitted[0]), emitted[0])
+    model = ToyLM(g, V, watch=(len(ids), stop))
+    return _generate_inputs(model, ids, budget, seed, {"temperature": 0.0}, stop)
 
 
 def _wide_stop(g, tries=100):
@@ -1007,6 +1019,12 @@ def _generate_hidden(g):
             _generate_inputs(wide_model, wide_ids, wide_budget, seed(), {"temperature": 0.0}, wide_stop),
             kinds={WIDE_STOP},
             about=WIDE_STOP,
+        ),
+        hidden(
+            "stop-watched",
+            _watched(g, size(g, 8, 12), prompt(8), size(g, 10, 16), seed()),
+            kinds={WATCHED},
+            about=WATCHED,
         ),
     ]
 
