@@ -3322,7 +3322,14 @@ def generate_draws_the_whole_budget_then_cuts(
     return np.array([int(i) for i in ids] + new, dtype=np.int64)
 
 
+def rms_norm_by_the_std(x, g, eps=1e-6):
+    """Divides by the standard deviation (the spread around the mean), the mean not subtracted."""
+    return x / np.sqrt(np.var(x, axis=-1, keepdims=True) + eps) * g
+
+
 TWELFTH_FIXED = [
+    # once "each row of your output is the reference times a factor of its own"
+    _entry(f"{C2}/rms_norm", rms_norm_by_the_std, r"divided by the standard deviation"),
     # ticked with full marks: nothing saw the model called (and rng drawn from) after the stop token
     _entry(f"{C4}/generate", generate_draws_the_whole_budget_then_cuts, r"after the stop token"),
     # once "right in float64, wrong in float32: ... overflows sooner" (it returned id V)

@@ -647,6 +647,11 @@ RMS_NORM = Exercise(
                 {"eps_where": "outside"},
                 "epsilon is outside the square root: sqrt(mean(x**2) + eps)",
             ),
+            "std": (
+                {"spread": True},
+                "you divided by the standard deviation (np.std or np.var: the spread around the mean): "
+                "RMSNorm divides by the root mean square of x itself, sqrt(mean(x**2) + eps)",
+            ),
             "sum": (
                 {"mean": False},
                 "you summed the squares: RMS is the root of their MEAN over the last axis",
