@@ -17,11 +17,15 @@ NumPy and the standard library only: the scorer's harness loads this module insi
 import numpy as np
 
 
-def _one_id(token):
+def _one_id(token, V):
+    """The token id ``sample_next`` returned, one of the ``V`` ids (else the error says what it was)."""
     arr = np.asarray(token)
     if arr.size != 1 or arr.dtype.kind not in "iu":
         raise TypeError(f"sample_next must return one integer token id, got {token!r}")
-    return int(arr.reshape(-1)[0])
+    token = int(arr.reshape(-1)[0])
+    if not 0 <= token < V:
+        raise ValueError(f"sample_next returned token id {token}, outside 0 .. {V - 1} (V = {V})")
+    return token
 
 
 def draw(sample_next, logits, seed, n, settings):
@@ -31,7 +35,7 @@ def draw(sample_next, logits, seed, n, settings):
     out = np.empty(n, dtype=np.int64)
     for i in range(n):
         chosen, before, given = settings[i % len(settings)], generator.bit_generator.state, logits.copy()
-        out[i] = _one_id(sample_next(given, generator, **chosen))
+        out[i] = _one_id(sample_next(given, generator, **chosen), logits.shape[-1])
         if not np.array_equal(given, logits, equal_nan=True):
             raise RuntimeError(
                 "sample_next changed the logits it was given in place (logits /= temperature, say): the caller "
@@ -109,18 +113,28 @@ class ToyLM:
     """A tiny fixed stand-in for a model: next-token logits from the last token and the length.
 
     ``ToyLM(g, V)(ids)`` returns logits of shape (V,) for the sequence ``ids`` (shape (T,)), with
-    weights drawn from the generator ``g``.
+    weights drawn from the generator ``g``. ``watch=(T, stop)`` refuses a sequence whose tokens
+    after the first ``T`` (a prompt's) hold ``stop``: a loop that goes on after the stop token
+    calls the model, and draws from its rng, for tokens it then throws away.
     """
 
-    def __init__(self, g: np.random.Generator, V: int, dtype=np.float32):
+    def __init__(
+        self, g: np.random.Generator, V: int, dtype=np.float32, watch: tuple[int, int] | None = None
+    ):
         self.table = (2.0 * g.normal(size=(V, V))).astype(dtype)
         self.by_length = g.normal(size=(7, V)).astype(dtype)
+        self.watch = watch
 
     def __call__(self, ids):
         ids = np.asarray(ids)
         if ids.ndim != 1 or len(ids) == 0:
             raise ValueError(
                 f"next_logits takes the whole sequence so far, shape (T,), got shape {ids.shape}"
+            )
+        if self.watch is not None and self.watch[1] in ids[self.watch[0] :]:
+            raise RuntimeError(
+                f"next_logits was called after the stop token {self.watch[1]} had been drawn: stop right "
+                "after appending stop_token, without calling the model (or drawing from rng) again"
             )
         return self.table[ids[-1]] + self.by_length[len(ids) % 7]
 

@@ -3222,6 +3222,143 @@ FIXED += ELEVENTH_FIXED
 WRONG += ELEVENTH_FIXED
 
 
+def sample_next_u_unscaled_in_float32(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    """u compared with a float32 cumulative sum that rounding leaves below 1, with no scaling by
+    cdf[-1]: a u above its last entry gives the last id, which top-k may have removed."""
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return int(np.argmax(logits))
+    cdf = np.cumsum(lib.filtered_probs(logits, temperature, top_k, top_p))
+    return int(min(np.searchsorted(cdf, rng.random(), side="right"), len(cdf) - 1))
+
+
+def sample_next_only_token_left_without_a_draw(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    """No random number when the filters leave a single token: every later draw shifts."""
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return int(np.argmax(logits))
+    probs = lib.filtered_probs(logits, temperature, top_k, top_p)
+    if np.count_nonzero(probs) == 1:
+        return int(np.argmax(probs))
+    return _inverse_cdf(probs, rng.random())
+
+
+def apply_temperature_small_as_greedy(logits, temperature):
+    """A temperature below 0.05 taken for 0."""
+    import lib
+
+    return lib.apply_temperature(logits, 0.0 if temperature < 0.05 else temperature)
+
+
+def attend_with_cache_softmax_without_max(q_new, k_new, v_new, cache_k, cache_v):
+    """np.exp of the raw scores: inf / inf on large queries and keys."""
+    k, v = np.concatenate([cache_k, k_new], axis=-2), np.concatenate([cache_v, v_new], axis=-2)
+    T, S = q_new.shape[-2], k.shape[-2]
+    s = q_new @ k.swapaxes(-1, -2) / math.sqrt(q_new.shape[-1])
+    e = np.exp(np.where(np.tri(T, S, k=S - T, dtype=bool), s, -np.inf))
+    return e / e.sum(axis=-1, keepdims=True) @ v, k, v
+
+
+def generate_one_token_past_the_stop(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
+    """Checks for the stop token one step late, before the next draw: one token follows it."""
+    sequence = [int(i) for i in ids]
+    for _ in range(max_new_tokens):
+        if len(sequence) > len(ids) + 1 and sequence[-2] == stop_token:
+            break
+        sequence.append(int(_sample(next_logits(np.array(sequence)), rng, temperature, top_k, top_p)))
+    return np.array(sequence, dtype=np.int64)
+
+
+def rms_norm_default_eps_of_layer_norm(x, g, eps=1e-5):
+    """LayerNorm's default eps in RMSNorm's signature: wrong only on calls that leave eps out."""
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * g
+
+
+def apply_temperature_floor_division(logits, temperature):
+    """// for / : every logit rounded down to a multiple of the temperature."""
+    import lib
+
+    return lib.apply_temperature(logits, 0.0) if temperature == 0 else logits // temperature
+
+
+def swiglu_silu_of_the_product(x, params):
+    """The SiLU on gate * up rather than on the gate alone."""
+    h = (x @ params["gate_proj"]["w"]) * (x @ params["up_proj"]["w"])
+    return (h / (1 + np.exp(-h))) @ params["down_proj"]["w"]
+
+
+def toy_embed_ids_from_one(ids, wte, wpe):
+    """Token ids taken as 1-based: wte[ids - 1]."""
+    return wte[ids - 1] + wpe[: len(ids)]
+
+
+def sample_next_unclamped(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    """An unscaled u and no clamp: a u above a float32 cumulative sum's end gives id V."""
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return int(np.argmax(logits))
+    return int(
+        np.searchsorted(
+            np.cumsum(lib.filtered_probs(logits, temperature, top_k, top_p)), rng.random(), "right"
+        )
+    )
+
+
+def generate_draws_the_whole_budget_then_cuts(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
+    """Every token of the budget drawn, the output cut after the stop token: the ids are right, but
+    the model is called, and rng moved on, for tokens thrown away."""
+    sequence = [int(i) for i in ids]
+    for _ in range(max_new_tokens):
+        sequence.append(int(_sample(next_logits(np.array(sequence)), rng, temperature, top_k, top_p)))
+    new = sequence[len(ids) :]
+    new = new[: new.index(stop_token) + 1] if stop_token in new else new
+    return np.array([int(i) for i in ids] + new, dtype=np.int64)
+
+
+def rms_norm_by_the_std(x, g, eps=1e-6):
+    """Divides by the standard deviation (the spread around the mean), the mean not subtracted."""
+    return x / np.sqrt(np.var(x, axis=-1, keepdims=True) + eps) * g
+
+
+TWELFTH_FIXED = [
+    # once "each row of your output is the reference times a factor of its own"
+    _entry(f"{C2}/rms_norm", rms_norm_by_the_std, r"divided by the standard deviation"),
+    # ticked with full marks: nothing saw the model called (and rng drawn from) after the stop token
+    _entry(f"{C4}/generate", generate_draws_the_whole_budget_then_cuts, r"after the stop token"),
+    # once "right in float64, wrong in float32: ... overflows sooner" (it returned id V)
+    _entry(f"{C4}/sample_next", sample_next_unclamped, r"an id past the last one"),
+    # ticked with full marks: no u came above a float32 cumulative sum's last entry (once in 1.7e7 draws)
+    _entry(f"{C4}/sample_next", sample_next_u_unscaled_in_float32, r"Scale u by cdf\[-1\]"),
+    # ticked with full marks: no sampled step had filters that leave one token
+    _entry(f"{C4}/sample_next", sample_next_only_token_left_without_a_draw, r"leave a single token"),
+    # ticked with full marks: no case had a small positive temperature
+    _entry(
+        f"{C4}/apply_temperature",
+        apply_temperature_small_as_greedy,
+        r"small temperature \(0.01, say\) is not 0",
+    ),
+    # ticked with full marks: the cache cases' scores were small
+    _entry(f"{C4}/attend_with_cache", attend_with_cache_softmax_without_max, r"Subtract each row's maximum"),
+    # once "does your code handle only the values of `max_new_tokens` it was tried on?"
+    _entry(f"{C4}/generate", generate_one_token_past_the_stop, r"drew one token after the stop token"),
+    # once "your code uses `eps` otherwise than the reference ... added inside the square root"
+    _entry(f"{C2}/rms_norm", rms_norm_default_eps_of_layer_norm, r"default eps is 1e-5"),
+    # once "values differ"
+    _entry(f"{C4}/apply_temperature", apply_temperature_floor_division, r"floor division"),
+    _entry(f"{C2}/swiglu", swiglu_silu_of_the_product, r"the SiLU of the product"),
+    _entry(f"{C5}/toy_embed", toy_embed_ids_from_one, r"row ids - 1 of wte"),
+]
+FIXED += TWELFTH_FIXED
+WRONG += TWELFTH_FIXED
+
+
 RIGHT = [
     _entry(f"{C1}/encode", encode_loop),
     _entry(f"{C1}/token_embedding", token_embedding_take),

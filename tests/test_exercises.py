@@ -105,6 +105,7 @@ def nudged(array: np.ndarray, g, ulps: int = 4) -> np.ndarray:
     return moved.astype(array.dtype)
 
 
+SCORED = ("q", "k", "q_new", "k_new", "cache_k")  # the inputs a score is made of, with or without a cache
 SHARP_SCORES = sorted(eid for eid in FUNCTIONS if "sharp" in {case.name for case in REGISTRY[eid].cases()})
 
 
@@ -120,9 +121,7 @@ def test_a_right_answer_that_rounds_its_scores_another_way_keeps_full_marks_on_e
         for case in exercise.cases(secret):
             if case.name.endswith("sharp") and (case.hidden or secret == 0):
                 other_way = {
-                    **case.inputs,
-                    "q": nudged(case.inputs["q"], g),
-                    "k": nudged(case.inputs["k"], g),
+                    name: nudged(value, g) if name in SCORED else value for name, value in case.inputs.items()
                 }
                 expected = exercise.reference(**case.inputs)
                 assert compare.close(exercise, exercise.reference(**other_way), expected), (secret, case.name)

@@ -209,17 +209,14 @@ def _lengths_seen(w: _Wrong) -> str | None:
 
 def _capped_here(w: _Wrong, axis: int, longest: int) -> bool:
     """Whether this answer looks cut at ``longest``: of another length along ``axis``, or right on
-    its first ``longest`` entries there. Code that keeps a window or a written-in size is right up
+    its first ``longest`` entries there (by the exercise's own comparison). Code that keeps a window or a written-in size is right up
     to the cap; an answer wrong from its first entry on went wrong for another reason (keys in
     another order, a generator copied at each step) that longer cases merely happen to show."""
     actual, expected = np.asarray(w.actual), np.asarray(w.expected)
     if actual.shape != expected.shape:
         return True
     head = (slice(None),) * (expected.ndim + axis) + (slice(0, longest),)
-    try:
-        return bool(np.allclose(actual[head], expected[head], rtol=1e-3, atol=1e-5, equal_nan=True))
-    except (TypeError, ValueError):
-        return True
+    return _matches(w.exercise, actual[head], expected[head])
 
 
 def _length(w: _Wrong, case, axis: int) -> int | None:

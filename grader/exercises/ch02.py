@@ -119,19 +119,21 @@ SHARP_GAP = 20.0  # exp(-20) is 2e-9: beside a row's largest score, the next wei
 SHARP_DRAWS = 1000  # the course's sizes take about 4
 
 
-def sharp_qk(g, lead: tuple, T: int, d_head: int, scale: float) -> dict:
-    """float32 q and k (*lead, T, d_head) whose scaled scores reach the thousands (a softmax
-    without its max subtraction gives NaN), drawn again until in every row the largest score the
-    causal mask allows beats the next by more than ``SHARP_GAP``. Attention is then one-hot to
+def sharp_qk(g, lead: tuple, T: int, d_head: int, scale: float, S: int = 0) -> dict:
+    """float32 q (*lead, T, d_head) and k (*lead, S + T, d_head: ``S`` earlier keys, as in a
+    cache) whose scaled scores reach the thousands (a softmax without its max subtraction gives
+    NaN), drawn again until in every row the largest score the causal mask allows beats the next by
+    more than ``SHARP_GAP``. Attention is then one-hot to
     float32's precision, so a right answer's does not depend on how its scores were rounded:
     scores this large are off by thousandths in another order of summing, which would move a
     softmax between two close scores by more than the tolerance."""
-    allowed = np.tril(np.ones((T, T), dtype=bool))
+    allowed = np.tri(T, S + T, k=S, dtype=bool)
+    rows = slice(1 if S == 0 else 0, None)  # without earlier keys, row 0 sees one key only
     for _ in range(SHARP_DRAWS):
-        q, k = (_normal(g, *lead, T, d_head, dtype=np.float32) * np.float32(scale) for _ in "qk")
+        q, k = (_normal(g, *lead, n, d_head, dtype=np.float32) * np.float32(scale) for n in (T, S + T))
         scores = np.where(allowed, q.astype(np.float64) @ np.swapaxes(k, -1, -2) / math.sqrt(d_head), -np.inf)
         top = np.sort(scores, axis=-1)[..., -2:]
-        if (top[..., 1:, 1] - top[..., 1:, 0] > SHARP_GAP).all():  # row 0 sees one key only
+        if (top[..., rows, 1] - top[..., rows, 0] > SHARP_GAP).all():
             return {"q": q, "k": k}
     raise ValueError(
         f"no sharp q and k of {(*lead, T, d_head)} in {SHARP_DRAWS} draws: fewer rows or a larger scale"
@@ -645,6 +647,11 @@ RMS_NORM = Exercise(
                 {"eps_where": "outside"},
                 "epsilon is outside the square root: sqrt(mean(x**2) + eps)",
             ),
+            "std": (
+                {"spread": True},
+                "you divided by the standard deviation (np.std or np.var: the spread around the mean): "
+                "RMSNorm divides by the root mean square of x itself, sqrt(mean(x**2) + eps)",
+            ),
             "sum": (
                 {"mean": False},
                 "you summed the squares: RMS is the root of their MEAN over the last axis",
@@ -654,6 +661,11 @@ RMS_NORM = Exercise(
             "gain-added": (
                 {"gain_added": True},
                 "you added the gain g: RMSNorm multiplies by it, x / sqrt(mean(x**2) + eps) * g",
+            ),
+            "eps-1e-5": (
+                {"eps": 1e-5},
+                "your default eps is 1e-5 (LayerNorm's): rms_norm's signature has eps=1e-6, the value a "
+                "call that leaves eps out must get",
             ),
         },
     ),
@@ -821,6 +833,11 @@ SWIGLU = Exercise(
             "no-up": (
                 {"up": False},
                 "the up branch is missing: multiply the SiLU gate element-wise by x @ W_up before the down projection",
+            ),
+            "silu-of-product": (
+                {"on_product": True},
+                "you took the SiLU of the product (x @ W_gate) * (x @ W_up): the SiLU goes on the gate "
+                "alone, then multiplies the up branch, silu(x @ W_gate) * (x @ W_up)",
             ),
             "added": (
                 {"added": True},

@@ -26,6 +26,7 @@ import lib
 from .. import kinds
 from ..exercise import Case, Exercise, choice, hidden, rng, size
 from ..runners import ToyLM, packed, sampler
+from .ch02 import SHARP, sharp_qk
 from .wrong import attention, sampling, table
 
 ASSIGNMENT = "04-sampling"
@@ -73,6 +74,7 @@ def _from_probs(probs, order, dtype=np.float32):
 # ---- temperature -------------------------------------------------------------------------------
 
 TIE_AT_MAX = "two equal largest logits"
+COLD = "a small temperature, far below 1 but not 0"
 
 
 def _temperature_visible():
@@ -83,6 +85,7 @@ def _temperature_visible():
         Case("zero", {"logits": zero, "temperature": 0.0}, kinds={TIE_AT_MAX}),
         Case("hot64", {"logits": _logits(73, (3, 9), np.float64), "temperature": 2.5}),
         Case("one", {"logits": _logits(74, (7,)), "temperature": 1.0}),
+        Case("cold", {"logits": _logits(75, (8,)), "temperature": 0.01}, kinds={COLD}),
         Case(
             "zero-batch64",
             {"logits": _with_tie_at_max(rng(78), (2, 6), np.float64), "temperature": 0.0},  # rows peak apart
@@ -97,6 +100,12 @@ def _temperature_hidden(g):
     return [
         hidden("hot64", {"logits": _drawn(g, (B, size(g, 8, 12)), np.float64), "temperature": hot}),
         hidden("one", {"logits": _drawn(g, (size(g, 6, 12),)), "temperature": 1.0}),
+        hidden(
+            "cold",
+            {"logits": _drawn(g, (size(g, 6, 12),)), "temperature": round(float(g.uniform(0.005, 0.02)), 3)},
+            kinds={COLD},
+            about=COLD,
+        ),
         hidden(
             "zero-tie",
             {"logits": _with_tie_at_max(g, (size(g, 5, 9),)), "temperature": 0.0},
@@ -138,6 +147,16 @@ APPLY_TEMPERATURE = Exercise(
                 {"zero": "kept-as-0"},
                 "with T = 0 the kept token keeps its own logit (only the others become -inf): a 0 there "
                 "is another logit than the model gave",
+            ),
+            "small-as-zero": (
+                {"greedy_below": 0.05},
+                "a small temperature (0.01, say) is not 0: divide the logits by it as by any other, "
+                "which sharpens without removing anything. Only temperature == 0 is greedy",
+            ),
+            "floor-division": (
+                {"op": "floor"},
+                "you divided with // (floor division), which rounds each quotient down to a whole "
+                "number: divide with /",
             ),
             "zero-keeps-ties": (
                 {"zero": "every-max"},
@@ -561,6 +580,37 @@ def _sample_inputs(logits, seed, n, mode, settings):
 
 GREEDY_TIES = "greedy steps on equal largest logits, between sampled steps"
 CHANGING = "settings that change from one draw to the next"
+U_NEAR_ONE = "a random number above the last entry of a float32 cumulative sum that rounding left below 1"
+ONE_LEFT = "sampled steps whose top-p leaves a single token"
+# Seeds whose generator's draw at the given index (0-based) is above 1 - 2**-24, float32's largest
+# number below 1 (found by a search over seeds; such a draw comes once in 1.7e7).
+NEAR_ONE_SEEDS = ((361910, 18), (440288, 36), (1183528, 15), (1234651, 31), (1820722, 36))
+# float32 logits whose top-3 probabilities, summed in float32 in id order, end below 1 (0.99999994)
+# however the softmax is written; id 7, the last, is not among the top 3.
+BELOW_ONE = [1.5621033, -1.6121874, -0.2668709, 1.0021701, -0.4497797, 1.678416, 1.1418957, -3.3653133]
+
+
+def _ends_below_one(logits, top_k):
+    """Whether the float32 cumulative sum of the top-k probabilities ends below 1, and the last id
+    is removed: a u above that end, compared unscaled, gives the removed last id."""
+    probs = lib.filtered_probs(logits, top_k=top_k)
+    return probs[-1] == 0 and np.cumsum(probs)[-1] < 1
+
+
+def _below_one_logits(g, V, top_k, tries=1000):
+    """float32 logits of ``V`` tokens that ``_ends_below_one`` with ``top_k``, drawn until they do."""
+    for _ in range(tries):
+        logits = _drawn(g, (V,), scale=1.5)
+        logits[-1] = logits.min() - 1.0
+        if _ends_below_one(logits, top_k):
+            return logits
+    raise RuntimeError("no logits whose float32 cumulative sum ends below 1")  # pragma: no cover
+
+
+def _near_one_inputs(g, logits, top_k):
+    """Draws from a seed of ``NEAR_ONE_SEEDS``, as many as reach its number near 1 and a few more."""
+    seed, index = NEAR_ONE_SEEDS[size(g, 0, len(NEAR_ONE_SEEDS) - 1)]
+    return _sample_inputs(logits, seed, index + 1 + size(g, 0, 3), "draws", [{"top_k": top_k}])
 
 
 def _sample_visible():
@@ -613,6 +663,18 @@ def _sample_visible():
             [{"temperature": 0.0}, {"temperature": 1.0}],
             {GREEDY_TIES, CHANGING},
         ),
+        case(
+            "u-near-one", np.array(BELOW_ONE, np.float32), 361910, 20, "draws", [{"top_k": 3}], {U_NEAR_ONE}
+        ),
+        case(
+            "one-left",
+            _logits(116, (10,), scale=0.7),
+            7,
+            12,
+            "draws",
+            [{"top_p": 0.05}, {"temperature": 1.2}],
+            {ONE_LEFT, CHANGING},
+        ),
     ]
 
 
@@ -643,6 +705,10 @@ def _sample_hidden(g):
     alternating = [
         {"temperature": round(float(g.uniform(1.1, 1.6)), 2)},
         {"top_p": round(float(g.uniform(0.5, 0.8)), 2)},
+    ]
+    one_left = [
+        {"top_p": round(float(g.uniform(0.02, 0.06)), 3)},  # below 1/14: the top token alone reaches it
+        {"temperature": round(float(g.uniform(1.1, 1.5)), 2)},
     ]
     return [
         hidden(
@@ -678,6 +744,26 @@ def _sample_hidden(g):
             ),
             kinds={GREEDY_TIES, CHANGING},
             about=GREEDY_TIES,
+            sizes=DRAWS,
+        ),
+        hidden(
+            "u-near-one",
+            _near_one_inputs(g, _below_one_logits(g, size(g, 6, 10), 3), 3),
+            kinds={U_NEAR_ONE},
+            about=U_NEAR_ONE,
+            sizes=DRAWS,
+        ),
+        hidden(
+            "one-left",
+            _sample_inputs(
+                _drawn(g, (size(g, 8, 14),), scale=0.7),
+                int(g.integers(2**31)),
+                size(g, 8, 14),
+                "draws",
+                one_left,
+            ),
+            kinds={ONE_LEFT, CHANGING},
+            about=ONE_LEFT,
             sizes=DRAWS,
         ),
     ]
@@ -727,6 +813,18 @@ SAMPLE_NEXT = Exercise(
                 "even if you use only the first, every later draw comes out different from the reference's",
             ),
             "top-k-1-draws": ({"greedy_draws": "top_k"}, OTHER_RANDOM_NUMBERS),
+            "one-left-no-draw": (
+                {"one_left": "no-draw"},
+                "a sampled step draws its u = rng.random() even when the filters leave a single token "
+                "(a small top_p): only temperature 0 or top_k 1 skip the draw, and a draw skipped shifts "
+                "every later one",
+            ),
+            "unscaled-u": (
+                {"u": "unscaled32"},
+                "a u just below 1 gave a token the filters removed: your cumulative sum ends below 1 "
+                "(float32 rounding), and a u above its end fell past the last kept token. Scale u by "
+                "cdf[-1], np.searchsorted(cdf, u * cdf[-1], side='right'), as the docstring says",
+            ),
             "always-argmax": (
                 {"draw_with": "argmax"},
                 "your function never samples: it always returns the most likely token, so its output "
@@ -771,6 +869,9 @@ SAMPLE_NEXT = Exercise(
         "rng.random() and np.cumsum as the docstring says). And take the softmax AFTER filtering; "
         "do not zero probabilities afterwards",
         "must return one integer": "return a single int token id, e.g. int(np.argmax(...))",
+        "outside 0 ..": "an id past the last one: np.searchsorted gives V for a u at or above the cumulative "
+        "sum's last entry, which float32 rounding can leave below 1. Search for u * cdf[-1] and keep "
+        "min(..., V - 1), as the docstring says",
     },
 )
 
@@ -794,6 +895,7 @@ WIDE_STOP = (
     "a stop token above 256 (Python keeps one object per small int only: a test with is, not ==, misses it)"
 )
 PROMPT_STOP = "a prompt that ends with the stop token"
+WATCHED = "a model that may not be called once the stop token has been drawn"
 
 
 def _generate_visible():
@@ -821,7 +923,18 @@ def _generate_visible():
         case("stop-first", 126, 8, [6, 0, 2], 7, {"temperature": 0.0}, stop="first", kinds={STOP_FIRST}),
         case("prompt-stop", 129, 11, [4, 2, 5], 6, {"temperature": 0.8}, stop=5, kinds={PROMPT_STOP}),
         wide_stop("wide-stop", rng(130)),
+        Case("stop-watched", _watched(rng(127), 10, [2, 6], 12, 1134), kinds={WATCHED}),
     ]
+
+
+def _watched(g, V, ids, budget, seed):
+    """Greedy inputs whose model (``ToyLM(watch=...)``) refuses to be called after the stop token:
+    the first token greedy decoding emits that it did not emit first (the first one itself if it
+    emits nothing else), so that the budget outlasts the stop."""
+    emitted = _greedy_tokens(ToyLM(copy.deepcopy(g), V), ids, budget)
+    stop = next((t for t in emitted if t != emitted[0]), emitted[0])
+    model = ToyLM(g, V, watch=(len(ids), stop))
+    return _generate_inputs(model, ids, budget, seed, {"temperature": 0.0}, stop)
 
 
 def _wide_stop(g, tries=100):
@@ -907,6 +1020,12 @@ def _generate_hidden(g):
             kinds={WIDE_STOP},
             about=WIDE_STOP,
         ),
+        hidden(
+            "stop-watched",
+            _watched(g, size(g, 8, 12), prompt(8), size(g, 10, 16), seed()),
+            kinds={WATCHED},
+            about=WATCHED,
+        ),
     ]
 
 
@@ -976,6 +1095,11 @@ GENERATE = Exercise(
                 "you stopped before drawing because the sequence already ended with the stop token (the "
                 "prompt's last token): stop only right after a token you appended is the stop token",
             ),
+            "one-past-stop": (
+                {"stop": False, "stop_looked": "late"},
+                "you drew one token after the stop token: stop right after appending stop_token (test "
+                "the token you just appended, not the one before it)",
+            ),
             "copied-rng": (
                 {"step_rng": "copied"},
                 "every token was drawn with the same random number: each step got a copy of rng (or a "
@@ -1004,6 +1128,14 @@ def _cache_inputs(g, H, S, T, d_head, dtype=np.float32):
     return {"q_new": arr(T), "k_new": arr(T), "v_new": arr(T), "cache_k": arr(S), "cache_v": arr(S)}
 
 
+def _sharp_cache(g, H, S, T, d_head, scale):
+    """Cache inputs whose scores reach the thousands (``ch02.sharp_qk``, with ``S`` cached keys)."""
+    qk = sharp_qk(g, (H,), T, d_head, scale, S=S)
+    v = g.normal(size=(H, S + T, d_head)).astype(np.float32)
+    k = qk["k"]
+    return {"q_new": qk["q"], "k_new": k[:, S:], "v_new": v[:, S:], "cache_k": k[:, :S], "cache_v": v[:, :S]}
+
+
 ONE_HEAD = "one head"
 
 
@@ -1013,6 +1145,7 @@ def _cache_visible():
         Case("chunk", _cache_inputs(rng(132), H=2, S=3, T=3, d_head=4)),
         Case("empty-cache64", _cache_inputs(rng(133), H=2, S=0, T=3, d_head=4, dtype=np.float64)),
         Case("one-head", _cache_inputs(rng(134), H=1, S=4, T=2, d_head=3), kinds={ONE_HEAD}),
+        Case("sharp", _sharp_cache(rng(135), H=2, S=3, T=2, d_head=4, scale=30.0), kinds={SHARP}),
     ]
 
 
@@ -1024,6 +1157,12 @@ def _cache_hidden(g):
         hidden("long64", _cache_inputs(g, H_long, S_long, 1, 2 * size(g, 2, 5), np.float64)),
         hidden(
             "one-head", _cache_inputs(g, 1, size(g, 4, 8), 2, size(g, 3, 6)), kinds={ONE_HEAD}, about=ONE_HEAD
+        ),
+        hidden(
+            "sharp",
+            _sharp_cache(g, size(g, 2, 3), size(g, 2, 5), size(g, 1, 3), 4, float(g.uniform(25.0, 40.0))),
+            kinds={SHARP},
+            about=SHARP,
         ),
     ]
 
@@ -1071,6 +1210,12 @@ ATTEND_WITH_CACHE = Exercise(
             "no-scale": (
                 {"scale": "none"},
                 "the scores are not scaled: divide q k^T by sqrt(d_head) (or use scaled_dot_product_attention)",
+            ),
+            "no-max": (
+                {"shift": False},
+                "on large scores your output is NaN: np.exp of a score above about 88 overflows float32, "
+                "and inf / inf is NaN. Subtract each row's maximum score before np.exp (or use "
+                "scaled_dot_product_attention, which does)",
             ),
             "softmax-over-queries": (
                 {"axis": -2},

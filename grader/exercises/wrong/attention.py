@@ -36,13 +36,13 @@ def scores(q, k, *, scale="sqrt", diagonal=0, offset=True, fill="-inf", upper=Fa
     return np.where(allowed, scaled, value).astype(q.dtype)
 
 
-def probs(q, k, *, mask="before", axis=-1, **score_knobs):
+def probs(q, k, *, mask="before", axis=-1, shift=True, **score_knobs):
     """Attention weights: softmax of the scores. ``mask``: ``"before"`` the softmax (right),
     ``"after"`` it (weights of the future zeroed, rows no longer sum to 1) or ``"none"``;
-    ``axis=-2`` normalises over the queries."""
+    ``axis=-2`` normalises over the queries; ``shift=False`` exponentiates the scores as they are."""
     if mask != "before":
         score_knobs = {**score_knobs, "diagonal": q.shape[-2] + k.shape[-2]}  # a mask that hides nothing
-    p = softmax(scores(q, k, **score_knobs), axis=axis)
+    p = softmax(scores(q, k, **score_knobs), axis=axis, shift=shift)
     if mask == "after":
         T, S = q.shape[-2], k.shape[-2]
         p = p * np.tri(T, S, k=S - T, dtype=bool)

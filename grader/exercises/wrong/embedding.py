@@ -58,13 +58,14 @@ def position_embedding(n_tokens, wpe, *, rows="first", ids=None):
     }[rows]()
 
 
-def embed(ids, wte, wpe, *, positions="first", tokens=True):
+def embed(ids, wte, wpe, *, positions="first", tokens=True, ids_from=0):
     """``wte[ids] + wpe[:T]``; ``positions``: any ``rows`` of ``position_embedding``;
-    ``tokens=False`` leaves the token rows out."""
+    ``tokens=False`` leaves the token rows out; ``ids_from=1`` reads the ids as 1-based,
+    ``wte[ids - 1]``."""
     rows = position_embedding(ids.shape[-1], wpe, rows=positions, ids=ids)
     if rows is None:
         return None
-    return (wte[ids] if tokens else np.zeros(ids.shape + wte.shape[-1:], wte.dtype)) + rows
+    return (wte[ids - ids_from] if tokens else np.zeros(ids.shape + wte.shape[-1:], wte.dtype)) + rows
 
 
 def sinusoidal_positions(
@@ -114,6 +115,10 @@ EMBED = {
         {"positions": "last"},
         "you took the last T rows of wpe: positions count from the start, so the token at position t "
         "gets row t, rows 0 .. T-1 (wpe[:T])",
+    ),
+    "ids-from-one": (
+        {"ids_from": 1},
+        "you took row ids - 1 of wte for each token: ids count from 0, so token id i gets row i, wte[ids]",
     ),
     "positions-by-id": (
         {"positions": "by-id"},

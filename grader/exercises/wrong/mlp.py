@@ -31,16 +31,17 @@ GATES = {
 }
 
 
-def swiglu(x, params, *, gate="silu", branch="gate", up=True, both=False, added=False):
+def swiglu(x, params, *, gate="silu", branch="gate", up=True, both=False, added=False, on_product=False):
     """SwiGLU; ``gate`` is one of ``GATES``, ``branch="up"`` puts it on the up branch, ``both`` on
     both, ``up=False`` drops the up branch, ``added`` adds the two branches instead of multiplying
-    them."""
+    them, ``on_product`` takes the gate of their product."""
     a, b = x @ params["gate_proj"]["w"], x @ params["up_proj"]["w"]
     if branch == "up":
         a, b = b, a
     act = GATES[gate]
     other = act(b) if both else b
     h = (act(a) + other if added else act(a) * other) if up else act(a)
+    h = act(a * b) if on_product else h
     return (h @ params["down_proj"]["w"]).astype(x.dtype)
 
 

@@ -63,14 +63,26 @@ def layer_norm(
 
 
 def rms_norm(
-    x, g, eps=1e-6, *, centre=False, mean=True, eps_where="inside", root=True, gain=True, gain_added=False
+    x,
+    g,
+    eps=1e-6,
+    *,
+    centre=False,
+    mean=True,
+    eps_where="inside",
+    root=True,
+    gain=True,
+    gain_added=False,
+    spread=False,
 ):
-    """RMSNorm; ``centre`` subtracts the mean first, ``mean=False`` sums the squares, ``root=False``
-    divides by the mean square itself, ``gain=False`` leaves out g, ``gain_added`` adds g instead
-    of multiplying by it."""
+    """RMSNorm; ``centre`` subtracts the mean first, ``spread`` divides by the standard deviation
+    (the squares taken around the mean, x itself not centred), ``mean=False`` sums the squares,
+    ``root=False`` divides by the mean square itself, ``gain=False`` leaves out g, ``gain_added``
+    adds g instead of multiplying by it."""
     if centre:
         x = x - x.mean(axis=-1, keepdims=True)
-    ms = (x * x).mean(axis=-1, keepdims=True) if mean else (x * x).sum(axis=-1, keepdims=True)
+    around = x - x.mean(axis=-1, keepdims=True) if spread else x
+    ms = (around * around).mean(axis=-1, keepdims=True) if mean else (x * x).sum(axis=-1, keepdims=True)
     denominator = (np.sqrt(ms + eps) if eps_where == "inside" else np.sqrt(ms) + eps) if root else ms + eps
     y = x / denominator
     if gain_added:

@@ -37,11 +37,13 @@ def _returned(logits, out, *, removed="-inf", probabilities=False):
     return softmax(out) if probabilities else out
 
 
-def apply_temperature(logits, temperature, *, op="divide", zero="first-max", on="logits"):
-    """Temperature; ``op="multiply"``, ``zero``: ``"first-max"`` (right), ``"divide"`` (a plain
-    division by 0), ``"every-max"`` (ties all kept) or ``"kept-as-0"`` (the kept token's logit
-    replaced by 0); ``on="probabilities"`` divides the softmax, ``on="returned-probabilities"``
-    returns the softmax of the right logits."""
+def apply_temperature(logits, temperature, *, op="divide", zero="first-max", on="logits", greedy_below=0.0):
+    """Temperature; ``op="multiply"`` or ``"floor"`` (//), ``zero``: ``"first-max"`` (right),
+    ``"divide"`` (a plain division by 0), ``"every-max"`` (ties all kept) or ``"kept-as-0"`` (the
+    kept token's logit replaced by 0); ``on="probabilities"`` divides the softmax,
+    ``on="returned-probabilities"`` returns the softmax of the right logits; a temperature below
+    ``greedy_below`` is taken for 0."""
+    temperature = 0.0 if temperature < greedy_below else temperature
     if on == "probabilities":
         return softmax(logits) / logits.dtype.type(temperature or 1.0)
     if on == "returned-probabilities":
@@ -56,7 +58,7 @@ def apply_temperature(logits, temperature, *, op="divide", zero="first-max", on=
         )
     with np.errstate(divide="ignore", invalid="ignore"):
         t = logits.dtype.type(temperature)
-        return logits * t if op == "multiply" else logits / t
+        return {"multiply": np.multiply, "floor": np.floor_divide}.get(op, np.divide)(logits, t)
 
 
 def top_k_filter(logits, k, *, extra=0, order="largest-first", threshold=False, **returned):
@@ -140,6 +142,7 @@ def sample_next(
     greedy_when="either",
     u="u",
     spare_draw=None,
+    one_left="draw",
     **filter_knobs,
 ):
     """``sample_next`` as the check runs it (``runners.sampler``): ``n`` draws, or in mode
@@ -150,11 +153,15 @@ def sample_next(
     (temperature 0 or top_k 1; ``"top_k"``: on a top_k 1 step only); ``greedy_when="both"`` takes
     the argmax only when temperature is 0 and top_k 1 together, and samples the others (temperature 0
     as 1e-6); ``u="1-u"`` goes down the
-    cumulative probabilities with 1 - rng.random(); ``spare_draw`` calls rng.random() once more per
-    token, ``"before"`` or ``"after"`` the one it uses, or ``"vector"`` draws V numbers and uses the first."""
+    cumulative probabilities with 1 - rng.random(), ``u="unscaled32"`` compares u, not u * cdf[-1],
+    with the float32 cumulative sum (a u above its last entry, below 1 by rounding, gives the last id);
+    ``spare_draw`` calls rng.random() once more per token, ``"before"`` or ``"after"`` the one it uses,
+    or ``"vector"`` draws V numbers and uses the first; ``one_left="no-draw"`` returns the only token
+    the filters leave without drawing."""
 
     def probs(logits, temperature=1.0, top_k=None, top_p=None):
-        p = filtered_probs(logits, temperature, top_k, top_p, **filter_knobs).astype(np.float64)
+        p = filtered_probs(logits, temperature, top_k, top_p, **filter_knobs)
+        p = p if u == "unscaled32" else p.astype(np.float64)
         return (p > 0) / np.count_nonzero(p) if draw_with == "uniform" else p
 
     def sample(logits, rng, temperature=1.0, top_k=None, top_p=None):
@@ -165,6 +172,8 @@ def sample_next(
         if greedy and not draws:
             return int(np.argmax(logits))
         p = probs(logits, temperature, top_k, top_p)
+        if one_left == "no-draw" and np.count_nonzero(p) == 1:
+            return int(np.argmax(p))
         if draw_with == "argmax":
             return int(np.argmax(p))
         if draw_with == "multinomial":
@@ -176,7 +185,8 @@ def sample_next(
         if spare_draw == "after":
             rng.random()
         drawn = 1 - drawn if u == "1-u" else drawn
-        token = int(min((cdf <= drawn * cdf[-1]).sum(), len(cdf) - 1))
+        total = 1 if u == "unscaled32" else cdf[-1]
+        token = int(min((cdf <= drawn * total).sum(), len(cdf) - 1))
         return int(np.argmax(logits)) if greedy else token
 
     if mode == "frequencies" and draw_with == "argmax":
@@ -216,7 +226,8 @@ def generate(
     """The loop: ``lib.sample_next`` on ``next_logits`` of the sequence so far, until
     ``max_new_tokens`` (plus ``budget_extra``) or right after the stop token. ``include_stop=False``
     stops before it, ``stop=False`` runs past it, ``stop_looked="last"`` looks for it at the end of
-    the sequence before each draw (so a prompt that ends with it stops at once); ``context="last"`` gives the model the last token
+    the sequence before each draw (so a prompt that ends with it stops at once), ``"late"`` (with
+    ``stop=False``) one token before the end (so one token follows it); ``context="last"`` gives the model the last token
     only, ``context="prompt"`` the prompt alone at every step; ``pick="argmax"`` is greedy; ``settings="defaults"`` drops temperature, top_k and top_p;
     ``only_new`` returns the new tokens without the prompt; ``step_rng="copied"`` gives each step a
     copy of the generator, so every token is drawn with the same number."""
@@ -225,6 +236,8 @@ def generate(
     out = [int(i) for i in ids]
     for _ in range(max_new_tokens + budget_extra):
         if stop_looked == "last" and out[-1] == stop_token:
+            break
+        if stop_looked == "late" and len(out) > len(ids) + 1 and out[-2] == stop_token:
             break
         logits = next_logits(np.array(CONTEXTS[context](out, len(ids))))
         drawn_with = copy.deepcopy(rng) if step_rng == "copied" else rng
