@@ -867,6 +867,24 @@ def test_no_page_shows_an_error_or_a_traceback(edition):
     assert found == {}
 
 
+# What only a class needs: how to submit, validating first, who grades (grader.audiences).
+CLASS_ONLY = re.compile(r"(?:before|when) you submit|at submission|nbgrader validate|your instructors", re.I)
+
+
+@pytest.mark.slow
+def test_only_the_class_edition_tells_readers_to_submit(book, class_book):
+    """A reader on their own submits nothing: every chapter told them to validate with nbgrader
+    before submitting ("How the checks work", the introduction's "Grading"). The reader edition
+    leaves that out and says what a reader alone gets; the class edition keeps it."""
+    reader, classes = page_sources(book), page_sources(class_book)
+    told = {p: CLASS_ONLY.findall(page_text(reader[p])) for p in CHAPTERS}
+    assert {p: found for p, found in told.items() if found} == {}
+    alone = [p for p in CHAPTERS if "on your own" not in page_text(reader[p]).lower()]
+    assert alone == []
+    untold = [p for p in CHAPTERS if "nbgrader validate" not in page_text(classes[p])]
+    assert untold == []
+
+
 # A page a phone loads whole, figures' data included (chapter 2's figure once stored the same
 # attention matrix for each of its 46 queries: 10 MB).
 HEAVIEST_PAGE_MB = 1.5
@@ -1588,6 +1606,45 @@ def test_an_unclosed_hidden_test_region_is_an_error():
     solution, student = chapter_pair("### BEGIN HIDDEN TESTS\nrecord('01-embeddings/encode', encode)")
     with pytest.raises(ValueError, match="never closed"):
         editions.instructor_notebook(solution, student, "test.ipynb")
+
+
+MARKED = """Checks answer at once.
+<!-- class only -->
+Before you submit, validate.
+<!-- end class only -->
+<!-- reader only -->
+Nothing is submitted.
+<!-- end reader only -->"""
+
+
+@pytest.mark.parametrize(
+    ("edition", "shown"),
+    [
+        ("reader", "Checks answer at once.\nNothing is submitted."),
+        ("class", "Checks answer at once.\nBefore you submit, validate."),
+        ("instructor", "Checks answer at once.\nBefore you submit, validate."),
+    ],
+)
+def test_each_edition_shows_the_text_for_its_readers(edition, shown):
+    editions = load_editions()
+    nb = new_notebook(cells=[new_markdown_cell(MARKED)])
+    out = editions.for_its_readers(nb, editions.EDITIONS[edition]["audience"], "test.ipynb")
+    assert out.cells[0].source == shown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<!-- class only -->\nnever closed",
+        "<!-- end reader only -->",
+        "<!-- class only -->\n<!-- reader only -->",
+    ],
+)
+def test_a_misplaced_audience_marker_is_an_error(text):
+    editions = load_editions()
+    nb = new_notebook(cells=[new_markdown_cell(text)])
+    with pytest.raises(ValueError, match="test.ipynb, cell 0"):
+        editions.for_its_readers(nb, "reader", "test.ipynb")
 
 
 def test_a_test_cell_without_a_check_is_an_error():

@@ -36,12 +36,13 @@
 # transformer. At the end, your `embed` computes exactly what the course's Shakespeare model feeds
 # its first block.
 #
-# :::{admonition} How the checks work, and how to check before you submit
+# :::{admonition} How the checks work
 # :class: tip
 # - Each exercise is a function whose body is `raise NotImplementedError()`. Replace that line with
 #   your code, run the cell, then run the check cell right below it. It prints ✔, or a short
 #   message that names the mistake it recognises (a transposed table, positions off by one, ...)
 #   or the first intermediate result that differs.
+# <!-- class only -->
 # - The check cell is the visible half of the grader's test. When you submit, the grader runs the
 #   same function on more inputs that you do not see: other shapes, other seeds, float32 and
 #   float64. A function that only reproduces the visible example fails there.
@@ -51,6 +52,15 @@
 #   executes the notebook the way the grader does: `nbgrader validate embeddings.ipynb` in a
 #   terminal in this folder, or the **Validate** button next to the assignment in JupyterLab's
 #   assignment list.
+# <!-- end class only -->
+# <!-- reader only -->
+# - Reading on your own, you submit nothing: the check is all the feedback there is, and it comes
+#   at once, as often as you run it. Its cases are of every kind a course's grader uses, so a ✔
+#   means a function that is right in general, not one fitted to the example.
+# - On this page, a check's place shows what a correct function returns on its example, with the
+#   solution folded under "Show solution"; a concept check's answer and its reason are folded
+#   under "Show the answer". Try first, then unfold.
+# <!-- end reader only -->
 # :::
 
 # %%

@@ -37,10 +37,18 @@
 # :class: tip
 # Each exercise takes a `lib.Config` and returns one exact integer. The check runs it on visible
 # configs and recognises the usual slips (a tied head counted twice, a forgotten attention term,
-# bits instead of bytes, ...); the grader adds configs you do not see, from GPT-2 small to a
-# 70-billion-parameter Llama.
+# bits instead of bytes, ...).
+# <!-- class only -->
+# The grader adds configs you do not see, from GPT-2 small to a 70-billion-parameter Llama.
 # Before you submit, run `nbgrader validate cost.ipynb` in a terminal in this folder: it runs the
 # notebook from a fresh kernel, as the grader does, and prints every check that fails.
+# <!-- end class only -->
+# <!-- reader only -->
+# Reading on your own, you submit nothing: the check is all the feedback there is, and it comes at
+# once, as often as you run it. On this page, a check's place shows what a correct function returns
+# on its example, with the solution folded under "Show solution"; a concept check's answer and its
+# reason are folded under "Show the answer". Try first, then unfold.
+# <!-- end reader only -->
 # :::
 
 # %%
