@@ -197,7 +197,9 @@ print("targets:", targets, "=", [TOKENS[i] for i in targets])
 
 logits, trace = toy.forward(inputs, trace=True)
 T = len(inputs)
-POS = [f"{t}: {TOKENS[i]}" for t, i in enumerate(inputs)]  # row labels: position and token
+# Row labels, position and token: "1: rocks" joined by a no-break space, kept on one line beside a
+# table on a phone.
+POS = [f"{t}:\N{NO-BREAK SPACE}{TOKENS[i]}" for t, i in enumerate(inputs)]
 print(f"\nthe trace has {len(trace)} stations:")
 for name, value in trace.items():
     print(f"  {name:22} {str(value.shape):10}")
