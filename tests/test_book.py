@@ -302,6 +302,34 @@ AXE_RUN = """async ([skip, root]) => {
 # where its dark-mode colours can meet them. Colour contrast only.
 DARK = "document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'"
 
+# Code that wraps without showing it: a wrapped line goes on no further in than the line's own text
+# begins, where it looks like a line of its own (an exercise's "Task:" line went on at column 0,
+# next to the docstring's own lines indented by 8). A code block whose lines are not boxes of their
+# own (theme-fixes.js) is judged as a whole: it wraps if it shows more lines than it has.
+FLAT_WRAPS = """pre => {
+    const rects = el => {
+        const range = document.createRange();
+        range.selectNodeContents(el);
+        return [...range.getClientRects()].filter(r => r.width > 0);
+    };
+    const row = r => Math.round(r.top / 4);
+    if (!pre.querySelector('.fp-line'))
+        return new Set(rects(pre).map(row)).size > pre.textContent.split('\\n').filter(l => l.length).length;
+    return [...pre.querySelectorAll('.fp-line')].some(line => {
+        const boxes = rects(line);
+        const first = Math.min(...boxes.map(row));
+        const onward = boxes.filter(r => row(r) > first);
+        if (!onward.length) return false;
+        const range = document.createRange();
+        const node = document.createTreeWalker(line, NodeFilter.SHOW_TEXT).nextNode();
+        range.setStart(node, 0);
+        range.setEnd(node, 1);
+        const ch = range.getBoundingClientRect().width;
+        const textStarts = line.getBoundingClientRect().left + /^ */.exec(line.textContent)[0].length * ch;
+        return Math.min(...onward.map(r => r.left)) < textStarts + ch / 2;
+    });
+}"""
+
 # What is wider than the column: the page itself, display equations, code and cells' HTML
 # outputs (a table) that scroll without showing it, inline equations that stick out of their paragraph, code
 # cells that scroll sideways; the row labels of printed tables broken over two lines.
@@ -327,8 +355,9 @@ OVERFLOW = """() => {
             .filter(p => p.scrollWidth > p.clientWidth + 1).map(text),
         hiddenCode: [...article.querySelectorAll('pre')]
             .filter(p => p.scrollWidth > p.clientWidth + 1 && !p.classList.contains('fp-scrolls')).map(text),
+        flatWraps: [...article.querySelectorAll('div.highlight pre')].filter(FLAT_WRAPS).map(text),
     };
-}"""
+}""".replace("FLAT_WRAPS", FLAT_WRAPS)
 
 # The smallest text in each SVG figure, in CSS pixels as shown: the font size in the figure's own
 # units times the scale at which the image is drawn.
@@ -773,7 +802,8 @@ def test_nothing_is_wider_than_the_column(visits, edition, width):
     arrays at their third on a phone); no inline equation sticks
     out; at desktop width no code block or output scrolls sideways (long lines wrap) and a printed
     table's row labels keep to one line, as chapter 5's position labels ("1: rocks") do on a phone
-    too."""
+    too; a wrapped line of code goes on further in than its own text begins (an exercise's
+    docstring on a phone went on at column 0, beside its own lines indented by 8)."""
     problems = {}
     for path in PAGES:
         overflow = seen(visits, edition, width, path).overflow
@@ -787,6 +817,7 @@ def test_nothing_is_wider_than_the_column(visits, edition, width):
             ],
             "inline equations past the column": overflow["inlineMath"],
             "code blocks scrolling sideways": overflow["scrollingCode"] if width == DESKTOP else [],
+            "wrapped code lines going on where lines begin": overflow["flatWraps"],
         }
         found = {k: v for k, v in found.items() if v}
         if found:
