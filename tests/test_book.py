@@ -1054,6 +1054,41 @@ def test_no_chapter_types_the_toy_models_number_of_weights():
     assert {chapter: hits for chapter, hits in found.items() if hits} == {}
 
 
+# What chapters 1 and 6 said that a reader could not follow or that typed a number the page prints:
+# a figure "in the next section" that was neither next nor about single characters; GPT-2's
+# vocabulary, the benchmark's sizes and a configuration's layers and heads, printed by the code.
+TYPED_IN_PROSE = {
+    "01-embeddings": [r"figure in the next section", r"fifty thousand"],
+    "06-cost": [
+        r"\b1024\b",
+        r"\b100 MB\b",
+        r"\b80-layer\b",
+        r"\b64 key/value heads\b",
+        r"\bfour blocks\b",
+        r"\b0\.1 GB\b",
+    ],
+}
+
+
+def test_chapters_1_and_6_type_no_number_their_code_prints():
+    found = {
+        chapter: [
+            p for p in patterns if re.search(p, prose_of(next(ROOT.glob(f"chapters/{chapter}/*.ipynb"))))
+        ]
+        for chapter, patterns in TYPED_IN_PROSE.items()
+    }
+    assert {chapter: hits for chapter, hits in found.items() if hits} == {}
+
+
+@pytest.mark.slow
+def test_chapter_1_shows_the_text_its_tokenizer_refuses(book):
+    """Its output said "character 'ï' (U+00EF) at position 4" of a text that only the code folded
+    away on the page held, and the prose goes on about that text's "ï" and "é"."""
+    outputs = CellOutputs()
+    outputs.feed((book / "chapters" / "01-embeddings" / "embeddings.html").read_text(encoding="utf-8"))
+    assert "'A naïve café'" in "".join(outputs.text)
+
+
 @pytest.mark.slow
 def test_api_reference_documents_every_public_name(book):
     import lib
