@@ -330,6 +330,15 @@ FLAT_WRAPS = """pre => {
     });
 }"""
 
+# Code that shows fewer rows than it has lines: its lines run together side by side (the line boxes
+# of FLAT_WRAPS, inline blocks, did that in every printed output that does not wrap on a phone).
+RUN_TOGETHER = """pre => {
+    const range = document.createRange();
+    range.selectNodeContents(pre);
+    const rows = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top / 4)));
+    return rows.size < pre.textContent.split('\\n').filter(l => l.length).length;
+}"""
+
 # What is wider than the column: the page itself, display equations, code and cells' HTML
 # outputs (a table) that scroll without showing it, inline equations that stick out of their paragraph, code
 # cells that scroll sideways; the row labels of printed tables broken over two lines.
@@ -356,8 +365,9 @@ OVERFLOW = """() => {
         hiddenCode: [...article.querySelectorAll('pre')]
             .filter(p => p.scrollWidth > p.clientWidth + 1 && !p.classList.contains('fp-scrolls')).map(text),
         flatWraps: [...article.querySelectorAll('div.highlight pre')].filter(FLAT_WRAPS).map(text),
+        runTogether: [...article.querySelectorAll('div.highlight pre')].filter(RUN_TOGETHER).map(text),
     };
-}""".replace("FLAT_WRAPS", FLAT_WRAPS)
+}""".replace("FLAT_WRAPS", FLAT_WRAPS).replace("RUN_TOGETHER", RUN_TOGETHER)
 
 # The smallest text in each SVG figure, in CSS pixels as shown: the font size in the figure's own
 # units times the scale at which the image is drawn.
@@ -818,6 +828,7 @@ def test_nothing_is_wider_than_the_column(visits, edition, width):
             "inline equations past the column": overflow["inlineMath"],
             "code blocks scrolling sideways": overflow["scrollingCode"] if width == DESKTOP else [],
             "wrapped code lines going on where lines begin": overflow["flatWraps"],
+            "code lines run together": overflow["runTogether"],
         }
         found = {k: v for k, v in found.items() if v}
         if found:
