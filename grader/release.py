@@ -3,7 +3,8 @@
 For each assignment ``solutions/<a>/``: a jupytext text source ``<slug>.py`` (if there is one)
 becomes the nbgrader source notebook ``solutions/<a>/<slug>.ipynb``; nbgrader's
 ``generate_assignment`` (with a throwaway gradebook) turns the source notebooks into
-``chapters/<a>/`` and copies the other files; ``chapters/<a>/nbgrader_config.py`` is added for
+``chapters/<a>/`` and copies the other files (their Markdown without the parts marked for readers
+on their own, ``grader.audiences``); ``chapters/<a>/nbgrader_config.py`` is added for
 students who run ``nbgrader validate`` there. Output is normalized so that a second run writes
 byte-identical files; ``--check`` writes nothing and lists every file that is out of date.
 """
@@ -18,6 +19,7 @@ import nbformat
 from nbgrader.converters import GenerateAssignment
 
 from . import course
+from .audiences import for_audience
 
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 GRADEBOOK = "gradebook.db"
@@ -115,6 +117,8 @@ def _student_file(path: Path) -> bytes:
     for cell in nb.cells:
         if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
             cell.source = ANSWER_STUB.sub(r"\1", cell.source)
+        elif cell.cell_type == "markdown":  # a student is in a class: no text for readers alone
+            cell.source = for_audience(cell.source, "class")
     data = normalized(nb)
     text = data.decode()
     leaked = [marker for marker in FORBIDDEN if marker in text]

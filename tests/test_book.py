@@ -302,6 +302,43 @@ AXE_RUN = """async ([skip, root]) => {
 # where its dark-mode colours can meet them. Colour contrast only.
 DARK = "document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'"
 
+# Code that wraps without showing it: a wrapped line goes on no further in than the line's own text
+# begins, where it looks like a line of its own (an exercise's "Task:" line went on at column 0,
+# next to the docstring's own lines indented by 8). A code block whose lines are not boxes of their
+# own (theme-fixes.js) is judged as a whole: it wraps if it shows more lines than it has.
+FLAT_WRAPS = """pre => {
+    const rects = el => {
+        const range = document.createRange();
+        range.selectNodeContents(el);
+        return [...range.getClientRects()].filter(r => r.width > 0);
+    };
+    const row = r => Math.round(r.top / 4);
+    if (!pre.querySelector('.fp-line'))
+        return new Set(rects(pre).map(row)).size > pre.textContent.split('\\n').filter(l => l.length).length;
+    return [...pre.querySelectorAll('.fp-line')].some(line => {
+        const boxes = rects(line);
+        const first = Math.min(...boxes.map(row));
+        const onward = boxes.filter(r => row(r) > first);
+        if (!onward.length) return false;
+        const range = document.createRange();
+        const node = document.createTreeWalker(line, NodeFilter.SHOW_TEXT).nextNode();
+        range.setStart(node, 0);
+        range.setEnd(node, 1);
+        const ch = range.getBoundingClientRect().width;
+        const textStarts = line.getBoundingClientRect().left + /^ */.exec(line.textContent)[0].length * ch;
+        return Math.min(...onward.map(r => r.left)) < textStarts + ch / 2;
+    });
+}"""
+
+# Code that shows fewer rows than it has lines: its lines run together side by side (the line boxes
+# of FLAT_WRAPS, inline blocks, did that in every printed output that does not wrap on a phone).
+RUN_TOGETHER = """pre => {
+    const range = document.createRange();
+    range.selectNodeContents(pre);
+    const rows = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top / 4)));
+    return rows.size < pre.textContent.split('\\n').filter(l => l.length).length;
+}"""
+
 # What is wider than the column: the page itself, display equations, code and cells' HTML
 # outputs (a table) that scroll without showing it, inline equations that stick out of their paragraph, code
 # cells that scroll sideways; the row labels of printed tables broken over two lines.
@@ -327,8 +364,10 @@ OVERFLOW = """() => {
             .filter(p => p.scrollWidth > p.clientWidth + 1).map(text),
         hiddenCode: [...article.querySelectorAll('pre')]
             .filter(p => p.scrollWidth > p.clientWidth + 1 && !p.classList.contains('fp-scrolls')).map(text),
+        flatWraps: [...article.querySelectorAll('div.highlight pre')].filter(FLAT_WRAPS).map(text),
+        runTogether: [...article.querySelectorAll('div.highlight pre')].filter(RUN_TOGETHER).map(text),
     };
-}"""
+}""".replace("FLAT_WRAPS", FLAT_WRAPS).replace("RUN_TOGETHER", RUN_TOGETHER)
 
 # The smallest text in each SVG figure, in CSS pixels as shown: the font size in the figure's own
 # units times the scale at which the image is drawn.
@@ -758,6 +797,11 @@ def test_the_blocks_axe_checks_hold_what_the_reader_edition_lacks(edition):
         assert "Hidden tests of" not in shared and own, path
 
 
+# A row label of chapter 5's tables, a position and its token ("1: rocks"): short enough to keep to
+# one line on a phone too. (A longer label, "the real block, after 'rocks'", may wrap there.)
+POSITION = re.compile(r"\d+: \S+")
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.parametrize(("edition", "width"), [(e, w) for e in EDITIONS for w in WIDTHS[e]])
@@ -767,7 +811,9 @@ def test_nothing_is_wider_than_the_column(visits, edition, width):
     chapter 5's 16-column tables were cut at their ninth column, even on a desktop, and examples'
     arrays at their third on a phone); no inline equation sticks
     out; at desktop width no code block or output scrolls sideways (long lines wrap) and a printed
-    table's row labels keep to one line."""
+    table's row labels keep to one line, as chapter 5's position labels ("1: rocks") do on a phone
+    too; a wrapped line of code goes on further in than its own text begins (an exercise's
+    docstring on a phone went on at column 0, beside its own lines indented by 8)."""
     problems = {}
     for path in PAGES:
         overflow = seen(visits, edition, width, path).overflow
@@ -776,9 +822,13 @@ def test_nothing_is_wider_than_the_column(visits, edition, width):
             "equations cut off": overflow["hiddenMath"],
             "outputs cut off": overflow["hiddenOutputs"],
             "code cut off": overflow["hiddenCode"],
-            "table row labels broken over two lines": overflow["brokenLabels"] if width == DESKTOP else [],
+            "table row labels broken over two lines": [
+                label for label in overflow["brokenLabels"] if width == DESKTOP or POSITION.fullmatch(label)
+            ],
             "inline equations past the column": overflow["inlineMath"],
             "code blocks scrolling sideways": overflow["scrollingCode"] if width == DESKTOP else [],
+            "wrapped code lines going on where lines begin": overflow["flatWraps"],
+            "code lines run together": overflow["runTogether"],
         }
         found = {k: v for k, v in found.items() if v}
         if found:
@@ -865,6 +915,24 @@ def test_no_page_shows_an_error_or_a_traceback(edition):
         if complaints:
             found[path] = complaints
     assert found == {}
+
+
+# What only a class needs: how to submit, validating first, who grades (grader.audiences).
+CLASS_ONLY = re.compile(r"(?:before|when) you submit|at submission|nbgrader validate|your instructors", re.I)
+
+
+@pytest.mark.slow
+def test_only_the_class_edition_tells_readers_to_submit(book, class_book):
+    """A reader on their own submits nothing: every chapter told them to validate with nbgrader
+    before submitting ("How the checks work", the introduction's "Grading"). The reader edition
+    leaves that out and says what a reader alone gets; the class edition keeps it."""
+    reader, classes = page_sources(book), page_sources(class_book)
+    told = {p: CLASS_ONLY.findall(page_text(reader[p])) for p in CHAPTERS}
+    assert {p: found for p, found in told.items() if found} == {}
+    alone = [p for p in CHAPTERS if "on your own" not in page_text(reader[p]).lower()]
+    assert alone == []
+    untold = [p for p in CHAPTERS if "nbgrader validate" not in page_text(classes[p])]
+    assert untold == []
 
 
 # A page a phone loads whole, figures' data included (chapter 2's figure once stored the same
@@ -995,6 +1063,41 @@ def test_no_chapter_types_the_toy_models_number_of_weights():
     sizes = {"toy weights": lib.load_pretrained("toy").num_params()}
     found = {nb.parent.name: typed(prose_of(nb), sizes) for nb in ROOT.glob("chapters/*/*.ipynb")}
     assert {chapter: hits for chapter, hits in found.items() if hits} == {}
+
+
+# What chapters 1 and 6 said that a reader could not follow or that typed a number the page prints:
+# a figure "in the next section" that was neither next nor about single characters; GPT-2's
+# vocabulary, the benchmark's sizes and a configuration's layers and heads, printed by the code.
+TYPED_IN_PROSE = {
+    "01-embeddings": [r"figure in the next section", r"fifty thousand"],
+    "06-cost": [
+        r"\b1024\b",
+        r"\b100 MB\b",
+        r"\b80-layer\b",
+        r"\b64 key/value heads\b",
+        r"\bfour blocks\b",
+        r"\b0\.1 GB\b",
+    ],
+}
+
+
+def test_chapters_1_and_6_type_no_number_their_code_prints():
+    found = {
+        chapter: [
+            p for p in patterns if re.search(p, prose_of(next(ROOT.glob(f"chapters/{chapter}/*.ipynb"))))
+        ]
+        for chapter, patterns in TYPED_IN_PROSE.items()
+    }
+    assert {chapter: hits for chapter, hits in found.items() if hits} == {}
+
+
+@pytest.mark.slow
+def test_chapter_1_shows_the_text_its_tokenizer_refuses(book):
+    """Its output said "character 'ï' (U+00EF) at position 4" of a text that only the code folded
+    away on the page held, and the prose goes on about that text's "ï" and "é"."""
+    outputs = CellOutputs()
+    outputs.feed((book / "chapters" / "01-embeddings" / "embeddings.html").read_text(encoding="utf-8"))
+    assert "'A naïve café'" in "".join(outputs.text)
 
 
 @pytest.mark.slow
@@ -1588,6 +1691,45 @@ def test_an_unclosed_hidden_test_region_is_an_error():
     solution, student = chapter_pair("### BEGIN HIDDEN TESTS\nrecord('01-embeddings/encode', encode)")
     with pytest.raises(ValueError, match="never closed"):
         editions.instructor_notebook(solution, student, "test.ipynb")
+
+
+MARKED = """Checks answer at once.
+<!-- class only -->
+Before you submit, validate.
+<!-- end class only -->
+<!-- reader only -->
+Nothing is submitted.
+<!-- end reader only -->"""
+
+
+@pytest.mark.parametrize(
+    ("edition", "shown"),
+    [
+        ("reader", "Checks answer at once.\nNothing is submitted."),
+        ("class", "Checks answer at once.\nBefore you submit, validate."),
+        ("instructor", "Checks answer at once.\nBefore you submit, validate."),
+    ],
+)
+def test_each_edition_shows_the_text_for_its_readers(edition, shown):
+    editions = load_editions()
+    nb = new_notebook(cells=[new_markdown_cell(MARKED)])
+    out = editions.for_its_readers(nb, editions.EDITIONS[edition]["audience"], "test.ipynb")
+    assert out.cells[0].source == shown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<!-- class only -->\nnever closed",
+        "<!-- end reader only -->",
+        "<!-- class only -->\n<!-- reader only -->",
+    ],
+)
+def test_a_misplaced_audience_marker_is_an_error(text):
+    editions = load_editions()
+    nb = new_notebook(cells=[new_markdown_cell(text)])
+    with pytest.raises(ValueError, match="test.ipynb, cell 0"):
+        editions.for_its_readers(nb, "reader", "test.ipynb")
 
 
 def test_a_test_cell_without_a_check_is_an_error():

@@ -263,6 +263,20 @@ def test_released_notebooks_hold_no_hidden_tests():
         assert "BEGIN HIDDEN TESTS" not in notebook.read_text(), notebook
 
 
+def test_a_released_notebook_keeps_the_class_text_and_not_the_readers(tmp_path):
+    """A student is in a class: a chapter's parts for readers on their own (the book's folds,
+    grader.audiences) are left out of their notebook, the class's kept, the markers dropped."""
+    from nbformat.v4 import new_markdown_cell, new_notebook
+
+    from grader import release
+
+    marked = "Checks.\n<!-- class only -->\nSubmit.\n<!-- end class only -->\n<!-- reader only -->\nUnfold.\n<!-- end reader only -->"
+    path = tmp_path / "chapter.ipynb"
+    nbformat.write(new_notebook(cells=[new_markdown_cell(marked)]), path)
+    released = nbformat.reads(release._student_file(path).decode(), as_version=4)
+    assert released.cells[0].source == "Checks.\nSubmit."
+
+
 # ---- submissions and integrity (fast) ----------------------------------------------------------------
 
 

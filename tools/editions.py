@@ -28,6 +28,10 @@ by the build. No cell may raise: the ``raises-exception`` tags students need are
 failing cell stops the build with its traceback. Then the staging folder is built like any Jupyter
 Book, with warnings as errors (the book's other notebooks run through the same cache).
 
+A chapter's Markdown may hold parts for a class only (submitting, validating) and parts for a reader
+on their own only, between marker comments (``grader.audiences``): the reader edition keeps the
+reader's, the class and instructor editions the class's (``EDITIONS[...]["audience"]``).
+
 While the book is built, ``FORWARD_PASS_BOOK`` holds the edition's name: the chapters' figures
 with controls (``bookkit.explore``) then precompute their states for the static page.
 
@@ -51,6 +55,7 @@ import yaml
 from nbformat.v4 import new_markdown_cell
 
 from grader import exercises, keys
+from grader.audiences import MarkerError, for_audience
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
@@ -62,12 +67,18 @@ STUDENT_ONLY_TAGS = {"raises-exception"}
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # in IPython's tracebacks
 
 EDITIONS = {
-    "reader": {"out": BUILD / "html", "title": "", "announcement": ""},
-    "class": {"out": BUILD / "class" / "html", "title": " (class edition)", "announcement": ""},
+    "reader": {"out": BUILD / "html", "title": "", "announcement": "", "audience": "reader"},
+    "class": {
+        "out": BUILD / "class" / "html",
+        "title": " (class edition)",
+        "announcement": "",
+        "audience": "class",
+    },
     "instructor": {
         "out": BUILD / "instructor" / "html",
         "title": " (instructor edition)",
         "announcement": "Instructor edition: it shows the solutions and the hidden tests. Do not publish it to students.",
+        "audience": "class",  # the teaching team reads what its students read
     },
 }
 
@@ -479,6 +490,18 @@ def drop_stale_caches(keep: str) -> None:
                 old.unlink()
 
 
+def for_its_readers(nb, audience: str, name: str):
+    """``nb`` with its Markdown as ``audience`` reads it (``grader.audiences``): a reader on their
+    own is not told to submit or validate, and a class is not pointed to folds its pages lack."""
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            try:
+                cell.source = for_audience(cell.source, audience)
+            except MarkerError as err:
+                raise ValueError(f"{name}, cell {index}: {err}") from None
+    return nb
+
+
 def chapters() -> list[Path]:
     """Each chapter's solution notebook, relative to ``solutions/``."""
     return sorted(
@@ -503,7 +526,7 @@ def stage(edition: str) -> Path:
         runs_all = instructor_notebook(solution, student, name)  # every cell any edition runs
         ran = executed(runs_all, folder, cache, name)
         shown = runs_all if edition == "instructor" else NOTEBOOKS[edition](solution, student, name)
-        nb = with_outputs(shown, ran, name)
+        nb = for_its_readers(with_outputs(shown, ran, name), EDITIONS[edition]["audience"], name)
         if edition != "instructor":  # the teaching team knows the switch; a reader has no use for it
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type == "code":

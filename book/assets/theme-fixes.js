@@ -65,6 +65,27 @@
     }
   }
 
+  // Code wraps (book.css) back to the page's edge, where a wrapped line of an exercise's docstring
+  // looked like the docstring's own indented lines (its "Task:" line went on at column 0, its next
+  // line at column 8). Each line of code becomes its own box, so that what wraps goes on under
+  // the line's own text, a little further in, beside a thin bar (book.css, .fp-line). Pygments
+  // closes its spans at each line's end, so every line is whole HTML. The boxes are inline blocks:
+  // the text a copy button or a screen reader takes is the code as it was, line for line.
+  function hangWrappedCode() {
+    for (const pre of document.querySelectorAll(".bd-article div.highlight pre")) {
+      if (pre.querySelector(".fp-line")) continue;
+      const lines = pre.innerHTML.split("\n");
+      const last = lines.pop(); // after the last newline: usually nothing
+      const boxed = lines.map((line) => `<span class="fp-line">${line}\n</span>`);
+      if (last) boxed.push(`<span class="fp-line">${last}</span>`);
+      pre.innerHTML = boxed.join("");
+      for (const line of pre.querySelectorAll(".fp-line")) {
+        const indent = /^ */.exec(line.textContent)[0].length;
+        line.style.setProperty("--fp-indent", `${indent}ch`);
+      }
+    }
+  }
+
   function whenMathIsTypeset(callback) {
     const mathjax = window.MathJax;
     if (mathjax && mathjax.startup && mathjax.startup.promise) mathjax.startup.promise.then(callback);
@@ -136,6 +157,7 @@
     backToTopInHeader();
     closeDialogsOnInPageLinks();
     nameHeaderButtons();
+    hangWrappedCode();
     whenMathIsTypeset(markScrolling);
     window.addEventListener("resize", () => whenMathIsTypeset(markScrolling));
     // after the theme's own start (on DOMContentLoaded), which makes the tooltips

@@ -252,8 +252,11 @@ print("\nthe toy after 'AI rocks':", {toy_names[i]: round(float(p), 3) for i, p 
 # edition adds the grader's hidden tests.
 #
 # **Running.** Each page is a Jupyter notebook. The launch button at the top of each page (the
-# rocket icon) opens it on Binder, or on your course's JupyterHub if your instructors have set one
-# up. (There is no Colab button: a Colab runtime has neither `lib` nor the grader.) To work on your
+# rocket icon) opens it on Binder.
+# <!-- class only -->
+# In a course whose instructors have set up a JupyterHub, it opens it there.
+# <!-- end class only -->
+# (There is no Colab button: a Colab runtime has neither `lib` nor the grader.) To work on your
 # own machine, clone the repository and use the `Makefile` (the README lists every command):
 #
 # - `make lab` creates the Python environment on first use and opens the chapters in JupyterLab;
@@ -293,6 +296,7 @@ def token_embedding(ids, wte):
 check("01-embeddings/token_embedding", token_embedding)
 
 # %% [markdown]
+# <!-- class only -->
 # **Grading.** The check cell under an exercise is the visible half of the grader's test. When you
 # submit a notebook, the grader runs the same functions on more inputs that you do not see: other
 # shapes, other random seeds, float32 and float64 arrays. The check's own cases are of every kind
@@ -306,6 +310,18 @@ check("01-embeddings/token_embedding", token_embedding)
 # every cell, and run nbgrader's validation (`nbgrader validate <notebook>.ipynb` in a terminal,
 # or the Validate button in JupyterLab's assignment list), which executes the notebook the way
 # the grader will.
+# <!-- end class only -->
+# <!-- reader only -->
+# **On your own.** Nothing is submitted or graded: the checks are all the feedback there is, and
+# they answer at once, as often as you run them. Their cases are of every kind a course's grader
+# uses (batches, both precisions, every optional argument, the edge cases), so a ✔ means a
+# function that is right in general, not one fitted to the example. Build on your own functions
+# and on what a chapter's setup cell imports for you: a check fails at once if your function calls
+# a `lib` function that does the exercise's work. On these pages, the place of each check shows
+# what a correct function returns on the check's example, with the solution folded under "Show
+# solution"; a concept check, where you pick a letter, has its answer and the reason for it
+# folded under "Show the answer". Try first, then unfold.
+# <!-- end reader only -->
 #
 # ## The chapters
 #

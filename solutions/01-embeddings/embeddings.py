@@ -36,12 +36,13 @@
 # transformer. At the end, your `embed` computes exactly what the course's Shakespeare model feeds
 # its first block.
 #
-# :::{admonition} How the checks work, and how to check before you submit
+# :::{admonition} How the checks work
 # :class: tip
 # - Each exercise is a function whose body is `raise NotImplementedError()`. Replace that line with
 #   your code, run the cell, then run the check cell right below it. It prints ✔, or a short
 #   message that names the mistake it recognises (a transposed table, positions off by one, ...)
 #   or the first intermediate result that differs.
+# <!-- class only -->
 # - The check cell is the visible half of the grader's test. When you submit, the grader runs the
 #   same function on more inputs that you do not see: other shapes, other seeds, float32 and
 #   float64. A function that only reproduces the visible example fails there.
@@ -51,6 +52,15 @@
 #   executes the notebook the way the grader does: `nbgrader validate embeddings.ipynb` in a
 #   terminal in this folder, or the **Validate** button next to the assignment in JupyterLab's
 #   assignment list.
+# <!-- end class only -->
+# <!-- reader only -->
+# - Reading on your own, you submit nothing: the check is all the feedback there is, and it comes
+#   at once, as often as you run it. Its cases are of every kind a course's grader uses, so a ✔
+#   means a function that is right in general, not one fitted to the example.
+# - On this page, a check's place shows what a correct function returns on its example, with the
+#   solution folded under "Show solution"; a concept check's answer and its reason are folded
+#   under "Show the answer". Try first, then unfold.
+# <!-- end reader only -->
 # :::
 
 # %%
@@ -88,9 +98,9 @@ def label(ch):
 #
 # A **vocabulary** is a finite list of tokens, and a token's **id** is its index in that list, an
 # integer in $\{0, \dots, V-1\}$ where $V$ is the vocabulary size. Real models use subword tokens
-# (GPT-2 has about fifty thousand of them {cite}`radford2019language`); the course's Shakespeare
-# model reads one *character* at a time, so its vocabulary is simply the set of characters that
-# occur in its training text. That keeps $V$ small and every id easy to read.
+# (GPT-2 has tens of thousands of them {cite}`radford2019language`, counted below); the course's
+# Shakespeare model reads one *character* at a time, so its vocabulary is simply the set of
+# characters that occur in its training text. That keeps $V$ small and every id easy to read.
 #
 # Two dictionaries describe a character vocabulary: `stoi` ("string to integer") maps a character
 # to its id, and `itos` maps it back. Here is a vocabulary built from one line:
@@ -174,14 +184,16 @@ print("decode(encode(text)) == text:", tokenizer.decode(ids) == verse)
 # fails; `lib`'s tokenizer refuses too, and says where:
 
 # %%
+text = "Zounds, to be"
 try:
-    [stoi[ch] for ch in "Zounds, to be"]  # built from one line, stoi has no "Z"
+    [stoi[ch] for ch in text]  # built from one line, stoi has no "Z"
 except KeyError as err:
-    print("plain dictionary: KeyError", err)
+    print(f"plain dictionary, {text!r}:\n  KeyError {err}")
+text = "A naïve café"  # printed: on the web page this code is folded away
 try:
-    tokenizer.encode("A naïve café")
+    tokenizer.encode(text)
 except ValueError as err:
-    print("lib's tokenizer:  ValueError:", err)
+    print(f"lib's tokenizer, {text!r}:\n  ValueError: {err}")
 
 # %% [markdown]
 # A tokenizer needs a *policy* for this, because a model can only ever receive ids in
@@ -245,8 +257,8 @@ check("01-embeddings/token_embedding", token_embedding)
 # %% [markdown]
 # Here is the shipped model's whole embedding matrix. It is drawn transposed, one *column* per
 # character in id order (newline and space, punctuation and digits, capitals, lower case), with
-# the $d$ features running down. The figure in the next section, and the explorer at the end of
-# the chapter, look at single characters.
+# the $d$ features running down. The table and the figure after it, and the explorer at the end of
+# the chapter, look at single characters and at how their rows compare.
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Heatmap of the Shakespeare model's token embedding matrix: one column per character of the vocabulary in id order, with the blocks of capitals A–Z and lower-case letters a–z marked, and one row per embedding feature; colour is the value of the weight."}}
 if not GRADING:

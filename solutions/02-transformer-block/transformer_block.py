@@ -53,6 +53,7 @@
 #   after the softmax, heads merged in the wrong order, ...). For a function built from smaller
 #   ones, the message names the first intermediate result that differs from the reference, and
 #   which of your helpers computed it.
+# <!-- class only -->
 # - When you submit, the grader runs the same functions on inputs you do not see: batches, other
 #   sizes and numbers of heads, float32 and float64. A function that only reproduces the visible
 #   example fails there.
@@ -61,6 +62,15 @@
 # - Before you submit, restart the kernel and run every cell, then run `nbgrader validate
 #   transformer_block.ipynb` in a terminal in this folder (or the **Validate** button of
 #   JupyterLab's assignment list).
+# <!-- end class only -->
+# <!-- reader only -->
+# - Reading on your own, you submit nothing: the check is all the feedback there is, and it comes
+#   at once, as often as you run it. Its cases are of every kind a course's grader uses, so a ✔
+#   means a function that is right in general, not one fitted to the example.
+# - On this page, a check's place shows what a correct function returns on its example, with the
+#   solution folded under "Show solution"; a concept check's answer and its reason are folded
+#   under "Show the answer". Try first, then unfold.
+# <!-- end reader only -->
 # :::
 
 # %%

@@ -47,10 +47,17 @@
 # | probabilities $= \mathrm{softmax}(\text{logits})$ | $(T, V)$, each row sums to 1 |
 # | loss | a single number |
 #
+# <!-- class only -->
 # Before you submit, restart the kernel and run every cell, then run `nbgrader validate
 # lm_head.ipynb` in a terminal in this folder (or the **Validate** button of JupyterLab's assignment
 # list): it runs the notebook from a fresh kernel, as the grader does, and prints every check that
 # fails with its whole message.
+# <!-- end class only -->
+# <!-- reader only -->
+# Reading on your own, you submit nothing: each check answers at once, ✔ or the mistake it
+# recognises, when you run the notebook. On this page, its place shows what a correct function
+# returns on its example, with the solution folded under "Show solution".
+# <!-- end reader only -->
 
 # %%
 import os

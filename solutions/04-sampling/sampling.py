@@ -37,10 +37,17 @@
 # Every rule here follows `lib/sampling.py` exactly, down to how ties are broken, so your
 # functions can be compared with `lib`'s draw for draw.
 #
+# <!-- class only -->
 # Before you submit, restart the kernel and run every cell, then run `nbgrader validate
 # sampling.ipynb` in a terminal in this folder (or the **Validate** button of JupyterLab's assignment
 # list): it runs the notebook from a fresh kernel, as the grader does, and prints every check that
 # fails with its whole message.
+# <!-- end class only -->
+# <!-- reader only -->
+# Reading on your own, you submit nothing: each check answers at once, ✔ or the mistake it
+# recognises, when you run the notebook. On this page, its place shows what a correct function
+# returns on its example, with the solution folded under "Show solution".
+# <!-- end reader only -->
 
 # %%
 import os

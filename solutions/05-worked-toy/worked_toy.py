@@ -40,11 +40,19 @@
 # :::{admonition} How the checks work
 # :class: tip
 # Replace `raise NotImplementedError()` in each exercise with your code, run the cell, then the
-# check below it: it prints ✔ or names the mistake it recognises. When you submit, the grader runs
-# your functions on inputs you do not see (other token sequences, float64, other weights), so a
-# function that only reproduces the visible numbers fails there.
+# check below it: it prints ✔ or names the mistake it recognises.
+# <!-- class only -->
+# When you submit, the grader runs your functions on inputs you do not see (other token sequences,
+# float64, other weights), so a function that only reproduces the visible numbers fails there.
 # Before you submit, run `nbgrader validate worked_toy.ipynb` in a terminal in this folder: it runs the
 # notebook from a fresh kernel, as the grader does, and prints every check that fails.
+# <!-- end class only -->
+# <!-- reader only -->
+# Reading on your own, you submit nothing: the check is all the feedback there is, and it comes at
+# once, as often as you run it. On this page, a check's place shows what a correct function returns
+# on its example, with the solution folded under "Show solution"; a concept check's answer and its
+# reason are folded under "Show the answer". Try first, then unfold.
+# <!-- end reader only -->
 # :::
 
 # %%
@@ -189,7 +197,9 @@ print("targets:", targets, "=", [TOKENS[i] for i in targets])
 
 logits, trace = toy.forward(inputs, trace=True)
 T = len(inputs)
-POS = [f"{t}: {TOKENS[i]}" for t, i in enumerate(inputs)]  # row labels: position and token
+# Row labels, position and token: "1: rocks" joined by a no-break space, kept on one line beside a
+# table on a phone.
+POS = [f"{t}:\N{NO-BREAK SPACE}{TOKENS[i]}" for t, i in enumerate(inputs)]
 print(f"\nthe trace has {len(trace)} stations:")
 for name, value in trace.items():
     print(f"  {name:22} {str(value.shape):10}")

@@ -37,10 +37,18 @@
 # :class: tip
 # Each exercise takes a `lib.Config` and returns one exact integer. The check runs it on visible
 # configs and recognises the usual slips (a tied head counted twice, a forgotten attention term,
-# bits instead of bytes, ...); the grader adds configs you do not see, from GPT-2 small to a
-# 70-billion-parameter Llama.
+# bits instead of bytes, ...).
+# <!-- class only -->
+# The grader adds configs you do not see, from GPT-2 small to a 70-billion-parameter Llama.
 # Before you submit, run `nbgrader validate cost.ipynb` in a terminal in this folder: it runs the
 # notebook from a fresh kernel, as the grader does, and prints every check that fails.
+# <!-- end class only -->
+# <!-- reader only -->
+# Reading on your own, you submit nothing: the check is all the feedback there is, and it comes at
+# once, as often as you run it. On this page, a check's place shows what a correct function returns
+# on its example, with the solution folded under "Show solution"; a concept check's answer and its
+# reason are folded under "Show the answer". Try first, then unfold.
+# <!-- end reader only -->
 # :::
 
 # %%
@@ -403,12 +411,12 @@ check("06-cost/q_two", answer_q_two)
 #
 # How close does `lib` come to that count in practice? The cell below times `model.forward` on
 # the Shakespeare model for prompts of a few lengths and divides the FLOPs by the time. For
-# comparison it measures two things NumPy does at full speed on the same machine: a
-# $1024 \times 1024$ float32 matrix product (a pure arithmetic test) and a matrix-vector product
-# over a matrix of about 100 MB (which does two FLOPs per number it reads, so it measures how fast
-# memory can be read). Its first line names the machine and the date: on this web page, the
-# machine that built the book, which may have been busy with other work, so the numbers move from
-# one build to the next.
+# comparison it measures two things NumPy does at full speed on the same machine: a square float32
+# matrix product (a pure arithmetic test) and a matrix-vector product over a matrix far larger than
+# the processor's caches (which does two FLOPs per number it reads, so it measures how fast memory
+# can be read). The output gives their sizes, and its first line names the machine and the date:
+# on this web page, the machine that built the book, which may have been busy with other work, so
+# the numbers move from one build to the next.
 
 
 # %%
@@ -514,7 +522,8 @@ print(
 # %% [markdown]
 # For real models the cache competes with the weights for memory. Below, a 16-bit cache (2 bytes
 # per number) per token and for one full-context sequence, next to the 16-bit weights. The last
-# two rows are the same 80-layer configuration with 64 key/value heads and with 8:
+# two rows are the same configuration, with a key/value head for every query head and with
+# grouped-query attention (the rows name their layers and heads):
 
 # %%
 LLAMA_70B_GQA = lib.Config.llama(
@@ -524,8 +533,10 @@ f16 = np.dtype("float16")
 rows = [
     ("GPT-2 117M", published[0][2]),
     ("LLaMA 6.7B", published[4][2]),
-    ("80 layers, 64 KV heads", LLAMA_70B_GQA.replace(n_kv_head=64)),
-    ("80 layers, 8 KV heads", LLAMA_70B_GQA),
+    *[
+        (f"{c.n_layer} layers, {c.n_kv_head} KV heads", c)
+        for c in (LLAMA_70B_GQA.replace(n_kv_head=LLAMA_70B_GQA.n_head), LLAMA_70B_GQA)
+    ],
 ]
 print(f"{'model':24} {'n_ctx':>6} {'KV per token':>13} {'KV at n_ctx':>12} {'weights':>10}")
 for name, c in rows:
@@ -592,8 +603,9 @@ check("06-cost/q_decode", answer_q_decode)
 #
 # To see this with `lib`, the Shakespeare model is too small: its weights fit in the processor's
 # caches, so "reading memory" is not what it does. The cell below builds a model with GPT-2 small's
-# width and four blocks (random weights: only the time matters), about 0.1 GB of float32 weights,
-# then times prefill at a few prompt lengths and single-token decoding steps with the cache.
+# width and a few blocks (random weights: only the time matters), whose float32 weights far exceed
+# those caches (its first line gives their size), then times prefill at a few prompt lengths and
+# single-token decoding steps with the cache.
 
 # %%
 if not GRADING:
