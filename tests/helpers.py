@@ -9,6 +9,7 @@ and the program around the function: ``tests/test_scoring.py`` runs the real har
 """
 
 import copy
+import functools
 import json
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,14 +56,24 @@ def answers(exercise_id: str, fn, secret: int, runner: bool = True) -> dict[str,
     return found
 
 
+@functools.cache
+def graded_against(exercise_id: str, secret: int) -> tuple:
+    """An exercise's cases for ``secret`` and what the grader compares with, made once per test
+    process: ``references.Live`` computes each reference, known mistake's output and variant the
+    first time it is asked for and keeps it, and none of them depends on whose answer is graded.
+    (A catalogue of 14 wrong samplers computed the same 3,000-draw mistakes 14 times.)"""
+    exercise = exercises.get(exercise_id)
+    cases = exercise.cases(secret)
+    return cases, references.for_grading(exercise_id, exercise, cases)
+
+
 def graded(
     exercise_id: str, fn, secret: int = SECRETS[0], given: dict | None = None, runner: bool = True
 ) -> compare.Verdict:
     """The grader's verdict on ``fn`` (or on the ``given`` answers instead)."""
-    exercise = exercises.get(exercise_id)
-    cases = exercise.cases(secret)
+    cases, table = graded_against(exercise_id, secret)
     given = answers(exercise_id, fn, secret, runner) if given is None else given
-    return compare.grade(exercise_id, cases, given, references.for_grading(exercise_id, exercise, cases))
+    return compare.grade(exercise_id, cases, given, table)
 
 
 def explained(
@@ -72,8 +83,7 @@ def explained(
     made here, on ``fn`` and the student's ``helpers`` (found by ``fn`` in its module's globals,
     as a notebook's functions find each other)."""
     exercise = exercises.get(exercise_id)
-    cases = exercise.cases(secret)
-    table = references.for_grading(exercise_id, exercise, cases)
+    cases, table = graded_against(exercise_id, secret)
     first = answers(exercise_id, fn, secret, runner)
     verdict = compare.grade(exercise_id, cases, first, table)
     more = {}
