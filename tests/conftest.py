@@ -19,8 +19,8 @@ A suite whose claim needs a class of its own stays apart: other limits (``test_s
 ``make test`` runs the suites on two pytest-xdist workers (``-n 2``), which take whole groups
 of tests: each module is one group, so that a module's fixtures are built once; the suites of
 the shared class form one group, and so do the book's (``test_book`` builds the editions that
-``test_live`` reuses, in one ``_build``). The groups that take longest start first (``FIRST``),
-so that neither worker is left with a long one at the end.
+``test_live`` reuses, in one ``_build``). The groups start longest first (``FIRST``), so that
+neither worker is left with a long one at the end.
 """
 
 import csv
@@ -65,19 +65,34 @@ class Graded:
 
 
 HERE = Path(__file__).parent
-# The groups that take longest, longest first (``--durations`` of a whole run); the rest, none
-# over 20 s, follow in the order they are collected, so that the two workers end close together
-# (test_scoring, last of a worker's queue, once kept it 48 s past the other's end).
+# Every group over about 10 s, longest first (summed ``--durations`` of a whole run, in seconds on
+# this machine, loaded), so that the two workers end close together: a worker takes the next group
+# when it is done with its own, and the last groups handed out are the shortest. (Before, the
+# groups under 20 s followed in the order they were collected, and test_similarity, 75 s, was
+# among the last: one worker then ran on alone.)
 FIRST = (
-    "book",
-    "shared-class",
-    "test_grading",
-    "test_workflow",
-    "test_sandbox",
-    "test_sandbox_class",
-    "test_catalogue",
-    "test_scoring",
-    "test_student_notebooks",
+    "book",  # 590
+    "test_workflow",  # 540
+    "shared-class",  # 470
+    "test_sandbox_class",  # 450
+    "test_catalogue",  # 340
+    "test_sandbox",  # 330
+    "test_grading",  # 320
+    "test_similarity",  # 155
+    "test_scoring",  # 75
+    "test_exercises",  # 57
+    "test_sampling",  # 57
+    "test_student_notebooks",  # 44
+    "test_diagnosis",  # 41
+    "test_feedback_csp",  # 32
+    "test_shakespeare",  # 31
+    "test_lending",  # 16
+    "test_parity",  # 16
+    "test_followup",  # 15
+    "test_audit",  # 14
+    "test_students_tools",  # 13
+    "test_worked_toy",  # 12
+    "test_identities",  # 11
 )
 
 
