@@ -16,6 +16,7 @@ from test_book import AXE, AXE_RUN, CHROMIUM, CHROMIUM_ARGS, PHONE, chromium
 from test_grading import RELEASED, SOLUTION
 
 from grader import feedback, late, lms, reports
+from grader.audiences import for_audience
 from grader.gradebook import Exercise
 from grader.results import Row
 
@@ -41,6 +42,9 @@ def pages(tmp_path_factory):
     if not (folder / "_static" / "mathjax").exists():
         pytest.fail("book/_static/mathjax is missing: run `make book-assets`")
     nb, released = (nbformat.read(path, as_version=4) for path in (SOLUTION, RELEASED))
+    for cell in nb.cells:  # the solutions' Markdown as the released notebook has it, a student's
+        if cell.cell_type == "markdown":
+            cell.source = for_audience(cell.source, "class")
     page = feedback.render(nb, released, [], "01-embeddings: feedback for ann")
     assert "$" in page  # the chapter's math, for MathJax to typeset
     assert ":::" not in page and "{cite}" not in page and "<strong>In this chapter</strong>" in page
