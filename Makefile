@@ -48,9 +48,10 @@ $(TEST_STAMP): $(VENV_STAMP) requirements-test.lock
 venv: $(VENV_STAMP)
 
 # ---- checks --------------------------------------------------------------------------------
-# pytest on two workers, each running whole groups of tests (tests/conftest.py says which);
+# pytest on one worker more than the cores, each running whole groups of tests (tests/conftest.py
+# says which and why one more);
 # `make test PYTEST_WORKERS=` runs them all in one process.
-PYTEST_WORKERS ?= -n 2
+PYTEST_WORKERS ?= -n $(shell expr $$(nproc) + 1)
 
 test: $(TEST_STAMP) book-assets
 	$(VENV)/bin/ruff check .

@@ -2,7 +2,7 @@
 
 Grading a class with the real ``python -m grader autograde`` costs a start of its own (the release
 built with nbgrader, the scorer's lending, the reports written) on top of each notebook's kernel,
-and two workers keep busy best on one long queue. So the suites whose tests read the rows and
+and the workers keep busy best on one long queue. So the suites whose tests read the rows and
 files of a class (``test_redteam``, ``test_forging``, ``test_inputs``' bad class and
 ``test_grading_chapters``) put their students into one zip, graded once with options that suit
 them all, and each reads back what concerns its own students (and its own assignment:
@@ -16,11 +16,15 @@ A suite whose claim needs a class of its own stays apart: other limits (``test_s
 ``test_grading``'s 8-second cells), a rerun or an interrupted run, a gradebook's history
 (``test_workflow``), ``--zero-flagged``.
 
-``make test`` runs the suites on two pytest-xdist workers (``-n 2``), which take whole groups
-of tests: each module is one group, so that a module's fixtures are built once; the suites of
-the shared class form one group, and so do the book's (``test_book`` builds the editions that
-``test_live`` reuses, in one ``_build``). The groups start longest first (``FIRST``), so that
-neither worker is left with a long one at the end.
+``make test`` runs the suites on one pytest-xdist worker more than the machine has cores (``-n 3``
+on two), which take whole groups of tests: each module is one group, so that a module's fixtures
+are built once; the suites of the shared class form one group, and so do the book's (``test_book``
+builds the editions that ``test_live`` reuses, in one ``_build``). The groups start longest first
+(``FIRST``), so that no worker is left with a long one at the end. The worker more than the cores
+keeps them busy while a worker's tests wait: for a kernel or a browser to start, a sandbox's limit
+of time asleep, a scorer's turn. On this course's two-core machine the same tree took 925 s on two
+workers and 785 s on three (2026-12-04); the tests are built for a busy machine (no limit of wall
+time decides a result).
 """
 
 import csv
@@ -66,7 +70,7 @@ class Graded:
 
 HERE = Path(__file__).parent
 # Every group over about 10 s, longest first (summed ``--durations`` of a whole run, in seconds on
-# this machine, loaded), so that the two workers end close together: a worker takes the next group
+# this machine, loaded), so that the workers end close together: a worker takes the next group
 # when it is done with its own, and the last groups handed out are the shortest. (Before, the
 # groups under 20 s followed in the order they were collected, and test_similarity, 75 s, was
 # among the last: one worker then ran on alone.)
