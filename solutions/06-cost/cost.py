@@ -349,7 +349,8 @@ check("06-cost/flops_per_token", flops_per_token)
 # Below, the same count computed from `lib`'s table of tensors. The attention term grows with the
 # context and the $2N$ term does not; they are equal at $T = N / (n_\text{layer} d)$, which is
 # about $12d$ for a GPT-2-shaped block. Short of that, a model's cost per token is essentially its
-# size.
+# size. Compare each crossing point with the model's context length, printed beside it: in the
+# figure a curve is solid up to that length and dashed past it, where the model itself never runs.
 
 
 # %%
@@ -367,16 +368,20 @@ for name, c in [("GPT-2 117M", published[0][2]), ("LLaMA 6.7B", published[4][2])
     n = n_params(c) - n_embedding(c)
     print(
         f"{name}: N = {n:,} non-embedding weights; 2N = {2 * n / 1e9:.3g} GFLOP per token; "
-        f"attention term = 2N at T = {n / (c.n_layer * c.d_model):,.0f}; LM head 2dV = {2 * c.d_model * c.vocab_size / 1e9:.3g} GFLOP"
+        f"attention term = 2N at T = {n / (c.n_layer * c.d_model):,.0f} (context length {c.n_ctx:,}); "
+        f"LM head 2dV = {2 * c.d_model * c.vocab_size / 1e9:.3g} GFLOP"
     )
 
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Log-log plot of forward FLOPs per token against context length T for GPT-2 117M and LLaMA 6.7B: each curve is flat at 2N for short contexts and bends upwards where the attention term catches up with 2N, later for the wider model."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Log-log plot of forward FLOPs per token against context length T for GPT-2 117M and LLaMA 6.7B: each curve is flat at 2N for short contexts and bends upwards where the attention term catches up with 2N, later for the wider model; each curve is solid up to its model's context length and dashed past it."}}
 if not GRADING:
     Ts = np.logspace(0, 5, 60)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for name, c in [("GPT-2 117M", published[0][2]), ("LLaMA 6.7B", published[4][2])]:
-        total = [kaplan_flops(c, T) for T in Ts]
-        line = ax.loglog(Ts, total, label=f"{name}: 2N + attention")[0]
+        total = np.array([kaplan_flops(c, T) for T in Ts])
+        inside = Ts <= c.n_ctx  # the lengths the model can take
+        past = Ts >= Ts[inside].max()  # from the last of them on, so that the two parts meet
+        line = ax.loglog(Ts[inside], total[inside], label=f"{name}: 2N + attention")[0]
+        ax.loglog(Ts[past], total[past], ls="--", lw=1, color=line.get_color())
         ax.loglog(
             Ts, [kaplan_flops(c, 0)] * len(Ts), ls=":", color=line.get_color(), label=f"{name}: 2N alone"
         )
