@@ -596,22 +596,26 @@ def sinusoidal_positions(n_tokens, d, base=10000.0):
 check("01-embeddings/sinusoidal_positions", sinusoidal_positions)
 
 # %% [markdown]
-# A few columns of the table for the Shakespeare model's width $d$, over its whole context. The
-# period of pair $j$ is $2\pi / \omega_j$ positions:
+# A few columns of the table for the Shakespeare model's width $d$, each over about four of its
+# periods (or over the whole context, if that is shorter). The period of pair $j$ is
+# $2\pi / \omega_j$ positions:
 
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Line plot of four columns of the sinusoidal position table against position: the sine of pairs with increasing index, whose periods grow from a few positions to hundreds."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Four small line plots, one per column of the sinusoidal position table, each over about four of its periods: a sine wave whose period grows from a few positions in the first column to hundreds in the last."}}
 n_ctx, d = model.config.n_ctx, model.config.d_model
 sinusoid = lib.sinusoidal_positions(n_ctx, d)
 if not GRADING:
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for column in [0, d // 8, d // 4, d // 2]:
+    columns = [0, d // 8, d // 4, d // 2]
+    fig, axes = plt.subplots(len(columns), 1, figsize=(5.5, 5.4))
+    for i, (ax, column) in enumerate(zip(axes, columns, strict=True)):
         period = 2 * np.pi * 10000 ** (column / d)
-        ax.plot(sinusoid[:, column], lw=1, label=f"column {column}: period {period:.0f}")
-    ax.set_xlabel("position m")
-    ax.set_ylabel("P[m, column]")
-    ax.set_ylim(-1.1, 1.9)
-    ax.legend(loc="upper center", ncol=2, fontsize=9)
-    ax.set_title("Each pair is a clock at its own speed")
+        span = min(n_ctx, int(np.ceil(4 * period)))  # about four turns of this clock
+        ax.plot(np.arange(span), sinusoid[:span, column], lw=1.2, color=f"C{i}")
+        ax.set_ylim(-1.2, 1.2)
+        ax.set_yticks([-1, 0, 1])
+        ax.set_title(f"column {column}: period {period:.0f} positions", fontsize=9, loc="left")
+    axes[-1].set_xlabel("position m")
+    fig.supylabel("P[m, column]")
+    fig.suptitle("Each pair is a clock at its own speed")
     fig.tight_layout()
     plt.show()
 
