@@ -75,7 +75,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
-from . import audit, compare, exercises, followup, gradebook, lending, program, references, sandbox
+from . import audit, compare, exercises, followup, gradebook, harness, lending, program, references, sandbox
 from .compare import Verdict
 from .exercise import Case
 
@@ -106,11 +106,15 @@ FILE_SIZE = 16 * 2**20
 # (``grader.sandbox.turns``), so each second it spends is every other student's too. So it gets
 # the kernel's budget only up to these: a statement or a call at most ``MAX_PER_CALL`` seconds of
 # CPU time, a process at most ``MAX_IDLE`` seconds asleep per notebook. One sleeping statement is
-# stopped at twice its CPU limit of wall-clock time and the next one runs, as in a notebook after
-# an error: that must come before the whole process's time asleep runs out, which would end it
-# and zero every exercise after the statement.
+# stopped at ``harness.WALL_FACTOR`` times its CPU limit of wall-clock time and the next one runs,
+# as in a notebook after an error: that must come well before the whole process's time asleep runs
+# out, which would end it and zero every exercise after the statement. Its time asleep also counts
+# the process's start and its earlier statements (a disk read on a busy machine is time asleep), so
+# a statement gets at most ``SLEEPER_SHARE`` of it: at an equal share (``--idle 10``, 5 s of CPU a
+# call, so 10 s of wall-clock time a statement) a CI run's one sleeping statement ended its process.
 MAX_PER_CALL = 5.0
-MAX_IDLE = 3 * MAX_PER_CALL
+SLEEPER_SHARE = 0.5
+MAX_IDLE = harness.WALL_FACTOR * MAX_PER_CALL / SLEEPER_SHARE
 
 
 @dataclass(frozen=True)
@@ -130,9 +134,13 @@ class Limits:
     def beside(cls, kernel, timeout: float) -> "Limits":
         """A scorer's limits for a notebook whose kernel has ``kernel`` (``sandbox.Limits``) and
         ``timeout`` seconds a cell: a third of its CPU time per statement or call (at most
-        ``timeout``) and its time asleep, each within the scorer's own maximum."""
-        per_call = min(timeout, kernel.cpu_seconds / 3, MAX_PER_CALL)
-        return cls(kernel.memory, per_call, kernel.threads, idle_seconds=min(kernel.idle_seconds, MAX_IDLE))
+        ``timeout``) and its time asleep, each within the scorer's own maximum; and a statement's
+        wall-clock limit within ``SLEEPER_SHARE`` of that time asleep."""
+        idle = min(kernel.idle_seconds, MAX_IDLE)
+        per_call = min(
+            timeout, kernel.cpu_seconds / 3, MAX_PER_CALL, SLEEPER_SHARE * idle / harness.WALL_FACTOR
+        )
+        return cls(kernel.memory, per_call, kernel.threads, idle_seconds=idle)
 
     def for_probes(self, probes: int) -> "Limits":
         """The whole process's budget: a few statements' worth plus every probe's (each stops at

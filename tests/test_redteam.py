@@ -1026,7 +1026,26 @@ def test_a_scorer_gets_the_kernels_budget_only_up_to_its_own_maximum():
     small = scoring.Limits.beside(
         autograde.kernel_limits(cpu=3, idle=1, memory=2**30, threads=1), timeout=900
     )
-    assert (small.per_call, small.idle_seconds) == (1, 1)  # a smaller budget is kept
+    assert small.idle_seconds == 1  # a smaller budget is kept
+    # and a statement stopped at twice its CPU limit of wall-clock time leaves half of it to the rest
+    assert small.per_call == 0.25
+    sleepy = scoring.Limits.beside(
+        autograde.kernel_limits(cpu=15, idle=10, memory=2**30, threads=1), timeout=900
+    )
+    assert (sleepy.per_call, sleepy.idle_seconds) == (2.5, 10)
+
+
+def test_a_sleeping_statement_leaves_the_rest_of_the_notebook_its_time_asleep(tmp_path):
+    """A CI run's sleeper (``--idle 10``, so a scorer's 10 s asleep): its one sleeping statement
+    was stopped at 10 s of wall-clock time, twice its 5 s of CPU time, when the process's time
+    asleep had run out too (its start and earlier statements count), so the scorer ended and every
+    exercise after it scored "timeout". An earlier short sleep makes that certain; a statement now
+    gets half the time asleep at most, and the rest of the notebook runs."""
+    kernel = autograde.kernel_limits(cpu=15, idle=10, memory=2**30, threads=1)
+    scorer = scoring.Scorer(tmp_path, b"k" * 32, scoring.Limits.beside(kernel, timeout=900))
+    sleeper = insert_after("decode", "import time\ntime.sleep(2)\nwhile True:\n    time.sleep(1)")
+    verdicts = scorer.score(sleeper, nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "sleeper")
+    assert verdicts and all(v.ok for v in verdicts.values()), verdicts
 
 
 def test_a_right_answer_that_spends_the_scorers_time_loses_its_points(tmp_path, monkeypatch):

@@ -36,7 +36,7 @@ MARKER = marker()  # in the command line of every process an attacker starts
 # to fill, and every other student's kernel needs a few hundred MiB. 10 s asleep (a busy machine
 # does not count: ``launch.Asleep``) is twice what the spreading attacker's children sleep, and the
 # scorer's limit too (``Limits.beside``): the snooper stops its own scorer, which waits it out in
-# each pass (at 20 s, the scorer's 15 s maximum: 10 s more of the class).
+# each pass (at 20 s, also the scorer's maximum: 10 s more of the class).
 CPU, IDLE, MEMORY = 15, 10, 1.5
 
 if not os.path.exists(bwrap.BWRAP):
