@@ -3327,6 +3327,33 @@ def rms_norm_by_the_std(x, g, eps=1e-6):
     return x / np.sqrt(np.var(x, axis=-1, keepdims=True) + eps) * g
 
 
+def generate_greedy_after_the_first(
+    next_logits, ids, max_new_tokens, rng, temperature=1.0, top_k=None, top_p=None, stop_token=None
+):
+    """The settings passed on the first step only: greedy (temperature 0) after it."""
+    import lib
+
+    sequence = [int(i) for i in ids]
+    for step in range(max_new_tokens):
+        settings = {"temperature": temperature if step == 0 else 0, "top_k": top_k, "top_p": top_p}
+        t = lib.sample_next(next_logits(np.array(sequence)), rng, **settings)
+        sequence.append(int(t))
+        if t == stop_token:
+            break
+    return np.array(sequence, dtype=np.int64)
+
+
+def sample_next_float32_draw(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    """u = rng.random(dtype=np.float32): the right distribution, other numbers from the generator."""
+    import lib
+
+    if temperature == 0 or top_k == 1:
+        return int(np.argmax(logits))
+    cdf = np.cumsum(lib.filtered_probs(logits, temperature, top_k, top_p).astype(np.float64))
+    u = float(rng.random(dtype=np.float32))
+    return int(min(np.searchsorted(cdf, u * cdf[-1], side="right"), len(cdf) - 1))
+
+
 TWELFTH_FIXED = [
     # once "each row of your output is the reference times a factor of its own"
     _entry(f"{C2}/rms_norm", rms_norm_by_the_std, r"divided by the standard deviation"),
@@ -3354,6 +3381,10 @@ TWELFTH_FIXED = [
     _entry(f"{C4}/apply_temperature", apply_temperature_floor_division, r"floor division"),
     _entry(f"{C2}/swiglu", swiglu_silu_of_the_product, r"the SiLU of the product"),
     _entry(f"{C5}/toy_embed", toy_embed_ids_from_one, r"row ids - 1 of wte"),
+    # once "does your code keep only a window of the last few entries, or cap a length?"
+    _entry(f"{C4}/generate", generate_greedy_after_the_first, r"every token after it was the\s+argmax"),
+    # once "values differ": a short case's four draws agreed, so not every case right counted frequencies
+    _entry(f"{C4}/sample_next", sample_next_float32_draw, r"right frequencies .* not the\s+reference's ids"),
 ]
 FIXED += TWELFTH_FIXED
 WRONG += TWELFTH_FIXED

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+import lib.sampling
+
 from .. import kinds
 from .core import _matches, _shown, _Wrong
 
@@ -47,12 +49,21 @@ def _values_seen(w: _Wrong) -> str | None:
 
 
 def _other_draws(w: _Wrong) -> str | None:
-    """A sampler right on every case that counts how often each id is drawn and wrong on every
-    case that compares the ids drawn one by one: it draws from the right distribution, with other
-    random numbers (not an argument's values, which ``_values_seen`` would blame)."""
-    right = w.right_cases()
-    counted = [kinds.FREQUENCIES in w.exercise.kinds(c) for c in (w.case, *right)]
-    if not right or counted[0] or not all(counted[1:]):
+    """A sampler right on every case that counts how often each id is drawn, wrong on most cases
+    that compare the ids drawn one by one, and every id it drew there one its step's settings
+    keep: it draws from the right distribution, with other random numbers (not an argument's
+    values, which ``_values_seen`` would blame). A few draws can agree by chance (a short case, a
+    float32 u that takes half of a float64 one's bits), so a draws case right does not rule it
+    out; an id the filters remove does (a filter's mistake)."""
+    counted = {c.name for c in w.cases if c.raises is None and kinds.FREQUENCIES in w.exercise.kinds(c)}
+    right = {r.name for r in w.right_cases()}
+    if not counted or w.case.name in counted or not counted <= right:
+        return None
+    told = [
+        c for c in w.cases if c.raises is None and c.name not in counted and f"{c.name}::expected" in w.table
+    ]
+    wrong = [(w.case, w.actual), *((c, v) for c, v in _others_wrong(w) if c.name not in counted)]
+    if 2 * len(wrong) < len(told) or not all(_kept_ids(case, value) for case, value in wrong):
         return None
     return (
         "your draws come out with the right frequencies (the frequency case passes) but are not the "
@@ -60,6 +71,18 @@ def _other_draws(w: _Wrong) -> str | None:
         "token and the first id whose cumulative probability exceeds u; any other use of the generator "
         "gives other ids from the same seed"
     )
+
+
+def _kept_ids(case, draws) -> bool:
+    """Whether every id in ``draws`` is one that its step's settings keep (``sampler``'s settings,
+    used in turn) on the case's logits."""
+    inputs, draws = case.inputs, np.asarray(draws)
+    logits, settings = inputs.get("logits"), inputs.get("settings")
+    if logits is None or not settings or draws.ndim != 1 or draws.dtype.kind not in "iu":
+        return False
+    kept = [lib.sampling.filtered_probs(logits, **chosen) > 0 for chosen in settings]
+    V = np.shape(logits)[-1]
+    return all(0 <= t < V and kept[i % len(kept)][t] for i, t in enumerate(draws.tolist()))
 
 
 def _others_wrong(w: _Wrong):
@@ -208,15 +231,26 @@ def _lengths_seen(w: _Wrong) -> str | None:
 
 
 def _capped_here(w: _Wrong, axis: int, longest: int) -> bool:
-    """Whether this answer looks cut at ``longest``: of another length along ``axis``, or right on
-    its first ``longest`` entries there (by the exercise's own comparison). Code that keeps a window or a written-in size is right up
-    to the cap; an answer wrong from its first entry on went wrong for another reason (keys in
-    another order, a generator copied at each step) that longer cases merely happen to show."""
-    actual, expected = np.asarray(w.actual), np.asarray(w.expected)
+    """Whether every wrong answer looks cut at ``longest``: of another length along ``axis``, or
+    right on its first ``longest`` entries there (by the exercise's own comparison). Code that
+    keeps a window or a written-in size is right up to the cap on every case (a window of n that
+    is right on answers of n + 1 entries is right on the first n + 1 entries of a longer one); an
+    answer wrong before it went wrong for another reason (keys in another order, a generator
+    copied at each step, settings passed on the first step only) that longer cases merely happen
+    to show."""
+    wrong = [(w.actual, w.expected)]
+    wrong += [(value, w.table[f"{case.name}::expected"]) for case, value in _others_wrong(w)]
+    return all(_cut_at(w.exercise, actual, expected, axis, longest) for actual, expected in wrong)
+
+
+def _cut_at(exercise, actual, expected, axis: int, longest: int) -> bool:
+    """Whether ``actual`` is of another shape than ``expected`` or matches it on its first
+    ``longest`` entries along ``axis``."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
     if actual.shape != expected.shape:
         return True
     head = (slice(None),) * (expected.ndim + axis) + (slice(0, longest),)
-    return _matches(w.exercise, actual[head], expected[head])
+    return _matches(exercise, actual[head], expected[head])
 
 
 def _length(w: _Wrong, case, axis: int) -> int | None:

@@ -1090,6 +1090,17 @@ GENERATE = Exercise(
                 {"settings": "defaults"},
                 "pass temperature, top_k and top_p on to sample_next: your tokens were drawn with the defaults",
             ),
+            "settings-first-only": (
+                {"settings": "first"},
+                "only your first new token was drawn with temperature, top_k and top_p; the tokens after "
+                "it got sample_next's defaults: pass the same settings to sample_next at every step",
+            ),
+            "greedy-after-first": (
+                {"settings": "first-greedy"},
+                "your first new token was drawn with the settings given, and every token after it was the "
+                "argmax (temperature 0): pass the same temperature, top_k and top_p to sample_next at "
+                "every step",
+            ),
             "stop-in-prompt": (
                 {"stop_looked": "last"},
                 "you stopped before drawing because the sequence already ended with the stop token (the "

@@ -227,14 +227,17 @@ def generate(
     ``max_new_tokens`` (plus ``budget_extra``) or right after the stop token. ``include_stop=False``
     stops before it, ``stop=False`` runs past it, ``stop_looked="last"`` looks for it at the end of
     the sequence before each draw (so a prompt that ends with it stops at once), ``"late"`` (with
-    ``stop=False``) one token before the end (so one token follows it); ``context="last"`` gives the model the last token
-    only, ``context="prompt"`` the prompt alone at every step; ``pick="argmax"`` is greedy; ``settings="defaults"`` drops temperature, top_k and top_p;
-    ``only_new`` returns the new tokens without the prompt; ``step_rng="copied"`` gives each step a
+    ``stop=False``) one token before the end (so one token follows it); ``context="last"`` gives
+    the model the last token only, ``context="prompt"`` the prompt alone at every step;
+    ``pick="argmax"`` is greedy; ``settings="defaults"`` drops temperature, top_k and top_p,
+    ``"first"`` passes them on the first step only (the defaults after), ``"first-greedy"`` on the
+    first step only (temperature 0 after); ``only_new`` returns the new tokens without the prompt; ``step_rng="copied"`` gives each step a
     copy of the generator, so every token is drawn with the same number."""
     rng = copy.deepcopy(rng)  # the reference and every mistake start from the case's seed
-    chosen = {"temperature": temperature, "top_k": top_k, "top_p": top_p} if settings == "given" else {}
+    given = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
     out = [int(i) for i in ids]
-    for _ in range(max_new_tokens + budget_extra):
+    for step in range(max_new_tokens + budget_extra):
+        chosen = _step_settings(settings, step, given)
         if stop_looked == "last" and out[-1] == stop_token:
             break
         if stop_looked == "late" and len(out) > len(ids) + 1 and out[-2] == stop_token:
@@ -250,6 +253,13 @@ def generate(
         if stop and token == stop_token:
             break
     return np.array(out[len(ids) :] if only_new else out, dtype=np.int64)
+
+
+def _step_settings(settings: str, step: int, given: dict) -> dict:
+    """The keyword arguments ``generate``'s mistake passes to ``sample_next`` at ``step``."""
+    if settings == "given" or (step == 0 and settings.startswith("first")):
+        return given
+    return {"temperature": 0.0} if settings == "first-greedy" else {}
 
 
 # What a filter returns: knobs of ``top_k_filter`` and ``top_p_filter``.
