@@ -20,7 +20,7 @@ import textwrap
 import traceback
 from pathlib import Path
 
-from . import diagnosis, exercises, lending, references, watch
+from . import diagnosis, exercises, keys, lending, references, watch
 from .compare import diagnose, impure, must_raise, station_adds, wrong_and_impure
 from .exercise import Exercise
 
@@ -73,6 +73,29 @@ def check(exercise_id: str, fn, **helpers) -> None:
         return _check_choice(exercise, fn)
     namespace = getattr(fn, "__globals__", None)
     return check_called(exercise_id, exercise.called(fn), _namespace=namespace, **helpers)
+
+
+def reader_check(exercise_id: str, fn, **helpers) -> None:
+    """``check`` for a reader on their own (the notebooks under ``reader/``, which the reader
+    edition's launch button opens): nothing is submitted, so a concept check says at once whether
+    the letter is right, and why, instead of recording it for a grader. A function is checked as
+    in a class."""
+    exercise = exercises.get(exercise_id)
+    if exercise.kind != "choice" or _unanswered(fn) or fn not in exercise.choices:
+        return check(exercise_id, fn, **helpers)
+    try:
+        key = keys.concept(exercise_id)
+    except OSError:  # installed without the course's private folder, which holds the keys
+        print(
+            f'✔ answer {fn!r} recorded: the book\'s page folds the answer and its reason under "Show the answer".'
+        )
+        return
+    if fn != key.answer:
+        raise CheckFailed(
+            f"{fn!r} is not the answer to {exercise.name}: read the question again and try another letter "
+            '(the book\'s page folds the answer and its reason under "Show the answer").'
+        )
+    print(f"✔ {fn!r} is right. {key.explain}")
 
 
 def check_called(exercise_id: str, called, _namespace: dict | None = None, **helpers) -> None:
@@ -145,10 +168,15 @@ def _students_line(err: BaseException):
 _COURSE_CODE = (str(Path(__file__).resolve().parent), str(lending.LIB))
 
 
+def _unanswered(answer) -> bool:
+    """Whether a concept check's answer is still the notebook's placeholder (``...``) or None."""
+    return answer is ... or answer is None
+
+
 def _check_choice(exercise: Exercise, answer) -> None:
     """A letter among the choices is recorded; none yet is a note, not an error, so that "Run All"
     on a fresh notebook goes on (the grader scores a missing answer 0); anything else is wrong."""
-    if answer is ... or answer is None:
+    if _unanswered(answer):
         print(
             f"✎ {exercise.name} is not answered yet: set answer_{exercise.name} above to one of "
             f"{', '.join(map(repr, exercise.choices))}, then run this cell."

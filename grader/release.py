@@ -5,7 +5,9 @@ becomes the nbgrader source notebook ``solutions/<a>/<slug>.ipynb``; nbgrader's
 ``generate_assignment`` (with a throwaway gradebook) turns the source notebooks into
 ``chapters/<a>/`` and copies the other files (their Markdown without the parts marked for readers
 on their own, ``grader.audiences``); ``chapters/<a>/nbgrader_config.py`` is added for
-students who run ``nbgrader validate`` there. Output is normalized so that a second run writes
+students who run ``nbgrader validate`` there. ``reader/`` holds the same notebooks for readers on
+their own, whom the reader edition's launch button sends there: the reader's Markdown, and a check
+that says whether a concept check's letter is right (``grader.check.reader_check``). Output is normalized so that a second run writes
 byte-identical files; ``--check`` writes nothing and lists every file that is out of date.
 """
 
@@ -25,6 +27,10 @@ KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3
 GRADEBOOK = "gradebook.db"
 # Beside each released notebook, for `nbgrader validate` run in the chapter's folder.
 STUDENT_CONFIG = Path(__file__).with_name("student_nbgrader_config.py")
+# Each notebook for readers on their own (the reader edition's launch button opens them): the
+# student notebook with the reader's Markdown and the reader's check, and the book's own notebooks.
+READER = "reader"
+CHECK_IMPORT = re.compile(r"^(from grader\.check import (?:.*, )?)check$", re.MULTILINE)
 # What must never reach a student: nbgrader removes these regions, this makes sure it did.
 FORBIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS", "### BEGIN SOLUTION", "### END SOLUTION")
 
@@ -84,6 +90,10 @@ def build(solutions: Path, work: Path, only: set[str] | None = None) -> dict[str
         outputs[f"chapters/{relative}"] = _student_file(path)
     for assignment in sorted(p.name for p in source.iterdir() if p.is_dir()):
         outputs[f"chapters/{assignment}/nbgrader_config.py"] = STUDENT_CONFIG.read_bytes()
+    for path in sorted(release.rglob("*.ipynb")):
+        outputs[f"{READER}/chapters/{path.relative_to(release).as_posix()}"] = _student_file(path, "reader")
+    for page in sorted((solutions.parent / "book").glob("*.ipynb")):  # the book's own, the model card
+        outputs[f"{READER}/book/{page.name}"] = page.read_bytes()
     return outputs
 
 
@@ -110,21 +120,36 @@ def generate(source: Path, release: Path, db: Path) -> None:
 ANSWER_STUB = re.compile(r"^(answer_\w+ = \.\.\.[^\n]*)\n# YOUR CODE HERE\nraise NotImplementedError\(\)$")
 
 
-def _student_file(path: Path) -> bytes:
+def _student_file(path: Path, audience: str = "class") -> bytes:
+    """A released file as ``audience`` gets it: a class's students, or a reader on their own."""
     if path.suffix != ".ipynb":
         return path.read_bytes()
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
             cell.source = ANSWER_STUB.sub(r"\1", cell.source)
-        elif cell.cell_type == "markdown":  # a student is in a class: no text for readers alone
-            cell.source = for_audience(cell.source, "class")
+        elif cell.cell_type == "markdown":
+            cell.source = for_audience(cell.source, audience)
+    if audience == "reader":
+        _check_alone(nb, path.name)
     data = normalized(nb)
     text = data.decode()
     leaked = [marker for marker in FORBIDDEN if marker in text]
     if leaked:
         raise ReleaseError(f"{path.name}: the student version still contains {', '.join(leaked)}")
     return data
+
+
+def _check_alone(nb, name: str) -> None:
+    """Make the notebook's checks the reader's (``grader.check.reader_check``): a concept check
+    then says whether the letter is right, as nothing is submitted."""
+    imports = [c for c in nb.cells if c.cell_type == "code" and CHECK_IMPORT.search(c.source)]
+    for cell in imports:
+        cell.source = CHECK_IMPORT.sub(r"\1reader_check as check", cell.source)
+    if not imports and any("check(" in c.source for c in nb.cells if c.cell_type == "code"):
+        raise ReleaseError(
+            f"{name}: it calls check() but does not import it as `from grader.check import check`"
+        )
 
 
 def out_of_date(outputs: dict[str, bytes], root: Path) -> list[str]:

@@ -935,6 +935,31 @@ def test_only_the_class_edition_tells_readers_to_submit(book, class_book):
     assert untold == []
 
 
+# A launch button's link: the notebook it opens, by its path in the repository.
+LAUNCHED = re.compile(r'href="https://mybinder\.org/v2/gh/[^"?]+\?urlpath=lab/tree/([^"]+\.ipynb)"')
+
+
+@pytest.mark.slow
+def test_each_editions_launch_button_opens_its_own_notebooks(book, class_book):
+    """A reader who pressed the reader edition's launch button got the class's notebook, which
+    told them to submit and whose concept checks only recorded a letter "graded when you submit".
+    It now opens the reader's (``reader/``, made by ``grader release``); the class edition's still
+    opens the student notebook of ``chapters/``. Every page with a button (the model card too)."""
+    for html, folder in ((book, "reader/"), (class_book, "")):
+        opened = {page: LAUNCHED.findall((html / page).read_text()) for page in PAGES}
+        notebooks = {page: found[0] for page, found in opened.items() if found}
+        assert set(CHAPTERS) <= set(notebooks), opened
+        for page, notebook in notebooks.items():
+            assert notebook == folder + page.removesuffix(".html") + ".ipynb", (page, notebook)
+            assert (ROOT / notebook).is_file(), notebook
+        if folder:
+            assert all(
+                "reader_check as check" in (ROOT / n).read_text()
+                for n in notebooks.values()
+                if "chapters/" in n
+            )
+
+
 # A page a phone loads whole, figures' data included (chapter 2's figure once stored the same
 # attention matrix for each of its 46 queries: 10 MB).
 HEAVIEST_PAGE_MB = 1.5

@@ -23,7 +23,7 @@ import pytest
 from helpers import SECRETS, answers, everything_lent, graded
 
 from grader import compare, exercises, keys, kinds, references, variants
-from grader.check import CheckFailed, NotWrittenYet, check, check_called
+from grader.check import CheckFailed, NotWrittenYet, check, check_called, reader_check
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = exercises.registry()
@@ -467,6 +467,42 @@ def test_concept_check_explains_only_a_right_answer(exercise_id):
         verdict = graded(exercise_id, choice)
         assert not verdict.ok and key.explain not in verdict.reason, verdict.reason
     assert key.explain in graded(exercise_id, key.answer).reason
+
+
+@pytest.mark.parametrize("exercise_id", CHOICES)
+def test_a_readers_concept_check_says_at_once_whether_the_letter_is_right(exercise_id, capsys, monkeypatch):
+    """A reader on their own submits nothing: the reader's notebooks (``reader/``) tell a wrong
+    letter so, without the reason that gives the answer away, and a right one with its reason;
+    installed without the keys, the check records the letter and points to the book's fold."""
+    exercise, key = REGISTRY[exercise_id], keys.concept(exercise_id)
+    for choice in (c for c in exercise.choices if c != key.answer):
+        with pytest.raises(CheckFailed, match="is not the answer") as wrong:
+            reader_check(exercise_id, choice)
+        assert key.explain not in str(wrong.value)
+    reader_check(exercise_id, key.answer)
+    assert key.explain in capsys.readouterr().out
+    reader_check(exercise_id, ...)
+    assert "not answered yet" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="answer with one of"):
+        reader_check(exercise_id, "z")
+    monkeypatch.setattr(keys, "CONCEPTS", Path("/nonexistent/concepts.toml"))
+    keys._all.cache_clear()
+    try:
+        reader_check(exercise_id, key.answer)
+    finally:
+        keys._all.cache_clear()
+    said = capsys.readouterr().out
+    assert "recorded" in said and "Show the answer" in said and key.explain not in said
+
+
+def test_a_readers_notebook_checks_a_function_as_a_class_does():
+    """``reader_check`` differs only on concept checks: a function is checked as ``check`` does."""
+    exercise_id = "01-embeddings/encode"
+    with pytest.raises(CheckFailed) as by_reader:
+        reader_check(exercise_id, lambda text, stoi: np.array([stoi[ch] for ch in text]) + 1)
+    with pytest.raises(CheckFailed) as in_class:
+        check(exercise_id, lambda text, stoi: np.array([stoi[ch] for ch in text]) + 1)
+    assert str(by_reader.value) == str(in_class.value)
 
 
 def test_every_concept_check_has_a_key_among_its_choices():

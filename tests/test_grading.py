@@ -277,6 +277,37 @@ def test_a_released_notebook_keeps_the_class_text_and_not_the_readers(tmp_path):
     assert released.cells[0].source == "Checks.\nSubmit."
 
 
+def test_a_readers_notebook_keeps_the_readers_text_and_checks_alone(tmp_path):
+    """The reader edition's launch button opens ``reader/``: the same notebook with the parts for
+    readers on their own, and the reader's check (a concept check answers at once)."""
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    from grader import release
+
+    marked = "Checks.\n<!-- class only -->\nSubmit.\n<!-- end class only -->\n<!-- reader only -->\nUnfold.\n<!-- end reader only -->"
+    setup = "import lib\nfrom grader.check import CheckFailed, check"
+    path = tmp_path / "chapter.ipynb"
+    cells = [new_markdown_cell(marked), new_code_cell(setup), new_code_cell('check("x/q", answer_q)')]
+    nbformat.write(new_notebook(cells=cells), path)
+    read = nbformat.reads(release._student_file(path, "reader").decode(), as_version=4)
+    assert read.cells[0].source == "Checks.\nUnfold."
+    assert read.cells[1].source == "import lib\nfrom grader.check import CheckFailed, reader_check as check"
+    nbformat.write(new_notebook(cells=[cells[2]]), path)  # a check without its import: refused
+    with pytest.raises(release.ReleaseError, match="does not import it"):
+        release._student_file(path, "reader")
+
+
+def test_the_readers_notebooks_are_the_chapters_for_readers():
+    """Every chapter has its reader's notebook, whose checks are the reader's; the book's own
+    notebooks are there too, so that every launch button of the reader edition opens a file."""
+    chapters = sorted(p.relative_to(ROOT) for p in ROOT.glob("chapters/*/*.ipynb"))
+    assert sorted(p.relative_to(ROOT / "reader") for p in ROOT.glob("reader/chapters/*/*.ipynb")) == chapters
+    for path in ROOT.glob("reader/chapters/*/*.ipynb"):
+        text = path.read_text()
+        assert "reader_check as check" in text and "nbgrader validate" not in text, path
+    assert {p.name for p in ROOT.glob("reader/book/*.ipynb")} == {p.name for p in ROOT.glob("book/*.ipynb")}
+
+
 # ---- submissions and integrity (fast) ----------------------------------------------------------------
 
 

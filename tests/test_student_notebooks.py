@@ -73,3 +73,28 @@ def test_a_fresh_notebook_runs_all_with_only_its_checks_failing(path):
     views = sum(WIDGET_VIEW in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
     explorers = sum("bookkit.explore(" in c.source or "widgets.VBox(" in c.source for c in nb.cells)
     assert views >= explorers, "a figure with controls did not show its widgets"
+
+
+@pytest.mark.slow
+def test_a_readers_notebook_answers_its_concept_checks_at_once(tmp_path):
+    """The notebook the reader edition's launch button opens (``reader/``), in a real kernel, with
+    its concept checks answered: each says at once that the letter is right, and why (in a class's
+    notebook it is only recorded, to be graded on submission)."""
+    from grader import keys
+
+    path = ROOT / "reader" / "chapters" / "01-embeddings" / "embeddings.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    answered = {}
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.source.startswith("answer_q"):
+            name = cell.source.split()[0].removeprefix("answer_")
+            answered[name] = keys.concept(f"01-embeddings/{name}")
+            cell.source = f"answer_{name} = {answered[name].answer!r}"
+    assert answered
+    copy = tmp_path / "embeddings.ipynb"
+    nbformat.write(nb, copy)
+    shown = "".join(
+        o.get("text", "") for c in run_all(copy).cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
+    for name, key in answered.items():
+        assert f"{key.answer!r} is right. {key.explain}" in shown, name

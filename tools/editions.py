@@ -30,7 +30,9 @@ Book, with warnings as errors (the book's other notebooks run through the same c
 
 A chapter's Markdown may hold parts for a class only (submitting, validating) and parts for a reader
 on their own only, between marker comments (``grader.audiences``): the reader edition keeps the
-reader's, the class and instructor editions the class's (``EDITIONS[...]["audience"]``).
+reader's, the class and instructor editions the class's (``EDITIONS[...]["audience"]``). So do the
+notebooks each edition's launch button opens (``EDITIONS[...]["notebooks"]``): the reader's, under
+``reader/`` (``grader.release`` writes them), or the student notebooks of ``chapters/``.
 
 While the book is built, ``FORWARD_PASS_BOOK`` holds the edition's name: the chapters' figures
 with controls (``bookkit.explore``) then precompute their states for the static page.
@@ -67,18 +69,26 @@ STUDENT_ONLY_TAGS = {"raises-exception"}
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # in IPython's tracebacks
 
 EDITIONS = {
-    "reader": {"out": BUILD / "html", "title": "", "announcement": "", "audience": "reader"},
+    "reader": {
+        "out": BUILD / "html",
+        "title": "",
+        "announcement": "",
+        "audience": "reader",
+        "notebooks": "reader",  # the reader's notebooks (``grader.release``), under reader/chapters/...
+    },
     "class": {
         "out": BUILD / "class" / "html",
         "title": " (class edition)",
         "announcement": "",
         "audience": "class",
+        "notebooks": "",  # the student notebooks, chapters/...
     },
     "instructor": {
         "out": BUILD / "instructor" / "html",
         "title": " (instructor edition)",
         "announcement": "Instructor edition: it shows the solutions and the hidden tests. Do not publish it to students.",
         "audience": "class",  # the teaching team reads what its students read
+        "notebooks": "",
     },
 }
 
@@ -448,6 +458,8 @@ def staged_config(edition: str, cache: Path) -> str:
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     settings = EDITIONS[edition]
     config["title"] += settings["title"]
+    # The launch button opens the page's notebook in the repository, under this folder.
+    config["repository"]["path_to_book"] = settings["notebooks"]
     if settings["announcement"]:
         config.setdefault("html", {})["announcement"] = settings["announcement"]
     # One execution cache for every edition: the chapters' runs (``executed``), and the book's own

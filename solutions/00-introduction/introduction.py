@@ -317,10 +317,11 @@ check("01-embeddings/token_embedding", token_embedding)
 # uses (batches, both precisions, every optional argument, the edge cases), so a ✔ means a
 # function that is right in general, not one fitted to the example. Build on your own functions
 # and on what a chapter's setup cell imports for you: a check fails at once if your function calls
-# a `lib` function that does the exercise's work. On these pages, the place of each check shows
+# a `lib` function that does the exercise's work. In the web book, the place of each check shows
 # what a correct function returns on the check's example, with the solution folded under "Show
 # solution"; a concept check, where you pick a letter, has its answer and the reason for it
-# folded under "Show the answer". Try first, then unfold.
+# folded under "Show the answer". Try first, then unfold. In a notebook (the book's launch button
+# opens one), a concept check's cell says at once whether your letter is right, and why.
 # <!-- end reader only -->
 #
 # ## The chapters

@@ -57,9 +57,10 @@
 # - Reading on your own, you submit nothing: the check is all the feedback there is, and it comes
 #   at once, as often as you run it. Its cases are of every kind a course's grader uses, so a ✔
 #   means a function that is right in general, not one fitted to the example.
-# - On this page, a check's place shows what a correct function returns on its example, with the
-#   solution folded under "Show solution"; a concept check's answer and its reason are folded
-#   under "Show the answer". Try first, then unfold.
+# - In the web book, a check's place shows what a correct function returns on its example, with
+#   the solution folded under "Show solution"; a concept check's answer and its reason are folded
+#   under "Show the answer". Try first, then unfold. In a notebook, a concept check's cell says at
+#   once whether your letter is right, and why.
 # <!-- end reader only -->
 # :::
 

@@ -55,7 +55,7 @@
 # <!-- end class only -->
 # <!-- reader only -->
 # Reading on your own, you submit nothing: each check answers at once, ✔ or the mistake it
-# recognises, when you run the notebook. On this page, its place shows what a correct function
+# recognises, when you run the notebook. In the web book, its place shows what a correct function
 # returns on its example, with the solution folded under "Show solution".
 # <!-- end reader only -->
 

@@ -49,9 +49,10 @@
 # <!-- end class only -->
 # <!-- reader only -->
 # Reading on your own, you submit nothing: the check is all the feedback there is, and it comes at
-# once, as often as you run it. On this page, a check's place shows what a correct function returns
-# on its example, with the solution folded under "Show solution"; a concept check's answer and its
-# reason are folded under "Show the answer". Try first, then unfold.
+# once, as often as you run it. In the web book, a check's place shows what a correct function
+# returns on its example, with the solution folded under "Show solution"; a concept check's answer
+# and its reason are folded under "Show the answer". Try first, then unfold. In a notebook, a
+# concept check's cell says at once whether your letter is right, and why.
 # <!-- end reader only -->
 # :::
 
