@@ -12,9 +12,10 @@ suites both add must hold the same bytes (the same honest student serves both); 
 define ``finish_archive(path)``, called on the written zip. Only the suites collected in this
 session are graded (running one file grades only its students).
 
-A suite whose claim needs a class of its own stays apart: other limits (``test_sandbox_class``,
-``test_grading``'s 8-second cells), a rerun or an interrupted run, a gradebook's history
-(``test_workflow``), ``--zero-flagged``.
+The suites that grade with ``--zero-flagged`` (``test_inputs``, ``test_redteam``) share a second
+class the same way (``flagged_entries()``, the ``flagged_class`` fixture). A suite whose claim needs
+a class of its own stays apart: other limits (``test_sandbox_class``, ``test_grading``'s 8-second
+cells), a rerun or an interrupted run, a gradebook's history (``test_workflow``).
 
 ``make test`` runs the suites on one pytest-xdist worker more than the machine has cores (``-n 3``
 on two), which take whole groups of tests: each module is one group, so that a module's fixtures
@@ -134,8 +135,8 @@ def pytest_xdist_make_scheduler(config, log):
     return ByGroup(config, log)
 
 
-def _suites(session) -> list:
-    names = {item.module.__name__ for item in session.items if "shared_class" in item.fixturenames}
+def _suites(session, fixture: str) -> list:
+    names = {item.module.__name__ for item in session.items if fixture in item.fixturenames}
     return [importlib.import_module(name) for name in sorted(names)]
 
 
@@ -146,12 +147,27 @@ def _read(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def shared_class(request, tmp_path_factory) -> Graded:
-    base = tmp_path_factory.mktemp("shared-class")
+    return _graded_together(request.session, tmp_path_factory.mktemp("shared-class"), "shared_class", OPTIONS)
+
+
+@pytest.fixture(scope="session")
+def flagged_class(request, tmp_path_factory) -> Graded:
+    """The students of every suite that grades with ``--zero-flagged`` (each defines
+    ``flagged_entries()``, as ``class_entries()`` for the shared class), graded once."""
+    base = tmp_path_factory.mktemp("flagged-class")
+    return _graded_together(request.session, base, "flagged_class", (*OPTIONS, "--zero-flagged"))
+
+
+ENTRIES = {"shared_class": "class_entries", "flagged_class": "flagged_entries"}
+
+
+def _graded_together(session, base: Path, fixture: str, options: tuple) -> Graded:
+    """One zip of the entries of every suite collected that uses ``fixture``, graded with ``options``."""
     archive = base / "class.zip"
-    suites = _suites(request.session)
+    suites = _suites(session, fixture)
     entries: dict[str, tuple] = {}
     for suite in suites:
-        for info, data in suite.class_entries():
+        for info, data in getattr(suite, ENTRIES[fixture])():
             name = info.filename if isinstance(info, zipfile.ZipInfo) else info
             kept = entries.setdefault(name, (suite.__name__, info, data))
             assert kept[2] == data, f"{suite.__name__} and {kept[0]} both add {name}, with different bytes"
@@ -159,10 +175,10 @@ def shared_class(request, tmp_path_factory) -> Graded:
         for _, info, data in entries.values():
             zf.writestr(info, data)
     for suite in suites:
-        if hasattr(suite, "finish_archive"):
+        if fixture == "shared_class" and hasattr(suite, "finish_archive"):
             suite.finish_archive(archive)
     out = base / "out"
-    command = [sys.executable, "-m", "grader", "autograde", str(archive), "--out", str(out), *OPTIONS]
+    command = [sys.executable, "-m", "grader", "autograde", str(archive), "--out", str(out), *options]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr[-5000:]
     return Graded(out, _read(out / "grades.csv"), _read(out / "integrity.csv"), done.stderr)

@@ -24,7 +24,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from nbgrader.converters import Autograde
-from test_grading import ASSIGNMENT, RELEASED, grader, index_of, read_grades, solution
+from test_grading import ASSIGNMENT, RELEASED, index_of, read_grades, solution
 
 from grader import (
     clean,
@@ -244,33 +244,27 @@ def test_careless_notebook_runs_each_test_once(bad_class):
     assert len(graded) == len(set(graded)) and {"embed", "decode"} <= set(graded)
 
 
+def flagged_entries() -> list[tuple[str, str]]:
+    """Two renamed copies of lib's position_embedding and an honest neighbour, for the class
+    ``conftest.flagged_class`` grades with ``--zero-flagged``."""
+    students = {
+        "copier": with_body("position_embedding", LIB_POSITIONS_RENAMED),
+        "echo": with_body("position_embedding", LIB_POSITIONS_RENAMED_AGAIN),
+        "plain-honest": solution(),
+    }
+    return [(f"class/{student}/embeddings.ipynb", nbformat.writes(nb)) for student, nb in students.items()]
+
+
 @pytest.mark.slow
-def test_zero_flagged_zeroes_what_was_flagged_and_pairs_copies(tmp_path):
-    copies = [LIB_POSITIONS_RENAMED, LIB_POSITIONS_RENAMED_AGAIN]
-    for student, body in [("copier", copies[0]), ("echo", copies[1]), ("honest", None)]:
-        (tmp_path / "class" / student).mkdir(parents=True)
-        nb = with_body("position_embedding", body) if body else solution()
-        nbformat.write(nb, tmp_path / "class" / student / "embeddings.ipynb")
-    done = grader(
-        "autograde",
-        str(tmp_path / "class"),
-        "--out",
-        str(tmp_path / "out"),
-        "--jobs",
-        "2",
-        "--zero-flagged",
-        "--timeout",
-        "900",
-    )
-    assert done.returncode == 0, done.stderr
-    grades = read_grades(tmp_path / "out")
+def test_zero_flagged_zeroes_what_was_flagged_and_pairs_copies(flagged_class):
+    grades = {(r["student"], r["exercise"]): r for r in flagged_class.of(ASSIGNMENT)}
     for student in ("copier", "echo"):
         row = grades[(student, "position_embedding")]
         assert (row["status"], float(row["score"])) == ("integrity", 0), row
         assert "near-identical to lib.position_embedding" in row["reason"]
-    assert {grades[("honest", name)]["status"] for name in points()} == {"graded"}
-    with open(tmp_path / "out" / "integrity.csv") as f:
-        pairs = [r for r in csv.DictReader(f) if "'s position_embedding" in r["reason"]]
+    assert {grades[("plain-honest", name)]["status"] for name in points()} == {"graded"}
+    pairs = [r for r in flagged_class.flagged if "'s position_embedding" in r["reason"]]
+    pairs = [r for r in pairs if r["student"] in ("copier", "echo")]
     assert sorted((r["student"], "echo's" in r["reason"]) for r in pairs) == [
         ("copier", True),
         ("echo", False),

@@ -30,7 +30,6 @@ import helpers
 import nbformat
 import numpy as np
 import pytest
-from helpers import autograde_command, class_folder
 from nbformat.v4 import new_code_cell, new_markdown_cell
 from test_grading import ASSIGNMENT, RELEASED, answer, index_of, insert_after, read_grades, solution
 
@@ -1485,25 +1484,27 @@ HONEST_EXTRAS = (
 )
 
 
-@pytest.mark.slow
-def test_libs_code_run_from_text_is_found_and_honest_timing_is_not(tmp_path):
-    """Through the whole grading path, with --zero-flagged: lib's code verbatim, run from text the
-    scan cannot read, is near-identical to lib's at run time, and zeroed; timing with ``timeit``
-    (a callable or a string), dataclasses, named tuples and ``np.load`` are no finding (red team,
-    third round: the first audit hook flagged them and zeroed honest students)."""
+def flagged_entries() -> list[tuple[str, str]]:
+    """The students ``test_libs_code_run_from_text_is_found_and_honest_timing_is_not`` grades with
+    ``--zero-flagged`` (``conftest.flagged_class``)."""
     students = {
         "honest": insert_after("encode", HONEST_EXTRAS),
         "mallory": answer("position_embedding", HIDDEN_LIB),
         "hider": answer("embed", HIDDEN_EMBED + TEXT_ROUTES["pydoc.locate"]),  # her own code, hidden
         "caller": answer("position_embedding", CALLER),
     }
-    command = autograde_command(class_folder(tmp_path / "class", students), tmp_path / "out")
-    done = subprocess.run([*command, "--zero-flagged"], cwd=course.ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    with open(tmp_path / "out" / "integrity.csv") as f:
-        flagged = list(csv.DictReader(f))
+    return [(f"class/{student}/embeddings.ipynb", nbformat.writes(nb)) for student, nb in students.items()]
+
+
+@pytest.mark.slow
+def test_libs_code_run_from_text_is_found_and_honest_timing_is_not(flagged_class):
+    """Through the whole grading path, with --zero-flagged: lib's code verbatim, run from text the
+    scan cannot read, is near-identical to lib's at run time, and zeroed; timing with ``timeit``
+    (a callable or a string), dataclasses, named tuples and ``np.load`` are no finding (red team,
+    third round: the first audit hook flagged them and zeroed honest students)."""
+    flagged = flagged_class.flagged
     assert not [row for row in flagged if row["student"] == "honest"], flagged
-    grades = read_grades(tmp_path / "out")
+    grades = {(r["student"], r["exercise"]): r for r in flagged_class.of(ASSIGNMENT)}
     assert all(row["status"] == "graded" for (student, _), row in grades.items() if student == "honest")
     assert any(
         row["student"] == "mallory"
