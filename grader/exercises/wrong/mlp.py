@@ -39,10 +39,17 @@ def swiglu(x, params, *, gate="silu", branch="gate", up=True, both=False, added=
     if branch == "up":
         a, b = b, a
     act = GATES[gate]
+    return (_gated(a, b, act, up, both, added, on_product) @ params["down_proj"]["w"]).astype(x.dtype)
+
+
+def _gated(a, b, act, up: bool, both: bool, added: bool, on_product: bool):
+    """SwiGLU's hidden layer from the gate branch ``a`` and the up branch ``b`` (``swiglu``'s knobs)."""
+    if on_product:
+        return act(a * b)
+    if not up:
+        return act(a)
     other = act(b) if both else b
-    h = (act(a) + other if added else act(a) * other) if up else act(a)
-    h = act(a * b) if on_product else h
-    return (h @ params["down_proj"]["w"]).astype(x.dtype)
+    return act(a) + other if added else act(a) * other
 
 
 # The MLP's activation and biases: knobs of ``mlp`` and ``toy_mlp``.
