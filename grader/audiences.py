@@ -7,11 +7,12 @@ between two marker lines, HTML comments that a notebook does not show::
     - Before you submit, run `nbgrader validate ...`
     <!-- end class only -->
     <!-- reader only -->
-    - On this page the check's place shows what a correct function returns ...
+    - In the web book, the check's place shows what a correct function returns ...
     <!-- end reader only -->
 
-The reader edition of the book keeps the reader's parts; the class and instructor editions and the
-student notebooks (``grader release``) keep the class's. The markers themselves are always dropped.
+The reader edition of the book and the reader's notebooks (``reader/``, from ``grader release``)
+keep the reader's parts; the class and instructor editions and the student notebooks
+(``chapters/``) keep the class's. The markers themselves are always dropped.
 """
 
 import re
