@@ -561,11 +561,16 @@ def as_in_reader(edition: str) -> frozenset[str]:
 
 def in_reader_terms(edition: str, page: str) -> str:
     """A page of ``edition`` (or a part of it) with the header put back to the reader edition's
-    (its title, no announcement) and no Sphinx checksum (``CHECKSUM``)."""
+    (its title, no announcement, its launch button's folder of notebooks) and no Sphinx checksum
+    (``CHECKSUM``)."""
     if edition != "reader":
         title, own = titles(edition)
-        page = ANNOUNCEMENT.sub("", page).replace(own, title)
+        page = LAUNCHED_FROM.sub(r"\1reader/", ANNOUNCEMENT.sub("", page).replace(own, title))
     return CHECKSUM.sub(r'\1"', page)
+
+
+# Where a launch button's notebook is: the class's editions open chapters/, the reader's reader/.
+LAUNCHED_FROM = re.compile(r"(\?urlpath=lab/tree/)")
 
 
 @functools.cache
