@@ -7,8 +7,9 @@ becomes the nbgrader source notebook ``solutions/<a>/<slug>.ipynb``; nbgrader's
 on their own, ``grader.audiences``); ``chapters/<a>/nbgrader_config.py`` is added for
 students who run ``nbgrader validate`` there. ``reader/`` holds the same notebooks for readers on
 their own, whom the reader edition's launch button sends there: the reader's Markdown, and a check
-that says whether a concept check's letter is right (``grader.check.reader_check``). Output is normalized so that a second run writes
-byte-identical files; ``--check`` writes nothing and lists every file that is out of date.
+that says whether a concept check's letter is right (``grader.check.reader_check``). Output is
+normalized so that a second run writes byte-identical files; ``--check`` writes nothing and lists
+every file that is out of date.
 """
 
 import hashlib
