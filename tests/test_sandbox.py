@@ -1322,6 +1322,60 @@ except MemoryError:
     assert survivors(word) == []
 
 
+SPREAD = """import os, time
+for _ in range(4):
+    if os.fork() == 0:
+        block = bytearray(100 * 2**20)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        time.sleep(60)
+        os._exit(0)
+time.sleep(60)"""
+
+
+def test_without_a_cgroup_memory_spread_over_children_ends_the_sandbox(tmp_path):
+    """Red team 12, finding 04: each process's address space was capped, not the tree's memory;
+    a kernel held up to 128 processes x its limit, and the machine's OOM killer then took a
+    neighbour's kernel. The supervisor now sums the tree's memory at each look."""
+    limits = Limits(**{**LIMITS.as_dict(), "memory": 256 * MiB, "cpu_seconds": 20, "wall_seconds": 60})
+    _, report = without_cgroups([PY, "-c", SPREAD], limits, tmp_path)  # 400 MiB in four children
+    assert report["guard"] == "rlimits" and report["limit"] == "memory", report
+    assert sandbox.describe(report) == "reached its memory limit of 0.25 GiB"
+
+
+def test_without_a_cgroup_the_tmpfs_files_count_as_memory(tmp_path):
+    """Empty files take no page of the tmpfs but about 1 KB of the machine's memory each: 200,000
+    fitted in a 1 MiB tmpfs."""
+    code = """import time
+for n in range(300_000):
+    open(f"/tmp/f{n}", "w").close()
+time.sleep(60)"""
+    limits = Limits(**{**LIMITS.as_dict(), "memory": 128 * MiB, "tmpfs": MiB, "wall_seconds": 120})
+    _, report = without_cgroups([PY, "-c", code], limits, tmp_path)
+    assert report["guard"] == "rlimits" and report["limit"] == "memory", report
+
+
+def test_without_a_cgroup_pages_children_share_count_once(tmp_path):
+    """An honest ``multiprocessing`` pool forks a parent that holds its data: the children share
+    its pages (their resident sizes would count them in each, 500 MiB here), so a tree's memory
+    is summed by proportional set size, and this one is not ended."""
+    code = """import os, time
+block = bytearray(100 * 2**20)
+for i in range(0, len(block), 4096):
+    block[i] = 1
+for _ in range(4):
+    if os.fork() == 0:
+        sum(block[::4096])
+        time.sleep(2)
+        os._exit(0)
+time.sleep(3)
+print("done", flush=True)"""
+    limits = Limits(**{**LIMITS.as_dict(), "memory": 320 * MiB})
+    done, report = without_cgroups([PY, "-c", code], limits, tmp_path)
+    assert report["guard"] == "rlimits" and report["limit"] is None and done.stdout == "done\n", report
+    assert 100 * MiB < report["memory_peak"] < 320 * MiB
+
+
 def test_without_a_cgroup_a_killed_supervisor_leaves_nothing_after_finish(tmp_path):
     """jupyter_client kills a supervisor outright when it is slow to end. Run as root, the
     parent-death signals stopped at the change of user between the two bubblewraps, and the

@@ -306,14 +306,15 @@ def not_enforced() -> str | None:
         return None
     return (
         "no cgroup with the memory and pids controllers is writable here, so limits fall back to "
-        "rlimits per process: memory is capped per process (address space), not for the whole "
-        "process tree, and a sandbox's tmpfs is capped only by its own size (the number of its "
-        "files only by the kernel's default, about 1 KB of kernel memory each); CPU time is counted "
+        "rlimits per process: memory is capped per process (address space), and for the whole "
+        "process tree, with its tmpfs (its pages and about 1 KB of kernel memory per file), only at "
+        "each look of the supervisor, not for the whole process tree in between; CPU time is counted "
         "for the processes alive at each look (children reaped without waiting escape it, each "
         "capped at the same CPU seconds); the number of processes is capped through RLIMIT_NPROC "
-        "inside the sandbox's user namespace. One student's code can so fill the machine's memory, "
-        "and the out-of-memory killer may then end another student's kernel, graded at the same "
-        "time, whose notebook stops as if its own code had crashed: grade with --jobs 1 here"
+        "inside the sandbox's user namespace. Between two looks one student's code can still fill "
+        "the machine's memory, and the out-of-memory killer may then end another student's kernel, "
+        "graded at the same time, whose notebook stops as if its own code had crashed: grade with "
+        "--jobs 1 here"
     )
 
 
