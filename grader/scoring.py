@@ -137,9 +137,7 @@ class Limits:
         ``timeout``) and its time asleep, each within the scorer's own maximum; and a statement's
         wall-clock limit within ``SLEEPER_SHARE`` of that time asleep."""
         idle = min(kernel.idle_seconds, MAX_IDLE)
-        per_call = min(
-            timeout, kernel.cpu_seconds / 3, MAX_PER_CALL, SLEEPER_SHARE * idle / harness.WALL_FACTOR
-        )
+        per_call = min(timeout, kernel.cpu_seconds / 3, MAX_PER_CALL, _per_call_within(idle))
         return cls(kernel.memory, per_call, kernel.threads, idle_seconds=idle)
 
     def for_probes(self, probes: int) -> "Limits":
@@ -147,6 +145,13 @@ class Limits:
         its first call past the limit), twice as much wall-clock time for a busy machine."""
         cpu = self.per_call * (3 + probes)
         return replace(self, cpu_seconds=cpu, wall_seconds=_wall(cpu))
+
+
+def _per_call_within(idle: float) -> float:
+    """The most CPU seconds a statement may have in a process with ``idle`` seconds asleep: a
+    statement that sleeps is stopped at ``harness.WALL_FACTOR`` times that, within ``SLEEPER_SHARE``
+    of the process's time asleep, so the process outlives it."""
+    return SLEEPER_SHARE * idle / harness.WALL_FACTOR
 
 
 def _wall(cpu: float) -> float:
@@ -165,13 +170,18 @@ class Allowance:
     idle: float
 
     def cap(self, limits: Limits) -> "Limits | None":
-        """``limits`` within what is left; None if that is less than one statement's worth (or no
-        time asleep at all): a process would spend it starting."""
+        """``limits`` within what is left, a statement's limit within the time asleep left as
+        ``Limits.beside`` puts it; None if that is less than one statement's worth (or no time
+        asleep at all): a process would spend it starting."""
         cpu, idle = min(limits.cpu_seconds, self.cpu), min(limits.idle_seconds, self.idle)
         if cpu < limits.per_call or idle <= 0:
             return None
         return replace(
-            limits, cpu_seconds=cpu, idle_seconds=idle, wall_seconds=min(limits.wall_seconds, _wall(cpu))
+            limits,
+            per_call=min(limits.per_call, _per_call_within(idle)),
+            cpu_seconds=cpu,
+            idle_seconds=idle,
+            wall_seconds=min(limits.wall_seconds, _wall(cpu)),
         )
 
     def spend(self, given: Limits, report: dict) -> None:
@@ -439,7 +449,7 @@ class Scorer:
                 f"--libs={libs}",
                 f"--fd={write}",
                 f"--go={go_read}",
-                f"--limit={self.limits.per_call:g}",
+                f"--limit={whole.per_call:g}",
             ]
             try:
                 returncode, report = _run_sandboxed(

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 
-from grader import course, exercises, program, scoring, wire
+from grader import course, exercises, harness, program, scoring, wire
 
 ASSIGNMENT = "01-embeddings"
 SOLUTION = course.ROOT / "solutions" / ASSIGNMENT / "embeddings.ipynb"
@@ -128,6 +128,28 @@ def test_the_diagnosis_pass_skips_a_statement_that_ran_past_its_limit(scorer, mo
         verdicts["position_embedding"].status == "wrong"
         and "off-by-one" in verdicts["position_embedding"].reason
     )
+
+
+@pytest.mark.slow
+def test_the_diagnosis_pass_stops_a_sleeping_statement_within_the_time_asleep_left(scorer, monkeypatch):
+    """The diagnosis pass has only the time asleep the first run left (``Allowance.cap``). A
+    statement that sleeps is stopped at ``harness.WALL_FACTOR`` times its CPU limit: that must fit
+    within ``SLEEPER_SHARE`` of what is left too, or one sleeping statement ends the process (and
+    its later exercises' reasons) instead of being stopped."""
+    given = []
+    real = scoring._run_sandboxed
+    monkeypatch.setattr(
+        scoring,
+        "_run_sandboxed",
+        lambda argv, ro, limits, *a: given.append((argv, limits)) or real(argv, ro, limits, *a),
+    )
+    job = scorer.job(notebook(), notebook(RELEASED), ASSIGNMENT, "alice")
+    left = scoring.Allowances(scoring.Allowance(cpu=100, idle=3), scoring.Allowance(cpu=100, idle=3))
+    assert scorer.run(job.items, ASSIGNMENT, left).done
+    for argv, limits in given:
+        per_call = float(next(a for a in argv if a.startswith("--limit="))[len("--limit=") :])
+        assert limits.idle_seconds <= 3
+        assert per_call * harness.WALL_FACTOR <= scoring.SLEEPER_SHARE * limits.idle_seconds
 
 
 @pytest.mark.slow
