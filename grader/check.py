@@ -75,6 +75,9 @@ def check(exercise_id: str, fn, **helpers) -> None:
     return check_called(exercise_id, exercise.called(fn), _namespace=namespace, **helpers)
 
 
+_FOLDED = 'the book\'s page folds the answer and its reason under "Show the answer"'
+
+
 def reader_check(exercise_id: str, fn, **helpers) -> None:
     """``check`` for a reader on their own (the notebooks under ``reader/``, which the reader
     edition's launch button opens): nothing is submitted, so a concept check says at once whether
@@ -86,14 +89,12 @@ def reader_check(exercise_id: str, fn, **helpers) -> None:
     try:
         key = keys.concept(exercise_id)
     except OSError:  # installed without the course's private folder, which holds the keys
-        print(
-            f'✔ answer {fn!r} recorded: the book\'s page folds the answer and its reason under "Show the answer".'
-        )
+        print(f"✔ answer {fn!r} recorded: {_FOLDED}.")
         return
     if fn != key.answer:
         raise CheckFailed(
             f"{fn!r} is not the answer to {exercise.name}: read the question again and try another letter "
-            '(the book\'s page folds the answer and its reason under "Show the answer").'
+            f"({_FOLDED})."
         )
     print(f"✔ {fn!r} is right. {key.explain}")
 

@@ -231,8 +231,9 @@ def generate(
     the model the last token only, ``context="prompt"`` the prompt alone at every step;
     ``pick="argmax"`` is greedy; ``settings="defaults"`` drops temperature, top_k and top_p,
     ``"first"`` passes them on the first step only (the defaults after), ``"first-greedy"`` on the
-    first step only (temperature 0 after); ``only_new`` returns the new tokens without the prompt; ``step_rng="copied"`` gives each step a
-    copy of the generator, so every token is drawn with the same number."""
+    first step only (temperature 0 after); ``only_new`` returns the new tokens without the prompt;
+    ``step_rng="copied"`` gives each step a copy of the generator, so every token is drawn with the
+    same number."""
     rng = copy.deepcopy(rng)  # the reference and every mistake start from the case's seed
     given = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
     out = [int(i) for i in ids]
