@@ -12,7 +12,8 @@ for decoding (``gemvs_alone``), a step's matrix-vector products. The last prefil
 share of a stricter limit (``prefill_roofline``): each step at the GEMM rate or at the speed of
 memory, whichever is slower (the head's one row reads 154 MB). What is compared is timed in
 turn, round after round (the best of each kept), so that a noisy moment of the machine meets all
-of it alike.
+of it alike; and each timed call starts from a machine at rest (``REST``): the threads of the
+call before it, OpenBLAS's or PyTorch's, no longer spinning on the cores it needs.
 Targets: the engine at most 0.9x PyTorch's prefill time and at >= 75% of the GEMM-bound limit;
 decoding at >= 1.5x PyTorch's speed and >= 80% of the bandwidth limit.
 """
@@ -32,9 +33,16 @@ import lib.engine
 torch.set_num_threads(2)
 
 
+# Seconds before each timed call. After a product on its threads, an OpenBLAS worker spins for
+# 2^28 cycles (about 0.1 s here) waiting for the next one, on a core the next call may need: a
+# shared prefill timed right after one measured 10-20% slower than after a pause (2026-12-04).
+REST = 0.2
+
+
 def best_of(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
+        time.sleep(REST)
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
@@ -118,11 +126,7 @@ def matmuls_alone(engine: lib.Engine, T: int):
         for weights, rows in zip(_weight_products(layer), (T, n, n, n), strict=True):
             d_in, d_out = weights["w"].shape
             products.append((np.ones((rows, d_in), np.float32), weights, np.empty((rows, d_out), np.float32)))
-    head = (
-        np.ones((1, c.d_model), np.float32),
-        {"w": engine.w_unembed},
-        np.empty((1, c.vocab_size), np.float32),
-    )
+    head = (np.ones((1, c.d_model), np.float32), engine.w_unembed, np.empty((1, c.vocab_size), np.float32))
 
     def run():
         with E._cores_share(T):
@@ -130,7 +134,7 @@ def matmuls_alone(engine: lib.Engine, T: int):
                 E._each_row_block(
                     lambda rows, x=x, w=weights, out=out: E._linear_into(x[rows], w, out[rows]), len(x)
                 )
-        E._linear_into(*head)
+            E._head_into(*head)
 
     return run
 

@@ -169,9 +169,9 @@ class Engine:
                 with scope(f"h.{i}"):
                     kv_cache = None if cache is None else cache.layers[i]
                     x = _block(x, layer, c, positions, kv_cache, n_out)  # [..., n_out, d]
-        x = traced("ln_f", _norm(x, p["ln_f"], c))  # one position (prefill) or every one: BLAS's threads
-        logits = np.empty((*x.shape[:-1], self.w_unembed.shape[1]), x.dtype)  # [..., n_out, V]
-        _linear_into(x.reshape(-1, x.shape[-1]), {"w": self.w_unembed}, logits.reshape(-1, logits.shape[-1]))
+            x = traced("ln_f", _norm(x, p["ln_f"], c))
+            logits = np.empty((*x.shape[:-1], self.w_unembed.shape[1]), x.dtype)  # [..., n_out, V]
+            _head_into(x.reshape(-1, x.shape[-1]), self.w_unembed, logits.reshape(-1, logits.shape[-1]))
         return traced("logits", logits)
 
 
@@ -362,6 +362,19 @@ def _linear_into(x: np.ndarray, layer: dict, out: np.ndarray) -> None:
         out += layer["b"]
 
 
+def _head_into(x: np.ndarray, w_unembed: np.ndarray, out: np.ndarray) -> None:
+    """The LM head's product ``x @ w_unembed`` into ``out``: ``[rows, d] -> [rows, V]``.
+
+    Inside ``_cores_share`` the cores share it too, so that no BLAS thread is woken (change 8):
+    by positions, or for one position (prefill) by the vocabulary's columns, each core streaming
+    its share of the head's weights.
+    """
+    if len(x) > 1:
+        _each_row_block(lambda rows: np.matmul(x[rows], w_unembed, out=out[rows]), len(x))
+    else:
+        _each_row_block(lambda cols: np.matmul(x[0], w_unembed[:, cols], out=out[0, cols]), out.shape[1])
+
+
 def _mlp_buffers(rows: int, params: dict, config, dtype) -> dict:
     """Empty arrays for the MLP's stations, in the order ``lib.mlp`` (or ``lib.swiglu``) records them."""
     d_ff, d = (params["down_proj"] if config.mlp == "swiglu" else params["c_proj"])["w"].shape
@@ -532,7 +545,7 @@ _CORES = usable_cores()
 # a matrix product BLAS runs well. GPT-2 small on 2 cores, the same prompts timed both ways in
 # turn: BLAS's own threads 10-18% faster at T = 128 to 256, 1-5% faster at 384 and 512 (three
 # runs on 2026-12-04), the shared cores 2-19% faster at 768 and 1024.
-SHARED_FROM = 384 * _CORES
+SHARED_FROM = 256 * _CORES
 # Elements of one array a core works through at a time: 256 KiB of float32, so that a pass's input
 # and output stay in a core's L2 (1 MiB here). Timed in turn against 128 and 512 KiB: 3% faster
 # than 128 KiB at T = 512, 2% at 1024, the same at 128 (512 KiB: the same as 256).
@@ -571,8 +584,8 @@ def _cores_share(rows: int):
 
 
 def _each_row_block(fn, n_rows: int) -> None:
-    """``fn(rows)`` for slices ``rows`` that cover ``range(n_rows)``: one per core inside
-    ``_cores_share``, else one slice on this thread."""
+    """``fn(rows)`` for slices ``rows`` that cover ``range(n_rows)`` (rows, or the head's columns):
+    one per core inside ``_cores_share``, else one slice on this thread."""
     n = min(_blocks.get(), n_rows)
     if n == 1:  # one slice, on this thread (decoding's every step): nothing to hand out
         fn(slice(0, n_rows))

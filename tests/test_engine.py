@@ -250,6 +250,22 @@ def test_blas_gets_its_threads_back(engine, monkeypatch):
     assert [info["num_threads"] for info in blas.info()] == before
 
 
+@pytest.mark.skipif(lib.engine._CORES < 2, reason="one core: the engine shares nothing")
+def test_a_shared_prefill_wakes_no_blas_thread(engine, monkeypatch):
+    """While the cores share a prefill, every product runs with BLAS on one thread, the LM head's
+    too (shared by the vocabulary's columns): a woken BLAS thread spins for about 0.1 s after its
+    product, on a core that the next shared work (the next prefill's) needs."""
+    blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    threads, matmul = [], np.matmul
+    monkeypatch.setattr(
+        np,
+        "matmul",
+        lambda *a, **k: threads.append({i["num_threads"] for i in blas.info()}) or matmul(*a, **k),
+    )
+    engine.prefill(ids_of(2 * CHUNK, seed=12))
+    assert threads and all(t == {1} for t in threads), threads
+
+
 class Refusing:
     """Helper threads that fail any work handed to them."""
 
