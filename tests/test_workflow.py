@@ -1649,6 +1649,7 @@ def test_a_regrade_the_grader_could_not_finish_keeps_the_earlier_grade_of_the_sa
         ("--cpu", "-1", "argument --cpu: must be a number of seconds above 0, not '-1'"),
         ("--cpu", "0", "argument --cpu: must be a number of seconds above 0, not '0'"),
         ("--idle", "nan", "argument --idle: must be a number of seconds above 0, not 'nan'"),
+        ("--idle", "1", "argument --idle: must be at least 4 seconds, not '1': with less, an honest"),
         ("--memory", "0", "argument --memory: must be a number of GiB above 0, not '0'"),
         ("--memory", "inf", "argument --memory: must be a number of GiB above 0, not 'inf'"),
         ("--memory", "0.05", "argument --memory: must be at least 0.5 GiB, not '0.05': with less, an honest"),
