@@ -70,9 +70,13 @@ def at_least(kind: type, unit: str, floor: float):
 # Below these, the course's own solutions lost points, blamed on the student (and a --force regrade
 # replaced their full marks): with --memory 0.05 to a MemoryError (0.1 was the least that kept them
 # for chapter 1; a kernel holds about 0.1 GiB with NumPy before a student's first line); with --cpu
-# 0.01 to timeouts (each call may use a third of --cpu; a chapter's solution takes about 5 s).
+# 0.01 to timeouts (each call may use a third of --cpu; a chapter's solution takes about 5 s); with
+# --idle 1 to a timeout now and then (each call may use a quarter of --idle, ``scoring.Limits.beside``:
+# 0.25 s, and chapter 4's ``sample_next`` took 0.2 to 0.25 s on its ``frequencies`` case; at 0.8,
+# always). At 4, a call gets 1 s.
 MEMORY_FLOOR = 0.5
 CPU_FLOOR = 10
+IDLE_FLOOR = 4
 
 
 def parser() -> argparse.ArgumentParser:
@@ -111,10 +115,10 @@ def parser() -> argparse.ArgumentParser:
     )
     grade.add_argument(
         "--idle",
-        type=above_zero(float, " of seconds"),
+        type=at_least(float, "seconds", IDLE_FLOOR),
         default=60,
         help="seconds a notebook's kernel may spend asleep, neither computing nor waiting for a "
-        "CPU (default: 60)",
+        f"CPU (default: 60, at least {IDLE_FLOOR:g})",
     )
     grade.add_argument(
         "--memory",

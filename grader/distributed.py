@@ -275,12 +275,7 @@ def local_cluster(workers: int = 2, logs: Path | None = None):
         try:
             launch("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--protocol", "tls",
                    "--no-dashboard", "--scheduler-file", scheduler_file)  # fmt: skip
-            deadline = time.monotonic() + 120
-            while not scheduler_file.exists():
-                if time.monotonic() > deadline or started[0].poll() is not None:
-                    raise RuntimeError(f"the Dask scheduler did not start; see {logs / 'scheduler.log'}")
-                time.sleep(0.2)
-            address = json.loads(scheduler_file.read_text())["address"]
+            address = _scheduler_address(scheduler_file, started[0], logs / "scheduler.log")
             for i in range(workers):
                 launch(f"worker{i}", "worker", address, "--nthreads", "1", "--memory-limit", "0",
                        "--host", "127.0.0.1", "--no-dashboard")  # fmt: skip
@@ -295,6 +290,21 @@ def local_cluster(workers: int = 2, logs: Path | None = None):
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+
+
+def _scheduler_address(path: Path, scheduler: subprocess.Popen, log: Path) -> str:
+    """The address the Dask ``scheduler`` writes to ``path`` once it listens. Dask writes the file
+    in place (``open``, then ``json.dump``), so it exists empty for a moment: read as soon as it
+    existed, it could hold no JSON yet (a busy machine's scheduler stretches that moment)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return json.loads(path.read_text())["address"]
+        except (FileNotFoundError, ValueError):
+            pass  # not there yet, or not all written
+        if time.monotonic() > deadline or scheduler.poll() is not None:
+            raise RuntimeError(f"the Dask scheduler did not start; see {log}")
+        time.sleep(0.2)
 
 
 def _wait_for_workers(address: str, keys: Path, workers: int) -> None:

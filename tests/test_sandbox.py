@@ -743,6 +743,23 @@ def test_a_sleeper_is_stopped_by_the_idle_budget():
     assert sandbox.describe(outcome.report) == "used its 2 s of time asleep"
 
 
+def test_a_child_that_computed_and_ended_between_two_looks_was_not_asleep(monkeypatch):
+    """A thread that ended since the supervisor's last look is gone from ``/proc``, its run time
+    with it; the tree's CPU time still holds it. A tree that never slept, its children each
+    computing and ending within a tick (a scorer's job, a notebook's ``subprocess`` calls), was
+    counted asleep for their work: 1.7 s of 3.2 s (20 children of 0.15 s), and an idle budget of
+    1 s ended it. Here one look sees the parent (thread 10) and a child (11); by the next, 10 s
+    later, the child has computed 9.9 s and ended while the parent waited for it."""
+    schedstat = {10: "10000000 0 5", 11: "0 0 0"}  # nanoseconds run, waited to run; time slices
+    monkeypatch.setattr(launch, "_read", lambda path: schedstat.get(int(path.split("/")[2]), ""))
+    asleep = launch.Asleep(None)
+    asleep.update([10, 11], cpu=0.01)
+    asleep.seconds, asleep.at = 0.0, time.monotonic() - 10
+    del schedstat[11]
+    asleep.update([10], cpu=9.91)
+    assert asleep.seconds < 5, asleep.seconds  # about 0.1 s; 10 s when the child's work was lost
+
+
 def test_the_wall_clock_backstop():
     limits = Limits(**{**LIMITS.as_dict(), "wall_seconds": 2, "idle_seconds": float("inf")})
     outcome = python("import time\ntime.sleep(600)", limits=limits)

@@ -549,6 +549,30 @@ def test_a_cluster_anyone_can_join_is_refused_before_anything_is_done(tmp_path, 
     assert "secret" not in {field.name for field in dataclasses.fields(distributed.Job)}
 
 
+# A ``dask`` command whose scheduler, as Dask's does, opens its scheduler file before it writes it,
+# and here waits half a second between the two (a busy machine's scheduler, descheduled there).
+SLOW_SCHEDULER = """#!{python}
+import json, sys, time
+if sys.argv[1] == "scheduler":
+    with open(sys.argv[sys.argv.index("--scheduler-file") + 1], "w") as f:
+        time.sleep(0.5)
+        json.dump({{"address": "tls://127.0.0.1:8786"}}, f)
+time.sleep(600)
+"""
+
+
+def test_a_scheduler_file_not_yet_written_is_waited_for(tmp_path, monkeypatch):
+    """``local_cluster`` read the scheduler's file as soon as it existed, and Dask writes it in
+    place: read while empty, it failed with a JSON error."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "dask").write_text(SLOW_SCHEDULER.format(python=sys.executable))
+    (tmp_path / "bin" / "dask").chmod(0o755)
+    monkeypatch.setattr(distributed, "sys", SimpleNamespace(executable=str(tmp_path / "bin" / "python")))
+    monkeypatch.setattr(distributed, "_wait_for_workers", lambda address, keys, workers: None)
+    with local_cluster(workers=0, logs=tmp_path) as cluster:
+        assert cluster.address == "tls://127.0.0.1:8786"
+
+
 def test_a_result_kept_here_is_no_longer_held_by_the_cluster(tmp_path, monkeypatch):
     """A task's result (a student's autograded notebooks, up to 64 MB of outputs each) stays in its
     worker's memory while the client holds its future: every student's stayed there until the run
@@ -1625,6 +1649,7 @@ def test_a_regrade_the_grader_could_not_finish_keeps_the_earlier_grade_of_the_sa
         ("--cpu", "-1", "argument --cpu: must be a number of seconds above 0, not '-1'"),
         ("--cpu", "0", "argument --cpu: must be a number of seconds above 0, not '0'"),
         ("--idle", "nan", "argument --idle: must be a number of seconds above 0, not 'nan'"),
+        ("--idle", "1", "argument --idle: must be at least 4 seconds, not '1': with less, an honest"),
         ("--memory", "0", "argument --memory: must be a number of GiB above 0, not '0'"),
         ("--memory", "inf", "argument --memory: must be a number of GiB above 0, not 'inf'"),
         ("--memory", "0.05", "argument --memory: must be at least 0.5 GiB, not '0.05': with less, an honest"),

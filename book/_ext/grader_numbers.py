@@ -46,6 +46,7 @@ def settings() -> dict[str, str]:
         "cpu_default": defaults["cpu"],
         "cpu_floor": f"{cli.CPU_FLOOR:g}",
         "idle_default": defaults["idle"],
+        "idle_floor": f"{cli.IDLE_FLOOR:g}",
         "memory_default": defaults["memory"],
         "memory_floor": f"{cli.MEMORY_FLOOR:g}",
         "timeout_default": defaults["timeout"],
