@@ -57,8 +57,10 @@ What it changes, and why:
    (``_cores_share``) and runs each round of a block on all cores itself, a block of rows
    (positions) per core: the norm and the q, k, v projection; then everything from the output
    projection to the second residual. The attention between them goes out to the cores by
-   groups of heads. The loops and BLAS release the GIL, so Python threads run them in parallel.
-   It pays only there, where the element-wise work and the attention (which grows with T^2)
+   groups of heads; the final norm and the LM head follow (the head's one row by columns), so
+   no BLAS thread is woken to spin beside the next prompt's work (about 0.1 s, measured; setting
+   BLAS to one thread does not stop it). The loops and BLAS release the GIL, so Python threads
+   run them in parallel. It pays only there, where the element-wise work and the attention (which grows with T^2)
    are a large part of the time: shorter inputs (a short prompt, decoding one token) stay on the
    calling thread with BLAS's own threads, which multiply a matrix of few rows faster than each
    core its half of the rows (``SHARED_FROM``).
@@ -541,11 +543,13 @@ def usable_cores() -> int:
 
 
 _CORES = usable_cores()
-# Positions from which change 8 pays: 384 for each core, so that each core's block of rows makes
+# Positions from which change 8 pays: 192 for each core, so that each core's block of rows makes
 # a matrix product BLAS runs well. GPT-2 small on 2 cores, the same prompts timed both ways in
-# turn: BLAS's own threads 10-18% faster at T = 128 to 256, 1-5% faster at 384 and 512 (three
-# runs on 2026-12-04), the shared cores 2-19% faster at 768 and 1024.
-SHARED_FROM = 256 * _CORES
+# turn, each from a machine at rest (no BLAS thread of the call before still spinning): the
+# shared cores' time / BLAS's own threads' 1.06 at T = 128, 1.01 at 256, 0.98 at 384, 0.84 at
+# 512, 0.85 at 768 (2026-12-04). (Timed back to back, the head's spinning BLAS thread of one
+# call slowed the next shared one, and BLAS's threads looked faster up to T = 512.)
+SHARED_FROM = 192 * _CORES
 # Elements of one array a core works through at a time: 256 KiB of float32, so that a pass's input
 # and output stay in a core's L2 (1 MiB here). Timed in turn against 128 and 512 KiB: 3% faster
 # than 128 KiB at T = 512, 2% at 1024, the same at 128 (512 KiB: the same as 256).
