@@ -22,7 +22,8 @@
    fires when the parent's *thread* that started it ends);
 5. writes the report (``grader.sandbox.report``), a file the sandbox cannot reach, when the
    sandbox starts and when it ends: which limit ended it, if any, with the tree's CPU, idle and
-   wall seconds, memory peak and limit counters (see ``grader.sandbox.describe``); then removes
+   wall seconds, memory peak and limit counters (see ``grader.sandbox.describe``), and how many
+   processes the machine's out-of-memory killer ended meanwhile (``VMSTAT``); then removes
    the group and exits with the program's status.
 
 If it is killed outright (jupyter_client kills a kernel with SIGKILL), bubblewrap dies with it and
@@ -60,6 +61,9 @@ TICK = 0.2  # seconds between two looks at the tree
 # kernel memory, about 1 KB each, charged to no process; measured by red team 12, finding 04).
 INODE_BYTES = 1024
 PSS_SHARE = 0.25  # at most this share of the supervisor's time walks page tables (``Tree.memory``)
+# The machine's count of processes its out-of-memory killer ended (line ``oom_kill``), read when the
+# sandbox starts and when it ends (``machine_oom_kills``); a test points it at a file of its own.
+VMSTAT = "/proc/vmstat"
 STOP_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -80,6 +84,7 @@ def main(argv: list[str]) -> int:
         report.write(state="starting", guard=group.kind if group else "rlimits", cgroups=cgroups)
         home = None if spec["isolate"] else _private_home()
         keep = [int(fd) for fd in args.get("keep", "").split(",") if fd]
+        oom_kills = _machine_oom_kills()
         process, fds = _start(command, view, limits, group, spec, args["copy"], home, keep)
         for fd in fds:
             os.close(fd)
@@ -92,7 +97,15 @@ def main(argv: list[str]) -> int:
         events = tree.events()
         usage = {"cpu_seconds": round(tree.cpu_seconds(), 3), "idle_seconds": round(asleep.seconds, 3)}
         limit = limit or limit_from_events(events, process.returncode)
-        report.write(state="ended", limit=limit, returncode=process.returncode, **events, **usage)
+        machine = _rise(oom_kills, _machine_oom_kills())
+        report.write(
+            state="ended",
+            limit=limit,
+            returncode=process.returncode,
+            machine_oom_kills=machine,
+            **events,
+            **usage,
+        )
         return _status(process.returncode)
     except Exception as err:
         report.write(state="ended", error=f"{type(err).__name__}: {err}")
@@ -104,6 +117,23 @@ def main(argv: list[str]) -> int:
             import shutil
 
             shutil.rmtree(home, ignore_errors=True)
+
+
+def _machine_oom_kills() -> int | None:
+    """How many processes the machine's out-of-memory killer has ended since boot (None where
+    ``VMSTAT`` does not say: not Linux, or older than 4.13). Without a group, its rise while a
+    sandbox ran is the one trace that a SIGKILL with no limit of the sandbox's own may have come
+    from the machine running out of memory, which a neighbour's sandbox can cause between two
+    looks (``grader.execute.ResilientExecute`` runs such a notebook once more)."""
+    for line in _read(VMSTAT).splitlines():
+        name, _, count = line.partition(" ")
+        if name == "oom_kill" and count.strip().isdigit():
+            return int(count)
+    return None
+
+
+def _rise(before: int | None, after: int | None) -> int | None:
+    return None if before is None or after is None else after - before
 
 
 def _parse(argv: list[str]) -> tuple[dict, list[str]]:
