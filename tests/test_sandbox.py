@@ -1467,6 +1467,22 @@ os.kill(os.getpid(), signal.SIGKILL)"""
     assert "the kernel of ?/a/n was killed from outside" in stderr and "running the notebook again" in stderr
 
 
+def test_without_a_cgroup_the_heaviest_chapter_is_not_ended_by_the_memory_guard(tmp_path):
+    """The supervisor's sum of the tree's memory (``launch.Tree.memory``) must not end an honest
+    notebook. Every chapter's solution, graded without a cgroup, peaked at 96-112 MiB in its
+    kernel and 37-76 MiB in its scorer (notes/redteam12/04-memory-without-cgroup/README.md);
+    chapter 4's kernel is the largest and the longest; here its limit is 1 GiB (``LIMITS``; the
+    grader's default is 3)."""
+    solution = nbformat.read(ROOT / "solutions" / "04-sampling" / "sampling.ipynb", as_version=4)
+    sources = [cell.source for cell in solution.cells if cell.cell_type == "code"]
+    nb, _, _ = run_notebook(tmp_path, sources, supervisor=NO_CGROUP)
+    report = sandbox.read_report(sandbox.report_for(runtime(tmp_path) / "kernel.json"))
+    assert report["guard"] == "rlimits" and report["limit"] is None, report
+    errors = [o.ename for cell in nb.cells for o in cell.outputs if o.output_type == "error"]
+    assert not any(map(stopped, nb.cells)) and errors == [], errors
+    assert 0 < report["memory_peak"] < GiB // 4
+
+
 def test_the_warning_names_what_is_not_enforced():
     assert (sandbox.not_enforced() is None) == (GROUP is not None)
     message = sandbox.not_enforced() or ""
