@@ -1471,11 +1471,12 @@ def test_without_a_cgroup_the_heaviest_chapter_is_not_ended_by_the_memory_guard(
     """The supervisor's sum of the tree's memory (``launch.Tree.memory``) must not end an honest
     notebook. Every chapter's solution, graded without a cgroup, peaked at 96-112 MiB in its
     kernel and 37-76 MiB in its scorer (notes/redteam12/04-memory-without-cgroup/README.md);
-    chapter 4's kernel is the largest and the longest; here its limit is 1 GiB (``LIMITS``; the
-    grader's default is 3)."""
+    chapter 4's kernel is the largest and the longest. Here at the least ``--memory`` the grader
+    takes, 0.5 GiB: with each process's address space capped at that without a group, no kernel
+    started (a kernel reserves about 0.7 GiB before a cell runs)."""
     solution = nbformat.read(ROOT / "solutions" / "04-sampling" / "sampling.ipynb", as_version=4)
     sources = [cell.source for cell in solution.cells if cell.cell_type == "code"]
-    nb, _, _ = run_notebook(tmp_path, sources, supervisor=NO_CGROUP)
+    nb, _, _ = run_notebook(tmp_path, sources, supervisor=NO_CGROUP, memory=GiB // 2)
     report = sandbox.read_report(sandbox.report_for(runtime(tmp_path) / "kernel.json"))
     assert report["guard"] == "rlimits" and report["limit"] is None, report
     errors = [o.ename for cell in nb.cells for o in cell.outputs if o.output_type == "error"]

@@ -324,15 +324,17 @@ OPEN_FILES = 1024  # per process (a kernel holds about 60)
 def _set_rlimits(limits: dict, bounded: bool) -> None:
     """Per process, inherited by the whole tree: the file size, no core dumps, open files (the
     machine's ``fs.file-max`` counts every sandbox's, and root's grader alone is exempt from it:
-    128 processes of 20,000 each could hold them all), and the address space (an absurd
-    allocation fails with MemoryError in the process that asked for it, where the group's limit
-    would kill the largest process of the tree); the data size is set back to its hard limit (the
-    grading process caps its own, ``grader.autograde.WORKER_MEMORY``, not the sandbox's)."""
+    128 processes of 20,000 each could hold them all), and the address space, at twice the memory
+    limit (an absurd allocation fails with MemoryError in the process that asked for it, where the
+    group's limit, or without a group the supervisor's sum, ``Tree.memory``, would end the tree;
+    reserved address space is not yet memory: a kernel reserves about 0.7 GiB for its threads'
+    stacks and allocator arenas before a cell runs, and at ``--memory`` 0.5 none started without a
+    group); the data size is set back to its hard limit (the grading process caps its own,
+    ``grader.autograde.WORKER_MEMORY``, not the sandbox's)."""
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_size"], limits["file_size"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
-    space = limits["memory"] * (2 if bounded else 1)  # reserved address space is not yet memory
-    resource.setrlimit(resource.RLIMIT_AS, (space, space))
+    resource.setrlimit(resource.RLIMIT_AS, (2 * limits["memory"], 2 * limits["memory"]))
     _, data = resource.getrlimit(resource.RLIMIT_DATA)  # the grading process's own cap is not the sandbox's
     resource.setrlimit(resource.RLIMIT_DATA, (data, data))
     _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)  # a write past the limit fails instead of killing
