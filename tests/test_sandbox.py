@@ -1490,6 +1490,16 @@ def test_the_warning_names_what_is_not_enforced():
     assert message == "" or ("not for the whole process tree" in message and "RLIMIT_NPROC" in message)
 
 
+def test_without_a_cgroup_the_warning_says_what_becomes_of_a_kernel_killed_beside_another(monkeypatch):
+    """The warning every run without a cgroup prints: said before that a neighbour's notebook
+    killed by the machine's OOM killer stops as if its own code had crashed, and that each
+    process's address space was --memory (red team 12, finding 04)."""
+    monkeypatch.setattr(cgroup, "parent", lambda scope=None: None)
+    message = sandbox.not_enforced()
+    assert "run once more and named in the log" in message and "twice --memory" in message
+    assert "--jobs 1 grades one student at a time" in message and "crashed" not in message
+
+
 def test_autograde_refuses_to_run_without_a_sandbox(tmp_path):
     (tmp_path / "class" / "a").mkdir(parents=True)
     nbformat.write(new_notebook(), tmp_path / "class" / "a" / "embeddings.ipynb")
