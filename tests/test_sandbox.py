@@ -1395,6 +1395,19 @@ print("done", flush=True)"""
     assert 100 * MiB < report["memory_peak"] < 320 * MiB
 
 
+def test_without_a_cgroup_the_report_keeps_the_trees_cpu_time(tmp_path):
+    """Read once the tree was killed, the CPU time of a tree without a group was 0.0 in every
+    report, so a scorer's CPU was never taken off its student's allowance (``Allowance.spend``).
+    The report keeps the most a look found."""
+    code = """import time
+started = time.process_time()
+while time.process_time() - started < 1:
+    pass
+time.sleep(1)"""
+    _, report = without_cgroups([PY, "-c", code], LIMITS, tmp_path)
+    assert report["guard"] == "rlimits" and report["cpu_seconds"] >= 0.9, report
+
+
 def test_without_a_cgroup_a_killed_supervisor_leaves_nothing_after_finish(tmp_path):
     """jupyter_client kills a supervisor outright when it is slow to end. Run as root, the
     parent-death signals stopped at the change of user between the two bubblewraps, and the

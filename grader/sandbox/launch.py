@@ -417,6 +417,7 @@ class Tree:
         self.tmpfs: list[str] | None = None  # the sandbox's tmpfs mounts, seen from the host
         self.peak: int | None = None  # the most ``memory`` found (no group)
         self.walked, self.next_walk = 0, 0.0  # the last sum of proportional sizes, and the next's time
+        self.cpu = 0.0  # the most CPU seconds a look found (no group)
 
     def pids(self) -> list[int]:
         if self.group is not None:
@@ -445,6 +446,8 @@ class Tree:
         return [int(t) for pid in self.pids() for t in _listdir(f"/proc/{pid}/task")]
 
     def cpu_seconds(self) -> float:
+        """The group's CPU time, or without one the most the tree's processes held at a look (the
+        report's figure is read once the tree is gone, when they hold nothing)."""
         usage = self.group.cpu_seconds() if self.group is not None else None
         if usage is not None:
             return usage
@@ -452,7 +455,8 @@ class Tree:
         for pid in self.pids():  # own and reaped children's time (fields 14-17 of stat)
             fields = _read(f"/proc/{pid}/stat").rpartition(")")[2].split()
             total += sum(int(f) for f in fields[11:15]) if len(fields) > 14 else 0
-        return total / CLOCK_TICKS
+        self.cpu = max(self.cpu, total / CLOCK_TICKS)
+        return self.cpu
 
     def mark(self) -> None:
         """Set every process's OOM score back to the first to go (see ``_first_to_go``) where a
