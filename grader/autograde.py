@@ -117,7 +117,12 @@ def default_jobs(memory: int, cores: int | None = None, machine: int | None = No
     memory holds when each uses all it may (``memory`` bytes for the kernel or the scorer, whichever
     runs, and ``WORKER_MEMORY`` for the student's grading process). Each sandbox's cap does not
     bound their sum: on a machine with more cores than memory for them, students whose code takes
-    all it may would make the machine's out-of-memory killer choose among everyone's processes."""
+    all it may would make the machine's out-of-memory killer choose among everyone's processes.
+    The same without a cgroup (``sandbox.not_enforced``), not one: each tree's memory is then summed
+    and ended at each look of its supervisor, and a kernel the killer takes between two looks from
+    beside another is run once more (``execute.ResilientExecute``); one job would make every such
+    machine grade as if it had one core, for a harm that is bounded, named in the log, and ruled
+    out by ``--jobs 1`` where it must be (the warning says so)."""
     cores = cores or usable_cores()
     if machine is None:
         try:

@@ -12,7 +12,11 @@ interrupts a cell. On top of nbgrader's ``Execute``:
   error output: a student's code can raise an error of any name and message, but no kernel can
   send a note, so a feedback page never shows the student's imitation as the grader's word.
 - A notebook whose kernel failed to start, or stopped before any cell the student wrote or
-  changed had started, is run once more from the start: a busy machine must not zero it.
+  changed had started, is run once more from the start: a busy machine must not zero it. So is,
+  once, one whose kernel was killed from outside (``sandbox.killed_from_outside``: without a
+  cgroup, SIGKILL with no limit of its own while the machine's out-of-memory killer was ending
+  processes, which a neighbour's kernel can cause), and the log names it; a kernel that dies of
+  its own code (an exit, a crash, its own limit) is not run again.
 - Time asleep counts against the notebook only while one of its cells runs (a flag file the
   supervisor reads, ``grader.sandbox.cell_starts``): the grader's own pace between cells is not
   the student's.
@@ -217,16 +221,31 @@ class ResilientExecute(Execute):
         pristine = copy.deepcopy(nb.cells)
         for attempt in (1, 2):
             self._stopped = self._student_started = self._capped = self._cap_noted = False
+            self._killed_from_outside = False
             self._output_bytes = 0
             try:
                 result = super().preprocess(nb, resources, km)
-                if not self._stopped or self._student_started or attempt == 2:
+                if not self._stopped or attempt == 2:
+                    return result
+                if self._student_started and not self._killed_from_outside:
                     return result
             except Exception:  # the kernel did not start, or stalled while it did
                 if self._student_started or attempt == 2:
                     raise  # nbgrader reports the notebook as failed
-            self.log.warning("the kernel failed before any student code ran; running the notebook again")
+            self.log.warning("%s; running the notebook again", self._why_again(resources))
             nb.cells = copy.deepcopy(pristine)
+
+    def _why_again(self, resources) -> str:
+        """Why the notebook runs again, naming it when it was killed from outside: the log is the
+        one place that says a neighbour's memory may have ended it."""
+        if not self._killed_from_outside:
+            return "the kernel failed before any student code ran"
+        names = resources.get("nbgrader", {})
+        notebook = "/".join(names.get(key, "?") for key in ("student", "assignment", "notebook"))
+        return (
+            f"the kernel of {notebook} was killed from outside (SIGKILL, no limit of its own, while the "
+            "machine's out-of-memory killer ended processes: another kernel may have filled the memory)"
+        )
 
     async def async_start_new_kernel_client(self):
         """nbclient's, then the socket folder sealed before any cell runs."""
@@ -284,6 +303,9 @@ class ResilientExecute(Execute):
         report = sandbox.finish(self._report_path()) if self._report_path() else {}
         if report.get("limit") in LIMITS:
             return f"the notebook {sandbox.describe(report)} in cell {index + 1}"
+        self._killed_from_outside = sandbox.killed_from_outside(report)
+        if self._killed_from_outside:
+            return f"the kernel was killed from outside in cell {index + 1} (the machine ran out of memory)"
         return f"the kernel died in cell {index + 1}"
 
     def _stop(self, cell, why: str) -> None:

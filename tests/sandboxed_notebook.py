@@ -3,8 +3,10 @@ course folders: ``python tests/sandboxed_notebook.py SPEC.json``.
 
 SPEC holds ``notebook``, ``out`` (where the executed notebook goes), ``runtime`` (the kernel's
 folder), ``release`` (a release folder holding ``a/n.ipynb``), ``timeout`` (per cell), ``limits``
-(``grader.sandbox.Limits`` fields) and ``public`` (read-only paths). Prints a JSON line with this
-process's peak RSS in bytes: the grading worker's memory, which no output may blow up. (From
+(``grader.sandbox.Limits`` fields), ``public`` (read-only paths) and, optionally, ``supervisor``
+(statements the kernel's supervisor runs first: a test's way to hide the cgroup). Prints a JSON
+line with this process's peak RSS in bytes: the grading worker's memory, which no output may blow
+up. (From
 ``VmHWM``: ``getrusage``'s ``ru_maxrss`` keeps the high-water mark of the process it was forked
 from, across ``exec``, so a large test runner would hide the worker's own.)
 """
@@ -30,6 +32,8 @@ def main(spec_path: str) -> None:
         writable=tuple(map(Path, spec.get("writable", ()))),  # a test's way out of the sandbox
         env={"NBGRADER_EXECUTION": "autograde"},
     )
+    start = "from grader.sandbox.launch import main"
+    sandbox.SUPERVISOR = sandbox.SUPERVISOR.replace(start, spec.get("supervisor", "") + start)
     kernels = sandboxed_kernel(runtime, view, sandbox.Limits(**spec["limits"]))
     os.environ["JUPYTER_PATH"] = str(kernels)
     config = Config()

@@ -975,9 +975,12 @@ def test_the_groups_a_killed_process_left_are_removed_by_the_next_scope(tmp_path
 # ---- through a kernel --------------------------------------------------------------------------------
 
 
-def run_notebook(tmp_path, sources: list[str], released: list[str] = (), timeout: int = 300, **limits):
-    """Execute a notebook of these cells in the sandboxed kernel, in a worker process of its own;
-    returns (the executed notebook, the worker's peak RSS, its stderr)."""
+def run_notebook(
+    tmp_path, sources: list[str], released: list[str] = (), timeout: int = 300, supervisor: str = "", **limits
+):
+    """Execute a notebook of these cells in the sandboxed kernel, in a worker process of its own
+    (``supervisor``: statements its supervisor runs first); returns (the executed notebook, the
+    worker's peak RSS, its stderr)."""
     folder = tmp_path / "notebook"
     folder.mkdir(exist_ok=True)
     nbformat.write(new_notebook(cells=[new_code_cell(s) for s in sources]), folder / "n.ipynb")
@@ -994,6 +997,7 @@ def run_notebook(tmp_path, sources: list[str], released: list[str] = (), timeout
         "limits": {**LIMITS.as_dict(), **limits},
         "public": [str(p) for p in course.public_paths()],
         "writable": [str(outside(tmp_path))],
+        "supervisor": supervisor,
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     done = subprocess.run(
@@ -1313,12 +1317,27 @@ def without_cgroups(argv: list[str], limits: Limits, tmp_path) -> tuple[subproce
 
 def supervised_without_cgroups(argv: list[str], limits: Limits, report: Path) -> list[str]:
     """The command of a supervisor of ``argv`` that finds no cgroup (its report at ``report``)."""
+    return supervised(argv, limits, report, NO_CGROUP)
+
+
+NO_CGROUP = "import grader.sandbox.cgroup as cgroup; cgroup.parent = lambda scope=None: None; "
+
+
+def supervised(argv: list[str], limits: Limits, report: Path, patch: str) -> list[str]:
+    """The command of a supervisor of ``argv`` that runs the statements ``patch`` first."""
     command = sandbox.wrap(argv, PUBLIC, limits, report)
     args = command[command.index("-c") + 2 :]
     start = "from grader.sandbox.launch import main"
-    patch = "import grader.sandbox.cgroup as cgroup; cgroup.parent = lambda scope=None: None; "
     bootstrap = sandbox.SUPERVISOR.replace(start, patch + start)
     return [sys.executable, "-I", "-S", "-c", bootstrap, *args]
+
+
+def fake_vmstat(path: Path, oom_kills: int) -> str:
+    """Write a ``/proc/vmstat`` with this count of the machine's OOM kills at ``path`` (writable by
+    a sandbox's user); returns the statements that point a supervisor without a cgroup at it."""
+    path.write_text(f"pgfault 1\noom_kill {oom_kills}\n")
+    path.chmod(0o666)
+    return f"{NO_CGROUP}import grader.sandbox.launch as launch; launch.VMSTAT = {str(path)!r}; "
 
 
 def test_without_a_cgroup_rlimits_still_bound_each_process(tmp_path):
@@ -1393,6 +1412,19 @@ print("done", flush=True)"""
     assert 100 * MiB < report["memory_peak"] < 320 * MiB
 
 
+def test_without_a_cgroup_the_report_keeps_the_trees_cpu_time(tmp_path):
+    """Read once the tree was killed, the CPU time of a tree without a group was 0.0 in every
+    report, so a scorer's CPU was never taken off its student's allowance (``Allowance.spend``).
+    The report keeps the most a look found."""
+    code = """import time
+started = time.process_time()
+while time.process_time() - started < 1:
+    pass
+time.sleep(1)"""
+    _, report = without_cgroups([PY, "-c", code], LIMITS, tmp_path)
+    assert report["guard"] == "rlimits" and report["cpu_seconds"] >= 0.9, report
+
+
 def test_without_a_cgroup_a_killed_supervisor_leaves_nothing_after_finish(tmp_path):
     """jupyter_client kills a supervisor outright when it is slow to end. Run as root, the
     parent-death signals stopped at the change of user between the two bubblewraps, and the
@@ -1413,10 +1445,89 @@ def test_without_a_cgroup_a_killed_supervisor_leaves_nothing_after_finish(tmp_pa
     assert survivors(word) == []
 
 
+def test_without_a_cgroup_the_report_counts_the_machines_oom_kills_meanwhile(tmp_path):
+    """Red team 12, finding 04: the trace that the machine ran out of memory while the sandbox
+    ran, for the grader to tell a kernel killed from outside (``sandbox.killed_from_outside``)."""
+    vmstat, report = tmp_path / "vmstat", tmp_path / "report"
+    argv = supervised(
+        [PY, "-c", "print('started', flush=True); input()"], LIMITS, report, fake_vmstat(vmstat, 5)
+    )
+    supervisor = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    assert supervisor.stdout.readline() == b"started\n"
+    fake_vmstat(vmstat, 7)
+    supervisor.communicate(b"\n")
+    assert sandbox.finish(report)["machine_oom_kills"] == 2
+
+
+def test_only_a_sigkill_from_outside_without_a_cgroup_is_killed_from_outside():
+    """The one case of a kernel's death that is not its own doing: SIGKILL (bubblewrap passes it on
+    as 137), no limit of its own, no group, and the machine's OOM killer at work meanwhile."""
+    killed = {"guard": "rlimits", "limit": None, "returncode": 137, "machine_oom_kills": 1}
+    assert sandbox.killed_from_outside(killed)
+    assert sandbox.killed_from_outside({**killed, "returncode": -9})
+    for own in ({"returncode": 1}, {"limit": "memory"}, {"machine_oom_kills": 0}, {"guard": "cgroup v2"}):
+        assert not sandbox.killed_from_outside({**killed, **own}), own
+    assert not sandbox.killed_from_outside({**killed, "machine_oom_kills": None})  # a killed supervisor
+
+
+def test_a_kernel_killed_from_outside_runs_once_more_and_the_log_names_it(tmp_path):
+    """Without a cgroup, between two looks of its supervisor a neighbour's kernel can fill the
+    machine's memory, and the OOM killer then takes the largest process of all: maybe this
+    kernel, whose notebook stopped as if it had crashed. It runs once more (and once only: here
+    the machine kills it each time), named in the log; its own death is not run again
+    (``test_a_kernel_that_dies_in_student_code_is_not_run_again``)."""
+    vmstat, count = outside(tmp_path) / "vmstat", outside(tmp_path) / "attempts"
+    patch = fake_vmstat(vmstat, 3)
+    count.touch()
+    count.chmod(0o666)  # each run's sandbox is a host user of its own
+    oom_killer = f"""import os, signal
+open('{count}', 'a').write('x')
+kills = int(open('{vmstat}').read().split()[-1])
+open('{vmstat}', 'w').write(f"oom_kill {{kills + 1}}")
+os.kill(os.getpid(), signal.SIGKILL)"""
+    nb, _, stderr = run_notebook(
+        tmp_path, ["x = 1", oom_killer, "print('never')"], ["x = 1"], supervisor=patch
+    )
+    assert count.read_text() == "xx" and not nb.cells[2].outputs
+    assert (
+        stopped(nb.cells[1]) == "the kernel was killed from outside in cell 2 (the machine ran out of memory)"
+    )
+    assert "the kernel of ?/a/n was killed from outside" in stderr and "running the notebook again" in stderr
+
+
+def test_without_a_cgroup_the_heaviest_chapter_is_not_ended_by_the_memory_guard(tmp_path):
+    """The supervisor's sum of the tree's memory (``launch.Tree.memory``) must not end an honest
+    notebook. Every chapter's solution, graded without a cgroup, peaked at 96-112 MiB in its
+    kernel and 37-76 MiB in its scorer (notes/redteam12/04-memory-without-cgroup/README.md);
+    chapter 4's kernel is the largest and the longest. Here at the least ``--memory`` the grader
+    takes, 0.5 GiB: with each process's address space capped at that without a group, no kernel
+    started (a kernel reserves about 0.7 GiB before a cell runs)."""
+    solution = nbformat.read(ROOT / "solutions" / "04-sampling" / "sampling.ipynb", as_version=4)
+    sources = [cell.source for cell in solution.cells if cell.cell_type == "code"]
+    nb, _, _ = run_notebook(tmp_path, sources, supervisor=NO_CGROUP, memory=GiB // 2)
+    report = sandbox.read_report(sandbox.report_for(runtime(tmp_path) / "kernel.json"))
+    assert report["guard"] == "rlimits" and report["limit"] is None, report
+    errors = [o.ename for cell in nb.cells for o in cell.outputs if o.output_type == "error"]
+    assert not any(map(stopped, nb.cells)) and errors == [], errors
+    assert 0 < report["memory_peak"] < GiB // 4
+
+
 def test_the_warning_names_what_is_not_enforced():
     assert (sandbox.not_enforced() is None) == (GROUP is not None)
     message = sandbox.not_enforced() or ""
     assert message == "" or ("not for the whole process tree" in message and "RLIMIT_NPROC" in message)
+
+
+def test_without_a_cgroup_the_warning_says_what_becomes_of_a_kernel_killed_beside_another(monkeypatch):
+    """The warning every run without a cgroup prints: said before that a neighbour's notebook
+    killed by the machine's OOM killer stops as if its own code had crashed, and that each
+    process's address space was --memory (red team 12, finding 04)."""
+    monkeypatch.setattr(cgroup, "parent", lambda scope=None: None)
+    message = sandbox.not_enforced()
+    assert "run once more and named in the log" in message and "twice --memory" in message
+    assert "--jobs 1 grades one student at a time" in message and "crashed" not in message
 
 
 def test_autograde_refuses_to_run_without_a_sandbox(tmp_path):

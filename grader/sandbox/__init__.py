@@ -63,6 +63,7 @@ from .report import (
     cell_starts,
     describe,
     finish,
+    killed_from_outside,
     limit_from_events,
     read_report,
     report_for,
@@ -85,6 +86,7 @@ __all__ = [
     "finish",
     "install_kernel",
     "interpreter",
+    "killed_from_outside",
     "limit_from_events",
     "not_enforced",
     "read_report",
@@ -306,15 +308,17 @@ def not_enforced() -> str | None:
         return None
     return (
         "no cgroup with the memory and pids controllers is writable here, so limits fall back to "
-        "rlimits per process: memory is capped per process (address space), and for the whole "
-        "process tree, with its tmpfs (its pages and about 1 KB of kernel memory per file), only at "
-        "each look of the supervisor, not for the whole process tree in between; CPU time is counted "
-        "for the processes alive at each look (children reaped without waiting escape it, each "
-        "capped at the same CPU seconds); the number of processes is capped through RLIMIT_NPROC "
-        "inside the sandbox's user namespace. Between two looks one student's code can still fill "
-        "the machine's memory, and the out-of-memory killer may then end another student's kernel, "
-        "graded at the same time, whose notebook stops as if its own code had crashed: grade with "
-        "--jobs 1 here"
+        "rlimits per process and to each sandbox's supervisor's looks (every 0.2 s): each process's "
+        "address space is capped at twice --memory, and the whole process tree's memory, with its "
+        "tmpfs (its pages and about 1 KB of kernel memory per file), is summed and ended past --memory "
+        "at each look (pages its processes share, every few looks), not for the whole process tree in "
+        "between; CPU time is counted for the processes alive at each look (children reaped without "
+        "waiting escape it, each capped at the same CPU seconds); the number of processes is capped "
+        "through RLIMIT_NPROC inside the sandbox's user namespace. Between two looks one student's code "
+        "can still fill the machine's memory, and the out-of-memory killer may then end another "
+        "student's kernel graded beside it: that notebook is run once more and named in the log (if "
+        "killed again, it stops with a note saying it was killed from outside), while nothing names the "
+        "student whose code filled the memory. --jobs 1 grades one student at a time and rules this out"
     )
 
 

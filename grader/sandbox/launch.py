@@ -22,7 +22,8 @@
    fires when the parent's *thread* that started it ends);
 5. writes the report (``grader.sandbox.report``), a file the sandbox cannot reach, when the
    sandbox starts and when it ends: which limit ended it, if any, with the tree's CPU, idle and
-   wall seconds, memory peak and limit counters (see ``grader.sandbox.describe``); then removes
+   wall seconds, memory peak and limit counters (see ``grader.sandbox.describe``), and how many
+   processes the machine's out-of-memory killer ended meanwhile (``VMSTAT``); then removes
    the group and exits with the program's status.
 
 If it is killed outright (jupyter_client kills a kernel with SIGKILL), bubblewrap dies with it and
@@ -60,6 +61,9 @@ TICK = 0.2  # seconds between two looks at the tree
 # kernel memory, about 1 KB each, charged to no process; measured by red team 12, finding 04).
 INODE_BYTES = 1024
 PSS_SHARE = 0.25  # at most this share of the supervisor's time walks page tables (``Tree.memory``)
+# The machine's count of processes its out-of-memory killer ended (line ``oom_kill``), read when the
+# sandbox starts and when it ends (``machine_oom_kills``); a test points it at a file of its own.
+VMSTAT = "/proc/vmstat"
 STOP_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -80,6 +84,7 @@ def main(argv: list[str]) -> int:
         report.write(state="starting", guard=group.kind if group else "rlimits", cgroups=cgroups)
         home = None if spec["isolate"] else _private_home()
         keep = [int(fd) for fd in args.get("keep", "").split(",") if fd]
+        oom_kills = _machine_oom_kills()
         process, fds = _start(command, view, limits, group, spec, args["copy"], home, keep)
         for fd in fds:
             os.close(fd)
@@ -92,7 +97,15 @@ def main(argv: list[str]) -> int:
         events = tree.events()
         usage = {"cpu_seconds": round(tree.cpu_seconds(), 3), "idle_seconds": round(asleep.seconds, 3)}
         limit = limit or limit_from_events(events, process.returncode)
-        report.write(state="ended", limit=limit, returncode=process.returncode, **events, **usage)
+        machine = _rise(oom_kills, _machine_oom_kills())
+        report.write(
+            state="ended",
+            limit=limit,
+            returncode=process.returncode,
+            machine_oom_kills=machine,
+            **events,
+            **usage,
+        )
         return _status(process.returncode)
     except Exception as err:
         report.write(state="ended", error=f"{type(err).__name__}: {err}")
@@ -104,6 +117,23 @@ def main(argv: list[str]) -> int:
             import shutil
 
             shutil.rmtree(home, ignore_errors=True)
+
+
+def _machine_oom_kills() -> int | None:
+    """How many processes the machine's out-of-memory killer has ended since boot (None where
+    ``VMSTAT`` does not say: not Linux, or older than 4.13). Without a group, its rise while a
+    sandbox ran is the one trace that a SIGKILL with no limit of the sandbox's own may have come
+    from the machine running out of memory, which a neighbour's sandbox can cause between two
+    looks (``grader.execute.ResilientExecute`` runs such a notebook once more)."""
+    for line in _read(VMSTAT).splitlines():
+        name, _, count = line.partition(" ")
+        if name == "oom_kill" and count.strip().isdigit():
+            return int(count)
+    return None
+
+
+def _rise(before: int | None, after: int | None) -> int | None:
+    return None if before is None or after is None else after - before
 
 
 def _parse(argv: list[str]) -> tuple[dict, list[str]]:
@@ -294,15 +324,17 @@ OPEN_FILES = 1024  # per process (a kernel holds about 60)
 def _set_rlimits(limits: dict, bounded: bool) -> None:
     """Per process, inherited by the whole tree: the file size, no core dumps, open files (the
     machine's ``fs.file-max`` counts every sandbox's, and root's grader alone is exempt from it:
-    128 processes of 20,000 each could hold them all), and the address space (an absurd
-    allocation fails with MemoryError in the process that asked for it, where the group's limit
-    would kill the largest process of the tree); the data size is set back to its hard limit (the
-    grading process caps its own, ``grader.autograde.WORKER_MEMORY``, not the sandbox's)."""
+    128 processes of 20,000 each could hold them all), and the address space, at twice the memory
+    limit (an absurd allocation fails with MemoryError in the process that asked for it, where the
+    group's limit, or without a group the supervisor's sum, ``Tree.memory``, would end the tree;
+    reserved address space is not yet memory: a kernel reserves about 0.7 GiB for its threads'
+    stacks and allocator arenas before a cell runs, and at ``--memory`` 0.5 none started without a
+    group); the data size is set back to its hard limit (the grading process caps its own,
+    ``grader.autograde.WORKER_MEMORY``, not the sandbox's)."""
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_size"], limits["file_size"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
-    space = limits["memory"] * (2 if bounded else 1)  # reserved address space is not yet memory
-    resource.setrlimit(resource.RLIMIT_AS, (space, space))
+    resource.setrlimit(resource.RLIMIT_AS, (2 * limits["memory"], 2 * limits["memory"]))
     _, data = resource.getrlimit(resource.RLIMIT_DATA)  # the grading process's own cap is not the sandbox's
     resource.setrlimit(resource.RLIMIT_DATA, (data, data))
     _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)  # a write past the limit fails instead of killing
@@ -385,6 +417,7 @@ class Tree:
         self.tmpfs: list[str] | None = None  # the sandbox's tmpfs mounts, seen from the host
         self.peak: int | None = None  # the most ``memory`` found (no group)
         self.walked, self.next_walk = 0, 0.0  # the last sum of proportional sizes, and the next's time
+        self.cpu = 0.0  # the most CPU seconds a look found (no group)
 
     def pids(self) -> list[int]:
         if self.group is not None:
@@ -413,6 +446,8 @@ class Tree:
         return [int(t) for pid in self.pids() for t in _listdir(f"/proc/{pid}/task")]
 
     def cpu_seconds(self) -> float:
+        """The group's CPU time, or without one the most the tree's processes held at a look (the
+        report's figure is read once the tree is gone, when they hold nothing)."""
         usage = self.group.cpu_seconds() if self.group is not None else None
         if usage is not None:
             return usage
@@ -420,7 +455,8 @@ class Tree:
         for pid in self.pids():  # own and reaped children's time (fields 14-17 of stat)
             fields = _read(f"/proc/{pid}/stat").rpartition(")")[2].split()
             total += sum(int(f) for f in fields[11:15]) if len(fields) > 14 else 0
-        return total / CLOCK_TICKS
+        self.cpu = max(self.cpu, total / CLOCK_TICKS)
+        return self.cpu
 
     def mark(self) -> None:
         """Set every process's OOM score back to the first to go (see ``_first_to_go``) where a

@@ -6,9 +6,10 @@ at each step, in a folder the sandbox cannot reach: ``state`` (``starting``, ``r
 (``cgroup v2``, ``cgroup v1`` or ``rlimits``), ``cgroups`` (controller -> the group's folder), and
 at the end ``limit`` (``cpu``, ``idle``, ``wall``, ``memory``, ``pids`` or None: which limit ended
 the sandbox), ``returncode``, ``cpu_seconds``, ``idle_seconds``, ``wall_seconds``, ``memory_peak``,
-``oom_kills`` and ``pids_refused`` (None where unknown); without a cgroup, ``init``: the host pid
-and start time of the first process of the sandbox's PID namespace (``finish`` ends the sandbox
-through it). A kernel's report lies next to its
+``oom_kills`` and ``pids_refused`` (None where unknown), ``machine_oom_kills`` (how many processes
+the machine's out-of-memory killer ended while the sandbox ran; None where unknown, or when the
+supervisor was killed); without a cgroup, ``init``: the host pid and start time of the first
+process of the sandbox's PID namespace (``finish`` ends the sandbox through it). A kernel's report lies next to its
 connection file (``report_for``); while one of its cells runs, ``cell_flag`` exists beside it.
 
 The file is in ``marshal``'s format, read here only (``read_report``): the supervisor and the
@@ -155,6 +156,24 @@ def limit_from_events(events: dict, returncode: int) -> str | None:
     if events.get("pids_refused"):
         return "pids"
     return None
+
+
+SIGKILL_STATUSES = (-9, 128 + 9)  # the program's, or bubblewrap's for it (128 + the signal)
+
+
+def killed_from_outside(report: dict) -> bool:
+    """Whether the sandbox's program died of SIGKILL that none of its own limits sent, without a
+    group, while the machine's out-of-memory killer was ending processes: then the machine ran out
+    of memory, which another sandbox beside it can cause between two looks of its supervisor
+    (``launch.Tree.memory``), and the killer takes the largest process of all the sandboxes, not
+    the culprit's. With a group, a sandbox's own limit is the group's and the killer stays inside
+    it (``limit`` is "memory")."""
+    return (
+        report.get("guard") == "rlimits"
+        and report.get("limit") is None
+        and report.get("returncode") in SIGKILL_STATUSES
+        and bool(report.get("machine_oom_kills"))
+    )
 
 
 def describe(report: dict) -> str:
