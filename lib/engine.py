@@ -60,10 +60,10 @@ What it changes, and why:
    groups of heads; the final norm and the LM head follow (the head's one row by columns), so
    no BLAS thread is woken to spin beside the next prompt's work (about 0.1 s, measured; setting
    BLAS to one thread does not stop it). The loops and BLAS release the GIL, so Python threads
-   run them in parallel. It pays only there, where the element-wise work and the attention (which grows with T^2)
-   are a large part of the time: shorter inputs (a short prompt, decoding one token) stay on the
-   calling thread with BLAS's own threads, which multiply a matrix of few rows faster than each
-   core its half of the rows (``SHARED_FROM``).
+   run them in parallel. It pays only there, where the element-wise work and the attention
+   (which grows with T^2) are a large part of the time: shorter inputs (a short prompt, decoding
+   one token) stay on the calling thread with BLAS's own threads, which multiply a matrix of few
+   rows faster than each core its half of the rows (``SHARED_FROM``).
 9. **One token without the scaffolding** (``decode``). A decoding step of GPT-2 small spends
    about 18 ms streaming the weights through its 49 matrix-vector products; the general path
    took about 2 ms more, much of it in some 2,400 Python calls made for one row: scopes and
