@@ -430,6 +430,10 @@ class Tree:
                 todo += [int(c) for c in _read(f"/proc/{pid}/task/{task}/children").split()]
         return found
 
+    def _listed(self, pids: list[int] | None) -> list[int]:
+        """``pids`` (a look's one listing of the tree, shared by its reads), else a new listing."""
+        return self.pids() if pids is None else pids
+
     def namespace_init(self) -> list | None:
         """The host pid and start time of the first process of the sandbox's own PID namespace
         (the one whose pid there is 1), once bubblewrap has made it."""
@@ -440,28 +444,31 @@ class Tree:
                 return [pid, process_start(pid)]
         return None
 
-    def threads(self) -> list[int]:
+    def threads(self, pids: list[int] | None = None) -> list[int]:
+        """The tree's threads (``pids``: see ``_listed``)."""
         if self.group is not None:
             return self.group.threads()
-        return [int(t) for pid in self.pids() for t in _listdir(f"/proc/{pid}/task")]
+        return [int(t) for pid in self._listed(pids) for t in _listdir(f"/proc/{pid}/task")]
 
-    def cpu_seconds(self) -> float:
-        """The group's CPU time, or without one the most the tree's processes held at a look (the
-        report's figure is read once the tree is gone, when they hold nothing)."""
+    def cpu_seconds(self, pids: list[int] | None = None) -> float:
+        """The group's CPU time, or without one the most the tree's processes (``pids``: see
+        ``_listed``) held at a look (the report's figure is read once the tree is gone, when they
+        hold nothing)."""
         usage = self.group.cpu_seconds() if self.group is not None else None
         if usage is not None:
             return usage
         total = 0
-        for pid in self.pids():  # own and reaped children's time (fields 14-17 of stat)
+        for pid in self._listed(pids):  # own and reaped children's time (fields 14-17 of stat)
             fields = _read(f"/proc/{pid}/stat").rpartition(")")[2].split()
             total += sum(int(f) for f in fields[11:15]) if len(fields) > 14 else 0
         self.cpu = max(self.cpu, total / CLOCK_TICKS)
         return self.cpu
 
-    def mark(self) -> None:
+    def mark(self, pids: list[int] | None = None) -> None:
         """Set every process's OOM score back to the first to go (see ``_first_to_go``) where a
-        process inside lowered it (a member that exits meanwhile is skipped)."""
-        for pid in self.pids():
+        process inside lowered it (a member that exits meanwhile is skipped; ``pids``: see
+        ``_listed``)."""
+        for pid in self._listed(pids):
             path = f"/proc/{pid}/oom_score_adj"
             if _read(path).strip() not in ("", OOM_SCORE_ADJ):
                 try:
@@ -470,7 +477,7 @@ class Tree:
                 except OSError:
                     pass  # it exited (or it is not ours to write: nothing better to do)
 
-    def memory(self, limit: int) -> int:
+    def memory(self, limit: int, pids: list[int] | None = None) -> int:
         """Without a group, the tree's memory as a group would count it, or more, when that is at
         most ``limit``: what the sandbox's tmpfs mounts hold (their pages, and ``INODE_BYTES`` per
         file: charged to no process, 200,000 empty files fit in a 1 MiB tmpfs) and every
@@ -480,8 +487,8 @@ class Tree:
         size walks every page table (about 3 ms for a process that loaded torch, 350 ms for 128):
         so the resident sizes come first (``statm``, cheap, never less), and the walk only when
         their sum is past ``limit``, and no more often than ``PSS_SHARE`` of the time allows
-        (until then the last walk's sum stands). Keeps the peak found."""
-        pids, held = self.pids(), sum(map(_tmpfs_bytes, self._tmpfs()))
+        (until then the last walk's sum stands). Keeps the peak found. ``pids``: see ``_listed``."""
+        pids, held = self._listed(pids), sum(map(_tmpfs_bytes, self._tmpfs()))
         total = held + sum(map(_rss, pids))
         if total > limit:
             if time.monotonic() >= self.next_walk:
@@ -635,16 +642,17 @@ class Supervisor:
             report.write(init=init)
 
     def _over_budget(self, wall: float) -> str | None:
-        self.tree.mark()
-        cpu = self.tree.cpu_seconds()
-        self.asleep.update(self.tree.threads(), cpu)
+        pids = self.tree.pids()  # one listing of the tree for every read of this look
+        self.tree.mark(pids)
+        cpu = self.tree.cpu_seconds(pids)
+        self.asleep.update(self.tree.threads(pids), cpu)
         if cpu > self.limits["cpu_seconds"]:
             return "cpu"
         if self.asleep.seconds > self.limits["idle_seconds"]:
             return "idle"
         if wall > self.limits["wall_seconds"]:
             return "wall"
-        if self.tree.group is None and self.tree.memory(self.limits["memory"]) > self.limits["memory"]:
+        if self.tree.group is None and self.tree.memory(self.limits["memory"], pids) > self.limits["memory"]:
             return "memory"  # a group's limit takes care of itself
         return None
 
