@@ -29,8 +29,9 @@
 If it is killed outright (jupyter_client kills a kernel with SIGKILL), bubblewrap dies with it and
 takes the tree along (``--die-with-parent``, PID namespace), and ``grader.sandbox.finish`` does
 steps 4 and 5 from the report it left. Run as root, the chain of parent-death signals stops at
-``setpriv`` (see ``grader.sandbox.report._end_namespace``): there the group's ``kill`` ends the
-tree, or, without a group, ``finish`` kills the namespace's first process, which the report names.
+``setpriv`` (see ``grader.sandbox.report._end_session``): there the group's ``kill`` ends the
+tree, or, without a group, ``finish`` kills every process of the session bubblewrap was started in,
+which the report names from the start.
 
 Its start is paid twice per graded notebook (the kernel's sandbox, the scorer's), so it imports
 only builtin and small modules: ``wrap``'s bootstrap loads this module, ``bwrap``, ``cgroup`` and
@@ -54,7 +55,7 @@ import sys
 import time
 
 from . import bwrap, cgroup
-from .report import cell_flag, limit_from_events, process_start, write_report
+from .report import cell_flag, children, limit_from_events, process_start, write_report
 
 TICK = 0.2  # seconds between two looks at the tree
 # Without a group: what one inode of the sandbox's tmpfs costs the machine (inode and dentry of
@@ -89,8 +90,8 @@ def main(argv: list[str]) -> int:
         for fd in fds:
             os.close(fd)
         tree = Tree(group, process.pid)
-        report.write(state="running")
-        limit = Supervisor(process, tree, limits, stop, spec["relay"], asleep).run(parent, report)
+        report.write(state="running", session=[process.pid, process_start(process.pid)])
+        limit = Supervisor(process, tree, limits, stop, spec["relay"], asleep).run(parent)
         report.write(state="ending", limit=limit)
         tree.kill()
         process.wait()
@@ -227,7 +228,7 @@ def _start(command, view: dict, limits: dict, group, spec: dict, copies: list[st
         _set_rlimits(limits, bounded=group is not None)
         _first_to_go()
 
-    process = Child(argv, env, cwd, [*fds, *keep], prepare, new_session=not isolate)
+    process = Child(argv, env, cwd, [*fds, *keep], prepare)
     return process, fds
 
 
@@ -236,22 +237,19 @@ class Child:
     rest of the supervisor's start): stdin from ``/dev/null``, stdout and stderr to pipes
     (``stdout``, ``stderr``: their reading ends), ``env`` its whole environment (``argv[0]``
     looked up on its ``PATH``), ``cwd`` its folder, ``pass_fds`` the only descriptors kept beyond
-    0-2, the signals Python ignores set back to their default, a new session if asked, then
-    ``prepare()``, then exec. A failure before exec (``prepare``'s, exec's) is raised here, in
+    0-2, the signals Python ignores set back to their default, a session of its own (whose id,
+    its pid, names the sandbox's processes for ``grader.sandbox.finish``), then ``prepare()``,
+    then exec. A failure before exec (``prepare``'s, exec's) is raised here, in
     the parent, as an ``OSError`` where it was one, through a pipe closed on exec."""
 
-    def __init__(
-        self, argv: list[str], env: dict, cwd: str | None, pass_fds: list[int], prepare, new_session: bool
-    ):
+    def __init__(self, argv: list[str], env: dict, cwd: str | None, pass_fds: list[int], prepare):
         stdout, stderr, errors = os.pipe(), os.pipe(), os.pipe()
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.returncode: int | None = None
         self.pid = os.fork()
         if self.pid == 0:
             try:
-                self._exec(
-                    argv, env, cwd, [null, stdout[1], stderr[1]], pass_fds, prepare, new_session, errors[1]
-                )
+                self._exec(argv, env, cwd, [null, stdout[1], stderr[1]], pass_fds, prepare, errors[1])
             except BaseException as err:  # noqa: BLE001 (anything: reported to the parent)
                 report = (
                     type(err).__name__,
@@ -275,15 +273,14 @@ class Child:
             raise RuntimeError(f"the program could not start: {name}: {message}")
 
     @staticmethod
-    def _exec(argv, env, cwd, standard, pass_fds, prepare, new_session, errors) -> None:
+    def _exec(argv, env, cwd, standard, pass_fds, prepare, errors) -> None:
         for target, fd in enumerate([_above_standard(fd) for fd in standard]):
             os.dup2(fd, target)  # inheritable
         if cwd is not None:
             os.chdir(cwd)
         _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
         _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
-        if new_session:
-            os.setsid()
+        os.setsid()
         prepare()
         keep = sorted({*pass_fds, errors})
         for fd in pass_fds:
@@ -426,22 +423,21 @@ class Tree:
         while todo:
             pid = todo.pop()
             found.append(pid)
-            for task in _listdir(f"/proc/{pid}/task"):
-                todo += [int(c) for c in _read(f"/proc/{pid}/task/{task}/children").split()]
+            todo += children(pid)
         return found
 
     def _listed(self, pids: list[int] | None) -> list[int]:
         """``pids`` (a look's one listing of the tree, shared by its reads), else a new listing."""
         return self.pids() if pids is None else pids
 
-    def namespace_init(self) -> list | None:
-        """The host pid and start time of the first process of the sandbox's own PID namespace
-        (the one whose pid there is 1), once bubblewrap has made it."""
+    def namespace_init(self) -> int | None:
+        """The host pid of the first process of the sandbox's own PID namespace (the one whose
+        pid there is 1), once bubblewrap has made it."""
         for pid in self.pids():
             status = _read(f"/proc/{pid}/status").splitlines()
             nspids = next((line.split()[1:] for line in status if line.startswith("NSpid:")), [])
             if len(nspids) > 1 and nspids[-1] == "1":
-                return [pid, process_start(pid)]
+                return pid
         return None
 
     def threads(self, pids: list[int] | None = None) -> list[int]:
@@ -595,12 +591,9 @@ class Supervisor:
         self.targets = {process.stdout: 1, process.stderr: 2}
         self.open = set(self.targets)  # the pipes not yet at their end
 
-    def run(self, parent: int | None, report: Report) -> str | None:
+    def run(self, parent: int | None) -> str | None:
         """The limit that ended the sandbox, or None if it ended by itself or was stopped (a stop
-        signal, or ``parent``, a pidfd of the supervisor's parent, readable: it exited). Without
-        a cgroup, the first look that finds the sandbox's PID namespace notes its first process
-        in the ``report``, for ``grader.sandbox.finish`` to end the sandbox through it if this
-        process is killed."""
+        signal, or ``parent``, a pidfd of the supervisor's parent, readable: it exited)."""
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         _signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
         exited = os.pidfd_open(self.process.pid)
@@ -624,8 +617,8 @@ class Supervisor:
                         self.open.discard(fd)
                 if time.monotonic() >= next_look:
                     next_look = time.monotonic() + TICK
-                    if self.tree.group is None and "init" not in report.content:
-                        self._note_init(report)
+                    if self.tree.group is None and self.tree.init is None:
+                        self.tree.init = self.tree.namespace_init()
                     limit = self._over_budget(time.monotonic() - started)
                     if limit:
                         return limit
@@ -634,12 +627,6 @@ class Supervisor:
             _signal.set_wakeup_fd(-1)
             for fd in (wake_read, wake_write, exited, *([] if parent is None else [parent])):
                 os.close(fd)
-
-    def _note_init(self, report: Report) -> None:
-        init = self.tree.namespace_init()
-        if init is not None:
-            self.tree.init = init[0]
-            report.write(init=init)
 
     def _over_budget(self, wall: float) -> str | None:
         pids = self.tree.pids()  # one listing of the tree for every read of this look

@@ -8,9 +8,10 @@ at the end ``limit`` (``cpu``, ``idle``, ``wall``, ``memory``, ``pids`` or None:
 the sandbox), ``returncode``, ``cpu_seconds``, ``idle_seconds``, ``wall_seconds``, ``memory_peak``,
 ``oom_kills`` and ``pids_refused`` (None where unknown), ``machine_oom_kills`` (how many processes
 the machine's out-of-memory killer ended while the sandbox ran; None where unknown, or when the
-supervisor was killed); without a cgroup, ``init``: the host pid and start time of the first
-process of the sandbox's PID namespace (``finish`` ends the sandbox through it). A kernel's report lies next to its
-connection file (``report_for``); while one of its cells runs, ``cell_flag`` exists beside it.
+supervisor was killed); from ``running`` on, ``session``: the pid and start time of the first
+process of the sandbox's session (bubblewrap's, made by the supervisor; ``finish`` ends the sandbox
+through it where there is no group). A kernel's report lies next to its connection file
+(``report_for``); while one of its cells runs, ``cell_flag`` exists beside it.
 
 The file is in ``marshal``'s format, read here only (``read_report``): the supervisor and the
 grader are the same interpreter, ``marshal`` is built in where ``json`` costs the supervisor's
@@ -92,42 +93,81 @@ def finish(report: str | os.PathLike) -> dict:
         group.kill()
         content.update(group.events())
         group.remove()
-    elif content.get("init"):
-        _end_namespace(*content["init"])
+    elif content.get("session"):
+        _end_session(*content["session"])
     limit = content.get("limit") or limit_from_events(content, -9)
     content.update(state="ended", limit=limit, returncode=None)
     write_report(report, content)
     return content
 
 
-def _end_namespace(pid: int, start: int | None) -> None:
-    """Kill the first process of the sandbox's PID namespace (its host ``pid`` and ``start``, as
-    the supervisor noted them), if it is still that process, and wait until it is gone: the
-    kernel kills the rest of the namespace first. Without a cgroup nothing else ends a sandbox
-    whose supervisor was killed outright: when the grader is root, the parent-death signals that
-    tie each process to its parent stop at the change of user between the two bubblewraps (a
-    dying parent without ``CAP_KILL`` may not signal a child of another user), and the inner
-    bubblewrap, with everything under it, outlived its supervisor."""
-    if start is None or process_start(pid) != start:
-        return
-    try:
-        os.kill(pid, 9)
-    except ProcessLookupError:
-        return
+def _end_session(leader: int, start: int | None) -> None:
+    """Kill every process of the session the supervisor started bubblewrap in (``leader``, its
+    first process, and ``start``, when that started, as the report names them), and their
+    children, until none is left: without a cgroup nothing else ends a sandbox whose supervisor
+    was killed outright. When the grader is root, the parent-death signals that tie each process
+    to its parent stop at the change of user between the two bubblewraps (a dying parent without
+    ``CAP_KILL`` may not signal a child of another user), and the inner bubblewrap, with
+    everything under it, outlived its supervisor. The session holds both bubblewraps from their
+    first instant; the first process of the sandbox's PID namespace, the inner one's child, is in a
+    session of its own, and the rest of the namespace dies with it. So a supervisor killed at any
+    moment leaves nothing (but for a first process made in the instant between a look at the
+    inner bubblewrap's children and its death, before it asked to die with its parent). A session's id stays taken while any process is in it: a ``leader`` pid that
+    names a process started at another time means the session is gone."""
     deadline = time.monotonic() + SUPERVISOR_WAIT
-    while process_start(pid) == start and time.monotonic() < deadline:
+    while time.monotonic() < deadline and process_start(leader) in (start, None):
+        members = _members(leader)
+        if not members:
+            return
+        for pid in members + [child for member in members for child in children(member)]:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
         time.sleep(0.01)
+
+
+def _members(session: int) -> list[int]:
+    """The processes of ``session``, but those that have ended and wait for their parent to see it."""
+    found = []
+    for name in os.listdir("/proc"):
+        fields = _stat(int(name)) if name.isdigit() else []
+        if fields[3:4] == [str(session)] and fields[0] not in ("Z", "X"):
+            found.append(int(name))
+    return found
+
+
+def children(pid: int) -> list[int]:
+    """The children of every thread of process ``pid`` (none once it is gone)."""
+    found = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(child) for child in f.read().split()]
+        except OSError:
+            pass
+    return found
 
 
 def process_start(pid: int) -> int | None:
     """When process ``pid`` started (clock ticks after boot), or None if there is none: with its
     pid, it names one process for good (a pid is used again, never with the same start)."""
+    fields = _stat(pid)
+    return int(fields[19]) if len(fields) > 19 else None
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command's name (state, parent, group,
+    session, ...), none once the process is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
+            return f.read().rpartition(")")[2].split()
     except OSError:
-        return None
-    return int(fields[19]) if len(fields) > 19 else None
+        return []
 
 
 def _alive(pid: int) -> bool:
