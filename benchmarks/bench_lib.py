@@ -138,7 +138,7 @@ def matmuls_alone(engine: lib.Engine, T: int):
     def run():
         with E._cores_share(T):
             for x, weights, out in products:
-                E._each_row_block(
+                E._each_block(
                     lambda rows, x=x, w=weights, out=out: E._linear_into(x[rows], w, out[rows]), len(x)
                 )
             E._head_into(*head)

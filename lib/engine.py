@@ -193,7 +193,7 @@ def _block(x, params: dict, config, positions, kv_cache, n_out: int) -> np.ndarr
         _norm_into(stream[rows], h[rows], params["ln_1"], config)
         _linear_into(h[rows], params["attn"]["c_attn"], qkv[rows])
 
-    _each_row_block(project, len(stream))
+    _each_block(project, len(stream))
     traced("ln_1", h.reshape(x.shape))
     with scope("attn"):
         merged = _attention(qkv.reshape(*x.shape[:-1], -1), config, positions, kv_cache, n_out)
@@ -210,7 +210,7 @@ def _block(x, params: dict, config, positions, kv_cache, n_out: int) -> np.ndarr
         _mlp_into(h[rows], params["mlp"], config, {name: a[rows] for name, a in mlp.items()})
         np.add(mid[rows], mlp["out"][rows], out=post[rows])
 
-    _each_row_block(finish, len(merged))
+    _each_block(finish, len(merged))
     shape = (*lead, n_out, -1)
     with scope("attn"):
         traced("out", out.reshape(shape))
@@ -372,9 +372,9 @@ def _head_into(x: np.ndarray, w_unembed: np.ndarray, out: np.ndarray) -> None:
     its share of the head's weights.
     """
     if len(x) > 1:
-        _each_row_block(lambda rows: np.matmul(x[rows], w_unembed, out=out[rows]), len(x))
+        _each_block(lambda rows: np.matmul(x[rows], w_unembed, out=out[rows]), len(x))
     else:
-        _each_row_block(lambda cols: np.matmul(x[0], w_unembed[:, cols], out=out[0, cols]), out.shape[1])
+        _each_block(lambda cols: np.matmul(x[0], w_unembed[:, cols], out=out[0, cols]), out.shape[1])
 
 
 def _mlp_buffers(rows: int, params: dict, config, dtype) -> dict:
@@ -465,7 +465,7 @@ def _norm(x: np.ndarray, params: dict, config) -> np.ndarray:
     """``lib.norm`` into one new buffer."""
     rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
     out = np.empty_like(rows)
-    _each_row_block(lambda block: _norm_into(rows[block], out[block], params, config), len(rows))
+    _each_block(lambda block: _norm_into(rows[block], out[block], params, config), len(rows))
     return out.reshape(x.shape)
 
 
@@ -565,7 +565,7 @@ _new_helpers()
 os.register_at_fork(after_in_child=_new_helpers)  # a forked child has none of its parent's threads
 
 
-_blocks: ContextVar[int] = ContextVar("lib_engine_blocks", default=1)  # row blocks per round of work
+_blocks: ContextVar[int] = ContextVar("lib_engine_blocks", default=1)  # slices (rows or columns) per round
 
 
 @contextmanager
@@ -587,14 +587,14 @@ def _cores_share(rows: int):
         _blocks.reset(token)
 
 
-def _each_row_block(fn, n_rows: int) -> None:
-    """``fn(rows)`` for slices ``rows`` that cover ``range(n_rows)`` (rows, or the head's columns):
+def _each_block(fn, size: int) -> None:
+    """``fn(block)`` for slices ``block`` that cover ``range(size)`` (rows, or the head's columns):
     one per core inside ``_cores_share``, else one slice on this thread."""
-    n = min(_blocks.get(), n_rows)
+    n = min(_blocks.get(), size)
     if n == 1:  # one slice, on this thread (decoding's every step): nothing to hand out
-        fn(slice(0, n_rows))
+        fn(slice(0, size))
         return
-    bounds = [n_rows * i // n for i in range(n + 1)]
+    bounds = [size * i // n for i in range(n + 1)]
     _share(fn, [slice(start, stop) for start, stop in itertools.pairwise(bounds)])
 
 
