@@ -14,7 +14,7 @@ from nbgrader.dbutil import ALEMBIC_DIR
 from nbgrader.utils import capture_log
 from traitlets.config import Config, PyFileConfigLoader
 
-from . import atomic
+from . import atomic, sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
@@ -98,22 +98,31 @@ def scratch(prefix: str) -> tempfile.TemporaryDirectory:
     Its name carries this process's id (``<prefix><pid>-<random>``): a process killed outright
     (SIGKILL, the OOM killer, a Dask worker its nanny killed) cannot remove its folder, and in
     ``/dev/shm`` that is memory held until the machine restarts; each new one removes the folders
-    of the same prefix whose process is gone (``reap_scratch``)."""
+    of the same prefix whose process is gone (``reap_scratch``), and so do the folders of
+    one-off sandboxes' reports (``sandbox.RUN_REPORTS``)."""
     memory = "/dev/shm"
     where = memory if os.path.isdir(memory) and os.access(memory, os.W_OK) else None
     reap_scratch(prefix, Path(where or tempfile.gettempdir()))
+    reap_scratch(sandbox.RUN_REPORTS, Path(tempfile.gettempdir()))
     return tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-", dir=where)
 
 
 def reap_scratch(prefix: str, where: Path) -> list[Path]:
-    """Remove the scratch folders of ``prefix`` under ``where`` whose process is gone; returns them."""
+    """Remove this user's folders of ``prefix`` under ``where`` whose process is gone; returns them.
+
+    A sandbox whose report lies in one is ended first (``sandbox.finish_all``): a grader killed
+    outright together with its supervisors leaves them running where there is no cgroup. Only
+    this user's folders (made private by ``tempfile``) are read: a report names processes to
+    kill, and ``/dev/shm`` and ``/tmp`` are anyone's to write in."""
     removed = []
     for folder in where.glob(f"{prefix}*-*"):
         pid = folder.name.removeprefix(prefix).partition("-")[0]
         if not (pid.isdigit() and folder.is_dir() and not folder.is_symlink()):
             continue  # an older grader's (no process id in the name), or not a folder of ours
-        if atomic.running(int(pid)):
-            continue  # another run's
+        info = folder.stat()
+        if atomic.running(int(pid)) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            continue  # another run's, or another user's
+        sandbox.finish_all(folder)
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
     return removed

@@ -1456,6 +1456,45 @@ def test_without_a_cgroup_a_killed_supervisor_leaves_nothing_after_finish(tmp_pa
     assert survivors(word) == []
 
 
+@pytest.mark.parametrize(
+    ("prefix", "report"),
+    [("forwardpass-grading-", "k-1/kernel.json.sandbox-report"), (sandbox.RUN_REPORTS, "run.sandbox-report")],
+)
+def test_without_a_cgroup_the_next_run_ends_what_a_grader_killed_outright_left(tmp_path, prefix, report):
+    """A grader killed outright together with its supervisors (SIGKILL to its process group) runs
+    no ``finish``: run as root without a cgroup, its sandboxes ran on, unsupervised (red team 12).
+    The next run's reaping of dead runs' folders (a kernel's report lies in its run's scratch
+    folder, a scorer's in a folder of its own) ends each sandbox a report names."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a grader's process id, gone
+    folder = tmp_path / f"{prefix}{dead.pid}-x"
+    (folder / report).parent.mkdir(parents=True)
+    folder.chmod(0o700)
+    word = marker()
+    program = DOUBLE_FORK + "\nprint('started', flush=True)\ntime.sleep(600)"
+    argv = supervised_without_cgroups([PY, "-c", program, word], LIMITS, folder / report)
+    supervisor = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert supervisor.stdout.readline() == b"started\n"
+    supervisor.kill()
+    supervisor.wait()
+    supervisor.stdout.close()
+    assert course.reap_scratch(prefix, tmp_path) == [folder]
+    assert survivors(word) == [] and not folder.exists()
+
+
+def test_reaping_reads_no_other_users_folder(tmp_path):
+    """A report names processes to kill, and anyone may write in /dev/shm and /tmp: a folder the
+    grader's user could not have made (open to others) is neither read nor removed."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    folder = tmp_path / f"forwardpass-grading-{dead.pid}-x"
+    folder.mkdir(mode=0o777)
+    folder.chmod(0o777)
+    (folder / "planted.sandbox-report").write_bytes(b"not marshal data")
+    assert course.reap_scratch("forwardpass-grading-", tmp_path) == []
+    assert folder.exists()
+
+
 def test_without_a_cgroup_the_report_counts_the_machines_oom_kills_meanwhile(tmp_path):
     """Red team 12, finding 04: the trace that the machine ran out of memory while the sandbox
     ran, for the grader to tell a kernel killed from outside (``sandbox.killed_from_outside``)."""

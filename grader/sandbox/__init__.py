@@ -58,11 +58,13 @@ from . import bwrap, cgroup
 from .bwrap import interpreter
 from .cgroup import SCOPE_VARIABLE
 from .report import (
+    REPORT_SUFFIX,
     cell_ends,
     cell_flag,
     cell_starts,
     describe,
     finish,
+    finish_all,
     killed_from_outside,
     limit_from_events,
     read_report,
@@ -84,6 +86,7 @@ __all__ = [
     "count_waits",
     "describe",
     "finish",
+    "finish_all",
     "install_kernel",
     "interpreter",
     "killed_from_outside",
@@ -200,6 +203,12 @@ def wrap(
     return [sys.executable, "-I", "-S", "-c", SUPERVISOR, *options, "--", *argv]
 
 
+# The folders of ``run``'s reports, in the temporary folder, named after the process that runs it
+# (``<RUN_REPORTS><pid>-<random>``): one a grader killed outright left is ``grader.course.scratch``'s
+# to reap, with the sandbox its report names.
+RUN_REPORTS = "sandbox-report-"
+
+
 def run(
     argv: list[str],
     view: View,
@@ -212,8 +221,8 @@ def run(
     """Run ``argv`` in a sandbox to its end (or its limits'); ``timeout`` (default: the wall
     budget plus a margin) stops the supervisor in any case. ``pass_fds`` are passed to the
     program, through the supervisor and bubblewrap."""
-    with tempfile.TemporaryDirectory(prefix="sandbox-report-") as folder:
-        report = Path(folder) / "run.report"
+    with tempfile.TemporaryDirectory(prefix=f"{RUN_REPORTS}{os.getpid()}-") as folder:
+        report = Path(folder) / f"run{REPORT_SUFFIX}"
         command = wrap(argv, view, limits, report, keep=pass_fds, isolate=isolate)
         process = subprocess.Popen(
             command,

@@ -101,6 +101,22 @@ def finish(report: str | os.PathLike) -> dict:
     return content
 
 
+def finish_all(folder: str | os.PathLike) -> list[str]:
+    """``finish`` every report under ``folder`` whose sandbox has not ended: what a grader killed
+    outright together with its supervisors left running (a whole process group's SIGKILL; without
+    a cgroup nothing else ends those sandboxes). Returns those reports."""
+    found = [
+        os.path.join(top, name)
+        for top, _, names in os.walk(folder)
+        for name in sorted(names)
+        if name.endswith(REPORT_SUFFIX)
+    ]
+    left = [path for path in found if read_report(path).get("state") not in (None, "ended")]
+    for path in left:
+        finish(path)
+    return left
+
+
 def _end_session(leader: int, start: int | None) -> None:
     """Kill every process of the session the supervisor started bubblewrap in (``leader``, its
     first process, and ``start``, when that started, as the report names them), and their
