@@ -218,6 +218,8 @@ class ResilientExecute(Execute):
     def _preprocess(self, nb, resources, km=None):
         self.shutdown_kernel = "immediate"
         self._released = self._released_sources(resources)
+        names = resources.get("nbgrader", {})
+        self._notebook = "/".join(names.get(key, "?") for key in ("student", "assignment", "notebook"))
         pristine = copy.deepcopy(nb.cells)
         for attempt in (1, 2):
             self._stopped = self._student_started = self._capped = self._cap_noted = False
@@ -232,18 +234,16 @@ class ResilientExecute(Execute):
             except Exception:  # the kernel did not start, or stalled while it did
                 if self._student_started or attempt == 2:
                     raise  # nbgrader reports the notebook as failed
-            self.log.warning("%s; running the notebook again", self._why_again(resources))
+            self.log.warning("%s; running the notebook again", self._why_again())
             nb.cells = copy.deepcopy(pristine)
 
-    def _why_again(self, resources) -> str:
+    def _why_again(self) -> str:
         """Why the notebook runs again, naming it when it was killed from outside: the log is the
         one place that says a neighbour's memory may have ended it."""
         if not self._killed_from_outside:
             return "the kernel failed before any student code ran"
-        names = resources.get("nbgrader", {})
-        notebook = "/".join(names.get(key, "?") for key in ("student", "assignment", "notebook"))
         return (
-            f"the kernel of {notebook} was killed from outside (SIGKILL, no limit of its own, while the "
+            f"the kernel of {self._notebook} was killed from outside (SIGKILL, no limit of its own, while the "
             "machine's out-of-memory killer ended processes: another kernel may have filled the memory)"
         )
 
@@ -415,7 +415,23 @@ class ResilientExecute(Execute):
                 await asyncio.sleep(0.005)
         await super()._async_cleanup_kernel()
         if report:
-            sandbox.finish(report)
+            self._name_if_memory_ran_out(sandbox.finish(report))
+
+    def _name_if_memory_ran_out(self, report: dict) -> None:
+        """Without a cgroup, one kernel's code can fill the machine's memory between two looks of
+        its supervisor, and the out-of-memory killer may take a neighbour's kernel instead (which
+        runs once more). Every notebook whose kernel ran meanwhile is named in the log with the
+        most memory its sandbox was seen to hold: the one whose code filled it is among them."""
+        killed = report.get("machine_oom_kills")
+        if killed and report.get("memory_peak") is not None:
+            self.log.warning(
+                "while the kernel of %s ran, the machine's out-of-memory killer ended %d process(es); "
+                "its sandbox held up to %.2f GiB (its limit: %.2f GiB)",
+                getattr(self, "_notebook", "?"),
+                killed,
+                report["memory_peak"] / 2**30,
+                report.get("limits", {}).get("memory", 0) / 2**30,
+            )
 
     _cleanup_kernel = run_sync(_async_cleanup_kernel)
 

@@ -1547,6 +1547,24 @@ os.kill(os.getpid(), signal.SIGKILL)"""
     assert "the kernel of ?/a/n was killed from outside" in stderr and "running the notebook again" in stderr
 
 
+def test_a_kernel_that_ran_while_the_machine_ran_out_of_memory_is_named_with_its_memory(tmp_path):
+    """The OOM killer may take a neighbour's kernel rather than the one whose code filled the
+    memory: every kernel that ran meanwhile is named in the log with the most memory its sandbox
+    held, so that the instructor can tell whose it was (red team 12, finding 04: nothing named it)."""
+    vmstat = outside(tmp_path) / "vmstat"
+    neighbour_killed = f"""kills = int(open('{vmstat}').read().split()[-1])
+open('{vmstat}', 'w').write(f"oom_kill {{kills + 1}}")"""
+    nb, _, stderr = run_notebook(
+        tmp_path, ["x = 1", neighbour_killed, "print('ran')"], ["x = 1"], supervisor=fake_vmstat(vmstat, 3)
+    )
+    assert nb.cells[2].outputs[0].text == "ran\n"
+    assert re.search(
+        r"while the kernel of \?/a/n ran, the machine's out-of-memory killer ended 1 process\(es\); "
+        r"its sandbox held up to 0\.\d\d GiB \(its limit: \d+\.\d\d GiB\)",
+        stderr,
+    ), stderr
+
+
 def test_without_a_cgroup_the_heaviest_chapter_is_not_ended_by_the_memory_guard(tmp_path):
     """The supervisor's sum of the tree's memory (``launch.Tree.memory``) must not end an honest
     notebook. Every chapter's solution, graded without a cgroup, peaked at 96-112 MiB in its

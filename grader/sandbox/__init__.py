@@ -326,8 +326,9 @@ def not_enforced() -> str | None:
         "through RLIMIT_NPROC inside the sandbox's user namespace. Between two looks one student's code "
         "can still fill the machine's memory, and the out-of-memory killer may then end another "
         "student's kernel graded beside it: that notebook is run once more and named in the log (if "
-        "killed again, it stops with a note saying it was killed from outside), while nothing names the "
-        "student whose code filled the memory. --jobs 1 grades one student at a time and rules this out"
+        "killed again, it stops with a note saying it was killed from outside), and every notebook whose "
+        "kernel ran meanwhile is named in the log with the most memory its sandbox was seen to hold, "
+        "the one whose code filled it among them. --jobs 1 grades one student at a time and rules this out"
     )
 
 
