@@ -15,6 +15,7 @@ import json
 import os
 import queue
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -1454,6 +1455,27 @@ def test_without_a_cgroup_a_killed_supervisor_leaves_nothing_after_finish(tmp_pa
     assert survivors(word) == []
     time.sleep(1)  # nothing the sandbox was starting comes up later
     assert survivors(word) == []
+
+
+def test_without_a_cgroup_killing_a_kernels_process_group_ends_its_sandbox(tmp_path):
+    """jupyter_client kills a kernel by its process group (SIGKILL): both bubblewraps are in it, so
+    the sandbox ends with it even before ``finish`` (the inner one's child, the namespace's first
+    process, dies with it: the same user)."""
+    word, report = marker(), tmp_path / "report"
+    program = DOUBLE_FORK + "\nprint('started', flush=True)\ntime.sleep(600)"
+    argv = supervised_without_cgroups([PY, "-c", program, word], LIMITS, report)
+    supervisor = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    assert supervisor.stdout.readline() == b"started\n"
+    os.killpg(supervisor.pid, signal.SIGKILL)
+    supervisor.wait()
+    supervisor.stdout.close()
+    deadline = time.monotonic() + 10
+    while survivors(word) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert survivors(word) == []
+    sandbox.finish(report)
 
 
 @pytest.mark.parametrize(

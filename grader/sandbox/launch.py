@@ -30,8 +30,9 @@ If it is killed outright (jupyter_client kills a kernel with SIGKILL), bubblewra
 takes the tree along (``--die-with-parent``, PID namespace), and ``grader.sandbox.finish`` does
 steps 4 and 5 from the report it left. Run as root, the chain of parent-death signals stops at
 ``setpriv`` (see ``grader.sandbox.report._end_session``): there the group's ``kill`` ends the
-tree, or, without a group, ``finish`` kills every process of the session bubblewrap was started in,
-which the report names from the start.
+tree, or, without a group, ``finish`` kills every process of the supervisor's session, which the
+report names from the start and which holds both bubblewraps from their first instant
+(``_own_session``).
 
 Its start is paid twice per graded notebook (the kernel's sandbox, the scorer's), so it imports
 only builtin and small modules: ``wrap``'s bootstrap loads this module, ``bwrap``, ``cgroup`` and
@@ -74,7 +75,7 @@ def main(argv: list[str]) -> int:
     args, command = _parse(argv)
     spec = marshal.loads(bytes.fromhex(args["spec"]))
     view, limits = spec["view"], spec["limits"]
-    report = Report(args["report"], limits)
+    report = Report(args["report"], limits, _own_session())
     stop = _catch_stop_signals()
     parent = _watch_parent(stop)
     asleep = Asleep(None if spec["idle"] == "always" else cell_flag(args["report"]))
@@ -90,7 +91,7 @@ def main(argv: list[str]) -> int:
         for fd in fds:
             os.close(fd)
         tree = Tree(group, process.pid)
-        report.write(state="running", session=[process.pid, process_start(process.pid)])
+        report.write(state="running")
         limit = Supervisor(process, tree, limits, stop, spec["relay"], asleep).run(parent)
         report.write(state="ending", limit=limit)
         tree.kill()
@@ -151,12 +152,23 @@ def _parse(argv: list[str]) -> tuple[dict, list[str]]:
     return args, command
 
 
+def _own_session() -> list[int | None]:
+    """Lead a session of its own (jupyter_client starts a kernel's supervisor so; ``run`` does not),
+    so that bubblewrap, started in it, is in it from its first instant; returns its id (this
+    process's pid) and this process's start time, for ``grader.sandbox.finish`` to end what is in it
+    (without a group nothing else does when this process was killed, see above). Its process group
+    is the one jupyter_client kills when it kills the kernel: both bubblewraps go with it."""
+    if os.getsid(0) != os.getpid():
+        os.setsid()
+    return [os.getpid(), process_start(os.getpid())]
+
+
 class Report:
     """The report (``grader.sandbox.report``), replaced whole at each write."""
 
-    def __init__(self, path: str, limits: dict):
+    def __init__(self, path: str, limits: dict, session: list):
         self.path = path
-        self.content = {"launcher": os.getpid(), "limits": limits, "limit": None}
+        self.content = {"launcher": os.getpid(), "limits": limits, "limit": None, "session": session}
         self.started = time.monotonic()
 
     def write(self, **fields) -> None:
@@ -228,7 +240,7 @@ def _start(command, view: dict, limits: dict, group, spec: dict, copies: list[st
         _set_rlimits(limits, bounded=group is not None)
         _first_to_go()
 
-    process = Child(argv, env, cwd, [*fds, *keep], prepare)
+    process = Child(argv, env, cwd, [*fds, *keep], prepare, new_session=not isolate)
     return process, fds
 
 
@@ -237,19 +249,22 @@ class Child:
     rest of the supervisor's start): stdin from ``/dev/null``, stdout and stderr to pipes
     (``stdout``, ``stderr``: their reading ends), ``env`` its whole environment (``argv[0]``
     looked up on its ``PATH``), ``cwd`` its folder, ``pass_fds`` the only descriptors kept beyond
-    0-2, the signals Python ignores set back to their default, a session of its own (whose id,
-    its pid, names the sandbox's processes for ``grader.sandbox.finish``), then ``prepare()``,
-    then exec. A failure before exec (``prepare``'s, exec's) is raised here, in
+    0-2, the signals Python ignores set back to their default, a new session if asked, then
+    ``prepare()``, then exec. A failure before exec (``prepare``'s, exec's) is raised here, in
     the parent, as an ``OSError`` where it was one, through a pipe closed on exec."""
 
-    def __init__(self, argv: list[str], env: dict, cwd: str | None, pass_fds: list[int], prepare):
+    def __init__(
+        self, argv: list[str], env: dict, cwd: str | None, pass_fds: list[int], prepare, new_session: bool
+    ):
         stdout, stderr, errors = os.pipe(), os.pipe(), os.pipe()
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.returncode: int | None = None
         self.pid = os.fork()
         if self.pid == 0:
             try:
-                self._exec(argv, env, cwd, [null, stdout[1], stderr[1]], pass_fds, prepare, errors[1])
+                self._exec(
+                    argv, env, cwd, [null, stdout[1], stderr[1]], pass_fds, prepare, new_session, errors[1]
+                )
             except BaseException as err:  # noqa: BLE001 (anything: reported to the parent)
                 report = (
                     type(err).__name__,
@@ -273,14 +288,15 @@ class Child:
             raise RuntimeError(f"the program could not start: {name}: {message}")
 
     @staticmethod
-    def _exec(argv, env, cwd, standard, pass_fds, prepare, errors) -> None:
+    def _exec(argv, env, cwd, standard, pass_fds, prepare, new_session, errors) -> None:
         for target, fd in enumerate([_above_standard(fd) for fd in standard]):
             os.dup2(fd, target)  # inheritable
         if cwd is not None:
             os.chdir(cwd)
         _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
         _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
-        os.setsid()
+        if new_session:
+            os.setsid()
         prepare()
         keep = sorted({*pass_fds, errors})
         for fd in pass_fds:

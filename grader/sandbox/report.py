@@ -8,10 +8,10 @@ at the end ``limit`` (``cpu``, ``idle``, ``wall``, ``memory``, ``pids`` or None:
 the sandbox), ``returncode``, ``cpu_seconds``, ``idle_seconds``, ``wall_seconds``, ``memory_peak``,
 ``oom_kills`` and ``pids_refused`` (None where unknown), ``machine_oom_kills`` (how many processes
 the machine's out-of-memory killer ended while the sandbox ran; None where unknown, or when the
-supervisor was killed); from ``running`` on, ``session``: the pid and start time of the first
-process of the sandbox's session (bubblewrap's, made by the supervisor; ``finish`` ends the sandbox
-through it where there is no group). A kernel's report lies next to its connection file
-(``report_for``); while one of its cells runs, ``cell_flag`` exists beside it.
+supervisor was killed); ``session``: the pid and start time of the supervisor, which leads the
+session bubblewrap runs in (``finish`` ends the sandbox through it where there is no group). A
+kernel's report lies next to its connection file (``report_for``); while one of its cells runs,
+``cell_flag`` exists beside it.
 
 The file is in ``marshal``'s format, read here only (``read_report``): the supervisor and the
 grader are the same interpreter, ``marshal`` is built in where ``json`` costs the supervisor's
@@ -118,18 +118,19 @@ def finish_all(folder: str | os.PathLike) -> list[str]:
 
 
 def _end_session(leader: int, start: int | None) -> None:
-    """Kill every process of the session the supervisor started bubblewrap in (``leader``, its
-    first process, and ``start``, when that started, as the report names them), and their
-    children, until none is left: without a cgroup nothing else ends a sandbox whose supervisor
-    was killed outright. When the grader is root, the parent-death signals that tie each process
-    to its parent stop at the change of user between the two bubblewraps (a dying parent without
+    """Kill every process of the supervisor's session (``leader``, the supervisor, and ``start``,
+    when it started, as the report names them from its first write), and their children, until
+    none is left: without a cgroup nothing else ends a sandbox whose supervisor was killed
+    outright. When the grader is root, the parent-death signals that tie each process to its
+    parent stop at the change of user between the two bubblewraps (a dying parent without
     ``CAP_KILL`` may not signal a child of another user), and the inner bubblewrap, with
     everything under it, outlived its supervisor. The session holds both bubblewraps from their
     first instant; the first process of the sandbox's PID namespace, the inner one's child, is in a
     session of its own, and the rest of the namespace dies with it. So a supervisor killed at any
     moment leaves nothing (but for a first process made in the instant between a look at the
-    inner bubblewrap's children and its death, before it asked to die with its parent). A session's id stays taken while any process is in it: a ``leader`` pid that
-    names a process started at another time means the session is gone."""
+    inner bubblewrap's children and its death, before it asked to die with its parent). A
+    session's id stays taken while any process is in it: a ``leader`` pid that names a process
+    started at another time means the session is gone."""
     deadline = time.monotonic() + SUPERVISOR_WAIT
     while time.monotonic() < deadline and process_start(leader) in (start, None):
         members = _members(leader)
