@@ -1457,6 +1457,24 @@ def test_without_a_cgroup_a_killed_supervisor_leaves_nothing_after_finish(tmp_pa
     assert survivors(word) == []
 
 
+def test_a_supervisor_that_cannot_lead_a_session_of_its_own_names_none():
+    """``setsid`` refuses a process group's leader (as a shell's job control starts a command):
+    the supervisor then names no session rather than failing (or naming its shell's)."""
+    code = (
+        "import os; os.setpgid(0, 0); from grader.sandbox.launch import _own_session; print(_own_session())"
+    )
+    leader = (
+        "import os; from grader.sandbox.launch import _own_session; print(_own_session()[0] == os.getpid())"
+    )
+    assert printed_by(code) == "None" and printed_by(leader) == "True"
+
+
+def printed_by(code: str) -> str:
+    return subprocess.run(
+        [PY, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout.strip()
+
+
 def test_without_a_cgroup_killing_a_kernels_process_group_ends_its_sandbox(tmp_path):
     """jupyter_client kills a kernel by its process group (SIGKILL): both bubblewraps are in it, so
     the sandbox ends with it even before ``finish`` (the inner one's child, the namespace's first

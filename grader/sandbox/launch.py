@@ -152,21 +152,26 @@ def _parse(argv: list[str]) -> tuple[dict, list[str]]:
     return args, command
 
 
-def _own_session() -> list[int | None]:
+def _own_session() -> list[int | None] | None:
     """Lead a session of its own (jupyter_client starts a kernel's supervisor so; ``run`` does not),
     so that bubblewrap, started in it, is in it from its first instant; returns its id (this
     process's pid) and this process's start time, for ``grader.sandbox.finish`` to end what is in it
     (without a group nothing else does when this process was killed, see above). Its process group
-    is the one jupyter_client kills when it kills the kernel: both bubblewraps go with it."""
+    is the one jupyter_client kills when it kills the kernel: both bubblewraps go with it. None if
+    it cannot (the leader of a process group in another's session, as a shell's job control makes
+    one: ``setsid`` refuses it); the grader never starts one so."""
     if os.getsid(0) != os.getpid():
-        os.setsid()
+        try:
+            os.setsid()
+        except PermissionError:
+            return None
     return [os.getpid(), process_start(os.getpid())]
 
 
 class Report:
     """The report (``grader.sandbox.report``), replaced whole at each write."""
 
-    def __init__(self, path: str, limits: dict, session: list):
+    def __init__(self, path: str, limits: dict, session: list | None):
         self.path = path
         self.content = {"launcher": os.getpid(), "limits": limits, "limit": None, "session": session}
         self.started = time.monotonic()
