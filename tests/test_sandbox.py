@@ -1436,7 +1436,7 @@ def test_without_a_cgroup_a_killed_supervisor_leaves_nothing_after_finish(tmp_pa
     """jupyter_client kills a supervisor outright when it is slow to end. Run as root, the
     parent-death signals stopped at the change of user between the two bubblewraps, and the
     whole sandbox (a daemon in it too) outlived it: without a group, ``finish`` ends it through
-    the session bubblewrap was started in. Red team 12 ended it through the PID namespace's first
+    the supervisor's session, which holds both bubblewraps. Red team 12 ended it through the PID namespace's first
     process, which the supervisor noted at its first look; killed before that look (at
     "running"), the supervisor left the whole sandbox running."""
     word, report = marker(), tmp_path / "report"
