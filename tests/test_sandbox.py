@@ -1522,6 +1522,27 @@ def test_without_a_cgroup_the_next_run_ends_what_a_grader_killed_outright_left(t
     assert survivors(word) == [] and not folder.exists()
 
 
+def test_reaping_reads_no_report_where_a_sandbox_could_have_written_it(tmp_path):
+    """A kernel's socket folder lies below its report and is the sandbox's to write in (sealed only
+    for a root grader): a report planted there, naming another session, is not read."""
+    from grader.sandbox.report import process_start, write_report
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    folder = tmp_path / f"forwardpass-grading-{dead.pid}-x"
+    (folder / "k-1" / "sockets").mkdir(parents=True)
+    folder.chmod(0o700)
+    victim = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    planted = {"state": "running", "launcher": dead.pid, "session": [victim.pid, process_start(victim.pid)]}
+    write_report(folder / "k-1" / "sockets" / "x.sandbox-report", planted)
+    try:
+        assert course.reap_scratch("forwardpass-grading-", tmp_path) == [folder]
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+
+
 def test_reaping_reads_no_other_users_folder(tmp_path):
     """A report names processes to kill, and anyone may write in /dev/shm and /tmp: a folder the
     grader's user could not have made (open to others) is neither read nor removed."""

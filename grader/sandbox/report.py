@@ -102,19 +102,36 @@ def finish(report: str | os.PathLike) -> dict:
 
 
 def finish_all(folder: str | os.PathLike) -> list[str]:
-    """``finish`` every report under ``folder`` whose sandbox has not ended: what a grader killed
-    outright together with its supervisors left running (a whole process group's SIGKILL; without
-    a cgroup nothing else ends those sandboxes). Returns those reports."""
+    """``finish`` every report in ``folder`` or in a folder in it whose sandbox has not ended: what a
+    grader killed outright together with its supervisors left running (a whole process group's
+    SIGKILL; without a cgroup nothing else ends those sandboxes). Returns those reports.
+
+    Only there, where the grader puts them (a scorer's folder, a run's ``k-*`` folders), never
+    deeper: a kernel's socket folder, below its report, is the sandbox's to write in (sealed only
+    when the grader is root), and a report planted there would name processes for the grader to
+    kill."""
     found = [
-        os.path.join(top, name)
-        for top, _, names in os.walk(folder)
-        for name in sorted(names)
-        if name.endswith(REPORT_SUFFIX)
+        entry.path
+        for top in [os.fspath(folder), *_folders(folder)]
+        for entry in _entries(top)
+        if entry.name.endswith(REPORT_SUFFIX) and entry.is_file(follow_symlinks=False)
     ]
-    left = [path for path in found if read_report(path).get("state") not in (None, "ended")]
+    left = [path for path in sorted(found) if read_report(path).get("state") not in (None, "ended")]
     for path in left:
         finish(path)
     return left
+
+
+def _folders(folder: str | os.PathLike) -> list[str]:
+    return [entry.path for entry in _entries(folder) if entry.is_dir(follow_symlinks=False)]
+
+
+def _entries(folder: str | os.PathLike) -> list[os.DirEntry]:
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError:
+        return []
 
 
 def _end_session(leader: int, start: int | None) -> None:
