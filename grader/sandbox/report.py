@@ -110,20 +110,15 @@ def finish_all(folder: str | os.PathLike) -> list[str]:
     deeper: a kernel's socket folder, below its report, is the sandbox's to write in (sealed only
     when the grader is root), and a report planted there would name processes for the grader to
     kill."""
+    top = _entries(folder)
+    inside = [entry for d in top if d.is_dir(follow_symlinks=False) for entry in _entries(d.path)]
     found = [
-        entry.path
-        for top in [os.fspath(folder), *_folders(folder)]
-        for entry in _entries(top)
-        if entry.name.endswith(REPORT_SUFFIX) and entry.is_file(follow_symlinks=False)
+        e.path for e in top + inside if e.name.endswith(REPORT_SUFFIX) and e.is_file(follow_symlinks=False)
     ]
     left = [path for path in sorted(found) if read_report(path).get("state") not in (None, "ended")]
     for path in left:
         finish(path)
     return left
-
-
-def _folders(folder: str | os.PathLike) -> list[str]:
-    return [entry.path for entry in _entries(folder) if entry.is_dir(follow_symlinks=False)]
 
 
 def _entries(folder: str | os.PathLike) -> list[os.DirEntry]:
