@@ -343,6 +343,15 @@ def main():
         f"{n} tokens {n / ours:>13.1f}{n / theirs:>12.1f}{theirs / ours:>15.2f}x{limit_tps:>13.1f}"
         f"{100 * (n / ours) / limit_tps:>11.0f}%{n / textbook:>16.1f}{100 * (n / alone) / limit_tps:>24.0f}%"
     )
+    # The memory's speed changes from one round to the next (this course's VM shows two modes, about
+    # 35 and 48 GB/s): each round's shares against its own probe, beside the best-of-all above.
+    print("each round, against the bandwidth measured right after it:")
+    for r in rounds:
+        limit_r = r["bandwidth"] / weight_bytes  # tok/s
+        print(
+            f"  {r['bandwidth'] / 1e9:5.1f} GB/s: engine {100 * (n / r['engine']) / limit_r:3.0f}%, "
+            f"GEMVs alone {100 * (n / r['GEMVs alone']) / limit_r:3.0f}% of that round's limit"
+        )
 
     print("\nwhat each change buys: the engine's time with one change undone, / the engine's time")
     print(f"{'undone':<32}" + "".join(f"{f'T={T}':>10}" for T in args.lengths) + f"{'decode':>10}")
