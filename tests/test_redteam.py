@@ -1166,6 +1166,10 @@ def _hidden_answer(exercise, case, how: str) -> dict:
         "unreadable": lambda: {"output": {"array": {"dtype": LEAK, "shape": [1], "b64": ""}}},
         "own-error-class-where-it-must-raise": lambda: {"error": f"E_{LEAK}: nothing here"},
         "a-chosen-text": lambda: {"output": {"value": LEAK * 7}},
+        "a-chosen-separator": lambda: {"output": {"value": "leak".join(exercise.reference(**case.inputs))}},
+        "floored-at-a-chosen-number": lambda: {
+            "output": wire.encode(np.maximum(expected(), np.sort(expected(), axis=None)[2] + 1e-3))
+        },
     }[how]()
 
 
@@ -1184,6 +1188,8 @@ def _hidden_answer(exercise, case, how: str) -> dict:
         ("encode", "unreadable"),
         ("encode", "own-error-class-where-it-must-raise"),
         ("decode", "a-chosen-text"),
+        ("decode", "a-chosen-separator"),
+        ("embed", "floored-at-a-chosen-number"),
     ],
 )
 def test_a_hidden_cases_reason_carries_nothing_the_students_code_chose(exercise_name, how):
@@ -1191,8 +1197,9 @@ def test_a_hidden_cases_reason_carries_nothing_the_students_code_chose(exercise_
     inputs out; but the type's name is the student's own (``type("E_<data>", (Exception,), {})``),
     and the line, the words about an argument changed in place, a timeout, an unsendable output's
     type, a wrong output's shape, its largest error and where, a value where NaN is not, a text's
-    first difference and length are all the student's code's to choose, on the hidden inputs, as
-    are the numbers a structural explanation finds in a wrong output. After the case's own
+    first difference, length and a separator put between its characters are all the student's
+    code's to choose, on the hidden inputs, as are the numbers a structural explanation finds in a
+    wrong output (a floor, a factor). After the case's own
     description, a hidden case's reason now holds nothing of theirs and no number but the
     description's."""
     exercise_id = f"{ASSIGNMENT}/{exercise_name}"

@@ -12,7 +12,9 @@ says what to look at without showing an expected value:
    every output row is a row of the values (a mask that leaves each query one key); a stabiliser
    used otherwise than the reference's: right with ``eps`` at 0 (``variants.zeroed``), wrong here;
 4. a batch axis: right on one sequence, wrong on a batch;
-5. the precision: right in float64 and not in float32, or the reverse;
+5. the precision: right in float64 and not in float32, or the reverse; integers where the
+   reference's floats have fractions (floats written into an int array); a floor under the
+   reference (a clip, or the log of a probability plus a small eps);
 6. where NaN and -inf are: NaN everywhere, NaN exactly where the reference masks, whole rows of
    NaN, large finite numbers or zeros where the reference has -inf, more or fewer entries kept per
    row (at -inf, or at probability 0), as many but not the same ones;
@@ -21,13 +23,17 @@ says what to look at without showing an expected value:
    inputs, or a ratio of two counts one apart, said as a sum divided by the wrong count), the
    reference to a power (an exponent scaled: 2 ** x for e ** x, a loss divided by the wrong
    count), a constant or factor per row, one vector (a bias) or one factor per feature on every
-   row, exp, log or softmax of the reference, the reference plus or minus an input or a station
-   (a residual added twice, a term missing), or with a station counted a named number of times;
+   row, exp, log or softmax of the reference, its running total along an axis (or the reverse),
+   the reference plus or minus an input or a station (a residual added twice, a term missing), two
+   stations multiplied where the reference adds them, or with a station counted a named number of
+   times;
 8. what sets the case apart: the kinds of input (``grader.kinds``) it has and every case the
    function gets right lacks ("`stop_token` = 0");
 9. where it is wrong: which of the arrays an output stacks (``Exercise.stacked``: q right, k and v
    wrong), only the first or last entry along an axis, everywhere but the first, only the odd or
-   even entries, only above, below or on the diagonal;
+   even entries, only above, below or on the diagonal; the last axis k copies of one block where
+   the reference's k blocks differ (heads averaged, or one head repeated, where they belong side
+   by side);
 10. what it is not: rows that do not sum to 1 where the reference's are probabilities.
 
 Then, with the reference called on inputs changed here: the steps of an exercise that declares

@@ -30,12 +30,14 @@ from .inputs import (
     _stabiliser_misused,
 )
 from .numeric import (
+    _floored,
     _narrowed,
     _non_finite,
     _not_a_distribution,
     _overflow,
     _precision,
     _softmaxed_again,
+    _truncated,
     _wrapped,
 )
 from .order import _applied_elsewhere, _combined, _steps_reordered
@@ -43,6 +45,7 @@ from .parts import _upstream
 from .shapes import (
     _any_shape,
     _batch,
+    _blocks_repeated,
     _column_factors,
     _localized,
     _over_axis,
@@ -72,6 +75,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
     rules = (
         _shape,
         _narrowed,
+        _truncated,
         _overflow,
         _softmaxed_again,
         _other_inputs,
@@ -84,6 +88,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _stabiliser_misused,
         _batch,
         _precision,
+        _floored,
         _non_finite,
         _applied_elsewhere,
         _normalisation_missing,
@@ -107,6 +112,7 @@ def explain(exercise, case, actual, table: Mapping, student: Student | None = No
         _lengths_seen,
         _apart,
         _scale_fitted,
+        _blocks_repeated,
         _sections,
         _localized,
         _not_a_distribution,
@@ -126,8 +132,8 @@ def _text(exercise, case, actual, expected: str, table, student) -> str | None:
 
 
 def _text_relation(actual: str, expected: str) -> str | None:
-    """The reference's text with a character cut or added at an end, whitespace stripped, or
-    letters in another case."""
+    """The reference's text with a character cut or added at an end, whitespace stripped, letters
+    in another case, a separator between the characters, or printed as a list."""
     if actual == expected[1:] or actual == expected[:-1]:
         return f"your text is the reference without its {'first' if actual == expected[1:] else 'last'} character: an off-by-one?"
     if actual[1:] == expected or actual[:-1] == expected:
@@ -139,6 +145,19 @@ def _text_relation(actual: str, expected: str) -> str | None:
         )
     if actual.lower() == expected.lower():
         return "the letters are right but not their case: keep each character as the table gives it"
+    if len(expected) >= 2 and len(actual) > len(expected):
+        gap, rest = divmod(len(actual) - len(expected), len(expected) - 1)
+        between = actual[1 : 1 + gap]
+        if gap and not rest and between.join(expected) == actual:
+            return (  # not the separator itself: on a hidden case it is the student's code's to choose
+                "your text has the same separator between every two characters: join them with nothing in "
+                'between ("".join(...))'
+            )
+    if actual in (str(list(expected)), str(tuple(expected)), str(np.array(list(expected)))):
+        return (
+            "your text is the printed form of a list of characters (str() of a list or an array): join the "
+            'characters into one string with "".join(...)'
+        )
     if sorted(actual) == sorted(expected):
         return (
             "your text has the right characters but in another order: keep the order of the ids "

@@ -210,6 +210,34 @@ def _narrowed(w: _Wrong) -> str | None:
     )
 
 
+def _truncated(w: _Wrong) -> str | None:
+    """Integers where the reference's floats have fractions: floats written into an integer array
+    (one made like the int ids, or with dtype=int) or cast to int on the way out."""
+    a, e = w.actual, w.expected
+    if a.shape != e.shape or a.dtype.kind not in "iu" or e.dtype.kind != "f" or not np.isfinite(e).all():
+        return None
+    e = e.astype(np.float64)
+    if (e == np.round(e)).all():
+        return None
+    how = next(
+        (
+            f": each of your numbers is the reference's {words}"
+            for words, f in (
+                ("rounded toward zero", np.trunc),
+                ("rounded down", np.floor),
+                ("rounded to the nearest integer", np.round),
+            )
+            if np.array_equal(a, f(e))
+        ),
+        "",
+    )
+    return (
+        f"your output holds integers ({a.dtype}) where the reference's are floats{how}. Floats written into "
+        "an integer array lose their fractions: an array made with an integer dtype (dtype=int, or "
+        "np.zeros_like of an int array such as the ids) or an .astype(int)? Make it with a float dtype"
+    )
+
+
 def _precision(w: _Wrong) -> str | None:
     for variant in w.variant("float64") + w.variant("float32"):
         if w.right_on(variant):
@@ -245,4 +273,35 @@ def _wrapped(w: _Wrong) -> str | None:
         "your number is off by a whole multiple of 2**32 where the reference's is large: it wrapped round "
         "in a 32-bit integer (np.int32, or NumPy's default int on Windows); count in Python ints (int(...)) "
         "or np.int64"
+    )
+
+
+def _floored(w: _Wrong) -> str | None:
+    """The reference with a floor under it: right wherever the reference is well above the least
+    of the output's numbers, and at that number (a clip) or near it (the log of a probability plus
+    a small eps) wherever the reference is below it or -inf, some finite entries among them."""
+    if w.actual.dtype.kind != "f" or w.expected.dtype.kind != "f":
+        return None
+    a, e = np.asarray(w.actual, np.float64), np.asarray(w.expected, np.float64)
+    if a.shape != e.shape or a.size < 3 or not np.isfinite(a).all() or np.isnan(e).any():
+        return None
+    low = float(a.min())
+    below = e < low
+    if not (below & np.isfinite(e)).any() or (~below).sum() < 2:
+        return None  # a number in place of -inf alone is another rule's (``_non_finite``)
+    if _near(a, np.maximum(e, low)):
+        return (
+            f"your output is the reference's with a floor at {low:.4g}: wherever the reference is below "
+            f"{low:.4g} (or -inf), yours is {low:.4g}. Leave out the clip (np.clip, np.maximum) or the "
+            "small number that keeps a log finite"
+        )
+    with np.errstate(all="ignore"):
+        eps = float(np.median(np.exp(a[below]) - np.exp(e[below])))
+        if not 0 < eps < 0.01 or not _near(a, np.log(np.exp(e) + eps)):
+            return None
+    return (
+        f"your output is log(p + {eps:.2g}) where the reference is log(p): the small number added before "
+        f"the log keeps it finite, but every probability below about {eps:.2g} then comes out near "
+        f"log({eps:.2g}) = {np.log(eps):.1f} instead of its own log. Work in log space (subtract the log "
+        "of the sum of exponentials) rather than taking the log of probabilities"
     )

@@ -510,3 +510,38 @@ def _pattern(bad: list[bool], axis: int) -> str | None:
     return next(
         (text.format(a=axis) for least, pattern, text in patterns if n >= least and bad == pattern), None
     )
+
+
+def _blocks_repeated(w: _Wrong) -> str | None:
+    """The last axis cut into k equal blocks that are all the same, where the reference's differ:
+    parts that belong side by side (one head's features each) were combined into one and repeated
+    (averaged, summed, or one of them copied)."""
+    a, e = np.asarray(w.actual, np.float64), np.asarray(w.expected, np.float64)
+    if a.shape != e.shape or e.ndim == 0 or not (np.isfinite(a).all() and np.isfinite(e).all()):
+        return None
+    n = e.shape[-1]
+    for k in (k for k in range(2, n // 2 + 1) if n % k == 0):  # blocks of two entries or more
+        blocks, wanted = np.split(a, k, axis=-1), np.split(e, k, axis=-1)
+        if (
+            np.ptp(blocks[0]) == 0
+            or not all(_near(b, blocks[0]) for b in blocks[1:])
+            or all(_near(b, wanted[0]) for b in wanted[1:])
+        ):
+            continue
+        which = next(
+            (f"block {i} of the reference's" for i, b in enumerate(wanted) if _near(blocks[0], b)), None
+        )
+        which = which or next(
+            (
+                f"the {name} of the reference's blocks"
+                for name, f in (("mean", np.mean), ("sum", np.sum))
+                if _near(blocks[0], f(wanted, axis=0))
+            ),
+            "one block the reference has nowhere",
+        )
+        return (
+            f"your output's last axis is {k} copies of the same block of {n // k} (it is {which}), where the "
+            f"reference's {k} blocks differ: each block holds a part of its own (one head's features each?), "
+            "so lay the parts side by side rather than combining them into one and repeating it"
+        )
+    return None

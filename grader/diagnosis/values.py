@@ -47,6 +47,7 @@ def _relation(w: _Wrong) -> str | None:
         or _per_row(a, e, w.exercise.masked_softmax)
         or _transformed(a, e)
         or _added(a, e, _terms(w))
+        or _multiplied(a, e, _terms(w))
         or _input_factor(a, e, w.case.inputs)
     )
 
@@ -216,8 +217,8 @@ ACTIVATIONS = {
 
 
 def _transformed(a, e) -> str | None:
-    """The reference through exp, log, an activation (GELU, ReLU...) or a softmax over the last
-    axis (or the other way)."""
+    """The reference through exp, log, an activation (GELU, ReLU...), a running total along an
+    axis or a softmax over the last axis (or the other way)."""
     if e.ndim == 0:
         return _transformed_number(a, e)
     if e.shape[-1] < 2 or not np.isfinite(e).all():
@@ -234,6 +235,19 @@ def _transformed(a, e) -> str | None:
                     f"your output is the reference through a {name}: an activation applied once too often "
                     "(on the output as well as where it belongs?)"
                 )
+    for axis in range(-e.ndim, 0):
+        if e.shape[axis] < 3:
+            continue
+        if _near(a, np.cumsum(e, axis=axis)):
+            return (
+                f"your output is the running total of the reference along axis {axis} (entry i holds the sum "
+                "of entries 0 .. i): each entry stands alone, so leave out the cumulative sum (np.cumsum?)"
+            )
+        if _near(np.cumsum(a, axis=axis), e):
+            return (
+                f"the running total of your output along axis {axis} is the reference (its entry i is the sum "
+                "of your entries 0 .. i): a cumulative sum (np.cumsum) is missing"
+            )
     if _near(a, _softmax(e)):
         return (
             "you returned probabilities (a softmax over the last axis) where logits or scores are asked for"
@@ -365,6 +379,17 @@ def _added(a, e, terms: dict) -> str | None:
                 f"{name} enters your output times {m + 1:.4g} (= {factor}), where the reference adds "
                 "it once: a factor on that term is extra"
             )
+    return None
+
+
+def _multiplied(a, e, terms: dict) -> str | None:
+    """Two of ``terms`` multiplied where the reference adds them."""
+    if e.ndim == 0 or e.size < 2 or not (np.isfinite(e).all() and np.isfinite(a).all()):
+        return None
+    shaped = {name: t for name, t in terms.items() if t.shape == e.shape and np.isfinite(t).all()}
+    for (one, x), (other, y) in itertools.combinations(shaped.items(), 2):
+        if _near(x + y, e) and _near(a, x * y) and not _near(x * y, e):
+            return f"your output is {one} times {other}, where the reference adds them: use + there, not *"
     return None
 
 
