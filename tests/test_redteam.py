@@ -1364,6 +1364,40 @@ def test_code_that_did_not_come_from_text_compiled_here_is_refused(tmp_path, rou
     assert any(reason in ran.reason and ran.cell == _embed_cell(nb) for ran in verdict.ran), verdict.ran
 
 
+# An ``embed`` in pure Python, as rot13'd text, run in another interpreter of the job's process
+# (NumPy loads once per process), with its inputs and output passed through a file.
+PURE_EMBED = (
+    "def embed(ids, wte, wpe):\n    if ids and isinstance(ids[0], list):\n        return [embed(r, wte, wpe) for r in ids]\n"
+    "    return [[w + p for w, p in zip(wte[i], wpe[t])] for t, i in enumerate(ids)]\n"
+)
+IN_ANOTHER_INTERPRETER = (
+    "import codecs, os, pickle, tempfile\n"
+    f"TEXT = codecs.decode({codecs.encode(PURE_EMBED, 'rot13')!r}, 'rot13')\n"
+    "def embed(ids, wte, wpe):\n"
+    "    p = os.path.join(tempfile.mkdtemp(), 'io.pkl')\n"
+    "    with open(p, 'wb') as f:\n        pickle.dump((ids.tolist(), wte.tolist(), wpe.tolist()), f)\n"
+    "    run(f'import pickle\\nargs = pickle.load(open({p!r}, \"rb\"))\\n' + TEXT + f'\\npickle.dump(embed(*args), open({p!r}, \"wb\"))')\n"
+    "    with open(p, 'rb') as f:\n        return np.array(pickle.load(f), dtype=wte.dtype)\n"
+)
+INTERPRETERS = {
+    "_xxsubinterpreters": "import _xxsubinterpreters as I\ndef run(code):\n    i = I.create()\n    I.run_string(i, code)\n    I.destroy(i)\n",
+    "_testcapi": "import _testcapi\ndef run(code):\n    _testcapi.run_in_subinterp(code)\n",
+}
+
+
+@pytest.mark.parametrize("route", INTERPRETERS)
+def test_no_code_runs_in_another_interpreter_in_the_scorer(tmp_path, route):
+    """An audit hook is its own interpreter's: text run in a sub-interpreter was compiled with no
+    event the harness's hook saw (red team, thirteenth round: full marks, nothing in ``ran``, so
+    no finding). CPython's test modules are not in the sandbox (``sandbox.bwrap.hidden``:
+    ``_testcapi`` makes an interpreter with no audit event at all), and the hook refuses any
+    other interpreter made (``grader.audit``)."""
+    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=10))
+    nb = answer("embed", INTERPRETERS[route] + IN_ANOTHER_INTERPRETER)
+    verdict = scorer.score(nb, nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "mallory")["embed"]
+    assert verdict.status != "graded", verdict
+
+
 def test_no_other_program_starts_in_the_scorer_even_by_a_route_nobody_audits(tmp_path):
     """``multiprocessing.util.spawnv_passfds`` starts a program with no audit event (red team,
     third round: a child interpreter computed the answers, full marks, no finding); the harness

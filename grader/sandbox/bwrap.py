@@ -66,6 +66,10 @@ PACKAGE_FOLDERS = (
     "/usr/*/lib*/python*/*-packages",
     "/usr/*/*/lib*/python*/*-packages",
 )
+# CPython's test suite and the modules built for it, in its standard library (``hidden``): the
+# ``_test*`` extensions (``_testcapi``, ``_testinternalcapi``...) and the ``_xx*``/``xx*`` ones
+# (``_xxsubinterpreters``, examples and experiments).
+TEST_MODULES = ("test", "lib-dynload/_test*", "lib-dynload/_xx*", "lib-dynload/xx*")
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -108,22 +112,28 @@ def python(mode: str) -> list[str]:
 
 
 def hidden(mode: str) -> list[str]:
-    """Folders covered by an empty read-only tmpfs, for ``minimal``: every folder of installed
-    packages the view would show, the base installation's ``site-packages`` and those of any
-    Python of the system's (``PACKAGE_FOLDERS``: Debian's ``dist-packages`` of ``apt``'s
-    ``python3-scipy``, ``pip``'s under ``/usr/local``), which any interpreter inside could put
-    on its path. One bind and one cover cost far less than a bind per standard-library entry;
-    a cover cannot be lifted without capabilities, and a path the view binds inside one (a
-    NumPy installed there) still shows."""
+    """Paths covered, for ``minimal`` (a folder by an empty read-only tmpfs, a file by
+    ``/dev/null``): every folder of installed packages the view would show, the base
+    installation's ``site-packages`` and those of any Python of the system's
+    (``PACKAGE_FOLDERS``: Debian's ``dist-packages`` of ``apt``'s ``python3-scipy``, ``pip``'s
+    under ``/usr/local``), which any interpreter inside could put on its path; and CPython's own
+    test suite and the extension modules built for it (``TEST_MODULES``), which are no standard
+    library a program uses and reach the interpreter's internals with no audit event (red team,
+    thirteenth round: ``_testcapi.run_in_subinterp`` ran code in an interpreter that the
+    scorer's audit hook, ``grader.audit``, never sees). One bind and one cover cost far less than
+    a bind per standard-library entry; a cover cannot be lifted without capabilities, and a path
+    the view binds inside one (a NumPy installed there) still shows."""
     if mode != "minimal":
         return []
     import glob
     import sysconfig
 
-    site = os.path.join(sysconfig.get_paths()["stdlib"], "site-packages")
+    stdlib = sysconfig.get_paths()["stdlib"]
+    site = os.path.join(stdlib, "site-packages")
     system = {os.path.realpath(path) for pattern in PACKAGE_FOLDERS for path in glob.glob(pattern)}
     found = {path for path in system if _inside(path, "/usr")}  # a link's target, where /usr shows it
-    return sorted(p for p in found | {site} if os.path.isdir(p))
+    tests = {path for pattern in TEST_MODULES for path in glob.glob(os.path.join(stdlib, pattern))}
+    return sorted(p for p in found | {site} | tests if os.path.isdir(p) or os.path.isfile(p))
 
 
 def interpreter(mode: str) -> str:
@@ -220,8 +230,10 @@ def inner(
     args += ["--size", str(tmpfs), "--tmpfs", TMP, "--dir", HOME, "--dir", WORK]
     for path in _outermost([*paths, *python]):
         args += ["--ro-bind", path, path]
-    for path in hidden:  # made read-only after the binds, which may need a mount point inside
-        args += ["--size", "4096", "--tmpfs", path]
+    for path in hidden:  # a folder made read-only after the binds, which may need a mount point inside
+        args += (
+            ["--ro-bind", "/dev/null", path] if os.path.isfile(path) else ["--size", "4096", "--tmpfs", path]
+        )
     args += ["--proc", "/proc", "--tmpfs", "/dev"]
     for device in DEVICES:
         args += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
@@ -239,7 +251,8 @@ def inner(
     for path, fd in copies.items():
         args += _parents(path) + ["--ro-bind-data", str(fd), path]
     for path in hidden:
-        args += ["--remount-ro", path]
+        if not os.path.isfile(path):
+            args += ["--remount-ro", path]
     args += ["--remount-ro", "/dev", "--chdir", WORK, "--remount-ro", "/"]
     return args
 
