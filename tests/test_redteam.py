@@ -12,15 +12,19 @@ neighbour who must keep full marks, in the class that several suites share
 (``conftest.shared_class``); the rest are checks of the parts concerned.
 """
 
+import base64
 import codecs
 import csv
+import gzip
 import hashlib
 import inspect
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import time
 import tracemalloc
@@ -1396,6 +1400,69 @@ def test_no_code_runs_in_another_interpreter_in_the_scorer(tmp_path, route):
     nb = answer("embed", INTERPRETERS[route] + IN_ANOTHER_INTERPRETER)
     verdict = scorer.score(nb, nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "mallory")["embed"]
     assert verdict.status != "graded", verdict
+
+
+# A C extension the student compiled (``embed`` through the C API: ``wte[ids] + wpe[:T]``), its
+# ``.so`` gzipped and base64'd in the notebook, written to the scratch folder and loaded.
+NATIVE_EMBED = r"""
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+static PyObject *embed(PyObject *self, PyObject *args) {
+    PyObject *ids, *wte, *wpe;
+    if (!PyArg_ParseTuple(args, "OOO", &ids, &wte, &wpe)) return NULL;
+    PyObject *shape = PyObject_GetAttrString(ids, "shape");
+    PyObject *upto = PySlice_New(NULL, PyTuple_GetItem(shape, PyTuple_Size(shape) - 1), NULL);
+    PyObject *rows = PyObject_GetItem(wte, ids), *positions = PyObject_GetItem(wpe, upto);
+    PyObject *out = PyNumber_Add(rows, positions);
+    Py_DECREF(shape); Py_DECREF(upto); Py_DECREF(rows); Py_DECREF(positions);
+    return out;
+}
+static PyMethodDef methods[] = {{"embed", embed, METH_VARARGS, ""}, {NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "native", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_native(void) { return PyModule_Create(&module); }
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (red team, thirteenth round): native code written by the student's code is loaded; "
+    "a fix must refuse new executable mappings in a job's process once the native modules honest "
+    "code may import are loaded (see the round's report)",
+)
+def test_no_native_code_the_student_wrote_runs_in_the_scorer(tmp_path):
+    """Machine code is text no scan reads: a compiled ``embed`` (or lib's code put through Cython)
+    scored full marks with nothing in ``Verdict.ran``."""
+    compiler = shutil.which("cc") or pytest.skip("no C compiler to build the attack with")
+    (tmp_path / "native.c").write_text(NATIVE_EMBED)
+    include = sysconfig.get_paths()["include"]
+    built = tmp_path / "native.so"
+    subprocess.run(
+        [
+            compiler,
+            "-shared",
+            "-fPIC",
+            "-Os",
+            "-s",
+            f"-I{include}",
+            str(tmp_path / "native.c"),
+            "-o",
+            str(built),
+        ],
+        check=True,
+    )
+    blob = base64.b64encode(gzip.compress(built.read_bytes())).decode()
+    attack = (
+        "import base64, gzip, importlib.util, os, tempfile\n"
+        f"path = os.path.join(tempfile.mkdtemp(), 'native.so')\n"
+        f"with open(path, 'wb') as f:\n    f.write(gzip.decompress(base64.b64decode({blob!r})))\n"
+        "native = importlib.util.module_from_spec(importlib.util.spec_from_file_location('native', path))\n"
+        "def embed(ids, wte, wpe):\n    return native.embed(ids, wte, wpe)\n"
+    )
+    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=10))
+    verdict = scorer.score(answer("embed", attack), nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "m")[
+        "embed"
+    ]
+    assert verdict.status != "graded" or verdict.ran, verdict
 
 
 def test_no_other_program_starts_in_the_scorer_even_by_a_route_nobody_audits(tmp_path):
