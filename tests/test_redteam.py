@@ -1423,15 +1423,10 @@ PyMODINIT_FUNC PyInit_native(void) { return PyModule_Create(&module); }
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (red team, thirteenth round): native code written by the student's code is loaded; "
-    "a fix must refuse new executable mappings in a job's process once the native modules honest "
-    "code may import are loaded (see the round's report)",
-)
 def test_no_native_code_the_student_wrote_runs_in_the_scorer(tmp_path):
     """Machine code is text no scan reads: a compiled ``embed`` (or lib's code put through Cython)
-    scored full marks with nothing in ``Verdict.ran``."""
+    scored full marks with nothing in ``Verdict.ran`` (red team, thirteenth round). A job's
+    process maps no new code once the student's code runs (``sandbox.bwrap.job_filter``)."""
     compiler = shutil.which("cc") or pytest.skip("no C compiler to build the attack with")
     (tmp_path / "native.c").write_text(NATIVE_EMBED)
     include = sysconfig.get_paths()["include"]
@@ -1462,7 +1457,7 @@ def test_no_native_code_the_student_wrote_runs_in_the_scorer(tmp_path):
     verdict = scorer.score(answer("embed", attack), nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "m")[
         "embed"
     ]
-    assert verdict.status != "graded" or verdict.ran, verdict
+    assert verdict.status != "graded", verdict
 
 
 def test_no_other_program_starts_in_the_scorer_even_by_a_route_nobody_audits(tmp_path):
@@ -1499,7 +1494,8 @@ FORK_ROUTES = {
     "clone3": "pid = libc.syscall(435, ctypes.byref((ctypes.c_uint64 * 11)(0, 0, 0, 0, 17)), 88)",
 }
 CONFINED = (
-    "import ctypes, os, sys\nfrom grader import harness\nharness._confine(sys.argv[1])\n"
+    "import ctypes, os, sys\nimport numpy\nfrom grader import harness\n"
+    "harness._load_native(os.path.dirname(numpy.__file__))\nharness._confine(sys.argv[1])\n"
     "libc = ctypes.CDLL(None, use_errno=True)\nr, w = os.pipe()\n"
 )
 AFTER_ROUTE = (
@@ -1530,6 +1526,17 @@ def test_a_jobs_process_starts_no_other_process(tmp_path, route):
     ``vfork``, ``clone`` without ``CLONE_THREAD``, ``clone3``), the audited or not."""
     tried = "try:\n" + textwrap.indent(FORK_ROUTES[route], "    ") + "\nexcept OSError:\n    pid = -1"
     assert _confined(tmp_path, tried + AFTER_ROUTE) == "refused"
+
+
+def test_a_jobs_process_maps_no_new_code_and_honest_imports_still_work(tmp_path):
+    """No memory becomes code under the job's filter (a student's ``.so``: red team, thirteenth
+    round), and the standard library's and NumPy's C modules, loaded before it, still import."""
+    code = (
+        "import mmap, json, decimal, statistics, numpy as np\nrng = np.random.default_rng(0)\n"
+        "try:\n    mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_EXEC)\n    print('mapped')\n"
+        "except OSError:\n    print('refused', json.dumps(statistics.mean([1, 3])), float(rng.random() < 1))"
+    )
+    assert _confined(tmp_path, code) == "refused 2 1.0"
 
 
 def test_threads_still_start_in_a_jobs_process(tmp_path):

@@ -324,6 +324,8 @@ SOCKET_FAMILIES = (1, 2, 10, 16)  # AF_UNIX, AF_INET, AF_INET6, AF_NETLINK
 FAMILIES = 256  # every family number below this that is not allowed is refused (Linux has 46)
 LANDLOCK_CREATE_RULESET_VERSION = 1  # landlock_create_ruleset's flag: ask for the ABI's version
 CLONE_THREAD = 0x10000
+PROT_EXEC = 0x4  # mmap's and mprotect's flag for memory that runs as code
+SHM_EXEC = 0o100000  # shmat's
 CLONE_FLAGS = 0  # the argument of clone that holds its flags on x86_64 and arm64 (not on s390)
 
 
@@ -372,8 +374,12 @@ def job_filter() -> bytes:
     (``CLONE_THREAD``: a thread ends with its process, a process may outlive its job and answer
     the next, red team, ninth round). ``clone3`` passes its flags in memory, which a filter cannot
     read: it is refused with ENOSYS, as container runtimes do, and the C library makes its threads
-    (BLAS's, OpenMP's, Python's) with ``clone`` instead. The harness's own process, which forks
-    the jobs' processes, loads nothing."""
+    (BLAS's, OpenMP's, Python's) with ``clone`` instead. No memory becomes code either (``mmap``,
+    ``mprotect``, ``pkey_mprotect`` with ``PROT_EXEC``, ``shmat`` with ``SHM_EXEC``: EPERM, as on
+    a ``noexec`` mount): machine code is text no scan reads, and a C extension the student's code
+    wrote to the scratch folder and loaded answered unseen (red team, thirteenth round); the
+    native modules honest code imports are loaded before (``grader.harness._load_native``). The
+    harness's own process, which forks the jobs' processes, loads nothing."""
     seccomp = _pyseccomp()
     rules = seccomp.SyscallFilter(seccomp.ALLOW)
 
@@ -386,6 +392,9 @@ def job_filter() -> bytes:
         refuse(errno.EPERM, name)
     refuse(errno.EPERM, "clone", (CLONE_FLAGS, seccomp.MASKED_EQ, CLONE_THREAD, 0))
     refuse(errno.ENOSYS, "clone3")
+    for name in ("mmap", "mprotect", "pkey_mprotect"):
+        refuse(errno.EPERM, name, (2, seccomp.MASKED_EQ, PROT_EXEC, PROT_EXEC))
+    refuse(errno.EPERM, "shmat", (2, seccomp.MASKED_EQ, SHM_EXEC, SHM_EXEC))
     return _exported(rules)
 
 
