@@ -414,17 +414,19 @@ def _run(job: dict, lib: str, report: Report, limit: float, runners, wire, watch
 
 def _load_native(numpy_folder: str) -> None:
     """Import every C extension module of the standard library (``lib-dynload``) and of NumPy
-    (but its test helpers, ``*_tests``), which no job's process could load once its filter
-    refuses new code in memory (``grader.sandbox.bwrap.job_filter``): an honest ``import json``,
-    ``np.random`` or an input holding a ``Generator`` finds them loaded. A tenth of a second, once
-    per sandbox; one that fails to load (CPython's test modules are covered) is left out."""
+    (but its test helpers, ``*_tests``, and CPython's, ``_test*``, ``_xx*``, ``xx*``, which the
+    sandbox covers: ``grader.sandbox.bwrap.TEST_MODULES``), which no job's process could load once
+    its filter refuses new code in memory (``grader.sandbox.bwrap.job_filter``): an honest ``import
+    json``, ``np.random`` or an input holding a ``Generator`` finds them loaded. A tenth of a
+    second, once per sandbox; one that fails to load is left out."""
     import importlib
 
     names = []
     for dynload in (
         path for path in sys.path if os.path.basename(path) == "lib-dynload" and os.path.isdir(path)
     ):
-        names += [name.partition(".")[0] for name in sorted(os.listdir(dynload)) if name.endswith(".so")]
+        stems = (name.partition(".")[0] for name in sorted(os.listdir(dynload)) if name.endswith(".so"))
+        names += [stem for stem in stems if not stem.startswith(("_test", "_xx", "xx"))]
     for folder, _, files in os.walk(numpy_folder):
         inside = os.path.relpath(folder, os.path.dirname(numpy_folder)).split(os.sep)
         stems = (name.partition(".")[0] for name in sorted(files) if name.endswith(".so"))
