@@ -17,7 +17,10 @@ of three operations of the interpreter, each of which raises an audit event (PEP
   ``__code__`` replaced, a syntax tree built at run time and compiled): refused.
 
 So is what reaches the process's own machinery (``gc``'s lists of every object, tracing, reading
-memory or calling C through ``ctypes``) and other programs started. A refused operation raises
+memory or calling C through ``ctypes``), another interpreter in the process (a hook added with
+``sys.addaudithook`` is its own interpreter's: in a sub-interpreter nothing above is seen or
+refused; ``_testcapi``, which makes one with no audit event, is kept out of the sandbox with the
+rest of CPython's test modules, ``sandbox.bwrap.hidden``) and other programs started. A refused operation raises
 ``PermissionError`` and is reported, so nothing computed by it can score. The harness compiles the
 cells' own statements before it installs the hook (``harness.Program``), so none of that is the
 student's, and the hook finds the cell and line it reports from the stack.
@@ -79,6 +82,8 @@ REFUSED = {
     "ctypes.PyObj_FromPtr": "makes an object of an address (ctypes)",
     "ctypes.string_at": "reads memory at an address (ctypes)",
     "ctypes.wstring_at": "reads memory at an address (ctypes)",
+    # every interpreter made in the process raises it, by whatever module or C call
+    "cpython.PyInterpreterState_New": "starts another Python interpreter, which no audit hook of this one watches",
 }
 PROGRAMS = ("os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen", "os.fork")
 # what the judge looks at; while it runs, these are refused (they could bring code in)

@@ -10,13 +10,16 @@ traceback, to a flag that switched it off.)
 """
 
 import marshal
+import os
+import subprocess
+import sys
 
 import nbformat
 import pytest
 from test_grading import ASSIGNMENT, RELEASED
 from test_redteam import EMBED, HIDDEN_EMBED, _embed_cell, answer
 
-from grader import scoring
+from grader import course, scoring
 
 # Takes every object it can reach from ``value`` that could be the hook's state and spoils it as
 # an attacker would: flags set, the hidden text marked as already sent, generators stopped,
@@ -240,3 +243,24 @@ def test_text_compiled_only_for_the_hidden_cases_reaches_the_grader(tmp_path):
     verdict = scorer.score(nb, nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "mallory")["embed"]
     assert verdict.status == "graded", verdict
     assert any("def embed(ids, wte, wpe):" in ran.text for ran in verdict.ran), verdict.ran
+
+
+def test_the_hook_refuses_another_interpreter():
+    """A sub-interpreter has audit hooks of its own (none): code run there is seen by no one. The
+    sandbox holds no module that makes one (``test_redteam``'s
+    ``test_no_code_runs_in_another_interpreter_in_the_scorer``); a Python that has one elsewhere
+    (3.13's ``_interpreters``) raises an event the hook refuses."""
+    code = (
+        "import os, sys\nfrom grader import audit\nr, w = os.pipe()\n"
+        "sys.addaudithook(audit.hook(w, 0, []))\nimport _xxsubinterpreters as I\n"
+        "try:\n    I.create()\n    print('made')\nexcept Exception:  # RuntimeError: creation failed\n"
+        "    os.close(w)\n    print('refused', os.read(r, 4096).decode())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(course.ROOT)},
+    )
+    assert done.stdout.startswith("refused") and "another Python interpreter" in done.stdout, done

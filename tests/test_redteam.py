@@ -12,15 +12,19 @@ neighbour who must keep full marks, in the class that several suites share
 (``conftest.shared_class``); the rest are checks of the parts concerned.
 """
 
+import base64
 import codecs
 import csv
+import gzip
 import hashlib
 import inspect
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import time
 import tracemalloc
@@ -1371,6 +1375,98 @@ def test_code_that_did_not_come_from_text_compiled_here_is_refused(tmp_path, rou
     assert any(reason in ran.reason and ran.cell == _embed_cell(nb) for ran in verdict.ran), verdict.ran
 
 
+# An ``embed`` in pure Python, as rot13'd text, run in another interpreter of the job's process
+# (NumPy loads once per process), with its inputs and output passed through a file.
+PURE_EMBED = (
+    "def embed(ids, wte, wpe):\n    if ids and isinstance(ids[0], list):\n        return [embed(r, wte, wpe) for r in ids]\n"
+    "    return [[w + p for w, p in zip(wte[i], wpe[t])] for t, i in enumerate(ids)]\n"
+)
+IN_ANOTHER_INTERPRETER = (
+    "import codecs, os, pickle, tempfile\n"
+    f"TEXT = codecs.decode({codecs.encode(PURE_EMBED, 'rot13')!r}, 'rot13')\n"
+    "def embed(ids, wte, wpe):\n"
+    "    p = os.path.join(tempfile.mkdtemp(), 'io.pkl')\n"
+    "    with open(p, 'wb') as f:\n        pickle.dump((ids.tolist(), wte.tolist(), wpe.tolist()), f)\n"
+    "    run(f'import pickle\\nargs = pickle.load(open({p!r}, \"rb\"))\\n' + TEXT + f'\\npickle.dump(embed(*args), open({p!r}, \"wb\"))')\n"
+    "    with open(p, 'rb') as f:\n        return np.array(pickle.load(f), dtype=wte.dtype)\n"
+)
+INTERPRETERS = {
+    "_xxsubinterpreters": "import _xxsubinterpreters as I\ndef run(code):\n    i = I.create()\n    I.run_string(i, code)\n    I.destroy(i)\n",
+    "_testcapi": "import _testcapi\ndef run(code):\n    _testcapi.run_in_subinterp(code)\n",
+}
+
+
+@pytest.mark.parametrize("route", INTERPRETERS)
+def test_no_code_runs_in_another_interpreter_in_the_scorer(tmp_path, route):
+    """An audit hook is its own interpreter's: text run in a sub-interpreter was compiled with no
+    event the harness's hook saw (red team, thirteenth round: full marks, nothing in ``ran``, so
+    no finding). CPython's test modules are not in the sandbox (``sandbox.bwrap.hidden``:
+    ``_testcapi`` makes an interpreter with no audit event at all), and the hook refuses any
+    other interpreter made (``grader.audit``)."""
+    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=10))
+    nb = answer("embed", INTERPRETERS[route] + IN_ANOTHER_INTERPRETER)
+    verdict = scorer.score(nb, nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "mallory")["embed"]
+    assert verdict.status != "graded", verdict
+
+
+# A C extension the student compiled (``embed`` through the C API: ``wte[ids] + wpe[:T]``), its
+# ``.so`` gzipped and base64'd in the notebook, written to the scratch folder and loaded.
+NATIVE_EMBED = r"""
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+static PyObject *embed(PyObject *self, PyObject *args) {
+    PyObject *ids, *wte, *wpe;
+    if (!PyArg_ParseTuple(args, "OOO", &ids, &wte, &wpe)) return NULL;
+    PyObject *shape = PyObject_GetAttrString(ids, "shape");
+    PyObject *upto = PySlice_New(NULL, PyTuple_GetItem(shape, PyTuple_Size(shape) - 1), NULL);
+    PyObject *rows = PyObject_GetItem(wte, ids), *positions = PyObject_GetItem(wpe, upto);
+    PyObject *out = PyNumber_Add(rows, positions);
+    Py_DECREF(shape); Py_DECREF(upto); Py_DECREF(rows); Py_DECREF(positions);
+    return out;
+}
+static PyMethodDef methods[] = {{"embed", embed, METH_VARARGS, ""}, {NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "native", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_native(void) { return PyModule_Create(&module); }
+"""
+
+
+def test_no_native_code_the_student_wrote_runs_in_the_scorer(tmp_path):
+    """Machine code is text no scan reads: a compiled ``embed`` (or lib's code put through Cython)
+    scored full marks with nothing in ``Verdict.ran`` (red team, thirteenth round). A job's
+    process maps no new code once the student's code runs (``sandbox.bwrap.job_filter``)."""
+    compiler = shutil.which("cc") or pytest.skip("no C compiler to build the attack with")
+    (tmp_path / "native.c").write_text(NATIVE_EMBED)
+    include = sysconfig.get_paths()["include"]
+    built = tmp_path / "native.so"
+    subprocess.run(
+        [
+            compiler,
+            "-shared",
+            "-fPIC",
+            "-Os",
+            "-s",
+            f"-I{include}",
+            str(tmp_path / "native.c"),
+            "-o",
+            str(built),
+        ],
+        check=True,
+    )
+    blob = base64.b64encode(gzip.compress(built.read_bytes())).decode()
+    attack = (
+        "import base64, gzip, importlib.util, os, tempfile\n"
+        f"path = os.path.join(tempfile.mkdtemp(), 'native.so')\n"
+        f"with open(path, 'wb') as f:\n    f.write(gzip.decompress(base64.b64decode({blob!r})))\n"
+        "native = importlib.util.module_from_spec(importlib.util.spec_from_file_location('native', path))\n"
+        "def embed(ids, wte, wpe):\n    return native.embed(ids, wte, wpe)\n"
+    )
+    scorer = scoring.Scorer(tmp_path / "scorer", b"k" * 32, scoring.Limits(2**30, per_call=10))
+    verdict = scorer.score(answer("embed", attack), nbformat.read(RELEASED, as_version=4), ASSIGNMENT, "m")[
+        "embed"
+    ]
+    assert verdict.status != "graded", verdict
+
+
 def test_no_other_program_starts_in_the_scorer_even_by_a_route_nobody_audits(tmp_path):
     """``multiprocessing.util.spawnv_passfds`` starts a program with no audit event (red team,
     third round: a child interpreter computed the answers, full marks, no finding); the harness
@@ -1405,7 +1501,8 @@ FORK_ROUTES = {
     "clone3": "pid = libc.syscall(435, ctypes.byref((ctypes.c_uint64 * 11)(0, 0, 0, 0, 17)), 88)",
 }
 CONFINED = (
-    "import ctypes, os, sys\nfrom grader import harness\nharness._confine(sys.argv[1])\n"
+    "import ctypes, os, sys\nimport numpy\nfrom grader import harness\n"
+    "harness._load_native(os.path.dirname(numpy.__file__))\nharness._confine(sys.argv[1])\n"
     "libc = ctypes.CDLL(None, use_errno=True)\nr, w = os.pipe()\n"
 )
 AFTER_ROUTE = (
@@ -1436,6 +1533,17 @@ def test_a_jobs_process_starts_no_other_process(tmp_path, route):
     ``vfork``, ``clone`` without ``CLONE_THREAD``, ``clone3``), the audited or not."""
     tried = "try:\n" + textwrap.indent(FORK_ROUTES[route], "    ") + "\nexcept OSError:\n    pid = -1"
     assert _confined(tmp_path, tried + AFTER_ROUTE) == "refused"
+
+
+def test_a_jobs_process_maps_no_new_code_and_honest_imports_still_work(tmp_path):
+    """No memory becomes code under the job's filter (a student's ``.so``: red team, thirteenth
+    round), and the standard library's and NumPy's C modules, loaded before it, still import."""
+    code = (
+        "import mmap, json, decimal, statistics, numpy as np\nrng = np.random.default_rng(0)\n"
+        "try:\n    mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_EXEC)\n    print('mapped')\n"
+        "except OSError:\n    print('refused', json.dumps(statistics.mean([1, 3])), float(rng.random() < 1))"
+    )
+    assert _confined(tmp_path, code) == "refused 2 1.0"
 
 
 def test_threads_still_start_in_a_jobs_process(tmp_path):

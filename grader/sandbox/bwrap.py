@@ -66,6 +66,10 @@ PACKAGE_FOLDERS = (
     "/usr/*/lib*/python*/*-packages",
     "/usr/*/*/lib*/python*/*-packages",
 )
+# CPython's test suite and the modules built for it, in its standard library (``hidden``): the
+# ``_test*`` extensions (``_testcapi``, ``_testinternalcapi``...) and the ``_xx*``/``xx*`` ones
+# (``_xxsubinterpreters``, examples and experiments).
+TEST_MODULES = ("test", "lib-dynload/_test*", "lib-dynload/_xx*", "lib-dynload/xx*")
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -108,22 +112,28 @@ def python(mode: str) -> list[str]:
 
 
 def hidden(mode: str) -> list[str]:
-    """Folders covered by an empty read-only tmpfs, for ``minimal``: every folder of installed
-    packages the view would show, the base installation's ``site-packages`` and those of any
-    Python of the system's (``PACKAGE_FOLDERS``: Debian's ``dist-packages`` of ``apt``'s
-    ``python3-scipy``, ``pip``'s under ``/usr/local``), which any interpreter inside could put
-    on its path. One bind and one cover cost far less than a bind per standard-library entry;
-    a cover cannot be lifted without capabilities, and a path the view binds inside one (a
-    NumPy installed there) still shows."""
+    """Paths covered, for ``minimal`` (a folder by an empty read-only tmpfs, a file by
+    ``/dev/null``): every folder of installed packages the view would show, the base
+    installation's ``site-packages`` and those of any Python of the system's
+    (``PACKAGE_FOLDERS``: Debian's ``dist-packages`` of ``apt``'s ``python3-scipy``, ``pip``'s
+    under ``/usr/local``), which any interpreter inside could put on its path; and CPython's own
+    test suite and the extension modules built for it (``TEST_MODULES``), which are no standard
+    library a program uses and reach the interpreter's internals with no audit event (red team,
+    thirteenth round: ``_testcapi.run_in_subinterp`` ran code in an interpreter that the
+    scorer's audit hook, ``grader.audit``, never sees). One bind and one cover cost far less than
+    a bind per standard-library entry; a cover cannot be lifted without capabilities, and a path
+    the view binds inside one (a NumPy installed there) still shows."""
     if mode != "minimal":
         return []
     import glob
     import sysconfig
 
-    site = os.path.join(sysconfig.get_paths()["stdlib"], "site-packages")
+    stdlib = sysconfig.get_paths()["stdlib"]
+    site = os.path.join(stdlib, "site-packages")
     system = {os.path.realpath(path) for pattern in PACKAGE_FOLDERS for path in glob.glob(pattern)}
     found = {path for path in system if _inside(path, "/usr")}  # a link's target, where /usr shows it
-    return sorted(p for p in found | {site} if os.path.isdir(p))
+    tests = {path for pattern in TEST_MODULES for path in glob.glob(os.path.join(stdlib, pattern))}
+    return sorted(p for p in found | {site} | tests if os.path.isdir(p) or os.path.isfile(p))
 
 
 def interpreter(mode: str) -> str:
@@ -220,8 +230,10 @@ def inner(
     args += ["--size", str(tmpfs), "--tmpfs", TMP, "--dir", HOME, "--dir", WORK]
     for path in _outermost([*paths, *python]):
         args += ["--ro-bind", path, path]
-    for path in hidden:  # made read-only after the binds, which may need a mount point inside
-        args += ["--size", "4096", "--tmpfs", path]
+    for path in hidden:  # a folder made read-only after the binds, which may need a mount point inside
+        args += (
+            ["--ro-bind", "/dev/null", path] if os.path.isfile(path) else ["--size", "4096", "--tmpfs", path]
+        )
     args += ["--proc", "/proc", "--tmpfs", "/dev"]
     for device in DEVICES:
         args += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
@@ -239,7 +251,8 @@ def inner(
     for path, fd in copies.items():
         args += _parents(path) + ["--ro-bind-data", str(fd), path]
     for path in hidden:
-        args += ["--remount-ro", path]
+        if not os.path.isfile(path):
+            args += ["--remount-ro", path]
     args += ["--remount-ro", "/dev", "--chdir", WORK, "--remount-ro", "/"]
     return args
 
@@ -311,6 +324,8 @@ SOCKET_FAMILIES = (1, 2, 10, 16)  # AF_UNIX, AF_INET, AF_INET6, AF_NETLINK
 FAMILIES = 256  # every family number below this that is not allowed is refused (Linux has 46)
 LANDLOCK_CREATE_RULESET_VERSION = 1  # landlock_create_ruleset's flag: ask for the ABI's version
 CLONE_THREAD = 0x10000
+PROT_EXEC = 0x4  # mmap's and mprotect's flag for memory that runs as code
+SHM_EXEC = 0o100000  # shmat's
 CLONE_FLAGS = 0  # the argument of clone that holds its flags on x86_64 and arm64 (not on s390)
 
 
@@ -359,8 +374,12 @@ def job_filter() -> bytes:
     (``CLONE_THREAD``: a thread ends with its process, a process may outlive its job and answer
     the next, red team, ninth round). ``clone3`` passes its flags in memory, which a filter cannot
     read: it is refused with ENOSYS, as container runtimes do, and the C library makes its threads
-    (BLAS's, OpenMP's, Python's) with ``clone`` instead. The harness's own process, which forks
-    the jobs' processes, loads nothing."""
+    (BLAS's, OpenMP's, Python's) with ``clone`` instead. No memory becomes code either (``mmap``,
+    ``mprotect``, ``pkey_mprotect`` with ``PROT_EXEC``, ``shmat`` with ``SHM_EXEC``: EPERM, as on
+    a ``noexec`` mount): machine code is text no scan reads, and a C extension the student's code
+    wrote to the scratch folder and loaded answered unseen (red team, thirteenth round); the
+    native modules honest code imports are loaded before (``grader.harness._load_native``). The
+    harness's own process, which forks the jobs' processes, loads nothing."""
     seccomp = _pyseccomp()
     rules = seccomp.SyscallFilter(seccomp.ALLOW)
 
@@ -373,6 +392,9 @@ def job_filter() -> bytes:
         refuse(errno.EPERM, name)
     refuse(errno.EPERM, "clone", (CLONE_FLAGS, seccomp.MASKED_EQ, CLONE_THREAD, 0))
     refuse(errno.ENOSYS, "clone3")
+    for name in ("mmap", "mprotect", "pkey_mprotect"):
+        refuse(errno.EPERM, name, (2, seccomp.MASKED_EQ, PROT_EXEC, PROT_EXEC))
+    refuse(errno.EPERM, "shmat", (2, seccomp.MASKED_EQ, SHM_EXEC, SHM_EXEC))
     return _exported(rules)
 
 
