@@ -10,10 +10,14 @@ looser than its own (a sampler's frequencies).
 import math
 
 import numpy as np
-from catalogue import C2, C3, C4, C5, C6, _count, _embeddings, _entry, softmax
+from catalogue import C1, C2, C3, C4, C5, C6, _count, _embeddings, _entry, softmax
 
 # ---- wrong ---------------------------------------------------------------------------------------
 # sample_next_index_in_sorted_order is TENTH_FIXED; the rest were named or listed already.
+
+
+def token_embedding_columns_transposed(ids, wte):
+    return wte.T[:, ids].T
 
 
 def layer_norm_divided_by_the_variance(x, g, b, eps=1e-5):
@@ -105,6 +109,7 @@ TENTH_FIXED = [
 ]
 
 TENTH_WRONG = [
+    _entry(f"{C1}/token_embedding", token_embedding_columns_transposed, r"batch"),
     _entry(f"{C2}/layer_norm", layer_norm_divided_by_the_variance, r"sqrt|root|variance"),
     _entry(f"{C2}/layer_norm", layer_norm_whole_array_statistics, r"whole|all axes|last axis|row"),
     _entry(f"{C2}/attention", attention_keys_transposed_with_T, r"\.T|swapaxes|batch|shape"),
@@ -151,7 +156,15 @@ def gelu_cube_as_product(x):
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)))
 
 
+def perplexity_in_bits(logits, ids):
+    z = logits[..., :-1, :]
+    logp = z - np.logaddexp.reduce(z, axis=-1, keepdims=True)
+    bits = -np.take_along_axis(logp, ids[..., 1:, None], axis=-1).mean() / math.log(2)
+    return float(2.0**bits)
+
+
 TENTH_RIGHT = [
+    _entry(f"{C3}/perplexity", perplexity_in_bits),
     _entry(f"{C2}/layer_norm", layer_norm_along_rows),
     _entry(f"{C2}/split_heads", split_heads_by_np_split),
     _entry(f"{C2}/merge_heads", merge_heads_by_moveaxis),
