@@ -1,5 +1,5 @@
 """How the feedback does on answers nobody listed: the catalogues of ``tests/catalogue.py``,
-``tests/catalogue_eighth.py`` and ``tests/catalogue_ninth.py``.
+``tests/catalogue_eighth.py``, ``tests/catalogue_ninth.py`` and ``tests/catalogue_tenth.py``.
 
 Every wrong implementation there (written from the exercises' docstrings alone) goes through the
 notebook's check and the grader, for two secrets: the first with the grader's diagnosis pass
@@ -21,15 +21,16 @@ from catalogue import RIGHT as LISTED_RIGHT
 from catalogue import WRONG as LISTED_WRONG
 from catalogue_eighth import EIGHTH_RIGHT
 from catalogue_ninth import NINTH_FIXED, NINTH_RIGHT, NINTH_WRONG
+from catalogue_tenth import TENTH_FIXED, TENTH_RIGHT, TENTH_WRONG
 from helpers import SECRETS, everything_lent, explained
 from helpers import graded as without_diagnosis
 
 from grader import exercises
 from grader.check import CheckFailed, check
 
-RIGHT = LISTED_RIGHT + EIGHTH_RIGHT + NINTH_RIGHT
-WRONG = LISTED_WRONG + NINTH_FIXED + NINTH_WRONG
-FIXED = LISTED_FIXED + NINTH_FIXED
+RIGHT = LISTED_RIGHT + EIGHTH_RIGHT + NINTH_RIGHT + TENTH_RIGHT
+WRONG = LISTED_WRONG + NINTH_FIXED + NINTH_WRONG + TENTH_FIXED + TENTH_WRONG
+FIXED = LISTED_FIXED + NINTH_FIXED + TENTH_FIXED
 
 
 def checked(entry) -> str | None:

@@ -40,7 +40,7 @@ def _relation(w: _Wrong) -> str | None:
         scaled = _scale_fitted(w) or scaled  # a factor no count names alone: a ratio of sizes may
     return (
         _rearranged(a, e)
-        or _reordered(a, e)
+        or _reordered(a, e, w.exercise)
         or _term_reordered(a, e, _terms(w))
         or scaled
         or _powered(a, e, counts)
